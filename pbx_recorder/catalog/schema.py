@@ -1,0 +1,157 @@
+"""Catalog schema: the single source of truth for table layout.
+
+SQLite by default (PostgreSQL-compatible types where it costs nothing).  Migrations are
+an ordered list; ``apply_migrations`` runs the missing ones inside a transaction and
+records them in ``schema_version``.  Add a new migration at the end: never edit one
+that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: calls, recordings, and everything the lifecycle needs.
+    """
+    CREATE TABLE calls (
+        call_id          TEXT PRIMARY KEY,      -- naming.make_call_id(node, linkedid)
+        pbx_node         TEXT NOT NULL DEFAULT '',
+        linkedid         TEXT NOT NULL DEFAULT '',
+        uniqueids        TEXT NOT NULL DEFAULT '[]',   -- JSON list
+        direction        TEXT NOT NULL DEFAULT '',     -- inbound | outbound | internal
+        caller_num       TEXT NOT NULL DEFAULT '',
+        caller_name      TEXT NOT NULL DEFAULT '',
+        callee_num       TEXT NOT NULL DEFAULT '',
+        did              TEXT NOT NULL DEFAULT '',
+        queue            TEXT NOT NULL DEFAULT '',
+        agent            TEXT NOT NULL DEFAULT '',
+        region           TEXT NOT NULL DEFAULT '',
+        accountcode      TEXT NOT NULL DEFAULT '',
+        started_at       REAL,                         -- epoch seconds
+        answered_at      REAL,
+        ended_at         REAL,
+        duration         INTEGER,
+        billsec          INTEGER,
+        disposition      TEXT NOT NULL DEFAULT '',     -- CDR disposition as the PBX wrote it
+        status           TEXT NOT NULL DEFAULT '',     -- answered | no_answer | busy | failed | live
+        rule             TEXT NOT NULL DEFAULT '',
+        record_decision  TEXT NOT NULL DEFAULT '',     -- record | no_record | refused | failed_open ...
+        consent_decision TEXT NOT NULL DEFAULT '',     -- granted | refused | timeout | invalid | hangup | notified | not_required
+        consent          TEXT NOT NULL DEFAULT '{}',   -- JSON ConsentEvidence
+        tags             TEXT NOT NULL DEFAULT '[]',   -- JSON list
+        retention_class  TEXT NOT NULL DEFAULT '',
+        cdr              TEXT NOT NULL DEFAULT '{}',   -- JSON: the CDR fields as received
+        flags            TEXT NOT NULL DEFAULT '[]',   -- JSON list, e.g. ["duration_mismatch"]
+        updated_at       REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX calls_started ON calls(started_at);
+    CREATE INDEX calls_caller ON calls(caller_num);
+    CREATE INDEX calls_callee ON calls(callee_num);
+
+    CREATE TABLE recordings (
+        recording_id     TEXT PRIMARY KEY,             -- naming.make_recording_id
+        call_id          TEXT NOT NULL REFERENCES calls(call_id),
+        kind             TEXT NOT NULL DEFAULT 'call', -- call | consent
+        mode             TEXT NOT NULL DEFAULT 'mixed',-- mixed | dual | stereo
+        state            TEXT NOT NULL,                -- recording|paused|stopped|spooled|stored|verified|migrated|expired|erased
+        format           TEXT NOT NULL DEFAULT 'wav',
+        duration_s       REAL,
+        size             INTEGER,
+        sha256           TEXT NOT NULL DEFAULT '',     -- of the stored bytes
+        hash_alg         TEXT NOT NULL DEFAULT 'sha256',
+        audio_sha256     TEXT NOT NULL DEFAULT '',     -- of the original audio, before encryption/transcoding
+        tier             TEXT NOT NULL DEFAULT '',     -- config tier name
+        storage_key      TEXT NOT NULL DEFAULT '',     -- naming.storage_key
+        storage_class    TEXT NOT NULL DEFAULT '',
+        encrypted        INTEGER NOT NULL DEFAULT 0,
+        key_id           TEXT NOT NULL DEFAULT '',
+        wrapped_key      TEXT NOT NULL DEFAULT '',     -- base64 data key wrapped by key_id
+        manifest         TEXT NOT NULL DEFAULT '{}',   -- JSON manifest as signed
+        signature        TEXT NOT NULL DEFAULT '',     -- Ed25519 over the manifest (base64)
+        retention_class  TEXT NOT NULL DEFAULT '',
+        retain_until     REAL,
+        legal_hold       INTEGER NOT NULL DEFAULT 0,
+        protected        INTEGER NOT NULL DEFAULT 0,
+        region           TEXT NOT NULL DEFAULT '',
+        flags            TEXT NOT NULL DEFAULT '[]',
+        created_at       REAL NOT NULL,
+        stored_at        REAL,
+        migrated_at      REAL,
+        restore_state    TEXT NOT NULL DEFAULT ''      -- '' | requested | in_progress | done
+    );
+    CREATE INDEX recordings_call ON recordings(call_id);
+    CREATE INDEX recordings_state ON recordings(state, tier);
+
+    CREATE TABLE holds (
+        hold_id     TEXT PRIMARY KEY,
+        scope       TEXT NOT NULL,          -- call | caller | query
+        value       TEXT NOT NULL,          -- call id, caller number hash, or JSON query
+        reason      TEXT NOT NULL DEFAULT '',
+        created_by  TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        released_at REAL,
+        released_by TEXT NOT NULL DEFAULT ''
+    );
+
+    CREATE TABLE erasure_requests (
+        request_id   TEXT PRIMARY KEY,
+        subject      TEXT NOT NULL,          -- keyed hash (HMAC) of the number or call id
+        received_at  REAL NOT NULL,
+        deadline     REAL NOT NULL,
+        completed_at REAL,
+        status       TEXT NOT NULL,          -- open | done | refused_partial
+        receipt      TEXT NOT NULL DEFAULT '{}'
+    );
+
+    CREATE TABLE deletion_log (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           REAL NOT NULL,
+        recording_id TEXT NOT NULL,
+        call_id      TEXT NOT NULL,
+        sha256       TEXT NOT NULL,
+        reason       TEXT NOT NULL,          -- retention | erasure | refused | ...
+        policy       TEXT NOT NULL DEFAULT '',
+        actor        TEXT NOT NULL DEFAULT ''
+    );
+
+    CREATE TABLE ledger (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           REAL NOT NULL,
+        event        TEXT NOT NULL,          -- stored | migrated | held | released | deleted | erased | ...
+        recording_id TEXT NOT NULL DEFAULT '',
+        payload      TEXT NOT NULL DEFAULT '{}',
+        prev_hash    TEXT NOT NULL,
+        hash         TEXT NOT NULL
+    );
+
+    CREATE TABLE audit_log (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       REAL NOT NULL,
+        actor    TEXT NOT NULL,
+        role     TEXT NOT NULL DEFAULT '',
+        action   TEXT NOT NULL,
+        target   TEXT NOT NULL DEFAULT '',
+        detail   TEXT NOT NULL DEFAULT '{}'
+    );
+
+    CREATE TABLE live_calls (
+        call_id    TEXT PRIMARY KEY,
+        state      TEXT NOT NULL,            -- JSON snapshot of the core's Call
+        updated_at REAL NOT NULL
+    );
+    """,
+]
+
+
+def apply_migrations(conn: sqlite3.Connection) -> int:
+    """Bring ``conn`` to the newest schema; return the resulting version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    for number, script in enumerate(MIGRATIONS, start=1):
+        if number <= current:
+            continue
+        with conn:
+            conn.executescript("BEGIN;" + script + f"; INSERT INTO schema_version VALUES ({number});")
+        current = number
+    return current

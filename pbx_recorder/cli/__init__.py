@@ -1,0 +1,67 @@
+"""The ``pbx-recorder`` command.
+
+Sub-commands live in ``pbx_recorder/cli/cmd_*.py``; each module defines
+``register(group: click.Group) -> None`` and is discovered here, so adding a command
+never touches this file.  Only the CLI turns a ``RecorderError`` into an exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+
+import click
+
+from pbx_recorder.errors import RecorderError
+
+DEFAULT_CONFIG = "/etc/pbx-recorder/pbx-recorder.yaml"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="PBX_RECORDER_CONFIG", default=DEFAULT_CONFIG,
+              show_default=True, help="YAML config file (conf.d beside it is layered on top).")
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str, verbose: int) -> None:
+    """Compliant call recording for Asterisk: consent, rules, tiered storage, catalog."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+def _register_all() -> None:
+    package = sys.modules[__name__]
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            module.register(cli)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="pbx-recorder", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except RecorderError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def run_main() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Commands: what the core asks the edges to do.  Pure data; adapters carry them out.
+
+The AMI adapter turns the PBX ones into actions (MixMonitor, StopMixMonitor,
+MixMonitorMute, Setvar); the pipeline takes ``FinalizeRecording`` / ``DiscardRecording``;
+the catalog writer takes ``UpsertCall``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecording(Command):
+    recording_id: str
+    channel: str
+    path: str  # absolute path on the PBX host, from naming.recording_paths()
+    mode: str = "mixed"  # "mixed" | "dual" (r()/t() leg files) | "stereo"
+    kind: str = "call"  # "call" | "consent" (the prompt-and-answer segment)
+    leg_paths: tuple[str, ...] = ()  # for mode "dual": (read_path, write_path)
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecording(Command):
+    recording_id: str
+    channel: str
+    pbx_ref: str = ""  # MixMonitorID when known
+
+
+@dataclass(frozen=True, slots=True)
+class MuteRecording(Command):
+    channel: str
+    muted: bool
+    direction: str = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class SetChannelVar(Command):
+    channel: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinalizeRecording(Command):
+    """The recording is over from the PBX's point of view: wait until the file is
+    closed, then spool it with ``metadata`` (the manifest's call part)."""
+
+    recording_id: str
+    paths: tuple[str, ...]
+    metadata: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardRecording(Command):
+    """Delete whatever the PBX wrote for this recording (refused / unanswered)."""
+
+    recording_id: str
+    paths: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCall(Command):
+    """Write the call's summary row (CDR fields, rule, consent evidence, status)."""
+
+    row: Mapping[str, object] = field(default_factory=dict)

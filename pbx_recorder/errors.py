@@ -1,0 +1,127 @@
+"""The one exception hierarchy of pbx-recorder.
+
+Every error raised on purpose by this application derives from ``RecorderError``.
+Third-party errors (panoramisk, boto3, sqlite3, redis, cryptography, OSError) are
+translated at the edge with ``raise SomeRecorderError(...) from exc``.  Each class
+carries the exit code the CLI returns for it.
+
+    RecorderError                      exit 1   anything unexpected but ours
+    ├── ConfigError                    exit 2   bad config: names the file and the key
+    ├── PbxError                       exit 3   the PBX side
+    │   ├── AmiProtocolError                    a malformed AMI frame
+    │   ├── AmiActionError                      an AMI action answered Error
+    │   ├── PbxDisconnected                     the connection went away (pending actions fail with it)
+    │   └── EslError                            FreeSWITCH event socket problems
+    ├── StorageError                   exit 4   a tier could not read/write
+    │   ├── TierUnavailable                     endpoint/disk unreachable: retry later
+    │   ├── IntegrityError                      hash or signature mismatch
+    │   ├── ObjectNotRestored                   cold object must be restored first
+    │   └── SpoolFull                           no room on the spool disk
+    ├── PolicyRefusal                  exit 5   a hold / retention / lock forbids the operation
+    ├── CatalogError                   exit 6
+    │   └── NotFound                            no such call / recording
+    ├── AccessDenied                   exit 7   the role may not do this
+    ├── CryptoError                    exit 8   decryption / key problems
+    └── ShutdownRequested              exit 0   cooperative stop (not an error for the CLI)
+"""
+
+from __future__ import annotations
+
+
+class RecorderError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, *, call_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.call_id = call_id
+
+    def __str__(self) -> str:
+        if self.call_id:
+            return f"{self.message} (call {self.call_id})"
+        return self.message
+
+
+class ConfigError(RecorderError):
+    """A configuration problem.  ``file`` and ``key`` say where."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.file = file
+        self.key = key
+        where = []
+        if file:
+            where.append(str(file))
+        if key:
+            where.append(key)
+        prefix = ": ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class PbxError(RecorderError):
+    exit_code = 3
+
+
+class AmiProtocolError(PbxError):
+    pass
+
+
+class AmiActionError(PbxError):
+    def __init__(self, message: str, *, action: str | None = None, call_id: str | None = None) -> None:
+        self.action = action
+        super().__init__(message, call_id=call_id)
+
+
+class PbxDisconnected(PbxError):
+    pass
+
+
+class EslError(PbxError):
+    pass
+
+
+class StorageError(RecorderError):
+    exit_code = 4
+
+
+class TierUnavailable(StorageError):
+    pass
+
+
+class IntegrityError(StorageError):
+    pass
+
+
+class ObjectNotRestored(StorageError):
+    pass
+
+
+class SpoolFull(StorageError):
+    pass
+
+
+class PolicyRefusal(RecorderError):
+    """An operation refused because of a legal hold, retention lock or protection flag."""
+
+    exit_code = 5
+
+
+class CatalogError(RecorderError):
+    exit_code = 6
+
+
+class NotFound(CatalogError):
+    pass
+
+
+class AccessDenied(RecorderError):
+    exit_code = 7
+
+
+class CryptoError(RecorderError):
+    exit_code = 8
+
+
+class ShutdownRequested(RecorderError):
+    exit_code = 0
