@@ -1,0 +1,43 @@
+"""Names shared between the core and the edges: one place, one spelling.
+
+Channel variables are what the dialplan reads after the recorder's Gosub; Redis keys
+are prefixed so several recorder installations can share one Redis.
+"""
+
+from __future__ import annotations
+
+# --- channel variables the core sets (SetChannelVar) and the dialplan reads ---
+VAR_RESULT = "PBXREC_RESULT"  # record | refused | norecord
+VAR_ROUTE = "PBXREC_ROUTE"  # where a refused call goes: "context,exten,prio" or "hangup"
+VAR_RECORDING_ID = "PBXREC_REC_ID"  # set on the recorded channel: resync sees "already recording"
+VAR_CALL_ID = "PBXREC_CALL_ID"
+VAR_CDR_RECORDINGFILE = "CDR(recordingfile)"
+
+RESULT_RECORD = "record"
+RESULT_REFUSED = "refused"
+RESULT_NORECORD = "norecord"
+
+ROUTE_HANGUP = "hangup"
+
+# --- Redis keys ---
+REDIS_PREFIX = "pbxrec:"
+REDIS_VIP_SET = REDIS_PREFIX + "vip"  # set of caller numbers (or their hashes) flagged VIP
+REDIS_CLAIM_PREFIX = REDIS_PREFIX + "claim:"  # + recording_id: claim-once lease for the shipper
+REDIS_SHIP_QUEUE = REDIS_PREFIX + "ship"  # list of recording ids waiting to be shipped
+REDIS_LIVE_PREFIX = REDIS_PREFIX + "live:"  # + call_id: live call snapshot (optional mirror)
+
+# --- call states (calls.py); spooled/stored/... belong to the pipeline ---
+STATE_IDLE = "idle"
+STATE_CONSENT_PENDING = "consent_pending"
+STATE_RECORDING = "recording"
+STATE_PAUSED = "paused"
+STATE_STOPPED = "stopped"
+STATE_FINALIZED = "finalized"
+STATE_REFUSED = "refused"
+STATE_NOT_RECORDED = "not_recorded"
+STATE_ENDED = "ended"  # all channels gone, waiting for the CDR
+
+# --- recording kinds and modes ---
+KIND_CALL = "call"
+KIND_CONSENT = "consent"
+MODES = ("mixed", "dual", "stereo")
