@@ -140,6 +140,25 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 2 (lifecycle): resumable tier moves and which recordings each hold covered.
+    """
+    CREATE TABLE lifecycle_moves (
+        recording_id TEXT PRIMARY KEY,
+        src_tier     TEXT NOT NULL,
+        src_key      TEXT NOT NULL,
+        dst_tier     TEXT NOT NULL,
+        dst_key      TEXT NOT NULL,
+        sha256       TEXT NOT NULL DEFAULT '',
+        step         TEXT NOT NULL,          -- copying | switched (catalog points at dst; src left to delete)
+        at           REAL NOT NULL
+    );
+    CREATE TABLE hold_recordings (
+        hold_id      TEXT NOT NULL,
+        recording_id TEXT NOT NULL,
+        PRIMARY KEY (hold_id, recording_id)
+    );
+    CREATE INDEX hold_recordings_rec ON hold_recordings(recording_id);
+    """,
 ]
 
 
