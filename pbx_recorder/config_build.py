@@ -1,0 +1,206 @@
+"""Turn the merged config data into a validated ``Config`` (errors go to ``ctx.errors``)."""
+
+from __future__ import annotations
+
+import re
+from types import MappingProxyType
+from typing import Any
+
+from pbx_recorder.config_model import (
+    AccessConfig,
+    AgiConfig,
+    AmiConfig,
+    CatalogConfig,
+    Config,
+    ConsentConfig,
+    EncryptionConfig,
+    EslConfig,
+    LoggingConfig,
+    MetricsConfig,
+    PbxConfig,
+    PrivacyConfig,
+    RedisConfig,
+    SigningConfig,
+    SpoolConfig,
+    VipConfig,
+    WebConfig,
+)
+from pbx_recorder.config_reader import Ctx, Node
+from pbx_recorder.config_rules import LANGUAGE_RE, build_rules, check_timezone
+from pbx_recorder.config_storage import build_retention, build_storage
+
+NODE_RE = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+ROLES = ("admin", "supervisor", "auditor", "agent")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+HOST_RE = r"[A-Za-z0-9_.:\[\]-]+"
+
+
+def _pbx(n: Node) -> PbxConfig:
+    a = n.child("ami")
+    ami = AmiConfig(
+        host=a.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
+        port=a.get_port("port", 5038),
+        username=a.get_str("username", "pbx-recorder"),
+        secret=a.get_secret("secret"),
+        connect_timeout=a.get_float("connect_timeout", 5.0, lo=0.1, hi=300),
+        reconnect_min_s=a.get_float("reconnect_min_s", 0.5, lo=0.01, hi=3600),
+        reconnect_max_s=a.get_float("reconnect_max_s", 30.0, lo=0.01, hi=3600),
+        action_timeout_s=a.get_float("action_timeout_s", 5.0, lo=0.1, hi=300),
+    )
+    if ami.reconnect_min_s > ami.reconnect_max_s:
+        a.error("reconnect_min_s", f"{ami.reconnect_min_s} is above reconnect_max_s ({ami.reconnect_max_s})")
+    a.finish()
+    g = n.child("agi")
+    agi = AgiConfig(
+        host=g.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
+        port=g.get_port("port", 4573),
+        max_sessions=g.get_int("max_sessions", 200, lo=1, hi=10_000),
+    )
+    g.finish()
+    e = n.child("esl")
+    esl = EslConfig(
+        host=e.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
+        port=e.get_port("port", 8021),
+        password=e.get_secret("password"),
+    )
+    e.finish()
+    pbx = PbxConfig(
+        type=n.get_str("type", "asterisk", choices=("asterisk", "freeswitch")),
+        ami=ami,
+        agi=agi,
+        monitor_dir=n.get_path("monitor_dir", "./var/monitor"),
+        esl=esl,
+    )
+    n.finish()
+    return pbx
+
+
+def _consent(n: Node) -> ConsentConfig:
+    languages: dict[str, str] = {}
+    ln = n.child("languages")
+    for region, lang in ln.items():
+        if isinstance(lang, str) and re.fullmatch(LANGUAGE_RE, lang):
+            languages[region] = lang
+        else:
+            ln.error(region, f"{lang!r} is not a language code (e.g. en, zh, pt-BR)")
+    default_language = n.get_str("default_language", "en", regex=LANGUAGE_RE, what="language code")
+    languages.setdefault("default", default_language)
+    digit = r"[0-9*#]"
+    consent = ConsentConfig(
+        prompts_dir=n.get_path("prompts_dir", None, optional=True),
+        default_language=default_language,
+        languages=MappingProxyType(languages),
+        timeout_s=n.get_float("timeout_s", 5.0, lo=0.5, hi=120),
+        max_attempts=n.get_int("max_attempts", 3, lo=1, hi=10),
+        digit_yes=n.get_str("digit_yes", "1", regex=digit, what="DTMF digit", digits=True),
+        digit_no=n.get_str("digit_no", "2", regex=digit, what="DTMF digit", digits=True),
+        on_recorder_down=n.get_str("on_recorder_down", "continue", choices=("continue", "hangup")),
+    )
+    if consent.digit_yes == consent.digit_no:
+        n.error("digit_no", f"must differ from digit_yes ({consent.digit_yes!r})")
+    n.finish()
+    return consent
+
+
+def _simple(n: Node, build: Any) -> Any:
+    result = build(n)
+    n.finish()
+    return result
+
+
+def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
+    root = Node(ctx, (), data)
+    timezone = root.get_str("timezone", "UTC")
+    if timezone != "UTC" and not check_timezone(ctx, ("timezone",), timezone):
+        timezone = "UTC"
+    retention = build_retention(root.child("retention"))
+    access = root.child("access")
+    users: dict[str, str] = {}
+    users_node = access.child("users")
+    for user, role in users_node.items():
+        if role not in ROLES:
+            users_node.error(user, f"{role!r} is not one of: {', '.join(ROLES)}")
+        else:
+            users[user] = role
+    access.finish()
+    level_node = root.child("logging")
+    level = level_node.get_str("level", "INFO")
+    if level.upper() not in LOG_LEVELS:
+        level_node.error("level", f"{level!r} is not one of: {', '.join(LOG_LEVELS)}")
+        level = "INFO"
+    config = Config(
+        node=root.get_str("node", "pbx1", regex=NODE_RE, what="node name (letters, digits, '-', max 63)"),
+        timezone=timezone,
+        pbx=_pbx(root.child("pbx")),
+        spool=_simple(
+            root.child("spool"),
+            lambda n: SpoolConfig(
+                dir=n.get_path("dir", "./var/spool"),
+                min_free_mb=n.get_int("min_free_mb", 200, lo=0),
+                closure_timeout_s=n.get_float("closure_timeout_s", 30.0, lo=1, hi=3600),
+                stable_ms=n.get_int("stable_ms", 500, lo=50, hi=60_000),
+            ),
+        ),
+        catalog=_simple(
+            root.child("catalog"), lambda n: CatalogConfig(path=n.get_path("path", "./var/catalog.db"))
+        ),
+        redis=_simple(
+            root.child("redis"),
+            lambda n: RedisConfig(
+                url=n.get_str(
+                    "url",
+                    None,
+                    optional=True,
+                    regex=r"(redis|rediss|unix)://\S+",
+                    what="Redis URL (redis://, rediss:// or unix://)",
+                )
+            ),
+        ),
+        vip=_simple(
+            root.child("vip"),
+            lambda n: VipConfig(
+                file=n.get_path("file", None, optional=True),
+                redis_key=n.get_str("redis_key", "pbx-recorder:vip"),
+            ),
+        ),
+        consent=_consent(root.child("consent")),
+        rules=build_rules(ctx, root.raw("rules"), timezone, retention.classes.keys()),
+        retention=retention,
+        storage=build_storage(root.child("storage")),
+        encryption=_simple(
+            root.child("encryption"),
+            lambda n: EncryptionConfig(
+                enabled=n.get_bool("enabled", False),
+                master_key_file=n.get_path("master_key_file", None, optional=True),
+                key_id=n.get_str("key_id", None, optional=True),
+            ),
+        ),
+        signing=_simple(
+            root.child("signing"),
+            lambda n: SigningConfig(key_file=n.get_path("key_file", "./var/keys/signing.ed25519")),
+        ),
+        privacy=_simple(
+            root.child("privacy"),
+            lambda n: PrivacyConfig(
+                mask_numbers=n.get_bool("mask_numbers", True),
+                hash_key_file=n.get_path("hash_key_file", "./var/keys/subject-hmac.key"),
+            ),
+        ),
+        web=_simple(
+            root.child("web"),
+            lambda n: WebConfig(
+                host=n.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
+                port=n.get_port("port", None, optional=True),
+            ),
+        ),
+        access=AccessConfig(users=MappingProxyType(users)),
+        logging=LoggingConfig(level=level.upper(), json=level_node.get_bool("json", False)),
+        metrics=_simple(
+            root.child("metrics"), lambda n: MetricsConfig(port=n.get_port("port", None, optional=True))
+        ),
+    )
+    level_node.finish()
+    if config.encryption.enabled and config.encryption.master_key_file is None:
+        ctx.error(("encryption", "master_key_file"), "is required when encryption.enabled is true")
+    root.finish()
+    return config

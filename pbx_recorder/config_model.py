@@ -1,0 +1,357 @@
+"""The typed, frozen configuration objects.  Built and validated by ``config_build``.
+
+Field names are the YAML keys.  Lists are tuples, mappings are read-only mappings,
+paths are absolute ``Path`` objects, secrets are ``Secret`` (``.reveal()``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pbx_recorder.config_secret import REDACTED, Secret
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen_map(data: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(data or {}))
+
+
+# --- pbx -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "pbx-recorder"
+    secret: Secret | None = None
+    connect_timeout: float = 5.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    action_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class AgiConfig:
+    host: str = "127.0.0.1"
+    port: int = 4573
+    max_sessions: int = 200
+
+
+@dataclass(frozen=True)
+class EslConfig:
+    host: str = "127.0.0.1"
+    port: int = 8021
+    password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class PbxConfig:
+    type: str
+    ami: AmiConfig
+    agi: AgiConfig
+    monitor_dir: Path
+    esl: EslConfig
+
+
+# --- pipeline --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    dir: Path
+    min_free_mb: int = 200
+    closure_timeout_s: float = 30.0
+    stable_ms: int = 500
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    path: Path
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>://[^:/@]*:)(?P<pw>[^@]*)(?P<tail>@)")
+
+
+def redact_url(url: str | None) -> str | None:
+    """``redis://:pw@host`` -> ``redis://:**********@host``."""
+    if url is None:
+        return None
+    return _URL_PASSWORD.sub(lambda m: m["head"] + REDACTED + m["tail"], url)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str | None = field(default=None, repr=False)  # null = embedded mode, no Redis
+
+    def __repr__(self) -> str:
+        return f"RedisConfig(url={redact_url(self.url)!r})"
+
+
+@dataclass(frozen=True)
+class VipConfig:
+    file: Path | None = None
+    redis_key: str = "pbx-recorder:vip"
+
+
+# --- consent and rules -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentConfig:
+    prompts_dir: Path | None = None  # None = packaged consent/prompts
+    default_language: str = "en"
+    languages: Mapping[str, str] = field(default_factory=lambda: _frozen_map({"default": "en"}))
+    timeout_s: float = 5.0
+    max_attempts: int = 3
+    digit_yes: str = "1"
+    digit_no: str = "2"
+    on_recorder_down: str = "continue"  # continue | hangup
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """All given criteria must hold; an empty tuple / None means "any"."""
+
+    direction: tuple[str, ...] = ()  # inbound | outbound | internal
+    dialed: tuple[str, ...] = ()  # patterns, see config_patterns.compile_pattern
+    caller: tuple[str, ...] = ()
+    queue: tuple[str, ...] = ()
+    agent: tuple[str, ...] = ()
+    vip: bool | None = None
+    region: tuple[str, ...] = ()
+    time: tuple[str, ...] = ()  # windows, see config_patterns.parse_time_window
+
+
+@dataclass(frozen=True)
+class RuleRefusal:
+    """What to do when the caller refuses consent: ``goto`` XOR ``hangup``."""
+
+    goto: str | None = None  # "context,exten,priority"
+    hangup: bool = False
+    goodbye_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleAction:
+    record: str = "dontcare"  # force | yes | dontcare | no | never
+    mode: str = "mixed"  # mixed | dual | stereo
+    consent: str = "none"  # none | notify | explicit
+    prompt: str | None = None
+    language: str | None = None
+    record_notice: bool = False
+    refusal: RuleRefusal | None = None  # None = the call goes on unrecorded
+    retention_class: str | None = None  # None = retention.default_class
+    tags: tuple[str, ...] = ()
+    start_on: str = "answer"  # answer | bridge
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    name: str
+    match: RuleMatch
+    action: RuleAction
+    timezone: str = "UTC"  # effective zone for match.time (rule's own or the global one)
+
+
+# --- retention and storage -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetentionClass:
+    days: int
+    cold_after_days: int | None = None
+    protected: bool = False
+    allow_short: bool = False
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    default_class: str
+    classes: Mapping[str, RetentionClass]
+
+
+@dataclass(frozen=True)
+class LocalTierConfig:
+    name: str
+    path: Path
+    read_only: bool = False
+    type: str = "local"
+
+
+@dataclass(frozen=True)
+class ObjectLockConfig:
+    mode: str = "none"  # GOVERNANCE | COMPLIANCE | none
+    days: int | None = None
+
+
+@dataclass(frozen=True)
+class S3TierConfig:
+    name: str
+    bucket: str
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    prefix: str = ""
+    access_key_id: str | None = None
+    secret_access_key: Secret | None = None
+    addressing_style: str = "path"  # path | virtual | auto
+    storage_class: str | None = None
+    restore_days: int = 7
+    restore_tier: str = "Standard"  # Standard | Bulk | Expedited
+    sse: str = "none"  # none | AES256 | aws:kms | SSE-C
+    kms_key_id: str | None = None
+    sse_c_key_file: Path | None = None
+    object_lock: ObjectLockConfig = field(default_factory=ObjectLockConfig)
+    multipart_threshold_mb: int = 8
+    verify_readback: bool = True
+    type: str = "s3"
+
+
+TierConfig = LocalTierConfig | S3TierConfig
+
+
+@dataclass(frozen=True)
+class RegionStorage:
+    hot: str
+    cold: str | None
+
+
+@dataclass(frozen=True)
+class CapacityConfig:
+    high_water: float = 0.85
+    low_water: float = 0.75
+
+
+@dataclass(frozen=True)
+class TranscodeConfig:
+    format: str = "none"  # none | flac | opus
+    keep_original: bool = True
+
+
+@dataclass(frozen=True)
+class MigrationConfig:
+    batch_size: int = 200
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    tiers: Mapping[str, TierConfig]
+    hot: str = "hot"
+    cold: str | None = "cold"
+    archive: str | None = None
+    regions: Mapping[str, RegionStorage] = field(default_factory=lambda: _EMPTY)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
+    migration: MigrationConfig = field(default_factory=MigrationConfig)
+
+    def tiers_for_region(self, region: str | None) -> RegionStorage:
+        """(hot, cold) tier names for a call's region, falling back to the global ones."""
+        if region is not None and region in self.regions:
+            return self.regions[region]
+        return RegionStorage(hot=self.hot, cold=self.cold)
+
+
+# --- keys, privacy, access, ops --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    enabled: bool = False
+    master_key_file: Path | None = None
+    key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    hash_key_file: Path
+    mask_numbers: bool = True
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int | None = None  # None = disabled
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    users: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # name -> role
+
+    def role_of(self, user: str) -> str | None:
+        return self.users.get(user)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    port: int | None = None
+
+
+# --- the whole -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    node: str
+    timezone: str
+    pbx: PbxConfig
+    spool: SpoolConfig
+    catalog: CatalogConfig
+    redis: RedisConfig
+    vip: VipConfig
+    consent: ConsentConfig
+    rules: tuple[RuleConfig, ...]
+    retention: RetentionConfig
+    storage: StorageConfig
+    encryption: EncryptionConfig
+    signing: SigningConfig
+    privacy: PrivacyConfig
+    web: WebConfig
+    access: AccessConfig
+    logging: LoggingConfig
+    metrics: MetricsConfig
+    #: the main file (None = embedded defaults) and every file layered in, in order
+    config_file: Path | None = None
+    sources: tuple[str, ...] = ()
+
+    def tier(self, name: str) -> TierConfig:
+        return self.storage.tiers[name]
+
+    def to_safe_dict(self) -> dict[str, Any]:
+        """Plain data for printing: secrets redacted, paths as strings."""
+        result = _safe(self)
+        assert isinstance(result, dict)
+        return result
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, RedisConfig):
+        return {"url": redact_url(value.url)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _safe(v) for k, v in value.items()}
+    if isinstance(value, tuple | list | frozenset):
+        return [_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
