@@ -1,0 +1,149 @@
+"""Append-only, hash-chained ledger of recording lifecycle events (catalog table ``ledger``).
+
+Each row's hash covers the previous row's hash and the row itself::
+
+    entry = canonical_json({"seq", "at", "event", "recording_id", "payload"})
+    hash  = sha256(bytes.fromhex(prev_hash) || entry)        (hex)
+    genesis prev_hash = "0" * 64
+
+``seq`` is assigned here as one more than the highest ever issued (the row maximum or
+SQLite's AUTOINCREMENT counter, whichever is larger), so a deleted row anywhere, including
+at the tail, leaves a visible gap that ``verify_chain`` names.  ``append`` runs inside the
+caller's transaction: the audit trail commits (or rolls back) together with the change it
+records.  SQLite serializes writers, so two appenders cannot fork the chain (on PostgreSQL
+the caller must hold a lock, e.g. ``LOCK TABLE ledger IN EXCLUSIVE MODE``).
+
+Deleting audio never deletes ledger rows; ``deleted``/``erased`` payloads carry hashes and
+reasons only, no personal data.
+
+``daily_root(conn, day)`` is the *chain head* hash at the end of that UTC day: the hash of
+the last row (by seq) whose ``at`` is before the next midnight UTC (genesis zeros if none).
+Because every hash commits to all earlier rows, publishing that one value (e-mail, RFC 3161
+timestamp, a public log) anchors the whole history up to that day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pbx_recorder.errors import CatalogError
+from pbx_recorder.manifest import canonical_json
+
+GENESIS = "0" * 64
+EVENTS = frozenset({"stored", "migrated", "held", "released", "deleted", "erased", "restored", "rekeyed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    seq: int
+    what: str
+    expected: str = ""
+    found: str = ""
+    recording_id: str = ""
+
+    def __str__(self) -> str:
+        text = f"ledger seq {self.seq}: {self.what}"
+        if self.expected or self.found:
+            text += f" (expected {self.expected or '-'}, found {self.found or '-'})"
+        return text
+
+
+def entry_bytes(seq: int, at: float, event: str, recording_id: str, payload: Any) -> bytes:
+    return canonical_json({"seq": seq, "at": at, "event": event, "recording_id": recording_id,
+                           "payload": payload})
+
+
+def entry_hash(prev_hash: str, seq: int, at: float, event: str, recording_id: str, payload: Any) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + entry_bytes(seq, at, event, recording_id, payload)
+                          ).hexdigest()
+
+
+def _issued_max(conn: sqlite3.Connection) -> int:
+    try:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'ledger'").fetchone()
+    except sqlite3.OperationalError:  # no AUTOINCREMENT table yet
+        row = None
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Mapping[str, Any] | None,
+           now: float) -> tuple[int, str]:
+    """Append one event in the caller's transaction; returns (seq, hash)."""
+    if event not in EVENTS:
+        raise CatalogError(f"unknown ledger event {event!r}")
+    body = json.loads(canonical_json(dict(payload or {})))  # normalized: what is hashed is what is stored
+    try:
+        head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        prev = head[1] if head else GENESIS
+        seq = max(head[0] if head else 0, _issued_max(conn)) + 1
+        digest = entry_hash(prev, seq, float(now), event, recording_id, body)
+        conn.execute("INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (seq, float(now), event, recording_id, canonical_json(body).decode("utf-8"),
+                      prev, digest))
+    except sqlite3.Error as exc:
+        raise CatalogError(f"ledger append failed: {exc}") from exc
+    return seq, digest
+
+
+def verify_chain(conn: sqlite3.Connection) -> list[Problem]:
+    """Recompute every hash in seq order; name each broken link (the first one is what counts)."""
+    problems: list[Problem] = []
+    prev, expected_seq = GENESIS, 1
+    rows = conn.execute("SELECT seq, at, event, recording_id, payload, prev_hash, hash "
+                        "FROM ledger ORDER BY seq")
+    for seq, at, event, rid, payload_text, prev_hash, stored_hash in rows:
+        if seq != expected_seq:
+            problems.append(Problem(expected_seq, f"rows missing before seq {seq}",
+                                    str(expected_seq), str(seq)))
+        if prev_hash != prev:
+            problems.append(Problem(seq, "prev_hash does not link to the previous row", prev, prev_hash, rid))
+        try:
+            payload = json.loads(payload_text)
+        except ValueError:
+            problems.append(Problem(seq, "payload is not JSON", recording_id=rid))
+            payload = payload_text
+        if event not in EVENTS:
+            problems.append(Problem(seq, "unknown event", "|".join(sorted(EVENTS)), str(event), rid))
+        link = prev_hash if _is_hex64(prev_hash) else GENESIS
+        computed = entry_hash(link, seq, float(at), event, rid, payload)
+        if computed != stored_hash:
+            problems.append(Problem(seq, "row content does not match its hash", computed, stored_hash, rid))
+        prev, expected_seq = stored_hash, seq + 1
+    issued = _issued_max(conn)
+    if issued >= expected_seq:
+        problems.append(Problem(expected_seq, "rows removed from the end of the ledger",
+                                f"last seq {issued}", f"last seq {expected_seq - 1}"))
+    return problems
+
+
+def _is_hex64(text: str) -> bool:
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def day_bounds(day: str | date) -> tuple[float, float]:
+    d = date.fromisoformat(day) if isinstance(day, str) else day
+    start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    return start.timestamp(), (start + timedelta(days=1)).timestamp()
+
+
+def daily_root(conn: sqlite3.Connection, day: str | date) -> str:
+    """Chain head hash at the end of UTC ``day`` (YYYY-MM-DD); genesis zeros if the ledger was empty."""
+    try:
+        _, end = day_bounds(day)
+    except ValueError as exc:
+        raise CatalogError(f"not a YYYY-MM-DD day: {day!r}") from exc
+    row = conn.execute("SELECT hash FROM ledger WHERE at < ? ORDER BY seq DESC LIMIT 1", (end,)).fetchone()
+    return row[0] if row else GENESIS
+
+
+def entries_for(conn: sqlite3.Connection, recording_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT seq, at, event, payload FROM ledger WHERE recording_id = ? ORDER BY seq",
+                        (recording_id,)).fetchall()
+    return [{"seq": r[0], "at": r[1], "event": r[2], "payload": r[3]} for r in rows]
