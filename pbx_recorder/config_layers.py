@@ -24,6 +24,7 @@ from pbx_recorder.errors import ConfigError
 ENV_PREFIX = "PBX_RECORDER_"
 #: variables with the prefix that are not config keys
 ENV_NOT_CONFIG = frozenset({"PBX_RECORDER_CONFIG", "PBX_RECORDER_USER"})
+ENV_RANK = 1_000_000  # above the main file (0) and every conf.d file (1, 2, ...)
 
 
 def read_yaml(path: Path, ctx: Ctx) -> Mapping[str, Any] | None:
@@ -105,7 +106,7 @@ def env_layer(env: Mapping[str, str], ctx: Ctx, data: dict[Any, Any], base_dir: 
         for part in parts[:-1]:
             cursor = cursor.setdefault(part, {})
         cursor[parts[-1]] = EnvText(env[name])
-        merge(data, nested, Origin(label=f"env {name}", base_dir=base_dir), ctx)
+        merge(data, nested, Origin(label=f"env {name}", base_dir=base_dir, rank=ENV_RANK), ctx)
 
 
 def collect(path: Path | None, env: Mapping[str, str], ctx: Ctx) -> tuple[dict[Any, Any], list[str]]:
@@ -121,11 +122,11 @@ def collect(path: Path | None, env: Mapping[str, str], ctx: Ctx) -> tuple[dict[A
             sources.append(str(path))
         conf_d = path.parent / "conf.d"
         if conf_d.is_dir():
-            for extra in sorted(conf_d.glob("*.yaml")):
+            for rank, extra in enumerate(sorted(conf_d.glob("*.yaml")), start=1):
                 layer = read_yaml(extra, ctx)
                 if layer is not None:
                     # relative paths in conf.d resolve against the main file's directory
-                    merge(data, layer, Origin(label=str(extra), base_dir=base_dir), ctx)
+                    merge(data, layer, Origin(label=str(extra), base_dir=base_dir, rank=rank), ctx)
                     sources.append(str(extra))
     env_layer(env, ctx, data, base_dir)
     return data, sources

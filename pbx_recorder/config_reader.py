@@ -45,6 +45,8 @@ def _yaml_scalar(text: str) -> Any:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()}; quote it: YAML reads yes/no/on/off as booleans)"
     return {
         bool: "a boolean",
         int: "an integer",
@@ -59,6 +61,7 @@ def _type_name(value: Any) -> str:
 class Origin:
     label: str  # file path or "env PBX_RECORDER_..."
     base_dir: Path  # relative paths given here resolve against this
+    rank: int = 0  # layer order: a higher rank overrides a lower one
 
 
 @dataclass
@@ -168,6 +171,8 @@ class Node:
             return None
         if digits and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
+        if isinstance(value, bool) and choices is not None and "yes" in choices and "no" in choices:
+            value = "yes" if value else "no"  # `record: yes` unquoted is a YAML boolean
         if not isinstance(value, str):
             self.error(name, f"expected a string, got {_type_name(value)}")
             return default if default is not _MISSING else ""
@@ -295,14 +300,26 @@ class Node:
             p = self.ctx.base_dir(self.key(name)) / p
         return p.resolve()
 
+    def _rank(self, name: str) -> int:
+        origin = self.ctx.origin(self.key(name))
+        return origin.rank if origin else -1
+
     def get_secret(self, name: str) -> Secret | None:
         """``name`` inline / from env, or ``name_file`` (read, stripped).  Never echoes values."""
         file_key = f"{name}_file"
         inline = self.raw(name, None)
         file_value = self.raw(file_key, None)
         if inline is not None and file_value is not None:
-            self.error(name, f"give either {name!r} or {file_key!r}, not both")
-            return None
+            # a higher layer (e.g. the environment) overrides the other form from a lower one
+            rank_inline = self._rank(name)
+            rank_file = self._rank(file_key)
+            if rank_inline == rank_file:
+                self.error(name, f"give either {name!r} or {file_key!r}, not both")
+                return None
+            if rank_inline > rank_file:
+                file_value = None
+            else:
+                inline = None
         if inline is not None:
             if isinstance(inline, int | float) and not isinstance(inline, bool):
                 inline = str(inline)

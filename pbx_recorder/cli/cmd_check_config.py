@@ -1,0 +1,51 @@
+"""``pbx-recorder check-config``: validate the configuration, optionally print it (secrets redacted)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import click
+import yaml
+
+from pbx_recorder.config import ConfigErrors, TierConfig, load_config
+from pbx_recorder.errors import ConfigError
+
+
+def _tier_label(tiers: Mapping[str, TierConfig], name: str | None) -> str:
+    if name is None:
+        return "none"
+    tier = tiers.get(name)
+    return f"{name}({tier.type})" if tier is not None else name
+
+
+def register(group: click.Group) -> None:
+    @group.command("check-config")
+    @click.option(
+        "--config",
+        "config_override",
+        default=None,
+        metavar="FILE",
+        help="Config file to check (default: the group's --config).",
+    )
+    @click.option(
+        "--print", "print_config", is_flag=True, help="Print the effective config (secrets redacted)."
+    )
+    @click.pass_context
+    def check_config(ctx: click.Context, config_override: str | None, print_config: bool) -> None:
+        """Validate the config file, conf.d and PBX_RECORDER_* variables; exit 2 on any error."""
+        path = config_override or (ctx.obj or {}).get("config_path")
+        try:
+            cfg = load_config(path)
+        except ConfigErrors as exc:
+            for error in exc.errors:
+                click.echo(f"ERROR: {error}", err=True)
+            noun = "error" if len(exc.errors) == 1 else "errors"
+            raise ConfigError(f"{len(exc.errors)} configuration {noun}", file=path) from exc
+        if print_config:
+            click.echo(yaml.safe_dump(cfg.to_safe_dict(), sort_keys=False, allow_unicode=True), nl=False)
+        tiers = cfg.storage.tiers
+        click.echo(
+            f"OK: {cfg.config_file or '<defaults>'}: {len(cfg.rules)} rules, "
+            f"tiers hot={_tier_label(tiers, cfg.storage.hot)}, cold={_tier_label(tiers, cfg.storage.cold)}"
+            + (f", sources={len(cfg.sources)}" if len(cfg.sources) > 1 else "")
+        )
