@@ -1,0 +1,138 @@
+"""Audio duration of a finished recording, and the duration-mismatch rule.
+
+WAV via the stdlib ``wave`` module, with a fallback that reads the RIFF chunks by hand
+for the header Asterisk leaves when killed (data size 0 or larger than the file): the
+duration then comes from the file size.  ``.raw``/``.sln`` are signed 16-bit 8 kHz
+(``.sln16`` 16 kHz).  Other formats via ``soxi -D`` when sox is installed.
+Never raises for bad audio: :class:`AudioInfo` carries an ``error`` instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+RAW_RATES = {".raw": 8000, ".sln": 8000, ".sl": 8000, ".sln16": 16000}
+SOXI_TIMEOUT_S = 10
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    duration_s: float | None
+    format: str
+    error: str = ""  # "" when the duration is trustworthy
+    header_repaired: bool = False  # WAV header data size was wrong; computed from the file size
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.duration_s is not None
+
+
+def _riff_duration(path: Path) -> tuple[float, bool]:
+    """(duration, header_was_wrong) from the RIFF chunks; ValueError when not a usable WAV."""
+    file_size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ValueError("not a RIFF/WAVE file")
+        byte_rate = 0
+        while True:
+            hdr = f.read(8)
+            if len(hdr) < 8:
+                raise ValueError("no data chunk")
+            cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(size)
+                if len(fmt) < 16:
+                    raise ValueError("short fmt chunk")
+                byte_rate = struct.unpack("<I", fmt[8:12])[0]
+                if size % 2:
+                    f.read(1)
+            elif cid == b"data":
+                if byte_rate <= 0:
+                    raise ValueError("no fmt chunk before data or zero byte rate")
+                available = file_size - f.tell()
+                wrong = size == 0 or size > available
+                data = available if wrong else size
+                return data / byte_rate, wrong
+            else:
+                f.seek(size + (size % 2), 1)
+
+
+def wav_duration(path: Path) -> AudioInfo:
+    try:
+        with wave.open(str(path), "rb") as w:
+            frames, rate, block = w.getnframes(), w.getframerate(), w.getsampwidth() * w.getnchannels()
+        if frames > 0 and rate > 0:
+            # a truncated file still has the original header size: trust only what is there
+            if frames * block <= path.stat().st_size:
+                return AudioInfo(frames / rate, "wav")
+    except (wave.Error, EOFError, struct.error):
+        pass  # non-PCM (e.g. WAV49/GSM) or broken header: the RIFF walk below decides
+    except OSError as exc:
+        return AudioInfo(None, "wav", f"unreadable: {exc.strerror}")
+    try:
+        duration, wrong = _riff_duration(path)
+    except (ValueError, struct.error, OSError) as exc:
+        return AudioInfo(None, "wav", f"corrupt wav: {exc}")
+    return AudioInfo(duration, "wav", header_repaired=wrong)
+
+
+def raw_duration(path: Path, rate: int, channels: int = 1) -> AudioInfo:
+    size = path.stat().st_size
+    fmt = path.suffix.lstrip(".")
+    error = "odd byte count for 16-bit audio" if size % (2 * channels) else ""
+    return AudioInfo(size / (2 * channels * rate), fmt, error)
+
+
+def soxi_duration(path: Path) -> AudioInfo:
+    fmt = path.suffix.lstrip(".")
+    soxi = shutil.which("soxi")
+    if soxi is None:
+        return AudioInfo(None, fmt, "sox not installed: duration unknown")
+    try:
+        out = subprocess.run([soxi, "-D", str(path)], capture_output=True, text=True,
+                             timeout=SOXI_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return AudioInfo(None, fmt, f"soxi failed: {exc}")
+    if out.returncode != 0:
+        return AudioInfo(None, fmt, f"corrupt audio: {out.stderr.strip()[:200]}")
+    try:
+        return AudioInfo(float(out.stdout.strip()), fmt)
+    except ValueError:
+        return AudioInfo(None, fmt, "soxi gave no duration")
+
+
+def probe_duration(path: str | Path, *, channels: int = 1) -> AudioInfo:
+    """Duration of ``path`` in seconds; never raises for bad audio."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if not p.is_file():
+            return AudioInfo(None, suffix.lstrip("."), "file missing")
+        if suffix == ".wav":
+            return wav_duration(p)
+        if suffix in RAW_RATES:
+            return raw_duration(p, RAW_RATES[suffix], channels)
+        return soxi_duration(p)
+    except OSError as exc:
+        return AudioInfo(None, suffix.lstrip("."), f"unreadable: {exc.strerror}")
+
+
+def duration_mismatch(audio_s: float | None, recorded_span_s: float | None, paused_s: float = 0.0, *,
+                      pause_keeps_timeline: bool = True, tolerance_s: float = 2.0,
+                      tolerance_ratio: float = 0.05) -> bool:
+    """True when the audio length does not fit the span we recorded.
+
+    MixMonitorMute writes silence and keeps the timeline, so pauses count as audio
+    unless ``pause_keeps_timeline`` is False.  Tolerance: max(tolerance_s, ratio * expected).
+    Unknown durations are not a mismatch (they are flagged elsewhere).
+    """
+    if audio_s is None or recorded_span_s is None:
+        return False
+    expected = recorded_span_s if pause_keeps_timeline else max(recorded_span_s - paused_s, 0.0)
+    return abs(audio_s - expected) > max(tolerance_s, tolerance_ratio * expected)

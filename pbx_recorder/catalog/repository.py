@@ -1,0 +1,195 @@
+"""The catalog on SQLite: calls, recordings, live-call snapshots, audit log, search.
+
+One connection per thread (``threading.local``), WAL, ``busy_timeout``, foreign keys.
+Only parameterized SQL; column names come from the schema itself (``PRAGMA
+table_info``), never from input.  JSON columns are encoded/decoded here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+from pbx_recorder.catalog.queries import CallFilters, build_search
+from pbx_recorder.catalog.schema import apply_migrations
+from pbx_recorder.errors import CatalogError, NotFound
+
+JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail"}
+BUSY_TIMEOUT_MS = 5000
+
+
+def _encode(column: str, value: Any) -> Any:
+    if column in JSON_COLUMNS and not isinstance(value, str):
+        return json.dumps(value, sort_keys=True, default=list)
+    return value
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in row.keys():
+        value = row[key]
+        if key in JSON_COLUMNS and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass  # keep the raw text: a broken JSON cell must not hide the row
+        out[key] = value
+    return out
+
+
+class Catalog:
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        self.clock = clock
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = self._conn()
+        with self._lock:
+            apply_migrations(conn)
+        self._columns = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")]
+                         for t in ("calls", "recordings")}
+
+    # -- connections -------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                       check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def _exec(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog query failed: {exc}") from exc
+
+    def _upsert(self, table: str, key: str, row: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+        allowed = self._columns[table]
+        unknown = set(row) - set(allowed)
+        if unknown:
+            raise CatalogError(f"unknown {table} columns: {sorted(unknown)}")
+        data = {**defaults, **row}
+        cols = [c for c in allowed if c in data]
+        values = [_encode(c, data[c]) for c in cols]
+        updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c != key and (c in row or c == "updated_at"))
+        sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+               f"ON CONFLICT({key}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"))
+        self._exec(sql, values)
+
+    def _update(self, table: str, key: str, key_value: str, row: Mapping[str, Any]) -> None:
+        allowed = self._columns[table]
+        cols = [c for c in allowed if c in row and c != key]
+        if set(row) - set(allowed):
+            raise CatalogError(f"unknown {table} columns: {sorted(set(row) - set(allowed))}")
+        if cols:
+            self._exec(f"UPDATE {table} SET {', '.join(c + '=?' for c in cols)} WHERE {key} = ?",
+                       [*(_encode(c, row[c]) for c in cols), key_value])
+
+    # -- calls -------------------------------------------------------------------
+    def upsert_call(self, row: Mapping[str, Any]) -> None:
+        if not row.get("call_id"):
+            raise CatalogError("call row without call_id")
+        self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
+
+    def get_call(self, call_id: str) -> dict[str, Any] | None:
+        row = self._exec("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        return _decode(row) if row else None
+
+    def search(self, filters: CallFilters, *, now: float | None = None,
+               tz: tzinfo | None = None) -> list[dict[str, Any]]:
+        try:
+            sql, params = build_search(filters, self.clock() if now is None else now, tz)
+        except ValueError as exc:
+            raise CatalogError(str(exc)) from exc
+        return [_decode(r) for r in self._exec(sql, params).fetchall()]
+
+    # -- recordings --------------------------------------------------------------
+    def upsert_recording(self, row: Mapping[str, Any]) -> None:
+        """Insert or update a recording; a placeholder call row is created if missing."""
+        rid, call_id = row.get("recording_id"), row.get("call_id")
+        if not rid:
+            raise CatalogError("recording row without recording_id")
+        if call_id:
+            self._exec("INSERT OR IGNORE INTO calls (call_id, updated_at) VALUES (?, ?)",
+                       (call_id, self.clock()))
+        elif self.get_recording(str(rid)) is None:
+            raise CatalogError(f"new recording {rid} without call_id")
+        if self.get_recording(str(rid)) is not None:
+            self._update("recordings", "recording_id", str(rid), row)
+        else:
+            self._upsert("recordings", "recording_id", row, {"state": "spooled", "created_at": self.clock()})
+
+    def get_recording(self, recording_id: str) -> dict[str, Any] | None:
+        row = self._exec("SELECT * FROM recordings WHERE recording_id = ?", (recording_id,)).fetchone()
+        return _decode(row) if row else None
+
+    def recordings_for_call(self, call_id: str) -> list[dict[str, Any]]:
+        rows = self._exec("SELECT * FROM recordings WHERE call_id = ? ORDER BY created_at, recording_id",
+                          (call_id,)).fetchall()
+        return [_decode(r) for r in rows]
+
+    def mark_state(self, recording_id: str, state: str, **fields: Any) -> None:
+        if self.get_recording(recording_id) is None:
+            raise NotFound(f"no recording {recording_id}")
+        self._update("recordings", "recording_id", recording_id, {"state": state, **fields})
+
+    def recordings_in_state(self, state: str, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._exec("SELECT * FROM recordings WHERE state = ? ORDER BY created_at LIMIT ?",
+                          (state, limit)).fetchall()
+        return [_decode(r) for r in rows]
+
+    # -- live calls --------------------------------------------------------------
+    def save_live_call(self, call_id: str, snapshot: Mapping[str, Any] | str) -> None:
+        text = snapshot if isinstance(snapshot, str) else json.dumps(snapshot, sort_keys=True)
+        self._exec("INSERT INTO live_calls (call_id, state, updated_at) VALUES (?, ?, ?) "
+                   "ON CONFLICT(call_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
+                   (call_id, text, self.clock()))
+
+    def load_live_calls(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for row in self._exec("SELECT call_id, state FROM live_calls ORDER BY call_id"):
+            try:
+                out[row["call_id"]] = json.loads(row["state"])
+            except ValueError:
+                out[row["call_id"]] = row["state"]
+        return out
+
+    def delete_live_call(self, call_id: str) -> None:
+        self._exec("DELETE FROM live_calls WHERE call_id = ?", (call_id,))
+
+    # -- audit -------------------------------------------------------------------
+    def audit(self, actor: str, role: str, action: str, target: str = "",
+              detail: Mapping[str, Any] | None = None) -> None:
+        self._exec("INSERT INTO audit_log (at, actor, role, action, target, detail) "
+                   "VALUES (?, ?, ?, ?, ?, ?)",
+                   (self.clock(), actor, role, action, target, json.dumps(detail or {}, sort_keys=True)))
+
+    def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._exec("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_decode(r) for r in rows]

@@ -1,0 +1,199 @@
+"""``pbx-recorder calls search|show``: find calls in the catalog, numbers masked by default.
+
+``--unmask`` shows full numbers and is written to the audit log with the actor
+(``PBX_RECORDER_USER`` or the OS user).  Other modules add sub-commands to the same
+``calls`` group (``cmd_calls_control.py``: pause/resume) via ``register``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from pbx_recorder.catalog import CallFilters, Catalog
+from pbx_recorder.catalog.queries import PRESETS, STATUSES
+from pbx_recorder.errors import ConfigError, NotFound
+from pbx_recorder.masking import mask_number, sanitize
+
+NUMBER_FIELDS = ("caller_num", "callee_num", "did")
+CDR_NUMBER_FIELDS = ("src", "dst")
+TABLE = (("started", 19), ("call id", 28), ("status", 9), ("caller", 15), ("callee", 15),
+         ("agent", 12), ("queue", 10), ("consent", 11), ("billsec", 7))
+
+
+def actor() -> str:
+    return os.environ.get("PBX_RECORDER_USER") or getpass.getuser()
+
+
+def _open(ctx: click.Context) -> tuple[Catalog, tzinfo, Any]:
+    from pbx_recorder.config import load_config
+
+    config = load_config(ctx.obj["config_path"])
+    try:
+        tz: tzinfo = ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {config.timezone!r}", key="timezone") from exc
+    return Catalog(config.catalog.path), tz, config
+
+
+def _parse_time(text: str | None, tz: tzinfo, option: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: use YYYY-MM-DD[THH:MM[:SS]] or epoch seconds",
+                                 param_hint=option) from exc
+    return (when if when.tzinfo else when.replace(tzinfo=tz)).timestamp()
+
+
+def _fmt_time(ts: float | None, tz: tzinfo) -> str:
+    return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def present_call(row: dict[str, Any], unmask: bool) -> dict[str, Any]:
+    """A call row for output: numbers masked (unless ``unmask``), strings sanitized."""
+    out = dict(row)
+    for key in NUMBER_FIELDS:
+        value = str(out.get(key) or "")
+        out[key] = sanitize(value) if unmask else mask_number(value)
+    name = str(out.get("caller_name") or "")
+    out["caller_name"] = sanitize(name) if unmask or not any(c.isdigit() for c in name) else mask_number(name)
+    cdr = out.get("cdr")
+    if isinstance(cdr, dict) and not unmask:
+        out["cdr"] = {k: (mask_number(v) if k in CDR_NUMBER_FIELDS else v) for k, v in cdr.items()}
+    return out
+
+
+def present_recording(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in ("manifest", "wrapped_key")}
+    manifest = row.get("manifest") if isinstance(row.get("manifest"), dict) else {}
+    out["files"] = manifest.get("files", [])
+    return out
+
+
+def _audit_unmask(catalog: Catalog, config: Any, action: str, target: str, detail: dict[str, Any]) -> None:
+    who = actor()
+    role = config.access.role_of(who) or ""
+    catalog.audit(who, role, action, target, detail)
+
+
+def _table(rows: list[dict[str, Any]], tz: tzinfo) -> str:
+    header = "  ".join(name.ljust(width) for name, width in TABLE)
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        cells = [_fmt_time(r.get("started_at"), tz), r.get("call_id"), r.get("status"), r.get("caller_num"),
+                 r.get("callee_num"), r.get("agent"), r.get("queue"), r.get("consent_decision"),
+                 r.get("billsec") if r.get("billsec") is not None else "-"]
+        lines.append("  ".join(sanitize(c, w).ljust(w) for c, (_, w) in zip(cells, TABLE, strict=True)))
+    lines.append(f"{len(rows)} call(s)")
+    return "\n".join(lines)
+
+
+@click.group(name="calls")
+def calls_group() -> None:
+    """Search and inspect recorded calls."""
+
+
+@calls_group.command("search")
+@click.option("--from", "from_", metavar="TIME", help="Start (YYYY-MM-DD[THH:MM], local time, or epoch).")
+@click.option("--to", "to", metavar="TIME", help="End, exclusive.")
+@click.option("--preset", type=click.Choice(PRESETS), help="Time range preset (overrides --from/--to).")
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--caller", help="Caller number, full or last 4 digits.")
+@click.option("--callee", help="Callee number, full or last 4 digits.")
+@click.option("--call-id")
+@click.option("--agent")
+@click.option("--queue")
+@click.option("--tag")
+@click.option("--consent", help="Consent decision (granted, refused, timeout, not_required ...).")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.option("--unmask", is_flag=True, help="Show full numbers (written to the audit log).")
+@click.pass_context
+def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | None, status: str | None,
+           caller: str | None, callee: str | None, call_id: str | None, agent: str | None,
+           queue: str | None, tag: str | None, consent: str | None, limit: int, as_json: bool,
+           unmask: bool) -> None:
+    """Find calls; numbers are masked unless --unmask."""
+    catalog, tz, config = _open(ctx)
+    filters = CallFilters(start=_parse_time(from_, tz, "--from"), end=_parse_time(to, tz, "--to"),
+                          preset=preset, status=status, caller=caller, callee=callee, call_id=call_id,
+                          agent=agent, queue=queue, tag=tag, consent=consent, limit=limit)
+    try:
+        rows = catalog.search(filters, tz=tz)
+        if unmask:
+            detail = {k: v for k, v in vars_of(filters).items() if v not in (None, "")}
+            detail["results"] = len(rows)
+            _audit_unmask(catalog, config, "calls.search.unmask", "", detail)
+    finally:
+        catalog.close()
+    shown = [present_call(r, unmask) for r in rows]
+    if as_json:
+        click.echo(json.dumps(shown, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(_table(shown, tz))
+
+
+def vars_of(filters: CallFilters) -> dict[str, Any]:
+    return {name: getattr(filters, name) for name in filters.__slots__}  # type: ignore[attr-defined]
+
+
+@calls_group.command("show")
+@click.argument("call_id")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.option("--unmask", is_flag=True, help="Show full numbers (written to the audit log).")
+@click.pass_context
+def show(ctx: click.Context, call_id: str, as_json: bool, unmask: bool) -> None:
+    """One call: its CDR fields, recordings (tier, key, hash, duration, flags) and consent evidence."""
+    catalog, tz, config = _open(ctx)
+    try:
+        row = catalog.get_call(call_id)
+        if row is None:
+            raise NotFound(f"no call {sanitize(call_id)!r} in the catalog")
+        recordings = catalog.recordings_for_call(call_id)
+        if unmask:
+            _audit_unmask(catalog, config, "calls.show.unmask", call_id, {})
+    finally:
+        catalog.close()
+    call = present_call(row, unmask)
+    recs = [present_recording(r) for r in recordings]
+    if as_json:
+        click.echo(json.dumps({"call": call, "recordings": recs}, indent=2, sort_keys=True, default=str))
+        return
+    for label, key in (("call id", "call_id"), ("direction", "direction"), ("caller", "caller_num"),
+                       ("callee", "callee_num"), ("did", "did"), ("agent", "agent"), ("queue", "queue"),
+                       ("region", "region"), ("status", "status"), ("disposition", "disposition"),
+                       ("billsec", "billsec"), ("rule", "rule"), ("record decision", "record_decision"),
+                       ("consent", "consent_decision"), ("retention", "retention_class")):
+        click.echo(f"{label:16} {sanitize(call.get(key))}")
+    for label, key in (("started", "started_at"), ("answered", "answered_at"), ("ended", "ended_at")):
+        click.echo(f"{label:16} {_fmt_time(call.get(key), tz)}")
+    click.echo(f"{'tags':16} {sanitize(','.join(map(str, call.get('tags') or [])))}")
+    click.echo(f"{'flags':16} {sanitize(','.join(map(str, call.get('flags') or [])))}")
+    click.echo(f"recordings ({len(recs)}):")
+    for r in recs:
+        dur = f"{r['duration_s']:.1f}s" if r.get("duration_s") is not None else "-"
+        flags = ",".join(map(str, r.get("flags") or [])) or "-"
+        click.echo(f"  {sanitize(r['recording_id'], 80)}  {r.get('kind')}/{r.get('mode')}"
+                   f"  state={r.get('state')}  tier={sanitize(r.get('tier'))}  duration={dur}")
+        click.echo(f"    key={sanitize(r.get('storage_key'), 200)}")
+        click.echo(f"    sha256={r.get('sha256') or '-'}  flags={flags}")
+    click.echo("consent evidence:")
+    evidence = call.get("consent") if isinstance(call.get("consent"), dict) else {}
+    for key in sorted(evidence):
+        click.echo(f"  {sanitize(key)}: {sanitize(json.dumps(evidence[key], default=str), 200)}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(calls_group)

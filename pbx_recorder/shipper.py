@@ -1,0 +1,257 @@
+"""Shipper: spool entry -> tier.put -> tier.verify -> catalog row 'verified' -> spool entry removed.
+
+A file leaves the spool only after the stored copy verified and the catalog says so.
+Idempotent by recording id; one claim per recording (``claimer``); per-entry
+exponential backoff on failure (the entry stays in the spool).
+
+Extension points (used by other modules without editing this file):
+  * ``prepare_stages``: ``(path, manifest) -> (path, manifest)`` applied to each file before
+    ``put`` (transcode, encrypt).  Write outputs next to the input (inside the spool entry:
+    removed with it) and record what was done in ``manifest.processing`` (known keys
+    ``format``, ``encrypted``, ``key_id``, ``wrapped_key``, ``storage_class`` go to the catalog).
+  * ``after_store``: ``hook(catalog, recording_id, manifest, record)`` called once the stored
+    copy verified and the row is in the catalog with state 'stored' (e.g.
+    ``signing.SignAfterStore``, a ledger append).  A returned mapping is merged into the row.
+    Only after every hook succeeded is the row marked 'verified' and the spool entry removed;
+    a hook that raises leaves both for a retry, so hooks must be idempotent.
+  * ``claimer``: ``claim(recording_id) -> bool`` / ``release(recording_id)``.
+  * ``tier_for_region``: ``(region) -> Tier``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.errors import IntegrityError, RecorderError, TierUnavailable
+from pbx_recorder.manifest import Manifest
+from pbx_recorder.naming import storage_key
+from pbx_recorder.spool import Spool, SpoolEntry
+from storage.base import PutOptions, StoredObject, Tier
+from storage.hashing import digests_equal, hash_file
+
+log = logging.getLogger(__name__)
+
+PrepareStage = Callable[[Path, Manifest], tuple[Path, Manifest]]
+DONE_STATES = ("verified", "migrated")
+CATALOG_PROCESSING_KEYS = ("format", "encrypted", "key_id", "wrapped_key", "storage_class")
+
+
+class Claimer(Protocol):
+    def claim(self, recording_id: str) -> bool: ...
+
+    def release(self, recording_id: str) -> None: ...
+
+
+class InProcessClaimer:
+    """Default claimer: a set guarded by a lock (one process)."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+
+    def claim(self, recording_id: str) -> bool:
+        with self._lock:
+            if recording_id in self._held:
+                return False
+            self._held.add(recording_id)
+            return True
+
+    def release(self, recording_id: str) -> None:
+        with self._lock:
+            self._held.discard(recording_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ShipRecord:
+    """What an ``after_store`` hook sees."""
+
+    recording_id: str
+    call_id: str
+    manifest: Manifest
+    tier: Tier
+    objects: tuple[StoredObject, ...]  # audio files in manifest order, then the manifest object
+
+    @property
+    def primary(self) -> StoredObject:
+        return self.objects[0]
+
+
+AfterStore = Callable[[Catalog, str, Manifest, ShipRecord], Any]
+
+
+@dataclass
+class ShipSummary:
+    shipped: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # catalog had it verified: spool cleaned
+    retrying: list[str] = field(default_factory=list)  # failed this time, kept in the spool
+    waiting: list[str] = field(default_factory=list)  # in backoff, not tried
+    claimed_elsewhere: list[str] = field(default_factory=list)
+
+
+def object_keys(manifest: Manifest, ext_of: Sequence[str]) -> list[str]:
+    """Storage keys for the audio files (first = primary) and the manifest (last)."""
+    started = manifest.recorded_from or manifest.created_at
+    rid, cid, region = manifest.recording_id, manifest.call_id, manifest.region
+    keys = [storage_key(cid, rid if i == 0 else f"{rid}-{manifest.files[i].role or i}", started, ext, region)
+            for i, ext in enumerate(ext_of)]
+    keys.append(storage_key(cid, rid, started, "json", region))
+    return keys
+
+
+class Shipper:
+    def __init__(self, spool: Spool, catalog: Catalog, tier_for_region: Callable[[str], Tier], *,
+                 prepare_stages: Sequence[PrepareStage] = (), after_store: Sequence[AfterStore] = (),
+                 claimer: Claimer | None = None, clock: Callable[[], float] = time.time,
+                 backoff_base_s: float = 2.0, backoff_max_s: float = 300.0) -> None:
+        self.spool = spool
+        self.catalog = catalog
+        self.tier_for_region = tier_for_region
+        self.prepare_stages = list(prepare_stages)
+        self.after_store = list(after_store)
+        self.claimer = claimer or InProcessClaimer()
+        self.clock = clock
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._attempts: dict[str, int] = {}
+        self._next_at: dict[str, float] = {}
+
+    # -- one entry -----------------------------------------------------------------
+    def _already_done(self, entry: SpoolEntry) -> bool:
+        row = self.catalog.get_recording(entry.recording_id)
+        if not row or row.get("state") not in DONE_STATES:
+            return False
+        if digests_equal(str(row.get("audio_sha256", "")), entry.manifest.audio_sha256):
+            return True
+        raise IntegrityError(f"recording {entry.recording_id} is already {row.get('state')} in the catalog "
+                             "with a different audio hash: spool entry kept for an operator",
+                             call_id=entry.manifest.call_id)
+
+    def _store(self, entry: SpoolEntry) -> tuple[Manifest, Tier, list[StoredObject]]:
+        manifest = entry.manifest
+        prepared: list[tuple[Path, str | None]] = []
+        for f in manifest.files:
+            path = entry.file_path(f.name)
+            original = path
+            for stage in self.prepare_stages:
+                path, manifest = stage(path, manifest)
+            # untouched file: it must still hash as spooled; a stage output is hashed here
+            prepared.append((path, f.sha256 if path == original else hash_file(path)))
+        tier = self.tier_for_region(manifest.region)
+        keys = object_keys(manifest, [p.suffix.lstrip(".").lower() or "bin" for p, _ in prepared])
+        meta = {"call_id": manifest.call_id, "recording_id": manifest.recording_id}
+        opts = PutOptions(metadata=meta, storage_class=str(manifest.processing.get("storage_class", "")))
+        stored = []
+        manifest_file = entry.directory / ".ship-manifest.json"
+        manifest_file.write_bytes(manifest.to_json())
+        for (path, expected), key in zip([*prepared, (manifest_file, None)], keys, strict=True):
+            obj = tier.put(key, path, sha256=expected, options=opts)
+            if not tier.verify(key, obj.sha256):
+                raise IntegrityError(f"tier {tier.name}: {key} does not verify after put",
+                                     call_id=manifest.call_id)
+            stored.append(obj)
+        return manifest, tier, stored
+
+    def _catalog_row(self, manifest: Manifest, tier: Tier, stored: list[StoredObject]) -> dict[str, Any]:
+        primary = stored[0]
+        row: dict[str, Any] = {
+            "recording_id": manifest.recording_id, "call_id": manifest.call_id, "kind": manifest.kind,
+            "mode": manifest.mode, "state": "verified", "tier": tier.name, "storage_key": primary.key,
+            "storage_class": primary.storage_class, "sha256": primary.sha256,
+            "audio_sha256": manifest.audio_sha256, "size": primary.size,
+            "duration_s": manifest.files[0].duration_s if manifest.files else None,
+            "format": primary.key.rsplit(".", 1)[-1], "manifest": manifest.to_dict(),
+            "retention_class": manifest.retention_class, "region": manifest.region,
+            "flags": list(manifest.flags), "created_at": manifest.created_at or self.clock(),
+            "stored_at": self.clock(),
+        }
+        for key in CATALOG_PROCESSING_KEYS:
+            if key in manifest.processing:
+                value = manifest.processing[key]
+                row[key] = int(value) if isinstance(value, bool) else value
+        return row
+
+    def ship_entry(self, entry: SpoolEntry) -> str:
+        """Ship one entry; returns 'shipped' | 'already' | 'claimed'.  Raises on failure."""
+        rid = entry.recording_id
+        if not self.claimer.claim(rid):
+            return "claimed"
+        try:
+            if self._already_done(entry):
+                self.spool.remove(rid)
+                log.info("recording %s (call %s) already verified in the catalog: spool cleaned",
+                         rid, entry.manifest.call_id)
+                return "already"
+            manifest, tier, stored = self._store(entry)
+            row = self._catalog_row(manifest, tier, stored)
+            self.catalog.upsert_recording({**row, "state": "stored"})
+            record = ShipRecord(rid, manifest.call_id, manifest, tier, tuple(stored))
+            for hook in self.after_store:
+                extra = hook(self.catalog, rid, manifest, record)
+                if isinstance(extra, Mapping) and extra:
+                    self.catalog.upsert_recording({"recording_id": rid, **extra})
+            self.catalog.mark_state(rid, "verified")
+            self.spool.remove(rid)
+            log.info("recording %s (call %s) stored in %s as %s and verified", rid, manifest.call_id,
+                     tier.name, stored[0].key)
+            return "shipped"
+        finally:
+            self.claimer.release(rid)
+
+    # -- all entries ---------------------------------------------------------------
+    def _backoff(self, rid: str, now: float) -> float:
+        attempts = self._attempts.get(rid, 0) + 1
+        self._attempts[rid] = attempts
+        delay = min(self.backoff_base_s * 2 ** (attempts - 1), self.backoff_max_s)
+        self._next_at[rid] = now + delay
+        return delay
+
+    def ship_once(self) -> ShipSummary:
+        summary = ShipSummary()
+        for entry in self.spool.pending():
+            rid, call_id = entry.recording_id, entry.manifest.call_id
+            now = self.clock()
+            if self._next_at.get(rid, 0.0) > now:
+                summary.waiting.append(rid)
+                continue
+            try:
+                outcome = self.ship_entry(entry)
+            except TierUnavailable as exc:
+                delay = self._backoff(rid, now)
+                log.warning("recording %s (call %s): tier unavailable (%s); retry in %.0fs",
+                            rid, call_id, exc, delay)
+                summary.retrying.append(rid)
+                continue
+            except (RecorderError, OSError, ValueError) as exc:
+                delay = self._backoff(rid, now)
+                log.error("recording %s (call %s): shipping failed: %s; kept in spool, retry in %.0fs",
+                          rid, call_id, exc, delay)
+                summary.retrying.append(rid)
+                continue
+            self._attempts.pop(rid, None)
+            self._next_at.pop(rid, None)
+            {"shipped": summary.shipped, "already": summary.already,
+             "claimed": summary.claimed_elsewhere}[outcome].append(rid)
+        return summary
+
+    async def run(self, stop_event: asyncio.Event, interval_s: float = 1.0) -> None:
+        """Ship until ``stop_event`` is set (blocking work runs in a thread)."""
+        while not stop_event.is_set():
+            try:
+                summary = await asyncio.to_thread(self.ship_once)
+                if summary.shipped or summary.retrying:
+                    log.info("shipper: %d shipped, %d retrying, %d waiting", len(summary.shipped),
+                             len(summary.retrying), len(summary.waiting))
+            except (RecorderError, OSError) as exc:
+                log.error("shipper pass failed: %s", exc)
+            try:
+                await asyncio.wait_for(stop_event.wait(), timeout=interval_s)
+            except TimeoutError:
+                pass

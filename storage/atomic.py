@@ -1,0 +1,127 @@
+"""Atomic file writes: temp file in the same directory, fsync, os.replace, fsync the directory.
+
+A crash leaves at most a ``.<name>.tmp-<random>`` file behind, never a half-written
+target; :func:`clean_temp_files` removes such leftovers.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from pbx_recorder.errors import IntegrityError, SpoolFull, StorageError
+from storage.hashing import CHUNK, HashingWriter, digests_equal, hash_file
+
+TEMP_MARK = ".tmp-"
+
+
+def temp_path_for(target: Path) -> Path:
+    return target.with_name(f".{target.name}{TEMP_MARK}{secrets.token_hex(4)}")
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") and TEMP_MARK in name
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _translate(exc: OSError, what: str) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return SpoolFull(f"no space left on device while {what}")
+    return StorageError(f"{what}: {exc.strerror or exc}")
+
+
+def write_stream(target: str | Path, chunks: Iterable[bytes], *, expected_sha256: str | None = None,
+                 mode: int | None = None) -> tuple[str, int]:
+    """Write ``chunks`` atomically to ``target``; return (hex sha256, size).
+
+    If ``expected_sha256`` is given and the bytes differ, nothing is published and
+    IntegrityError is raised.  OSError becomes StorageError (SpoolFull for ENOSPC).
+    """
+    target = Path(target)
+    tmp = temp_path_for(target)
+    try:
+        with open(tmp, "xb") as raw:
+            writer = HashingWriter(raw)  # type: ignore[arg-type]
+            for block in chunks:
+                writer.write(block)
+            raw.flush()
+            os.fsync(raw.fileno())
+        digest = writer.hexdigest()
+        if expected_sha256 is not None and not digests_equal(digest, expected_sha256):
+            raise IntegrityError(f"hash mismatch writing {target.name}: got sha256:{digest}")
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+        return digest, writer.size
+    except OSError as exc:
+        raise _translate(exc, f"writing {target.name}") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_chunks(source: str | Path | BinaryIO, chunk: int = CHUNK) -> Iterable[bytes]:
+    if isinstance(source, str | Path):
+        with open(source, "rb") as f:
+            yield from iter(lambda: f.read(chunk), b"")
+    else:
+        yield from iter(lambda: source.read(chunk), b"")
+
+
+def write_bytes(target: str | Path, data: bytes) -> str:
+    """Atomically replace ``target`` with ``data``; return the hex SHA-256."""
+    return write_stream(target, [data])[0]
+
+
+def copy_file(src: str | Path, dst: str | Path, *, expected_sha256: str | None = None) -> str:
+    """Atomic copy with the hash computed while streaming; return hex SHA-256."""
+    try:
+        return write_stream(dst, read_chunks(src), expected_sha256=expected_sha256)[0]
+    except FileNotFoundError as exc:
+        raise StorageError(f"source missing: {Path(src).name}") from exc
+
+
+def move_file(src: str | Path, dst: str | Path) -> str:
+    """Move ``src`` to ``dst`` and return its hex SHA-256.
+
+    Same filesystem: os.replace.  Across filesystems: copy (hash while streaming),
+    fsync, re-read the copy and compare, then unlink the source.
+    """
+    src, dst = Path(src), Path(dst)
+    source_hash = hash_file(src)
+    try:
+        os.replace(src, dst)
+        fsync_dir(dst.parent)
+        return source_hash
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise _translate(exc, f"moving {src.name}") from exc
+    copy_file(src, dst, expected_sha256=source_hash)
+    if not digests_equal(hash_file(dst), source_hash):
+        dst.unlink()
+        raise IntegrityError(f"copy of {src.name} does not verify")
+    src.unlink()
+    fsync_dir(src.parent)
+    return source_hash
+
+
+def clean_temp_files(directory: str | Path) -> list[Path]:
+    """Remove temp files a crash left in ``directory``; return what was removed."""
+    removed = []
+    for p in Path(directory).iterdir():
+        if p.is_file() and is_temp_name(p.name):
+            p.unlink()
+            removed.append(p)
+    return removed
