@@ -1,0 +1,219 @@
+"""Right-to-erasure requests: find, delete everywhere, prove it, track the deadline.
+
+``erase`` deletes every recording of every matching call from every tier (every
+version, plus copies a half-finished migration left), deletes the recordings and calls
+rows, and returns a receipt that names the subject only by its keyed hash.  Recordings
+under legal hold are withheld (listed with the hold reason; status refused_partial).
+deletion_log and ledger rows stay: they hold ids and hashes, never the number.  Audit
+rows that quote the number get it replaced by its keyed hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from pbx_recorder.errors import PolicyRefusal
+from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle.holds import HoldManager
+from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
+from storage.base import Tier
+
+log = logging.getLogger(__name__)
+
+
+class Eraser:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        tiers: Mapping[str, Tier],
+        *,
+        hash_key: bytes,
+        holds: HoldManager,
+        ledger: LedgerAppend | None = None,
+        deadline_days: int = policy.ERASURE_DEADLINE_DAYS,
+    ) -> None:
+        self.conn = conn
+        self.tiers = tiers
+        self.hash_key = hash_key
+        self.holds = holds
+        self.ledger = ledger or default_ledger()
+        self.deadline_days = deadline_days
+
+    def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
+        if call_id:
+            return rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (call_id,))
+        assert caller is not None
+        want = policy.normalize_number(caller)
+        return [
+            c
+            for c in rows(self.conn, "SELECT * FROM calls")
+            if want in (policy.normalize_number(c["caller_num"]), policy.normalize_number(c["callee_num"]))
+        ]
+
+    def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
+        """Register (or find) the request; its 15-day clock starts at the first receipt."""
+        request_id = request_id or "ER-" + secrets.token_hex(6)
+        found = rows(self.conn, "SELECT * FROM erasure_requests WHERE request_id=?", (request_id,))
+        if found:
+            if found[0]["subject"] != subject_hash:
+                raise PolicyRefusal(f"request {request_id} exists for another subject")
+            return found[0]
+        row = {
+            "request_id": request_id,
+            "subject": subject_hash,
+            "received_at": now,
+            "deadline": policy.erasure_deadline(now, self.deadline_days),
+            "status": "open",
+        }
+        with Tx(self.conn):
+            self.conn.execute(
+                "INSERT INTO erasure_requests (request_id, subject, received_at, deadline, status)"
+                " VALUES (:request_id,:subject,:received_at,:deadline,:status)",
+                row,
+            )
+        return row
+
+    def erase(
+        self,
+        *,
+        caller: str | None = None,
+        call_id: str | None = None,
+        request_id: str | None = None,
+        actor: str,
+        now: float,
+    ) -> dict[str, Any]:
+        if bool(caller) == bool(call_id):
+            raise PolicyRefusal("give exactly one of caller or call_id")
+        subject = (
+            policy.number_hash(self.hash_key, caller)
+            if caller
+            else policy.subject_hash(self.hash_key, call_id or "")
+        )
+        req = self.receive(subject_hash=subject, request_id=request_id, now=now)
+        calls = self._calls(caller, call_id)
+        deleted, withheld = [], []
+        for call in calls:
+            kept = 0
+            for rec in rows(self.conn, "SELECT * FROM recordings WHERE call_id=?", (call["call_id"],)):
+                hold = self.holds.hold_for(rec)
+                if hold or rec["legal_hold"]:
+                    hid, why = hold or ("", "legal hold flag set")
+                    withheld.append(
+                        {
+                            "recording_id": rec["recording_id"],
+                            "call_id": rec["call_id"],
+                            "hold_id": hid,
+                            "reason": why,
+                        }
+                    )
+                    kept += 1
+                    continue
+                deleted.append(self._erase_recording(rec, req["request_id"], actor, now))
+            if not kept:
+                with Tx(self.conn):
+                    self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
+                    self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
+        redacted = self._redact_audit(caller, subject) if caller else 0
+        status = "refused_partial" if withheld else "done"
+        receipt = {
+            "request_id": req["request_id"],
+            "subject": subject,
+            "subject_kind": "caller" if caller else "call_id",
+            "received_at": req["received_at"],
+            "deadline": req["deadline"],
+            "completed_at": now,
+            "status": status,
+            "calls_matched": len(calls),
+            "calls_erased": len(calls) - len({w["call_id"] for w in withheld}),
+            "recordings_erased": len(deleted),
+            "objects_deleted": sum(d["versions"] for d in deleted),
+            "objects": deleted,
+            "withheld": withheld,
+            "audit_rows_redacted": redacted,
+            "actor": actor,
+        }
+        with Tx(self.conn):
+            self.conn.execute(
+                "UPDATE erasure_requests SET completed_at=?, status=?, receipt=? WHERE request_id=?",
+                (now, status, json.dumps(receipt, sort_keys=True), req["request_id"]),
+            )
+        log.info(
+            "erasure %s: %d recording(s) erased, %d withheld", req["request_id"], len(deleted), len(withheld)
+        )
+        return receipt
+
+    def _erase_recording(
+        self, rec: Mapping[str, Any], request_id: str, actor: str, now: float
+    ) -> dict[str, Any]:
+        places = {(rec["tier"], rec["storage_key"])}
+        for m in rows(
+            self.conn, "SELECT * FROM lifecycle_moves WHERE recording_id=?", (rec["recording_id"],)
+        ):
+            places |= {(m["src_tier"], m["src_key"]), (m["dst_tier"], m["dst_key"])}
+        for name, tier in self.tiers.items():  # stray copies under the same key on any tier
+            if (
+                rec["storage_key"]
+                and (name, rec["storage_key"]) not in places
+                and tier.stat(rec["storage_key"])
+            ):
+                places.add((name, rec["storage_key"]))
+        versions = 0
+        for name, key in sorted(places):
+            if key and name in self.tiers:
+                versions += self.tiers[name].delete(
+                    key
+                )  # PolicyRefusal (lock) propagates: request stays open
+        with Tx(self.conn):
+            for table in ("lifecycle_moves", "hold_recordings", "recordings"):
+                self.conn.execute(f"DELETE FROM {table} WHERE recording_id=?", (rec["recording_id"],))
+            self.conn.execute(
+                "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (now, rec["recording_id"], rec["call_id"], rec["sha256"], "erasure", request_id, actor),
+            )
+            self.ledger(
+                self.conn,
+                "erased",
+                rec["recording_id"],
+                {"request_id": request_id, "call_id": rec["call_id"], "sha256": rec["sha256"]},
+                now,
+            )
+        return {
+            "recording_id": rec["recording_id"],
+            "sha256": rec["sha256"],
+            "tiers": sorted({p[0] for p in places}),
+            "versions": versions,
+        }
+
+    def _redact_audit(self, number: str, subject: str) -> int:
+        norm = policy.normalize_number(number)
+        n = 0
+        for a in rows(
+            self.conn,
+            "SELECT id, target, detail FROM audit_log WHERE target LIKE ? OR detail LIKE ?",
+            (f"%{norm}%", f"%{norm}%"),
+        ):
+            with Tx(self.conn):
+                self.conn.execute(
+                    "UPDATE audit_log SET target=?, detail=? WHERE id=?",
+                    (a["target"].replace(norm, subject), a["detail"].replace(norm, subject), a["id"]),
+                )
+            n += 1
+        return n
+
+    def status(self, now: float) -> list[dict[str, Any]]:
+        """Open requests, each flagged overdue past its 15-day deadline."""
+        out = rows(
+            self.conn,
+            "SELECT request_id, subject, received_at, deadline, status FROM erasure_requests"
+            " WHERE status='open' ORDER BY deadline",
+        )
+        for r in out:
+            r["overdue"] = now > r["deadline"]
+            r["days_left"] = round((r["deadline"] - now) / policy.DAY, 1)
+        return out

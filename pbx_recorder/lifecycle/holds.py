@@ -1,0 +1,198 @@
+"""Legal holds: by call, by caller (keyed hash, never the number in clear) or by query.
+
+A hold sets ``recordings.legal_hold``, records the recordings it covered in
+``hold_recordings``, asks tiers that enforce holds natively (S3 Object Lock) to set
+theirs, and appends ledger ``held`` / ``released``.  ``hold_for`` is what retention and
+erasure ask before deleting: it also catches calls that arrived after a call/caller
+hold was placed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
+from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
+from storage.base import Tier
+
+log = logging.getLogger(__name__)
+SCOPES = ("call", "caller", "query")
+
+
+class HoldManager:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        tiers: Mapping[str, Tier],
+        *,
+        hash_key: bytes,
+        ledger: LedgerAppend | None = None,
+    ) -> None:
+        self.conn = conn
+        self.tiers = tiers
+        self.hash_key = hash_key
+        self.ledger = ledger or default_ledger()
+
+    # -- matching ----------------------------------------------------------------------
+    def _matching_call_ids(self, scope: str, stored_value: str) -> list[str]:
+        if scope == "call":
+            return [
+                r["call_id"]
+                for r in rows(self.conn, "SELECT call_id FROM calls WHERE call_id=?", (stored_value,))
+            ]
+        calls = rows(self.conn, "SELECT * FROM calls")
+        if scope == "caller":
+            return [c["call_id"] for c in calls if self._call_has_number_hash(c, stored_value)]
+        q = policy.parse_query(stored_value)
+        return [c["call_id"] for c in calls if policy.query_matches(c, q)]
+
+    def _call_has_number_hash(self, call: Mapping[str, Any], h: str) -> bool:
+        return any(
+            call.get(f) and policy.number_hash(self.hash_key, call[f]) == h
+            for f in ("caller_num", "callee_num")
+        )
+
+    def hold_for(self, rec: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(hold_id, reason) of an active hold covering the recording, else None."""
+        hit = self.conn.execute(
+            "SELECT h.hold_id, h.reason FROM hold_recordings hr JOIN holds h ON h.hold_id=hr.hold_id"
+            " WHERE hr.recording_id=? AND h.released_at IS NULL LIMIT 1",
+            (rec["recording_id"],),
+        ).fetchone()
+        if hit:
+            return str(hit[0]), str(hit[1])
+        active = rows(
+            self.conn, "SELECT * FROM holds WHERE released_at IS NULL AND scope IN ('call','caller')"
+        )
+        if not active:
+            return None
+        call = rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (rec["call_id"],))
+        for h in active:
+            if h["scope"] == "call" and h["value"] == rec["call_id"]:
+                return h["hold_id"], h["reason"]
+            if h["scope"] == "caller" and call and self._call_has_number_hash(call[0], h["value"]):
+                return h["hold_id"], h["reason"]
+        return None
+
+    # -- operations --------------------------------------------------------------------
+    def add(
+        self, scope: str, value: str, reason: str, actor: str, now: float | None = None
+    ) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        if scope not in SCOPES:
+            raise PolicyRefusal(f"hold scope must be one of {', '.join(SCOPES)}")
+        if not reason.strip():
+            raise PolicyRefusal("a legal hold needs a reason")
+        if scope == "caller":
+            stored = policy.number_hash(self.hash_key, value)
+        elif scope == "query":
+            try:
+                stored = json.dumps(policy.parse_query(value), sort_keys=True)
+            except ValueError as exc:
+                raise PolicyRefusal(f"bad hold query: {exc}") from exc
+        else:
+            stored = value
+        call_ids = self._matching_call_ids(scope, stored)
+        if scope == "call" and not call_ids:
+            raise NotFound(f"no call {value}")
+        hold_id = "H-" + secrets.token_hex(6)
+        recs = self._recordings_of(call_ids)
+        with Tx(self.conn):
+            self.conn.execute(
+                "INSERT INTO holds (hold_id, scope, value, reason, created_by, created_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (hold_id, scope, stored, reason, actor, now),
+            )
+            for r in recs:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO hold_recordings VALUES (?,?)", (hold_id, r["recording_id"])
+                )
+                self.conn.execute(
+                    "UPDATE recordings SET legal_hold=1 WHERE recording_id=?", (r["recording_id"],)
+                )
+                self.ledger(
+                    self.conn,
+                    "held",
+                    r["recording_id"],
+                    {"hold_id": hold_id, "scope": scope, "call_id": r["call_id"]},
+                    now,
+                )
+        for r in recs:
+            self._tier_hold(r, True)
+        log.info("hold %s (%s) placed by %s on %d recording(s)", hold_id, scope, actor, len(recs))
+        return {
+            "hold_id": hold_id,
+            "scope": scope,
+            "value": stored,
+            "reason": reason,
+            "recordings": [r["recording_id"] for r in recs],
+        }
+
+    def remove(self, hold_id: str, actor: str, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        found = rows(self.conn, "SELECT * FROM holds WHERE hold_id=?", (hold_id,))
+        if not found:
+            raise NotFound(f"no hold {hold_id}")
+        if found[0]["released_at"] is not None:
+            raise PolicyRefusal(f"hold {hold_id} was already released")
+        covered = (
+            self._recordings_of(self._matching_call_ids(found[0]["scope"], found[0]["value"]))
+            if found[0]["scope"] != "query"
+            else []
+        )
+        covered += rows(
+            self.conn,
+            "SELECT r.* FROM recordings r JOIN hold_recordings hr"
+            " ON hr.recording_id=r.recording_id WHERE hr.hold_id=?",
+            (hold_id,),
+        )
+        released = []
+        with Tx(self.conn):
+            self.conn.execute(
+                "UPDATE holds SET released_at=?, released_by=? WHERE hold_id=?", (now, actor, hold_id)
+            )
+            for r in {r["recording_id"]: r for r in covered}.values():
+                if self.hold_for(r) is None:
+                    self.conn.execute(
+                        "UPDATE recordings SET legal_hold=0 WHERE recording_id=?", (r["recording_id"],)
+                    )
+                    self.ledger(self.conn, "released", r["recording_id"], {"hold_id": hold_id}, now)
+                    released.append(r)
+        for r in released:
+            self._tier_hold(r, False)
+        return {"hold_id": hold_id, "released": [r["recording_id"] for r in released]}
+
+    def list(self, include_released: bool = False) -> list[dict[str, Any]]:
+        where = "" if include_released else " WHERE h.released_at IS NULL"
+        return rows(
+            self.conn,
+            "SELECT h.*, (SELECT COUNT(*) FROM hold_recordings hr WHERE hr.hold_id=h.hold_id)"
+            f" AS recordings FROM holds h{where} ORDER BY h.created_at",
+        )
+
+    # -- helpers -----------------------------------------------------------------------
+    def _recordings_of(self, call_ids: list[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(call_ids), 500):
+            chunk = call_ids[i : i + 500]
+            out += rows(
+                self.conn, f"SELECT * FROM recordings WHERE call_id IN ({','.join('?' * len(chunk))})", chunk
+            )
+        return out
+
+    def _tier_hold(self, rec: Mapping[str, Any], on: bool) -> None:
+        tier = self.tiers.get(rec.get("tier") or "")
+        if tier is None or rec.get("state") not in policy.LIVE_STATES:
+            return
+        try:
+            native = tier.set_legal_hold(rec["storage_key"], on)
+            log.debug("hold %s rec=%s on tier %s (native=%s)", on, rec["recording_id"], tier.name, native)
+        except StorageError as exc:  # the catalog flag still protects it
+            log.error("tier legal hold failed call=%s rec=%s: %s", rec["call_id"], rec["recording_id"], exc)

@@ -1,0 +1,93 @@
+"""Catalog access shared by the lifecycle jobs: connection, ledger events, audit rows.
+
+The lifecycle jobs take a plain ``sqlite3.Connection`` (the pipeline helper's Catalog
+exposes one); ``open_catalog`` makes one for the CLI and tests.  Ledger events go
+through the crypto helper's hash-chained ``pbx_recorder.ledger.append``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pbx_recorder.catalog.schema import apply_migrations
+from pbx_recorder.errors import CatalogError
+
+log = logging.getLogger(__name__)
+
+LedgerAppend = Callable[[sqlite3.Connection, str, str, Mapping[str, Any], float], Any]
+
+
+def open_catalog(path: str | Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        apply_migrations(conn)
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
+    return conn
+
+
+class Tx:
+    """``with Tx(conn):`` one explicit transaction (works with isolation_level=None too)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._own = True
+        else:
+            self._own = False
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self._own:
+            return
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def default_ledger() -> LedgerAppend:
+    from pbx_recorder import ledger  # crypto helper's module, imported lazily
+
+    return ledger.append  # type: ignore[no-any-return]
+
+
+def rows(
+    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] | list[Any] = ()
+) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def current_actor() -> str:
+    return os.environ.get("PBX_RECORDER_USER") or getpass.getuser()
+
+
+def audit(
+    conn: sqlite3.Connection,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    target: str,
+    detail: Mapping[str, Any],
+    now: float,
+) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, role, action, target, detail) VALUES (?,?,?,?,?,?)",
+        (now, actor, role, action, target, json.dumps(dict(detail), sort_keys=True, default=str)),
+    )

@@ -1,0 +1,185 @@
+"""Retention: ``report`` what would be disposed of and why; ``apply`` disposes of it.
+
+Disposal = delete every version from the tier, mark the row 'expired', write
+``deletion_log`` (what, when, why, policy, hash, actor), append ledger ``deleted``.
+Holds and protection always win: such a recording is refused, and the refusal is
+written to ``deletion_log`` (reason 'refused', once per recording and cause).
+deletion_log rows are kept at least a year (policy.DELETION_LOG_KEEP_DAYS); nothing in
+this code base prunes that table.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
+from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle.holds import HoldManager
+from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, default_ledger, rows
+from storage.base import Tier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApplyResult:
+    disposed: list[str] = field(default_factory=list)
+    refused: list[policy.Disposal] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class RetentionJob:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        tiers: Mapping[str, Tier],
+        classes: Mapping[str, policy.RetentionClass],
+        holds: HoldManager,
+        ledger: LedgerAppend | None = None,
+    ) -> None:
+        self.conn = conn
+        self.tiers = tiers
+        self.classes = classes
+        self.holds = holds
+        self.ledger = ledger or default_ledger()
+
+    def report(self, now: float) -> list[policy.Disposal]:
+        """Every recording past its retention, with the decision: dispose or refuse (and why)."""
+        out = []
+        for rec in rows(
+            self.conn,
+            "SELECT * FROM recordings WHERE state IN ('stored','verified','migrated') ORDER BY created_at",
+        ):
+            cls = self.classes.get(rec["retention_class"])
+            until = policy.effective_retain_until(rec, cls)
+            if until is None or until > now:
+                continue
+            hold = self.holds.hold_for(rec)
+            out.append(policy.disposal_decision(rec, cls, now, f"{hold[0]} ({hold[1]})" if hold else None))
+        return out
+
+    def apply(self, now: float, actor: str) -> ApplyResult:
+        result = ApplyResult()
+        for d in self.report(now):
+            rec = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (d.recording_id,))[0]
+            if d.action == "refuse":
+                self._log_refusal(rec, d.reason, d.policy, actor, now)
+                result.refused.append(d)
+                continue
+            if d.action != "dispose":
+                continue
+            try:
+                self._dispose(rec, d, actor, now)
+                result.disposed.append(d.recording_id)
+            except PolicyRefusal as exc:  # the tier itself (Object Lock) said no
+                self._log_refusal(rec, f"tier refused: {exc}", d.policy, actor, now)
+                result.refused.append(
+                    policy.Disposal(d.recording_id, d.call_id, "refuse", str(exc), d.policy, d.retain_until)
+                )
+            except RecorderError as exc:
+                log.error("retention delete failed call=%s rec=%s: %s", d.call_id, d.recording_id, exc)
+                result.failed.append(d.recording_id)
+        return result
+
+    def _dispose(self, rec: Mapping[str, Any], d: policy.Disposal, actor: str, now: float) -> None:
+        tier = self.tiers.get(rec["tier"])
+        versions = tier.delete(rec["storage_key"]) if tier is not None and rec["storage_key"] else 0
+        with Tx(self.conn):
+            self.conn.execute("UPDATE recordings SET state='expired' WHERE recording_id=?", (d.recording_id,))
+            self.conn.execute(
+                "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    now,
+                    d.recording_id,
+                    d.call_id,
+                    rec["sha256"],
+                    "retention",
+                    f"{d.policy}; {d.reason}",
+                    actor,
+                ),
+            )
+            self.ledger(
+                self.conn,
+                "deleted",
+                d.recording_id,
+                {
+                    "call_id": d.call_id,
+                    "reason": "retention",
+                    "policy": d.policy,
+                    "sha256": rec["sha256"],
+                    "tier": rec["tier"],
+                    "versions": versions,
+                },
+                now,
+            )
+        log.info("disposed call=%s rec=%s (%s, %d version(s))", d.call_id, d.recording_id, d.policy, versions)
+
+    def _log_refusal(self, rec: Mapping[str, Any], why: str, pol: str, actor: str, now: float) -> None:
+        seen = self.conn.execute(
+            "SELECT 1 FROM deletion_log WHERE recording_id=? AND reason='refused' AND policy=?",
+            (rec["recording_id"], f"{pol}; {why}"),
+        ).fetchone()
+        log.warning("retention refused call=%s rec=%s: %s", rec["call_id"], rec["recording_id"], why)
+        if not seen:
+            with Tx(self.conn):
+                self.conn.execute(
+                    "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (
+                        now,
+                        rec["recording_id"],
+                        rec["call_id"],
+                        rec["sha256"],
+                        "refused",
+                        f"{pol}; {why}",
+                        actor,
+                    ),
+                )
+
+    def set_class(
+        self, call_id: str, class_name: str, *, actor: str, role: str, now: float
+    ) -> list[dict[str, Any]]:
+        """Change a call's retention class; recompute retain_until of its recordings; audit row."""
+        cls = self.classes.get(class_name)
+        if cls is None:
+            raise PolicyRefusal(
+                f"unknown retention class {class_name!r} (known: {', '.join(sorted(self.classes))})"
+            )
+        if not rows(self.conn, "SELECT 1 FROM calls WHERE call_id=?", (call_id,)):
+            raise NotFound(f"no call {call_id}")
+        recs = rows(self.conn, "SELECT * FROM recordings WHERE call_id=?", (call_id,))
+        changes = []
+        with Tx(self.conn):
+            self.conn.execute(
+                "UPDATE calls SET retention_class=?, updated_at=? WHERE call_id=?", (class_name, now, call_id)
+            )
+            for r in recs:
+                until = policy.retain_until(float(r["created_at"]), cls)
+                self.conn.execute(
+                    "UPDATE recordings SET retention_class=?, retain_until=?, protected=?"
+                    " WHERE recording_id=?",
+                    (class_name, until, int(cls.protected), r["recording_id"]),
+                )
+                changes.append(
+                    {
+                        "recording_id": r["recording_id"],
+                        "from": r["retention_class"],
+                        "old_retain_until": r["retain_until"],
+                        "retain_until": until,
+                    }
+                )
+            audit(
+                self.conn,
+                actor=actor,
+                role=role,
+                action="retention.set-class",
+                target=call_id,
+                detail={"class": class_name, "recordings": changes},
+                now=now,
+            )
+        return changes

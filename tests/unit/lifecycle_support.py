@@ -1,0 +1,96 @@
+"""Shared helpers for the lifecycle tests: a catalog, local tiers, calls and recordings."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from pbx_recorder import ledger
+from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.lifecycle.policy import DAY, RetentionClass
+from storage.local import LocalTier
+
+NOW = 1_800_000_000.0
+KEY = b"k" * 32
+CLASSES = {
+    "standard": RetentionClass("standard", days=180, cold_after_days=30),
+    "finance": RetentionClass("finance", days=1095, cold_after_days=30, protected=True),
+    "short": RetentionClass("short", days=10, cold_after_days=None),
+}
+
+
+@dataclass
+class Env:
+    conn: sqlite3.Connection
+    tiers: dict[str, LocalTier]
+    db: Path
+
+
+def make_env(tmp_path: Path, names: tuple[str, ...] = ("hot", "cold", "cold-eu")) -> Env:
+    db = tmp_path / "catalog.db"
+    tiers = {n: LocalTier(n, tmp_path / "tiers" / n) for n in names}
+    return Env(open_catalog(db), tiers, db)
+
+
+def add_call(
+    env: Env,
+    call_id: str,
+    *,
+    caller: str = "+15551230001",
+    callee: str = "200",
+    region: str = "",
+    cls: str = "standard",
+    started_at: float = NOW - 100 * DAY,
+    queue: str = "",
+) -> None:
+    env.conn.execute(
+        "INSERT INTO calls (call_id, caller_num, callee_num, region, retention_class, started_at, queue)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (call_id, caller, callee, region, cls, started_at, queue),
+    )
+
+
+def add_recording(
+    env: Env,
+    call_id: str,
+    rid: str,
+    *,
+    tier: str = "hot",
+    age_days: float = 100,
+    cls: str = "standard",
+    region: str = "",
+    data: bytes | None = None,
+    protected: bool = False,
+    state: str = "stored",
+) -> str:
+    data = data if data is not None else f"audio of {rid}".encode() * 10
+    sha = hashlib.sha256(data).hexdigest()
+    key = f"2027/01/{call_id}/{rid}.wav"
+    env.tiers[tier].put(key, io.BytesIO(data), sha256=sha)
+    created = NOW - age_days * DAY
+    c = CLASSES.get(cls)
+    until = created + c.days * DAY if c and c.days > 0 else None
+    env.conn.execute(
+        "INSERT INTO recordings (recording_id, call_id, state, size, sha256, tier, storage_key, retention_class,"
+        " retain_until, protected, region, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (rid, call_id, state, len(data), sha, tier, key, cls, until, int(protected), region, created),
+    )
+    return key
+
+
+def rec(env: Env, rid: str) -> dict | None:
+    row = env.conn.execute("SELECT * FROM recordings WHERE recording_id=?", (rid,)).fetchone()
+    return dict(row) if row else None
+
+
+def ledger_events(env: Env, event: str) -> list[str]:
+    return [
+        r[0] for r in env.conn.execute("SELECT recording_id FROM ledger WHERE event=? ORDER BY seq", (event,))
+    ]
+
+
+def chain_ok(env: Env) -> bool:
+    return ledger.verify_chain(env.conn) == []

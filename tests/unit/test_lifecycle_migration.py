@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import pytest
+from lifecycle_support import CLASSES, NOW, add_call, add_recording, chain_ok, ledger_events, make_env, rec
+
+from pbx_recorder.errors import IntegrityError
+from pbx_recorder.lifecycle.migration import Migrator, Target
+
+
+def migrator(env, **kw):
+    return Migrator(
+        env.conn,
+        env.tiers,
+        default=Target("hot", "cold"),
+        regions={"eu": Target("hot", "cold-eu")},
+        classes=CLASSES,
+        **kw,
+    )
+
+
+def test_migrates_only_due_recordings_in_batches_with_progress(tmp_path):
+    env = make_env(tmp_path)
+    for i in range(5):
+        add_call(env, f"c{i}")
+        add_recording(env, f"c{i}", f"r{i}", age_days=40)
+    add_call(env, "young")
+    add_recording(env, "young", "ry", age_days=5)
+    add_call(env, "never", cls="short")
+    add_recording(env, "never", "rn", cls="short", age_days=40)
+    seen = []
+    prog = migrator(env, batch_size=2).run(NOW, progress=lambda p: seen.append((p.done, p.total)))
+    assert (prog.done, prog.failed, prog.total) == (5, 0, 5)
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    for i in range(5):
+        r = rec(env, f"r{i}")
+        assert (r["tier"], r["state"], r["migrated_at"]) == ("cold", "migrated", NOW)
+        assert env.tiers["cold"].verify(r["storage_key"], r["sha256"])
+        assert env.tiers["hot"].stat(r["storage_key"]) is None
+    assert rec(env, "ry")["tier"] == "hot" and rec(env, "rn")["tier"] == "hot"
+    assert sorted(ledger_events(env, "migrated")) == [f"r{i}" for i in range(5)]
+    assert chain_ok(env)
+    assert env.conn.execute("SELECT COUNT(*) FROM lifecycle_moves").fetchone()[0] == 0
+
+
+def test_region_decides_destination(tmp_path):
+    env = make_env(tmp_path)
+    add_call(env, "ceu", region="eu")
+    add_recording(env, "ceu", "reu", region="eu", age_days=40)
+    add_call(env, "cus", region="us")
+    add_recording(env, "cus", "rus", region="us", age_days=40)
+    migrator(env).run(NOW)
+    assert rec(env, "reu")["tier"] == "cold-eu"
+    assert rec(env, "rus")["tier"] == "cold"  # no region entry: the default target
+
+
+def test_dry_run_moves_nothing(tmp_path):
+    env = make_env(tmp_path)
+    add_call(env, "c")
+    add_recording(env, "c", "r", age_days=40)
+    prog = migrator(env).run(NOW, dry_run=True)
+    assert prog.total == 1 and prog.done == 0 and rec(env, "r")["tier"] == "hot"
+
+
+def test_crash_between_copy_and_catalog_update_then_resume(tmp_path, monkeypatch):
+    env = make_env(tmp_path)
+    add_call(env, "c")
+    key = add_recording(env, "c", "r", age_days=40)
+    m = migrator(env)
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt("simulated crash after copy")
+
+    monkeypatch.setattr(m, "_switch", crash)
+    with pytest.raises(KeyboardInterrupt):
+        m.run(NOW)
+    # old location still valid and referenced; a copy exists at the destination
+    assert rec(env, "r")["tier"] == "hot" and env.tiers["hot"].verify(key, rec(env, "r")["sha256"])
+    assert env.tiers["cold"].stat(key) is not None
+    monkeypatch.undo()
+    prog = migrator(env).run(NOW)
+    assert prog.done == 1 and rec(env, "r")["tier"] == "cold"
+    assert env.tiers["hot"].stat(key) is None
+    assert ledger_events(env, "migrated") == ["r"]
+
+
+def test_crash_after_catalog_switch_leaves_both_and_resume_deletes_source(tmp_path, monkeypatch):
+    env = make_env(tmp_path)
+    add_call(env, "c")
+    key = add_recording(env, "c", "r", age_days=40)
+    m = migrator(env)
+    monkeypatch.setattr(m, "_delete_source", lambda move: None)  # crash before the source delete
+    m.run(NOW)
+    assert rec(env, "r")["tier"] == "cold"
+    assert env.tiers["hot"].stat(key) is not None and env.tiers["cold"].stat(key) is not None
+    assert migrator(env).resume(NOW) == 1
+    assert env.tiers["hot"].stat(key) is None and env.tiers["cold"].stat(key) is not None
+
+
+def test_verify_before_delete_keeps_source_when_destination_is_corrupt(tmp_path, monkeypatch):
+    env = make_env(tmp_path)
+    add_call(env, "c")
+    key = add_recording(env, "c", "r", age_days=40)
+    monkeypatch.setattr(env.tiers["cold"], "verify", lambda k, s: False)
+    prog = migrator(env).run(NOW)
+    assert prog.failed == 1 and "does not verify" in prog.errors[0]
+    assert rec(env, "r")["tier"] == "hot" and env.tiers["hot"].stat(key) is not None
+    assert ledger_events(env, "migrated") == []
+    with pytest.raises(IntegrityError):
+        migrator(env).migrate_one(rec(env, "r"), NOW)
