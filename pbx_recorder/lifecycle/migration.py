@@ -205,7 +205,8 @@ class Migrator:
         rid = rec["recording_id"]
         with Tx(self.conn):
             self.conn.execute(
-                "UPDATE recordings SET tier=?, storage_key=?, storage_class=?, migrated_at=?, state='migrated'"
+                "UPDATE recordings SET tier=?, storage_key=?, storage_class=?, migrated_at=?,"
+                " state='migrated'"
                 " WHERE recording_id=?",
                 (tier, key, storage_class, now, rid),
             )

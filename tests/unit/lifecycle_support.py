@@ -74,7 +74,8 @@ def add_recording(
     c = CLASSES.get(cls)
     until = created + c.days * DAY if c and c.days > 0 else None
     env.conn.execute(
-        "INSERT INTO recordings (recording_id, call_id, state, size, sha256, tier, storage_key, retention_class,"
+        "INSERT INTO recordings (recording_id, call_id, state, size, sha256, tier, storage_key,"
+        " retention_class,"
         " retain_until, protected, region, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (rid, call_id, state, len(data), sha, tier, key, cls, until, int(protected), region, created),
     )

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from lifecycle_support import (
+    CLASSES,
+    KEY,
+    NOW,
+    add_call,
+    add_recording,
+    chain_ok,
+    ledger_events,
+    make_env,
+    rec,
+)
+
+from pbx_recorder.errors import IntegrityError
+from pbx_recorder.lifecycle import backup
+from pbx_recorder.lifecycle.capacity import CapacityGuard
+from pbx_recorder.lifecycle.erasure import Eraser
+from pbx_recorder.lifecycle.holds import HoldManager
+from pbx_recorder.lifecycle.journal import audit
+from pbx_recorder.lifecycle.migration import Migrator, Target
+from pbx_recorder.lifecycle.policy import DAY
+
+NUMBER = "+15558675309"
+
+
+def eraser(env):
+    holds = HoldManager(env.conn, env.tiers, hash_key=KEY)
+    return holds, Eraser(env.conn, env.tiers, hash_key=KEY, holds=holds)
+
+
+def test_erase_by_caller_everywhere_with_receipt_and_withheld_under_hold(tmp_path):
+    env = make_env(tmp_path)
+    holds, er = eraser(env)
+    add_call(env, "c1", caller=NUMBER)
+    k1 = add_recording(env, "c1", "r1")
+    add_call(env, "c2", callee=NUMBER, caller="300")  # the subject was called
+    k2 = add_recording(env, "c2", "r2", tier="cold", state="migrated")
+    env.tiers["hot"].put(k2, env.tiers["cold"].path_for(k2))  # a stray copy a migration left behind
+    add_call(env, "c3", caller=NUMBER)
+    add_recording(env, "c3", "r3")
+    add_call(env, "other", caller="+15550000000")
+    add_recording(env, "other", "ro")
+    h = holds.add("call", "c3", "pending lawsuit", "alice", now=NOW)
+    audit(env.conn, actor="x", role="r", action="calls.search", target=NUMBER, detail={"q": NUMBER}, now=NOW)
+    sha1 = rec(env, "r1")["sha256"]
+
+    receipt = er.erase(caller=NUMBER, request_id="REQ-1", actor="dpo", now=NOW)
+    assert receipt["status"] == "refused_partial"
+    assert receipt["recordings_erased"] == 2 and receipt["objects_deleted"] == 3
+    assert {o["recording_id"]: o["sha256"] for o in receipt["objects"]}["r1"] == sha1
+    assert receipt["withheld"] == [
+        {"recording_id": "r3", "call_id": "c3", "hold_id": h["hold_id"], "reason": "pending lawsuit"}
+    ]
+    assert NUMBER not in json.dumps(receipt) and "5558675309" not in json.dumps(receipt)
+    assert (
+        env.tiers["hot"].stat(k1) is None
+        and env.tiers["cold"].stat(k2) is None
+        and env.tiers["hot"].stat(k2) is None
+    )
+    assert rec(env, "r1") is None and rec(env, "r2") is None and rec(env, "r3") is not None
+    calls = {r[0] for r in env.conn.execute("SELECT call_id FROM calls")}
+    assert calls == {"c3", "other"}  # c3 kept: its recording is withheld
+    stored = dict(env.conn.execute("SELECT * FROM erasure_requests").fetchone())
+    assert stored["status"] == "refused_partial" and json.loads(stored["receipt"]) == receipt
+    assert stored["deadline"] == pytest.approx(NOW + 15 * DAY) and "5558675309" not in stored["subject"]
+    assert sorted(ledger_events(env, "erased")) == ["r1", "r2"] and chain_ok(env)
+    assert not any("5558675309" in r[0] for r in env.conn.execute("SELECT payload FROM ledger"))
+    assert {r[0] for r in env.conn.execute("SELECT reason FROM deletion_log")} == {"erasure"}
+    assert not any(
+        "5558675309" in r[0] + r[1] for r in env.conn.execute("SELECT target, detail FROM audit_log")
+    )
+
+
+def test_erase_status_tracks_open_and_overdue(tmp_path):
+    env = make_env(tmp_path)
+    _, er = eraser(env)
+    er.receive(subject_hash="hmac-sha256:aa", request_id="OLD", now=NOW - 20 * DAY)
+    er.receive(subject_hash="hmac-sha256:bb", request_id="NEW", now=NOW - 1 * DAY)
+    status = {r["request_id"]: r for r in er.status(NOW)}
+    assert status["OLD"]["overdue"] is True and status["NEW"]["overdue"] is False
+    assert status["NEW"]["days_left"] == pytest.approx(14.0)
+    add_call(env, "c", caller=NUMBER)
+    add_recording(env, "c", "r")
+    assert er.erase(call_id="c", request_id="NEW2", actor="dpo", now=NOW)["status"] == "done"
+    assert "NEW2" not in {r["request_id"] for r in er.status(NOW)}
+
+
+def test_capacity_pressure_migrates_lowest_ranked_until_low_water(tmp_path):
+    env = make_env(tmp_path)
+    for i in range(10):
+        add_call(env, f"c{i}")
+        add_recording(env, f"c{i}", f"r{i}", age_days=10 - i, data=bytes(100))  # young: not due by policy
+    hot = env.tiers["hot"]
+
+    def usage():
+        return sum(o.size for o in hot.list()), 1000  # fake 1000-byte disk
+
+    m = Migrator(env.conn, env.tiers, default=Target("hot", "cold"), classes=CLASSES)
+    alert = tmp_path / "alert.prom"
+    res = CapacityGuard(m, hot, high_water=0.85, low_water=0.6, alert_file=alert, usage=usage).check(NOW)
+    assert (res.used_before, res.used_after, res.migrated, res.alert) == (1000, 500, 5, False)
+    moved = {r[0] for r in env.conn.execute("SELECT recording_id FROM recordings WHERE tier='cold'")}
+    assert moved == {"r0", "r1", "r2", "r3", "r4"}  # soonest expiry / oldest first
+    assert all(env.tiers["cold"].verify(rec(env, r)["storage_key"], rec(env, r)["sha256"]) for r in moved)
+    assert not alert.exists()
+
+
+def test_capacity_alert_when_it_cannot_get_below_the_mark(tmp_path, caplog):
+    env = make_env(tmp_path)
+    add_call(env, "c")
+    add_recording(env, "c", "r", data=bytes(100))
+    hot = env.tiers["hot"]
+    m = Migrator(env.conn, env.tiers, default=Target("hot", "cold"), classes=CLASSES)
+    monkey_fail = {"n": 0}
+
+    def broken_put(*a, **k):
+        monkey_fail["n"] += 1
+        raise IntegrityError("cold tier broken")
+
+    env.tiers["cold"].put = broken_put
+    alert = tmp_path / "alert.prom"
+    res = CapacityGuard(
+        m,
+        hot,
+        high_water=0.85,
+        low_water=0.6,
+        alert_file=alert,
+        usage=lambda: (sum(o.size for o in hot.list()) + 900, 1000),
+    ).check(NOW)
+    assert res.alert and res.migrated == 0 and monkey_fail["n"] == 1
+    assert hot.stat(rec(env, "r")["storage_key"]) is not None  # nothing deleted that did not reach cold
+    assert 'pbx_recorder_capacity_alert{tier="hot"} 1' in alert.read_text()
+    assert any(r.levelname == "ERROR" and "cannot get below" in r.getMessage() for r in caplog.records)
+
+
+def test_catalog_backup_and_restore_round_trip(tmp_path):
+    env = make_env(tmp_path)
+    add_call(env, "c")
+    add_recording(env, "c", "r")
+    info = backup.backup(env.db, env.tiers["cold"], NOW)
+    assert info.key.startswith("catalog-backups/") and info.key.endswith(".db")
+    assert backup.list_backups(env.tiers["cold"]) == [info.key]
+    out = tmp_path / "restored" / "catalog.db"
+    assert backup.restore(env.tiers["cold"], info.key, out) == info.sha256
+    conn = sqlite3.connect(out)
+    assert conn.execute("SELECT call_id FROM recordings WHERE recording_id='r'").fetchone() == ("c",)
+    conn.close()
+    path = env.tiers["cold"].path_for(info.key)
+    path.write_bytes(path.read_bytes()[:-10] + b"x" * 10)  # damage the stored backup
+    with pytest.raises(IntegrityError):
+        backup.restore(env.tiers["cold"], info.key, tmp_path / "bad.db")
+    assert not (tmp_path / "bad.db").exists()
