@@ -1,0 +1,160 @@
+"""``PrivateAsterisk``: one throw-away Asterisk in its own directory, on its own ports.
+
+    with PrivateAsterisk(workdir, agi_port=4573, agent_ports=(5070,)) as pbx:
+        pbx.rx("core show channels")
+
+Start-up waits (bounded) for an AMI login and the ``FullyBooted`` event; stop sends
+``core stop now`` and kills after a bound.  The config tree is written from
+:mod:`pbx_recorder.sandbox.asterisk_conf`; the product's dialplan snippet is ``#include``d.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from pbx_recorder.errors import RecorderError
+from pbx_recorder.sandbox import asterisk_conf
+from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.sandbox.ports import free_tcp_port, free_udp_port
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DIALPLAN_DIR = REPO_ROOT / "dialplan" / "asterisk"
+SYSTEM_DATA = Path("/usr/share/asterisk")
+
+
+class SandboxError(RecorderError):
+    """The private Asterisk could not be started or driven."""
+
+
+class PrivateAsterisk:
+    def __init__(self, workdir: str | Path, ami_port: int | None = None, sip_port: int | None = None,
+                 agi_host: str = "127.0.0.1", agi_port: int | None = None,
+                 agent_ports: tuple[int, ...] = (), extra_globals: dict[str, str] | None = None,
+                 boot_timeout: float = 30.0) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.ami_port = ami_port or free_tcp_port()
+        self.sip_port = sip_port or free_udp_port()
+        self.agi_host = agi_host
+        self.agi_port = agi_port or free_tcp_port()
+        self.agent_ports = tuple(agent_ports)
+        self.ami_user = "pbxrec"
+        self.ami_secret = secrets.token_hex(12)
+        self.systemname = f"sbx{os.getpid()}x{secrets.token_hex(3)}"
+        self.boot_timeout = boot_timeout
+        self.layout = asterisk_conf.SandboxLayout(
+            workdir=str(self.workdir), systemname=self.systemname, ami_port=self.ami_port,
+            ami_user=self.ami_user, ami_secret=self.ami_secret, sip_port=self.sip_port,
+            agi_host=agi_host, agi_port=self.agi_port,
+            dialplan_snippet=str(DIALPLAN_DIR / "pbx-recorder.conf"),
+            globals_snippet=str(DIALPLAN_DIR / "pbx-recorder-globals.conf"),
+            agent_ports=self.agent_ports, extra_globals=dict(extra_globals or {}))
+        self.conf_path = self.workdir / "etc" / "asterisk.conf"
+        self.monitor_dir = Path(self.layout.monitor_dir)
+        self.selftest_dir = Path(self.layout.selftest_dir)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._console: object | None = None
+
+    # -- config --------------------------------------------------------------------------
+    def write_config(self) -> None:
+        for snippet in (self.layout.dialplan_snippet, self.layout.globals_snippet):
+            if not Path(snippet).is_file():
+                raise SandboxError(f"dialplan snippet missing: {snippet}")
+        for sub in ("etc", "lib", "data", "spool", "run", "log", "monitor", "selftest"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        for name, text in asterisk_conf.all_files(self.layout).items():
+            (self.workdir / "etc" / name).write_text(text)
+        for link in ("documentation", "sounds"):
+            target = self.workdir / "data" / link
+            if not target.exists():
+                target.symlink_to(SYSTEM_DATA / link)
+        (self.workdir / "data" / "agi-bin").mkdir(exist_ok=True)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> PrivateAsterisk:
+        self.write_config()
+        self._console = open(self.workdir / "log" / "console.log", "ab")  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            ["asterisk", "-C", str(self.conf_path), "-f", "-n"], stdin=subprocess.DEVNULL,
+            stdout=self._console, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_booted()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("private asterisk %s up: ami=%s sip=%s", self.systemname, self.ami_port, self.sip_port)
+        return self
+
+    def _wait_booted(self) -> None:
+        deadline = time.monotonic() + self.boot_timeout
+        probe: AmiProbe | None = None
+        while probe is None:
+            if self._proc is None or self._proc.poll() is not None:
+                raise SandboxError(f"asterisk exited during start-up; see {self.workdir}/log")
+            try:
+                probe = self.ami_probe(timeout=2.0)
+            except (OSError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise SandboxError("AMI did not accept a login in time") from None
+                time.sleep(0.2)
+        try:
+            left = max(0.5, deadline - time.monotonic())
+            try:
+                probe.wait_event(lambda e: e.get("Event") == "FullyBooted", timeout=left)
+            except TimeoutError:
+                out = self.rx("core waitfullybooted", timeout=max(1.0, deadline - time.monotonic()))
+                if "fully booted" not in out.lower():
+                    raise SandboxError("asterisk did not reach FullyBooted in time") from None
+        finally:
+            probe.close()
+
+    def ami_probe(self, timeout: float = 10.0) -> AmiProbe:
+        return AmiProbe("127.0.0.1", self.ami_port, self.ami_user, self.ami_secret, timeout=timeout)
+
+    def rx(self, command: str, timeout: float = 10.0) -> str:
+        try:
+            done = subprocess.run(["asterisk", "-C", str(self.conf_path), "-rx", command],
+                                  capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise SandboxError(f"asterisk -rx {command!r} timed out") from exc
+        return done.stdout + done.stderr
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout: float = 8.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                self.rx("core stop now", timeout=min(5.0, timeout))
+            except SandboxError:
+                pass
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if self._console is not None:
+            self._console.close()  # type: ignore[attr-defined]
+            self._console = None
+
+    def __enter__(self) -> PrivateAsterisk:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 60) -> str:
+        path = self.workdir / "log" / "messages"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,127 @@
+"""Run sipp against a :class:`PrivateAsterisk`: ``SippCall`` (UAC) and ``SippUas`` (agent).
+
+Each process gets its own ``-p`` signalling port and ``-mp`` media block (sipp binds the
+media port and +2 and uses 4 ports per call).  Every run is bounded: sipp's own
+``-timeout`` plus a hard kill.  Output goes to files in ``workdir``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pbx_recorder.sandbox.ports import DEFAULT_ALLOCATOR, PortAllocator
+from pbx_recorder.sandbox.sipp_scenarios import uac_scenario, uas_scenario
+
+_SEQ = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class SippResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    errors: str  # sipp's -trace_err file
+    elapsed_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class _SippProcess:
+    def __init__(self, workdir: Path, name: str, scenario: str, args: list[str], calls: int,
+                 timeout_s: float, ports: PortAllocator) -> None:
+        self.workdir = workdir / f"sipp-{name}-{next(_SEQ)}"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._ports = ports
+        self._media_count = 4 * calls + 8
+        self.media_port = ports.udp_range(self._media_count)
+        self.sip_port = ports.udp_port()
+        self.timeout_s = timeout_s
+        (self.workdir / "scenario.xml").write_text(scenario, encoding="utf-8")
+        self.cmd = ["sipp", *args, "-sf", "scenario.xml", "-i", "127.0.0.1", "-p", str(self.sip_port),
+                    "-mp", str(self.media_port), "-m", str(calls), "-timeout", f"{int(timeout_s)}s",
+                    "-timeout_error", "-trace_err", "-error_file", "errors.log", "-nostdin"]
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+
+    def start(self) -> _SippProcess:
+        self._out = open(self.workdir / "stdout.log", "wb")  # noqa: SIM115
+        self._err = open(self.workdir / "stderr.log", "wb")  # noqa: SIM115
+        self._started = time.monotonic()
+        self._proc = subprocess.Popen(self.cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                      stdout=self._out, stderr=self._err, start_new_session=True)
+        return self
+
+    def wait(self, timeout: float | None = None) -> SippResult:
+        assert self._proc is not None, "start() first"
+        try:
+            code = self._proc.wait(timeout=timeout if timeout is not None else self.timeout_s + 15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            code = self._proc.wait(timeout=5)
+        return self._result(code)
+
+    def stop(self) -> SippResult:
+        """Kill (if still running) and collect."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        return self._result(self._proc.returncode if self._proc else -1)
+
+    def _result(self, code: int) -> SippResult:
+        for handle in (self._out, self._err):
+            handle.close()
+        self._ports.release(self.media_port, self._media_count)
+        self._ports.release(self.sip_port, 1)
+        read = lambda name: (self.workdir / name).read_text(errors="replace") \
+            if (self.workdir / name).exists() else ""  # noqa: E731
+        return SippResult(code, read("stdout.log")[-4000:], read("stderr.log")[-4000:],
+                          read("errors.log")[-4000:], time.monotonic() - self._started)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+
+class SippCall(_SippProcess):
+    """UAC: ``calls`` calls (``concurrent`` at once) to ``did`` on ``asterisk_port``.
+
+    ``timeline``: ``[(ms_after_answer, "audio" | "dtmf:<d>")]``; by default audio is played
+    from the answer on, repeated every 7 s until ``hangup_after_s``.  The UAC hangs up after
+    ``hangup_after_s`` unless Asterisk sends a BYE first (both count as success).
+    """
+
+    def __init__(self, workdir: str | Path, asterisk_port: int, did: str, *, hangup_after_s: float = 5.0,
+                 timeline: list[tuple[int, str]] | None = None, from_user: str = "5551234",
+                 from_display: str = "", test_tag: str = "", calls: int = 1, concurrent: int | None = None,
+                 rate_per_s: float = 10.0, timeout_s: float | None = None,
+                 ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
+        hang_ms = int(hangup_after_s * 1000)
+        if timeline is None:
+            timeline = [(t, "audio") for t in range(0, hang_ms, 7000)]
+        headers = {"X-Test-Tag": test_tag} if test_tag else {}
+        scenario = uac_scenario(did, from_user, from_display, hang_ms, timeline, headers)
+        limit = concurrent or calls
+        args = [f"127.0.0.1:{asterisk_port}", "-l", str(limit), "-r", str(rate_per_s)]
+        bound = timeout_s or (hangup_after_s + calls / max(rate_per_s, 0.1) + 20)
+        super().__init__(Path(workdir), f"uac-{did}", scenario, args, calls, bound, ports)
+
+
+class SippUas(_SippProcess):
+    """An agent phone on ``sip_port`` that answers up to ``calls`` calls and plays audio."""
+
+    def __init__(self, workdir: str | Path, sip_port: int, *, calls: int = 1, timeout_s: float = 120.0,
+                 answer_after_ms: int = 300, ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
+        super().__init__(Path(workdir), "uas", uas_scenario(answer_after_ms), ["-l", str(calls)], calls,
+                         timeout_s, ports)
+        self.sip_port = sip_port
+        self.cmd[self.cmd.index("-p") + 1] = str(sip_port)
