@@ -27,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -78,7 +79,10 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
     if event not in EVENTS:
         raise CatalogError(f"unknown ledger event {event!r}")
     body = json.loads(canonical_json(dict(payload or {})))  # normalized: what is hashed is what is stored
+    own = conn.isolation_level is None and not conn.in_transaction  # autocommit conn: own txn
     try:
+        if own:
+            conn.execute("BEGIN IMMEDIATE")
         head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         prev = head[1] if head else GENESIS
         seq = max(head[0] if head else 0, _issued_max(conn)) + 1
@@ -87,7 +91,11 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (seq, float(now), event, recording_id, canonical_json(body).decode("utf-8"),
                       prev, digest))
+        if own:
+            conn.execute("COMMIT")
     except sqlite3.Error as exc:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise CatalogError(f"ledger append failed: {exc}") from exc
     return seq, digest
 
@@ -147,3 +155,40 @@ def entries_for(conn: sqlite3.Connection, recording_id: str) -> list[dict[str, A
     rows = conn.execute("SELECT seq, at, event, payload FROM ledger WHERE recording_id = ? ORDER BY seq",
                         (recording_id,)).fetchall()
     return [{"seq": r[0], "at": r[1], "event": r[2], "payload": r[3]} for r in rows]
+
+
+def connection_of(catalog: Any) -> sqlite3.Connection:
+    """The sqlite3 connection behind a ``Catalog`` (or the connection itself)."""
+    if isinstance(catalog, sqlite3.Connection):
+        return catalog
+    public = getattr(catalog, "connection", None)
+    conn = public() if callable(public) else catalog._conn()  # until Catalog exposes one publicly
+    if not isinstance(conn, sqlite3.Connection):
+        raise CatalogError("catalog has no sqlite3 connection")
+    return conn
+
+
+class StoredLedgerHook:
+    """Shipper ``after_store`` hook: append a ``stored`` event (idempotent: a retry that finds a
+    ``stored`` entry with the same hash appends nothing).  Payload: tier, key, sha256 of the
+    stored bytes, audio_sha256, encrypted, key_id: hashes and locations, no personal data."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+
+    def __call__(self, catalog: Any, recording_id: str, manifest: Any, record: Any = None) -> None:
+        conn = connection_of(catalog)
+        primary = getattr(record, "primary", None)
+        processing = dict(getattr(manifest, "processing", {}) or {})
+        payload = {
+            "tier": getattr(primary, "tier", ""), "key": getattr(primary, "key", ""),
+            "sha256": getattr(primary, "sha256", ""), "size": getattr(primary, "size", 0),
+            "audio_sha256": str(getattr(manifest, "audio_sha256", "")),
+            "encrypted": bool(processing.get("encrypted", False)),
+            "key_id": str(processing.get("key_id", "")),
+        }
+        for e in entries_for(conn, recording_id):
+            if e["event"] == "stored" and json.loads(e["payload"]).get("sha256") == payload["sha256"]:
+                return None
+        append(conn, "stored", recording_id, payload, self.clock())
+        return None

@@ -153,9 +153,12 @@ def verify_manifest(manifest: Any, signature: str, public_key: Ed25519PublicKey)
 
 
 class SignAfterStore:
-    """Shipper ``after_store`` hook: sign the manifest and store manifest + signature in the
-    recording's catalog row.  Call it with a ``sqlite3.Connection`` (inside the shipper's
-    transaction) or a ``Catalog``; returns the base64 signature."""
+    """Shipper ``after_store`` hook ``(catalog, recording_id, manifest, record)``: sign the manifest.
+
+    With a ``Catalog`` it returns ``{"signature": ...}``, which the shipper merges into the row
+    (the shipper already stored ``manifest.to_dict()``; the signature covers exactly that).
+    With a ``sqlite3.Connection`` it writes manifest + signature itself and returns the same
+    mapping.  Ed25519 is deterministic, so a retry is idempotent."""
 
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self.private_key = private_key
@@ -164,7 +167,7 @@ class SignAfterStore:
     def from_key_file(cls, key_file: str | Path) -> SignAfterStore:
         return cls(load_signing_key(key_file))
 
-    def __call__(self, catalog: Any, recording_id: str, manifest: Any, *_: Any, **__: Any) -> str:
+    def __call__(self, catalog: Any, recording_id: str, manifest: Any, *_: Any, **__: Any) -> dict[str, str]:
         text = manifest_bytes(manifest).decode("utf-8")
         signature = sign_manifest(text, self.private_key)
         if isinstance(catalog, sqlite3.Connection):
@@ -172,8 +175,5 @@ class SignAfterStore:
                                   (text, signature, recording_id))
             if cur.rowcount != 1:
                 raise CryptoError(f"cannot sign: no catalog row for recording {recording_id}")
-        else:
-            catalog.upsert_recording({"recording_id": recording_id, "manifest": text,
-                                      "signature": signature})
         log.info("recording %s: manifest signed", recording_id)
-        return signature
+        return {"signature": signature}

@@ -40,13 +40,14 @@ bucket read access and covers the local tiers, so keep it on when those matter.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -187,12 +188,16 @@ def _segment_ad(header_digest: bytes, index: int, final: bool) -> bytes:
 class _Encryptor:
     """Iterates over the encrypted file's blocks; ``info`` is set once exhausted."""
 
-    def __init__(self, src: BinaryIO, keyring: KeyRing, key_id: str, aad: bytes, chunk_size: int) -> None:
+    def __init__(self, src: BinaryIO, keyring: KeyRing, key_id: str, aad: bytes, chunk_size: int,
+                 wrapped_dek: bytes | None = None) -> None:
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise CryptoError(f"chunk size must be within {MIN_CHUNK}..{MAX_CHUNK}")
         self.src, self.key_id, self.aad, self.chunk_size = src, key_id, aad, chunk_size
-        self.dek = AESGCM.generate_key(bit_length=256)
-        self.wrapped = wrap_key(self.dek, keyring, key_id)
+        if wrapped_dek is None:
+            self.dek = AESGCM.generate_key(bit_length=256)
+            self.wrapped = wrap_key(self.dek, keyring, key_id)
+        else:  # another file of the same recording: same DEK, fresh random base nonce
+            self.dek, self.wrapped = unwrap_key(wrapped_dek, keyring, key_id), wrapped_dek
         self.info: EnvelopeInfo | None = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -243,11 +248,15 @@ def _drain(blocks: Iterator[bytes] | _Encryptor, dst: str | Path | BinaryIO) -> 
 
 
 def encrypt_stream(src: str | Path | BinaryIO, dst: str | Path | BinaryIO, keyring: KeyRing, key_id: str,
-                   aad: bytes | str = b"", *, chunk_size: int = DEFAULT_CHUNK) -> EnvelopeInfo:
-    """Encrypt ``src`` into ``dst`` (a path is written atomically) in one streaming pass."""
+                   aad: bytes | str = b"", *, chunk_size: int = DEFAULT_CHUNK,
+                   wrapped_key: str | bytes | None = None) -> EnvelopeInfo:
+    """Encrypt ``src`` into ``dst`` (a path is written atomically) in one streaming pass.
+
+    A new random DEK is made unless ``wrapped_key`` (under ``key_id``) is given to reuse one."""
     stream, owned = _open_src(src)
     try:
-        enc = _Encryptor(stream, keyring, key_id, _as_bytes(aad), chunk_size)
+        wrapped = _unb64(wrapped_key) if wrapped_key is not None else None
+        enc = _Encryptor(stream, keyring, key_id, _as_bytes(aad), chunk_size, wrapped)
         _drain(enc, dst)
     finally:
         if owned:
@@ -305,3 +314,34 @@ def decrypt_stream(src: str | Path | BinaryIO, dst: str | Path | BinaryIO, keyri
         if owned:
             stream.close()
     return h.hexdigest(), size
+
+
+class EncryptStage:
+    """Shipper ``prepare_stage``: ``(path, manifest) -> (path + ".pbxr", manifest)``.
+
+    The associated data is the recording id, so an object copied onto another recording's
+    row fails to decrypt.  All files of one recording (dual-channel legs) share one DEK (each
+    with its own random base nonce) so the catalog's single ``wrapped_key`` covers them all
+    and a rotation re-wraps them together.  Records in ``manifest.processing``: ``encrypted``,
+    ``key_id``, ``wrapped_key`` (catalog columns), ``envelope`` ("PBXR1") and per-file
+    ``encrypted_files`` {name: {plaintext_sha256, ciphertext_sha256, size}}.
+    """
+
+    SUFFIX = ".pbxr"
+
+    def __init__(self, keyring: KeyRing, key_id: str, *, chunk_size: int = DEFAULT_CHUNK) -> None:
+        self.keyring, self.key_id, self.chunk_size = keyring, check_key_id(key_id), chunk_size
+        keyring.get(key_id)  # fail at start-up, not at the first call
+
+    def __call__(self, path: Path, manifest: Any) -> tuple[Path, Any]:
+        processing = dict(getattr(manifest, "processing", {}) or {})
+        reuse = processing.get("wrapped_key") if processing.get("key_id") == self.key_id else None
+        out = path.with_name(path.name + self.SUFFIX)
+        info = encrypt_stream(path, out, self.keyring, self.key_id, manifest.recording_id,
+                              chunk_size=self.chunk_size, wrapped_key=reuse)
+        files = dict(processing.get("encrypted_files", {}))
+        files[path.name] = {"plaintext_sha256": info.plaintext_sha256,
+                            "ciphertext_sha256": info.ciphertext_sha256, "size": info.size}
+        processing.update(encrypted=True, key_id=info.key_id, wrapped_key=info.wrapped_key,
+                          envelope=f"PBXR{VERSION}", encrypted_files=files)
+        return out, dataclasses.replace(manifest, processing=processing)

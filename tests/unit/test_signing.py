@@ -79,7 +79,7 @@ def test_after_store_hook_writes_catalog(key_file):
     conn.execute("INSERT INTO recordings (recording_id, call_id, state, created_at) "
                  "VALUES ('r1', 'c1', 'stored', 0)")
     hook = SignAfterStore.from_key_file(key_file)
-    sig = hook(conn, "r1", MANIFEST)
+    sig = hook(conn, "r1", MANIFEST)["signature"]
     text, stored_sig = conn.execute("SELECT manifest, signature FROM recordings").fetchone()
     assert stored_sig == sig
     assert verify_manifest(text, stored_sig, load_public_key(key_file))
