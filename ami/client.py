@@ -1,0 +1,290 @@
+"""The AMI connection, on panoramisk's protocol.
+
+panoramisk does the framing (``AMIProtocol.data_received``) and matches replies to actions
+by ActionID (``Action`` is its own future).  What this module adds:
+
+* login, then wait (bounded) for ``FullyBooted`` before anything that matters is sent;
+* replies translated: ``Response: Error`` -> :class:`AmiActionError` with the call id, no
+  reply within ``action_timeout`` -> AmiActionError too;
+* on disconnect every pending action fails with :class:`PbxDisconnected` (panoramisk
+  would re-queue them and re-send after the next FullyBooted: re-sending a MixMonitor
+  could record twice, so we never do);
+* reconnect with exponential backoff and jitter (``backoff_min`` .. ``backoff_max``);
+* after every (re)connect a resync: ``CoreShowChannels`` -> one ``LiveChannel`` per channel
+  (with its PBXREC_* variables read by ``Getvar``) then ``ResyncCompleted``;
+* normalized events come out of :meth:`AmiClient.events` (an async iterator).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+from panoramisk import actions as pactions
+from panoramisk.ami_protocol import AMIProtocol
+
+from ami import actions
+from ami.backoff import backoff_delay
+from ami.normalize import Normalizer
+from pbx_recorder import commands as cmds
+from pbx_recorder import events as ev
+from pbx_recorder.errors import AmiActionError, PbxDisconnected, PbxError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RESYNC_VARIABLES = ("PBXREC_RESULT", "PBXREC_CONSENT", "PBXREC_RECORDING_ID", "PBXREC_MMID")
+
+
+class AmiLoginFailed(PbxError):
+    pass
+
+
+class _Protocol(AMIProtocol):
+    """panoramisk's protocol, wired to our client before the first byte is read."""
+
+    def __init__(self, client: AmiClient) -> None:
+        super().__init__()
+        self._client = client
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.factory = self._client
+        self.encoding = "utf8"
+        self.log = log
+
+
+class AmiClient:
+    # attributes panoramisk's AMIProtocol.close() reads on its factory
+    forgetable_actions: tuple[str, ...] = ()
+
+    def __init__(self, *, host: str, port: int, username: str, secret: str, normalizer: Normalizer,
+                 backoff_min: float = 0.5, backoff_max: float = 30.0, boot_timeout: float = 10.0,
+                 action_timeout: float = 10.0, connect_timeout: float = 5.0, ping_interval: float = 20.0,
+                 resync_variables: Iterable[str] = DEFAULT_RESYNC_VARIABLES,
+                 clock: Callable[[], float] = time.time, rnd: Callable[[], float] = random.random) -> None:
+        self.host, self.port = host, port
+        self._username, self._secret = username, secret
+        self.normalizer = normalizer
+        self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self.boot_timeout, self.action_timeout = boot_timeout, action_timeout
+        self.connect_timeout, self.ping_interval = connect_timeout, ping_interval
+        self.resync_variables = tuple(resync_variables)
+        self.clock, self.rnd = clock, rnd
+        self.awaiting_actions: list[Any] = []  # filled by AMIProtocol.close(); we fail them
+        self._protocol: _Protocol | None = None
+        self._pending: dict[str, pactions.Action] = {}  # ActionID -> action
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._ready = asyncio.Event()
+        self._booted = asyncio.Event()
+        self._lost: asyncio.Future[None] | None = None
+        self._closing = False
+        self._mmids: dict[str, str] = {}  # recording_id -> MixMonitorID
+        self.connects = 0
+        self.version: str | None = None
+
+    # -- public API ---------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        return self._ready.is_set()
+
+    async def events(self) -> AsyncIterator[Any]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect with backoff until :meth:`close`."""
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._session()
+                attempt = 0
+            except (OSError, TimeoutError, AmiLoginFailed, PbxDisconnected) as exc:
+                log.warning("AMI %s:%s: %s", self.host, self.port, exc or type(exc).__name__)
+            finally:
+                self._drop("connection closed")
+            if self._closing:
+                break
+            delay = backoff_delay(attempt, self.backoff_min, self.backoff_max, self.rnd)
+            attempt += 1
+            log.info("AMI reconnect in %.2fs (attempt %d)", delay, attempt)
+            await asyncio.sleep(delay)
+        self._queue.put_nowait(None)
+
+    async def close(self) -> None:
+        self._closing = True
+        self._drop("client closing")
+
+    async def send(self, headers: dict[str, str], *, call_id: str = "", timeout: float | None = None) -> Any:
+        """Send one action once the connection is ready; the reply (Message or list of them)."""
+        if not self._ready.is_set():
+            raise PbxDisconnected(f"AMI not connected: {headers.get('Action')} not sent", call_id=call_id)
+        return await self._send(headers, call_id=call_id, timeout=timeout)
+
+    async def execute(self, command: cmds.Command) -> list[Any]:
+        """Carry out a PBX command; events it produces (RecordingStarted with the MixMonitorID)."""
+        if isinstance(command, cmds.StopRecording) and not command.pbx_ref:
+            known = self._mmids.get(command.recording_id, "")
+            command = dataclasses.replace(command, pbx_ref=known) if known else command
+        headers = actions.to_action(command)
+        reply = await self.send(headers, call_id=command.call_id)
+        if isinstance(command, cmds.StartRecording):
+            mmid = _get(reply, "MixMonitorID")
+            if mmid:
+                self._mmids[command.recording_id] = mmid
+            return [ev.RecordingStarted(at=self.clock(), call_id=command.call_id,
+                                        channel_id=self.normalizer.uniqueid_of(command.channel),
+                                        channel=command.channel, recording_id=command.recording_id,
+                                        pbx_ref=mmid)]
+        if isinstance(command, cmds.StopRecording):
+            self._mmids.pop(command.recording_id, None)
+        return []
+
+    # -- panoramisk factory hooks -------------------------------------------------
+    def dispatch(self, message: Any) -> None:
+        try:
+            if message.get("Event", "") == "FullyBooted":
+                self._booted.set()
+            for item in self.normalizer.normalize(message, self.clock()):
+                self._queue.put_nowait(item)
+        except Exception:  # never let one frame break panoramisk's data_received
+            log.exception("AMI event dispatch failed for %r", message.get("Event", ""))
+
+    def connection_lost(self, exc: Any) -> None:
+        log.warning("AMI connection lost (%s)", exc if isinstance(exc, Exception) else "closed")
+        self._fail_pending("AMI connection lost")
+        self._ready.clear()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    # -- internals ---------------------------------------------------------------
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._booted.clear()
+        self._lost = loop.create_future()
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(lambda: _Protocol(self), self.host, self.port), self.connect_timeout)
+        self._protocol = protocol
+        reply = await self._send({"Action": "Login", "Username": self._username, "Secret": self._secret,
+                                  "Events": "on"}, call_id="", check=False)
+        if _get(reply, "Response") != "Success":
+            raise AmiLoginFailed(f"AMI login refused for user {self._username!r}: {_get(reply, 'Message')}")
+        self.version = protocol.version
+        try:
+            await asyncio.wait_for(asyncio.shield(self._booted.wait()), self.boot_timeout)
+        except TimeoutError:
+            log.warning("AMI: no FullyBooted within %.1fs; going on", self.boot_timeout)
+        if self._lost.done():
+            raise PbxDisconnected("AMI connection lost during login")
+        self.connects += 1
+        self._ready.set()
+        log.info("AMI connected to %s:%s (Asterisk Call Manager %s, connect #%d)", self.host, self.port,
+                 self.version, self.connects)
+        await self._resync()
+        while not self._lost.done():
+            done, _ = await asyncio.wait({self._lost}, timeout=self.ping_interval)
+            if not done:
+                try:
+                    await self._send({"Action": "Ping"}, call_id="")
+                except (AmiActionError, PbxDisconnected) as exc:
+                    log.warning("AMI ping failed (%s); reconnecting", exc)
+                    break
+
+    async def _resync(self) -> None:
+        try:
+            reply = await self._send(actions.core_show_channels(), call_id="")
+        except (AmiActionError, PbxDisconnected) as exc:
+            log.warning("AMI resync: CoreShowChannels failed: %s", exc)
+            return
+        items = reply if isinstance(reply, list) else [reply]
+        live: list[ev.LiveChannel] = []
+        for message in items:
+            if message.get("Event") == "CoreShowChannel":
+                live.extend(e for e in self.normalizer.normalize(message, self.clock())
+                            if isinstance(e, ev.LiveChannel))
+        results = await asyncio.gather(*(self._variables(ch) for ch in live))
+        for channel, variables in zip(live, results, strict=True):
+            self._queue.put_nowait(dataclasses.replace(channel, variables=variables))
+        self._queue.put_nowait(ev.ResyncCompleted(at=self.clock(),
+                                                  live_call_ids=frozenset(c.call_id for c in live)))
+        log.info("AMI resync: %d live channel(s) in %d call(s)", len(live), len({c.call_id for c in live}))
+
+    async def _variables(self, channel: ev.LiveChannel) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name in self.resync_variables:
+            try:
+                reply = await self._send(actions.getvar(channel.channel, name, call_id=channel.call_id),
+                                         call_id=channel.call_id)
+            except (AmiActionError, PbxDisconnected) as exc:
+                log.debug("Getvar %s failed (call %s): %s", name, channel.call_id, exc)
+                continue
+            value = _get(reply, "Value")
+            if value:
+                found[name] = value
+        return found
+
+    async def _send(self, headers: dict[str, str], *, call_id: str, timeout: float | None = None,
+                    check: bool = True) -> Any:
+        protocol = self._protocol
+        name = headers.get("Action", "?")
+        if protocol is None or protocol.closed or (self._lost is not None and self._lost.done()):
+            raise PbxDisconnected(f"AMI not connected: {name} not sent", call_id=call_id)
+        action = pactions.Action(dict(headers))
+        self._pending[action.id] = action
+        try:
+            # as_list=None lets panoramisk detect lists (EventList: start); False would cut them short
+            future = protocol.send(action, as_list=True if name == "CoreShowChannels" else None)
+            reply = await asyncio.wait_for(asyncio.shield(future), timeout or self.action_timeout)
+        except PbxDisconnected as exc:
+            raise PbxDisconnected(str(exc), call_id=call_id) from exc
+        except TimeoutError as exc:
+            protocol.responses.pop(action.id, None)
+            raise AmiActionError(f"{name}: no reply within {timeout or self.action_timeout}s",
+                                 action=name, call_id=call_id) from exc
+        finally:
+            self._pending.pop(action.id, None)
+        first = reply[0] if isinstance(reply, list) and reply else reply
+        if check and _get(first, "Response") in ("Error", "Fail", "Failure"):
+            raise AmiActionError(f"{name} refused by Asterisk: {_get(first, 'Message')}", action=name,
+                                 call_id=call_id)
+        return reply
+
+    def _fail_pending(self, why: str) -> None:
+        victims = list(self._pending.values()) + list(self.awaiting_actions)
+        self.awaiting_actions.clear()
+        for action in victims:
+            if not action.future.done():
+                action.future.set_exception(PbxDisconnected(f"{why}: {action.get('Action')} not answered"))
+                action.future.exception()  # retrieved here: the waiter gets it through its shield
+
+    def _drop(self, why: str) -> None:
+        self._ready.clear()
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None and not protocol.closed:
+            protocol.close()
+        self._fail_pending(why)
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+
+def _get(reply: Any, key: str) -> str:
+    if isinstance(reply, list):
+        reply = reply[0] if reply else {}
+    try:
+        value = reply.get(key, "")
+    except AttributeError:
+        return ""
+    return "" if value is None else str(value)

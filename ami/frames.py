@@ -1,0 +1,135 @@
+"""Sans-IO parser: raw AMI bytes -> header dicts.
+
+Used for transcripts, fixtures and the benchmark (the live connection uses panoramisk's
+own framing, and :mod:`ami.normalize` accepts both).  No sockets, no clock.
+
+Framing rules (AMI over TCP):
+  * a message is a block of ``Key: Value`` lines ended by an empty line (``\\r\\n\\r\\n``);
+    bare ``\\n`` line ends are tolerated (hand-written fixtures, some proxies);
+  * the first thing a server sends is the banner ``Asterisk Call Manager/<version>``
+    without a blank line after it: it is remembered as :attr:`FrameParser.version`;
+  * ``Response: Follows`` (old ``Command`` output) carries a free-text body that ends with
+    ``--END COMMAND--``; its body lines go to the ``_body`` key;
+  * any other line without ``": "`` is kept in ``_body`` rather than dropped or raised on;
+  * a repeated header (``ChanVariable``, ``Output``) becomes a list of values.
+
+Keys are lower-cased (AMI header names are case-insensitive) so lookups need no folding.
+Data arrive in arbitrary chunks: :meth:`FrameParser.feed` keeps the incomplete tail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+Frame = dict[str, "str | list[str]"]
+
+BANNER_PREFIX = "Asterisk Call Manager/"
+END_COMMAND = "--END COMMAND--"
+BODY_KEY = "_body"
+_SPLIT_FRAMES = re.compile(r"\r?\n\r?\n")
+_SPLIT_LINES = re.compile(r"\r?\n")
+
+
+def parse_block(block: str) -> Frame | None:
+    """One message block (no trailing blank line) -> header dict, or None when empty."""
+    frame: Frame = {}
+    body: list[str] = []
+    in_body = False
+    follows = False
+    for line in _SPLIT_LINES.split(block):
+        if not line:
+            continue
+        if in_body:
+            if line.strip() != END_COMMAND:
+                body.append(line)
+            continue
+        key, sep, value = line.partition(": ")
+        if not sep:
+            if line.endswith(":") and " " not in line:  # "Key:" with an empty value
+                key, value = line[:-1], ""
+            else:
+                if follows or line.strip() == END_COMMAND:
+                    in_body = follows
+                if line.strip() != END_COMMAND:
+                    body.append(line)
+                continue
+        key = key.strip().lower()
+        if key == "response" and value.strip() == "Follows":
+            follows = True
+        old = frame.get(key)
+        if old is None:
+            frame[key] = value
+        elif isinstance(old, list):
+            old.append(value)
+        else:
+            frame[key] = [old, value]
+    if body:
+        frame[BODY_KEY] = "\n".join(body)
+    return frame or None
+
+
+class FrameParser:
+    """Incremental parser.  ``feed(bytes) -> [frame, ...]``; ``version`` after the banner."""
+
+    def __init__(self, encoding: str = "utf-8") -> None:
+        self.encoding = encoding
+        self.version: str | None = None
+        self._tail = ""
+        self._bytes_tail = b""
+
+    def _decode(self, data: bytes) -> str:
+        data = self._bytes_tail + data
+        # keep an incomplete multi-byte sequence for the next chunk
+        try:
+            text = data.decode(self.encoding)
+            self._bytes_tail = b""
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
+                self._bytes_tail = data[exc.start:]
+                text = data[: exc.start].decode(self.encoding, "replace")
+            else:
+                self._bytes_tail = b""
+                text = data.decode(self.encoding, "replace")
+        return text
+
+    def feed(self, data: bytes) -> list[Frame]:
+        text = self._tail + self._decode(data)
+        if self.version is None and text.startswith(BANNER_PREFIX):
+            line, nl, rest = text.partition("\n")
+            if not nl:
+                self._tail = text
+                return []
+            self.version = line[len(BANNER_PREFIX):].strip()
+            text = rest
+        parts = _SPLIT_FRAMES.split(text)
+        self._tail = parts.pop()
+        frames = []
+        for block in parts:
+            frame = parse_block(block)
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def close(self) -> list[Frame]:
+        """End of stream: whatever complete-looking block is left."""
+        rest, self._tail = self._tail, ""
+        frame = parse_block(rest) if rest.strip() else None
+        return [frame] if frame is not None else []
+
+
+def iter_frames(chunks: Iterable[bytes]) -> Iterator[Frame]:
+    parser = FrameParser()
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.close()
+
+
+def parse_transcript(data: bytes) -> list[Frame]:
+    """A whole transcript (fixture file) -> frames."""
+    return list(iter_frames([data]))
+
+
+def render_frame(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header pairs -> wire bytes (used by the peer and the benchmark generator)."""
+    return "".join(f"{k}: {v}\r\n" for k, v in headers).encode() + b"\r\n"

@@ -1,0 +1,356 @@
+"""Sans-IO: AMI event headers -> PBX-neutral :mod:`pbx_recorder.events`.
+
+One visible dispatch table (:data:`HANDLERS`) maps the AMI event name to a handler.
+Input is a panoramisk ``Message`` (case-insensitive) or a dict from :mod:`ami.frames`
+(lower-case keys); a dict with other key cases is folded once.  Output is a list of events
+(usually 0 or 1).  Ignored events return ``[]`` with a debug line saying why; a malformed
+frame is logged with what is known and never raises out of :meth:`Normalizer.normalize`.
+
+State kept here (still sans-IO): Uniqueid -> call id (a ``Cdr`` without ``Linkedid``
+is matched through it) bounded to ``max_channels`` entries.
+
+Recording starts are not taken from ``MixMonitorStart``: the ``MixMonitor`` action
+response (it carries the ``MixMonitorID``) is where the client reports them, so
+there is exactly one ``RecordingStarted`` per recording we started.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pbx_recorder import events as ev
+from pbx_recorder.naming import make_call_id
+
+log = logging.getLogger(__name__)
+
+Headers = Mapping[str, Any]
+VAR_PREFIX = "PBXREC_"
+ANSWERED_STATE = "6"  # AST_STATE_UP
+
+# CDR event header (lower-case) -> CdrPosted.fields key
+CDR_FIELDS = {
+    "starttime": "start",
+    "answertime": "answer",
+    "endtime": "end",
+    "duration": "duration",
+    "billableseconds": "billsec",
+    "source": "src",
+    "destination": "dst",
+    "destinationcontext": "dcontext",
+    "disposition": "disposition",
+    "accountcode": "accountcode",
+    "userfield": "userfield",
+    "channel": "channel",
+    "destinationchannel": "dstchannel",
+    "lastapplication": "lastapp",
+    "lastdata": "lastdata",
+    "callerid": "clid",
+    "uniqueid": "uniqueid",
+    "linkedid": "linkedid",  # only when mapped in cdr_manager.conf
+}
+
+
+def fold(msg: Headers) -> Headers:
+    """Lower-case keys unless the mapping is already lower-case or case-insensitive."""
+    if "event" in msg or "response" in msg:
+        return msg
+    return {str(k).lower(): v for k, v in msg.items()}
+
+
+def text(h: Headers, key: str) -> str:
+    value = h.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, list):  # a repeated header: keep the last one
+        value = value[-1] if value else ""
+    return str(value)
+
+
+class Normalizer:
+    def __init__(self, node: str, *, max_channels: int = 200_000) -> None:
+        self.node = node
+        self.max_channels = max_channels
+        self._call_of_channel: dict[str, str] = {}
+        self._call_ids: dict[str, str] = {}
+        self._uniqueid_of_name: dict[str, str] = {}
+        self.ignored = 0
+        self.malformed = 0
+
+    # -- identity -----------------------------------------------------------------
+    def call_id_for(self, linkedid: str) -> str:
+        cid = self._call_ids.get(linkedid)
+        if cid is None:
+            cid = make_call_id(self.node, linkedid)
+            if len(self._call_ids) >= self.max_channels:
+                self._call_ids.pop(next(iter(self._call_ids)))
+            self._call_ids[linkedid] = cid
+        return cid
+
+    def remember(self, uniqueid: str, call_id: str) -> None:
+        if uniqueid in self._call_of_channel:
+            return
+        if len(self._call_of_channel) >= self.max_channels:
+            self._call_of_channel.pop(next(iter(self._call_of_channel)))
+        self._call_of_channel[uniqueid] = call_id
+
+    def call_of_channel(self, uniqueid: str) -> str | None:
+        return self._call_of_channel.get(uniqueid)
+
+    def uniqueid_of(self, channel: str) -> str:
+        """Uniqueid of a channel name seen in a Newchannel ("" when unknown)."""
+        return self._uniqueid_of_name.get(channel, "")
+
+    def note_channel_name(self, channel: str, uniqueid: str) -> None:
+        if len(self._uniqueid_of_name) >= self.max_channels:
+            self._uniqueid_of_name.pop(next(iter(self._uniqueid_of_name)))
+        self._uniqueid_of_name[channel] = uniqueid
+
+    def _identity(self, h: Headers, name: str, prefix: str = "") -> tuple[str, str] | None:
+        """(call_id, channel_id) from ``<prefix>Linkedid`` / ``<prefix>Uniqueid``."""
+        uniqueid = text(h, prefix + "uniqueid")
+        linkedid = text(h, prefix + "linkedid")
+        if linkedid:
+            call_id = self.call_id_for(linkedid)
+        elif uniqueid and uniqueid in self._call_of_channel:
+            call_id = self._call_of_channel[uniqueid]
+        else:
+            self._malformed(h, name, "no %sLinkedid and no known %sUniqueid", prefix, prefix)
+            return None
+        if not uniqueid:
+            self._malformed(h, name, "no %sUniqueid", prefix)
+            return None
+        self.remember(uniqueid, call_id)
+        return call_id, uniqueid
+
+    def _malformed(self, h: Headers, name: str, why: str, *args: object) -> None:
+        self.malformed += 1
+        log.warning("malformed AMI %s event (" + why + "): linkedid=%r uniqueid=%r channel=%r",
+                    name or "?", *args, text(h, "linkedid")[:64], text(h, "uniqueid")[:64],
+                    text(h, "channel")[:80])
+
+    def _int(self, h: Headers, key: str, name: str, call_id: str) -> int:
+        raw = text(h, key)
+        if not raw:
+            return 0
+        try:
+            return int(raw)
+        except ValueError:
+            self.malformed += 1
+            log.warning("AMI %s: bad number %s=%r, using 0 (call %s)", name, key, raw[:32], call_id)
+            return 0
+
+    def _ignore(self, name: str, why: str, *args: object) -> list[ev.CallEvent]:
+        """Count and log (lazily: this is the hot path for noise events) why ``name`` is dropped."""
+        self.ignored += 1
+        log.debug("ignored AMI %s: " + why, name, *args)
+        return []
+
+    # -- entry point ----------------------------------------------------------------
+    def normalize(self, msg: Headers, now: float) -> list[Any]:
+        h = fold(msg)
+        name = text(h, "event")
+        handler = HANDLERS.get(name)
+        if handler is None:
+            return self._ignore(name or "(no Event header)", "no handler (not needed by the recorder)")
+        try:
+            return handler(self, h, name, now)
+        except Exception:  # per-frame containment: a bad frame never stops the daemon
+            self.malformed += 1
+            log.exception("could not normalize AMI %s (linkedid=%r uniqueid=%r)", name,
+                          text(h, "linkedid")[:64], text(h, "uniqueid")[:64])
+            return []
+
+
+# -- handlers: (normalizer, headers, event name, now) -> [events] ------------------------
+def _at(h: Headers, now: float) -> float:
+    stamp = h.get("timestamp")  # present with timestampevents=yes
+    if stamp:
+        try:
+            return float(stamp)
+        except (TypeError, ValueError):
+            return now
+    return now
+
+
+def on_newchannel(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    n.note_channel_name(text(h, "channel"), ids[1])
+    return [ev.ChannelCreated(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+                              channel=text(h, "channel"), caller_num=text(h, "calleridnum"),
+                              caller_name=text(h, "calleridname"), exten=text(h, "exten"),
+                              context=text(h, "context"), account_code=text(h, "accountcode"))]
+
+
+def on_newstate(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    if text(h, "channelstate") != ANSWERED_STATE:
+        return n._ignore(name, "ChannelState %r is not Up (6)", text(h, "channelstate")[:8])
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.ChannelAnswered(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+                               channel=text(h, "channel"))]
+
+
+def on_hangup(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.ChannelHungUp(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+                             channel=text(h, "channel"), cause=n._int(h, "cause", name, ids[0]),
+                             cause_text=text(h, "cause-txt"))]
+
+
+def on_bridge_enter(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.Bridged(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+                       bridge_id=text(h, "bridgeuniqueid"),
+                       bridge_channels=n._int(h, "bridgenumchannels", name, ids[0]))]
+
+
+def on_bridge_leave(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.Unbridged(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+                         bridge_id=text(h, "bridgeuniqueid"))]
+
+
+def on_cdr(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    uniqueid = text(h, "uniqueid")
+    linkedid = text(h, "linkedid")
+    if linkedid:
+        call_id = n.call_id_for(linkedid)
+    else:
+        found = n.call_of_channel(uniqueid) if uniqueid else None
+        if found is None:
+            n._malformed(h, name, "no Linkedid and UniqueID %r is not a channel we saw", uniqueid[:64])
+            return []
+        call_id = found
+    fields = {}
+    for key in h:
+        mapped = CDR_FIELDS.get(key.lower())
+        if mapped is not None:
+            fields[mapped] = text(h, key)
+        elif key.lower() not in ("event", "privilege", "amaflags", "timestamp", "systemname"):
+            fields[key.lower()] = text(h, key)  # extra cdr_manager.conf mappings
+    return [ev.CdrPosted(at=_at(h, now), call_id=call_id, channel_id=uniqueid, fields=fields)]
+
+
+def on_mixmonitor_start(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    return n._ignore(name, "recording starts are reported from the MixMonitor action response")
+
+
+def on_mixmonitor_stop(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.RecordingStopped(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+                                channel=text(h, "channel"), pbx_ref=text(h, "mixmonitorid"))]
+
+
+def on_mixmonitor_mute(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    state = text(h, "state").strip().lower()
+    return [ev.RecordingMuted(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+                              channel=text(h, "channel"), muted=state in ("1", "yes", "true", "on"),
+                              direction=text(h, "direction") or "both")]
+
+
+def on_varset(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    var = text(h, "variable")
+    if not var.startswith(VAR_PREFIX):
+        return n._ignore(name, "variable is not ours (no %s prefix)", VAR_PREFIX)
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.VariableSet(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+                           name=var, value=text(h, "value"))]
+
+
+def on_queue_caller_join(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.QueueCallerJoined(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+                                 channel=text(h, "channel"), queue=text(h, "queue"))]
+
+
+def on_agent_connect(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)  # Channel/Linkedid are the caller's; Dest* the member's
+    if ids is None:
+        return []
+    return [ev.AgentConnected(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+                              queue=text(h, "queue"), agent=text(h, "membername") or text(h, "interface"),
+                              agent_channel=text(h, "destchannel"))]
+
+
+def on_blind_transfer(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    if text(h, "result") not in ("", "Success"):
+        return n._ignore(name, "transfer result %r", text(h, "result")[:20])
+    ids = n._identity(h, name, prefix="transferer")
+    if ids is None:
+        return []
+    target_linkedid = text(h, "transfereelinkedid")
+    return [ev.Transferred(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+                           channel=text(h, "transfererchannel"), kind="blind",
+                           target_call_id=n.call_id_for(target_linkedid) if target_linkedid else "",
+                           target_channel=text(h, "transfereechannel"))]
+
+
+def on_attended_transfer(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    if text(h, "result") not in ("", "Success"):
+        return n._ignore(name, "transfer result %r", text(h, "result")[:20])
+    ids = n._identity(h, name, prefix="origtransferer")
+    if ids is None:
+        return []
+    target_linkedid = text(h, "secondtransfererlinkedid") or text(h, "transfertargetlinkedid")
+    return [ev.Transferred(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+                           channel=text(h, "origtransfererchannel"), kind="attended",
+                           target_call_id=n.call_id_for(target_linkedid) if target_linkedid else "",
+                           target_channel=text(h, "transfertargetchannel")
+                           or text(h, "secondtransfererchannel"))]
+
+
+def on_core_show_channel(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    n.note_channel_name(text(h, "channel"), ids[1])
+    return [ev.LiveChannel(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+                           state=(text(h, "channelstatedesc") or text(h, "channelstate")).lower(),
+                           caller_num=text(h, "calleridnum"), bridged=bool(text(h, "bridgeid")))]
+
+
+def on_connection_level(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    return n._ignore(name, "connection-level event, handled by the AMI client")
+
+
+Handler = Callable[[Normalizer, Headers, str, float], list[Any]]
+
+HANDLERS: dict[str, Handler] = {
+    "Newchannel": on_newchannel,
+    "Newstate": on_newstate,
+    "Hangup": on_hangup,
+    "BridgeEnter": on_bridge_enter,
+    "BridgeLeave": on_bridge_leave,
+    "Cdr": on_cdr,
+    "MixMonitorStart": on_mixmonitor_start,
+    "MixMonitorStop": on_mixmonitor_stop,
+    "MixMonitorMute": on_mixmonitor_mute,
+    "VarSet": on_varset,
+    "QueueCallerJoin": on_queue_caller_join,
+    "AgentConnect": on_agent_connect,
+    "BlindTransfer": on_blind_transfer,
+    "AttendedTransfer": on_attended_transfer,
+    "CoreShowChannel": on_core_show_channel,
+    "FullyBooted": on_connection_level,
+    "CoreShowChannelsComplete": on_connection_level,
+}
