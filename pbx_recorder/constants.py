@@ -10,6 +10,7 @@ from __future__ import annotations
 VAR_RESULT = "PBXREC_RESULT"  # record | refused | norecord
 VAR_ROUTE = "PBXREC_ROUTE"  # where a refused call goes: "context,exten,prio" or "hangup"
 VAR_RECORDING_ID = "PBXREC_REC_ID"  # set on the recorded channel: resync sees "already recording"
+VAR_RECORDING_PATH = "PBXREC_REC_PATH"  # the file being written (resync adopts it)
 VAR_CALL_ID = "PBXREC_CALL_ID"
 VAR_CDR_RECORDINGFILE = "CDR(recordingfile)"
 
@@ -18,6 +19,7 @@ RESULT_REFUSED = "refused"
 RESULT_NORECORD = "norecord"
 
 ROUTE_HANGUP = "hangup"
+ROUTE_CONTINUE = "continue"  # the refused call goes on, unrecorded
 
 # --- Redis keys ---
 REDIS_PREFIX = "pbxrec:"
@@ -29,6 +31,7 @@ REDIS_LIVE_PREFIX = REDIS_PREFIX + "live:"  # + call_id: live call snapshot (opt
 # --- call states (calls.py); spooled/stored/... belong to the pipeline ---
 STATE_IDLE = "idle"
 STATE_CONSENT_PENDING = "consent_pending"
+STATE_WAITING_BRIDGE = "waiting_bridge"  # consent given, start_on=bridge, not bridged yet
 STATE_RECORDING = "recording"
 STATE_PAUSED = "paused"
 STATE_STOPPED = "stopped"

@@ -31,12 +31,11 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pbx_recorder.config_patterns import PatternError, compile_pattern, parse_time_window
-from pbx_recorder.constants import ROUTE_HANGUP
+from pbx_recorder.constants import ROUTE_CONTINUE, ROUTE_HANGUP
 from pbx_recorder.errors import ConfigError
 
 RECORD_VALUES = ("never", "force", "yes", "no", "dontcare")
 CONSENT_VALUES = ("none", "notify", "explicit")
-ROUTE_CONTINUE = "continue"  # refusal: the call goes on, unrecorded
 _MAX_VALUE = 128  # longer (attacker-controlled) values match no pattern
 
 

@@ -1,0 +1,187 @@
+"""The per-call record kept by :class:`pbx_recorder.calls.CallBook`, and what it turns into.
+
+Plain mutable dataclasses, JSON-safe through :func:`call_to_dict` / :func:`call_from_dict`
+(the ``live_calls`` table keeps them across daemon restarts).  The builders at the end
+make the ``calls`` table row and the FinalizeRecording metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pbx_recorder.constants import STATE_IDLE
+
+CDR_STATUS = {"ANSWERED": "answered", "NO ANSWER": "no_answer", "BUSY": "busy", "FAILED": "failed",
+              "CONGESTION": "failed"}
+
+
+@dataclass
+class Recording:
+    recording_id: str
+    kind: str  # call | consent
+    seq: int
+    mode: str
+    channel: str
+    path: str
+    leg_paths: list[str] = field(default_factory=list)
+    started_at: float = 0.0
+    stopped_at: float | None = None
+    pauses: list[list[float | None]] = field(default_factory=list)  # [start, end|None]
+    state: str = "recording"  # recording | paused | stopped | finalized | discarded
+    pbx_ref: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("recording", "paused")
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, *self.leg_paths) if self.path else tuple(self.leg_paths)
+
+    def stop(self, at: float) -> None:
+        if self.active:
+            if self.pauses and self.pauses[-1][1] is None:
+                self.pauses[-1][1] = at
+            self.stopped_at = at
+            self.state = "stopped"
+
+
+@dataclass
+class Call:
+    call_id: str
+    node: str
+    linkedid: str
+    created_at: float
+    updated_at: float
+    state: str = STATE_IDLE
+    legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> channel name, creation order
+    live: list[str] = field(default_factory=list)  # uniqueids still up
+    first_channel_id: str = ""
+    first_channel: str = ""
+    caller_num: str = ""
+    caller_name: str = ""
+    exten: str = ""
+    context: str = ""
+    accountcode: str = ""
+    direction: str = ""
+    dialed: str = ""
+    queue: str = ""
+    agent: str = ""
+    region: str = ""
+    language: str = ""
+    vip: bool = False
+    consent_requested: bool = False
+    consent_channel: str = ""
+    decision: dict[str, Any] | None = None  # RuleDecision.to_dict()
+    consent_decision: str = ""
+    consent_evidence: dict[str, Any] = field(default_factory=dict)
+    result: str = ""  # record | refused | norecord
+    recordings: list[Recording] = field(default_factory=list)
+    rec_seq: int = 0
+    answered_at: float | None = None
+    bridged_at: float | None = None
+    ended_at: float | None = None
+    decide_at: float | None = None  # answered without the Gosub: decide at this time (tick)
+    transferred: bool = False
+    transfer_target: str = ""
+    cdrs: list[dict[str, str]] = field(default_factory=list)
+    cdr_deadline: float | None = None
+    finalized_at: float | None = None
+    flags: list[str] = field(default_factory=list)
+
+    def flag(self, name: str) -> None:
+        if name not in self.flags:
+            self.flags.append(name)
+
+    def active_recordings(self, kind: str | None = None) -> list[Recording]:
+        return [r for r in self.recordings if r.active and (kind is None or r.kind == kind)]
+
+    def channel_of(self, uniqueid: str) -> str:
+        return self.legs.get(uniqueid, "")
+
+    def live_channels(self) -> list[str]:
+        return [self.legs[u] for u in self.live if u in self.legs]
+
+    @property
+    def cdr(self) -> dict[str, str] | None:
+        """The CDR that describes the call: the first ANSWERED one, else the first."""
+        for cdr in self.cdrs:
+            if cdr.get("disposition", "").upper() == "ANSWERED":
+                return cdr
+        return self.cdrs[0] if self.cdrs else None
+
+    def status(self) -> str:
+        cdr = self.cdr
+        if cdr is not None:
+            return CDR_STATUS.get(cdr.get("disposition", "").upper(), "failed")
+        if self.ended_at is None:
+            return "live"
+        return "answered" if self.answered_at is not None else "no_answer"
+
+
+def call_to_dict(call: Call) -> dict[str, Any]:
+    return asdict(call)
+
+
+def call_from_dict(data: dict[str, Any]) -> Call:
+    fields = {k: v for k, v in data.items() if k in Call.__dataclass_fields__}
+    fields["recordings"] = [Recording(**{k: v for k, v in r.items() if k in Recording.__dataclass_fields__})
+                            for r in fields.get("recordings", [])]
+    for rec in fields["recordings"]:
+        rec.pauses = [list(p) for p in rec.pauses]
+        rec.leg_paths = list(rec.leg_paths)
+    return Call(**fields)
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def recording_metadata(call: Call, rec: Recording) -> dict[str, Any]:
+    """The manifest's call part for one recording (JSON-safe)."""
+    decision = call.decision or {}
+    return {
+        "call_id": call.call_id, "pbx_node": call.node, "linkedid": call.linkedid,
+        "uniqueids": list(call.legs), "recording_id": rec.recording_id, "kind": rec.kind, "seq": rec.seq,
+        "mode": rec.mode, "channel": rec.channel, "direction": call.direction, "region": call.region,
+        "rule": decision.get("rule", ""), "tags": list(decision.get("tags", [])),
+        "retention_class": decision.get("retention_class", ""),
+        "consent_decision": call.consent_decision, "consent": dict(call.consent_evidence),
+        "started_at": rec.started_at, "stopped_at": rec.stopped_at,
+        "pauses": [list(p) for p in rec.pauses], "flags": list(call.flags),
+    }
+
+
+def call_row(call: Call, now: float) -> dict[str, Any]:
+    """The ``calls`` table row; JSON columns are JSON text, as the schema stores them."""
+    decision = call.decision or {}
+    cdr = call.cdr or {}
+    record_decision = {"record": "record", "refused": "refused", "norecord": "no_record"}.get(call.result, "")
+    duration = _int(cdr.get("duration"))
+    if duration is None and call.ended_at is not None:
+        duration = int(call.ended_at - call.created_at)
+    billsec = _int(cdr.get("billsec"))
+    if billsec is None and call.ended_at is not None and call.answered_at is not None:
+        billsec = int(call.ended_at - call.answered_at)
+    return {
+        "call_id": call.call_id, "pbx_node": call.node, "linkedid": call.linkedid,
+        "uniqueids": json.dumps(list(call.legs)), "direction": call.direction,
+        "caller_num": call.caller_num, "caller_name": call.caller_name,
+        "callee_num": cdr.get("dst", "") or call.dialed or call.exten,
+        "did": call.dialed if call.direction == "inbound" else "",
+        "queue": call.queue, "agent": call.agent, "region": call.region,
+        "accountcode": cdr.get("accountcode", "") or call.accountcode,
+        "started_at": call.created_at, "answered_at": call.answered_at, "ended_at": call.ended_at,
+        "duration": duration, "billsec": billsec, "disposition": cdr.get("disposition", ""),
+        "status": call.status(), "rule": decision.get("rule", ""), "record_decision": record_decision,
+        "consent_decision": call.consent_decision,
+        "consent": json.dumps(call.consent_evidence, sort_keys=True),
+        "tags": json.dumps(list(decision.get("tags", []))),
+        "retention_class": decision.get("retention_class", ""),
+        "cdr": json.dumps(dict(cdr), sort_keys=True), "flags": json.dumps(call.flags), "updated_at": now,
+    }
