@@ -1,0 +1,58 @@
+"""``pbx-recorder prompts generate|list``: render consent prompts to WAV (espeak-ng + sox)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _default_target(ctx: click.Context) -> Path:
+    """consent.prompts_dir from the config if set, else ``prompts/`` beside the config file."""
+    config_path = Path(ctx.obj["config_path"])
+    if config_path.is_file():
+        from pbx_recorder.config import load_config
+
+        configured = load_config(config_path).consent.prompts_dir
+        if configured is not None:
+            return Path(configured)
+    return config_path.parent / "prompts"
+
+
+def register(group: click.Group) -> None:
+    @group.group("prompts")
+    def prompts() -> None:
+        """Consent prompt audio (texts live in consent/prompts/prompts.yaml)."""
+
+    @prompts.command("generate")
+    @click.option("--target", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Output directory (default: consent.prompts_dir, else prompts/ beside the config).")
+    @click.option("--language", "languages", multiple=True, help="Only these languages (repeatable).")
+    @click.pass_context
+    def generate_cmd(ctx: click.Context, target: Path | None, languages: tuple[str, ...]) -> None:
+        """Render every prompt text to 8 kHz mono 16-bit WAV and write manifest.json."""
+        from consent.generate_prompts import generate
+
+        out = target or _default_target(ctx)
+        manifest = generate(out, list(languages) or None)
+        for lang, entries in sorted(manifest.items()):
+            for prompt_id, meta in sorted(entries.items()):
+                click.echo(f"{lang}/{prompt_id}.wav  version={meta['version']}")
+        click.echo(f"written to {out}")
+
+    @prompts.command("list")
+    @click.option("--dir", "prompts_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+    @click.pass_context
+    def list_cmd(ctx: click.Context, prompts_dir: Path | None) -> None:
+        """Show each prompt, language, version and whether its audio exists."""
+        from consent.prompts import PROMPT_IDS, PromptCatalog
+        from pbx_recorder.errors import NotFound
+
+        catalog = PromptCatalog(prompts_dir or _default_target(ctx))
+        for prompt_id in PROMPT_IDS:
+            for lang in catalog.languages:
+                try:
+                    path, version = catalog.path(prompt_id, lang)
+                except NotFound:
+                    path, version = "(missing)", catalog.text_version(prompt_id)
+                click.echo(f"{prompt_id:22} {lang:3} {version:14} {path}")
