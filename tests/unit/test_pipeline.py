@@ -1,0 +1,115 @@
+import wave
+
+import pytest
+
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.closure import CLOSED_MARKER, FILE_MISSING, Closure, marker_path
+from pbx_recorder.commands import DiscardRecording, FinalizeRecording
+from pbx_recorder.pipeline import Pipeline, manifest_from_metadata
+from pbx_recorder.spool import Spool
+
+CALL = "n1_1700000000.1"
+RID = CALL + "_call001"
+
+
+def make_wav(path, seconds):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * int(8000 * seconds))
+    return path
+
+
+def closed_marker_waiter(path):
+    async def wait(p):
+        return Closure(str(p), CLOSED_MARKER, size=1)
+    return wait
+
+
+META = {"linkedid": "1700000000.1", "uniqueids": ["1700000000.1"], "kind": "call", "mode": "mixed",
+        "cdr": {"src": "13812345678", "dst": "100", "billsec": "5", "lastapp": "Dial"}, "rule": "all",
+        "tags": ["vip"], "recorded_from": 1000.0, "recorded_to": 1005.0, "pauses": [[1001.0, 1002.0]],
+        "unknown_key": "ignored"}
+
+
+async def test_finalize_spools_with_duration_and_manifest(tmp_path):
+    mon = tmp_path / "mon"
+    mon.mkdir()
+    wav = make_wav(mon / "a.wav", 5.0)
+    marker_path(wav).write_text("")
+    spool = Spool(tmp_path / "spool")
+    pipe = Pipeline(spool, stable_ms=10, closure_timeout_s=2, poll_ms=5)
+    entry = await pipe.finalize(FinalizeRecording(call_id=CALL, recording_id=RID, paths=(str(wav),),
+                                                  metadata=META))
+    assert entry is not None and spool.is_complete(RID)
+    m = entry.manifest
+    assert m.files[0].duration_s == pytest.approx(5.0) and m.files[0].sha256
+    assert m.cdr == {"src": "13812345678", "dst": "100", "billsec": "5"}
+    assert m.tags == ("vip",) and m.pauses == ((1001.0, 1002.0),) and m.flags == ()
+    assert not wav.exists() and not marker_path(wav).exists()
+
+
+async def test_finalize_flags_mismatch_and_missing_cdr(tmp_path):
+    wav = make_wav(tmp_path / "a.wav", 2.0)
+    spool = Spool(tmp_path / "spool")
+    pipe = Pipeline(spool, waiter=closed_marker_waiter(wav))
+    meta = {"recorded_from": 1000.0, "recorded_to": 1060.0}
+    entry = await pipe.finalize(FinalizeRecording(call_id=CALL, recording_id=RID, paths=(str(wav),),
+                                                  metadata=meta))
+    assert set(entry.manifest.flags) == {"cdr_missing", "duration_mismatch"}
+
+
+async def test_finalize_missing_file_writes_catalog_row(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    catalog = Catalog(tmp_path / "cat.db")
+    pipe = Pipeline(spool, catalog=catalog, stable_ms=10, closure_timeout_s=0.05, poll_ms=10)
+    result = await pipe.finalize(FinalizeRecording(call_id=CALL, recording_id=RID,
+                                                   paths=(str(tmp_path / "never.wav"),), metadata=META))
+    assert result is None and spool.pending() == []
+    row = catalog.get_recording(RID)
+    assert row["state"] == "missing" and "file_missing" in row["flags"]
+    assert catalog.get_call(CALL) is not None  # the call row exists even without audio
+    catalog.close()
+
+
+async def test_finalize_error_is_contained_and_logged(tmp_path, caplog):
+    wav = make_wav(tmp_path / "a.wav", 1.0)
+    spool = Spool(tmp_path / "spool")
+    pipe = Pipeline(spool, waiter=closed_marker_waiter(wav))
+    result = await pipe.finalize(FinalizeRecording(call_id=CALL, recording_id="../evil", paths=(str(wav),)))
+    assert result is None
+    assert CALL in caplog.text and "../evil" in caplog.text
+    assert wav.exists()
+
+
+async def test_discard_removes_files_and_markers(tmp_path, caplog):
+    caplog.set_level("INFO")
+    a = make_wav(tmp_path / "a-rx.wav", 1.0)
+    b = make_wav(tmp_path / "a-tx.wav", 1.0)
+    marker_path(a).write_text("")
+    marker_path(b).write_text("")
+
+    async def waiter(p):
+        return Closure(str(p), CLOSED_MARKER)
+
+    pipe = Pipeline(Spool(tmp_path / "spool"), waiter=waiter)
+    removed = await pipe.discard(DiscardRecording(call_id=CALL, recording_id=RID, paths=(str(a), str(b)),
+                                                  reason="consent refused"))
+    assert removed == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spool"]
+    assert "consent refused" in caplog.text and RID in caplog.text
+
+
+async def test_discard_missing_files_is_fine(tmp_path):
+    async def waiter(p):
+        return Closure(str(p), FILE_MISSING)
+
+    pipe = Pipeline(Spool(tmp_path / "spool"), waiter=waiter)
+    assert await pipe.discard(DiscardRecording(call_id=CALL, recording_id=RID,
+                                               paths=(str(tmp_path / "x.wav"),), reason="no answer")) == 0
+
+
+def test_manifest_from_metadata_dual_roles():
+    m = manifest_from_metadata(CALL, RID, {"mode": "dual", "cdr": {}}, now=7.0)
+    assert m.created_at == 7.0 and m.flags == ("cdr_missing",)
