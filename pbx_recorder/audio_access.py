@@ -1,0 +1,76 @@
+"""Authorized reads of recorded audio: role check, audit row, then decrypt (or copy).
+
+Roles that may listen: admin, supervisor, auditor.  ``agent`` (and anything unknown) may
+not: the refusal is itself audited, then ``AccessDenied`` is raised.  The plaintext hash is
+checked against the catalog's ``audio_sha256`` before a destination path is published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pbx_recorder.errors import AccessDenied, IntegrityError
+from storage import atomic
+from storage.base import Tier
+from storage.envelope import decrypt_chunks
+from storage.hashing import digests_equal
+from storage.keyring import KeyRing
+
+log = logging.getLogger(__name__)
+
+READ_ROLES = frozenset({"admin", "supervisor", "auditor"})
+
+
+def _audit(conn: sqlite3.Connection, now: float, actor: str, role: str, action: str, target: str,
+           detail: Mapping[str, Any]) -> None:
+    conn.execute("INSERT INTO audit_log (at, actor, role, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                 (now, actor, role, action, target, json.dumps(dict(detail), sort_keys=True)))
+    if conn.in_transaction and conn.isolation_level is not None:
+        conn.commit()  # the audit row must survive whatever happens next
+
+
+def open_plaintext(conn: sqlite3.Connection, recording: Mapping[str, Any], tier: Tier,
+                   keyring: KeyRing | None, *, actor: str, role: str, dst: str | Path | BinaryIO,
+                   now: float) -> tuple[str, int]:
+    """Write the recording's audio (decrypted if needed) to ``dst``; returns (sha256, size)."""
+    rid = str(recording["recording_id"])
+    where = {"tier": tier.name, "key": recording.get("storage_key", "")}
+    if role not in READ_ROLES:
+        _audit(conn, now, actor, role, "read_audio_denied", rid, where)
+        log.warning("recording %s: audio read by %s refused (role %s)", rid, actor, role)
+        raise AccessDenied(f"role {role!r} may not read recorded audio")
+    _audit(conn, now, actor, role, "read_audio", rid, where)
+    expected = str(recording.get("audio_sha256") or "")
+    encrypted = bool(recording.get("encrypted"))
+    if encrypted and keyring is None:
+        raise AccessDenied(f"recording {rid} is encrypted and no key ring is configured")
+    h, size = hashlib.sha256(), 0
+
+    def checked(blocks: Iterator[bytes]) -> Iterator[bytes]:
+        nonlocal size
+        for block in blocks:
+            h.update(block)
+            size += len(block)
+            yield block
+        if expected and not digests_equal(h.hexdigest(), expected):
+            raise IntegrityError(f"recording {rid}: audio hash differs from the catalog")
+
+    with tier.open(str(recording["storage_key"])) as src:
+        if encrypted:
+            assert keyring is not None
+            blocks = decrypt_chunks(src, keyring, wrapped_key=recording.get("wrapped_key") or None,
+                                    key_id=recording.get("key_id") or None, expected_aad=rid)
+        else:
+            blocks = atomic.read_chunks(src)  # type: ignore[assignment]
+        if isinstance(dst, str | Path):
+            atomic.write_stream(dst, checked(blocks), mode=0o600)
+        else:
+            for block in checked(blocks):
+                dst.write(block)
+    return h.hexdigest(), size

@@ -1,0 +1,104 @@
+"""``pbx-recorder keys generate | rotate --to NEW_ID | list``: master keys and the signing key.
+
+Key bytes are never printed.  ``rotate`` re-wraps data keys in the catalog only; the stored
+audio objects are not read or rewritten.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from pbx_recorder.cli import crypto_setup
+from pbx_recorder.errors import ConfigError, CryptoError
+from pbx_recorder.signing import generate_signing_key, public_key_path
+from pbx_recorder.verify import catalog_connection
+
+
+def register(group: click.Group) -> None:
+    @group.group("keys")
+    def keys() -> None:
+        """Encryption master keys (AES-256 key ring) and the manifest signing key (Ed25519)."""
+
+    @keys.command("generate")
+    @click.option("--id", "key_id", default=None, help="Master key id (default: encryption.key_id).")
+    @click.option("--signing", is_flag=True, help="Also create the Ed25519 signing key (signing.key_file).")
+    @click.option("--signing-only", is_flag=True, help="Only create the signing key.")
+    @click.pass_context
+    def generate(ctx: click.Context, key_id: str | None, signing: bool, signing_only: bool) -> None:
+        """Create a new master key file (0600); refuses to overwrite an existing key."""
+        config = crypto_setup.load(ctx)
+        if not signing_only:
+            ring = crypto_setup.keyring_of(config, required=True)
+            assert ring is not None
+            kid = key_id or crypto_setup.current_key_id(config)
+            path = ring.generate(kid)
+            click.echo(f"master key {kid} written to {path}")
+        if signing or signing_only:
+            key_file = config.signing.key_file
+            generate_signing_key(key_file)
+            click.echo(f"signing key written to {key_file}; public key {public_key_path(key_file)}")
+
+    @keys.command("rotate")
+    @click.option("--to", "new_id", required=True, help="New master key id (generated if missing).")
+    @click.option("--batch", "batch_size", default=200, show_default=True, type=click.IntRange(1, 100000))
+    @click.option("--retire-old", is_flag=True,
+                  help="Move the old keys to retired/ when every data key was re-wrapped.")
+    @click.pass_context
+    def rotate(ctx: click.Context, new_id: str, batch_size: int, retire_old: bool) -> None:
+        """Re-wrap every recording's data key under NEW_ID (audio untouched); ledger 'rekeyed'."""
+        from pbx_recorder.rekey import rotate as do_rotate
+
+        config = crypto_setup.load(ctx)
+        ring = crypto_setup.keyring_of(config, required=True)
+        assert ring is not None
+        conn = catalog_connection(config.catalog.path, read_only=False)
+        try:
+            report = do_rotate(conn, ring, new_id, now=time.time(), batch_size=batch_size)
+        finally:
+            conn.close()
+        if report.generated:
+            click.echo(f"generated master key {new_id}")
+        olds = ", ".join(f"{k}: {n}" for k, n in sorted(report.by_old_key.items())) or "none"
+        click.echo(f"re-wrapped {report.rewrapped} data keys (from {olds}); "
+                   f"{report.already} already under {new_id}; {len(report.failed)} failed")
+        for rid, reason in report.failed:
+            click.echo(f"  {rid}: {reason}", err=True)
+        if report.failed:
+            raise CryptoError(f"{len(report.failed)} recordings could not be re-wrapped; old keys kept")
+        if retire_old:
+            for kid in ring.ids():
+                if kid != new_id:
+                    click.echo(f"retired master key {kid} -> {ring.retire(kid)}")
+        if crypto_setup.current_key_id(config) != new_id:
+            click.echo(f"now set encryption.key_id: {new_id} so new recordings use it")
+
+    @keys.command("list")
+    @click.pass_context
+    def list_keys(ctx: click.Context) -> None:
+        """Master key ids (current marked *), how many recordings each wraps, the signing key."""
+        config = crypto_setup.load(ctx)
+        ring = crypto_setup.keyring_of(config, required=False)
+        counts: dict[str, int] = {}
+        if config.catalog.path.is_file():
+            conn = catalog_connection(config.catalog.path)
+            try:
+                counts = dict(conn.execute("SELECT key_id, COUNT(*) FROM recordings WHERE encrypted = 1 "
+                                           "GROUP BY key_id").fetchall())
+            finally:
+                conn.close()
+        current = config.encryption.key_id or ""
+        try:
+            current = crypto_setup.current_key_id(config)
+        except ConfigError:
+            pass  # listing must work with a half-set config
+        ids = ring.ids() if ring else []
+        for kid in sorted(set(ids) | set(counts)):
+            mark = "*" if kid == current else " "
+            state = "present" if kid in ids else "MISSING"
+            click.echo(f"{mark} {kid}  {state}  recordings={counts.get(kid, 0)}")
+        if not ids and not counts:
+            click.echo("no master keys")
+        signing = config.signing.key_file
+        click.echo(f"signing key: {signing} ({'present' if signing.is_file() else 'missing'})")
