@@ -133,26 +133,42 @@ def erasure_deadline(received_at: float, days: int = ERASURE_DEADLINE_DAYS) -> f
     return received_at + days * DAY
 
 
-# Search filters (the same names as ``calls search``): value semantics per key.
+# Search filters, named as in ``calls search`` (catalog.CallFilters) plus region / retention_class.
 QUERY_KEYS = (
+    "start",
+    "end",
+    "status",
     "caller",
     "callee",
     "number",
-    "since",
-    "until",
-    "queue",
+    "call_id",
     "agent",
+    "queue",
+    "tag",
+    "consent",
     "did",
     "direction",
     "region",
     "retention_class",
-    "tag",
-    "call_id",
 )
+_EXACT = {
+    "status": "status",
+    "call_id": "call_id",
+    "agent": "agent",
+    "queue": "queue",
+    "consent": "consent_decision",
+    "did": "did",
+    "direction": "direction",
+    "region": "region",
+    "retention_class": "retention_class",
+}
 
 
 def parse_query(text_or_map: str | Mapping[str, Any]) -> dict[str, Any]:
     q = json.loads(text_or_map) if isinstance(text_or_map, str) else dict(text_or_map)
+    if not isinstance(q, dict):
+        raise ValueError("a query is a JSON object of search filters")
+    q = {k: v for k, v in q.items() if v not in (None, "")}
     unknown = sorted(set(q) - set(QUERY_KEYS))
     if unknown:
         raise ValueError(f"unknown query filter(s): {', '.join(unknown)} (known: {', '.join(QUERY_KEYS)})")
@@ -161,30 +177,33 @@ def parse_query(text_or_map: str | Mapping[str, Any]) -> dict[str, Any]:
     return q
 
 
+def number_matches(stored: str, wanted: str) -> bool:
+    """Full number, or the last 4 digits (as ``calls search`` accepts)."""
+    s, w = normalize_number(stored), normalize_number(wanted)
+    if not s or not w:
+        return False
+    if len(w.lstrip("+")) == 4:
+        return s.endswith(w.lstrip("+"))
+    return s == w
+
+
 def query_matches(call: Mapping[str, Any], q: Mapping[str, Any]) -> bool:
     """Does a calls row match the filters?  All given filters must match."""
-    caller, callee = (
-        normalize_number(call.get("caller_num", "")),
-        normalize_number(call.get("callee_num", "")),
-    )
+    caller, callee = str(call.get("caller_num") or ""), str(call.get("callee_num") or "")
     started = call.get("started_at")
     for k, v in q.items():
-        if k == "caller" and caller != normalize_number(v):
+        if k == "caller" and not number_matches(caller, v):
             return False
-        if k == "callee" and callee != normalize_number(v):
+        if k == "callee" and not number_matches(callee, v):
             return False
-        if k == "number" and normalize_number(v) not in (caller, callee):
+        if k == "number" and not (number_matches(caller, v) or number_matches(callee, v)):
             return False
-        if k == "since" and (started is None or float(started) < float(v)):
+        if k == "start" and (started is None or float(started) < float(v)):
             return False
-        if k == "until" and (started is None or float(started) >= float(v)):
+        if k == "end" and (started is None or float(started) >= float(v)):
             return False
-        if k == "tag":
-            tags = json.loads(call.get("tags") or "[]")
-            if v not in tags:
-                return False
-        if k in ("queue", "agent", "did", "direction", "region", "retention_class", "call_id") and str(
-            call.get(k, "")
-        ) != str(v):
+        if k == "tag" and v not in json.loads(call.get("tags") or "[]"):
+            return False
+        if k in _EXACT and str(call.get(_EXACT[k]) or "") != str(v):
             return False
     return True

@@ -112,7 +112,7 @@ def test_query_hold_records_what_it_covered(tmp_path):
     add_call(env, "q3", queue="sales", started_at=NOW - 500 * DAY)
     add_recording(env, "q3", "rq3")
     h = holds.add(
-        "query", json.dumps({"queue": "sales", "since": NOW - 100 * DAY}), "audit", "carol", now=NOW
+        "query", json.dumps({"queue": "sales", "start": NOW - 100 * DAY}), "audit", "carol", now=NOW
     )
     assert h["recordings"] == ["rq1"]
     covered = [

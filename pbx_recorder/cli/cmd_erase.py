@@ -1,0 +1,57 @@
+"""``pbx-recorder erase --caller N | --call-id ID [--request-id R]`` and ``erase status``."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import click
+
+from pbx_recorder.errors import PolicyRefusal
+from pbx_recorder.lifecycle.runtime import Runtime
+
+
+@click.group(invoke_without_command=True)
+@click.option("--caller", help="Erase every call of this number (as caller or callee).")
+@click.option("--call-id", "call_id", help="Erase one call.")
+@click.option("--request-id", "request_id", help="The data subject's request id (default: generated).")
+@click.pass_context
+def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_id: str | None) -> None:
+    """Right to erasure: delete everywhere and print a proof receipt (JSON)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if bool(caller) == bool(call_id):
+        raise PolicyRefusal("give exactly one of --caller or --call-id")
+    rt = Runtime.load(ctx.obj["config_path"])
+    receipt = rt.eraser().erase(
+        caller=caller, call_id=call_id, request_id=request_id, actor=rt.actor, now=time.time()
+    )
+    rt.audit(
+        "erase",
+        receipt["request_id"],
+        {
+            "subject": receipt["subject"],
+            "status": receipt["status"],
+            "recordings_erased": receipt["recordings_erased"],
+        },
+    )
+    click.echo(json.dumps(receipt, indent=2, sort_keys=True))
+
+
+@erase.command("status")
+@click.pass_context
+def status_cmd(ctx: click.Context) -> None:
+    """Open erasure requests against their 15-day deadline (overdue first)."""
+    rt = Runtime.load(ctx.obj["config_path"])
+    items = rt.eraser().status(time.time())
+    rt.audit("erase.status", "", {"open": len(items)})
+    for r in items:
+        due = datetime.fromtimestamp(r["deadline"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+        flag = "OVERDUE" if r["overdue"] else f"{r['days_left']} day(s) left"
+        click.echo(f"{r['request_id']}  due {due}  {flag}")
+    click.echo(f"{len(items)} open, {sum(r['overdue'] for r in items)} overdue")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(erase)

@@ -1,0 +1,123 @@
+"""``pbx-recorder recordings get|restore|migrate|capacity``."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from pbx_recorder.errors import StorageError
+from pbx_recorder.lifecycle import access
+from pbx_recorder.lifecycle.runtime import Runtime
+
+
+def _rt(ctx: click.Context) -> Runtime:
+    return Runtime.load(ctx.obj["config_path"])
+
+
+def _keyring(rt: Runtime) -> Any:
+    enc = rt.config.encryption
+    if not enc.enabled or not enc.master_key_file:
+        return None
+    from storage.keyring import KeyRing
+
+    return KeyRing.from_config_path(enc.master_key_file)
+
+
+@click.group()
+def recordings() -> None:
+    """Fetch, restore and move stored recordings."""
+
+
+@recordings.command("get")
+@click.argument("recording_id")
+@click.option(
+    "--out", "out", required=True, type=click.Path(dir_okay=False), help="Where to write the audio."
+)
+@click.pass_context
+def get_cmd(ctx: click.Context, recording_id: str, out: str) -> None:
+    """Download a recording (decrypted when encrypted), hash-checked."""
+    rt = _rt(ctx)
+    rec = access.recording(rt.conn, recording_id)
+    digest = access.download(rec, rt.tiers, out, keyring=_keyring(rt))
+    rt.audit("recordings.get", recording_id, {"call_id": rec["call_id"], "sha256": digest})
+    click.echo(f"wrote {out} (sha256:{digest})")
+
+
+@recordings.command("restore")
+@click.argument("recording_id")
+@click.option("--days", type=click.IntRange(1, 365), default=7, show_default=True)
+@click.pass_context
+def restore_cmd(ctx: click.Context, recording_id: str, days: int) -> None:
+    """Start (or check) the restore of an archive-class recording."""
+    rt = _rt(ctx)
+    rec = access.recording(rt.conn, recording_id)
+    state = access.restore(rt.conn, rec, rt.tiers, days)
+    rt.audit("recordings.restore", recording_id, {"state": state, "days": days})
+    hint = {
+        "in_progress": "restore running; run this again later",
+        "done": "readable now: use `recordings get`",
+    }
+    click.echo(
+        f"{recording_id}: restore {state or 'not needed'}" + (f" ({hint[state]})" if state in hint else "")
+    )
+
+
+@recordings.command("migrate")
+@click.option("--dry-run", is_flag=True, help="List what is due, move nothing.")
+@click.option("--limit", type=click.IntRange(1), default=None)
+@click.pass_context
+def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None) -> None:
+    """Move recordings past their class's cold_after_days to the cold tier (per region)."""
+    rt = _rt(ctx)
+    m = rt.migrator()
+    now = time.time()
+    if dry_run:
+        due = m.candidates(now)[:limit]
+        for r in due:
+            click.echo(
+                f"{r['recording_id']}  {r['tier']} -> {m.target_for(r).cold}  ({r['retention_class']})"
+            )
+        click.echo(f"{len(due)} recording(s) due")
+        rt.audit("recordings.migrate", "", {"dry_run": True, "due": len(due)})
+        return
+    prog = m.run(now, limit=limit, progress=lambda p: click.echo(p.line()))
+    for err in prog.errors:
+        click.echo(f"failed: {err}", err=True)
+    click.echo(f"done: {prog.line()}")
+    rt.audit("recordings.migrate", "", {"done": prog.done, "failed": prog.failed, "bytes": prog.bytes})
+    if prog.failed:
+        raise StorageError(f"{prog.failed} recording(s) failed to migrate; their source copies are kept")
+
+
+@recordings.command("capacity")
+@click.option("--dry-run", is_flag=True, help="Say what would move, move nothing.")
+@click.pass_context
+def capacity_cmd(ctx: click.Context, dry_run: bool) -> None:
+    """Relieve hot-tier pressure: migrate lowest-ranked recordings until below low water."""
+    rt = _rt(ctx)
+    res = rt.capacity().check(time.time(), dry_run=dry_run)
+
+    def pct(used: int) -> str:
+        return f"{100.0 * used / res.total:.1f}%" if res.total else "-"
+
+    click.echo(
+        json.dumps(
+            {
+                "used_before": pct(res.used_before),
+                "used_after": pct(res.used_after),
+                "migrated": res.migrated,
+                "alert": res.alert,
+                "reason": res.reason,
+            }
+        )
+    )
+    rt.audit("recordings.capacity", "", {"dry_run": dry_run, "migrated": res.migrated, "alert": res.alert})
+    if res.alert:
+        raise StorageError(f"hot tier still above low water: {res.reason}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(recordings)

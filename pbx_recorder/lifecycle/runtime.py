@@ -1,0 +1,119 @@
+"""Build the lifecycle jobs from the Config: the one place the CLI commands share.
+
+Everything below this module takes plain parameters; only this file reads the Config.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pbx_recorder.errors import ConfigError
+from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle.capacity import CapacityGuard
+from pbx_recorder.lifecycle.erasure import Eraser
+from pbx_recorder.lifecycle.holds import HoldManager
+from pbx_recorder.lifecycle.journal import audit, current_actor, open_catalog
+from pbx_recorder.lifecycle.migration import Migrator, Target
+from pbx_recorder.lifecycle.retention_jobs import RetentionJob
+from storage.base import Tier
+
+
+def read_hash_key(path: str | Path | None) -> bytes:
+    if not path:
+        raise ConfigError("a keyed hash needs privacy.hash_key_file", key="privacy.hash_key_file")
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the hash key: {exc.strerror}", file=str(path), key="privacy.hash_key_file"
+        ) from exc
+    if len(key) < 16:
+        raise ConfigError("hash key shorter than 16 bytes", file=str(path), key="privacy.hash_key_file")
+    return key
+
+
+@dataclass
+class Runtime:
+    config: Any
+    conn: sqlite3.Connection
+    tiers: Mapping[str, Tier]
+    actor: str
+    role: str
+
+    @classmethod
+    def load(cls, config_path: str | Path | None) -> Runtime:
+        from pbx_recorder.config import load_config
+        from storage.factory import build_tiers
+
+        cfg = load_config(config_path)
+        actor = current_actor()
+        return cls(
+            cfg,
+            open_catalog(cfg.catalog.path),
+            build_tiers(cfg.storage),
+            actor,
+            cfg.access.role_of(actor) or "",
+        )
+
+    @cached_property
+    def classes(self) -> dict[str, policy.RetentionClass]:
+        return policy.classes_from_config(self.config.retention.classes)
+
+    @cached_property
+    def hash_key(self) -> bytes:
+        return read_hash_key(self.config.privacy.hash_key_file)
+
+    def tier(self, name: str | None) -> Tier:
+        name = name or self.config.storage.hot
+        if name not in self.tiers:
+            raise ConfigError(f"no tier named {name!r}", key="storage.tiers")
+        return self.tiers[name]
+
+    def migrator(self) -> Migrator:
+        st = self.config.storage
+        regions = {r: Target(v.hot, v.cold) for r, v in st.regions.items()}
+        return Migrator(
+            self.conn,
+            self.tiers,
+            default=Target(st.hot, st.cold),
+            regions=regions,
+            classes=self.classes,
+            batch_size=st.migration.batch_size,
+        )
+
+    def holds(self) -> HoldManager:
+        return HoldManager(self.conn, self.tiers, hash_key=self.hash_key)
+
+    def retention(self) -> RetentionJob:
+        return RetentionJob(self.conn, self.tiers, self.classes, self.holds())
+
+    def eraser(self) -> Eraser:
+        return Eraser(self.conn, self.tiers, hash_key=self.hash_key, holds=self.holds())
+
+    def capacity(self) -> CapacityGuard:
+        st = self.config.storage
+        alert = Path(self.config.catalog.path).parent / "capacity-alert.prom"
+        return CapacityGuard(
+            self.migrator(),
+            self.tier(st.hot),
+            high_water=st.capacity.high_water,
+            low_water=st.capacity.low_water,
+            alert_file=alert,
+        )
+
+    def audit(self, action: str, target: str, detail: Mapping[str, Any] | None = None) -> None:
+        audit(
+            self.conn,
+            actor=self.actor,
+            role=self.role,
+            action=action,
+            target=target,
+            detail=detail or {},
+            now=time.time(),
+        )
