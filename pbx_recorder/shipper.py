@@ -209,7 +209,7 @@ class Shipper:
     def _backoff(self, rid: str, now: float) -> float:
         attempts = self._attempts.get(rid, 0) + 1
         self._attempts[rid] = attempts
-        delay = min(self.backoff_base_s * 2 ** (attempts - 1), self.backoff_max_s)
+        delay = min(self.backoff_base_s * 2.0 ** (attempts - 1), self.backoff_max_s)
         self._next_at[rid] = now + delay
         return delay
 

@@ -121,7 +121,7 @@ class Spool:
         files = []
         for name in [f.name for f in planned.files] or sorted(
                 p.name for p in directory.iterdir() if p.is_file() and p.name not in (MANIFEST, INTENT)
-                and not atomic.is_temp_name(p.name)):
+                and not p.name.startswith(".")):
             path = directory / name
             if not path.is_file():
                 continue

@@ -52,7 +52,7 @@ def write_stream(target: str | Path, chunks: Iterable[bytes], *, expected_sha256
     tmp = temp_path_for(target)
     try:
         with open(tmp, "xb") as raw:
-            writer = HashingWriter(raw)  # type: ignore[arg-type]
+            writer = HashingWriter(raw)
             for block in chunks:
                 writer.write(block)
             raw.flush()

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
@@ -77,8 +78,8 @@ def present_call(row: dict[str, Any], unmask: bool) -> dict[str, Any]:
 
 def present_recording(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("manifest", "wrapped_key")}
-    manifest = row.get("manifest") if isinstance(row.get("manifest"), dict) else {}
-    out["files"] = manifest.get("files", [])
+    manifest = row.get("manifest")
+    out["files"] = manifest.get("files", []) if isinstance(manifest, dict) else []
     return out
 
 
@@ -146,7 +147,7 @@ def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | 
 
 
 def vars_of(filters: CallFilters) -> dict[str, Any]:
-    return {name: getattr(filters, name) for name in filters.__slots__}  # type: ignore[attr-defined]
+    return {f.name: getattr(filters, f.name) for f in dataclasses.fields(filters)}
 
 
 @calls_group.command("show")
@@ -190,7 +191,8 @@ def show(ctx: click.Context, call_id: str, as_json: bool, unmask: bool) -> None:
         click.echo(f"    key={sanitize(r.get('storage_key'), 200)}")
         click.echo(f"    sha256={r.get('sha256') or '-'}  flags={flags}")
     click.echo("consent evidence:")
-    evidence = call.get("consent") if isinstance(call.get("consent"), dict) else {}
+    raw_evidence = call.get("consent")
+    evidence: dict[str, Any] = raw_evidence if isinstance(raw_evidence, dict) else {}
     for key in sorted(evidence):
         click.echo(f"  {sanitize(key)}: {sanitize(json.dumps(evidence[key], default=str), 200)}")
 
