@@ -14,6 +14,7 @@ from typing import Any
 from pbx_recorder.errors import ConfigError
 from storage.base import Tier
 from storage.local import LocalTier
+from storage.s3_build import build_s3_tier
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -31,6 +32,7 @@ def _build_local(name: str, cfg: Any) -> Tier:
 
 TIER_BUILDERS: dict[str, Callable[[str, Any], Tier]] = {
     "local": _build_local,
+    "s3": build_s3_tier,
 }
 
 
