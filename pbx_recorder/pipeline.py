@@ -88,6 +88,9 @@ class Pipeline:
 
     async def _finalize(self, cmd: FinalizeRecording) -> SpoolEntry | None:
         rid, call_id = cmd.recording_id, cmd.call_id
+        if self.spool.is_complete(rid) or self._already_shipped(rid):
+            log.info("call %s recording %s already finalized: duplicate ignored", call_id, rid)
+            return None
         manifest = manifest_from_metadata(call_id, rid, cmd.metadata, self.clock())
         closures = await asyncio.gather(*(self._wait(p) for p in cmd.paths))
         files: list[ManifestFile] = []
@@ -122,9 +125,30 @@ class Pipeline:
         entry = await asyncio.to_thread(self.spool.spool_recording, rid, usable, manifest)
         for path in cmd.paths:
             marker_path(path).unlink(missing_ok=True)
+        try:
+            self._record_spooled(entry.manifest)
+        except RecorderError as exc:  # the spool entry is safe; the shipper writes the row anyway
+            log.warning("call %s recording %s: catalog row not written yet: %s", call_id, rid, exc)
         log.info("call %s recording %s spooled (%d file(s), flags %s)", call_id, rid, len(files),
                  ",".join(entry.manifest.flags) or "-")
         return entry
+
+    def _already_shipped(self, recording_id: str) -> bool:
+        if self.catalog is None:
+            return False
+        row = self.catalog.get_recording(recording_id)
+        return row is not None and row.get("state") not in ("recording", "paused", "stopped")
+
+    def _record_spooled(self, manifest: Manifest) -> None:
+        """Let the catalog show the recording as waiting in the spool (the shipper updates it)."""
+        if self.catalog is None:
+            return
+        self.catalog.upsert_recording({
+            "recording_id": manifest.recording_id, "call_id": manifest.call_id, "kind": manifest.kind,
+            "mode": manifest.mode, "state": "spooled", "flags": list(manifest.flags),
+            "duration_s": manifest.files[0].duration_s if manifest.files else None,
+            "audio_sha256": manifest.audio_sha256, "region": manifest.region,
+            "retention_class": manifest.retention_class, "created_at": manifest.created_at})
 
     def _record_missing(self, manifest: Manifest) -> None:
         log.error("call %s recording %s: no audio file at all; flagged file_missing", manifest.call_id,

@@ -229,7 +229,7 @@ class Shipper:
                             rid, call_id, exc, delay)
                 summary.retrying.append(rid)
                 continue
-            except (RecorderError, OSError, ValueError) as exc:
+            except (RecorderError, OSError, ValueError, LookupError, TypeError) as exc:
                 delay = self._backoff(rid, now)
                 log.error("recording %s (call %s): shipping failed: %s; kept in spool, retry in %.0fs",
                           rid, call_id, exc, delay)

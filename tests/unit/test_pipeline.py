@@ -113,3 +113,21 @@ async def test_discard_missing_files_is_fine(tmp_path):
 def test_manifest_from_metadata_dual_roles():
     m = manifest_from_metadata(CALL, RID, {"mode": "dual", "cdr": {}}, now=7.0)
     assert m.created_at == 7.0 and m.flags == ("cdr_missing",)
+
+
+async def test_spooled_row_and_duplicate_finalize_is_ignored(tmp_path):
+    wav = make_wav(tmp_path / "a.wav", 1.0)
+    spool = Spool(tmp_path / "spool")
+    catalog = Catalog(tmp_path / "cat.db")
+    pipe = Pipeline(spool, catalog=catalog, waiter=closed_marker_waiter(wav))
+    cmd = FinalizeRecording(call_id=CALL, recording_id=RID, paths=(str(wav),), metadata=META)
+    entry = await pipe.finalize(cmd)
+    row = catalog.get_recording(RID)
+    assert row["state"] == "spooled" and row["audio_sha256"] == entry.manifest.audio_sha256
+    assert await pipe.finalize(cmd) is None  # duplicate: spool entry untouched
+    assert spool.pending()[0].manifest == entry.manifest
+    spool.remove(RID)
+    catalog.mark_state(RID, "verified")
+    assert await pipe.finalize(cmd) is None  # shipped already: no 'missing' overwrite
+    assert catalog.get_recording(RID)["state"] == "verified"
+    catalog.close()
