@@ -65,7 +65,7 @@ class S3Tier(S3LifecycleOps):
                  addressing_style: str = "path", storage_class: str = "", sse: SseConfig | None = None,
                  object_lock_mode: str = "", object_lock_days: int = 0, multipart_threshold_mb: int = 8,
                  restore_days: int = 7, restore_tier: str = "Standard",
-                 allow_governance_bypass: bool = False, max_attempts: int = 3,
+                 allow_governance_bypass: bool = False, verify_readback: bool = True, max_attempts: int = 3,
                  connect_timeout: float = 5, read_timeout: float = 60) -> None:
         self.name = name
         self.bucket = bucket
@@ -85,6 +85,7 @@ class S3Tier(S3LifecycleOps):
         self.restore_days = restore_days
         self.restore_tier = restore_tier
         self.allow_governance_bypass = allow_governance_bypass
+        self.verify_readback = verify_readback  # when the server reports no usable checksum
         self._lock_enabled: bool | None = None
 
     # -- helpers -------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ class S3Tier(S3LifecycleOps):
         elif stored and multipart and "-" in stored:
             ok = stored == reader.composite_b64()
         else:
-            ok = False
+            ok = not self.verify_readback  # the server checked our SHA-256 on receipt; trust it?
         if not ok:  # no usable server checksum (or a layout we did not predict): read back and hash
             log.debug("%s: server checksum %r not usable; verifying by read-back", key, stored)
             ok = self.verify(key, reader.hexdigest())
