@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -203,14 +203,15 @@ class Verifier:
         rid, add = row["recording_id"], report.mismatches.append
         assert self.keyring is not None
         reader, plain, authentic = HashingReader(raw), hashlib.sha256(), True
+        stream = cast(BinaryIO, reader)  # only .read() is used
         try:
-            for block in decrypt_chunks(reader, self.keyring, wrapped_key=row["wrapped_key"] or None,
+            for block in decrypt_chunks(stream, self.keyring, wrapped_key=row["wrapped_key"] or None,
                                         key_id=row["key_id"] or None):
                 plain.update(block)
         except CryptoError as exc:
             add(Mismatch(rid, f"decryption failed: {exc}", "authentic ciphertext"))
             authentic = False
-            hash_stream(reader)  # finish the pass so the stored-bytes hash is still compared
+            hash_stream(stream)  # finish the pass so the stored-bytes hash is still compared
         if not digests_equal(reader.hexdigest(), row["sha256"]):
             add(Mismatch(rid, "stored bytes hash differs from the catalog", row["sha256"],
                          reader.hexdigest()))
