@@ -153,6 +153,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                     optional=True,
                     regex=r"(redis|rediss|unix)://\S+",
                     what="Redis URL (redis://, rediss:// or unix://)",
+                    show=False,
                 )
             ),
         ),

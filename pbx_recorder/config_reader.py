@@ -160,6 +160,7 @@ class Node:
         regex: str | None = None,
         what: str | None = None,
         digits: bool = False,
+        show: bool = True,
     ) -> Any:
         value = self._get(name, default, optional)
         if value is _MISSING:
@@ -182,7 +183,8 @@ class Node:
             self.error(name, f"{value!r} is not one of: {', '.join(choices)}{hint}")
             return default if default is not _MISSING else choices[0]
         if regex is not None and not re.fullmatch(regex, value):
-            self.error(name, f"{value!r} is not a valid {what or 'value'}")
+            shown = f"{value!r}" if show else "the value"  # show=False: may hold a password
+            self.error(name, f"{shown} is not a valid {what or 'value'}")
             return default if default is not _MISSING else value
         return str(value)
 

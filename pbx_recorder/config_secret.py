@@ -40,5 +40,5 @@ class Secret:
     def __bool__(self) -> bool:
         return bool(self._value)
 
-    def __reduce__(self) -> object:  # refuse to pickle by accident into a log/queue
+    def __reduce__(self) -> str | tuple[object, ...]:  # refuse to pickle by accident into a log/queue
         raise TypeError("Secret values are not picklable")

@@ -151,7 +151,8 @@ def build_storage(node: Node) -> StorageConfig:
     hot = tier_ref(node, "hot", "hot", False)
     cold = tier_ref(node, "cold", "cold" if "cold" in tiers else None, True)
     archive = tier_ref(node, "archive", None, True)
-    if hot in tiers and isinstance(tiers[hot], LocalTierConfig) and tiers[hot].read_only:
+    hot_tier = tiers.get(hot)
+    if isinstance(hot_tier, LocalTierConfig) and hot_tier.read_only:
         node.error("hot", f"tier {hot!r} is read_only; the hot tier must be writable")
     if cold is not None and cold == hot:
         node.error("cold", "must differ from the hot tier")

@@ -211,3 +211,16 @@ def test_all_errors_reported_together(tmp_path: Path) -> None:
     text = str(info.value)
     assert text.startswith(f"{path}: 7 configuration errors:")
     assert all(e.key in text for e in errors if e.key)
+
+
+def test_tier_roles_and_redis_url_not_echoed(tmp_path: Path) -> None:
+    _, errors = errors_for(
+        tmp_path,
+        "storage:\n  tiers:\n    ro: {path: ro, read_only: true}\n    other: {path: o}\n"
+        "  hot: ro\n  cold: ro\nredis:\n  url: 'http://:hunter2pw@cache:6379'\n",
+    )
+    by_key = {e.key: str(e) for e in errors}
+    assert "must be writable" in by_key["storage.hot"]
+    assert "must differ from the hot tier" in by_key["storage.cold"]
+    assert "not a valid Redis URL" in by_key["redis.url"]
+    assert all("hunter2pw" not in text for text in by_key.values())

@@ -211,3 +211,13 @@ def test_redis_url_password_redacted(tmp_path: Path) -> None:
     assert cfg.redis.url == f"redis://:{SECRET}@127.0.0.1:6379/0"
     assert SECRET not in repr(cfg)
     assert cfg.to_safe_dict()["redis"]["url"] == "redis://:**********@127.0.0.1:6379/0"
+
+
+def test_secret_wrapper() -> None:
+    import pickle
+
+    s = Secret("abc", source="inline")
+    assert s == Secret("abc") and s != Secret("abd") and bool(s)
+    assert "abc" not in repr(s) and "abc" not in str(s) and "abc" not in f"{s}"
+    with pytest.raises(TypeError):
+        pickle.dumps(s)
