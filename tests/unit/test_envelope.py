@@ -188,3 +188,50 @@ def test_rewrap_then_retire_old_key(ring):
     _must_fail(ring, out.getvalue())  # header copy names the retired key
     with pytest.raises(CryptoError):
         rewrap(info.wrapped_key, "k2", ring, "k2")  # wrong old key
+
+
+def test_decrypt_memory_bounded(ring, tmp_path):
+    total = 16 * 1024 * 1024
+    enc = tmp_path / "big.pbxr"
+    info = encrypt_stream(CountingSource(total), enc, ring, "k1", b"rec-1")
+    sink = NullSink()
+    tracemalloc.start()
+    try:
+        digest, size = decrypt_stream(enc, sink, ring)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (digest, size, sink.size) == (info.plaintext_sha256, total, total)
+    assert peak < 1024 * 1024, f"peak {peak} bytes decrypting a {total}-byte file"
+
+
+def test_encrypt_stage_shares_one_dek_per_recording(ring, tmp_path):
+    from pbx_recorder.manifest import Manifest, ManifestFile
+
+    legs = {}
+    for name in ("in.wav", "out.wav"):
+        legs[name] = os.urandom(3000)
+        (tmp_path / name).write_bytes(legs[name])
+    m = Manifest(recording_id="rec-1", call_id="c1",
+                 files=(ManifestFile("in.wav", 3000, ""), ManifestFile("out.wav", 3000, "")))
+    stage = envelope.EncryptStage(ring, "k1", chunk_size=CHUNK)
+    out1, m = stage(tmp_path / "in.wav", m)
+    out2, m = stage(tmp_path / "out.wav", m)
+    assert out1.name == "in.wav.pbxr" and out2.name == "out.wav.pbxr"
+    p = m.processing
+    assert p["encrypted"] is True and p["key_id"] == "k1" and p["envelope"] == "PBXR1"
+    assert set(p["encrypted_files"]) == {"in.wav", "out.wav"}
+    for out, name in ((out1, "in.wav"), (out2, "out.wav")):  # both open with the catalog's one key
+        plain = io.BytesIO()
+        decrypt_stream(out, plain, ring, wrapped_key=p["wrapped_key"], key_id="k1", expected_aad="rec-1")
+        assert plain.getvalue() == legs[name]
+        assert p["encrypted_files"][name]["ciphertext_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    nonces = [read_header(io.BytesIO(o.read_bytes())).base_nonce for o in (out1, out2)]
+    assert nonces[0] != nonces[1]
+    with pytest.raises(CryptoError):
+        envelope.EncryptStage(ring, "missing")
+
+
+def test_keyring_from_config_path(ring):
+    assert KeyRing.from_config_path(ring.path_for("k1")).ids() == ["k1"]
+    assert KeyRing.from_config_path(ring.key_dir).ids() == ["k1"]
