@@ -274,10 +274,20 @@ class CallBook:
             rec.stop(at)
             cmds.append(StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref))
         if decision != "hangup" and channel:
-            route = (call.decision or {}).get("refusal_route", C.ROUTE_CONTINUE)
-            cmds += [SetChannelVar(call.call_id, channel, C.VAR_RESULT, C.RESULT_REFUSED),
-                     SetChannelVar(call.call_id, channel, C.VAR_ROUTE, route)]
+            cmds += self._refusal_vars(call, channel)
         cmds += self._discard_all(call, f"consent_{safe_component(decision, 24)}")
+        return cmds
+
+    @staticmethod
+    def _refusal_vars(call: Call, channel: str) -> list[Command]:
+        """As the dialplan snippet reads them: route "continue" -> norecord (the call goes on);
+        "hangup" -> refused without a route; a goto target -> refused + PBXREC_ROUTE."""
+        route = (call.decision or {}).get("refusal_route", C.ROUTE_CONTINUE)
+        if route == C.ROUTE_CONTINUE:
+            return [SetChannelVar(call.call_id, channel, C.VAR_RESULT, C.RESULT_NORECORD)]
+        cmds: list[Command] = [SetChannelVar(call.call_id, channel, C.VAR_RESULT, C.RESULT_REFUSED)]
+        if route != C.ROUTE_HANGUP:
+            cmds.append(SetChannelVar(call.call_id, channel, C.VAR_ROUTE, route))
         return cmds
 
     def _discard_all(self, call: Call, reason: str) -> list[Command]:

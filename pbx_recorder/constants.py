@@ -8,9 +8,9 @@ from __future__ import annotations
 
 # --- channel variables the core sets (SetChannelVar) and the dialplan reads ---
 VAR_RESULT = "PBXREC_RESULT"  # record | refused | norecord
-VAR_ROUTE = "PBXREC_ROUTE"  # where a refused call goes: "context,exten,prio" or "hangup"
-VAR_RECORDING_ID = "PBXREC_REC_ID"  # set on the recorded channel: resync sees "already recording"
-VAR_RECORDING_PATH = "PBXREC_REC_PATH"  # the file being written (resync adopts it)
+VAR_ROUTE = "PBXREC_ROUTE"  # refused call: "context,exten,prio" (set only for a goto; the snippet Goto()s it)
+VAR_RECORDING_ID = "PBXREC_RECORDING_ID"  # set on the recorded channel: resync sees "already recording"
+VAR_RECORDING_PATH = "PBXREC_RECORDING_PATH"  # the file being written (resync adopts it)
 VAR_CALL_ID = "PBXREC_CALL_ID"
 VAR_CDR_RECORDINGFILE = "CDR(recordingfile)"
 

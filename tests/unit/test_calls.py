@@ -251,3 +251,23 @@ def test_call_ids_are_normalized_once():
     book.handle(E.ChannelCreated(0, "L1", "B", "PJSIP/b"), 0)
     assert book.live_call_ids() == ["pbx1_L1"]
     assert book.snapshot("L1")["legs"] == {"A": "PJSIP/a", "B": "PJSIP/b"}
+
+
+def _refuse_with(route_action):
+    from pbx_recorder.calls import CallBook
+    from pbx_recorder.rules import rules_from_dicts
+
+    rules = rules_from_dicts([{"name": "x", "action": {"record": "yes", "consent": "explicit",
+                                                        "refusal": route_action}}])
+    book = CallBook("pbx1", MONITOR, rules)
+    book.handle(E.ChannelCreated(0, "L1", "A", "PJSIP/a"), 0)
+    book.handle(E.ConsentRequested(1, "L1", "A", "PJSIP/a", "inbound", "1"), 1)
+    cmds = book.handle(E.ConsentResolved(2, "L1", "A", "PJSIP/a", "refused"), 2)
+    return {(c.name, c.value) for c in cmds if isinstance(c, SetChannelVar)}, cmds
+
+
+def test_refusal_variables_match_the_dialplan_snippet():
+    assert _refuse_with(None)[0] == {("PBXREC_RESULT", "norecord")}  # route "continue": call goes on
+    assert _refuse_with({"hangup": True})[0] == {("PBXREC_RESULT", "refused")}
+    assert _refuse_with({"goto": "c,s,1"})[0] == {("PBXREC_RESULT", "refused"), ("PBXREC_ROUTE", "c,s,1")}
+    assert any(isinstance(c, DiscardRecording) for c in _refuse_with(None)[1])
