@@ -26,7 +26,7 @@ from pbx_recorder import audio
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.closure import Closure, marker_path, wait_closed
 from pbx_recorder.commands import DiscardRecording, FinalizeRecording
-from pbx_recorder.errors import RecorderError
+from pbx_recorder.errors import RecorderError, SpoolFull
 from pbx_recorder.manifest import Manifest, ManifestFile, cdr_subset
 from pbx_recorder.spool import Spool, SpoolEntry
 
@@ -75,16 +75,32 @@ class Pipeline:
         self.clock = clock
         self._wait = waiter or (lambda p: wait_closed(p, stable_ms=stable_ms, poll_ms=poll_ms,
                                                       closure_timeout_s=closure_timeout_s))
+        self.deferred: dict[str, FinalizeRecording] = {}  # spool was full: retry_deferred() later
         self._discard_wait = waiter or (lambda p: wait_closed(p, stable_ms=stable_ms, poll_ms=poll_ms,
                                                               closure_timeout_s=discard_timeout_s))
 
     async def finalize(self, cmd: FinalizeRecording) -> SpoolEntry | None:
         """Spool a finished recording; None when nothing could be spooled (logged)."""
         try:
-            return await self._finalize(cmd)
+            entry = await self._finalize(cmd)
+            self.deferred.pop(cmd.recording_id, None)
+            return entry
+        except SpoolFull as exc:
+            self.deferred[cmd.recording_id] = cmd
+            log.error("call %s recording %s deferred, files left in place: %s", cmd.call_id,
+                      cmd.recording_id, exc)
+            return None
         except (RecorderError, OSError, ValueError, TypeError) as exc:
             log.error("finalize failed for call %s recording %s: %s", cmd.call_id, cmd.recording_id, exc)
             return None
+
+    async def retry_deferred(self) -> int:
+        """Try the recordings deferred by a full spool again; returns how many got spooled."""
+        done = 0
+        for cmd in list(self.deferred.values()):
+            if await self.finalize(cmd) is not None:
+                done += 1
+        return done
 
     async def _finalize(self, cmd: FinalizeRecording) -> SpoolEntry | None:
         rid, call_id = cmd.recording_id, cmd.call_id

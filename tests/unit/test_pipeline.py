@@ -131,3 +131,17 @@ async def test_spooled_row_and_duplicate_finalize_is_ignored(tmp_path):
     assert await pipe.finalize(cmd) is None  # shipped already: no 'missing' overwrite
     assert catalog.get_recording(RID)["state"] == "verified"
     catalog.close()
+
+
+async def test_spool_full_defers_and_retries(tmp_path):
+    wav = make_wav(tmp_path / "a.wav", 1.0)
+    free = [0]
+    spool = Spool(tmp_path / "spool", min_free_mb=1, free_bytes=lambda p: free[0])
+    pipe = Pipeline(spool, waiter=closed_marker_waiter(wav))
+    cmd = FinalizeRecording(call_id=CALL, recording_id=RID, paths=(str(wav),), metadata=META)
+    assert await pipe.finalize(cmd) is None
+    assert list(pipe.deferred) == [RID] and wav.exists() and spool.pending() == []
+    assert await pipe.retry_deferred() == 0
+    free[0] = 10 * 1024 * 1024
+    assert await pipe.retry_deferred() == 1
+    assert pipe.deferred == {} and spool.is_complete(RID) and not wav.exists()
