@@ -42,6 +42,7 @@ class S3Server:
     secret_key: str
     region: str
     pid: int
+    ports: tuple[tuple[str, int], ...] = ()  # SeaweedFS: pass back to restart on the same ports
 
     def client_params(self) -> dict[str, str]:
         return {"endpoint_url": self.endpoint_url, "region_name": self.region,
@@ -141,20 +142,25 @@ def seaweed_config() -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def seaweedfs_server(workdir: Path | None = None, timeout: float = 60.0) -> Iterator[S3Server]:
+def seaweedfs_server(workdir: Path | None = None, timeout: float = 60.0,
+                     ports: tuple[tuple[str, int], ...] = ()) -> Iterator[S3Server]:
+    """Start SeaweedFS in ``workdir`` (kept; a restart with the same ``ports`` finds its data)."""
     own = workdir is None
     base = Path(tempfile.mkdtemp(prefix="weed-")) if workdir is None else workdir
     data = base / "data"
     data.mkdir(parents=True, exist_ok=True)
     conf = base / "s3.json"
     conf.write_text(json.dumps(seaweed_config()))
-    s3_port = free_grpc_port()
-    ports = {"master": free_grpc_port(), "volume": free_grpc_port(), "filer": free_grpc_port()}
+    chosen = dict(ports) or {name: free_grpc_port() for name in ("s3", "master", "volume", "filer")}
+    s3_port = chosen["s3"]
     args = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", "-filer",
-            f"-filer.port={ports['filer']}", "-s3", f"-s3.port={s3_port}", f"-s3.config={conf}",
+            f"-master.port={chosen['master']}", f"-volume.port={chosen['volume']}", "-filer",
+            f"-filer.port={chosen['filer']}", "-s3", f"-s3.port={s3_port}", f"-s3.config={conf}",
             "-master.volumeSizeLimitMB=64", "-volume.max=0", "-metricsPort=0"]
-    env = dict(os.environ, WEED_S3_SSE_KEY=secrets.token_hex(32),
+    sse_key = base / "sse.key"  # kept with the data so a restart can still read SSE-S3 objects
+    if not sse_key.exists():
+        sse_key.write_text(secrets.token_hex(32))
+    env = dict(os.environ, WEED_S3_SSE_KEY=sse_key.read_text(),
                AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
     log = base / "weed.log"
     with open(log, "wb") as out:
@@ -163,7 +169,7 @@ def seaweedfs_server(workdir: Path | None = None, timeout: float = 60.0) -> Iter
     try:
         endpoint = f"http://127.0.0.1:{s3_port}"
         _wait_s3(endpoint, proc, log, timeout)
-        yield S3Server("seaweedfs", endpoint, ACCESS_KEY, SECRET_KEY, REGION, proc.pid)
+        yield S3Server("seaweedfs", endpoint, ACCESS_KEY, SECRET_KEY, REGION, proc.pid, tuple(chosen.items()))
     finally:
         _kill(proc)
         if own:
