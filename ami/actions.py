@@ -9,7 +9,7 @@ stricter alphabets:
   as application arguments, substitutes ``${...}`` (and ``^{...}``) in them and runs the
   command through ``/bin/sh``: paths must be absolute and made of ``[A-Za-z0-9._/-]`` only
   (naming.recording_paths produces such paths; anything else is refused, never escaped).
-* variable names are ``[A-Za-z0-9_]`` only.
+* variable names are ``[A-Za-z0-9_]`` only, or ``FUNC(arg)`` like ``CDR(recordingfile)``.
 
 ``StartRecording`` -> ``MixMonitor`` with ``Options`` ``i(PBXREC_MMID_<n>)`` so the response
 carries ``MixMonitorID``; mode ``dual`` adds ``r(leg)t(leg)``; mode ``stereo`` adds ``D``
@@ -30,7 +30,7 @@ CLOSED_SUFFIX = ".closed"
 MMID_VAR_PREFIX = "PBXREC_MMID_"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_]{1,80}")
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}(\([A-Za-z0-9_]{1,40}\))?")  # VAR or FUNC(arg)
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_]")
 MAX_VALUE = 1024
 

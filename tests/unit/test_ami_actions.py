@@ -122,7 +122,7 @@ def test_unsafe_paths_are_refused(path: str) -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["", "A B", "X(1)", "a=b", "x" * 100, "PBX-REC"])
+@pytest.mark.parametrize("name", ["", "A B", "X(a b)", "X(Y(z))", "a=b", "x" * 100, "PBX-REC"])
 def test_unsafe_variable_names_are_refused(name: str) -> None:
     with pytest.raises(AmiActionError):
         actions.to_action(cmds.SetChannelVar(call_id=CALL, channel="PJSIP/a-1", name=name, value="v"))
