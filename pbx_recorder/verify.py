@@ -90,6 +90,29 @@ def _ledger_events(conn: sqlite3.Connection, recording_id: str) -> set[str]:
     return {r[0] for r in conn.execute("SELECT event FROM ledger WHERE recording_id = ?", (recording_id,))}
 
 
+def _ledger_locations(conn: sqlite3.Connection, recording_id: str) -> set[tuple[str, str]]:
+    """(tier, key) pairs from ``stored`` {tier, key} and ``migrated`` {to, key} payloads."""
+    places = set()
+    for event, text in conn.execute("SELECT event, payload FROM ledger WHERE recording_id = ? "
+                                    "AND event IN ('stored', 'migrated')", (recording_id,)):
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue  # verify_chain reports the broken row
+        if not isinstance(payload, dict):
+            continue
+        tier = payload.get("tier") if event == "stored" else payload.get("to")
+        if tier and payload.get("key"):
+            places.add((str(tier), str(payload["key"])))
+    return places
+
+
+def _removed_ids(conn: sqlite3.Connection, present: set[str], only: str | None) -> list[str]:
+    sql = "SELECT DISTINCT recording_id FROM ledger WHERE event IN ('deleted', 'erased')"
+    found = [r[0] for r in conn.execute(sql + " ORDER BY recording_id")]
+    return [rid for rid in found if rid not in present and (only is None or rid == only)]
+
+
 def _manifest_audio_hash(manifest: Any) -> str:
     files = manifest.get("files") if isinstance(manifest, Mapping) else None
     if files and isinstance(files[0], Mapping):
@@ -106,11 +129,15 @@ class Verifier:
     def run(self, recording_id: str | None = None) -> VerifyReport:
         report = VerifyReport()
         rows = list(recording_rows(self.conn, recording_id))
-        if recording_id is not None and not rows:
+        removed = _removed_ids(self.conn, {r["recording_id"] for r in rows}, recording_id)
+        if recording_id is not None and not rows and not removed:
             raise NotFound(f"no recording {recording_id}")
         for row in rows:
             report.checked += 1
             self.check_recording(row, report)
+        for rid in removed:  # erasure removes the row; the ledger still says where the audio was
+            report.checked += 1
+            self._check_gone(rid, "erased (catalog row removed)", set(), report)
         for p in ledger.verify_chain(self.conn):
             report.mismatches.append(Mismatch(p.recording_id, f"ledger seq {p.seq}: {p.what}",
                                               p.expected, p.found))
@@ -123,10 +150,7 @@ class Verifier:
         if state in GONE_STATES:
             if not events & {"deleted", "erased"}:
                 add(Mismatch(rid, f"{state} but no deleted/erased ledger entry", "deleted|erased", "none"))
-            tier = self.tiers.get(row["tier"])
-            if tier is not None and row["storage_key"] and tier.stat(row["storage_key"]) is not None:
-                add(Mismatch(rid, f"object still present after {state}", "absent",
-                             f"{row['tier']}:{row['storage_key']}"))
+            self._check_gone(rid, state, {(row["tier"], row["storage_key"])}, report)
             return
         if state not in LIVE_STATES:
             return  # not shipped yet: nothing to check in storage
@@ -137,6 +161,14 @@ class Verifier:
                          ",".join(sorted(events & {"deleted", "erased"}))))
         self._check_signature(row, report)
         self._check_object(row, report)
+
+    def _check_gone(self, rid: str, state: str, places: set[tuple[str, str]], report: VerifyReport) -> None:
+        """No object may be left at the row's location or any the ledger recorded (stored/migrated)."""
+        for tier_name, key in sorted(places | _ledger_locations(self.conn, rid)):
+            tier = self.tiers.get(tier_name)
+            if tier is not None and key and tier.stat(key) is not None:
+                report.mismatches.append(Mismatch(rid, f"object still present after {state}", "absent",
+                                                  f"{tier_name}:{key}"))
 
     def _check_signature(self, row: dict[str, Any], report: VerifyReport) -> None:
         rid = row["recording_id"]

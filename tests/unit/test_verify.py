@@ -67,7 +67,8 @@ class Env:
             cols = ", ".join(row)
             self.conn.execute(f"INSERT INTO recordings ({cols}) VALUES ({marks})", list(row.values()))
             for event in events:
-                ledger.append(self.conn, event, rid, {"sha256": stored.sha256}, NOW)
+                payload = {"sha256": stored.sha256, "tier": "hot", "key": key} if event == "stored" else {}
+                ledger.append(self.conn, event, rid, payload, NOW)
         return row
 
     def run(self, **kw) -> list[str]:
@@ -141,6 +142,19 @@ def test_each_kind_of_mismatch_is_named(env):
     assert has(shallow, "unsigned", "manifest not signed")
     assert has(shallow, "unsigned", "ledger seq")  # the tampered ledger row names its recording
     assert any("ledger seq" in line and "does not match its hash" in line for line in shallow)
+
+
+def test_erased_row_removed_but_object_left(env):
+    env.add("r1", state="erased", events=("stored", "erased"))
+    left = env.path("r1")
+    with env.conn:  # erasure deletes the catalog row; the ledger keeps where the audio was
+        env.conn.execute("DELETE FROM recordings WHERE recording_id = 'r1'")
+    lines = env.run()
+    assert lines == ["r1: object still present after erased (catalog row removed) "
+                     "(expected absent, found hot:2026/03/04/r1.wav)"]
+    left.unlink()
+    assert env.run() == []
+    assert Verifier(env.conn, {"hot": env.tier}).run("r1").checked == 1
 
 
 def test_unknown_tier_and_missing_key(env):
