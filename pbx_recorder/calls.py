@@ -58,7 +58,7 @@ from pbx_recorder.rules import CallContext, RuleDecision, RuleLike, evaluate
 log = logging.getLogger(__name__)
 
 _OPEN = (C.STATE_IDLE, C.STATE_CONSENT_PENDING, C.STATE_WAITING_BRIDGE, C.STATE_RECORDING, C.STATE_PAUSED,
-         C.STATE_REFUSED, C.STATE_NOT_RECORDED)
+         C.STATE_STOPPED, C.STATE_REFUSED, C.STATE_NOT_RECORDED)
 
 
 class CallBook:

@@ -40,10 +40,16 @@ _MAX_VALUE = 128  # longer (attacker-controlled) values match no pattern
 
 
 class RuleLike(Protocol):
-    name: str
-    match: Any  # direction, dialed, caller, queue, agent, vip, region, time
-    action: Any  # record, mode, consent, prompt, language, record_notice, refusal, ...
-    timezone: str
+    """What a rule must offer (config's frozen ``RuleConfig`` does; so does ``DictRule``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def match(self) -> Any: ...  # direction, dialed, caller, queue, agent, vip, region, time
+    @property
+    def action(self) -> Any: ...  # record, mode, consent, prompt, language, record_notice, refusal, ...
+    @property
+    def timezone(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
