@@ -2,7 +2,8 @@
 
 Roles that may listen: admin, supervisor, auditor.  ``agent`` (and anything unknown) may
 not: the refusal is itself audited, then ``AccessDenied`` is raised.  The plaintext hash is
-checked against the catalog's ``audio_sha256`` before a destination path is published.
+checked against the catalog (``sha256`` for a plain object; for an encrypted one the
+manifest's ``processing.plaintext_sha256``, else ``audio_sha256``) before a path is published.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pbx_recorder.errors import AccessDenied, IntegrityError
+from pbx_recorder.verify import expected_plaintext_sha256
 from storage import atomic
 from storage.base import Tier
 from storage.envelope import decrypt_chunks
@@ -46,8 +48,8 @@ def open_plaintext(conn: sqlite3.Connection, recording: Mapping[str, Any], tier:
         log.warning("recording %s: audio read by %s refused (role %s)", rid, actor, role)
         raise AccessDenied(f"role {role!r} may not read recorded audio")
     _audit(conn, now, actor, role, "read_audio", rid, where)
-    expected = str(recording.get("audio_sha256") or "")
     encrypted = bool(recording.get("encrypted"))
+    expected = expected_plaintext_sha256(recording) if encrypted else str(recording.get("sha256") or "")
     if encrypted and keyring is None:
         raise AccessDenied(f"recording {rid} is encrypted and no key ring is configured")
     h, size = hashlib.sha256(), 0

@@ -113,6 +113,21 @@ def _removed_ids(conn: sqlite3.Connection, present: set[str], only: str | None) 
     return [rid for rid in found if rid not in present and (only is None or rid == only)]
 
 
+def expected_plaintext_sha256(row: Mapping[str, Any]) -> str:
+    """What the primary object decrypts to: ``manifest.processing.plaintext_sha256`` (set by
+    EncryptStage; differs from ``audio_sha256`` after transcoding), else ``audio_sha256``."""
+    manifest = row.get("manifest")
+    if isinstance(manifest, str):
+        try:
+            manifest = json.loads(manifest or "{}")
+        except ValueError:
+            manifest = {}
+    processing = manifest.get("processing") if isinstance(manifest, Mapping) else None
+    if isinstance(processing, Mapping) and processing.get("plaintext_sha256"):
+        return str(processing["plaintext_sha256"])
+    return str(row.get("audio_sha256") or "")
+
+
 def _manifest_audio_hash(manifest: Any) -> str:
     files = manifest.get("files") if isinstance(manifest, Mapping) else None
     if files and isinstance(files[0], Mapping):
@@ -247,6 +262,6 @@ class Verifier:
         if not digests_equal(reader.hexdigest(), row["sha256"]):
             add(Mismatch(rid, "stored bytes hash differs from the catalog", row["sha256"],
                          reader.hexdigest()))
-        elif authentic and row["audio_sha256"] and not digests_equal(plain.hexdigest(), row["audio_sha256"]):
-            add(Mismatch(rid, "decrypted audio hash differs from the catalog", row["audio_sha256"],
-                         plain.hexdigest()))
+        elif authentic and (want := expected_plaintext_sha256(row)) \
+                and not digests_equal(plain.hexdigest(), want):
+            add(Mismatch(rid, "decrypted audio hash differs from the catalog", want, plain.hexdigest()))

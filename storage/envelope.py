@@ -323,8 +323,9 @@ class EncryptStage:
     row fails to decrypt.  All files of one recording (dual-channel legs) share one DEK (each
     with its own random base nonce) so the catalog's single ``wrapped_key`` covers them all
     and a rotation re-wraps them together.  Records in ``manifest.processing``: ``encrypted``,
-    ``key_id``, ``wrapped_key`` (catalog columns), ``envelope`` ("PBXR1") and per-file
-    ``encrypted_files`` {name: {plaintext_sha256, ciphertext_sha256, size}}.
+    ``key_id``, ``wrapped_key`` (catalog columns), ``envelope`` ("PBXR1"), ``plaintext_sha256``
+    of the primary (first) file -- differs from ``audio_sha256`` when a transcode stage ran
+    first -- and per-file ``encrypted_files`` {name: {plaintext_sha256, ciphertext_sha256, size}}.
     """
 
     SUFFIX = ".pbxr"
@@ -339,6 +340,8 @@ class EncryptStage:
         out = path.with_name(path.name + self.SUFFIX)
         info = encrypt_stream(path, out, self.keyring, self.key_id, manifest.recording_id,
                               chunk_size=self.chunk_size, wrapped_key=reuse)
+        if "encrypted_files" not in processing:  # the shipper stages files in order: this is the primary
+            processing["plaintext_sha256"] = info.plaintext_sha256
         files = dict(processing.get("encrypted_files", {}))
         files[path.name] = {"plaintext_sha256": info.plaintext_sha256,
                             "ciphertext_sha256": info.ciphertext_sha256, "size": info.size}

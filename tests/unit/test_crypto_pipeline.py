@@ -117,3 +117,40 @@ def test_open_plaintext_roles_and_audit(shipped, tmp_path):
     audit = conn.execute("SELECT actor, role, action, target FROM audit_log ORDER BY id").fetchall()
     assert [tuple(a) for a in audit] == [("bob", "agent", "read_audio_denied", rid)] + [
         ("al", r, "read_audio", rid) for r in ("admin", "supervisor", "auditor")]
+
+
+def test_transcode_then_encrypt_verifies_against_the_encrypted_plaintext(tmp_path):
+    import dataclasses
+
+    ring = KeyRing(tmp_path / "keys")
+    ring.generate("k1")
+    spool, tier = Spool(tmp_path / "spool"), LocalTier("hot", tmp_path / "hot")
+    catalog = Catalog(tmp_path / "cat.db", clock=lambda: 1700000200.0)
+    rid, audio = f"{CALL}_call009", os.urandom(4000)
+    src = tmp_path / "mon" / "x.wav"
+    src.parent.mkdir()
+    src.write_bytes(audio)
+    spool.spool_recording(rid, [src], Manifest(recording_id=rid, call_id=CALL, created_at=1.0,
+                                               files=(ManifestFile("x.wav", 0, ""),)))
+
+    def fake_transcode(path, manifest):  # stands in for storage/transcode.py (FLAC)
+        out = path.with_suffix(".flac")
+        out.write_bytes(b"fLaC" + path.read_bytes()[::2])
+        return out, dataclasses.replace(manifest, processing={**manifest.processing, "format": "flac"})
+
+    stages = [fake_transcode, EncryptStage(ring, "k1")]
+    shipper = Shipper(spool, catalog, lambda r: tier, prepare_stages=stages,
+                      after_store=[ledger.StoredLedgerHook(lambda: 2.0)])
+    assert shipper.ship_once().shipped == [rid]
+    conn = ledger.connection_of(catalog)
+    try:
+        row = catalog.get_recording(rid)
+        flac = b"fLaC" + audio[::2]
+        assert row["format"] == "flac" and row["audio_sha256"] == hashlib.sha256(audio).hexdigest()
+        assert row["manifest"]["processing"]["plaintext_sha256"] == hashlib.sha256(flac).hexdigest()
+        assert Verifier(conn, {"hot": tier}, keyring=ring, deep=True).run().mismatches == []
+        out = io.BytesIO()
+        open_plaintext(conn, row, tier, ring, actor="a", role="admin", dst=out, now=3.0)
+        assert out.getvalue() == flac
+    finally:
+        catalog.close()
