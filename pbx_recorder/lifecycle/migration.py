@@ -122,23 +122,48 @@ class Migrator:
             prog.skipped = len(todo)
             return prog
         for start in range(0, len(todo), self.batch_size):
-            for rec in todo[start : start + self.batch_size]:
-                self._move_counted(rec, now, prog)
+            self._run_batch(todo[start : start + self.batch_size], now, prog)
             if progress:
                 progress(prog)
         return prog
 
-    def _move_counted(self, rec: Mapping[str, Any], now: float, prog: Progress) -> None:
-        try:
-            if self.migrate_one(rec, now):
-                prog.done += 1
-                prog.bytes += int(rec.get("size") or 0)
-            else:
+    def _fail(self, prog: Progress, rec: Mapping[str, Any], exc: RecorderError) -> None:
+        prog.failed += 1
+        prog.errors.append(f"{rec['recording_id']}: {exc}")
+        log.error("migration failed call=%s rec=%s: %s", rec["call_id"], rec["recording_id"], exc)
+
+    def _run_batch(self, batch: list[dict[str, Any]], now: float, prog: Progress) -> None:
+        """The five steps for a whole batch: one transaction per step instead of per recording."""
+        moves = []
+        for rec in batch:
+            t = self.target_for(rec)
+            if not t.cold or (rec["tier"] == t.cold and not t.storage_class):
                 prog.skipped += 1
-        except RecorderError as exc:
-            prog.failed += 1
-            prog.errors.append(f"{rec['recording_id']}: {exc}")
-            log.error("migration failed call=%s rec=%s: %s", rec["call_id"], rec["recording_id"], exc)
+            elif self._same_tier(rec, t):
+                try:
+                    prog.done += int(self.migrate_one(rec, now, t))
+                except RecorderError as exc:
+                    self._fail(prog, rec, exc)
+            else:
+                moves.append((rec, t))
+        with Tx(self.conn):
+            for rec, t in moves:
+                self._journal(rec, t, now)
+        copied = []
+        for rec, t in moves:
+            try:
+                copied.append((rec, t, self._copy(rec, t)))
+            except RecorderError as exc:
+                self._fail(prog, rec, exc)
+        with Tx(self.conn):  # committed before any source is deleted
+            for rec, t, cls in copied:
+                self._switch(rec, t.cold or "", rec["storage_key"], cls, now, same_tier=False)
+        for rec, _t, _cls in copied:
+            self._delete_source(
+                {"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": rec["storage_key"]}
+            )
+            prog.done += 1
+            prog.bytes += int(rec.get("size") or 0)
 
     def resume(self, now: float) -> int:
         """Finish moves a crash interrupted after the catalog switch: delete leftover sources."""
@@ -148,26 +173,51 @@ class Migrator:
             finished += 1
         return finished
 
+    def _same_tier(self, rec: Mapping[str, Any], t: Target) -> bool:
+        return (
+            bool(t.cold)
+            and self._tier(rec["tier"]) is self._tier(t.cold or "")
+            and hasattr(self._tier(rec["tier"]), "change_storage_class")
+        )
+
     def migrate_one(self, rec: Mapping[str, Any], now: float, target: Target | None = None) -> bool:
         """Move one recording to its cold tier.  False when there is nothing to do."""
         t = target or self.target_for(rec)
-        rid, cid = rec["recording_id"], rec["call_id"]
-        if not t.cold or rec["tier"] == t.cold and not t.storage_class:
+        if not t.cold or (rec["tier"] == t.cold and not t.storage_class):
             return False
-        src, dst = self._tier(rec["tier"]), self._tier(t.cold)
-        key, sha = rec["storage_key"], rec["sha256"]
-        if src is dst and hasattr(src, "change_storage_class"):
+        key = rec["storage_key"]
+        if self._same_tier(rec, t):  # S3, same bucket: only the storage class changes
             if not t.storage_class or t.storage_class == rec.get("storage_class"):
                 return False
-            src.change_storage_class(key, t.storage_class)
+            self._tier(rec["tier"]).change_storage_class(key, t.storage_class)  # type: ignore[attr-defined]
             self._switch(rec, t.cold, key, t.storage_class, now, same_tier=True)
             return True
         with Tx(self.conn):
-            self.conn.execute(
-                "INSERT OR REPLACE INTO lifecycle_moves (recording_id, src_tier, src_key, dst_tier, dst_key,"
-                " sha256, step, at) VALUES (?,?,?,?,?,?,'copying',?)",
-                (rid, rec["tier"], key, t.cold, key, sha, now),
-            )
+            self._journal(rec, t, now)
+        cls = self._copy(rec, t)
+        self._switch(rec, t.cold, key, cls, now, same_tier=False)
+        self._delete_source({"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": key})
+        return True
+
+    def _journal(self, rec: Mapping[str, Any], t: Target, now: float) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO lifecycle_moves (recording_id, src_tier, src_key, dst_tier, dst_key,"
+            " sha256, step, at) VALUES (?,?,?,?,?,?,'copying',?)",
+            (
+                rec["recording_id"],
+                rec["tier"],
+                rec["storage_key"],
+                t.cold,
+                rec["storage_key"],
+                rec["sha256"],
+                now,
+            ),
+        )
+
+    def _copy(self, rec: Mapping[str, Any], t: Target) -> str:
+        """Copy to the destination and verify there; returns the stored storage class."""
+        rid, cid, key, sha = rec["recording_id"], rec["call_id"], rec["storage_key"], rec["sha256"]
+        src, dst = self._tier(rec["tier"]), self._tier(t.cold or "")
         with src.open(key) as stream:
             stored = dst.put(
                 key,
@@ -181,10 +231,8 @@ class Migrator:
             )
         if not self._verified(dst, key, sha, stored.sha256):
             raise IntegrityError(f"destination {t.cold} does not verify for {rid}; source kept", call_id=cid)
-        self._switch(rec, t.cold, key, stored.storage_class or t.storage_class, now, same_tier=False)
-        self._delete_source({"recording_id": rid, "src_tier": rec["tier"], "src_key": key})
-        log.info("migrated call=%s rec=%s %s -> %s", cid, rid, rec["tier"], t.cold)
-        return True
+        log.info("copied call=%s rec=%s %s -> %s (verified)", cid, rid, rec["tier"], t.cold)
+        return stored.storage_class or t.storage_class
 
     @staticmethod
     def _verified(dst: Tier, key: str, sha: str, put_sha: str) -> bool:
