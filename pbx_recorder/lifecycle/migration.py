@@ -57,6 +57,21 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
+def same_location(a: Tier, b: Tier) -> bool:
+    """The same object store location: one tier object, or two S3 tiers on one bucket+prefix+endpoint."""
+    if a is b:
+        return True
+
+    def where(t: Tier) -> tuple[Any, ...] | None:
+        bucket = getattr(t, "bucket", None)
+        if bucket is None:
+            return None
+        meta = getattr(getattr(t, "client", None), "meta", None)
+        return type(t), bucket, getattr(t, "prefix", ""), getattr(meta, "endpoint_url", None)
+
+    return where(a) is not None and where(a) == where(b)
+
+
 class Migrator:
     def __init__(
         self,
@@ -174,11 +189,9 @@ class Migrator:
         return finished
 
     def _same_tier(self, rec: Mapping[str, Any], t: Target) -> bool:
-        return (
-            bool(t.cold)
-            and self._tier(rec["tier"]) is self._tier(t.cold or "")
-            and hasattr(self._tier(rec["tier"]), "change_storage_class")
-        )
+        """Source and destination are one S3 bucket+prefix: a class change replaces the copy."""
+        src, dst = self._tier(rec["tier"]), self._tier(t.cold or "")
+        return hasattr(src, "change_storage_class") and same_location(src, dst)
 
     def migrate_one(self, rec: Mapping[str, Any], now: float, target: Target | None = None) -> bool:
         """Move one recording to its cold tier.  False when there is nothing to do."""
@@ -187,10 +200,11 @@ class Migrator:
             return False
         key = rec["storage_key"]
         if self._same_tier(rec, t):  # S3, same bucket: only the storage class changes
-            if not t.storage_class or t.storage_class == rec.get("storage_class"):
+            cls = t.storage_class or str(getattr(self._tier(t.cold), "storage_class", "") or "")
+            if not cls or cls == rec.get("storage_class"):
                 return False
-            self._tier(rec["tier"]).change_storage_class(key, t.storage_class)  # type: ignore[attr-defined]
-            self._switch(rec, t.cold, key, t.storage_class, now, same_tier=True)
+            self._tier(rec["tier"]).change_storage_class(key, cls)  # type: ignore[attr-defined]
+            self._switch(rec, t.cold, key, cls, now, same_tier=True)
             return True
         with Tx(self.conn):
             self._journal(rec, t, now)

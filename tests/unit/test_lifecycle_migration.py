@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import io
+
 import pytest
 from lifecycle_support import CLASSES, NOW, add_call, add_recording, chain_ok, ledger_events, make_env, rec
 
 from pbx_recorder.errors import IntegrityError
 from pbx_recorder.lifecycle.migration import Migrator, Target
+from storage.local import LocalTier
 
 
 def migrator(env, **kw):
@@ -107,3 +110,37 @@ def test_verify_before_delete_keeps_source_when_destination_is_corrupt(tmp_path,
     assert ledger_events(env, "migrated") == []
     with pytest.raises(IntegrityError):
         migrator(env).migrate_one(rec(env, "r"), NOW)
+
+
+class BucketTier(LocalTier):
+    """Two tier objects over one 'bucket' (same directory), like two S3 tiers on one bucket."""
+
+    def __init__(self, name, root, storage_class):
+        super().__init__(name, root)
+        self.bucket, self.prefix, self.storage_class, self.changes = "rec", "", storage_class, []
+
+    def change_storage_class(self, key, storage_class):
+        self.changes.append((key, storage_class))
+        return ""
+
+    def put(self, *a, **k):
+        raise AssertionError("a class change must not copy")
+
+
+def test_same_bucket_uses_change_storage_class(tmp_path):
+    env = make_env(tmp_path, names=())
+    hot = BucketTier("hot", tmp_path / "bucket", "STANDARD")
+    env.tiers.update(hot=hot, cold=BucketTier("cold", tmp_path / "bucket", "GLACIER"))
+    add_call(env, "c")
+    key = LocalTier("seed", tmp_path / "bucket").put("2027/01/c/r.wav", io.BytesIO(b"x" * 10)).key
+    env.conn.execute(
+        "INSERT INTO recordings (recording_id, call_id, state, sha256, tier, storage_key,"
+        " retention_class, created_at) VALUES ('r','c','stored','', 'hot', ?, 'standard', ?)",
+        (key, NOW - 40 * 86400),
+    )
+    prog = Migrator(env.conn, env.tiers, default=Target("hot", "cold"), classes=CLASSES).run(NOW)
+    assert prog.done == 1 and hot.changes == [(key, "GLACIER")]
+    r = rec(env, "r")
+    assert (r["tier"], r["storage_class"], r["state"]) == ("cold", "GLACIER", "migrated")
+    assert hot.stat(key) is not None  # nothing deleted: it is the same object
+    assert ledger_events(env, "migrated") == ["r"]
