@@ -9,6 +9,7 @@ hold was placed.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import secrets
@@ -41,7 +42,7 @@ class HoldManager:
         self.ledger = ledger or default_ledger()
 
     # -- matching ----------------------------------------------------------------------
-    def _matching_call_ids(self, scope: str, stored_value: str) -> list[str]:
+    def _matching_call_ids(self, scope: str, stored_value: str) -> builtins.list[str]:
         if scope == "call":
             return [
                 r["call_id"]
@@ -169,7 +170,7 @@ class HoldManager:
             self._tier_hold(r, False)
         return {"hold_id": hold_id, "released": [r["recording_id"] for r in released]}
 
-    def list(self, include_released: bool = False) -> list[dict[str, Any]]:
+    def list(self, include_released: bool = False) -> builtins.list[dict[str, Any]]:
         where = "" if include_released else " WHERE h.released_at IS NULL"
         return rows(
             self.conn,
@@ -178,8 +179,8 @@ class HoldManager:
         )
 
     # -- helpers -----------------------------------------------------------------------
-    def _recordings_of(self, call_ids: list[str]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def _recordings_of(self, call_ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
+        out: builtins.list[dict[str, Any]] = []
         for i in range(0, len(call_ids), 500):
             chunk = call_ids[i : i + 500]
             out += rows(
