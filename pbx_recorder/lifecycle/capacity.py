@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from pbx_recorder import retention
 from pbx_recorder.errors import RecorderError
-from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.migration import Migrator
 from storage import atomic
 from storage.base import Tier
@@ -38,18 +37,6 @@ class CapacityResult:
 
 def _fraction(mark: float) -> float:
     return mark / 100.0 if mark > 1 else mark
-
-
-def ranking(recs: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
-    """Lowest first: the core's retention.capacity_ranking when present, else policy.capacity_order."""
-    try:
-        from pbx_recorder.retention import capacity_ranking  # type: ignore[attr-defined]
-    except ImportError:
-        return policy.capacity_order(recs)
-    try:
-        return list(capacity_ranking(recs))
-    except TypeError:  # a different signature than ours: fall back to ours
-        return policy.capacity_order(recs)
 
 
 class CapacityGuard:
@@ -81,7 +68,7 @@ class CapacityGuard:
             return CapacityResult(used, used, total, 0, False, "below high water")
         moved = 0
         hot_rows = [r for r in self.migrator.hot_rows() if r["tier"] == self.hot.name]
-        for rec in ranking(hot_rows):
+        for rec in retention.capacity_ranking(hot_rows, now):
             if used / total < self.low:
                 break
             if dry_run:

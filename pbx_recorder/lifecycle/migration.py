@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pbx_recorder import retention
 from pbx_recorder.errors import IntegrityError, ObjectNotRestored, RecorderError, StorageError
-from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from storage.base import PutOptions, Tier
 from storage.hashing import digests_equal
@@ -80,7 +80,7 @@ class Migrator:
         *,
         default: Target,
         regions: Mapping[str, Target] | None = None,
-        classes: Mapping[str, policy.RetentionClass] | None = None,
+        classes: Mapping[str, retention.ClassPolicy] | None = None,
         batch_size: int = 200,
         ledger: LedgerAppend | None = None,
     ) -> None:
@@ -107,17 +107,11 @@ class Migrator:
         )
 
     def candidates(self, now: float) -> list[dict[str, Any]]:
-        """Recordings due for cold storage now (their class's cold_after_days reached)."""
-        out = []
-        for r in self.hot_rows():
-            t = self.target_for(r)
-            if (
-                t.cold
-                and r["tier"] == t.hot
-                and policy.due_for_migration(r, self.classes.get(r["retention_class"]), now)
-            ):
-                out.append(r)
-        return out
+        """Recordings due for cold storage now (the core's ``retention.migration_candidates``:
+        class cold_after_days reached; expired unheld ones are left to disposal)."""
+        hot = [r for r in self.hot_rows() if self.target_for(r).cold and r["tier"] == self.target_for(r).hot]
+        due = {c.recording_id for c in retention.migration_candidates(hot, self.classes, now)}
+        return [r for r in hot if r["recording_id"] in due]
 
     # -- running -----------------------------------------------------------------------
     def run(

@@ -1,8 +1,9 @@
-"""Pure lifecycle decisions the lifecycle jobs need (no I/O, time passed in).
+"""Pure lifecycle decisions missing from ``pbx_recorder.retention`` (no I/O, time passed in).
 
-Rows are plain mappings with the column names of ``catalog/schema.py``.  The core
-helper's ``pbx_recorder.retention`` owns the general retention rules; what lives here
-are the decisions specific to moving, disposing, holding and erasing recordings.
+The core helper's ``retention`` owns retain_until, disposal/migration candidates and
+capacity ranking; this module adds what the jobs need besides: class parsing from the
+config, keyed subject hashes, the erasure deadline, and ``calls search``-style filters
+for query holds.  Rows are plain mappings with the column names of ``catalog/schema.py``.
 """
 
 from __future__ import annotations
@@ -10,30 +11,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DAY = 86400.0
+from pbx_recorder.retention import DAY, LIVE_STATES, ClassPolicy  # noqa: F401 - re-exported for the jobs
+
 ERASURE_DEADLINE_DAYS = 15
 DELETION_LOG_KEEP_DAYS = 366  # nothing prunes deletion_log earlier (nothing prunes it at all today)
-LIVE_STATES = ("stored", "verified", "migrated")  # a recording whose bytes sit on a tier
+
+RetentionClass = ClassPolicy  # name, days (<= 0: forever), cold_after_days (None: never), protected
 
 
-@dataclass(frozen=True, slots=True)
-class RetentionClass:
-    name: str
-    days: int  # <= 0: keep forever
-    cold_after_days: int | None = None  # None: never migrate
-    protected: bool = False
-
-
-def classes_from_config(classes: Mapping[str, Any]) -> dict[str, RetentionClass]:
+def classes_from_config(classes: Mapping[str, Any]) -> dict[str, ClassPolicy]:
     """Accept config RetentionClass objects or plain dicts."""
     out = {}
     for name, c in classes.items():
         get = c.get if isinstance(c, Mapping) else lambda k, d=None, c=c: getattr(c, k, d)
-        out[name] = RetentionClass(
+        out[name] = ClassPolicy(
             name=name,
             days=int(get("days", 0) or 0),
             cold_after_days=get("cold_after_days"),
@@ -42,77 +37,19 @@ def classes_from_config(classes: Mapping[str, Any]) -> dict[str, RetentionClass]
     return out
 
 
-def retain_until(created_at: float, cls: RetentionClass | None) -> float | None:
-    """Epoch seconds after which the recording may be disposed of; None = keep."""
-    if cls is None or cls.days <= 0:
-        return None
-    return created_at + cls.days * DAY
-
-
-def effective_retain_until(rec: Mapping[str, Any], cls: RetentionClass | None) -> float | None:
-    if rec.get("retain_until") is not None:
-        return float(rec["retain_until"])
-    return retain_until(float(rec["created_at"]), cls)
-
-
-def due_for_migration(rec: Mapping[str, Any], cls: RetentionClass | None, now: float) -> bool:
-    if cls is None or cls.cold_after_days is None or rec.get("state") not in ("stored", "verified"):
-        return False
-    return float(rec["created_at"]) + cls.cold_after_days * DAY <= now
+def policy_label(rec: Mapping[str, Any], classes: Mapping[str, ClassPolicy]) -> str:
+    name = str(rec.get("retention_class") or "")
+    cls = classes.get(name)
+    return f"{name}:{cls.days}d" if cls else f"{name or '?'}:unknown-class"
 
 
 @dataclass(frozen=True, slots=True)
 class Disposal:
     recording_id: str
     call_id: str
-    action: str  # dispose | refuse | keep
+    action: str  # dispose | refuse
     reason: str
     policy: str  # retention class and its days
-    retain_until: float | None
-
-
-def disposal_decision(
-    rec: Mapping[str, Any], cls: RetentionClass | None, now: float, hold_reason: str | None
-) -> Disposal:
-    """Why a recording is (not) disposed of now.  Holds and protection win over expiry."""
-    name = str(rec.get("retention_class") or "")
-    policy = f"{name}:{cls.days}d" if cls else f"{name or '?'}:unknown-class"
-    until = effective_retain_until(rec, cls)
-
-    def d(action: str, reason: str) -> Disposal:
-        return Disposal(str(rec["recording_id"]), str(rec["call_id"]), action, reason, policy, until)
-
-    if rec.get("state") not in LIVE_STATES:
-        return d("keep", f"state {rec.get('state')}")
-    if until is None:
-        return d("keep", "no expiry (unknown class or kept forever)")
-    if until > now:
-        return d("keep", "retention not reached")
-    if hold_reason is not None:
-        return d("refuse", f"legal hold: {hold_reason}")
-    if rec.get("legal_hold"):
-        return d("refuse", "legal hold flag set on the recording")
-    if rec.get("protected") or (cls is not None and cls.protected):
-        return d("refuse", f"protected (class {name})" if cls and cls.protected else "protected recording")
-    return d("dispose", f"retention expired {int((now - until) // DAY)} day(s) ago")
-
-
-def capacity_order(recs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Which hot recordings to move first under pressure: lowest value first.
-
-    Unprotected before protected, then soonest expiry, then oldest, then largest.
-    """
-
-    def key(r: Mapping[str, Any]) -> tuple[int, float, float, int]:
-        until = r.get("retain_until")
-        return (
-            1 if r.get("protected") else 0,
-            float(until) if until is not None else float("inf"),
-            float(r.get("created_at") or 0),
-            -int(r.get("size") or 0),
-        )
-
-    return sorted(recs, key=key)
 
 
 def normalize_number(number: str) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pbx_recorder import retention
 from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.holds import HoldManager
@@ -37,7 +38,7 @@ class RetentionJob:
         self,
         conn: sqlite3.Connection,
         tiers: Mapping[str, Tier],
-        classes: Mapping[str, policy.RetentionClass],
+        classes: Mapping[str, retention.ClassPolicy],
         holds: HoldManager,
         ledger: LedgerAppend | None = None,
     ) -> None:
@@ -48,18 +49,33 @@ class RetentionJob:
         self.ledger = ledger or default_ledger()
 
     def report(self, now: float) -> list[policy.Disposal]:
-        """Every recording past its retention, with the decision: dispose or refuse (and why)."""
-        out = []
-        for rec in rows(
+        """Every recording past its retention, with the decision: dispose or refuse (and why).
+
+        The core's ``retention.disposal_candidates`` decides expiry, the hold flag and protection;
+        ``HoldManager.hold_for`` adds holds placed by call/caller/query (incl. calls after the hold).
+        """
+        recs = rows(
             self.conn,
             "SELECT * FROM recordings WHERE state IN ('stored','verified','migrated') ORDER BY created_at",
-        ):
-            cls = self.classes.get(rec["retention_class"])
-            until = policy.effective_retain_until(rec, cls)
-            if until is None or until > now:
-                continue
+        )
+        by_id = {r["recording_id"]: r for r in recs}
+        out = []
+        for c in retention.disposal_candidates(recs, [], now, self.classes):
+            rec = by_id[c.recording_id]
+            label = policy.policy_label(rec, self.classes)
             hold = self.holds.hold_for(rec)
-            out.append(policy.disposal_decision(rec, cls, now, f"{hold[0]} ({hold[1]})" if hold else None))
+            if hold:
+                out.append(
+                    policy.Disposal(
+                        c.recording_id, c.call_id, "refuse", f"legal hold: {hold[0]} ({hold[1]})", label
+                    )
+                )
+            else:
+                out.append(
+                    policy.Disposal(
+                        c.recording_id, c.call_id, "dispose" if c.allowed else "refuse", c.reason, label
+                    )
+                )
         return out
 
     def apply(self, now: float, actor: str) -> ApplyResult:
@@ -78,7 +94,7 @@ class RetentionJob:
             except PolicyRefusal as exc:  # the tier itself (Object Lock) said no
                 self._log_refusal(rec, f"tier refused: {exc}", d.policy, actor, now)
                 result.refused.append(
-                    policy.Disposal(d.recording_id, d.call_id, "refuse", str(exc), d.policy, d.retain_until)
+                    policy.Disposal(d.recording_id, d.call_id, "refuse", str(exc), d.policy)
                 )
             except RecorderError as exc:
                 log.error("retention delete failed call=%s rec=%s: %s", d.call_id, d.recording_id, exc)
@@ -159,7 +175,7 @@ class RetentionJob:
                 "UPDATE calls SET retention_class=?, updated_at=? WHERE call_id=?", (class_name, now, call_id)
             )
             for r in recs:
-                until = policy.retain_until(float(r["created_at"]), cls)
+                until = retention.retain_until(float(r["created_at"]), cls.days, now)
                 self.conn.execute(
                     "UPDATE recordings SET retention_class=?, retain_until=?, protected=?"
                     " WHERE recording_id=?",

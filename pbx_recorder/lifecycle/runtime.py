@@ -62,7 +62,7 @@ class Runtime:
         )
 
     @cached_property
-    def classes(self) -> dict[str, policy.RetentionClass]:
+    def classes(self) -> dict[str, policy.ClassPolicy]:
         return policy.classes_from_config(self.config.retention.classes)
 
     @cached_property
