@@ -20,7 +20,7 @@ from typing import Any
 from pbx_recorder.errors import PolicyRefusal
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.holds import HoldManager
-from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
+from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
@@ -150,24 +150,10 @@ class Eraser:
     def _erase_recording(
         self, rec: Mapping[str, Any], request_id: str, actor: str, now: float
     ) -> dict[str, Any]:
-        places = {(rec["tier"], rec["storage_key"])}
-        for m in rows(
-            self.conn, "SELECT * FROM lifecycle_moves WHERE recording_id=?", (rec["recording_id"],)
-        ):
-            places |= {(m["src_tier"], m["src_key"]), (m["dst_tier"], m["dst_key"])}
-        for name, tier in self.tiers.items():  # stray copies under the same key on any tier
-            if (
-                rec["storage_key"]
-                and (name, rec["storage_key"]) not in places
-                and tier.stat(rec["storage_key"])
-            ):
-                places.add((name, rec["storage_key"]))
+        places = copies(self.conn, self.tiers, rec)
         versions = 0
-        for name, key in sorted(places):
-            if key and name in self.tiers:
-                versions += self.tiers[name].delete(
-                    key
-                )  # PolicyRefusal (lock) propagates: request stays open
+        for name, key in sorted(places):  # PolicyRefusal (Object Lock) propagates: the request stays open
+            versions += self.tiers[name].delete(key)
         with Tx(self.conn):
             for table in ("lifecycle_moves", "hold_recordings", "recordings"):
                 self.conn.execute(f"DELETE FROM {table} WHERE recording_id=?", (rec["recording_id"],))

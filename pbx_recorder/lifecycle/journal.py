@@ -91,3 +91,18 @@ def audit(
         "INSERT INTO audit_log (at, actor, role, action, target, detail) VALUES (?,?,?,?,?,?)",
         (now, actor, role, action, target, json.dumps(dict(detail), sort_keys=True, default=str)),
     )
+
+
+def copies(
+    conn: sqlite3.Connection, tiers: Mapping[str, Any], rec: Mapping[str, Any]
+) -> set[tuple[str, str]]:
+    """Every (tier, key) that may hold a recording's bytes: the catalog's location, both ends of
+    an unfinished move (``lifecycle_moves``), and the same key on any other configured tier."""
+    key = rec["storage_key"]
+    places = {(rec["tier"], key)} if key else set()
+    for m in rows(conn, "SELECT * FROM lifecycle_moves WHERE recording_id=?", (rec["recording_id"],)):
+        places |= {(m["src_tier"], m["src_key"]), (m["dst_tier"], m["dst_key"])}
+    for name, tier in tiers.items():
+        if key and (name, key) not in places and tier.stat(key) is not None:
+            places.add((name, key))
+    return {(n, k) for n, k in places if k and n in tiers}

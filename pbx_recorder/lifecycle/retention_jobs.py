@@ -20,7 +20,7 @@ from pbx_recorder import retention
 from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.holds import HoldManager
-from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, default_ledger, rows
+from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
@@ -102,9 +102,11 @@ class RetentionJob:
         return result
 
     def _dispose(self, rec: Mapping[str, Any], d: policy.Disposal, actor: str, now: float) -> None:
-        tier = self.tiers.get(rec["tier"])
-        versions = tier.delete(rec["storage_key"]) if tier is not None and rec["storage_key"] else 0
+        versions = 0
+        for name, key in sorted(copies(self.conn, self.tiers, rec)):  # incl. copies of an unfinished move
+            versions += self.tiers[name].delete(key)
         with Tx(self.conn):
+            self.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id=?", (d.recording_id,))
             self.conn.execute("UPDATE recordings SET state='expired' WHERE recording_id=?", (d.recording_id,))
             self.conn.execute(
                 "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"

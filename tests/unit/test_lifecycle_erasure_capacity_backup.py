@@ -16,7 +16,7 @@ from lifecycle_support import (
     rec,
 )
 
-from pbx_recorder.errors import IntegrityError
+from pbx_recorder.errors import IntegrityError, PolicyRefusal
 from pbx_recorder.lifecycle import backup
 from pbx_recorder.lifecycle.capacity import CapacityGuard
 from pbx_recorder.lifecycle.erasure import Eraser
@@ -24,6 +24,7 @@ from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import audit
 from pbx_recorder.lifecycle.migration import Migrator, Target
 from pbx_recorder.lifecycle.policy import DAY
+from pbx_recorder.lifecycle.retention_jobs import RetentionJob
 
 NUMBER = "+15558675309"
 
@@ -155,3 +156,36 @@ def test_catalog_backup_and_restore_round_trip(tmp_path):
     with pytest.raises(IntegrityError):
         backup.restore(env.tiers["cold"], info.key, tmp_path / "bad.db")
     assert not (tmp_path / "bad.db").exists()
+
+
+def test_erasure_that_fails_midway_stays_open_and_can_be_rerun(tmp_path):
+    env = make_env(tmp_path)
+    _, er = eraser(env)
+    add_call(env, "c", caller=NUMBER)
+    add_recording(env, "c", "r")
+    hot_delete = env.tiers["hot"].delete
+
+    def locked(key):
+        raise PolicyRefusal("object is under COMPLIANCE retention")
+
+    env.tiers["hot"].delete = locked
+    with pytest.raises(PolicyRefusal):
+        er.erase(caller=NUMBER, request_id="R1", actor="dpo", now=NOW)
+    assert [r["request_id"] for r in er.status(NOW)] == ["R1"] and rec(env, "r") is not None
+    env.tiers["hot"].delete = hot_delete
+    receipt = er.erase(caller=NUMBER, request_id="R1", actor="dpo", now=NOW + DAY)
+    assert receipt["status"] == "done" and receipt["received_at"] == NOW and er.status(NOW) == []
+
+
+def test_retention_also_deletes_copies_of_an_unfinished_move(tmp_path):
+    env = make_env(tmp_path)
+    holds = HoldManager(env.conn, env.tiers, hash_key=KEY)
+    add_call(env, "c")
+    key = add_recording(env, "c", "r", age_days=200)
+    env.tiers["cold"].put(key, env.tiers["hot"].path_for(key))  # a crash left a copy on cold
+    env.conn.execute(
+        "INSERT INTO lifecycle_moves VALUES ('r','hot',?,'cold',?,'', 'copying', ?)", (key, key, NOW)
+    )
+    assert RetentionJob(env.conn, env.tiers, CLASSES, holds).apply(NOW, "cron").disposed == ["r"]
+    assert env.tiers["hot"].stat(key) is None and env.tiers["cold"].stat(key) is None
+    assert env.conn.execute("SELECT COUNT(*) FROM lifecycle_moves").fetchone()[0] == 0
