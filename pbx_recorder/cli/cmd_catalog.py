@@ -48,7 +48,9 @@ def restore_cmd(
 @click.pass_context
 def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
     rt = Runtime.load(ctx.obj["config_path"])
-    for key in backup.list_backups(rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot)):
+    keys = backup.list_backups(rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot))
+    rt.audit("catalog.backups", "", {"count": len(keys)})
+    for key in keys:
         click.echo(key)
 
 
