@@ -88,6 +88,14 @@ class AmiProbe:
         with self._cond:
             return [(t, e) for t, e in self.events if match(e)]
 
+    @property
+    def local_port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         try:
             self._sock.sendall(b"Action: Logoff\r\n\r\n")

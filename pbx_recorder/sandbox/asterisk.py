@@ -47,6 +47,8 @@ class PrivateAsterisk:
         self.agent_ports = tuple(agent_ports)
         self.ami_user = "pbxrec"
         self.ami_secret = secrets.token_hex(12)
+        self.daemon_ami_user = "recorder"  # a separate AMI user for the recorder under test
+        self.daemon_ami_secret = secrets.token_hex(12)
         self.systemname = f"sbx{os.getpid()}x{secrets.token_hex(3)}"
         self.boot_timeout = boot_timeout
         self.layout = asterisk_conf.SandboxLayout(
@@ -55,7 +57,8 @@ class PrivateAsterisk:
             agi_host=agi_host, agi_port=self.agi_port,
             dialplan_snippet=str(DIALPLAN_DIR / "pbx-recorder.conf"),
             globals_snippet=str(DIALPLAN_DIR / "pbx-recorder-globals.conf"),
-            agent_ports=self.agent_ports, extra_globals=dict(extra_globals or {}))
+            agent_ports=self.agent_ports, daemon_user=self.daemon_ami_user,
+            daemon_secret=self.daemon_ami_secret, extra_globals=dict(extra_globals or {}))
         self.conf_path = self.workdir / "etc" / "asterisk.conf"
         self.monitor_dir = Path(self.layout.monitor_dir)
         self.selftest_dir = Path(self.layout.selftest_dir)
@@ -152,6 +155,24 @@ class PrivateAsterisk:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+    def drop_ami_connections(self, keep_local_ports: tuple[int, ...] = ()) -> str:
+        """Cut every AMI TCP connection (both ends, kernel SOCK_DESTROY via ``ss -K``) except
+        those from ``keep_local_ports`` (e.g. the test's own probe).  Asterisk 16 has no CLI
+        to kick one manager session; this is what a network blip looks like to the client."""
+        keep = "".join(f" and not sport = :{p}" for p in keep_local_ports)
+        keep_srv = "".join(f" and not dport = :{p}" for p in keep_local_ports)
+        out = []
+        for flt in (f"dport = :{self.ami_port}{keep}", f"sport = :{self.ami_port}{keep_srv}"):
+            done = subprocess.run(["ss", "-K", "-t", "state", "established", flt], capture_output=True,
+                                  text=True, timeout=10, check=False)
+            out.append(done.stdout)
+        return "".join(out)
+
+    def ami_sessions(self, username: str) -> int:
+        """How many AMI sessions ``username`` has open (``manager show connected``)."""
+        return sum(1 for line in self.rx("manager show connected").splitlines()
+                   if line.split()[:1] == [username])
 
     def log_tail(self, lines: int = 60) -> str:
         path = self.workdir / "log" / "messages"

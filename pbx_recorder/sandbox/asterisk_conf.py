@@ -14,7 +14,7 @@ DIDs the sandbox dialplan answers (``from-sipp`` context):
 =========  ===============================================================
 
 ``pbxrec-unrecorded,s,1`` is the unrecorded destination a refusal routes to.  Every
-call may carry an ``X-Test-Tag`` SIP header; its filtered value is ``TEST_TAG``.
+call may carry an ``X-Test-Tag`` SIP header; its value reduced to [A-Za-z0-9_] is ``TEST_TAG``.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ class SandboxLayout:
     dialplan_snippet: str  # absolute path of dialplan/asterisk/pbx-recorder.conf
     globals_snippet: str  # absolute path of dialplan/asterisk/pbx-recorder-globals.conf
     agent_ports: tuple[int, ...] = ()
+    daemon_user: str = "recorder"
+    daemon_secret: str = ""
     rtp_range: tuple[int, int] = (20000, 29999)
     unrecorded_prompt: str = "demo-thanks"
     extra_globals: dict[str, str] = field(default_factory=dict)
@@ -109,6 +111,14 @@ displayconnects = no
 
 [{lay.ami_user}]
 secret = {lay.ami_secret}
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+read = all
+write = all
+writetimeout = 5000
+
+[{lay.daemon_user}]
+secret = {lay.daemon_secret}
 deny = 0.0.0.0/0.0.0.0
 permit = 127.0.0.1/255.255.255.255
 read = all
@@ -195,7 +205,7 @@ SANDBOX_SELFTEST_DIR={lay.selftest_dir}
 #include "{lay.dialplan_snippet}"
 
 [from-sipp]
-exten => _X.,1,Set(__TEST_TAG=${{FILTER(A-Za-z0-9_-,${{PJSIP_HEADER(read,X-Test-Tag)}})}})
+exten => _X.,1,Set(__TEST_TAG=${{FILTER(A-Za-z0-9_,${{PJSIP_HEADER(read,X-Test-Tag)}})}})
  same => n,Goto(did-${{EXTEN}},1,1)
 exten => i,1,Hangup(1)
 

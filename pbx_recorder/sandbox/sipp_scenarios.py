@@ -166,7 +166,7 @@ def uas_scenario(answer_after_ms: int = 300) -> str:
 {SDP}
     ]]>
   </send>
-  <recv request="ACK" optional="true" rtd="true" crlf="true"/>
+  <recv request="ACK" rtd="true" crlf="true"/>
   <label id="1"/>
   {_play("audio")}
   <recv request="BYE" timeout="{AUDIO_PCAP_MS}" ontimeout="1"/>

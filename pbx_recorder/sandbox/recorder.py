@@ -1,0 +1,187 @@
+"""The recorder daemon under test, driven as a subprocess against a :class:`PrivateAsterisk`.
+
+``write_recorder_config`` writes a YAML config (local tiers and SQLite under the workdir,
+the sandbox's AMI/AGI ports, test rules by DID); ``RecorderProcess`` runs
+``pbx-recorder --config <yaml> run`` and stops it with SIGTERM or SIGKILL; ``CatalogReader``
+reads the SQLite catalog read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pbx_recorder.sandbox.asterisk import PrivateAsterisk, SandboxError
+
+# DIDs of the sandbox dialplan (see asterisk_conf) -> what the recorder's rules say.
+TEST_RULES: list[dict[str, Any]] = [
+    {"name": "no-record-did", "match": {"dialed": ["8003"]}, "action": {"record": "never"}},
+    {"name": "explicit-consent", "match": {"dialed": ["8002", "8005", "8006"]},
+     "action": {"record": "yes", "consent": "explicit", "prompt": "consent-question",
+                "refusal": {"goto": "pbxrec-unrecorded,s,1"}}},
+    {"name": "support-queue", "match": {"queue": ["support"]},
+     "action": {"record": "yes", "consent": "notify", "prompt": "recording-notice", "start_on": "bridge"}},
+    {"name": "notify", "match": {"direction": ["inbound"]},
+     "action": {"record": "yes", "consent": "notify", "prompt": "recording-notice"}},
+]
+
+
+def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir: str | Path,
+                          redis_url: str | None = None, node: str = "sandbox",
+                          rules: list[dict[str, Any]] | None = None,
+                          consent_timeout_s: float = 3.0, max_attempts: int = 2) -> Path:
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    config = {
+        "node": node,
+        "timezone": "UTC",
+        "pbx": {"type": "asterisk", "monitor_dir": str(pbx.monitor_dir),
+                "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": pbx.daemon_ami_user,
+                        "secret": pbx.daemon_ami_secret, "reconnect_min_s": 0.2, "reconnect_max_s": 2},
+                "agi": {"host": pbx.agi_host, "port": pbx.agi_port}},
+        "spool": {"dir": str(work / "spool"), "min_free_mb": 1, "closure_timeout_s": 15, "stable_ms": 300},
+        "catalog": {"path": str(work / "catalog.db")},
+        "redis": {"url": redis_url},
+        "consent": {"prompts_dir": str(prompts_dir), "timeout_s": consent_timeout_s,
+                    "max_attempts": max_attempts, "languages": {"cn": "zh", "default": "en"}},
+        "rules": rules if rules is not None else TEST_RULES,
+        "retention": {"default_class": "standard", "classes": {"standard": {"days": 180}}},
+        "storage": {"tiers": {"hot": {"type": "local", "path": str(work / "hot")}},
+                    "hot": "hot", "cold": None, "archive": None},
+        "signing": {"key_file": str(work / "keys" / "signing.ed25519")},
+        "privacy": {"hash_key_file": str(work / "keys" / "subject-hmac.key")},
+        "logging": {"level": "DEBUG"},
+    }
+    path = work / "pbx-recorder.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _port_listening(host: str, port: int) -> bool:
+    """True when something listens on host:port (probe by bind, never by connecting)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def recorder_command() -> list[str]:
+    venv_bin = Path(sys.executable).parent / "pbx-recorder"
+    return [str(venv_bin)] if venv_bin.exists() else [sys.executable, "-m", "pbx_recorder.cli"]
+
+
+class RecorderProcess:
+    def __init__(self, config_path: str | Path, pbx: PrivateAsterisk, log_path: str | Path) -> None:
+        self.config_path = Path(config_path)
+        self.pbx = pbx
+        self.log_path = Path(log_path)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_timeout: float = 20.0) -> RecorderProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [*recorder_command(), "-vv", "--config", str(self.config_path), "run"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise SandboxError(f"recorder exited with {self._proc.returncode}: {self.log_tail()}")
+            if _port_listening(self.pbx.agi_host, self.pbx.agi_port) and \
+                    self.pbx.ami_sessions(self.pbx.daemon_ami_user) > 0:
+                return self
+            time.sleep(0.2)
+        self.kill()
+        raise SandboxError(f"recorder not ready within {ready_timeout}s: {self.log_tail()}")
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait (bounded), then SIGKILL.  Returns the exit code."""
+        if self._proc is None:
+            return 0
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                return self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        return self.kill()
+
+    def kill(self) -> int:
+        if self._proc is None:
+            return 0
+        if self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGKILL)
+        return self._proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class CatalogReader:
+    """Read-only view of the recorder's SQLite catalog."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+        try:
+            conn.row_factory = sqlite3.Row
+            return [dict(row) for row in conn.execute(sql, params)]
+        except sqlite3.OperationalError:
+            return []  # schema not created yet
+        finally:
+            conn.close()
+
+    def call_by_linkedid(self, linkedid: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM calls WHERE linkedid = ?", (linkedid,))
+        return rows[0] if rows else None
+
+    def recordings(self, call_id: str) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM recordings WHERE call_id = ? ORDER BY created_at", (call_id,))
+
+    def wait_for(self, probe: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+        """Poll ``probe`` until it returns something truthy; bounded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                return value
+            time.sleep(interval)
+
+    @staticmethod
+    def consent(call: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict(json.loads(call.get("consent") or "{}"))
+        except ValueError:
+            return {}
