@@ -12,9 +12,10 @@ stricter alphabets:
 * variable names are ``[A-Za-z0-9_]`` only, or ``FUNC(arg)`` like ``CDR(recordingfile)``.
 
 ``StartRecording`` -> ``MixMonitor`` with ``Options`` ``i(PBXREC_MMID_<n>)`` so the response
-carries ``MixMonitorID``; mode ``dual`` adds ``r(leg)t(leg)``; mode ``stereo`` adds ``D``
-(Asterisk 22; 16 ignores it).  The post-command touches ``<path>.closed``: the closure marker
-that tells the pipeline the file is complete (Asterisk sends no MixMonitorStop on hang-up).
+carries ``MixMonitorID``; mode ``dual`` adds ``r(leg)t(leg)`` (the mixed ``File`` is kept: the
+core lists it among the recording's paths); mode ``stereo`` adds ``D`` (Asterisk 22; 16 ignores
+it).  The post-command touches ``<file>.closed`` for every file written: the closure markers
+that tell the pipeline a file is complete (Asterisk sends no MixMonitorStop on hang-up).
 """
 
 from __future__ import annotations
@@ -83,21 +84,21 @@ def start_recording(c: cmds.StartRecording) -> dict[str, str]:
     action = "MixMonitor"
     path = check_path(c.path, action=action, call_id=c.call_id)
     options = f"i({mmid_variable(c.recording_id)})"
-    file = path
+    written = [path]
     if c.mode == "dual":
         if len(c.leg_paths) != 2:
             raise AmiActionError("refused MixMonitor: dual mode needs two leg paths", action=action,
                                  call_id=c.call_id)
         read_leg, write_leg = (check_path(p, action=action, call_id=c.call_id) for p in c.leg_paths)
         options += f"r({read_leg})t({write_leg})"
-        file = ""  # legs only: no mixed file (MixMonitor accepts an empty file with r()/t())
+        written += [read_leg, write_leg]  # the mixed file is written too: the pipeline waits for all
     elif c.mode == "stereo":
         options += "D"
     elif c.mode != "mixed":
         raise AmiActionError(f"refused MixMonitor: unknown mode {c.mode[:20]!r}", action=action,
                              call_id=c.call_id)
-    command = f"touch {closed_marker(path)}"
-    return _headers(action, c.call_id, Channel=c.channel, File=file, Options=options, Command=command)
+    command = "touch " + " ".join(closed_marker(p) for p in written)
+    return _headers(action, c.call_id, Channel=c.channel, File=path, Options=options, Command=command)
 
 
 def stop_recording(c: cmds.StopRecording) -> dict[str, str]:

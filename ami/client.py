@@ -33,12 +33,15 @@ from ami import actions
 from ami.backoff import backoff_delay
 from ami.normalize import Normalizer
 from pbx_recorder import commands as cmds
+from pbx_recorder import constants as C
 from pbx_recorder import events as ev
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, PbxError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RESYNC_VARIABLES = ("PBXREC_RESULT", "PBXREC_CONSENT", "PBXREC_RECORDING_ID", "PBXREC_MMID")
+#: what the core reads from a live channel on resync (calls.CallBook._on_live_channel)
+DEFAULT_RESYNC_VARIABLES = (C.VAR_RESULT, C.VAR_RECORDING_ID, C.VAR_RECORDING_PATH, C.VAR_CALL_ID,
+                            "PBXREC_CONSENT")
 
 
 class AmiLoginFailed(PbxError):
@@ -85,6 +88,7 @@ class AmiClient:
         self._lost: asyncio.Future[None] | None = None
         self._closing = False
         self._mmids: dict[str, str] = {}  # recording_id -> MixMonitorID
+        self._seen_in_resync: set[str] | None = None  # call ids of events that arrived during a resync
         self.connects = 0
         self.version: str | None = None
 
@@ -159,6 +163,8 @@ class AmiClient:
             if message.get("Event", "") == "FullyBooted":
                 self._booted.set()
             for item in self.normalizer.normalize(message, self.clock()):
+                if self._seen_in_resync is not None and isinstance(item, ev.CallEvent):
+                    self._seen_in_resync.add(item.call_id)
                 self._queue.put_nowait(item)
         except Exception:  # never let one frame break panoramisk's data_received
             log.exception("AMI event dispatch failed for %r", message.get("Event", ""))
@@ -204,10 +210,12 @@ class AmiClient:
                     break
 
     async def _resync(self) -> None:
+        self._seen_in_resync = set()
         try:
             reply = await self._send(actions.core_show_channels(), call_id="")
         except (AmiActionError, PbxDisconnected) as exc:
             log.warning("AMI resync: CoreShowChannels failed: %s", exc)
+            self._seen_in_resync = None
             return
         items = reply if isinstance(reply, list) else [reply]
         live: list[ev.LiveChannel] = []
@@ -218,8 +226,10 @@ class AmiClient:
         results = await asyncio.gather(*(self._variables(ch) for ch in live))
         for channel, variables in zip(live, results, strict=True):
             self._queue.put_nowait(dataclasses.replace(channel, variables=variables))
+        # a call whose events arrived while the list was being built is live too (it began meanwhile)
+        seen, self._seen_in_resync = self._seen_in_resync or set(), None
         self._queue.put_nowait(ev.ResyncCompleted(at=self.clock(),
-                                                  live_call_ids=frozenset(c.call_id for c in live)))
+                                                  live_call_ids=frozenset(c.call_id for c in live) | seen))
         log.info("AMI resync: %d live channel(s) in %d call(s)", len(live), len({c.call_id for c in live}))
 
     async def _variables(self, channel: ev.LiveChannel) -> dict[str, str]:

@@ -87,6 +87,13 @@ def answers(digits: list[str]) -> object:
     return respond
 
 
+def talk(server: AgiServer, env: bytes, respond: object) -> list[str]:
+    """One session as Asterisk would run it; returns once the server finished the session."""
+    commands = converse(server.port, env, respond)  # type: ignore[arg-type]
+    assert server.wait_idle(5)
+    return commands
+
+
 def variables(commands: list[str]) -> dict[str, str]:
     out = {}
     for c in commands:
@@ -104,7 +111,7 @@ EXPLICIT = RuleDecision(
 def test_explicit_yes_records(serve: object) -> None:
     backend = FakeBackend(EXPLICIT)
     server = serve(backend)  # type: ignore[operator]
-    commands = converse(server.port, env_block(ARGS), answers(["1"]))
+    commands = talk(server, env_block(ARGS), answers(["1"]))
     assert commands[0] == "GET DATA /prompts/de/consent-question 2000 1"
     assert variables(commands) == {"PBXREC_CONSENT": "granted", "PBXREC_RESULT": "record"}
     req = backend.requested[0]
@@ -141,7 +148,7 @@ def test_explicit_yes_records(serve: object) -> None:
 def test_explicit_no_refuses_with_goodbye(serve: object) -> None:
     backend = FakeBackend(EXPLICIT)
     server = serve(backend)  # type: ignore[operator]
-    commands = converse(server.port, env_block(ARGS), answers(["2"]))
+    commands = talk(server, env_block(ARGS), answers(["2"]))
     assert variables(commands) == {
         "PBXREC_CONSENT": "refused",
         "PBXREC_GOODBYE": "/prompts/de/refusal-goodbye",
@@ -154,7 +161,7 @@ def test_refusal_routed_to_a_context(serve: object) -> None:
     decision = RuleDecision(record=True, consent="explicit", refusal_route="unrecorded,s,1")
     backend = FakeBackend(decision)
     server = serve(backend)  # type: ignore[operator]
-    commands = converse(server.port, env_block(ARGS), answers(["2"]))
+    commands = talk(server, env_block(ARGS), answers(["2"]))
     assert variables(commands) == {
         "PBXREC_CONSENT": "refused",
         "PBXREC_ROUTE": "unrecorded,s,1",
@@ -166,7 +173,7 @@ def test_timeouts_then_retry_prompt_fail_closed(serve: object) -> None:
     decision = RuleDecision(record=True, consent="explicit")  # refusal route "continue"
     backend = FakeBackend(decision)
     server = serve(backend)  # type: ignore[operator]
-    commands = converse(server.port, env_block(ARGS), answers(["", ""]))
+    commands = talk(server, env_block(ARGS), answers(["", ""]))
     assert [c.split(" ")[0] + " " + c.split(" ")[1] for c in commands[:3]] == [
         "GET DATA",
         "STREAM FILE",
@@ -180,7 +187,7 @@ def test_timeouts_then_retry_prompt_fail_closed(serve: object) -> None:
 def test_hangup_mid_dialogue_is_not_consent(serve: object) -> None:
     backend = FakeBackend(EXPLICIT)
     server = serve(backend)  # type: ignore[operator]
-    commands = converse(server.port, env_block(ARGS), answers(["H"]))
+    commands = talk(server, env_block(ARGS), answers(["H"]))
     assert variables(commands) == {}
     assert backend.resolved[0].decision == "hangup"
 
@@ -189,7 +196,7 @@ def test_hangup_mid_dialogue_is_not_consent(serve: object) -> None:
 def test_dead_channel_replies_are_hangups(serve: object, reply: str | None) -> None:
     backend = FakeBackend(EXPLICIT)
     server = serve(backend)  # type: ignore[operator]
-    commands = converse(server.port, env_block(ARGS), lambda c: reply)
+    commands = talk(server, env_block(ARGS), lambda c: reply)
     assert variables(commands) == {}
     assert backend.resolved[0].decision == "hangup"
 
@@ -197,7 +204,7 @@ def test_dead_channel_replies_are_hangups(serve: object, reply: str | None) -> N
 def test_notify_plays_notice_and_records(serve: object) -> None:
     backend = FakeBackend(RuleDecision(record=True, consent="notify", language="fr"))
     server = serve(backend)  # type: ignore[operator]
-    commands = converse(server.port, env_block(ARGS), answers([]))
+    commands = talk(server, env_block(ARGS), answers([]))
     assert commands[0] == 'STREAM FILE /prompts/fr/recording-notice "" 0'
     assert variables(commands) == {"PBXREC_CONSENT": "notified", "PBXREC_RESULT": "record"}
 
@@ -205,9 +212,9 @@ def test_notify_plays_notice_and_records(serve: object) -> None:
 def test_no_record_decision_and_consent_none(serve: object) -> None:
     backend = FakeBackend(RuleDecision(record=False))
     server = serve(backend)  # type: ignore[operator]
-    assert variables(converse(server.port, env_block(ARGS), answers([]))) == {"PBXREC_RESULT": "norecord"}
+    assert variables(talk(server, env_block(ARGS), answers([]))) == {"PBXREC_RESULT": "norecord"}
     backend.decision = RuleDecision(record=True, consent="none")
-    assert variables(converse(server.port, env_block(ARGS), answers([]))) == {
+    assert variables(talk(server, env_block(ARGS), answers([]))) == {
         "PBXREC_CONSENT": "not_required",
         "PBXREC_RESULT": "record",
     }
@@ -220,12 +227,12 @@ def test_backend_failure_leaves_result_unset(serve: object, caplog: pytest.LogCa
             raise TimeoutError("daemon did not answer")
 
     server = serve(Broken(EXPLICIT))  # type: ignore[operator]
-    commands = converse(server.port, env_block(ARGS), answers(["1"]))
+    commands = talk(server, env_block(ARGS), answers(["1"]))
     assert commands == []
     assert f"AGI consent session failed call={CALL}" in caplog.text
     backend = FakeBackend(EXPLICIT, recording_ok=False)
     server2 = serve(backend)  # type: ignore[operator]
-    assert converse(server2.port, env_block(ARGS), answers(["1"])) == []
+    assert talk(server2, env_block(ARGS), answers(["1"])) == []
     assert server2.failed == 1
 
 
@@ -234,8 +241,8 @@ def test_vip_flag_from_file(serve: object, tmp_path: object) -> None:
     vip_file.write_text("# board\n+49 151 1234-5678\n")
     backend = FakeBackend(RuleDecision(record=False))
     server = serve(backend, vip=VipDirectory(file=vip_file))  # type: ignore[operator]
-    converse(server.port, env_block(ARGS, callerid="+4915112345678"), answers([]))
-    converse(server.port, env_block(ARGS, callerid="4930999"), answers([]))
+    talk(server, env_block(ARGS, callerid="+4915112345678"), answers([]))
+    talk(server, env_block(ARGS, callerid="4930999"), answers([]))
     assert [r.vip for r in backend.requested] == [True, False]
 
 
@@ -252,9 +259,9 @@ def test_hostile_arguments_and_unknown_script(serve: object) -> None:
     assert parse_args(env) == {"direction": "inbound", "region": "eu"}
     backend = FakeBackend(EXPLICIT)
     server = serve(backend)  # type: ignore[operator]
-    assert converse(server.port, env_block(ARGS, script="other"), answers([])) == []
+    assert talk(server, env_block(ARGS, script="other"), answers([])) == []
     hostile = ["direction=sideways", "dialed=1;2", "linkedid=../../x", "lang=de\\x"]
-    commands = converse(server.port, env_block(hostile, name='Evil"; SET VARIABLE X'), answers(["1"]))
+    commands = talk(server, env_block(hostile, name='Evil"; SET VARIABLE X'), answers(["1"]))
     req = backend.requested[0]
     assert req.direction == "" and "/" not in req.call_id.split("_", 1)[1]
     assert variables(commands)["PBXREC_RESULT"] == "record"
@@ -271,7 +278,7 @@ def test_sessions_are_bounded_and_stop_refuses(serve: object) -> None:
     backend = Slow(RuleDecision(record=False))
     server = serve(backend, max_sessions=1)  # type: ignore[operator]
     first: list[list[str]] = []
-    t = threading.Thread(target=lambda: first.append(converse(server.port, env_block(ARGS), answers([]))))
+    t = threading.Thread(target=lambda: first.append(talk(server, env_block(ARGS), answers([]))))
     t.start()
     try:
         import time
@@ -285,5 +292,5 @@ def test_sessions_are_bounded_and_stop_refuses(serve: object) -> None:
         t.join(5)
     assert variables(first[0]) == {"PBXREC_RESULT": "norecord"}
     server.stop_accepting()
-    assert converse(server.port, env_block(ARGS), answers([])) == []
+    assert talk(server, env_block(ARGS), answers([])) == []
     assert server.wait_idle(2)

@@ -38,8 +38,15 @@ def test_start_recording_dual_uses_leg_files() -> None:
         )
     )
     assert action["Options"] == f"i({actions.mmid_variable(REC)})r({DUAL[0]})t({DUAL[1]})"
-    assert action["File"] == ""
-    assert action["Command"] == f"touch {base}.closed"
+    assert action["File"] == base
+    assert action["Command"] == f"touch {base}.closed {DUAL[0]}.closed {DUAL[1]}.closed"
+
+
+def test_cdr_function_variable_is_allowed() -> None:
+    action = actions.to_action(
+        cmds.SetChannelVar(call_id=CALL, channel="PJSIP/a-1", name="CDR(recordingfile)", value="x.wav")
+    )
+    assert action["Variable"] == "CDR(recordingfile)"
 
 
 def test_stop_mute_setvar() -> None:

@@ -1,0 +1,184 @@
+"""The one composition root: everything the daemon runs, built from a ``Config``.
+
+Only this module (and CLI commands) read the Config; every part below takes plain
+parameters.  Building does no network I/O (the AMI client connects when run, the AGI
+server binds when built so a port clash fails at start-up).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ami.client import AmiClient
+from ami.normalize import Normalizer
+from consent.agi_server import AgiServer, ConsentBackend, ConsentSession, DialogSettings
+from pbx_recorder.calls import CallBook
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.errors import ConfigError
+from pbx_recorder.pipeline import Pipeline
+from pbx_recorder.shipper import Shipper
+from pbx_recorder.spool import Spool
+from pbx_recorder.vip import VipDirectory
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHUTDOWN_GRACE_S = 20.0
+DEFAULT_AGI_SESSION_TIMEOUT_S = 120.0
+DEFAULT_CONSENT_WAIT_S = 10.0  # AGI thread waiting for the daemon loop (decision + MixMonitor)
+DEFAULT_BOOT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class App:
+    """The built parts.  ``agi`` is created by :meth:`make_agi_server` once the loop exists."""
+
+    config: Any
+    node: str
+    normalizer: Normalizer
+    ami: AmiClient
+    callbook: CallBook
+    catalog: Catalog
+    spool: Spool
+    pipeline: Pipeline
+    shipper: Shipper
+    prompts: Any
+    vip: VipDirectory
+    settings: DialogSettings
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    consent_wait_s: float = DEFAULT_CONSENT_WAIT_S
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def make_agi_server(self, backend: ConsentBackend) -> AgiServer:
+        agi_cfg = self.config.pbx.agi
+
+        def session(agi: Any) -> ConsentSession:
+            return ConsentSession(
+                agi,
+                node=self.node,
+                backend=backend,
+                prompts=self.prompts,
+                vip=self.vip,
+                settings=self.settings,
+            )
+
+        try:
+            return AgiServer(
+                agi_cfg.host,
+                agi_cfg.port,
+                session=session,
+                max_sessions=agi_cfg.max_sessions,
+                session_timeout_s=float(getattr(agi_cfg, "session_timeout_s", DEFAULT_AGI_SESSION_TIMEOUT_S)),
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {agi_cfg.host}:{agi_cfg.port}: {exc.strerror}", key="pbx.agi"
+            ) from exc
+
+
+def build_app(config: Any) -> App:
+    ami_cfg = config.pbx.ami
+    if config.pbx.type not in ("asterisk", ""):
+        raise ConfigError(f"the daemon drives Asterisk; pbx.type is {config.pbx.type!r}", key="pbx.type")
+    node = config.node
+    normalizer = Normalizer(node)
+    secret = ami_cfg.secret.reveal() if ami_cfg.secret is not None else ""
+    ami = AmiClient(
+        host=ami_cfg.host,
+        port=ami_cfg.port,
+        username=ami_cfg.username,
+        secret=secret,
+        normalizer=normalizer,
+        backoff_min=ami_cfg.reconnect_min_s,
+        backoff_max=ami_cfg.reconnect_max_s,
+        action_timeout=ami_cfg.action_timeout_s,
+        connect_timeout=ami_cfg.connect_timeout,
+        boot_timeout=float(getattr(ami_cfg, "boot_timeout_s", DEFAULT_BOOT_TIMEOUT_S)),
+    )
+    callbook = CallBook(node, str(config.pbx.monitor_dir), config.rules)
+    catalog = Catalog(config.catalog.path)
+    spool_cfg = config.spool
+    spool = Spool(spool_cfg.dir, min_free_mb=spool_cfg.min_free_mb)
+    pipeline = Pipeline(
+        spool, catalog=catalog, stable_ms=spool_cfg.stable_ms, closure_timeout_s=spool_cfg.closure_timeout_s
+    )
+    shipper = _build_shipper(config, spool, catalog)
+    consent_cfg = config.consent
+    prompts = _build_prompts(consent_cfg)
+    vip = VipDirectory(file=config.vip.file, redis_url=config.redis.url, redis_key=config.vip.redis_key)
+    settings = DialogSettings(
+        default_language=consent_cfg.default_language,
+        timeout_s=consent_cfg.timeout_s,
+        max_attempts=consent_cfg.max_attempts,
+        digit_yes=consent_cfg.digit_yes,
+        digit_no=consent_cfg.digit_no,
+    )
+    return App(
+        config=config,
+        node=node,
+        normalizer=normalizer,
+        ami=ami,
+        callbook=callbook,
+        catalog=catalog,
+        spool=spool,
+        pipeline=pipeline,
+        shipper=shipper,
+        prompts=prompts,
+        vip=vip,
+        settings=settings,
+        shutdown_grace_s=float(getattr(config, "shutdown_grace_s", DEFAULT_SHUTDOWN_GRACE_S)),
+    )
+
+
+def _build_prompts(consent_cfg: Any) -> Any:
+    from consent.prompts import PromptCatalog
+
+    prompts_dir = consent_cfg.prompts_dir or Path(__file__).resolve().parents[1] / "consent" / "prompts"
+    return PromptCatalog(prompts_dir, default_language=consent_cfg.default_language)
+
+
+def _build_shipper(config: Any, spool: Spool, catalog: Catalog) -> Shipper:
+    from storage.factory import build_tiers
+
+    tiers = build_tiers(config.storage)
+
+    def tier_for_region(region: str) -> Any:
+        name = config.storage.tiers_for_region(region or None).hot
+        if name not in tiers:
+            raise ConfigError(f"no tier named {name!r}", key="storage.hot")
+        return tiers[name]
+
+    prepare: list[Any] = []
+    transcode = config.storage.transcode
+    if transcode.format != "none":
+        from storage.transcode import Transcoder
+
+        prepare.append(Transcoder(transcode.format, keep_original=transcode.keep_original))
+    if config.encryption.enabled:
+        from pbx_recorder.cli.crypto_setup import current_key_id, keyring_of
+        from storage.envelope import EncryptStage
+
+        keyring = keyring_of(config, required=True)
+        assert keyring is not None
+        prepare.append(EncryptStage(keyring, current_key_id(config)))
+    after: list[Any] = []
+    key_file = config.signing.key_file
+    if key_file is not None and Path(key_file).is_file():
+        from pbx_recorder.signing import SignAfterStore, load_signing_key
+
+        after.append(SignAfterStore(load_signing_key(key_file)))
+    else:
+        log.warning("signing key %s not found: manifests will not be signed", key_file)
+    from pbx_recorder.ledger import StoredLedgerHook
+
+    after.append(StoredLedgerHook())
+    claimer = None
+    if config.redis.url:
+        from storage.claims import RedisClaimer
+
+        claimer = RedisClaimer(config.redis.url, config.node)
+    return Shipper(
+        spool, catalog, tier_for_region, prepare_stages=prepare, after_store=after, claimer=claimer
+    )

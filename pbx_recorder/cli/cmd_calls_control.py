@@ -1,0 +1,113 @@
+"""``pbx-recorder calls pause CALL`` / ``calls resume CALL``: PCI pause over AMI.
+
+Opens its own AMI connection, finds the call's channels in the catalog's ``live_calls``
+snapshot (the channels of its active recordings, else its live legs) and sends
+``MixMonitorMute`` (State 1 / 0, Direction both).  The daemon sees the resulting
+``MixMonitorMute`` events and records the pause interval; this command does not touch the
+core's state.  Written to the audit log with the actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import click
+
+from pbx_recorder.errors import NotFound, PbxDisconnected
+
+
+def channels_of(snapshot: dict[str, Any]) -> list[str]:
+    recording = [
+        r.get("channel", "")
+        for r in snapshot.get("recordings", [])
+        if r.get("state") in ("recording", "paused")
+    ]
+    legs = snapshot.get("legs", {}) or {}
+    live = [legs.get(u, "") for u in snapshot.get("live", [])]
+    return [c for c in dict.fromkeys(recording or live) if c]
+
+
+async def mute_channels(config: Any, call_id: str, channels: list[str], muted: bool) -> list[str]:
+    from ami.client import AmiClient
+    from ami.normalize import Normalizer
+    from pbx_recorder.commands import MuteRecording
+
+    ami_cfg = config.pbx.ami
+    client = AmiClient(
+        host=ami_cfg.host,
+        port=ami_cfg.port,
+        username=ami_cfg.username,
+        secret=ami_cfg.secret.reveal() if ami_cfg.secret else "",
+        normalizer=Normalizer(config.node),
+        backoff_min=ami_cfg.reconnect_min_s,
+        backoff_max=ami_cfg.reconnect_max_s,
+        action_timeout=ami_cfg.action_timeout_s,
+        connect_timeout=ami_cfg.connect_timeout,
+        resync_variables=(),
+    )
+    task = asyncio.create_task(client.run())
+    try:
+        if not await client.wait_ready(ami_cfg.connect_timeout + 10):
+            raise PbxDisconnected(f"AMI {ami_cfg.host}:{ami_cfg.port} not reachable", call_id=call_id)
+        done = []
+        for channel in channels:
+            await client.execute(MuteRecording(call_id=call_id, channel=channel, muted=muted))
+            done.append(channel)
+        return done
+    finally:
+        await client.close()
+        await asyncio.wait_for(task, 5)
+
+
+def _control(ctx: click.Context, call_id: str, muted: bool) -> None:
+    from pbx_recorder.catalog import Catalog
+    from pbx_recorder.config import load_config
+
+    config = load_config(ctx.obj.get("config_path"))
+    catalog = Catalog(config.catalog.path)
+    try:
+        snapshot = catalog.load_live_calls().get(call_id)
+        if not isinstance(snapshot, dict):
+            raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
+        channels = channels_of(snapshot)
+        if not channels:
+            raise NotFound("the call has no live channel to mute", call_id=call_id)
+        done = asyncio.run(mute_channels(config, call_id, channels, muted))
+        actor = os.environ.get("PBX_RECORDER_USER") or os.environ.get("USER") or "unknown"
+        catalog.audit(
+            actor,
+            config.access.role_of(actor) or "",
+            "pause" if muted else "resume",
+            call_id,
+            {"channels": done},
+        )
+    finally:
+        catalog.close()
+    click.echo(f"{'paused' if muted else 'resumed'} {call_id}: {', '.join(done)}")
+
+
+@click.command("pause")
+@click.argument("call_id")
+@click.pass_context
+def pause_command(ctx: click.Context, call_id: str) -> None:
+    """Mute the call's recording (PCI pause): silence is written, the timeline is kept."""
+    _control(ctx, call_id, True)
+
+
+@click.command("resume")
+@click.argument("call_id")
+@click.pass_context
+def resume_command(ctx: click.Context, call_id: str) -> None:
+    """Unmute the call's recording."""
+    _control(ctx, call_id, False)
+
+
+def register(group: click.Group) -> None:
+    calls = group.commands.get("calls")
+    if not isinstance(calls, click.Group):
+        calls = click.Group("calls", help="Find and control calls.")
+        group.add_command(calls)
+    calls.add_command(pause_command)
+    calls.add_command(resume_command)

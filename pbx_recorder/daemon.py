@@ -1,0 +1,276 @@
+"""The recorder daemon: one asyncio loop, a TaskGroup of referenced tasks.
+
+    AMI events --pump--> CallBook.handle --> commands --executor--> AMI actions
+                                                                 -> pipeline (closure wait + spool)
+                                                                 -> catalog rows
+    1 s tick  --------> CallBook.tick    --> commands (same executor)
+    AGI thread (FastAGI consent) --run_coroutine_threadsafe--> consent_requested / consent_resolved
+    shipper task: spool -> storage tier -> catalog
+
+Live calls are snapshotted into the catalog's ``live_calls`` after every change and restored
+at start (then resynchronized from AMI), so a restarted or SIGKILLed daemon neither records a
+call twice nor forgets one.  SIGTERM/SIGINT: new AGI sessions are refused (the snippet's fail
+direction), in-flight consent sessions, spooling and shipping get ``shutdown_grace_s``, a
+summary is logged, :meth:`Daemon.run` returns normally (exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ami.actions import is_pbx_command
+from consent.agi_server import AgiServer, ConsentTicket
+from pbx_recorder import commands as cmds
+from pbx_recorder import events as ev
+from pbx_recorder.app import App
+from pbx_recorder.constants import STATE_FINALIZED
+from pbx_recorder.errors import RecorderError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    events: int = 0
+    commands: int = 0
+    command_errors: int = 0
+    finalized: int = 0
+    discarded: int = 0
+    unfinished_jobs: int = 0
+    restored_calls: int = 0
+
+    def line(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items())
+
+
+class LoopConsentBackend:
+    """The AGI threads' way into the daemon loop (bounded waits: a stuck loop fails the call closed)."""
+
+    def __init__(self, daemon: Daemon, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        self.daemon, self.loop, self.timeout_s = daemon, loop, timeout_s
+
+    def request(self, event: ev.ConsentRequested) -> ConsentTicket:
+        future = asyncio.run_coroutine_threadsafe(self.daemon.consent_requested(event), self.loop)
+        return future.result(self.timeout_s)
+
+    def resolve(self, event: ev.ConsentResolved) -> None:
+        future = asyncio.run_coroutine_threadsafe(self.daemon.handle(event), self.loop)
+        future.result(self.timeout_s)
+
+
+class Daemon:
+    def __init__(
+        self,
+        app: App,
+        *,
+        tick_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        install_signals: bool = True,
+    ) -> None:
+        self.app = app
+        self.tick_s = tick_s
+        self.clock = clock
+        self.install_signals = install_signals
+        self.summary = Summary()
+        self.agi: AgiServer | None = None
+        self._stop = asyncio.Event()
+        self._ship_stop = asyncio.Event()
+        self._jobs: set[asyncio.Task[Any]] = set()
+        self._saved: dict[str, str] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("stop requested: refusing new calls, finishing in-flight work")
+            self._stop.set()
+
+    async def run(self) -> Summary:
+        loop = asyncio.get_running_loop()
+        if self.install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        self._restore()
+        recovered, incomplete = await asyncio.to_thread(self.app.spool.recover)
+        if recovered or incomplete:
+            log.info("spool recovery: %d repaired, %d need an operator", len(recovered), len(incomplete))
+        self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
+        self.agi.start()
+        log.info(
+            "pbx-recorder node %s: AGI on %s:%s, AMI %s:%s",
+            self.app.node,
+            *self.agi.server_address,
+            self.app.ami.host,
+            self.app.ami.port,
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                ami_task = group.create_task(self.app.ami.run(), name="ami-connection")
+                pump = group.create_task(self._pump(), name="event-pump")
+                ticker = group.create_task(self._ticker(), name="tick")
+                shipper = group.create_task(self.app.shipper.run(self._ship_stop), name="shipper")
+                await self._stop.wait()
+                await self._shutdown(ami_task, pump, ticker, shipper)
+        finally:
+            if self.agi is not None:
+                await asyncio.to_thread(self.agi.close)
+            if self.install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        self.summary.unfinished_jobs = len(self._jobs)
+        log.info("pbx-recorder stopped: %s", self.summary.line())
+        return self.summary
+
+    async def _shutdown(
+        self,
+        ami_task: asyncio.Task[Any],
+        pump: asyncio.Task[Any],
+        ticker: asyncio.Task[Any],
+        shipper: asyncio.Task[Any],
+    ) -> None:
+        deadline = time.monotonic() + self.app.shutdown_grace_s
+        assert self.agi is not None
+        self.agi.stop_accepting()
+        await asyncio.to_thread(self.agi.wait_idle, max(0.0, deadline - time.monotonic()) / 2)
+        await self.app.ami.close()
+        ticker.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), 2.0)
+        pump.cancel()
+        if self._jobs:
+            log.info("waiting for %d spool job(s)", len(self._jobs))
+            await asyncio.wait(set(self._jobs), timeout=max(0.1, deadline - time.monotonic()))
+        remaining = deadline - time.monotonic()
+        if remaining > 0:  # one last shipping pass within the bound
+            with contextlib.suppress(TimeoutError, RecorderError, OSError):
+                await asyncio.wait_for(asyncio.to_thread(self.app.shipper.ship_once), remaining)
+        for job in list(self._jobs):
+            job.cancel()
+        self._ship_stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(ami_task), 2.0)
+        ami_task.cancel()
+
+    # -- restore / persist ---------------------------------------------------------
+    def _restore(self) -> None:
+        for call_id, snapshot in self.app.catalog.load_live_calls().items():
+            try:
+                self.app.callbook.restore(snapshot)
+                self._saved[call_id] = json.dumps(snapshot, sort_keys=True)
+                self.summary.restored_calls += 1
+            except Exception:  # one bad snapshot must not stop the daemon
+                log.exception("could not restore live call=%s", call_id)
+        if self.summary.restored_calls:
+            log.info("restored %d live call(s); resync from AMI follows", self.summary.restored_calls)
+
+    def _persist(self, call_ids: Iterable[str]) -> None:
+        book, catalog = self.app.callbook, self.app.catalog
+        for call_id in dict.fromkeys(call_ids):
+            try:
+                state = book.state(call_id)
+                if not state or state == STATE_FINALIZED:
+                    if self._saved.pop(call_id, None) is not None or not state:
+                        catalog.delete_live_call(call_id)
+                    continue
+                text = json.dumps(book.snapshot(call_id), sort_keys=True)
+                if self._saved.get(call_id) != text:
+                    catalog.save_live_call(call_id, text)
+                    self._saved[call_id] = text
+            except Exception:
+                log.exception("could not persist live call=%s", call_id)
+
+    # -- events and commands ---------------------------------------------------------
+    async def _pump(self) -> None:
+        async for event in self.app.ami.events():
+            await self.handle(event)
+
+    async def _ticker(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(self.tick_s)
+            beats += 1
+            try:
+                commands = self.app.callbook.tick(self.clock())
+                await self.execute(commands)
+                self._persist(c.call_id for c in commands)
+                if beats % 30 == 0 and self.app.pipeline.deferred:
+                    await self.app.pipeline.retry_deferred()
+            except Exception:
+                log.exception("tick failed")
+
+    async def handle(self, event: Any) -> list[cmds.Command]:
+        """One event through the core and out as commands; never raises."""
+        self.summary.events += 1
+        call_id = getattr(event, "call_id", "")
+        try:
+            commands = self.app.callbook.handle(event, self.clock())
+            await self.execute(commands)
+        except Exception:
+            log.exception("event %s failed call=%s", type(event).__name__, call_id or "-")
+            return []
+        if call_id:
+            self._persist([call_id, *(c.call_id for c in commands)])
+        elif commands:
+            self._persist(c.call_id for c in commands)
+        return commands
+
+    async def consent_requested(self, event: ev.ConsentRequested) -> ConsentTicket:
+        commands = self.app.callbook.handle(event, self.clock())
+        ok = await self.execute(commands)
+        self._persist([event.call_id])
+        self.summary.events += 1
+        return ConsentTicket(self.app.callbook.decision(event.call_id), recording_ok=ok)
+
+    async def execute(self, commands: Iterable[cmds.Command]) -> bool:
+        """Carry out commands in order; False if any StartRecording failed.  Failures are contained."""
+        all_started = True
+        for command in commands:
+            self.summary.commands += 1
+            try:
+                if is_pbx_command(command):
+                    for produced in await self.app.ami.execute(command):
+                        await self.handle(produced)
+                elif isinstance(command, cmds.FinalizeRecording):
+                    self._spawn(self._finalize(command), command)
+                elif isinstance(command, cmds.DiscardRecording):
+                    self._spawn(self._discard(command), command)
+                elif isinstance(command, cmds.UpsertCall):
+                    self.app.catalog.upsert_call(command.row)
+                else:
+                    log.warning("no executor for %s call=%s", type(command).__name__, command.call_id)
+            except Exception as exc:
+                self.summary.command_errors += 1
+                if isinstance(command, cmds.StartRecording):
+                    all_started = False
+                rid = getattr(command, "recording_id", "-")
+                if isinstance(exc, RecorderError):
+                    log.error(
+                        "%s failed call=%s rec=%s: %s", type(command).__name__, command.call_id, rid, exc
+                    )
+                else:
+                    log.exception("%s failed call=%s rec=%s", type(command).__name__, command.call_id, rid)
+        return all_started
+
+    def _spawn(self, coro: Any, command: cmds.Command) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"job-{command.call_id}")
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+
+    async def _finalize(self, command: cmds.FinalizeRecording) -> None:
+        if await self.app.pipeline.finalize(command) is not None:
+            self.summary.finalized += 1
+
+    async def _discard(self, command: cmds.DiscardRecording) -> None:
+        await self.app.pipeline.discard(command)
+        self.summary.discarded += 1
+
+
+def run_daemon(app: App) -> Summary:
+    return asyncio.run(Daemon(app).run())

@@ -1,0 +1,253 @@
+"""The daemon end to end over in-process peers: AMI peer + a fake Asterisk speaking FastAGI.
+
+Consent (explicit, caller presses 1) -> consent segment + call MixMonitor over AMI ->
+files "written by Asterisk" (+ the .closed markers its post-command touches) -> Hangup + Cdr ->
+spool -> shipper -> hot tier + catalog; live_calls persisted while the call lives; a
+restarted daemon restores the call and does not start a second MixMonitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from ami_peer import AmiPeer
+from fake_asterisk_agi import converse, env_block
+
+from pbx_recorder.app import build_app
+from pbx_recorder.config import load_config
+from pbx_recorder.daemon import Daemon
+from pbx_recorder.naming import make_call_id
+
+CALL = make_call_id("pbx1", "100.1")
+CHANNEL = "PJSIP/alice-00000001"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp: Path, ami_port: int, agi_port: int) -> Path:
+    path = tmp / "pbx-recorder.yaml"
+    for prompt in ("consent-question", "consent-retry", "refusal-goodbye", "recording-notice"):
+        write_wav(str(tmp / "prompts" / "en" / f"{prompt}.wav"), 0.1)
+    path.write_text(f"""
+node: pbx1
+pbx:
+  type: asterisk
+  ami: {{host: 127.0.0.1, port: {ami_port}, username: recorder, secret: s3cret,
+        reconnect_min_s: 0.05, reconnect_max_s: 0.2}}
+  agi: {{host: 127.0.0.1, port: {agi_port}, max_sessions: 4}}
+  monitor_dir: {tmp}/monitor
+spool: {{dir: {tmp}/spool, min_free_mb: 0, closure_timeout_s: 3, stable_ms: 100}}
+catalog: {{path: {tmp}/catalog.db}}
+signing: {{key_file: {tmp}/keys/signing.ed25519}}
+privacy: {{hash_key_file: {tmp}/keys/hash.key}}
+storage:
+  tiers:
+    hot: {{type: local, path: {tmp}/hot}}
+    cold: {{type: local, path: {tmp}/cold}}
+consent: {{timeout_s: 2, max_attempts: 2, prompts_dir: {tmp}/prompts}}
+rules:
+  - name: record-inbound
+    match: {{direction: [inbound]}}
+    action: {{record: yes, consent: explicit, refusal: {{hangup: true}}}}
+""")
+    return path
+
+
+def write_wav(path: str, seconds: float = 1.0) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x10\x00" * int(8000 * seconds))
+
+
+def close_like_asterisk(action: dict[str, Any]) -> None:
+    """Write the file MixMonitor would, then run its post-command's effect (touch markers)."""
+    write_wav(str(action["file"]))
+    for marker in str(action["command"]).split()[1:]:
+        Path(marker).touch()
+
+
+@contextlib.asynccontextmanager
+async def daemon_running(config_path: Path) -> AsyncIterator[Daemon]:
+    app = build_app(load_config(config_path))
+    daemon = Daemon(app, tick_s=0.1, install_signals=False)
+    task = asyncio.create_task(daemon.run())
+    try:
+        assert await app.ami.wait_ready(5)
+        yield daemon
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def until(predicate: Any, timeout: float = 10.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def start_call(peer: AmiPeer) -> None:
+    base = {"Channel": CHANNEL, "Uniqueid": "100.1", "Linkedid": "100.1"}
+    await peer.emit(
+        {
+            "Event": "Newchannel",
+            **base,
+            "ChannelState": "4",
+            "CallerIDNum": "4915112345678",
+            "Exten": "4930123456",
+            "Context": "from-trunk",
+        }
+    )
+    await peer.emit({"Event": "Newstate", **base, "ChannelState": "6", "ChannelStateDesc": "Up"})
+
+
+def agi_answer(digit: str) -> Any:
+    def respond(command: str) -> str:
+        return f"200 result={digit}" if command.startswith("GET DATA") else "200 result=1"
+
+    return respond
+
+
+def agi_vars(commands: list[str]) -> dict[str, str]:
+    out = {}
+    for c in commands:
+        if c.startswith("SET VARIABLE"):
+            _, _, name, value = c.split(" ", 3)
+            out[name.strip('"')] = value.strip('"')
+    return out
+
+
+async def test_consented_call_is_recorded_spooled_shipped_and_catalogued(tmp_path: Path) -> None:
+    agi_port = free_port()
+    async with AmiPeer() as peer:
+        peer.channels = [
+            {
+                "Channel": CHANNEL,
+                "ChannelState": "6",
+                "ChannelStateDesc": "Up",
+                "Uniqueid": "100.1",
+                "Linkedid": "100.1",
+            }
+        ]
+        cfg = write_config(tmp_path, peer.port, agi_port)
+        async with daemon_running(cfg) as daemon:
+            peer.channels = []  # resync done: the MixMonitor check accepts any channel now
+            await start_call(peer)
+            env = env_block(
+                ["direction=inbound", "dialed=4930123456", "linkedid=100.1", "lang=en"],
+                channel=CHANNEL,
+                uniqueid="100.1",
+            )
+            commands = await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
+            assert agi_vars(commands) == {"PBXREC_CONSENT": "granted", "PBXREC_RESULT": "record"}
+            assert commands[0].startswith("GET DATA ") and "consent-question" in commands[0]
+            mixmonitors = await peer.wait_action("MixMonitor", 2)
+            assert [m["channel"] for m in mixmonitors] == [CHANNEL, CHANNEL]
+            assert "consent" in str(mixmonitors[0]["file"]) and "call" in str(mixmonitors[1]["file"])
+            stops = await peer.wait_action("StopMixMonitor", 1)
+            assert stops[0]["mixmonitorid"] == "0x00000001"  # the consent segment, stopped by its ID
+            live = daemon.app.catalog.load_live_calls()
+            assert CALL in live and live[CALL]["state"] == "recording"
+            for action in mixmonitors:
+                close_like_asterisk(action)
+            await peer.emit(
+                {
+                    "Event": "Hangup",
+                    "Channel": CHANNEL,
+                    "Uniqueid": "100.1",
+                    "Linkedid": "100.1",
+                    "Cause": "16",
+                    "Cause-txt": "Normal Clearing",
+                }
+            )
+            await peer.emit(
+                {
+                    "Event": "Cdr",
+                    "Source": "4915112345678",
+                    "Destination": "4930123456",
+                    "Channel": CHANNEL,
+                    "Disposition": "ANSWERED",
+                    "Duration": "3",
+                    "BillableSeconds": "2",
+                    "UniqueID": "100.1",
+                    "StartTime": "2024-11-21 15:00:00",
+                }
+            )
+            catalog = daemon.app.catalog
+
+            def shipped() -> bool:
+                rows = catalog.recordings_for_call(CALL)
+                return len(rows) >= 2 and all(r["state"] not in ("recording", "spooled") for r in rows)
+
+            await until(shipped, 20)
+            await until(lambda: CALL not in catalog.load_live_calls(), 5)
+            rows = {r["kind"]: r for r in catalog.recordings_for_call(CALL)}
+            assert set(rows) == {"call", "consent"}
+            assert rows["call"]["sha256"] and rows["call"]["tier"] == "hot"
+            call_row = catalog.get_call(CALL)
+            assert call_row is not None and call_row["consent_decision"] == "granted"
+        assert daemon.summary.finalized == 2 and daemon.summary.command_errors == 0
+        assert list((tmp_path / "hot").rglob("*.wav"))
+
+
+async def test_restart_restores_the_call_and_never_records_twice(tmp_path: Path) -> None:
+    agi_port = free_port()
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, agi_port)
+        async with daemon_running(cfg) as daemon:
+            await start_call(peer)
+            env = env_block(
+                ["direction=inbound", "dialed=4930123456", "linkedid=100.1"],
+                channel=CHANNEL,
+                uniqueid="100.1",
+            )
+            await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
+            await peer.wait_action("MixMonitor", 2)
+            await until(
+                lambda: daemon.app.catalog.load_live_calls().get(CALL, {}).get("state") == "recording"
+            )
+            snapshot = daemon.app.catalog.load_live_calls()[CALL]
+        # the daemon is gone; the PBX still has the call, recording (variables set by the first daemon)
+        rec = next(r for r in snapshot["recordings"] if r["kind"] == "call")
+        peer.channels = [
+            {
+                "Channel": CHANNEL,
+                "ChannelState": "6",
+                "ChannelStateDesc": "Up",
+                "Uniqueid": "100.1",
+                "Linkedid": "100.1",
+            }
+        ]
+        peer.variables = {
+            CHANNEL: {
+                "PBXREC_RESULT": "record",
+                "PBXREC_REC_ID": rec["recording_id"],
+                "PBXREC_REC_PATH": rec["path"],
+            }
+        }
+        before = len(peer.actions("MixMonitor"))
+        async with daemon_running(cfg) as second:
+            assert second.summary.restored_calls == 1
+            await peer.wait_action("Getvar", 1)
+            await asyncio.sleep(0.5)
+            assert len(peer.actions("MixMonitor")) == before  # not recorded twice
+            assert second.app.callbook.state(CALL) == "recording"
+            # the call ended while nobody watched: the resync of a third start ends it
+        peer.channels = []
+        async with daemon_running(cfg) as third:
+            await until(lambda: third.app.callbook.state(CALL) in ("ended", "finalized", ""), 5)
+        assert len(peer.actions("MixMonitor")) == before
