@@ -11,10 +11,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from recorder_checks import Recorder
 
 from consent.generate_prompts import generate
 from pbx_recorder.sandbox import PrivateAsterisk, free_tcp_port, free_udp_port
@@ -82,27 +82,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-
-
-@dataclass
-class Recorder:
-    """The daemon under test plus what a test needs to check it."""
-
-    process: RecorderProcess
-    config_path: Path
-    workdir: Path
-    catalog: CatalogReader
-
-    @property
-    def hot_dir(self) -> Path:
-        return self.workdir / "hot"
-
-    def restart(self, how: str = "term") -> None:
-        if how == "kill":
-            self.process.kill()
-        else:
-            self.process.terminate()
-        self.process.start()
 
 
 @pytest.fixture

@@ -1,0 +1,86 @@
+"""Assertions on what the recorder leaves behind: catalog rows and stored audio files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pbx_recorder.sandbox import audio_stats
+from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess
+
+SHIP_TIMEOUT = 45.0
+
+
+@dataclass
+class Recorder:
+    """The daemon under test plus what a test needs to check it."""
+
+    process: RecorderProcess
+    config_path: Path
+    workdir: Path
+    catalog: CatalogReader
+
+    @property
+    def hot_dir(self) -> Path:
+        return self.workdir / "hot"
+
+    def restart(self, how: str = "term") -> None:
+        """Stop with SIGTERM (``how="term"``) or SIGKILL (``"kill"``), then start again."""
+        if how == "kill":
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.start()
+SHIPPED = ("stored", "verified", "migrated")
+
+
+def wait_call(recorder: Recorder, linkedid: str, timeout: float = SHIP_TIMEOUT,
+              settled: bool = True) -> dict[str, Any]:
+    """The call's catalog row, once it exists (and, with ``settled``, once it is no longer live)."""
+    def probe() -> dict[str, Any] | None:
+        row = recorder.catalog.call_by_linkedid(linkedid)
+        if row and (not settled or row.get("status") not in ("", "live")):
+            return row
+        return None
+    row = recorder.catalog.wait_for(probe, timeout)
+    assert row, f"no catalog row for linkedid {linkedid}:\n{recorder.process.log_tail()}"
+    return row
+
+
+def wait_shipped(recorder: Recorder, linkedid: str, count: int = 1,
+                 timeout: float = SHIP_TIMEOUT) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The call row and its recordings once ``count`` of them are shipped (stored/verified)."""
+    call = wait_call(recorder, linkedid, timeout, settled=False)
+
+    def shipped() -> list[dict[str, Any]] | None:
+        rows = [r for r in recorder.catalog.recordings(call["call_id"]) if r["state"] in SHIPPED]
+        return rows if len(rows) >= count else None
+
+    recs = recorder.catalog.wait_for(shipped, timeout)
+    assert recs, f"recordings of {call['call_id']} not shipped:\n{recorder.process.log_tail()}"
+    return wait_call(recorder, linkedid, 10), recs
+
+
+def stored_file(recorder: Recorder, recording: dict[str, Any]) -> Path:
+    path = (recorder.hot_dir / recording["storage_key"]).resolve()
+    assert str(path).startswith(str(recorder.hot_dir.resolve()) + os.sep), path
+    assert path.is_file(), path
+    return path
+
+
+def assert_audio(recorder: Recorder, recording: dict[str, Any], expect_s: float,
+                 tolerance_s: float = 2.0) -> None:
+    """Non-silent audio of about ``expect_s`` seconds (skips the check for encrypted objects)."""
+    path = stored_file(recorder, recording)
+    assert not recording.get("encrypted"), "sandbox config stores plaintext"
+    stats = audio_stats(path)
+    assert stats.rms > 0.01, stats
+    assert abs(stats.duration_s - expect_s) <= tolerance_s, (stats, expect_s)
+
+
+def audio_files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file() and p.suffix in (".wav", ".raw", ".gsm", ".flac",
+                                                                       ".opus", ".enc")} \
+        if root.exists() else set()
