@@ -19,7 +19,6 @@ Data arrive in arbitrary chunks: :meth:`FrameParser.feed` keeps the incomplete t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 
 Frame = dict[str, "str | list[str]"]
@@ -27,43 +26,40 @@ Frame = dict[str, "str | list[str]"]
 BANNER_PREFIX = "Asterisk Call Manager/"
 END_COMMAND = "--END COMMAND--"
 BODY_KEY = "_body"
-_SPLIT_FRAMES = re.compile(r"\r?\n\r?\n")
-_SPLIT_LINES = re.compile(r"\r?\n")
 
 
 def parse_block(block: str) -> Frame | None:
-    """One message block (no trailing blank line) -> header dict, or None when empty."""
+    """One message block (``\n`` line ends, no trailing blank line) -> header dict, or None."""
     frame: Frame = {}
     body: list[str] = []
-    in_body = False
     follows = False
-    for line in _SPLIT_LINES.split(block):
-        if not line:
-            continue
-        if in_body:
-            if line.strip() != END_COMMAND:
-                body.append(line)
-            continue
+    if "\r" in block:
+        block = block.replace("\r\n", "\n")
+    lines = block.split("\n")
+    for index, line in enumerate(lines):
         key, sep, value = line.partition(": ")
-        if not sep:
-            if line.endswith(":") and " " not in line:  # "Key:" with an empty value
+        if not sep:  # the rare cases: "Key:" with an empty value, a bare line, a body
+            if not line or line == "\r":
+                continue
+            if line.endswith(":") and " " not in line:
                 key, value = line[:-1], ""
             else:
-                if follows or line.strip() == END_COMMAND:
-                    in_body = follows
-                if line.strip() != END_COMMAND:
-                    body.append(line)
+                rest = lines[index:] if follows else [line]
+                body.extend(x for x in rest if x.strip() != END_COMMAND and x)
+                if follows:
+                    break
                 continue
-        key = key.strip().lower()
-        if key == "response" and value.strip() == "Follows":
-            follows = True
-        old = frame.get(key)
-        if old is None:
-            frame[key] = value
-        elif isinstance(old, list):
-            old.append(value)
+        key = key.lower()
+        if key in frame:
+            old = frame[key]
+            if isinstance(old, list):
+                old.append(value)
+            else:
+                frame[key] = [old, value]
         else:
-            frame[key] = [old, value]
+            frame[key] = value
+            if key == "response" and value == "Follows":
+                follows = True
     if body:
         frame[BODY_KEY] = "\n".join(body)
     return frame or None
@@ -86,7 +82,7 @@ class FrameParser:
             self._bytes_tail = b""
         except UnicodeDecodeError as exc:
             if exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
-                self._bytes_tail = data[exc.start:]
+                self._bytes_tail = data[exc.start :]
                 text = data[: exc.start].decode(self.encoding, "replace")
             else:
                 self._bytes_tail = b""
@@ -94,15 +90,15 @@ class FrameParser:
         return text
 
     def feed(self, data: bytes) -> list[Frame]:
-        text = self._tail + self._decode(data)
+        text = (self._tail + self._decode(data)).replace("\r\n", "\n")  # a CRLF may straddle chunks
         if self.version is None and text.startswith(BANNER_PREFIX):
             line, nl, rest = text.partition("\n")
             if not nl:
                 self._tail = text
                 return []
-            self.version = line[len(BANNER_PREFIX):].strip()
+            self.version = line[len(BANNER_PREFIX) :].strip()
             text = rest
-        parts = _SPLIT_FRAMES.split(text)
+        parts = text.split("\n\n")
         self._tail = parts.pop()
         frames = []
         for block in parts:
