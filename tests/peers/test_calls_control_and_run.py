@@ -1,0 +1,105 @@
+"""``calls pause|resume`` over the AMI peer, and ``pbx-recorder run`` stopping on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from ami_peer import AmiPeer
+from test_daemon import CALL, CHANNEL, free_port, write_config
+
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.cli import main
+
+
+def snapshot(channel: str) -> dict[str, object]:
+    return {
+        "call_id": CALL,
+        "state": "recording",
+        "legs": {"100.1": channel},
+        "live": ["100.1"],
+        "recordings": [
+            {"recording_id": f"{CALL}_call001", "channel": channel, "state": "recording"},
+            {"recording_id": f"{CALL}_consent001", "channel": "PJSIP/old-1", "state": "finalized"},
+        ],
+    }
+
+
+async def test_pause_and_resume_mute_the_live_recording_channel(tmp_path: Path) -> None:
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, free_port())
+        catalog = Catalog(tmp_path / "catalog.db")
+        catalog.save_live_call(CALL, snapshot(CHANNEL))
+        catalog.close()
+        assert await asyncio.to_thread(main, ["--config", str(cfg), "calls", "pause", CALL]) == 0
+        assert await asyncio.to_thread(main, ["--config", str(cfg), "calls", "resume", CALL]) == 0
+        mutes = peer.actions("MixMonitorMute")
+        assert [(m["channel"], m["state"], m["direction"]) for m in mutes] == [
+            (CHANNEL, "1", "both"),
+            (CHANNEL, "0", "both"),
+        ]
+        catalog = Catalog(tmp_path / "catalog.db")
+        actions = [e["action"] for e in catalog.audit_entries()]
+        catalog.close()
+        assert sorted(actions) == ["pause", "resume"]
+        assert (
+            await asyncio.to_thread(main, ["--config", str(cfg), "calls", "pause", "pbx1_999.9"]) == 6
+        )  # NotFound
+
+
+async def test_pause_with_hostile_channel_is_refused(tmp_path: Path) -> None:
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, free_port())
+        catalog = Catalog(tmp_path / "catalog.db")
+        catalog.save_live_call(CALL, snapshot("PJSIP/x\r\nAction: Originate"))
+        catalog.close()
+        assert (
+            await asyncio.to_thread(main, ["--config", str(cfg), "calls", "pause", CALL]) == 3
+        )  # AmiActionError
+        assert peer.actions("MixMonitorMute") == [] and peer.actions("Originate") == []
+
+
+async def test_run_stops_on_sigterm_with_exit_0_and_refuses_new_agi(tmp_path: Path) -> None:
+    agi_port = free_port()
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, agi_port)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from pbx_recorder.cli import run_main; run_main()",
+            "--config",
+            str(cfg),
+            "-v",
+            "run",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=str(tmp_path),
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        try:
+            await peer.wait_action("CoreShowChannels", 1, timeout=20)
+
+            async def agi_listening() -> None:
+                while True:
+                    try:
+                        _, w = await asyncio.open_connection("127.0.0.1", agi_port)
+                        w.close()
+                        return
+                    except OSError:
+                        await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(agi_listening(), 10)
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert b"stop requested" in err and b"stopped: events=" in err
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", agi_port)) != 0
