@@ -233,6 +233,7 @@ class Daemon:
         all_started = True
         for command in commands:
             self.summary.commands += 1
+            failed: cmds.StartRecording | None = None
             try:
                 if is_pbx_command(command):
                     for produced in await self.app.ami.execute(command):
@@ -249,6 +250,7 @@ class Daemon:
                 self.summary.command_errors += 1
                 if isinstance(command, cmds.StartRecording):
                     all_started = False
+                    failed = command
                 rid = getattr(command, "recording_id", "-")
                 if isinstance(exc, RecorderError):
                     log.error(
@@ -256,6 +258,16 @@ class Daemon:
                     )
                 else:
                     log.exception("%s failed call=%s rec=%s", type(command).__name__, command.call_id, rid)
+            if failed is not None:  # tell the core the recording never ran (no MixMonitorStop will come)
+                await self.handle(
+                    ev.RecordingStopped(
+                        at=self.clock(),
+                        call_id=failed.call_id,
+                        channel_id=self.app.normalizer.uniqueid_of(failed.channel),
+                        channel=failed.channel,
+                        recording_id=failed.recording_id,
+                    )
+                )
         return all_started
 
     def _spawn(self, coro: Any, command: cmds.Command) -> None:

@@ -251,3 +251,39 @@ async def test_restart_restores_the_call_and_never_records_twice(tmp_path: Path)
         async with daemon_running(cfg) as third:
             await until(lambda: third.app.callbook.state(CALL) in ("ended", "finalized", ""), 5)
         assert len(peer.actions("MixMonitor")) == before
+
+
+async def test_failed_mixmonitor_fails_the_call_closed_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    agi_port = free_port()
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, agi_port)
+        async with daemon_running(cfg) as daemon:
+            peer.errors["MixMonitor"] = "Could not start monitoring channel"
+            await start_call(peer)
+            env = env_block(
+                ["direction=inbound", "dialed=4930123456", "linkedid=100.1"],
+                channel=CHANNEL,
+                uniqueid="100.1",
+            )
+            commands = await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
+            assert agi_vars(commands) == {}  # PBXREC_RESULT unset: the snippet's fail direction
+            assert not any(c.startswith("GET DATA") for c in commands)  # no dialogue without its recording
+            assert daemon.summary.command_errors == 1
+            # the daemon goes on: the next call is handled
+            del peer.errors["MixMonitor"]
+            await peer.emit(
+                {
+                    "Event": "Newchannel",
+                    "Channel": "PJSIP/bob-2",
+                    "Uniqueid": "200.1",
+                    "Linkedid": "200.1",
+                    "ChannelState": "4",
+                }
+            )
+            env2 = env_block(
+                ["direction=inbound", "dialed=4930123456", "linkedid=200.1"],
+                channel="PJSIP/bob-2",
+                uniqueid="200.1",
+            )
+            commands = await asyncio.to_thread(converse, agi_port, env2, agi_answer("1"))
+            assert agi_vars(commands) == {"PBXREC_CONSENT": "granted", "PBXREC_RESULT": "record"}
