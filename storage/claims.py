@@ -127,7 +127,7 @@ class RedisLease:
         return self.held
 
     def renew(self) -> bool:
-        args = [self.token, self.ttl_ms]
+        args: list[str | int] = [self.token, self.ttl_ms]
         self.held = bool(self.claimer._run("lease renew",
                                            lambda: self.claimer._renew(keys=[self.key], args=args)))
         return self.held

@@ -10,6 +10,7 @@ logic; nothing here knows which server answers.  Failures become pbx_recorder.er
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
@@ -28,12 +29,14 @@ from storage.hashing import CHUNK, digests_equal
 from storage.s3_errors import NO_LOCK_CONFIG, error_code, translate
 from storage.s3_lifecycle import S3LifecycleOps
 from storage.s3_objects import (
+    ChainedReader,
     PartHashingReader,
     b64_to_hex,
     check_key,
     decode_metadata,
     encode_metadata,
     encode_tags,
+    read_up_to,
     restore_state,
     tag_set,
 )
@@ -144,43 +147,65 @@ class S3Tier(S3LifecycleOps):
             extra["StorageClass"] = opts.storage_class or self.storage_class
         if isinstance(source, str | Path):
             with open(source, "rb") as raw:
-                reader = self._upload(full, raw, extra)
-        else:
-            reader = self._upload(full, source, extra)
+                return self._put_stream(key, full, raw, sha256, opts, extra)
+        return self._put_stream(key, full, source, sha256, opts, extra)
+
+    def _put_stream(self, key: str, full: str, raw: BinaryIO, sha256: str | None, opts: PutOptions,
+                    extra: dict[str, Any]) -> StoredObject:
+        first = read_up_to(raw, self.part_size)
+        if len(first) < self.part_size:
+            return self._put_single(key, full, first, sha256, extra)
+        reader = PartHashingReader(ChainedReader(first, raw), self.part_size)
+        self._call("upload", key, self.client.upload_fileobj, Fileobj=reader, Bucket=self.bucket, Key=full,
+                   ExtraArgs=extra, Config=self.transfer)
         digest = reader.hexdigest()
-        if sha256 and not digests_equal(digest, sha256):
-            self._discard(full, "source bytes do not match the expected hash")
-            raise IntegrityError(f"S3 tier {self.name!r}: {key}: source hashed to sha256:{digest}, "
-                                 f"expected {sha256}")
-        multipart = reader.size >= self.part_size
-        if multipart:
-            self._reapply_after_multipart(key, full, opts, extra)
+        self._check_expected(key, full, digest, sha256, uploaded=True)
+        self._reapply_after_multipart(key, full, opts, extra)
         head = self._head(key, ChecksumMode="ENABLED")
-        self._check_landed(key, head, reader, multipart)
-        log.info("stored %s on %s (%d bytes, sha256 %s, %s)", key, self.name, reader.size, digest,
-                 "multipart" if multipart else "single part")
+        self._check_landed(key, head, reader)
+        log.info("stored %s on %s (%d bytes, sha256 %s, multipart)", key, self.name, reader.size, digest)
         return StoredObject(tier=self.name, key=key, size=reader.size, sha256=digest,
                             storage_class=head.get("StorageClass") or extra.get("StorageClass", "STANDARD"),
                             version_id=head.get("VersionId") or "")
 
-    def _upload(self, full: str, raw: BinaryIO, extra: dict[str, Any]) -> PartHashingReader:
-        reader = PartHashingReader(raw, self.part_size)
-        self._call("upload", full, self.client.upload_fileobj, Fileobj=reader, Bucket=self.bucket, Key=full,
-                   ExtraArgs=extra, Config=self.transfer)
-        return reader
+    def _put_single(self, key: str, full: str, body: bytes, sha256: str | None,
+                    extra: dict[str, Any]) -> StoredObject:
+        """One PUT carrying our SHA-256 (the server must refuse a mismatch with BadDigest)."""
+        raw_digest = hashlib.sha256(body).digest()
+        digest, b64 = raw_digest.hex(), base64.b64encode(raw_digest).decode()
+        self._check_expected(key, full, digest, sha256, uploaded=False)
+        resp = self._call("upload", key, self.client.put_object, Bucket=self.bucket, Key=full, Body=body,
+                          ChecksumSHA256=b64, **extra)
+        version = str(resp.get("VersionId") or "")
+        if resp.get("ChecksumSHA256") != b64:  # the server did not confirm our checksum: look again
+            head = self._head(key, ChecksumMode="ENABLED")
+            version = str(head.get("VersionId") or version)
+            ok = int(head.get("ContentLength", -1)) == len(body) and (
+                head.get("ChecksumSHA256") == b64 or not self.verify_readback or self.verify(key, digest))
+            if not ok:
+                raise IntegrityError(f"S3 tier {self.name!r}: {key}: the stored object does not hash to "
+                                     f"sha256:{digest}")
+        log.info("stored %s on %s (%d bytes, sha256 %s)", key, self.name, len(body), digest)
+        return StoredObject(tier=self.name, key=key, size=len(body), sha256=digest,
+                            storage_class=extra.get("StorageClass", "STANDARD"), version_id=version)
 
-    def _check_landed(self, key: str, head: dict[str, Any], reader: PartHashingReader,
-                      multipart: bool) -> None:
+    def _check_expected(self, key: str, full: str, digest: str, sha256: str | None, *,
+                        uploaded: bool) -> None:
+        if sha256 and not digests_equal(digest, sha256):
+            if uploaded:
+                self._discard(full, "source bytes do not match the expected hash")
+            raise IntegrityError(f"S3 tier {self.name!r}: {key}: source hashed to sha256:{digest}, "
+                                 f"expected {sha256}")
+
+    def _check_landed(self, key: str, head: dict[str, Any], reader: PartHashingReader) -> None:
         if int(head.get("ContentLength", -1)) != reader.size:
             raise IntegrityError(f"S3 tier {self.name!r}: {key}: stored size {head.get('ContentLength')} "
                                  f"!= {reader.size} bytes sent")
         stored = str(head.get("ChecksumSHA256") or "")
-        if stored and not multipart and "-" not in stored:
-            ok = digests_equal(b64_to_hex(stored), reader.hexdigest())
-        elif stored and multipart and "-" in stored:
-            ok = stored == reader.composite_b64()
-        else:
-            ok = not self.verify_readback  # the server checked our SHA-256 on receipt; trust it?
+        ok = stored == reader.composite_b64() if "-" in stored else (
+            bool(stored) and digests_equal(b64_to_hex(stored), reader.hexdigest()))
+        if not ok and not stored and not self.verify_readback:
+            ok = True  # every part carried a SHA-256 the server checked on receipt
         if not ok:  # no usable server checksum (or a layout we did not predict): read back and hash
             log.debug("%s: server checksum %r not usable; verifying by read-back", key, stored)
             ok = self.verify(key, reader.hexdigest())

@@ -67,12 +67,45 @@ def b64_to_hex(value: str) -> str:
     return base64.b64decode(value).hex()
 
 
+def read_up_to(raw: BinaryIO, n: int) -> bytes:
+    """Read ``n`` bytes, or fewer only at EOF (pipes and sockets may return short reads)."""
+    first = raw.read(n)
+    if len(first) == n or not first:
+        return first
+    chunks, got = [first], len(first)
+    while got < n:
+        block = raw.read(n - got)
+        if not block:
+            break
+        chunks.append(block)
+        got += len(block)
+    return b"".join(chunks)
+
+
+class ChainedReader:
+    """``head`` bytes already read, then the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            take = len(self._head) if n < 0 else min(n, len(self._head))
+            block = bytes(self._head[:take])
+            self._head = self._head[take:]
+            if n < 0:
+                block += self._raw.read()
+            return block
+        return self._raw.read(n)
+
+
 class PartHashingReader:
     """Feeds an upload while hashing: SHA-256 of everything read, plus SHA-256 of every
     ``part_size`` slice so a multipart composite checksum can be checked without a download.
     It exposes only ``read`` so s3transfer reads it sequentially (non-seekable path)."""
 
-    def __init__(self, raw: BinaryIO, part_size: int) -> None:
+    def __init__(self, raw: BinaryIO | ChainedReader, part_size: int) -> None:
         self._raw = raw
         self._part_size = part_size
         self._whole = hashlib.sha256()

@@ -156,7 +156,9 @@ def seaweedfs_server(workdir: Path | None = None, timeout: float = 60.0,
     args = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={chosen['master']}", f"-volume.port={chosen['volume']}", "-filer",
             f"-filer.port={chosen['filer']}", "-s3", f"-s3.port={s3_port}", f"-s3.config={conf}",
-            "-master.volumeSizeLimitMB=64", "-volume.max=0", "-metricsPort=0"]
+            "-master.volumeSizeLimitMB=64", "-volume.max=0", "-metricsPort=0",
+            # fixed default ports would collide between instances; no telemetry from tests
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"]
     sse_key = base / "sse.key"  # kept with the data so a restart can still read SSE-S3 objects
     if not sse_key.exists():
         sse_key.write_text(secrets.token_hex(32))
