@@ -145,6 +145,11 @@ def test_integrity_failures_are_detected(weed_tier) -> None:
     data = os.urandom(20_000)
     with pytest.raises(IntegrityError, match="expected"):
         tier.put("bad.wav", io.BytesIO(data), sha256=sha(b"something else"))
+    assert tier.stat("bad.wav") is None  # refused before anything was sent
+    big = os.urandom(9 * MB)
+    with pytest.raises(IntegrityError, match="expected"):
+        tier.put("bad-big.wav", io.BytesIO(big), sha256=sha(b"something else"))
+    assert tier.stat("bad-big.wav") is None  # uploaded, then removed again
     stored = tier.put("good.wav", io.BytesIO(data), sha256=sha(data))
     tier.client.put_object(Bucket=tier.bucket, Key="rec/good.wav", Body=data[:-1] + b"\x00")  # tamper
     assert not tier.verify("good.wav", stored.sha256)
