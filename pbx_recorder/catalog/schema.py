@@ -36,7 +36,7 @@ MIGRATIONS: list[str] = [
         status           TEXT NOT NULL DEFAULT '',     -- answered | no_answer | busy | failed | live
         rule             TEXT NOT NULL DEFAULT '',
         record_decision  TEXT NOT NULL DEFAULT '',     -- record | no_record | refused | failed_open ...
-        consent_decision TEXT NOT NULL DEFAULT '',     -- granted | refused | timeout | invalid | hangup | notified | not_required
+        consent_decision TEXT NOT NULL DEFAULT '',     -- granted|refused|timeout|invalid|hangup|notified|...
         consent          TEXT NOT NULL DEFAULT '{}',   -- JSON ConsentEvidence
         tags             TEXT NOT NULL DEFAULT '[]',   -- JSON list
         retention_class  TEXT NOT NULL DEFAULT '',
@@ -53,7 +53,7 @@ MIGRATIONS: list[str] = [
         call_id          TEXT NOT NULL REFERENCES calls(call_id),
         kind             TEXT NOT NULL DEFAULT 'call', -- call | consent
         mode             TEXT NOT NULL DEFAULT 'mixed',-- mixed | dual | stereo
-        state            TEXT NOT NULL,                -- recording|paused|stopped|spooled|stored|verified|migrated|expired|erased
+        state            TEXT NOT NULL, -- recording|paused|stopped|spooled|stored|verified|migrated|...
         format           TEXT NOT NULL DEFAULT 'wav',
         duration_s       REAL,
         size             INTEGER,
