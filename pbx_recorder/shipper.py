@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 PrepareStage = Callable[[Path, Manifest], tuple[Path, Manifest]]
 DONE_STATES = ("verified", "migrated")
 CATALOG_PROCESSING_KEYS = ("format", "encrypted", "key_id", "wrapped_key", "storage_class")
+# Archive classes cannot be read back before a restore: for them the checksum the tier
+# checked during put() is the verification (the tier raises IntegrityError on mismatch).
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 
 class Claimer(Protocol):
@@ -153,7 +156,11 @@ class Shipper:
         manifest_file.write_bytes(manifest.to_json())
         for (path, expected), key in zip([*prepared, (manifest_file, None)], keys, strict=True):
             obj = tier.put(key, path, sha256=expected, options=opts)
-            if not tier.verify(key, obj.sha256):
+            if obj.storage_class.upper() in ARCHIVE_CLASSES or opts.storage_class.upper() in ARCHIVE_CLASSES:
+                if expected is not None and not digests_equal(obj.sha256, expected):
+                    raise IntegrityError(f"tier {tier.name}: {key} stored with another hash",
+                                         call_id=manifest.call_id)
+            elif not tier.verify(key, obj.sha256):
                 raise IntegrityError(f"tier {tier.name}: {key} does not verify after put",
                                      call_id=manifest.call_id)
             stored.append(obj)

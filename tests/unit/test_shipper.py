@@ -195,3 +195,27 @@ def test_signing_hook_from_crypto_helper_fits(env):
     row = catalog.get_recording(RID)
     assert row["state"] == "verified" and row["signature"]
     assert verify_manifest(row["manifest"], row["signature"], key.public_key())
+
+
+class ArchiveTier(LocalTier):
+    """Like an S3 tier writing GLACIER objects: unreadable until restored."""
+
+    def put(self, key, source, *, sha256=None, options=None):
+        from dataclasses import replace
+        stored = super().put(key, source, sha256=sha256, options=options)
+        return replace(stored, storage_class="GLACIER")
+
+    def verify(self, key, sha256):
+        from pbx_recorder.errors import ObjectNotRestored
+        raise ObjectNotRestored(f"{key} is in GLACIER")
+
+
+def test_archive_class_is_verified_by_put_checksum_not_readback(env):
+    spool, catalog, tmp = env
+    tier = ArchiveTier("cold", tmp / "cold")
+    summary = Shipper(spool, catalog, lambda r: tier).ship_once()
+    assert summary.shipped == [RID]
+    assert not spool.is_complete(RID)
+    row = catalog.get_recording(RID)
+    assert row["storage_class"] == "GLACIER"
+    assert row["sha256"] == hashlib.sha256(AUDIO).hexdigest()
