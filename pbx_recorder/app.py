@@ -104,7 +104,7 @@ def build_app(config: Any) -> App:
     pipeline = Pipeline(
         spool, catalog=catalog, stable_ms=spool_cfg.stable_ms, closure_timeout_s=spool_cfg.closure_timeout_s
     )
-    shipper = _build_shipper(config, spool, catalog)
+    shipper, tiers = _build_shipper(config, spool, catalog)
     consent_cfg = config.consent
     prompts = _build_prompts(consent_cfg)
     vip = VipDirectory(file=config.vip.file, redis_url=config.redis.url, redis_key=config.vip.redis_key)
@@ -129,6 +129,7 @@ def build_app(config: Any) -> App:
         vip=vip,
         settings=settings,
         shutdown_grace_s=float(getattr(config, "shutdown_grace_s", DEFAULT_SHUTDOWN_GRACE_S)),
+        extras={"tiers": tiers},
     )
 
 
@@ -139,7 +140,7 @@ def _build_prompts(consent_cfg: Any) -> Any:
     return PromptCatalog(prompts_dir, default_language=consent_cfg.default_language)
 
 
-def _build_shipper(config: Any, spool: Spool, catalog: Catalog) -> Shipper:
+def _build_shipper(config: Any, spool: Spool, catalog: Catalog) -> tuple[Shipper, dict[str, Any]]:
     from storage.factory import build_tiers
 
     tiers = build_tiers(config.storage)
@@ -165,12 +166,16 @@ def _build_shipper(config: Any, spool: Spool, catalog: Catalog) -> Shipper:
         prepare.append(EncryptStage(keyring, current_key_id(config)))
     after: list[Any] = []
     key_file = config.signing.key_file
-    if key_file is not None and Path(key_file).is_file():
-        from pbx_recorder.signing import SignAfterStore, load_signing_key
+    if key_file is not None:
+        from pbx_recorder.signing import SignAfterStore, generate_signing_key, load_signing_key
 
+        if not Path(key_file).is_file():
+            # First start: make the node's manifest-signing key (0600, public key beside it).
+            generate_signing_key(key_file)
+            log.warning("generated a new manifest signing key at %s (public key %s.pub)", key_file, key_file)
         after.append(SignAfterStore(load_signing_key(key_file)))
     else:
-        log.warning("signing key %s not found: manifests will not be signed", key_file)
+        log.warning("signing.key_file is not set: manifests will not be signed")
     from pbx_recorder.ledger import StoredLedgerHook
 
     after.append(StoredLedgerHook())
@@ -179,6 +184,7 @@ def _build_shipper(config: Any, spool: Spool, catalog: Catalog) -> Shipper:
         from storage.claims import RedisClaimer
 
         claimer = RedisClaimer(config.redis.url, config.node)
-    return Shipper(
+    shipper = Shipper(
         spool, catalog, tier_for_region, prepare_stages=prepare, after_store=after, claimer=claimer
     )
+    return shipper, tiers

@@ -101,6 +101,7 @@ class Daemon:
         recovered, incomplete = await asyncio.to_thread(self.app.spool.recover)
         if recovered or incomplete:
             log.info("spool recovery: %d repaired, %d need an operator", len(recovered), len(incomplete))
+        await asyncio.to_thread(self._abort_stale_uploads)
         self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
         self.agi.start()
         log.info(
@@ -127,6 +128,23 @@ class Daemon:
         self.summary.unfinished_jobs = len(self._jobs)
         log.info("pbx-recorder stopped: %s", self.summary.line())
         return self.summary
+
+    def _abort_stale_uploads(self) -> None:
+        """A shipper killed mid-upload leaves multipart uploads behind: abort them.  A single
+        node (no Redis) owns every upload under its prefix; with Redis, other nodes may be
+        uploading right now, so only uploads older than an hour are aborted."""
+        older_than_s = 3600.0 if self.app.config.redis.url else 0.0
+        for name, tier in self.app.extras.get("tiers", {}).items():
+            abort = getattr(tier, "abort_stale_uploads", None)
+            if abort is None:
+                continue
+            try:
+                aborted = abort(older_than_s)
+            except RecorderError as exc:
+                log.warning("tier %s: could not list stale multipart uploads: %s", name, exc)
+                continue
+            if aborted:
+                log.info("tier %s: aborted %d stale multipart uploads", name, aborted)
 
     async def _shutdown(
         self,
