@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pbx_recorder.sandbox.ports import DEFAULT_ALLOCATOR, PortAllocator
-from pbx_recorder.sandbox.sipp_scenarios import uac_scenario, uas_scenario
+from pbx_recorder.sandbox.sipp_scenarios import build_timeline, uac_scenario, uas_scenario
 
 _SEQ = itertools.count(1)
 
@@ -95,19 +95,21 @@ class _SippProcess:
 class SippCall(_SippProcess):
     """UAC: ``calls`` calls (``concurrent`` at once) to ``did`` on ``asterisk_port``.
 
-    ``timeline``: ``[(ms_after_answer, "audio" | "dtmf:<d>")]``; by default audio is played
-    from the answer on, repeated every 7 s until ``hangup_after_s``.  The UAC hangs up after
+    ``dtmf``: ``[(ms_after_answer, digit)]`` RFC 2833 digits over continuous caller audio
+    (see :func:`build_timeline`); ``timeline`` instead gives full control:
+    ``[(ms_after_answer, "audio" | "dtmf:<d>")]``.  The UAC hangs up after
     ``hangup_after_s`` unless Asterisk sends a BYE first (both count as success).
     """
 
     def __init__(self, workdir: str | Path, asterisk_port: int, did: str, *, hangup_after_s: float = 5.0,
-                 timeline: list[tuple[int, str]] | None = None, from_user: str = "5551234",
+                 dtmf: list[tuple[int, str]] = (), timeline: list[tuple[int, str]] | None = None,
+                 from_user: str = "5551234",
                  from_display: str = "", test_tag: str = "", calls: int = 1, concurrent: int | None = None,
                  rate_per_s: float = 10.0, timeout_s: float | None = None,
                  ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
         hang_ms = int(hangup_after_s * 1000)
         if timeline is None:
-            timeline = [(t, "audio") for t in range(0, hang_ms, 7000)]
+            timeline = build_timeline(hang_ms, list(dtmf))
         headers = {"X-Test-Tag": test_tag} if test_tag else {}
         scenario = uac_scenario(did, from_user, from_display, hang_ms, timeline, headers)
         limit = concurrent or calls

@@ -26,6 +26,21 @@ a=sendrecv
 _DTMF_NAMES = {"*": "star", "#": "pound"}
 
 
+def build_timeline(hangup_after_ms: int, dtmf: list[tuple[int, str]] = ()) -> list[tuple[int, str]]:
+    """Continuous caller audio with RFC 2833 ``dtmf`` digits ``[(at_ms, digit)]`` in between.
+
+    sipp stops the running pcap when it starts another, so audio is resumed 300 ms after
+    each digit and replayed every 7 s (the length of g711a.pcap) until the hang-up.
+    """
+    digits = sorted(dtmf)
+    starts = [0] + [at + 300 for at, _ in digits]
+    stops = [at for at, _ in digits] + [hangup_after_ms]
+    timeline = [(at, f"dtmf:{digit}") for at, digit in digits]
+    for start, stop in zip(starts, stops, strict=True):
+        timeline += [(t, "audio") for t in range(start, stop, AUDIO_PCAP_MS)]
+    return sorted(timeline)
+
+
 def pcap_for(action: str) -> str:
     if action == "audio":
         return f"{PCAP_DIR}/g711a.pcap"

@@ -37,10 +37,18 @@ def test_mixmonitor_in_dialplan_records_real_audio(asterisk: PrivateAsterisk, tm
     assert abs(stats.duration_s - 5.0) < 1.0, stats
 
 
+def test_caller_audio_continues_after_a_digit(asterisk: PrivateAsterisk, tmp_path: Path) -> None:
+    # Asterisk 16 writes only the frames it gets: a gap in the caller's RTP would shorten the file.
+    result = call(asterisk, tmp_path, "7001", hangup_after_s=9, test_tag="selftest_gap", dtmf=[(1000, "5")])
+    assert result.ok, result.errors
+    stats = audio_stats(wait_file_closed(asterisk.selftest_dir / "selftest_gap.wav"))
+    assert stats.rms > 0.01 and abs(stats.duration_s - 9.0) < 1.0, stats
+
+
 def test_rfc2833_digit_reaches_read(asterisk: PrivateAsterisk, ami: AmiProbe, tmp_path: Path) -> None:
     since = len(ami.events)
     result = call(asterisk, tmp_path, "7002", hangup_after_s=5, test_tag="selftest_dtmf",
-                  timeline=[(0, "audio"), (2000, "dtmf:7")])
+                  dtmf=[(2000, "7")])
     assert result.ok, result.errors
     assert user_event(ami, "PbxrecSelftest", "selftest_dtmf", since=since)["Digits"] == "7"
 
@@ -135,7 +143,7 @@ def test_generated_prompt_plays_and_dtmf_reaches_agi(asterisk: PrivateAsterisk, 
 
     with FakeAgi(asterisk.agi_port, script) as agi:
         result = call(asterisk, tmp_path, did, hangup_after_s=5,
-                      timeline=[(0, "audio"), (1500, "dtmf:1")])
+                      dtmf=[(1500, "1")])
     assert result.ok, result.errors
     session = agi.sessions[0]
     assert session["env"]["agi_language"] == language
@@ -144,8 +152,9 @@ def test_generated_prompt_plays_and_dtmf_reaches_agi(asterisk: PrivateAsterisk, 
 
 def test_hostile_from_headers_reach_agi_as_data_only(asterisk: PrivateAsterisk, ami: AmiProbe,
                                                      tmp_path: Path) -> None:
-    hostile = [("..%2F..%2Fetc%2Fpasswd", "../../etc/passwd"), ("1234%0d%0aAction:%20Originate", "x\\r\\ny"),
-               ("5" * 200, "N" * 10_000), ("4930", "Zoë 李 \U0001F600"), ("", "")]
+    hostile = [("..%2F..%2Fetc%2Fpasswd", "../../etc/passwd"),
+               ("1234%0d%0aAction%3a%20Originate", "x\\r\\ny"), ("5" * 200, "N" * 10_000),
+               ("4930", "Zoë 李 \U0001F600"), ("", "")]
     with FakeAgi(asterisk.agi_port, _answer("norecord")) as agi:
         for user, display in hostile:
             result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=2, from_user=user,
@@ -185,3 +194,18 @@ def test_drop_ami_connections_cuts_other_sessions_only(asterisk: PrivateAsterisk
     finally:
         victim.close()
     assert ami.action({"Action": "Ping"})["Response"] == "Success"
+
+
+def test_asterisk16_passes_crlf_caller_id_into_ami_events(asterisk: PrivateAsterisk, ami: AmiProbe,
+                                                          tmp_path: Path) -> None:
+    """A measured PBX fact the AMI adapter must survive: a percent-encoded CRLF in the SIP From
+    user becomes raw CRLF in every AMI event's CallerIDNum, so injected headers (here a second
+    ``Channel:``) follow it.  The genuine headers come first: parsers must keep the first value."""
+    since = len(ami.events)
+    with FakeAgi(asterisk.agi_port, _answer("norecord")):
+        result = call(asterisk, tmp_path, "8001", hangup_after_s=2,
+                      from_user="1%0d%0aChannel%3a%20Local/1%40evil")
+    assert result.ok, result.errors
+    event = ami.wait_event(lambda e: e.get("Event") == "Newchannel" and e.get("CallerIDNum") == "1",
+                           timeout=10, since=since)
+    assert event["Channel"].startswith("PJSIP/caller-")  # first occurrence (AmiProbe keeps the first)

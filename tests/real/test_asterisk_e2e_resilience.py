@@ -119,11 +119,12 @@ def test_daemon_down_call_continues_unrecorded_with_reason(asterisk: PrivateAste
 
 HOSTILE = [
     ("..%2F..%2F..%2Fetc%2Fpasswd", "../../../etc/passwd"),
-    ("1%0d%0aAction:%20Originate%0d%0aChannel:%20Local/1@x", "a\\r\\nAction: Setvar\\r\\nVariable: PWNED"),
+    ("1%0d%0aAction%3a%20Originate%0d%0aChannel%3a%20Local/1%40x",
+     "a\\r\\nAction: Setvar\\r\\nVariable: PWNED"),
     ("6" * 300, "Z" * 10_000),
     ("4930%E6%9D%8E", "Zoë 李 \U0001F600 \u202e"),
     ("", ""),
-    ("%00%2e%2e", "\\x00"),
+    ("%2e%2e%5c%2e%2e%5cwin.ini", "..\\..\\boot.ini"),
 ]
 
 
