@@ -1,0 +1,116 @@
+"""Lag from answer / consent to ``MixMonitorStart`` on a real private Asterisk with the recorder.
+
+    .venv/bin/python bench/bench_mixmonitor_lag.py [--calls 50] [--seconds 6]
+
+Three runs of ``--calls`` concurrent sipp calls, timed on the bench's own AMI connection:
+
+* baseline  MixMonitor straight from the dialplan (DID 7001): answer -> MixMonitorStart
+* none      recorder rule with ``consent: none``: answer -> MixMonitorStart (AGI + decision + AMI action)
+* notify    recorder rule with ``consent: notify``: end of the notice (AGIExecEnd) -> MixMonitorStart
+
+Prints p50 / p99 / max per run and the ratio to the baseline; the target is p99 < 50 ms.
+Nothing here asserts: it is a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from consent.generate_prompts import generate  # noqa: E402
+from pbx_recorder.sandbox import PrivateAsterisk, SippCall  # noqa: E402
+from pbx_recorder.sandbox.ami_probe import AmiProbe  # noqa: E402
+from pbx_recorder.sandbox.recorder import TEST_RULES, RecorderProcess, write_recorder_config  # noqa: E402
+
+RULES_NONE = [{"name": "bench-none", "match": {"dialed": ["8003"]},
+               "action": {"record": "yes", "consent": "none"}}] + TEST_RULES[1:]
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def _lags(probe: AmiProbe, since: int, prefix: str, start_event: str) -> list[float]:
+    """Per channel of this run: seconds from the start mark to its MixMonitorStart."""
+    start: dict[str, float] = {}
+    lags: list[float] = []
+    for at, event in probe.events[since:]:
+        if not event.get("CallerIDNum", "").startswith(prefix):
+            continue
+        uid, name = event.get("Uniqueid", ""), event.get("Event")
+        if start_event == "answer" and name == "Newstate" and event.get("ChannelState") == "6":
+            start.setdefault(uid, at)
+        elif start_event == "notice" and name == "AGIExecEnd" and "STREAM FILE" in event.get("Command", ""):
+            start[uid] = at  # the last prompt before recording starts
+        elif name == "MixMonitorStart" and uid in start:
+            lags.append(at - start.pop(uid))
+    return lags
+
+
+def _run(pbx: PrivateAsterisk, probe: AmiProbe, work: Path, did: str, prefix: str, calls: int,
+         seconds: float, start_event: str) -> list[float]:
+    since = len(probe.events)
+    result = SippCall(work, pbx.sip_port, did, hangup_after_s=seconds, from_user=f"{prefix}[call_number]",
+                      test_tag=f"bench{prefix}", calls=calls, concurrent=calls, rate_per_s=calls,
+                      timeout_s=seconds + 60).start().wait()
+    if not result.ok:
+        print(f"  sipp exit {result.returncode}: {result.errors[-300:]}")
+    return _lags(probe, since, prefix, start_event)
+
+
+def _report(name: str, lags: list[float], calls: int, baseline: float | None) -> float:
+    if not lags:
+        print(f"{name:9} no MixMonitorStart measured (0/{calls})")
+        return 0.0
+    ms = [x * 1000 for x in lags]
+    p50, p99 = statistics.median(ms), _percentile(ms, 99)
+    ratio = f"  x{p99 / baseline:.1f} baseline p99" if baseline else ""
+    print(f"{name:9} n={len(ms):3}/{calls}  p50={p50:7.1f} ms  p99={p99:7.1f} ms  max={max(ms):7.1f} ms"
+          f"  {'OK' if p99 < 50 else 'ABOVE'} target 50 ms{ratio}")
+    return p99
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, recordings)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pbxrec-bench-"))
+    generate(work / "prompts")
+    pbx = PrivateAsterisk(work / "asterisk")
+    recorder = None
+    probe = None
+    try:
+        pbx.start()
+        probe = pbx.ami_probe()
+        base = _run(pbx, probe, work, "7001", "3001", args.calls, args.seconds, "answer")
+        baseline = _report("baseline", base, args.calls, None)
+        config = write_recorder_config(work / "recorder", pbx, work / "prompts", rules=RULES_NONE)
+        recorder = RecorderProcess(config, pbx, work / "recorder.log").start()
+        _report("none", _run(pbx, probe, work, "8003", "3002", args.calls, args.seconds, "answer"),
+                args.calls, baseline)
+        _report("notify", _run(pbx, probe, work, "8001", "3003", args.calls, args.seconds + 4, "notice"),
+                args.calls, baseline)
+    finally:
+        if recorder is not None:
+            recorder.terminate()
+        if probe is not None:
+            probe.close()
+        pbx.stop()
+        if args.keep:
+            print(f"work directory: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
