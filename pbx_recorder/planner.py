@@ -7,7 +7,12 @@ Bytes per recorded hour, per stored format (mono telephony audio, 8 kHz):
 * ``flac`` lossless, level 5: about 65 % of the PCM for speech -> ~37 MB/h.  Measured here with
   sox on espeak-ng speech at 8 kHz (37.3 MB/h; with a -50 dB noise floor 37.5 MB/h); real lines
   vary, ``bench/bench_transcode.py`` prints the figure for this machine.
-* ``opus`` 16 kbit/s VBR voice in Ogg: 2,000 B/s + ~1.5 % container overhead -> ~7.3 MB/h.
+* ``opus`` the archival setting of ``storage/transcode.py`` (opusenc, 12 kbit/s VBR, 60 ms
+  packets): nominal 12,000 / 8 = 1,500 B/s -> 5.40 MB/h, plus the Ogg page overhead
+  measured by ``bench/bench_transcode.py`` (0.162 MB/h: ~1 page/s) -> 5.56 MB/h.  Speech
+  with pauses comes in below the nominal rate (the bench measured 5.14 MB/h on espeak-ng
+  speech); the planner keeps the nominal figure so it does not under-provision.
+  Dual-channel (stereo) recordings are encoded at 12 kbit/s per channel: twice this.
 
 MB = 10^6 bytes.  A month is 365.25 / 12 days.  A recording is on the hot tier for
 ``cold_after`` days (or its whole retention when that is shorter / no cold tier), then
@@ -23,7 +28,7 @@ BYTES_PER_HOUR: Mapping[str, float] = {
     "wav": 8000 * 2 * 3600,  # 57.6 MB
     "gsm": 1650 * 3600,  # 5.94 MB
     "flac": 37.3e6,
-    "opus": 2000 * 3600 * 1.015,  # ~7.31 MB
+    "opus": 12_000 / 8 * 3600 + 0.162e6,  # 5.562 MB: nominal 12 kbit/s + measured Ogg overhead
 }
 MONTH_DAYS = 365.25 / 12
 

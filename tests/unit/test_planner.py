@@ -9,7 +9,8 @@ from pbx_recorder.cli import main
 def test_bytes_per_hour_figures():
     assert planner.BYTES_PER_HOUR["wav"] == 57_600_000
     assert planner.BYTES_PER_HOUR["gsm"] == 5_940_000
-    assert 7.2e6 < planner.BYTES_PER_HOUR["opus"] < 7.4e6
+    assert planner.BYTES_PER_HOUR["opus"] == pytest.approx(5.562e6)  # 12 kbit/s + Ogg overhead
+    assert planner.BYTES_PER_HOUR["opus"] <= 8e6  # the archival target
     assert planner.BYTES_PER_HOUR["gsm"] < planner.BYTES_PER_HOUR["flac"] < planner.BYTES_PER_HOUR["wav"]
 
 
