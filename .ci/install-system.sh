@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite and the demo need:
-# Asterisk 16 (from Debian bullseye / bullseye-security), sipp, redis-server, sox, espeak-ng.
+# Asterisk 16 (from Debian bullseye / bullseye-security), sipp, redis-server, sox, espeak-ng,
+# opus-tools (opusenc/opusdec: archival Opus transcoding; Debian's sox cannot write Opus).
 # The Debian mirror is derived from this machine's own apt sources (their URIs: lines);
 # no registry host is written here.
 set -euo pipefail
@@ -11,6 +12,7 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v opusenc >/dev/null 2>&1 || need+=(opus-tools)
 [ -d /usr/share/asterisk/sounds/en ] || need+=(asterisk-core-sounds-en-gsm)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-system: everything present"
@@ -62,7 +64,7 @@ PREF
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng >/dev/null
+  asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools >/dev/null
 # The Debian package starts a system Asterisk on the default ports; tests run private ones.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop asterisk 2>/dev/null || true; fi
 $SUDO pkill -x asterisk 2>/dev/null || true
