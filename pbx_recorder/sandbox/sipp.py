@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,7 @@ class SippCall(_SippProcess):
     """
 
     def __init__(self, workdir: str | Path, asterisk_port: int, did: str, *, hangup_after_s: float = 5.0,
-                 dtmf: list[tuple[int, str]] = (), timeline: list[tuple[int, str]] | None = None,
+                 dtmf: Sequence[tuple[int, str]] = (), timeline: list[tuple[int, str]] | None = None,
                  from_user: str = "5551234",
                  from_display: str = "", test_tag: str = "", calls: int = 1, concurrent: int | None = None,
                  rate_per_s: float = 10.0, timeout_s: float | None = None,

@@ -8,6 +8,8 @@ Asterisk; if none comes by ``hangup_after_ms`` it sends its own BYE.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 PCAP_DIR = "/usr/share/sip-tester"
 AUDIO_PCAP_MS = 7000
 
@@ -26,7 +28,7 @@ a=sendrecv
 _DTMF_NAMES = {"*": "star", "#": "pound"}
 
 
-def build_timeline(hangup_after_ms: int, dtmf: list[tuple[int, str]] = ()) -> list[tuple[int, str]]:
+def build_timeline(hangup_after_ms: int, dtmf: Sequence[tuple[int, str]] = ()) -> list[tuple[int, str]]:
     """Continuous caller audio with RFC 2833 ``dtmf`` digits ``[(at_ms, digit)]`` in between.
 
     sipp stops the running pcap when it starts another, so audio is resumed 300 ms after
