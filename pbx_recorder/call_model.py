@@ -142,17 +142,50 @@ def _int(value: object) -> int | None:
         return None
 
 
+# CDR keys that may carry the dialplan's CDR(pbxrec_dnid) (cdr_manager.conf mapping
+# ``pbxrec_dnid => PbxrecDnid`` arrives lower-cased as ``pbxrecdnid``).
+DNID_CDR_KEYS = ("pbxrec_dnid", "pbxrecdnid")
+
+
+def dialed_number(call: Call) -> str:
+    """The number the call was placed to.
+
+    The consent request's ``dialed`` (AGI ``dialed=``) first, then the CDR's ``pbxrec_dnid``
+    (set by the dialplan snippet before any Goto), and only then the CDR's ``dst`` -- which a
+    dialplan ``Goto`` rewrites (e.g. to "1") -- or the channel's first extension.
+    """
+    if call.dialed:
+        return call.dialed
+    cdrs = [c for c in (call.cdr,) if c] + call.cdrs
+    for cdr in cdrs:
+        for key in DNID_CDR_KEYS:
+            if cdr.get(key):
+                return cdr[key]
+    return (call.cdr or {}).get("dst", "") or call.exten
+
+
+def callee_and_did(call: Call) -> tuple[str, str]:
+    """``(callee_num, did)``: the callee is the dialed number; the DID only for inbound calls."""
+    number = dialed_number(call)
+    return number, number if call.direction == "inbound" else ""
+
+
 def recording_metadata(call: Call, rec: Recording) -> dict[str, Any]:
     """The manifest's call part for one recording (JSON-safe)."""
     decision = call.decision or {}
+    callee, did = callee_and_did(call)
     return {
         "call_id": call.call_id, "pbx_node": call.node, "linkedid": call.linkedid,
         "uniqueids": list(call.legs), "recording_id": rec.recording_id, "kind": rec.kind, "seq": rec.seq,
         "mode": rec.mode, "channel": rec.channel, "direction": call.direction, "region": call.region,
+        "callee_num": callee, "did": did,
         "rule": decision.get("rule", ""), "tags": list(decision.get("tags", [])),
         "retention_class": decision.get("retention_class", ""),
         "consent_decision": call.consent_decision, "consent": dict(call.consent_evidence),
         "started_at": rec.started_at, "stopped_at": rec.stopped_at,
+        # Manifest field names (pipeline.manifest_from_metadata keeps only those): the recorded
+        # span and the CDR as received (its dst unchanged), when it is already in.
+        "recorded_from": rec.started_at, "recorded_to": rec.stopped_at, "cdr": dict(call.cdr or {}),
         "pauses": [list(p) for p in rec.pauses], "flags": list(call.flags),
     }
 
@@ -166,14 +199,14 @@ def call_row(call: Call, now: float) -> dict[str, Any]:
     if duration is None and call.ended_at is not None:
         duration = int(call.ended_at - call.created_at)
     billsec = _int(cdr.get("billsec"))
+    callee, did = callee_and_did(call)  # the CDR's own dst stays as received in "cdr"
     if billsec is None and call.ended_at is not None and call.answered_at is not None:
         billsec = int(call.ended_at - call.answered_at)
     return {
         "call_id": call.call_id, "pbx_node": call.node, "linkedid": call.linkedid,
         "uniqueids": json.dumps(list(call.legs)), "direction": call.direction,
         "caller_num": call.caller_num, "caller_name": call.caller_name,
-        "callee_num": cdr.get("dst", "") or call.dialed or call.exten,
-        "did": call.dialed if call.direction == "inbound" else "",
+        "callee_num": callee, "did": did,
         "queue": call.queue, "agent": call.agent, "region": call.region,
         "accountcode": cdr.get("accountcode", "") or call.accountcode,
         "started_at": call.created_at, "answered_at": call.answered_at, "ended_at": call.ended_at,

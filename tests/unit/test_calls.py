@@ -271,3 +271,44 @@ def test_refusal_variables_match_the_dialplan_snippet():
     assert _refuse_with({"hangup": True})[0] == {("PBXREC_RESULT", "refused")}
     assert _refuse_with({"goto": "c,s,1"})[0] == {("PBXREC_RESULT", "refused"), ("PBXREC_ROUTE", "c,s,1")}
     assert any(isinstance(c, DiscardRecording) for c in _refuse_with(None)[1])
+
+
+def test_goto_rewrites_cdr_dst_but_row_keeps_the_dialed_did():
+    run = play("goto_dnid")
+    row = only_row(run)
+    assert row["callee_num"] == "800123" and row["did"] == "800123"
+    cdr = json.loads(row["cdr"])
+    assert cdr["dst"] == "1" and cdr["dcontext"] == "did-800123"  # the CDR itself is kept as evidence
+    (fin,) = run.of(FinalizeRecording)
+    assert fin.metadata["callee_num"] == "800123" and fin.metadata["did"] == "800123"
+    assert fin.metadata["cdr"]["dst"] == "1"
+
+
+def test_outbound_callee_is_the_dialed_number_not_the_cdr_dst():
+    row = only_row(play("goto_dnid_outbound"))
+    assert row["direction"] == "outbound" and row["callee_num"] == "00441234567" and row["did"] == ""
+    assert json.loads(row["cdr"])["dst"] == "s"
+
+
+def _row_without_consent_request(cdr_fields):
+    book = new_book()
+    book.handle(E.ChannelCreated(at=0, call_id="L1", channel_id="A", channel="PJSIP/200-01",
+                                 caller_num="200", exten="101"), 0)
+    book.handle(E.ChannelCreated(at=0.1, call_id="L1", channel_id="B", channel="PJSIP/101-02"), 0.1)
+    book.handle(E.ChannelAnswered(at=2, call_id="L1", channel_id="B", channel="PJSIP/101-02"), 2)
+    book.handle(E.ChannelHungUp(at=9, call_id="L1", channel_id="B", channel="PJSIP/101-02"), 9)
+    book.handle(E.ChannelHungUp(at=9, call_id="L1", channel_id="A", channel="PJSIP/200-01"), 9)
+    cmds = book.handle(E.CdrPosted(at=9.1, call_id="L1", channel_id="A", fields=cdr_fields), 9.1)
+    (upsert,) = [c for c in cmds if isinstance(c, UpsertCall)]
+    return upsert.row
+
+
+def test_without_consent_request_cdr_pbxrec_dnid_comes_before_dst():
+    for key in ("pbxrec_dnid", "PbxrecDnid"):  # as mapped in cdr_manager.conf, or already snake-cased
+        row = _row_without_consent_request({"disposition": "ANSWERED", "dst": "1", key: "105"})
+        assert row["callee_num"] == "105" and json.loads(row["cdr"])["dst"] == "1"
+
+
+def test_cdr_dst_is_only_the_last_resort():
+    assert _row_without_consent_request({"disposition": "ANSWERED", "dst": "102"})["callee_num"] == "102"
+    assert _row_without_consent_request({"disposition": "ANSWERED"})["callee_num"] == "101"
