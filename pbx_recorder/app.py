@@ -83,6 +83,7 @@ def build_app(config: Any) -> App:
     if config.pbx.type not in ("asterisk", ""):
         raise ConfigError(f"the daemon drives Asterisk; pbx.type is {config.pbx.type!r}", key="pbx.type")
     node = config.node
+    prompts = _build_prompts(config)  # first: a daemon that would fail at the first call never starts
     normalizer = Normalizer(node)
     secret = ami_cfg.secret.reveal() if ami_cfg.secret is not None else ""
     ami = AmiClient(
@@ -106,7 +107,6 @@ def build_app(config: Any) -> App:
     )
     shipper, tiers = _build_shipper(config, spool, catalog)
     consent_cfg = config.consent
-    prompts = _build_prompts(consent_cfg)
     vip = VipDirectory(file=config.vip.file, redis_url=config.redis.url, redis_key=config.vip.redis_key)
     settings = DialogSettings(
         default_language=consent_cfg.default_language,
@@ -133,11 +133,17 @@ def build_app(config: Any) -> App:
     )
 
 
-def _build_prompts(consent_cfg: Any) -> Any:
+def _build_prompts(config: Any) -> Any:
+    """The prompt catalog over ``consent.prompts_dir``; ConfigError when audio a call needs is missing."""
     from consent.prompts import PromptCatalog
+    from pbx_recorder.prompt_check import check_prompts, required_languages, required_prompts
 
-    prompts_dir = consent_cfg.prompts_dir or Path(__file__).resolve().parents[1] / "consent" / "prompts"
-    return PromptCatalog(prompts_dir, default_language=consent_cfg.default_language)
+    consent_cfg = config.consent
+    catalog = PromptCatalog(consent_cfg.prompts_dir, default_language=consent_cfg.default_language)
+    rules = tuple(config.rules)
+    check_prompts(catalog, required_prompts(rules), required_languages(consent_cfg, rules),
+                  getattr(config, "config_file", None))
+    return catalog
 
 
 def _build_shipper(config: Any, spool: Spool, catalog: Catalog) -> tuple[Shipper, dict[str, Any]]:

@@ -135,7 +135,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
     environ: Mapping[str, str] = os.environ if env is None else env
     cwd = Path.cwd()
     file = None if path is None else (cwd / Path(path).expanduser()).resolve()
-    ctx = Ctx(main_label=str(file) if file else "<defaults>", default_base=cwd)
+    ctx = Ctx(main_label=str(file) if file else "<defaults>", default_base=cwd, main_file=file)
     data, sources = collect(file, environ, ctx)
     config = build_config(ctx, data)
     if ctx.errors:

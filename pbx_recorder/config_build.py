@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from pbx_recorder.config_model import (
+    DEFAULT_PROMPTS_DIR,
     AccessConfig,
     AgiConfig,
     AmiConfig,
@@ -75,6 +77,14 @@ def _pbx(n: Node) -> PbxConfig:
     return pbx
 
 
+def _default_prompts_dir(ctx: Ctx) -> Path:
+    """``prompts/`` beside the main config file (where ``pbx-recorder prompts generate`` writes);
+    embedded defaults (no config file): ``./var/prompts``."""
+    if ctx.main_file is not None:
+        return (ctx.main_file.parent / "prompts").resolve()
+    return (ctx.default_base / DEFAULT_PROMPTS_DIR).resolve()
+
+
 def _consent(n: Node) -> ConsentConfig:
     languages: dict[str, str] = {}
     ln = n.child("languages")
@@ -87,7 +97,7 @@ def _consent(n: Node) -> ConsentConfig:
     languages.setdefault("default", default_language)
     digit = r"[0-9*#]"
     consent = ConsentConfig(
-        prompts_dir=n.get_path("prompts_dir", None, optional=True),
+        prompts_dir=n.get_path("prompts_dir", None, optional=True) or _default_prompts_dir(n.ctx),
         default_language=default_language,
         languages=MappingProxyType(languages),
         timeout_s=n.get_float("timeout_s", 5.0, lo=0.5, hi=120),

@@ -77,6 +77,8 @@ class CatalogConfig:
     path: Path
 
 
+DEFAULT_PROMPTS_DIR = Path("var/prompts")  # embedded default (no config file), relative to the cwd
+
 _URL_PASSWORD = re.compile(r"(?P<head>://[^:/@]*:)(?P<pw>[^@]*)(?P<tail>@)")
 
 
@@ -106,7 +108,9 @@ class VipConfig:
 
 @dataclass(frozen=True)
 class ConsentConfig:
-    prompts_dir: Path | None = None  # None = packaged consent/prompts
+    # Prompt audio (``pbx-recorder prompts generate`` writes it there).  Built configs always
+    # set it: default ``prompts/`` beside the config file, embedded defaults ``./var/prompts``.
+    prompts_dir: Path = DEFAULT_PROMPTS_DIR
     default_language: str = "en"
     languages: Mapping[str, str] = field(default_factory=lambda: _frozen_map({"default": "en"}))
     timeout_s: float = 5.0

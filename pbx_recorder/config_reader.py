@@ -68,6 +68,7 @@ class Origin:
 class Ctx:
     main_label: str  # the main config file, or "<defaults>"
     default_base: Path  # where embedded-default relative paths resolve (cwd)
+    main_file: Path | None = None  # the main config file, when there is one
     origins: dict[KeyPath, Origin] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
 

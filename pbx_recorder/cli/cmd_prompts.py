@@ -8,14 +8,13 @@ import click
 
 
 def _default_target(ctx: click.Context) -> Path:
-    """consent.prompts_dir from the config if set, else ``prompts/`` beside the config file."""
+    """The configured ``consent.prompts_dir`` -- what ``pbx-recorder run`` plays from (default:
+    ``prompts/`` beside the config file, also when that file does not exist yet)."""
     config_path = Path(ctx.obj["config_path"])
     if config_path.is_file():
         from pbx_recorder.config import load_config
 
-        configured = load_config(config_path).consent.prompts_dir
-        if configured is not None:
-            return Path(configured)
+        return Path(load_config(config_path).consent.prompts_dir)
     return config_path.parent / "prompts"
 
 
@@ -26,7 +25,7 @@ def register(group: click.Group) -> None:
 
     @prompts.command("generate")
     @click.option("--target", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="Output directory (default: consent.prompts_dir, else prompts/ beside the config).")
+                  help="Output directory (default: consent.prompts_dir, i.e. prompts/ beside the config).")
     @click.option("--language", "languages", multiple=True, help="Only these languages (repeatable).")
     @click.pass_context
     def generate_cmd(ctx: click.Context, target: Path | None, languages: tuple[str, ...]) -> None:
