@@ -5,6 +5,7 @@ Consent scenarios.  These need the integrated daemon (AGI server, AMI adapter, p
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def test_notify_only_call_is_recorded(asterisk: PrivateAsterisk, ami: AmiProbe, 
     assert result.ok, result.errors
     row, recs = wait_shipped(recorder, linkedid_of(ami, caller, since))
     assert row["consent_decision"] == "notified" and row["record_decision"] == "record"
-    assert row["did"] == "8001" or row["callee_num"] == "8001"
+    # the sandbox dialplan does Goto(did-8001,1,1): the CDR's dst is "1", the row keeps the DID
+    assert row["did"] == "8001" and row["callee_num"] == "8001", (row["did"], row["callee_num"])
+    assert json.loads(row["cdr"]).get("dst") == "1", row["cdr"]  # the CDR itself is kept as received
     evidence = recorder.catalog.consent(row)
     assert "rn-2026-01" in str(evidence)  # the notice version heard
     main = [r for r in recs if r["kind"] == "call"]
