@@ -9,6 +9,9 @@ Extension points (used by other modules without editing this file):
     ``put`` (transcode, encrypt).  Write outputs next to the input (inside the spool entry:
     removed with it) and record what was done in ``manifest.processing`` (known keys
     ``format``, ``encrypted``, ``key_id``, ``wrapped_key``, ``storage_class`` go to the catalog).
+    A stage that leaves the input in place and says so (``storage.transcode.Transcoder`` with
+    ``keep_original``: ``processing.transcode[<file>].original_kept``) gets that original stored
+    too, under ``<rid>-original`` (after the stages that follow it, e.g. encryption).
   * ``after_store``: ``hook(catalog, recording_id, manifest, record)`` called once the stored
     copy verified and the row is in the catalog with state 'stored' (e.g.
     ``signing.SignAfterStore``, a ledger append).  A returned mapping is merged into the row.
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pbx_recorder import recording_objects
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import IntegrityError, RecorderError, TierUnavailable
 from pbx_recorder.manifest import Manifest
@@ -80,7 +84,8 @@ class ShipRecord:
     call_id: str
     manifest: Manifest
     tier: Tier
-    objects: tuple[StoredObject, ...]  # audio files in manifest order, then the manifest object
+    objects: tuple[StoredObject, ...]  # audio files in manifest order, kept originals, the manifest last
+    roles: tuple[str, ...] = ()  # recording_objects role of each entry of ``objects``
 
     @property
     def primary(self) -> StoredObject:
@@ -107,6 +112,23 @@ def object_keys(manifest: Manifest, ext_of: Sequence[str]) -> list[str]:
             for i, ext in enumerate(ext_of)]
     keys.append(storage_key(cid, rid, started, "json", region))
     return keys
+
+
+def original_key(manifest: Manifest, index: int, ext: str) -> str:
+    """Key of the kept (untranscoded) original of file ``index``: ``<rid>-original`` for the primary."""
+    started = manifest.recorded_from or manifest.created_at
+    rid = manifest.recording_id
+    stem = f"{rid}-original" if index == 0 else f"{rid}-{manifest.files[index].role or index}-original"
+    return storage_key(manifest.call_id, stem, started, ext, manifest.region)
+
+
+def _original_kept(manifest: Manifest, name: str) -> bool:
+    entry = (manifest.processing.get("transcode") or {}).get(name)
+    return isinstance(entry, Mapping) and entry.get("original_kept") is True
+
+
+def _ext(path: Path) -> str:
+    return path.suffix.lstrip(".").lower() or "bin"
 
 
 class Shipper:
@@ -137,24 +159,59 @@ class Shipper:
                              "with a different audio hash: spool entry kept for an operator",
                              call_id=entry.manifest.call_id)
 
-    def _store(self, entry: SpoolEntry) -> tuple[Manifest, Tier, list[StoredObject]]:
+    def _prepare(self, entry: SpoolEntry) -> tuple[Manifest, list[tuple[Path, str | None]],
+                                                   list[tuple[int, Path, str | None]]]:
+        """Run the stages on every file; returns (manifest, [(path, expected sha)] in manifest
+        order, [(file index, path, expected sha)] of originals a stage kept)."""
         manifest = entry.manifest
         prepared: list[tuple[Path, str | None]] = []
-        for f in manifest.files:
+        originals: list[tuple[int, Path, str | None]] = []
+        for index, f in enumerate(manifest.files):
             path = entry.file_path(f.name)
             original = path
-            for stage in self.prepare_stages:
+            kept_after: int | None = None
+            for n, stage in enumerate(self.prepare_stages):
                 path, manifest = stage(path, manifest)
+                if kept_after is None and path != original and _original_kept(manifest, f.name):
+                    kept_after = n
             # untouched file: it must still hash as spooled; a stage output is hashed here
             prepared.append((path, f.sha256 if path == original else hash_file(path)))
+            if kept_after is None:
+                continue
+            if not original.exists():
+                raise IntegrityError(f"recording {manifest.recording_id}: the manifest says the original "
+                                     f"{f.name} was kept but it is not in the spool entry",
+                                     call_id=manifest.call_id)
+            if not digests_equal(hash_file(original), f.sha256):
+                raise IntegrityError(f"recording {manifest.recording_id}: kept original {f.name} no longer "
+                                     "hashes as spooled", call_id=manifest.call_id)
+            kept = original
+            for stage in self.prepare_stages[kept_after + 1:]:  # e.g. encryption: the original too
+                kept, manifest = stage(kept, manifest)
+            originals.append((index, kept, f.sha256 if kept == original else hash_file(kept)))
+        return manifest, prepared, originals
+
+    def _store(self, entry: SpoolEntry) -> tuple[Manifest, Tier, list[tuple[str, StoredObject]]]:
+        """Put + verify every object of the recording; returns ``[(role, stored object)]``:
+        audio files in manifest order, kept originals, the manifest last."""
+        manifest, prepared, originals = self._prepare(entry)
         tier = self.tier_for_region(manifest.region)
-        keys = object_keys(manifest, [p.suffix.lstrip(".").lower() or "bin" for p, _ in prepared])
-        meta = {"call_id": manifest.call_id, "recording_id": manifest.recording_id}
-        opts = PutOptions(metadata=meta, storage_class=str(manifest.processing.get("storage_class", "")))
-        stored = []
+        keys = object_keys(manifest, [_ext(p) for p, _ in prepared])
+        roles = [recording_objects.AUDIO if i == 0 else recording_objects.leg_role(i, f.role)
+                 for i, f in enumerate(manifest.files)]
+        plan: list[tuple[str, str, Path, str | None]] = [
+            (role, key, path, expected)
+            for role, key, (path, expected) in zip(roles, keys, prepared, strict=False)]
+        for index, path, expected in originals:
+            plan.append((recording_objects.original_role(index, manifest.files[index].role),
+                         original_key(manifest, index, _ext(path)), path, expected))
         manifest_file = entry.directory / ".ship-manifest.json"
         manifest_file.write_bytes(manifest.to_json())
-        for (path, expected), key in zip([*prepared, (manifest_file, None)], keys, strict=True):
+        plan.append((recording_objects.MANIFEST, keys[-1], manifest_file, None))
+        meta = {"call_id": manifest.call_id, "recording_id": manifest.recording_id}
+        opts = PutOptions(metadata=meta, storage_class=str(manifest.processing.get("storage_class", "")))
+        stored: list[tuple[str, StoredObject]] = []
+        for role, key, path, expected in plan:
             obj = tier.put(key, path, sha256=expected, options=opts)
             if obj.storage_class.upper() in ARCHIVE_CLASSES or opts.storage_class.upper() in ARCHIVE_CLASSES:
                 if expected is not None and not digests_equal(obj.sha256, expected):
@@ -163,11 +220,12 @@ class Shipper:
             elif not tier.verify(key, obj.sha256):
                 raise IntegrityError(f"tier {tier.name}: {key} does not verify after put",
                                      call_id=manifest.call_id)
-            stored.append(obj)
+            stored.append((role, obj))
         return manifest, tier, stored
 
-    def _catalog_row(self, manifest: Manifest, tier: Tier, stored: list[StoredObject]) -> dict[str, Any]:
-        primary = stored[0]
+    def _catalog_row(self, manifest: Manifest, tier: Tier,
+                     stored: list[tuple[str, StoredObject]]) -> dict[str, Any]:
+        primary = stored[0][1]
         row: dict[str, Any] = {
             "recording_id": manifest.recording_id, "call_id": manifest.call_id, "kind": manifest.kind,
             "mode": manifest.mode, "state": "verified", "tier": tier.name, "storage_key": primary.key,
@@ -178,6 +236,8 @@ class Shipper:
             "retention_class": manifest.retention_class, "region": manifest.region,
             "flags": list(manifest.flags), "created_at": manifest.created_at or self.clock(),
             "stored_at": self.clock(),
+            "objects": recording_objects.to_json(
+                {"key": o.key, "role": role, "sha256": o.sha256, "size": o.size} for role, o in stored),
         }
         for key in CATALOG_PROCESSING_KEYS:
             if key in manifest.processing:
@@ -199,7 +259,8 @@ class Shipper:
             manifest, tier, stored = self._store(entry)
             row = self._catalog_row(manifest, tier, stored)
             self.catalog.upsert_recording({**row, "state": "stored"})
-            record = ShipRecord(rid, manifest.call_id, manifest, tier, tuple(stored))
+            record = ShipRecord(rid, manifest.call_id, manifest, tier, tuple(o for _, o in stored),
+                                tuple(role for role, _ in stored))
             for hook in self.after_store:
                 extra = hook(self.catalog, rid, manifest, record)
                 if isinstance(extra, Mapping) and extra:
@@ -207,7 +268,7 @@ class Shipper:
             self.catalog.mark_state(rid, "verified")
             self.spool.remove(rid)
             log.info("recording %s (call %s) stored in %s as %s and verified", rid, manifest.call_id,
-                     tier.name, stored[0].key)
+                     tier.name, stored[0][1].key)
             return "shipped"
         finally:
             self.claimer.release(rid)

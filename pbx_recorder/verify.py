@@ -1,11 +1,13 @@
 """Integrity check: storage tiers against the catalog against the ledger.
 
 For every recording the catalog says is in storage (stored | verified | migrated):
-the object exists in its tier, its size and (tier-kept) hash match the catalog; with
+every object of it (``recording_objects.objects_of``: audio, legs, kept original,
+manifest sidecar) exists in its tier with its listed size and (tier-kept / ``deep``) hash;
+the primary object exists in its tier, its size and (tier-kept) hash match the catalog; with
 ``deep`` the bytes are re-read and re-hashed, and an encrypted object is also decrypted
 (when the key ring is available) and its plaintext hash compared with ``audio_sha256``;
 the manifest signature verifies (when a public key is given); the ledger has a ``stored``
-entry.  For every recording that is gone (expired | erased | deleted) no object is left.
+entry.  For every recording that is gone (expired | erased | deleted) no object of it is left.
 The ledger chain itself is verified.  Every finding names the recording, what, expected
 and found.  Nothing here writes.
 """
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pbx_recorder import ledger
 from pbx_recorder.errors import CatalogError, CryptoError, NotFound, ObjectNotRestored, StorageError
+from pbx_recorder.recording_objects import RecordingObject, is_listed, listed, objects_of
 from pbx_recorder.signing import verify_manifest
 from storage.base import Tier
 from storage.envelope import decrypt_chunks
@@ -34,6 +37,7 @@ LIVE_STATES = ("stored", "verified", "migrated")
 GONE_STATES = ("expired", "erased", "deleted")
 COLUMNS = ("recording_id", "call_id", "state", "size", "sha256", "audio_sha256", "tier", "storage_key",
            "encrypted", "key_id", "wrapped_key", "manifest", "signature")
+OPTIONAL_COLUMNS = ("objects",)  # schema migration 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +82,14 @@ def catalog_connection(path: str | Path, *, read_only: bool = True) -> sqlite3.C
 
 
 def recording_rows(conn: sqlite3.Connection, recording_id: str | None = None) -> Iterator[dict[str, Any]]:
-    sql = f"SELECT {', '.join(COLUMNS)} FROM recordings"
+    present = {r[1] for r in conn.execute("PRAGMA table_info(recordings)")}
+    columns = COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in present)  # older catalogs lack them
+    sql = f"SELECT {', '.join(columns)} FROM recordings"
     params: tuple[Any, ...] = ()
     if recording_id is not None:
         sql, params = sql + " WHERE recording_id = ?", (recording_id,)
     for row in conn.execute(sql + " ORDER BY created_at, recording_id", params):
-        yield dict(zip(COLUMNS, row, strict=True))
+        yield dict(zip(columns, row, strict=True))
 
 
 def _ledger_events(conn: sqlite3.Connection, recording_id: str) -> set[str]:
@@ -104,6 +110,14 @@ def _ledger_locations(conn: sqlite3.Connection, recording_id: str) -> set[tuple[
         tier = payload.get("tier") if event == "stored" else payload.get("to")
         if tier and payload.get("key"):
             places.add((str(tier), str(payload["key"])))
+    return places
+
+
+def _gone_locations(conn: sqlite3.Connection, recording_id: str) -> set[tuple[str, str]]:
+    """Ledger locations plus the objects derived from each (manifest sidecar, legs) by naming."""
+    places = set()
+    for tier, key in _ledger_locations(conn, recording_id):
+        places |= {(tier, o.key) for o in objects_of({"recording_id": recording_id, "storage_key": key})}
     return places
 
 
@@ -165,7 +179,7 @@ class Verifier:
         if state in GONE_STATES:
             if not events & {"deleted", "erased"}:
                 add(Mismatch(rid, f"{state} but no deleted/erased ledger entry", "deleted|erased", "none"))
-            self._check_gone(rid, state, {(row["tier"], row["storage_key"])}, report)
+            self._check_gone(rid, state, {(row["tier"], o.key) for o in objects_of(row)}, report)
             return
         if state not in LIVE_STATES:
             return  # not shipped yet: nothing to check in storage
@@ -176,10 +190,56 @@ class Verifier:
                          ",".join(sorted(events & {"deleted", "erased"}))))
         self._check_signature(row, report)
         self._check_object(row, report)
+        self._check_other_objects(row, report)
+
+    def _check_other_objects(self, row: dict[str, Any], report: VerifyReport) -> None:
+        """Every listed object besides the primary: present, listed size, listed hash."""
+        rid, tier = row["recording_id"], self.tiers.get(row["tier"])
+        if tier is None:
+            return  # _check_object named the unknown tier
+        sizes = {str(o["key"]): o.get("size") for o in listed(row)}
+        strict = is_listed(row)
+        for obj in objects_of(row):
+            if obj.key == row["storage_key"]:
+                continue
+            self._check_one(tier, rid, obj, sizes.get(obj.key), strict, report)
+
+    def _check_one(self, tier: Tier, rid: str, obj: RecordingObject, size: Any, strict: bool,
+                   report: VerifyReport) -> None:
+        add, where = report.mismatches.append, f"{tier.name}:{obj.key}"
+        try:
+            info = tier.stat(obj.key)
+        except StorageError as exc:
+            add(Mismatch(rid, f"cannot stat {obj.role} object: {exc}", where))
+            return
+        if info is None:
+            if strict:
+                add(Mismatch(rid, f"{obj.role} object missing", where, "absent"))
+            else:
+                report.notes.append(f"{rid}: {obj.role} object {where} (derived for an older row) absent")
+            return
+        if size is not None and info.size != size:
+            add(Mismatch(rid, f"{obj.role} object size differs from the catalog", str(size), str(info.size)))
+        if info.sha256 and obj.sha256 and not digests_equal(info.sha256, obj.sha256):
+            add(Mismatch(rid, f"{obj.role} tier-recorded hash differs from the catalog", obj.sha256,
+                         info.sha256))
+        if not self.deep or not obj.sha256:
+            return
+        try:
+            with tier.open(obj.key) as raw:
+                digest, _ = hash_stream(raw)
+        except ObjectNotRestored:
+            report.notes.append(f"{rid}: {obj.role} in an archive class, not restored: deep check skipped")
+            return
+        except StorageError as exc:
+            add(Mismatch(rid, f"cannot read {obj.role} object: {exc}", where))
+            return
+        if not digests_equal(digest, obj.sha256):
+            add(Mismatch(rid, f"{obj.role} stored bytes hash differs from the catalog", obj.sha256, digest))
 
     def _check_gone(self, rid: str, state: str, places: set[tuple[str, str]], report: VerifyReport) -> None:
         """No object may be left at the row's location or any the ledger recorded (stored/migrated)."""
-        for tier_name, key in sorted(places | _ledger_locations(self.conn, rid)):
+        for tier_name, key in sorted(places | _gone_locations(self.conn, rid)):
             tier = self.tiers.get(tier_name)
             if tier is not None and key and tier.stat(key) is not None:
                 report.mismatches.append(Mismatch(rid, f"object still present after {state}", "absent",

@@ -20,7 +20,7 @@ from pbx_recorder.catalog.queries import CallFilters, build_search
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CatalogError, NotFound
 
-JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail"}
+JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
 
 

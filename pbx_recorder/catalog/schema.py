@@ -159,6 +159,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX hold_recordings_rec ON hold_recordings(recording_id);
     """,
+    # 3 (lifecycle): every object a recording is stored as (pbx_recorder.recording_objects):
+    # JSON list of {key, role: audio | leg:<role> | original | manifest, sha256, size}.
+    # '[]' (rows shipped before this column) = derive from storage_key with pbx_recorder.naming.
+    """
+    ALTER TABLE recordings ADD COLUMN objects TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 

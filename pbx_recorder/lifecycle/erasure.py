@@ -1,7 +1,9 @@
 """Right-to-erasure requests: find, delete everywhere, prove it, track the deadline.
 
-``erase`` deletes every recording of every matching call from every tier (every
-version, plus copies a half-finished migration left), deletes the recordings and calls
+``erase`` deletes every recording of every matching call from every tier: every object
+of it (``recording_objects.objects_of``: audio, legs, kept original, the manifest sidecar
+that holds the CDR and consent evidence), every version, plus copies a half-finished
+migration left; deletes the recordings and calls
 rows, and returns a receipt that names the subject only by its keyed hash.  Recordings
 under legal hold are withheld (listed with the hold reason; status refused_partial).
 deletion_log and ledger rows stay: they hold ids and hashes, never the number.  Audit
@@ -17,10 +19,11 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from pbx_recorder.errors import PolicyRefusal
+from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
+from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
@@ -131,7 +134,8 @@ class Eraser:
             "calls_matched": len(calls),
             "calls_erased": len(calls) - len({w["call_id"] for w in withheld}),
             "recordings_erased": len(deleted),
-            "objects_deleted": sum(d["versions"] for d in deleted),
+            "objects_deleted": sum(d["versions"] for d in deleted),  # versions, every tier
+            "recording_objects_erased": sum(d["object_count"] for d in deleted),
             "objects": deleted,
             "withheld": withheld,
             "audit_rows_redacted": redacted,
@@ -150,10 +154,15 @@ class Eraser:
     def _erase_recording(
         self, rec: Mapping[str, Any], request_id: str, actor: str, now: float
     ) -> dict[str, Any]:
+        objects = objects_of(rec)
         places = copies(self.conn, self.tiers, rec)
         versions = 0
         for name, key in sorted(places):  # PolicyRefusal (Object Lock) propagates: the request stays open
             versions += self.tiers[name].delete(key)
+        left = [f"{n}:{k}" for n, k in sorted(places) if self.tiers[n].stat(k) is not None]
+        if left:  # never mark erased (and drop the row that locates them) while bytes remain
+            raise StorageError(f"recording {rec['recording_id']}: objects still present after delete: "
+                               + ", ".join(left))
         with Tx(self.conn):
             for table in ("lifecycle_moves", "hold_recordings", "recordings"):
                 self.conn.execute(f"DELETE FROM {table} WHERE recording_id=?", (rec["recording_id"],))
@@ -174,6 +183,8 @@ class Eraser:
             "sha256": rec["sha256"],
             "tiers": sorted({p[0] for p in places}),
             "versions": versions,
+            "object_count": len(objects),
+            "roles": sorted({o.role for o in objects}),
         }
 
     def _redact_audit(self, number: str, subject: str) -> int:

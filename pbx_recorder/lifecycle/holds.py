@@ -2,7 +2,8 @@
 
 A hold sets ``recordings.legal_hold``, records the recordings it covered in
 ``hold_recordings``, asks tiers that enforce holds natively (S3 Object Lock) to set
-theirs, and appends ledger ``held`` / ``released``.  ``hold_for`` is what retention and
+theirs on every object of each recording (``recording_objects.objects_of``), and
+appends ledger ``held`` / ``released``.  ``hold_for`` is what retention and
 erasure ask before deleting: it also catches calls that arrived after a call/caller
 hold was placed.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
+from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
@@ -192,8 +194,13 @@ class HoldManager:
         tier = self.tiers.get(rec.get("tier") or "")
         if tier is None or rec.get("state") not in policy.LIVE_STATES:
             return
-        try:
-            native = tier.set_legal_hold(rec["storage_key"], on)
-            log.debug("hold %s rec=%s on tier %s (native=%s)", on, rec["recording_id"], tier.name, native)
-        except StorageError as exc:  # the catalog flag still protects it
-            log.error("tier legal hold failed call=%s rec=%s: %s", rec["call_id"], rec["recording_id"], exc)
+        for obj in objects_of(rec):  # every object: audio, legs, kept original, manifest sidecar
+            if not obj.sha256 and tier.stat(obj.key) is None:
+                continue  # derived for an older row and never stored
+            try:
+                native = tier.set_legal_hold(obj.key, on)
+                log.debug("hold %s rec=%s %s on tier %s (native=%s)", on, rec["recording_id"], obj.role,
+                          tier.name, native)
+            except StorageError as exc:  # the catalog flag still protects it
+                log.error("tier legal hold failed call=%s rec=%s %s: %s", rec["call_id"],
+                          rec["recording_id"], obj.role, exc)

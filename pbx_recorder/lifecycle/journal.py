@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pbx_recorder import recording_objects
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CatalogError
 
@@ -96,13 +97,17 @@ def audit(
 def copies(
     conn: sqlite3.Connection, tiers: Mapping[str, Any], rec: Mapping[str, Any]
 ) -> set[tuple[str, str]]:
-    """Every (tier, key) that may hold a recording's bytes: the catalog's location, both ends of
-    an unfinished move (``lifecycle_moves``), and the same key on any other configured tier."""
-    key = rec["storage_key"]
-    places = {(rec["tier"], key)} if key else set()
+    """Every (tier, key) that may hold any of a recording's objects (``recording_objects.objects_of``:
+    primary audio, legs, kept original, manifest sidecar): the catalog's tier, both ends of an
+    unfinished move (``lifecycle_moves``; a move keeps every key), and the same keys on any other
+    configured tier."""
+    keys = recording_objects.keys_of(rec)
+    places = {(rec["tier"], k) for k in keys}
     for m in rows(conn, "SELECT * FROM lifecycle_moves WHERE recording_id=?", (rec["recording_id"],)):
         places |= {(m["src_tier"], m["src_key"]), (m["dst_tier"], m["dst_key"])}
+        places |= {(t, k) for k in keys for t in (m["src_tier"], m["dst_tier"])}
     for name, tier in tiers.items():
-        if key and (name, key) not in places and tier.stat(key) is not None:
-            places.add((name, key))
+        for k in keys:
+            if (name, k) not in places and tier.stat(k) is not None:
+                places.add((name, k))
     return {(n, k) for n, k in places if k and n in tiers}

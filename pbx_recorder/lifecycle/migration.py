@@ -1,21 +1,26 @@
 """Hot -> cold migration: batched, resumable, verify-before-delete, per-region targets.
 
-One recording moves in five steps, each leaving a valid copy behind:
+A recording is several objects (``recording_objects.objects_of``: audio, legs, kept
+original, manifest sidecar); they move together, each keeping its key, in five steps,
+each leaving a valid copy behind:
 
 1. journal ``lifecycle_moves`` row, step ``copying``  (catalog still points at the source)
-2. copy to the destination tier, hashing while streaming; verify the destination hash
+2. copy EVERY object to the destination tier, hashing while streaming; verify each there
 3. one transaction: recordings row -> destination (tier, storage_key, storage_class,
-   migrated_at, state 'migrated'), journal step ``switched``, ledger ``migrated``
-4. delete from the source
+   objects, migrated_at, state 'migrated'), journal step ``switched``, ledger ``migrated``
+4. delete every object from the source
 5. drop the journal row
 
-A crash before 3 leaves the source valid (a re-run copies again); after 3 both copies
-exist and ``resume`` deletes the leftover source.  Same tier with only a class change
+A crash before 3 (even between two objects) leaves the source valid and complete (a
+re-run copies everything again; ``journal.copies`` finds the partial destination copies
+for erasure/retention); after 3 both copies exist and ``resume`` deletes every leftover
+source object.  Same tier with only a class change
 (S3, same bucket) uses the tier's ``change_storage_class`` instead of copying.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -25,8 +30,9 @@ from typing import Any
 from pbx_recorder import retention
 from pbx_recorder.errors import IntegrityError, ObjectNotRestored, RecorderError, StorageError
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
+from pbx_recorder.recording_objects import RecordingObject, objects_of, to_json
 from storage.base import PutOptions, Tier
-from storage.hashing import digests_equal
+from storage.hashing import digests_equal, hash_stream
 
 log = logging.getLogger(__name__)
 
@@ -161,18 +167,18 @@ class Migrator:
         copied = []
         for rec, t in moves:
             try:
-                copied.append((rec, t, self._copy(rec, t)))
+                copied.append((rec, t, *self._copy(rec, t)))
             except RecorderError as exc:
                 self._fail(prog, rec, exc)
         with Tx(self.conn):  # committed before any source is deleted
-            for rec, t, cls in copied:
-                self._switch(rec, t.cold or "", rec["storage_key"], cls, now, same_tier=False)
-        for rec, _t, _cls in copied:
+            for rec, t, cls, objs in copied:
+                self._switch(rec, t.cold or "", rec["storage_key"], cls, now, same_tier=False, objects=objs)
+        for rec, _t, _cls, objs in copied:
             self._delete_source(
                 {"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": rec["storage_key"]}
             )
             prog.done += 1
-            prog.bytes += int(rec.get("size") or 0)
+            prog.bytes += sum(int(o.get("size") or 0) for o in objs) or int(rec.get("size") or 0)
 
     def resume(self, now: float) -> int:
         """Finish moves a crash interrupted after the catalog switch: delete leftover sources."""
@@ -197,13 +203,16 @@ class Migrator:
             cls = t.storage_class or str(getattr(self._tier(t.cold), "storage_class", "") or "")
             if not cls or cls == rec.get("storage_class"):
                 return False
-            self._tier(rec["tier"]).change_storage_class(key, cls)  # type: ignore[attr-defined]
+            src = self._tier(rec["tier"])
+            for obj in objects_of(rec):  # every object of the recording changes class
+                if obj.sha256 or src.stat(obj.key) is not None:  # (skip derived keys never stored)
+                    src.change_storage_class(obj.key, cls)  # type: ignore[attr-defined]
             self._switch(rec, t.cold, key, cls, now, same_tier=True)
             return True
         with Tx(self.conn):
             self._journal(rec, t, now)
-        cls = self._copy(rec, t)
-        self._switch(rec, t.cold, key, cls, now, same_tier=False)
+        cls, objs = self._copy(rec, t)
+        self._switch(rec, t.cold, key, cls, now, same_tier=False, objects=objs)
         self._delete_source({"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": key})
         return True
 
@@ -222,25 +231,50 @@ class Migrator:
             ),
         )
 
-    def _copy(self, rec: Mapping[str, Any], t: Target) -> str:
-        """Copy to the destination and verify there; returns the stored storage class."""
-        rid, cid, key, sha = rec["recording_id"], rec["call_id"], rec["storage_key"], rec["sha256"]
+    def _copy(self, rec: Mapping[str, Any], t: Target) -> tuple[str, list[dict[str, Any]]]:
+        """Copy every object to the destination and verify each there; returns the primary's
+        stored storage class and the ``objects`` list for the catalog switch."""
+        rid, cid = rec["recording_id"], rec["call_id"]
         src, dst = self._tier(rec["tier"]), self._tier(t.cold or "")
-        with src.open(key) as stream:
+        cls, out = "", []
+        for obj in objects_of(rec):
+            placed = self._copy_object(rec, obj, src, dst, t)
+            if placed is None:
+                continue
+            stored_cls, entry = placed
+            cls = cls or stored_cls
+            out.append(entry)
+        log.info("copied call=%s rec=%s %d object(s) %s -> %s (verified)", cid, rid, len(out), rec["tier"],
+                 t.cold)
+        return cls or t.storage_class, to_json(out)
+
+    def _copy_object(
+        self, rec: Mapping[str, Any], obj: RecordingObject, src: Tier, dst: Tier, t: Target
+    ) -> tuple[str, dict[str, Any]] | None:
+        rid, cid = rec["recording_id"], rec["call_id"]
+        sha = obj.sha256
+        if not sha:  # derived for an older row: copy it only if it exists, hash it from the source
+            if src.stat(obj.key) is None:
+                return None
+            with src.open(obj.key) as stream:
+                sha, _ = hash_stream(stream)
+        with src.open(obj.key) as stream:
             stored = dst.put(
-                key,
+                obj.key,
                 stream,
-                sha256=sha or None,
+                sha256=sha,
                 options=PutOptions(
                     metadata={"call_id": cid, "recording_id": rid, "sha256": sha},
                     storage_class=t.storage_class,
                     legal_hold=bool(rec.get("legal_hold")),
                 ),
             )
-        if not self._verified(dst, key, sha, stored.sha256):
-            raise IntegrityError(f"destination {t.cold} does not verify for {rid}; source kept", call_id=cid)
-        log.info("copied call=%s rec=%s %s -> %s (verified)", cid, rid, rec["tier"], t.cold)
-        return stored.storage_class or t.storage_class
+        if not self._verified(dst, obj.key, sha, stored.sha256):
+            raise IntegrityError(
+                f"destination {t.cold} does not verify for {rid} ({obj.role}); source kept", call_id=cid
+            )
+        entry = {"key": obj.key, "role": obj.role, "sha256": sha, "size": stored.size}
+        return stored.storage_class or t.storage_class, entry
 
     @staticmethod
     def _verified(dst: Tier, key: str, sha: str, put_sha: str) -> bool:
@@ -256,7 +290,15 @@ class Migrator:
             )
 
     def _switch(
-        self, rec: Mapping[str, Any], tier: str, key: str, storage_class: str, now: float, *, same_tier: bool
+        self,
+        rec: Mapping[str, Any],
+        tier: str,
+        key: str,
+        storage_class: str,
+        now: float,
+        *,
+        same_tier: bool,
+        objects: list[dict[str, Any]] | None = None,
     ) -> None:
         rid = rec["recording_id"]
         with Tx(self.conn):
@@ -266,6 +308,11 @@ class Migrator:
                 " WHERE recording_id=?",
                 (tier, key, storage_class, now, rid),
             )
+            if objects is not None:  # the copied objects, as verified on the destination (same keys)
+                self.conn.execute(
+                    "UPDATE recordings SET objects=? WHERE recording_id=?",
+                    (json.dumps(objects, sort_keys=True), rid),
+                )
             if not same_tier:
                 self.conn.execute("UPDATE lifecycle_moves SET step='switched' WHERE recording_id=?", (rid,))
             self.ledger(
@@ -284,13 +331,23 @@ class Migrator:
             )
 
     def _delete_source(self, move: Mapping[str, Any]) -> None:
+        """Delete every object of the recording from the move's source tier, then the journal row."""
+        rid, src_name = move["recording_id"], move["src_tier"]
+        found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (rid,))
+        keys = [o.key for o in objects_of(found[0])] if found else []
+        keys = list(dict.fromkeys([move["src_key"], *keys]))
+        if found and found[0]["tier"] == src_name:  # the catalog still points here: not a finished move
+            log.warning("source delete skipped rec=%s: the catalog still points at %s", rid, src_name)
+            return
         try:
-            self._tier(move["src_tier"]).delete(move["src_key"])
+            src = self._tier(src_name)
+            for k in keys:
+                src.delete(k)
         except StorageError as exc:  # both copies stay; the journal row makes the next run retry
-            log.warning("source delete failed rec=%s: %s", move["recording_id"], exc)
+            log.warning("source delete failed rec=%s: %s", rid, exc)
             return
         with Tx(self.conn):
-            self.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id=?", (move["recording_id"],))
+            self.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id=?", (rid,))
 
     def _tier(self, name: str) -> Tier:
         try:

@@ -1,6 +1,7 @@
 """Retention: ``report`` what would be disposed of and why; ``apply`` disposes of it.
 
-Disposal = delete every version from the tier, mark the row 'expired', write
+Disposal = delete every version of every object of the recording (``recording_objects``:
+audio, legs, kept original, manifest sidecar) from every tier holding one, mark the row 'expired', write
 ``deletion_log`` (what, when, why, policy, hash, actor), append ledger ``deleted``.
 Holds and protection always win: such a recording is refused, and the refusal is
 written to ``deletion_log`` (reason 'refused', once per recording and cause).
@@ -21,6 +22,7 @@ from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
+from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,8 @@ class RetentionJob:
 
     def _dispose(self, rec: Mapping[str, Any], d: policy.Disposal, actor: str, now: float) -> None:
         versions = 0
-        for name, key in sorted(copies(self.conn, self.tiers, rec)):  # incl. copies of an unfinished move
+        places = copies(self.conn, self.tiers, rec)  # every object, incl. copies of an unfinished move
+        for name, key in sorted(places):
             versions += self.tiers[name].delete(key)
         with Tx(self.conn):
             self.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id=?", (d.recording_id,))
@@ -132,6 +135,7 @@ class RetentionJob:
                     "sha256": rec["sha256"],
                     "tier": rec["tier"],
                     "versions": versions,
+                    "objects": len(objects_of(rec)),
                 },
                 now,
             )

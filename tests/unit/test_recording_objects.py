@@ -1,0 +1,244 @@
+"""A recording is several stored objects (audio, legs, kept original, manifest sidecar):
+the shipper lists them in ``recordings.objects`` and every lifecycle job acts on all of them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+from lifecycle_support import CLASSES, KEY, NOW
+
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.lifecycle.erasure import Eraser
+from pbx_recorder.lifecycle.holds import HoldManager
+from pbx_recorder.lifecycle.journal import copies, open_catalog
+from pbx_recorder.lifecycle.migration import Migrator, Target
+from pbx_recorder.lifecycle.policy import DAY
+from pbx_recorder.lifecycle.retention_jobs import RetentionJob
+from pbx_recorder.manifest import Manifest, ManifestFile
+from pbx_recorder.naming import storage_key
+from pbx_recorder.recording_objects import objects_of
+from pbx_recorder.shipper import Shipper
+from pbx_recorder.spool import Spool
+from pbx_recorder.verify import Verifier
+from storage.envelope import EncryptStage, decrypt_stream
+from storage.keyring import KeyRing
+from storage.local import LocalTier
+from storage.transcode import Transcoder
+
+CALL = "n1_1700000000.1"
+RID = CALL + "_call001"
+NUMBER = "+15558675309"
+RX, TX = b"RIFFrx" + b"\x01" * 3000, b"RIFFtx" + b"\x02" * 2000
+
+
+class Setup:
+    def __init__(self, tmp_path, stages=()):
+        self.tmp = tmp_path
+        self.db = tmp_path / "cat.db"
+        self.catalog = Catalog(self.db, clock=lambda: NOW)
+        self.spool = Spool(tmp_path / "spool")
+        self.tiers = {n: LocalTier(n, tmp_path / "tiers" / n) for n in ("hot", "cold")}
+        self.shipper = Shipper(self.spool, self.catalog, lambda region: self.tiers["hot"],
+                               prepare_stages=stages)
+
+    def spool_dual(self, rid=RID):
+        mon = self.tmp / "mon" / rid
+        mon.mkdir(parents=True)
+        (mon / "a-rx.wav").write_bytes(RX)
+        (mon / "a-tx.wav").write_bytes(TX)
+        m = Manifest(recording_id=rid, call_id=CALL, mode="dual", recorded_from=1700000000.0,
+                     created_at=1700000100.0, cdr={"src": NUMBER, "dst": "200"},
+                     files=(ManifestFile("a-rx.wav", 0, "", 2.0, role="read"),
+                            ManifestFile("a-tx.wav", 0, "", 2.0, role="write")))
+        self.spool.spool_recording(rid, [mon / "a-rx.wav", mon / "a-tx.wav"], m)
+
+    def ship_dual(self, rid=RID):
+        self.catalog.upsert_call({"call_id": CALL, "caller_num": NUMBER, "callee_num": "200"})
+        self.spool_dual(rid)
+        assert self.shipper.ship_once().shipped == [rid]
+        return self.catalog.get_recording(rid)
+
+    def keys(self, tier):
+        return sorted(o.key for o in self.tiers[tier].list())
+
+    def conn(self):
+        return open_catalog(self.db)
+
+
+def test_shipper_lists_every_object_and_the_sidecar_holds_the_number(tmp_path):
+    s = Setup(tmp_path)
+    row = s.ship_dual()
+    roles = {o["role"]: o for o in row["objects"]}
+    assert sorted(roles) == ["audio", "leg:write", "manifest"]
+    assert roles["audio"]["key"] == row["storage_key"] and roles["audio"]["sha256"] == row["sha256"]
+    assert roles["leg:write"]["sha256"] == hashlib.sha256(TX).hexdigest()
+    assert roles["leg:write"]["size"] == len(TX) and roles["leg:write"]["key"].endswith(f"{RID}-write.wav")
+    assert roles["manifest"]["key"] == row["storage_key"][: -len("wav")] + "json"
+    assert s.keys("hot") == sorted(o["key"] for o in row["objects"])
+    assert NUMBER in s.tiers["hot"].path_for(roles["manifest"]["key"]).read_text()  # why it must go too
+
+
+def test_erase_by_caller_removes_every_object_on_every_tier(tmp_path):
+    s = Setup(tmp_path)
+    row = s.ship_dual()
+    leg = next(o["key"] for o in row["objects"] if o["role"] == "leg:write")
+    s.tiers["cold"].put(leg, s.tiers["hot"].path_for(leg))  # a stray copy left on another tier
+    conn = s.conn()
+    holds = HoldManager(conn, s.tiers, hash_key=KEY)
+    receipt = Eraser(conn, s.tiers, hash_key=KEY, holds=holds).erase(caller=NUMBER, actor="dpo", now=NOW)
+    assert receipt["status"] == "done" and receipt["recordings_erased"] == 1
+    assert receipt["recording_objects_erased"] == 3 and receipt["objects_deleted"] == 4
+    assert receipt["objects"][0]["roles"] == ["audio", "leg:write", "manifest"]
+    assert s.keys("hot") == [] and s.keys("cold") == []
+    assert NUMBER not in json.dumps(receipt)
+
+
+def test_retention_apply_removes_every_object(tmp_path):
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    conn.execute("UPDATE recordings SET retention_class='short', created_at=?, retain_until=?",
+                 (NOW - 100 * DAY, NOW - 90 * DAY))
+    job = RetentionJob(conn, s.tiers, CLASSES, HoldManager(conn, s.tiers, hash_key=KEY))
+    assert job.apply(NOW, "cron").disposed == [RID]
+    assert s.keys("hot") == [] and s.keys("cold") == []
+    payload = json.loads(conn.execute("SELECT payload FROM ledger WHERE event='deleted'").fetchone()[0])
+    assert payload["versions"] == 3 and payload["objects"] == 3
+
+
+def make_due(conn):
+    conn.execute("UPDATE recordings SET retention_class='standard', created_at=?", (NOW - 40 * DAY,))
+
+
+def test_migration_moves_all_objects_and_updates_the_list(tmp_path):
+    s = Setup(tmp_path)
+    before = s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    prog = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES).run(NOW)
+    assert prog.done == 1 and prog.bytes == sum(o["size"] for o in before["objects"])
+    row = s.catalog.get_recording(RID)
+    assert row["tier"] == "cold" and s.keys("hot") == []
+    assert s.keys("cold") == sorted(o["key"] for o in row["objects"])
+    pairs = [(o["key"], o["sha256"]) for o in row["objects"]]
+    assert pairs == [(o["key"], o["sha256"]) for o in before["objects"]]
+    assert all(s.tiers["cold"].verify(o["key"], o["sha256"]) for o in row["objects"])
+
+
+def test_migration_crash_between_copies_resumes(tmp_path, monkeypatch):
+    s = Setup(tmp_path)
+    row = s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    cold, real_put, puts = s.tiers["cold"], s.tiers["cold"].put, []
+
+    def crash_on_second(key, source, **kw):
+        puts.append(key)
+        if len(puts) == 2:
+            raise KeyboardInterrupt("simulated crash between two objects")
+        return real_put(key, source, **kw)
+
+    monkeypatch.setattr(cold, "put", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES).run(NOW)
+    monkeypatch.undo()
+    assert s.catalog.get_recording(RID)["tier"] == "hot" and len(s.keys("cold")) == 1
+    assert s.keys("hot") == sorted(o["key"] for o in row["objects"])  # source intact
+    # the partial destination copy is known to erasure/retention through the journal
+    assert ("cold", puts[0]) in copies(conn, s.tiers, s.catalog.get_recording(RID))
+    prog = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES).run(NOW)
+    assert prog.done == 1 and s.keys("hot") == []
+    assert s.keys("cold") == sorted(o["key"] for o in row["objects"])
+    assert conn.execute("SELECT COUNT(*) FROM lifecycle_moves").fetchone()[0] == 0
+
+
+def test_migration_resume_after_switch_deletes_every_source_object(tmp_path, monkeypatch):
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
+    monkeypatch.setattr(m, "_delete_source", lambda move: None)
+    m.run(NOW)
+    assert len(s.keys("hot")) == 3 and len(s.keys("cold")) == 3
+    assert Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES).resume(NOW) == 1
+    assert s.keys("hot") == [] and len(s.keys("cold")) == 3
+
+
+def test_keep_original_is_stored_and_listed(tmp_path):
+    s = Setup(tmp_path, stages=[Transcoder("flac", keep_original=True)])
+    mon = tmp_path / "mon"
+    mon.mkdir()
+    wav = mon / "a.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(wav), "synth", "1.5", "sine",
+                    "440"], check=True)
+    sha = hashlib.sha256(wav.read_bytes()).hexdigest()
+    m = Manifest(recording_id=RID, call_id=CALL, recorded_from=1700000000.0, created_at=1700000100.0,
+                 files=(ManifestFile("a.wav", 0, "", 1.5),))
+    s.spool.spool_recording(RID, [wav], m)
+    assert s.shipper.ship_once().shipped == [RID]
+    row = s.catalog.get_recording(RID)
+    roles = {o["role"]: o for o in row["objects"]}
+    assert sorted(roles) == ["audio", "manifest", "original"]
+    assert row["storage_key"].endswith(".flac")
+    assert roles["original"]["key"] == storage_key(CALL, RID + "-original", 1700000000.0, "wav")
+    assert roles["original"]["sha256"] == sha == row["audio_sha256"]
+    assert s.tiers["hot"].verify(roles["original"]["key"], sha)
+    assert s.spool.pending() == []  # the spool entry is gone, the original is not
+    assert s.keys("hot") == sorted(o["key"] for o in row["objects"])
+
+
+def test_verify_names_a_missing_leg(tmp_path):
+    s = Setup(tmp_path)
+    row = s.ship_dual()
+    conn = s.conn()
+    assert not any("leg" in m.what for m in Verifier(conn, s.tiers, deep=True).run().mismatches)
+    leg = next(o["key"] for o in row["objects"] if o["role"] == "leg:write")
+    s.tiers["hot"].delete(leg)
+    found = [m for m in Verifier(conn, s.tiers).run().mismatches if "leg:write" in m.what]
+    assert len(found) == 1 and found[0].what == "leg:write object missing" and leg in found[0].expected
+
+
+def test_fallback_for_rows_without_objects_derives_exact_keys():
+    key = storage_key(CALL, RID, 1700000000.0, "wav", "eu")
+    row = {"recording_id": RID, "storage_key": key, "sha256": "ab", "objects": "[]",
+           "manifest": {"files": [{"role": "read"}, {"role": "write"}]}}
+    got = objects_of(row)
+    assert got[0] == ("audio", key, "ab")
+    assert {o.role: o.key for o in got[1:]} == {
+        "leg:write": storage_key(CALL, RID + "-write", 1700000000.0, "wav", "eu"),
+        "manifest": storage_key(CALL, RID, 1700000000.0, "json", "eu"),
+    }
+    # a key that is not this recording's own stem, or not a naming key: the primary only
+    assert objects_of({**row, "recording_id": RID + "0"}) == [("audio", key, "ab")]
+    assert objects_of({"recording_id": "r", "storage_key": "2027/01/c/r.wav", "sha256": ""}) == [
+        ("audio", "2027/01/c/r.wav", "")
+    ]
+
+
+def test_kept_original_goes_through_the_later_stages_too(tmp_path):
+    """With encryption after transcoding the original is stored encrypted, never in clear."""
+    ring = KeyRing(tmp_path / "keys")
+    ring.generate("k1")
+    s = Setup(tmp_path, stages=[Transcoder("flac", keep_original=True), EncryptStage(ring, "k1")])
+    mon = tmp_path / "mon"
+    mon.mkdir()
+    wav = mon / "a.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(wav), "synth", "1.0", "sine",
+                    "440"], check=True)
+    clear = wav.read_bytes()
+    m = Manifest(recording_id=RID, call_id=CALL, recorded_from=1700000000.0, created_at=1700000100.0,
+                 files=(ManifestFile("a.wav", 0, "", 1.0),))
+    s.spool.spool_recording(RID, [wav], m)
+    assert s.shipper.ship_once().shipped == [RID]
+    row = s.catalog.get_recording(RID)
+    original = next(o for o in row["objects"] if o["role"] == "original")
+    assert original["key"] == storage_key(CALL, RID + "-original", 1700000000.0, "pbxr")
+    stored = s.tiers["hot"].path_for(original["key"]).read_bytes()
+    assert clear[:64] not in stored and hashlib.sha256(stored).hexdigest() == original["sha256"]
+    digest, _ = decrypt_stream(s.tiers["hot"].path_for(original["key"]), tmp_path / "out.wav", ring,
+                               wrapped_key=row["wrapped_key"], key_id=row["key_id"])
+    assert digest == hashlib.sha256(clear).hexdigest() == row["audio_sha256"]
