@@ -17,8 +17,9 @@ and the channel count must match.  The shipper hashes and stores the output; the
 keeps the original's hash (``files[].sha256`` / ``audio_sha256``) and ``processing``
 records ``format`` plus a ``transcode`` entry per file (from, to, tool, tool_version,
 original sha256/size, sha256/size of the output, durations).  ``keep_original=False``
-removes the input once the output verified; True leaves it in the spool entry (removed
-with the entry; storing both copies needs a second put in the shipper).
+removes the input once the output verified; True leaves it in the spool entry and sets
+``original_kept``: the shipper then stores it too, as ``<rid>-original`` (after the later
+stages, e.g. encryption), and lists it in ``recordings.objects`` (role ``original``).
 """
 
 from __future__ import annotations
