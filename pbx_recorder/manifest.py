@@ -43,6 +43,8 @@ class Manifest:
     tags: tuple[str, ...] = ()
     retention_class: str = ""
     region: str = ""
+    callee_num: str = ""  # the number the call was placed to (CDR dst changes after a Goto)
+    did: str = ""  # inbound: the DID
     recorded_from: float | None = None  # epoch seconds, recording span
     recorded_to: float | None = None
     pauses: tuple[tuple[float, float], ...] = ()  # (start, end) pairs

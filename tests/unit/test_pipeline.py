@@ -145,3 +145,12 @@ async def test_spool_full_defers_and_retries(tmp_path):
     free[0] = 10 * 1024 * 1024
     assert await pipe.retry_deferred() == 1
     assert pipe.deferred == {} and spool.is_complete(RID) and not wav.exists()
+
+
+def test_manifest_keeps_the_dialed_number_and_cdr():
+    meta = {"linkedid": "1.1", "callee_num": "8001", "did": "8001",
+            "cdr": {"dst": "1", "src": "13812345678"}, "recorded_from": 10.0, "recorded_to": 20.0}
+    m = manifest_from_metadata(CALL, RID, meta, now=30.0)
+    assert (m.callee_num, m.did) == ("8001", "8001")
+    assert m.cdr["dst"] == "1"  # the CDR stays as received: evidence
+    assert m.recorded_span_s == 10.0
