@@ -25,9 +25,11 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from panoramisk import actions as pactions
 from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
 
 from ami import actions
 from ami.backoff import backoff_delay
@@ -60,6 +62,55 @@ class _Protocol(AMIProtocol):
         self.factory = self._client
         self.encoding = "utf8"
         self.log = log
+
+    def data_received(self, data: bytes) -> None:
+        """panoramisk's framing, with :func:`message_from_block` as the parser."""
+        chunk = data.decode(self.encoding, "ignore")
+        if self.version is None and chunk.startswith(BANNER):
+            line, _, _ = chunk.partition(EOL)
+            self.version = line.partition("/")[2].strip()
+        if self.queue:
+            chunk = self.queue.popleft() + chunk
+        blocks = chunk.split(EOL + EOL)
+        self.queue.append(blocks.pop(-1))
+        for block in blocks:
+            message = message_from_block(block.strip())
+            if message is not None:
+                self.handle_message(message)
+
+
+BANNER = "Asterisk Call Manager/"
+EOL = "\r\n"
+
+
+def message_from_block(block: str) -> Message | None:
+    """Like panoramisk's ``Message.from_line``, but a header repeated in another letter case
+    (``Channel`` then an injected ``channel``) becomes a list in occurrence order instead of
+    silently replacing the first one, so :mod:`ami.injection` sees the repeat."""
+    lines = block.split(EOL)
+    content = ""
+    if lines[0].startswith(("Response: Follows", "Response: Fail")):
+        content = lines.pop()
+        while not content and lines:
+            content = lines.pop()
+    headers: dict[str, Any] = {}
+    spelling: dict[str, str] = {}  # lower-case -> first spelling seen
+    for line in lines:
+        if ": " not in line:
+            continue
+        key, value = line.split(": ", 1)
+        lower = key.lower()
+        if lower in Message.quoted_keys:
+            value = unquote(value).strip()
+        first = spelling.setdefault(lower, key)
+        if first in headers:
+            old = headers[first]
+            headers[first] = [*old, value] if isinstance(old, list) else [old, value]
+        else:
+            headers[first] = value
+    if "event" in spelling or "response" in spelling:
+        return Message(headers, content)
+    return None
 
 
 class AmiClient:

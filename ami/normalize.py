@@ -7,7 +7,14 @@ Input is a panoramisk ``Message`` (case-insensitive) or a dict from :mod:`ami.fr
 frame is logged with what is known and never raises out of :meth:`Normalizer.normalize`.
 
 State kept here (still sans-IO): Uniqueid -> call id (a ``Cdr`` without ``Linkedid``
-is matched through it) bounded to ``max_channels`` entries.
+is matched through it) and the channel registry (channel name -> Uniqueid -> Linkedid, from
+``Newchannel``/``CoreShowChannel``), each bounded to ``max_channels`` entries.
+
+Header injection (CRLF in a caller ID, see :mod:`ami.injection`): every frame is first
+reduced to one trusted value per header.  A frame whose identity headers repeat is logged
+once per channel as an "AMI header injection attempt"; a one-snapshot event keeps its
+positional identity if the registry does not contradict it, any other event takes its
+identity from the registry or is dropped.
 
 Recording starts are not taken from ``MixMonitorStart``: the ``MixMonitor`` action
 response (it carries the ``MixMonitorID``) is where the client reports them, so
@@ -20,7 +27,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ami.injection import Resolved, resolve, snapshot_prefixes, values
 from pbx_recorder import events as ev
+from pbx_recorder.masking import mask_number
 from pbx_recorder.naming import make_call_id
 
 log = logging.getLogger(__name__)
@@ -52,6 +61,10 @@ CDR_FIELDS = {
 }
 
 
+#: multi-snapshot events whose first snapshot (genuine channel name = first value) has this prefix
+FIRST_SNAPSHOT = {"AgentConnect": "", "BlindTransfer": "transferer", "AttendedTransfer": "origtransferer"}
+
+
 def fold(msg: Headers) -> Headers:
     """Lower-case keys unless the mapping is already lower-case or case-insensitive."""
     if "event" in msg or "response" in msg:
@@ -63,8 +76,8 @@ def text(h: Headers, key: str) -> str:
     value = h.get(key)
     if value is None:
         return ""
-    if isinstance(value, list):  # a repeated header: keep the last one
-        value = value[-1] if value else ""
+    if isinstance(value, list):  # only legitimately repeated ones are left (ChanVariable ...)
+        value = value[0] if value else ""
     return str(value)
 
 
@@ -75,8 +88,12 @@ class Normalizer:
         self._call_of_channel: dict[str, str] = {}
         self._call_ids: dict[str, str] = {}
         self._uniqueid_of_name: dict[str, str] = {}
+        self._linkedid_of: dict[str, str] = {}  # Uniqueid -> Linkedid (registry)
+        self._warned: dict[str, None] = {}  # channels already reported for header injection
         self.ignored = 0
         self.malformed = 0
+        self.injections = 0  # frames with repeated identity headers
+        self.injections_dropped = 0
 
     # -- identity -----------------------------------------------------------------
     def call_id_for(self, linkedid: str) -> str:
@@ -102,10 +119,75 @@ class Normalizer:
         """Uniqueid of a channel name seen in a Newchannel ("" when unknown)."""
         return self._uniqueid_of_name.get(channel, "")
 
-    def note_channel_name(self, channel: str, uniqueid: str) -> None:
+    def note_channel_name(self, channel: str, uniqueid: str, linkedid: str = "") -> None:
         if len(self._uniqueid_of_name) >= self.max_channels:
             self._uniqueid_of_name.pop(next(iter(self._uniqueid_of_name)))
         self._uniqueid_of_name[channel] = uniqueid
+        if linkedid:
+            if len(self._linkedid_of) >= self.max_channels:
+                self._linkedid_of.pop(next(iter(self._linkedid_of)))
+            self._linkedid_of[uniqueid] = linkedid
+
+    # -- header injection ------------------------------------------------------------
+    def _registry_identity(self, h: Headers, prefix: str,
+                           first_is_genuine: bool) -> tuple[str, str, str] | None:
+        """(channel, uniqueid, linkedid) of the one registered channel among the candidates.
+
+        The event's first snapshot has its genuine channel name first (every injection follows
+        it); for the others an unregistered candidate may be the genuine one, so any makes the
+        identity unresolvable (an injected registered name must not win over it)."""
+        uniqueids = set(values(h, prefix + "uniqueid"))
+        candidates = values(h, prefix + "channel")
+        if first_is_genuine:
+            candidates = candidates[:1]
+        elif any(c not in self._uniqueid_of_name for c in candidates):
+            return None
+        found: dict[str, str] = {}
+        for channel in candidates:
+            uniqueid = self._uniqueid_of_name.get(channel)
+            if uniqueid and (not uniqueids or uniqueid in uniqueids):
+                found[uniqueid] = channel
+        if len(found) != 1:
+            return None
+        uniqueid, channel = next(iter(found.items()))
+        return channel, uniqueid, self._linkedid_of.get(uniqueid, "")
+
+    def _untaint(self, h: Headers, r: Resolved, name: str) -> Resolved | None:
+        """Identity of a frame with repeated identity headers, or None (drop it)."""
+        self.injections += 1
+        why = ""
+        if r.positional:
+            known = self._uniqueid_of_name.get(text(r, "channel"))
+            if known and text(r, "uniqueid") and known != text(r, "uniqueid"):
+                why = "Uniqueid contradicts the channel registry"
+            linked = self._linkedid_of.get(text(r, "uniqueid"))
+            if not why and linked and text(r, "linkedid") and linked != text(r, "linkedid"):
+                why = "Linkedid contradicts the channel registry"
+        else:
+            for prefix in snapshot_prefixes(r):
+                found = self._registry_identity(h, prefix, FIRST_SNAPSHOT.get(name) == prefix)
+                if found is None:
+                    why = f"{prefix or 'caller '}identity not resolvable from the channel registry"
+                    break
+                r[prefix + "channel"], r[prefix + "uniqueid"] = found[0], found[1]
+                if found[2]:
+                    r[prefix + "linkedid"] = found[2]
+        channel = text(r, "channel")[:80]
+        caller = mask_number(values(h, "calleridnum")[0] if values(h, "calleridnum") else "")
+        if why:
+            self.injections_dropped += 1
+        if channel not in self._warned:
+            if len(self._warned) >= 10_000:
+                self._warned.pop(next(iter(self._warned)))
+            self._warned[channel] = None
+            log.warning("AMI header injection attempt in %s on channel %s from caller %s (repeated %s): %s",
+                        name, channel, caller, ",".join(r.repeated)[:120],
+                        "event dropped, " + why if why else
+                        "identity kept by position" if r.positional else "identity from the channel registry")
+        else:
+            log.debug("AMI header injection again in %s on channel %s: %s", name, channel,
+                      "dropped, " + why if why else "identity resolved")
+        return None if why else r
 
     def _identity(self, h: Headers, name: str, prefix: str = "") -> tuple[str, str] | None:
         """(call_id, channel_id) from ``<prefix>Linkedid`` / ``<prefix>Uniqueid``."""
@@ -155,6 +237,12 @@ class Normalizer:
         if handler is None:
             return self._ignore(name or "(no Event header)", "no handler (not needed by the recorder)")
         try:
+            resolved: Resolved | None = resolve(h, name)
+            if resolved.tainted:
+                resolved = self._untaint(h, resolved, name)
+                if resolved is None:
+                    return []
+            h = resolved
             return handler(self, h, name, now)
         except Exception:  # per-frame containment: a bad frame never stops the daemon
             self.malformed += 1
@@ -178,7 +266,7 @@ def on_newchannel(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]
     ids = n._identity(h, name)
     if ids is None:
         return []
-    n.note_channel_name(text(h, "channel"), ids[1])
+    n.note_channel_name(text(h, "channel"), ids[1], text(h, "linkedid"))
     return [ev.ChannelCreated(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
                               channel=text(h, "channel"), caller_num=text(h, "calleridnum"),
                               caller_name=text(h, "calleridname"), exten=text(h, "exten"),
@@ -323,7 +411,7 @@ def on_core_show_channel(n: Normalizer, h: Headers, name: str, now: float) -> li
     ids = n._identity(h, name)
     if ids is None:
         return []
-    n.note_channel_name(text(h, "channel"), ids[1])
+    n.note_channel_name(text(h, "channel"), ids[1], text(h, "linkedid"))
     return [ev.LiveChannel(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
                            state=(text(h, "channelstatedesc") or text(h, "channelstate")).lower(),
                            caller_num=text(h, "calleridnum"), bridged=bool(text(h, "bridgeid")))]

@@ -1,0 +1,143 @@
+"""Sans-IO: pick the genuine value of each AMI header when a caller injected copies.
+
+Asterisk 16 copies a percent-decoded CRLF from the SIP From user/display name straight
+into every AMI event that carries the caller ID, so ``CallerIDNum: 1\\r\\nChannel: Local/1@x``
+arrives as two headers.  :mod:`ami.frames` and panoramisk keep a repeated header as a list
+in occurrence order; that order is all this module needs.
+
+A channel snapshot (``ast_manager_build_channel_state_string_prefix``, checked against the
+16.28 binary) is, for a prefix ``P``::
+
+    PChannel PChannelState PChannelStateDesc PCallerIDNum PCallerIDName PConnectedLineNum
+    PConnectedLineName PLanguage PAccountCode PContext PExten PPriority PUniqueid PLinkedid
+
+The caller-controlled values (CallerIDNum .. ConnectedLineName) sit in the middle, so in
+an event with ONE snapshot an injected line always lands after the genuine fields before
+them (take the FIRST value) and before the genuine fields after them (take the LAST).
+Bridge fields (BridgeEnter/Leave) and the event envelope come before the snapshot; the
+event's own extras (Cause, Variable/Value, MixMonitorID, Queue ...) come after it.
+
+Events with several snapshots (AgentConnect, transfers) and ``Cdr`` (its own layout with
+LastData, which can also carry caller data, after Channel) have no such guarantee: if any
+identity header is repeated they are *tainted*: identity comes from the normalizer's
+channel registry and every other repeated field is its first value, sanitized.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: values that legitimately repeat (kept as lists)
+MULTI_VALUED = frozenset({"chanvariable", "output", "_body"})
+#: the caller-controlled fields of a snapshot, where an injection starts
+CALLER_FIELDS = ("calleridnum", "calleridname", "connectedlinenum", "connectedlinename")
+#: before the caller fields: the envelope, bridge snapshot, channel head
+FIRST_FIELDS = frozenset({
+    "event", "privilege", "timestamp", "systemname", "actionid", "response",
+    "channel", "channelstate", "channelstatedesc",
+    "bridgeuniqueid", "bridgetype", "bridgetechnology", "bridgecreator", "bridgename",
+    "bridgenumchannels", "bridgevideosourcemode",
+})
+#: events carrying exactly one (unprefixed) channel snapshot
+SINGLE_SNAPSHOT = frozenset({
+    "Newchannel", "Newstate", "Hangup", "VarSet", "MixMonitorStart", "MixMonitorStop",
+    "MixMonitorMute", "QueueCallerJoin", "BridgeEnter", "BridgeLeave", "CoreShowChannel",
+    "Newexten", "NewCallerid", "NewConnectedLine", "NewAccountCode", "HangupRequest",
+    "SoftHangupRequest", "DialBegin", "DialEnd",
+})
+#: snapshot prefixes whose identity the registry can vouch for
+SNAPSHOT_PREFIXES = ("", "dest", "transferer", "transferee", "origtransferer", "secondtransferer",
+                     "transfertarget")
+IDENTITY_SUFFIXES = ("channel", "uniqueid", "linkedid")
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def sanitize(value: object) -> str:
+    """Text without control characters (C0, DEL, C1): a value can never carry a line break."""
+    return _CONTROL.sub("", value if isinstance(value, str) else str(value))
+
+
+def is_identity(key: str) -> bool:
+    return key.endswith(IDENTITY_SUFFIXES)
+
+
+def values(h: Mapping[str, Any], key: str) -> list[str]:
+    value = h.get(key)
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [sanitize(v) for v in value]
+    return [sanitize(value)]
+
+
+class Resolved(dict[str, Any]):
+    """Lower-case header -> the one value the normalizer may trust (a plain dict)."""
+
+    tainted: bool = False  # an identity header (Channel, Uniqueid, Linkedid, prefixed) was repeated
+    positional: bool = False  # one snapshot: the first/last rule gave the genuine identity
+    repeated: tuple[str, ...] = ()
+
+
+def _single_rule(key: str) -> str:
+    if key in FIRST_FIELDS or key in CALLER_FIELDS:
+        return "first"
+    return "last"
+
+
+def _cdr_rule(key: str) -> str:
+    # Cdr: AccountCode Source Destination DestinationContext CallerID Channel DestinationChannel
+    #      LastApplication LastData StartTime ... UniqueID UserField [mapped variables]
+    if key in ("event", "privilege", "timestamp", "systemname", "accountcode", "source", "callerid",
+               "destination", "lastdata"):
+        return "first"
+    return "last"
+
+
+def resolve(h: Mapping[str, Any], name: str) -> Resolved:
+    """Choose one value per header; mark the frame tainted when identity is repeated."""
+    out = Resolved()
+    merged: dict[str, Any] = {}
+    for k, value in h.items():  # case variants ("channel" after "Channel") are repeats too
+        key = str(k).lower()
+        if key in merged:
+            old = merged[key] if isinstance(merged[key], list) else [merged[key]]
+            merged[key] = old + (value if isinstance(value, list) else [value])
+        else:
+            merged[key] = value
+    h = merged
+    repeated = [key for key, value in h.items() if isinstance(value, list) and key not in MULTI_VALUED]
+    tainted = any(is_identity(key) for key in repeated)
+    if name in SINGLE_SNAPSHOT:
+        rule = _single_rule
+    elif name == "Cdr":
+        rule = _cdr_rule
+    else:
+        rule = None  # several snapshots (or unknown layout): first value, sanitized
+    for key, value in h.items():
+        if key in MULTI_VALUED:
+            out[key] = [sanitize(v) for v in value] if isinstance(value, list) else sanitize(value)
+        elif isinstance(value, list):
+            if not value:
+                out[key] = ""
+            elif rule is None or (tainted and rule is _cdr_rule) or rule(key) == "first":
+                out[key] = sanitize(value[0])
+            else:
+                out[key] = sanitize(value[-1])
+        else:
+            out[key] = sanitize(value) if value is not None else ""
+    out.tainted = tainted
+    out.repeated = tuple(repeated)
+    # a tainted single-snapshot event is still positionally reliable; the others are not
+    out.positional = name in SINGLE_SNAPSHOT
+    return out
+
+
+def snapshot_prefixes(h: Mapping[str, Any]) -> Iterable[str]:
+    """Prefixes of the channel snapshots an event carries (by their Uniqueid/Channel)."""
+    for prefix in SNAPSHOT_PREFIXES:
+        if prefix + "uniqueid" in h or prefix + "channel" in h:
+            yield prefix
