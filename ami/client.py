@@ -33,6 +33,7 @@ from panoramisk.message import Message
 
 from ami import actions
 from ami.backoff import backoff_delay
+from ami.framing_guard import FramingGuard, block_keys
 from ami.normalize import Normalizer
 from pbx_recorder import commands as cmds
 from pbx_recorder import constants as C
@@ -74,6 +75,8 @@ class _Protocol(AMIProtocol):
         blocks = chunk.split(EOL + EOL)
         self.queue.append(blocks.pop(-1))
         for block in blocks:
+            if not self._client.framing.accept(block_keys(block)):
+                continue  # the caller's bytes after a cut-short event (ami.framing_guard)
             message = message_from_block(block.strip())
             if message is not None:
                 self.handle_message(message)
@@ -120,7 +123,7 @@ class AmiClient:
     def __init__(self, *, host: str, port: int, username: str, secret: str, normalizer: Normalizer,
                  backoff_min: float = 0.5, backoff_max: float = 30.0, boot_timeout: float = 10.0,
                  action_timeout: float = 10.0, connect_timeout: float = 5.0, ping_interval: float = 20.0,
-                 resync_variables: Iterable[str] = DEFAULT_RESYNC_VARIABLES,
+                 resync_variables: Iterable[str] = DEFAULT_RESYNC_VARIABLES, confirm_hangups: bool = True,
                  clock: Callable[[], float] = time.time, rnd: Callable[[], float] = random.random) -> None:
         self.host, self.port = host, port
         self._username, self._secret = username, secret
@@ -142,6 +145,9 @@ class AmiClient:
         self._seen_in_resync: set[str] | None = None  # call ids of events that arrived during a resync
         self.connects = 0
         self.version: str | None = None
+        self.framing = FramingGuard()  # per connection: reset in _session
+        self.confirm_hangups = confirm_hangups
+        self.hangups_refuted = 0
 
     # -- public API ---------------------------------------------------------------
     @property
@@ -158,6 +164,10 @@ class AmiClient:
             item = await self._queue.get()
             if item is None:
                 return
+            if isinstance(item, asyncio.Future):  # a Hangup being confirmed: keeps the event order
+                for confirmed in await item:
+                    yield confirmed
+                continue
             yield item
 
     async def run(self) -> None:
@@ -216,7 +226,10 @@ class AmiClient:
             for item in self.normalizer.normalize(message, self.clock()):
                 if self._seen_in_resync is not None and isinstance(item, ev.CallEvent):
                     self._seen_in_resync.add(item.call_id)
-                self._queue.put_nowait(item)
+                if isinstance(item, ev.ChannelHungUp) and self.confirm_hangups and self._ready.is_set():
+                    self._queue.put_nowait(asyncio.ensure_future(self._confirm_hangup(item)))
+                else:
+                    self._queue.put_nowait(item)
         except Exception:  # never let one frame break panoramisk's data_received
             log.exception("AMI event dispatch failed for %r", message.get("Event", ""))
 
@@ -232,6 +245,7 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         self._booted.clear()
         self._lost = loop.create_future()
+        self.framing = FramingGuard()  # a new stream: a cut never spans connections
         _, protocol = await asyncio.wait_for(
             loop.create_connection(lambda: _Protocol(self), self.host, self.port), self.connect_timeout)
         self._protocol = protocol
@@ -259,6 +273,28 @@ class AmiClient:
                 except (AmiActionError, PbxDisconnected) as exc:
                     log.warning("AMI ping failed (%s); reconnecting", exc)
                     break
+
+    async def _confirm_hangup(self, item: ev.ChannelHungUp) -> list[Any]:
+        """[item], or [] when Asterisk still has a live channel with that Uniqueid (a forged Hangup).
+
+        Asterisk 16 unlinks a channel before it publishes its Hangup, so ``Getvar`` by Uniqueid
+        (ast_channel_get_by_name falls back to the uniqueid) answers "No such channel" for a
+        genuine one (measured).  No answer (disconnect, timeout) counts as genuine."""
+        try:
+            reply = await self._send(actions.getvar(item.channel_id, "UNIQUEID", call_id=item.call_id),
+                                     call_id=item.call_id, check=False,
+                                     timeout=min(self.action_timeout, 5.0))
+        except (AmiActionError, PbxDisconnected, OSError, RuntimeError) as exc:
+            log.debug("Hangup of %s not confirmed (%s); taken as genuine (call %s)", item.channel_id, exc,
+                      item.call_id)
+            return [item]
+        if _get(reply, "Response") == "Success" and _get(reply, "Value") == item.channel_id:
+            self.hangups_refuted += 1
+            log.warning("AMI framing injection: Hangup for channel %s (uniqueid %s, call %s) but Asterisk "
+                        "still has that channel; forged event dropped", item.channel[:80], item.channel_id,
+                        item.call_id)
+            return []
+        return [item]
 
     async def _resync(self) -> None:
         self._seen_in_resync = set()
