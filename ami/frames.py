@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-Frame = dict[str, "str | list[str]"]
+
+class Frame(dict[str, "str | list[str]"]):
+    """A parsed block: keys are already lower-case, a repeated header is a list (in order)."""
 
 BANNER_PREFIX = "Asterisk Call Manager/"
 END_COMMAND = "--END COMMAND--"
@@ -30,7 +32,7 @@ BODY_KEY = "_body"
 
 def parse_block(block: str) -> Frame | None:
     """One message block (``\n`` line ends, no trailing blank line) -> header dict, or None."""
-    frame: Frame = {}
+    frame = Frame()
     body: list[str] = []
     follows = False
     if "\r" in block:

@@ -29,6 +29,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ami.frames import Frame
+
 #: values that legitimately repeat (kept as lists)
 MULTI_VALUED = frozenset({"chanvariable", "output", "_body"})
 #: the caller-controlled fields of a snapshot, where an injection starts
@@ -99,6 +101,34 @@ def _cdr_rule(key: str) -> str:
 
 def resolve(h: Mapping[str, Any], name: str) -> Resolved:
     """Choose one value per header; mark the frame tainted when identity is repeated."""
+    fast = _resolve_plain(h, name)
+    if fast is not None:
+        return fast
+    return _resolve_repeated(h, name)
+
+
+def _resolve_plain(h: Mapping[str, Any], name: str) -> Resolved | None:
+    """The hot path: no header repeated (in any letter case) and every value a string.
+    Returns None as soon as the frame needs the full rules below."""
+    try:
+        joined = "".join(h.values())  # TypeError: a repeated header (list) or a non-string
+    except TypeError:
+        return None
+    if type(h) is Frame:  # our parser: keys already folded, repeats already lists
+        keys = list(h)
+    else:
+        keys = [k.lower() for k in h]
+        if len(set(keys)) != len(keys):
+            return None
+    if joined.isprintable():
+        out = Resolved(zip(keys, h.values(), strict=True))
+    else:
+        out = Resolved(zip(keys, (_CONTROL.sub("", v) for v in h.values()), strict=True))
+    out.positional = name in SINGLE_SNAPSHOT
+    return out
+
+
+def _resolve_repeated(h: Mapping[str, Any], name: str) -> Resolved:
     out = Resolved()
     merged: dict[str, Any] = {}
     for k, value in h.items():  # case variants ("channel" after "Channel") are repeats too
