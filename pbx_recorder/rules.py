@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,8 +83,11 @@ class RuleDecision:
     explanation: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # a shallow copy (every field is a str/bool or a flat sequence of str): this runs once
+        # per call on the hot path, where dataclasses.asdict's recursive deepcopy is costly
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["tags"] = list(self.tags)
+        data["explanation"] = list(self.explanation)
         return data
 
     @classmethod
