@@ -32,12 +32,23 @@ BODY_KEY = "_body"
 
 def parse_block(block: str) -> Frame | None:
     """One message block (``\n`` line ends, no trailing blank line) -> header dict, or None."""
-    frame = Frame()
-    body: list[str] = []
-    follows = False
     if "\r" in block:
         block = block.replace("\r\n", "\n")
     lines = block.split("\n")
+    # Fast path, the shape of nearly every event: "Key: value" lines, no key repeated.
+    try:
+        frame = Frame([(key.lower(), value) for key, value in (line.split(": ", 1) for line in lines)])
+    except ValueError:  # a line without ": " (empty value, body, blank line): the full rules
+        return _parse_lines(lines)
+    if len(frame) != len(lines) or "response" in frame:  # repeats, or a possible Follows body
+        return _parse_lines(lines)
+    return frame
+
+
+def _parse_lines(lines: list[str]) -> Frame | None:
+    frame = Frame()
+    body: list[str] = []
+    follows = False
     for index, line in enumerate(lines):
         key, sep, value = line.partition(": ")
         if not sep:  # the rare cases: "Key:" with an empty value, a bare line, a body
