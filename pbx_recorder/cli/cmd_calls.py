@@ -90,13 +90,16 @@ def _audit_unmask(catalog: Catalog, config: Any, action: str, target: str, detai
 
 
 def _table(rows: list[dict[str, Any]], tz: tzinfo) -> str:
-    header = "  ".join(name.ljust(width) for name, width in TABLE)
+    # the call id is what an operator copies into `calls show`: never cut it (bounded at 64)
+    id_width = max([len(str(r.get("call_id") or "")) for r in rows] + [TABLE[1][1]])
+    columns = [TABLE[0], (TABLE[1][0], min(id_width, 64)), *TABLE[2:]]
+    header = "  ".join(name.ljust(width) for name, width in columns)
     lines = [header, "-" * len(header)]
     for r in rows:
         cells = [_fmt_time(r.get("started_at"), tz), r.get("call_id"), r.get("status"), r.get("caller_num"),
                  r.get("callee_num"), r.get("agent"), r.get("queue"), r.get("consent_decision"),
                  r.get("billsec") if r.get("billsec") is not None else "-"]
-        lines.append("  ".join(sanitize(c, w).ljust(w) for c, (_, w) in zip(cells, TABLE, strict=True)))
+        lines.append("  ".join(sanitize(c, w).ljust(w) for c, (_, w) in zip(cells, columns, strict=True)))
     lines.append(f"{len(rows)} call(s)")
     return "\n".join(lines)
 

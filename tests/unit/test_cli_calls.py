@@ -100,3 +100,15 @@ def test_bad_time_is_a_usage_error(setup):
     cfg, _ = setup
     r = CliRunner().invoke(cli, ["--config", str(cfg), "calls", "search", "--from", "yesterdayish"])
     assert r.exit_code == 2 and "--from" in r.output
+
+
+def test_search_table_shows_long_call_ids_whole(setup):
+    cfg, db = setup
+    long_id = "demo_sbx14792x07b945-1795297992.0"
+    cat = Catalog(db)
+    cat.upsert_call({"call_id": long_id, "caller_num": "4930001", "status": "answered",
+                     "started_at": time.time() - 30})
+    cat.close()
+    r = run(cfg, "search", "--preset", "7d")
+    assert r.exit_code == 0, r.output
+    assert long_id in r.output
