@@ -22,6 +22,9 @@ caller's last forged block may have merged into it).  Blocks cut again while dis
 what they miss.  At most :data:`MAX_DISTRUSTED` blocks are dropped per cut; past that the
 guard trusts again and logs an ERROR.
 
+It relies on Asterisk always sending the whole snapshot (16 to 22 do): hand-written
+transcripts with abbreviated snapshots count as cut.
+
 What this cannot see: a blank line in a value AFTER a complete snapshot (VarSet ``Value``,
 Newexten ``AppData``, UserEvent fields) when the dialplan copies caller data (e.g. a SIP
 header) there without the caller ID carrying it too; caller IDs that reach Asterisk without

@@ -21,6 +21,28 @@ Events with several snapshots (AgentConnect, transfers) and ``Cdr`` (its own lay
 LastData, which can also carry caller data, after Channel) have no such guarantee: if any
 identity header is repeated they are *tainted*: identity comes from the normalizer's
 channel registry and every other repeated field is its first value, sanitized.
+
+A DOUBLE CRLF goes further (measured on 16.28, tests/real/test_asterisk_ami_framing.py): the
+event ends at the injected blank line and the caller's bytes are read as whole events of their
+own, e.g. ``Event: Hangup / Uniqueid: <a live call's>`` (46-70 bytes: it fits the 79 decoded
+bytes PJSIP keeps of the From user; the display name is not decoded).  Nothing here can see that,
+since each forged block is well-formed.  Two defenses sit before this module:
+
+* :mod:`ami.framing_guard` (in the client's block loop): an event whose channel snapshot or Cdr
+  ends inside its caller fields is *cut*; the blocks after it are dropped until its remainder
+  (every missing field name, more than 79 bytes) is seen, bounded to 8 blocks.
+* :meth:`ami.client.AmiClient._confirm_hangup`: before a ``Hangup`` is passed on, ``Getvar
+  UNIQUEID`` by its Uniqueid; a channel Asterisk still has was not hung up (a genuine Hangup
+  is published after the channel is unlinked: "No such channel").
+
+What remains possible: blank lines in values after a complete snapshot (VarSet ``Value``,
+Newexten ``AppData``, UserEvent) when the dialplan copies caller data there that the caller ID
+does not carry; caller data without the 79-byte bound (``Set(CALLERID(num)=${PJSIP_HEADER(..)})``)
+that can spell a fake remainder (then a forged VarSet/Newstate/MixMonitorMute/Cdr is believed;
+only Hangup is confirmed); up to 8 genuine events dropped after a cut by a caller who fakes
+further cuts; the cut event itself reaches the normalizer as a head without Uniqueid/Linkedid
+and is dropped as malformed (the attacker's own call loses those events, e.g. its Hangup).
+Asterisk itself should refuse CR/LF in caller IDs; until then, refuse them at the SBC/proxy.
 """
 
 from __future__ import annotations
