@@ -17,7 +17,6 @@ import base64
 import binascii
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from pbx_recorder.errors import CryptoError
 from pbx_recorder.manifest import canonical_json
-from storage.atomic import fsync_dir, temp_path_for
+from storage.atomic import create_exclusive
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +36,12 @@ log = logging.getLogger(__name__)
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     """Create ``path`` atomically with ``mode``; never overwrite an existing file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, path)
-        fsync_dir(path.parent)
+        create_exclusive(path, data, mode)
     except FileExistsError as exc:
         raise CryptoError(f"{path} already exists; refusing to overwrite a key") from exc
     except OSError as exc:
         raise CryptoError(f"cannot write {path}: {exc.strerror}") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def public_key_path(key_file: str | Path) -> Path:

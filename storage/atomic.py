@@ -35,6 +35,27 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def create_exclusive(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` atomically with ``mode`` and ``data``; never overwrite an existing file
+    (key material: a lost key is lost audio).  Raises FileExistsError if ``path`` exists
+    (also when a concurrent writer won the race), other OSErrors as they come."""
+    tmp = temp_path_for(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)  # unlike rename, link fails when the target exists
+        fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def _translate(exc: OSError, what: str) -> StorageError:
     if exc.errno == errno.ENOSPC:
         return SpoolFull(f"no space left on device while {what}")

@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 
 from pbx_recorder.errors import CryptoError
-from storage.atomic import fsync_dir, temp_path_for
+from storage.atomic import create_exclusive, fsync_dir
 
 KEY_BYTES = 32
 SUFFIX = ".key"
@@ -71,23 +71,12 @@ class KeyRing:
         self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if target.exists() or (self.key_dir / RETIRED / target.name).exists():
             raise CryptoError(f"master key {key_id!r} already exists; pick a new id")
-        tmp = temp_path_for(target)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, secrets.token_bytes(KEY_BYTES))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.link(tmp, target)  # fails if a concurrent generate won: never overwrite
-            fsync_dir(self.key_dir)
+            create_exclusive(target, secrets.token_bytes(KEY_BYTES), 0o600)
         except FileExistsError as exc:
             raise CryptoError(f"master key {key_id!r} already exists; pick a new id") from exc
         except OSError as exc:
             raise CryptoError(f"cannot write master key {key_id!r}: {exc.strerror}") from exc
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         return target
 
     def retire(self, key_id: str) -> Path:
