@@ -18,6 +18,7 @@ from consent.agi_server import AgiServer, ConsentBackend, ConsentSession, Dialog
 from pbx_recorder.calls import CallBook
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import ConfigError
+from pbx_recorder.metrics import Metrics, NullMetrics
 from pbx_recorder.pipeline import Pipeline
 from pbx_recorder.shipper import Shipper
 from pbx_recorder.spool import Spool
@@ -47,6 +48,7 @@ class App:
     prompts: Any
     vip: VipDirectory
     settings: DialogSettings
+    metrics: NullMetrics = field(default_factory=NullMetrics)  # a Metrics when metrics.port is set
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     consent_wait_s: float = DEFAULT_CONSENT_WAIT_S
     extras: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +107,9 @@ def build_app(config: Any) -> App:
     pipeline = Pipeline(
         spool, catalog=catalog, stable_ms=spool_cfg.stable_ms, closure_timeout_s=spool_cfg.closure_timeout_s
     )
-    shipper, tiers = _build_shipper(config, spool, catalog)
+    metrics_cfg = config.metrics
+    metrics = NullMetrics() if metrics_cfg.port is None else Metrics(metrics_cfg.host, metrics_cfg.port)
+    shipper, tiers = _build_shipper(config, spool, catalog, metrics)
     consent_cfg = config.consent
     vip = VipDirectory(file=config.vip.file, redis_url=config.redis.url, redis_key=config.vip.redis_key)
     settings = DialogSettings(
@@ -128,6 +132,7 @@ def build_app(config: Any) -> App:
         prompts=prompts,
         vip=vip,
         settings=settings,
+        metrics=metrics,
         shutdown_grace_s=float(getattr(config, "shutdown_grace_s", DEFAULT_SHUTDOWN_GRACE_S)),
         extras={"tiers": tiers},
     )
@@ -146,7 +151,16 @@ def _build_prompts(config: Any) -> Any:
     return catalog
 
 
-def _build_shipper(config: Any, spool: Spool, catalog: Catalog) -> tuple[Shipper, dict[str, Any]]:
+def hot_tiers(config: Any, tiers: dict[str, Any]) -> dict[str, Any]:
+    """The hot tiers new recordings go to (the global one and any region's), by name."""
+    storage = config.storage
+    names = [storage.hot, *(r.hot for r in storage.regions.values())]
+    return {name: tiers[name] for name in dict.fromkeys(names) if name in tiers}
+
+
+def _build_shipper(
+    config: Any, spool: Spool, catalog: Catalog, metrics: NullMetrics
+) -> tuple[Shipper, dict[str, Any]]:
     from storage.factory import build_tiers
 
     tiers = build_tiers(config.storage)
@@ -191,6 +205,7 @@ def _build_shipper(config: Any, spool: Spool, catalog: Catalog) -> tuple[Shipper
 
         claimer = RedisClaimer(config.redis.url, config.node)
     shipper = Shipper(
-        spool, catalog, tier_for_region, prepare_stages=prepare, after_store=after, claimer=claimer
+        spool, catalog, tier_for_region, prepare_stages=prepare, after_store=after, claimer=claimer,
+        metrics=metrics,
     )
     return shipper, tiers

@@ -207,7 +207,11 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
         access=AccessConfig(users=MappingProxyType(users)),
         logging=LoggingConfig(level=level.upper(), json=level_node.get_bool("json", False)),
         metrics=_simple(
-            root.child("metrics"), lambda n: MetricsConfig(port=n.get_port("port", None, optional=True))
+            root.child("metrics"),
+            lambda n: MetricsConfig(
+                port=n.get_port("port", None, optional=True),
+                host=n.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
+            ),
         ),
     )
     level_node.finish()

@@ -305,7 +305,8 @@ class LoggingConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    port: int | None = None
+    port: int | None = None  # None = no /metrics endpoint
+    host: str = "127.0.0.1"
 
 
 # --- the whole -------------------------------------------------------------------------

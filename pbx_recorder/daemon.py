@@ -30,9 +30,11 @@ from ami.actions import is_pbx_command
 from consent.agi_server import AgiServer, ConsentTicket
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
-from pbx_recorder.app import App
+from pbx_recorder.app import App, hot_tiers
 from pbx_recorder.constants import STATE_FINALIZED
 from pbx_recorder.errors import RecorderError
+from pbx_recorder.metrics import call_outcome
+from pbx_recorder.metrics_sampler import MetricsSampler
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class Daemon:
         tick_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         install_signals: bool = True,
+        metrics_every_s: float = 5.0,
     ) -> None:
         self.app = app
         self.tick_s = tick_s
@@ -85,6 +88,9 @@ class Daemon:
         self._ship_stop = asyncio.Event()
         self._jobs: set[asyncio.Task[Any]] = set()
         self._saved: dict[str, str] = {}
+        self._start_failed: set[str] = set()  # calls whose MixMonitor failed (outcome "failed")
+        self.metrics = app.metrics
+        self.metrics_every_s = metrics_every_s
 
     # -- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -112,7 +118,10 @@ class Daemon:
             self.app.ami.port,
         )
         try:
+            self.metrics.start()
             async with asyncio.TaskGroup() as group:
+                if self.metrics.enabled:
+                    group.create_task(self._sample_metrics(), name="metrics")
                 ami_task = group.create_task(self.app.ami.run(), name="ami-connection")
                 pump = group.create_task(self._pump(), name="event-pump")
                 ticker = group.create_task(self._ticker(), name="tick")
@@ -120,6 +129,7 @@ class Daemon:
                 await self._stop.wait()
                 await self._shutdown(ami_task, pump, ticker, shipper)
         finally:
+            await asyncio.to_thread(self.metrics.stop)
             if self.agi is not None:
                 await asyncio.to_thread(self.agi.close)
             if self.install_signals:
@@ -194,8 +204,12 @@ class Daemon:
             try:
                 state = book.state(call_id)
                 if not state or state == STATE_FINALIZED:
-                    if self._saved.pop(call_id, None) is not None or not state:
+                    was_live = self._saved.pop(call_id, None) is not None
+                    if was_live or not state:
                         catalog.delete_live_call(call_id)
+                    if was_live and state:
+                        self._count_finished(call_id)
+                    self._start_failed.discard(call_id)
                     continue
                 text = json.dumps(book.snapshot(call_id), sort_keys=True)
                 if self._saved.get(call_id) != text:
@@ -203,6 +217,26 @@ class Daemon:
                     self._saved[call_id] = text
             except Exception:
                 log.exception("could not persist live call=%s", call_id)
+
+    def _count_finished(self, call_id: str) -> None:
+        snapshot = self.app.callbook.snapshot(call_id)
+        self.metrics.call_finished(call_outcome(snapshot, call_id in self._start_failed))
+        if snapshot.get("consent_decision"):
+            self.metrics.consent(str(snapshot["consent_decision"]))
+
+    async def _sample_metrics(self) -> None:
+        app = self.app
+        tiers = hot_tiers(app.config, app.extras.get("tiers", {}))
+        sampler = MetricsSampler(self.metrics, ami=app.ami, callbook=app.callbook, spool=app.spool,
+                                 hot_tiers=tiers, clock=self.clock)
+        while not self._stop.is_set():
+            try:
+                sampler.sample_loop_state()
+                await asyncio.to_thread(sampler.sample_storage)
+            except Exception:  # metrics must never stop the recorder
+                log.exception("metrics sampling failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.metrics_every_s)
 
     # -- events and commands ---------------------------------------------------------
     async def _pump(self) -> None:
@@ -215,8 +249,9 @@ class Daemon:
             await asyncio.sleep(self.tick_s)
             beats += 1
             try:
-                commands = self.app.callbook.tick(self.clock())
-                await self.execute(commands)
+                now = self.clock()
+                commands = self.app.callbook.tick(now)
+                await self.execute(commands, origin_at=now)
                 self._persist(c.call_id for c in commands)
                 if beats % 30 == 0 and self.app.pipeline.deferred:
                     await self.app.pipeline.retry_deferred()
@@ -229,7 +264,7 @@ class Daemon:
         call_id = getattr(event, "call_id", "")
         try:
             commands = self.app.callbook.handle(event, self.clock())
-            await self.execute(commands)
+            await self.execute(commands, origin_at=getattr(event, "at", None))
         except Exception:
             log.exception("event %s failed call=%s", type(event).__name__, call_id or "-")
             return []
@@ -241,20 +276,24 @@ class Daemon:
 
     async def consent_requested(self, event: ev.ConsentRequested) -> ConsentTicket:
         commands = self.app.callbook.handle(event, self.clock())
-        ok = await self.execute(commands)
+        ok = await self.execute(commands, origin_at=event.at)
         self._persist([event.call_id])
         self.summary.events += 1
         return ConsentTicket(self.app.callbook.decision(event.call_id), recording_ok=ok)
 
-    async def execute(self, commands: Iterable[cmds.Command]) -> bool:
-        """Carry out commands in order; False if any StartRecording failed.  Failures are contained."""
+    async def execute(self, commands: Iterable[cmds.Command], origin_at: float | None = None) -> bool:
+        """Carry out commands in order; False if any StartRecording failed.  Failures are contained.
+        ``origin_at``: when the event behind them arrived (MixMonitor start lag metric)."""
         all_started = True
         for command in commands:
             self.summary.commands += 1
             failed: cmds.StartRecording | None = None
             try:
                 if is_pbx_command(command):
-                    for produced in await self.app.ami.execute(command):
+                    produced_events = await self.app.ami.execute(command)
+                    if isinstance(command, cmds.StartRecording) and origin_at is not None:
+                        self.metrics.mixmonitor_started(self.clock() - origin_at)
+                    for produced in produced_events:
                         await self.handle(produced)
                 elif isinstance(command, cmds.FinalizeRecording):
                     self._spawn(self._finalize(command), command)
@@ -266,9 +305,11 @@ class Daemon:
                     log.warning("no executor for %s call=%s", type(command).__name__, command.call_id)
             except Exception as exc:
                 self.summary.command_errors += 1
+                self.metrics.action_failed(type(command).__name__)
                 if isinstance(command, cmds.StartRecording):
                     all_started = False
                     failed = command
+                    self._start_failed.add(command.call_id)
                 rid = getattr(command, "recording_id", "-")
                 if isinstance(exc, RecorderError):
                     log.error(

@@ -36,6 +36,7 @@ from pbx_recorder import recording_objects
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import IntegrityError, RecorderError, TierUnavailable
 from pbx_recorder.manifest import Manifest
+from pbx_recorder.metrics import NullMetrics, ship_failure_reason
 from pbx_recorder.naming import storage_key
 from pbx_recorder.spool import Spool, SpoolEntry
 from storage.base import PutOptions, StoredObject, Tier
@@ -135,7 +136,8 @@ class Shipper:
     def __init__(self, spool: Spool, catalog: Catalog, tier_for_region: Callable[[str], Tier], *,
                  prepare_stages: Sequence[PrepareStage] = (), after_store: Sequence[AfterStore] = (),
                  claimer: Claimer | None = None, clock: Callable[[], float] = time.time,
-                 backoff_base_s: float = 2.0, backoff_max_s: float = 300.0) -> None:
+                 backoff_base_s: float = 2.0, backoff_max_s: float = 300.0,
+                 metrics: NullMetrics | None = None) -> None:
         self.spool = spool
         self.catalog = catalog
         self.tier_for_region = tier_for_region
@@ -145,6 +147,7 @@ class Shipper:
         self.clock = clock
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.metrics = metrics or NullMetrics()
         self._attempts: dict[str, int] = {}
         self._next_at: dict[str, float] = {}
 
@@ -296,13 +299,17 @@ class Shipper:
                 log.warning("recording %s (call %s): tier unavailable (%s); retry in %.0fs",
                             rid, call_id, exc, delay)
                 summary.retrying.append(rid)
+                self.metrics.ship_failed(ship_failure_reason(exc))
                 continue
             except (RecorderError, OSError, ValueError, LookupError, TypeError) as exc:
                 delay = self._backoff(rid, now)
                 log.error("recording %s (call %s): shipping failed: %s; kept in spool, retry in %.0fs",
                           rid, call_id, exc, delay)
                 summary.retrying.append(rid)
+                self.metrics.ship_failed(ship_failure_reason(exc))
                 continue
+            if outcome == "shipped":
+                self.metrics.shipped()
             self._attempts.pop(rid, None)
             self._next_at.pop(rid, None)
             {"shipped": summary.shipped, "already": summary.already,

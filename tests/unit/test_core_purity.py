@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parents[2] / "pbx_recorder"
 CORE = ["naming", "rules", "consent_policy", "calls", "call_model", "retention", "events", "commands",
         "constants"]
 FORBIDDEN = {"asyncio", "gevent", "socket", "boto3", "botocore", "redis", "panoramisk", "greenswitch",
-             "threading", "subprocess"}
+             "threading", "subprocess", "prometheus_client"}
 
 
 def _imports(module: str) -> tuple[set[str], set[str]]:
