@@ -1,9 +1,11 @@
 """Authorized reads of recorded audio: role check, audit row, then decrypt (or copy).
 
-Roles that may listen: admin, supervisor, auditor.  ``agent`` (and anything unknown) may
-not: the refusal is itself audited, then ``AccessDenied`` is raised.  The plaintext hash is
-checked against the catalog (``sha256`` for a plain object; for an encrypted one the
-manifest's ``processing.plaintext_sha256``, else ``audio_sha256``) before a path is published.
+Who may listen is ``pbx_recorder.access_policy`` (action ``recordings.read_audio``: admin,
+supervisor, auditor).  ``agent`` (and anything unknown) may not: the refusal is itself
+audited, then ``AccessDenied`` is raised.  Every read of recorded audio goes through here.
+The plaintext hash is checked against the catalog (``sha256`` for a plain object; for an
+encrypted one the manifest's ``processing.plaintext_sha256``, else ``audio_sha256``) before
+a path is published.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pbx_recorder.access_policy import check, roles_for
 from pbx_recorder.errors import AccessDenied, IntegrityError
 from pbx_recorder.verify import expected_plaintext_sha256
 from storage import atomic
@@ -26,7 +29,8 @@ from storage.keyring import KeyRing
 
 log = logging.getLogger(__name__)
 
-READ_ROLES = frozenset({"admin", "supervisor", "auditor"})
+READ_ACTION = "recordings.read_audio"
+READ_ROLES = roles_for(READ_ACTION)
 
 
 def _audit(conn: sqlite3.Connection, now: float, actor: str, role: str, action: str, target: str,
@@ -43,7 +47,7 @@ def open_plaintext(conn: sqlite3.Connection, recording: Mapping[str, Any], tier:
     """Write the recording's audio (decrypted if needed) to ``dst``; returns (sha256, size)."""
     rid = str(recording["recording_id"])
     where = {"tier": tier.name, "key": recording.get("storage_key", "")}
-    if role not in READ_ROLES:
+    if not check(role, READ_ACTION):
         _audit(conn, now, actor, role, "read_audio_denied", rid, where)
         log.warning("recording %s: audio read by %s refused (role %s)", rid, actor, role)
         raise AccessDenied(f"role {role!r} may not read recorded audio")

@@ -1,16 +1,15 @@
 """``pbx-recorder calls search|show``: find calls in the catalog, numbers masked by default.
 
-``--unmask`` shows full numbers and is written to the audit log with the actor
-(``PBX_RECORDER_USER`` or the OS user).  Other modules add sub-commands to the same
+Both need ``calls.search`` / ``calls.show``; ``--unmask`` also needs ``calls.unmask`` (not
+agents), shows full numbers and is written to the audit log with the actor and role
+(``cli.authz``: ``PBX_RECORDER_USER`` or the OS user).  Other modules add sub-commands to the same
 ``calls`` group (``cmd_calls_control.py``: pause/resume) via ``register``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
-import os
 from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +18,7 @@ import click
 
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.queries import PRESETS, STATUSES
+from pbx_recorder.cli.authz import Principal, authorize
 from pbx_recorder.errors import ConfigError, NotFound
 from pbx_recorder.masking import mask_number, sanitize
 
@@ -26,10 +26,6 @@ NUMBER_FIELDS = ("caller_num", "callee_num", "did")
 CDR_NUMBER_FIELDS = ("src", "dst")
 TABLE = (("started", 19), ("call id", 28), ("status", 9), ("caller", 15), ("callee", 15),
          ("agent", 12), ("queue", 10), ("consent", 11), ("billsec", 7))
-
-
-def actor() -> str:
-    return os.environ.get("PBX_RECORDER_USER") or getpass.getuser()
 
 
 def _open(ctx: click.Context) -> tuple[Catalog, tzinfo, Any]:
@@ -83,10 +79,9 @@ def present_recording(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _audit_unmask(catalog: Catalog, config: Any, action: str, target: str, detail: dict[str, Any]) -> None:
-    who = actor()
-    role = config.access.role_of(who) or ""
-    catalog.audit(who, role, action, target, detail)
+def _authorize(catalog: Catalog, config: Any, action: str, unmask: bool, target: str = "") -> Principal:
+    """``action``, plus ``calls.unmask`` when full numbers are asked for."""
+    return authorize(config, catalog, action, target, also=("calls.unmask",) if unmask else ())
 
 
 def _table(rows: list[dict[str, Any]], tz: tzinfo) -> str:
@@ -135,11 +130,12 @@ def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | 
                           preset=preset, status=status, caller=caller, callee=callee, call_id=call_id,
                           agent=agent, queue=queue, tag=tag, consent=consent, limit=limit)
     try:
+        who = _authorize(catalog, config, "calls.search", unmask)
         rows = catalog.search(filters, tz=tz)
         if unmask:
             detail = {k: v for k, v in vars_of(filters).items() if v not in (None, "")}
             detail["results"] = len(rows)
-            _audit_unmask(catalog, config, "calls.search.unmask", "", detail)
+            catalog.audit(who.actor, who.role, "calls.search.unmask", "", detail)
     finally:
         catalog.close()
     shown = [present_call(r, unmask) for r in rows]
@@ -162,12 +158,13 @@ def show(ctx: click.Context, call_id: str, as_json: bool, unmask: bool) -> None:
     """One call: its CDR fields, recordings (tier, key, hash, duration, flags) and consent evidence."""
     catalog, tz, config = _open(ctx)
     try:
+        who = _authorize(catalog, config, "calls.show", unmask, call_id)
         row = catalog.get_call(call_id)
         if row is None:
             raise NotFound(f"no call {sanitize(call_id)!r} in the catalog")
         recordings = catalog.recordings_for_call(call_id)
         if unmask:
-            _audit_unmask(catalog, config, "calls.show.unmask", call_id, {})
+            catalog.audit(who.actor, who.role, "calls.show.unmask", call_id, {})
     finally:
         catalog.close()
     call = present_call(row, unmask)

@@ -4,17 +4,18 @@ Opens its own AMI connection, finds the call's channels in the catalog's ``live_
 snapshot (the channels of its active recordings, else its live legs) and sends
 ``MixMonitorMute`` (State 1 / 0, Direction both).  The daemon sees the resulting
 ``MixMonitorMute`` events and records the pause interval; this command does not touch the
-core's state.  Written to the audit log with the actor.
+core's state.  Needs ``calls.pause`` (agents, supervisors, admins); written to the audit
+log with the actor and role.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import click
 
+from pbx_recorder.cli.authz import authorize
 from pbx_recorder.errors import NotFound, PbxDisconnected
 
 
@@ -68,6 +69,7 @@ def _control(ctx: click.Context, call_id: str, muted: bool) -> None:
     config = load_config(ctx.obj.get("config_path"))
     catalog = Catalog(config.catalog.path)
     try:
+        who = authorize(config, catalog, "calls.pause", call_id)
         snapshot = catalog.load_live_calls().get(call_id)
         if not isinstance(snapshot, dict):
             raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
@@ -75,10 +77,9 @@ def _control(ctx: click.Context, call_id: str, muted: bool) -> None:
         if not channels:
             raise NotFound("the call has no live channel to mute", call_id=call_id)
         done = asyncio.run(mute_channels(config, call_id, channels, muted))
-        actor = os.environ.get("PBX_RECORDER_USER") or os.environ.get("USER") or "unknown"
         catalog.audit(
-            actor,
-            config.access.role_of(actor) or "",
+            who.actor,
+            who.role,
             "pause" if muted else "resume",
             call_id,
             {"channels": done},

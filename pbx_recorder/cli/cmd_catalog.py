@@ -19,7 +19,7 @@ def catalog() -> None:
 @click.option("--tier", "tier_name", help="Tier to store the backup on (default: storage.cold or hot).")
 @click.pass_context
 def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     tier = rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot)
     info = backup.backup(rt.config.catalog.path, tier, time.time())
     rt.audit("catalog.backup", info.key, {"tier": info.tier, "sha256": info.sha256, "size": info.size})
@@ -36,7 +36,7 @@ def restore_cmd(
     ctx: click.Context, key: str, to_path: str, tier_name: str | None, sha256: str | None
 ) -> None:
     """Fetch a backup, verify its hash and integrity, write it to PATH (never over the live catalog)."""
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "catalog.restore", key)
     tier = rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot)
     digest = backup.restore(tier, key, to_path, sha256=sha256)
     rt.audit("catalog.restore", key, {"to": to_path, "sha256": digest})
@@ -47,7 +47,7 @@ def restore_cmd(
 @click.option("--tier", "tier_name")
 @click.pass_context
 def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     keys = backup.list_backups(rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot))
     rt.audit("catalog.backups", "", {"count": len(keys)})
     for key in keys:

@@ -23,7 +23,7 @@ def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_i
         return
     if bool(caller) == bool(call_id):
         raise PolicyRefusal("give exactly one of --caller or --call-id")
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "erase.request", call_id or "")
     receipt = rt.eraser().erase(
         caller=caller, call_id=call_id, request_id=request_id, actor=rt.actor, now=time.time()
     )
@@ -43,7 +43,7 @@ def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_i
 @click.pass_context
 def status_cmd(ctx: click.Context) -> None:
     """Open erasure requests against their 15-day deadline (overdue first)."""
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "erase.status")
     items = rt.eraser().status(time.time())
     rt.audit("erase.status", "", {"open": len(items)})
     for r in items:

@@ -30,7 +30,7 @@ def add_cmd(
     if len(given) != 1:
         raise PolicyRefusal("give exactly one of --call, --caller, --query")
     scope, value = given[0]
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "hold.add")
     h = rt.holds().add(scope, value, reason, rt.actor, now=time.time())
     shown = mask_number(value) if scope == "caller" else value
     rt.audit(
@@ -45,7 +45,7 @@ def add_cmd(
 @click.argument("hold_id")
 @click.pass_context
 def remove_cmd(ctx: click.Context, hold_id: str) -> None:
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "hold.remove", hold_id)
     out = rt.holds().remove(hold_id, rt.actor, now=time.time())
     rt.audit("hold.remove", hold_id, {"released": len(out["released"])})
     click.echo(f"{hold_id}: released, {len(out['released'])} recording(s) no longer held")
@@ -56,7 +56,7 @@ def remove_cmd(ctx: click.Context, hold_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def list_cmd(ctx: click.Context, include_released: bool, as_json: bool) -> None:
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "hold.list")
     items = rt.holds().list(include_released)
     rt.audit("hold.list", "", {"count": len(items)})
     if as_json:

@@ -28,7 +28,7 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def generate(ctx: click.Context, key_id: str | None, signing: bool, signing_only: bool) -> None:
         """Create a new master key file (0600); refuses to overwrite an existing key."""
-        config = crypto_setup.load(ctx)
+        config = crypto_setup.load(ctx, "keys.manage")
         if not signing_only:
             ring = crypto_setup.keyring_of(config, required=True)
             assert ring is not None
@@ -50,7 +50,7 @@ def register(group: click.Group) -> None:
         """Re-wrap every recording's data key under NEW_ID (audio untouched); ledger 'rekeyed'."""
         from pbx_recorder.rekey import rotate as do_rotate
 
-        config = crypto_setup.load(ctx)
+        config = crypto_setup.load(ctx, "keys.manage")
         ring = crypto_setup.keyring_of(config, required=True)
         assert ring is not None
         conn = catalog_connection(config.catalog.path, read_only=False)
@@ -78,7 +78,7 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def list_keys(ctx: click.Context) -> None:
         """Master key ids (current marked *), how many recordings each wraps, the signing key."""
-        config = crypto_setup.load(ctx)
+        config = crypto_setup.load(ctx, "keys.manage")
         ring = crypto_setup.keyring_of(config, required=False)
         counts: dict[str, int] = {}
         if config.catalog.path.is_file():

@@ -24,7 +24,7 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def root(ctx: click.Context, day: str) -> None:
         """Print the chain head hash at the end of DAY (UTC) for external anchoring."""
-        config = crypto_setup.load(ctx)
+        config = crypto_setup.load(ctx, "ledger.read")
         conn = catalog_connection(config.catalog.path)
         try:
             click.echo(f"{day} {ledger.daily_root(conn, day)}")
@@ -35,7 +35,7 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def verify_ledger(ctx: click.Context) -> None:
         """Recompute the chain; name every broken seq."""
-        config = crypto_setup.load(ctx)
+        config = crypto_setup.load(ctx, "ledger.read")
         conn = catalog_connection(config.catalog.path)
         try:
             problems = ledger.verify_chain(conn)

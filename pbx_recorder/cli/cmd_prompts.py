@@ -1,4 +1,7 @@
-"""``pbx-recorder prompts generate|list``: render consent prompts to WAV (espeak-ng + sox)."""
+"""``pbx-recorder prompts generate|list``: render consent prompts to WAV (espeak-ng + sox).
+
+Both need ``prompts.generate`` (``cli.authz``): the prompt audio is what callers hear.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,20 @@ from pathlib import Path
 
 import click
 
+from pbx_recorder.cli.authz import authorize
 
-def _default_target(ctx: click.Context) -> Path:
-    """The configured ``consent.prompts_dir`` -- what ``pbx-recorder run`` plays from (default:
-    ``prompts/`` beside the config file, also when that file does not exist yet)."""
+
+def _authorized_target(ctx: click.Context) -> Path:
+    """Authorize ``prompts.generate``; return the configured ``consent.prompts_dir`` -- what
+    ``pbx-recorder run`` plays from (default: ``prompts/`` beside the config file, also when
+    that file does not exist yet: then the embedded defaults decide who may)."""
+    from pbx_recorder.config import load_config
+
     config_path = Path(ctx.obj["config_path"])
+    config = load_config(config_path if config_path.is_file() else None)
+    authorize(config, None, "prompts.generate")
     if config_path.is_file():
-        from pbx_recorder.config import load_config
-
-        return Path(load_config(config_path).consent.prompts_dir)
+        return Path(config.consent.prompts_dir)
     return config_path.parent / "prompts"
 
 
@@ -32,7 +40,8 @@ def register(group: click.Group) -> None:
         """Render every prompt text to 8 kHz mono 16-bit WAV and write manifest.json."""
         from consent.generate_prompts import generate
 
-        out = target or _default_target(ctx)
+        default = _authorized_target(ctx)
+        out = target or default
         manifest = generate(out, list(languages) or None)
         for lang, entries in sorted(manifest.items()):
             for prompt_id, meta in sorted(entries.items()):
@@ -47,7 +56,8 @@ def register(group: click.Group) -> None:
         from consent.prompts import PROMPT_IDS, PromptCatalog
         from pbx_recorder.errors import NotFound
 
-        catalog = PromptCatalog(prompts_dir or _default_target(ctx))
+        default = _authorized_target(ctx)
+        catalog = PromptCatalog(prompts_dir or default)
         for prompt_id in PROMPT_IDS:
             for lang in catalog.languages:
                 try:

@@ -1,4 +1,8 @@
-"""``pbx-recorder recordings get|restore|migrate|capacity``."""
+"""``pbx-recorder recordings get|restore|migrate|capacity``.
+
+Each command is authorized through ``Runtime.load`` (``cli.authz``); ``get`` reads audio only
+through ``audio_access.open_plaintext``, which checks the role again and audits the read.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ from pbx_recorder.lifecycle import access
 from pbx_recorder.lifecycle.runtime import Runtime
 
 
-def _rt(ctx: click.Context) -> Runtime:
-    return Runtime.load(ctx.obj["config_path"])
+def _rt(ctx: click.Context, action: str, target: str = "") -> Runtime:
+    return Runtime.load(ctx.obj["config_path"], action, target)
 
 
 def _keyring(rt: Runtime) -> Any:
@@ -38,10 +42,11 @@ def recordings() -> None:
 )
 @click.pass_context
 def get_cmd(ctx: click.Context, recording_id: str, out: str) -> None:
-    """Download a recording (decrypted when encrypted), hash-checked."""
-    rt = _rt(ctx)
+    """Download a recording (decrypted when encrypted), hash-checked; role-checked and audited."""
+    rt = _rt(ctx, "recordings.read_audio", recording_id)
     rec = access.recording(rt.conn, recording_id)
-    digest = access.download(rec, rt.tiers, out, keyring=_keyring(rt))
+    digest = access.download(rt.conn, rec, rt.tiers, out, keyring=_keyring(rt), actor=rt.actor,
+                             role=rt.role, now=time.time())
     rt.audit("recordings.get", recording_id, {"call_id": rec["call_id"], "sha256": digest})
     click.echo(f"wrote {out} (sha256:{digest})")
 
@@ -52,7 +57,7 @@ def get_cmd(ctx: click.Context, recording_id: str, out: str) -> None:
 @click.pass_context
 def restore_cmd(ctx: click.Context, recording_id: str, days: int) -> None:
     """Start (or check) the restore of an archive-class recording."""
-    rt = _rt(ctx)
+    rt = _rt(ctx, "recordings.restore", recording_id)
     rec = access.recording(rt.conn, recording_id)
     state = access.restore(rt.conn, rec, rt.tiers, days)
     rt.audit("recordings.restore", recording_id, {"state": state, "days": days})
@@ -71,7 +76,7 @@ def restore_cmd(ctx: click.Context, recording_id: str, days: int) -> None:
 @click.pass_context
 def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None) -> None:
     """Move recordings past their class's cold_after_days to the cold tier (per region)."""
-    rt = _rt(ctx)
+    rt = _rt(ctx, "recordings.migrate")
     m = rt.migrator()
     now = time.time()
     if dry_run:
@@ -97,7 +102,7 @@ def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None) -> None:
 @click.pass_context
 def capacity_cmd(ctx: click.Context, dry_run: bool) -> None:
     """Relieve hot-tier pressure: migrate lowest-ranked recordings until below low water."""
-    rt = _rt(ctx)
+    rt = _rt(ctx, "recordings.capacity")
     res = rt.capacity().check(time.time(), dry_run=dry_run)
 
     def pct(used: int) -> str:

@@ -22,7 +22,7 @@ def retention() -> None:
 @click.pass_context
 def report_cmd(ctx: click.Context, as_json: bool, at: float | None) -> None:
     """What would be disposed of now, and why; what is refused, and why."""
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "retention.report")
     items = rt.retention().report(at or time.time())
     rt.audit("retention.report", "", {"items": len(items)})
     if as_json:
@@ -39,7 +39,7 @@ def report_cmd(ctx: click.Context, as_json: bool, at: float | None) -> None:
 @click.pass_context
 def apply_cmd(ctx: click.Context, yes: bool) -> None:
     """Dispose of every expired recording not under hold or protection."""
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "retention.apply")
     if not yes:
         click.confirm("Delete expired recordings permanently?", abort=True)
     res = rt.retention().apply(time.time(), rt.actor)
@@ -59,7 +59,7 @@ def apply_cmd(ctx: click.Context, yes: bool) -> None:
 @click.pass_context
 def set_class_cmd(ctx: click.Context, call_id: str, class_name: str) -> None:
     """Change a call's retention class (recomputes retain_until; audited)."""
-    rt = Runtime.load(ctx.obj["config_path"])
+    rt = Runtime.load(ctx.obj["config_path"], "retention.set_class", call_id)
     changes = rt.retention().set_class(call_id, class_name, actor=rt.actor, role=rt.role, now=time.time())
     click.echo(f"call {call_id}: class {class_name}, {len(changes)} recording(s) updated")
 

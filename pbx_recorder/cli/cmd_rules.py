@@ -8,6 +8,7 @@ from datetime import datetime
 
 import click
 
+from pbx_recorder.cli.authz import authorize
 from pbx_recorder.errors import ConfigError
 from pbx_recorder.rules import CallContext, RuleDecision, evaluate
 
@@ -62,6 +63,7 @@ def register(group: click.Group) -> None:
         config = load_config(ctx.obj["config_path"])
         if config is None or not hasattr(config, "rules"):
             raise ConfigError("the configuration has no rules", key="rules")
+        authorize(config, None, "rules.explain")
         call = CallContext(direction=direction, dialed=dialed, caller=caller, queue=queue, agent=agent,
                            vip=vip, region=region, at=_parse_at(at_text))
         decision = evaluate(config.rules, call)

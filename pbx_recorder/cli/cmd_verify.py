@@ -24,7 +24,7 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def verify(ctx: click.Context, recording_id: str | None, deep: bool) -> None:
         """Check stored objects against the catalog and the ledger; non-zero exit on any mismatch."""
-        config = crypto_setup.load(ctx)
+        config = crypto_setup.load(ctx, "verify.run", recording_id or "")
         tiers = build_tiers(config.storage)
         keyring = crypto_setup.keyring_of(config, required=False)
         key_file = config.signing.key_file

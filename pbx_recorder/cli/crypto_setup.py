@@ -1,5 +1,7 @@
 """Config -> crypto objects for the keys / verify / ledger commands (not itself a command).
 
+``load(ctx, action)`` authorizes the command's action (``cli.authz``) before anything is read.
+
 ``encryption.master_key_file`` names either the key ring directory or one key file inside
 it, ``<dir>/<key_id>.key``; the current key id is ``encryption.key_id`` or, when unset, that
 file's stem.  ``signing.key_file`` is the Ed25519 private key (public key at ``<file>.pub``).
@@ -7,20 +9,23 @@ file's stem.  ``signing.key_file`` is the Ed25519 private key (public key at ``<
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
+from pbx_recorder.cli.authz import authorize
 from pbx_recorder.errors import ConfigError
 from storage.keyring import SUFFIX, KeyRing
 
 
-def load(ctx: click.Context) -> Any:
+def load(ctx: click.Context, action: str, target: str = "") -> Any:
+    """The Config, after ``action`` is authorized (``cli.authz``; refusals are audited)."""
     from pbx_recorder.config import load_config
 
-    return load_config((ctx.obj or {}).get("config_path"))
+    config = load_config((ctx.obj or {}).get("config_path"))
+    authorize(config, None, action, target)
+    return config
 
 
 def keyring_of(config: Any, *, required: bool) -> KeyRing | None:
@@ -40,6 +45,3 @@ def current_key_id(config: Any) -> str:
         return Path(path).name[: -len(SUFFIX)]
     raise ConfigError("no current master key id", key="encryption.key_id")
 
-
-def actor() -> str:
-    return os.environ.get("PBX_RECORDER_USER") or os.environ.get("USER") or "unknown"

@@ -1,4 +1,4 @@
-"""Reading a recording back: download (decrypting the envelope when encrypted) and restores.
+"""Reading a recording back: download (role-checked, audited, decrypted when encrypted) and restores.
 
 A cold object that is not restored gives ``ObjectNotRestored`` with what to do next,
 never a half-written output file.
@@ -6,17 +6,15 @@ never a half-written output file.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.errors import IntegrityError, NotFound, ObjectNotRestored
+from pbx_recorder.audio_access import open_plaintext
+from pbx_recorder.errors import NotFound, ObjectNotRestored
 from pbx_recorder.lifecycle.journal import Tx, rows
-from storage import atomic
 from storage.base import Tier
-from storage.hashing import digests_equal
 
 
 def recording(conn: sqlite3.Connection, recording_id: str) -> dict[str, Any]:
@@ -27,17 +25,28 @@ def recording(conn: sqlite3.Connection, recording_id: str) -> dict[str, Any]:
 
 
 def download(
-    rec: Mapping[str, Any], tiers: Mapping[str, Tier], out: str | Path, *, keyring: Any = None
+    conn: sqlite3.Connection,
+    rec: Mapping[str, Any],
+    tiers: Mapping[str, Tier],
+    out: str | Path,
+    *,
+    actor: str,
+    role: str,
+    now: float,
+    keyring: Any = None,
 ) -> str:
-    """Write the recording's audio to ``out`` (atomically); return the sha256 of what was written."""
+    """Write the recording's audio to ``out`` (atomically); return the sha256 of what was written.
+
+    Goes through ``audio_access.open_plaintext``: the role is checked and the read (or its
+    refusal) is written to the audit log before any byte is read.
+    """
     tier = tiers.get(rec["tier"])
     if tier is None or rec["state"] not in ("stored", "verified", "migrated"):
         raise NotFound(
             f"recording {rec['recording_id']} is not stored (state {rec['state']}, tier {rec['tier']!r})"
         )
-    out = Path(out)
     try:
-        src = tier.open(rec["storage_key"])
+        digest, _ = open_plaintext(conn, rec, tier, keyring, actor=actor, role=role, dst=out, now=now)
     except ObjectNotRestored as exc:
         raise ObjectNotRestored(
             f"recording {rec['recording_id']} is in archive class {rec['storage_class'] or '?'} on tier "
@@ -45,26 +54,6 @@ def download(
             "and retry when it reports done",
             call_id=rec["call_id"],
         ) from exc
-    with src:
-        if rec.get("encrypted"):
-            from storage.envelope import decrypt_stream
-
-            if keyring is None:
-                raise IntegrityError("recording is encrypted and no key ring is configured")
-            digest, _ = decrypt_stream(
-                src,
-                out,
-                keyring,
-                wrapped_key=rec.get("wrapped_key") or None,
-                key_id=rec.get("key_id") or None,
-            )
-            want = rec.get("audio_sha256") or ""
-        else:
-            digest, _ = atomic.write_stream(out, atomic.read_chunks(src))
-            want = rec.get("sha256") or ""
-    if want and not digests_equal(digest, want):
-        os.unlink(out)
-        raise IntegrityError(f"downloaded recording {rec['recording_id']} does not match its catalog hash")
     return digest
 
 

@@ -7,10 +7,8 @@ through the crypto helper's hash-chained ``pbx_recorder.ledger.append``.
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -72,10 +70,6 @@ def rows(
     cur = conn.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def current_actor() -> str:
-    return os.environ.get("PBX_RECORDER_USER") or getpass.getuser()
 
 
 def audit(

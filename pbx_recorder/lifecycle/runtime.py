@@ -18,7 +18,7 @@ from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.capacity import CapacityGuard
 from pbx_recorder.lifecycle.erasure import Eraser
 from pbx_recorder.lifecycle.holds import HoldManager
-from pbx_recorder.lifecycle.journal import audit, current_actor, open_catalog
+from pbx_recorder.lifecycle.journal import audit, open_catalog
 from pbx_recorder.lifecycle.migration import Migrator, Target
 from pbx_recorder.lifecycle.retention_jobs import RetentionJob
 from storage.base import Tier
@@ -47,19 +47,20 @@ class Runtime:
     role: str
 
     @classmethod
-    def load(cls, config_path: str | Path | None) -> Runtime:
+    def load(cls, config_path: str | Path | None, action: str, target: str = "") -> Runtime:
+        """Load the config, open the catalog and authorize ``action`` (see ``cli.authz``)."""
+        from pbx_recorder.cli.authz import authorize  # lazy: the cli package imports this module
         from pbx_recorder.config import load_config
         from storage.factory import build_tiers
 
         cfg = load_config(config_path)
-        actor = current_actor()
-        return cls(
-            cfg,
-            open_catalog(cfg.catalog.path),
-            build_tiers(cfg.storage),
-            actor,
-            cfg.access.role_of(actor) or "",
-        )
+        conn = open_catalog(cfg.catalog.path)
+        try:
+            who = authorize(cfg, conn, action, target)
+        except Exception:
+            conn.close()
+            raise
+        return cls(cfg, conn, build_tiers(cfg.storage), who.actor, who.role)
 
     @cached_property
     def classes(self) -> dict[str, policy.ClassPolicy]:

@@ -57,18 +57,18 @@ def test_search_table_masks_numbers(setup):
 def test_search_filters_and_json(setup):
     cfg, _ = setup
     r = run(cfg, "search", "--caller", "5678", "--status", "answered", "--tag", "vip", "--json")
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert [d["call_id"] for d in data] == ["n1_1.1"]
     assert data[0]["caller_num"] == "138****5678" and data[0]["callee_num"] == "020****4321"
     assert data[0]["cdr"]["src"] == "138****5678" and data[0]["caller_name"] == "138****5678"
     assert "13812345678" not in r.output
-    assert json.loads(run(cfg, "search", "--agent", "nobody", "--json").output) == []
+    assert json.loads(run(cfg, "search", "--agent", "nobody", "--json").stdout) == []
 
 
 def test_unmask_shows_numbers_and_is_audited(setup):
     cfg, db = setup
     r = run(cfg, "search", "--caller", "13812345678", "--unmask", "--json")
-    assert json.loads(r.output)[0]["caller_num"] == "13812345678"
+    assert json.loads(r.stdout)[0]["caller_num"] == "13812345678"
     [entry] = audit_rows(db)
     assert entry["actor"] == "auditor1" and entry["action"] == "calls.search.unmask"
     assert entry["detail"]["caller"] == "13812345678" and entry["detail"]["results"] == 1
@@ -82,7 +82,7 @@ def test_show_masks_and_lists_recordings(setup):
     assert "tier=hot" in r.output and "41.5s" in r.output and "duration_mismatch" in r.output
     assert "sha256=" + "ab" * 32 in r.output and "n1_1.1_call001.wav" in r.output
     assert "digit" in r.output  # consent evidence
-    data = json.loads(run(cfg, "show", "n1_1.1", "--json").output)
+    data = json.loads(run(cfg, "show", "n1_1.1", "--json").stdout)
     assert data["recordings"][0]["files"] == [{"name": "a.wav"}] and "manifest" not in data["recordings"][0]
     assert audit_rows(db) == []
     r = run(cfg, "show", "n1_1.1", "--unmask")

@@ -31,7 +31,6 @@ storage:
     hot: {{type: local, path: {tmp_path}/hot}}
     cold: {{type: local, path: {tmp_path}/cold}}
 privacy: {{hash_key_file: {tmp_path}/hmac.key}}
-access: {{users: {{auditor: supervisor}}}}
 """)
     monkeypatch.setenv("PBX_RECORDER_USER", "auditor")
     tiers = {n: LocalTier(n, tmp_path / n) for n in ("hot", "cold")}
@@ -107,7 +106,8 @@ def test_cli_lifecycle_round(cli_env, capsys, tmp_path):
         "recordings.get",
         "catalog.backup",
     }
-    assert all(a[1:] == ("auditor", "supervisor") for a in actions)
+    # access.users is empty: RBAC not configured, the actor acts as admin (and is told so)
+    assert all(a[1:] == ("auditor", "admin") for a in actions)
     assert not any(NUMBER[1:] in r[0] for r in env.conn.execute("SELECT detail FROM audit_log"))
 
     code, _, err = run(
@@ -134,5 +134,6 @@ def test_get_cold_object_not_restored_says_what_to_do(tmp_path):
         "sha256": "",
     }
     with pytest.raises(ObjectNotRestored, match="recordings restore r1"):
-        access.download(row, {"cold": tier}, tmp_path / "out.wav")
+        access.download(open_catalog(tmp_path / "c.db"), row, {"cold": tier}, tmp_path / "out.wav",
+                        actor="a", role="auditor", now=NOW)
     assert not (tmp_path / "out.wav").exists()

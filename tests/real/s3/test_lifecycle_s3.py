@@ -35,10 +35,10 @@ def test_migrate_to_glacier_then_get_needs_restore(moto_tier, tmp_path):
     r = rec(env, "r")
     assert (r["tier"], r["storage_class"]) == ("cold", "GLACIER") and env.tiers["hot"].stat(key) is None
     with pytest.raises(ObjectNotRestored, match="recordings restore r"):
-        access.download(r, env.tiers, tmp_path / "out.wav")
+        access.download(env.conn, r, env.tiers, tmp_path / "out.wav", actor="t", role="auditor", now=NOW)
     assert access.restore(env.conn, r, env.tiers) in ("in_progress", "done")
     assert access.restore(env.conn, r, env.tiers) == "done"  # moto finishes restores at once
-    digest = access.download(r, env.tiers, tmp_path / "out.wav")
+    digest = access.download(env.conn, r, env.tiers, tmp_path / "out.wav", actor="t", role="auditor", now=NOW)
     assert digest == hashlib.sha256((tmp_path / "out.wav").read_bytes()).hexdigest() == r["sha256"]
 
 

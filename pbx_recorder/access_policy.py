@@ -1,0 +1,98 @@
+"""Who may do what: the role-based permission table of every operator command (pure, no I/O).
+
+Roles come from ``access.users`` (``name: role``); the CLI resolves the actor and asks
+``check(role, action)`` through ``pbx_recorder.cli.authz.authorize``.  An unknown role, an
+empty role or an unknown action is refused (fail closed).
+
+    action                 admin  supervisor  auditor  agent   command
+    calls.search             x        x          x       x     calls search (numbers masked)
+    calls.show               x        x          x       x     calls show (numbers masked)
+    calls.unmask             x        x          x             calls search|show --unmask
+    calls.pause              x        x                  x     calls pause|resume (PCI pause)
+    recordings.read_audio    x        x          x             recordings get
+    recordings.restore       x        x          x             recordings restore
+    recordings.migrate       x                                 recordings migrate
+    recordings.capacity      x                                 recordings capacity
+    retention.report         x        x          x             retention report
+    retention.apply          x                                 retention apply
+    retention.set_class      x                   x             retention set-class
+    hold.add                 x                   x             hold add
+    hold.remove              x                   x             hold remove
+    hold.list                x        x          x             hold list
+    erase.request            x                   x             erase --caller|--call-id
+    erase.status             x                   x             erase status
+    keys.manage              x                                 keys generate|rotate|list
+    verify.run               x        x          x             verify
+    ledger.read              x        x          x             ledger root|verify
+    catalog.backup           x                                 catalog backup|backups
+    catalog.restore          x                                 catalog restore
+    prompts.generate         x                                 prompts generate|list
+    rules.explain            x        x          x             rules explain
+
+``auditor`` is the compliance officer: holds, erasure requests and retention classes are
+theirs; the ``supervisor`` listens and reviews; an ``agent`` sees masked calls and pauses
+recording while a card number is read.  ``run``, ``demo``, ``check-config`` and ``plan`` are
+not operator commands and are not in the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+ROLES: tuple[str, ...] = ("admin", "supervisor", "auditor", "agent")
+
+ACTIONS: tuple[str, ...] = (
+    "calls.search",
+    "calls.show",
+    "calls.unmask",
+    "calls.pause",
+    "recordings.read_audio",
+    "recordings.restore",
+    "recordings.migrate",
+    "recordings.capacity",
+    "retention.report",
+    "retention.apply",
+    "retention.set_class",
+    "hold.add",
+    "hold.remove",
+    "hold.list",
+    "erase.request",
+    "erase.status",
+    "keys.manage",
+    "verify.run",
+    "ledger.read",
+    "catalog.backup",
+    "catalog.restore",
+    "prompts.generate",
+    "rules.explain",
+)
+
+PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "admin": frozenset(ACTIONS),
+    "supervisor": frozenset({
+        "calls.search", "calls.show", "calls.unmask", "calls.pause",
+        "recordings.read_audio", "recordings.restore",
+        "hold.list", "retention.report", "verify.run", "ledger.read", "rules.explain",
+    }),
+    "auditor": frozenset({
+        "calls.search", "calls.show", "calls.unmask",
+        "recordings.read_audio", "recordings.restore",
+        "hold.add", "hold.remove", "hold.list",
+        "erase.request", "erase.status",
+        "retention.report", "retention.set_class",
+        "verify.run", "ledger.read", "rules.explain",
+    }),
+    "agent": frozenset({"calls.search", "calls.show", "calls.pause"}),
+}
+
+
+def check(role: str | None, action: str) -> bool:
+    """True when ``role`` may perform ``action``; unknown roles and actions are refused."""
+    if not role or action not in ACTIONS:
+        return False
+    return action in PERMISSIONS.get(role, frozenset())
+
+
+def roles_for(action: str) -> frozenset[str]:
+    """The roles allowed to perform ``action`` (empty for an unknown action)."""
+    return frozenset(role for role in ROLES if check(role, action))

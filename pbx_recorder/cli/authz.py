@@ -1,0 +1,121 @@
+"""The one way a CLI command learns who is acting and whether they may: ``authorize``.
+
+The actor is ``PBX_RECORDER_USER``, else the OS user; the role is ``access.users[actor]``.
+``pbx_recorder.access_policy`` decides.  A refusal is written to ``audit_log`` (action
+``denied:<action>``) before ``AccessDenied`` (exit 7) is raised.
+
+When ``access.users`` is empty, role-based access is not configured (a sandbox or the demo):
+the actor acts as ``admin`` and a one-line warning on stderr says so.  Configure
+``access.users`` on any real installation.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from pbx_recorder import access_policy
+from pbx_recorder.errors import AccessDenied, CatalogError
+
+log = logging.getLogger(__name__)
+
+UNCONFIGURED_ROLE = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    actor: str
+    role: str
+
+
+def current_actor() -> str:
+    """``PBX_RECORDER_USER``, else the OS user (``unknown`` when neither can be found)."""
+    name = os.environ.get("PBX_RECORDER_USER")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def _rbac_configured(config: Any) -> bool:
+    return bool(config.access.users)
+
+
+def resolve(config: Any) -> Principal:
+    """Actor and role, no permission check (empty role: a user not in ``access.users``)."""
+    actor = current_actor()
+    if not _rbac_configured(config):
+        return Principal(actor, UNCONFIGURED_ROLE)
+    return Principal(actor, config.access.role_of(actor) or "")
+
+
+def authorize(config: Any, catalog_or_conn: Any, action: str, target: str = "", *,
+              also: Iterable[str] = ()) -> Principal:
+    """Resolve the actor and check ``action`` (and each of ``also``); audit and raise on refusal.
+
+    ``catalog_or_conn`` is a ``Catalog``, a writable ``sqlite3.Connection`` or ``None`` (the
+    configured catalog is then opened only to record a refusal).
+    """
+    principal = resolve(config)
+    if not _rbac_configured(config):
+        click.echo(f"warning: access.users is empty: role-based access is not configured, "
+                   f"{principal.actor!r} acts as admin", err=True)
+    for wanted in (action, *also):
+        if access_policy.check(principal.role, wanted):
+            continue
+        _record_denial(config, catalog_or_conn, principal, wanted, target)
+        who = f"user {principal.actor!r}"
+        if not principal.role:
+            raise AccessDenied(f"{who} is not in access.users (no role) and may not {wanted}")
+        raise AccessDenied(f"{who} (role {principal.role}) may not {wanted}")
+    return principal
+
+
+def _insert(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
+    conn.execute("INSERT INTO audit_log (at, actor, role, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                 row)
+    if conn.in_transaction and conn.isolation_level is not None:
+        conn.commit()  # the refusal must be kept even though the command stops here
+
+
+def _record_denial(config: Any, catalog_or_conn: Any, principal: Principal, action: str,
+                   target: str) -> None:
+    detail: Mapping[str, Any] = {"allowed_roles": sorted(access_policy.roles_for(action))}
+    name = f"denied:{action}"
+    log.info("access denied: %s (role %s) may not %s %s", principal.actor, principal.role or "none", action,
+             target)
+    if catalog_or_conn is not None and not isinstance(catalog_or_conn, sqlite3.Connection):
+        catalog_or_conn.audit(principal.actor, principal.role, name, target, dict(detail))
+        return
+    row = (time.time(), principal.actor, principal.role, name, target,
+           json.dumps(dict(detail), sort_keys=True))
+    if catalog_or_conn is not None:
+        try:
+            _insert(catalog_or_conn, row)
+            return
+        except sqlite3.Error:
+            pass  # a read-only connection: open a writable one below
+    from pbx_recorder.lifecycle.journal import open_catalog
+
+    try:
+        conn = open_catalog(config.catalog.path)
+    except CatalogError as exc:
+        click.echo(f"warning: the refusal could not be audited: {exc}", err=True)
+        return
+    try:
+        _insert(conn, row)
+    except sqlite3.Error as exc:
+        click.echo(f"warning: the refusal could not be audited: {exc}", err=True)
+    finally:
+        conn.close()
