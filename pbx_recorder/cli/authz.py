@@ -1,6 +1,7 @@
 """The one way a CLI command learns who is acting and whether they may: ``authorize``.
 
-The actor is ``PBX_RECORDER_USER``, else the OS user; the role is ``access.users[actor]``.
+The actor is the OS user (``PBX_RECORDER_USER`` only when run as root, see current_actor);
+the role is ``access.users[actor]``.
 ``pbx_recorder.access_policy`` decides.  A refusal is written to ``audit_log`` (action
 ``denied:<action>``) before ``AccessDenied`` (exit 7) is raised.
 
@@ -11,10 +12,10 @@ the actor acts as ``admin`` and a one-line warning on stderr says so.  Configure
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
+import pwd
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -38,14 +39,17 @@ class Principal:
 
 
 def current_actor() -> str:
-    """``PBX_RECORDER_USER``, else the OS user (``unknown`` when neither can be found)."""
-    name = os.environ.get("PBX_RECORDER_USER")
-    if name:
-        return name
+    """The OS user of this process (from the uid, not from $USER/$LOGNAME, which anyone can
+    set).  ``PBX_RECORDER_USER`` names the operator only when the process runs as root: a
+    trusted front end or sudo wrapper acting for a named person.  For anyone else it is
+    ignored, so a user cannot claim another user's role by setting a variable."""
+    named = os.environ.get("PBX_RECORDER_USER")
+    if named and os.geteuid() == 0:
+        return named
     try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid:{os.getuid()}"
 
 
 def _rbac_configured(config: Any) -> bool:

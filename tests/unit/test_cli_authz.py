@@ -166,3 +166,18 @@ def test_every_action_is_enforced_by_some_command():
     text = "\n".join(p.read_text() for p in cli_dir.glob("cmd_*.py"))
     used = set(re.findall(r'"([a-z]+\.[a-z_]+)"', text)) & set(access_policy.ACTIONS)
     assert used == set(access_policy.ACTIONS)
+
+
+def test_pbx_recorder_user_is_ignored_for_non_root(monkeypatch):
+    import pwd
+
+    from pbx_recorder.cli import authz
+
+    monkeypatch.setenv("PBX_RECORDER_USER", "admin")
+    monkeypatch.setenv("USER", "admin")
+    monkeypatch.setattr(authz.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(authz.os, "getuid", lambda: 1000)
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: type("P", (), {"pw_name": "alice"})())
+    assert authz.current_actor() == "alice"
+    monkeypatch.setattr(authz.os, "geteuid", lambda: 0)
+    assert authz.current_actor() == "admin"
