@@ -19,6 +19,7 @@ def catalog() -> None:
 @click.option("--tier", "tier_name", help="Tier to store the backup on (default: storage.cold or hot).")
 @click.pass_context
 def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
+    """Online backup of the catalog (SQLite backup API), hashed, stored on a tier."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     tier = rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot)
     info = backup.backup(rt.config.catalog.path, tier, time.time())
@@ -47,6 +48,7 @@ def restore_cmd(
 @click.option("--tier", "tier_name")
 @click.pass_context
 def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
+    """Catalog backups stored on a tier, newest last."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     keys = backup.list_backups(rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot))
     rt.audit("catalog.backups", "", {"count": len(keys)})

@@ -26,6 +26,8 @@ def hold() -> None:
 def add_cmd(
     ctx: click.Context, call_id: str | None, caller: str | None, query: str | None, reason: str
 ) -> None:
+    """Place a legal hold (one of --call, --caller, --query); sets S3 Object Lock legal hold
+    where the bucket has it."""
     given = [(s, v) for s, v in (("call", call_id), ("caller", caller), ("query", query)) if v]
     if len(given) != 1:
         raise PolicyRefusal("give exactly one of --call, --caller, --query")
@@ -45,6 +47,7 @@ def add_cmd(
 @click.argument("hold_id")
 @click.pass_context
 def remove_cmd(ctx: click.Context, hold_id: str) -> None:
+    """Release a hold; retention and erasure apply again to what it covered."""
     rt = Runtime.load(ctx.obj["config_path"], "hold.remove", hold_id)
     out = rt.holds().remove(hold_id, rt.actor, now=time.time())
     rt.audit("hold.remove", hold_id, {"released": len(out["released"])})
@@ -56,6 +59,7 @@ def remove_cmd(ctx: click.Context, hold_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def list_cmd(ctx: click.Context, include_released: bool, as_json: bool) -> None:
+    """Active holds (with --all, released ones too) and how many recordings each covers."""
     rt = Runtime.load(ctx.obj["config_path"], "hold.list")
     items = rt.holds().list(include_released)
     rt.audit("hold.list", "", {"count": len(items)})
