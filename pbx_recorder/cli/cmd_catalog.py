@@ -48,7 +48,7 @@ def restore_cmd(
 @click.option("--tier", "tier_name")
 @click.pass_context
 def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
-    """Catalog backups stored on a tier, newest last."""
+    """Catalog backups stored on a tier (key, size, hash)."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     keys = backup.list_backups(rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot))
     rt.audit("catalog.backups", "", {"count": len(keys)})
