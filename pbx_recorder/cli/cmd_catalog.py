@@ -7,6 +7,7 @@ import time
 import click
 
 from pbx_recorder.lifecycle import backup
+from pbx_recorder.lifecycle.job_lease import exclusive_job
 from pbx_recorder.lifecycle.runtime import Runtime
 
 
@@ -22,7 +23,11 @@ def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
     """Online backup of the catalog (SQLite backup API), hashed, stored on a tier."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     tier = rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot)
-    info = backup.backup(rt.config.catalog.path, tier, time.time())
+    with exclusive_job(rt.config, "catalog-backup") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        info = backup.backup(rt.config.catalog.path, tier, time.time())
     rt.audit("catalog.backup", info.key, {"tier": info.tier, "sha256": info.sha256, "size": info.size})
     click.echo(f"{info.tier}:{info.key} sha256:{info.sha256} ({info.size} bytes)")
 

@@ -14,6 +14,7 @@ import click
 
 from pbx_recorder.errors import StorageError
 from pbx_recorder.lifecycle import access
+from pbx_recorder.lifecycle.job_lease import exclusive_job
 from pbx_recorder.lifecycle.runtime import Runtime
 
 
@@ -88,7 +89,11 @@ def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None) -> None:
         click.echo(f"{len(due)} recording(s) due")
         rt.audit("recordings.migrate", "", {"dry_run": True, "due": len(due)})
         return
-    prog = m.run(now, limit=limit, progress=lambda p: click.echo(p.line()))
+    with exclusive_job(rt.config, "migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        prog = m.run(now, limit=limit, progress=lambda p: click.echo(p.line()))
     for err in prog.errors:
         click.echo(f"failed: {err}", err=True)
     click.echo(f"done: {prog.line()}")
@@ -103,7 +108,11 @@ def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None) -> None:
 def capacity_cmd(ctx: click.Context, dry_run: bool) -> None:
     """Relieve hot-tier pressure: migrate lowest-ranked recordings until below low water."""
     rt = _rt(ctx, "recordings.capacity")
-    res = rt.capacity().check(time.time(), dry_run=dry_run)
+    with exclusive_job(rt.config, "capacity") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        res = rt.capacity().check(time.time(), dry_run=dry_run)
 
     def pct(used: int) -> str:
         return f"{100.0 * used / res.total:.1f}%" if res.total else "-"

@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 import click
 
+from pbx_recorder.lifecycle.job_lease import exclusive_job
 from pbx_recorder.lifecycle.runtime import Runtime
 
 
@@ -42,7 +43,11 @@ def apply_cmd(ctx: click.Context, yes: bool) -> None:
     rt = Runtime.load(ctx.obj["config_path"], "retention.apply")
     if not yes:
         click.confirm("Delete expired recordings permanently?", abort=True)
-    res = rt.retention().apply(time.time(), rt.actor)
+    with exclusive_job(rt.config, "retention-apply") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        res = rt.retention().apply(time.time(), rt.actor)
     rt.audit(
         "retention.apply",
         "",
