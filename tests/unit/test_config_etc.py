@@ -40,3 +40,22 @@ def test_manager_snippet_is_least_privilege() -> None:
     assert values["read"] == ["system,call,cdr,dialplan,agent"]
     assert values["permit"] == ["127.0.0.1/255.255.255.255"]
     assert len(values["eventfilter"]) == 2
+
+
+def test_timer_units_run_existing_commands():
+    import shlex
+
+    from click.testing import CliRunner
+
+    from pbx_recorder.cli import cli
+
+    for unit in ("pbx-recorder-lifecycle.service", "pbx-recorder-retention.service"):
+        lines = (REPO / "etc" / unit).read_text(encoding="utf-8").splitlines()
+        execs = [shlex.split(line.split("=", 1)[1]) for line in lines if line.startswith("ExecStart=")]
+        assert execs, unit
+        for argv in execs:
+            words = [w for w in argv[1:] if not w.startswith("-") and not w.endswith(".yaml")]
+            result = CliRunner().invoke(cli, [*words, "--help"])
+            assert result.exit_code == 0, (unit, words, result.output)
+        timer = (REPO / "etc" / unit.replace(".service", ".timer")).read_text(encoding="utf-8")
+        assert "OnCalendar=" in timer
