@@ -368,9 +368,13 @@ class CallBook:
         call = self._get(ev, now, create=False)
         if call is None:
             return []
-        call.transferred = True
-        call.transfer_target = ev.target_channel or call.transfer_target
         call.flag("transferred")
+        # Only the transferer leaves; a recording on another channel (e.g. the transferee, who stays
+        # in the call) is not affected.  Arm "follow the transfer" only when the recorded channel is
+        # the one leaving: otherwise that channel's own final hang-up would start a bogus segment.
+        if any(r.channel == ev.channel for r in call.active_recordings(C.KIND_CALL)):
+            call.transferred = True
+            call.transfer_target = ev.target_channel or call.transfer_target
         return []
 
     def _on_hungup(self, ev: E.ChannelHungUp, now: float) -> list[Command]:

@@ -13,7 +13,10 @@ DIDs the sandbox dialplan answers (``from-sipp`` context):
 8006       like 8002, with the channel language set to ``zh``
 =========  ===============================================================
 
-``pbxrec-unrecorded,s,1`` is the unrecorded destination a refusal routes to.  Every
+``pbxrec-unrecorded,s,1`` is the unrecorded destination a refusal routes to.
+``pbxrec-transfer`` holds transfer targets (AMI ``BlindTransfer``/``Redirect`` destinations, not
+DIDs): ``9001`` rings the first agent (a colleague taking the call; a ``SippUas`` answering two
+calls plays both agents), ``9002`` answers and echoes.  Both send ``UserEvent(PbxrecTransferTarget)``.  Every
 call may carry an ``X-Test-Tag`` SIP header; its value reduced to [A-Za-z0-9_] is ``TEST_TAG``.
 """
 
@@ -250,6 +253,14 @@ exten => 1,1,Set(CHANNEL(language)=zh)
 [pbxrec-unrecorded]
 exten => s,1,UserEvent(PbxrecUnrecorded,TestTag: ${{TEST_TAG}})
  same => n,Playback({lay.unrecorded_prompt})
+ same => n,Echo()
+
+[pbxrec-transfer]
+exten => 9001,1,UserEvent(PbxrecTransferTarget,TestTag: ${{TEST_TAG}},Target: 9001)
+ same => n,Dial(PJSIP/agent1,20)
+ same => n,Hangup()
+exten => 9002,1,UserEvent(PbxrecTransferTarget,TestTag: ${{TEST_TAG}},Target: 9002)
+ same => n,Answer()
  same => n,Echo()
 
 [agents]

@@ -120,6 +120,19 @@ def test_transfer_continues_as_second_segment_of_same_call():
     assert {f.call_id for f in fins} == {"pbx1_L1"} and "transferred" in fins[1].metadata["flags"]
 
 
+def test_transfer_of_the_other_party_leaves_the_recording_alone():
+    # Asterisk 16 BlindTransfer by the agent; the recording is on the caller (transferee) and goes on.
+    run = play("transfer_queue_caller_recorded")
+    starts = run.of(StartRecording)
+    assert [(s.recording_id, s.channel) for s in starts] == [("pbx1_L1_call001", "PJSIP/trunk-01")]
+    assert not run.of(StopRecording) and not run.of(DiscardRecording)
+    (fin,) = run.of(FinalizeRecording)
+    assert (fin.metadata["started_at"], fin.metadata["stopped_at"]) == (24, 90)
+    assert "transferred" in fin.metadata["flags"]
+    row = only_row(run)
+    assert row["call_id"] == "pbx1_L1" and json.loads(row["uniqueids"]) == ["L1", "L2", "L3"]
+
+
 def test_cdr_before_hangup_finalizes_at_last_hangup():
     run = play("cdr_before_hangup")
     assert not run.per_step[5][1]  # the CDR alone finalizes nothing (file may still be open)
