@@ -65,8 +65,17 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools >/dev/null
-# The Debian package starts a system Asterisk on the default ports; tests run private ones.
-if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop asterisk 2>/dev/null || true; fi
-$SUDO pkill -x asterisk 2>/dev/null || true
-$SUDO pkill -x redis-server 2>/dev/null || true
+# A freshly installed package starts a system service on the default ports; the tests run
+# private instances.  Stop only what THIS run installed: never an Asterisk or Redis that was
+# already running on this host (a production PBX).
+for pkg in "${need[@]}"; do
+  case "$pkg" in
+    asterisk)
+      if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop asterisk 2>/dev/null || true; fi
+      $SUDO pkill -x -u asterisk asterisk 2>/dev/null || true ;;
+    redis-server)
+      if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop redis-server 2>/dev/null || true; fi
+      $SUDO pkill -x -u redis redis-server 2>/dev/null || true ;;
+  esac
+done
 echo "install-system: installed ${need[*]}"
