@@ -136,3 +136,35 @@ def duration_mismatch(audio_s: float | None, recorded_span_s: float | None, paus
         return False
     expected = recorded_span_s if pause_keeps_timeline else max(recorded_span_s - paused_s, 0.0)
     return abs(audio_s - expected) > max(tolerance_s, tolerance_ratio * expected)
+
+
+def wrap_raw_as_wav(src: str | Path, *, channels: int, rate: int = 8000, chunk: int = 1 << 16) -> Path:
+    """Give a headerless signed 16-bit file (MixMonitor ``D`` writes interleaved stereo ``.raw``)
+    a WAV header, streaming: ``<stem>.wav`` beside it, written to a temp name then renamed.
+    The ``.raw`` is left for the caller to remove once the WAV is safely spooled."""
+    import os
+
+    from storage.atomic import fsync_dir, temp_path_for
+
+    src = Path(src)
+    dst = src.with_suffix(".wav")
+    tmp = temp_path_for(dst)
+    try:
+        with open(src, "rb") as inp, wave.open(str(tmp), "wb") as out:
+            out.setnchannels(channels)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            frame = 2 * channels
+            carry = b""
+            while block := inp.read(chunk):
+                block = carry + block
+                cut = len(block) - len(block) % frame
+                out.writeframes(block[:cut])
+                carry = block[cut:]
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+        fsync_dir(dst.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst

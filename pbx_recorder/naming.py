@@ -87,7 +87,9 @@ def recording_paths(monitor_dir: str, call_id: str, recording_id: str, started_a
                     mode: str) -> tuple[str, ...]:
     """Absolute paths the PBX writes for one recording.
 
-    ``mixed``/``stereo``: one ``.wav``; ``dual``: two leg files, ``-rx`` (MixMonitor ``r()``:
+    ``mixed``: one ``.wav``; ``stereo``: one ``.raw`` (MixMonitor option ``D``, Asterisk 22+:
+    interleaved signed 16-bit 8 kHz, channel 1 the caller; with ``.wav`` Asterisk writes a header
+    that says mono); ``dual``: two leg files, ``-rx`` (MixMonitor ``r()``:
     audio read from the channel) and ``-tx`` (``t()``: audio written to it).  The mixed file of a dual
     recording is :func:`mixed_path`.  ``call_id`` is checked, the id carries it already.
     """
@@ -96,8 +98,10 @@ def recording_paths(monitor_dir: str, call_id: str, recording_id: str, started_a
     if not recording_id.startswith(call_id + "_"):
         raise ValueError("recording id does not belong to the call")
     base = posixpath.join(posixpath.normpath(monitor_dir), recording_basename(recording_id, started_at))
-    if mode in ("mixed", "stereo"):
+    if mode == "mixed":
         return (base + ".wav",)
+    if mode == "stereo":
+        return (base + ".raw",)
     if mode == "dual":
         return (base + "-rx.wav", base + "-tx.wav")
     raise ValueError(f"unknown recording mode {mode!r}")

@@ -111,12 +111,18 @@ class Pipeline:
         closures = await asyncio.gather(*(self._wait(p) for p in cmd.paths))
         files: list[ManifestFile] = []
         flags: list[str] = []
-        for path, closure in zip(cmd.paths, closures, strict=True):
+        paths = list(cmd.paths)
+        wrapped: list[str] = []  # stereo .raw files given a WAV header: removed once spooled
+        for index, (path, closure) in enumerate(zip(cmd.paths, closures, strict=True)):
             flags.append(closure.flag)
             if not closure.usable:
                 log.warning("call %s recording %s: file %s missing after closure wait", call_id, rid,
                             Path(path).name)
                 continue
+            if manifest.mode == "stereo" and path.endswith(".raw"):
+                path = str(await asyncio.to_thread(audio.wrap_raw_as_wav, path, channels=2))
+                wrapped.append(paths[index])
+                paths[index] = path
             info = await asyncio.to_thread(audio.probe_duration, path,
                                            channels=2 if manifest.mode == "stereo" else 1)
             if info.error:
@@ -137,10 +143,12 @@ class Pipeline:
         if not files:
             self._record_missing(manifest)
             return None
-        usable = [p for p, c in zip(cmd.paths, closures, strict=True) if c.usable]
+        usable = [p for p, c in zip(paths, closures, strict=True) if c.usable]
         entry = await asyncio.to_thread(self.spool.spool_recording, rid, usable, manifest)
         for path in cmd.paths:
             marker_path(path).unlink(missing_ok=True)
+        for raw in wrapped:
+            Path(raw).unlink(missing_ok=True)
         try:
             self._record_spooled(entry.manifest)
         except RecorderError as exc:  # the spool entry is safe; the shipper writes the row anyway

@@ -102,3 +102,14 @@ def test_storage_key_is_utc_date_partitioned():
 def test_parse_storage_key_rejects(bad):
     with pytest.raises(ValueError):
         parse_storage_key(bad)
+
+
+def test_stereo_recordings_are_raw_interleaved_files():
+    from pbx_recorder.naming import make_call_id, make_recording_id, recording_paths
+
+    cid = make_call_id("pbx1", "1700000000.1")
+    rid = make_recording_id(cid, "call", 1)
+    (path,) = recording_paths("/var/spool/asterisk/monitor", cid, rid, 1700000000.0, "stereo")
+    assert path.endswith(".raw")
+    (mixed,) = recording_paths("/var/spool/asterisk/monitor", cid, rid, 1700000000.0, "mixed")
+    assert mixed.endswith(".wav")

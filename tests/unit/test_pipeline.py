@@ -154,3 +154,23 @@ def test_manifest_keeps_the_dialed_number_and_cdr():
     assert (m.callee_num, m.did) == ("8001", "8001")
     assert m.cdr["dst"] == "1"  # the CDR stays as received: evidence
     assert m.recorded_span_s == 10.0
+
+
+async def test_stereo_raw_is_spooled_as_a_two_channel_wav(tmp_path):
+    mon = tmp_path / "mon"
+    mon.mkdir()
+    raw = mon / "a.raw"
+    frames = b"".join(bytes([i % 256, 0, 0, 1]) for i in range(8000 * 5))  # 5 s, L varies, R constant
+    raw.write_bytes(frames + b"\x07")  # a torn last frame must not shift the channels
+    marker_path(raw).write_text("")
+    spool = Spool(tmp_path / "spool")
+    pipe = Pipeline(spool, stable_ms=10, closure_timeout_s=2, poll_ms=5)
+    entry = await pipe.finalize(FinalizeRecording(call_id=CALL, recording_id=RID, paths=(str(raw),),
+                                                  metadata={**META, "mode": "stereo"}))
+    assert entry is not None
+    (f,) = entry.manifest.files
+    assert f.name == "a.wav" and f.duration_s == pytest.approx(5.0)
+    with wave.open(str(entry.file_path("a.wav")), "rb") as w:
+        assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (2, 8000, 2)
+        assert w.readframes(3) == frames[:12]
+    assert not raw.exists() and not (mon / "a.wav").exists() and not marker_path(raw).exists()
