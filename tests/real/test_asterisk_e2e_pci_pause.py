@@ -1,0 +1,138 @@
+"""End-to-end PCI pause: real Asterisk + sipp + the recorder daemon + ``pbx-recorder calls pause|resume``.
+
+A notify-only call (DID 8001: notice, then Echo, so the recording hears the caller both ways)
+with continuous caller audio.  While it is recorded, the real CLI pauses and resumes it.  The
+stored file must keep the whole timeline, be digital silence in the paused stretch and sound
+before and after it; the manifest keeps the pause interval and the audit log the actor.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from call_helpers import linkedid_of, new_caller
+from recorder_checks import Recorder, stored_file, wait_shipped
+
+from pbx_recorder.cli.authz import current_actor
+from pbx_recorder.sandbox import PrivateAsterisk, SippCall
+from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.sandbox.audio_stats import AudioStats, audio_stats
+from pbx_recorder.sandbox.recorder import recorder_command
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
+
+CALL_S = 17.0  # notice (~4 s) + ~13 s recorded
+PAUSE_AFTER_START_S = 2.0  # run `calls pause` this long after MixMonitorStart
+PAUSED_FOR_S = 5.0
+EDGE_S = 0.5  # margin at each edge of a stretch (event vs. file timing, CLI start-up)
+
+
+def cli(recorder: Recorder, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*recorder_command(), "--config", str(recorder.config_path), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def segment(path: Path, start_s: float, end_s: float, workdir: Path) -> AudioStats:
+    """Stats of ``path`` between ``start_s`` and ``end_s`` (sox trim into a temp file)."""
+    assert end_s - start_s > 0.5, (start_s, end_s)
+    out = workdir / f"seg-{start_s:.2f}-{end_s:.2f}.wav"
+    subprocess.run(["sox", str(path), str(out), "trim", f"{start_s:.3f}", f"={end_s:.3f}"],
+                   capture_output=True, text=True, timeout=30, check=True)
+    stats = audio_stats(out)
+    assert abs(stats.duration_s - (end_s - start_s)) < 0.05, (stats, start_s, end_s)
+    return stats
+
+
+def live_call_id(recorder: Recorder, linkedid: str, channel: str, timeout: float = 5.0) -> str:
+    """The id of the live call ``linkedid`` once the daemon's snapshot has it recording on ``channel``."""
+    def probe() -> str:
+        for row in recorder.catalog.query("SELECT call_id, state FROM live_calls"):
+            snap = json.loads(row["state"])
+            recs = snap.get("recordings", [])
+            if snap.get("linkedid") == linkedid and any(
+                    r.get("state") == "recording" and r.get("channel") == channel for r in recs):
+                return str(row["call_id"])
+        return ""
+    call_id = recorder.catalog.wait_for(probe, timeout)
+    assert call_id, (linkedid, recorder.catalog.query("SELECT * FROM live_calls"))
+    return str(call_id)
+
+
+def mute_events(ami: AmiProbe, channel: str, since: float) -> list[tuple[float, dict[str, str]]]:
+    return [(t, e) for t, e in ami.find(lambda e: e.get("Event") == "MixMonitorMute"
+                                        and e.get("Channel") == channel) if t >= since]
+
+
+def test_pci_pause_writes_silence_and_keeps_the_timeline(asterisk: PrivateAsterisk, ami: AmiProbe,
+                                                         recorder: Recorder, tmp_path: Path) -> None:
+    caller, since = new_caller(), len(ami.events)
+    t0 = time.monotonic()
+    sipp = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=CALL_S, from_user=caller).start()
+    try:
+        linkedid = linkedid_of(ami, caller, since)
+        started = ami.wait_event(lambda e: e.get("Event") == "MixMonitorStart"
+                                 and e.get("Linkedid") == linkedid, timeout=15, since=since)
+        t_start = next(t for t, e in ami.find(lambda e: e is started))
+        channel = started["Channel"]
+        # the calls row is written when the call ends: a live call is found in live_calls
+        call_id = live_call_id(recorder, linkedid, channel)
+
+        time.sleep(max(0.0, t_start + PAUSE_AFTER_START_S - time.monotonic()))
+        paused = cli(recorder, "calls", "pause", call_id)
+        assert paused.returncode == 0, (paused.stdout, paused.stderr)
+        assert channel in paused.stdout, paused.stdout
+        time.sleep(PAUSED_FOR_S)
+        resumed = cli(recorder, "calls", "resume", call_id)
+        assert resumed.returncode == 0, (resumed.stdout, resumed.stderr)
+        result = sipp.wait()
+    finally:
+        sipp.stop()
+    assert result.ok and result.elapsed_s > CALL_S - 0.5, result.errors
+
+    # AMI: Asterisk muted, then unmuted, the recorded channel (both directions)
+    mutes = mute_events(ami, channel, t0)
+    assert [e.get("State") for _, e in mutes] == ["1", "0"], mutes
+    assert all(e.get("Direction") == "both" for _, e in mutes), mutes
+    hangup = ami.wait_event(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == channel,
+                            timeout=10, since=since)
+    t_hangup = next(t for t, e in ami.find(lambda e: e is hangup))
+    recorded_s = t_hangup - t_start
+    pause_from, pause_to = mutes[0][0] - t_start, mutes[1][0] - t_start
+    assert PAUSED_FOR_S - 0.5 < pause_to - pause_from < PAUSED_FOR_S + 3, (pause_from, pause_to)
+
+    row, recs = wait_shipped(recorder, linkedid)
+    assert row["call_id"] == call_id, row
+    assert row["consent_decision"] == "notified" and row["record_decision"] == "record"
+    main = [r for r in recs if r["kind"] == "call"]
+    assert len(main) == 1, recs
+    path = stored_file(recorder, main[0])
+
+    # the timeline is kept: the file lasts as long as the recorded part of the call
+    whole = audio_stats(path)
+    assert abs(whole.duration_s - recorded_s) <= 1.5, (whole, recorded_s)
+
+    # digital silence while paused; sound before and after
+    during = segment(path, pause_from + EDGE_S, pause_to - EDGE_S, tmp_path)
+    assert during.max_amplitude == 0.0 and during.rms == 0.0, during
+    before = segment(path, EDGE_S, pause_from - EDGE_S, tmp_path)
+    after = segment(path, pause_to + EDGE_S, whole.duration_s - EDGE_S, tmp_path)
+    assert before.rms > 0.01 and after.rms > 0.01, (before, after)
+
+    # the manifest records the pause interval (epoch seconds, inside the recorded span)
+    manifest = json.loads(main[0]["manifest"])
+    assert len(manifest["pauses"]) == 1, manifest
+    start, end = manifest["pauses"][0]
+    assert manifest["recorded_from"] <= start < end <= manifest["recorded_to"], manifest
+    assert abs((start - manifest["recorded_from"]) - pause_from) < 1.0, (manifest, pause_from)
+    assert abs((end - start) - (pause_to - pause_from)) < 1.0, (manifest, pause_from, pause_to)
+
+    # the audit log names who paused and resumed
+    audit = recorder.catalog.query("SELECT actor, role, action, detail FROM audit_log WHERE target = ? "
+                                   "AND action IN ('pause', 'resume') ORDER BY at", (call_id,))
+    assert [a["action"] for a in audit] == ["pause", "resume"], audit
+    assert all(a["actor"] == current_actor() and a["role"] for a in audit), audit
+    assert all(json.loads(a["detail"])["channels"] == [channel] for a in audit), audit
