@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from pbx_recorder.cli.authz import authorize
+from pbx_recorder.cli.live_calls import call_on_channel
 from pbx_recorder.errors import NotFound, PbxDisconnected
 
 
@@ -62,15 +63,21 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
         await asyncio.wait_for(task, 5)
 
 
-def _control(ctx: click.Context, call_id: str, muted: bool) -> None:
+def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted: bool) -> None:
     from pbx_recorder.catalog import Catalog
     from pbx_recorder.config import load_config
 
+    if bool(call_id) == bool(channel):
+        raise click.UsageError("name the call: CALL_ID or --channel (e.g. --channel PJSIP/1001)")
     config = load_config(ctx.obj.get("config_path"))
     catalog = Catalog(config.catalog.path)
     try:
-        who = authorize(config, catalog, "calls.pause", call_id)
-        snapshot = catalog.load_live_calls().get(call_id)
+        who = authorize(config, catalog, "calls.pause", call_id or channel or "")
+        live = catalog.load_live_calls()
+        if channel:
+            call_id = call_on_channel(live, channel)
+        assert call_id is not None
+        snapshot = live.get(call_id)
         if not isinstance(snapshot, dict):
             raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
         channels = channels_of(snapshot)
@@ -89,20 +96,25 @@ def _control(ctx: click.Context, call_id: str, muted: bool) -> None:
     click.echo(f"{'paused' if muted else 'resumed'} {call_id}: {', '.join(done)}")
 
 
+CHANNEL_HELP = "Instead of CALL_ID: the live call on this channel / endpoint (e.g. PJSIP/1001)."
+
+
 @click.command("pause")
-@click.argument("call_id")
+@click.argument("call_id", required=False)
+@click.option("--channel", help=CHANNEL_HELP)
 @click.pass_context
-def pause_command(ctx: click.Context, call_id: str) -> None:
+def pause_command(ctx: click.Context, call_id: str | None, channel: str | None) -> None:
     """Mute the call's recording (PCI pause): silence is written, the timeline is kept."""
-    _control(ctx, call_id, True)
+    _control(ctx, call_id, channel, True)
 
 
 @click.command("resume")
-@click.argument("call_id")
+@click.argument("call_id", required=False)
+@click.option("--channel", help=CHANNEL_HELP)
 @click.pass_context
-def resume_command(ctx: click.Context, call_id: str) -> None:
+def resume_command(ctx: click.Context, call_id: str | None, channel: str | None) -> None:
     """Unmute the call's recording."""
-    _control(ctx, call_id, False)
+    _control(ctx, call_id, channel, False)
 
 
 def register(group: click.Group) -> None:

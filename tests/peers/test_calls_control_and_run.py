@@ -51,6 +51,22 @@ async def test_pause_and_resume_mute_the_live_recording_channel(tmp_path: Path) 
         )  # NotFound
 
 
+async def test_pause_by_channel_finds_the_live_call(tmp_path: Path) -> None:
+    endpoint = CHANNEL.rsplit("-", 1)[0]  # e.g. PJSIP/caller: what an agent desktop knows
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, free_port())
+        catalog = Catalog(tmp_path / "catalog.db")
+        catalog.save_live_call(CALL, snapshot(CHANNEL))
+        catalog.close()
+        args = ["--config", str(cfg), "calls", "pause", "--channel", endpoint]
+        assert await asyncio.to_thread(main, args) == 0
+        assert [(m["channel"], m["state"]) for m in peer.actions("MixMonitorMute")] == [(CHANNEL, "1")]
+        missing = ["--config", str(cfg), "calls", "resume", "--channel", "PJSIP/nobody"]
+        assert await asyncio.to_thread(main, missing) == 6  # NotFound
+        both = ["--config", str(cfg), "calls", "resume", CALL, "--channel", endpoint]
+        assert await asyncio.to_thread(main, both) == 2  # usage: one or the other
+
+
 async def test_pause_with_hostile_channel_is_refused(tmp_path: Path) -> None:
     async with AmiPeer() as peer:
         cfg = write_config(tmp_path, peer.port, free_port())
