@@ -51,7 +51,7 @@ class App:
     metrics: NullMetrics = field(default_factory=NullMetrics)  # a Metrics when metrics.port is set
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     consent_wait_s: float = DEFAULT_CONSENT_WAIT_S
-    extras: dict[str, Any] = field(default_factory=dict)
+    tiers: dict[str, Any] = field(default_factory=dict)  # every configured tier, by name
 
     def make_agi_server(self, backend: ConsentBackend) -> AgiServer:
         agi_cfg = self.config.pbx.agi
@@ -134,7 +134,7 @@ def build_app(config: Any) -> App:
         settings=settings,
         metrics=metrics,
         shutdown_grace_s=float(getattr(config, "shutdown_grace_s", DEFAULT_SHUTDOWN_GRACE_S)),
-        extras={"tiers": tiers},
+        tiers=tiers,
     )
 
 

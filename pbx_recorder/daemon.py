@@ -144,7 +144,7 @@ class Daemon:
         node (no Redis) owns every upload under its prefix; with Redis, other nodes may be
         uploading right now, so only uploads older than an hour are aborted."""
         older_than_s = 3600.0 if self.app.config.redis.url else 0.0
-        for name, tier in self.app.extras.get("tiers", {}).items():
+        for name, tier in self.app.tiers.items():
             abort = getattr(tier, "abort_stale_uploads", None)
             if abort is None:
                 continue
@@ -226,7 +226,7 @@ class Daemon:
 
     async def _sample_metrics(self) -> None:
         app = self.app
-        tiers = hot_tiers(app.config, app.extras.get("tiers", {}))
+        tiers = hot_tiers(app.config, app.tiers)
         sampler = MetricsSampler(self.metrics, ami=app.ami, callbook=app.callbook, spool=app.spool,
                                  hot_tiers=tiers, clock=self.clock)
         while not self._stop.is_set():
