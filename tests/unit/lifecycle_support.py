@@ -95,3 +95,22 @@ def ledger_events(env: Env, event: str) -> list[str]:
 
 def chain_ok(env: Env) -> bool:
     return ledger.verify_chain(env.conn) == []
+
+
+def make_cli_env(tmp_path: Path, extra: str = "") -> tuple[Env, str]:
+    """A config file for the lifecycle CLI (local hot + cold tiers, catalog, privacy key) plus
+    the Env over the same catalog and tiers; ``extra`` is appended YAML (e.g. ``access:``)."""
+    (tmp_path / "hmac.key").write_text("0123456789abcdef0123456789abcdef")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+catalog: {{path: {tmp_path}/catalog.db}}
+storage:
+  hot: hot
+  cold: cold
+  tiers:
+    hot: {{type: local, path: {tmp_path}/hot}}
+    cold: {{type: local, path: {tmp_path}/cold}}
+privacy: {{hash_key_file: {tmp_path}/hmac.key}}
+{extra}""")
+    tiers = {n: LocalTier(n, tmp_path / n) for n in ("hot", "cold")}
+    return Env(open_catalog(tmp_path / "catalog.db"), tiers, tmp_path / "catalog.db"), str(cfg)

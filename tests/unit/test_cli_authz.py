@@ -7,12 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from lifecycle_support import Env, add_call, add_recording, rec
+from lifecycle_support import Env, add_call, add_recording, make_cli_env, rec
 
 from pbx_recorder import access_policy
 from pbx_recorder.cli import main
-from pbx_recorder.lifecycle.journal import open_catalog
-from storage.local import LocalTier
 
 NUMBER = "+15551112222"
 USERS = "access: {users: {agent1: agent, audit1: auditor, sup1: supervisor, boss: admin}}\n"
@@ -20,23 +18,10 @@ WARNING = "warning: access.users is empty"
 
 
 def make(tmp_path: Path, access: str) -> tuple[Env, str]:
-    (tmp_path / "hmac.key").write_text("0123456789abcdef0123456789abcdef")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"""
-catalog: {{path: {tmp_path}/catalog.db}}
-storage:
-  hot: hot
-  cold: cold
-  tiers:
-    hot: {{type: local, path: {tmp_path}/hot}}
-    cold: {{type: local, path: {tmp_path}/cold}}
-privacy: {{hash_key_file: {tmp_path}/hmac.key}}
-{access}""")
-    env = Env(open_catalog(tmp_path / "catalog.db"), {n: LocalTier(n, tmp_path / n) for n in ("hot", "cold")},
-              tmp_path / "catalog.db")
+    env, cfg = make_cli_env(tmp_path, access)
     add_call(env, "c1", caller=NUMBER)
     add_recording(env, "c1", "r1", age_days=400)  # past retention: `retention apply` would dispose of it
-    return env, str(cfg)
+    return env, cfg
 
 
 @pytest.fixture

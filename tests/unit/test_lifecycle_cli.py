@@ -6,7 +6,7 @@ import sqlite3
 import time
 
 import pytest
-from lifecycle_support import NOW, Env, add_call, add_recording, rec
+from lifecycle_support import NOW, add_call, add_recording, make_cli_env, rec
 
 from pbx_recorder.cli import main
 from pbx_recorder.errors import ObjectNotRestored
@@ -20,22 +20,8 @@ NUMBER = "+15551112222"
 
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
-    (tmp_path / "hmac.key").write_text("0123456789abcdef0123456789abcdef")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"""
-catalog: {{path: {tmp_path}/catalog.db}}
-storage:
-  hot: hot
-  cold: cold
-  tiers:
-    hot: {{type: local, path: {tmp_path}/hot}}
-    cold: {{type: local, path: {tmp_path}/cold}}
-privacy: {{hash_key_file: {tmp_path}/hmac.key}}
-""")
     monkeypatch.setenv("PBX_RECORDER_USER", "auditor")
-    tiers = {n: LocalTier(n, tmp_path / n) for n in ("hot", "cold")}
-    env = Env(open_catalog(tmp_path / "catalog.db"), tiers, tmp_path / "catalog.db")
-    return env, str(cfg)
+    return make_cli_env(tmp_path)
 
 
 def run(cfg, *args, capsys):
