@@ -4,17 +4,17 @@ Roles come from ``access.users`` (``name: role``); the CLI resolves the actor an
 ``check(role, action)`` through ``pbx_recorder.cli.authz.authorize``.  An unknown role, an
 empty role or an unknown action is refused (fail closed).
 
-    action                 admin  supervisor  auditor  agent   command
+    action                 admin  supervisor  auditor  agent  service  command
     calls.search             x        x          x       x     calls search (numbers masked)
     calls.show               x        x          x       x     calls show (numbers masked)
     calls.unmask             x        x          x             calls search|show --unmask
     calls.pause              x        x                  x     calls pause|resume (PCI pause)
     recordings.read_audio    x        x          x             recordings get
     recordings.restore       x        x          x             recordings restore
-    recordings.migrate       x                                 recordings migrate
-    recordings.capacity      x                                 recordings capacity
+    recordings.migrate       x                                   x     recordings migrate
+    recordings.capacity      x                                   x     recordings capacity
     retention.report         x        x          x             retention report
-    retention.apply          x                                 retention apply
+    retention.apply          x                                   x     retention apply
     retention.set_class      x                   x             retention set-class
     hold.add                 x                   x             hold add
     hold.remove              x                   x             hold remove
@@ -24,14 +24,15 @@ empty role or an unknown action is refused (fail closed).
     keys.manage              x                                 keys generate|rotate|list
     verify.run               x        x          x             verify
     ledger.read              x        x          x             ledger root|verify
-    catalog.backup           x                                 catalog backup|backups
+    catalog.backup           x                                   x     catalog backup|backups
     catalog.restore          x                                 catalog restore
     prompts.generate         x                                 prompts generate|list
     rules.explain            x        x          x             rules explain
 
 ``auditor`` is the compliance officer: holds, erasure requests and retention classes are
 theirs; the ``supervisor`` listens and reviews; an ``agent`` sees masked calls and pauses
-recording while a card number is read.  ``run``, ``demo``, ``check-config`` and ``plan`` are
+recording while a card number is read.  ``service`` is the account the shipped lifecycle and
+retention timers run as (``pbx-recorder``): the unattended jobs, nothing that reveals data.  ``run``, ``demo``, ``check-config`` and ``plan`` are
 not operator commands and are not in the table.
 """
 
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-ROLES: tuple[str, ...] = ("admin", "supervisor", "auditor", "agent")
+ROLES: tuple[str, ...] = ("admin", "supervisor", "auditor", "agent", "service")
 
 ACTIONS: tuple[str, ...] = (
     "calls.search",
@@ -83,6 +84,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
         "verify.run", "ledger.read", "rules.explain",
     }),
     "agent": frozenset({"calls.search", "calls.show", "calls.pause"}),
+    "service": frozenset({"recordings.migrate", "recordings.capacity", "catalog.backup", "retention.apply"}),
 }
 
 

@@ -158,12 +158,28 @@ def hot_tiers(config: Any, tiers: dict[str, Any]) -> dict[str, Any]:
     return {name: tiers[name] for name in dict.fromkeys(names) if name in tiers}
 
 
+def _first_start_keys(config: Any) -> None:
+    """Create the configuration's missing keys (what ``keys init`` does at install)."""
+    import time
+
+    from pbx_recorder.cli.crypto_setup import ensure_keys
+    from pbx_recorder.errors import CryptoError
+
+    try:
+        for line in ensure_keys(config, time.time()):
+            log.warning("first start: created %s", line)
+    except (OSError, CryptoError) as exc:
+        raise ConfigError(f"cannot create the missing keys ({exc}); run `pbx-recorder keys init` "
+                          "at install", key="encryption") from exc
+
+
 def _build_shipper(
     config: Any, spool: Spool, catalog: Catalog, metrics: NullMetrics
 ) -> tuple[Shipper, dict[str, Any]]:
     from storage.factory import build_tiers
 
     tiers = build_tiers(config.storage)
+    _first_start_keys(config)
 
     def tier_for_region(region: str) -> Any:
         name = config.storage.tiers_for_region(region or None).hot

@@ -7,6 +7,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pbx_recorder import access_policy
+from pbx_recorder.config_keys import check_key_layout
 from pbx_recorder.config_model import (
     DEFAULT_PROMPTS_DIR,
     AccessConfig,
@@ -32,7 +34,7 @@ from pbx_recorder.config_rules import LANGUAGE_RE, build_rules, check_timezone
 from pbx_recorder.config_storage import build_retention, build_storage
 
 NODE_RE = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-ROLES = ("admin", "supervisor", "auditor", "agent")
+ROLES = access_policy.ROLES
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HOST_RE = r"[A-Za-z0-9_.:\[\]-]+"
 
@@ -184,6 +186,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 enabled=n.get_bool("enabled", False),
                 master_key_file=n.get_path("master_key_file", None, optional=True),
                 key_id=n.get_str("key_id", None, optional=True),
+                backup_key_dir=n.get_path("backup_key_dir", "./var/keys/backup"),
             ),
         ),
         signing=_simple(
@@ -217,5 +220,6 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
     level_node.finish()
     if config.encryption.enabled and config.encryption.master_key_file is None:
         ctx.error(("encryption", "master_key_file"), "is required when encryption.enabled is true")
+    check_key_layout(ctx, config)
     root.finish()
     return config

@@ -270,6 +270,7 @@ class EncryptionConfig:
     enabled: bool = False
     master_key_file: Path | None = None
     key_id: str | None = None
+    backup_key_dir: Path | None = None  # keys of catalog backups (lifecycle.backup_keys)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from pbx_recorder.manifest import Manifest
 from pbx_recorder.metrics import NullMetrics, ship_failure_reason
 from pbx_recorder.naming import storage_key
 from pbx_recorder.spool import Spool, SpoolEntry
+from storage import atomic
 from storage.base import PutOptions, StoredObject, Tier
 from storage.hashing import digests_equal, hash_file
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 PrepareStage = Callable[[Path, Manifest], tuple[Path, Manifest]]
 DONE_STATES = ("verified", "migrated")
 CATALOG_PROCESSING_KEYS = ("format", "encrypted", "key_id", "wrapped_key", "storage_class")
+SEALED_MANIFEST_EXT = "jsonpbxr"  # the manifest sidecar in the PBXR envelope (recording's data key)
 # Archive classes cannot be read back before a restore: for them the checksum the tier
 # checked during put() is the verification (the tier raises IntegrityError on mismatch).
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
@@ -209,8 +211,14 @@ class Shipper:
             plan.append((recording_objects.original_role(index, manifest.files[index].role),
                          original_key(manifest, index, _ext(path)), path, expected))
         manifest_file = entry.directory / ".ship-manifest.json"
-        manifest_file.write_bytes(manifest.to_json())
-        plan.append((recording_objects.MANIFEST, keys[-1], manifest_file, None))
+        atomic.write_bytes(manifest_file, manifest.to_json())  # owner-only, like the whole spool
+        manifest_key = keys[-1]
+        for stage in self.prepare_stages:  # the encryption stage seals the sidecar (it holds numbers)
+            seal = getattr(stage, "seal_sidecar", None)
+            if seal is not None and manifest.processing.get("encrypted"):
+                manifest_file = seal(manifest_file, manifest)
+                manifest_key = manifest_key[: -len("json")] + SEALED_MANIFEST_EXT
+        plan.append((recording_objects.MANIFEST, manifest_key, manifest_file, None))
         meta = {"call_id": manifest.call_id, "recording_id": manifest.recording_id}
         opts = PutOptions(metadata=meta, storage_class=str(manifest.processing.get("storage_class", "")))
         stored: list[tuple[str, StoredObject]] = []

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pbx_recorder.errors import SpoolFull, StorageError
 from pbx_recorder.manifest import Manifest, ManifestFile
-from storage import atomic
+from storage import atomic, file_modes
 from storage.hashing import hash_file
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ class Spool:
                  mover: Callable[[Path, Path], str] = atomic.move_file,
                  writer: Callable[[Path, bytes], str] = atomic.write_bytes,
                  free_bytes: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = file_modes.private_dir(root)  # owner-only: numbers and plaintext audio wait here
         self.min_free_mb = min_free_mb
         self._move = mover
         self._write = writer
@@ -99,7 +98,7 @@ class Spool:
         existed = directory.exists()
         moved: list[tuple[Path, Path]] = []
         try:
-            directory.mkdir(exist_ok=True)
+            file_modes.private_dir(directory)
             self._write(directory / INTENT, manifest.to_json())
             for src in sources:
                 dst = directory / src.name

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pbx_recorder.errors import IntegrityError, SpoolFull, StorageError
+from storage import file_modes
 from storage.hashing import CHUNK, HashingWriter, digests_equal, hash_file
 
 TEMP_MARK = ".tmp-"
@@ -41,7 +42,7 @@ def create_exclusive(path: Path, data: bytes, mode: int) -> None:
     (also when a concurrent writer won the race), other OSErrors as they come."""
     tmp = temp_path_for(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        fd = file_modes.open_new(tmp, mode)
         try:
             view = memoryview(data)
             while view:
@@ -63,8 +64,11 @@ def _translate(exc: OSError, what: str) -> StorageError:
 
 
 def write_stream(target: str | Path, chunks: Iterable[bytes], *, expected_sha256: str | None = None,
-                 mode: int | None = None) -> tuple[str, int]:
+                 mode: int = file_modes.FILE_MODE) -> tuple[str, int]:
     """Write ``chunks`` atomically to ``target``; return (hex sha256, size).
+
+    The file is created with exactly ``mode`` (owner-only by default, whatever the umask:
+    :mod:`storage.file_modes`) before the first byte is written.
 
     If ``expected_sha256`` is given and the bytes differ, nothing is published and
     IntegrityError is raised.  OSError becomes StorageError (SpoolFull for ENOSPC).
@@ -72,7 +76,7 @@ def write_stream(target: str | Path, chunks: Iterable[bytes], *, expected_sha256
     target = Path(target)
     tmp = temp_path_for(target)
     try:
-        with open(tmp, "xb") as raw:
+        with os.fdopen(file_modes.open_new(tmp, mode), "wb") as raw:
             writer = HashingWriter(raw)
             for block in chunks:
                 writer.write(block)
@@ -81,8 +85,6 @@ def write_stream(target: str | Path, chunks: Iterable[bytes], *, expected_sha256
         digest = writer.hexdigest()
         if expected_sha256 is not None and not digests_equal(digest, expected_sha256):
             raise IntegrityError(f"hash mismatch writing {target.name}: got sha256:{digest}")
-        if mode is not None:
-            os.chmod(tmp, mode)
         os.replace(tmp, target)
         fsync_dir(target.parent)
         return digest, writer.size
@@ -117,18 +119,27 @@ def copy_file(src: str | Path, dst: str | Path, *, expected_sha256: str | None =
 def move_file(src: str | Path, dst: str | Path) -> str:
     """Move ``src`` to ``dst`` and return its hex SHA-256.
 
-    Same filesystem: os.replace.  Across filesystems: copy (hash while streaming),
-    fsync, re-read the copy and compare, then unlink the source.
+    The destination is always an owner-only file of this process's user
+    (:mod:`storage.file_modes`).  A source we own (or any, as root) on the same filesystem is
+    renamed and narrowed; a source another account owns (a PBX file in its drop folder) or
+    one on another filesystem is copied into a new file (hash while streaming), fsynced,
+    re-read and compared, then unlinked: the other account keeps no handle on our copy.
     """
     src, dst = Path(src), Path(dst)
     source_hash = hash_file(src)
     try:
-        os.replace(src, dst)
-        fsync_dir(dst.parent)
-        return source_hash
+        owned = os.geteuid() == 0 or src.lstat().st_uid == os.geteuid()
     except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise _translate(exc, f"moving {src.name}") from exc
+        raise _translate(exc, f"moving {src.name}") from exc
+    if owned:
+        try:
+            os.replace(src, dst)
+            file_modes.make_private(dst)
+            fsync_dir(dst.parent)
+            return source_hash
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise _translate(exc, f"moving {src.name}") from exc
     copy_file(src, dst, expected_sha256=source_hash)
     if not digests_equal(hash_file(dst), source_hash):
         dst.unlink()

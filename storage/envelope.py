@@ -21,9 +21,14 @@ segment's tag detects header edits, reordering, dropped segments and truncation,
 segment boundary.  Plaintext is only released segment by segment after its tag verified; to a
 path it is published atomically only when the whole file verified.
 
-Where the wrapped DEK lives: the header carries the wrapped DEK *as written* (the file is
-self-describing: with the catalog lost, the master key alone recovers the audio), and the
-catalog row (recordings.key_id + wrapped_key) carries the *current* one.  Key rotation
+Where the wrapped DEK lives: the catalog row (recordings.key_id + wrapped_key) carries the
+*current* one.  A self-describing file (``key_in_header=True``, e.g. a catalog backup under its
+backup key) also carries the wrapped DEK *as written* in its header.  Recordings are written
+with ``key_in_header=False`` (``wrapped_len`` 0): their DEK exists only in the catalog row (and
+in catalog backups, each encrypted under a backup key that erasure destroys), so erasing the
+row *crypto-shreds* every ciphertext copy of the recording wherever it lies -- backups, a cloud
+tier's target bucket, an archive -- without having to find it.  The price: without the catalog
+(or a readable catalog backup) the master key alone no longer opens the audio.  Key rotation
 (``rewrap``) re-wraps the DEK under the new master key and updates only the catalog; the audio
 object is never rewritten (it may sit under S3 Object Lock, which forbids that anyway).  After a
 rotation the header copy is stale and superseded: ``decrypt_stream`` takes the catalog's
@@ -189,7 +194,7 @@ class _Encryptor:
     """Iterates over the encrypted file's blocks; ``info`` is set once exhausted."""
 
     def __init__(self, src: BinaryIO, keyring: KeyRing, key_id: str, aad: bytes, chunk_size: int,
-                 wrapped_dek: bytes | None = None) -> None:
+                 wrapped_dek: bytes | None = None, key_in_header: bool = True) -> None:
         if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
             raise CryptoError(f"chunk size must be within {MIN_CHUNK}..{MAX_CHUNK}")
         self.src, self.key_id, self.aad, self.chunk_size = src, key_id, aad, chunk_size
@@ -198,11 +203,13 @@ class _Encryptor:
             self.wrapped = wrap_key(self.dek, keyring, key_id)
         else:  # another file of the same recording: same DEK, fresh random base nonce
             self.dek, self.wrapped = unwrap_key(wrapped_dek, keyring, key_id), wrapped_dek
+        self.key_in_header = key_in_header
         self.info: EnvelopeInfo | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         base = os.urandom(NONCE_LEN)
-        header = build_header(self.chunk_size, base, self.key_id, self.wrapped, self.aad)
+        in_header = self.wrapped if self.key_in_header else b""
+        header = build_header(self.chunk_size, base, self.key_id, in_header, self.aad)
         hdig = hashlib.sha256(header).digest()
         gcm = AESGCM(self.dek)
         p_hash, c_hash = hashlib.sha256(), hashlib.sha256(header)
@@ -249,14 +256,16 @@ def _drain(blocks: Iterator[bytes] | _Encryptor, dst: str | Path | BinaryIO) -> 
 
 def encrypt_stream(src: str | Path | BinaryIO, dst: str | Path | BinaryIO, keyring: KeyRing, key_id: str,
                    aad: bytes | str = b"", *, chunk_size: int = DEFAULT_CHUNK,
-                   wrapped_key: str | bytes | None = None) -> EnvelopeInfo:
+                   wrapped_key: str | bytes | None = None, key_in_header: bool = True) -> EnvelopeInfo:
     """Encrypt ``src`` into ``dst`` (a path is written atomically) in one streaming pass.
 
-    A new random DEK is made unless ``wrapped_key`` (under ``key_id``) is given to reuse one."""
+    A new random DEK is made unless ``wrapped_key`` (under ``key_id``) is given to reuse one.
+    ``key_in_header=False`` leaves the wrapped DEK out of the file: only ``info.wrapped_key``
+    (kept by the caller, e.g. the catalog) can open it."""
     stream, owned = _open_src(src)
     try:
         wrapped = _unb64(wrapped_key) if wrapped_key is not None else None
-        enc = _Encryptor(stream, keyring, key_id, _as_bytes(aad), chunk_size, wrapped)
+        enc = _Encryptor(stream, keyring, key_id, _as_bytes(aad), chunk_size, wrapped, key_in_header)
         _drain(enc, dst)
     finally:
         if owned:
@@ -273,6 +282,9 @@ def decrypt_chunks(src: BinaryIO, keyring: KeyRing, *, wrapped_key: str | bytes 
     if expected_aad is not None and header.aad != _as_bytes(expected_aad):
         raise CryptoError("encrypted file belongs to another recording (associated data differs)")
     wrapped = _unb64(wrapped_key) if wrapped_key is not None else header.wrapped_key
+    if not wrapped:
+        raise CryptoError("the data key of this file is not in it: it is held only by the catalog "
+                          "(gone once the recording was erased)")
     gcm = AESGCM(unwrap_key(wrapped, keyring, key_id or header.key_id))
     hdig, seg_len = header.digest, header.chunk_size + TAG_LEN
     current, index = _read_upto(src, seg_len), 0
@@ -326,9 +338,14 @@ class EncryptStage:
     ``key_id``, ``wrapped_key`` (catalog columns), ``envelope`` ("PBXR1"), ``plaintext_sha256``
     of the primary (first) file -- differs from ``audio_sha256`` when a transcode stage ran
     first -- and per-file ``encrypted_files`` {name: {plaintext_sha256, ciphertext_sha256, size}}.
+
+    The files carry no copy of the wrapped DEK (``key_in_header=False``): the catalog row is
+    its only home, so erasing the row crypto-shreds every copy.  :meth:`seal_sidecar` puts the
+    manifest sidecar (numbers, consent evidence) in the same envelope under the same DEK.
     """
 
     SUFFIX = ".pbxr"
+    SIDECAR_AAD = ":manifest"  # appended to the recording id: a sidecar never opens as audio
 
     def __init__(self, keyring: KeyRing, key_id: str, *, chunk_size: int = DEFAULT_CHUNK) -> None:
         self.keyring, self.key_id, self.chunk_size = keyring, check_key_id(key_id), chunk_size
@@ -339,12 +356,24 @@ class EncryptStage:
         reuse = processing.get("wrapped_key") if processing.get("key_id") == self.key_id else None
         out = path.with_name(path.name + self.SUFFIX)
         info = encrypt_stream(path, out, self.keyring, self.key_id, manifest.recording_id,
-                              chunk_size=self.chunk_size, wrapped_key=reuse)
+                              chunk_size=self.chunk_size, wrapped_key=reuse, key_in_header=False)
         if "encrypted_files" not in processing:  # the shipper stages files in order: this is the primary
             processing["plaintext_sha256"] = info.plaintext_sha256
         files = dict(processing.get("encrypted_files", {}))
         files[path.name] = {"plaintext_sha256": info.plaintext_sha256,
                             "ciphertext_sha256": info.ciphertext_sha256, "size": info.size}
         processing.update(encrypted=True, key_id=info.key_id, wrapped_key=info.wrapped_key,
-                          envelope=f"PBXR{VERSION}", encrypted_files=files)
+                          envelope=f"PBXR{VERSION}", encrypted_files=files, key_in_header=False)
         return out, dataclasses.replace(manifest, processing=processing)
+
+    def seal_sidecar(self, path: Path, manifest: Any) -> Path:
+        """Encrypt the manifest sidecar at ``path`` under the recording's DEK (the one the audio
+        stages used; a new one when no audio file was encrypted); returns the sealed file."""
+        processing = getattr(manifest, "processing", {}) or {}
+        reuse = processing.get("wrapped_key") if processing.get("key_id") == self.key_id else None
+        if reuse is None:
+            raise CryptoError(f"recording {manifest.recording_id}: no data key to seal its manifest with")
+        out = path.with_name(path.name + self.SUFFIX)
+        encrypt_stream(path, out, self.keyring, self.key_id, manifest.recording_id + self.SIDECAR_AAD,
+                       chunk_size=self.chunk_size, wrapped_key=reuse, key_in_header=False)
+        return out

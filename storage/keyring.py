@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 from pbx_recorder.errors import CryptoError
+from storage import file_modes
 from storage.atomic import create_exclusive, fsync_dir
 
 KEY_BYTES = 32
@@ -68,11 +69,11 @@ class KeyRing:
         """Write a new random 32-byte key atomically (0600).  Refuses to overwrite: a lost key
         is lost audio."""
         target = self.path_for(key_id)
-        self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        file_modes.private_dir(self.key_dir)
         if target.exists() or (self.key_dir / RETIRED / target.name).exists():
             raise CryptoError(f"master key {key_id!r} already exists; pick a new id")
         try:
-            create_exclusive(target, secrets.token_bytes(KEY_BYTES), 0o600)
+            create_exclusive(target, secrets.token_bytes(KEY_BYTES), file_modes.FILE_MODE)
         except FileExistsError as exc:
             raise CryptoError(f"master key {key_id!r} already exists; pick a new id") from exc
         except OSError as exc:
@@ -83,7 +84,7 @@ class KeyRing:
         """Move the key out of the active ring (to ``retired/``); returns the new path."""
         src = self.path_for(key_id)
         dest_dir = self.key_dir / RETIRED
-        dest_dir.mkdir(exist_ok=True, mode=0o700)
+        file_modes.private_dir(dest_dir)
         dest = dest_dir / src.name
         try:
             os.replace(src, dest)

@@ -3,7 +3,8 @@
 Keys map to paths under ``root`` with strict containment: absolute keys, ``..``,
 empty segments, backslashes and NUL are refused.  ``put`` streams once while
 hashing into a temp file beside the target and publishes it atomically only if the
-hash matches.  In ``read_only`` mode stored files are made 0440.
+hash matches.  Objects are owner-only (0600, directories 0700: :mod:`storage.file_modes`);
+in ``read_only`` mode stored files are made 0400.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pbx_recorder.errors import NotFound, StorageError, TierUnavailable
-from storage import atomic
+from storage import atomic, file_modes
 from storage.base import ObjectInfo, PutOptions, StoredObject
 from storage.hashing import digests_equal, hash_file, hash_stream
 
@@ -45,7 +46,7 @@ class LocalTier:
         self.root = Path(root)
         self.read_only = read_only
         if create:
-            self.root.mkdir(parents=True, exist_ok=True)
+            file_modes.private_dir(self.root)
 
     # -- paths -------------------------------------------------------------------
     def path_for(self, key: str) -> Path:
@@ -66,11 +67,12 @@ class LocalTier:
         self._ensure_root()
         path = self.path_for(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            file_modes.private_dir(path.parent, tighten=False)
             if path.exists() and self.read_only:
-                os.chmod(path, 0o640)  # replacing a read-only object we wrote ourselves
+                os.chmod(path, file_modes.FILE_MODE)  # replacing a read-only object we wrote ourselves
+            mode = file_modes.READ_ONLY_FILE_MODE if self.read_only else file_modes.FILE_MODE
             digest, size = atomic.write_stream(path, atomic.read_chunks(source), expected_sha256=sha256,
-                                               mode=0o440 if self.read_only else None)
+                                               mode=mode)
         except FileNotFoundError as exc:
             raise StorageError(f"tier {self.name}: source missing for {key}") from exc
         except PermissionError as exc:

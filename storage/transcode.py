@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder.errors import ConfigError, IntegrityError, StorageError
-from storage import atomic, ogg_opus
+from storage import atomic, file_modes, ogg_opus
 from storage.hashing import hash_file
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,7 @@ class Transcoder:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, dst)
+            file_modes.make_private(dst)  # the encoder wrote it with the umask
             atomic.fsync_dir(dst.parent)
         finally:
             tmp.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from typing import Any
 from pbx_recorder.catalog.queries import CallFilters, build_search
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CatalogError, NotFound
+from storage import file_modes
 
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
@@ -51,7 +52,10 @@ class Catalog:
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                file_modes.prepare_sqlite(self.path)  # 0600 before SQLite creates it (and its WAL)
+            except OSError as exc:
+                raise CatalogError(f"cannot create catalog {self.path}: {exc.strerror}") from exc
         conn = self._conn()
         with self._lock:
             apply_migrations(conn)
@@ -69,6 +73,7 @@ class Catalog:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA secure_delete=ON")  # an erased row leaves no bytes in free pages
             except sqlite3.Error as exc:
                 raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
             self._local.conn = conn

@@ -13,7 +13,7 @@ from pbx_recorder.lifecycle.runtime import Runtime
 
 @click.group()
 def catalog() -> None:
-    """Catalog backups (SQLite online backup, hashed, stored on a tier)."""
+    """Catalog backups (SQLite online backup, encrypted under the backup key, hashed, stored on a tier)."""
 
 
 @catalog.command("backup")
@@ -22,13 +22,14 @@ def catalog() -> None:
 def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
     """Online backup of the catalog (SQLite backup API), hashed, stored on a tier."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
-    tier = rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot)
+    tier = rt.backup_tier(tier_name)
     with exclusive_job(rt.config, "catalog-backup") as busy:
         if busy:
             click.echo(busy)
             return
-        info = backup.backup(rt.config.catalog.path, tier, time.time())
-    rt.audit("catalog.backup", info.key, {"tier": info.tier, "sha256": info.sha256, "size": info.size})
+        info = backup.backup(rt.config.catalog.path, tier, time.time(), keys=rt.backup_keys())
+    rt.audit("catalog.backup", info.key, {"tier": info.tier, "sha256": info.sha256, "size": info.size,
+                                          "backup_key": info.key_id})
     click.echo(f"{info.tier}:{info.key} sha256:{info.sha256} ({info.size} bytes)")
 
 
@@ -41,12 +42,14 @@ def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
 def restore_cmd(
     ctx: click.Context, key: str, to_path: str, tier_name: str | None, sha256: str | None
 ) -> None:
-    """Fetch a backup, verify its hash and integrity, write it to PATH (never over the live catalog)."""
+    """Fetch a backup, verify, decrypt, re-apply erasures, write it to a new PATH (never over a file)."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.restore", key)
-    tier = rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot)
-    digest = backup.restore(tier, key, to_path, sha256=sha256)
-    rt.audit("catalog.restore", key, {"to": to_path, "sha256": digest})
-    click.echo(f"restored {key} -> {to_path} (sha256:{digest} verified)")
+    tier = rt.backup_tier(tier_name)
+    digest, removed = backup.restore(tier, key, to_path, keys=rt.backup_keys(), sha256=sha256,
+                                     scrub=rt.tombstones().apply)
+    rt.audit("catalog.restore", key, {"to": to_path, "sha256": digest, "erased_calls_removed": removed})
+    click.echo(f"restored {key} -> {to_path} (sha256:{digest} verified; {removed} erased call(s) "
+               "removed again)")
 
 
 @catalog.command("backups")
@@ -55,7 +58,7 @@ def restore_cmd(
 def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
     """Catalog backups stored on a tier (key, size, hash)."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
-    keys = backup.list_backups(rt.tier(tier_name or rt.config.storage.cold or rt.config.storage.hot))
+    keys = backup.list_backups(rt.backup_tier(tier_name))
     rt.audit("catalog.backups", "", {"count": len(keys)})
     for key in keys:
         click.echo(key)

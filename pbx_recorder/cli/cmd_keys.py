@@ -1,4 +1,8 @@
-"""``pbx-recorder keys generate | rotate --to NEW_ID | list``: master keys and the signing key.
+"""``pbx-recorder keys init | generate | rotate --to NEW_ID | list``: master keys and the signing key.
+
+``init`` (at install; the daemon does the same at its first start) creates every missing key of
+the configuration, owner-only: the master key, the signing key, the privacy HMAC key and the
+first backup key.
 
 Key bytes are never printed.  ``rotate`` re-wraps data keys in the catalog only; the stored
 audio objects are not read or rewritten.
@@ -20,6 +24,20 @@ def register(group: click.Group) -> None:
     @group.group("keys")
     def keys() -> None:
         """Encryption master keys (AES-256 key ring) and the manifest signing key (Ed25519)."""
+
+    @keys.command("init")
+    @click.pass_context
+    def init(ctx: click.Context) -> None:
+        """Create every missing key of the configuration (0600, directories 0700); never overwrites."""
+        config = crypto_setup.load(ctx, "keys.manage")
+        made = crypto_setup.ensure_keys(config, time.time())
+        for line in made:
+            click.echo(f"created {line}")
+        if not made:
+            click.echo("every configured key exists; nothing created")
+        if not config.encryption.enabled:
+            click.echo("warning: encryption.enabled is false: audio, sidecars and numbers are stored in "
+                       "clear on every tier (see README, Security)", err=True)
 
     @keys.command("generate")
     @click.option("--id", "key_id", default=None, help="Master key id (default: encryption.key_id).")
@@ -72,7 +90,7 @@ def register(group: click.Group) -> None:
                 if kid != new_id:
                     click.echo(f"retired master key {kid} -> {ring.retire(kid)}")
         if crypto_setup.current_key_id(config) != new_id:
-            click.echo(f"now set encryption.key_id: {new_id} so new recordings use it")
+            click.echo(f"now set encryption.master_key_file: {ring.path_for(new_id)} so new recordings use it")
 
     @keys.command("list")
     @click.pass_context

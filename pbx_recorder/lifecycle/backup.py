@@ -1,10 +1,17 @@
-"""Catalog backup and restore.
+"""Catalog backup and restore, encrypted.
 
-``backup`` copies the live SQLite catalog with sqlite3's online backup API into a temp
-file (consistent even while the daemon writes), hashes it, and puts it to a tier under
-``catalog-backups/<UTC timestamp>.db`` with a ``.sha256`` sidecar.  ``restore`` fetches
-it, verifies the hash (sidecar or given), checks ``PRAGMA integrity_check`` and
-atomically publishes it at the target path.
+``backup`` copies the live SQLite catalog with sqlite3's online backup API (consistent even
+while the daemon writes) into an owner-only temp file beside the catalog, encrypts it in the
+PBXR envelope under the current backup key (:mod:`pbx_recorder.lifecycle.backup_keys`; the
+storage key is the associated data, so one backup cannot be passed off as another), hashes the
+ciphertext and puts it to a tier as ``catalog-backups/<UTC timestamp>.db.pbxr`` with a
+``.sha256`` sidecar.  No plaintext copy of the catalog ever leaves the catalog's directory.
+
+``restore`` fetches it, verifies the hash (sidecar or given), decrypts it (a backup whose key
+an erasure destroyed is refused: it was crypto-shredded), checks ``PRAGMA integrity_check``,
+re-applies the erasure tombstones (:mod:`pbx_recorder.lifecycle.tombstones`) so no erased
+subject comes back, and atomically publishes it, owner-only, at the target path.
+Backups written before encryption (``.db``) are still restored, tombstones applied.
 """
 
 from __future__ import annotations
@@ -14,53 +21,67 @@ import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pbx_recorder.errors import CatalogError, IntegrityError, NotFound
-from storage import atomic
+from pbx_recorder.errors import CatalogError, CryptoError, IntegrityError, NotFound
+from pbx_recorder.lifecycle.backup_keys import BackupKeys
+from storage import atomic, file_modes
 from storage.base import PutOptions, Tier
+from storage.envelope import decrypt_stream, encrypt_stream
 from storage.hashing import digests_equal, hash_file, untag
 
 PREFIX = "catalog-backups/"
+SUFFIX = ".db.pbxr"
+LEGACY_SUFFIX = ".db"  # plaintext backups from before encryption
+
+#: re-applies the erasure tombstones to a restored database (``Tombstones.apply`` bound to the key)
+Scrub = Callable[[sqlite3.Connection], int]
 
 
 @dataclass(frozen=True, slots=True)
 class BackupInfo:
     tier: str
     key: str
-    sha256: str
+    sha256: str  # of the stored (encrypted) bytes
     size: int
+    key_id: str = ""  # the backup key it is encrypted under
 
 
 def backup_key(now: float) -> str:
-    return PREFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + ".db"
+    return PREFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + SUFFIX
 
 
-def backup(db_path: str | Path, tier: Tier, now: float) -> BackupInfo:
+def _workdir(near: Path) -> tempfile.TemporaryDirectory[str]:
+    file_modes.private_dir(near, tighten=False)
+    return tempfile.TemporaryDirectory(prefix=".catalog-backup-", dir=near)  # 0700
+
+
+def backup(db_path: str | Path, tier: Tier, now: float, *, keys: BackupKeys) -> BackupInfo:
     db_path = Path(db_path)
     if not db_path.exists():
         raise NotFound(f"no catalog at {db_path}")
-    fd, tmp_name = tempfile.mkstemp(prefix=".catalog-backup-", suffix=".db")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    key = backup_key(now)
+    key_id = keys.current(now)
+    with _workdir(db_path.parent) as work:
+        plain, sealed = Path(work) / "catalog.db", Path(work) / "catalog.db.pbxr"
+        file_modes.prepare_sqlite(plain)
         try:
             src = sqlite3.connect(str(db_path))
-            dst = sqlite3.connect(str(tmp))
+            dst = sqlite3.connect(str(plain))
             with dst:
                 src.backup(dst)
             dst.close()
             src.close()
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog backup failed: {exc}") from exc
-        digest = hash_file(tmp)
-        key = backup_key(now)
-        stored = tier.put(key, tmp, sha256=digest, options=PutOptions(metadata={"sha256": digest}))
-        tier.put(key + ".sha256", io.BytesIO(f"{digest}  {Path(key).name}\n".encode()))
-        return BackupInfo(tier=tier.name, key=key, sha256=digest, size=stored.size)
-    finally:
-        tmp.unlink(missing_ok=True)
+        encrypt_stream(plain, sealed, keys.ring, key_id, key, key_in_header=True)
+        plain.unlink()
+        digest = hash_file(sealed)
+        stored = tier.put(key, sealed, sha256=digest, options=PutOptions(metadata={"sha256": digest}))
+    tier.put(key + ".sha256", io.BytesIO(f"{digest}  {Path(key).name}\n".encode()))
+    return BackupInfo(tier=tier.name, key=key, sha256=digest, size=stored.size, key_id=key_id)
 
 
 def expected_hash(tier: Tier, key: str) -> str:
@@ -71,31 +92,62 @@ def expected_hash(tier: Tier, key: str) -> str:
         raise IntegrityError(f"no usable hash sidecar for {key}; pass --sha256") from exc
 
 
-def restore(tier: Tier, key: str, to_path: str | Path, *, sha256: str | None = None) -> str:
-    """Fetch ``key``, verify, publish at ``to_path``; return the verified hex digest."""
+def _check_and_scrub(path: Path, key: str, scrub: Scrub | None) -> int:
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            if ok != "ok":
+                raise IntegrityError(f"backup {key} fails integrity_check: {ok}")
+            removed = 0
+            if scrub is not None:
+                conn.execute("PRAGMA secure_delete=ON")
+                removed = scrub(conn)
+                conn.execute("VACUUM")  # no erased byte left in free pages
+            return removed
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise IntegrityError(f"backup {key} is not a usable SQLite database: {exc}") from exc
+
+
+def restore(tier: Tier, key: str, to_path: str | Path, *, keys: BackupKeys, sha256: str | None = None,
+            scrub: Scrub | None = None) -> tuple[str, int]:
+    """Fetch ``key``, verify, decrypt, scrub erased subjects, publish at ``to_path``.
+
+    Returns (the verified hex digest of the stored bytes, calls removed by the tombstones)."""
     want = untag(sha256) if sha256 else expected_hash(tier, key)
     to_path = Path(to_path)
-    to_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic.temp_path_for(to_path)
-    try:
+    if to_path.is_symlink() or to_path.exists():
+        raise CatalogError(f"{to_path} exists: restore writes a new file only")
+    with _workdir(to_path.parent) as work:
+        fetched, plain = Path(work) / "fetched", Path(work) / "catalog.db"
         with tier.open(key) as stream:
-            digest, _ = atomic.write_stream(tmp, atomic.read_chunks(stream))
+            digest, _ = atomic.write_stream(fetched, atomic.read_chunks(stream))
         if not digests_equal(digest, want):
             raise IntegrityError(f"backup {key} hash {digest} != expected {want}")
+        if key.endswith(LEGACY_SUFFIX):
+            os.replace(fetched, plain)
+        else:
+            try:
+                decrypt_stream(fetched, plain, keys.ring, expected_aad=key)
+            except CryptoError as exc:
+                raise CryptoError(f"backup {key} cannot be decrypted ({exc}); a backup taken before an "
+                                  "erasure is crypto-shredded: restore a newer one") from exc
+        removed = _check_and_scrub(plain, key, scrub)
+        file_modes.make_private(plain)
         try:
-            conn = sqlite3.connect(str(tmp))
-            ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            conn.close()
-        except sqlite3.Error as exc:
-            raise IntegrityError(f"backup {key} is not a usable SQLite database: {exc}") from exc
-        if ok != "ok":
-            raise IntegrityError(f"backup {key} fails integrity_check: {ok}")
-        os.replace(tmp, to_path)
+            os.link(plain, to_path)  # never replaces a file that appeared meanwhile
+        except FileExistsError as exc:
+            raise CatalogError(f"{to_path} exists: restore writes a new file only") from exc
         atomic.fsync_dir(to_path.parent)
-        return digest
-    finally:
-        tmp.unlink(missing_ok=True)
+    return digest, removed
 
 
 def list_backups(tier: Tier) -> list[str]:
-    return sorted(o.key for o in tier.list(PREFIX) if o.key.endswith(".db"))
+    return sorted(o.key for o in tier.list(PREFIX) if o.key.endswith((SUFFIX, LEGACY_SUFFIX)))
+
+
+def legacy_backups(tier: Tier) -> list[str]:
+    """Plaintext backups from before encryption: no key to destroy; erasure deletes them."""
+    return [k for k in list_backups(tier) if k.endswith(LEGACY_SUFFIX)]

@@ -18,7 +18,7 @@ from pathlib import Path
 from pbx_recorder import retention
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.lifecycle.migration import Migrator
-from storage import atomic
+from storage import atomic, file_modes
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
@@ -114,4 +114,5 @@ class CapacityGuard:
             f'pbx_recorder_hot_used_ratio{{tier="{self.hot.name}"}} {used / total:.4f}\n'
             f"# {json.dumps({'reason': reason, 'used': used, 'total': total})}\n"
         )
-        atomic.write_bytes(self.alert_file, text.encode())
+        # read by node_exporter's textfile collector: a tier name and 0/1, no call data
+        atomic.write_stream(self.alert_file, [text.encode()], mode=file_modes.PUBLIC_FILE_MODE)

@@ -8,6 +8,15 @@ rows, and returns a receipt that names the subject only by its keyed hash.  Reco
 under legal hold are withheld (listed with the hold reason; status refused_partial).
 deletion_log and ledger rows stay: they hold ids and hashes, never the number.  Audit
 rows that quote the number get it replaced by its keyed hash.
+
+Complete by design, not by enumeration (crypto-shredding): an encrypted recording's data key
+lives only in its catalog row (``storage.envelope``: not in the objects' headers), so deleting
+the row (``secure_delete``, WAL checkpointed) destroys it, and every ciphertext copy the
+recorder cannot see -- a cloud tier's target bucket, an archive, a replica -- is unreadable.
+Catalog backups hold the key too: ``shred_backups`` starts a new backup-key epoch, takes a fresh
+backup and destroys the older backup keys.  Before any row goes, the subject's keyed hashes
+are added to the tombstones (``lifecycle.tombstones``) that a catalog restore re-applies.
+The receipt says, per recording, which copies were deleted and whether the rest is shredded.
 """
 
 from __future__ import annotations
@@ -16,13 +25,14 @@ import json
 import logging
 import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
+from pbx_recorder.lifecycle.tombstones import Tombstones
 from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
 
@@ -39,6 +49,8 @@ class Eraser:
         holds: HoldManager,
         ledger: LedgerAppend | None = None,
         deadline_days: int = policy.ERASURE_DEADLINE_DAYS,
+        tombstones: Tombstones | None = None,
+        shred_backups: Callable[[float], Mapping[str, Any]] | None = None,
     ) -> None:
         self.conn = conn
         self.tiers = tiers
@@ -46,6 +58,8 @@ class Eraser:
         self.holds = holds
         self.ledger = ledger or default_ledger()
         self.deadline_days = deadline_days
+        self.tombstones = tombstones
+        self.shred_backups = shred_backups
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
         if call_id:
@@ -100,8 +114,9 @@ class Eraser:
         req = self.receive(subject_hash=subject, request_id=request_id, now=now)
         calls = self._calls(caller, call_id)
         deleted, withheld = [], []
+        plan: list[tuple[dict[str, Any], list[dict[str, Any]], bool]] = []
         for call in calls:
-            kept = 0
+            erase_now, kept = [], False
             for rec in rows(self.conn, "SELECT * FROM recordings WHERE call_id=?", (call["call_id"],)):
                 hold = self.holds.hold_for(rec)
                 if hold or rec["legal_hold"]:
@@ -114,14 +129,21 @@ class Eraser:
                             "reason": why,
                         }
                     )
-                    kept += 1
+                    kept = True
                     continue
+                erase_now.append(rec)
+            plan.append((call, erase_now, kept))
+        self._tombstone(subject, caller, plan, bool(withheld), req["request_id"], now)
+        for call, erase_now, kept in plan:
+            for rec in erase_now:
                 deleted.append(self._erase_recording(rec, req["request_id"], actor, now))
             if not kept:
                 with Tx(self.conn):
                     self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
                     self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
         redacted = self._redact_audit(caller, subject) if caller else 0
+        self._checkpoint()
+        backups = dict(self.shred_backups(now)) if self.shred_backups and plan else {}
         status = "refused_partial" if withheld else "done"
         receipt = {
             "request_id": req["request_id"],
@@ -139,6 +161,12 @@ class Eraser:
             "objects": deleted,
             "withheld": withheld,
             "audit_rows_redacted": redacted,
+            "copies": {
+                "deleted": sorted(c for d in deleted for c in d["deleted"]),
+                "shredded_recordings": sorted(d["recording_id"] for d in deleted if d["shredded"]),
+                "not_shreddable": sorted(d["recording_id"] for d in deleted if not d["shredded"]),
+            },
+            "backups": backups,
             "actor": actor,
         }
         with Tx(self.conn):
@@ -157,8 +185,10 @@ class Eraser:
         objects = objects_of(rec)
         places = copies(self.conn, self.tiers, rec)
         versions = 0
+        gone = []
         for name, key in sorted(places):  # PolicyRefusal (Object Lock) propagates: the request stays open
             versions += self.tiers[name].delete(key)
+            gone.append(f"{name}:{key}")
         left = [f"{n}:{k}" for n, k in sorted(places) if self.tiers[n].stat(k) is not None]
         if left:  # never mark erased (and drop the row that locates them) while bytes remain
             raise StorageError(f"recording {rec['recording_id']}: objects still present after delete: "
@@ -185,7 +215,28 @@ class Eraser:
             "versions": versions,
             "object_count": len(objects),
             "roles": sorted({o.role for o in objects}),
+            "deleted": gone,
+            **_shredding(rec),
         }
+
+    def _tombstone(self, subject: str, caller: str | None, plan: list[tuple[dict[str, Any], list[Any], bool]],
+                   withheld: bool, request_id: str, now: float) -> None:
+        """Before any row goes: the keyed hashes a restored backup must not bring back.  The
+        subject itself only when nothing is withheld (a held call must survive a restore)."""
+        if self.tombstones is None:
+            return
+        hashes = [("call_id", policy.subject_hash(self.hash_key, c["call_id"])) for c, _, kept in plan if not kept]
+        if not withheld:
+            hashes.append(("number" if caller else "call_id", subject))
+        self.tombstones.add(hashes, request_id=request_id, now=now)
+
+    def _checkpoint(self) -> None:
+        """Move the WAL into the database and truncate it: the deleted rows' old page images
+        must not linger in ``-wal`` (readers that are still open may delay it: best effort)."""
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint after erasure failed: %s", exc)
 
     def _redact_audit(self, number: str, subject: str) -> int:
         norm = policy.normalize_number(number)
@@ -214,3 +265,20 @@ class Eraser:
             r["overdue"] = now > r["deadline"]
             r["days_left"] = round((r["deadline"] - now) / policy.DAY, 1)
         return out
+
+
+def _shredding(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether deleting the row shreds the copies the recorder could not delete."""
+    manifest = rec.get("manifest")
+    if isinstance(manifest, str):
+        try:
+            manifest = json.loads(manifest or "{}")
+        except ValueError:
+            manifest = {}
+    processing = (manifest or {}).get("processing") or {}
+    if not rec.get("encrypted"):
+        return {"shredded": False, "data_key": "none: stored unencrypted, only deleted copies are gone"}
+    if processing.get("key_in_header") is False:
+        return {"shredded": True, "data_key": "destroyed: every remaining ciphertext copy is unreadable"}
+    return {"shredded": False,
+            "data_key": "also in the objects' headers (encrypted before crypto-shredding): only deleted copies are gone"}

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from storage import file_modes
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,11 @@ def _redis_lease(config: Any, job: str, ttl_s: float) -> Iterator[str]:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    file_modes.private_dir(path.parent, tighten=False)
+    try:
+        os.close(file_modes.open_new(path))
+    except FileExistsError:
+        pass
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

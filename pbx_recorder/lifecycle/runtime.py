@@ -13,14 +13,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.errors import ConfigError
-from pbx_recorder.lifecycle import policy
+from pbx_recorder.errors import ConfigError, PolicyRefusal, StorageError
+from pbx_recorder.lifecycle import backup, policy
+from pbx_recorder.lifecycle.backup_keys import BackupKeys
 from pbx_recorder.lifecycle.capacity import CapacityGuard
 from pbx_recorder.lifecycle.erasure import Eraser
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import audit, open_catalog
 from pbx_recorder.lifecycle.migration import Migrator, Target
 from pbx_recorder.lifecycle.retention_jobs import RetentionJob
+from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
 from storage.base import Tier
 
 
@@ -95,7 +97,41 @@ class Runtime:
         return RetentionJob(self.conn, self.tiers, self.classes, self.holds())
 
     def eraser(self) -> Eraser:
-        return Eraser(self.conn, self.tiers, hash_key=self.hash_key, holds=self.holds())
+        return Eraser(self.conn, self.tiers, hash_key=self.hash_key, holds=self.holds(),
+                      tombstones=self.tombstones(), shred_backups=self.shred_backups)
+
+    def tombstones(self) -> Tombstones:
+        return Tombstones(path_beside(self.config.privacy.hash_key_file), self.hash_key)
+
+    def backup_keys(self) -> BackupKeys:
+        key_dir = self.config.encryption.backup_key_dir
+        if key_dir is None:
+            raise ConfigError("catalog backups need a backup key directory", key="encryption.backup_key_dir")
+        return BackupKeys(key_dir)
+
+    def backup_tier(self, name: str | None = None) -> Tier:
+        return self.tier(name or self.config.storage.cold or self.config.storage.hot)
+
+    def shred_backups(self, now: float) -> dict[str, Any]:
+        """After an erasure: a new backup-key epoch, a fresh backup under it, then every older
+        backup key destroyed (older backups crypto-shredded wherever they are); plaintext backups
+        from before encryption are deleted where the tier allows it."""
+        keys, tier = self.backup_keys(), self.backup_tier()
+        new = keys.new_epoch(now)
+        info = backup.backup(self.config.catalog.path, tier, now, keys=keys)
+        destroyed = keys.destroy_except(new)
+        deleted, left = [], []
+        for name, t in sorted(self.tiers.items()):
+            for key in backup.legacy_backups(t):
+                try:
+                    t.delete(key)
+                    t.delete(key + ".sha256")
+                    deleted.append(f"{name}:{key}")
+                except (PolicyRefusal, StorageError) as exc:
+                    left.append(f"{name}:{key} ({exc})")
+        return {"fresh_backup": f"{info.tier}:{info.key}", "backup_key": new,
+                "destroyed_backup_keys": destroyed, "plaintext_backups_deleted": deleted,
+                "plaintext_backups_left": left}
 
     def capacity(self) -> CapacityGuard:
         st = self.config.storage

@@ -17,11 +17,13 @@ AUDITOR = {"calls.search", "calls.show", "calls.unmask", "recordings.read_audio"
            "hold.add", "hold.remove", "hold.list", "erase.request", "erase.status", "retention.report",
            "retention.set_class", "verify.run", "ledger.read", "rules.explain"}
 AGENT = {"calls.search", "calls.show", "calls.pause"}
-EXPECTED = {"admin": set(ACTIONS), "supervisor": SUPERVISOR, "auditor": AUDITOR, "agent": AGENT}
+SERVICE = {"recordings.migrate", "recordings.capacity", "catalog.backup", "retention.apply"}  # the timers
+EXPECTED = {"admin": set(ACTIONS), "supervisor": SUPERVISOR, "auditor": AUDITOR, "agent": AGENT,
+            "service": SERVICE}
 
 
 def test_roles_and_actions_are_the_documented_sets():
-    assert ROLES == ("admin", "supervisor", "auditor", "agent")
+    assert ROLES == ("admin", "supervisor", "auditor", "agent", "service")
     assert len(ACTIONS) == len(set(ACTIONS)) == 23
     assert set(PERMISSIONS) == set(ROLES)
     for role, allowed in PERMISSIONS.items():
@@ -48,7 +50,7 @@ def test_unknown_or_missing_role_and_unknown_action_are_refused():
 
 def test_roles_for():
     assert roles_for("recordings.read_audio") == {"admin", "supervisor", "auditor"}
-    assert roles_for("retention.apply") == {"admin"}
+    assert roles_for("retention.apply") == {"admin", "service"}
     assert roles_for("no.such") == frozenset()
 
 

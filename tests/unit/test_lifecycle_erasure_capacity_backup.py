@@ -16,8 +16,9 @@ from lifecycle_support import (
     rec,
 )
 
-from pbx_recorder.errors import IntegrityError, PolicyRefusal
+from pbx_recorder.errors import CatalogError, IntegrityError, PolicyRefusal
 from pbx_recorder.lifecycle import backup
+from pbx_recorder.lifecycle.backup_keys import BackupKeys
 from pbx_recorder.lifecycle.capacity import CapacityGuard
 from pbx_recorder.lifecycle.erasure import Eraser
 from pbx_recorder.lifecycle.holds import HoldManager
@@ -143,18 +144,23 @@ def test_catalog_backup_and_restore_round_trip(tmp_path):
     env = make_env(tmp_path)
     add_call(env, "c")
     add_recording(env, "c", "r")
-    info = backup.backup(env.db, env.tiers["cold"], NOW)
-    assert info.key.startswith("catalog-backups/") and info.key.endswith(".db")
+    keys = BackupKeys(tmp_path / "backup-keys")
+    info = backup.backup(env.db, env.tiers["cold"], NOW, keys=keys)
+    assert info.key.startswith("catalog-backups/") and info.key.endswith(".db.pbxr")
     assert backup.list_backups(env.tiers["cold"]) == [info.key]
+    stored = env.tiers["cold"].path_for(info.key).read_bytes()
+    assert stored.startswith(b"PBXR") and b"SQLite format" not in stored and b"+15551230001" not in stored
     out = tmp_path / "restored" / "catalog.db"
-    assert backup.restore(env.tiers["cold"], info.key, out) == info.sha256
+    assert backup.restore(env.tiers["cold"], info.key, out, keys=keys) == (info.sha256, 0)
     conn = sqlite3.connect(out)
     assert conn.execute("SELECT call_id FROM recordings WHERE recording_id='r'").fetchone() == ("c",)
     conn.close()
+    with pytest.raises(CatalogError):  # never over an existing file (the live catalog)
+        backup.restore(env.tiers["cold"], info.key, out, keys=keys)
     path = env.tiers["cold"].path_for(info.key)
     path.write_bytes(path.read_bytes()[:-10] + b"x" * 10)  # damage the stored backup
     with pytest.raises(IntegrityError):
-        backup.restore(env.tiers["cold"], info.key, tmp_path / "bad.db")
+        backup.restore(env.tiers["cold"], info.key, tmp_path / "bad.db", keys=keys)
     assert not (tmp_path / "bad.db").exists()
 
 

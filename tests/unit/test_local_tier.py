@@ -90,7 +90,7 @@ def test_read_only_mode_and_legal_hold(tmp_path):
     t = LocalTier("archive", tmp_path / "a", read_only=True)
     t.put("k/x.wav", io.BytesIO(DATA))
     mode = stat.S_IMODE(t.path_for("k/x.wav").stat().st_mode)
-    assert mode == 0o440
+    assert mode == 0o400  # owner-only: storage.file_modes.READ_ONLY_FILE_MODE
     t.put("k/x.wav", io.BytesIO(DATA + b"2"))  # our own replace still works
     assert t.stat("k/x.wav").size == len(DATA) + 1
     assert t.set_legal_hold("k/x.wav", True) is False
