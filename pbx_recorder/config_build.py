@@ -134,6 +134,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
             users_node.error(user, f"{role!r} is not one of: {', '.join(ROLES)}")
         else:
             users[user] = role
+    download_dir = access.get_path("download_dir", None, optional=True)
     access.finish()
     level_node = root.child("logging")
     level = level_node.get_str("level", "INFO")
@@ -186,7 +187,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 enabled=n.get_bool("enabled", False),
                 master_key_file=n.get_path("master_key_file", None, optional=True),
                 key_id=n.get_str("key_id", None, optional=True),
-                backup_key_dir=n.get_path("backup_key_dir", "./var/keys/backup"),
+                backup_key_dir=n.get_path("backup_key_dir", None, optional=True),
             ),
         ),
         signing=_simple(
@@ -207,7 +208,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 port=n.get_port("port", None, optional=True),
             ),
         ),
-        access=AccessConfig(users=MappingProxyType(users)),
+        access=AccessConfig(users=MappingProxyType(users), download_dir=download_dir),
         logging=LoggingConfig(level=level.upper(), json=level_node.get_bool("json", False)),
         metrics=_simple(
             root.child("metrics"),

@@ -270,7 +270,7 @@ class EncryptionConfig:
     enabled: bool = False
     master_key_file: Path | None = None
     key_id: str | None = None
-    backup_key_dir: Path | None = None  # keys of catalog backups (lifecycle.backup_keys)
+    backup_key_dir: Path | None = None  # keys of catalog backups; None = "backup" beside the HMAC key
 
 
 @dataclass(frozen=True)
@@ -293,6 +293,8 @@ class WebConfig:
 @dataclass(frozen=True)
 class AccessConfig:
     users: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # name -> role
+    #: where `recordings get --out` may write for anyone (None: only into the actor's own directories)
+    download_dir: Path | None = None
 
     def role_of(self, user: str) -> str | None:
         return self.users.get(user)

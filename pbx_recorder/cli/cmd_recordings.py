@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from pbx_recorder import output_path
 from pbx_recorder.errors import StorageError
 from pbx_recorder.lifecycle import access
 from pbx_recorder.lifecycle.job_lease import exclusive_job
@@ -43,11 +44,15 @@ def recordings() -> None:
 )
 @click.pass_context
 def get_cmd(ctx: click.Context, recording_id: str, out: str) -> None:
-    """Download a recording (decrypted when encrypted), hash-checked; role-checked and audited."""
+    """Download a recording (decrypted when encrypted), hash-checked; role-checked and audited.
+
+    OUT must be a new file in a directory of the caller's own (or in access.download_dir); it is
+    written owner-only (pbx_recorder.output_path)."""
     rt = _rt(ctx, "recordings.read_audio", recording_id)
+    target = output_path.check(out, actor=rt.actor, download_dir=rt.config.access.download_dir)
     rec = access.recording(rt.conn, recording_id)
-    digest = access.download(rt.conn, rec, rt.tiers, out, keyring=_keyring(rt), actor=rt.actor,
-                             role=rt.role, now=time.time())
+    digest = output_path.write_new(target, lambda tmp: access.download(
+        rt.conn, rec, rt.tiers, tmp, keyring=_keyring(rt), actor=rt.actor, role=rt.role, now=time.time()))
     rt.audit("recordings.get", recording_id, {"call_id": rec["call_id"], "sha256": digest})
     click.echo(f"wrote {out} (sha256:{digest})")
 

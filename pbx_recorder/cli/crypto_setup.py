@@ -87,6 +87,7 @@ def ensure_hash_key(path: Path) -> str | None:
 def ensure_keys(config: Any, now: float) -> list[str]:
     """Every missing key of the configuration, created owner-only; returns what was made."""
     from pbx_recorder.lifecycle.backup_keys import BackupKeys
+    from pbx_recorder.lifecycle.runtime import backup_key_dir
     from pbx_recorder.signing import generate_signing_key
 
     made = []
@@ -102,9 +103,8 @@ def ensure_keys(config: Any, now: float) -> list[str]:
     path = ensure_hash_key(Path(config.privacy.hash_key_file))
     if path:
         made.append(f"privacy HMAC key: {path}")
-    if config.encryption.backup_key_dir is not None:
-        keys = BackupKeys(config.encryption.backup_key_dir)
-        if not keys.ids():
-            made.append(f"backup key {keys.current(now)}: {keys.key_dir}")
+    keys = BackupKeys(backup_key_dir(config))
+    if not keys.ids():
+        made.append(f"backup key {keys.current(now)}: {keys.key_dir}")
     return made
 

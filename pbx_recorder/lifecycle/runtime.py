@@ -26,6 +26,11 @@ from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
 from storage.base import Tier
 
 
+def backup_key_dir(config: Any) -> Path:
+    """``encryption.backup_key_dir``, by default ``backup/`` beside the privacy HMAC key."""
+    return Path(config.encryption.backup_key_dir or Path(config.privacy.hash_key_file).parent / "backup")
+
+
 def read_hash_key(path: str | Path | None) -> bytes:
     if not path:
         raise ConfigError("a keyed hash needs privacy.hash_key_file", key="privacy.hash_key_file")
@@ -104,10 +109,7 @@ class Runtime:
         return Tombstones(path_beside(self.config.privacy.hash_key_file), self.hash_key)
 
     def backup_keys(self) -> BackupKeys:
-        key_dir = self.config.encryption.backup_key_dir
-        if key_dir is None:
-            raise ConfigError("catalog backups need a backup key directory", key="encryption.backup_key_dir")
-        return BackupKeys(key_dir)
+        return BackupKeys(backup_key_dir(self.config))
 
     def backup_tier(self, name: str | None = None) -> Tier:
         return self.tier(name or self.config.storage.cold or self.config.storage.hot)

@@ -13,12 +13,13 @@ from pbx_recorder import access_policy
 from pbx_recorder.cli import main
 
 NUMBER = "+15551112222"
-USERS = "access: {users: {agent1: agent, audit1: auditor, sup1: supervisor, boss: admin}}\n"
+# named operators without OS accounts download into access.download_dir (pbx_recorder.output_path)
+USERS = "access: {users: {agent1: agent, audit1: auditor, sup1: supervisor, boss: admin}, download_dir: DL}\n"
 WARNING = "warning: access.users is empty"
 
 
 def make(tmp_path: Path, access: str) -> tuple[Env, str]:
-    env, cfg = make_cli_env(tmp_path, access)
+    env, cfg = make_cli_env(tmp_path, access.replace("DL", str(tmp_path)))
     add_call(env, "c1", caller=NUMBER)
     add_recording(env, "c1", "r1", age_days=400)  # past retention: `retention apply` would dispose of it
     return env, cfg

@@ -20,8 +20,8 @@ NUMBER = "+15551112222"
 
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PBX_RECORDER_USER", "auditor")
-    return make_cli_env(tmp_path)
+    monkeypatch.setenv("PBX_RECORDER_USER", "auditor")  # no OS account: downloads go to download_dir
+    return make_cli_env(tmp_path, f"access: {{download_dir: {tmp_path}}}\n")
 
 
 def run(cfg, *args, capsys):
