@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from pbx_recorder import config_yaml
 from pbx_recorder.config_reader import Ctx, EnvText, KeyPath, Origin
 from pbx_recorder.errors import ConfigError
 
@@ -40,7 +41,10 @@ def read_yaml(path: Path, ctx: Ctx) -> Mapping[str, Any] | None:
         ctx.errors.append(ConfigError(f"cannot read config file: {reason}", file=label))
         return None
     try:
-        data = yaml.safe_load(text)
+        data = config_yaml.load(text)  # bounded: an alias bomb is an error, not 2 GB and MemoryError
+    except config_yaml.ConfigTooLarge as exc:
+        ctx.errors.append(ConfigError(f"refused: {exc.problem}", file=label))
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "invalid YAML"

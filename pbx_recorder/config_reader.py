@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from pbx_recorder import config_yaml
 from pbx_recorder.config_secret import Secret
 from pbx_recorder.errors import ConfigError
 
@@ -37,7 +38,7 @@ def format_key(path: KeyPath) -> str:
 
 def _yaml_scalar(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return config_yaml.load(text)  # bounded like the files: env values are YAML too
     except yaml.YAMLError:
         return text
 

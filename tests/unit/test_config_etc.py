@@ -26,7 +26,8 @@ def test_systemd_unit_can_write_where_the_example_config_writes() -> None:
     for needed in (cfg.spool.dir, hot.path, cfg.catalog.path, cfg.pbx.monitor_dir):
         assert any(needed.is_relative_to(w) for w in writable), needed
     assert _unit_values("TimeoutStopSec") == ["30s"]
-    assert _unit_values("User") == ["pbx-recorder"] and _unit_values("Group") == ["asterisk"]
+    assert _unit_values("User") == ["pbx-recorder"] and _unit_values("Group") == ["pbx-recorder"]
+    assert _unit_values("SupplementaryGroups") == ["asterisk"]  # the drop folder only (test_shipped_units)
     assert any("--config /etc/pbx-recorder/pbx-recorder.yaml run" in v for v in _unit_values("ExecStart"))
 
 
