@@ -18,6 +18,7 @@ from pathlib import Path
 
 from consent.prompts import TEXTS_FILE, load_texts
 from pbx_recorder.errors import RecorderError
+from storage import file_modes
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -25,7 +26,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            os.fchmod(handle.fileno(), 0o644)  # Asterisk (another user) must read prompts
+            os.fchmod(handle.fileno(), file_modes.PUBLIC_FILE_MODE)  # Asterisk (another user) reads prompts
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -65,7 +66,10 @@ def generate(target: str | Path, languages: list[str] | None = None,
     for lang in languages or sorted(voices):
         if lang not in voices:
             raise RecorderError(f"no voice configured for language {lang!r}")
-        (target / lang).mkdir(parents=True, exist_ok=True)
+        for d in (target, target / lang):  # traversable by Asterisk whatever the umask (UMask=0077)
+            d.mkdir(parents=True, exist_ok=True)
+            if d.stat().st_uid == os.geteuid():
+                os.chmod(d, file_modes.PUBLIC_DIR_MODE)
         for prompt_id, entry in texts["prompts"].items():
             text = entry.get(lang)
             if not text:

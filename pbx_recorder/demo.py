@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from consent.generate_prompts import generate
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall
@@ -57,7 +58,7 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: f
     try:
         pbx.start()
         echo(f"private Asterisk up: SIP 127.0.0.1:{pbx.sip_port}, AMI {pbx.ami_port}, AGI {pbx.agi_port}")
-        config = write_recorder_config(workdir / "recorder", pbx, workdir / "prompts", node="demo")
+        config = demo_config(workdir, pbx)
         recorder = RecorderProcess(config, pbx, workdir / "recorder.log").start()
         echo(f"recorder running (pid {recorder.pid}), config {config}")
         echo(f"placing {len(DEMO_CALLS)} calls in parallel ...")
@@ -73,9 +74,11 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: f
                                 capture_output=True, text=True, timeout=30, check=False)
         echo(search.stdout.rstrip() or search.stderr.rstrip())
         echo("")
-        echo(f"recordings (hot tier): {workdir / 'recorder' / 'hot'}")
-        for path in sorted((workdir / "recorder" / "hot").rglob("*.wav")):
+        echo(f"recordings (hot tier, AES-256-GCM envelope; sidecars sealed too): {workdir / 'recorder' / 'hot'}")
+        for path in sorted(p for p in (workdir / "recorder" / "hot").rglob("*") if p.is_file()):
             echo(f"  {path.relative_to(workdir)}")
+        echo("decrypt one (role-checked, audited): pbx-recorder --config "
+             f"{config} recordings get RECORDING-ID --out FILE")
         echo(f"catalog: {workdir / 'recorder' / 'catalog.db'}   recorder log: {workdir / 'recorder.log'}")
         return 0 if ok else 1
     finally:
@@ -83,6 +86,12 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: f
             recorder.terminate()
         pbx.stop()
         echo("stopped recorder and Asterisk")
+
+
+def demo_config(workdir: Path, pbx: Any) -> Path:
+    """The demo's recorder config: encryption on, as in etc/pbx-recorder.yaml (keys are made at
+    the daemon's first start, owner-only, under <workdir>/recorder/keys)."""
+    return write_recorder_config(workdir / "recorder", pbx, workdir / "prompts", node="demo", encryption=True)
 
 
 def _wait_shipped(catalog: CatalogReader, timeout: float, echo: Callable[[str], None]) -> bool:

@@ -31,6 +31,7 @@ DIR_MODE = 0o700
 READ_ONLY_FILE_MODE = 0o400
 #: prompt audio read by Asterisk, the capacity alert read by node_exporter: no call data
 PUBLIC_FILE_MODE = 0o644
+PUBLIC_DIR_MODE = 0o755
 #: what the installer gives the PBX's drop folder (owner asterisk, group asterisk, setgid)
 DROP_DIR_MODE = 0o2770
 _OPEN_BITS = 0o077

@@ -40,7 +40,11 @@ TEST_RULES: list[dict[str, Any]] = [
 def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir: str | Path,
                           redis_url: str | None = None, node: str = "sandbox",
                           rules: list[dict[str, Any]] | None = None,
-                          consent_timeout_s: float = 3.0, max_attempts: int = 2) -> Path:
+                          consent_timeout_s: float = 3.0, max_attempts: int = 2,
+                          encryption: bool = False) -> Path:
+    """``encryption``: the envelope with keys under ``<workdir>/keys`` (made at the daemon's first
+    start).  Off by default for the real-server tests, which analyse the stored audio directly;
+    the demo turns it on, as the example config does."""
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     config = {
@@ -61,6 +65,7 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
                     "hot": "hot", "cold": None, "archive": None},
         "signing": {"key_file": str(work / "keys" / "signing.ed25519")},
         "privacy": {"hash_key_file": str(work / "keys" / "subject-hmac.key")},
+        "encryption": {"enabled": encryption, "master_key_file": str(work / "keys" / "master" / "demo.key")},
         "logging": {"level": "DEBUG"},
     }
     path = work / "pbx-recorder.yaml"
