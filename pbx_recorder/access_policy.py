@@ -32,7 +32,8 @@ empty role or an unknown action is refused (fail closed).
 ``auditor`` is the compliance officer: holds, erasure requests and retention classes are
 theirs; the ``supervisor`` listens and reviews; an ``agent`` sees masked calls and pauses
 recording while a card number is read.  ``service`` is the account the shipped lifecycle and
-retention timers run as (``pbx-recorder``): the unattended jobs, nothing that reveals data.  ``run``, ``demo``, ``check-config`` and ``plan`` are
+retention timers run as (``pbx-recorder``): the unattended jobs, nothing that reveals data.
+``run``, ``demo``, ``check-config`` and ``plan`` are
 not operator commands and are not in the table.
 """
 

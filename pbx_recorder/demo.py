@@ -74,7 +74,8 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: f
                                 capture_output=True, text=True, timeout=30, check=False)
         echo(search.stdout.rstrip() or search.stderr.rstrip())
         echo("")
-        echo(f"recordings (hot tier, AES-256-GCM envelope; sidecars sealed too): {workdir / 'recorder' / 'hot'}")
+        hot = workdir / "recorder" / "hot"
+        echo(f"recordings (hot tier, AES-256-GCM envelope; sidecars sealed too): {hot}")
         for path in sorted(p for p in (workdir / "recorder" / "hot").rglob("*") if p.is_file()):
             echo(f"  {path.relative_to(workdir)}")
         echo("decrypt one (role-checked, audited): pbx-recorder --config "

@@ -90,7 +90,8 @@ def register(group: click.Group) -> None:
                 if kid != new_id:
                     click.echo(f"retired master key {kid} -> {ring.retire(kid)}")
         if crypto_setup.current_key_id(config) != new_id:
-            click.echo(f"now set encryption.master_key_file: {ring.path_for(new_id)} so new recordings use it")
+            click.echo(f"now set encryption.master_key_file: {ring.path_for(new_id)} "
+                       "so new recordings use it")
 
     @keys.command("list")
     @click.pass_context

@@ -225,7 +225,8 @@ class Eraser:
         subject itself only when nothing is withheld (a held call must survive a restore)."""
         if self.tombstones is None:
             return
-        hashes = [("call_id", policy.subject_hash(self.hash_key, c["call_id"])) for c, _, kept in plan if not kept]
+        hashes = [("call_id", policy.subject_hash(self.hash_key, c["call_id"]))
+                  for c, _, kept in plan if not kept]
         if not withheld:
             hashes.append(("number" if caller else "call_id", subject))
         self.tombstones.add(hashes, request_id=request_id, now=now)
@@ -281,4 +282,5 @@ def _shredding(rec: Mapping[str, Any]) -> dict[str, Any]:
     if processing.get("key_in_header") is False:
         return {"shredded": True, "data_key": "destroyed: every remaining ciphertext copy is unreadable"}
     return {"shredded": False,
-            "data_key": "also in the objects' headers (encrypted before crypto-shredding): only deleted copies are gone"}
+            "data_key": "also in the objects' headers (encrypted before crypto-shredding): "
+                        "only deleted copies are gone"}

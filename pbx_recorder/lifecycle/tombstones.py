@@ -100,4 +100,5 @@ class Tombstones:
         for row_id, target, detail in conn.execute("SELECT id, target, detail FROM audit_log").fetchall():
             new_target, new_detail = redact(target or ""), redact(detail or "")
             if (new_target, new_detail) != (target, detail):
-                conn.execute("UPDATE audit_log SET target=?, detail=? WHERE id=?", (new_target, new_detail, row_id))
+                conn.execute("UPDATE audit_log SET target=?, detail=? WHERE id=?",
+                             (new_target, new_detail, row_id))

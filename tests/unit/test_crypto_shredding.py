@@ -62,9 +62,9 @@ def site(tmp_path):
     src.parent.mkdir()
     src.write_bytes(os.urandom(4000))
     spool = Spool(cfg.spool.dir)
-    spool.spool_recording(RID, [src], Manifest(recording_id=RID, call_id=CALL, recorded_from=T0, created_at=T0,
-                                               cdr={"src": NUMBER}, callee_num="4930123456",
-                                               files=(ManifestFile(src.name, 0, "", 2.0),)))
+    manifest = Manifest(recording_id=RID, call_id=CALL, recorded_from=T0, created_at=T0, cdr={"src": NUMBER},
+                        callee_num="4930123456", files=(ManifestFile(src.name, 0, "", 2.0),))
+    spool.spool_recording(RID, [src], manifest)
     tiers = build_tiers(cfg.storage)
     stage = EncryptStage(ring, current_key_id(cfg))
     shipper = Shipper(spool, catalog, lambda region: tiers["hot"], prepare_stages=[stage],
@@ -114,7 +114,8 @@ def test_erasure_shreds_copies_it_cannot_see_and_every_older_backup(site):
     assert receipt["copies"]["shredded_recordings"] == [RID] and receipt["copies"]["not_shreddable"] == []
     assert {c.split(":", 1)[0] for c in receipt["copies"]["deleted"]} == {"hot"}
     assert len(receipt["copies"]["deleted"]) == len(objects_of(row))
-    assert receipt["backups"]["destroyed_backup_keys"] and receipt["backups"]["fresh_backup"].startswith("cold:")
+    assert receipt["backups"]["destroyed_backup_keys"]
+    assert receipt["backups"]["fresh_backup"].startswith("cold:")
     assert NUMBER not in str(receipt)
     # the copies erasure could not see open with nothing that is left
     for path in cloud.rglob("*"):

@@ -47,7 +47,7 @@ def test_the_old_example_layout_is_refused_naming_the_keys(tmp_path):
     keys = tmp_path / "keys"
     path = _config(tmp_path, master_key_file=str(keys / "master.key"), key_id="k2026-01")
     data = yaml.safe_load(path.read_text())
-    data["privacy"]["hash_key_file"] = str(keys / "subject-hmac.key")  # beside the master key: retired with it
+    data["privacy"]["hash_key_file"] = str(keys / "subject-hmac.key")  # beside the master key: retired
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigErrors) as exc:
         load_config(path, env={})
@@ -64,7 +64,8 @@ def test_keys_init_honours_the_file_name_and_rotation_keeps_the_privacy_key(tmp_
     made = [master, keys / "signing.ed25519", keys / "subject-hmac.key"]
     for p in made:
         assert p.is_file() and stat.S_IMODE(p.stat().st_mode) == 0o600, p
-    assert [p.name for p in (keys / "backup").iterdir()] and stat.S_IMODE((keys / "master").stat().st_mode) == 0o700
+    assert [p.name for p in (keys / "backup").iterdir()]
+    assert stat.S_IMODE((keys / "master").stat().st_mode) == 0o700
     before = {p: p.read_bytes() for p in made}
     code, out = run(config, "keys", "init")
     assert code == 0 and "nothing created" in out

@@ -67,7 +67,8 @@ def test_refuses_a_directory_of_another_account(site, capsys):
 
 
 def test_a_named_operator_is_confined_to_the_download_dir(tmp_path, monkeypatch, capsys):
-    env, cfg = make_cli_env(tmp_path, f"access: {{users: {{sup1: supervisor}}, download_dir: {tmp_path}/dl}}\n")
+    access = f"access: {{users: {{sup1: supervisor}}, download_dir: {tmp_path}/dl}}\n"
+    env, cfg = make_cli_env(tmp_path, access)
     add_call(env, "c1")
     add_recording(env, "c1", "r1")
     (tmp_path / "dl").mkdir()
