@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pbx_recorder import access_policy
-from pbx_recorder.config_keys import check_key_layout
+from pbx_recorder.config_keys import check_drop_folder, check_key_layout
 from pbx_recorder.config_model import (
     DEFAULT_PROMPTS_DIR,
     AccessConfig,
@@ -222,5 +222,6 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
     if config.encryption.enabled and config.encryption.master_key_file is None:
         ctx.error(("encryption", "master_key_file"), "is required when encryption.enabled is true")
     check_key_layout(ctx, config)
+    check_drop_folder(ctx, config)
     root.finish()
     return config

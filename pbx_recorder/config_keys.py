@@ -52,3 +52,21 @@ def check_key_layout(ctx: Ctx, config: Any) -> None:
                            "--retire-old` would retire it: keep it in another directory")
     if enc.backup_key_dir is not None and Path(enc.backup_key_dir) == ring:
         ctx.error(("encryption", "backup_key_dir"), f"must not be the master key directory {ring}")
+
+
+def check_drop_folder(ctx: Ctx, config: Any) -> None:
+    """Nothing of the recorder's may live inside the PBX's drop folder (``pbx.monitor_dir``),
+    the one directory the asterisk account can write to and list."""
+    drop = Path(config.pbx.monitor_dir)
+    own: list[tuple[tuple[str, ...], Path]] = [
+        (("spool", "dir"), Path(config.spool.dir)),
+        (("catalog", "path"), Path(config.catalog.path).parent),
+    ]
+    for name, tier in config.storage.tiers.items():
+        path = getattr(tier, "path", None)
+        if path is not None:
+            own.append((("storage", "tiers", name, "path"), Path(path)))
+    for key, path in own:
+        if path == drop or drop in path.parents:
+            ctx.error(key, f"{path} is inside pbx.monitor_dir {drop}, which the PBX account can read "
+                           "and write: keep the recorder's data elsewhere")

@@ -92,3 +92,14 @@ def test_a_ring_with_other_keys_but_not_the_configured_one_is_an_error_not_a_new
     code, out = run(config, "keys", "init")
     assert code == 2 and "typo" in out and "k2026-01" in out
     assert not (tmp_path / "keys" / "master" / "typo.key").exists()
+
+
+def test_recorder_data_inside_the_drop_folder_is_refused(tmp_path):
+    path = _config(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["pbx"] = {"monitor_dir": str(tmp_path / "drop")}
+    data["spool"]["dir"] = str(tmp_path / "drop" / "spool")  # asterisk could read the spool
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigErrors) as exc:
+        load_config(path, env={})
+    assert [e.key for e in exc.value.errors] == ["spool.dir"]
