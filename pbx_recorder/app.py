@@ -169,8 +169,18 @@ def _first_start_keys(config: Any) -> None:
         for line in ensure_keys(config, time.time()):
             log.warning("first start: created %s", line)
     except (OSError, CryptoError) as exc:
-        raise ConfigError(f"cannot create the missing keys ({exc}); run `pbx-recorder keys init` "
-                          "at install", key="encryption") from exc
+        needed = config.encryption.enabled and not _master_key_present(config)
+        if needed:  # recording cannot start without it; the other keys serve the CLI
+            raise ConfigError(f"cannot create the missing keys ({exc}); run `pbx-recorder keys init` "
+                              "at install", key="encryption.master_key_file") from exc
+        log.warning("could not create a missing key (%s): run `pbx-recorder keys init`", exc)
+
+
+def _master_key_present(config: Any) -> bool:
+    from pbx_recorder.cli.crypto_setup import current_key_id, keyring_of
+
+    ring = keyring_of(config, required=False)
+    return ring is not None and ring.has(current_key_id(config))
 
 
 def _build_shipper(

@@ -48,11 +48,11 @@ def check(out: str | Path, *, actor: str, download_dir: Path | None) -> Path:
         allowed = Path(os.path.realpath(download_dir))
         if parent == allowed or allowed in parent.parents:
             return target
-        raise AccessDenied(f"{given} is outside access.download_dir ({allowed})")
     uid = acting_uid(actor)
     if uid is None:
-        raise AccessDenied(f"{actor!r} has no OS account to own {given}: set access.download_dir for "
-                           "downloads on behalf of named operators")
+        where = f"inside access.download_dir ({download_dir})" if download_dir else "set access.download_dir"
+        raise AccessDenied(f"{actor!r} has no OS account to own {given}: {where} for downloads on behalf "
+                           "of named operators")
     if parent.stat().st_uid != uid:
         raise AccessDenied(f"{parent} is not {actor!r}'s own directory: write into a directory you own "
                            "(or set access.download_dir)")

@@ -178,3 +178,32 @@ def test_every_chunk_gets_its_own_nonce(tmp_path):
     segs = bodies(first.getvalue()) + bodies(second.getvalue())
     assert len(segs) == 12
     assert len(set(segs)) == 12, "two chunks were encrypted with the same nonce"
+
+
+def test_a_held_call_survives_a_restore_while_erased_calls_do_not(tmp_path):
+    """With a call withheld under a legal hold, only the erased calls are tombstoned (not the
+    number): restoring an older copy takes the erased call out and keeps the held one."""
+    from lifecycle_support import KEY, NOW, add_call, add_recording, make_env
+
+    from pbx_recorder.lifecycle.erasure import Eraser
+    from pbx_recorder.lifecycle.holds import HoldManager
+    from pbx_recorder.lifecycle.tombstones import Tombstones
+
+    env = make_env(tmp_path)
+    add_call(env, "c1", caller=NUMBER)
+    add_recording(env, "c1", "r1")
+    add_call(env, "c3", caller=NUMBER)
+    add_recording(env, "c3", "r3")
+    holds = HoldManager(env.conn, env.tiers, hash_key=KEY)
+    holds.add("call", "c3", "lawsuit", "alice", now=NOW)
+    before = tmp_path / "before.db"
+    env.conn.execute(f"VACUUM INTO '{before}'")
+    tomb = Tombstones(tmp_path / "tomb.jsonl", KEY)
+    receipt = Eraser(env.conn, env.tiers, hash_key=KEY, holds=holds, tombstones=tomb).erase(
+        caller=NUMBER, request_id="R", actor="dpo", now=NOW)
+    assert receipt["status"] == "refused_partial"
+    conn = sqlite3.connect(before, isolation_level=None)
+    assert tomb.apply(conn) == 1
+    assert [r[0] for r in conn.execute("SELECT call_id FROM calls")] == ["c3"]
+    conn.close()
+    assert NUMBER not in tomb.path.read_text()
