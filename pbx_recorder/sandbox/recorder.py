@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from pbx_recorder.sandbox.asterisk import PrivateAsterisk, SandboxError
+from storage import atomic, file_modes
 
 # DIDs of the sandbox dialplan (see asterisk_conf) -> what the recorder's rules say.
 TEST_RULES: list[dict[str, Any]] = [
@@ -45,8 +46,7 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
     """``encryption``: the envelope with keys under ``<workdir>/keys`` (made at the daemon's first
     start).  Off by default for the real-server tests, which analyse the stored audio directly;
     the demo turns it on, as the example config does."""
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
+    work = file_modes.private_dir(workdir)  # catalog, spool, tiers and keys live under it
     config = {
         "node": node,
         "timezone": "UTC",
@@ -69,7 +69,7 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
         "logging": {"level": "DEBUG"},
     }
     path = work / "pbx-recorder.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    atomic.write_bytes(path, yaml.safe_dump(config, sort_keys=False).encode())  # 0600: holds the AMI secret
     return path
 
 
