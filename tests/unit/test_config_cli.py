@@ -52,3 +52,12 @@ def test_check_config_malformed_yaml_exit_2(tmp_path: Path, capsys: pytest.Captu
     cfg.write_text("node: [\n", encoding="utf-8")
     assert main(["check-config", "--config", str(cfg)]) == 2
     assert "malformed YAML at line 2" in capsys.readouterr().err
+
+
+def test_check_config_warns_when_encryption_is_off(tmp_path, capsys):
+    from pbx_recorder.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("encryption: {enabled: false}\n")
+    assert main(["--config", str(cfg), "check-config"]) == 0
+    assert "encryption.enabled is false" in capsys.readouterr().err

@@ -119,3 +119,17 @@ def test_a_file_of_another_account_is_taken_over_not_renamed(tmp_path, monkeypat
     atomic.move_file(src, dst)
     assert not src.exists() and dst.read_bytes() == b"audio" * 100
     assert dst.stat().st_ino != inode and stat.S_IMODE(dst.stat().st_mode) == 0o600
+
+
+def test_under_root_new_files_belong_to_the_owner_of_their_directory(tmp_path):
+    """A root-run CLI command (a front end) must not leave root-owned files the daemon cannot read."""
+    if os.geteuid() != 0:
+        pytest.fail("this suite runs as root (CI: a fresh root machine); the ownership hand-over needs it")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, 4242, 4242)  # the service account's directory
+    atomic.write_bytes(state / "object", b"x")
+    Catalog(state / "catalog.db").close()
+    sub = file_modes.private_dir(state / "a" / "b")
+    for p in (state / "object", state / "catalog.db", state / "a", sub):
+        assert p.stat().st_uid == 4242, p
