@@ -144,13 +144,15 @@ def wrap_raw_as_wav(src: str | Path, *, channels: int, rate: int = 8000, chunk: 
     The ``.raw`` is left for the caller to remove once the WAV is safely spooled."""
     import os
 
+    from storage import file_modes
     from storage.atomic import fsync_dir, temp_path_for
 
     src = Path(src)
     dst = src.with_suffix(".wav")
     tmp = temp_path_for(dst)
     try:
-        with open(src, "rb") as inp, wave.open(str(tmp), "wb") as out:
+        with open(src, "rb") as inp, os.fdopen(file_modes.open_new(tmp), "wb") as raw, \
+                wave.open(raw, "wb") as out:  # owner-only from the first byte
             out.setnchannels(channels)
             out.setsampwidth(2)
             out.setframerate(rate)
