@@ -133,3 +133,16 @@ def test_under_root_new_files_belong_to_the_owner_of_their_directory(tmp_path):
     sub = file_modes.private_dir(state / "a" / "b")
     for p in (state / "object", state / "catalog.db", state / "a", sub):
         assert p.stat().st_uid == 4242, p
+
+
+def test_wav_wrapped_around_raw_audio_is_owner_only(tmp_path, umask):
+    import wave
+
+    from pbx_recorder.audio import wrap_raw_as_wav
+
+    raw = tmp_path / "leg.raw"
+    raw.write_bytes(b"\x01\x00\x02\x00" * 8000)
+    wav = wrap_raw_as_wav(raw, channels=2)
+    assert file_modes.is_private(wav)
+    with wave.open(str(wav), "rb") as w:
+        assert (w.getnchannels(), w.getnframes()) == (2, 8000)
