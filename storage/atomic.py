@@ -9,13 +9,14 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from pbx_recorder.errors import IntegrityError, SpoolFull, StorageError
 from storage import file_modes
-from storage.hashing import CHUNK, HashingWriter, digests_equal, hash_file
+from storage.hashing import CHUNK, HashingWriter, digests_equal, hash_file, hash_stream
 
 TEMP_MARK = ".tmp-"
 
@@ -120,27 +121,41 @@ def move_file(src: str | Path, dst: str | Path) -> str:
     """Move ``src`` to ``dst`` and return its hex SHA-256.
 
     The destination is always an owner-only file of this process's user
-    (:mod:`storage.file_modes`).  A source we own (or any, as root) on the same filesystem is
-    renamed and narrowed; a source another account owns (a PBX file in its drop folder) or
-    one on another filesystem is copied into a new file (hash while streaming), fsynced,
-    re-read and compared, then unlinked: the other account keeps no handle on our copy.
+    (:mod:`storage.file_modes`).  The source must be a regular file: it is opened without
+    following a symlink (a PBX account could plant one pointing at the catalog or a key), and
+    the bytes hashed are the bytes moved.  A source we own (or any, as root) on the same
+    filesystem is renamed and narrowed -- after checking that the renamed entry is still the
+    inode hashed; a source another account owns (a PBX file in its drop folder) or one on
+    another filesystem is copied from that same descriptor into a new file, re-read and
+    compared, then unlinked: the other account keeps no handle on our copy.
     """
     src, dst = Path(src), Path(dst)
-    source_hash = hash_file(src)
     try:
-        owned = os.geteuid() == 0 or src.lstat().st_uid == os.geteuid()
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StorageError(f"{src.name} is a symbolic link: refused") from exc
         raise _translate(exc, f"moving {src.name}") from exc
-    if owned:
-        try:
-            os.replace(src, dst)
-            file_modes.make_private(dst)
-            fsync_dir(dst.parent)
-            return source_hash
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise _translate(exc, f"moving {src.name}") from exc
-    copy_file(src, dst, expected_sha256=source_hash)
+    with os.fdopen(fd, "rb") as source:
+        st = os.fstat(source.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise StorageError(f"{src.name} is not a regular file: refused")
+        source_hash, _ = hash_stream(source)
+        if os.geteuid() == 0 or st.st_uid == os.geteuid():
+            try:
+                os.replace(src, dst)
+                moved = dst.lstat()
+                if (moved.st_dev, moved.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(moved.st_mode):
+                    dst.unlink()
+                    raise IntegrityError(f"{src.name} was replaced while being moved: refused")
+                file_modes.make_private(dst)
+                fsync_dir(dst.parent)
+                return source_hash
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise _translate(exc, f"moving {src.name}") from exc
+        source.seek(0)
+        write_stream(dst, read_chunks(source), expected_sha256=source_hash)
     if not digests_equal(hash_file(dst), source_hash):
         dst.unlink()
         raise IntegrityError(f"copy of {src.name} does not verify")

@@ -12,6 +12,7 @@ import pytest
 
 from pbx_recorder import ledger
 from pbx_recorder.catalog import Catalog
+from pbx_recorder.errors import StorageError
 from pbx_recorder.lifecycle import backup
 from pbx_recorder.lifecycle.backup_keys import BackupKeys
 from pbx_recorder.lifecycle.journal import open_catalog
@@ -103,17 +104,8 @@ def test_a_file_of_another_account_is_taken_over_not_renamed(tmp_path, monkeypat
     src.parent.mkdir()
     src.write_bytes(b"audio" * 100)
     os.chmod(src, 0o664)
-    real_lstat = Path.lstat
-
-    def foreign(self):
-        st = real_lstat(self)
-        if self == src:
-            return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid + 4242,
-                                   *tuple(st)[5:]))
-        return st
-
-    monkeypatch.setattr(Path, "lstat", foreign)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    os.chown(src, 4242, 4242)  # the PBX account's file
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # the recorder is not root and not its owner
     inode = src.stat().st_ino
     dst = file_modes.private_dir(tmp_path / "spool") / "a.wav"
     atomic.move_file(src, dst)
@@ -146,3 +138,18 @@ def test_wav_wrapped_around_raw_audio_is_owner_only(tmp_path, umask):
     assert file_modes.is_private(wav)
     with wave.open(str(wav), "rb") as w:
         assert (w.getnchannels(), w.getnframes()) == (2, 8000)
+
+
+def test_a_symlink_planted_in_the_drop_folder_is_refused(tmp_path):
+    """The PBX account could point a 'recording' at the catalog or a key: never followed."""
+    secret = tmp_path / "catalog.db"
+    secret.write_bytes(b"every number")
+    os.chmod(secret, 0o644)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "rec.wav").symlink_to(secret)
+    spool = file_modes.private_dir(tmp_path / "spool")
+    with pytest.raises(StorageError):
+        atomic.move_file(drop / "rec.wav", spool / "rec.wav")
+    assert not (spool / "rec.wav").exists()
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o644 and secret.stat().st_uid == os.geteuid()
