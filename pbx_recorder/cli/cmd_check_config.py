@@ -50,6 +50,6 @@ def register(group: click.Group) -> None:
             + (f", sources={len(cfg.sources)}" if len(cfg.sources) > 1 else "")
         )
         if not cfg.encryption.enabled:
-            click.echo("warning: encryption.enabled is false: audio and manifest sidecars (numbers) are stored "
-                       "in clear on every tier and erasure cannot shred copies it does not see "
+            click.echo("warning: encryption.enabled is false: audio and manifest sidecars (numbers) are "
+                       "stored in clear on every tier and erasure cannot shred copies it does not see "
                        "(README, Security)", err=True)
