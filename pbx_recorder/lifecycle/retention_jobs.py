@@ -1,7 +1,8 @@
 """Retention: ``report`` what would be disposed of and why; ``apply`` disposes of it.
 
 Disposal = delete every version of every object of the recording (``recording_objects``:
-audio, legs, kept original, manifest sidecar) from every tier holding one, mark the row 'expired', write
+audio, legs, kept original, manifest sidecar) from every tier holding one, mark the row 'expired' and
+destroy its data key (so every copy no tier lists is shredded), write
 ``deletion_log`` (what, when, why, policy, hash, actor), append ledger ``deleted``.
 Holds and protection always win: such a recording is refused, and the refusal is
 written to ``deletion_log`` (reason 'refused', once per recording and cause).
@@ -110,7 +111,13 @@ class RetentionJob:
             versions += self.tiers[name].delete(key)
         with Tx(self.conn):
             self.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id=?", (d.recording_id,))
-            self.conn.execute("UPDATE recordings SET state='expired' WHERE recording_id=?", (d.recording_id,))
+            # the data key goes too (crypto-shredding, as in erasure): copies no tier lists -- a cloud
+            # tier's target bucket, a replica -- become unreadable; the row keeps ids and hashes
+            self.conn.execute(
+                "UPDATE recordings SET state='expired', wrapped_key='', "
+                "manifest=json_remove(manifest, '$.processing.wrapped_key') WHERE recording_id=?",
+                (d.recording_id,),
+            )
             self.conn.execute(
                 "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"
                 " VALUES (?,?,?,?,?,?,?)",

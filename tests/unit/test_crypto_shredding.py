@@ -207,3 +207,17 @@ def test_a_held_call_survives_a_restore_while_erased_calls_do_not(tmp_path):
     assert [r[0] for r in conn.execute("SELECT call_id FROM calls")] == ["c3"]
     conn.close()
     assert NUMBER not in tomb.path.read_text()
+
+
+def test_retention_disposal_destroys_the_data_key_too(site):
+    from pbx_recorder.lifecycle.policy import ClassPolicy
+    from pbx_recorder.lifecycle.retention_jobs import RetentionJob
+
+    cfg, rt, ring, tmp = site
+    row = dict(rt.conn.execute("SELECT * FROM recordings WHERE recording_id=?", (RID,)).fetchone())
+    assert row["wrapped_key"] and "wrapped_key" in row["manifest"]
+    rt.conn.execute("UPDATE recordings SET retention_class='short', created_at=0, retain_until=1")
+    job = RetentionJob(rt.conn, rt.tiers, {"short": ClassPolicy("short", days=1)}, rt.holds())
+    assert job.apply(T0 + 10 * 86400, "cron").disposed == [RID]
+    row = dict(rt.conn.execute("SELECT * FROM recordings WHERE recording_id=?", (RID,)).fetchone())
+    assert row["state"] == "expired" and row["wrapped_key"] == "" and "wrapped_key" not in row["manifest"]
