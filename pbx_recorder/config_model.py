@@ -275,6 +275,8 @@ class EncryptionConfig:
 @dataclass(frozen=True)
 class SigningConfig:
     key_file: Path
+    #: signed ledger / audit chain heads, outside the catalog (None = <catalog dir>/chain-heads)
+    checkpoint_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,8 @@ def connection_of(catalog: Any) -> sqlite3.Connection:
 class StoredLedgerHook:
     """Shipper ``after_store`` hook: append a ``stored`` event (idempotent: a retry that finds a
     ``stored`` entry with the same hash appends nothing).  Payload: tier, key, sha256 of the
-    stored bytes, audio_sha256, encrypted, key_id: hashes and locations, no personal data."""
+    stored bytes, size, audio_sha256, encrypted, key_id and the S3 version_id when there is one:
+    hashes and locations, no personal data.  ``verify`` holds the catalog row to it."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -187,6 +188,8 @@ class StoredLedgerHook:
             "encrypted": bool(processing.get("encrypted", False)),
             "key_id": str(processing.get("key_id", "")),
         }
+        if getattr(primary, "version_id", ""):  # S3: what verify compares to notice a re-put object
+            payload["version_id"] = str(primary.version_id)
         for e in entries_for(conn, recording_id):
             if e["event"] == "stored" and json.loads(e["payload"]).get("sha256") == payload["sha256"]:
                 return None

@@ -15,14 +15,14 @@ SUPERVISOR = {"calls.search", "calls.show", "calls.unmask", "calls.pause", "reco
               "rules.explain"}
 AUDITOR = {"calls.search", "calls.show", "calls.unmask", "recordings.read_audio", "recordings.restore",
            "hold.add", "hold.remove", "hold.list", "erase.request", "erase.status", "retention.report",
-           "retention.set_class", "verify.run", "ledger.read", "rules.explain"}
+           "retention.set_class", "verify.run", "ledger.read", "rules.explain", "audit.read"}
 AGENT = {"calls.search", "calls.show", "calls.pause"}
 EXPECTED = {"admin": set(ACTIONS), "supervisor": SUPERVISOR, "auditor": AUDITOR, "agent": AGENT}
 
 
 def test_roles_and_actions_are_the_documented_sets():
     assert ROLES == ("admin", "supervisor", "auditor", "agent")
-    assert len(ACTIONS) == len(set(ACTIONS)) == 23
+    assert len(ACTIONS) == len(set(ACTIONS)) == 25
     assert set(PERMISSIONS) == set(ROLES)
     for role, allowed in PERMISSIONS.items():
         assert allowed <= set(ACTIONS), role

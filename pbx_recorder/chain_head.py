@@ -1,0 +1,275 @@
+"""Signed chain-head checkpoints: the ledger's and the audit log's head kept outside the database.
+
+A hash chain inside the catalog proves nothing against someone who can write the catalog:
+they can drop the last rows (and lower ``sqlite_sequence``) or recompute the whole chain.
+So the head of each chain (``ledger``: highest ``seq`` and its hash; ``audit``: highest
+``id`` and its hash) is signed with the node's Ed25519 key and written *outside* the
+database, to files in ``signing.checkpoint_dir`` (default ``<catalog dir>/chain-heads``):
+
+* ``<chain>.head.json``           the newest checkpoint (replaced atomically)
+* ``<chain>/<YYYY-MM-DD>.json``   the last checkpoint of each UTC day (the daily root; copy it
+                                  off the host, e.g. to a WORM bucket, mail or RFC 3161 stamp)
+
+A checkpoint is ``{"chain", "seq", "head", "at", "node", "signature"}``; the signature covers
+the canonical JSON of everything but itself.  ``check`` compares the newest valid checkpoint
+with the database: a chain shorter than the checkpoint (truncation) or with another hash at
+the checkpoint's position (rewrite) is a problem; a forged or corrupt checkpoint file is a
+problem; a non-empty chain without any checkpoint is a problem (someone removed them).  Rows
+after the newest checkpoint are not yet covered: the daemon writes a checkpoint after every
+stored recording and the lifecycle commands after each run, so that window stays small.
+
+``write`` never moves the head backwards and refuses to sign a chain that does not extend the
+previous checkpoint (it re-checks the links from the previous head): signing over a truncated
+or rewritten chain would launder the tampering.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from pbx_recorder.errors import IntegrityError
+from pbx_recorder.manifest import canonical_json
+from storage import atomic
+
+log = logging.getLogger(__name__)
+
+CHAINS = ("ledger", "audit")
+# chain -> (table, position column); both tables carry prev_hash / hash
+_TABLES = {"ledger": ("ledger", "seq"), "audit": ("audit_log", "id")}
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    chain: str
+    seq: int
+    head: str
+    at: float
+    node: str = ""
+    signature: str = ""
+
+    def signed_bytes(self) -> bytes:
+        body = asdict(self)
+        body.pop("signature")
+        return canonical_json(body)
+
+    def signed_by(self, key: Ed25519PrivateKey) -> Checkpoint:
+        sig = base64.b64encode(key.sign(self.signed_bytes())).decode("ascii")
+        return Checkpoint(self.chain, self.seq, self.head, self.at, self.node, sig)
+
+    def valid(self, public_key: Ed25519PublicKey) -> bool:
+        try:
+            public_key.verify(base64.b64decode(self.signature, validate=True), self.signed_bytes())
+        except (InvalidSignature, binascii.Error, ValueError):
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class HeadProblem:
+    chain: str
+    what: str
+    expected: str = ""
+    found: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.chain} chain head: {self.what}"
+        if self.expected or self.found:
+            text += f" (expected {self.expected or '-'}, found {self.found or '-'})"
+        return text
+
+
+def db_head(conn: sqlite3.Connection, chain: str) -> tuple[int, str]:
+    """(position, hash) of the chain's last row in the database; (0, GENESIS) when empty."""
+    table, col = _TABLES[chain]
+    row = conn.execute(f"SELECT {col}, hash FROM {table} WHERE hash != '' ORDER BY {col} DESC LIMIT 1"
+                       ).fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def hash_at(conn: sqlite3.Connection, chain: str, seq: int) -> str | None:
+    table, col = _TABLES[chain]
+    row = conn.execute(f"SELECT hash FROM {table} WHERE {col} = ?", (seq,)).fetchone()
+    return str(row[0]) if row else None
+
+
+class CheckpointStore:
+    """The checkpoint files of one node (see the module docstring)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+
+    def _files(self, chain: str) -> Iterator[Path]:
+        head = self.dir / f"{chain}.head.json"
+        if head.is_file():
+            yield head
+        daily = self.dir / chain
+        if daily.is_dir():
+            yield from sorted(daily.glob("*.json"))
+
+    def read_all(self, chain: str) -> tuple[list[Checkpoint], list[str]]:
+        """Every parseable checkpoint of ``chain`` and the names of unreadable files."""
+        found, bad = [], []
+        for path in self._files(chain):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                cp = Checkpoint(chain=str(data["chain"]), seq=int(data["seq"]), head=str(data["head"]),
+                                at=float(data["at"]), node=str(data.get("node", "")),
+                                signature=str(data["signature"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                bad.append(str(path))
+                continue
+            if cp.chain != chain:
+                bad.append(str(path))
+                continue
+            found.append(cp)
+        return found, bad
+
+    def latest(self, chain: str, public_key: Ed25519PublicKey) -> Checkpoint | None:
+        good = [cp for cp in self.read_all(chain)[0] if cp.valid(public_key)]
+        return max(good, key=lambda cp: cp.seq) if good else None
+
+    def _write(self, path: Path, cp: Checkpoint) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = json.dumps(asdict(cp), sort_keys=True, indent=1).encode("utf-8") + b"\n"
+        atomic.write_stream(path, [data], mode=0o600)
+
+    def write(self, conn: sqlite3.Connection, chain: str, key: Ed25519PrivateKey, *, now: float,
+              node: str = "") -> Checkpoint | None:
+        """Sign and store the database's current head of ``chain``; None when nothing new."""
+        previous = self.latest(chain, key.public_key())
+        seq, head = db_head(conn, chain)
+        if previous is not None:
+            problems = _extends(conn, chain, previous)
+            if problems:
+                raise IntegrityError(f"refusing to sign the {chain} chain head: {problems[0]}")
+            if seq == previous.seq:
+                return None
+        elif seq == 0:
+            return None
+        cp = Checkpoint(chain, seq, head, float(now), node).signed_by(key)
+        self._write(self.dir / f"{chain}.head.json", cp)
+        day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+        self._write(self.dir / chain / f"{day}.json", cp)
+        log.info("%s chain head signed at position %d", chain, seq)
+        return cp
+
+
+def _links(conn: sqlite3.Connection, chain: str, start: int) -> list[HeadProblem]:
+    """Rows after position ``start`` link to each other (prev_hash = previous hash)."""
+    table, col = _TABLES[chain]
+    prev = hash_at(conn, chain, start) if start else GENESIS
+    problems: list[HeadProblem] = []
+    for pos, prev_hash, digest in conn.execute(
+            f"SELECT {col}, prev_hash, hash FROM {table} WHERE {col} > ? AND hash != '' ORDER BY {col}",
+            (start,)):
+        if prev_hash != prev:
+            problems.append(HeadProblem(chain, f"row {pos} does not link to the signed head", str(prev),
+                                        str(prev_hash)))
+            break
+        prev = digest
+    return problems
+
+
+def _extends(conn: sqlite3.Connection, chain: str, cp: Checkpoint) -> list[HeadProblem]:
+    seq, _ = db_head(conn, chain)
+    if seq < cp.seq:
+        return [HeadProblem(chain, "rows removed after the signed head (truncated)",
+                            f"last position >= {cp.seq}", f"last position {seq}")]
+    found = hash_at(conn, chain, cp.seq)
+    if found != cp.head:
+        return [HeadProblem(chain, f"row {cp.seq} differs from the signed head (chain rewritten)",
+                            cp.head, found or "absent")]
+    return _links(conn, chain, cp.seq)
+
+
+def check(conn: sqlite3.Connection, chain: str, store: CheckpointStore,
+          public_key: Ed25519PublicKey) -> tuple[list[HeadProblem], list[str]]:
+    """Problems and notes for ``chain`` against its newest valid signed checkpoint."""
+    found, bad = store.read_all(chain)
+    problems = [HeadProblem(chain, f"unreadable checkpoint file {path}") for path in bad]
+    forged = [cp for cp in found if not cp.valid(public_key)]
+    problems += [HeadProblem(chain, f"checkpoint at position {cp.seq} has an invalid signature")
+                 for cp in forged]
+    good = [cp for cp in found if cp.valid(public_key)]
+    seq, _ = db_head(conn, chain)
+    if not good:
+        if seq:
+            problems.append(HeadProblem(chain, "no signed checkpoint for a non-empty chain",
+                                        f"a checkpoint in {store.dir}", "none"))
+        return problems, []
+    for cp in sorted(good, key=lambda c: c.seq):  # every daily root must still be in the chain
+        problems += [p for p in _extends(conn, chain, cp) if "truncated" in p.what or "rewritten" in p.what]
+    latest = max(good, key=lambda c: c.seq)
+    problems += _links(conn, chain, latest.seq) if seq >= latest.seq else []
+    notes = []
+    if seq > latest.seq:
+        notes.append(f"{chain}: {seq - latest.seq} row(s) after the newest signed head "
+                     f"(position {latest.seq}) are not yet covered by a checkpoint")
+    return _dedupe(problems), notes
+
+
+def _dedupe(problems: list[HeadProblem]) -> list[HeadProblem]:
+    return list(dict.fromkeys(problems))
+
+
+def store_for(config: Any) -> CheckpointStore:
+    """The configured checkpoint folder: ``signing.checkpoint_dir`` or ``<catalog dir>/chain-heads``."""
+    configured = getattr(config.signing, "checkpoint_dir", None)
+    return CheckpointStore(configured or Path(config.catalog.path).parent / "chain-heads")
+
+
+def write_all(conn: sqlite3.Connection, store: CheckpointStore, key: Ed25519PrivateKey, *, now: float,
+              node: str = "") -> list[str]:
+    """Checkpoint every chain; returns what could not be signed (logged, never raised: a refused
+    checkpoint is itself the alarm, and ``verify`` reports the cause)."""
+    failed = []
+    for chain in CHAINS:
+        try:
+            store.write(conn, chain, key, now=now, node=node)
+        except Exception as exc:  # noqa: BLE001 - a checkpoint must never stop shipping
+            log.error("%s chain head not signed: %s", chain, exc)
+            failed.append(f"{chain}: {exc}")
+    return failed
+
+
+class ChainHeadHook:
+    """Shipper ``after_store`` hook (after the ledger hook): sign both chain heads."""
+
+    def __init__(self, key: Ed25519PrivateKey, store: CheckpointStore, node: str = "",
+                 clock: Any = None) -> None:
+        import time
+
+        self.key, self.store, self.node = key, store, node
+        self.clock = clock or time.time
+
+    def __call__(self, catalog: Any, recording_id: str, manifest: Any, record: Any = None) -> None:
+        from pbx_recorder.ledger import connection_of
+
+        write_all(connection_of(catalog), self.store, self.key, now=self.clock(), node=self.node)
+
+
+def checkpoint_if_possible(config: Any, conn: sqlite3.Connection, now: float) -> list[str]:
+    """Sign both chain heads when this process can read the signing key (the recorder's account
+    and root can; an operator's own account usually cannot: then the next daemon or lifecycle
+    run covers these rows).  Returns what failed."""
+    from pbx_recorder.signing import load_signing_key
+
+    key_file = config.signing.key_file
+    try:
+        key = load_signing_key(key_file)
+    except Exception:  # noqa: BLE001 - unreadable here is normal for an operator account
+        return []
+    return write_all(conn, store_for(config), key, now=now, node=str(getattr(config, "node", "") or ""))
