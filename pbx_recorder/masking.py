@@ -61,7 +61,7 @@ NUMBER_COLUMNS = ("caller_num", "callee_num", "did")
 #: Asterisk ids.  Every other CDR field (src, dst, clid, channel, dstchannel, lastdata,
 #: pbxrecdnid, cdr_manager.conf extras ...) may carry a number and is masked: default deny.
 CDR_PLAIN_FIELDS = frozenset({
-    "start", "answer", "end", "duration", "billsec", "disposition", "amaflags", "dcontext",
+    "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
     "lastapp", "uniqueid", "linkedid", "sequence", "accountcode", "queue", "agent",
 })
 #: fields of other records (audit details, live calls) that hold numbers
