@@ -155,7 +155,8 @@ def entries(conn: sqlite3.Connection, *, actor: str | None = None, action: str |
             target: str | None = None, since: float | None = None, until: float | None = None,
             limit: int = 100) -> list[dict[str, Any]]:
     """Audit rows, newest first, filtered (action: exact or a ``prefix*``)."""
-    where, params = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    params: list[Any] = []
     if actor:
         where.append("actor = ?")
         params.append(actor)

@@ -52,7 +52,7 @@ def sealed_bytes(row: Mapping[str, Any]) -> bytes:
 
 def has_metadata(row: Mapping[str, Any]) -> bool:
     """False for a placeholder row (only the call id, as ``upsert_recording`` creates one)."""
-    empty = (None, "", "[]", "{}", [], {})
+    empty: tuple[Any, ...] = (None, "", "[]", "{}", [], {})
     return any(row.get(c) not in empty for c in SEALED_COLUMNS if c != "call_id")
 
 
@@ -96,10 +96,10 @@ class CallSealer:
 def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
                 call_id: str | None = None) -> list[tuple[str, str]]:
     """(call id, what) for every call row whose seal is missing or does not verify."""
-    sql, params = "SELECT * FROM calls", ()
-    if call_id is not None:
-        sql, params = sql + " WHERE call_id = ?", (call_id,)
-    cur = conn.execute(sql + " ORDER BY call_id", params)
+    if call_id is None:
+        cur = conn.execute("SELECT * FROM calls ORDER BY call_id")
+    else:
+        cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
     names = [d[0] for d in cur.description]
     if "seal" not in names:
         return []

@@ -157,8 +157,8 @@ class CheckpointStore:
                 raise IntegrityError(f"refusing to sign the {chain} chain head: {problems[0]}")
             if seq == previous.seq:
                 return None
-        elif seq == 0:
-            return None
+        # no checkpoint yet: sign even an empty chain (position 0), so that rows added later by
+        # operators who cannot sign are "not yet covered", while removed checkpoints stay visible
         cp = Checkpoint(chain, seq, head, float(now), node).signed_by(key)
         self._write(self.dir / f"{chain}.head.json", cp)
         day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
@@ -185,6 +185,8 @@ def _links(conn: sqlite3.Connection, chain: str, start: int) -> list[HeadProblem
 
 def _extends(conn: sqlite3.Connection, chain: str, cp: Checkpoint) -> list[HeadProblem]:
     seq, _ = db_head(conn, chain)
+    if cp.seq == 0:  # signed while the chain was empty: anything since must start at genesis
+        return _links(conn, chain, 0)
     if seq < cp.seq:
         return [HeadProblem(chain, "rows removed after the signed head (truncated)",
                             f"last position >= {cp.seq}", f"last position {seq}")]

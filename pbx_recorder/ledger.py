@@ -188,8 +188,9 @@ class StoredLedgerHook:
             "encrypted": bool(processing.get("encrypted", False)),
             "key_id": str(processing.get("key_id", "")),
         }
-        if getattr(primary, "version_id", ""):  # S3: what verify compares to notice a re-put object
-            payload["version_id"] = str(primary.version_id)
+        version_id = str(getattr(primary, "version_id", "") or "")
+        if version_id:  # S3: what verify compares to notice a re-put object
+            payload["version_id"] = version_id
         for e in entries_for(conn, recording_id):
             if e["event"] == "stored" and json.loads(e["payload"]).get("sha256") == payload["sha256"]:
                 return None

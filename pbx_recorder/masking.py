@@ -126,3 +126,9 @@ def present_record(record: Mapping[str, Any], unmask: bool) -> dict[str, Any]:
     """Any other record shown to an operator (audit entries, live calls): number-bearing keys
     masked unless ``unmask``."""
     return dict(record) if unmask else {str(k): mask_value(str(k), v) for k, v in record.items()}
+
+
+def mask_log_args(msg: object, args: Any) -> tuple[str, tuple[()]]:
+    """A log record's final message with :func:`mask_text` applied (args folded in)."""
+    text = str(msg) % args if args else str(msg)
+    return mask_text(text), ()

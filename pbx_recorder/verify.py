@@ -1,15 +1,26 @@
-"""Integrity check: storage tiers against the catalog against the ledger.
+"""Integrity check: storage tiers against the catalog against the ledger and the signatures.
 
-For every recording the catalog says is in storage (stored | verified | migrated):
-every object of it (``recording_objects.objects_of``: audio, legs, kept original,
-manifest sidecar) exists in its tier with its listed size and (tier-kept / ``deep``) hash;
-the primary object exists in its tier, its size and (tier-kept) hash match the catalog; with
-``deep`` the bytes are re-read and re-hashed, and an encrypted object is also decrypted
-(when the key ring is available) and its plaintext hash compared with ``audio_sha256``;
-the manifest signature verifies (when a public key is given); the ledger has a ``stored``
-entry.  For every recording that is gone (expired | erased | deleted) no object of it is left.
-The ledger chain itself is verified.  Every finding names the recording, what, expected
-and found.  Nothing here writes.
+What an insider with write access to the catalog and the tiers (but not the signing key)
+cannot hide (see README "What verify detects"):
+
+* every recording the catalog says is in storage (stored | verified | migrated): its row agrees
+  with the ledger (tier, key, stored-bytes hash, size, audio hash, key id: ``verify_bindings``)
+  and with its signed manifest (recording id, call id, audio hash, encryption); the manifest
+  signature verifies; every object of it (``recording_objects.objects_of``) exists with its size;
+  the primary object's bytes hash to what the ledger recorded at store time -- never to the
+  object's own user metadata, which whoever re-puts an object copies: the server's own checksum
+  when it keeps one (S3 ChecksumSHA256), else the bytes are re-read; an S3 version id other than
+  the one recorded at store time is a replaced object.  ``deep`` also decrypts (envelope
+  associated data must name the recording) and compares the plaintext hash;
+* every recording that is gone (expired | erased | deleted, or a row removed by erasure) leaves
+  no object behind; a recording the ledger says was stored whose row vanished without a
+  ``deleted``/``erased`` entry is a mismatch;
+* the ledger and the audit log chains recompute, and each agrees with its signed head outside
+  the database (``chain_head``): truncation and rewritten chains are caught;
+* every call row's metadata matches its seal (``call_seal``).
+
+A tier that cannot be reached is reported as unreachable, not as a mismatch; recordings still in
+the spool as pending.  Nothing here writes.
 """
 
 from __future__ import annotations

@@ -94,6 +94,10 @@ def test_no_output_an_agent_can_get_and_no_log_line_shows_the_number(tmp_path, c
     monkeypatch.setenv("PBX_RECORDER_USER", "sue")  # a role that may unmask does see it, audited
     result = runner.invoke(cli, ["--config", str(cfg), "calls", "show", CALL, "--json", "--unmask"])
     assert json.loads(result.output)["call"]["cdr"]["pbxrecdnid"] == DIALED
+    # what the daemon wrote is sealed and its chain heads signed: a clean verify, call seals included
+    result = runner.invoke(cli, ["--config", str(cfg), "verify", "--deep"])
+    assert result.exit_code == 0 and "status ok" in result.output, result.output
+    assert (tmp_path / "chain-heads" / "ledger.head.json").is_file()
 
 
 @pytest.fixture(autouse=True)
