@@ -191,6 +191,9 @@ class StoredLedgerHook:
         version_id = str(getattr(primary, "version_id", "") or "")
         if version_id:  # S3: what verify compares to notice a re-put object
             payload["version_id"] = version_id
+        others = {str(o.key): str(o.sha256) for o in tuple(getattr(record, "objects", ()))[1:] if o.sha256}
+        if others:  # legs, kept original, manifest sidecar: their hashes at store time
+            payload["objects"] = others
         for e in entries_for(conn, recording_id):
             if e["event"] == "stored" and json.loads(e["payload"]).get("sha256") == payload["sha256"]:
                 return None

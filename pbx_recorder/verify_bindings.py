@@ -33,7 +33,7 @@ def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str,
             continue
         if event == "stored":
             expect = {k: payload[k] for k in ("tier", "key", "sha256", "size", "audio_sha256", "encrypted",
-                                              "key_id", "version_id") if k in payload}
+                                              "key_id", "version_id", "objects") if k in payload}
         elif event == "migrated":
             for src, dst in (("to", "tier"), ("key", "key"), ("sha256", "sha256")):
                 if payload.get(src):
@@ -76,10 +76,27 @@ def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple
         same = digests_equal(want, have) if ledger_field.endswith("sha256") and have else want == have
         if not same:
             out.append((f"row {column} differs from the ledger", want, have))
+    listed_hashes = _listed_hashes(row)
+    for key, want in sorted(dict(expect.get("objects") or {}).items()):
+        have = listed_hashes.get(str(key))
+        if have is not None and have and not digests_equal(str(want), have):
+            out.append((f"row objects[{key}] hash differs from the ledger", str(want), have))
     if "encrypted" in expect and bool(expect["encrypted"]) != bool(row.get("encrypted")):
         out.append(("row encryption flag differs from the ledger", str(bool(expect["encrypted"])),
                     str(bool(row.get("encrypted")))))
     return out
+
+
+def _listed_hashes(row: Mapping[str, Any]) -> dict[str, str]:
+    raw = row.get("objects")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw or "[]")
+        except ValueError:
+            return {}
+    if not isinstance(raw, list):
+        return {}
+    return {str(o.get("key")): str(o.get("sha256") or "") for o in raw if isinstance(o, Mapping)}
 
 
 def vanished_ids(conn: sqlite3.Connection, present: set[str], only: str | None) -> list[str]:

@@ -208,3 +208,19 @@ def test_outage_pending_and_mismatch_are_told_apart(dep, capsys, monkeypatch):
     (dep.tier.root / dep.key_of("n1_2.2_call001")).unlink()
     code, out = dep.cli(capsys, "verify")
     assert code == IntegrityError.exit_code and "status mismatch" in out
+
+
+def test_replaced_manifest_sidecar_with_edited_objects_list_is_caught(dep, capsys):
+    """The sidecar holds the CDR: replaced, and its hash in the row's objects list rewritten."""
+    rid = "n1_1.1_call001"
+    sidecar = (dep.tier.root / dep.key_of(rid)).with_suffix(".json")
+    forged = sidecar.read_bytes().replace(b"4930123456", b"4999999999")
+    sidecar.write_bytes(forged)
+    objects = dep.catalog.get_recording(rid)["objects"]
+    for o in objects:
+        if o["role"] == "manifest":
+            o["sha256"] = hashlib.sha256(forged).hexdigest()
+    dep.sql(f"UPDATE recordings SET objects = '{json.dumps(objects)}' WHERE recording_id = '{rid}'")
+    code, out = dep.cli(capsys, "verify")
+    assert code == IntegrityError.exit_code, out
+    assert "hash differs from the ledger" in out and "manifest stored bytes hash differs" in out
