@@ -77,10 +77,10 @@ def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple
         if not same:
             out.append((f"row {column} differs from the ledger", want, have))
     listed_hashes = _listed_hashes(row)
-    for key, want in sorted(dict(expect.get("objects") or {}).items()):
-        have = listed_hashes.get(str(key))
-        if have is not None and have and not digests_equal(str(want), have):
-            out.append((f"row objects[{key}] hash differs from the ledger", str(want), have))
+    for key, signed in sorted(dict(expect.get("objects") or {}).items()):
+        listed_hash = listed_hashes.get(str(key), "")
+        if listed_hash and not digests_equal(str(signed), listed_hash):
+            out.append((f"row objects[{key}] hash differs from the ledger", str(signed), listed_hash))
     if "encrypted" in expect and bool(expect["encrypted"]) != bool(row.get("encrypted")):
         out.append(("row encryption flag differs from the ledger", str(bool(expect["encrypted"])),
                     str(bool(row.get("encrypted")))))
