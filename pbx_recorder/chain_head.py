@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,9 +40,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pbx_recorder.errors import IntegrityError
+from pbx_recorder.errors import ConfigError, IntegrityError, StorageError
 from pbx_recorder.manifest import canonical_json
+from pbx_recorder.naming import safe_component
 from storage import atomic
+from storage.base import Tier
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ CHAINS = ("ledger", "audit")
 # chain -> (table, position column); both tables carry prev_hash / hash
 _TABLES = {"ledger": ("ledger", "seq"), "audit": ("audit_log", "id")}
 GENESIS = "0" * 64
+TIER_PREFIX = "chain-heads"  # <prefix>/<node>/<chain>/<YYYY-MM-DD>.json on signing.checkpoint_tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +112,23 @@ def hash_at(conn: sqlite3.Connection, chain: str, seq: int) -> str | None:
 class CheckpointStore:
     """The checkpoint files of one node (see the module docstring)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, *, tier: Tier | None = None, node: str = "") -> None:
         self.dir = Path(directory)
+        self.tier = tier  # signing.checkpoint_tier: a copy of each daily file (make it WORM)
+        self.node = safe_component(node or "node")
+
+    def _tier_prefix(self, chain: str) -> str:
+        return f"{TIER_PREFIX}/{self.node}/{chain}/"
+
+    def _tier_texts(self, chain: str) -> Iterator[tuple[str, str]]:
+        if self.tier is None:
+            return
+        try:
+            for info in self.tier.list(self._tier_prefix(chain)):
+                with self.tier.open(info.key) as f:
+                    yield f"{self.tier.name}:{info.key}", f.read(1 << 16).decode("utf-8", "replace")
+        except StorageError as exc:  # an outage hides the copies, it does not forge them
+            log.warning("checkpoint copies on tier %s not read: %s", self.tier.name, exc)
 
     def _files(self, chain: str) -> Iterator[Path]:
         head = self.dir / f"{chain}.head.json"
@@ -122,17 +141,26 @@ class CheckpointStore:
     def read_all(self, chain: str) -> tuple[list[Checkpoint], list[str]]:
         """Every parseable checkpoint of ``chain`` and the names of unreadable files."""
         found, bad = [], []
+        texts: list[tuple[str, str | None]] = []
         for path in self._files(chain):
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
+                texts.append((str(path), path.read_text(encoding="utf-8")))
+            except OSError:
+                texts.append((str(path), None))
+        texts += list(self._tier_texts(chain))
+        for path, text in texts:
+            try:
+                if text is None:
+                    raise ValueError("unreadable")
+                data = json.loads(text)
                 cp = Checkpoint(chain=str(data["chain"]), seq=int(data["seq"]), head=str(data["head"]),
                                 at=float(data["at"]), node=str(data.get("node", "")),
                                 signature=str(data["signature"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                bad.append(str(path))
+            except (ValueError, KeyError, TypeError):
+                bad.append(path)
                 continue
             if cp.chain != chain:
-                bad.append(str(path))
+                bad.append(path)
                 continue
             found.append(cp)
         return found, bad
@@ -141,10 +169,11 @@ class CheckpointStore:
         good = [cp for cp in self.read_all(chain)[0] if cp.valid(public_key)]
         return max(good, key=lambda cp: cp.seq) if good else None
 
-    def _write(self, path: Path, cp: Checkpoint) -> None:
+    def _write(self, path: Path, cp: Checkpoint) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = json.dumps(asdict(cp), sort_keys=True, indent=1).encode("utf-8") + b"\n"
         atomic.write_stream(path, [data], mode=0o600)
+        return data
 
     def write(self, conn: sqlite3.Connection, chain: str, key: Ed25519PrivateKey, *, now: float,
               node: str = "") -> Checkpoint | None:
@@ -162,7 +191,12 @@ class CheckpointStore:
         cp = Checkpoint(chain, seq, head, float(now), node).signed_by(key)
         self._write(self.dir / f"{chain}.head.json", cp)
         day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
-        self._write(self.dir / chain / f"{day}.json", cp)
+        data = self._write(self.dir / chain / f"{day}.json", cp)
+        if self.tier is not None:
+            try:
+                self.tier.put(f"{self._tier_prefix(chain)}{day}.json", io.BytesIO(data))
+            except StorageError as exc:
+                log.error("%s chain head not copied to tier %s: %s", chain, self.tier.name, exc)
         log.info("%s chain head signed at position %d", chain, seq)
         return cp
 
@@ -227,10 +261,20 @@ def _dedupe(problems: list[HeadProblem]) -> list[HeadProblem]:
     return list(dict.fromkeys(problems))
 
 
-def store_for(config: Any) -> CheckpointStore:
-    """The configured checkpoint folder: ``signing.checkpoint_dir`` or ``<catalog dir>/chain-heads``."""
+def store_for(config: Any, tiers: Mapping[str, Tier] | None = None) -> CheckpointStore:
+    """The configured checkpoint folder (``signing.checkpoint_dir`` or ``<catalog dir>/chain-heads``)
+    and, with ``signing.checkpoint_tier``, the tier that keeps a copy of each daily file."""
     configured = getattr(config.signing, "checkpoint_dir", None)
-    return CheckpointStore(configured or Path(config.catalog.path).parent / "chain-heads")
+    tier_name = getattr(config.signing, "checkpoint_tier", None)
+    if tier_name and tiers is None:
+        from storage.factory import build_tiers
+
+        tiers = build_tiers(config.storage)
+    tier = (tiers or {}).get(tier_name) if tier_name else None
+    if tier_name and tier is None:
+        raise ConfigError(f"no tier named {tier_name!r}", key="signing.checkpoint_tier")
+    return CheckpointStore(configured or Path(config.catalog.path).parent / "chain-heads", tier=tier,
+                           node=str(getattr(config, "node", "") or ""))
 
 
 def write_all(conn: sqlite3.Connection, store: CheckpointStore, key: Ed25519PrivateKey, *, now: float,
@@ -274,4 +318,8 @@ def checkpoint_if_possible(config: Any, conn: sqlite3.Connection, now: float) ->
         key = load_signing_key(key_file)
     except Exception:  # noqa: BLE001 - unreadable here is normal for an operator account
         return []
-    return write_all(conn, store_for(config), key, now=now, node=str(getattr(config, "node", "") or ""))
+    try:
+        store = store_for(config)
+    except Exception as exc:  # noqa: BLE001 - a checkpoint must never fail the command it follows
+        return [str(exc)]
+    return write_all(conn, store, key, now=now, node=str(getattr(config, "node", "") or ""))

@@ -54,7 +54,7 @@ def register(group: click.Group) -> None:
         conn = catalog_connection(config.catalog.path)
         try:
             verifier = Verifier(conn, tiers, keyring=keyring, public_key=public_key, deep=deep,
-                                checkpoints=chain_head.store_for(config), spooled=spooled_ids(config))
+                                checkpoints=chain_head.store_for(config, tiers), spooled=spooled_ids(config))
             report = verifier.run(recording_id)
         finally:
             conn.close()

@@ -39,14 +39,21 @@ privacy: {hash_key_file: ./hash.key}
 
 
 class Deployment:
-    def __init__(self, root: Path, *, encrypted: bool = True) -> None:
+    def __init__(self, root: Path, *, encrypted: bool = True, vault: bool = False) -> None:
         self.root = root
-        (root / "cfg.yaml").write_text(CONFIG)
+        config = CONFIG
+        if vault:  # a second tier keeps a copy of each daily chain head
+            config = config.replace("{hot: {type: local, path: ./hot}}",
+                                    "{hot: {type: local, path: ./hot}, vault: {type: local, path: ./vault}}")
+            config = config.replace("signing: {key_file: ./sign.pem}",
+                                    "signing: {key_file: ./sign.pem, checkpoint_tier: vault}")
+        (root / "cfg.yaml").write_text(config)
         (root / "hash.key").write_bytes(os.urandom(32))
         self.ring = KeyRing(root / "keys")
         self.ring.generate("k1")
         self.sign_key = generate_signing_key(root / "sign.pem")
-        self.heads = CheckpointStore(root / "chain-heads")
+        self.heads = CheckpointStore(root / "chain-heads", node="n1",
+                                     tier=LocalTier("vault", root / "vault") if vault else None)
         self.tier = LocalTier("hot", root / "hot")
         self.spool = Spool(root / "spool")
         self.catalog = Catalog(root / "cat.db", clock=lambda: NOW, sealer=CallSealer(self.sign_key))

@@ -224,3 +224,19 @@ def test_replaced_manifest_sidecar_with_edited_objects_list_is_caught(dep, capsy
     code, out = dep.cli(capsys, "verify")
     assert code == IntegrityError.exit_code, out
     assert "hash differs from the ledger" in out and "manifest stored bytes hash differs" in out
+
+
+def test_chain_head_copies_on_a_tier_outlive_the_local_checkpoint_files(tmp_path, capsys):
+    d = Deployment(tmp_path, vault=True)
+    try:
+        d.call("n1_1.1")
+        d.record("n1_1.1")
+        assert sorted(p.name for p in (tmp_path / "vault" / "chain-heads" / "n1").rglob("*.json")) == [
+            "2026-03-04.json", "2026-03-04.json"]  # ledger and audit
+        shutil.rmtree(d.heads.dir)  # the insider removes the local files, then truncates
+        d.sql("DELETE FROM ledger WHERE seq = (SELECT MAX(seq) FROM ledger)",
+              "UPDATE sqlite_sequence SET seq = seq - 1 WHERE name = 'ledger'")
+        code, out = d.cli(capsys, "ledger", "verify")
+        assert code == IntegrityError.exit_code and "truncated" in out, out
+    finally:
+        d.close()
