@@ -142,11 +142,11 @@ class CheckpointStore:
         """Every parseable checkpoint of ``chain`` and the names of unreadable files."""
         found, bad = [], []
         texts: list[tuple[str, str | None]] = []
-        for path in self._files(chain):
+        for file in self._files(chain):
             try:
-                texts.append((str(path), path.read_text(encoding="utf-8")))
+                texts.append((str(file), file.read_text(encoding="utf-8")))
             except OSError:
-                texts.append((str(path), None))
+                texts.append((str(file), None))
         texts += list(self._tier_texts(chain))
         for path, text in texts:
             try:
