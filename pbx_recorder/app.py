@@ -216,7 +216,9 @@ def _build_shipper(
     if key_file is not None:  # last: sign the ledger and audit heads the hooks above extended
         from pbx_recorder.chain_head import ChainHeadHook, store_for
 
-        after.append(ChainHeadHook(load_signing_key(key_file), store_for(config, tiers), node=config.node))
+        heads = ChainHeadHook(load_signing_key(key_file), store_for(config, tiers), node=config.node)
+        heads.start(catalog)
+        after.append(heads)
     claimer = None
     if config.redis.url:
         from storage.claims import RedisClaimer

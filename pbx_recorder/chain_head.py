@@ -176,8 +176,14 @@ class CheckpointStore:
         return data
 
     def write(self, conn: sqlite3.Connection, chain: str, key: Ed25519PrivateKey, *, now: float,
-              node: str = "") -> Checkpoint | None:
-        """Sign and store the database's current head of ``chain``; None when nothing new."""
+              node: str = "", init: bool = False) -> Checkpoint | None:
+        """Sign and store the database's current head of ``chain``; None when nothing new.
+
+        The first checkpoint is written automatically only for an empty chain (a new
+        installation: the daemon signs both chains at start-up).  A non-empty chain without
+        any checkpoint (they were removed, or the first start after an upgrade) is signed only
+        with ``init`` (``pbx-recorder ledger checkpoint --init``, a deliberate act after checking
+        the chain): otherwise deleting the checkpoints would heal itself at the next store."""
         previous = self.latest(chain, key.public_key())
         seq, head = db_head(conn, chain)
         if previous is not None:
@@ -186,8 +192,10 @@ class CheckpointStore:
                 raise IntegrityError(f"refusing to sign the {chain} chain head: {problems[0]}")
             if seq == previous.seq:
                 return None
-        # no checkpoint yet: sign even an empty chain (position 0), so that rows added later by
-        # operators who cannot sign are "not yet covered", while removed checkpoints stay visible
+        elif seq and not init:
+            raise IntegrityError(f"no signed {chain} checkpoint in {self.dir} while the chain has rows: "
+                                 f"not signing it automatically (run `pbx-recorder ledger checkpoint "
+                                 f"--init` once the chain is checked)")
         cp = Checkpoint(chain, seq, head, float(now), node).signed_by(key)
         self._write(self.dir / f"{chain}.head.json", cp)
         day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
@@ -278,13 +286,13 @@ def store_for(config: Any, tiers: Mapping[str, Tier] | None = None) -> Checkpoin
 
 
 def write_all(conn: sqlite3.Connection, store: CheckpointStore, key: Ed25519PrivateKey, *, now: float,
-              node: str = "") -> list[str]:
+              node: str = "", init: bool = False) -> list[str]:
     """Checkpoint every chain; returns what could not be signed (logged, never raised: a refused
     checkpoint is itself the alarm, and ``verify`` reports the cause)."""
     failed = []
     for chain in CHAINS:
         try:
-            store.write(conn, chain, key, now=now, node=node)
+            store.write(conn, chain, key, now=now, node=node, init=init)
         except Exception as exc:  # noqa: BLE001 - a checkpoint must never stop shipping
             log.error("%s chain head not signed: %s", chain, exc)
             failed.append(f"{chain}: {exc}")
@@ -305,6 +313,10 @@ class ChainHeadHook:
         from pbx_recorder.ledger import connection_of
 
         write_all(connection_of(catalog), self.store, self.key, now=self.clock(), node=self.node)
+
+    def start(self, catalog: Any) -> None:
+        """At start-up: sign the (empty) chains of a new installation, check the others."""
+        self(catalog, "", None)
 
 
 def checkpoint_if_possible(config: Any, conn: sqlite3.Connection, now: float) -> list[str]:

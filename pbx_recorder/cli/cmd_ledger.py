@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pbx_recorder import chain_head, ledger
+from pbx_recorder import audit_trail, chain_head, ledger
 from pbx_recorder.cli import crypto_setup
 from pbx_recorder.errors import IntegrityError
 from pbx_recorder.signing import load_public_key, load_signing_key, public_key_path
@@ -66,8 +66,10 @@ def register(group: click.Group) -> None:
             raise IntegrityError(f"ledger check failed: {lines[0]}")
 
     @ledger_group.command("checkpoint")
+    @click.option("--init", is_flag=True, help="Sign chains that have rows but no checkpoint yet (first "
+                  "start after an upgrade, or checkpoints lost): only after checking them.")
     @click.pass_context
-    def checkpoint(ctx: click.Context) -> None:
+    def checkpoint(ctx: click.Context, init: bool) -> None:
         """Sign the ledger's and the audit log's current heads into signing.checkpoint_dir
         (the daemon and the lifecycle jobs do this themselves; run it from a timer too)."""
         config = crypto_setup.load(ctx, "ledger.checkpoint")
@@ -76,9 +78,13 @@ def register(group: click.Group) -> None:
         conn = catalog_connection(config.catalog.path)
         try:
             failed = []
+            broken = [str(p) for p in ledger.verify_chain(conn)]
+            broken += [str(p) for p in audit_trail.verify_chain(conn)[0]]
+            if init and broken:  # never bless a chain that does not even recompute
+                raise IntegrityError(f"not initializing checkpoints over a broken chain: {broken[0]}")
             for chain in chain_head.CHAINS:
                 try:
-                    cp = store.write(conn, chain, key, now=time.time(), node=config.node)
+                    cp = store.write(conn, chain, key, now=time.time(), node=config.node, init=init)
                 except IntegrityError as exc:
                     failed.append(str(exc))
                     continue

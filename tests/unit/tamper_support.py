@@ -58,10 +58,12 @@ class Deployment:
         self.spool = Spool(root / "spool")
         self.catalog = Catalog(root / "cat.db", clock=lambda: NOW, sealer=CallSealer(self.sign_key))
         stages = [EncryptStage(self.ring, "k1")] if encrypted else []
+        heads = ChainHeadHook(self.sign_key, self.heads, "n1", lambda: NOW)
+        heads.start(self.catalog)  # what the daemon does at start-up: sign the empty chains
         self.shipper = Shipper(self.spool, self.catalog, lambda region: self.tier, prepare_stages=stages,
                                after_store=[SignAfterStore(self.sign_key),
                                             ledger.StoredLedgerHook(lambda: NOW),
-                                            ChainHeadHook(self.sign_key, self.heads, "n1", lambda: NOW)])
+                                            heads])
 
     def call(self, call_id: str, caller: str = CALLER, **extra: object) -> None:
         self.catalog.upsert_call({"call_id": call_id, "caller_num": caller, "callee_num": "4930123456",

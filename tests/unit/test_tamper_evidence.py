@@ -240,3 +240,18 @@ def test_chain_head_copies_on_a_tier_outlive_the_local_checkpoint_files(tmp_path
         assert code == IntegrityError.exit_code and "truncated" in out, out
     finally:
         d.close()
+
+
+def test_removed_checkpoints_are_not_silently_recreated(dep, capsys):
+    """Deleting every checkpoint, then letting the daemon store one more recording, must not
+    produce a fresh checkpoint over whatever the chain now says; `--init` is a deliberate act."""
+    shutil.rmtree(dep.heads.dir)
+    dep.call("n1_3.3")
+    dep.record("n1_3.3")
+    assert not (dep.heads.dir / "ledger.head.json").exists()
+    code, out = dep.cli(capsys, "verify")
+    assert code == IntegrityError.exit_code and "no signed checkpoint" in out
+    code, out = dep.cli(capsys, "ledger", "checkpoint")
+    assert code == IntegrityError.exit_code and "--init" in out
+    assert dep.cli(capsys, "ledger", "checkpoint", "--init")[0] == 0
+    assert dep.cli(capsys, "verify")[0] == 0

@@ -73,10 +73,10 @@ class Env:
         return row
 
     def checkpoint(self) -> None:
-        """What the daemon does after each store: sign both chain heads outside the catalog."""
+        """What `ledger checkpoint --init` does: sign both chain heads outside the catalog."""
         self.conn.commit()
         for chain in chain_head.CHAINS:
-            self.heads.write(self.conn, chain, self.sign_key, now=NOW)
+            self.heads.write(self.conn, chain, self.sign_key, now=NOW, init=True)
 
     def run(self, **kw) -> list[str]:
         kw.setdefault("keyring", self.ring)
