@@ -113,3 +113,18 @@ def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
             out.append((str(row["call_id"]), "call metadata does not match its seal (numbers, agent, times "
                                              "or consent changed)"))
     return out
+
+
+def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey) -> int:
+    """Seal every call row that has metadata and no seal (rows written before sealing existed);
+    returns how many.  Only for ``ledger checkpoint --init``: a deliberate act after checking."""
+    cur = conn.execute("SELECT * FROM calls WHERE seal = ''")
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    todo = [r for r in rows if has_metadata(r)]
+    for row in todo:
+        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ? AND seal = ''",
+                     (seal(row, key), row["call_id"]))
+    if todo and conn.in_transaction:
+        conn.commit()
+    return len(todo)

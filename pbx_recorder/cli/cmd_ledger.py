@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pbx_recorder import audit_trail, chain_head, ledger
+from pbx_recorder import audit_trail, call_seal, chain_head, ledger
 from pbx_recorder.cli import crypto_setup
 from pbx_recorder.errors import IntegrityError
 from pbx_recorder.signing import load_public_key, load_signing_key, public_key_path
@@ -75,13 +75,15 @@ def register(group: click.Group) -> None:
         config = crypto_setup.load(ctx, "ledger.checkpoint")
         key = load_signing_key(config.signing.key_file)
         store = chain_head.store_for(config)
-        conn = catalog_connection(config.catalog.path)
+        conn = catalog_connection(config.catalog.path, read_only=False)
         try:
             failed = []
             broken = [str(p) for p in ledger.verify_chain(conn)]
             broken += [str(p) for p in audit_trail.verify_chain(conn)[0]]
             if init and broken:  # never bless a chain that does not even recompute
                 raise IntegrityError(f"not initializing checkpoints over a broken chain: {broken[0]}")
+            if init:
+                click.echo(f"sealed {call_seal.seal_unsealed(conn, key)} call row(s) written before sealing")
             for chain in chain_head.CHAINS:
                 try:
                     cp = store.write(conn, chain, key, now=time.time(), node=config.node, init=init)

@@ -27,14 +27,18 @@ from pbx_recorder.verify import Verifier, catalog_connection
 from storage.factory import build_tiers
 
 
-def spooled_ids(config: Any) -> list[str]:
-    """Recording ids waiting in the spool folder (complete entries), without creating it."""
+def spooled_ids(config: Any) -> tuple[list[str], str]:
+    """Recording ids waiting in the spool folder (complete entries), without creating it; and a
+    note when the folder cannot be read by this account."""
     root = config.spool.dir
-    if not root.is_dir():
-        return []
-    from pbx_recorder.spool import Spool
+    try:
+        if not root.is_dir():
+            return [], ""
+        from pbx_recorder.spool import Spool
 
-    return [e.recording_id for e in Spool(root).pending()]
+        return [e.recording_id for e in Spool(root).pending()], ""
+    except OSError as exc:
+        return [], f"spool {root} not readable here ({exc.strerror}): pending recordings not listed"
 
 
 def register(group: click.Group) -> None:
@@ -51,13 +55,16 @@ def register(group: click.Group) -> None:
         public_key = None
         if public_key_path(key_file).is_file() or key_file.is_file():
             public_key = load_public_key(key_file)
+        spooled, spool_note = spooled_ids(config)
         conn = catalog_connection(config.catalog.path)
         try:
             verifier = Verifier(conn, tiers, keyring=keyring, public_key=public_key, deep=deep,
-                                checkpoints=chain_head.store_for(config, tiers), spooled=spooled_ids(config))
+                                checkpoints=chain_head.store_for(config, tiers), spooled=spooled)
             report = verifier.run(recording_id)
         finally:
             conn.close()
+        if spool_note:
+            report.notes.append(spool_note)
         for note in report.notes:
             click.echo(f"note: {note}")
         if public_key is None:

@@ -255,3 +255,12 @@ def test_removed_checkpoints_are_not_silently_recreated(dep, capsys):
     assert code == IntegrityError.exit_code and "--init" in out
     assert dep.cli(capsys, "ledger", "checkpoint", "--init")[0] == 0
     assert dep.cli(capsys, "verify")[0] == 0
+
+
+def test_upgrade_seals_older_call_rows_only_on_init(dep, capsys):
+    dep.sql("INSERT INTO calls (call_id, caller_num, status) VALUES ('n1_0.9', '4912345678901', 'answered')")
+    code, out = dep.cli(capsys, "verify")
+    assert code == IntegrityError.exit_code and "call n1_0.9: call metadata not sealed" in out
+    code, out = dep.cli(capsys, "ledger", "checkpoint", "--init")
+    assert code == 0 and "sealed 1 call row(s)" in out
+    assert dep.cli(capsys, "verify")[0] == 0
