@@ -29,7 +29,7 @@ from typing import Any
 
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.manifest import canonical_json
-from pbx_recorder.masking import NUMBER_KEYS, mask_field, mask_value
+from pbx_recorder.masking import NUMBER_KEYS, mask_field, mask_text, mask_value
 
 GENESIS = "0" * 64
 _BARE_NUMBER_DIGITS = 5  # a bare value with at least this many digits and nothing else is a number
@@ -63,8 +63,8 @@ def scrub(value: Any, key: str = "") -> Any:
         return [scrub(v, key) for v in value]
     if key.lower() in NUMBER_KEYS:
         return mask_value(key, value)
-    if isinstance(value, str) and _is_bare_number(value):
-        return mask_field(value)
+    if isinstance(value, str):  # free text (a hold reason ...): phone-number-like runs masked
+        return mask_field(value) if _is_bare_number(value) else mask_text(value)
     return value
 
 

@@ -69,11 +69,16 @@ NUMBER_KEYS = frozenset({*NUMBER_COLUMNS, "caller", "callee", "number", "src", "
                          "dnid", "pbxrecdnid", "pbxrec_dnid", "rdnis", "exten", "channel", "channels",
                          "dstchannel", "lastdata", "connectedlinenum", "calleridnum", "dialed"})
 
+#: fields that name channels or dial strings: numbers in them are masked, extensions and the
+#: channel's unique suffix (``PJSIP/1001-0000000a``) stay readable
+CHANNEL_KEYS = frozenset({"channel", "channels", "dstchannel", "lastdata"})
+
 _WHOLE_NUMBER = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
 _DIGIT_RUN = re.compile(r"\d{3,}")
 # in free text (log lines, errors): a run of 6+ digits that is not part of an id such as
 # ``pbx1_1732200000.42`` (after ``_``/``.``/a letter, or followed by ``.<digit>``)
 _TEXT_NUMBER = re.compile(r"(?<![\w.])\+?\d{6,}(?![\w]|\.\d)")
+_CHANNEL_NUMBER = re.compile(r"(?<![\w.\-])\+?\d{5,}(?!\w|\.\d)")
 
 
 def mask_field(value: object) -> str:
@@ -88,6 +93,12 @@ def mask_field(value: object) -> str:
     return _DIGIT_RUN.sub(lambda m: mask_number(m.group(0)), text)
 
 
+def mask_channel(value: object) -> str:
+    """A channel name or dial string: ``SIP/4915112345678-00000001`` -> ``SIP/491******5678-00000001``;
+    ``PJSIP/1001-0000000a`` is left as it is (an extension, the channel's own suffix)."""
+    return _CHANNEL_NUMBER.sub(lambda m: mask_number(m.group(0)), sanitize(value, limit=MAX_SHOWN * 2))
+
+
 def mask_text(text: str) -> str:
     """Free text (a log line, an error): phone-number-like runs of 6+ digits masked; call ids,
     recording ids, timestamps and extensions are left readable."""
@@ -100,6 +111,8 @@ def mask_value(key: str, value: Any) -> Any:
         return {k: mask_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [mask_value(key, v) for v in value]
+    if key.lower() in CHANNEL_KEYS and isinstance(value, str):
+        return mask_channel(value)
     if key.lower() in NUMBER_KEYS and isinstance(value, str | int):
         return mask_field(value)
     return value
@@ -116,7 +129,9 @@ def present_call(row: Mapping[str, Any], unmask: bool) -> dict[str, Any]:
     out["caller_name"] = sanitize(name) if unmask or not any(c.isdigit() for c in name) else mask_field(name)
     cdr = out.get("cdr")
     if isinstance(cdr, Mapping) and not unmask:
-        out["cdr"] = {k: (v if str(k).lower() in CDR_PLAIN_FIELDS else mask_field(v)) for k, v in cdr.items()}
+        out["cdr"] = {k: (v if str(k).lower() in CDR_PLAIN_FIELDS else
+                          mask_channel(v) if str(k).lower() in CHANNEL_KEYS else mask_field(v))
+                      for k, v in cdr.items()}
     elif isinstance(cdr, str) and not unmask:  # an unreadable JSON cell: show nothing of it
         out["cdr"] = mask_field(cdr)
     return out

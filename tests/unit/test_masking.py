@@ -110,3 +110,11 @@ def test_log_lines_and_cli_errors_are_masked(tmp_path, capsys):
     cfg.write_text(f"catalog: {{path: {tmp_path}/cat.db}}\n")
     assert main(["--config", str(cfg), "calls", "show", CALLER]) != 0
     assert CALLER not in capsys.readouterr().err
+
+
+def test_channel_names_mask_numbers_but_keep_extensions_and_suffixes():
+    from pbx_recorder.masking import mask_channel
+
+    assert mask_channel(f"SIP/{CALLER}-00000001") == "SIP/491******5678-00000001"
+    assert mask_channel("PJSIP/1001-0000000a") == "PJSIP/1001-0000000a"
+    assert mask_channel(f"PJSIP/{DIALED}@trunk,30,tT") == "PJSIP/493***3456@trunk,30,tT"
