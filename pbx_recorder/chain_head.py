@@ -142,7 +142,11 @@ class CheckpointStore:
         """Every parseable checkpoint of ``chain`` and the names of unreadable files."""
         found, bad = [], []
         texts: list[tuple[str, str | None]] = []
-        for file in self._files(chain):
+        try:
+            files = list(self._files(chain))
+        except OSError as exc:  # e.g. run by an account that may not read the folder
+            files, texts = [], [(f"{self.dir} ({exc.strerror})", None)]
+        for file in files:
             try:
                 texts.append((str(file), file.read_text(encoding="utf-8")))
             except OSError:
@@ -225,10 +229,10 @@ def _links(conn: sqlite3.Connection, chain: str, start: int) -> list[HeadProblem
     return problems
 
 
-def _extends(conn: sqlite3.Connection, chain: str, cp: Checkpoint) -> list[HeadProblem]:
-    seq, _ = db_head(conn, chain)
-    if cp.seq == 0:  # signed while the chain was empty: anything since must start at genesis
-        return _links(conn, chain, 0)
+def _at_position(conn: sqlite3.Connection, chain: str, cp: Checkpoint, seq: int) -> list[HeadProblem]:
+    """The database still has the checkpoint's row, with the signed hash (``seq``: its last row)."""
+    if cp.seq == 0:
+        return []
     if seq < cp.seq:
         return [HeadProblem(chain, "rows removed after the signed head (truncated)",
                             f"last position >= {cp.seq}", f"last position {seq}")]
@@ -236,7 +240,12 @@ def _extends(conn: sqlite3.Connection, chain: str, cp: Checkpoint) -> list[HeadP
     if found != cp.head:
         return [HeadProblem(chain, f"row {cp.seq} differs from the signed head (chain rewritten)",
                             cp.head, found or "absent")]
-    return _links(conn, chain, cp.seq)
+    return []
+
+
+def _extends(conn: sqlite3.Connection, chain: str, cp: Checkpoint) -> list[HeadProblem]:
+    """The database's chain continues the checkpoint (for the writer: links after it re-checked)."""
+    return _at_position(conn, chain, cp, db_head(conn, chain)[0]) or _links(conn, chain, cp.seq)
 
 
 def check(conn: sqlite3.Connection, chain: str, store: CheckpointStore,
@@ -255,7 +264,7 @@ def check(conn: sqlite3.Connection, chain: str, store: CheckpointStore,
                                         f"a checkpoint in {store.dir}", "none"))
         return problems, []
     for cp in sorted(good, key=lambda c: c.seq):  # every daily root must still be in the chain
-        problems += [p for p in _extends(conn, chain, cp) if "truncated" in p.what or "rewritten" in p.what]
+        problems += _at_position(conn, chain, cp, seq)  # (the links: verify_chain recomputes them)
     latest = max(good, key=lambda c: c.seq)
     problems += _links(conn, chain, latest.seq) if seq >= latest.seq else []
     notes = []
