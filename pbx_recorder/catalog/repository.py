@@ -122,13 +122,16 @@ class Catalog:
             self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
             return
         conn = self._conn()
+        own = not conn.in_transaction
         try:
-            conn.execute("BEGIN IMMEDIATE")  # the row and its seal land together
+            if own:
+                conn.execute("BEGIN IMMEDIATE")  # the row and its seal land together
             self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
             self.sealer(conn, str(row["call_id"]))
-            conn.execute("COMMIT")
+            if own:
+                conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
+            if own and conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
 
