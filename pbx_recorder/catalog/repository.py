@@ -130,9 +130,11 @@ class Catalog:
             self.sealer(conn, str(row["call_id"]))
             if own:
                 conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if own and conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise CatalogError(f"catalog query failed: {exc}") from exc
             raise
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
