@@ -24,6 +24,8 @@ empty role or an unknown action is refused (fail closed).
     keys.manage              x                                 keys generate|rotate|list
     verify.run               x        x          x             verify
     ledger.read              x        x          x             ledger root|verify
+    ledger.checkpoint        x                                 ledger checkpoint (needs the signing key)
+    audit.read               x                   x             audit list|verify (the audit log)
     catalog.backup           x                                   x     catalog backup|backups
     catalog.restore          x                                 catalog restore
     prompts.generate         x                                 prompts generate|list
@@ -63,6 +65,8 @@ ACTIONS: tuple[str, ...] = (
     "keys.manage",
     "verify.run",
     "ledger.read",
+    "ledger.checkpoint",
+    "audit.read",
     "catalog.backup",
     "catalog.restore",
     "prompts.generate",
@@ -82,7 +86,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
         "hold.add", "hold.remove", "hold.list",
         "erase.request", "erase.status",
         "retention.report", "retention.set_class",
-        "verify.run", "ledger.read", "rules.explain",
+        "verify.run", "ledger.read", "rules.explain", "audit.read",
     }),
     "agent": frozenset({"calls.search", "calls.show", "calls.pause"}),
     "service": frozenset({"recordings.migrate", "recordings.capacity", "catalog.backup", "retention.apply"}),

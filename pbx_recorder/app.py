@@ -101,7 +101,7 @@ def build_app(config: Any) -> App:
         boot_timeout=float(getattr(ami_cfg, "boot_timeout_s", DEFAULT_BOOT_TIMEOUT_S)),
     )
     callbook = CallBook(node, str(config.pbx.monitor_dir), config.rules)
-    catalog = Catalog(config.catalog.path)
+    catalog = Catalog(config.catalog.path, sealer=_call_sealer(config))
     spool_cfg = config.spool
     spool = Spool(spool_cfg.dir, min_free_mb=spool_cfg.min_free_mb)
     pipeline = Pipeline(
@@ -183,6 +183,18 @@ def _master_key_present(config: Any) -> bool:
     return ring is not None and ring.has(current_key_id(config))
 
 
+def _call_sealer(config: Any) -> Any:
+    """Seals every call row the recorder writes (``pbx_recorder.call_seal``) with the node's key."""
+    key_file = config.signing.key_file
+    if key_file is None:
+        return None
+    from pbx_recorder.call_seal import CallSealer
+    from pbx_recorder.signing import load_signing_key
+
+    _first_start_keys(config)  # makes the signing key (and the others) on first start
+    return CallSealer(load_signing_key(key_file))
+
+
 def _build_shipper(
     config: Any, spool: Spool, catalog: Catalog, metrics: NullMetrics
 ) -> tuple[Shipper, dict[str, Any]]:
@@ -225,6 +237,12 @@ def _build_shipper(
     from pbx_recorder.ledger import StoredLedgerHook
 
     after.append(StoredLedgerHook())
+    if key_file is not None:  # last: sign the ledger and audit heads the hooks above extended
+        from pbx_recorder.chain_head import ChainHeadHook, store_for
+
+        heads = ChainHeadHook(load_signing_key(key_file), store_for(config, tiers), node=config.node)
+        heads.start(catalog)
+        after.append(heads)
     claimer = None
     if config.redis.url:
         from storage.claims import RedisClaimer

@@ -11,13 +11,13 @@ a path is published.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pbx_recorder import audit_trail
 from pbx_recorder.access_policy import check, roles_for
 from pbx_recorder.errors import AccessDenied, IntegrityError
 from pbx_recorder.verify import expected_plaintext_sha256
@@ -35,8 +35,7 @@ READ_ROLES = roles_for(READ_ACTION)
 
 def _audit(conn: sqlite3.Connection, now: float, actor: str, role: str, action: str, target: str,
            detail: Mapping[str, Any]) -> None:
-    conn.execute("INSERT INTO audit_log (at, actor, role, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                 (now, actor, role, action, target, json.dumps(dict(detail), sort_keys=True)))
+    audit_trail.record(conn, actor=actor, role=role, action=action, target=target, detail=detail, now=now)
     if conn.in_transaction and conn.isolation_level is not None:
         conn.commit()  # the audit row must survive whatever happens next
 

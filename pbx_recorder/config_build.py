@@ -192,7 +192,9 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
         ),
         signing=_simple(
             root.child("signing"),
-            lambda n: SigningConfig(key_file=n.get_path("key_file", "./var/keys/signing.ed25519")),
+            lambda n: SigningConfig(key_file=n.get_path("key_file", "./var/keys/signing.ed25519"),
+                                    checkpoint_dir=n.get_path("checkpoint_dir", None, optional=True),
+                                    checkpoint_tier=n.get_str("checkpoint_tier", None, optional=True)),
         ),
         privacy=_simple(
             root.child("privacy"),

@@ -276,6 +276,10 @@ class EncryptionConfig:
 @dataclass(frozen=True)
 class SigningConfig:
     key_file: Path
+    #: signed ledger / audit chain heads, outside the catalog (None = <catalog dir>/chain-heads)
+    checkpoint_dir: Path | None = None
+    #: a tier (name) that also keeps each daily chain head: make it WORM (S3 Object Lock)
+    checkpoint_tier: str | None = None
 
 
 @dataclass(frozen=True)

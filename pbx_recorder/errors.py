@@ -22,6 +22,7 @@ carries the exit code the CLI returns for it.
     │   └── NotFound                            no such call / recording
     ├── AccessDenied                   exit 7   the role may not do this
     ├── CryptoError                    exit 8   decryption / key problems
+    ├── VerifyIncomplete               exit 9   verify found no mismatch but could not reach a tier
     └── ShutdownRequested              exit 0   cooperative stop (not an error for the CLI)
 """
 
@@ -121,6 +122,13 @@ class AccessDenied(RecorderError):
 
 class CryptoError(RecorderError):
     exit_code = 8
+
+
+class VerifyIncomplete(RecorderError):
+    """``verify``: nothing was found wrong, but a tier could not be reached (outage), so not
+    everything was checked.  Distinct from IntegrityError (exit 4): an outage is not tampering."""
+
+    exit_code = 9
 
 
 class ShutdownRequested(RecorderError):

@@ -171,7 +171,8 @@ def connection_of(catalog: Any) -> sqlite3.Connection:
 class StoredLedgerHook:
     """Shipper ``after_store`` hook: append a ``stored`` event (idempotent: a retry that finds a
     ``stored`` entry with the same hash appends nothing).  Payload: tier, key, sha256 of the
-    stored bytes, audio_sha256, encrypted, key_id: hashes and locations, no personal data."""
+    stored bytes, size, audio_sha256, encrypted, key_id and the S3 version_id when there is one:
+    hashes and locations, no personal data.  ``verify`` holds the catalog row to it."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -187,6 +188,12 @@ class StoredLedgerHook:
             "encrypted": bool(processing.get("encrypted", False)),
             "key_id": str(processing.get("key_id", "")),
         }
+        version_id = str(getattr(primary, "version_id", "") or "")
+        if version_id:  # S3: what verify compares to notice a re-put object
+            payload["version_id"] = version_id
+        others = {str(o.key): str(o.sha256) for o in tuple(getattr(record, "objects", ()))[1:] if o.sha256}
+        if others:  # legs, kept original, manifest sidecar: their hashes at store time
+            payload["objects"] = others
         for e in entries_for(conn, recording_id):
             if e["event"] == "stored" and json.loads(e["payload"]).get("sha256") == payload["sha256"]:
                 return None

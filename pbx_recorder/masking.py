@@ -6,7 +6,10 @@ shown is stripped of control characters and bounded in length before masking.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Mapping
+from typing import Any
 
 MAX_SHOWN = 64  # longest string we ever echo back
 
@@ -48,3 +51,99 @@ def last4(number: object) -> str:
     """The last four digits of ``number`` ('' when it has none)."""
     digits = "".join(ch for ch in sanitize(number, limit=64) if ch.isdigit())
     return digits[-4:]
+
+
+# --- whole records: the one place that decides what an output shows of a call ---------------
+
+#: call-row columns that hold a number
+NUMBER_COLUMNS = ("caller_num", "callee_num", "did")
+#: CDR fields (as ``ami.normalize`` names them) shown as they are: times, counts, outcomes,
+#: Asterisk ids.  Every other CDR field (src, dst, clid, channel, dstchannel, lastdata,
+#: pbxrecdnid, cdr_manager.conf extras ...) may carry a number and is masked: default deny.
+CDR_PLAIN_FIELDS = frozenset({
+    "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
+    "lastapp", "uniqueid", "linkedid", "sequence", "accountcode", "queue", "agent",
+})
+#: fields of other records (audit details, live calls) that hold numbers
+NUMBER_KEYS = frozenset({*NUMBER_COLUMNS, "caller", "callee", "number", "src", "dst", "clid",
+                         "dnid", "pbxrecdnid", "pbxrec_dnid", "rdnis", "exten", "channel", "channels",
+                         "dstchannel", "lastdata", "connectedlinenum", "calleridnum", "dialed"})
+
+#: fields that name channels or dial strings: numbers in them are masked, extensions and the
+#: channel's unique suffix (``PJSIP/1001-0000000a``) stay readable
+CHANNEL_KEYS = frozenset({"channel", "channels", "dstchannel", "lastdata"})
+
+_WHOLE_NUMBER = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
+_DIGIT_RUN = re.compile(r"\d{3,}")
+# in free text (log lines, errors): a run of 6+ digits that is not part of an id such as
+# ``pbx1_1732200000.42`` (after ``_``/``.``/a letter, or followed by ``.<digit>``)
+_TEXT_NUMBER = re.compile(r"(?<![\w.])\+?\d{6,}(?![\w]|\.\d)")
+_CHANNEL_NUMBER = re.compile(r"(?<![\w.\-])\+?\d{5,}(?!\w|\.\d)")
+
+
+def mask_field(value: object) -> str:
+    """A value that may carry a number: a bare number masked with :func:`mask_number`; in any
+    other text (``"Caller" <4915112345678>``, ``PJSIP/4915112345678@trunk``) every run of
+    3+ digits is masked the same way."""
+    text = sanitize(value, limit=MAX_SHOWN * 2)
+    if not text:
+        return ""
+    if _WHOLE_NUMBER.fullmatch(text):
+        return mask_number("".join(ch for ch in text if ch.isdigit() or ch == "+"))
+    return _DIGIT_RUN.sub(lambda m: mask_number(m.group(0)), text)
+
+
+def mask_channel(value: object) -> str:
+    """A channel name or dial string: ``SIP/4915112345678-00000001`` -> ``SIP/491******5678-00000001``;
+    ``PJSIP/1001-0000000a`` is left as it is (an extension, the channel's own suffix)."""
+    return _CHANNEL_NUMBER.sub(lambda m: mask_number(m.group(0)), sanitize(value, limit=MAX_SHOWN * 2))
+
+
+def mask_text(text: str) -> str:
+    """Free text (a log line, an error): phone-number-like runs of 6+ digits masked; call ids,
+    recording ids, timestamps and extensions are left readable."""
+    return _TEXT_NUMBER.sub(lambda m: mask_number(m.group(0)), text)
+
+
+def mask_value(key: str, value: Any) -> Any:
+    """``value`` of field ``key`` for a role that may not see numbers (lists and dicts too)."""
+    if isinstance(value, Mapping):
+        return {k: mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_value(key, v) for v in value]
+    if key.lower() in CHANNEL_KEYS and isinstance(value, str):
+        return mask_channel(value)
+    if key.lower() in NUMBER_KEYS and isinstance(value, str | int):
+        return mask_field(value)
+    return value
+
+
+def present_call(row: Mapping[str, Any], unmask: bool) -> dict[str, Any]:
+    """A call row for any output (table, JSON, export): numbers masked unless ``unmask``,
+    strings sanitized.  The CDR is masked by allow-list (:data:`CDR_PLAIN_FIELDS`)."""
+    out = dict(row)
+    out.pop("seal", None)
+    for key in NUMBER_COLUMNS:
+        out[key] = sanitize(out.get(key) or "") if unmask else mask_field(out.get(key) or "")
+    name = str(out.get("caller_name") or "")
+    out["caller_name"] = sanitize(name) if unmask or not any(c.isdigit() for c in name) else mask_field(name)
+    cdr = out.get("cdr")
+    if isinstance(cdr, Mapping) and not unmask:
+        out["cdr"] = {k: (v if str(k).lower() in CDR_PLAIN_FIELDS else
+                          mask_channel(v) if str(k).lower() in CHANNEL_KEYS else mask_field(v))
+                      for k, v in cdr.items()}
+    elif isinstance(cdr, str) and not unmask:  # an unreadable JSON cell: show nothing of it
+        out["cdr"] = mask_field(cdr)
+    return out
+
+
+def present_record(record: Mapping[str, Any], unmask: bool) -> dict[str, Any]:
+    """Any other record shown to an operator (audit entries, live calls): number-bearing keys
+    masked unless ``unmask``."""
+    return dict(record) if unmask else {str(k): mask_value(str(k), v) for k, v in record.items()}
+
+
+def mask_log_args(msg: object, args: Any) -> tuple[str, tuple[()]]:
+    """A log record's final message with :func:`mask_text` applied (args folded in)."""
+    text = str(msg) % args if args else str(msg)
+    return mask_text(text), ()

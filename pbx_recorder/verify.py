@@ -1,15 +1,26 @@
-"""Integrity check: storage tiers against the catalog against the ledger.
+"""Integrity check: storage tiers against the catalog against the ledger and the signatures.
 
-For every recording the catalog says is in storage (stored | verified | migrated):
-every object of it (``recording_objects.objects_of``: audio, legs, kept original,
-manifest sidecar) exists in its tier with its listed size and (tier-kept / ``deep``) hash;
-the primary object exists in its tier, its size and (tier-kept) hash match the catalog; with
-``deep`` the bytes are re-read and re-hashed, and an encrypted object is also decrypted
-(when the key ring is available) and its plaintext hash compared with ``audio_sha256``;
-the manifest signature verifies (when a public key is given); the ledger has a ``stored``
-entry.  For every recording that is gone (expired | erased | deleted) no object of it is left.
-The ledger chain itself is verified.  Every finding names the recording, what, expected
-and found.  Nothing here writes.
+What an insider with write access to the catalog and the tiers (but not the signing key)
+cannot hide (see README "What verify detects"):
+
+* every recording the catalog says is in storage (stored | verified | migrated): its row agrees
+  with the ledger (tier, key, stored-bytes hash, size, audio hash, key id: ``verify_bindings``)
+  and with its signed manifest (recording id, call id, audio hash, encryption); the manifest
+  signature verifies; every object of it (``recording_objects.objects_of``) exists with its size;
+  the primary object's bytes hash to what the ledger recorded at store time -- never to the
+  object's own user metadata, which whoever re-puts an object copies: the server's own checksum
+  when it keeps one (S3 ChecksumSHA256), else the bytes are re-read; an S3 version id other than
+  the one recorded at store time is a replaced object.  ``deep`` also decrypts (envelope
+  associated data must name the recording) and compares the plaintext hash;
+* every recording that is gone (expired | erased | deleted, or a row removed by erasure) leaves
+  no object behind; a recording the ledger says was stored whose row vanished without a
+  ``deleted``/``erased`` entry is a mismatch;
+* the ledger and the audit log chains recompute, and each agrees with its signed head outside
+  the database (``chain_head``): truncation and rewritten chains are caught;
+* every call row's metadata matches its seal (``call_seal``).
+
+A tier that cannot be reached is reported as unreachable, not as a mismatch; recordings still in
+the spool as pending.  Nothing here writes.
 """
 
 from __future__ import annotations
@@ -17,18 +28,27 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder import ledger
-from pbx_recorder.errors import CatalogError, CryptoError, NotFound, ObjectNotRestored, StorageError
+from pbx_recorder import audit_trail, call_seal, chain_head, ledger
+from pbx_recorder.chain_head import CheckpointStore
+from pbx_recorder.errors import (
+    CatalogError,
+    CryptoError,
+    NotFound,
+    ObjectNotRestored,
+    StorageError,
+    TierUnavailable,
+)
 from pbx_recorder.recording_objects import RecordingObject, is_listed, listed, objects_of
 from pbx_recorder.signing import verify_manifest
-from storage.base import Tier
+from pbx_recorder.verify_bindings import ledger_expectation, row_binding, vanished_ids
+from storage.base import ObjectInfo, Tier
 from storage.envelope import decrypt_chunks
 from storage.hashing import HashingReader, digests_equal, hash_stream
 from storage.keyring import KeyRing
@@ -56,13 +76,27 @@ class Mismatch:
 
 @dataclass
 class VerifyReport:
+    """``mismatches``: integrity findings; ``unreachable``: tiers that could not be asked (an
+    outage says nothing about integrity); ``pending``: recordings still on their way (spool)."""
+
     checked: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.mismatches
+
+    @property
+    def status(self) -> str:
+        """``mismatch`` > ``unreachable`` > ``pending`` > ``ok``."""
+        if self.mismatches:
+            return "mismatch"
+        if self.unreachable:
+            return "unreachable"
+        return "pending" if self.pending else "ok"
 
 
 def catalog_connection(path: str | Path, *, read_only: bool = True) -> sqlite3.Connection:
@@ -151,15 +185,21 @@ def _manifest_audio_hash(manifest: Any) -> str:
 
 class Verifier:
     def __init__(self, conn: sqlite3.Connection, tiers: Mapping[str, Tier], *, keyring: KeyRing | None = None,
-                 public_key: Ed25519PublicKey | None = None, deep: bool = False) -> None:
+                 public_key: Ed25519PublicKey | None = None, deep: bool = False,
+                 checkpoints: CheckpointStore | None = None, spooled: Iterable[str] = ()) -> None:
         self.conn, self.tiers, self.keyring = conn, tiers, keyring
         self.public_key, self.deep = public_key, deep
+        self.checkpoints, self.spooled = checkpoints, tuple(spooled)
+        self._down: dict[str, str] = {}  # tier name -> why it is unreachable
 
     def run(self, recording_id: str | None = None) -> VerifyReport:
         report = VerifyReport()
         rows = list(recording_rows(self.conn, recording_id))
-        removed = _removed_ids(self.conn, {r["recording_id"] for r in rows}, recording_id)
-        if recording_id is not None and not rows and not removed:
+        present = {r["recording_id"] for r in rows}
+        removed = _removed_ids(self.conn, present, recording_id)
+        vanished = vanished_ids(self.conn, present, recording_id)
+        waiting = [rid for rid in self.spooled if recording_id is None or rid == recording_id]
+        if recording_id is not None and not rows and not removed and not vanished and not waiting:
             raise NotFound(f"no recording {recording_id}")
         for row in rows:
             report.checked += 1
@@ -167,10 +207,36 @@ class Verifier:
         for rid in removed:  # erasure removes the row; the ledger still says where the audio was
             report.checked += 1
             self._check_gone(rid, "erased (catalog row removed)", set(), report)
-        for p in ledger.verify_chain(self.conn):
-            report.mismatches.append(Mismatch(p.recording_id, f"ledger seq {p.seq}: {p.what}",
-                                              p.expected, p.found))
+        for rid in vanished:
+            report.checked += 1
+            report.mismatches.append(Mismatch(rid, "catalog row removed without a deletion or erasure ledger "
+                                                   "entry", "catalog row", "absent"))
+        report.pending += [f"{rid}: waiting in the spool (not stored yet)" for rid in waiting
+                           if rid not in present]
+        self._check_chains(report, recording_id, {str(r["call_id"]) for r in rows})
+        report.unreachable += [f"tier {name}: {why}" for name, why in sorted(self._down.items())]
         return report
+
+    def _check_chains(self, report: VerifyReport, recording_id: str | None, call_ids: set[str]) -> None:
+        add = report.mismatches.append
+        for p in ledger.verify_chain(self.conn):
+            add(Mismatch(p.recording_id, f"ledger seq {p.seq}: {p.what}", p.expected, p.found))
+        audit_problems, legacy = audit_trail.verify_chain(self.conn)
+        for a in audit_problems:
+            add(Mismatch("", str(a), a.expected, a.found))
+        if legacy:
+            report.notes.append(f"{legacy} audit row(s) predate the audit chain (not covered)")
+        if self.public_key is None:
+            return
+        if self.checkpoints is not None:
+            for chain in chain_head.CHAINS:
+                problems, notes = chain_head.check(self.conn, chain, self.checkpoints, self.public_key)
+                report.mismatches += [Mismatch("", f"{p.chain} chain head: {p.what}", p.expected, p.found)
+                                      for p in problems]
+                report.notes += notes
+        for call_id in sorted(call_ids) if recording_id is not None else [None]:
+            for cid, what in call_seal.check_calls(self.conn, self.public_key, call_id):
+                add(Mismatch(f"call {cid}", what))
 
     def check_recording(self, row: dict[str, Any], report: VerifyReport) -> None:
         rid, state = row["recording_id"], row["state"]
@@ -182,35 +248,69 @@ class Verifier:
             self._check_gone(rid, state, {(row["tier"], o.key) for o in objects_of(row)}, report)
             return
         if state not in LIVE_STATES:
-            return  # not shipped yet: nothing to check in storage
+            if rid in self.spooled or state in ("spooled", "stopped", "recording", "paused"):
+                report.pending.append(f"{rid}: {state}, not stored yet")
+            return
         if "stored" not in events:
             add(Mismatch(rid, "no 'stored' ledger entry", "stored", ",".join(sorted(events)) or "none"))
         if events & {"deleted", "erased"}:
             add(Mismatch(rid, "ledger records a deletion but the catalog says it is stored", state,
                          ",".join(sorted(events & {"deleted", "erased"}))))
+        expect = ledger_expectation(self.conn, rid)
+        for what, want, found in row_binding(row, expect):
+            add(Mismatch(rid, what, want, found))
         self._check_signature(row, report)
-        self._check_object(row, report)
-        self._check_other_objects(row, report)
+        self._check_object(row, expect, report)
+        self._check_other_objects(row, expect, report)
 
-    def _check_other_objects(self, row: dict[str, Any], report: VerifyReport) -> None:
+    def _tier_down(self, tier: Tier, exc: BaseException | None = None) -> bool:
+        """True (and remembered) when ``tier`` cannot be reached: an outage is not a mismatch."""
+        if isinstance(exc, TierUnavailable):
+            self._down.setdefault(tier.name, str(exc))
+            return True
+        root = getattr(tier, "root", None)  # a local tier whose folder (mount) is gone
+        if exc is None and isinstance(root, Path) and not root.is_dir():
+            self._down.setdefault(tier.name, f"root {root} is not available")
+            return True
+        return tier.name in self._down
+
+    def _stat(self, tier: Tier, key: str, rid: str, what: str,
+              report: VerifyReport) -> ObjectInfo | None | bool:
+        """The object's info, None when absent, False when it could not be checked (reported)."""
+        if tier.name in self._down:
+            return False
+        try:
+            info = tier.stat(key)
+        except StorageError as exc:
+            if self._tier_down(tier, exc):
+                return False
+            report.mismatches.append(Mismatch(rid, f"cannot stat {what}: {exc}", f"{tier.name}:{key}"))
+            return False
+        if info is None and self._tier_down(tier):
+            return False
+        return info
+
+    def _check_other_objects(self, row: dict[str, Any], expect: Mapping[str, Any],
+                             report: VerifyReport) -> None:
         """Every listed object besides the primary: present, listed size, listed hash."""
         rid, tier = row["recording_id"], self.tiers.get(row["tier"])
         if tier is None:
             return  # _check_object named the unknown tier
         sizes = {str(o["key"]): o.get("size") for o in listed(row)}
         strict = is_listed(row)
+        signed = dict(expect.get("objects") or {})  # the ledger's hashes win over the row's
         for obj in objects_of(row):
             if obj.key == row["storage_key"]:
                 continue
+            if signed.get(obj.key):
+                obj = obj._replace(sha256=str(signed[obj.key]))
             self._check_one(tier, rid, obj, sizes.get(obj.key), strict, report)
 
     def _check_one(self, tier: Tier, rid: str, obj: RecordingObject, size: Any, strict: bool,
                    report: VerifyReport) -> None:
         add, where = report.mismatches.append, f"{tier.name}:{obj.key}"
-        try:
-            info = tier.stat(obj.key)
-        except StorageError as exc:
-            add(Mismatch(rid, f"cannot stat {obj.role} object: {exc}", where))
+        info = self._stat(tier, obj.key, rid, f"{obj.role} object", report)
+        if info is False:
             return
         if info is None:
             if strict:
@@ -218,30 +318,42 @@ class Verifier:
             else:
                 report.notes.append(f"{rid}: {obj.role} object {where} (derived for an older row) absent")
             return
+        assert isinstance(info, ObjectInfo)
         if size is not None and info.size != size:
             add(Mismatch(rid, f"{obj.role} object size differs from the catalog", str(size), str(info.size)))
-        if info.sha256 and obj.sha256 and not digests_equal(info.sha256, obj.sha256):
-            add(Mismatch(rid, f"{obj.role} tier-recorded hash differs from the catalog", obj.sha256,
-                         info.sha256))
-        if not self.deep or not obj.sha256:
+        if not obj.sha256:
             return
+        if info.server_sha256 and not self.deep:
+            if not digests_equal(info.server_sha256, obj.sha256):
+                add(Mismatch(rid, f"{obj.role} server checksum differs from the catalog", obj.sha256,
+                             info.server_sha256))
+            return
+        digest = self._read_hash(tier, obj.key, rid, obj.role, report)
+        if digest and not digests_equal(digest, obj.sha256):
+            add(Mismatch(rid, f"{obj.role} stored bytes hash differs from the catalog", obj.sha256, digest))
+
+    def _read_hash(self, tier: Tier, key: str, rid: str, role: str, report: VerifyReport) -> str:
         try:
-            with tier.open(obj.key) as raw:
+            with tier.open(key) as raw:
                 digest, _ = hash_stream(raw)
         except ObjectNotRestored:
-            report.notes.append(f"{rid}: {obj.role} in an archive class, not restored: deep check skipped")
-            return
+            report.notes.append(f"{rid}: {role} in an archive class, not restored: bytes not re-read")
+            return ""
         except StorageError as exc:
-            add(Mismatch(rid, f"cannot read {obj.role} object: {exc}", where))
-            return
-        if not digests_equal(digest, obj.sha256):
-            add(Mismatch(rid, f"{obj.role} stored bytes hash differs from the catalog", obj.sha256, digest))
+            if not self._tier_down(tier, exc):
+                report.mismatches.append(Mismatch(rid, f"cannot read {role} object: {exc}",
+                                                  f"{tier.name}:{key}"))
+            return ""
+        return digest
 
     def _check_gone(self, rid: str, state: str, places: set[tuple[str, str]], report: VerifyReport) -> None:
         """No object may be left at the row's location or any the ledger recorded (stored/migrated)."""
         for tier_name, key in sorted(places | _gone_locations(self.conn, rid)):
             tier = self.tiers.get(tier_name)
-            if tier is not None and key and tier.stat(key) is not None:
+            if tier is None or not key:
+                continue
+            info = self._stat(tier, key, rid, "object", report)
+            if isinstance(info, ObjectInfo):
                 report.mismatches.append(Mismatch(rid, f"object still present after {state}", "absent",
                                                   f"{tier_name}:{key}"))
 
@@ -263,28 +375,39 @@ class Verifier:
         elif not verify_manifest(manifest, row["signature"], self.public_key):
             report.mismatches.append(Mismatch(rid, "manifest signature does not verify", "valid", "invalid"))
 
-    def _check_object(self, row: dict[str, Any], report: VerifyReport) -> None:
+    def _check_object(self, row: dict[str, Any], expect: Mapping[str, Any], report: VerifyReport) -> None:
+        """The primary object against what the ledger recorded at store time (the row's own
+        ``sha256`` only when the ledger has none): never against the object's user metadata,
+        which whoever re-puts an object can copy."""
         rid, key, add = row["recording_id"], row["storage_key"], report.mismatches.append
         tier = self.tiers.get(row["tier"])
         if tier is None:
             add(Mismatch(rid, "catalog names an unknown tier", ", ".join(sorted(self.tiers)), row["tier"]))
             return
-        try:
-            info = tier.stat(key)
-        except StorageError as exc:
-            add(Mismatch(rid, f"cannot stat object: {exc}", f"{tier.name}:{key}"))
+        info = self._stat(tier, key, rid, "object", report)
+        if info is False:
             return
         if info is None:
             add(Mismatch(rid, "stored object missing", f"{tier.name}:{key}", "absent"))
             return
+        assert isinstance(info, ObjectInfo)
+        want = str(expect.get("sha256") or row["sha256"] or "")
         if row["size"] is not None and info.size != row["size"]:
             add(Mismatch(rid, "object size differs from the catalog", str(row["size"]), str(info.size)))
-        if info.sha256 and row["sha256"] and not digests_equal(info.sha256, row["sha256"]):
-            add(Mismatch(rid, "tier-recorded hash differs from the catalog", row["sha256"], info.sha256))
+        if expect.get("version_id") and info.version_id and info.version_id != expect["version_id"]:
+            add(Mismatch(rid, "object was replaced after it was stored (version id differs)",
+                         str(expect["version_id"]), info.version_id))
         if self.deep:
-            self._deep(tier, row, report)
+            self._deep(tier, row, want, report)
+        elif info.server_sha256:
+            if want and not digests_equal(info.server_sha256, want):
+                add(Mismatch(rid, "server checksum differs from the stored hash", want, info.server_sha256))
+        elif want:  # no server checksum: read the bytes (cheap on local disk)
+            digest = self._read_hash(tier, key, rid, "audio", report)
+            if digest and not digests_equal(digest, want):
+                add(Mismatch(rid, "stored bytes hash differs from the catalog", want, digest))
 
-    def _deep(self, tier: Tier, row: dict[str, Any], report: VerifyReport) -> None:
+    def _deep(self, tier: Tier, row: dict[str, Any], want: str, report: VerifyReport) -> None:
         rid, key = row["recording_id"], row["storage_key"]
         decrypt = bool(row["encrypted"]) and self.keyring is not None
         if row["encrypted"] and self.keyring is None:
@@ -292,36 +415,37 @@ class Verifier:
         try:
             with tier.open(key) as raw:
                 if decrypt:
-                    self._deep_decrypt(raw, row, report)
+                    self._deep_decrypt(raw, row, want, report)
                     return
                 digest, _ = hash_stream(raw)
         except ObjectNotRestored:
             report.notes.append(f"{rid}: in an archive class, not restored: deep check skipped")
             return
         except StorageError as exc:
-            report.mismatches.append(Mismatch(rid, f"cannot read object: {exc}", f"{tier.name}:{key}"))
+            if not self._tier_down(tier, exc):
+                report.mismatches.append(Mismatch(rid, f"cannot read object: {exc}", f"{tier.name}:{key}"))
             return
-        if not digests_equal(digest, row["sha256"]):
-            report.mismatches.append(Mismatch(rid, "stored bytes hash differs from the catalog",
-                                              row["sha256"], digest))
+        if not digests_equal(digest, want):
+            report.mismatches.append(Mismatch(rid, "stored bytes hash differs from the catalog", want,
+                                              digest))
 
-    def _deep_decrypt(self, raw: Any, row: dict[str, Any], report: VerifyReport) -> None:
-        """One read pass: hash the ciphertext as it is decrypted, hash the plaintext out."""
+    def _deep_decrypt(self, raw: Any, row: dict[str, Any], want: str, report: VerifyReport) -> None:
+        """One read pass: hash the ciphertext as it is decrypted, hash the plaintext out.  The
+        envelope's associated data must name this recording (a swapped object fails here)."""
         rid, add = row["recording_id"], report.mismatches.append
         assert self.keyring is not None
         reader, plain, authentic = HashingReader(raw), hashlib.sha256(), True
         stream = cast(BinaryIO, reader)  # only .read() is used
         try:
             for block in decrypt_chunks(stream, self.keyring, wrapped_key=row["wrapped_key"] or None,
-                                        key_id=row["key_id"] or None):
+                                        key_id=row["key_id"] or None, expected_aad=rid):
                 plain.update(block)
         except CryptoError as exc:
             add(Mismatch(rid, f"decryption failed: {exc}", "authentic ciphertext"))
             authentic = False
             hash_stream(stream)  # finish the pass so the stored-bytes hash is still compared
-        if not digests_equal(reader.hexdigest(), row["sha256"]):
-            add(Mismatch(rid, "stored bytes hash differs from the catalog", row["sha256"],
-                         reader.hexdigest()))
-        elif authentic and (want := expected_plaintext_sha256(row)) \
-                and not digests_equal(plain.hexdigest(), want):
-            add(Mismatch(rid, "decrypted audio hash differs from the catalog", want, plain.hexdigest()))
+        if not digests_equal(reader.hexdigest(), want):
+            add(Mismatch(rid, "stored bytes hash differs from the catalog", want, reader.hexdigest()))
+        elif authentic and (expected := expected_plaintext_sha256(row)) \
+                and not digests_equal(plain.hexdigest(), expected):
+            add(Mismatch(rid, "decrypted audio hash differs from the catalog", expected, plain.hexdigest()))

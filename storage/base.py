@@ -45,6 +45,8 @@ class ObjectInfo:
     restore_state: str = ""  # "" | "in_progress" | "done" (archive classes only)
     legal_hold: bool = False
     retain_until: datetime | None = None
+    version_id: str = ""  # the server's version of the object ("" unversioned / not S3)
+    server_sha256: str = ""  # hex SHA-256 the server computed itself (S3 ChecksumSHA256, single part)
 
 
 @runtime_checkable

@@ -281,15 +281,18 @@ class S3Tier(S3LifecycleOps):
 
     def stat(self, key: str) -> ObjectInfo | None:
         try:
-            head = self._head(key)
+            head = self._head(key, ChecksumMode="ENABLED")
         except NotFound:
             return None
         meta = decode_metadata(head.get("Metadata", {}))
+        server = str(head.get("ChecksumSHA256") or "")  # computed by the server: a re-put cannot copy it
         return ObjectInfo(tier=self.name, key=key, size=int(head.get("ContentLength", 0)),
                           sha256=meta.get("sha256", ""), storage_class=head.get("StorageClass") or "STANDARD",
                           restore_state=restore_state(head.get("Restore")),
                           legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
-                          retain_until=head.get("ObjectLockRetainUntilDate"))
+                          retain_until=head.get("ObjectLockRetainUntilDate"),
+                          version_id=str(head.get("VersionId") or ""),
+                          server_sha256=b64_to_hex(server) if server and "-" not in server else "")
 
     def verify(self, key: str, sha256: str) -> bool:
         h = hashlib.sha256()

@@ -16,6 +16,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
+from pbx_recorder import audit_trail
 from pbx_recorder.catalog.queries import CallFilters, build_search
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CatalogError, NotFound
@@ -45,9 +46,11 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class Catalog:
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
+                 sealer: Callable[[sqlite3.Connection, str], None] | None = None) -> None:
         self.path = str(path)
         self.clock = clock
+        self.sealer = sealer  # pbx_recorder.call_seal.CallSealer: seals every call row written here
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
@@ -120,7 +123,24 @@ class Catalog:
     def upsert_call(self, row: Mapping[str, Any]) -> None:
         if not row.get("call_id"):
             raise CatalogError("call row without call_id")
-        self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
+        if self.sealer is None:
+            self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
+            return
+        conn = self._conn()
+        own = not conn.in_transaction
+        try:
+            if own:
+                conn.execute("BEGIN IMMEDIATE")  # the row and its seal land together
+            self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
+            self.sealer(conn, str(row["call_id"]))
+            if own:
+                conn.execute("COMMIT")
+        except BaseException as exc:
+            if own and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise CatalogError(f"catalog query failed: {exc}") from exc
+            raise
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         row = self._exec("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
@@ -191,10 +211,9 @@ class Catalog:
     # -- audit -------------------------------------------------------------------
     def audit(self, actor: str, role: str, action: str, target: str = "",
               detail: Mapping[str, Any] | None = None) -> None:
-        self._exec("INSERT INTO audit_log (at, actor, role, action, target, detail) "
-                   "VALUES (?, ?, ?, ?, ?, ?)",
-                   (self.clock(), actor, role, action, target, json.dumps(detail or {}, sort_keys=True)))
+        """One audit row through the one writer (``pbx_recorder.audit_trail``: chained, numbers masked)."""
+        audit_trail.record(self._conn(), actor=actor, role=role, action=action, target=target,
+                           detail=detail, now=self.clock())
 
     def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self._exec("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [_decode(r) for r in rows]
+        return audit_trail.entries(self._conn(), limit=limit)

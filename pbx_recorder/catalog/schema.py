@@ -165,6 +165,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE recordings ADD COLUMN objects TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4 (tamper evidence): the audit log is hash-chained like the ledger (pbx_recorder.audit_trail;
+    # rows from before have hash ''), and each call row carries an Ed25519 seal over its canonical
+    # metadata (pbx_recorder.call_seal; '' = not sealed).
+    """
+    ALTER TABLE audit_log ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit_log ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN seal TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

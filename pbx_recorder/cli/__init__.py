@@ -14,7 +14,9 @@ import sys
 
 import click
 
+from pbx_recorder import log_masking
 from pbx_recorder.errors import RecorderError
+from pbx_recorder.masking import mask_text
 
 DEFAULT_CONFIG = "/etc/pbx-recorder/pbx-recorder.yaml"
 
@@ -28,6 +30,7 @@ def cli(ctx: click.Context, config_path: str, verbose: int) -> None:
     """Compliant call recording for Asterisk: consent, rules, tiered storage, catalog."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_masking.install()  # no log line shows a phone number
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
 
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except RecorderError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {mask_text(str(exc))}", err=True)
         return exc.exit_code
     return 0
 

@@ -12,7 +12,6 @@ the actor acts as ``admin`` and a one-line warning on stderr says so.  Configure
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pwd
@@ -24,7 +23,7 @@ from typing import Any
 
 import click
 
-from pbx_recorder import access_policy
+from pbx_recorder import access_policy, audit_trail
 from pbx_recorder.errors import AccessDenied, CatalogError
 
 log = logging.getLogger(__name__)
@@ -87,8 +86,11 @@ def authorize(config: Any, catalog_or_conn: Any, action: str, target: str = "", 
 
 
 def _insert(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
-    conn.execute("INSERT INTO audit_log (at, actor, role, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                 row)
+    at, actor, role, action, target, detail = row
+    try:
+        audit_trail.record(conn, actor=actor, role=role, action=action, target=target, detail=detail, now=at)
+    except CatalogError as exc:
+        raise sqlite3.OperationalError(str(exc)) from exc  # handled like a read-only connection below
     if conn.in_transaction and conn.isolation_level is not None:
         conn.commit()  # the refusal must be kept even though the command stops here
 
@@ -102,8 +104,7 @@ def _record_denial(config: Any, catalog_or_conn: Any, principal: Principal, acti
     if catalog_or_conn is not None and not isinstance(catalog_or_conn, sqlite3.Connection):
         catalog_or_conn.audit(principal.actor, principal.role, name, target, dict(detail))
         return
-    row = (time.time(), principal.actor, principal.role, name, target,
-           json.dumps(dict(detail), sort_keys=True))
+    row = (time.time(), principal.actor, principal.role, name, target, dict(detail))
     if catalog_or_conn is not None:
         try:
             _insert(catalog_or_conn, row)

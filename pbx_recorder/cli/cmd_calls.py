@@ -16,14 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
+from pbx_recorder import masking
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.queries import PRESETS, STATUSES
 from pbx_recorder.cli.authz import Principal, authorize
 from pbx_recorder.errors import ConfigError, NotFound
-from pbx_recorder.masking import mask_number, sanitize
+from pbx_recorder.masking import sanitize
 
-NUMBER_FIELDS = ("caller_num", "callee_num", "did")
-CDR_NUMBER_FIELDS = ("src", "dst")
 TABLE = (("started", 19), ("call id", 28), ("status", 9), ("caller", 15), ("callee", 15),
          ("agent", 12), ("queue", 10), ("consent", 11), ("billsec", 7))
 
@@ -59,17 +58,8 @@ def _fmt_time(ts: float | None, tz: tzinfo) -> str:
 
 
 def present_call(row: dict[str, Any], unmask: bool) -> dict[str, Any]:
-    """A call row for output: numbers masked (unless ``unmask``), strings sanitized."""
-    out = dict(row)
-    for key in NUMBER_FIELDS:
-        value = str(out.get(key) or "")
-        out[key] = sanitize(value) if unmask else mask_number(value)
-    name = str(out.get("caller_name") or "")
-    out["caller_name"] = sanitize(name) if unmask or not any(c.isdigit() for c in name) else mask_number(name)
-    cdr = out.get("cdr")
-    if isinstance(cdr, dict) and not unmask:
-        out["cdr"] = {k: (mask_number(v) if k in CDR_NUMBER_FIELDS else v) for k, v in cdr.items()}
-    return out
+    """A call row for output: ``masking.present_call`` (numbers masked unless ``unmask``)."""
+    return masking.present_call(row, unmask)
 
 
 def present_recording(row: dict[str, Any]) -> dict[str, Any]:

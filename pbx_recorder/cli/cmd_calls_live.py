@@ -10,7 +10,7 @@ import click
 
 from pbx_recorder.cli.authz import authorize
 from pbx_recorder.cli.live_calls import channel_matches, live_calls
-from pbx_recorder.masking import mask_number, sanitize
+from pbx_recorder.masking import present_record, sanitize
 
 
 @click.command("live")
@@ -34,9 +34,9 @@ def live_command(ctx: click.Context, channel: str | None, as_json: bool, unmask:
             catalog.audit(who.actor, who.role, "calls.live.unmask", "", {"calls": [c.call_id for c in calls]})
     finally:
         catalog.close()
-    shown = [{"call_id": c.call_id, "started_at": c.started_at, "state": c.state,
-              "caller_num": c.caller_num if unmask else mask_number(c.caller_num),
-              "agent": c.agent, "queue": c.queue, "channels": list(c.channels), "recording": c.recording}
+    shown = [present_record({"call_id": c.call_id, "started_at": c.started_at, "state": c.state,
+                             "caller_num": c.caller_num, "agent": c.agent, "queue": c.queue,
+                             "channels": list(c.channels), "recording": c.recording}, unmask)
              for c in calls]
     if as_json:
         click.echo(json.dumps(shown, indent=2))

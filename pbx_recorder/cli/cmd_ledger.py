@@ -1,4 +1,4 @@
-"""``pbx-recorder ledger root --day YYYY-MM-DD`` and ``ledger verify``.
+"""``pbx-recorder ledger root --day YYYY-MM-DD``, ``ledger verify`` and ``ledger checkpoint``.
 
 The root is the chain head hash at the end of that UTC day (see ``pbx_recorder.ledger``):
 publish it somewhere you do not control (mail, RFC 3161 timestamp) to anchor the ledger.
@@ -6,12 +6,17 @@ publish it somewhere you do not control (mail, RFC 3161 timestamp) to anchor the
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import click
 
-from pbx_recorder import ledger
+from pbx_recorder import audit_trail, call_seal, chain_head, ledger
 from pbx_recorder.cli import crypto_setup
 from pbx_recorder.errors import IntegrityError
+from pbx_recorder.signing import load_public_key, load_signing_key, public_key_path
 from pbx_recorder.verify import catalog_connection
+from pbx_recorder.verify_bindings import vanished_ids
 
 
 def register(group: click.Group) -> None:
@@ -34,16 +39,69 @@ def register(group: click.Group) -> None:
     @ledger_group.command("verify")
     @click.pass_context
     def verify_ledger(ctx: click.Context) -> None:
-        """Recompute the chain; name every broken seq."""
+        """Recompute the chain, hold it to its signed head and the catalog; name every problem."""
         config = crypto_setup.load(ctx, "ledger.read")
+        public_key = _public_key(config)
         conn = catalog_connection(config.catalog.path)
         try:
-            problems = ledger.verify_chain(conn)
+            lines = [str(p) for p in ledger.verify_chain(conn)]
+            notes: list[str] = []
+            if public_key is not None:
+                problems, notes = chain_head.check(conn, "ledger", chain_head.store_for(config), public_key)
+                lines += [str(p) for p in problems]
+            present = {r[0] for r in conn.execute("SELECT recording_id FROM recordings")}
+            lines += [f"recording {rid}: stored per the ledger, but its catalog row is gone without a "
+                      f"deletion or erasure entry" for rid in vanished_ids(conn, present, None)]
             count = conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
         finally:
             conn.close()
-        for p in problems:
-            click.echo(f"BROKEN {p}")
-        click.echo(f"{count} ledger entries, {len(problems)} problems")
-        if problems:
-            raise IntegrityError(f"ledger chain broken at seq {problems[0].seq}")
+        for note in notes:
+            click.echo(f"note: {note}")
+        if public_key is None:
+            click.echo("note: no signing key found: the signed chain head is not checked")
+        for line in lines:
+            click.echo(f"BROKEN {line}")
+        click.echo(f"{count} ledger entries, {len(lines)} problems")
+        if lines:
+            raise IntegrityError(f"ledger check failed: {lines[0]}")
+
+    @ledger_group.command("checkpoint")
+    @click.option("--init", is_flag=True, help="Sign chains that have rows but no checkpoint yet (first "
+                  "start after an upgrade, or checkpoints lost): only after checking them.")
+    @click.pass_context
+    def checkpoint(ctx: click.Context, init: bool) -> None:
+        """Sign the ledger's and the audit log's current heads into signing.checkpoint_dir
+        (the daemon and the lifecycle jobs do this themselves; run it from a timer too)."""
+        config = crypto_setup.load(ctx, "ledger.checkpoint")
+        key = load_signing_key(config.signing.key_file)
+        store = chain_head.store_for(config)
+        conn = catalog_connection(config.catalog.path, read_only=False)
+        try:
+            failed = []
+            broken = [str(p) for p in ledger.verify_chain(conn)]
+            broken += [str(p) for p in audit_trail.verify_chain(conn)[0]]
+            if init and broken:  # never bless a chain that does not even recompute
+                raise IntegrityError(f"not initializing checkpoints over a broken chain: {broken[0]}")
+            if init:
+                click.echo(f"sealed {call_seal.seal_unsealed(conn, key)} call row(s) written before sealing")
+            for chain in chain_head.CHAINS:
+                try:
+                    cp = store.write(conn, chain, key, now=time.time(), node=config.node, init=init)
+                except IntegrityError as exc:
+                    failed.append(str(exc))
+                    continue
+                seq, head = chain_head.db_head(conn, chain)
+                click.echo(f"{chain}: head {seq} {head}" + ("" if cp else " (already signed)"))
+        finally:
+            conn.close()
+        for line in failed:
+            click.echo(f"REFUSED {line}")
+        if failed:
+            raise IntegrityError(failed[0])
+
+
+def _public_key(config: Any) -> Any:
+    key_file = config.signing.key_file
+    if public_key_path(key_file).is_file() or key_file.is_file():
+        return load_public_key(key_file)
+    return None

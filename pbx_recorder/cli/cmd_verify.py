@@ -1,20 +1,44 @@
-"""``pbx-recorder verify [--recording ID] [--deep]``: files vs catalog vs ledger.
+"""``pbx-recorder verify [--recording ID] [--deep]``: files vs catalog vs ledger vs signed heads.
 
-Prints one line per mismatch (recording id, what, expected vs found) and a summary; any
-mismatch exits with IntegrityError's exit code.  ``--deep`` re-reads every object (and
-decrypts it when the key ring is configured).  The manifest signature is checked when the
-signing public key (``<signing.key_file>.pub`` or the private key) is readable.
+Prints one line per finding and a summary with the overall status; the exit code tells the
+three situations apart:
+
+    0  ok (recordings still waiting in the spool are listed as PENDING: not an error)
+    4  MISMATCH: something was changed, removed or replaced (IntegrityError)
+    9  UNREACHABLE: no mismatch, but a tier could not be reached, so not everything was
+       checked (VerifyIncomplete); run it again when the tier is back
+
+``--deep`` also decrypts every object (when the key ring is configured) and re-reads objects
+whose server keeps its own checksum.  Signatures (manifests, call seals, chain heads) are
+checked when the signing public key (``<signing.key_file>.pub`` or the private key) is readable.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from pbx_recorder import chain_head
 from pbx_recorder.cli import crypto_setup
-from pbx_recorder.errors import IntegrityError
+from pbx_recorder.errors import IntegrityError, VerifyIncomplete
 from pbx_recorder.signing import load_public_key, public_key_path
 from pbx_recorder.verify import Verifier, catalog_connection
 from storage.factory import build_tiers
+
+
+def spooled_ids(config: Any) -> tuple[list[str], str]:
+    """Recording ids waiting in the spool folder (complete entries), without creating it; and a
+    note when the folder cannot be read by this account."""
+    root = config.spool.dir
+    try:
+        if not root.is_dir():
+            return [], ""
+        from pbx_recorder.spool import Spool
+
+        return [e.recording_id for e in Spool(root).pending()], ""
+    except OSError as exc:
+        return [], f"spool {root} not readable here ({exc.strerror}): pending recordings not listed"
 
 
 def register(group: click.Group) -> None:
@@ -23,7 +47,7 @@ def register(group: click.Group) -> None:
     @click.option("--deep", is_flag=True, help="Re-read and re-hash every object (decrypt when possible).")
     @click.pass_context
     def verify(ctx: click.Context, recording_id: str | None, deep: bool) -> None:
-        """Check stored objects against the catalog and the ledger; non-zero exit on any mismatch."""
+        """Check stored objects against the catalog, the ledger and the signed chain heads."""
         config = crypto_setup.load(ctx, "verify.run", recording_id or "")
         tiers = build_tiers(config.storage)
         keyring = crypto_setup.keyring_of(config, required=False)
@@ -31,19 +55,30 @@ def register(group: click.Group) -> None:
         public_key = None
         if public_key_path(key_file).is_file() or key_file.is_file():
             public_key = load_public_key(key_file)
+        spooled, spool_note = spooled_ids(config)
         conn = catalog_connection(config.catalog.path)
         try:
-            verifier = Verifier(conn, tiers, keyring=keyring, public_key=public_key, deep=deep)
+            verifier = Verifier(conn, tiers, keyring=keyring, public_key=public_key, deep=deep,
+                                checkpoints=chain_head.store_for(config, tiers), spooled=spooled)
             report = verifier.run(recording_id)
         finally:
             conn.close()
+        if spool_note:
+            report.notes.append(spool_note)
         for note in report.notes:
             click.echo(f"note: {note}")
         if public_key is None:
-            click.echo("note: no signing key found: manifest signatures not checked")
+            click.echo("note: no signing key found: signatures, call seals and chain heads not checked")
+        for line in report.pending:
+            click.echo(f"PENDING {line}")
+        for line in report.unreachable:
+            click.echo(f"UNREACHABLE {line}")
         for m in report.mismatches:
             click.echo(f"MISMATCH {m}")
         click.echo(f"checked {report.checked} recordings{' (deep)' if deep else ''}: "
-                   f"{len(report.mismatches)} mismatches")
+                   f"{len(report.mismatches)} mismatches, {len(report.unreachable)} unreachable, "
+                   f"{len(report.pending)} pending: status {report.status}")
         if report.mismatches:
             raise IntegrityError(f"verification found {len(report.mismatches)} mismatches")
+        if report.unreachable:
+            raise VerifyIncomplete("a storage tier could not be reached: verification incomplete")

@@ -39,6 +39,19 @@ from storage.base import Tier
 log = logging.getLogger(__name__)
 
 
+def _manifest_numbers(text: Any) -> set[str]:
+    """The normalized numbers a manifest names (CDR src/dst, callee, DID)."""
+    try:
+        manifest = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return set()
+    if not isinstance(manifest, Mapping):
+        return set()
+    cdr = manifest.get("cdr") if isinstance(manifest.get("cdr"), Mapping) else {}
+    values = (cdr.get("src"), cdr.get("dst"), manifest.get("callee_num"), manifest.get("did"))
+    return {policy.normalize_number(str(v)) for v in values if v}
+
+
 class Eraser:
     def __init__(
         self,
@@ -66,10 +79,17 @@ class Eraser:
             return rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (call_id,))
         assert caller is not None
         want = policy.normalize_number(caller)
+        # the signed manifests name the numbers too: an edited calls row must not hide a subject
+        signed = {
+            r["call_id"]
+            for r in rows(self.conn, "SELECT call_id, manifest FROM recordings")
+            if want in _manifest_numbers(r["manifest"])
+        }
         return [
             c
             for c in rows(self.conn, "SELECT * FROM calls")
-            if want in (policy.normalize_number(c["caller_num"]), policy.normalize_number(c["callee_num"]))
+            if c["call_id"] in signed
+            or want in (policy.normalize_number(c["caller_num"]), policy.normalize_number(c["callee_num"]))
         ]
 
     def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
@@ -244,7 +264,9 @@ class Eraser:
         n = 0
         for a in rows(
             self.conn,
-            "SELECT id, target, detail FROM audit_log WHERE target LIKE ? OR detail LIKE ?",
+            # only rows from before the audit chain (hash ''): the chained writer never stores a
+            # number in clear (pbx_recorder.audit_trail), and rewriting a chained row breaks it
+            "SELECT id, target, detail FROM audit_log WHERE hash = '' AND (target LIKE ? OR detail LIKE ?)",
             (f"%{norm}%", f"%{norm}%"),
         ):
             with Tx(self.conn):

@@ -7,7 +7,6 @@ through the crypto helper's hash-chained ``pbx_recorder.ledger.append``.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -88,10 +87,9 @@ def audit(
     detail: Mapping[str, Any],
     now: float,
 ) -> None:
-    conn.execute(
-        "INSERT INTO audit_log (at, actor, role, action, target, detail) VALUES (?,?,?,?,?,?)",
-        (now, actor, role, action, target, json.dumps(dict(detail), sort_keys=True, default=str)),
-    )
+    from pbx_recorder import audit_trail  # the one audit writer (chained, numbers masked)
+
+    audit_trail.record(conn, actor=actor, role=role, action=action, target=target, detail=detail, now=now)
 
 
 def copies(

@@ -156,3 +156,7 @@ class Runtime:
             detail=detail or {},
             now=time.time(),
         )
+        # every lifecycle command ends here: sign the ledger and audit heads it extended
+        from pbx_recorder.chain_head import checkpoint_if_possible
+
+        checkpoint_if_possible(self.config, self.conn, time.time())

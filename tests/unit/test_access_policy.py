@@ -15,7 +15,7 @@ SUPERVISOR = {"calls.search", "calls.show", "calls.unmask", "calls.pause", "reco
               "rules.explain"}
 AUDITOR = {"calls.search", "calls.show", "calls.unmask", "recordings.read_audio", "recordings.restore",
            "hold.add", "hold.remove", "hold.list", "erase.request", "erase.status", "retention.report",
-           "retention.set_class", "verify.run", "ledger.read", "rules.explain"}
+           "retention.set_class", "verify.run", "ledger.read", "rules.explain", "audit.read"}
 AGENT = {"calls.search", "calls.show", "calls.pause"}
 SERVICE = {"recordings.migrate", "recordings.capacity", "catalog.backup", "retention.apply"}  # the timers
 EXPECTED = {"admin": set(ACTIONS), "supervisor": SUPERVISOR, "auditor": AUDITOR, "agent": AGENT,
@@ -24,7 +24,7 @@ EXPECTED = {"admin": set(ACTIONS), "supervisor": SUPERVISOR, "auditor": AUDITOR,
 
 def test_roles_and_actions_are_the_documented_sets():
     assert ROLES == ("admin", "supervisor", "auditor", "agent", "service")
-    assert len(ACTIONS) == len(set(ACTIONS)) == 23
+    assert len(ACTIONS) == len(set(ACTIONS)) == 25
     assert set(PERMISSIONS) == set(ROLES)
     for role, allowed in PERMISSIONS.items():
         assert allowed <= set(ACTIONS), role

@@ -35,3 +35,86 @@ def test_last4():
     assert last4("+86 138-1234-5678") == "5678"
     assert last4("12") == "12"
     assert last4("anonymous") == ""
+
+
+# --- every number-bearing field (issue 6 "masking is complete", issue 10 pbxrecdnid) ----------
+
+CALLER, DIALED = "4915112345678", "4930123456"
+
+
+def call_row():
+    return {"call_id": "n1_1.1", "caller_num": CALLER, "callee_num": DIALED, "did": DIALED,
+            "caller_name": f"Mobile {CALLER}", "agent": "alice",
+            "cdr": {"src": CALLER, "dst": "1", "clid": f'"Caller" <{CALLER}>', "pbxrecdnid": DIALED,
+                    "channel": f"SIP/{CALLER}-00000001", "dstchannel": f"PJSIP/{DIALED}-0002",
+                    "lastdata": f"PJSIP/{DIALED}@trunk,30", "userfield": f"cb:{CALLER}",
+                    "some_custom_mapping": f"+{CALLER}", "disposition": "ANSWERED", "billsec": "29",
+                    "uniqueid": "1732200000.42", "dcontext": f"did-{DIALED}"}}
+
+
+def test_present_call_masks_every_number_bearing_field():
+    from pbx_recorder.masking import present_call
+
+    shown = present_call(call_row(), unmask=False)
+    text = repr(shown)
+    assert CALLER not in text and DIALED not in text
+    assert shown["cdr"]["clid"] == '"Caller" <491******5678>'
+    assert shown["cdr"]["pbxrecdnid"] == "493***3456" and shown["did"] == "493***3456"
+    assert shown["cdr"]["lastdata"] == "PJSIP/493***3456@trunk,30"
+    assert shown["cdr"]["some_custom_mapping"] == "+491******5678"  # unknown CDR fields: default deny
+    assert shown["cdr"]["disposition"] == "ANSWERED" and shown["cdr"]["uniqueid"] == "1732200000.42"
+    assert shown["caller_name"] == "Mobile 491******5678"
+    assert present_call(call_row(), unmask=True)["cdr"] == call_row()["cdr"]
+
+
+def test_present_record_masks_nested_number_keys():
+    from pbx_recorder.masking import present_record
+
+    live = {"call_id": "n1_1.1", "caller_num": CALLER, "channels": [f"SIP/{CALLER}-01", "PJSIP/alice-02"]}
+    shown = present_record(live, unmask=False)
+    assert CALLER not in repr(shown) and shown["channels"][1] == "PJSIP/alice-02"
+    assert present_record(live, unmask=True) == live
+
+
+def test_mask_text_masks_numbers_in_free_text_but_not_ids():
+    from pbx_recorder.masking import mask_text
+
+    line = f"call pbx1_1732200000.42 from {CALLER} (+{DIALED}) at 1732200000.5 ext 1001, 4500 bytes"
+    masked = mask_text(line)
+    assert CALLER not in masked and DIALED not in masked
+    assert "pbx1_1732200000.42" in masked and "1732200000.5" in masked and "1001" in masked
+
+
+def test_log_lines_and_cli_errors_are_masked(tmp_path, capsys):
+    import io
+    import logging
+
+    from pbx_recorder import log_masking
+    from pbx_recorder.cli import main
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("test.masking")
+    logger.addHandler(handler)
+    log_masking.install(logger)
+    try:
+        logger.warning("caller %s hung up", CALLER)
+        try:
+            raise ValueError(f"bad caller id {CALLER}")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    assert CALLER not in stream.getvalue() and "491******5678" in stream.getvalue()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"catalog: {{path: {tmp_path}/cat.db}}\n")
+    assert main(["--config", str(cfg), "calls", "show", CALLER]) != 0
+    assert CALLER not in capsys.readouterr().err
+
+
+def test_channel_names_mask_numbers_but_keep_extensions_and_suffixes():
+    from pbx_recorder.masking import mask_channel
+
+    assert mask_channel(f"SIP/{CALLER}-00000001") == "SIP/491******5678-00000001"
+    assert mask_channel("PJSIP/1001-0000000a") == "PJSIP/1001-0000000a"
+    assert mask_channel(f"PJSIP/{DIALED}@trunk,30,tT") == "PJSIP/493***3456@trunk,30,tT"

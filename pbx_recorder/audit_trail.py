@@ -1,0 +1,192 @@
+"""The audit log (catalog table ``audit_log``): its one writer, its chain check, its reader.
+
+Every audit row goes through :func:`record`.  Rows are hash-chained like the ledger::
+
+    entry = canonical_json({"id", "at", "actor", "role", "action", "target", "detail"})
+    hash  = sha256(bytes.fromhex(prev_hash) || entry)        genesis prev_hash = "0" * 64
+
+``id`` is one more than the highest ever issued (row maximum or SQLite's AUTOINCREMENT counter),
+so a removed row leaves a gap.  The chain head is signed outside the database by
+``pbx_recorder.chain_head`` (chain ``audit``), so truncation and a recomputed chain are caught
+too.  Rows written before the chain existed (hash ``''``) are accepted only as a prefix.
+
+No phone number is ever written in clear: number-bearing detail keys and any value that is a
+bare number are masked (``pbx_recorder.masking``) before hashing, so erasure never has to
+rewrite a chained row.  Appends run in the caller's transaction when there is one (an
+autocommit connection gets its own ``BEGIN IMMEDIATE``, which also keeps two writers from
+forking the chain); on a connection with implicit transactions the row is committed at once,
+because an audit row must survive whatever the command does next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pbx_recorder.errors import CatalogError
+from pbx_recorder.manifest import canonical_json
+from pbx_recorder.masking import NUMBER_KEYS, mask_field, mask_text, mask_value
+
+GENESIS = "0" * 64
+_BARE_NUMBER_DIGITS = 5  # a bare value with at least this many digits and nothing else is a number
+
+
+@dataclass(frozen=True, slots=True)
+class AuditProblem:
+    id: int
+    what: str
+    expected: str = ""
+    found: str = ""
+
+    def __str__(self) -> str:
+        text = f"audit row {self.id}: {self.what}"
+        if self.expected or self.found:
+            text += f" (expected {self.expected or '-'}, found {self.found or '-'})"
+        return text
+
+
+def _is_bare_number(value: str) -> bool:
+    digits = sum(ch.isdigit() for ch in value)
+    return digits >= _BARE_NUMBER_DIGITS and all(ch.isdigit() or ch in "+ -()." for ch in value) \
+        and value.count(".") == 0
+
+
+def scrub(value: Any, key: str = "") -> Any:
+    """``value`` with every number masked (number-bearing keys, bare numbers anywhere)."""
+    if isinstance(value, Mapping):
+        return {str(k): scrub(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v, key) for v in value]
+    if key.lower() in NUMBER_KEYS:
+        return mask_value(key, value)
+    if isinstance(value, str):  # free text (a hold reason ...): phone-number-like runs masked
+        return mask_field(value) if _is_bare_number(value) else mask_text(value)
+    return value
+
+
+def entry_bytes(row_id: int, at: float, actor: str, role: str, action: str, target: str,
+                detail: Any) -> bytes:
+    return canonical_json({"id": row_id, "at": at, "actor": actor, "role": role, "action": action,
+                           "target": target, "detail": detail})
+
+
+def entry_hash(prev: str, row_id: int, at: float, actor: str, role: str, action: str, target: str,
+               detail: Any) -> str:
+    return hashlib.sha256(bytes.fromhex(prev) + entry_bytes(row_id, at, actor, role, action, target, detail)
+                          ).hexdigest()
+
+
+def _issued_max(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, target: str = "",
+           detail: Mapping[str, Any] | None = None, now: float) -> tuple[int, str]:
+    """Append one audit row; returns (id, hash)."""
+    clean_target = str(scrub(str(target or "")))
+    body = json.loads(json.dumps(scrub(dict(detail or {})), sort_keys=True, default=str))
+    own = not conn.in_transaction
+    try:
+        if own:
+            conn.execute("BEGIN IMMEDIATE")
+        head = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+        prev = head[1] if head and head[1] else GENESIS
+        row_id = max(head[0] if head else 0, _issued_max(conn)) + 1
+        digest = entry_hash(prev, row_id, float(now), actor, role, action, clean_target, body)
+        conn.execute("INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, hash) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (row_id, float(now), actor, role, action, clean_target,
+                      canonical_json(body).decode("utf-8"), prev, digest))
+        if own:
+            conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise CatalogError(f"audit log append failed: {exc}") from exc
+    return row_id, digest
+
+
+def verify_chain(conn: sqlite3.Connection) -> tuple[list[AuditProblem], int]:
+    """Problems of the audit chain, and how many unchained rows precede it (written before it)."""
+    problems: list[AuditProblem] = []
+    prev, expected_id, legacy, chained = GENESIS, None, 0, False
+    rows = conn.execute("SELECT id, at, actor, role, action, target, detail, prev_hash, hash "
+                        "FROM audit_log ORDER BY id")
+    for row_id, at, actor, role, action, target, detail_text, prev_hash, stored in rows:
+        if not stored and not chained:
+            legacy += 1
+            continue
+        if not stored:
+            problems.append(AuditProblem(row_id, "row outside the chain (not written by the audit writer)"))
+            continue
+        if chained and row_id != expected_id:
+            problems.append(AuditProblem(int(expected_id or 0), f"rows missing before row {row_id}",
+                                         str(expected_id), str(row_id)))
+        chained = True
+        if prev_hash != prev:
+            problems.append(AuditProblem(row_id, "prev_hash does not link to the previous row", prev,
+                                         str(prev_hash)))
+        try:
+            detail = json.loads(detail_text)
+        except ValueError:
+            problems.append(AuditProblem(row_id, "detail is not JSON"))
+            detail = detail_text
+        link = prev_hash if isinstance(prev_hash, str) and len(prev_hash) == 64 else GENESIS
+        try:
+            computed = entry_hash(link, row_id, float(at), actor, role, action, target, detail)
+        except ValueError:
+            computed = ""
+        if computed != stored:
+            problems.append(AuditProblem(row_id, "row content does not match its hash", computed,
+                                         str(stored)))
+        prev, expected_id = stored, row_id + 1
+    if chained and _issued_max(conn) >= (expected_id or 0):
+        problems.append(AuditProblem(int(expected_id or 0), "rows removed from the end of the audit log",
+                                     f"last id {_issued_max(conn)}", f"last id {(expected_id or 1) - 1}"))
+    return problems, legacy
+
+
+def entries(conn: sqlite3.Connection, *, actor: str | None = None, action: str | None = None,
+            target: str | None = None, since: float | None = None, until: float | None = None,
+            limit: int = 100) -> list[dict[str, Any]]:
+    """Audit rows, newest first, filtered (action: exact or a ``prefix*``)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if actor:
+        where.append("actor = ?")
+        params.append(actor)
+    if action:
+        if action.endswith("*"):
+            where.append("substr(action, 1, ?) = ?")
+            params += [len(action) - 1, action[:-1]]
+        else:
+            where.append("action = ?")
+            params.append(action)
+    if target:
+        where.append("target = ?")
+        params.append(target)
+    if since is not None:
+        where.append("at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("at < ?")
+        params.append(until)
+    sql = "SELECT id, at, actor, role, action, target, detail FROM audit_log"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(max(1, min(int(limit), 100_000)))
+    out = []
+    for row_id, at, who, role, act, tgt, detail_text in conn.execute(sql, params):
+        try:
+            detail = json.loads(detail_text)
+        except ValueError:
+            detail = detail_text
+        out.append({"id": row_id, "at": at, "actor": who, "role": role, "action": act, "target": tgt,
+                    "detail": detail})
+    return out

@@ -1,0 +1,130 @@
+"""Seals over call metadata: an ``UPDATE calls SET caller_num=...`` must not go unnoticed.
+
+The recorder signs the canonical JSON of a call row's identifying metadata with the node's
+Ed25519 key (``signing.key_file``) each time it writes the row, and stores the base64
+signature in ``calls.seal``.  ``verify`` recomputes it: a changed number, agent, time or
+consent decision, a seal copied from another call (the call id is sealed too) or a removed
+seal on a row that has metadata is a mismatch.
+
+Sealed: :data:`SEALED_COLUMNS`.  Not sealed: ``tags``, ``flags``, ``retention_class`` and
+``updated_at``, which lifecycle jobs change without the signing key (retention set-class);
+the numbers that matter for a recording are also in its signed manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from pbx_recorder.manifest import canonical_json
+
+SEALED_COLUMNS = (
+    "call_id", "pbx_node", "linkedid", "uniqueids", "direction", "caller_num", "caller_name", "callee_num",
+    "did", "queue", "agent", "region", "accountcode", "started_at", "answered_at", "ended_at", "duration",
+    "billsec", "disposition", "status", "rule", "record_decision", "consent_decision", "consent", "cdr",
+)
+_JSON_COLUMNS = ("uniqueids", "consent", "cdr")
+_DOMAIN = "pbx-recorder call seal v1"
+
+
+def _value(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # REAL 12.0 and INTEGER 12 seal alike
+    return value
+
+
+def sealed_bytes(row: Mapping[str, Any]) -> bytes:
+    body = {c: _value(c, row.get(c)) for c in SEALED_COLUMNS}
+    return canonical_json({"domain": _DOMAIN, "call": body})
+
+
+def has_metadata(row: Mapping[str, Any]) -> bool:
+    """False for a placeholder row (only the call id, as ``upsert_recording`` creates one)."""
+    empty: tuple[Any, ...] = (None, "", "[]", "{}", [], {})
+    return any(row.get(c) not in empty for c in SEALED_COLUMNS if c != "call_id")
+
+
+def seal(row: Mapping[str, Any], key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(key.sign(sealed_bytes(row))).decode("ascii")
+
+
+def seal_valid(row: Mapping[str, Any], public_key: Ed25519PublicKey) -> bool:
+    try:
+        public_key.verify(base64.b64decode(str(row.get("seal") or ""), validate=True), sealed_bytes(row))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _row(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
+    cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+    found = cur.fetchone()
+    if found is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], found, strict=True))
+
+
+def reseal(conn: sqlite3.Connection, call_id: str, key: Ed25519PrivateKey) -> None:
+    """Seal the call row as it is now in the catalog (after the recorder wrote it)."""
+    row = _row(conn, call_id)
+    if row is not None:
+        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ?", (seal(row, key), call_id))
+
+
+class CallSealer:
+    """``Catalog(sealer=...)``: called after every call row the recorder writes."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self.key = key
+
+    def __call__(self, conn: sqlite3.Connection, call_id: str) -> None:
+        reseal(conn, call_id, self.key)
+
+
+def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
+                call_id: str | None = None) -> list[tuple[str, str]]:
+    """(call id, what) for every call row whose seal is missing or does not verify."""
+    if call_id is None:
+        cur = conn.execute("SELECT * FROM calls ORDER BY call_id")
+    else:
+        cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+    names = [d[0] for d in cur.description]
+    if "seal" not in names:
+        return []
+    out = []
+    for values in cur.fetchall():
+        row = dict(zip(names, values, strict=True))
+        if not row.get("seal"):
+            if has_metadata(row):
+                out.append((str(row["call_id"]), "call metadata not sealed"))
+        elif not seal_valid(row, public_key):
+            out.append((str(row["call_id"]), "call metadata does not match its seal (numbers, agent, times "
+                                             "or consent changed)"))
+    return out
+
+
+def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey) -> int:
+    """Seal every call row that has metadata and no seal (rows written before sealing existed);
+    returns how many.  Only for ``ledger checkpoint --init``: a deliberate act after checking."""
+    cur = conn.execute("SELECT * FROM calls WHERE seal = ''")
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
+    todo = [r for r in rows if has_metadata(r)]
+    for row in todo:
+        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ? AND seal = ''",
+                     (seal(row, key), row["call_id"]))
+    if todo and conn.in_transaction:
+        conn.commit()
+    return len(todo)

@@ -1,0 +1,107 @@
+"""What ``verify`` compares a catalog row with besides storage: the ledger and the signed manifest.
+
+A catalog row is only a claim.  The ledger (hash-chained, its head signed outside the
+database: ``pbx_recorder.chain_head``) says where each recording was stored, with which hash,
+size and key; the signed manifest says which recording of which call it is and what the audio
+hashes to.  A row that disagrees with either was edited (or swapped with another row's values).
+Pure functions over rows and ledger entries; the caller reads the database.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from storage.hashing import digests_equal
+
+LOCATION_EVENTS = ("stored", "migrated")
+
+
+def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str, Any]:
+    """What the ledger says the row must hold now: tier, key, sha256 (stored bytes), size,
+    audio_sha256, encrypted, key_id, version_id; only the fields the ledger recorded."""
+    expect: dict[str, Any] = {}
+    for event, text in conn.execute("SELECT event, payload FROM ledger WHERE recording_id = ? AND event IN "
+                                    "('stored', 'migrated', 'rekeyed') ORDER BY seq", (recording_id,)):
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue  # the chain check names the broken row
+        if not isinstance(payload, Mapping):
+            continue
+        if event == "stored":
+            expect = {k: payload[k] for k in ("tier", "key", "sha256", "size", "audio_sha256", "encrypted",
+                                              "key_id", "version_id", "objects") if k in payload}
+        elif event == "migrated":
+            for src, dst in (("to", "tier"), ("key", "key"), ("sha256", "sha256")):
+                if payload.get(src):
+                    expect[dst] = payload[src]
+            expect.pop("version_id", None)  # a new object on another tier
+        elif payload.get("to_key_id"):
+            expect["key_id"] = payload["to_key_id"]
+    return {k: v for k, v in expect.items() if v not in (None, "")}
+
+
+def _manifest(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    manifest = row.get("manifest")
+    if isinstance(manifest, str):
+        try:
+            manifest = json.loads(manifest or "{}")
+        except ValueError:
+            return {}
+    return manifest if isinstance(manifest, Mapping) else {}
+
+
+def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(what, expected, found) for every field of ``row`` that its manifest or ledger contradicts."""
+    out: list[tuple[str, str, str]] = []
+    manifest = _manifest(row)
+    for field in ("recording_id", "call_id"):
+        if manifest.get(field) and str(manifest[field]) != str(row.get(field) or ""):
+            out.append((f"row {field} differs from its signed manifest", str(manifest[field]),
+                        str(row.get(field) or "")))
+    processing = manifest.get("processing")
+    if isinstance(processing, Mapping) and "encrypted" in processing \
+            and bool(processing["encrypted"]) != bool(row.get("encrypted")):
+        out.append(("row encryption flag differs from its signed manifest",
+                    str(bool(processing["encrypted"])), str(bool(row.get("encrypted")))))
+    checks = (("tier", "tier"), ("key", "storage_key"), ("sha256", "sha256"), ("size", "size"),
+              ("audio_sha256", "audio_sha256"), ("key_id", "key_id"))
+    for ledger_field, column in checks:
+        if ledger_field not in expect:
+            continue
+        want, have = str(expect[ledger_field]), str(row.get(column) if row.get(column) is not None else "")
+        same = digests_equal(want, have) if ledger_field.endswith("sha256") and have else want == have
+        if not same:
+            out.append((f"row {column} differs from the ledger", want, have))
+    listed_hashes = _listed_hashes(row)
+    for key, signed in sorted(dict(expect.get("objects") or {}).items()):
+        listed_hash = listed_hashes.get(str(key), "")
+        if listed_hash and not digests_equal(str(signed), listed_hash):
+            out.append((f"row objects[{key}] hash differs from the ledger", str(signed), listed_hash))
+    if "encrypted" in expect and bool(expect["encrypted"]) != bool(row.get("encrypted")):
+        out.append(("row encryption flag differs from the ledger", str(bool(expect["encrypted"])),
+                    str(bool(row.get("encrypted")))))
+    return out
+
+
+def _listed_hashes(row: Mapping[str, Any]) -> dict[str, str]:
+    raw = row.get("objects")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw or "[]")
+        except ValueError:
+            return {}
+    if not isinstance(raw, list):
+        return {}
+    return {str(o.get("key")): str(o.get("sha256") or "") for o in raw if isinstance(o, Mapping)}
+
+
+def vanished_ids(conn: sqlite3.Connection, present: set[str], only: str | None) -> list[str]:
+    """Recordings the ledger says were stored that have no catalog row and no deletion entry:
+    someone removed the row (and maybe the objects) outside the lifecycle."""
+    sql = ("SELECT DISTINCT recording_id FROM ledger WHERE event = 'stored' AND recording_id NOT IN "
+           "(SELECT recording_id FROM ledger WHERE event IN ('deleted', 'erased')) ORDER BY recording_id")
+    return [rid for (rid,) in conn.execute(sql) if rid not in present and (only is None or rid == only)]
