@@ -87,6 +87,11 @@ class Deployment:
     def key_of(self, rid: str) -> str:
         return str(self.catalog.get_recording(rid)["storage_key"])
 
+    def sidecar_of(self, rid: str) -> Path:
+        """The manifest sidecar's file (``.json``, or ``.jsonpbxr`` when sealed in the envelope)."""
+        objects = self.catalog.get_recording(rid)["objects"]
+        return self.tier.root / next(str(o["key"]) for o in objects if o["role"] == "manifest")
+
     def sql(self, *statements: str) -> None:
         """What an insider with write access to the catalog file does."""
         conn = sqlite3.connect(self.root / "cat.db")

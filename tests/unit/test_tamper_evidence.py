@@ -39,8 +39,9 @@ def test_a_clean_deployment_passes_every_check(dep, capsys):
 
 def test_deleted_row_and_objects_are_caught_by_every_command(dep, capsys):
     rid = "n1_1.1_call001"
+    sidecar = dep.sidecar_of(rid)
     (dep.tier.root / dep.key_of(rid)).unlink()
-    (dep.tier.root / dep.key_of(rid)).with_suffix(".json").unlink()
+    sidecar.unlink()
     dep.sql(f"DELETE FROM recordings WHERE recording_id = '{rid}'")
     for args in (("verify",), ("verify", "--deep"), ("ledger", "verify")):
         code, out = dep.cli(capsys, *args)
@@ -213,8 +214,10 @@ def test_outage_pending_and_mismatch_are_told_apart(dep, capsys, monkeypatch):
 def test_replaced_manifest_sidecar_with_edited_objects_list_is_caught(dep, capsys):
     """The sidecar holds the CDR: replaced, and its hash in the row's objects list rewritten."""
     rid = "n1_1.1_call001"
-    sidecar = (dep.tier.root / dep.key_of(rid)).with_suffix(".json")
-    forged = sidecar.read_bytes().replace(b"4930123456", b"4999999999")
+    sidecar = dep.sidecar_of(rid)
+    original = sidecar.read_bytes()
+    forged = original[:-16] + bytes(16)  # a sealed sidecar re-written by someone without the key
+    assert forged != original
     sidecar.write_bytes(forged)
     objects = dep.catalog.get_recording(rid)["objects"]
     for o in objects:
