@@ -27,7 +27,7 @@ from pbx_recorder.lifecycle.migration import Migrator, Target  # noqa: E402
 from pbx_recorder.recording_objects import version_of  # noqa: E402
 
 pytestmark = pytest.mark.real
-RULE_CLASS = "COLD-TIER"  # an admin-named class, like an RGW cloud-tier class: no server here takes a PUT into it
+RULE_CLASS = "COLD-TIER"  # admin-named, like an RGW cloud-tier class: no server here takes a PUT into it
 
 
 def _migrate(env, cold) -> tuple:
@@ -56,7 +56,8 @@ def test_a_direct_write_into_a_rule_only_class_is_refused_for_good(moto_tier, tm
     env = make_env(tmp_path, names=("hot",))
     prog, key = _migrate(env, moto_tier(lock=False, storage_class=RULE_CLASS))
     assert prog.done == 0 and prog.failed == 1
-    assert "InvalidStorageClass (HTTP 400)" in prog.errors[0] and f"StorageClass={RULE_CLASS}" in prog.errors[0]
+    assert "InvalidStorageClass (HTTP 400)" in prog.errors[0]
+    assert f"StorageClass={RULE_CLASS}" in prog.errors[0]
     with pytest.raises(StorageRefused, match="not retried"):
         moto_tier(lock=False, storage_class=RULE_CLASS).put("x.wav", io.BytesIO(b"x"))
     assert rec(env, "r")["tier"] == "hot" and env.tiers["hot"].stat(key) is not None
@@ -162,8 +163,8 @@ def test_restore_of_a_readable_class_says_so(moto_tier, tmp_path) -> None:
     env.tiers["cold"] = tier
     add_call(env, "c")
     env.conn.execute("INSERT INTO recordings (recording_id, call_id, state, sha256, tier, storage_key,"
-                     " storage_class, created_at) VALUES ('r','c','migrated','x','cold','ia.wav','GLACIER',?)",
-                     (NOW,))
+                     " storage_class, created_at)"
+                     " VALUES ('r','c','migrated','x','cold','ia.wav','GLACIER',?)", (NOW,))
     assert access.restore(env.conn, rec(env, "r"), env.tiers) == ""
     assert access.object_class(rec(env, "r"), env.tiers) == "STANDARD_IA"
 
