@@ -59,6 +59,7 @@ class VerifyReport:
     checked: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # "rid: why" the storage server refused for good
 
     @property
     def ok(self) -> bool:
@@ -127,6 +128,21 @@ def _removed_ids(conn: sqlite3.Connection, present: set[str], only: str | None) 
     return [rid for rid in found if rid not in present and (only is None or rid == only)]
 
 
+def _refused(conn: sqlite3.Connection, only: str | None) -> list[str]:
+    """Recordings the shipper parked after a permanent refusal (state ship_failed), with why."""
+    out = []
+    for rid, flags in conn.execute("SELECT recording_id, flags FROM recordings WHERE state='ship_failed'"
+                                   " ORDER BY created_at, recording_id"):
+        if only is not None and rid != only:
+            continue
+        try:
+            why = [str(f) for f in json.loads(flags or "[]") if str(f).startswith("ship_refused")]
+        except ValueError:
+            why = []
+        out.append(f"{rid}: {why[-1] if why else 'ship_refused'} (waiting in the spool, not retried)")
+    return out
+
+
 def expected_plaintext_sha256(row: Mapping[str, Any]) -> str:
     """What the primary object decrypts to: ``manifest.processing.plaintext_sha256`` (set by
     EncryptStage; differs from ``audio_sha256`` after transcoding), else ``audio_sha256``."""
@@ -167,6 +183,7 @@ class Verifier:
         for rid in removed:  # erasure removes the row; the ledger still says where the audio was
             report.checked += 1
             self._check_gone(rid, "erased (catalog row removed)", set(), report)
+        report.refused = _refused(self.conn, recording_id)
         for p in ledger.verify_chain(self.conn):
             report.mismatches.append(Mismatch(p.recording_id, f"ledger seq {p.seq}: {p.what}",
                                               p.expected, p.found))

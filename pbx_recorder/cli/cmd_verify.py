@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from pbx_recorder.cli import crypto_setup
-from pbx_recorder.errors import IntegrityError
+from pbx_recorder.errors import IntegrityError, StorageRefused
 from pbx_recorder.signing import load_public_key, public_key_path
 from pbx_recorder.verify import Verifier, catalog_connection
 from storage.factory import build_tiers
@@ -43,7 +43,13 @@ def register(group: click.Group) -> None:
             click.echo("note: no signing key found: manifest signatures not checked")
         for m in report.mismatches:
             click.echo(f"MISMATCH {m}")
+        for line in report.refused:
+            click.echo(f"REFUSED {line}")
         click.echo(f"checked {report.checked} recordings{' (deep)' if deep else ''}: "
-                   f"{len(report.mismatches)} mismatches")
+                   f"{len(report.mismatches)} mismatches"
+                   + (f", {len(report.refused)} refused by the storage server" if report.refused else ""))
         if report.mismatches:
             raise IntegrityError(f"verification found {len(report.mismatches)} mismatches")
+        if report.refused:
+            raise StorageRefused(f"{len(report.refused)} recording(s) refused by the storage server: "
+                                 "fix the tier (check-config --probe), then restart the daemon")

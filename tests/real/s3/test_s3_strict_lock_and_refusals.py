@@ -31,6 +31,7 @@ from pbx_recorder.manifest import Manifest, ManifestFile  # noqa: E402
 from pbx_recorder.shipper import Shipper  # noqa: E402
 from pbx_recorder.spool import Spool  # noqa: E402
 from pbx_recorder.tier_probe import check_at_start  # noqa: E402
+from pbx_recorder.verify import Verifier, catalog_connection  # noqa: E402
 
 pytestmark = pytest.mark.real
 
@@ -120,6 +121,13 @@ def test_a_permanent_refusal_is_parked_not_retried(moto_tier, tmp_path) -> None:
     assert "InvalidRequest (HTTP 400): Bucket is missing ObjectLockConfiguration" in flag
     assert "ObjectLockMode=GOVERNANCE" in flag  # what was asked
     assert [e.recording_id for e in spool.pending()] == [rid]  # kept for when the cause is fixed
+    conn = catalog_connection(tmp_path / "catalog.db")
+    try:
+        report = Verifier(conn, {"hot": tier}).run()  # before: verify said nothing about it
+    finally:
+        conn.close()
+    assert len(report.refused) == 1 and report.refused[0].startswith(rid)
+    assert "Bucket is missing ObjectLockConfiguration" in report.refused[0]
 
 
 def test_the_probe_finds_what_the_bucket_cannot_do(moto_tier, weed_tier) -> None:
