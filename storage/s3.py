@@ -298,8 +298,13 @@ class S3Tier(S3LifecycleOps):
             raise translate(exc, "read-back", full, self.name) from exc
 
     def _discard(self, full: str, why: str) -> None:
+        """Remove the version a failed put just wrote (on a versioned bucket a plain delete
+        would only add a delete marker over it)."""
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=full)
+            head = self.client.head_object(Bucket=self.bucket, Key=full, **self.sse.read_args())
+            vid = head.get("VersionId")
+            self.client.delete_object(Bucket=self.bucket, Key=full,
+                                      **({"VersionId": vid} if vid and vid != "null" else {}))
         except (ClientError, BotoCoreError) as exc:
             log.error("could not remove %s after failed put (%s): %s", full, why, exc)
 
