@@ -130,6 +130,22 @@ def test_a_permanent_refusal_is_parked_not_retried(moto_tier, tmp_path) -> None:
     assert "Bucket is missing ObjectLockConfiguration" in report.refused[0]
 
 
+def test_sse_s3_without_a_kms_is_refused_for_good_and_found_by_the_probe(rgw_tier, tmp_path) -> None:
+    """Ceph RGW without a KMS answers SSE-S3 with InvalidRequest and no message (before: retried
+    forever as "InvalidRequest: no message")."""
+    tier = rgw_tier(lock=False, sse=_sse("AES256"))
+    spool, catalog = Spool(tmp_path / "spool"), Catalog(tmp_path / "catalog.db")
+    rid = _spool_one(spool, tmp_path)
+    shipper = Shipper(spool, catalog, lambda region: tier, clock=lambda: NOW)
+    assert shipper.ship_once().refused == [rid]
+    why = shipper.parked[rid]
+    assert "InvalidRequest (HTTP 400): the server sent no message" in why
+    assert "asked for ServerSideEncryption=AES256" in why
+    report = tier.probe()
+    assert not report.ok and "ServerSideEncryption=AES256" in report.errors[0]
+    assert rgw_tier(lock=False).probe().ok  # without SSE the same server stores recordings
+
+
 def test_the_probe_finds_what_the_bucket_cannot_do(moto_tier, weed_tier) -> None:
     no_lock = moto_tier(lock=False, object_lock_mode="COMPLIANCE", object_lock_days=1)
     report = no_lock.probe()
