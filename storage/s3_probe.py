@@ -5,7 +5,8 @@ bucket without Object Lock, a class only a lifecycle rule reaches) refuses every
 with a 4xx; better to hear it at start-up than from a spool that never drains.  The probe
 writes one small object under ``<prefix>_pbx-recorder-probe/`` with exactly the options a
 recording gets, reads back what the server applied (HEAD), and deletes it (every version).
-With a retention mode the probe's retention lasts 2 s, so the probe can delete it after.
+On a bucket with Object Lock the probe's own retention lasts about 3 s (overriding any
+bucket default retention), so the probe can delete it after.
 Only S3 codes are looked at; nothing here knows which server answers.
 """
 
@@ -70,9 +71,11 @@ def _probe(tier: S3Tier, report: ProbeReport) -> None:
     if tier.storage_class and tier.class_transition == "direct":
         extra["StorageClass"] = tier.storage_class
     retain = None
-    if tier.object_lock_mode:
+    if tier.object_lock_mode or tier.bucket_has_object_lock():
+        # our own short retention also overrides a bucket default retention that would keep
+        # the probe object for months
         retain = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=PROBE_RETAIN_S + 1)
-        extra.update(ObjectLockMode=tier.object_lock_mode, ObjectLockRetainUntilDate=retain)
+        extra.update(ObjectLockMode=tier.object_lock_mode or "GOVERNANCE", ObjectLockRetainUntilDate=retain)
     asked = tier.describe_write(extra)
     try:
         resp = tier._call("probe write", key, tier.client.put_object, asked=asked, Bucket=tier.bucket,

@@ -164,6 +164,16 @@ def test_the_probe_finds_what_the_bucket_cannot_do(moto_tier, weed_tier) -> None
     assert not left.get("Versions") and not left.get("DeleteMarkers")  # the probe cleaned up
 
 
+def test_the_probe_leaves_nothing_under_a_bucket_default_retention(weed_tier) -> None:
+    tier = weed_tier(lock=True)
+    tier.client.put_object_lock_configuration(Bucket=tier.bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 30}}})
+    report = tier.probe()
+    assert report.ok and report.warnings == [], report
+    left = tier.client.list_object_versions(Bucket=tier.bucket)
+    assert not left.get("Versions") and not left.get("DeleteMarkers")
+
+
 def test_check_config_probe_exit_4(moto_s3, tmp_path, capsys) -> None:
     client = moto_tier_client(moto_s3)
     client.create_bucket(Bucket="rec-probe-cli")
