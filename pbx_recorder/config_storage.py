@@ -115,7 +115,7 @@ def _s3_tier(name: str, t: Node) -> S3TierConfig:
         allow_governance_bypass=t.get_bool("allow_governance_bypass", False),
         class_transition=t.get_str("class_transition", "direct", choices=("direct", "lifecycle")),
         archive_classes=tuple(c.upper() for c in t.get_str_list("archive_classes"))
-        if t.has("archive_classes") else ("GLACIER", "DEEP_ARCHIVE"),
+        if t.has("archive_classes") else S3TierConfig.archive_classes,
     )
     if tier.class_transition == "lifecycle" and not tier.storage_class:
         t.error("storage_class", "with class_transition: lifecycle, name the class the bucket's rule moves "

@@ -20,6 +20,7 @@ from typing import Any
 
 from pbx_recorder.errors import ConfigError
 from storage.s3 import S3Tier
+from storage.s3_objects import DEFAULT_ARCHIVE_CLASSES
 from storage.s3_sse import SseConfig
 
 
@@ -96,6 +97,6 @@ def build_s3_tier(name: str, cfg: Any) -> S3Tier:
             verify_readback=bool(_get(cfg, "verify_readback", True)),
             allow_governance_bypass=bool(_get(cfg, "allow_governance_bypass", False)),
             class_transition=str(_get(cfg, "class_transition", "direct")),
-            archive_classes=tuple(_get(cfg, "archive_classes", ("GLACIER", "DEEP_ARCHIVE"))))
+            archive_classes=tuple(_get(cfg, "archive_classes", DEFAULT_ARCHIVE_CLASSES)))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid s3 tier setting: {exc}", key=where) from exc
