@@ -96,11 +96,11 @@ def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None) -> None:
             click.echo(busy)
             return
         prog = m.run(now, limit=limit, progress=lambda p: click.echo(p.line()))
+        followed = rt.follow_transitions()
     for err in prog.errors:
         click.echo(f"failed: {err}", err=True)
     for kept in prog.kept_sources:
         click.echo(f"source kept: {kept}", err=True)
-    followed = rt.follow_transitions(now)
     for change in followed:
         click.echo(f"class followed: {change}")
     click.echo(f"done: {prog.line()}")

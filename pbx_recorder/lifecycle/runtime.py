@@ -88,7 +88,7 @@ class Runtime:
             batch_size=st.migration.batch_size,
         )
 
-    def follow_transitions(self, now: float) -> list[str]:
+    def follow_transitions(self) -> list[str]:
         """Catalog classes brought up to date on tiers a bucket lifecycle rule moves (see transitions)."""
         from pbx_recorder.lifecycle import transitions
 
