@@ -18,7 +18,8 @@ def probe_tiers(storage_config: Any, tiers: Mapping[str, Any] | None = None) -> 
         from storage.factory import build_tiers
 
         tiers = build_tiers(storage_config)
-    return [t.probe() for t in tiers.values() if callable(getattr(t, "probe", None))]
+    probes = [getattr(t, "probe", None) for t in tiers.values()]
+    return [probe() for probe in probes if callable(probe)]
 
 
 def check_at_start(tiers: Mapping[str, Any], hot: set[str]) -> None:
