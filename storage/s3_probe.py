@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pbx_recorder.errors import StorageError, StorageRefused, TierUnavailable
+from pbx_recorder.errors import NotFound, StorageError, StorageRefused, TierUnavailable
 from storage.s3_errors import error_code, error_message, translate
 
 if TYPE_CHECKING:
@@ -61,7 +61,11 @@ def probe_tier(tier: S3Tier) -> ProbeReport:
 
 
 def _probe(tier: S3Tier, report: ProbeReport) -> None:
-    tier._call("check bucket", tier.bucket, tier.client.head_bucket, Bucket=tier.bucket)
+    try:
+        tier._call("check bucket", tier.bucket, tier.client.head_bucket, Bucket=tier.bucket)
+    except NotFound:  # HEAD has no body: a missing bucket is a bare 404
+        report.errors.append(f"bucket {tier.bucket} does not exist")
+        return
     if tier.object_lock_mode and not tier.bucket_has_object_lock():
         report.errors.append(f"object_lock.mode is {tier.object_lock_mode} but bucket {tier.bucket} has no "
                              "Object Lock (it can only be enabled when the bucket is created)")

@@ -157,6 +157,8 @@ def test_the_probe_finds_what_the_bucket_cannot_do(moto_tier, weed_tier) -> None
     with pytest.raises(StorageRefused, match="refuses what the config asks"):
         check_at_start({"hot": bad_class, "cold": no_lock}, {"hot"})
     check_at_start({"hot": moto_tier(lock=False), "cold": no_lock}, {"hot"})  # only the hot tier blocks
+    gone = moto_tier(lock=False, bucket="rec-no-such-bucket")
+    assert gone.probe().errors == ["bucket rec-no-such-bucket does not exist"]
     good = weed_tier(lock=True, object_lock_mode="COMPLIANCE", object_lock_days=1, sse=_sse("AES256"))
     report = good.probe()
     assert report.ok and report.warnings == [], report
