@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite and the demo need:
 # Asterisk 16 (from Debian bullseye / bullseye-security), sipp, redis-server, sox, espeak-ng,
-# opus-tools (opusenc/opusdec: archival Opus transcoding; Debian's sox cannot write Opus).
+# opus-tools (opusenc/opusdec: archival Opus transcoding; Debian's sox cannot write Opus),
+# Ceph 16 (ceph-mon, ceph-osd, radosgw: the S3 tests start a throwaway one-node RGW, a strict
+# S3 server; nothing is configured in /etc/ceph, so no system Ceph service starts).
 # The Debian mirror is derived from this machine's own apt sources (their URIs: lines);
 # no registry host is written here.
 set -euo pipefail
@@ -14,6 +16,9 @@ command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v opusenc >/dev/null 2>&1 || need+=(opus-tools)
 [ -d /usr/share/asterisk/sounds/en ] || need+=(asterisk-core-sounds-en-gsm)
+command -v radosgw >/dev/null 2>&1 || need+=(radosgw)
+command -v ceph-mon >/dev/null 2>&1 || need+=(ceph-mon)
+command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-system: everything present"
   exit 0
@@ -64,7 +69,8 @@ PREF
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools >/dev/null
+  asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools \
+  ceph-mon ceph-osd ceph-base ceph-common radosgw >/dev/null
 # A freshly installed package starts a system service on the default ports; the tests run
 # private instances.  Stop only what THIS run installed: never an Asterisk or Redis that was
 # already running on this host (a production PBX).

@@ -215,6 +215,9 @@ class S3TierConfig:
     object_lock: ObjectLockConfig = field(default_factory=ObjectLockConfig)
     multipart_threshold_mb: int = 8
     verify_readback: bool = True
+    allow_governance_bypass: bool = False  # delete GOVERNANCE-retained objects (needs the permission)
+    class_transition: str = "direct"  # direct: PUT writes storage_class | lifecycle: a bucket rule moves them
+    archive_classes: tuple[str, ...] = ("GLACIER", "DEEP_ARCHIVE")  # classes that need a restore to read
     type: str = "s3"
 
 

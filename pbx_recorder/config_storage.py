@@ -112,7 +112,14 @@ def _s3_tier(name: str, t: Node) -> S3TierConfig:
         object_lock=lock,
         multipart_threshold_mb=t.get_int("multipart_threshold_mb", 8, lo=5, hi=5 * 1024),
         verify_readback=t.get_bool("verify_readback", True),
+        allow_governance_bypass=t.get_bool("allow_governance_bypass", False),
+        class_transition=t.get_str("class_transition", "direct", choices=("direct", "lifecycle")),
+        archive_classes=tuple(c.upper() for c in t.get_str_list("archive_classes"))
+        if t.has("archive_classes") else S3TierConfig.archive_classes,
     )
+    if tier.class_transition == "lifecycle" and not tier.storage_class:
+        t.error("storage_class", "with class_transition: lifecycle, name the class the bucket's rule moves "
+                                 "objects to")
     if tier.sse == "aws:kms" and not tier.kms_key_id:
         t.error("kms_key_id", "is required with sse: aws:kms")
     if tier.sse == "SSE-C" and tier.sse_c_key_file is None:

@@ -35,6 +35,7 @@ from pbx_recorder.constants import STATE_FINALIZED
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.metrics import call_outcome
 from pbx_recorder.metrics_sampler import MetricsSampler
+from pbx_recorder.tier_probe import check_at_start
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ class Daemon:
         if recovered or incomplete:
             log.info("spool recovery: %d repaired, %d need an operator", len(recovered), len(incomplete))
         await asyncio.to_thread(self._abort_stale_uploads)
+        hot = set(hot_tiers(self.app.config, self.app.tiers))
+        await asyncio.to_thread(check_at_start, self.app.tiers, hot)  # StorageRefused: do not start
         self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
         self.agi.start()
         log.info(

@@ -13,7 +13,8 @@ carries the exit code the CLI returns for it.
     │   ├── PbxDisconnected                     the connection went away (pending actions fail with it)
     │   └── EslError                            FreeSWITCH event socket problems
     ├── StorageError                   exit 4   a tier could not read/write
-    │   ├── TierUnavailable                     endpoint/disk unreachable: retry later
+    │   ├── TierUnavailable                     endpoint/disk unreachable: retry later (transient)
+    │   ├── StorageRefused                      the server refused for good (a 4xx): fix, don't retry
     │   ├── IntegrityError                      hash or signature mismatch
     │   ├── ObjectNotRestored                   cold object must be restored first
     │   └── SpoolFull                           no room on the spool disk
@@ -88,6 +89,11 @@ class StorageError(RecorderError):
 
 class TierUnavailable(StorageError):
     pass
+
+
+class StorageRefused(StorageError):
+    """A permanent refusal by the storage server (an S3 4xx such as InvalidArgument, AccessDenied,
+    InvalidStorageClass): the same request will be refused again, so it is not retried."""
 
 
 class IntegrityError(StorageError):

@@ -50,6 +50,7 @@ class NullMetrics:
     def consent(self, decision: str) -> None: ...
     def shipped(self) -> None: ...
     def ship_failed(self, reason: str) -> None: ...
+    def ship_refused(self, parked: int) -> None: ...
     def ami_reconnects(self, count: int) -> None: ...
     def injection_attempts(self, count: int) -> None: ...
     def action_failed(self, command_name: str) -> None: ...
@@ -75,6 +76,9 @@ class Metrics(NullMetrics):
                                      "from the spool", registry=r)
         self.ship_failures = Counter("pbxrec_ship_failures", "Failed shipping attempts (kept in the spool, "
                                      "retried)", ["reason"], registry=r)
+        self.refused = Gauge("pbxrec_ship_refused", "Recordings the storage server refused for good (a 4xx): "
+                             "kept in the spool, not retried until the cause is fixed and the daemon "
+                             "restarted", registry=r)
         self.reconnects = Counter("pbxrec_ami_reconnects", "AMI connections after the first", registry=r)
         self.injections = Counter("pbxrec_ami_injection_attempts", "AMI frames showing caller-data "
                                   "injection (header, framing, forged Hangup)", registry=r)
@@ -125,6 +129,9 @@ class Metrics(NullMetrics):
     def ship_failed(self, reason: str) -> None:
         self.ship_failures.labels(reason=reason).inc()
 
+    def ship_refused(self, parked: int) -> None:
+        self.refused.set(parked)
+
     def ami_reconnects(self, count: int) -> None:
         if count > 0:
             self.reconnects.inc(count)
@@ -159,9 +166,17 @@ class Metrics(NullMetrics):
 
 def ship_failure_reason(exc: BaseException) -> str:
     """A bounded label for a shipping failure."""
-    from pbx_recorder.errors import CatalogError, CryptoError, IntegrityError, StorageError, TierUnavailable
+    from pbx_recorder.errors import (
+        CatalogError,
+        CryptoError,
+        IntegrityError,
+        StorageError,
+        StorageRefused,
+        TierUnavailable,
+    )
 
-    for kind, reason in ((TierUnavailable, "tier_unavailable"), (IntegrityError, "integrity"),
+    for kind, reason in ((TierUnavailable, "tier_unavailable"), (StorageRefused, "refused"),
+                         (IntegrityError, "integrity"),
                          (StorageError, "storage"), (CatalogError, "catalog"), (CryptoError, "crypto"),
                          (OSError, "io")):
         if isinstance(exc, kind):

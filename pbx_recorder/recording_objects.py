@@ -45,12 +45,22 @@ def original_role(index: int, file_role: str) -> str:
 
 
 def to_json(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The catalog form: ``[{key, role, sha256, size}, ...]``."""
+    """The catalog form: ``[{key, role, sha256, size[, version_id]}, ...]`` (``version_id``: the
+    S3 version recorded at store time, when the bucket is versioned)."""
     return [
         {"key": str(e["key"]), "role": str(e["role"]), "sha256": str(e.get("sha256") or ""),
-         "size": None if e.get("size") is None else int(e["size"])}
+         "size": None if e.get("size") is None else int(e["size"]),
+         **({"version_id": str(e["version_id"])} if e.get("version_id") else {})}
         for e in entries
     ]
+
+
+def version_of(rec: Mapping[str, Any], key: str) -> str:
+    """The version id recorded at store time for ``key`` ("" when none was)."""
+    for o in listed(rec):
+        if o.get("key") == key:
+            return str(o.get("version_id") or "")
+    return ""
 
 
 def listed(rec: Mapping[str, Any]) -> list[dict[str, Any]]:

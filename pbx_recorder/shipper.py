@@ -2,7 +2,11 @@
 
 A file leaves the spool only after the stored copy verified and the catalog says so.
 Idempotent by recording id; one claim per recording (``claimer``); per-entry
-exponential backoff on failure (the entry stays in the spool).
+exponential backoff on a transient failure (the entry stays in the spool).  A permanent
+refusal by the storage server (``StorageRefused``: a 4xx such as InvalidArgument) is not
+retried: the entry stays in the spool, parked until the daemon restarts (after the cause is
+fixed), the catalog row goes to state ``ship_failed`` with the server's message in its flags,
+and the ``pbxrec_ship_refused`` gauge and an ERROR line say so.
 
 Extension points (used by other modules without editing this file):
   * ``prepare_stages``: ``(path, manifest) -> (path, manifest)`` applied to each file before
@@ -34,7 +38,13 @@ from typing import Any, Protocol
 
 from pbx_recorder import recording_objects
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.errors import IntegrityError, RecorderError, TierUnavailable
+from pbx_recorder.errors import (
+    IntegrityError,
+    ObjectNotRestored,
+    RecorderError,
+    StorageRefused,
+    TierUnavailable,
+)
 from pbx_recorder.manifest import Manifest
 from pbx_recorder.metrics import NullMetrics, ship_failure_reason
 from pbx_recorder.naming import storage_key
@@ -51,7 +61,15 @@ CATALOG_PROCESSING_KEYS = ("format", "encrypted", "key_id", "wrapped_key", "stor
 SEALED_MANIFEST_EXT = "jsonpbxr"  # the manifest sidecar in the PBXR envelope (recording's data key)
 # Archive classes cannot be read back before a restore: for them the checksum the tier
 # checked during put() is the verification (the tier raises IntegrityError on mismatch).
+# Which classes those are is the tier's to say (``is_archive_class``, configurable); this
+# is the default for tiers that do not.
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+REFUSED_FLAG = "ship_refused"
+
+
+def _is_archive(tier: Tier, storage_class: str) -> bool:
+    check = getattr(tier, "is_archive_class", None)
+    return bool(check(storage_class)) if callable(check) else storage_class.upper() in ARCHIVE_CLASSES
 
 
 class Claimer(Protocol):
@@ -104,6 +122,7 @@ class ShipSummary:
     already: list[str] = field(default_factory=list)  # catalog had it verified: spool cleaned
     retrying: list[str] = field(default_factory=list)  # failed this time, kept in the spool
     waiting: list[str] = field(default_factory=list)  # in backoff, not tried
+    refused: list[str] = field(default_factory=list)  # refused for good: parked, not retried
     claimed_elsewhere: list[str] = field(default_factory=list)
 
 
@@ -152,6 +171,7 @@ class Shipper:
         self.metrics = metrics or NullMetrics()
         self._attempts: dict[str, int] = {}
         self._next_at: dict[str, float] = {}
+        self.parked: dict[str, str] = {}  # recording id -> the permanent refusal (until restart)
 
     # -- one entry -----------------------------------------------------------------
     def _already_done(self, entry: SpoolEntry) -> bool:
@@ -224,12 +244,16 @@ class Shipper:
         stored: list[tuple[str, StoredObject]] = []
         for role, key, path, expected in plan:
             obj = tier.put(key, path, sha256=expected, options=opts)
-            if obj.storage_class.upper() in ARCHIVE_CLASSES or opts.storage_class.upper() in ARCHIVE_CLASSES:
-                if expected is not None and not digests_equal(obj.sha256, expected):
-                    raise IntegrityError(f"tier {tier.name}: {key} stored with another hash",
+            if not _is_archive(tier, obj.storage_class) and not _is_archive(tier, opts.storage_class):
+                try:
+                    ok = tier.verify(key, obj.sha256)
+                except ObjectNotRestored:  # a class only the server knows is cold: put's check stands
+                    ok = expected is None or digests_equal(obj.sha256, expected)
+                if not ok:
+                    raise IntegrityError(f"tier {tier.name}: {key} does not verify after put",
                                          call_id=manifest.call_id)
-            elif not tier.verify(key, obj.sha256):
-                raise IntegrityError(f"tier {tier.name}: {key} does not verify after put",
+            elif expected is not None and not digests_equal(obj.sha256, expected):
+                raise IntegrityError(f"tier {tier.name}: {key} stored with another hash",
                                      call_id=manifest.call_id)
             stored.append((role, obj))
         return manifest, tier, stored
@@ -248,7 +272,8 @@ class Shipper:
             "flags": list(manifest.flags), "created_at": manifest.created_at or self.clock(),
             "stored_at": self.clock(),
             "objects": recording_objects.to_json(
-                {"key": o.key, "role": role, "sha256": o.sha256, "size": o.size} for role, o in stored),
+                {"key": o.key, "role": role, "sha256": o.sha256, "size": o.size, "version_id": o.version_id}
+                for role, o in stored),
         }
         for key in CATALOG_PROCESSING_KEYS:
             if key in manifest.processing:
@@ -297,11 +322,18 @@ class Shipper:
         for entry in self.spool.pending():
             rid, call_id = entry.recording_id, entry.manifest.call_id
             now = self.clock()
+            if rid in self.parked:
+                summary.refused.append(rid)
+                continue
             if self._next_at.get(rid, 0.0) > now:
                 summary.waiting.append(rid)
                 continue
             try:
                 outcome = self.ship_entry(entry)
+            except StorageRefused as exc:
+                self._park(rid, call_id, exc)
+                summary.refused.append(rid)
+                continue
             except TierUnavailable as exc:
                 delay = self._backoff(rid, now)
                 log.warning("recording %s (call %s): tier unavailable (%s); retry in %.0fs",
@@ -324,14 +356,29 @@ class Shipper:
              "claimed": summary.claimed_elsewhere}[outcome].append(rid)
         return summary
 
+    def _park(self, rid: str, call_id: str, exc: StorageRefused) -> None:
+        """A permanent refusal: no retry; say so in the log, the metrics and the catalog."""
+        self.parked[rid] = str(exc)
+        log.error("recording %s (call %s): the storage server refused it for good, not retried: %s; "
+                  "fix the tier's settings or the bucket (check-config --probe), then restart the daemon: "
+                  "the recording is kept in the spool", rid, call_id, exc)
+        self.metrics.ship_failed(ship_failure_reason(exc))
+        self.metrics.ship_refused(len(self.parked))
+        try:
+            row = self.catalog.get_recording(rid) or {}
+            flags = [f for f in row.get("flags") or [] if not str(f).startswith(REFUSED_FLAG)]
+            self.catalog.mark_state(rid, "ship_failed", flags=[*flags, f"{REFUSED_FLAG}: {str(exc)[:500]}"])
+        except RecorderError as cat_exc:
+            log.error("recording %s: could not mark ship_failed in the catalog: %s", rid, cat_exc)
+
     async def run(self, stop_event: asyncio.Event, interval_s: float = 1.0) -> None:
         """Ship until ``stop_event`` is set (blocking work runs in a thread)."""
         while not stop_event.is_set():
             try:
                 summary = await asyncio.to_thread(self.ship_once)
                 if summary.shipped or summary.retrying:
-                    log.info("shipper: %d shipped, %d retrying, %d waiting", len(summary.shipped),
-                             len(summary.retrying), len(summary.waiting))
+                    log.info("shipper: %d shipped, %d retrying, %d waiting, %d refused", len(summary.shipped),
+                             len(summary.retrying), len(summary.waiting), len(summary.refused))
             except (RecorderError, OSError) as exc:
                 log.error("shipper pass failed: %s", exc)
             try:

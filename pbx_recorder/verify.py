@@ -84,6 +84,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # "rid: why" the storage server refused for good
 
     @property
     def ok(self) -> bool:
@@ -91,9 +92,11 @@ class VerifyReport:
 
     @property
     def status(self) -> str:
-        """``mismatch`` > ``unreachable`` > ``pending`` > ``ok``."""
+        """``mismatch`` > ``refused`` > ``unreachable`` > ``pending`` > ``ok``."""
         if self.mismatches:
             return "mismatch"
+        if self.refused:
+            return "refused"
         if self.unreachable:
             return "unreachable"
         return "pending" if self.pending else "ok"
@@ -161,6 +164,21 @@ def _removed_ids(conn: sqlite3.Connection, present: set[str], only: str | None) 
     return [rid for rid in found if rid not in present and (only is None or rid == only)]
 
 
+def _refused(conn: sqlite3.Connection, only: str | None) -> list[str]:
+    """Recordings the shipper parked after a permanent refusal (state ship_failed), with why."""
+    out = []
+    for rid, flags in conn.execute("SELECT recording_id, flags FROM recordings WHERE state='ship_failed'"
+                                   " ORDER BY created_at, recording_id"):
+        if only is not None and rid != only:
+            continue
+        try:
+            why = [str(f) for f in json.loads(flags or "[]") if str(f).startswith("ship_refused")]
+        except ValueError:
+            why = []
+        out.append(f"{rid}: {why[-1] if why else 'ship_refused'} (waiting in the spool, not retried)")
+    return out
+
+
 def expected_plaintext_sha256(row: Mapping[str, Any]) -> str:
     """What the primary object decrypts to: ``manifest.processing.plaintext_sha256`` (set by
     EncryptStage; differs from ``audio_sha256`` after transcoding), else ``audio_sha256``."""
@@ -215,6 +233,7 @@ class Verifier:
                            if rid not in present]
         self._check_chains(report, recording_id, {str(r["call_id"]) for r in rows})
         report.unreachable += [f"tier {name}: {why}" for name, why in sorted(self._down.items())]
+        report.refused = _refused(self.conn, recording_id)
         return report
 
     def _check_chains(self, report: VerifyReport, recording_id: str | None, call_ids: set[str]) -> None:

@@ -6,6 +6,14 @@ against the server's stored checksum when it reports one, else by reading back a
 hashing.  After a multipart upload the Object Lock retention, legal hold and tags are
 read back and re-applied where the server dropped them.  Only S3 error codes steer the
 logic; nothing here knows which server answers.  Failures become pbx_recorder.errors.
+
+Storage classes: ``class_transition="direct"`` writes ``storage_class`` with each PUT (AWS);
+``"lifecycle"`` never asks for a class (a server may refuse a direct write into a class only
+its bucket lifecycle rule reaches) and lets the bucket's rule move the objects; ``stat``
+reports where each object really is.  ``archive_classes`` are the classes that need a
+restore before a GET (AWS names by default; admins name cloud-tier classes).
+A lifecycle transition on a versioned bucket may leave a delete marker over the object:
+reads, stats and restores then use the hidden version (``storage.s3_versions``).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,9 +34,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pbx_recorder.errors import IntegrityError, NotFound, ObjectNotRestored, StorageError
 from storage.base import ObjectInfo, PutOptions, StoredObject
 from storage.hashing import CHUNK, digests_equal
-from storage.s3_errors import NO_LOCK_CONFIG, error_code, translate
+from storage.s3_errors import NO_LOCK_CONFIG, NOT_FOUND, error_code, translate
 from storage.s3_lifecycle import S3LifecycleOps
 from storage.s3_objects import (
+    DEFAULT_ARCHIVE_CLASSES,
     ChainedReader,
     PartHashingReader,
     b64_to_hex,
@@ -40,7 +49,9 @@ from storage.s3_objects import (
     restore_state,
     tag_set,
 )
+from storage.s3_probe import ProbeReport, probe_tier
 from storage.s3_sse import SseConfig
+from storage.s3_versions import hidden_version
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -69,7 +80,9 @@ class S3Tier(S3LifecycleOps):
                  object_lock_mode: str = "", object_lock_days: int = 0, multipart_threshold_mb: int = 8,
                  restore_days: int = 7, restore_tier: str = "Standard",
                  allow_governance_bypass: bool = False, verify_readback: bool = True, max_attempts: int = 3,
-                 connect_timeout: float = 5, read_timeout: float = 60) -> None:
+                 connect_timeout: float = 5, read_timeout: float = 60,
+                 archive_classes: Iterable[str] = DEFAULT_ARCHIVE_CLASSES,
+                 class_transition: str = "direct") -> None:
         self.name = name
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -90,20 +103,47 @@ class S3Tier(S3LifecycleOps):
         self.allow_governance_bypass = allow_governance_bypass
         self.verify_readback = verify_readback  # when the server reports no usable checksum
         self._lock_enabled: bool | None = None
+        self.archive_classes = frozenset(c.upper() for c in archive_classes)
+        if class_transition not in ("direct", "lifecycle"):
+            raise ValueError(f"class_transition must be direct or lifecycle, not {class_transition!r}")
+        self.class_transition = class_transition
 
     # -- helpers -------------------------------------------------------------------------------
     def full_key(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def _call(self, op: str, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    def _call(self, op: str, what: str, fn: Callable[..., Any], *, asked: str = "", **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, op, what, self.name) from exc
+            raise translate(exc, op, what, self.name, asked=asked) from exc
 
-    def _head(self, key: str, **extra: Any) -> dict[str, Any]:
-        return dict(self._call("head", key, self.client.head_object, Bucket=self.bucket,
-                               Key=self.full_key(key), **self.sse.read_args(), **extra))
+    def _head(self, key: str, version_id: str = "", **extra: Any) -> dict[str, Any]:
+        """HEAD of the object; when a delete marker hides it, of the hidden version
+        (``version_id``, the one recorded at store time, when it is still there, else the newest)."""
+        try:
+            return dict(self._call("head", key, self.client.head_object, Bucket=self.bucket,
+                                   Key=self.full_key(key), **self.sse.read_args(), **extra))
+        except NotFound:
+            hidden = hidden_version(self, key, version_id)
+            if not hidden:
+                raise
+            return dict(self._call("head", key, self.client.head_object, Bucket=self.bucket,
+                                   Key=self.full_key(key), VersionId=hidden, **self.sse.read_args(), **extra))
+
+    def probe(self) -> ProbeReport:
+        """Check that the configured encryption, class and lock modes work on the bucket."""
+        return probe_tier(self)
+
+    def is_archive_class(self, storage_class: str) -> bool:
+        """True for a class that needs a restore before a GET (configurable, AWS names by default)."""
+        return (storage_class or "STANDARD").upper() in self.archive_classes
+
+    def describe_write(self, extra: dict[str, Any]) -> str:
+        """What a PUT asked for (quoted when the server refuses it for good)."""
+        parts = [f"{k}={extra[k]}" for k in ("ServerSideEncryption", "SSECustomerAlgorithm", "StorageClass",
+                                             "ObjectLockMode", "ObjectLockLegalHoldStatus") if extra.get(k)]
+        return ", ".join(parts) or "no encryption, class or lock options"
 
     def bucket_has_object_lock(self) -> bool:
         if self._lock_enabled is None:
@@ -124,6 +164,13 @@ class S3Tier(S3LifecycleOps):
         if retain is None and self.object_lock_days > 0:
             retain = datetime.now(UTC) + timedelta(days=self.object_lock_days)
         args: dict[str, Any] = {}
+        per_object = opts.retain_until is not None or opts.legal_hold
+        if per_object and not self.object_lock_mode and not self.bucket_has_object_lock():
+            # e.g. a held recording moving to a cold bucket without Object Lock: the server would
+            # refuse the headers; the catalog keeps the hold (and the retention) instead.
+            log.warning("bucket %s of tier %s has no Object Lock: legal hold / retention of this object "
+                        "are kept by the catalog only", self.bucket, self.name)
+            return {}
         if retain is not None:
             args["ObjectLockMode"] = self.object_lock_mode or "GOVERNANCE"
             args["ObjectLockRetainUntilDate"] = retain
@@ -143,8 +190,12 @@ class S3Tier(S3LifecycleOps):
                                  **self.sse.write_args(), **self._lock_args(opts)}
         if opts.tags:
             extra["Tagging"] = encode_tags(opts.tags)
-        if opts.storage_class or self.storage_class:
-            extra["StorageClass"] = opts.storage_class or self.storage_class
+        wanted_class = opts.storage_class or self.storage_class
+        if wanted_class and self.class_transition == "direct":
+            extra["StorageClass"] = wanted_class
+        elif wanted_class:
+            log.debug("%s: class %s is reached by the bucket's lifecycle rule, not written", key,
+                      wanted_class)
         if isinstance(source, str | Path):
             with open(source, "rb") as raw:
                 return self._put_stream(key, full, raw, sha256, opts, extra)
@@ -156,8 +207,8 @@ class S3Tier(S3LifecycleOps):
         if len(first) < self.part_size:
             return self._put_single(key, full, first, sha256, extra)
         reader = PartHashingReader(ChainedReader(first, raw), self.part_size)
-        self._call("upload", key, self.client.upload_fileobj, Fileobj=reader, Bucket=self.bucket, Key=full,
-                   ExtraArgs=extra, Config=self.transfer)
+        self._call("upload", key, self.client.upload_fileobj, asked=self.describe_write(extra),
+                   Fileobj=reader, Bucket=self.bucket, Key=full, ExtraArgs=extra, Config=self.transfer)
         digest = reader.hexdigest()
         self._check_expected(key, full, digest, sha256, uploaded=True)
         self._reapply_after_multipart(key, full, opts, extra)
@@ -174,8 +225,8 @@ class S3Tier(S3LifecycleOps):
         raw_digest = hashlib.sha256(body).digest()
         digest, b64 = raw_digest.hex(), base64.b64encode(raw_digest).decode()
         self._check_expected(key, full, digest, sha256, uploaded=False)
-        resp = self._call("upload", key, self.client.put_object, Bucket=self.bucket, Key=full, Body=body,
-                          ChecksumSHA256=b64, **extra)
+        resp = self._call("upload", key, self.client.put_object, asked=self.describe_write(extra),
+                          Bucket=self.bucket, Key=full, Body=body, ChecksumSHA256=b64, **extra)
         version = str(resp.get("VersionId") or "")
         if resp.get("ChecksumSHA256") != b64:  # the server did not confirm our checksum: look again
             head = self._head(key, ChecksumMode="ENABLED")
@@ -247,28 +298,42 @@ class S3Tier(S3LifecycleOps):
             raise translate(exc, "read-back", full, self.name) from exc
 
     def _discard(self, full: str, why: str) -> None:
+        """Remove the version a failed put just wrote (on a versioned bucket a plain delete
+        would only add a delete marker over it)."""
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=full)
+            head = self.client.head_object(Bucket=self.bucket, Key=full, **self.sse.read_args())
+            vid = head.get("VersionId")
+            self.client.delete_object(Bucket=self.bucket, Key=full,
+                                      **({"VersionId": vid} if vid and vid != "null" else {}))
         except (ClientError, BotoCoreError) as exc:
             log.error("could not remove %s after failed put (%s): %s", full, why, exc)
 
     # -- read ----------------------------------------------------------------------------------
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, version_id: str = "") -> BinaryIO:
+        """Stream the object; when a delete marker hides it, the hidden version (``version_id``,
+        the one recorded at store time, when it is still there, else the newest)."""
         full = self.full_key(key)
         try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=full, **self.sse.read_args())
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=full, **self.sse.read_args())
+            except ClientError as exc:
+                hidden = hidden_version(self, key, version_id) if error_code(exc) in NOT_FOUND else ""
+                if not hidden:
+                    raise
+                resp = self.client.get_object(Bucket=self.bucket, Key=full, VersionId=hidden,
+                                              **self.sse.read_args())
         except ClientError as exc:
             if error_code(exc) == "InvalidObjectState":
-                raise self._not_restored(key) from exc
+                raise self._not_restored(key, version_id) from exc
             raise translate(exc, "open", key, self.name) from exc
         except BotoCoreError as exc:
             raise translate(exc, "open", key, self.name) from exc
         body: BinaryIO = resp["Body"]
         return body
 
-    def _not_restored(self, key: str) -> ObjectNotRestored:
+    def _not_restored(self, key: str, version_id: str = "") -> ObjectNotRestored:
         try:
-            head = self._head(key)
+            head = self._head(key, version_id)
         except StorageError:
             head = {}
         meta = decode_metadata(head.get("Metadata", {}))
@@ -279,9 +344,9 @@ class S3Tier(S3LifecycleOps):
                 else f"run `pbx-recorder recordings restore {rid}`")
         return ObjectNotRestored(f"recording {rid} is in {cls}; {hint}", call_id=meta.get("call-id"))
 
-    def stat(self, key: str) -> ObjectInfo | None:
+    def stat(self, key: str, version_id: str = "") -> ObjectInfo | None:
         try:
-            head = self._head(key, ChecksumMode="ENABLED")
+            head = self._head(key, version_id, ChecksumMode="ENABLED")
         except NotFound:
             return None
         meta = decode_metadata(head.get("Metadata", {}))
@@ -294,9 +359,9 @@ class S3Tier(S3LifecycleOps):
                           version_id=str(head.get("VersionId") or ""),
                           server_sha256=b64_to_hex(server) if server and "-" not in server else "")
 
-    def verify(self, key: str, sha256: str) -> bool:
+    def verify(self, key: str, sha256: str, version_id: str = "") -> bool:
         h = hashlib.sha256()
-        body = self.open(key)
+        body = self.open(key, version_id)
         try:
             for block in iter(lambda: body.read(CHUNK), b""):
                 h.update(block)

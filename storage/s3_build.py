@@ -6,7 +6,8 @@ bucket (required), endpoint_url, region_name, prefix, access_key_id, secret_acce
 storage_class, sse (none | AES256 | aws:kms | SSE-C), kms_key_id, sse_c_key_file (32 raw
 bytes, or their hex/base64), object_lock {mode: none|GOVERNANCE|COMPLIANCE, days},
 multipart_threshold_mb (8), restore_days (7), restore_tier (Standard | Bulk | Expedited),
-verify_readback (true), allow_governance_bypass (false).
+verify_readback (true), allow_governance_bypass (false), class_transition (direct | lifecycle),
+archive_classes (the classes that need a restore before a GET; default GLACIER, DEEP_ARCHIVE).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from pbx_recorder.errors import ConfigError
 from storage.s3 import S3Tier
+from storage.s3_objects import DEFAULT_ARCHIVE_CLASSES
 from storage.s3_sse import SseConfig
 
 
@@ -93,6 +95,8 @@ def build_s3_tier(name: str, cfg: Any) -> S3Tier:
             restore_days=int(_get(cfg, "restore_days", 7)),
             restore_tier=str(_get(cfg, "restore_tier", "Standard")),
             verify_readback=bool(_get(cfg, "verify_readback", True)),
-            allow_governance_bypass=bool(_get(cfg, "allow_governance_bypass", False)))
+            allow_governance_bypass=bool(_get(cfg, "allow_governance_bypass", False)),
+            class_transition=str(_get(cfg, "class_transition", "direct")),
+            archive_classes=tuple(_get(cfg, "archive_classes", DEFAULT_ARCHIVE_CLASSES)))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid s3 tier setting: {exc}", key=where) from exc

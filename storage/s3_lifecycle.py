@@ -12,9 +12,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pbx_recorder.errors import PolicyRefusal, StorageError
+from pbx_recorder.errors import ObjectNotRestored, PolicyRefusal, StorageError
 from storage.s3_errors import NO_LOCK_CONFIG, error_code, error_message, http_status, translate
-from storage.s3_objects import COLD_CLASSES, decode_metadata, restore_state
+from storage.s3_objects import decode_metadata, restore_state
 from storage.s3_sse import SseConfig
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ class S3LifecycleOps:
     _call: Callable[..., Any]
     _head: Callable[..., dict[str, Any]]
     bucket_has_object_lock: Callable[[], bool]
+    is_archive_class: Callable[[str], bool]
+    class_transition: str
 
     # -- delete --------------------------------------------------------------------------------
     def versions(self, key: str) -> list[dict[str, Any]]:
@@ -118,33 +120,59 @@ class S3LifecycleOps:
         return True
 
     # -- archive classes -----------------------------------------------------------------------
-    def restore(self, key: str, days: int = 0) -> str:
-        head = self._head(key)
+    def restore(self, key: str, days: int = 0, version_id: str = "") -> str:
+        """Start / inspect a restore; "" when the object's own class (from HEAD) needs none.
+        ``version_id``: the version recorded at store time (used when a delete marker hides it)."""
+        head = self._head(key, version_id)
+        version_id = str(head.get("VersionId") or version_id or "")  # the hidden one, if a marker hides it
+        version_id = "" if version_id == "null" else version_id
         state = restore_state(head.get("Restore"))
-        if state or (head.get("StorageClass") or "STANDARD") not in COLD_CLASSES:
+        cls = head.get("StorageClass") or "STANDARD"
+        if state or not self.is_archive_class(cls):
+            if not state:
+                log.info("restore of %s on %s not needed: the object is in %s (readable)", key, self.name,
+                         cls)
             return state
         request = {"Days": days or self.restore_days, "GlacierJobParameters": {"Tier": self.restore_tier}}
+        vid = {"VersionId": version_id} if version_id else {}
         try:
-            self.client.restore_object(Bucket=self.bucket, Key=self.full_key(key), RestoreRequest=request)
+            self.client.restore_object(Bucket=self.bucket, Key=self.full_key(key), RestoreRequest=request,
+                                       **vid)
         except ClientError as exc:
             code = error_code(exc)
             if code == "RestoreAlreadyInProgress":
                 return "in_progress"
             if code in NOT_SUPPORTED or http_status(exc) in (405, 501):
-                return self._readable_without_restore(key, exc)
+                return self._readable_without_restore(key, exc, vid)
+            if code == "InvalidObjectState":  # the server says this class takes no restore
+                return self._refused_restore(key, cls, exc, vid)
             raise translate(exc, "restore", key, self.name) from exc
         except BotoCoreError as exc:
             raise translate(exc, "restore", key, self.name) from exc
         meta = decode_metadata(head.get("Metadata", {}))
         log.info("restore of %s (recording %s) requested on %s for %d days", key,
                  meta.get("recording-id", "?"), self.name, request["Days"])
-        return restore_state(self._head(key).get("Restore")) or "in_progress"
+        return restore_state(self._head(key, version_id).get("Restore")) or "in_progress"
 
-    def _readable_without_restore(self, key: str, exc: ClientError) -> str:
+    def _refused_restore(self, key: str, cls: str, exc: ClientError, vid: dict[str, str]) -> str:
+        """A restore refused with InvalidObjectState: "" when a GET works (the class is
+        readable after all), else ObjectNotRestored naming the object's own class."""
+        try:
+            self.client.get_object(Bucket=self.bucket, Key=self.full_key(key), Range="bytes=0-0",
+                                   **self.sse.read_args(), **vid)["Body"].close()
+        except (ClientError, BotoCoreError) as read_exc:
+            raise ObjectNotRestored(f"S3 tier {self.name!r}: {key}: the object is in class {cls}; the server "
+                                    f"refused to restore it ({error_message(exc)}) and it is not "
+                                    "readable") from read_exc
+        log.info("restore of %s on %s not needed: class %s is readable here (%s)", key, self.name, cls,
+                 error_message(exc))
+        return ""
+
+    def _readable_without_restore(self, key: str, exc: ClientError, vid: dict[str, str]) -> str:
         """The server has no restore: the class is only a label if a GET works."""
         try:
             self.client.get_object(Bucket=self.bucket, Key=self.full_key(key), Range="bytes=0-0",
-                                   **self.sse.read_args())["Body"].close()
+                                   **self.sse.read_args(), **vid)["Body"].close()
         except (ClientError, BotoCoreError) as read_exc:
             raise StorageError(f"S3 tier {self.name!r}: {key}: restore is not supported by the endpoint "
                                f"({error_message(exc)}) and the object is not readable") from read_exc

@@ -14,7 +14,10 @@ from urllib.parse import quote, unquote, urlencode
 from pbx_recorder.errors import StorageError
 
 MAX_KEY_BYTES = 1024
-COLD_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # need restore before GET
+# The AWS classes that need a restore before a GET: the default of an S3 tier's
+# ``archive_classes`` (servers with cloud tiers let the admin name theirs).
+DEFAULT_ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+COLD_CLASSES = frozenset(DEFAULT_ARCHIVE_CLASSES)
 
 
 def check_key(key: str) -> str:

@@ -8,7 +8,8 @@ import click
 import yaml
 
 from pbx_recorder.config import ConfigErrors, TierConfig, load_config
-from pbx_recorder.errors import ConfigError
+from pbx_recorder.errors import ConfigError, StorageError
+from pbx_recorder.tier_probe import probe_tiers
 
 
 def _tier_label(tiers: Mapping[str, TierConfig], name: str | None) -> str:
@@ -30,8 +31,16 @@ def register(group: click.Group) -> None:
     @click.option(
         "--print", "print_config", is_flag=True, help="Print the effective config (secrets redacted)."
     )
+    @click.option(
+        "--probe",
+        is_flag=True,
+        help="Also write, read back and delete a probe object on every S3 tier: do the configured "
+        "encryption, class and lock modes work on the bucket? (exit 4 if not)",
+    )
     @click.pass_context
-    def check_config(ctx: click.Context, config_override: str | None, print_config: bool) -> None:
+    def check_config(
+        ctx: click.Context, config_override: str | None, print_config: bool, probe: bool
+    ) -> None:
         """Validate the config file, conf.d and PBX_RECORDER_* variables; exit 2 on any error."""
         path = config_override or (ctx.obj or {}).get("config_path")
         try:
@@ -53,3 +62,15 @@ def register(group: click.Group) -> None:
             click.echo("warning: encryption.enabled is false: audio and manifest sidecars (numbers) are "
                        "stored in clear on every tier and erasure cannot shred copies it does not see "
                        "(README, Security)", err=True)
+        if probe:
+            reports = probe_tiers(cfg.storage)
+            for r in reports:
+                for line in r.errors:
+                    click.echo(f"PROBE ERROR: tier {r.tier}: {line}", err=True)
+                for line in r.warnings:
+                    click.echo(f"PROBE WARNING: tier {r.tier}: {line}", err=True)
+                if r.ok:
+                    click.echo(f"PROBE OK: tier {r.tier}")
+            failed = [r.tier for r in reports if not r.ok]
+            if failed:
+                raise StorageError(f"the probe failed on tier(s) {', '.join(failed)}")

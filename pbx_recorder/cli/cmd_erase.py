@@ -45,12 +45,20 @@ def status_cmd(ctx: click.Context) -> None:
     """Open erasure requests against their 15-day deadline (overdue first)."""
     rt = Runtime.load(ctx.obj["config_path"], "erase.status")
     items = rt.eraser().status(time.time())
-    rt.audit("erase.status", "", {"open": len(items)})
+    partial = [r for r in items if r["status"] == "refused_partial"]
+    rt.audit("erase.status", "", {"open": len(items) - len(partial), "partial": len(partial)})
     for r in items:
         due = datetime.fromtimestamp(r["deadline"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if r["status"] == "refused_partial":
+            click.echo(f"{r['request_id']}  due {due}  PARTIAL: {len(r['withheld'])} recording(s) withheld")
+            for w in r["withheld"]:
+                click.echo(f"    {w['recording_id']} (call {w['call_id']}): legal hold "
+                           f"{w['hold_id'] or '-'}: {w['reason']}")
+            continue
         flag = "OVERDUE" if r["overdue"] else f"{r['days_left']} day(s) left"
         click.echo(f"{r['request_id']}  due {due}  {flag}")
-    click.echo(f"{len(items)} open, {sum(r['overdue'] for r in items)} overdue")
+    click.echo(f"{len(items) - len(partial)} open, {sum(r['overdue'] for r in items)} overdue, "
+               f"{len(partial)} partial")
 
 
 def register(group: click.Group) -> None:

@@ -71,6 +71,8 @@ def restore_cmd(ctx: click.Context, recording_id: str, days: int) -> None:
         "in_progress": "restore running; run this again later",
         "done": "readable now: use `recordings get`",
     }
+    if not state:
+        hint[""] = f"the object is in {access.object_class(rec, rt.tiers)}, readable: use `recordings get`"
     click.echo(
         f"{recording_id}: restore {state or 'not needed'}" + (f" ({hint[state]})" if state in hint else "")
     )
@@ -99,10 +101,17 @@ def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None) -> None:
             click.echo(busy)
             return
         prog = m.run(now, limit=limit, progress=lambda p: click.echo(p.line()))
+        followed = rt.follow_transitions()
     for err in prog.errors:
         click.echo(f"failed: {err}", err=True)
+    for kept in prog.kept_sources:
+        click.echo(f"source kept: {kept}", err=True)
+    for change in followed:
+        click.echo(f"class followed: {change}")
     click.echo(f"done: {prog.line()}")
-    rt.audit("recordings.migrate", "", {"done": prog.done, "failed": prog.failed, "bytes": prog.bytes})
+    rt.audit("recordings.migrate", "", {"done": prog.done, "failed": prog.failed, "bytes": prog.bytes,
+                                        "sources_kept": len(prog.kept_sources),
+                                        "classes_followed": len(followed)})
     if prog.failed:
         raise StorageError(f"{prog.failed} recording(s) failed to migrate; their source copies are kept")
 

@@ -21,7 +21,7 @@ import click
 
 from pbx_recorder import chain_head
 from pbx_recorder.cli import crypto_setup
-from pbx_recorder.errors import IntegrityError, VerifyIncomplete
+from pbx_recorder.errors import IntegrityError, StorageRefused, VerifyIncomplete
 from pbx_recorder.signing import load_public_key, public_key_path
 from pbx_recorder.verify import Verifier, catalog_connection
 from storage.factory import build_tiers
@@ -75,10 +75,17 @@ def register(group: click.Group) -> None:
             click.echo(f"UNREACHABLE {line}")
         for m in report.mismatches:
             click.echo(f"MISMATCH {m}")
+        for line in report.refused:
+            click.echo(f"REFUSED {line}")
         click.echo(f"checked {report.checked} recordings{' (deep)' if deep else ''}: "
                    f"{len(report.mismatches)} mismatches, {len(report.unreachable)} unreachable, "
-                   f"{len(report.pending)} pending: status {report.status}")
+                   f"{len(report.pending)} pending"
+                   + (f", {len(report.refused)} refused by the storage server" if report.refused else "")
+                   + f": status {report.status}")
         if report.mismatches:
             raise IntegrityError(f"verification found {len(report.mismatches)} mismatches")
+        if report.refused:
+            raise StorageRefused(f"{len(report.refused)} recording(s) refused by the storage server: "
+                                 "fix the tier (check-config --probe), then restart the daemon")
         if report.unreachable:
             raise VerifyIncomplete("a storage tier could not be reached: verification incomplete")

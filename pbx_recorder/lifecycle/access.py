@@ -1,7 +1,9 @@
 """Reading a recording back: download (role-checked, audited, decrypted when encrypted) and restores.
 
 A cold object that is not restored gives ``ObjectNotRestored`` with what to do next,
-never a half-written output file.
+naming the class the object is in (from the tier, not the catalog's last word), never a
+half-written output file.  Reads and restores use the object version recorded at store time
+when there is one (a lifecycle transition on a versioned bucket can hide the current one).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder.audio_access import open_plaintext
-from pbx_recorder.errors import NotFound, ObjectNotRestored
+from pbx_recorder.errors import NotFound, ObjectNotRestored, StorageError
 from pbx_recorder.lifecycle.journal import Tx, rows
+from pbx_recorder.recording_objects import version_of
 from storage.base import Tier
 
 
@@ -45,16 +48,50 @@ def download(
         raise NotFound(
             f"recording {rec['recording_id']} is not stored (state {rec['state']}, tier {rec['tier']!r})"
         )
+    pinned = _Pinned(tier, rec)
     try:
-        digest, _ = open_plaintext(conn, rec, tier, keyring, actor=actor, role=role, dst=out, now=now)
+        digest, _ = open_plaintext(conn, rec, pinned, keyring, actor=actor, role=role, dst=out, now=now)
     except ObjectNotRestored as exc:
         raise ObjectNotRestored(
-            f"recording {rec['recording_id']} is in archive class {rec['storage_class'] or '?'} on tier "
+            f"recording {rec['recording_id']} is in archive class {_actual_class(pinned, rec)} on tier "
             f"{tier.name} and not restored; run `pbx-recorder recordings restore {rec['recording_id']}` "
             "and retry when it reports done",
             call_id=rec["call_id"],
         ) from exc
     return digest
+
+
+class _Pinned:
+    """The recording's tier, reading each of its objects at the version recorded at store time."""
+
+    def __init__(self, tier: Tier, rec: Mapping[str, Any]) -> None:
+        self._tier, self._rec, self.name = tier, rec, tier.name
+
+    def _version(self, key: str) -> dict[str, str]:
+        vid = version_of(self._rec, key)
+        return {"version_id": vid} if vid else {}
+
+    def open(self, key: str) -> Any:
+        return self._tier.open(key, **self._version(key))  # type: ignore[call-arg]
+
+    def stat(self, key: str) -> Any:
+        return self._tier.stat(key, **self._version(key))  # type: ignore[call-arg]
+
+    def restore_pinned(self, key: str, days: int) -> str:
+        return str(self._tier.restore(key, days, **self._version(key)))  # type: ignore[call-arg]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tier, name)
+
+
+def _actual_class(tier: Any, rec: Mapping[str, Any]) -> str:
+    """The class the object is in now (HEAD); the catalog's only when the tier cannot say."""
+    try:
+        info = tier.stat(rec["storage_key"])
+    except StorageError:
+        info = None
+    return (info.storage_class if info is not None and info.storage_class else "") or \
+        f"{rec['storage_class'] or '?'} (per the catalog)"
 
 
 def restore(
@@ -64,9 +101,15 @@ def restore(
     tier = tiers.get(rec["tier"])
     if tier is None:
         raise NotFound(f"recording {rec['recording_id']}: tier {rec['tier']!r} is not configured")
-    state = tier.restore(rec["storage_key"], days)
+    state = _Pinned(tier, rec).restore_pinned(rec["storage_key"], days)
     with Tx(conn):
         conn.execute(
             "UPDATE recordings SET restore_state=? WHERE recording_id=?", (state, rec["recording_id"])
         )
     return state
+
+
+def object_class(rec: Mapping[str, Any], tiers: Mapping[str, Tier]) -> str:
+    """The storage class the recording's object is in now, as its tier reports it."""
+    tier = tiers.get(rec["tier"])
+    return _actual_class(_Pinned(tier, rec), rec) if tier is not None else "?"

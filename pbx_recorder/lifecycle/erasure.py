@@ -150,6 +150,7 @@ class Eraser:
                         }
                     )
                     kept = True
+                    self._log_withheld(rec, withheld[-1], req["request_id"], actor, now)
                     continue
                 erase_now.append(rec)
             plan.append((call, erase_now, kept))
@@ -277,15 +278,38 @@ class Eraser:
             n += 1
         return n
 
+    def _log_withheld(
+        self, rec: Mapping[str, Any], item: Mapping[str, Any], request_id: str, actor: str, now: float
+    ) -> None:
+        """A deletion_log row for a recording the request could not erase (once per request and hold)."""
+        why = f"erasure {request_id}; legal hold {item['hold_id'] or '-'}: {item['reason']}"
+        seen = self.conn.execute(
+            "SELECT 1 FROM deletion_log WHERE recording_id=? AND reason='erasure_withheld' AND policy=?",
+            (rec["recording_id"], why),
+        ).fetchone()
+        log.warning("erasure %s withheld call=%s rec=%s: %s", request_id, rec["call_id"], rec["recording_id"],
+                    item["reason"])
+        if seen:
+            return
+        with Tx(self.conn):
+            self.conn.execute(
+                "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (now, rec["recording_id"], rec["call_id"], rec["sha256"], "erasure_withheld", why, actor),
+            )
+
     def status(self, now: float) -> list[dict[str, Any]]:
-        """Open requests, each flagged overdue past its 15-day deadline."""
+        """Requests not fully done: open ones (flagged overdue past their 15-day deadline) and
+        partial ones (``refused_partial``), each partial one with the recordings it withheld and why."""
         out = rows(
             self.conn,
-            "SELECT request_id, subject, received_at, deadline, status FROM erasure_requests"
-            " WHERE status='open' ORDER BY deadline",
+            "SELECT request_id, subject, received_at, deadline, status, receipt FROM erasure_requests"
+            " WHERE status IN ('open','refused_partial') ORDER BY deadline",
         )
         for r in out:
-            r["overdue"] = now > r["deadline"]
+            receipt = json.loads(r.pop("receipt") or "{}")
+            r["withheld"] = list(receipt.get("withheld", []))
+            r["overdue"] = r["status"] == "open" and now > r["deadline"]
             r["days_left"] = round((r["deadline"] - now) / policy.DAY, 1)
         return out
 

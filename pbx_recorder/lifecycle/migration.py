@@ -14,8 +14,12 @@ each leaving a valid copy behind:
 A crash before 3 (even between two objects) leaves the source valid and complete (a
 re-run copies everything again; ``journal.copies`` finds the partial destination copies
 for erasure/retention); after 3 both copies exist and ``resume`` deletes every leftover
-source object.  Same tier with only a class change
-(S3, same bucket) uses the tier's ``change_storage_class`` instead of copying.
+source object.  A source that Object Lock forbids deleting (retention, legal hold) is
+contained per recording: the move stands, the source copy is kept (reported in
+``Progress.kept_sources``) and its journal row makes a later run delete it once allowed.
+Same tier with only a class change (S3, same bucket) uses the tier's ``change_storage_class``
+instead of copying (or, where a bucket lifecycle rule moves the class, only switches the
+catalog: ``transitions.follow`` records the class once the rule has acted).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbx_recorder import retention
-from pbx_recorder.errors import IntegrityError, ObjectNotRestored, RecorderError, StorageError
+from pbx_recorder.errors import IntegrityError, ObjectNotRestored, PolicyRefusal, RecorderError, StorageError
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from pbx_recorder.recording_objects import RecordingObject, objects_of, to_json
 from storage.base import PutOptions, Tier
@@ -52,11 +56,13 @@ class Progress:
     skipped: int = 0
     bytes: int = 0
     errors: list[str] = field(default_factory=list)
+    kept_sources: list[str] = field(default_factory=list)  # "rid: why" for sources Object Lock keeps
 
     def line(self) -> str:
         return (
             f"migrated {self.done}/{self.total} ({self.bytes / 1e6:.1f} MB), "
             f"failed {self.failed}, skipped {self.skipped}"
+            + (f", source kept for {len(self.kept_sources)} (Object Lock)" if self.kept_sources else "")
         )
 
 
@@ -128,11 +134,13 @@ class Migrator:
         dry_run: bool = False,
         progress: ProgressFn | None = None,
     ) -> Progress:
-        self.resume(now)
+        prog = Progress()
+        if not dry_run:
+            self.resume(now, prog)
         todo = self.candidates(now)
         if limit is not None:
             todo = todo[:limit]
-        prog = Progress(total=len(todo))
+        prog.total = len(todo)
         if dry_run:
             prog.skipped = len(todo)
             return prog
@@ -175,17 +183,18 @@ class Migrator:
                 self._switch(rec, t.cold or "", rec["storage_key"], cls, now, same_tier=False, objects=objs)
         for rec, _t, _cls, objs in copied:
             self._delete_source(
-                {"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": rec["storage_key"]}
+                {"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": rec["storage_key"]},
+                prog,
             )
             prog.done += 1
             prog.bytes += sum(int(o.get("size") or 0) for o in objs) or int(rec.get("size") or 0)
 
-    def resume(self, now: float) -> int:
-        """Finish moves a crash interrupted after the catalog switch: delete leftover sources."""
+    def resume(self, now: float, prog: Progress | None = None) -> int:
+        """Finish moves a crash (or Object Lock) interrupted after the catalog switch: delete
+        leftover sources; returns how many were finished."""
         finished = 0
         for m in rows(self.conn, "SELECT * FROM lifecycle_moves WHERE step='switched'"):
-            self._delete_source(m)
-            finished += 1
+            finished += int(self._delete_source(m, prog))
         return finished
 
     def _same_tier(self, rec: Mapping[str, Any], t: Target) -> bool:
@@ -204,6 +213,11 @@ class Migrator:
             if not cls or cls == rec.get("storage_class"):
                 return False
             src = self._tier(rec["tier"])
+            if getattr(self._tier(t.cold), "class_transition", "direct") == "lifecycle":
+                # the bucket's rule moves the objects; the catalog follows (transitions.follow)
+                info = src.stat(key)
+                self._switch(rec, t.cold, key, info.storage_class if info else "", now, same_tier=True)
+                return True
             for obj in objects_of(rec):  # every object of the recording changes class
                 if obj.sha256 or src.stat(obj.key) is not None:  # (skip derived keys never stored)
                     src.change_storage_class(obj.key, cls)  # type: ignore[attr-defined]
@@ -273,7 +287,8 @@ class Migrator:
             raise IntegrityError(
                 f"destination {t.cold} does not verify for {rid} ({obj.role}); source kept", call_id=cid
             )
-        entry = {"key": obj.key, "role": obj.role, "sha256": sha, "size": stored.size}
+        entry = {"key": obj.key, "role": obj.role, "sha256": sha, "size": stored.size,
+                 "version_id": stored.version_id}
         return stored.storage_class or t.storage_class, entry
 
     @staticmethod
@@ -330,24 +345,32 @@ class Migrator:
                 now,
             )
 
-    def _delete_source(self, move: Mapping[str, Any]) -> None:
-        """Delete every object of the recording from the move's source tier, then the journal row."""
+    def _delete_source(self, move: Mapping[str, Any], prog: Progress | None = None) -> bool:
+        """Delete every object of the recording from the move's source tier, then the journal row.
+        False (journal row kept for a later run) when that cannot be done now."""
         rid, src_name = move["recording_id"], move["src_tier"]
         found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (rid,))
         keys = [o.key for o in objects_of(found[0])] if found else []
         keys = list(dict.fromkeys([move["src_key"], *keys]))
         if found and found[0]["tier"] == src_name:  # the catalog still points here: not a finished move
             log.warning("source delete skipped rec=%s: the catalog still points at %s", rid, src_name)
-            return
+            return False
         try:
             src = self._tier(src_name)
             for k in keys:
                 src.delete(k)
+        except PolicyRefusal as exc:  # retention / hold on the source: the move stands, the copy stays
+            log.warning("source kept rec=%s on %s: %s (deleted by a later run once allowed)", rid, src_name,
+                        exc)
+            if prog is not None:
+                prog.kept_sources.append(f"{rid}: {exc}")
+            return False
         except StorageError as exc:  # both copies stay; the journal row makes the next run retry
             log.warning("source delete failed rec=%s: %s", rid, exc)
-            return
+            return False
         with Tx(self.conn):
             self.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id=?", (rid,))
+        return True
 
     def _tier(self, name: str) -> Tier:
         try:

@@ -95,6 +95,12 @@ class Runtime:
             batch_size=st.migration.batch_size,
         )
 
+    def follow_transitions(self) -> list[str]:
+        """Catalog classes brought up to date on tiers a bucket lifecycle rule moves (see transitions)."""
+        from pbx_recorder.lifecycle import transitions
+
+        return transitions.follow(self.conn, self.tiers)
+
     def holds(self) -> HoldManager:
         return HoldManager(self.conn, self.tiers, hash_key=self.hash_key)
 

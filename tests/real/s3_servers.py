@@ -4,6 +4,10 @@
   all-in-one ``weed server`` with an identity file, a local KMS provider (SSE-KMS) and
   ``WEED_S3_SSE_KEY`` (SSE-S3).  It ignores SIGTERM, so it is stopped with SIGKILL by PID.
 * moto server: AWS-like cold storage classes and restore_object.
+* Ceph RGW (Debian's ``radosgw`` 16): a throwaway one-node cluster (one mon, one memstore
+  OSD, no cephx) in a temp dir; RGW refuses what its placement does not define the way a
+  strict server does (SSE-S3 without a KMS: InvalidRequest; an unknown class:
+  InvalidArgument, both without a message).
 * redis-server: no persistence.
 
 Everything binds 127.0.0.1 on free ports and is always stopped (context managers with
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +199,95 @@ def moto_s3_server(timeout: float = 30.0) -> Iterator[S3Server]:
         log.unlink(missing_ok=True)
 
 
+RGW_CONF = """[global]
+fsid = {fsid}
+mon host = v1:127.0.0.1:{mon_port}
+mon initial members = a
+auth cluster required = none
+auth service required = none
+auth client required = none
+osd pool default size = 1
+osd pool default min size = 1
+mon allow pool size one = true
+osd crush chooseleaf type = 0
+osd pool default pg autoscale mode = off
+osd pool default pg num = 8
+osd pool default pgp num = 8
+mon max pg per osd = 1000
+mon warn on pool no redundancy = false
+public addr = 127.0.0.1
+run dir = {base}/run
+log file = {base}/log/$name.log
+admin socket = {base}/run/$name.asok
+keyring = {base}/keyring
+mon data = {base}/mon-$id
+osd data = {base}/osd-$id
+osd objectstore = memstore
+memstore device bytes = 536870912
+[client.rgw]
+rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
+rgw data = {base}/rgw
+"""
+
+
+def rgw_available() -> bool:
+    return all(shutil.which(b) for b in ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool"))
+
+
+def _run(args: list[str], timeout: float = 60) -> str:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def rgw_server(timeout: float = 240.0) -> Iterator[S3Server]:
+    """One mon + one memstore OSD + radosgw, all in the foreground of this process's children."""
+    base = Path(tempfile.mkdtemp(prefix="rgw-"))
+    for sub in ("run", "log", "mon-a", "osd-0", "rgw"):
+        (base / sub).mkdir()
+    mon_port, rgw_port = free_port(), free_port()
+    conf = base / "ceph.conf"
+    conf.write_text(RGW_CONF.format(fsid=str(uuid.uuid4()), mon_port=mon_port, rgw_port=rgw_port, base=base))
+    c = ["-c", str(conf)]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def daemon(args: list[str], name: str) -> None:
+        with open(base / "log" / f"{name}.out", "wb") as out:
+            procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+
+    try:
+        _run(["ceph-authtool", "--create-keyring", str(base / "keyring"), "--gen-key", "-n", "mon.",
+              "--cap", "mon", "allow *"])
+        _run(["monmaptool", "--create", "--add", "a", f"v1:127.0.0.1:{mon_port}", "--fsid",
+              conf.read_text().split("fsid = ")[1].split()[0], str(base / "monmap")])
+        _run(["ceph-mon", *c, "--mkfs", "-i", "a", "--monmap", str(base / "monmap")])
+        daemon(["ceph-mon", *c, "-f", "-i", "a"], "mon")
+        osd_id = _run(["ceph", *c, "--connect-timeout", "30", "osd", "create"]).strip()
+        _run(["ceph-osd", *c, "-i", osd_id, "--mkfs"])
+        _run(["ceph", *c, "osd", "crush", "add", f"osd.{osd_id}", "1.0", "host=localhost", "root=default"])
+        daemon(["ceph-osd", *c, "-f", "-i", osd_id], "osd")
+        daemon(["radosgw", *c, "-f", "-n", "client.rgw"], "rgw")
+        deadline = time.monotonic() + timeout
+        while True:  # the user can be created once RGW has made its pools
+            try:
+                _run(["radosgw-admin", *c, "user", "create", "--uid=pbx-recorder", "--display-name=pbx",
+                      f"--access-key={ACCESS_KEY}", f"--secret-key={SECRET_KEY}"], timeout=90)
+                break
+            except (RuntimeError, subprocess.TimeoutExpired):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise
+                time.sleep(1)
+        endpoint = f"http://127.0.0.1:{rgw_port}"
+        _wait_s3(endpoint, procs[-1], base / "log" / "rgw.out", max(10.0, deadline - time.monotonic()))
+        yield S3Server("rgw", endpoint, ACCESS_KEY, SECRET_KEY, REGION, procs[-1].pid)
+    finally:
+        for proc in reversed(procs):
+            _kill(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def redis_server(timeout: float = 15.0) -> Iterator[RedisServer]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -223,6 +317,15 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[S3Server]:
     with moto_s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rgw_s3() -> Iterator[S3Server]:
+    """Ceph RGW from Debian's packages (installed by .ci/install-system.sh)."""
+    if not rgw_available():
+        raise RuntimeError("Ceph RGW not installed: run .ci/install-system.sh (ceph-mon ceph-osd radosgw)")
+    with rgw_server() as server:
         yield server
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,38 @@ def test_check_config_warns_when_encryption_is_off(tmp_path, capsys):
     cfg.write_text("encryption: {enabled: false}\n")
     assert main(["--config", str(cfg), "check-config"]) == 0
     assert "encryption.enabled is false" in capsys.readouterr().err
+
+
+def _s3_tier_yaml(tmp_path: Path, extra: str) -> Path:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "storage:\n  hot: hot\n  cold: cold\n  tiers:\n"
+        f"    hot: {{type: local, path: {tmp_path}/hot}}\n"
+        "    cold:\n      type: s3\n      bucket: rec-bucket\n      endpoint_url: http://127.0.0.1:9\n"
+        + extra,
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def test_check_config_accepts_the_strict_server_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pbx_recorder.config import load_config
+    from storage.factory import build_tiers
+
+    cfg = _s3_tier_yaml(tmp_path, "      allow_governance_bypass: true\n      storage_class: COLD-TIER\n"
+                                  "      class_transition: lifecycle\n"
+                                  "      archive_classes: [cold-tier, GLACIER]\n")
+    assert main(["check-config", "--config", str(cfg)]) == 0, capsys.readouterr().err
+    tier: Any = build_tiers(load_config(cfg).storage)["cold"]
+    assert tier.allow_governance_bypass is True and tier.class_transition == "lifecycle"
+    assert tier.is_archive_class("COLD-TIER") and not tier.is_archive_class("DEEP_ARCHIVE")
+
+
+def test_check_config_lifecycle_mode_needs_the_target_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _s3_tier_yaml(tmp_path, "      class_transition: lifecycle\n")
+    assert main(["check-config", "--config", str(cfg)]) == 2
+    assert "storage.tiers.cold.storage_class: with class_transition: lifecycle" in capsys.readouterr().err

@@ -62,7 +62,9 @@ def test_cli_lifecycle_round(cli_env, capsys, tmp_path):
     code, out, _ = run(cfg, "erase", "--caller", NUMBER, capsys=capsys)
     assert json.loads(out)["status"] == "done" and NUMBER not in out
     code, out, _ = run(cfg, "erase", "status", capsys=capsys)
-    assert "0 open, 0 overdue" in out
+    assert "0 open, 0 overdue, 1 partial" in out  # RQ9 stays visible while its recording is held
+    assert "RQ9" in out and "PARTIAL: 1 recording(s) withheld" in out and "r-mid (call c-mid)" in out
+    assert "case 1" in out
 
     code, out, _ = run(cfg, "recordings", "get", "r-mid", "--out", str(tmp_path / "a.wav"), capsys=capsys)
     assert code == 0 and (tmp_path / "a.wav").read_bytes() == b"audio of r-mid" * 10

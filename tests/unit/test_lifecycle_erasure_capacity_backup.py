@@ -72,10 +72,34 @@ def test_erase_by_caller_everywhere_with_receipt_and_withheld_under_hold(tmp_pat
     assert stored["deadline"] == pytest.approx(NOW + 15 * DAY) and "5558675309" not in stored["subject"]
     assert sorted(ledger_events(env, "erased")) == ["r1", "r2"] and chain_ok(env)
     assert not any("5558675309" in r[0] for r in env.conn.execute("SELECT payload FROM ledger"))
-    assert {r[0] for r in env.conn.execute("SELECT reason FROM deletion_log")} == {"erasure"}
+    logged = {r[0]: r[1] for r in env.conn.execute("SELECT recording_id, reason FROM deletion_log")}
+    assert logged == {"r1": "erasure", "r2": "erasure", "r3": "erasure_withheld"}
     assert not any(
         "5558675309" in r[0] + r[1] for r in env.conn.execute("SELECT target, detail FROM audit_log")
     )
+
+
+def test_partial_erasure_stays_in_status_with_withheld_items_and_a_log_row(tmp_path):
+    env = make_env(tmp_path)
+    holds, er = eraser(env)
+    add_call(env, "c1", caller=NUMBER)
+    add_recording(env, "c1", "r1")
+    add_call(env, "c2", caller=NUMBER)
+    add_recording(env, "c2", "r2")
+    h = holds.add("call", "c2", "tax audit", "alice", now=NOW)
+    assert er.erase(caller=NUMBER, request_id="REQ-P", actor="dpo", now=NOW)["status"] == "refused_partial"
+    er.erase(caller=NUMBER, request_id="REQ-P", actor="dpo", now=NOW + 60)  # re-run: still withheld
+    status = {r["request_id"]: r for r in er.status(NOW + DAY)}
+    assert status["REQ-P"]["status"] == "refused_partial" and status["REQ-P"]["overdue"] is False
+    assert status["REQ-P"]["withheld"] == [
+        {"recording_id": "r2", "call_id": "c2", "hold_id": h["hold_id"], "reason": "tax audit"}
+    ]
+    rows = [dict(r) for r in env.conn.execute("SELECT * FROM deletion_log WHERE recording_id='r2'")]
+    assert len(rows) == 1 and rows[0]["reason"] == "erasure_withheld" and rows[0]["actor"] == "dpo"
+    assert all(part in rows[0]["policy"] for part in ("REQ-P", h["hold_id"], "tax audit"))
+    holds.remove(h["hold_id"], "alice", now=NOW + 2 * DAY)  # the hold ends: the same request completes
+    assert er.erase(caller=NUMBER, request_id="REQ-P", actor="dpo", now=NOW + 3 * DAY)["status"] == "done"
+    assert "REQ-P" not in {r["request_id"] for r in er.status(NOW + 3 * DAY)}
 
 
 def test_erase_status_tracks_open_and_overdue(tmp_path):

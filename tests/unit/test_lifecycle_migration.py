@@ -91,7 +91,7 @@ def test_crash_after_catalog_switch_leaves_both_and_resume_deletes_source(tmp_pa
     add_call(env, "c")
     key = add_recording(env, "c", "r", age_days=40)
     m = migrator(env)
-    monkeypatch.setattr(m, "_delete_source", lambda move: None)  # crash before the source delete
+    monkeypatch.setattr(m, "_delete_source", lambda move, prog=None: None)  # crash before the source delete
     m.run(NOW)
     assert rec(env, "r")["tier"] == "cold"
     assert env.tiers["hot"].stat(key) is not None and env.tiers["cold"].stat(key) is not None

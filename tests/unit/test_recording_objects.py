@@ -161,7 +161,7 @@ def test_migration_resume_after_switch_deletes_every_source_object(tmp_path, mon
     conn = s.conn()
     make_due(conn)
     m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
-    monkeypatch.setattr(m, "_delete_source", lambda move: None)
+    monkeypatch.setattr(m, "_delete_source", lambda move, prog=None: None)
     m.run(NOW)
     assert len(s.keys("hot")) == 3 and len(s.keys("cold")) == 3
     assert Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES).resume(NOW) == 1

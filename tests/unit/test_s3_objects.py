@@ -13,9 +13,10 @@ from pbx_recorder.errors import (
     ObjectNotRestored,
     PolicyRefusal,
     StorageError,
+    StorageRefused,
     TierUnavailable,
 )
-from storage.s3_errors import translate
+from storage.s3_errors import is_transient, translate
 from storage.s3_objects import (
     ChainedReader,
     PartHashingReader,
@@ -82,10 +83,26 @@ def client_error(code: str, status: int) -> ClientError:
     (client_error("InvalidObjectState", 403), ObjectNotRestored),
     (client_error("SlowDown", 503), TierUnavailable), (client_error("InternalError", 500), TierUnavailable),
     (client_error("BadDigest", 400), IntegrityError), (client_error("ObjectLocked", 400), PolicyRefusal),
-    (client_error("AccessDenied", 403), StorageError),
+    (client_error("AccessDenied", 403), StorageRefused),
+    (client_error("InvalidArgument", 400), StorageRefused),
+    (client_error("InvalidStorageClass", 400), StorageRefused),
+    (client_error("NoSuchBucket", 404), StorageRefused),
+    (client_error("RequestTimeout", 400), TierUnavailable),
+    (client_error("TooManyRequests", 429), TierUnavailable),
+    (client_error("", 429), TierUnavailable), (client_error("", 502), TierUnavailable),
     (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), TierUnavailable),
 ])
 def test_error_translation(exc: Exception, cls: type) -> None:
     err = translate(exc, "get", "k.wav", "s3")
     assert type(err) is cls
     assert "k.wav" in str(err) and "Traceback" not in str(err)
+
+
+def test_a_permanent_refusal_without_a_server_message_says_what_was_asked() -> None:
+    exc = ClientError({"Error": {"Code": "InvalidArgument", "Message": ""},
+                       "ResponseMetadata": {"HTTPStatusCode": 400}}, "PutObject")
+    err = translate(exc, "upload", "k.wav", "s3", asked="ServerSideEncryption=AES256")
+    assert isinstance(err, StorageRefused) and "not retried" in str(err)
+    assert "InvalidArgument (HTTP 400): the server sent no message" in str(err)
+    assert "asked for ServerSideEncryption=AES256" in str(err)
+    assert is_transient(client_error("SlowDown", 503)) and not is_transient(exc)

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/real, for s3_servers
 
 from s3_helpers import client_for, new_bucket  # noqa: E402
-from s3_servers import S3Server, moto_s3, redis_srv, seaweedfs  # noqa: E402,F401 - fixtures
+from s3_servers import S3Server, moto_s3, redis_srv, rgw_s3, seaweedfs  # noqa: E402,F401 - fixtures
 
 from storage.s3 import S3Tier  # noqa: E402
 
@@ -38,3 +38,8 @@ def weed_tier(seaweedfs: S3Server) -> Iterator[TierFactory]:  # noqa: F811
 @pytest.fixture
 def moto_tier(moto_s3: S3Server) -> Iterator[TierFactory]:  # noqa: F811
     yield _factory(moto_s3)
+
+
+@pytest.fixture
+def rgw_tier(rgw_s3: S3Server) -> Iterator[TierFactory]:  # noqa: F811
+    yield _factory(rgw_s3)
