@@ -128,8 +128,10 @@ class ConsentSession:
         vip: VipLookup | None,
         settings: DialogSettings,
         clock: Callable[[], float] = time.time,
+        call_id_of: Callable[[str], str] | None = None,
     ) -> None:
         self.agi = agi
+        self.call_id_of = call_id_of  # the AMI side's id maker (it knows the PBX's start time)
         self.node = node
         self.backend = backend
         self.prompts = prompts
@@ -151,7 +153,7 @@ class ConsentSession:
         linkedid = args.get("linkedid") or uniqueid
         if not linkedid:
             raise ValueError("AGI session without linkedid and agi_uniqueid")
-        self.call_id = make_call_id(self.node, linkedid)
+        self.call_id = self.call_id_of(linkedid) if self.call_id_of else make_call_id(self.node, linkedid)
         caller_num, caller_name = caller_of(env)
         direction = args.get("direction", "")
         language = args.get("lang", "") or env.get("agi_language", "")

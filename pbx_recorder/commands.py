@@ -24,6 +24,7 @@ class StartRecording(Command):
     mode: str = "mixed"  # "mixed" | "dual" (r()/t() leg files) | "stereo"
     kind: str = "call"  # "call" | "consent" (the prompt-and-answer segment)
     leg_paths: tuple[str, ...] = ()  # for mode "dual": (read_path, write_path)
+    dialogue: bool = False  # started before the consent dialogue: its id goes to PBXREC_DIALOGUE_MMID
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,13 +30,15 @@ from ami.actions import is_pbx_command
 from consent.agi_server import AgiServer, ConsentTicket
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
+from pbx_recorder import orphans
 from pbx_recorder.app import App, hot_tiers
 from pbx_recorder.constants import STATE_FINALIZED
-from pbx_recorder.errors import RecorderError
+from pbx_recorder.errors import AmiActionError, PbxDisconnected, RecorderError
 from pbx_recorder.metrics import call_outcome
 from pbx_recorder.metrics_sampler import MetricsSampler
 
 log = logging.getLogger(__name__)
+ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orphaned files
 
 
 @dataclass
@@ -108,6 +110,7 @@ class Daemon:
         if recovered or incomplete:
             log.info("spool recovery: %d repaired, %d need an operator", len(recovered), len(incomplete))
         await asyncio.to_thread(self._abort_stale_uploads)
+        await self.recover_orphans()
         self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
         self.agi.start()
         log.info(
@@ -253,8 +256,10 @@ class Daemon:
                 commands = self.app.callbook.tick(now)
                 await self.execute(commands, origin_at=now)
                 self._persist(c.call_id for c in commands)
-                if beats % 30 == 0 and self.app.pipeline.deferred:
+                if self.app.pipeline.deferred:  # each one when its back-off is over
                     await self.app.pipeline.retry_deferred()
+                if beats % ORPHAN_SCAN_BEATS == 0:
+                    await self.recover_orphans()
             except Exception:
                 log.exception("tick failed")
 
@@ -288,6 +293,7 @@ class Daemon:
         for command in commands:
             self.summary.commands += 1
             failed: cmds.StartRecording | None = None
+            reason = ""
             try:
                 if is_pbx_command(command):
                     produced_events = await self.app.ami.execute(command)
@@ -309,6 +315,7 @@ class Daemon:
                 if isinstance(command, cmds.StartRecording):
                     all_started = False
                     failed = command
+                    reason = start_failure_reason(exc)
                     self._start_failed.add(command.call_id)
                 rid = getattr(command, "recording_id", "-")
                 if isinstance(exc, RecorderError):
@@ -317,17 +324,62 @@ class Daemon:
                     )
                 else:
                     log.exception("%s failed call=%s rec=%s", type(command).__name__, command.call_id, rid)
-            if failed is not None:  # tell the core the recording never ran (no MixMonitorStop will come)
+            if failed is not None:  # tell the core the recording never ran (and why): not "missing"
                 await self.handle(
-                    ev.RecordingStopped(
+                    ev.RecordingFailed(
                         at=self.clock(),
                         call_id=failed.call_id,
                         channel_id=self.app.normalizer.uniqueid_of(failed.channel),
                         channel=failed.channel,
                         recording_id=failed.recording_id,
+                        reason=reason,
                     )
                 )
         return all_started
+
+    async def recover_orphans(self) -> int:
+        """Settle finished files in the monitor folder that no call or job holds (see orphans)."""
+        app = self.app
+        busy = app.callbook.recording_ids() | app.pipeline.pending_ids()
+        try:
+            found = await asyncio.to_thread(orphans.scan, app.callbook.monitor_dir, busy, self.clock())
+        except Exception:  # the scan must never stop the recorder
+            log.exception("orphan scan failed")
+            return 0
+        settled = 0
+        for orphan in found:
+            try:
+                settled += await self._settle_orphan(orphan)
+            except Exception:
+                log.exception("orphan %s of call=%s could not be settled", orphan.recording_id, orphan.call_id)
+        return settled
+
+    async def _settle_orphan(self, orphan: orphans.Orphan) -> int:
+        catalog = self.app.catalog
+        row = catalog.get_recording(orphan.recording_id)
+        if row is not None and row.get("state") in orphans.PAST_SPOOL:
+            return 0  # already settled (held for an operator, or a leftover after spooling)
+        call_row = catalog.get_call(orphan.call_id)
+        action = orphans.decide(orphan.kind, call_row)
+        paths = tuple(str(p) for p in orphan.paths)
+        if action == orphans.SHIP and call_row is not None:
+            log.warning("orphaned recording %s of call=%s found in the monitor folder: spooling it",
+                        orphan.recording_id, orphan.call_id)
+            await self.app.pipeline.finalize(cmds.FinalizeRecording(
+                orphan.call_id, orphan.recording_id, paths, orphans.metadata(orphan, call_row)))
+            return 1
+        if action == orphans.DELETE:
+            log.warning("orphaned recording %s of call=%s may not be kept (consent %s): deleting it",
+                        orphan.recording_id, orphan.call_id, (call_row or {}).get("consent_decision", "-"))
+            await self.app.pipeline.discard(cmds.DiscardRecording(orphan.call_id, orphan.recording_id, paths,
+                                                                  "orphan_not_consented"))
+            return 1
+        log.error("ALERT orphaned recording %s of call=%s: no call row says whether it may be kept; "
+                  "left in %s for an operator", orphan.recording_id, orphan.call_id, self.app.callbook.monitor_dir)
+        catalog.upsert_recording({"recording_id": orphan.recording_id, "call_id": orphan.call_id,
+                                  "kind": orphan.kind, "mode": orphan.mode, "state": "orphaned",
+                                  "flags": ["orphan_recovered", "consent_unknown"], "created_at": self.clock()})
+        return 1
 
     def _spawn(self, coro: Any, command: cmds.Command) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"job-{command.call_id}")
@@ -341,6 +393,15 @@ class Daemon:
     async def _discard(self, command: cmds.DiscardRecording) -> None:
         await self.app.pipeline.discard(command)
         self.summary.discarded += 1
+
+
+def start_failure_reason(exc: BaseException) -> str:
+    """Why a MixMonitor did not start, as the catalog says it."""
+    if isinstance(exc, PbxDisconnected):
+        return "ami_unavailable"
+    if isinstance(exc, AmiActionError):
+        return "ami_timeout" if "no reply" in str(exc) else "pbx_refused"
+    return "start_failed"
 
 
 def run_daemon(app: App) -> Summary:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pbx_recorder.catalog.queries import CallFilters, build_search
 from pbx_recorder.catalog.schema import apply_migrations
-from pbx_recorder.errors import CatalogError, NotFound
+from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
@@ -113,9 +113,26 @@ class Catalog:
 
     # -- calls -------------------------------------------------------------------
     def upsert_call(self, row: Mapping[str, Any]) -> None:
+        """Insert or update a call row.  A row belongs to one call: an update whose
+        ``started_at`` differs from the stored one is another call that got the same id (a
+        linkedid reused after a PBX restart) and is refused (:class:`CallIdCollision`), so
+        no call ever overwrites another's row."""
         if not row.get("call_id"):
             raise CatalogError("call row without call_id")
-        self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
+        self._exec("BEGIN IMMEDIATE")  # the check and the write as one: no other writer between
+        try:
+            existing = self._exec("SELECT started_at FROM calls WHERE call_id = ?",
+                                  (row["call_id"],)).fetchone()
+            theirs, ours = (existing["started_at"] if existing else None), row.get("started_at")
+            if theirs is not None and ours is not None and abs(float(theirs) - float(ours)) > 0.001:
+                raise CallIdCollision(f"call id {row['call_id']} already holds the call that started at "
+                                      f"{theirs}; the row of the call that started at {ours} was not "
+                                      "written over it")
+            self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
+        except BaseException:
+            self._exec("ROLLBACK")
+            raise
+        self._exec("COMMIT")
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         row = self._exec("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
