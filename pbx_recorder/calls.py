@@ -182,9 +182,11 @@ class CallBook:
         cid = self._cid(ev.call_id)
         call = self._calls.get(cid)
         if call is None and create:
+            boot = boot_of_call_id(cid)
             linked = ev.call_id if not ev.call_id.startswith(self._prefix) else split_call_id(cid)[1]
+            linked = linked[len(boot) + 1:] if boot and linked.startswith(boot + "-") else linked
             call = Call(call_id=cid, node=self.node, linkedid=linked, created_at=ev.at, updated_at=now,
-                        boot=boot_of_call_id(cid))
+                        boot=boot)
             self._calls[cid] = call
         if call is not None and call.state != C.STATE_FINALIZED:
             call.updated_at = now

@@ -187,7 +187,7 @@ def test_pbx_restart_ends_the_previous_runs_calls_and_flags_their_recordings_cut
     cmds += book.tick(45)
     (fin,) = [c for c in cmds if isinstance(c, FinalizeRecording)]
     assert "cut" in fin.metadata["flags"] and "pbx_restarted" in fin.metadata["flags"]
-    assert fin.metadata["recorded_to"] == 30
+    assert fin.metadata["recorded_to"] == 30 and fin.metadata["linkedid"] == "1764601680.3"
 
 
 def test_catalog_never_lets_another_call_overwrite_a_row(tmp_path):
