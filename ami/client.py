@@ -249,6 +249,7 @@ class AmiClient:
         log.warning("AMI connection lost (%s)", exc if isinstance(exc, Exception) else "closed")
         self._fail_pending("AMI connection lost")
         self._ready.clear()
+        self._queue.put_nowait(ev.PbxLinkLost(at=self.clock()))  # the core: was it a PBX restart?
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 

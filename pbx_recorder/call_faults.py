@@ -2,7 +2,12 @@
 
 * **The PBX restarted** (:class:`events.PbxBooted` with a new boot tag): every call of the
   previous run is over; its recordings were cut (no normal close): flags ``pbx_restarted`` on
-  the call and ``cut`` on each recording that was running.
+  the call and ``cut`` on each recording that was running.  ``core restart now`` hangs the
+  calls up first (normal Hangup and Cdr events) and then drops the link: a call that ended
+  within :data:`CUT_WINDOW_S` before the link went down (:class:`events.PbxLinkLost`) is
+  flagged the same way (recordings already finalized through :class:`FlagRecordings`).  A
+  call that began while the link was down (its consent request came over FastAGI, with the
+  old run's boot tag) belongs to the new run: it is re-keyed, not ended.
 * **The recorder restarted mid-dialogue**: a call restored in ``consent_pending`` has no
   dialogue any more (its FastAGI session died with the old process; the snippet took its fail
   direction and stopped the dialogue's recording in the dialplan).  It is settled as consent
@@ -24,8 +29,9 @@ from typing import TYPE_CHECKING
 
 from pbx_recorder import constants as C
 from pbx_recorder import events as E
-from pbx_recorder.call_model import Call, Recording
-from pbx_recorder.commands import Command, StopRecording
+from pbx_recorder.call_model import Call, Recording, call_row
+from pbx_recorder.commands import Command, FlagRecordings, StopRecording, UpsertCall
+from pbx_recorder.naming import make_call_id
 
 if TYPE_CHECKING:
     from pbx_recorder.calls import CallBook
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 INTERRUPTED = "interrupted"  # consent decision: the dialogue died with the recorder
 START_FAILED = "recorder_failed"  # consent decision: the dialogue's recording could not start
 MAX_GENERATIONS = 99
+CUT_WINDOW_S = 5.0  # a call that ended this soon before the AMI link went down was hung up by it
 
 
 def is_new_call(call: Call, channel_id: str, *, creating: bool) -> bool:
@@ -61,19 +68,60 @@ def new_generation(book: CallBook, call: Call, at: float) -> Call:
     return fresh
 
 
+def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]:
+    if book.link_lost_at is None:
+        book.link_lost_at = ev.at
+    return []
+
+
 def on_pbx_booted(book: CallBook, ev: E.PbxBooted, now: float) -> list[Command]:
-    previous, book.boot = book.boot, ev.boot
+    previous, lost_at = book.boot, book.link_lost_at
+    book.boot, book.link_lost_at = ev.boot, None
     cmds: list[Command] = []
     for call in list(book.calls.values()):
-        if call.state in (C.STATE_FINALIZED, C.STATE_ENDED):
+        run = call.boot or previous
+        if not run or run == ev.boot:
             continue
-        if (call.boot or previous) and (call.boot or previous) != ev.boot:
+        if call.state not in (C.STATE_FINALIZED, C.STATE_ENDED):
+            if lost_at is not None and call.created_at >= lost_at:
+                _rekey(book, call, ev.boot)  # began while the link was down: the new run's call
+                continue
             log.warning("PBX restarted under call=%s: ended, recordings flagged cut", call.call_id)
             call.flag("pbx_restarted")
             for rec in call.active_recordings():
                 rec.flags.append("cut")
             cmds += book.end_call(call, ev.at)
+        elif lost_at is not None and call.ended_at is not None and call.ended_at >= lost_at - CUT_WINDOW_S \
+                and "pbx_restarted" not in call.flags:
+            cmds += _cut_at_shutdown(call, now)
     return cmds
+
+
+def _cut_at_shutdown(call: Call, now: float) -> list[Command]:
+    """The shutdown hung the call up (a normal-looking Hangup just before the link went down)."""
+    log.warning("call=%s ended as the PBX went down: recordings flagged cut", call.call_id)
+    call.flag("pbx_restarted")
+    done: list[str] = []
+    for rec in call.recordings:
+        if rec.state in ("failed", "discarded"):
+            continue
+        rec.flags.append("cut")
+        if rec.state == "finalized":
+            done.append(rec.recording_id)
+    if call.state != C.STATE_FINALIZED:
+        return []
+    return [FlagRecordings(call.call_id, tuple(done), ("cut", "pbx_restarted")),
+            UpsertCall(call.call_id, call_row(call, now))]
+
+
+def _rekey(book: CallBook, call: Call, boot: str) -> None:
+    new_id = make_call_id(call.node, call.linkedid, boot)
+    log.info("call=%s began while the AMI link was down: it belongs to the PBX run %s, id %s",
+             call.call_id, boot, new_id)
+    book.calls.pop(call.call_id, None)
+    book.aliases[call.call_id] = new_id
+    call.call_id, call.boot = new_id, boot
+    book.calls[new_id] = call
 
 
 def settle_interrupted(book: CallBook, call: Call, at: float) -> list[Command]:

@@ -80,6 +80,7 @@ class CallBook:
         self._prefix = safe_component(node, 32, allow_underscore=False) + "_"
         self.boot = ""  # the PBX run we are connected to (events.PbxBooted)
         self.aliases: dict[str, str] = {}  # call id -> id of the newer call that reused its linkedid
+        self.link_lost_at: float | None = None  # the AMI link went down then (events.PbxLinkLost)
 
     # --- public API --------------------------------------------------------------------
 
@@ -594,5 +595,6 @@ _HANDLERS: dict[type, Callable[[CallBook, Any, float], list[Command]]] = {
     E.LiveChannel: CallBook._on_live_channel,
     E.RecordingFailed: F.on_rec_failed,
     E.PbxBooted: F.on_pbx_booted,
+    E.PbxLinkLost: F.on_link_lost,
     E.ResyncCompleted: CallBook._on_resync_completed,
 }

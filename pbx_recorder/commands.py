@@ -72,3 +72,12 @@ class UpsertCall(Command):
     """Write the call's summary row (CDR fields, rule, consent evidence, status)."""
 
     row: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRecordings(Command):
+    """Add flags to recordings already finalized (e.g. ``cut``: the PBX restarted as they ended);
+    the daemon merges them into the catalog rows once the recordings are stored."""
+
+    recording_ids: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()

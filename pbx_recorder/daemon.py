@@ -38,6 +38,8 @@ from pbx_recorder.metrics import call_outcome
 from pbx_recorder.metrics_sampler import MetricsSampler
 
 log = logging.getLogger(__name__)
+FLAG_PATCH_TTL_S = 600.0
+FLAGGABLE = ("stored", "verified", "migrated", "missing")
 ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orphaned files
 
 
@@ -91,6 +93,7 @@ class Daemon:
         self._jobs: set[asyncio.Task[Any]] = set()
         self._saved: dict[str, str] = {}
         self._start_failed: set[str] = set()  # calls whose MixMonitor failed (outcome "failed")
+        self._flag_patches: dict[str, tuple[tuple[str, ...], float]] = {}  # rid -> (flags, give up at)
         self.metrics = app.metrics
         self.metrics_every_s = metrics_every_s
 
@@ -256,6 +259,8 @@ class Daemon:
                 commands = self.app.callbook.tick(now)
                 await self.execute(commands, origin_at=now)
                 self._persist(c.call_id for c in commands)
+                if self._flag_patches:
+                    self.apply_flag_patches()
                 if self.app.pipeline.deferred:  # each one when its back-off is over
                     await self.app.pipeline.retry_deferred()
                 if beats % ORPHAN_SCAN_BEATS == 0:
@@ -307,6 +312,10 @@ class Daemon:
                     self._spawn(self._discard(command), command)
                 elif isinstance(command, cmds.UpsertCall):
                     self.app.catalog.upsert_call(command.row)
+                elif isinstance(command, cmds.FlagRecordings):
+                    for rid in command.recording_ids:
+                        self._flag_patches[rid] = (command.flags, self.clock() + FLAG_PATCH_TTL_S)
+                    self.apply_flag_patches()
                 else:
                     log.warning("no executor for %s call=%s", type(command).__name__, command.call_id)
             except Exception as exc:
@@ -336,6 +345,23 @@ class Daemon:
                     )
                 )
         return all_started
+
+    def apply_flag_patches(self) -> None:
+        """Merge late flags (FlagRecordings) into recording rows once the shipper has written
+        them (it writes the manifest's flags when it stores a recording)."""
+        now = self.clock()
+        for rid, (flags, give_up_at) in list(self._flag_patches.items()):
+            row = self.app.catalog.get_recording(rid)
+            if row is not None and row.get("state") in FLAGGABLE:
+                merged = list(dict.fromkeys([*(row.get("flags") or []), *flags]))
+                self.app.catalog.upsert_recording({"recording_id": rid, "flags": merged})
+                log.info("recording %s flagged %s after the fact", rid, ",".join(flags))
+            elif now < give_up_at:
+                continue
+            else:
+                log.error("ALERT recording %s: could not add flags %s (state %s)", rid, ",".join(flags),
+                          (row or {}).get("state", "no row"))
+            del self._flag_patches[rid]
 
     async def recover_orphans(self) -> int:
         """Settle finished files in the monitor folder that no call or job holds (see orphans)."""

@@ -185,3 +185,10 @@ class RecordingFailed(CallEvent):
     channel: str
     recording_id: str
     reason: str = ""  # e.g. "ami_unavailable", "pbx_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class PbxLinkLost:
+    """The AMI connection went away (the PBX may be restarting)."""
+
+    at: float

@@ -12,6 +12,7 @@ from pbx_recorder.catalog import Catalog
 from pbx_recorder.commands import (
     DiscardRecording,
     FinalizeRecording,
+    FlagRecordings,
     StartRecording,
     StopRecording,
     UpsertCall,
@@ -198,3 +199,31 @@ def test_catalog_never_lets_another_call_overwrite_a_row(tmp_path):
         catalog.upsert_call({"call_id": "pbx1_L1", "started_at": 160.0, "caller_num": "222"})
     row = catalog.get_call("pbx1_L1")
     assert row["caller_num"] == "111" and row["started_at"] == 100.0 and row["cdr"] == {"a": 1}
+
+
+def test_call_hung_up_by_core_restart_now_is_flagged_cut_after_the_fact():
+    book = new_book()
+    book.handle(E.PbxBooted(0, "20261201150000"), 0)
+    cid = make_call_id("pbx1", "1764601680.3", "20261201150000")
+    cmds = _whole_call(book, cid, 1.0, "100")  # finalized: Hangup and Cdr came before the link dropped
+    (fin,) = [c for c in cmds if isinstance(c, FinalizeRecording)]
+    book.handle(E.PbxLinkLost(7.5), 7.5)
+    cmds = book.handle(E.PbxBooted(10, "20261201150008"), 10)
+    (flag,) = [c for c in cmds if isinstance(c, FlagRecordings)]
+    assert flag.recording_ids == (fin.recording_id,) and "cut" in flag.flags
+    assert "pbx_restarted" in json.loads(_row(cmds)["flags"])
+
+
+def test_call_that_began_while_the_link_was_down_belongs_to_the_new_run():
+    book = new_book()
+    book.handle(E.PbxBooted(0, "20261201150000"), 0)
+    book.handle(E.PbxLinkLost(5), 5)
+    stale = make_call_id("pbx1", "1764601690.0", "20261201150000")  # AGI used the old boot tag
+    cmds = book.handle(E.ConsentRequested(7, stale, "1764601690.0", TRUNK, "inbound", "100"), 7)
+    assert [c.kind for c in cmds if isinstance(c, StartRecording)] == ["call"]
+    assert book.handle(E.PbxBooted(8, "20261201150006"), 8) == []
+    fresh = make_call_id("pbx1", "1764601690.0", "20261201150006")
+    assert book.state(fresh) == "recording" and book.state(stale) == "recording"  # alias
+    cmds = book.handle(E.ChannelHungUp(20, fresh, "1764601690.0", TRUNK), 20)
+    cmds += book.handle(E.CdrPosted(20.5, fresh, "1764601690.0", fields={"disposition": "ANSWERED"}), 20.5)
+    assert _row(cmds)["call_id"] == fresh and "pbx_restarted" not in json.loads(_row(cmds)["flags"])
