@@ -159,8 +159,10 @@ def on_rec_failed(book: CallBook, ev: E.RecordingFailed, now: float) -> list[Com
     if call.state == C.STATE_CONSENT_PENDING:  # the dialogue cannot run: the call is not recorded
         call.flag(reason)
         call.flag("recording_failed")
-        return book.resolve_consent(call, START_FAILED, {"decision": START_FAILED, "decided_at": ev.at,
+        cmds = book.resolve_consent(call, START_FAILED, {"decision": START_FAILED, "decided_at": ev.at,
                                                          "why": reason}, ev.at, "")
+        call.result = "failed"  # nobody refused: the recorder could not record
+        return cmds
     if rec.kind == C.KIND_CALL and not _recording_call(call):
         call.result = "failed"
         call.flag("recording_failed")

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from ami_gate import AmiGate
 from call_helpers import cdr_of, linkedid_of, new_caller
 from recorder_checks import Recorder, audio_files, wait_call, wait_shipped
 
@@ -179,3 +181,31 @@ def test_pbx_restart_call_ids_stay_unique_and_the_cut_recording_is_flagged(
             "started_at"] == old["started_at"]
     finally:
         process.terminate()
+
+
+def test_call_during_an_ami_outage_says_not_recorded_and_why(asterisk: PrivateAsterisk, ami: AmiProbe,
+                                                             prompts_dir: Path, tmp_path: Path) -> None:
+    gate = AmiGate(asterisk.ami_port)
+    gate.open()
+    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
+    data = yaml.safe_load(config.read_text())
+    data["pbx"]["ami"]["port"] = gate.port
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
+    recorder = Recorder(process, config, tmp_path / "recorder", CatalogReader(tmp_path / "recorder" / "catalog.db"))
+    try:
+        gate.close_link()  # the AMI link is down; FastAGI still answers
+        caller, since = new_caller(), len(ami.events)
+        result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=8, from_user=caller).start().wait()
+        assert result.ok and result.elapsed_s > 7, result.errors  # the call went on
+        linkedid = linkedid_of(ami, caller, since)
+        assert not ami.find(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid)
+        gate.open()  # the link comes back: resync finds the call gone
+        row = wait_call(recorder, linkedid, timeout=60)
+        assert row["record_decision"] == "not_recorded", row
+        assert {"recording_failed", "ami_unavailable"} <= set(json.loads(row["flags"])), row["flags"]
+        assert row["status"] == "answered", row["status"]  # never no_answer: the snippet answered it
+        assert all(r["state"] != "missing" for r in recorder.catalog.recordings(row["call_id"]))
+    finally:
+        process.terminate()
+        gate.stop()

@@ -128,7 +128,8 @@ def test_dialogue_recording_start_failure_is_not_a_hangup():
     _explicit_until_dialogue(book)
     cmds = book.handle(E.RecordingFailed(1.2, "L1", "L1", TRUNK, "pbx1_L1_consent001", "ami_unavailable"), 1.2)
     assert [c.reason for c in cmds if isinstance(c, DiscardRecording)] == ["consent_recorder_failed"]
-    assert book.snapshot("L1")["consent_decision"] == "recorder_failed"
+    snap = book.snapshot("L1")
+    assert snap["consent_decision"] == "recorder_failed" and snap["result"] == "failed"
 
 
 def test_call_seen_only_partly_is_never_no_answer():
