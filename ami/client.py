@@ -293,7 +293,8 @@ class AmiClient:
         """CoreStatus -> the PBX's start time, part of every call id (linkedids restart with
         Asterisk).  Events that arrived since login were held; they are normalized after it."""
         try:
-            reply = await self._send({"Action": "CoreStatus"}, call_id="", timeout=min(self.action_timeout, 5.0))
+            reply = await self._send({"Action": "CoreStatus"}, call_id="",
+                                     timeout=min(self.action_timeout, 5.0))
             boot = boot_tag(_get(reply, "CoreStartupDate"), _get(reply, "CoreStartupTime"))
         except (AmiActionError, PbxDisconnected) as exc:
             log.warning("AMI CoreStatus failed (%s): call ids without the PBX start time", exc)

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from pbx_recorder import constants as C
 from pbx_recorder import call_faults as F
+from pbx_recorder import constants as C
 from pbx_recorder import events as E
 from pbx_recorder.call_model import (
     Call,

@@ -377,7 +377,8 @@ class Daemon:
             try:
                 settled += await self._settle_orphan(orphan)
             except Exception:
-                log.exception("orphan %s of call=%s could not be settled", orphan.recording_id, orphan.call_id)
+                log.exception("orphan %s of call=%s could not be settled", orphan.recording_id,
+                              orphan.call_id)
         return settled
 
     async def _settle_orphan(self, orphan: orphans.Orphan) -> int:
@@ -401,10 +402,12 @@ class Daemon:
                                                                   "orphan_not_consented"))
             return 1
         log.error("ALERT orphaned recording %s of call=%s: no call row says whether it may be kept; "
-                  "left in %s for an operator", orphan.recording_id, orphan.call_id, self.app.callbook.monitor_dir)
+                  "left in %s for an operator", orphan.recording_id, orphan.call_id,
+                  self.app.callbook.monitor_dir)
         catalog.upsert_recording({"recording_id": orphan.recording_id, "call_id": orphan.call_id,
                                   "kind": orphan.kind, "mode": orphan.mode, "state": "orphaned",
-                                  "flags": ["orphan_recovered", "consent_unknown"], "created_at": self.clock()})
+                                  "flags": ["orphan_recovered", "consent_unknown"],
+                                  "created_at": self.clock()})
         return 1
 
     def _spawn(self, coro: Any, command: cmds.Command) -> None:

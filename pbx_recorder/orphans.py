@@ -52,7 +52,8 @@ class Orphan:
         return "stereo" if any(n.endswith(".raw") for n in names) else "mixed"
 
 
-def scan(monitor_dir: str | Path, busy: Iterable[str], now: float, min_age_s: float = MIN_AGE_S) -> list[Orphan]:
+def scan(monitor_dir: str | Path, busy: Iterable[str], now: float,
+         min_age_s: float = MIN_AGE_S) -> list[Orphan]:
     """Our closed recording files in ``monitor_dir`` whose recording id is not in ``busy``."""
     skip = set(busy)
     found: dict[str, Orphan] = {}

@@ -119,7 +119,8 @@ class Pipeline:
             try:
                 self.catalog.upsert_recording({
                     "recording_id": cmd.recording_id, "call_id": cmd.call_id,
-                    "kind": str(cmd.metadata.get("kind", "call")), "mode": str(cmd.metadata.get("mode", "mixed")),
+                    "kind": str(cmd.metadata.get("kind", "call")),
+                    "mode": str(cmd.metadata.get("mode", "mixed")),
                     "state": "stopped", "flags": ["spool_failed"], "created_at": self.clock()})
             except RecorderError as cat_exc:
                 log.error("ALERT call %s recording %s: not in the catalog either: %s", cmd.call_id,

@@ -184,7 +184,8 @@ def test_timeouts_then_retry_prompt_fail_closed(serve: object) -> None:
     backend = FakeBackend(decision)
     server = serve(backend)  # type: ignore[operator]
     commands = talk(server, env_block(ARGS), answers(["", ""]))
-    assert commands[:4] == [QUESTION, "WAIT FOR DIGIT 2000", 'STREAM FILE /prompts/de/consent-retry "" 0', QUESTION]
+    retry = 'STREAM FILE /prompts/de/consent-retry "" 0'
+    assert commands[:4] == [QUESTION, "WAIT FOR DIGIT 2000", retry, QUESTION]
     assert variables(commands) == {"PBXREC_CONSENT": "timeout", "PBXREC_RESULT": "norecord"}
     assert backend.resolved[0].decision == "timeout"
 

@@ -78,7 +78,8 @@ def test_digit_pressed_before_the_question_is_not_consent(asterisk: PrivateAster
     evidence = recorder.catalog.consent(row)
     for entry in evidence.get("digit_log", []):  # if the early digit reached the dialogue at all
         assert entry["counted"] is False and entry.get("prompt_offset_s", 0.0) < 0.5, evidence
-    assert not [r for r in recorder.catalog.recordings(row["call_id"]) if r["state"] in ("stored", "verified")]
+    recs = recorder.catalog.recordings(row["call_id"])
+    assert not [r for r in recs if r["state"] in ("stored", "verified")]
 
 
 def test_answer_during_the_question_counts_and_is_timed(asterisk: PrivateAsterisk, ami: AmiProbe,
@@ -102,7 +103,8 @@ def test_read_only_spool_keeps_the_file_in_the_catalog_and_recovers_after_a_rest
     subprocess.run(["chattr", "+i", str(spool)], check=True)  # read-only even for root
     try:
         caller, since = new_caller(), len(ami.events)
-        result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=6, from_user=caller).start().wait()
+        result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=6,
+                          from_user=caller).start().wait()
         assert result.ok, result.errors
         row = wait_call(recorder, linkedid_of(ami, caller, since))
 
@@ -162,7 +164,8 @@ def test_pbx_restart_call_ids_stay_unique_and_the_cut_recording_is_flagged(
         assert second.wait(timeout=40).ok
 
         def both() -> list[dict[str, object]] | None:
-            rows = catalog.query("SELECT * FROM calls WHERE status != '' AND status != 'live' ORDER BY started_at")
+            rows = catalog.query("SELECT * FROM calls WHERE status != '' AND status != 'live' "
+                                 "ORDER BY started_at")
             return rows if len(rows) >= 2 else None
         rows = catalog.wait_for(both, 60)
         assert rows, process.log_tail(80)
@@ -173,7 +176,8 @@ def test_pbx_restart_call_ids_stay_unique_and_the_cut_recording_is_flagged(
         assert old["status"] == "answered" and old["record_decision"] == "record"
 
         def cut() -> list[dict[str, object]]:
-            return [r for r in catalog.recordings(str(old["call_id"])) if r["state"] in ("stored", "verified")]
+            recs = catalog.recordings(str(old["call_id"]))
+            return [r for r in recs if r["state"] in ("stored", "verified")]
         recs = catalog.wait_for(cut, 60)
         assert recs, process.log_tail(80)
         assert "cut" in json.loads(str(recs[0]["flags"])), recs[0]["flags"]
@@ -192,11 +196,13 @@ def test_call_during_an_ami_outage_says_not_recorded_and_why(asterisk: PrivateAs
     data["pbx"]["ami"]["port"] = gate.port
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
-    recorder = Recorder(process, config, tmp_path / "recorder", CatalogReader(tmp_path / "recorder" / "catalog.db"))
+    work = tmp_path / "recorder"
+    recorder = Recorder(process, config, work, CatalogReader(work / "catalog.db"))
     try:
         gate.close_link()  # the AMI link is down; FastAGI still answers
         caller, since = new_caller(), len(ami.events)
-        result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=8, from_user=caller).start().wait()
+        result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=8,
+                          from_user=caller).start().wait()
         assert result.ok and result.elapsed_s > 7, result.errors  # the call went on
         linkedid = linkedid_of(ami, caller, since)
         assert not ami.find(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid)

@@ -25,12 +25,17 @@ TRUNK = "PJSIP/trunk-01"
 
 
 def _explicit_until_dialogue(book, linkedid="L1", at=1.0):
-    book.handle(E.ChannelCreated(at - 1, linkedid, linkedid, TRUNK, caller_num="+15550101", exten="800200"), at)
+    book.handle(E.ChannelCreated(at - 1, linkedid, linkedid, TRUNK, caller_num="+15550101", exten="800200"),
+                at)
     book.handle(E.ChannelAnswered(at - 0.8, linkedid, linkedid, TRUNK), at)
     cmds = book.handle(E.ConsentRequested(at, linkedid, linkedid, TRUNK, "inbound", "800200"), at)
     book.handle(E.RecordingStarted(at + 0.1, linkedid, linkedid, TRUNK, f"pbx1_{linkedid}_consent001",
                                    pbx_ref="MIX-7"), at + 0.1)
     return cmds
+
+
+def _mmid(value):
+    return {"PBXREC_DIALOGUE_MMID": value}
 
 
 def _row(cmds):
@@ -67,7 +72,7 @@ def test_restarted_recorder_settles_a_call_restored_mid_dialogue():
     snapshot = old.snapshot("L1")
     book = new_book()
     book.restore(snapshot)
-    cmds = book.handle(E.LiveChannel(20, "L1", "L1", TRUNK, "up", variables={"PBXREC_DIALOGUE_MMID": "MIX-7"}), 20)
+    cmds = book.handle(E.LiveChannel(20, "L1", "L1", TRUNK, "up", variables=_mmid("MIX-7")), 20)
     (stop,) = [c for c in cmds if isinstance(c, StopRecording)]
     assert stop.recording_id == "pbx1_L1_consent001" and stop.pbx_ref == "MIX-7"
     (discard,) = [c for c in cmds if isinstance(c, DiscardRecording)]
@@ -93,7 +98,7 @@ def test_restored_mid_dialogue_call_gone_while_away_is_interrupted_not_hangup():
 
 def test_unknown_channel_with_a_dialogue_recording_and_no_decision_is_stopped():
     book = new_book()
-    cmds = book.handle(E.LiveChannel(5, "L7", "L7", TRUNK, "up", variables={"PBXREC_DIALOGUE_MMID": "MIX-9"}), 5)
+    cmds = book.handle(E.LiveChannel(5, "L7", "L7", TRUNK, "up", variables=_mmid("MIX-9")), 5)
     assert cmds == [StopRecording("pbx1_L7", "", TRUNK, "MIX-9")]
     snap = book.snapshot("L7")
     assert snap["consent_decision"] == "interrupted" and snap["result"] == "norecord"
@@ -102,7 +107,7 @@ def test_unknown_channel_with_a_dialogue_recording_and_no_decision_is_stopped():
 def test_a_live_dialogue_of_this_process_is_not_settled_by_a_resync():
     book = new_book()
     _explicit_until_dialogue(book)
-    cmds = book.handle(E.LiveChannel(3, "L1", "L1", TRUNK, "up", variables={"PBXREC_DIALOGUE_MMID": "MIX-7"}), 3)
+    cmds = book.handle(E.LiveChannel(3, "L1", "L1", TRUNK, "up", variables=_mmid("MIX-7")), 3)
     assert cmds == [] and book.state("L1") == "consent_pending"
 
 
@@ -126,7 +131,8 @@ def test_start_failure_says_not_recorded_and_why():
 def test_dialogue_recording_start_failure_is_not_a_hangup():
     book = new_book()
     _explicit_until_dialogue(book)
-    cmds = book.handle(E.RecordingFailed(1.2, "L1", "L1", TRUNK, "pbx1_L1_consent001", "ami_unavailable"), 1.2)
+    failed = E.RecordingFailed(1.2, "L1", "L1", TRUNK, "pbx1_L1_consent001", "ami_unavailable")
+    cmds = book.handle(failed, 1.2)
     assert [c.reason for c in cmds if isinstance(c, DiscardRecording)] == ["consent_recorder_failed"]
     snap = book.snapshot("L1")
     assert snap["consent_decision"] == "recorder_failed" and snap["result"] == "failed"
@@ -156,7 +162,8 @@ def _whole_call(book, linkedid, at, dialed):
     cmds = book.handle(E.ChannelCreated(at, linkedid, linkedid, TRUNK, exten=dialed), at)
     cmds += book.handle(E.ConsentRequested(at + 1, linkedid, linkedid, TRUNK, "inbound", dialed), at + 1)
     cmds += book.handle(E.ChannelHungUp(at + 5, linkedid, linkedid, TRUNK), at + 5)
-    cmds += book.handle(E.CdrPosted(at + 5.5, linkedid, linkedid, fields={"disposition": "ANSWERED"}), at + 5.5)
+    cdr = E.CdrPosted(at + 5.5, linkedid, linkedid, fields={"disposition": "ANSWERED"})
+    cmds += book.handle(cdr, at + 5.5)
     return cmds
 
 
@@ -194,7 +201,8 @@ def test_pbx_restart_ends_the_previous_runs_calls_and_flags_their_recordings_cut
 
 def test_catalog_never_lets_another_call_overwrite_a_row(tmp_path):
     catalog = Catalog(tmp_path / "c.db")
-    catalog.upsert_call({"call_id": "pbx1_L1", "started_at": 100.0, "caller_num": "111", "status": "answered"})
+    catalog.upsert_call({"call_id": "pbx1_L1", "started_at": 100.0, "caller_num": "111",
+                         "status": "answered"})
     catalog.upsert_call({"call_id": "pbx1_L1", "started_at": 100.0, "status": "answered", "cdr": {"a": 1}})
     with pytest.raises(CallIdCollision):
         catalog.upsert_call({"call_id": "pbx1_L1", "started_at": 160.0, "caller_num": "222"})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "pbx_recorder"
-CORE = ["naming", "rules", "consent_policy", "calls", "call_model", "retention", "events", "commands",
+CORE = ["naming", "call_faults", "rules", "consent_policy", "calls", "call_model", "retention", "events", "commands",
         "constants"]
 FORBIDDEN = {"asyncio", "gevent", "socket", "boto3", "botocore", "redis", "panoramisk", "greenswitch",
              "threading", "subprocess", "prometheus_client"}
