@@ -215,3 +215,16 @@ def test_call_during_an_ami_outage_says_not_recorded_and_why(asterisk: PrivateAs
     finally:
         process.terminate()
         gate.stop()
+
+
+def test_recording_of_a_caller_who_sends_no_audio_is_flagged_silent(
+        asterisk: PrivateAsterisk, ami: AmiProbe, recorder: Recorder, tmp_path: Path) -> None:
+    caller, since = new_caller(), len(ami.events)
+    result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=7, from_user=caller,
+                      timeline=[]).start().wait()  # no RTP at all from the caller
+    assert result.ok, result.errors
+    row, recs = wait_shipped(recorder, linkedid_of(ami, caller, since))
+    flags = json.loads(recs[0]["flags"])
+    assert "silent" in flags, flags
+    if recs[0]["duration_s"] is not None and recs[0]["duration_s"] < 1.0:  # 16 writes no frames at all
+        assert "short" in flags, flags
