@@ -45,11 +45,13 @@ CUT_WINDOW_S = 5.0  # a call that ended this soon before the AMI link went down 
 
 
 def is_new_call(call: Call, channel_id: str, *, creating: bool) -> bool:
-    """A fresh channel (or consent request) on an id whose call is over, or a uniqueid the
-    call already had (a PBX run never makes the same uniqueid twice): the linkedid came back."""
+    """A fresh channel (or consent request) on an id whose call is over, or a channel created
+    a second time (a PBX run never makes the same uniqueid twice): the linkedid came back.
+    (A consent request or a resync may name a channel before its Newchannel is seen: only
+    creations count.)"""
     if call.ended_at is not None or call.state in (C.STATE_ENDED, C.STATE_FINALIZED):
         return True
-    return creating and bool(channel_id) and channel_id in call.legs
+    return creating and bool(channel_id) and channel_id in call.created
 
 
 def new_generation(book: CallBook, call: Call, at: float) -> Call:

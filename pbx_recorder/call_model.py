@@ -60,6 +60,7 @@ class Call:
     state: str = STATE_IDLE
     legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> channel name, creation order
     live: list[str] = field(default_factory=list)  # uniqueids still up
+    created: list[str] = field(default_factory=list)  # uniqueids seen in a ChannelCreated
     first_channel_id: str = ""
     first_channel: str = ""
     caller_num: str = ""

@@ -364,6 +364,8 @@ class CallBook:
         assert call is not None
         if F.is_new_call(call, ev.channel_id, creating=True):  # the linkedid came back
             call = F.new_generation(self, call, ev.at)
+        if ev.channel_id and ev.channel_id not in call.created:
+            call.created.append(ev.channel_id)
         first = not call.legs
         self._add_leg(call, ev.channel_id, ev.channel)
         if first:

@@ -236,3 +236,10 @@ def test_call_that_began_while_the_link_was_down_belongs_to_the_new_run():
     cmds = book.handle(E.ChannelHungUp(20, fresh, "1764601690.0", TRUNK), 20)
     cmds += book.handle(E.CdrPosted(20.5, fresh, "1764601690.0", fields={"disposition": "ANSWERED"}), 20.5)
     assert _row(cmds)["call_id"] == fresh and "pbx_restarted" not in json.loads(_row(cmds)["flags"])
+
+
+def test_consent_request_before_its_newchannel_is_the_same_call():
+    book = new_book()  # under load the FastAGI request can overtake the AMI Newchannel event
+    book.handle(E.ConsentRequested(1, "L8", "L8", TRUNK, "inbound", "100"), 1)
+    book.handle(E.ChannelCreated(0.5, "L8", "L8", TRUNK, exten="100"), 1.1)
+    assert book.state("L8") == "recording" and "pbx1_L8-r2" not in book.calls
