@@ -6,6 +6,7 @@ StopMixMonitor, Cdr/Hangup events and CoreStatus are the same on 16 and 22).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -100,8 +101,7 @@ def test_answer_during_the_question_counts_and_is_timed(asterisk: PrivateAsteris
 def test_read_only_spool_keeps_the_file_in_the_catalog_and_recovers_after_a_restart(
         asterisk: PrivateAsterisk, ami: AmiProbe, recorder: Recorder, tmp_path: Path) -> None:
     spool = recorder.workdir / "spool"
-    subprocess.run(["chattr", "+i", str(spool)], check=True)  # read-only even for root
-    try:
+    with _unwritable(spool):
         caller, since = new_caller(), len(ami.events)
         result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=6,
                           from_user=caller).start().wait()
@@ -114,12 +114,30 @@ def test_read_only_spool_keeps_the_file_in_the_catalog_and_recovers_after_a_rest
         assert recorder.catalog.wait_for(failed, 30), recorder.process.log_tail()
         assert _ours(asterisk.monitor_dir, row["call_id"])  # still where MixMonitor wrote it
         recorder.process.kill()  # the retry in memory is lost with the process
-    finally:
-        subprocess.run(["chattr", "-i", str(spool)], check=True)
     recorder.process.start()  # start-up recovery looks in the monitor folder
     _, recs = wait_shipped(recorder, row["linkedid"])
     assert "orphan_recovered" in json.loads(recs[0]["flags"]) or recs[0]["state"] in ("stored", "verified")
     assert not _ours(asterisk.monitor_dir, row["call_id"])
+
+
+@contextlib.contextmanager
+def _unwritable(folder: Path) -> Iterator[None]:
+    """Make ``folder`` unwritable even for root: the immutable attribute where the file system
+    has it, else a plain file in its place (every write below it fails, not with ENOSPC)."""
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode == 0:
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        return
+    aside = folder.with_name(folder.name + ".aside")
+    folder.rename(aside)
+    folder.write_bytes(b"")
+    try:
+        yield
+    finally:
+        folder.unlink()
+        aside.rename(folder)
 
 
 @pytest.fixture
