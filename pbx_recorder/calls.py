@@ -136,6 +136,11 @@ class CallBook:
     # --- used by call_faults -------------------------------------------------------------
 
     @property
+    def node_prefix(self) -> str:
+        """How this node's call ids begin (``<node>_``)."""
+        return self._prefix
+
+    @property
     def calls(self) -> dict[str, Call]:
         return self._calls
 

@@ -368,7 +368,8 @@ class Daemon:
         app = self.app
         busy = app.callbook.recording_ids() | app.pipeline.pending_ids()
         try:
-            found = await asyncio.to_thread(orphans.scan, app.callbook.monitor_dir, busy, self.clock())
+            found = await asyncio.to_thread(orphans.scan, app.callbook.monitor_dir, busy, self.clock(),
+                                            orphans.MIN_AGE_S, app.callbook.node_prefix)
         except Exception:  # the scan must never stop the recorder
             log.exception("orphan scan failed")
             return 0

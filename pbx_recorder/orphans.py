@@ -53,8 +53,9 @@ class Orphan:
 
 
 def scan(monitor_dir: str | Path, busy: Iterable[str], now: float,
-         min_age_s: float = MIN_AGE_S) -> list[Orphan]:
-    """Our closed recording files in ``monitor_dir`` whose recording id is not in ``busy``."""
+         min_age_s: float = MIN_AGE_S, node_prefix: str = "") -> list[Orphan]:
+    """Our closed recording files in ``monitor_dir`` whose recording id is not in ``busy``
+    (with ``node_prefix``, only this node's: other recorder nodes settle their own)."""
     skip = set(busy)
     found: dict[str, Orphan] = {}
     try:
@@ -65,7 +66,8 @@ def scan(monitor_dir: str | Path, busy: Iterable[str], now: float,
     names = {e.name for e in entries}
     for entry in entries:
         parsed = parse_recording_file(entry.name)
-        if parsed is None or parsed.recording_id in skip or not entry.is_file(follow_symlinks=False):
+        if parsed is None or parsed.recording_id in skip or not parsed.call_id.startswith(node_prefix) \
+                or not entry.is_file(follow_symlinks=False):
             continue
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime

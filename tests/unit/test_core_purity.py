@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "pbx_recorder"
-CORE = ["naming", "call_faults", "rules", "consent_policy", "calls", "call_model", "retention", "events", "commands",
-        "constants"]
+CORE = ["naming", "rules", "consent_policy", "calls", "call_model", "retention", "events", "commands",
+        "constants", "call_faults"]
 FORBIDDEN = {"asyncio", "gevent", "socket", "boto3", "botocore", "redis", "panoramisk", "greenswitch",
              "threading", "subprocess", "prometheus_client"}
 

@@ -88,6 +88,7 @@ def test_scan_finds_closed_files_nobody_holds(tmp_path: Path) -> None:
         (RID, "call", "mixed", 1), (other, "consent", "dual", 2)]
     Path(young + ".closed").write_text("")
     assert fresh in {o.recording_id for o in orphans.scan(tmp_path, {busy}, now)}
+    assert orphans.scan(tmp_path, {busy}, now, node_prefix="n2_") == []  # another node's files
 
 
 def test_orphan_decisions_never_keep_what_consent_did_not_allow() -> None:
@@ -112,7 +113,8 @@ def test_dialogue_recording_keeps_its_id_where_the_snippet_finds_it() -> None:
     assert start_recording(start)["Options"].startswith("i(PBXREC_DIALOGUE_MMID)")
     plain = StartRecording(CALL, RID, "PJSIP/x-1", "/m/a.wav")
     assert "PBXREC_DIALOGUE_MMID" not in start_recording(plain)["Options"]
-    lines = [ln.strip() for ln in SNIPPET.read_text().splitlines() if ln.strip().startswith(("exten", "same"))]
+    text = SNIPPET.read_text().splitlines()
+    lines = [ln.strip() for ln in text if ln.strip().startswith(("exten", "same"))]
     fail = next(i for i, ln in enumerate(lines) if "(unavailable)" in ln)
     stop = next(i for i, ln in enumerate(lines) if "StopMixMonitor(${PBXREC_DIALOGUE_MMID})" in ln)
     done = next(i for i, ln in enumerate(lines) if "(done),Return()" in ln)
