@@ -70,7 +70,7 @@ class ConsentTicket:
 class ConsentBackend(Protocol):
     def request(self, event: ev.ConsentRequested) -> ConsentTicket: ...
 
-    def resolve(self, event: ev.ConsentResolved) -> None: ...
+    def resolve(self, event: ev.ConsentResolved) -> bool | None: ...  # False: recording did not start
 
 
 class PromptPaths(Protocol):
@@ -188,7 +188,7 @@ class ConsentSession:
             self._set("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
             return self._set_result("record")
         done = self._dialogue(decision, event.language)
-        self.backend.resolve(
+        started = self.backend.resolve(
             ev.ConsentResolved(
                 at=self.clock(),
                 call_id=self.call_id,
@@ -201,6 +201,8 @@ class ConsentSession:
         log.info("consent resolved call=%s decision=%s", self.call_id, done.outcome.value)
         if done.outcome == Decision.HANGUP:
             return ""
+        if started is False and allows_recording(done.outcome.value):  # say so: the fail direction
+            raise RuntimeError("the call recording could not be started after consent")
         self._set("PBXREC_CONSENT", done.outcome.value)
         if allows_recording(done.outcome.value):
             return self._set_result("record")

@@ -67,9 +67,9 @@ class LoopConsentBackend:
         future = asyncio.run_coroutine_threadsafe(self.daemon.consent_requested(event), self.loop)
         return future.result(self.timeout_s)
 
-    def resolve(self, event: ev.ConsentResolved) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.daemon.handle(event), self.loop)
-        future.result(self.timeout_s)
+    def resolve(self, event: ev.ConsentResolved) -> bool:
+        future = asyncio.run_coroutine_threadsafe(self.daemon.consent_resolved(event), self.loop)
+        return future.result(self.timeout_s)
 
 
 class Daemon:
@@ -283,6 +283,19 @@ class Daemon:
         elif commands:
             self._persist(c.call_id for c in commands)
         return commands
+
+    async def consent_resolved(self, event: ev.ConsentResolved) -> bool:
+        """Like :meth:`handle`; False when a recording the decision started could not start
+        (the AGI session then leaves the snippet to its fail direction)."""
+        self.summary.events += 1
+        try:
+            commands = self.app.callbook.handle(event, self.clock())
+            ok = await self.execute(commands, origin_at=event.at)
+        except Exception:
+            log.exception("consent result failed call=%s", event.call_id)
+            return False
+        self._persist([event.call_id, *(c.call_id for c in commands)])
+        return ok
 
     async def consent_requested(self, event: ev.ConsentRequested) -> ConsentTicket:
         commands = self.app.callbook.handle(event, self.clock())

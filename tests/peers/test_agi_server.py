@@ -31,13 +31,15 @@ class FakeBackend:
         self.recording_ok = recording_ok
         self.requested: list[ev.ConsentRequested] = []
         self.resolved: list[ev.ConsentResolved] = []
+        self.started: bool | None = None  # what resolve() answers (False: the recording failed)
 
     def request(self, event: ev.ConsentRequested) -> ConsentTicket:
         self.requested.append(event)
         return ConsentTicket(self.decision, self.recording_ok)
 
-    def resolve(self, event: ev.ConsentResolved) -> None:
+    def resolve(self, event: ev.ConsentResolved) -> bool | None:
         self.resolved.append(event)
+        return self.started
 
 
 class FakePrompts:
@@ -300,3 +302,12 @@ def test_sessions_are_bounded_and_stop_refuses(serve: object) -> None:
     server.stop_accepting()
     assert talk(server, env_block(ARGS), answers([])) == []
     assert server.wait_idle(2)
+
+
+def test_recording_that_fails_after_the_notice_takes_the_fail_direction(serve: object) -> None:
+    backend = FakeBackend(RuleDecision(record=True, consent="notify", language="fr"))
+    backend.started = False  # e.g. the AMI link is down: MixMonitor could not start
+    server = serve(backend)  # type: ignore[operator]
+    commands = talk(server, env_block(ARGS), answers([]))
+    assert backend.resolved[0].decision == "notified"
+    assert "PBXREC_RESULT" not in variables(commands)  # no "record": the snippet says unavailable

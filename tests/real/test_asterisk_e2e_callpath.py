@@ -224,6 +224,8 @@ def test_call_during_an_ami_outage_says_not_recorded_and_why(asterisk: PrivateAs
         assert result.ok and result.elapsed_s > 7, result.errors  # the call went on
         linkedid = linkedid_of(ami, caller, since)
         assert not ami.find(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid)
+        # the recording could not start after the notice: the snippet took its fail direction
+        assert cdr_of(ami, linkedid)["UserField"] == "pbx-recorder:unavailable"
         gate.open()  # the link comes back: resync finds the call gone
         row = wait_call(recorder, linkedid, timeout=60)
         assert row["record_decision"] == "not_recorded", row
