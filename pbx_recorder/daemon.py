@@ -30,16 +30,14 @@ from ami.actions import is_pbx_command
 from consent.agi_server import AgiServer, ConsentTicket
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
-from pbx_recorder import orphans
 from pbx_recorder.app import App, hot_tiers
 from pbx_recorder.constants import STATE_FINALIZED
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, RecorderError
+from pbx_recorder.fault_recovery import FaultRecovery
 from pbx_recorder.metrics import call_outcome
 from pbx_recorder.metrics_sampler import MetricsSampler
 
 log = logging.getLogger(__name__)
-FLAG_PATCH_TTL_S = 600.0
-FLAGGABLE = ("stored", "verified", "migrated", "missing")
 ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orphaned files
 
 
@@ -93,7 +91,7 @@ class Daemon:
         self._jobs: set[asyncio.Task[Any]] = set()
         self._saved: dict[str, str] = {}
         self._start_failed: set[str] = set()  # calls whose MixMonitor failed (outcome "failed")
-        self._flag_patches: dict[str, tuple[tuple[str, ...], float]] = {}  # rid -> (flags, give up at)
+        self.recovery = FaultRecovery(app, clock)  # orphaned files, late flags
         self.metrics = app.metrics
         self.metrics_every_s = metrics_every_s
 
@@ -113,7 +111,7 @@ class Daemon:
         if recovered or incomplete:
             log.info("spool recovery: %d repaired, %d need an operator", len(recovered), len(incomplete))
         await asyncio.to_thread(self._abort_stale_uploads)
-        await self.recover_orphans()
+        await self.recovery.recover_orphans()
         self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
         self.agi.start()
         log.info(
@@ -259,12 +257,11 @@ class Daemon:
                 commands = self.app.callbook.tick(now)
                 await self.execute(commands, origin_at=now)
                 self._persist(c.call_id for c in commands)
-                if self._flag_patches:
-                    self.apply_flag_patches()
+                self.recovery.apply_flag_patches()
                 if self.app.pipeline.deferred:  # each one when its back-off is over
                     await self.app.pipeline.retry_deferred()
                 if beats % ORPHAN_SCAN_BEATS == 0:
-                    await self.recover_orphans()
+                    await self.recovery.recover_orphans()
             except Exception:
                 log.exception("tick failed")
 
@@ -326,9 +323,7 @@ class Daemon:
                 elif isinstance(command, cmds.UpsertCall):
                     self.app.catalog.upsert_call(command.row)
                 elif isinstance(command, cmds.FlagRecordings):
-                    for rid in command.recording_ids:
-                        self._flag_patches[rid] = (command.flags, self.clock() + FLAG_PATCH_TTL_S)
-                    self.apply_flag_patches()
+                    self.recovery.add_flags(command)
                 else:
                     log.warning("no executor for %s call=%s", type(command).__name__, command.call_id)
             except Exception as exc:
@@ -358,71 +353,6 @@ class Daemon:
                     )
                 )
         return all_started
-
-    def apply_flag_patches(self) -> None:
-        """Merge late flags (FlagRecordings) into recording rows once the shipper has written
-        them (it writes the manifest's flags when it stores a recording)."""
-        now = self.clock()
-        for rid, (flags, give_up_at) in list(self._flag_patches.items()):
-            row = self.app.catalog.get_recording(rid)
-            if row is not None and row.get("state") in FLAGGABLE:
-                merged = list(dict.fromkeys([*(row.get("flags") or []), *flags]))
-                self.app.catalog.upsert_recording({"recording_id": rid, "flags": merged})
-                log.info("recording %s flagged %s after the fact", rid, ",".join(flags))
-            elif now < give_up_at:
-                continue
-            else:
-                log.error("ALERT recording %s: could not add flags %s (state %s)", rid, ",".join(flags),
-                          (row or {}).get("state", "no row"))
-            del self._flag_patches[rid]
-
-    async def recover_orphans(self) -> int:
-        """Settle finished files in the monitor folder that no call or job holds (see orphans)."""
-        app = self.app
-        busy = app.callbook.recording_ids() | app.pipeline.pending_ids()
-        try:
-            found = await asyncio.to_thread(orphans.scan, app.callbook.monitor_dir, busy, self.clock(),
-                                            orphans.MIN_AGE_S, app.callbook.node_prefix)
-        except Exception:  # the scan must never stop the recorder
-            log.exception("orphan scan failed")
-            return 0
-        settled = 0
-        for orphan in found:
-            try:
-                settled += await self._settle_orphan(orphan)
-            except Exception:
-                log.exception("orphan %s of call=%s could not be settled", orphan.recording_id,
-                              orphan.call_id)
-        return settled
-
-    async def _settle_orphan(self, orphan: orphans.Orphan) -> int:
-        catalog = self.app.catalog
-        row = catalog.get_recording(orphan.recording_id)
-        if row is not None and row.get("state") in orphans.PAST_SPOOL:
-            return 0  # already settled (held for an operator, or a leftover after spooling)
-        call_row = catalog.get_call(orphan.call_id)
-        action = orphans.decide(orphan.kind, call_row)
-        paths = tuple(str(p) for p in orphan.paths)
-        if action == orphans.SHIP and call_row is not None:
-            log.warning("orphaned recording %s of call=%s found in the monitor folder: spooling it",
-                        orphan.recording_id, orphan.call_id)
-            await self.app.pipeline.finalize(cmds.FinalizeRecording(
-                orphan.call_id, orphan.recording_id, paths, orphans.metadata(orphan, call_row)))
-            return 1
-        if action == orphans.DELETE:
-            log.warning("orphaned recording %s of call=%s may not be kept (consent %s): deleting it",
-                        orphan.recording_id, orphan.call_id, (call_row or {}).get("consent_decision", "-"))
-            await self.app.pipeline.discard(cmds.DiscardRecording(orphan.call_id, orphan.recording_id, paths,
-                                                                  "orphan_not_consented"))
-            return 1
-        log.error("ALERT orphaned recording %s of call=%s: no call row says whether it may be kept; "
-                  "left in %s for an operator", orphan.recording_id, orphan.call_id,
-                  self.app.callbook.monitor_dir)
-        catalog.upsert_recording({"recording_id": orphan.recording_id, "call_id": orphan.call_id,
-                                  "kind": orphan.kind, "mode": orphan.mode, "state": "orphaned",
-                                  "flags": ["orphan_recovered", "consent_unknown"],
-                                  "created_at": self.clock()})
-        return 1
 
     def _spawn(self, coro: Any, command: cmds.Command) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"job-{command.call_id}")
