@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pbx_recorder import commands as cmds
+from pbx_recorder import constants as C
 from pbx_recorder.errors import AmiActionError
 
 CLOSED_SUFFIX = ".closed"
@@ -83,7 +84,9 @@ def _headers(action: str, call_id: str, **headers: str) -> dict[str, str]:
 def start_recording(c: cmds.StartRecording) -> dict[str, str]:
     action = "MixMonitor"
     path = check_path(c.path, action=action, call_id=c.call_id)
-    options = f"i({mmid_variable(c.recording_id)})"
+    # a recording started before the consent dialogue keeps its id in a fixed variable: the
+    # snippet's fail direction stops it with StopMixMonitor(${PBXREC_DIALOGUE_MMID})
+    options = f"i({C.VAR_DIALOGUE_MMID if c.dialogue else mmid_variable(c.recording_id)})"
     written = [path]
     if c.mode == "dual":
         if len(c.leg_paths) != 2:

@@ -39,12 +39,14 @@ from pbx_recorder import commands as cmds
 from pbx_recorder import constants as C
 from pbx_recorder import events as ev
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, PbxError
+from pbx_recorder.naming import boot_tag
 
 log = logging.getLogger(__name__)
 
 #: what the core reads from a live channel on resync (calls.CallBook._on_live_channel)
 DEFAULT_RESYNC_VARIABLES = (C.VAR_RESULT, C.VAR_RECORDING_ID, C.VAR_RECORDING_PATH, C.VAR_CALL_ID,
-                            "PBXREC_CONSENT")
+                            "PBXREC_CONSENT", C.VAR_DIALOGUE_MMID)
+HOLD_MAX = 10_000
 
 
 class AmiLoginFailed(PbxError):
@@ -143,6 +145,7 @@ class AmiClient:
         self._closing = False
         self._mmids: dict[str, str] = {}  # recording_id -> MixMonitorID
         self._seen_in_resync: set[str] | None = None  # call ids of events that arrived during a resync
+        self._held: list[tuple[Any, float]] | None = None  # events between login and CoreStatus
         self.connects = 0
         self.version: str | None = None
         self.framing = FramingGuard()  # per connection: reset in _session
@@ -220,10 +223,19 @@ class AmiClient:
 
     # -- panoramisk factory hooks -------------------------------------------------
     def dispatch(self, message: Any) -> None:
+        if message.get("Event", "") == "FullyBooted":
+            self._booted.set()
+        if self._held is not None:  # call ids need the PBX's start time: hold until CoreStatus
+            if len(self._held) < HOLD_MAX:
+                self._held.append((message, self.clock()))
+            else:
+                log.error("AMI: %d events held before CoreStatus answered; event dropped", HOLD_MAX)
+            return
+        self._normalize(message, self.clock())
+
+    def _normalize(self, message: Any, now: float) -> None:
         try:
-            if message.get("Event", "") == "FullyBooted":
-                self._booted.set()
-            for item in self.normalizer.normalize(message, self.clock()):
+            for item in self.normalizer.normalize(message, now):
                 if self._seen_in_resync is not None and isinstance(item, ev.CallEvent):
                     self._seen_in_resync.add(item.call_id)
                 if isinstance(item, ev.ChannelHungUp) and self.confirm_hangups and self._ready.is_set():
@@ -237,6 +249,7 @@ class AmiClient:
         log.warning("AMI connection lost (%s)", exc if isinstance(exc, Exception) else "closed")
         self._fail_pending("AMI connection lost")
         self._ready.clear()
+        self._queue.put_nowait(ev.PbxLinkLost(at=self.clock()))  # the core: was it a PBX restart?
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 
@@ -244,6 +257,7 @@ class AmiClient:
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
         self._booted.clear()
+        self._held = []
         self._lost = loop.create_future()
         self.framing = FramingGuard()  # a new stream: a cut never spans connections
         _, protocol = await asyncio.wait_for(
@@ -258,6 +272,7 @@ class AmiClient:
             await asyncio.wait_for(asyncio.shield(self._booted.wait()), self.boot_timeout)
         except TimeoutError:
             log.warning("AMI: no FullyBooted within %.1fs; going on", self.boot_timeout)
+        await self._learn_boot()
         if self._lost.done():
             raise PbxDisconnected("AMI connection lost during login")
         self.connects += 1
@@ -273,6 +288,25 @@ class AmiClient:
                 except (AmiActionError, PbxDisconnected) as exc:
                     log.warning("AMI ping failed (%s); reconnecting", exc)
                     break
+
+    async def _learn_boot(self) -> None:
+        """CoreStatus -> the PBX's start time, part of every call id (linkedids restart with
+        Asterisk).  Events that arrived since login were held; they are normalized after it."""
+        try:
+            reply = await self._send({"Action": "CoreStatus"}, call_id="",
+                                     timeout=min(self.action_timeout, 5.0))
+            boot = boot_tag(_get(reply, "CoreStartupDate"), _get(reply, "CoreStartupTime"))
+        except (AmiActionError, PbxDisconnected) as exc:
+            log.warning("AMI CoreStatus failed (%s): call ids without the PBX start time", exc)
+            boot = ""
+        finally:
+            held, self._held = self._held or [], None
+        if boot:
+            if self.normalizer.set_boot(boot):
+                log.warning("AMI: the PBX restarted (started %s); calls of its previous run are over", boot)
+            self._queue.put_nowait(ev.PbxBooted(at=self.clock(), boot=boot))
+        for message, at in held:
+            self._normalize(message, at)
 
     async def _confirm_hangup(self, item: ev.ChannelHungUp) -> list[Any]:
         """[item], or [] when Asterisk still has a live channel with that Uniqueid (a forged Hangup).

@@ -24,6 +24,7 @@ there is exactly one ``RecordingStarted`` per recording we started.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -87,6 +88,8 @@ class Normalizer:
         self.max_channels = max_channels
         self._call_of_channel: dict[str, str] = {}
         self._call_ids: dict[str, str] = {}
+        self.boot = ""  # the PBX's start time (naming.boot_tag): part of every call id
+        self._ids_lock = threading.Lock()  # call_id_for is also called from the AGI threads
         self._uniqueid_of_name: dict[str, str] = {}
         self._linkedid_of: dict[str, str] = {}  # Uniqueid -> Linkedid (registry)
         self._warned: dict[str, None] = {}  # channels already reported for header injection
@@ -97,13 +100,26 @@ class Normalizer:
 
     # -- identity -----------------------------------------------------------------
     def call_id_for(self, linkedid: str) -> str:
-        cid = self._call_ids.get(linkedid)
-        if cid is None:
-            cid = make_call_id(self.node, linkedid)
-            if len(self._call_ids) >= self.max_channels:
-                self._call_ids.pop(next(iter(self._call_ids)))
-            self._call_ids[linkedid] = cid
-        return cid
+        with self._ids_lock:
+            cid = self._call_ids.get(linkedid)
+            if cid is None:
+                cid = make_call_id(self.node, linkedid, self.boot)
+                if len(self._call_ids) >= self.max_channels:
+                    self._call_ids.pop(next(iter(self._call_ids)))
+                self._call_ids[linkedid] = cid
+            return cid
+
+    def set_boot(self, boot: str) -> bool:
+        """A PBX start time (from CoreStatus).  True when it changed: the PBX restarted, its
+        linkedids start over, so every id cached for the previous run is forgotten."""
+        with self._ids_lock:
+            if boot == self.boot:
+                return False
+            changed = bool(self.boot)
+            self.boot = boot
+            self._call_ids.clear()
+            self._call_of_channel.clear()
+            return changed
 
     def remember(self, uniqueid: str, call_id: str) -> None:
         if uniqueid in self._call_of_channel:

@@ -12,13 +12,17 @@ and ``get_result`` turns every in-band hang-up into :class:`ChannelGone`.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from asterisk.agi import AGI, AGIInvalidCommand, AGIUnknownError, AGIUsageError
 
-from consent.dialogue_runner import ChannelGone
+from consent.dialogue_runner import ChannelGone, DigitAnswer
 
 MAX_LINE = 4096
+DIGITS = "0123456789*#"
+PROMPT_RATE = 8000  # prompts are 8 kHz (consent/generate_prompts.py, README): endpos / rate = seconds
 MAX_ENV_LINES = 256
 _CODE = re.compile(r"^(\d{3})(?:[ -](.*))?$")
 _KV = re.compile(r"(?P<key>\w+)=(?P<value>\S*)\s*(?:\((?P<data>[^)]*)\))?")
@@ -122,21 +126,40 @@ class ThreadSafeAGI(AGI):
         raise AGIUnknownError(code, f"unhandled AGI reply {line[:80]!r}")
 
 
-class AgiPromptChannel:
-    """The dialogue's :class:`~consent.dialogue_runner.PromptChannel` over STREAM FILE / GET DATA."""
+def _digit(code: str) -> str:
+    """STREAM FILE / WAIT FOR DIGIT answer the ASCII code of the digit (0: none)."""
+    if not code.isdigit() or not 0 < int(code) < 128:
+        return ""
+    char = chr(int(code))
+    return char if char in DIGITS else ""
 
-    def __init__(self, agi: ThreadSafeAGI) -> None:
+
+class AgiPromptChannel:
+    """The dialogue's :class:`~consent.dialogue_runner.PromptChannel` over STREAM FILE / WAIT FOR DIGIT."""
+
+    def __init__(self, agi: ThreadSafeAGI, clock: Callable[[], float] = time.monotonic) -> None:
         self.agi = agi
+        self.clock = clock
 
     def play(self, path: str) -> None:
         self.agi.execute("STREAM FILE", path, '""', 0)
 
-    def ask(self, path: str, timeout_ms: int) -> str:
-        reply = self.agi.execute("GET DATA", path, max(timeout_ms, 1), 1)
-        value, data = reply["result"]
-        if data == "timeout" and not value:
-            return ""
-        return "".join(ch for ch in value if ch in "0123456789*#")[:1]
+    def ask(self, path: str, timeout_ms: int) -> DigitAnswer:
+        """The question with barge-in, then up to ``timeout_ms`` for a digit.
+
+        ``STREAM FILE <q> "0123456789*#"`` stops at a digit and says where (``endpos``, in
+        samples of the 8 kHz prompt): that is the digit's offset from the start of the question,
+        so a digit queued before the question began (offset ~0) can be told from an answer.
+        Then ``WAIT FOR DIGIT``: the digit's time after the end of the question."""
+        reply = self.agi.execute("STREAM FILE", path, f'"{DIGITS}"', 0)
+        digit = _digit(reply["result"][0])
+        if digit:
+            endpos = reply.get("endpos", ("", ""))[0]
+            offset = int(endpos) / PROMPT_RATE if endpos.isdigit() else None
+            return DigitAnswer(digit, prompt_offset_s=offset)
+        ended = self.clock()
+        reply = self.agi.execute("WAIT FOR DIGIT", max(timeout_ms, 1))
+        return DigitAnswer(_digit(reply["result"][0]), after_prompt_s=max(self.clock() - ended, 0.0))
 
     def set_variable(self, name: str, value: str) -> None:
         self.agi.execute("SET VARIABLE", f'"{name}"', f'"{value}"')

@@ -70,7 +70,7 @@ class ConsentTicket:
 class ConsentBackend(Protocol):
     def request(self, event: ev.ConsentRequested) -> ConsentTicket: ...
 
-    def resolve(self, event: ev.ConsentResolved) -> None: ...
+    def resolve(self, event: ev.ConsentResolved) -> bool | None: ...  # False: recording did not start
 
 
 class PromptPaths(Protocol):
@@ -128,8 +128,10 @@ class ConsentSession:
         vip: VipLookup | None,
         settings: DialogSettings,
         clock: Callable[[], float] = time.time,
+        call_id_of: Callable[[str], str] | None = None,
     ) -> None:
         self.agi = agi
+        self.call_id_of = call_id_of  # the AMI side's id maker (it knows the PBX's start time)
         self.node = node
         self.backend = backend
         self.prompts = prompts
@@ -151,7 +153,7 @@ class ConsentSession:
         linkedid = args.get("linkedid") or uniqueid
         if not linkedid:
             raise ValueError("AGI session without linkedid and agi_uniqueid")
-        self.call_id = make_call_id(self.node, linkedid)
+        self.call_id = self.call_id_of(linkedid) if self.call_id_of else make_call_id(self.node, linkedid)
         caller_num, caller_name = caller_of(env)
         direction = args.get("direction", "")
         language = args.get("lang", "") or env.get("agi_language", "")
@@ -186,7 +188,7 @@ class ConsentSession:
             self._set("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
             return self._set_result("record")
         done = self._dialogue(decision, event.language)
-        self.backend.resolve(
+        started = self.backend.resolve(
             ev.ConsentResolved(
                 at=self.clock(),
                 call_id=self.call_id,
@@ -199,6 +201,8 @@ class ConsentSession:
         log.info("consent resolved call=%s decision=%s", self.call_id, done.outcome.value)
         if done.outcome == Decision.HANGUP:
             return ""
+        if started is False and allows_recording(done.outcome.value):  # say so: the fail direction
+            raise RuntimeError("the call recording could not be started after consent")
         self._set("PBXREC_CONSENT", done.outcome.value)
         if allows_recording(done.outcome.value):
             return self._set_result("record")

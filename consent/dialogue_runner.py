@@ -3,7 +3,8 @@
 The dialog decides; this module only plays prompts and collects digits:
 
     PlayNotice / PlayRetry -> ``STREAM FILE <prompt> ""`` (not skippable), then next_step()
-    AskDigit               -> ``GET DATA <prompt> <timeout ms> 1`` -> on_digit / on_timeout
+    AskDigit               -> the question with barge-in, then a wait for one digit (AgiPromptChannel.ask)
+                              -> on_digit (with the digit's time relative to the question) / on_timeout
     hang-up (HANGUP line, 511, result=-1, EOF) at any point -> on_hangup (fail closed)
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from pbx_recorder.consent_policy import AskDigit, ConsentDialog, Done, PlayNotice, PlayRetry
@@ -22,6 +24,17 @@ MAX_STEPS = 64  # a dialog that has not ended after this many steps is a bug: fa
 _SAFE_PROMPT = re.compile(r"[A-Za-z0-9/._-]{1,300}")
 
 
+@dataclass(frozen=True, slots=True)
+class DigitAnswer:
+    """What :meth:`PromptChannel.ask` heard: a digit ("" = none) and when, relative to the
+    question: ``prompt_offset_s`` after its start (it interrupted the question) or
+    ``after_prompt_s`` after its end."""
+
+    digit: str
+    prompt_offset_s: float | None = None
+    after_prompt_s: float | None = None
+
+
 class ChannelGone(Exception):
     """The caller hung up (or the AGI connection ended) during the dialogue."""
 
@@ -29,7 +42,7 @@ class ChannelGone(Exception):
 class PromptChannel(Protocol):
     def play(self, path: str) -> None: ...
 
-    def ask(self, path: str, timeout_ms: int) -> str: ...
+    def ask(self, path: str, timeout_ms: int) -> DigitAnswer | str: ...
 
 
 def safe_prompt_path(path: str) -> str:
@@ -55,9 +68,13 @@ def run_dialogue(
                 channel.play(safe_prompt_path(prompt_path(step.prompt)))
                 step = dialog.next_step(clock())
             elif isinstance(step, AskDigit):
-                digits = channel.ask(safe_prompt_path(prompt_path(step.prompt)), int(step.timeout_s * 1000))
+                heard = channel.ask(safe_prompt_path(prompt_path(step.prompt)), int(step.timeout_s * 1000))
+                answer = heard if isinstance(heard, DigitAnswer) else DigitAnswer(heard[:1])
+                digits = answer.digit
                 now = clock()
-                step = dialog.on_digit(digits[0], now) if digits else dialog.on_timeout(now)
+                step = (dialog.on_digit(digits[0], now, prompt_offset_s=answer.prompt_offset_s,
+                                        after_prompt_s=answer.after_prompt_s)
+                        if digits else dialog.on_timeout(now))
                 log.debug(
                     "consent attempt %d call=%s: %s",
                     step_attempt(dialog),

@@ -64,6 +64,7 @@ class App:
                 prompts=self.prompts,
                 vip=self.vip,
                 settings=self.settings,
+                call_id_of=self.normalizer.call_id_for,
             )
 
         try:

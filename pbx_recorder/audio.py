@@ -124,18 +124,22 @@ def probe_duration(path: str | Path, *, channels: int = 1) -> AudioInfo:
 
 
 def duration_mismatch(audio_s: float | None, recorded_span_s: float | None, paused_s: float = 0.0, *,
-                      pause_keeps_timeline: bool = True, tolerance_s: float = 2.0,
-                      tolerance_ratio: float = 0.05) -> bool:
+                      pause_keeps_timeline: bool = True, tolerance_s: float = 1.0,
+                      tolerance_ratio: float = 0.005) -> bool:
     """True when the audio length does not fit the span we recorded.
 
-    MixMonitorMute writes silence and keeps the timeline, so pauses count as audio
-    unless ``pause_keeps_timeline`` is False.  Tolerance: max(tolerance_s, ratio * expected).
-    Unknown durations are not a mismatch (they are flagged elsewhere).
+    The span runs from the PBX's confirmation that MixMonitor started (the action's response)
+    to the hang-up (or stop) event, both as the PBX reported them, so the slack is what those
+    timestamps allow: event delivery at each end and 20 ms frames (``tolerance_s``, 1 s) plus
+    clock drift (``tolerance_ratio``, 0.5 %): 4 s on a 10-minute call, where the old
+    max(2 s, 5 %) let 30 s pass.  MixMonitorMute writes silence and keeps the timeline, so
+    pauses count as audio unless ``pause_keeps_timeline`` is False.  Unknown durations are not
+    a mismatch (they are flagged elsewhere).
     """
     if audio_s is None or recorded_span_s is None:
         return False
     expected = recorded_span_s if pause_keeps_timeline else max(recorded_span_s - paused_s, 0.0)
-    return abs(audio_s - expected) > max(tolerance_s, tolerance_ratio * expected)
+    return abs(audio_s - expected) > tolerance_s + tolerance_ratio * expected
 
 
 def wrap_raw_as_wav(src: str | Path, *, channels: int, rate: int = 8000, chunk: int = 1 << 16) -> Path:

@@ -29,8 +29,10 @@ class Recording:
     started_at: float = 0.0
     stopped_at: float | None = None
     pauses: list[list[float | None]] = field(default_factory=list)  # [start, end|None]
-    state: str = "recording"  # recording | paused | stopped | finalized | discarded
+    state: str = "recording"  # recording | paused | stopped | finalized | discarded | failed
     pbx_ref: str = ""
+    pbx_started_at: float | None = None  # when the PBX confirmed the start (MixMonitor response)
+    flags: list[str] = field(default_factory=list)  # this recording only, e.g. "cut"
 
     @property
     def active(self) -> bool:
@@ -58,6 +60,7 @@ class Call:
     state: str = STATE_IDLE
     legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> channel name, creation order
     live: list[str] = field(default_factory=list)  # uniqueids still up
+    created: list[str] = field(default_factory=list)  # uniqueids seen in a ChannelCreated
     first_channel_id: str = ""
     first_channel: str = ""
     caller_num: str = ""
@@ -90,6 +93,8 @@ class Call:
     cdr_deadline: float | None = None
     finalized_at: float | None = None
     flags: list[str] = field(default_factory=list)
+    boot: str = ""  # the PBX run the call belongs to (naming.boot_tag); "" when unknown
+    restored: bool = False  # restored from a snapshot by a restarted recorder
 
     def flag(self, name: str) -> None:
         if name not in self.flags:
@@ -118,7 +123,12 @@ class Call:
             return CDR_STATUS.get(cdr.get("disposition", "").upper(), "failed")
         if self.ended_at is None:
             return "live"
-        return "answered" if self.answered_at is not None else "no_answer"
+        if self.answered_at is not None or self.consent_requested:  # the snippet answers before AGI
+            return "answered"
+        # no CDR and no answer seen: "no_answer" only if we saw the whole call; events missed
+        # while the AMI link was down (or before a restart) leave it unknown, never no_answer
+        missed = {"ended_while_disconnected", "adopted_on_resync", "pbx_restarted"} & set(self.flags)
+        return "unknown" if missed else "no_answer"
 
 
 def call_to_dict(call: Call) -> dict[str, Any]:
@@ -132,6 +142,7 @@ def call_from_dict(data: dict[str, Any]) -> Call:
     for rec in fields["recordings"]:
         rec.pauses = [list(p) for p in rec.pauses]
         rec.leg_paths = list(rec.leg_paths)
+        rec.flags = list(rec.flags)
     return Call(**fields)
 
 
@@ -184,9 +195,11 @@ def recording_metadata(call: Call, rec: Recording) -> dict[str, Any]:
         "consent_decision": call.consent_decision, "consent": dict(call.consent_evidence),
         "started_at": rec.started_at, "stopped_at": rec.stopped_at,
         # Manifest field names (pipeline.manifest_from_metadata keeps only those): the recorded
-        # span and the CDR as received (its dst unchanged), when it is already in.
-        "recorded_from": rec.started_at, "recorded_to": rec.stopped_at, "cdr": dict(call.cdr or {}),
-        "pauses": [list(p) for p in rec.pauses], "flags": list(call.flags),
+        # span (from the PBX's confirmation of the start) and the CDR as received (its dst
+        # unchanged), when it is already in.
+        "recorded_from": rec.pbx_started_at or rec.started_at, "recorded_to": rec.stopped_at,
+        "cdr": dict(call.cdr or {}),
+        "pauses": [list(p) for p in rec.pauses], "flags": list(dict.fromkeys([*call.flags, *rec.flags])),
     }
 
 
@@ -194,7 +207,8 @@ def call_row(call: Call, now: float) -> dict[str, Any]:
     """The ``calls`` table row; JSON columns are JSON text, as the schema stores them."""
     decision = call.decision or {}
     cdr = call.cdr or {}
-    record_decision = {"record": "record", "refused": "refused", "norecord": "no_record"}.get(call.result, "")
+    record_decision = {"record": "record", "refused": "refused", "norecord": "no_record",
+                       "failed": "not_recorded"}.get(call.result, "")
     duration = _int(cdr.get("duration"))
     if duration is None and call.ended_at is not None:
         duration = int(call.ended_at - call.created_at)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from pbx_recorder import call_faults as F
 from pbx_recorder import constants as C
 from pbx_recorder import events as E
 from pbx_recorder.call_model import (
@@ -46,6 +47,7 @@ from pbx_recorder.commands import (
 )
 from pbx_recorder.consent_policy import allows_recording
 from pbx_recorder.naming import (
+    boot_of_call_id,
     make_call_id,
     make_recording_id,
     mixed_path,
@@ -76,6 +78,9 @@ class CallBook:
         self.keep_finished_s = keep_finished_s
         self._calls: dict[str, Call] = {}
         self._prefix = safe_component(node, 32, allow_underscore=False) + "_"
+        self.boot = ""  # the PBX run we are connected to (events.PbxBooted)
+        self.aliases: dict[str, str] = {}  # call id -> id of the newer call that reused its linkedid
+        self.link_lost_at: float | None = None  # the AMI link went down then (events.PbxLinkLost)
 
     # --- public API --------------------------------------------------------------------
 
@@ -121,10 +126,45 @@ class CallBook:
 
     def restore(self, data: dict[str, Any]) -> None:
         call = call_from_dict(data)
+        call.restored = True
         self._calls[call.call_id] = call
+        if self.generation_of(call.call_id) > 1:
+            base = call.call_id.rsplit("-r", 1)[0]
+            if self.generation_of(self.aliases.get(base, base)) < self.generation_of(call.call_id):
+                self.aliases[base] = call.call_id
+
+    # --- used by call_faults -------------------------------------------------------------
+
+    @property
+    def node_prefix(self) -> str:
+        """How this node's call ids begin (``<node>_``)."""
+        return self._prefix
+
+    @property
+    def calls(self) -> dict[str, Call]:
+        return self._calls
+
+    @staticmethod
+    def generation_of(call_id: str) -> int:
+        base, sep, n = call_id.rpartition("-r")
+        return int(n) if sep and base and n.isdigit() else 1
+
+    def find(self, call_id: str) -> Call | None:
+        return self._calls.get(self._cid(call_id))
+
+    def end_call(self, call: Call, at: float) -> list[Command]:
+        return self._end(call, at)
+
+    def resolve_consent(self, call: Call, decision: str, evidence: dict[str, Any], at: float,
+                        channel: str) -> list[Command]:
+        return self._resolve(call, decision, evidence, at, channel)
 
     def live_call_ids(self) -> list[str]:
         return [c.call_id for c in self._calls.values() if c.state != C.STATE_FINALIZED]
+
+    def recording_ids(self) -> set[str]:
+        """Every recording of every call held here (live or kept after finalizing)."""
+        return {r.recording_id for c in self._calls.values() for r in c.recordings}
 
     def state(self, call_id: str) -> str:
         call = self._calls.get(self._cid(call_id))
@@ -141,14 +181,18 @@ class CallBook:
     # --- helpers -----------------------------------------------------------------------
 
     def _cid(self, raw: str) -> str:
-        return raw if raw.startswith(self._prefix) else make_call_id(self.node, raw)
+        cid = raw if raw.startswith(self._prefix) else make_call_id(self.node, raw)
+        return self.aliases.get(cid, cid)
 
     def _get(self, ev: E.CallEvent, now: float, create: bool = True) -> Call | None:
         cid = self._cid(ev.call_id)
         call = self._calls.get(cid)
         if call is None and create:
+            boot = boot_of_call_id(cid)
             linked = ev.call_id if not ev.call_id.startswith(self._prefix) else split_call_id(cid)[1]
-            call = Call(call_id=cid, node=self.node, linkedid=linked, created_at=ev.at, updated_at=now)
+            linked = linked[len(boot) + 1:] if boot and linked.startswith(boot + "-") else linked
+            call = Call(call_id=cid, node=self.node, linkedid=linked, created_at=ev.at, updated_at=now,
+                        boot=boot)
             self._calls[cid] = call
         if call is not None and call.state != C.STATE_FINALIZED:
             call.updated_at = now
@@ -163,7 +207,7 @@ class CallBook:
         if uniqueid and uniqueid not in call.live:
             call.live.append(uniqueid)
 
-    def _start(self, call: Call, kind: str, channel: str, at: float) -> list[Command]:
+    def _start(self, call: Call, kind: str, channel: str, at: float, dialogue: bool = False) -> list[Command]:
         decision = call.decision or {}
         mode = decision.get("mode", "mixed") if kind == C.KIND_CALL else "mixed"
         call.rec_seq += 1
@@ -177,7 +221,7 @@ class CallBook:
         call.recordings.append(Recording(recording_id=rid, kind=kind, seq=call.rec_seq, mode=mode,
                                          channel=channel, path=path, leg_paths=list(legs), started_at=at))
         log.info("start recording call=%s rec=%s kind=%s mode=%s", call.call_id, rid, kind, mode)
-        cmds: list[Command] = [StartRecording(call.call_id, rid, channel, path, mode, kind, legs)]
+        cmds: list[Command] = [StartRecording(call.call_id, rid, channel, path, mode, kind, legs, dialogue)]
         if kind == C.KIND_CALL:
             cmds += [SetChannelVar(call.call_id, channel, C.VAR_CDR_RECORDINGFILE, posixpath.basename(path)),
                      SetChannelVar(call.call_id, channel, C.VAR_RECORDING_ID, rid),
@@ -215,6 +259,8 @@ class CallBook:
     def _on_consent_requested(self, ev: E.ConsentRequested, now: float) -> list[Command]:
         call = self._get(ev, now)
         assert call is not None
+        if call.ended_at is not None:  # the linkedid came back: this is another call
+            call = F.new_generation(self, call, ev.at)
         if call.state not in (C.STATE_IDLE, C.STATE_NOT_RECORDED) or call.recordings or call.ended_at:
             log.info("duplicate consent request ignored call=%s state=%s", call.call_id, call.state)
             return []
@@ -234,10 +280,10 @@ class CallBook:
         call.state = C.STATE_CONSENT_PENDING
         cmds: list[Command] = []
         if decision.record_notice:  # the call recording runs before the notice is played
-            cmds += self._start(call, C.KIND_CALL, ev.channel, ev.at)
+            cmds += self._start(call, C.KIND_CALL, ev.channel, ev.at, dialogue=decision.consent != "none")
             call.state = C.STATE_CONSENT_PENDING
         elif decision.consent == "explicit":
-            cmds += self._start(call, C.KIND_CONSENT, ev.channel, ev.at)
+            cmds += self._start(call, C.KIND_CONSENT, ev.channel, ev.at, dialogue=True)
         if decision.consent == "none":
             cmds += self._resolve(call, "not_required", {}, ev.at, ev.channel)
         return cmds
@@ -256,11 +302,8 @@ class CallBook:
         cmds: list[Command] = []
         if allows_recording(decision):
             for rec in call.active_recordings(C.KIND_CONSENT):
-                rec.stop(at)
-                rec.state = "finalized"
-                cmds += [StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref),
-                         FinalizeRecording(call.call_id, rec.recording_id, rec.paths,
-                                           recording_metadata(call, rec))]
+                rec.stop(at)  # finalized with the call, once its CDR is in (linked, not cdr_missing)
+                cmds.append(StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref))
             call.result = C.RESULT_RECORD
             if call.active_recordings(C.KIND_CALL):
                 call.state = C.STATE_RECORDING
@@ -292,7 +335,7 @@ class CallBook:
 
     def _discard_all(self, call: Call, reason: str) -> list[Command]:
         cmds: list[Command] = []
-        for rec in call.recordings:
+        for rec in call.recordings:  # a "failed" one too: a timed-out start may have left a file
             if rec.state in ("finalized", "discarded"):
                 continue
             rec.stop(call.ended_at or rec.started_at)
@@ -324,9 +367,10 @@ class CallBook:
     def _on_created(self, ev: E.ChannelCreated, now: float) -> list[Command]:
         call = self._get(ev, now)
         assert call is not None
-        if call.state in (C.STATE_FINALIZED, C.STATE_ENDED):
-            log.info("channel for a finished call ignored call=%s", call.call_id)
-            return []
+        if F.is_new_call(call, ev.channel_id, creating=True):  # the linkedid came back
+            call = F.new_generation(self, call, ev.at)
+        if ev.channel_id and ev.channel_id not in call.created:
+            call.created.append(ev.channel_id)
         first = not call.legs
         self._add_leg(call, ev.channel_id, ev.channel)
         if first:
@@ -405,7 +449,9 @@ class CallBook:
         call.live.clear()
         call.ended_at = at
         cmds: list[Command] = []
-        if call.state == C.STATE_CONSENT_PENDING:  # hung up before the dialogue ended
+        if call.state == C.STATE_CONSENT_PENDING and call.restored:  # its dialogue died with us
+            cmds += F.settle_interrupted(self, call, at)
+        elif call.state == C.STATE_CONSENT_PENDING:  # hung up before the dialogue ended
             cmds += self._resolve(call, "hangup", call.consent_evidence, at, "")
         for rec in call.active_recordings():
             rec.stop(at)
@@ -419,10 +465,10 @@ class CallBook:
         status = call.status()
         cmds: list[Command] = []
         for rec in call.recordings:
-            if rec.state in ("finalized", "discarded"):
+            if not F.usable(rec):
                 continue
             rec.stop(call.ended_at or now)
-            if status != "answered":
+            if status not in ("answered", "unknown"):
                 rec.state = "discarded"
                 cmds.append(DiscardRecording(call.call_id, rec.recording_id, rec.paths, "unanswered"))
             else:
@@ -474,8 +520,9 @@ class CallBook:
     def _on_rec_started(self, ev: E.RecordingStarted, now: float) -> list[Command]:
         call = self._get(ev, now, create=False)
         rec = self._find_rec(call, ev.recording_id, "") if call else None
-        if rec is not None and ev.pbx_ref:
-            rec.pbx_ref = ev.pbx_ref
+        if rec is not None:
+            rec.pbx_ref = ev.pbx_ref or rec.pbx_ref
+            rec.pbx_started_at = ev.at
         return []
 
     def _on_rec_stopped(self, ev: E.RecordingStopped, now: float) -> list[Command]:
@@ -494,12 +541,16 @@ class CallBook:
         if known:
             if call.state not in (C.STATE_FINALIZED, C.STATE_ENDED):
                 self._add_leg(call, ev.channel_id, ev.channel)
+            if call.state == C.STATE_CONSENT_PENDING and call.restored:
+                return F.settle_interrupted(self, call, ev.at)
             return []
         self._add_leg(call, ev.channel_id, ev.channel)
         call.caller_num = ev.caller_num
         call.flag("adopted_on_resync")
         result = ev.variables.get(C.VAR_RESULT, "")
         rid = ev.variables.get(C.VAR_RECORDING_ID, "")
+        if ev.variables.get(C.VAR_DIALOGUE_MMID) and not result:
+            return F.settle_orphan_dialogue(call, ev)
         if rid and result == C.RESULT_RECORD:  # already recording: adopt it, never start twice
             seq = int(rid[-3:]) if rid[-3:].isdigit() else 1
             call.recordings.append(Recording(rid, C.KIND_CALL, seq, "mixed", ev.channel,
@@ -549,5 +600,8 @@ _HANDLERS: dict[type, Callable[[CallBook, Any, float], list[Command]]] = {
     E.RecordingMuted: CallBook._on_muted,
     E.CdrPosted: CallBook._on_cdr,
     E.LiveChannel: CallBook._on_live_channel,
+    E.RecordingFailed: F.on_rec_failed,
+    E.PbxBooted: F.on_pbx_booted,
+    E.PbxLinkLost: F.on_link_lost,
     E.ResyncCompleted: CallBook._on_resync_completed,
 }

@@ -24,6 +24,7 @@ class StartRecording(Command):
     mode: str = "mixed"  # "mixed" | "dual" (r()/t() leg files) | "stereo"
     kind: str = "call"  # "call" | "consent" (the prompt-and-answer segment)
     leg_paths: tuple[str, ...] = ()  # for mode "dual": (read_path, write_path)
+    dialogue: bool = False  # started before the consent dialogue: its id goes to PBXREC_DIALOGUE_MMID
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +72,12 @@ class UpsertCall(Command):
     """Write the call's summary row (CDR fields, rule, consent evidence, status)."""
 
     row: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRecordings(Command):
+    """Add flags to recordings already finalized (e.g. ``cut``: the PBX restarted as they ended);
+    the daemon merges them into the catalog rows once the recordings are stored."""
+
+    recording_ids: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()

@@ -9,7 +9,12 @@ The runner (consent/dialogue_runner.py) loops::
     Done                    -> stop; step.evidence goes into ConsentResolved
     a hang-up at any point  -> on_hangup(now)
 
-Fail closed: only the "yes" digit grants consent.  A timeout or invalid digit after the
+Fail closed: only the "yes" digit grants consent.  A digit that arrives within
+``min_answer_s`` of the start of the question was pressed before the caller could have heard
+it (DTMF queued before the prompt began): it is logged in the evidence and does not count; the
+question is asked again.  Barge-in later during the question counts.  Each digit's time
+relative to the prompt (``prompt_offset_s`` from its start, or ``after_prompt_s`` after its end)
+is kept in ``ConsentEvidence.digit_log``.  A timeout or invalid digit after the
 last attempt, or a hang-up before the answer, is NOT consent.
 
 Policies: ``none`` -> Done(not_required) at once; ``notify`` -> PlayNotice then
@@ -36,6 +41,9 @@ class Decision(StrEnum):
 #: decisions under which the call may be recorded; everything else is a refusal
 RECORDABLE = frozenset({Decision.GRANTED, Decision.NOTIFIED, Decision.NOT_REQUIRED})
 POLICIES = ("none", "notify", "explicit")
+#: a digit this soon after the question starts was pressed before it (queued DTMF): ignored
+EARLY_DIGIT_S = 0.5
+MAX_EARLY_DIGITS = 5
 
 
 def allows_recording(decision: str) -> bool:
@@ -80,6 +88,8 @@ class ConsentEvidence:
     asked_at: float | None = None
     answered_at: float | None = None
     digits: list[str] = field(default_factory=list)  # every digit pressed, all attempts
+    # per digit: {"digit", "attempt", "at", "prompt_offset_s" | "after_prompt_s", "counted", "why"}
+    digit_log: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
     decision: str = ""
     decided_at: float | None = None
@@ -91,7 +101,8 @@ class ConsentEvidence:
 class ConsentDialog:
     def __init__(self, policy: str, prompt_id: str, prompt_version: str, language: str, timeout_s: float,
                  max_attempts: int, digit_yes: str, digit_no: str, now: float,
-                 retry_prompt_id: str = "") -> None:
+                 retry_prompt_id: str = "", min_answer_s: float = EARLY_DIGIT_S,
+                 max_early_digits: int = MAX_EARLY_DIGITS) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown consent policy {policy!r}")
         if max_attempts < 1 or timeout_s <= 0:
@@ -105,6 +116,9 @@ class ConsentDialog:
         self.max_attempts = max_attempts
         self.digit_yes = digit_yes
         self.digit_no = digit_no
+        self.min_answer_s = min_answer_s
+        self.max_early_digits = max_early_digits
+        self._early = 0
         self._now = now
         self._state = "start"  # start | noticing | asking | retry | done
         self._retry_reason = ""
@@ -156,13 +170,36 @@ class ConsentDialog:
         self._retry_reason = reason.value
         return PlayRetry(self.retry_prompt_id, reason.value)
 
-    def on_digit(self, digit: str, now: float) -> Step:
+    def _log_digit(self, digit: str, now: float, prompt_offset_s: float | None,
+                    after_prompt_s: float | None, counted: bool, why: str) -> None:
+        entry: dict[str, Any] = {"digit": digit, "attempt": self.evidence.attempts, "at": now,
+                                 "counted": counted, "why": why}
+        if prompt_offset_s is not None:
+            entry["prompt_offset_s"] = round(prompt_offset_s, 3)
+        if after_prompt_s is not None:
+            entry["after_prompt_s"] = round(after_prompt_s, 3)
+        if len(self.evidence.digit_log) < 64:
+            self.evidence.digit_log.append(entry)
+
+    def on_digit(self, digit: str, now: float, *, prompt_offset_s: float | None = None,
+                 after_prompt_s: float | None = None) -> Step:
+        """A digit: ``prompt_offset_s`` when it stopped the question that many seconds after the
+        question started; ``after_prompt_s`` when it came that long after the question ended."""
         self._now = now
+        digit = str(digit)[:8]
         if self._state != "asking":
             if self._state != "done":
-                self.evidence.digits.append(str(digit)[:8])  # pressed outside a question: kept, ignored
+                self.evidence.digits.append(digit)  # pressed outside a question: kept, ignored
+                self._log_digit(digit, now, prompt_offset_s, after_prompt_s, False, "outside_question")
             return self._current()
-        self.evidence.digits.append(str(digit)[:8])
+        self.evidence.digits.append(digit)
+        if prompt_offset_s is not None and prompt_offset_s < self.min_answer_s:
+            self._early += 1
+            self._log_digit(digit, now, prompt_offset_s, after_prompt_s, False, "before_question")
+            if self._early > self.max_early_digits:  # keys held or hammered: not an answer
+                return self._failed_attempt(Decision.INVALID, now)
+            return AskDigit(self.prompt_id, self.timeout_s, self.evidence.attempts)  # ask again
+        self._log_digit(digit, now, prompt_offset_s, after_prompt_s, True, "answer")
         if digit == self.digit_yes:
             self.evidence.answered_at = now
             return self._finish(Decision.GRANTED, now)

@@ -12,6 +12,9 @@ VAR_ROUTE = "PBXREC_ROUTE"  # refused call: "context,exten,prio" (set only for a
 VAR_RECORDING_ID = "PBXREC_RECORDING_ID"  # set on the recorded channel: resync sees "already recording"
 VAR_RECORDING_PATH = "PBXREC_RECORDING_PATH"  # the file being written (resync adopts it)
 VAR_CALL_ID = "PBXREC_CALL_ID"
+# MixMonitorID (option i()) of the recording started before the consent dialogue: the snippet's
+# fail direction stops it by this id in the dialplan itself (the recorder may be dead)
+VAR_DIALOGUE_MMID = "PBXREC_DIALOGUE_MMID"
 VAR_CDR_RECORDINGFILE = "CDR(recordingfile)"
 
 RESULT_RECORD = "record"

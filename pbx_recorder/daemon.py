@@ -32,12 +32,14 @@ from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
 from pbx_recorder.app import App, hot_tiers
 from pbx_recorder.constants import STATE_FINALIZED
-from pbx_recorder.errors import RecorderError
+from pbx_recorder.errors import AmiActionError, PbxDisconnected, RecorderError
+from pbx_recorder.fault_recovery import FaultRecovery
 from pbx_recorder.metrics import call_outcome
 from pbx_recorder.metrics_sampler import MetricsSampler
 from pbx_recorder.tier_probe import check_at_start
 
 log = logging.getLogger(__name__)
+ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orphaned files
 
 
 @dataclass
@@ -64,9 +66,9 @@ class LoopConsentBackend:
         future = asyncio.run_coroutine_threadsafe(self.daemon.consent_requested(event), self.loop)
         return future.result(self.timeout_s)
 
-    def resolve(self, event: ev.ConsentResolved) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.daemon.handle(event), self.loop)
-        future.result(self.timeout_s)
+    def resolve(self, event: ev.ConsentResolved) -> bool:
+        future = asyncio.run_coroutine_threadsafe(self.daemon.consent_resolved(event), self.loop)
+        return future.result(self.timeout_s)
 
 
 class Daemon:
@@ -90,6 +92,7 @@ class Daemon:
         self._jobs: set[asyncio.Task[Any]] = set()
         self._saved: dict[str, str] = {}
         self._start_failed: set[str] = set()  # calls whose MixMonitor failed (outcome "failed")
+        self.recovery = FaultRecovery(app, clock)  # orphaned files, late flags
         self.metrics = app.metrics
         self.metrics_every_s = metrics_every_s
 
@@ -111,6 +114,7 @@ class Daemon:
         await asyncio.to_thread(self._abort_stale_uploads)
         hot = set(hot_tiers(self.app.config, self.app.tiers))
         await asyncio.to_thread(check_at_start, self.app.tiers, hot)  # StorageRefused: do not start
+        await self.recovery.recover_orphans()
         self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
         self.agi.start()
         log.info(
@@ -256,8 +260,11 @@ class Daemon:
                 commands = self.app.callbook.tick(now)
                 await self.execute(commands, origin_at=now)
                 self._persist(c.call_id for c in commands)
-                if beats % 30 == 0 and self.app.pipeline.deferred:
+                self.recovery.apply_flag_patches()
+                if self.app.pipeline.deferred:  # each one when its back-off is over
                     await self.app.pipeline.retry_deferred()
+                if beats % ORPHAN_SCAN_BEATS == 0:
+                    await self.recovery.recover_orphans()
             except Exception:
                 log.exception("tick failed")
 
@@ -277,6 +284,19 @@ class Daemon:
             self._persist(c.call_id for c in commands)
         return commands
 
+    async def consent_resolved(self, event: ev.ConsentResolved) -> bool:
+        """Like :meth:`handle`; False when a recording the decision started could not start
+        (the AGI session then leaves the snippet to its fail direction)."""
+        self.summary.events += 1
+        try:
+            commands = self.app.callbook.handle(event, self.clock())
+            ok = await self.execute(commands, origin_at=event.at)
+        except Exception:
+            log.exception("consent result failed call=%s", event.call_id)
+            return False
+        self._persist([event.call_id, *(c.call_id for c in commands)])
+        return ok
+
     async def consent_requested(self, event: ev.ConsentRequested) -> ConsentTicket:
         commands = self.app.callbook.handle(event, self.clock())
         ok = await self.execute(commands, origin_at=event.at)
@@ -291,6 +311,7 @@ class Daemon:
         for command in commands:
             self.summary.commands += 1
             failed: cmds.StartRecording | None = None
+            reason = ""
             try:
                 if is_pbx_command(command):
                     produced_events = await self.app.ami.execute(command)
@@ -304,6 +325,8 @@ class Daemon:
                     self._spawn(self._discard(command), command)
                 elif isinstance(command, cmds.UpsertCall):
                     self.app.catalog.upsert_call(command.row)
+                elif isinstance(command, cmds.FlagRecordings):
+                    self.recovery.add_flags(command)
                 else:
                     log.warning("no executor for %s call=%s", type(command).__name__, command.call_id)
             except Exception as exc:
@@ -312,6 +335,7 @@ class Daemon:
                 if isinstance(command, cmds.StartRecording):
                     all_started = False
                     failed = command
+                    reason = start_failure_reason(exc)
                     self._start_failed.add(command.call_id)
                 rid = getattr(command, "recording_id", "-")
                 if isinstance(exc, RecorderError):
@@ -320,14 +344,15 @@ class Daemon:
                     )
                 else:
                     log.exception("%s failed call=%s rec=%s", type(command).__name__, command.call_id, rid)
-            if failed is not None:  # tell the core the recording never ran (no MixMonitorStop will come)
+            if failed is not None:  # tell the core the recording never ran (and why): not "missing"
                 await self.handle(
-                    ev.RecordingStopped(
+                    ev.RecordingFailed(
                         at=self.clock(),
                         call_id=failed.call_id,
                         channel_id=self.app.normalizer.uniqueid_of(failed.channel),
                         channel=failed.channel,
                         recording_id=failed.recording_id,
+                        reason=reason,
                     )
                 )
         return all_started
@@ -344,6 +369,15 @@ class Daemon:
     async def _discard(self, command: cmds.DiscardRecording) -> None:
         await self.app.pipeline.discard(command)
         self.summary.discarded += 1
+
+
+def start_failure_reason(exc: BaseException) -> str:
+    """Why a MixMonitor did not start, as the catalog says it."""
+    if isinstance(exc, PbxDisconnected):
+        return "ami_unavailable"
+    if isinstance(exc, AmiActionError):
+        return "ami_timeout" if "no reply" in str(exc) else "pbx_refused"
+    return "start_failed"
 
 
 def run_daemon(app: App) -> Summary:

@@ -20,6 +20,7 @@ carries the exit code the CLI returns for it.
     │   └── SpoolFull                           no room on the spool disk
     ├── PolicyRefusal                  exit 5   a hold / retention / lock forbids the operation
     ├── CatalogError                   exit 6
+    │   ├── CallIdCollision                     a call id already holds another call's row
     │   └── NotFound                            no such call / recording
     ├── AccessDenied                   exit 7   the role may not do this
     ├── CryptoError                    exit 8   decryption / key problems
@@ -120,6 +121,10 @@ class CatalogError(RecorderError):
 
 class NotFound(CatalogError):
     pass
+
+
+class CallIdCollision(CatalogError):
+    """Another call already holds this call id: its row is kept, the newer one refused."""
 
 
 class AccessDenied(RecorderError):

@@ -167,3 +167,28 @@ class ResyncCompleted:
 
     at: float
     live_call_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PbxBooted:
+    """The PBX's start time (``naming.boot_tag``), learned after every (re)connect.  A change
+    means the PBX restarted: every call of its previous run is over."""
+
+    at: float
+    boot: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFailed(CallEvent):
+    """A recording we asked for never started (the action failed: AMI down, refused...)."""
+
+    channel: str
+    recording_id: str
+    reason: str = ""  # e.g. "ami_unavailable", "pbx_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class PbxLinkLost:
+    """The AMI connection went away (the PBX may be restarting)."""
+
+    at: float

@@ -10,7 +10,10 @@ characters, no ``--``, not too long) is kept as is.  Anything else becomes
 ``--``, so two distinct inputs cannot give the same component (up to a 64-bit hash clash).
 
 Call ids are ``<node>_<linkedid>`` with ``_`` forbidden inside both parts, so the first
-``_`` splits them and a storage key parses back without ambiguity.
+``_`` splits them and a storage key parses back without ambiguity.  When the PBX's start
+time is known (AMI ``CoreStatus``), it leads the linkedid part: ``<node>_<boot>-<linkedid>``
+(``pbx1_20261201150800-1764601680.3``), because Asterisk's linkedids restart with the PBX and
+the same one can come back after a fast restart.
 """
 
 from __future__ import annotations
@@ -44,10 +47,32 @@ def safe_component(text: object, max_len: int = MAX_COMPONENT, *, allow_undersco
     return f"{prefix}--{digest}"
 
 
-def make_call_id(node: str, linkedid: str) -> str:
-    """Globally unique call id: Asterisk uniqueids restart with the PBX, the node name does not."""
+_BOOT_RE = re.compile(r"[0-9]{8,14}")
+
+
+def make_call_id(node: str, linkedid: str, boot: str = "") -> str:
+    """Globally unique call id: Asterisk uniqueids restart with the PBX, the node name and the
+    PBX's start time (``boot``, see :func:`boot_tag`) tell the runs apart."""
     node_part = safe_component(node, 32, allow_underscore=False)
+    if boot:
+        if not _BOOT_RE.fullmatch(boot):
+            raise ValueError(f"bad PBX boot tag {boot[:20]!r}")
+        linkedid = f"{boot}-{linkedid}"
     return f"{node_part}_{safe_component(linkedid, allow_underscore=False)}"
+
+
+def boot_of_call_id(call_id: str) -> str:
+    """The PBX boot tag inside a call id made with one ("" otherwise)."""
+    _, _, linked = call_id.partition("_")
+    boot, sep, _ = linked.partition("-")
+    return boot if sep and len(boot) == 14 and boot.isdigit() else ""
+
+
+def boot_tag(startup_date: str, startup_time: str) -> str:
+    """``CoreStatus``'s ``CoreStartupDate`` + ``CoreStartupTime`` (``2026-12-01``, ``15:08:00``)
+    as the digits ``20261201150800``; "" when they do not look like a date and a time."""
+    digits = re.sub(r"[^0-9]", "", f"{startup_date}{startup_time}")
+    return digits if len(digits) == 14 and _BOOT_RE.fullmatch(digits) else ""
 
 
 def split_call_id(call_id: str) -> tuple[str, str]:
@@ -105,6 +130,30 @@ def recording_paths(monitor_dir: str, call_id: str, recording_id: str, started_a
     if mode == "dual":
         return (base + "-rx.wav", base + "-tx.wav")
     raise ValueError(f"unknown recording mode {mode!r}")
+
+
+RECORDING_FILE_RE = re.compile(
+    r"(?P<rid>(?P<call>[A-Za-z0-9][A-Za-z0-9.-]*_[A-Za-z0-9][A-Za-z0-9.-]*)_(?P<kind>[a-z]{1,16})[0-9]{3})"
+    r"_(?P<ts>[0-9]{8}T[0-9]{6}Z)(?P<leg>-rx|-tx)?\.(?P<ext>wav|raw)")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFile:
+    """A file name made by :func:`recording_paths`, parsed back."""
+
+    recording_id: str
+    call_id: str
+    kind: str
+    leg: str  # "" | "-rx" | "-tx"
+    ext: str
+
+
+def parse_recording_file(name: str) -> RecordingFile | None:
+    """The inverse of :func:`recording_paths` for one file name; None for any other name."""
+    m = RECORDING_FILE_RE.fullmatch(name)
+    if m is None or len(m["rid"]) > 200:
+        return None
+    return RecordingFile(m["rid"], m["call"], m["kind"], m["leg"] or "", m["ext"])
 
 
 def mixed_path(monitor_dir: str, recording_id: str, started_at: float) -> str:

@@ -22,11 +22,11 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import audio
+from pbx_recorder import audio, audio_quality
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.closure import Closure, marker_path, wait_closed
 from pbx_recorder.commands import DiscardRecording, FinalizeRecording
-from pbx_recorder.errors import RecorderError, SpoolFull
+from pbx_recorder.errors import RecorderError
 from pbx_recorder.manifest import Manifest, ManifestFile, cdr_subset
 from pbx_recorder.spool import Spool, SpoolEntry
 
@@ -64,6 +64,13 @@ def manifest_from_metadata(call_id: str, recording_id: str, metadata: Mapping[st
 
 
 Waiter = Callable[[str], Awaitable[Closure]]
+RETRY_BASE_S = 5.0
+RETRY_MAX_S = 300.0
+
+
+def retry_delay(failures: int) -> float:
+    """Back-off before the next spooling attempt: 5 s, 10 s, 20 s ... at most 5 min."""
+    return float(min(RETRY_MAX_S, RETRY_BASE_S * 2 ** max(failures - 1, 0)))
 
 
 class Pipeline:
@@ -75,32 +82,64 @@ class Pipeline:
         self.clock = clock
         self._wait = waiter or (lambda p: wait_closed(p, stable_ms=stable_ms, poll_ms=poll_ms,
                                                       closure_timeout_s=closure_timeout_s))
-        self.deferred: dict[str, FinalizeRecording] = {}  # spool was full: retry_deferred() later
+        self.deferred: dict[str, FinalizeRecording] = {}  # spooling failed: retry_deferred() later
+        self._retry: dict[str, tuple[int, float]] = {}  # recording id -> (failures, next try at)
+        self.in_flight: set[str] = set()  # recording ids being finalized or discarded right now
         self._discard_wait = waiter or (lambda p: wait_closed(p, stable_ms=stable_ms, poll_ms=poll_ms,
                                                               closure_timeout_s=discard_timeout_s))
 
     async def finalize(self, cmd: FinalizeRecording) -> SpoolEntry | None:
-        """Spool a finished recording; None when nothing could be spooled (logged)."""
+        """Spool a finished recording; None when nothing could be spooled (logged).
+
+        Any failure to spool (a full disk, a read-only or vanished spool folder, a catalog
+        error) leaves the PBX's files where they are and defers the recording: it is tried
+        again with back-off (:func:`retry_delay`) and, from the first failure on, the catalog
+        shows it as ``stopped`` with the flag ``spool_failed`` (an alert, logged as ERROR)."""
+        self.in_flight.add(cmd.recording_id)
         try:
             entry = await self._finalize(cmd)
             self.deferred.pop(cmd.recording_id, None)
+            self._retry.pop(cmd.recording_id, None)
             return entry
-        except SpoolFull as exc:
-            self.deferred[cmd.recording_id] = cmd
-            log.error("call %s recording %s deferred, files left in place: %s", cmd.call_id,
-                      cmd.recording_id, exc)
-            return None
         except (RecorderError, OSError, ValueError, TypeError) as exc:
-            log.error("finalize failed for call %s recording %s: %s", cmd.call_id, cmd.recording_id, exc)
+            self._defer(cmd, exc)
             return None
+        finally:
+            self.in_flight.discard(cmd.recording_id)
 
-    async def retry_deferred(self) -> int:
-        """Try the recordings deferred by a full spool again; returns how many got spooled."""
+    def _defer(self, cmd: FinalizeRecording, exc: BaseException) -> None:
+        failures = self._retry.get(cmd.recording_id, (0, 0.0))[0] + 1
+        delay = retry_delay(failures)
+        self.deferred[cmd.recording_id] = cmd
+        self._retry[cmd.recording_id] = (failures, self.clock() + delay)
+        log.error("ALERT call %s recording %s not spooled (attempt %d, next in %.0f s), files left in "
+                  "the monitor folder: %s%s", cmd.call_id, cmd.recording_id, failures, delay,
+                  type(exc).__name__, f": {exc}" if str(exc) else "")
+        if failures == 1 and self.catalog is not None:
+            try:
+                self.catalog.upsert_recording({
+                    "recording_id": cmd.recording_id, "call_id": cmd.call_id,
+                    "kind": str(cmd.metadata.get("kind", "call")),
+                    "mode": str(cmd.metadata.get("mode", "mixed")),
+                    "state": "stopped", "flags": ["spool_failed"], "created_at": self.clock()})
+            except RecorderError as cat_exc:
+                log.error("ALERT call %s recording %s: not in the catalog either: %s", cmd.call_id,
+                          cmd.recording_id, cat_exc)
+
+    async def retry_deferred(self, force: bool = False) -> int:
+        """Try the deferred recordings that are due again; returns how many got spooled."""
         done = 0
-        for cmd in list(self.deferred.values()):
+        now = self.clock()
+        for rid, cmd in list(self.deferred.items()):
+            if not force and self._retry.get(rid, (0, 0.0))[1] > now:
+                continue
             if await self.finalize(cmd) is not None:
                 done += 1
         return done
+
+    def pending_ids(self) -> set[str]:
+        """Recordings this pipeline is handling or will try again (not orphans)."""
+        return set(self.deferred) | self.in_flight
 
     async def _finalize(self, cmd: FinalizeRecording) -> SpoolEntry | None:
         rid, call_id = cmd.recording_id, cmd.call_id
@@ -130,6 +169,9 @@ class Pipeline:
                 log.warning("call %s recording %s: %s: %s", call_id, rid, Path(path).name, info.error)
             if info.header_repaired:
                 flags.append("header_repaired")
+            sound = await asyncio.to_thread(audio_quality.has_sound, path,
+                                            channels=2 if manifest.mode == "stereo" else 1)
+            flags += audio_quality.quality_flags(info.duration_s, sound, info.header_repaired)
             files.append(ManifestFile(name=Path(path).name, size=closure.size, sha256="",
                                       duration_s=info.duration_s, role=file_role(path, manifest.mode),
                                       audio_error=info.error))
@@ -186,6 +228,13 @@ class Pipeline:
 
     async def discard(self, cmd: DiscardRecording) -> int:
         """Delete the PBX's files for a recording; returns how many files were removed."""
+        self.in_flight.add(cmd.recording_id)
+        try:
+            return await self._discard(cmd)
+        finally:
+            self.in_flight.discard(cmd.recording_id)
+
+    async def _discard(self, cmd: DiscardRecording) -> int:
         removed = 0
         try:
             await asyncio.gather(*(self._discard_wait(p) for p in cmd.paths))

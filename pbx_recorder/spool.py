@@ -6,8 +6,9 @@ is what makes an entry complete).  On start-up :meth:`Spool.recover` completes e
 that have an intent but no manifest (hashing what is there) and reports entries with
 neither; nothing is silently dropped.
 
-Disk full (ENOSPC) raises SpoolFull after rolling back the entry being written: the
-PBX's files are put back where they were and other entries are untouched.
+Any failure while writing an entry rolls it back (the PBX's files are put back where they
+were, other entries are untouched); a full disk (ENOSPC) raises SpoolFull, anything else is
+re-raised; the pipeline retries both with back-off.
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ class Spool:
                     moved.append((src, dst))
             final = self._complete(directory, manifest)
         except (OSError, StorageError) as exc:
+            # any failure (full disk, read-only folder...): put the PBX's files back, leave no
+            # half entry that recovery would complete without its audio; the caller retries
+            self._roll_back(directory, moved, existed)
             if _is_enospc(exc):
-                self._roll_back(directory, moved, existed)
                 raise SpoolFull(f"spool {self.root} is full: recording {recording_id} (call "
                                 f"{manifest.call_id}) left in place, nothing spooled") from exc
             raise

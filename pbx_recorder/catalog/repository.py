@@ -19,7 +19,7 @@ from typing import Any
 from pbx_recorder import audit_trail
 from pbx_recorder.catalog.queries import CallFilters, build_search
 from pbx_recorder.catalog.schema import apply_migrations
-from pbx_recorder.errors import CatalogError, NotFound
+from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
 
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
@@ -121,18 +121,27 @@ class Catalog:
 
     # -- calls -------------------------------------------------------------------
     def upsert_call(self, row: Mapping[str, Any]) -> None:
+        """Insert or update a call row.  A row belongs to one call: an update whose
+        ``started_at`` differs from the stored one is another call that got the same id (a
+        linkedid reused after a PBX restart) and is refused (:class:`CallIdCollision`), so
+        no call ever overwrites another's row."""
         if not row.get("call_id"):
             raise CatalogError("call row without call_id")
-        if self.sealer is None:
-            self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
-            return
         conn = self._conn()
         own = not conn.in_transaction
         try:
             if own:
-                conn.execute("BEGIN IMMEDIATE")  # the row and its seal land together
+                conn.execute("BEGIN IMMEDIATE")  # the check, the row and its seal land together
+            existing = conn.execute("SELECT started_at FROM calls WHERE call_id = ?",
+                                    (row["call_id"],)).fetchone()
+            theirs, ours = (existing["started_at"] if existing else None), row.get("started_at")
+            if theirs is not None and ours is not None and abs(float(theirs) - float(ours)) > 0.001:
+                raise CallIdCollision(f"call id {row['call_id']} already holds the call that started at "
+                                      f"{theirs}; the row of the call that started at {ours} was not "
+                                      "written over it")
             self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
-            self.sealer(conn, str(row["call_id"]))
+            if self.sealer is not None:
+                self.sealer(conn, str(row["call_id"]))
             if own:
                 conn.execute("COMMIT")
         except BaseException as exc:

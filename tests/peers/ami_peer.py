@@ -30,6 +30,7 @@ class AmiPeer:
     def __init__(self, username: str = "recorder", secret: str = "s3cret") -> None:
         self.username, self.secret = username, secret
         self.send_fully_booted = True
+        self.startup: tuple[str, str] | None = None  # CoreStatus (date, time); None: unknown command
         self.channels: list[dict[str, str]] = []
         self.variables: dict[str, dict[str, str]] = {}
         self.errors: dict[str, str] = {}
@@ -178,6 +179,9 @@ class AmiPeer:
                 ]
             )
             return msgs
+        if lname == "corestatus" and self.startup is not None:
+            return [ok + [("CoreStartupDate", self.startup[0]), ("CoreStartupTime", self.startup[1]),
+                          ("CoreCurrentCalls", str(len(self.channels)))]]
         if lname == "getvar":
             value = self.variables.get(str(frame.get("channel")), {}).get(str(frame.get("variable")), "")
             return [ok + [("Variable", str(frame.get("variable"))), ("Value", value)]]

@@ -31,13 +31,15 @@ class FakeBackend:
         self.recording_ok = recording_ok
         self.requested: list[ev.ConsentRequested] = []
         self.resolved: list[ev.ConsentResolved] = []
+        self.started: bool | None = None  # what resolve() answers (False: the recording failed)
 
     def request(self, event: ev.ConsentRequested) -> ConsentTicket:
         self.requested.append(event)
         return ConsentTicket(self.decision, self.recording_ok)
 
-    def resolve(self, event: ev.ConsentResolved) -> None:
+    def resolve(self, event: ev.ConsentResolved) -> bool | None:
         self.resolved.append(event)
+        return self.started
 
 
 class FakePrompts:
@@ -72,16 +74,26 @@ def serve(tmp_path: object) -> Iterator[object]:
             server.close()
 
 
+QUESTION = 'STREAM FILE /prompts/de/consent-question "0123456789*#" 0'
+
+
 def answers(digits: list[str]) -> object:
-    """Reply 200 to everything; GET DATA consumes the scripted digits ('' = timeout, 'H' = hangup)."""
+    """Reply 200 to everything; the question (STREAM FILE with escape digits, 2 s in) or the
+    WAIT FOR DIGIT after it consumes the scripted digits ('' = timeout, 'H' = hangup)."""
     queue = list(digits)
 
     def respond(command: str) -> str | None:
-        if command.startswith("GET DATA"):
-            d = queue.pop(0)
+        if command.startswith("STREAM FILE") and '"0123456789*#"' in command:
+            d = queue[0] if queue else ""
             if d == "H":
                 return "HANGUP"
-            return f"200 result={d}" if d else "200 result= (timeout)"
+            if d:
+                queue.pop(0)
+                return f"200 result={ord(d)} endpos=16000"
+            return "200 result=0 endpos=40000"
+        if command.startswith("WAIT FOR DIGIT"):
+            d = queue.pop(0)
+            return "HANGUP" if d == "H" else f"200 result={ord(d) if d else 0}"
         return "200 result=0"
 
     return respond
@@ -112,7 +124,7 @@ def test_explicit_yes_records(serve: object) -> None:
     backend = FakeBackend(EXPLICIT)
     server = serve(backend)  # type: ignore[operator]
     commands = talk(server, env_block(ARGS), answers(["1"]))
-    assert commands[0] == "GET DATA /prompts/de/consent-question 2000 1"
+    assert commands[0] == QUESTION
     assert variables(commands) == {"PBXREC_CONSENT": "granted", "PBXREC_RESULT": "record"}
     req = backend.requested[0]
     assert (
@@ -174,12 +186,8 @@ def test_timeouts_then_retry_prompt_fail_closed(serve: object) -> None:
     backend = FakeBackend(decision)
     server = serve(backend)  # type: ignore[operator]
     commands = talk(server, env_block(ARGS), answers(["", ""]))
-    assert [c.split(" ")[0] + " " + c.split(" ")[1] for c in commands[:3]] == [
-        "GET DATA",
-        "STREAM FILE",
-        "GET DATA",
-    ]
-    assert commands[1] == 'STREAM FILE /prompts/de/consent-retry "" 0'
+    retry = 'STREAM FILE /prompts/de/consent-retry "" 0'
+    assert commands[:4] == [QUESTION, "WAIT FOR DIGIT 2000", retry, QUESTION]
     assert variables(commands) == {"PBXREC_CONSENT": "timeout", "PBXREC_RESULT": "norecord"}
     assert backend.resolved[0].decision == "timeout"
 
@@ -294,3 +302,12 @@ def test_sessions_are_bounded_and_stop_refuses(serve: object) -> None:
     server.stop_accepting()
     assert talk(server, env_block(ARGS), answers([])) == []
     assert server.wait_idle(2)
+
+
+def test_recording_that_fails_after_the_notice_takes_the_fail_direction(serve: object) -> None:
+    backend = FakeBackend(RuleDecision(record=True, consent="notify", language="fr"))
+    backend.started = False  # e.g. the AMI link is down: MixMonitor could not start
+    server = serve(backend)  # type: ignore[operator]
+    commands = talk(server, env_block(ARGS), answers([]))
+    assert backend.resolved[0].decision == "notified"
+    assert "PBXREC_RESULT" not in variables(commands)  # no "record": the snippet says unavailable

@@ -243,7 +243,8 @@ async def test_disconnect_fails_pending_actions_then_reconnects_with_resync() ->
             peer.channels = []
             await peer.wait_logins(2)
             assert await client.wait_ready(5)
-            (done,) = await next_events(client, 1)
+            lost, done = await next_events(client, 2)
+            assert isinstance(lost, ev.PbxLinkLost)  # the core learns the link went down
             assert done == ev.ResyncCompleted(at=done.at, live_call_ids=frozenset())  # type: ignore[attr-defined]
             assert len(peer.actions("MixMonitor")) == 1  # never re-sent after the reconnect
             assert client.connects == 2
@@ -292,3 +293,20 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
     assert lows[:3] == [0.25, 0.5, 1.0] and lows[-1] == 15.0
     assert all(lo <= hi for lo, hi in zip(lows, highs, strict=True))
     assert backoff_delay(1000, 0.5, 30.0, lambda: 0.5) == 22.5
+
+
+async def test_call_ids_carry_the_pbx_start_time_and_change_with_a_restart() -> None:
+    async with AmiPeer() as peer:
+        peer.startup = ("2026-12-01", "15:00:00")
+        peer.channels = [CHANNEL]
+        async with running(peer) as client:
+            assert await client.wait_ready(5)
+            booted, live, _ = await next_events(client, 3)
+            assert booted == ev.PbxBooted(at=booted.at, boot="20261201150000")  # type: ignore[attr-defined]
+            assert live.call_id == make_call_id("pbx1", "100.1", "20261201150000")  # type: ignore[attr-defined]
+            peer.startup = ("2026-12-01", "15:00:07")  # a fast restart: linkedid 100.1 comes back
+            await peer.drop()
+            await peer.wait_logins(2)
+            lost, booted, live, _ = await next_events(client, 4)
+            assert isinstance(lost, ev.PbxLinkLost) and booted.boot == "20261201150007"  # type: ignore[attr-defined]
+            assert live.call_id == make_call_id("pbx1", "100.1", "20261201150007")  # type: ignore[attr-defined]

@@ -117,7 +117,9 @@ async def start_call(peer: AmiPeer) -> None:
 
 def agi_answer(digit: str) -> Any:
     def respond(command: str) -> str:
-        return f"200 result={digit}" if command.startswith("GET DATA") else "200 result=1"
+        if command.startswith("STREAM FILE") and '"0123456789*#"' in command:  # the question
+            return f"200 result={ord(digit)} endpos=16000"  # pressed 2 s into it
+        return "200 result=1"
 
     return respond
 
@@ -154,7 +156,7 @@ async def test_consented_call_is_recorded_spooled_shipped_and_catalogued(tmp_pat
             )
             commands = await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
             assert agi_vars(commands) == {"PBXREC_CONSENT": "granted", "PBXREC_RESULT": "record"}
-            assert commands[0].startswith("GET DATA ") and "consent-question" in commands[0]
+            assert commands[0].startswith("STREAM FILE ") and "consent-question" in commands[0]
             mixmonitors = await peer.wait_action("MixMonitor", 2)
             assert [m["channel"] for m in mixmonitors] == [CHANNEL, CHANNEL]
             assert "consent" in str(mixmonitors[0]["file"]) and "call" in str(mixmonitors[1]["file"])
@@ -267,7 +269,7 @@ async def test_failed_mixmonitor_fails_the_call_closed_and_the_daemon_goes_on(tm
             )
             commands = await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
             assert agi_vars(commands) == {}  # PBXREC_RESULT unset: the snippet's fail direction
-            assert not any(c.startswith("GET DATA") for c in commands)  # no dialogue without its recording
+            assert not any("consent-question" in c for c in commands)  # no dialogue without its recording
             assert daemon.summary.command_errors == 1
             # the daemon goes on: the next call is handled
             del peer.errors["MixMonitor"]

@@ -27,7 +27,7 @@ async def test_finished_recording_reaches_hot_tier_and_catalog(tmp_path):
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(8000)
-        w.writeframes(b"\x10\x00" * 8000 * 6)
+        w.writeframes(b"\x00\x10\x00\xf0" * 4000 * 6)  # a 4 kHz square wave: not silent
     original_hash = hash_file(wav)
     marker_path(wav).write_text("")  # what MixMonitor's post-command writes
 

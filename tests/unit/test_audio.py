@@ -86,11 +86,11 @@ def test_other_format_via_soxi(tmp_path):
 
 
 def test_duration_mismatch_rule():
-    assert not duration_mismatch(60.0, 61.5)  # within 2 s
-    assert not duration_mismatch(60.0, 63.0)  # 3 s off on 63 s: within 5 % (3.15 s)
-    assert duration_mismatch(10.0, 13.0)  # 3 s off on 13 s: more than the 2 s floor
-    assert not duration_mismatch(100.0, 104.0)  # 5 % of 104 = 5.2
-    assert duration_mismatch(100.0, 110.0)
+    assert not duration_mismatch(60.0, 61.2)  # within 1 s + 0.5 % (1.31 s)
+    assert duration_mismatch(60.0, 63.0)  # 3 s off on 63 s (the old 5 % let it pass)
+    assert duration_mismatch(10.0, 13.0)
+    assert not duration_mismatch(100.0, 101.4)  # 1 s + 0.5 % of 101.4 = 1.51
+    assert duration_mismatch(100.0, 104.0)
     assert not duration_mismatch(None, 10.0) and not duration_mismatch(10.0, None)
     # pauses keep the timeline with MixMonitorMute; without it they are subtracted
     assert not duration_mismatch(100.0, 100.0, paused_s=30.0)

@@ -46,7 +46,7 @@ async def test_finalize_spools_with_duration_and_manifest(tmp_path):
     m = entry.manifest
     assert m.files[0].duration_s == pytest.approx(5.0) and m.files[0].sha256
     assert m.cdr == {"src": "13812345678", "dst": "100", "billsec": "5"}
-    assert m.tags == ("vip",) and m.pauses == ((1001.0, 1002.0),) and m.flags == ()
+    assert m.tags == ("vip",) and m.pauses == ((1001.0, 1002.0),) and m.flags == ("silent",)  # zeros
     assert not wav.exists() and not marker_path(wav).exists()
 
 
@@ -57,7 +57,7 @@ async def test_finalize_flags_mismatch_and_missing_cdr(tmp_path):
     meta = {"recorded_from": 1000.0, "recorded_to": 1060.0}
     entry = await pipe.finalize(FinalizeRecording(call_id=CALL, recording_id=RID, paths=(str(wav),),
                                                   metadata=meta))
-    assert set(entry.manifest.flags) == {"cdr_missing", "duration_mismatch"}
+    assert set(entry.manifest.flags) == {"cdr_missing", "duration_mismatch", "silent"}
 
 
 async def test_finalize_missing_file_writes_catalog_row(tmp_path):
@@ -141,9 +141,9 @@ async def test_spool_full_defers_and_retries(tmp_path):
     cmd = FinalizeRecording(call_id=CALL, recording_id=RID, paths=(str(wav),), metadata=META)
     assert await pipe.finalize(cmd) is None
     assert list(pipe.deferred) == [RID] and wav.exists() and spool.pending() == []
-    assert await pipe.retry_deferred() == 0
+    assert await pipe.retry_deferred(force=True) == 0
     free[0] = 10 * 1024 * 1024
-    assert await pipe.retry_deferred() == 1
+    assert await pipe.retry_deferred(force=True) == 1
     assert pipe.deferred == {} and spool.is_complete(RID) and not wav.exists()
 
 

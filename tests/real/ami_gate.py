@@ -1,0 +1,73 @@
+"""A TCP forwarder the test can open and close: the recorder's AMI link, cut on demand."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+from pbx_recorder.sandbox import free_tcp_port
+
+
+class AmiGate:
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_tcp_port()
+        self._open = threading.Event()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        self._server.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def close_link(self) -> None:
+        """Cut every forwarded connection and refuse new ones until :meth:`open`."""
+        self._open.clear()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for a, b in pairs:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.close_link()
+        self._thread.join(2)
+        self._server.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not self._open.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            src.settimeout(None)
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
