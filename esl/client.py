@@ -79,6 +79,7 @@ class EslClient:
         connect_timeout: float = 5.0,
         ping_interval: float = 20.0,
         events: Iterable[str] = esc.EVENTS,
+        resync: bool = True,
         clock: Callable[[], float] = time.time,
         rnd: Callable[[], float] = random.random,
     ) -> None:
@@ -92,7 +93,8 @@ class EslClient:
             connect_timeout,
             ping_interval,
         )
-        self.subscribed = tuple(events)
+        self.subscribed = tuple(events)  # () = no events (a CLI's short connection)
+        self.resync = resync
         self.clock, self.rnd = clock, rnd
         self.connects = 0
         self.version: str | None = None
@@ -244,13 +246,15 @@ class EslClient:
             reply = await self.send(esc.auth(self._password))
             if not reply.reply_text.startswith("+OK"):
                 raise EslAuthFailed(f"ESL auth refused: {reply.reply_text[:80]}")
-            reply = await self.send(esc.event_plain(self.subscribed))
-            if not reply.reply_text.startswith("+OK"):
-                raise EslError(f"ESL event subscription refused: {reply.reply_text[:80]}")
+            if self.subscribed:
+                reply = await self.send(esc.event_plain(self.subscribed))
+                if not reply.reply_text.startswith("+OK"):
+                    raise EslError(f"ESL event subscription refused: {reply.reply_text[:80]}")
             self.connects += 1
             self._ready.set()
             log.info("ESL connected to %s:%s (connect #%d)", self.host, self.port, self.connects)
-            await self._resync()
+            if self.resync:
+                await self._resync()
             while not self._lost.done():
                 done, _ = await asyncio.wait({self._lost}, timeout=self.ping_interval)
                 if not done:
