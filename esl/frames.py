@@ -24,7 +24,7 @@ Bounded: a header block over ``max_head`` bytes or a Content-Length over ``max_b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -48,17 +48,57 @@ def decode_value(raw: str) -> str:
 
 def parse_head(block: str, *, decode: bool = True) -> dict[str, str]:
     """``Name: value`` lines -> dict (values percent-decoded); lines without ``:`` are ignored."""
-    headers: dict[str, str] = {}
-    for line in block.split("\n"):
+    raw = split_head(block)
+    return {k: decode_value(v) for k, v in raw.items()} if decode else raw
+
+
+def split_head(block: str) -> dict[str, str]:
+    """``Name: value`` lines -> dict of RAW (still percent-encoded) values, the first one wins."""
+    lines = block.split("\n")
+    try:  # the shape of every FreeSWITCH block: "Name: value" lines, no name repeated
+        headers = dict(line.split(": ", 1) for line in lines)  # type: ignore[misc]
+        if len(headers) == len(lines) and "\r" not in block:
+            return headers
+    except ValueError:
+        pass
+    headers = {}
+    for line in lines:  # the full rules: empty values, stray lines, CR, repeats
         name, sep, value = line.partition(":")
-        if not sep:
-            continue
         name = name.strip()
-        if not name or name in headers:
-            continue  # a repeat never overrides the first value
-        value = value.strip(" \r")
-        headers[name] = decode_value(value) if decode else value
+        if sep and name and name not in headers:  # a repeat never overrides the first value
+            headers[name] = value.strip(" \r")
     return headers
+
+
+class Headers(Mapping[str, str]):
+    """Event headers, percent-decoded on first access (an event's ~100 headers are mostly never
+    read: decoding all of them would be most of the parsing cost)."""
+
+    __slots__ = ("_raw", "_done")
+
+    def __init__(self, raw: dict[str, str]) -> None:
+        self._raw = raw
+        self._done: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        value = self._done.get(key)
+        if value is None:
+            value = self._done[key] = decode_value(self._raw[key])
+        return value
+
+    def get(self, key: str, default: str = "") -> str:  # type: ignore[override]
+        if key in self._raw:
+            return self[key]
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +130,7 @@ class EslFrame:
 
 @dataclass(frozen=True, slots=True)
 class EslEvent:
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
     body: str = ""
 
     @property
@@ -103,9 +143,11 @@ class EslEvent:
 
 def parse_event_plain(body: bytes) -> EslEvent:
     """An event-plain body: a percent-encoded header block, then an optional inner body."""
-    text = body.decode("utf-8", "replace").replace("\r\n", "\n")
+    text = body.decode("utf-8", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     head, _, rest = text.partition("\n\n")
-    headers = parse_head(head)
+    headers = Headers(split_head(head.rstrip("\n")))
     inner = ""
     length = headers.get("Content-Length", "")
     if length.isdigit():
@@ -180,9 +222,10 @@ class EslParser:
 
 
 def _find_blank(buf: bytearray, start: int = 0) -> tuple[int, int]:
+    """(index, length) of the first blank line (``\n\n`` or ``\r\n\r\n``), or (-1, 0)."""
     lf = buf.find(b"\n\n", start)
-    crlf = buf.find(b"\r\n\r\n", start)
-    if crlf >= 0 and (lf < 0 or crlf < lf):
+    crlf = buf.find(b"\r\n\r\n", start, lf + 2 if lf >= 0 else len(buf))  # bounded: no rescan of bodies
+    if crlf >= 0:
         return crlf, 4
     return lf, 2
 
