@@ -37,6 +37,7 @@ MAX_LEGS = 100_000
 ID_VAR = "variable_PBXREC_CALL_ID"
 _LINK_HEADERS = ("variable_cc_member_session_uuid", "variable_originating_leg_uuid")
 _HANGUP_STATES = ("CS_HANGUP", "CS_REPORTING", "CS_DESTROY")
+TRANSFER_CAUSES = {"BLIND_TRANSFER": "blind", "ATTENDED_TRANSFER": "attended"}
 NO_ANSWER_CAUSES = ("NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL", "ALLOTTED_TIMEOUT")
 
 
@@ -199,16 +200,16 @@ def on_hangup_complete(n: EslNormalizer, h: Mapping[str, str], now: float) -> li
     at = n.at(h, now)
     cause_text = sanitize(h.get("Hangup-Cause", "") or h.get("variable_hangup_cause", ""), 40)
     q850 = h.get("variable_hangup_cause_q850", "")
-    out: list[Any] = [
+    out: list[Any] = []
+    kind = TRANSFER_CAUSES.get(cause_text)
+    if kind:  # the leg was hung up BECAUSE its partner was transferred away (switch_ivr_session_transfer)
+        out.append(ev.Transferred(at=at, call_id=ids[0], channel_id=ids[1], channel=ids[1], kind=kind))
+    cause = int(q850) if q850.isdigit() else 0
+    out.append(
         ev.ChannelHungUp(
-            at=at,
-            call_id=ids[0],
-            channel_id=ids[1],
-            channel=ids[1],
-            cause=int(q850) if q850.isdigit() else 0,
-            cause_text=cause_text,
+            at=at, call_id=ids[0], channel_id=ids[1], channel=ids[1], cause=cause, cause_text=cause_text
         )
-    ]
+    )
     if ids[1] == root:  # the call's CDR is the originating leg's
         out.append(ev.CdrPosted(at=at, call_id=ids[0], channel_id=ids[1], fields=cdr_fields(h)))
     n.forget(ids[1])

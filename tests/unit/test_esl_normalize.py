@@ -189,3 +189,25 @@ def test_answer_bridge_record_through_the_core() -> None:
     assert any(isinstance(c, FinalizeRecording) for c in commands)
     row = next(c.row for c in commands if isinstance(c, UpsertCall))
     assert row["status"] == "answered" and row["billsec"] == 29
+
+
+def test_blind_transfer_hangup_cause_reports_the_transfer() -> None:
+    """``uuid_transfer <agent> -bleg``: FreeSWITCH hangs the agent up with BLIND_TRANSFER."""
+    n = EslNormalizer("pbx1")
+    normalize_all(inbound_call()[:5], n)  # caller and agent bridged
+    agent_gone = ev(
+        "CHANNEL_HANGUP_COMPLETE",
+        B_LEG,
+        T0 + 9,
+        {"Hangup-Cause": "BLIND_TRANSFER", "Channel-Call-UUID": B_LEG},
+    )
+    transferred, hung_up = normalize_all([agent_gone], n)
+    assert isinstance(transferred, E.Transferred) and transferred.kind == "blind"
+    assert transferred.call_id == hung_up.call_id == CALL and transferred.channel == B_LEG
+    colleague = ev(
+        "CHANNEL_CREATE",
+        "c0ffee00-0000-4000-8000-000000000003",
+        T0 + 10,
+        {"variable_originating_leg_uuid": A_LEG, "Channel-Call-UUID": A_LEG},
+    )
+    assert normalize_all([colleague], n)[0].call_id == CALL  # the colleague's leg joins the same call
