@@ -108,6 +108,7 @@ class EslClient:
         self._rec_paths: dict[str, tuple[str, ...]] = {}  # recording_id -> files written
         self._seen_in_resync: set[str] | None = None
         self.framing = NoFramingCuts()
+        self._early: list[EslFrame] = []  # frames that came with auth/request
         self.hangups_refuted = 0  # AMI needs to refute forged Hangups; ESL framing cannot be forged
 
     # -- public API ---------------------------------------------------------------
@@ -275,7 +276,7 @@ class EslClient:
                     self._early = frames[1:]  # dispatched first by _read
                     return frames[0]
 
-        self._early: list[EslFrame] = []
+        self._early = []
         return await asyncio.wait_for(first(), self.connect_timeout)
 
     async def _read(self, reader: asyncio.StreamReader, parser: EslParser) -> None:
@@ -398,7 +399,8 @@ class EslClient:
 
     def _fail_pending(self, why: str) -> None:
         replies, self._replies = list(self._replies), deque()
-        for future in [*replies, *self._jobs.values()]:
+        futures: list[asyncio.Future[Any]] = [*replies, *self._jobs.values()]
+        for future in futures:
             if not future.done():
                 future.set_exception(PbxDisconnected(f"{why}: no ESL reply"))
                 future.exception()  # retrieved: the waiter gets it through its shield

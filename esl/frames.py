@@ -56,7 +56,7 @@ def split_head(block: str) -> dict[str, str]:
     """``Name: value`` lines -> dict of RAW (still percent-encoded) values, the first one wins."""
     lines = block.split("\n")
     try:  # the shape of every FreeSWITCH block: "Name: value" lines, no name repeated
-        headers = dict(line.split(": ", 1) for line in lines)  # type: ignore[misc]
+        headers: dict[str, str] = dict(line.split(": ", 1) for line in lines)  # type: ignore[misc,unused-ignore]
         if len(headers) == len(lines) and "\r" not in block:
             return headers
     except ValueError:
@@ -189,7 +189,7 @@ class EslParser:
     def _next(self) -> EslFrame | None:
         buf = self._buf
         if self._head is None:
-            while buf[:1] in (b"\n", b"\r") and buf:  # stray blank lines between frames
+            while buf and buf[0] in (10, 13):  # stray blank lines (LF, CR) between frames
                 del buf[:1]
             end, sep_len = _find_blank(buf, max(0, self._scanned - 3))
             if end < 0:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid as uuidlib
+from typing import Any
 from collections import deque
 
 from consent.dialogue_runner import ChannelGone
@@ -155,7 +156,7 @@ class OutboundChannel:
 
     def _gone(self, why: str) -> None:
         self.gone = True
-        futures = [*self._replies, *self._apps.values()]
+        futures: list[asyncio.Future[Any]] = [*self._replies, *self._apps.values()]
         self._replies.clear()
         for future in futures:
             if not future.done():
