@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import logging
 import uuid as uuidlib
-from typing import Any
 from collections import deque
+from typing import Any
 
 from consent.dialogue_runner import ChannelGone
 from esl import commands as esc
