@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 RESYNC_VARIABLES = (C.VAR_RESULT, C.VAR_RECORDING_ID, C.VAR_RECORDING_PATH, C.VAR_CALL_ID)
 UNDEF = "_undef_"
+RESYNC_CONCURRENCY = 16  # channels whose variables are read at once after a (re)connect
 
 
 class EslAuthFailed(EslError):
@@ -107,6 +108,7 @@ class EslClient:
         self._lost: asyncio.Future[None] | None = None
         self._rec_paths: dict[str, tuple[str, ...]] = {}  # recording_id -> files written
         self._seen_in_resync: set[str] | None = None
+        self._resync_slots = asyncio.Semaphore(RESYNC_CONCURRENCY)
         self.framing = NoFramingCuts()
         self._early: list[EslFrame] = []  # frames that came with auth/request
         self.hangups_refuted = 0  # AMI needs to refute forged Hangups; ESL framing cannot be forged
@@ -377,9 +379,10 @@ class EslClient:
             esc.check_uuid(leg)
         except EslError:
             return found
-        results = await asyncio.gather(
-            *(self.bgapi("uuid_getvar", leg, name) for name in RESYNC_VARIABLES), return_exceptions=True
-        )
+        async with self._resync_slots:  # FreeSWITCH runs each bgapi in a thread of its own: bounded
+            results = await asyncio.gather(
+                *(self.bgapi("uuid_getvar", leg, name) for name in RESYNC_VARIABLES), return_exceptions=True
+            )
         for name, value in zip(RESYNC_VARIABLES, results, strict=True):
             if (
                 isinstance(value, str)
