@@ -27,7 +27,7 @@ from typing import Any
 
 from esl.frames import EslEvent
 from pbx_recorder import events as ev
-from pbx_recorder.masking import sanitize
+from pbx_recorder.masking import sanitize as _sanitize
 from pbx_recorder.naming import make_call_id
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,13 @@ _LINK_HEADERS = ("variable_cc_member_session_uuid", "variable_originating_leg_uu
 _HANGUP_STATES = ("CS_HANGUP", "CS_REPORTING", "CS_DESTROY")
 TRANSFER_CAUSES = {"BLIND_TRANSFER": "blind", "ATTENDED_TRANSFER": "attended"}
 NO_ANSWER_CAUSES = ("NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL", "ALLOTTED_TIMEOUT")
+
+
+def sanitize(value: object, limit: int = 64) -> str:
+    """masking.sanitize, with a fast path for the common case (printable and short enough)."""
+    if isinstance(value, str) and len(value) <= limit and value.isprintable():
+        return value
+    return _sanitize(value, limit)
 
 
 def uuid_of(value: str) -> str:
