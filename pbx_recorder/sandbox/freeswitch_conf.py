@@ -8,7 +8,7 @@ can (``dialplan/freeswitch/pbx-recorder.xml``, ``etc/freeswitch/acl-pbx-recorder
 DIDs of the sandbox dialplan (context ``public``, where the SIP profile delivers calls):
 
 =========  ===============================================================
-7001       self-test: answer, ``record_session`` to ``<selftest_dir>/<X-Test-Tag>.wav``, echo
+7001       self-test: answer, ``record_session`` to ``<selftest_dir>/<X-Test-Tag>-<uuid>.wav``, echo
 7002       self-test: answer, ``play_and_get_digits`` one digit, CUSTOM ``pbxrec::selftest`` event
 8001       notify DID           -> pbx-recorder hand-off, then echo
 8002       explicit-consent DID -> same
@@ -16,6 +16,7 @@ DIDs of the sandbox dialplan (context ``public``, where the SIP profile delivers
 8004       queue DID            -> hand-off with PBXREC_QUEUE=support, then callcenter support@default
 8005       like 8002, with PBXREC_FAILMODE=hangup
 8006       like 8002, with PBXREC_LANG=zh
+8008       consent "none" DID   -> hand-off (recorded, nothing played), then echo
 8007       stereo DID           -> hand-off, then FreeSWITCH plays a 1 kHz tone (channel 2) while the
                                    caller talks (channel 1)
 =========  ===============================================================
@@ -96,7 +97,7 @@ def dialplan(lay: FsLayout) -> str:
     tag_event = "Event-Name=CUSTOM,Event-Subclass=pbxrec::{sub},TestTag=${{pbxrec_test_tag}}"
     dids = "".join([
         _did("7001", '<action application="answer"/>\n          <action application="record_session" '
-             f'data="{lay.selftest_dir}/${{pbxrec_test_tag}}.wav"/>'),
+             f'data="{lay.selftest_dir}/${{pbxrec_test_tag}}-${{uuid}}.wav"/>'),
         _did("7002", '<action application="answer"/>\n          <action application="play_and_get_digits" '
              'data="1 1 1 8000 # tone_stream://%(200,0,800) silence_stream://250 pagd_digits \\d"/>\n'
              '          <action application="event" data="'
@@ -109,6 +110,7 @@ def dialplan(lay: FsLayout) -> str:
         _did("8005", _hand_off("8005", PBXREC_FAILMODE="hangup",
                                PBXREC_UNAVAILABLE_PROMPT=lay.unavailable_prompt)),
         _did("8006", _hand_off("8006", PBXREC_LANG="zh")),
+        _did("8008", _hand_off("8008")),
         _did("8007", _hand_off("8007"),
              '<action application="playback" data="tone_stream://%(1000,0,1000);loops=-1"/>'),
     ])

@@ -19,8 +19,10 @@ from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
 from pbx_recorder.sandbox.recorder import TEST_RULES, RecorderProcess, _port_listening
 
 # The Asterisk test rules (same DIDs, same refusal route: on FreeSWITCH the goto
-# "pbxrec-unrecorded,s,1" becomes `transfer s XML pbxrec-unrecorded`), plus a stereo DID.
+# "pbxrec-unrecorded,s,1" becomes `transfer s XML pbxrec-unrecorded`), plus a stereo DID and
+# a DID recorded without any consent dialogue.
 FS_TEST_RULES: list[dict[str, Any]] = [
+    {"name": "no-consent-did", "match": {"dialed": ["8008"]}, "action": {"record": "yes", "consent": "none"}},
     {"name": "stereo-did", "match": {"dialed": ["8007"]},
      "action": {"record": "yes", "consent": "notify", "prompt": "recording-notice", "mode": "stereo"}},
     *copy.deepcopy(TEST_RULES),

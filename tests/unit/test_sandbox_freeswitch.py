@@ -3,6 +3,7 @@ and the configuration builder (the shipped event socket example rendered, never 
 
 from __future__ import annotations
 
+import re
 import struct
 import xml.dom.minidom
 from pathlib import Path
@@ -91,3 +92,14 @@ def test_shipped_dialplan_is_well_formed() -> None:
     doc = xml.dom.minidom.parse(str(REPO / "dialplan" / "freeswitch" / "pbx-recorder.xml"))
     apps = [a.getAttribute("application") for a in doc.getElementsByTagName("action")]
     assert apps.index("set") < apps.index("socket") < apps.index("execute_extension")
+
+
+@pytest.mark.parametrize("path", ["dialplan/freeswitch/pbx-recorder.xml",
+                                  "etc/freeswitch/event_socket.conf.xml",
+                                  "etc/freeswitch/acl-pbx-recorder.xml", "etc/freeswitch/cdr_csv.conf.xml"])
+def test_no_preprocess_line_hides_in_a_comment(path: str) -> None:
+    """FreeSWITCH's pre-processor is line-based: an X-PRE-PROCESS inside an XML comment still runs
+    (a documented example ``set`` in a comment once overrode the real socket address)."""
+    text = (REPO / path).read_text()
+    comments = re.findall(r"<!--.*?-->", text, flags=re.S)
+    assert not [c for c in comments if "X-PRE-PROCESS" in c], path
