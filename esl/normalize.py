@@ -66,6 +66,8 @@ class EslNormalizer:
         self.node = node
         self.max_legs = max_legs
         self._roots: OrderedDict[str, str] = OrderedDict()  # leg uuid -> root uuid
+        self.partners: dict[str, str] = {}  # leg -> the leg it was last bridged with
+        self.transfers: dict[str, str] = {}  # leg -> the transfer_source already reported
         self.ignored = 0
         self.injections = 0  # caller fields that carried control characters (CR/LF ...): counted, cut
 
@@ -99,6 +101,10 @@ class EslNormalizer:
 
     def forget(self, leg: str) -> None:
         self._roots.pop(leg, None)
+        self.transfers.pop(leg, None)  # partners stay until the leg's partner is gone too
+        partner = self.partners.pop(leg, "")
+        if partner and partner not in self._roots:
+            self.partners.pop(partner, None)
 
     def call_id(self, root: str) -> str:
         return make_call_id(self.node, root)
@@ -172,23 +178,40 @@ def on_answer(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
 
 
 def on_bridge(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
+    """CHANNEL_BRIDGE -> Bridged, preceded by Transferred when this leg was blind-transferred out
+    of an earlier bridge (``variable_transfer_source`` ``...:bl_xfer:...`` new for the leg): the
+    transferer is its previous partner.  (FreeSWITCH hangs the partner up with BLIND_TRANSFER only
+    for signal bridges; a media bridge ends with NORMAL_CLEARING, so the hang-up cause is not enough.)"""
     ids = n._ids(h)
     if ids is None:
         return []
+    at = n.at(h, now)
     a_leg = uuid_of(h.get("Bridge-A-Unique-ID", "")) or ids[1]
     b_leg = uuid_of(h.get("Bridge-B-Unique-ID", "")) or uuid_of(h.get("Other-Leg-Unique-ID", ""))
+    out: list[Any] = []
+    source = h.get("variable_transfer_source", "")
+    previous = n.partners.get(ids[1], "")
+    if ":bl_xfer:" in source and n.transfers.get(ids[1]) != source and previous and previous != b_leg:
+        n.transfers[ids[1]] = source
+        out.append(
+            ev.Transferred(
+                at=at,
+                call_id=ids[0],
+                channel_id=previous,
+                channel=previous,
+                kind="blind",
+                target_channel=b_leg,
+            )
+        )
     if b_leg:
         n.learn(b_leg, n.root_of(h))  # the other leg joins this call if it is new to us
-    return [
+        n.partners[ids[1]], n.partners[b_leg] = b_leg, ids[1]
+    out.append(
         ev.Bridged(
-            at=n.at(h, now),
-            call_id=ids[0],
-            channel_id=ids[1],
-            channel=ids[1],
-            bridge_id=a_leg,
-            bridge_channels=2,
+            at=at, call_id=ids[0], channel_id=ids[1], channel=ids[1], bridge_id=a_leg, bridge_channels=2
         )
-    ]
+    )
+    return out
 
 
 def on_unbridge(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:

@@ -211,3 +211,29 @@ def test_blind_transfer_hangup_cause_reports_the_transfer() -> None:
         {"variable_originating_leg_uuid": A_LEG, "Channel-Call-UUID": A_LEG},
     )
     assert normalize_all([colleague], n)[0].call_id == CALL  # the colleague's leg joins the same call
+
+
+def test_blind_transfer_out_of_a_media_bridge_is_seen_on_the_next_bridge() -> None:
+    """``uuid_transfer <agent> -bleg <ext>`` on a media bridge: the agent hangs up NORMAL_CLEARING;
+    the caller's next CHANNEL_BRIDGE carries ``variable_transfer_source`` (``...:bl_xfer:...``)."""
+    n = EslNormalizer("pbx1")
+    normalize_all(inbound_call()[:5], n)  # caller A bridged to agent B
+    colleague = "c0ffee00-0000-4000-8000-000000000003"
+    source = f"1764600009:{A_LEG}:bl_xfer:9001/pbxrec-transfer/XML"
+    rebridge = ev(
+        "CHANNEL_BRIDGE",
+        A_LEG,
+        T0 + 10,
+        {"Bridge-A-Unique-ID": A_LEG, "Bridge-B-Unique-ID": colleague, "variable_transfer_source": source},
+    )
+    transferred, bridged = normalize_all([rebridge], n)
+    assert isinstance(transferred, E.Transferred) and transferred.kind == "blind"
+    assert (transferred.channel, transferred.target_channel, transferred.call_id) == (B_LEG, colleague, CALL)
+    assert isinstance(bridged, E.Bridged)
+    again = ev(
+        "CHANNEL_BRIDGE",
+        A_LEG,
+        T0 + 11,
+        {"Bridge-B-Unique-ID": colleague, "variable_transfer_source": source},
+    )
+    assert [type(e).__name__ for e in normalize_all([again], n)] == ["Bridged"]  # reported once
