@@ -130,6 +130,8 @@ class Pipeline:
                 log.warning("call %s recording %s: %s: %s", call_id, rid, Path(path).name, info.error)
             if info.header_repaired:
                 flags.append("header_repaired")
+                if path.endswith(".wav"):  # the stored file must play: sizes from what it holds
+                    await asyncio.to_thread(audio.fix_wav_sizes, path)
             files.append(ManifestFile(name=Path(path).name, size=closure.size, sha256="",
                                       duration_s=info.duration_s, role=file_role(path, manifest.mode),
                                       audio_error=info.error))
