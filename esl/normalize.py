@@ -177,32 +177,35 @@ def on_answer(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
     return [ev.ChannelAnswered(at=n.at(h, now), call_id=ids[0], channel_id=ids[1], channel=ids[1])]
 
 
+def blind_transfer(
+    n: EslNormalizer, h: Mapping[str, str], ids: tuple[str, str], at: float, target: str = ""
+) -> list[Any]:
+    """Transferred, once per transfer, when the leg carries a new ``variable_transfer_source``
+    ``<epoch>:<uuid>:bl_xfer:<ext>/<context>/<dialplan>`` (set from the CHANNEL_UNBRIDGE on): the
+    transferer is the leg's previous bridge partner.  FreeSWITCH hangs that partner up with
+    BLIND_TRANSFER only for signal bridges; after a media bridge its cause is NORMAL_CLEARING
+    (tests/fixtures/esl/queue_bridge_blind_transfer.esl), so the cause alone is not enough."""
+    source = h.get("variable_transfer_source", "")
+    previous = n.partners.get(ids[1], "")
+    if ":bl_xfer:" not in source or n.transfers.get(ids[1]) == source or not previous or previous == target:
+        return []
+    n.transfers[ids[1]] = source
+    return [
+        ev.Transferred(
+            at=at, call_id=ids[0], channel_id=previous, channel=previous, kind="blind", target_channel=target
+        )
+    ]
+
+
 def on_bridge(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
-    """CHANNEL_BRIDGE -> Bridged, preceded by Transferred when this leg was blind-transferred out
-    of an earlier bridge (``variable_transfer_source`` ``...:bl_xfer:...`` new for the leg): the
-    transferer is its previous partner.  (FreeSWITCH hangs the partner up with BLIND_TRANSFER only
-    for signal bridges; a media bridge ends with NORMAL_CLEARING, so the hang-up cause is not enough.)"""
+    """CHANNEL_BRIDGE -> Bridged (after any blind transfer not reported at the unbridge)."""
     ids = n._ids(h)
     if ids is None:
         return []
     at = n.at(h, now)
     a_leg = uuid_of(h.get("Bridge-A-Unique-ID", "")) or ids[1]
     b_leg = uuid_of(h.get("Bridge-B-Unique-ID", "")) or uuid_of(h.get("Other-Leg-Unique-ID", ""))
-    out: list[Any] = []
-    source = h.get("variable_transfer_source", "")
-    previous = n.partners.get(ids[1], "")
-    if ":bl_xfer:" in source and n.transfers.get(ids[1]) != source and previous and previous != b_leg:
-        n.transfers[ids[1]] = source
-        out.append(
-            ev.Transferred(
-                at=at,
-                call_id=ids[0],
-                channel_id=previous,
-                channel=previous,
-                kind="blind",
-                target_channel=b_leg,
-            )
-        )
+    out = blind_transfer(n, h, ids, at, b_leg)
     if b_leg:
         n.learn(b_leg, n.root_of(h))  # the other leg joins this call if it is new to us
         n.partners[ids[1]], n.partners[b_leg] = b_leg, ids[1]
@@ -218,8 +221,12 @@ def on_unbridge(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]
     ids = n._ids(h)
     if ids is None:
         return []
+    at = n.at(h, now)
     a_leg = uuid_of(h.get("Bridge-A-Unique-ID", "")) or ids[1]
-    return [ev.Unbridged(at=n.at(h, now), call_id=ids[0], channel_id=ids[1], channel=ids[1], bridge_id=a_leg)]
+    return [
+        ev.Unbridged(at=at, call_id=ids[0], channel_id=ids[1], channel=ids[1], bridge_id=a_leg),
+        *blind_transfer(n, h, ids, at),
+    ]
 
 
 def on_hangup_complete(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
