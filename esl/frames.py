@@ -87,12 +87,16 @@ class Headers(Mapping[str, str]):
         self._all: dict[str, str] | None = None
 
     def _raw(self, key: str) -> str | None:
-        start = self._text.find("\n" + key + ": ")
-        if start < 0:
-            start = self._text.find("\n" + key + ":\n")  # an empty value without the space
-            return None if start < 0 else ""
-        start += len(key) + 3
-        return self._text[start : self._text.index("\n", start)]
+        text, needle = self._text, "\n" + key + ":"
+        start = text.find(needle)
+        while start >= 0:  # one scan: "Name: value" or "Name:" with an empty value
+            end = start + len(needle)
+            if text[end] == " ":
+                return text[end + 1 : text.index("\n", end)]
+            if text[end] == "\n":
+                return ""
+            start = text.find(needle, end)  # "Name-Longer:" shares the prefix: keep looking
+        return None
 
     def __getitem__(self, key: str) -> str:
         value = self.get(key, None)

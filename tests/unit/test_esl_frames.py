@@ -157,3 +157,11 @@ def test_header_block_is_bounded() -> None:
     parser = EslParser(max_head=1024)
     with pytest.raises(EslError):
         parser.feed(b"X-Long: " + b"a" * 2000)
+
+
+def test_header_lookup_is_exact() -> None:
+    event = parse_event_plain(b"Caller-ID-Name-Extra: x\nCaller-ID-Name: Jane%20Doe\nEmpty:\nBlank: \n\n")
+    assert event.get("Caller-ID-Name") == "Jane Doe" and event.get("Caller-ID") == ""
+    assert event.get("Empty", "?") == "" and event.get("Blank", "?") == "" and event.get("Nope", "?") == "?"
+    assert "Caller-ID-Name" in event.headers and "Caller" not in event.headers
+    assert dict(event.headers)["Caller-ID-Name"] == "Jane Doe" and len(event.headers) == 4
