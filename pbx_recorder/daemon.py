@@ -110,10 +110,13 @@ class Daemon:
         await asyncio.to_thread(self._abort_stale_uploads)
         self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
         self.agi.start()
+        freeswitch = self.app.config.pbx.type == "freeswitch"
         log.info(
-            "pbx-recorder node %s: AGI on %s:%s, AMI %s:%s",
+            "pbx-recorder node %s: %s on %s:%s, %s %s:%s",
             self.app.node,
+            "consent socket" if freeswitch else "AGI",
             *self.agi.server_address,
+            "ESL" if freeswitch else "AMI",
             self.app.ami.host,
             self.app.ami.port,
         )
