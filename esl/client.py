@@ -109,6 +109,8 @@ class EslClient:
         self._rec_paths: dict[str, tuple[str, ...]] = {}  # recording_id -> files written
         self._seen_in_resync: set[str] | None = None
         self._resync_slots = asyncio.Semaphore(RESYNC_CONCURRENCY)
+        self._vars: dict[str, tuple[dict[str, str], str]] = {}  # channel -> (name -> value, call id)
+        self._flusher: asyncio.Task[None] | None = None
         self.framing = NoFramingCuts()
         self._early: list[EslFrame] = []  # frames that came with auth/request
         self.hangups_refuted = 0  # AMI needs to refute forged Hangups; ESL framing cannot be forged
@@ -198,8 +200,7 @@ class EslClient:
                 await self.api(line, call_id=command.call_id)
             self._rec_paths[command.recording_id] = written
             root = self.normalizer.root_of({"Unique-ID": command.channel})
-            with contextlib.suppress(EslError, PbxDisconnected):
-                await self.api(esc.uuid_setvar(command.channel, C.VAR_CALL_ID, root), call_id=command.call_id)
+            self._queue_var(cmds.SetChannelVar(command.call_id, command.channel, C.VAR_CALL_ID, root))
             return [
                 ev.RecordingStarted(
                     at=self.clock(),
@@ -210,12 +211,35 @@ class EslClient:
                     pbx_ref=command.path,
                 )
             ]
+        if isinstance(command, cmds.SetChannelVar):
+            self._queue_var(command)
+            return []
         paths: tuple[str, ...] = ()
         if isinstance(command, cmds.StopRecording | cmds.MuteRecording):
             paths = self._paths_of(command)
         for line in esc.api_lines(command, paths):
             await self.api(line, call_id=command.call_id)
         return []
+
+    def _queue_var(self, command: cmds.SetChannelVar) -> None:
+        """Channel variables are batched: the ones the core emits together go out as ONE
+        ``uuid_setvar_multi`` per channel at the next loop turn, and nobody waits for them.  The
+        inbound connection is one FIFO that FreeSWITCH serves in order, so four ``uuid_setvar``
+        per recording would delay the next call's ``uuid_record``.  Bad values raise here."""
+        esc.uuid_setvar_multi(command.channel, {command.name: command.value}, command.call_id)  # checks
+        pending = self._vars.setdefault(command.channel, ({}, command.call_id))[0]
+        pending[command.name] = command.value
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_vars(), name="esl-setvars")
+
+    async def _flush_vars(self) -> None:
+        await asyncio.sleep(0)  # let the commands of the same decision queue up first
+        batch, self._vars = self._vars, {}
+        for channel, (variables, call_id) in batch.items():
+            try:
+                await self.api(esc.uuid_setvar_multi(channel, variables, call_id), call_id=call_id)
+            except (EslError, PbxDisconnected) as exc:
+                log.warning("channel variables %s not set call=%s: %s", ",".join(variables), call_id, exc)
 
     def _paths_of(self, command: cmds.StopRecording | cmds.MuteRecording) -> tuple[str, ...]:
         if isinstance(command, cmds.StopRecording):

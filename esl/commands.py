@@ -161,6 +161,20 @@ def uuid_setvar(uuid: str, name: str, value: str, call_id: str = "") -> str:
     return api("uuid_setvar", check_uuid(uuid, call_id), check_name(name, call_id), value, call_id=call_id)
 
 
+def uuid_setvar_multi(uuid: str, variables: Mapping[str, str], call_id: str = "") -> str:
+    """Several variables in one api call (``name=value;name=value``): no ``;`` or whitespace in values."""
+    pairs = []
+    for name, value in variables.items():
+        name = check_name(VAR_NAMES.get(name, name), call_id)
+        value = check_value(value, what=name, call_id=call_id)
+        if any(ch in value for ch in " \t;"):
+            raise _refuse(f"whitespace or ';' in the value of {name}", call_id)
+        pairs.append(f"{name}={value}")
+    if not pairs:
+        raise _refuse("uuid_setvar_multi without variables", call_id)
+    return api("uuid_setvar_multi", check_uuid(uuid, call_id), ";".join(pairs), call_id=call_id)
+
+
 def uuid_record(
     uuid: str, action: str, path: str, variables: Mapping[str, str] | None = None, call_id: str = ""
 ) -> str:

@@ -159,7 +159,8 @@ async def test_start_recording_then_stop_and_mask_by_path(peer: EslPeer) -> None
         f"api uuid_record {A_LEG} mask /m/a.wav",
         f"api uuid_record {A_LEG} stop /m/a.wav",
     ]
-    assert peer.commands("api uuid_setvar") == [f"api uuid_setvar {A_LEG} PBXREC_CALL_ID {A_LEG}"]
+    await asyncio.sleep(0.1)  # channel variables go out batched, after the start
+    assert peer.commands("api uuid_setvar") == [f"api uuid_setvar_multi {A_LEG} PBXREC_CALL_ID={A_LEG}"]
     await stop(client, task)
 
 
@@ -227,3 +228,23 @@ async def test_not_connected_send_fails_at_once() -> None:
     client = client_for(1)
     with pytest.raises(PbxDisconnected):
         await client.api("api status")
+
+
+async def test_channel_variables_of_one_decision_go_out_as_one_api_call(peer: EslPeer) -> None:
+    client = client_for(peer.port)
+    task = await running(client)
+    await client.execute(cmds.StartRecording(CALL, f"{CALL}_call001", A_LEG, "/m/a.wav"))
+    for name, value in (
+        ("CDR(recordingfile)", "a.wav"),
+        ("PBXREC_RECORDING_ID", f"{CALL}_call001"),
+        ("PBXREC_RECORDING_PATH", "/m/a.wav"),
+    ):
+        assert await client.execute(cmds.SetChannelVar(CALL, A_LEG, name, value)) == []
+    with pytest.raises(EslError):  # a bad value is refused at once, not in the batch
+        await client.execute(cmds.SetChannelVar(CALL, A_LEG, "PBXREC_RESULT", "a;b"))
+    await asyncio.sleep(0.1)
+    assert peer.commands("api uuid_setvar") == [
+        f"api uuid_setvar_multi {A_LEG} PBXREC_CALL_ID={A_LEG};PBXREC_RECORDING_FILE=a.wav;"
+        f"PBXREC_RECORDING_ID={CALL}_call001;PBXREC_RECORDING_PATH=/m/a.wav"
+    ]
+    await stop(client, task)

@@ -123,9 +123,13 @@ async def test_freeswitch_call_consented_recorded_shipped_and_catalogued(tmp_pat
             starts = peer.commands(f"api uuid_record {A_LEG} start")
             assert len(starts) == 2 and "consent" in starts[0] and "call" in starts[1]
             assert len(peer.commands(f"api uuid_record {A_LEG} stop")) == 1  # the consent segment
-            setvars = peer.commands("api uuid_setvar")
-            assert any(" PBXREC_RECORDING_FILE " in c for c in setvars)
-            assert any(f" PBXREC_CALL_ID {A_LEG}" in c for c in setvars)
+            await until(
+                lambda: any("PBXREC_RECORDING_FILE=" in c for c in peer.commands("api uuid_setvar")), 5
+            )
+            setvars = peer.commands("api uuid_setvar_multi")
+            assert any(f"PBXREC_CALL_ID={A_LEG}" in c and "PBXREC_RECORDING_ID=" in c for c in setvars), (
+                setvars
+            )
             for headers in hangup_events(peer):
                 peer.push_event(headers)
             catalog = daemon.app.catalog
