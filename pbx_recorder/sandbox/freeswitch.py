@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -34,6 +35,20 @@ FS_VERSION = "1.11.1"
 RTP_PORTS = 400  # 2 per leg: 50 concurrent calls with a b-leg each, and room to spare
 
 
+def free_sip_port(attempts: int = 50) -> int:
+    """A port free for UDP AND TCP: the sofia profile binds both (a busy TCP twin makes it fail
+    with "Error Creating SIP UA", seen on a machine shared with other test beds)."""
+    for _ in range(attempts):
+        port = free_udp_port()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise SandboxError("no port free for both UDP and TCP")
+
+
 def freeswitch_prefix() -> Path:
     env = os.environ.get("PBXR_FREESWITCH_PREFIX")
     return Path(env) if env else Path.home() / ".cache" / "pbxr-freeswitch" / FS_VERSION
@@ -48,7 +63,7 @@ class PrivateFreeSWITCH:
         self.workdir = Path(workdir).resolve()
         self.prefix = prefix or freeswitch_prefix()
         self.binary = self.prefix / "bin" / "freeswitch"
-        self.sip_port = sip_port or free_udp_port()
+        self.sip_port = sip_port or free_sip_port()
         self.esl_port = esl_port or free_tcp_port()
         self.socket_host = socket_host
         self.socket_port = socket_port or free_tcp_port()

@@ -7,6 +7,7 @@ ports chosen at run time and is stopped in ``finally``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -36,7 +37,8 @@ def freeswitch(fs_agent_port: int) -> Iterator[PrivateFreeSWITCH]:
         yield pbx
     finally:
         pbx.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if os.environ.get("PBXREC_KEEP_FS") != "1":  # set it to keep FreeSWITCH's logs for a post-mortem
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

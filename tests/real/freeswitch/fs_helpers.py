@@ -17,8 +17,8 @@ from pbx_recorder.sandbox.freeswitch_probe import Event, FsProbe
 from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall
 from pbx_recorder.sandbox.sipp import SippResult
 
-__all__ = ["call", "call_row", "custom_event", "hangup_complete", "new_caller", "uuid_of", "wait_fs_call",
-           "wait_fs_shipped"]
+__all__ = ["agent_bridged", "call", "call_row", "custom_event", "hangup_complete", "new_caller",
+           "record_started", "recorded_span", "uuid_of", "wait_fs_call", "wait_fs_shipped"]
 
 
 def call(pbx: PrivateFreeSWITCH, workdir: Path, did: str, **kwargs: Any) -> SippResult:
@@ -37,6 +37,27 @@ def uuid_of(esl: FsProbe, caller: str, since: int = 0, timeout: float = 15.0) ->
 def hangup_complete(esl: FsProbe, uuid: str, timeout: float = 15.0) -> Event:
     return esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
                           and e.get("Unique-ID") == uuid, timeout=timeout)
+
+
+def agent_bridged(esl: FsProbe, member: str, since: int, timeout: float = 20.0) -> tuple[float, Event]:
+    event = esl.wait_event(lambda e: e.get("Event-Subclass") == "callcenter::info"
+                           and e.get("CC-Action") == "bridge-agent-start"
+                           and e.get("CC-Member-Session-UUID") == member, timeout=timeout, since=since)
+    return next(t for t, e in esl.find(lambda e: e is event)), event
+
+
+def record_started(esl: FsProbe, since: int, timeout: float = 15.0) -> tuple[float, Event]:
+    event = esl.wait_event(lambda e: e.get("Event-Name") == "RECORD_START", timeout=timeout, since=since)
+    return next(t for t, e in esl.find(lambda e: e is event)), event
+
+
+def recorded_span(esl: FsProbe, uuid: str) -> float:
+    """Seconds from the channel's first RECORD_START to its hang-up, by FreeSWITCH's own clock."""
+    def stamp(name: str) -> float:
+        found = esl.find(lambda e: e.get("Event-Name") == name and e.get("Unique-ID") == uuid)
+        assert found, f"no {name} for {uuid}"
+        return int(found[0][1]["Event-Date-Timestamp"]) / 1e6
+    return stamp("CHANNEL_HANGUP_COMPLETE") - stamp("RECORD_START")
 
 
 def custom_event(esl: FsProbe, subclass: str, tag: str, since: int = 0, timeout: float = 15.0) -> Event:
