@@ -81,6 +81,7 @@ class EslClient:
         ping_interval: float = 20.0,
         events: Iterable[str] = esc.EVENTS,
         resync: bool = True,
+        background: bool = True,
         clock: Callable[[], float] = time.time,
         rnd: Callable[[], float] = random.random,
     ) -> None:
@@ -96,6 +97,8 @@ class EslClient:
         )
         self.subscribed = tuple(events)  # () = no events (a CLI's short connection)
         self.resync = resync
+        # PBX commands as bgapi (see run_line); needs the BACKGROUND_JOB subscription for the results
+        self.background = background and "BACKGROUND_JOB" in self.subscribed
         self.clock, self.rnd = clock, rnd
         self.connects = 0
         self.version: str | None = None
@@ -173,9 +176,33 @@ class EslClient:
             reply = await self.send(esc.bgapi(command, *args, job_uuid=job, call_id=call_id), call_id=call_id)
             if not reply.reply_text.startswith("+OK"):
                 raise EslError(f"bgapi {command} refused: {reply.reply_text[:200]}", call_id=call_id or None)
-            return await asyncio.wait_for(asyncio.shield(future), timeout or self.api_timeout * 2)
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), timeout or self.api_timeout * 2)
+            except TimeoutError as exc:  # the reply order is intact: the connection stays
+                raise EslError(
+                    f"bgapi {command}: no BACKGROUND_JOB within {timeout or self.api_timeout * 2}s",
+                    call_id=call_id or None,
+                ) from exc
         finally:
             self._jobs.pop(job, None)
+
+    async def run_line(self, line: str, *, call_id: str = "") -> str:
+        """A command line from esl.commands (``api ...``), run as ``bgapi`` when ``self.background``:
+        FreeSWITCH serves one inbound connection's ``api`` commands one after the other in its
+        listener thread, so at 50 concurrent calls the ``uuid_record start`` of the last call waited
+        behind everyone else's (the lag grew with concurrency); each ``bgapi`` runs in a thread of
+        its own and its reply comes at once.  ``-ERR`` raises EslError either way."""
+        if not self.background or not line.startswith("api "):
+            return await self.api(line, call_id=call_id)
+        command, _, rest = line[4:].partition(" ")
+        body = (
+            await self.bgapi(command, rest, call_id=call_id)
+            if rest
+            else await self.bgapi(command, call_id=call_id)
+        ).strip()
+        if body.startswith("-ERR"):
+            raise EslError(f"{command} refused by FreeSWITCH: {body[:200]}", call_id=call_id or None)
+        return body
 
     async def send(self, line: str, *, call_id: str = "") -> EslFrame:
         writer = self._writer
@@ -197,7 +224,7 @@ class EslClient:
         if isinstance(command, cmds.StartRecording):
             written = tuple(p for p, _ in esc.recorded_paths(command))
             for line in esc.api_lines(command):
-                await self.api(line, call_id=command.call_id)
+                await self.run_line(line, call_id=command.call_id)
             self._rec_paths[command.recording_id] = written
             root = self.normalizer.root_of({"Unique-ID": command.channel})
             self._queue_var(cmds.SetChannelVar(command.call_id, command.channel, C.VAR_CALL_ID, root))
@@ -218,7 +245,7 @@ class EslClient:
         if isinstance(command, cmds.StopRecording | cmds.MuteRecording):
             paths = self._paths_of(command)
         for line in esc.api_lines(command, paths):
-            await self.api(line, call_id=command.call_id)
+            await self.run_line(line, call_id=command.call_id)
         return []
 
     def _queue_var(self, command: cmds.SetChannelVar) -> None:
@@ -237,7 +264,7 @@ class EslClient:
         batch, self._vars = self._vars, {}
         for channel, (variables, call_id) in batch.items():
             try:
-                await self.api(esc.uuid_setvar_multi(channel, variables, call_id), call_id=call_id)
+                await self.run_line(esc.uuid_setvar_multi(channel, variables, call_id), call_id=call_id)
             except (EslError, PbxDisconnected) as exc:
                 log.warning("channel variables %s not set call=%s: %s", ",".join(variables), call_id, exc)
 

@@ -77,7 +77,15 @@ class EslPeer:
         self.push(render_event_plain(headers, inner))
 
     def commands(self, prefix: str) -> list[str]:
-        return [c for c in self.received if c.startswith(prefix)]
+        """Commands received that start with ``prefix``; for an ``api `` prefix, a ``bgapi`` of the
+        same command counts too (shown as ``api ...``, without its Job-UUID line)."""
+        out = []
+        for command in self.received:
+            if prefix.startswith("api ") and command.startswith("bgapi "):
+                command = "api " + command[6:].split("\n", 1)[0]
+            if command.startswith(prefix):
+                out.append(command)
+        return out
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
