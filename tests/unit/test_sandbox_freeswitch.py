@@ -103,3 +103,22 @@ def test_no_preprocess_line_hides_in_a_comment(path: str) -> None:
     text = (REPO / path).read_text()
     comments = re.findall(r"<!--.*?-->", text, flags=re.S)
     assert not [c for c in comments if "X-PRE-PROCESS" in c], path
+
+
+def test_sip_port_is_free_for_tcp_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sofia binds UDP and TCP on the SIP port: a port whose TCP twin is taken made the profile fail
+    ("Error Creating SIP UA") on a machine shared with other test beds."""
+    import socket
+
+    from pbx_recorder.sandbox import freeswitch
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            other = udp.getsockname()[1]
+        offers = iter([taken, other])
+        monkeypatch.setattr(freeswitch, "free_udp_port", lambda: next(offers))
+        assert freeswitch.free_sip_port() == other
