@@ -261,3 +261,20 @@ def _segment(path: Path, start: float, end: float, workdir: Path):  # noqa: ANN2
     subprocess.run(["sox", str(path), str(out), "trim", f"{start:.3f}", f"={end:.3f}"], check=True,
                    capture_output=True, timeout=30)
     return audio_stats(out)
+
+
+def test_start_up_check_names_a_module_that_did_not_load(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """A FreeSWITCH that runs but lacks a module the product needs is refused at start-up, bounded,
+    and the process is stopped (a second, short-lived instance on its own ports)."""
+    from pbx_recorder.sandbox import freeswitch_conf
+    from pbx_recorder.sandbox.asterisk import SandboxError
+
+    monkeypatch.setattr(freeswitch_conf, "MODULES", (*freeswitch_conf.MODULES, "mod_pbxrec_absent"))
+    pbx = PrivateFreeSWITCH(tmp_path / "fs", boot_timeout=60)
+    try:
+        with pytest.raises(SandboxError, match="modules not loaded: mod_pbxrec_absent"):
+            pbx.start()
+        assert not pbx.running
+    finally:
+        pbx.close()
