@@ -38,8 +38,8 @@ class App:
 
     config: Any
     node: str
-    normalizer: Normalizer
-    ami: AmiClient
+    normalizer: Any  # ami.normalize.Normalizer, or esl.normalize.EslNormalizer for FreeSWITCH
+    ami: Any  # ami.client.AmiClient, or esl.client.EslClient (the same run/events/execute/close)
     callbook: CallBook
     catalog: Catalog
     spool: Spool
@@ -53,7 +53,12 @@ class App:
     consent_wait_s: float = DEFAULT_CONSENT_WAIT_S
     tiers: dict[str, Any] = field(default_factory=dict)  # every configured tier, by name
 
-    def make_agi_server(self, backend: ConsentBackend) -> AgiServer:
+    def make_agi_server(self, backend: ConsentBackend) -> Any:
+        """The consent server: FastAGI (Asterisk) or the outbound-socket server (FreeSWITCH)."""
+        if self.config.pbx.type == "freeswitch":
+            from esl.wiring import make_outbound_server
+
+            return make_outbound_server(self, backend)
         agi_cfg = self.config.pbx.agi
 
         def session(agi: Any) -> ConsentSession:
@@ -82,25 +87,18 @@ class App:
 
 
 def build_app(config: Any) -> App:
-    ami_cfg = config.pbx.ami
-    if config.pbx.type not in ("asterisk", ""):
-        raise ConfigError(f"the daemon drives Asterisk; pbx.type is {config.pbx.type!r}", key="pbx.type")
+    if config.pbx.type not in ("asterisk", "freeswitch", ""):
+        raise ConfigError(f"unknown pbx.type {config.pbx.type!r}", key="pbx.type")
     node = config.node
     prompts = _build_prompts(config)  # first: a daemon that would fail at the first call never starts
-    normalizer = Normalizer(node)
-    secret = ami_cfg.secret.reveal() if ami_cfg.secret is not None else ""
-    ami = AmiClient(
-        host=ami_cfg.host,
-        port=ami_cfg.port,
-        username=ami_cfg.username,
-        secret=secret,
-        normalizer=normalizer,
-        backoff_min=ami_cfg.reconnect_min_s,
-        backoff_max=ami_cfg.reconnect_max_s,
-        action_timeout=ami_cfg.action_timeout_s,
-        connect_timeout=ami_cfg.connect_timeout,
-        boot_timeout=float(getattr(ami_cfg, "boot_timeout_s", DEFAULT_BOOT_TIMEOUT_S)),
-    )
+    normalizer: Any
+    ami: Any
+    if config.pbx.type == "freeswitch":  # the ESL edge (esl/CONTRACT.md) in place of AMI + FastAGI
+        from esl.wiring import build_esl_client
+
+        normalizer, ami = build_esl_client(config)
+    else:
+        normalizer, ami = _build_ami(config, node)
     callbook = CallBook(node, str(config.pbx.monitor_dir), config.rules)
     catalog = Catalog(config.catalog.path, sealer=_call_sealer(config))
     spool_cfg = config.spool
@@ -137,6 +135,25 @@ def build_app(config: Any) -> App:
         shutdown_grace_s=float(getattr(config, "shutdown_grace_s", DEFAULT_SHUTDOWN_GRACE_S)),
         tiers=tiers,
     )
+
+
+def _build_ami(config: Any, node: str) -> tuple[Normalizer, AmiClient]:
+    ami_cfg = config.pbx.ami
+    normalizer = Normalizer(node)
+    secret = ami_cfg.secret.reveal() if ami_cfg.secret is not None else ""
+    ami = AmiClient(
+        host=ami_cfg.host,
+        port=ami_cfg.port,
+        username=ami_cfg.username,
+        secret=secret,
+        normalizer=normalizer,
+        backoff_min=ami_cfg.reconnect_min_s,
+        backoff_max=ami_cfg.reconnect_max_s,
+        action_timeout=ami_cfg.action_timeout_s,
+        connect_timeout=ami_cfg.connect_timeout,
+        boot_timeout=float(getattr(ami_cfg, "boot_timeout_s", DEFAULT_BOOT_TIMEOUT_S)),
+    )
+    return normalizer, ami
 
 
 def _build_prompts(config: Any) -> Any:

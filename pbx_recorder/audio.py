@@ -9,6 +9,7 @@ Never raises for bad audio: :class:`AudioInfo` carries an ``error`` instead.
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -61,6 +62,36 @@ def _riff_duration(path: Path) -> tuple[float, bool]:
                 return data / byte_rate, wrong
             else:
                 f.seek(size + (size % 2), 1)
+
+
+def fix_wav_sizes(path: str | Path) -> bool:
+    """Write the RIFF and data sizes a killed writer never wrote (FreeSWITCH/libsndfile writes
+    them on close only: after a PBX crash the header says 0 bytes and players show nothing).
+    The samples are untouched; the sizes become what the file holds.  True when changed."""
+    p = Path(path)
+    file_size = p.stat().st_size
+    with open(p, "r+b") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        while True:
+            hdr = f.read(8)
+            if len(hdr) < 8:
+                return False
+            cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+            if cid == b"data":
+                data_at = f.tell()
+                data = file_size - data_at
+                if size == data:
+                    return False
+                f.seek(data_at - 4)
+                f.write(struct.pack("<I", data))
+                f.seek(4)
+                f.write(struct.pack("<I", file_size - 8))
+                f.flush()
+                os.fsync(f.fileno())
+                return True
+            f.seek(size + (size % 2), 1)
 
 
 def wav_duration(path: Path) -> AudioInfo:

@@ -19,6 +19,7 @@ from pbx_recorder.config_model import (
     ConsentConfig,
     EncryptionConfig,
     EslConfig,
+    EslOutboundConfig,
     LoggingConfig,
     MetricsConfig,
     PbxConfig,
@@ -61,13 +62,7 @@ def _pbx(n: Node) -> PbxConfig:
         max_sessions=g.get_int("max_sessions", 200, lo=1, hi=10_000),
     )
     g.finish()
-    e = n.child("esl")
-    esl = EslConfig(
-        host=e.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
-        port=e.get_port("port", 8021),
-        password=e.get_secret("password"),
-    )
-    e.finish()
+    esl = _esl(n.child("esl"))
     pbx = PbxConfig(
         type=n.get_str("type", "asterisk", choices=("asterisk", "freeswitch")),
         ami=ami,
@@ -76,7 +71,36 @@ def _pbx(n: Node) -> PbxConfig:
         esl=esl,
     )
     n.finish()
+    if pbx.type == "freeswitch" and esl.password is None:
+        n.ctx.error(n.path + ("esl", "password"), "FreeSWITCH needs the event socket password "
+                    "(pbx.esl.password_file, pbx.esl.password or PBX_RECORDER_PBX__ESL__PASSWORD)")
     return pbx
+
+
+def _esl(e: Node) -> EslConfig:
+    """``pbx.esl``: the inbound event socket and the outbound consent server (esl/CONTRACT.md)."""
+    o = e.child("outbound")
+    outbound = EslOutboundConfig(
+        host=o.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
+        port=o.get_port("port", 8084),
+        max_sessions=o.get_int("max_sessions", 200, lo=1, hi=10_000),
+        session_timeout_s=o.get_float("session_timeout_s", 120.0, lo=1, hi=3600),
+    )
+    o.finish()
+    esl = EslConfig(
+        host=e.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
+        port=e.get_port("port", 8021),
+        password=e.get_secret("password"),
+        connect_timeout=e.get_float("connect_timeout", 5.0, lo=0.1, hi=300),
+        reconnect_min_s=e.get_float("reconnect_min_s", 0.5, lo=0.01, hi=3600),
+        reconnect_max_s=e.get_float("reconnect_max_s", 30.0, lo=0.01, hi=3600),
+        api_timeout_s=e.get_float("api_timeout_s", 5.0, lo=0.1, hi=300),
+        outbound=outbound,
+    )
+    if esl.reconnect_min_s > esl.reconnect_max_s:
+        e.error("reconnect_min_s", f"{esl.reconnect_min_s} is above reconnect_max_s ({esl.reconnect_max_s})")
+    e.finish()
+    return esl
 
 
 def _default_prompts_dir(ctx: Ctx) -> Path:

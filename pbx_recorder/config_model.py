@@ -46,10 +46,25 @@ class AgiConfig:
 
 
 @dataclass(frozen=True)
+class EslOutboundConfig:
+    """The recorder's server for FreeSWITCH's dialplan ``socket`` app (esl/CONTRACT.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8084
+    max_sessions: int = 200
+    session_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class EslConfig:
     host: str = "127.0.0.1"
     port: int = 8021
     password: Secret | None = None
+    connect_timeout: float = 5.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    api_timeout_s: float = 5.0
+    outbound: EslOutboundConfig = EslOutboundConfig()
 
 
 @dataclass(frozen=True)

@@ -117,10 +117,13 @@ class Daemon:
         await self.recovery.recover_orphans()
         self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
         self.agi.start()
+        freeswitch = self.app.config.pbx.type == "freeswitch"
         log.info(
-            "pbx-recorder node %s: AGI on %s:%s, AMI %s:%s",
+            "pbx-recorder node %s: %s on %s:%s, %s %s:%s",
             self.app.node,
+            "consent socket" if freeswitch else "AGI",
             *self.agi.server_address,
+            "ESL" if freeswitch else "AMI",
             self.app.ami.host,
             self.app.ami.port,
         )

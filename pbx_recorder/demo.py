@@ -1,4 +1,4 @@
-"""``pbx-recorder demo``: a private Asterisk + the recorder + a handful of real sipp calls.
+"""``pbx-recorder demo``: a private Asterisk (or FreeSWITCH) + the recorder + a handful of real sipp calls.
 
 Everything runs on 127.0.0.1 on free ports under one work directory, with embedded
 defaults (local tiers, SQLite catalog).  The work directory is kept so the recordings and
@@ -47,8 +47,13 @@ DEMO_CALLS = (
 )
 
 
-def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: float = 60.0) -> int:
+def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: float = 60.0,
+             pbx: str = "asterisk") -> int:
     """Run the demo; returns 0 when every expected recording was shipped."""
+    if pbx == "freeswitch":
+        from pbx_recorder.sandbox.freeswitch_demo import run_freeswitch_demo
+
+        return run_freeswitch_demo(workdir, DEMO_CALLS, echo, ship_timeout)
     workdir.mkdir(parents=True, exist_ok=True)
     echo(f"work directory: {workdir}")
     echo("rendering consent prompts (espeak-ng + sox) ...")
@@ -68,19 +73,7 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: f
             result = sipp.wait()
             echo(f"  {demo_call.label:28} sipp exit {result.returncode} after {result.elapsed_s:.1f}s")
         ok = _wait_shipped(CatalogReader(workdir / "recorder" / "catalog.db"), ship_timeout, echo)
-        echo("")
-        echo("$ pbx-recorder calls search")
-        search = subprocess.run([*recorder_command(), "--config", str(config), "calls", "search"],
-                                capture_output=True, text=True, timeout=30, check=False)
-        echo(search.stdout.rstrip() or search.stderr.rstrip())
-        echo("")
-        hot = workdir / "recorder" / "hot"
-        echo(f"recordings (hot tier, AES-256-GCM envelope; sidecars sealed too): {hot}")
-        for path in sorted(p for p in (workdir / "recorder" / "hot").rglob("*") if p.is_file()):
-            echo(f"  {path.relative_to(workdir)}")
-        echo("decrypt one (role-checked, audited): pbx-recorder --config "
-             f"{config} recordings get RECORDING-ID --out FILE")
-        echo(f"catalog: {workdir / 'recorder' / 'catalog.db'}   recorder log: {workdir / 'recorder.log'}")
+        print_results(workdir, config, echo)
         return 0 if ok else 1
     finally:
         if recorder is not None:
@@ -93,6 +86,23 @@ def demo_config(workdir: Path, pbx: Any) -> Path:
     """The demo's recorder config: encryption on, as in etc/pbx-recorder.yaml (keys are made at
     the daemon's first start, owner-only, under <workdir>/recorder/keys)."""
     return write_recorder_config(workdir / "recorder", pbx, workdir / "prompts", node="demo", encryption=True)
+
+
+def print_results(workdir: Path, config: Path, echo: Callable[[str], None]) -> None:
+    """The demo's closing printout: ``calls search``, the stored files, where things are."""
+    echo("")
+    echo("$ pbx-recorder calls search")
+    search = subprocess.run([*recorder_command(), "--config", str(config), "calls", "search"],
+                            capture_output=True, text=True, timeout=30, check=False)
+    echo(search.stdout.rstrip() or search.stderr.rstrip())
+    echo("")
+    hot = workdir / "recorder" / "hot"
+    echo(f"recordings (hot tier, AES-256-GCM envelope; sidecars sealed too): {hot}")
+    for path in sorted(p for p in hot.rglob("*") if p.is_file()):
+        echo(f"  {path.relative_to(workdir)}")
+    echo("decrypt one (role-checked, audited): pbx-recorder --config "
+         f"{config} recordings get RECORDING-ID --out FILE")
+    echo(f"catalog: {workdir / 'recorder' / 'catalog.db'}   recorder log: {workdir / 'recorder.log'}")
 
 
 def _wait_shipped(catalog: CatalogReader, timeout: float, echo: Callable[[str], None]) -> bool:

@@ -169,6 +169,8 @@ class Pipeline:
                 log.warning("call %s recording %s: %s: %s", call_id, rid, Path(path).name, info.error)
             if info.header_repaired:
                 flags.append("header_repaired")
+                if path.endswith(".wav"):  # the stored file must play: sizes from what it holds
+                    await asyncio.to_thread(audio.fix_wav_sizes, path)
             sound = await asyncio.to_thread(audio_quality.has_sound, path,
                                             channels=2 if manifest.mode == "stereo" else 1)
             flags += audio_quality.quality_flags(info.duration_s, sound, info.header_repaired)

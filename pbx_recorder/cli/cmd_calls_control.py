@@ -80,10 +80,17 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
         snapshot = live.get(call_id)
         if not isinstance(snapshot, dict):
             raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
-        channels = channels_of(snapshot)
-        if not channels:
-            raise NotFound("the call has no live channel to mute", call_id=call_id)
-        done = asyncio.run(mute_channels(config, call_id, channels, muted))
+        if config.pbx.type == "freeswitch":  # uuid_record mask|unmask per file (esl/pause.py)
+            from esl.pause import mask_call
+
+            done = asyncio.run(mask_call(config, call_id, snapshot, muted))
+            if not done:
+                raise NotFound("the call has no active recording to mask", call_id=call_id)
+        else:
+            channels = channels_of(snapshot)
+            if not channels:
+                raise NotFound("the call has no live channel to mute", call_id=call_id)
+            done = asyncio.run(mute_channels(config, call_id, channels, muted))
         catalog.audit(
             who.actor,
             who.role,

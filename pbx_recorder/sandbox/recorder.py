@@ -107,12 +107,16 @@ class RecorderProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise SandboxError(f"recorder exited with {self._proc.returncode}: {self.log_tail()}")
-            if _port_listening(self.pbx.agi_host, self.pbx.agi_port) and \
-                    self.pbx.ami_sessions(self.pbx.daemon_ami_user) > 0:
+            if self.ready():
                 return self
             time.sleep(0.2)
         self.kill()
         raise SandboxError(f"recorder not ready within {ready_timeout}s: {self.log_tail()}")
+
+    def ready(self) -> bool:
+        """The daemon serves FastAGI and has its AMI session (a FreeSWITCH variant overrides this)."""
+        return _port_listening(self.pbx.agi_host, self.pbx.agi_port) and \
+            self.pbx.ami_sessions(self.pbx.daemon_ami_user) > 0
 
     @property
     def running(self) -> bool:

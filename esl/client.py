@@ -1,0 +1,466 @@
+"""The inbound ESL connection: asyncio transport around the sans-IO :class:`EslParser`.
+
+Why not greenswitch here: greenswitch runs on gevent (monkey-patched sockets, greenlets) and
+cannot share the daemon's asyncio loop; running it in a second process would add a second
+IPC protocol to get events in and commands out.  The wire is simple (see esl/frames.py), so
+the parser is ours (sans-IO, tested at every byte boundary) and this module only moves bytes.
+greenswitch stays the baseline of bench/bench_esl_pipeline.py.
+
+What it does:
+
+* ``auth``, then ``event plain <CONTRACT events>``; replies are matched in order (ESL answers
+  every command with exactly one command/reply or api/response, in order), so a reply that
+  does not come within ``api_timeout`` drops the connection: a late reply would otherwise be
+  taken for the next command's;
+* ``bgapi``: the Job-UUID is ours, the result is matched to its BACKGROUND_JOB event;
+* on disconnect every pending request fails with :class:`PbxDisconnected` (never re-sent:
+  re-sending ``uuid_record start`` could record twice);
+* reconnect with exponential back-off and jitter (``ami.backoff``);
+* after every (re)connect a resync: ``show channels as json`` -> one ``LiveChannel`` per
+  channel with its PBXREC_* variables (``uuid_getvar`` through bgapi, in parallel), then
+  ``ResyncCompleted``; calls whose events arrived meanwhile count as live;
+* RECORD_STOP of a file we (or a previous run) started under ``monitor_dir``: the
+  ``<file>.closed`` marker is written, which tells the pipeline the file is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid as uuidlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ami.backoff import backoff_delay
+from esl import commands as esc
+from esl.frames import API_RESPONSE, AUTH_REQUEST, COMMAND_REPLY, DISCONNECT_NOTICE, EslFrame, EslParser
+from esl.normalize import EslNormalizer, live_channel
+from pbx_recorder import commands as cmds
+from pbx_recorder import constants as C
+from pbx_recorder import events as ev
+from pbx_recorder.closure import marker_path
+from pbx_recorder.errors import EslError, PbxDisconnected
+
+log = logging.getLogger(__name__)
+
+RESYNC_VARIABLES = (C.VAR_RESULT, C.VAR_RECORDING_ID, C.VAR_RECORDING_PATH, C.VAR_CALL_ID)
+UNDEF = "_undef_"
+RESYNC_CONCURRENCY = 16  # channels whose variables are read at once after a (re)connect
+
+
+class EslAuthFailed(EslError):
+    pass
+
+
+class NoFramingCuts:
+    """metrics_sampler reads ``client.framing.cuts`` (AMI's framing guard); ESL framing is
+    length-prefixed, so a caller's bytes can never cut a frame short: always 0."""
+
+    cuts = 0
+
+
+class EslClient:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        password: str,
+        normalizer: EslNormalizer,
+        monitor_dir: str = "",
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+        api_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+        ping_interval: float = 20.0,
+        events: Iterable[str] = esc.EVENTS,
+        resync: bool = True,
+        background: bool = True,
+        clock: Callable[[], float] = time.time,
+        rnd: Callable[[], float] = random.random,
+    ) -> None:
+        self.host, self.port = host, port
+        self._password = password
+        self.normalizer = normalizer
+        self.monitor_dir = monitor_dir.rstrip("/")
+        self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self.api_timeout, self.connect_timeout, self.ping_interval = (
+            api_timeout,
+            connect_timeout,
+            ping_interval,
+        )
+        self.subscribed = tuple(events)  # () = no events (a CLI's short connection)
+        self.resync = resync
+        # PBX commands as bgapi (see run_line); needs the BACKGROUND_JOB subscription for the results
+        self.background = background and "BACKGROUND_JOB" in self.subscribed
+        self.clock, self.rnd = clock, rnd
+        self.connects = 0
+        self.version: str | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._replies: deque[asyncio.Future[EslFrame]] = deque()
+        self._jobs: dict[str, asyncio.Future[str]] = {}
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._lost: asyncio.Future[None] | None = None
+        self._rec_paths: dict[str, tuple[str, ...]] = {}  # recording_id -> files written
+        self._seen_in_resync: set[str] | None = None
+        self._resync_slots = asyncio.Semaphore(RESYNC_CONCURRENCY)
+        self._vars: dict[str, tuple[dict[str, str], str]] = {}  # channel -> (name -> value, call id)
+        self._flusher: asyncio.Task[None] | None = None
+        self.framing = NoFramingCuts()
+        self._early: list[EslFrame] = []  # frames that came with auth/request
+        self.hangups_refuted = 0  # AMI needs to refute forged Hangups; ESL framing cannot be forged
+
+    # -- public API ---------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        return self._ready.is_set()
+
+    async def events(self) -> AsyncIterator[Any]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._closing:
+            try:
+                await self._session()
+                attempt = 0
+            except (OSError, TimeoutError, EslError, PbxDisconnected) as exc:
+                log.warning("ESL %s:%s: %s", self.host, self.port, exc or type(exc).__name__)
+            finally:
+                self._drop("connection closed")
+            if self._closing:
+                break
+            delay = backoff_delay(attempt, self.backoff_min, self.backoff_max, self.rnd)
+            attempt += 1
+            log.info("ESL reconnect in %.2fs (attempt %d)", delay, attempt)
+            await asyncio.sleep(delay)
+        self._queue.put_nowait(None)
+
+    async def close(self) -> None:
+        self._closing = True
+        self._drop("client closing")
+
+    async def api(self, line: str, *, call_id: str = "", check: bool = True) -> str:
+        """``api ...`` (a line from esl.commands) -> the response body; ``-ERR`` raises EslError."""
+        frame = await self.send(line, call_id=call_id)
+        body = frame.text().strip()
+        if check and body.startswith("-ERR"):
+            raise EslError(
+                f"{line.split(' ', 2)[1]} refused by FreeSWITCH: {body[:200]}", call_id=call_id or None
+            )
+        return body
+
+    async def bgapi(self, command: str, *args: str, call_id: str = "", timeout: float | None = None) -> str:
+        """``bgapi``: the reply carries our Job-UUID; the result comes with BACKGROUND_JOB."""
+        job = str(uuidlib.uuid4())
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._jobs[job] = future
+        try:
+            reply = await self.send(esc.bgapi(command, *args, job_uuid=job, call_id=call_id), call_id=call_id)
+            if not reply.reply_text.startswith("+OK"):
+                raise EslError(f"bgapi {command} refused: {reply.reply_text[:200]}", call_id=call_id or None)
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), timeout or self.api_timeout * 2)
+            except TimeoutError as exc:  # the reply order is intact: the connection stays
+                raise EslError(
+                    f"bgapi {command}: no BACKGROUND_JOB within {timeout or self.api_timeout * 2}s",
+                    call_id=call_id or None,
+                ) from exc
+        finally:
+            self._jobs.pop(job, None)
+
+    async def run_line(self, line: str, *, call_id: str = "") -> str:
+        """A command line from esl.commands (``api ...``), run as ``bgapi`` when ``self.background``:
+        FreeSWITCH serves one inbound connection's ``api`` commands one after the other in its
+        listener thread, so at 50 concurrent calls the ``uuid_record start`` of the last call waited
+        behind everyone else's (the lag grew with concurrency); each ``bgapi`` runs in a thread of
+        its own and its reply comes at once.  ``-ERR`` raises EslError either way."""
+        if not self.background or not line.startswith("api "):
+            return await self.api(line, call_id=call_id)
+        command, _, rest = line[4:].partition(" ")
+        body = (
+            await self.bgapi(command, rest, call_id=call_id)
+            if rest
+            else await self.bgapi(command, call_id=call_id)
+        ).strip()
+        if body.startswith("-ERR"):
+            raise EslError(f"{command} refused by FreeSWITCH: {body[:200]}", call_id=call_id or None)
+        return body
+
+    async def send(self, line: str, *, call_id: str = "") -> EslFrame:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise PbxDisconnected(
+                f"ESL not connected: {line.split(' ', 1)[0]} not sent", call_id=call_id or None
+            )
+        future: asyncio.Future[EslFrame] = asyncio.get_running_loop().create_future()
+        self._replies.append(future)  # appended and written without an await between: order kept
+        writer.write(esc.wire(line))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.api_timeout)
+        except TimeoutError as exc:
+            self._drop("reply timeout")  # the reply order is lost: only a new connection is safe
+            raise EslError(f"no ESL reply within {self.api_timeout}s", call_id=call_id or None) from exc
+
+    async def execute(self, command: cmds.Command) -> list[Any]:
+        """Carry out a PBX command; RecordingStarted (pbx_ref = the file) after a start."""
+        if isinstance(command, cmds.StartRecording):
+            written = tuple(p for p, _ in esc.recorded_paths(command))
+            for line in esc.api_lines(command):
+                await self.run_line(line, call_id=command.call_id)
+            self._rec_paths[command.recording_id] = written
+            root = self.normalizer.root_of({"Unique-ID": command.channel})
+            self._queue_var(cmds.SetChannelVar(command.call_id, command.channel, C.VAR_CALL_ID, root))
+            return [
+                ev.RecordingStarted(
+                    at=self.clock(),
+                    call_id=command.call_id,
+                    channel_id=command.channel,
+                    channel=command.channel,
+                    recording_id=command.recording_id,
+                    pbx_ref=command.path,
+                )
+            ]
+        if isinstance(command, cmds.SetChannelVar):
+            self._queue_var(command)
+            return []
+        paths: tuple[str, ...] = ()
+        if isinstance(command, cmds.StopRecording | cmds.MuteRecording):
+            paths = self._paths_of(command)
+        for line in esc.api_lines(command, paths):
+            await self.run_line(line, call_id=command.call_id)
+        return []
+
+    def _queue_var(self, command: cmds.SetChannelVar) -> None:
+        """Channel variables are batched: the ones the core emits together go out as ONE
+        ``uuid_setvar_multi`` per channel at the next loop turn, and nobody waits for them.  The
+        inbound connection is one FIFO that FreeSWITCH serves in order, so four ``uuid_setvar``
+        per recording would delay the next call's ``uuid_record``.  Bad values raise here."""
+        esc.uuid_setvar_multi(command.channel, {command.name: command.value}, command.call_id)  # checks
+        pending = self._vars.setdefault(command.channel, ({}, command.call_id))[0]
+        pending[command.name] = command.value
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_vars(), name="esl-setvars")
+
+    async def _flush_vars(self) -> None:
+        await asyncio.sleep(0)  # let the commands of the same decision queue up first
+        batch, self._vars = self._vars, {}
+        for channel, (variables, call_id) in batch.items():
+            try:
+                await self.run_line(esc.uuid_setvar_multi(channel, variables, call_id), call_id=call_id)
+            except (EslError, PbxDisconnected) as exc:
+                log.warning("channel variables %s not set call=%s: %s", ",".join(variables), call_id, exc)
+
+    def _paths_of(self, command: cmds.StopRecording | cmds.MuteRecording) -> tuple[str, ...]:
+        if isinstance(command, cmds.StopRecording):
+            known = self._rec_paths.pop(command.recording_id, ())
+            return known or ((command.pbx_ref,) if command.pbx_ref.startswith("/") else ())
+        found = [
+            p for rid, ps in self._rec_paths.items() if rid.startswith(command.call_id + "_") for p in ps
+        ]
+        if not found:
+            raise EslError(
+                "no recording of this call is known to the ESL client (mask needs its path)",
+                call_id=command.call_id,
+            )
+        return tuple(found)
+
+    # -- connection ---------------------------------------------------------------
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lost = loop.create_future()
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), self.connect_timeout
+        )
+        parser = EslParser()
+        first = await self._first_frame(reader, parser)
+        if first.content_type != AUTH_REQUEST:
+            writer.close()
+            raise EslError(f"ESL server sent {first.content_type[:40]!r} instead of auth/request")
+        self._writer = writer
+        pump = loop.create_task(self._read(reader, parser), name="esl-read")
+        try:
+            reply = await self.send(esc.auth(self._password))
+            if not reply.reply_text.startswith("+OK"):
+                raise EslAuthFailed(f"ESL auth refused: {reply.reply_text[:80]}")
+            if self.subscribed:
+                reply = await self.send(esc.event_plain(self.subscribed))
+                if not reply.reply_text.startswith("+OK"):
+                    raise EslError(f"ESL event subscription refused: {reply.reply_text[:80]}")
+            self.connects += 1
+            self._ready.set()
+            log.info("ESL connected to %s:%s (connect #%d)", self.host, self.port, self.connects)
+            if self.resync:
+                await self._resync()
+            while not self._lost.done():
+                done, _ = await asyncio.wait({self._lost}, timeout=self.ping_interval)
+                if not done:
+                    await self.api("api uptime")
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+
+    async def _first_frame(self, reader: asyncio.StreamReader, parser: EslParser) -> EslFrame:
+        async def first() -> EslFrame:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    raise PbxDisconnected("ESL server closed the connection before auth/request")
+                frames = parser.feed(data)
+                if frames:
+                    self._early = frames[1:]  # dispatched first by _read
+                    return frames[0]
+
+        self._early = []
+        return await asyncio.wait_for(first(), self.connect_timeout)
+
+    async def _read(self, reader: asyncio.StreamReader, parser: EslParser) -> None:
+        try:
+            for frame in self._early:
+                self._dispatch(frame)
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                for frame in parser.feed(data):
+                    self._dispatch(frame)
+        except (OSError, EslError) as exc:
+            log.warning("ESL read failed: %s", exc)
+        finally:
+            self._lost_now("ESL connection lost")
+
+    def _dispatch(self, frame: EslFrame) -> None:
+        kind = frame.content_type
+        if kind in (COMMAND_REPLY, API_RESPONSE):
+            while self._replies:
+                future = self._replies.popleft()
+                if not future.done():
+                    future.set_result(frame)
+                    return
+            log.warning("ESL reply with no command waiting (%s) dropped", kind)
+            return
+        if kind == DISCONNECT_NOTICE:
+            log.warning("ESL disconnect notice: %s", frame.text().strip()[:120])
+            return
+        try:
+            event = frame.event()
+        except EslError as exc:
+            log.warning("ESL event dropped: %s", exc)
+            return
+        if event is None:
+            log.debug("ESL frame %s ignored", kind[:40])
+            return
+        if event.name == "BACKGROUND_JOB":
+            job = self._jobs.get(event.get("Job-UUID"))
+            if job is not None and not job.done():
+                job.set_result(event.body)
+            return
+        if event.name == "RECORD_STOP":
+            self._mark_closed(event.get("Record-File-Path"))
+        try:
+            for item in self.normalizer.normalize(event, self.clock()):
+                if self._seen_in_resync is not None and isinstance(item, ev.CallEvent):
+                    self._seen_in_resync.add(item.call_id)
+                self._queue.put_nowait(item)
+        except Exception:  # one bad event must not end the connection
+            log.exception("ESL event %s could not be normalized", event.name[:40])
+
+    def _mark_closed(self, path: str) -> None:
+        """The file FreeSWITCH just closed is ours: write its closure marker."""
+        try:
+            esc.check_path(path)
+        except EslError:
+            return
+        if not self.monitor_dir or not path.startswith(self.monitor_dir + "/"):
+            return
+        try:
+            marker_path(path).touch()
+        except OSError as exc:
+            log.warning("could not write the closure marker of %s: %s", Path(path).name, exc)
+
+    # -- resync ------------------------------------------------------------------
+    async def _resync(self) -> None:
+        self._seen_in_resync = set()
+        try:
+            body = await self.api(esc.show_channels_json())
+            rows = json.loads(body or "{}").get("rows", []) if body.startswith("{") else []
+        except (EslError, PbxDisconnected, ValueError, AttributeError) as exc:
+            log.warning("ESL resync: show channels failed: %s", exc)
+            self._seen_in_resync = None
+            return
+        rows = [r for r in rows if isinstance(r, dict)]
+        variables = await asyncio.gather(*(self._variables(str(r.get("uuid", ""))) for r in rows))
+        live = [
+            c
+            for c in (
+                live_channel(self.normalizer, r, v, self.clock())
+                for r, v in zip(rows, variables, strict=True)
+            )
+            if c
+        ]
+        for channel in live:
+            self._queue.put_nowait(channel)
+        seen, self._seen_in_resync = self._seen_in_resync or set(), None
+        self._queue.put_nowait(
+            ev.ResyncCompleted(at=self.clock(), live_call_ids=frozenset(c.call_id for c in live) | seen)
+        )
+        log.info("ESL resync: %d live channel(s) in %d call(s)", len(live), len({c.call_id for c in live}))
+
+    async def _variables(self, leg: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        try:
+            esc.check_uuid(leg)
+        except EslError:
+            return found
+        async with self._resync_slots:  # FreeSWITCH runs each bgapi in a thread of its own: bounded
+            results = await asyncio.gather(
+                *(self.bgapi("uuid_getvar", leg, name) for name in RESYNC_VARIABLES), return_exceptions=True
+            )
+        for name, value in zip(RESYNC_VARIABLES, results, strict=True):
+            if (
+                isinstance(value, str)
+                and value.strip()
+                and value.strip() != UNDEF
+                and not value.startswith("-ERR")
+            ):
+                found[name] = value.strip()
+        return found
+
+    # -- teardown ----------------------------------------------------------------
+    def _lost_now(self, why: str) -> None:
+        self._ready.clear()
+        self._fail_pending(why)
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+
+    def _fail_pending(self, why: str) -> None:
+        replies, self._replies = list(self._replies), deque()
+        futures: list[asyncio.Future[Any]] = [*replies, *self._jobs.values()]
+        for future in futures:
+            if not future.done():
+                future.set_exception(PbxDisconnected(f"{why}: no ESL reply"))
+                future.exception()  # retrieved: the waiter gets it through its shield
+
+    def _drop(self, why: str) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.is_closing():
+            writer.close()
+        self._lost_now(why)

@@ -1,0 +1,268 @@
+"""The consent dialogue of one FreeSWITCH call, on the outbound socket (CONTRACT.md section 3).
+
+The same decisions and evidence as the Asterisk FastAGI session (consent/agi_server.py): the
+pure :class:`ConsentDialog` decides, the core (through ``backend``) evaluates the rules and
+starts any recording the rule needs before the dialogue; this module plays prompts, collects
+the digit and tells the dialplan through channel variables.  Differences, FreeSWITCH-side:
+
+* the caller's data comes from the ``connect`` reply (``Caller-Caller-ID-Number``,
+  ``variable_PBXREC_*``), sanitized and bounded; never from command arguments;
+* a refusal is routed here: ``transfer <exten> XML <context>`` for a rule ``goto``, or the
+  goodbye prompt and a hang-up; ``continue`` sets ``PBXREC_RESULT=norecord``;
+* any failure sets ``PBXREC_SOCKET=failed:<reason>`` and leaves ``PBXREC_RESULT`` empty: the
+  dialplan takes its fail direction (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from consent.agi_server import (
+    DIRECTIONS,
+    GOODBYE_PROMPT,
+    PROMPT_FOR,
+    RETRY_PROMPT,
+    ConsentTicket,
+    DialogSettings,
+    PromptPaths,
+    VipLookup,
+)
+from consent.dialogue_runner import MAX_STEPS, ChannelGone, as_done, safe_prompt_path
+from consent.prompts import AUDIO_EXTENSIONS
+from esl.normalize import EslNormalizer
+from esl.outbound_channel import OutboundChannel
+from pbx_recorder import events as ev
+from pbx_recorder.consent_policy import (
+    AskDigit,
+    ConsentDialog,
+    Decision,
+    Done,
+    PlayNotice,
+    PlayRetry,
+    allows_recording,
+)
+from pbx_recorder.masking import mask_number, sanitize
+from pbx_recorder.rules import RuleDecision
+
+log = logging.getLogger(__name__)
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?")
+_ROUTE = re.compile(r"([A-Za-z0-9_.+-]{1,80}),([A-Za-z0-9_.+*#-]{1,80}),[A-Za-z0-9_.+-]{1,40}")
+_INPUT = re.compile(r"[A-Za-z0-9_.+*#@-]{0,128}")
+
+
+class AsyncConsentBackend(Protocol):
+    async def request(self, event: ev.ConsentRequested) -> ConsentTicket: ...
+
+    async def resolve(self, event: ev.ConsentResolved) -> None: ...
+
+    def existing_result(self, call_id: str) -> str: ...
+
+
+def dialplan_input(headers: dict[str, str], name: str) -> str:
+    """A ``PBXREC_*`` input the dialplan set: kept only when it is plain (else dropped, logged)."""
+    value = headers.get(f"variable_{name}", "").strip()
+    if not _INPUT.fullmatch(value):
+        log.warning("dialplan variable %s refused (unexpected characters or too long)", name)
+        return ""
+    return value
+
+
+def audio_file(base: str) -> str:
+    """FreeSWITCH's playback needs the extension: the first audio file beside ``base``."""
+    for ext in AUDIO_EXTENSIONS:
+        if Path(base + ext).is_file():
+            return safe_prompt_path(base + ext)
+    raise FileNotFoundError(f"no audio file for prompt {Path(base).name}")
+
+
+async def run_dialogue(
+    dialog: ConsentDialog,
+    channel: OutboundChannel,
+    prompt_path: Callable[[str], str],
+    clock: Callable[[], float],
+    call_id: str = "",
+) -> Done:
+    """consent/dialogue_runner.run_dialogue, awaiting the channel (same steps, same fail-closed)."""
+    step = dialog.next_step(clock())
+    try:
+        for _ in range(MAX_STEPS):
+            if isinstance(step, Done):
+                return step
+            if isinstance(step, PlayNotice | PlayRetry):
+                await channel.play(prompt_path(step.prompt))
+                step = dialog.next_step(clock())
+            elif isinstance(step, AskDigit):
+                digits = await channel.ask(prompt_path(step.prompt), int(step.timeout_s * 1000))
+                now = clock()
+                step = dialog.on_digit(digits[0], now) if digits else dialog.on_timeout(now)
+    except ChannelGone:
+        log.info("caller hung up during the consent dialogue call=%s", call_id)
+        return as_done(dialog.on_hangup(clock()))
+    raise RuntimeError(f"consent dialogue did not end within {MAX_STEPS} steps (call {call_id})")
+
+
+class EslConsentSession:
+    def __init__(
+        self,
+        channel: OutboundChannel,
+        *,
+        normalizer: EslNormalizer,
+        backend: AsyncConsentBackend,
+        prompts: PromptPaths,
+        vip: VipLookup | None,
+        settings: DialogSettings,
+        clock: Callable[[], float] = time.time,
+        to_thread: Callable[..., Awaitable[Any]] = asyncio.to_thread,
+    ) -> None:
+        self.channel = channel
+        self.normalizer = normalizer
+        self.backend = backend
+        self.prompts = prompts
+        self.vip = vip
+        self.settings = settings
+        self.clock = clock
+        self.to_thread = to_thread
+        self.call_id = ""
+
+    async def run(self) -> str:
+        """The session; returns the PBXREC_RESULT set ("" when none was)."""
+        ch = self.channel
+        headers = await ch.connect()
+        leg = headers.get("Unique-ID", "")
+        if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", leg):
+            raise ValueError("outbound connect without a usable Unique-ID")
+        self.call_id = ch.call_id = self.normalizer.call_id(self.normalizer.root_of(headers))
+        # pipelined (replies come in order): one round trip instead of three before the decision
+        await asyncio.gather(
+            ch.ok("myevents"),
+            ch.ok("resume"),  # the dialplan continues after the socket closes
+            ch.set_var("PBXREC_SOCKET", "connected"),
+        )
+        existing = self.backend.existing_result(self.call_id)
+        if existing:  # the call passed the recorder before (e.g. transferred back through the snippet)
+            log.info("consent already handled call=%s result=%s", self.call_id, existing)
+            return await self._set_result(existing)
+        caller_num = sanitize(headers.get("Caller-Caller-ID-Number", ""), 40)
+        caller_name = sanitize(headers.get("Caller-Caller-ID-Name", ""), 80)
+        direction = dialplan_input(headers, "PBXREC_DIRECTION")
+        language = dialplan_input(headers, "PBXREC_LANG") or dialplan_input(headers, "default_language")
+        vip = bool(self.vip and caller_num and await self._is_vip(caller_num))
+        event = ev.ConsentRequested(
+            at=self.clock(),
+            call_id=self.call_id,
+            channel_id=leg,
+            channel=leg,
+            direction=direction if direction in DIRECTIONS else "",
+            dialed=dialplan_input(headers, "PBXREC_DIALED"),
+            caller_num=caller_num,
+            caller_name=caller_name,
+            queue=dialplan_input(headers, "PBXREC_QUEUE"),
+            region=dialplan_input(headers, "PBXREC_REGION"),
+            language=language if _LANGUAGE.fullmatch(language) else "",
+            vip=vip,
+        )
+        log.info(
+            "consent requested call=%s direction=%s caller=%s",
+            self.call_id,
+            event.direction or "-",
+            mask_number(caller_num),
+        )
+        ticket = await self.backend.request(event)
+        decision = ticket.decision
+        if decision is None or not decision.record:
+            return await self._set_result("norecord")
+        if not ticket.recording_ok:
+            raise RuntimeError("the recording the consent dialogue needs could not be started")
+        if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already
+            await ch.set_var("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
+            return await self._set_result("record")
+        done = await self._dialogue(decision, event.language)
+        await self.backend.resolve(
+            ev.ConsentResolved(
+                at=self.clock(),
+                call_id=self.call_id,
+                channel_id=leg,
+                channel=leg,
+                decision=done.outcome.value,
+                evidence=done.evidence.to_dict(),
+            )
+        )
+        log.info("consent resolved call=%s decision=%s", self.call_id, done.outcome.value)
+        if done.outcome == Decision.HANGUP:
+            return ""
+        await ch.set_var("PBXREC_CONSENT", done.outcome.value)
+        if allows_recording(done.outcome.value):
+            return await self._set_result("record")
+        return await self._refused(decision, event.language)
+
+    async def _is_vip(self, number: str) -> bool:
+        """A Redis lookup blocks: in a thread.  The file (or no VIP source) is a set lookup: inline."""
+        assert self.vip is not None
+        if getattr(self.vip, "_redis", None) is None:
+            return bool(self.vip.is_vip(number))
+        return bool(await self.to_thread(self.vip.is_vip, number))
+
+    def _language(self, decision: RuleDecision, asked: str) -> str:
+        return decision.language or asked or self.settings.default_language
+
+    def _prompt(self, prompt_id: str, language: str) -> str:
+        return audio_file(self.prompts.path(prompt_id, language)[0])
+
+    async def _dialogue(self, decision: RuleDecision, asked_language: str) -> Done:
+        language = self._language(decision, asked_language)
+        prompt_id = decision.prompt or PROMPT_FOR[decision.consent]
+        _, version = self.prompts.path(prompt_id, language)
+        s = self.settings
+        dialog = ConsentDialog(
+            decision.consent,
+            prompt_id,
+            version,
+            language,
+            s.timeout_s,
+            s.max_attempts,
+            s.digit_yes,
+            s.digit_no,
+            self.clock(),
+            retry_prompt_id=RETRY_PROMPT,
+        )
+        return await run_dialogue(
+            dialog, self.channel, lambda pid: self._prompt(pid, language), self.clock, self.call_id
+        )
+
+    async def _refused(self, decision: RuleDecision, asked_language: str) -> str:
+        route = decision.refusal_route
+        if route == "continue":
+            return await self._set_result("norecord")
+        await self._set_result("refused")
+        match = _ROUTE.fullmatch(route)
+        if match:
+            await self.channel.set_var("PBXREC_ROUTE", route)
+            context, exten = match.group(1), match.group(2)
+            log.info("refused call=%s: transfer to %s in %s", self.call_id, exten, context)
+            await self.channel.ok(_transfer(exten, context, self.call_id))
+            return "refused"
+        prompt = decision.goodbye_prompt or GOODBYE_PROMPT
+        try:
+            await self.channel.play(self._prompt(prompt, self._language(decision, asked_language)))
+        except (LookupError, ValueError, OSError) as exc:  # no goodbye prompt: hang up silently
+            log.warning("no goodbye prompt %r for call=%s: %s", prompt, self.call_id, exc)
+        await self.channel.hangup()
+        return "refused"
+
+    async def _set_result(self, result: str) -> str:
+        """Set and WAIT until set: the dialplan reads it as soon as the socket closes."""
+        await self.channel.execute("set", f"PBXREC_RESULT={result}")
+        return result
+
+
+def _transfer(exten: str, context: str, call_id: str) -> str:
+    from esl import commands as esc
+
+    return esc.sendmsg_execute("transfer", f"{exten} XML {context}", lock=False, call_id=call_id)

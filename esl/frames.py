@@ -1,0 +1,283 @@
+"""Sans-IO ESL framing: bytes in, :class:`EslFrame` out.  No sockets, no clock.
+
+The wire (mod_event_socket, see ../shared/freeswitch-facts.md)::
+
+    Content-Type: text/event-plain\\n
+    Content-Length: 512\\n
+    \\n
+    <512 bytes>
+
+* a frame is a block of ``Name: value`` lines ended by an empty line; ``\\r\\n`` is tolerated;
+* ``Content-Length`` (outer) says how many body bytes follow the blank line, counted in BYTES
+  (a UTF-8 caller name makes it differ from the character count);
+* ``text/event-plain`` bodies are themselves a header block, and may carry a second
+  ``Content-Length`` whose bytes follow that block (e.g. a BACKGROUND_JOB's result);
+* header VALUES are percent-encoded (``Caller-Caller-ID-Name: Jane%20Doe``).  Lines are split
+  BEFORE values are decoded, so a ``%0D%0A`` in a caller name becomes a CR/LF inside one value
+  and can never start another header or frame;
+* a header repeated keeps its first value (FreeSWITCH never repeats one; an attacker might).
+
+Bounded: a header block over ``max_head`` bytes or a Content-Length over ``max_body`` raises
+:class:`EslError` (the connection is then dropped: the stream cannot be re-synchronized).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from pbx_recorder.errors import EslError
+
+MAX_HEAD = 256 * 1024
+MAX_BODY = 64 * 1024 * 1024
+
+AUTH_REQUEST = "auth/request"
+COMMAND_REPLY = "command/reply"
+API_RESPONSE = "api/response"
+EVENT_PLAIN = "text/event-plain"
+EVENT_JSON = "text/event-json"
+DISCONNECT_NOTICE = "text/disconnect-notice"
+RUDE_REJECTION = "text/rude-rejection"
+
+
+def decode_value(raw: str) -> str:
+    return unquote(raw, errors="replace") if "%" in raw else raw
+
+
+def parse_head(block: str, *, decode: bool = True) -> dict[str, str]:
+    """``Name: value`` lines -> dict (values percent-decoded); lines without ``:`` are ignored."""
+    raw = split_head(block)
+    return {k: decode_value(v) for k, v in raw.items()} if decode else raw
+
+
+def split_head(block: str) -> dict[str, str]:
+    """``Name: value`` lines -> dict of RAW (still percent-encoded) values, the first one wins."""
+    lines = block.split("\n")
+    try:  # the shape of every FreeSWITCH block: "Name: value" lines, no name repeated
+        headers: dict[str, str] = dict(line.split(": ", 1) for line in lines)  # type: ignore[misc,unused-ignore]
+        if len(headers) == len(lines) and "\r" not in block:
+            return headers
+    except ValueError:
+        pass
+    headers = {}
+    for line in lines:  # the full rules: empty values, stray lines, CR, repeats
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        if sep and name and name not in headers:  # a repeat never overrides the first value
+            headers[name] = value.strip(" \r")
+    return headers
+
+
+class Headers(Mapping[str, str]):
+    """Event headers, found and percent-decoded on access.
+
+    An event carries ~100 headers and the recorder reads ~15: the block is kept as text and a
+    lookup is one ``str.find`` of ``"\n<Name>: "`` (values are percent-encoded, so a raw newline
+    only ever starts a header line; the first occurrence wins).  Iterating (``dict(headers)``)
+    splits the whole block once.
+    """
+
+    __slots__ = ("_text", "_done", "_all")
+
+    def __init__(self, block: str) -> None:
+        self._text = "\n" + block + "\n"
+        self._done: dict[str, str] = {}
+        self._all: dict[str, str] | None = None
+
+    def _raw(self, key: str) -> str | None:
+        text, needle = self._text, "\n" + key + ":"
+        start = text.find(needle)
+        while start >= 0:  # one scan: "Name: value" or "Name:" with an empty value
+            end = start + len(needle)
+            if text[end] == " ":
+                return text[end + 1 : text.index("\n", end)]
+            if text[end] == "\n":
+                return ""
+            start = text.find(needle, end)  # "Name-Longer:" shares the prefix: keep looking
+        return None
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key, None)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: str | None = "") -> str:  # type: ignore[override]
+        value = self._done.get(key)
+        if value is None:
+            raw = self._raw(key) if "\n" not in key else None
+            if raw is None:
+                return default  # type: ignore[return-value]
+            value = self._done[key] = decode_value(raw.strip(" "))
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and "\n" not in key and self._raw(key) is not None
+
+    def _split(self) -> dict[str, str]:
+        if self._all is None:
+            self._all = split_head(self._text.strip("\n"))
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._split())
+
+    def __len__(self) -> int:
+        return len(self._split())
+
+
+@dataclass(frozen=True, slots=True)
+class EslFrame:
+    """One wire message: its outer headers and raw body bytes."""
+
+    headers: dict[str, str]
+    body: bytes = b""
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    @property
+    def reply_text(self) -> str:
+        return self.headers.get("Reply-Text", "")
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def event(self) -> EslEvent | None:
+        """The event carried (event-plain or event-json), else None."""
+        if self.content_type == EVENT_PLAIN:
+            return parse_event_plain(self.body)
+        if self.content_type == EVENT_JSON:
+            return parse_event_json(self.body)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EslEvent:
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.headers.get("Event-Name", "")
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.headers.get(key, default)
+
+
+def parse_event_plain(body: bytes) -> EslEvent:
+    """An event-plain body: a percent-encoded header block, then an optional inner body."""
+    text = body.decode("utf-8", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    head, _, rest = text.partition("\n\n")
+    headers = Headers(head.strip("\n"))
+    inner = ""
+    length = headers.get("Content-Length", "")
+    if length.isdigit():
+        raw = rest.encode("utf-8")[: int(length)]
+        inner = raw.decode("utf-8", "replace")
+    return EslEvent(headers, inner)
+
+
+def parse_event_json(body: bytes) -> EslEvent:
+    try:
+        data = json.loads(body.decode("utf-8", "replace"))
+    except ValueError as exc:
+        raise EslError(f"malformed text/event-json body: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EslError("text/event-json body is not an object")
+    inner = str(data.pop("_body", ""))
+    return EslEvent({str(k): str(v) for k, v in data.items()}, inner)
+
+
+class EslParser:
+    """Incremental framing.  ``feed(bytes) -> [EslFrame, ...]``; keeps any incomplete tail."""
+
+    def __init__(self, max_head: int = MAX_HEAD, max_body: int = MAX_BODY) -> None:
+        self.max_head, self.max_body = max_head, max_body
+        self._buf = bytearray()
+        self._head: dict[str, str] | None = None
+        self._need = 0
+        self._scanned = 0  # bytes of the buffer already searched for the blank line
+
+    def feed(self, data: bytes) -> list[EslFrame]:
+        self._buf += data
+        frames: list[EslFrame] = []
+        while True:
+            frame = self._next()
+            if frame is None:
+                return frames
+            frames.append(frame)
+
+    def _next(self) -> EslFrame | None:
+        buf = self._buf
+        if self._head is None:
+            while buf and buf[0] in (10, 13):  # stray blank lines (LF, CR) between frames
+                del buf[:1]
+            end, sep_len = _find_blank(buf, max(0, self._scanned - 3))
+            if end < 0:
+                self._scanned = len(buf)
+                if len(buf) > self.max_head:
+                    raise EslError(f"ESL header block over {self.max_head} bytes")
+                return None
+            head = parse_head(bytes(buf[:end]).decode("utf-8", "replace"))
+            del buf[: end + sep_len]
+            self._scanned = 0
+            length = head.get("Content-Length", "0")
+            if not length.isdigit():
+                raise EslError(f"bad ESL Content-Length {length[:20]!r}")
+            self._need = int(length)
+            if self._need > self.max_body:
+                raise EslError(f"ESL Content-Length {self._need} over {self.max_body}")
+            self._head = head
+        if len(buf) < self._need:
+            return None
+        body = bytes(buf[: self._need])
+        del buf[: self._need]
+        frame = EslFrame(self._head, body)
+        self._head, self._need = None, 0
+        return frame
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for an incomplete frame."""
+        return len(self._buf)
+
+
+def _find_blank(buf: bytearray, start: int = 0) -> tuple[int, int]:
+    """(index, length) of the first blank line (``\n\n`` or ``\r\n\r\n``), or (-1, 0)."""
+    lf = buf.find(b"\n\n", start)
+    crlf = buf.find(b"\r\n\r\n", start, lf + 2 if lf >= 0 else len(buf))  # bounded: no rescan of bodies
+    if crlf >= 0:
+        return crlf, 4
+    return lf, 2
+
+
+def iter_frames(chunks: Iterable[bytes]) -> Iterator[EslFrame]:
+    parser = EslParser()
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+
+
+def render_frame(headers: Iterable[tuple[str, str]], body: bytes = b"") -> bytes:
+    """Wire bytes of one frame (used by the peer, fixtures and the bench)."""
+    lines = [f"{k}: {v}\n" for k, v in headers if k != "Content-Length"]
+    if body:
+        lines.append(f"Content-Length: {len(body)}\n")
+    return "".join(lines).encode() + b"\n" + body
+
+
+def render_event_plain(headers: Iterable[tuple[str, str]], inner: str = "") -> bytes:
+    """An event as FreeSWITCH sends it: percent-encoded body inside a text/event-plain frame."""
+    from urllib.parse import quote
+
+    pairs = list(headers)
+    inner_bytes = inner.encode()
+    if inner_bytes:
+        pairs = [*pairs, ("Content-Length", str(len(inner_bytes)))]
+    body = "".join(f"{k}: {quote(v, safe='')}\n" for k, v in pairs).encode() + b"\n" + inner_bytes
+    return render_frame([("Content-Type", EVENT_PLAIN)], body)

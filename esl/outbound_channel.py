@@ -1,0 +1,164 @@
+"""One call on the outbound socket (``socket <host>:<port> async full``), asyncio.
+
+Replies and events interleave on this socket (freeswitch-facts), so frames are told apart by
+Content-Type: ``command/reply`` answers the oldest command waiting (FIFO), events are read
+for the applications we executed (``CHANNEL_EXECUTE_COMPLETE`` whose ``Application-UUID``
+is the ``Event-UUID`` we sent) and for the caller leaving (``CHANNEL_HANGUP``,
+``text/disconnect-notice``), which fails every wait with :class:`ChannelGone`.
+
+Implements the dialogue runner's prompt channel (``play`` / ``ask``) over ``playback`` and
+``play_and_get_digits``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid as uuidlib
+from collections import deque
+from typing import Any
+
+from consent.dialogue_runner import ChannelGone
+from esl import commands as esc
+from esl.frames import COMMAND_REPLY, DISCONNECT_NOTICE, EslFrame, EslParser
+from pbx_recorder.errors import EslError
+
+log = logging.getLogger(__name__)
+
+GONE_EVENTS = ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
+DIGITS_REGEX = "[0-9*#]"
+
+
+class OutboundChannel:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        reply_timeout: float = 5.0,
+        app_timeout: float = 120.0,
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.reply_timeout, self.app_timeout = reply_timeout, app_timeout
+        self.call_id = ""
+        self.gone = False
+        self._replies: deque[asyncio.Future[EslFrame]] = deque()
+        self._apps: dict[str, asyncio.Future[dict[str, str]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._attempt = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def connect(self) -> dict[str, str]:
+        """``connect``: the reply's headers are the channel's data (percent-decoded)."""
+        self._task = asyncio.get_running_loop().create_task(self._read(), name="esl-outbound-read")
+        reply = await self.command("connect")
+        return dict(reply.headers)
+
+    async def close(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        with contextlib.suppress(OSError, ConnectionError):
+            await self.writer.wait_closed()
+
+    async def command(self, line: str) -> EslFrame:
+        if self.gone:
+            raise ChannelGone("the channel is gone")
+        future: asyncio.Future[EslFrame] = asyncio.get_running_loop().create_future()
+        self._replies.append(future)
+        self.writer.write(esc.wire(line))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.reply_timeout)
+        except TimeoutError as exc:
+            raise EslError(
+                f"no reply to {line.split(chr(10), 1)[0][:40]!r} on the outbound socket",
+                call_id=self.call_id or None,
+            ) from exc
+
+    async def ok(self, line: str) -> EslFrame:
+        reply = await self.command(line)
+        if reply.reply_text.startswith("-ERR"):
+            raise EslError(
+                f"outbound command refused: {reply.reply_text[:120]}", call_id=self.call_id or None
+            )
+        return reply
+
+    async def execute(self, app: str, arg: str = "") -> dict[str, str]:
+        """Run one application and wait until it completes; its CHANNEL_EXECUTE_COMPLETE headers."""
+        event_uuid = str(uuidlib.uuid4())
+        done: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        self._apps[event_uuid] = done
+        try:
+            await self.ok(esc.sendmsg_execute(app, arg, event_uuid=event_uuid, call_id=self.call_id))
+            return await asyncio.wait_for(asyncio.shield(done), self.app_timeout)
+        finally:
+            self._apps.pop(event_uuid, None)
+
+    async def set_var(self, name: str, value: str) -> None:
+        """``set`` queued on the channel (no wait for completion: applications run in order)."""
+        await self.ok(esc.sendmsg_set(name, value, call_id=self.call_id))
+
+    async def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
+        await self.ok(esc.sendmsg_hangup(cause, call_id=self.call_id))
+
+    # -- prompt channel (consent.dialogue_runner's PromptChannel, async) ----------------
+    async def play(self, path: str) -> None:
+        await self.execute("playback", path)
+
+    async def ask(self, path: str, timeout_ms: int) -> str:
+        """One attempt: the prompt, then up to ``timeout_ms`` for one digit ("" on timeout)."""
+        self._attempt += 1
+        var = f"pbxrec_digit_{self._attempt}"  # a fresh variable: a stale digit is never re-read
+        arg = f"1 1 1 {int(timeout_ms)} # {path} silence_stream://250 {var} {DIGITS_REGEX}"
+        done = await self.execute("play_and_get_digits", arg)
+        digits = done.get(f"variable_{var}", "")
+        return digits[:1] if digits[:1] in "0123456789*#" else ""
+
+    # -- reading -----------------------------------------------------------------
+    async def _read(self) -> None:
+        parser = EslParser()
+        try:
+            while True:
+                data = await self.reader.read(65536)
+                if not data:
+                    break
+                for frame in parser.feed(data):
+                    self._dispatch(frame)
+        except (OSError, EslError) as exc:
+            log.info("outbound socket read ended call=%s: %s", self.call_id or "-", exc)
+        finally:
+            self._gone("socket closed")
+
+    def _dispatch(self, frame: EslFrame) -> None:
+        if frame.content_type == COMMAND_REPLY:
+            while self._replies:
+                future = self._replies.popleft()
+                if not future.done():
+                    future.set_result(frame)
+                    return
+            return
+        if frame.content_type == DISCONNECT_NOTICE:
+            self._gone("disconnect notice")
+            return
+        event = frame.event()
+        if event is None:
+            return
+        if event.name == "CHANNEL_EXECUTE_COMPLETE":
+            waiter = self._apps.get(event.get("Application-UUID"))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(dict(event.headers))
+        elif event.name in GONE_EVENTS:
+            self._gone(event.name)
+
+    def _gone(self, why: str) -> None:
+        self.gone = True
+        futures: list[asyncio.Future[Any]] = [*self._replies, *self._apps.values()]
+        self._replies.clear()
+        for future in futures:
+            if not future.done():
+                future.set_exception(ChannelGone(why))
+                future.exception()

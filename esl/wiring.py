@@ -1,0 +1,96 @@
+"""The FreeSWITCH edge as the composition root (pbx_recorder/app.py) builds it.
+
+The daemon drives one PBX connection (``app.ami``: ``run``/``events``/``execute``/``close``) and
+one consent server (``app.make_agi_server``: ``start``/``stop_accepting``/``wait_idle``/``close``);
+for ``pbx.type: freeswitch`` they are the :class:`EslClient` and the :class:`OutboundServer`.
+The consent backend of the outbound server is async (its sessions run on the daemon's loop), so
+it awaits the daemon directly instead of the AGI threads' ``run_coroutine_threadsafe``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consent.agi_server import ConsentTicket
+from esl.client import EslClient
+from esl.consent_session import EslConsentSession
+from esl.normalize import EslNormalizer
+from esl.outbound_channel import OutboundChannel
+from esl.outbound_server import OutboundServer
+from pbx_recorder import constants as C
+from pbx_recorder import events as ev
+from pbx_recorder.errors import ConfigError
+
+#: a call back in the consent socket after the recorder handled it: what PBXREC_RESULT it keeps
+_RESULT_OF_STATE = {
+    C.STATE_RECORDING: C.RESULT_RECORD,
+    C.STATE_PAUSED: C.RESULT_RECORD,
+    C.STATE_WAITING_BRIDGE: C.RESULT_RECORD,
+    C.STATE_STOPPED: C.RESULT_RECORD,
+    C.STATE_REFUSED: C.RESULT_NORECORD,
+}
+
+
+def build_esl_client(config: Any) -> tuple[EslNormalizer, EslClient]:
+    esl = config.pbx.esl
+    if esl.password is None:
+        raise ConfigError("FreeSWITCH needs the event socket password", key="pbx.esl.password")
+    normalizer = EslNormalizer(config.node)
+    client = EslClient(
+        host=esl.host,
+        port=esl.port,
+        password=esl.password.reveal(),
+        normalizer=normalizer,
+        monitor_dir=str(config.pbx.monitor_dir),
+        backoff_min=esl.reconnect_min_s,
+        backoff_max=esl.reconnect_max_s,
+        api_timeout=esl.api_timeout_s,
+        connect_timeout=esl.connect_timeout,
+    )
+    return normalizer, client
+
+
+class DaemonConsentBackend:
+    """Async consent backend: the daemon's own coroutines, awaited on its loop."""
+
+    def __init__(self, daemon: Any) -> None:
+        self.daemon = daemon
+
+    async def request(self, event: ev.ConsentRequested) -> ConsentTicket:
+        ticket: ConsentTicket = await self.daemon.consent_requested(event)
+        return ticket
+
+    async def resolve(self, event: ev.ConsentResolved) -> None:
+        await self.daemon.handle(event)
+
+    def existing_result(self, call_id: str) -> str:
+        return _RESULT_OF_STATE.get(self.daemon.app.callbook.state(call_id), "")
+
+
+def make_outbound_server(app: Any, backend: Any) -> OutboundServer:
+    """``backend``: the daemon's LoopConsentBackend (its ``daemon`` is what we await)."""
+    out = app.config.pbx.esl.outbound
+    async_backend = DaemonConsentBackend(backend.daemon)
+
+    def session(channel: OutboundChannel) -> EslConsentSession:
+        return EslConsentSession(
+            channel,
+            normalizer=app.normalizer,
+            backend=async_backend,
+            prompts=app.prompts,
+            vip=app.vip,
+            settings=app.settings,
+        )
+
+    try:
+        return OutboundServer(
+            out.host,
+            out.port,
+            session=session,
+            max_sessions=out.max_sessions,
+            session_timeout_s=out.session_timeout_s,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {out.host}:{out.port}: {exc.strerror}", key="pbx.esl.outbound"
+        ) from exc

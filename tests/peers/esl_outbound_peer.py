@@ -1,0 +1,113 @@
+"""A fake FreeSWITCH channel that runs the dialplan's ``socket <host>:<port> async full``.
+
+It connects to the recorder's outbound server and behaves as freeswitch-facts.md describes:
+``connect`` -> ``command/reply`` whose headers are the channel data (percent-encoded),
+``myevents`` -> ``+OK Events Enabled``, ``resume`` -> ``+OK``, ``sendmsg`` -> ``+OK`` then, for
+``execute``, a CHANNEL_EXECUTE_COMPLETE event carrying ``Application-UUID`` = our Event-UUID (for
+``play_and_get_digits`` with the next scripted digit in ``variable_<var>``); ``hangup`` ->
+CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE, ``text/disconnect-notice``.  ``hangup_at`` makes the
+caller hang up when that application starts (the n-th, 0-based).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote
+
+from esl.frames import DISCONNECT_NOTICE, parse_head, render_event_plain, render_frame
+from tests.unit.esl_samples import A_LEG, T0, ev
+
+
+class FakeChannel:
+    def __init__(
+        self,
+        port: int,
+        *,
+        uuid: str = A_LEG,
+        variables: dict[str, str] | None = None,
+        digits: list[str] | None = None,
+        hangup_at: int | None = None,
+        caller_name: str = "Jane Doe",
+        caller_num: str = "5551234",
+    ) -> None:
+        self.port, self.uuid = port, uuid
+        self.variables = {"PBXREC_DIRECTION": "inbound", "PBXREC_DIALED": "4930123456", **(variables or {})}
+        self.digits = list(digits or [])
+        self.hangup_at = hangup_at
+        self.caller = {"Caller-Caller-ID-Name": caller_name, "Caller-Caller-ID-Number": caller_num}
+        self.apps: list[tuple[str, str]] = []
+        self.vars_set: dict[str, str] = {}
+        self.commands: list[str] = []
+        self.hung_up = False
+
+    def channel_data(self) -> list[tuple[str, str]]:
+        data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0) if k not in self.caller]
+        data += list(self.caller.items())
+        data += [(f"variable_{k}", v) for k, v in self.variables.items()]
+        return data
+
+    async def run(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._run(), timeout)
+
+    async def _run(self) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            while True:
+                try:
+                    block = (await reader.readuntil(b"\n\n")).decode()
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                self.commands.append(block.strip())
+                first = block.split("\n", 1)[0]
+                if first == "connect":
+                    head = [
+                        ("Content-Type", "command/reply"),
+                        ("Reply-Text", "+OK"),
+                        *((k, quote(v, safe="")) for k, v in self.channel_data()),
+                    ]
+                    writer.write(render_frame(head))
+                elif first in ("myevents", "resume", "linger"):
+                    writer.write(_reply("+OK Events Enabled" if first == "myevents" else "+OK"))
+                elif first == "sendmsg":
+                    writer.write(_reply("+OK"))
+                    self._sendmsg(parse_head(block), writer)
+                else:
+                    writer.write(_reply("-ERR command not found"))
+                await writer.drain()
+                if self.hung_up:
+                    writer.close()
+                    return
+        finally:
+            writer.close()
+
+    def _sendmsg(self, h: dict[str, str], writer: asyncio.StreamWriter) -> None:
+        if h.get("call-command") == "hangup":
+            self._hangup(writer)
+            return
+        app, arg = h.get("execute-app-name", ""), h.get("execute-app-arg", "")
+        if self.hangup_at is not None and len(self.apps) == self.hangup_at:
+            self.apps.append((app, arg))
+            self._hangup(writer)
+            return
+        self.apps.append((app, arg))
+        extra = {"Application": app, "Application-Data": arg, "Application-UUID": h.get("Event-UUID", "")}
+        if app == "set":
+            name, _, value = arg.partition("=")
+            self.vars_set[name] = value
+        if app == "play_and_get_digits":
+            var = arg.split(" ")[7]
+            digit = self.digits.pop(0) if self.digits else ""
+            extra[f"variable_{var}"] = digit
+            extra["Application-Response"] = digit or "_invalid_"
+        writer.write(render_event_plain(ev("CHANNEL_EXECUTE_COMPLETE", self.uuid, T0, extra)))
+
+    def _hangup(self, writer: asyncio.StreamWriter) -> None:
+        self.hung_up = True
+        writer.write(
+            render_event_plain(ev("CHANNEL_HANGUP", self.uuid, T0, {"Hangup-Cause": "NORMAL_CLEARING"}))
+        )
+        writer.write(render_frame([("Content-Type", DISCONNECT_NOTICE)], b"Disconnected, goodbye.\n"))
+
+
+def _reply(text: str) -> bytes:
+    return render_frame([("Content-Type", "command/reply"), ("Reply-Text", text)])

@@ -1,0 +1,224 @@
+"""The consent dialogue over FreeSWITCH's outbound socket (esl/outbound_server.py,
+esl/consent_session.py) against a fake channel (tests/peers/esl_outbound_peer.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consent.agi_server import ConsentTicket, DialogSettings
+from esl.consent_session import EslConsentSession
+from esl.normalize import EslNormalizer
+from esl.outbound_channel import OutboundChannel
+from esl.outbound_server import OutboundServer
+from pbx_recorder import events as ev
+from pbx_recorder.rules import RuleDecision
+from tests.peers.esl_outbound_peer import FakeChannel
+from tests.unit.esl_samples import A_LEG
+
+CALL = f"pbx1_{A_LEG}"
+
+
+class Backend:
+    def __init__(self, decision: RuleDecision | None, existing: str = "") -> None:
+        self.decision, self.existing = decision, existing
+        self.requests: list[ev.ConsentRequested] = []
+        self.resolved: list[ev.ConsentResolved] = []
+
+    async def request(self, event: ev.ConsentRequested) -> ConsentTicket:
+        self.requests.append(event)
+        return ConsentTicket(self.decision)
+
+    async def resolve(self, event: ev.ConsentResolved) -> None:
+        self.resolved.append(event)
+
+    def existing_result(self, call_id: str) -> str:
+        return self.existing
+
+
+class Prompts:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for lang in ("en", "zh"):
+            for pid in ("recording-notice", "consent-question", "consent-retry", "refusal-goodbye"):
+                (root / lang).mkdir(parents=True, exist_ok=True)
+                (root / lang / f"{pid}.wav").write_bytes(b"RIFF")
+
+    def path(self, prompt_id: str, language: str) -> tuple[str, str]:
+        return str(self.root / language / prompt_id), f"{prompt_id}-v1"
+
+
+Serve = Callable[..., Any]
+
+
+@pytest.fixture
+async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
+    servers: list[OutboundServer] = []
+    prompts = Prompts(tmp_path / "prompts")
+
+    def start(backend: Backend, max_sessions: int = 4, timeout_s: float = 10.0) -> OutboundServer:
+        def session(channel: OutboundChannel) -> EslConsentSession:
+            return EslConsentSession(
+                channel,
+                normalizer=EslNormalizer("pbx1"),
+                backend=backend,
+                prompts=prompts,
+                vip=None,
+                settings=DialogSettings(timeout_s=2.0, max_attempts=2),
+            )
+
+        server = OutboundServer(
+            "127.0.0.1", 0, session=session, max_sessions=max_sessions, session_timeout_s=timeout_s
+        )
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.aclose()
+
+
+async def call(server: OutboundServer, **kw: Any) -> FakeChannel:
+    await asyncio.sleep(0.05)  # the server task binds its asyncio.Server
+    channel = FakeChannel(server.port, **kw)
+    await channel.run()
+    await asyncio.sleep(0.05)  # the session's last lines are logged after the socket closed
+    return channel
+
+
+def apps(channel: FakeChannel) -> list[str]:
+    return [a for a, _ in channel.apps if a != "set"]
+
+
+async def test_explicit_yes_records_with_evidence(serve: Serve) -> None:
+    backend = Backend(RuleDecision(record=True, rule="bank", consent="explicit"))
+    channel = await call(serve(backend), digits=["1"])
+    assert channel.vars_set == {
+        "PBXREC_SOCKET": "connected",
+        "PBXREC_CONSENT": "granted",
+        "PBXREC_RESULT": "record",
+    }
+    assert apps(channel) == ["play_and_get_digits"]
+    arg = channel.apps[1][1].split(" ")
+    assert arg[:5] == ["1", "1", "1", "2000", "#"] and arg[5].endswith("/en/consent-question.wav")
+    assert channel.commands[:3] == ["connect", "myevents", "resume"]
+    request = backend.requests[0]
+    assert (request.call_id, request.channel, request.direction, request.dialed) == (
+        CALL,
+        A_LEG,
+        "inbound",
+        "4930123456",
+    )
+    (resolved,) = backend.resolved
+    assert resolved.decision == "granted"
+    assert resolved.evidence["prompt_version"] == "consent-question-v1" and resolved.evidence["digits"] == [
+        "1"
+    ]
+
+
+async def test_notify_plays_the_notice(serve: Serve) -> None:
+    backend = Backend(RuleDecision(record=True, consent="notify", language="zh"))
+    channel = await call(serve(backend))
+    assert apps(channel) == ["playback"] and channel.apps[1][1].endswith("/zh/recording-notice.wav")
+    assert channel.vars_set["PBXREC_RESULT"] == "record" and channel.vars_set["PBXREC_CONSENT"] == "notified"
+
+
+async def test_explicit_timeouts_fail_closed(serve: Serve) -> None:
+    backend = Backend(RuleDecision(record=True, consent="explicit"))
+    channel = await call(serve(backend), digits=["", ""])
+    assert apps(channel) == ["play_and_get_digits", "playback", "play_and_get_digits"]  # retry prompt between
+    assert channel.vars_set["PBXREC_CONSENT"] == "timeout"
+    assert channel.vars_set["PBXREC_RESULT"] == "norecord"  # refusal route "continue": goes on unrecorded
+    assert backend.resolved[0].decision == "timeout"
+    variables = [a.split(" ")[7] for n, a in channel.apps if n == "play_and_get_digits"]
+    assert variables == ["pbxrec_digit_1", "pbxrec_digit_2"]  # a fresh variable per attempt
+
+
+async def test_refusal_goto_becomes_a_transfer(serve: Serve) -> None:
+    decision = RuleDecision(record=True, consent="explicit", refusal_route="pbxrec-unrecorded,s,1")
+    channel = await call(serve(Backend(decision)), digits=["2"])
+    assert (
+        channel.vars_set["PBXREC_RESULT"] == "refused"
+        and channel.vars_set["PBXREC_ROUTE"] == "pbxrec-unrecorded,s,1"
+    )
+    assert channel.apps[-1] == ("transfer", "s XML pbxrec-unrecorded")
+
+
+async def test_refusal_hangup_plays_goodbye_then_hangs_up(serve: Serve) -> None:
+    decision = RuleDecision(record=True, consent="explicit", refusal_route="hangup")
+    channel = await call(serve(Backend(decision)), digits=["2"])
+    assert apps(channel)[-1] == "playback" and channel.apps[-1][1].endswith("/en/refusal-goodbye.wav")
+    assert channel.hung_up and "call-command: hangup" in channel.commands[-1]
+
+
+async def test_hangup_during_the_prompt_is_not_consent(serve: Serve) -> None:
+    backend = Backend(RuleDecision(record=True, consent="explicit"))
+    channel = await call(serve(backend), hangup_at=1)  # while play_and_get_digits runs
+    assert backend.resolved[0].decision == "hangup"
+    assert "PBXREC_RESULT" not in channel.vars_set
+
+
+async def test_no_rule_and_consent_none(serve: Serve) -> None:
+    channel = await call(serve(Backend(RuleDecision(record=False))))
+    assert channel.vars_set["PBXREC_RESULT"] == "norecord" and apps(channel) == []
+    channel = await call(serve(Backend(RuleDecision(record=True, consent="none"))))
+    assert (
+        channel.vars_set["PBXREC_RESULT"] == "record" and channel.vars_set["PBXREC_CONSENT"] == "not_required"
+    )
+
+
+async def test_already_handled_call_is_not_asked_twice(serve: Serve) -> None:
+    backend = Backend(RuleDecision(record=True, consent="explicit"), existing="record")
+    channel = await call(serve(backend))
+    assert channel.vars_set["PBXREC_RESULT"] == "record" and backend.requests == [] and apps(channel) == []
+
+
+async def test_backend_failure_fails_closed_and_says_why(serve: Serve) -> None:
+    class Broken(Backend):
+        async def request(self, event: ev.ConsentRequested) -> ConsentTicket:
+            raise RuntimeError("core down")
+
+    server = serve(Broken(None))
+    channel = await call(server)
+    assert "PBXREC_RESULT" not in channel.vars_set
+    assert channel.vars_set["PBXREC_SOCKET"] == "failed:error" and server.failed == 1
+
+
+async def test_hostile_caller_data_and_dialplan_inputs(serve: Serve) -> None:
+    backend = Backend(RuleDecision(record=False))
+    name = "Eve\r\nEvent-Name: CHANNEL_HANGUP\r\n" + "张" * 2000
+    await call(
+        serve(backend),
+        caller_name=name,
+        caller_num="555%0A1234",
+        variables={"PBXREC_DIALED": "1000\napi uuid_kill x", "PBXREC_QUEUE": "support"},
+    )
+    request = backend.requests[0]
+    assert "\n" not in request.caller_name and len(request.caller_name) <= 80
+    assert request.dialed == "" and request.queue == "support"
+
+
+async def test_sessions_are_bounded_and_stop_refuses(serve: Serve) -> None:
+    gate = asyncio.Event()
+
+    class Slow(Backend):
+        async def request(self, event: ev.ConsentRequested) -> ConsentTicket:
+            await gate.wait()
+            return ConsentTicket(RuleDecision(record=False))
+
+    server = serve(Slow(None), max_sessions=1)
+    first = asyncio.ensure_future(call(server))
+    await asyncio.sleep(0.3)
+    second = await call(server)
+    assert second.vars_set == {"PBXREC_SOCKET": "failed:busy"}
+    gate.set()
+    assert (await first).vars_set["PBXREC_RESULT"] == "norecord"
+    server.stop_accepting()
+    third = await call(server)
+    assert third.vars_set == {"PBXREC_SOCKET": "failed:stopping"}
+    assert await asyncio.to_thread(server.wait_idle, 1.0)

@@ -1,0 +1,98 @@
+"""Helpers of the real FreeSWITCH tests: place sipp calls, find them on ESL and in the catalog.
+
+A FreeSWITCH call is found in the catalog by its root uuid (esl/CONTRACT.md section 5:
+``call_id = <node>_<root uuid>``; the ``linkedid`` column holds the root uuid).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from call_helpers import new_caller
+from recorder_checks import SHIP_TIMEOUT, SHIPPED, Recorder
+
+from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.sandbox.freeswitch_probe import Event, FsProbe
+from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall
+from pbx_recorder.sandbox.sipp import SippResult
+
+__all__ = ["agent_bridged", "call", "call_row", "custom_event", "hangup_complete", "new_caller",
+           "record_started", "recorded_span", "uuid_of", "wait_fs_call", "wait_fs_shipped"]
+
+
+def call(pbx: PrivateFreeSWITCH, workdir: Path, did: str, **kwargs: Any) -> SippResult:
+    """Place one call (blocking, bounded) and return sipp's result."""
+    return FsSippCall(workdir, pbx.sip_port, did, **kwargs).start().wait()
+
+
+def uuid_of(esl: FsProbe, caller: str, since: int = 0, timeout: float = 15.0) -> str:
+    """The uuid of the caller's (inbound SIP) channel."""
+    event = esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_CREATE"
+                           and e.get("Caller-Caller-ID-Number") == caller
+                           and e.get("Call-Direction") == "inbound", timeout=timeout, since=since)
+    return event["Unique-ID"]
+
+
+def hangup_complete(esl: FsProbe, uuid: str, timeout: float = 15.0) -> Event:
+    return esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
+                          and e.get("Unique-ID") == uuid, timeout=timeout)
+
+
+def agent_bridged(esl: FsProbe, member: str, since: int, timeout: float = 20.0) -> tuple[float, Event]:
+    event = esl.wait_event(lambda e: e.get("Event-Subclass") == "callcenter::info"
+                           and e.get("CC-Action") == "bridge-agent-start"
+                           and e.get("CC-Member-Session-UUID") == member, timeout=timeout, since=since)
+    return next(t for t, e in esl.find(lambda e: e is event)), event
+
+
+def record_started(esl: FsProbe, since: int, timeout: float = 15.0) -> tuple[float, Event]:
+    event = esl.wait_event(lambda e: e.get("Event-Name") == "RECORD_START", timeout=timeout, since=since)
+    return next(t for t, e in esl.find(lambda e: e is event)), event
+
+
+def recorded_span(esl: FsProbe, uuid: str) -> float:
+    """Seconds from the channel's first RECORD_START to its hang-up, by FreeSWITCH's own clock."""
+    def stamp(name: str) -> float:
+        found = esl.find(lambda e: e.get("Event-Name") == name and e.get("Unique-ID") == uuid)
+        assert found, f"no {name} for {uuid}"
+        return int(found[0][1]["Event-Date-Timestamp"]) / 1e6
+    return stamp("CHANNEL_HANGUP_COMPLETE") - stamp("RECORD_START")
+
+
+def custom_event(esl: FsProbe, subclass: str, tag: str, since: int = 0, timeout: float = 15.0) -> Event:
+    """A sandbox dialplan event (``pbxrec::selftest|unrecorded|transfer``) of the call tagged ``tag``."""
+    return esl.wait_event(lambda e: e.get("Event-Name") == "CUSTOM" and e.get("Event-Subclass") == subclass
+                          and e.get("TestTag") == tag, timeout=timeout, since=since)
+
+
+def call_row(recorder: Recorder, root_uuid: str) -> dict[str, Any] | None:
+    rows = recorder.catalog.query("SELECT * FROM calls WHERE linkedid = ? OR call_id LIKE ?",
+                                  (root_uuid, f"%_{root_uuid}"))
+    return rows[0] if rows else None
+
+
+def wait_fs_call(recorder: Recorder, root_uuid: str, timeout: float = SHIP_TIMEOUT,
+                 settled: bool = True) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        row = call_row(recorder, root_uuid)
+        if row and (not settled or row.get("status") not in ("", "live")):
+            return row
+        return None
+    row = recorder.catalog.wait_for(probe, timeout)
+    assert row, f"no catalog row for uuid {root_uuid}:\n{recorder.process.log_tail()}"
+    return row
+
+
+def wait_fs_shipped(recorder: Recorder, root_uuid: str, count: int = 1,
+                    timeout: float = SHIP_TIMEOUT) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The call row and its recordings once ``count`` of them are shipped."""
+    row = wait_fs_call(recorder, root_uuid, timeout, settled=False)
+
+    def shipped() -> list[dict[str, Any]] | None:
+        recs = [r for r in recorder.catalog.recordings(row["call_id"]) if r["state"] in SHIPPED]
+        return recs if len(recs) >= count else None
+
+    recs = recorder.catalog.wait_for(shipped, timeout)
+    assert recs, f"recordings of {row['call_id']} not shipped:\n{recorder.process.log_tail()}"
+    return wait_fs_call(recorder, root_uuid, 10), recs

@@ -1,0 +1,127 @@
+"""End-to-end on FreeSWITCH: a mod_callcenter queue call recorded on bridge, and PCI pause
+(``calls pause|resume`` -> ``uuid_record mask|unmask``).
+
+Real FreeSWITCH + sipp (caller UAC and agent UAS, continuous RTP) + ``pbx-recorder run``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from fs_helpers import agent_bridged, hangup_complete, new_caller, record_started, uuid_of, wait_fs_shipped
+from recorder_checks import Recorder, assert_audio, stored_file
+
+from pbx_recorder.sandbox.audio_stats import AudioStats, audio_stats
+from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.sandbox.freeswitch_probe import FsProbe
+from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall, FsSippUas
+from pbx_recorder.sandbox.recorder import recorder_command
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
+
+
+def test_queue_call_recorded_once_agent_is_bridged(freeswitch: PrivateFreeSWITCH, fs_agent_port: int,
+                                                   esl: FsProbe, fs_recorder: Recorder,
+                                                   tmp_path: Path) -> None:
+    caller, since = new_caller(), esl.mark()
+    agent = FsSippUas(tmp_path, fs_agent_port, calls=1, timeout_s=60).start()
+    try:
+        sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8004", hangup_after_s=16, from_user=caller).start()
+        member = uuid_of(esl, caller, since)
+        t_bridge, bridged = agent_bridged(esl, member, since)
+        t_rec, _ = record_started(esl, since)
+        result = sipp.wait()
+    finally:
+        agent_result = agent.wait(timeout=20)
+    assert result.ok and agent_result.ok, (result.errors, agent_result.errors)
+    assert t_rec >= t_bridge - 0.5, (t_rec, t_bridge)  # start_on: bridge, not on answer
+    row, recs = wait_fs_shipped(fs_recorder, member)
+    assert row["queue"] in ("support", "support@default"), row["queue"]
+    assert row["agent"], row  # from CC-Agent
+    calls = [r for r in recs if r["kind"] == "call"]
+    assert len(calls) == 1
+    assert hangup_complete(esl, member)["variable_PBXREC_RESULT"] == "record"
+    assert bridged["CC-Agent"] == "agent1@default"
+    assert_audio(fs_recorder, calls[0], expect_s=16 - (t_bridge - _answered_at(esl, member)), tolerance_s=4)
+
+
+def _answered_at(esl: FsProbe, uuid: str) -> float:
+    return next(t for t, e in esl.find(lambda e: e.get("Event-Name") == "CHANNEL_ANSWER"
+                                       and e.get("Unique-ID") == uuid))
+
+
+CALL_S = 17.0
+PAUSED_FOR_S = 5.0
+EDGE_S = 0.5
+
+
+def _cli(recorder: Recorder, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*recorder_command(), "--config", str(recorder.config_path), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def _segment(path: Path, start: float, end: float, workdir: Path) -> AudioStats:
+    out = workdir / f"seg-{start:.2f}-{end:.2f}.wav"
+    subprocess.run(["sox", str(path), str(out), "trim", f"{start:.3f}", f"={end:.3f}"],
+                   capture_output=True, timeout=30, check=True)
+    return audio_stats(out)
+
+
+def _live_call_id(recorder: Recorder, uuid: str, timeout: float = 15.0) -> str:
+    def probe() -> str:
+        for row in recorder.catalog.query("SELECT call_id, state FROM live_calls"):
+            snap = json.loads(row["state"])
+            if str(row["call_id"]).endswith(uuid) and any(r.get("state") == "recording"
+                                                          for r in snap.get("recordings", [])):
+                return str(row["call_id"])
+        return ""
+    call_id = recorder.catalog.wait_for(probe, timeout)
+    assert call_id, recorder.catalog.query("SELECT * FROM live_calls")
+    return str(call_id)
+
+
+def test_pci_pause_masks_and_keeps_the_timeline(freeswitch: PrivateFreeSWITCH, esl: FsProbe,
+                                                fs_recorder: Recorder, tmp_path: Path) -> None:
+    caller, since = new_caller(), esl.mark()
+    sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8001", hangup_after_s=CALL_S, from_user=caller).start()
+    try:
+        uuid = uuid_of(esl, caller, since)
+        t_start, started = record_started(esl, since)
+        call_id = _live_call_id(fs_recorder, uuid)
+        time.sleep(max(0.0, t_start + 2.0 - time.monotonic()))
+        paused = _cli(fs_recorder, "calls", "pause", call_id)
+        assert paused.returncode == 0, (paused.stdout, paused.stderr)
+        t_pause = time.monotonic()
+        time.sleep(PAUSED_FOR_S)
+        resumed = _cli(fs_recorder, "calls", "resume", call_id)
+        assert resumed.returncode == 0, (resumed.stdout, resumed.stderr)
+        t_resume = time.monotonic()
+        result = sipp.wait()
+    finally:
+        sipp.stop()
+    assert result.ok, result.errors
+    row, recs = wait_fs_shipped(fs_recorder, uuid)
+    assert row["call_id"] == call_id
+    main = [r for r in recs if r["kind"] == "call"]
+    assert len(main) == 1
+    path = stored_file(fs_recorder, main[0])
+    whole = audio_stats(path)
+    t_end = next(t for t, e in esl.find(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
+                                        and e.get("Unique-ID") == uuid))
+    assert abs(whole.duration_s - (t_end - t_start)) <= 1.5, (whole, t_end - t_start)  # timeline kept
+    # the CLI returns after the mask is applied: the stretch between its return and resume's start
+    pause_from, pause_to = t_pause - t_start, t_resume - t_start - 1.0
+    during = _segment(path, pause_from + EDGE_S, pause_to - EDGE_S, tmp_path)
+    assert during.max_amplitude == 0.0, during
+    assert _segment(path, EDGE_S, pause_from - 1.5, tmp_path).rms > 0.01
+    assert _segment(path, t_resume - t_start + EDGE_S, whole.duration_s - EDGE_S, tmp_path).rms > 0.01
+    manifest = json.loads(main[0]["manifest"])
+    assert len(manifest["pauses"]) == 1, manifest
+    audit = fs_recorder.catalog.query("SELECT action FROM audit_log WHERE target = ? AND action IN "
+                                      "('pause', 'resume') ORDER BY at", (call_id,))
+    assert [a["action"] for a in audit] == ["pause", "resume"], audit
+    assert started["Record-File-Path"]
