@@ -31,7 +31,8 @@ def run_freeswitch_demo(workdir: Path, calls: Sequence[Any], echo: Callable[[str
         pbx.start()
         echo(f"private FreeSWITCH up: SIP 127.0.0.1:{pbx.sip_port}, ESL {pbx.esl_port}, "
              f"outbound socket {pbx.socket_port}")
-        config = write_fs_recorder_config(workdir / "recorder", pbx, workdir / "prompts", node="demo", encryption=True)
+        config = write_fs_recorder_config(workdir / "recorder", pbx, workdir / "prompts", node="demo",
+                                          encryption=True)
         recorder = FsRecorderProcess(config, pbx, workdir / "recorder.log")
         recorder.start()
         echo(f"recorder running (pid {recorder.pid}), config {config}")
