@@ -26,10 +26,11 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pbx_recorder.errors import PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle import policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.tombstones import Tombstones
@@ -64,6 +65,7 @@ class Eraser:
         deadline_days: int = policy.ERASURE_DEADLINE_DAYS,
         tombstones: Tombstones | None = None,
         shred_backups: Callable[[float], Mapping[str, Any]] | None = None,
+        spool_root: str | Path | None = None,
     ) -> None:
         self.conn = conn
         self.tiers = tiers
@@ -73,6 +75,7 @@ class Eraser:
         self.deadline_days = deadline_days
         self.tombstones = tombstones
         self.shred_backups = shred_backups
+        self.spool_root = spool_root
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
         if call_id:
@@ -162,6 +165,7 @@ class Eraser:
                 with Tx(self.conn):
                     self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
                     self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
+        spooled = self._purge_spool(plan, caller, call_id)
         redacted = self._redact_audit(caller, subject) if caller else 0
         self._checkpoint()
         backups = dict(self.shred_backups(now)) if self.shred_backups and plan else {}
@@ -182,8 +186,10 @@ class Eraser:
             "objects": deleted,
             "withheld": withheld,
             "audit_rows_redacted": redacted,
+            "spool_entries_deleted": spooled,
             "copies": {
-                "deleted": sorted(c for d in deleted for c in d["deleted"]),
+                "deleted": sorted([c for d in deleted for c in d["deleted"]]
+                                  + [f"spool:{r}" for r in spooled]),
                 "shredded_recordings": sorted(d["recording_id"] for d in deleted if d["shredded"]),
                 "not_shreddable": sorted(d["recording_id"] for d in deleted if not d["shredded"]),
             },
@@ -251,6 +257,15 @@ class Eraser:
         if not withheld:
             hashes.append(("number" if caller else "call_id", subject))
         self.tombstones.add(hashes, request_id=request_id, now=now)
+
+    def _purge_spool(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
+                     call_id: str | None) -> list[str]:
+        """Recordings of the subject still waiting in the spool (not yet in any tier)."""
+        if self.spool_root is None:
+            return []
+        kept = {c["call_id"] for c, _, k in plan if k}
+        erased = {c["call_id"] for c, _, k in plan if not k} | ({call_id} - kept if call_id else set())
+        return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept)
 
     def _checkpoint(self) -> None:
         """Move the WAL into the database and truncate it: the deleted rows' old page images
