@@ -47,7 +47,7 @@ from pbx_recorder.errors import (
 )
 from pbx_recorder.recording_objects import RecordingObject, is_listed, listed, objects_of
 from pbx_recorder.signing import verify_manifest
-from pbx_recorder.verify_bindings import ledger_expectation, row_binding, vanished_ids
+from pbx_recorder.verify_bindings import hold_binding, ledger_expectation, row_binding, vanished_ids
 from storage.base import ObjectInfo, Tier
 from storage.envelope import decrypt_chunks
 from storage.hashing import HashingReader, digests_equal, hash_stream
@@ -276,7 +276,7 @@ class Verifier:
             add(Mismatch(rid, "ledger records a deletion but the catalog says it is stored", state,
                          ",".join(sorted(events & {"deleted", "erased"}))))
         expect = ledger_expectation(self.conn, rid)
-        for what, want, found in row_binding(row, expect):
+        for what, want, found in [*row_binding(row, expect), *hold_binding(self.conn, row)]:
             add(Mismatch(rid, what, want, found))
         self._check_signature(row, report)
         self._check_object(row, expect, report)

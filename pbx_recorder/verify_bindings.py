@@ -105,3 +105,25 @@ def vanished_ids(conn: sqlite3.Connection, present: set[str], only: str | None) 
     sql = ("SELECT DISTINCT recording_id FROM ledger WHERE event = 'stored' AND recording_id NOT IN "
            "(SELECT recording_id FROM ledger WHERE event IN ('deleted', 'erased')) ORDER BY recording_id")
     return [rid for (rid,) in conn.execute(sql) if rid not in present and (only is None or rid == only)]
+
+
+def hold_binding(conn: sqlite3.Connection, row: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A recording the ledger says is under legal hold (its last hold event is ``held``) must
+    have an active hold in the catalog: deleting the ``holds`` row (or setting ``released_at``)
+    and clearing ``legal_hold`` by hand would let retention delete evidence without a trace."""
+    last = conn.execute("SELECT event FROM ledger WHERE recording_id=? AND event IN ('held', 'released') "
+                        "ORDER BY seq DESC LIMIT 1", (row["recording_id"],)).fetchone()
+    if last is None or last[0] != "held":
+        return []
+    active = conn.execute("SELECT 1 FROM hold_recordings hr JOIN holds h ON h.hold_id=hr.hold_id "
+                          "WHERE hr.recording_id=? AND h.released_at IS NULL LIMIT 1",
+                          (row["recording_id"],)).fetchone()
+    found = []
+    if active is None:
+        found.append(("legal hold in the ledger has no active hold in the catalog (removed without a "
+                      "release entry)", "active hold", "none"))
+    flag = conn.execute("SELECT legal_hold FROM recordings WHERE recording_id=?",
+                        (row["recording_id"],)).fetchone()
+    if flag is not None and not flag[0]:
+        found.append(("legal hold in the ledger but the row's legal_hold flag is cleared", "1", "0"))
+    return found

@@ -267,3 +267,28 @@ def test_upgrade_seals_older_call_rows_only_on_init(dep, capsys):
     code, out = dep.cli(capsys, "ledger", "checkpoint", "--init")
     assert code == 0 and "sealed 1 call row(s)" in out
     assert dep.cli(capsys, "verify")[0] == 0
+
+
+@pytest.mark.parametrize("attack", [
+    ("DELETE FROM holds", "UPDATE recordings SET legal_hold=0"),
+    ("UPDATE holds SET released_at=1", "UPDATE recordings SET legal_hold=0"),
+    ("DELETE FROM hold_recordings",),
+    ("UPDATE recordings SET legal_hold=0",),
+])
+def test_a_legal_hold_removed_behind_the_ledgers_back_is_caught(dep, capsys, attack):
+    """Red-team re-try: the ledger records holds, but nothing compared it with the catalog, so
+    an insider could drop a hold (and the flag) and let retention delete the evidence."""
+    code, out = dep.cli(capsys, "hold", "add", "--call", "n1_1.1", "--reason", "litigation 7")
+    assert code == 0, out
+    assert dep.cli(capsys, "verify")[0] == 0
+    dep.sql(*attack)
+    code, out = dep.cli(capsys, "verify")
+    assert code == 4 and "MISMATCH n1_1.1_call001: legal hold in the ledger" in out, out
+
+
+def test_a_released_hold_is_not_reported(dep, capsys):
+    code, out = dep.cli(capsys, "hold", "add", "--call", "n1_1.1", "--reason", "litigation 7")
+    hold_id = out.split(":")[0].strip()
+    assert dep.cli(capsys, "hold", "remove", hold_id)[0] == 0
+    code, out = dep.cli(capsys, "verify")
+    assert code == 0, out
