@@ -23,6 +23,7 @@ from pbx_recorder.sandbox.recorder import (
     recorder_command,
     write_recorder_config,
 )
+from storage import file_modes
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ DEMO_CALLS = (
 
 def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: float = 60.0) -> int:
     """Run the demo; returns 0 when every expected recording was shipped."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    # owner-only whatever the umask: below it live the private Asterisk's manager.conf (the AMI
+    # secret of a PBX running as this user), its logs and the raw recordings of the demo calls
+    file_modes.private_dir(workdir)
     echo(f"work directory: {workdir}")
     echo("rendering consent prompts (espeak-ng + sox) ...")
     generate(workdir / "prompts")
