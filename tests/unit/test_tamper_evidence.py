@@ -292,3 +292,17 @@ def test_a_released_hold_is_not_reported(dep, capsys):
     assert dep.cli(capsys, "hold", "remove", hold_id)[0] == 0
     code, out = dep.cli(capsys, "verify")
     assert code == 0, out
+
+
+@pytest.mark.parametrize("command", [("calls", "show", "n1_1.1", "--unmask"), ("calls", "search", "--unmask"),
+                                     ("calls", "live", "--unmask")])
+def test_an_operators_audit_row_deleted_from_the_tail_is_caught(dep, capsys, command):
+    """Red-team re-try: the audit rows of ``--unmask`` (who saw full numbers) are written outside
+    the lifecycle runtime, so no head covered them: deleting the newest row and lowering
+    ``sqlite_sequence`` left ``audit verify`` and ``verify`` at exit 0."""
+    assert dep.cli(capsys, *command)[0] == 0
+    dep.sql("DELETE FROM audit_log WHERE id=(SELECT MAX(id) FROM audit_log)",
+            "UPDATE sqlite_sequence SET seq=(SELECT MAX(id) FROM audit_log) WHERE name='audit_log'")
+    for args in (("audit", "verify"), ("verify",)):
+        code, out = dep.cli(capsys, *args)
+        assert code == 4 and "rows removed after the signed head (truncated)" in out, (args, out)
