@@ -62,7 +62,7 @@ NUMBER_COLUMNS = ("caller_num", "callee_num", "did")
 #: pbxrecdnid, cdr_manager.conf extras ...) may carry a number and is masked: default deny.
 CDR_PLAIN_FIELDS = frozenset({
     "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
-    "lastapp", "uniqueid", "linkedid", "sequence", "accountcode", "queue", "agent",
+    "lastapp", "uniqueid", "linkedid", "sequence", "accountcode", "queue",
 })
 #: fields of other records (audit details, live calls) that hold numbers
 NUMBER_KEYS = frozenset({*NUMBER_COLUMNS, "caller", "callee", "number", "src", "dst", "clid",
@@ -71,7 +71,10 @@ NUMBER_KEYS = frozenset({*NUMBER_COLUMNS, "caller", "callee", "number", "src", "
 
 #: fields that name channels or dial strings: numbers in them are masked, extensions and the
 #: channel's unique suffix (``PJSIP/1001-0000000a``) stay readable
-CHANNEL_KEYS = frozenset({"channel", "channels", "dstchannel", "lastdata"})
+CHANNEL_KEYS = frozenset({"channel", "channels", "dstchannel", "lastdata",
+                          # a queue member is named by its interface when it has no name: a remote
+                          # agent's mobile (``Local/4915112345678@from-queue/n``) is a number too
+                          "agent", "membername", "interface"})
 
 _WHOLE_NUMBER = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
 _DIGIT_RUN = re.compile(r"\d{3,}")
@@ -125,6 +128,8 @@ def present_call(row: Mapping[str, Any], unmask: bool) -> dict[str, Any]:
     out.pop("seal", None)
     for key in NUMBER_COLUMNS:
         out[key] = sanitize(out.get(key) or "") if unmask else mask_field(out.get(key) or "")
+    if not unmask and isinstance(out.get("agent"), str):
+        out["agent"] = mask_channel(out["agent"])
     name = str(out.get("caller_name") or "")
     out["caller_name"] = sanitize(name) if unmask or not any(c.isdigit() for c in name) else mask_field(name)
     cdr = out.get("cdr")
