@@ -81,6 +81,9 @@ _DIGIT_RUN = re.compile(r"\d{3,}")
 # in free text (log lines, errors): a run of 6+ digits that is not part of an id such as
 # ``pbx1_1732200000.42`` (after ``_``/``.``/a letter, or followed by ``.<digit>``)
 _TEXT_NUMBER = re.compile(r"(?<![\w.])\+?\d{6,}(?![\w]|\.\d)")
+# an international number written in groups (``+49 151 1234 5678``, ``tel:+49-151-1234-5678``):
+# no run reaches 6 digits, but the leading ``+`` says what it is
+_GROUPED_NUMBER = re.compile(r"(?<![\w+])\+\d{1,4}(?:[ \-./()]{1,2}\d{1,6}){1,6}(?![\w])")
 _CHANNEL_NUMBER = re.compile(r"(?<![\w.\-])\+?\d{5,}(?!\w|\.\d)")
 
 
@@ -105,7 +108,13 @@ def mask_channel(value: object) -> str:
 def mask_text(text: str) -> str:
     """Free text (a log line, an error): phone-number-like runs of 6+ digits masked; call ids,
     recording ids, timestamps and extensions are left readable."""
+    text = _GROUPED_NUMBER.sub(_mask_grouped, text)
     return _TEXT_NUMBER.sub(lambda m: mask_number(m.group(0)), text)
+
+
+def _mask_grouped(match: re.Match[str]) -> str:
+    digits = "".join(ch for ch in match.group(0) if ch.isdigit())
+    return mask_number("+" + digits) if len(digits) >= 8 else match.group(0)
 
 
 def mask_value(key: str, value: Any) -> Any:

@@ -135,3 +135,14 @@ def test_a_queue_member_named_by_its_number_is_masked_but_extensions_stay_readab
     assert present_call({**row, "agent": "Alice Smith"}, unmask=False)["agent"] == "Alice Smith"
     assert present_call(row, unmask=True)["agent"] == remote
     assert "4915112345678" not in str(present_record({"agent": remote, "call_id": "c"}, unmask=False))
+
+
+def test_free_text_masks_an_international_number_written_in_groups():
+    """Red-team re-try: log lines and errors masked runs of 6+ digits only, so a caller name or
+    an exception quoting ``+49 151 1234 5678`` / ``tel:+49-151-1234-5678`` kept every digit."""
+    from pbx_recorder.masking import mask_text
+
+    assert mask_text("from tel:+49-151-1234-5678 ok") == "from tel:+491******5678 ok"
+    assert mask_text("caller '+49 (151) 1234 5678'") == "caller '+491******5678'"
+    for kept in ("at 2026-12-01 15:59:47,021", "ami 10.0.0.1:5038", "v+1.2.3", "retry +5 s"):
+        assert mask_text(kept) == kept
