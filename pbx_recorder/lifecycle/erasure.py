@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -88,11 +89,16 @@ class Eraser:
             for r in rows(self.conn, "SELECT call_id, manifest FROM recordings")
             if want in _manifest_numbers(r["manifest"])
         }
+        # a number the CDR alone names (a transfer target in lastdata/dstchannel, the dialed
+        # pbxrecdnid): the subject took part in that call as surely as a callee does
+        digits = "".join(ch for ch in want if ch.isdigit())
+        in_cdr = re.compile(rf"(?<!\d){re.escape(digits)}(?!\d)") if len(digits) >= 5 else None
         return [
             c
             for c in rows(self.conn, "SELECT * FROM calls")
             if c["call_id"] in signed
             or want in (policy.normalize_number(c["caller_num"]), policy.normalize_number(c["callee_num"]))
+            or (in_cdr is not None and in_cdr.search(str(c["cdr"] or "")) is not None)
         ]
 
     def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
@@ -166,6 +172,7 @@ class Eraser:
                     self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
                     self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
         spooled = self._purge_spool(plan, caller, call_id)
+        live = self._purge_live(plan, caller)
         redacted = self._redact_audit(caller, subject) if caller else 0
         self._checkpoint()
         backups = dict(self.shred_backups(now)) if self.shred_backups and plan else {}
@@ -187,6 +194,7 @@ class Eraser:
             "withheld": withheld,
             "audit_rows_redacted": redacted,
             "spool_entries_deleted": spooled,
+            "live_call_snapshots_deleted": live,
             "copies": {
                 "deleted": sorted([c for d in deleted for c in d["deleted"]]
                                   + [f"spool:{r}" for r in spooled]),
@@ -266,6 +274,22 @@ class Eraser:
         kept = {c["call_id"] for c, _, k in plan if k}
         erased = {c["call_id"] for c, _, k in plan if not k} | ({call_id} - kept if call_id else set())
         return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept)
+
+    def _purge_live(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None) -> int:
+        """Saved live-call snapshots naming the number (a call without a catalog row yet, a stale
+        snapshot left by a crash): they hold it in clear and would outlive the erasure."""
+        if not caller:
+            return 0
+        digits = "".join(ch for ch in caller if ch.isdigit())
+        kept = {c["call_id"] for c, _, k in plan if k}
+        if len(digits) < 3:
+            return 0
+        found = rows(self.conn, "SELECT call_id FROM live_calls WHERE instr(state, ?) > 0", (digits,))
+        hits = [r["call_id"] for r in found if r["call_id"] not in kept]
+        with Tx(self.conn):
+            for cid in hits:
+                self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (cid,))
+        return len(hits)
 
     def _checkpoint(self) -> None:
         """Move the WAL into the database and truncate it: the deleted rows' old page images
