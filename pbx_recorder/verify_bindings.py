@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from pbx_recorder.ledger import wrapped_key_digest
 from storage.hashing import digests_equal
 
 LOCATION_EVENTS = ("stored", "migrated")
@@ -33,7 +34,8 @@ def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str,
             continue
         if event == "stored":
             expect = {k: payload[k] for k in ("tier", "key", "sha256", "size", "audio_sha256", "encrypted",
-                                              "key_id", "version_id", "objects") if k in payload}
+                                              "key_id", "version_id", "objects", "wrapped_key_sha256")
+                      if k in payload}
         elif event == "migrated":
             for src, dst in (("to", "tier"), ("key", "key"), ("sha256", "sha256")):
                 if payload.get(src):
@@ -41,6 +43,7 @@ def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str,
             expect.pop("version_id", None)  # a new object on another tier
         elif payload.get("to_key_id"):
             expect["key_id"] = payload["to_key_id"]
+            expect["wrapped_key_sha256"] = payload.get("wrapped_key_sha256", "")  # '' (older entry): unknown
     return {k: v for k, v in expect.items() if v not in (None, "")}
 
 
@@ -76,6 +79,11 @@ def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple
         same = digests_equal(want, have) if ledger_field.endswith("sha256") and have else want == have
         if not same:
             out.append((f"row {column} differs from the ledger", want, have))
+    if expect.get("wrapped_key_sha256"):
+        have = wrapped_key_digest(str(row.get("wrapped_key") or ""))
+        if not digests_equal(str(expect["wrapped_key_sha256"]), have):
+            out.append(("row wrapped_key differs from the ledger (another recording's data key?)",
+                        str(expect["wrapped_key_sha256"]), have))
     listed_hashes = _listed_hashes(row)
     for key, signed in sorted(dict(expect.get("objects") or {}).items()):
         listed_hash = listed_hashes.get(str(key), "")

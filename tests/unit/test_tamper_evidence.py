@@ -306,3 +306,25 @@ def test_an_operators_audit_row_deleted_from_the_tail_is_caught(dep, capsys, com
     for args in (("audit", "verify"), ("verify",)):
         code, out = dep.cli(capsys, *args)
         assert code == 4 and "rows removed after the signed head (truncated)" in out, (args, out)
+
+
+def test_a_wrapped_data_key_copied_from_another_recording_is_caught_by_plain_verify(dep, capsys):
+    """Red-team re-try: overwriting a row's wrapped_key with another recording's makes the audio
+    unreadable (a quiet destruction of evidence); only ``verify --deep`` noticed it."""
+    dep.sql("UPDATE recordings SET wrapped_key=(SELECT wrapped_key FROM recordings WHERE "
+            "recording_id='n1_2.2_call001') WHERE recording_id='n1_1.1_call001'")
+    code, out = dep.cli(capsys, "verify")
+    assert code == 4 and "MISMATCH n1_1.1_call001: row wrapped_key differs from the ledger" in out, out
+
+
+def test_a_key_rotation_keeps_verify_clean_and_the_new_wrapped_key_bound(dep, capsys):
+    code, out = dep.cli(capsys, "keys", "rotate", "--to", "k2")
+    assert code == 0, out
+    cfg = dep.root / "cfg.yaml"
+    cfg.write_text(cfg.read_text().replace("./keys/k1.key", "./keys/k2.key")
+                   .replace("key_id: k1", "key_id: k2"))
+    assert dep.cli(capsys, "verify")[0] == 0
+    dep.sql("UPDATE recordings SET wrapped_key=(SELECT wrapped_key FROM recordings WHERE "
+            "recording_id='n1_2.2_call001') WHERE recording_id='n1_1.1_call001'")
+    code, out = dep.cli(capsys, "verify")
+    assert code == 4 and "row wrapped_key differs from the ledger" in out, out
