@@ -37,7 +37,8 @@ from pbx_recorder.errors import CatalogError
 from pbx_recorder.manifest import canonical_json
 
 GENESIS = "0" * 64
-EVENTS = frozenset({"stored", "migrated", "held", "released", "deleted", "erased", "restored", "rekeyed"})
+EVENTS = frozenset({"stored", "migrated", "held", "released", "deleted", "erased", "restored", "rekeyed",
+                    "call_sealed", "call_removed"})  # the last two: pbx_recorder.call_seal
 
 
 @dataclass(frozen=True, slots=True)

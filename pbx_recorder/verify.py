@@ -256,6 +256,10 @@ class Verifier:
         for call_id in sorted(call_ids) if recording_id is not None else [None]:
             for cid, what in call_seal.check_calls(self.conn, self.public_key, call_id):
                 add(Mismatch(f"call {cid}", what))
+        if recording_id is None:
+            for cid in call_seal.vanished_calls(self.conn):
+                add(Mismatch(f"call {cid}", "sealed call row removed (or replaced by an unsealed "
+                                            "one) without an erasure ledger entry", "calls row", "absent"))
 
     def check_recording(self, row: dict[str, Any], report: VerifyReport) -> None:
         rid, state = row["recording_id"], row["state"]

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pbx_recorder import call_seal
 from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
@@ -171,6 +172,7 @@ class Eraser:
                 with Tx(self.conn):
                     self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
                     self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
+                    call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
         spooled = self._purge_spool(plan, caller, call_id)
         live = self._purge_live(plan, caller)
         redacted = self._redact_audit(caller, subject) if caller else 0

@@ -328,3 +328,21 @@ def test_a_key_rotation_keeps_verify_clean_and_the_new_wrapped_key_bound(dep, ca
             "recording_id='n1_2.2_call001') WHERE recording_id='n1_1.1_call001'")
     code, out = dep.cli(capsys, "verify")
     assert code == 4 and "row wrapped_key differs from the ledger" in out, out
+
+
+def test_a_call_row_without_recordings_deleted_by_hand_is_caught(dep, capsys):
+    """Red-team re-try: the row of a call with no recording (a refused consent: the evidence that
+    the caller said no) could be deleted without any check noticing; erasure still may."""
+    dep.call("n1_3.3", caller="4917000000001", consent_decision="refused", record_decision="refused")
+    dep.call("n1_4.4", caller="4917000000002", consent_decision="refused")
+    assert dep.cli(capsys, "verify")[0] == 0
+    dep.sql("DELETE FROM calls WHERE call_id='n1_3.3'")
+    code, out = dep.cli(capsys, "verify")
+    assert code == 4 and "MISMATCH call n1_3.3: sealed call row removed" in out, out
+    dep.sql("INSERT INTO calls (call_id) VALUES ('n1_3.3')")  # a stand-in row is caught as unsealed
+    assert dep.cli(capsys, "verify")[0] == 4
+    dep.sql("DELETE FROM calls WHERE call_id='n1_3.3'")
+    code, out = dep.cli(capsys, "erase", "--call-id", "n1_4.4")  # the recorder's own removal is fine
+    assert code == 0, out
+    code, out = dep.cli(capsys, "verify")
+    assert "n1_4.4" not in out and "call n1_3.3: sealed call row removed" in out, out
