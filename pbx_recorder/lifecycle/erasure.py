@@ -164,6 +164,11 @@ class Eraser:
                     continue
                 erase_now.append(rec)
             plan.append((call, erase_now, kept))
+        # the spool first: a held recording still waiting there makes the request partial before
+        # the tombstones are written (a subject tombstone would drop the held call on a restore)
+        spooled = self._purge_spool(plan, caller, call_id, withheld)
+        held_calls = {w["call_id"] for w in withheld}
+        plan = [(c, erase_now, kept or c["call_id"] in held_calls) for c, erase_now, kept in plan]
         self._tombstone(subject, caller, plan, bool(withheld), req["request_id"], now)
         for call, erase_now, kept in plan:
             for rec in erase_now:
@@ -173,7 +178,6 @@ class Eraser:
                     self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
                     self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
                     call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
-        spooled = self._purge_spool(plan, caller, call_id)
         live = self._purge_live(plan, caller)
         redacted = self._redact_audit(caller, subject) if caller else 0
         self._checkpoint()
@@ -269,13 +273,25 @@ class Eraser:
         self.tombstones.add(hashes, request_id=request_id, now=now)
 
     def _purge_spool(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
-                     call_id: str | None) -> list[str]:
-        """Recordings of the subject still waiting in the spool (not yet in any tier)."""
+                     call_id: str | None, withheld: list[dict[str, Any]]) -> list[str]:
+        """Recordings of the subject still waiting in the spool (not yet in any tier); those a
+        legal hold covers (by call, or by a number the manifest names) are withheld."""
         if self.spool_root is None:
             return []
         kept = {c["call_id"] for c, _, k in plan if k}
         erased = {c["call_id"] for c, _, k in plan if not k} | ({call_id} - kept if call_id else set())
-        return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept)
+        callers = {r["value"]: r["hold_id"] for r in rows(
+            self.conn, "SELECT hold_id, value FROM holds WHERE released_at IS NULL AND scope='caller'")}
+
+        def held(manifest: Any) -> str | None:
+            found = self.holds.hold_for({"recording_id": manifest.recording_id, "call_id": manifest.call_id})
+            if found:
+                return found[0]
+            hashes = {policy.number_hash(self.hash_key, n) for n in spool_erasure.numbers_of(manifest)}
+            return next((callers[h] for h in hashes if h in callers), None)
+
+        return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,
+                                   held=held, withheld=withheld)
 
     def _purge_live(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None) -> int:
         """Saved live-call snapshots naming the number (a call without a catalog row yet, a stale

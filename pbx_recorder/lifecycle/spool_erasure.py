@@ -10,7 +10,7 @@ number, and returns the recording ids it removed for the receipt.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from pbx_recorder.lifecycle import policy
@@ -26,6 +26,11 @@ def _numbers(manifest: Manifest) -> set[str]:
     return {policy.normalize_number(str(v)) for v in values if v}
 
 
+def numbers_of(manifest: Manifest) -> set[str]:
+    """The normalized numbers a spooled manifest names (CDR src/dst, callee, DID)."""
+    return _numbers(manifest)
+
+
 def _manifest_of(directory: Path) -> Manifest | None:
     for name in (MANIFEST, INTENT):
         try:
@@ -39,9 +44,11 @@ def _manifest_of(directory: Path) -> Manifest | None:
 
 
 def purge(spool_root: str | Path, *, call_ids: Collection[str], number: str | None,
-          keep_call_ids: Collection[str] = ()) -> list[str]:
+          keep_call_ids: Collection[str] = (), held: Callable[[Manifest], str | None] = lambda m: None,
+          withheld: list[dict[str, str]] | None = None) -> list[str]:
     """Remove the spool entries of ``call_ids`` (or naming ``number``), except those of
-    ``keep_call_ids`` (calls withheld by a hold); returns the removed recording ids."""
+    ``keep_call_ids`` (calls withheld by a hold) and those ``held`` names a legal hold for
+    (appended to ``withheld``); returns the removed recording ids."""
     root = Path(spool_root)
     if not root.is_dir():
         return []
@@ -55,6 +62,12 @@ def purge(spool_root: str | Path, *, call_ids: Collection[str], number: str | No
         if manifest is None or manifest.call_id in keep_call_ids:
             continue
         if manifest.call_id in call_ids or (want and want in _numbers(manifest)):
+            hold_id = held(manifest)
+            if hold_id is not None:  # evidence under legal hold: it ships, the request stays partial
+                if withheld is not None:
+                    withheld.append({"recording_id": directory.name, "call_id": manifest.call_id,
+                                     "hold_id": hold_id, "reason": "legal hold (waiting in the spool)"})
+                continue
             spool.remove(directory.name)
             removed.append(directory.name)
             log.info("erasure: spool entry %s (call %s) removed before shipping", directory.name,

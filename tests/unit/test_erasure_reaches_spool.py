@@ -48,3 +48,17 @@ def test_erase_by_call_id_reaches_a_call_only_the_spool_knows(dep, capsys):
     assert json.loads(out)["spool_entries_deleted"] == ["n1_2.2_call001"]
     dep.shipper.ship_once()
     assert dep.catalog.get_recording("n1_2.2_call001") is None
+
+
+def test_a_spooled_recording_under_a_legal_hold_is_withheld_not_destroyed(dep, capsys):
+    """The spool purge must respect holds: a caller-scope hold covers a recording of the subject
+    that is still waiting to be shipped (no catalog row yet), and its call row stays."""
+    code, out = dep.cli(capsys, "hold", "add", "--caller", CALLER, "--reason", "litigation 7")
+    assert code == 0, out
+    code, out = dep.cli(capsys, "erase", "--caller", CALLER)
+    assert code == 0, out
+    receipt = json.loads(out)
+    assert receipt["status"] == "refused_partial" and receipt["spool_entries_deleted"] == []
+    assert "n1_2.2_call001" in [w["recording_id"] for w in receipt["withheld"]]
+    assert sorted(e.recording_id for e in dep.spool.pending()) == ["n1_2.2_call001", "n1_3.3_call001"]
+    assert dep.catalog.get_call("n1_2.2") is not None
