@@ -66,8 +66,9 @@ def generate(target: str | Path, languages: list[str] | None = None,
     for lang in languages or sorted(voices):
         if lang not in voices:
             raise RecorderError(f"no voice configured for language {lang!r}")
-        for d in (target, target / lang):  # traversable by Asterisk whatever the umask (UMask=0077)
-            d.mkdir(parents=True, exist_ok=True)
+        missing = [p for p in reversed((target / lang).parents) if not p.exists()]
+        for d in (*missing, target, target / lang):  # traversable by Asterisk whatever the umask
+            d.mkdir(exist_ok=True)  # parents included: never the umask's 0777 above the prompts
             if d.stat().st_uid == os.geteuid():
                 os.chmod(d, file_modes.PUBLIC_DIR_MODE)
         for prompt_id, entry in texts["prompts"].items():

@@ -83,14 +83,57 @@ def reseal(conn: sqlite3.Connection, call_id: str, key: Ed25519PrivateKey) -> No
         conn.execute("UPDATE calls SET seal = ? WHERE call_id = ?", (seal(row, key), call_id))
 
 
+#: ledger event written when a call row is sealed for the first time, and when the recorder
+#: itself removes a sealed row (erasure, tombstones on restore): a sealed call whose row is gone
+#: without the second is a row deleted by hand -- also a call without any recording (a refused
+#: consent), which no recording's ledger entries would reveal
+SEALED_EVENT, REMOVED_EVENT = "call_sealed", "call_removed"
+
+
+def ledger_id(call_id: str) -> str:
+    """The ledger's ``recording_id`` column for call events (never a recording id: ``call:`` prefix)."""
+    return f"call:{call_id}"
+
+
 class CallSealer:
     """``Catalog(sealer=...)``: called after every call row the recorder writes."""
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: Ed25519PrivateKey, clock: Any = None) -> None:
         self.key = key
+        self.clock = clock
 
     def __call__(self, conn: sqlite3.Connection, call_id: str) -> None:
+        import time
+
+        from pbx_recorder import ledger
+
+        before = conn.execute("SELECT seal FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         reseal(conn, call_id, self.key)
+        if before is not None and not before[0]:  # first seal of this row: its existence goes on record
+            ledger.append(conn, SEALED_EVENT, ledger_id(call_id), {"call_id": call_id},
+                          (self.clock or time.time)())
+
+
+def record_removed(conn: sqlite3.Connection, call_id: str, why: str, now: float) -> None:
+    """The recorder removes a call row on purpose (in the caller's transaction)."""
+    from pbx_recorder import ledger
+
+    ledger.append(conn, REMOVED_EVENT, ledger_id(call_id), {"call_id": call_id, "why": why}, now)
+
+
+def vanished_calls(conn: sqlite3.Connection, call_id: str | None = None) -> list[str]:
+    """Calls the ledger says were sealed whose row is gone without a removal entry."""
+    def ids(event: str) -> set[str]:
+        return {r[0] for r in conn.execute("SELECT recording_id FROM ledger WHERE event = ?", (event,))}
+
+    sealed = ids(SEALED_EVENT)
+    if not sealed:
+        return []
+    removed = ids(REMOVED_EVENT)
+    # a bare stand-in row (no metadata, so "not sealed" is not reported for it) must not hide it
+    present = {ledger_id(r[0]) for r in conn.execute("SELECT call_id FROM calls WHERE seal != ''")}
+    gone = sorted(i[len("call:"):] for i in sealed - removed - present)
+    return [c for c in gone if call_id is None or c == call_id]
 
 
 def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,

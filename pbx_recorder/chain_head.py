@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pbx_recorder.errors import ConfigError, IntegrityError, StorageError
 from pbx_recorder.manifest import canonical_json
 from pbx_recorder.naming import safe_component
-from storage import atomic
+from storage import atomic, file_modes
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class CheckpointStore:
         return max(good, key=lambda cp: cp.seq) if good else None
 
     def _write(self, path: Path, cp: Checkpoint) -> bytes:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        file_modes.private_dir(path.parent, tighten=False)  # parents too: 0700 whatever the umask
         data = json.dumps(asdict(cp), sort_keys=True, indent=1).encode("utf-8") + b"\n"
         atomic.write_stream(path, [data], mode=0o600)
         return data

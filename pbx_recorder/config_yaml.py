@@ -18,6 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_NODES = 100_000  # a real configuration has a few hundred
 MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64  # a real configuration nests half a dozen levels; PyYAML recurses per level
 
 
 class ConfigTooLarge(yaml.YAMLError):
@@ -60,6 +61,7 @@ def load(text: str, limit: int = MAX_NODES) -> Any:
     """``yaml.safe_load`` with a size budget; raises ``yaml.YAMLError`` (ConfigTooLarge) beyond it."""
     if len(text) > MAX_BYTES:
         raise ConfigTooLarge(f"more than {MAX_BYTES // (1024 * 1024)} MiB: not a configuration file")
+    _check_depth(text)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -67,5 +69,21 @@ def load(text: str, limit: int = MAX_NODES) -> Any:
             return None
         expanded_size(node, limit)
         return loader.construct_document(node)
+    except RecursionError as exc:  # the pre-scan is token-based; a parser recursion still ends here
+        raise ConfigTooLarge(f"YAML nested more than {MAX_DEPTH} levels deep") from exc
     finally:
         loader.dispose()
+
+
+def _check_depth(text: str) -> None:
+    """Refuse flow or block nesting deeper than :data:`MAX_DEPTH` before the (recursive) composer
+    runs: ``a: [[[[...]]]]`` a few thousand levels deep was a RecursionError traceback, exit 1."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken
+                      | yaml.BlockSequenceStartToken | yaml.BlockMappingStartToken):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigTooLarge(f"YAML nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(token, yaml.FlowSequenceEndToken | yaml.FlowMappingEndToken | yaml.BlockEndToken):
+            depth -= 1

@@ -23,6 +23,7 @@ from pbx_recorder.sandbox.recorder import (
     recorder_command,
     write_recorder_config,
 )
+from storage import file_modes
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,13 @@ DEMO_CALLS = (
 def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: float = 60.0,
              pbx: str = "asterisk") -> int:
     """Run the demo; returns 0 when every expected recording was shipped."""
+    # owner-only whatever the umask: below it live the private PBX's config (the AMI/ESL secret
+    # of a PBX running as this user), its logs and the raw recordings of the demo calls
+    file_modes.private_dir(workdir)
     if pbx == "freeswitch":
         from pbx_recorder.sandbox.freeswitch_demo import run_freeswitch_demo
 
         return run_freeswitch_demo(workdir, DEMO_CALLS, echo, ship_timeout)
-    workdir.mkdir(parents=True, exist_ok=True)
     echo(f"work directory: {workdir}")
     echo("rendering consent prompts (espeak-ng + sox) ...")
     generate(workdir / "prompts")

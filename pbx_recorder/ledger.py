@@ -37,7 +37,8 @@ from pbx_recorder.errors import CatalogError
 from pbx_recorder.manifest import canonical_json
 
 GENESIS = "0" * 64
-EVENTS = frozenset({"stored", "migrated", "held", "released", "deleted", "erased", "restored", "rekeyed"})
+EVENTS = frozenset({"stored", "migrated", "held", "released", "deleted", "erased", "restored", "rekeyed",
+                    "call_sealed", "call_removed"})  # the last two: pbx_recorder.call_seal
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,13 @@ def connection_of(catalog: Any) -> sqlite3.Connection:
     return conn
 
 
+def wrapped_key_digest(wrapped: str) -> str:
+    """What the ledger keeps of a recording's wrapped data key: its SHA-256 (never the key), so
+    ``verify`` notices one recording's wrapped key copied onto another (the audio would become
+    unreadable, which only ``--deep`` used to see)."""
+    return hashlib.sha256(wrapped.encode("ascii", "replace")).hexdigest()
+
+
 class StoredLedgerHook:
     """Shipper ``after_store`` hook: append a ``stored`` event (idempotent: a retry that finds a
     ``stored`` entry with the same hash appends nothing).  Payload: tier, key, sha256 of the
@@ -188,6 +196,9 @@ class StoredLedgerHook:
             "encrypted": bool(processing.get("encrypted", False)),
             "key_id": str(processing.get("key_id", "")),
         }
+        wrapped = str(processing.get("wrapped_key", "") or "")
+        if wrapped:
+            payload["wrapped_key_sha256"] = wrapped_key_digest(wrapped)
         version_id = str(getattr(primary, "version_id", "") or "")
         if version_id:  # S3: what verify compares to notice a re-put object
             payload["version_id"] = version_id

@@ -62,7 +62,7 @@ NUMBER_COLUMNS = ("caller_num", "callee_num", "did")
 #: pbxrecdnid, cdr_manager.conf extras ...) may carry a number and is masked: default deny.
 CDR_PLAIN_FIELDS = frozenset({
     "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
-    "lastapp", "uniqueid", "linkedid", "sequence", "accountcode", "queue", "agent",
+    "lastapp", "uniqueid", "linkedid", "sequence", "accountcode", "queue",
 })
 #: fields of other records (audit details, live calls) that hold numbers
 NUMBER_KEYS = frozenset({*NUMBER_COLUMNS, "caller", "callee", "number", "src", "dst", "clid",
@@ -71,13 +71,19 @@ NUMBER_KEYS = frozenset({*NUMBER_COLUMNS, "caller", "callee", "number", "src", "
 
 #: fields that name channels or dial strings: numbers in them are masked, extensions and the
 #: channel's unique suffix (``PJSIP/1001-0000000a``) stay readable
-CHANNEL_KEYS = frozenset({"channel", "channels", "dstchannel", "lastdata"})
+CHANNEL_KEYS = frozenset({"channel", "channels", "dstchannel", "lastdata",
+                          # a queue member is named by its interface when it has no name: a remote
+                          # agent's mobile (``Local/4915112345678@from-queue/n``) is a number too
+                          "agent", "membername", "interface"})
 
 _WHOLE_NUMBER = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
 _DIGIT_RUN = re.compile(r"\d{3,}")
 # in free text (log lines, errors): a run of 6+ digits that is not part of an id such as
 # ``pbx1_1732200000.42`` (after ``_``/``.``/a letter, or followed by ``.<digit>``)
 _TEXT_NUMBER = re.compile(r"(?<![\w.])\+?\d{6,}(?![\w]|\.\d)")
+# an international number written in groups (``+49 151 1234 5678``, ``tel:+49-151-1234-5678``):
+# no run reaches 6 digits, but the leading ``+`` says what it is
+_GROUPED_NUMBER = re.compile(r"(?<![\w+])\+\d{1,4}(?:[ \-./()]{1,2}\d{1,6}){1,6}(?![\w])")
 _CHANNEL_NUMBER = re.compile(r"(?<![\w.\-])\+?\d{5,}(?!\w|\.\d)")
 
 
@@ -102,7 +108,13 @@ def mask_channel(value: object) -> str:
 def mask_text(text: str) -> str:
     """Free text (a log line, an error): phone-number-like runs of 6+ digits masked; call ids,
     recording ids, timestamps and extensions are left readable."""
+    text = _GROUPED_NUMBER.sub(_mask_grouped, text)
     return _TEXT_NUMBER.sub(lambda m: mask_number(m.group(0)), text)
+
+
+def _mask_grouped(match: re.Match[str]) -> str:
+    digits = "".join(ch for ch in match.group(0) if ch.isdigit())
+    return mask_number("+" + digits) if len(digits) >= 8 else match.group(0)
 
 
 def mask_value(key: str, value: Any) -> Any:
@@ -125,6 +137,8 @@ def present_call(row: Mapping[str, Any], unmask: bool) -> dict[str, Any]:
     out.pop("seal", None)
     for key in NUMBER_COLUMNS:
         out[key] = sanitize(out.get(key) or "") if unmask else mask_field(out.get(key) or "")
+    if not unmask and isinstance(out.get("agent"), str):
+        out["agent"] = mask_channel(out["agent"])
     name = str(out.get("caller_name") or "")
     out["caller_name"] = sanitize(name) if unmask or not any(c.isdigit() for c in name) else mask_field(name)
     cdr = out.get("cdr")

@@ -59,17 +59,46 @@ def check(out: str | Path, *, actor: str, download_dir: Path | None) -> Path:
     return target
 
 
+def _open_dir_nofollow(directory: Path) -> int:
+    """An fd on ``directory`` reached component by component without following any symlink: a
+    component swapped for a symlink between :func:`check` and the write (by the operator who owns
+    it, racing a root front end) fails here instead of redirecting the write elsewhere."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    fd = os.open("/", flags)
+    try:
+        for part in directory.parts[1:]:
+            nxt = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except OSError as exc:
+        os.close(fd)
+        raise AccessDenied(f"{directory} changed while writing (a component is no longer a plain "
+                           "directory): nothing written") from exc
+    return fd
+
+
 def write_new(target: Path, write: Callable[[Path], T]) -> T:
     """``write(tmp)`` fills a temp file beside ``target`` (atomically, 0600); it is then linked to
-    ``target`` only if nothing exists there, else AccessDenied.  The temp file never stays."""
-    tmp = atomic.temp_path_for(target)
+    ``target`` only if nothing exists there, else AccessDenied.  The temp file never stays.
+
+    Everything happens relative to one fd on the checked directory (``/proc/self/fd/N/...`` for
+    the writer, ``dir_fd`` for the link), so the path is never resolved again after the check."""
+    dfd = _open_dir_nofollow(target.parent)
     try:
-        result = write(tmp)
+        tmp_name = atomic.temp_path_for(target).name
+        tmp = Path(f"/proc/self/fd/{dfd}") / tmp_name
         try:
-            os.link(tmp, target)  # fails on an existing file or symlink: no race with a planted link
-        except FileExistsError as exc:
-            raise AccessDenied(f"{target} appeared while writing: not overwritten") from exc
-        atomic.fsync_dir(target.parent)
-        return result
+            result = write(tmp)
+            try:  # fails on an existing file or symlink: no race with a planted link
+                os.link(tmp_name, target.name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+            except FileExistsError as exc:
+                raise AccessDenied(f"{target} appeared while writing: not overwritten") from exc
+            os.fsync(dfd)
+            return result
+        finally:
+            try:
+                os.unlink(tmp_name, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
     finally:
-        tmp.unlink(missing_ok=True)
+        os.close(dfd)

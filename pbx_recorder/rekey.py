@@ -90,6 +90,7 @@ def _rekey_one(conn: sqlite3.Connection, keyring: KeyRing, report: RotationRepor
     if cur.rowcount != 1:
         report.failed.append((rid, "row changed during rotation; run again"))
         return
-    ledger.append(conn, "rekeyed", rid, {"from_key_id": old_id, "to_key_id": report.new_key_id}, now)
+    ledger.append(conn, "rekeyed", rid, {"from_key_id": old_id, "to_key_id": report.new_key_id,
+                                         "wrapped_key_sha256": ledger.wrapped_key_digest(new_wrapped)}, now)
     report.rewrapped += 1
     report.by_old_key[old_id] = report.by_old_key.get(old_id, 0) + 1

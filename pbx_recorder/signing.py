@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from pbx_recorder.errors import CryptoError
 from pbx_recorder.manifest import canonical_json
+from storage import file_modes
 from storage.atomic import create_exclusive
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     """Create ``path`` atomically with ``mode``; never overwrite an existing file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    file_modes.private_dir(path.parent, tighten=False)  # a key's folder: 0700 whatever the umask
     try:
         create_exclusive(path, data, mode)
     except FileExistsError as exc:

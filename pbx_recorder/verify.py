@@ -47,7 +47,7 @@ from pbx_recorder.errors import (
 )
 from pbx_recorder.recording_objects import RecordingObject, is_listed, listed, objects_of
 from pbx_recorder.signing import verify_manifest
-from pbx_recorder.verify_bindings import ledger_expectation, row_binding, vanished_ids
+from pbx_recorder.verify_bindings import hold_binding, ledger_expectation, row_binding, vanished_ids
 from storage.base import ObjectInfo, Tier
 from storage.envelope import decrypt_chunks
 from storage.hashing import HashingReader, digests_equal, hash_stream
@@ -256,6 +256,10 @@ class Verifier:
         for call_id in sorted(call_ids) if recording_id is not None else [None]:
             for cid, what in call_seal.check_calls(self.conn, self.public_key, call_id):
                 add(Mismatch(f"call {cid}", what))
+        if recording_id is None:
+            for cid in call_seal.vanished_calls(self.conn):
+                add(Mismatch(f"call {cid}", "sealed call row removed (or replaced by an unsealed "
+                                            "one) without an erasure ledger entry", "calls row", "absent"))
 
     def check_recording(self, row: dict[str, Any], report: VerifyReport) -> None:
         rid, state = row["recording_id"], row["state"]
@@ -276,7 +280,7 @@ class Verifier:
             add(Mismatch(rid, "ledger records a deletion but the catalog says it is stored", state,
                          ",".join(sorted(events & {"deleted", "erased"}))))
         expect = ledger_expectation(self.conn, rid)
-        for what, want, found in row_binding(row, expect):
+        for what, want, found in [*row_binding(row, expect), *hold_binding(self.conn, row)]:
             add(Mismatch(rid, what, want, found))
         self._check_signature(row, report)
         self._check_object(row, expect, report)

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from pbx_recorder.ledger import wrapped_key_digest
 from storage.hashing import digests_equal
 
 LOCATION_EVENTS = ("stored", "migrated")
@@ -33,7 +34,8 @@ def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str,
             continue
         if event == "stored":
             expect = {k: payload[k] for k in ("tier", "key", "sha256", "size", "audio_sha256", "encrypted",
-                                              "key_id", "version_id", "objects") if k in payload}
+                                              "key_id", "version_id", "objects", "wrapped_key_sha256")
+                      if k in payload}
         elif event == "migrated":
             for src, dst in (("to", "tier"), ("key", "key"), ("sha256", "sha256")):
                 if payload.get(src):
@@ -41,6 +43,7 @@ def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str,
             expect.pop("version_id", None)  # a new object on another tier
         elif payload.get("to_key_id"):
             expect["key_id"] = payload["to_key_id"]
+            expect["wrapped_key_sha256"] = payload.get("wrapped_key_sha256", "")  # '' (older entry): unknown
     return {k: v for k, v in expect.items() if v not in (None, "")}
 
 
@@ -76,6 +79,11 @@ def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple
         same = digests_equal(want, have) if ledger_field.endswith("sha256") and have else want == have
         if not same:
             out.append((f"row {column} differs from the ledger", want, have))
+    if expect.get("wrapped_key_sha256"):
+        have = wrapped_key_digest(str(row.get("wrapped_key") or ""))
+        if not digests_equal(str(expect["wrapped_key_sha256"]), have):
+            out.append(("row wrapped_key differs from the ledger (another recording's data key?)",
+                        str(expect["wrapped_key_sha256"]), have))
     listed_hashes = _listed_hashes(row)
     for key, signed in sorted(dict(expect.get("objects") or {}).items()):
         listed_hash = listed_hashes.get(str(key), "")
@@ -105,3 +113,25 @@ def vanished_ids(conn: sqlite3.Connection, present: set[str], only: str | None) 
     sql = ("SELECT DISTINCT recording_id FROM ledger WHERE event = 'stored' AND recording_id NOT IN "
            "(SELECT recording_id FROM ledger WHERE event IN ('deleted', 'erased')) ORDER BY recording_id")
     return [rid for (rid,) in conn.execute(sql) if rid not in present and (only is None or rid == only)]
+
+
+def hold_binding(conn: sqlite3.Connection, row: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A recording the ledger says is under legal hold (its last hold event is ``held``) must
+    have an active hold in the catalog: deleting the ``holds`` row (or setting ``released_at``)
+    and clearing ``legal_hold`` by hand would let retention delete evidence without a trace."""
+    last = conn.execute("SELECT event FROM ledger WHERE recording_id=? AND event IN ('held', 'released') "
+                        "ORDER BY seq DESC LIMIT 1", (row["recording_id"],)).fetchone()
+    if last is None or last[0] != "held":
+        return []
+    active = conn.execute("SELECT 1 FROM hold_recordings hr JOIN holds h ON h.hold_id=hr.hold_id "
+                          "WHERE hr.recording_id=? AND h.released_at IS NULL LIMIT 1",
+                          (row["recording_id"],)).fetchone()
+    found = []
+    if active is None:
+        found.append(("legal hold in the ledger has no active hold in the catalog (removed without a "
+                      "release entry)", "active hold", "none"))
+    flag = conn.execute("SELECT legal_hold FROM recordings WHERE recording_id=?",
+                        (row["recording_id"],)).fetchone()
+    if flag is not None and not flag[0]:
+        found.append(("legal hold in the ledger but the row's legal_hold flag is cleared", "1", "0"))
+    return found

@@ -15,10 +15,13 @@ import sys
 import click
 
 from pbx_recorder import log_masking
+from pbx_recorder.cli import chain_heads_on_exit
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.masking import mask_text
 
 DEFAULT_CONFIG = "/etc/pbx-recorder/pbx-recorder.yaml"
+#: commands that never write the catalog's chains (or must not touch it: check-config, the demo)
+NO_CATALOG_COMMANDS = frozenset({None, "check-config", "demo", "plan", "run", "rules", "prompts"})
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +36,8 @@ def cli(ctx: click.Context, config_path: str, verbose: int) -> None:
     log_masking.install()  # no log line shows a phone number
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    if ctx.invoked_subcommand not in NO_CATALOG_COMMANDS:  # audit rows it wrote: under a signed head
+        ctx.call_on_close(lambda: chain_heads_on_exit.sign_heads(config_path))
 
 
 def _register_all() -> None:

@@ -15,9 +15,11 @@ from typing import Any
 
 import click
 
+from pbx_recorder import access_policy
 from pbx_recorder.cli.authz import authorize
 from pbx_recorder.cli.live_calls import call_on_channel
 from pbx_recorder.errors import NotFound, PbxDisconnected
+from pbx_recorder.masking import mask_channel
 
 
 def channels_of(snapshot: dict[str, Any]) -> list[str]:
@@ -100,7 +102,9 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
         )
     finally:
         catalog.close()
-    click.echo(f"{'paused' if muted else 'resumed'} {call_id}: {', '.join(done)}")
+    # chan_sip names a channel after the peer, often the caller's number: an agent sees it masked
+    shown = done if access_policy.check(who.role, "calls.unmask") else [mask_channel(c) for c in done]
+    click.echo(f"{'paused' if muted else 'resumed'} {call_id}: {', '.join(shown)}")
 
 
 CHANNEL_HELP = "Instead of CALL_ID: the live call on this channel / endpoint (e.g. PJSIP/1001)."

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from pbx_recorder import call_seal
 from pbx_recorder.errors import PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle import policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.tombstones import Tombstones
@@ -64,6 +67,7 @@ class Eraser:
         deadline_days: int = policy.ERASURE_DEADLINE_DAYS,
         tombstones: Tombstones | None = None,
         shred_backups: Callable[[float], Mapping[str, Any]] | None = None,
+        spool_root: str | Path | None = None,
     ) -> None:
         self.conn = conn
         self.tiers = tiers
@@ -73,6 +77,7 @@ class Eraser:
         self.deadline_days = deadline_days
         self.tombstones = tombstones
         self.shred_backups = shred_backups
+        self.spool_root = spool_root
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
         if call_id:
@@ -85,11 +90,16 @@ class Eraser:
             for r in rows(self.conn, "SELECT call_id, manifest FROM recordings")
             if want in _manifest_numbers(r["manifest"])
         }
+        # a number the CDR alone names (a transfer target in lastdata/dstchannel, the dialed
+        # pbxrecdnid): the subject took part in that call as surely as a callee does
+        digits = "".join(ch for ch in want if ch.isdigit())
+        in_cdr = re.compile(rf"(?<!\d){re.escape(digits)}(?!\d)") if len(digits) >= 5 else None
         return [
             c
             for c in rows(self.conn, "SELECT * FROM calls")
             if c["call_id"] in signed
             or want in (policy.normalize_number(c["caller_num"]), policy.normalize_number(c["callee_num"]))
+            or (in_cdr is not None and in_cdr.search(str(c["cdr"] or "")) is not None)
         ]
 
     def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
@@ -154,6 +164,11 @@ class Eraser:
                     continue
                 erase_now.append(rec)
             plan.append((call, erase_now, kept))
+        # the spool first: a held recording still waiting there makes the request partial before
+        # the tombstones are written (a subject tombstone would drop the held call on a restore)
+        spooled = self._purge_spool(plan, caller, call_id, withheld)
+        held_calls = {w["call_id"] for w in withheld}
+        plan = [(c, erase_now, kept or c["call_id"] in held_calls) for c, erase_now, kept in plan]
         self._tombstone(subject, caller, plan, bool(withheld), req["request_id"], now)
         for call, erase_now, kept in plan:
             for rec in erase_now:
@@ -162,6 +177,8 @@ class Eraser:
                 with Tx(self.conn):
                     self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
                     self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
+                    call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
+        live = self._purge_live(plan, caller)
         redacted = self._redact_audit(caller, subject) if caller else 0
         self._checkpoint()
         backups = dict(self.shred_backups(now)) if self.shred_backups and plan else {}
@@ -182,8 +199,11 @@ class Eraser:
             "objects": deleted,
             "withheld": withheld,
             "audit_rows_redacted": redacted,
+            "spool_entries_deleted": spooled,
+            "live_call_snapshots_deleted": live,
             "copies": {
-                "deleted": sorted(c for d in deleted for c in d["deleted"]),
+                "deleted": sorted([c for d in deleted for c in d["deleted"]]
+                                  + [f"spool:{r}" for r in spooled]),
                 "shredded_recordings": sorted(d["recording_id"] for d in deleted if d["shredded"]),
                 "not_shreddable": sorted(d["recording_id"] for d in deleted if not d["shredded"]),
             },
@@ -251,6 +271,43 @@ class Eraser:
         if not withheld:
             hashes.append(("number" if caller else "call_id", subject))
         self.tombstones.add(hashes, request_id=request_id, now=now)
+
+    def _purge_spool(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
+                     call_id: str | None, withheld: list[dict[str, Any]]) -> list[str]:
+        """Recordings of the subject still waiting in the spool (not yet in any tier); those a
+        legal hold covers (by call, or by a number the manifest names) are withheld."""
+        if self.spool_root is None:
+            return []
+        kept = {c["call_id"] for c, _, k in plan if k}
+        erased = {c["call_id"] for c, _, k in plan if not k} | ({call_id} - kept if call_id else set())
+        callers = {r["value"]: r["hold_id"] for r in rows(
+            self.conn, "SELECT hold_id, value FROM holds WHERE released_at IS NULL AND scope='caller'")}
+
+        def held(manifest: Any) -> str | None:
+            found = self.holds.hold_for({"recording_id": manifest.recording_id, "call_id": manifest.call_id})
+            if found:
+                return found[0]
+            hashes = {policy.number_hash(self.hash_key, n) for n in spool_erasure.numbers_of(manifest)}
+            return next((callers[h] for h in hashes if h in callers), None)
+
+        return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,
+                                   held=held, withheld=withheld)
+
+    def _purge_live(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None) -> int:
+        """Saved live-call snapshots naming the number (a call without a catalog row yet, a stale
+        snapshot left by a crash): they hold it in clear and would outlive the erasure."""
+        if not caller:
+            return 0
+        digits = "".join(ch for ch in caller if ch.isdigit())
+        kept = {c["call_id"] for c, _, k in plan if k}
+        if len(digits) < 3:
+            return 0
+        found = rows(self.conn, "SELECT call_id FROM live_calls WHERE instr(state, ?) > 0", (digits,))
+        hits = [r["call_id"] for r in found if r["call_id"] not in kept]
+        with Tx(self.conn):
+            for cid in hits:
+                self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (cid,))
+        return len(hits)
 
     def _checkpoint(self) -> None:
         """Move the WAL into the database and truncate it: the deleted rows' old page images

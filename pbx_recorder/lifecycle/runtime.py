@@ -109,7 +109,8 @@ class Runtime:
 
     def eraser(self) -> Eraser:
         return Eraser(self.conn, self.tiers, hash_key=self.hash_key, holds=self.holds(),
-                      tombstones=self.tombstones(), shred_backups=self.shred_backups)
+                      tombstones=self.tombstones(), shred_backups=self.shred_backups,
+                      spool_root=self.config.spool.dir)
 
     def tombstones(self) -> Tombstones:
         return Tombstones(path_beside(self.config.privacy.hash_key_file), self.hash_key)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pbx_recorder import call_seal
 from pbx_recorder.lifecycle import policy
 from storage import atomic
 
@@ -82,6 +84,8 @@ class Tombstones:
                     for table in _TABLES_BY_RECORDING:
                         conn.execute(f"DELETE FROM {table} WHERE recording_id=?", (rid,))
                 conn.execute("DELETE FROM live_calls WHERE call_id=?", (call_id,))
+                if conn.execute("DELETE FROM calls WHERE call_id=? AND seal != ''", (call_id,)).rowcount:
+                    call_seal.record_removed(conn, call_id, "erased (tombstone on restore)", time.time())
                 conn.execute("DELETE FROM calls WHERE call_id=?", (call_id,))
             self._redact_audit(conn, dead)
         except BaseException:

@@ -119,3 +119,24 @@ async def test_run_stops_on_sigterm_with_exit_0_and_refuses_new_agi(tmp_path: Pa
         assert b"stop requested" in err and b"stopped: events=" in err
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", agi_port)) != 0
+
+
+async def test_pause_by_an_agent_does_not_echo_a_number_in_a_channel_name(tmp_path: Path, capsys,
+                                                                          monkeypatch) -> None:
+    number = "4915112345678"
+    channel = f"SIP/{number}-00000007"  # chan_sip names the channel after the peer: the caller's number
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, free_port())
+        cfg.write_text(cfg.read_text() + "\naccess:\n  users: {adam: agent, sue: supervisor}\n")
+        catalog = Catalog(tmp_path / "catalog.db")
+        catalog.save_live_call(CALL, snapshot(channel))
+        catalog.close()
+        capsys.readouterr()
+        monkeypatch.setenv("PBX_RECORDER_USER", "adam")
+        assert await asyncio.to_thread(main, ["--config", str(cfg), "calls", "pause", CALL]) == 0
+        out = capsys.readouterr()
+        assert number not in out.out + out.err and "SIP/491******5678-00000007" in out.out
+        assert [m["channel"] for m in peer.actions("MixMonitorMute")] == [channel]  # the PBX gets it whole
+        monkeypatch.setenv("PBX_RECORDER_USER", "sue")  # a role that may see numbers
+        assert await asyncio.to_thread(main, ["--config", str(cfg), "calls", "resume", CALL]) == 0
+        assert channel in capsys.readouterr().out

@@ -55,3 +55,15 @@ rules:
     with pytest.raises(Exception) as exc:  # `base` is not a config key: the normal error, not a crash
         load_config(path, env={})
     assert "base" in str(exc.value)
+
+
+@pytest.mark.parametrize("doc", ["rules: " + "[" * 5000 + "]" * 5000,
+                                 "rules: " + "{a: " * 3000 + "1" + "}" * 3000,
+                                 "".join(" " * i + "k:\n" for i in range(2000)) + " " * 2000 + "k: 1\n"])
+def test_deep_nesting_exits_2_naming_the_file_not_a_recursion_traceback(tmp_path, capsys, doc):
+    path = tmp_path / "pbx-recorder.yaml"
+    path.write_text(doc)
+    code = main(["--config", str(path), "check-config"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert str(path) in err and "nested" in err

@@ -33,3 +33,35 @@ def test_demo_config_file_holding_the_ami_secret_is_owner_only(tmp_path):
     finally:
         os.umask(old)
     assert file_modes.is_private(path) and file_modes.is_private(path.parent)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_demo_workdir_is_owner_only_whatever_the_umask(tmp_path, monkeypatch):
+    """Red-team re-try: ``demo --workdir DIR`` made DIR 0755 under umask 022, and below it the
+    private Asterisk's manager.conf (its AMI secret: a PBX running as the demo's user), its
+    logs and the raw demo recordings were readable by every local account."""
+    import os
+    import stat
+
+    from pbx_recorder import demo
+
+    def stop(*_args, **_kwargs):
+        raise _Stop
+
+    monkeypatch.setattr(demo, "generate", stop)  # the first step after the work directory
+    existing = tmp_path / "existing"
+    existing.mkdir(mode=0o755)
+    os.chmod(existing, 0o755)
+    old = os.umask(0o022)
+    try:
+        for workdir in (tmp_path / "new" / "demo", existing):
+            try:
+                demo.run_demo(workdir, echo=lambda _line: None)
+            except _Stop:
+                pass
+            assert stat.S_IMODE(workdir.stat().st_mode) == 0o700, workdir
+    finally:
+        os.umask(old)

@@ -153,3 +153,23 @@ def test_a_symlink_planted_in_the_drop_folder_is_refused(tmp_path):
         atomic.move_file(drop / "rec.wav", spool / "rec.wav")
     assert not (spool / "rec.wav").exists()
     assert stat.S_IMODE(secret.stat().st_mode) == 0o644 and secret.stat().st_uid == os.geteuid()
+
+
+def test_checkpoint_and_signing_key_folders_are_private_to_their_parents(tmp_path, umask):
+    """Red-team re-try: a configured ``signing.checkpoint_dir`` or ``signing.key_file`` whose
+    parent folders did not exist got them with the umask's mode (0777 under umask 000): a
+    world-writable folder above the chain heads or the signing key, where anyone could swap them."""
+    from pbx_recorder.chain_head import CheckpointStore
+    from pbx_recorder.signing import generate_signing_key
+
+    key = generate_signing_key(tmp_path / "etc" / "keys" / "sign" / "node.ed25519")
+    conn = open_catalog(tmp_path / "cat.db")
+    try:
+        store = CheckpointStore(tmp_path / "var" / "audit" / "heads", node="n1")
+        store.write(conn, "ledger", key, now=1700000000.0)
+    finally:
+        conn.close()
+    assert any((tmp_path / "var").rglob("*.json"))
+    assert _not_private(tmp_path / "var", skip=tmp_path / "none") == []
+    assert _not_private(tmp_path / "etc", skip=tmp_path / "none") == [
+        f"keys/sign/node.ed25519.pub {0o644:o}"]  # the public key is public

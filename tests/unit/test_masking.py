@@ -118,3 +118,31 @@ def test_channel_names_mask_numbers_but_keep_extensions_and_suffixes():
     assert mask_channel(f"SIP/{CALLER}-00000001") == "SIP/491******5678-00000001"
     assert mask_channel("PJSIP/1001-0000000a") == "PJSIP/1001-0000000a"
     assert mask_channel(f"PJSIP/{DIALED}@trunk,30,tT") == "PJSIP/493***3456@trunk,30,tT"
+
+
+def test_a_queue_member_named_by_its_number_is_masked_but_extensions_stay_readable():
+    """Red-team re-try: AgentConnect names the agent by MemberName or, without one, by its
+    Interface -- for a remote agent that is their mobile (``Local/<number>@from-queue/n``), and
+    it reached every agent's ``calls search`` table and JSON, ``calls live`` and the CDR in clear."""
+    from pbx_recorder.masking import present_call, present_record
+
+    remote = "Local/4915112345678@from-queue/n"
+    row = {"call_id": "c", "caller_num": "", "callee_num": "", "did": "", "agent": remote,
+           "cdr": {"agent": remote}}
+    shown = present_call(row, unmask=False)
+    assert shown["agent"] == "Local/491******5678@from-queue/n" and "4915112345678" not in str(shown)
+    assert present_call({**row, "agent": "PJSIP/1001"}, unmask=False)["agent"] == "PJSIP/1001"
+    assert present_call({**row, "agent": "Alice Smith"}, unmask=False)["agent"] == "Alice Smith"
+    assert present_call(row, unmask=True)["agent"] == remote
+    assert "4915112345678" not in str(present_record({"agent": remote, "call_id": "c"}, unmask=False))
+
+
+def test_free_text_masks_an_international_number_written_in_groups():
+    """Red-team re-try: log lines and errors masked runs of 6+ digits only, so a caller name or
+    an exception quoting ``+49 151 1234 5678`` / ``tel:+49-151-1234-5678`` kept every digit."""
+    from pbx_recorder.masking import mask_text
+
+    assert mask_text("from tel:+49-151-1234-5678 ok") == "from tel:+491******5678 ok"
+    assert mask_text("caller '+49 (151) 1234 5678'") == "caller '+491******5678'"
+    for kept in ("at 2026-12-01 15:59:47,021", "ami 10.0.0.1:5038", "v+1.2.3", "retry +5 s"):
+        assert mask_text(kept) == kept

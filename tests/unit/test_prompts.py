@@ -49,3 +49,22 @@ def test_missing_audio_is_not_found(tmp_path: Path) -> None:
         PromptCatalog(tmp_path).path("refusal-goodbye", "en")
     with pytest.raises(NotFound):
         PromptCatalog(tmp_path).text("no-such-prompt", "en")
+
+
+def test_generated_prompt_folders_are_never_writable_by_others(tmp_path: Path, monkeypatch) -> None:
+    """Red-team re-try: under umask 000 the missing parent folders of the prompt directory were
+    made 0777, so any local account could swap the consent question Asterisk plays."""
+    import os
+    import stat
+
+    from consent import generate_prompts
+
+    monkeypatch.setattr(generate_prompts, "render", lambda text, voice: b"RIFF....WAVE")
+    old = os.umask(0)
+    try:
+        generate_prompts.generate(tmp_path / "usr" / "share" / "pbx" / "prompts", ["en"])
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")}
+    assert [k for k, m in modes.items() if m & 0o022] == []
+    assert modes["usr/share/pbx/prompts/en/consent-question.wav"] == 0o644

@@ -80,3 +80,22 @@ def test_a_named_operator_is_confined_to_the_download_dir(tmp_path, monkeypatch,
     assert code == 0, out
     assert (tmp_path / "dl" / "sup1.wav").read_bytes() == AUDIO
     env.conn.close()
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path):
+    """Red-team re-try: the operator owns ``d``; between the check and the write (a root front end
+    runs the download) they rename it and put a symlink to a system directory in its place.  The
+    write used to follow the path again and create the file in the system directory."""
+    from pbx_recorder import output_path
+    from pbx_recorder.errors import AccessDenied
+
+    own = tmp_path / "d"
+    own.mkdir()
+    system = tmp_path / "etc-sudoers.d"  # stands in for a directory only root may write
+    system.mkdir()
+    target = output_path.check(own / "x.wav", actor="me", download_dir=None)
+    own.rename(tmp_path / "d-moved")
+    own.symlink_to(system)
+    with pytest.raises(AccessDenied, match="changed while writing"):
+        output_path.write_new(target, lambda tmp: tmp.write_bytes(b"audio"))
+    assert list(system.iterdir()) == [] and list((tmp_path / "d-moved").iterdir()) == []

@@ -267,3 +267,82 @@ def test_upgrade_seals_older_call_rows_only_on_init(dep, capsys):
     code, out = dep.cli(capsys, "ledger", "checkpoint", "--init")
     assert code == 0 and "sealed 1 call row(s)" in out
     assert dep.cli(capsys, "verify")[0] == 0
+
+
+@pytest.mark.parametrize("attack", [
+    ("DELETE FROM holds", "UPDATE recordings SET legal_hold=0"),
+    ("UPDATE holds SET released_at=1", "UPDATE recordings SET legal_hold=0"),
+    ("DELETE FROM hold_recordings",),
+    ("UPDATE recordings SET legal_hold=0",),
+])
+def test_a_legal_hold_removed_behind_the_ledgers_back_is_caught(dep, capsys, attack):
+    """Red-team re-try: the ledger records holds, but nothing compared it with the catalog, so
+    an insider could drop a hold (and the flag) and let retention delete the evidence."""
+    code, out = dep.cli(capsys, "hold", "add", "--call", "n1_1.1", "--reason", "litigation 7")
+    assert code == 0, out
+    assert dep.cli(capsys, "verify")[0] == 0
+    dep.sql(*attack)
+    code, out = dep.cli(capsys, "verify")
+    assert code == 4 and "MISMATCH n1_1.1_call001: legal hold in the ledger" in out, out
+
+
+def test_a_released_hold_is_not_reported(dep, capsys):
+    code, out = dep.cli(capsys, "hold", "add", "--call", "n1_1.1", "--reason", "litigation 7")
+    hold_id = out.split(":")[0].strip()
+    assert dep.cli(capsys, "hold", "remove", hold_id)[0] == 0
+    code, out = dep.cli(capsys, "verify")
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("command", [("calls", "show", "n1_1.1", "--unmask"), ("calls", "search", "--unmask"),
+                                     ("calls", "live", "--unmask")])
+def test_an_operators_audit_row_deleted_from_the_tail_is_caught(dep, capsys, command):
+    """Red-team re-try: the audit rows of ``--unmask`` (who saw full numbers) are written outside
+    the lifecycle runtime, so no head covered them: deleting the newest row and lowering
+    ``sqlite_sequence`` left ``audit verify`` and ``verify`` at exit 0."""
+    assert dep.cli(capsys, *command)[0] == 0
+    dep.sql("DELETE FROM audit_log WHERE id=(SELECT MAX(id) FROM audit_log)",
+            "UPDATE sqlite_sequence SET seq=(SELECT MAX(id) FROM audit_log) WHERE name='audit_log'")
+    for args in (("audit", "verify"), ("verify",)):
+        code, out = dep.cli(capsys, *args)
+        assert code == 4 and "rows removed after the signed head (truncated)" in out, (args, out)
+
+
+def test_a_wrapped_data_key_copied_from_another_recording_is_caught_by_plain_verify(dep, capsys):
+    """Red-team re-try: overwriting a row's wrapped_key with another recording's makes the audio
+    unreadable (a quiet destruction of evidence); only ``verify --deep`` noticed it."""
+    dep.sql("UPDATE recordings SET wrapped_key=(SELECT wrapped_key FROM recordings WHERE "
+            "recording_id='n1_2.2_call001') WHERE recording_id='n1_1.1_call001'")
+    code, out = dep.cli(capsys, "verify")
+    assert code == 4 and "MISMATCH n1_1.1_call001: row wrapped_key differs from the ledger" in out, out
+
+
+def test_a_key_rotation_keeps_verify_clean_and_the_new_wrapped_key_bound(dep, capsys):
+    code, out = dep.cli(capsys, "keys", "rotate", "--to", "k2")
+    assert code == 0, out
+    cfg = dep.root / "cfg.yaml"
+    cfg.write_text(cfg.read_text().replace("./keys/k1.key", "./keys/k2.key")
+                   .replace("key_id: k1", "key_id: k2"))
+    assert dep.cli(capsys, "verify")[0] == 0
+    dep.sql("UPDATE recordings SET wrapped_key=(SELECT wrapped_key FROM recordings WHERE "
+            "recording_id='n1_2.2_call001') WHERE recording_id='n1_1.1_call001'")
+    code, out = dep.cli(capsys, "verify")
+    assert code == 4 and "row wrapped_key differs from the ledger" in out, out
+
+
+def test_a_call_row_without_recordings_deleted_by_hand_is_caught(dep, capsys):
+    """Red-team re-try: the row of a call with no recording (a refused consent: the evidence that
+    the caller said no) could be deleted without any check noticing; erasure still may."""
+    dep.call("n1_3.3", caller="4917000000001", consent_decision="refused", record_decision="refused")
+    dep.call("n1_4.4", caller="4917000000002", consent_decision="refused")
+    assert dep.cli(capsys, "verify")[0] == 0
+    dep.sql("DELETE FROM calls WHERE call_id='n1_3.3'")
+    code, out = dep.cli(capsys, "verify")
+    assert code == 4 and "MISMATCH call n1_3.3: sealed call row removed" in out, out
+    dep.sql("INSERT INTO calls (call_id) VALUES ('n1_3.3')")  # a stand-in row is caught as unsealed
+    assert dep.cli(capsys, "verify")[0] == 4
+    dep.sql("DELETE FROM calls WHERE call_id='n1_3.3'")
+    code, out = dep.cli(capsys, "erase", "--call-id", "n1_4.4")  # the recorder's own removal is fine
+    assert code == 0, out
+    code, out = dep.cli(capsys, "verify")
+    assert "n1_4.4" not in out and "call n1_3.3: sealed call row removed" in out, out

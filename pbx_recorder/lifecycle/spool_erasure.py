@@ -1,0 +1,75 @@
+"""Erasure reaches the spool too: recordings of an erased subject still waiting to be shipped.
+
+A call that ended shortly before ``erase`` ran may still sit in the spool (plaintext audio and a
+manifest with the CDR numbers); left there, the shipper would store it after the receipt said
+``done`` and the subject would be back in the catalog.  ``purge`` removes every spool entry
+(complete or still being written) whose manifest names one of the erased calls or the erased
+number, and returns the recording ids it removed for the receipt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+from pbx_recorder.lifecycle import policy
+from pbx_recorder.manifest import Manifest
+from pbx_recorder.spool import INTENT, MANIFEST, SAFE_ID, Spool
+
+log = logging.getLogger(__name__)
+
+
+def _numbers(manifest: Manifest) -> set[str]:
+    cdr = manifest.cdr if isinstance(manifest.cdr, dict) else dict(manifest.cdr)
+    values = (cdr.get("src"), cdr.get("dst"), manifest.callee_num, manifest.did)
+    return {policy.normalize_number(str(v)) for v in values if v}
+
+
+def numbers_of(manifest: Manifest) -> set[str]:
+    """The normalized numbers a spooled manifest names (CDR src/dst, callee, DID)."""
+    return _numbers(manifest)
+
+
+def _manifest_of(directory: Path) -> Manifest | None:
+    for name in (MANIFEST, INTENT):
+        try:
+            return Manifest.from_json((directory / name).read_bytes())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, TypeError) as exc:
+            log.error("spool entry %s: unreadable %s during erasure: %s", directory.name, name, exc)
+            return None
+    return None
+
+
+def purge(spool_root: str | Path, *, call_ids: Collection[str], number: str | None,
+          keep_call_ids: Collection[str] = (), held: Callable[[Manifest], str | None] = lambda m: None,
+          withheld: list[dict[str, str]] | None = None) -> list[str]:
+    """Remove the spool entries of ``call_ids`` (or naming ``number``), except those of
+    ``keep_call_ids`` (calls withheld by a hold) and those ``held`` names a legal hold for
+    (appended to ``withheld``); returns the removed recording ids."""
+    root = Path(spool_root)
+    if not root.is_dir():
+        return []
+    spool = Spool(root)
+    want = policy.normalize_number(number) if number else ""
+    removed = []
+    for directory in sorted(root.iterdir()):
+        if not directory.is_dir() or not SAFE_ID.match(directory.name):
+            continue
+        manifest = _manifest_of(directory)
+        if manifest is None or manifest.call_id in keep_call_ids:
+            continue
+        if manifest.call_id in call_ids or (want and want in _numbers(manifest)):
+            hold_id = held(manifest)
+            if hold_id is not None:  # evidence under legal hold: it ships, the request stays partial
+                if withheld is not None:
+                    withheld.append({"recording_id": directory.name, "call_id": manifest.call_id,
+                                     "hold_id": hold_id, "reason": "legal hold (waiting in the spool)"})
+                continue
+            spool.remove(directory.name)
+            removed.append(directory.name)
+            log.info("erasure: spool entry %s (call %s) removed before shipping", directory.name,
+                     manifest.call_id)
+    return removed
