@@ -1,5 +1,5 @@
-"""End-to-end on FreeSWITCH: a recorded queue call is blind-transferred by the agent; it stays one
-call with one continuous recording, flagged ``transferred``.
+"""End-to-end on FreeSWITCH: a recorded queue call is blind- or attended-transferred by the agent;
+it stays one call with one continuous recording, flagged ``transferred``.
 
 Real FreeSWITCH + sipp (caller UAC, agent UAS answering twice: the agent, then the colleague) +
 ``pbx-recorder run``.  The transfer is ``uuid_transfer <agent uuid> -bleg 9001 XML pbxrec-transfer``:
