@@ -197,15 +197,37 @@ def blind_transfer(
     ]
 
 
+def attended_transfer(n: EslNormalizer, ids: tuple[str, str], at: float, a_leg: str, b_leg: str) -> list[Any]:
+    """Transferred(kind="attended") when a bridge joins two legs that were both last bridged to
+    the same third leg: the transferer, who talked to each in turn (the held caller, then the
+    colleague in the consultation) and leaves them together.  That is ``att_xfer`` completed by
+    the agent hanging up (FreeSWITCH ``uuid_bridge``s the held caller with the colleague,
+    ``variable_att_xfer_result: success``; tests/fixtures/esl/queue_attended_transfer.esl), and
+    any ``uuid_bridge`` of the two far ends.  Reported once: the bridge makes them partners."""
+    if not a_leg or not b_leg or a_leg == b_leg:
+        return []
+    transferer = n.partners.get(a_leg, "")
+    if not transferer or transferer in (a_leg, b_leg) or n.partners.get(b_leg) != transferer:
+        return []
+    caller = n._roots.get(ids[1], "")  # the call's root leg stays; the other one is the new party
+    target = a_leg if b_leg == caller else b_leg
+    return [
+        ev.Transferred(
+            at=at, call_id=ids[0], channel_id=transferer, channel=transferer, kind="attended",
+            target_channel=target,
+        )
+    ]
+
+
 def on_bridge(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
-    """CHANNEL_BRIDGE -> Bridged (after any blind transfer not reported at the unbridge)."""
+    """CHANNEL_BRIDGE -> Bridged (after any blind or attended transfer it completes)."""
     ids = n._ids(h)
     if ids is None:
         return []
     at = n.at(h, now)
     a_leg = uuid_of(h.get("Bridge-A-Unique-ID", "")) or ids[1]
     b_leg = uuid_of(h.get("Bridge-B-Unique-ID", "")) or uuid_of(h.get("Other-Leg-Unique-ID", ""))
-    out = blind_transfer(n, h, ids, at, b_leg)
+    out = blind_transfer(n, h, ids, at, b_leg) or attended_transfer(n, ids, at, a_leg, b_leg)
     if b_leg:
         n.learn(b_leg, n.root_of(h))  # the other leg joins this call if it is new to us
         n.partners[ids[1]], n.partners[b_leg] = b_leg, ids[1]

@@ -115,6 +115,41 @@ def capture_queue_bridge_and_transfer(fs: PrivateFreeSWITCH, out: Path, work: Pa
     cap.save(out, "queue_bridge_blind_transfer")
 
 
+def capture_attended_transfer(fs: PrivateFreeSWITCH, out: Path, work: Path) -> None:
+    """8004 into the queue, agent1 (a sipp UAS answering twice) answers and is recorded on the
+    caller's leg; the agent runs ``att_xfer`` to a colleague (agent1 again): ``uuid_broadcast
+    <agent> att_xfer::<colleague> aleg``, what the agent's ``bind_meta_app`` key does; the
+    caller is held, the agent talks to the colleague; the agent hangs up, which completes the
+    transfer (FreeSWITCH ``uuid_bridge``s the caller with the colleague); the caller hangs up."""
+    cap = Capture(fs)
+    agent = FsSippUas(work, fs.agent_ports[0], calls=2, timeout_s=60).start()
+    sipp = FsSippCall(work, fs.sip_port, "8004", hangup_after_s=22, from_user="4930111005").start()
+    member = _uuid_of(cap, "4930111005")
+    bridged = cap.probe.wait_event(lambda e: e.get("Event-Name") == "CUSTOM"
+                                   and e.get("CC-Action") == "bridge-agent-start"
+                                   and e.get("CC-Member-Session-UUID") == member, 20)
+    agent_leg = bridged["CC-Agent-UUID"]
+    path = f"{fs.recordings_dir}/capture-att-{member}.wav"
+    cap.api(f"uuid_record {member} start {path}")
+    time.sleep(3)
+    since = cap.probe.mark()
+    colleague = f"{{leg_timeout=20}}sofia/internal/agent1@127.0.0.1:{fs.agent_ports[0]}"
+    cap.api(f"uuid_broadcast {agent_leg} att_xfer::{colleague} aleg")
+    consult = cap.probe.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE"
+                                   and e.get("Unique-ID") == agent_leg, 20, since)
+    time.sleep(3)
+    cap.api(f"uuid_kill {agent_leg}")
+    cap.probe.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE"
+                         and member in (e.get("Unique-ID"), e.get("Other-Leg-Unique-ID")), 20, since)
+    print(f"  consult bridge {consult.get('Other-Leg-Unique-ID')}")
+    sipp.wait()
+    agent.wait(timeout=20)
+    cap.probe.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
+                         and e.get("Unique-ID") == member, 10)
+    time.sleep(1)
+    cap.save(out, "queue_attended_transfer")
+
+
 def capture_hostile_caller(fs: PrivateFreeSWITCH, out: Path, work: Path) -> None:
     """Caller IDs an attacker controls: percent-encoded CR/LF, 2,000 characters, Chinese."""
     cap = Capture(fs)
@@ -168,22 +203,25 @@ def capture_shutdown_notice(fs: PrivateFreeSWITCH, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
+    parser.add_argument("--only", default="", help="capture only the scenarios whose name contains this")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pbxrec-fscap-"))
     fs = PrivateFreeSWITCH(work / "fs", agent_ports=(free_udp_port(),))
-    steps: list[Callable[[], None]] = [
-        lambda: capture_recorded_call(fs, args.out, work),
-        lambda: capture_queue_bridge_and_transfer(fs, args.out, work),
-        lambda: capture_hostile_caller(fs, args.out, work),
-        lambda: capture_outbound_consent(fs, args.out, work),
-        lambda: capture_shutdown_notice(fs, args.out),
-    ]
+    steps: dict[str, Callable[[], None]] = {
+        "recorded_call": lambda: capture_recorded_call(fs, args.out, work),
+        "queue_bridge_and_transfer": lambda: capture_queue_bridge_and_transfer(fs, args.out, work),
+        "attended_transfer": lambda: capture_attended_transfer(fs, args.out, work),
+        "hostile_caller": lambda: capture_hostile_caller(fs, args.out, work),
+        "outbound_consent": lambda: capture_outbound_consent(fs, args.out, work),
+        "shutdown_notice": lambda: capture_shutdown_notice(fs, args.out),
+    }
     try:
         fs.start()
         print(f"FreeSWITCH up (work {work}); capturing into {args.out}")
-        for step in steps:
-            step()
+        for name, step in steps.items():
+            if args.only in name:
+                step()
     finally:
         fs.close()
     return 0

@@ -4,6 +4,7 @@ the parser at many split points, the normalizer on real events, the client on a 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
@@ -13,11 +14,15 @@ from esl.client import EslClient
 from esl.frames import EslFrame, EslParser
 from esl.normalize import EslNormalizer
 from pbx_recorder import events as E
+from pbx_recorder.calls import CallBook
+from pbx_recorder.commands import FinalizeRecording, StartRecording, UpsertCall
+from pbx_recorder.config_model import RuleAction, RuleConfig, RuleMatch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "esl"
 CAPTURES = [
     "call_recorded_masked_stereo",
     "queue_bridge_blind_transfer",
+    "queue_attended_transfer",
     "hostile_caller_ids",
     "outbound_consent_session",
     "shutdown_disconnect_notice",
@@ -96,6 +101,51 @@ def test_queue_call_agent_and_blind_transfer_stay_one_call() -> None:
     assert transferred[0].channel == agent.agent_channel  # the agent transferred the caller away
     cdrs = [e for e in out if isinstance(e, E.CdrPosted)]
     assert len(cdrs) == 1 and cdrs[0].channel_id == agent.channel_id  # the member's (root) CDR
+
+
+def test_queue_call_attended_transfer_stays_one_call() -> None:
+    """att_xfer by the agent (caller held, agent consults the colleague, the agent hangs up):
+    the agent's leg, the consultation leg and the colleague are all legs of the caller's call;
+    one attended Transferred, by the agent, to the colleague; the caller's leg keeps its root."""
+    out, _ = normalized("queue_attended_transfer")
+    assert len({e.call_id for e in out}) == 1
+    agent = next(e for e in out if isinstance(e, E.AgentConnected))
+    member = agent.channel_id
+    created = [e.channel_id for e in out if isinstance(e, E.ChannelCreated)]
+    assert len(created) == 3 and created[:2] == [member, agent.agent_channel]
+    colleague = created[2]  # originated by att_xfer from the agent's leg (the consultation)
+    transferred = [e for e in out if isinstance(e, E.Transferred)]
+    assert [(t.kind, t.channel, t.target_channel) for t in transferred] == [
+        ("attended", agent.agent_channel, colleague)
+    ]
+    bridges = [e for e in out if isinstance(e, E.Bridged)]
+    assert out.index(transferred[0]) == out.index(bridges[-1]) - 1  # reported with the completing bridge
+    cdrs = [e for e in out if isinstance(e, E.CdrPosted)]
+    assert len(cdrs) == 1 and cdrs[0].channel_id == member
+
+
+def test_attended_transfer_capture_through_the_core_keeps_one_recording() -> None:
+    """The same frames drive the core: one call, one recording on the caller's leg from the
+    agent's bridge to the caller's hang-up (not stopped by the consultation or the transfer),
+    the call flagged transferred, every leg (consultation included) in its uniqueids."""
+    out, _ = normalized("queue_attended_transfer")
+    rule = RuleConfig("all", RuleMatch(), RuleAction(record="yes", start_on="bridge"))
+    book = CallBook("pbx1", "/var/rec", [rule], gosub_grace_s=0.0)
+    commands: list = []
+    for item in out:
+        commands += book.handle(item, item.at)
+        commands += book.tick(item.at + 0.1)
+    starts = [c for c in commands if isinstance(c, StartRecording)]
+    member = next(e for e in out if isinstance(e, E.AgentConnected)).channel_id
+    assert [c.channel for c in starts] == [member]
+    finals = [c for c in commands if isinstance(c, FinalizeRecording)]
+    assert len(finals) == 1
+    rows = [c.row for c in commands if isinstance(c, UpsertCall)]
+    assert {r["call_id"] for r in rows} == {out[0].call_id}
+    assert "transferred" in json.loads(rows[-1]["flags"])
+    assert len(json.loads(rows[-1]["uniqueids"])) == 3
+    hangup = next(e for e in out if isinstance(e, E.ChannelHungUp) and e.channel_id == member)
+    assert finals[0].metadata["recorded_to"] == hangup.at
 
 
 def test_hostile_caller_ids_are_cut_and_counted() -> None:

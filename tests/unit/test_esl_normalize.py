@@ -237,3 +237,40 @@ def test_blind_transfer_out_of_a_media_bridge_is_seen_on_the_next_bridge() -> No
         {"Bridge-B-Unique-ID": colleague, "variable_transfer_source": source},
     )
     assert [type(e).__name__ for e in normalize_all([again], n)] == ["Bridged"]  # reported once
+
+
+def _consulting(n: EslNormalizer) -> str:
+    """Caller A bridged to agent B; B runs att_xfer: A is held, B is bridged to colleague X."""
+    normalize_all(inbound_call()[:5], n)
+    colleague = "c0ffee00-0000-4000-8000-000000000004"
+    x_extra = {"variable_originating_leg_uuid": B_LEG, "Other-Type": "originator",
+               "Other-Leg-Unique-ID": B_LEG}
+    consult = ev("CHANNEL_BRIDGE", B_LEG, T0 + 12,
+                 {"Bridge-A-Unique-ID": B_LEG, "Bridge-B-Unique-ID": colleague})
+    out = normalize_all([ev("CHANNEL_CREATE", colleague, T0 + 10, x_extra), consult], n)
+    assert [type(e).__name__ for e in out] == ["ChannelCreated", "Bridged"]  # a consultation is no transfer
+    assert {e.call_id for e in out} == {CALL}  # the consultation leg is a leg of the caller's call
+    return colleague
+
+
+def test_attended_transfer_is_the_held_caller_bridged_to_the_consulted_colleague() -> None:
+    n = EslNormalizer("pbx1")
+    colleague = _consulting(n)
+    done = ev("CHANNEL_BRIDGE", colleague, T0 + 20,
+              {"Bridge-A-Unique-ID": colleague, "Bridge-B-Unique-ID": A_LEG,
+               "variable_att_xfer_result": "success"})
+    transferred, bridged = normalize_all([done], n)
+    assert isinstance(transferred, E.Transferred) and transferred.kind == "attended"
+    assert (transferred.call_id, transferred.channel, transferred.target_channel) == (CALL, B_LEG, colleague)
+    assert isinstance(bridged, E.Bridged) and bridged.call_id == CALL
+    assert [type(e).__name__ for e in normalize_all([done], n)] == ["Bridged"]  # reported once
+
+
+def test_cancelled_consultation_is_not_a_transfer() -> None:
+    """The colleague hangs up; att_xfer bridges the agent back to the caller: no transfer."""
+    n = EslNormalizer("pbx1")
+    colleague = _consulting(n)
+    gone = ev("CHANNEL_HANGUP_COMPLETE", colleague, T0 + 15, {"Hangup-Cause": "NORMAL_CLEARING"})
+    back = ev("CHANNEL_BRIDGE", B_LEG, T0 + 16, {"Bridge-A-Unique-ID": B_LEG, "Bridge-B-Unique-ID": A_LEG})
+    out = normalize_all([gone, back], n)
+    assert [type(e).__name__ for e in out] == ["ChannelHungUp", "Bridged"]

@@ -1,5 +1,5 @@
-"""End-to-end on FreeSWITCH: a recorded queue call is blind-transferred by the agent; it stays one
-call with one continuous recording, flagged ``transferred``.
+"""End-to-end on FreeSWITCH: a recorded queue call is blind- or attended-transferred by the agent;
+it stays one call with one continuous recording, flagged ``transferred``.
 
 Real FreeSWITCH + sipp (caller UAC, agent UAS answering twice: the agent, then the colleague) +
 ``pbx-recorder run``.  The transfer is ``uuid_transfer <agent uuid> -bleg 9001 XML pbxrec-transfer``:
@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from fs_helpers import agent_bridged, custom_event, new_caller, record_started, uuid_of, wait_fs_shipped
+from fs_helpers import (
+    agent_bridged,
+    custom_event,
+    new_caller,
+    record_started,
+    recorded_span,
+    uuid_of,
+    wait_fs_shipped,
+)
 from recorder_checks import Recorder, stored_file
 
 from pbx_recorder.sandbox.audio_stats import audio_stats
@@ -67,3 +75,53 @@ def test_blind_transfer_keeps_one_call_and_one_recording(freeswitch: PrivateFree
     stats = audio_stats(stored_file(fs_recorder, recs[0]))
     assert stats.rms > 0.01 and abs(stats.duration_s - (t_end - t_rec)) <= 2.5, (stats, t_end - t_rec)
     assert t_xfer < t_end
+
+
+def test_attended_transfer_keeps_the_callers_call_and_recording(
+        freeswitch: PrivateFreeSWITCH, fs_agent_port: int, esl: FsProbe, fs_recorder: Recorder,
+        tmp_path: Path) -> None:
+    """The agent runs ``att_xfer`` (``uuid_broadcast <agent> att_xfer::<colleague> aleg``, what its
+    ``bind_meta_app`` key does): the caller is held, the agent consults the colleague (the same UAS
+    answers a second call), then hangs up, which completes the transfer (FreeSWITCH
+    ``uuid_bridge``s the held caller with the colleague).  One call row whose legs include the
+    agent, the consultation and the colleague; one recording on the caller's leg from the agent's
+    bridge to the caller's hang-up, continuous through the hold; flagged ``transferred``."""
+    caller, since = new_caller(), esl.mark()
+    agent = FsSippUas(tmp_path, fs_agent_port, calls=2, timeout_s=90).start()
+    try:
+        sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8004", hangup_after_s=26, from_user=caller,
+                          test_tag="fs_attxfer").start()
+        member = uuid_of(esl, caller, since)
+        _, bridged = agent_bridged(esl, member, since)
+        agent_leg = bridged["CC-Agent-UUID"]
+        record_started(esl, since)
+        time.sleep(3)
+        colleague_dial = f"{{leg_timeout=20}}sofia/internal/agent1@127.0.0.1:{fs_agent_port}"
+        reply = esl.api(f"uuid_broadcast {agent_leg} att_xfer::{colleague_dial} aleg")
+        assert reply.startswith("+OK"), reply
+        consult = esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE"
+                                 and e.get("Unique-ID") == agent_leg
+                                 and e.get("Other-Leg-Unique-ID") not in ("", member),
+                                 timeout=20, since=since)
+        colleague = consult["Other-Leg-Unique-ID"]
+        time.sleep(3)  # the consultation: agent <-> colleague, the caller held
+        assert esl.api(f"uuid_kill {agent_leg}").startswith("+OK")
+        esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE"
+                              and {e.get("Unique-ID"), e.get("Other-Leg-Unique-ID")} == {member, colleague},
+                              timeout=20, since=since)
+        result = sipp.wait(timeout=60)
+    finally:
+        agent_result = agent.wait(timeout=20)
+    assert result.ok and agent_result.ok, (result.errors, agent_result.errors)
+    row, _ = wait_fs_shipped(fs_recorder, member)
+    assert fs_recorder.process.terminate() == 0, fs_recorder.process.log_tail()
+    calls = fs_recorder.catalog.query("SELECT call_id, uniqueids, flags FROM calls")
+    assert [c["call_id"] for c in calls] == [row["call_id"]], calls  # no separate consultation call
+    assert {member, agent_leg, colleague} <= set(json.loads(calls[0]["uniqueids"])), calls[0]
+    assert "transferred" in json.loads(calls[0]["flags"]), calls[0]
+    recs = fs_recorder.catalog.query("SELECT * FROM recordings")
+    assert [(r["kind"], r["state"], r["call_id"]) for r in recs] == [("call", "verified", row["call_id"])], \
+        recs
+    stats = audio_stats(stored_file(fs_recorder, recs[0]))
+    span = recorded_span(esl, member)  # RECORD_START -> the caller's hang-up, FreeSWITCH's clock
+    assert stats.rms > 0.01 and abs(stats.duration_s - span) <= 2.5, (stats, span)
