@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite and the demo need:
 # Asterisk 16 (from Debian bullseye / bullseye-security), sipp, redis-server, sox, espeak-ng,
-# opus-tools (opusenc/opusdec: archival Opus transcoding; Debian's sox cannot write Opus).
+# opus-tools (opusenc/opusdec: archival Opus transcoding; Debian's sox cannot write Opus),
+# debootstrap (the sid chroot with Asterisk 22: .ci/install-asterisk22.sh).
 # The Debian mirror is derived from this machine's own apt sources (their URIs: lines);
 # no registry host is written here.
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v opusenc >/dev/null 2>&1 || need+=(opus-tools)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 [ -d /usr/share/asterisk/sounds/en ] || need+=(asterisk-core-sounds-en-gsm)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-system: everything present"
@@ -64,7 +66,7 @@ PREF
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools >/dev/null
+  asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools debootstrap >/dev/null
 # A freshly installed package starts a system service on the default ports; the tests run
 # private instances.  Stop only what THIS run installed: never an Asterisk or Redis that was
 # already running on this host (a production PBX).
