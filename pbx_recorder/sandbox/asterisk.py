@@ -194,6 +194,11 @@ class PrivateAsterisk:
         return done.stdout + done.stderr
 
     @property
+    def pid(self) -> int | None:
+        """The Asterisk process (for a chroot also its mount namespace), while started."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
