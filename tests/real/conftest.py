@@ -60,8 +60,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    dropped = [i for i in items if getattr(i, "callspec", None) is not None
-               and i.callspec.params.get("asterisk") == "none"]
+    wanted = set(wanted_versions())
+
+    def off(item: pytest.Item) -> bool:
+        spec = getattr(item, "callspec", None)
+        if spec is not None and "asterisk" in spec.params:
+            return bool(spec.params["asterisk"] == "none")
+        marker = item.get_closest_marker("asterisk")  # a version test without the fixture
+        return marker is not None and not wanted & set(marker.args)
+
+    dropped = [i for i in items if off(i)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [i for i in items if i not in dropped]

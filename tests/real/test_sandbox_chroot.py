@@ -18,7 +18,7 @@ import pytest
 from pbx_recorder.sandbox import PrivateAsterisk
 from pbx_recorder.sandbox.installs import install_for
 
-pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.real, pytest.mark.asterisk("22"), pytest.mark.timeout(120)]
 
 
 def host_mounts_under(root: Path) -> list[str]:
