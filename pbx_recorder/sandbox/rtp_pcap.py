@@ -134,9 +134,13 @@ def call_pcap(duration_ms: int, digits: Sequence[tuple[int, str]] = (),
     key = hashlib.sha256(repr((FORMAT_VERSION, duration_ms, sorted(digits), audio)).encode()).hexdigest()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"call-{key[:24]}.pcap"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:  # in /tmp: someone else's folder
+        raise PermissionError(f"pcap cache {folder} is not ours alone (owner {info.st_uid}, "
+                              f"mode {info.st_mode & 0o777:o})")
     if path.is_file():
         return path
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = pcap_bytes(rtp_stream(duration_ms, audio, digits))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".call-", suffix=".tmp")
     try:

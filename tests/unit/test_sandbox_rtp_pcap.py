@@ -107,3 +107,11 @@ def test_scenarios_play_one_pcap_once() -> None:
     assert digits_of([(0, "audio"), (1_500, "dtmf:1"), (2_500, "dtmf:#")]) == [(1_500, "1"), (2_500, "#")]
     with pytest.raises(ValueError):
         digits_of([(0, "play:/etc/passwd")])
+
+
+def test_a_cache_folder_others_can_write_is_refused(tmp_path) -> None:  # noqa: ANN001
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError, match="not ours alone"):
+        call_pcap(1_000, cache_dir=shared)
