@@ -145,9 +145,16 @@ class PrivateAsterisk:
 
     def _check_running(self) -> None:
         """The version that answers, and every module the sandbox loads is running."""
-        shown = re.search(r"Asterisk (\d+\.\d+\.\d+)", self.rx("core show version"))
-        if shown is None:
-            raise SandboxError(f"no version from 'core show version'; see {self.workdir}/log")
+        out = ""
+        for _ in range(10):  # the control socket can lag the AMI's FullyBooted on a loaded host
+            out = self.rx("core show version")
+            shown = re.search(r"Asterisk (\d+\.\d+\.\d+)", out)
+            if shown is not None:
+                break
+            time.sleep(0.5)
+        else:
+            raise SandboxError(f"no version from 'core show version' ({out.strip()[:200]!r}); "
+                               f"see {self.workdir}/log")
         self.version = shown.group(1)
         listing = self.rx("module show like .so", timeout=20)
         missing = [m for m in asterisk_conf.modules_for(self.major) if m not in running_modules(listing)]

@@ -275,6 +275,7 @@ exten => 9002,1,UserEvent(PbxrecTransferTarget,TestTag: ${{TEST_TAG}},Target: 90
  same => n,Echo()
 
 [agents]
+exten => _900X,1,Goto(pbxrec-transfer,${{EXTEN}},1)
 exten => _X.,1,Hangup()
 """
 

@@ -123,12 +123,14 @@ class SippCall(_SippProcess):
 
 class SippUas(_SippProcess):
     """An agent phone on ``sip_port`` that answers up to ``calls`` calls and plays continuous
-    audio (as long as ``timeout_s``) in each until Asterisk hangs up."""
+    audio (as long as ``timeout_s``) in each until Asterisk hangs up.  With ``refer_to`` (an
+    extension) it blind-transfers each caller there by SIP REFER ``refer_after_ms`` after answering."""
 
     def __init__(self, workdir: str | Path, sip_port: int, *, calls: int = 1, timeout_s: float = 120.0,
-                 answer_after_ms: int = 300, ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
+                 answer_after_ms: int = 300, refer_to: str = "", refer_after_ms: int = 4000,
+                 ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
         pcap = call_pcap(int(timeout_s * 1000))
-        super().__init__(Path(workdir), "uas", uas_scenario(str(pcap), answer_after_ms), ["-l", str(calls)],
-                         calls, timeout_s, ports)
+        scenario = uas_scenario(str(pcap), answer_after_ms, refer_to, refer_after_ms)
+        super().__init__(Path(workdir), "uas", scenario, ["-l", str(calls)], calls, timeout_s, ports)
         self.sip_port = sip_port
         self.cmd[self.cmd.index("-p") + 1] = str(sip_port)

@@ -126,12 +126,77 @@ def uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: i
 """
 
 
-def uas_scenario(pcap: str, answer_after_ms: int = 300) -> str:
+_CAPTURE_DIALOG = """<action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="peer_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="own_to"/>
+      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" check_it="true" assign_to="peer_contact"/>
+    </action>"""
+
+_OK_LAST = """<send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      Content-Length: 0
+
+    ]]>
+  </send>"""
+
+
+def _in_dialog(method: str, cseq: int, extra: str = "") -> str:
+    """A request from the agent inside the dialog Asterisk opened (From/To swapped)."""
+    return f"""<send retrans="500">
+    <![CDATA[
+      {method} [$peer_contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From:[$own_to];tag=[pid]SIPpTag01[call_number]
+      To:[$peer_from]
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Contact: <sip:agent@[local_ip]:[local_port]>
+      {extra}Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>"""
+
+
+def _refer(refer_to: str, after_ms: int) -> str:
+    """The agent blind-transfers the caller with a SIP REFER (``Refer-To: <sip:refer_to@...>``),
+    answers Asterisk's two NOTIFYs (``100 Trying``, then the final ``200 OK``), then hangs up
+    its own leg (RFC 5589: the transferor sends the BYE; Asterisk 16 and 22 send none)."""
+    if not refer_to.isalnum():
+        raise ValueError(f"refer target must be an extension: {refer_to!r}")
+    refer = _in_dialog("REFER", 2, f"Refer-To: <sip:{refer_to}@127.0.0.1>\n      "
+                                   "Referred-By: <sip:agent@[local_ip]:[local_port]>\n      ")
+    return f"""<pause milliseconds="{after_ms}"/>
+  {refer}
+  <recv response="202"/>
+  <recv request="NOTIFY"/>
+  {_OK_LAST}
+  <recv request="NOTIFY"/>
+  {_OK_LAST}
+  {_in_dialog("BYE", 3)}
+  <recv response="200" crlf="true"/>
+  <timewait milliseconds="500"/>
+"""
+
+
+def uas_scenario(pcap: str, answer_after_ms: int = 300, refer_to: str = "", refer_after_ms: int = 0) -> str:
     """Answer every INVITE, play ``pcap`` (make it as long as the call can last) until Asterisk
-    sends BYE."""
+    sends BYE; with ``refer_to``, blind-transfer the caller there by SIP REFER ``refer_after_ms``
+    after the answer."""
+    capture = _CAPTURE_DIALOG if refer_to else ""
+    tail = _refer(refer_to, refer_after_ms) if refer_to else f"""<recv request="BYE"/>
+  {_OK_LAST}
+  <timewait milliseconds="500"/>"""
     return f"""<?xml version="1.0" encoding="UTF-8" ?>
 <scenario name="pbx-recorder uas agent">
-  <recv request="INVITE" crlf="true"/>
+  <recv request="INVITE" crlf="true">{capture}</recv>
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing
@@ -163,20 +228,6 @@ def uas_scenario(pcap: str, answer_after_ms: int = 300) -> str:
   </send>
   <recv request="ACK" rtd="true" crlf="true"/>
   {_play(pcap)}
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:agent@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <timewait milliseconds="500"/>
+  {tail}
 </scenario>
 """

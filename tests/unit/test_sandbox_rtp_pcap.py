@@ -115,3 +115,14 @@ def test_a_cache_folder_others_can_write_is_refused(tmp_path) -> None:  # noqa: 
     shared.chmod(0o777)
     with pytest.raises(PermissionError, match="not ours alone"):
         call_pcap(1_000, cache_dir=shared)
+
+
+def test_refer_scenario_transfers_then_hangs_up_its_own_leg() -> None:
+    xml = uas_scenario("/tmp/x/agent.pcap", refer_to="9002", refer_after_ms=4_000)
+    order = [xml.index(s) for s in ('<pause milliseconds="4000"/>', "REFER [$peer_contact]",
+                                    "Refer-To: <sip:9002@127.0.0.1>", '<recv response="202"/>',
+                                    "BYE [$peer_contact]", "<timewait")]
+    assert order == sorted(order)
+    assert xml.count('<recv request="NOTIFY"/>') == 2 and xml.count("<timewait") == 1
+    with pytest.raises(ValueError):
+        uas_scenario("/tmp/x/agent.pcap", refer_to="9002>\r\nX: y")
