@@ -9,7 +9,8 @@ every 20 ms, with RFC 4733 telephone-events (payload type 101, as the scenarios'
 in place of the audio while a digit is pressed.
 
 The audio is a speech-band sweep made by sox once per process (``sox -n ... synth``) and
-looped.  Files are cached by content (``<cache>/call-<sha256>.pcap``), written atomically.
+looped.  Files are cached by content (``~/.cache/pbx-recorder/pcaps/call-<sha256>.pcap``),
+written atomically.
 Pure functions build the bytes (:func:`rtp_stream`, :func:`pcap_bytes`); only
 :func:`call_pcap` and :func:`_sox_alaw` touch the disk or run a program.
 """
@@ -124,7 +125,10 @@ def _sox_alaw() -> bytes:
 
 
 def default_cache_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"pbxrec-pcaps-{os.getuid()}"
+    """``$XDG_CACHE_HOME/pbx-recorder/pcaps`` (``~/.cache/...``): the user's own, outside /tmp,
+    which tests watch for stray files."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pbx-recorder" / "pcaps"
 
 
 def call_pcap(duration_ms: int, digits: Sequence[tuple[int, str]] = (),
@@ -136,7 +140,7 @@ def call_pcap(duration_ms: int, digits: Sequence[tuple[int, str]] = (),
     path = folder / f"call-{key[:24]}.pcap"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     info = folder.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o022:  # in /tmp: someone else's folder
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:  # someone else's (or everyone's) folder
         raise PermissionError(f"pcap cache {folder} is not ours alone (owner {info.st_uid}, "
                               f"mode {info.st_mode & 0o777:o})")
     if path.is_file():
