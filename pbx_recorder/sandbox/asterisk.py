@@ -200,6 +200,15 @@ class PrivateAsterisk:
             raise SandboxError(str(exc)) from exc
         return done.stdout + done.stderr
 
+    def seen_by_pbx(self, path: str | Path) -> Path:
+        """Where the host sees what this Asterisk sees at ``path``: the path itself, or for a
+        chroot the same path through ``/proc/<pid>/root`` (its private /tmp, its own /etc)."""
+        if self.install.root is None:
+            return Path(path)
+        if self._proc is None:
+            raise SandboxError("the chrooted Asterisk is not running")
+        return Path(f"/proc/{self._proc.pid}/root") / str(path).lstrip("/")
+
     @property
     def pid(self) -> int | None:
         """The Asterisk process (for a chroot also its mount namespace), while started."""
