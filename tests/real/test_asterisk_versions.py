@@ -5,7 +5,10 @@
 * a Chinese caller name reaches the catalog whole although every AMI read is cut inside its
   characters (the live reader decoded each read on its own: ``张三`` arrived as ``三``);
 * MixMonitor option ``D`` (stereo) exists on 22 only: a stereo rule gives a 2-channel file on
-  22, and on 16 a file flagged ``duration_mismatch`` (16 ignores ``D``; no silent fallback).
+  22, and on 16 a file flagged ``duration_mismatch`` (16 ignores ``D``; no silent fallback);
+* dual mode (``r()``/``t()`` leg files) gives the mixed file and both legs on both versions,
+  each as long as the recorded call (22 pads a leg's gaps, 16 writes the frames it gets: with
+  continuous audio both directions have frames throughout).
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ NAME = "张三"
 STEREO_RULES: list[dict[str, Any]] = [
     {"name": "stereo", "match": {"dialed": ["8001"]},
      "action": {"record": "yes", "consent": "notify", "prompt": "recording-notice", "mode": "stereo"}},
+]
+DUAL_RULES: list[dict[str, Any]] = [
+    {"name": "dual", "match": {"dialed": ["8001"]},
+     "action": {"record": "yes", "consent": "notify", "prompt": "recording-notice", "mode": "dual"}},
 ]
 
 
@@ -128,5 +135,33 @@ def test_stereo_on_16_is_flagged_not_passed_off(asterisk: PrivateAsterisk, ami: 
     recorder, rec = _stereo_call(asterisk, ami, prompts_dir, tmp_path)
     try:
         assert "duration_mismatch" in json.loads(rec["flags"] or "[]"), rec["flags"]
+    finally:
+        recorder.process.terminate()
+
+
+def test_dual_mode_keeps_the_mix_and_both_legs_for_the_whole_recording(
+        asterisk: PrivateAsterisk, ami: AmiProbe, prompts_dir: Path, tmp_path: Path) -> None:
+    recorder = _start_recorder(asterisk, prompts_dir, tmp_path, rules=DUAL_RULES)
+    try:
+        caller, since = new_caller(), len(ami.events)
+        result = call(asterisk, tmp_path, "8001", hangup_after_s=12, from_user=caller)
+        assert result.ok, result.errors
+        linkedid = linkedid_of(ami, caller, since)
+        _, recs = wait_shipped(recorder, linkedid)
+        main = [r for r in recs if r["kind"] == "call"]
+        assert len(main) == 1, recs
+        manifest = json.loads(main[0]["manifest"])
+        assert sorted(f["role"] for f in manifest["files"]) == ["mixed", "read", "write"], manifest["files"]
+        start = next(t for t, e in ami.events[since:] if e.get("Event") == "MixMonitorStart"
+                     and e.get("Linkedid") == linkedid)
+        end = next(t for t, e in ami.events[since:] if e.get("Event") == "Hangup"
+                   and e.get("Linkedid") == linkedid)
+        files = sorted(p for p in recorder.hot_dir.rglob(f"*{main[0]['recording_id']}*")
+                       if p.suffix == ".wav" and "original" not in p.name)
+        assert len(files) == 3, files
+        for path in files:
+            stats = audio_stats(path)
+            assert stats.rms > 0.01 and abs(stats.duration_s - (end - start)) <= 1.5, (stats, end - start)
+        assert "duration_mismatch" not in json.loads(main[0]["flags"] or "[]"), main[0]["flags"]
     finally:
         recorder.process.terminate()
