@@ -55,11 +55,14 @@ def running_modules(listing: str) -> set[str]:
     return names
 
 
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen in a forked child
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when the test process dies (prctl PR_SET_PDEATHSIG),
     so a crashed test leaves no Asterisk (nor, for a chroot, its mount namespace) behind."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class PrivateAsterisk:
