@@ -4,6 +4,7 @@
 # opus-tools (opusenc/opusdec: archival Opus transcoding; Debian's sox cannot write Opus),
 # Ceph 16 (ceph-mon, ceph-osd, radosgw: the S3 tests start a throwaway one-node RGW, a strict
 # S3 server; nothing is configured in /etc/ceph, so no system Ceph service starts).
+# debootstrap (the sid chroot with Asterisk 22: .ci/install-asterisk22.sh).
 # The Debian mirror is derived from this machine's own apt sources (their URIs: lines);
 # no registry host is written here.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v opusenc >/dev/null 2>&1 || need+=(opus-tools)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 [ -d /usr/share/asterisk/sounds/en ] || need+=(asterisk-core-sounds-en-gsm)
 command -v radosgw >/dev/null 2>&1 || need+=(radosgw)
 command -v ceph-mon >/dev/null 2>&1 || need+=(ceph-mon)
@@ -69,7 +71,7 @@ PREF
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools \
+  asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools debootstrap \
   ceph-mon ceph-osd ceph-base ceph-common radosgw >/dev/null
 # A freshly installed package starts a system service on the default ports; the tests run
 # private instances.  Stop only what THIS run installed: never an Asterisk or Redis that was

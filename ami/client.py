@@ -33,6 +33,7 @@ from panoramisk.message import Message
 
 from ami import actions
 from ami.backoff import backoff_delay
+from ami.block_framer import BlockFramer
 from ami.framing_guard import FramingGuard, block_keys
 from ami.normalize import Normalizer
 from pbx_recorder import commands as cmds
@@ -65,17 +66,14 @@ class _Protocol(AMIProtocol):
         self.factory = self._client
         self.encoding = "utf8"
         self.log = log
+        self._framer = BlockFramer(self.encoding)
 
     def data_received(self, data: bytes) -> None:
-        """panoramisk's framing, with :func:`message_from_block` as the parser."""
-        chunk = data.decode(self.encoding, "ignore")
-        if self.version is None and chunk.startswith(BANNER):
-            line, _, _ = chunk.partition(EOL)
-            self.version = line.partition("/")[2].strip()
-        if self.queue:
-            chunk = self.queue.popleft() + chunk
-        blocks = chunk.split(EOL + EOL)
-        self.queue.append(blocks.pop(-1))
+        """panoramisk's framing, on bytes (:mod:`ami.block_framer`: a character split between
+        two reads survives), with :func:`message_from_block` as the parser."""
+        blocks = self._framer.feed(data)
+        if self.version is None:
+            self.version = self._framer.version
         for block in blocks:
             if not self._client.framing.accept(block_keys(block)):
                 continue  # the caller's bytes after a cut-short event (ami.framing_guard)

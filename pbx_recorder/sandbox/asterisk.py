@@ -3,16 +3,25 @@
     with PrivateAsterisk(workdir, agi_port=4573, agent_ports=(5070,)) as pbx:
         pbx.rx("core show channels")
 
-Start-up waits (bounded) for an AMI login and the ``FullyBooted`` event; stop sends
-``core stop now`` and kills after a bound.  The config tree is written from
-:mod:`pbx_recorder.sandbox.asterisk_conf`; the product's dialplan snippet is ``#include``d.
+Start-up waits (bounded) for an AMI login and the ``FullyBooted`` event, then checks that
+every module the sandbox loads is running (``module show``): an Asterisk that answers AMI
+with no modules is a broken test bed, not a passing one.  Stop sends ``core stop now`` and
+kills after a bound.  The config tree is written from :mod:`pbx_recorder.sandbox.asterisk_conf`;
+the product's dialplan snippet is ``#include``d.
+
+``install`` picks the Asterisk (:mod:`pbx_recorder.sandbox.installs`): the host's (16) or
+the sid chroot's (22), which sees ``workdir`` and the ``shared`` folders at their host paths.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import re
 import secrets
+import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +30,7 @@ from types import TracebackType
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.sandbox import asterisk_conf
 from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.sandbox.installs import AsteriskInstall, InstallError
 from pbx_recorder.sandbox.ports import free_tcp_port, free_udp_port
 
 log = logging.getLogger(__name__)
@@ -34,12 +44,43 @@ class SandboxError(RecorderError):
     """The private Asterisk could not be started or driven."""
 
 
+def running_modules(listing: str) -> set[str]:
+    """Module names (without ``.so``) that ``module show`` lists as ``Running``."""
+    names = set()
+    for line in listing.splitlines():
+        words = line.split()
+        running = [i for i, w in enumerate(words) if w == "Running" and words[i - 1] != "Not"]
+        if words and words[0].endswith(".so") and running:
+            names.add(words[0].removesuffix(".so"))
+    return names
+
+
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen in a forked child
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies (prctl PR_SET_PDEATHSIG),
+    so a crashed test leaves no Asterisk (nor, for a chroot, its mount namespace) behind."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class PrivateAsterisk:
     def __init__(self, workdir: str | Path, ami_port: int | None = None, sip_port: int | None = None,
                  agi_host: str = "127.0.0.1", agi_port: int | None = None,
                  agent_ports: tuple[int, ...] = (), extra_globals: dict[str, str] | None = None,
-                 boot_timeout: float = 30.0) -> None:
+                 boot_timeout: float = 30.0, install: AsteriskInstall | None = None,
+                 shared: tuple[Path, ...] = ()) -> None:
         self.workdir = Path(workdir).resolve()
+        self.install = install or AsteriskInstall()
+        self.shared = tuple(Path(p).resolve() for p in shared)
+        try:
+            self.version = self.install.version()  # "16.28.0"; after start, from the running PBX
+            module_dir = self.install.module_dir()
+        except InstallError as exc:
+            raise SandboxError(str(exc)) from exc
+        self.major = int(self.version.split(".")[0])
+        dialplan = DIALPLAN_DIR if self.install.root is None else self.workdir / "etc" / "dialplan"
         self.ami_port = ami_port or free_tcp_port()
         self.sip_port = sip_port or free_udp_port()
         self.agi_host = agi_host
@@ -55,10 +96,11 @@ class PrivateAsterisk:
             workdir=str(self.workdir), systemname=self.systemname, ami_port=self.ami_port,
             ami_user=self.ami_user, ami_secret=self.ami_secret, sip_port=self.sip_port,
             agi_host=agi_host, agi_port=self.agi_port,
-            dialplan_snippet=str(DIALPLAN_DIR / "pbx-recorder.conf"),
-            globals_snippet=str(DIALPLAN_DIR / "pbx-recorder-globals.conf"),
+            dialplan_snippet=str(dialplan / "pbx-recorder.conf"),
+            globals_snippet=str(dialplan / "pbx-recorder-globals.conf"),
             agent_ports=self.agent_ports, daemon_user=self.daemon_ami_user,
-            daemon_secret=self.daemon_ami_secret, extra_globals=dict(extra_globals or {}))
+            daemon_secret=self.daemon_ami_secret, extra_globals=dict(extra_globals or {}),
+            module_dir=module_dir, major=self.major)
         self.conf_path = self.workdir / "etc" / "asterisk.conf"
         self.monitor_dir = Path(self.layout.monitor_dir)
         self.selftest_dir = Path(self.layout.selftest_dir)
@@ -67,11 +109,16 @@ class PrivateAsterisk:
 
     # -- config --------------------------------------------------------------------------
     def write_config(self) -> None:
+        for sub in ("etc", "lib", "data", "spool", "run", "log", "monitor", "selftest"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        if self.install.root is not None:  # the chroot sees the work folder, not the repository
+            copy = Path(self.layout.dialplan_snippet).parent
+            copy.mkdir(exist_ok=True)
+            for name in ("pbx-recorder.conf", "pbx-recorder-globals.conf"):
+                shutil.copyfile(DIALPLAN_DIR / name, copy / name)
         for snippet in (self.layout.dialplan_snippet, self.layout.globals_snippet):
             if not Path(snippet).is_file():
                 raise SandboxError(f"dialplan snippet missing: {snippet}")
-        for sub in ("etc", "lib", "data", "spool", "run", "log", "monitor", "selftest"):
-            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         for name, text in asterisk_conf.all_files(self.layout).items():
             (self.workdir / "etc" / name).write_text(text)
         for link in ("documentation", "sounds"):
@@ -84,16 +131,40 @@ class PrivateAsterisk:
     def start(self) -> PrivateAsterisk:
         self.write_config()
         self._console = open(self.workdir / "log" / "console.log", "ab")  # noqa: SIM115
-        self._proc = subprocess.Popen(
-            ["asterisk", "-C", str(self.conf_path), "-f", "-n"], stdin=subprocess.DEVNULL,
-            stdout=self._console, stderr=subprocess.STDOUT, start_new_session=True)
+        argv = self.install.launch(["asterisk", "-C", str(self.conf_path), "-f", "-n"],
+                                   shared=[self.workdir, *self.shared])
+        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._console,
+                                      stderr=subprocess.STDOUT, start_new_session=True,
+                                      preexec_fn=_die_with_parent)
         try:
             self._wait_booted()
+            self._check_running()
         except BaseException:
             self.stop()
             raise
-        log.info("private asterisk %s up: ami=%s sip=%s", self.systemname, self.ami_port, self.sip_port)
+        log.info("private asterisk %s %s up: ami=%s sip=%s", self.version, self.systemname, self.ami_port,
+                 self.sip_port)
         return self
+
+    def _check_running(self) -> None:
+        """The version that answers, and every module the sandbox loads is running."""
+        out = ""
+        for _ in range(10):  # the control socket can lag the AMI's FullyBooted on a loaded host
+            out = self.rx("core show version")
+            shown = re.search(r"Asterisk (\d+\.\d+\.\d+)", out)
+            if shown is not None:
+                break
+            time.sleep(0.5)
+        else:
+            raise SandboxError(f"no version from 'core show version' ({out.strip()[:200]!r}); "
+                               f"see {self.workdir}/log")
+        self.version = shown.group(1)
+        listing = self.rx("module show like .so", timeout=20)
+        missing = [m for m in asterisk_conf.modules_for(self.major) if m not in running_modules(listing)]
+        if missing:
+            raise SandboxError(
+                f"Asterisk {self.version} did not load {len(missing)} module(s) the tests need: "
+                f"{', '.join(missing)} (module folder {self.layout.module_dir}); see {self.workdir}/log")
 
     def _wait_booted(self) -> None:
         deadline = time.monotonic() + self.boot_timeout
@@ -123,11 +194,28 @@ class PrivateAsterisk:
 
     def rx(self, command: str, timeout: float = 10.0) -> str:
         try:
-            done = subprocess.run(["asterisk", "-C", str(self.conf_path), "-rx", command],
-                                  capture_output=True, text=True, timeout=timeout, check=False)
+            argv = self.install.remote(self._proc.pid if self._proc is not None else None,
+                                       ["asterisk", "-C", str(self.conf_path), "-rx", command])
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise SandboxError(f"asterisk -rx {command!r} timed out") from exc
+        except InstallError as exc:
+            raise SandboxError(str(exc)) from exc
         return done.stdout + done.stderr
+
+    def seen_by_pbx(self, path: str | Path) -> Path:
+        """Where the host sees what this Asterisk sees at ``path``: the path itself, or for a
+        chroot the same path through ``/proc/<pid>/root`` (its private /tmp, its own /etc)."""
+        if self.install.root is None:
+            return Path(path)
+        if self._proc is None:
+            raise SandboxError("the chrooted Asterisk is not running")
+        return Path(f"/proc/{self._proc.pid}/root") / str(path).lstrip("/")
+
+    @property
+    def pid(self) -> int | None:
+        """The Asterisk process (for a chroot also its mount namespace), while started."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:

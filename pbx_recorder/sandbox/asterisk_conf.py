@@ -1,4 +1,4 @@
-"""Config files for a private Asterisk 16+ (text builders, no I/O).
+"""Config files for a private Asterisk 16 or 22 (text builders, no I/O).
 
 DIDs the sandbox dialplan answers (``from-sipp`` context):
 
@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 MODULES = [
     # core plumbing
     "res_sorcery_config", "res_sorcery_memory", "res_sorcery_astdb", "res_timing_timerfd",
-    "res_musiconhold", "res_monitor", "res_rtp_asterisk", "res_speech", "res_agi",
+    "res_musiconhold", "res_rtp_asterisk", "res_speech", "res_agi",
     # SIP (chan_pjsip needs res_pjsip_pubsub, which the loader does not say)
     "res_pjproject", "res_pjsip", "res_pjsip_session", "res_pjsip_pubsub", "res_pjsip_sdp_rtp",
     "res_pjsip_endpoint_identifier_ip", "res_pjsip_caller_id", "res_pjsip_header_funcs",
     "res_pjsip_authenticator_digest", "res_pjsip_outbound_authenticator_digest",
     "res_pjsip_dtmf_info", "res_pjsip_rfc3326", "chan_pjsip",
+    # SIP transfers (REFER): needs res_pjsip, res_pjsip_session, res_pjsip_pubsub (above)
+    "res_pjsip_refer",
     # bridges, codecs, formats
     "bridge_simple", "bridge_native_rtp", "bridge_holding", "bridge_builtin_features",
     "chan_bridge_media", "codec_alaw", "codec_ulaw", "codec_a_mu", "codec_gsm",
@@ -46,6 +48,13 @@ MODULES = [
     # CDR over AMI
     "cdr_manager",
 ]
+#: res_monitor (Monitor/PauseMonitor) was removed in Asterisk 21
+MODULES_BEFORE_21 = ["res_monitor"]
+
+
+def modules_for(major: int) -> list[str]:
+    """The modules the sandbox loads (and checks are running) on Asterisk ``major``."""
+    return MODULES + (MODULES_BEFORE_21 if major < 21 else [])
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ class SandboxLayout:
     rtp_range: tuple[int, int] = (20000, 29999)
     unrecorded_prompt: str = "demo-thanks"
     extra_globals: dict[str, str] = field(default_factory=dict)
+    module_dir: str = "/usr/lib/asterisk/modules"  # as Asterisk sees it (see installs.module_dir)
+    major: int = 16
 
     @property
     def monitor_dir(self) -> str:
@@ -80,7 +91,7 @@ def asterisk_conf(lay: SandboxLayout) -> str:
     w = lay.workdir
     return f"""[directories]
 astetcdir => {w}/etc
-astmoddir => /usr/lib/asterisk/modules
+astmoddir => {lay.module_dir}
 astvarlibdir => {w}/lib
 astdbdir => {w}/lib
 astkeydir => {w}/lib
@@ -99,8 +110,8 @@ transmit_silence = yes
 """
 
 
-def modules_conf() -> str:
-    lines = ["[modules]", "autoload = no"] + [f"load => {m}.so" for m in MODULES]
+def modules_conf(lay: SandboxLayout) -> str:
+    lines = ["[modules]", "autoload = no"] + [f"load => {m}.so" for m in modules_for(lay.major)]
     return "\n".join(lines) + "\n"
 
 
@@ -264,6 +275,7 @@ exten => 9002,1,UserEvent(PbxrecTransferTarget,TestTag: ${{TEST_TAG}},Target: 90
  same => n,Echo()
 
 [agents]
+exten => _900X,1,Goto(pbxrec-transfer,${{EXTEN}},1)
 exten => _X.,1,Hangup()
 """
 
@@ -279,7 +291,7 @@ def logger_conf() -> str:
 def all_files(lay: SandboxLayout) -> dict[str, str]:
     files = {
         "asterisk.conf": asterisk_conf(lay),
-        "modules.conf": modules_conf(),
+        "modules.conf": modules_conf(lay),
         "manager.conf": manager_conf(lay),
         "pjsip.conf": pjsip_conf(lay),
         "queues.conf": queues_conf(lay),

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pbx_recorder.sandbox.ports import DEFAULT_ALLOCATOR, PortAllocator
-from pbx_recorder.sandbox.sipp_scenarios import build_timeline, uac_scenario, uas_scenario
+from pbx_recorder.sandbox.rtp_pcap import call_pcap
+from pbx_recorder.sandbox.sipp_scenarios import digits_of, uac_scenario, uas_scenario
 
 _SEQ = itertools.count(1)
 
@@ -96,10 +97,11 @@ class _SippProcess:
 class SippCall(_SippProcess):
     """UAC: ``calls`` calls (``concurrent`` at once) to ``did`` on ``asterisk_port``.
 
-    ``dtmf``: ``[(ms_after_answer, digit)]`` RFC 2833 digits over continuous caller audio
-    (see :func:`build_timeline`); ``timeline`` instead gives full control:
-    ``[(ms_after_answer, "audio" | "dtmf:<d>")]``.  The UAC hangs up after
-    ``hangup_after_s`` unless Asterisk sends a BYE first (both count as success).
+    The caller's audio is one continuous RTP stream from the answer to ``hangup_after_s``
+    (:mod:`pbx_recorder.sandbox.rtp_pcap`); ``dtmf``: ``[(ms_after_answer, digit)]`` RFC 2833
+    digits inside it (``timeline``, ``[(ms, "dtmf:<d>" | "audio")]``, is the older spelling).
+    The UAC hangs up after ``hangup_after_s`` unless Asterisk sends a BYE first (both count
+    as success).
     """
 
     def __init__(self, workdir: str | Path, asterisk_port: int, did: str, *, hangup_after_s: float = 5.0,
@@ -109,10 +111,10 @@ class SippCall(_SippProcess):
                  rate_per_s: float = 10.0, timeout_s: float | None = None,
                  ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
         hang_ms = int(hangup_after_s * 1000)
-        if timeline is None:
-            timeline = build_timeline(hang_ms, list(dtmf))
+        digits = list(dtmf) + digits_of(timeline or [])
+        pcap = call_pcap(hang_ms, digits)
         headers = {"X-Test-Tag": test_tag} if test_tag else {}
-        scenario = uac_scenario(did, from_user, from_display, hang_ms, timeline, headers)
+        scenario = uac_scenario(did, from_user, from_display, hang_ms, str(pcap), headers)
         limit = concurrent or calls
         args = [f"127.0.0.1:{asterisk_port}", "-l", str(limit), "-r", str(rate_per_s)]
         bound = timeout_s or (hangup_after_s + calls / max(rate_per_s, 0.1) + 20)
@@ -120,11 +122,15 @@ class SippCall(_SippProcess):
 
 
 class SippUas(_SippProcess):
-    """An agent phone on ``sip_port`` that answers up to ``calls`` calls and plays audio."""
+    """An agent phone on ``sip_port`` that answers up to ``calls`` calls and plays continuous
+    audio (as long as ``timeout_s``) in each until Asterisk hangs up.  With ``refer_to`` (an
+    extension) it blind-transfers each caller there by SIP REFER ``refer_after_ms`` after answering."""
 
     def __init__(self, workdir: str | Path, sip_port: int, *, calls: int = 1, timeout_s: float = 120.0,
-                 answer_after_ms: int = 300, ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
-        super().__init__(Path(workdir), "uas", uas_scenario(answer_after_ms), ["-l", str(calls)], calls,
-                         timeout_s, ports)
+                 answer_after_ms: int = 300, refer_to: str = "", refer_after_ms: int = 4000,
+                 ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
+        pcap = call_pcap(int(timeout_s * 1000))
+        scenario = uas_scenario(str(pcap), answer_after_ms, refer_to, refer_after_ms)
+        super().__init__(Path(workdir), "uas", scenario, ["-l", str(calls)], calls, timeout_s, ports)
         self.sip_port = sip_port
         self.cmd[self.cmd.index("-p") + 1] = str(sip_port)

@@ -1,11 +1,18 @@
-"""Fixtures for real-server tests: one private Asterisk per session, redis-server,
+"""Fixtures for real-server tests: one private Asterisk per version and session, redis-server,
 prompts rendered once, and the recorder daemon as a subprocess (per test).
+
+Every test that uses ``asterisk`` runs once per Asterisk version: ``16`` (the host's) and
+``22`` (the sid chroot, pbx_recorder/sandbox/installs.py).  ``PBXREC_ASTERISK=16`` (or ``22``)
+limits a run to one.  A test of one version's behaviour says so with
+``@pytest.mark.asterisk("16")``; it is not collected for the other (never skipped).
+The terminal summary names the versions that ran.
 
 All servers bind 127.0.0.1 on ports chosen at run time and are stopped in ``finally``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +26,59 @@ from recorder_checks import Recorder
 from consent.generate_prompts import generate
 from pbx_recorder.sandbox import PrivateAsterisk, free_tcp_port, free_udp_port
 from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.sandbox.installs import install_for
 from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
+
+VERSIONS = ("16", "22")
+TESTED: dict[str, str] = {}  # label -> full version of the Asterisk that ran
+
+
+def wanted_versions() -> list[str]:
+    names = os.environ.get("PBXREC_ASTERISK", ",".join(VERSIONS)).split(",")
+    chosen = [v.strip() for v in names if v.strip()]
+    unknown = sorted(set(chosen) - set(VERSIONS))
+    if unknown or not chosen:
+        raise pytest.UsageError(f"PBXREC_ASTERISK: unknown version(s) {unknown}; use {', '.join(VERSIONS)}")
+    return chosen
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "asterisk(*versions): runs only on these Asterisk versions (16, 22)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "asterisk" not in metafunc.fixturenames:
+        return
+    versions = wanted_versions()
+    marker = metafunc.definition.get_closest_marker("asterisk")
+    if marker is not None:
+        versions = [v for v in versions if v in marker.args]
+    # an empty list would make pytest skip the test: a test of one version's behaviour is
+    # simply not collected when that version is not run (see pytest_collection_modifyitems)
+    metafunc.parametrize("asterisk", versions or ["none"], indirect=True, scope="session",
+                         ids=[f"ast{v}" for v in versions] or ["none"])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = set(wanted_versions())
+
+    def off(item: pytest.Item) -> bool:
+        spec = getattr(item, "callspec", None)
+        if spec is not None and "asterisk" in spec.params:
+            return bool(spec.params["asterisk"] == "none")
+        marker = item.get_closest_marker("asterisk")  # a version test without the fixture
+        return marker is not None and not wanted & set(marker.args)
+
+    dropped = [i for i in items if off(i)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TESTED:
+        terminalreporter.write_line("Asterisk versions tested: "
+                                    + ", ".join(TESTED[v] for v in VERSIONS if v in TESTED))
 
 
 @pytest.fixture(scope="session")
@@ -35,12 +94,15 @@ def agent_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def asterisk(agent_port: int) -> Iterator[PrivateAsterisk]:
+def asterisk(request: pytest.FixtureRequest, agent_port: int, prompts_dir: Path) -> Iterator[PrivateAsterisk]:
     # A short directory: Asterisk's control socket path must stay under 108 bytes.
     workdir = Path(tempfile.mkdtemp(prefix="pbxrec-ast-"))
-    pbx = PrivateAsterisk(workdir, agent_ports=(agent_port,))
+    # the prompts folder is shared: a chrooted Asterisk plays the recorder's prompts by host path
+    pbx = PrivateAsterisk(workdir, agent_ports=(agent_port,), install=install_for(request.param),
+                          shared=(prompts_dir,))
     try:
         pbx.start()
+        TESTED[request.param] = pbx.version
         yield pbx
     finally:
         pbx.stop()

@@ -196,6 +196,7 @@ def test_drop_ami_connections_cuts_other_sessions_only(asterisk: PrivateAsterisk
     assert ami.action({"Action": "Ping"})["Response"] == "Success"
 
 
+@pytest.mark.asterisk("16")  # a measured Asterisk 16 fact
 def test_asterisk16_passes_crlf_caller_id_into_ami_events(asterisk: PrivateAsterisk, ami: AmiProbe,
                                                           tmp_path: Path) -> None:
     """A measured PBX fact the AMI adapter must survive: a percent-encoded CRLF in the SIP From

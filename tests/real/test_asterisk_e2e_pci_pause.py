@@ -25,7 +25,7 @@ from pbx_recorder.sandbox.recorder import recorder_command
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 
-CALL_S = 17.0  # notice (~4 s) + ~13 s recorded
+CALL_S = 25.0  # notice (~4 s) + ~21 s recorded: room for two CLI runs (3-4 s each on a loaded host)
 PAUSE_AFTER_START_S = 2.0  # run `calls pause` this long after MixMonitorStart
 PAUSED_FOR_S = 5.0
 EDGE_S = 0.5  # margin at each edge of a stretch (event vs. file timing, CLI start-up)

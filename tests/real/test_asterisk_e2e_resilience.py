@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,17 @@ pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 def _mixmonitor_started(ami: AmiProbe, linkedid: str, since: int, timeout: float = 15.0) -> None:
     ami.wait_event(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid,
                    timeout=timeout, since=since)
+
+
+def _recorded_span(ami: AmiProbe, linkedid: str, since: int) -> float:
+    """Seconds from the call's MixMonitorStart to its caller channel's Hangup (AMI arrival times)."""
+    def first(match: Callable[[dict[str, str]], bool]) -> float:
+        ami.wait_event(match, timeout=15, since=since)
+        return next(t for t, e in ami.events[since:] if match(e))
+    start = first(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid)
+    end = first(lambda e: e.get("Event") == "Hangup" and e.get("Linkedid") == linkedid
+                and e.get("Channel", "").startswith("PJSIP/caller"))
+    return end - start
 
 
 def test_queue_call_recorded_once_agent_is_bridged(asterisk: PrivateAsterisk, agent_port: int, ami: AmiProbe,
@@ -58,7 +70,9 @@ def test_twenty_concurrent_calls_all_recorded(asterisk: PrivateAsterisk, ami: Am
         _, recs = wait_shipped(recorder, linkedid, timeout=90)
         calls = [r for r in recs if r["kind"] == "call"]
         assert len(calls) == 1
-        assert_audio(recorder, calls[0], expect_s=10, tolerance_s=5)
+        # as long as the PBX recorded it: MixMonitorStart to the caller's hang-up (the notice before
+        # it takes longer on a loaded host, so "10 s minus ~4 s" is no fixed figure)
+        assert_audio(recorder, calls[0], expect_s=_recorded_span(ami, linkedid, since), tolerance_s=1.5)
 
 
 @pytest.mark.parametrize("how", ["term", "kill"])
@@ -131,7 +145,10 @@ HOSTILE = [
 def test_hostile_caller_ids_are_plain_data(asterisk: PrivateAsterisk, ami: AmiProbe, recorder: Recorder,
                                            tmp_path: Path) -> None:
     since = len(ami.events)
-    before = set(os.listdir("/etc")), set(os.listdir(asterisk.workdir.parent))
+    # the host's folders and, for a chrooted Asterisk 22, the same folders as it sees them
+    watched = sorted({Path("/etc"), asterisk.workdir.parent, asterisk.seen_by_pbx("/etc"),
+                      asterisk.seen_by_pbx(asterisk.workdir.parent)})
+    before = [set(os.listdir(folder)) for folder in watched]
     for user, display in HOSTILE:
         result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=6, from_user=user,
                           from_display=display).start().wait()
@@ -155,6 +172,12 @@ def test_hostile_caller_ids_are_plain_data(asterisk: PrivateAsterisk, ami: AmiPr
     assert not any(e.get("Event") == "OriginateResponse" for e in events)
     assert not any(e.get("Event") == "Newchannel" and str(e.get("Channel", "")).startswith("Local/")
                    for e in events)
-    assert (set(os.listdir("/etc")), set(os.listdir(asterisk.workdir.parent))) == before
+    # nothing the calls could have put there: no recording, no marker, no name from a payload
+    # (other processes on the host may create unrelated files in /tmp meanwhile)
+    new = [sorted(set(os.listdir(folder)) - seen) for folder, seen in zip(watched, before, strict=True)]
+    escaped = [name for names in new for name in names
+               if name.endswith((".wav", ".raw", ".gsm", ".closed", ".json"))
+               or any(part in name for part in ("passwd", "win.ini", "boot.ini", "PWNED", "4930", "666"))]
+    assert not escaped, new
     row = wait_call(recorder, sorted(linkedids)[0])
     assert row["call_id"]
