@@ -47,16 +47,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "asterisk" not in metafunc.fixturenames:
-        return
-    versions = wanted_versions()
-    marker = metafunc.definition.get_closest_marker("asterisk")
-    if marker is not None:
-        versions = [v for v in versions if v in marker.args]
-    # an empty list would make pytest skip the test: a test of one version's behaviour is
-    # simply not collected when that version is not run (see pytest_collection_modifyitems)
-    metafunc.parametrize("asterisk", versions or ["none"], indirect=True, scope="session",
-                         ids=[f"ast{v}" for v in versions] or ["none"])
+    """``asterisk`` (the session's PBX) and ``asterisk_version`` (a test that starts a PBX of its
+    own) are parametrized over the versions under test."""
+    for name in ("asterisk", "asterisk_version"):
+        if name not in metafunc.fixturenames:
+            continue
+        versions = wanted_versions()
+        marker = metafunc.definition.get_closest_marker("asterisk")
+        if marker is not None:
+            versions = [v for v in versions if v in marker.args]
+        # an empty list would make pytest skip the test: a test of one version's behaviour is
+        # simply not collected when that version is not run (see pytest_collection_modifyitems)
+        metafunc.parametrize(name, versions or ["none"], indirect=name == "asterisk",
+                             scope="session" if name == "asterisk" else "function",
+                             ids=[f"ast{v}" for v in versions] or ["none"])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,8 +68,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def off(item: pytest.Item) -> bool:
         spec = getattr(item, "callspec", None)
-        if spec is not None and "asterisk" in spec.params:
-            return bool(spec.params["asterisk"] == "none")
+        for name in ("asterisk", "asterisk_version"):
+            if spec is not None and name in spec.params:
+                return bool(spec.params[name] == "none")
         marker = item.get_closest_marker("asterisk")  # a version test without the fixture
         return marker is not None and not wanted & set(marker.args)
 

@@ -19,11 +19,13 @@ import pytest
 import yaml
 from ami_gate import AmiGate
 from call_helpers import cdr_of, linkedid_of, new_caller
+from conftest import TESTED
 from recorder_checks import Recorder, audio_files, wait_call, wait_shipped
 
 from pbx_recorder.naming import boot_of_call_id
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall, free_udp_port
 from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.sandbox.installs import install_for
 from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
@@ -141,12 +143,14 @@ def _unwritable(folder: Path) -> Iterator[None]:
 
 
 @pytest.fixture
-def own_asterisk() -> Iterator[PrivateAsterisk]:
-    """A private Asterisk of its own: this test restarts it."""
+def own_asterisk(asterisk_version: str, prompts_dir: Path) -> Iterator[PrivateAsterisk]:
+    """A private Asterisk of its own (each version under test): this test restarts it."""
     workdir = Path(tempfile.mkdtemp(prefix="pbxrec-rs-"))
-    pbx = PrivateAsterisk(workdir, agent_ports=(free_udp_port(),))
+    pbx = PrivateAsterisk(workdir, agent_ports=(free_udp_port(),), install=install_for(asterisk_version),
+                          shared=(prompts_dir,))
     try:
         pbx.start()
+        TESTED[asterisk_version] = pbx.version
         yield pbx
     finally:
         pbx.stop()
