@@ -52,7 +52,8 @@ def status_cmd(ctx: click.Context) -> None:
     for r in done:  # a call live during the erasure: its copies were destroyed when they arrived
         click.echo(f"{r['request_id']}  done  {len(r['late_copies'])} late cop(ies) destroyed on arrival")
         for c in r["late_copies"]:
-            click.echo(f"    call {c['call_id']}: {c['copy']} {c['recording_id'] or ''} {c['action']}".rstrip())
+            what = f"{c['copy']} {c['recording_id']}" if c["recording_id"] else c["copy"]
+            click.echo(f"    call {c['call_id']}: {what} {c['action']}")
     for r in items:
         due = datetime.fromtimestamp(r["deadline"], UTC).strftime("%Y-%m-%d %H:%M UTC")
         if r["status"] == "refused_partial":

@@ -98,7 +98,8 @@ def test_a_call_erased_mid_call_leaves_nothing_of_the_subject_after_the_hangup(t
     assert copies == [("call_row", "destroyed"), ("live_call_snapshot", "destroyed"),
                       ("spool", "destroyed"), ("spool", "destroyed")]
     spooled = sorted(c["recording_id"] for c in final["late_copies"] if c["copy"] == "spool")
-    assert [f"spool:{r}" for r in spooled] == [c for c in final["copies"]["deleted"] if c.startswith("spool:")]
+    deleted = [c for c in final["copies"]["deleted"] if c.startswith("spool:")]
+    assert [f"spool:{r}" for r in spooled] == deleted
     # nothing stored, nothing waiting, no number in any file (catalog and its WAL included)
     assert [p for p in (tmp_path / "hot").rglob("*") if p.is_file()] == []
     assert [p for p in (tmp_path / "spool").iterdir() if p.is_dir()] == []

@@ -52,7 +52,8 @@ def spool_live_call(d: Deployment, call_id: str, started: float) -> str:
 
 
 def files_naming(root, digits: str) -> list[str]:
-    return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and digits.encode() in p.read_bytes()]
+    return [str(p.relative_to(root)) for p in root.rglob("*")
+            if p.is_file() and digits.encode() in p.read_bytes()]
 
 
 def receipt_of(d: Deployment, request_id: str) -> dict:
