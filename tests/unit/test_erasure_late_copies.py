@@ -16,6 +16,7 @@ import pytest
 from tamper_support import CALLER, NOW, Deployment
 
 from pbx_recorder.call_seal import CallSealer
+from pbx_recorder.errors import ConfigError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog, LateCopyGuard
 from pbx_recorder.lifecycle.tombstones import Tombstones
@@ -165,3 +166,18 @@ def test_late_copy_verdict(started, held, action):
 def test_numbers_are_found_in_channel_names_and_formatted_text():
     found = policy.numbers_in({"channel": f"SIP/{CALLER}-00000007", "clid": '"x" <+49 151 12345678>'})
     assert CALLER in found and "+" + CALLER in found
+
+
+def test_without_the_hash_key_nothing_of_a_call_is_shipped_once_anything_was_erased(dep, capsys):
+    code, out = dep.cli(capsys, "erase", "--caller", CALLER)
+    assert code == 0, out
+    (dep.root / "hash.key").unlink()  # the daemon cannot tell an erased subject from a new one
+    rid = "n1_8.8_call001"
+    src = dep.root / "mon" / f"{rid}.wav"
+    src.write_bytes(os.urandom(6000))
+    dep.spool.spool_recording(rid, [src], Manifest(recording_id=rid, call_id="n1_8.8", recorded_from=NOW,
+                                                   files=(ManifestFile(src.name, 0, "", 2.0),)))
+    summary = dep.shipper.ship_once()
+    assert summary.retrying == [rid] and [e.recording_id for e in dep.spool.pending()] == [rid]
+    with pytest.raises(ConfigError, match="privacy.hash_key_file"):
+        dep.catalog.upsert_call({"call_id": "n1_8.8", "caller_num": "4917000000000", "started_at": NOW})
