@@ -19,7 +19,9 @@ backup older than an erasure never brings the subject back.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import sqlite3
 import time
@@ -87,6 +89,17 @@ class Tombstones:
         for _, h in pairs:
             if not str(h).startswith("hmac-sha256:"):
                 raise ValueError("a tombstone holds keyed hashes only")
+        if not pairs:
+            return 0
+        # the CLI (erase) and the daemon (late copies) both add: one writer at a time
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return self._add_locked(pairs, request_id, now, restore)
+        finally:
+            os.close(fd)
+
+    def _add_locked(self, pairs: list[tuple[str, str]], request_id: str, now: float, restore: bool) -> int:
         entries = self.entries()
         mine = {(str(e["hmac"]), str(e["request_id"])): e for e in entries}
         changed = 0
