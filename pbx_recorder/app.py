@@ -18,6 +18,7 @@ from consent.agi_server import AgiServer, ConsentBackend, ConsentSession, Dialog
 from pbx_recorder.calls import CallBook
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import ConfigError
+from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog, LateCopyGuard
 from pbx_recorder.metrics import Metrics, NullMetrics
 from pbx_recorder.pipeline import Pipeline
 from pbx_recorder.shipper import Shipper
@@ -100,7 +101,9 @@ def build_app(config: Any) -> App:
     else:
         normalizer, ami = _build_ami(config, node)
     callbook = CallBook(node, str(config.pbx.monitor_dir), config.rules)
-    catalog = Catalog(config.catalog.path, sealer=_call_sealer(config))
+    guard = _late_copy_guard(config)
+    catalog: Catalog = (Catalog(config.catalog.path, sealer=_call_sealer(config)) if guard is None else
+                        ErasureAwareCatalog(config.catalog.path, sealer=_call_sealer(config), guard=guard))
     spool_cfg = config.spool
     spool = Spool(spool_cfg.dir, min_free_mb=spool_cfg.min_free_mb)
     pipeline = Pipeline(
@@ -109,6 +112,8 @@ def build_app(config: Any) -> App:
     metrics_cfg = config.metrics
     metrics = NullMetrics() if metrics_cfg.port is None else Metrics(metrics_cfg.host, metrics_cfg.port)
     shipper, tiers = _build_shipper(config, spool, catalog, metrics)
+    if guard is not None:  # a recording of a subject erased while its call was live: destroyed
+        shipper.arrival_checks.append(guard.admit_spool_entry)
     consent_cfg = config.consent
     vip = VipDirectory(file=config.vip.file, redis_url=config.redis.url, redis_key=config.vip.redis_key)
     settings = DialogSettings(
@@ -199,6 +204,12 @@ def _master_key_present(config: Any) -> bool:
 
     ring = keyring_of(config, required=False)
     return ring is not None and ring.has(current_key_id(config))
+
+
+def _late_copy_guard(config: Any) -> LateCopyGuard | None:
+    """Copies of an erased subject's call that was live during the erasure (lifecycle.late_copies)."""
+    key_file = getattr(config.privacy, "hash_key_file", None)
+    return LateCopyGuard(key_file) if key_file else None
 
 
 def _call_sealer(config: Any) -> Any:

@@ -22,6 +22,9 @@ Extension points (used by other modules without editing this file):
     Only after every hook succeeded is the row marked 'verified' and the spool entry removed;
     a hook that raises leaves both for a retry, so hooks must be idempotent.
   * ``claimer``: ``claim(recording_id) -> bool`` / ``release(recording_id)``.
+  * ``arrival_checks``: ``check(catalog, entry) -> bool`` asked before anything is prepared or
+    stored; False: the entry is removed from the spool unstored (outcome ``destroyed``; e.g.
+    ``lifecycle.late_copies``: a recording of a subject erased while its call was live).
   * ``tier_for_region``: ``(region) -> Tier``.
 """
 
@@ -124,6 +127,7 @@ class ShipSummary:
     waiting: list[str] = field(default_factory=list)  # in backoff, not tried
     refused: list[str] = field(default_factory=list)  # refused for good: parked, not retried
     claimed_elsewhere: list[str] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)  # an arrival check refused it: removed unstored
 
 
 def object_keys(manifest: Manifest, ext_of: Sequence[str]) -> list[str]:
@@ -158,7 +162,8 @@ class Shipper:
                  prepare_stages: Sequence[PrepareStage] = (), after_store: Sequence[AfterStore] = (),
                  claimer: Claimer | None = None, clock: Callable[[], float] = time.time,
                  backoff_base_s: float = 2.0, backoff_max_s: float = 300.0,
-                 metrics: NullMetrics | None = None) -> None:
+                 metrics: NullMetrics | None = None,
+                 arrival_checks: Sequence[Callable[[Catalog, SpoolEntry], bool]] = ()) -> None:
         self.spool = spool
         self.catalog = catalog
         self.tier_for_region = tier_for_region
@@ -169,6 +174,7 @@ class Shipper:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.metrics = metrics or NullMetrics()
+        self.arrival_checks = list(arrival_checks)
         self._attempts: dict[str, int] = {}
         self._next_at: dict[str, float] = {}
         self.parked: dict[str, str] = {}  # recording id -> the permanent refusal (until restart)
@@ -282,7 +288,7 @@ class Shipper:
         return row
 
     def ship_entry(self, entry: SpoolEntry) -> str:
-        """Ship one entry; returns 'shipped' | 'already' | 'claimed'.  Raises on failure."""
+        """Ship one entry; returns 'shipped' | 'already' | 'claimed' | 'destroyed'.  Raises on failure."""
         rid = entry.recording_id
         if not self.claimer.claim(rid):
             return "claimed"
@@ -292,6 +298,11 @@ class Shipper:
                 log.info("recording %s (call %s) already verified in the catalog: spool cleaned",
                          rid, entry.manifest.call_id)
                 return "already"
+            if not all(check(self.catalog, entry) for check in self.arrival_checks):
+                self.spool.remove(rid)
+                log.info("recording %s (call %s) removed from the spool unstored (arrival check)", rid,
+                         entry.manifest.call_id)
+                return "destroyed"
             manifest, tier, stored = self._store(entry)
             row = self._catalog_row(manifest, tier, stored)
             self.catalog.upsert_recording({**row, "state": "stored"})
@@ -353,7 +364,7 @@ class Shipper:
             self._attempts.pop(rid, None)
             self._next_at.pop(rid, None)
             {"shipped": summary.shipped, "already": summary.already,
-             "claimed": summary.claimed_elsewhere}[outcome].append(rid)
+             "claimed": summary.claimed_elsewhere, "destroyed": summary.destroyed}[outcome].append(rid)
         return summary
 
     def _park(self, rid: str, call_id: str, exc: StorageRefused) -> None:

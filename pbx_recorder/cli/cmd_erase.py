@@ -46,7 +46,14 @@ def status_cmd(ctx: click.Context) -> None:
     rt = Runtime.load(ctx.obj["config_path"], "erase.status")
     items = rt.eraser().status(time.time())
     partial = [r for r in items if r["status"] == "refused_partial"]
+    done = [r for r in items if r["status"] == "done"]
+    items = [r for r in items if r["status"] != "done"]
     rt.audit("erase.status", "", {"open": len(items) - len(partial), "partial": len(partial)})
+    for r in done:  # a call live during the erasure: its copies were destroyed when they arrived
+        click.echo(f"{r['request_id']}  done  {len(r['late_copies'])} late cop(ies) destroyed on arrival")
+        for c in r["late_copies"]:
+            what = f"{c['copy']} {c['recording_id']}" if c["recording_id"] else c["copy"]
+            click.echo(f"    call {c['call_id']}: {what} {c['action']}")
     for r in items:
         due = datetime.fromtimestamp(r["deadline"], UTC).strftime("%Y-%m-%d %H:%M UTC")
         if r["status"] == "refused_partial":

@@ -35,6 +35,7 @@ from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
+from pbx_recorder.lifecycle.late_copies import LateCopyGuard
 from pbx_recorder.lifecycle.tombstones import Tombstones
 from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
@@ -178,7 +179,7 @@ class Eraser:
                     self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
                     self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
                     call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
-        live = self._purge_live(plan, caller)
+        live = self._purge_live(plan, caller, req["request_id"], now)
         redacted = self._redact_audit(caller, subject) if caller else 0
         self._checkpoint()
         backups = dict(self.shred_backups(now)) if self.shred_backups and plan else {}
@@ -271,6 +272,9 @@ class Eraser:
         if not withheld:
             hashes.append(("number" if caller else "call_id", subject))
         self.tombstones.add(hashes, request_id=request_id, now=now)
+        if withheld:  # not re-applied on a restore, but a call live right now is still caught
+            self.tombstones.add([("number" if caller else "call_id", subject)], request_id=request_id,
+                                now=now, restore=False)
 
     def _purge_spool(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
                      call_id: str | None, withheld: list[dict[str, Any]]) -> list[str]:
@@ -293,17 +297,27 @@ class Eraser:
         return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,
                                    held=held, withheld=withheld)
 
-    def _purge_live(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None) -> int:
+    def _purge_live(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
+                    request_id: str, now: float) -> int:
         """Saved live-call snapshots naming the number (a call without a catalog row yet, a stale
-        snapshot left by a crash): they hold it in clear and would outlive the erasure."""
+        snapshot left by a crash): they hold it in clear and would outlive the erasure.  The
+        daemon does not store the rest of such a call (``lifecycle.late_copies``)."""
         if not caller:
             return 0
         digits = "".join(ch for ch in caller if ch.isdigit())
         kept = {c["call_id"] for c, _, k in plan if k}
         if len(digits) < 3:
             return 0
-        found = rows(self.conn, "SELECT call_id FROM live_calls WHERE instr(state, ?) > 0", (digits,))
+        found = rows(self.conn, "SELECT call_id, state FROM live_calls WHERE instr(state, ?) > 0", (digits,))
         hits = [r["call_id"] for r in found if r["call_id"] not in kept]
+        if self.tombstones is not None:  # the call itself, should its next copy name no number
+            wanted = policy.number_variants(caller)
+            subject = {policy.number_hash(self.hash_key, caller)}
+            calls = [r["call_id"] for r in found
+                     if r["call_id"] not in kept and wanted & policy.numbers_in(r["state"])
+                     and LateCopyGuard.hold(self.conn, r["call_id"], "", subject) is None]
+            self.tombstones.add([("call_id", policy.subject_hash(self.hash_key, c)) for c in calls],
+                                request_id=request_id, now=now)
         with Tx(self.conn):
             for cid in hits:
                 self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (cid,))
@@ -357,15 +371,20 @@ class Eraser:
 
     def status(self, now: float) -> list[dict[str, Any]]:
         """Requests not fully done: open ones (flagged overdue past their 15-day deadline) and
-        partial ones (``refused_partial``), each partial one with the recordings it withheld and why."""
-        out = rows(
-            self.conn,
-            "SELECT request_id, subject, received_at, deadline, status, receipt FROM erasure_requests"
-            " WHERE status IN ('open','refused_partial') ORDER BY deadline",
-        )
+        partial ones (``refused_partial``), each partial one with the recordings it withheld and why;
+        and done ones still within their deadline that destroyed copies arriving after the erasure
+        (``late_copies``: a call that was live when it ran)."""
+        out = [
+            r for r in rows(
+                self.conn,
+                "SELECT request_id, subject, received_at, deadline, status, receipt FROM erasure_requests"
+                " WHERE status IN ('open','refused_partial') OR (status='done' AND deadline > ?"
+                " AND instr(receipt, '\"late_copies\"') > 0) ORDER BY deadline", (now,))
+        ]
         for r in out:
             receipt = json.loads(r.pop("receipt") or "{}")
             r["withheld"] = list(receipt.get("withheld", []))
+            r["late_copies"] = list(receipt.get("late_copies", []))
             r["overdue"] = r["status"] == "open" and now > r["deadline"]
             r["days_left"] = round((r["deadline"] - now) / policy.DAY, 1)
         return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -144,3 +145,48 @@ def query_matches(call: Mapping[str, Any], q: Mapping[str, Any]) -> bool:
         if k in _EXACT and str(call.get(_EXACT[k]) or "") != str(v):
             return False
     return True
+
+
+# -- copies that arrive after an erasure (lifecycle.late_copies) -----------------------------
+_NUMBER_RUNS = (re.compile(r"\+?\d[\d ()./-]{3,}\d"), re.compile(r"\+?\d{3,}"))
+
+
+def number_variants(number: str) -> set[str]:
+    """A number as erasure may have been asked for it: normalized, with and without the '+'."""
+    norm = normalize_number(number)
+    bare = norm.lstrip("+")
+    return {norm, bare, "+" + bare} if bare else set()
+
+
+def numbers_in(*values: Any) -> set[str]:
+    """Every number-like run in ``values`` (fields, CDR text, channel names, JSON), in the forms
+    :func:`number_variants` gives; what a late copy is matched against the tombstones by."""
+    found: set[str] = set()
+    for value in values:
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        for pattern in _NUMBER_RUNS:
+            for run in pattern.findall(text):
+                found |= number_variants(run)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class LateCopyVerdict:
+    action: str  # keep | destroy | withhold
+    request_id: str = ""
+    erased_at: float | None = None
+
+
+def late_copy_verdict(erasures: list[tuple[float, str, str]], started_at: float | None, *,
+                      held: bool) -> LateCopyVerdict:
+    """What to do with a copy (call row, live-call snapshot, spooled recording) of a subject that
+    ``erasures`` (``(erased at, request id, kind)``, from the tombstones) name.
+
+    A call that started before an erasure of its subject was live when the erasure ran: it is
+    destroyed on arrival (withheld instead when a legal hold covers it).  One that started after
+    every erasure is a new call (a new consent) and is kept.  An erasure by call id names that
+    very call: it is never a new one.  An unknown start is treated as before the erasure."""
+    for at, request_id, kind in erasures:  # latest first
+        if kind == "call_id" or started_at is None or started_at < at:
+            return LateCopyVerdict("withhold" if held else "destroy", request_id, at)
+    return LateCopyVerdict("keep")

@@ -2,7 +2,14 @@
 
 One JSON object per line, ``{"hmac": "hmac-sha256:...", "kind": "number" | "call_id",
 "request_id": ..., "at": ...}``, in a 0600 file beside the privacy HMAC key (both are needed
-to use it; escrow them together).  Never a number, never a call id in clear.
+to use it; escrow them together).  Never a number, never a call id in clear.  ``at`` is the
+erasure time (a re-run of the same request moves it on); one entry per hash and request.  An
+entry with ``"restore": false`` (the subject of a partial erasure: a held call must survive a
+restore) is not applied on restore; it only serves ``erasures``.
+
+``erasures`` is what the recorder asks when a copy arrives after an erasure
+(``lifecycle.late_copies``): a call of an erased subject that started before the erasure is
+destroyed on arrival, one that started after it is a new call.
 
 ``apply`` runs on a restored catalog (``catalog restore``): every call whose caller number,
 callee number or call id hashes to a tombstone is removed with its recordings (their data keys
@@ -12,7 +19,9 @@ backup older than an erasure never brings the subject back.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import sqlite3
 import time
@@ -37,6 +46,7 @@ class Tombstones:
     def __init__(self, path: str | Path, hash_key: bytes) -> None:
         self.path = Path(path)
         self.hash_key = hash_key
+        self._cache: tuple[tuple[int, int, int], dict[str, list[dict[str, Any]]]] | None = None
 
     def entries(self) -> list[dict[str, Any]]:
         try:
@@ -46,21 +56,71 @@ class Tombstones:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def hashes(self) -> set[str]:
-        return {str(e["hmac"]) for e in self.entries()}
+        """The hashes a restored catalog is scrubbed of."""
+        return {str(e["hmac"]) for e in self.entries() if e.get("restore", True)}
 
-    def add(self, hashes: Iterable[tuple[str, str]], *, request_id: str, now: float) -> int:
-        """Record ``(kind, hmac)`` pairs (idempotent); the file is rewritten atomically, 0600."""
-        known = self.hashes()
-        new = [{"hmac": h, "kind": kind, "request_id": request_id, "at": now}
-               for kind, h in dict.fromkeys(hashes) if h not in known]
-        if not new:
-            return 0
-        for h in (e["hmac"] for e in new):
+    def erasures(self, hashes: Iterable[str]) -> list[tuple[float, str, str]]:
+        """``(erased at, request id, kind)`` of every erasure of one of ``hashes``, latest first
+        (the file is read again only when it changed: the daemon asks on every call update)."""
+        index = self._index()
+        found = {(float(e["at"]), str(e["request_id"]), str(e["kind"]))
+                 for h in dict.fromkeys(hashes) for e in index.get(h, ())}
+        return sorted(found, reverse=True)
+
+    def _index(self) -> dict[str, list[dict[str, Any]]]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return {}
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._cache is None or self._cache[0] != stamp:
+            index: dict[str, list[dict[str, Any]]] = {}
+            for e in self.entries():
+                index.setdefault(str(e["hmac"]), []).append(e)
+            self._cache = (stamp, index)
+        return self._cache[1]
+
+    def add(self, hashes: Iterable[tuple[str, str]], *, request_id: str, now: float,
+            restore: bool = True) -> int:
+        """Record ``(kind, hmac)`` pairs erased at ``now`` by ``request_id`` (a re-run moves the
+        time on; a restore-applied entry is never turned into a live-only one); the file is
+        rewritten atomically, 0600.  Returns how many entries were added or moved on."""
+        pairs = list(dict.fromkeys(hashes))
+        for _, h in pairs:
             if not str(h).startswith("hmac-sha256:"):
                 raise ValueError("a tombstone holds keyed hashes only")
-        lines = [json.dumps(e, sort_keys=True) for e in [*self.entries(), *new]]
-        atomic.write_bytes(self.path, ("\n".join(lines) + "\n").encode())
-        return len(new)
+        if not pairs:
+            return 0
+        # the CLI (erase) and the daemon (late copies) both add: one writer at a time
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return self._add_locked(pairs, request_id, now, restore)
+        finally:
+            os.close(fd)
+
+    def _add_locked(self, pairs: list[tuple[str, str]], request_id: str, now: float, restore: bool) -> int:
+        entries = self.entries()
+        mine = {(str(e["hmac"]), str(e["request_id"])): e for e in entries}
+        changed = 0
+        for kind, h in pairs:
+            e = mine.get((h, request_id))
+            if e is None:
+                e = {"hmac": h, "kind": kind, "request_id": request_id, "at": now}
+                if not restore:
+                    e["restore"] = False
+                entries.append(e)
+                mine[(h, request_id)] = e
+                changed += 1
+            elif float(e["at"]) < now or (restore and e.get("restore", True) is False):
+                e["at"] = max(float(e["at"]), now)
+                if restore:
+                    e.pop("restore", None)
+                changed += 1
+        if changed:
+            lines = [json.dumps(e, sort_keys=True) for e in entries]
+            atomic.write_bytes(self.path, ("\n".join(lines) + "\n").encode())
+        return changed
 
     def _erased(self, call: sqlite3.Row | tuple[Any, ...], dead: set[str]) -> bool:
         call_id, caller, callee = call[0], call[1], call[2]
