@@ -19,7 +19,6 @@ import pytest
 import yaml
 from ami_gate import AmiGate
 from call_helpers import cdr_of, linkedid_of, new_caller
-from conftest import TESTED
 from recorder_checks import Recorder, audio_files, wait_call, wait_shipped
 
 from pbx_recorder.naming import boot_of_call_id
@@ -150,7 +149,6 @@ def own_asterisk(asterisk_version: str, prompts_dir: Path) -> Iterator[PrivateAs
                           shared=(prompts_dir,))
     try:
         pbx.start()
-        TESTED[asterisk_version] = pbx.version
         yield pbx
     finally:
         pbx.stop()
