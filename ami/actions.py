@@ -122,6 +122,22 @@ def getvar(channel: str, name: str, *, call_id: str = "") -> dict[str, str]:
     return _headers("Getvar", call_id, Channel=channel, Variable=name)
 
 
+#: AMI ``Filter`` whitelist (POSIX extended regex over the event text): the events
+#: ami/normalize.py handles, and VarSet only for our own PBXREC_* variables.  Replies to
+#: actions (CoreShowChannel lists, Getvar) are not events and are never filtered.
+HANDLED_EVENTS = ("Newchannel", "Newstate", "Hangup", "BridgeEnter", "BridgeLeave", "Cdr", "MixMonitorStart",
+                  "MixMonitorStop", "MixMonitorMute", "QueueCallerJoin", "AgentConnect", "BlindTransfer",
+                  "AttendedTransfer", "FullyBooted")
+EVENT_FILTERS = (
+    "Event: (" + "|".join(HANDLED_EVENTS) + ")[[:space:]]",
+    "Event: VarSet[[:space:]].*Variable: PBXREC_",
+)
+
+
+def event_filter(regex: str) -> dict[str, str]:
+    return _headers("Filter", "", Operation="Add", Filter=regex)
+
+
 def core_show_channels() -> dict[str, str]:
     return {"Action": "CoreShowChannels"}
 

@@ -254,6 +254,7 @@ class AmiClient:
         if _get(reply, "Response") != "Success":
             raise AmiLoginFailed(f"AMI login refused for user {self._username!r}: {_get(reply, 'Message')}")
         self.version = protocol.version
+        await self._filter_events()
         try:
             await asyncio.wait_for(asyncio.shield(self._booted.wait()), self.boot_timeout)
         except TimeoutError:
@@ -273,6 +274,21 @@ class AmiClient:
                 except (AmiActionError, PbxDisconnected) as exc:
                     log.warning("AMI ping failed (%s); reconnecting", exc)
                     break
+
+    async def _filter_events(self) -> None:
+        """Ask Asterisk to send only the events the normalizer uses (``actions.EVENT_FILTERS``).
+
+        A busy PBX sends dozens of events per call that the recorder ignores (Newexten for every
+        dialplan step, VarSet for every variable, RTCP, DTMF, AGIExec...); parsing them took most
+        of the daemon's loop under load.  If Asterisk refuses (no ``system`` write class), all
+        events keep coming and the normalizer ignores the extra ones, as before."""
+        for regex in actions.EVENT_FILTERS:
+            try:
+                await self._send(actions.event_filter(regex), call_id="",
+                                 timeout=min(self.action_timeout, 5.0))
+            except (AmiActionError, PbxDisconnected) as exc:
+                log.warning("AMI event filter not set (%s): every event will be read", exc)
+                return
 
     async def _confirm_hangup(self, item: ev.ChannelHungUp) -> list[Any]:
         """[item], or [] when Asterisk still has a live channel with that Uniqueid (a forged Hangup).

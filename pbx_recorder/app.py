@@ -14,7 +14,9 @@ from typing import Any
 
 from ami.client import AmiClient
 from ami.normalize import Normalizer
+from consent.agi_async import AsyncAgiConnection, AsyncAgiServer, RefusalHandler
 from consent.agi_server import AgiServer, ConsentBackend, ConsentSession, DialogSettings
+from consent.async_session import AsyncConsentBackend, AsyncConsentSession
 from pbx_recorder.calls import CallBook
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import ConfigError
@@ -52,6 +54,26 @@ class App:
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     consent_wait_s: float = DEFAULT_CONSENT_WAIT_S
     tiers: dict[str, Any] = field(default_factory=dict)  # every configured tier, by name
+
+    async def start_async_agi_server(self, backend: AsyncConsentBackend,
+                                     refused: RefusalHandler) -> AsyncAgiServer:
+        """The FastAGI consent server the daemon runs (on its loop), bound and listening."""
+        agi_cfg = self.config.pbx.agi
+
+        async def session(conn: AsyncAgiConnection) -> None:
+            await AsyncConsentSession(conn, node=self.node, backend=backend, prompts=self.prompts,
+                                      vip=self.vip, settings=self.settings).run()
+
+        server = AsyncAgiServer(
+            agi_cfg.host, agi_cfg.port, session=session, refused=refused, max_sessions=agi_cfg.max_sessions,
+            session_timeout_s=float(getattr(agi_cfg, "session_timeout_s", DEFAULT_AGI_SESSION_TIMEOUT_S)))
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {agi_cfg.host}:{agi_cfg.port}: {exc.strerror}", key="pbx.agi"
+            ) from exc
+        return server
 
     def make_agi_server(self, backend: ConsentBackend) -> AgiServer:
         agi_cfg = self.config.pbx.agi

@@ -4,7 +4,10 @@
                                                                  -> pipeline (closure wait + spool)
                                                                  -> catalog rows
     1 s tick  --------> CallBook.tick    --> commands (same executor)
-    AGI thread (FastAGI consent) --run_coroutine_threadsafe--> consent_requested / consent_resolved
+    FastAGI session (a coroutine on the same loop) -> consent_requested / consent_resolved; the
+        commands for the session's own channel (MixMonitor, channel variables) go out on its
+        AGI socket (in band), the rest as AMI actions
+    live-call writer task: snapshots -> catalog.live_calls, off the loop, coalesced per call
     shipper task: spool -> storage tier -> catalog
 
 Live calls are snapshotted into the catalog's ``live_calls`` after every change and restored
@@ -27,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ami.actions import is_pbx_command
-from consent.agi_server import AgiServer, ConsentTicket
+from consent.agi_async import AsyncAgiServer
+from consent.agi_server import ConsentTicket
+from consent.async_session import InbandStarter, request_event
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
 from pbx_recorder.app import App, hot_tiers
@@ -37,6 +42,8 @@ from pbx_recorder.metrics import call_outcome
 from pbx_recorder.metrics_sampler import MetricsSampler
 
 log = logging.getLogger(__name__)
+
+PERSIST_BATCH_S = 0.2  # live-call snapshots reach the catalog at most this much later (plus a write)
 
 
 @dataclass
@@ -54,18 +61,23 @@ class Summary:
 
 
 class LoopConsentBackend:
-    """The AGI threads' way into the daemon loop (bounded waits: a stuck loop fails the call closed)."""
+    """The FastAGI sessions' way into the core: same loop, no thread hop, bounded waits."""
 
-    def __init__(self, daemon: Daemon, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
-        self.daemon, self.loop, self.timeout_s = daemon, loop, timeout_s
+    def __init__(self, daemon: Daemon, timeout_s: float) -> None:
+        self.daemon, self.timeout_s = daemon, timeout_s
 
-    def request(self, event: ev.ConsentRequested) -> ConsentTicket:
-        future = asyncio.run_coroutine_threadsafe(self.daemon.consent_requested(event), self.loop)
-        return future.result(self.timeout_s)
+    async def request(self, event: ev.ConsentRequested, inband: InbandStarter) -> ConsentTicket:
+        return await asyncio.wait_for(self.daemon.consent_requested(event, inband), self.timeout_s)
 
-    def resolve(self, event: ev.ConsentResolved) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.daemon.handle(event), self.loop)
-        future.result(self.timeout_s)
+    async def resolve(self, event: ev.ConsentResolved, inband: InbandStarter) -> None:
+        await asyncio.wait_for(self.daemon.handle(event, inband), self.timeout_s)
+
+    async def refused(self, env: dict[str, str], reason: str) -> None:
+        """A session refused (capacity, stopping): the catalog says "not recorded: <reason>"."""
+        event = request_event(env, self.daemon.app.node, None, self.daemon.clock)
+        await self.daemon.handle(ev.ConsentUnavailable(at=event.at, call_id=event.call_id,
+                                                       channel_id=event.channel_id, channel=event.channel,
+                                                       reason=reason))
 
 
 class Daemon:
@@ -83,7 +95,12 @@ class Daemon:
         self.clock = clock
         self.install_signals = install_signals
         self.summary = Summary()
-        self.agi: AgiServer | None = None
+        self.agi: AsyncAgiServer | None = None
+        self._dirty: dict[str, None] = {}  # call ids to snapshot at the next write (ordered set)
+        self._live_pending: dict[str, str | None] = {}  # call_id -> snapshot text, None = delete
+        self._call_rows: list[dict[str, Any]] = []
+        self._write_wakeup = asyncio.Event()
+        self._writer_closing = False
         self._stop = asyncio.Event()
         self._ship_stop = asyncio.Event()
         self._jobs: set[asyncio.Task[Any]] = set()
@@ -108,8 +125,8 @@ class Daemon:
         if recovered or incomplete:
             log.info("spool recovery: %d repaired, %d need an operator", len(recovered), len(incomplete))
         await asyncio.to_thread(self._abort_stale_uploads)
-        self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
-        self.agi.start()
+        backend = LoopConsentBackend(self, self.app.consent_wait_s)
+        self.agi = await self.app.start_async_agi_server(backend, backend.refused)
         log.info(
             "pbx-recorder node %s: AGI on %s:%s, AMI %s:%s",
             self.app.node,
@@ -126,12 +143,18 @@ class Daemon:
                 pump = group.create_task(self._pump(), name="event-pump")
                 ticker = group.create_task(self._ticker(), name="tick")
                 shipper = group.create_task(self.app.shipper.run(self._ship_stop), name="shipper")
+                writer = group.create_task(self._catalog_writer(), name="catalog-writer")
                 await self._stop.wait()
                 await self._shutdown(ami_task, pump, ticker, shipper)
+                self._writer_closing = True
+                self._write_wakeup.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(writer, 10.0)
         finally:
+            await asyncio.to_thread(self._write_batch, *self._take_pending())
             await asyncio.to_thread(self.metrics.stop)
             if self.agi is not None:
-                await asyncio.to_thread(self.agi.close)
+                await self.agi.close()
             if self.install_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -166,7 +189,7 @@ class Daemon:
         deadline = time.monotonic() + self.app.shutdown_grace_s
         assert self.agi is not None
         self.agi.stop_accepting()
-        await asyncio.to_thread(self.agi.wait_idle, max(0.0, deadline - time.monotonic()) / 2)
+        await self.agi.wait_idle(max(0.0, deadline - time.monotonic()) / 2)
         await self.app.ami.close()
         ticker.cancel()
         with contextlib.suppress(TimeoutError):
@@ -199,24 +222,69 @@ class Daemon:
             log.info("restored %d live call(s); resync from AMI follows", self.summary.restored_calls)
 
     def _persist(self, call_ids: Iterable[str]) -> None:
-        book, catalog = self.app.callbook, self.app.catalog
-        for call_id in dict.fromkeys(call_ids):
+        """Mark calls whose live snapshot may have changed; the catalog writer snapshots each of
+        them once per batch (a snapshot is a deep copy of the call: per event it was the
+        daemon's largest cost under load) and writes them off the loop."""
+        self._dirty.update(dict.fromkeys(call_ids))
+        if self._dirty:
+            self._write_wakeup.set()
+
+    def _snapshot_dirty(self) -> None:
+        book = self.app.callbook
+        dirty, self._dirty = self._dirty, {}
+        for call_id in dirty:
             try:
                 state = book.state(call_id)
                 if not state or state == STATE_FINALIZED:
                     was_live = self._saved.pop(call_id, None) is not None
                     if was_live or not state:
-                        catalog.delete_live_call(call_id)
+                        self._live_pending[call_id] = None
                     if was_live and state:
                         self._count_finished(call_id)
                     self._start_failed.discard(call_id)
                     continue
                 text = json.dumps(book.snapshot(call_id), sort_keys=True)
                 if self._saved.get(call_id) != text:
-                    catalog.save_live_call(call_id, text)
+                    self._live_pending[call_id] = text
                     self._saved[call_id] = text
             except Exception:
                 log.exception("could not persist live call=%s", call_id)
+
+    async def _catalog_writer(self) -> None:
+        """Writes queued live-call snapshots and call rows in a worker thread, in order; while
+        one batch is written the next one collects (a busy second costs one batch, not one
+        fsync per event)."""
+        while True:
+            await self._write_wakeup.wait()
+            self._write_wakeup.clear()
+            await asyncio.to_thread(self._write_batch, *self._take_pending())
+            if self._writer_closing:
+                return
+            with contextlib.suppress(TimeoutError):  # let the next batch collect (bounded delay)
+                await asyncio.wait_for(self._stop.wait(), PERSIST_BATCH_S)
+
+    def _take_pending(self) -> tuple[dict[str, str | None], list[dict[str, Any]]]:
+        """Called on the loop: the batch to write; new work collects in fresh containers."""
+        self._snapshot_dirty()
+        live, self._live_pending = self._live_pending, {}
+        rows, self._call_rows = self._call_rows, []
+        return live, rows
+
+    def _write_batch(self, live: dict[str, str | None], rows: list[dict[str, Any]]) -> None:
+        catalog = self.app.catalog
+        for call_id, text in live.items():
+            try:
+                if text is None:
+                    catalog.delete_live_call(call_id)
+                else:
+                    catalog.save_live_call(call_id, text)
+            except Exception:
+                log.exception("could not persist live call=%s", call_id)
+        for row in rows:
+            try:
+                catalog.upsert_call(row)
+            except Exception:
+                log.exception("could not write the call row call=%s", row.get("call_id", "-"))
 
     def _count_finished(self, call_id: str) -> None:
         snapshot = self.app.callbook.snapshot(call_id)
@@ -258,13 +326,13 @@ class Daemon:
             except Exception:
                 log.exception("tick failed")
 
-    async def handle(self, event: Any) -> list[cmds.Command]:
+    async def handle(self, event: Any, inband: InbandStarter | None = None) -> list[cmds.Command]:
         """One event through the core and out as commands; never raises."""
         self.summary.events += 1
         call_id = getattr(event, "call_id", "")
         try:
             commands = self.app.callbook.handle(event, self.clock())
-            await self.execute(commands, origin_at=getattr(event, "at", None))
+            await self.execute(commands, origin_at=getattr(event, "at", None), inband=inband)
         except Exception:
             log.exception("event %s failed call=%s", type(event).__name__, call_id or "-")
             return []
@@ -274,23 +342,27 @@ class Daemon:
             self._persist(c.call_id for c in commands)
         return commands
 
-    async def consent_requested(self, event: ev.ConsentRequested) -> ConsentTicket:
+    async def consent_requested(self, event: ev.ConsentRequested,
+                                inband: InbandStarter | None = None) -> ConsentTicket:
         commands = self.app.callbook.handle(event, self.clock())
-        ok = await self.execute(commands, origin_at=event.at)
+        ok = await self.execute(commands, origin_at=event.at, inband=inband)
         self._persist([event.call_id])
         self.summary.events += 1
         return ConsentTicket(self.app.callbook.decision(event.call_id), recording_ok=ok)
 
-    async def execute(self, commands: Iterable[cmds.Command], origin_at: float | None = None) -> bool:
+    async def execute(self, commands: Iterable[cmds.Command], origin_at: float | None = None,
+                      inband: InbandStarter | None = None) -> bool:
         """Carry out commands in order; False if any StartRecording failed.  Failures are contained.
-        ``origin_at``: when the event behind them arrived (MixMonitor start lag metric)."""
+        ``origin_at``: when the event behind them arrived (MixMonitor start lag metric).
+        ``inband``: a FastAGI session whose own channel's commands go out on its AGI socket."""
         all_started = True
         for command in commands:
             self.summary.commands += 1
             failed: cmds.StartRecording | None = None
             try:
                 if is_pbx_command(command):
-                    produced_events = await self.app.ami.execute(command)
+                    runner = inband if inband is not None and inband.takes(command) else self.app.ami
+                    produced_events = await runner.execute(command)
                     if isinstance(command, cmds.StartRecording) and origin_at is not None:
                         self.metrics.mixmonitor_started(self.clock() - origin_at)
                     for produced in produced_events:
@@ -300,7 +372,8 @@ class Daemon:
                 elif isinstance(command, cmds.DiscardRecording):
                     self._spawn(self._discard(command), command)
                 elif isinstance(command, cmds.UpsertCall):
-                    self.app.catalog.upsert_call(command.row)
+                    self._call_rows.append(dict(command.row))
+                    self._write_wakeup.set()
                 else:
                     log.warning("no executor for %s call=%s", type(command).__name__, command.call_id)
             except Exception as exc:

@@ -1,0 +1,229 @@
+"""One consent session on the asyncio FastAGI server (consent/agi_async.py).
+
+The same contract as :class:`consent.agi_server.ConsentSession` (dialplan variables
+``PBXREC_RESULT`` / ``PBXREC_CONSENT`` / ``PBXREC_ROUTE`` / ``PBXREC_GOODBYE``; any failure
+leaves ``PBXREC_RESULT`` unset so the snippet takes its fail direction), with two changes:
+
+* the backend is awaited on the loop (no thread hop) and receives an :class:`InbandStarter`:
+  commands for this session's own channel (``StartRecording``, ``SetChannelVar``) are carried
+  out on the AGI socket (``EXEC MixMonitor``, ``SET VARIABLE``) instead of as AMI actions;
+* a dialogue that fails on a live channel (:class:`AgiCommandFailed`: a prompt that cannot be
+  played, no reply in time) is resolved as ``failed`` (not recorded, the catalog says why),
+  never as the caller's ``hangup``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ami.actions import mmid_variable, start_recording
+from consent.agi_async import AgiCommandFailed, AsyncAgiConnection
+from consent.agi_server import (
+    _LANGUAGE,
+    _ROUTE,
+    DIRECTIONS,
+    GOODBYE_PROMPT,
+    PROMPT_FOR,
+    RETRY_PROMPT,
+    SCRIPT,
+    ConsentTicket,
+    DialogSettings,
+    PromptPaths,
+    VipLookup,
+    caller_of,
+    parse_args,
+)
+from consent.dialogue_runner import MAX_STEPS, ChannelGone, safe_prompt_path
+from pbx_recorder import commands as cmds
+from pbx_recorder import constants as C
+from pbx_recorder import events as ev
+from pbx_recorder.consent_policy import AskDigit, ConsentDialog, Decision, Done, PlayNotice, PlayRetry
+from pbx_recorder.masking import mask_number, sanitize
+from pbx_recorder.naming import make_call_id
+from pbx_recorder.rules import RuleDecision
+
+log = logging.getLogger(__name__)
+
+
+class AsyncConsentBackend(Protocol):
+    async def request(self, event: ev.ConsentRequested, inband: InbandStarter) -> ConsentTicket: ...
+
+    async def resolve(self, event: ev.ConsentResolved, inband: InbandStarter) -> None: ...
+
+
+class InbandStarter:
+    """Carries out the core's commands for the session's own channel over the AGI socket."""
+
+    def __init__(self, conn: AsyncAgiConnection, channel: str, channel_id: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.conn, self.channel, self.channel_id, self.clock = conn, channel, channel_id, clock
+        self.open = True
+
+    def takes(self, command: cmds.Command) -> bool:
+        return (self.open and isinstance(command, cmds.StartRecording | cmds.SetChannelVar)
+                and command.channel == self.channel)
+
+    async def execute(self, command: cmds.Command) -> list[Any]:
+        if isinstance(command, cmds.SetChannelVar):
+            await self.conn.execute("SET VARIABLE", command.name, command.value)
+            return []
+        assert isinstance(command, cmds.StartRecording)
+        action = start_recording(command)  # the same checked File / Options / Command as over AMI
+        arguments = f"{action['File']},{action['Options']},{action['Command']}"
+        await self.conn.execute("EXEC", "MixMonitor", arguments)
+        reply = await self.conn.execute("GET VARIABLE", mmid_variable(command.recording_id))
+        mmid = reply.data if reply.result == "1" else ""
+        return [ev.RecordingStarted(at=self.clock(), call_id=command.call_id, channel_id=self.channel_id,
+                                    channel=command.channel, recording_id=command.recording_id, pbx_ref=mmid)]
+
+
+class AsyncConsentSession:
+    def __init__(self, conn: AsyncAgiConnection, *, node: str, backend: AsyncConsentBackend,
+                 prompts: PromptPaths, vip: VipLookup | None, settings: DialogSettings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.conn, self.node, self.backend = conn, node, backend
+        self.prompts, self.vip, self.settings, self.clock = prompts, vip, settings, clock
+        self.call_id = ""
+        self._resolved = False
+
+    async def run(self) -> str:
+        """Run the session; returns the PBXREC_RESULT set ("" when none was)."""
+        env = self.conn.env
+        script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
+        if script != SCRIPT:
+            log.warning("FastAGI request for unknown script %r refused", sanitize(script, 40))
+            return ""
+        event = request_event(env, self.node, self.vip, self.clock)
+        self.call_id = event.call_id
+        log.info("consent requested call=%s direction=%s caller=%s", self.call_id, event.direction or "-",
+                 mask_number(event.caller_num))
+        inband = InbandStarter(self.conn, event.channel, event.channel_id, self.clock)
+        try:
+            return await self._consent(event, inband)
+        except ChannelGone:
+            raise  # the caller hung up: the core learns it from the PBX's Hangup
+        except Exception as exc:  # ours, not the caller's: never left to look like a hang-up later
+            if not self._resolved:
+                log.warning("consent session failed call=%s: %s", self.call_id, exc or type(exc).__name__)
+                inband.open = False
+                evidence = {"decision": C.CONSENT_FAILED, "decided_at": self.clock(),
+                            "failure": str(exc)[:200] or type(exc).__name__}
+                failed = ev.ConsentResolved(at=self.clock(), call_id=self.call_id,
+                                            channel_id=event.channel_id, channel=event.channel,
+                                            decision=C.CONSENT_FAILED, evidence=evidence)
+                await self.backend.resolve(failed, inband)
+            raise
+
+    async def _consent(self, event: ev.ConsentRequested, inband: InbandStarter) -> str:
+        ticket = await self.backend.request(event, inband)
+        decision = ticket.decision
+        if decision is None or not decision.record:
+            return await self._set_result("norecord")
+        if not ticket.recording_ok:
+            raise RuntimeError("the recording the consent dialogue needs could not be started")
+        if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already
+            await self._set("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
+            return await self._set_result("record")
+        outcome, evidence, failure = await self._dialogue(decision, event.language)
+        resolved = ev.ConsentResolved(at=self.clock(), call_id=self.call_id, channel_id=event.channel_id,
+                                      channel=event.channel, decision=outcome, evidence=evidence)
+        if failure is not None:
+            inband.open = False  # the channel variables the core would set go nowhere useful now
+        self._resolved = True
+        await self.backend.resolve(resolved, inband)
+        log.info("consent resolved call=%s decision=%s", self.call_id, outcome)
+        if failure is not None:
+            raise failure
+        if outcome == Decision.HANGUP:
+            return ""
+        await self._set("PBXREC_CONSENT", outcome)
+        if outcome in (Decision.GRANTED, Decision.NOTIFIED):
+            return await self._set_result("record")
+        return await self._refused(decision, event.language)
+
+    async def _dialogue(self, decision: RuleDecision,
+                        asked: str) -> tuple[str, dict[str, Any], AgiCommandFailed | None]:
+        language = decision.language or asked or self.settings.default_language
+        prompt_id = decision.prompt or PROMPT_FOR[decision.consent]
+        _, version = self.prompts.path(prompt_id, language)
+        s = self.settings
+        dialog = ConsentDialog(decision.consent, prompt_id, version, language, s.timeout_s, s.max_attempts,
+                               s.digit_yes, s.digit_no, self.clock(), retry_prompt_id=RETRY_PROMPT)
+        try:
+            done = await self._steps(dialog, language)
+        except ChannelGone as exc:
+            log.info("caller hung up during the consent dialogue call=%s (%s)", self.call_id, exc)
+            step = dialog.on_hangup(self.clock())
+            assert isinstance(step, Done)
+            return step.outcome.value, step.evidence.to_dict(), None
+        except AgiCommandFailed as exc:  # the channel is up: a failure of ours, not the caller's hang-up
+            log.warning("consent dialogue failed on a live channel call=%s: %s", self.call_id, exc)
+            evidence = dialog.evidence.to_dict()
+            evidence.update(decision=C.CONSENT_FAILED, decided_at=self.clock(), failure=str(exc)[:200])
+            return C.CONSENT_FAILED, evidence, exc
+        return done.outcome.value, done.evidence.to_dict(), None
+
+    async def _steps(self, dialog: ConsentDialog, language: str) -> Done:
+        step = dialog.next_step(self.clock())
+        for _ in range(MAX_STEPS):
+            if isinstance(step, Done):
+                return step
+            path = safe_prompt_path(self.prompts.path(step.prompt, language)[0])
+            if isinstance(step, PlayNotice | PlayRetry):
+                await self.conn.execute("STREAM FILE", path, "")
+                step = dialog.next_step(self.clock())
+            elif isinstance(step, AskDigit):
+                reply = await self.conn.execute("GET DATA", path, max(int(step.timeout_s * 1000), 1), 1)
+                digits = "" if reply.data == "timeout" and not reply.result else \
+                    "".join(ch for ch in reply.result if ch in "0123456789*#")[:1]
+                now = self.clock()
+                step = dialog.on_digit(digits, now) if digits else dialog.on_timeout(now)
+            else:  # pragma: no cover - the Step union is closed
+                raise TypeError(f"unknown consent step {step!r}")
+        raise RuntimeError(f"consent dialogue did not end within {MAX_STEPS} steps (call {self.call_id})")
+
+    async def _refused(self, decision: RuleDecision, asked: str) -> str:
+        route = decision.refusal_route
+        if route == "continue":
+            return await self._set_result("norecord")
+        if _ROUTE.fullmatch(route):
+            await self._set("PBXREC_ROUTE", route)
+        else:
+            prompt = decision.goodbye_prompt or GOODBYE_PROMPT
+            language = decision.language or asked or self.settings.default_language
+            try:
+                await self._set("PBXREC_GOODBYE", safe_prompt_path(self.prompts.path(prompt, language)[0]))
+            except (LookupError, ValueError, OSError) as exc:  # no goodbye prompt: hang up silently
+                log.warning("no goodbye prompt %r for call=%s: %s", prompt, self.call_id, exc)
+        return await self._set_result("refused")
+
+    async def _set(self, name: str, value: str) -> None:
+        await self.conn.execute("SET VARIABLE", name, value)
+
+    async def _set_result(self, result: str) -> str:
+        await self._set("PBXREC_RESULT", result)
+        return result
+
+
+def request_event(env: dict[str, str], node: str, vip: VipLookup | None,
+                  clock: Callable[[], float]) -> ev.ConsentRequested:
+    """The ConsentRequested an AGI environment describes (hostile values dropped or reduced)."""
+    args = parse_args(env)
+    uniqueid = sanitize(env.get("agi_uniqueid", ""), 64)
+    linkedid = args.get("linkedid") or uniqueid
+    if not linkedid:
+        raise ValueError("AGI session without linkedid and agi_uniqueid")
+    caller_num, caller_name = caller_of(env)
+    direction = args.get("direction", "")
+    language = args.get("lang", "") or env.get("agi_language", "")
+    return ev.ConsentRequested(
+        at=clock(), call_id=make_call_id(node, linkedid), channel_id=uniqueid,
+        channel=sanitize(env.get("agi_channel", ""), 120),
+        direction=direction if direction in DIRECTIONS else "",
+        dialed=args.get("dialed", ""), caller_num=caller_num, caller_name=caller_name,
+        queue=args.get("queue", ""), region=args.get("region", ""),
+        language=language if _LANGUAGE.fullmatch(language) else "",
+        vip=bool(vip and caller_num and vip.is_vip(caller_num)))
