@@ -142,7 +142,7 @@ def main() -> int:
         if args.max_sessions:
             data["pbx"]["agi"]["max_sessions"] = args.max_sessions
         config.write_text(yaml.safe_dump(data, sort_keys=False))
-        recorder = RecorderProcess(config, pbx, work / "recorder.log").start()
+        recorder = RecorderProcess(config, pbx, work / "recorder.log", verbosity="-v").start()
         sampler = LoadSampler({"daemon": recorder.pid, "asterisk": pbx._proc.pid})  # type: ignore[union-attr]
         began = time.monotonic()
         procs: list[SippCall] = []

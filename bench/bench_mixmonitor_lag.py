@@ -136,7 +136,7 @@ def main() -> int:
         pbx.start()
         probe = pbx.ami_probe()
         config = write_recorder_config(work / "recorder", pbx, work / "prompts", rules=RULES_NONE)
-        recorder = RecorderProcess(config, pbx, work / "recorder.log").start()
+        recorder = RecorderProcess(config, pbx, work / "recorder.log", verbosity="-v").start()
         pids = {"asterisk": pbx._proc.pid, "daemon": recorder.pid}  # type: ignore[union-attr]
         print(f"{args.calls} concurrent calls per run, {args.rounds} round(s); the daemon runs in every "
               "run (in the baseline it only watches AMI)")

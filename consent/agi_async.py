@@ -70,6 +70,8 @@ class AsyncAgiConnection:
         while not self._items:
             try:
                 data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            except TimeoutError:
+                raise  # no reply in time is not a hang-up (TimeoutError is an OSError: keep it first)
             except (ConnectionError, OSError) as exc:
                 raise ChannelGone(f"AGI read failed: {exc}") from exc
             if not data:

@@ -310,6 +310,10 @@ class Daemon:
     async def _pump(self) -> None:
         async for event in self.app.ami.events():
             await self.handle(event)
+            # Most events need no AMI action, so handle() returns without ever yielding: a burst of
+            # hundreds of queued events would run as one callback and hold back the FastAGI
+            # sessions (the callers waiting for their recording to start).  Yield after each one.
+            await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
         beats = 0
