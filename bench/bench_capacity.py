@@ -9,7 +9,8 @@ interleaved:
 
     yes       explicit-consent DID 8002, presses 1 (at 5, 11 and 17 s: a caller repeats)
     no        DID 8002, presses 2 at the same times
-    timeout   DID 8002, never presses
+    timeout   DID 8002, never presses (stays 15 s longer: the whole dialogue with its retry is
+              about 22 s of prompts and waits, and a caller who leaves before it ends has hung up)
     norecord  DID 8003 (rule: never record)
 
 ``--ramp-share`` of them arrive at ``--ramp-rate`` calls/s; once those are up, the rest
@@ -65,10 +66,11 @@ def _start_phase(pbx: PrivateAsterisk, work: Path, phase: int, calls: int, rate:
     per_kind = max(1, calls // len(KINDS))
     for kind, (did, digit, _) in KINDS.items():
         dtmf = [(at, digit) for at in PRESS_AT_MS if at < seconds * 1000] if digit else []
-        procs.append(SippCall(work, pbx.sip_port, did, hangup_after_s=seconds, dtmf=dtmf,
+        stay = seconds + (15 if kind == "timeout" else 0)
+        procs.append(SippCall(work, pbx.sip_port, did, hangup_after_s=stay, dtmf=dtmf,
                               from_user=f"{_caller_prefix(phase, kind)}[call_number]", calls=per_kind,
                               concurrent=per_kind, rate_per_s=max(0.5, rate / len(KINDS)),
-                              timeout_s=seconds + per_kind / max(0.5, rate / len(KINDS)) + 60).start())
+                              timeout_s=stay + per_kind / max(0.5, rate / len(KINDS)) + 60).start())
     return procs
 
 
@@ -158,7 +160,7 @@ def main() -> int:
             while time.monotonic() < arrive_by:
                 sampler.sample()
                 time.sleep(0.5)
-        deadline = time.monotonic() + args.seconds + args.calls / max(args.burst_rate, 0.1) + 90
+        deadline = time.monotonic() + args.seconds + 15 + args.calls / max(args.burst_rate, 0.1) + 90
         while any(p.running for p in procs) and time.monotonic() < deadline:
             sampler.sample()
             time.sleep(0.5)

@@ -255,17 +255,18 @@ class CallBook:
         call.consent_evidence = evidence or {"decision": decision, "decided_at": at}
         cmds: list[Command] = []
         if allows_recording(decision):
-            for rec in call.active_recordings(C.KIND_CONSENT):
+            consent_segments = call.active_recordings(C.KIND_CONSENT)
+            call.result = C.RESULT_RECORD
+            if call.active_recordings(C.KIND_CALL):
+                call.state = C.STATE_RECORDING
+            else:  # the call recording starts first: no gap, and it never waits behind the stop
+                cmds += self._start_main(call, at)
+            for rec in consent_segments:
                 rec.stop(at)
                 rec.state = "finalized"
                 cmds += [StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref),
                          FinalizeRecording(call.call_id, rec.recording_id, rec.paths,
                                            recording_metadata(call, rec))]
-            call.result = C.RESULT_RECORD
-            if call.active_recordings(C.KIND_CALL):
-                call.state = C.STATE_RECORDING
-            else:
-                cmds += self._start_main(call, at)
             cmds.append(SetChannelVar(call.call_id, channel, C.VAR_RESULT, C.RESULT_RECORD))
             return cmds
         log.info("consent not given call=%s decision=%s: discarding", call.call_id, decision[:32])

@@ -61,16 +61,19 @@ class Summary:
 
 
 class LoopConsentBackend:
-    """The FastAGI sessions' way into the core: same loop, no thread hop, bounded waits."""
+    """The FastAGI sessions' way into the core: same loop, no thread hop.  No overall timeout
+    here: cancelling a resolve half-way (a "yes" whose recording then never starts) is worse
+    than waiting, and every step under it is bounded (AMI ``action_timeout``, the AGI reply
+    bound ``session_timeout_s``)."""
 
-    def __init__(self, daemon: Daemon, timeout_s: float) -> None:
-        self.daemon, self.timeout_s = daemon, timeout_s
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
 
     async def request(self, event: ev.ConsentRequested, inband: InbandStarter) -> ConsentTicket:
-        return await asyncio.wait_for(self.daemon.consent_requested(event, inband), self.timeout_s)
+        return await self.daemon.consent_requested(event, inband)
 
     async def resolve(self, event: ev.ConsentResolved, inband: InbandStarter) -> None:
-        await asyncio.wait_for(self.daemon.handle(event, inband), self.timeout_s)
+        await self.daemon.handle(event, inband)
 
     async def refused(self, env: dict[str, str], reason: str) -> None:
         """A session refused (capacity, stopping): the catalog says "not recorded: <reason>"."""
@@ -125,7 +128,7 @@ class Daemon:
         if recovered or incomplete:
             log.info("spool recovery: %d repaired, %d need an operator", len(recovered), len(incomplete))
         await asyncio.to_thread(self._abort_stale_uploads)
-        backend = LoopConsentBackend(self, self.app.consent_wait_s)
+        backend = LoopConsentBackend(self)
         self.agi = await self.app.start_async_agi_server(backend, backend.refused)
         log.info(
             "pbx-recorder node %s: AGI on %s:%s, AMI %s:%s",
