@@ -66,6 +66,7 @@ class _Protocol(AMIProtocol):
 
     def data_received(self, data: bytes) -> None:
         """panoramisk's framing, with :func:`message_from_block` as the parser."""
+        self._client.last_data_at = time.monotonic()
         chunk = data.decode(self.encoding, "ignore")
         if self.version is None and chunk.startswith(BANNER):
             line, _, _ = chunk.partition(EOL)
@@ -148,6 +149,7 @@ class AmiClient:
         self.framing = FramingGuard()  # per connection: reset in _session
         self.confirm_hangups = confirm_hangups
         self.hangups_refuted = 0
+        self.last_data_at = 0.0  # monotonic time of the last bytes from Asterisk
 
     # -- public API ---------------------------------------------------------------
     @property
@@ -269,9 +271,16 @@ class AmiClient:
         while not self._lost.done():
             done, _ = await asyncio.wait({self._lost}, timeout=self.ping_interval)
             if not done:
+                sent_at = time.monotonic()
                 try:
                     await self._send({"Action": "Ping"}, call_id="")
-                except (AmiActionError, PbxDisconnected) as exc:
+                except PbxDisconnected as exc:
+                    log.warning("AMI ping failed (%s); reconnecting", exc)
+                    break
+                except AmiActionError as exc:
+                    if self.last_data_at > sent_at:  # slow, not dead: a reconnect + resync of every
+                        log.warning("AMI ping slow (%s) but Asterisk is sending; keeping the link", exc)
+                        continue  # live channel would only add load to a busy PBX
                     log.warning("AMI ping failed (%s); reconnecting", exc)
                     break
 

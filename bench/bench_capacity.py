@@ -82,17 +82,21 @@ def _observed(row: dict[str, Any] | None, recordings: list[dict[str, Any]]) -> s
         ("+rec" if shipped else "")
 
 
-def _verdict(kind: str, observed: str) -> str:
+def _verdict(kind: str, observed: str, stayed_s: float, dialogue_s: float | None) -> str:
     consent, record = KINDS[kind][2]
     if observed == "missing":
         return "missing"
+    if kind == "timeout" and observed.startswith("hangup/") and dialogue_s is not None \
+            and dialogue_s >= stayed_s - 3:
+        return "left"  # the caller's own timer ran out before the (stretched) dialogue ended
     if observed.startswith(CAPACITY + "/") and "+rec" not in observed:
         return "capacity"
     want = f"{consent or '-'}/{record or '-'}" + ("+rec" if kind == "yes" else "")
     return "right" if observed == want else "WRONG"
 
 
-def _outcomes(probe: AmiProbe, catalog: CatalogReader, phases: int) -> dict[str, list[tuple[str, str]]]:
+def _outcomes(probe: AmiProbe, catalog: CatalogReader, phases: int,
+              stays: dict[str, float]) -> dict[str, list[tuple[str, str]]]:
     linked: dict[str, str] = {}
     for _, event in probe.find(lambda e: e.get("Event") == "Newchannel"
                                and e.get("Channel", "").startswith("PJSIP/caller")):
@@ -105,12 +109,16 @@ def _outcomes(probe: AmiProbe, catalog: CatalogReader, phases: int) -> dict[str,
                     row = catalog.call_by_linkedid(linkedid)
                     recs = catalog.recordings(row["call_id"]) if row else []
                     observed = _observed(row, recs)
-                    out[kind].append((observed, _verdict(kind, observed)))
+                    evidence = CatalogReader.consent(row) if row else {}
+                    asked, decided = evidence.get("asked_at"), evidence.get("decided_at")
+                    dialogue = float(decided) - float(asked) if asked and decided else None
+                    out[kind].append((observed, _verdict(kind, observed, stays[kind], dialogue)))
     return out
 
 
-def _settled(probe: AmiProbe, catalog: CatalogReader, total: int, phases: int) -> bool:
-    results = _outcomes(probe, catalog, phases)
+def _settled(probe: AmiProbe, catalog: CatalogReader, total: int, phases: int,
+             stays: dict[str, float]) -> bool:
+    results = _outcomes(probe, catalog, phases, stays)
     seen = sum(len(v) for v in results.values())
     yes_pending = sum(1 for obs, verdict in results["yes"]
                       if verdict == "WRONG" and obs.startswith("granted"))
@@ -168,12 +176,13 @@ def main() -> int:
         catalog = CatalogReader(work / "recorder" / "catalog.db")
         total = sum(len(KINDS) * max(1, c // len(KINDS)) for _, c, _ in phases if c >= len(KINDS))
         settle_by = time.monotonic() + args.settle
-        while not _settled(probe, catalog, total, 2) and time.monotonic() < settle_by:
+        stays = {kind: args.seconds + (15 if kind == "timeout" else 0) for kind in KINDS}
+        while not _settled(probe, catalog, total, 2, stays) and time.monotonic() < settle_by:
             sampler.sample()
             time.sleep(1.0)
         elapsed = time.monotonic() - began
         load = sampler.report()
-        results = _outcomes(probe, catalog, 2)
+        results = _outcomes(probe, catalog, 2, stays)
         print(f"capacity: {total} calls ({ramp_calls} ramp at {args.ramp_rate}/s, then burst at "
               f"{args.burst_rate}/s), {args.seconds:.0f} s each, max_sessions "
               f"{args.max_sessions or 'default'}; {elapsed:.0f} s; sipp processes failed: {sipp_failed}")
@@ -183,12 +192,16 @@ def main() -> int:
             verdicts = Counter(v for _, v in items)
             overall.update(verdicts)
             wrong = Counter(o for o, v in items if v in ("WRONG", "missing"))
-            print(f"  {kind:8} n={len(items):3}  " + "  ".join(f"{k}={verdicts[k]}" for k in
-                                                             ("right", "capacity", "WRONG", "missing"))
+            columns = ("right", "capacity", "left", "WRONG", "missing")
+            print(f"  {kind:8} n={len(items):3}  " + "  ".join(f"{k}={verdicts[k]}" for k in columns)
                   + (f"   wrong as: {dict(wrong.most_common(4))}" if wrong else ""))
         log_text = recorder.log_path.read_text(errors="replace")
+        lag = [line.split("event loop lag", 1)[1] for line in log_text.splitlines()
+               if "event loop lag" in line]
         print(f"  all: {dict(overall)}; AGI sessions refused for capacity (log): "
-              f"{log_text.count('too many sessions')}")
+              f"{log_text.count('too many sessions')}; daemon loop lag{(' ' + lag[-1]) if lag else ': -'}")
+        print("  (left: a timeout caller whose own timer ran out before the dialogue ended -- prompts play in"
+              " real time, and on an overloaded host they stretch)")
     finally:
         if recorder is not None:
             recorder.terminate()

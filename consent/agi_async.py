@@ -46,7 +46,7 @@ from pbx_recorder.errors import PbxError
 
 log = logging.getLogger(__name__)
 
-ENV_TIMEOUT_S = 5.0
+ENV_TIMEOUT_S = 20.0  # Asterisk writes the environment on connect: a slow read is our backlog, not theirs
 REFUSAL_ENV_TIMEOUT_S = 1.0
 
 

@@ -147,6 +147,7 @@ class Daemon:
                 ticker = group.create_task(self._ticker(), name="tick")
                 shipper = group.create_task(self.app.shipper.run(self._ship_stop), name="shipper")
                 writer = group.create_task(self._catalog_writer(), name="catalog-writer")
+                group.create_task(self._watch_loop_lag(), name="loop-lag")
                 await self._stop.wait()
                 await self._shutdown(ami_task, pump, ticker, shipper)
                 self._writer_closing = True
@@ -265,6 +266,23 @@ class Daemon:
                 return
             with contextlib.suppress(TimeoutError):  # let the next batch collect (bounded delay)
                 await asyncio.wait_for(self._stop.wait(), PERSIST_BATCH_S)
+
+    async def _watch_loop_lag(self, every_s: float = 0.1, report_s: float = 30.0) -> None:
+        """Log how late the loop runs a 100 ms timer (p99 and max per ``report_s``): the time a
+        FastAGI session or an AMI reply can wait behind other work (instrumentation for issue 10)."""
+        lags: list[float] = []
+        last_report = time.monotonic()
+        while not self._stop.is_set():
+            before = time.monotonic()
+            await asyncio.sleep(every_s)
+            now = time.monotonic()
+            lags.append(max(0.0, now - before - every_s))
+            if now - last_report >= report_s:
+                lags.sort()
+                log.info("event loop lag over %.0f s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)",
+                         now - last_report, 1000 * lags[len(lags) // 2], 1000 * lags[int(len(lags) * 0.99)],
+                         1000 * lags[-1], len(lags))
+                lags, last_report = [], now
 
     def _take_pending(self) -> tuple[dict[str, str | None], list[dict[str, Any]]]:
         """Called on the loop: the batch to write; new work collects in fresh containers."""

@@ -292,3 +292,18 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
     assert lows[:3] == [0.25, 0.5, 1.0] and lows[-1] == 15.0
     assert all(lo <= hi for lo, hi in zip(lows, highs, strict=True))
     assert backoff_delay(1000, 0.5, 30.0, lambda: 0.5) == 22.5
+
+
+async def test_slow_ping_on_a_busy_link_keeps_the_connection() -> None:
+    """Under load a Ping reply can take longer than the action timeout while Asterisk keeps
+    sending events: reconnecting then (and resyncing every live channel) only adds load."""
+    async with AmiPeer() as peer, running(peer, ping_interval=0.2, action_timeout=0.3) as client:
+        assert await client.wait_ready(5)
+        peer.hold.add("Ping")
+        for _ in range(20):  # 2 s of a busy link: events keep coming, Ping never answers
+            await peer.emit({"Event": "Newstate", "Channel": "PJSIP/a-1", "Uniqueid": "1.1",
+                             "Linkedid": "1.1", "ChannelState": "6"})
+            await asyncio.sleep(0.1)
+        assert client.connects == 1 and client.connected
+        await asyncio.sleep(1.0)  # silence and no Ping reply: the link is dead, reconnect
+        assert client.connects >= 2
