@@ -82,12 +82,15 @@ def _observed(row: dict[str, Any] | None, recordings: list[dict[str, Any]]) -> s
         ("+rec" if shipped else "")
 
 
-def _verdict(kind: str, observed: str, stayed_s: float, dialogue_s: float | None) -> str:
+WAITS: list[float] = []  # answer -> the question starts, per explicit-consent call (s)
+
+
+def _verdict(kind: str, observed: str, stayed_s: float, held_s: float | None) -> str:
     consent, record = KINDS[kind][2]
     if observed == "missing":
         return "missing"
-    if kind == "timeout" and observed.startswith("hangup/") and dialogue_s is not None \
-            and dialogue_s >= stayed_s - 3:
+    if kind == "timeout" and observed.startswith("hangup/") and held_s is not None \
+            and held_s >= stayed_s - 3:
         return "left"  # the caller's own timer ran out before the (stretched) dialogue ended
     if observed.startswith(CAPACITY + "/") and "+rec" not in observed:
         return "capacity"
@@ -110,9 +113,12 @@ def _outcomes(probe: AmiProbe, catalog: CatalogReader, phases: int,
                     recs = catalog.recordings(row["call_id"]) if row else []
                     observed = _observed(row, recs)
                     evidence = CatalogReader.consent(row) if row else {}
+                    answered = (row or {}).get("answered_at") or (row or {}).get("started_at")
                     asked, decided = evidence.get("asked_at"), evidence.get("decided_at")
-                    dialogue = float(decided) - float(asked) if asked and decided else None
-                    out[kind].append((observed, _verdict(kind, observed, stays[kind], dialogue)))
+                    if asked and answered:
+                        WAITS.append(float(asked) - float(answered))
+                    held = float(decided) - float(answered) if answered and decided else None
+                    out[kind].append((observed, _verdict(kind, observed, stays[kind], held)))
     return out
 
 
@@ -182,6 +188,7 @@ def main() -> int:
             time.sleep(1.0)
         elapsed = time.monotonic() - began
         load = sampler.report()
+        WAITS.clear()
         results = _outcomes(probe, catalog, 2, stays)
         print(f"capacity: {total} calls ({ramp_calls} ramp at {args.ramp_rate}/s, then burst at "
               f"{args.burst_rate}/s), {args.seconds:.0f} s each, max_sessions "
@@ -200,6 +207,10 @@ def main() -> int:
                if "event loop lag" in line]
         print(f"  all: {dict(overall)}; AGI sessions refused for capacity (log): "
               f"{log_text.count('too many sessions')}; daemon loop lag{(' ' + lag[-1]) if lag else ': -'}")
+        if WAITS:
+            waits = sorted(WAITS)
+            print(f"  answer -> consent question starts: p50 {1000 * waits[len(waits) // 2]:.0f} ms, "
+                  f"p99 {1000 * waits[int(len(waits) * 0.99)]:.0f} ms, max {1000 * waits[-1]:.0f} ms")
         print("  (left: a timeout caller whose own timer ran out before the dialogue ended -- prompts play in"
               " real time, and on an overloaded host they stretch)")
     finally:
