@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -130,6 +131,9 @@ class Daemon:
         await asyncio.to_thread(self._abort_stale_uploads)
         backend = LoopConsentBackend(self)
         self.agi = await self.app.start_async_agi_server(backend, backend.refused)
+        # Everything built so far (modules, config, app) lives as long as the process: keep it out
+        # of the cyclic GC's full collections, which otherwise stall the loop the callers wait on.
+        gc.freeze()
         log.info(
             "pbx-recorder node %s: AGI on %s:%s, AMI %s:%s",
             self.app.node,
