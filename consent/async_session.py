@@ -5,8 +5,10 @@ The same contract as :class:`consent.agi_server.ConsentSession` (dialplan variab
 leaves ``PBXREC_RESULT`` unset so the snippet takes its fail direction), with two changes:
 
 * the backend is awaited on the loop (no thread hop) and receives an :class:`InbandStarter`:
-  commands for this session's own channel (``StartRecording``, ``SetChannelVar``) are carried
-  out on the AGI socket (``EXEC MixMonitor``, ``SET VARIABLE``) instead of as AMI actions;
+  commands for this session's own channel (``StartRecording``, ``SetChannelVar``, and
+  ``StopRecording`` by MixMonitorID) are carried out on the AGI socket (``EXEC MixMonitor``,
+  ``SET VARIABLE``, ``EXEC StopMixMonitor``) instead of as AMI actions: the channel runs them at
+  once, and a refusal stops the consent segment even when AMI is slow or down;
 * a dialogue that fails on a live channel (:class:`AgiCommandFailed`: a prompt that cannot be
   played, no reply in time) is resolved as ``failed`` (not recorded, the catalog says why),
   never as the caller's ``hangup``.
@@ -15,6 +17,7 @@ leaves ``PBXREC_RESULT`` unset so the snippet takes its fail direction), with tw
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -47,6 +50,8 @@ from pbx_recorder.rules import RuleDecision
 
 log = logging.getLogger(__name__)
 
+_MMID = re.compile(r"[A-Za-z0-9_]{1,40}")  # MixMonitor IDs as Asterisk makes them ("0x55d0...")
+
 
 class AsyncConsentBackend(Protocol):
     async def request(self, event: ev.ConsentRequested, inband: InbandStarter) -> ConsentTicket: ...
@@ -63,12 +68,18 @@ class InbandStarter:
         self.open = True
 
     def takes(self, command: cmds.Command) -> bool:
-        return (self.open and isinstance(command, cmds.StartRecording | cmds.SetChannelVar)
-                and command.channel == self.channel)
+        if not self.open or self.conn.hung_up or getattr(command, "channel", None) != self.channel:
+            return False
+        if isinstance(command, cmds.StopRecording):  # by its MixMonitorID only (else over AMI)
+            return bool(_MMID.fullmatch(command.pbx_ref))
+        return isinstance(command, cmds.StartRecording | cmds.SetChannelVar)
 
     async def execute(self, command: cmds.Command) -> list[Any]:
         if isinstance(command, cmds.SetChannelVar):
             await self.conn.execute("SET VARIABLE", command.name, command.value)
+            return []
+        if isinstance(command, cmds.StopRecording):  # e.g. the consent segment after a "no":
+            await self.conn.execute("EXEC", "StopMixMonitor", command.pbx_ref)  # stops at once
             return []
         assert isinstance(command, cmds.StartRecording)
         action = start_recording(command)  # the same checked File / Options / Command as over AMI

@@ -157,8 +157,10 @@ async def test_consented_call_is_recorded_spooled_shipped_and_catalogued(tmp_pat
             mixmonitors = channel.mixmonitors
             assert not peer.actions("MixMonitor")  # nothing started over AMI
             assert "consent" in mixmonitors[0]["file"] and "call" in mixmonitors[1]["file"]
-            stops = await peer.wait_action("StopMixMonitor", 1)
-            assert stops[0]["mixmonitorid"] == "0x00000001"  # the consent segment, stopped by its ID
+            # the consent segment is stopped by its ID, in band too (after the call recording started)
+            assert "EXEC StopMixMonitor 0x00000001" in commands and not peer.actions("StopMixMonitor")
+            assert commands.index("EXEC StopMixMonitor 0x00000001") > [
+                i for i, c in enumerate(commands) if c.startswith("EXEC MixMonitor ")][1]
             live = daemon.app.catalog.load_live_calls
             await until(lambda: live().get(CALL, {}).get("state") == "recording")
             for action in mixmonitors:
@@ -292,3 +294,23 @@ async def test_failed_mixmonitor_fails_the_call_closed_and_the_daemon_goes_on(tm
             commands = await asyncio.to_thread(converse, agi_port, env2, InbandChannel("1"))
             results = agi_vars(commands)
             assert results["PBXREC_CONSENT"] == "granted" and results["PBXREC_RESULT"] == "record"
+
+
+async def test_refusal_stops_the_consent_segment_in_band_even_with_ami_stuck(tmp_path: Path) -> None:
+    """A "no" must stop the consent-evidence recording at once: on the caller's own AGI socket,
+    not by an AMI action that a loaded (or lost) AMI link may answer late or never."""
+    agi_port = free_port()
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, agi_port)
+        async with daemon_running(cfg) as daemon:
+            peer.hold.add("StopMixMonitor")  # AMI would never answer a stop
+            await start_call(peer)
+            env = env_block(["direction=inbound", "dialed=4930123456", "linkedid=100.1"],
+                            channel=CHANNEL, uniqueid="100.1")
+            channel = InbandChannel("2")
+            commands = await asyncio.to_thread(converse, agi_port, env, channel)
+            assert [m["file"].rsplit("/", 1)[1].split("_")[2] for m in channel.mixmonitors] == ["consent001"]
+            assert "EXEC StopMixMonitor 0x00000001" in commands
+            assert agi_vars(commands)["PBXREC_RESULT"] == "refused"
+            assert not peer.actions("StopMixMonitor")
+            await until(lambda: daemon.app.callbook.state(CALL) == "refused")
