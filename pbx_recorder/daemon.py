@@ -295,18 +295,21 @@ class Daemon:
     async def _watch_loop_lag(self, every_s: float = 0.1, report_s: float = 30.0) -> None:
         """Log how late the loop runs a 100 ms timer (p99 and max per ``report_s``): the time a
         FastAGI session or an AMI reply can wait behind other work (instrumentation for issue 10)."""
-        lags: list[float] = []
+        lags: list[tuple[float, float]] = []  # (lag, CPU the process used meanwhile)
         last_report = time.monotonic()
         while not self._stop.is_set():
-            before = time.monotonic()
+            before, cpu_before = time.monotonic(), time.process_time()
             await asyncio.sleep(every_s)
             now = time.monotonic()
-            lags.append(max(0.0, now - before - every_s))
+            lags.append((max(0.0, now - before - every_s), time.process_time() - cpu_before))
             if now - last_report >= report_s:
                 lags.sort()
-                log.info("event loop lag over %.0f s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)",
-                         now - last_report, 1000 * lags[len(lags) // 2], 1000 * lags[int(len(lags) * 0.99)],
-                         1000 * lags[-1], len(lags))
+                worst, worst_cpu = lags[-1]
+                # a long lag with little CPU of ours: the host did not schedule us (starved), not blocked
+                log.info("event loop lag over %.0f s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (the process "
+                         "used %.1f ms CPU meanwhile) (%d samples)", now - last_report,
+                         1000 * lags[len(lags) // 2][0], 1000 * lags[int(len(lags) * 0.99)][0],
+                         1000 * worst, 1000 * worst_cpu, len(lags))
                 lags, last_report = [], now
 
     def _take_pending(self) -> tuple[dict[str, str | None], list[dict[str, Any]]]:
