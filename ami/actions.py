@@ -70,6 +70,13 @@ def mmid_variable(recording_id: str) -> str:
     return MMID_VAR_PREFIX + _UNSAFE_ID_CHARS.sub("_", recording_id)[:60]
 
 
+def mmid_variable_of(c: cmds.StartRecording) -> str:
+    """The variable a StartRecording's MixMonitor keeps its ID in: a recording started before
+    the consent dialogue uses the fixed ``PBXREC_DIALOGUE_MMID`` (the snippet's fail direction
+    stops it with ``StopMixMonitor(${PBXREC_DIALOGUE_MMID})``), any other its own variable."""
+    return C.VAR_DIALOGUE_MMID if c.dialogue else mmid_variable(c.recording_id)
+
+
 def closed_marker(path: str) -> str:
     return path + CLOSED_SUFFIX
 
@@ -84,9 +91,7 @@ def _headers(action: str, call_id: str, **headers: str) -> dict[str, str]:
 def start_recording(c: cmds.StartRecording) -> dict[str, str]:
     action = "MixMonitor"
     path = check_path(c.path, action=action, call_id=c.call_id)
-    # a recording started before the consent dialogue keeps its id in a fixed variable: the
-    # snippet's fail direction stops it with StopMixMonitor(${PBXREC_DIALOGUE_MMID})
-    options = f"i({C.VAR_DIALOGUE_MMID if c.dialogue else mmid_variable(c.recording_id)})"
+    options = f"i({mmid_variable_of(c)})"
     written = [path]
     if c.mode == "dual":
         if len(c.leg_paths) != 2:
@@ -123,6 +128,23 @@ def set_channel_var(c: cmds.SetChannelVar) -> dict[str, str]:
 def getvar(channel: str, name: str, *, call_id: str = "") -> dict[str, str]:
     name = check_name(name, action="Getvar", call_id=call_id)
     return _headers("Getvar", call_id, Channel=channel, Variable=name)
+
+
+#: AMI ``Filter`` whitelist (POSIX extended regex over the event text): the events
+#: ami/normalize.py handles and the core uses.  Not VarSet: the normalizer turns PBXREC_* ones
+#: into ``VariableSet``, which no part of the core handles, and under load they were a fifth of
+#: the stream (each in-band SET VARIABLE echoes one).  Whoever gives the core a VariableSet
+#: handler adds ``VARSET_FILTER`` here (tests/unit/test_ami_actions.py fails until then).
+#: Replies to actions (CoreShowChannel lists, Getvar) are not events and are never filtered.
+HANDLED_EVENTS = ("Newchannel", "Newstate", "Hangup", "BridgeEnter", "BridgeLeave", "Cdr", "MixMonitorStart",
+                  "MixMonitorStop", "MixMonitorMute", "QueueCallerJoin", "AgentConnect", "BlindTransfer",
+                  "AttendedTransfer", "FullyBooted")
+VARSET_FILTER = "Event: VarSet[[:space:]].*Variable: PBXREC_"
+EVENT_FILTERS = ("Event: (" + "|".join(HANDLED_EVENTS) + ")[[:space:]]",)
+
+
+def event_filter(regex: str) -> dict[str, str]:
+    return _headers("Filter", "", Operation="Add", Filter=regex)
 
 
 def core_show_channels() -> dict[str, str]:

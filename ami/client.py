@@ -71,6 +71,7 @@ class _Protocol(AMIProtocol):
     def data_received(self, data: bytes) -> None:
         """panoramisk's framing, on bytes (:mod:`ami.block_framer`: a character split between
         two reads survives), with :func:`message_from_block` as the parser."""
+        self._client.last_data_at = time.monotonic()
         blocks = self._framer.feed(data)
         if self.version is None:
             self.version = self._framer.version
@@ -149,6 +150,7 @@ class AmiClient:
         self.framing = FramingGuard()  # per connection: reset in _session
         self.confirm_hangups = confirm_hangups
         self.hangups_refuted = 0
+        self.last_data_at = 0.0  # monotonic time of the last bytes from Asterisk
 
     # -- public API ---------------------------------------------------------------
     @property
@@ -266,6 +268,7 @@ class AmiClient:
         if _get(reply, "Response") != "Success":
             raise AmiLoginFailed(f"AMI login refused for user {self._username!r}: {_get(reply, 'Message')}")
         self.version = protocol.version
+        await self._filter_events()
         try:
             await asyncio.wait_for(asyncio.shield(self._booted.wait()), self.boot_timeout)
         except TimeoutError:
@@ -281,11 +284,33 @@ class AmiClient:
         while not self._lost.done():
             done, _ = await asyncio.wait({self._lost}, timeout=self.ping_interval)
             if not done:
+                sent_at = time.monotonic()
                 try:
                     await self._send({"Action": "Ping"}, call_id="")
-                except (AmiActionError, PbxDisconnected) as exc:
+                except PbxDisconnected as exc:
                     log.warning("AMI ping failed (%s); reconnecting", exc)
                     break
+                except AmiActionError as exc:
+                    if self.last_data_at > sent_at:  # slow, not dead: a reconnect + resync of every
+                        log.warning("AMI ping slow (%s) but Asterisk is sending; keeping the link", exc)
+                        continue  # live channel would only add load to a busy PBX
+                    log.warning("AMI ping failed (%s); reconnecting", exc)
+                    break
+
+    async def _filter_events(self) -> None:
+        """Ask Asterisk to send only the events the normalizer uses (``actions.EVENT_FILTERS``).
+
+        A busy PBX sends dozens of events per call that the recorder ignores (Newexten for every
+        dialplan step, VarSet for every variable, RTCP, DTMF, AGIExec...); parsing them took most
+        of the daemon's loop under load.  If Asterisk refuses (no ``system`` write class), all
+        events keep coming and the normalizer ignores the extra ones, as before."""
+        for regex in actions.EVENT_FILTERS:
+            try:
+                await self._send(actions.event_filter(regex), call_id="",
+                                 timeout=min(self.action_timeout, 5.0))
+            except (AmiActionError, PbxDisconnected) as exc:
+                log.warning("AMI event filter not set (%s): every event will be read", exc)
+                return
 
     async def _learn_boot(self) -> None:
         """CoreStatus -> the PBX's start time, part of every call id (linkedids restart with

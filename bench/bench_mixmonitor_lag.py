@@ -8,8 +8,10 @@ Three runs of ``--calls`` concurrent sipp calls, timed on the bench's own AMI co
 * none      recorder rule with ``consent: none``: answer -> MixMonitorStart (AGI + decision + AMI action)
 * notify    recorder rule with ``consent: notify``: end of the notice (AGIExecEnd) -> MixMonitorStart
 
-Prints p50 / p99 / max per run and the ratio to the baseline; the target is p99 < 50 ms.
-Nothing here asserts: it is a measurement.
+Prints p50 / p99 / max per run and the ratio to the baseline (the target is p99 < 50 ms),
+and under each run the load it ran under: load average, the host's busy share, and the CPU of
+the daemon, Asterisk and sipp (bench/load_report.py).  On a machine shared with other work the
+baseline moves too: compare the ratio, and read the load line.  Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from load_report import LoadSampler  # noqa: E402
 
 from consent.generate_prompts import generate  # noqa: E402
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall  # noqa: E402
@@ -54,26 +60,63 @@ def _lags(probe: AmiProbe, since: int, prefix: str, start_event: str) -> list[fl
     return lags
 
 
+def _phases(probe: AmiProbe, since: int, prefix: str) -> str:
+    """Where the time goes, per call, from the PBX's own events: answer -> the dialplan reaches
+    AGI() (snippet steps) -> the first AGI command arrives (connect, environment, the recorder's
+    decision) -> MixMonitorStart (the command's round trip and MixMonitor's own start)."""
+    marks: dict[str, dict[str, float]] = {}
+    for at, event in probe.events[since:]:
+        if not event.get("CallerIDNum", "").startswith(prefix):
+            continue
+        mark = marks.setdefault(event.get("Uniqueid", ""), {})
+        name = event.get("Event")
+        if name == "Newstate" and event.get("ChannelState") == "6":
+            mark.setdefault("answer", at)
+        elif name == "Newexten" and event.get("Application") == "AGI":
+            mark.setdefault("agi", at)
+        elif name == "AGIExecStart":
+            mark.setdefault("command", at)
+        elif name == "MixMonitorStart":
+            mark.setdefault("started", at)
+    steps = (("answer", "agi"), ("agi", "command"), ("command", "started"))
+    out = []
+    for a, b in steps:
+        ms = [1000 * (m[b] - m[a]) for m in marks.values() if a in m and b in m and m[b] >= m[a]]
+        if ms:
+            out.append(f"{a}->{b} p50 {statistics.median(ms):.1f} p99 {_percentile(ms, 99):.1f} ms")
+    return "; ".join(out)
+
+
 def _run(pbx: PrivateAsterisk, probe: AmiProbe, work: Path, did: str, prefix: str, calls: int,
-         seconds: float, start_event: str) -> list[float]:
+         seconds: float, start_event: str, pids: dict[str, int]) -> tuple[list[float], str]:
     since = len(probe.events)
-    result = SippCall(work, pbx.sip_port, did, hangup_after_s=seconds, from_user=f"{prefix}[call_number]",
-                      test_tag=f"bench{prefix}", calls=calls, concurrent=calls, rate_per_s=calls,
-                      timeout_s=seconds + 60).start().wait()
+    sampler = LoadSampler(pids)
+    sipp = SippCall(work, pbx.sip_port, did, hangup_after_s=seconds, from_user=f"{prefix}[call_number]",
+                    test_tag=f"bench{prefix}", calls=calls, concurrent=calls, rate_per_s=calls,
+                    timeout_s=seconds + 60).start()
+    sampler.add("sipp", sipp._proc.pid)  # type: ignore[union-attr]
+    while sipp.running:
+        sampler.sample()
+        time.sleep(0.25)
+    result = sipp.wait()
     if not result.ok:
         print(f"  sipp exit {result.returncode}: {result.errors[-300:]}")
-    return _lags(probe, since, prefix, start_event)
+    load = sampler.report()
+    if did != "7001":
+        load = f"phases: {_phases(probe, since, prefix)}\n          {load}"
+    return _lags(probe, since, prefix, start_event), load
 
 
-def _report(name: str, lags: list[float], calls: int, baseline: float | None) -> float:
+def _report(name: str, run: tuple[list[float], str], calls: int, baseline: float | None) -> float:
+    lags, load = run
     if not lags:
-        print(f"{name:9} no MixMonitorStart measured (0/{calls})")
+        print(f"{name:9} no MixMonitorStart measured (0/{calls})\n          {load}")
         return 0.0
     ms = [x * 1000 for x in lags]
     p50, p99 = statistics.median(ms), _percentile(ms, 99)
     ratio = f"  x{p99 / baseline:.1f} baseline p99" if baseline else ""
     print(f"{name:9} n={len(ms):3}/{calls}  p50={p50:7.1f} ms  p99={p99:7.1f} ms  max={max(ms):7.1f} ms"
-          f"  {'OK' if p99 < 50 else 'ABOVE'} target 50 ms{ratio}")
+          f"  {'OK' if p99 < 50 else 'ABOVE'} target 50 ms{ratio}\n          {load}")
     return p99
 
 
@@ -81,6 +124,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=1, help="baseline/none/notify rounds in one run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, recordings)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pbxrec-bench-"))
@@ -91,14 +135,18 @@ def main() -> int:
     try:
         pbx.start()
         probe = pbx.ami_probe()
-        base = _run(pbx, probe, work, "7001", "3001", args.calls, args.seconds, "answer")
-        baseline = _report("baseline", base, args.calls, None)
         config = write_recorder_config(work / "recorder", pbx, work / "prompts", rules=RULES_NONE)
-        recorder = RecorderProcess(config, pbx, work / "recorder.log").start()
-        _report("none", _run(pbx, probe, work, "8003", "3002", args.calls, args.seconds, "answer"),
-                args.calls, baseline)
-        _report("notify", _run(pbx, probe, work, "8001", "3003", args.calls, args.seconds + 4, "notice"),
-                args.calls, baseline)
+        recorder = RecorderProcess(config, pbx, work / "recorder.log", verbosity="-v").start()
+        pids = {"asterisk": pbx._proc.pid, "daemon": recorder.pid}  # type: ignore[union-attr]
+        print(f"{args.calls} concurrent calls per run, {args.rounds} round(s); the daemon runs in every "
+              "run (in the baseline it only watches AMI)")
+        for _ in range(args.rounds):
+            base = _run(pbx, probe, work, "7001", "3001", args.calls, args.seconds, "answer", pids)
+            baseline = _report("baseline", base, args.calls, None)
+            _report("none", _run(pbx, probe, work, "8003", "3002", args.calls, args.seconds, "answer", pids),
+                    args.calls, baseline)
+            _report("notify", _run(pbx, probe, work, "8001", "3003", args.calls, args.seconds + 4, "notice",
+                                   pids), args.calls, baseline)
     finally:
         if recorder is not None:
             recorder.terminate()

@@ -1,14 +1,17 @@
 """The FreeSWITCH edge as the composition root (pbx_recorder/app.py) builds it.
 
 The daemon drives one PBX connection (``app.ami``: ``run``/``events``/``execute``/``close``) and
-one consent server (``app.make_agi_server``: ``start``/``stop_accepting``/``wait_idle``/``close``);
-for ``pbx.type: freeswitch`` they are the :class:`EslClient` and the :class:`OutboundServer`.
+one consent server (``app.start_consent_server``: ``server_address``/``stop_accepting``/async
+``wait_idle``/async ``close``, as consent/agi_async.AsyncAgiServer); for ``pbx.type: freeswitch``
+they are the :class:`EslClient` and the :class:`OutboundServer` (in :class:`LoopOutboundServer`).
 The consent backend of the outbound server is async (its sessions run on the daemon's loop), so
 it awaits the daemon directly instead of the AGI threads' ``run_coroutine_threadsafe``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from consent.agi_server import ConsentTicket
@@ -94,3 +97,32 @@ def make_outbound_server(app: Any, backend: Any) -> OutboundServer:
         raise ConfigError(
             f"cannot listen on {out.host}:{out.port}: {exc.strerror}", key="pbx.esl.outbound"
         ) from exc
+
+
+class LoopOutboundServer:
+    """The :class:`OutboundServer` behind the daemon's consent-server interface (async
+    ``wait_idle``/``close``, as consent/agi_async.AsyncAgiServer)."""
+
+    def __init__(self, server: OutboundServer) -> None:
+        self.server = server
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self.server.server_address
+
+    def stop_accepting(self) -> None:
+        self.server.stop_accepting()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        return await asyncio.to_thread(self.server.wait_idle, timeout)
+
+    async def close(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.server.aclose(), 2.0)
+
+
+def start_outbound_server(app: Any, backend: Any) -> LoopOutboundServer:
+    """Build and start (on the running loop) the outbound consent server."""
+    server = make_outbound_server(app, backend)
+    server.start()
+    return LoopOutboundServer(server)

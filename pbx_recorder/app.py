@@ -14,7 +14,9 @@ from typing import Any
 
 from ami.client import AmiClient
 from ami.normalize import Normalizer
-from consent.agi_server import AgiServer, ConsentBackend, ConsentSession, DialogSettings
+from consent.agi_async import AsyncAgiConnection, AsyncAgiServer, RefusalHandler
+from consent.agi_server import DialogSettings
+from consent.async_session import AsyncConsentBackend, AsyncConsentSession
 from pbx_recorder.calls import CallBook
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import ConfigError
@@ -35,7 +37,7 @@ DEFAULT_BOOT_TIMEOUT_S = 10.0
 
 @dataclass
 class App:
-    """The built parts.  ``agi`` is created by :meth:`make_agi_server` once the loop exists."""
+    """The built parts; the consent server is started by :meth:`start_consent_server` on the loop."""
 
     config: Any
     node: str
@@ -54,37 +56,30 @@ class App:
     consent_wait_s: float = DEFAULT_CONSENT_WAIT_S
     tiers: dict[str, Any] = field(default_factory=dict)  # every configured tier, by name
 
-    def make_agi_server(self, backend: ConsentBackend) -> Any:
-        """The consent server: FastAGI (Asterisk) or the outbound-socket server (FreeSWITCH)."""
+    async def start_consent_server(self, backend: AsyncConsentBackend, refused: RefusalHandler) -> Any:
+        """The consent server the daemon runs on its loop, bound and listening: the asyncio
+        FastAGI server (Asterisk) or the outbound-socket server (FreeSWITCH)."""
         if self.config.pbx.type == "freeswitch":
-            from esl.wiring import make_outbound_server
+            from esl.wiring import start_outbound_server
 
-            return make_outbound_server(self, backend)
+            return start_outbound_server(self, backend)
         agi_cfg = self.config.pbx.agi
 
-        def session(agi: Any) -> ConsentSession:
-            return ConsentSession(
-                agi,
-                node=self.node,
-                backend=backend,
-                prompts=self.prompts,
-                vip=self.vip,
-                settings=self.settings,
-                call_id_of=self.normalizer.call_id_for,
-            )
+        async def session(conn: AsyncAgiConnection) -> None:
+            await AsyncConsentSession(conn, node=self.node, backend=backend, prompts=self.prompts,
+                                      vip=self.vip, settings=self.settings,
+                                      call_id_of=self.normalizer.call_id_for).run()
 
+        server = AsyncAgiServer(
+            agi_cfg.host, agi_cfg.port, session=session, refused=refused, max_sessions=agi_cfg.max_sessions,
+            session_timeout_s=float(getattr(agi_cfg, "session_timeout_s", DEFAULT_AGI_SESSION_TIMEOUT_S)))
         try:
-            return AgiServer(
-                agi_cfg.host,
-                agi_cfg.port,
-                session=session,
-                max_sessions=agi_cfg.max_sessions,
-                session_timeout_s=float(getattr(agi_cfg, "session_timeout_s", DEFAULT_AGI_SESSION_TIMEOUT_S)),
-            )
+            await server.start()
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {agi_cfg.host}:{agi_cfg.port}: {exc.strerror}", key="pbx.agi"
             ) from exc
+        return server
 
 
 def build_app(config: Any) -> App:

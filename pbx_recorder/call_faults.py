@@ -163,7 +163,7 @@ def on_rec_failed(book: CallBook, ev: E.RecordingFailed, now: float) -> list[Com
         call.flag("recording_failed")
         cmds = book.resolve_consent(call, START_FAILED, {"decision": START_FAILED, "decided_at": ev.at,
                                                          "why": reason}, ev.at, "")
-        call.result = "failed"  # nobody refused: the recorder could not record
+        call.state, call.result = C.STATE_NOT_RECORDED, "failed"  # nobody refused: we could not record
         return cmds
     if rec.kind == C.KIND_CALL and not _recording_call(call):
         call.result = "failed"

@@ -301,22 +301,26 @@ class CallBook:
         call.consent_evidence = evidence or {"decision": decision, "decided_at": at}
         cmds: list[Command] = []
         if allows_recording(decision):
-            for rec in call.active_recordings(C.KIND_CONSENT):
-                rec.stop(at)  # finalized with the call, once its CDR is in (linked, not cdr_missing)
-                cmds.append(StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref))
+            consent_segments = call.active_recordings(C.KIND_CONSENT)
             call.result = C.RESULT_RECORD
             if call.active_recordings(C.KIND_CALL):
                 call.state = C.STATE_RECORDING
-            else:
+            else:  # the call recording starts first: no gap, and it never waits behind the stop
                 cmds += self._start_main(call, at)
+            for rec in consent_segments:
+                rec.stop(at)  # finalized with the call, once its CDR is in (linked, not cdr_missing)
+                cmds.append(StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref))
             cmds.append(SetChannelVar(call.call_id, channel, C.VAR_RESULT, C.RESULT_RECORD))
             return cmds
         log.info("consent not given call=%s decision=%s: discarding", call.call_id, decision[:32])
         call.state, call.result = C.STATE_REFUSED, C.RESULT_REFUSED
+        if decision in C.SYSTEM_CONSENT_OUTCOMES:  # ours, not the caller's: "not recorded: <why>"
+            call.state, call.result = C.STATE_NOT_RECORDED, C.RESULT_NORECORD
+            call.flag(decision)
         for rec in call.active_recordings():
             rec.stop(at)
             cmds.append(StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref))
-        if decision != "hangup" and channel:
+        if decision != "hangup" and decision not in C.SYSTEM_CONSENT_OUTCOMES and channel:
             cmds += self._refusal_vars(call, channel)
         cmds += self._discard_all(call, f"consent_{safe_component(decision, 24)}")
         return cmds
@@ -342,6 +346,26 @@ class CallBook:
             rec.state = "discarded"
             cmds.append(DiscardRecording(call.call_id, rec.recording_id, rec.paths, reason))
         return cmds
+
+    def _on_consent_unavailable(self, ev: E.ConsentUnavailable, now: float) -> list[Command]:
+        """The consent session could not run (refused for capacity, daemon stopping, failed): the
+        snippet took its fail direction.  Settle the call as not recorded, with the reason."""
+        call = self._get(ev, now)
+        assert call is not None
+        reason = ev.reason if ev.reason in C.SYSTEM_CONSENT_OUTCOMES else C.CONSENT_FAILED
+        if call.state == C.STATE_CONSENT_PENDING:
+            return self._resolve(call, reason, {"decision": reason, "decided_at": ev.at}, ev.at, "")
+        if call.state not in (C.STATE_IDLE, C.STATE_NOT_RECORDED) or call.recordings or call.ended_at:
+            log.info("consent unavailable (%s) ignored call=%s state=%s", reason, call.call_id, call.state)
+            return []
+        self._add_leg(call, ev.channel_id, ev.channel)
+        call.consent_requested, call.decide_at = True, None  # no decision without the Gosub later
+        call.state, call.result = C.STATE_NOT_RECORDED, C.RESULT_NORECORD
+        call.consent_decision = reason
+        call.consent_evidence = {"decision": reason, "decided_at": ev.at}
+        call.flag(reason)
+        log.info("not recorded call=%s: consent session %s", call.call_id, reason)
+        return []
 
     def _decide_without_gosub(self, call: Call, at: float) -> list[Command]:
         """Answered (or bridged) without passing the recorder's Gosub: decide with what is known."""
@@ -595,6 +619,7 @@ _HANDLERS: dict[type, Callable[[CallBook, Any, float], list[Command]]] = {
     E.Transferred: CallBook._on_transferred,
     E.ConsentRequested: CallBook._on_consent_requested,
     E.ConsentResolved: CallBook._on_consent_resolved,
+    E.ConsentUnavailable: CallBook._on_consent_unavailable,
     E.RecordingStarted: CallBook._on_rec_started,
     E.RecordingStopped: CallBook._on_rec_stopped,
     E.RecordingMuted: CallBook._on_muted,

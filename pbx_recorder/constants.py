@@ -47,3 +47,9 @@ STATE_ENDED = "ended"  # all channels gone, waiting for the CDR
 KIND_CALL = "call"
 KIND_CONSENT = "consent"
 MODES = ("mixed", "dual", "stereo")
+
+# --- consent outcomes that are the recorder's, not the caller's (calls.py, consent/) ---
+CONSENT_FAILED = "failed"  # the dialogue broke on a live channel (prompt not played, no AGI reply)
+CONSENT_CAPACITY = "capacity"  # the session was refused above pbx.agi.max_sessions
+CONSENT_STOPPING = "stopping"  # the session was refused while the daemon stops
+SYSTEM_CONSENT_OUTCOMES = (CONSENT_FAILED, CONSENT_CAPACITY, CONSENT_STOPPING)

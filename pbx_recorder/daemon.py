@@ -4,7 +4,10 @@
                                                                  -> pipeline (closure wait + spool)
                                                                  -> catalog rows
     1 s tick  --------> CallBook.tick    --> commands (same executor)
-    AGI thread (FastAGI consent) --run_coroutine_threadsafe--> consent_requested / consent_resolved
+    FastAGI session (a coroutine on the same loop) -> consent_requested / consent_resolved; the
+        commands for the session's own channel (MixMonitor, channel variables) go out on its
+        AGI socket (in band), the rest as AMI actions
+    live-call writer task: snapshots -> catalog.live_calls, off the loop, coalesced per call
     shipper task: spool -> storage tier -> catalog
 
 Live calls are snapshotted into the catalog's ``live_calls`` after every change and restored
@@ -18,16 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ami.actions import is_pbx_command
-from consent.agi_server import AgiServer, ConsentTicket
+from consent.agi_async import AsyncAgiServer
+from consent.agi_server import ConsentTicket
+from consent.async_session import InbandStarter, request_event
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
 from pbx_recorder.app import App, hot_tiers
@@ -40,6 +47,10 @@ from pbx_recorder.tier_probe import check_at_start
 
 log = logging.getLogger(__name__)
 ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orphaned files
+
+SWITCH_INTERVAL_S = 0.001
+PERSIST_BATCH_S = 0.2  # live-call snapshots reach the catalog at most this much later (plus a write)
+SNAPSHOT_SLICE = 16  # live-call snapshots per loop turn
 
 
 @dataclass
@@ -57,18 +68,29 @@ class Summary:
 
 
 class LoopConsentBackend:
-    """The AGI threads' way into the daemon loop (bounded waits: a stuck loop fails the call closed)."""
+    """The FastAGI sessions' way into the core: same loop, no thread hop.  No overall timeout
+    here: cancelling a resolve half-way (a "yes" whose recording then never starts) is worse
+    than waiting, and every step under it is bounded (AMI ``action_timeout``, the AGI reply
+    bound ``session_timeout_s``)."""
 
-    def __init__(self, daemon: Daemon, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
-        self.daemon, self.loop, self.timeout_s = daemon, loop, timeout_s
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
 
-    def request(self, event: ev.ConsentRequested) -> ConsentTicket:
-        future = asyncio.run_coroutine_threadsafe(self.daemon.consent_requested(event), self.loop)
-        return future.result(self.timeout_s)
+    async def request(self, event: ev.ConsentRequested, inband: InbandStarter) -> ConsentTicket:
+        return await self.daemon.consent_requested(event, inband)
 
-    def resolve(self, event: ev.ConsentResolved) -> bool:
-        future = asyncio.run_coroutine_threadsafe(self.daemon.consent_resolved(event), self.loop)
-        return future.result(self.timeout_s)
+    async def resolve(self, event: ev.ConsentResolved, inband: InbandStarter) -> bool:
+        """False when a recording the decision started could not start (the session then
+        leaves the snippet to its fail direction)."""
+        return await self.daemon.consent_resolved(event, inband)
+
+    async def refused(self, env: dict[str, str], reason: str) -> None:
+        """A session refused (capacity, stopping): the catalog says "not recorded: <reason>"."""
+        event = request_event(env, self.daemon.app.node, None, self.daemon.clock,
+                              call_id_of=self.daemon.app.normalizer.call_id_for)
+        await self.daemon.handle(ev.ConsentUnavailable(at=event.at, call_id=event.call_id,
+                                                       channel_id=event.channel_id, channel=event.channel,
+                                                       reason=reason))
 
 
 class Daemon:
@@ -86,7 +108,12 @@ class Daemon:
         self.clock = clock
         self.install_signals = install_signals
         self.summary = Summary()
-        self.agi: AgiServer | None = None
+        self.agi: AsyncAgiServer | Any = None  # or esl.wiring.LoopOutboundServer (FreeSWITCH)
+        self._dirty: dict[str, None] = {}  # call ids to snapshot at the next write (ordered set)
+        self._live_pending: dict[str, str | None] = {}  # call_id -> snapshot text, None = delete
+        self._call_rows: list[dict[str, Any]] = []
+        self._write_wakeup = asyncio.Event()
+        self._writer_closing = False
         self._stop = asyncio.Event()
         self._ship_stop = asyncio.Event()
         self._jobs: set[asyncio.Task[Any]] = set()
@@ -115,9 +142,16 @@ class Daemon:
         hot = set(hot_tiers(self.app.config, self.app.tiers))
         await asyncio.to_thread(check_at_start, self.app.tiers, hot)  # StorageRefused: do not start
         await self.recovery.recover_orphans()
-        self.agi = self.app.make_agi_server(LoopConsentBackend(self, loop, self.app.consent_wait_s))
-        self.agi.start()
+        backend = LoopConsentBackend(self)
+        self.agi = await self.app.start_consent_server(backend, backend.refused)
         freeswitch = self.app.config.pbx.type == "freeswitch"
+        # Everything built so far (modules, config, app) lives as long as the process: keep it out
+        # of the cyclic GC's full collections, which otherwise stall the loop the callers wait on.
+        gc.freeze()
+        # Worker threads (spooling, shipping) hold the GIL in 5 ms slices by default; the loop,
+        # where callers wait for their recording to start, gets it back sooner with 1 ms.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         log.info(
             "pbx-recorder node %s: %s on %s:%s, %s %s:%s",
             self.app.node,
@@ -136,12 +170,20 @@ class Daemon:
                 pump = group.create_task(self._pump(), name="event-pump")
                 ticker = group.create_task(self._ticker(), name="tick")
                 shipper = group.create_task(self.app.shipper.run(self._ship_stop), name="shipper")
+                writer = group.create_task(self._catalog_writer(), name="catalog-writer")
+                group.create_task(self._watch_loop_lag(), name="loop-lag")
                 await self._stop.wait()
                 await self._shutdown(ami_task, pump, ticker, shipper)
+                self._writer_closing = True
+                self._write_wakeup.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(writer, 10.0)
         finally:
+            sys.setswitchinterval(switch_interval)
+            await asyncio.to_thread(self._write_batch, *self._take_pending())
             await asyncio.to_thread(self.metrics.stop)
             if self.agi is not None:
-                await asyncio.to_thread(self.agi.close)
+                await self.agi.close()
             if self.install_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -176,7 +218,7 @@ class Daemon:
         deadline = time.monotonic() + self.app.shutdown_grace_s
         assert self.agi is not None
         self.agi.stop_accepting()
-        await asyncio.to_thread(self.agi.wait_idle, max(0.0, deadline - time.monotonic()) / 2)
+        await self.agi.wait_idle(max(0.0, deadline - time.monotonic()) / 2)
         await self.app.ami.close()
         ticker.cancel()
         with contextlib.suppress(TimeoutError):
@@ -209,24 +251,102 @@ class Daemon:
             log.info("restored %d live call(s); resync from AMI follows", self.summary.restored_calls)
 
     def _persist(self, call_ids: Iterable[str]) -> None:
-        book, catalog = self.app.callbook, self.app.catalog
-        for call_id in dict.fromkeys(call_ids):
+        """Mark calls whose live snapshot may have changed; the catalog writer snapshots each of
+        them once per batch (a snapshot is a deep copy of the call: per event it was the
+        daemon's largest cost under load) and writes them off the loop."""
+        self._dirty.update(dict.fromkeys(call_ids))
+        if self._dirty:
+            self._write_wakeup.set()
+
+    async def _snapshot_dirty_in_slices(self) -> None:
+        """Snapshot the dirty calls a slice at a time, yielding in between: 300 calls made dirty
+        by a burst are ~1 s of deep copies, which in one piece stalled every waiting caller."""
+        while self._dirty:
+            self._snapshot_dirty(SNAPSHOT_SLICE)
+            await asyncio.sleep(0)
+
+    def _snapshot_dirty(self, limit: int | None = None) -> None:
+        book = self.app.callbook
+        if limit is None or len(self._dirty) <= limit:
+            dirty, self._dirty = self._dirty, {}
+        else:
+            dirty = dict.fromkeys(list(self._dirty)[:limit])
+            for call_id in dirty:
+                del self._dirty[call_id]
+        for call_id in dirty:
             try:
                 state = book.state(call_id)
                 if not state or state == STATE_FINALIZED:
                     was_live = self._saved.pop(call_id, None) is not None
                     if was_live or not state:
-                        catalog.delete_live_call(call_id)
+                        self._live_pending[call_id] = None
                     if was_live and state:
                         self._count_finished(call_id)
                     self._start_failed.discard(call_id)
                     continue
                 text = json.dumps(book.snapshot(call_id), sort_keys=True)
                 if self._saved.get(call_id) != text:
-                    catalog.save_live_call(call_id, text)
+                    self._live_pending[call_id] = text
                     self._saved[call_id] = text
             except Exception:
                 log.exception("could not persist live call=%s", call_id)
+
+    async def _catalog_writer(self) -> None:
+        """Writes queued live-call snapshots and call rows in a worker thread, in order; while
+        one batch is written the next one collects (a busy second costs one batch, not one
+        fsync per event)."""
+        while True:
+            await self._write_wakeup.wait()
+            self._write_wakeup.clear()
+            await self._snapshot_dirty_in_slices()
+            await asyncio.to_thread(self._write_batch, *self._take_pending())
+            if self._writer_closing:
+                return
+            with contextlib.suppress(TimeoutError):  # let the next batch collect (bounded delay)
+                await asyncio.wait_for(self._stop.wait(), PERSIST_BATCH_S)
+
+    async def _watch_loop_lag(self, every_s: float = 0.1, report_s: float = 30.0) -> None:
+        """Log how late the loop runs a 100 ms timer (p99 and max per ``report_s``): the time a
+        FastAGI session or an AMI reply can wait behind other work (instrumentation for issue 10)."""
+        lags: list[tuple[float, float]] = []  # (lag, CPU the process used meanwhile)
+        last_report = time.monotonic()
+        while not self._stop.is_set():
+            before, cpu_before = time.monotonic(), time.process_time()
+            await asyncio.sleep(every_s)
+            now = time.monotonic()
+            lags.append((max(0.0, now - before - every_s), time.process_time() - cpu_before))
+            if now - last_report >= report_s:
+                lags.sort()
+                worst, worst_cpu = lags[-1]
+                # a long lag with little CPU of ours: the host did not schedule us (starved), not blocked
+                log.info("event loop lag over %.0f s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (the process "
+                         "used %.1f ms CPU meanwhile) (%d samples)", now - last_report,
+                         1000 * lags[len(lags) // 2][0], 1000 * lags[int(len(lags) * 0.99)][0],
+                         1000 * worst, 1000 * worst_cpu, len(lags))
+                lags, last_report = [], now
+
+    def _take_pending(self) -> tuple[dict[str, str | None], list[dict[str, Any]]]:
+        """Called on the loop: the batch to write; new work collects in fresh containers."""
+        self._snapshot_dirty()
+        live, self._live_pending = self._live_pending, {}
+        rows, self._call_rows = self._call_rows, []
+        return live, rows
+
+    def _write_batch(self, live: dict[str, str | None], rows: list[dict[str, Any]]) -> None:
+        catalog = self.app.catalog
+        for call_id, text in live.items():
+            try:
+                if text is None:
+                    catalog.delete_live_call(call_id)
+                else:
+                    catalog.save_live_call(call_id, text)
+            except Exception:
+                log.exception("could not persist live call=%s", call_id)
+        for row in rows:
+            try:
+                catalog.upsert_call(row)
+            except Exception:
+                log.exception("could not write the call row call=%s", row.get("call_id", "-"))
 
     def _count_finished(self, call_id: str) -> None:
         snapshot = self.app.callbook.snapshot(call_id)
@@ -252,6 +372,10 @@ class Daemon:
     async def _pump(self) -> None:
         async for event in self.app.ami.events():
             await self.handle(event)
+            # Most events need no AMI action, so handle() returns without ever yielding: a burst of
+            # hundreds of queued events would run as one callback and hold back the FastAGI
+            # sessions (the callers waiting for their recording to start).  Yield after each one.
+            await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
         beats = 0
@@ -271,13 +395,13 @@ class Daemon:
             except Exception:
                 log.exception("tick failed")
 
-    async def handle(self, event: Any) -> list[cmds.Command]:
+    async def handle(self, event: Any, inband: InbandStarter | None = None) -> list[cmds.Command]:
         """One event through the core and out as commands; never raises."""
         self.summary.events += 1
         call_id = getattr(event, "call_id", "")
         try:
             commands = self.app.callbook.handle(event, self.clock())
-            await self.execute(commands, origin_at=getattr(event, "at", None))
+            await self.execute(commands, origin_at=getattr(event, "at", None), inband=inband)
         except Exception:
             log.exception("event %s failed call=%s", type(event).__name__, call_id or "-")
             return []
@@ -287,29 +411,32 @@ class Daemon:
             self._persist(c.call_id for c in commands)
         return commands
 
-    async def consent_resolved(self, event: ev.ConsentResolved) -> bool:
+    async def consent_resolved(self, event: ev.ConsentResolved, inband: InbandStarter | None = None) -> bool:
         """Like :meth:`handle`; False when a recording the decision started could not start
-        (the AGI session then leaves the snippet to its fail direction)."""
+        (the consent session then leaves the snippet to its fail direction)."""
         self.summary.events += 1
         try:
             commands = self.app.callbook.handle(event, self.clock())
-            ok = await self.execute(commands, origin_at=event.at)
+            ok = await self.execute(commands, origin_at=event.at, inband=inband)
         except Exception:
             log.exception("consent result failed call=%s", event.call_id)
             return False
         self._persist([event.call_id, *(c.call_id for c in commands)])
         return ok
 
-    async def consent_requested(self, event: ev.ConsentRequested) -> ConsentTicket:
+    async def consent_requested(self, event: ev.ConsentRequested,
+                                inband: InbandStarter | None = None) -> ConsentTicket:
         commands = self.app.callbook.handle(event, self.clock())
-        ok = await self.execute(commands, origin_at=event.at)
+        ok = await self.execute(commands, origin_at=event.at, inband=inband)
         self._persist([event.call_id])
         self.summary.events += 1
         return ConsentTicket(self.app.callbook.decision(event.call_id), recording_ok=ok)
 
-    async def execute(self, commands: Iterable[cmds.Command], origin_at: float | None = None) -> bool:
+    async def execute(self, commands: Iterable[cmds.Command], origin_at: float | None = None,
+                      inband: InbandStarter | None = None) -> bool:
         """Carry out commands in order; False if any StartRecording failed.  Failures are contained.
-        ``origin_at``: when the event behind them arrived (MixMonitor start lag metric)."""
+        ``origin_at``: when the event behind them arrived (MixMonitor start lag metric).
+        ``inband``: a FastAGI session whose own channel's commands go out on its AGI socket."""
         all_started = True
         for command in commands:
             self.summary.commands += 1
@@ -317,7 +444,8 @@ class Daemon:
             reason = ""
             try:
                 if is_pbx_command(command):
-                    produced_events = await self.app.ami.execute(command)
+                    runner = inband if inband is not None and inband.takes(command) else self.app.ami
+                    produced_events = await runner.execute(command)
                     if isinstance(command, cmds.StartRecording) and origin_at is not None:
                         self.metrics.mixmonitor_started(self.clock() - origin_at)
                     for produced in produced_events:
@@ -327,7 +455,8 @@ class Daemon:
                 elif isinstance(command, cmds.DiscardRecording):
                     self._spawn(self._discard(command), command)
                 elif isinstance(command, cmds.UpsertCall):
-                    self.app.catalog.upsert_call(command.row)
+                    self._call_rows.append(dict(command.row))  # Catalog.upsert_call, off the loop
+                    self._write_wakeup.set()
                 elif isinstance(command, cmds.FlagRecordings):
                     self.recovery.add_flags(command)
                 else:

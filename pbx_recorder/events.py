@@ -113,6 +113,16 @@ class ConsentResolved(CallEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentUnavailable(CallEvent):
+    """The recorder could not run the consent session (``reason``: ``capacity`` = refused above
+    ``max_sessions``, ``stopping``): the snippet took its fail direction, the call goes on
+    unrecorded, and the catalog says why -- never as the caller's hang-up."""
+
+    channel: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingStarted(CallEvent):
     channel: str
     recording_id: str  # ours (naming.make_recording_id)

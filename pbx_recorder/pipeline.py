@@ -143,7 +143,7 @@ class Pipeline:
 
     async def _finalize(self, cmd: FinalizeRecording) -> SpoolEntry | None:
         rid, call_id = cmd.recording_id, cmd.call_id
-        if self.spool.is_complete(rid) or self._already_shipped(rid):
+        if self.spool.is_complete(rid) or await asyncio.to_thread(self._already_shipped, rid):
             log.info("call %s recording %s already finalized: duplicate ignored", call_id, rid)
             return None
         manifest = manifest_from_metadata(call_id, rid, cmd.metadata, self.clock())
@@ -194,7 +194,7 @@ class Pipeline:
         for raw in wrapped:
             Path(raw).unlink(missing_ok=True)
         try:
-            self._record_spooled(entry.manifest)
+            await asyncio.to_thread(self._record_spooled, entry.manifest)  # SQLite: off the loop
         except RecorderError as exc:  # the spool entry is safe; the shipper writes the row anyway
             log.warning("call %s recording %s: catalog row not written yet: %s", call_id, rid, exc)
         log.info("call %s recording %s spooled (%d file(s), flags %s)", call_id, rid, len(files),

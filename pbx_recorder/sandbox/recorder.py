@@ -89,8 +89,10 @@ def recorder_command() -> list[str]:
 
 
 class RecorderProcess:
-    def __init__(self, config_path: str | Path, pbx: PrivateAsterisk, log_path: str | Path) -> None:
+    def __init__(self, config_path: str | Path, pbx: PrivateAsterisk, log_path: str | Path,
+                 verbosity: str = "-vv") -> None:
         self.config_path = Path(config_path)
+        self.verbosity = verbosity  # "-v": INFO, as a production daemon logs (benchmarks)
         self.pbx = pbx
         self.log_path = Path(log_path)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -99,7 +101,7 @@ class RecorderProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
-                [*recorder_command(), "-vv", "--config", str(self.config_path), "run"],
+                [*recorder_command(), self.verbosity, "--config", str(self.config_path), "run"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()

@@ -54,3 +54,42 @@ def converse(port: int, env: bytes, respond: Responder, timeout: float = 10.0) -
                 break
             sock.sendall(reply.encode() + b"\n")
     return commands
+
+
+class InbandChannel:
+    """A responder that does what Asterisk does with the recorder's in-band commands:
+    ``EXEC MixMonitor "<file>,<options>,<command>"`` (the ``i(VAR)`` variable gets a MixMonitor
+    ID), ``SET/GET VARIABLE``, the question (``STREAM FILE <q> 0123456789*#``) stopped by
+    ``digit`` ``endpos`` samples (8 kHz) into it, and ``WAIT FOR DIGIT`` answered with
+    ``late_digit`` (none: timeout).  ``fail_mixmonitor``: the application fails, and Asterisk
+    ends the AGI session (the socket closes)."""
+
+    def __init__(self, digit: str = "", fail_mixmonitor: bool = False, *, endpos: int = 16000,
+                 late_digit: str = "") -> None:
+        self.digit, self.endpos, self.late_digit = digit, endpos, late_digit
+        self.fail_mixmonitor = fail_mixmonitor
+        self.mixmonitors: list[dict[str, str]] = []
+        self.variables: dict[str, str] = {}
+
+    def __call__(self, command: str) -> str | None:
+        if command.startswith("STREAM FILE ") and command.endswith(" 0123456789*#"):  # the question
+            code = ord(self.digit) if self.digit else 0
+            return f"200 result={code} endpos={self.endpos if self.digit else 40000}"
+        if command.startswith("WAIT FOR DIGIT "):
+            return f"200 result={ord(self.late_digit) if self.late_digit else 0}"
+        if command.startswith("EXEC MixMonitor "):
+            if self.fail_mixmonitor:
+                return None
+            file, options, post = command[len("EXEC MixMonitor "):].strip('"').split(",", 2)
+            self.mixmonitors.append({"file": file, "options": options, "command": post})
+            var = options[options.index("i(") + 2:options.index(")")]
+            self.variables[var] = f"0x{len(self.mixmonitors):08x}"
+            return "200 result=0"
+        if command.startswith("SET VARIABLE "):
+            _, _, name, value = command.split(" ", 3)
+            self.variables[name.strip('"')] = value.strip('"')
+            return "200 result=1"
+        if command.startswith("GET VARIABLE "):
+            value = self.variables.get(command.split(" ", 2)[2].strip('"'))
+            return f"200 result=1 ({value})" if value is not None else "200 result=0"
+        return "200 result=0"

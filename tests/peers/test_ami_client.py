@@ -310,3 +310,18 @@ async def test_call_ids_carry_the_pbx_start_time_and_change_with_a_restart() -> 
             lost, booted, live, _ = await next_events(client, 4)
             assert isinstance(lost, ev.PbxLinkLost) and booted.boot == "20261201150007"  # type: ignore[attr-defined]
             assert live.call_id == make_call_id("pbx1", "100.1", "20261201150007")  # type: ignore[attr-defined]
+
+
+async def test_slow_ping_on_a_busy_link_keeps_the_connection() -> None:
+    """Under load a Ping reply can take longer than the action timeout while Asterisk keeps
+    sending events: reconnecting then (and resyncing every live channel) only adds load."""
+    async with AmiPeer() as peer, running(peer, ping_interval=0.2, action_timeout=0.3) as client:
+        assert await client.wait_ready(5)
+        peer.hold.add("Ping")
+        for _ in range(20):  # 2 s of a busy link: events keep coming, Ping never answers
+            await peer.emit({"Event": "Newstate", "Channel": "PJSIP/a-1", "Uniqueid": "1.1",
+                             "Linkedid": "1.1", "ChannelState": "6"})
+            await asyncio.sleep(0.1)
+        assert client.connects == 1 and client.connected
+        await asyncio.sleep(1.0)  # silence and no Ping reply: the link is dead, reconnect
+        assert client.connects >= 2

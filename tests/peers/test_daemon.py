@@ -1,6 +1,7 @@
 """The daemon end to end over in-process peers: AMI peer + a fake Asterisk speaking FastAGI.
 
-Consent (explicit, caller presses 1) -> consent segment + call MixMonitor over AMI ->
+Consent (explicit, caller presses 1) -> consent segment + call MixMonitor in band (``EXEC
+MixMonitor`` on the caller's own AGI socket; the consent segment is stopped over AMI by its ID) ->
 files "written by Asterisk" (+ the .closed markers its post-command touches) -> Hangup + Cdr ->
 spool -> shipper -> hot tier + catalog; live_calls persisted while the call lives; a
 restarted daemon restores the call and does not start a second MixMonitor.
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ami_peer import AmiPeer
-from fake_asterisk_agi import converse, env_block
+from fake_asterisk_agi import InbandChannel, converse, env_block
 
 from pbx_recorder.app import build_app
 from pbx_recorder.config import load_config
@@ -115,15 +116,6 @@ async def start_call(peer: AmiPeer) -> None:
     await peer.emit({"Event": "Newstate", **base, "ChannelState": "6", "ChannelStateDesc": "Up"})
 
 
-def agi_answer(digit: str) -> Any:
-    def respond(command: str) -> str:
-        if command.startswith("STREAM FILE") and '"0123456789*#"' in command:  # the question
-            return f"200 result={ord(digit)} endpos=16000"  # pressed 2 s into it
-        return "200 result=1"
-
-    return respond
-
-
 def agi_vars(commands: list[str]) -> dict[str, str]:
     out = {}
     for c in commands:
@@ -154,16 +146,23 @@ async def test_consented_call_is_recorded_spooled_shipped_and_catalogued(tmp_pat
                 channel=CHANNEL,
                 uniqueid="100.1",
             )
-            commands = await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
-            assert agi_vars(commands) == {"PBXREC_CONSENT": "granted", "PBXREC_RESULT": "record"}
-            assert commands[0].startswith("STREAM FILE ") and "consent-question" in commands[0]
-            mixmonitors = await peer.wait_action("MixMonitor", 2)
-            assert [m["channel"] for m in mixmonitors] == [CHANNEL, CHANNEL]
-            assert "consent" in str(mixmonitors[0]["file"]) and "call" in str(mixmonitors[1]["file"])
-            stops = await peer.wait_action("StopMixMonitor", 1)
-            assert stops[0]["mixmonitorid"] == "0x00000001"  # the consent segment, stopped by its ID
-            live = daemon.app.catalog.load_live_calls()
-            assert CALL in live and live[CALL]["state"] == "recording"
+            channel = InbandChannel("1")
+            commands = await asyncio.to_thread(converse, agi_port, env, channel)
+            results = agi_vars(commands)
+            assert results["PBXREC_CONSENT"] == "granted" and results["PBXREC_RESULT"] == "record"
+            assert results["PBXREC_RECORDING_ID"].endswith("call002")  # set in band for a resync
+            assert commands[0].startswith("EXEC MixMonitor ")  # the consent segment before the question
+            asks = [c for c in commands if c.startswith("STREAM FILE ") and c.endswith(" 0123456789*#")]
+            assert len(asks) == 1 and "consent-question" in asks[0]  # the question, with barge-in
+            mixmonitors = channel.mixmonitors
+            assert not peer.actions("MixMonitor")  # nothing started over AMI
+            assert "consent" in mixmonitors[0]["file"] and "call" in mixmonitors[1]["file"]
+            # the consent segment is stopped by its ID, in band too (after the call recording started)
+            assert "EXEC StopMixMonitor 0x00000001" in commands and not peer.actions("StopMixMonitor")
+            assert commands.index("EXEC StopMixMonitor 0x00000001") > [
+                i for i, c in enumerate(commands) if c.startswith("EXEC MixMonitor ")][1]
+            live = daemon.app.catalog.load_live_calls
+            await until(lambda: live().get(CALL, {}).get("state") == "recording")
             for action in mixmonitors:
                 close_like_asterisk(action)
             await peer.emit(
@@ -217,8 +216,9 @@ async def test_restart_restores_the_call_and_never_records_twice(tmp_path: Path)
                 channel=CHANNEL,
                 uniqueid="100.1",
             )
-            await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
-            await peer.wait_action("MixMonitor", 2)
+            channel = InbandChannel("1")
+            await asyncio.to_thread(converse, agi_port, env, channel)
+            assert len(channel.mixmonitors) == 2
             await until(
                 lambda: daemon.app.catalog.load_live_calls().get(CALL, {}).get("state") == "recording"
             )
@@ -267,10 +267,17 @@ async def test_failed_mixmonitor_fails_the_call_closed_and_the_daemon_goes_on(tm
                 channel=CHANNEL,
                 uniqueid="100.1",
             )
-            commands = await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
+            failing = InbandChannel("1", fail_mixmonitor=True)
+            commands = await asyncio.to_thread(converse, agi_port, env, failing)
             assert agi_vars(commands) == {}  # PBXREC_RESULT unset: the snippet's fail direction
             assert not any("consent-question" in c for c in commands)  # no dialogue without its recording
-            assert daemon.summary.command_errors == 1
+            await until(lambda: daemon.summary.command_errors == 1)
+            # ours, not the caller's: settled at once by the failed start as "not recorded:
+            # recorder_failed" (the session's own "failed" comes later and changes nothing), never
+            # left to become a hang-up
+            await until(lambda: daemon.app.callbook.state(CALL) == "not_recorded")
+            snap = daemon.app.callbook.snapshot(CALL)
+            assert snap["consent_decision"] == "recorder_failed" and snap["result"] == "failed"
             # the daemon goes on: the next call is handled
             del peer.errors["MixMonitor"]
             await peer.emit(
@@ -287,5 +294,26 @@ async def test_failed_mixmonitor_fails_the_call_closed_and_the_daemon_goes_on(tm
                 channel="PJSIP/bob-2",
                 uniqueid="200.1",
             )
-            commands = await asyncio.to_thread(converse, agi_port, env2, agi_answer("1"))
-            assert agi_vars(commands) == {"PBXREC_CONSENT": "granted", "PBXREC_RESULT": "record"}
+            commands = await asyncio.to_thread(converse, agi_port, env2, InbandChannel("1"))
+            results = agi_vars(commands)
+            assert results["PBXREC_CONSENT"] == "granted" and results["PBXREC_RESULT"] == "record"
+
+
+async def test_refusal_stops_the_consent_segment_in_band_even_with_ami_stuck(tmp_path: Path) -> None:
+    """A "no" must stop the consent-evidence recording at once: on the caller's own AGI socket,
+    not by an AMI action that a loaded (or lost) AMI link may answer late or never."""
+    agi_port = free_port()
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, agi_port)
+        async with daemon_running(cfg) as daemon:
+            peer.hold.add("StopMixMonitor")  # AMI would never answer a stop
+            await start_call(peer)
+            env = env_block(["direction=inbound", "dialed=4930123456", "linkedid=100.1"],
+                            channel=CHANNEL, uniqueid="100.1")
+            channel = InbandChannel("2")
+            commands = await asyncio.to_thread(converse, agi_port, env, channel)
+            assert [m["file"].rsplit("/", 1)[1].split("_")[2] for m in channel.mixmonitors] == ["consent001"]
+            assert "EXEC StopMixMonitor 0x00000001" in commands
+            assert agi_vars(commands)["PBXREC_RESULT"] == "refused"
+            assert not peer.actions("StopMixMonitor")
+            await until(lambda: daemon.app.callbook.state(CALL) == "refused")

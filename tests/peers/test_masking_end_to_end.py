@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from ami_peer import AmiPeer
 from click.testing import CliRunner
-from fake_asterisk_agi import converse, env_block
-from test_daemon import agi_answer, close_like_asterisk, daemon_running, free_port, until, write_config
+from fake_asterisk_agi import InbandChannel, converse, env_block
+from test_daemon import close_like_asterisk, daemon_running, free_port, until, write_config
 
 from pbx_recorder.cli import cli
 from pbx_recorder.naming import make_call_id
@@ -38,8 +38,10 @@ async def run_call(tmp_path: Path) -> Path:
             await peer.emit({"Event": "Newstate", **base, "ChannelState": "6", "ChannelStateDesc": "Up"})
             env = env_block(["direction=inbound", f"dialed={DIALED}", "linkedid=300.1", "lang=en"],
                             channel=CHANNEL, uniqueid="300.1")
-            await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
-            for action in await peer.wait_action("MixMonitor", 2):
+            channel = InbandChannel("1")  # the recordings start in band, on the AGI socket
+            await asyncio.to_thread(converse, agi_port, env, channel)
+            assert len(channel.mixmonitors) == 2
+            for action in channel.mixmonitors:
                 close_like_asterisk(action)
             await peer.emit({"Event": "Hangup", **base, "Cause": "16", "Cause-txt": "Normal Clearing"})
             await peer.emit({

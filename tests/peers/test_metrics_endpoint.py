@@ -7,11 +7,10 @@ import urllib.request
 from pathlib import Path
 
 from ami_peer import AmiPeer
-from fake_asterisk_agi import converse, env_block
+from fake_asterisk_agi import InbandChannel, converse, env_block
 from test_daemon import (
     CALL,
     CHANNEL,
-    agi_answer,
     close_like_asterisk,
     free_port,
     start_call,
@@ -60,8 +59,9 @@ async def test_metrics_endpoint_shows_ami_up_and_a_shipped_recording(tmp_path: P
             await start_call(peer)
             env = env_block(["direction=inbound", "dialed=4930123456", "linkedid=100.1"],
                             channel=CHANNEL, uniqueid="100.1")
-            await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
-            for action in await peer.wait_action("MixMonitor", 2):
+            channel = InbandChannel("1")
+            await asyncio.to_thread(converse, agi_port, env, channel)
+            for action in channel.mixmonitors:  # started in band, on the AGI socket
                 close_like_asterisk(action)
             await peer.emit({"Event": "Hangup", "Channel": CHANNEL, "Uniqueid": "100.1",
                              "Linkedid": "100.1", "Cause": "16"})

@@ -207,8 +207,13 @@ def test_pbx_restart_call_ids_stay_unique_and_the_cut_recording_is_flagged(
         process.terminate()
 
 
-def test_call_during_an_ami_outage_says_not_recorded_and_why(asterisk: PrivateAsterisk, ami: AmiProbe,
-                                                             prompts_dir: Path, tmp_path: Path) -> None:
+def test_call_during_an_ami_outage_is_recorded_in_band_and_catalogued(
+        asterisk: PrivateAsterisk, ami: AmiProbe, prompts_dir: Path, tmp_path: Path) -> None:
+    """The AMI link is down, FastAGI answers: the recording starts in band (EXEC MixMonitor on
+    the caller's AGI socket, no AMI needed), and once the link is back the call and its file
+    are in the catalog: recorded, never a "missing" recording or a call that says record
+    without one.  (A start that fails still says not_recorded and why:
+    tests/unit/test_call_faults.py, tests/peers/test_daemon.py.)"""
     gate = AmiGate(asterisk.ami_port)
     gate.open()
     config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
@@ -225,15 +230,13 @@ def test_call_during_an_ami_outage_says_not_recorded_and_why(asterisk: PrivateAs
                           from_user=caller).start().wait()
         assert result.ok and result.elapsed_s > 7, result.errors  # the call went on
         linkedid = linkedid_of(ami, caller, since)
-        assert not ami.find(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid)
-        # the recording could not start after the notice: the snippet took its fail direction
-        assert cdr_of(ami, linkedid)["UserField"] == "pbx-recorder:unavailable"
-        gate.open()  # the link comes back: resync finds the call gone
-        row = wait_call(recorder, linkedid, timeout=60)
-        assert row["record_decision"] == "not_recorded", row
-        assert {"recording_failed", "ami_unavailable"} <= set(json.loads(row["flags"])), row["flags"]
-        assert row["status"] == "answered", row["status"]  # never no_answer: the snippet answered it
+        assert ami.find(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid)
+        assert cdr_of(ami, linkedid)["UserField"] != "pbx-recorder:unavailable"  # PBXREC_RESULT=record
+        gate.open()  # the link comes back: resync finds the call gone, the file is taken in
+        row, recs = wait_shipped(recorder, linkedid, timeout=90)
+        assert row["record_decision"] == "record", row
         assert all(r["state"] != "missing" for r in recorder.catalog.recordings(row["call_id"]))
+        assert recs[0]["duration_s"] is None or recs[0]["duration_s"] > 3, recs[0]
     finally:
         process.terminate()
         gate.stop()

@@ -152,3 +152,28 @@ def test_non_pbx_commands_and_bad_modes_are_refused() -> None:
         )
     assert actions.is_pbx_command(cmds.MuteRecording(call_id=CALL, channel="c", muted=True))
     assert not actions.is_pbx_command(cmds.UpsertCall(call_id=CALL))
+
+
+def test_event_filter_lets_through_exactly_what_the_normalizer_handles():
+    import re
+
+    from ami import actions
+    from ami.normalize import HANDLERS
+
+    replies_only = {"CoreShowChannel", "CoreShowChannelsComplete"}  # list items of an action's reply
+    assert set(actions.HANDLED_EVENTS) | {"VarSet"} == set(HANDLERS) - replies_only  # VarSet: ours only
+    # Asterisk matches POSIX extended regexes over the event text ("." matches a newline there)
+    whitelist = [re.compile(f.replace("[[:space:]]", r"\s"), re.S) for f in actions.EVENT_FILTERS]
+
+    def passes(text: str) -> bool:
+        return any(f.search(text) for f in whitelist)
+
+    assert passes("Event: Hangup\r\nChannel: PJSIP/a\r\n")
+    assert not passes("Event: HangupRequest\r\nChannel: PJSIP/a\r\n")
+    from pbx_recorder import calls, events
+    varset = "Event: VarSet\r\nChannel: PJSIP/a\r\nVariable: PBXREC_RESULT\r\nValue: record\r\n"
+    assert passes(varset) == (events.VariableSet in calls._HANDLERS)  # requested only once the core uses it
+    assert re.compile(actions.VARSET_FILTER.replace("[[:space:]]", r"\s"), re.S).search(varset)
+    assert not passes("Event: VarSet\r\nChannel: PJSIP/a\r\nVariable: TEST_TAG\r\nValue: x\r\n")
+    assert not passes("Event: Newexten\r\nApplication: Set\r\n")
+    assert actions.event_filter(actions.EVENT_FILTERS[0])["Operation"] == "Add"

@@ -136,6 +136,7 @@ def test_dialogue_recording_start_failure_is_not_a_hangup():
     assert [c.reason for c in cmds if isinstance(c, DiscardRecording)] == ["consent_recorder_failed"]
     snap = book.snapshot("L1")
     assert snap["consent_decision"] == "recorder_failed" and snap["result"] == "failed"
+    assert snap["state"] == "not_recorded"  # ours, not the caller's refusal
 
 
 def test_call_seen_only_partly_is_never_no_answer():

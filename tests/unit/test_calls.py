@@ -325,3 +325,33 @@ def test_without_consent_request_cdr_pbxrec_dnid_comes_before_dst():
 def test_cdr_dst_is_only_the_last_resort():
     assert _row_without_consent_request({"disposition": "ANSWERED", "dst": "102"})["callee_num"] == "102"
     assert _row_without_consent_request({"disposition": "ANSWERED"})["callee_num"] == "101"
+
+
+def test_failed_dialogue_is_not_recorded_and_never_becomes_the_callers_hangup():
+    run = play("consent_failed_caller_stays")
+    assert not [c for c in run.of(SetChannelVar) if c.name in ("PBXREC_RESULT", "PBXREC_ROUTE")
+                and c.value != "record"]  # the snippet already took its fail direction: no refusal route
+    assert [d.recording_id for d in run.of(DiscardRecording)] == ["pbx1_L1_consent001"]
+    assert not run.of(FinalizeRecording)
+    row = only_row(run)
+    assert row["consent_decision"] == "failed" and row["record_decision"] == "no_record"
+    assert "failed" in json.loads(row["flags"])
+
+
+def test_session_refused_for_capacity_says_so_in_the_catalog():
+    run = play("consent_capacity")
+    assert not run.of(StartRecording) and not run.of(SetChannelVar)
+    row = only_row(run)
+    assert row["consent_decision"] == "capacity" and row["record_decision"] == "no_record"
+    assert json.loads(row["flags"]) == ["capacity"]  # not "no_consent_path": it did pass the Gosub
+
+
+def test_capacity_refusal_after_the_grace_decision_still_says_capacity():
+    book = new_book()
+    book.handle(E.ChannelCreated(at=0, call_id="L1", channel_id="L1", channel="PJSIP/t-1", exten="800200"), 0)
+    book.handle(E.ChannelAnswered(at=0.2, call_id="L1", channel_id="L1", channel="PJSIP/t-1"), 0.2)
+    book.tick(5)  # the Gosub grace ran out: decided without it (explicit rule -> not recorded)
+    book.handle(E.ConsentUnavailable(at=5.5, call_id="L1", channel_id="L1", channel="PJSIP/t-1",
+                                     reason="capacity"), 5.5)
+    assert book.snapshot("L1")["consent_decision"] == "capacity"
+    assert book.state("L1") == "not_recorded"

@@ -1,0 +1,240 @@
+"""FastAGI consent server on the daemon's asyncio loop: no threads, one coroutine per session.
+
+Why not the thread-per-session server (consent/agi_server.py): every consent request had to
+hop from a worker thread into the loop and back (``run_coroutine_threadsafe``), and the
+MixMonitor then went out as an AMI action; on a loaded 2-core host that put hundreds of ms
+between the answer and the start of the recording, and a burst of 300 calls held 300 blocked
+threads.  Here a session is a coroutine that calls the core directly, and the recording of
+a call whose decision is known is started *in band*: ``EXEC MixMonitor`` on the AGI socket,
+run by the channel's own thread at once (the same as MixMonitor in the dialplan), with the
+file name and ``i()`` variable the core chose; the core adopts it (``RecordingStarted`` with
+the MixMonitorID read back by ``GET VARIABLE``).
+
+Parsing is sans-IO (consent/agi_protocol.py); this module only moves bytes.
+
+Hang-up vs failure: ``200 result=-1`` means "hung up" *or* "failed" (a prompt that could not
+be streamed, ...).  Only a ``HANGUP`` line, ``511``, EOF, or a ``CHANNEL STATUS`` that fails
+after the -1 count as the caller's hang-up (:class:`ChannelGone`); anything else is
+:class:`AgiCommandFailed`, and the session ends as ``failed`` (the snippet's fail direction;
+the catalog says so), never as the caller's ``hangup``.
+
+Capacity: above ``max_sessions`` a session is refused *cleanly*: its environment is read
+(bounded), the core is told (``ConsentUnavailable(reason="capacity")``: the catalog says
+"not recorded: capacity"), and the socket is closed without setting ``PBXREC_RESULT``, so the
+snippet takes its fail direction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from consent.agi_protocol import (
+    AgiEnvironment,
+    AgiHangup,
+    AgiItem,
+    AgiParser,
+    AgiProtocolError,
+    AgiReply,
+    format_command,
+)
+from consent.dialogue_runner import ChannelGone
+from pbx_recorder.errors import PbxError
+
+log = logging.getLogger(__name__)
+
+ENV_TIMEOUT_S = 20.0  # Asterisk writes the environment on connect: a slow read is our backlog, not theirs
+REFUSAL_ENV_TIMEOUT_S = 1.0
+
+
+class AgiCommandFailed(PbxError):
+    """An AGI command failed while the channel is still up (not the caller's hang-up)."""
+
+
+class AsyncAgiConnection:
+    """One FastAGI socket: read the environment, run commands, classify hang-ups."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 reply_timeout_s: float = 120.0) -> None:
+        self.reader, self.writer = reader, writer
+        self.reply_timeout_s = reply_timeout_s
+        self.parser = AgiParser()
+        self.env: dict[str, str] = {}
+        self.hung_up = False
+        self._items: deque[AgiItem] = deque()
+
+    async def _next(self, timeout: float) -> AgiItem:
+        while not self._items:
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            except TimeoutError:
+                raise  # no reply in time is not a hang-up (TimeoutError is an OSError: keep it first)
+            except (ConnectionError, OSError) as exc:
+                raise ChannelGone(f"AGI read failed: {exc}") from exc
+            if not data:
+                raise ChannelGone("AGI connection closed")
+            self._items.extend(self.parser.feed(data))
+        return self._items.popleft()
+
+    async def read_env(self, timeout: float = ENV_TIMEOUT_S) -> dict[str, str]:
+        item = await self._next(timeout)
+        if not isinstance(item, AgiEnvironment):
+            raise AgiProtocolError("AGI peer sent something before its environment")
+        self.env = item.env
+        return self.env
+
+    async def execute(self, command: str, *args: object, timeout: float | None = None) -> AgiReply:
+        """Run one command; ChannelGone on hang-up, AgiCommandFailed on a failure of a live channel."""
+        reply = await self._roundtrip(command, *args, timeout=timeout)
+        if reply.failed or reply.data == "hangup":
+            await self._hung_up_or_failed(command, reply)
+        return reply
+
+    async def _roundtrip(self, command: str, *args: object, timeout: float | None = None) -> AgiReply:
+        if self.hung_up:
+            raise ChannelGone("HANGUP from Asterisk")
+        wire = format_command(command, *args)
+        try:
+            self.writer.write(wire)
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise ChannelGone(f"AGI write failed: {exc}") from exc
+        try:
+            item = await self._next(timeout or self.reply_timeout_s)
+        except TimeoutError as exc:
+            raise AgiCommandFailed(f"AGI {command}: no reply within {timeout or self.reply_timeout_s:.0f}s") \
+                from exc
+        if isinstance(item, AgiHangup):
+            self.hung_up = True
+            raise ChannelGone("HANGUP from Asterisk")
+        if not isinstance(item, AgiReply):
+            raise AgiProtocolError(f"AGI {command}: unexpected {type(item).__name__}")
+        if item.code == 511:
+            self.hung_up = True
+            raise ChannelGone("511: dead channel")
+        if item.code != 200:
+            raise AgiCommandFailed(f"AGI {command} answered {item.text[:120]!r}")
+        return item
+
+    async def _hung_up_or_failed(self, command: str, reply: AgiReply) -> None:
+        """``result=-1``: ask Asterisk whether the channel is still there before blaming the caller."""
+        try:
+            status = await self._roundtrip("CHANNEL STATUS", timeout=10.0)
+        except AgiCommandFailed:
+            status = None
+        if status is None or status.failed:
+            self.hung_up = True
+            raise ChannelGone(f"{command}: result=-1 and the channel is gone")
+        raise AgiCommandFailed(f"AGI {command} failed on a live channel (state {status.result}): "
+                               f"{reply.text[:120]!r}")
+
+    async def close(self) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+
+
+SessionHandler = Callable[[AsyncAgiConnection], Awaitable[None]]
+RefusalHandler = Callable[[dict[str, str], str], Awaitable[None]]
+
+
+class AsyncAgiServer:
+    """``asyncio.start_server`` with a session bound; ``accepting`` False refuses new sessions."""
+
+    def __init__(self, host: str, port: int, *, session: SessionHandler, refused: RefusalHandler,
+                 max_sessions: int = 200, session_timeout_s: float = 120.0) -> None:
+        self.host, self._port = host, port
+        self.session, self.refused = session, refused
+        self.max_sessions = max_sessions
+        self.session_timeout_s = session_timeout_s
+        self.accepting = True
+        self.active = 0
+        self.served = 0
+        self.failed = 0
+        self.refused_count = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def port(self) -> int:
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    async def start(self) -> None:
+        """Bind and listen (OSError on a port clash: the caller names the config key)."""
+        self._server = await asyncio.start_server(self._accept, self.host, self._port, backlog=1024,
+                                                  reuse_address=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        conn = AsyncAgiConnection(reader, writer, self.session_timeout_s)
+        try:
+            if not self.accepting or self.active >= self.max_sessions:
+                await self._refuse(conn, "stopping" if not self.accepting else "capacity")
+                return
+            self.active += 1
+            self._idle.clear()
+            try:
+                await conn.read_env()
+                await self.session(conn)
+                self.served += 1
+            except ChannelGone as exc:
+                self.failed += 1
+                log.info("AGI session ended: caller gone (%s)", exc)
+            except Exception:  # fail closed: PBXREC_RESULT stays unset, the call is not recorded
+                self.failed += 1
+                log.exception("AGI consent session failed")
+            finally:
+                self.active -= 1
+                if self.active == 0:
+                    self._idle.set()
+        finally:
+            await conn.close()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _refuse(self, conn: AsyncAgiConnection, reason: str) -> None:
+        self.refused_count += 1
+        log.warning("AGI session refused (%s; %d active, max %d): the snippet takes its fail direction",
+                    "stopping" if reason == "stopping" else "too many sessions", self.active,
+                    self.max_sessions)
+        try:
+            env = await conn.read_env(REFUSAL_ENV_TIMEOUT_S)
+        except (ChannelGone, TimeoutError, AgiProtocolError):
+            return
+        try:
+            await self.refused(env, reason)
+        except Exception:  # telling the core must not break the refusal
+            log.exception("could not record the refused AGI session")
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
+
+    async def wait_idle(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return self._idle.is_set()
+
+    async def close(self) -> None:
+        self.accepting = False
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2.0)

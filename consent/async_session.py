@@ -1,0 +1,292 @@
+"""One consent session on the asyncio FastAGI server (consent/agi_async.py).
+
+The same contract as :class:`consent.agi_server.ConsentSession` (dialplan variables
+``PBXREC_RESULT`` / ``PBXREC_CONSENT`` / ``PBXREC_ROUTE`` / ``PBXREC_GOODBYE``; any failure
+leaves ``PBXREC_RESULT`` unset so the snippet takes its fail direction), with two changes:
+
+* the backend is awaited on the loop (no thread hop) and receives an :class:`InbandStarter`:
+  commands for this session's own channel (``StartRecording``, ``SetChannelVar``, and
+  ``StopRecording`` by MixMonitorID) are carried out on the AGI socket (``EXEC MixMonitor``,
+  ``SET VARIABLE``, ``EXEC StopMixMonitor``) instead of as AMI actions: the channel runs them at
+  once, and a refusal stops the consent segment even when AMI is slow or down;
+* a dialogue that fails on a live channel (:class:`AgiCommandFailed`: a prompt that cannot be
+  played, no reply in time) is resolved as ``failed`` (not recorded, the catalog says why),
+  never as the caller's ``hangup``.
+
+And the same call-path rules as the threaded session (issue 10):
+
+* the call id comes from ``call_id_of`` (the AMI side's id maker: it knows the PBX's start
+  time, so ids stay unique across PBX restarts);
+* a recording started before the dialogue (consent segment, or the call recording before a
+  notice) keeps its MixMonitorID in ``PBXREC_DIALOGUE_MMID`` (the same ``i()`` option in band
+  as over AMI): the snippet's fail direction stops it in the dialplan, even with the
+  recorder dead;
+* the question is ``STREAM FILE <q> 0123456789*#`` (barge-in; ``endpos`` says where in the
+  question the digit came) then ``WAIT FOR DIGIT``: a digit less than
+  ``ConsentDialog.min_answer_s`` into the question (pressed before it began) does not count,
+  and the evidence's ``digit_log`` times every digit against the prompt;
+* a "yes" whose call recording then cannot start leaves ``PBXREC_RESULT`` unset: the snippet
+  takes its fail direction (CDR userfield ``unavailable``), the catalog says not recorded and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ami.actions import mmid_variable_of, start_recording
+from consent.agi_async import AgiCommandFailed, AsyncAgiConnection
+from consent.agi_protocol import DIGITS, PROMPT_RATE, AgiReply, digit_of
+from consent.agi_server import (
+    _LANGUAGE,
+    _ROUTE,
+    DIRECTIONS,
+    GOODBYE_PROMPT,
+    PROMPT_FOR,
+    RETRY_PROMPT,
+    SCRIPT,
+    ConsentTicket,
+    DialogSettings,
+    PromptPaths,
+    VipLookup,
+    caller_of,
+    parse_args,
+)
+from consent.dialogue_runner import MAX_STEPS, ChannelGone, safe_prompt_path
+from pbx_recorder import commands as cmds
+from pbx_recorder import constants as C
+from pbx_recorder import events as ev
+from pbx_recorder.consent_policy import (
+    AskDigit,
+    ConsentDialog,
+    Decision,
+    Done,
+    PlayNotice,
+    PlayRetry,
+    allows_recording,
+)
+from pbx_recorder.masking import mask_number, sanitize
+from pbx_recorder.naming import make_call_id
+from pbx_recorder.rules import RuleDecision
+
+log = logging.getLogger(__name__)
+
+_MMID = re.compile(r"[A-Za-z0-9_]{1,40}")  # MixMonitor IDs as Asterisk makes them ("0x55d0...")
+
+
+class AsyncConsentBackend(Protocol):
+    async def request(self, event: ev.ConsentRequested, inband: InbandStarter) -> ConsentTicket: ...
+
+    async def resolve(self, event: ev.ConsentResolved, inband: InbandStarter) -> bool | None: ...
+    # False: a recording the decision started could not start
+
+
+class InbandStarter:
+    """Carries out the core's commands for the session's own channel over the AGI socket."""
+
+    def __init__(self, conn: AsyncAgiConnection, channel: str, channel_id: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.conn, self.channel, self.channel_id, self.clock = conn, channel, channel_id, clock
+        self.open = True
+
+    def takes(self, command: cmds.Command) -> bool:
+        if not self.open or self.conn.hung_up or getattr(command, "channel", None) != self.channel:
+            return False
+        if isinstance(command, cmds.StopRecording):  # by its MixMonitorID only (else over AMI)
+            return bool(_MMID.fullmatch(command.pbx_ref))
+        return isinstance(command, cmds.StartRecording | cmds.SetChannelVar)
+
+    async def execute(self, command: cmds.Command) -> list[Any]:
+        if isinstance(command, cmds.SetChannelVar):
+            await self.conn.execute("SET VARIABLE", command.name, command.value)
+            return []
+        if isinstance(command, cmds.StopRecording):  # e.g. the consent segment after a "no":
+            await self.conn.execute("EXEC", "StopMixMonitor", command.pbx_ref)  # stops at once
+            return []
+        assert isinstance(command, cmds.StartRecording)
+        action = start_recording(command)  # the same checked File / Options / Command as over AMI
+        arguments = f"{action['File']},{action['Options']},{action['Command']}"
+        await self.conn.execute("EXEC", "MixMonitor", arguments)
+        reply = await self.conn.execute("GET VARIABLE", mmid_variable_of(command))
+        mmid = reply.data if reply.result == "1" else ""
+        return [ev.RecordingStarted(at=self.clock(), call_id=command.call_id, channel_id=self.channel_id,
+                                    channel=command.channel, recording_id=command.recording_id, pbx_ref=mmid)]
+
+
+class AsyncConsentSession:
+    def __init__(self, conn: AsyncAgiConnection, *, node: str, backend: AsyncConsentBackend,
+                 prompts: PromptPaths, vip: VipLookup | None, settings: DialogSettings,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 call_id_of: Callable[[str], str] | None = None) -> None:
+        self.conn, self.node, self.backend = conn, node, backend
+        self.monotonic = monotonic
+        self.call_id_of = call_id_of  # the AMI side's id maker (it knows the PBX's start time)
+        self.prompts, self.vip, self.settings, self.clock = prompts, vip, settings, clock
+        self.call_id = ""
+        self._resolved = False
+
+    async def run(self) -> str:
+        """Run the session; returns the PBXREC_RESULT set ("" when none was)."""
+        env = self.conn.env
+        script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
+        if script != SCRIPT:
+            log.warning("FastAGI request for unknown script %r refused", sanitize(script, 40))
+            return ""
+        event = request_event(env, self.node, self.vip, self.clock, call_id_of=self.call_id_of)
+        self.call_id = event.call_id
+        log.info("consent requested call=%s direction=%s caller=%s", self.call_id, event.direction or "-",
+                 mask_number(event.caller_num))
+        inband = InbandStarter(self.conn, event.channel, event.channel_id, self.clock)
+        try:
+            return await self._consent(event, inband)
+        except ChannelGone:
+            raise  # the caller hung up: the core learns it from the PBX's Hangup
+        except Exception as exc:  # ours, not the caller's: never left to look like a hang-up later
+            if not self._resolved:
+                log.warning("consent session failed call=%s: %s", self.call_id, exc or type(exc).__name__)
+                inband.open = False
+                evidence = {"decision": C.CONSENT_FAILED, "decided_at": self.clock(),
+                            "failure": str(exc)[:200] or type(exc).__name__}
+                failed = ev.ConsentResolved(at=self.clock(), call_id=self.call_id,
+                                            channel_id=event.channel_id, channel=event.channel,
+                                            decision=C.CONSENT_FAILED, evidence=evidence)
+                await self.backend.resolve(failed, inband)
+            raise
+
+    async def _consent(self, event: ev.ConsentRequested, inband: InbandStarter) -> str:
+        ticket = await self.backend.request(event, inband)
+        decision = ticket.decision
+        if decision is None or not decision.record:
+            return await self._set_result("norecord")
+        if not ticket.recording_ok:
+            raise RuntimeError("the recording the consent dialogue needs could not be started")
+        if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already
+            await self._set("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
+            return await self._set_result("record")
+        outcome, evidence, failure = await self._dialogue(decision, event.language)
+        resolved = ev.ConsentResolved(at=self.clock(), call_id=self.call_id, channel_id=event.channel_id,
+                                      channel=event.channel, decision=outcome, evidence=evidence)
+        if failure is not None:
+            inband.open = False  # the channel variables the core would set go nowhere useful now
+        self._resolved = True
+        started = await self.backend.resolve(resolved, inband)
+        log.info("consent resolved call=%s decision=%s", self.call_id, outcome)
+        if failure is not None:
+            raise failure
+        if outcome == Decision.HANGUP:
+            return ""
+        if started is False and allows_recording(outcome):  # say so: the snippet's fail direction
+            await self._set("PBXREC_RESULT", "")  # the core may have set "record" in band already
+            raise RuntimeError("the call recording could not be started after consent")
+        await self._set("PBXREC_CONSENT", outcome)
+        if outcome in (Decision.GRANTED, Decision.NOTIFIED):
+            return await self._set_result("record")
+        return await self._refused(decision, event.language)
+
+    async def _dialogue(self, decision: RuleDecision,
+                        asked: str) -> tuple[str, dict[str, Any], AgiCommandFailed | None]:
+        language = decision.language or asked or self.settings.default_language
+        prompt_id = decision.prompt or PROMPT_FOR[decision.consent]
+        _, version = self.prompts.path(prompt_id, language)
+        s = self.settings
+        dialog = ConsentDialog(decision.consent, prompt_id, version, language, s.timeout_s, s.max_attempts,
+                               s.digit_yes, s.digit_no, self.clock(), retry_prompt_id=RETRY_PROMPT)
+        try:
+            done = await self._steps(dialog, language)
+        except ChannelGone as exc:
+            log.info("caller hung up during the consent dialogue call=%s (%s)", self.call_id, exc)
+            step = dialog.on_hangup(self.clock())
+            assert isinstance(step, Done)
+            return step.outcome.value, step.evidence.to_dict(), None
+        except AgiCommandFailed as exc:  # the channel is up: a failure of ours, not the caller's hang-up
+            log.warning("consent dialogue failed on a live channel call=%s: %s", self.call_id, exc)
+            evidence = dialog.evidence.to_dict()
+            evidence.update(decision=C.CONSENT_FAILED, decided_at=self.clock(), failure=str(exc)[:200])
+            return C.CONSENT_FAILED, evidence, exc
+        return done.outcome.value, done.evidence.to_dict(), None
+
+    async def _steps(self, dialog: ConsentDialog, language: str) -> Done:
+        step = dialog.next_step(self.clock())
+        for _ in range(MAX_STEPS):
+            if isinstance(step, Done):
+                return step
+            path = safe_prompt_path(self.prompts.path(step.prompt, language)[0])
+            if isinstance(step, PlayNotice | PlayRetry):
+                await self.conn.execute("STREAM FILE", path, "")
+                step = dialog.next_step(self.clock())
+            elif isinstance(step, AskDigit):
+                digit, offset, after = await self._ask(path, max(int(step.timeout_s * 1000), 1))
+                now = self.clock()
+                step = (dialog.on_digit(digit, now, prompt_offset_s=offset, after_prompt_s=after)
+                        if digit else dialog.on_timeout(now))
+            else:  # pragma: no cover - the Step union is closed
+                raise TypeError(f"unknown consent step {step!r}")
+        raise RuntimeError(f"consent dialogue did not end within {MAX_STEPS} steps (call {self.call_id})")
+
+    async def _ask(self, path: str, timeout_ms: int) -> tuple[str, float | None, float | None]:
+        """The question with barge-in, then up to ``timeout_ms`` for one digit: (digit or "",
+        seconds into the question it came, or seconds after the question ended it came).
+
+        ``STREAM FILE`` stops at a digit and says where (``endpos``, samples of the 8 kHz prompt):
+        a digit queued before the question began stops it at ~0 and is told from an answer."""
+        reply = await self.conn.execute("STREAM FILE", path, DIGITS)
+        digit = digit_of(reply.result)
+        if digit:
+            return digit, _endpos_s(reply), None
+        ended = self.monotonic()
+        reply = await self.conn.execute("WAIT FOR DIGIT", timeout_ms)
+        return digit_of(reply.result), None, max(self.monotonic() - ended, 0.0)
+
+    async def _refused(self, decision: RuleDecision, asked: str) -> str:
+        route = decision.refusal_route
+        if route == "continue":
+            return await self._set_result("norecord")
+        if _ROUTE.fullmatch(route):
+            await self._set("PBXREC_ROUTE", route)
+        else:
+            prompt = decision.goodbye_prompt or GOODBYE_PROMPT
+            language = decision.language or asked or self.settings.default_language
+            try:
+                await self._set("PBXREC_GOODBYE", safe_prompt_path(self.prompts.path(prompt, language)[0]))
+            except (LookupError, ValueError, OSError) as exc:  # no goodbye prompt: hang up silently
+                log.warning("no goodbye prompt %r for call=%s: %s", prompt, self.call_id, exc)
+        return await self._set_result("refused")
+
+    async def _set(self, name: str, value: str) -> None:
+        await self.conn.execute("SET VARIABLE", name, value)
+
+    async def _set_result(self, result: str) -> str:
+        await self._set("PBXREC_RESULT", result)
+        return result
+
+
+def _endpos_s(reply: AgiReply) -> float | None:
+    endpos = reply.fields.get("endpos", "")
+    return int(endpos) / PROMPT_RATE if endpos.isdigit() else None
+
+
+def request_event(env: dict[str, str], node: str, vip: VipLookup | None,
+                  clock: Callable[[], float], *,
+                  call_id_of: Callable[[str], str] | None = None) -> ev.ConsentRequested:
+    """The ConsentRequested an AGI environment describes (hostile values dropped or reduced)."""
+    args = parse_args(env)
+    uniqueid = sanitize(env.get("agi_uniqueid", ""), 64)
+    linkedid = args.get("linkedid") or uniqueid
+    if not linkedid:
+        raise ValueError("AGI session without linkedid and agi_uniqueid")
+    caller_num, caller_name = caller_of(env)
+    direction = args.get("direction", "")
+    language = args.get("lang", "") or env.get("agi_language", "")
+    return ev.ConsentRequested(
+        at=clock(), call_id=call_id_of(linkedid) if call_id_of else make_call_id(node, linkedid),
+        channel_id=uniqueid,
+        channel=sanitize(env.get("agi_channel", ""), 120),
+        direction=direction if direction in DIRECTIONS else "",
+        dialed=args.get("dialed", ""), caller_num=caller_num, caller_name=caller_name,
+        queue=args.get("queue", ""), region=args.get("region", ""),
+        language=language if _LANGUAGE.fullmatch(language) else "",
+        vip=bool(vip and caller_num and vip.is_vip(caller_num)))
