@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from ami_peer import AmiPeer
 from click.testing import CliRunner
-from fake_asterisk_agi import converse, env_block
-from test_daemon import agi_answer, close_like_asterisk, daemon_running, free_port, until, write_config
+from fake_asterisk_agi import InbandChannel, converse, env_block
+from test_daemon import close_like_asterisk, daemon_running, free_port, until, write_config
 
 from pbx_recorder.cli import cli
 from pbx_recorder.naming import make_call_id
@@ -55,8 +55,10 @@ async def run_call_erased_midway(tmp_path: Path) -> tuple[Path, dict]:
             await peer.emit({"Event": "Newstate", **base, "ChannelState": "6", "ChannelStateDesc": "Up"})
             env = env_block(["direction=inbound", f"dialed={DIALED}", "linkedid=400.1", "lang=en"],
                             channel=CHANNEL, uniqueid="400.1")
-            await asyncio.to_thread(converse, agi_port, env, agi_answer("1"))
-            mixmonitors = await peer.wait_action("MixMonitor", 2)
+            channel = InbandChannel("1")  # the recordings start in band, on the AGI socket
+            await asyncio.to_thread(converse, agi_port, env, channel)
+            mixmonitors = channel.mixmonitors
+            assert len(mixmonitors) == 2
             catalog = daemon.app.catalog
             await until(lambda: CALL in catalog.load_live_calls(), 5)
             # mid-call: the data protection officer erases the caller
