@@ -17,11 +17,12 @@ import contextlib
 import logging
 import uuid as uuidlib
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from consent.dialogue_runner import ChannelGone
 from esl import commands as esc
-from esl.frames import COMMAND_REPLY, DISCONNECT_NOTICE, EslFrame, EslParser
+from esl.frames import API_RESPONSE, COMMAND_REPLY, DISCONNECT_NOTICE, EslFrame, EslParser
 from pbx_recorder.errors import EslError
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class OutboundChannel:
         self.call_id = ""
         self.gone = False
         self._replies: deque[asyncio.Future[EslFrame]] = deque()
-        self._apps: dict[str, asyncio.Future[dict[str, str]]] = {}
+        self._apps: dict[str, asyncio.Future[Mapping[str, str]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._attempt = 0
 
@@ -65,12 +66,17 @@ class OutboundChannel:
         with contextlib.suppress(OSError, ConnectionError):
             await self.writer.wait_closed()
 
-    async def command(self, line: str) -> EslFrame:
+    def submit(self, line: str) -> asyncio.Future[EslFrame]:
+        """Write one command NOW (so commands go out in the order submitted) and return the
+        future of its reply; ``await self.reply(line, future)`` to wait for it."""
         if self.gone:
             raise ChannelGone("the channel is gone")
         future: asyncio.Future[EslFrame] = asyncio.get_running_loop().create_future()
         self._replies.append(future)
         self.writer.write(esc.wire(line))
+        return future
+
+    async def reply(self, line: str, future: asyncio.Future[EslFrame]) -> EslFrame:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.reply_timeout)
         except TimeoutError as exc:
@@ -78,6 +84,22 @@ class OutboundChannel:
                 f"no reply to {line.split(chr(10), 1)[0][:40]!r} on the outbound socket",
                 call_id=self.call_id or None,
             ) from exc
+
+    async def command(self, line: str) -> EslFrame:
+        return await self.reply(line, self.submit(line))
+
+    def submit_all(self, lines: list[str]) -> list[tuple[str, asyncio.Future[EslFrame]]]:
+        """Commands written at once, in order (one round trip for all); ``settle`` checks them."""
+        return [(line, self.submit(line)) for line in lines]
+
+    async def settle(self, pending: list[tuple[str, asyncio.Future[EslFrame]]]) -> None:
+        """Wait for the replies of :meth:`submit_all`; every one must be ``+OK``."""
+        for line, future in pending:
+            reply = await self.reply(line, future)
+            if reply.reply_text.startswith("-ERR"):
+                raise EslError(
+                    f"outbound command refused: {reply.reply_text[:120]}", call_id=self.call_id or None
+                )
 
     async def ok(self, line: str) -> EslFrame:
         reply = await self.command(line)
@@ -87,16 +109,27 @@ class OutboundChannel:
             )
         return reply
 
-    async def execute(self, app: str, arg: str = "") -> dict[str, str]:
+    async def execute(self, app: str, arg: str = "") -> Mapping[str, str]:
         """Run one application and wait until it completes; its CHANNEL_EXECUTE_COMPLETE headers."""
         event_uuid = str(uuidlib.uuid4())
-        done: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Mapping[str, str]] = asyncio.get_running_loop().create_future()
         self._apps[event_uuid] = done
         try:
             await self.ok(esc.sendmsg_execute(app, arg, event_uuid=event_uuid, call_id=self.call_id))
             return await asyncio.wait_for(asyncio.shield(done), self.app_timeout)
         finally:
             self._apps.pop(event_uuid, None)
+
+    async def api(self, line: str) -> str:
+        """An ``api ...`` line (from esl.commands) on this call's own socket: FreeSWITCH runs it in
+        this session's listener thread, so it neither waits behind other calls' commands nor
+        behind the event stream of the inbound connection.  ``-ERR`` raises EslError."""
+        body = (await self.command(line)).text().strip()
+        if body.startswith("-ERR"):
+            raise EslError(
+                f"{line.split(' ', 2)[1]} refused by FreeSWITCH: {body[:200]}", call_id=self.call_id or None
+            )
+        return body
 
     async def set_var(self, name: str, value: str) -> None:
         """``set`` queued on the channel (no wait for completion: applications run in order)."""
@@ -134,7 +167,7 @@ class OutboundChannel:
             self._gone("socket closed")
 
     def _dispatch(self, frame: EslFrame) -> None:
-        if frame.content_type == COMMAND_REPLY:
+        if frame.content_type in (COMMAND_REPLY, API_RESPONSE):
             while self._replies:
                 future = self._replies.popleft()
                 if not future.done():
@@ -150,7 +183,7 @@ class OutboundChannel:
         if event.name == "CHANNEL_EXECUTE_COMPLETE":
             waiter = self._apps.get(event.get("Application-UUID"))
             if waiter is not None and not waiter.done():
-                waiter.set_result(dict(event.headers))
+                waiter.set_result(event.headers)  # read lazily: only the digit variable is needed
         elif event.name in GONE_EVENTS:
             self._gone(event.name)
 

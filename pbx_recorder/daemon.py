@@ -7,7 +7,8 @@
     AGI thread (FastAGI consent) --run_coroutine_threadsafe--> consent_requested / consent_resolved
     shipper task: spool -> storage tier -> catalog
 
-Live calls are snapshotted into the catalog's ``live_calls`` after every change and restored
+Live calls are snapshotted into the catalog's ``live_calls`` after every change (written off the
+loop in batches: pbx_recorder/live_state.py) and restored
 at start (then resynchronized from AMI), so a restarted or SIGKILLed daemon neither records a
 call twice nor forgets one.  SIGTERM/SIGINT: new AGI sessions are refused (the snippet's fail
 direction), in-flight consent sessions, spooling and shipping get ``shutdown_grace_s``, a
@@ -34,11 +35,14 @@ from pbx_recorder.app import App, hot_tiers
 from pbx_recorder.constants import STATE_FINALIZED
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, RecorderError
 from pbx_recorder.fault_recovery import FaultRecovery
+from pbx_recorder.live_state import LiveStateWriter
+from pbx_recorder.loop_lag import LoopLagMonitor
 from pbx_recorder.metrics import call_outcome
 from pbx_recorder.metrics_sampler import MetricsSampler
 from pbx_recorder.tier_probe import check_at_start
 
 log = logging.getLogger(__name__)
+SNAPSHOT_DELAY_S = 0.05  # a live call's snapshot waits this long for the call's next changes
 ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orphaned files
 
 
@@ -95,6 +99,10 @@ class Daemon:
         self.recovery = FaultRecovery(app, clock)  # orphaned files, late flags
         self.metrics = app.metrics
         self.metrics_every_s = metrics_every_s
+        self.loop_lag = LoopLagMonitor()  # logs the loop's lag when it exceeds 20 ms
+        self.live = LiveStateWriter(app.catalog)  # live_calls written off the loop, batched
+        self._dirty: set[str] = set()  # live calls changed since their last snapshot
+        self._snap_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -132,6 +140,7 @@ class Daemon:
             async with asyncio.TaskGroup() as group:
                 if self.metrics.enabled:
                     group.create_task(self._sample_metrics(), name="metrics")
+                group.create_task(self.loop_lag.run(self._stop), name="loop-lag")
                 ami_task = group.create_task(self.app.ami.run(), name="ami-connection")
                 pump = group.create_task(self._pump(), name="event-pump")
                 ticker = group.create_task(self._ticker(), name="tick")
@@ -139,6 +148,10 @@ class Daemon:
                 await self._stop.wait()
                 await self._shutdown(ami_task, pump, ticker, shipper)
         finally:
+            if self._snap_timer is not None:
+                self._snap_timer.cancel()
+            self._snapshot_dirty()
+            await self.live.flush()
             await asyncio.to_thread(self.metrics.stop)
             if self.agi is not None:
                 await asyncio.to_thread(self.agi.close)
@@ -209,21 +222,45 @@ class Daemon:
             log.info("restored %d live call(s); resync from AMI follows", self.summary.restored_calls)
 
     def _persist(self, call_ids: Iterable[str]) -> None:
-        book, catalog = self.app.callbook, self.app.catalog
+        """A call that ended is settled now; a live call is marked and snapshotted once per
+        ``SNAPSHOT_DELAY_S`` however many events it had meanwhile (a snapshot per event was most
+        of the loop's time at 50 concurrent call starts)."""
+        book = self.app.callbook
         for call_id in dict.fromkeys(call_ids):
             try:
                 state = book.state(call_id)
                 if not state or state == STATE_FINALIZED:
+                    self._dirty.discard(call_id)
                     was_live = self._saved.pop(call_id, None) is not None
                     if was_live or not state:
-                        catalog.delete_live_call(call_id)
+                        self.live.delete(call_id)
                     if was_live and state:
                         self._count_finished(call_id)
                     self._start_failed.discard(call_id)
                     continue
+                self._saved.setdefault(call_id, "")  # live from now on (finished: counted, deleted)
+                self._dirty.add(call_id)
+            except Exception:
+                log.exception("could not persist live call=%s", call_id)
+        if self._dirty and self._snap_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._snapshot_dirty()
+                return
+            self._snap_timer = loop.call_later(SNAPSHOT_DELAY_S, self._snapshot_dirty)
+
+    def _snapshot_dirty(self) -> None:
+        self._snap_timer = None
+        book, dirty, self._dirty = self.app.callbook, self._dirty, set()
+        for call_id in dirty:
+            try:
+                state = book.state(call_id)
+                if not state or state == STATE_FINALIZED:  # settled by _persist already
+                    continue
                 text = json.dumps(book.snapshot(call_id), sort_keys=True)
                 if self._saved.get(call_id) != text:
-                    catalog.save_live_call(call_id, text)
+                    self.live.save(call_id, text)
                     self._saved[call_id] = text
             except Exception:
                 log.exception("could not persist live call=%s", call_id)
