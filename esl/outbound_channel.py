@@ -13,12 +13,11 @@ Implements the dialogue runner's prompt channel (``play`` / ``ask``) over ``play
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid as uuidlib
 from collections import deque
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from consent.dialogue_runner import ChannelGone
 from esl import commands as esc
@@ -31,40 +30,48 @@ GONE_EVENTS = ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
 DIGITS_REGEX = "[0-9*#]"
 
 
+class Writer(Protocol):
+    """What the channel writes to: the asyncio transport of the connection."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class OutboundChannel:
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        reply_timeout: float = 5.0,
-        app_timeout: float = 120.0,
-    ) -> None:
-        self.reader, self.writer = reader, writer
+    """Fed by :class:`OutboundProtocol` (bytes in, frames dispatched right where they arrive: a
+    reply wakes its waiter directly, no reader task in between)."""
+
+    def __init__(self, writer: Writer, *, reply_timeout: float = 5.0, app_timeout: float = 120.0) -> None:
+        self.writer = writer
         self.reply_timeout, self.app_timeout = reply_timeout, app_timeout
         self.call_id = ""
         self.gone = False
         self._replies: deque[asyncio.Future[EslFrame]] = deque()
         self._apps: dict[str, asyncio.Future[Mapping[str, str]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._parser = EslParser()
+        self._connect: asyncio.Future[EslFrame] | None = None
         self._attempt = 0
 
     # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        """Send ``connect`` as soon as FreeSWITCH's connection is accepted (before the session's
+        task even runs: one loop turn less on the way to the recording start)."""
+        if self._connect is None:
+            self._connect = self.submit("connect")
+
     async def connect(self) -> dict[str, str]:
         """``connect``: the reply's headers are the channel's data (percent-decoded)."""
-        self._task = asyncio.get_running_loop().create_task(self._read(), name="esl-outbound-read")
-        reply = await self.command("connect")
+        self.start()
+        assert self._connect is not None
+        reply = await self.reply("connect", self._connect)
         return dict(reply.headers)
 
     async def close(self) -> None:
         if not self.writer.is_closing():
             self.writer.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        with contextlib.suppress(OSError, ConnectionError):
-            await self.writer.wait_closed()
 
     def submit(self, line: str) -> asyncio.Future[EslFrame]:
         """Write one command NOW (so commands go out in the order submitted) and return the
@@ -152,19 +159,17 @@ class OutboundChannel:
         return digits[:1] if digits[:1] in "0123456789*#" else ""
 
     # -- reading -----------------------------------------------------------------
-    async def _read(self) -> None:
-        parser = EslParser()
+    def feed(self, data: bytes) -> None:
         try:
-            while True:
-                data = await self.reader.read(65536)
-                if not data:
-                    break
-                for frame in parser.feed(data):
-                    self._dispatch(frame)
-        except (OSError, EslError) as exc:
-            log.info("outbound socket read ended call=%s: %s", self.call_id or "-", exc)
-        finally:
-            self._gone("socket closed")
+            for frame in self._parser.feed(data):
+                self._dispatch(frame)
+        except EslError as exc:
+            log.info("outbound socket unreadable call=%s: %s", self.call_id or "-", exc)
+            self.writer.close()
+            self._gone("unreadable")
+
+    def lost(self) -> None:
+        self._gone("socket closed")
 
     def _dispatch(self, frame: EslFrame) -> None:
         if frame.content_type in (COMMAND_REPLY, API_RESPONSE):
@@ -195,3 +200,25 @@ class OutboundChannel:
             if not future.done():
                 future.set_exception(ChannelGone(why))
                 future.exception()
+
+
+class OutboundProtocol(asyncio.Protocol):
+    """One accepted ``socket`` connection: ``connect`` goes out in ``connection_made`` and the
+    session (``on_channel``) is started as a task."""
+
+    def __init__(self, on_channel: Callable[[OutboundChannel], None]) -> None:
+        self.on_channel = on_channel
+        self.channel: OutboundChannel | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.channel = OutboundChannel(transport)
+        self.on_channel(self.channel)
+
+    def data_received(self, data: bytes) -> None:
+        if self.channel is not None:
+            self.channel.feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.channel is not None:
+            self.channel.lost()

@@ -289,6 +289,9 @@ class Daemon:
     async def _pump(self) -> None:
         async for event in self.app.ami.events():
             await self.handle(event)
+            # a queue that has events returns them without yielding: without this, a burst of
+            # PBX events ran back to back while consent sessions (the recording start) waited
+            await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
         beats = 0
