@@ -9,11 +9,13 @@ its 20 ms timer tick here, too coarse for the target):
 * baseline  ``record_session`` straight from the dialplan (DID 7001): CHANNEL_ANSWER -> RECORD_START
             (FreeSWITCH's floor: RECORD_START comes with the first media frame the bug reads)
 * none      recorder rule ``consent: none`` (DID 8008): CHANNEL_ANSWER -> RECORD_START
-            (outbound socket connect + decision + ``uuid_record`` over the inbound ESL)
+            (outbound socket connect + decision + ``uuid_record`` on that same socket)
 * notify    recorder rule ``consent: notify`` (DID 8001): the notice's PLAYBACK_STOP -> RECORD_START
 
 Prints the load it ran under (CPUs, load average before/after, concurrent calls), then
-p50 / p99 / max per run and the ratio to the baseline; the target is p99 < 50 ms.
+p50 / p99 / max per run and the ratio to the baseline; the target is p99 < 50 ms.  With
+``--keep`` the recorder's log stays: ``event loop lag`` lines (pbx_recorder/daemon.py) and
+``slow hand-off`` lines (the consent session's steps) say where the time went.
 Nothing here asserts: it is a measurement.
 """
 

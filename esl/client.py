@@ -33,11 +33,12 @@ import random
 import time
 import uuid as uuidlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ami.backoff import backoff_delay
+from consent.dialogue_runner import ChannelGone
 from esl import commands as esc
 from esl.frames import API_RESPONSE, AUTH_REQUEST, COMMAND_REPLY, DISCONNECT_NOTICE, EslFrame, EslParser
 from esl.normalize import EslNormalizer, live_channel
@@ -113,10 +114,12 @@ class EslClient:
         self._seen_in_resync: set[str] | None = None
         self._resync_slots = asyncio.Semaphore(RESYNC_CONCURRENCY)
         self._vars: dict[str, tuple[dict[str, str], str]] = {}  # channel -> (name -> value, call id)
-        self._flusher: asyncio.Task[None] | None = None
+        self._flush_due = False  # a flush task is scheduled and has not taken its batch yet
+        self._flushers: set[asyncio.Task[None]] = set()
         self.framing = NoFramingCuts()
         self._early: list[EslFrame] = []  # frames that came with auth/request
         self.hangups_refuted = 0  # AMI needs to refute forged Hangups; ESL framing cannot be forged
+        self._direct: dict[str, Callable[[str], Awaitable[str]]] = {}  # channel -> its session's api
 
     # -- public API ---------------------------------------------------------------
     @property
@@ -204,6 +207,24 @@ class EslClient:
             raise EslError(f"{command} refused by FreeSWITCH: {body[:200]}", call_id=call_id or None)
         return body
 
+    def route_via(self, channel: str, api: Callable[[str], Awaitable[str]]) -> None:
+        """While a call's consent session holds its outbound socket, that call's PBX commands go
+        out there (``api`` on the session's socket, see OutboundChannel.api): no wait behind the
+        inbound connection's event stream and the other calls' commands."""
+        self._direct[channel] = api
+
+    def unroute(self, channel: str) -> None:
+        self._direct.pop(channel, None)
+
+    async def _run_for(self, channel: str, line: str, call_id: str) -> str:
+        direct = self._direct.get(channel)
+        if direct is not None and line.startswith("api "):
+            try:
+                return await direct(line)
+            except ChannelGone:  # the session's socket closed: the inbound connection still works
+                self._direct.pop(channel, None)
+        return await self.run_line(line, call_id=call_id)
+
     async def send(self, line: str, *, call_id: str = "") -> EslFrame:
         writer = self._writer
         if writer is None or writer.is_closing():
@@ -224,7 +245,7 @@ class EslClient:
         if isinstance(command, cmds.StartRecording):
             written = tuple(p for p, _ in esc.recorded_paths(command))
             for line in esc.api_lines(command):
-                await self.run_line(line, call_id=command.call_id)
+                await self._run_for(command.channel, line, command.call_id)
             self._rec_paths[command.recording_id] = written
             root = self.normalizer.root_of({"Unique-ID": command.channel})
             self._queue_var(cmds.SetChannelVar(command.call_id, command.channel, C.VAR_CALL_ID, root))
@@ -245,7 +266,7 @@ class EslClient:
         if isinstance(command, cmds.StopRecording | cmds.MuteRecording):
             paths = self._paths_of(command)
         for line in esc.api_lines(command, paths):
-            await self.run_line(line, call_id=command.call_id)
+            await self._run_for(command.channel, line, command.call_id)
         return []
 
     def _queue_var(self, command: cmds.SetChannelVar) -> None:
@@ -256,17 +277,25 @@ class EslClient:
         esc.uuid_setvar_multi(command.channel, {command.name: command.value}, command.call_id)  # checks
         pending = self._vars.setdefault(command.channel, ({}, command.call_id))[0]
         pending[command.name] = command.value
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_vars(), name="esl-setvars")
+        if not self._flush_due:  # a flush in flight does not hold back the next call's variables
+            self._flush_due = True
+            task = asyncio.get_running_loop().create_task(self._flush_vars(), name="esl-setvars")
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
 
     async def _flush_vars(self) -> None:
         await asyncio.sleep(0)  # let the commands of the same decision queue up first
-        batch, self._vars = self._vars, {}
-        for channel, (variables, call_id) in batch.items():
-            try:
-                await self.run_line(esc.uuid_setvar_multi(channel, variables, call_id), call_id=call_id)
-            except (EslError, PbxDisconnected) as exc:
-                log.warning("channel variables %s not set call=%s: %s", ",".join(variables), call_id, exc)
+        batch, self._vars, self._flush_due = self._vars, {}, False
+        # concurrently: one bgapi waits for its BACKGROUND_JOB, and one after the other 50 calls'
+        # variables took seconds (set after the short calls had ended: "No such channel")
+        await asyncio.gather(*(self._set_vars(ch, v, cid) for ch, (v, cid) in batch.items()))
+
+    async def _set_vars(self, channel: str, variables: dict[str, str], call_id: str) -> None:
+        try:
+            line = esc.uuid_setvar_multi(channel, variables, call_id)
+            await self._run_for(channel, line, call_id)  # on the call's consent socket while it lasts
+        except (EslError, PbxDisconnected) as exc:
+            log.warning("channel variables %s not set call=%s: %s", ",".join(variables), call_id, exc)
 
     def _paths_of(self, command: cmds.StopRecording | cmds.MuteRecording) -> tuple[str, ...]:
         if isinstance(command, cmds.StopRecording):

@@ -35,6 +35,7 @@ from consent.agi_server import (
 )
 from consent.dialogue_runner import MAX_STEPS, ChannelGone, as_done, safe_prompt_path
 from consent.prompts import AUDIO_EXTENSIONS
+from esl import commands as esc
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
 from pbx_recorder import events as ev
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?")
 _ROUTE = re.compile(r"([A-Za-z0-9_.+-]{1,80}),([A-Za-z0-9_.+*#-]{1,80}),[A-Za-z0-9_.+-]{1,40}")
+SLOW_HANDOFF_S = 0.05  # a hand-off slower than this is logged with its steps
 _INPUT = re.compile(r"[A-Za-z0-9_.+*#@-]{0,128}")
 
 
@@ -63,6 +65,14 @@ class AsyncConsentBackend(Protocol):
     async def resolve(self, event: ev.ConsentResolved) -> None: ...
 
     def existing_result(self, call_id: str) -> str: ...
+
+
+class CommandRoutes(Protocol):
+    """The inbound ESL client: a call's PBX commands go out on its consent socket meanwhile."""
+
+    def route_via(self, channel: str, api: Callable[[str], Awaitable[str]]) -> None: ...
+
+    def unroute(self, channel: str) -> None: ...
 
 
 def dialplan_input(headers: dict[str, str], name: str) -> str:
@@ -120,6 +130,7 @@ class EslConsentSession:
         settings: DialogSettings,
         clock: Callable[[], float] = time.time,
         to_thread: Callable[..., Awaitable[Any]] = asyncio.to_thread,
+        routes: CommandRoutes | None = None,
     ) -> None:
         self.channel = channel
         self.normalizer = normalizer
@@ -129,25 +140,41 @@ class EslConsentSession:
         self.settings = settings
         self.clock = clock
         self.to_thread = to_thread
+        self.routes = routes
         self.call_id = ""
+        self.leg = ""
 
     async def run(self) -> str:
         """The session; returns the PBXREC_RESULT set ("" when none was)."""
+        try:
+            return await self._run()
+        finally:
+            if self.routes is not None and self.leg:
+                self.routes.unroute(self.leg)
+
+    async def _run(self) -> str:
         ch = self.channel
+        marks = [time.monotonic()]
         headers = await ch.connect()
+        marks.append(time.monotonic())
         leg = headers.get("Unique-ID", "")
         if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", leg):
             raise ValueError("outbound connect without a usable Unique-ID")
         self.call_id = ch.call_id = self.normalizer.call_id(self.normalizer.root_of(headers))
-        # pipelined (replies come in order): one round trip instead of three before the decision
-        await asyncio.gather(
-            ch.ok("myevents"),
-            ch.ok("resume"),  # the dialplan continues after the socket closes
-            ch.set_var("PBXREC_SOCKET", "connected"),
+        if self.routes is not None:  # this call's uuid_record goes out on this socket from now on
+            self.leg = leg
+            self.routes.route_via(leg, ch.api)
+        # written at once, and the decision is taken without waiting for their replies: FreeSWITCH
+        # runs them in order on this socket, before the uuid_record of a rule that records (which
+        # goes out on this same socket, see EslClient.route_via); the replies are checked below.
+        setup = ch.submit_all(
+            ["myevents", "resume", esc.sendmsg_set("PBXREC_SOCKET", "connected", call_id=self.call_id)]
         )
+        marks.append(time.monotonic())
         existing = self.backend.existing_result(self.call_id)
         if existing:  # the call passed the recorder before (e.g. transferred back through the snippet)
             log.info("consent already handled call=%s result=%s", self.call_id, existing)
+            await ch.settle(setup)
             return await self._set_result(existing)
         caller_num = sanitize(headers.get("Caller-Caller-ID-Number", ""), 40)
         caller_name = sanitize(headers.get("Caller-Caller-ID-Name", ""), 80)
@@ -174,7 +201,13 @@ class EslConsentSession:
             event.direction or "-",
             mask_number(caller_num),
         )
+        marks.append(time.monotonic())
         ticket = await self.backend.request(event)
+        marks.append(time.monotonic())
+        await ch.settle(setup)  # a refused myevents/resume fails the session (closed) before any result
+        if marks[-1] - marks[0] > SLOW_HANDOFF_S:  # where the time went: the daemon's loop or FreeSWITCH
+            log.info("slow hand-off call=%s connect/submit/inputs/decide+start ms: %s", self.call_id,
+                     "/".join(f"{(b - a) * 1000:.1f}" for a, b in zip(marks, marks[1:], strict=False)))
         decision = ticket.decision
         if decision is None or not decision.record:
             return await self._set_result("norecord")
@@ -263,6 +296,4 @@ class EslConsentSession:
 
 
 def _transfer(exten: str, context: str, call_id: str) -> str:
-    from esl import commands as esc
-
     return esc.sendmsg_execute("transfer", f"{exten} XML {context}", lock=False, call_id=call_id)

@@ -76,7 +76,8 @@ class Headers(Mapping[str, str]):
     An event carries ~100 headers and the recorder reads ~15: the block is kept as text and a
     lookup is one ``str.find`` of ``"\n<Name>: "`` (values are percent-encoded, so a raw newline
     only ever starts a header line; the first occurrence wins).  Iterating (``dict(headers)``)
-    splits the whole block once.
+    splits the whole block once, and lookups use that split from then on (``dict(headers)`` is
+    one pass, not one scan of the block per header).
     """
 
     __slots__ = ("_text", "_done", "_all")
@@ -107,7 +108,10 @@ class Headers(Mapping[str, str]):
     def get(self, key: str, default: str | None = "") -> str:  # type: ignore[override]
         value = self._done.get(key)
         if value is None:
-            raw = self._raw(key) if "\n" not in key else None
+            if self._all is not None:  # split already (iterated): a dict lookup, not a scan
+                raw = self._all.get(key)
+            else:
+                raw = self._raw(key) if "\n" not in key else None
             if raw is None:
                 return default  # type: ignore[return-value]
             value = self._done[key] = decode_value(raw.strip(" "))
@@ -176,7 +180,9 @@ def parse_event_plain(body: bytes) -> EslEvent:
     head, _, rest = text.partition("\n\n")
     headers = Headers(head.strip("\n"))
     inner = ""
-    length = headers.get("Content-Length", "")
+    # only a body with something after its header block can carry an inner body: for the
+    # others (nearly every event) the Content-Length lookup would scan the whole block for nothing
+    length = headers.get("Content-Length", "") if rest else ""
     if length.isdigit():
         raw = rest.encode("utf-8")[: int(length)]
         inner = raw.decode("utf-8", "replace")
@@ -203,29 +209,40 @@ class EslParser:
         self._head: dict[str, str] | None = None
         self._need = 0
         self._scanned = 0  # bytes of the buffer already searched for the blank line
+        self._pos = 0  # read position within the buffer during one feed
 
     def feed(self, data: bytes) -> list[EslFrame]:
-        self._buf += data
+        """Frames are cut at a read position and the consumed bytes dropped once per feed (not
+        once per frame: each ``del`` moved the rest of a 64 kB read)."""
+        buf = self._buf
+        buf += data
         frames: list[EslFrame] = []
-        while True:
-            frame = self._next()
-            if frame is None:
-                return frames
-            frames.append(frame)
+        self._pos = 0
+        try:
+            while True:
+                frame = self._next()
+                if frame is None:
+                    return frames
+                frames.append(frame)
+        finally:
+            if self._pos:
+                del buf[: self._pos]
+                self._pos = 0
 
     def _next(self) -> EslFrame | None:
-        buf = self._buf
+        buf, pos = self._buf, self._pos
         if self._head is None:
-            while buf and buf[0] in (10, 13):  # stray blank lines (LF, CR) between frames
-                del buf[:1]
-            end, sep_len = _find_blank(buf, max(0, self._scanned - 3))
+            while pos < len(buf) and buf[pos] in (10, 13):  # stray blank lines (LF, CR) between frames
+                pos += 1
+            self._pos = pos
+            end, sep_len = _find_blank(buf, max(pos, pos + self._scanned - 3))
             if end < 0:
-                self._scanned = len(buf)
-                if len(buf) > self.max_head:
+                self._scanned = len(buf) - pos
+                if len(buf) - pos > self.max_head:
                     raise EslError(f"ESL header block over {self.max_head} bytes")
                 return None
-            head = parse_head(bytes(buf[:end]).decode("utf-8", "replace"))
-            del buf[: end + sep_len]
+            head = parse_head(bytes(buf[pos:end]).decode("utf-8", "replace"))
+            pos = self._pos = end + sep_len
             self._scanned = 0
             length = head.get("Content-Length", "0")
             if not length.isdigit():
@@ -234,10 +251,10 @@ class EslParser:
             if self._need > self.max_body:
                 raise EslError(f"ESL Content-Length {self._need} over {self.max_body}")
             self._head = head
-        if len(buf) < self._need:
+        if len(buf) - pos < self._need:
             return None
-        body = bytes(buf[: self._need])
-        del buf[: self._need]
+        body = bytes(buf[pos : pos + self._need])
+        self._pos = pos + self._need
         frame = EslFrame(self._head, body)
         self._head, self._need = None, 0
         return frame

@@ -13,15 +13,15 @@ Implements the dialogue runner's prompt channel (``play`` / ``ask``) over ``play
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid as uuidlib
 from collections import deque
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from consent.dialogue_runner import ChannelGone
 from esl import commands as esc
-from esl.frames import COMMAND_REPLY, DISCONNECT_NOTICE, EslFrame, EslParser
+from esl.frames import API_RESPONSE, COMMAND_REPLY, DISCONNECT_NOTICE, EslFrame, EslParser
 from pbx_recorder.errors import EslError
 
 log = logging.getLogger(__name__)
@@ -30,47 +30,60 @@ GONE_EVENTS = ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
 DIGITS_REGEX = "[0-9*#]"
 
 
+class Writer(Protocol):
+    """What the channel writes to: the asyncio transport of the connection."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class OutboundChannel:
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        reply_timeout: float = 5.0,
-        app_timeout: float = 120.0,
-    ) -> None:
-        self.reader, self.writer = reader, writer
+    """Fed by :class:`OutboundProtocol` (bytes in, frames dispatched right where they arrive: a
+    reply wakes its waiter directly, no reader task in between)."""
+
+    def __init__(self, writer: Writer, *, reply_timeout: float = 5.0, app_timeout: float = 120.0) -> None:
+        self.writer = writer
         self.reply_timeout, self.app_timeout = reply_timeout, app_timeout
         self.call_id = ""
         self.gone = False
         self._replies: deque[asyncio.Future[EslFrame]] = deque()
-        self._apps: dict[str, asyncio.Future[dict[str, str]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._apps: dict[str, asyncio.Future[Mapping[str, str]]] = {}
+        self._parser = EslParser()
+        self._connect: asyncio.Future[EslFrame] | None = None
         self._attempt = 0
 
     # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        """Send ``connect`` as soon as FreeSWITCH's connection is accepted (before the session's
+        task even runs: one loop turn less on the way to the recording start)."""
+        if self._connect is None:
+            self._connect = self.submit("connect")
+
     async def connect(self) -> dict[str, str]:
         """``connect``: the reply's headers are the channel's data (percent-decoded)."""
-        self._task = asyncio.get_running_loop().create_task(self._read(), name="esl-outbound-read")
-        reply = await self.command("connect")
+        self.start()
+        assert self._connect is not None
+        reply = await self.reply("connect", self._connect)
         return dict(reply.headers)
 
     async def close(self) -> None:
         if not self.writer.is_closing():
             self.writer.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        with contextlib.suppress(OSError, ConnectionError):
-            await self.writer.wait_closed()
 
-    async def command(self, line: str) -> EslFrame:
+    def submit(self, line: str) -> asyncio.Future[EslFrame]:
+        """Write one command NOW (so commands go out in the order submitted) and return the
+        future of its reply; ``await self.reply(line, future)`` to wait for it."""
         if self.gone:
             raise ChannelGone("the channel is gone")
         future: asyncio.Future[EslFrame] = asyncio.get_running_loop().create_future()
         self._replies.append(future)
         self.writer.write(esc.wire(line))
+        return future
+
+    async def reply(self, line: str, future: asyncio.Future[EslFrame]) -> EslFrame:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.reply_timeout)
         except TimeoutError as exc:
@@ -78,6 +91,22 @@ class OutboundChannel:
                 f"no reply to {line.split(chr(10), 1)[0][:40]!r} on the outbound socket",
                 call_id=self.call_id or None,
             ) from exc
+
+    async def command(self, line: str) -> EslFrame:
+        return await self.reply(line, self.submit(line))
+
+    def submit_all(self, lines: list[str]) -> list[tuple[str, asyncio.Future[EslFrame]]]:
+        """Commands written at once, in order (one round trip for all); ``settle`` checks them."""
+        return [(line, self.submit(line)) for line in lines]
+
+    async def settle(self, pending: list[tuple[str, asyncio.Future[EslFrame]]]) -> None:
+        """Wait for the replies of :meth:`submit_all`; every one must be ``+OK``."""
+        for line, future in pending:
+            reply = await self.reply(line, future)
+            if reply.reply_text.startswith("-ERR"):
+                raise EslError(
+                    f"outbound command refused: {reply.reply_text[:120]}", call_id=self.call_id or None
+                )
 
     async def ok(self, line: str) -> EslFrame:
         reply = await self.command(line)
@@ -87,16 +116,27 @@ class OutboundChannel:
             )
         return reply
 
-    async def execute(self, app: str, arg: str = "") -> dict[str, str]:
+    async def execute(self, app: str, arg: str = "") -> Mapping[str, str]:
         """Run one application and wait until it completes; its CHANNEL_EXECUTE_COMPLETE headers."""
         event_uuid = str(uuidlib.uuid4())
-        done: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Mapping[str, str]] = asyncio.get_running_loop().create_future()
         self._apps[event_uuid] = done
         try:
             await self.ok(esc.sendmsg_execute(app, arg, event_uuid=event_uuid, call_id=self.call_id))
             return await asyncio.wait_for(asyncio.shield(done), self.app_timeout)
         finally:
             self._apps.pop(event_uuid, None)
+
+    async def api(self, line: str) -> str:
+        """An ``api ...`` line (from esl.commands) on this call's own socket: FreeSWITCH runs it in
+        this session's listener thread, so it neither waits behind other calls' commands nor
+        behind the event stream of the inbound connection.  ``-ERR`` raises EslError."""
+        body = (await self.command(line)).text().strip()
+        if body.startswith("-ERR"):
+            raise EslError(
+                f"{line.split(' ', 2)[1]} refused by FreeSWITCH: {body[:200]}", call_id=self.call_id or None
+            )
+        return body
 
     async def set_var(self, name: str, value: str) -> None:
         """``set`` queued on the channel (no wait for completion: applications run in order)."""
@@ -119,22 +159,20 @@ class OutboundChannel:
         return digits[:1] if digits[:1] in "0123456789*#" else ""
 
     # -- reading -----------------------------------------------------------------
-    async def _read(self) -> None:
-        parser = EslParser()
+    def feed(self, data: bytes) -> None:
         try:
-            while True:
-                data = await self.reader.read(65536)
-                if not data:
-                    break
-                for frame in parser.feed(data):
-                    self._dispatch(frame)
-        except (OSError, EslError) as exc:
-            log.info("outbound socket read ended call=%s: %s", self.call_id or "-", exc)
-        finally:
-            self._gone("socket closed")
+            for frame in self._parser.feed(data):
+                self._dispatch(frame)
+        except EslError as exc:
+            log.info("outbound socket unreadable call=%s: %s", self.call_id or "-", exc)
+            self.writer.close()
+            self._gone("unreadable")
+
+    def lost(self) -> None:
+        self._gone("socket closed")
 
     def _dispatch(self, frame: EslFrame) -> None:
-        if frame.content_type == COMMAND_REPLY:
+        if frame.content_type in (COMMAND_REPLY, API_RESPONSE):
             while self._replies:
                 future = self._replies.popleft()
                 if not future.done():
@@ -150,7 +188,7 @@ class OutboundChannel:
         if event.name == "CHANNEL_EXECUTE_COMPLETE":
             waiter = self._apps.get(event.get("Application-UUID"))
             if waiter is not None and not waiter.done():
-                waiter.set_result(dict(event.headers))
+                waiter.set_result(event.headers)  # read lazily: only the digit variable is needed
         elif event.name in GONE_EVENTS:
             self._gone(event.name)
 
@@ -162,3 +200,25 @@ class OutboundChannel:
             if not future.done():
                 future.set_exception(ChannelGone(why))
                 future.exception()
+
+
+class OutboundProtocol(asyncio.Protocol):
+    """One accepted ``socket`` connection: ``connect`` goes out in ``connection_made`` and the
+    session (``on_channel``) is started as a task."""
+
+    def __init__(self, on_channel: Callable[[OutboundChannel], None]) -> None:
+        self.on_channel = on_channel
+        self.channel: OutboundChannel | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.channel = OutboundChannel(transport)
+        self.on_channel(self.channel)
+
+    def data_received(self, data: bytes) -> None:
+        if self.channel is not None:
+            self.channel.feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.channel is not None:
+            self.channel.lost()

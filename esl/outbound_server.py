@@ -24,7 +24,7 @@ from typing import Any
 
 from consent.dialogue_runner import ChannelGone
 from esl.consent_session import EslConsentSession
-from esl.outbound_channel import OutboundChannel
+from esl.outbound_channel import OutboundChannel, OutboundProtocol
 from pbx_recorder.errors import EslError
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ class OutboundServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self) -> None:
-        self._server = await asyncio.start_server(self._handle, sock=self._sock)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: OutboundProtocol(self._accepted), sock=self._sock)
         log.info("ESL outbound consent server on %s:%s", *self.server_address)
 
     def stop_accepting(self) -> None:
@@ -104,8 +105,13 @@ class OutboundServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        channel = OutboundChannel(reader, writer)
+    def _accepted(self, channel: OutboundChannel) -> None:
+        channel.start()  # "connect" goes out now, the session task reads its reply
+        task = asyncio.get_running_loop().create_task(self._handle(channel), name="esl-outbound-session")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, channel: OutboundChannel) -> None:
         if not self.accepting or self._active >= self.max_sessions:
             why = "stopping" if not self.accepting else "busy"
             log.warning("outbound consent session refused (%s): the dialplan takes its fail direction", why)

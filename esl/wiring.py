@@ -83,6 +83,7 @@ def make_outbound_server(app: Any, backend: Any) -> OutboundServer:
             prompts=app.prompts,
             vip=app.vip,
             settings=app.settings,
+            routes=app.ami,  # the EslClient: the call's uuid_record on this session's socket
         )
 
     try:

@@ -217,6 +217,24 @@ class Catalog:
     def delete_live_call(self, call_id: str) -> None:
         self._exec("DELETE FROM live_calls WHERE call_id = ?", (call_id,))
 
+    def write_live_calls(self, changes: Mapping[str, str | None]) -> None:
+        """Many live-call snapshots (None = the call is over) in ONE transaction (one commit)."""
+        conn, now = self._conn(), self.clock()
+        try:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                for call_id, text in changes.items():
+                    if text is None:
+                        conn.execute("DELETE FROM live_calls WHERE call_id = ?", (call_id,))
+                    else:
+                        conn.execute(
+                            "INSERT INTO live_calls (call_id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT"
+                            "(call_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
+                            (call_id, text, now),
+                        )
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog query failed: {exc}") from exc
+
     # -- audit -------------------------------------------------------------------
     def audit(self, actor: str, role: str, action: str, target: str = "",
               detail: Mapping[str, Any] | None = None) -> None:

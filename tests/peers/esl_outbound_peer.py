@@ -6,12 +6,14 @@ It connects to the recorder's outbound server and behaves as freeswitch-facts.md
 ``execute``, a CHANNEL_EXECUTE_COMPLETE event carrying ``Application-UUID`` = our Event-UUID (for
 ``play_and_get_digits`` with the next scripted digit in ``variable_<var>``); ``hangup`` ->
 CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE, ``text/disconnect-notice``.  ``hangup_at`` makes the
-caller hang up when that application starts (the n-th, 0-based).
+caller hang up when that application starts (the n-th, 0-based).  ``api <cmd>`` ->
+``api/response`` with ``api_body`` (or what the ``api`` callable returns).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from urllib.parse import quote
 
 from esl.frames import DISCONNECT_NOTICE, parse_head, render_event_plain, render_frame
@@ -29,6 +31,7 @@ class FakeChannel:
         hangup_at: int | None = None,
         caller_name: str = "Jane Doe",
         caller_num: str = "5551234",
+        api: Callable[[str], str] | None = None,
     ) -> None:
         self.port, self.uuid = port, uuid
         self.variables = {"PBXREC_DIRECTION": "inbound", "PBXREC_DIALED": "4930123456", **(variables or {})}
@@ -39,6 +42,8 @@ class FakeChannel:
         self.vars_set: dict[str, str] = {}
         self.commands: list[str] = []
         self.hung_up = False
+        self.api_body = "+OK Success\n"  # what an ``api ...`` on this socket answers
+        self.api = api  # or what this answers (the command line without "api ")
 
     def channel_data(self) -> list[tuple[str, str]]:
         data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0) if k not in self.caller]
@@ -68,6 +73,9 @@ class FakeChannel:
                     writer.write(render_frame(head))
                 elif first in ("myevents", "resume", "linger"):
                     writer.write(_reply("+OK Events Enabled" if first == "myevents" else "+OK"))
+                elif first.startswith("api "):
+                    body = (self.api(first[4:]) if self.api else self.api_body).encode()
+                    writer.write(render_frame([("Content-Type", "api/response")], body))
                 elif first == "sendmsg":
                     writer.write(_reply("+OK"))
                     self._sendmsg(parse_head(block), writer)

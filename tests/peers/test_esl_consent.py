@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 
 from consent.agi_server import ConsentTicket, DialogSettings
+from esl.client import EslClient
 from esl.consent_session import EslConsentSession
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
 from esl.outbound_server import OutboundServer
+from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
+from pbx_recorder.errors import EslError, PbxDisconnected
 from pbx_recorder.rules import RuleDecision
 from tests.peers.esl_outbound_peer import FakeChannel
 from tests.unit.esl_samples import A_LEG
@@ -60,7 +63,9 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
     servers: list[OutboundServer] = []
     prompts = Prompts(tmp_path / "prompts")
 
-    def start(backend: Backend, max_sessions: int = 4, timeout_s: float = 10.0) -> OutboundServer:
+    def start(
+        backend: Backend, max_sessions: int = 4, timeout_s: float = 10.0, routes: Any = None
+    ) -> OutboundServer:
         def session(channel: OutboundChannel) -> EslConsentSession:
             return EslConsentSession(
                 channel,
@@ -69,6 +74,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
                 prompts=prompts,
                 vip=None,
                 settings=DialogSettings(timeout_s=2.0, max_attempts=2),
+                routes=routes,
             )
 
         server = OutboundServer(
@@ -222,3 +228,55 @@ async def test_sessions_are_bounded_and_stop_refuses(serve: Serve) -> None:
     third = await call(server)
     assert third.vars_set == {"PBXREC_SOCKET": "failed:stopping"}
     assert await asyncio.to_thread(server.wait_idle, 1.0)
+
+
+class RecordingBackend(Backend):
+    """Like the daemon: the decision's StartRecording goes through the (unconnected) ESL client."""
+
+    def __init__(self, decision: RuleDecision, client: EslClient, fail: bool = False) -> None:
+        super().__init__(decision)
+        self.client = client
+        self.fail = fail
+
+    async def request(self, event: ev.ConsentRequested) -> ConsentTicket:
+        self.requests.append(event)
+        start = cmds.StartRecording(event.call_id, f"{event.call_id}_call001", event.channel, "/m/a.wav")
+        try:
+            await self.client.execute(start)
+        except (EslError, PbxDisconnected):
+            return ConsentTicket(self.decision, recording_ok=False)
+        return ConsentTicket(self.decision)
+
+
+def _client() -> EslClient:
+    return EslClient(host="127.0.0.1", port=1, password="x", normalizer=EslNormalizer("pbx1"))
+
+
+async def test_uuid_record_goes_out_on_the_calls_own_socket_without_waiting(serve: Serve) -> None:
+    """The hand-off: connect, then myevents/resume/set and the rule's uuid_record written back to
+    back on the session's socket (no inbound-ESL round trip; the inbound client is not even
+    connected here), and the route is dropped when the session ends."""
+    client = _client()
+    backend = RecordingBackend(RuleDecision(record=True, consent="none"), client)
+    channel = await call(serve(backend, routes=client))
+    firsts = [c.split("\n", 1)[0] for c in channel.commands]
+    assert firsts[:4] == ["connect", "myevents", "resume", "sendmsg"]
+    assert firsts[4] == f"api uuid_record {A_LEG} start /m/a.wav"
+    assert channel.vars_set == {"PBXREC_SOCKET": "connected", "PBXREC_CONSENT": "not_required",
+                                "PBXREC_RESULT": "record"}
+    assert client._direct == {}  # after the session, this call's commands use the inbound connection
+    with pytest.raises(PbxDisconnected):
+        await client.execute(cmds.StopRecording(CALL, f"{CALL}_call001", A_LEG))
+
+
+async def test_uuid_record_refused_on_the_socket_fails_closed(serve: Serve) -> None:
+    client = _client()
+    backend = RecordingBackend(RuleDecision(record=True, consent="none"), client)
+    server = serve(backend, routes=client)
+    await asyncio.sleep(0.05)
+    channel = FakeChannel(server.port)
+    channel.api_body = "-ERR Cannot locate session!\n"
+    await channel.run()
+    await asyncio.sleep(0.05)
+    assert "PBXREC_RESULT" not in channel.vars_set and server.failed == 1
+    assert channel.vars_set["PBXREC_SOCKET"].startswith("failed:")

@@ -117,16 +117,24 @@ async def test_freeswitch_call_consented_recorded_shipped_and_catalogued(tmp_pat
         async with daemon_running(write_config(tmp_path, peer.port, socket_port)) as daemon:
             peer.push_event(ev("CHANNEL_CREATE", A_LEG, T0))
             peer.push_event(ev("CHANNEL_ANSWER", A_LEG, T0 + 1))
-            channel = FakeChannel(socket_port, digits=["1"])
+            # while the consent session holds the call's socket, its PBX commands go out there
+            def on_socket(line: str) -> str:  # FreeSWITCH runs it as if it came over the inbound ESL
+                handler = peer.api.get(line.split(" ")[0])
+                return handler(line) if handler else "+OK\n"
+
+            channel = FakeChannel(socket_port, digits=["1"], api=on_socket)
             await channel.run()
             assert channel.vars_set["PBXREC_RESULT"] == "record"
-            starts = peer.commands(f"api uuid_record {A_LEG} start")
+
+            def sent(prefix: str) -> list[str]:
+                return [c for c in channel.commands if c.startswith(prefix)] + peer.commands(prefix)
+
+            starts = sent(f"api uuid_record {A_LEG} start")
             assert len(starts) == 2 and "consent" in starts[0] and "call" in starts[1]
-            assert len(peer.commands(f"api uuid_record {A_LEG} stop")) == 1  # the consent segment
-            await until(
-                lambda: any("PBXREC_RECORDING_FILE=" in c for c in peer.commands("api uuid_setvar")), 5
-            )
-            setvars = peer.commands("api uuid_setvar_multi")
+            assert starts == [c for c in channel.commands if c.startswith(f"api uuid_record {A_LEG} start")]
+            assert len(sent(f"api uuid_record {A_LEG} stop")) == 1  # the consent segment
+            await until(lambda: any("PBXREC_RECORDING_FILE=" in c for c in sent("api uuid_setvar")), 5)
+            setvars = sent("api uuid_setvar_multi")
             assert any(f"PBXREC_CALL_ID={A_LEG}" in c and "PBXREC_RECORDING_ID=" in c for c in setvars), (
                 setvars
             )
