@@ -99,22 +99,23 @@ class SippCall(_SippProcess):
 
     The caller's audio is one continuous RTP stream from the answer to ``hangup_after_s``
     (:mod:`pbx_recorder.sandbox.rtp_pcap`); ``dtmf``: ``[(ms_after_answer, digit)]`` RFC 2833
-    digits inside it (``timeline``, ``[(ms, "dtmf:<d>" | "audio")]``, is the older spelling).
+    digits inside it (``timeline``, ``[(ms, "dtmf:<d>" | "audio")]``, is the older spelling);
+    ``mute``: the caller sends no RTP at all.
     The UAC hangs up after ``hangup_after_s`` unless Asterisk sends a BYE first (both count
     as success).
     """
 
     def __init__(self, workdir: str | Path, asterisk_port: int, did: str, *, hangup_after_s: float = 5.0,
                  dtmf: Sequence[tuple[int, str]] = (), timeline: list[tuple[int, str]] | None = None,
-                 from_user: str = "5551234",
+                 from_user: str = "5551234", mute: bool = False,
                  from_display: str = "", test_tag: str = "", calls: int = 1, concurrent: int | None = None,
                  rate_per_s: float = 10.0, timeout_s: float | None = None,
                  ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
         hang_ms = int(hangup_after_s * 1000)
         digits = list(dtmf) + digits_of(timeline or [])
-        pcap = call_pcap(hang_ms, digits)
+        pcap = "" if mute else str(call_pcap(hang_ms, digits))
         headers = {"X-Test-Tag": test_tag} if test_tag else {}
-        scenario = uac_scenario(did, from_user, from_display, hang_ms, str(pcap), headers)
+        scenario = uac_scenario(did, from_user, from_display, hang_ms, pcap, headers)
         limit = concurrent or calls
         args = [f"127.0.0.1:{asterisk_port}", "-l", str(limit), "-r", str(rate_per_s)]
         bound = timeout_s or (hangup_after_s + calls / max(rate_per_s, 0.1) + 20)

@@ -42,7 +42,8 @@ def _play(pcap: str) -> str:
 
 def uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: int, pcap: str,
                  headers: dict[str, str] | None = None) -> str:
-    """The XML of a one-call UAC scenario (use ``-m N`` for N such calls) playing ``pcap``."""
+    """The XML of a one-call UAC scenario (use ``-m N`` for N such calls) playing ``pcap``
+    (``""``: the caller sends no RTP at all)."""
     for value in (did, from_user, from_display, *(headers or {}).values()):
         if "\r" in value or "\n" in value or "]]>" in value:
             raise ValueError("raw CR/LF or ']]>' cannot travel in a SIP header; percent-encode it")
@@ -50,7 +51,7 @@ def uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: i
     display = from_display.replace("\\", "\\\\").replace('"', '\\"')
     uri = f"sip:{from_user}@[local_ip]:[local_port]" if from_user else "sip:[local_ip]:[local_port]"
     from_hdr = f'"{display}" <{uri}>' if from_display else f"<{uri}>"
-    body = [_play(pcap)]
+    body = [_play(pcap)] if pcap else []
     if hangup_after_ms > 0:
         body.append(f'<recv request="BYE" timeout="{hangup_after_ms}" ontimeout="1" next="98"/>\n'
                     '<label id="1"/>\n')

@@ -246,7 +246,7 @@ def test_recording_of_a_caller_who_sends_no_audio_is_flagged_silent(
         asterisk: PrivateAsterisk, ami: AmiProbe, recorder: Recorder, tmp_path: Path) -> None:
     caller, since = new_caller(), len(ami.events)
     result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=7, from_user=caller,
-                      timeline=[]).start().wait()  # no RTP at all from the caller
+                      mute=True).start().wait()  # no RTP at all from the caller
     assert result.ok, result.errors
     row, recs = wait_shipped(recorder, linkedid_of(ami, caller, since))
     flags = json.loads(recs[0]["flags"])
