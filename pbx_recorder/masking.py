@@ -80,7 +80,9 @@ _WHOLE_NUMBER = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
 _DIGIT_RUN = re.compile(r"\d{3,}")
 # in free text (log lines, errors): a run of 6+ digits that is not part of an id such as
 # ``pbx1_1732200000.42`` (after ``_``/``.``/a letter, or followed by ``.<digit>``)
-_TEXT_NUMBER = re.compile(r"(?<![\w.])\+?\d{6,}(?![\w]|\.\d)")
+# an Asterisk channel's own sequence suffix (``PJSIP/mallory-00000002``: 8 hex digits after the
+# name's ``-``) is not a number: left readable in log lines, as ``mask_channel`` leaves it
+_TEXT_NUMBER = re.compile(r"(?<![\w.])(?!(?<=\w-)\d{8}(?!\w))\+?\d{6,}(?![\w]|\.\d)")
 # an international number written in groups (``+49 151 1234 5678``, ``tel:+49-151-1234-5678``):
 # no run reaches 6 digits, but the leading ``+`` says what it is
 _GROUPED_NUMBER = re.compile(r"(?<![\w+])\+\d{1,4}(?:[ \-./()]{1,2}\d{1,6}){1,6}(?![\w])")

@@ -146,3 +146,11 @@ def test_free_text_masks_an_international_number_written_in_groups():
     assert mask_text("caller '+49 (151) 1234 5678'") == "caller '+491******5678'"
     for kept in ("at 2026-12-01 15:59:47,021", "ami 10.0.0.1:5038", "v+1.2.3", "retry +5 s"):
         assert mask_text(kept) == kept
+
+
+def test_free_text_keeps_a_channels_sequence_suffix_but_masks_the_number_before_it():
+    from pbx_recorder.masking import mask_text
+
+    assert mask_text("on channel PJSIP/mallory-00000002 from") == "on channel PJSIP/mallory-00000002 from"
+    masked = mask_text("hangup on SIP/4915112345678-00000009")
+    assert "4915112345678" not in masked and masked.endswith("-00000009")
