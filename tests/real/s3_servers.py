@@ -241,15 +241,42 @@ def _run(args: list[str], timeout: float = 60) -> str:
     return done.stdout
 
 
-@contextlib.contextmanager
-def rgw_server(timeout: float = 240.0) -> Iterator[S3Server]:
-    """One mon + one memstore OSD + radosgw, all in the foreground of this process's children."""
-    base = Path(tempfile.mkdtemp(prefix="rgw-"))
+def _rgw_diagnostics(base: Path, c: list[str]) -> str:
+    """What the cluster said about itself, for the error of a start that hung."""
+    parts = []
+    for args in (["-s"], ["osd", "tree"], ["health", "detail"]):
+        try:
+            parts.append(_run(["ceph", *c, "--connect-timeout", "10", *args], timeout=20))
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            parts.append(f"ceph {' '.join(args)}: {exc}")
+    for log in sorted((base / "log").glob("*")):
+        lines = log.read_text(errors="replace").splitlines()
+        parts.append(f"--- {log.name} (last 40 of {len(lines)} lines)\n" + "\n".join(lines[-40:]))
+    return "\n".join(parts)
+
+
+class _RgwStartHung(RuntimeError):
+    """The cluster came up but RGW could not create its user within the attempt's time."""
+
+
+def _rgw_osd_up(c: list[str]) -> bool:
+    try:
+        out = _run(["ceph", *c, "--connect-timeout", "10", "osd", "stat", "-f", "json"], timeout=20)
+        stat = json.loads(out)
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError):
+        return False
+    return int(stat.get("num_up_osds", 0)) >= 1
+
+
+def _rgw_start(base: Path, attempt_timeout: float) -> tuple[list[subprocess.Popen[bytes]], S3Server]:
+    """One attempt: a fresh cluster on fresh ports in ``base``; the processes are returned
+    (or killed, if the attempt fails) so the caller owns them."""
     for sub in ("run", "log", "mon-a", "osd-0", "rgw"):
-        (base / sub).mkdir()
+        (base / sub).mkdir(parents=True)
     mon_port, rgw_port = free_port(), free_port()
     conf = base / "ceph.conf"
-    conf.write_text(RGW_CONF.format(fsid=str(uuid.uuid4()), mon_port=mon_port, rgw_port=rgw_port, base=base))
+    fsid = str(uuid.uuid4())
+    conf.write_text(RGW_CONF.format(fsid=fsid, mon_port=mon_port, rgw_port=rgw_port, base=base))
     c = ["-c", str(conf)]
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -257,35 +284,71 @@ def rgw_server(timeout: float = 240.0) -> Iterator[S3Server]:
         with open(base / "log" / f"{name}.out", "wb") as out:
             procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
 
+    def check(step: str) -> None:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"Ceph RGW: a daemon exited during {step}\n{_rgw_diagnostics(base, c)}")
+        if time.monotonic() > deadline:
+            raise _RgwStartHung(f"Ceph RGW: {step} did not finish in {attempt_timeout:.0f} s\n"
+                                f"{_rgw_diagnostics(base, c)}")
+
+    deadline = time.monotonic() + attempt_timeout
     try:
         _run(["ceph-authtool", "--create-keyring", str(base / "keyring"), "--gen-key", "-n", "mon.",
               "--cap", "mon", "allow *"])
-        _run(["monmaptool", "--create", "--add", "a", f"v1:127.0.0.1:{mon_port}", "--fsid",
-              conf.read_text().split("fsid = ")[1].split()[0], str(base / "monmap")])
+        _run(["monmaptool", "--create", "--add", "a", f"v1:127.0.0.1:{mon_port}", "--fsid", fsid,
+              str(base / "monmap")])
         _run(["ceph-mon", *c, "--mkfs", "-i", "a", "--monmap", str(base / "monmap")])
         daemon(["ceph-mon", *c, "-f", "-i", "a"], "mon")
         osd_id = _run(["ceph", *c, "--connect-timeout", "30", "osd", "create"]).strip()
         _run(["ceph-osd", *c, "-i", osd_id, "--mkfs"])
         _run(["ceph", *c, "osd", "crush", "add", f"osd.{osd_id}", "1.0", "host=localhost", "root=default"])
         daemon(["ceph-osd", *c, "-f", "-i", osd_id], "osd")
+        while not _rgw_osd_up(c):  # RGW's pools need a PG on an OSD that is up
+            check("the OSD coming up")
+            time.sleep(0.5)
         daemon(["radosgw", *c, "-f", "-n", "client.rgw"], "rgw")
-        deadline = time.monotonic() + timeout
         while True:  # the user can be created once RGW has made its pools
             try:
                 _run(["radosgw-admin", *c, "user", "create", "--uid=pbx-recorder", "--display-name=pbx",
-                      f"--access-key={ACCESS_KEY}", f"--secret-key={SECRET_KEY}"], timeout=90)
+                      f"--access-key={ACCESS_KEY}", f"--secret-key={SECRET_KEY}"],
+                     timeout=max(5.0, min(60.0, deadline - time.monotonic())))
                 break
             except (RuntimeError, subprocess.TimeoutExpired):
-                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                    raise
+                check("creating the S3 user")
                 time.sleep(1)
         endpoint = f"http://127.0.0.1:{rgw_port}"
         _wait_s3(endpoint, procs[-1], base / "log" / "rgw.out", max(10.0, deadline - time.monotonic()))
-        yield S3Server("rgw", endpoint, ACCESS_KEY, SECRET_KEY, REGION, procs[-1].pid)
+        return procs, S3Server("rgw", endpoint, ACCESS_KEY, SECRET_KEY, REGION, procs[-1].pid)
+    except BaseException:
+        for proc in reversed(procs):
+            _kill(proc)
+        raise
+
+
+@contextlib.contextmanager
+def rgw_server(attempt_timeout: float = 150.0, attempts: int = 3) -> Iterator[S3Server]:
+    """One mon + one memstore OSD + radosgw, all in the foreground of this process's children.
+
+    A start that fails or hangs (seen in long full runs: the S3 user was never created; and,
+    rarely, an OSD that exits at boot or a mon that answers EPERM; causes not found) is torn
+    down and tried again on a fresh cluster with fresh ports; the error of the last attempt
+    carries ``ceph -s`` and the daemons' logs."""
+    root = Path(tempfile.mkdtemp(prefix="rgw-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                procs, server = _rgw_start(root / f"try{attempt}", attempt_timeout)
+                break
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                if attempt == attempts:
+                    raise
+                sys.stderr.write(f"rgw_server: attempt {attempt} failed, starting a fresh cluster: {exc}\n")
+        yield server
     finally:
         for proc in reversed(procs):
             _kill(proc)
-        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager
