@@ -10,7 +10,11 @@ the digit and tells the dialplan through channel variables.  Differences, FreeSW
 * a refusal is routed here: ``transfer <exten> XML <context>`` for a rule ``goto``, or the
   goodbye prompt and a hang-up; ``continue`` sets ``PBXREC_RESULT=norecord``;
 * any failure sets ``PBXREC_SOCKET=failed:<reason>`` and leaves ``PBXREC_RESULT`` empty: the
-  dialplan takes its fail direction (fail closed).
+  dialplan takes its fail direction (fail closed); so does a "yes" whose call recording then
+  cannot start (the catalog says not recorded and why);
+* a digit is timed against its question from FreeSWITCH's own ``DTMF`` and ``CHANNEL_EXECUTE``
+  timestamps (esl/outbound_channel.py): one pressed before the question (``min_answer_s``) does
+  not count, and the evidence's ``digit_log`` times every digit, as on Asterisk.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ _INPUT = re.compile(r"[A-Za-z0-9_.+*#@-]{0,128}")
 class AsyncConsentBackend(Protocol):
     async def request(self, event: ev.ConsentRequested) -> ConsentTicket: ...
 
-    async def resolve(self, event: ev.ConsentResolved) -> None: ...
+    async def resolve(self, event: ev.ConsentResolved) -> bool | None: ...
 
     def existing_result(self, call_id: str) -> str: ...
 
@@ -109,9 +113,10 @@ async def run_dialogue(
                 await channel.play(prompt_path(step.prompt))
                 step = dialog.next_step(clock())
             elif isinstance(step, AskDigit):
-                digits = await channel.ask(prompt_path(step.prompt), int(step.timeout_s * 1000))
+                answer = await channel.ask(prompt_path(step.prompt), int(step.timeout_s * 1000))
                 now = clock()
-                step = dialog.on_digit(digits[0], now) if digits else dialog.on_timeout(now)
+                step = (dialog.on_digit(answer.digit, now, prompt_offset_s=answer.prompt_offset_s)
+                        if answer.digit else dialog.on_timeout(now))
     except ChannelGone:
         log.info("caller hung up during the consent dialogue call=%s", call_id)
         return as_done(dialog.on_hangup(clock()))
@@ -217,7 +222,7 @@ class EslConsentSession:
             await ch.set_var("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
             return await self._set_result("record")
         done = await self._dialogue(decision, event.language)
-        await self.backend.resolve(
+        started = await self.backend.resolve(
             ev.ConsentResolved(
                 at=self.clock(),
                 call_id=self.call_id,
@@ -230,6 +235,8 @@ class EslConsentSession:
         log.info("consent resolved call=%s decision=%s", self.call_id, done.outcome.value)
         if done.outcome == Decision.HANGUP:
             return ""
+        if started is False and allows_recording(done.outcome.value):  # the fail direction, as on Asterisk
+            raise RuntimeError("the call recording could not be started after consent")
         await ch.set_var("PBXREC_CONSENT", done.outcome.value)
         if allows_recording(done.outcome.value):
             return await self._set_result("record")

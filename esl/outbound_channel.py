@@ -7,7 +7,11 @@ is the ``Event-UUID`` we sent) and for the caller leaving (``CHANNEL_HANGUP``,
 ``text/disconnect-notice``), which fails every wait with :class:`ChannelGone`.
 
 Implements the dialogue runner's prompt channel (``play`` / ``ask``) over ``playback`` and
-``play_and_get_digits``.
+``play_and_get_digits``.  ``myevents`` also brings the channel's ``DTMF`` events (fired when a
+digit arrives, before an application reads it from the channel's queue) and the
+``CHANNEL_EXECUTE`` of each application we run: ``ask`` times the digit it got against the start
+of its question from these two FreeSWITCH timestamps, so a digit pressed before the question
+(queued, then read at once by ``play_and_get_digits``) is told from an answer.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from consent.dialogue_runner import ChannelGone
+from consent.dialogue_runner import ChannelGone, DigitAnswer
 from esl import commands as esc
 from esl.frames import API_RESPONSE, COMMAND_REPLY, DISCONNECT_NOTICE, EslFrame, EslParser
 from pbx_recorder.errors import EslError
@@ -54,6 +58,8 @@ class OutboundChannel:
         self._parser = EslParser()
         self._connect: asyncio.Future[EslFrame] | None = None
         self._attempt = 0
+        self._started: dict[str, float] = {}  # Application-UUID -> CHANNEL_EXECUTE timestamp (s)
+        self._dtmf: deque[tuple[str, float]] = deque(maxlen=64)  # (digit, DTMF timestamp s), unread
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -116,9 +122,9 @@ class OutboundChannel:
             )
         return reply
 
-    async def execute(self, app: str, arg: str = "") -> Mapping[str, str]:
+    async def execute(self, app: str, arg: str = "", *, event_uuid: str = "") -> Mapping[str, str]:
         """Run one application and wait until it completes; its CHANNEL_EXECUTE_COMPLETE headers."""
-        event_uuid = str(uuidlib.uuid4())
+        event_uuid = event_uuid or str(uuidlib.uuid4())
         done: asyncio.Future[Mapping[str, str]] = asyncio.get_running_loop().create_future()
         self._apps[event_uuid] = done
         try:
@@ -149,14 +155,35 @@ class OutboundChannel:
     async def play(self, path: str) -> None:
         await self.execute("playback", path)
 
-    async def ask(self, path: str, timeout_ms: int) -> str:
-        """One attempt: the prompt, then up to ``timeout_ms`` for one digit ("" on timeout)."""
+    async def ask(self, path: str, timeout_ms: int) -> DigitAnswer:
+        """One attempt: the prompt, then up to ``timeout_ms`` for one digit ("" on timeout), with
+        ``prompt_offset_s``: how long after the question started (FreeSWITCH's clock) the digit
+        arrived; negative for a digit that was waiting in the channel's queue before it."""
         self._attempt += 1
         var = f"pbxrec_digit_{self._attempt}"  # a fresh variable: a stale digit is never re-read
         arg = f"1 1 1 {int(timeout_ms)} # {path} silence_stream://250 {var} {DIGITS_REGEX}"
-        done = await self.execute("play_and_get_digits", arg)
-        digits = done.get(f"variable_{var}", "")
-        return digits[:1] if digits[:1] in "0123456789*#" else ""
+        event_uuid = str(uuidlib.uuid4())
+        try:
+            done = await self.execute("play_and_get_digits", arg, event_uuid=event_uuid)
+            digits = done.get(f"variable_{var}", "")
+            digit = digits[:1] if digits[:1] and digits[:1] in "0123456789*#" else ""
+            started = self._started.get(event_uuid)
+        finally:
+            self._started.pop(event_uuid, None)
+        if not digit:
+            return DigitAnswer("")
+        at = self._take_dtmf(digit)
+        offset = round(at - started, 3) if at is not None and started is not None else None
+        return DigitAnswer(digit, prompt_offset_s=offset)
+
+    def _take_dtmf(self, digit: str) -> float | None:
+        """The oldest unread DTMF event of ``digit`` (older ones of other digits were read by
+        nobody: dropped); its timestamp."""
+        while self._dtmf:
+            seen, at = self._dtmf.popleft()
+            if seen == digit:
+                return at
+        return None
 
     # -- reading -----------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -189,6 +216,15 @@ class OutboundChannel:
             waiter = self._apps.get(event.get("Application-UUID"))
             if waiter is not None and not waiter.done():
                 waiter.set_result(event.headers)  # read lazily: only the digit variable is needed
+        elif event.name == "CHANNEL_EXECUTE":
+            app_uuid = event.get("Application-UUID")
+            at = _timestamp(event.get("Event-Date-Timestamp"))
+            if app_uuid in self._apps and at is not None:
+                self._started[app_uuid] = at
+        elif event.name == "DTMF":
+            digit, at = event.get("DTMF-Digit")[:1], _timestamp(event.get("Event-Date-Timestamp"))
+            if digit and digit in "0123456789*#" and at is not None:
+                self._dtmf.append((digit, at))
         elif event.name in GONE_EVENTS:
             self._gone(event.name)
 
@@ -200,6 +236,11 @@ class OutboundChannel:
             if not future.done():
                 future.set_exception(ChannelGone(why))
                 future.exception()
+
+
+def _timestamp(micros: str) -> float | None:
+    """``Event-Date-Timestamp`` (microseconds since the epoch) in seconds; None if not a number."""
+    return int(micros) / 1_000_000 if micros.isdigit() and len(micros) <= 19 else None
 
 
 class OutboundProtocol(asyncio.Protocol):

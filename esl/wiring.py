@@ -63,8 +63,11 @@ class DaemonConsentBackend:
         ticket: ConsentTicket = await self.daemon.consent_requested(event)
         return ticket
 
-    async def resolve(self, event: ev.ConsentResolved) -> None:
-        await self.daemon.handle(event)
+    async def resolve(self, event: ev.ConsentResolved) -> bool:
+        """False when a recording the decision needs could not start (the session then leaves
+        the dialplan to its fail direction, as on Asterisk)."""
+        started: bool = await self.daemon.consent_resolved(event)
+        return started
 
     def existing_result(self, call_id: str) -> str:
         return _RESULT_OF_STATE.get(self.daemon.app.callbook.state(call_id), "")

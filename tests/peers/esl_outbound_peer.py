@@ -4,7 +4,9 @@ It connects to the recorder's outbound server and behaves as freeswitch-facts.md
 ``connect`` -> ``command/reply`` whose headers are the channel data (percent-encoded),
 ``myevents`` -> ``+OK Events Enabled``, ``resume`` -> ``+OK``, ``sendmsg`` -> ``+OK`` then, for
 ``execute``, a CHANNEL_EXECUTE_COMPLETE event carrying ``Application-UUID`` = our Event-UUID (for
-``play_and_get_digits`` with the next scripted digit in ``variable_<var>``); ``hangup`` ->
+``play_and_get_digits`` with the next scripted digit in ``variable_<var>``, after a
+CHANNEL_EXECUTE and a DTMF event timed as scripted: ``("1", -0.4)`` is a "1" that arrived 0.4 s
+before the question started, a plain ``"1"`` one that came 1.5 s into it); ``hangup`` ->
 CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE, ``text/disconnect-notice``.  ``hangup_at`` makes the
 caller hang up when that application starts (the n-th, 0-based).  ``api <cmd>`` ->
 ``api/response`` with ``api_body`` (or what the ``api`` callable returns).
@@ -27,7 +29,7 @@ class FakeChannel:
         *,
         uuid: str = A_LEG,
         variables: dict[str, str] | None = None,
-        digits: list[str] | None = None,
+        digits: list[str | tuple[str, float]] | None = None,
         hangup_at: int | None = None,
         caller_name: str = "Jane Doe",
         caller_num: str = "5551234",
@@ -104,7 +106,13 @@ class FakeChannel:
             self.vars_set[name] = value
         if app == "play_and_get_digits":
             var = arg.split(" ")[7]
-            digit = self.digits.pop(0) if self.digits else ""
+            scripted = self.digits.pop(0) if self.digits else ""
+            digit, offset = scripted if isinstance(scripted, tuple) else (scripted, 1.5)
+            asked_at = T0 + 10.0 * len(self.apps)  # each question starts 10 s after the last
+            writer.write(render_event_plain(ev("CHANNEL_EXECUTE", self.uuid, asked_at, dict(extra))))
+            if digit:
+                writer.write(render_event_plain(ev("DTMF", self.uuid, asked_at + offset,
+                                                   {"DTMF-Digit": digit, "DTMF-Source": "RTP"})))
             extra[f"variable_{var}"] = digit
             extra["Application-Response"] = digit or "_invalid_"
         writer.write(render_event_plain(ev("CHANNEL_EXECUTE_COMPLETE", self.uuid, T0, extra)))

@@ -127,6 +127,34 @@ async def test_explicit_yes_records_with_evidence(serve: Serve) -> None:
     ]
 
 
+async def test_a_digit_pressed_before_the_question_is_not_an_answer(serve: Serve) -> None:
+    """The "1" that waited in the channel's queue (0.4 s before the question began, by
+    FreeSWITCH's DTMF timestamp) is logged and not counted; the question is asked again and the
+    answer given 1.5 s into it counts."""
+    backend = Backend(RuleDecision(record=True, consent="explicit"))
+    channel = await call(serve(backend), digits=[("1", -0.4), ("2", 1.5)])
+    assert [a for a in apps(channel)] == ["play_and_get_digits", "play_and_get_digits"]
+    (resolved,) = backend.resolved
+    assert resolved.decision == "refused" and channel.vars_set["PBXREC_CONSENT"] == "refused"
+    log = resolved.evidence["digit_log"]
+    assert [(e["digit"], e["counted"]) for e in log] == [("1", False), ("2", True)], log
+    assert log[0]["prompt_offset_s"] == -0.4 and log[1]["prompt_offset_s"] == 1.5
+
+
+async def test_yes_whose_recording_cannot_start_takes_the_fail_direction(serve: Serve) -> None:
+    class NoStart(Backend):
+        async def resolve(self, event: ev.ConsentResolved) -> bool:
+            self.resolved.append(event)
+            return False  # the daemon could not start the call recording after the "yes"
+
+    backend = NoStart(RuleDecision(record=True, consent="explicit"))
+    server = serve(backend)
+    channel = await call(server, digits=["1"])
+    assert backend.resolved[0].decision == "granted"
+    assert "PBXREC_RESULT" not in channel.vars_set and "PBXREC_CONSENT" not in channel.vars_set
+    assert channel.vars_set["PBXREC_SOCKET"] == "failed:error" and server.failed == 1
+
+
 async def test_notify_plays_the_notice(serve: Serve) -> None:
     backend = Backend(RuleDecision(record=True, consent="notify", language="zh"))
     channel = await call(serve(backend))

@@ -76,6 +76,24 @@ def test_explicit_yes_records_call_and_consent_segment(freeswitch: PrivateFreeSW
     assert hangup_complete(esl, uuid)["variable_PBXREC_CONSENT"] == "granted"
 
 
+def test_digit_pressed_before_the_question_is_not_consent(freeswitch: PrivateFreeSWITCH, esl: FsProbe,
+                                                          fs_recorder: Recorder, tmp_path: Path) -> None:
+    """A "1" sent 150 ms after the answer, before the question could be heard, is not a yes.
+    (FreeSWITCH 1.11 was seen to drop a digit this early before play_and_get_digits runs; one
+    that reaches the question is timed against it by the recorder: see the peer test
+    test_a_digit_pressed_before_the_question_is_not_an_answer.)"""
+    caller, since = new_caller(), esl.mark()
+    result = call(freeswitch, tmp_path, "8002", hangup_after_s=28, from_user=caller, dtmf=[(150, "1")])
+    assert result.ok, result.errors
+    row = wait_fs_call(fs_recorder, uuid_of(esl, caller, since))
+    assert row["consent_decision"] == "timeout" and row["record_decision"] != "record", row
+    evidence = fs_recorder.catalog.consent(row)
+    for entry in evidence.get("digit_log", []):  # if the early digit reached the dialogue at all
+        assert entry["counted"] is False and entry["prompt_offset_s"] < 0.5, evidence
+    recs = fs_recorder.catalog.recordings(row["call_id"])
+    assert not [r for r in recs if r["state"] in ("stored", "verified")], recs
+
+
 def test_explicit_no_routes_unrecorded_and_keeps_nothing(freeswitch: PrivateFreeSWITCH, esl: FsProbe,
                                                          fs_recorder: Recorder, tmp_path: Path) -> None:
     caller, since = new_caller(), esl.mark()
