@@ -70,6 +70,8 @@ def test_explicit_yes_records_call_and_consent_segment(freeswitch: PrivateFreeSW
     assert row["consent_decision"] == "granted" and row["record_decision"] == "record"
     evidence = fs_recorder.catalog.consent(row)
     assert "cq-2026-01" in str(evidence) and "1" in str(evidence.get("digit", evidence))
+    (entry,) = [e for e in evidence["digit_log"] if e["counted"]]  # timed by FreeSWITCH's clock
+    assert entry["digit"] == "1" and entry["prompt_offset_s"] >= 0.5, evidence["digit_log"]
     assert sorted(r["kind"] for r in recs) == ["call", "consent"]
     assert all(r["call_id"] == row["call_id"] for r in recs)
     assert_audio(fs_recorder, next(r for r in recs if r["kind"] == "call"), expect_s=8, tolerance_s=3)
