@@ -160,3 +160,18 @@ def test_a_wrong_table_entry_is_an_error_not_no_such_command(monkeypatch):
     monkeypatch.delitem(cli.commands, "plan", raising=False)
     result = CliRunner().invoke(cli, ["plan", "--help"])
     assert result.exit_code == 1 and "'plan' is not registered by cmd_rules" in result.output
+
+
+def test_hold_list_builds_no_lifecycle_job_it_does_not_run(tmp_path, local_config):
+    key = tmp_path / "subject-hmac.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
+    cfg = tmp_path / "holds.yaml"
+    cfg.write_text(local_config.read_text() + f"privacy:\n  hash_key_file: {key}\n")
+    proc, modules = run_child(tmp_path, "--config", str(cfg), "hold", "list")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 hold(s)" in proc.stdout and "pbx_recorder.lifecycle.holds" in modules
+    jobs = ["pbx_recorder.lifecycle.erasure", "pbx_recorder.lifecycle.backup",
+            "pbx_recorder.lifecycle.capacity", "pbx_recorder.lifecycle.migration", "storage.envelope"]
+    assert heavy_in(modules - {"pbx_recorder.lifecycle.runtime", "pbx_recorder.chain_head"}) == []
+    assert sorted(set(jobs) & modules) == []
