@@ -105,9 +105,7 @@ def register_modules(group: click.Group, modules: Sequence[str]) -> None:
 class LazyGroup(click.Group):
     """A click group whose commands come from :data:`COMMANDS` on first use."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._untabled_loaded = False
+    _untabled_loaded = False  #: set on the instance once the modules missing from the table are in
 
     def _load_untabled(self) -> None:
         if not self._untabled_loaded:

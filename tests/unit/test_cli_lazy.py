@@ -12,13 +12,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.cli import cli
+from pbx_recorder.cli import cli, lazy_group
 from pbx_recorder.cli.lazy_group import COMMANDS, command_modules, register_modules, untabled_modules
 
 #: what a catalog-only command must leave alone: S3, the PBX connections, asyncio, the daemon's stacks
@@ -175,3 +176,29 @@ def test_hold_list_builds_no_lifecycle_job_it_does_not_run(tmp_path, local_confi
             "pbx_recorder.lifecycle.capacity", "pbx_recorder.lifecycle.migration", "storage.envelope"]
     assert heavy_in(modules - {"pbx_recorder.lifecycle.runtime", "pbx_recorder.chain_head"}) == []
     assert sorted(set(jobs) & modules) == []
+
+
+def test_a_command_module_missing_from_the_table_still_works(monkeypatch):
+    """A cmd_* module merged without its table row: slow (imported for any untabled name and for
+    the listing) but not lost; test_table_matches_what_the_modules_register flags it."""
+    fake = types.ModuleType("pbx_recorder.cli.cmd_zz_fake")
+
+    @click.command("zz-fake")
+    def zz_fake() -> None:
+        """A command nobody put in the table."""
+        click.echo("fake ran")
+
+    fake.register = lambda group: group.add_command(zz_fake)
+    monkeypatch.setitem(sys.modules, fake.__name__, fake)
+    monkeypatch.setattr(lazy_group, "command_modules", lambda: [*command_modules(), "cmd_zz_fake"])
+    monkeypatch.setattr(cli, "commands", dict(cli.commands))
+    monkeypatch.setattr(cli, "_untabled_loaded", False)
+    assert lazy_group.untabled_modules() == ["cmd_zz_fake"]
+    runner = CliRunner()
+    listing = runner.invoke(cli, ["--help"]).output.splitlines()
+    assert ["zz-fake", "A command nobody put in the table."] in [line.split(None, 1) for line in listing]
+    monkeypatch.setattr(cli, "commands", dict(cli.commands))
+    monkeypatch.delitem(cli.commands, "zz-fake")
+    monkeypatch.setattr(cli, "_untabled_loaded", False)
+    result = runner.invoke(cli, ["zz-fake"])
+    assert result.exit_code == 0 and result.output == "fake ran\n"
