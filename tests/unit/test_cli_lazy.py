@@ -179,8 +179,9 @@ def test_hold_list_builds_no_lifecycle_job_it_does_not_run(tmp_path, local_confi
 
 
 def test_a_command_module_missing_from_the_table_still_works(monkeypatch):
-    """A cmd_* module merged without its table row: slow (imported for any untabled name and for
-    the listing) but not lost; test_table_matches_what_the_modules_register flags it."""
+    """A cmd_* module merged without its table row: slow (every module is loaded, as before the
+    lazy group) but nothing lost or shadowed, also when it adds to a tabled group;
+    test_table_matches_what_the_modules_register flags it."""
     fake = types.ModuleType("pbx_recorder.cli.cmd_zz_fake")
 
     @click.command("zz-fake")
@@ -188,17 +189,33 @@ def test_a_command_module_missing_from_the_table_still_works(monkeypatch):
         """A command nobody put in the table."""
         click.echo("fake ran")
 
-    fake.register = lambda group: group.add_command(zz_fake)
+    @click.command("zz-sub")
+    def zz_sub() -> None:
+        """A calls sub-command from an untabled module."""
+        click.echo("sub ran")
+
+    def register(group):
+        group.add_command(zz_fake)
+        group.commands["calls"].add_command(zz_sub)  # the pattern of cmd_calls_live
+
+    fake.register = register
     monkeypatch.setitem(sys.modules, fake.__name__, fake)
     monkeypatch.setattr(lazy_group, "command_modules", lambda: [*command_modules(), "cmd_zz_fake"])
-    monkeypatch.setattr(cli, "commands", dict(cli.commands))
-    monkeypatch.setattr(cli, "_untabled_loaded", False)
     assert lazy_group.untabled_modules() == ["cmd_zz_fake"]
     runner = CliRunner()
+
+    def fresh_group():
+        monkeypatch.setattr(cli, "commands", {})
+        monkeypatch.setattr(cli, "_untabled_checked", False)
+
+    fresh_group()
     listing = runner.invoke(cli, ["--help"]).output.splitlines()
     assert ["zz-fake", "A command nobody put in the table."] in [line.split(None, 1) for line in listing]
-    monkeypatch.setattr(cli, "commands", dict(cli.commands))
-    monkeypatch.delitem(cli.commands, "zz-fake")
-    monkeypatch.setattr(cli, "_untabled_loaded", False)
-    result = runner.invoke(cli, ["zz-fake"])
-    assert result.exit_code == 0 and result.output == "fake ran\n"
+    fresh_group()
+    assert runner.invoke(cli, ["zz-fake"]).output == "fake ran\n"
+    fresh_group()
+    calls_help = runner.invoke(cli, ["calls", "--help"]).output
+    assert "zz-sub" in calls_help and "search" in calls_help and "pause" in calls_help
+    fresh_group()
+    result = runner.invoke(cli, ["calls", "zz-sub"])
+    assert result.exit_code == 0 and result.output == "sub ran\n"
