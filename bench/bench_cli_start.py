@@ -2,7 +2,9 @@
 
 Commands (each a fresh ``python -m pbx_recorder.cli`` process, like the console script): ``--help``,
 ``calls search --preset 7d`` and ``audit list`` against a local-tier config and a small catalog
-(they touch only the catalog), and ``verify --help``.  Baselines measured in the same run, in the
+(they touch only the catalog), ``calls search`` again with a signing key the process can read (an
+operator as root: the command then checks and signs the chain heads as it ends, see
+``cli/chain_heads_on_exit.py``), and ``verify --help``.  Baselines measured in the same run, in the
 same rounds: ``python -c pass`` (the interpreter and site, with the venv's editable-install finder)
 and ``python -c 'import click'`` (the least any click CLI pays).  Rounds are interleaved so that
 load from other work on the machine falls on every command alike; the figures are the medians of
@@ -31,15 +33,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pbx_recorder.catalog import Catalog  # noqa: E402
+from pbx_recorder.signing import generate_signing_key  # noqa: E402
 
 TARGET_S = 0.3
 
 
-def make_setup(work: Path, calls: int) -> Path:
+def make_setup(work: Path, calls: int) -> tuple[Path, Path]:
+    """(config, the same config with a signing key this process can read, as root has)."""
     db = work / "catalog.db"
     cfg = work / "pbx-recorder.yaml"
     cfg.write_text(f"timezone: UTC\ncatalog:\n  path: {db}\nstorage:\n  tiers:\n"
                    f"    hot: {{type: local, path: {work / 'hot'}}}\n  hot: hot\n  cold: null\n")
+    signed = work / "signed.yaml"
+    generate_signing_key(work / "sign.pem")
+    signed.write_text(cfg.read_text() + f"signing: {{key_file: {work / 'sign.pem'}}}\n")
     cat = Catalog(db)
     now = time.time()
     for i in range(calls):
@@ -47,10 +54,10 @@ def make_setup(work: Path, calls: int) -> Path:
                          "status": "answered", "agent": f"agent{i % 7}", "queue": "sales",
                          "started_at": now - 60 * i})
     cat.close()
-    return cfg
+    return cfg, signed
 
 
-def commands(cfg: Path) -> dict[str, list[str]]:
+def commands(cfg: Path, signed: Path) -> dict[str, list[str]]:
     cli = [sys.executable, "-m", "pbx_recorder.cli"]
     return {
         "python -c pass": [sys.executable, "-c", "pass"],
@@ -58,6 +65,7 @@ def commands(cfg: Path) -> dict[str, list[str]]:
         "--help": [*cli, "--help"],
         "calls search --preset 7d": [*cli, "--config", str(cfg), "calls", "search", "--preset", "7d"],
         "audit list": [*cli, "--config", str(cfg), "audit", "list"],
+        "calls search, key readable": [*cli, "--config", str(signed), "calls", "search", "--preset", "7d"],
         "verify --help": [*cli, "verify", "--help"],
     }
 
@@ -97,7 +105,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("PBX_")}
     env["PBX_RECORDER_USER"] = "bench"
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
-        cmds = commands(make_setup(Path(tmp), args.calls))
+        cmds = commands(*make_setup(Path(tmp), args.calls))
         for argv in cmds.values():  # warm-up: bytecode caches, page cache
             run_once(argv, env)
         times: dict[str, list[float]] = {name: [] for name in cmds}
