@@ -14,7 +14,6 @@ from typing import Any
 from pbx_recorder.errors import ConfigError
 from storage.base import Tier
 from storage.local import LocalTier
-from storage.s3_build import build_s3_tier
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -30,9 +29,16 @@ def _build_local(name: str, cfg: Any) -> Tier:
     return LocalTier(name, root, read_only=bool(_get(cfg, "read_only", False)))
 
 
+def _build_s3(name: str, cfg: Any) -> Tier:
+    # imported here: boto3 costs about 0.2 s at start, and a local-only node never needs it
+    from storage.s3_build import build_s3_tier
+
+    return build_s3_tier(name, cfg)
+
+
 TIER_BUILDERS: dict[str, Callable[[str, Any], Tier]] = {
     "local": _build_local,
-    "s3": build_s3_tier,
+    "s3": _build_s3,
 }
 
 

@@ -1,21 +1,22 @@
 """The ``pbx-recorder`` command.
 
 Sub-commands live in ``pbx_recorder/cli/cmd_*.py``; each module defines
-``register(group: click.Group) -> None`` and is discovered here, so adding a command
-never touches this file.  Only the CLI turns a ``RecorderError`` into an exit code.
+``register(group: click.Group) -> None``.  The group imports a command's modules only when that
+command runs (the table in ``cli/lazy_group.py``: add a new top-level command there, a test checks
+it), so a catalog command does not pay for boto3 or asyncio.  Only the CLI turns a
+``RecorderError`` into an exit code.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import sys
 
 import click
 
 from pbx_recorder import log_masking
 from pbx_recorder.cli import chain_heads_on_exit
+from pbx_recorder.cli.lazy_group import LazyGroup
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.masking import mask_text
 
@@ -24,7 +25,7 @@ DEFAULT_CONFIG = "/etc/pbx-recorder/pbx-recorder.yaml"
 NO_CATALOG_COMMANDS = frozenset({None, "check-config", "demo", "plan", "run", "rules", "prompts"})
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="PBX_RECORDER_CONFIG", default=DEFAULT_CONFIG,
               show_default=True, help="YAML config file (conf.d beside it is layered on top).")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
@@ -38,17 +39,6 @@ def cli(ctx: click.Context, config_path: str, verbose: int) -> None:
     ctx.obj["config_path"] = config_path
     if ctx.invoked_subcommand not in NO_CATALOG_COMMANDS:  # audit rows it wrote: under a signed head
         ctx.call_on_close(lambda: chain_heads_on_exit.sign_heads(config_path))
-
-
-def _register_all() -> None:
-    package = sys.modules[__name__]
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name.startswith("cmd_"):
-            module = importlib.import_module(f"{__name__}.{info.name}")
-            module.register(cli)
-
-
-_register_all()
 
 
 def main(argv: list[str] | None = None) -> int:

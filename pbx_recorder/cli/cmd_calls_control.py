@@ -10,7 +10,6 @@ log with the actor and role.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
@@ -34,6 +33,8 @@ def channels_of(snapshot: dict[str, Any]) -> list[str]:
 
 
 async def mute_channels(config: Any, call_id: str, channels: list[str], muted: bool) -> list[str]:
+    import asyncio  # here, not at the top: ``calls search`` imports this module too (cli/lazy_group.py)
+
     from ami.client import AmiClient
     from ami.normalize import Normalizer
     from pbx_recorder.commands import MuteRecording
@@ -66,6 +67,8 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
 
 
 def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted: bool) -> None:
+    import asyncio
+
     from pbx_recorder.catalog import Catalog
     from pbx_recorder.config import load_config
 

@@ -11,19 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pbx_recorder.errors import ConfigError, PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import backup, policy
-from pbx_recorder.lifecycle.backup_keys import BackupKeys
-from pbx_recorder.lifecycle.capacity import CapacityGuard
-from pbx_recorder.lifecycle.erasure import Eraser
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import audit, open_catalog
-from pbx_recorder.lifecycle.migration import Migrator, Target
-from pbx_recorder.lifecycle.retention_jobs import RetentionJob
-from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
 from storage.base import Tier
+
+if TYPE_CHECKING:  # the jobs are imported by the method that builds one: `hold list` needs none of them
+    from pbx_recorder.lifecycle import policy
+    from pbx_recorder.lifecycle.backup_keys import BackupKeys
+    from pbx_recorder.lifecycle.capacity import CapacityGuard
+    from pbx_recorder.lifecycle.erasure import Eraser
+    from pbx_recorder.lifecycle.migration import Migrator
+    from pbx_recorder.lifecycle.retention_jobs import RetentionJob
+    from pbx_recorder.lifecycle.tombstones import Tombstones
 
 
 def backup_key_dir(config: Any) -> Path:
@@ -71,6 +73,8 @@ class Runtime:
 
     @cached_property
     def classes(self) -> dict[str, policy.ClassPolicy]:
+        from pbx_recorder.lifecycle import policy
+
         return policy.classes_from_config(self.config.retention.classes)
 
     @cached_property
@@ -84,6 +88,8 @@ class Runtime:
         return self.tiers[name]
 
     def migrator(self) -> Migrator:
+        from pbx_recorder.lifecycle.migration import Migrator, Target
+
         st = self.config.storage
         regions = {r: Target(v.hot, v.cold) for r, v in st.regions.items()}
         return Migrator(
@@ -105,17 +111,25 @@ class Runtime:
         return HoldManager(self.conn, self.tiers, hash_key=self.hash_key)
 
     def retention(self) -> RetentionJob:
+        from pbx_recorder.lifecycle.retention_jobs import RetentionJob
+
         return RetentionJob(self.conn, self.tiers, self.classes, self.holds())
 
     def eraser(self) -> Eraser:
+        from pbx_recorder.lifecycle.erasure import Eraser
+
         return Eraser(self.conn, self.tiers, hash_key=self.hash_key, holds=self.holds(),
                       tombstones=self.tombstones(), shred_backups=self.shred_backups,
                       spool_root=self.config.spool.dir)
 
     def tombstones(self) -> Tombstones:
+        from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
+
         return Tombstones(path_beside(self.config.privacy.hash_key_file), self.hash_key)
 
     def backup_keys(self) -> BackupKeys:
+        from pbx_recorder.lifecycle.backup_keys import BackupKeys
+
         return BackupKeys(backup_key_dir(self.config))
 
     def backup_tier(self, name: str | None = None) -> Tier:
@@ -125,6 +139,8 @@ class Runtime:
         """After an erasure: a new backup-key epoch, a fresh backup under it, then every older
         backup key destroyed (older backups crypto-shredded wherever they are); plaintext backups
         from before encryption are deleted where the tier allows it."""
+        from pbx_recorder.lifecycle import backup
+
         keys, tier = self.backup_keys(), self.backup_tier()
         new = keys.new_epoch(now)
         info = backup.backup(self.config.catalog.path, tier, now, keys=keys)
@@ -143,6 +159,8 @@ class Runtime:
                 "plaintext_backups_left": left}
 
     def capacity(self) -> CapacityGuard:
+        from pbx_recorder.lifecycle.capacity import CapacityGuard
+
         st = self.config.storage
         alert = Path(self.config.catalog.path).parent / "capacity-alert.prom"
         return CapacityGuard(
