@@ -241,6 +241,15 @@ class Catalog:
                           (state, limit)).fetchall()
         return [self._open_recording(r) for r in rows]
 
+    def protect_numbers(self, **kw: Any) -> Any:
+        """Schema 6 data step over this catalog (``catalog.number_migration.protect``)."""
+        if self.numbers is None:
+            return None
+        from pbx_recorder.catalog.number_migration import protect
+
+        with self._lock:
+            return protect(self._conn(), self.numbers, **kw)
+
     # -- live calls --------------------------------------------------------------
     def save_live_call(self, call_id: str, snapshot: Mapping[str, Any] | str) -> None:
         text = snapshot if isinstance(snapshot, str) else json.dumps(snapshot, sort_keys=True)
