@@ -33,7 +33,8 @@ def cipher_ring(config: Any) -> tuple[KeyRing, str]:
     if config.encryption.master_key_file is not None:
         ring = keyring_of(config, required=True)
         assert ring is not None
-        ensure_master_key(config)
+        if not ring.ids():  # first start; a ring without the configured key fails at first use,
+            ensure_master_key(config)  # naming the key (the index lookups work without it)
         return ring, current_key_id(config)
     ring = KeyRing(Path(config.privacy.hash_key_file).parent / FALLBACK_RING)
     ids = ring.ids()

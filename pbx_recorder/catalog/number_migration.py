@@ -31,7 +31,7 @@ from pbx_recorder.catalog.protected_rows import (
     MANIFEST_TOKEN,
     NumberProtection,
 )
-from pbx_recorder.errors import CatalogError
+from pbx_recorder.errors import CatalogError, CryptoError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _manifest_needs(stored: Any, current: str) -> bool:
 
 
 def _walk(conn: sqlite3.Connection, table: str, key: str, batch: int,
-          one: Callable[[dict[str, Any]], bool]) -> int:
+          one: Callable[[dict[str, Any]], bool], errors: list[str]) -> int:
     after, changed = "", 0
     while True:
         rows = _rows(conn, table, key, after, batch)
@@ -93,7 +93,11 @@ def _walk(conn: sqlite3.Connection, table: str, key: str, batch: int,
             return changed
         conn.execute("BEGIN IMMEDIATE")
         try:
-            changed += sum(1 for row in rows if one(row))
+            for row in rows:
+                try:
+                    changed += one(row)
+                except CryptoError as exc:  # one altered row must not stop the others
+                    errors.append(f"{table} {row[key]}: {exc}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -153,19 +157,22 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         return True
 
     try:
-        _walk(conn, "calls", "call_id", batch, call)
-        _walk(conn, "recordings", "recording_id", batch, recording)
-        _walk(conn, "live_calls", "call_id", batch, live)
+        _walk(conn, "calls", "call_id", batch, call, report.errors)
+        _walk(conn, "recordings", "recording_id", batch, recording, report.errors)
+        _walk(conn, "live_calls", "call_id", batch, live, report.errors)
         if report.changed:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute("VACUUM")  # no page of the file keeps an old clear value
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             report.vacuumed = True
-        conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT(name) "
-                     "DO UPDATE SET value = excluded.value", (DONE_SETTING, current))
+        if not report.errors:  # a row left as it was is retried by the next run
+            conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT(name) "
+                         "DO UPDATE SET value = excluded.value", (DONE_SETTING, current))
     except sqlite3.Error as exc:
         raise CatalogError(f"encrypting the catalog's numbers failed (run `pbx-recorder catalog migrate` "
                            f"again: it resumes): {exc}") from exc
+    for line in report.errors:
+        log.error("catalog numbers not re-encrypted: %s", line)
     log.info("catalog numbers protected under key %s: %d calls, %d manifests, %d live calls",
              current, report.calls, report.manifests, report.live_calls)
     return report
