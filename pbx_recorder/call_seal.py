@@ -12,7 +12,9 @@ checking open the row first (``reveal``), so a row keeps its seal when its numbe
 re-encrypted (the schema-6 data step, a key rotation) and a check without the catalog keys
 reports the rows it cannot open instead of calling them altered.  A check with the keys also
 recomputes the blind indexes: an index edited to hide a call from an erasure or a hold by number
-is a mismatch too (the token itself is bound to its call id by AES-GCM).  Not sealed: ``tags``, ``flags``, ``retention_class`` and
+is a mismatch too (the token itself is bound to its call id by AES-GCM).
+
+Not sealed: ``tags``, ``flags``, ``retention_class`` and
 ``updated_at``, which lifecycle jobs change without the signing key (retention set-class);
 the numbers that matter for a recording are also in its signed manifest.
 """
@@ -32,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pbx_recorder.catalog.number_protection import is_token
 from pbx_recorder.catalog.protected_rows import INDEX_COLUMNS, NumberProtection
 from pbx_recorder.errors import CryptoError
-
 from pbx_recorder.manifest import canonical_json
 
 SEALED_COLUMNS = (
@@ -89,7 +90,8 @@ def _row(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
 Reveal = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
-def reseal(conn: sqlite3.Connection, call_id: str, key: Ed25519PrivateKey, reveal: Reveal | None = None) -> None:
+def reseal(conn: sqlite3.Connection, call_id: str, key: Ed25519PrivateKey,
+           reveal: Reveal | None = None) -> None:
     """Seal the call row as it is now in the catalog (after the recorder wrote it)."""
     row = _row(conn, call_id)
     if row is not None:

@@ -36,8 +36,8 @@ from typing import Any, BinaryIO, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pbx_recorder import audit_trail, call_seal, chain_head, ledger
-from pbx_recorder.chain_head import CheckpointStore
 from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
+from pbx_recorder.chain_head import CheckpointStore
 from pbx_recorder.errors import (
     CatalogError,
     CryptoError,

@@ -51,7 +51,8 @@ def protection_for(config: Any) -> NumberProtection:
 
     ensure_hash_key(Path(config.privacy.hash_key_file))
     ring, key_id = cipher_ring(config)
-    return NumberProtection(NumberCipher(ring.get, key_id), BlindIndex(read_hash_key(config.privacy.hash_key_file)))
+    index = BlindIndex(read_hash_key(config.privacy.hash_key_file))
+    return NumberProtection(NumberCipher(ring.get, key_id), index)
 
 
 def protection_under(config: Any, key_id: str) -> NumberProtection:

@@ -52,9 +52,10 @@ class NumberProtection:
         body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
         body["cdr"], body["consent"] = _json_value(body["cdr"]) or {}, _json_value(body["consent"]) or {}
         caller, callee = str(body["caller_num"] or ""), str(body["callee_num"] or "")
+        text = json.dumps(body, sort_keys=True, default=list)
         return {
             **CLEAR_DEFAULTS,
-            "numbers": self.cipher.encrypt(json.dumps(body, sort_keys=True, default=list), f"calls/{call_id}"),
+            "numbers": self.cipher.encrypt(text, f"calls/{call_id}"),
             "caller_bi": self.index.full(caller), "caller_bi4": self.index.last4(caller),
             "callee_bi": self.index.full(callee), "callee_bi4": self.index.last4(callee),
         }

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import call_seal
-from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.catalog.number_protection import is_token
 from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import number_lookup, policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows

@@ -19,9 +19,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_clause
+from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import number_lookup, policy
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from pbx_recorder.recording_objects import objects_of

@@ -26,7 +26,8 @@ from pbx_recorder.lifecycle import policy
 
 
 def all_protected(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM catalog_settings WHERE name = ?", (DONE_SETTING,)).fetchone() is not None
+    row = conn.execute("SELECT 1 FROM catalog_settings WHERE name = ?", (DONE_SETTING,)).fetchone()
+    return row is not None
 
 
 def index_clause(index: BlindIndex, number: str, params: list[Any],
@@ -52,10 +53,11 @@ def call_ids_for_number(conn: sqlite3.Connection, hash_key: bytes, number: str, 
     or signed manifest names it (what erasure needs), sorted."""
     index = BlindIndex(hash_key)
     params: list[Any] = []
-    found = {r[0] for r in conn.execute(f"SELECT call_id FROM calls WHERE {index_clause(index, number, params, sides)}",
-                                        params)}
+    clause = index_clause(index, number, params, sides)
+    found = {r[0] for r in conn.execute(f"SELECT call_id FROM calls WHERE {clause}", params)}
     if named:
-        found |= {r[0] for r in conn.execute("SELECT call_id FROM call_numbers WHERE bi = ?", (index.full(number),))}
+        bi = index.full(number)
+        found |= {r[0] for r in conn.execute("SELECT call_id FROM call_numbers WHERE bi = ?", (bi,))}
     if not all_protected(conn):
         want = digits_of(number)
         cur = conn.execute("SELECT call_id, caller_num, callee_num, cdr FROM calls WHERE numbers = ''")

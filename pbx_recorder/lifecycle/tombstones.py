@@ -139,9 +139,10 @@ class Tombstones:
         for start in range(0, len(hashes), 300):
             chunk = hashes[start:start + 300]
             marks = ",".join("?" * len(chunk))
-            found |= {r[0] for r in conn.execute(
-                f"SELECT call_id FROM calls WHERE caller_bi IN ({marks}) OR callee_bi IN ({marks})", chunk * 2)}
-            found |= {r[0] for r in conn.execute(f"SELECT call_id FROM call_numbers WHERE bi IN ({marks})", chunk)}
+            sql = f"SELECT call_id FROM calls WHERE caller_bi IN ({marks}) OR callee_bi IN ({marks})"
+            found |= {r[0] for r in conn.execute(sql, chunk * 2)}
+            sql = f"SELECT call_id FROM call_numbers WHERE bi IN ({marks})"
+            found |= {r[0] for r in conn.execute(sql, chunk)}
         return found
 
     def apply(self, conn: sqlite3.Connection) -> int:
@@ -149,8 +150,8 @@ class Tombstones:
         dead = self.hashes()
         if not dead:
             return 0
-        calls = sorted(self._indexed(conn, dead) | {
-            c[0] for c in conn.execute("SELECT call_id, caller_num, callee_num FROM calls") if self._erased(c, dead)})
+        scan = conn.execute("SELECT call_id, caller_num, callee_num FROM calls")  # call-id tombstones
+        calls = sorted(self._indexed(conn, dead) | {c[0] for c in scan if self._erased(c, dead)})
         conn.execute("BEGIN IMMEDIATE")
         try:
             for call_id in calls:

@@ -75,7 +75,8 @@ def cat(tmp_path):
     c = Catalog(tmp_path / "cat.db", clock=lambda: NOW, numbers=protection())
     c.upsert_call(dict(call_id="c1", caller_num=NUMBER, caller_name=NUMBER, callee_num="4930123456",
                        started_at=NOW - 60, status="answered",
-                       cdr={"src": NUMBER, "clid": f'"{NUMBER}" <{NUMBER}>', "lastdata": "PJSIP/4930999999@t"}))
+                       cdr={"src": NUMBER, "clid": f'"{NUMBER}" <{NUMBER}>',
+                            "lastdata": "PJSIP/4930999999@t"}))
     c.upsert_call(dict(call_id="c2", caller_num="+8613900005678", callee_num="200", started_at=NOW - 30))
     c.upsert_call(dict(call_id="c3", caller_num="200", callee_num=NUMBER, started_at=NOW - 10))
     yield c
