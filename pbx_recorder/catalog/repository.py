@@ -18,7 +18,7 @@ from typing import Any
 
 from pbx_recorder import audit_trail
 from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, NumberProtection
-from pbx_recorder.catalog.queries import CallFilters, build_search
+from pbx_recorder.catalog.queries import MAX_LIMIT, CallFilters, build_search
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
@@ -181,12 +181,27 @@ class Catalog:
 
     def search(self, filters: CallFilters, *, now: float | None = None,
                tz: tzinfo | None = None) -> list[dict[str, Any]]:
+        at = self.clock() if now is None else now
         try:
-            sql, params = build_search(filters, self.clock() if now is None else now, tz,
+            sql, params = build_search(filters, at, tz,
                                        blind=self.numbers.index if self.numbers is not None else None)
+            found = [self._open_call(_decode(r)) for r in self._exec(sql, params).fetchall()]
+            if self.numbers is None or not (filters.caller or filters.callee) or self._all_protected():
+                return found
+            # rows still in clear (the data step has not run: `catalog migrate`): matched as before
+            sql, params = build_search(filters, at, tz)
+            seen = {r["call_id"] for r in found}
+            found += [_decode(r) for r in self._exec(sql, params).fetchall() if r["call_id"] not in seen]
         except ValueError as exc:
             raise CatalogError(str(exc)) from exc
-        return [self._open_call(_decode(r)) for r in self._exec(sql, params).fetchall()]
+        found.sort(key=lambda r: (-(r.get("started_at") or 0), str(r["call_id"])))
+        return found[: max(1, min(int(filters.limit), MAX_LIMIT))]
+
+    def _all_protected(self) -> bool:
+        from pbx_recorder.catalog.number_migration import DONE_SETTING
+
+        row = self._exec("SELECT 1 FROM catalog_settings WHERE name = ?", (DONE_SETTING,)).fetchone()
+        return row is not None
 
     # -- recordings --------------------------------------------------------------
     def upsert_recording(self, row: Mapping[str, Any]) -> None:
