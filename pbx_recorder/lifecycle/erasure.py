@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import call_seal
-from pbx_recorder.catalog.number_protection import is_token
+from pbx_recorder.catalog.number_protection import BlindIndex, is_token
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import number_lookup, policy, spool_erasure
@@ -286,11 +286,14 @@ class Eraser:
         callers = {r["value"]: r["hold_id"] for r in rows(
             self.conn, "SELECT hold_id, value FROM holds WHERE released_at IS NULL AND scope='caller'")}
 
+        index = BlindIndex(self.hash_key)
+
         def held(manifest: Any) -> str | None:
             found = self.holds.hold_for({"recording_id": manifest.recording_id, "call_id": manifest.call_id})
             if found:
                 return found[0]
-            hashes = {policy.number_hash(self.hash_key, n) for n in spool_erasure.numbers_of(manifest)}
+            named = spool_erasure.numbers_of(manifest)  # a caller hold is the digits' blind index
+            hashes = {policy.number_hash(self.hash_key, n) for n in named} | {index.full(n) for n in named}
             return next((callers[h] for h in hashes if h in callers), None)
 
         return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,

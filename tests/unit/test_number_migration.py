@@ -147,3 +147,17 @@ def test_erase_and_hold_by_number_use_the_indexes(migrated, capsys):
     assert receipt["calls_matched"] == 1 and receipt["calls_erased"] == 1
     cat = Catalog(tmp_path / "catalog.db", numbers=protection_for(load_config(cfg)))
     assert cat.get_call("c2") is None and cat.get_call("c4") is not None
+
+
+def test_a_restore_drops_the_calls_a_number_tombstone_names(migrated):
+    from pbx_recorder.lifecycle import policy
+    from pbx_recorder.lifecycle.tombstones import Tombstones
+
+    tmp_path, _ = migrated
+    hash_key = (tmp_path / "keys" / "hmac.key").read_bytes().strip()
+    tomb = Tombstones(tmp_path / "keys" / "tombstones.jsonl", hash_key)
+    tomb.add([("number", policy.number_hash(hash_key, v)) for v in policy.number_variants(TRANSFER)],
+             request_id="ER-1", now=5000.0)
+    conn = sqlite3.connect(tmp_path / "catalog.db", isolation_level=None)
+    assert tomb.apply(conn) == 1  # c2 names the number only in its (encrypted) CDR
+    assert [r[0] for r in conn.execute("SELECT call_id FROM calls ORDER BY call_id")] == ["c1", "c3", "c4"]
