@@ -188,6 +188,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN caller_bi4 TEXT NOT NULL DEFAULT '';
     ALTER TABLE calls ADD COLUMN callee_bi TEXT NOT NULL DEFAULT '';
     ALTER TABLE calls ADD COLUMN callee_bi4 TEXT NOT NULL DEFAULT '';
+    DROP INDEX IF EXISTS calls_caller;   -- the clear columns are emptied: these would index ''
+    DROP INDEX IF EXISTS calls_callee;
     CREATE INDEX calls_caller_bi ON calls(caller_bi, started_at DESC, call_id);
     CREATE INDEX calls_caller_bi4 ON calls(caller_bi4, started_at DESC, call_id);
     CREATE INDEX calls_callee_bi ON calls(callee_bi, started_at DESC, call_id);

@@ -161,3 +161,27 @@ def test_a_restore_drops_the_calls_a_number_tombstone_names(migrated):
     conn = sqlite3.connect(tmp_path / "catalog.db", isolation_level=None)
     assert tomb.apply(conn) == 1  # c2 names the number only in its (encrypted) CDR
     assert [r[0] for r in conn.execute("SELECT call_id FROM calls ORDER BY call_id")] == ["c1", "c3", "c4"]
+
+
+def test_keys_rotate_reencrypts_the_numbers_before_retiring_the_old_key(tmp_path, capsys):
+    from pbx_recorder.catalog.number_keys import protection_under
+    from pbx_recorder.catalog.number_protection import token_key_id
+
+    cfg = config_for(tmp_path)
+    Path(cfg).write_text(Path(cfg).read_text() + f"encryption: {{master_key_file: {tmp_path}/master/k1.key}}\n"
+                         f"signing: {{key_file: {tmp_path}/keys/signing.ed25519}}\n")
+    assert main(["--config", cfg, "keys", "init"]) == 0
+    cat = Catalog(tmp_path / "catalog.db", numbers=protection_for(load_config(cfg)))
+    cat.upsert_call(dict(call_id="c1", caller_num=CALLER, started_at=1000.0))
+    cat.save_live_call("c1", {"caller_num": CALLER})
+    cat.close()
+    capsys.readouterr()
+    assert main(["--config", cfg, "keys", "rotate", "--to", "k2", "--retire-old"]) == 0
+    out = capsys.readouterr().out
+    assert "re-encrypted the numbers of 1 calls, 0 manifests and 1 live calls under k2" in out
+    assert "retired master key k1" in out
+    conn = sqlite3.connect(tmp_path / "catalog.db")
+    assert token_key_id(conn.execute("SELECT numbers FROM calls").fetchone()[0]) == "k2"
+    after = Catalog(tmp_path / "catalog.db", numbers=protection_under(load_config(cfg), "k2"))
+    assert after.get_call("c1")["caller_num"] == CALLER
+    assert after.load_live_calls() == {"c1": {"caller_num": CALLER}}
