@@ -168,8 +168,9 @@ def test_keys_rotate_reencrypts_the_numbers_before_retiring_the_old_key(tmp_path
     from pbx_recorder.catalog.number_protection import token_key_id
 
     cfg = config_for(tmp_path)
-    Path(cfg).write_text(Path(cfg).read_text() + f"encryption: {{master_key_file: {tmp_path}/master/k1.key}}\n"
-                         f"signing: {{key_file: {tmp_path}/keys/signing.ed25519}}\n")
+    extra = (f"encryption: {{master_key_file: {tmp_path}/master/k1.key}}\n"
+             f"signing: {{key_file: {tmp_path}/keys/signing.ed25519}}\n")
+    Path(cfg).write_text(Path(cfg).read_text() + extra)
     assert main(["--config", cfg, "keys", "init"]) == 0
     cat = Catalog(tmp_path / "catalog.db", numbers=protection_for(load_config(cfg)))
     cat.upsert_call(dict(call_id="c1", caller_num=CALLER, started_at=1000.0))
