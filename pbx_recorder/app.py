@@ -19,7 +19,7 @@ from consent.agi_server import DialogSettings
 from consent.async_session import AsyncConsentBackend, AsyncConsentSession
 from pbx_recorder.calls import CallBook
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.errors import ConfigError
+from pbx_recorder.errors import ConfigError, CryptoError
 from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog, LateCopyGuard
 from pbx_recorder.metrics import Metrics, NullMetrics
 from pbx_recorder.pipeline import Pipeline
@@ -97,8 +97,11 @@ def build_app(config: Any) -> App:
         normalizer, ami = _build_ami(config, node)
     callbook = CallBook(node, str(config.pbx.monitor_dir), config.rules)
     guard = _late_copy_guard(config)
-    catalog: Catalog = (Catalog(config.catalog.path, sealer=_call_sealer(config)) if guard is None else
-                        ErasureAwareCatalog(config.catalog.path, sealer=_call_sealer(config), guard=guard))
+    numbers = _number_protection(config)
+    sealer = _call_sealer(config, numbers)
+    catalog: Catalog = (Catalog(config.catalog.path, sealer=sealer, numbers=numbers) if guard is None else
+                        ErasureAwareCatalog(config.catalog.path, sealer=sealer, numbers=numbers, guard=guard))
+    catalog.protect_numbers()  # schema 6 data step: numbers written before it, encrypted (resumable)
     spool_cfg = config.spool
     spool = Spool(spool_cfg.dir, min_free_mb=spool_cfg.min_free_mb)
     pipeline = Pipeline(
@@ -181,7 +184,6 @@ def _first_start_keys(config: Any) -> None:
     import time
 
     from pbx_recorder.cli.crypto_setup import ensure_keys
-    from pbx_recorder.errors import CryptoError
 
     try:
         for line in ensure_keys(config, time.time()):
@@ -207,7 +209,19 @@ def _late_copy_guard(config: Any) -> LateCopyGuard | None:
     return LateCopyGuard(key_file) if key_file else None
 
 
-def _call_sealer(config: Any) -> Any:
+def _number_protection(config: Any) -> Any:
+    """The catalog's numbers: encrypted under the key ring, searched by blind index (keys made
+    on first start like the others)."""
+    from pbx_recorder.catalog.number_keys import protection_for
+
+    try:
+        return protection_for(config)
+    except (OSError, CryptoError) as exc:
+        raise ConfigError(f"cannot load the catalog's number keys ({exc}); run `pbx-recorder keys init`",
+                          key="privacy.hash_key_file") from exc
+
+
+def _call_sealer(config: Any, numbers: Any = None) -> Any:
     """Seals every call row the recorder writes (``pbx_recorder.call_seal``) with the node's key."""
     key_file = config.signing.key_file
     if key_file is None:
@@ -216,7 +230,7 @@ def _call_sealer(config: Any) -> Any:
     from pbx_recorder.signing import load_signing_key
 
     _first_start_keys(config)  # makes the signing key (and the others) on first start
-    return CallSealer(load_signing_key(key_file))
+    return CallSealer(load_signing_key(key_file), reveal=numbers.open_call if numbers is not None else None)
 
 
 def _build_shipper(

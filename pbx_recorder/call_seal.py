@@ -6,7 +6,15 @@ signature in ``calls.seal``.  ``verify`` recomputes it: a changed number, agent,
 consent decision, a seal copied from another call (the call id is sealed too) or a removed
 seal on a row that has metadata is a mismatch.
 
-Sealed: :data:`SEALED_COLUMNS`.  Not sealed: ``tags``, ``flags``, ``retention_class`` and
+Sealed: :data:`SEALED_COLUMNS`, in their *plaintext* canonical form.  Since schema 6 the
+numbers, CDR and consent evidence are stored encrypted (``catalog.protected_rows``): sealing and
+checking open the row first (``reveal``), so a row keeps its seal when its numbers are
+re-encrypted (the schema-6 data step, a key rotation) and a check without the catalog keys
+reports the rows it cannot open instead of calling them altered.  A check with the keys also
+recomputes the blind indexes: an index edited to hide a call from an erasure or a hold by number
+is a mismatch too (the token itself is bound to its call id by AES-GCM).
+
+Not sealed: ``tags``, ``flags``, ``retention_class`` and
 ``updated_at``, which lifecycle jobs change without the signing key (retention set-class);
 the numbers that matter for a recording are also in its signed manifest.
 """
@@ -17,12 +25,15 @@ import base64
 import binascii
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pbx_recorder.catalog.number_protection import is_token
+from pbx_recorder.catalog.protected_rows import INDEX_COLUMNS, NumberProtection
+from pbx_recorder.errors import CryptoError
 from pbx_recorder.manifest import canonical_json
 
 SEALED_COLUMNS = (
@@ -76,11 +87,16 @@ def _row(conn: sqlite3.Connection, call_id: str) -> dict[str, Any] | None:
     return dict(zip([d[0] for d in cur.description], found, strict=True))
 
 
-def reseal(conn: sqlite3.Connection, call_id: str, key: Ed25519PrivateKey) -> None:
+Reveal = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+def reseal(conn: sqlite3.Connection, call_id: str, key: Ed25519PrivateKey,
+           reveal: Reveal | None = None) -> None:
     """Seal the call row as it is now in the catalog (after the recorder wrote it)."""
     row = _row(conn, call_id)
     if row is not None:
-        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ?", (seal(row, key), call_id))
+        plain = reveal(row) if reveal is not None else row
+        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ?", (seal(plain, key), call_id))
 
 
 #: ledger event written when a call row is sealed for the first time, and when the recorder
@@ -98,9 +114,10 @@ def ledger_id(call_id: str) -> str:
 class CallSealer:
     """``Catalog(sealer=...)``: called after every call row the recorder writes."""
 
-    def __init__(self, key: Ed25519PrivateKey, clock: Any = None) -> None:
+    def __init__(self, key: Ed25519PrivateKey, clock: Any = None, reveal: Reveal | None = None) -> None:
         self.key = key
         self.clock = clock
+        self.reveal = reveal  # NumberProtection.open_call: seal the plaintext canonical row
 
     def __call__(self, conn: sqlite3.Connection, call_id: str) -> None:
         import time
@@ -108,7 +125,7 @@ class CallSealer:
         from pbx_recorder import ledger
 
         before = conn.execute("SELECT seal FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-        reseal(conn, call_id, self.key)
+        reseal(conn, call_id, self.key, self.reveal)
         if before is not None and not before[0]:  # first seal of this row: its existence goes on record
             ledger.append(conn, SEALED_EVENT, ledger_id(call_id), {"call_id": call_id},
                           (self.clock or time.time)())
@@ -136,9 +153,29 @@ def vanished_calls(conn: sqlite3.Connection, call_id: str | None = None) -> list
     return [c for c in gone if call_id is None or c == call_id]
 
 
+def _opened(row: dict[str, Any], numbers: NumberProtection | None) -> tuple[Mapping[str, Any] | None, str]:
+    """(the plaintext row, '') or (None, why it cannot be checked)."""
+    if not is_token(row.get("numbers")):
+        return row, ""
+    if numbers is None:
+        return None, "numbers encrypted: checking this seal needs the catalog keys"
+    try:
+        plain = numbers.open_call(row)
+    except CryptoError as exc:
+        return None, str(exc)
+    caller, callee = str(plain.get("caller_num") or ""), str(plain.get("callee_num") or "")
+    expect = dict(zip(INDEX_COLUMNS, (numbers.index.full(caller), numbers.index.last4(caller),
+                                      numbers.index.full(callee), numbers.index.last4(callee)), strict=True))
+    if any(str(row.get(c) or "") != v for c, v in expect.items()):
+        return None, "number index does not match the call's numbers (a search, hold or erasure by number " \
+                     "would miss or mis-match this call)"
+    return plain, ""
+
+
 def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
-                call_id: str | None = None) -> list[tuple[str, str]]:
-    """(call id, what) for every call row whose seal is missing or does not verify."""
+                call_id: str | None = None, numbers: NumberProtection | None = None) -> list[tuple[str, str]]:
+    """(call id, what) for every call row whose seal is missing or does not verify (rows whose
+    numbers are encrypted are opened with ``numbers``; their blind indexes are checked too)."""
     if call_id is None:
         cur = conn.execute("SELECT * FROM calls ORDER BY call_id")
     else:
@@ -148,7 +185,11 @@ def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
         return []
     out = []
     for values in cur.fetchall():
-        row = dict(zip(names, values, strict=True))
+        stored = dict(zip(names, values, strict=True))
+        row, why = _opened(stored, numbers)
+        if row is None:
+            out.append((str(stored["call_id"]), why))
+            continue
         if not row.get("seal"):
             if has_metadata(row):
                 out.append((str(row["call_id"]), "call metadata not sealed"))
@@ -158,7 +199,7 @@ def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
     return out
 
 
-def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey) -> int:
+def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey, reveal: Reveal | None = None) -> int:
     """Seal every call row that has metadata and no seal (rows written before sealing existed);
     returns how many.  Only for ``ledger checkpoint --init``: a deliberate act after checking."""
     cur = conn.execute("SELECT * FROM calls WHERE seal = ''")
@@ -167,7 +208,7 @@ def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey) -> int:
     todo = [r for r in rows if has_metadata(r)]
     for row in todo:
         conn.execute("UPDATE calls SET seal = ? WHERE call_id = ? AND seal = ''",
-                     (seal(row, key), row["call_id"]))
+                     (seal(reveal(row) if reveal is not None else row, key), row["call_id"]))
     if todo and conn.in_transaction:
         conn.commit()
     return len(todo)

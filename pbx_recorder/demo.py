@@ -115,10 +115,10 @@ def _wait_shipped(catalog: CatalogReader, timeout: float, echo: Callable[[str], 
     missing = set(want)
     while missing and time.monotonic() < deadline:
         for caller in list(missing):
-            rows = catalog.query(
-                "SELECT r.state FROM recordings r JOIN calls c ON c.call_id = r.call_id "
-                "WHERE c.caller_num = ? AND r.kind = 'call'", (caller,))
-            if any(r["state"] in SHIPPED for r in rows):
+            rows = catalog.query(  # numbers are encrypted: the reader opens each row
+                "SELECT c.*, r.state AS rec_state FROM recordings r JOIN calls c ON c.call_id = r.call_id "
+                "WHERE r.kind = 'call'")
+            if any(r["rec_state"] in SHIPPED and r["caller_num"] == caller for r in rows):
                 missing.discard(caller)
         time.sleep(0.5)
     for caller in sorted(missing):

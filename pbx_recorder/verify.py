@@ -36,6 +36,7 @@ from typing import Any, BinaryIO, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pbx_recorder import audit_trail, call_seal, chain_head, ledger
+from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
 from pbx_recorder.chain_head import CheckpointStore
 from pbx_recorder.errors import (
     CatalogError,
@@ -204,8 +205,10 @@ def _manifest_audio_hash(manifest: Any) -> str:
 class Verifier:
     def __init__(self, conn: sqlite3.Connection, tiers: Mapping[str, Tier], *, keyring: KeyRing | None = None,
                  public_key: Ed25519PublicKey | None = None, deep: bool = False,
-                 checkpoints: CheckpointStore | None = None, spooled: Iterable[str] = ()) -> None:
+                 checkpoints: CheckpointStore | None = None, spooled: Iterable[str] = (),
+                 numbers: NumberProtection | None = None) -> None:
         self.conn, self.tiers, self.keyring = conn, tiers, keyring
+        self.numbers = numbers  # opens the catalog's encrypted numbers (call seals, manifests)
         self.public_key, self.deep = public_key, deep
         self.checkpoints, self.spooled = checkpoints, tuple(spooled)
         self._down: dict[str, str] = {}  # tier name -> why it is unreachable
@@ -254,7 +257,7 @@ class Verifier:
                                       for p in problems]
                 report.notes += notes
         for call_id in sorted(call_ids) if recording_id is not None else [None]:
-            for cid, what in call_seal.check_calls(self.conn, self.public_key, call_id):
+            for cid, what in call_seal.check_calls(self.conn, self.public_key, call_id, self.numbers):
                 add(Mismatch(f"call {cid}", what))
         if recording_id is None:
             for cid in call_seal.vanished_calls(self.conn):
@@ -387,6 +390,16 @@ class Verifier:
         except ValueError:
             report.mismatches.append(Mismatch(rid, "manifest is not valid JSON"))
             return
+        if isinstance(manifest, dict) and MANIFEST_TOKEN in manifest:  # schema 6: numbers encrypted
+            if self.numbers is None:
+                report.notes.append(f"{rid}: manifest numbers encrypted; signature not checked without the "
+                                    "catalog keys")
+                return
+            try:
+                manifest = self.numbers.open_manifest(rid, manifest)
+            except CryptoError as exc:
+                report.mismatches.append(Mismatch(rid, f"manifest numbers: {exc}"))
+                return
         audio = _manifest_audio_hash(manifest)
         if audio and row["audio_sha256"] and not digests_equal(audio, row["audio_sha256"]):
             report.mismatches.append(Mismatch(rid, "manifest audio hash differs from the catalog",

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from pbx_recorder.catalog.number_protection import BlindIndex
+from pbx_recorder.catalog.protected_rows import search_indexes
+
 PRESETS = ("today", "yesterday", "7d", "30d")
 STATUSES = ("answered", "no_answer", "busy", "failed")
 MAX_LIMIT = 10000
@@ -44,7 +47,20 @@ def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
-def _number_clause(column: str, value: str, params: list[Any]) -> str:
+def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex | None = None) -> str:
+    """``column`` is ``caller_num`` or ``callee_num``.  With the catalog's blind index (schema 6,
+    numbers encrypted): the last-4 or full-number index of that side, one equality each, so the
+    ``(index, started_at)`` index serves both the lookup and the ORDER BY."""
+    if blind is not None:
+        side = column.removesuffix("_num")
+        digits = _digits(value)
+        if not digits:
+            raise ValueError(f"search by number needs digits, got {value!r}")
+        if len(digits) < 4 and len(digits) == len(value.strip()):
+            raise ValueError("search by number takes the last 4 digits or the full number")
+        suffix, token = search_indexes(blind, value)
+        params.append(token)
+        return f"{side}{suffix} = ?"
     digits = _digits(value)
     if 0 < len(digits) <= 4 and len(digits) == len(value.strip()):
         params.append(digits)
@@ -53,7 +69,8 @@ def _number_clause(column: str, value: str, params: list[Any]) -> str:
     return f"({column} = ? OR {column} = ?)"
 
 
-def build_search(f: CallFilters, now: float, tz: tzinfo | None = None) -> tuple[str, list[Any]]:
+def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
+                 blind: BlindIndex | None = None) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     start, end = f.start, f.end
@@ -71,9 +88,9 @@ def build_search(f: CallFilters, now: float, tz: tzinfo | None = None) -> tuple[
         where.append("status = ?")
         params.append(f.status)
     if f.caller:
-        where.append(_number_clause("caller_num", f.caller, params))
+        where.append(_number_clause("caller_num", f.caller, params, blind))
     if f.callee:
-        where.append(_number_clause("callee_num", f.callee, params))
+        where.append(_number_clause("callee_num", f.callee, params, blind))
     for column, value in (("call_id", f.call_id), ("agent", f.agent), ("queue", f.queue),
                           ("consent_decision", f.consent)):
         if value:

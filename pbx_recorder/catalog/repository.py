@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import audit_trail
-from pbx_recorder.catalog.queries import CallFilters, build_search
+from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, NumberProtection
+from pbx_recorder.catalog.queries import MAX_LIMIT, CallFilters, build_search
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
@@ -47,10 +48,14 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
 
 class Catalog:
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
-                 sealer: Callable[[sqlite3.Connection, str], None] | None = None) -> None:
+                 sealer: Callable[[sqlite3.Connection, str], None] | None = None,
+                 numbers: NumberProtection | None = None) -> None:
         self.path = str(path)
         self.clock = clock
         self.sealer = sealer  # pbx_recorder.call_seal.CallSealer: seals every call row written here
+        # pbx_recorder.catalog.protected_rows: numbers encrypted on write, opened on read (None:
+        # a catalog without keys, numbers in clear as before schema 6)
+        self.numbers = numbers
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
@@ -132,13 +137,14 @@ class Catalog:
         try:
             if own:
                 conn.execute("BEGIN IMMEDIATE")  # the check, the row and its seal land together
-            existing = conn.execute("SELECT started_at FROM calls WHERE call_id = ?",
-                                    (row["call_id"],)).fetchone()
+            existing = conn.execute("SELECT * FROM calls WHERE call_id = ?", (row["call_id"],)).fetchone()
             theirs, ours = (existing["started_at"] if existing else None), row.get("started_at")
             if theirs is not None and ours is not None and abs(float(theirs) - float(ours)) > 0.001:
                 raise CallIdCollision(f"call id {row['call_id']} already holds the call that started at "
                                       f"{theirs}; the row of the call that started at {ours} was not "
                                       "written over it")
+            if self.numbers is not None and any(f in row for f in CALL_FIELDS):
+                row = self._protect_call(conn, row, existing)
             self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
             if self.sealer is not None:
                 self.sealer(conn, str(row["call_id"]))
@@ -151,17 +157,51 @@ class Catalog:
                 raise CatalogError(f"catalog query failed: {exc}") from exc
             raise
 
+    def _protect_call(self, conn: sqlite3.Connection, row: Mapping[str, Any],
+                      existing: sqlite3.Row | None) -> dict[str, Any]:
+        """``row`` with its numbers merged with the stored ones, encrypted and indexed."""
+        assert self.numbers is not None
+        call_id = str(row["call_id"])
+        current = self.numbers.open_call(_decode(existing)) if existing is not None else {}
+        plain = {f: row[f] if f in row else current.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
+        self._index_named(conn, call_id, plain["caller_num"], plain["callee_num"], plain["cdr"])
+        return {**row, **self.numbers.seal_call(call_id, plain)}
+
+    def _index_named(self, conn: sqlite3.Connection, call_id: str, *values: Any) -> None:
+        assert self.numbers is not None
+        conn.executemany("INSERT OR IGNORE INTO call_numbers (bi, call_id) VALUES (?, ?)",
+                         [(bi, call_id) for bi in sorted(self.numbers.named_numbers(*values))])
+
+    def _open_call(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.numbers.open_call(row) if self.numbers is not None else row
+
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         row = self._exec("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-        return _decode(row) if row else None
+        return self._open_call(_decode(row)) if row else None
 
     def search(self, filters: CallFilters, *, now: float | None = None,
                tz: tzinfo | None = None) -> list[dict[str, Any]]:
+        at = self.clock() if now is None else now
         try:
-            sql, params = build_search(filters, self.clock() if now is None else now, tz)
+            sql, params = build_search(filters, at, tz,
+                                       blind=self.numbers.index if self.numbers is not None else None)
+            found = [self._open_call(_decode(r)) for r in self._exec(sql, params).fetchall()]
+            if self.numbers is None or not (filters.caller or filters.callee) or self._all_protected():
+                return found
+            # rows still in clear (the data step has not run: `catalog migrate`): matched as before
+            sql, params = build_search(filters, at, tz)
+            seen = {r["call_id"] for r in found}
+            found += [_decode(r) for r in self._exec(sql, params).fetchall() if r["call_id"] not in seen]
         except ValueError as exc:
             raise CatalogError(str(exc)) from exc
-        return [_decode(r) for r in self._exec(sql, params).fetchall()]
+        found.sort(key=lambda r: (-(r.get("started_at") or 0), str(r["call_id"])))
+        return found[: max(1, min(int(filters.limit), MAX_LIMIT))]
+
+    def _all_protected(self) -> bool:
+        from pbx_recorder.catalog.number_migration import DONE_SETTING
+
+        row = self._exec("SELECT 1 FROM catalog_settings WHERE name = ?", (DONE_SETTING,)).fetchone()
+        return row is not None
 
     # -- recordings --------------------------------------------------------------
     def upsert_recording(self, row: Mapping[str, Any]) -> None:
@@ -169,6 +209,7 @@ class Catalog:
         rid, call_id = row.get("recording_id"), row.get("call_id")
         if not rid:
             raise CatalogError("recording row without recording_id")
+        row = self._protect_recording(str(rid), row)
         if call_id:
             self._exec("INSERT OR IGNORE INTO calls (call_id, updated_at) VALUES (?, ?)",
                        (call_id, self.clock()))
@@ -179,28 +220,55 @@ class Catalog:
         else:
             self._upsert("recordings", "recording_id", row, {"state": "spooled", "created_at": self.clock()})
 
+    def _protect_recording(self, recording_id: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The manifest's number-bearing fields encrypted; every number it names indexed."""
+        if self.numbers is None or "manifest" not in row:
+            return row
+        plain = self.numbers.open_manifest(recording_id, row["manifest"])
+        call_id = row.get("call_id") or (plain.get("call_id") if isinstance(plain, Mapping) else None)
+        if call_id and isinstance(plain, Mapping):
+            self._index_named(self._conn(), str(call_id), plain.get("cdr"), plain.get("callee_num"))
+        return {**row, "manifest": self.numbers.seal_manifest(recording_id, plain)}
+
+    def _open_recording(self, row: sqlite3.Row) -> dict[str, Any]:
+        out = _decode(row)
+        if self.numbers is not None:
+            out["manifest"] = self.numbers.open_manifest(str(out["recording_id"]), out.get("manifest"))
+        return out
+
     def get_recording(self, recording_id: str) -> dict[str, Any] | None:
         row = self._exec("SELECT * FROM recordings WHERE recording_id = ?", (recording_id,)).fetchone()
-        return _decode(row) if row else None
+        return self._open_recording(row) if row else None
 
     def recordings_for_call(self, call_id: str) -> list[dict[str, Any]]:
         rows = self._exec("SELECT * FROM recordings WHERE call_id = ? ORDER BY created_at, recording_id",
                           (call_id,)).fetchall()
-        return [_decode(r) for r in rows]
+        return [self._open_recording(r) for r in rows]
 
     def mark_state(self, recording_id: str, state: str, **fields: Any) -> None:
         if self.get_recording(recording_id) is None:
             raise NotFound(f"no recording {recording_id}")
-        self._update("recordings", "recording_id", recording_id, {"state": state, **fields})
+        row = self._protect_recording(recording_id, {"state": state, **fields})
+        self._update("recordings", "recording_id", recording_id, row)
 
     def recordings_in_state(self, state: str, limit: int = 1000) -> list[dict[str, Any]]:
         rows = self._exec("SELECT * FROM recordings WHERE state = ? ORDER BY created_at LIMIT ?",
                           (state, limit)).fetchall()
-        return [_decode(r) for r in rows]
+        return [self._open_recording(r) for r in rows]
+
+    def protect_numbers(self, **kw: Any) -> Any:
+        """Schema 6 data step over this catalog (``catalog.number_migration.protect``)."""
+        if self.numbers is None:
+            return None
+        from pbx_recorder.catalog.number_migration import protect
+
+        with self._lock:
+            return protect(self._conn(), self.numbers, **kw)
 
     # -- live calls --------------------------------------------------------------
     def save_live_call(self, call_id: str, snapshot: Mapping[str, Any] | str) -> None:
         text = snapshot if isinstance(snapshot, str) else json.dumps(snapshot, sort_keys=True)
+        text = self._seal_live(call_id, text)
         self._exec("INSERT INTO live_calls (call_id, state, updated_at) VALUES (?, ?, ?) "
                    "ON CONFLICT(call_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
                    (call_id, text, self.clock()))
@@ -208,11 +276,17 @@ class Catalog:
     def load_live_calls(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for row in self._exec("SELECT call_id, state FROM live_calls ORDER BY call_id"):
+            text = row["state"]
+            if self.numbers is not None:
+                text = self.numbers.open_text("live_calls", row["call_id"], text)
             try:
-                out[row["call_id"]] = json.loads(row["state"])
+                out[row["call_id"]] = json.loads(text)
             except ValueError:
-                out[row["call_id"]] = row["state"]
+                out[row["call_id"]] = text
         return out
+
+    def _seal_live(self, call_id: str, text: str) -> str:
+        return self.numbers.seal_text("live_calls", call_id, text) if self.numbers is not None else text
 
     def delete_live_call(self, call_id: str) -> None:
         self._exec("DELETE FROM live_calls WHERE call_id = ?", (call_id,))
@@ -230,7 +304,7 @@ class Catalog:
                         conn.execute(
                             "INSERT INTO live_calls (call_id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT"
                             "(call_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
-                            (call_id, text, now),
+                            (call_id, self._seal_live(call_id, text), now),
                         )
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog query failed: {exc}") from exc

@@ -173,6 +173,38 @@ MIGRATIONS: list[str] = [
     ALTER TABLE audit_log ADD COLUMN hash TEXT NOT NULL DEFAULT '';
     ALTER TABLE calls ADD COLUMN seal TEXT NOT NULL DEFAULT '';
     """,
+    # 5: reserved (cat-index): the index migration of the same issue takes this number.
+    """
+    SELECT 1;
+    """,
+    # 6 (numbers encrypted, pbx_recorder.catalog.protected_rows): the call's numbers, CDR and
+    # consent evidence in one AES-256-GCM token; blind indexes (full number, last 4 digits) of
+    # caller and callee, each with (started_at DESC, call_id): the search order, served by the index;
+    # every number a call names (for erasure).  The clear columns stay, emptied by the data step
+    # (pbx_recorder.catalog.number_migration) once the keys are at hand.
+    """
+    ALTER TABLE calls ADD COLUMN numbers TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN caller_bi TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN caller_bi4 TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN callee_bi TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calls ADD COLUMN callee_bi4 TEXT NOT NULL DEFAULT '';
+    DROP INDEX IF EXISTS calls_caller;   -- the clear columns are emptied: these would index ''
+    DROP INDEX IF EXISTS calls_callee;
+    CREATE INDEX calls_caller_bi ON calls(caller_bi, started_at DESC, call_id);
+    CREATE INDEX calls_caller_bi4 ON calls(caller_bi4, started_at DESC, call_id);
+    CREATE INDEX calls_callee_bi ON calls(callee_bi, started_at DESC, call_id);
+    CREATE INDEX calls_callee_bi4 ON calls(callee_bi4, started_at DESC, call_id);
+    CREATE TABLE call_numbers (
+        bi      TEXT NOT NULL,               -- full-number blind index of a number the call names
+        call_id TEXT NOT NULL,
+        PRIMARY KEY (bi, call_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX call_numbers_call ON call_numbers(call_id);
+    CREATE TABLE catalog_settings (
+        name  TEXT PRIMARY KEY,              -- numbers_protected: key id the data step finished under
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 

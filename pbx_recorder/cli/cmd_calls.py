@@ -35,7 +35,9 @@ def _open(ctx: click.Context) -> tuple[Catalog, tzinfo, Any]:
         tz: tzinfo = ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"unknown time zone {config.timezone!r}", key="timezone") from exc
-    return Catalog(config.catalog.path), tz, config
+    from pbx_recorder.catalog.number_keys import protection_for
+
+    return Catalog(config.catalog.path, numbers=protection_for(config)), tz, config
 
 
 def _parse_time(text: str | None, tz: tzinfo, option: str) -> float | None:

@@ -75,7 +75,9 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
     if bool(call_id) == bool(channel):
         raise click.UsageError("name the call: CALL_ID or --channel (e.g. --channel PJSIP/1001)")
     config = load_config(ctx.obj.get("config_path"))
-    catalog = Catalog(config.catalog.path)
+    from pbx_recorder.catalog.number_keys import protection_for
+
+    catalog = Catalog(config.catalog.path, numbers=protection_for(config))
     try:
         who = authorize(config, catalog, "calls.pause", call_id or channel or "")
         live = catalog.load_live_calls()

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from pbx_recorder.errors import CryptoError
 from pbx_recorder.lifecycle import backup
 from pbx_recorder.lifecycle.job_lease import exclusive_job
 from pbx_recorder.lifecycle.runtime import Runtime
@@ -13,7 +14,8 @@ from pbx_recorder.lifecycle.runtime import Runtime
 
 @click.group()
 def catalog() -> None:
-    """Catalog backups (SQLite online backup, encrypted under the backup key, hashed, stored on a tier)."""
+    """Catalog backups (SQLite online backup, encrypted under the backup key, hashed, stored on a
+    tier) and schema migration (``migrate``)."""
 
 
 @catalog.command("backup")
@@ -62,6 +64,38 @@ def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
     rt.audit("catalog.backups", "", {"count": len(keys)})
     for key in keys:
         click.echo(key)
+
+
+@catalog.command("migrate")
+@click.option("--batch", "batch_size", default=500, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--force", is_flag=True, help="Walk every row even if a full pass already finished.")
+@click.pass_context
+def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
+    """Bring the catalog to the newest schema and encrypt the numbers stored before schema 6.
+
+    Resumable: batches commit one by one and a new run skips what is done.  Ends with VACUUM so
+    no page of the file keeps a clear number (the daemon does the same at start)."""
+    from pbx_recorder.catalog.number_migration import protect
+
+    rt = Runtime.load(ctx.obj["config_path"], "catalog.restore")  # an admin's act, like a restore
+    with exclusive_job(rt.config, "catalog-migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        report = protect(rt.conn, rt.numbers, batch=batch_size, force=force,
+                         progress=lambda what, n: n % 10000 == 0 and click.echo(f"{what}: {n}", err=True))
+    rt.audit("catalog.migrate", "", {"calls": report.calls, "manifests": report.manifests,
+                                     "live_calls": report.live_calls, "errors": len(report.errors)})
+    if report.skipped:
+        click.echo(f"numbers already encrypted under key {rt.numbers.cipher.current_key_id}; nothing to do")
+        return
+    click.echo(f"encrypted the numbers of {report.calls} calls, {report.manifests} manifests, "
+               f"{report.live_calls} live calls under key {rt.numbers.cipher.current_key_id}"
+               + ("; file vacuumed" if report.vacuumed else ""))
+    for line in report.errors:
+        click.echo(f"  not encrypted: {line}", err=True)
+    if report.errors:
+        raise CryptoError(f"{len(report.errors)} rows could not be opened; run again once fixed")
 
 
 def register(group: click.Group) -> None:

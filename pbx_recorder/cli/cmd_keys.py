@@ -85,6 +85,7 @@ def register(group: click.Group) -> None:
             click.echo(f"  {rid}: {reason}", err=True)
         if report.failed:
             raise CryptoError(f"{len(report.failed)} recordings could not be re-wrapped; old keys kept")
+        _reencrypt_numbers(config, new_id)
         if retire_old:
             for kid in ring.ids():
                 if kid != new_id:
@@ -121,3 +122,22 @@ def register(group: click.Group) -> None:
             click.echo("no master keys")
         signing = config.signing.key_file
         click.echo(f"signing key: {signing} ({'present' if signing.is_file() else 'missing'})")
+
+
+def _reencrypt_numbers(config: object, new_id: str) -> None:
+    """The catalog's encrypted numbers (``catalog.protected_rows``) under ``new_id`` before any old
+    key may be retired.  The blind-index key (privacy HMAC key) is not rotated here."""
+    from pbx_recorder.catalog.number_keys import protection_under
+    from pbx_recorder.catalog.number_migration import protect
+    from pbx_recorder.lifecycle.journal import open_catalog
+
+    conn = open_catalog(config.catalog.path)  # type: ignore[attr-defined]
+    try:
+        done = protect(conn, protection_under(config, new_id), force=True)
+    finally:
+        conn.close()
+    click.echo(f"re-encrypted the numbers of {done.calls} calls, {done.manifests} manifests and "
+               f"{done.live_calls} live calls under {new_id}")
+    if done.errors:
+        raise CryptoError(f"{len(done.errors)} catalog rows could not be re-encrypted ({done.errors[0]}); "
+                          "old keys kept")

@@ -83,7 +83,10 @@ def register(group: click.Group) -> None:
             if init and broken:  # never bless a chain that does not even recompute
                 raise IntegrityError(f"not initializing checkpoints over a broken chain: {broken[0]}")
             if init:
-                click.echo(f"sealed {call_seal.seal_unsealed(conn, key)} call row(s) written before sealing")
+                from pbx_recorder.catalog.number_keys import protection_for
+
+                opened = call_seal.seal_unsealed(conn, key, protection_for(config).open_call)
+                click.echo(f"sealed {opened} call row(s) written before sealing")
             for chain in chain_head.CHAINS:
                 try:
                     cp = store.write(conn, chain, key, now=time.time(), node=config.node, init=init)

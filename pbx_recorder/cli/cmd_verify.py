@@ -56,10 +56,14 @@ def register(group: click.Group) -> None:
         if public_key_path(key_file).is_file() or key_file.is_file():
             public_key = load_public_key(key_file)
         spooled, spool_note = spooled_ids(config)
+        from pbx_recorder.catalog.number_keys import protection_for
+
+        numbers = protection_for(config)
         conn = catalog_connection(config.catalog.path)
         try:
             verifier = Verifier(conn, tiers, keyring=keyring, public_key=public_key, deep=deep,
-                                checkpoints=chain_head.store_for(config, tiers), spooled=spooled)
+                                checkpoints=chain_head.store_for(config, tiers), spooled=spooled,
+                                numbers=numbers)
             report = verifier.run(recording_id)
         finally:
             conn.close()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -31,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import call_seal
+from pbx_recorder.catalog.number_protection import BlindIndex, is_token
+from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import policy, spool_erasure
+from pbx_recorder.lifecycle import number_lookup, policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.late_copies import LateCopyGuard
@@ -69,6 +70,7 @@ class Eraser:
         tombstones: Tombstones | None = None,
         shred_backups: Callable[[float], Mapping[str, Any]] | None = None,
         spool_root: str | Path | None = None,
+        numbers: NumberProtection | None = None,
     ) -> None:
         self.conn = conn
         self.tiers = tiers
@@ -79,29 +81,26 @@ class Eraser:
         self.tombstones = tombstones
         self.shred_backups = shred_backups
         self.spool_root = spool_root
+        self.numbers = numbers  # opens encrypted live-call snapshots (catalog.protected_rows)
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
         if call_id:
             return rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (call_id,))
         assert caller is not None
-        want = policy.normalize_number(caller)
-        # the signed manifests name the numbers too: an edited calls row must not hide a subject
-        signed = {
-            r["call_id"]
-            for r in rows(self.conn, "SELECT call_id, manifest FROM recordings")
-            if want in _manifest_numbers(r["manifest"])
-        }
-        # a number the CDR alone names (a transfer target in lastdata/dstchannel, the dialed
-        # pbxrecdnid): the subject took part in that call as surely as a callee does
-        digits = "".join(ch for ch in want if ch.isdigit())
-        in_cdr = re.compile(rf"(?<!\d){re.escape(digits)}(?!\d)") if len(digits) >= 5 else None
-        return [
-            c
-            for c in rows(self.conn, "SELECT * FROM calls")
-            if c["call_id"] in signed
-            or want in (policy.normalize_number(c["caller_num"]), policy.normalize_number(c["callee_num"]))
-            or (in_cdr is not None and in_cdr.search(str(c["cdr"] or "")) is not None)
-        ]
+        # caller, callee, and every number the CDR or the signed manifest names (a transfer target
+        # in lastdata/dstchannel, the dialed pbxrecdnid): blind-index lookups (number_lookup)
+        ids = set(number_lookup.call_ids_for_number(self.conn, self.hash_key, caller, named=True))
+        if not number_lookup.all_protected(self.conn):  # manifests written before schema 6, in clear
+            want = policy.normalize_number(caller)
+            ids |= {r["call_id"] for r in rows(self.conn, "SELECT call_id, manifest FROM recordings")
+                    if want in _manifest_numbers(r["manifest"])}
+        ordered = sorted(ids)
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
+            found += rows(self.conn, f"SELECT * FROM calls WHERE call_id IN ({','.join('?' * len(chunk))})"
+                                     " ORDER BY call_id", tuple(chunk))
+        return found
 
     def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
         """Register (or find) the request; its 15-day clock starts at the first receipt."""
@@ -287,11 +286,14 @@ class Eraser:
         callers = {r["value"]: r["hold_id"] for r in rows(
             self.conn, "SELECT hold_id, value FROM holds WHERE released_at IS NULL AND scope='caller'")}
 
+        index = BlindIndex(self.hash_key)
+
         def held(manifest: Any) -> str | None:
             found = self.holds.hold_for({"recording_id": manifest.recording_id, "call_id": manifest.call_id})
             if found:
                 return found[0]
-            hashes = {policy.number_hash(self.hash_key, n) for n in spool_erasure.numbers_of(manifest)}
+            named = spool_erasure.numbers_of(manifest)  # a caller hold is the digits' blind index
+            hashes = {policy.number_hash(self.hash_key, n) for n in named} | {index.full(n) for n in named}
             return next((callers[h] for h in hashes if h in callers), None)
 
         return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,
@@ -308,7 +310,9 @@ class Eraser:
         kept = {c["call_id"] for c, _, k in plan if k}
         if len(digits) < 3:
             return 0
-        found = rows(self.conn, "SELECT call_id, state FROM live_calls WHERE instr(state, ?) > 0", (digits,))
+        found = [r for r in ({"call_id": r["call_id"], "state": self._live_text(r)}
+                             for r in rows(self.conn, "SELECT call_id, state FROM live_calls"))
+                 if digits in r["state"]]
         hits = [r["call_id"] for r in found if r["call_id"] not in kept]
         if self.tombstones is not None:  # the call itself, should its next copy name no number
             wanted = policy.number_variants(caller)
@@ -322,6 +326,13 @@ class Eraser:
             for cid in hits:
                 self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (cid,))
         return len(hits)
+
+    def _live_text(self, row: Mapping[str, Any]) -> str:
+        """A saved snapshot in clear (encrypted since schema 6: opened with the catalog keys)."""
+        state = str(row["state"])
+        if self.numbers is None or not is_token(state):
+            return state
+        return self.numbers.open_text("live_calls", str(row["call_id"]), state)
 
     def _checkpoint(self) -> None:
         """Move the WAL into the database and truncate it: the deleted rows' old page images

@@ -19,8 +19,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pbx_recorder.catalog.number_protection import BlindIndex
+from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_clause
 from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle import number_lookup, policy
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
@@ -37,7 +39,9 @@ class HoldManager:
         *,
         hash_key: bytes,
         ledger: LedgerAppend | None = None,
+        numbers: NumberProtection | None = None,
     ) -> None:
+        self.numbers = numbers  # opens encrypted rows for query holds (catalog.protected_rows)
         self.conn = conn
         self.tiers = tiers
         self.hash_key = hash_key
@@ -50,17 +54,30 @@ class HoldManager:
                 r["call_id"]
                 for r in rows(self.conn, "SELECT call_id FROM calls WHERE call_id=?", (stored_value,))
             ]
-        calls = rows(self.conn, "SELECT * FROM calls")
-        if scope == "caller":
-            return [c["call_id"] for c in calls if self._call_has_number_hash(c, stored_value)]
+        if scope == "caller":  # the stored value is the number's full-number blind index
+            params: list[Any] = [stored_value, stored_value]
+            found = {r["call_id"] for r in rows(
+                self.conn, "SELECT call_id FROM calls WHERE caller_bi = ? OR callee_bi = ?", tuple(params))}
+            if not number_lookup.all_protected(self.conn):  # rows still in clear (before `catalog migrate`)
+                found |= {c["call_id"] for c in rows(self.conn, "SELECT * FROM calls WHERE numbers = ''")
+                          if self._call_has_number_hash(c, stored_value)}
+            return sorted(found)
         q = policy.parse_query(stored_value)
-        return [c["call_id"] for c in calls if policy.query_matches(c, q)]
+        return [c["call_id"] for c in self._query_rows(q) if policy.query_matches(c, q)]
+
+    def _query_rows(self, q: Mapping[str, Any]) -> builtins.list[Mapping[str, Any]]:
+        """Candidate rows of a query hold, numbers opened; a number filter narrows them by index."""
+        sides = {"caller": ("caller",), "callee": ("callee",), "number": ("caller", "callee")}
+        wanted = [(k, v) for k, v in q.items() if k in sides]
+        sql, params = "SELECT * FROM calls", []
+        if wanted and number_lookup.all_protected(self.conn):
+            key, value = wanted[0]
+            sql += " WHERE " + call_ids_clause(BlindIndex(self.hash_key), str(value), params, sides[key])
+        found = rows(self.conn, sql, tuple(params))
+        return [self.numbers.open_call(c) for c in found] if self.numbers is not None else found
 
     def _call_has_number_hash(self, call: Mapping[str, Any], h: str) -> bool:
-        return any(
-            call.get(f) and policy.number_hash(self.hash_key, call[f]) == h
-            for f in ("caller_num", "callee_num")
-        )
+        return number_lookup.row_has_number(call, self.hash_key, h)
 
     def hold_for(self, rec: Mapping[str, Any]) -> tuple[str, str] | None:
         """(hold_id, reason) of an active hold covering the recording, else None."""
@@ -93,8 +110,8 @@ class HoldManager:
             raise PolicyRefusal(f"hold scope must be one of {', '.join(SCOPES)}")
         if not reason.strip():
             raise PolicyRefusal("a legal hold needs a reason")
-        if scope == "caller":
-            stored = policy.number_hash(self.hash_key, value)
+        if scope == "caller":  # = the full-number blind index (calls.caller_bi / callee_bi)
+            stored = BlindIndex(self.hash_key).full(value)
         elif scope == "query":
             try:
                 stored = json.dumps(policy.parse_query(value), sort_keys=True)

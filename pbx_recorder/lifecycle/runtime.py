@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import ConfigError, PolicyRefusal, StorageError
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import audit, open_catalog
@@ -107,8 +108,15 @@ class Runtime:
 
         return transitions.follow(self.conn, self.tiers)
 
+    @cached_property
+    def numbers(self) -> NumberProtection:
+        """The catalog's number keys (``catalog.number_keys``): opens encrypted rows."""
+        from pbx_recorder.catalog.number_keys import protection_for
+
+        return protection_for(self.config)
+
     def holds(self) -> HoldManager:
-        return HoldManager(self.conn, self.tiers, hash_key=self.hash_key)
+        return HoldManager(self.conn, self.tiers, hash_key=self.hash_key, numbers=self.numbers)
 
     def retention(self) -> RetentionJob:
         from pbx_recorder.lifecycle.retention_jobs import RetentionJob
@@ -120,7 +128,7 @@ class Runtime:
 
         return Eraser(self.conn, self.tiers, hash_key=self.hash_key, holds=self.holds(),
                       tombstones=self.tombstones(), shred_backups=self.shred_backups,
-                      spool_root=self.config.spool.dir)
+                      spool_root=self.config.spool.dir, numbers=self.numbers)
 
     def tombstones(self) -> Tombstones:
         from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside

@@ -128,13 +128,30 @@ class Tombstones:
         candidates += [policy.number_hash(self.hash_key, n) for n in (caller, callee) if n]
         return any(c in dead for c in candidates)
 
+    @staticmethod
+    def _indexed(conn: sqlite3.Connection, dead: set[str]) -> set[str]:
+        """Calls whose numbers (encrypted since schema 6) a tombstone names: blind-index lookups
+        (a number tombstone is the number's full-number index, ``lifecycle.number_lookup``)."""
+        if "caller_bi" not in {r[1] for r in conn.execute("PRAGMA table_info(calls)")}:
+            return set()  # a backup from before schema 6: its numbers are in clear
+        found: set[str] = set()
+        hashes = sorted(dead)
+        for start in range(0, len(hashes), 300):
+            chunk = hashes[start:start + 300]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT call_id FROM calls WHERE caller_bi IN ({marks}) OR callee_bi IN ({marks})"
+            found |= {r[0] for r in conn.execute(sql, chunk * 2)}
+            sql = f"SELECT call_id FROM call_numbers WHERE bi IN ({marks})"
+            found |= {r[0] for r in conn.execute(sql, chunk)}
+        return found
+
     def apply(self, conn: sqlite3.Connection) -> int:
         """Remove tombstoned calls from ``conn`` (a restored catalog); returns how many."""
         dead = self.hashes()
         if not dead:
             return 0
-        calls = [c[0] for c in conn.execute("SELECT call_id, caller_num, callee_num FROM calls")
-                 if self._erased(c, dead)]
+        scan = conn.execute("SELECT call_id, caller_num, callee_num FROM calls")  # call-id tombstones
+        calls = sorted(self._indexed(conn, dead) | {c[0] for c in scan if self._erased(c, dead)})
         conn.execute("BEGIN IMMEDIATE")
         try:
             for call_id in calls:

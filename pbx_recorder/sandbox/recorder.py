@@ -155,10 +155,32 @@ class RecorderProcess:
 
 
 class CatalogReader:
-    """Read-only view of the recorder's SQLite catalog."""
+    """Read-only view of the recorder's SQLite catalog; rows come back with their numbers in
+    clear (opened with the keys of the recorder's config beside the catalog, as the CLI does)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._numbers: Any = None
+
+    def _open(self, row: dict[str, Any]) -> dict[str, Any]:
+        from pbx_recorder.catalog.number_protection import is_token
+        from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN
+
+        manifest = row.get("manifest")
+        sealed_manifest = isinstance(manifest, str) and MANIFEST_TOKEN in manifest
+        if not is_token(row.get("numbers")) and not sealed_manifest:
+            return row
+        if self._numbers is None:  # only once the recorder has written (and so made its keys)
+            from pbx_recorder.catalog.number_keys import protection_for
+            from pbx_recorder.config import load_config
+
+            self._numbers = protection_for(load_config(self.path.parent / "pbx-recorder.yaml"))
+        if "call_id" in row and is_token(row.get("numbers")):
+            row = self._numbers.open_call(row)
+        if sealed_manifest and row.get("recording_id"):
+            row["manifest"] = json.dumps(self._numbers.open_manifest(str(row["recording_id"]), manifest),
+                                         sort_keys=True)
+        return row
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -166,7 +188,7 @@ class CatalogReader:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
         try:
             conn.row_factory = sqlite3.Row
-            return [dict(row) for row in conn.execute(sql, params)]
+            return [self._open(dict(row)) for row in conn.execute(sql, params)]
         except sqlite3.OperationalError:
             return []  # schema not created yet
         finally:

@@ -1,0 +1,130 @@
+"""Phone numbers in the catalog: encrypted at rest, found through keyed blind indexes.
+
+Cipher: AES-256-GCM (``cryptography``) under a *catalog key* derived with HKDF-SHA256 from a
+master key of the key ring (``storage.keyring``; info ``pbx-recorder catalog numbers v1``), so
+the master key itself never encrypts two kinds of data.  A token is text::
+
+    pn1:<key id>:<key check>:<base64(nonce 12 || ciphertext || tag 16)>
+
+The key id names the ring key the token was written under (rotation: ``keys rotate`` makes a
+new current key; old tokens still open while the old key is in the ring; ``catalog migrate``
+re-encrypts them under the current one).  The key check (8 hex of an HMAC of the derived key)
+tells "wrong key under that id" (a restored or swapped key file) from "the row was altered".
+The associated data binds a token to its row and field (``calls/<call id>``): a token copied
+onto another call fails.
+
+Blind indexes (HMAC-SHA256), keyed from the privacy HMAC key (``privacy.hash_key_file``, kept
+apart from the master-key folder), never from the catalog key:
+
+* full number: ``subject_hash(hash key, digits)`` -- the very keyed hash that erasure requests,
+  tombstones and caller holds already store (``lifecycle.policy.number_hash``) for a number
+  without '+', so a hold or erasure finds its calls by an index lookup;
+* last 4 digits: HMAC under a key derived by HKDF (info ``pbx-recorder blind index last4 v1``),
+  16 hex characters (a last-4 value has only 10,000 possibilities: collisions are harmless, a
+  longer tag would only cost space).
+
+Numbers are indexed on their digits (a leading '+' or spaces do not matter).  Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from pbx_recorder.errors import CryptoError
+
+PREFIX = "pn1"
+NONCE_LEN = 12
+CIPHER_INFO = b"pbx-recorder catalog numbers v1"
+LAST4_INFO = b"pbx-recorder blind index last4 v1"
+CHECK_LABEL = b"pbx-recorder catalog key check"
+LAST4_HEX = 16
+
+
+def _hkdf(key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+
+
+def digits_of(number: str) -> str:
+    return "".join(ch for ch in str(number) if ch.isdigit())
+
+
+def is_token(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX + ":")
+
+
+def token_key_id(token: str) -> str:
+    parts = token.split(":", 3)
+    return parts[1] if len(parts) == 4 and parts[0] == PREFIX else ""
+
+
+@dataclass
+class NumberCipher:
+    """AES-256-GCM over short texts; ``master_key(key_id)`` returns a ring key (32 bytes)."""
+
+    master_key: Callable[[str], bytes]
+    current_key_id: str
+    _derived: dict[str, tuple[bytes, str]] = field(default_factory=dict, repr=False)
+
+    def _key(self, key_id: str) -> tuple[bytes, str]:
+        if key_id not in self._derived:
+            key = _hkdf(self.master_key(key_id), CIPHER_INFO)
+            check = hmac.new(key, CHECK_LABEL, hashlib.sha256).hexdigest()[:8]
+            self._derived[key_id] = (key, check)
+        return self._derived[key_id]
+
+    def encrypt(self, plaintext: str, aad: str) -> str:
+        key, check = self._key(self.current_key_id)
+        nonce = os.urandom(NONCE_LEN)
+        sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
+        return f"{PREFIX}:{self.current_key_id}:{check}:" + base64.b64encode(nonce + sealed).decode("ascii")
+
+    def decrypt(self, token: str, aad: str) -> str:
+        parts = token.split(":", 3)
+        if len(parts) != 4 or parts[0] != PREFIX:
+            raise CryptoError(f"catalog value of {aad} is not an encrypted number token ({PREFIX}:...)")
+        _, key_id, check, body = parts
+        key, expected = self._key(key_id)  # a missing key: the ring's CryptoError names the id
+        if not hmac.compare_digest(check, expected):
+            raise CryptoError(f"catalog key {key_id!r} is not the key the numbers of {aad} were encrypted "
+                              "with (key check mismatch): restore the right key file for that id")
+        try:
+            raw = base64.b64decode(body, validate=True)
+            if len(raw) < NONCE_LEN + 16:
+                raise ValueError("too short")
+            return AESGCM(key).decrypt(raw[:NONCE_LEN], raw[NONCE_LEN:], aad.encode("utf-8")).decode("utf-8")
+        except (InvalidTag, binascii.Error, ValueError, UnicodeDecodeError) as exc:
+            raise CryptoError(f"encrypted numbers of {aad} failed authentication under catalog key "
+                              f"{key_id!r}: the stored value was altered or moved from another row") from exc
+
+
+class BlindIndex:
+    """Keyed indexes of a number: full digits and last 4 digits ('' when there is none)."""
+
+    def __init__(self, hash_key: bytes) -> None:
+        if len(hash_key) < 16:
+            raise CryptoError("the blind-index key (privacy HMAC key) is shorter than 16 bytes")
+        self._full_key = hash_key
+        self._last4_key = _hkdf(hash_key, LAST4_INFO)
+
+    def full(self, number: str) -> str:
+        digits = digits_of(number)
+        if not digits:
+            return ""
+        return "hmac-sha256:" + hmac.new(self._full_key, digits.encode(), hashlib.sha256).hexdigest()
+
+    def last4(self, number: str) -> str:
+        digits = digits_of(number)
+        if len(digits) < 4:
+            return ""
+        return hmac.new(self._last4_key, digits[-4:].encode(), hashlib.sha256).hexdigest()[:LAST4_HEX]

@@ -1,0 +1,136 @@
+"""Which catalog values carry numbers, and how a row is stored without them in clear.
+
+``calls``: ``caller_num``, ``caller_name`` (a caller id name is often the number), ``callee_num``,
+``cdr`` (src, dst, clid, channel, dstchannel, lastdata, dnid ...) and ``consent`` (evidence) go
+into one encrypted JSON token in ``calls.numbers``; the clear columns keep their empty defaults.
+``caller_bi``/``caller_bi4`` and ``callee_bi``/``callee_bi4`` are the blind indexes (full number,
+last 4 digits).  ``call_numbers`` holds the full-number index of *every* number a call names
+(CDR transfer targets, the dialed number, the signed manifest's numbers): what erasure by number
+looks up.  Whole texts (a live-call snapshot, a recording's manifest) are one token each.
+
+``did`` stays in clear: it is the operator's own published number (the line that was dialed),
+not a subject's; query holds and searches filter on it.  Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, is_token
+
+CALL_FIELDS = ("caller_num", "caller_name", "callee_num", "cdr", "consent")
+CLEAR_DEFAULTS: dict[str, Any] = {"caller_num": "", "caller_name": "", "callee_num": "", "cdr": {},
+                                  "consent": {}}
+MANIFEST_FIELDS = ("cdr", "consent", "callee_num")
+MANIFEST_TOKEN = "protected_numbers"
+INDEX_COLUMNS = ("caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
+_NUMBER_RUN = re.compile(r"\+?\d[\d ()./-]{3,}\d|\d{5,}")
+MIN_NAMED_DIGITS = 5  # shorter runs (extensions, durations) are not indexed as numbers
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+@dataclass
+class NumberProtection:
+    cipher: NumberCipher
+    index: BlindIndex
+
+    # -- calls ---------------------------------------------------------------------
+    def seal_call(self, call_id: str, plain: Mapping[str, Any]) -> dict[str, Any]:
+        """The stored columns for a call whose protected fields are ``plain`` (all of CALL_FIELDS)."""
+        body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
+        body["cdr"], body["consent"] = _json_value(body["cdr"]) or {}, _json_value(body["consent"]) or {}
+        caller, callee = str(body["caller_num"] or ""), str(body["callee_num"] or "")
+        text = json.dumps(body, sort_keys=True, default=list)
+        return {
+            **CLEAR_DEFAULTS,
+            "numbers": self.cipher.encrypt(text, f"calls/{call_id}"),
+            "caller_bi": self.index.full(caller), "caller_bi4": self.index.last4(caller),
+            "callee_bi": self.index.full(callee), "callee_bi4": self.index.last4(callee),
+        }
+
+    def open_call(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """``row`` with its protected fields back in clear (a row without a token is returned as is)."""
+        out = dict(row)
+        token = row.get("numbers")
+        if is_token(token):
+            body = json.loads(self.cipher.decrypt(str(token), f"calls/{row['call_id']}"))
+            for f in CALL_FIELDS:
+                out[f] = body.get(f, CLEAR_DEFAULTS[f])
+            if isinstance(row.get("cdr"), str):  # a raw row (JSON columns as text): keep it raw
+                out["cdr"] = json.dumps(out["cdr"], sort_keys=True, default=list)
+                out["consent"] = json.dumps(out["consent"], sort_keys=True, default=list)
+        return out
+
+    def named_numbers(self, *values: Any) -> set[str]:
+        """Full-number indexes of every number-like run (>= 5 digits) in ``values``."""
+        found: set[str] = set()
+        for value in values:
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+            for run in _NUMBER_RUN.findall(text):
+                if sum(ch.isdigit() for ch in run) >= MIN_NAMED_DIGITS:
+                    found.add(self.index.full(run))
+        return found
+
+    # -- whole texts (live-call snapshots, manifests) -----------------------------
+    def seal_text(self, kind: str, key: str, text: str) -> str:
+        return self.cipher.encrypt(text, f"{kind}/{key}")
+
+    def open_text(self, kind: str, key: str, stored: str) -> str:
+        return self.cipher.decrypt(stored, f"{kind}/{key}") if is_token(stored) else stored
+
+    # -- a recording's manifest: number-bearing fields in one token, the rest in clear ---------
+    def seal_manifest(self, recording_id: str, manifest: Any) -> Any:
+        """The catalog copy of a signed manifest: :data:`MANIFEST_FIELDS` moved into a token
+        (:data:`MANIFEST_TOKEN`), the rest (files, processing, flags) readable without keys."""
+        m = _json_value(manifest)
+        if not isinstance(m, Mapping) or is_token(m.get(MANIFEST_TOKEN)):
+            return manifest
+        moved = {f: m[f] for f in MANIFEST_FIELDS if f in m}
+        if not moved:
+            return manifest
+        rest = {k: v for k, v in m.items() if k not in moved}
+        rest[MANIFEST_TOKEN] = self.cipher.encrypt(json.dumps(moved, sort_keys=True, default=list),
+                                                   f"manifest/{recording_id}")
+        return rest
+
+    def open_manifest(self, recording_id: str, stored: Any) -> Any:
+        """The manifest as signed (a cell without a token is returned decoded, as is)."""
+        m = _json_value(stored)
+        if not isinstance(m, Mapping) or not is_token(m.get(MANIFEST_TOKEN)):
+            return m
+        out = {k: v for k, v in m.items() if k != MANIFEST_TOKEN}
+        out.update(json.loads(self.cipher.decrypt(str(m[MANIFEST_TOKEN]), f"manifest/{recording_id}")))
+        return out
+
+
+def search_indexes(index: BlindIndex, value: str) -> tuple[str, str]:
+    """(column suffix, index value) for a search by ``value``: 4 digits -> last-4 index, else full."""
+    digits = "".join(ch for ch in value if ch.isdigit())
+    bare = value.strip().lstrip("+").replace(" ", "")
+    if len(digits) == 4 and digits == bare:
+        return "_bi4", index.last4(digits)
+    return "_bi", index.full(value)
+
+
+def call_ids_clause(index: BlindIndex, number: str, params: list[Any],
+                    columns: Iterable[str] = ("caller", "callee")) -> str:
+    """SQL clause (over ``calls``) for calls whose caller or callee is ``number`` (full or last 4),
+    each alternative an index lookup; for callers that stream calls in batches (erase, hold)."""
+    suffix, value = search_indexes(index, number)
+    parts = []
+    for column in columns:
+        parts.append(f"{column}{suffix} = ?")
+        params.append(value)
+    return "(" + " OR ".join(parts) + ")"
