@@ -47,7 +47,7 @@ def cipher_ring(config: Any) -> tuple[KeyRing, str]:
 def protection_for(config: Any) -> NumberProtection:
     """The catalog's number protection for ``config`` (keys created when missing)."""
     from pbx_recorder.cli.crypto_setup import ensure_hash_key
-    from pbx_recorder.lifecycle.runtime import read_hash_key
+    from pbx_recorder.hash_key import read_hash_key
 
     ensure_hash_key(Path(config.privacy.hash_key_file))
     ring, key_id = cipher_ring(config)

@@ -40,7 +40,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "catalog": LazyCommand(
         ("cmd_catalog",),
         "Catalog backups (SQLite online backup, encrypted under the backup key, hashed, stored on a"
-        " tier).",
+        " tier) and schema migration (``migrate``).",
     ),
     "check-config": LazyCommand(
         ("cmd_check_config",),

@@ -56,7 +56,7 @@ class LateCopyGuard:
             path = path_beside(self.hash_key_file)
             if not path.exists():
                 return None
-            from pbx_recorder.lifecycle.runtime import read_hash_key
+            from pbx_recorder.hash_key import read_hash_key
 
             self._tombstones = Tombstones(path, read_hash_key(self.hash_key_file))
         return self._tombstones

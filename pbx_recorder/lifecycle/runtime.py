@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import ConfigError, PolicyRefusal, StorageError
+from pbx_recorder.hash_key import read_hash_key
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import audit, open_catalog
 from storage.base import Tier
@@ -32,20 +33,6 @@ if TYPE_CHECKING:  # the jobs are imported by the method that builds one: `hold 
 def backup_key_dir(config: Any) -> Path:
     """``encryption.backup_key_dir``, by default ``backup/`` beside the privacy HMAC key."""
     return Path(config.encryption.backup_key_dir or Path(config.privacy.hash_key_file).parent / "backup")
-
-
-def read_hash_key(path: str | Path | None) -> bytes:
-    if not path:
-        raise ConfigError("a keyed hash needs privacy.hash_key_file", key="privacy.hash_key_file")
-    try:
-        key = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the hash key: {exc.strerror}", file=str(path), key="privacy.hash_key_file"
-        ) from exc
-    if len(key) < 16:
-        raise ConfigError("hash key shorter than 16 bytes", file=str(path), key="privacy.hash_key_file")
-    return key
 
 
 @dataclass
