@@ -12,12 +12,23 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from pbx_recorder import audit_trail
-from pbx_recorder.catalog.queries import CallFilters, build_search
+from pbx_recorder.catalog.queries import (
+    COUNT_CAP,
+    CallFilters,
+    Count,
+    Cursor,
+    build_count,
+    build_search,
+    decode_cursor,
+    encode_cursor,
+    time_range,
+)
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
@@ -43,6 +54,15 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
                 pass  # keep the raw text: a broken JSON cell must not hide the row
         out[key] = value
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of a search: its rows, the cursor of the next page (None: last page), the count."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    count: Count | None = None
 
 
 class Catalog:
@@ -157,11 +177,39 @@ class Catalog:
 
     def search(self, filters: CallFilters, *, now: float | None = None,
                tz: tzinfo | None = None) -> list[dict[str, Any]]:
+        """The first page (or the page after ``filters.after``), newest first."""
+        return self.search_page(filters, now=now, tz=tz, count=False).rows
+
+    def search_page(self, filters: CallFilters, *, now: float | None = None, tz: tzinfo | None = None,
+                    count: bool = True, count_cap: int = COUNT_CAP) -> SearchPage:
+        """A page of calls, the cursor of the next one, and (``count``) how many match in all.
+
+        Each page is one index range read (keyset, no OFFSET); rows without a start time come
+        after all others, paged by call id."""
+        at = self.clock() if now is None else now
+        limit = max(1, min(int(filters.limit), 10000))
         try:
-            sql, params = build_search(filters, self.clock() if now is None else now, tz)
+            cursor = decode_cursor(filters.after) if filters.after else None
+            sql, params = build_search(filters, at, tz, cursor=cursor, probe=True)
+            rows = self._exec(sql, params).fetchall()
+            unbounded = time_range(filters, at, tz) == (None, None)
+            if len(rows) <= limit and unbounded and cursor is not None and cursor.started_at is not None:
+                # the keyset range stops at the last timed row: the untimed ones follow
+                sql, params = build_search(filters, at, tz, cursor=Cursor(None, ""), probe=True)
+                rows += self._exec(sql, params).fetchall()[: limit + 1 - len(rows)]
+            total = None
+            if count:
+                sql, params = build_count(filters, at, tz, count_cap)
+                n = int(self._exec(sql, params).fetchone()[0])
+                total = Count(min(n, count_cap), exact=n <= count_cap)
         except ValueError as exc:
             raise CatalogError(str(exc)) from exc
-        return [_decode(r) for r in self._exec(sql, params).fetchall()]
+        page = [_decode(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        last = page[-1] if page else None
+        next_cursor = (encode_cursor(Cursor(last["started_at"], str(last["call_id"]))) if more and last
+                       else None)
+        return SearchPage(page, next_cursor, total)
 
     # -- recordings --------------------------------------------------------------
     def upsert_recording(self, row: Mapping[str, Any]) -> None:

@@ -52,7 +52,8 @@ def write_one_call(catalog: Catalog, i: int) -> None:
 
 
 def _catalog(tmp_path: Path, calls: int) -> Catalog:
-    catalog = Catalog(tmp_path / f"cat{calls}.db", clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
+    catalog = Catalog(tmp_path / f"cat{calls}.db", clock=lambda: NOW,
+                      sealer=CallSealer(KEY, clock=lambda: NOW))
     for i in range(calls):
         write_one_call(catalog, i)
     return catalog
