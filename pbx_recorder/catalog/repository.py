@@ -11,7 +11,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
@@ -63,6 +64,20 @@ class SearchPage:
     rows: list[dict[str, Any]]
     next_cursor: str | None
     count: Count | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecording:
+    """One recording as the shipper has stored it: its catalog row (as ``Shipper._catalog_row``
+    builds it), and the manifest and ship record its ``after_store`` hooks see."""
+
+    row: Mapping[str, Any]
+    manifest: Any
+    record: Any = None
+
+
+#: an ``after_store`` hook (``pbx_recorder.shipper.AfterStore``): signing, the ledger's ``stored`` entry ...
+AfterStoreHook = Callable[[Any, str, Any, Any], Any]
 
 
 class Catalog:
@@ -245,6 +260,51 @@ class Catalog:
         rows = self._exec("SELECT * FROM recordings WHERE state = ? ORDER BY created_at LIMIT ?",
                           (state, limit)).fetchall()
         return [_decode(r) for r in rows]
+
+    # -- many calls at once ---------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction for everything done in the block (this thread's connection):
+        the repository's methods, the sealer and the ledger append inside it, one commit."""
+        conn = self._conn()
+        if conn.in_transaction:
+            raise CatalogError("a catalog transaction is already open on this connection")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog query failed: {exc}") from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise CatalogError(f"catalog query failed: {exc}") from exc
+            raise
+
+    def write_calls(self, calls: Iterable[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
+                    after_store: Sequence[AfterStoreHook] = ()) -> int:
+        """Bulk write path: many finished calls with their stored recordings in ONE transaction.
+
+        Per call exactly what the daemon and the shipper write one call at a time: the call row
+        (collision check, seal, ``call_sealed`` ledger entry), each recording row ``stored``,
+        the ``after_store`` hooks (manifest signature, the ledger's ``stored`` entry ...) with
+        their returned fields merged, then ``verified``.  All or nothing; returns how many calls."""
+        done = 0
+        with self.transaction():
+            for call, recordings in calls:
+                self.upsert_call(call)
+                for rec in recordings:
+                    rid = str(rec.row["recording_id"])
+                    self.upsert_recording({**rec.row, "state": "stored"})
+                    for hook in after_store:
+                        extra = hook(self, rid, rec.manifest, rec.record)
+                        if isinstance(extra, Mapping) and extra:
+                            self.upsert_recording({"recording_id": rid, **extra})
+                    self.mark_state(rid, "verified")
+                done += 1
+        return done
 
     # -- live calls --------------------------------------------------------------
     def save_live_call(self, call_id: str, snapshot: Mapping[str, Any] | str) -> None:
