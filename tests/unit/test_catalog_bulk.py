@@ -32,7 +32,8 @@ def _call(i: int) -> tuple[dict[str, object], list[StoredRecording]]:
                         files=(ManifestFile("a.wav", 100, f"{i:064x}", 5.0),))
     obj = StoredObject("hot", f"2026/{rid}.wav", 100, f"{i + 1:064x}")
     row = {"recording_id": rid, "call_id": call_id, "tier": "hot", "storage_key": obj.key,
-           "sha256": obj.sha256, "size": 100, "manifest": manifest.to_dict(), "created_at": NOW + i, "stored_at": NOW + i}
+           "sha256": obj.sha256, "size": 100, "manifest": manifest.to_dict(),
+           "created_at": NOW + i, "stored_at": NOW + i}
     record = ShipRecord(rid, call_id, manifest, None, (obj,), ("audio",))  # type: ignore[arg-type]
     return call, [StoredRecording(row, manifest, record)]
 
