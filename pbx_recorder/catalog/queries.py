@@ -129,7 +129,7 @@ def _keyset(src: str, cursor: Cursor, params: list[Any]) -> str:
 
 
 def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
-            cursor: Cursor | None) -> tuple[str, str, list[str]]:
+            cursor: Cursor | None, rows: bool = True) -> tuple[str, str, list[str]]:
     """(FROM clause, table whose index gives the order, WHERE terms), ``params`` in step.
 
     A tag on its own is read from ``call_tags`` in its (tag, started_at) order; a tag beside
@@ -138,7 +138,9 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     tag_first = bool(f.tag) and not any((f.status, f.caller, f.callee, f.call_id, f.agent, f.queue,
                                          f.consent))
     src = "t" if tag_first else "calls"
-    sql_from = "call_tags t CROSS JOIN calls ON calls.call_id = t.call_id" if tag_first else "calls"
+    sql_from = "calls"
+    if tag_first:  # without ``rows`` (a count): call_tags alone, its rows are those of existing calls
+        sql_from = "call_tags t CROSS JOIN calls ON calls.call_id = t.call_id" if rows else "call_tags t"
     if tag_first:
         where.append("t.tag = ?")
         params.append(f.tag)
@@ -191,7 +193,7 @@ def build_count(f: CallFilters, now: float, tz: tzinfo | None = None,
                 cap: int = COUNT_CAP) -> tuple[str, list[Any]]:
     """COUNT of the calls matching ``f`` (all pages), reading at most ``cap + 1`` of them."""
     params: list[Any] = []
-    sql_from, _, where = _source(f, now, tz, params, None)
+    sql_from, _, where = _source(f, now, tz, params, None, rows=False)
     inner = f"SELECT 1 FROM {sql_from}" + (" WHERE " + " AND ".join(where) if where else "")
     params.append(int(cap) + 1)
     return f"SELECT COUNT(*) FROM ({inner} LIMIT ?)", params
