@@ -260,7 +260,7 @@ class Bench:
             ours = [timed(lambda f=f: self.catalog.search_page(f, now=self.now)) for f in filters]
             theirs = [timed(lambda q=q: self.cdr.execute(*q).fetchall()) for q in cdr_queries]
             rows.append((name, ours, theirs))
-        rows.insert(3, ("30 d, 10,000 rows down (deep page)", *self.deep_pages()))
+        rows.insert(3, ("30 d, deep page (<= 10,000 rows down)", *self.deep_pages()))
         shows = [
             g.call["call_id"] for g in random.Random(4).sample(self.samples, min(SAMPLES, len(self.samples)))
         ]
