@@ -21,6 +21,7 @@ from typing import Any
 from pbx_recorder import audit_trail
 from pbx_recorder.catalog.queries import (
     COUNT_CAP,
+    MAX_LIMIT,
     CallFilters,
     Count,
     Cursor,
@@ -202,7 +203,7 @@ class Catalog:
         Each page is one index range read (keyset, no OFFSET); rows without a start time come
         after all others, paged by call id."""
         at = self.clock() if now is None else now
-        limit = max(1, min(int(filters.limit), 10000))
+        limit = max(1, min(int(filters.limit), MAX_LIMIT))
         try:
             cursor = decode_cursor(filters.after) if filters.after else None
             sql, params = build_search(filters, at, tz, cursor=cursor, probe=True)

@@ -118,7 +118,7 @@ def calls_group() -> None:
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
 @click.option("--after", metavar="CURSOR", help="Next page: the cursor the previous page printed.")
 @click.option("--json", "as_json", is_flag=True,
-              help="JSON output (the calls; the count and the next page's cursor go to stderr).")
+              help="JSON output (the calls; the next page's cursor, if any, goes to stderr).")
 @click.option("--unmask", is_flag=True, help="Show full numbers (written to the audit log).")
 @click.pass_context
 def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | None, status: str | None,
@@ -143,7 +143,8 @@ def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | 
     shown = [present_call(r, unmask) for r in rows]
     if as_json:
         click.echo(json.dumps(shown, indent=2, sort_keys=True, default=str))
-        click.echo(_footer(page), err=True)
+        if page.next_cursor:  # stdout stays one JSON document; the way on goes to stderr
+            click.echo(f"next page: --after {page.next_cursor}", err=True)
     else:
         click.echo(_table(shown, tz) + "\n" + _footer(page))
 

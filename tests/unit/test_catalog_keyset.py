@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,20 @@ def test_cli_prints_the_count_and_the_next_page(tmp_path: Path) -> None:
     assert "n1_0.0" in last and "next page" not in last
     bad = CliRunner().invoke(cli, ["--config", str(cfg), "calls", "search", "--after", "garbage"])
     assert isinstance(bad.exception, CatalogError) and "cursor" in str(bad.exception)
+
+
+def test_json_output_stays_one_document_and_the_cursor_goes_to_stderr(tmp_path: Path) -> None:
+    db = tmp_path / "cat.db"
+    cfg = tmp_path / "pbx-recorder.yaml"
+    cfg.write_text(f"timezone: UTC\ncatalog:\n  path: {db}\n")
+    catalog = Catalog(db)
+    for i in range(3):
+        catalog.upsert_call({"call_id": f"n1_{i}.0", "started_at": 1_700_000_000.0 + i})
+    catalog.close()
+    result = CliRunner().invoke(cli, ["--config", str(cfg), "calls", "search", "--json", "--limit", "2"],
+                                catch_exceptions=False)
+    assert [r["call_id"] for r in json.loads(result.stdout)] == ["n1_2.0", "n1_1.0"]
+    after = result.stderr.split("next page: --after ")[1].split()[0]
+    rest = CliRunner().invoke(cli, ["--config", str(cfg), "calls", "search", "--json", "--after", after],
+                              catch_exceptions=False)
+    assert [r["call_id"] for r in json.loads(rest.stdout)] == ["n1_0.0"] and "next page" not in rest.stderr
