@@ -1,7 +1,19 @@
-"""Call search: filters -> parameterized SQL.  Column names never come from input."""
+"""Call search: filters -> parameterized SQL.  Column names never come from input.
+
+Every filter is served by an index whose order is the result's order, ``started_at DESC,
+call_id`` (migration 5: ``(column, started_at DESC, call_id)`` per filter column, tags in
+``call_tags``), so a page costs the same at 10M calls as at 10.  Pages follow each other by
+keyset (:class:`Cursor`: the last row's ``(started_at, call_id)``, opaque to the caller), never by
+OFFSET: page 200 is read like page 1.  Rows without a start time (a recording's stand-in call
+row) sort last and are paged by call id (a cursor with ``started_at`` None).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -12,6 +24,9 @@ from pbx_recorder.catalog.protected_rows import search_indexes
 PRESETS = ("today", "yesterday", "7d", "30d")
 STATUSES = ("answered", "no_answer", "busy", "failed")
 MAX_LIMIT = 10000
+COUNT_CAP = 10000  # a count stops here: "more than 10,000" is exact enough and never scans
+_CURSOR_VERSION = 1
+_MAX_CURSOR_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +43,51 @@ class CallFilters:
     tag: str | None = None
     consent: str | None = None  # consent_decision
     limit: int = 50
+    after: str | None = None  # opaque cursor of the previous page's last row (encode_cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page ended: the last row's sort key."""
+
+    started_at: float | None
+    call_id: str
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    raw = json.dumps([_CURSOR_VERSION, cursor.started_at, cursor.call_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(text: str) -> Cursor:
+    """The cursor in ``text``; ValueError for anything ``encode_cursor`` did not make."""
+    if not isinstance(text, str) or not 0 < len(text) <= _MAX_CURSOR_CHARS:
+        raise ValueError("not a search cursor (use the value `calls search` printed as the next page)")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8"))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("not a search cursor (use the value `calls search` printed for the next page)") \
+            from exc
+    if not (isinstance(data, list) and len(data) == 3 and data[0] == _CURSOR_VERSION):
+        raise ValueError("not a search cursor of this version")
+    _, started, call_id = data
+    if started is not None and (isinstance(started, bool) or not isinstance(started, int | float)
+                                or not math.isfinite(started)):
+        raise ValueError("search cursor: bad start time")
+    if not isinstance(call_id, str):
+        raise ValueError("search cursor: bad call id")
+    return Cursor(None if started is None else float(started), call_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """How many calls match: exact up to ``COUNT_CAP``, else a lower bound, never a scan."""
+
+    value: int
+    exact: bool
+
+    def __str__(self) -> str:
+        return f"{self.value:,}" if self.exact else f"more than {self.value:,}"
 
 
 def preset_range(preset: str, now: float, tz: tzinfo | None = None) -> tuple[float, float]:
@@ -69,23 +129,49 @@ def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex
     return f"({column} = ? OR {column} = ?)"
 
 
-def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
-                 blind: BlindIndex | None = None) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    start, end = f.start, f.end
+def time_range(f: CallFilters, now: float, tz: tzinfo | None = None) -> tuple[float | None, float | None]:
     if f.preset:
-        start, end = preset_range(f.preset, now, tz)
+        return preset_range(f.preset, now, tz)
+    return f.start, f.end
+
+
+def _keyset(src: str, cursor: Cursor, params: list[Any]) -> str:
+    """Rows after ``cursor`` in ``started_at DESC, call_id`` order, as an index range."""
+    if cursor.started_at is None:
+        params.append(cursor.call_id)
+        return f"{src}.started_at IS NULL AND {src}.call_id > ?"
+    params.extend([cursor.started_at, cursor.started_at, cursor.call_id])
+    return f"{src}.started_at <= ? AND ({src}.started_at < ? OR {src}.call_id > ?)"
+
+
+def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
+            cursor: Cursor | None, rows: bool = True,
+            blind: BlindIndex | None = None) -> tuple[str, str, list[str]]:
+    """(FROM clause, table whose index gives the order, WHERE terms), ``params`` in step.
+
+    A tag on its own is read from ``call_tags`` in its (tag, started_at) order; a tag beside
+    another filter is checked per row of that filter's index (one key lookup each)."""
+    where: list[str] = []
+    tag_first = bool(f.tag) and not any((f.status, f.caller, f.callee, f.call_id, f.agent, f.queue,
+                                         f.consent))
+    src = "t" if tag_first else "calls"
+    sql_from = "calls"
+    if tag_first:  # without ``rows`` (a count): call_tags alone, its rows are those of existing calls
+        sql_from = "call_tags t CROSS JOIN calls ON calls.call_id = t.call_id" if rows else "call_tags t"
+    if tag_first:
+        where.append("t.tag = ?")
+        params.append(f.tag)
+    start, end = time_range(f, now, tz)
     if start is not None:
-        where.append("started_at >= ?")
+        where.append(f"{src}.started_at >= ?")
         params.append(start)
     if end is not None:
-        where.append("started_at < ?")
+        where.append(f"{src}.started_at < ?")
         params.append(end)
     if f.status:
         if f.status not in STATUSES:
             raise ValueError(f"unknown status {f.status!r} (known: {', '.join(STATUSES)})")
-        where.append("status = ?")
+        where.append("calls.status = ?")
         params.append(f.status)
     if f.caller:
         where.append(_number_clause("caller_num", f.caller, params, blind))
@@ -94,14 +180,38 @@ def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
     for column, value in (("call_id", f.call_id), ("agent", f.agent), ("queue", f.queue),
                           ("consent_decision", f.consent)):
         if value:
-            where.append(f"{column} = ?")
+            where.append(f"calls.{column} = ?")
             params.append(value)
-    if f.tag:
-        where.append("EXISTS (SELECT 1 FROM json_each(calls.tags) WHERE json_each.value = ?)")
+    if f.tag and not tag_first:
+        where.append("EXISTS (SELECT 1 FROM call_tags t WHERE t.call_id = calls.call_id AND t.tag = ?)")
         params.append(f.tag)
-    sql = "SELECT * FROM calls"
+    if cursor is not None:
+        where.append(_keyset(src, cursor, params))
+    return sql_from, src, where
+
+
+def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
+                 cursor: Cursor | None = None, probe: bool = False,
+                 blind: BlindIndex | None = None) -> tuple[str, list[Any]]:
+    """One page: rows after ``cursor`` (default: ``f.after``), ``f.limit`` of them (one more
+    with ``probe``, to learn whether another page follows)."""
+    params: list[Any] = []
+    if cursor is None and f.after:
+        cursor = decode_cursor(f.after)
+    sql_from, src, where = _source(f, now, tz, params, cursor, blind=blind)
+    sql = f"SELECT calls.* FROM {sql_from}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at DESC, call_id LIMIT ?"
-    params.append(max(1, min(int(f.limit), MAX_LIMIT)))
+    sql += f" ORDER BY {src}.started_at DESC, {src}.call_id LIMIT ?"
+    params.append(max(1, min(int(f.limit), MAX_LIMIT)) + (1 if probe else 0))
     return sql, params
+
+
+def build_count(f: CallFilters, now: float, tz: tzinfo | None = None,
+                cap: int = COUNT_CAP, *, blind: BlindIndex | None = None) -> tuple[str, list[Any]]:
+    """COUNT of the calls matching ``f`` (all pages), reading at most ``cap + 1`` of them."""
+    params: list[Any] = []
+    sql_from, _, where = _source(f, now, tz, params, None, rows=False, blind=blind)
+    inner = f"SELECT 1 FROM {sql_from}" + (" WHERE " + " AND ".join(where) if where else "")
+    params.append(int(cap) + 1)
+    return f"SELECT COUNT(*) FROM ({inner} LIMIT ?)", params

@@ -11,14 +11,27 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from pbx_recorder import audit_trail
 from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, NumberProtection
-from pbx_recorder.catalog.queries import MAX_LIMIT, CallFilters, build_search
+from pbx_recorder.catalog.queries import (
+    COUNT_CAP,
+    MAX_LIMIT,
+    CallFilters,
+    Count,
+    Cursor,
+    build_count,
+    build_search,
+    decode_cursor,
+    encode_cursor,
+    time_range,
+)
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
@@ -44,6 +57,29 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
                 pass  # keep the raw text: a broken JSON cell must not hide the row
         out[key] = value
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of a search: its rows, the cursor of the next page (None: last page), the count."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    count: Count | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecording:
+    """One recording as the shipper has stored it: its catalog row (as ``Shipper._catalog_row``
+    builds it), and the manifest and ship record its ``after_store`` hooks see."""
+
+    row: Mapping[str, Any]
+    manifest: Any
+    record: Any = None
+
+
+#: an ``after_store`` hook (``pbx_recorder.shipper.AfterStore``): signing, the ledger's ``stored`` entry ...
+AfterStoreHook = Callable[[Any, str, Any, Any], Any]
 
 
 class Catalog:
@@ -181,21 +217,58 @@ class Catalog:
 
     def search(self, filters: CallFilters, *, now: float | None = None,
                tz: tzinfo | None = None) -> list[dict[str, Any]]:
+        """The first page (or the page after ``filters.after``), newest first."""
+        return self.search_page(filters, now=now, tz=tz, count=False).rows
+
+    def search_page(self, filters: CallFilters, *, now: float | None = None, tz: tzinfo | None = None,
+                    count: bool = True, count_cap: int = COUNT_CAP) -> SearchPage:
+        """A page of calls, the cursor of the next one, and (``count``) how many match in all.
+
+        Each page is one index range read (keyset, no OFFSET); rows without a start time come
+        after all others, paged by call id.  Numbers are matched through their blind indexes;
+        until the data step has run (``catalog migrate``) rows still in clear are matched as
+        before and merged in."""
         at = self.clock() if now is None else now
+        limit = max(1, min(int(filters.limit), MAX_LIMIT))
+        blind = self.numbers.index if self.numbers is not None else None
         try:
-            sql, params = build_search(filters, at, tz,
-                                       blind=self.numbers.index if self.numbers is not None else None)
-            found = [self._open_call(_decode(r)) for r in self._exec(sql, params).fetchall()]
-            if self.numbers is None or not (filters.caller or filters.callee) or self._all_protected():
-                return found
-            # rows still in clear (the data step has not run: `catalog migrate`): matched as before
-            sql, params = build_search(filters, at, tz)
-            seen = {r["call_id"] for r in found}
-            found += [_decode(r) for r in self._exec(sql, params).fetchall() if r["call_id"] not in seen]
+            cursor = decode_cursor(filters.after) if filters.after else None
+            rows = self._page_rows(filters, at, tz, cursor, limit, blind)
+            legacy = (blind is not None and bool(filters.caller or filters.callee)
+                      and not self._all_protected())
+            if legacy:
+                seen = {r["call_id"] for r in rows}
+                rows += [r for r in self._page_rows(filters, at, tz, cursor, limit, None)
+                         if r["call_id"] not in seen]
+                rows.sort(key=lambda r: (r["started_at"] is None, -(r["started_at"] or 0), str(r["call_id"])))
+            total = None
+            if count:
+                sql, params = build_count(filters, at, tz, count_cap, blind=blind)
+                n = int(self._exec(sql, params).fetchone()[0])
+                if legacy:
+                    sql, params = build_count(filters, at, tz, count_cap)
+                    n += int(self._exec(sql, params).fetchone()[0])
+                total = Count(min(n, count_cap), exact=n <= count_cap)
         except ValueError as exc:
             raise CatalogError(str(exc)) from exc
-        found.sort(key=lambda r: (-(r.get("started_at") or 0), str(r["call_id"])))
-        return found[: max(1, min(int(filters.limit), MAX_LIMIT))]
+        page = [self._open_call(_decode(r)) for r in rows[:limit]]
+        more = len(rows) > limit
+        last = page[-1] if page else None
+        next_cursor = (encode_cursor(Cursor(last["started_at"], str(last["call_id"]))) if more and last
+                       else None)
+        return SearchPage(page, next_cursor, total)
+
+    def _page_rows(self, filters: CallFilters, at: float, tz: tzinfo | None, cursor: Cursor | None,
+                   limit: int, blind: Any) -> list[sqlite3.Row]:
+        """Up to ``limit + 1`` raw rows after ``cursor`` (the extra one says a page follows)."""
+        sql, params = build_search(filters, at, tz, cursor=cursor, probe=True, blind=blind)
+        rows = self._exec(sql, params).fetchall()
+        unbounded = time_range(filters, at, tz) == (None, None)
+        if len(rows) <= limit and unbounded and cursor is not None and cursor.started_at is not None:
+            # the keyset range stops at the last timed row: the untimed ones follow
+            sql, params = build_search(filters, at, tz, cursor=Cursor(None, ""), probe=True, blind=blind)
+            rows += self._exec(sql, params).fetchall()[: limit + 1 - len(rows)]
+        return list(rows)
 
     def _all_protected(self) -> bool:
         from pbx_recorder.catalog.number_migration import DONE_SETTING
@@ -213,9 +286,9 @@ class Catalog:
         if call_id:
             self._exec("INSERT OR IGNORE INTO calls (call_id, updated_at) VALUES (?, ?)",
                        (call_id, self.clock()))
-        elif self.get_recording(str(rid)) is None:
+        elif not self._has_recording(str(rid)):
             raise CatalogError(f"new recording {rid} without call_id")
-        if self.get_recording(str(rid)) is not None:
+        if self._has_recording(str(rid)):
             self._update("recordings", "recording_id", str(rid), row)
         else:
             self._upsert("recordings", "recording_id", row, {"state": "spooled", "created_at": self.clock()})
@@ -236,6 +309,11 @@ class Catalog:
             out["manifest"] = self.numbers.open_manifest(str(out["recording_id"]), out.get("manifest"))
         return out
 
+    def _has_recording(self, recording_id: str) -> bool:
+        """Existence only (no manifest JSON decoded: the write path asks this several times a call)."""
+        found = self._exec("SELECT 1 FROM recordings WHERE recording_id = ?", (recording_id,)).fetchone()
+        return found is not None
+
     def get_recording(self, recording_id: str) -> dict[str, Any] | None:
         row = self._exec("SELECT * FROM recordings WHERE recording_id = ?", (recording_id,)).fetchone()
         return self._open_recording(row) if row else None
@@ -246,7 +324,7 @@ class Catalog:
         return [self._open_recording(r) for r in rows]
 
     def mark_state(self, recording_id: str, state: str, **fields: Any) -> None:
-        if self.get_recording(recording_id) is None:
+        if not self._has_recording(recording_id):
             raise NotFound(f"no recording {recording_id}")
         row = self._protect_recording(recording_id, {"state": state, **fields})
         self._update("recordings", "recording_id", recording_id, row)
@@ -264,6 +342,54 @@ class Catalog:
 
         with self._lock:
             return protect(self._conn(), self.numbers, **kw)
+
+    # -- many calls at once ---------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction for everything done in the block (this thread's connection):
+        the repository's methods, the sealer and the ledger append inside it, one commit."""
+        conn = self._conn()
+        if conn.in_transaction:
+            raise CatalogError("a catalog transaction is already open on this connection")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog query failed: {exc}") from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise CatalogError(f"catalog query failed: {exc}") from exc
+            raise
+
+    def write_calls(self, calls: Iterable[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
+                    after_store: Sequence[AfterStoreHook] = ()) -> int:
+        """Bulk write path: many finished calls with their stored recordings in ONE transaction.
+
+        Per call exactly what the daemon and the shipper write one call at a time: the call row
+        (collision check, seal, ``call_sealed`` ledger entry), each recording row ``stored``,
+        the ``after_store`` hooks (manifest signature, the ledger's ``stored`` entry ...) with
+        their returned fields merged, then ``verified``.  All or nothing; returns how many calls."""
+        done = 0
+        with self.transaction():
+            for call, recordings in calls:
+                self.upsert_call(call)
+                for rec in recordings:
+                    rid = str(rec.row["recording_id"])
+                    self.upsert_recording({**rec.row, "state": "stored"})
+                    merged: dict[str, Any] = {}
+                    for hook in after_store:
+                        extra = hook(self, rid, rec.manifest, rec.record)
+                        if isinstance(extra, Mapping) and extra:
+                            merged.update(extra)
+                    # the hooks' fields and the final state in one row update (the shipper makes
+                    # two: the rows end up the same)
+                    self._update("recordings", "recording_id", rid, {**merged, "state": "verified"})
+                done += 1
+        return done
 
     # -- live calls --------------------------------------------------------------
     def save_live_call(self, call_id: str, snapshot: Mapping[str, Any] | str) -> None:

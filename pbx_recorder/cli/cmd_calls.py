@@ -19,6 +19,7 @@ import click
 from pbx_recorder import masking
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.queries import PRESETS, STATUSES
+from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.cli.authz import Principal, authorize
 from pbx_recorder.errors import ConfigError, NotFound
 from pbx_recorder.masking import sanitize
@@ -76,6 +77,15 @@ def _authorize(catalog: Catalog, config: Any, action: str, unmask: bool, target:
     return authorize(config, catalog, action, target, also=("calls.unmask",) if unmask else ())
 
 
+def _footer(page: SearchPage) -> str:
+    shown = f"{len(page.rows)} call(s)"
+    if page.count is not None:
+        shown += f" of {page.count} matching" + ("" if page.count.exact else " (counting stops there)")
+    if page.next_cursor:
+        shown += f"\nnext page: --after {page.next_cursor}"
+    return shown
+
+
 def _table(rows: list[dict[str, Any]], tz: tzinfo) -> str:
     # the call id is what an operator copies into `calls show`: never cut it (bounded at 64)
     id_width = max([len(str(r.get("call_id") or "")) for r in rows] + [TABLE[1][1]])
@@ -87,7 +97,6 @@ def _table(rows: list[dict[str, Any]], tz: tzinfo) -> str:
                  r.get("callee_num"), r.get("agent"), r.get("queue"), r.get("consent_decision"),
                  r.get("billsec") if r.get("billsec") is not None else "-"]
         lines.append("  ".join(sanitize(c, w).ljust(w) for c, (_, w) in zip(cells, columns, strict=True)))
-    lines.append(f"{len(rows)} call(s)")
     return "\n".join(lines)
 
 
@@ -109,21 +118,24 @@ def calls_group() -> None:
 @click.option("--tag")
 @click.option("--consent", help="Consent decision (granted, refused, timeout, not_required ...).")
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.option("--after", metavar="CURSOR", help="Next page: the cursor the previous page printed.")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON output (the calls; the next page's cursor, if any, goes to stderr).")
 @click.option("--unmask", is_flag=True, help="Show full numbers (written to the audit log).")
 @click.pass_context
 def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | None, status: str | None,
            caller: str | None, callee: str | None, call_id: str | None, agent: str | None,
-           queue: str | None, tag: str | None, consent: str | None, limit: int, as_json: bool,
-           unmask: bool) -> None:
-    """Find calls; numbers are masked unless --unmask."""
+           queue: str | None, tag: str | None, consent: str | None, limit: int, after: str | None,
+           as_json: bool, unmask: bool) -> None:
+    """Find calls, newest first, a page at a time; numbers are masked unless --unmask."""
     catalog, tz, config = _open(ctx)
     filters = CallFilters(start=_parse_time(from_, tz, "--from"), end=_parse_time(to, tz, "--to"),
                           preset=preset, status=status, caller=caller, callee=callee, call_id=call_id,
-                          agent=agent, queue=queue, tag=tag, consent=consent, limit=limit)
+                          agent=agent, queue=queue, tag=tag, consent=consent, limit=limit, after=after)
     try:
         who = _authorize(catalog, config, "calls.search", unmask)
-        rows = catalog.search(filters, tz=tz)
+        page = catalog.search_page(filters, tz=tz)
+        rows = page.rows
         if unmask:
             detail = {k: v for k, v in vars_of(filters).items() if v not in (None, "")}
             detail["results"] = len(rows)
@@ -133,8 +145,10 @@ def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | 
     shown = [present_call(r, unmask) for r in rows]
     if as_json:
         click.echo(json.dumps(shown, indent=2, sort_keys=True, default=str))
+        if page.next_cursor:  # stdout stays one JSON document; the way on goes to stderr
+            click.echo(f"next page: --after {page.next_cursor}", err=True)
     else:
-        click.echo(_table(shown, tz))
+        click.echo(_table(shown, tz) + "\n" + _footer(page))
 
 
 def vars_of(filters: CallFilters) -> dict[str, Any]:

@@ -1,0 +1,417 @@
+"""The catalog at call-center scale: search latency per filter, bytes per call, write rate.
+
+Fills N calls (default 200,000; ``--calls 10000000`` for the issue's figure) through the project's
+own bulk write path (``Catalog.write_calls``: call rows sealed, recordings stored with signed
+manifests, ledger entries chained -- what the daemon and the shipper write), and the same calls
+into Asterisk's default ``cdr`` table with its calldate index, the baseline measured in the same
+run.  Then prints p50/p95 of every filter of issue 11 on both (20 values each; the catalog side is
+what ``calls search`` runs: the page and its count), the catalog's bytes per call and what they
+are made of, and the sustained write rate while another thread searches, on an empty catalog and
+at N.
+
+    .venv/bin/python bench/bench_catalog.py [--calls 200000] [--batch 1000] [--write-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, CallGenerator, Generated, cdr_time  # noqa: E402
+from pbx_recorder.call_seal import CallSealer  # noqa: E402
+from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
+from pbx_recorder.catalog.queries import Cursor, encode_cursor, preset_range  # noqa: E402
+from pbx_recorder.ledger import StoredLedgerHook  # noqa: E402
+from pbx_recorder.signing import SignAfterStore  # noqa: E402
+
+DAY = 86400.0
+SAMPLES = 20
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+class Bench:
+    def __init__(self, root: Path, n: int, batch: int) -> None:
+        self.root, self.n, self.batch = root, n, batch
+        self.now = time.time()
+        self.key = Ed25519PrivateKey.generate()
+        self.gen = CallGenerator(n, self.now)
+        self.samples: list[Generated] = []  # calls kept to draw filter values from
+        self.catalog = self.open(root / "catalog.db")
+        self.cdr = sqlite3.connect(root / "cdr.db", isolation_level=None)
+        self.cdr.execute("PRAGMA journal_mode=WAL")
+        self.cdr.executescript(CDR_SCHEMA)
+
+    def open(self, path: Path) -> Catalog:
+        return Catalog(path, sealer=CallSealer(self.key))
+
+    def hooks(self) -> list[Any]:
+        return [SignAfterStore(self.key), StoredLedgerHook()]
+
+    # -- fill -------------------------------------------------------------------------
+    def fill(self) -> tuple[float, float]:
+        rnd, keep = random.Random(5), max(1, self.n // 2000)
+        t_cat = t_cdr = 0.0
+        for start in range(0, self.n, self.batch):
+            batch = list(self.gen.calls(start, min(self.batch, self.n - start)))
+            self.samples += [g for g in batch if rnd.randrange(keep) == 0]
+            t0 = time.perf_counter()
+            self.catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=self.hooks())
+            t1 = time.perf_counter()
+            self.cdr.execute("BEGIN")
+            self.cdr.executemany(f"INSERT INTO cdr VALUES ({','.join('?' * 19)})", [g.cdr for g in batch])
+            self.cdr.execute("COMMIT")
+            t_cat, t_cdr = t_cat + t1 - t0, t_cdr + time.perf_counter() - t1
+            if (start // self.batch) % 20 == 0:
+                print(
+                    f"  filled {start + len(batch):,}/{self.n:,} "
+                    f"({(start + len(batch)) / t_cat:,.0f} calls/s)",
+                    file=sys.stderr,
+                )
+        return self.n / t_cat, self.n / t_cdr
+
+    # -- filters --------------------------------------------------------------------------
+    def cases(self) -> list[tuple[str, list[CallFilters], list[tuple[str, list[Any]]]]]:
+        """(name, 20 catalog filters, the 20 equivalent cdr queries)."""
+        rnd, now, s = random.Random(9), self.now, self.samples
+        pick = [rnd.choice(s) for _ in range(SAMPLES)]
+        recent = [g for g in s if g.call["started_at"] >= now - 7 * DAY] or s
+        since7, since30 = now - 7 * DAY, now - 30 * DAY
+        order = " ORDER BY calldate DESC LIMIT 50"
+        last4 = [g.call["caller_num"][-4:] for g in pick]
+        cases: list[tuple[str, list[CallFilters], list[tuple[str, list[Any]]]]] = [
+            (
+                "last 4 digits, all time",
+                [CallFilters(caller=d) for d in last4],
+                [("SELECT * FROM cdr WHERE substr(src, -4) = ?" + order, [d]) for d in last4],
+            ),
+            (
+                "last 4 digits, last 7 days",
+                [
+                    CallFilters(caller=g.call["caller_num"][-4:], preset="7d")
+                    for g in (rnd.choice(recent) for _ in range(SAMPLES))
+                ],
+                [],
+            ),
+            ("30 d + queue + answered + consent", [], []),
+            ("agent, all time", [CallFilters(agent=a) for a in rnd.sample(AGENTS, SAMPLES)], []),
+            ("agent, 30 days", [CallFilters(agent=a, preset="30d") for a in rnd.sample(AGENTS, SAMPLES)], []),
+            (
+                "full caller number",
+                [CallFilters(caller=g.call["caller_num"]) for g in pick],
+                [("SELECT * FROM cdr WHERE src = ?" + order, [g.call["caller_num"]]) for g in pick],
+            ),
+            (
+                "call id",
+                [CallFilters(call_id=g.call["call_id"]) for g in pick],
+                [("SELECT * FROM cdr WHERE uniqueid = ?" + order, [g.call["linkedid"]]) for g in pick],
+            ),
+        ]
+        cases[1][2].extend(
+            (
+                "SELECT * FROM cdr WHERE calldate >= ? AND substr(src, -4) = ?" + order,
+                [cdr_time(since7), f.caller],
+            )
+            for f in cases[1][1]
+        )
+        combo = [
+            (rnd.choice(QUEUES), rnd.choice(["granted", "refused", "not_required", "timeout"]))
+            for _ in range(SAMPLES)
+        ]
+        cases[2][1].extend(CallFilters(preset="30d", queue=q, status="answered", consent=c) for q, c in combo)
+        cases[2][2].extend(
+            (
+                "SELECT * FROM cdr WHERE calldate >= ? AND lastdata LIKE ? AND disposition = "
+                "'ANSWERED' AND userfield LIKE ?" + order,
+                [cdr_time(since30), f"{q},%", f"consent={c};%"],
+            )
+            for q, c in combo
+        )
+        for name in ("agent, all time", "agent, 30 days"):
+            case = next(c for c in cases if c[0] == name)
+            case[2].extend(
+                (
+                    "SELECT * FROM cdr WHERE "
+                    + ("calldate >= ? AND " if f.preset else "")
+                    + "dstchannel LIKE ?"
+                    + order,
+                    [*([cdr_time(since30)] if f.preset else []), f"PJSIP/{f.agent}-%"],
+                )
+                for f in case[1]
+            )
+        for preset in ("today", "yesterday", "7d", "30d"):
+            lo, hi = preset_range(preset, now)
+            cases.append(
+                (
+                    f"preset {preset}",
+                    [CallFilters(preset=preset)] * SAMPLES,
+                    [
+                        (
+                            "SELECT * FROM cdr WHERE calldate >= ? AND calldate < ?" + order,
+                            [cdr_time(lo), cdr_time(hi)],
+                        )
+                    ]
+                    * SAMPLES,
+                )
+            )
+        for status, disp in (("answered", "ANSWERED"), ("no_answer", "NO ANSWER"), ("failed", "FAILED")):
+            cases.append(
+                (
+                    f"status {status}",
+                    [CallFilters(status=status)] * SAMPLES,
+                    [("SELECT * FROM cdr WHERE disposition = ?" + order, [disp])] * SAMPLES,
+                )
+            )
+        queues = rnd.sample(QUEUES, SAMPLES)
+        cases.append(
+            (
+                "queue, 30 days",
+                [CallFilters(queue=q, preset="30d") for q in queues],
+                [
+                    (
+                        "SELECT * FROM cdr WHERE calldate >= ? AND lastdata LIKE ?" + order,
+                        [cdr_time(since30), f"{q},%"],
+                    )
+                    for q in queues
+                ],
+            )
+        )
+        for consent in ("refused", "timeout"):
+            cases.append(
+                (
+                    f"consent {consent}",
+                    [CallFilters(consent=consent)] * SAMPLES,
+                    [("SELECT * FROM cdr WHERE userfield LIKE ?" + order, [f"consent={consent};%"])]
+                    * SAMPLES,
+                )
+            )
+        for tag in ("vip", "escalated", "no-such-tag"):
+            cases.append(
+                (
+                    f"tag {tag}",
+                    [CallFilters(tag=tag)] * SAMPLES,
+                    [
+                        (
+                            "SELECT * FROM cdr WHERE ',' || substr(userfield, instr(userfield, 'tags=') + 5) "
+                            "|| ',' LIKE ?" + order,
+                            [f"%,{tag},%"],
+                        )
+                    ]
+                    * SAMPLES,
+                )
+            )
+        return cases
+
+    def deep_pages(self) -> tuple[list[float], list[float]]:
+        """30 days, the page up to 10,000 rows down: keyset here, OFFSET (what a cdr console does) there."""
+        lo, hi = preset_range("30d", self.now)
+        conn = self.catalog._conn()
+        ours, theirs = [], []
+        in_range = conn.execute(
+            "SELECT COUNT(*) FROM calls WHERE started_at >= ? AND started_at < ?", (lo, hi)
+        ).fetchone()[0]
+        top = max(1, min(10_000, in_range - 50))  # 10,000 rows down, or as deep as a small catalog goes
+        for depth in random.Random(3).choices(range(top // 2, top + 1), k=SAMPLES):
+            row = conn.execute(
+                "SELECT started_at, call_id FROM calls WHERE started_at >= ? AND started_at < ? "
+                "ORDER BY started_at DESC, call_id LIMIT 1 OFFSET ?",
+                (lo, hi, depth),
+            ).fetchone()
+            if row is None:
+                continue
+            f = CallFilters(preset="30d", after=encode_cursor(Cursor(row[0], row[1])))
+            ours.append(timed(lambda f=f: self.catalog.search_page(f, now=self.now)))
+            theirs.append(
+                timed(
+                    lambda d=depth: self.cdr.execute(
+                        "SELECT * FROM cdr WHERE calldate >= ? ORDER BY calldate DESC LIMIT 50 OFFSET ?",
+                        (cdr_time(lo), d),
+                    ).fetchall()
+                )
+            )
+        return ours, theirs
+
+    def run_filters(self) -> None:
+        print(f"\n{'filter':36} {'p50 ms':>8} {'p95 ms':>8} {'cdr p50':>9} {'cdr p95':>9} {'cdr/ours':>10}")
+        rows = []
+        for name, filters, cdr_queries in self.cases():
+            ours = [timed(lambda f=f: self.catalog.search_page(f, now=self.now)) for f in filters]
+            theirs = [timed(lambda q=q: self.cdr.execute(*q).fetchall()) for q in cdr_queries]
+            rows.append((name, ours, theirs))
+        rows.insert(3, ("30 d, deep page (<= 10,000 rows down)", *self.deep_pages()))
+        shows = [
+            g.call["call_id"] for g in random.Random(4).sample(self.samples, min(SAMPLES, len(self.samples)))
+        ]
+        rows.append(
+            (
+                "calls show",
+                [
+                    timed(lambda c=c: (self.catalog.get_call(c), self.catalog.recordings_for_call(c)))
+                    for c in shows
+                ],
+                [
+                    timed(
+                        lambda c=c: self.cdr.execute(
+                            "SELECT * FROM cdr WHERE uniqueid = ?", (c.split("_", 1)[1],)
+                        ).fetchall()
+                    )
+                    for c in shows
+                ],
+            )
+        )
+        for name, ours, theirs in rows:
+            if not ours:
+                print(f"{name:36} (no calls in range at this size)")
+                continue
+            ratio = f"{pct(theirs, 95) / pct(ours, 95):,.1f}x" if theirs and pct(ours, 95) > 0 else "-"
+            cdr = f"{pct(theirs, 50):9.1f} {pct(theirs, 95):9.1f}" if theirs else f"{'-':>9} {'-':>9}"
+            print(f"{name:36} {pct(ours, 50):8.2f} {pct(ours, 95):8.2f} {cdr} {ratio:>10}")
+
+    # -- footprint --------------------------------------------------------------------------
+    def footprint(self) -> None:
+        conn = self.catalog._conn()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.cdr.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = os.path.getsize(self.root / "catalog.db")
+        cdr_size = os.path.getsize(self.root / "cdr.db")
+        print(
+            f"\ncatalog: {size / self.n:,.0f} bytes per call ({size / 2**20:,.0f} MiB for {self.n:,} calls "
+            f"with recording and ledger rows); cdr table + calldate index: "
+            f"{cdr_size / self.n:,.0f} bytes per call "
+            f"(ratio {size / cdr_size:.1f}x)"
+        )
+        try:
+            parts = conn.execute(
+                "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            parts = []
+        for name, nbytes in parts[:14]:
+            print(f"  {name:32} {nbytes / self.n:8,.0f} B/call")
+        print("  stored twice (average bytes per call):")
+        for label, sql in (
+            ("calls.cdr JSON (also columns)", "SELECT AVG(length(cdr)) FROM calls"),
+            ("calls.consent JSON", "SELECT AVG(length(consent)) FROM calls"),
+            ("recordings.manifest JSON", "SELECT AVG(length(manifest)) FROM recordings"),
+            (
+                "  of which cdr + consent again",
+                "SELECT AVG(length(json_extract(manifest, '$.cdr')) + "
+                "length(json_extract(manifest, '$.consent'))) FROM recordings",
+            ),
+            ("recordings.objects JSON", "SELECT AVG(length(objects)) FROM recordings"),
+            (
+                "ledger rows (payload + 2 hashes)",
+                f"SELECT SUM(length(payload) + 128) * 1.0 / {self.n} FROM ledger",
+            ),
+        ):
+            print(f"    {label:34} {conn.execute(sql).fetchone()[0] or 0:8,.0f}")
+
+    # -- writes while searching -------------------------------------------------------------
+    def writes_while_searching(self, catalog: Catalog, label: str, seconds: float) -> None:
+        """Writes here, an operator's searches in another process (as the console or the CLI runs)."""
+        # the console's mix: every filter but the last-4 scan over all time (blind indexes: issue 11)
+        filters = [f for name, fs, _ in self.cases() if name != "last 4 digits, all time" for f in fs[:2]]
+        ctx = multiprocessing.get_context("spawn")
+        stop, results = ctx.Event(), ctx.Queue()
+        proc = ctx.Process(target=search_loop, args=(catalog.path, filters, self.now, stop, results))
+        proc.start()
+        gen, base = CallGenerator(self.n, self.now, seed=99), 10**9 + len(label) * 10**7
+        try:
+            time.sleep(1.0)  # the searcher is up
+            one = self._per_call(catalog, gen, base, seconds / 2)
+            bulk = self._bulk(catalog, gen, base + 10**6, seconds / 2)
+        finally:
+            stop.set()
+            lat = results.get(timeout=120)
+            proc.join()
+        print(
+            f"{label:24} per call (one transaction each, as today): {one:8,.0f} calls/s   "
+            f"bulk (batches of 100): {bulk:8,.0f} calls/s   concurrent searches: {len(lat):,} "
+            f"(p50 {pct(lat, 50) if lat else 0:.1f} ms, p95 {pct(lat, 95) if lat else 0:.1f} ms)"
+        )
+
+    def _per_call(self, catalog: Catalog, gen: CallGenerator, base: int, seconds: float) -> float:
+        done, t0, hooks = 0, time.perf_counter(), self.hooks()
+        while time.perf_counter() - t0 < seconds:
+            g = gen.one(base + done, self.now - random.random() * 3600)
+            catalog.upsert_call(g.call)
+            rid = str(g.recording.row["recording_id"])
+            catalog.upsert_recording({**g.recording.row, "state": "stored"})
+            for hook in hooks:
+                extra = hook(catalog, rid, g.recording.manifest, g.recording.record)
+                if extra:
+                    catalog.upsert_recording({"recording_id": rid, **extra})
+            catalog.mark_state(rid, "verified")
+            done += 1
+        return done / (time.perf_counter() - t0)
+
+    def _bulk(self, catalog: Catalog, gen: CallGenerator, base: int, seconds: float) -> float:
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            batch = [gen.one(base + done + k, self.now - random.random() * 3600) for k in range(100)]
+            catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=self.hooks())
+            done += len(batch)
+        return done / (time.perf_counter() - t0)
+
+
+def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, results: Any) -> None:
+    """The other process: search round the filters until told to stop, then report latencies."""
+    reader, lat, i = Catalog(path), [], 0
+    while not stop.is_set():
+        f = filters[i % len(filters)]
+        lat.append(timed(lambda f=f: reader.search_page(f, now=now)))
+        i += 1
+    reader.close()
+    results.put(lat)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--write-seconds", type=float, default=10.0)
+    ap.add_argument("--dir", help="Work directory (default: a temporary one, removed afterwards).")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-catalog-", dir=a.dir) as tmp:
+        bench = Bench(Path(tmp), a.calls, a.batch)
+        t0 = time.perf_counter()
+        ours, cdr = bench.fill()
+        print(
+            f"filled {a.calls:,} calls in {time.perf_counter() - t0:,.0f} s: "
+            f"catalog bulk path {ours:,.0f} calls/s "
+            f"(seal, signed manifest, 2 ledger entries each), cdr executemany {cdr:,.0f} rows/s"
+        )
+        bench.run_filters()
+        bench.footprint()
+        print()
+        empty = bench.open(Path(tmp) / "empty.db")
+        bench.writes_while_searching(empty, "empty catalog", a.write_seconds)
+        empty.close()
+        bench.writes_while_searching(bench.catalog, f"at {a.calls:,} calls", a.write_seconds)
+        bench.catalog.close()
+
+
+if __name__ == "__main__":
+    main()
