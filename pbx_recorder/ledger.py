@@ -103,10 +103,24 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
 
 def verify_chain(conn: sqlite3.Connection) -> list[Problem]:
     """Recompute every hash in seq order; name each broken link (the first one is what counts)."""
+    return verify_chain_from(conn)[0]
+
+
+def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: str = GENESIS,
+                      on_row: Callable[[int], None] | None = None) -> tuple[list[Problem], int, str]:
+    """:func:`verify_chain` for the rows after ``after_seq`` (whose hash must be ``after_hash``:
+    an incremental pass starts from the last row a previous pass recomputed); returns the
+    problems and the (seq, hash) of the last row recomputed.  Streams: one row in memory."""
     problems: list[Problem] = []
-    prev, expected_seq = GENESIS, 1
+    prev, expected_seq = after_hash, after_seq + 1
+    if after_seq:
+        found = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (after_seq,)).fetchone()
+        if found is None or found[0] != after_hash:
+            problems.append(Problem(after_seq, "row differs from the one the last verified pass recomputed "
+                                    "(chain rewritten or truncated)", after_hash,
+                                    found[0] if found else "absent"))
     rows = conn.execute("SELECT seq, at, event, recording_id, payload, prev_hash, hash "
-                        "FROM ledger ORDER BY seq")
+                        "FROM ledger WHERE seq > ? ORDER BY seq", (after_seq,))
     for seq, at, event, rid, payload_text, prev_hash, stored_hash in rows:
         if seq != expected_seq:
             problems.append(Problem(expected_seq, f"rows missing before seq {seq}",
@@ -125,11 +139,13 @@ def verify_chain(conn: sqlite3.Connection) -> list[Problem]:
         if computed != stored_hash:
             problems.append(Problem(seq, "row content does not match its hash", computed, stored_hash, rid))
         prev, expected_seq = stored_hash, seq + 1
+        if on_row is not None:
+            on_row(seq)
     issued = _issued_max(conn)
     if issued >= expected_seq:
         problems.append(Problem(expected_seq, "rows removed from the end of the ledger",
                                 f"last seq {issued}", f"last seq {expected_seq - 1}"))
-    return problems
+    return problems, expected_seq - 1, prev
 
 
 def _is_hex64(text: str) -> bool:

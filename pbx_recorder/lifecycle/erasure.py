@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -32,7 +31,7 @@ from typing import Any
 
 from pbx_recorder import call_seal
 from pbx_recorder.errors import PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import policy, spool_erasure
+from pbx_recorder.lifecycle import number_lookup, policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.late_copies import LateCopyGuard
@@ -41,19 +40,6 @@ from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
-
-
-def _manifest_numbers(text: Any) -> set[str]:
-    """The normalized numbers a manifest names (CDR src/dst, callee, DID)."""
-    try:
-        manifest = json.loads(text) if isinstance(text, str) else text
-    except ValueError:
-        return set()
-    if not isinstance(manifest, Mapping):
-        return set()
-    cdr = manifest.get("cdr") if isinstance(manifest.get("cdr"), Mapping) else {}
-    values = (cdr.get("src"), cdr.get("dst"), manifest.get("callee_num"), manifest.get("did"))
-    return {policy.normalize_number(str(v)) for v in values if v}
 
 
 class Eraser:
@@ -81,30 +67,33 @@ class Eraser:
         self.spool_root = spool_root
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
+        """The subject's call rows.  By number: ``number_lookup.calls_naming`` streams the catalog
+        in batches (memory O(batch) plus the subject's calls, never every row)."""
         if call_id:
             return rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (call_id,))
         assert caller is not None
-        want = policy.normalize_number(caller)
-        # the signed manifests name the numbers too: an edited calls row must not hide a subject
-        signed = {
-            r["call_id"]
-            for r in rows(self.conn, "SELECT call_id, manifest FROM recordings")
-            if want in _manifest_numbers(r["manifest"])
-        }
-        # a number the CDR alone names (a transfer target in lastdata/dstchannel, the dialed
-        # pbxrecdnid): the subject took part in that call as surely as a callee does
-        digits = "".join(ch for ch in want if ch.isdigit())
-        in_cdr = re.compile(rf"(?<!\d){re.escape(digits)}(?!\d)") if len(digits) >= 5 else None
-        return [
-            c
-            for c in rows(self.conn, "SELECT * FROM calls")
-            if c["call_id"] in signed
-            or want in (policy.normalize_number(c["caller_num"]), policy.normalize_number(c["callee_num"]))
-            or (in_cdr is not None and in_cdr.search(str(c["cdr"] or "")) is not None)
-        ]
+        ids = sorted(number_lookup.calls_naming(self.conn, self.hash_key, caller))
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            out += rows(self.conn, f"SELECT * FROM calls WHERE call_id IN ({','.join('?' * len(chunk))})"
+                        " ORDER BY rowid", chunk)
+        return out
 
     def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
-        """Register (or find) the request; its 15-day clock starts at the first receipt."""
+        """Register (or find) the request; its 15-day clock starts at the first receipt.
+
+        The row is committed as ``open`` before any work (the receipt time is what the deadline
+        counts from) and becomes ``done`` / ``refused_partial`` only after the work: a run that
+        crashes or fails half-way leaves it open, ``erase status`` lists it, and the next run for
+        the same subject (with its request id, or without one) completes the same request --
+        every step is idempotent (what is already gone is not found again)."""
+        if request_id is None:  # an earlier run for this subject that did not finish: complete it
+            unfinished = rows(self.conn, "SELECT * FROM erasure_requests WHERE subject=? AND status='open'"
+                              " ORDER BY received_at LIMIT 1", (subject_hash,))
+            if unfinished:
+                log.info("erasure %s: completing the open request", unfinished[0]["request_id"])
+                return unfinished[0]
         request_id = request_id or "ER-" + secrets.token_hex(6)
         found = rows(self.conn, "SELECT * FROM erasure_requests WHERE request_id=?", (request_id,))
         if found:

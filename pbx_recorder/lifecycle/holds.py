@@ -16,11 +16,12 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from pbx_recorder import scan
 from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle import number_lookup, policy
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
@@ -50,11 +51,11 @@ class HoldManager:
                 r["call_id"]
                 for r in rows(self.conn, "SELECT call_id FROM calls WHERE call_id=?", (stored_value,))
             ]
-        calls = rows(self.conn, "SELECT * FROM calls")
-        if scope == "caller":
-            return [c["call_id"] for c in calls if self._call_has_number_hash(c, stored_value)]
+        if scope == "caller":  # streamed in batches: memory O(batch) plus the matches
+            return list(number_lookup.calls_with_number(self.conn, self.hash_key, stored_value))
         q = policy.parse_query(stored_value)
-        return [c["call_id"] for c in calls if policy.query_matches(c, q)]
+        return [str(c["call_id"]) for c in scan.rows(self.conn, "calls", scan.columns_of(self.conn, "calls"))
+                if policy.query_matches(c, q)]
 
     def _call_has_number_hash(self, call: Mapping[str, Any], h: str) -> bool:
         return any(
@@ -62,8 +63,14 @@ class HoldManager:
             for f in ("caller_num", "callee_num")
         )
 
-    def hold_for(self, rec: Mapping[str, Any]) -> tuple[str, str] | None:
-        """(hold_id, reason) of an active hold covering the recording, else None."""
+    def active_holds(self) -> builtins.list[dict[str, Any]]:
+        """Active call/caller holds (a small table: read once per batch by whole-catalog jobs)."""
+        return rows(self.conn, "SELECT * FROM holds WHERE released_at IS NULL AND scope IN ('call','caller')")
+
+    def hold_for(self, rec: Mapping[str, Any],
+                 active: builtins.list[dict[str, Any]] | None = None) -> tuple[str, str] | None:
+        """(hold_id, reason) of an active hold covering the recording, else None (``active``:
+        :meth:`active_holds` already read)."""
         hit = self.conn.execute(
             "SELECT h.hold_id, h.reason FROM hold_recordings hr JOIN holds h ON h.hold_id=hr.hold_id"
             " WHERE hr.recording_id=? AND h.released_at IS NULL LIMIT 1",
@@ -71,9 +78,8 @@ class HoldManager:
         ).fetchone()
         if hit:
             return str(hit[0]), str(hit[1])
-        active = rows(
-            self.conn, "SELECT * FROM holds WHERE released_at IS NULL AND scope IN ('call','caller')"
-        )
+        if active is None:
+            active = self.active_holds()
         if not active:
             return None
         call = rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (rec["call_id"],))
@@ -102,41 +108,64 @@ class HoldManager:
                 raise PolicyRefusal(f"bad hold query: {exc}") from exc
         else:
             stored = value
-        call_ids = self._matching_call_ids(scope, stored)
-        if scope == "call" and not call_ids:
+        if scope == "call" and not self._matching_call_ids(scope, stored):
             raise NotFound(f"no call {value}")
         hold_id = "H-" + secrets.token_hex(6)
-        recs = self._recordings_of(call_ids)
         with Tx(self.conn):
             self.conn.execute(
                 "INSERT INTO holds (hold_id, scope, value, reason, created_by, created_at)"
                 " VALUES (?,?,?,?,?,?)",
                 (hold_id, scope, stored, reason, actor, now),
             )
+        held: builtins.list[str] = []
+        for call_ids in self._matching_batches(scope, stored):  # memory O(batch), not O(catalog)
+            recs = self._recordings_of(call_ids)
+            with Tx(self.conn):  # the holds row above already protects call/caller scopes (hold_for)
+                for r in recs:
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO hold_recordings VALUES (?,?)", (hold_id, r["recording_id"])
+                    )
+                    self.conn.execute(
+                        "UPDATE recordings SET legal_hold=1 WHERE recording_id=?", (r["recording_id"],)
+                    )
+                    self.ledger(
+                        self.conn,
+                        "held",
+                        r["recording_id"],
+                        {"hold_id": hold_id, "scope": scope, "call_id": r["call_id"]},
+                        now,
+                    )
             for r in recs:
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO hold_recordings VALUES (?,?)", (hold_id, r["recording_id"])
-                )
-                self.conn.execute(
-                    "UPDATE recordings SET legal_hold=1 WHERE recording_id=?", (r["recording_id"],)
-                )
-                self.ledger(
-                    self.conn,
-                    "held",
-                    r["recording_id"],
-                    {"hold_id": hold_id, "scope": scope, "call_id": r["call_id"]},
-                    now,
-                )
-        for r in recs:
-            self._tier_hold(r, True)
-        log.info("hold %s (%s) placed by %s on %d recording(s)", hold_id, scope, actor, len(recs))
+                self._tier_hold(r, True)
+            held += [r["recording_id"] for r in recs]
+        log.info("hold %s (%s) placed by %s on %d recording(s)", hold_id, scope, actor, len(held))
         return {
             "hold_id": hold_id,
             "scope": scope,
             "value": stored,
             "reason": reason,
-            "recordings": [r["recording_id"] for r in recs],
+            "recordings": held,
         }
+
+    def _matching_batches(self, scope: str, stored_value: str,
+                          batch: int = 500) -> Iterator[builtins.list[str]]:
+        """The matching call ids in lists of at most ``batch``, found as the catalog streams by."""
+        if scope == "call":
+            found: Iterable[str] = self._matching_call_ids(scope, stored_value)
+        elif scope == "caller":
+            found = number_lookup.calls_with_number(self.conn, self.hash_key, stored_value)
+        else:
+            q = policy.parse_query(stored_value)
+            calls = scan.rows(self.conn, "calls", scan.columns_of(self.conn, "calls"))
+            found = (str(c["call_id"]) for c in calls if policy.query_matches(c, q))
+        chunk: builtins.list[str] = []
+        for call_id in found:
+            chunk.append(call_id)
+            if len(chunk) >= batch:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
     def remove(self, hold_id: str, actor: str, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
