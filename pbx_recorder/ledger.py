@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -148,8 +149,11 @@ def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: 
     return problems, expected_seq - 1, prev
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _is_hex64(text: str) -> bool:
-    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return isinstance(text, str) and _HEX64.fullmatch(text) is not None
 
 
 def day_bounds(day: str | date) -> tuple[float, float]:

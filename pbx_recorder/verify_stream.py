@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -82,31 +82,56 @@ class _Pass:
         self.pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs), thread_name_prefix="verify")
         self.progress = opts.progress or Progress("verify", enabled=False)
 
-    def run_jobs(self, jobs: list[ObjectCheck], report: VerifyReport) -> None:
-        def one(job: ObjectCheck) -> VerifyReport:
+    def submit(self, jobs: list[ObjectCheck]) -> list[Future[VerifyReport]]:
+        """The batch's storage checks in ``jobs`` contiguous slices, one per worker (a task per
+        slice, not per recording: the pool's own cost stays negligible on a fast tier)."""
+        def some(part: list[ObjectCheck]) -> VerifyReport:
             out = VerifyReport()
-            job(out)
+            for job in part:
+                job(out)
             return out
 
-        for part in self.pool.map(one, jobs):  # results in submission order
-            _merge(report, part)
+        size = max(1, -(-len(jobs) // max(1, self.opts.jobs)))
+        return [self.pool.submit(some, jobs[i:i + size]) for i in range(0, len(jobs), size)]
+
+    @staticmethod
+    def collect(futures: list[Future[VerifyReport]], report: VerifyReport) -> None:
+        for future in futures:  # in submission order: the output does not depend on scheduling
+            _merge(report, future.result())
+
+    def run_jobs(self, jobs: list[ObjectCheck], report: VerifyReport) -> None:
+        self.collect(self.submit(jobs), report)
 
     def recordings(self, report: VerifyReport, marks: Marks | None, after: int,
                    save: Callable[[int], None]) -> None:
+        """Pipelined: while the workers check batch k's objects, this thread reads and checks
+        batch k+1 in the catalog; at most two batches are in memory."""
         present = set(scan.columns_of(self.conn, "recordings"))
         columns = list(COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in present))
         where, params = "", cast(tuple[Any, ...], ())
         if marks is not None:
             where = "rowid > ? OR recording_id IN (SELECT recording_id FROM ledger WHERE seq > ?)"
             params = (marks.recordings_rowid, marks.changes_seq)
+        in_flight: tuple[list[Future[VerifyReport]], VerifyReport, int, int] | None = None
         for chunk in scan.batches(self.conn, "recordings", columns, where=where, params=params,
                                   batch=self.opts.batch, after=after):
             entries = ledger_entries(self.conn, [r["recording_id"] for _, r in chunk])
-            jobs = [job for _, row in chunk if (job := self.v.prepare(row, report, entries)) is not None]
-            report.checked += len(chunk)
-            self.run_jobs(jobs, report)
-            self.progress.advance(len(chunk), f"{len(report.mismatches)} mismatches")
-            save(chunk[-1][0])
+            found = VerifyReport()  # this batch's catalog findings, merged before its storage ones
+            jobs = [job for _, row in chunk if (job := self.v.prepare(row, found, entries)) is not None]
+            futures = self.submit(jobs)
+            if in_flight is not None:
+                self.finish(report, *in_flight, save)
+            in_flight = (futures, found, len(chunk), chunk[-1][0])
+        if in_flight is not None:
+            self.finish(report, *in_flight, save)
+
+    def finish(self, report: VerifyReport, futures: list[Future[VerifyReport]], found: VerifyReport,
+               rows: int, last: int, save: Callable[[int], None]) -> None:
+        _merge(report, found)
+        self.collect(futures, report)
+        report.checked += rows
+        self.progress.advance(rows, f"{len(report.mismatches)} mismatches")
+        save(last)
 
     def removed(self, report: VerifyReport, after_seq: int) -> None:
         """Erasure removes the row; the ledger still says where the audio was: nothing may be left."""

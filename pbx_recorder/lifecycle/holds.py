@@ -118,7 +118,8 @@ class HoldManager:
                 (hold_id, scope, stored, reason, actor, now),
             )
         held: builtins.list[str] = []
-        for call_ids in self._matching_batches(scope, stored):  # memory O(batch), not O(catalog)
+        clear = value if scope == "caller" else None  # lets SQLite narrow the rows (never stored)
+        for call_ids in self._matching_batches(scope, stored, number=clear):  # memory O(batch)
             recs = self._recordings_of(call_ids)
             with Tx(self.conn):  # the holds row above already protects call/caller scopes (hold_for)
                 for r in recs:
@@ -147,13 +148,13 @@ class HoldManager:
             "recordings": held,
         }
 
-    def _matching_batches(self, scope: str, stored_value: str,
-                          batch: int = 500) -> Iterator[builtins.list[str]]:
+    def _matching_batches(self, scope: str, stored_value: str, batch: int = 500,
+                          number: str | None = None) -> Iterator[builtins.list[str]]:
         """The matching call ids in lists of at most ``batch``, found as the catalog streams by."""
         if scope == "call":
             found: Iterable[str] = self._matching_call_ids(scope, stored_value)
         elif scope == "caller":
-            found = number_lookup.calls_with_number(self.conn, self.hash_key, stored_value)
+            found = number_lookup.calls_with_number(self.conn, self.hash_key, stored_value, number=number)
         else:
             q = policy.parse_query(stored_value)
             calls = scan.rows(self.conn, "calls", scan.columns_of(self.conn, "calls"))
