@@ -41,7 +41,8 @@ def test_the_signed_manifest_and_the_cdr_name_a_subject_the_calls_row_does_not(t
     for cid, manifest in manifests.items():
         env.conn.execute("UPDATE recordings SET manifest=? WHERE call_id=?", (json.dumps(manifest), cid))
     env.conn.execute("UPDATE recordings SET manifest='{not json' WHERE call_id='bad-json'")
-    env.conn.execute("UPDATE calls SET cdr=? WHERE call_id='cdr'", (json.dumps({"lastdata": "SIP/15558675309"}),))
+    cdr = json.dumps({"lastdata": "SIP/15558675309"})
+    env.conn.execute("UPDATE calls SET cdr=? WHERE call_id='cdr'", (cdr,))
     found = number_lookup.calls_naming(env.conn, KEY, "15558675309", batch=2)
     assert found == {"m-int", "cdr"}  # normalized '15558675309' (no '+') is what those name
     found = number_lookup.calls_naming(env.conn, KEY, NUMBER, batch=2)
