@@ -20,7 +20,8 @@ cannot hide (see README "What verify detects"):
 * every call row's metadata matches its seal (``call_seal``).
 
 A tier that cannot be reached is reported as unreachable, not as a mismatch; recordings still in
-the spool as pending.  Nothing here writes.
+the spool as pending.  Nothing here writes to the catalog or a tier; a whole-catalog pass keeps
+its resume point and marks in a small state file beside the catalog (``verify_stream``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -47,7 +48,14 @@ from pbx_recorder.errors import (
 )
 from pbx_recorder.recording_objects import RecordingObject, is_listed, listed, objects_of
 from pbx_recorder.signing import verify_manifest
-from pbx_recorder.verify_bindings import expectation_of, hold_binding, row_binding, vanished_ids
+from pbx_recorder.verify_bindings import (
+    expectation_of,
+    hold_binding,
+    ledger_entries,
+    locations_of,
+    row_binding,
+    vanished_ids,
+)
 from storage.base import ObjectInfo, Tier
 from storage.envelope import decrypt_chunks
 from storage.hashing import HashingReader, digests_equal, hash_stream
@@ -144,41 +152,11 @@ def _gone_locations(conn: sqlite3.Connection, recording_id: str) -> set[tuple[st
     return places
 
 
-def ledger_entries(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """The ledger's (event, payload) for each of ``ids``, in seq order: one statement per batch."""
-    out: dict[str, list[tuple[str, str]]] = {rid: [] for rid in ids}
-    if not ids:
-        return out
-    marks = ",".join("?" * len(ids))
-    for rid, event, payload in conn.execute(f"SELECT recording_id, event, payload FROM ledger WHERE "
-                                            f"recording_id IN ({marks}) ORDER BY seq", tuple(ids)):
-        out[rid].append((str(event), str(payload)))
-    return out
-
-
 def _gone_places(recording_id: str, entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """:func:`_gone_locations` from entries already read."""
     places = set()
     for tier, key in locations_of(entries):
         places |= {(tier, o.key) for o in objects_of({"recording_id": recording_id, "storage_key": key})}
-    return places
-
-
-def locations_of(entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """(tier, key) pairs from ``stored`` {tier, key} and ``migrated`` {to, key} payloads."""
-    places = set()
-    for event, text in entries:
-        if event not in ("stored", "migrated"):
-            continue
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            continue  # verify_chain reports the broken row
-        if not isinstance(payload, dict):
-            continue
-        tier = payload.get("tier") if event == "stored" else payload.get("to")
-        if tier and payload.get("key"):
-            places.add((str(tier), str(payload["key"])))
     return places
 
 

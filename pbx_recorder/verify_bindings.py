@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pbx_recorder.ledger import wrapped_key_digest
@@ -54,6 +54,36 @@ def expectation_of(entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
             expect["key_id"] = payload["to_key_id"]
             expect["wrapped_key_sha256"] = payload.get("wrapped_key_sha256", "")  # '' (older entry): unknown
     return {k: v for k, v in expect.items() if v not in (None, "")}
+
+
+def ledger_entries(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """The ledger's (event, payload) for each of ``ids``, in seq order: one statement per batch."""
+    out: dict[str, list[tuple[str, str]]] = {rid: [] for rid in ids}
+    if not ids:
+        return out
+    marks = ",".join("?" * len(ids))
+    for rid, event, payload in conn.execute(f"SELECT recording_id, event, payload FROM ledger WHERE "
+                                            f"recording_id IN ({marks}) ORDER BY seq", tuple(ids)):
+        out[rid].append((str(event), str(payload)))
+    return out
+
+
+def locations_of(entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(tier, key) pairs from ``stored`` {tier, key} and ``migrated`` {to, key} payloads."""
+    places = set()
+    for event, text in entries:
+        if event not in ("stored", "migrated"):
+            continue
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue  # verify_chain reports the broken row
+        if not isinstance(payload, dict):
+            continue
+        tier = payload.get("tier") if event == "stored" else payload.get("to")
+        if tier and payload.get("key"):
+            places.add((str(tier), str(payload["key"])))
+    return places
 
 
 def _manifest(row: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pbx_recorder.errors import StorageError
 from storage import atomic
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Marks:
 class VerifyState:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.problem = ""
 
     @classmethod
     def beside(cls, catalog_path: str | Path, name: str = "verify") -> VerifyState:
@@ -72,9 +74,17 @@ class VerifyState:
         return data if isinstance(data, dict) and data.get("version") == VERSION else {}
 
     def _write(self, data: dict[str, Any]) -> None:
+        """Best effort: an account that may read the catalog but not write beside it (an
+        auditor) still verifies; it only cannot resume or go incremental (``problem`` says why)."""
+        if self.problem:
+            return
         data["version"] = VERSION
         body = json.dumps(data, sort_keys=True).encode("utf-8")
-        atomic.write_stream(self.path, [body], mode=0o600)
+        try:
+            atomic.write_stream(self.path, [body], mode=0o600)
+        except StorageError as exc:
+            self.problem = f"verify state {self.path} not written ({exc}): no resume point, no marks"
+            log.warning("%s", self.problem)
 
     def last(self) -> Marks | None:
         return Marks.from_json(self._read().get("last"))

@@ -36,10 +36,9 @@ from pbx_recorder.verify import (
     VerifyReport,
     _gone_locations,
     _refused,
-    ledger_entries,
     vanished_mismatch,
 )
-from pbx_recorder.verify_bindings import removed_ids, vanished_stream
+from pbx_recorder.verify_bindings import ledger_entries, removed_ids, vanished_stream
 from pbx_recorder.verify_state import Marks, VerifyState
 
 SAVE_EVERY_S = 5.0

@@ -63,6 +63,8 @@ def register(group: click.Group) -> None:
     def verify(ctx: click.Context, recording_id: str | None, deep: bool, since_last: bool, resume: bool,
                jobs: int, batch: int, show_progress: bool) -> None:
         """Check stored objects against the catalog, the ledger and the signed chain heads."""
+        if recording_id and (since_last or resume):
+            raise click.UsageError("--since-last and --resume are for the whole catalog, not --recording")
         config = crypto_setup.load(ctx, "verify.run", recording_id or "")
         tiers = build_tiers(config.storage)
         keyring = crypto_setup.keyring_of(config, required=False)
@@ -91,6 +93,8 @@ def register(group: click.Group) -> None:
             conn.close()
         if spool_note:
             report.notes.append(spool_note)
+        if options is not None and options.state is not None and options.state.problem:
+            report.notes.append(options.state.problem)
         for note in report.notes:
             click.echo(f"note: {note}")
         if public_key is None:

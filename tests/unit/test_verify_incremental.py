@@ -117,3 +117,12 @@ def test_resume_continues_an_interrupted_pass_and_keeps_its_findings(dep, monkey
     assert any("row size differs from the ledger" in str(m) for m in report.mismatches)
     assert second.calls < 4 * 3  # the recordings done before the interruption were not checked again
     assert state.running() is None and state.last() is None  # a pass with a finding sets no marks
+
+
+def test_a_state_file_that_cannot_be_written_does_not_stop_verify(dep, capsys):
+    (dep.root / "not-a-dir").write_text("")
+    state = VerifyState(dep.root / "not-a-dir" / "state.json")
+    conn = ledger.connection_of(dep.catalog)
+    report = Verifier(conn, {"hot": dep.tier}).run(options=PassOptions(state=state))
+    assert report.ok and report.checked == 4
+    assert "not written" in state.problem and state.last() is None
