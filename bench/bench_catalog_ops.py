@@ -5,8 +5,8 @@ Fills a catalog of N calls (default 200,000; ``--calls``) and one of N/10 throug
 chained ``stored`` ledger entry), then runs each operation in a fresh child process and prints
 its wall time and its peak RSS above the child's start (``ru_maxrss``).  The baselines, measured
 in the same run: the same operation at N/10 (a streamed operation takes ~10x the time and the
-same memory), and what the code before streaming did first -- ``fetchall`` of every recordings
-row -- at N.
+same memory; erasure and hold find the same 200 calls in both), and what the code before
+streaming did first -- ``fetchall`` of every recordings row -- at N.
 
     .venv/bin/python bench/bench_catalog_ops.py [--calls 200000] [--jobs 4] [--batch 500]
 
@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 NOW = 1_800_000_000.0
+MATCHES = 200  # calls of the erased subject, and of the held one, in each catalog
 OPS = ("verify", "verify --since-last", "ledger verify", "retention report", "migrate --dry-run",
        "hold add --caller", "erase --caller")
 
@@ -51,7 +52,8 @@ def make(db: Path, n: int) -> float:
 
     t0 = time.perf_counter()
     conn = open_catalog(db)
-    fill(conn, n, now=NOW)
+    every = max(3, n // MATCHES)  # the same number of the subject's calls at every size
+    fill(conn, n, now=NOW, subject_every=every, held_every=every)
     _ledger_index(conn)
     conn.execute("ANALYZE")
     conn.close()

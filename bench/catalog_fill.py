@@ -2,9 +2,9 @@
 
 Each call has one stored recording with a ~600-byte signed-manifest-shaped JSON and its
 ``stored`` ledger entry (chained by ``ledger.append``, as the shipper's hook writes it).  Every
-``subject_every``-th call is from ``SUBJECT`` (erasure), every ``held_every``-th from ``HELD``
-(legal hold by caller).  Recordings are old enough to be due for cold storage and half are
-past retention.  ``StatTier`` answers every object as present with the recorded size and
+``subject_every``-th call is from ``SUBJECT`` (erasure), every ``held_every``-th (counted
+from 1) from ``HELD`` (legal hold by caller).  Recordings are old enough to be due for cold
+storage and half are past retention.  ``StatTier`` answers every object as present with the recorded size and
 server checksum (what an S3 tier with ChecksumSHA256 answers), so ``verify`` measures the
 catalog side rather than a disk; it remembers deletions so erasure can prove them.
 """

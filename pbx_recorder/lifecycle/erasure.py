@@ -65,6 +65,7 @@ class Eraser:
         self.tombstones = tombstones
         self.shred_backups = shred_backups
         self.spool_root = spool_root
+        self.tick: Callable[[int], None] | None = None  # rows read while finding the subject (progress)
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
         """The subject's call rows.  By number: ``number_lookup.calls_naming`` streams the catalog
@@ -72,7 +73,7 @@ class Eraser:
         if call_id:
             return rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (call_id,))
         assert caller is not None
-        ids = sorted(number_lookup.calls_naming(self.conn, self.hash_key, caller))
+        ids = sorted(number_lookup.calls_naming(self.conn, self.hash_key, caller, tick=self.tick))
         out: list[dict[str, Any]] = []
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]

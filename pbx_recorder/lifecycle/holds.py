@@ -16,7 +16,7 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from pbx_recorder import scan
@@ -43,6 +43,7 @@ class HoldManager:
         self.tiers = tiers
         self.hash_key = hash_key
         self.ledger = ledger or default_ledger()
+        self.tick: Callable[[int], None] | None = None  # rows read while matching (progress)
 
     # -- matching ----------------------------------------------------------------------
     def _matching_call_ids(self, scope: str, stored_value: str) -> builtins.list[str]:
@@ -154,11 +155,10 @@ class HoldManager:
         if scope == "call":
             found: Iterable[str] = self._matching_call_ids(scope, stored_value)
         elif scope == "caller":
-            found = number_lookup.calls_with_number(self.conn, self.hash_key, stored_value, number=number)
+            found = number_lookup.calls_with_number(self.conn, self.hash_key, stored_value, number=number,
+                                                    tick=self.tick)
         else:
-            q = policy.parse_query(stored_value)
-            calls = scan.rows(self.conn, "calls", scan.columns_of(self.conn, "calls"))
-            found = (str(c["call_id"]) for c in calls if policy.query_matches(c, q))
+            found = self._query_matches(policy.parse_query(stored_value))
         chunk: builtins.list[str] = []
         for call_id in found:
             chunk.append(call_id)
@@ -167,6 +167,12 @@ class HoldManager:
                 chunk = []
         if chunk:
             yield chunk
+
+    def _query_matches(self, q: Mapping[str, Any]) -> Iterator[str]:
+        for part in scan.batches(self.conn, "calls", scan.columns_of(self.conn, "calls")):
+            yield from (str(c["call_id"]) for _, c in part if policy.query_matches(c, q))
+            if self.tick is not None:
+                self.tick(len(part))
 
     def remove(self, hold_id: str, actor: str, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now

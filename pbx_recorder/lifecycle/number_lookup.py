@@ -15,42 +15,67 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from pbx_recorder import scan
 from pbx_recorder.lifecycle import policy
 
+Tick = Callable[[int], None] | None  # told how many rows were read (a progress bar)
 _SEPARATORS = (" ", "-", "(", ")", ".", "/")
 
 
 def _stripped(expr: str) -> str:
-    """SQL: ``expr`` without the usual separators (what ``policy.normalize_number`` drops first)."""
+    """SQL: ``expr`` as text without the usual separators (what ``policy.normalize_number``
+    drops first)."""
+    expr = f"CAST(coalesce({expr}, '') AS TEXT)"
     for sep in _SEPARATORS:
         expr = f"replace({expr}, '{sep}', '')"
     return expr
 
 
-def _same_number(expr: str) -> str:
-    """SQL, one ``?`` (the normalized number): true when ``expr`` normalizes to it, or when it
-    holds anything besides digits, a leading '+' and separators -- then Python decides
+def _same_number(column: str) -> str:
+    """SQL over a stripped ``column``, one ``?`` (the normalized number): true when it is that
+    number, or when it holds anything besides digits and a leading '+' -- then Python decides
     (``policy.normalize_number``), so SQLite only narrows and never decides a doubtful value."""
-    s = _stripped(f"CAST(coalesce({expr}, '') AS TEXT)")
-    return f"({s} = ? OR substr({s}, 2) GLOB '*[^0-9]*' OR substr({s}, 1, 1) GLOB '[^0-9+]')"
+    return (f"({column} = ? OR substr({column}, 2) GLOB '*[^0-9]*' "
+            f"OR substr({column}, 1, 1) GLOB '[^0-9+]')")
+
+
+def _narrowed(conn: sqlite3.Connection, table: str, columns: Sequence[str], computed: Sequence[str],
+              want: str, batch: int, tick: Tick = None) -> Iterator[dict[str, Any]]:
+    """Rows of ``table`` any of whose ``computed`` SQL values may normalize to ``want``: the table
+    is read in rowid windows of ``batch`` rows, each window's values computed once (a
+    materialized CTE) and filtered by SQLite; only candidates reach Python."""
+    cols = ", ".join(columns)
+    values = ", ".join(f"{_stripped(expr)} AS v{i}" for i, expr in enumerate(computed))
+    cond = " OR ".join(_same_number(f"v{i}") for i in range(len(computed)))
+    sql = (f"WITH w AS MATERIALIZED (SELECT {cols}, {values} FROM {table} WHERE rowid > ? AND rowid <= ?) "
+           f"SELECT {cols} FROM w WHERE {cond}")
+    after = 0
+    while True:
+        last = conn.execute(f"SELECT max(rowid) FROM (SELECT rowid FROM {table} WHERE rowid > ? "
+                            "ORDER BY rowid LIMIT ?)", (after, max(1, batch))).fetchone()[0]
+        if last is None:
+            return
+        for row in conn.execute(sql, (after, last, *([want] * len(computed)))).fetchall():
+            yield dict(zip(columns, row, strict=True))
+        if tick is not None:
+            tick(int(last) - after)  # rows read (rowids, so roughly: gaps count too)
+        after = int(last)
 
 
 def calls_with_number(conn: sqlite3.Connection, hash_key: bytes, number_hash: str, *,
-                      number: str | None = None, batch: int = scan.DEFAULT_BATCH) -> Iterator[str]:
+                      number: str | None = None, batch: int = scan.DEFAULT_BATCH,
+                      tick: Tick = None) -> Iterator[str]:
     """Call ids whose caller or callee number has the keyed hash ``number_hash``
     (``policy.number_hash``), in rowid order.  With the clear ``number`` (hold add, erasure)
     SQLite compares normalized columns and hands over only candidates; without it (a stored
     hold) each row's numbers are hashed.  Either way the keyed hash has the last word."""
-    where, params = "", cast(tuple[Any, ...], ())
-    if number is not None:
-        want = policy.normalize_number(number)
-        where, params = f"{_same_number('caller_num')} OR {_same_number('callee_num')}", (want, want)
-    for row in scan.rows(conn, "calls", ("call_id", "caller_num", "callee_num"), where=where, params=params,
-                         batch=batch):
+    names = ("call_id", "caller_num", "callee_num")
+    found = _every(conn, names, batch, tick) if number is None else _narrowed(
+        conn, "calls", names, ("caller_num", "callee_num"), policy.normalize_number(number), batch, tick)
+    for row in found:
         for field in ("caller_num", "callee_num"):
             if row[field] and policy.number_hash(hash_key, row[field]) == number_hash:
                 yield str(row["call_id"])
@@ -75,17 +100,24 @@ def manifest_numbers(text: Any) -> set[str]:
     return {policy.normalize_number(str(v)) for v in values if v}
 
 
+def _every(conn: sqlite3.Connection, names: Sequence[str], batch: int,
+           tick: Tick) -> Iterator[dict[str, Any]]:
+    for chunk in scan.batches(conn, "calls", names, batch=batch):
+        yield from (row for _, row in chunk)
+        if tick is not None:
+            tick(len(chunk))
+
+
 def calls_naming(conn: sqlite3.Connection, hash_key: bytes, number: str, *,
-                 batch: int = scan.DEFAULT_BATCH) -> set[str]:
+                 batch: int = scan.DEFAULT_BATCH, tick: Tick = None) -> set[str]:
     """Every call id the number took part in: its calls rows, the signed manifests, the CDR text.
     Memory: O(batch) plus the subject's own calls."""
     want = policy.normalize_number(number)
     found = set(calls_with_number(conn, hash_key, policy.number_hash(hash_key, number), number=number,
-                                  batch=batch))
-    fields = [f"json_extract(manifest, '$.{path}')" for path in _MANIFEST_PATHS]
-    where = f"json_valid(manifest) AND ({' OR '.join(_same_number(f) for f in fields)})"
-    for row in scan.rows(conn, "recordings", ("call_id", "manifest"), where=where,
-                         params=(want,) * len(fields), batch=batch):
+                                  batch=batch, tick=tick))
+    fields = [f"CASE WHEN json_valid(manifest) THEN json_extract(manifest, '$.{path}') END"
+              for path in _MANIFEST_PATHS]
+    for row in _narrowed(conn, "recordings", ("call_id", "manifest"), fields, want, batch, tick):
         if want in manifest_numbers(row["manifest"]):
             found.add(str(row["call_id"]))
     # a number the CDR alone names (a transfer target in lastdata/dstchannel, the dialed

@@ -56,3 +56,17 @@ def test_retention_report_and_migrate_dry_run_stream_with_progress_on_stderr(tmp
     assert main(["--config", cfg, "recordings", "migrate", "--dry-run"]) == 0
     out = capsys.readouterr()
     assert "4 recording(s) due" in out.out and "migrate --dry-run" not in out.err
+
+
+def test_erase_and_hold_by_caller_show_rows_read_on_stderr(tmp_path, capsys):
+    env, cfg = make_cli_env(tmp_path)
+    for i in range(5):
+        add_call(env, f"c{i}", caller="+15551112222" if i % 2 else "+15550000000")
+        add_recording(env, f"c{i}", f"r{i}")
+    assert main(["--config", cfg, "hold", "add", "--caller", "+15550000000", "--reason", "case 2",
+                 "--progress"]) == 0
+    out = capsys.readouterr()
+    assert "3 recording(s) held" in out.out and "hold add: calls read: 5" in out.err
+    assert main(["--config", cfg, "erase", "--caller", "+15551112222", "--progress"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["recordings_erased"] == 2 and "erase: catalog rows read: " in out.err
