@@ -20,10 +20,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 from pbx_recorder import audit_trail, call_seal, chain_head, ledger, scan
 from pbx_recorder.progress import Progress
@@ -101,36 +101,64 @@ class _Pass:
     def run_jobs(self, jobs: list[ObjectCheck], report: VerifyReport) -> None:
         self.collect(self.submit(jobs), report)
 
-    def recordings(self, report: VerifyReport, marks: Marks | None, after: int,
-                   save: Callable[[int], None]) -> None:
-        """Pipelined: while the workers check batch k's objects, this thread reads and checks
-        batch k+1 in the catalog; at most two batches are in memory."""
+    def chunks(self, marks: Marks | None,
+               position: dict[str, int]) -> Iterator[tuple[list[dict[str, Any]], dict[str, int]]]:
+        """Batches of recordings rows to check, each with the position to resume after it.
+
+        A full pass: the table in rowid order.  An incremental pass: first the older rows a ledger
+        entry after the marks names (the entries in seq order, each recording at its last such
+        entry, so it is checked once), then the rows created since (rowid order).  Both are keyset
+        walks, so the cost is that of the changes, not of the catalog."""
         present = set(scan.columns_of(self.conn, "recordings"))
         columns = list(COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in present))
-        where, params = "", cast(tuple[Any, ...], ())
+        batch = self.opts.batch
+        if marks is not None and position.get("phase", 1) == 1:
+            seq = max(int(position.get("seq", 0)), marks.changes_seq)
+            named = ("SELECT l.seq, l.recording_id FROM ledger l WHERE l.seq > ? AND NOT EXISTS (SELECT 1 "
+                     "FROM ledger n WHERE n.recording_id = l.recording_id AND n.seq > l.seq) ORDER BY l.seq "
+                     "LIMIT ?")
+            while True:
+                got = self.conn.execute(named, (seq, batch)).fetchall()
+                if not got:
+                    break
+                seq = int(got[-1][0])
+                ids = [str(r[1]) for r in got]
+                found = self.conn.execute(
+                    f"SELECT {', '.join(columns)} FROM recordings WHERE rowid <= ? AND recording_id IN "
+                    f"({','.join('?' * len(ids))}) ORDER BY rowid", (marks.recordings_rowid, *ids)).fetchall()
+                yield [dict(zip(columns, r, strict=True)) for r in found], {"phase": 1, "seq": seq}
+                if len(got) < batch:
+                    break
+            position = {"phase": 2, "after": 0}
+        after = int(position.get("after", 0))
         if marks is not None:
-            where = "rowid > ? OR recording_id IN (SELECT recording_id FROM ledger WHERE seq > ?)"
-            params = (marks.recordings_rowid, marks.changes_seq)
-        in_flight: tuple[list[Future[VerifyReport]], VerifyReport, int, int] | None = None
-        for chunk in scan.batches(self.conn, "recordings", columns, where=where, params=params,
-                                  batch=self.opts.batch, after=after):
-            entries = ledger_entries(self.conn, [r["recording_id"] for _, r in chunk])
+            after = max(after, marks.recordings_rowid)
+        for chunk in scan.batches(self.conn, "recordings", columns, batch=batch, after=after):
+            yield [row for _, row in chunk], {"phase": 2, "after": chunk[-1][0]}
+
+    def recordings(self, report: VerifyReport, marks: Marks | None, position: dict[str, int],
+                   save: Callable[[dict[str, int]], None]) -> None:
+        """Pipelined: while the workers check batch k's objects, this thread reads and checks
+        batch k+1 in the catalog; at most two batches are in memory."""
+        in_flight: tuple[list[Future[VerifyReport]], VerifyReport, int, dict[str, int]] | None = None
+        for rows, where in self.chunks(marks, position):
+            entries = ledger_entries(self.conn, [r["recording_id"] for r in rows])
             found = VerifyReport()  # this batch's catalog findings, merged before its storage ones
-            jobs = [job for _, row in chunk if (job := self.v.prepare(row, found, entries)) is not None]
+            jobs = [job for row in rows if (job := self.v.prepare(row, found, entries)) is not None]
             futures = self.submit(jobs)
             if in_flight is not None:
                 self.finish(report, *in_flight, save)
-            in_flight = (futures, found, len(chunk), chunk[-1][0])
+            in_flight = (futures, found, len(rows), where)
         if in_flight is not None:
             self.finish(report, *in_flight, save)
 
     def finish(self, report: VerifyReport, futures: list[Future[VerifyReport]], found: VerifyReport,
-               rows: int, last: int, save: Callable[[int], None]) -> None:
+               rows: int, where: dict[str, int], save: Callable[[dict[str, int]], None]) -> None:
         _merge(report, found)
         self.collect(futures, report)
         report.checked += rows
         self.progress.advance(rows, f"{len(report.mismatches)} mismatches")
-        save(last)
+        save(where)
 
     def removed(self, report: VerifyReport, after_seq: int) -> None:
         """Erasure removes the row; the ledger still says where the audio was: nothing may be left."""
@@ -200,19 +228,20 @@ def run_pass(verifier: Verifier, opts: PassOptions) -> VerifyReport:
     if opts.since_last and marks is None:
         report.notes.append("no earlier complete pass recorded: checking everything")
     elif running is not None:
-        report.notes.append(f"resumed an interrupted pass after recordings rowid {running.get('after', 0)}")
+        report.notes.append(f"resumed an interrupted pass at {running.get('position')}")
     run = _Pass(verifier, opts)
     last_save = [time.monotonic()]
 
-    def save(after: int, force: bool = False) -> None:
-        if state is None or (not force and time.monotonic() - last_save[0] < SAVE_EVERY_S):
+    def save(position: dict[str, int]) -> None:
+        if state is None or time.monotonic() - last_save[0] < SAVE_EVERY_S:
             return
-        state.save_running({"after": after, "since": marks is not None, "started_at": started,
+        state.save_running({"position": position, "since": marks is not None, "started_at": started,
                             "bounds": bounds, "report": _saved(report)})
         last_save[0] = time.monotonic()
 
     try:
-        run.recordings(report, marks, int(running.get("after", 0)) if running else 0, save)
+        position = running.get("position") if running else None
+        run.recordings(report, marks, position if isinstance(position, dict) else {}, save)
         run.removed(report, marks.changes_seq if marks else 0)
         waiting = [rid for rid in verifier.spooled if conn.execute(
             "SELECT 1 FROM recordings WHERE recording_id = ?", (rid,)).fetchone() is None]
