@@ -127,3 +127,12 @@ def test_a_state_file_that_cannot_be_written_does_not_stop_verify(dep, capsys):
     report = Verifier(conn, {"hot": dep.tier}).run(options=PassOptions(state=state))
     assert report.ok and report.checked == 4
     assert "not written" in state.problem and state.last() is None
+
+
+def test_progress_of_verify_and_ledger_verify_goes_to_stderr_on_request(dep, capsys):
+    code, out = dep.cli(capsys, "verify", "--progress", "--jobs", "2", "--batch", "3")
+    assert code == 0 and "verify: 4/4 100.0%" in out and "checked 4 recordings" in out, out
+    code, out = dep.cli(capsys, "ledger", "verify", "--progress")
+    assert code == 0 and "ledger verify: " in out, out
+    code, out = dep.cli(capsys, "verify", "--recording", "n1_1.1_call001", "--since-last")
+    assert code != 0 and "not --recording" in out, out
