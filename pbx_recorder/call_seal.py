@@ -125,11 +125,14 @@ def vanished_calls(conn: sqlite3.Connection, call_id: str | None = None,
                    after_seq: int = 0) -> list[str]:
     """Calls the ledger says were sealed whose row is gone without a removal entry (``after_seq``:
     sealed after that ledger position).  SQLite answers it: no Python set of every call id."""
-    sql = ("SELECT DISTINCT l.recording_id FROM ledger l WHERE l.event = ? AND l.seq > ? AND l.recording_id "
-           "NOT IN (SELECT recording_id FROM ledger WHERE event = ?) AND NOT EXISTS (SELECT 1 FROM calls c "
-           "WHERE c.call_id = substr(l.recording_id, 6) AND c.seal != '') ORDER BY l.recording_id")
-    # (a bare stand-in row -- no metadata, no seal -- must not hide a removed sealed call)
-    gone = [str(r[0])[len("call:"):] for r in conn.execute(sql, (SEALED_EVENT, after_seq, REMOVED_EVENT))]
+    sql = ("SELECT DISTINCT l.recording_id FROM ledger l WHERE l.event = ? AND l.seq > ? AND "
+           "l.recording_id NOT IN (SELECT recording_id FROM ledger WHERE event = ? AND seq > ?) AND "
+           "NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = substr(l.recording_id, 6) AND c.seal != '') "
+           "ORDER BY l.recording_id")
+    # (a bare stand-in row -- no metadata, no seal -- must not hide a removed sealed call; a removal
+    # entry always follows the call's sealing entry, so only those after ``after_seq`` are read)
+    gone = [str(r[0])[len("call:"):]
+            for r in conn.execute(sql, (SEALED_EVENT, after_seq, REMOVED_EVENT, after_seq))]
     return [c for c in gone if call_id is None or c == call_id]
 
 

@@ -191,9 +191,10 @@ def removed_ids(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
 
 def vanished_stream(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
     """:func:`vanished_ids` for the whole catalog, streamed (``after_seq``: only ``stored`` entries
-    after it, for an incremental pass)."""
+    after it, for an incremental pass; a deletion entry always follows its recording's ``stored``
+    entry, so only those after it are read too: the cost is that of the changes)."""
     yield from (str(r[0]) for r in conn.execute(
         "SELECT DISTINCT l.recording_id FROM ledger l WHERE l.event = 'stored' AND l.seq > ? AND "
-        f"l.recording_id NOT IN (SELECT recording_id FROM ledger WHERE event IN {_GONE}) AND NOT EXISTS "
-        "(SELECT 1 FROM recordings r WHERE r.recording_id = l.recording_id) ORDER BY l.recording_id",
-        (after_seq,)))
+        f"l.recording_id NOT IN (SELECT recording_id FROM ledger WHERE event IN {_GONE} AND seq > ?) AND "
+        "NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = l.recording_id) "
+        "ORDER BY l.recording_id", (after_seq, after_seq)))
