@@ -125,8 +125,9 @@ def vanished_calls(conn: sqlite3.Connection, call_id: str | None = None,
                    after_seq: int = 0) -> list[str]:
     """Calls the ledger says were sealed whose row is gone without a removal entry (``after_seq``:
     sealed after that ledger position).  SQLite answers it: no Python set of every call id."""
-    sql = ("SELECT DISTINCT l.recording_id FROM ledger l WHERE l.event = ? AND l.seq > ? AND "
-           "l.recording_id NOT IN (SELECT recording_id FROM ledger WHERE event = ? AND seq > ?) AND "
+    sql = ("SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event = ? AND l.seq > ? "
+           "AND l.recording_id NOT IN (SELECT recording_id FROM ledger NOT INDEXED WHERE event = ? "
+           "AND seq > ?) AND "
            "NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = substr(l.recording_id, 6) AND c.seal != '') "
            "ORDER BY l.recording_id")
     # (a bare stand-in row -- no metadata, no seal -- must not hide a removed sealed call; a removal

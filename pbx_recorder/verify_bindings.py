@@ -182,11 +182,13 @@ _GONE = "('deleted', 'erased')"
 
 def removed_ids(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
     """Recordings with a deletion/erasure ledger entry (after ``after_seq``) and no catalog row,
-    streamed from SQLite (the recordings primary key answers each probe)."""
+    streamed from SQLite (the recordings primary key answers each probe; ``NOT INDEXED``: the
+    ledger is walked by ``seq``, never through the recording-id index, so an incremental pass
+    reads only the entries after its marks)."""
     yield from (str(r[0]) for r in conn.execute(
-        f"SELECT DISTINCT l.recording_id FROM ledger l WHERE l.event IN {_GONE} AND l.seq > ? AND NOT EXISTS "
-        "(SELECT 1 FROM recordings r WHERE r.recording_id = l.recording_id) ORDER BY l.recording_id",
-        (after_seq,)))
+        f"SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event IN {_GONE} AND l.seq > ? "
+        "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = l.recording_id) "
+        "ORDER BY l.recording_id", (after_seq,)))
 
 
 def vanished_stream(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
@@ -194,7 +196,7 @@ def vanished_stream(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[st
     after it, for an incremental pass; a deletion entry always follows its recording's ``stored``
     entry, so only those after it are read too: the cost is that of the changes)."""
     yield from (str(r[0]) for r in conn.execute(
-        "SELECT DISTINCT l.recording_id FROM ledger l WHERE l.event = 'stored' AND l.seq > ? AND "
-        f"l.recording_id NOT IN (SELECT recording_id FROM ledger WHERE event IN {_GONE} AND seq > ?) AND "
-        "NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = l.recording_id) "
-        "ORDER BY l.recording_id", (after_seq, after_seq)))
+        "SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event = 'stored' AND l.seq > ? "
+        "AND l.recording_id NOT IN (SELECT recording_id FROM ledger NOT INDEXED WHERE event IN "
+        f"{_GONE} AND seq > ?) AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = "
+        "l.recording_id) ORDER BY l.recording_id", (after_seq, after_seq)))
