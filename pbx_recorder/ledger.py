@@ -108,7 +108,8 @@ def verify_chain(conn: sqlite3.Connection) -> list[Problem]:
 
 
 def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: str = GENESIS,
-                      on_row: Callable[[int], None] | None = None) -> tuple[list[Problem], int, str]:
+                      on_row: Callable[[int, str, list[Problem]], None] | None = None
+                      ) -> tuple[list[Problem], int, str]:
     """:func:`verify_chain` for the rows after ``after_seq`` (whose hash must be ``after_hash``:
     an incremental pass starts from the last row a previous pass recomputed); returns the
     problems and the (seq, hash) of the last row recomputed.  Streams: one row in memory."""
@@ -140,8 +141,8 @@ def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: 
         if computed != stored_hash:
             problems.append(Problem(seq, "row content does not match its hash", computed, stored_hash, rid))
         prev, expected_seq = stored_hash, seq + 1
-        if on_row is not None:
-            on_row(seq)
+        if on_row is not None:  # (seq, its hash, the problems so far): progress and resume points
+            on_row(seq, stored_hash, problems)
     issued = _issued_max(conn)
     if issued >= expected_seq:
         problems.append(Problem(expected_seq, "rows removed from the end of the ledger",

@@ -34,33 +34,51 @@ class LedgerPassResult:
     notes: list[str] = field(default_factory=list)
 
 
+SAVE_EVERY_S = 5.0
+
+
 def run_ledger_pass(conn: sqlite3.Connection, state: VerifyState | None, *, since_last: bool = False,
-                    public_key: Any = None, checkpoints: chain_head.CheckpointStore | None = None,
+                    resume: bool = False, public_key: Any = None,
+                    checkpoints: chain_head.CheckpointStore | None = None,
                     progress: Progress | None = None) -> LedgerPassResult:
+    """Recompute the chain (all of it, or after the marks), hold it to its signed head, find
+    vanished recordings.  ``resume`` continues an interrupted pass from the last position it
+    saved (every few seconds: the entry's seq and hash, and the problems found so far)."""
     out = LedgerPassResult()
     marks = state.last() if state is not None and since_last else None
+    running = state.running() if state is not None and resume else None
+    if running is not None and running.get("since") != (marks is not None):
+        running = None  # a different kind of pass was interrupted: start this one afresh
     if since_last and marks is None:
         out.notes.append("no earlier complete pass recorded: recomputing the whole chain")
-    started = time.time()
-    after = marks.ledger_seq if marks else 0
-    seen = [0]
+    started = float(running["started_at"]) if running else time.time()
+    after, after_hash = (marks.ledger_seq, marks.ledger_hash) if marks else (0, ledger.GENESIS)
+    earlier: list[str] = []
+    if running is not None:
+        after, after_hash = int(running["seq"]), str(running["hash"])
+        earlier = [str(p) for p in running.get("problems", [])]
+        out.notes.append(f"resumed an interrupted pass after ledger seq {after}")
+    seen, last_save = [0], [time.monotonic()]
     bar = progress or Progress("ledger verify", enabled=False)
-    if after:
-        bar.done = after
+    bar.done = after
 
-    def tick(_seq: int) -> None:
+    def tick(seq: int, digest: str, problems: list[ledger.Problem]) -> None:
         seen[0] += 1
-        if seen[0] % 1000 == 0:
-            bar.advance(1000)
+        if seen[0] % 1000:
+            return
+        bar.advance(1000)
+        if state is not None and time.monotonic() - last_save[0] >= SAVE_EVERY_S:
+            state.save_running({"seq": seq, "hash": digest, "since": marks is not None, "started_at": started,
+                                "problems": earlier + [str(p) for p in problems]})
+            last_save[0] = time.monotonic()
 
     try:
-        problems, seq, head = ledger.verify_chain_from(
-            conn, after, marks.ledger_hash if marks else ledger.GENESIS, on_row=tick)
+        problems, seq, head = ledger.verify_chain_from(conn, after, after_hash, on_row=tick)
     finally:
         bar.advance(seen[0] % 1000)
         bar.close()
     out.checked = seen[0]
-    out.problems += [str(p) for p in problems]
+    out.problems += earlier + [str(p) for p in problems]
     if public_key is not None and checkpoints is not None:
         found, notes = chain_head.check(conn, "ledger", checkpoints, public_key)
         out.problems += [str(p) for p in found]
@@ -69,6 +87,7 @@ def run_ledger_pass(conn: sqlite3.Connection, state: VerifyState | None, *, sinc
                      f"deletion or erasure entry"
                      for rid in vanished_stream(conn, marks.changes_seq if marks else 0)]
     out.count = int(conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
-    if state is not None and not out.problems:
-        state.finish(Marks(started_at=started, ledger_seq=seq, ledger_hash=head, changes_seq=seq))
+    if state is not None:
+        state.finish(None if out.problems else Marks(started_at=started, ledger_seq=seq, ledger_hash=head,
+                                                     changes_seq=seq))
     return out

@@ -38,10 +38,11 @@ def register(group: click.Group) -> None:
     @ledger_group.command("verify")
     @click.option("--since-last", "since_last", is_flag=True,
                   help="Recompute only the entries after the last pass that found nothing wrong.")
+    @click.option("--resume", is_flag=True, help="Continue an interrupted pass where it stopped.")
     @click.option("--progress", "show_progress", is_flag=True, help="Show progress on stderr even when it "
                   "is not a terminal.")
     @click.pass_context
-    def verify_ledger(ctx: click.Context, since_last: bool, show_progress: bool) -> None:
+    def verify_ledger(ctx: click.Context, since_last: bool, resume: bool, show_progress: bool) -> None:
         """Recompute the chain, hold it to its signed head and the catalog; name every problem."""
         from pbx_recorder.ledger_pass import run_ledger_pass
         from pbx_recorder.progress import reporter
@@ -53,7 +54,7 @@ def register(group: click.Group) -> None:
         try:
             total = int(conn.execute("SELECT MAX(seq) FROM ledger").fetchone()[0] or 0)
             result = run_ledger_pass(conn, VerifyState.beside(config.catalog.path, "ledger-verify"),
-                                     since_last=since_last, public_key=public_key,
+                                     since_last=since_last, resume=resume, public_key=public_key,
                                      checkpoints=chain_head.store_for(config) if public_key else None,
                                      progress=reporter("ledger verify", total, show_progress))
         finally:
