@@ -113,10 +113,26 @@ def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, targ
 
 def verify_chain(conn: sqlite3.Connection) -> tuple[list[AuditProblem], int]:
     """Problems of the audit chain, and how many unchained rows precede it (written before it)."""
+    problems, legacy, _, _ = verify_chain_from(conn)
+    return problems, legacy
+
+
+def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0,
+                      after_hash: str = "") -> tuple[list[AuditProblem], int, int, str]:
+    """:func:`verify_chain` for the rows after ``after_id`` (a chained row whose hash a previous
+    pass recomputed as ``after_hash``); also returns the (id, hash) of the last chained row
+    recomputed, where the next incremental pass starts.  Streams: one row in memory."""
     problems: list[AuditProblem] = []
     prev, expected_id, legacy, chained = GENESIS, None, 0, False
+    if after_id:
+        found = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (after_id,)).fetchone()
+        if found is None or found[0] != after_hash:
+            problems.append(AuditProblem(after_id, "row differs from the one the last verified pass "
+                                         "recomputed (chain rewritten or truncated)", after_hash,
+                                         str(found[0]) if found else "absent"))
+        prev, expected_id, chained = after_hash, after_id + 1, True
     rows = conn.execute("SELECT id, at, actor, role, action, target, detail, prev_hash, hash "
-                        "FROM audit_log ORDER BY id")
+                        "FROM audit_log WHERE id > ? ORDER BY id", (after_id,))
     for row_id, at, actor, role, action, target, detail_text, prev_hash, stored in rows:
         if not stored and not chained:
             legacy += 1
@@ -148,7 +164,8 @@ def verify_chain(conn: sqlite3.Connection) -> tuple[list[AuditProblem], int]:
     if chained and _issued_max(conn) >= (expected_id or 0):
         problems.append(AuditProblem(int(expected_id or 0), "rows removed from the end of the audit log",
                                      f"last id {_issued_max(conn)}", f"last id {(expected_id or 1) - 1}"))
-    return problems, legacy
+    last_id = int(expected_id) - 1 if chained and expected_id else 0
+    return problems, legacy, last_id, (prev if chained else "")
 
 
 def entries(conn: sqlite3.Connection, *, actor: str | None = None, action: str | None = None,

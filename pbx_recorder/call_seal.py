@@ -138,18 +138,19 @@ def record_removed(conn: sqlite3.Connection, call_id: str, why: str, now: float)
     ledger.append(conn, REMOVED_EVENT, ledger_id(call_id), {"call_id": call_id, "why": why}, now)
 
 
-def vanished_calls(conn: sqlite3.Connection, call_id: str | None = None) -> list[str]:
-    """Calls the ledger says were sealed whose row is gone without a removal entry."""
-    def ids(event: str) -> set[str]:
-        return {r[0] for r in conn.execute("SELECT recording_id FROM ledger WHERE event = ?", (event,))}
-
-    sealed = ids(SEALED_EVENT)
-    if not sealed:
-        return []
-    removed = ids(REMOVED_EVENT)
-    # a bare stand-in row (no metadata, so "not sealed" is not reported for it) must not hide it
-    present = {ledger_id(r[0]) for r in conn.execute("SELECT call_id FROM calls WHERE seal != ''")}
-    gone = sorted(i[len("call:"):] for i in sealed - removed - present)
+def vanished_calls(conn: sqlite3.Connection, call_id: str | None = None,
+                   after_seq: int = 0) -> list[str]:
+    """Calls the ledger says were sealed whose row is gone without a removal entry (``after_seq``:
+    sealed after that ledger position).  SQLite answers it: no Python set of every call id."""
+    sql = ("SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event = ? AND l.seq > ? "
+           "AND l.recording_id NOT IN (SELECT recording_id FROM ledger NOT INDEXED WHERE event = ? "
+           "AND seq > ?) AND "
+           "NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = substr(l.recording_id, 6) AND c.seal != '') "
+           "ORDER BY l.recording_id")
+    # (a bare stand-in row -- no metadata, no seal -- must not hide a removed sealed call; a removal
+    # entry always follows the call's sealing entry, so only those after ``after_seq`` are read)
+    gone = [str(r[0])[len("call:"):]
+            for r in conn.execute(sql, (SEALED_EVENT, after_seq, REMOVED_EVENT, after_seq))]
     return [c for c in gone if call_id is None or c == call_id]
 
 
@@ -173,20 +174,21 @@ def _opened(row: dict[str, Any], numbers: NumberProtection | None) -> tuple[Mapp
 
 
 def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
-                call_id: str | None = None, numbers: NumberProtection | None = None) -> list[tuple[str, str]]:
-    """(call id, what) for every call row whose seal is missing or does not verify (rows whose
-    numbers are encrypted are opened with ``numbers``; their blind indexes are checked too)."""
-    if call_id is None:
-        cur = conn.execute("SELECT * FROM calls ORDER BY call_id")
-    else:
-        cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
-    names = [d[0] for d in cur.description]
+                call_id: str | None = None, numbers: NumberProtection | None = None, *, where: str = "",
+                params: tuple[Any, ...] = (), batch: int = 500) -> list[tuple[str, str]]:
+    """(call id, what) for every call row whose seal is missing or does not verify; the whole
+    table is read in keyset batches (``where``: only those rows, for an incremental pass).  Rows
+    whose numbers are encrypted are opened with ``numbers``; their blind indexes are checked too."""
+    from pbx_recorder import scan
+
+    names = scan.columns_of(conn, "calls")
     if "seal" not in names:
         return []
+    if call_id is not None:
+        where, params = "call_id = ?", (call_id,)
     out = []
-    for values in cur.fetchall():
-        stored = dict(zip(names, values, strict=True))
-        row, why = _opened(stored, numbers)
+    for stored in scan.rows(conn, "calls", names, where=where, params=params, batch=batch):
+        row, why = _opened(dict(stored), numbers)
         if row is None:
             out.append((str(stored["call_id"]), why))
             continue

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -103,10 +104,25 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
 
 def verify_chain(conn: sqlite3.Connection) -> list[Problem]:
     """Recompute every hash in seq order; name each broken link (the first one is what counts)."""
+    return verify_chain_from(conn)[0]
+
+
+def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: str = GENESIS,
+                      on_row: Callable[[int, str, list[Problem]], None] | None = None
+                      ) -> tuple[list[Problem], int, str]:
+    """:func:`verify_chain` for the rows after ``after_seq`` (whose hash must be ``after_hash``:
+    an incremental pass starts from the last row a previous pass recomputed); returns the
+    problems and the (seq, hash) of the last row recomputed.  Streams: one row in memory."""
     problems: list[Problem] = []
-    prev, expected_seq = GENESIS, 1
+    prev, expected_seq = after_hash, after_seq + 1
+    if after_seq:
+        found = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (after_seq,)).fetchone()
+        if found is None or found[0] != after_hash:
+            problems.append(Problem(after_seq, "row differs from the one the last verified pass recomputed "
+                                    "(chain rewritten or truncated)", after_hash,
+                                    found[0] if found else "absent"))
     rows = conn.execute("SELECT seq, at, event, recording_id, payload, prev_hash, hash "
-                        "FROM ledger ORDER BY seq")
+                        "FROM ledger WHERE seq > ? ORDER BY seq", (after_seq,))
     for seq, at, event, rid, payload_text, prev_hash, stored_hash in rows:
         if seq != expected_seq:
             problems.append(Problem(expected_seq, f"rows missing before seq {seq}",
@@ -125,15 +141,20 @@ def verify_chain(conn: sqlite3.Connection) -> list[Problem]:
         if computed != stored_hash:
             problems.append(Problem(seq, "row content does not match its hash", computed, stored_hash, rid))
         prev, expected_seq = stored_hash, seq + 1
+        if on_row is not None:  # (seq, its hash, the problems so far): progress and resume points
+            on_row(seq, stored_hash, problems)
     issued = _issued_max(conn)
     if issued >= expected_seq:
         problems.append(Problem(expected_seq, "rows removed from the end of the ledger",
                                 f"last seq {issued}", f"last seq {expected_seq - 1}"))
-    return problems
+    return problems, expected_seq - 1, prev
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _is_hex64(text: str) -> bool:
-    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return isinstance(text, str) and _HEX64.fullmatch(text) is not None
 
 
 def day_bounds(day: str | date) -> tuple[float, float]:

@@ -20,7 +20,8 @@ cannot hide (see README "What verify detects"):
 * every call row's metadata matches its seal (``call_seal``).
 
 A tier that cannot be reached is reported as unreachable, not as a mismatch; recordings still in
-the spool as pending.  Nothing here writes.
+the spool as pending.  Nothing here writes to the catalog or a tier; a whole-catalog pass keeps
+its resume point and marks in a small state file beside the catalog (``verify_stream``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -48,7 +49,14 @@ from pbx_recorder.errors import (
 )
 from pbx_recorder.recording_objects import RecordingObject, is_listed, listed, objects_of
 from pbx_recorder.signing import verify_manifest
-from pbx_recorder.verify_bindings import hold_binding, ledger_expectation, row_binding, vanished_ids
+from pbx_recorder.verify_bindings import (
+    expectation_of,
+    hold_binding,
+    ledger_entries,
+    locations_of,
+    row_binding,
+    vanished_ids,
+)
 from storage.base import ObjectInfo, Tier
 from storage.envelope import decrypt_chunks
 from storage.hashing import HashingReader, digests_equal, hash_stream
@@ -59,6 +67,7 @@ GONE_STATES = ("expired", "erased", "deleted")
 COLUMNS = ("recording_id", "call_id", "state", "size", "sha256", "audio_sha256", "tier", "storage_key",
            "encrypted", "key_id", "wrapped_key", "manifest", "signature")
 OPTIONAL_COLUMNS = ("objects",)  # schema migration 3
+ObjectCheck = Callable[["VerifyReport"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,31 +139,24 @@ def recording_rows(conn: sqlite3.Connection, recording_id: str | None = None) ->
         yield dict(zip(columns, row, strict=True))
 
 
-def _ledger_events(conn: sqlite3.Connection, recording_id: str) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT event FROM ledger WHERE recording_id = ?", (recording_id,))}
-
-
 def _ledger_locations(conn: sqlite3.Connection, recording_id: str) -> set[tuple[str, str]]:
     """(tier, key) pairs from ``stored`` {tier, key} and ``migrated`` {to, key} payloads."""
-    places = set()
-    for event, text in conn.execute("SELECT event, payload FROM ledger WHERE recording_id = ? "
-                                    "AND event IN ('stored', 'migrated')", (recording_id,)):
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            continue  # verify_chain reports the broken row
-        if not isinstance(payload, dict):
-            continue
-        tier = payload.get("tier") if event == "stored" else payload.get("to")
-        if tier and payload.get("key"):
-            places.add((str(tier), str(payload["key"])))
-    return places
+    return locations_of(conn.execute("SELECT event, payload FROM ledger WHERE recording_id = ? "
+                                     "AND event IN ('stored', 'migrated')", (recording_id,)))
 
 
 def _gone_locations(conn: sqlite3.Connection, recording_id: str) -> set[tuple[str, str]]:
     """Ledger locations plus the objects derived from each (manifest sidecar, legs) by naming."""
     places = set()
     for tier, key in _ledger_locations(conn, recording_id):
+        places |= {(tier, o.key) for o in objects_of({"recording_id": recording_id, "storage_key": key})}
+    return places
+
+
+def _gone_places(recording_id: str, entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """:func:`_gone_locations` from entries already read."""
+    places = set()
+    for tier, key in locations_of(entries):
         places |= {(tier, o.key) for o in objects_of({"recording_id": recording_id, "storage_key": key})}
     return places
 
@@ -178,6 +180,11 @@ def _refused(conn: sqlite3.Connection, only: str | None) -> list[str]:
             why = []
         out.append(f"{rid}: {why[-1] if why else 'ship_refused'} (waiting in the spool, not retried)")
     return out
+
+
+def vanished_mismatch(rid: str) -> Mismatch:
+    return Mismatch(rid, "catalog row removed without a deletion or erasure ledger entry", "catalog row",
+                    "absent")
 
 
 def expected_plaintext_sha256(row: Mapping[str, Any]) -> str:
@@ -213,33 +220,38 @@ class Verifier:
         self.checkpoints, self.spooled = checkpoints, tuple(spooled)
         self._down: dict[str, str] = {}  # tier name -> why it is unreachable
 
-    def run(self, recording_id: str | None = None) -> VerifyReport:
+    def run(self, recording_id: str | None = None, *, options: Any = None) -> VerifyReport:
+        """One recording, or (``recording_id`` None) the whole catalog, streamed in keyset batches
+        with storage checks in parallel (``verify_stream``; ``options``: its ``PassOptions``)."""
+        if recording_id is None:
+            from pbx_recorder.verify_stream import PassOptions, run_pass
+
+            return run_pass(self, options if options is not None else PassOptions())
         report = VerifyReport()
         rows = list(recording_rows(self.conn, recording_id))
         present = {r["recording_id"] for r in rows}
         removed = _removed_ids(self.conn, present, recording_id)
         vanished = vanished_ids(self.conn, present, recording_id)
-        waiting = [rid for rid in self.spooled if recording_id is None or rid == recording_id]
-        if recording_id is not None and not rows and not removed and not vanished and not waiting:
+        waiting = [rid for rid in self.spooled if rid == recording_id]
+        if not rows and not removed and not vanished and not waiting:
             raise NotFound(f"no recording {recording_id}")
         for row in rows:
             report.checked += 1
             self.check_recording(row, report)
         for rid in removed:  # erasure removes the row; the ledger still says where the audio was
             report.checked += 1
-            self._check_gone(rid, "erased (catalog row removed)", set(), report)
+            self._check_gone(rid, "erased (catalog row removed)", _gone_locations(self.conn, rid), report)
         for rid in vanished:
             report.checked += 1
-            report.mismatches.append(Mismatch(rid, "catalog row removed without a deletion or erasure ledger "
-                                                   "entry", "catalog row", "absent"))
+            report.mismatches.append(vanished_mismatch(rid))
         report.pending += [f"{rid}: waiting in the spool (not stored yet)" for rid in waiting
                            if rid not in present]
-        self._check_chains(report, recording_id, {str(r["call_id"]) for r in rows})
+        self.check_chains(report, recording_id, {str(r["call_id"]) for r in rows})
         report.unreachable += [f"tier {name}: {why}" for name, why in sorted(self._down.items())]
         report.refused = _refused(self.conn, recording_id)
         return report
 
-    def _check_chains(self, report: VerifyReport, recording_id: str | None, call_ids: set[str]) -> None:
+    def check_chains(self, report: VerifyReport, recording_id: str | None, call_ids: set[str]) -> None:
         add = report.mismatches.append
         for p in ledger.verify_chain(self.conn):
             add(Mismatch(p.recording_id, f"ledger seq {p.seq}: {p.what}", p.expected, p.found))
@@ -265,29 +277,44 @@ class Verifier:
                                             "one) without an erasure ledger entry", "calls row", "absent"))
 
     def check_recording(self, row: dict[str, Any], report: VerifyReport) -> None:
+        objects = self.prepare(row, report, ledger_entries(self.conn, [row["recording_id"]]))
+        if objects is not None:
+            objects(report)
+
+    def prepare(self, row: dict[str, Any], report: VerifyReport,
+                entries: Mapping[str, list[tuple[str, str]]]) -> ObjectCheck | None:
+        """The catalog and ledger checks of one row (this thread: it owns the connection); returns
+        the storage checks (stat, re-read, signature) to run, possibly on a worker thread, with
+        their own report.  ``entries``: the ledger's (event, payload) per recording id, in seq order."""
         rid, state = row["recording_id"], row["state"]
-        events = _ledger_events(self.conn, rid)
+        mine = entries.get(rid, [])
+        events = {e for e, _ in mine}
         add = report.mismatches.append
         if state in GONE_STATES:
             if not events & {"deleted", "erased"}:
                 add(Mismatch(rid, f"{state} but no deleted/erased ledger entry", "deleted|erased", "none"))
-            self._check_gone(rid, state, {(row["tier"], o.key) for o in objects_of(row)}, report)
-            return
+            places = {(row["tier"], o.key) for o in objects_of(row)} | _gone_places(rid, mine)
+            return lambda out: self._check_gone(rid, state, places, out)
         if state not in LIVE_STATES:
             if rid in self.spooled or state in ("spooled", "stopped", "recording", "paused"):
                 report.pending.append(f"{rid}: {state}, not stored yet")
-            return
+            return None
         if "stored" not in events:
             add(Mismatch(rid, "no 'stored' ledger entry", "stored", ",".join(sorted(events)) or "none"))
         if events & {"deleted", "erased"}:
             add(Mismatch(rid, "ledger records a deletion but the catalog says it is stored", state,
                          ",".join(sorted(events & {"deleted", "erased"}))))
-        expect = ledger_expectation(self.conn, rid)
-        for what, want, found in [*row_binding(row, expect), *hold_binding(self.conn, row)]:
+        expect = expectation_of(mine)
+        holds = [e for e, _ in mine if e in ("held", "released")]
+        bound = hold_binding(self.conn, row) if holds and holds[-1] == "held" else []
+        for what, want, found in [*row_binding(row, expect), *bound]:
             add(Mismatch(rid, what, want, found))
-        self._check_signature(row, report)
-        self._check_object(row, expect, report)
-        self._check_other_objects(row, expect, report)
+
+        def objects(out: VerifyReport) -> None:
+            self._check_signature(row, out)
+            self._check_object(row, expect, out)
+            self._check_other_objects(row, expect, out)
+        return objects
 
     def _tier_down(self, tier: Tier, exc: BaseException | None = None) -> bool:
         """True (and remembered) when ``tier`` cannot be reached: an outage is not a mismatch."""
@@ -374,7 +401,7 @@ class Verifier:
 
     def _check_gone(self, rid: str, state: str, places: set[tuple[str, str]], report: VerifyReport) -> None:
         """No object may be left at the row's location or any the ledger recorded (stored/migrated)."""
-        for tier_name, key in sorted(places | _gone_locations(self.conn, rid)):
+        for tier_name, key in sorted(places):
             tier = self.tiers.get(tier_name)
             if tier is None or not key:
                 continue

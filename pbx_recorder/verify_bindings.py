@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pbx_recorder.ledger import wrapped_key_digest
@@ -23,9 +23,18 @@ LOCATION_EVENTS = ("stored", "migrated")
 def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str, Any]:
     """What the ledger says the row must hold now: tier, key, sha256 (stored bytes), size,
     audio_sha256, encrypted, key_id, version_id; only the fields the ledger recorded."""
+    return expectation_of(conn.execute(
+        "SELECT event, payload FROM ledger WHERE recording_id = ? AND event IN "
+        "('stored', 'migrated', 'rekeyed') ORDER BY seq", (recording_id,)))
+
+
+def expectation_of(entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """:func:`ledger_expectation` over one recording's ``(event, payload)`` entries in seq order
+    (other events are ignored): pure, so ``verify`` can read a whole batch's entries at once."""
     expect: dict[str, Any] = {}
-    for event, text in conn.execute("SELECT event, payload FROM ledger WHERE recording_id = ? AND event IN "
-                                    "('stored', 'migrated', 'rekeyed') ORDER BY seq", (recording_id,)):
+    for event, text in entries:
+        if event not in ("stored", "migrated", "rekeyed"):
+            continue
         try:
             payload = json.loads(text)
         except ValueError:
@@ -45,6 +54,36 @@ def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str,
             expect["key_id"] = payload["to_key_id"]
             expect["wrapped_key_sha256"] = payload.get("wrapped_key_sha256", "")  # '' (older entry): unknown
     return {k: v for k, v in expect.items() if v not in (None, "")}
+
+
+def ledger_entries(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """The ledger's (event, payload) for each of ``ids``, in seq order: one statement per batch."""
+    out: dict[str, list[tuple[str, str]]] = {rid: [] for rid in ids}
+    if not ids:
+        return out
+    marks = ",".join("?" * len(ids))
+    for rid, event, payload in conn.execute(f"SELECT recording_id, event, payload FROM ledger WHERE "
+                                            f"recording_id IN ({marks}) ORDER BY seq", tuple(ids)):
+        out[rid].append((str(event), str(payload)))
+    return out
+
+
+def locations_of(entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(tier, key) pairs from ``stored`` {tier, key} and ``migrated`` {to, key} payloads."""
+    places = set()
+    for event, text in entries:
+        if event not in ("stored", "migrated"):
+            continue
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue  # verify_chain reports the broken row
+        if not isinstance(payload, dict):
+            continue
+        tier = payload.get("tier") if event == "stored" else payload.get("to")
+        if tier and payload.get("key"):
+            places.add((str(tier), str(payload["key"])))
+    return places
 
 
 def _manifest(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -135,3 +174,29 @@ def hold_binding(conn: sqlite3.Connection, row: Mapping[str, Any]) -> list[tuple
     if flag is not None and not flag[0]:
         found.append(("legal hold in the ledger but the row's legal_hold flag is cleared", "1", "0"))
     return found
+
+
+# -- streaming forms for whole-catalog passes (no Python set of every id) -----------------------
+_GONE = "('deleted', 'erased')"
+
+
+def removed_ids(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
+    """Recordings with a deletion/erasure ledger entry (after ``after_seq``) and no catalog row,
+    streamed from SQLite (the recordings primary key answers each probe; ``NOT INDEXED``: the
+    ledger is walked by ``seq``, never through the recording-id index, so an incremental pass
+    reads only the entries after its marks)."""
+    yield from (str(r[0]) for r in conn.execute(
+        f"SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event IN {_GONE} AND l.seq > ? "
+        "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = l.recording_id) "
+        "ORDER BY l.recording_id", (after_seq,)))
+
+
+def vanished_stream(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
+    """:func:`vanished_ids` for the whole catalog, streamed (``after_seq``: only ``stored`` entries
+    after it, for an incremental pass; a deletion entry always follows its recording's ``stored``
+    entry, so only those after it are read too: the cost is that of the changes)."""
+    yield from (str(r[0]) for r in conn.execute(
+        "SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event = 'stored' AND l.seq > ? "
+        "AND l.recording_id NOT IN (SELECT recording_id FROM ledger NOT INDEXED WHERE event IN "
+        f"{_GONE} AND seq > ?) AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = "
+        "l.recording_id) ORDER BY l.recording_id", (after_seq, after_seq)))

@@ -10,23 +10,32 @@ import click
 
 from pbx_recorder.errors import PolicyRefusal
 from pbx_recorder.lifecycle.runtime import Runtime
+from pbx_recorder.progress import reporter
 
 
 @click.group(invoke_without_command=True)
 @click.option("--caller", help="Erase every call of this number (as caller or callee).")
 @click.option("--call-id", "call_id", help="Erase one call.")
-@click.option("--request-id", "request_id", help="The data subject's request id (default: generated).")
+@click.option("--request-id", "request_id", help="The data subject's request id (default: generated; "
+              "an open request of the same subject is completed).")
+@click.option("--progress", "show_progress", is_flag=True, help="Progress on stderr (also when piped).")
 @click.pass_context
-def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_id: str | None) -> None:
+def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_id: str | None,
+          show_progress: bool) -> None:
     """Right to erasure: delete everywhere and print a proof receipt (JSON)."""
     if ctx.invoked_subcommand is not None:
         return
     if bool(caller) == bool(call_id):
         raise PolicyRefusal("give exactly one of --caller or --call-id")
     rt = Runtime.load(ctx.obj["config_path"], "erase.request", call_id or "")
-    receipt = rt.eraser().erase(
-        caller=caller, call_id=call_id, request_id=request_id, actor=rt.actor, now=time.time()
-    )
+    eraser = rt.eraser()
+    bar = reporter("erase: catalog rows read", force=show_progress)
+    eraser.tick = bar.advance
+    try:
+        receipt = eraser.erase(caller=caller, call_id=call_id, request_id=request_id, actor=rt.actor,
+                               now=time.time())
+    finally:
+        bar.close()
     rt.audit(
         "erase",
         receipt["request_id"],

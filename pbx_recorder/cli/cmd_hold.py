@@ -10,6 +10,7 @@ import click
 from pbx_recorder.errors import PolicyRefusal
 from pbx_recorder.lifecycle.runtime import Runtime
 from pbx_recorder.masking import mask_number
+from pbx_recorder.progress import reporter
 
 
 @click.group()
@@ -22,9 +23,11 @@ def hold() -> None:
 @click.option("--caller", help="Hold every call of this number (stored as a keyed hash).")
 @click.option("--query", help='Search filters as JSON, e.g. \'{"queue": "sales", "start": 1767225600}\'.')
 @click.option("--reason", required=True)
+@click.option("--progress", "show_progress", is_flag=True, help="Progress on stderr (also when piped).")
 @click.pass_context
 def add_cmd(
-    ctx: click.Context, call_id: str | None, caller: str | None, query: str | None, reason: str
+    ctx: click.Context, call_id: str | None, caller: str | None, query: str | None, reason: str,
+    show_progress: bool,
 ) -> None:
     """Place a legal hold (one of --call, --caller, --query); sets S3 Object Lock legal hold
     where the bucket has it."""
@@ -33,7 +36,13 @@ def add_cmd(
         raise PolicyRefusal("give exactly one of --call, --caller, --query")
     scope, value = given[0]
     rt = Runtime.load(ctx.obj["config_path"], "hold.add")
-    h = rt.holds().add(scope, value, reason, rt.actor, now=time.time())
+    holds = rt.holds()
+    bar = reporter("hold add: calls read", force=show_progress)
+    holds.tick = bar.advance
+    try:
+        h = holds.add(scope, value, reason, rt.actor, now=time.time())
+    finally:
+        bar.close()
     shown = mask_number(value) if scope == "caller" else value
     rt.audit(
         "hold.add",

@@ -16,7 +16,6 @@ from pbx_recorder.cli import crypto_setup
 from pbx_recorder.errors import IntegrityError
 from pbx_recorder.signing import load_public_key, load_signing_key, public_key_path
 from pbx_recorder.verify import catalog_connection
-from pbx_recorder.verify_bindings import vanished_ids
 
 
 def register(group: click.Group) -> None:
@@ -37,33 +36,39 @@ def register(group: click.Group) -> None:
             conn.close()
 
     @ledger_group.command("verify")
+    @click.option("--since-last", "since_last", is_flag=True,
+                  help="Recompute only the entries after the last pass that found nothing wrong.")
+    @click.option("--resume", is_flag=True, help="Continue an interrupted pass where it stopped.")
+    @click.option("--progress", "show_progress", is_flag=True, help="Show progress on stderr even when it "
+                  "is not a terminal.")
     @click.pass_context
-    def verify_ledger(ctx: click.Context) -> None:
+    def verify_ledger(ctx: click.Context, since_last: bool, resume: bool, show_progress: bool) -> None:
         """Recompute the chain, hold it to its signed head and the catalog; name every problem."""
+        from pbx_recorder.ledger_pass import run_ledger_pass
+        from pbx_recorder.progress import reporter
+        from pbx_recorder.verify_state import VerifyState
+
         config = crypto_setup.load(ctx, "ledger.read")
         public_key = _public_key(config)
         conn = catalog_connection(config.catalog.path)
         try:
-            lines = [str(p) for p in ledger.verify_chain(conn)]
-            notes: list[str] = []
-            if public_key is not None:
-                problems, notes = chain_head.check(conn, "ledger", chain_head.store_for(config), public_key)
-                lines += [str(p) for p in problems]
-            present = {r[0] for r in conn.execute("SELECT recording_id FROM recordings")}
-            lines += [f"recording {rid}: stored per the ledger, but its catalog row is gone without a "
-                      f"deletion or erasure entry" for rid in vanished_ids(conn, present, None)]
-            count = conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
+            total = int(conn.execute("SELECT MAX(seq) FROM ledger").fetchone()[0] or 0)
+            result = run_ledger_pass(conn, VerifyState.beside(config.catalog.path, "ledger-verify"),
+                                     since_last=since_last, resume=resume, public_key=public_key,
+                                     checkpoints=chain_head.store_for(config) if public_key else None,
+                                     progress=reporter("ledger verify", total, show_progress))
         finally:
             conn.close()
-        for note in notes:
+        for note in result.notes:
             click.echo(f"note: {note}")
         if public_key is None:
             click.echo("note: no signing key found: the signed chain head is not checked")
-        for line in lines:
+        for line in result.problems:
             click.echo(f"BROKEN {line}")
-        click.echo(f"{count} ledger entries, {len(lines)} problems")
-        if lines:
-            raise IntegrityError(f"ledger check failed: {lines[0]}")
+        click.echo(f"{result.count} ledger entries, {result.checked} recomputed, "
+                   f"{len(result.problems)} problems")
+        if result.problems:
+            raise IntegrityError(f"ledger check failed: {result.problems[0]}")
 
     @ledger_group.command("checkpoint")
     @click.option("--init", is_flag=True, help="Sign chains that have rows but no checkpoint yet (first "

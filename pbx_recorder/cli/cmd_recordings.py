@@ -81,20 +81,28 @@ def restore_cmd(ctx: click.Context, recording_id: str, days: int) -> None:
 @recordings.command("migrate")
 @click.option("--dry-run", is_flag=True, help="List what is due, move nothing.")
 @click.option("--limit", type=click.IntRange(1), default=None)
+@click.option("--progress", "show_progress", is_flag=True, help="Progress on stderr (also when piped).")
 @click.pass_context
-def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None) -> None:
+def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None, show_progress: bool) -> None:
     """Move recordings past their class's cold_after_days to the cold tier (per region)."""
     rt = _rt(ctx, "recordings.migrate")
     m = rt.migrator()
     now = time.time()
-    if dry_run:
-        due = m.candidates(now)[:limit]
-        for r in due:
-            click.echo(
-                f"{r['recording_id']}  {r['tier']} -> {m.target_for(r).cold}  ({r['retention_class']})"
-            )
-        click.echo(f"{len(due)} recording(s) due")
-        rt.audit("recordings.migrate", "", {"dry_run": True, "due": len(due)})
+    if dry_run:  # streamed: printed as found, memory O(batch) at any catalog size
+        from pbx_recorder.progress import reporter
+
+        bar, due = reporter("migrate --dry-run", force=show_progress), 0
+        for chunk in m.iter_candidates(now, progress=bar.advance):
+            for r in chunk[: None if limit is None else limit - due]:
+                click.echo(
+                    f"{r['recording_id']}  {r['tier']} -> {m.target_for(r).cold}  ({r['retention_class']})"
+                )
+                due += 1
+            if limit is not None and due >= limit:
+                break
+        bar.close()
+        click.echo(f"{due} recording(s) due")
+        rt.audit("recordings.migrate", "", {"dry_run": True, "due": due})
         return
     with exclusive_job(rt.config, "migrate") as busy:
         if busy:

@@ -10,6 +10,7 @@ import click
 
 from pbx_recorder.lifecycle.job_lease import exclusive_job
 from pbx_recorder.lifecycle.runtime import Runtime
+from pbx_recorder.progress import reporter
 
 
 @click.group()
@@ -20,25 +21,35 @@ def retention() -> None:
 @retention.command("report")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--at", "at", type=float, default=None, help="Evaluate at this epoch time (default: now).")
+@click.option("--progress", "show_progress", is_flag=True, help="Progress on stderr (also when piped).")
 @click.pass_context
-def report_cmd(ctx: click.Context, as_json: bool, at: float | None) -> None:
-    """What would be disposed of now, and why; what is refused, and why."""
+def report_cmd(ctx: click.Context, as_json: bool, at: float | None, show_progress: bool) -> None:
+    """What would be disposed of now, and why; what is refused, and why (streamed as found)."""
     rt = Runtime.load(ctx.obj["config_path"], "retention.report")
-    items = rt.retention().report(at or time.time())
-    rt.audit("retention.report", "", {"items": len(items)})
+    bar = reporter("retention report", force=show_progress)
+    n = refused = 0
     if as_json:
-        click.echo(json.dumps([asdict(d) for d in items], indent=2))
+        click.echo("[")
+    for d in rt.retention().iter_report(at or time.time(), progress=bar):
+        if as_json:  # one object per line, a JSON array as a whole: nothing is held back
+            click.echo(("," if n + refused else "") + json.dumps(asdict(d), sort_keys=True))
+        else:
+            click.echo(f"{d.action:8} {d.recording_id}  call {d.call_id}  [{d.policy}]  {d.reason}")
+        n, refused = (n + 1, refused) if d.action == "dispose" else (n, refused + 1)
+        bar.extra = f"{n} to dispose, {refused} refused"
+    bar.close()
+    rt.audit("retention.report", "", {"items": n + refused})
+    if as_json:
+        click.echo("]")
         return
-    for d in items:
-        click.echo(f"{d.action:8} {d.recording_id}  call {d.call_id}  [{d.policy}]  {d.reason}")
-    n = sum(d.action == "dispose" for d in items)
-    click.echo(f"{n} to dispose, {len(items) - n} refused")
+    click.echo(f"{n} to dispose, {refused} refused")
 
 
 @retention.command("apply")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--progress", "show_progress", is_flag=True, help="Progress on stderr (also when piped).")
 @click.pass_context
-def apply_cmd(ctx: click.Context, yes: bool) -> None:
+def apply_cmd(ctx: click.Context, yes: bool, show_progress: bool) -> None:
     """Dispose of every expired recording not under hold or protection."""
     rt = Runtime.load(ctx.obj["config_path"], "retention.apply")
     if not yes:
@@ -47,7 +58,9 @@ def apply_cmd(ctx: click.Context, yes: bool) -> None:
         if busy:
             click.echo(busy)
             return
-        res = rt.retention().apply(time.time(), rt.actor)
+        bar = reporter("retention apply", force=show_progress)
+        res = rt.retention().apply(time.time(), rt.actor, progress=bar)
+        bar.close()
     rt.audit(
         "retention.apply",
         "",

@@ -11,6 +11,11 @@ three situations apart:
 ``--deep`` also decrypts every object (when the key ring is configured) and re-reads objects
 whose server keeps its own checksum.  Signatures (manifests, call seals, chain heads) are
 checked when the signing public key (``<signing.key_file>.pub`` or the private key) is readable.
+
+The whole-catalog check streams in keyset batches (``--batch``) with the storage checks on a
+thread pool (``--jobs``), records its progress beside the catalog (``--resume`` continues an
+interrupted pass) and, with ``--since-last``, checks only what changed since the last pass that
+found nothing wrong.  Progress goes to stderr on a terminal (``--progress``: always).
 """
 
 from __future__ import annotations
@@ -45,9 +50,21 @@ def register(group: click.Group) -> None:
     @group.command("verify")
     @click.option("--recording", "recording_id", default=None, help="Check only this recording.")
     @click.option("--deep", is_flag=True, help="Re-read and re-hash every object (decrypt when possible).")
+    @click.option("--since-last", "since_last", is_flag=True,
+                  help="Check only what changed since the last pass that found nothing wrong.")
+    @click.option("--resume", is_flag=True, help="Continue an interrupted pass where it stopped.")
+    @click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True,
+                  help="Storage checks run in parallel.")
+    @click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True,
+                  help="Recordings read per catalog query.")
+    @click.option("--progress", "show_progress", is_flag=True, help="Show progress on stderr even when it "
+                  "is not a terminal.")
     @click.pass_context
-    def verify(ctx: click.Context, recording_id: str | None, deep: bool) -> None:
+    def verify(ctx: click.Context, recording_id: str | None, deep: bool, since_last: bool, resume: bool,
+               jobs: int, batch: int, show_progress: bool) -> None:
         """Check stored objects against the catalog, the ledger and the signed chain heads."""
+        if recording_id and (since_last or resume):
+            raise click.UsageError("--since-last and --resume are for the whole catalog, not --recording")
         config = crypto_setup.load(ctx, "verify.run", recording_id or "")
         tiers = build_tiers(config.storage)
         keyring = crypto_setup.keyring_of(config, required=False)
@@ -64,11 +81,24 @@ def register(group: click.Group) -> None:
             verifier = Verifier(conn, tiers, keyring=keyring, public_key=public_key, deep=deep,
                                 checkpoints=chain_head.store_for(config, tiers), spooled=spooled,
                                 numbers=numbers)
-            report = verifier.run(recording_id)
+            options = None
+            if recording_id is None:
+                from pbx_recorder import scan
+                from pbx_recorder.progress import reporter
+                from pbx_recorder.verify_state import VerifyState
+                from pbx_recorder.verify_stream import PassOptions
+
+                total = None if since_last else scan.count(conn, "recordings")
+                options = PassOptions(batch=batch, jobs=jobs, since_last=since_last, resume=resume,
+                                      state=VerifyState.beside(config.catalog.path),
+                                      progress=reporter("verify", total, show_progress))
+            report = verifier.run(recording_id, options=options)
         finally:
             conn.close()
         if spool_note:
             report.notes.append(spool_note)
+        if options is not None and options.state is not None and options.state.problem:
+            report.notes.append(options.state.problem)
         for note in report.notes:
             click.echo(f"note: {note}")
         if public_key is None:

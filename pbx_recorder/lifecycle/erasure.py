@@ -44,19 +44,6 @@ from storage.base import Tier
 log = logging.getLogger(__name__)
 
 
-def _manifest_numbers(text: Any) -> set[str]:
-    """The normalized numbers a manifest names (CDR src/dst, callee, DID)."""
-    try:
-        manifest = json.loads(text) if isinstance(text, str) else text
-    except ValueError:
-        return set()
-    if not isinstance(manifest, Mapping):
-        return set()
-    cdr = manifest.get("cdr") if isinstance(manifest.get("cdr"), Mapping) else {}
-    values = (cdr.get("src"), cdr.get("dst"), manifest.get("callee_num"), manifest.get("did"))
-    return {policy.normalize_number(str(v)) for v in values if v}
-
-
 class Eraser:
     def __init__(
         self,
@@ -82,28 +69,36 @@ class Eraser:
         self.shred_backups = shred_backups
         self.spool_root = spool_root
         self.numbers = numbers  # opens encrypted live-call snapshots (catalog.protected_rows)
+        self.tick: Callable[[int], None] | None = None  # rows read while finding the subject (progress)
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
+        """The subject's call rows.  By number: ``number_lookup.calls_naming`` streams the catalog
+        in batches (memory O(batch) plus the subject's calls, never every row)."""
         if call_id:
             return rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (call_id,))
         assert caller is not None
-        # caller, callee, and every number the CDR or the signed manifest names (a transfer target
-        # in lastdata/dstchannel, the dialed pbxrecdnid): blind-index lookups (number_lookup)
-        ids = set(number_lookup.call_ids_for_number(self.conn, self.hash_key, caller, named=True))
-        if not number_lookup.all_protected(self.conn):  # manifests written before schema 6, in clear
-            want = policy.normalize_number(caller)
-            ids |= {r["call_id"] for r in rows(self.conn, "SELECT call_id, manifest FROM recordings")
-                    if want in _manifest_numbers(r["manifest"])}
-        ordered = sorted(ids)
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start:start + 500]
-            found += rows(self.conn, f"SELECT * FROM calls WHERE call_id IN ({','.join('?' * len(chunk))})"
-                                     " ORDER BY call_id", tuple(chunk))
-        return found
+        ids = sorted(number_lookup.calls_naming(self.conn, self.hash_key, caller, tick=self.tick))
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            out += rows(self.conn, f"SELECT * FROM calls WHERE call_id IN ({','.join('?' * len(chunk))})"
+                        " ORDER BY rowid", chunk)
+        return out
 
     def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
-        """Register (or find) the request; its 15-day clock starts at the first receipt."""
+        """Register (or find) the request; its 15-day clock starts at the first receipt.
+
+        The row is committed as ``open`` before any work (the receipt time is what the deadline
+        counts from) and becomes ``done`` / ``refused_partial`` only after the work: a run that
+        crashes or fails half-way leaves it open, ``erase status`` lists it, and the next run for
+        the same subject (with its request id, or without one) completes the same request --
+        every step is idempotent (what is already gone is not found again)."""
+        if request_id is None:  # an earlier run for this subject that did not finish: complete it
+            unfinished = rows(self.conn, "SELECT * FROM erasure_requests WHERE subject=? AND status='open'"
+                              " ORDER BY received_at LIMIT 1", (subject_hash,))
+            if unfinished:
+                log.info("erasure %s: completing the open request", unfinished[0]["request_id"])
+                return unfinished[0]
         request_id = request_id or "ER-" + secrets.token_hex(6)
         found = rows(self.conn, "SELECT * FROM erasure_requests WHERE request_id=?", (request_id,))
         if found:

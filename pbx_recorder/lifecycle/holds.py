@@ -16,9 +16,10 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from pbx_recorder import scan
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_clause
 from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
@@ -46,6 +47,7 @@ class HoldManager:
         self.tiers = tiers
         self.hash_key = hash_key
         self.ledger = ledger or default_ledger()
+        self.tick: Callable[[int], None] | None = None  # rows read while matching (progress)
 
     # -- matching ----------------------------------------------------------------------
     def _matching_call_ids(self, scope: str, stored_value: str) -> builtins.list[str]:
@@ -55,32 +57,21 @@ class HoldManager:
                 for r in rows(self.conn, "SELECT call_id FROM calls WHERE call_id=?", (stored_value,))
             ]
         if scope == "caller":  # the stored value is the number's full-number blind index
-            params: list[Any] = [stored_value, stored_value]
-            found = {r["call_id"] for r in rows(
-                self.conn, "SELECT call_id FROM calls WHERE caller_bi = ? OR callee_bi = ?", tuple(params))}
-            if not number_lookup.all_protected(self.conn):  # rows still in clear (before `catalog migrate`)
-                found |= {c["call_id"] for c in rows(self.conn, "SELECT * FROM calls WHERE numbers = ''")
-                          if self._call_has_number_hash(c, stored_value)}
-            return sorted(found)
+            return list(number_lookup.calls_with_number(self.conn, self.hash_key, stored_value))
         q = policy.parse_query(stored_value)
-        return [c["call_id"] for c in self._query_rows(q) if policy.query_matches(c, q)]
-
-    def _query_rows(self, q: Mapping[str, Any]) -> builtins.list[Mapping[str, Any]]:
-        """Candidate rows of a query hold, numbers opened; a number filter narrows them by index."""
-        sides = {"caller": ("caller",), "callee": ("callee",), "number": ("caller", "callee")}
-        wanted = [(k, v) for k, v in q.items() if k in sides]
-        sql, params = "SELECT * FROM calls", []
-        if wanted and number_lookup.all_protected(self.conn):
-            key, value = wanted[0]
-            sql += " WHERE " + call_ids_clause(BlindIndex(self.hash_key), str(value), params, sides[key])
-        found = rows(self.conn, sql, tuple(params))
-        return [self.numbers.open_call(c) for c in found] if self.numbers is not None else found
+        return list(self._query_matches(q))
 
     def _call_has_number_hash(self, call: Mapping[str, Any], h: str) -> bool:
         return number_lookup.row_has_number(call, self.hash_key, h)
 
-    def hold_for(self, rec: Mapping[str, Any]) -> tuple[str, str] | None:
-        """(hold_id, reason) of an active hold covering the recording, else None."""
+    def active_holds(self) -> builtins.list[dict[str, Any]]:
+        """Active call/caller holds (a small table: read once per batch by whole-catalog jobs)."""
+        return rows(self.conn, "SELECT * FROM holds WHERE released_at IS NULL AND scope IN ('call','caller')")
+
+    def hold_for(self, rec: Mapping[str, Any],
+                 active: builtins.list[dict[str, Any]] | None = None) -> tuple[str, str] | None:
+        """(hold_id, reason) of an active hold covering the recording, else None (``active``:
+        :meth:`active_holds` already read)."""
         hit = self.conn.execute(
             "SELECT h.hold_id, h.reason FROM hold_recordings hr JOIN holds h ON h.hold_id=hr.hold_id"
             " WHERE hr.recording_id=? AND h.released_at IS NULL LIMIT 1",
@@ -88,9 +79,8 @@ class HoldManager:
         ).fetchone()
         if hit:
             return str(hit[0]), str(hit[1])
-        active = rows(
-            self.conn, "SELECT * FROM holds WHERE released_at IS NULL AND scope IN ('call','caller')"
-        )
+        if active is None:
+            active = self.active_holds()
         if not active:
             return None
         call = rows(self.conn, "SELECT * FROM calls WHERE call_id=?", (rec["call_id"],))
@@ -119,41 +109,83 @@ class HoldManager:
                 raise PolicyRefusal(f"bad hold query: {exc}") from exc
         else:
             stored = value
-        call_ids = self._matching_call_ids(scope, stored)
-        if scope == "call" and not call_ids:
+        if scope == "call" and not self._matching_call_ids(scope, stored):
             raise NotFound(f"no call {value}")
         hold_id = "H-" + secrets.token_hex(6)
-        recs = self._recordings_of(call_ids)
         with Tx(self.conn):
             self.conn.execute(
                 "INSERT INTO holds (hold_id, scope, value, reason, created_by, created_at)"
                 " VALUES (?,?,?,?,?,?)",
                 (hold_id, scope, stored, reason, actor, now),
             )
+        held: builtins.list[str] = []
+        for call_ids in self._matching_batches(scope, stored):  # memory O(batch)
+            recs = self._recordings_of(call_ids)
+            with Tx(self.conn):  # the holds row above already protects call/caller scopes (hold_for)
+                for r in recs:
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO hold_recordings VALUES (?,?)", (hold_id, r["recording_id"])
+                    )
+                    self.conn.execute(
+                        "UPDATE recordings SET legal_hold=1 WHERE recording_id=?", (r["recording_id"],)
+                    )
+                    self.ledger(
+                        self.conn,
+                        "held",
+                        r["recording_id"],
+                        {"hold_id": hold_id, "scope": scope, "call_id": r["call_id"]},
+                        now,
+                    )
             for r in recs:
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO hold_recordings VALUES (?,?)", (hold_id, r["recording_id"])
-                )
-                self.conn.execute(
-                    "UPDATE recordings SET legal_hold=1 WHERE recording_id=?", (r["recording_id"],)
-                )
-                self.ledger(
-                    self.conn,
-                    "held",
-                    r["recording_id"],
-                    {"hold_id": hold_id, "scope": scope, "call_id": r["call_id"]},
-                    now,
-                )
-        for r in recs:
-            self._tier_hold(r, True)
-        log.info("hold %s (%s) placed by %s on %d recording(s)", hold_id, scope, actor, len(recs))
+                self._tier_hold(r, True)
+            held += [r["recording_id"] for r in recs]
+        log.info("hold %s (%s) placed by %s on %d recording(s)", hold_id, scope, actor, len(held))
         return {
             "hold_id": hold_id,
             "scope": scope,
             "value": stored,
             "reason": reason,
-            "recordings": [r["recording_id"] for r in recs],
+            "recordings": held,
         }
+
+    def _matching_batches(self, scope: str, stored_value: str,
+                          batch: int = 500) -> Iterator[builtins.list[str]]:
+        """The matching call ids in lists of at most ``batch``, found as the catalog streams by."""
+        if scope == "call":
+            found: Iterable[str] = self._matching_call_ids(scope, stored_value)
+        elif scope == "caller":
+            found = number_lookup.calls_with_number(self.conn, self.hash_key, stored_value, tick=self.tick)
+        else:
+            found = self._query_matches(policy.parse_query(stored_value))
+        chunk: builtins.list[str] = []
+        for call_id in found:
+            chunk.append(call_id)
+            if len(chunk) >= batch:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _query_matches(self, q: Mapping[str, Any]) -> Iterator[str]:
+        """Calls matching a query hold, numbers opened before matching.  A number filter on a
+        fully protected catalog is one blind-index lookup; otherwise the table streams by in
+        batches (memory O(batch))."""
+        sides = {"caller": ("caller",), "callee": ("callee",), "number": ("caller", "callee")}
+        wanted = [(k, v) for k, v in q.items() if k in sides]
+        parts: Iterable[builtins.list[Mapping[str, Any]]]
+        if wanted and number_lookup.all_protected(self.conn):
+            key, value = wanted[0]
+            params: builtins.list[Any] = []
+            clause = call_ids_clause(BlindIndex(self.hash_key), str(value), params, sides[key])
+            parts = [rows(self.conn, f"SELECT * FROM calls WHERE {clause}", tuple(params))]
+        else:
+            parts = ([c for _, c in part]
+                     for part in scan.batches(self.conn, "calls", scan.columns_of(self.conn, "calls")))
+        for part in parts:
+            opened = [self.numbers.open_call(c) for c in part] if self.numbers is not None else part
+            yield from (str(c["call_id"]) for c in opened if policy.query_matches(c, q))
+            if self.tick is not None:
+                self.tick(len(part))
 
     def remove(self, hold_id: str, actor: str, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now

@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder import retention
+from pbx_recorder import retention, scan
 from pbx_recorder.errors import IntegrityError, ObjectNotRestored, PolicyRefusal, RecorderError, StorageError
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from pbx_recorder.recording_objects import RecordingObject, objects_of, to_json
@@ -121,9 +121,29 @@ class Migrator:
     def candidates(self, now: float) -> list[dict[str, Any]]:
         """Recordings due for cold storage now (the core's ``retention.migration_candidates``:
         class cold_after_days reached; expired unheld ones are left to disposal)."""
-        hot = [r for r in self.hot_rows() if self.target_for(r).cold and r["tier"] == self.target_for(r).hot]
-        due = {c.recording_id for c in retention.migration_candidates(hot, self.classes, now)}
-        return [r for r in hot if r["recording_id"] in due]
+        return [r for chunk in self.iter_candidates(now) for r in chunk]
+
+    def iter_candidates(self, now: float, *, batch: int | None = None,
+                        progress: Callable[[int], None] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """:meth:`candidates` in batches, streamed in keyset order (memory O(batch)).  SQLite skips
+        rows younger than the shortest ``cold_after_days`` of any class (none is due yet), so
+        ``progress`` (rows read per batch) counts only rows that could be due."""
+        days = [c.cold_after_days for c in self.classes.values() if c.cold_after_days is not None]
+        if not days:
+            return
+        hot_names = sorted({self.default.hot} | {t.hot for t in self.regions.values()})
+        where = (f"state IN ('stored','verified') AND tier IN ({','.join('?' * len(hot_names))}) "
+                 "AND created_at <= ?")
+        params = (*hot_names, now - min(days) * retention.DAY)
+        for chunk in scan.batches(self.conn, "recordings", scan.columns_of(self.conn, "recordings"),
+                                  where=where, params=params, batch=batch or self.batch_size):
+            hot = [r for _, r in chunk if self.target_for(r).cold and r["tier"] == self.target_for(r).hot]
+            due = {c.recording_id for c in retention.migration_candidates(hot, self.classes, now)}
+            if progress is not None:
+                progress(len(chunk))
+            found = [r for r in hot if r["recording_id"] in due]
+            if found:
+                yield found
 
     # -- running -----------------------------------------------------------------------
     def run(
@@ -137,17 +157,23 @@ class Migrator:
         prog = Progress()
         if not dry_run:
             self.resume(now, prog)
-        todo = self.candidates(now)
-        if limit is not None:
-            todo = todo[:limit]
-        prog.total = len(todo)
-        if dry_run:
-            prog.skipped = len(todo)
-            return prog
-        for start in range(0, len(todo), self.batch_size):
-            self._run_batch(todo[start : start + self.batch_size], now, prog)
-            if progress:
-                progress(prog)
+        if not dry_run:  # a counting pass first (catalog only: cheap beside copying) for an exact total
+            due = sum(len(chunk) for chunk in self.iter_candidates(now))
+            prog.total = due if limit is None else min(due, limit)
+        left = limit
+        for chunk in self.iter_candidates(now):  # moved as found: memory O(batch) at any catalog size
+            todo = chunk if left is None else chunk[:left]
+            if dry_run:
+                prog.total += len(todo)
+                prog.skipped += len(todo)
+            else:
+                self._run_batch(todo, now, prog)
+                if progress:
+                    progress(prog)
+            if left is not None:
+                left -= len(todo)
+                if left <= 0:
+                    break
         return prog
 
     def _fail(self, prog: Progress, rec: Mapping[str, Any], exc: RecorderError) -> None:

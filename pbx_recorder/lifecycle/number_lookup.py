@@ -10,14 +10,18 @@ Rows still in clear (written before the data step, ``catalog migrate``, has run)
 before, by their clear columns; once the data step has finished (``catalog_settings``) that
 scan is skipped.  Erasure and holds never match on the last 4 digits: only the full number.
 
-``call_ids_for_number`` returns ids only, so callers can stream the rows in batches.
+``call_ids_for_number`` returns ids only, so callers can stream the rows in batches;
+``calls_with_number`` (a stored caller hold) and ``calls_naming`` (erasure) are the streaming
+forms the lifecycle jobs use: index lookups, plus (until the data step has run) the clear rows
+read through a cursor, never a whole table in memory.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pbx_recorder.catalog.number_migration import DONE_SETTING
@@ -74,3 +78,61 @@ def row_has_number(row: Mapping[str, Any], hash_key: bytes, subject: str) -> boo
     return any(row.get(f) and subject in (policy.number_hash(hash_key, str(row[f])),
                                           BlindIndex(hash_key).full(str(row[f])))
                for f in ("caller_num", "callee_num"))
+
+
+Tick = Callable[[int], None] | None  # told how many rows were read (a progress bar)
+
+
+def calls_with_number(conn: sqlite3.Connection, hash_key: bytes, subject: str, *,
+                      tick: Tick = None) -> Iterator[str]:
+    """Call ids whose caller or callee has the full-number index ``subject`` (what a caller hold
+    stores): one index lookup each side; rows still in clear are hashed as the cursor reads them."""
+    seen: set[str] = set()
+    for (call_id,) in conn.execute("SELECT call_id FROM calls WHERE caller_bi = ? OR callee_bi = ?",
+                                   (subject, subject)):
+        seen.add(str(call_id))
+        yield str(call_id)
+    read = len(seen)
+    if not all_protected(conn):
+        cur = conn.execute("SELECT call_id, caller_num, callee_num FROM calls WHERE numbers = ''")
+        for call_id, caller, callee in cur:
+            read += 1
+            if tick is not None and read % 1000 == 0:
+                tick(1000)
+                read = 0
+            row = {"caller_num": caller, "callee_num": callee}
+            if str(call_id) not in seen and row_has_number(row, hash_key, subject):
+                yield str(call_id)
+    if tick is not None and read:
+        tick(read)
+
+
+def manifest_numbers(text: Any) -> set[str]:
+    """The normalized numbers a (clear, pre-schema-6) manifest names: CDR src/dst, callee, DID."""
+    try:
+        manifest = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return set()
+    if not isinstance(manifest, Mapping):
+        return set()
+    cdr = manifest.get("cdr")
+    if not isinstance(cdr, Mapping):
+        cdr = {}
+    values = (cdr.get("src"), cdr.get("dst"), manifest.get("callee_num"), manifest.get("did"))
+    return {policy.normalize_number(str(v)) for v in values if v}
+
+
+def calls_naming(conn: sqlite3.Connection, hash_key: bytes, number: str, *, tick: Tick = None) -> set[str]:
+    """Every call id the number took part in (erasure): caller, callee, every number the CDR or
+    the signed manifest names.  Index lookups; until the data step has run, clear manifests are
+    read through a cursor (memory: the subject's own calls, never the table)."""
+    found = set(call_ids_for_number(conn, hash_key, number, named=True))
+    read = len(found)
+    if not all_protected(conn):
+        read = conn.execute("SELECT count(*) FROM calls WHERE numbers = ''").fetchone()[0]  # clear rows read
+        want = policy.normalize_number(number)
+        cur = conn.execute("SELECT call_id, manifest FROM recordings")  # a cursor: row by row
+        found |= {str(r[0]) for r in cur if want in manifest_numbers(r[1])}
+    if tick is not None:
+        tick(int(read))
+    return found

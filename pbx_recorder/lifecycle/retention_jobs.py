@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder import retention
+from pbx_recorder import retention, scan
 from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
+from pbx_recorder.progress import Progress
 from pbx_recorder.recording_objects import objects_of
 from storage.base import Tier
 
@@ -52,39 +53,47 @@ class RetentionJob:
         self.ledger = ledger or default_ledger()
 
     def report(self, now: float) -> list[policy.Disposal]:
-        """Every recording past its retention, with the decision: dispose or refuse (and why).
+        """Every recording past its retention, with the decision: dispose or refuse (and why)."""
+        return list(self.iter_report(now))
+
+    def iter_report(self, now: float, *, batch: int = scan.DEFAULT_BATCH,
+                    progress: Progress | None = None) -> Iterator[policy.Disposal]:
+        """:meth:`report`, streamed: recordings are read in keyset batches (memory O(batch)), and
+        SQLite skips those whose explicit ``retain_until`` is still ahead (a row without one is
+        decided from its class by the core).
 
         The core's ``retention.disposal_candidates`` decides expiry, the hold flag and protection;
         ``HoldManager.hold_for`` adds holds placed by call/caller/query (incl. calls after the hold).
         """
-        recs = rows(
-            self.conn,
-            "SELECT * FROM recordings WHERE state IN ('stored','verified','migrated') ORDER BY created_at",
-        )
-        by_id = {r["recording_id"]: r for r in recs}
-        out = []
-        for c in retention.disposal_candidates(recs, [], now, self.classes):
-            rec = by_id[c.recording_id]
-            label = policy.policy_label(rec, self.classes)
-            hold = self.holds.hold_for(rec)
-            if hold:
-                out.append(
-                    policy.Disposal(
-                        c.recording_id, c.call_id, "refuse", f"legal hold: {hold[0]} ({hold[1]})", label
-                    )
-                )
-            else:
-                out.append(
-                    policy.Disposal(
-                        c.recording_id, c.call_id, "dispose" if c.allowed else "refuse", c.reason, label
-                    )
-                )
-        return out
+        live = "state IN ('stored','verified','migrated') AND (retain_until IS NULL OR retain_until <= ?)"
+        for chunk in scan.batches(self.conn, "recordings", scan.columns_of(self.conn, "recordings"),
+                                  where=live, params=(now,), batch=batch):
+            recs = [r for _, r in chunk]
+            by_id = {r["recording_id"]: r for r in recs}
+            active = self.holds.active_holds()
+            for c in retention.disposal_candidates(recs, [], now, self.classes):
+                rec = by_id[c.recording_id]
+                label = policy.policy_label(rec, self.classes)
+                hold = self.holds.hold_for(rec, active=active)
+                if hold:
+                    yield policy.Disposal(c.recording_id, c.call_id, "refuse",
+                                          f"legal hold: {hold[0]} ({hold[1]})", label)
+                else:
+                    yield policy.Disposal(c.recording_id, c.call_id, "dispose" if c.allowed else "refuse",
+                                          c.reason, label)
+            if progress is not None:
+                progress.advance(len(chunk))
 
-    def apply(self, now: float, actor: str) -> ApplyResult:
+    def apply(self, now: float, actor: str, *, batch: int = scan.DEFAULT_BATCH,
+              progress: Progress | None = None) -> ApplyResult:
+        """Dispose of what :meth:`iter_report` finds, as it finds it (a batch is read before any
+        of it is deleted; a crash leaves the rest for the next run)."""
         result = ApplyResult()
-        for d in self.report(now):
-            rec = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (d.recording_id,))[0]
+        for d in self.iter_report(now, batch=batch, progress=progress):
+            found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (d.recording_id,))
+            if not found:
+                continue  # erased meanwhile
+            rec = found[0]
             if d.action == "refuse":
                 self._log_refusal(rec, d.reason, d.policy, actor, now)
                 result.refused.append(d)
