@@ -194,6 +194,21 @@ class CatalogReader:
         finally:
             conn.close()
 
+    def live_calls(self) -> list[tuple[str, dict[str, Any]]]:
+        """(call id, snapshot) of every live call, snapshots opened as the daemon reads them."""
+        out = []
+        for row in self.query("SELECT call_id, state FROM live_calls ORDER BY call_id"):
+            text = str(row["state"])
+            if not text.startswith("{"):  # sealed under the catalog key (schema 6)
+                if self._numbers is None:
+                    from pbx_recorder.catalog.number_keys import protection_for
+                    from pbx_recorder.config import load_config
+
+                    self._numbers = protection_for(load_config(self.path.parent / "pbx-recorder.yaml"))
+                text = self._numbers.open_text("live_calls", str(row["call_id"]), text)
+            out.append((str(row["call_id"]), json.loads(text)))
+        return out
+
     def call_by_linkedid(self, linkedid: str) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM calls WHERE linkedid = ?", (linkedid,))
         return rows[0] if rows else None

@@ -50,12 +50,11 @@ def segment(path: Path, start_s: float, end_s: float, workdir: Path) -> AudioSta
 def live_call_id(recorder: Recorder, linkedid: str, channel: str, timeout: float = 5.0) -> str:
     """The id of the live call ``linkedid`` once the daemon's snapshot has it recording on ``channel``."""
     def probe() -> str:
-        for row in recorder.catalog.query("SELECT call_id, state FROM live_calls"):
-            snap = json.loads(row["state"])
+        for call_id, snap in recorder.catalog.live_calls():
             recs = snap.get("recordings", [])
             if snap.get("linkedid") == linkedid and any(
                     r.get("state") == "recording" and r.get("channel") == channel for r in recs):
-                return str(row["call_id"])
+                return call_id
         return ""
     call_id = recorder.catalog.wait_for(probe, timeout)
     assert call_id, (linkedid, recorder.catalog.query("SELECT * FROM live_calls"))

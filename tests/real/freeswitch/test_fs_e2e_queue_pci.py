@@ -73,11 +73,10 @@ def _segment(path: Path, start: float, end: float, workdir: Path) -> AudioStats:
 
 def _live_call_id(recorder: Recorder, uuid: str, timeout: float = 15.0) -> str:
     def probe() -> str:
-        for row in recorder.catalog.query("SELECT call_id, state FROM live_calls"):
-            snap = json.loads(row["state"])
-            if str(row["call_id"]).endswith(uuid) and any(r.get("state") == "recording"
-                                                          for r in snap.get("recordings", [])):
-                return str(row["call_id"])
+        for call_id, snap in recorder.catalog.live_calls():
+            recs = snap.get("recordings", [])
+            if call_id.endswith(uuid) and any(r.get("state") == "recording" for r in recs):
+                return call_id
         return ""
     call_id = recorder.catalog.wait_for(probe, timeout)
     assert call_id, recorder.catalog.query("SELECT * FROM live_calls")
