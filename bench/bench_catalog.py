@@ -33,6 +33,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, CallGenerator, Generated, cdr_time  # noqa: E402
 from pbx_recorder.call_seal import CallSealer  # noqa: E402
 from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
+from pbx_recorder.catalog.number_migration import protect  # noqa: E402
+from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher  # noqa: E402
+from pbx_recorder.catalog.protected_rows import NumberProtection  # noqa: E402
 from pbx_recorder.catalog.queries import Cursor, encode_cursor, preset_range  # noqa: E402
 from pbx_recorder.ledger import StoredLedgerHook  # noqa: E402
 from pbx_recorder.signing import SignAfterStore  # noqa: E402
@@ -57,6 +60,7 @@ class Bench:
         self.root, self.n, self.batch = root, n, batch
         self.now = time.time()
         self.key = Ed25519PrivateKey.generate()
+        self.keys = (os.urandom(32), os.urandom(32))  # (catalog master key, privacy HMAC key)
         self.gen = CallGenerator(n, self.now)
         self.samples: list[Generated] = []  # calls kept to draw filter values from
         self.catalog = self.open(root / "catalog.db")
@@ -65,7 +69,10 @@ class Bench:
         self.cdr.executescript(CDR_SCHEMA)
 
     def open(self, path: Path) -> Catalog:
-        return Catalog(path, sealer=CallSealer(self.key))
+        """As the recorder opens it with encryption on: numbers sealed, found by blind index."""
+        catalog = Catalog(path, sealer=CallSealer(self.key), numbers=numbers_for(self.keys))
+        protect(catalog._conn(), numbers_for(self.keys))  # marks a new catalog as fully protected
+        return catalog
 
     def hooks(self) -> list[Any]:
         return [SignAfterStore(self.key), StoredLedgerHook()]
@@ -335,7 +342,8 @@ class Bench:
         filters = [f for name, fs, _ in self.cases() if name != "last 4 digits, all time" for f in fs[:2]]
         ctx = multiprocessing.get_context("spawn")
         stop, results = ctx.Event(), ctx.Queue()
-        proc = ctx.Process(target=search_loop, args=(catalog.path, filters, self.now, stop, results))
+        proc = ctx.Process(target=search_loop, args=(catalog.path, filters, self.now, stop, results,
+                                                             self.keys))
         proc.start()
         gen, base = CallGenerator(self.n, self.now, seed=99), 10**9 + len(label) * 10**7
         try:
@@ -376,9 +384,15 @@ class Bench:
         return done / (time.perf_counter() - t0)
 
 
-def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, results: Any) -> None:
+def numbers_for(keys: tuple[bytes, bytes]) -> NumberProtection:
+    master, hmac_key = keys
+    return NumberProtection(NumberCipher(lambda _key_id: master, "bench"), BlindIndex(hmac_key))
+
+
+def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, results: Any,
+                keys: tuple[bytes, bytes]) -> None:
     """The other process: search round the filters until told to stop, then report latencies."""
-    reader, lat, i = Catalog(path), [], 0
+    reader, lat, i = Catalog(path, numbers=numbers_for(keys)), [], 0
     while not stop.is_set():
         f = filters[i % len(filters)]
         lat.append(timed(lambda f=f: reader.search_page(f, now=now)))
