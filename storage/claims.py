@@ -52,6 +52,7 @@ class RedisClaimer:
         self.node = node
         self.namespace = namespace
         self.default_ttl_s = default_ttl_s
+        self._own_client = client is None  # made here: closed by close()
         self.redis = client or redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._claim = self.redis.register_script(CLAIM_LUA)
         self._release = self.redis.register_script(RELEASE_LUA)
@@ -107,6 +108,11 @@ class RedisClaimer:
 
     def lease(self, name: str, ttl_s: float) -> RedisLease:
         return RedisLease(self, name, ttl_s)
+
+    def close(self) -> None:
+        """Close the connections of a client made here (a passed-in client is its owner's)."""
+        if self._own_client:
+            self.redis.close()
 
 
 class RedisLease:

@@ -40,7 +40,16 @@ def exclusive_job(config: Any, job: str, ttl_s: float = DEFAULT_TTL_S) -> Iterat
 def _redis_lease(config: Any, job: str, ttl_s: float) -> Iterator[str]:
     from storage.claims import RedisClaimer  # redis only where it is configured
 
-    lease = RedisClaimer(config.redis.url, config.node).lease(f"lifecycle:{job}", ttl_s)
+    claimer = RedisClaimer(config.redis.url, config.node)
+    try:
+        with _held(claimer.lease(f"lifecycle:{job}", ttl_s), job, ttl_s) as busy:
+            yield busy
+    finally:
+        claimer.close()  # its connections, not left to the garbage collector
+
+
+@contextmanager
+def _held(lease: Any, job: str, ttl_s: float) -> Iterator[str]:
     if not lease.acquire():
         yield f"{job} is running on node {lease.holder() or 'unknown'}; nothing done here"
         return
