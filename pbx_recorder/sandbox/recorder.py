@@ -170,17 +170,23 @@ class CatalogReader:
         sealed_manifest = isinstance(manifest, str) and MANIFEST_TOKEN in manifest
         if not is_token(row.get("numbers")) and not sealed_manifest:
             return row
-        if self._numbers is None:  # only once the recorder has written (and so made its keys)
+        numbers = self._protection()
+        if "call_id" in row and is_token(row.get("numbers")):
+            row = numbers.open_call(row)
+        if sealed_manifest and row.get("recording_id"):
+            row["manifest"] = json.dumps(numbers.open_manifest(str(row["recording_id"]), manifest),
+                                         sort_keys=True)
+        return row
+
+    def _protection(self) -> Any:
+        """The recorder's number protection, loaded on first need: only once the recorder has
+        written (and so made its keys)."""
+        if self._numbers is None:
             from pbx_recorder.catalog.number_keys import protection_for
             from pbx_recorder.config import load_config
 
             self._numbers = protection_for(load_config(self.path.parent / "pbx-recorder.yaml"))
-        if "call_id" in row and is_token(row.get("numbers")):
-            row = self._numbers.open_call(row)
-        if sealed_manifest and row.get("recording_id"):
-            row["manifest"] = json.dumps(self._numbers.open_manifest(str(row["recording_id"]), manifest),
-                                         sort_keys=True)
-        return row
+        return self._numbers
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -200,12 +206,7 @@ class CatalogReader:
         for row in self.query("SELECT call_id, state FROM live_calls ORDER BY call_id"):
             text = str(row["state"])
             if not text.startswith("{"):  # sealed under the catalog key (schema 6)
-                if self._numbers is None:
-                    from pbx_recorder.catalog.number_keys import protection_for
-                    from pbx_recorder.config import load_config
-
-                    self._numbers = protection_for(load_config(self.path.parent / "pbx-recorder.yaml"))
-                text = self._numbers.open_text("live_calls", str(row["call_id"]), text)
+                text = self._protection().open_text("live_calls", str(row["call_id"]), text)
             out.append((str(row["call_id"]), json.loads(text)))
         return out
 

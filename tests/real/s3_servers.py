@@ -255,10 +255,6 @@ def _rgw_diagnostics(base: Path, c: list[str]) -> str:
     return "\n".join(parts)
 
 
-class _RgwStartHung(RuntimeError):
-    """The cluster came up but RGW could not create its user within the attempt's time."""
-
-
 def _rgw_osd_up(c: list[str]) -> bool:
     try:
         out = _run(["ceph", *c, "--connect-timeout", "10", "osd", "stat", "-f", "json"], timeout=20)
@@ -288,7 +284,7 @@ def _rgw_start(base: Path, attempt_timeout: float) -> tuple[list[subprocess.Pope
         if any(p.poll() is not None for p in procs):
             raise RuntimeError(f"Ceph RGW: a daemon exited during {step}\n{_rgw_diagnostics(base, c)}")
         if time.monotonic() > deadline:
-            raise _RgwStartHung(f"Ceph RGW: {step} did not finish in {attempt_timeout:.0f} s\n"
+            raise RuntimeError(f"Ceph RGW: {step} did not finish in {attempt_timeout:.0f} s\n"
                                 f"{_rgw_diagnostics(base, c)}")
 
     deadline = time.monotonic() + attempt_timeout
