@@ -4,6 +4,7 @@
 # opus-tools (opusenc/opusdec: archival Opus transcoding; Debian's sox cannot write Opus),
 # Ceph 16 (ceph-mon, ceph-osd, radosgw: the S3 tests start a throwaway one-node RGW, a strict
 # S3 server; nothing is configured in /etc/ceph, so no system Ceph service starts).
+# PostgreSQL 15 (the multi-node catalog: the tests start private clusters; no system cluster is used).
 # debootstrap (the sid chroot with Asterisk 22: .ci/install-asterisk22.sh).
 # The Debian mirror is derived from this machine's own apt sources (their URIs: lines);
 # no registry host is written here.
@@ -21,6 +22,7 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v radosgw >/dev/null 2>&1 || need+=(radosgw)
 command -v ceph-mon >/dev/null 2>&1 || need+=(ceph-mon)
 command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-system: everything present"
   exit 0

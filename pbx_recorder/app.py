@@ -99,8 +99,9 @@ def build_app(config: Any) -> App:
     guard = _late_copy_guard(config)
     numbers = _number_protection(config)
     sealer = _call_sealer(config, numbers)
-    catalog: Catalog = (Catalog(config.catalog.path, sealer=sealer, numbers=numbers) if guard is None else
-                        ErasureAwareCatalog(config.catalog.path, sealer=sealer, numbers=numbers, guard=guard))
+    target = config.catalog.target
+    catalog: Catalog = (Catalog(target, sealer=sealer, numbers=numbers) if guard is None else
+                        ErasureAwareCatalog(target, sealer=sealer, numbers=numbers, guard=guard))
     catalog.protect_numbers()  # schema 6 data step: numbers written before it, encrypted (resumable)
     spool_cfg = config.spool
     spool = Spool(spool_cfg.dir, min_free_mb=spool_cfg.min_free_mb)

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.manifest import canonical_json
 from pbx_recorder.masking import NUMBER_KEYS, mask_field, mask_text, mask_value
@@ -81,8 +82,7 @@ def entry_hash(prev: str, row_id: int, at: float, actor: str, role: str, action:
 
 
 def _issued_max(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    return engine.issued_max(conn, "audit_log")
 
 
 def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, target: str = "",
@@ -94,6 +94,8 @@ def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, targ
     try:
         if own:
             conn.execute("BEGIN IMMEDIATE")
+        else:
+            engine.lock_writes(conn)
         head = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
         prev = head[1] if head and head[1] else GENESIS
         row_id = max(head[0] if head else 0, _issued_max(conn)) + 1
@@ -102,9 +104,10 @@ def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, targ
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (row_id, float(now), actor, role, action, clean_target,
                       canonical_json(body).decode("utf-8"), prev, digest))
+        engine.note_issued(conn, "audit_log", row_id)
         if own:
             conn.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except engine.db_errors() as exc:
         if own and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise CatalogError(f"audit log append failed: {exc}") from exc

@@ -138,6 +138,23 @@ def _consent(n: Node) -> ConsentConfig:
     return consent
 
 
+def _catalog(n: Node) -> CatalogConfig:
+    url = n.get_str("url", None, optional=True, regex=r"postgres(ql)?://[^\s?#]+(\?\S*)?",
+                    what="PostgreSQL URL (postgresql://user@host:port/dbname)", show=False)
+    if url and re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", url):
+        n.error("url", "the URL carries a password: give it in catalog.password_file instead "
+                "(the config is shown and logged; a secret file is not)")
+    cfg = CatalogConfig(path=n.get_path("path", "./var/catalog.db"), url=url or None,
+                        password=n.get_secret("password"),
+                        pool_size=n.get_int("pool_size", 10, lo=1, hi=500))
+    if cfg.url:
+        from pbx_recorder.catalog import engine
+
+        engine.configure(cfg.url, password=cfg.password.reveal() if cfg.password else None,
+                         pool_size=cfg.pool_size)
+    return cfg
+
+
 def _simple(n: Node, build: Any) -> Any:
     result = build(n)
     n.finish()
@@ -178,9 +195,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 stable_ms=n.get_int("stable_ms", 500, lo=50, hi=60_000),
             ),
         ),
-        catalog=_simple(
-            root.child("catalog"), lambda n: CatalogConfig(path=n.get_path("path", "./var/catalog.db"))
-        ),
+        catalog=_simple(root.child("catalog"), _catalog),
         redis=_simple(
             root.child("redis"),
             lambda n: RedisConfig(

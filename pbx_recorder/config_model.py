@@ -89,7 +89,18 @@ class SpoolConfig:
 
 @dataclass(frozen=True)
 class CatalogConfig:
+    #: the SQLite file (one node), and with ``url`` the folder anchor of the node's local catalog
+    #: state (chain heads, verify progress, lifecycle locks)
     path: Path
+    #: ``postgresql://user@host:port/db``: the shared multi-node catalog (None: SQLite at ``path``)
+    url: str | None = None
+    password: Secret | None = None
+    pool_size: int = 10
+
+    @property
+    def target(self) -> str:
+        """What :func:`pbx_recorder.catalog.engine.connect` opens: the URL, else the file."""
+        return self.url if self.url else str(self.path)
 
 
 DEFAULT_PROMPTS_DIR = Path("var/prompts")  # embedded default (no config file), relative to the cwd

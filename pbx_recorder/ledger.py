@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.manifest import canonical_json
 
@@ -68,11 +69,7 @@ def entry_hash(prev_hash: str, seq: int, at: float, event: str, recording_id: st
 
 
 def _issued_max(conn: sqlite3.Connection) -> int:
-    try:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'ledger'").fetchone()
-    except sqlite3.OperationalError:  # no AUTOINCREMENT table yet
-        row = None
-    return int(row[0]) if row and row[0] is not None else 0
+    return engine.issued_max(conn, "ledger")
 
 
 def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Mapping[str, Any] | None,
@@ -85,6 +82,8 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
     try:
         if own:
             conn.execute("BEGIN IMMEDIATE")
+        else:
+            engine.lock_writes(conn)
         head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         prev = head[1] if head else GENESIS
         seq = max(head[0] if head else 0, _issued_max(conn)) + 1
@@ -93,9 +92,10 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (seq, float(now), event, recording_id, canonical_json(body).decode("utf-8"),
                       prev, digest))
+        engine.note_issued(conn, "ledger", seq)
         if own:
             conn.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except engine.db_errors() as exc:
         if own and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise CatalogError(f"ledger append failed: {exc}") from exc
@@ -181,12 +181,12 @@ def entries_for(conn: sqlite3.Connection, recording_id: str) -> list[dict[str, A
 
 def connection_of(catalog: Any) -> sqlite3.Connection:
     """The sqlite3 connection behind a ``Catalog`` (or the connection itself)."""
-    if isinstance(catalog, sqlite3.Connection):
+    if isinstance(catalog, sqlite3.Connection) or engine.is_postgres(catalog):
         return catalog
     public = getattr(catalog, "connection", None)
     conn = public() if callable(public) else catalog._conn()  # until Catalog exposes one publicly
-    if not isinstance(conn, sqlite3.Connection):
-        raise CatalogError("catalog has no sqlite3 connection")
+    if not isinstance(conn, sqlite3.Connection) and not engine.is_postgres(conn):
+        raise CatalogError("catalog has no database connection")
     return conn
 
 

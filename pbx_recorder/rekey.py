@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pbx_recorder import ledger
+from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError, CryptoError
 from storage.envelope import rewrap
 from storage.keyring import KeyRing
@@ -71,7 +72,7 @@ def rotate(conn: sqlite3.Connection, keyring: KeyRing, new_key_id: str, *, now: 
             with transaction(conn):
                 for rid, old_id, wrapped in batch:
                     _rekey_one(conn, keyring, report, rid, old_id, wrapped, now)
-        except sqlite3.Error as exc:
+        except engine.db_errors() as exc:
             raise CatalogError(f"key rotation batch ending at {last} failed: {exc}") from exc
         log.info("key rotation to %s: %d re-wrapped so far", new_key_id, report.rewrapped)
 

@@ -19,6 +19,8 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pbx_recorder.catalog import engine
+
 DEFAULT_BATCH = 500
 
 
@@ -51,7 +53,7 @@ def rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], *, where:
 
 def columns_of(conn: sqlite3.Connection, table: str) -> list[str]:
     """The table's column names (older catalogs lack later columns)."""
-    return [str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")]
+    return [c for c in engine.table_columns(conn, table) if c != "rowid"]
 
 
 def count(conn: sqlite3.Connection, table: str, where: str = "", params: Sequence[Any] = ()) -> int:

@@ -37,6 +37,7 @@ from typing import Any, BinaryIO, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pbx_recorder import audit_trail, call_seal, chain_head, ledger
+from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
 from pbx_recorder.chain_head import CheckpointStore
 from pbx_recorder.errors import (
@@ -114,6 +115,8 @@ class VerifyReport:
 
 def catalog_connection(path: str | Path, *, read_only: bool = True) -> sqlite3.Connection:
     """Open an existing catalog database (read-only by default)."""
+    if engine.is_url(path):
+        return engine.connect(path, read_only=read_only)  # type: ignore[no-any-return]
     p = Path(path)
     if not p.is_file():
         raise CatalogError(f"catalog {p} does not exist")
@@ -129,7 +132,7 @@ def catalog_connection(path: str | Path, *, read_only: bool = True) -> sqlite3.C
 
 
 def recording_rows(conn: sqlite3.Connection, recording_id: str | None = None) -> Iterator[dict[str, Any]]:
-    present = {r[1] for r in conn.execute("PRAGMA table_info(recordings)")}
+    present = set(engine.table_columns(conn, "recordings"))
     columns = COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in present)  # older catalogs lack them
     sql = f"SELECT {', '.join(columns)} FROM recordings"
     params: tuple[Any, ...] = ()

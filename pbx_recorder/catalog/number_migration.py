@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.number_protection import is_token, token_key_id
 from pbx_recorder.catalog.protected_rows import (
     CALL_FIELDS,
@@ -113,7 +114,7 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         report.skipped = True
         return report
     current = numbers.cipher.current_key_id
-    conn.execute("PRAGMA secure_delete=ON")
+    engine.secure_delete(conn)
 
     def call(row: dict[str, Any]) -> bool:
         if not _call_needs(row, current):
@@ -124,7 +125,7 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         stored = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in stored.items()}
         conn.execute(f"UPDATE calls SET {', '.join(c + '=?' for c in stored)} WHERE call_id = ?",
                      [*stored.values(), row["call_id"]])
-        conn.executemany("INSERT OR IGNORE INTO call_numbers (bi, call_id) VALUES (?, ?)",
+        conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(bi, row["call_id"]) for bi in
                           sorted(numbers.named_numbers(plain["caller_num"], plain["callee_num"], cdr))])
         report.calls += 1
@@ -140,7 +141,7 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         sealed = numbers.seal_manifest(rid, {k: v for k, v in plain.items()})
         conn.execute("UPDATE recordings SET manifest = ? WHERE recording_id = ?",
                      (json.dumps(sealed, sort_keys=True, default=list), rid))
-        conn.executemany("INSERT OR IGNORE INTO call_numbers (bi, call_id) VALUES (?, ?)",
+        conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(bi, row["call_id"]) for bi in
                           sorted(numbers.named_numbers(plain.get("cdr"), plain.get("callee_num")))])
         report.manifests += 1
@@ -161,14 +162,14 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         _walk(conn, "recordings", "recording_id", batch, recording, report.errors)
         _walk(conn, "live_calls", "call_id", batch, live, report.errors)
         if report.changed:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            engine.compact(conn)
             conn.execute("VACUUM")  # no page of the file keeps an old clear value
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            engine.compact(conn)
             report.vacuumed = True
         if not report.errors:  # a row left as it was is retried by the next run
             conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT(name) "
                          "DO UPDATE SET value = excluded.value", (DONE_SETTING, current))
-    except sqlite3.Error as exc:
+    except engine.db_errors() as exc:
         raise CatalogError(f"encrypting the catalog's numbers failed (run `pbx-recorder catalog migrate` "
                            f"again: it resumes): {exc}") from exc
     for line in report.errors:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import audit_trail
+from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, NumberProtection
 from pbx_recorder.catalog.queries import (
     COUNT_CAP,
@@ -32,7 +33,7 @@ from pbx_recorder.catalog.queries import (
     encode_cursor,
     time_range,
 )
-from pbx_recorder.catalog.schema import apply_migrations
+from pbx_recorder.catalog.schema import ensure_schema
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
 
@@ -49,6 +50,8 @@ def _encode(column: str, value: Any) -> Any:
 def _decode(row: sqlite3.Row) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in row.keys():
+        if key == "rowid":
+            continue  # PostgreSQL's stand-in for SQLite's implicit rowid: not part of a row
         value = row[key]
         if key in JSON_COLUMNS and isinstance(value, str):
             try:
@@ -86,7 +89,7 @@ class Catalog:
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
                  sealer: Callable[[sqlite3.Connection, str], None] | None = None,
                  numbers: NumberProtection | None = None) -> None:
-        self.path = str(path)
+        self.path = str(path)  # a file (SQLite) or a postgresql:// URL (engine.is_url)
         self.clock = clock
         self.sealer = sealer  # pbx_recorder.call_seal.CallSealer: seals every call row written here
         # pbx_recorder.catalog.protected_rows: numbers encrypted on write, opened on read (None:
@@ -95,35 +98,26 @@ class Catalog:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
-        if self.path != ":memory:":
+        if self.path != ":memory:" and not engine.is_url(self.path):
             try:
                 file_modes.prepare_sqlite(self.path)  # 0600 before SQLite creates it (and its WAL)
             except OSError as exc:
                 raise CatalogError(f"cannot create catalog {self.path}: {exc.strerror}") from exc
         conn = self._conn()
         with self._lock:
-            apply_migrations(conn)
-        self._columns = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")]
+            ensure_schema(conn, self.path)
+        self._columns = {t: [c for c in engine.table_columns(conn, t) if c != "rowid"]
                          for t in ("calls", "recordings")}
 
     # -- connections -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                       check_same_thread=False)
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA secure_delete=ON")  # an erased row leaves no bytes in free pages
-            except sqlite3.Error as exc:
-                raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
+            conn = engine.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
-        return conn
+        return conn  # type: ignore[no-any-return]
 
     def close(self) -> None:
         with self._lock:
@@ -135,7 +129,7 @@ class Catalog:
     def _exec(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._conn().execute(sql, params)
-        except sqlite3.Error as exc:
+        except engine.db_errors() as exc:
             raise CatalogError(f"catalog query failed: {exc}") from exc
 
     def _upsert(self, table: str, key: str, row: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
@@ -189,7 +183,7 @@ class Catalog:
         except BaseException as exc:
             if own and conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, engine.db_errors()):
                 raise CatalogError(f"catalog query failed: {exc}") from exc
             raise
 
@@ -205,7 +199,7 @@ class Catalog:
 
     def _index_named(self, conn: sqlite3.Connection, call_id: str, *values: Any) -> None:
         assert self.numbers is not None
-        conn.executemany("INSERT OR IGNORE INTO call_numbers (bi, call_id) VALUES (?, ?)",
+        conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(bi, call_id) for bi in sorted(self.numbers.named_numbers(*values))])
 
     def _open_call(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +278,7 @@ class Catalog:
             raise CatalogError("recording row without recording_id")
         row = self._protect_recording(str(rid), row)
         if call_id:
-            self._exec("INSERT OR IGNORE INTO calls (call_id, updated_at) VALUES (?, ?)",
+            self._exec("INSERT INTO calls (call_id, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                        (call_id, self.clock()))
         elif not self._has_recording(str(rid)):
             raise CatalogError(f"new recording {rid} without call_id")
@@ -353,7 +347,7 @@ class Catalog:
             raise CatalogError("a catalog transaction is already open on this connection")
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+        except engine.db_errors() as exc:
             raise CatalogError(f"catalog query failed: {exc}") from exc
         try:
             yield conn
@@ -361,7 +355,7 @@ class Catalog:
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, engine.db_errors()):
                 raise CatalogError(f"catalog query failed: {exc}") from exc
             raise
 
@@ -432,7 +426,7 @@ class Catalog:
                             "(call_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
                             (call_id, self._seal_live(call_id, text), now),
                         )
-        except sqlite3.Error as exc:
+        except engine.db_errors() as exc:
             raise CatalogError(f"catalog query failed: {exc}") from exc
 
     # -- audit -------------------------------------------------------------------

@@ -9,6 +9,8 @@ that has shipped.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 MIGRATIONS: list[str] = [
     # 1: calls, recordings, and everything the lifecycle needs.
@@ -293,3 +295,15 @@ def apply_migrations(conn: sqlite3.Connection) -> int:
             conn.executescript("BEGIN;" + script + f"; INSERT INTO schema_version VALUES ({number});")
         current = number
     return current
+
+
+def ensure_schema(conn: Any, target: str | Path) -> str:
+    """The catalog behind ``conn`` at the newest schema, whichever engine holds it; its version."""
+    from pbx_recorder.catalog import engine
+
+    if engine.is_postgres(conn):
+        from pbx_recorder.catalog import pg_schema
+
+        url = str(target)
+        return pg_schema.ensure(conn, url, password=engine.password_of(url))
+    return str(apply_migrations(conn))

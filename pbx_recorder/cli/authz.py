@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from pbx_recorder import access_policy, audit_trail
+from pbx_recorder.catalog import engine
 from pbx_recorder.errors import AccessDenied, CatalogError
 
 log = logging.getLogger(__name__)
@@ -109,18 +110,18 @@ def _record_denial(config: Any, catalog_or_conn: Any, principal: Principal, acti
         try:
             _insert(catalog_or_conn, row)
             return
-        except sqlite3.Error:
+        except engine.db_errors():
             pass  # a read-only connection: open a writable one below
     from pbx_recorder.lifecycle.journal import open_catalog
 
     try:
-        conn = open_catalog(config.catalog.path)
+        conn = open_catalog(config.catalog.target)
     except CatalogError as exc:
         click.echo(f"warning: the refusal could not be audited: {exc}", err=True)
         return
     try:
         _insert(conn, row)
-    except sqlite3.Error as exc:
+    except engine.db_errors() as exc:
         click.echo(f"warning: the refusal could not be audited: {exc}", err=True)
     finally:
         conn.close()

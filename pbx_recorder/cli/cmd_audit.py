@@ -42,7 +42,7 @@ def list_cmd(ctx: click.Context, actor: str | None, action: str | None, target: 
     """Audit rows, newest first."""
     catalog, tz, config = _open(ctx)
     catalog.close()
-    conn = open_catalog(config.catalog.path)
+    conn = open_catalog(config.catalog.target)
     try:
         who = authorize(config, conn, "audit.read")
         rows = audit_trail.entries(conn, actor=actor, action=action, target=target,
@@ -76,7 +76,7 @@ def verify_cmd(ctx: click.Context) -> None:
 
     catalog, _, config = _open(ctx)
     catalog.close()
-    conn = open_catalog(config.catalog.path)
+    conn = open_catalog(config.catalog.target)
     try:
         authorize(config, conn, "audit.read")
         problems, legacy = audit_trail.verify_chain(conn)

@@ -38,7 +38,7 @@ def _open(ctx: click.Context) -> tuple[Catalog, tzinfo, Any]:
         raise ConfigError(f"unknown time zone {config.timezone!r}", key="timezone") from exc
     from pbx_recorder.catalog.number_keys import protection_for
 
-    return Catalog(config.catalog.path, numbers=protection_for(config)), tz, config
+    return Catalog(config.catalog.target, numbers=protection_for(config)), tz, config
 
 
 def _parse_time(text: str | None, tz: tzinfo, option: str) -> float | None:

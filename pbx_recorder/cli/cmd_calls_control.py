@@ -77,7 +77,7 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
     config = load_config(ctx.obj.get("config_path"))
     from pbx_recorder.catalog.number_keys import protection_for
 
-    catalog = Catalog(config.catalog.path, numbers=protection_for(config))
+    catalog = Catalog(config.catalog.target, numbers=protection_for(config))
     try:
         who = authorize(config, catalog, "calls.pause", call_id or channel or "")
         live = catalog.load_live_calls()

@@ -26,7 +26,7 @@ def live_command(ctx: click.Context, channel: str | None, as_json: bool, unmask:
     config = load_config(ctx.obj.get("config_path"))
     from pbx_recorder.catalog.number_keys import protection_for
 
-    catalog = Catalog(config.catalog.path, numbers=protection_for(config))
+    catalog = Catalog(config.catalog.target, numbers=protection_for(config))
     try:
         who = authorize(config, catalog, "calls.search", also=("calls.unmask",) if unmask else ())
         calls = live_calls(catalog.load_live_calls())

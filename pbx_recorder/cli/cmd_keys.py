@@ -71,7 +71,7 @@ def register(group: click.Group) -> None:
         config = crypto_setup.load(ctx, "keys.manage")
         ring = crypto_setup.keyring_of(config, required=True)
         assert ring is not None
-        conn = catalog_connection(config.catalog.path, read_only=False)
+        conn = catalog_connection(config.catalog.target, read_only=False)
         try:
             report = do_rotate(conn, ring, new_id, now=time.time(), batch_size=batch_size)
         finally:
@@ -102,7 +102,7 @@ def register(group: click.Group) -> None:
         ring = crypto_setup.keyring_of(config, required=False)
         counts: dict[str, int] = {}
         if config.catalog.path.is_file():
-            conn = catalog_connection(config.catalog.path)
+            conn = catalog_connection(config.catalog.target)
             try:
                 counts = dict(conn.execute("SELECT key_id, COUNT(*) FROM recordings WHERE encrypted = 1 "
                                            "GROUP BY key_id").fetchall())
@@ -131,7 +131,7 @@ def _reencrypt_numbers(config: object, new_id: str) -> None:
     from pbx_recorder.catalog.number_migration import protect
     from pbx_recorder.lifecycle.journal import open_catalog
 
-    conn = open_catalog(config.catalog.path)  # type: ignore[attr-defined]
+    conn = open_catalog(config.catalog.target)  # type: ignore[attr-defined]
     try:
         done = protect(conn, protection_under(config, new_id), force=True)
     finally:

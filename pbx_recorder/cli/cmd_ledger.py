@@ -29,7 +29,7 @@ def register(group: click.Group) -> None:
     def root(ctx: click.Context, day: str) -> None:
         """Print the chain head hash at the end of DAY (UTC) for external anchoring."""
         config = crypto_setup.load(ctx, "ledger.read")
-        conn = catalog_connection(config.catalog.path)
+        conn = catalog_connection(config.catalog.target)
         try:
             click.echo(f"{day} {ledger.daily_root(conn, day)}")
         finally:
@@ -50,7 +50,7 @@ def register(group: click.Group) -> None:
 
         config = crypto_setup.load(ctx, "ledger.read")
         public_key = _public_key(config)
-        conn = catalog_connection(config.catalog.path)
+        conn = catalog_connection(config.catalog.target)
         try:
             total = int(conn.execute("SELECT MAX(seq) FROM ledger").fetchone()[0] or 0)
             result = run_ledger_pass(conn, VerifyState.beside(config.catalog.path, "ledger-verify"),
@@ -80,7 +80,7 @@ def register(group: click.Group) -> None:
         config = crypto_setup.load(ctx, "ledger.checkpoint")
         key = load_signing_key(config.signing.key_file)
         store = chain_head.store_for(config)
-        conn = catalog_connection(config.catalog.path, read_only=False)
+        conn = catalog_connection(config.catalog.target, read_only=False)
         try:
             failed = []
             broken = [str(p) for p in ledger.verify_chain(conn)]

@@ -76,7 +76,7 @@ def register(group: click.Group) -> None:
         from pbx_recorder.catalog.number_keys import protection_for
 
         numbers = protection_for(config)
-        conn = catalog_connection(config.catalog.path)
+        conn = catalog_connection(config.catalog.target)
         try:
             verifier = Verifier(conn, tiers, keyring=keyring, public_key=public_key, deep=deep,
                                 checkpoints=chain_head.store_for(config, tiers), spooled=spooled,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import call_seal
+from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
@@ -333,8 +334,8 @@ class Eraser:
         """Move the WAL into the database and truncate it: the deleted rows' old page images
         must not linger in ``-wal`` (readers that are still open may delay it: best effort)."""
         try:
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
+            engine.compact(self.conn)
+        except engine.db_errors() as exc:
             log.warning("WAL checkpoint after erasure failed: %s", exc)
 
     def _redact_audit(self, number: str, subject: str) -> int:

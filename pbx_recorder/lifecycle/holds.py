@@ -124,7 +124,8 @@ class HoldManager:
             with Tx(self.conn):  # the holds row above already protects call/caller scopes (hold_for)
                 for r in recs:
                     self.conn.execute(
-                        "INSERT OR IGNORE INTO hold_recordings VALUES (?,?)", (hold_id, r["recording_id"])
+                        "INSERT INTO hold_recordings VALUES (?,?) ON CONFLICT DO NOTHING",
+                        (hold_id, r["recording_id"]),
                     )
                     self.conn.execute(
                         "UPDATE recordings SET legal_hold=1 WHERE recording_id=?", (r["recording_id"],)

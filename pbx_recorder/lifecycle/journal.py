@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import recording_objects
-from pbx_recorder.catalog.schema import apply_migrations
+from pbx_recorder.catalog import engine
+from pbx_recorder.catalog.schema import ensure_schema
 from pbx_recorder.errors import CatalogError
 from storage import file_modes
 
@@ -24,20 +25,20 @@ LedgerAppend = Callable[[sqlite3.Connection, str, str, Mapping[str, Any], float]
 
 
 def open_catalog(path: str | Path) -> sqlite3.Connection:
+    """A writable autocommit connection to the catalog at ``path`` (a file or a postgresql:// URL),
+    its schema brought up to date."""
+    if not engine.is_url(path):
+        try:
+            file_modes.prepare_sqlite(path)  # 0600 before SQLite creates it (and its WAL)
+        except OSError as exc:
+            raise CatalogError(f"cannot create catalog {path}: {exc.strerror}") from exc
+    conn = engine.connect(path, timeout=30)
     try:
-        file_modes.prepare_sqlite(path)  # 0600 before SQLite creates it (and its WAL)
-    except OSError as exc:
-        raise CatalogError(f"cannot create catalog {path}: {exc.strerror}") from exc
-    try:
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA secure_delete=ON")  # an erased row leaves no bytes in free pages
-        apply_migrations(conn)
-    except sqlite3.Error as exc:
-        raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
-    return conn
+        ensure_schema(conn, path)
+    except engine.db_errors() as exc:
+        conn.close()
+        raise CatalogError(f"cannot open catalog {engine.describe(path)}: {exc}") from exc
+    return conn  # type: ignore[no-any-return]
 
 
 class Tx:

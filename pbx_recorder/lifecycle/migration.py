@@ -258,8 +258,10 @@ class Migrator:
 
     def _journal(self, rec: Mapping[str, Any], t: Target, now: float) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO lifecycle_moves (recording_id, src_tier, src_key, dst_tier, dst_key,"
-            " sha256, step, at) VALUES (?,?,?,?,?,?,'copying',?)",
+            "INSERT INTO lifecycle_moves (recording_id, src_tier, src_key, dst_tier, dst_key,"
+            " sha256, step, at) VALUES (?,?,?,?,?,?,'copying',?) ON CONFLICT (recording_id) DO UPDATE SET"
+            " src_tier=excluded.src_tier, src_key=excluded.src_key, dst_tier=excluded.dst_tier,"
+            " dst_key=excluded.dst_key, sha256=excluded.sha256, step=excluded.step, at=excluded.at",
             (
                 rec["recording_id"],
                 rec["tier"],

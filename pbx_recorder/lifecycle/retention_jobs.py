@@ -12,6 +12,7 @@ this code base prunes that table.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -123,9 +124,8 @@ class RetentionJob:
             # the data key goes too (crypto-shredding, as in erasure): copies no tier lists -- a cloud
             # tier's target bucket, a replica -- become unreadable; the row keeps ids and hashes
             self.conn.execute(
-                "UPDATE recordings SET state='expired', wrapped_key='', "
-                "manifest=json_remove(manifest, '$.processing.wrapped_key') WHERE recording_id=?",
-                (d.recording_id,),
+                "UPDATE recordings SET state='expired', wrapped_key='', manifest=? WHERE recording_id=?",
+                (_without_wrapped_key(rec.get("manifest")), d.recording_id),
             )
             self.conn.execute(
                 "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"
@@ -221,3 +221,19 @@ class RetentionJob:
                 now=now,
             )
         return changes
+
+
+def _without_wrapped_key(manifest: Any) -> str:
+    """The manifest JSON without ``processing.wrapped_key`` (the data key shredded with the audio);
+    a manifest that is not JSON is kept as it is."""
+    if isinstance(manifest, str):
+        try:
+            body = json.loads(manifest)
+        except ValueError:
+            return manifest
+    else:
+        body = dict(manifest or {})
+    processing = body.get("processing") if isinstance(body, dict) else None
+    if isinstance(processing, dict):
+        processing.pop("wrapped_key", None)
+    return json.dumps(body, separators=(",", ":"), default=list)  # as SQLite's json_remove wrote it

@@ -51,7 +51,7 @@ class Runtime:
         from storage.factory import build_tiers
 
         cfg = load_config(config_path)
-        conn = open_catalog(cfg.catalog.path)
+        conn = open_catalog(cfg.catalog.target)
         try:
             who = authorize(cfg, conn, action, target)
         except Exception:

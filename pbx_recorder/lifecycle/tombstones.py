@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import call_seal
+from pbx_recorder.catalog import engine
 from pbx_recorder.lifecycle import policy
 from storage import atomic
 
@@ -132,7 +133,7 @@ class Tombstones:
     def _indexed(conn: sqlite3.Connection, dead: set[str]) -> set[str]:
         """Calls whose numbers (encrypted since schema 6) a tombstone names: blind-index lookups
         (a number tombstone is the number's full-number index, ``lifecycle.number_lookup``)."""
-        if "caller_bi" not in {r[1] for r in conn.execute("PRAGMA table_info(calls)")}:
+        if "caller_bi" not in engine.table_columns(conn, "calls"):
             return set()  # a backup from before schema 6: its numbers are in clear
         found: set[str] = set()
         hashes = sorted(dead)

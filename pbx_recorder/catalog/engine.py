@@ -1,0 +1,206 @@
+"""Which database holds the catalog, and how to open it: SQLite (one node) or PostgreSQL (many).
+
+A *catalog target* is either a file path (SQLite, the embedded default) or a URL
+``postgresql://user@host:port/dbname`` (``catalog.url`` in the config).  Everything that opens
+the catalog goes through :func:`connect`, which returns a ``sqlite3.Connection`` or a
+:class:`~pbx_recorder.catalog.pg_connection.PgConnection` with the same surface, and every
+place where the engines differ asks one of the helpers here (:func:`is_postgres`,
+:func:`table_columns`, :func:`compact`) instead of writing engine-specific SQL itself.
+
+PostgreSQL connections come from one ``psycopg_pool.ConnectionPool`` per URL and process
+(``catalog.pool_size``, default 10): a thread keeps the connection it took until the catalog
+is closed, and a thread that finds the pool empty waits up to 30 s, then fails with
+:class:`CatalogError` naming the pool size.  The password is never part of the URL in the
+config: ``catalog.password_file`` (root-owned, read by the service user) supplies it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pbx_recorder.errors import CatalogError
+
+BUSY_TIMEOUT_MS = 5000
+POOL_WAIT_S = 30.0
+DEFAULT_POOL_SIZE = 10
+
+Target = str | Path
+
+_pools: dict[tuple[str, str], Any] = {}
+_pools_lock = threading.Lock()
+_settings: dict[str, dict[str, Any]] = {}  # url -> {"password": ..., "pool_size": ...}
+
+def db_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a catalog statement raises on either engine (``except engine.db_errors()``).
+    psycopg is looked up, not imported: a process that never opened PostgreSQL has none of its
+    errors, and a SQLite-only command does not pay for importing it."""
+    pg = sys.modules.get("psycopg")
+    return (sqlite3.Error, pg.Error) if pg is not None else (sqlite3.Error,)
+
+
+def integrity_errors() -> tuple[type[BaseException], ...]:
+    pg = sys.modules.get("psycopg")
+    return (sqlite3.IntegrityError, pg.IntegrityError) if pg is not None else (sqlite3.IntegrityError,)
+
+
+def is_url(target: Target) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def is_postgres(conn: Any) -> bool:
+    return getattr(conn, "engine", "sqlite") == "postgresql"
+
+
+def configure(url: str, *, password: str | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    """Settings for connections to ``url`` (from the config: the password file, the pool size)."""
+    _settings[url] = {"password": password, "pool_size": pool_size}
+
+
+def password_of(url: str) -> str | None:
+    return _settings.get(url, {}).get("password")
+
+
+def describe(target: Target) -> str:
+    """The target as it may be logged: a URL without any password."""
+    if not is_url(target):
+        return str(target)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(str(target))
+    host = parts.hostname or ""
+    user = f"{parts.username}@" if parts.username else ""
+    netloc = user + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _pool(url: str, read_only: bool) -> Any:
+    key = (url, "ro" if read_only else "rw")
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            from psycopg_pool import ConnectionPool
+
+            settings = _settings.get(url, {})
+            kwargs: dict[str, Any] = {"autocommit": True}
+            if settings.get("password"):
+                kwargs["password"] = settings["password"]
+            if read_only:
+                kwargs["options"] = "-c default_transaction_read_only=on"
+            size = int(settings.get("pool_size") or DEFAULT_POOL_SIZE)
+            pool = ConnectionPool(url, min_size=1, max_size=size, kwargs=kwargs, timeout=POOL_WAIT_S,
+                                  name=f"catalog-{key[1]}", open=True, check=ConnectionPool.check_connection)
+            _pools[key] = pool
+        return pool
+
+
+def close_pools() -> None:
+    """Close every pool of this process (tests, shutdown)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
+
+
+def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TIMEOUT_MS / 1000) -> Any:
+    """An open connection to the catalog at ``target`` (autocommit: explicit transactions)."""
+    if is_url(target):
+        from pbx_recorder.catalog.pg_connection import PgConnection
+
+        url = str(target)
+        pool = _pool(url, read_only)
+        try:
+            raw = pool.getconn()
+        except Exception as exc:  # PoolTimeout, OperationalError: the message says which
+            raise CatalogError(f"cannot open catalog {describe(url)}: {exc}") from exc
+        return PgConnection(raw, on_close=lambda c: pool.putconn(c.raw))
+    path = str(target)
+    try:
+        if read_only:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout,
+                                   isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        if not read_only:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # an erased row leaves no bytes in free pages
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
+    return conn
+
+
+def table_columns(conn: Any, table: str) -> list[str]:
+    """The columns of ``table`` in declaration order (empty if there is no such table)."""
+    if is_postgres(conn):
+        rows = conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                            "AND table_schema = current_schema() ORDER BY ordinal_position",
+                            (table,)).fetchall()
+        return [str(r[0]) for r in rows]
+    return [str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def compact(conn: Any) -> None:
+    """Push freed pages out of reach after an erasure: SQLite truncates its WAL (secure_delete has
+    zeroed the pages); PostgreSQL's VACUUM is left to autovacuum (a dead tuple is unreachable
+    through SQL, and the erased numbers were only ever stored encrypted)."""
+    if not is_postgres(conn):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def integrity_check(conn: Any) -> str:
+    """The engine's own consistency check: 'ok' or what it found."""
+    if is_postgres(conn):
+        conn.execute("SELECT 1").fetchone()
+        return "ok"
+    return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def max_rowid(conn: Any, table: str) -> int:
+    row = conn.execute(f"SELECT MAX(rowid) FROM {table}").fetchone()
+    return int(row[0] or 0)
+
+
+def secure_delete(conn: Any) -> None:
+    """Erased rows leave no bytes in free pages (SQLite's ``secure_delete``; see :func:`compact`)."""
+    if not is_postgres(conn):
+        conn.execute("PRAGMA secure_delete=ON")
+
+
+def lock_writes(conn: Any) -> None:
+    """Inside a transaction: be the only writer of the hash chains until it ends.  SQLite's
+    ``BEGIN IMMEDIATE`` already holds the database's write lock; on PostgreSQL this takes the
+    transaction-scoped advisory lock ``BEGIN IMMEDIATE`` takes (re-entrant), so two nodes never
+    append to the ledger or the audit log from the same head."""
+    if is_postgres(conn):
+        from pbx_recorder.catalog.pg_connection import CATALOG_WRITE_LOCK
+
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (CATALOG_WRITE_LOCK,))
+
+
+def issued_max(conn: Any, table: str) -> int:
+    """The highest id ever issued in a chained table (``ledger``, ``audit_log``), deleted rows
+    included: a chain whose tail was cut shows it.  SQLite keeps it in ``sqlite_sequence``
+    (AUTOINCREMENT); on PostgreSQL the appends note it in ``catalog_settings``."""
+    if is_postgres(conn):
+        row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?",
+                           (f"issued:{table}",)).fetchone()
+        return int(row[0]) if row else 0
+    try:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    except sqlite3.OperationalError:  # no AUTOINCREMENT table yet
+        return 0
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def note_issued(conn: Any, table: str, seq: int) -> None:
+    """Record ``seq`` as issued in ``table`` (PostgreSQL; SQLite's AUTOINCREMENT does it itself)."""
+    if is_postgres(conn):
+        conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                     "DO UPDATE SET value = excluded.value", (f"issued:{table}", str(int(seq))))

@@ -1,0 +1,205 @@
+"""The catalog's schema at its newest version, described once, for both engines.
+
+SQLite catalogs reach this layout through the shipped migration ladder in
+:mod:`pbx_recorder.catalog.schema` (never edited); PostgreSQL catalogs are created from this
+description by the Alembic baseline (:mod:`pbx_recorder.catalog.alembic`), and every later
+migration is an Alembic revision written for both.  ``tests/unit/test_schema_model.py`` holds
+the ladder's result and this description to the same tables, columns and indexes.
+
+Types are the portable ones: text, double precision for epoch seconds, 64-bit integers for
+counts and 0/1 flags (the code writes SQLite's 0/1), bytes nowhere.  PostgreSQL has no implicit
+``rowid``: ``calls`` and ``recordings`` carry one as an identity column, so the keyset scans that
+walk those tables in insertion order (``pbx_recorder.scan``, ``verify``) read the same column on
+both engines.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+REAL = Float(precision=53)
+#: the columns only PostgreSQL has (SQLite's implicit rowid)
+ROWID_ONLY_ON_POSTGRES = {("calls", "rowid"), ("recordings", "rowid")}
+
+
+def _text(name: str, default: str = "", *, nullable: bool = False) -> Column[str]:
+    return Column(name, Text, nullable=nullable, server_default=text(f"'{default}'"))
+
+
+calls = Table(
+    "calls", metadata,
+    Column("call_id", Text, primary_key=True),
+    _text("pbx_node"), _text("linkedid"), _text("uniqueids", "[]"), _text("direction"),
+    _text("caller_num"), _text("caller_name"), _text("callee_num"), _text("did"), _text("queue"),
+    _text("agent"), _text("region"), _text("accountcode"),
+    Column("started_at", REAL), Column("answered_at", REAL), Column("ended_at", REAL),
+    Column("duration", BigInteger), Column("billsec", BigInteger),
+    _text("disposition"), _text("status"), _text("rule"), _text("record_decision"),
+    _text("consent_decision"), _text("consent", "{}"), _text("tags", "[]"), _text("retention_class"),
+    _text("cdr", "{}"), _text("flags", "[]"),
+    Column("updated_at", REAL, nullable=False, server_default=text("0")),
+    _text("seal"), _text("numbers"), _text("caller_bi"), _text("caller_bi4"), _text("callee_bi"),
+    _text("callee_bi4"),
+    Column("rowid", BigInteger, Identity(), nullable=False, unique=True),
+)
+
+recordings = Table(
+    "recordings", metadata,
+    Column("recording_id", Text, primary_key=True),
+    Column("call_id", Text, ForeignKey("calls.call_id"), nullable=False),
+    _text("kind", "call"), _text("mode", "mixed"), Column("state", Text, nullable=False),
+    _text("format", "wav"), Column("duration_s", REAL), Column("size", BigInteger),
+    _text("sha256"), _text("hash_alg", "sha256"), _text("audio_sha256"), _text("tier"),
+    _text("storage_key"), _text("storage_class"),
+    Column("encrypted", BigInteger, nullable=False, server_default=text("0")),
+    _text("key_id"), _text("wrapped_key"), _text("manifest", "{}"), _text("signature"),
+    _text("retention_class"), Column("retain_until", REAL),
+    Column("legal_hold", BigInteger, nullable=False, server_default=text("0")),
+    Column("protected", BigInteger, nullable=False, server_default=text("0")),
+    _text("region"), _text("flags", "[]"),
+    Column("created_at", REAL, nullable=False), Column("stored_at", REAL), Column("migrated_at", REAL),
+    _text("restore_state"), _text("objects", "[]"),
+    Column("rowid", BigInteger, Identity(), nullable=False, unique=True),
+)
+
+holds = Table(
+    "holds", metadata,
+    Column("hold_id", Text, primary_key=True),
+    Column("scope", Text, nullable=False), Column("value", Text, nullable=False),
+    _text("reason"), _text("created_by"), Column("created_at", REAL, nullable=False),
+    Column("released_at", REAL), _text("released_by"),
+)
+
+erasure_requests = Table(
+    "erasure_requests", metadata,
+    Column("request_id", Text, primary_key=True),
+    Column("subject", Text, nullable=False), Column("received_at", REAL, nullable=False),
+    Column("deadline", REAL, nullable=False), Column("completed_at", REAL),
+    Column("status", Text, nullable=False), _text("receipt", "{}"),
+)
+
+deletion_log = Table(
+    "deletion_log", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", REAL, nullable=False), Column("recording_id", Text, nullable=False),
+    Column("call_id", Text, nullable=False), Column("sha256", Text, nullable=False),
+    Column("reason", Text, nullable=False), _text("policy"), _text("actor"),
+)
+
+ledger = Table(
+    "ledger", metadata,
+    Column("seq", BigInteger, Identity(), primary_key=True),
+    Column("at", REAL, nullable=False), Column("event", Text, nullable=False),
+    _text("recording_id"), _text("payload", "{}"),
+    Column("prev_hash", Text, nullable=False), Column("hash", Text, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", REAL, nullable=False), Column("actor", Text, nullable=False), _text("role"),
+    Column("action", Text, nullable=False), _text("target"), _text("detail", "{}"),
+    _text("prev_hash"), _text("hash"),
+)
+
+live_calls = Table(
+    "live_calls", metadata,
+    Column("call_id", Text, primary_key=True),
+    Column("state", Text, nullable=False), Column("updated_at", REAL, nullable=False),
+)
+
+lifecycle_moves = Table(
+    "lifecycle_moves", metadata,
+    Column("recording_id", Text, primary_key=True),
+    Column("src_tier", Text, nullable=False), Column("src_key", Text, nullable=False),
+    Column("dst_tier", Text, nullable=False), Column("dst_key", Text, nullable=False),
+    _text("sha256"), Column("step", Text, nullable=False), Column("at", REAL, nullable=False),
+)
+
+hold_recordings = Table(
+    "hold_recordings", metadata,
+    Column("hold_id", Text, nullable=False), Column("recording_id", Text, nullable=False),
+    PrimaryKeyConstraint("hold_id", "recording_id"),
+)
+
+call_tags = Table(
+    "call_tags", metadata,
+    Column("call_id", Text, nullable=False), Column("tag", Text, nullable=False),
+    Column("started_at", REAL),
+    UniqueConstraint("call_id", "tag"),
+)
+
+call_numbers = Table(
+    "call_numbers", metadata,
+    Column("bi", Text, nullable=False), Column("call_id", Text, nullable=False),
+    PrimaryKeyConstraint("bi", "call_id"),
+)
+
+catalog_settings = Table(
+    "catalog_settings", metadata,
+    Column("name", Text, primary_key=True), Column("value", Text, nullable=False),
+)
+
+Index("recordings_call", recordings.c.call_id)
+Index("recordings_state", recordings.c.state, recordings.c.tier)
+Index("hold_recordings_rec", hold_recordings.c.recording_id)
+Index("ledger_recording", ledger.c.recording_id, ledger.c.seq)
+Index("calls_time", calls.c.started_at.desc(), calls.c.call_id)
+for _col in ("status", "consent", "agent", "queue", "caller_bi", "caller_bi4", "callee_bi", "callee_bi4"):
+    _c = calls.c["consent_decision" if _col == "consent" else _col]
+    Index(f"calls_{_col}" + ("_time" if not _col.endswith(("bi", "bi4")) else ""),
+          _c, calls.c.started_at.desc(), calls.c.call_id)
+Index("call_tags_tag", call_tags.c.tag, call_tags.c.started_at.desc(), call_tags.c.call_id)
+Index("call_numbers_call", call_numbers.c.call_id)
+
+#: PostgreSQL's form of the SQLite triggers that keep ``call_tags`` in step with ``calls.tags``
+#: (migration 5): every writer, raw SQL included, keeps the tag index right.
+POSTGRES_TAG_TRIGGER = """
+CREATE OR REPLACE FUNCTION pbxr_call_tags_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    tags json := '[]'::json;
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        BEGIN
+            tags := NEW.tags::json;
+        EXCEPTION WHEN others THEN
+            tags := '[]'::json;  -- a broken JSON cell tags nothing, as json_valid() does on SQLite
+        END;
+        IF json_typeof(tags) <> 'array' THEN
+            tags := '[]'::json;
+        END IF;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        DELETE FROM call_tags WHERE call_id = OLD.call_id;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO call_tags (call_id, tag, started_at)
+            SELECT NEW.call_id, t.tag, NEW.started_at
+            FROM json_array_elements_text(tags) AS t(tag)
+            WHERE t.tag IS NOT NULL
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER call_tags_insert AFTER INSERT ON calls
+    FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();
+CREATE TRIGGER call_tags_update AFTER UPDATE OF call_id, tags, started_at ON calls
+    FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();
+CREATE TRIGGER call_tags_delete AFTER DELETE ON calls
+    FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();
+"""

@@ -1,0 +1,106 @@
+"""A private PostgreSQL cluster for the tests (Debian's postgresql-15 binaries, no system cluster).
+
+``PostgresServer.start(base)`` runs ``initdb`` and ``pg_ctl start`` in ``base`` on a free
+loopback port, as the ``postgres`` OS user when the tests run as root (PostgreSQL refuses to run
+as root).  ``url(schema)`` gives a URL whose ``search_path`` is a fresh schema: each test gets
+an empty catalog without the cost of a database per test.  Test clusters trust loopback
+connections; nothing here is a production setting.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+BIN_DIRS = [Path(f"/usr/lib/postgresql/{v}/bin") for v in (17, 16, 15)]
+
+
+def bin_dir() -> Path | None:
+    env = os.environ.get("PBXR_PG_BIN")
+    if env:
+        return Path(env)
+    return next((d for d in BIN_DIRS if (d / "postgres").exists()), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@dataclass
+class PostgresServer:
+    base: Path
+    port: int
+    bindir: Path
+    database: str = "pbxr"
+    user: str = "pbxr"
+
+    @classmethod
+    def start(cls, base: Path) -> PostgresServer:
+        bindir = bin_dir()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL binaries not found (.ci/install-system.sh installs postgresql-15)")
+        base.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(base, "postgres", "postgres")
+        data, sockets = base / "data", base / "sockets"
+        server = cls(base=base, port=_free_port(), bindir=bindir)
+        subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", server.user,
+                                     "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True, timeout=120)
+        sockets.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(sockets, "postgres", "postgres")
+        opts = (f"-p {server.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c full_page_writes=off -c synchronous_commit=off -c max_connections=300")
+        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
+                                     str(base / "postgres.log"), "-w", "-t", "60", "start"]),
+                       check=True, capture_output=True, timeout=90)
+        server.psql(f"CREATE DATABASE {server.database}", database="postgres")
+        return server
+
+    def stop(self) -> None:
+        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m",
+                                     "immediate", "-w", "stop"]), capture_output=True, timeout=60)
+
+    def psql(self, sql: str, *, database: str | None = None) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(database=database), autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def url(self, schema: str | None = None, *, database: str | None = None) -> str:
+        url = f"postgresql://{self.user}@127.0.0.1:{self.port}/{database or self.database}"
+        if schema:
+            url += "?options=" + quote(f"-csearch_path={schema}")
+        return url
+
+    def fresh_schema(self) -> str:
+        """A new empty schema; the URL of a catalog that lives in it."""
+        name = "t_" + uuid.uuid4().hex[:12]
+        self.psql(f"CREATE SCHEMA {name}")
+        return self.url(name)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.psql("SELECT 1")
+                return
+            except Exception:
+                time.sleep(0.2)
+        raise RuntimeError("PostgreSQL did not answer")
