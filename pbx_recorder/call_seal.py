@@ -31,6 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.number_protection import is_token
 from pbx_recorder.catalog.protected_rows import INDEX_COLUMNS, NumberProtection
 from pbx_recorder.errors import CryptoError
@@ -142,8 +143,9 @@ def vanished_calls(conn: sqlite3.Connection, call_id: str | None = None,
                    after_seq: int = 0) -> list[str]:
     """Calls the ledger says were sealed whose row is gone without a removal entry (``after_seq``:
     sealed after that ledger position).  SQLite answers it: no Python set of every call id."""
-    sql = ("SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event = ? AND l.seq > ? "
-           "AND l.recording_id NOT IN (SELECT recording_id FROM ledger NOT INDEXED WHERE event = ? "
+    hint = engine.no_index_hint(conn)
+    sql = (f"SELECT DISTINCT l.recording_id FROM ledger l {hint} WHERE l.event = ? AND l.seq > ? "
+           f"AND l.recording_id NOT IN (SELECT recording_id FROM ledger {hint} WHERE event = ? "
            "AND seq > ?) AND "
            "NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = substr(l.recording_id, 6) AND c.seal != '') "
            "ORDER BY l.recording_id")

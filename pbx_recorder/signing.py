@@ -17,7 +17,6 @@ import base64
 import binascii
 import json
 import logging
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CryptoError
 from pbx_recorder.manifest import canonical_json
 from storage import file_modes
@@ -159,7 +159,7 @@ class SignAfterStore:
     def __call__(self, catalog: Any, recording_id: str, manifest: Any, *_: Any, **__: Any) -> dict[str, str]:
         text = manifest_bytes(manifest).decode("utf-8")
         signature = sign_manifest(text, self.private_key)
-        if isinstance(catalog, sqlite3.Connection):
+        if engine.is_connection(catalog):
             cur = catalog.execute("UPDATE recordings SET manifest = ?, signature = ? WHERE recording_id = ?",
                                   (text, signature, recording_id))
             if cur.rowcount != 1:

@@ -115,20 +115,9 @@ class VerifyReport:
 
 def catalog_connection(path: str | Path, *, read_only: bool = True) -> sqlite3.Connection:
     """Open an existing catalog database (read-only by default)."""
-    if engine.is_url(path):
-        return engine.connect(path, read_only=read_only)  # type: ignore[no-any-return]
-    p = Path(path)
-    if not p.is_file():
-        raise CatalogError(f"catalog {p} does not exist")
-    try:
-        if read_only:
-            conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5)
-        else:
-            conn = sqlite3.connect(p, timeout=5)
-        conn.execute("PRAGMA busy_timeout=5000")
-    except sqlite3.Error as exc:
-        raise CatalogError(f"cannot open catalog {p}: {exc}") from exc
-    return conn
+    if not engine.is_url(path) and not Path(path).is_file():
+        raise CatalogError(f"catalog {path} does not exist")
+    return engine.connect(path, read_only=read_only, legacy=True)  # type: ignore[no-any-return]
 
 
 def recording_rows(conn: sqlite3.Connection, recording_id: str | None = None) -> Iterator[dict[str, Any]]:

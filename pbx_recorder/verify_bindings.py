@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from pbx_recorder.catalog import engine
 from pbx_recorder.ledger import wrapped_key_digest
 from storage.hashing import digests_equal
 
@@ -185,8 +186,9 @@ def removed_ids(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
     streamed from SQLite (the recordings primary key answers each probe; ``NOT INDEXED``: the
     ledger is walked by ``seq``, never through the recording-id index, so an incremental pass
     reads only the entries after its marks)."""
+    hint = engine.no_index_hint(conn)
     yield from (str(r[0]) for r in conn.execute(
-        f"SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event IN {_GONE} AND l.seq > ? "
+        f"SELECT DISTINCT l.recording_id FROM ledger l {hint} WHERE l.event IN {_GONE} AND l.seq > ? "
         "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = l.recording_id) "
         "ORDER BY l.recording_id", (after_seq,)))
 
@@ -195,8 +197,9 @@ def vanished_stream(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[st
     """:func:`vanished_ids` for the whole catalog, streamed (``after_seq``: only ``stored`` entries
     after it, for an incremental pass; a deletion entry always follows its recording's ``stored``
     entry, so only those after it are read too: the cost is that of the changes)."""
+    hint = engine.no_index_hint(conn)
     yield from (str(r[0]) for r in conn.execute(
-        "SELECT DISTINCT l.recording_id FROM ledger l NOT INDEXED WHERE l.event = 'stored' AND l.seq > ? "
-        "AND l.recording_id NOT IN (SELECT recording_id FROM ledger NOT INDEXED WHERE event IN "
+        f"SELECT DISTINCT l.recording_id FROM ledger l {hint} WHERE l.event = 'stored' AND l.seq > ? "
+        f"AND l.recording_id NOT IN (SELECT recording_id FROM ledger {hint} WHERE event IN "
         f"{_GONE} AND seq > ?) AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = "
         "l.recording_id) ORDER BY l.recording_id", (after_seq, after_seq)))

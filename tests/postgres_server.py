@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -54,9 +55,14 @@ class PostgresServer:
         bindir = bin_dir()
         if bindir is None:
             raise RuntimeError("PostgreSQL binaries not found (.ci/install-system.sh installs postgresql-15)")
+        # the cluster lives in a folder of its own that the postgres account can reach (a pytest
+        # tmp folder of root's is 0700); ``base`` gets a link to it for the logs
         base.mkdir(parents=True, exist_ok=True)
+        own = Path(tempfile.mkdtemp(prefix="pbxr-pg-"))
         if os.geteuid() == 0:
-            shutil.chown(base, "postgres", "postgres")
+            shutil.chown(own, "postgres", "postgres")
+        (base / "cluster").symlink_to(own)
+        base = own
         data, sockets = base / "data", base / "sockets"
         server = cls(base=base, port=_free_port(), bindir=bindir)
         subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", server.user,
@@ -76,6 +82,7 @@ class PostgresServer:
     def stop(self) -> None:
         subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m",
                                      "immediate", "-w", "stop"]), capture_output=True, timeout=60)
+        shutil.rmtree(self.base, ignore_errors=True)
 
     def psql(self, sql: str, *, database: str | None = None) -> None:
         import psycopg

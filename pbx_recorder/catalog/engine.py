@@ -106,8 +106,13 @@ def close_pools() -> None:
         pool.close()
 
 
-def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TIMEOUT_MS / 1000) -> Any:
-    """An open connection to the catalog at ``target`` (autocommit: explicit transactions)."""
+def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TIMEOUT_MS / 1000,
+            legacy: bool = False) -> Any:
+    """An open connection to the catalog at ``target`` (autocommit: explicit transactions).
+
+    ``legacy``: SQLite only, the ``sqlite3`` module's default transaction handling (a write opens
+    a transaction that ``commit()`` ends) and plain tuples, as the verify and ledger commands have
+    always used; PostgreSQL connections are autocommit either way."""
     if is_url(target):
         from pbx_recorder.catalog.pg_connection import PgConnection
 
@@ -117,8 +122,18 @@ def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TI
             raw = pool.getconn()
         except Exception as exc:  # PoolTimeout, OperationalError: the message says which
             raise CatalogError(f"cannot open catalog {describe(url)}: {exc}") from exc
-        return PgConnection(raw, on_close=lambda c: pool.putconn(c.raw))
+        return PgConnection(raw, url=url, on_close=lambda c: pool.putconn(c.raw))
     path = str(target)
+    if legacy:
+        try:
+            if read_only:
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+            else:
+                conn = sqlite3.connect(path, timeout=timeout)
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
+        return conn
     try:
         if read_only:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout,
@@ -204,3 +219,14 @@ def note_issued(conn: Any, table: str, seq: int) -> None:
     if is_postgres(conn):
         conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) "
                      "DO UPDATE SET value = excluded.value", (f"issued:{table}", str(int(seq))))
+
+
+def is_connection(obj: Any) -> bool:
+    """``obj`` is a catalog connection (either engine), not a ``Catalog``."""
+    return isinstance(obj, sqlite3.Connection) or is_postgres(obj)
+
+
+def no_index_hint(conn: Any) -> str:
+    """SQLite's ``NOT INDEXED`` (walk the table in key order, not through an index); PostgreSQL's
+    planner takes no hints and needs none here."""
+    return "" if is_postgres(conn) else "NOT INDEXED"

@@ -132,8 +132,9 @@ class PgConnection:
 
     engine = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection[Any], *, on_close: Any = None) -> None:
+    def __init__(self, raw: psycopg.Connection[Any], *, url: str = "", on_close: Any = None) -> None:
         self.raw = raw
+        self.url = url  # what it was opened with (the schema migration connects there too)
         self.raw.autocommit = True  # explicit BEGIN / COMMIT, as on the catalog's SQLite connections
         self.raw.row_factory = _row_factory
         self.raw.adapters.register_dumper(bool, _BoolAsInt)

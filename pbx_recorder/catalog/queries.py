@@ -157,8 +157,12 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     src = "t" if tag_first else "calls"
     sql_from = "calls"
     if tag_first:  # without ``rows`` (a count): call_tags alone, its rows are those of existing calls
-        sql_from = "call_tags t CROSS JOIN calls ON calls.call_id = t.call_id" if rows else "call_tags t"
+        # CROSS JOIN keeps SQLite from reordering the join (the tag index leads); both engines
+        # take the join condition in WHERE
+        sql_from = "call_tags t CROSS JOIN calls" if rows else "call_tags t"
     if tag_first:
+        if rows:
+            where.append("calls.call_id = t.call_id")
         where.append("t.tag = ?")
         params.append(f.tag)
     start, end = time_range(f, now, tz)
@@ -214,4 +218,4 @@ def build_count(f: CallFilters, now: float, tz: tzinfo | None = None,
     sql_from, _, where = _source(f, now, tz, params, None, rows=False, blind=blind)
     inner = f"SELECT 1 FROM {sql_from}" + (" WHERE " + " AND ".join(where) if where else "")
     params.append(int(cap) + 1)
-    return f"SELECT COUNT(*) FROM ({inner} LIMIT ?)", params
+    return f"SELECT COUNT(*) FROM ({inner} LIMIT ?) AS capped", params

@@ -304,6 +304,6 @@ def ensure_schema(conn: Any, target: str | Path) -> str:
     if engine.is_postgres(conn):
         from pbx_recorder.catalog import pg_schema
 
-        url = str(target)
+        url = str(getattr(conn, "url", "") or target)
         return pg_schema.ensure(conn, url, password=engine.password_of(url))
     return str(apply_migrations(conn))

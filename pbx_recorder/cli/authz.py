@@ -102,7 +102,7 @@ def _record_denial(config: Any, catalog_or_conn: Any, principal: Principal, acti
     name = f"denied:{action}"
     log.info("access denied: %s (role %s) may not %s %s", principal.actor, principal.role or "none", action,
              target)
-    if catalog_or_conn is not None and not isinstance(catalog_or_conn, sqlite3.Connection):
+    if catalog_or_conn is not None and not engine.is_connection(catalog_or_conn):
         catalog_or_conn.audit(principal.actor, principal.role, name, target, dict(detail))
         return
     row = (time.time(), principal.actor, principal.role, name, target, dict(detail))
