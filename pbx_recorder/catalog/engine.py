@@ -88,13 +88,17 @@ def _pool(url: str, read_only: bool) -> Any:
             kwargs: dict[str, Any] = {"autocommit": True}
             if settings.get("password"):
                 kwargs["password"] = settings["password"]
-            if read_only:
-                kwargs["options"] = "-c default_transaction_read_only=on"
             size = int(settings.get("pool_size") or DEFAULT_POOL_SIZE)
+            # (read-only set per session, not with ``options``: that would replace the URL's own)
             pool = ConnectionPool(url, min_size=1, max_size=size, kwargs=kwargs, timeout=POOL_WAIT_S,
-                                  name=f"catalog-{key[1]}", open=True, check=ConnectionPool.check_connection)
+                                  name=f"catalog-{key[1]}", open=True, check=ConnectionPool.check_connection,
+                                  configure=_read_only_session if read_only else None)
             _pools[key] = pool
         return pool
+
+
+def _read_only_session(raw: Any) -> None:
+    raw.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
 
 
 def close_pools() -> None:

@@ -72,7 +72,7 @@ class Row(tuple[Any, ...]):
         row._names, row._index = names, index
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             try:
                 return tuple.__getitem__(self, self._index[key])
@@ -155,16 +155,16 @@ class PgConnection:
             return PgCursor(self.raw.cursor())
         cur = self.raw.cursor()
         if params:
-            cur.execute(translate(sql), tuple(params))  # type: ignore[arg-type]
+            cur.execute(translate(sql), tuple(params))
         else:
-            cur.execute(sql)  # type: ignore[arg-type]  # no parameters: psycopg reads no placeholders
+            cur.execute(sql)  # no parameters: psycopg reads no placeholders
         return PgCursor(cur)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> PgCursor:
         cur = self.raw.cursor()
         rows = [tuple(p) for p in seq]
         if rows:
-            cur.executemany(translate(sql), rows)  # type: ignore[arg-type]
+            cur.executemany(translate(sql), rows)
         return PgCursor(cur)
 
     def commit(self) -> None:

@@ -124,7 +124,9 @@ def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex
     digits = _digits(value)
     if 0 < len(digits) <= 4 and len(digits) == len(value.strip()):
         params.append(digits)
-        return f"substr({column}, -{len(digits)}) = ?"
+        # the last n characters, written the way both engines read it (substr with a negative start
+        # counts from the end on SQLite only)
+        return f"substr({column}, length({column}) - {len(digits) - 1}) = ?"
     params.extend([value.strip(), digits])
     return f"({column} = ? OR {column} = ?)"
 

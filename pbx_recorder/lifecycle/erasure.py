@@ -116,8 +116,8 @@ class Eraser:
         with Tx(self.conn):
             self.conn.execute(
                 "INSERT INTO erasure_requests (request_id, subject, received_at, deadline, status)"
-                " VALUES (:request_id,:subject,:received_at,:deadline,:status)",
-                row,
+                " VALUES (?,?,?,?,?)",
+                (row["request_id"], row["subject"], row["received_at"], row["deadline"], row["status"]),
             )
         return row
 
@@ -386,7 +386,7 @@ class Eraser:
                 self.conn,
                 "SELECT request_id, subject, received_at, deadline, status, receipt FROM erasure_requests"
                 " WHERE status IN ('open','refused_partial') OR (status='done' AND deadline > ?"
-                " AND instr(receipt, '\"late_copies\"') > 0) ORDER BY deadline", (now,))
+                " AND receipt LIKE ?) ORDER BY deadline", (now, '%"late_copies"%'))
         ]
         for r in out:
             receipt = json.loads(r.pop("receipt") or "{}")

@@ -17,6 +17,9 @@ from test_masking_end_to_end import CALL, CALLER, run_call
 
 from pbx_recorder.cli import cli
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 SECRETS = (CALLER, CALLER[-7:])
 
 

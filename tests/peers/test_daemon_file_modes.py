@@ -16,6 +16,9 @@ from test_masking_end_to_end import CALL, CALLER, run_call
 
 from pbx_recorder.cli import main
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 # written by the test itself, standing in for the installer / the PBX
 NOT_OURS = ("pbx-recorder.yaml", "prompts", "monitor")
 

@@ -22,6 +22,9 @@ from test_daemon import close_like_asterisk, daemon_running, free_port, until, w
 from pbx_recorder.cli import cli
 from pbx_recorder.naming import make_call_id
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 CALLER = "4915112345678"
 DIALED = "4930123456"
 CALL = make_call_id("pbx1", "400.1")

@@ -16,6 +16,9 @@ from pbx_recorder.audio_access import open_plaintext
 from pbx_recorder.errors import AccessDenied, IntegrityError
 from pbx_recorder.lifecycle.journal import audit as journal_audit
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

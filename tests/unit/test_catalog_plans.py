@@ -13,6 +13,9 @@ from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.queries import Cursor, build_count, build_search, encode_cursor
 from tests.unit.catalog_plan_support import plan
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 NOW = 1_780_000_000.0
 DAY = 86400.0
 DEEP = encode_cursor(Cursor(NOW - 20 * DAY, "n1_123.0"))
@@ -63,7 +66,9 @@ def test_filter_is_an_index_range_in_result_order(conn, name: str, page: str) ->
 
 @pytest.mark.parametrize("name", sorted(FILTERS))
 def test_count_reads_an_index_only(conn, name: str) -> None:  # type: ignore[no-untyped-def]
-    lines = [ln for ln in plan(conn, *build_count(FILTERS[name], NOW)) if "subquery" not in ln]
+    # the outer COUNT over the capped subquery ("capped") is not a table scan
+    lines = [ln for ln in plan(conn, *build_count(FILTERS[name], NOW))
+             if "subquery" not in ln and "capped" not in ln]
     assert _problems(lines) == [], lines
     assert all(ln.startswith(("SEARCH ", "CORRELATED")) for ln in lines), lines
 

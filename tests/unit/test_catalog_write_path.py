@@ -12,6 +12,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pbx_recorder.call_seal import CallSealer
@@ -22,6 +23,9 @@ from pbx_recorder.shipper import ShipRecord
 from pbx_recorder.signing import SignAfterStore
 from storage.base import StoredObject
 from tests.unit.catalog_plan_support import big_scans, lookups, plan, traced
+
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
 
 NOW = 1_780_000_000.0
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

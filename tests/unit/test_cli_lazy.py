@@ -22,6 +22,9 @@ from pbx_recorder.catalog import Catalog
 from pbx_recorder.cli import cli, lazy_group
 from pbx_recorder.cli.lazy_group import COMMANDS, command_modules, register_modules, untabled_modules
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 #: what a catalog-only command must leave alone: S3, the PBX connections, asyncio, the daemon's stacks
 HEAVY = ["boto3", "botocore", "s3transfer", "urllib3", "storage.s3", "storage.s3_build", "panoramisk",
          "greenswitch", "gevent", "redis", "prometheus_client", "asyncio", "ami.client", "esl.client",

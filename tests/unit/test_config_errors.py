@@ -224,3 +224,27 @@ def test_tier_roles_and_redis_url_not_echoed(tmp_path: Path) -> None:
     assert "must differ from the hot tier" in by_key["storage.cold"]
     assert "not a valid Redis URL" in by_key["redis.url"]
     assert all("hunter2pw" not in text for text in by_key.values())
+
+
+def test_a_catalog_url_with_a_password_in_it_is_refused(tmp_path: Path) -> None:
+    _, err = only(tmp_path, "catalog:\n  url: postgresql://rec:hunter2@db:5432/catalog\n")
+    assert err.key == "catalog.url" and "password_file" in str(err) and "hunter2" not in str(err)
+
+
+def test_a_catalog_url_that_is_not_postgresql_names_the_key(tmp_path: Path) -> None:
+    _, err = only(tmp_path, "catalog:\n  url: mysql://rec@db/catalog\n")
+    assert err.key == "catalog.url"
+
+
+def test_the_catalog_target_is_the_url_when_one_is_given(tmp_path: Path) -> None:
+    secret = tmp_path / "catalog.pw"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    path = tmp_path / "pbx-recorder.yaml"
+    path.write_text(f"catalog:\n  url: postgresql://rec@db:5432/catalog\n  password_file: {secret}\n"
+                    "  pool_size: 4\n", encoding="utf-8")
+    cfg = load_config(path, env={}).catalog
+    assert cfg.target == "postgresql://rec@db:5432/catalog" and cfg.pool_size == 4
+    assert cfg.password is not None and cfg.password.reveal() == "s3cret" and "s3cret" not in repr(cfg)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("catalog:\n  path: ./c.db\n", encoding="utf-8")
+    assert load_config(plain, env={}).catalog.target == str(tmp_path / "c.db")

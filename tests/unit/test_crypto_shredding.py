@@ -29,6 +29,9 @@ from storage.envelope import EncryptStage, decrypt_stream, read_header
 from storage.factory import build_tiers
 from storage.local import LocalTier
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 NUMBER = "4915112345678"
 CALL = "n1_1700000000.1"
 RID = f"{CALL}_call001"

@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
 from tamper_support import CALLER, Deployment
+
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
 
 
 def test_erase_by_caller_leaves_the_number_in_no_file_and_no_readable_backup(tmp_path, capsys):

@@ -24,6 +24,9 @@ from storage.envelope import EncryptStage
 from storage.keyring import KeyRing
 from storage.local import LocalTier
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 CALL = "n1_1700000000.1"
 RID = f"{CALL}_call001"
 

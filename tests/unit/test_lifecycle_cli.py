@@ -15,6 +15,9 @@ from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.lifecycle.policy import DAY
 from storage.local import LocalTier
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 NUMBER = "+15551112222"
 
 

@@ -27,6 +27,9 @@ from pbx_recorder.lifecycle.migration import Migrator, Target
 from pbx_recorder.lifecycle.policy import DAY
 from pbx_recorder.lifecycle.retention_jobs import RetentionJob
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 NUMBER = "+15558675309"
 
 

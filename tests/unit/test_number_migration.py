@@ -19,6 +19,9 @@ from pbx_recorder.cli import main
 from pbx_recorder.config import load_config
 from pbx_recorder.lifecycle import number_lookup
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 CALLER = "4915112345678"
 TRANSFER = "4930987654321"  # named only by the CDR (the call was transferred there)
 SIGNING = Ed25519PrivateKey.generate()

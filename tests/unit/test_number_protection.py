@@ -11,6 +11,9 @@ from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_claus
 from pbx_recorder.errors import CatalogError, CryptoError
 from pbx_recorder.lifecycle.policy import number_hash
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 HASH_KEY = b"k" * 32
 RING = {"m1": os.urandom(32), "m2": os.urandom(32)}
 NOW = 1_800_000_000.0

@@ -18,6 +18,9 @@ from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.verify import Verifier
 from storage.local import LocalTier
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture()
 def dep(tmp_path):

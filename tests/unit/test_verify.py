@@ -21,6 +21,9 @@ from storage.envelope import encrypt_stream
 from storage.keyring import KeyRing
 from storage.local import LocalTier
 
+# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
+pytestmark = pytest.mark.sqlite_only
+
 NOW = 1772618400.0  # 2026-03-04 10:00 UTC
 
 CONFIG = """
