@@ -154,7 +154,8 @@ def load(archive: Path, url: str, key: str, *, scrub: Scrub | None, password: st
     """Restore ``archive`` into the empty schema ``url`` names; returns calls the scrub removed."""
     want = schema_of(url) or "public"
     source, listing = dumped_schema(archive)
-    engine.configure(url, password=password if password is not None else engine.password_of(url))
+    password = password if password is not None else engine.password_of(url)
+    engine.configure(url, password=password)
     admin = engine.connect(url)
     try:
         held = _relations(admin, want)
@@ -202,7 +203,7 @@ def _undo(conn: Any, schema: str, *, existed: bool) -> None:
 
 
 def _check_and_scrub(url: str, key: str, scrub: Scrub | None, password: str | None) -> int:
-    engine.configure(url, password=password if password is not None else engine.password_of(url))
+    engine.configure(url, password=password)
     conn = engine.connect(url)
     try:
         if not engine.table_columns(conn, "calls"):
