@@ -108,7 +108,7 @@ def _run(cmd: list[str], env: dict[str, str], what: str, url: str) -> str:
         raise CatalogError(f"{what} of {engine.describe(url)} could not start: {exc}") from exc
     if done.returncode != 0:
         lines = [x for x in done.stderr.strip().splitlines() if "CONTEXT:" not in x]  # no row data
-        detail = " | ".join(lines[-3:])
+        detail = " | ".join([x for x in lines if "error:" in x][:2] or lines[-3:])
         raise CatalogError(f"{what} of {engine.describe(url)} failed ({done.returncode}): {detail}")
     return done.stdout
 
@@ -142,11 +142,16 @@ def _without_create_schema(listing: str, schema: str, to: Path) -> Path:
 
 
 def _relations(conn: Any, schema: str) -> int | None:
-    """How many tables/sequences/views ``schema`` holds; None if there is no such schema."""
+    """How many tables, sequences, views, functions and types ``schema`` holds; None if there is
+    no such schema."""
     if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = ?", (schema,)).fetchone():
         return None
-    row = conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                       "WHERE n.nspname = ?", (schema,)).fetchone()
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = ?) + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON "
+        "n.oid = p.pronamespace WHERE n.nspname = ?) + (SELECT count(*) FROM pg_type t JOIN "
+        "pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = ? AND t.typrelid = 0 AND "
+        "t.typcategory <> 'A')", (schema, schema, schema)).fetchone()
     return int(row[0])
 
 
@@ -199,7 +204,14 @@ def _undo(conn: Any, schema: str, *, existed: bool) -> None:
                         "n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind IN ('r', 'p', 'v', "
                         "'m', 'S') ORDER BY c.relkind DESC", (schema,)).fetchall()
     for name, kind in rows:  # the schema was empty before: everything in it is the restore's
-        conn.execute(f'DROP {kinds[kind]} IF EXISTS "{schema}"."{name}" CASCADE')
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        conn.execute(f'DROP {kinds[kind]} IF EXISTS "{schema}".{quoted} CASCADE')
+    functions = conn.execute("SELECT format('%I.%I(%s)', n.nspname, p.proname, "
+                             "pg_get_function_identity_arguments(p.oid)) FROM pg_proc p JOIN "
+                             "pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ?",
+                             (schema,)).fetchall()
+    for (signature,) in functions:
+        conn.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
 
 
 def _check_and_scrub(url: str, key: str, scrub: Scrub | None, password: str | None) -> int:

@@ -137,6 +137,8 @@ def test_pg_dump_backup_restores_into_a_fresh_database_rows_equal_erased_subject
     assert schemas(pg, db) == {"public", "restored_catalog"}  # the backup's own name is gone
     restored = Catalog(target)
     assert restored.get_call("c08")["caller_num"] == "+15550000008" and restored.get_call("c07") is None
+    restored.upsert_call(dict(call_id="new", tags='["vip"]', started_at=NOW))  # its triggers work renamed
+    assert rows(target, "call_tags", "call_id") == [("new", "vip", NOW)]
     restored.close()
     assert any(Path(c[0]).name == "pg_restore" for c in argv)
     assert not any(PASSWORD in " ".join(c) for c in argv)
@@ -240,3 +242,33 @@ privacy: {{hash_key_file: {tmp_path}/hmac.key}}
     assert "verified" in out and PASSWORD not in out
     engine.configure(target, password=PASSWORD)
     assert rows(target, "calls", "call_id") == rows(live, "calls", "call_id")
+
+
+def test_a_restore_that_fails_after_pg_restore_leaves_no_unscrubbed_catalog(
+        pg: PostgresServer, tier: LocalTier, tmp_path: Path) -> None:
+    live = filled_catalog(pg)
+    keys, work = BackupKeys(tmp_path / "keys"), tmp_path / "local"
+    info = backup.backup(live, tier, NOW, keys=keys, work_near=work)
+
+    def broken_scrub(conn):  # type: ignore[no-untyped-def]
+        assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 40  # pg_restore did run
+        raise OSError("tombstone file unreadable")
+
+    db = fresh_database(pg)
+    with pytest.raises(OSError, match="tombstone"):  # restored as the backup's schema: dropped
+        backup.restore(tier, info.key, url_for(pg, "restored", db), keys=keys, scrub=broken_scrub,
+                       work_near=work)
+    assert schemas(pg, db) == {"public"}
+    same = backup_schema(live)  # restored into an existing empty schema: emptied again, kept
+    pg.psql(f"CREATE SCHEMA {same} AUTHORIZATION {USER}", database=db)
+    with pytest.raises(OSError, match="tombstone"):
+        backup.restore(tier, info.key, url_for(pg, same, db), keys=keys, scrub=broken_scrub, work_near=work)
+    assert schemas(pg, db) == {"public", same}
+    conn = engine.connect(url_for(pg, same, db))
+    try:
+        assert conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = ?", (same,)).fetchone()[0] == 0
+    finally:
+        conn.close()
+    backup.restore(tier, info.key, url_for(pg, same, db), keys=keys, work_near=work)  # and it can be re-run
+    assert len(rows(url_for(pg, same, db), "calls", "call_id")) == 40
