@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,6 +243,14 @@ privacy: {{hash_key_file: {tmp_path}/hmac.key}}
     assert "verified" in out and PASSWORD not in out
     engine.configure(target, password=PASSWORD)
     assert rows(target, "calls", "call_id") == rows(live, "calls", "call_id")
+
+    # after an erasure the runtime takes a fresh backup under a new backup-key epoch: pg_dump too
+    from pbx_recorder.lifecycle.runtime import Runtime
+
+    rt = Runtime.load(str(cfg), "catalog.backup")
+    report = rt.shred_backups(time.time() + 5)
+    assert report["fresh_backup"].startswith("cold:catalog-backups/")
+    assert report["fresh_backup"].endswith(".pgdump.pbxr") and report["destroyed_backup_keys"]
 
 
 def test_a_restore_that_fails_after_pg_restore_leaves_no_unscrubbed_catalog(
