@@ -6,6 +6,7 @@ import time
 
 import click
 
+from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CryptoError
 from pbx_recorder.lifecycle import backup
 from pbx_recorder.lifecycle.job_lease import exclusive_job
@@ -14,30 +15,33 @@ from pbx_recorder.lifecycle.runtime import Runtime
 
 @click.group()
 def catalog() -> None:
-    """Catalog backups (SQLite online backup, encrypted under the backup key, hashed, stored on a
-    tier) and schema migration (``migrate``)."""
+    """Catalog backups (SQLite online backup or PostgreSQL pg_dump, encrypted under the backup
+    key, hashed, stored on a tier) and schema migration (``migrate``)."""
 
 
 @catalog.command("backup")
 @click.option("--tier", "tier_name", help="Tier to store the backup on (default: storage.cold or hot).")
 @click.pass_context
 def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
-    """Online backup of the catalog (SQLite backup API), hashed, stored on a tier."""
+    """Consistent backup of the catalog (SQLite backup API, or pg_dump), hashed, stored on a tier."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     tier = rt.backup_tier(tier_name)
     with exclusive_job(rt.config, "catalog-backup") as busy:
         if busy:
             click.echo(busy)
             return
-        info = backup.backup(rt.config.catalog.path, tier, time.time(), keys=rt.backup_keys())
+        info = backup.backup(rt.config.catalog.target, tier, time.time(), keys=rt.backup_keys(),
+                             work_near=rt.config.catalog.path.parent)
     rt.audit("catalog.backup", info.key, {"tier": info.tier, "sha256": info.sha256, "size": info.size,
-                                          "backup_key": info.key_id})
+                                          "backup_key": info.key_id, "engine": info.engine})
     click.echo(f"{info.tier}:{info.key} sha256:{info.sha256} ({info.size} bytes)")
 
 
 @catalog.command("restore")
 @click.option("--from", "key", required=True, help="Backup key, e.g. catalog-backups/20270101T000000Z.db")
-@click.option("--to", "to_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--to", "to_path", required=True,
+              help="A new SQLite file, or for a .pgdump.pbxr backup the postgresql:// URL of an empty "
+                   "schema (password: catalog.password_file when it is the catalog's server)")
 @click.option("--tier", "tier_name", help="Tier holding the backup (default: storage.cold or hot).")
 @click.option("--sha256", help="Expected hash (default: the .sha256 sidecar stored with it).")
 @click.pass_context
@@ -47,11 +51,22 @@ def restore_cmd(
     """Fetch a backup, verify, decrypt, re-apply erasures, write it to a new PATH (never over a file)."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.restore", key)
     tier = rt.backup_tier(tier_name)
+    if engine.is_url(to_path) and rt.config.catalog.url and _same_server(to_path, rt.config.catalog.url):
+        engine.configure(to_path, password=engine.password_of(rt.config.catalog.url))
     digest, removed = backup.restore(tier, key, to_path, keys=rt.backup_keys(), sha256=sha256,
-                                     scrub=rt.tombstones().apply)
-    rt.audit("catalog.restore", key, {"to": to_path, "sha256": digest, "erased_calls_removed": removed})
-    click.echo(f"restored {key} -> {to_path} (sha256:{digest} verified; {removed} erased call(s) "
+                                     scrub=rt.tombstones().apply, work_near=rt.config.catalog.path.parent)
+    shown = engine.describe(to_path)
+    rt.audit("catalog.restore", key, {"to": shown, "sha256": digest, "erased_calls_removed": removed})
+    click.echo(f"restored {key} -> {shown} (sha256:{digest} verified; {removed} erased call(s) "
                "removed again)")
+
+
+def _same_server(url: str, catalog_url: str) -> bool:
+    """The catalog's password goes only to the catalog's own server and user."""
+    from urllib.parse import urlsplit
+
+    a, b = urlsplit(url), urlsplit(catalog_url)
+    return (a.hostname, a.port, a.username) == (b.hostname, b.port, b.username)
 
 
 @catalog.command("backups")

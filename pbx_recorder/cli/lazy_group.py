@@ -39,8 +39,8 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "catalog": LazyCommand(
         ("cmd_catalog",),
-        "Catalog backups (SQLite online backup, encrypted under the backup key, hashed, stored on a"
-        " tier) and schema migration (``migrate``).",
+        "Catalog backups (SQLite online backup or PostgreSQL pg_dump, encrypted under the backup"
+        " key, hashed, stored on a tier) and schema migration (``migrate``).",
     ),
     "check-config": LazyCommand(
         ("cmd_check_config",),

@@ -24,7 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError, CryptoError, IntegrityError, NotFound
 from pbx_recorder.lifecycle.backup_keys import BackupKeys
 from storage import atomic, file_modes
@@ -35,9 +37,10 @@ from storage.hashing import digests_equal, hash_file, untag
 PREFIX = "catalog-backups/"
 SUFFIX = ".db.pbxr"
 LEGACY_SUFFIX = ".db"  # plaintext backups from before encryption
+PG_SUFFIX = ".pgdump.pbxr"  # a PostgreSQL catalog's pg_dump (lifecycle.backup_postgres)
 
 #: re-applies the erasure tombstones to a restored database (``Tombstones.apply`` bound to the key)
-Scrub = Callable[[sqlite3.Connection], int]
+Scrub = Callable[[Any], int]  # a sqlite3 or PostgreSQL catalog connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,7 @@ class BackupInfo:
     sha256: str  # of the stored (encrypted) bytes
     size: int
     key_id: str = ""  # the backup key it is encrypted under
+    engine: str = "sqlite"  # which engine's backup: "sqlite" (.db.pbxr) or "postgresql" (.pgdump.pbxr)
 
 
 def backup_key(now: float) -> str:
@@ -58,7 +62,14 @@ def _workdir(near: Path) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=".catalog-backup-", dir=near)  # 0700
 
 
-def backup(db_path: str | Path, tier: Tier, now: float, *, keys: BackupKeys) -> BackupInfo:
+def backup(db_path: str | Path, tier: Tier, now: float, *, keys: BackupKeys,
+           work_near: str | Path | None = None) -> BackupInfo:
+    """Back up the catalog at ``db_path``: a SQLite file, or a PostgreSQL URL (``pg_dump``, in
+    an owner-only folder made under ``work_near``, the node's local catalog folder)."""
+    if engine.is_url(db_path):
+        if work_near is None:
+            raise CatalogError("a PostgreSQL catalog backup needs a local work folder (catalog.path)")
+        return _backup_postgres(str(db_path), tier, now, keys=keys, work_near=Path(work_near))
     db_path = Path(db_path)
     if not db_path.exists():
         raise NotFound(f"no catalog at {db_path}")
@@ -76,12 +87,30 @@ def backup(db_path: str | Path, tier: Tier, now: float, *, keys: BackupKeys) -> 
             src.close()
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog backup failed: {exc}") from exc
-        encrypt_stream(plain, sealed, keys.ring, key_id, key, key_in_header=True)
-        plain.unlink()
-        digest = hash_file(sealed)
-        stored = tier.put(key, sealed, sha256=digest, options=PutOptions(metadata={"sha256": digest}))
+        return _seal_and_put(plain, sealed, key, key_id, tier, keys)
+
+
+def _backup_postgres(url: str, tier: Tier, now: float, *, keys: BackupKeys, work_near: Path) -> BackupInfo:
+    from pbx_recorder.lifecycle import backup_postgres
+
+    key = backup_key(now)[: -len(SUFFIX)] + PG_SUFFIX
+    key_id = keys.current(now)
+    with _workdir(work_near) as work:
+        plain, sealed = Path(work) / "catalog.pgdump", Path(work) / "catalog.pgdump.pbxr"
+        backup_postgres.dump(url, plain)
+        return _seal_and_put(plain, sealed, key, key_id, tier, keys, engine_name="postgresql")
+
+
+def _seal_and_put(plain: Path, sealed: Path, key: str, key_id: str, tier: Tier, keys: BackupKeys,
+                  engine_name: str = "sqlite") -> BackupInfo:
+    encrypt_stream(plain, sealed, keys.ring, key_id, key, key_in_header=True)
+    plain.unlink()
+    digest = hash_file(sealed)
+    meta = {"sha256": digest} if engine_name == "sqlite" else {"sha256": digest, "engine": engine_name}
+    stored = tier.put(key, sealed, sha256=digest, options=PutOptions(metadata=meta))
     tier.put(key + ".sha256", io.BytesIO(f"{digest}  {Path(key).name}\n".encode()))
-    return BackupInfo(tier=tier.name, key=key, sha256=digest, size=stored.size, key_id=key_id)
+    return BackupInfo(tier=tier.name, key=key, sha256=digest, size=stored.size, key_id=key_id,
+                      engine=engine_name)
 
 
 def expected_hash(tier: Tier, key: str) -> str:
@@ -112,28 +141,21 @@ def _check_and_scrub(path: Path, key: str, scrub: Scrub | None) -> int:
 
 
 def restore(tier: Tier, key: str, to_path: str | Path, *, keys: BackupKeys, sha256: str | None = None,
-            scrub: Scrub | None = None) -> tuple[str, int]:
-    """Fetch ``key``, verify, decrypt, scrub erased subjects, publish at ``to_path``.
+            scrub: Scrub | None = None, work_near: str | Path | None = None) -> tuple[str, int]:
+    """Fetch ``key``, verify, decrypt, scrub erased subjects, publish at ``to_path`` (a new
+    SQLite file; for a PostgreSQL backup, the URL of an empty schema, see ``backup_postgres``).
 
     Returns (the verified hex digest of the stored bytes, calls removed by the tombstones)."""
     want = untag(sha256) if sha256 else expected_hash(tier, key)
+    if engine.is_url(to_path) or key.endswith(PG_SUFFIX):
+        return _restore_postgres(tier, key, str(to_path), keys=keys, want=want, scrub=scrub,
+                                 work_near=work_near)
     to_path = Path(to_path)
     if to_path.is_symlink() or to_path.exists():
         raise CatalogError(f"{to_path} exists: restore writes a new file only")
     with _workdir(to_path.parent) as work:
         fetched, plain = Path(work) / "fetched", Path(work) / "catalog.db"
-        with tier.open(key) as stream:
-            digest, _ = atomic.write_stream(fetched, atomic.read_chunks(stream))
-        if not digests_equal(digest, want):
-            raise IntegrityError(f"backup {key} hash {digest} != expected {want}")
-        if key.endswith(LEGACY_SUFFIX):
-            os.replace(fetched, plain)
-        else:
-            try:
-                decrypt_stream(fetched, plain, keys.ring, expected_aad=key)
-            except CryptoError as exc:
-                raise CryptoError(f"backup {key} cannot be decrypted ({exc}); a backup taken before an "
-                                  "erasure is crypto-shredded: restore a newer one") from exc
+        digest = _fetch_and_open(tier, key, want, fetched, plain, keys)
         removed = _check_and_scrub(plain, key, scrub)
         file_modes.make_private(plain)
         try:
@@ -144,8 +166,43 @@ def restore(tier: Tier, key: str, to_path: str | Path, *, keys: BackupKeys, sha2
     return digest, removed
 
 
+def _fetch_and_open(tier: Tier, key: str, want: str, fetched: Path, plain: Path, keys: BackupKeys) -> str:
+    """Fetch ``key`` to ``fetched``, check its hash, decrypt it to ``plain``; the stored digest."""
+    with tier.open(key) as stream:
+        digest, _ = atomic.write_stream(fetched, atomic.read_chunks(stream))
+    if not digests_equal(digest, want):
+        raise IntegrityError(f"backup {key} hash {digest} != expected {want}")
+    if key.endswith(LEGACY_SUFFIX):
+        os.replace(fetched, plain)
+        return digest
+    try:
+        decrypt_stream(fetched, plain, keys.ring, expected_aad=key)
+    except CryptoError as exc:
+        raise CryptoError(f"backup {key} cannot be decrypted ({exc}); a backup taken before an "
+                          "erasure is crypto-shredded: restore a newer one") from exc
+    fetched.unlink()
+    return digest
+
+
+def _restore_postgres(tier: Tier, key: str, url: str, *, keys: BackupKeys, want: str, scrub: Scrub | None,
+                      work_near: str | Path | None) -> tuple[str, int]:
+    from pbx_recorder.lifecycle import backup_postgres
+
+    if not key.endswith(PG_SUFFIX):
+        raise CatalogError(f"{key} is a SQLite backup: restore it to a new file, not to a database")
+    if not engine.is_url(url):
+        raise CatalogError(f"{key} is a PostgreSQL backup: restore it to a postgresql:// URL, not a file")
+    if work_near is None:
+        raise CatalogError("a PostgreSQL catalog restore needs a local work folder (catalog.path)")
+    with _workdir(Path(work_near)) as work:
+        fetched, plain = Path(work) / "fetched", Path(work) / "catalog.pgdump"
+        digest = _fetch_and_open(tier, key, want, fetched, plain, keys)
+        removed = backup_postgres.load(plain, url, key, scrub=scrub)
+    return digest, removed
+
+
 def list_backups(tier: Tier) -> list[str]:
-    return sorted(o.key for o in tier.list(PREFIX) if o.key.endswith((SUFFIX, LEGACY_SUFFIX)))
+    return sorted(o.key for o in tier.list(PREFIX) if o.key.endswith((SUFFIX, PG_SUFFIX, LEGACY_SUFFIX)))
 
 
 def legacy_backups(tier: Tier) -> list[str]:

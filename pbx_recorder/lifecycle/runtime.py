@@ -138,7 +138,8 @@ class Runtime:
 
         keys, tier = self.backup_keys(), self.backup_tier()
         new = keys.new_epoch(now)
-        info = backup.backup(self.config.catalog.path, tier, now, keys=keys)
+        info = backup.backup(self.config.catalog.target, tier, now, keys=keys,
+                             work_near=self.config.catalog.path.parent)
         destroyed = keys.destroy_except(new)
         deleted, left = [], []
         for name, t in sorted(self.tiers.items()):
