@@ -5,12 +5,11 @@ written by a sealing Catalog, and the CLI run against it."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
 from pbx_recorder import ledger
 from pbx_recorder.call_seal import CallSealer
-from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog import Catalog, engine
 from pbx_recorder.chain_head import ChainHeadHook, CheckpointStore
 from pbx_recorder.cli import main
 from pbx_recorder.manifest import Manifest, ManifestFile
@@ -94,11 +93,16 @@ class Deployment:
 
     def sql(self, *statements: str) -> None:
         """What an insider with write access to the catalog file does."""
-        conn = sqlite3.connect(self.root / "cat.db")
+        conn = engine.connect(self.root / "cat.db")  # whichever engine holds the catalog
         try:
-            with conn:
-                for statement in statements:
-                    conn.execute(statement)
+            conn.execute("BEGIN")
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         finally:
             conn.close()
 

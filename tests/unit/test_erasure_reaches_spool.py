@@ -10,9 +10,6 @@ import json
 import pytest
 from tamper_support import CALLER, Deployment
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 
 @pytest.fixture()
 def dep(tmp_path):

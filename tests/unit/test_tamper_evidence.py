@@ -18,9 +18,6 @@ from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.verify import Verifier
 from storage.local import LocalTier
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 
 @pytest.fixture()
 def dep(tmp_path):
@@ -52,6 +49,7 @@ def test_deleted_row_and_objects_are_caught_by_every_command(dep, capsys):
         assert rid in out and "catalog row" in out and "gone" in out or "removed" in out
 
 
+@pytest.mark.sqlite_only  # the attack's SQL is SQLite's (sqlite_sequence, json_set)
 def test_truncated_ledger_with_lowered_sequence_is_caught(dep, capsys):
     last = dep.sql  # delete the last row and hide the gap the AUTOINCREMENT counter would show
     last("DELETE FROM ledger WHERE seq = (SELECT MAX(seq) FROM ledger)",
@@ -181,6 +179,7 @@ class ServerChecksumTier:
         return getattr(self.inner, name)
 
 
+@pytest.mark.sqlite_only  # the attack's SQL is SQLite's (sqlite_sequence, json_set)
 def test_s3_reput_is_caught_by_server_checksum_and_version_id(dep):
     rid = "n1_1.1_call001"
     conn = ledger.connection_of(dep.catalog)
@@ -232,6 +231,7 @@ def test_replaced_manifest_sidecar_with_edited_objects_list_is_caught(dep, capsy
     assert "hash differs from the ledger" in out and "manifest stored bytes hash differs" in out
 
 
+@pytest.mark.sqlite_only  # the attack's SQL is SQLite's (sqlite_sequence, json_set)
 def test_chain_head_copies_on_a_tier_outlive_the_local_checkpoint_files(tmp_path, capsys):
     d = Deployment(tmp_path, vault=True)
     try:
@@ -299,6 +299,7 @@ def test_a_released_hold_is_not_reported(dep, capsys):
 
 @pytest.mark.parametrize("command", [("calls", "show", "n1_1.1", "--unmask"), ("calls", "search", "--unmask"),
                                      ("calls", "live", "--unmask")])
+@pytest.mark.sqlite_only  # the attack's SQL is SQLite's (sqlite_sequence, json_set)
 def test_an_operators_audit_row_deleted_from_the_tail_is_caught(dep, capsys, command):
     """Red-team re-try: the audit rows of ``--unmask`` (who saw full numbers) are written outside
     the lifecycle runtime, so no head covered them: deleting the newest row and lowering

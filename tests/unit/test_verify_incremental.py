@@ -17,9 +17,6 @@ from pbx_recorder.verify_state import VerifyState
 from pbx_recorder.verify_stream import PassOptions
 from storage.local import LocalTier
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 
 @pytest.fixture()
 def dep(tmp_path):
