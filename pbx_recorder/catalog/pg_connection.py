@@ -188,7 +188,15 @@ class PgConnection:
 
     def close(self) -> None:
         if self._on_close is not None:
-            self._on_close(self)
-            self._on_close = None
-        else:
+            on_close, self._on_close = self._on_close, None
+            on_close(self)
+        elif not self.raw.closed:
             self.raw.close()
+
+    def __del__(self) -> None:
+        # a connection dropped without close() goes back to its pool, as an unreferenced sqlite3
+        # connection closes itself: a command or request that forgets it must not shrink the pool
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown, pool already closed
+            pass

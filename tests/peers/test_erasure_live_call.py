@@ -22,9 +22,6 @@ from test_daemon import close_like_asterisk, daemon_running, free_port, until, w
 from pbx_recorder.cli import cli
 from pbx_recorder.naming import make_call_id
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 CALLER = "4915112345678"
 DIALED = "4930123456"
 CALL = make_call_id("pbx1", "400.1")
@@ -95,6 +92,7 @@ def files_naming(root: Path, digits: str) -> list[str]:
             if p.is_file() and (digits in p.name or digits.encode() in p.read_bytes())]
 
 
+@pytest.mark.sqlite_only  # reads the receipt with sqlite3
 def test_a_call_erased_mid_call_leaves_nothing_of_the_subject_after_the_hangup(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     cfg, final = asyncio.run(run_call_erased_midway(tmp_path))

@@ -16,9 +16,6 @@ from pbx_recorder.audio_access import open_plaintext
 from pbx_recorder.errors import AccessDenied, IntegrityError
 from pbx_recorder.lifecycle.journal import audit as journal_audit
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -75,6 +72,7 @@ def test_every_row_is_chained_and_no_number_is_kept_in_clear(dep, capsys):
     ("DELETE FROM audit_log WHERE id = (SELECT MAX(id) FROM audit_log)",
      "UPDATE sqlite_sequence SET seq = seq - 1 WHERE name = 'audit_log'"),
 ])
+@pytest.mark.sqlite_only  # the attacks are SQLite SQL (sqlite_sequence, AUTOINCREMENT)
 def test_edits_removals_and_truncation_are_caught(dep, capsys, attack):
     dep.sql(*attack)
     for args in (("audit", "verify"), ("verify",)):

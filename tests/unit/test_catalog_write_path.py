@@ -24,9 +24,6 @@ from pbx_recorder.signing import SignAfterStore
 from storage.base import StoredObject
 from tests.unit.catalog_plan_support import big_scans, lookups, plan, traced
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 NOW = 1_780_000_000.0
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 # reading the newest row of a chain from the end of its primary key: one step whatever the size
@@ -63,6 +60,7 @@ def _catalog(tmp_path: Path, calls: int) -> Catalog:
     return catalog
 
 
+@pytest.mark.sqlite_only  # SQLite query plans and statement counters
 def test_every_lookup_of_the_write_path_is_planned_on_an_index(tmp_path: Path) -> None:
     catalog = _catalog(tmp_path, 3)
     conn = connection_of(catalog)
@@ -89,6 +87,7 @@ def _vm_steps(conn: sqlite3.Connection, work: object) -> int:
     return steps[0]
 
 
+@pytest.mark.sqlite_only  # SQLite query plans and statement counters
 def test_one_call_costs_the_same_in_a_small_and_a_ten_times_larger_catalog(tmp_path: Path) -> None:
     costs = []
     for size in (150, 1500):

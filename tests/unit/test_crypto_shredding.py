@@ -29,9 +29,6 @@ from storage.envelope import EncryptStage, decrypt_stream, read_header
 from storage.factory import build_tiers
 from storage.local import LocalTier
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 NUMBER = "4915112345678"
 CALL = "n1_1700000000.1"
 RID = f"{CALL}_call001"
@@ -96,6 +93,7 @@ def test_sidecar_is_sealed_under_the_recordings_data_key(site):
                        key_id=row["key_id"], expected_aad=RID)
 
 
+@pytest.mark.sqlite_only  # restores SQLite backup files
 def test_erasure_shreds_copies_it_cannot_see_and_every_older_backup(site):
     cfg, rt, ring, tmp = site
     row = dict(rt.conn.execute("SELECT * FROM recordings WHERE recording_id=?", (RID,)).fetchone())
@@ -183,6 +181,7 @@ def test_every_chunk_gets_its_own_nonce(tmp_path):
     assert len(set(segs)) == 12, "two chunks were encrypted with the same nonce"
 
 
+@pytest.mark.sqlite_only  # restores SQLite backup files
 def test_a_held_call_survives_a_restore_while_erased_calls_do_not(tmp_path):
     """With a call withheld under a legal hold, only the erased calls are tombstoned (not the
     number): restoring an older copy takes the erased call out and keeps the held one."""

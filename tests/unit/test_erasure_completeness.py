@@ -12,10 +12,8 @@ import sqlite3
 import pytest
 from tamper_support import CALLER, Deployment
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
 
-
+@pytest.mark.sqlite_only  # reads the SQLite file's bytes
 def test_erase_by_caller_leaves_the_number_in_no_file_and_no_readable_backup(tmp_path, capsys):
     dep = Deployment(tmp_path)
     dep.call("n1_1.1", caller_name=CALLER, cdr=json.dumps({"src": CALLER, "clid": f'"x" <{CALLER}>'}))

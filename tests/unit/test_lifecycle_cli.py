@@ -15,9 +15,6 @@ from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.lifecycle.policy import DAY
 from storage.local import LocalTier
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 NUMBER = "+15551112222"
 
 
@@ -33,6 +30,7 @@ def run(cfg, *args, capsys):
     return code, out.out, out.err
 
 
+@pytest.mark.sqlite_only  # ends with a SQLite file backup and restore (PostgreSQL: tests/real)
 def test_cli_lifecycle_round(cli_env, capsys, tmp_path):
     env, cfg = cli_env
     add_call(env, "c-old", caller=NUMBER)
@@ -64,8 +62,8 @@ def test_cli_lifecycle_round(cli_env, capsys, tmp_path):
     assert receipt["status"] == "refused_partial" and receipt["withheld"][0]["reason"] == "case 1"
     code, out, _ = run(cfg, "erase", "--caller", NUMBER, capsys=capsys)
     assert json.loads(out)["status"] == "done" and NUMBER not in out
-    code, out, _ = run(cfg, "erase", "status", capsys=capsys)
-    assert "0 open, 0 overdue, 1 partial" in out  # RQ9 stays visible while its recording is held
+    code, out, err = run(cfg, "erase", "status", capsys=capsys)
+    assert "0 open, 0 overdue, 1 partial" in out, err  # RQ9 stays visible while its recording is held
     assert "RQ9" in out and "PARTIAL: 1 recording(s) withheld" in out and "r-mid (call c-mid)" in out
     assert "case 1" in out
 

@@ -27,9 +27,6 @@ from pbx_recorder.lifecycle.migration import Migrator, Target
 from pbx_recorder.lifecycle.policy import DAY
 from pbx_recorder.lifecycle.retention_jobs import RetentionJob
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 NUMBER = "+15558675309"
 
 
@@ -167,6 +164,7 @@ def test_capacity_alert_when_it_cannot_get_below_the_mark(tmp_path, caplog):
     assert any(r.levelname == "ERROR" and "cannot get below" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.sqlite_only  # SQLite backup files (PostgreSQL's: tests/real/test_catalog_backup_postgres.py)
 def test_catalog_backup_and_restore_round_trip(tmp_path):
     env = make_env(tmp_path)
     add_call(env, "c")

@@ -19,9 +19,6 @@ from pbx_recorder.cli import main
 from pbx_recorder.config import load_config
 from pbx_recorder.lifecycle import number_lookup
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 CALLER = "4915112345678"
 TRANSFER = "4930987654321"  # named only by the CDR (the call was transferred there)
 SIGNING = Ed25519PrivateKey.generate()
@@ -87,6 +84,7 @@ def migrated(tmp_path, capsys):
     return tmp_path, cfg
 
 
+@pytest.mark.sqlite_only  # writes pre-schema-6 rows into a SQLite file
 def test_old_catalog_is_encrypted_in_place_and_keeps_its_seals(migrated, capsys):
     tmp_path, cfg = migrated
     db = tmp_path / "catalog.db"
@@ -112,6 +110,7 @@ def test_old_catalog_is_encrypted_in_place_and_keeps_its_seals(migrated, capsys)
     assert found and found[0][0] == "c1" and "number index does not match" in found[0][1]
 
 
+@pytest.mark.sqlite_only  # writes pre-schema-6 rows into a SQLite file
 def test_the_data_step_resumes_after_an_interruption(tmp_path):
     old_catalog(tmp_path / "catalog.db")
     numbers = protection_for(load_config(config_for(tmp_path)))
@@ -130,6 +129,7 @@ def test_the_data_step_resumes_after_an_interruption(tmp_path):
     assert protect(cat._conn(), numbers).skipped
 
 
+@pytest.mark.sqlite_only  # writes pre-schema-6 rows into a SQLite file
 def test_erase_and_hold_by_number_use_the_indexes(migrated, capsys):
     tmp_path, cfg = migrated
     conn = sqlite3.connect(tmp_path / "catalog.db")
@@ -152,6 +152,7 @@ def test_erase_and_hold_by_number_use_the_indexes(migrated, capsys):
     assert cat.get_call("c2") is None and cat.get_call("c4") is not None
 
 
+@pytest.mark.sqlite_only  # writes pre-schema-6 rows into a SQLite file
 def test_a_restore_drops_the_calls_a_number_tombstone_names(migrated):
     from pbx_recorder.lifecycle import policy
     from pbx_recorder.lifecycle.tombstones import Tombstones
@@ -166,6 +167,7 @@ def test_a_restore_drops_the_calls_a_number_tombstone_names(migrated):
     assert [r[0] for r in conn.execute("SELECT call_id FROM calls ORDER BY call_id")] == ["c1", "c3", "c4"]
 
 
+@pytest.mark.sqlite_only  # writes pre-schema-6 rows into a SQLite file
 def test_keys_rotate_reencrypts_the_numbers_before_retiring_the_old_key(tmp_path, capsys):
     from pbx_recorder.catalog.number_keys import protection_under
     from pbx_recorder.catalog.number_protection import token_key_id

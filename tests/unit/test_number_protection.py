@@ -11,9 +11,6 @@ from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_claus
 from pbx_recorder.errors import CatalogError, CryptoError
 from pbx_recorder.lifecycle.policy import number_hash
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 HASH_KEY = b"k" * 32
 RING = {"m1": os.urandom(32), "m2": os.urandom(32)}
 NOW = 1_800_000_000.0
@@ -131,6 +128,7 @@ def plan(cat, sql, params):
                                       ({"caller": "5678"}, "calls_caller_bi4"),
                                       ({"callee": NUMBER}, "calls_callee_bi "),
                                       ({"callee": "5678"}, "calls_callee_bi4")])
+@pytest.mark.sqlite_only  # SQLite query plans / raw sqlite3 rows
 def test_plans_use_the_blind_index_and_its_order(cat, kw, index):
     from pbx_recorder.catalog.queries import build_search
 
@@ -139,6 +137,7 @@ def test_plans_use_the_blind_index_and_its_order(cat, kw, index):
     assert f"USING INDEX {index}" in text + " " and "TEMP B-TREE" not in text, text
 
 
+@pytest.mark.sqlite_only  # SQLite query plans / raw sqlite3 rows
 def test_lookup_clause_for_erasure_and_holds(cat):
     params: list = []
     clause = call_ids_clause(cat.numbers.index, NUMBER, params)
@@ -163,6 +162,7 @@ def test_live_calls_and_manifests_are_sealed(cat):
     assert cat.get_recording("r1")["manifest"] == manifest
 
 
+@pytest.mark.sqlite_only  # SQLite query plans / raw sqlite3 rows
 def test_rotation_reads_old_tokens_and_writes_new(tmp_path):
     path = tmp_path / "cat.db"
     old = Catalog(path, numbers=protection("m1"))

@@ -21,9 +21,6 @@ from storage.envelope import encrypt_stream
 from storage.keyring import KeyRing
 from storage.local import LocalTier
 
-# reads, alters or runs a process on the SQLite catalog file itself: not part of the PostgreSQL pass
-pytestmark = pytest.mark.sqlite_only
-
 NOW = 1772618400.0  # 2026-03-04 10:00 UTC
 
 CONFIG = """
@@ -188,6 +185,7 @@ def cli(env, capsys, *args) -> tuple[int, str]:
     return code, out.out + err
 
 
+@pytest.mark.sqlite_only  # builds its catalog with sqlite3
 def test_verify_cli(env, capsys):
     env.add("r1", encrypted=True)
     env.add("r2")
@@ -204,6 +202,7 @@ def test_verify_cli(env, capsys):
     assert code == 6 and "no recording nope" in out
 
 
+@pytest.mark.sqlite_only  # builds its catalog with sqlite3
 def test_ledger_cli(env, capsys):
     env.add("r1")
     env.checkpoint()
@@ -217,6 +216,7 @@ def test_ledger_cli(env, capsys):
     assert code == IntegrityError.exit_code and "BROKEN ledger seq 1" in out
 
 
+@pytest.mark.sqlite_only  # builds its catalog with sqlite3
 def test_keys_cli(env, capsys):
     env.add("r1", encrypted=True)
     env.checkpoint()
