@@ -123,8 +123,9 @@ def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex
         return f"{side}{suffix} = ?"
     digits = _digits(value)
     if 0 < len(digits) <= 4 and len(digits) == len(value.strip()):
-        params.append(digits)
-        return f"substr({column}, -{len(digits)}) = ?"
+        # a suffix match both engines read alike: PostgreSQL's substr(x, -4) is not the last 4
+        params.append("%" + digits)
+        return f"{column} LIKE ?"
     params.extend([value.strip(), digits])
     return f"({column} = ? OR {column} = ?)"
 
