@@ -77,6 +77,22 @@ def describe(target: Target) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def pool_kwargs(url: str, read_only: bool, password: str | None) -> dict[str, Any]:
+    """Connection settings of a pool.  A read-only pool adds ``default_transaction_read_only``
+    to the ``options`` the URL itself gives (e.g. ``?options=-csearch_path%3Dpbxr``): a keyword
+    replaces the URL's parameter of that name, and a read-only command must not lose the
+    schema the URL names."""
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if password:
+        kwargs["password"] = password
+    if read_only:
+        from psycopg.conninfo import conninfo_to_dict
+
+        own = str(conninfo_to_dict(url).get("options") or "")
+        kwargs["options"] = (own + " " if own else "") + "-c default_transaction_read_only=on"
+    return kwargs
+
+
 def _pool(url: str, read_only: bool) -> Any:
     key = (url, "ro" if read_only else "rw")
     with _pools_lock:
@@ -85,20 +101,12 @@ def _pool(url: str, read_only: bool) -> Any:
             from psycopg_pool import ConnectionPool
 
             settings = _settings.get(url, {})
-            kwargs: dict[str, Any] = {"autocommit": True}
-            if settings.get("password"):
-                kwargs["password"] = settings["password"]
+            kwargs = pool_kwargs(url, read_only, settings.get("password"))
             size = int(settings.get("pool_size") or DEFAULT_POOL_SIZE)
-            # (read-only set per session, not with ``options``: that would replace the URL's own)
             pool = ConnectionPool(url, min_size=1, max_size=size, kwargs=kwargs, timeout=POOL_WAIT_S,
-                                  name=f"catalog-{key[1]}", open=True, check=ConnectionPool.check_connection,
-                                  configure=_read_only_session if read_only else None)
+                                  name=f"catalog-{key[1]}", open=True, check=ConnectionPool.check_connection)
             _pools[key] = pool
         return pool
-
-
-def _read_only_session(raw: Any) -> None:
-    raw.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
 
 
 def close_pools() -> None:

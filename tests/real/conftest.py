@@ -1,5 +1,6 @@
 """Fixtures for real-server tests: one private Asterisk per version and session, redis-server,
-prompts rendered once, and the recorder daemon as a subprocess (per test).
+prompts rendered once, a private PostgreSQL (``postgres``), and the recorder daemon as a
+subprocess (per test).
 
 Every test that uses ``asterisk`` runs once per Asterisk version: ``16`` (the host's) and
 ``22`` (the sid chroot, pbx_recorder/sandbox/installs.py).  ``PBXREC_ASTERISK=16`` (or ``22``)
@@ -28,6 +29,7 @@ from pbx_recorder.sandbox import PrivateAsterisk, free_tcp_port, free_udp_port
 from pbx_recorder.sandbox.ami_probe import AmiProbe
 from pbx_recorder.sandbox.installs import install_for
 from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
+from tests.postgres_server import PostgresServer
 
 VERSIONS = ("16", "22")
 TESTED: dict[str, str] = {}  # label -> full version of the Asterisk that ran
@@ -149,6 +151,20 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster (tests/postgres_server.py); a test takes a catalog of its own
+    with ``postgres.fresh_schema()`` (a URL whose search_path is a new, empty schema)."""
+    server = PostgresServer.start(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server
+    finally:
+        from pbx_recorder.catalog import engine
+
+        engine.close_pools()
+        server.stop()
 
 
 @pytest.fixture
