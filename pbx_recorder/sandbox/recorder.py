@@ -42,7 +42,7 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
                           redis_url: str | None = None, node: str = "sandbox",
                           rules: list[dict[str, Any]] | None = None,
                           consent_timeout_s: float = 3.0, max_attempts: int = 2,
-                          encryption: bool = False) -> Path:
+                          encryption: bool = False, catalog_url: str | None = None) -> Path:
     """``encryption``: the envelope with keys under ``<workdir>/keys`` (made at the daemon's first
     start).  Off by default for the real-server tests, which analyse the stored audio directly;
     the demo turns it on, as the example config does."""
@@ -55,7 +55,7 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
                         "secret": pbx.daemon_ami_secret, "reconnect_min_s": 0.2, "reconnect_max_s": 2},
                 "agi": {"host": pbx.agi_host, "port": pbx.agi_port}},
         "spool": {"dir": str(work / "spool"), "min_free_mb": 1, "closure_timeout_s": 15, "stable_ms": 300},
-        "catalog": {"path": str(work / "catalog.db")},
+        "catalog": {"path": str(work / "catalog.db"), **({"url": catalog_url} if catalog_url else {})},
         "redis": {"url": redis_url},
         "consent": {"prompts_dir": str(prompts_dir), "timeout_s": consent_timeout_s,
                     "max_attempts": max_attempts, "languages": {"cn": "zh", "default": "en"}},
@@ -155,11 +155,14 @@ class RecorderProcess:
 
 
 class CatalogReader:
-    """Read-only view of the recorder's SQLite catalog; rows come back with their numbers in
-    clear (opened with the keys of the recorder's config beside the catalog, as the CLI does)."""
+    """Read-only view of the recorder's catalog (the SQLite file at ``path``, or with ``url`` the
+    PostgreSQL catalog; ``path`` is then the node's catalog.path, beside which its config lies);
+    rows come back with their numbers in clear (opened with the keys of the recorder's config, as
+    the CLI does)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, url: str | None = None) -> None:
         self.path = Path(path)
+        self.url = url
         self._numbers: Any = None
 
     def _open(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -189,6 +192,8 @@ class CatalogReader:
         return self._numbers
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        if self.url:
+            return self._query_url(sql, params)
         if not self.path.exists():
             return []
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
@@ -196,6 +201,18 @@ class CatalogReader:
             conn.row_factory = sqlite3.Row
             return [self._open(dict(row)) for row in conn.execute(sql, params)]
         except sqlite3.OperationalError:
+            return []  # schema not created yet
+        finally:
+            conn.close()
+
+    def _query_url(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        from pbx_recorder.catalog import engine
+
+        assert self.url is not None
+        conn = engine.connect(self.url, read_only=True)
+        try:
+            return [self._open(dict(row)) for row in conn.execute(sql, params)]
+        except engine.db_errors():
             return []  # schema not created yet
         finally:
             conn.close()

@@ -167,13 +167,24 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
         server.stop()
 
 
+def catalog_url_for_test(request: pytest.FixtureRequest) -> str | None:
+    """With ``PBXR_TEST_CATALOG=postgresql`` the recorder of a real test keeps its catalog in a
+    fresh schema of the session's PostgreSQL cluster (the daemon runs on the multi-node engine);
+    else None: the SQLite file beside its config."""
+    if os.environ.get("PBXR_TEST_CATALOG") != "postgresql":
+        return None
+    return str(request.getfixturevalue("postgres").fresh_schema())
+
+
 @pytest.fixture
-def recorder(asterisk: PrivateAsterisk, prompts_dir: Path, tmp_path: Path) -> Iterator[Recorder]:
-    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
+def recorder(asterisk: PrivateAsterisk, prompts_dir: Path, tmp_path: Path,
+             request: pytest.FixtureRequest) -> Iterator[Recorder]:
+    url = catalog_url_for_test(request)
+    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir, catalog_url=url)
     process = RecorderProcess(config, asterisk, tmp_path / "recorder.log")
     try:
         process.start()
         work = tmp_path / "recorder"
-        yield Recorder(process, config, work, CatalogReader(work / "catalog.db"))
+        yield Recorder(process, config, work, CatalogReader(work / "catalog.db", url))
     finally:
         process.terminate()

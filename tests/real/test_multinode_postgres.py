@@ -26,7 +26,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -52,22 +51,6 @@ from s3_helpers import client_for, new_bucket  # noqa: E402
 pytestmark = [pytest.mark.real, pytest.mark.timeout(300)]
 
 CALLS_PER_NODE = 2
-
-
-class PgCatalogReader(CatalogReader):
-    """The sandbox's catalog reader over the shared PostgreSQL catalog (read-only connections);
-    ``path`` stays the node's ``catalog.path``, beside which its config lies."""
-
-    def __init__(self, path: Path, url: str) -> None:
-        super().__init__(path)
-        self.url = url
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        conn = engine.connect(self.url, read_only=True)
-        try:
-            return [self._open(dict(row)) for row in conn.execute(sql, params)]
-        finally:
-            conn.close()
 
 
 @pytest.fixture
@@ -120,7 +103,7 @@ def test_two_nodes_share_one_postgres_catalog_and_each_sees_both_nodes_calls(
             work = tmp_path / node
             config = _node_config(work, node, pbx, prompts_dir, redis_url, url, keys, seaweedfs, bucket)
             process = RecorderProcess(config, pbx, tmp_path / f"{node}.log").start(ready_timeout=60)
-            recorders[node] = Recorder(process, config, work, PgCatalogReader(work / "catalog.db", url))
+            recorders[node] = Recorder(process, config, work, CatalogReader(work / "catalog.db", url))
 
         placed: list[tuple[str, str, int, SippCall]] = []
         for _ in range(CALLS_PER_NODE):  # both PBXs at once: the daemons write concurrently
