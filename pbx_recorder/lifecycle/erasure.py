@@ -34,7 +34,7 @@ from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import number_lookup, policy, spool_erasure
+from pbx_recorder.lifecycle import number_lookup, policy, shared_tombstones, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.late_copies import LateCopyGuard
@@ -266,10 +266,19 @@ class Eraser:
                   for c, _, kept in plan if not kept]
         if not withheld:
             hashes.append(("number" if caller else "call_id", subject))
-        self.tombstones.add(hashes, request_id=request_id, now=now)
+        self._add_tombstones(hashes, request_id=request_id, now=now)
         if withheld:  # not re-applied on a restore, but a call live right now is still caught
-            self.tombstones.add([("number" if caller else "call_id", subject)], request_id=request_id,
-                                now=now, restore=False)
+            self._add_tombstones([("number" if caller else "call_id", subject)], request_id=request_id,
+                                 now=now, restore=False)
+
+    def _add_tombstones(self, hashes: list[tuple[str, str]], *, request_id: str, now: float,
+                        restore: bool = True) -> None:
+        """Into the tombstone file (what a restore applies) and the catalog (what every node
+        sharing the catalog checks late copies against: ``lifecycle.shared_tombstones``)."""
+        assert self.tombstones is not None
+        self.tombstones.add(hashes, request_id=request_id, now=now, restore=restore)
+        with Tx(self.conn):
+            shared_tombstones.record(self.conn, hashes, request_id=request_id, now=now, restore=restore)
 
     def _purge_spool(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
                      call_id: str | None, withheld: list[dict[str, Any]]) -> list[str]:
@@ -316,8 +325,8 @@ class Eraser:
             calls = [r["call_id"] for r in found
                      if r["call_id"] not in kept and wanted & policy.numbers_in(r["state"])
                      and LateCopyGuard.hold(self.conn, r["call_id"], "", subject) is None]
-            self.tombstones.add([("call_id", policy.subject_hash(self.hash_key, c)) for c in calls],
-                                request_id=request_id, now=now)
+            self._add_tombstones([("call_id", policy.subject_hash(self.hash_key, c)) for c in calls],
+                                 request_id=request_id, now=now)
         with Tx(self.conn):
             for cid in hits:
                 self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (cid,))

@@ -33,7 +33,7 @@ from typing import Any
 from pbx_recorder import call_seal
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.ledger import connection_of
-from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle import policy, shared_tombstones
 from pbx_recorder.lifecycle.journal import Tx, default_ledger
 from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
 from pbx_recorder.spool import SpoolEntry
@@ -48,6 +48,7 @@ class LateCopyGuard:
         self.hash_key_file = Path(hash_key_file)
         self.clock = clock
         self._tombstones: Tombstones | None = None
+        self._key: bytes | None = None
 
     def _tomb(self) -> Tombstones | None:
         """None while nothing was ever erased; the key is read once there is a tombstone (an
@@ -61,17 +62,43 @@ class LateCopyGuard:
             self._tombstones = Tombstones(path, read_hash_key(self.hash_key_file))
         return self._tombstones
 
+    def _hash_key(self, tomb: Tombstones | None) -> bytes:
+        if tomb is not None:
+            return tomb.hash_key
+        if self._key is None:
+            from pbx_recorder.hash_key import read_hash_key
+
+            self._key = read_hash_key(self.hash_key_file)
+        return self._key
+
+    def _erasures(self, conn: Any, hashes_of: Callable[[bytes], list[str]]) -> list[tuple[float, str, str]]:
+        """Erasures of the keyed hashes ``hashes_of(key)`` names: from this host's tombstone file
+        and from the catalog (an erasure run on another node sharing it); empty while nothing was
+        ever erased (the key is not even read then)."""
+        tomb = self._tomb()
+        shared = conn is not None and shared_tombstones.any_recorded(conn)
+        if tomb is None and not shared:
+            return []
+        hashes = hashes_of(self._hash_key(tomb))
+        found = set(tomb.erasures(hashes) if tomb is not None else [])
+        if shared:
+            found.update(shared_tombstones.erasures(conn, hashes))
+        return sorted(found, reverse=True)
+
     # -- decisions ---------------------------------------------------------------------
     def verdict(self, conn: sqlite3.Connection, call_id: str, content: Any, started_at: float | None,
                 recording_id: str = "") -> policy.LateCopyVerdict:
-        tomb = self._tomb()
-        if tomb is None or not call_id:
+        if not call_id:
             return KEEP
-        hashes = [policy.subject_hash(tomb.hash_key, call_id)]
-        hashes += [policy.subject_hash(tomb.hash_key, n) for n in sorted(policy.numbers_in(content))]
-        erasures = tomb.erasures(hashes)
+
+        def hashes_of(key: bytes) -> list[str]:
+            return [policy.subject_hash(key, call_id)] + [
+                policy.subject_hash(key, n) for n in sorted(policy.numbers_in(content))]
+
+        erasures = self._erasures(conn, hashes_of)
         if not erasures:
             return KEEP
+        hashes = hashes_of(self._hash_key(self._tomb()))
         held = self.hold(conn, call_id, recording_id, set(hashes)) is not None
         return policy.late_copy_verdict(erasures, started_at, held=held)
 
@@ -110,11 +137,9 @@ class LateCopyGuard:
         self._destroyed(conn, v, call_id, "live_call_snapshot")
         return False
 
-    def call_destroyed(self, call_id: str) -> bool:
+    def call_destroyed(self, call_id: str, conn: Any = None) -> bool:
         """The call itself was erased (by call id, or destroyed on arrival): write nothing of it."""
-        tomb = self._tomb()
-        return tomb is not None and bool(call_id) and bool(
-            tomb.erasures([policy.subject_hash(tomb.hash_key, call_id)]))
+        return bool(call_id) and bool(self._erasures(conn, lambda key: [policy.subject_hash(key, call_id)]))
 
     def admit_spool_entry(self, catalog: Catalog, entry: SpoolEntry) -> bool:
         """Shipper arrival check; False: the shipper removes the entry without storing it."""
@@ -135,10 +160,13 @@ class LateCopyGuard:
     # -- what is recorded ------------------------------------------------------------------
     def _destroyed(self, conn: sqlite3.Connection, v: policy.LateCopyVerdict, call_id: str, copy: str,
                    recording_id: str = "", sha256: str = "") -> None:
-        tomb = self._tomb()
-        assert tomb is not None and v.erased_at is not None
-        tomb.add([("call_id", policy.subject_hash(tomb.hash_key, call_id))], request_id=v.request_id,
-                 now=v.erased_at)
+        assert v.erased_at is not None
+        tomb = self._tomb() or Tombstones(path_beside(self.hash_key_file), self._hash_key(None))
+        pair = [("call_id", policy.subject_hash(tomb.hash_key, call_id))]
+        tomb.add(pair, request_id=v.request_id, now=v.erased_at)  # this host's file (a restore here)
+        with Tx(conn):
+            shared_tombstones.record(conn, pair, request_id=v.request_id, now=v.erased_at)
+        self._tombstones = None  # the file may exist now: read it again
         now = self.clock()
         item = {"call_id": call_id, "copy": copy, "recording_id": recording_id, "at": now,
                 "action": "destroyed",
@@ -232,7 +260,7 @@ class ErasureAwareCatalog(Catalog):
             super().save_live_call(call_id, snapshot)
 
     def upsert_recording(self, row: Mapping[str, Any]) -> None:
-        if self.guard.call_destroyed(str(row.get("call_id") or "")):
+        if self.guard.call_destroyed(str(row.get("call_id") or ""), self._conn()):
             log.info("call=%s rec=%s: erased, recording row not written", row.get("call_id"),
                      row.get("recording_id"))
             return

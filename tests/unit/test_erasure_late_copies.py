@@ -181,3 +181,39 @@ def test_without_the_hash_key_nothing_of_a_call_is_shipped_once_anything_was_era
     assert summary.retrying == [rid] and [e.recording_id for e in dep.spool.pending()] == [rid]
     with pytest.raises(ConfigError, match="privacy.hash_key_file"):
         dep.catalog.upsert_call({"call_id": "n1_8.8", "caller_num": "4917000000000", "started_at": NOW})
+
+
+def test_another_node_on_the_same_catalog_destroys_the_late_copy_too(dep, capsys, tmp_path):
+    """Two recorder nodes share the catalog (PostgreSQL in production).  The erasure runs on node A,
+    whose host keeps the tombstone file; node B, with the same keys but no tombstone file, ends a
+    call of the subject that was live during the erasure: the catalog's copy of the tombstones
+    stops it there too, and a later call of the subject on node B is kept."""
+    started = time.time() - 30
+    code, out = dep.cli(capsys, "erase", "--caller", CALLER, "--request-id", "ER-nodeA")
+    assert code == 0 and json.loads(out)["status"] == "done", out
+    node_b = tmp_path / "node-b"
+    node_b.mkdir()
+    (node_b / "hash.key").write_bytes((tmp_path / "hash.key").read_bytes())
+    (node_b / "hash.key").chmod(0o600)
+    assert not (node_b / "erasure-tombstones.jsonl").exists()
+    guard_b = LateCopyGuard(node_b / "hash.key")
+    catalog_b = ErasureAwareCatalog(tmp_path / "cat.db", clock=lambda: NOW, sealer=CallSealer(dep.sign_key),
+                                    guard=guard_b)
+    try:
+        catalog_b.upsert_call({"call_id": "n2_7.7", "caller_num": CALLER, "callee_num": "4930123456",
+                               "status": "answered", "started_at": started, "ended_at": started + 60})
+        assert catalog_b.get_call("n2_7.7") is None  # destroyed on arrival at node B
+        late = json.loads(dep.catalog._conn().execute(
+            "SELECT receipt FROM erasure_requests WHERE request_id='ER-nodeA'").fetchone()[0])["late_copies"]
+        assert [(c["call_id"], c["copy"]) for c in late] == [("n2_7.7", "call_row")]
+        later = time.time() + 5
+        catalog_b.upsert_call({"call_id": "n2_8.8", "caller_num": CALLER, "callee_num": "4930123456",
+                               "status": "answered", "started_at": later, "ended_at": later + 60})
+        assert catalog_b.get_call("n2_8.8") is not None  # a new call after the erasure is kept
+        # the destroyed call is tombstoned by its id too (its recordings are dropped when they come),
+        # on node B's host and in the catalog: node A's guard sees it without node B's file
+        assert guard_b.call_destroyed("n2_7.7", catalog_b._conn())
+        assert (node_b / "erasure-tombstones.jsonl").exists()
+        assert LateCopyGuard(tmp_path / "hash.key").call_destroyed("n2_7.7", dep.catalog._conn())
+    finally:
+        catalog_b.close()
