@@ -24,6 +24,7 @@ import argparse
 import multiprocessing
 import os
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -287,12 +288,9 @@ class Bench:
     def run_filters(self) -> None:
         """p50/p95 per filter and engine (ms), the cdr baseline, and PostgreSQL's sequential scans."""
         engines = list(self.catalogs)
-        print(
-            f"\n{'filter':36}"
-            + "".join(f" {SHORT[e] + ' p50':>10} {SHORT[e] + ' p95':>10}" for e in engines)
-            + f" {'cdr p50':>9} {'cdr p95':>9}"
-            + "".join(f" {'cdr/' + SHORT[e]:>10}" for e in engines)
-        )
+        heads = "".join(f" {SHORT[e] + ' p50':>10} {SHORT[e] + ' p95':>10}" for e in engines)
+        ratios = "".join(f" {'cdr/' + SHORT[e]:>10}" for e in engines)
+        print(f"\n{'filter':36}{heads} {'cdr p50':>9} {'cdr p95':>9}{ratios}")
         rows: list[tuple[str, dict[str, list[float]], list[float], list[CallFilters]]] = []
         for name, filters, cdr_queries in self.cases():
             ours = {
@@ -390,8 +388,8 @@ class Bench:
         filters = [f for name, fs, _ in self.cases() if name != "last 4 digits, all time" for f in fs[:2]]
         ctx = multiprocessing.get_context("spawn")
         stop, results = ctx.Event(), ctx.Queue()
-        proc = ctx.Process(target=search_loop, args=(catalog.path, filters, self.now, stop, results,
-                                                             self.keys))
+        args = (catalog.path, filters, self.now, stop, results, self.keys)
+        proc = ctx.Process(target=search_loop, args=args)
         proc.start()
         gen, base = CallGenerator(self.n, self.now, seed=99), 10**9 + len(label) * 10**7
         try:
@@ -460,6 +458,7 @@ def main() -> None:
     ap.add_argument("--dir", help="Work directory (default: a temporary one, removed afterwards).")
     a = ap.parse_args()
     engines = ["sqlite", "postgresql"] if a.engine == "both" else [a.engine]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` stops the private cluster
     with tempfile.TemporaryDirectory(prefix="bench-catalog-", dir=a.dir) as tmp:
         pg = bench_catalog_pg.PgServer(Path(tmp), a.pg_url) if "postgresql" in engines else None
         try:
