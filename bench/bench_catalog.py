@@ -6,10 +6,16 @@ manifests, ledger entries chained -- what the daemon and the shipper write), and
 into Asterisk's default ``cdr`` table with its calldate index, the baseline measured in the same
 run.  Then prints p50/p95 of every filter of issue 11 on both (20 values each; the catalog side is
 what ``calls search`` runs: the page and its count), the catalog's bytes per call and what they
-are made of, and the sustained write rate while another thread searches, on an empty catalog and
-at N.
+are made of, and the sustained write rate while another process searches, on an empty catalog
+and at N.
+
+``--engine both`` (the default) does all of it on SQLite and on PostgreSQL, the same calls written
+through the same path into each (the PostgreSQL parts are in ``bench_catalog_pg.py``): a column
+per engine, ANALYZE after the PostgreSQL fill, a note under each filter whose PostgreSQL plan
+reads a table sequentially.  Without ``--pg-url`` a private durable cluster is started.
 
     .venv/bin/python bench/bench_catalog.py [--calls 200000] [--batch 1000] [--write-seconds 10]
+        [--engine sqlite|postgresql|both] [--pg-url postgresql://user@host:port/db]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import multiprocessing
 import os
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -30,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
+from bench import bench_catalog_pg  # noqa: E402
 from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, CallGenerator, Generated, cdr_time  # noqa: E402
 from pbx_recorder.call_seal import CallSealer  # noqa: E402
 from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
@@ -42,6 +50,7 @@ from pbx_recorder.signing import SignAfterStore  # noqa: E402
 
 DAY = 86400.0
 SAMPLES = 20
+SHORT = {"sqlite": "sqlite", "postgresql": "pg"}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -56,21 +65,31 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 class Bench:
-    def __init__(self, root: Path, n: int, batch: int) -> None:
-        self.root, self.n, self.batch = root, n, batch
+    def __init__(self, root: Path, n: int, batch: int, engines: list[str],
+                 pg: bench_catalog_pg.PgServer | None) -> None:
+        self.root, self.n, self.batch, self.pg = root, n, batch, pg
         self.now = time.time()
         self.key = Ed25519PrivateKey.generate()
         self.keys = (os.urandom(32), os.urandom(32))  # (catalog master key, privacy HMAC key)
         self.gen = CallGenerator(n, self.now)
         self.samples: list[Generated] = []  # calls kept to draw filter values from
-        self.catalog = self.open(root / "catalog.db")
+        self.catalogs = {e: self.open(self.target(e, "catalog")) for e in engines}
+        self.catalog = next(iter(self.catalogs.values()))  # draws deep-page cursors (same calls in each)
         self.cdr = sqlite3.connect(root / "cdr.db", isolation_level=None)
         self.cdr.execute("PRAGMA journal_mode=WAL")
         self.cdr.executescript(CDR_SCHEMA)
+        self.pg_cdr = bench_catalog_pg.PgCdr(pg.fresh("cdr"), CDR_SCHEMA) if pg is not None else None
 
-    def open(self, path: Path) -> Catalog:
+    def target(self, engine: str, name: str) -> str:
+        """Where a new catalog goes: a file here, or a fresh schema on the PostgreSQL server."""
+        if engine == "postgresql":
+            assert self.pg is not None
+            return self.pg.fresh(name)
+        return str(self.root / f"{name}.db")
+
+    def open(self, target: str) -> Catalog:
         """As the recorder opens it with encryption on: numbers sealed, found by blind index."""
-        catalog = Catalog(path, sealer=CallSealer(self.key), numbers=numbers_for(self.keys))
+        catalog = Catalog(target, sealer=CallSealer(self.key), numbers=numbers_for(self.keys))
         protect(catalog._conn(), numbers_for(self.keys))  # marks a new catalog as fully protected
         return catalog
 
@@ -78,26 +97,29 @@ class Bench:
         return [SignAfterStore(self.key), StoredLedgerHook()]
 
     # -- fill -------------------------------------------------------------------------
-    def fill(self) -> tuple[float, float]:
+    def fill(self) -> tuple[dict[str, float], float]:
+        """The same batches into every engine's catalog and the cdr table(s): calls/s of each."""
         rnd, keep = random.Random(5), max(1, self.n // 2000)
-        t_cat = t_cdr = 0.0
+        t_cat, t_cdr = dict.fromkeys(self.catalogs, 0.0), 0.0
         for start in range(0, self.n, self.batch):
             batch = list(self.gen.calls(start, min(self.batch, self.n - start)))
             self.samples += [g for g in batch if rnd.randrange(keep) == 0]
-            t0 = time.perf_counter()
-            self.catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=self.hooks())
+            for engine, catalog in self.catalogs.items():
+                t0 = time.perf_counter()
+                catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=self.hooks())
+                t_cat[engine] += time.perf_counter() - t0
             t1 = time.perf_counter()
             self.cdr.execute("BEGIN")
             self.cdr.executemany(f"INSERT INTO cdr VALUES ({','.join('?' * 19)})", [g.cdr for g in batch])
             self.cdr.execute("COMMIT")
-            t_cat, t_cdr = t_cat + t1 - t0, t_cdr + time.perf_counter() - t1
+            t_cdr += time.perf_counter() - t1
+            if self.pg_cdr is not None:
+                self.pg_cdr.insert([g.cdr for g in batch])
             if (start // self.batch) % 20 == 0:
-                print(
-                    f"  filled {start + len(batch):,}/{self.n:,} "
-                    f"({(start + len(batch)) / t_cat:,.0f} calls/s)",
-                    file=sys.stderr,
-                )
-        return self.n / t_cat, self.n / t_cdr
+                done = start + len(batch)
+                rates = ", ".join(f"{e} {done / t:,.0f} calls/s" for e, t in t_cat.items())
+                print(f"  filled {done:,}/{self.n:,} ({rates})", file=sys.stderr)
+        return {e: self.n / t for e, t in t_cat.items()}, self.n / t_cdr
 
     # -- filters --------------------------------------------------------------------------
     def cases(self) -> list[tuple[str, list[CallFilters], list[tuple[str, list[Any]]]]]:
@@ -231,11 +253,12 @@ class Bench:
             )
         return cases
 
-    def deep_pages(self) -> tuple[list[float], list[float]]:
+    def deep_pages(self) -> tuple[dict[str, list[float]], list[float], list[CallFilters]]:
         """30 days, the page up to 10,000 rows down: keyset here, OFFSET (what a cdr console does) there."""
         lo, hi = preset_range("30d", self.now)
         conn = self.catalog._conn()
-        ours, theirs = [], []
+        ours: dict[str, list[float]] = {e: [] for e in self.catalogs}
+        theirs, filters = [], []
         in_range = conn.execute(
             "SELECT COUNT(*) FROM calls WHERE started_at >= ? AND started_at < ?", (lo, hi)
         ).fetchone()[0]
@@ -249,7 +272,9 @@ class Bench:
             if row is None:
                 continue
             f = CallFilters(preset="30d", after=encode_cursor(Cursor(row[0], row[1])))
-            ours.append(timed(lambda f=f: self.catalog.search_page(f, now=self.now)))
+            filters.append(f)
+            for engine, catalog in self.catalogs.items():
+                ours[engine].append(timed(lambda f=f, c=catalog: c.search_page(f, now=self.now)))
             theirs.append(
                 timed(
                     lambda d=depth: self.cdr.execute(
@@ -258,15 +283,22 @@ class Bench:
                     ).fetchall()
                 )
             )
-        return ours, theirs
+        return ours, theirs, filters
 
     def run_filters(self) -> None:
-        print(f"\n{'filter':36} {'p50 ms':>8} {'p95 ms':>8} {'cdr p50':>9} {'cdr p95':>9} {'cdr/ours':>10}")
-        rows = []
+        """p50/p95 per filter and engine (ms), the cdr baseline, and PostgreSQL's sequential scans."""
+        engines = list(self.catalogs)
+        heads = "".join(f" {SHORT[e] + ' p50':>10} {SHORT[e] + ' p95':>10}" for e in engines)
+        ratios = "".join(f" {'cdr/' + SHORT[e]:>10}" for e in engines)
+        print(f"\n{'filter':36}{heads} {'cdr p50':>9} {'cdr p95':>9}{ratios}")
+        rows: list[tuple[str, dict[str, list[float]], list[float], list[CallFilters]]] = []
         for name, filters, cdr_queries in self.cases():
-            ours = [timed(lambda f=f: self.catalog.search_page(f, now=self.now)) for f in filters]
+            ours = {
+                e: [timed(lambda f=f, c=c: c.search_page(f, now=self.now)) for f in filters]
+                for e, c in self.catalogs.items()
+            }
             theirs = [timed(lambda q=q: self.cdr.execute(*q).fetchall()) for q in cdr_queries]
-            rows.append((name, ours, theirs))
+            rows.append((name, ours, theirs, filters))
         rows.insert(3, ("30 d, deep page (<= 10,000 rows down)", *self.deep_pages()))
         shows = [
             g.call["call_id"] for g in random.Random(4).sample(self.samples, min(SAMPLES, len(self.samples)))
@@ -274,10 +306,10 @@ class Bench:
         rows.append(
             (
                 "calls show",
-                [
-                    timed(lambda c=c: (self.catalog.get_call(c), self.catalog.recordings_for_call(c)))
-                    for c in shows
-                ],
+                {
+                    e: [timed(lambda c=c, k=k: (k.get_call(c), k.recordings_for_call(c))) for c in shows]
+                    for e, k in self.catalogs.items()
+                },
                 [
                     timed(
                         lambda c=c: self.cdr.execute(
@@ -286,26 +318,40 @@ class Bench:
                     )
                     for c in shows
                 ],
+                [],  # key lookups: no plan to show
             )
         )
-        for name, ours, theirs in rows:
-            if not ours:
+        pg = self.catalogs.get("postgresql")
+        for name, ours, theirs, filters in rows:
+            if not ours[engines[0]]:
                 print(f"{name:36} (no calls in range at this size)")
                 continue
-            ratio = f"{pct(theirs, 95) / pct(ours, 95):,.1f}x" if theirs and pct(ours, 95) > 0 else "-"
+            cells = "".join(f" {pct(ours[e], 50):10.2f} {pct(ours[e], 95):10.2f}" for e in engines)
             cdr = f"{pct(theirs, 50):9.1f} {pct(theirs, 95):9.1f}" if theirs else f"{'-':>9} {'-':>9}"
-            print(f"{name:36} {pct(ours, 50):8.2f} {pct(ours, 95):8.2f} {cdr} {ratio:>10}")
+            ratios = "".join(
+                f" {f'{pct(theirs, 95) / p95:,.1f}x' if theirs and p95 > 0 else '-':>10}"
+                for p95 in (pct(ours[e], 95) for e in engines)
+            )
+            print(f"{name:36}{cells} {cdr}{ratios}")
+            if pg is not None and filters:
+                for line in bench_catalog_pg.seq_scans(pg, filters[0], self.now):
+                    print(f"    postgresql plan, sequential scan at {self.n:,} calls -- {line}")
 
     # -- footprint --------------------------------------------------------------------------
     def footprint(self) -> None:
-        conn = self.catalog._conn()
+        if "postgresql" in self.catalogs:
+            bench_catalog_pg.footprint(self.catalogs["postgresql"], self.n, self.pg_cdr)
+        if "sqlite" not in self.catalogs:
+            return
+        conn = self.catalogs["sqlite"]._conn()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.cdr.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         size = os.path.getsize(self.root / "catalog.db")
         cdr_size = os.path.getsize(self.root / "cdr.db")
         print(
-            f"\ncatalog: {size / self.n:,.0f} bytes per call ({size / 2**20:,.0f} MiB for {self.n:,} calls "
-            f"with recording and ledger rows); cdr table + calldate index: "
+            f"\nsqlite catalog: {size / self.n:,.0f} bytes per call "
+            f"({size / 2**20:,.0f} MiB for {self.n:,} calls with recording and ledger rows); "
+            "cdr table + calldate index: "
             f"{cdr_size / self.n:,.0f} bytes per call "
             f"(ratio {size / cdr_size:.1f}x)"
         )
@@ -342,8 +388,8 @@ class Bench:
         filters = [f for name, fs, _ in self.cases() if name != "last 4 digits, all time" for f in fs[:2]]
         ctx = multiprocessing.get_context("spawn")
         stop, results = ctx.Event(), ctx.Queue()
-        proc = ctx.Process(target=search_loop, args=(catalog.path, filters, self.now, stop, results,
-                                                             self.keys))
+        args = (catalog.path, filters, self.now, stop, results, self.keys)
+        proc = ctx.Process(target=search_loop, args=args)
         proc.start()
         gen, base = CallGenerator(self.n, self.now, seed=99), 10**9 + len(label) * 10**7
         try:
@@ -355,7 +401,7 @@ class Bench:
             lat = results.get(timeout=120)
             proc.join()
         print(
-            f"{label:24} per call (one transaction each, as today): {one:8,.0f} calls/s   "
+            f"{label:36} per call (one transaction each, as today): {one:8,.0f} calls/s   "
             f"bulk (batches of 100): {bulk:8,.0f} calls/s   concurrent searches: {len(lat):,} "
             f"(p50 {pct(lat, 50) if lat else 0:.1f} ms, p95 {pct(lat, 95) if lat else 0:.1f} ms)"
         )
@@ -406,25 +452,49 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--write-seconds", type=float, default=10.0)
+    ap.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
+    ap.add_argument("--pg-url", help="A PostgreSQL database to bench in (its schemas are created and "
+                    "dropped; default: a private durable cluster started for the run).")
     ap.add_argument("--dir", help="Work directory (default: a temporary one, removed afterwards).")
     a = ap.parse_args()
+    engines = ["sqlite", "postgresql"] if a.engine == "both" else [a.engine]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` stops the private cluster
     with tempfile.TemporaryDirectory(prefix="bench-catalog-", dir=a.dir) as tmp:
-        bench = Bench(Path(tmp), a.calls, a.batch)
+        pg = bench_catalog_pg.PgServer(Path(tmp), a.pg_url) if "postgresql" in engines else None
+        try:
+            run(Bench(Path(tmp), a.calls, a.batch, engines, pg), a)
+        finally:
+            if pg is not None:
+                pg.close()
+
+
+def run(bench: Bench, a: argparse.Namespace) -> None:
+    if bench.pg is not None:
+        print(f"postgresql: {bench.pg.describe()}")
+    t0 = time.perf_counter()
+    ours, cdr = bench.fill()
+    rates = ", ".join(f"{e} {r:,.0f} calls/s" for e, r in ours.items())
+    print(
+        f"filled {a.calls:,} calls in {time.perf_counter() - t0:,.0f} s: "
+        f"catalog bulk path {rates} "
+        f"(seal, signed manifest, 2 ledger entries each), cdr executemany {cdr:,.0f} rows/s"
+    )
+    if "postgresql" in bench.catalogs:
         t0 = time.perf_counter()
-        ours, cdr = bench.fill()
-        print(
-            f"filled {a.calls:,} calls in {time.perf_counter() - t0:,.0f} s: "
-            f"catalog bulk path {ours:,.0f} calls/s "
-            f"(seal, signed manifest, 2 ledger entries each), cdr executemany {cdr:,.0f} rows/s"
-        )
-        bench.run_filters()
-        bench.footprint()
-        print()
-        empty = bench.open(Path(tmp) / "empty.db")
-        bench.writes_while_searching(empty, "empty catalog", a.write_seconds)
+        tables = bench_catalog_pg.analyze(bench.catalogs["postgresql"])
+        print(f"postgresql: ANALYZE of the catalog's {len(tables)} tables after the fill "
+              f"({time.perf_counter() - t0:,.1f} s), so the planner sees the filled catalog")
+    bench.run_filters()
+    bench.footprint()
+    print()
+    for engine, catalog in bench.catalogs.items():
+        empty = bench.open(bench.target(engine, "empty"))
+        bench.writes_while_searching(empty, f"{engine}: empty catalog", a.write_seconds)
         empty.close()
-        bench.writes_while_searching(bench.catalog, f"at {a.calls:,} calls", a.write_seconds)
-        bench.catalog.close()
+        bench.writes_while_searching(catalog, f"{engine}: at {a.calls:,} calls", a.write_seconds)
+        catalog.close()
+    if bench.pg_cdr is not None:
+        bench.pg_cdr.close()
 
 
 if __name__ == "__main__":

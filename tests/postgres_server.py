@@ -51,7 +51,9 @@ class PostgresServer:
     user: str = "pbxr"
 
     @classmethod
-    def start(cls, base: Path) -> PostgresServer:
+    def start(cls, base: Path, *, durable: bool = False) -> PostgresServer:
+        """``durable``: keep fsync, full-page writes and synchronous commit on, as a production
+        server runs (the benchmarks); the tests turn them off for speed."""
         bindir = bin_dir()
         if bindir is None:
             raise RuntimeError("PostgreSQL binaries not found (.ci/install-system.sh installs postgresql-15)")
@@ -71,8 +73,9 @@ class PostgresServer:
         sockets.mkdir(exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(sockets, "postgres", "postgres")
-        opts = (f"-p {server.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c full_page_writes=off -c synchronous_commit=off -c max_connections=300")
+        opts = f"-p {server.port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not durable:
+            opts += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
                                      str(base / "postgres.log"), "-w", "-t", "60", "start"]),
                        check=True, capture_output=True, timeout=90)

@@ -205,6 +205,11 @@ def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
     if cursor is None and f.after:
         cursor = decode_cursor(f.after)
     sql_from, src, where = _source(f, now, tz, params, cursor, blind=blind)
+    if cursor is None and time_range(f, now, tz) == (None, None):
+        # the first page of an unbounded search reads the timed rows only; the untimed ones are
+        # read after them (Catalog._page_rows). PostgreSQL sorts NULL first in DESC order and
+        # SQLite last, so ORDER BY alone would put them at opposite ends on the two engines.
+        where.append(f"{src}.started_at IS NOT NULL")
     sql = f"SELECT calls.* FROM {sql_from}"
     if where:
         sql += " WHERE " + " AND ".join(where)

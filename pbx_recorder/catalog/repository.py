@@ -258,8 +258,9 @@ class Catalog:
         sql, params = build_search(filters, at, tz, cursor=cursor, probe=True, blind=blind)
         rows = self._exec(sql, params).fetchall()
         unbounded = time_range(filters, at, tz) == (None, None)
-        if len(rows) <= limit and unbounded and cursor is not None and cursor.started_at is not None:
-            # the keyset range stops at the last timed row: the untimed ones follow
+        if len(rows) <= limit and unbounded and (cursor is None or cursor.started_at is not None):
+            # the keyset range (and the first page: build_search) stops at the last timed row:
+            # the untimed ones follow
             sql, params = build_search(filters, at, tz, cursor=Cursor(None, ""), probe=True, blind=blind)
             rows += self._exec(sql, params).fetchall()[: limit + 1 - len(rows)]
         return list(rows)

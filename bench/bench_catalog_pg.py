@@ -1,0 +1,152 @@
+"""The PostgreSQL side of bench_catalog.py: a server, fresh schemas, ANALYZE, plans, footprint.
+
+The server is either one the operator names (``--pg-url``, a database URL without ``options``;
+the bench creates its schemas there and drops them at the end) or a private cluster started
+from ``tests/postgres_server.py`` (imported by path: the bench does not need pytest), run
+*durable* -- fsync, full-page writes and synchronous commit on, as a production server runs --
+so that its write rates compare with SQLite's, which syncs every commit too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pbx_recorder.catalog import CallFilters, Catalog
+from pbx_recorder.catalog import engine as catalog_engine
+from pbx_recorder.catalog.queries import build_count, build_search
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _postgres_server_class() -> Any:
+    path = ROOT / "tests" / "postgres_server.py"
+    spec = importlib.util.spec_from_file_location("bench_postgres_server", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building the class
+    spec.loader.exec_module(module)
+    return module.PostgresServer
+
+
+class PgServer:
+    """Where the PostgreSQL catalogs of one bench run live, and how they are cleaned up."""
+
+    def __init__(self, root: Path, url: str | None) -> None:
+        self.private = None
+        if url is None:
+            self.private = _postgres_server_class().start(root / "pg", durable=True)
+            url = self.private.url()
+        if "?" in url:
+            raise SystemExit("--pg-url: give a database URL without options (the bench sets search_path)")
+        self.url = url
+        self.schemas: list[str] = []
+
+    def describe(self) -> str:
+        if self.private is not None:
+            return ("a private PostgreSQL cluster started for this run (tests/postgres_server.py, "
+                    "fsync, full_page_writes and synchronous_commit on, other settings default)")
+        return f"{catalog_engine.describe(self.url)} (given with --pg-url)"
+
+    def fresh(self, purpose: str) -> str:
+        """The URL of a new empty schema (its name says which bench made it, for ``--pg-url``)."""
+        import psycopg
+
+        name = f"bench_{purpose}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {name}")  # type: ignore[arg-type]  # name made above
+        self.schemas.append(name)
+        return self.url + "?options=" + quote(f"-csearch_path={name}")
+
+    def close(self) -> None:
+        catalog_engine.close_pools()
+        if self.private is not None:
+            self.private.stop()
+            return
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for name in self.schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")  # type: ignore[arg-type]
+
+
+class PgCdr:
+    """Asterisk's ``cdr`` table with its calldate index in a schema of its own: the footprint baseline."""
+
+    def __init__(self, url: str, schema_sql: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.conn.execute(schema_sql)  # type: ignore[arg-type]  # the bench's own constant
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO cdr VALUES ({','.join(['%s'] * 19)})", rows)
+
+    def bytes_used(self) -> int:
+        return _total_size(self.conn)[0]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _tables(conn: Any) -> list[str]:
+    rows = conn.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _total_size(conn: Any) -> tuple[int, list[tuple[str, int]]]:
+    """pg_total_relation_size of every table in the connection's schema: (sum, per table, largest first)."""
+    rows = conn.execute("SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 2 DESC").fetchall()
+    parts = [(str(r[0]), int(r[1])) for r in rows]
+    return sum(size for _, size in parts), parts
+
+
+def analyze(catalog: Catalog) -> list[str]:
+    """ANALYZE every table of the catalog's schema (the statistics the planner needs); their names."""
+    conn = catalog._conn()
+    tables = _tables(conn)
+    for table in tables:
+        conn.execute(f"ANALYZE {table}")  # a name read from pg_class just above
+    return tables
+
+
+_COST = re.compile(r"\s*\(cost=.*\)$")
+
+
+def seq_scans(catalog: Catalog, f: CallFilters, now: float) -> list[str]:
+    """One line per sequential scan in the plans of what ``calls search`` runs for ``f`` (its page
+    and its count), as PostgreSQL's EXPLAIN prints it; empty when every table is read by index."""
+    conn, blind = catalog._conn(), catalog.numbers.index if catalog.numbers is not None else None
+    found = []
+    for what, (sql, params) in (("page", build_search(f, now, probe=True, blind=blind)),
+                                ("count", build_count(f, now, blind=blind))):
+        for row in conn.execute("EXPLAIN " + sql, params).fetchall():
+            line = str(row[0])
+            if "Seq Scan" in line:
+                found.append(f"{what}: {_COST.sub('', line).strip().removeprefix('-> ').strip()}")
+    return found
+
+
+def footprint(catalog: Catalog, calls: int, cdr: PgCdr | None) -> None:
+    total, parts = _total_size(catalog._conn())
+    line = (f"postgresql catalog: {total / calls:,.0f} bytes per call "
+            f"({total / 2**20:,.0f} MiB for {calls:,} calls: pg_total_relation_size -- heap, indexes, "
+            "TOAST, free-space and visibility maps -- "
+            "summed over every table of the catalog's schema, recording and ledger rows included; "
+            "WAL not counted; dead row versions left by the fill's updates count until VACUUM reuses them)")
+    if cdr is not None:
+        cdr_size = cdr.bytes_used()
+        line += (f"; cdr table + calldate index in PostgreSQL, measured the same way: "
+                 f"{cdr_size / calls:,.0f} bytes per call (ratio {total / cdr_size:.1f}x)")
+    print("\n" + line)
+    for name, nbytes in parts[:10]:
+        print(f"  {name:32} {nbytes / calls:8,.0f} B/call (with its indexes and TOAST)")
