@@ -2,7 +2,7 @@
 
 ``PBXR_TEST_CATALOG=postgresql`` runs the in-process tiers (unit, peers) with every catalog in a
 private PostgreSQL cluster instead of SQLite files: each catalog path a test opens is mapped to a
-schema of its own in that cluster (the same path, the same schema, for the whole test), through
+schema of its own in that cluster (the same path, the same schema, for the whole run), through
 the one function everything opens the catalog with (``pbx_recorder.catalog.engine.connect``).
 Tests that inspect or tamper with the SQLite file itself carry the ``sqlite_only`` marker and are
 deselected in that run (``scripts/test`` passes ``-m "not real and not sqlite_only"``).
@@ -38,14 +38,15 @@ def _postgres_for_catalogs(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     server.stop()
 
 
+_REDIRECT = {"on": True}
+
+
 if ENGINE == "postgresql":
 
-    @pytest.fixture(autouse=True)
-    def _catalogs_on_postgres(request: pytest.FixtureRequest,
-                              monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-        if request.node.get_closest_marker("real"):
-            yield
-            return
+    @pytest.fixture(scope="session", autouse=True)
+    def _catalogs_on_postgres_session(request: pytest.FixtureRequest) -> Iterator[None]:
+        """One redirect for the whole run, so that catalogs made by module- or session-scoped
+        fixtures go to PostgreSQL too; the same file path always maps to the same schema."""
         server = request.getfixturevalue("_postgres_for_catalogs")
         from pbx_recorder.catalog import engine
 
@@ -53,22 +54,32 @@ if ENGINE == "postgresql":
         schemas: dict[str, str] = {}
 
         def connect(target: Any, **kwargs: Any) -> Any:
-            if engine.is_url(target):
+            if engine.is_url(target) or not _REDIRECT["on"]:
                 return real_connect(target, **kwargs)
             key = str(target)
-            if key != ":memory:":
-                key = str(Path(key).resolve())
             if key == ":memory:":
                 key = f":memory:{uuid.uuid4().hex}"
-            elif key not in schemas:
-                Path(key).parent.mkdir(parents=True, exist_ok=True)
-                Path(key).touch(exist_ok=True)  # code that checks the file exists finds it
+            else:
+                key = str(Path(key).resolve())
+                if key not in schemas:
+                    Path(key).parent.mkdir(parents=True, exist_ok=True)
+                    Path(key).touch(exist_ok=True)  # code that checks the file exists finds it
             if key not in schemas:
-                name = "t_" + hashlib.sha256(f"{request.node.nodeid}|{key}".encode()).hexdigest()[:20]
+                name = "t_" + hashlib.sha256(key.encode()).hexdigest()[:20]
                 server.psql(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")
                 schemas[key] = server.url(name)
             return real_connect(schemas[key], **kwargs)
 
-        monkeypatch.setattr(engine, "connect", connect)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(engine, "connect", connect)
+            yield
+
+    @pytest.fixture(autouse=True)
+    def _catalogs_on_postgres(request: pytest.FixtureRequest) -> Iterator[None]:
+        """Real-server tests keep their daemons' SQLite files: no redirect while they run."""
+        _REDIRECT["on"] = not request.node.get_closest_marker("real")
         yield
-        engine.close_pools()
+        _REDIRECT["on"] = True
+        from pbx_recorder.catalog import engine
+
+        engine.close_pools()  # a pool per schema: the cluster's connection limit is not for keeping
