@@ -391,7 +391,8 @@ class Catalog:
                 done += 1
         return done
 
-    def _run_hooks(self, after_store: Sequence[AfterStoreHook], rid: str, rec: StoredRecording) -> dict[str, Any]:
+    def _run_hooks(self, after_store: Sequence[AfterStoreHook], rid: str,
+                   rec: StoredRecording) -> dict[str, Any]:
         """The ``after_store`` hooks of one recording, in order; their returned fields merged."""
         merged: dict[str, Any] = {}
         for hook in after_store:

@@ -97,7 +97,8 @@ class RowReadingHook:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def __call__(self, catalog: Catalog, recording_id: str, manifest: Any, record: Any = None) -> dict[str, Any]:
+    def __call__(self, catalog: Catalog, recording_id: str, manifest: Any,
+                 record: Any = None) -> dict[str, Any]:
         row = catalog.get_recording(recording_id)
         assert row is not None and row["state"] == "stored"
         self.seen.append(recording_id)

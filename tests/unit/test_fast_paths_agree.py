@@ -61,7 +61,8 @@ def test_blind_indexes_are_the_hmacs_they_always_were(number: str) -> None:
 
 def test_named_numbers_index_each_run_of_five_digits_or_more() -> None:
     numbers = NumberProtection(None, BlindIndex(KEY))  # type: ignore[arg-type]  # the index alone
-    cdr = {"src": "13912345678", "dst": "4001", "start": "2026-12-01 10:00:00", "clid": '"x" <+86 139 1234 5678>'}
+    cdr = {"src": "13912345678", "dst": "4001", "start": "2026-12-01 10:00:00",
+           "clid": '"x" <+86 139 1234 5678>'}
     got = numbers.named_numbers("13912345678", cdr)
     runs = {"13912345678", "86 139 1234 5678", "2026-12-01 10"}
     assert got == {BlindIndex(KEY).full(r) for r in runs} and len(got) == 3  # the clid's +86 form is its own
@@ -78,5 +79,6 @@ def test_ledger_row_stores_the_payload_it_hashed(tmp_path: object) -> None:
     seq, digest = ledger.append(conn, "stored", "r1", payload, 5.0)
     stored = conn.execute("SELECT payload, prev_hash, hash FROM ledger WHERE seq = ?", (seq,)).fetchone()
     assert stored[0] == canonical_json(json.loads(canonical_json(payload))).decode("utf-8")
-    assert stored[2] == digest == ledger.entry_hash(stored[1], seq, 5.0, "stored", "r1", json.loads(stored[0]))
+    rehashed = ledger.entry_hash(stored[1], seq, 5.0, "stored", "r1", json.loads(stored[0]))
+    assert stored[2] == digest == rehashed
     assert ledger.verify_chain(conn) == []
