@@ -49,6 +49,7 @@ CIPHER_INFO = b"pbx-recorder catalog numbers v1"
 LAST4_INFO = b"pbx-recorder blind index last4 v1"
 CHECK_LABEL = b"pbx-recorder catalog key check"
 LAST4_HEX = 16
+RECENT_NUMBERS = 64  # full indexes kept for numbers hashed moments ago (BlindIndex._recent)
 
 
 def _hkdf(key: bytes, info: bytes) -> bytes:
@@ -117,6 +118,9 @@ class BlindIndex:
             raise CryptoError("the blind-index key (privacy HMAC key) is shorter than 16 bytes")
         self._full_key = hash_key
         self._last4_key = _hkdf(hash_key, LAST4_INFO)
+        # digits -> full index of the numbers seen last: one call names its caller in its row,
+        # its CDR and its manifest, so each is hashed once (bounded; never written anywhere)
+        self._recent: dict[str, str] = {}
 
     def full(self, number: str) -> str:
         return self.full_of_digits(digits_of(number))
@@ -125,7 +129,13 @@ class BlindIndex:
         """:meth:`full` of a number already reduced to its digits (:func:`digits_of`)."""
         if not digits:
             return ""
-        return "hmac-sha256:" + hmac.digest(self._full_key, digits.encode(), "sha256").hex()
+        found = self._recent.get(digits)
+        if found is None:
+            found = "hmac-sha256:" + hmac.digest(self._full_key, digits.encode(), "sha256").hex()
+            if len(self._recent) >= RECENT_NUMBERS:
+                self._recent.clear()
+            self._recent[digits] = found
+        return found
 
     def last4(self, number: str) -> str:
         digits = digits_of(number)

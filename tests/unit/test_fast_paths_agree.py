@@ -53,6 +53,7 @@ def test_blind_indexes_are_the_hmacs_they_always_were(number: str) -> None:
     index = BlindIndex(KEY)
     full = "hmac-sha256:" + hmac.new(KEY, digits.encode(), hashlib.sha256).hexdigest() if digits else ""
     assert index.full(number) == full
+    assert index.full(number) == full and index.full_of_digits(digits) == full  # remembered: the same
     last4_key = index._last4_key
     last4 = (hmac.new(last4_key, digits[-4:].encode(), hashlib.sha256).hexdigest()[:16]
              if len(digits) >= 4 else "")
