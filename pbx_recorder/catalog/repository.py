@@ -370,8 +370,8 @@ class Catalog:
         their returned fields merged, then ``verified``.  All or nothing; returns how many calls.
 
         When every hook says it does not need the recording's row (``before_row``: signing, the
-        ledger's ``stored`` entry), the hooks run first and each recording row is written once,
-        in its final form: no insert-then-update, no half-empty pages left behind."""
+        ledger's ``stored`` entry), the hooks run first (the ledger's order is the same: the call's
+        entry, then the recording's) and each recording row is written once, in its final form."""
         done = 0
         early = all(getattr(hook, "before_row", False) for hook in after_store)
         with self.transaction():
