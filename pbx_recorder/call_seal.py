@@ -125,9 +125,12 @@ class CallSealer:
 
         from pbx_recorder import ledger
 
-        before = conn.execute("SELECT seal FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-        reseal(conn, call_id, self.key, self.reveal)
-        if before is not None and not before[0]:  # first seal of this row: its existence goes on record
+        row = _row(conn, call_id)  # the row as stored: what the seal covers (read once)
+        if row is None:
+            return
+        plain = self.reveal(row) if self.reveal is not None else row
+        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ?", (seal(plain, self.key), call_id))
+        if not row.get("seal"):  # first seal of this row: its existence goes on record
             ledger.append(conn, SEALED_EVENT, ledger_id(call_id), {"call_id": call_id},
                           (self.clock or time.time)())
 

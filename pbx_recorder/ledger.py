@@ -77,7 +77,8 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
     """Append one event in the caller's transaction; returns (seq, hash)."""
     if event not in EVENTS:
         raise CatalogError(f"unknown ledger event {event!r}")
-    body = json.loads(canonical_json(dict(payload or {})))  # normalized: what is hashed is what is stored
+    text = canonical_json(dict(payload or {}))
+    body = json.loads(text)  # normalized: what is hashed is what is stored (``text`` is its canonical JSON)
     own = conn.isolation_level is None and not conn.in_transaction  # autocommit conn: own txn
     try:
         if own:
@@ -90,7 +91,7 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
         digest = entry_hash(prev, seq, float(now), event, recording_id, body)
         conn.execute("INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (seq, float(now), event, recording_id, canonical_json(body).decode("utf-8"),
+                     (seq, float(now), event, recording_id, text.decode("utf-8"),
                       prev, digest))
         engine.note_issued(conn, "ledger", seq)
         if own:
@@ -202,6 +203,10 @@ class StoredLedgerHook:
     ``stored`` entry with the same hash appends nothing).  Payload: tier, key, sha256 of the
     stored bytes, size, audio_sha256, encrypted, key_id and the S3 version_id when there is one:
     hashes and locations, no personal data.  ``verify`` holds the catalog row to it."""
+
+    #: it appends to the ledger only, never touches the recording's row: ``Catalog.write_calls``
+    #: may run it before writing that row (the chain's order is the same)
+    before_row = True
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock

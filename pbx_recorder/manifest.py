@@ -75,7 +75,10 @@ class Manifest:
         return replace(self, flags=merged)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        try:  # the catalog's bulk path builds one per recording: dataclasses.asdict is slow
+            data = {name: _plain(getattr(self, name)) for name in _MANIFEST_FIELDS}
+        except _NotPlain:
+            data = asdict(self)  # a value of another type: asdict's own deep copy
         data["pauses"] = [list(p) for p in self.pauses]
         return data
 
@@ -104,6 +107,30 @@ class Manifest:
         if not isinstance(data, dict) or "recording_id" not in data or "call_id" not in data:
             raise ValueError("not a recording manifest")
         return cls.from_dict(data)
+
+
+class _NotPlain(Exception):
+    pass
+
+
+_MANIFEST_FIELDS = tuple(f.name for f in fields(Manifest))
+_FILE_FIELDS = tuple(f.name for f in fields(ManifestFile))
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """What ``dataclasses.asdict`` makes of ``value`` (same types, a fresh copy), for the types a
+    manifest holds: JSON atoms, tuples, lists, dicts and :class:`ManifestFile`."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is tuple or kind is list:
+        return kind(_plain(v) for v in value)
+    if kind is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if kind is ManifestFile:
+        return {name: _plain(getattr(value, name)) for name in _FILE_FIELDS}
+    raise _NotPlain(kind.__name__)
 
 
 def canonical_json(data: Any) -> bytes:

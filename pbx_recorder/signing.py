@@ -156,9 +156,14 @@ class SignAfterStore:
     def from_key_file(cls, key_file: str | Path) -> SignAfterStore:
         return cls(load_signing_key(key_file))
 
+    #: called with a ``Catalog``, the hook neither reads nor writes the recording's row:
+    #: ``Catalog.write_calls`` may run it first and write the row once, with the signature
+    before_row = True
+
     def __call__(self, catalog: Any, recording_id: str, manifest: Any, *_: Any, **__: Any) -> dict[str, str]:
-        text = manifest_bytes(manifest).decode("utf-8")
-        signature = sign_manifest(text, self.private_key)
+        raw = manifest_bytes(manifest)  # canonical once: what is signed is what is stored
+        text = raw.decode("utf-8")
+        signature = base64.b64encode(self.private_key.sign(raw)).decode("ascii")
         if engine.is_connection(catalog):
             cur = catalog.execute("UPDATE recordings SET manifest = ?, signature = ? WHERE recording_id = ?",
                                   (text, signature, recording_id))

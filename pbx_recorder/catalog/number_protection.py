@@ -49,6 +49,7 @@ CIPHER_INFO = b"pbx-recorder catalog numbers v1"
 LAST4_INFO = b"pbx-recorder blind index last4 v1"
 CHECK_LABEL = b"pbx-recorder catalog key check"
 LAST4_HEX = 16
+RECENT_NUMBERS = 64  # full indexes kept for numbers hashed moments ago (BlindIndex._recent)
 
 
 def _hkdf(key: bytes, info: bytes) -> bytes:
@@ -56,7 +57,7 @@ def _hkdf(key: bytes, info: bytes) -> bytes:
 
 
 def digits_of(number: str) -> str:
-    return "".join(ch for ch in str(number) if ch.isdigit())
+    return "".join(filter(str.isdigit, str(number)))  # (str.isdigit: the same digits as ever)
 
 
 def is_token(value: object) -> bool:
@@ -74,19 +75,20 @@ class NumberCipher:
 
     master_key: Callable[[str], bytes]
     current_key_id: str
-    _derived: dict[str, tuple[bytes, str]] = field(default_factory=dict, repr=False)
+    # key id -> (AES-GCM under the derived key, key check): derived once per key id
+    _derived: dict[str, tuple[AESGCM, str]] = field(default_factory=dict, repr=False)
 
-    def _key(self, key_id: str) -> tuple[bytes, str]:
+    def _key(self, key_id: str) -> tuple[AESGCM, str]:
         if key_id not in self._derived:
             key = _hkdf(self.master_key(key_id), CIPHER_INFO)
             check = hmac.new(key, CHECK_LABEL, hashlib.sha256).hexdigest()[:8]
-            self._derived[key_id] = (key, check)
+            self._derived[key_id] = (AESGCM(key), check)
         return self._derived[key_id]
 
     def encrypt(self, plaintext: str, aad: str) -> str:
-        key, check = self._key(self.current_key_id)
-        nonce = os.urandom(NONCE_LEN)
-        sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
+        aead, check = self._key(self.current_key_id)
+        nonce = os.urandom(NONCE_LEN)  # a fresh random nonce per value, as ever
+        sealed = aead.encrypt(nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
         return f"{PREFIX}:{self.current_key_id}:{check}:" + base64.b64encode(nonce + sealed).decode("ascii")
 
     def decrypt(self, token: str, aad: str) -> str:
@@ -94,7 +96,7 @@ class NumberCipher:
         if len(parts) != 4 or parts[0] != PREFIX:
             raise CryptoError(f"catalog value of {aad} is not an encrypted number token ({PREFIX}:...)")
         _, key_id, check, body = parts
-        key, expected = self._key(key_id)  # a missing key: the ring's CryptoError names the id
+        aead, expected = self._key(key_id)  # a missing key: the ring's CryptoError names the id
         if not hmac.compare_digest(check, expected):
             raise CryptoError(f"catalog key {key_id!r} is not the key the numbers of {aad} were encrypted "
                               "with (key check mismatch): restore the right key file for that id")
@@ -102,7 +104,7 @@ class NumberCipher:
             raw = base64.b64decode(body, validate=True)
             if len(raw) < NONCE_LEN + 16:
                 raise ValueError("too short")
-            return AESGCM(key).decrypt(raw[:NONCE_LEN], raw[NONCE_LEN:], aad.encode("utf-8")).decode("utf-8")
+            return aead.decrypt(raw[:NONCE_LEN], raw[NONCE_LEN:], aad.encode("utf-8")).decode("utf-8")
         except (InvalidTag, binascii.Error, ValueError, UnicodeDecodeError) as exc:
             raise CryptoError(f"encrypted numbers of {aad} failed authentication under catalog key "
                               f"{key_id!r}: the stored value was altered or moved from another row") from exc
@@ -116,15 +118,27 @@ class BlindIndex:
             raise CryptoError("the blind-index key (privacy HMAC key) is shorter than 16 bytes")
         self._full_key = hash_key
         self._last4_key = _hkdf(hash_key, LAST4_INFO)
+        # digits -> full index of the numbers seen last: one call names its caller in its row,
+        # its CDR and its manifest, so each is hashed once (bounded; never written anywhere)
+        self._recent: dict[str, str] = {}
 
     def full(self, number: str) -> str:
-        digits = digits_of(number)
+        return self.full_of_digits(digits_of(number))
+
+    def full_of_digits(self, digits: str) -> str:
+        """:meth:`full` of a number already reduced to its digits (:func:`digits_of`)."""
         if not digits:
             return ""
-        return "hmac-sha256:" + hmac.new(self._full_key, digits.encode(), hashlib.sha256).hexdigest()
+        found = self._recent.get(digits)
+        if found is None:
+            found = "hmac-sha256:" + hmac.digest(self._full_key, digits.encode(), "sha256").hex()
+            if len(self._recent) >= RECENT_NUMBERS:
+                self._recent.clear()
+            self._recent[digits] = found
+        return found
 
     def last4(self, number: str) -> str:
         digits = digits_of(number)
         if len(digits) < 4:
             return ""
-        return hmac.new(self._last4_key, digits[-4:].encode(), hashlib.sha256).hexdigest()[:LAST4_HEX]
+        return hmac.digest(self._last4_key, digits[-4:].encode(), "sha256").hex()[:LAST4_HEX]

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, is_token
+from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, digits_of, is_token
 
 CALL_FIELDS = ("caller_num", "caller_name", "callee_num", "cdr", "consent")
 CLEAR_DEFAULTS: dict[str, Any] = {"caller_num": "", "caller_name": "", "callee_num": "", "cdr": {},
@@ -75,13 +75,14 @@ class NumberProtection:
 
     def named_numbers(self, *values: Any) -> set[str]:
         """Full-number indexes of every number-like run (>= 5 digits) in ``values``."""
-        found: set[str] = set()
+        runs: set[str] = set()  # each number's digits once, however often the values name it
         for value in values:
             text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
             for run in _NUMBER_RUN.findall(text):
-                if sum(ch.isdigit() for ch in run) >= MIN_NAMED_DIGITS:
-                    found.add(self.index.full(run))
-        return found
+                digits = digits_of(run)
+                if len(digits) >= MIN_NAMED_DIGITS:
+                    runs.add(digits)
+        return {self.index.full_of_digits(d) for d in runs}
 
     # -- whole texts (live-call snapshots, manifests) -----------------------------
     def seal_text(self, kind: str, key: str, text: str) -> str:

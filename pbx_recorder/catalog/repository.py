@@ -281,9 +281,10 @@ class Catalog:
         if call_id:
             self._exec("INSERT INTO calls (call_id, updated_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                        (call_id, self.clock()))
-        elif not self._has_recording(str(rid)):
+        exists = self._has_recording(str(rid))
+        if not call_id and not exists:
             raise CatalogError(f"new recording {rid} without call_id")
-        if self._has_recording(str(rid)):
+        if exists:
             self._update("recordings", "recording_id", str(rid), row)
         else:
             self._upsert("recordings", "recording_id", row, {"state": "spooled", "created_at": self.clock()})
@@ -367,24 +368,39 @@ class Catalog:
         Per call exactly what the daemon and the shipper write one call at a time: the call row
         (collision check, seal, ``call_sealed`` ledger entry), each recording row ``stored``,
         the ``after_store`` hooks (manifest signature, the ledger's ``stored`` entry ...) with
-        their returned fields merged, then ``verified``.  All or nothing; returns how many calls."""
+        their returned fields merged, then ``verified``.  All or nothing; returns how many calls.
+
+        When every hook says it does not need the recording's row (``before_row``: signing, the
+        ledger's ``stored`` entry), the hooks run first (the ledger's order is the same: the call's
+        entry, then the recording's) and each recording row is written once, in its final form."""
         done = 0
+        early = all(getattr(hook, "before_row", False) for hook in after_store)
         with self.transaction():
             for call, recordings in calls:
                 self.upsert_call(call)
                 for rec in recordings:
                     rid = str(rec.row["recording_id"])
+                    if early:
+                        merged = self._run_hooks(after_store, rid, rec)
+                        self.upsert_recording({**rec.row, **merged, "state": "verified"})
+                        continue
                     self.upsert_recording({**rec.row, "state": "stored"})
-                    merged: dict[str, Any] = {}
-                    for hook in after_store:
-                        extra = hook(self, rid, rec.manifest, rec.record)
-                        if isinstance(extra, Mapping) and extra:
-                            merged.update(extra)
-                    # the hooks' fields and the final state in one row update (the shipper makes
+                    merged = self._run_hooks(after_store, rid, rec)
+                    # the hooks' fields and the final state in one row write (the shipper makes
                     # two: the rows end up the same)
-                    self._update("recordings", "recording_id", rid, {**merged, "state": "verified"})
+                    self.upsert_recording({"recording_id": rid, **merged, "state": "verified"})
                 done += 1
         return done
+
+    def _run_hooks(self, after_store: Sequence[AfterStoreHook], rid: str,
+                   rec: StoredRecording) -> dict[str, Any]:
+        """The ``after_store`` hooks of one recording, in order; their returned fields merged."""
+        merged: dict[str, Any] = {}
+        for hook in after_store:
+            extra = hook(self, rid, rec.manifest, rec.record)
+            if isinstance(extra, Mapping) and extra:
+                merged.update(extra)
+        return merged
 
     # -- live calls --------------------------------------------------------------
     def save_live_call(self, call_id: str, snapshot: Mapping[str, Any] | str) -> None:
