@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall, SippResult
+from pbx_recorder.sandbox import PrivateAsterisk, SippCall, SippResult, free_udp_port
 from pbx_recorder.sandbox.ami_probe import AmiProbe, Event
 
 _CALLER = itertools.count(1)
@@ -54,3 +59,17 @@ def wait_file_closed(path: Path, timeout: float = 10.0, stable_s: float = 0.4) -
             return path
         time.sleep(0.1)
     raise TimeoutError(f"{path} not written and closed within {timeout}s")
+
+
+@contextlib.contextmanager
+def spare_asterisk(install: Any, prompts_dir: Path, prefix: str) -> Iterator[PrivateAsterisk]:
+    """A private Asterisk of a test's own (beside the session's), started and, at the end, stopped
+    and removed: a test that restarts its PBX, or a second node's PBX."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    pbx = PrivateAsterisk(workdir, agent_ports=(free_udp_port(),), install=install, shared=(prompts_dir,))
+    try:
+        pbx.start()
+        yield pbx
+    finally:
+        pbx.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

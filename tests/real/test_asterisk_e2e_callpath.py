@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 from ami_gate import AmiGate
-from call_helpers import cdr_of, linkedid_of, new_caller
+from call_helpers import cdr_of, linkedid_of, new_caller, spare_asterisk
 from recorder_checks import Recorder, audio_files, wait_call, wait_shipped
 
 from pbx_recorder.naming import boot_of_call_id
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall, free_udp_port
+from pbx_recorder.sandbox import PrivateAsterisk, SippCall
 from pbx_recorder.sandbox.ami_probe import AmiProbe
 from pbx_recorder.sandbox.installs import install_for
 from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
@@ -144,15 +142,8 @@ def _unwritable(folder: Path) -> Iterator[None]:
 @pytest.fixture
 def own_asterisk(asterisk_version: str, prompts_dir: Path) -> Iterator[PrivateAsterisk]:
     """A private Asterisk of its own (each version under test): this test restarts it."""
-    workdir = Path(tempfile.mkdtemp(prefix="pbxrec-rs-"))
-    pbx = PrivateAsterisk(workdir, agent_ports=(free_udp_port(),), install=install_for(asterisk_version),
-                          shared=(prompts_dir,))
-    try:
-        pbx.start()
+    with spare_asterisk(install_for(asterisk_version), prompts_dir, "pbxrec-rs-") as pbx:
         yield pbx
-    finally:
-        pbx.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _wait_restarted(pbx: PrivateAsterisk, timeout: float = 30.0) -> None:

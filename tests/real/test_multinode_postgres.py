@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from call_helpers import linkedid_of, new_caller
+from call_helpers import linkedid_of, new_caller, spare_asterisk
 from recorder_checks import Recorder, wait_shipped
 from s3_servers import S3Server, seaweedfs  # noqa: F401 - the session's SeaweedFS fixture
 
 from pbx_recorder.catalog import engine
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall, free_udp_port
+from pbx_recorder.sandbox import PrivateAsterisk, SippCall
 from pbx_recorder.sandbox.ami_probe import AmiProbe
 from pbx_recorder.sandbox.recorder import (
     CatalogReader,
@@ -56,15 +54,8 @@ CALLS_PER_NODE = 2
 @pytest.fixture
 def second_asterisk(asterisk: PrivateAsterisk, prompts_dir: Path) -> Iterator[PrivateAsterisk]:
     """Node B's PBX: the same Asterisk build as the session's, in a folder of its own."""
-    workdir = Path(tempfile.mkdtemp(prefix="pbxrec-nb-"))
-    pbx = PrivateAsterisk(workdir, agent_ports=(free_udp_port(),), install=asterisk.install,
-                          shared=(prompts_dir,))
-    try:
-        pbx.start()
+    with spare_asterisk(asterisk.install, prompts_dir, "pbxrec-nb-") as pbx:
         yield pbx
-    finally:
-        pbx.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _node_config(work: Path, node: str, pbx: PrivateAsterisk, prompts_dir: Path, redis_url: str,
