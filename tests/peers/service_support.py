@@ -54,7 +54,7 @@ def seed(tmp_path: Path) -> Seeded:
     for n, (call_id, agent, caller) in enumerate(CALLS):
         catalog.upsert_call({"call_id": call_id, "agent": agent, "caller_num": caller, "callee_num": "8001",
                              "caller_name": "<script>alert(1)</script>", "status": "answered",
-                             "started_at": NOW - 3600 * (n + 1), "queue": "sales"})
+                             "started_at": NOW - 3600 * (n + 1), "queue": "sales", "tags": ["vip"]})
         rid = f"r-{call_id}"
         data = bytes(range(256)) * 40 + call_id.encode()
         key = f"2027/01/{call_id}/{rid}.wav"
