@@ -65,7 +65,14 @@ class Accounts:
         self.hasher = hasher or PasswordHasher()
         self.max_failures = max_failures
         self.lock_seconds = lock_seconds
-        self._dummy = self.hasher.hash("not a password of anyone")
+        self._dummy_hash = ""
+
+    @property
+    def _dummy(self) -> str:
+        """A hash to verify against for an unknown name (made on first use)."""
+        if not self._dummy_hash:
+            self._dummy_hash = self.hasher.hash("not a password of anyone")
+        return self._dummy_hash
 
     # -- reads -------------------------------------------------------------------
     def get(self, name: str) -> User | None:

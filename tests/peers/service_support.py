@@ -74,3 +74,56 @@ def seed(tmp_path: Path) -> Seeded:
     accounts.assign_review("c-blue-1", "qa1", actor="root-admin", actor_role="admin", now=NOW)
     conn.close()
     return Seeded(db, tier, audio)
+
+
+class Clock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Service:
+    seeded: Seeded
+    ctx: object  # pbx_recorder.service.context.ServiceContext
+    clock: Clock
+    client_factory: object
+
+    def client(self):  # type: ignore[no-untyped-def]
+        return self.client_factory()  # type: ignore[operator]
+
+    def login(self, name: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+        """A client logged in as ``name`` and its CSRF token."""
+        client = self.client()
+        answer = client.post("/api/login", json={"name": name, "password": password})
+        assert answer.status_code == 200, answer.text
+        return client, answer.json()["csrf_token"]
+
+    def audit_rows(self, actor: str | None = None) -> list[dict]:
+        conn = open_catalog(self.seeded.db)
+        try:
+            sql = "SELECT actor, role, action, target, detail FROM audit_log"
+            rows = conn.execute(sql + (" WHERE actor = ?" if actor else "") + " ORDER BY id",
+                                (actor,) if actor else ()).fetchall()
+            return [dict(zip(("actor", "role", "action", "target", "detail"), r, strict=True)) for r in rows]
+        finally:
+            conn.close()
+
+
+def make_service(tmp_path: Path, **web: object) -> Service:
+    from starlette.testclient import TestClient
+
+    from pbx_recorder.config_model import WebConfig
+    from pbx_recorder.service.app import build_app
+    from pbx_recorder.service.context import ServiceContext
+
+    seeded = seed(tmp_path)
+    clock = Clock()
+    ctx = ServiceContext(Catalog(seeded.db, clock=clock), {"hot": seeded.tier}, web=WebConfig(**web),
+                         hasher=CHEAP, clock=clock)
+    app = build_app(ctx)
+    return Service(seeded, ctx, clock, lambda: TestClient(app, client=("192.0.2.7", 50000)))
