@@ -59,7 +59,7 @@ def lookup(conn: sqlite3.Connection, token: str | None, now: float, *, idle: flo
     if row is None:
         return None
     session = Session(str(row[0]), str(row[1]), str(row[2]), float(row[3]), float(row[4]))
-    if now - session.last_seen > idle or now - session.created_at > absolute:
+    if now - session.last_seen >= idle or now - session.created_at >= absolute:
         end_hash(conn, id_hash)
         return None
     if now - session.last_seen >= TOUCH_EVERY_S:
