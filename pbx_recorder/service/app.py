@@ -81,7 +81,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
         Route("/api/calls/{call_id}", api_calls.show, methods=["GET"]),
         Route("/api/recordings/{recording_id}/audio", api_audio.audio, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=ctx.web.tls)],
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})
     app.state.ctx = ctx
     return app

@@ -7,7 +7,8 @@
 * Every other request needs the session cookie; every request that is not GET/HEAD also needs
   ``X-CSRF-Token`` matching the session's token (checked here for every route, so no
   state-changing route can forget it).  A refusal is audited.
-* The cookie is ``HttpOnly``, ``SameSite=Strict``, ``Path=/``; with ``web.tls`` it is also
+* The cookie is ``HttpOnly``, ``SameSite=Strict``, ``Path=/``; under TLS (``web.tls`` or
+  ``web.tls_cert``) it is also
   ``Secure`` and named ``__Host-pbxr_session`` (a browser then refuses it over plain HTTP and
   from any sub-domain).
 * The client address is the TCP peer; only when that peer is one of ``web.trusted_proxies`` is the
@@ -52,8 +53,13 @@ class Actor:
     client: str
 
 
+def over_tls(ctx: ServiceContext) -> bool:
+    """Served over TLS: by uvicorn (``web.tls_cert``) or by a proxy in front (``web.tls``)."""
+    return bool(ctx.web.tls or ctx.web.tls_cert is not None)
+
+
 def cookie_name(ctx: ServiceContext) -> str:
-    return "__Host-pbxr_session" if ctx.web.tls else "pbxr_session"
+    return "__Host-pbxr_session" if over_tls(ctx) else "pbxr_session"
 
 
 def ctx_of(request: Request) -> ServiceContext:
@@ -141,7 +147,7 @@ def _login(request: Request, ctx: ServiceContext, name: str, password: str) -> R
     response = JSONResponse({"user": user.name, "role": user.role, "teams": list(user.teams),
                              "csrf_token": csrf})
     response.set_cookie(cookie_name(ctx), token, max_age=ctx.web.absolute_timeout_s, path="/",
-                        secure=ctx.web.tls, httponly=True, samesite="strict")
+                        secure=over_tls(ctx), httponly=True, samesite="strict")
     return response
 
 
@@ -151,7 +157,8 @@ def logout(request: Request) -> Response:
     sessions.end_hash(ctx.catalog.connection(), actor.session.id_hash)
     audit(ctx, actor.user.name, actor.user.role, "logout", actor.user.name, {"client": actor.client})
     response = JSONResponse({"ok": True})
-    response.delete_cookie(cookie_name(ctx), path="/", secure=ctx.web.tls, httponly=True, samesite="strict")
+    response.delete_cookie(cookie_name(ctx), path="/", secure=over_tls(ctx), httponly=True,
+                           samesite="strict")
     return response
 
 

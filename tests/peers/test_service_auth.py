@@ -33,8 +33,11 @@ def test_the_session_cookie_is_httponly_samesite_strict_and_secure_under_tls(tmp
     cookie = _set_cookie(answer)
     assert cookie.startswith("__Host-pbxr_session=") and "Secure" in cookie and "Path=/" in cookie
     assert "max-age" in answer.headers["strict-transport-security"]
-    plain.ctx.catalog.close()
-    tls.ctx.catalog.close()
+    served = make_service(tmp_path / "served", tls_cert=tmp_path / "c.pem", tls_key=tmp_path / "k.pem")
+    cookie = _set_cookie(served.client().post("/api/login", json={"name": "alice", "password": PASSWORD}))
+    assert cookie.startswith("__Host-pbxr_session=") and "Secure" in cookie
+    for svc in (plain, tls, served):
+        svc.ctx.catalog.close()
 
 
 def test_the_catalog_keeps_only_hashes_of_session_and_csrf_tokens(service) -> None:  # type: ignore[no-untyped-def]

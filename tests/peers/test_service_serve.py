@@ -83,3 +83,10 @@ def test_the_shipped_unit_runs_serve_as_the_service_user_hardened() -> None:
     assert values["User"] == "pbx-recorder" and values["ExecStart"].endswith(" serve")
     assert values["NoNewPrivileges"] == "yes" and values["ProtectSystem"] == "strict"
     assert values["CapabilityBoundingSet"] == "" and values["UMask"] == "0077"
+
+
+def test_a_tls_certificate_needs_its_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = Path(_config(tmp_path, _free_port()))
+    cfg.write_text(cfg.read_text().replace("port:", f"tls_cert: {tmp_path}/c.pem, port:"))
+    with pytest.raises(ConfigError, match="tls_key"):
+        load_config(str(cfg))
