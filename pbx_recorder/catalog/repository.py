@@ -121,6 +121,19 @@ class Catalog:
                 self._all.append(conn)
         return conn  # type: ignore[no-any-return]
 
+    def release(self) -> None:
+        """Give this thread's PostgreSQL connection back to its pool (a SQLite connection is kept:
+        it holds nothing shared).  For a server whose worker threads outnumber the pool: each
+        request releases what it took."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or not engine.is_postgres(conn):
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all:

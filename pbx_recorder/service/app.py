@@ -13,7 +13,9 @@ keep it out of caches and frames.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -72,14 +74,29 @@ async def _catalog_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "catalog unavailable"}, status_code=503)
 
 
+def _releasing(ctx: ServiceContext, endpoint: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    """``endpoint`` (sync: Starlette runs it in a worker thread) giving back the thread's catalog
+    connection when it returns (a streamed body reads no catalog)."""
+
+    @functools.wraps(endpoint)
+    def run(request: Request) -> Response:
+        try:
+            return endpoint(request)
+        finally:
+            ctx.release()
+
+    return run
+
+
 def build_app(ctx: ServiceContext) -> Starlette:
+    sync = functools.partial(_releasing, ctx)
     routes = [
-        Route("/api/login", auth.login, methods=["POST"]),
-        Route("/api/logout", auth.logout, methods=["POST"]),
-        Route("/api/session", auth.whoami, methods=["GET"]),
-        Route("/api/calls", api_calls.search, methods=["GET"]),
-        Route("/api/calls/{call_id}", api_calls.show, methods=["GET"]),
-        Route("/api/recordings/{recording_id}/audio", api_audio.audio, methods=["GET"]),
+        Route("/api/login", auth.login, methods=["POST"]),  # async; releases in its worker thread
+        Route("/api/logout", sync(auth.logout), methods=["POST"]),
+        Route("/api/session", sync(auth.whoami), methods=["GET"]),
+        Route("/api/calls", sync(api_calls.search), methods=["GET"]),
+        Route("/api/calls/{call_id}", sync(api_calls.show), methods=["GET"]),
+        Route("/api/recordings/{recording_id}/audio", sync(api_audio.audio), methods=["GET"]),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})

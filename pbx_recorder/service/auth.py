@@ -136,6 +136,13 @@ async def login(request: Request) -> Response:
 
 
 def _login(request: Request, ctx: ServiceContext, name: str, password: str) -> Response:
+    try:
+        return _login_checked(request, ctx, name, password)
+    finally:
+        ctx.release()
+
+
+def _login_checked(request: Request, ctx: ServiceContext, name: str, password: str) -> Response:
     client = client_ip(request, ctx.web.trusted_proxies)
     conn = ctx.catalog.connection()
     sessions.end(conn, request.cookies.get(cookie_name(ctx)))  # whatever was presented: never reused

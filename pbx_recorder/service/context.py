@@ -27,6 +27,11 @@ class ServiceContext:
     clock: Callable[[], float] = time.time
     tz: tzinfo | None = None
 
+    def release(self) -> None:
+        """End of a request: on PostgreSQL this worker thread's connection goes back to the pool
+        (the server has more worker threads than the pool has connections)."""
+        self.catalog.release()
+
     def accounts(self) -> Accounts:
         return Accounts(self.catalog.connection(), hasher=self.hasher)
 

@@ -169,3 +169,17 @@ def test_full_number_searches_are_audited_and_throttled(service) -> None:  # typ
     # once the window has passed, the user may search again
     service.clock.now += 600
     assert client.get("/api/calls", params={"caller": "+8613812345678"}).status_code == 200
+
+
+def test_requests_give_their_catalog_connection_back(service) -> None:  # type: ignore[no-untyped-def]
+    """More requests than the PostgreSQL pool has connections (10), from worker threads: each
+    request gives its connection back (they used to be held per thread until the pool ran dry)."""
+    from pbx_recorder.catalog import engine
+
+    client, _ = service.login("alice")
+    for _ in range(30):
+        assert client.get("/api/calls/c-red-1").status_code == 200
+        assert client.get("/api/calls/c-blue-1").status_code == 404
+    for pool in engine._pools.values():  # PostgreSQL only: at most the client's and the fixture's
+        stats = pool.get_stats()
+        assert stats["pool_size"] - stats["pool_available"] <= 2
