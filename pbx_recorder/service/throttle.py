@@ -6,7 +6,8 @@ A search by a full number (more than 4 digits) from a role without ``calls.unmas
 user; the next one answers 429 with ``Retry-After`` and is audited as
 ``throttled:calls.search.number``.  The memory of the rule is the audit log itself (rows
 ``calls.search.number`` of that user in the window, counted through the ``(actor, action, at)``
-index), so it holds across restarts and across every node on one catalog.  A last-4 search shows
+index) in the same transaction as the new row, under the catalog's write lock, so it holds across
+restarts, across every node on one catalog and across parallel requests.  A last-4 search shows
 nothing the masked list does not, and is audited but never throttled.
 """
 

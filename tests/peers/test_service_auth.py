@@ -183,3 +183,25 @@ def test_requests_give_their_catalog_connection_back(service) -> None:  # type: 
     for pool in engine._pools.values():  # PostgreSQL only: at most the client's and the fixture's
         stats = pool.get_stats()
         assert stats["pool_size"] - stats["pool_available"] <= 2
+
+
+def test_parallel_number_searches_at_the_limit_all_count(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The count and the audit append are one step under the catalog's write lock: ten parallel
+    searches with five left in the window give exactly five answers and five 429s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    svc = make_service(tmp_path, number_searches=5)
+    login = svc.client().post("/api/login", json={"name": "alice", "password": PASSWORD})
+    token = login.cookies["pbxr_session"]
+
+    def one(i: int) -> int:
+        client = svc.client()
+        client.cookies.set("pbxr_session", token)
+        return int(client.get("/api/calls", params={"caller": f"+8613800000{i:03d}"}).status_code)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        codes = sorted(pool.map(one, range(10)))
+    assert codes == [200] * 5 + [429] * 5
+    actions = [r["action"] for r in svc.audit_rows("alice")]
+    assert actions.count("calls.search.number") == 5 and actions.count("throttled:calls.search.number") == 5
+    svc.ctx.catalog.close()
