@@ -127,3 +127,4 @@ def make_service(tmp_path: Path, **web: object) -> Service:
                          hasher=CHEAP, clock=clock)
     app = build_app(ctx)
     return Service(seeded, ctx, clock, lambda: TestClient(app, client=("192.0.2.7", 50000)))
+

@@ -15,16 +15,14 @@ from pbx_recorder.service.api_audio import download_name
 from pbx_recorder.service.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from storage import envelope
 from storage.keyring import KeyRing
-from tests.peers.service_support import NOW, make_service
+from tests.peers.service_support import NOW
 
 AUDIO = bytes(range(256)) * 40 + b"c-red-1"
 
 
 @pytest.fixture
-def service(tmp_path):  # type: ignore[no-untyped-def]
-    svc = make_service(tmp_path)
-    yield svc
-    svc.ctx.catalog.close()
+def service(seeded_service):  # type: ignore[no-untyped-def]
+    return seeded_service
 
 
 def test_no_range_is_the_whole_file_with_accept_ranges(service) -> None:  # type: ignore[no-untyped-def]

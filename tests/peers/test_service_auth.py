@@ -13,10 +13,8 @@ IDLE, ABSOLUTE = 900, 8 * 3600
 
 
 @pytest.fixture
-def service(tmp_path):  # type: ignore[no-untyped-def]
-    svc = make_service(tmp_path)
-    yield svc
-    svc.ctx.catalog.close()
+def service(seeded_service):  # type: ignore[no-untyped-def]
+    return seeded_service
 
 
 def _set_cookie(answer) -> str:  # type: ignore[no-untyped-def]

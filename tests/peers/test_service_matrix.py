@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.peers.service_support import CALLS, USERS, make_service
+from tests.peers.service_support import CALLS, USERS
 
 ALL = {c[0] for c in CALLS}
 SCOPE = {"root-admin": ALL, "comp": ALL, "counsel": ALL, "lead-red": {"c-red-1", "c-red-2"},
@@ -16,10 +16,8 @@ UNMASK = {"root-admin", "lead-red", "comp", "counsel"}
 
 
 @pytest.fixture
-def service(tmp_path):  # type: ignore[no-untyped-def]
-    svc = make_service(tmp_path)
-    yield svc
-    svc.ctx.catalog.close()
+def service(seeded_service):  # type: ignore[no-untyped-def]
+    return seeded_service
 
 
 def _expect(name: str, call_id: str, verb_ok: bool) -> int:
