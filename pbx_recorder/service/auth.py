@@ -150,7 +150,8 @@ def _login_checked(request: Request, ctx: ServiceContext, name: str, password: s
         user = ctx.accounts().authenticate(name, password, client=client, now=ctx.clock())
     except LoginRefused as exc:
         raise ApiError(401, str(exc)) from exc
-    token, csrf = sessions.create(conn, user.name, client, ctx.clock())
+    token, csrf = sessions.create(conn, user.name, client, ctx.clock(), idle=ctx.web.idle_timeout_s,
+                                  absolute=ctx.web.absolute_timeout_s)
     response = JSONResponse({"user": user.name, "role": user.role, "teams": list(user.teams),
                              "csrf_token": csrf})
     response.set_cookie(cookie_name(ctx), token, max_age=ctx.web.absolute_timeout_s, path="/",

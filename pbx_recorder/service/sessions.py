@@ -39,10 +39,15 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create(conn: sqlite3.Connection, user: str, client: str, now: float) -> tuple[str, str]:
-    """A new session of ``user``: (session token, CSRF token), both shown to the client once."""
+def create(conn: sqlite3.Connection, user: str, client: str, now: float, *, idle: float,
+           absolute: float) -> tuple[str, str]:
+    """A new session of ``user``: (session token, CSRF token), both shown to the client once.
+    Sessions of anyone that have expired are deleted on the way (the table does not grow with
+    sessions never presented again)."""
     token, csrf = secrets.token_urlsafe(TOKEN_BYTES), secrets.token_urlsafe(TOKEN_BYTES)
     with Tx(conn):
+        conn.execute("DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?",
+                     (now - idle, now - absolute))
         conn.execute("INSERT INTO sessions (id_hash, user_name, csrf_hash, created_at, last_seen, client) "
                      "VALUES (?, ?, ?, ?, ?, ?)", (digest(token), user, digest(csrf), now, now, client[:200]))
     return token, csrf

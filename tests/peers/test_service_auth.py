@@ -203,3 +203,16 @@ def test_parallel_number_searches_at_the_limit_all_count(tmp_path) -> None:  # t
     actions = [r["action"] for r in svc.audit_rows("alice")]
     assert actions.count("calls.search.number") == 5 and actions.count("throttled:calls.search.number") == 5
     svc.ctx.catalog.close()
+
+
+def test_expired_sessions_are_purged_at_the_next_login(service) -> None:  # type: ignore[no-untyped-def]
+    for name in ("alice", "qa1", "comp"):
+        service.login(name)  # never presented again
+    service.clock.now += IDLE
+    service.login("ops")
+    conn = open_catalog(service.seeded.db)
+    try:
+        left = [r[0] for r in conn.execute("SELECT user_name FROM sessions").fetchall()]
+    finally:
+        conn.close()
+    assert left == ["ops"]
