@@ -21,7 +21,7 @@ from pbx_recorder import audit_trail
 from pbx_recorder.access_policy import check, roles_for
 from pbx_recorder.errors import AccessDenied, IntegrityError
 from pbx_recorder.verify import expected_plaintext_sha256
-from storage import atomic
+from storage import atomic, envelope
 from storage.base import Tier
 from storage.envelope import decrypt_chunks
 from storage.hashing import digests_equal
@@ -79,3 +79,53 @@ def open_plaintext(conn: sqlite3.Connection, recording: Mapping[str, Any], tier:
             for block in checked(blocks):
                 dst.write(block)
     return h.hexdigest(), size
+
+
+def plaintext_size(recording: Mapping[str, Any], tier: Tier) -> int:
+    """How many bytes of audio the recording holds (decrypted, when it is encrypted)."""
+    key = str(recording["storage_key"])
+    info = tier.stat(key)
+    stored = int(info.size) if info is not None else int(recording.get("size") or 0)
+    if not recording.get("encrypted"):
+        return stored
+    with tier.open(key) as src:
+        return envelope.plaintext_size(envelope.read_header(src), stored)
+
+
+def plaintext_range(recording: Mapping[str, Any], tier: Tier, keyring: KeyRing | None,
+                    start: int, stop: int) -> Iterator[bytes]:
+    """Audio bytes ``[start, stop)`` of the recording, decrypted on the fly, for a reader whose
+    right to listen was already checked and audited (the operator service,
+    ``pbx_recorder.service.api_audio``).  Encrypted segments are authenticated one by one; a
+    plain object read whole is checked against the catalog's hash at its end."""
+    rid = str(recording["recording_id"])
+    if recording.get("encrypted") and keyring is None:
+        raise AccessDenied(f"recording {rid} is encrypted and no key ring is configured")
+    with tier.open(str(recording["storage_key"])) as src:
+        if recording.get("encrypted"):
+            assert keyring is not None
+            yield from envelope.decrypt_range(src, keyring, start, stop,
+                                              wrapped_key=recording.get("wrapped_key") or None,
+                                              key_id=recording.get("key_id") or None, expected_aad=rid)
+            return
+        whole = start == 0 and stop >= int(recording.get("size") or 0) > 0
+        h = hashlib.sha256()
+        pos = 0
+        if start:
+            try:
+                src.seek(start)
+                pos = start
+            except (OSError, AttributeError, ValueError):
+                pass  # not seekable: read past the head below
+        for block in atomic.read_chunks(src):
+            lo, hi = max(start - pos, 0), min(stop - pos, len(block))
+            if whole:
+                h.update(block)
+            if hi > lo:
+                yield block[lo:hi]
+            pos += len(block)
+            if pos >= stop:
+                break
+        expected = str(recording.get("sha256") or "")
+        if whole and pos >= stop and expected and not digests_equal(h.hexdigest(), expected):
+            raise IntegrityError(f"recording {rid}: audio hash differs from the catalog")

@@ -247,6 +247,14 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
             lambda n: WebConfig(
                 host=n.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
                 port=n.get_port("port", None, optional=True),
+                idle_timeout_s=n.get_int("idle_timeout_s", 900, lo=60, hi=86400),
+                absolute_timeout_s=n.get_int("absolute_timeout_s", 8 * 3600, lo=300, hi=7 * 86400),
+                tls=n.get_bool("tls", False),
+                tls_cert=n.get_path("tls_cert", None, optional=True),
+                tls_key=n.get_path("tls_key", None, optional=True),
+                number_searches=n.get_int("number_searches", 20, lo=1, hi=10000),
+                number_search_window_s=n.get_int("number_search_window_s", 600, lo=10, hi=86400),
+                trusted_proxies=n.get_str_list("trusted_proxies"),
             ),
         ),
         access=AccessConfig(users=MappingProxyType(users), download_dir=download_dir),
@@ -262,6 +270,9 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
     level_node.finish()
     if config.encryption.enabled and config.encryption.master_key_file is None:
         ctx.error(("encryption", "master_key_file"), "is required when encryption.enabled is true")
+    if (config.web.tls_cert is None) != (config.web.tls_key is None):
+        ctx.error(("web", "tls_cert" if config.web.tls_cert is None else "tls_key"),
+                  "is required when the other of web.tls_cert / web.tls_key is set")
     check_key_layout(ctx, config)
     check_drop_folder(ctx, config)
     root.finish()

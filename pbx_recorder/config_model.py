@@ -321,6 +321,15 @@ class PrivacyConfig:
 class WebConfig:
     host: str = "127.0.0.1"
     port: int | None = None  # None = disabled
+    # the operator service (pbx-recorder serve, pbx_recorder.service)
+    idle_timeout_s: int = 900  # a session unused this long ends
+    absolute_timeout_s: int = 8 * 3600  # and every session ends this long after login
+    tls: bool = False  # served over TLS (here or by a proxy in front): cookies get Secure
+    tls_cert: Path | None = None  # serve TLS directly (both set): PEM certificate chain and key
+    tls_key: Path | None = None
+    number_searches: int = 20  # number-valued searches a user without unmask may run per window
+    number_search_window_s: int = 600
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ carries the exit code the CLI returns for it.
     │   ├── CallIdCollision                     a call id already holds another call's row
     │   └── NotFound                            no such call / recording
     ├── AccessDenied                   exit 7   the role may not do this
+    │   └── LoginRefused                        wrong name or password, disabled or locked account
     ├── CryptoError                    exit 8   decryption / key problems
     ├── VerifyIncomplete               exit 9   verify found no mismatch but could not reach a tier
     └── ShutdownRequested              exit 0   cooperative stop (not an error for the CLI)
@@ -129,6 +130,15 @@ class CallIdCollision(CatalogError):
 
 class AccessDenied(RecorderError):
     exit_code = 7
+
+
+class LoginRefused(AccessDenied):
+    """A login that did not succeed; ``reason`` (unknown | password | disabled | locked) goes to the
+    audit log only: the client is told the same thing whatever it is."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class CryptoError(RecorderError):

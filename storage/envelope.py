@@ -301,6 +301,58 @@ def decrypt_chunks(src: BinaryIO, keyring: KeyRing, *, wrapped_key: str | bytes 
         current, index = nxt, index + 1
 
 
+def plaintext_size(header: Header, ciphertext_size: int) -> int:
+    """How many plaintext bytes a file of ``ciphertext_size`` bytes with ``header`` holds (its
+    segments are fixed-size, each with a tag; the last one may be short or empty)."""
+    body = ciphertext_size - len(header.raw)
+    seg_len = header.chunk_size + TAG_LEN
+    segments = max(1, -(-body // seg_len))
+    size = body - segments * TAG_LEN
+    if body < TAG_LEN or size < 0:
+        raise CryptoError("encrypted file is shorter than its segments")
+    return size
+
+
+def decrypt_range(src: BinaryIO, keyring: KeyRing, start: int, stop: int, *,
+                  wrapped_key: str | bytes | None = None, key_id: str | None = None,
+                  expected_aad: bytes | str | None = None) -> Iterator[bytes]:
+    """Plaintext bytes ``[start, stop)``: the reader seeks to the segment that holds ``start`` (or
+    reads past the ones before it when ``src`` cannot seek) and decrypts from there, so a seek
+    into a long recording costs one segment, not the file.  Every segment released is
+    authenticated exactly as :func:`decrypt_chunks` does (index and final flag bound in)."""
+    header = read_header(src)
+    if expected_aad is not None and header.aad != _as_bytes(expected_aad):
+        raise CryptoError("encrypted file belongs to another recording (associated data differs)")
+    wrapped = _unb64(wrapped_key) if wrapped_key is not None else header.wrapped_key
+    if not wrapped:
+        raise CryptoError("the data key of this file is not in it: it is held only by the catalog")
+    gcm = AESGCM(unwrap_key(wrapped, keyring, key_id or header.key_id))
+    hdig, seg_len = header.digest, header.chunk_size + TAG_LEN
+    index = max(0, start) // header.chunk_size
+    if index:
+        try:
+            src.seek(len(header.raw) + index * seg_len)
+        except (OSError, AttributeError, ValueError):
+            for _ in range(index):
+                _read_upto(src, seg_len)
+    pos = index * header.chunk_size
+    current = _read_upto(src, seg_len)
+    while pos < stop:
+        nxt = _read_upto(src, seg_len) if len(current) == seg_len else b""
+        final = not nxt
+        try:
+            plain = gcm.decrypt(_nonce(header.base_nonce, index), current, _segment_ad(hdig, index, final))
+        except (InvalidTag, ValueError) as exc:
+            raise CryptoError(f"encrypted segment {index} failed authentication "
+                              "(tampered, truncated, reordered or wrong key)") from exc
+        lo, hi = max(start - pos, 0), min(stop - pos, len(plain))
+        if hi > lo:
+            yield plain[lo:hi]
+        if final:
+            return
+        pos, current, index = pos + len(plain), nxt, index + 1
+
+
 def decrypt_stream(src: str | Path | BinaryIO, dst: str | Path | BinaryIO, keyring: KeyRing, *,
                    wrapped_key: str | bytes | None = None, key_id: str | None = None,
                    expected_aad: bytes | str | None = None) -> tuple[str, int]:

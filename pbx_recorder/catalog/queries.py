@@ -20,6 +20,7 @@ from typing import Any
 
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import search_indexes
+from pbx_recorder.catalog.scopes import Scope, scope_clause
 
 PRESETS = ("today", "yesterday", "7d", "30d")
 STATUSES = ("answered", "no_answer", "busy", "failed")
@@ -148,12 +149,14 @@ def _keyset(src: str, cursor: Cursor, params: list[Any]) -> str:
 
 def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
             cursor: Cursor | None, rows: bool = True,
-            blind: BlindIndex | None = None) -> tuple[str, str, list[str]]:
+            blind: BlindIndex | None = None, scope: Scope | None = None) -> tuple[str, str, list[str]]:
     """(FROM clause, table whose index gives the order, WHERE terms), ``params`` in step.
 
     A tag on its own is read from ``call_tags`` in its (tag, started_at) order; a tag beside
-    another filter is checked per row of that filter's index (one key lookup each)."""
+    another filter is checked per row of that filter's index (one key lookup each).  ``scope``
+    (the operator's row scope) adds its clause to every read, counts included."""
     where: list[str] = []
+    rows = rows or (scope is not None and scope.kind != "all")  # a scoped count reads the call row
     tag_first = bool(f.tag) and not any((f.status, f.caller, f.callee, f.call_id, f.agent, f.queue,
                                          f.consent))
     src = "t" if tag_first else "calls"
@@ -191,6 +194,9 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     if f.tag and not tag_first:
         where.append("EXISTS (SELECT 1 FROM call_tags t WHERE t.call_id = calls.call_id AND t.tag = ?)")
         params.append(f.tag)
+    limited = scope_clause(scope, params)
+    if limited:
+        where.append(limited)
     if cursor is not None:
         where.append(_keyset(src, cursor, params))
     return sql_from, src, where
@@ -198,13 +204,13 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
 
 def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
                  cursor: Cursor | None = None, probe: bool = False,
-                 blind: BlindIndex | None = None) -> tuple[str, list[Any]]:
+                 blind: BlindIndex | None = None, scope: Scope | None = None) -> tuple[str, list[Any]]:
     """One page: rows after ``cursor`` (default: ``f.after``), ``f.limit`` of them (one more
     with ``probe``, to learn whether another page follows)."""
     params: list[Any] = []
     if cursor is None and f.after:
         cursor = decode_cursor(f.after)
-    sql_from, src, where = _source(f, now, tz, params, cursor, blind=blind)
+    sql_from, src, where = _source(f, now, tz, params, cursor, blind=blind, scope=scope)
     if cursor is None and time_range(f, now, tz) == (None, None):
         # the first page of an unbounded search reads the timed rows only; the untimed ones are
         # read after them (Catalog._page_rows). PostgreSQL sorts NULL first in DESC order and
@@ -219,10 +225,19 @@ def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
 
 
 def build_count(f: CallFilters, now: float, tz: tzinfo | None = None,
-                cap: int = COUNT_CAP, *, blind: BlindIndex | None = None) -> tuple[str, list[Any]]:
+                cap: int = COUNT_CAP, *, blind: BlindIndex | None = None,
+                scope: Scope | None = None) -> tuple[str, list[Any]]:
     """COUNT of the calls matching ``f`` (all pages), reading at most ``cap + 1`` of them."""
     params: list[Any] = []
-    sql_from, _, where = _source(f, now, tz, params, None, rows=False, blind=blind)
+    sql_from, _, where = _source(f, now, tz, params, None, rows=False, blind=blind, scope=scope)
     inner = f"SELECT 1 FROM {sql_from}" + (" WHERE " + " AND ".join(where) if where else "")
     params.append(int(cap) + 1)
     return f"SELECT COUNT(*) FROM ({inner} LIMIT ?) AS capped", params
+
+
+def build_get(call_id: str, scope: Scope | None = None) -> tuple[str, list[Any]]:
+    """One call by id, only when it lies in ``scope`` (out of scope reads as absent)."""
+    params: list[Any] = [call_id]
+    sql = "SELECT calls.* FROM calls WHERE calls.call_id = ?"
+    limited = scope_clause(scope, params)
+    return (sql + f" AND {limited}" if limited else sql), params

@@ -28,12 +28,14 @@ from pbx_recorder.catalog.queries import (
     Count,
     Cursor,
     build_count,
+    build_get,
     build_search,
     decode_cursor,
     encode_cursor,
     time_range,
 )
 from pbx_recorder.catalog.schema import ensure_schema
+from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
 
@@ -118,6 +120,19 @@ class Catalog:
             with self._lock:
                 self._all.append(conn)
         return conn  # type: ignore[no-any-return]
+
+    def release(self) -> None:
+        """Give this thread's PostgreSQL connection back to its pool (a SQLite connection is kept:
+        it holds nothing shared).  For a server whose worker threads outnumber the pool: each
+        request releases what it took."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or not engine.is_postgres(conn):
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
 
     def close(self) -> None:
         with self._lock:
@@ -205,8 +220,14 @@ class Catalog:
     def _open_call(self, row: dict[str, Any]) -> dict[str, Any]:
         return self.numbers.open_call(row) if self.numbers is not None else row
 
-    def get_call(self, call_id: str) -> dict[str, Any] | None:
-        row = self._exec("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (audit appends, the accounts of ``pbx_recorder.service``)."""
+        return self._conn()
+
+    def get_call(self, call_id: str, *, scope: Scope | None = None) -> dict[str, Any] | None:
+        """The call, or None when absent or outside ``scope`` (the same answer)."""
+        sql, params = build_get(call_id, scope)
+        row = self._exec(sql, params).fetchone()
         return self._open_call(_decode(row)) if row else None
 
     def search(self, filters: CallFilters, *, now: float | None = None,
@@ -215,7 +236,7 @@ class Catalog:
         return self.search_page(filters, now=now, tz=tz, count=False).rows
 
     def search_page(self, filters: CallFilters, *, now: float | None = None, tz: tzinfo | None = None,
-                    count: bool = True, count_cap: int = COUNT_CAP) -> SearchPage:
+                    count: bool = True, count_cap: int = COUNT_CAP, scope: Scope | None = None) -> SearchPage:
         """A page of calls, the cursor of the next one, and (``count``) how many match in all.
 
         Each page is one index range read (keyset, no OFFSET); rows without a start time come
@@ -227,20 +248,20 @@ class Catalog:
         blind = self.numbers.index if self.numbers is not None else None
         try:
             cursor = decode_cursor(filters.after) if filters.after else None
-            rows = self._page_rows(filters, at, tz, cursor, limit, blind)
+            rows = self._page_rows(filters, at, tz, cursor, limit, blind, scope)
             legacy = (blind is not None and bool(filters.caller or filters.callee)
                       and not self._all_protected())
             if legacy:
                 seen = {r["call_id"] for r in rows}
-                rows += [r for r in self._page_rows(filters, at, tz, cursor, limit, None)
+                rows += [r for r in self._page_rows(filters, at, tz, cursor, limit, None, scope)
                          if r["call_id"] not in seen]
                 rows.sort(key=lambda r: (r["started_at"] is None, -(r["started_at"] or 0), str(r["call_id"])))
             total = None
             if count:
-                sql, params = build_count(filters, at, tz, count_cap, blind=blind)
+                sql, params = build_count(filters, at, tz, count_cap, blind=blind, scope=scope)
                 n = int(self._exec(sql, params).fetchone()[0])
                 if legacy:
-                    sql, params = build_count(filters, at, tz, count_cap)
+                    sql, params = build_count(filters, at, tz, count_cap, scope=scope)
                     n += int(self._exec(sql, params).fetchone()[0])
                 total = Count(min(n, count_cap), exact=n <= count_cap)
         except ValueError as exc:
@@ -253,15 +274,16 @@ class Catalog:
         return SearchPage(page, next_cursor, total)
 
     def _page_rows(self, filters: CallFilters, at: float, tz: tzinfo | None, cursor: Cursor | None,
-                   limit: int, blind: Any) -> list[sqlite3.Row]:
+                   limit: int, blind: Any, scope: Scope | None = None) -> list[sqlite3.Row]:
         """Up to ``limit + 1`` raw rows after ``cursor`` (the extra one says a page follows)."""
-        sql, params = build_search(filters, at, tz, cursor=cursor, probe=True, blind=blind)
+        sql, params = build_search(filters, at, tz, cursor=cursor, probe=True, blind=blind, scope=scope)
         rows = self._exec(sql, params).fetchall()
         unbounded = time_range(filters, at, tz) == (None, None)
         if len(rows) <= limit and unbounded and (cursor is None or cursor.started_at is not None):
             # the keyset range (and the first page: build_search) stops at the last timed row:
             # the untimed ones follow
-            sql, params = build_search(filters, at, tz, cursor=Cursor(None, ""), probe=True, blind=blind)
+            sql, params = build_search(filters, at, tz, cursor=Cursor(None, ""), probe=True, blind=blind,
+                                       scope=scope)
             rows += self._exec(sql, params).fetchall()[: limit + 1 - len(rows)]
         return list(rows)
 

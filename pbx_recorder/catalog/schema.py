@@ -280,6 +280,51 @@ MIGRATIONS: list[str] = [
         ('calls', 'calls_callee_bi4', '10000000 1000 1 1');
     ANALYZE sqlite_schema;
     """,
+    # 7 (accounts, pbx_recorder.service): the operator service's local accounts (argon2 hashes),
+    # teams (a lead's team names PBX agents), sessions (only SHA-256 of the token and of its CSRF
+    # token are kept), QA review assignments; the audit log indexed by (actor, action, at), which
+    # the service's per-user number-search throttle counts.  ``user`` is a reserved word on
+    # PostgreSQL: the columns are ``user_name``.
+    """
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL,             -- pbx_recorder.service.roles.ROLES
+        password_hash TEXT NOT NULL DEFAULT '',  -- argon2id (PHC string); '' = cannot log in
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until  REAL,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL
+    );
+    CREATE TABLE user_teams (
+        user_name TEXT NOT NULL,
+        team      TEXT NOT NULL,
+        PRIMARY KEY (user_name, team)
+    );
+    CREATE TABLE team_agents (
+        team  TEXT NOT NULL,
+        agent TEXT NOT NULL,                     -- calls.agent as the PBX names it
+        PRIMARY KEY (team, agent)
+    );
+    CREATE TABLE sessions (
+        id_hash    TEXT PRIMARY KEY,             -- SHA-256 of the session token (never the token)
+        user_name  TEXT NOT NULL,
+        csrf_hash  TEXT NOT NULL,                -- SHA-256 of the session's CSRF token
+        created_at REAL NOT NULL,
+        last_seen  REAL NOT NULL,
+        client     TEXT NOT NULL DEFAULT ''      -- client address at login
+    );
+    CREATE INDEX sessions_user ON sessions(user_name);
+    CREATE TABLE qa_assignments (
+        call_id     TEXT NOT NULL,
+        reviewer    TEXT NOT NULL,
+        assigned_by TEXT NOT NULL DEFAULT '',
+        assigned_at REAL NOT NULL,
+        PRIMARY KEY (call_id, reviewer)
+    );
+    CREATE INDEX qa_assignments_reviewer ON qa_assignments(reviewer, call_id);
+    CREATE INDEX audit_actor_action ON audit_log(actor, action, at);
+    """,
 ]
 
 

@@ -155,6 +155,47 @@ catalog_settings = Table(
     Column("name", Text, primary_key=True), Column("value", Text, nullable=False),
 )
 
+# 7: the operator service's accounts (pbx_recorder.service)
+users = Table(
+    "users", metadata,
+    Column("name", Text, primary_key=True), Column("role", Text, nullable=False),
+    _text("password_hash"),
+    Column("disabled", BigInteger, nullable=False, server_default=text("0")),
+    Column("failed_logins", BigInteger, nullable=False, server_default=text("0")),
+    Column("locked_until", REAL),
+    Column("created_at", REAL, nullable=False), Column("updated_at", REAL, nullable=False),
+)
+
+user_teams = Table(
+    "user_teams", metadata,
+    Column("user_name", Text, nullable=False), Column("team", Text, nullable=False),
+    PrimaryKeyConstraint("user_name", "team"),
+)
+
+team_agents = Table(
+    "team_agents", metadata,
+    Column("team", Text, nullable=False), Column("agent", Text, nullable=False),
+    PrimaryKeyConstraint("team", "agent"),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id_hash", Text, primary_key=True), Column("user_name", Text, nullable=False),
+    Column("csrf_hash", Text, nullable=False),
+    Column("created_at", REAL, nullable=False), Column("last_seen", REAL, nullable=False),
+    _text("client"),
+)
+
+qa_assignments = Table(
+    "qa_assignments", metadata,
+    Column("call_id", Text, nullable=False), Column("reviewer", Text, nullable=False),
+    _text("assigned_by"), Column("assigned_at", REAL, nullable=False),
+    PrimaryKeyConstraint("call_id", "reviewer"),
+)
+
+#: what revision 0007 adds (tables, then indexes), created there when missing
+ACCOUNT_TABLES = (users, user_teams, team_agents, sessions, qa_assignments)
+
 Index("recordings_call", recordings.c.call_id)
 Index("recordings_state", recordings.c.state, recordings.c.tier)
 Index("hold_recordings_rec", hold_recordings.c.recording_id)
@@ -166,6 +207,11 @@ for _col in ("status", "consent", "agent", "queue", "caller_bi", "caller_bi4", "
           _c, calls.c.started_at.desc(), calls.c.call_id)
 Index("call_tags_tag", call_tags.c.tag, call_tags.c.started_at.desc(), call_tags.c.call_id)
 Index("call_numbers_call", call_numbers.c.call_id)
+ACCOUNT_INDEXES = (
+    Index("sessions_user", sessions.c.user_name),
+    Index("qa_assignments_reviewer", qa_assignments.c.reviewer, qa_assignments.c.call_id),
+    Index("audit_actor_action", audit_log.c.actor, audit_log.c.action, audit_log.c.at),
+)
 
 #: PostgreSQL's form of the SQLite triggers that keep ``call_tags`` in step with ``calls.tags``
 #: (migration 5): every writer, raw SQL included, keeps the tag index right.

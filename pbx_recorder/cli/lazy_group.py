@@ -79,6 +79,10 @@ COMMANDS: dict[str, LazyCommand] = {
         ("cmd_run",),
         "Run the daemon in the foreground until SIGTERM/SIGINT (exit 0 after a graceful stop).",
     ),
+    "serve": LazyCommand(
+        ("cmd_serve",), "Run the operator service (HTTP API) until SIGTERM; see README \"Operator service\".",
+    ),
+    "users": LazyCommand(("cmd_users",), "Accounts of the operator service (root or the service user only)."),
     "verify": LazyCommand(
         ("cmd_verify",),
         "Check stored objects against the catalog, the ledger and the signed chain heads.",

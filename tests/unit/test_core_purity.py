@@ -8,7 +8,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "pbx_recorder"
 CORE = ["naming", "rules", "consent_policy", "calls", "call_model", "retention", "events", "commands",
-        "constants", "call_faults"]
+        "constants", "call_faults", "catalog.scopes", "service.roles", "service.ranges"]
 FORBIDDEN = {"asyncio", "gevent", "socket", "boto3", "botocore", "redis", "panoramisk", "greenswitch",
              "threading", "subprocess", "prometheus_client"}
 

@@ -1,0 +1,166 @@
+"""``pbx-recorder users add|disable|reset-password|list|team-agents|assign-review``: the operator
+service's local accounts (``pbx_recorder.service.accounts``).
+
+Only root or the service user (``pbx-recorder``) may run these: they write the catalog, which no
+one else can open.  Passwords are read from a prompt (typed twice) or, with ``--password-stdin``,
+from the first line of stdin; never from the command line, where ``ps`` and shell history would
+keep them.  Every change is audited with the OS user as actor and role ``host-admin``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import sys
+import time
+from typing import Any
+
+import click
+
+from pbx_recorder.errors import AccessDenied
+from pbx_recorder.service.roles import ROLES
+
+SERVICE_USER = "pbx-recorder"
+ACTOR_ROLE = "host-admin"
+
+
+def os_user() -> tuple[int, str]:
+    uid = os.geteuid()
+    try:
+        return uid, pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return uid, f"uid:{uid}"
+
+
+def _require_privileged() -> str:
+    uid, name = os_user()
+    if uid != 0 and name != SERVICE_USER:
+        raise AccessDenied(f"user {name!r}: accounts are managed by root or {SERVICE_USER!r} only")
+    return name
+
+
+def _accounts(ctx: click.Context) -> Any:
+    from pbx_recorder.config import load_config
+    from pbx_recorder.lifecycle.journal import open_catalog
+    from pbx_recorder.service.accounts import Accounts
+
+    config = load_config(ctx.obj["config_path"])
+    return Accounts(open_catalog(config.catalog.target))
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@click.group(name="users")
+def users_group() -> None:
+    """Accounts of the operator service (root or the service user only)."""
+
+
+@users_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--team", "teams", multiple=True, help="A team the user leads (supervisor); repeatable.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_context
+def add_cmd(ctx: click.Context, name: str, role: str, teams: tuple[str, ...], password_stdin: bool) -> None:
+    """Create an account (the password is asked for, never given as an argument)."""
+    actor = _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        accounts.add(name, role, _password(password_stdin), teams=teams, actor=actor, actor_role=ACTOR_ROLE,
+                     now=time.time())
+    finally:
+        accounts.conn.close()
+    click.echo(f"user {name} added (role {role})")
+
+
+@users_group.command("disable")
+@click.argument("name")
+@click.pass_context
+def disable_cmd(ctx: click.Context, name: str) -> None:
+    """Disable an account and end its sessions."""
+    actor = _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        accounts.disable(name, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
+    finally:
+        accounts.conn.close()
+    click.echo(f"user {name} disabled")
+
+
+@users_group.command("reset-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.pass_context
+def reset_cmd(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Set a new password; clears the lock and ends the user's sessions."""
+    actor = _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        accounts.reset_password(name, _password(password_stdin), actor=actor, actor_role=ACTOR_ROLE,
+                                now=time.time())
+    finally:
+        accounts.conn.close()
+    click.echo(f"password of {name} reset")
+
+
+@users_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def list_cmd(ctx: click.Context, as_json: bool) -> None:
+    """The accounts, their roles, teams and state (never a hash)."""
+    _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        users = accounts.list()
+    finally:
+        accounts.conn.close()
+    now = time.time()
+    rows = [{"name": u.name, "role": u.role, "teams": list(u.teams), "disabled": u.disabled,
+             "locked": bool(u.locked_until and u.locked_until > now), "failed_logins": u.failed_logins}
+            for u in users]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = "disabled" if r["disabled"] else "locked" if r["locked"] else "active"
+        click.echo(f"{r['name']:<24} {r['role']:<11} {state:<9} {','.join(r['teams'])}")
+
+
+@users_group.command("team-agents")
+@click.argument("team")
+@click.argument("agents", nargs=-1)
+@click.pass_context
+def team_agents_cmd(ctx: click.Context, team: str, agents: tuple[str, ...]) -> None:
+    """Set the PBX agent names TEAM covers (a supervisor of TEAM sees their calls)."""
+    actor = _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        accounts.set_team_agents(team, agents, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
+    finally:
+        accounts.conn.close()
+    click.echo(f"team {team}: {len(set(agents))} agent(s)")
+
+
+@users_group.command("assign-review")
+@click.argument("call_id")
+@click.argument("reviewer")
+@click.pass_context
+def assign_cmd(ctx: click.Context, call_id: str, reviewer: str) -> None:
+    """Assign CALL_ID to the QA reviewer REVIEWER (who then sees that call)."""
+    actor = _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        accounts.assign_review(call_id, reviewer, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
+    finally:
+        accounts.conn.close()
+    click.echo(f"call {call_id} assigned to {reviewer}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(users_group)

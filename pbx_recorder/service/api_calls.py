@@ -1,0 +1,147 @@
+"""``GET /api/calls`` (search) and ``GET /api/calls/{call_id}`` (one call), scoped and masked.
+
+Filters are those of ``calls search`` (from, to, preset, status, caller, callee, call_id, agent,
+queue, tag, consent, limit, after), read from the query string.  Rows come only from the actor's
+row scope (the query layer adds it).  Numbers are masked unless ``unmask=1`` is asked for by a role
+holding ``calls.unmask`` (audited); asking without that verb is a 403.  Number-valued searches are
+audited; a role without unmask is throttled (:mod:`pbx_recorder.service.throttle`).  A call outside
+the scope answers 404 exactly like an absent one; the audit row tells the two apart.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pbx_recorder.catalog.queries import PRESETS, STATUSES, CallFilters
+from pbx_recorder.errors import CatalogError
+from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.masking import mask_field, present_call
+from pbx_recorder.service import throttle
+from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.roles import may
+
+MAX_PAGE = 500
+LIST_FIELDS = ("call_id", "started_at", "answered_at", "ended_at", "duration", "billsec", "direction",
+               "caller_num", "callee_num", "caller_name", "agent", "queue", "status", "tags",
+               "consent_decision", "record_decision", "retention_class")
+DETAIL_FIELDS = LIST_FIELDS + ("did", "region", "disposition", "rule", "consent", "cdr", "flags")
+RECORDING_FIELDS = ("recording_id", "kind", "mode", "state", "format", "duration_s", "size", "sha256",
+                    "tier", "encrypted", "retention_class", "retain_until", "legal_hold", "restore_state")
+_TEXT_FILTERS = ("status", "caller", "callee", "call_id", "agent", "queue", "tag", "consent", "after",
+                 "preset")
+
+
+def _time(text: str | None, ctx: ServiceContext, name: str) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ApiError(400, f"{name}: use YYYY-MM-DD[THH:MM[:SS]] or epoch seconds") from exc
+        return (when if when.tzinfo else when.replace(tzinfo=ctx.tz)).timestamp()
+    if not math.isfinite(value):
+        raise ApiError(400, f"{name}: not a time")
+    return value
+
+
+def filters_of(request: Request, ctx: ServiceContext) -> CallFilters:
+    q = request.query_params
+    texts: dict[str, Any] = {}
+    for name in _TEXT_FILTERS:
+        value = q.get(name)
+        if value is not None and len(value) > 256:
+            raise ApiError(400, f"{name}: too long")
+        texts[name] = value or None
+    if texts["preset"] and texts["preset"] not in PRESETS:
+        raise ApiError(400, f"preset: one of {', '.join(PRESETS)}")
+    if texts["status"] and texts["status"] not in STATUSES:
+        raise ApiError(400, f"status: one of {', '.join(STATUSES)}")
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError as exc:
+        raise ApiError(400, "limit: a number") from exc
+    return CallFilters(start=_time(q.get("from"), ctx, "from"), end=_time(q.get("to"), ctx, "to"),
+                       limit=max(1, min(limit, MAX_PAGE)), **texts)
+
+
+def _unmask(request: Request, ctx: ServiceContext, actor: Actor, target: str) -> bool:
+    if request.query_params.get("unmask") not in ("1", "true"):
+        return False
+    require(ctx, actor, "calls.unmask", target)
+    return True
+
+
+def _shown(row: dict[str, Any], unmask: bool, fields: tuple[str, ...]) -> dict[str, Any]:
+    out = present_call({k: row.get(k) for k in fields}, unmask)
+    return {k: out.get(k) for k in fields}
+
+
+def _number_search(ctx: ServiceContext, actor: Actor, f: CallFilters, unmasked_role: bool) -> None:
+    """Audit a number-valued search; throttle full-number searches of roles without unmask."""
+    kind = throttle.number_kind(f)
+    if kind is None:
+        return
+    detail = {"client": actor.client, "caller": mask_field(f.caller or ""),
+              "callee": mask_field(f.callee or "")}
+    now = ctx.clock()
+    conn = ctx.catalog.connection()
+    window, retry = ctx.web.number_search_window_s, 0
+    action = throttle.FULL_ACTION if kind == "full" else throttle.LAST4_ACTION
+    with Tx(conn):  # the catalog's write lock: the count and the append are one step for every node
+        if kind == "full" and not unmasked_role and \
+                throttle.recent_full_searches(conn, actor.user.name, now, window) >= ctx.web.number_searches:
+            oldest = throttle.oldest_in_window(conn, actor.user.name, now, window)
+            retry = max(1, math.ceil((oldest or now) + window - now))
+            action = "throttled:" + throttle.FULL_ACTION
+        audit(ctx, actor.user.name, actor.user.role, action, "", detail)
+    if retry:
+        raise ApiError(429, "too many searches by number: try again later",
+                       headers={"Retry-After": str(retry)})
+
+
+def search(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    require(ctx, actor, "calls.view", "/api/calls")
+    f = filters_of(request, ctx)
+    unmask = _unmask(request, ctx, actor, "/api/calls")
+    _number_search(ctx, actor, f, may(actor.user.role, "calls.unmask"))
+    try:
+        page = ctx.catalog.search_page(f, tz=ctx.tz, scope=actor.scope)
+    except CatalogError as exc:
+        raise ApiError(400, str(exc)) from exc
+    if unmask:
+        audit(ctx, actor.user.name, actor.user.role, "calls.search.unmask", "",
+              {"client": actor.client, "results": len(page.rows)})
+    count = {"value": page.count.value, "exact": page.count.exact} if page.count else None
+    return JSONResponse({"calls": [_shown(r, unmask, LIST_FIELDS) for r in page.rows],
+                         "next": page.next_cursor, "count": count})
+
+
+def show(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    call_id = request.path_params["call_id"]
+    require(ctx, actor, "calls.view", call_id)
+    unmask = _unmask(request, ctx, actor, call_id)
+    row = ctx.catalog.get_call(call_id, scope=actor.scope)
+    if row is None:
+        reason = "absent" if ctx.catalog.get_call(call_id) is None else "out_of_scope"
+        audit(ctx, actor.user.name, actor.user.role, "denied:calls.view" if reason == "out_of_scope"
+              else "calls.view.absent", call_id, {"client": actor.client, "reason": reason})
+        raise ApiError(404, "no such call")
+    audit(ctx, actor.user.name, actor.user.role, "calls.view.unmask" if unmask else "calls.view", call_id,
+          {"client": actor.client})
+    out = _shown(row, unmask, DETAIL_FIELDS)
+    out["recordings"] = [{k: r.get(k) for k in RECORDING_FIELDS}
+                         for r in ctx.catalog.recordings_for_call(call_id)]
+    return JSONResponse(out)

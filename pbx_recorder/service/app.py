@@ -1,0 +1,104 @@
+"""The operator service's ASGI application (Starlette), run by ``pbx-recorder serve`` (uvicorn).
+
+    POST /api/login                          JSON {name, password} -> session cookie + CSRF token
+    POST /api/logout                         (CSRF)
+    GET  /api/session                        who is logged in
+    GET  /api/calls                          search (scoped, masked, number searches throttled)
+    GET  /api/calls/{call_id}                one call (404 out of scope or absent)
+    GET  /api/recordings/{recording_id}/audio  audio with Range (play; ?download=1)
+
+Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
+keep it out of caches and frames.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pbx_recorder.errors import CatalogError
+from pbx_recorder.service import api_audio, api_calls, auth
+from pbx_recorder.service.auth import ApiError
+from pbx_recorder.service.context import ServiceContext
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+)
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` (and HSTS under TLS) to every response that lacks them."""
+
+    def __init__(self, app: ASGIApp, tls: bool = False) -> None:
+        self.app, self.tls = app, tls
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                extra = SECURITY_HEADERS + ((b"strict-transport-security", b"max-age=31536000"),) \
+                    if self.tls else SECURITY_HEADERS
+                headers += [(k, v) for k, v in extra if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+
+async def _catalog_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"error": "catalog unavailable"}, status_code=503)
+
+
+def _releasing(ctx: ServiceContext, endpoint: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    """``endpoint`` (sync: Starlette runs it in a worker thread) giving back the thread's catalog
+    connection when it returns (a streamed body reads no catalog)."""
+
+    @functools.wraps(endpoint)
+    def run(request: Request) -> Response:
+        try:
+            return endpoint(request)
+        finally:
+            ctx.release()
+
+    return run
+
+
+def build_app(ctx: ServiceContext) -> Starlette:
+    sync = functools.partial(_releasing, ctx)
+    routes = [
+        Route("/api/login", auth.login, methods=["POST"]),  # async; releases in its worker thread
+        Route("/api/logout", sync(auth.logout), methods=["POST"]),
+        Route("/api/session", sync(auth.whoami), methods=["GET"]),
+        Route("/api/calls", sync(api_calls.search), methods=["GET"]),
+        Route("/api/calls/{call_id}", sync(api_calls.show), methods=["GET"]),
+        Route("/api/recordings/{recording_id}/audio", sync(api_audio.audio), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
+                    exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})
+    app.state.ctx = ctx
+    return app

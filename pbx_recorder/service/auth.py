@@ -1,0 +1,175 @@
+"""Who is asking: the session cookie, the CSRF header, the client address; login and logout.
+
+* ``POST /api/login`` takes JSON ``{"name", "password"}`` (a JSON body only: a cross-site HTML form
+  cannot send one without a CORS preflight, which this service never grants).  Any session the
+  client presents is ended first and a new one is issued (no session fixation).  The answer
+  carries the CSRF token, once.
+* Every other request needs the session cookie; every request that is not GET/HEAD also needs
+  ``X-CSRF-Token`` matching the session's token (checked here for every route, so no
+  state-changing route can forget it).  A refusal is audited.
+* The cookie is ``HttpOnly``, ``SameSite=Strict``, ``Path=/``; under TLS (``web.tls`` or
+  ``web.tls_cert``) it is also
+  ``Secure`` and named ``__Host-pbxr_session`` (a browser then refuses it over plain HTTP and
+  from any sub-domain).
+* The client address is the TCP peer; only when that peer is one of ``web.trusted_proxies`` is the
+  right-most untrusted address of ``X-Forwarded-For`` taken instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pbx_recorder import audit_trail
+from pbx_recorder.catalog.scopes import Scope
+from pbx_recorder.errors import LoginRefused
+from pbx_recorder.service import sessions
+from pbx_recorder.service.accounts import User
+from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.roles import may
+
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+MAX_LOGIN_BODY = 4096
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, as JSON ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    user: User
+    session: sessions.Session
+    scope: Scope
+    client: str
+
+
+def over_tls(ctx: ServiceContext) -> bool:
+    """Served over TLS: by uvicorn (``web.tls_cert``) or by a proxy in front (``web.tls``)."""
+    return bool(ctx.web.tls or ctx.web.tls_cert is not None)
+
+
+def cookie_name(ctx: ServiceContext) -> str:
+    return "__Host-pbxr_session" if over_tls(ctx) else "pbxr_session"
+
+
+def ctx_of(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def client_ip(request: Request, trusted: tuple[str, ...] = ()) -> str:
+    peer = request.client.host if request.client else ""
+    if peer not in trusted:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
+
+
+def audit(ctx: ServiceContext, actor: str, role: str, action: str, target: str,
+          detail: dict[str, Any]) -> None:
+    audit_trail.record(ctx.catalog.connection(), actor=actor, role=role, action=action, target=target,
+                       detail=detail, now=ctx.clock())
+
+
+def actor_of(request: Request) -> Actor:
+    """The logged-in user behind ``request`` (401 without a live session; 403 without the CSRF
+    token on a state-changing request)."""
+    ctx = ctx_of(request)
+    client = client_ip(request, ctx.web.trusted_proxies)
+    conn = ctx.catalog.connection()
+    session = sessions.lookup(conn, request.cookies.get(cookie_name(ctx)), ctx.clock(),
+                              idle=ctx.web.idle_timeout_s, absolute=ctx.web.absolute_timeout_s)
+    if session is None:
+        raise ApiError(401, "not logged in (or the session ended)")
+    accounts = ctx.accounts()
+    user = accounts.get(session.user)
+    if user is None or user.disabled:
+        sessions.end_hash(conn, session.id_hash)
+        raise ApiError(401, "not logged in (or the session ended)")
+    if request.method not in SAFE_METHODS and not sessions.csrf_ok(session, request.headers.get(CSRF_HEADER)):
+        audit(ctx, user.name, user.role, "denied:csrf", request.url.path,
+              {"client": client, "method": request.method})
+        raise ApiError(403, "missing or wrong CSRF token")
+    return Actor(user, session, accounts.scope(user), client)
+
+
+def require(ctx: ServiceContext, actor: Actor, verb: str, target: str,
+            detail: dict[str, Any] | None = None) -> None:
+    """403 (audited) unless the actor's role holds ``verb``."""
+    if may(actor.user.role, verb):
+        return
+    audit(ctx, actor.user.name, actor.user.role, f"denied:{verb}", target,
+          {"client": actor.client, **(detail or {})})
+    raise ApiError(403, f"role {actor.user.role} may not {verb}")
+
+
+async def login(request: Request) -> Response:
+    ctx = ctx_of(request)
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "login takes a JSON body")
+    body = await request.body()
+    if len(body) > MAX_LOGIN_BODY:
+        raise ApiError(413, "login body too large")
+    try:
+        data = json.loads(body)
+        name, password = data["name"], data["password"]
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApiError(400, 'login takes {"name": ..., "password": ...}') from exc
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_login, request, ctx, name, password)
+
+
+def _login(request: Request, ctx: ServiceContext, name: str, password: str) -> Response:
+    try:
+        return _login_checked(request, ctx, name, password)
+    finally:
+        ctx.release()
+
+
+def _login_checked(request: Request, ctx: ServiceContext, name: str, password: str) -> Response:
+    client = client_ip(request, ctx.web.trusted_proxies)
+    conn = ctx.catalog.connection()
+    sessions.end(conn, request.cookies.get(cookie_name(ctx)))  # whatever was presented: never reused
+    try:
+        user = ctx.accounts().authenticate(name, password, client=client, now=ctx.clock())
+    except LoginRefused as exc:
+        raise ApiError(401, str(exc)) from exc
+    token, csrf = sessions.create(conn, user.name, client, ctx.clock(), idle=ctx.web.idle_timeout_s,
+                                  absolute=ctx.web.absolute_timeout_s)
+    response = JSONResponse({"user": user.name, "role": user.role, "teams": list(user.teams),
+                             "csrf_token": csrf})
+    response.set_cookie(cookie_name(ctx), token, max_age=ctx.web.absolute_timeout_s, path="/",
+                        secure=over_tls(ctx), httponly=True, samesite="strict")
+    return response
+
+
+def logout(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    sessions.end_hash(ctx.catalog.connection(), actor.session.id_hash)
+    audit(ctx, actor.user.name, actor.user.role, "logout", actor.user.name, {"client": actor.client})
+    response = JSONResponse({"ok": True})
+    response.delete_cookie(cookie_name(ctx), path="/", secure=over_tls(ctx), httponly=True,
+                           samesite="strict")
+    return response
+
+
+def whoami(request: Request) -> Response:
+    actor = actor_of(request)
+    return JSONResponse({"user": actor.user.name, "role": actor.user.role, "teams": list(actor.user.teams)})

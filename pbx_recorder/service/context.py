@@ -1,0 +1,53 @@
+"""What the operator service works with: the catalog it opens itself, the tiers, the key ring, the
+``web:`` settings and the clock.  Built once at start (``from_config``) or by tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from argon2 import PasswordHasher
+
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.config_model import WebConfig
+from pbx_recorder.service.accounts import Accounts
+from storage.base import Tier
+
+
+@dataclass
+class ServiceContext:
+    catalog: Catalog
+    tiers: Mapping[str, Tier]
+    keyring: Any = None  # storage.keyring.KeyRing when recordings are encrypted
+    web: WebConfig = field(default_factory=WebConfig)
+    hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    clock: Callable[[], float] = time.time
+    tz: tzinfo | None = None
+
+    def release(self) -> None:
+        """End of a request: on PostgreSQL this worker thread's connection goes back to the pool
+        (the server has more worker threads than the pool has connections)."""
+        self.catalog.release()
+
+    def accounts(self) -> Accounts:
+        return Accounts(self.catalog.connection(), hasher=self.hasher)
+
+    @classmethod
+    def from_config(cls, config: Any) -> ServiceContext:
+        """The catalog, tiers and key ring the config names (never anything the client sends)."""
+        from zoneinfo import ZoneInfo
+
+        from pbx_recorder.catalog.number_keys import protection_for
+        from storage.factory import build_tiers
+
+        keyring = None
+        enc = config.encryption
+        if enc.enabled and enc.master_key_file:
+            from storage.keyring import KeyRing
+
+            keyring = KeyRing.from_config_path(enc.master_key_file)
+        catalog = Catalog(config.catalog.target, numbers=protection_for(config))
+        return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone))

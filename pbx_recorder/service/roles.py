@@ -1,0 +1,61 @@
+"""The operator service's roles, their verbs and their row scopes (pure, no I/O).
+
+Verbs are separate permissions (the audit tells a play from a download)::
+
+    verb              admin supervisor qa  agent auditor legal it
+    calls.view          x       x      x     x      x      x
+    calls.play          x       x      x     x      x      x
+    calls.download      x       x                          x
+    calls.export        x                                  x
+    calls.delete        x
+    calls.unmask        x       x                   x      x
+    audit.read          x                           x
+    users.manage        x
+    health.read         x                                        x
+
+Row scopes (:mod:`pbx_recorder.catalog.scopes`): admin, auditor and legal see every call; a
+supervisor the calls whose agent is in one of their teams (``team_agents``); an agent the calls
+whose ``agent`` is their own account name; a QA reviewer the calls assigned to them
+(``qa_assignments``); ``it`` no call at all.  An unknown role gets no verb and no row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pbx_recorder.catalog.scopes import Scope
+
+ROLES: tuple[str, ...] = ("admin", "supervisor", "qa", "agent", "auditor", "legal", "it")
+
+VERBS: tuple[str, ...] = (
+    "calls.view", "calls.play", "calls.download", "calls.export", "calls.delete", "calls.unmask",
+    "audit.read", "users.manage", "health.read",
+)
+
+PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "admin": frozenset(VERBS),
+    "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask"}),
+    "qa": frozenset({"calls.view", "calls.play"}),
+    "agent": frozenset({"calls.view", "calls.play"}),
+    "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read"}),
+    "legal": frozenset({"calls.view", "calls.play", "calls.download", "calls.export", "calls.unmask"}),
+    "it": frozenset({"health.read"}),
+}
+
+
+def may(role: str | None, verb: str) -> bool:
+    """True when ``role`` holds ``verb``; unknown roles and verbs are refused."""
+    return bool(role) and verb in VERBS and verb in PERMISSIONS.get(str(role), frozenset())
+
+
+def scope_for(role: str, name: str, team_agents: frozenset[str] = frozenset()) -> Scope:
+    """The rows ``name`` (with ``role``) may see; ``team_agents``: the agents of their teams."""
+    if role in ("admin", "auditor", "legal"):
+        return Scope.everything()
+    if role == "supervisor":
+        return Scope.of_agents(team_agents)
+    if role == "agent":
+        return Scope.of_agents(frozenset({name}))
+    if role == "qa":
+        return Scope.of_reviewer(name)
+    return Scope.nothing()

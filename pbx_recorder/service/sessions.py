@@ -1,0 +1,89 @@
+"""Server-side sessions of the operator service (table ``sessions``).
+
+A session token (256 random bits, ``secrets``) lives only in the client's cookie; the catalog keeps
+its SHA-256, so a catalog backup or a read of the table lets no one act as a logged-in user.  The
+same goes for the session's CSRF token: the client gets it once, at login, and sends it back in
+the ``X-CSRF-Token`` header of every state-changing request; the service compares its SHA-256 with
+the stored one in constant time.
+
+A session ends after ``idle`` seconds without a request and ``absolute`` seconds after login,
+whichever comes first; an expired session is deleted when it is next presented.  Login always
+creates a new session (a token presented at login is ended first: no fixation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+from pbx_recorder.lifecycle.journal import Tx
+
+TOKEN_BYTES = 32
+TOUCH_EVERY_S = 15.0  #: last_seen is rewritten at most this often (not on every request)
+MAX_TOKEN_CHARS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id_hash: str
+    user: str
+    csrf_hash: str
+    created_at: float
+    last_seen: float
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create(conn: sqlite3.Connection, user: str, client: str, now: float, *, idle: float,
+           absolute: float) -> tuple[str, str]:
+    """A new session of ``user``: (session token, CSRF token), both shown to the client once.
+    Sessions of anyone that have expired are deleted on the way (the table does not grow with
+    sessions never presented again)."""
+    token, csrf = secrets.token_urlsafe(TOKEN_BYTES), secrets.token_urlsafe(TOKEN_BYTES)
+    with Tx(conn):
+        conn.execute("DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?",
+                     (now - idle, now - absolute))
+        conn.execute("INSERT INTO sessions (id_hash, user_name, csrf_hash, created_at, last_seen, client) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (digest(token), user, digest(csrf), now, now, client[:200]))
+    return token, csrf
+
+
+def lookup(conn: sqlite3.Connection, token: str | None, now: float, *, idle: float,
+           absolute: float) -> Session | None:
+    """The live session ``token`` names (its last_seen refreshed), else None (expired ones deleted)."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    id_hash = digest(token)
+    row = conn.execute("SELECT id_hash, user_name, csrf_hash, created_at, last_seen FROM sessions "
+                       "WHERE id_hash = ?", (id_hash,)).fetchone()
+    if row is None:
+        return None
+    session = Session(str(row[0]), str(row[1]), str(row[2]), float(row[3]), float(row[4]))
+    if now - session.last_seen >= idle or now - session.created_at >= absolute:
+        end_hash(conn, id_hash)
+        return None
+    if now - session.last_seen >= TOUCH_EVERY_S:
+        with Tx(conn):
+            conn.execute("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, id_hash))
+    return session
+
+
+def end(conn: sqlite3.Connection, token: str | None) -> None:
+    if token and len(token) <= MAX_TOKEN_CHARS:
+        end_hash(conn, digest(token))
+
+
+def end_hash(conn: sqlite3.Connection, id_hash: str) -> None:
+    with Tx(conn):
+        conn.execute("DELETE FROM sessions WHERE id_hash = ?", (id_hash,))
+
+
+def csrf_ok(session: Session, presented: str | None) -> bool:
+    if not presented or len(presented) > MAX_TOKEN_CHARS:
+        return False
+    return hmac.compare_digest(digest(presented), session.csrf_hash)

@@ -1,0 +1,130 @@
+"""Shared pieces of the operator-service tests: a cheap argon2 hasher, a seeded catalog with the
+calls of two teams and their recordings on a local tier, and accounts of every role."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.service.accounts import Accounts
+from storage.local import LocalTier
+
+NOW = 1_800_000_000.0
+PASSWORD = "correct horse battery"
+#: argon2id with the smallest cost: the tests check the logic, not the cost
+CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+#: (call id, agent, caller): team red = alice, bob; team blue = carol
+CALLS = (
+    ("c-red-1", "alice", "+8613812345678"),
+    ("c-red-2", "bob", "+8613900001111"),
+    ("c-blue-1", "carol", "+8613700002222"),
+    ("c-blue-2", "carol", "+8613812345678"),
+)
+#: user -> (role, teams)
+USERS = {
+    "root-admin": ("admin", ()),
+    "lead-red": ("supervisor", ("red",)),
+    "qa1": ("qa", ()),
+    "alice": ("agent", ()),
+    "comp": ("auditor", ()),
+    "counsel": ("legal", ()),
+    "ops": ("it", ()),
+}
+
+
+@dataclass
+class Seeded:
+    db: Path
+    tier: LocalTier
+    audio: dict[str, bytes]  # recording id -> audio bytes
+
+
+def seed(tmp_path: Path) -> Seeded:
+    db = tmp_path / "catalog.db"
+    catalog = Catalog(db, clock=lambda: NOW)
+    tier = LocalTier("hot", tmp_path / "hot")
+    audio: dict[str, bytes] = {}
+    for n, (call_id, agent, caller) in enumerate(CALLS):
+        catalog.upsert_call({"call_id": call_id, "agent": agent, "caller_num": caller, "callee_num": "8001",
+                             "caller_name": "<script>alert(1)</script>", "status": "answered",
+                             "started_at": NOW - 3600 * (n + 1), "queue": "sales", "tags": ["vip"]})
+        rid = f"r-{call_id}"
+        data = bytes(range(256)) * 40 + call_id.encode()
+        key = f"2027/01/{call_id}/{rid}.wav"
+        sha = hashlib.sha256(data).hexdigest()
+        tier.put(key, io.BytesIO(data), sha256=sha)
+        catalog.upsert_recording({"recording_id": rid, "call_id": call_id, "state": "stored",
+                                  "size": len(data), "sha256": sha, "tier": "hot", "storage_key": key,
+                                  "format": "wav", "created_at": NOW})
+        audio[rid] = data
+    catalog.close()
+    conn = open_catalog(db)
+    accounts = Accounts(conn, hasher=CHEAP)
+    for name, (role, teams) in USERS.items():
+        accounts.add(name, role, PASSWORD, teams=teams, actor="root", actor_role="host-admin", now=NOW)
+    accounts.set_team_agents("red", ["alice", "bob"], actor="root", actor_role="host-admin", now=NOW)
+    accounts.set_team_agents("blue", ["carol"], actor="root", actor_role="host-admin", now=NOW)
+    accounts.assign_review("c-blue-1", "qa1", actor="root-admin", actor_role="admin", now=NOW)
+    conn.close()
+    return Seeded(db, tier, audio)
+
+
+class Clock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Service:
+    seeded: Seeded
+    ctx: object  # pbx_recorder.service.context.ServiceContext
+    clock: Clock
+    client_factory: object
+
+    def client(self):  # type: ignore[no-untyped-def]
+        return self.client_factory()  # type: ignore[operator]
+
+    def login(self, name: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+        """A client logged in as ``name`` and its CSRF token."""
+        client = self.client()
+        answer = client.post("/api/login", json={"name": name, "password": password})
+        assert answer.status_code == 200, answer.text
+        return client, answer.json()["csrf_token"]
+
+    def audit_rows(self, actor: str | None = None) -> list[dict]:
+        conn = open_catalog(self.seeded.db)
+        try:
+            sql = "SELECT actor, role, action, target, detail FROM audit_log"
+            rows = conn.execute(sql + (" WHERE actor = ?" if actor else "") + " ORDER BY id",
+                                (actor,) if actor else ()).fetchall()
+            return [dict(zip(("actor", "role", "action", "target", "detail"), r, strict=True)) for r in rows]
+        finally:
+            conn.close()
+
+
+def make_service(tmp_path: Path, **web: object) -> Service:
+    from starlette.testclient import TestClient
+
+    from pbx_recorder.config_model import WebConfig
+    from pbx_recorder.service.app import build_app
+    from pbx_recorder.service.context import ServiceContext
+
+    seeded = seed(tmp_path)
+    clock = Clock()
+    ctx = ServiceContext(Catalog(seeded.db, clock=clock), {"hot": seeded.tier}, web=WebConfig(**web),
+                         hasher=CHEAP, clock=clock)
+    app = build_app(ctx)
+    return Service(seeded, ctx, clock, lambda: TestClient(app, client=("192.0.2.7", 50000)))
+
