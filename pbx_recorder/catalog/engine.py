@@ -16,6 +16,7 @@ config: ``catalog.password_file`` (root-owned, read by the service user) supplie
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import sys
 import threading
@@ -119,6 +120,19 @@ def close_pools() -> None:
         pool.close()
 
 
+def _getconn(pool: Any) -> Any:
+    """A connection from ``pool``.  A connection whose last holder dropped it without ``close()``
+    (a thread that ended, an object in a reference cycle) goes back when the garbage collector
+    finalizes it: when the pool is empty, collect once before waiting the full time."""
+    from psycopg_pool import PoolTimeout
+
+    try:
+        return pool.getconn(timeout=0.05)
+    except PoolTimeout:
+        gc.collect()
+        return pool.getconn(timeout=POOL_WAIT_S)
+
+
 def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TIMEOUT_MS / 1000,
             legacy: bool = False) -> Any:
     """An open connection to the catalog at ``target`` (autocommit: explicit transactions).
@@ -132,7 +146,7 @@ def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TI
         url = str(target)
         pool = _pool(url, read_only)
         try:
-            raw = pool.getconn()
+            raw = _getconn(pool)
         except Exception as exc:  # PoolTimeout, OperationalError: the message says which
             raise CatalogError(f"cannot open catalog {describe(url)}: {exc}") from exc
         return PgConnection(raw, url=url, on_close=lambda c: pool.putconn(c.raw))

@@ -11,6 +11,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,6 +101,9 @@ class Catalog:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
+        # PostgreSQL connections are pooled: held weakly here, so a thread that ends (a server's
+        # worker, a test client's portal) gives its connection back to the pool with it
+        self._pooled: weakref.WeakSet[Any] = weakref.WeakSet()
         if self.path != ":memory:" and not engine.is_url(self.path):
             try:
                 file_modes.prepare_sqlite(self.path)  # 0600 before SQLite creates it (and its WAL)
@@ -118,7 +122,10 @@ class Catalog:
             conn = engine.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                if engine.is_postgres(conn):
+                    self._pooled.add(conn)
+                else:
+                    self._all.append(conn)
         return conn  # type: ignore[no-any-return]
 
     def release(self) -> None:
@@ -130,15 +137,15 @@ class Catalog:
             return
         self._local.conn = None
         with self._lock:
-            if conn in self._all:
-                self._all.remove(conn)
+            self._pooled.discard(conn)
         conn.close()
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._all:
+            for conn in [*self._all, *self._pooled]:
                 conn.close()
             self._all.clear()
+            self._pooled = weakref.WeakSet()
         self._local = threading.local()
 
     def _exec(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
