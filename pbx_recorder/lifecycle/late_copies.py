@@ -71,19 +71,20 @@ class LateCopyGuard:
             self._key = read_hash_key(self.hash_key_file)
         return self._key
 
-    def _erasures(self, conn: Any, hashes_of: Callable[[bytes], list[str]]) -> list[tuple[float, str, str]]:
-        """Erasures of the keyed hashes ``hashes_of(key)`` names: from this host's tombstone file
-        and from the catalog (an erasure run on another node sharing it); empty while nothing was
-        ever erased (the key is not even read then)."""
+    def _erasures(self, conn: Any, hashes_of: Callable[[bytes], list[str]]
+                  ) -> tuple[list[tuple[float, str, str]], list[str]]:
+        """Erasures of the keyed hashes ``hashes_of(key)`` names, from this host's tombstone file
+        and from the catalog (an erasure run on another node sharing it), and those hashes; both
+        empty while nothing was ever erased (the key is not even read then)."""
         tomb = self._tomb()
         shared = conn is not None and shared_tombstones.any_recorded(conn)
         if tomb is None and not shared:
-            return []
+            return [], []
         hashes = hashes_of(self._hash_key(tomb))
         found = set(tomb.erasures(hashes) if tomb is not None else [])
         if shared:
             found.update(shared_tombstones.erasures(conn, hashes))
-        return sorted(found, reverse=True)
+        return sorted(found, reverse=True), hashes
 
     # -- decisions ---------------------------------------------------------------------
     def verdict(self, conn: sqlite3.Connection, call_id: str, content: Any, started_at: float | None,
@@ -95,10 +96,9 @@ class LateCopyGuard:
             return [policy.subject_hash(key, call_id)] + [
                 policy.subject_hash(key, n) for n in sorted(policy.numbers_in(content))]
 
-        erasures = self._erasures(conn, hashes_of)
+        erasures, hashes = self._erasures(conn, hashes_of)
         if not erasures:
             return KEEP
-        hashes = hashes_of(self._hash_key(self._tomb()))
         held = self.hold(conn, call_id, recording_id, set(hashes)) is not None
         return policy.late_copy_verdict(erasures, started_at, held=held)
 
@@ -139,7 +139,10 @@ class LateCopyGuard:
 
     def call_destroyed(self, call_id: str, conn: Any = None) -> bool:
         """The call itself was erased (by call id, or destroyed on arrival): write nothing of it."""
-        return bool(call_id) and bool(self._erasures(conn, lambda key: [policy.subject_hash(key, call_id)]))
+        if not call_id:
+            return False
+        erasures, _ = self._erasures(conn, lambda key: [policy.subject_hash(key, call_id)])
+        return bool(erasures)
 
     def admit_spool_entry(self, catalog: Catalog, entry: SpoolEntry) -> bool:
         """Shipper arrival check; False: the shipper removes the entry without storing it."""
