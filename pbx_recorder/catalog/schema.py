@@ -325,6 +325,65 @@ MIGRATIONS: list[str] = [
     CREATE INDEX qa_assignments_reviewer ON qa_assignments(reviewer, call_id);
     CREATE INDEX audit_actor_action ON audit_log(actor, action, at);
     """,
+    # 8 (console, pbx_recorder.service): each user's language and optional TOTP second factor
+    # (the secret sealed with the catalog's key, never in clear; the last accepted time step, so a
+    # code is accepted once), a session's stage ('totp' while the second factor is pending), API
+    # tokens (SHA-256 of the token only; a role no wider than the owner's; an expiry), marks on a
+    # call's timeline (label and note at a position, shared with whoever may see the call), saved
+    # searches per user, four-eyes replay requests and grants, and the waveform peaks of a
+    # recording computed once.
+    """
+    ALTER TABLE users ADD COLUMN lang TEXT NOT NULL DEFAULT 'en';
+    ALTER TABLE users ADD COLUMN totp_secret TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN stage TEXT NOT NULL DEFAULT 'ok';
+    CREATE TABLE api_tokens (
+        id_hash    TEXT PRIMARY KEY,             -- SHA-256 of the token (never the token)
+        user_name  TEXT NOT NULL,
+        role       TEXT NOT NULL,                -- no wider than the owner's role
+        label      TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        last_used  REAL,
+        revoked    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX api_tokens_user ON api_tokens(user_name);
+    CREATE TABLE marks (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id      TEXT NOT NULL,
+        recording_id TEXT NOT NULL DEFAULT '',
+        position_s   REAL NOT NULL,
+        label        TEXT NOT NULL,
+        note         TEXT NOT NULL DEFAULT '',
+        author       TEXT NOT NULL,
+        created_at   REAL NOT NULL
+    );
+    CREATE INDEX marks_call ON marks(call_id, position_s);
+    CREATE TABLE saved_searches (
+        user_name  TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        query      TEXT NOT NULL,                -- the search page's query string
+        created_at REAL NOT NULL,
+        PRIMARY KEY (user_name, name)
+    );
+    CREATE TABLE replay_grants (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id      TEXT NOT NULL,
+        requester    TEXT NOT NULL,
+        reason       TEXT NOT NULL DEFAULT '',
+        requested_at REAL NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'requested',  -- requested | granted | refused
+        approver     TEXT NOT NULL DEFAULT '',
+        decided_at   REAL,
+        expires_at   REAL
+    );
+    CREATE INDEX replay_grants_call ON replay_grants(call_id, requester);
+    CREATE TABLE waveform_peaks (
+        recording_id TEXT PRIMARY KEY,
+        peaks        TEXT NOT NULL,              -- JSON: {"rate": peaks per second, "peaks": [...]}
+        created_at   REAL NOT NULL
+    );
+    """,
 ]
 
 

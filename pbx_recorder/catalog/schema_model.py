@@ -164,6 +164,8 @@ users = Table(
     Column("failed_logins", BigInteger, nullable=False, server_default=text("0")),
     Column("locked_until", REAL),
     Column("created_at", REAL, nullable=False), Column("updated_at", REAL, nullable=False),
+    _text("lang", "en"), _text("totp_secret"),
+    Column("totp_last_step", BigInteger, nullable=False, server_default=text("0")),
 )
 
 user_teams = Table(
@@ -183,7 +185,7 @@ sessions = Table(
     Column("id_hash", Text, primary_key=True), Column("user_name", Text, nullable=False),
     Column("csrf_hash", Text, nullable=False),
     Column("created_at", REAL, nullable=False), Column("last_seen", REAL, nullable=False),
-    _text("client"),
+    _text("client"), _text("stage", "ok"),
 )
 
 qa_assignments = Table(
@@ -195,6 +197,48 @@ qa_assignments = Table(
 
 #: what revision 0007 adds (tables, then indexes), created there when missing
 ACCOUNT_TABLES = (users, user_teams, team_agents, sessions, qa_assignments)
+
+# 8: the console (pbx_recorder.service)
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id_hash", Text, primary_key=True), Column("user_name", Text, nullable=False),
+    Column("role", Text, nullable=False), _text("label"),
+    Column("created_at", REAL, nullable=False), Column("expires_at", REAL, nullable=False),
+    Column("last_used", REAL), Column("revoked", BigInteger, nullable=False, server_default=text("0")),
+)
+
+marks = Table(
+    "marks", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("call_id", Text, nullable=False), _text("recording_id"),
+    Column("position_s", REAL, nullable=False), Column("label", Text, nullable=False), _text("note"),
+    Column("author", Text, nullable=False), Column("created_at", REAL, nullable=False),
+)
+
+saved_searches = Table(
+    "saved_searches", metadata,
+    Column("user_name", Text, nullable=False), Column("name", Text, nullable=False),
+    Column("query", Text, nullable=False), Column("created_at", REAL, nullable=False),
+    PrimaryKeyConstraint("user_name", "name"),
+)
+
+replay_grants = Table(
+    "replay_grants", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("call_id", Text, nullable=False), Column("requester", Text, nullable=False), _text("reason"),
+    Column("requested_at", REAL, nullable=False), _text("state", "requested"), _text("approver"),
+    Column("decided_at", REAL), Column("expires_at", REAL),
+)
+
+waveform_peaks = Table(
+    "waveform_peaks", metadata,
+    Column("recording_id", Text, primary_key=True), Column("peaks", Text, nullable=False),
+    Column("created_at", REAL, nullable=False),
+)
+
+#: what revision 0008 adds: these tables, and columns of ``users`` and ``sessions``
+CONSOLE_TABLES = (api_tokens, marks, saved_searches, replay_grants, waveform_peaks)
+CONSOLE_COLUMNS = {"users": ("lang", "totp_secret", "totp_last_step"), "sessions": ("stage",)}
 
 Index("recordings_call", recordings.c.call_id)
 Index("recordings_state", recordings.c.state, recordings.c.tier)
@@ -211,6 +255,11 @@ ACCOUNT_INDEXES = (
     Index("sessions_user", sessions.c.user_name),
     Index("qa_assignments_reviewer", qa_assignments.c.reviewer, qa_assignments.c.call_id),
     Index("audit_actor_action", audit_log.c.actor, audit_log.c.action, audit_log.c.at),
+)
+CONSOLE_INDEXES = (
+    Index("api_tokens_user", api_tokens.c.user_name),
+    Index("marks_call", marks.c.call_id, marks.c.position_s),
+    Index("replay_grants_call", replay_grants.c.call_id, replay_grants.c.requester),
 )
 
 #: PostgreSQL's form of the SQLite triggers that keep ``call_tags`` in step with ``calls.tags``
