@@ -21,7 +21,8 @@ def _at_0007(connection) -> None:  # type: ignore[no-untyped-def]
     for table_name, names in CONSOLE_COLUMNS.items():
         for name in names:
             connection.execute(text(f"ALTER TABLE {table_name} DROP COLUMN {name}"))
-    connection.execute(text("INSERT INTO users (name, role, created_at, updated_at) VALUES ('a', 'admin', 1, 1)"))
+    connection.execute(text("INSERT INTO users (name, role, created_at, updated_at) "
+                            "VALUES ('a', 'admin', 1, 1)"))
     connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
     connection.execute(text("INSERT INTO alembic_version VALUES ('0007')"))
     connection.commit()
