@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pbx_recorder.catalog.queries import PRESETS, STATUSES, CallFilters
+from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.masking import mask_field, present_call
@@ -108,12 +109,14 @@ def _number_search(ctx: ServiceContext, actor: Actor, f: CallFilters, unmasked_r
                        headers={"Retry-After": str(retry)})
 
 
-def search(request: Request) -> Response:
-    ctx = ctx_of(request)
-    actor = actor_of(request)
-    require(ctx, actor, "calls.view", "/api/calls")
+def scoped_search(request: Request, ctx: ServiceContext, actor: Actor,
+                  target: str) -> tuple[SearchPage, bool]:
+    """The page of calls the query string asks for, from the actor's scope only; whether numbers
+    are unmasked.  Checks the verbs, audits and throttles number searches (the API and the
+    console's search page both come through here)."""
+    require(ctx, actor, "calls.view", target)
     f = filters_of(request, ctx)
-    unmask = _unmask(request, ctx, actor, "/api/calls")
+    unmask = _unmask(request, ctx, actor, target)
     _number_search(ctx, actor, f, may(actor.user.role, "calls.unmask"))
     try:
         page = ctx.catalog.search_page(f, tz=ctx.tz, scope=actor.scope)
@@ -122,15 +125,13 @@ def search(request: Request) -> Response:
     if unmask:
         audit(ctx, actor.user.name, actor.user.role, "calls.search.unmask", "",
               {"client": actor.client, "results": len(page.rows)})
-    count = {"value": page.count.value, "exact": page.count.exact} if page.count else None
-    return JSONResponse({"calls": [_shown(r, unmask, LIST_FIELDS) for r in page.rows],
-                         "next": page.next_cursor, "count": count})
+    return page, unmask
 
 
-def show(request: Request) -> Response:
-    ctx = ctx_of(request)
-    actor = actor_of(request)
-    call_id = request.path_params["call_id"]
+def scoped_call(request: Request, ctx: ServiceContext, actor: Actor,
+                call_id: str) -> tuple[dict[str, Any], bool]:
+    """The call's row when it lies in the actor's scope (else a 404 like an absent call, the
+    audit row telling the two apart); whether numbers are unmasked.  The view is audited."""
     require(ctx, actor, "calls.view", call_id)
     unmask = _unmask(request, ctx, actor, call_id)
     row = ctx.catalog.get_call(call_id, scope=actor.scope)
@@ -141,6 +142,28 @@ def show(request: Request) -> Response:
         raise ApiError(404, "no such call")
     audit(ctx, actor.user.name, actor.user.role, "calls.view.unmask" if unmask else "calls.view", call_id,
           {"client": actor.client})
+    return row, unmask
+
+
+def shown(row: dict[str, Any], unmask: bool, fields: tuple[str, ...]) -> dict[str, Any]:
+    """``row`` reduced to ``fields``, numbers masked unless ``unmask``."""
+    return _shown(row, unmask, fields)
+
+
+def search(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    page, unmask = scoped_search(request, ctx, actor, "/api/calls")
+    count = {"value": page.count.value, "exact": page.count.exact} if page.count else None
+    return JSONResponse({"calls": [_shown(r, unmask, LIST_FIELDS) for r in page.rows],
+                         "next": page.next_cursor, "count": count})
+
+
+def show(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    call_id = request.path_params["call_id"]
+    row, unmask = scoped_call(request, ctx, actor, call_id)
     out = _shown(row, unmask, DETAIL_FIELDS)
     out["recordings"] = [{k: r.get(k) for k in RECORDING_FIELDS}
                          for r in ctx.catalog.recordings_for_call(call_id)]

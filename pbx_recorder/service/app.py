@@ -6,9 +6,11 @@
     GET  /api/calls                          search (scoped, masked, number searches throttled)
     GET  /api/calls/{call_id}                one call (404 out of scope or absent)
     GET  /api/recordings/{recording_id}/audio  audio with Range (play; ?download=1)
+    the console's pages and their JSON helpers: pbx_recorder.web.console.routes
 
 Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
-keep it out of caches and frames.
+keep it out of caches and frames.  On a console page path (anything outside ``/api/``) a 401
+becomes a redirect to ``/login?next=...`` and other refusals an error page.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Callable
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +31,8 @@ from pbx_recorder.errors import CatalogError
 from pbx_recorder.service import api_audio, api_calls, auth
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.web import console
+from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +71,15 @@ class SecurityHeaders:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if web_errors.is_page(request):  # the console: a login redirect or an error page
+        return await run_in_threadpool(web_errors.page_api_error, request, exc)
     return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
 
 async def _catalog_error(request: Request, exc: Exception) -> Response:
     log.error("%s %s: %s", request.method, request.url.path, exc)
+    if web_errors.is_page(request):
+        return await run_in_threadpool(web_errors.error_page, request, 503)
     return JSONResponse({"error": "catalog unavailable"}, status_code=503)
 
 
@@ -98,6 +107,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
         Route("/api/calls/{call_id}", sync(api_calls.show), methods=["GET"]),
         Route("/api/recordings/{recording_id}/audio", sync(api_audio.audio), methods=["GET"]),
     ]
+    routes += console.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})
     app.state.ctx = ctx

@@ -2,9 +2,12 @@
 
 A session token (256 random bits, ``secrets``) lives only in the client's cookie; the catalog keeps
 its SHA-256, so a catalog backup or a read of the table lets no one act as a logged-in user.  The
-same goes for the session's CSRF token: the client gets it once, at login, and sends it back in
-the ``X-CSRF-Token`` header of every state-changing request; the service compares its SHA-256 with
-the stored one in constant time.
+same goes for the session's CSRF token: the client gets it at login (and a page in its
+``<meta name="csrf-token">``), and sends it back in the ``X-CSRF-Token`` header of every
+state-changing request; the service compares its SHA-256 with the stored one in constant time.
+The CSRF token is derived from the session token (:func:`csrf_for`: HMAC-SHA256 keyed by the
+session token), so a page rendered for the cookie's holder can carry it while the catalog keeps
+hashes only; a cross-site page cannot derive it (it never sees the HttpOnly cookie).
 
 A session ends after ``idle`` seconds without a request and ``absolute`` seconds after login,
 whichever comes first; an expired session is deleted when it is next presented.  Login always
@@ -13,6 +16,7 @@ creates a new session (a token presented at login is ended first: no fixation).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -24,6 +28,7 @@ from pbx_recorder.lifecycle.journal import Tx
 TOKEN_BYTES = 32
 TOUCH_EVERY_S = 15.0  #: last_seen is rewritten at most this often (not on every request)
 MAX_TOKEN_CHARS = 128
+_CSRF_LABEL = b"pbx-recorder csrf v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +44,19 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def csrf_for(token: str) -> str:
+    """The CSRF token of the session whose token is ``token`` (HMAC-SHA256, URL-safe base64)."""
+    mac = hmac.new(token.encode("utf-8"), _CSRF_LABEL, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
+
+
 def create(conn: sqlite3.Connection, user: str, client: str, now: float, *, idle: float,
            absolute: float) -> tuple[str, str]:
     """A new session of ``user``: (session token, CSRF token), both shown to the client once.
     Sessions of anyone that have expired are deleted on the way (the table does not grow with
     sessions never presented again)."""
-    token, csrf = secrets.token_urlsafe(TOKEN_BYTES), secrets.token_urlsafe(TOKEN_BYTES)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    csrf = csrf_for(token)
     with Tx(conn):
         conn.execute("DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?",
                      (now - idle, now - absolute))

@@ -1,0 +1,108 @@
+"""Saved searches, by name, per user (table ``saved_searches``): the search page's query string
+kept under a name the user chose (a full number is dropped from it: the catalog keeps no number
+in clear; a last-4 filter is kept).  Only the owner lists, opens or deletes them; a saved query is
+only ever used as the query string of ``/calls`` (the search runs through the same scoped,
+audited path as any other).
+
+    GET    /api/searches          [{"name", "query", "created_at"}] of the caller
+    POST   /api/searches          JSON {"name", "query"} (CSRF): saved, or replaced under that name
+    DELETE /api/searches/{name}   (CSRF)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
+
+MAX_NAME = 80
+MAX_QUERY = 2048
+MAX_PER_USER = 200
+MAX_BODY = 4096
+#: the search form's fields: nothing else is kept in a saved query (no cursor, no unmask)
+KEPT = ("preset", "from", "to", "status", "consent", "tag", "caller", "call_id", "agent", "queue", "sort")
+
+
+def clean_query(query: str) -> str:
+    """``query`` reduced to the search form's fields, empty ones dropped."""
+    pairs = [(k, v) for k, v in parse_qsl(query.lstrip("?"), keep_blank_values=False) if k in KEPT and v]
+    # a full number is not kept in clear in the catalog: only a last-4 search is saved
+    return urlencode([(k, v) for k, v in pairs if k != "caller" or sum(c.isdigit() for c in v) <= 4])
+
+
+def listed(ctx: ServiceContext, user: str) -> list[dict[str, Any]]:
+    rows = ctx.catalog.connection().execute(
+        "SELECT name, query, created_at FROM saved_searches WHERE user_name = ? ORDER BY name",
+        (user,)).fetchall()
+    return [{"name": str(r[0]), "query": str(r[1]), "created_at": float(r[2])} for r in rows]
+
+
+def list_searches(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    require(ctx, actor, "calls.view", "/api/searches")
+    return JSONResponse({"searches": listed(ctx, actor.user.name)})
+
+
+async def save_search(request: Request) -> Response:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "body too large")
+    try:
+        data = json.loads(body)
+        name, query = data["name"], data["query"]
+        if not isinstance(name, str) or not isinstance(query, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApiError(400, 'takes {"name": ..., "query": ...}') from exc
+    name = name.strip()
+    if not name or len(name) > MAX_NAME or any(ord(c) < 0x20 for c in name):
+        raise ApiError(400, f"name: 1-{MAX_NAME} printable characters")
+    if len(query) > MAX_QUERY:
+        raise ApiError(400, "query: too long")
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_save, request, name, clean_query(query))
+
+
+def _save(request: Request, name: str, query: str) -> Response:
+    ctx = ctx_of(request)
+    try:
+        actor = actor_of(request)
+        require(ctx, actor, "calls.view", "/api/searches")
+        conn = ctx.catalog.connection()
+        with Tx(conn):
+            count = conn.execute("SELECT COUNT(*) FROM saved_searches WHERE user_name = ? "
+                                 "AND name <> ?", (actor.user.name, name)).fetchone()[0]
+            if int(count) >= MAX_PER_USER:
+                raise ApiError(400, f"at most {MAX_PER_USER} saved searches")
+            conn.execute("INSERT INTO saved_searches (user_name, name, query, created_at) "
+                         "VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT (user_name, name) DO UPDATE SET query = excluded.query, "
+                         "created_at = excluded.created_at", (actor.user.name, name, query, ctx.clock()))
+        audit(ctx, actor.user.name, actor.user.role, "searches.save", name, {"client": actor.client})
+        return JSONResponse({"name": name, "query": query})
+    finally:
+        ctx.release()
+
+
+def delete_search(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    require(ctx, actor, "calls.view", "/api/searches")
+    name = request.path_params["name"]
+    conn = ctx.catalog.connection()
+    with Tx(conn):
+        gone = conn.execute("DELETE FROM saved_searches WHERE user_name = ? AND name = ?",
+                            (actor.user.name, name)).rowcount
+    if not gone:
+        raise ApiError(404, "no such saved search")
+    audit(ctx, actor.user.name, actor.user.role, "searches.delete", name, {"client": actor.client})
+    return JSONResponse({"deleted": name})
