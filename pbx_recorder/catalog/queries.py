@@ -5,7 +5,9 @@ call_id`` (migration 5: ``(column, started_at DESC, call_id)`` per filter column
 ``call_tags``), so a page costs the same at 10M calls as at 10.  Pages follow each other by
 keyset (:class:`Cursor`: the last row's ``(started_at, call_id)``, opaque to the caller), never by
 OFFSET: page 200 is read like page 1.  Rows without a start time (a recording's stand-in call
-row) sort last and are paged by call id (a cursor with ``started_at`` None).
+row) sort last and are paged by call id (a cursor with ``started_at`` None).  ``order="oldest"``
+reads the same indexes backwards (``started_at ASC, call_id DESC``: the exact reverse, so no sort
+step); the untimed rows still come last, by call id.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pbx_recorder.catalog.scopes import Scope, scope_clause
 
 PRESETS = ("today", "yesterday", "7d", "30d")
 STATUSES = ("answered", "no_answer", "busy", "failed")
+ORDERS = ("newest", "oldest")
 MAX_LIMIT = 10000
 COUNT_CAP = 10000  # a count stops here: "more than 10,000" is exact enough and never scans
 _CURSOR_VERSION = 1
@@ -45,6 +48,7 @@ class CallFilters:
     consent: str | None = None  # consent_decision
     limit: int = 50
     after: str | None = None  # opaque cursor of the previous page's last row (encode_cursor)
+    order: str = "newest"  # newest | oldest (ORDERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +142,24 @@ def time_range(f: CallFilters, now: float, tz: tzinfo | None = None) -> tuple[fl
     return f.start, f.end
 
 
-def _keyset(src: str, cursor: Cursor, params: list[Any]) -> str:
-    """Rows after ``cursor`` in ``started_at DESC, call_id`` order, as an index range."""
+def _keyset(src: str, cursor: Cursor, params: list[Any], oldest: bool = False) -> str:
+    """Rows after ``cursor`` in ``started_at DESC, call_id`` order (``oldest``: its reverse), as an
+    index range."""
     if cursor.started_at is None:
         params.append(cursor.call_id)
         return f"{src}.started_at IS NULL AND {src}.call_id > ?"
     params.extend([cursor.started_at, cursor.started_at, cursor.call_id])
+    if oldest:
+        return f"{src}.started_at >= ? AND ({src}.started_at > ? OR {src}.call_id < ?)"
     return f"{src}.started_at <= ? AND ({src}.started_at < ? OR {src}.call_id > ?)"
+
+
+def _order_by(src: str, f: CallFilters, cursor: Cursor | None) -> str:
+    if f.order not in ORDERS:
+        raise ValueError(f"unknown order {f.order!r} (known: {', '.join(ORDERS)})")
+    if f.order == "oldest" and (cursor is None or cursor.started_at is not None):
+        return f"{src}.started_at ASC, {src}.call_id DESC"
+    return f"{src}.started_at DESC, {src}.call_id"  # untimed rows: by call id in both orders
 
 
 def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
@@ -198,7 +213,7 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     if limited:
         where.append(limited)
     if cursor is not None:
-        where.append(_keyset(src, cursor, params))
+        where.append(_keyset(src, cursor, params, oldest=f.order == "oldest"))
     return sql_from, src, where
 
 
@@ -219,7 +234,7 @@ def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
     sql = f"SELECT calls.* FROM {sql_from}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {src}.started_at DESC, {src}.call_id LIMIT ?"
+    sql += f" ORDER BY {_order_by(src, f, cursor)} LIMIT ?"
     params.append(max(1, min(int(f.limit), MAX_LIMIT)) + (1 if probe else 0))
     return sql, params
 

@@ -65,6 +65,11 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
+def _reversed_text(text: str) -> tuple[int, ...]:
+    """A sort key ordering strings in reverse (the ``call_id DESC`` tie-break of ``oldest``)."""
+    return tuple(-ord(c) for c in text) + (1,)
+
+
 @dataclass(frozen=True, slots=True)
 class SearchPage:
     """One page of a search: its rows, the cursor of the next page (None: last page), the count."""
@@ -262,7 +267,10 @@ class Catalog:
                 seen = {r["call_id"] for r in rows}
                 rows += [r for r in self._page_rows(filters, at, tz, cursor, limit, None, scope)
                          if r["call_id"] not in seen]
-                rows.sort(key=lambda r: (r["started_at"] is None, -(r["started_at"] or 0), str(r["call_id"])))
+                sign = 1 if filters.order == "oldest" else -1
+                rows.sort(key=lambda r: (r["started_at"] is None, sign * (r["started_at"] or 0),
+                                         str(r["call_id"]) if r["started_at"] is None or sign < 0
+                                         else _reversed_text(str(r["call_id"]))))
             total = None
             if count:
                 sql, params = build_count(filters, at, tz, count_cap, blind=blind, scope=scope)

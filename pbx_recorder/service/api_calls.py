@@ -1,9 +1,10 @@
 """``GET /api/calls`` (search) and ``GET /api/calls/{call_id}`` (one call), scoped and masked.
 
 Filters are those of ``calls search`` (from, to, preset, status, caller, callee, call_id, agent,
-queue, tag, consent, limit, after), read from the query string.  Rows come only from the actor's
-row scope (the query layer adds it).  Numbers are masked unless ``unmask=1`` is asked for by a role
-holding ``calls.unmask`` (audited); asking without that verb is a 403.  Number-valued searches are
+queue, tag, consent, limit, after) and ``sort`` (newest, oldest), read from the query string.
+Rows come only from the actor's row scope (the query layer adds it).  Numbers are masked unless
+``unmask=1`` is asked for by a role holding ``calls.unmask`` (audited); asking without that verb
+is a 403.  Number-valued searches are
 audited; a role without unmask is throttled (:mod:`pbx_recorder.service.throttle`).  A call outside
 the scope answers 404 exactly like an absent one; the audit row tells the two apart.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pbx_recorder.catalog.queries import PRESETS, STATUSES, CallFilters
+from pbx_recorder.catalog.queries import ORDERS, PRESETS, STATUSES, CallFilters
 from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.lifecycle.journal import Tx
@@ -67,11 +68,14 @@ def filters_of(request: Request, ctx: ServiceContext) -> CallFilters:
     if texts["status"] and texts["status"] not in STATUSES:
         raise ApiError(400, f"status: one of {', '.join(STATUSES)}")
     try:
-        limit = int(q.get("limit", "50"))
+        limit = int(q.get("limit") or "50")
     except ValueError as exc:
         raise ApiError(400, "limit: a number") from exc
+    order = q.get("sort") or "newest"
+    if order not in ORDERS:
+        raise ApiError(400, f"sort: one of {', '.join(ORDERS)}")
     return CallFilters(start=_time(q.get("from"), ctx, "from"), end=_time(q.get("to"), ctx, "to"),
-                       limit=max(1, min(limit, MAX_PAGE)), **texts)
+                       limit=max(1, min(limit, MAX_PAGE)), order=order, **texts)
 
 
 def _unmask(request: Request, ctx: ServiceContext, actor: Actor, target: str) -> bool:

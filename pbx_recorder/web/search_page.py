@@ -3,8 +3,8 @@
 The filter is a GET form, so it lives in the URL and a search can be shared.  Rows come from
 :func:`pbx_recorder.service.api_calls.scoped_search` (the actor's row scope, masking, the audit
 and throttle of number searches: the same path as ``GET /api/calls``); the next page is the
-query layer's keyset cursor (``after``), so page 200 costs what page 1 does.  The order is the
-query layer's one, newest first (its indexes are read in ``started_at DESC, call_id`` order).
+query layer's keyset cursor (``after``), so page 200 costs what page 1 does.  Newest or oldest
+first (``sort``): the query layer reads the same indexes forwards or backwards.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pbx_recorder.catalog.queries import PRESETS, STATUSES
+from pbx_recorder.catalog.queries import ORDERS, PRESETS, STATUSES
 from pbx_recorder.service.api_calls import LIST_FIELDS, scoped_search, shown
 from pbx_recorder.service.auth import actor_of, ctx_of
 from pbx_recorder.service.context import ServiceContext
@@ -24,8 +24,8 @@ from pbx_recorder.web import saved_searches
 from pbx_recorder.web.render import page
 
 CONSENT_STATES = ("granted", "refused", "timeout", "invalid", "hangup", "notified")
-FORM = ("preset", "from", "to", "status", "consent", "tag", "caller", "call_id", "agent", "queue", "limit",
-        "unmask")
+FORM = ("preset", "from", "to", "status", "consent", "tag", "caller", "call_id", "agent", "queue", "sort",
+        "limit", "unmask")
 
 
 def playable(ctx: ServiceContext, call_ids: list[str]) -> dict[str, str]:
@@ -55,6 +55,6 @@ def search(request: Request) -> Response:
     return page(request, "search.html", actor, rows=rows, plays=plays, form=values, count=result.count,
                 next_url=next_url, first_url=f"/calls?{urlencode(kept)}",
                 paged=bool(request.query_params.get("after")),
-                presets=PRESETS, statuses=STATUSES, consents=CONSENT_STATES,
+                presets=PRESETS, statuses=STATUSES, sorts=ORDERS, consents=CONSENT_STATES,
                 may_unmask=may(actor.user.role, "calls.unmask"), unmasked=unmask,
                 saved=saved_searches.listed(ctx, actor.user.name))

@@ -109,3 +109,14 @@ def test_the_search_page_audits_and_throttles_number_searches_like_the_api(tmp_p
         assert actions.count("calls.search.number") == 2 and "throttled:calls.search.number" in actions
     finally:
         svc.ctx.catalog.close()  # type: ignore[attr-defined]
+
+
+def test_sort_oldest_first_in_the_api_and_the_page(seeded_service) -> None:
+    client, _ = seeded_service.login("root-admin")
+    newest = [c["call_id"] for c in client.get("/api/calls").json()["calls"]]
+    oldest = [c["call_id"] for c in client.get("/api/calls?sort=oldest").json()["calls"]]
+    assert oldest == newest[::-1] and len(newest) == 4
+    assert client.get("/api/calls?sort=random").status_code == 400
+    page = client.get("/calls?sort=oldest").text
+    assert [page.index(f'data-call-id="{c}"') for c in oldest] == sorted(page.index(f'data-call-id="{c}"')
+                                                                        for c in oldest)
