@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -83,6 +84,15 @@ async def _catalog_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "catalog unavailable"}, status_code=503)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """No such route (404) or method (405): the console's page, or JSON under ``/api/``."""
+    assert isinstance(exc, HTTPException)
+    if web_errors.is_page(request):
+        return await run_in_threadpool(web_errors.error_page, request, exc.status_code)
+    return JSONResponse({"error": "not found" if exc.status_code == 404 else "method not allowed"},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
 def _releasing(ctx: ServiceContext, endpoint: Callable[[Request], Response]) -> Callable[[Request], Response]:
     """``endpoint`` (sync: Starlette runs it in a worker thread) giving back the thread's catalog
     connection when it returns (a streamed body reads no catalog)."""
@@ -109,6 +119,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
     ]
     routes += console.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
-                    exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})
+                    exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
+                                        404: _http_error, 405: _http_error})
     app.state.ctx = ctx
     return app

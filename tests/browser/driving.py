@@ -4,6 +4,7 @@ console served by uvicorn on a free port of 127.0.0.1, logins and screenshots.  
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 import time
@@ -79,10 +80,16 @@ def login(driver: webdriver.Chrome, base: str, name: str, password: str, next_pa
     wait(driver).until(EC.presence_of_element_located((By.ID, "who-name")))
 
 
-def screenshot(driver: webdriver.Chrome, name: str) -> Path:
+def screenshot(driver: webdriver.Chrome, name: str, full: bool = False) -> Path:
+    """``test-artifacts/screenshots/<name>.png``: the window, or (``full``) the whole page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    if full:
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot",
+                                      {"format": "png", "captureBeyondViewport": True})
+        path.write_bytes(base64.b64decode(shot["data"]))
+    else:
+        driver.save_screenshot(str(path))
     return path
 
 

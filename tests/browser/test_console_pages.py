@@ -149,4 +149,4 @@ def test_screenshots_of_search_and_call_pages(browser, console) -> None:  # type
     browser.find_element(By.LINK_TEXT, "c-red-1").click()
     wait(browser).until(EC.presence_of_element_located((By.ID, "recordings")))
     assert browser.find_elements(By.CSS_SELECTOR, "tr.recording a.play")
-    assert screenshot(browser, "call").stat().st_size > 10_000
+    assert screenshot(browser, "call", full=True).stat().st_size > 10_000

@@ -120,3 +120,14 @@ def test_sort_oldest_first_in_the_api_and_the_page(seeded_service) -> None:
     page = client.get("/calls?sort=oldest").text
     assert [page.index(f'data-call-id="{c}"') for c in oldest] == sorted(page.index(f'data-call-id="{c}"')
                                                                         for c in oldest)
+
+
+def test_unknown_paths_answer_the_same_404_page_or_json(seeded_service) -> None:
+    client, _ = seeded_service.login("alice")
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and 'id="error-404"' in page.text
+    assert page.headers["content-security-policy"] == PAGE_CSP
+    assert client.get("/static/../../etc/passwd").status_code == 404
+    api = client.get("/api/no-such")
+    assert api.status_code == 404 and api.json() == {"error": "not found"}
+    assert client.put("/api/calls").status_code == 405

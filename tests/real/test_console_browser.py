@@ -52,7 +52,7 @@ def test_console_finds_and_opens_a_real_call(asterisk: PrivateAsterisk, ami: Ami
             assert driver.find_element(By.ID, "consent-decision").text == "granted"
             assert "cq-2026-01" in driver.find_element(By.ID, "consent-notice").text
             assert driver.find_elements(By.CSS_SELECTOR, "#consent-digits tbody tr")
-            screenshot(driver, "real-call")
+            screenshot(driver, "real-call", full=True)
     finally:
         driver.quit()
         ctx.catalog.close()
