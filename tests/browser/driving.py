@@ -4,7 +4,6 @@ console served by uvicorn on a free port of 127.0.0.1, logins and screenshots.  
 
 from __future__ import annotations
 
-import base64
 import socket
 import threading
 import time
@@ -84,12 +83,16 @@ def screenshot(driver: webdriver.Chrome, name: str, full: bool = False) -> Path:
     """``test-artifacts/screenshots/<name>.png``: the window, or (``full``) the whole page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    if full:
-        shot = driver.execute_cdp_cmd("Page.captureScreenshot",
-                                      {"format": "png", "captureBeyondViewport": True})
-        path.write_bytes(base64.b64decode(shot["data"]))
-    else:
+    if not full:
         driver.save_screenshot(str(path))
+        return path
+    size = driver.get_window_size()
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(size["width"], min(max(height + 150, size["height"]), 8000))
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(size["width"], size["height"])
     return path
 
 
