@@ -131,3 +131,16 @@ def test_unknown_paths_answer_the_same_404_page_or_json(seeded_service) -> None:
     api = client.get("/api/no-such")
     assert api.status_code == 404 and api.json() == {"error": "not found"}
     assert client.put("/api/calls").status_code == 405
+
+
+def test_custom_range_to_the_hour_and_presets_filter_the_page(seeded_service) -> None:
+    from datetime import datetime
+
+    client, _ = seeded_service.login("root-admin")
+    hour = datetime.fromtimestamp(seeded_service.clock.now - 2 * 3600).strftime("%Y-%m-%dT%H:%M")
+    page = client.get(f"/calls?from={hour}&to=").text
+    assert 'data-call-id="c-red-1"' in page and 'data-call-id="c-red-2"' in page
+    assert 'data-call-id="c-blue-1"' not in page
+    assert f'value="{hour}"' in page  # the form keeps the filter it ran
+    assert 'data-call-id="c-red-1"' in client.get("/calls?preset=today").text
+    assert client.get("/calls?preset=tomorrow").status_code == 400
