@@ -33,14 +33,15 @@ def where_stored(rec: Mapping[str, Any]) -> str:
 
 
 def recording_view(rec: Mapping[str, Any]) -> dict[str, Any]:
-    manifest = rec.get("manifest") if isinstance(rec.get("manifest"), Mapping) else {}
+    found = rec.get("manifest")
+    manifest: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     return {"recording_id": rec["recording_id"], "kind": rec.get("kind") or "call", "mode": rec.get("mode"),
             "format": rec.get("format"), "duration_s": rec.get("duration_s"), "tier": rec.get("tier"),
             "sha256": rec.get("sha256"), "hash_alg": rec.get("hash_alg") or "sha256",
             "signed": bool(rec.get("signature")), "encrypted": bool(rec.get("encrypted")),
             "state": rec.get("state"), "where": where_stored(rec), "retain_until": rec.get("retain_until"),
             "retention_class": rec.get("retention_class"), "legal_hold": bool(rec.get("legal_hold")),
-            "pauses": [list(p) for p in (manifest or {}).get("pauses", ()) if isinstance(p, list | tuple)]}
+            "pauses": [list(p) for p in manifest.get("pauses", ()) if isinstance(p, list | tuple)]}
 
 
 def timeline(row: Mapping[str, Any], recordings: list[dict[str, Any]],
@@ -55,7 +56,8 @@ def timeline(row: Mapping[str, Any], recordings: list[dict[str, Any]],
     add(row.get("started_at"), "started")
     add(row.get("answered_at"), "answered")
     add(row.get("ended_at"), "ended")
-    consent = row.get("consent") if isinstance(row.get("consent"), Mapping) else {}
+    found = row.get("consent")
+    consent: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     for key in ("notified_at", "asked_at", "answered_at", "decided_at"):
         add(consent.get(key), "consent." + key.removesuffix("_at"),
             str(consent.get("decision") or "") if key == "decided_at" else "")
