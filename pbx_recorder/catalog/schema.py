@@ -331,7 +331,8 @@ MIGRATIONS: list[str] = [
     # tokens (SHA-256 of the token only; a role no wider than the owner's; an expiry), marks on a
     # call's timeline (label and note at a position, shared with whoever may see the call), saved
     # searches per user, four-eyes replay requests and grants, and the waveform peaks of a
-    # recording computed once.
+    # recording computed once; the audit log indexed by target (who viewed, played or downloaded
+    # a call, on its page).
     """
     ALTER TABLE users ADD COLUMN lang TEXT NOT NULL DEFAULT 'en';
     ALTER TABLE users ADD COLUMN totp_secret TEXT NOT NULL DEFAULT '';
@@ -378,6 +379,7 @@ MIGRATIONS: list[str] = [
         expires_at   REAL
     );
     CREATE INDEX replay_grants_call ON replay_grants(call_id, requester);
+    CREATE INDEX audit_target ON audit_log(target, id);
     CREATE TABLE waveform_peaks (
         recording_id TEXT PRIMARY KEY,
         peaks        TEXT NOT NULL,              -- JSON: {"rate": peaks per second, "peaks": [...]}

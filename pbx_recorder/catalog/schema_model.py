@@ -260,6 +260,7 @@ CONSOLE_INDEXES = (
     Index("api_tokens_user", api_tokens.c.user_name),
     Index("marks_call", marks.c.call_id, marks.c.position_s),
     Index("replay_grants_call", replay_grants.c.call_id, replay_grants.c.requester),
+    Index("audit_target", audit_log.c.target, audit_log.c.id),
 )
 
 #: PostgreSQL's form of the SQLite triggers that keep ``call_tags`` in step with ``calls.tags``
