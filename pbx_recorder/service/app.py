@@ -21,13 +21,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.service import api_audio, api_calls, auth
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.web import player
+from pbx_recorder.web.player import HERE as WEB_DIR
+
+STATIC_DIR = WEB_DIR / "static"
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +102,8 @@ def build_app(ctx: ServiceContext) -> Starlette:
         Route("/api/calls", sync(api_calls.search), methods=["GET"]),
         Route("/api/calls/{call_id}", sync(api_calls.show), methods=["GET"]),
         Route("/api/recordings/{recording_id}/audio", sync(api_audio.audio), methods=["GET"]),
+        *player.routes(sync),  # the player page, peaks, restore, marks (pbx_recorder.web.player)
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})
