@@ -29,8 +29,6 @@
     g.clearRect(0, 0, w, h);
     if (!peaks || !d) return;
     const x = (t) => (t / d) * w;
-    g.fillStyle = "#c8c8c8";
-    (peaks.pauses || []).forEach(([a, b]) => g.fillRect(x(a), 0, Math.max(2, x(b) - x(a)), h));
     if (loopA !== null) { g.fillStyle = "rgba(255,200,0,0.3)"; g.fillRect(x(loopA), 0, x(loopB === null ? d : loopB) - x(loopA), h); }
     const list = peaks.peaks, n = list.length;
     g.fillStyle = "#3a6ea5";
@@ -41,9 +39,14 @@
       const bar = (p / 100) * (h - 4);
       g.fillRect(px, (h - bar) / 2, 1, Math.max(1, bar));
     }
+    g.fillStyle = "rgba(120,120,120,0.55)";  // PCI pauses over the bars: the recording was muted
+    (peaks.pauses || []).forEach(([a, b]) => g.fillRect(x(a), 0, Math.max(2, x(b) - x(a)), h));
     g.fillStyle = "#d0453a";
     marks.forEach((m) => g.fillRect(x(m.position_s) - 1, 0, 2, h));
-    if (audio) { g.fillStyle = "#000"; g.fillRect(x(audio.currentTime), 0, 2, h); }
+    if (audio) {
+      g.fillStyle = "#000"; g.fillRect(x(audio.currentTime), 0, 2, h);
+      $("clock").textContent = fmt(audio.currentTime) + " / " + fmt(d);
+    }
   }
   function silentRuns() {
     const out = [], list = peaks.peaks, step = 1 / peaks.rate;
@@ -135,10 +138,10 @@
         const run = silences.find(([a, b]) => t >= a && t < b - 0.25);
         if (run) audio.currentTime = run[1];
       }
-      $("clock").textContent = fmt(t) + " / " + fmt(duration());
       draw();
     });
     audio.addEventListener("loadedmetadata", draw);
+    audio.addEventListener("seeked", draw);
     audio.addEventListener("error", () => say(root.dataset.msgError));
     document.addEventListener("keydown", (e) => {
       if (e.target.closest && e.target.closest("input, textarea, select")) return;
@@ -150,7 +153,7 @@
     });
     document.addEventListener("keyup", (e) => { if (e.key === " ") e.preventDefault(); }); // no button click
     api("/api/recordings/" + rid + "/peaks").then((p) => {
-      peaks = p; silences = silentRuns();
+      peaks = p; silences = silentRuns(); canvas.dataset.ready = "1";
       if (p.customer_channel !== null && p.customer_channel !== undefined && (p.channel_peaks || []).length === 2) $("customer").hidden = false;
       draw();
     }, (e) => say(root.dataset.msgError + ": " + e.message));
