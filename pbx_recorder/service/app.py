@@ -6,6 +6,8 @@
     GET  /api/calls                          search (scoped, masked, number searches throttled)
     GET  /api/calls/{call_id}                one call (404 out of scope or absent)
     GET  /api/recordings/{recording_id}/audio  audio with Range (play; ?download=1)
+    player routes (pbx_recorder.web.player.routes): the player page, peaks, restore, marks;
+    /static/... the console's script and style files
 
 Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
 keep it out of caches and frames.
