@@ -87,8 +87,9 @@ def keyword_clause(keyword: str, params: list[Any], table: str = "calls") -> str
     escaped = keyword.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
     params.extend([pattern, pattern])
-    return (f"EXISTS (SELECT 1 FROM marks mk WHERE mk.call_id = {table}.call_id AND "
-            "(lower(mk.label) LIKE ? ESCAPE '\\' OR lower(mk.note) LIKE ? ESCAPE '\\'))")
+    # an uncorrelated IN: the marks (few beside the calls) are read once, not once per call row
+    return (f"{table}.call_id IN (SELECT mk.call_id FROM marks mk WHERE "
+            "lower(mk.label) LIKE ? ESCAPE '\\' OR lower(mk.note) LIKE ? ESCAPE '\\')")
 
 
 def forget_recording(conn: sqlite3.Connection, recording_id: str) -> None:
