@@ -58,10 +58,9 @@ def peaks(request: Request) -> Response:
     except RecorderError as exc:
         log.error("recording %s: no waveform: %s", rid, exc)
         raise ApiError(422, "no waveform for this recording") from exc
-    channels = int(data.get("channels") or 1)
     return JSONResponse({**data, "recording_id": rid, "call_id": rec["call_id"],
                          "pauses": peak_store.pauses_of(rec),
-                         "customer_channel": peak_store.customer_channel(rec, call, channels)})
+                         "customer_channel": peak_store.customer_channel(call, data["channel_peaks"])})
 
 
 def restore(request: Request) -> Response:

@@ -23,6 +23,7 @@ from typing import Any
 from pbx_recorder import audio_access
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.recording_objects import leg_role, objects_of
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.waveform import WaveformError, WavPeaks
 from storage.base import Tier
@@ -34,6 +35,7 @@ DECODERS: Mapping[str, tuple[str, ...]] = {
     "gsm": ("sox", "-q", "-t", "gsm", "-", "-t", "wav", "-b", "16", "-"),
     "opus": ("opusdec", "--quiet", "--rate", "8000", "--force-wav", "-", "-"),
 }
+LEG_READ, LEG_WRITE = leg_role(0, "read"), leg_role(1, "write")
 DECODE_TIMEOUT_S = 600.0
 READ_BLOCK = 1 << 16
 
@@ -76,14 +78,33 @@ def _decoded(fmt: str, blocks: Iterator[bytes]) -> Iterator[bytes]:
         raise WaveformError(f"decoding {fmt}: {failure[0]}") from failure[0]
 
 
-def compute(rec: Mapping[str, Any], tier: Tier, keyring: Any) -> dict[str, Any]:
-    """The peaks of ``rec``, read from ``tier`` (streamed; memory independent of the length)."""
+def _peaks_of_object(rec: Mapping[str, Any], tier: Tier, keyring: Any) -> dict[str, Any]:
     size = audio_access.plaintext_size(rec, tier)
     fmt = str(rec.get("format") or "wav").lower()
     acc = WavPeaks(float(rec["duration_s"]) if rec.get("duration_s") else None)
     for block in _decoded(fmt, audio_access.plaintext_range(rec, tier, keyring, 0, size)):
         acc.feed(block)
     return acc.result()
+
+
+def _leg(rec: Mapping[str, Any], tier: Tier, key: str, sha256: str) -> dict[str, Any]:
+    """``rec`` as if the leg at ``key`` were its main file (a plain one is checked against its hash)."""
+    info = tier.stat(key)
+    return {**rec, "storage_key": key, "sha256": sha256, "size": int(info.size) if info is not None else 0}
+
+
+def compute(rec: Mapping[str, Any], tier: Tier, keyring: Any) -> dict[str, Any]:
+    """The peaks of ``rec``, read from ``tier`` (streamed; memory independent of the length).
+    A dual-mode recording's main file is the mix; its two leg files (``leg:read``, what the
+    recorded channel sent, and ``leg:write``, what it heard) give the per-channel peaks."""
+    result = _peaks_of_object(rec, tier, keyring)
+    if rec.get("mode") == "dual":
+        legs = {o.role: o for o in objects_of(rec)}
+        if LEG_READ in legs and LEG_WRITE in legs:  # same data key and AAD as the main file
+            result["channel_peaks"] = [
+                _peaks_of_object(_leg(rec, tier, legs[role].key, legs[role].sha256), tier, keyring)["peaks"]
+                for role in (LEG_READ, LEG_WRITE)]
+    return result
 
 
 def cached(ctx: ServiceContext, recording_id: str) -> dict[str, Any] | None:
@@ -132,10 +153,11 @@ def pauses_of(rec: Mapping[str, Any]) -> list[list[float]]:
     return out
 
 
-def customer_channel(rec: Mapping[str, Any], call: Mapping[str, Any], channels: int) -> int | None:
-    """Index of the customer's channel in a 2-channel recording (README "The player"): channel 1
-    (index 0) carries what the recorded channel sent, the caller on an inbound call; on an
-    outbound call the recorded channel is the agent's, so the customer is channel 2 (index 1)."""
-    if channels != 2:
+def customer_channel(call: Mapping[str, Any], channel_peaks: list[list[int]]) -> int | None:
+    """Index of the customer's channel in ``channel_peaks`` (README "The player"): channel 1
+    (index 0; a dual recording's ``read`` leg) carries what the recorded channel sent, the caller
+    on an inbound call; on an outbound call the recorded channel is the agent's, so the customer
+    is channel 2 (index 1).  None without two channels."""
+    if len(channel_peaks) != 2:
         return None
     return 1 if str(call.get("direction") or "") == "outbound" else 0

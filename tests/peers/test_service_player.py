@@ -144,3 +144,34 @@ def test_cold_recording_shows_restore_state_not_the_audio(service) -> None:  # t
     agent, _ = service.login("alice")
     html = agent.get("/recordings/r-wav/play").text
     assert 'id="cold"' in html and 'id="restore"' not in html  # the state only: an agent may not restore
+
+
+def test_dual_recording_channels_come_from_its_legs(service) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+    import io
+
+    from pbx_recorder.catalog import Catalog
+    from tests.peers.player_support import tone_blocks
+
+    put_wav(service, "c-red-2", "r-dual", 8, 1, caller_from=0)  # the mix
+    objects = [{"role": "audio", "key": "2027/01/c-red-2/r-dual.wav", "sha256": ""}]
+    for role, start in (("read", 4), ("write", 99)):  # the caller speaks from 4 s, the agent never
+        data = b"".join(tone_blocks(8, 1, caller_from=start))
+        key = f"2027/01/c-red-2/r-dual-{role}.wav"
+        sha = hashlib.sha256(data).hexdigest()
+        service.seeded.tier.put(key, io.BytesIO(data), sha256=sha)
+        objects.append({"role": f"leg:{role}", "key": key, "sha256": sha})
+    catalog = Catalog(service.seeded.db)
+    catalog.mark_state("r-dual", "stored", mode="dual", objects=json.dumps(objects))
+    catalog.close()
+    client, _ = service.login("lead-red")
+    body = client.get("/api/recordings/r-dual/peaks").json()
+    read, write = body["channel_peaks"]
+    assert body["channels"] == 1 and body["customer_channel"] == 0
+    assert max(read[:40]) == 0 and min(read[40:]) >= 45 and max(write) == 0
+
+
+def test_customer_channel_follows_the_direction() -> None:
+    assert peak_store.customer_channel({"direction": "inbound"}, [[1], [2]]) == 0
+    assert peak_store.customer_channel({"direction": "outbound"}, [[1], [2]]) == 1
+    assert peak_store.customer_channel({"direction": "outbound"}, []) is None

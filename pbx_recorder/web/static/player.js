@@ -66,7 +66,7 @@
     if (ch === null || ch === undefined || !cp || cp.length !== 2) return;
     const mine = cp[ch], other = cp[1 - ch], step = 1 / peaks.rate;
     let i = Math.floor((audio.currentTime + 0.5) / step) + 1;
-    for (; i < mine.length; i++) if (mine[i] > SILENT * 2 && mine[i] > other[i]) { seek(i * step); return; }
+    for (; i < mine.length; i++) if (mine[i] > SILENT * 2 && mine[i] > (other[i] || 0)) { seek(i * step); return; }
   }
 
   /* ---- marks ---- */
