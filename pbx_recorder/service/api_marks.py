@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import peaks as peak_store
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 
@@ -82,6 +83,8 @@ def _add_mark(request: Request, raw: bytes) -> Response:
         mark = marks.NewMark(call_id, rid, data.get("position_s"), data.get("label"),  # type: ignore[arg-type]
                              data.get("note", ""), actor.user.name)
         duration = float(rec["duration_s"]) if rec.get("duration_s") else None
+        if duration is None:  # a row without its duration: the waveform's, once computed
+            duration = (peak_store.cached(ctx, rid) or {}).get("duration")
         try:
             marks.validate(mark, duration)
         except marks.MarkRefused as exc:

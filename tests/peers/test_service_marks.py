@@ -142,3 +142,15 @@ def test_keyword_search_is_scoped(service) -> None:  # type: ignore[no-untyped-d
     assert counted is None or counted["value"] == 0
     ops, _ = service.login("ops")
     assert ops.get("/api/calls", params={"keyword": "refund"}).status_code == 403
+
+
+def test_without_a_duration_in_the_row_the_waveforms_bounds_the_position(service) -> None:  # type: ignore[no-untyped-def]
+    from pbx_recorder.catalog import Catalog
+
+    catalog = Catalog(service.seeded.db)
+    catalog.mark_state("r-wav", "stored", duration_s=None)
+    catalog.close()
+    client, csrf = service.login("lead-red")
+    assert _add(client, csrf, position_s=31).status_code == 201  # nothing known yet: accepted
+    assert client.get("/api/recordings/r-wav/peaks").json()["duration"] == 30.0
+    assert _add(client, csrf, position_s=31).status_code == 400
