@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from pbx_recorder.catalog.marks import keyword_clause
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import search_indexes
 from pbx_recorder.catalog.scopes import Scope, scope_clause
@@ -46,6 +47,7 @@ class CallFilters:
     queue: str | None = None
     tag: str | None = None
     consent: str | None = None  # consent_decision
+    keyword: str | None = None  # in the label or note of one of the call's marks
     limit: int = 50
     after: str | None = None  # opaque cursor of the previous page's last row (encode_cursor)
     order: str = "newest"  # newest | oldest (ORDERS)
@@ -173,7 +175,7 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     where: list[str] = []
     rows = rows or (scope is not None and scope.kind != "all")  # a scoped count reads the call row
     tag_first = bool(f.tag) and not any((f.status, f.caller, f.callee, f.call_id, f.agent, f.queue,
-                                         f.consent))
+                                         f.consent, f.keyword))
     src = "t" if tag_first else "calls"
     sql_from = "calls"
     if tag_first:  # without ``rows`` (a count): call_tags alone, its rows are those of existing calls
@@ -209,6 +211,8 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     if f.tag and not tag_first:
         where.append("EXISTS (SELECT 1 FROM call_tags t WHERE t.call_id = calls.call_id AND t.tag = ?)")
         params.append(f.tag)
+    if f.keyword:
+        where.append(keyword_clause(f.keyword, params))
     limited = scope_clause(scope, params)
     if limited:
         where.append(limited)

@@ -31,6 +31,7 @@ from typing import Any
 
 from pbx_recorder import call_seal
 from pbx_recorder.catalog import engine
+from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
@@ -173,6 +174,7 @@ class Eraser:
                 with Tx(self.conn):
                     self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (call["call_id"],))
                     self.conn.execute("DELETE FROM calls WHERE call_id=?", (call["call_id"],))
+                    forget_call(self.conn, call["call_id"])
                     call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
         live = self._purge_live(plan, caller, req["request_id"], now)
         redacted = self._redact_audit(caller, subject) if caller else 0
@@ -233,6 +235,7 @@ class Eraser:
         with Tx(self.conn):
             for table in ("lifecycle_moves", "hold_recordings", "recordings"):
                 self.conn.execute(f"DELETE FROM {table} WHERE recording_id=?", (rec["recording_id"],))
+            forget_recording(self.conn, rec["recording_id"])
             self.conn.execute(
                 "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"
                 " VALUES (?,?,?,?,?,?,?)",

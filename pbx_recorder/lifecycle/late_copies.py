@@ -32,6 +32,7 @@ from typing import Any
 
 from pbx_recorder import call_seal
 from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.ledger import connection_of
 from pbx_recorder.lifecycle import policy, shared_tombstones
 from pbx_recorder.lifecycle.journal import Tx, default_ledger
@@ -179,10 +180,12 @@ class LateCopyGuard:
             if recording_id:
                 for table in ("lifecycle_moves", "hold_recordings", "recordings"):
                     conn.execute(f"DELETE FROM {table} WHERE recording_id=?", (recording_id,))
+                forget_recording(conn, recording_id)
                 if not conn.execute("SELECT 1 FROM recordings WHERE call_id=?", (call_id,)).fetchone():
                     if conn.execute("DELETE FROM calls WHERE call_id=? AND seal != ''", (call_id,)).rowcount:
                         call_seal.record_removed(conn, call_id, f"erasure {v.request_id} (late copy)", now)
                     conn.execute("DELETE FROM calls WHERE call_id=?", (call_id,))
+                    forget_call(conn, call_id)
                 if not _logged(conn, recording_id, "erasure_late_copy", v.request_id):
                     conn.execute(
                         "INSERT INTO deletion_log (at, recording_id, call_id, sha256, reason, policy, actor)"

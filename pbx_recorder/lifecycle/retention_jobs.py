@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbx_recorder import retention, scan
+from pbx_recorder.catalog.marks import forget_recording
 from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.holds import HoldManager
@@ -121,6 +122,7 @@ class RetentionJob:
             versions += self.tiers[name].delete(key)
         with Tx(self.conn):
             self.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id=?", (d.recording_id,))
+            forget_recording(self.conn, d.recording_id)  # peaks are a picture of the audio
             # the data key goes too (crypto-shredding, as in erasure): copies no tier lists -- a cloud
             # tier's target bucket, a replica -- become unreadable; the row keeps ids and hashes
             self.conn.execute(

@@ -31,6 +31,7 @@ from typing import Any
 
 from pbx_recorder import call_seal
 from pbx_recorder.catalog import engine
+from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.lifecycle import policy
 from storage import atomic
 
@@ -161,10 +162,12 @@ class Tombstones:
                 for rid in rids:
                     for table in _TABLES_BY_RECORDING:
                         conn.execute(f"DELETE FROM {table} WHERE recording_id=?", (rid,))
+                    forget_recording(conn, rid)
                 conn.execute("DELETE FROM live_calls WHERE call_id=?", (call_id,))
                 if conn.execute("DELETE FROM calls WHERE call_id=? AND seal != ''", (call_id,)).rowcount:
                     call_seal.record_removed(conn, call_id, "erased (tombstone on restore)", time.time())
                 conn.execute("DELETE FROM calls WHERE call_id=?", (call_id,))
+                forget_call(conn, call_id)
             self._redact_audit(conn, dead)
         except BaseException:
             conn.execute("ROLLBACK")

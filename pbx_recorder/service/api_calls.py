@@ -1,10 +1,10 @@
 """``GET /api/calls`` (search) and ``GET /api/calls/{call_id}`` (one call), scoped and masked.
 
 Filters are those of ``calls search`` (from, to, preset, status, caller, callee, call_id, agent,
-queue, tag, consent, limit, after) and ``sort`` (newest, oldest), read from the query string.
-Rows come only from the actor's row scope (the query layer adds it).  Numbers are masked unless
-``unmask=1`` is asked for by a role holding ``calls.unmask`` (audited); asking without that verb
-is a 403.  Number-valued searches are
+queue, tag, consent, limit, after), ``keyword`` (in the marks' labels and notes) and ``sort``
+(newest, oldest), read from the query string.  Rows come only from the actor's row scope (the
+query layer adds it).  Numbers are masked unless ``unmask=1`` is asked for by a role holding
+``calls.unmask`` (audited); asking without that verb is a 403.  Number-valued searches are
 audited; a role without unmask is throttled (:mod:`pbx_recorder.service.throttle`).  A call outside
 the scope answers 404 exactly like an absent one; the audit row tells the two apart.
 """
@@ -36,7 +36,7 @@ DETAIL_FIELDS = LIST_FIELDS + ("did", "region", "disposition", "rule", "consent"
 RECORDING_FIELDS = ("recording_id", "kind", "mode", "state", "format", "duration_s", "size", "sha256",
                     "tier", "encrypted", "retention_class", "retain_until", "legal_hold", "restore_state")
 _TEXT_FILTERS = ("status", "caller", "callee", "call_id", "agent", "queue", "tag", "consent", "after",
-                 "preset")
+                 "preset", "keyword")
 
 
 def _time(text: str | None, ctx: ServiceContext, name: str) -> float | None:

@@ -7,6 +7,7 @@
     GET  /api/calls/{call_id}                one call (404 out of scope or absent)
     GET  /api/recordings/{recording_id}/audio  audio with Range (play; ?download=1)
     the console's pages and their JSON helpers: pbx_recorder.web.console.routes
+    the player page, peaks, restore, marks: pbx_recorder.web.player.routes
 
 Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
 keep it out of caches and frames.  On a console page path (anything outside ``/api/``) a 401
@@ -32,7 +33,7 @@ from pbx_recorder.errors import CatalogError
 from pbx_recorder.service import api_audio, api_calls, auth
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.web import console
+from pbx_recorder.web import console, player
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
         Route("/api/calls", sync(api_calls.search), methods=["GET"]),
         Route("/api/calls/{call_id}", sync(api_calls.show), methods=["GET"]),
         Route("/api/recordings/{recording_id}/audio", sync(api_audio.audio), methods=["GET"]),
+        *player.routes(sync),  # the player page, peaks, restore, marks (pbx_recorder.web.player)
     ]
     routes += console.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],

@@ -9,6 +9,8 @@ Verbs are separate permissions (the audit tells a play from a download)::
     calls.export        x                                  x
     calls.delete        x
     calls.unmask        x       x                   x      x
+    calls.mark          x       x      x                   x
+    calls.restore       x       x                   x      x
     audit.read          x                           x
     users.manage        x
     health.read         x                                        x
@@ -17,6 +19,12 @@ Row scopes (:mod:`pbx_recorder.catalog.scopes`): admin, auditor and legal see ev
 supervisor the calls whose agent is in one of their teams (``team_agents``); an agent the calls
 whose ``agent`` is their own account name; a QA reviewer the calls assigned to them
 (``qa_assignments``); ``it`` no call at all.  An unknown role gets no verb and no row.
+
+``calls.mark`` (add marks; delete one's own, admin any): the roles that review conversations;
+legal annotates evidence; the auditor stays read-only; agents and IT may not.  ``calls.restore``
+(bring a cold, archive-class recording back for a few days, which costs a retrieval fee): the
+roles that listen for the organisation (lead, compliance, legal); an agent could otherwise order
+the retrieval of every call of theirs.
 """
 
 from __future__ import annotations
@@ -29,16 +37,18 @@ ROLES: tuple[str, ...] = ("admin", "supervisor", "qa", "agent", "auditor", "lega
 
 VERBS: tuple[str, ...] = (
     "calls.view", "calls.play", "calls.download", "calls.export", "calls.delete", "calls.unmask",
-    "audit.read", "users.manage", "health.read",
+    "audit.read", "users.manage", "health.read", "calls.mark", "calls.restore",
 )
 
 PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin": frozenset(VERBS),
-    "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask"}),
-    "qa": frozenset({"calls.view", "calls.play"}),
+    "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask", "calls.mark",
+                             "calls.restore"}),
+    "qa": frozenset({"calls.view", "calls.play", "calls.mark"}),
     "agent": frozenset({"calls.view", "calls.play"}),
-    "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read"}),
-    "legal": frozenset({"calls.view", "calls.play", "calls.download", "calls.export", "calls.unmask"}),
+    "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read", "calls.restore"}),
+    "legal": frozenset({"calls.view", "calls.play", "calls.download", "calls.export", "calls.unmask",
+                        "calls.mark", "calls.restore"}),
     "it": frozenset({"health.read"}),
 }
 
