@@ -25,7 +25,8 @@ def test_page_in_chinese_escapes_what_it_shows() -> None:
         call={"call_id": "c<1>"}, readable=True, may_download=False, may_mark=True, may_restore=False,
         is_admin=False, when=str)
     assert "播放器" in html and 'lang="zh-CN"' in html and "跳到客户讲话" in html
-    ours = ('<script src="/static/player.js" defer></script>', '<script src="/static/console.js" defer></script>')
+    ours = ('<script src="/static/player.js" defer></script>',
+            '<script src="/static/console.js" defer></script>')
     assert "<script>" not in html.replace(ours[0], "").replace(ours[1], "")
     assert "c&lt;1&gt;" in html and 'data-user="x&#34;&gt;&lt;script&gt;"' in html
     assert 'id="download"' not in html and 'content="tok"' in html
