@@ -163,7 +163,7 @@ def assign_cmd(ctx: click.Context, call_id: str, reviewer: str) -> None:
 
 
 def register(group: click.Group) -> None:
-    from pbx_recorder.cli import cmd_users_auth
+    from pbx_recorder.cli import users_auth_commands
 
-    cmd_users_auth.attach(users_group)
+    users_auth_commands.attach(users_group)
     group.add_command(users_group)

@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from pbx_recorder import audit_trail
 from pbx_recorder.errors import CatalogError, ConfigError, LoginRefused, NotFound
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import request_tag
 from pbx_recorder.service.roles import ROLES, scope_for
 
 MAX_FAILURES = 5  #: consecutive failed logins that lock an account
@@ -108,7 +109,7 @@ class Accounts:
     def _audit(self, actor: str, role: str, action: str, target: str, detail: dict[str, Any],
                now: float) -> None:
         audit_trail.record(self.conn, actor=actor, role=role, action=action, target=target,
-                           detail=detail, now=now)
+                           detail=request_tag.tagged(detail), now=now)
 
     def add(self, name: str, role: str, password: str, *, teams: Iterable[str] = (), actor: str,
             actor_role: str, now: float) -> User:

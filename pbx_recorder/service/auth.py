@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import json
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from pbx_recorder import audit_trail
 from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.errors import LoginRefused
-from pbx_recorder.service import api_token_store, login_limit, sessions, totp
+from pbx_recorder.service import api_token_store, login_limit, request_tag, sessions, totp
 from pbx_recorder.service.accounts import User
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
@@ -36,8 +35,6 @@ from pbx_recorder.service.roles import may
 CSRF_HEADER = "x-csrf-token"
 OK_STAGE = frozenset({"ok"})
 ANY_STAGE = frozenset({"ok", "totp", "enrol"})
-#: the label of the API token behind this request (added to every audit row it writes)
-_TOKEN_LABEL: ContextVar[str] = ContextVar("pbxr_token_label", default="")
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 MAX_LOGIN_BODY = 4096
 
@@ -86,9 +83,8 @@ def client_ip(request: Request, trusted: tuple[str, ...] = ()) -> str:
 
 def audit(ctx: ServiceContext, actor: str, role: str, action: str, target: str,
           detail: dict[str, Any]) -> None:
-    label = _TOKEN_LABEL.get()
     audit_trail.record(ctx.catalog.connection(), actor=actor, role=role, action=action, target=target,
-                       detail={**detail, "token": label} if label else detail, now=ctx.clock())
+                       detail=request_tag.tagged(detail), now=ctx.clock())
 
 
 def actor_of(request: Request, stages: frozenset[str] = OK_STAGE) -> Actor:
@@ -127,7 +123,7 @@ def _bearer_actor(ctx: ServiceContext, header: str, client: str) -> Actor:
     owner = ctx.accounts().get(found.user) if found else None
     if found is None or owner is None or owner.disabled or not api_token_store.within(found.role, owner.role):
         raise ApiError(401, "no valid API token", headers={"WWW-Authenticate": "Bearer"})
-    _TOKEN_LABEL.set(found.label or found.id_hash[:12])
+    request_tag.set_token(found.label or found.id_hash[:12])
     user = replace(owner, role=found.role)
     session = sessions.Session("token:" + found.id_hash, user.name, "", found.created_at, ctx.clock())
     return Actor(user, session, ctx.accounts().scope(user), client, via="token")

@@ -12,6 +12,8 @@ Verbs are separate permissions (the audit tells a play from a download)::
     audit.read          x                           x
     users.manage        x
     health.read         x                                        x
+    tokens.manage       x
+    calls.replay_approve x                          x
 
 Row scopes (:mod:`pbx_recorder.catalog.scopes`): admin, auditor and legal see every call; a
 supervisor the calls whose agent is in one of their teams (``team_agents``); an agent the calls
@@ -30,6 +32,8 @@ ROLES: tuple[str, ...] = ("admin", "supervisor", "qa", "agent", "auditor", "lega
 VERBS: tuple[str, ...] = (
     "calls.view", "calls.play", "calls.download", "calls.export", "calls.delete", "calls.unmask",
     "audit.read", "users.manage", "health.read",
+    "tokens.manage",
+    "calls.replay_approve",
 )
 
 PERMISSIONS: Mapping[str, frozenset[str]] = {
@@ -37,7 +41,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask"}),
     "qa": frozenset({"calls.view", "calls.play"}),
     "agent": frozenset({"calls.view", "calls.play"}),
-    "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read"}),
+    "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read", "calls.replay_approve"}),
     "legal": frozenset({"calls.view", "calls.play", "calls.download", "calls.export", "calls.unmask"}),
     "it": frozenset({"health.read"}),
 }

@@ -14,7 +14,7 @@ from typing import Any
 from pbx_recorder import audit_trail
 from pbx_recorder.errors import AccessDenied, ConfigError
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import api_token_store
+from pbx_recorder.service import api_token_store, request_tag
 from pbx_recorder.service.accounts import Accounts, User, check_name
 from pbx_recorder.service.roles import ROLES
 from pbx_recorder.service.totp import TotpStore
@@ -24,8 +24,8 @@ MAX_TEAM = 64
 
 def _audit(acc: Accounts, actor: str, actor_role: str, action: str, target: str, detail: dict[str, Any],
            now: float) -> None:
-    audit_trail.record(acc.conn, actor=actor, role=actor_role, action=action, target=target, detail=detail,
-                       now=now)
+    audit_trail.record(acc.conn, actor=actor, role=actor_role, action=action, target=target,
+                       detail=request_tag.tagged(detail), now=now)
 
 
 def user_rows(acc: Accounts, now: float) -> list[dict[str, Any]]:
