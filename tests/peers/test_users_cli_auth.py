@@ -78,3 +78,21 @@ def test_an_unprivileged_os_user_cannot_mint_tokens(tmp_path, monkeypatch) -> No
     made = CliRunner().invoke(cli, ["--config", cfg, "users", "token", "create", "alice", "--role", "agent",
                                     "--days", "1"])
     assert made.exit_code != 0 and "pbxr_" not in made.output
+
+
+def test_users_cli_shares_the_admin_rules(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cfg = _setup(tmp_path, monkeypatch)
+    runner = CliRunner()
+    added = runner.invoke(cli, ["--config", cfg, "users", "add", "boss", "--role", "admin",
+                                "--password-stdin"], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    last = runner.invoke(cli, ["--config", cfg, "users", "disable", "boss"])
+    assert last.exit_code != 0 and "last enabled admin" in str(last.exception)
+    demoted = runner.invoke(cli, ["--config", cfg, "users", "set-role", "boss", "auditor"])
+    assert demoted.exit_code != 0
+    assert runner.invoke(cli, ["--config", cfg, "users", "set-role", "alice", "supervisor"]).exit_code == 0
+    assert runner.invoke(cli, ["--config", cfg, "users", "set-teams", "alice", "red"]).exit_code == 0
+    listed = runner.invoke(cli, ["--config", cfg, "users", "list", "--json"]).stdout
+    rows = {r["name"]: r for r in json.loads(listed)}
+    assert rows["alice"]["role"] == "supervisor" and rows["alice"]["teams"] == ["red"]
+    assert rows["boss"]["role"] == "admin" and not rows["boss"]["disabled"] and rows["boss"]["totp"] == "none"
