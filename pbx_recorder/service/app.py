@@ -28,6 +28,7 @@ from pbx_recorder.errors import CatalogError
 from pbx_recorder.service import api_audio, api_calls, api_tokens, api_totp, api_users, auth
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.web import admin_users_page
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_totp.routes(sync)
     routes += api_tokens.routes(sync)
     routes += api_users.routes(sync)
+    routes += admin_users_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})
     app.state.ctx = ctx
