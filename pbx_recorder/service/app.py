@@ -25,7 +25,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.service import api_audio, api_calls, api_tokens, api_totp, api_users, auth
+from pbx_recorder.service import api_audio, api_calls, api_replay, api_tokens, api_totp, api_users, auth
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.web import admin_users_page
@@ -102,6 +102,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_totp.routes(sync)
     routes += api_tokens.routes(sync)
     routes += api_users.routes(sync)
+    routes += api_replay.routes(sync)
     routes += admin_users_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})
