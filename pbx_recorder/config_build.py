@@ -281,6 +281,8 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
     level_node.finish()
     if config.encryption.enabled and config.encryption.master_key_file is None:
         ctx.error(("encryption", "master_key_file"), "is required when encryption.enabled is true")
+    if config.web.totp_required_roles and config.web.secret_key_file is None:
+        ctx.error(("web", "secret_key_file"), "is required when web.totp_required_roles is set")
     if (config.web.tls_cert is None) != (config.web.tls_key is None):
         ctx.error(("web", "tls_cert" if config.web.tls_cert is None else "tls_key"),
                   "is required when the other of web.tls_cert / web.tls_key is set")

@@ -167,4 +167,7 @@ def test_config_names_the_key_of_an_unknown_required_role(tmp_path) -> None:  # 
     with pytest.raises(ConfigError, match=r"web\.totp_required_roles\[1\]"):
         load_config(str(cfg))
     cfg.write_text("web:\n  totp_required_roles: [admin, auditor]\n")
+    with pytest.raises(ConfigError, match=r"web\.secret_key_file: is required"):
+        load_config(str(cfg))
+    cfg.write_text(f"web:\n  totp_required_roles: [admin, auditor]\n  secret_key_file: {tmp_path}/k\n")
     assert load_config(str(cfg)).web.totp_required_roles == ("admin", "auditor")
