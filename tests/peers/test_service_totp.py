@@ -7,9 +7,11 @@ import pytest
 
 from pbx_recorder.errors import CryptoError
 from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.service import user_admin
 from pbx_recorder.service.accounts import MAX_FAILURES
 from pbx_recorder.service.secret_box import SecretBox
-from tests.peers.authx_support import code, enrol, password_step, service_with_totp
+from tests.peers.authx_support import bearer, code, enrol, password_step, service_with_totp
+from tests.peers.service_support import USERS
 
 
 @pytest.fixture
@@ -119,8 +121,6 @@ def test_an_enrolled_factor_is_not_replaced_by_the_user_and_reset_by_an_admin(sv
     client, csrf, _ = enrol(svc, "alice")
     again = client.post("/api/me/totp/enrol", headers={"X-CSRF-Token": csrf})
     assert again.status_code == 409 and svc.audit_rows("alice")[-1]["action"] == "denied:totp.enrol"
-    from pbx_recorder.service import user_admin
-
     user_admin.reset_totp(svc.ctx.accounts(), "alice", actor="root-admin", actor_role="admin",
                           now=svc.clock.now)
     assert _stored(svc, "alice")[0] == ""
@@ -171,3 +171,15 @@ def test_config_names_the_key_of_an_unknown_required_role(tmp_path) -> None:  # 
         load_config(str(cfg))
     cfg.write_text(f"web:\n  totp_required_roles: [admin, auditor]\n  secret_key_file: {tmp_path}/k\n")
     assert load_config(str(cfg)).web.totp_required_roles == ("admin", "auditor")
+
+
+@pytest.mark.parametrize("name", sorted(USERS))
+def test_every_role_may_enrol_but_not_with_a_token(svc, name: str) -> None:  # type: ignore[no-untyped-def]
+    _, _, secret = enrol(svc, name)
+    assert _stored(svc, name)[0].startswith("v1.") and svc.audit_rows(name)[-1]["action"] == "totp.enrol"
+    token, _ = user_admin.create_token(svc.ctx.accounts(), name, USERS[name][0], 1, "bot", max_days=365,
+                                       actor="root", actor_role="host-admin", now=svc.clock.now)
+    client = svc.client()
+    assert client.post("/api/me/totp/enrol", headers=bearer(token)).status_code == 403
+    assert client.post("/api/login/totp", json={"code": code(secret, svc.clock.now + 30)},
+                       headers=bearer(token)).status_code == 409
