@@ -23,6 +23,10 @@ command -v radosgw >/dev/null 2>&1 || need+=(radosgw)
 command -v ceph-mon >/dev/null 2>&1 || need+=(ceph-mon)
 command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+# the console's browser tests (tests/browser): Selenium drives Debian's chromium; CJK glyphs for zh
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-system: everything present"
   exit 0
