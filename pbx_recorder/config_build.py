@@ -20,6 +20,7 @@ from pbx_recorder.config_model import (
     EncryptionConfig,
     EslConfig,
     EslOutboundConfig,
+    FourEyesConfig,
     LoggingConfig,
     MetricsConfig,
     PbxConfig,
@@ -33,6 +34,7 @@ from pbx_recorder.config_model import (
 from pbx_recorder.config_reader import Ctx, Node
 from pbx_recorder.config_rules import LANGUAGE_RE, build_rules, check_timezone
 from pbx_recorder.config_storage import build_retention, build_storage
+from pbx_recorder.service.roles import ROLES as SERVICE_ROLES
 
 NODE_RE = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 ROLES = access_policy.ROLES
@@ -255,6 +257,15 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 number_searches=n.get_int("number_searches", 20, lo=1, hi=10000),
                 number_search_window_s=n.get_int("number_search_window_s", 600, lo=10, hi=86400),
                 trusted_proxies=n.get_str_list("trusted_proxies"),
+                totp_required_roles=n.get_str_list("totp_required_roles", choices=SERVICE_ROLES),
+                secret_key_file=n.get_path("secret_key_file", None, optional=True),
+                token_max_days=n.get_int("token_max_days", 365, lo=1, hi=3650),
+                token_touch_s=n.get_int("token_touch_s", 60, lo=1, hi=86400),
+                login_failures_per_ip=n.get_int("login_failures_per_ip", 20, lo=1, hi=100000),
+                login_ip_window_s=n.get_int("login_ip_window_s", 600, lo=10, hi=86400),
+                four_eyes=_simple(n.child("four_eyes"), lambda f: FourEyesConfig(
+                    tags=f.get_str_list("tags"), rules=f.get_str_list("rules"),
+                    grant_minutes=f.get_int("grant_minutes", 60, lo=1, hi=7 * 1440))),
             ),
         ),
         access=AccessConfig(users=MappingProxyType(users), download_dir=download_dir),
@@ -270,6 +281,8 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
     level_node.finish()
     if config.encryption.enabled and config.encryption.master_key_file is None:
         ctx.error(("encryption", "master_key_file"), "is required when encryption.enabled is true")
+    if config.web.totp_required_roles and config.web.secret_key_file is None:
+        ctx.error(("web", "secret_key_file"), "is required when web.totp_required_roles is set")
     if (config.web.tls_cert is None) != (config.web.tls_key is None):
         ctx.error(("web", "tls_cert" if config.web.tls_cert is None else "tls_key"),
                   "is required when the other of web.tls_cert / web.tls_key is set")

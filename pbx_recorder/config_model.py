@@ -330,6 +330,27 @@ class WebConfig:
     number_searches: int = 20  # number-valued searches a user without unmask may run per window
     number_search_window_s: int = 600
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
+    # second factor, API tokens, login rate limit, four-eyes replay (README "Operator service")
+    totp_required_roles: tuple[str, ...] = ()  # roles that must log in with TOTP (default: none)
+    secret_key_file: Path | None = None  # AES-256 key sealing TOTP secrets (users totp-key init)
+    token_max_days: int = 365  # an API token lives at most this long
+    token_touch_s: int = 60  # a token's last_used is rewritten at most this often
+    login_failures_per_ip: int = 20  # failed logins per window from one client address, then 429
+    login_ip_window_s: int = 600
+    four_eyes: FourEyesConfig = field(default_factory=lambda: FourEyesConfig())
+
+
+@dataclass(frozen=True)
+class FourEyesConfig:
+    """Calls whose play/download needs a grant by a second person (admin or auditor)."""
+
+    tags: tuple[str, ...] = ()  # a call with any of these tags is sensitive
+    rules: tuple[str, ...] = ()  # or recorded under any of these rule names
+    grant_minutes: int = 60  # a grant opens the call to its requester this long
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tags or self.rules)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""``pbx-recorder users add|disable|reset-password|list|team-agents|assign-review``: the operator
-service's local accounts (``pbx_recorder.service.accounts``).
+"""``pbx-recorder users add|disable|reset-password|set-role|set-teams|list|team-agents|assign-review``:
+the operator service's local accounts, through the same functions as the admin API
+(``pbx_recorder.service.user_admin``).
 
 Only root or the service user (``pbx-recorder``) may run these: they write the catalog, which no
 one else can open.  Passwords are read from a prompt (typed twice) or, with ``--password-stdin``,
@@ -19,6 +20,7 @@ from typing import Any
 import click
 
 from pbx_recorder.errors import AccessDenied
+from pbx_recorder.service import user_admin
 from pbx_recorder.service.roles import ROLES
 
 SERVICE_USER = "pbx-recorder"
@@ -72,8 +74,8 @@ def add_cmd(ctx: click.Context, name: str, role: str, teams: tuple[str, ...], pa
     actor = _require_privileged()
     accounts = _accounts(ctx)
     try:
-        accounts.add(name, role, _password(password_stdin), teams=teams, actor=actor, actor_role=ACTOR_ROLE,
-                     now=time.time())
+        user_admin.add(accounts, name, role, _password(password_stdin), teams, actor=actor,
+                       actor_role=ACTOR_ROLE, now=time.time())
     finally:
         accounts.conn.close()
     click.echo(f"user {name} added (role {role})")
@@ -87,7 +89,7 @@ def disable_cmd(ctx: click.Context, name: str) -> None:
     actor = _require_privileged()
     accounts = _accounts(ctx)
     try:
-        accounts.disable(name, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
+        user_admin.disable(accounts, name, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
     finally:
         accounts.conn.close()
     click.echo(f"user {name} disabled")
@@ -102,11 +104,41 @@ def reset_cmd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     actor = _require_privileged()
     accounts = _accounts(ctx)
     try:
-        accounts.reset_password(name, _password(password_stdin), actor=actor, actor_role=ACTOR_ROLE,
-                                now=time.time())
+        user_admin.reset_password(accounts, name, _password(password_stdin), actor=actor,
+                                  actor_role=ACTOR_ROLE, now=time.time())
     finally:
         accounts.conn.close()
     click.echo(f"password of {name} reset")
+
+
+@users_group.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+@click.pass_context
+def set_role_cmd(ctx: click.Context, name: str, role: str) -> None:
+    """Give NAME another role (ends their sessions; never demotes the last enabled admin)."""
+    actor = _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        user_admin.set_role(accounts, name, role, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
+    finally:
+        accounts.conn.close()
+    click.echo(f"user {name}: role {role}")
+
+
+@users_group.command("set-teams")
+@click.argument("name")
+@click.argument("teams", nargs=-1)
+@click.pass_context
+def set_teams_cmd(ctx: click.Context, name: str, teams: tuple[str, ...]) -> None:
+    """Set the teams NAME leads (none: no team)."""
+    actor = _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        user_admin.set_teams(accounts, name, teams, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
+    finally:
+        accounts.conn.close()
+    click.echo(f"user {name}: teams {', '.join(sorted(set(teams))) or '-'}")
 
 
 @users_group.command("list")
@@ -117,13 +149,9 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
     _require_privileged()
     accounts = _accounts(ctx)
     try:
-        users = accounts.list()
+        rows = user_admin.user_rows(accounts, time.time())
     finally:
         accounts.conn.close()
-    now = time.time()
-    rows = [{"name": u.name, "role": u.role, "teams": list(u.teams), "disabled": u.disabled,
-             "locked": bool(u.locked_until and u.locked_until > now), "failed_logins": u.failed_logins}
-            for u in users]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -141,7 +169,8 @@ def team_agents_cmd(ctx: click.Context, team: str, agents: tuple[str, ...]) -> N
     actor = _require_privileged()
     accounts = _accounts(ctx)
     try:
-        accounts.set_team_agents(team, agents, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
+        user_admin.set_team_agents(accounts, team, agents, actor=actor, actor_role=ACTOR_ROLE,
+                                   now=time.time())
     finally:
         accounts.conn.close()
     click.echo(f"team {team}: {len(set(agents))} agent(s)")
@@ -156,11 +185,15 @@ def assign_cmd(ctx: click.Context, call_id: str, reviewer: str) -> None:
     actor = _require_privileged()
     accounts = _accounts(ctx)
     try:
-        accounts.assign_review(call_id, reviewer, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
+        user_admin.assign_review(accounts, call_id, reviewer, actor=actor, actor_role=ACTOR_ROLE,
+                                 now=time.time())
     finally:
         accounts.conn.close()
     click.echo(f"call {call_id} assigned to {reviewer}")
 
 
 def register(group: click.Group) -> None:
+    from pbx_recorder.cli import users_auth_commands
+
+    users_auth_commands.attach(users_group)
     group.add_command(users_group)

@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from pbx_recorder import audit_trail
 from pbx_recorder.errors import CatalogError, ConfigError, LoginRefused, NotFound
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import request_tag
 from pbx_recorder.service.roles import ROLES, scope_for
 
 MAX_FAILURES = 5  #: consecutive failed logins that lock an account
@@ -108,7 +109,7 @@ class Accounts:
     def _audit(self, actor: str, role: str, action: str, target: str, detail: dict[str, Any],
                now: float) -> None:
         audit_trail.record(self.conn, actor=actor, role=role, action=action, target=target,
-                           detail=detail, now=now)
+                           detail=request_tag.tagged(detail), now=now)
 
     def add(self, name: str, role: str, password: str, *, teams: Iterable[str] = (), actor: str,
             actor_role: str, now: float) -> User:
@@ -172,9 +173,12 @@ class Accounts:
             self._audit(actor, actor_role, "qa.assign", call_id, {"reviewer": reviewer}, now)
 
     # -- login -------------------------------------------------------------------------
-    def authenticate(self, name: str, password: str, *, client: str, now: float) -> User:
+    def authenticate(self, name: str, password: str, *, client: str, now: float,
+                     second_factor: bool = False) -> User:
         """The user, when ``password`` is theirs and the account is usable; else ``LoginRefused``.
-        Success and failure are audited (the failure with its reason)."""
+        Success and failure are audited (the failure with its reason).  ``second_factor``: a
+        TOTP code must follow, so the success is audited as ``login.password`` and the failure
+        count is left as it is (a right password between wrong codes does not reset it)."""
         if len(password) > MAX_PASSWORD or len(name) > MAX_NAME:
             self._refuse(name[:MAX_NAME], "", "too_long", client, now)
         row = self.conn.execute("SELECT role, password_hash, disabled, failed_logins, locked_until "
@@ -189,28 +193,43 @@ class Accounts:
         if disabled:
             self._refuse(name, role, "disabled", client, now)
         if not good:
-            with Tx(self.conn):  # counted in the database: parallel guesses are all counted
-                self.conn.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE name = ?",
-                                  (name,))
-                failed = int(self.conn.execute("SELECT failed_logins FROM users WHERE name = ?",
-                                               (name,)).fetchone()[0])
-                lock = now + self.lock_seconds if failed >= self.max_failures else None
-                if lock:
-                    self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = ? WHERE name = ?",
-                                      (lock, name))
-                    self._audit(name, role, "login.locked", name,
-                                {"client": client, "failures": failed, "until": lock}, now)
+            self.count_failure(name, role, client, now)
             self._refuse(name, role, "password", client, now)
         with Tx(self.conn):
-            self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?",
-                              (name,))
+            if not second_factor:
+                self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?",
+                                  (name,))
             if self.hasher.check_needs_rehash(digest):
                 self.conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
                                   (self.hasher.hash(password), name))
-            self._audit(name, role, "login", name, {"client": client}, now)
+            self._audit(name, role, "login.password" if second_factor else "login", name,
+                        {"client": client}, now)
         user = self.get(name)
         assert user is not None
         return user
+
+    def count_failure(self, name: str, role: str, client: str, now: float) -> bool:
+        """One more failed login (password or second factor) of ``name``; True when it locks."""
+        with Tx(self.conn):  # counted in the database: parallel guesses are all counted
+            self.conn.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE name = ?", (name,))
+            failed = int(self.conn.execute("SELECT failed_logins FROM users WHERE name = ?",
+                                           (name,)).fetchone()[0])
+            if failed < self.max_failures:
+                return False
+            lock = now + self.lock_seconds
+            self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = ? WHERE name = ?",
+                              (lock, name))
+            self.conn.execute("DELETE FROM sessions WHERE user_name = ? AND stage <> 'ok'", (name,))
+            self._audit(name, role, "login.locked", name,
+                        {"client": client, "failures": failed, "until": lock}, now)
+        return True
+
+    def login_done(self, name: str, role: str, client: str, now: float) -> None:
+        """The second factor passed: failures cleared, the login audited."""
+        with Tx(self.conn):
+            self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?",
+                              (name,))
+            self._audit(name, role, "login", name, {"client": client, "factor": "totp"}, now)
 
     def _verify(self, digest: str, password: str) -> bool:
         try:

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pbx_recorder import audio_access
 from pbx_recorder.errors import ObjectNotRestored, RecorderError
+from pbx_recorder.service import api_replay
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.ranges import RangeNotSatisfiable, parse_range
 
@@ -54,6 +55,7 @@ def audio(request: Request) -> Response:
         audit(ctx, actor.user.name, actor.user.role, f"denied:{verb}" if rec else f"{verb}.absent", rid,
               {**detail, "reason": reason})
         raise ApiError(404, "no such recording")
+    api_replay.check(ctx, actor, call, verb, rid, detail)  # four-eyes: a sensitive call needs a grant
     tier = ctx.tiers.get(str(rec["tier"]))
     if tier is None or rec["state"] not in READABLE_STATES:
         raise ApiError(409, f"recording is {rec['state']} and cannot be played yet")

@@ -30,10 +30,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.service import api_audio, api_calls, auth
+from pbx_recorder.service import api_audio, api_calls, api_replay, api_tokens, api_totp, api_users, auth
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.web import console, player
+from pbx_recorder.web import admin_users_page, console, player
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,11 @@ def build_app(ctx: ServiceContext) -> Starlette:
         *player.routes(sync),  # the player page, peaks, restore, marks (pbx_recorder.web.player)
     ]
     routes += console.routes(sync)
+    routes += api_totp.routes(sync)
+    routes += api_tokens.routes(sync)
+    routes += api_users.routes(sync)
+    routes += api_replay.routes(sync)
+    routes += admin_users_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
                                         404: _http_error, 405: _http_error})

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.requests import Request
@@ -27,12 +27,14 @@ from starlette.responses import JSONResponse, Response
 from pbx_recorder import audit_trail
 from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.errors import LoginRefused
-from pbx_recorder.service import sessions
+from pbx_recorder.service import api_token_store, login_limit, request_tag, sessions, totp
 from pbx_recorder.service.accounts import User
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
 
 CSRF_HEADER = "x-csrf-token"
+OK_STAGE = frozenset({"ok"})
+ANY_STAGE = frozenset({"ok", "totp", "enrol"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 MAX_LOGIN_BODY = 4096
 
@@ -51,6 +53,7 @@ class Actor:
     session: sessions.Session
     scope: Scope
     client: str
+    via: str = "session"  #: 'session' (cookie) or 'token' (Authorization: Bearer)
 
 
 def over_tls(ctx: ServiceContext) -> bool:
@@ -81,19 +84,26 @@ def client_ip(request: Request, trusted: tuple[str, ...] = ()) -> str:
 def audit(ctx: ServiceContext, actor: str, role: str, action: str, target: str,
           detail: dict[str, Any]) -> None:
     audit_trail.record(ctx.catalog.connection(), actor=actor, role=role, action=action, target=target,
-                       detail=detail, now=ctx.clock())
+                       detail=request_tag.tagged(detail), now=ctx.clock())
 
 
-def actor_of(request: Request) -> Actor:
-    """The logged-in user behind ``request`` (401 without a live session; 403 without the CSRF
-    token on a state-changing request)."""
+def actor_of(request: Request, stages: frozenset[str] = OK_STAGE) -> Actor:
+    """The logged-in user behind ``request`` (401 without a live session, or with one whose
+    second factor is still due unless ``stages`` allows it; 403 without the CSRF token on a
+    state-changing request).  ``Authorization: Bearer`` names an API token instead (no cookie,
+    no CSRF token: a browser never sends the header by itself)."""
     ctx = ctx_of(request)
     client = client_ip(request, ctx.web.trusted_proxies)
     conn = ctx.catalog.connection()
+    if "authorization" in request.headers:
+        return _bearer_actor(ctx, request.headers["authorization"], client)
     session = sessions.lookup(conn, request.cookies.get(cookie_name(ctx)), ctx.clock(),
                               idle=ctx.web.idle_timeout_s, absolute=ctx.web.absolute_timeout_s)
     if session is None:
         raise ApiError(401, "not logged in (or the session ended)")
+    if session.stage not in stages:
+        raise ApiError(401, "the second factor is due (POST /api/login/totp)" if session.stage == "totp"
+                       else "enrol a second factor first (POST /api/me/totp/enrol)")
     accounts = ctx.accounts()
     user = accounts.get(session.user)
     if user is None or user.disabled:
@@ -104,6 +114,19 @@ def actor_of(request: Request) -> Actor:
               {"client": client, "method": request.method})
         raise ApiError(403, "missing or wrong CSRF token")
     return Actor(user, session, accounts.scope(user), client)
+
+
+def _bearer_actor(ctx: ServiceContext, header: str, client: str) -> Actor:
+    kind, _, token = header.partition(" ")
+    found = api_token_store.resolve(ctx.catalog.connection(), token.strip(), ctx.clock(),
+                                    touch_s=ctx.web.token_touch_s) if kind.lower() == "bearer" else None
+    owner = ctx.accounts().get(found.user) if found else None
+    if found is None or owner is None or owner.disabled or not api_token_store.within(found.role, owner.role):
+        raise ApiError(401, "no valid API token", headers={"WWW-Authenticate": "Bearer"})
+    request_tag.set_token(found.label or found.id_hash[:12])
+    user = replace(owner, role=found.role)
+    session = sessions.Session("token:" + found.id_hash, user.name, "", found.created_at, ctx.clock())
+    return Actor(user, session, ctx.accounts().scope(user), client, via="token")
 
 
 def require(ctx: ServiceContext, actor: Actor, verb: str, target: str,
@@ -146,14 +169,34 @@ def _login_checked(request: Request, ctx: ServiceContext, name: str, password: s
     client = client_ip(request, ctx.web.trusted_proxies)
     conn = ctx.catalog.connection()
     sessions.end(conn, request.cookies.get(cookie_name(ctx)))  # whatever was presented: never reused
+    check_client_limit(ctx, client, name)
+    enrolled = totp.TotpStore(conn, None).state(name) == "enrolled"
     try:
-        user = ctx.accounts().authenticate(name, password, client=client, now=ctx.clock())
+        user = ctx.accounts().authenticate(name, password, client=client, now=ctx.clock(),
+                                           second_factor=enrolled)
     except LoginRefused as exc:
+        login_limit.record(conn, client, ctx.clock())
         raise ApiError(401, str(exc)) from exc
-    token, csrf = sessions.create(conn, user.name, client, ctx.clock(), idle=ctx.web.idle_timeout_s,
-                                  absolute=ctx.web.absolute_timeout_s)
+    stage = "totp" if enrolled else "enrol" if user.role in ctx.web.totp_required_roles else "ok"
+    return session_response(ctx, user, client, stage)
+
+
+def check_client_limit(ctx: ServiceContext, client: str, name: str) -> None:
+    """429 (audited) once the client address has failed too many logins in the window."""
+    retry = login_limit.retry_after(ctx.catalog.connection(), client, ctx.clock(), ctx.web)
+    if retry is not None:
+        audit(ctx, login_limit.actor_of_client(client), "", "throttled:login", name[:64], {"client": client})
+        raise ApiError(429, "too many failed logins from this address; try again later",
+                       headers={"Retry-After": str(retry)})
+
+
+def session_response(ctx: ServiceContext, user: User, client: str, stage: str) -> Response:
+    """A new session of ``user`` at ``stage``, its cookie and (once) its CSRF token."""
+    token, csrf = sessions.create(ctx.catalog.connection(), user.name, client, ctx.clock(),
+                                  idle=ctx.web.idle_timeout_s, absolute=ctx.web.absolute_timeout_s,
+                                  stage=stage)
     response = JSONResponse({"user": user.name, "role": user.role, "teams": list(user.teams),
-                             "csrf_token": csrf})
+                             "csrf_token": csrf, "stage": stage})
     response.set_cookie(cookie_name(ctx), token, max_age=ctx.web.absolute_timeout_s, path="/",
                         secure=over_tls(ctx), httponly=True, samesite="strict")
     return response
@@ -161,7 +204,7 @@ def _login_checked(request: Request, ctx: ServiceContext, name: str, password: s
 
 def logout(request: Request) -> Response:
     ctx = ctx_of(request)
-    actor = actor_of(request)
+    actor = actor_of(request, ANY_STAGE)
     sessions.end_hash(ctx.catalog.connection(), actor.session.id_hash)
     audit(ctx, actor.user.name, actor.user.role, "logout", actor.user.name, {"client": actor.client})
     response = JSONResponse({"ok": True})

@@ -26,6 +26,7 @@ class ServiceContext:
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     clock: Callable[[], float] = time.time
     tz: tzinfo | None = None
+    secret_box: Any = None  # service.secret_box.SecretBox from web.secret_key_file (TOTP)
 
     def release(self) -> None:
         """End of a request: on PostgreSQL this worker thread's connection goes back to the pool
@@ -49,5 +50,11 @@ class ServiceContext:
             from storage.keyring import KeyRing
 
             keyring = KeyRing.from_config_path(enc.master_key_file)
+        box = None
+        if config.web.secret_key_file is not None:
+            from pbx_recorder.service.secret_box import SecretBox
+
+            box = SecretBox.from_file(config.web.secret_key_file)
         catalog = Catalog(config.catalog.target, numbers=protection_for(config))
-        return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone))
+        return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone),
+                   secret_box=box)

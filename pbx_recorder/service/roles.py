@@ -14,6 +14,8 @@ Verbs are separate permissions (the audit tells a play from a download)::
     audit.read          x                           x
     users.manage        x
     health.read         x                                        x
+    tokens.manage       x
+    calls.replay_approve x                          x
 
 Row scopes (:mod:`pbx_recorder.catalog.scopes`): admin, auditor and legal see every call; a
 supervisor the calls whose agent is in one of their teams (``team_agents``); an agent the calls
@@ -37,7 +39,8 @@ ROLES: tuple[str, ...] = ("admin", "supervisor", "qa", "agent", "auditor", "lega
 
 VERBS: tuple[str, ...] = (
     "calls.view", "calls.play", "calls.download", "calls.export", "calls.delete", "calls.unmask",
-    "audit.read", "users.manage", "health.read", "calls.mark", "calls.restore",
+    "audit.read", "users.manage", "health.read", "calls.mark", "calls.restore", "tokens.manage",
+    "calls.replay_approve",
 )
 
 PERMISSIONS: Mapping[str, frozenset[str]] = {
@@ -46,7 +49,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
                              "calls.restore"}),
     "qa": frozenset({"calls.view", "calls.play", "calls.mark"}),
     "agent": frozenset({"calls.view", "calls.play"}),
-    "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read", "calls.restore"}),
+    "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read", "calls.restore",
+                          "calls.replay_approve"}),
     "legal": frozenset({"calls.view", "calls.play", "calls.download", "calls.export", "calls.unmask",
                         "calls.mark", "calls.restore"}),
     "it": frozenset({"health.read"}),

@@ -38,6 +38,7 @@ class Session:
     csrf_hash: str
     created_at: float
     last_seen: float
+    stage: str = "ok"  #: 'totp': a code is still due; 'enrol': TOTP is required and not enrolled
 
 
 def digest(token: str) -> str:
@@ -51,7 +52,7 @@ def csrf_for(token: str) -> str:
 
 
 def create(conn: sqlite3.Connection, user: str, client: str, now: float, *, idle: float,
-           absolute: float) -> tuple[str, str]:
+           absolute: float, stage: str = "ok") -> tuple[str, str]:
     """A new session of ``user``: (session token, CSRF token), both shown to the client once.
     Sessions of anyone that have expired are deleted on the way (the table does not grow with
     sessions never presented again)."""
@@ -60,8 +61,9 @@ def create(conn: sqlite3.Connection, user: str, client: str, now: float, *, idle
     with Tx(conn):
         conn.execute("DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?",
                      (now - idle, now - absolute))
-        conn.execute("INSERT INTO sessions (id_hash, user_name, csrf_hash, created_at, last_seen, client) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", (digest(token), user, digest(csrf), now, now, client[:200]))
+        conn.execute("INSERT INTO sessions (id_hash, user_name, csrf_hash, created_at, last_seen, client, "
+                     "stage) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (digest(token), user, digest(csrf), now, now, client[:200], stage))
     return token, csrf
 
 
@@ -71,11 +73,11 @@ def lookup(conn: sqlite3.Connection, token: str | None, now: float, *, idle: flo
     if not token or len(token) > MAX_TOKEN_CHARS:
         return None
     id_hash = digest(token)
-    row = conn.execute("SELECT id_hash, user_name, csrf_hash, created_at, last_seen FROM sessions "
+    row = conn.execute("SELECT id_hash, user_name, csrf_hash, created_at, last_seen, stage FROM sessions "
                        "WHERE id_hash = ?", (id_hash,)).fetchone()
     if row is None:
         return None
-    session = Session(str(row[0]), str(row[1]), str(row[2]), float(row[3]), float(row[4]))
+    session = Session(str(row[0]), str(row[1]), str(row[2]), float(row[3]), float(row[4]), str(row[5]))
     if now - session.last_seen >= idle or now - session.created_at >= absolute:
         end_hash(conn, id_hash)
         return None

@@ -1,0 +1,124 @@
+"""Four-eyes replay over HTTP (:mod:`pbx_recorder.service.four_eyes`; on when ``web.four_eyes``
+names tags or rules).
+
+    POST /api/calls/{call_id}/replay-requests   {"reason"}: ask (a role that may play the call)
+    GET  /api/replay-requests                   pending requests (approvers: all; others: their own)
+    POST /api/replay-requests/{id}/grant        an approver other than the requester
+    POST /api/replay-requests/{id}/refuse
+
+The audio endpoint calls :func:`check` after the row scope: a sensitive call without a live grant
+of the actor answers 403 (audited ``denied:calls.play`` / ``denied:calls.download`` with reason
+``four_eyes``).  Every request, grant and refusal is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pbx_recorder.errors import AccessDenied, NotFound
+from pbx_recorder.service import four_eyes
+from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.json_body import read_json
+
+
+def sensitive(ctx: ServiceContext, call: dict[str, Any]) -> bool:
+    rules = ctx.web.four_eyes
+    return rules.enabled and four_eyes.is_sensitive(call, rules.tags, rules.rules)
+
+
+def check(ctx: ServiceContext, actor: Actor, call: dict[str, Any], verb: str, target: str,
+          detail: dict[str, Any]) -> None:
+    """403 (audited) when ``call`` needs a grant and ``actor`` holds no live one for it."""
+    if not sensitive(ctx, call):
+        return
+    grant = four_eyes.open_grant(ctx.catalog.connection(), str(call["call_id"]), actor.user.name, ctx.clock())
+    if grant is not None:
+        detail["grant"] = grant.id
+        return
+    audit(ctx, actor.user.name, actor.user.role, f"denied:{verb}", target,
+          {**detail, "reason": "four_eyes", "call_id": call["call_id"]})
+    raise ApiError(403, "this call needs a replay grant (POST /api/calls/{id}/replay-requests)")
+
+
+async def ask(request: Request) -> Response:
+    data = await read_json(request)
+    from starlette.concurrency import run_in_threadpool
+
+    def run() -> Response:
+        try:
+            return _ask(request, data)
+        finally:
+            ctx_of(request).release()
+
+    return await run_in_threadpool(run)
+
+
+def _ask(request: Request, data: dict[str, Any]) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    call_id = request.path_params["call_id"]
+    require(ctx, actor, "calls.play", call_id, {"client": actor.client})
+    call = ctx.catalog.get_call(call_id, scope=actor.scope)
+    if call is None:
+        audit(ctx, actor.user.name, actor.user.role, "denied:replay.request", call_id,
+              {"client": actor.client, "reason": "out_of_scope_or_absent"})
+        raise ApiError(404, "no such call")
+    reason = data.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > four_eyes.MAX_REASON:
+        raise ApiError(400, f'takes {{"reason": ...}} (1-{four_eyes.MAX_REASON} characters)')
+    if not sensitive(ctx, call):
+        raise ApiError(409, "this call needs no replay grant")
+    grant_id = four_eyes.ask(ctx.catalog.connection(), call_id, actor.user.name, reason.strip(), ctx.clock())
+    audit(ctx, actor.user.name, actor.user.role, "replay.request", call_id,
+          {"client": actor.client, "request": grant_id, "reason": reason.strip()[:200]})
+    return JSONResponse({"id": grant_id, "state": "requested"}, status_code=201)
+
+
+def listing(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    from pbx_recorder.service.roles import may
+
+    mine = None if may(actor.user.role, "calls.replay_approve") else actor.user.name
+    rows = four_eyes.pending(ctx.catalog.connection(), mine)
+    return JSONResponse({"requests": [{"id": g.id, "call_id": g.call_id, "requester": g.requester,
+                                       "reason": g.reason, "requested_at": g.requested_at} for g in rows]})
+
+
+def _decide(grant: bool) -> Any:
+    action = "replay.grant" if grant else "replay.refuse"
+
+    def endpoint(request: Request) -> Response:
+        ctx = ctx_of(request)
+        actor = actor_of(request)
+        raw = request.path_params["grant_id"]
+        require(ctx, actor, "calls.replay_approve", raw[:32], {"client": actor.client})
+        if not raw.isdigit():
+            raise ApiError(404, "no such replay request")
+        try:
+            decided = four_eyes.decide(ctx.catalog.connection(), int(raw), actor.user.name, grant,
+                                       ctx.clock(), ctx.web.four_eyes.grant_minutes)
+        except NotFound as exc:
+            raise ApiError(404, "no such replay request") from exc
+        except AccessDenied as exc:
+            audit(ctx, actor.user.name, actor.user.role, f"denied:{action}", raw,
+                  {"client": actor.client, "reason": str(exc)})
+            raise ApiError(403, str(exc)) from exc
+        audit(ctx, actor.user.name, actor.user.role, action, decided.call_id,
+              {"client": actor.client, "request": decided.id, "requester": decided.requester,
+               "expires_at": decided.expires_at})
+        return JSONResponse({"id": decided.id, "state": decided.state, "expires_at": decided.expires_at})
+
+    return endpoint
+
+
+def routes(sync: Any) -> list[Route]:
+    return [Route("/api/calls/{call_id}/replay-requests", ask, methods=["POST"]),
+            Route("/api/replay-requests", sync(listing), methods=["GET"]),
+            Route("/api/replay-requests/{grant_id}/grant", sync(_decide(True)), methods=["POST"]),
+            Route("/api/replay-requests/{grant_id}/refuse", sync(_decide(False)), methods=["POST"])]

@@ -1,0 +1,110 @@
+"""API tokens for automation (table ``api_tokens``): creation, lookup, listing, revocation.
+
+A token is ``pbxr_`` + 256 random bits (``secrets``), shown once at creation; the catalog keeps
+its SHA-256 only.  Each token carries a role whose verbs are a subset of its owner's (checked at
+creation and again at every use, so demoting the owner narrows or voids their tokens) and an
+expiry (at most ``web.token_max_days``).  A revoked or expired token, or one whose owner is
+disabled, answers 401.  ``last_used`` is rewritten at most every ``web.token_touch_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+from pbx_recorder.errors import ConfigError, NotFound
+from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service.roles import PERMISSIONS, ROLES
+
+PREFIX = "pbxr_"
+MAX_TOKEN_CHARS = 128
+MAX_LABEL = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    id_hash: str
+    user: str
+    role: str
+    label: str
+    created_at: float
+    expires_at: float
+    last_used: float | None
+    revoked: bool
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def within(role: str, owner_role: str) -> bool:
+    """True when ``role``'s verbs are a subset of ``owner_role``'s (and both are known)."""
+    if role not in ROLES or owner_role not in ROLES:
+        return False
+    return PERMISSIONS[role] <= PERMISSIONS[owner_role]
+
+
+_COLUMNS = "id_hash, user_name, role, label, created_at, expires_at, last_used, revoked"
+
+
+def _token(row: tuple) -> ApiToken:  # type: ignore[type-arg]
+    return ApiToken(str(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]), float(row[5]),
+                    None if row[6] is None else float(row[6]), bool(row[7]))
+
+
+def create(conn: sqlite3.Connection, owner: str, owner_role: str, role: str, days: int, label: str,
+           now: float, *, max_days: int) -> tuple[str, ApiToken]:
+    """A new token of ``owner``: (the token, shown once; its record).  ConfigError when the role
+    is wider than the owner's, the lifetime is not 1..``max_days`` days or the label is too long."""
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
+    if not within(role, owner_role):
+        raise ConfigError(f"role {role} is wider than {owner}'s role {owner_role}")
+    if not 1 <= days <= max_days:
+        raise ConfigError(f"a token lives 1 to {max_days} days (web.token_max_days)")
+    if len(label) > MAX_LABEL or not label.isprintable():
+        raise ConfigError(f"a label has at most {MAX_LABEL} printable characters")
+    token = PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken(digest(token), owner, role, label, now, now + days * 86400.0, None, False)
+    with Tx(conn):
+        conn.execute(f"INSERT INTO api_tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (record.id_hash, owner, role, label, now, record.expires_at, None, 0))
+    return token, record
+
+
+def resolve(conn: sqlite3.Connection, token: str, now: float, *, touch_s: float) -> ApiToken | None:
+    """The live token ``token`` is, else None (unknown, revoked or expired)."""
+    if not token.startswith(PREFIX) or len(token) > MAX_TOKEN_CHARS:
+        return None
+    row = conn.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE id_hash = ?", (digest(token),)).fetchone()
+    if row is None:
+        return None
+    found = _token(row)
+    if found.revoked or found.expires_at <= now:
+        return None
+    if found.last_used is None or now - found.last_used >= touch_s:
+        with Tx(conn):
+            conn.execute("UPDATE api_tokens SET last_used = ? WHERE id_hash = ?", (now, found.id_hash))
+    return found
+
+
+def listing(conn: sqlite3.Connection, owner: str | None = None) -> list[ApiToken]:
+    sql = f"SELECT {_COLUMNS} FROM api_tokens" + (" WHERE user_name = ?" if owner else "")
+    rows = conn.execute(sql + " ORDER BY created_at, id_hash", (owner,) if owner else ()).fetchall()
+    return [_token(r) for r in rows]
+
+
+def revoke(conn: sqlite3.Connection, id_prefix: str) -> ApiToken:
+    """Revoke the token whose hash starts with ``id_prefix`` (at least 12 hex digits, unique)."""
+    id_prefix = id_prefix.lower()
+    if len(id_prefix) < 12 or any(c not in "0123456789abcdef" for c in id_prefix):
+        raise NotFound("a token is named by at least 12 hex digits of its id")
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE id_hash LIKE ?",
+                        (id_prefix + "%",)).fetchall()
+    if len(rows) != 1:
+        raise NotFound(f"no single token with id {id_prefix}")
+    with Tx(conn):
+        conn.execute("UPDATE api_tokens SET revoked = 1 WHERE id_hash = ?", (rows[0][0],))
+    return _token(rows[0])

@@ -1,0 +1,96 @@
+"""Four-eyes replay (table ``replay_grants``): a sensitive call is played or downloaded only with
+a grant that a second person gave.
+
+A call is sensitive when it carries one of ``web.four_eyes.tags`` or was recorded under one of
+``web.four_eyes.rules`` (:func:`is_sensitive`, pure).  The listener asks (a request with a reason);
+an approver (a role with ``calls.replay_approve``: admin, auditor), never the requester, grants or
+refuses; a grant opens that one call to that one requester for ``web.four_eyes.grant_minutes``.
+Decisions are compare-and-set on the row's state, so two approvers cannot both decide.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pbx_recorder.errors import AccessDenied, NotFound
+from pbx_recorder.lifecycle.journal import Tx
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    id: int
+    call_id: str
+    requester: str
+    reason: str
+    requested_at: float
+    state: str
+    approver: str
+    decided_at: float | None
+    expires_at: float | None
+
+
+_COLUMNS = "id, call_id, requester, reason, requested_at, state, approver, decided_at, expires_at"
+
+
+def is_sensitive(call: Mapping[str, Any], tags: tuple[str, ...], rules: tuple[str, ...]) -> bool:
+    return bool(set(call.get("tags") or ()) & set(tags)) or (bool(call.get("rule")) and call["rule"] in rules)
+
+
+def _grant(row: Any) -> Grant:
+    return Grant(int(row[0]), str(row[1]), str(row[2]), str(row[3]), float(row[4]), str(row[5]), str(row[6]),
+                 None if row[7] is None else float(row[7]), None if row[8] is None else float(row[8]))
+
+
+def ask(conn: sqlite3.Connection, call_id: str, requester: str, reason: str, now: float) -> int:
+    with Tx(conn):
+        row = conn.execute("INSERT INTO replay_grants (call_id, requester, reason, requested_at, state) "
+                           "VALUES (?, ?, ?, ?, 'requested') RETURNING id",
+                           (call_id, requester, reason[:MAX_REASON], now)).fetchone()
+    return int(row[0])
+
+
+def get(conn: sqlite3.Connection, grant_id: int) -> Grant:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM replay_grants WHERE id = ?", (grant_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no replay request {grant_id}")
+    return _grant(row)
+
+
+def decide(conn: sqlite3.Connection, grant_id: int, approver: str, grant: bool, now: float,
+           minutes: int) -> Grant:
+    """Grant (for ``minutes``) or refuse the pending request ``grant_id``; AccessDenied for the
+    requester themself or a request already decided."""
+    found = get(conn, grant_id)
+    if found.requester == approver:
+        raise AccessDenied("a replay request is decided by someone other than its requester")
+    with Tx(conn):
+        cur = conn.execute("UPDATE replay_grants SET state = ?, approver = ?, decided_at = ?, expires_at = ? "
+                           "WHERE id = ? AND state = 'requested' AND requester <> ?",
+                           ("granted" if grant else "refused", approver, now,
+                            now + minutes * 60.0 if grant else None, grant_id, approver))
+        if cur.rowcount != 1:
+            raise AccessDenied(f"replay request {grant_id} is already {found.state}")
+    return get(conn, grant_id)
+
+
+def open_grant(conn: sqlite3.Connection, call_id: str, user: str, now: float) -> Grant | None:
+    """The live grant of ``user`` for ``call_id``, if any."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM replay_grants WHERE call_id = ? AND requester = ? "
+                       "AND state = 'granted' AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+                       (call_id, user, now)).fetchone()
+    return None if row is None else _grant(row)
+
+
+def pending(conn: sqlite3.Connection, requester: str | None = None, limit: int = 200) -> list[Grant]:
+    """Requests awaiting a decision (of ``requester`` only, when given), oldest first."""
+    sql = f"SELECT {_COLUMNS} FROM replay_grants WHERE state = 'requested'"
+    params: tuple[Any, ...] = ()
+    if requester is not None:
+        sql, params = sql + " AND requester = ?", (requester,)
+    rows = conn.execute(sql + " ORDER BY requested_at, id LIMIT ?", (*params, limit)).fetchall()
+    return [_grant(r) for r in rows]

@@ -1,0 +1,73 @@
+"""Sealing small secrets of the operator service (TOTP secrets) with AES-256-GCM.
+
+The key is 32 random bytes in the file ``web.secret_key_file`` (created owner-only, 0600, by
+``pbx-recorder users totp-key init``; never overwritten: a lost key makes every enrolled second
+factor unusable, and ``users reset-totp`` is the way back).  A sealed value is text::
+
+    v1.<base64url(nonce 12 bytes || ciphertext || tag)>
+
+with the user's name as associated data, so a sealed secret copied onto another account's row
+does not open.  The catalog never holds the secret in clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pbx_recorder.errors import CryptoError
+from storage.atomic import create_exclusive
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+PREFIX = "v1."
+
+
+def create_key_file(path: str | Path) -> Path:
+    """A new key at ``path`` (0600, atomic); refuses to overwrite an existing file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        create_exclusive(path, secrets.token_bytes(KEY_BYTES), 0o600)
+    except FileExistsError as exc:
+        raise CryptoError(f"{path} already exists; refusing to overwrite a key") from exc
+    except OSError as exc:
+        raise CryptoError(f"cannot write {path}: {exc.strerror}") from exc
+    return path
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise CryptoError(f"a secret key has {KEY_BYTES} bytes, not {len(key)}")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SecretBox:
+        try:
+            st = os.stat(path)
+            if st.st_mode & 0o077:
+                raise CryptoError(f"secret key {path} is readable by others (mode {st.st_mode & 0o777:o});"
+                                  " chmod 600")
+            return cls(Path(path).read_bytes())
+        except OSError as exc:
+            raise CryptoError(f"secret key {path} unreadable: {exc.strerror}") from exc
+
+    def seal(self, plaintext: str, context: str) -> str:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), context.encode("utf-8"))
+        return PREFIX + base64.urlsafe_b64encode(sealed).decode("ascii")
+
+    def open(self, sealed: str, context: str) -> str:
+        if not sealed.startswith(PREFIX):
+            raise CryptoError("not a sealed value")
+        try:
+            raw = base64.urlsafe_b64decode(sealed[len(PREFIX):].encode("ascii"))
+            return self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode("utf-8")).decode()
+        except (ValueError, InvalidTag) as exc:
+            raise CryptoError("sealed value does not open with this key (or was moved)") from exc

@@ -1,0 +1,70 @@
+"""The per-client-address login limit: failures of any account from one address, counted from the
+audit log (so across restarts and service instances), 429 with Retry-After, audited."""
+
+from __future__ import annotations
+
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.config_model import WebConfig
+from pbx_recorder.service.app import build_app
+from pbx_recorder.service.context import ServiceContext
+from tests.peers.authx_support import code, enrol, password_step, service_with_totp
+from tests.peers.service_support import CHEAP, PASSWORD, USERS, make_service
+
+
+def _fail(client, name: str = "alice") -> int:  # type: ignore[no-untyped-def]
+    return client.post("/api/login", json={"name": name, "password": "wrong password!!"}).status_code
+
+
+def test_spraying_from_one_address_is_stopped_and_audited(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    svc = make_service(tmp_path, login_failures_per_ip=6, login_ip_window_s=600)
+    try:
+        client = svc.client()
+        names = sorted(USERS)  # one guess per account: no account reaches its lockout
+        assert [_fail(client, names[n % len(names)]) for n in range(6)] == [401] * 6
+        refused = client.post("/api/login", json={"name": "alice", "password": PASSWORD})
+        assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 600
+        last = svc.audit_rows("client:192.0.2.7")[-1]
+        assert last["action"] == "throttled:login" and last["target"] == "alice"
+        # another address is not affected
+        from starlette.testclient import TestClient
+
+        other = TestClient(build_app(svc.ctx), client=("198.51.100.9", 4000))  # type: ignore[arg-type]
+        assert other.post("/api/login", json={"name": "alice", "password": PASSWORD}).status_code == 200
+        # the window passes
+        svc.clock.now += 601
+        assert client.post("/api/login", json={"name": "alice", "password": PASSWORD}).status_code == 200
+    finally:
+        svc.ctx.catalog.close()  # type: ignore[attr-defined]
+
+
+def test_the_count_survives_a_restart_of_the_service(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    svc = make_service(tmp_path, login_failures_per_ip=3)
+    try:
+        for _ in range(3):
+            _fail(svc.client())
+    finally:
+        svc.ctx.catalog.close()  # type: ignore[attr-defined]
+    from starlette.testclient import TestClient
+
+    ctx = ServiceContext(Catalog(svc.seeded.db, clock=svc.clock), {"hot": svc.seeded.tier},
+                         web=WebConfig(login_failures_per_ip=3), hasher=CHEAP, clock=svc.clock)
+    try:
+        fresh = TestClient(build_app(ctx), client=("192.0.2.7", 50001))
+        assert fresh.post("/api/login", json={"name": "alice", "password": PASSWORD}).status_code == 429
+    finally:
+        ctx.catalog.close()
+
+
+def test_wrong_totp_codes_count_toward_the_address_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    svc = service_with_totp(tmp_path, login_failures_per_ip=3)
+    try:
+        _, _, secret = enrol(svc, "alice")
+        svc.clock.now += 60
+        client, answer = password_step(svc, "alice")
+        hdr = {"X-CSRF-Token": answer.json()["csrf_token"]}
+        for guess in ("000000", "111111", "222222"):
+            client.post("/api/login/totp", json={"code": guess}, headers=hdr)
+        right = client.post("/api/login/totp", json={"code": code(secret, svc.clock.now)}, headers=hdr)
+        assert right.status_code == 429
+    finally:
+        svc.ctx.catalog.close()  # type: ignore[attr-defined]

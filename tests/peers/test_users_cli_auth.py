@@ -1,0 +1,98 @@
+"""``pbx-recorder users totp-key init | reset-totp | token create|list|revoke`` (root or the
+service user only): the token printed once and kept as SHA-256, a wider role refused, revocation."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from pbx_recorder.cli import cli, cmd_users
+from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.service.accounts import Accounts
+from pbx_recorder.service.api_token_store import digest, resolve
+from tests.peers.service_support import CHEAP, NOW, PASSWORD
+
+
+def _setup(tmp_path, monkeypatch, uid: int = 0, name: str = "root") -> str:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(cmd_users, "os_user", lambda: (uid, name))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"catalog: {{path: {tmp_path}/catalog.db}}\n"
+                   f"web: {{secret_key_file: {tmp_path}/k/web.key}}\n")
+    conn = open_catalog(tmp_path / "catalog.db")
+    acc = Accounts(conn, hasher=CHEAP)
+    acc.add("alice", "agent", PASSWORD, actor="root", actor_role="host-admin", now=NOW)
+    conn.close()
+    return str(cfg)
+
+
+def test_token_create_list_revoke(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cfg = _setup(tmp_path, monkeypatch)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["--config", cfg, "users", "token", "create", "alice", "--role", "agent",
+                               "--days", "30", "--label", "crm"])
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip().splitlines()[0]
+    assert token.startswith("pbxr_")
+    conn = open_catalog(tmp_path / "catalog.db")
+    try:
+        dump = repr([tuple(r) for r in conn.execute("SELECT * FROM api_tokens").fetchall()])
+        assert token not in dump and digest(token) in dump
+    finally:
+        conn.close()
+    listed = runner.invoke(cli, ["--config", cfg, "users", "token", "list", "--json"])
+    rows = json.loads(listed.stdout)
+    assert [(r["user"], r["role"], r["label"], r["revoked"]) for r in rows] == \
+        [("alice", "agent", "crm", False)]
+    assert token not in listed.stdout
+    wider = runner.invoke(cli, ["--config", cfg, "users", "token", "create", "alice", "--role", "admin",
+                                "--days", "30"])
+    assert wider.exit_code != 0 and "wider" in str(wider.exception)
+    revoked = runner.invoke(cli, ["--config", cfg, "users", "token", "revoke", rows[0]["id"]])
+    assert revoked.exit_code == 0, revoked.output
+    conn = open_catalog(tmp_path / "catalog.db")
+    try:
+        assert resolve(conn, token, NOW, touch_s=60) is None
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id").fetchall()]
+        assert actions[-2:] == ["tokens.create", "tokens.revoke"]
+    finally:
+        conn.close()
+
+
+def test_totp_key_init_and_reset_totp(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cfg = _setup(tmp_path, monkeypatch)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["--config", cfg, "users", "totp-key", "init"])
+    assert made.exit_code == 0, made.output
+    key = tmp_path / "k" / "web.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    before = key.read_bytes()
+    again = runner.invoke(cli, ["--config", cfg, "users", "totp-key", "init"])
+    assert again.exit_code != 0 and key.read_bytes() == before
+    reset = runner.invoke(cli, ["--config", cfg, "users", "reset-totp", "alice"])
+    assert reset.exit_code == 0, reset.output
+
+
+def test_an_unprivileged_os_user_cannot_mint_tokens(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cfg = _setup(tmp_path, monkeypatch, uid=1000, name="agent1")
+    made = CliRunner().invoke(cli, ["--config", cfg, "users", "token", "create", "alice", "--role", "agent",
+                                    "--days", "1"])
+    assert made.exit_code != 0 and "pbxr_" not in made.output
+
+
+def test_users_cli_shares_the_admin_rules(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cfg = _setup(tmp_path, monkeypatch)
+    runner = CliRunner()
+    added = runner.invoke(cli, ["--config", cfg, "users", "add", "boss", "--role", "admin",
+                                "--password-stdin"], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    last = runner.invoke(cli, ["--config", cfg, "users", "disable", "boss"])
+    assert last.exit_code != 0 and "last enabled admin" in str(last.exception)
+    demoted = runner.invoke(cli, ["--config", cfg, "users", "set-role", "boss", "auditor"])
+    assert demoted.exit_code != 0
+    assert runner.invoke(cli, ["--config", cfg, "users", "set-role", "alice", "supervisor"]).exit_code == 0
+    assert runner.invoke(cli, ["--config", cfg, "users", "set-teams", "alice", "red"]).exit_code == 0
+    listed = runner.invoke(cli, ["--config", cfg, "users", "list", "--json"]).stdout
+    rows = {r["name"]: r for r in json.loads(listed)}
+    assert rows["alice"]["role"] == "supervisor" and rows["alice"]["teams"] == ["red"]
+    assert rows["boss"]["role"] == "admin" and not rows["boss"]["disabled"] and rows["boss"]["totp"] == "none"
