@@ -115,7 +115,7 @@ def test_player_page_by_role(service, user: str) -> None:  # type: ignore[no-unt
     html = answer.text
     csp = answer.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
-    assert '<script src="/static/player.js"></script>' in html and "<style" not in html
+    assert '<script src="/static/player.js" defer></script>' in html and "<style" not in html
     assert " style=" not in html and " onclick" not in html.lower()
     assert 'src="/api/recordings/r-wav/audio"' in html
     assert ('id="download"' in html) == (user in ("root-admin", "lead-red", "counsel"))
