@@ -6,6 +6,9 @@
     GET  /api/calls                          search (scoped, masked, number searches throttled)
     GET  /api/calls/{call_id}                one call (404 out of scope or absent)
     GET  /api/recordings/{recording_id}/audio  audio with Range (play; ?download=1)
+    POST /api/calls/{call_id}/pause|resume   PCI pause of a live call (api_pause.py)
+    GET  /api/audit, /api/audit/export.csv, /api/audit/chain, page /audit   (api_audit.py)
+    GET  /api/health, page /health           (api_health.py)
 
 Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
 keep it out of caches and frames.
@@ -25,9 +28,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.service import api_audio, api_calls, auth
+from pbx_recorder.service import api_audio, api_audit, api_calls, api_health, api_pause, auth
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.web import pages_ops
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,8 @@ def build_app(ctx: ServiceContext) -> Starlette:
         Route("/api/calls/{call_id}", sync(api_calls.show), methods=["GET"]),
         Route("/api/recordings/{recording_id}/audio", sync(api_audio.audio), methods=["GET"]),
     ]
+    routes += api_pause.routes(sync) + api_audit.routes(sync) + api_health.routes(sync)
+    routes += pages_ops.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error})
     app.state.ctx = ctx

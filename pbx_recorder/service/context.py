@@ -26,6 +26,7 @@ class ServiceContext:
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     clock: Callable[[], float] = time.time
     tz: tzinfo | None = None
+    config: Any = None  # the recorder's config (the AMI account of ``api_pause``); None in some tests
 
     def release(self) -> None:
         """End of a request: on PostgreSQL this worker thread's connection goes back to the pool
@@ -50,4 +51,5 @@ class ServiceContext:
 
             keyring = KeyRing.from_config_path(enc.master_key_file)
         catalog = Catalog(config.catalog.target, numbers=protection_for(config))
-        return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone))
+        return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone),
+                   config=config)

@@ -9,6 +9,7 @@ Verbs are separate permissions (the audit tells a play from a download)::
     calls.export        x                                  x
     calls.delete        x
     calls.unmask        x       x                   x      x
+    calls.pause         x       x            x                      (live calls in the row scope)
     audit.read          x                           x
     users.manage        x
     health.read         x                                        x
@@ -30,13 +31,14 @@ ROLES: tuple[str, ...] = ("admin", "supervisor", "qa", "agent", "auditor", "lega
 VERBS: tuple[str, ...] = (
     "calls.view", "calls.play", "calls.download", "calls.export", "calls.delete", "calls.unmask",
     "audit.read", "users.manage", "health.read",
+    "calls.pause",
 )
 
 PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin": frozenset(VERBS),
-    "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask"}),
+    "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask", "calls.pause"}),
     "qa": frozenset({"calls.view", "calls.play"}),
-    "agent": frozenset({"calls.view", "calls.play"}),
+    "agent": frozenset({"calls.view", "calls.play", "calls.pause"}),
     "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read"}),
     "legal": frozenset({"calls.view", "calls.play", "calls.download", "calls.export", "calls.unmask"}),
     "it": frozenset({"health.read"}),

@@ -1,0 +1,85 @@
+"""Who may run the CLI's operator commands: root or the service user, checked before any config is read.
+
+The catalog, the keys and the AMI account are the service's (``pbx-recorder serve`` and the
+daemon run as the service user, ``SERVICE_USER``).  A command that opens one of them refuses to
+run for anyone else, *before* the config the caller named is read: a copied config with
+``agent1: admin`` therefore changes nothing (issue 8).  When root runs a command,
+``PBX_RECORDER_USER`` names the operator it acts for (``cli.authz.current_actor``).
+
+Per top-level command (README "Who may run the CLI")::
+
+    open to any user     check-config, demo (its own private sandbox), plan, rules, prompts,
+                         and every --help
+    root / service user  audit, calls, catalog, erase, hold, keys, ledger, recordings,
+                         retention, run, serve, users, verify, and any command not listed above
+
+The gate wraps the callback of every leaf command (and of a group that runs without a
+sub-command) of a privileged top-level command, so ``--help`` (handled by click while parsing,
+before any callback) still works, and an option value that looks like ``--help`` cannot skip it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from pbx_recorder.errors import AccessDenied
+
+SERVICE_USER = "pbx-recorder"
+#: top-level commands that open neither the catalog, nor the keys, nor the AMI connection
+OPEN_COMMANDS = frozenset({"check-config", "demo", "plan", "rules", "prompts"})
+_GATED = "_pbxr_privilege_gated"
+
+
+def os_user() -> tuple[int, str]:
+    """The effective uid of this process and its account name (never from $USER)."""
+    uid = os.geteuid()
+    try:
+        return uid, pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return uid, f"uid:{uid}"
+
+
+def is_privileged() -> bool:
+    uid, name = os_user()
+    return uid == 0 or name == SERVICE_USER
+
+
+def require_privileged(what: str = "this command") -> str:
+    """The account name when root or the service user; else ``AccessDenied`` (exit 7)."""
+    uid, name = os_user()
+    if uid != 0 and name != SERVICE_USER:
+        raise AccessDenied(f"user {name!r}: {what} runs as root or {SERVICE_USER!r} only (the catalog, "
+                           f"keys and AMI account are the service's; use the console)")
+    return name
+
+
+def _guarded(name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        require_privileged(f"'pbx-recorder {name}'")
+        return callback(*args, **kwargs)
+
+    return run
+
+
+def gate(name: str, command: click.Command) -> click.Command:
+    """``command`` (top-level ``name``) with its callbacks refusing unprivileged users; once."""
+    if name in OPEN_COMMANDS or getattr(command, _GATED, False):
+        return command
+    stack: list[tuple[str, click.Command]] = [(name, command)]
+    while stack:
+        path, cmd = stack.pop()
+        if isinstance(cmd, click.Group):
+            if cmd.invoke_without_command and cmd.callback is not None:
+                cmd.callback = _guarded(path, cmd.callback)
+            stack.extend((f"{path} {sub}", c) for sub, c in cmd.commands.items())
+        elif cmd.callback is not None:
+            cmd.callback = _guarded(path, cmd.callback)
+    setattr(command, _GATED, True)
+    return command
