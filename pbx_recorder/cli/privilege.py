@@ -34,6 +34,7 @@ SERVICE_USER = "pbx-recorder"
 #: top-level commands that open neither the catalog, nor the keys, nor the AMI connection
 OPEN_COMMANDS = frozenset({"check-config", "demo", "plan", "rules", "prompts"})
 _GATED = "_pbxr_privilege_gated"
+GUARD_MARK = "pbxr_requires_privilege"  #: set on every gated callback (the tests walk the tree)
 
 
 def os_user() -> tuple[int, str]:
@@ -65,6 +66,7 @@ def _guarded(name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
         require_privileged(f"'pbx-recorder {name}'")
         return callback(*args, **kwargs)
 
+    setattr(run, GUARD_MARK, True)
     return run
 
 
