@@ -3,7 +3,6 @@ the AMI connection runs only as root or the service user, refused before the con
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pbx_recorder.cli import cli, main, privilege
 from pbx_recorder.cli.lazy_group import COMMANDS
 from pbx_recorder.errors import AccessDenied
 
+MAIN = "import sys; from pbx_recorder.cli import main; sys.exit(main())"
 REPO = Path(__file__).resolve().parents[2]
 #: the issue's copied config: the agent made themselves admin
 FORGED = "catalog: {{path: {dir}/catalog.db}}\naccess: {{users: {{agent1: admin, nobody: admin}}}}\n"
@@ -37,7 +37,7 @@ def run_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO),
            "PBX_RECORDER_USER": "root-admin"}  # ignored: only root may name the operator
     return subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-                           sys.executable, "-c", "import sys; from pbx_recorder.cli import main; sys.exit(main())",
+                           sys.executable, "-c", MAIN,
                            *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
