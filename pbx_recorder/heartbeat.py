@@ -77,8 +77,9 @@ def _beat(daemon: Any, **extra: Any) -> None:
     write(app.catalog.connection(), str(app.node), {**_state(daemon), **extra}, daemon.clock())
 
 
-async def run(daemon: Any, stop: asyncio.Event, every_s: float = INTERVAL_S) -> None:
+async def run(daemon: Any, stop: asyncio.Event, every_s: float | None = None) -> None:
     """The daemon's heartbeat task, until ``stop``; then one last beat saying it stopped."""
+    every_s = every_s or INTERVAL_S
     while not stop.is_set():
         try:
             await asyncio.to_thread(_beat, daemon)
