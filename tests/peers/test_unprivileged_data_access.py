@@ -1,6 +1,7 @@
 """Issue 8 reproduced: "an agent read every clear number with sqlite3" -- now an unprivileged OS
 account cannot open the catalog, the keys or a stored recording, even with the state folder itself
-left open to it: the daemon's files and folders are the service user's alone (0600/0700; ``test_daemon_file_modes.py`` checks the modes)."""
+left open to it: the daemon's files and folders are the service user's alone (0600/0700;
+``test_daemon_file_modes.py`` checks the modes)."""
 
 from __future__ import annotations
 
