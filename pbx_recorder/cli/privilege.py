@@ -9,9 +9,14 @@ run for anyone else, *before* the config the caller named is read: a copied conf
 Per top-level command (README "Who may run the CLI")::
 
     open to any user     check-config, demo (its own private sandbox), plan, rules, prompts,
-                         and every --help
+                         run (the daemon), and every --help
     root / service user  audit, calls, catalog, erase, hold, keys, ledger, recordings,
-                         retention, run, serve, users, verify, and any command not listed above
+                         retention, serve, users, verify, and any command not listed above
+
+``run`` stays open: it has no operator and no role, and it opens only what the config it is
+given names.  The production config and data are readable by the service user alone (systemd
+runs ``run`` as that user), so for anyone else ``run`` can only drive a private recorder of
+their own (``demo`` starts one that way), never the installation's catalog or AMI account.
 
 The gate wraps the callback of every leaf command (and of a group that runs without a
 sub-command) of a privileged top-level command, so ``--help`` (handled by click while parsing,
@@ -32,7 +37,7 @@ from pbx_recorder.errors import AccessDenied
 
 SERVICE_USER = "pbx-recorder"
 #: top-level commands that open neither the catalog, nor the keys, nor the AMI connection
-OPEN_COMMANDS = frozenset({"check-config", "demo", "plan", "rules", "prompts"})
+OPEN_COMMANDS = frozenset({"check-config", "demo", "plan", "rules", "prompts", "run"})
 _GATED = "_pbxr_privilege_gated"
 GUARD_MARK = "pbxr_requires_privilege"  #: set on every gated callback (the tests walk the tree)
 

@@ -84,7 +84,7 @@ def test_every_command_but_the_open_ones_is_gated() -> None:
             wrapped = getattr(leaf.callback, privilege.GUARD_MARK, False)
             assert wrapped == (name not in privilege.OPEN_COMMANDS), path
             gated.append(path)
-    assert {"run", "serve", "users add", "calls search", "calls pause", "keys init", "erase"} <= set(gated)
+    assert {"serve", "users add", "calls search", "calls pause", "keys init", "erase"} <= set(gated)
 
 
 @pytest.mark.parametrize("who", [(65534, "nobody"), (1000, "agent1")])
@@ -92,7 +92,7 @@ def test_unprivileged_commands_fail_with_the_access_denied_exit_code(tmp_path, m
     monkeypatch.setattr(privilege, "os_user", lambda: who)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("not yaml: [")  # read would mean exit 2
-    for command in (["run"], ["serve"], ["verify"], ["keys", "list"], ["erase", "--call-id", "c1"],
+    for command in (["serve"], ["verify"], ["keys", "list"], ["erase", "--call-id", "c1"],
                     ["users", "list"], ["recordings", "get", "r1", "--out", "x.wav"], ["catalog", "backup"]):
         assert main(["--config", str(cfg), *command]) == AccessDenied.exit_code, command
 
