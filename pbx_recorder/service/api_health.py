@@ -14,6 +14,7 @@ role (which sees no call content) may read all of it.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -84,9 +85,7 @@ def _numbers(detail: Any) -> dict[str, Any]:
 
 
 def jobs(conn: Any) -> list[dict[str, Any]]:
-    import json
-
-    out = []
+    out: list[dict[str, Any]] = []
     for job in JOBS:
         last = None
         for actor in JOB_ACTORS:
