@@ -76,8 +76,8 @@ def test_the_export_is_audited_streamed_and_defuses_formulas(seeded_service) -> 
 def test_numbers_in_details_stay_masked(seeded_service) -> None:  # type: ignore[no-untyped-def]
     conn = open_catalog(seeded_service.seeded.db)
     try:  # a row written around the writer (legacy or forged): its number must still not show
-        conn.execute("INSERT INTO audit_log (at, actor, role, action, target, detail) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
+        conn.execute("INSERT INTO audit_log (id, at, actor, role, action, target, detail) "
+                     "VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM audit_log), ?, ?, ?, ?, ?, ?)",
                      (NOW, "old", "admin", "calls.search.unmask", "+8613812345678",
                       '{"caller": "+8613812345678", "note": "8613812345678"}'))
         conn.commit()
