@@ -4,7 +4,9 @@
                                 audited as ``audit.list``
     GET /api/audit/export.csv   every matching row, oldest first, streamed as CSV; audited as
                                 ``audit.export`` before the first byte
-    GET /api/audit/chain        the chain check of ``audit verify`` (``pbx_recorder.audit_status``)
+    GET /api/audit/chain        the chain check of ``audit verify`` (``pbx_recorder.audit_status``):
+                                a full pass every 5 min, the new rows in between
+                                (``audit_chain_watch.py``); ``?full=1`` forces a full pass
 
 Numbers in details stay masked (:func:`pbx_recorder.audit_trail.scrub`).  A CSV cell that a
 spreadsheet would run as a formula (``= + - @``, tab, CR) is prefixed with ``'``: actors, targets
@@ -24,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder import audit_status
 from pbx_recorder.service import audit_query
 from pbx_recorder.service.api_calls import _time
+from pbx_recorder.service.audit_chain_watch import watch_of
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 
@@ -88,9 +90,11 @@ def export(request: Request) -> Response:
 
 def chain(request: Request) -> Response:
     ctx, _ = allowed(request, "/api/audit/chain")
-    status = audit_status.check(ctx.catalog.connection(), ctx.config)
+    full = request.query_params.get("full") in ("1", "true")  # force every row now
+    status = watch_of(request.app).status(ctx.catalog.connection(), ctx.config, ctx.clock(), force_full=full)
     return JSONResponse({"ok": status.ok, "rows": status.rows, "problems": list(status.problems),
-                         "notes": list(status.notes), "signed_head_checked": status.head_checked})
+                         "notes": list(status.notes), "signed_head_checked": status.head_checked,
+                         "full_pass": status.full})
 
 
 def routes(wrap: Any) -> list[BaseRoute]:

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder import audit_status
 from pbx_recorder.service import api_audit, api_health, audit_query
+from pbx_recorder.service.audit_chain_watch import watch_of
 from pbx_recorder.service.auth import actor_of, audit, ctx_of, require
 from pbx_recorder.web.ops_render import language_of, render
 
@@ -41,7 +41,7 @@ def audit_page(request: Request) -> Response:
     return render("audit.html", actor=actor, lang=language_of(conn, actor.user.name), entries=entries,
                   filters=f, raw=raw, query=urlencode(raw),
                   next_query=urlencode({**raw, "before": before}) if before else "",
-                  chain=audit_status.check(conn, ctx.config))
+                  chain=watch_of(request.app).status(conn, ctx.config, ctx.clock()))
 
 
 def health_page(request: Request) -> Response:

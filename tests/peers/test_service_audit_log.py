@@ -100,10 +100,43 @@ def test_the_chain_status_is_the_verify_check(seeded_service) -> None:  # type: 
         conn.commit()
     finally:
         conn.close()
-    broken = client.get("/api/audit/chain").json()
+    broken = client.get("/api/audit/chain", params={"full": "1"}).json()
     assert broken["ok"] is False and any("does not match its hash" in p for p in broken["problems"])
     page = client.get("/audit").text
     assert "audit-chain broken" in page and "BROKEN" in page
+
+
+def test_between_full_passes_new_rows_are_checked_and_old_ones_at_the_next_full_pass(seeded_service) -> None:  # type: ignore[no-untyped-def]
+    client, _ = seeded_service.login("comp")
+    assert client.get("/api/audit/chain").json()["full_pass"] is True
+    seeded_service.clock.now += 60
+    _record(seeded_service, actor="alice", role="agent", action="calls.view", target="c-red-1", detail={})
+    quick = client.get("/api/audit/chain").json()
+    assert quick["ok"] is True and quick["full_pass"] is False
+    _tamper(seeded_service, "MIN")  # an old row rewritten: the quick pass does not recompute it ...
+    assert client.get("/api/audit/chain").json()["ok"] is True
+    seeded_service.clock.now += 300  # ... the next full pass, at most 5 minutes later, does
+    late = client.get("/api/audit/chain").json()
+    assert late["full_pass"] is True and late["ok"] is False
+
+
+def test_a_new_row_rewritten_is_caught_by_the_quick_pass(seeded_service) -> None:  # type: ignore[no-untyped-def]
+    client, _ = seeded_service.login("comp")
+    assert client.get("/api/audit/chain").json()["ok"] is True  # full pass, remembered
+    seeded_service.clock.now += 10
+    _record(seeded_service, actor="alice", role="agent", action="calls.view", target="c-red-1", detail={})
+    _tamper(seeded_service, "MAX")
+    quick = client.get("/api/audit/chain").json()
+    assert quick["full_pass"] is False and quick["ok"] is False
+
+
+def _tamper(service, which: str) -> None:  # type: ignore[no-untyped-def]
+    conn = open_catalog(service.seeded.db)
+    try:
+        conn.execute(f"UPDATE audit_log SET actor = 'x' WHERE id = (SELECT {which}(id) FROM audit_log)")
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def test_the_page_escapes_hostile_text_and_speaks_the_users_language(seeded_service) -> None:  # type: ignore[no-untyped-def]
