@@ -18,7 +18,25 @@ from pbx_recorder.cli import cli, main, privilege
 from pbx_recorder.cli.lazy_group import COMMANDS
 from pbx_recorder.errors import AccessDenied
 
-MAIN = "import sys; from pbx_recorder.cli import main; sys.exit(main())"
+#: the CLI as nobody: the named command's modules are loaded while still root (the checkout may be
+#: in a folder nobody cannot read), then the process drops to nobody for good, as setpriv would
+MAIN = """
+import gettext, locale, os, shutil, sys, textwrap  # what click's messages import lazily
+import click
+import pbx_recorder.config
+from pbx_recorder.cli import cli, main
+from pbx_recorder.cli.lazy_group import COMMANDS
+ctx = click.Context(cli)
+gettext.translation("messages", fallback=True)
+cli.list_commands(ctx)
+for name in set(COMMANDS) & set(sys.argv[1:]):
+    cli.get_command(ctx, name)
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+assert os.getuid() == os.geteuid() == 65534
+sys.exit(main(sys.argv[1:]))
+"""
 REPO = Path(__file__).resolve().parents[2]
 #: the issue's copied config: the agent made themselves admin
 FORGED = "catalog: {{path: {dir}/catalog.db}}\naccess: {{users: {{agent1: admin, nobody: admin}}}}\n"
@@ -36,9 +54,8 @@ def world_dir() -> Iterator[Path]:
 def run_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO),
            "PBX_RECORDER_USER": "root-admin"}  # ignored: only root may name the operator
-    return subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-                           sys.executable, "-c", MAIN,
-                           *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+    return subprocess.run([sys.executable, "-c", MAIN, *args], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
 
 
 @pytest.mark.parametrize("content", ["forged", "not yaml: ["], ids=["forged-admin", "unparsable"])

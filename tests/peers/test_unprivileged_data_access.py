@@ -46,8 +46,9 @@ def test_an_unprivileged_account_opens_no_catalog_key_spool_or_recording(monkeyp
         files = [p for p in targets if p.is_file() and not p.name.endswith(".pub")]
         assert base / "catalog.db" in files and any(p.suffix == ".key" for p in files)
         assert any(p.suffix == ".pbxr" for p in files)  # a stored recording is among them
+        python = getattr(sys, "_base_executable", sys.executable)  # the venv may be in a closed folder
         done = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-                               sys.executable, "-c", PROBE, *map(str, files)],
+                               python, "-c", PROBE, *map(str, files)],
                               capture_output=True, text=True, timeout=60, check=True)
         results = json.loads(done.stdout)
         assert results and all(v != "opened" for v in results.values()), results
