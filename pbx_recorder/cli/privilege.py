@@ -38,7 +38,6 @@ from pbx_recorder.errors import AccessDenied
 SERVICE_USER = "pbx-recorder"
 #: top-level commands that open neither the catalog, nor the keys, nor the AMI connection
 OPEN_COMMANDS = frozenset({"check-config", "demo", "plan", "rules", "prompts", "run"})
-_GATED = "_pbxr_privilege_gated"
 GUARD_MARK = "pbxr_requires_privilege"  #: set on every gated callback (the tests walk the tree)
 
 
@@ -75,18 +74,24 @@ def _guarded(name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _guard(path: str, cmd: click.Command) -> None:
+    if cmd.callback is not None and not getattr(cmd.callback, GUARD_MARK, False):
+        cmd.callback = _guarded(path, cmd.callback)
+
+
 def gate(name: str, command: click.Command) -> click.Command:
-    """``command`` (top-level ``name``) with its callbacks refusing unprivileged users; once."""
-    if name in OPEN_COMMANDS or getattr(command, _GATED, False):
+    """``command`` (top-level ``name``) with its callbacks refusing unprivileged users.  Walked on
+    every lookup (cheap), so a sub-command added to a group later is gated too; a callback is
+    wrapped once."""
+    if name in OPEN_COMMANDS:
         return command
     stack: list[tuple[str, click.Command]] = [(name, command)]
     while stack:
         path, cmd = stack.pop()
         if isinstance(cmd, click.Group):
-            if cmd.invoke_without_command and cmd.callback is not None:
-                cmd.callback = _guarded(path, cmd.callback)
+            if cmd.invoke_without_command:
+                _guard(path, cmd)
             stack.extend((f"{path} {sub}", c) for sub, c in cmd.commands.items())
-        elif cmd.callback is not None:
-            cmd.callback = _guarded(path, cmd.callback)
-    setattr(command, _GATED, True)
+        else:
+            _guard(path, cmd)
     return command
