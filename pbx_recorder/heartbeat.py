@@ -74,7 +74,10 @@ def _state(daemon: Any) -> dict[str, Any]:
 
 def _beat(daemon: Any, **extra: Any) -> None:
     app = daemon.app
-    write(app.catalog.connection(), str(app.node), {**_state(daemon), **extra}, daemon.clock())
+    try:
+        write(app.catalog.connection(), str(app.node), {**_state(daemon), **extra}, daemon.clock())
+    finally:  # on PostgreSQL the worker thread's connection goes back to the pool at once: the
+        app.catalog.release()  # daemon's own writers must never wait for one a heartbeat holds
 
 
 async def run(daemon: Any, stop: asyncio.Event, every_s: float | None = None) -> None:
