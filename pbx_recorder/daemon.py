@@ -37,6 +37,7 @@ from consent.agi_server import ConsentTicket
 from consent.async_session import InbandStarter, request_event
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
+from pbx_recorder import heartbeat
 from pbx_recorder.app import App, hot_tiers
 from pbx_recorder.constants import STATE_FINALIZED
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, RecorderError
@@ -172,6 +173,7 @@ class Daemon:
                 shipper = group.create_task(self.app.shipper.run(self._ship_stop), name="shipper")
                 writer = group.create_task(self._catalog_writer(), name="catalog-writer")
                 group.create_task(self._watch_loop_lag(), name="loop-lag")
+                group.create_task(heartbeat.run(self, self._stop), name="heartbeat")  # the health page
                 await self._stop.wait()
                 await self._shutdown(ami_task, pump, ticker, shipper)
                 self._writer_closing = True

@@ -95,9 +95,14 @@ def print_results(workdir: Path, config: Path, echo: Callable[[str], None]) -> N
     """The demo's closing printout: ``calls search``, the stored files, where things are."""
     echo("")
     echo("$ pbx-recorder calls search")
-    search = subprocess.run([*recorder_command(), "--config", str(config), "calls", "search"],
-                            capture_output=True, text=True, timeout=30, check=False)
-    echo(search.stdout.rstrip() or search.stderr.rstrip())
+    from pbx_recorder.cli.privilege import is_privileged
+
+    if is_privileged():
+        search = subprocess.run([*recorder_command(), "--config", str(config), "calls", "search"],
+                                capture_output=True, text=True, timeout=30, check=False)
+        echo(search.stdout.rstrip() or search.stderr.rstrip())
+    else:  # README "Who may run the CLI"
+        echo("(calls search runs as root or the service user only; run the demo as root to see it)")
     echo("")
     hot = workdir / "recorder" / "hot"
     echo(f"recordings (hot tier, AES-256-GCM envelope; sidecars sealed too): {hot}")

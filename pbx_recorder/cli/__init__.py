@@ -15,7 +15,7 @@ import sys
 import click
 
 from pbx_recorder import log_masking
-from pbx_recorder.cli import chain_heads_on_exit
+from pbx_recorder.cli import chain_heads_on_exit, privilege
 from pbx_recorder.cli.lazy_group import LazyGroup
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.masking import mask_text
@@ -25,7 +25,16 @@ DEFAULT_CONFIG = "/etc/pbx-recorder/pbx-recorder.yaml"
 NO_CATALOG_COMMANDS = frozenset({None, "check-config", "demo", "plan", "run", "rules", "prompts"})
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class GatedGroup(LazyGroup):
+    """The top-level group: a command that opens the catalog, the keys or the AMI connection runs
+    for root or the service user only (``cli/privilege.py``)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else privilege.gate(cmd_name, command)
+
+
+@click.group(cls=GatedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="PBX_RECORDER_CONFIG", default=DEFAULT_CONFIG,
               show_default=True, help="YAML config file (conf.d beside it is layered on top).")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
@@ -37,7 +46,8 @@ def cli(ctx: click.Context, config_path: str, verbose: int) -> None:
     log_masking.install()  # no log line shows a phone number
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
-    if ctx.invoked_subcommand not in NO_CATALOG_COMMANDS:  # audit rows it wrote: under a signed head
+    # audit rows it wrote: under a signed head (an unprivileged user's refused command reads no config)
+    if ctx.invoked_subcommand not in NO_CATALOG_COMMANDS and privilege.is_privileged():
         ctx.call_on_close(lambda: chain_heads_on_exit.sign_heads(config_path))
 
 

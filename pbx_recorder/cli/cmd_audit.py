@@ -70,29 +70,17 @@ def list_cmd(ctx: click.Context, actor: str | None, action: str | None, target: 
 @click.pass_context
 def verify_cmd(ctx: click.Context) -> None:
     """Recompute the audit chain and hold it to its signed head."""
-    # imported here: ``audit list`` does without the signing code (cli/lazy_group.py)
-    from pbx_recorder import chain_head
-    from pbx_recorder.signing import load_public_key, public_key_path
+    from pbx_recorder import audit_status  # the check the console's audit page runs too
 
     catalog, _, config = _open(ctx)
     catalog.close()
     conn = open_catalog(config.catalog.target)
     try:
         authorize(config, conn, "audit.read")
-        problems, legacy = audit_trail.verify_chain(conn)
-        lines = [str(p) for p in problems]
-        notes = [f"{legacy} audit row(s) predate the audit chain (not covered)"] if legacy else []
-        key_file = config.signing.key_file
-        if public_key_path(key_file).is_file() or key_file.is_file():
-            head_problems, head_notes = chain_head.check(conn, "audit", chain_head.store_for(config),
-                                                         load_public_key(key_file))
-            lines += [str(p) for p in head_problems]
-            notes += head_notes
-        else:
-            notes.append("no signing key found: the signed chain head is not checked")
-        count = conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0]
+        status = audit_status.check(conn, config)
     finally:
         conn.close()
+    lines, notes, count = list(status.problems), list(status.notes), status.rows
     for note in notes:
         click.echo(f"note: {note}")
     for line in lines:

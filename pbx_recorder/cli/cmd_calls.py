@@ -20,6 +20,7 @@ from pbx_recorder import masking
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.queries import PRESETS, STATUSES
 from pbx_recorder.catalog.repository import SearchPage
+from pbx_recorder.cli import number_throttle
 from pbx_recorder.cli.authz import Principal, authorize
 from pbx_recorder.errors import ConfigError, NotFound
 from pbx_recorder.masking import sanitize
@@ -134,6 +135,7 @@ def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | 
                           agent=agent, queue=queue, tag=tag, consent=consent, limit=limit, after=after)
     try:
         who = _authorize(catalog, config, "calls.search", unmask)
+        number_throttle.admit(catalog, config, who, filters)  # the service's rule (issue 8)
         page = catalog.search_page(filters, tz=tz)
         rows = page.rows
         if unmask:

@@ -66,6 +66,22 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
         await asyncio.wait_for(task, 5)
 
 
+async def mute_live_call(config: Any, call_id: str, snapshot: dict[str, Any], muted: bool) -> list[str]:
+    """Mute (or unmute) the live call's recording with the recorder's own PBX account; the
+    channels (or files) done.  Shared by this command and the console (``service/api_pause.py``)."""
+    if config.pbx.type == "freeswitch":  # uuid_record mask|unmask per file (esl/pause.py)
+        from esl.pause import mask_call
+
+        done: list[str] = await mask_call(config, call_id, snapshot, muted)
+        if not done:
+            raise NotFound("the call has no active recording to mask", call_id=call_id)
+        return done
+    channels = channels_of(snapshot)
+    if not channels:
+        raise NotFound("the call has no live channel to mute", call_id=call_id)
+    return await mute_channels(config, call_id, channels, muted)
+
+
 def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted: bool) -> None:
     import asyncio
 
@@ -87,17 +103,7 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
         snapshot = live.get(call_id)
         if not isinstance(snapshot, dict):
             raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
-        if config.pbx.type == "freeswitch":  # uuid_record mask|unmask per file (esl/pause.py)
-            from esl.pause import mask_call
-
-            done = asyncio.run(mask_call(config, call_id, snapshot, muted))
-            if not done:
-                raise NotFound("the call has no active recording to mask", call_id=call_id)
-        else:
-            channels = channels_of(snapshot)
-            if not channels:
-                raise NotFound("the call has no live channel to mute", call_id=call_id)
-            done = asyncio.run(mute_channels(config, call_id, channels, muted))
+        done = asyncio.run(mute_live_call(config, call_id, snapshot, muted))
         catalog.audit(
             who.actor,
             who.role,

@@ -11,35 +11,22 @@ keep them.  Every change is audited with the OS user as actor and role ``host-ad
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import sys
 import time
 from typing import Any
 
 import click
 
-from pbx_recorder.errors import AccessDenied
+from pbx_recorder.cli import privilege
 from pbx_recorder.service import user_admin
 from pbx_recorder.service.roles import ROLES
 
-SERVICE_USER = "pbx-recorder"
 ACTOR_ROLE = "host-admin"
 
 
-def os_user() -> tuple[int, str]:
-    uid = os.geteuid()
-    try:
-        return uid, pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return uid, f"uid:{uid}"
-
-
 def _require_privileged() -> str:
-    uid, name = os_user()
-    if uid != 0 and name != SERVICE_USER:
-        raise AccessDenied(f"user {name!r}: accounts are managed by root or {SERVICE_USER!r} only")
-    return name
+    """The one check of ``cli/privilege.py`` (also run by the gate before this callback)."""
+    return privilege.require_privileged("managing accounts")
 
 
 def _accounts(ctx: click.Context) -> Any:

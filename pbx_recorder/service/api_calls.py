@@ -21,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 from pbx_recorder.catalog.queries import ORDERS, PRESETS, STATUSES, CallFilters
 from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.masking import mask_field, present_call
 from pbx_recorder.service import throttle
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
@@ -97,17 +96,9 @@ def _number_search(ctx: ServiceContext, actor: Actor, f: CallFilters, unmasked_r
         return
     detail = {"client": actor.client, "caller": mask_field(f.caller or ""),
               "callee": mask_field(f.callee or "")}
-    now = ctx.clock()
-    conn = ctx.catalog.connection()
-    window, retry = ctx.web.number_search_window_s, 0
-    action = throttle.FULL_ACTION if kind == "full" else throttle.LAST4_ACTION
-    with Tx(conn):  # the catalog's write lock: the count and the append are one step for every node
-        if kind == "full" and not unmasked_role and \
-                throttle.recent_full_searches(conn, actor.user.name, now, window) >= ctx.web.number_searches:
-            oldest = throttle.oldest_in_window(conn, actor.user.name, now, window)
-            retry = max(1, math.ceil((oldest or now) + window - now))
-            action = "throttled:" + throttle.FULL_ACTION
-        audit(ctx, actor.user.name, actor.user.role, action, "", detail)
+    retry = throttle.admit(ctx.catalog.connection(), actor=actor.user.name, role=actor.user.role, kind=kind,
+                           detail=detail, now=ctx.clock(), limit=ctx.web.number_searches,
+                           window_s=ctx.web.number_search_window_s, exempt=unmasked_role)
     if retry:
         raise ApiError(429, "too many searches by number: try again later",
                        headers={"Retry-After": str(retry)})

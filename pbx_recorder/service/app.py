@@ -8,6 +8,9 @@
     GET  /api/recordings/{recording_id}/audio  audio with Range (play; ?download=1)
     the console's pages and their JSON helpers: pbx_recorder.web.console.routes
     the player page, peaks, restore, marks: pbx_recorder.web.player.routes
+    POST /api/calls/{call_id}/pause|resume   PCI pause of a live call (api_pause.py)
+    GET  /api/audit, /api/audit/export.csv, /api/audit/chain, page /audit   (api_audit.py)
+    GET  /api/health, page /health           (api_health.py)
 
 Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
 keep it out of caches and frames.  On a console page path (anything outside ``/api/``) a 401
@@ -30,10 +33,21 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.service import api_audio, api_calls, api_replay, api_tokens, api_totp, api_users, auth
+from pbx_recorder.service import (
+    api_audio,
+    api_audit,
+    api_calls,
+    api_health,
+    api_pause,
+    api_replay,
+    api_tokens,
+    api_totp,
+    api_users,
+    auth,
+)
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.web import admin_users_page, console, player
+from pbx_recorder.web import admin_users_page, console, pages_ops, player
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
@@ -125,6 +139,8 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_users.routes(sync)
     routes += api_replay.routes(sync)
     routes += admin_users_page.routes(sync)
+    routes += api_pause.routes(sync) + api_audit.routes(sync) + api_health.routes(sync)
+    routes += pages_ops.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
                                         404: _http_error, 405: _http_error})

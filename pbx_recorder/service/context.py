@@ -27,6 +27,7 @@ class ServiceContext:
     clock: Callable[[], float] = time.time
     tz: tzinfo | None = None
     secret_box: Any = None  # service.secret_box.SecretBox from web.secret_key_file (TOTP)
+    config: Any = None  # the recorder's config (the AMI account of ``api_pause``); None in some tests
 
     def release(self) -> None:
         """End of a request: on PostgreSQL this worker thread's connection goes back to the pool
@@ -57,4 +58,4 @@ class ServiceContext:
             box = SecretBox.from_file(config.web.secret_key_file)
         catalog = Catalog(config.catalog.target, numbers=protection_for(config))
         return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone),
-                   secret_box=box)
+                   secret_box=box, config=config)

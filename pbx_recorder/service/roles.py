@@ -11,6 +11,7 @@ Verbs are separate permissions (the audit tells a play from a download)::
     calls.unmask        x       x                   x      x
     calls.mark          x       x      x                   x
     calls.restore       x       x                   x      x
+    calls.pause         x       x            x                      (live calls in the row scope)
     audit.read          x                           x
     users.manage        x
     health.read         x                                        x
@@ -40,15 +41,15 @@ ROLES: tuple[str, ...] = ("admin", "supervisor", "qa", "agent", "auditor", "lega
 VERBS: tuple[str, ...] = (
     "calls.view", "calls.play", "calls.download", "calls.export", "calls.delete", "calls.unmask",
     "audit.read", "users.manage", "health.read", "calls.mark", "calls.restore", "tokens.manage",
-    "calls.replay_approve",
+    "calls.replay_approve", "calls.pause",
 )
 
 PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin": frozenset(VERBS),
     "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask", "calls.mark",
-                             "calls.restore"}),
+                             "calls.restore", "calls.pause"}),
     "qa": frozenset({"calls.view", "calls.play", "calls.mark"}),
-    "agent": frozenset({"calls.view", "calls.play"}),
+    "agent": frozenset({"calls.view", "calls.play", "calls.pause"}),
     "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read", "calls.restore",
                           "calls.replay_approve"}),
     "legal": frozenset({"calls.view", "calls.play", "calls.download", "calls.export", "calls.unmask",

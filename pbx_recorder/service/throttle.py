@@ -9,13 +9,20 @@ user; the next one answers 429 with ``Retry-After`` and is audited as
 index) in the same transaction as the new row, under the catalog's write lock, so it holds across
 restarts, across every node on one catalog and across parallel requests.  A last-4 search shows
 nothing the masked list does not, and is audited but never throttled.
+
+:func:`admit` is the one implementation: the service (``api_calls``) and the CLI run by root for
+a named operator (``calls search``) both go through it, so the rule is the same on every path.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
+from typing import Any
 
+from pbx_recorder import audit_trail
 from pbx_recorder.catalog.queries import CallFilters
+from pbx_recorder.lifecycle.journal import Tx
 
 FULL_ACTION = "calls.search.number"
 LAST4_ACTION = "calls.search.last4"
@@ -39,3 +46,19 @@ def oldest_in_window(conn: sqlite3.Connection, user: str, now: float, window_s: 
     row = conn.execute("SELECT MIN(at) FROM audit_log WHERE actor = ? AND action = ? AND at > ?",
                        (user, FULL_ACTION, now - window_s)).fetchone()
     return None if row is None or row[0] is None else float(row[0])
+
+
+def admit(conn: sqlite3.Connection, *, actor: str, role: str, kind: str, detail: dict[str, Any], now: float,
+          limit: int, window_s: float, exempt: bool) -> int:
+    """Audit one number-valued search (``kind`` 'full' or 'last4'); 0 when it may run, else the
+    seconds to wait (the search is then audited as ``throttled:...``).  ``exempt``: the role
+    holds unmask (it sees the numbers anyway)."""
+    action = FULL_ACTION if kind == "full" else LAST4_ACTION
+    retry = 0
+    with Tx(conn):  # the catalog's write lock: the count and the append are one step for every node
+        if kind == "full" and not exempt and recent_full_searches(conn, actor, now, window_s) >= limit:
+            oldest = oldest_in_window(conn, actor, now, window_s)
+            retry = max(1, math.ceil((oldest or now) + window_s - now))
+            action = "throttled:" + FULL_ACTION
+        audit_trail.record(conn, actor=actor, role=role, action=action, target="", detail=detail, now=now)
+    return retry

@@ -4,6 +4,9 @@ MESSAGES = {
     "en": {
         "common.app": "Call recordings",
         "common.nav.search": "Search",
+        "common.nav.audit": "Audit log",
+        "common.nav.health": "Health",
+        "common.nav.users": "Users",
         "common.logout": "Log out",
         "common.language": "Language",
         "common.signed_in_as": "Signed in as",
@@ -30,6 +33,9 @@ MESSAGES = {
     "zh": {
         "common.app": "通话录音",
         "common.nav.search": "搜索",
+        "common.nav.audit": "审计日志",
+        "common.nav.health": "系统状态",
+        "common.nav.users": "用户",
         "common.logout": "退出登录",
         "common.language": "语言",
         "common.signed_in_as": "当前用户",

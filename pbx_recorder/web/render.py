@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse
 
 from pbx_recorder.service import sessions
 from pbx_recorder.service.auth import Actor, cookie_name, ctx_of
+from pbx_recorder.service.roles import may
 from pbx_recorder.web import i18n, preferences
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -51,6 +52,7 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["duration"] = _duration
     env.globals["langs"] = i18n.LANG_NAMES
+    env.globals["may"] = may
     return env
 
 

@@ -59,6 +59,36 @@ def test_daemon_and_cli_leave_nothing_open_to_other_accounts(tmp_path, umask, mo
     assert main(args + ["hold", "remove", _hold_id(tmp_path)]) == 0
     assert main(args + ["erase", "--caller", CALLER]) == 0
     assert open_to_others(tmp_path) == []
+    serve_a_session(cfg)  # what `pbx-recorder serve` writes: sessions, audit, the WAL of the catalog
+    assert open_to_others(tmp_path) == []
+
+
+def serve_a_session(cfg: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from pbx_recorder.config import load_config
+    from pbx_recorder.lifecycle.journal import open_catalog
+    from pbx_recorder.service.accounts import Accounts
+    from pbx_recorder.service.app import build_app
+    from pbx_recorder.service.context import ServiceContext
+    from tests.peers.service_support import CHEAP, PASSWORD
+
+    config = load_config(cfg)
+    conn = open_catalog(config.catalog.target)
+    try:
+        Accounts(conn, hasher=CHEAP).add("boss", "admin", PASSWORD, actor="root", actor_role="host-admin",
+                                         now=1.0)
+    finally:
+        conn.close()
+    ctx = ServiceContext.from_config(config)
+    ctx.hasher = CHEAP
+    try:
+        client = TestClient(build_app(ctx))
+        assert client.post("/api/login", json={"name": "boss", "password": PASSWORD}).status_code == 200
+        for path in ("/api/calls", "/api/audit/export.csv", "/api/health", "/audit"):  # the call is erased
+            assert client.get(path).status_code == 200, path
+    finally:
+        ctx.catalog.close()
 
 
 def _hold_id(tmp_path: Path) -> str:

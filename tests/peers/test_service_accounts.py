@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from pbx_recorder.cli import cli, cmd_users
+from pbx_recorder.cli import cli, privilege
 from pbx_recorder.errors import AccessDenied, ConfigError, LoginRefused
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.service.accounts import LOCK_SECONDS, MAX_FAILURES, Accounts
@@ -96,7 +96,7 @@ def _config(tmp_path) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_users_cli_reads_the_password_from_stdin_and_audits(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cmd_users, "os_user", lambda: (0, "root"))
+    monkeypatch.setattr(privilege, "os_user", lambda: (0, "root"))
     cfg = _config(tmp_path)
     runner = CliRunner()
     added = runner.invoke(cli, ["--config", cfg, "users", "add", "lead", "--role", "supervisor",
@@ -114,7 +114,7 @@ def test_users_cli_reads_the_password_from_stdin_and_audits(tmp_path, monkeypatc
 
 
 def test_users_cli_refuses_anyone_but_root_and_the_service_user(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cmd_users, "os_user", lambda: (1000, "agent1"))
+    monkeypatch.setattr(privilege, "os_user", lambda: (1000, "agent1"))
     result = CliRunner().invoke(cli, ["--config", _config(tmp_path), "users", "list"])
     assert isinstance(result.exception, AccessDenied) and "root" in str(result.exception)
     assert not (tmp_path / "catalog.db").exists()  # refused before the catalog is opened

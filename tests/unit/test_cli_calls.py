@@ -69,7 +69,8 @@ def test_unmask_shows_numbers_and_is_audited(setup):
     cfg, db = setup
     r = run(cfg, "search", "--caller", "13812345678", "--unmask", "--json")
     assert json.loads(r.stdout)[0]["caller_num"] == "13812345678"
-    [entry] = audit_rows(db)
+    entry, number = audit_rows(db)  # newest first; every search by a number is audited
+    assert number["action"] == "calls.search.number" and "13812345678" not in json.dumps(number["detail"])
     assert entry["actor"] == "auditor1" and entry["action"] == "calls.search.unmask"
     # the audit log never keeps a number in clear (it is chained: erasure cannot rewrite it later)
     assert entry["detail"]["caller"] == "138****5678" and entry["detail"]["results"] == 1
