@@ -72,7 +72,9 @@ def audio(request: Request) -> Response:
         raise ApiError(416, "range not satisfiable", headers={"Content-Range": f"bytes */{size}"}) from exc
     start, stop = (wanted.start, wanted.stop) if wanted else (0, size)
     audit(ctx, actor.user.name, actor.user.role, verb, rid,
-          {**detail, "call_id": rec["call_id"], "bytes": f"{start}-{stop - 1}" if stop else "none"})
+          {**detail, "call_id": rec["call_id"], "first_byte": start, "last_byte": stop - 1})
+    # the byte positions as integers: the audit's number scrubber masks digit runs in text (a
+    # seek offset of 7+ digits in "bytes=1234576-" reads like a phone number), never an int
     fmt = str(rec.get("format") or "wav")
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(stop - start), "Cache-Control": "no-store",
                "X-Content-Type-Options": "nosniff",

@@ -5,6 +5,7 @@ download per role, the download's file name, and each read audited with the clie
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import pytest
@@ -46,6 +47,17 @@ def test_a_range_answers_206_with_exactly_those_bytes(service, header: str, lo: 
     assert answer.headers["content-length"] == str(hi - lo)
     last = service.audit_rows("lead-red")[-1]
     assert last["action"] == "calls.play" and "192.0.2.7" in last["detail"] and header in last["detail"]
+    assert (json.loads(last["detail"])["first_byte"], json.loads(last["detail"])["last_byte"]) == (lo, hi - 1)
+
+
+def test_a_seek_offset_survives_the_audits_number_scrubber() -> None:
+    """A byte position of 7+ digits is kept as an integer, which the scrubber leaves alone (in
+    text it would be masked like a phone number: the audit could not say where a play started)."""
+    from pbx_recorder.audit_trail import scrub
+
+    assert scrub({"first_byte": 12345760, "last_byte": 99999999}) == {"first_byte": 12345760,
+                                                                      "last_byte": 99999999}
+    assert scrub({"bytes": "12345760-99999999"}) != {"bytes": "12345760-99999999"}
 
 
 def test_a_range_past_the_end_is_416(service) -> None:  # type: ignore[no-untyped-def]
