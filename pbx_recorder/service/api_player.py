@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pbx_recorder.errors import NotFound, ObjectNotRestored, PolicyRefusal, RecorderError
+from pbx_recorder.service import api_replay
 from pbx_recorder.service import peaks as peak_store
 from pbx_recorder.service.api_audio import READABLE_STATES
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
@@ -47,6 +48,7 @@ def peaks(request: Request) -> Response:
     rid = request.path_params["recording_id"]
     detail = {"client": actor.client, "what": "peaks"}
     rec, call = scoped_recording(ctx, actor, rid, "calls.play", detail)
+    api_replay.check(ctx, actor, call, "calls.play", rid, detail)  # four-eyes, as for the audio
     tier = ctx.tiers.get(str(rec["tier"]))
     if tier is None or rec["state"] not in READABLE_STATES:
         raise ApiError(409, f"recording is {rec['state']}: no waveform")

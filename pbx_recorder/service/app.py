@@ -47,7 +47,7 @@ from pbx_recorder.service import (
 )
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.web import admin_users_page, console, pages_ops, player
+from pbx_recorder.web import admin_users_page, console, pages_ops, player, replay_page
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += admin_users_page.routes(sync)
     routes += api_pause.routes(sync) + api_audit.routes(sync) + api_health.routes(sync)
     routes += pages_ops.routes(sync)
+    routes += replay_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
                                         404: _http_error, 405: _http_error})

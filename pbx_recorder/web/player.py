@@ -20,6 +20,7 @@ from pbx_recorder.service import api_marks, api_player
 from pbx_recorder.service.api_audio import READABLE_STATES
 from pbx_recorder.service.auth import actor_of, audit, ctx_of
 from pbx_recorder.service.roles import may
+from pbx_recorder.web import replay_page
 from pbx_recorder.web.render import page as render_page
 from storage.s3_objects import COLD_CLASSES
 
@@ -43,9 +44,10 @@ def page(request: Request) -> Response:
                                             {"client": actor.client, "what": "player"})
     audit(ctx, actor.user.name, actor.user.role, "calls.view", str(rec["call_id"]),
           {"client": actor.client, "what": "player", "recording_id": rid})
+    grant = replay_page.grant_state(ctx, actor, call)
     return render_page(
         request, "player.html", actor, rec=rec, call=call, speeds=SPEEDS, cold=cold_state(rec),
-        readable=rec["state"] in READABLE_STATES,
+        readable=rec["state"] in READABLE_STATES and not grant, four_eyes=grant,
         may_download=may(actor.user.role, "calls.download"), may_mark=may(actor.user.role, "calls.mark"),
         may_restore=may(actor.user.role, "calls.restore"), is_admin=actor.user.role == "admin")
 

@@ -121,3 +121,28 @@ def test_four_eyes_config_is_validated_with_the_key_named(tmp_path) -> None:  # 
         load_config(str(cfg))
     assert "web.four_eyes.tag: unknown key" in str(err.value)
     assert "web.four_eyes.grant_minutes" in str(err.value)
+
+
+def test_the_waveform_of_a_sensitive_call_needs_the_grant_too(svc) -> None:  # type: ignore[no-untyped-def]
+    lead, _ = svc.login("lead-red")
+    assert lead.get("/api/recordings/r-c-red-1/peaks").status_code == 403
+    denied = svc.audit_rows("lead-red")[-1]
+    assert denied["action"] == "denied:calls.play" and "four_eyes" in denied["detail"]
+    _, asked = _ask(svc, "lead-red", "c-red-1")
+    assert _decide(svc, "comp", asked.json()["id"]).status_code == 200
+    # past the grant the request reaches the decoder (the seeded bytes are no audio: 422, not 403)
+    assert lead.get("/api/recordings/r-c-red-1/peaks").status_code == 422
+
+
+def test_the_player_page_shows_the_request_form_until_granted(svc) -> None:  # type: ignore[no-untyped-def]
+    lead, _ = svc.login("lead-red")
+    page = lead.get("/recordings/r-c-red-1/play").text
+    assert 'id="replay-form"' in page and 'id="audio"' not in page
+    _, asked = _ask(svc, "lead-red", "c-red-1")
+    page = lead.get("/recordings/r-c-red-1/play").text
+    assert 'id="replay-asked"' in page and 'id="audio"' not in page
+    listed = svc.login("comp")[0].get("/replay-requests").text
+    assert f'data-request="{asked.json()["id"]}"' in listed and "complaint #42" in listed
+    assert 'class="replay-decide"' not in svc.login("lead-red")[0].get("/replay-requests").text
+    assert _decide(svc, "comp", asked.json()["id"]).status_code == 200
+    assert 'id="audio"' in lead.get("/recordings/r-c-red-1/play").text

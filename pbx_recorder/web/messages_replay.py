@@ -1,0 +1,38 @@
+"""Texts of the four-eyes replay parts of the console (player form, requests page)."""
+
+MESSAGES = {
+    "en": {
+        "replay.needed": "This call needs a second person's approval before anyone plays it.",
+        "replay.asked": "Your request is waiting for an approver.",
+        "replay.reason": "Reason",
+        "replay.ask": "Ask for approval",
+        "replay.sent": "Request sent. Reload this page once it is granted.",
+        "replay.title": "Replay requests",
+        "replay.none": "No pending requests.",
+        "replay.call": "Call",
+        "replay.requester": "Requested by",
+        "replay.when": "Requested at",
+        "replay.grant": "Grant",
+        "replay.refuse": "Refuse",
+        "replay.done": "Done.",
+        "replay.failed": "Refused by the service",
+        "common.nav.replay": "Replay requests",
+    },
+    "zh": {
+        "replay.needed": "此通话须经第二人批准后方可播放。",
+        "replay.asked": "您的申请正在等待审批。",
+        "replay.reason": "理由",
+        "replay.ask": "申请批准",
+        "replay.sent": "申请已提交。批准后请刷新本页。",
+        "replay.title": "回放申请",
+        "replay.none": "没有待处理的申请。",
+        "replay.call": "通话",
+        "replay.requester": "申请人",
+        "replay.when": "申请时间",
+        "replay.grant": "批准",
+        "replay.refuse": "拒绝",
+        "replay.done": "已处理。",
+        "replay.failed": "服务拒绝",
+        "common.nav.replay": "回放申请",
+    },
+}
