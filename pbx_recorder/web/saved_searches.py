@@ -27,7 +27,8 @@ MAX_QUERY = 2048
 MAX_PER_USER = 200
 MAX_BODY = 4096
 #: the search form's fields: nothing else is kept in a saved query (no cursor, no unmask)
-KEPT = ("preset", "from", "to", "status", "consent", "tag", "caller", "call_id", "agent", "queue", "sort")
+KEPT = ("preset", "from", "to", "status", "consent", "tag", "caller", "call_id", "agent", "queue", "keyword",
+        "sort")
 
 
 def clean_query(query: str) -> str:

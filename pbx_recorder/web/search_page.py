@@ -24,8 +24,8 @@ from pbx_recorder.web import saved_searches
 from pbx_recorder.web.render import page
 
 CONSENT_STATES = ("granted", "refused", "timeout", "invalid", "hangup", "notified")
-FORM = ("preset", "from", "to", "status", "consent", "tag", "caller", "call_id", "agent", "queue", "sort",
-        "limit", "unmask")
+FORM = ("preset", "from", "to", "status", "consent", "tag", "caller", "call_id", "agent", "queue",
+        "keyword", "sort", "limit", "unmask")
 
 
 def playable(ctx: ServiceContext, call_ids: list[str]) -> dict[str, str]:

@@ -154,3 +154,16 @@ def test_without_a_duration_in_the_row_the_waveforms_bounds_the_position(service
     assert _add(client, csrf, position_s=31).status_code == 201  # nothing known yet: accepted
     assert client.get("/api/recordings/r-wav/peaks").json()["duration"] == 30.0
     assert _add(client, csrf, position_s=31).status_code == 400
+
+
+def test_the_search_page_has_the_keyword_field_and_saves_it(service) -> None:  # type: ignore[no-untyped-def]
+    admin, csrf = service.login("root-admin")
+    assert _add(admin, csrf, label="refund promised").status_code == 201
+    page = admin.get("/calls", params={"keyword": "refund"}).text
+    assert 'name="keyword"' in page and 'value="refund"' in page
+    assert 'href="/calls/c-red-1"' in page and 'href="/calls/c-blue-1"' not in page
+    saved = admin.post("/api/searches", json={"name": "refunds", "query": "keyword=refund&agent=alice"},
+                       headers={"X-CSRF-Token": csrf})
+    assert saved.status_code in (200, 201)
+    kept = [s for s in admin.get("/api/searches").json()["searches"] if s["name"] == "refunds"]
+    assert kept and "keyword=refund" in kept[0]["query"]
