@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pbx_recorder.catalog import marks as call_marks
 from pbx_recorder.catalog.queries import CallFilters
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.service.api_calls import DETAIL_FIELDS, LIST_FIELDS, scoped_call, shown
@@ -52,6 +53,7 @@ def call(request: Request) -> Response:
     return page(request, "call.html", actor, call=data, consent=consent, recordings=recordings,
                 timeline=call_details.timeline(data, recordings, call_details.ledger_of(ctx, ids)),
                 holds=call_details.holds_of(ctx, call_id, ids),
+                marks=call_marks.for_call(ctx.catalog.connection(), call_id),
                 others=other_calls(ctx, actor, row, unmask),
                 access=(call_details.access_of(ctx, call_id, ids) if may(actor.user.role, "audit.read")
                         else None),

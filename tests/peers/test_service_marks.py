@@ -167,3 +167,11 @@ def test_the_search_page_has_the_keyword_field_and_saves_it(service) -> None:  #
     assert saved.status_code in (200, 201)
     kept = [s for s in admin.get("/api/searches").json()["searches"] if s["name"] == "refunds"]
     assert kept and "keyword=refund" in kept[0]["query"]
+
+
+def test_the_call_page_lists_the_marks_as_text(service) -> None:  # type: ignore[no-untyped-def]
+    lead, csrf = service.login("lead-red")
+    assert _add(lead, csrf, label=HOSTILE[:80], note="callback at 5").status_code == 201
+    page = lead.get("/calls/c-red-1").text
+    assert 'id="marks"' in page and "callback at 5" in page and 'href="/recordings/r-wav/play"' in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
