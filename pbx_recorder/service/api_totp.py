@@ -39,13 +39,19 @@ from pbx_recorder.service.totp import TotpStore
 ENROL_STAGES = frozenset({"ok", "enrol"})
 
 
-async def _code(request: Request) -> str:
+async def _code(request: Request) -> str | None:
+    """The body's code, or None when there is none (answered 400 only after the session and its
+    CSRF token were checked: an anonymous or cross-site request learns nothing from the body)."""
     body = await request.body()
     try:
         code = json.loads(body)["code"] if len(body) < 1024 else None
     except (ValueError, KeyError, TypeError):
         code = None
-    if not isinstance(code, str):
+    return code if isinstance(code, str) else None
+
+
+def _given(code: str | None) -> str:
+    if code is None:
         raise ApiError(400, 'takes {"code": "123456"}')
     return code
 
@@ -88,9 +94,10 @@ async def confirm(request: Request) -> Response:
     return await _in_thread(_confirm, request, code)
 
 
-def _confirm(request: Request, code: str) -> Response:
+def _confirm(request: Request, given: str | None) -> Response:
     ctx = ctx_of(request)
     actor = _personal(request, ENROL_STAGES)
+    code = _given(given)
     name, role = actor.user.name, actor.user.role
     if not _store(ctx).check(name, code, ctx.clock(), pending=True):
         _failed(ctx, name, role, actor.client, "totp.confirm.failed")
@@ -108,11 +115,12 @@ async def login_totp(request: Request) -> Response:
     return await _in_thread(_login_totp, request, code)
 
 
-def _login_totp(request: Request, code: str) -> Response:
+def _login_totp(request: Request, given: str | None) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request, ANY_STAGE)
     if actor.session.stage != "totp":
         raise ApiError(409, "no second factor is due on this session")
+    code = _given(given)
     name, role = actor.user.name, actor.user.role
     check_client_limit(ctx, actor.client, name)
     user = ctx.accounts().get(name)
@@ -126,7 +134,7 @@ def _login_totp(request: Request, code: str) -> Response:
     return session_response(ctx, user, actor.client, "ok")
 
 
-async def _in_thread(fn: Any, request: Request, code: str) -> Response:
+async def _in_thread(fn: Any, request: Request, code: str | None) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     def run() -> Response:

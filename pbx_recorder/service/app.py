@@ -47,6 +47,7 @@ from pbx_recorder.service import (
 )
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.credential_gate import CredentialGate
 from pbx_recorder.web import admin_users_page, console, pages_ops, player, replay_page
 from pbx_recorder.web import errors as web_errors
 
@@ -142,7 +143,8 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_pause.routes(sync) + api_audit.routes(sync) + api_health.routes(sync)
     routes += pages_ops.routes(sync)
     routes += replay_page.routes(sync)
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx))],
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
+                                               Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
                                         404: _http_error, 405: _http_error})
     app.state.ctx = ctx

@@ -27,8 +27,15 @@ def set_lang(ctx: ServiceContext, user: str, lang: str) -> None:
 
 
 async def save_lang(request: Request) -> Response:
-    """JSON ``{"lang": "zh"}`` (CSRF checked by ``actor_of``)."""
+    """JSON ``{"lang": "zh"}``; the session and its CSRF token are checked (``actor_of``) before
+    the body is looked at."""
     body = await request.body()
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_save, request, body)
+
+
+def _lang_in(body: bytes) -> str:
     if len(body) > MAX_BODY:
         raise ApiError(413, "body too large")
     try:
@@ -37,15 +44,14 @@ async def save_lang(request: Request) -> Response:
         raise ApiError(400, 'takes {"lang": ...}') from exc
     if lang not in i18n.LANGS:
         raise ApiError(400, f"lang: one of {', '.join(i18n.LANGS)}")
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(_save, request, str(lang))
+    return str(lang)
 
 
-def _save(request: Request, lang: str) -> Response:
+def _save(request: Request, body: bytes) -> Response:
     ctx = ctx_of(request)
     try:
         actor = actor_of(request)
+        lang = _lang_in(body)
         set_lang(ctx, actor.user.name, lang)
         audit(ctx, actor.user.name, actor.user.role, "prefs.lang", actor.user.name,
               {"client": actor.client, "lang": lang})

@@ -53,7 +53,14 @@ def list_searches(request: Request) -> Response:
 
 
 async def save_search(request: Request) -> Response:
+    """JSON ``{"name", "query"}``; the session and its CSRF token are checked first."""
     body = await request.body()
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(_save, request, body)
+
+
+def _search_in(body: bytes) -> tuple[str, str]:
     if len(body) > MAX_BODY:
         raise ApiError(413, "body too large")
     try:
@@ -68,16 +75,15 @@ async def save_search(request: Request) -> Response:
         raise ApiError(400, f"name: 1-{MAX_NAME} printable characters")
     if len(query) > MAX_QUERY:
         raise ApiError(400, "query: too long")
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(_save, request, name, clean_query(query))
+    return name, clean_query(query)
 
 
-def _save(request: Request, name: str, query: str) -> Response:
+def _save(request: Request, body: bytes) -> Response:
     ctx = ctx_of(request)
     try:
         actor = actor_of(request)
         require(ctx, actor, "calls.view", "/api/searches")
+        name, query = _search_in(body)
         conn = ctx.catalog.connection()
         with Tx(conn):
             count = conn.execute("SELECT COUNT(*) FROM saved_searches WHERE user_name = ? "
