@@ -30,6 +30,7 @@ from pbx_recorder.config_model import (
     VipConfig,
     WebConfig,
 )
+from pbx_recorder.config_qa import build_qa_sampling
 from pbx_recorder.config_reader import Ctx, Node
 from pbx_recorder.config_rules import LANGUAGE_RE, build_rules, check_timezone
 from pbx_recorder.config_storage import build_retention, build_storage
@@ -255,6 +256,8 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 number_searches=n.get_int("number_searches", 20, lo=1, hi=10000),
                 number_search_window_s=n.get_int("number_search_window_s", 600, lo=10, hi=86400),
                 trusted_proxies=n.get_str_list("trusted_proxies"),
+                qa_sampling=build_qa_sampling(n),
+                qa_sampling_seed=n.get_secret("qa_sampling_seed"),
             ),
         ),
         access=AccessConfig(users=MappingProxyType(users), download_dir=download_dir),

@@ -318,6 +318,19 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class QaSamplingRule:
+    """One ``web.qa_sampling`` rule (pbx_recorder.service.qa_sampling): ``percent`` or ``count``
+    of each agent's answered, recorded calls per ISO week, optionally of one queue / tag only."""
+
+    name: str
+    reviewers: tuple[str, ...]
+    percent: float | None = None
+    count: int | None = None
+    queue: str | None = None
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int | None = None  # None = disabled
@@ -330,6 +343,8 @@ class WebConfig:
     number_searches: int = 20  # number-valued searches a user without unmask may run per window
     number_search_window_s: int = 600
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
+    qa_sampling: tuple[QaSamplingRule, ...] = ()  # pbx-recorder review sample
+    qa_sampling_seed: Secret | None = None  # None: a secret the catalog keeps (made on first use)
 
 
 @dataclass(frozen=True)
