@@ -24,6 +24,7 @@ Starlette's ``FileResponse`` from the same process.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,7 +68,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     catalog, now, how, pg = open_catalog(a, work)
-    print(f"{a.engine}: {how} ({time.perf_counter() - t0:,.0f} s)")
+    print(f"{a.engine}: {how} ({time.perf_counter() - t0:,.0f} s); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (compare runs only with the load in view)")
     console_fill.accounts(catalog, now)
     hour = console_audio.prepare(work, catalog, now) if not a.skip_audio else None
     ctx = ServiceContext(catalog, {"hot": hour.tier} if hour else {}, hour.keyring if hour else None,
@@ -81,6 +83,7 @@ def main() -> None:
         console_search.run(catalog, ctx, clients, now, a.samples)
         if hour is not None:
             console_audio.run(hour, clients["bench-admin"])
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         server.close()
         catalog.close()
