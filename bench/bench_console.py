@@ -42,15 +42,15 @@ from pbx_recorder.service.context import ServiceContext  # noqa: E402
 def open_catalog(a: argparse.Namespace, work: Path) -> tuple[Catalog, float, str, object]:
     """(catalog, its "now", how it came to be, the PostgreSQL server to close or None)."""
     if a.engine == "sqlite":
-        catalog, _, now, how = console_fill.open_filled(work, a.calls, time.time())
+        catalog, now, how = console_fill.open_filled(work, a.calls, time.time())
         return catalog, now, how, None
     from bench import bench_catalog_pg
 
     pg = bench_catalog_pg.PgServer(work, a.pg_url)
     now = time.time()
-    numbers = console_fill.numbers_for(console_fill.keys(work))
-    catalog = Catalog(pg.fresh("console"), clock=lambda: now, numbers=numbers)
-    rate = console_fill.fill(catalog, numbers, a.calls, now)
+    key_pair = console_fill.keys(work)
+    catalog = Catalog(pg.fresh("console"), clock=lambda: now, numbers=console_fill.numbers_for(key_pair))
+    rate = console_fill.fill(catalog, key_pair, a.calls, now)
     bench_catalog_pg.analyze(catalog)
     return catalog, now, f"loaded {a.calls:,} calls into PostgreSQL at {rate:,.0f} calls/s, ANALYZE", pg
 

@@ -4,7 +4,8 @@ The project's write path (``Catalog.write_calls``: per call a collision check, t
 with its ledger entry, the recording row written, signed and chained) runs at 300-500 calls/s
 on this machine (README "Catalog at call-center scale"): 1,000,000 calls would take close to an
 hour.  This loader builds every row with the catalog's own code and inserts it as
-``Catalog.upsert_call`` / ``upsert_recording`` would, in batches of ``executemany``:
+``Catalog.upsert_call`` / ``upsert_recording`` would, in batches of ``executemany`` (the rows
+built by 2 worker processes, one transaction per batch; an interrupted load resumes):
 
 * the call row from ``bench.catalog_data.CallGenerator`` (the calls bench_catalog.py uses), its
   numbers sealed by ``NumberProtection.seal_call`` (encrypted token + blind indexes, as in a
@@ -23,6 +24,7 @@ Left out, and said so next to the figures: the per-call seal column and the ledg
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -64,7 +66,7 @@ def numbers_for(key_pair: tuple[bytes, bytes]) -> NumberProtection:
     return NumberProtection(NumberCipher(lambda _key_id: master, "bench"), BlindIndex(hmac_key))
 
 
-def _rows(catalog: Catalog, numbers: NumberProtection, gen: CallGenerator, start: int, count: int,
+def _rows(numbers: NumberProtection, gen: CallGenerator, start: int, count: int,
           now: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[tuple[str, str]]]:
     calls, recordings, named = [], [], set()
     for g in gen.calls(start, count):
@@ -81,31 +83,49 @@ def _rows(catalog: Catalog, numbers: NumberProtection, gen: CallGenerator, start
     return calls, recordings, named
 
 
-def _insert(conn: Any, table: str, allowed: list[str], rows: list[dict[str, Any]]) -> None:
+def _params(table: str, allowed: list[str], rows: list[dict[str, Any]]) -> tuple[str, list[list[Any]]]:
     cols = [c for c in allowed if c in rows[0]]
     if any(set(r) - set(allowed) for r in rows):
         raise SystemExit(f"bulk loader: unknown {table} columns")
-    conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                     [[_encode(c, r.get(c)) for c in cols] for r in rows])
+    return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [[_encode(c, r.get(c)) for c in cols] for r in rows])
 
 
-def fill(catalog: Catalog, numbers: NumberProtection, n: int, now: float, progress: bool = True) -> float:
-    """Load ``n`` calls (each with its recording) into an empty ``catalog``; calls per second."""
-    gen, conn, t0 = CallGenerator(n, now), catalog._conn(), time.perf_counter()
-    # as bench_catalog.py: the empty catalog is marked fully protected (no clear-number fallback
-    # query), which every row loaded below is; a walk over the filled catalog would read 2N rows
-    protect(conn, numbers)
-    for start in range(0, n, BATCH):
-        calls, recordings, named = _rows(catalog, numbers, gen, start, min(BATCH, n - start), now)
-        with catalog.transaction():
-            _insert(conn, "calls", catalog._columns["calls"], calls)
-            _insert(conn, "recordings", catalog._columns["recordings"], recordings)
-            conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                             sorted(named))
-        if progress and (start // BATCH) % 20 == 0:
-            done = start + len(calls)
-            print(f"  loaded {done:,}/{n:,} ({done / (time.perf_counter() - t0):,.0f} calls/s)", flush=True)
-    return n / (time.perf_counter() - t0)
+Batch = tuple[tuple[str, list[list[Any]]], tuple[str, list[list[Any]]], list[tuple[str, str]]]
+
+
+def _batch(job: tuple[tuple[bytes, bytes], dict[str, list[str]], int, float, int, int]) -> Batch:
+    """One batch's INSERT parameters (in a worker process): calls, recordings, call_numbers."""
+    key_pair, columns, n, now, start, count = job
+    gen = CallGenerator(n, now, seed=start + 1)  # each batch its own seed: batches are independent
+    calls, recordings, named = _rows(numbers_for(key_pair), gen, start, count, now)
+    return (_params("calls", columns["calls"], calls),
+            _params("recordings", columns["recordings"], recordings), sorted(named))
+
+
+def fill(catalog: Catalog, key_pair: tuple[bytes, bytes], n: int, now: float, *, start: int = 0,
+         workers: int = 2) -> float:
+    """Load calls ``start`` .. ``n - 1`` (each with its recording) into ``catalog``, the rows built
+    by ``workers`` processes, inserted here in order, one transaction per batch; calls per second."""
+    conn, t0 = catalog._conn(), time.perf_counter()
+    if start == 0:
+        # as bench_catalog.py: the empty catalog is marked fully protected (no clear-number
+        # fallback query), which every row loaded below is; a walk over a filled one reads 2N rows
+        protect(conn, numbers_for(key_pair))
+    jobs = [(key_pair, catalog._columns, n, now, first, min(BATCH, n - first))
+            for first in range(start, n, BATCH)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for k, (calls, recordings, named) in enumerate(pool.imap(_batch, jobs)):
+            with catalog.transaction():
+                conn.executemany(*calls)
+                conn.executemany(*recordings)
+                conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) "
+                                 "ON CONFLICT DO NOTHING", named)
+            if k % 20 == 0:
+                done = (k + 1) * BATCH
+                print(f"  loaded {start + done:,}/{n:,} ({done / (time.perf_counter() - t0):,.0f} calls/s)",
+                      flush=True)
+    return (n - start) / (time.perf_counter() - t0)
 
 
 def accounts(catalog: Catalog, now: float) -> None:
@@ -117,20 +137,37 @@ def accounts(catalog: Catalog, now: float) -> None:
     acc.set_team_agents(TEAM, TEAM_AGENTS, actor="bench", actor_role="host-admin", now=now)
 
 
-def open_filled(work: Path, n: int, now: float) -> tuple[Catalog, NumberProtection, float, str]:
-    """The SQLite catalog of ``n`` calls in ``work`` (loaded now, or reused from an earlier run);
-    (catalog, numbers, the catalog's "now", what happened)."""
-    numbers = numbers_for(keys(work))
-    path, meta = work / f"console-{n}.db", work / f"console-{n}.json"
+def open_filled(work: Path, n: int, now: float) -> tuple[Catalog, float, str]:
+    """The SQLite catalog of ``n`` calls in ``work``: reused from an earlier run, or loaded now
+    (resumed where an interrupted load stopped: every batch is one transaction);
+    (catalog, the catalog's "now", what happened)."""
+    key_pair = keys(work)
+    numbers = numbers_for(key_pair)
+    path, meta, partial = (work / f"console-{n}.db", work / f"console-{n}.json",
+                           work / f"console-{n}.partial.json")
     if path.exists() and meta.exists():
         now = float(json.loads(meta.read_text())["now"])
-        return Catalog(path, clock=lambda: now, numbers=numbers), numbers, now, f"reused {path}"
-    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        stale.unlink(missing_ok=True)
-    catalog = Catalog(path, clock=lambda: now, numbers=numbers)
-    rate = fill(catalog, numbers, n, now)
+        return Catalog(path, clock=lambda: now, numbers=numbers), now, f"reused {path}"
+    start = 0
+    if path.exists() and partial.exists():
+        now = float(json.loads(partial.read_text())["now"])
+        catalog = Catalog(path, clock=lambda: now, numbers=numbers)
+        start = int(catalog._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        if start % BATCH:
+            raise SystemExit(f"{path}: {start} calls is not a whole number of batches; remove it")
+    else:
+        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            stale.unlink(missing_ok=True)
+        _write(partial, {"calls": n, "now": now})
+        catalog = Catalog(path, clock=lambda: now, numbers=numbers)
+    rate = fill(catalog, key_pair, n, now, start=start)
     catalog._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    tmp = meta.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"calls": n, "now": now}))
-    os.replace(tmp, meta)  # the cache counts only once the load finished
-    return catalog, numbers, now, f"loaded {n:,} calls into {path} at {rate:,.0f} calls/s (bulk loader)"
+    _write(meta, {"calls": n, "now": now})  # the cache counts only once the load finished
+    how = f"loaded {n - start:,} calls into {path} at {rate:,.0f} calls/s (bulk loader, 2 processes)"
+    return catalog, now, how + (f", resumed after {start:,}" if start else "")
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
