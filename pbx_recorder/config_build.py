@@ -30,7 +30,7 @@ from pbx_recorder.config_model import (
     VipConfig,
     WebConfig,
 )
-from pbx_recorder.config_qa import build_qa_sampling
+from pbx_recorder.config_qa import MIN_SEED_CHARS, build_qa_sampling
 from pbx_recorder.config_reader import Ctx, Node
 from pbx_recorder.config_rules import LANGUAGE_RE, build_rules, check_timezone
 from pbx_recorder.config_storage import build_retention, build_storage
@@ -273,6 +273,10 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
     level_node.finish()
     if config.encryption.enabled and config.encryption.master_key_file is None:
         ctx.error(("encryption", "master_key_file"), "is required when encryption.enabled is true")
+    seed = config.web.qa_sampling_seed
+    if seed is not None and len(seed.reveal()) < MIN_SEED_CHARS:
+        ctx.error(("web", "qa_sampling_seed"), f"is too short: at least {MIN_SEED_CHARS} characters "
+                  "(the secret that keeps agents from predicting which calls are reviewed)")
     if (config.web.tls_cert is None) != (config.web.tls_key is None):
         ctx.error(("web", "tls_cert" if config.web.tls_cert is None else "tls_key"),
                   "is required when the other of web.tls_cert / web.tls_key is set")

@@ -20,6 +20,7 @@ from pbx_recorder.config_reader import Node
 
 NAME_RE = r"[\w.@-]{1,64}"  # as pbx_recorder.service.accounts.check_name
 MAX_RULES = 100
+MIN_SEED_CHARS = 16  # web.qa_sampling_seed (checked in config_build)
 
 
 def build_qa_sampling(web: Node) -> tuple[QaSamplingRule, ...]:

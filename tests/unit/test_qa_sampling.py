@@ -121,6 +121,10 @@ def test_config_reads_the_rules(tmp_path: Path) -> None:
         QaSamplingRule("rule1", ("qa1", "qa2"), percent=5.0),
         QaSamplingRule("complaints", ("qa3",), count=3, queue="sales", tag="complaint"))
     assert web.qa_sampling_seed is None
+    path.write_text("web:\n  qa_sampling_seed_file: seed\n")
+    (tmp_path / "seed").write_text("0123456789abcdef0123\n")
+    seed = load_config(path, env={}).web.qa_sampling_seed
+    assert seed is not None and seed.reveal() == "0123456789abcdef0123" and "0123" not in repr(seed)
 
 
 @pytest.mark.parametrize(("rules", "key", "words"), [
@@ -136,6 +140,7 @@ def test_config_reads_the_rules(tmp_path: Path) -> None:
     ("[{count: 2, reviewers: [qa1]}, {name: rule1, count: 1, reviewers: [qa2]}]",
      "web.qa_sampling[1].name", "another rule"),
     ("{percent: 5}", "web.qa_sampling", "expected a list"),
+    ("[]\n  qa_sampling_seed: short", "web.qa_sampling_seed", "too short"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, rules: str, key: str, words: str) -> None:
     errors = _errors(tmp_path, f"web:\n  qa_sampling: {rules}\n")
