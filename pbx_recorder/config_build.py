@@ -31,6 +31,7 @@ from pbx_recorder.config_model import (
     VipConfig,
     WebConfig,
 )
+from pbx_recorder.config_qa import MIN_SEED_CHARS, build_qa_sampling
 from pbx_recorder.config_reader import Ctx, Node
 from pbx_recorder.config_rules import LANGUAGE_RE, build_rules, check_timezone
 from pbx_recorder.config_storage import build_retention, build_storage
@@ -266,6 +267,8 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 four_eyes=_simple(n.child("four_eyes"), lambda f: FourEyesConfig(
                     tags=f.get_str_list("tags"), rules=f.get_str_list("rules"),
                     grant_minutes=f.get_int("grant_minutes", 60, lo=1, hi=7 * 1440))),
+                qa_sampling=build_qa_sampling(n),
+                qa_sampling_seed=n.get_secret("qa_sampling_seed"),
             ),
         ),
         access=AccessConfig(users=MappingProxyType(users), download_dir=download_dir),
@@ -283,6 +286,10 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
         ctx.error(("encryption", "master_key_file"), "is required when encryption.enabled is true")
     if config.web.totp_required_roles and config.web.secret_key_file is None:
         ctx.error(("web", "secret_key_file"), "is required when web.totp_required_roles is set")
+    seed = config.web.qa_sampling_seed
+    if seed is not None and len(seed.reveal()) < MIN_SEED_CHARS:
+        ctx.error(("web", "qa_sampling_seed"), f"is too short: at least {MIN_SEED_CHARS} characters "
+                  "(the secret that keeps agents from predicting which calls are reviewed)")
     if (config.web.tls_cert is None) != (config.web.tls_key is None):
         ctx.error(("web", "tls_cert" if config.web.tls_cert is None else "tls_key"),
                   "is required when the other of web.tls_cert / web.tls_key is set")

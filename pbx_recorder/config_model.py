@@ -318,6 +318,19 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class QaSamplingRule:
+    """One ``web.qa_sampling`` rule (pbx_recorder.service.qa_sampling): ``percent`` or ``count``
+    of each agent's answered, recorded calls per ISO week, optionally of one queue / tag only."""
+
+    name: str
+    reviewers: tuple[str, ...]
+    percent: float | None = None
+    count: int | None = None
+    queue: str | None = None
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int | None = None  # None = disabled
@@ -338,6 +351,8 @@ class WebConfig:
     login_failures_per_ip: int = 20  # failed logins per window from one client address, then 429
     login_ip_window_s: int = 600
     four_eyes: FourEyesConfig = field(default_factory=lambda: FourEyesConfig())
+    qa_sampling: tuple[QaSamplingRule, ...] = ()  # pbx-recorder review sample
+    qa_sampling_seed: Secret | None = None  # None: a secret the catalog keeps (made on first use)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ COMMANDS: dict[str, LazyCommand] = {
         ("cmd_retention",),
         "Retention review and disposal (holds and protected classes always win).",
     ),
+    "review": LazyCommand(("cmd_review",), "QA review: sample each agent's calls for the reviewers."),
     "rules": LazyCommand(("cmd_rules",), "Inspect the recording rules."),
     "run": LazyCommand(
         ("cmd_run",),

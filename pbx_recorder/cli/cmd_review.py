@@ -1,0 +1,61 @@
+"""``pbx-recorder review sample [--week YYYY-Www] [--dry-run]``: run the QA sampling rules
+(``web.qa_sampling``) over one ISO week and assign the picked calls to the QA reviewers
+(:mod:`pbx_recorder.service.qa_sampling_run`).  Root or the service user only, like ``users``:
+it writes the catalog, which no one else can open.  The default week is the last full one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from pbx_recorder.cli.cmd_users import ACTOR_ROLE, _require_privileged
+
+
+@click.group(name="review")
+def review_group() -> None:
+    """QA review: sample each agent's calls for the reviewers."""
+
+
+@review_group.command("sample")
+@click.option("--week", help="ISO week YYYY-Www, days in the config's timezone "
+              "(default: the last full week).")
+@click.option("--dry-run", is_flag=True, help="Print what would be assigned; write nothing.")
+@click.pass_context
+def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
+    """Assign each agent's sampled calls of the week to the rules' reviewers (idempotent)."""
+    from zoneinfo import ZoneInfo
+
+    from pbx_recorder.config import load_config
+    from pbx_recorder.errors import ConfigError
+    from pbx_recorder.lifecycle.journal import open_catalog
+    from pbx_recorder.service import qa_sampling, qa_sampling_run
+
+    actor = _require_privileged()
+    config = load_config(ctx.obj["config_path"])
+    rules = config.web.qa_sampling
+    if not rules:
+        raise ConfigError("web.qa_sampling: no sampling rule is configured")
+    tz, now = ZoneInfo(config.timezone), time.time()
+    try:
+        week = week or qa_sampling.last_full_week(now, tz)
+        bounds = qa_sampling.week_bounds(week, tz)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--week") from exc
+    conn = open_catalog(config.catalog.target)
+    try:
+        seed = qa_sampling_run.seed_of(conn, config.web)
+        results = qa_sampling_run.run(conn, rules, seed, week, bounds, actor=actor, role=ACTOR_ROLE,
+                                      now=now, dry_run=dry_run)
+    finally:
+        conn.close()
+    for result in results:
+        for pick in result.picks:
+            click.echo(f"{week}  {result.rule:<16} {pick.agent:<16} {pick.call_id:<40} -> {pick.reviewer}")
+        verb = "would assign" if dry_run else f"assigned {result.new} new of"
+        click.echo(f"rule {result.rule}: {verb} {len(result.picks)} call(s) picked for {week}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(review_group)

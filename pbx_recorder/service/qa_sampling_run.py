@@ -1,0 +1,115 @@
+"""``pbx-recorder review sample``: the QA sampling rules (:mod:`pbx_recorder.service.qa_sampling`)
+run over one ISO week of the catalog, their picks written to ``qa_assignments``.
+
+The week's calls are the answered calls with an agent and at least one recording (a call without
+audio cannot be reviewed) that started in the week, days counted in the config's ``timezone``.
+Every reviewer of a rule must be an active ``qa`` account, else nothing is written.  All rules'
+assignments go in one transaction (``assigned_by = 'sampling'``), each audited as ``qa.assign``
+like a manual assignment, plus one ``qa.sample`` row per run; a pick already assigned is not
+written again, so running twice assigns nothing new.  The seed is ``web.qa_sampling_seed`` or,
+without it, a random secret made once and kept in the catalog (``catalog_settings``), which only
+the service user and root can read; it is never printed, logged or audited.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pbx_recorder import audit_trail
+from pbx_recorder.config_model import QaSamplingRule, WebConfig
+from pbx_recorder.errors import ConfigError
+from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service.qa_sampling import SAMPLED_BY, Pick, WeekCall, matches, select
+
+SEED_SETTING = "qa_sampling_seed"
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    picks: list[Pick] = field(default_factory=list)  # what the rule picked this run
+    new: int = 0  # of which written now (0 on a dry run)
+
+
+def seed_of(conn: sqlite3.Connection, web: WebConfig) -> bytes:
+    if web.qa_sampling_seed is not None:
+        return web.qa_sampling_seed.reveal().encode("utf-8")
+    with Tx(conn):
+        conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                     (SEED_SETTING, secrets.token_hex(32)))
+        row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (SEED_SETTING,)).fetchone()
+    return bytes.fromhex(str(row[0]))
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    try:
+        tags = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return ()
+    return tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+
+
+def week_calls(conn: sqlite3.Connection, start: float, end: float) -> list[WeekCall]:
+    rows = conn.execute(
+        "SELECT call_id, agent, queue, tags FROM calls WHERE started_at >= ? AND started_at < ? "
+        "AND status = 'answered' AND agent IS NOT NULL AND agent != '' "
+        "AND EXISTS (SELECT 1 FROM recordings r WHERE r.call_id = calls.call_id)", (start, end)).fetchall()
+    return [WeekCall(str(r[0]), str(r[1]), str(r[2] or ""), _tags(r[3])) for r in rows]
+
+
+def _sampled(conn: sqlite3.Connection, start: float, end: float) -> list[tuple[WeekCall, str]]:
+    """The week's calls sampled before, with their reviewer."""
+    rows = conn.execute(
+        "SELECT c.call_id, c.agent, c.queue, c.tags, q.reviewer FROM qa_assignments q "
+        "JOIN calls c ON c.call_id = q.call_id WHERE q.assigned_by = ? AND c.started_at >= ? "
+        "AND c.started_at < ?", (SAMPLED_BY, start, end)).fetchall()
+    return [(WeekCall(str(r[0]), str(r[1] or ""), str(r[2] or ""), _tags(r[3])), str(r[4])) for r in rows]
+
+
+def check_reviewers(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule]) -> None:
+    for i, rule in enumerate(rules):
+        for reviewer in rule.reviewers:
+            row = conn.execute("SELECT role, disabled FROM users WHERE name = ?", (reviewer,)).fetchone()
+            if row is None or row[0] != "qa" or row[1]:
+                raise ConfigError(f"web.qa_sampling[{i}].reviewers: {reviewer!r} is not an active QA "
+                                  "account (pbx-recorder users add NAME --role qa)")
+
+
+def run(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule], seed: bytes, week: str,
+        bounds: tuple[float, float], *, actor: str, role: str, now: float,
+        dry_run: bool = False) -> list[RuleResult]:
+    check_reviewers(conn, rules)
+    start, end = bounds
+    calls, results = week_calls(conn, start, end), []
+    with Tx(conn):  # the catalog's write lock: two runs at once cannot both top a quota up
+        before = _sampled(conn, start, end)
+        for rule in rules:
+            already: dict[str, set[str]] = {}
+            for call, reviewer in before:
+                if reviewer in rule.reviewers and matches(call, rule):
+                    already.setdefault(call.agent, set()).add(call.call_id)
+            picks = select(calls, rule, seed, week, {a: frozenset(c) for a, c in already.items()})
+            result = RuleResult(rule.name, picks)
+            results.append(result)
+            if dry_run:
+                continue
+            for pick in picks:
+                if conn.execute("SELECT 1 FROM qa_assignments WHERE call_id = ? AND reviewer = ?",
+                                (pick.call_id, pick.reviewer)).fetchone():
+                    continue
+                conn.execute("INSERT INTO qa_assignments (call_id, reviewer, assigned_by, assigned_at) "
+                             "VALUES (?, ?, ?, ?)", (pick.call_id, pick.reviewer, SAMPLED_BY, now))
+                audit_trail.record(conn, actor=actor, role=role, action="qa.assign", target=pick.call_id,
+                                   detail={"reviewer": pick.reviewer, "assigned_by": SAMPLED_BY,
+                                           "rule": rule.name, "week": week}, now=now)
+                result.new += 1
+        if not dry_run:
+            audit_trail.record(conn, actor=actor, role=role, action="qa.sample", target=week,
+                               detail={"calls": len(calls), "rules": {r.rule: r.new for r in results}},
+                               now=now)
+    return results
