@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.cli import cli, cmd_users
+from pbx_recorder.cli import cli, privilege
 from pbx_recorder.errors import AccessDenied, ConfigError
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.service.accounts import Accounts
@@ -66,7 +66,7 @@ def _sample(cfg: str, *extra: str):  # type: ignore[no-untyped-def]
 
 def test_review_sample_assigns_once_and_the_reviewer_sees_exactly_those_calls(
         seeded_service, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cmd_users, "os_user", lambda: (0, "root"))
+    monkeypatch.setattr(privilege, "os_user", lambda: (0, "root"))
     db = seeded_service.seeded.db
     pickable = _add_calls(db)
     cfg = _config(tmp_path, db)
@@ -109,7 +109,7 @@ def test_review_sample_assigns_once_and_the_reviewer_sees_exactly_those_calls(
 
 
 def test_a_reviewer_that_is_not_a_qa_account_stops_the_run(seeded_service, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cmd_users, "os_user", lambda: (0, "root"))
+    monkeypatch.setattr(privilege, "os_user", lambda: (0, "root"))
     db = seeded_service.seeded.db
     _add_calls(db)
     result = _sample(_config(tmp_path, db, "[qa1, alice]"))
@@ -120,14 +120,14 @@ def test_a_reviewer_that_is_not_a_qa_account_stops_the_run(seeded_service, tmp_p
 
 @pytest.mark.parametrize("week", ["2027-2", "2027-W60"])
 def test_a_bad_week_is_refused(seeded_service, tmp_path, monkeypatch, week: str) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cmd_users, "os_user", lambda: (0, "root"))
+    monkeypatch.setattr(privilege, "os_user", lambda: (0, "root"))
     result = CliRunner().invoke(cli, ["--config", _config(tmp_path, seeded_service.seeded.db), "review",
                                       "sample", "--week", week])
     assert result.exit_code == 2 and "--week" in result.output
 
 
 def test_review_sample_refuses_anyone_but_root_and_the_service_user(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cmd_users, "os_user", lambda: (1000, "agent1"))
+    monkeypatch.setattr(privilege, "os_user", lambda: (1000, "agent1"))
     result = _sample(_config(tmp_path, tmp_path / "catalog.db"))
     assert isinstance(result.exception, AccessDenied)
     assert not (tmp_path / "catalog.db").exists()

@@ -7,7 +7,7 @@ import json
 
 from click.testing import CliRunner
 
-from pbx_recorder.cli import cli, cmd_users
+from pbx_recorder.cli import cli, privilege
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.service.accounts import Accounts
 from pbx_recorder.service.api_token_store import digest, resolve
@@ -15,7 +15,7 @@ from tests.peers.service_support import CHEAP, NOW, PASSWORD
 
 
 def _setup(tmp_path, monkeypatch, uid: int = 0, name: str = "root") -> str:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cmd_users, "os_user", lambda: (uid, name))
+    monkeypatch.setattr(privilege, "os_user", lambda: (uid, name))
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"catalog: {{path: {tmp_path}/catalog.db}}\n"
                    f"web: {{secret_key_file: {tmp_path}/k/web.key}}\n")
