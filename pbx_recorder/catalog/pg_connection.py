@@ -139,6 +139,7 @@ class PgConnection:
         self.raw.row_factory = _row_factory
         self.raw.adapters.register_dumper(bool, _BoolAsInt)
         self._on_close = on_close
+        self._released = False
 
     # -- sqlite3.Connection surface -------------------------------------------------
     isolation_level = None
@@ -187,6 +188,13 @@ class PgConnection:
             self.rollback()
 
     def close(self) -> None:
+        """Give the connection back to its pool (or close it when it has none), once: after that
+        the raw connection belongs to the pool, and this wrapper must never touch it again (its
+        ``__del__`` closed the pooled connection here, so every request's released connection
+        died when collected and the pool reconnected every other request)."""
+        if self._released:
+            return
+        self._released = True
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             on_close(self)
