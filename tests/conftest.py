@@ -5,7 +5,14 @@ private PostgreSQL cluster instead of SQLite files: each catalog path a test ope
 schema of its own in that cluster (the same path, the same schema, for the whole run), through
 the one function everything opens the catalog with (``pbx_recorder.catalog.engine.connect``).
 Tests that inspect or tamper with the SQLite file itself carry the ``sqlite_only`` marker and are
-deselected in that run (``scripts/test`` passes ``-m "not real and not sqlite_only"``).
+deselected in that run (``scripts/test`` passes ``-m "not sqlite_only"``).
+
+Parallel runs: ``scripts/test`` runs pytest-xdist workers with ``--dist loadgroup``.  Every test
+is put in a group here: its file, and for a test on the session's Asterisk also the Asterisk
+version (``tests/real/x.py::ast16``), so a worker runs a whole file (its module fixtures set up
+once) on one Asterisk, and the real-server groups come first (long, sleep-bound calls: started
+early, the short in-process tests fill the workers up at the end).  The servers of a worker are
+its own (free ports, its own temp folders), started once per worker and session.
 """
 
 from __future__ import annotations
@@ -24,6 +31,39 @@ ENGINE = os.environ.get("PBXR_TEST_CATALOG", "sqlite")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: reads or alters the SQLite catalog file itself")
+
+
+def xdist_group_of(item: pytest.Item) -> str:
+    """The group a test runs in under ``--dist loadgroup``: its file, plus the Asterisk version
+    for a test on the session's Asterisk (one PBX per version and worker, started once)."""
+    group = item.nodeid.split("::", 1)[0]
+    spec = getattr(item, "callspec", None)
+    if spec is not None and "asterisk" in spec.params:
+        group += f"::ast{spec.params['asterisk']}"
+    return group
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # the same order on every worker (xdist checks it): real-server tests first, stable otherwise
+    # (pytest already orders them by Asterisk version, so a worker restarts its PBX rarely)
+    items.sort(key=lambda item: item.get_closest_marker("real") is None)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
+
+
+ASTERISKS_OF_WORKERS: dict[str, str] = {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: a worker's Asterisk versions (tests/real/conftest.py TESTED)."""
+    ASTERISKS_OF_WORKERS.update(getattr(node, "workeroutput", {}).get("asterisks_tested", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if ASTERISKS_OF_WORKERS:  # a parallel run (else tests/real/conftest.py prints the line)
+        terminalreporter.write_line("Asterisk versions tested: "
+                                    + ", ".join(v for _, v in sorted(ASTERISKS_OF_WORKERS.items())))
 
 
 @pytest.fixture(scope="session")
