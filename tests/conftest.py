@@ -7,12 +7,12 @@ the one function everything opens the catalog with (``pbx_recorder.catalog.engin
 Tests that inspect or tamper with the SQLite file itself carry the ``sqlite_only`` marker and are
 deselected in that run (``scripts/test`` passes ``-m "not sqlite_only"``).
 
-Parallel runs: ``scripts/test`` runs pytest-xdist workers with ``--dist loadgroup``.  Every test
-is put in a group here: its file, and for a test on the session's Asterisk also the Asterisk
-version (``tests/real/x.py::ast16``), so a worker runs a whole file (its module fixtures set up
-once) on one Asterisk, and the real-server groups come first (long, sleep-bound calls: started
-early, the short in-process tests fill the workers up at the end).  The servers of a worker are
-its own (free ports, its own temp folders), started once per worker and session.
+Parallel runs: ``scripts/test`` runs pytest-xdist workers with ``--dist loadgroup``.  A real-server
+test, or one on a module-scoped fixture, is put in a group here: its file, and for a test on the
+session's Asterisk also the Asterisk version (``tests/real/x.py::ast16``), so a worker runs the
+whole file (its module fixtures set up once) on one Asterisk; other tests go out one by one.
+Real-server tests come first (long, sleep-bound calls).  The servers of a worker are its own
+(free ports, its own temp folders), started once per worker and session.
 """
 
 from __future__ import annotations
@@ -33,9 +33,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: reads or alters the SQLite catalog file itself")
 
 
-def xdist_group_of(item: pytest.Item) -> str:
-    """The group a test runs in under ``--dist loadgroup``: its file, plus the Asterisk version
-    for a test on the session's Asterisk (one PBX per version and worker, started once)."""
+SHARED_SCOPES = ("module", "class", "package")
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The group a test runs in under ``--dist loadgroup``: a real-server test, or a test on a
+    module-, class- or package-scoped fixture, runs with the rest of its file (plus, on the
+    session's Asterisk, the version: one PBX per version and worker, started once); any other
+    test is handed out on its own (None), so one file of slow tests spreads over the workers."""
+    fixturedefs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    shared = any(d.scope in SHARED_SCOPES for defs in fixturedefs.values() for d in defs)
+    if item.get_closest_marker("real") is None and not shared:
+        return None
     group = item.nodeid.split("::", 1)[0]
     spec = getattr(item, "callspec", None)
     if spec is not None and "asterisk" in spec.params:
@@ -48,7 +57,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # (pytest already orders them by Asterisk version, so a worker restarts its PBX rarely)
     items.sort(key=lambda item: item.get_closest_marker("real") is None)
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
+        group = xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 ASTERISKS_OF_WORKERS: dict[str, str] = {}
