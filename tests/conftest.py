@@ -5,7 +5,14 @@ private PostgreSQL cluster instead of SQLite files: each catalog path a test ope
 schema of its own in that cluster (the same path, the same schema, for the whole run), through
 the one function everything opens the catalog with (``pbx_recorder.catalog.engine.connect``).
 Tests that inspect or tamper with the SQLite file itself carry the ``sqlite_only`` marker and are
-deselected in that run (``scripts/test`` passes ``-m "not real and not sqlite_only"``).
+deselected in that run (``scripts/test`` passes ``-m "not sqlite_only"``).
+
+Parallel runs: ``scripts/test`` runs pytest-xdist workers with ``--dist loadgroup``.  A real-server
+test, or one on a module-scoped fixture, is put in a group here: its file, and for a test on the
+session's Asterisk also the Asterisk version (``tests/real/x.py::ast16``), so a worker runs the
+whole file (its module fixtures set up once) on one Asterisk; other tests go out one by one.
+Real-server tests come first (long, sleep-bound calls).  The servers of a worker are its own
+(free ports, its own temp folders), started once per worker and session.
 """
 
 from __future__ import annotations
@@ -24,6 +31,50 @@ ENGINE = os.environ.get("PBXR_TEST_CATALOG", "sqlite")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: reads or alters the SQLite catalog file itself")
+
+
+SHARED_SCOPES = ("module", "class", "package")
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    """The group a test runs in under ``--dist loadgroup``: a real-server test, or a test on a
+    module-, class- or package-scoped fixture, runs with the rest of its file (plus, on the
+    session's Asterisk, the version: one PBX per version and worker, started once); any other
+    test is handed out on its own (None), so one file of slow tests spreads over the workers."""
+    fixturedefs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    shared = any(d.scope in SHARED_SCOPES for defs in fixturedefs.values() for d in defs)
+    if item.get_closest_marker("real") is None and not shared:
+        return None
+    group = item.nodeid.split("::", 1)[0]
+    spec = getattr(item, "callspec", None)
+    if spec is not None and "asterisk" in spec.params:
+        group += f"::ast{spec.params['asterisk']}"
+    return group
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # the same order on every worker (xdist checks it): real-server tests first, stable otherwise
+    # (pytest already orders them by Asterisk version, so a worker restarts its PBX rarely)
+    items.sort(key=lambda item: item.get_closest_marker("real") is None)
+    for item in items:
+        group = xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+ASTERISKS_OF_WORKERS: dict[str, str] = {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: a worker's Asterisk versions (tests/real/conftest.py TESTED)."""
+    ASTERISKS_OF_WORKERS.update(getattr(node, "workeroutput", {}).get("asterisks_tested", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if ASTERISKS_OF_WORKERS:  # a parallel run (else tests/real/conftest.py prints the line)
+        terminalreporter.write_line("Asterisk versions tested: "
+                                    + ", ".join(v for _, v in sorted(ASTERISKS_OF_WORKERS.items())))
 
 
 @pytest.fixture(scope="session")

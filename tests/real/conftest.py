@@ -6,7 +6,8 @@ Every test that uses ``asterisk`` runs once per Asterisk version: ``16`` (the ho
 ``22`` (the sid chroot, pbx_recorder/sandbox/installs.py).  ``PBXREC_ASTERISK=16`` (or ``22``)
 limits a run to one.  A test of one version's behaviour says so with
 ``@pytest.mark.asterisk("16")``; it is not collected for the other (never skipped).
-The terminal summary names the versions that ran.
+The terminal summary names the versions that ran (under pytest-xdist the workers hand them to
+the controller: tests/conftest.py).
 
 All servers bind 127.0.0.1 on ports chosen at run time and are stopped in ``finally``.
 """
@@ -80,6 +81,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [i for i in items if i not in dropped]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller prints the summary line
+        workeroutput["asterisks_tested"] = dict(TESTED)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -54,7 +54,7 @@ def _answered_at(esl: FsProbe, uuid: str) -> float:
                                        and e.get("Unique-ID") == uuid))
 
 
-CALL_S = 17.0
+CALL_S = 25.0  # ~2 s + the pause + room for two CLI runs (3-5 s each on a loaded host)
 PAUSED_FOR_S = 5.0
 EDGE_S = 0.5
 
