@@ -13,7 +13,6 @@ note may quote the caller).  Text is stored as typed and returned as JSON; pages
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +23,7 @@ from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import peaks as peak_store
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.json_body import parse_object
 
 MAX_BODY = 8192
 
@@ -56,17 +56,7 @@ async def add_mark(request: Request) -> Response:
 
 
 def _body(request: Request, raw: bytes) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise ApiError(415, "a mark is a JSON body")
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "mark too large")
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, "not JSON") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, 'a mark is {"recording_id", "position_s", "label", "note"}')
-    return data
+    return parse_object(request.headers.get("content-type", ""), raw, MAX_BODY)
 
 
 def _add_mark(request: Request, raw: bytes) -> Response:

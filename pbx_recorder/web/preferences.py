@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.json_body import parse_object
 from pbx_recorder.web import i18n
 
 MAX_BODY = 1024
@@ -35,13 +34,8 @@ async def save_lang(request: Request) -> Response:
     return await run_in_threadpool(_save, request, body)
 
 
-def _lang_in(body: bytes) -> str:
-    if len(body) > MAX_BODY:
-        raise ApiError(413, "body too large")
-    try:
-        lang = json.loads(body)["lang"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ApiError(400, 'takes {"lang": ...}') from exc
+def _lang_in(content_type: str, body: bytes) -> str:
+    lang = parse_object(content_type, body, MAX_BODY).get("lang")
     if lang not in i18n.LANGS:
         raise ApiError(400, f"lang: one of {', '.join(i18n.LANGS)}")
     return str(lang)
@@ -51,7 +45,7 @@ def _save(request: Request, body: bytes) -> Response:
     ctx = ctx_of(request)
     try:
         actor = actor_of(request)
-        lang = _lang_in(body)
+        lang = _lang_in(request.headers.get("content-type", ""), body)
         set_lang(ctx, actor.user.name, lang)
         audit(ctx, actor.user.name, actor.user.role, "prefs.lang", actor.user.name,
               {"client": actor.client, "lang": lang})

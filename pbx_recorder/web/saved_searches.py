@@ -11,7 +11,6 @@ audited path as any other).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.json_body import parse_object
 
 MAX_NAME = 80
 MAX_QUERY = 2048
@@ -60,16 +60,11 @@ async def save_search(request: Request) -> Response:
     return await run_in_threadpool(_save, request, body)
 
 
-def _search_in(body: bytes) -> tuple[str, str]:
-    if len(body) > MAX_BODY:
-        raise ApiError(413, "body too large")
-    try:
-        data = json.loads(body)
-        name, query = data["name"], data["query"]
-        if not isinstance(name, str) or not isinstance(query, str):
-            raise TypeError
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ApiError(400, 'takes {"name": ..., "query": ...}') from exc
+def _search_in(content_type: str, body: bytes) -> tuple[str, str]:
+    data = parse_object(content_type, body, MAX_BODY)
+    name, query = data.get("name"), data.get("query")
+    if not isinstance(name, str) or not isinstance(query, str):
+        raise ApiError(400, 'takes {"name": ..., "query": ...}')
     name = name.strip()
     if not name or len(name) > MAX_NAME or any(ord(c) < 0x20 for c in name):
         raise ApiError(400, f"name: 1-{MAX_NAME} printable characters")
@@ -83,7 +78,7 @@ def _save(request: Request, body: bytes) -> Response:
     try:
         actor = actor_of(request)
         require(ctx, actor, "calls.view", "/api/searches")
-        name, query = _search_in(body)
+        name, query = _search_in(request.headers.get("content-type", ""), body)
         conn = ctx.catalog.connection()
         with Tx(conn):
             count = conn.execute("SELECT COUNT(*) FROM saved_searches WHERE user_name = ? "
