@@ -29,6 +29,17 @@ def _require_privileged() -> str:
     return privilege.require_privileged("managing accounts")
 
 
+def admin_change(ctx: click.Context, operation: Any, *args: Any, **kwargs: Any) -> Any:
+    """``user_admin.<operation>(accounts, *args)`` as the privileged OS user (refused otherwise),
+    audited by ``user_admin`` with that user as the actor, the catalog closed afterwards."""
+    actor = _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        return operation(accounts, *args, actor=actor, actor_role=ACTOR_ROLE, now=time.time(), **kwargs)
+    finally:
+        accounts.conn.close()
+
+
 def _accounts(ctx: click.Context) -> Any:
     from pbx_recorder.config import load_config
     from pbx_recorder.lifecycle.journal import open_catalog
@@ -58,13 +69,7 @@ def users_group() -> None:
 @click.pass_context
 def add_cmd(ctx: click.Context, name: str, role: str, teams: tuple[str, ...], password_stdin: bool) -> None:
     """Create an account (the password is asked for, never given as an argument)."""
-    actor = _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        user_admin.add(accounts, name, role, _password(password_stdin), teams, actor=actor,
-                       actor_role=ACTOR_ROLE, now=time.time())
-    finally:
-        accounts.conn.close()
+    admin_change(ctx, user_admin.add, name, role, _password(password_stdin), teams)
     click.echo(f"user {name} added (role {role})")
 
 
@@ -73,12 +78,7 @@ def add_cmd(ctx: click.Context, name: str, role: str, teams: tuple[str, ...], pa
 @click.pass_context
 def disable_cmd(ctx: click.Context, name: str) -> None:
     """Disable an account and end its sessions."""
-    actor = _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        user_admin.disable(accounts, name, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
-    finally:
-        accounts.conn.close()
+    admin_change(ctx, user_admin.disable, name)
     click.echo(f"user {name} disabled")
 
 
@@ -88,13 +88,7 @@ def disable_cmd(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def reset_cmd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Set a new password; clears the lock and ends the user's sessions."""
-    actor = _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        user_admin.reset_password(accounts, name, _password(password_stdin), actor=actor,
-                                  actor_role=ACTOR_ROLE, now=time.time())
-    finally:
-        accounts.conn.close()
+    admin_change(ctx, user_admin.reset_password, name, _password(password_stdin))
     click.echo(f"password of {name} reset")
 
 
@@ -104,12 +98,7 @@ def reset_cmd(ctx: click.Context, name: str, password_stdin: bool) -> None:
 @click.pass_context
 def set_role_cmd(ctx: click.Context, name: str, role: str) -> None:
     """Give NAME another role (ends their sessions; never demotes the last enabled admin)."""
-    actor = _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        user_admin.set_role(accounts, name, role, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
-    finally:
-        accounts.conn.close()
+    admin_change(ctx, user_admin.set_role, name, role)
     click.echo(f"user {name}: role {role}")
 
 
@@ -119,12 +108,7 @@ def set_role_cmd(ctx: click.Context, name: str, role: str) -> None:
 @click.pass_context
 def set_teams_cmd(ctx: click.Context, name: str, teams: tuple[str, ...]) -> None:
     """Set the teams NAME leads (none: no team)."""
-    actor = _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        user_admin.set_teams(accounts, name, teams, actor=actor, actor_role=ACTOR_ROLE, now=time.time())
-    finally:
-        accounts.conn.close()
+    admin_change(ctx, user_admin.set_teams, name, teams)
     click.echo(f"user {name}: teams {', '.join(sorted(set(teams))) or '-'}")
 
 
@@ -153,13 +137,7 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def team_agents_cmd(ctx: click.Context, team: str, agents: tuple[str, ...]) -> None:
     """Set the PBX agent names TEAM covers (a supervisor of TEAM sees their calls)."""
-    actor = _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        user_admin.set_team_agents(accounts, team, agents, actor=actor, actor_role=ACTOR_ROLE,
-                                   now=time.time())
-    finally:
-        accounts.conn.close()
+    admin_change(ctx, user_admin.set_team_agents, team, agents)
     click.echo(f"team {team}: {len(set(agents))} agent(s)")
 
 
@@ -169,13 +147,7 @@ def team_agents_cmd(ctx: click.Context, team: str, agents: tuple[str, ...]) -> N
 @click.pass_context
 def assign_cmd(ctx: click.Context, call_id: str, reviewer: str) -> None:
     """Assign CALL_ID to the QA reviewer REVIEWER (who then sees that call)."""
-    actor = _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        user_admin.assign_review(accounts, call_id, reviewer, actor=actor, actor_role=ACTOR_ROLE,
-                                 now=time.time())
-    finally:
-        accounts.conn.close()
+    admin_change(ctx, user_admin.assign_review, call_id, reviewer)
     click.echo(f"call {call_id} assigned to {reviewer}")
 
 

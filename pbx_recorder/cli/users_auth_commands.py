@@ -42,12 +42,7 @@ def reset_totp_cmd(ctx: click.Context, name: str) -> None:
     """Remove NAME's second factor (they enrol again at their next login)."""
     from pbx_recorder.service import user_admin
 
-    actor = cmd_users._require_privileged()
-    accounts = cmd_users._accounts(ctx)
-    try:
-        user_admin.reset_totp(accounts, name, actor=actor, actor_role=cmd_users.ACTOR_ROLE, now=time.time())
-    finally:
-        accounts.conn.close()
+    cmd_users.admin_change(ctx, user_admin.reset_totp, name)
     click.echo(f"second factor of {name} removed")
 
 
@@ -108,13 +103,7 @@ def token_revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke the token whose id starts with TOKEN_ID (from `token list`)."""
     from pbx_recorder.service import user_admin
 
-    actor = cmd_users._require_privileged()
-    accounts = cmd_users._accounts(ctx)
-    try:
-        user_admin.revoke_token(accounts, token_id, actor=actor, actor_role=cmd_users.ACTOR_ROLE,
-                                now=time.time())
-    finally:
-        accounts.conn.close()
+    cmd_users.admin_change(ctx, user_admin.revoke_token, token_id)
     click.echo(f"token {token_id} revoked")
 
 
