@@ -31,6 +31,8 @@ ENGINE = os.environ.get("PBXR_TEST_CATALOG", "sqlite")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: reads or alters the SQLite catalog file itself")
+    # pytest-xdist registers it too; declared here so a run without the plugin (-p no:xdist) works
+    config.addinivalue_line("markers", "xdist_group(name): tests that run on one xdist worker")
 
 
 SHARED_SCOPES = ("module", "class", "package")

@@ -48,7 +48,7 @@ from pbx_recorder.service import (
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.credential_gate import CredentialGate
-from pbx_recorder.web import admin_users_page, console, pages_ops, player, replay_page
+from pbx_recorder.web import account_page, admin_users_page, console, pages_ops, player, replay_page
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_pause.routes(sync) + api_audit.routes(sync) + api_health.routes(sync)
     routes += pages_ops.routes(sync)
     routes += replay_page.routes(sync)
+    routes += account_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,

@@ -77,3 +77,23 @@ def test_a_role_that_requires_totp_enrols_on_the_login_page(totp_console, browse
     assert browser.find_element(By.ID, "who-name").text == auditor
     assert any(r["action"] == "totp.enrol" for r in svc.audit_rows(auditor))
 
+
+
+def test_a_user_sets_up_the_optional_factor_on_my_account(totp_console, browser) -> None:  # type: ignore[no-untyped-def]
+    from tests.browser.driving import login
+
+    svc, base = totp_console
+    login(browser, base, "qa1", PASSWORD, "/me")
+    assert browser.find_element(By.ID, "totp").get_attribute("data-state") == "none"
+    browser.find_element(By.ID, "totp-start").click()
+    wait(browser).until(EC.visibility_of_element_located((By.ID, "totp-setup")))
+    secret = browser.find_element(By.ID, "enrol-secret").text
+    browser.find_element(By.ID, "totp-code").send_keys(code(secret, svc.clock.now))
+    browser.find_element(By.ID, "totp-submit").click()
+    wait(browser).until(EC.visibility_of_element_located((By.ID, "totp-done")))
+    screenshot(browser, "account-totp")
+    assert any(r["action"] == "totp.enrol" for r in svc.audit_rows("qa1"))
+    svc.clock.now += 60
+    _password(browser, base, "qa1")  # from now on the login asks for the code
+    _code(browser, code(secret, svc.clock.now))
+    wait(browser).until(EC.presence_of_element_located((By.ID, "who-name")))
