@@ -116,9 +116,22 @@ def test_sip_port_is_free_for_tcp_too(monkeypatch: pytest.MonkeyPatch) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            other = udp.getsockname()[1]
-        offers = iter([taken, other])
+        other = _free_for_both()  # checked for both protocols: with parallel test workers a
+        offers = iter([taken, other])  # port freed for UDP alone may have a busy TCP twin
         monkeypatch.setattr(freeswitch, "free_udp_port", lambda: next(offers))
         assert freeswitch.free_sip_port() == other
+
+
+def _free_for_both() -> int:
+    import socket
+
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
