@@ -75,7 +75,8 @@ def test_console_finds_and_opens_a_real_call(asterisk: PrivateAsterisk, ami: Ami
         audited = [json.loads(d) for (a, d) in ctx.catalog.connection().execute(
             "SELECT action, detail FROM audit_log WHERE target = ? AND action LIKE 'calls.%'",
             (audio_id,)).fetchall() if a == "calls.play"]
-        assert audited and all("first_byte" in d for d in audited)
+        streamed = [d for d in audited if d.get("what") != "peaks"]  # the waveform is audited as a play too
+        assert streamed and all(isinstance(d["first_byte"], int) for d in streamed)
     finally:
         driver.quit()
         ctx.catalog.close()
