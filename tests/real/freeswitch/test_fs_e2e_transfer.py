@@ -41,6 +41,7 @@ def test_blind_transfer_keeps_one_call_and_one_recording(freeswitch: PrivateFree
     call).  ``uuid_transfer <agent> -bleg`` is what FreeSWITCH does on the agent phone's REFER."""
     caller, since = new_caller(), esl.mark()
     agent = FsSippUas(tmp_path, fs_agent_port, calls=2, timeout_s=90).start()
+    sipp: FsSippCall | None = None
     try:
         sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8004", hangup_after_s=24, from_user=caller,
                           test_tag="fs_blindxfer").start()
@@ -60,6 +61,8 @@ def test_blind_transfer_keeps_one_call_and_one_recording(freeswitch: PrivateFree
         result = sipp.wait(timeout=60)
     finally:
         agent_result = agent.wait(timeout=20)
+        if sipp is not None and sipp.running:  # a failed step: the caller's sipp must not outlive the test
+            sipp.stop()
     assert result.ok and agent_result.ok, (result.errors, agent_result.errors)
     assert colleague
     t_end = next(t for t, e in esl.find(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
@@ -88,6 +91,7 @@ def test_attended_transfer_keeps_the_callers_call_and_recording(
     bridge to the caller's hang-up, continuous through the hold; flagged ``transferred``."""
     caller, since = new_caller(), esl.mark()
     agent = FsSippUas(tmp_path, fs_agent_port, calls=2, timeout_s=90).start()
+    sipp: FsSippCall | None = None
     try:
         sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8004", hangup_after_s=26, from_user=caller,
                           test_tag="fs_attxfer").start()
@@ -112,6 +116,8 @@ def test_attended_transfer_keeps_the_callers_call_and_recording(
         result = sipp.wait(timeout=60)
     finally:
         agent_result = agent.wait(timeout=20)
+        if sipp is not None and sipp.running:  # a failed step: the caller's sipp must not outlive the test
+            sipp.stop()
     assert result.ok and agent_result.ok, (result.errors, agent_result.errors)
     row, _ = wait_fs_shipped(fs_recorder, member)
     assert fs_recorder.process.terminate() == 0, fs_recorder.process.log_tail()
