@@ -40,6 +40,16 @@ def admin_change(ctx: click.Context, operation: Any, *args: Any, **kwargs: Any) 
         accounts.conn.close()
 
 
+def admin_read(ctx: click.Context, query: Any, *args: Any) -> Any:
+    """``user_admin.<query>(accounts, *args)`` as the privileged OS user, the catalog closed afterwards."""
+    _require_privileged()
+    accounts = _accounts(ctx)
+    try:
+        return query(accounts, *args)
+    finally:
+        accounts.conn.close()
+
+
 def _accounts(ctx: click.Context) -> Any:
     from pbx_recorder.config import load_config
     from pbx_recorder.lifecycle.journal import open_catalog
@@ -117,12 +127,7 @@ def set_teams_cmd(ctx: click.Context, name: str, teams: tuple[str, ...]) -> None
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """The accounts, their roles, teams and state (never a hash)."""
-    _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        rows = user_admin.user_rows(accounts, time.time())
-    finally:
-        accounts.conn.close()
+    rows = admin_read(ctx, user_admin.user_rows, time.time())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -62,14 +62,10 @@ def token_create(ctx: click.Context, name: str, role: str, days: int, label: str
     from pbx_recorder.config import load_config
     from pbx_recorder.service import user_admin
 
-    actor = cmd_users._require_privileged()
+    cmd_users._require_privileged()  # before the config is read
     max_days = load_config(ctx.obj["config_path"]).web.token_max_days
-    accounts = cmd_users._accounts(ctx)
-    try:
-        token, record = user_admin.create_token(accounts, name, role, days, label, max_days=max_days,
-                                                actor=actor, actor_role=cmd_users.ACTOR_ROLE, now=time.time())
-    finally:
-        accounts.conn.close()
+    token, record = cmd_users.admin_change(ctx, user_admin.create_token, name, role, days, label,
+                                           max_days=max_days)
     click.echo(token)
     click.echo(f"id {record.id_hash[:16]}, role {role}, expires in {days} day(s); shown once", err=True)
 
@@ -82,12 +78,7 @@ def token_list(ctx: click.Context, owner: str | None, as_json: bool) -> None:
     """The tokens (id prefix, owner, role, label, expiry, last use; never the token)."""
     from pbx_recorder.service import user_admin
 
-    cmd_users._require_privileged()
-    accounts = cmd_users._accounts(ctx)
-    try:
-        rows = user_admin.token_rows(accounts, owner)
-    finally:
-        accounts.conn.close()
+    rows = cmd_users.admin_read(ctx, user_admin.token_rows, owner)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

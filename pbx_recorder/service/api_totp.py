@@ -105,9 +105,7 @@ def _confirm(request: Request, given: str | None) -> Response:
     audit(ctx, name, role, "totp.enrol", name, {"client": actor.client})
     if actor.session.stage == "ok":
         return JSONResponse({"ok": True, "stage": "ok"})
-    sessions.end_hash(ctx.catalog.connection(), actor.session.id_hash)
-    ctx.accounts().login_done(name, role, actor.client, ctx.clock())
-    return session_response(ctx, actor.user, actor.client, "ok")
+    return _logged_in(ctx, actor, actor.user)
 
 
 async def login_totp(request: Request) -> Response:
@@ -129,8 +127,13 @@ def _login_totp(request: Request, given: str | None) -> Response:
     if not _store(ctx).check(name, code, ctx.clock()):
         _failed(ctx, name, role, actor.client, "login.failed")
         raise ApiError(401, "wrong code")
+    return _logged_in(ctx, actor, user)
+
+
+def _logged_in(ctx: ServiceContext, actor: Actor, user: Any) -> Response:
+    """The pending session (stage 'totp' or 'enrol') ended and a full one issued in its place."""
     sessions.end_hash(ctx.catalog.connection(), actor.session.id_hash)
-    ctx.accounts().login_done(name, role, actor.client, ctx.clock())
+    ctx.accounts().login_done(user.name, user.role, actor.client, ctx.clock())
     return session_response(ctx, user, actor.client, "ok")
 
 
