@@ -386,6 +386,112 @@ MIGRATIONS: list[str] = [
         created_at   REAL NOT NULL
     );
     """,
+    # 9 (working with recordings in the console): export jobs (what was exported, by whom, with
+    # which filter and how far it got; never the password nor the file's contents), two-person
+    # deletion requests and the destruction records kept after any disposal (who asked, who
+    # approved, what, the hashes), the tag vocabulary admins manage, QA scorecards and reviews
+    # (comments anchored to marks), and reports with their schedules.
+    """
+    CREATE TABLE export_jobs (
+        id          TEXT PRIMARY KEY,              -- random, unguessable
+        user_name   TEXT NOT NULL,
+        kind        TEXT NOT NULL,                 -- csv | xlsx | audio
+        filter      TEXT NOT NULL DEFAULT '{}',    -- the search filter (JSON)
+        fields      TEXT NOT NULL DEFAULT '[]',    -- the columns picked (JSON)
+        state       TEXT NOT NULL DEFAULT 'queued',-- queued | running | done | failed | expired
+        rows_total  INTEGER NOT NULL DEFAULT 0,
+        rows_done   INTEGER NOT NULL DEFAULT 0,
+        bytes       INTEGER NOT NULL DEFAULT 0,
+        file_name   TEXT NOT NULL DEFAULT '',
+        sha256      TEXT NOT NULL DEFAULT '',
+        pending     TEXT NOT NULL DEFAULT '[]',    -- audio: cold recordings left out (JSON)
+        error       TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        finished_at REAL,
+        expires_at  REAL
+    );
+    CREATE INDEX export_jobs_user ON export_jobs(user_name, created_at);
+    CREATE TABLE deletion_requests (
+        id           TEXT PRIMARY KEY,
+        requested_by TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        scope        TEXT NOT NULL,                -- JSON: what was asked ({"call_ids": [...]})
+        recordings   TEXT NOT NULL DEFAULT '[]',   -- JSON: recording ids and hashes fixed at request
+        state        TEXT NOT NULL DEFAULT 'requested', -- requested | refused | executed | failed
+        requested_at REAL NOT NULL,
+        approver     TEXT NOT NULL DEFAULT '',
+        decided_at   REAL,
+        executed_at  REAL,
+        result       TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX deletion_requests_state ON deletion_requests(state, requested_at);
+    CREATE TABLE destruction_records (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id   TEXT NOT NULL,                -- deletion request, erasure request or retention run
+        kind         TEXT NOT NULL,                -- deletion | erasure | retention
+        requested_by TEXT NOT NULL DEFAULT '',
+        approved_by  TEXT NOT NULL DEFAULT '',
+        recording_id TEXT NOT NULL,
+        call_id      TEXT NOT NULL,
+        sha256       TEXT NOT NULL,
+        destroyed_at REAL NOT NULL,
+        keep_until   REAL NOT NULL                 -- destroyed_at + 3 years
+    );
+    CREATE INDEX destruction_records_request ON destruction_records(request_id);
+    CREATE TABLE tag_vocabulary (
+        tag        TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL DEFAULT 'topic',  -- intent | topic
+        label_en   TEXT NOT NULL DEFAULT '',
+        label_zh   TEXT NOT NULL DEFAULT '',
+        created_by TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        retired    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE qa_scorecards (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        name       TEXT NOT NULL UNIQUE,
+        criteria   TEXT NOT NULL,                  -- JSON [{key, label, kind yesno|scale, max, weight}]
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        retired    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE qa_reviews (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id      TEXT NOT NULL,
+        reviewer     TEXT NOT NULL,
+        agent        TEXT NOT NULL DEFAULT '',     -- the call's agent (an agent reads their own)
+        scorecard_id INTEGER NOT NULL,
+        answers      TEXT NOT NULL,                -- JSON {criterion key: value}
+        score        REAL NOT NULL,                -- weighted, 0..100
+        comments     TEXT NOT NULL DEFAULT '[]',   -- JSON [{mark_id, text}]
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL,
+        UNIQUE (call_id, reviewer, scorecard_id)
+    );
+    CREATE INDEX qa_reviews_agent ON qa_reviews(agent, created_at);
+    CREATE TABLE report_schedules (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner       TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        period      TEXT NOT NULL,                 -- week | month
+        team        TEXT NOT NULL DEFAULT '',      -- '' : overall
+        filter      TEXT NOT NULL DEFAULT '{}',
+        mail_to     TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        last_period TEXT NOT NULL DEFAULT ''       -- the last period produced (2026-W48, 2026-11)
+    );
+    CREATE TABLE reports (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        schedule_id INTEGER,
+        owner       TEXT NOT NULL,
+        period      TEXT NOT NULL,
+        period_key  TEXT NOT NULL,
+        team        TEXT NOT NULL DEFAULT '',
+        data        TEXT NOT NULL,                 -- JSON: the figures
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX reports_owner ON reports(owner, created_at);
+    """,
 ]
 
 

@@ -236,6 +236,79 @@ waveform_peaks = Table(
     Column("created_at", REAL, nullable=False),
 )
 
+# 9: working with recordings (exports, disposal, tags, QA, reports)
+export_jobs = Table(
+    "export_jobs", metadata,
+    Column("id", Text, primary_key=True), Column("user_name", Text, nullable=False),
+    Column("kind", Text, nullable=False), _text("filter", "{}"), _text("fields", "[]"), _text("state", "queued"),
+    Column("rows_total", BigInteger, nullable=False, server_default=text("0")),
+    Column("rows_done", BigInteger, nullable=False, server_default=text("0")),
+    Column("bytes", BigInteger, nullable=False, server_default=text("0")),
+    _text("file_name"), _text("sha256"), _text("pending", "[]"), _text("error"),
+    Column("created_at", REAL, nullable=False), Column("finished_at", REAL), Column("expires_at", REAL),
+)
+
+deletion_requests = Table(
+    "deletion_requests", metadata,
+    Column("id", Text, primary_key=True), Column("requested_by", Text, nullable=False),
+    Column("reason", Text, nullable=False), Column("scope", Text, nullable=False),
+    _text("recordings", "[]"), _text("state", "requested"), Column("requested_at", REAL, nullable=False),
+    _text("approver"), Column("decided_at", REAL), Column("executed_at", REAL), _text("result", "{}"),
+)
+
+destruction_records = Table(
+    "destruction_records", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("request_id", Text, nullable=False), Column("kind", Text, nullable=False),
+    _text("requested_by"), _text("approved_by"), Column("recording_id", Text, nullable=False),
+    Column("call_id", Text, nullable=False), Column("sha256", Text, nullable=False),
+    Column("destroyed_at", REAL, nullable=False), Column("keep_until", REAL, nullable=False),
+)
+
+tag_vocabulary = Table(
+    "tag_vocabulary", metadata,
+    Column("tag", Text, primary_key=True), _text("kind", "topic"), _text("label_en"), _text("label_zh"),
+    _text("created_by"), Column("created_at", REAL, nullable=False),
+    Column("retired", BigInteger, nullable=False, server_default=text("0")),
+)
+
+qa_scorecards = Table(
+    "qa_scorecards", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True), Column("name", Text, nullable=False, unique=True),
+    Column("criteria", Text, nullable=False), Column("created_by", Text, nullable=False),
+    Column("created_at", REAL, nullable=False),
+    Column("retired", BigInteger, nullable=False, server_default=text("0")),
+)
+
+qa_reviews = Table(
+    "qa_reviews", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("call_id", Text, nullable=False), Column("reviewer", Text, nullable=False), _text("agent"),
+    Column("scorecard_id", BigInteger, nullable=False), Column("answers", Text, nullable=False),
+    Column("score", REAL, nullable=False), _text("comments", "[]"),
+    Column("created_at", REAL, nullable=False), Column("updated_at", REAL, nullable=False),
+    UniqueConstraint("call_id", "reviewer", "scorecard_id"),
+)
+
+report_schedules = Table(
+    "report_schedules", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True), Column("owner", Text, nullable=False),
+    Column("name", Text, nullable=False), Column("period", Text, nullable=False), _text("team"),
+    _text("filter", "{}"), _text("mail_to"), Column("created_at", REAL, nullable=False), _text("last_period"),
+)
+
+reports = Table(
+    "reports", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True), Column("schedule_id", BigInteger),
+    Column("owner", Text, nullable=False), Column("period", Text, nullable=False),
+    Column("period_key", Text, nullable=False), _text("team"), Column("data", Text, nullable=False),
+    Column("created_at", REAL, nullable=False),
+)
+
+#: what revision 0009 adds: these tables and their indexes
+WORK_TABLES = (export_jobs, deletion_requests, destruction_records, tag_vocabulary, qa_scorecards, qa_reviews,
+               report_schedules, reports)
+
 #: what revision 0008 adds: these tables, and columns of ``users`` and ``sessions``
 CONSOLE_TABLES = (api_tokens, marks, saved_searches, replay_grants, waveform_peaks)
 CONSOLE_COLUMNS = {"users": ("lang", "totp_secret", "totp_last_step"), "sessions": ("stage",)}
@@ -261,6 +334,13 @@ CONSOLE_INDEXES = (
     Index("marks_call", marks.c.call_id, marks.c.position_s),
     Index("replay_grants_call", replay_grants.c.call_id, replay_grants.c.requester),
     Index("audit_target", audit_log.c.target, audit_log.c.id),
+)
+WORK_INDEXES = (
+    Index("export_jobs_user", export_jobs.c.user_name, export_jobs.c.created_at),
+    Index("deletion_requests_state", deletion_requests.c.state, deletion_requests.c.requested_at),
+    Index("destruction_records_request", destruction_records.c.request_id),
+    Index("qa_reviews_agent", qa_reviews.c.agent, qa_reviews.c.created_at),
+    Index("reports_owner", reports.c.owner, reports.c.created_at),
 )
 
 #: PostgreSQL's form of the SQLite triggers that keep ``call_tags`` in step with ``calls.tags``

@@ -6,7 +6,7 @@ Verbs are separate permissions (the audit tells a play from a download)::
     calls.view          x       x      x     x      x      x
     calls.play          x       x      x     x      x      x
     calls.download      x       x                          x
-    calls.export        x                                  x
+    calls.export        x       x                          x
     calls.delete        x
     calls.unmask        x       x                   x      x
     calls.mark          x       x      x                   x
@@ -17,6 +17,22 @@ Verbs are separate permissions (the audit tells a play from a download)::
     health.read         x                                        x
     tokens.manage       x
     calls.replay_approve x                          x
+    calls.delete_approve                            x               (never the requester)
+    calls.tag           x       x      x     x
+    tags.manage         x
+    qa.read             x       x      x     x                      (rows: see below)
+    qa.review           x              x
+    qa.assign           x       x
+    qa.scorecards       x
+    holds.read          x                           x      x
+    holds.manage        x                                  x
+    erasure.read        x                           x      x
+    erasure.manage      x                                  x
+    retention.read      x                           x
+    retention.apply     x
+    reports.read        x       x                   x
+    reports.schedule    x       x
+    storage.read        x                                        x
 
 Row scopes (:mod:`pbx_recorder.catalog.scopes`): admin, auditor and legal see every call; a
 supervisor the calls whose agent is in one of their teams (``team_agents``); an agent the calls
@@ -28,6 +44,13 @@ legal annotates evidence; the auditor stays read-only; agents and IT may not.  `
 (bring a cold, archive-class recording back for a few days, which costs a retrieval fee): the
 roles that listen for the organisation (lead, compliance, legal); an agent could otherwise order
 the retrieval of every call of theirs.
+
+Working with recordings (issue 9): ``calls.export`` follows the row scope (a lead exports their
+team's calls; the auditor and agents never export).  ``calls.delete`` only *requests* a manual
+deletion; a second person holding ``calls.delete_approve`` (the compliance role, the auditor)
+approves it, never the requester.  ``qa.read`` rows: an agent reads the reviews of their own
+calls, a QA reviewer the reviews they wrote, a lead their team's, admin all.  Reports and the
+storage page carry no caller data beyond counts.
 """
 
 from __future__ import annotations
@@ -41,20 +64,25 @@ ROLES: tuple[str, ...] = ("admin", "supervisor", "qa", "agent", "auditor", "lega
 VERBS: tuple[str, ...] = (
     "calls.view", "calls.play", "calls.download", "calls.export", "calls.delete", "calls.unmask",
     "audit.read", "users.manage", "health.read", "calls.mark", "calls.restore", "tokens.manage",
-    "calls.replay_approve", "calls.pause",
+    "calls.replay_approve", "calls.pause", "calls.delete_approve", "calls.tag", "tags.manage", "qa.read",
+    "qa.review", "qa.assign", "qa.scorecards", "holds.read", "holds.manage", "erasure.read", "erasure.manage",
+    "retention.read", "retention.apply", "reports.read", "reports.schedule", "storage.read",
 )
 
 PERMISSIONS: Mapping[str, frozenset[str]] = {
-    "admin": frozenset(VERBS),
+    "admin": frozenset(VERBS) - {"calls.delete_approve"},  # deletion is approved by compliance only
     "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask", "calls.mark",
-                             "calls.restore", "calls.pause"}),
-    "qa": frozenset({"calls.view", "calls.play", "calls.mark"}),
-    "agent": frozenset({"calls.view", "calls.play", "calls.pause"}),
+                             "calls.restore", "calls.pause", "calls.export", "calls.tag", "qa.read", "qa.assign",
+                             "reports.read", "reports.schedule"}),
+    "qa": frozenset({"calls.view", "calls.play", "calls.mark", "calls.tag", "qa.read", "qa.review"}),
+    "agent": frozenset({"calls.view", "calls.play", "calls.pause", "calls.tag", "qa.read"}),
     "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read", "calls.restore",
-                          "calls.replay_approve"}),
+                          "calls.replay_approve", "calls.delete_approve", "holds.read", "erasure.read",
+                          "retention.read", "reports.read"}),
     "legal": frozenset({"calls.view", "calls.play", "calls.download", "calls.export", "calls.unmask",
-                        "calls.mark", "calls.restore"}),
-    "it": frozenset({"health.read"}),
+                        "calls.mark", "calls.restore", "holds.read", "holds.manage", "erasure.read",
+                        "erasure.manage"}),
+    "it": frozenset({"health.read", "storage.read"}),
 }
 
 

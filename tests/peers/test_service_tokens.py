@@ -86,7 +86,7 @@ def test_revoked_expired_or_disabled_owner_answers_401(svc) -> None:  # type: ig
     revoked = admin.delete(f"/api/tokens/{record.id_hash[:16]}", headers={"X-CSRF-Token": csrf})
     assert revoked.status_code == 200
     assert client.get("/api/calls", headers=bearer(token)).status_code == 401  # replay after revoke
-    token, _ = _make(svc, "lead-red", "qa")
+    token, _ = _make(svc, "lead-red", "agent")
     assert client.get("/api/calls", headers=bearer(token)).status_code == 200
     user_admin.disable(svc.ctx.accounts(), "lead-red", actor="root", actor_role="host-admin",
                        now=svc.clock.now)
