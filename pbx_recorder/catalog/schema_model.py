@@ -240,7 +240,8 @@ waveform_peaks = Table(
 export_jobs = Table(
     "export_jobs", metadata,
     Column("id", Text, primary_key=True), Column("user_name", Text, nullable=False),
-    Column("kind", Text, nullable=False), _text("filter", "{}"), _text("fields", "[]"), _text("state", "queued"),
+    Column("kind", Text, nullable=False), _text("filter", "{}"), _text("fields", "[]"),
+    _text("state", "queued"),
     Column("rows_total", BigInteger, nullable=False, server_default=text("0")),
     Column("rows_done", BigInteger, nullable=False, server_default=text("0")),
     Column("bytes", BigInteger, nullable=False, server_default=text("0")),

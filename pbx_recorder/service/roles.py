@@ -72,8 +72,8 @@ VERBS: tuple[str, ...] = (
 PERMISSIONS: Mapping[str, frozenset[str]] = {
     "admin": frozenset(VERBS) - {"calls.delete_approve"},  # deletion is approved by compliance only
     "supervisor": frozenset({"calls.view", "calls.play", "calls.download", "calls.unmask", "calls.mark",
-                             "calls.restore", "calls.pause", "calls.export", "calls.tag", "qa.read", "qa.assign",
-                             "reports.read", "reports.schedule"}),
+                             "calls.restore", "calls.pause", "calls.export", "calls.tag", "qa.read",
+                             "qa.assign", "reports.read", "reports.schedule"}),
     "qa": frozenset({"calls.view", "calls.play", "calls.mark", "calls.tag", "qa.read", "qa.review"}),
     "agent": frozenset({"calls.view", "calls.play", "calls.pause", "calls.tag", "qa.read"}),
     "auditor": frozenset({"calls.view", "calls.play", "calls.unmask", "audit.read", "calls.restore",

@@ -9,7 +9,13 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from pbx_recorder.catalog import pg_schema
-from pbx_recorder.catalog.schema_model import CONSOLE_COLUMNS, CONSOLE_INDEXES, CONSOLE_TABLES, WORK_TABLES, metadata
+from pbx_recorder.catalog.schema_model import (
+    CONSOLE_COLUMNS,
+    CONSOLE_INDEXES,
+    CONSOLE_TABLES,
+    WORK_TABLES,
+    metadata,
+)
 
 pytestmark = pytest.mark.sqlite_only  # a SQLAlchemy SQLite database of its own
 
