@@ -208,3 +208,131 @@ def test_refusal_and_a_crash_between_approval_and_execution(svc: Service, monkey
                 (second["id"],))
     assert rows == [("r-c-blue-2",), ("r-c-red-1",)]  # once each, not twice
     assert svc.seeded.tier.stat("2027/01/c-blue-2/r-c-blue-2.wav") is None
+
+
+NUMBER = "+8613812345678"  # the caller of c-red-1 and c-blue-2
+
+
+def test_erasure_preview_open_execute_and_receipt_never_store_the_number(svc: Service) -> None:
+    counsel, csrf = svc.login("counsel")
+    hold = _post(counsel, csrf, "/api/holds", {"scope": "call", "value": "c-blue-2", "reason": "court order"})
+    assert hold.status_code == 201
+    preview = _post(counsel, csrf, "/api/erasure/preview", {"number": NUMBER})
+    assert preview.status_code == 200, preview.text
+    p = preview.json()
+    assert [c["call_id"] for c in p["calls"]] == ["c-blue-2", "c-red-1"]
+    assert p["recordings"] == 2 and p["held"] == 1 and p["by_tier"] == {"hot": 2}
+    held = [r for c in p["calls"] for r in c["recordings"] if r["hold_id"]]
+    assert held[0]["recording_id"] == "r-c-blue-2" and held[0]["hold_reason"] == "court order"
+    opened = _post(counsel, csrf, "/api/erasure", {"number": NUMBER})
+    assert opened.status_code == 201
+    req = opened.json()
+    assert req["deadline"] == pytest.approx(req["received_at"] + 15 * DAY)
+    # the same subject again: the open request is found, not a second one
+    assert _post(counsel, csrf, "/api/erasure", {"number": NUMBER}).json()["request_id"] == req["request_id"]
+    assert counsel.get(f"/api/erasure/{req['request_id']}/receipt").status_code == 409  # not executed yet
+    wrong = _post(counsel, csrf, f"/api/erasure/{req['request_id']}/execute", {"number": "+8613900001111"})
+    assert wrong.status_code == 409 and _denied(svc, "counsel", "denied:erase")
+    done = _post(counsel, csrf, f"/api/erasure/{req['request_id']}/execute", {"number": NUMBER})
+    assert done.status_code == 200, done.text
+    receipt = done.json()
+    assert receipt["status"] == "refused_partial" and receipt["recordings_erased"] == 1
+    assert [w["recording_id"] for w in receipt["withheld"]] == ["r-c-blue-2"]
+    assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is None
+    assert svc.seeded.tier.stat("2027/01/c-blue-2/r-c-blue-2.wav") is not None
+    assert _sql(svc, "SELECT kind, request_id, recording_id FROM destruction_records") == [
+        ("erasure", req["request_id"], "r-c-red-1")]
+    # the auditor reads the list and downloads the receipt
+    comp, _ = svc.login("comp")
+    listed = comp.get("/api/erasure").json()["requests"]
+    assert [r["request_id"] for r in listed] == [req["request_id"]] and not listed[0]["late"]
+    download = comp.get(f"/api/erasure/{req['request_id']}/receipt")
+    assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
+    assert json.loads(download.text)["request_id"] == req["request_id"]
+    # the number typed is in no audit row and no table, in any form
+    digits = "13812345678"
+    audit_text = json.dumps(svc.audit_rows())
+    assert digits not in audit_text and "138****5678" not in json.dumps(
+        [r for r in svc.audit_rows() if r["action"].startswith("erase")])
+    assert not _sql(svc, "SELECT 1 FROM erasure_requests WHERE subject LIKE ? OR receipt LIKE ?",
+                    (f"%{digits}%", f"%{digits}%"))
+
+
+def test_late_erasure_requests_are_flagged(svc: Service) -> None:
+    counsel, csrf = svc.login("counsel")
+    req = _post(counsel, csrf, "/api/erasure", {"number": "+8613900001111"}).json()
+    svc.clock.now = NOW + 16 * DAY
+    counsel, _ = svc.login("counsel")  # the first session has long ended
+    listed = counsel.get("/api/erasure").json()["requests"]
+    assert listed[0]["late"] and listed[0]["days_left"] < 0
+    page = counsel.get("/erasure").text
+    assert f'class="erasure-row late" data-request="{req["request_id"]}"' in page
+
+
+def test_erasure_numbers_are_validated_and_admin_only_roles_act(svc: Service) -> None:
+    counsel, csrf = svc.login("counsel")
+    for bad in ("", "12", "<script>", "1" * 41):
+        assert _post(counsel, csrf, "/api/erasure/preview", {"number": bad}).status_code == 400
+    comp, ccsrf = svc.login("comp")
+    assert _post(comp, ccsrf, "/api/erasure", {"number": NUMBER}).status_code == 403
+    assert _denied(svc, "comp", "denied:erasure.manage")
+
+
+def test_holds_by_caller_and_saved_search_then_release_with_a_reason(svc: Service) -> None:
+    admin, csrf = svc.login("root-admin")
+    by_caller = _post(admin, csrf, "/api/holds", {"scope": "caller", "value": "+8613700002222", "reason": "fraud"})
+    assert by_caller.status_code == 201 and by_caller.json()["recordings"] == ["r-c-blue-1"]
+    added = [r for r in svc.audit_rows("root-admin") if r["action"] == "hold.add"]
+    assert "13700002222" not in added[0]["detail"]  # masked in the audit
+    saved = admin.post("/api/searches", json={"name": "bob", "query": "agent=bob&queue=sales"},
+                       headers={"X-CSRF-Token": csrf})
+    assert saved.status_code in (200, 201), saved.text
+    by_search = _post(admin, csrf, "/api/holds", {"scope": "saved_search", "value": "bob", "reason": "audit"})
+    assert by_search.status_code == 201 and by_search.json()["recordings"] == ["r-c-red-2"]
+    assert _post(admin, csrf, "/api/holds", {"scope": "saved_search", "value": "nope", "reason": "x"}
+                 ).status_code == 404
+    admin.post("/api/searches", json={"name": "kw", "query": "keyword=refund"}, headers={"X-CSRF-Token": csrf})
+    assert _post(admin, csrf, "/api/holds", {"scope": "saved_search", "value": "kw", "reason": "x"}
+                 ).status_code == 400
+    listed = admin.get("/api/holds").json()["holds"]
+    assert {h["scope"] for h in listed} == {"caller", "query"}
+    assert all(h["value"] == "" for h in listed if h["scope"] == "caller")  # the blind index stays inside
+    hid = by_caller.json()["hold_id"]
+    assert _post(admin, csrf, f"/api/holds/{hid}/release", {"reason": ""}).status_code == 400
+    released = _post(admin, csrf, f"/api/holds/{hid}/release", {"reason": "case closed"})
+    assert released.status_code == 200 and released.json()["released"] == ["r-c-blue-1"]
+    assert _post(admin, csrf, f"/api/holds/{hid}/release", {"reason": "again"}).status_code == 409
+    audit = [r for r in svc.audit_rows("root-admin") if r["action"] == "hold.remove"]
+    assert json.loads(audit[0]["detail"])["reason"] == "case closed"
+    assert _sql(svc, "SELECT legal_hold FROM recordings WHERE recording_id='r-c-blue-1'") == [(0,)]
+    assert len(admin.get("/api/holds?all=1").json()["holds"]) == 2
+
+
+def test_retention_report_pages_and_apply_records_destruction(svc: Service) -> None:
+    conn = open_catalog(svc.seeded.db)
+    conn.execute("UPDATE recordings SET retention_class = 'standard'")  # 1 day in disposal_support's config
+    conn.close()
+    svc.clock.now = NOW + 3 * DAY  # their retention has run out
+    comp, _ = svc.login("comp")
+    first = comp.get("/api/retention/report?limit=3").json()
+    assert len(first["items"]) == 3 and first["more"]
+    second = comp.get("/api/retention/report?limit=3&page=2").json()
+    assert len(second["items"]) == 1 and not second["more"]
+    ids = {d["recording_id"] for d in first["items"] + second["items"]}
+    assert ids == {"r-c-red-1", "r-c-red-2", "r-c-blue-1", "r-c-blue-2"}
+    assert comp.get("/api/retention/report?limit=0").status_code == 400
+    page = comp.get("/retention?limit=3").text
+    assert 'id="retention-next"' in page and page.count('class="retention-row') == 3
+    counsel, lcsrf = svc.login("counsel")
+    _post(counsel, lcsrf, "/api/holds", {"scope": "call", "value": "c-red-1", "reason": "keep"})
+    admin, csrf = svc.login("root-admin")
+    assert _post(admin, csrf, "/api/retention/apply", {}).status_code == 400  # no confirmation
+    applied = _post(admin, csrf, "/api/retention/apply", {"confirm": True})
+    assert applied.status_code == 200, applied.text
+    res = applied.json()
+    assert sorted(res["disposed"]) == ["r-c-blue-1", "r-c-blue-2", "r-c-red-2"]
+    assert [d["recording_id"] for d in res["refused"]] == ["r-c-red-1"]
+    kinds = _sql(svc, "SELECT DISTINCT kind, request_id, approved_by FROM destruction_records")
+    assert kinds == [("retention", res["run_id"], "")]
+    assert svc.seeded.tier.stat("2027/01/c-red-2/r-c-red-2.wav") is None
+    assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is not None
