@@ -32,11 +32,12 @@ from typing import Any
 
 from pbx_recorder.catalog.marks import forget_recording
 from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal, RecorderError, StorageError
-from pbx_recorder.lifecycle import destruction, policy
+from pbx_recorder.lifecycle import destruction
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.retention_jobs import _without_wrapped_key
 from pbx_recorder.recording_objects import objects_of
+from pbx_recorder.retention import LIVE_STATES
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
@@ -80,26 +81,29 @@ class DeletionRequests:
         recs = rows(self.conn, "SELECT recording_id, call_id, sha256, state FROM recordings"
                     f" WHERE call_id IN ({marks}) ORDER BY call_id, recording_id", wanted)
         recs = [{"recording_id": r["recording_id"], "call_id": r["call_id"], "sha256": r["sha256"] or ""}
-                for r in recs if r["state"] in policy.LIVE_STATES]
+                for r in recs if r["state"] in LIVE_STATES]
         if not recs:
             raise PolicyRefusal("these calls have no stored recording to delete")
         request_id = "DR-" + secrets.token_hex(6)
         with Tx(self.conn):
             self.conn.execute(
-                "INSERT INTO deletion_requests (id, requested_by, reason, scope, recordings, state, requested_at)"
+                "INSERT INTO deletion_requests (id, requested_by, reason, scope, recordings, state,"
+                " requested_at)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (request_id, requester, reason, json.dumps({"call_ids": wanted}), json.dumps(recs),
                  "requested", now))
         return self.get(request_id)
 
     def get(self, request_id: str) -> dict[str, Any]:
-        found = _row(self.conn.execute(f"SELECT {COLUMNS} FROM deletion_requests WHERE id = ?", (request_id,)))
+        found = _row(self.conn.execute(f"SELECT {COLUMNS} FROM deletion_requests WHERE id = ?",
+                                       (request_id,)))
         if not found:
             raise NotFound(f"no deletion request {request_id}")
         return found[0]
 
     def listing(self, *, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        sql, params = f"SELECT {COLUMNS} FROM deletion_requests", ()  # type: tuple[Any, ...]
+        sql = f"SELECT {COLUMNS} FROM deletion_requests"
+        params: tuple[Any, ...] = ()
         if state:
             sql, params = sql + " WHERE state = ?", (state,)
         return _row(self.conn.execute(sql + " ORDER BY requested_at DESC, id LIMIT ?", (*params, limit)))
@@ -139,7 +143,7 @@ class DeletionRequests:
                 deleted.append(rid)
                 continue
             found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id = ?", (rid,))
-            if not found or found[0]["state"] not in policy.LIVE_STATES:
+            if not found or found[0]["state"] not in LIVE_STATES:
                 gone.append(rid)  # erased or disposed of meanwhile: nothing left to destroy
                 continue
             rec = found[0]
@@ -163,7 +167,8 @@ class DeletionRequests:
                 failed.append({"recording_id": rid, "error": str(exc)[:300]})
         result = {"deleted": deleted, "withheld": withheld, "gone": gone, "failed": failed}
         with Tx(self.conn):
-            self.conn.execute("UPDATE deletion_requests SET state = ?, executed_at = ?, result = ? WHERE id = ?",
+            self.conn.execute("UPDATE deletion_requests SET state = ?, executed_at = ?, result = ?"
+                              " WHERE id = ?",
                               ("failed" if failed else "executed", now, json.dumps(result), request_id))
         log.info("deletion %s: %d destroyed, %d withheld, %d failed", request_id, len(deleted), len(withheld),
                  len(failed))

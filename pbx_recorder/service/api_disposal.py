@@ -52,7 +52,8 @@ def _ask(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
     for call_id in ids:
         call_in_scope(ctx, actor, call_id, "deletion.request")
     try:
-        req = store(ctx, actor, acting=True).ask(requester=actor.user.name, reason=reason, call_ids=ids, now=ctx.clock())
+        req = store(ctx, actor, acting=True).ask(requester=actor.user.name, reason=reason, call_ids=ids,
+                                                 now=ctx.clock())
     except PolicyRefusal as exc:
         raise ApiError(409, str(exc)) from exc
     audit(ctx, actor.user.name, actor.user.role, "deletion.request", req["id"],

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from pbx_recorder.errors import PolicyRefusal
 from pbx_recorder.lifecycle import number_lookup, policy
 from pbx_recorder.lifecycle.runtime import Runtime
+from pbx_recorder.retention import DAY
 from pbx_recorder.service.api_disposal_support import runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 
@@ -61,7 +62,7 @@ def listing(request: Request) -> Response:
     items = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     for r in items:
         r["late"] = late(r, now)
-        r["days_left"] = round((float(r["deadline"]) - now) / policy.DAY, 1)
+        r["days_left"] = round((float(r["deadline"]) - now) / DAY, 1)
     audit(ctx, actor.user.name, actor.user.role, "erase.status", "",
           {"client": actor.client, "count": len(items), "late": sum(r["late"] for r in items)})
     return JSONResponse({"requests": items, "deadline_days": policy.ERASURE_DEADLINE_DAYS})
@@ -79,7 +80,8 @@ def preview(rt: Runtime, number: str) -> dict[str, Any]:
     ids = sorted(number_lookup.calls_naming(rt.conn, rt.hash_key, number))
     holds = rt.holds()
     active = holds.active_holds()
-    calls, recordings, held = [], 0, 0
+    calls: list[dict[str, Any]] = []
+    recordings = held = 0
     for call_id in ids[:MAX_PREVIEW_CALLS]:
         call = rt.conn.execute("SELECT started_at FROM calls WHERE call_id = ?", (call_id,)).fetchone()
         cur = rt.conn.execute("SELECT * FROM recordings WHERE call_id = ? ORDER BY recording_id", (call_id,))

@@ -58,14 +58,16 @@ def listing(request: Request) -> Response:
     require(ctx, actor, "holds.read", "", {"what": "holds.list"})
     rows = HoldManager(ctx.catalog.connection(), ctx.tiers, hash_key=b"").list(
         request.query_params.get("all") in ("1", "true"))
-    audit(ctx, actor.user.name, actor.user.role, "hold.list", "", {"client": actor.client, "count": len(rows)})
+    audit(ctx, actor.user.name, actor.user.role, "hold.list", "",
+          {"client": actor.client, "count": len(rows)})
     return JSONResponse({"holds": [shown(h) for h in rows]})
 
 
 def query_of_saved(ctx: ServiceContext, actor: Actor, name: str) -> str:
     """The hold query (JSON) of the user's saved search ``name`` (404 when they have none)."""
     row = ctx.catalog.connection().execute(
-        "SELECT query FROM saved_searches WHERE user_name = ? AND name = ?", (actor.user.name, name)).fetchone()
+        "SELECT query FROM saved_searches WHERE user_name = ? AND name = ?",
+        (actor.user.name, name)).fetchone()
     if row is None:
         raise ApiError(404, "no saved search of that name")
     q: dict[str, Any] = {}

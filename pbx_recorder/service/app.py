@@ -52,7 +52,15 @@ from pbx_recorder.service import (
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.credential_gate import CredentialGate
-from pbx_recorder.web import account_page, admin_users_page, console, disposal_pages, pages_ops, player, replay_page
+from pbx_recorder.web import (
+    account_page,
+    admin_users_page,
+    console,
+    disposal_pages,
+    pages_ops,
+    player,
+    replay_page,
+)
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
@@ -148,7 +156,8 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += pages_ops.routes(sync)
     routes += replay_page.routes(sync)
     routes += account_page.routes(sync)
-    routes += api_disposal.routes(sync) + api_erasure.routes(sync) + api_holds.routes(sync) + api_retention.routes(sync)
+    routes += api_disposal.routes(sync) + api_erasure.routes(sync)
+    routes += api_holds.routes(sync) + api_retention.routes(sync)
     routes += disposal_pages.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],

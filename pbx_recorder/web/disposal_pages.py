@@ -96,8 +96,8 @@ def held_calls(conn: Any, call_ids: list[str]) -> set[str]:
     if not call_ids:
         return set()
     marks = ",".join("?" * len(call_ids))
-    found = conn.execute(f"SELECT DISTINCT call_id FROM recordings WHERE legal_hold = 1 AND call_id IN ({marks})",
-                         call_ids).fetchall()
+    found = conn.execute("SELECT DISTINCT call_id FROM recordings WHERE legal_hold = 1"
+                         f" AND call_id IN ({marks})", call_ids).fetchall()
     direct = conn.execute("SELECT value FROM holds WHERE released_at IS NULL AND scope = 'call'"
                           f" AND value IN ({marks})", call_ids).fetchall()
     return {str(r[0]) for r in found} | {str(r[0]) for r in direct}

@@ -10,10 +10,12 @@ MESSAGES = {
         "disposal.state": "State",
         "disposal.when": "When",
         "disposal.by": "By",
-        "disposal.unavailable": "The console runs without the recorder's configuration: this page is unavailable.",
+        "disposal.unavailable": "The console runs without the recorder's configuration: this page is "
+                                "unavailable.",
         "disposal.request_deletion": "Request deletion of this call",
         "deletions.title": "Deletion requests",
-        "deletions.intro": "A deletion is a request: a second person holding the compliance role approves it, "
+        "deletions.intro": "A deletion is a request: a second person holding the compliance role approves "
+                           "it, "
                            "never its requester. Approval deletes every copy in every tier; held recordings "
                            "are kept and listed.",
         "deletions.new": "New request",
@@ -39,7 +41,8 @@ MESSAGES = {
         "deletions.state.executed": "executed",
         "deletions.state.failed": "failed (can run again)",
         "erasure.title": "Erasure requests",
-        "erasure.intro": "Right to erasure: every recording of a number, everywhere, within 15 days of the request. "
+        "erasure.intro": "Right to erasure: every recording of a number, everywhere, within 15 days of the "
+                         "request. "
                          "The number is used to find the calls and is never stored.",
         "erasure.number": "Phone number",
         "erasure.preview": "Preview",
@@ -78,7 +81,8 @@ MESSAGES = {
         "holds.show_all": "Show released holds too",
         "holds.none": "No holds.",
         "retention.title": "Retention",
-        "retention.intro": "The disposal report: recordings past their retention, what would be deleted and why, "
+        "retention.intro": "The disposal report: recordings past their retention, what would be deleted "
+                           "and why, "
                            "and what is refused (holds and protected classes always win).",
         "retention.recording": "Recording",
         "retention.call": "Call",
@@ -103,7 +107,8 @@ MESSAGES = {
         "disposal.unavailable": "控制台未加载录音系统配置：此页面不可用。",
         "disposal.request_deletion": "申请删除此通话",
         "deletions.title": "删除申请",
-        "deletions.intro": "删除须先申请，由具有合规角色的另一人批准，申请人不能自批。批准后删除所有存储层中的全部副本；"
+        "deletions.intro": "删除须先申请，由具有合规角色的另一人批准，申请人不能自批。"
+                           "批准后删除所有存储层中的全部副本；"
                            "保全中的录音保留并列出。",
         "deletions.new": "新申请",
         "deletions.calls": "通话编号（每行一个）",
@@ -128,7 +133,8 @@ MESSAGES = {
         "deletions.state.executed": "已执行",
         "deletions.state.failed": "失败（可重新执行）",
         "erasure.title": "删除权请求",
-        "erasure.intro": "被遗忘权：在请求后 15 天内删除某号码在各处的全部录音。号码仅用于查找通话，不会被保存。",
+        "erasure.intro": "被遗忘权：在请求后 15 天内删除某号码在各处的全部录音。号码仅用于查找通话，"
+                         "不会被保存。",
         "erasure.number": "电话号码",
         "erasure.preview": "预览",
         "erasure.open": "登记请求",
@@ -166,7 +172,8 @@ MESSAGES = {
         "holds.show_all": "同时显示已解除的保全",
         "holds.none": "没有保全。",
         "retention.title": "保留策略",
-        "retention.intro": "处置报告：已过保留期的录音，将被删除的内容及原因，以及被拒绝的内容（保全和受保护类别始终优先）。",
+        "retention.intro": "处置报告：已过保留期的录音，将被删除的内容及原因，"
+                           "以及被拒绝的内容（保全和受保护类别始终优先）。",
         "retention.recording": "录音",
         "retention.call": "通话",
         "retention.action": "决定",

@@ -55,7 +55,8 @@ def search(request: Request) -> Response:
     values = form_values(request)
     kept = [(k, v) for k, v in values.items() if v]
     next_url = f"/calls?{urlencode([*kept, ('after', result.next_cursor)])}" if result.next_cursor else ""
-    return page(request, "search.html", actor, rows=rows, plays=plays, held=held, form=values, count=result.count,
+    return page(request, "search.html", actor, rows=rows, plays=plays, held=held, form=values,
+                count=result.count,
                 next_url=next_url, first_url=f"/calls?{urlencode(kept)}",
                 paged=bool(request.query_params.get("after")),
                 presets=PRESETS, statuses=STATUSES, sorts=ORDERS, consents=CONSENT_STATES,

@@ -13,11 +13,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select
 
-from tests.browser.disposal_support import disposal_console  # noqa: F401 - the module's fixture
+from tests.browser import disposal_support
 from tests.browser.driving import WAIT_S, login, screenshot, wait
 from tests.peers.service_support import PASSWORD
 
 pytestmark = pytest.mark.browser
+disposal_console = disposal_support.disposal_console  # the module's fixture
 
 
 def _rows(svc, sql: str, params: tuple = ()) -> list[tuple]:  # type: ignore[no-untyped-def]

@@ -70,7 +70,8 @@ def test_every_endpoint_by_every_role(svc: Service, user: str) -> None:
     client, csrf = svc.login(user)
     for method, path, body, verbs in ENDPOINTS:
         allowed = any(roles.may(role, v) for v in verbs)
-        answer = client.request(method, path, json=body, headers={"X-CSRF-Token": csrf}, follow_redirects=False)
+        answer = client.request(method, path, json=body, headers={"X-CSRF-Token": csrf},
+                                follow_redirects=False)
         if allowed:
             assert answer.status_code in (200, 201), (user, path, answer.status_code, answer.text[:300])
         else:
@@ -99,7 +100,8 @@ def test_two_person_deletion_destroys_every_copy_and_records_it(svc: Service) ->
     admin, csrf = svc.login("root-admin")
     key = "2027/01/c-red-1/r-c-red-1.wav"
     assert svc.seeded.tier.stat(key) is not None
-    asked = _post(admin, csrf, "/api/deletions", {"reason": "customer asked, ticket 9", "call_ids": ["c-red-1"]})
+    asked = _post(admin, csrf, "/api/deletions",
+                  {"reason": "customer asked, ticket 9", "call_ids": ["c-red-1"]})
     assert asked.status_code == 201, asked.text
     req = asked.json()
     assert req["state"] == "requested" and [r["recording_id"] for r in req["recordings"]] == ["r-c-red-1"]
@@ -135,7 +137,8 @@ def test_two_person_deletion_destroys_every_copy_and_records_it(svc: Service) ->
     assert _post(comp, ccsrf, f"/api/deletions/{req['id']}/approve", {}).status_code == 409
 
 
-def test_the_requester_never_approves_even_holding_both_verbs(svc: Service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_requester_never_approves_even_holding_both_verbs(
+        svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     both = dict(roles.PERMISSIONS)
     both["admin"] = roles.PERMISSIONS["admin"] | {"calls.delete_approve"}
     monkeypatch.setattr(roles, "PERMISSIONS", both)
@@ -152,14 +155,17 @@ def test_the_requester_never_approves_even_holding_both_verbs(svc: Service, monk
 
 def test_held_recordings_are_withheld_with_the_hold_named(svc: Service) -> None:
     counsel, lcsrf = svc.login("counsel")
-    hold = _post(counsel, lcsrf, "/api/holds", {"scope": "call", "value": "c-red-2", "reason": "litigation 12"})
+    hold = _post(counsel, lcsrf, "/api/holds",
+                 {"scope": "call", "value": "c-red-2", "reason": "litigation 12"})
     assert hold.status_code == 201 and hold.json()["recordings"] == ["r-c-red-2"]
     admin, csrf = svc.login("root-admin")
-    req = _post(admin, csrf, "/api/deletions", {"reason": "cleanup", "call_ids": ["c-red-2", "c-blue-1"]}).json()
+    req = _post(admin, csrf, "/api/deletions",
+                {"reason": "cleanup", "call_ids": ["c-red-2", "c-blue-1"]}).json()
     comp, ccsrf = svc.login("comp")
     result = _post(comp, ccsrf, f"/api/deletions/{req['id']}/approve", {}).json()["result"]
     assert result["deleted"] == ["r-c-blue-1"]
-    assert [(w["recording_id"], w["hold_id"]) for w in result["withheld"]] == [("r-c-red-2", hold.json()["hold_id"])]
+    withheld = [(w["recording_id"], w["hold_id"]) for w in result["withheld"]]
+    assert withheld == [("r-c-red-2", hold.json()["hold_id"])]
     assert "litigation 12" in result["withheld"][0]["reason"]
     assert svc.seeded.tier.stat("2027/01/c-red-2/r-c-red-2.wav") is not None
     assert svc.seeded.tier.stat("2027/01/c-blue-1/r-c-blue-1.wav") is None
@@ -173,7 +179,8 @@ def test_held_recordings_are_withheld_with_the_hold_named(svc: Service) -> None:
     assert 'id="held"' in admin.get("/recordings/r-c-red-2/play").text
 
 
-def test_refusal_and_a_crash_between_approval_and_execution(svc: Service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_refusal_and_a_crash_between_approval_and_execution(
+        svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     admin, csrf = svc.login("root-admin")
     comp, ccsrf = svc.login("comp")
     first = _post(admin, csrf, "/api/deletions", {"reason": "a", "call_ids": ["c-red-1"]}).json()
@@ -280,7 +287,8 @@ def test_erasure_numbers_are_validated_and_admin_only_roles_act(svc: Service) ->
 
 def test_holds_by_caller_and_saved_search_then_release_with_a_reason(svc: Service) -> None:
     admin, csrf = svc.login("root-admin")
-    by_caller = _post(admin, csrf, "/api/holds", {"scope": "caller", "value": "+8613700002222", "reason": "fraud"})
+    by_caller = _post(admin, csrf, "/api/holds",
+                      {"scope": "caller", "value": "+8613700002222", "reason": "fraud"})
     assert by_caller.status_code == 201 and by_caller.json()["recordings"] == ["r-c-blue-1"]
     added = [r for r in svc.audit_rows("root-admin") if r["action"] == "hold.add"]
     assert "13700002222" not in added[0]["detail"]  # masked in the audit
@@ -291,7 +299,8 @@ def test_holds_by_caller_and_saved_search_then_release_with_a_reason(svc: Servic
     assert by_search.status_code == 201 and by_search.json()["recordings"] == ["r-c-red-2"]
     assert _post(admin, csrf, "/api/holds", {"scope": "saved_search", "value": "nope", "reason": "x"}
                  ).status_code == 404
-    admin.post("/api/searches", json={"name": "kw", "query": "keyword=refund"}, headers={"X-CSRF-Token": csrf})
+    admin.post("/api/searches", json={"name": "kw", "query": "keyword=refund"},
+               headers={"X-CSRF-Token": csrf})
     assert _post(admin, csrf, "/api/holds", {"scope": "saved_search", "value": "kw", "reason": "x"}
                  ).status_code == 400
     listed = admin.get("/api/holds").json()["holds"]
