@@ -26,7 +26,7 @@ from starlette.routing import Route
 from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal
 from pbx_recorder.lifecycle import destruction
 from pbx_recorder.lifecycle.deletion_requests import MAX_CALLS, MAX_REASON, DeletionRequests
-from pbx_recorder.service.api_disposal_support import call_in_scope, runtime_of, text, with_body
+from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
@@ -124,6 +124,7 @@ def _decision(action: str) -> Any:
                       {"client": actor.client, "state": req["state"], "deleted": len(result["deleted"]),
                        "withheld": [w["recording_id"] for w in result["withheld"]][:50],
                        "failed": len(result["failed"])})
+                checkpoint(ctx)
         except (AccessDenied, PolicyRefusal) as exc:
             audit(ctx, actor.user.name, actor.user.role, f"denied:deletion.{action}", req["id"],
                   {"client": actor.client, "reason": str(exc)[:200]})

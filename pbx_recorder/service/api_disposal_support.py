@@ -27,6 +27,16 @@ def runtime_of(ctx: ServiceContext, actor: Actor) -> Runtime:
     return Runtime(ctx.config, ctx.catalog.connection(), ctx.tiers, actor.user.name, actor.user.role)
 
 
+def checkpoint(ctx: ServiceContext) -> None:
+    """After an action that extended the ledger: sign the chain heads as every lifecycle CLI
+    command does at its end (``chain_head.checkpoint_if_possible``: skipped when this process
+    cannot read the signing key; the daemon's next checkpoint then covers the rows)."""
+    from pbx_recorder.chain_head import checkpoint_if_possible
+
+    if ctx.config is not None:
+        checkpoint_if_possible(ctx.config, ctx.catalog.connection(), ctx.clock())
+
+
 def with_body(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint taking a JSON object body, run in a worker thread that gives its catalog
     connection back at the end; the session and the CSRF token are checked first."""

@@ -30,7 +30,7 @@ from pbx_recorder.errors import PolicyRefusal
 from pbx_recorder.lifecycle import number_lookup, policy
 from pbx_recorder.lifecycle.runtime import Runtime
 from pbx_recorder.retention import DAY
-from pbx_recorder.service.api_disposal_support import runtime_of, text, with_body
+from pbx_recorder.service.api_disposal_support import checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 
 MAX_PREVIEW_CALLS = 500
@@ -155,6 +155,7 @@ def _execute(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
     audit(ctx, actor.user.name, actor.user.role, "erase", receipt["request_id"],
           {"client": actor.client, "subject": receipt["subject"], "status": receipt["status"],
            "recordings_erased": receipt["recordings_erased"], "withheld": len(receipt["withheld"])})
+    checkpoint(ctx)
     return JSONResponse(receipt)
 
 

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from pbx_recorder.errors import NotFound, PolicyRefusal
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.masking import mask_field, mask_number
-from pbx_recorder.service.api_disposal_support import call_in_scope, runtime_of, text, with_body
+from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 
@@ -116,6 +116,7 @@ def _add(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
           {"client": actor.client, "scope": scope, "value": shown_value if scope != "query" else
            shown({"scope": "query", "value": hold["value"]})["value"], "reason": reason[:200],
            "recordings": len(hold["recordings"])})
+    checkpoint(ctx)
     return JSONResponse({"hold_id": hold["hold_id"], "scope": scope, "recordings": hold["recordings"]},
                         status_code=201)
 
@@ -134,6 +135,7 @@ def _release(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
         raise ApiError(409, str(exc)) from exc
     audit(ctx, actor.user.name, actor.user.role, "hold.remove", hold_id,
           {"client": actor.client, "reason": reason[:200], "released": len(out["released"])})
+    checkpoint(ctx)
     return JSONResponse({"hold_id": hold_id, "released": out["released"], "reason": reason})
 
 

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pbx_recorder.lifecycle.job_lease import exclusive_job
-from pbx_recorder.service.api_disposal_support import runtime_of, with_body
+from pbx_recorder.service.api_disposal_support import checkpoint, runtime_of, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 
 MAX_LIMIT = 200
@@ -74,6 +74,7 @@ def _apply(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
     audit(ctx, actor.user.name, actor.user.role, "retention.apply", res.run_id,
           {"client": actor.client, "disposed": len(res.disposed), "refused": len(res.refused),
            "failed": len(res.failed)})
+    checkpoint(ctx)
     return JSONResponse({"run_id": res.run_id, "disposed": res.disposed, "failed": res.failed,
                          "refused": [asdict(d) for d in res.refused[:SHOWN_REFUSED]],
                          "refused_total": len(res.refused)})
