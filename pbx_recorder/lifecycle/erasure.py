@@ -35,7 +35,7 @@ from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import number_lookup, policy, shared_tombstones, spool_erasure
+from pbx_recorder.lifecycle import destruction, number_lookup, policy, shared_tombstones, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.late_copies import LateCopyGuard
@@ -241,6 +241,9 @@ class Eraser:
                 " VALUES (?,?,?,?,?,?,?)",
                 (now, rec["recording_id"], rec["call_id"], rec["sha256"], "erasure", request_id, actor),
             )
+            destruction.record(self.conn, kind="erasure", request_id=request_id, requested_by=actor,
+                               approved_by="", recording_id=rec["recording_id"], call_id=rec["call_id"],
+                               sha256=rec["sha256"], now=now)
             self.ledger(
                 self.conn,
                 "erased",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 from pbx_recorder import retention, scan
 from pbx_recorder.catalog.marks import forget_recording
 from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
-from pbx_recorder.lifecycle import policy
+from pbx_recorder.lifecycle import destruction, policy
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
 from pbx_recorder.progress import Progress
@@ -37,6 +38,7 @@ class ApplyResult:
     disposed: list[str] = field(default_factory=list)
     refused: list[policy.Disposal] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    run_id: str = ""  # the destruction records' request id of this run
 
 
 class RetentionJob:
@@ -53,6 +55,7 @@ class RetentionJob:
         self.classes = classes
         self.holds = holds
         self.ledger = ledger or default_ledger()
+        self._run_id = ""  # set by apply: the destruction records' request id
 
     def report(self, now: float) -> list[policy.Disposal]:
         """Every recording past its retention, with the decision: dispose or refuse (and why)."""
@@ -90,7 +93,8 @@ class RetentionJob:
               progress: Progress | None = None) -> ApplyResult:
         """Dispose of what :meth:`iter_report` finds, as it finds it (a batch is read before any
         of it is deleted; a crash leaves the rest for the next run)."""
-        result = ApplyResult()
+        result = ApplyResult(run_id="RT-" + secrets.token_hex(6))
+        self._run_id = result.run_id
         for d in self.iter_report(now, batch=batch, progress=progress):
             found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (d.recording_id,))
             if not found:
@@ -142,6 +146,9 @@ class RetentionJob:
                     actor,
                 ),
             )
+            destruction.record(self.conn, kind="retention", request_id=self._run_id or "RT",
+                               requested_by=actor, approved_by="", recording_id=d.recording_id,
+                               call_id=d.call_id, sha256=rec["sha256"], now=now)
             self.ledger(
                 self.conn,
                 "deleted",

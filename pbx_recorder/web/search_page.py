@@ -20,7 +20,7 @@ from pbx_recorder.service.api_calls import LIST_FIELDS, scoped_search, shown
 from pbx_recorder.service.auth import actor_of, ctx_of
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
-from pbx_recorder.web import saved_searches
+from pbx_recorder.web import disposal_pages, saved_searches
 from pbx_recorder.web.render import page
 
 CONSENT_STATES = ("granted", "refused", "timeout", "invalid", "hangup", "notified")
@@ -51,10 +51,12 @@ def search(request: Request) -> Response:
     result, unmask = scoped_search(request, ctx, actor, "/calls")
     rows: list[dict[str, Any]] = [shown(r, unmask, LIST_FIELDS) for r in result.rows]
     plays = playable(ctx, [str(r["call_id"]) for r in rows]) if may(actor.user.role, "calls.play") else {}
+    held = disposal_pages.held_calls(ctx.catalog.connection(), [str(r["call_id"]) for r in rows])
     values = form_values(request)
     kept = [(k, v) for k, v in values.items() if v]
     next_url = f"/calls?{urlencode([*kept, ('after', result.next_cursor)])}" if result.next_cursor else ""
-    return page(request, "search.html", actor, rows=rows, plays=plays, form=values, count=result.count,
+    return page(request, "search.html", actor, rows=rows, plays=plays, held=held, form=values,
+                count=result.count,
                 next_url=next_url, first_url=f"/calls?{urlencode(kept)}",
                 paged=bool(request.query_params.get("after")),
                 presets=PRESETS, statuses=STATUSES, sorts=ORDERS, consents=CONSENT_STATES,

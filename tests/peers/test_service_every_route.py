@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.routing import Route
 
+from tests.peers.disposal_support import attach_config
 from tests.peers.service_support import USERS
 
 PUBLIC = {"/login", "/api/login", "/api/login/totp"}  # /api/login/totp needs the pending session
@@ -27,7 +28,8 @@ SAFE = {"GET", "HEAD"}
 VALUES = {"call_id": ("c-red-1", "c-blue-1", "no-such-call"),
           "recording_id": ("r-c-red-1", "r-c-blue-1", "nope"),
           "mark_id": ("1", "999"), "name": ("alice", "nobody"), "token_id": ("1", "999"),
-          "team": ("red",), "grant_id": ("1", "999")}
+          "team": ("red",), "grant_id": ("1", "999"),
+          "deletion_id": ("DR-none",), "hold_id": ("H-none",), "erasure_id": ("ER-none",)}
 ANSWERS = {200, 201, 204, 302, 303, 400, 401, 403, 404, 405, 409, 413, 415, 416, 422, 429}
 
 
@@ -64,7 +66,8 @@ def test_without_a_session_nothing_but_the_login_answers(seeded_service) -> None
 
 
 @pytest.mark.parametrize("user", sorted(USERS))
-def test_every_role_on_every_route_gets_a_clean_answer(seeded_service, user: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_role_on_every_route_gets_a_clean_answer(seeded_service, user: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    attach_config(seeded_service, tmp_path)  # the recorder's config: the disposal routes run the lifecycle
     client, csrf = seeded_service.login(user)
     for method, template in _routes(client.app):
         if template in ("/api/logout",) or template in PUBLIC:

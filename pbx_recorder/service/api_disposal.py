@@ -1,0 +1,143 @@
+"""Manual deletion requests over HTTP (:mod:`pbx_recorder.lifecycle.deletion_requests`):
+
+    POST /api/deletions                      {"reason", "call_ids": [...]}: ask (``calls.delete``;
+                                             every call in the requester's row scope, else 404)
+    GET  /api/deletions                      the requests, newest first (``calls.delete`` or
+                                             ``calls.delete_approve``)
+    GET  /api/deletions/{deletion_id}        one request with its destruction records
+    POST /api/deletions/{deletion_id}/approve   ``calls.delete_approve``, never the requester: approves,
+                                             then destroys every copy of the fixed recordings
+    POST /api/deletions/{deletion_id}/refuse    {"reason"?}: refuses
+    POST /api/deletions/{deletion_id}/execute   runs an approved request again (after a crash or a
+                                             failed tier): idempotent by recording
+
+The requester is compared by name, whatever verbs a role holds.  Every request, decision and
+denial is audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal
+from pbx_recorder.lifecycle import destruction
+from pbx_recorder.lifecycle.deletion_requests import MAX_CALLS, MAX_REASON, DeletionRequests
+from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
+from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.roles import may
+
+
+def store(ctx: ServiceContext, actor: Actor, *, acting: bool = False) -> DeletionRequests:
+    """The requests over the service's catalog; ``acting``: with the lifecycle's tiers and holds
+    (the ``Runtime`` the CLI builds) to ask for or execute one."""
+    if not acting:
+        return DeletionRequests(ctx.catalog.connection())
+    rt = runtime_of(ctx, actor)
+    return DeletionRequests(rt.conn, rt.tiers, rt.holds())
+
+
+def _ask(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
+    ctx = ctx_of(request)
+    require(ctx, actor, "calls.delete", "", {"what": "deletion.request"})
+    reason = text(data, "reason", MAX_REASON)
+    ids = data.get("call_ids")
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_CALLS \
+            or not all(isinstance(i, str) and 0 < len(i) <= 128 for i in ids):
+        raise ApiError(400, f'takes {{"reason", "call_ids": [1-{MAX_CALLS} call ids]}}')
+    for call_id in ids:
+        call_in_scope(ctx, actor, call_id, "deletion.request")
+    try:
+        req = store(ctx, actor, acting=True).ask(requester=actor.user.name, reason=reason, call_ids=ids,
+                                                 now=ctx.clock())
+    except PolicyRefusal as exc:
+        raise ApiError(409, str(exc)) from exc
+    audit(ctx, actor.user.name, actor.user.role, "deletion.request", req["id"],
+          {"client": actor.client, "calls": req["scope"]["call_ids"][:50],
+           "recordings": len(req["recordings"]), "reason": reason[:200]})
+    return JSONResponse(req, status_code=201)
+
+
+def _may_see(ctx: ServiceContext, actor: Actor, target: str) -> None:
+    if may(actor.user.role, "calls.delete_approve"):
+        return
+    require(ctx, actor, "calls.delete", target, {"what": "deletion.read"})
+
+
+def listing(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    _may_see(ctx, actor, "")
+    state = request.query_params.get("state") or None
+    if state not in (None, "requested", "refused", "executed", "failed"):
+        raise ApiError(400, "state: requested, refused, executed or failed")
+    return JSONResponse({"requests": store(ctx, actor).listing(state=state)})
+
+
+def _found(ctx: ServiceContext, actor: Actor, raw: str) -> tuple[DeletionRequests, dict[str, Any]]:
+    requests = store(ctx, actor)
+    try:
+        return requests, requests.get(raw[:64])
+    except NotFound as exc:
+        raise ApiError(404, "no such deletion request") from exc
+
+
+def show(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    raw = request.path_params["deletion_id"]
+    _may_see(ctx, actor, raw[:64])
+    _, req = _found(ctx, actor, raw)
+    req["destroyed"] = destruction.of_request(ctx.catalog.connection(), req["id"])
+    return JSONResponse(req)
+
+
+def _decision(action: str) -> Any:
+    def handler(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
+        ctx = ctx_of(request)
+        raw = request.path_params["deletion_id"]
+        require(ctx, actor, "calls.delete_approve", raw[:64], {"what": f"deletion.{action}"})
+        _, req = _found(ctx, actor, raw)
+        if req["requested_by"] == actor.user.name:  # by name: whatever verbs the role holds
+            audit(ctx, actor.user.name, actor.user.role, f"denied:deletion.{action}", req["id"],
+                  {"client": actor.client, "reason": "own_request"})
+            raise ApiError(403, "a deletion request is decided by someone other than its requester")
+        note = text(data, "reason", MAX_REASON, required=False)
+        requests = store(ctx, actor, acting=action != "refuse")
+        try:
+            if action == "execute":
+                if not req["pending_execution"]:
+                    raise PolicyRefusal(f"deletion request {req['id']} is not approved and pending")
+            else:
+                req = requests.decide(req["id"], approver=actor.user.name, approve=action == "approve",
+                                      now=ctx.clock(), note=note)
+                audit(ctx, actor.user.name, actor.user.role, f"deletion.{action}", req["id"],
+                      {"client": actor.client, "requester": req["requested_by"], "reason": note[:200]})
+            if action != "refuse":
+                req = requests.execute(req["id"], now=ctx.clock())
+                result = req["result"]
+                audit(ctx, actor.user.name, actor.user.role, "deletion.execute", req["id"],
+                      {"client": actor.client, "state": req["state"], "deleted": len(result["deleted"]),
+                       "withheld": [w["recording_id"] for w in result["withheld"]][:50],
+                       "failed": len(result["failed"])})
+                checkpoint(ctx)
+        except (AccessDenied, PolicyRefusal) as exc:
+            audit(ctx, actor.user.name, actor.user.role, f"denied:deletion.{action}", req["id"],
+                  {"client": actor.client, "reason": str(exc)[:200]})
+            raise ApiError(409, str(exc)) from exc
+        return JSONResponse(req)
+
+    handler.__name__ = f"deletion_{action}"
+    return with_body(handler)
+
+
+def routes(sync: Any) -> list[Route]:
+    return [Route("/api/deletions", with_body(_ask), methods=["POST"]),
+            Route("/api/deletions", sync(listing), methods=["GET"]),
+            Route("/api/deletions/{deletion_id}", sync(show), methods=["GET"]),
+            *[Route(f"/api/deletions/{{deletion_id}}/{a}", _decision(a), methods=["POST"])
+              for a in ("approve", "refuse", "execute")]]
