@@ -62,8 +62,14 @@ def _add_tag(request: Request, raw: bytes) -> Response:
         with Tx(conn):
             if not tag_store.add(conn, tag, str(kind), label_en, label_zh, actor.user.name, ctx.clock()):
                 raise ApiError(409, f"tag: {tag!r} exists already (a retired tag is not made again)")
-            audit(ctx, actor.user.name, actor.user.role, "tags.add", tag,
-                  {"client": actor.client, "kind": kind, "label_en": label_en, "label_zh": label_zh})
+            audit(
+                ctx,
+                actor.user.name,
+                actor.user.role,
+                "tags.add",
+                tag,
+                {"client": actor.client, "kind": kind, "label_en": label_en, "label_zh": label_zh},
+            )
     except TagRefused as exc:
         raise ApiError(400, str(exc)) from exc
     return JSONResponse(tag_store.get(conn, tag), status_code=201)
@@ -80,8 +86,14 @@ def retire_tag(request: Request) -> Response:
         raise ApiError(404, "no such tag")
     with Tx(conn):
         tag_store.retire(conn, tag)
-        audit(ctx, actor.user.name, actor.user.role, "tags.retire", tag,
-              {"client": actor.client, "was_retired": found["retired"]})
+        audit(
+            ctx,
+            actor.user.name,
+            actor.user.role,
+            "tags.retire",
+            tag,
+            {"client": actor.client, "was_retired": found["retired"]},
+        )
     return JSONResponse(tag_store.get(conn, tag))
 
 
@@ -96,8 +108,14 @@ def _tag_call(request: Request, raw: bytes) -> Response:
         adding, removing = tag_store.check_change(conn, data.get("add"), data.get("remove"))
         with Tx(conn):
             after = tag_store.apply(conn, call_id, adding, removing)
-            audit(ctx, actor.user.name, actor.user.role, "calls.tag", call_id,
-                  {"client": actor.client, "add": adding, "remove": removing})
+            audit(
+                ctx,
+                actor.user.name,
+                actor.user.role,
+                "calls.tag",
+                call_id,
+                {"client": actor.client, "add": adding, "remove": removing},
+            )
     except TagRefused as exc:
         raise ApiError(400, str(exc)) from exc
     return JSONResponse({"call_id": call_id, "tags": after})
@@ -119,19 +137,28 @@ def _bulk_targets(request: Request, data: dict[str, Any]) -> tuple[list[str], di
     actor = actor_of(request)
     selected = data.get("call_ids")
     if selected is not None:
-        if not isinstance(selected, list) or not selected or len(selected) > MAX_SELECTED \
-                or not all(isinstance(c, str) and c for c in selected):
+        if (
+            not isinstance(selected, list)
+            or not selected
+            or len(selected) > MAX_SELECTED
+            or not all(isinstance(c, str) and c for c in selected)
+        ):
             raise ApiError(400, f"call_ids: a list of 1..{MAX_SELECTED} call ids")
         ids = sorted(set(selected))
         for call_id in ids:  # every one in scope, or nothing changes (each refusal audited)
             scoped_call(ctx, actor, call_id, "calls.tag", "tags.bulk")
-        return ids, {"selected": len(ids)}
+        return ids, {"selected": len(ids), "call_ids": ids}
     require(ctx, actor, "calls.view", "/api/tags/bulk")
     f = filters_of(request, ctx)
     _number_search(ctx, actor, f, may(actor.user.role, "calls.unmask"))
     try:
-        page = ctx.catalog.search_page(replace(f, limit=MAX_BULK, after=None), tz=ctx.tz, scope=actor.scope,
-                                       count=True, count_cap=MAX_BULK + 1)
+        page = ctx.catalog.search_page(
+            replace(f, limit=MAX_BULK, after=None),
+            tz=ctx.tz,
+            scope=actor.scope,
+            count=True,
+            count_cap=MAX_BULK + 1,
+        )
     except CatalogError as exc:
         raise ApiError(400, str(exc)) from exc
     count = page.count.value if page.count else len(page.rows)
@@ -155,18 +182,30 @@ def _bulk(request: Request, raw: bytes) -> Response:
         raise ApiError(400, str(exc)) from exc
     ids, how = _bulk_targets(request, data)
     if not ids and "count" in how and "filter" not in how:
-        return JSONResponse({"error": "confirm the number of calls (send it as expect)",
-                             "count": how["count"]}, status_code=409)
+        return JSONResponse(
+            {"error": "confirm the number of calls (send it as expect)", "count": how["count"]},
+            status_code=409,
+        )
     changed = 0
     try:
         with Tx(conn):
             for call_id in ids:
                 before = conn.execute("SELECT tags FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-                after = tag_store.apply(conn, call_id, adding, removing)
-                changed += int(before is not None and after is not None
-                               and tag_store.tags_of(before[0]) != after)
-            audit(ctx, actor.user.name, actor.user.role, "tags.bulk", "/api/tags/bulk",
-                  {"client": actor.client, **how, "add": adding, "remove": removing, "changed": changed})
+                try:
+                    after = tag_store.apply(conn, call_id, adding, removing)
+                except TagRefused as exc:
+                    raise TagRefused(f"{exc} (call {call_id}; nothing was changed)") from exc
+                changed += int(
+                    before is not None and after is not None and tag_store.tags_of(before[0]) != after
+                )
+            audit(
+                ctx,
+                actor.user.name,
+                actor.user.role,
+                "tags.bulk",
+                "/api/tags/bulk",
+                {"client": actor.client, **how, "add": adding, "remove": removing, "changed": changed},
+            )
     except TagRefused as exc:
         raise ApiError(400, str(exc)) from exc
     return JSONResponse({"count": len(ids), "changed": changed, "add": adding, "remove": removing})

@@ -130,6 +130,11 @@ def test_only_live_vocabulary_tags_are_set_and_twenty_at_most(seeded_service) ->
     assert many.status_code == 200 and len(many.json()["tags"]) == 20  # vip, old and 18 more
     over = send(admin, csrf, "POST", "/api/calls/c-red-1/tags", {"add": ["t20"]})
     assert over.status_code == 400 and "20" in over.json()["error"]
+    whole = send(admin, csrf, "POST", "/api/tags/bulk", {"add": ["t20"], "call_ids": ["c-red-1", "c-blue-1"]})
+    assert whole.status_code == 400 and "call c-red-1; nothing was changed" in whole.json()["error"]
+    assert _tags(seeded_service, "c-blue-1") == [
+        "vip"
+    ]  # c-blue-1 (done first) rolled back: the bulk change is all or nothing
     assert send(admin, csrf, "POST", "/api/calls/c-red-1/tags", {"remove": ["old"]}).status_code == 200
 
 
@@ -170,6 +175,8 @@ def test_bulk_of_selected_rows_by_role(seeded_service) -> None:  # type: ignore[
         answer = send(client, csrf, "POST", "/api/tags/bulk", {"add": ["pricing"], "call_ids": ["c-blue-1"]})
         assert answer.status_code == status, (user, answer.text)
     assert _tags(seeded_service, "c-blue-1") == ["vip", "pricing"]
+    detail = json.loads(audited(seeded_service, "qa1", "tags.bulk")[0]["detail"])
+    assert detail["call_ids"] == ["c-blue-1"] and detail["add"] == ["pricing"]
     assert audited(seeded_service, "lead-red", "denied:calls.tag", "c-blue-1")
     assert audited(seeded_service, "comp", "denied:calls.tag")
 
