@@ -42,8 +42,12 @@ from pbx_recorder.service import (
     api_health,
     api_holds,
     api_pause,
+    api_qa,
+    api_qa_reviews,
+    api_qa_scorecards,
     api_replay,
     api_retention,
+    api_tags,
     api_tokens,
     api_totp,
     api_users,
@@ -59,6 +63,7 @@ from pbx_recorder.web import (
     disposal_pages,
     pages_ops,
     player,
+    qa_pages,
     replay_page,
 )
 from pbx_recorder.web import errors as web_errors
@@ -159,6 +164,8 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_disposal.routes(sync) + api_erasure.routes(sync)
     routes += api_holds.routes(sync) + api_retention.routes(sync)
     routes += disposal_pages.routes(sync)
+    routes += api_qa.routes(sync) + api_qa_scorecards.routes(sync) + api_qa_reviews.routes(sync)
+    routes += api_tags.routes(sync) + qa_pages.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,

@@ -22,7 +22,7 @@ from pbx_recorder.service.api_calls import DETAIL_FIELDS, LIST_FIELDS, scoped_ca
 from pbx_recorder.service.auth import Actor, actor_of, ctx_of
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
-from pbx_recorder.web import call_details
+from pbx_recorder.web import call_details, qa_pages
 from pbx_recorder.web.render import page
 
 OTHER_CALLS = 20
@@ -58,4 +58,5 @@ def call(request: Request) -> Response:
                 access=(call_details.access_of(ctx, call_id, ids) if may(actor.user.role, "audit.read")
                         else None),
                 may_play=may(actor.user.role, "calls.play"), may_unmask=may(actor.user.role, "calls.unmask"),
-                unmasked=unmask, legs=[str(u) for u in (row.get("uniqueids") or [])])
+                unmasked=unmask, legs=[str(u) for u in (row.get("uniqueids") or [])],
+                qa=qa_pages.call_block(ctx, actor, data))

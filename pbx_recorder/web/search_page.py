@@ -20,7 +20,7 @@ from pbx_recorder.service.api_calls import LIST_FIELDS, scoped_search, shown
 from pbx_recorder.service.auth import actor_of, ctx_of
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
-from pbx_recorder.web import disposal_pages, saved_searches
+from pbx_recorder.web import disposal_pages, qa_pages, saved_searches
 from pbx_recorder.web.render import page
 
 CONSENT_STATES = ("granted", "refused", "timeout", "invalid", "hangup", "notified")
@@ -61,4 +61,4 @@ def search(request: Request) -> Response:
                 paged=bool(request.query_params.get("after")),
                 presets=PRESETS, statuses=STATUSES, sorts=ORDERS, consents=CONSENT_STATES,
                 may_unmask=may(actor.user.role, "calls.unmask"), unmasked=unmask,
-                saved=saved_searches.listed(ctx, actor.user.name))
+                saved=saved_searches.listed(ctx, actor.user.name), qa=qa_pages.search_block(ctx, actor))

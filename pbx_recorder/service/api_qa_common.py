@@ -1,0 +1,61 @@
+"""Pieces shared by the QA review and tag endpoints (``api_qa*.py``, ``api_tags.py``): a call read
+through the actor's row scope (404 like an absent call, the refusal audited), and write endpoints
+that take a JSON body (read in the event loop, handled in a worker thread that gives its catalog
+connection back)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pbx_recorder.service.auth import Actor, ApiError, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.json_body import parse_object
+
+MAX_ID = 200
+
+
+def scoped_call(ctx: ServiceContext, actor: Actor, call_id: str, verb: str, what: str) -> dict[str, Any]:
+    """The call when ``actor`` holds ``verb`` and the call lies in their row scope; else 403 (no
+    verb) or 404 (absent or out of scope: the same answer), each audited."""
+    detail = {"client": actor.client, "what": what}
+    require(ctx, actor, verb, call_id[:MAX_ID], detail)
+    call = ctx.catalog.get_call(call_id, scope=actor.scope) if len(call_id) <= MAX_ID else None
+    if call is None:
+        absent = len(call_id) > MAX_ID or ctx.catalog.get_call(call_id) is None
+        audit(ctx, actor.user.name, actor.user.role, f"{verb}.absent" if absent else f"denied:{verb}",
+              call_id[:MAX_ID], {**detail, "reason": "absent" if absent else "out_of_scope"})
+        raise ApiError(404, "no such call")
+    return call
+
+
+def body_of(request: Request, raw: bytes, limit: int) -> dict[str, Any]:
+    return parse_object(request.headers.get("content-type", ""), raw, limit)
+
+
+def int_param(request: Request, name: str) -> int | None:
+    raw = request.path_params.get(name, "")
+    return int(raw) if raw.isdigit() and len(raw) < 18 else None
+
+
+def with_body(handler: Callable[[Request, bytes], Response]) -> Callable[[Request], Awaitable[Response]]:
+    """An async endpoint reading the body, then running ``handler(request, body)`` in a worker
+    thread that releases its catalog connection."""
+
+    async def endpoint(request: Request) -> Response:
+        raw = await request.body()
+
+        def run() -> Response:
+            try:
+                return handler(request, raw)
+            finally:
+                ctx_of(request).release()
+
+        return await run_in_threadpool(run)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint

@@ -1,0 +1,85 @@
+"""QA scorecards (admin: ``qa.scorecards``).
+
+    GET  /api/qa/scorecards                       qa.read; every scorecard (retired ones flagged)
+    POST /api/qa/scorecards                       qa.scorecards; JSON {name, criteria: [{key, label,
+                                                  kind yesno|scale, max, weight}]}
+    POST /api/qa/scorecards/{scorecard_id}/retire qa.scorecards
+
+A scorecard is never deleted nor changed once made (reviews refer to it and to its criteria):
+retired, it is offered for no new review.  The criteria are checked strictly
+(:mod:`pbx_recorder.service.qa_scoring`); a refusal names the field.  Audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import qa_scoring, qa_store
+from pbx_recorder.service.api_qa_common import body_of, int_param, with_body
+from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
+
+MAX_BODY = 32 * 1024
+MAX_CARDS = 500
+
+
+def list_cards(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    require(ctx, actor, "qa.read", "/api/qa/scorecards", {"client": actor.client})
+    return JSONResponse({"scorecards": qa_store.scorecards(ctx.catalog.connection())})
+
+
+def _create(request: Request, raw: bytes) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    require(ctx, actor, "qa.scorecards", "/api/qa/scorecards", {"client": actor.client})
+    data = body_of(request, raw, MAX_BODY)
+    unknown = sorted(set(data) - {"name", "criteria"})
+    try:
+        if unknown:
+            raise qa_scoring.ScorecardRefused(f"{unknown[0][:40]}: unknown field")
+        name = qa_scoring.check_name(data.get("name"))
+        criteria = [c.as_json() for c in qa_scoring.check_criteria(data.get("criteria"))]
+    except qa_scoring.ScorecardRefused as exc:
+        raise ApiError(400, str(exc)) from exc
+    conn = ctx.catalog.connection()
+    with Tx(conn):
+        if qa_store.name_taken(conn, name):
+            raise ApiError(409, f"name: a scorecard {name!r} exists (retired ones keep their name)")
+        if len(qa_store.scorecards(conn)) >= MAX_CARDS:
+            raise ApiError(409, f"name: at most {MAX_CARDS} scorecards")
+        card_id = qa_store.add_scorecard(conn, name, criteria, actor.user.name, ctx.clock())
+        audit(ctx, actor.user.name, actor.user.role, "qa.scorecards.add", f"scorecard:{card_id}",
+              {"client": actor.client, "name": name, "criteria": criteria})
+    return JSONResponse(qa_store.scorecard(conn, card_id), status_code=201)
+
+
+def retire(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    card_id = int_param(request, "scorecard_id")
+    target = f"scorecard:{request.path_params['scorecard_id'][:20]}"
+    require(ctx, actor, "qa.scorecards", target, {"client": actor.client})
+    conn = ctx.catalog.connection()
+    card = qa_store.scorecard(conn, card_id) if card_id is not None else None
+    if card is None:
+        raise ApiError(404, "no such scorecard")
+    with Tx(conn):
+        qa_store.retire_scorecard(conn, int(card["id"]))
+        audit(ctx, actor.user.name, actor.user.role, "qa.scorecards.retire", target,
+              {"client": actor.client, "name": card["name"], "was_retired": card["retired"]})
+    return JSONResponse(qa_store.scorecard(conn, int(card["id"])))
+
+
+def routes(sync: Any) -> list[BaseRoute]:
+    """``sync``: app._releasing (gives the worker thread's catalog connection back)."""
+    return [
+        Route("/api/qa/scorecards", sync(list_cards), methods=["GET"]),
+        Route("/api/qa/scorecards", with_body(_create), methods=["POST"]),
+        Route("/api/qa/scorecards/{scorecard_id}/retire", sync(retire), methods=["POST"]),
+    ]
