@@ -40,6 +40,7 @@ from pbx_recorder.service import (
     api_health,
     api_pause,
     api_replay,
+    api_reports,
     api_tokens,
     api_totp,
     api_users,
@@ -48,7 +49,16 @@ from pbx_recorder.service import (
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.credential_gate import CredentialGate
-from pbx_recorder.web import account_page, admin_users_page, console, pages_ops, player, replay_page
+from pbx_recorder.web import (
+    account_page,
+    admin_users_page,
+    console,
+    pages_ops,
+    player,
+    replay_page,
+    reports_page,
+    storage_page,
+)
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
@@ -144,6 +154,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += pages_ops.routes(sync)
     routes += replay_page.routes(sync)
     routes += account_page.routes(sync)
+    routes += api_reports.routes(sync) + reports_page.routes(sync) + storage_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
