@@ -44,10 +44,10 @@ def figures(ctx: ServiceContext) -> dict[str, Any]:
     rows = queries.stored_by_month(conn, [(m.key, m.start, m.end) for m in months])
     before = queries.storage_before(conn, months[0].start)
     tiers, stock = storage_view.months([m.key for m in months], rows, before)
-    per_day, minutes, fmt = queries.recent_rate(conn, now - RATE_DAYS * 86400, now)
+    per_day, minutes, fmt = queries.recent_rate(conn, now - RATE_DAYS * 86400, now + 1)
     classes, default = _classes(ctx)
     inputs = storage_view.ForecastInputs(per_day, minutes, fmt, storage_view.shares(
-        queries.class_counts(conn, now - RATE_DAYS * 86400, now), classes, default))
+        queries.class_counts(conn, now - RATE_DAYS * 86400, now + 1), classes, default))
     return {"tiers": tiers, "stock": stock, "inputs": inputs,
             "forecast": storage_view.forecast(inputs, MONTHS_AHEAD)}
 
