@@ -1,12 +1,13 @@
 """The reports page (``reports.read``): pick a period and a team, read the figures as SVG charts
 drawn server-side (:mod:`pbx_recorder.reports.charts`) and tables, download them as XLSX with a
-native chart; save a schedule (``reports.schedule``, through ``static/reports.js``); list the
-produced reports of one's schedules (admin: everyone's).
+native chart or as PDF (:mod:`pbx_recorder.reports.pdf`, when the CJK font is installed); save a
+schedule (``reports.schedule``, through ``static/reports.js``); list the produced reports of one's
+schedules (admin: everyone's).
 
     GET /reports                                   ?period=2026-W48|2026-11&team=red
-    GET /reports/download.xlsx                     the same query
+    GET /reports/download.xlsx, /reports/download.pdf   the same query
     GET /reports/produced/{report_id}              a produced report (its owner, or admin)
-    GET /reports/produced/{report_id}/download.xlsx
+    GET /reports/produced/{report_id}/download.xlsx, .../download.pdf
 
 Every view and download is audited (``reports.view`` / ``reports.download``), every refusal too.
 """
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder.reports import access, charts, figures, periods, queries, store, xlsx
+from pbx_recorder.reports import access, charts, figures, pdf, periods, queries, store, xlsx
 from pbx_recorder.service import api_reports
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
@@ -27,6 +28,7 @@ from pbx_recorder.service.roles import may
 from pbx_recorder.web import i18n, preferences, render
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PDF = "application/pdf"
 PICKER_PERIODS = 12
 
 
@@ -42,7 +44,8 @@ def _lists(ctx: ServiceContext, actor: Actor) -> dict[str, Any]:
             "schedules": store.schedules(conn, owner) if may(actor.user.role, "reports.schedule") else [],
             "weeks": [p.key for p in periods.recent("week", now, tz, PICKER_PERIODS)],
             "months": [p.key for p in periods.recent("month", now, tz, PICKER_PERIODS)],
-            "teams": access.readable_teams(actor.user.role, actor.user.teams, queries.teams(conn))}
+            "teams": access.readable_teams(actor.user.role, actor.user.teams, queries.teams(conn)),
+            "pdf": pdf.available()}
 
 
 def page(request: Request) -> Response:
@@ -57,9 +60,22 @@ def _xlsx_response(fig: figures.Figures, t: Any) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+def _pdf_response(fig: figures.Figures, t: Any) -> Response:
+    if not pdf.available():
+        raise ApiError(404, "PDF reports need the font of Debian's fonts-noto-cjk; the XLSX is there")
+    name = f"report-{fig.period}-{fig.team or 'overall'}.pdf"
+    return Response(pdf.document(fig, t), media_type=PDF,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 def download(request: Request) -> Response:
     ctx, actor, fig = api_reports.figures_for(request, "/reports/download.xlsx", "reports.download")
     return _xlsx_response(fig, _t(ctx, actor))
+
+
+def download_pdf(request: Request) -> Response:
+    ctx, actor, fig = api_reports.figures_for(request, "/reports/download.pdf", "reports.download")
+    return _pdf_response(fig, _t(ctx, actor))
 
 
 def _produced(request: Request, action: str) -> tuple[ServiceContext, Actor, store.Produced, figures.Figures]:
@@ -90,8 +106,15 @@ def produced_download(request: Request) -> Response:
     return _xlsx_response(fig, _t(ctx, actor))
 
 
+def produced_pdf(request: Request) -> Response:
+    ctx, actor, _, fig = _produced(request, "reports.download")
+    return _pdf_response(fig, _t(ctx, actor))
+
+
 def routes(sync: Any) -> list[BaseRoute]:
     return [Route("/reports", sync(page), methods=["GET"]),
             Route("/reports/download.xlsx", sync(download), methods=["GET"]),
             Route("/reports/produced/{report_id}", sync(produced_page), methods=["GET"]),
-            Route("/reports/produced/{report_id}/download.xlsx", sync(produced_download), methods=["GET"])]
+            Route("/reports/download.pdf", sync(download_pdf), methods=["GET"]),
+            Route("/reports/produced/{report_id}/download.xlsx", sync(produced_download), methods=["GET"]),
+            Route("/reports/produced/{report_id}/download.pdf", sync(produced_pdf), methods=["GET"])]

@@ -53,6 +53,8 @@ def test_overall_week_charts_and_xlsx(reports_console, browser, tmp_path: Path) 
     assert HOSTILE_TAG in tags.text and not tags.find_elements(By.TAG_NAME, "b")  # drawn as text
     qa = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#report-qa tbody tr")]
     assert qa[0].startswith("1 alice 92.5")
+    pdf_link = browser.find_element(By.ID, "report-pdf").get_attribute("href")
+    assert pdf_link.endswith(f"/reports/download.pdf?period={WEEK}&team=")
     screenshot(browser, "reports-week", full=True)
 
     path = _download(browser, tmp_path)

@@ -166,3 +166,18 @@ def test_produced_reports_are_seen_by_their_owner_and_admin(seeded_service) -> N
             assert f'href="/reports/produced/{report_id}"' in listing
         if expected == 404:
             assert "denied:reports.view" in [r["action"] for r in seeded_service.audit_rows(user)]
+
+
+def test_pdf_download_follows_the_same_rules(seeded_service) -> None:  # type: ignore[no-untyped-def]
+    from pypdf import PdfReader
+
+    admin, _ = seeded_service.login("root-admin")
+    answer = admin.get(f"/reports/download.pdf?period={WEEK}&team=red")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/pdf"
+    text = "".join(PdfReader(io.BytesIO(answer.content)).pages[0].extract_text().replace("\x00", "").split())
+    assert f"Reports:{WEEK}·red" in text and "Calls2" in text and "+86" not in text
+    assert "reports.download" in [r["action"] for r in seeded_service.audit_rows("root-admin")]
+    for user, team in (("lead-red", "blue"), ("lead-red", ""), ("alice", "red")):
+        client, _ = seeded_service.login(user)
+        assert client.get(f"/reports/download.pdf?period={WEEK}&team={team}").status_code == 403, user
+    assert "denied:reports.read" in [r["action"] for r in seeded_service.audit_rows("alice")]
