@@ -91,6 +91,13 @@ class Figures:
         return sum(t.bytes for t in self.tiers)
 
 
+def file_name(fig: Figures, ext: str) -> str:
+    """``report-<period>-<team or overall>.<ext>``, the team reduced to safe characters (it comes
+    from the request: never a quote or a line break in a header or an attachment name)."""
+    team = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in fig.team) or "overall"
+    return f"report-{fig.period}-{team[:64]}.{ext}"
+
+
 def ratio(part: float, whole: float) -> float | None:
     """part / whole, or None when there is nothing to divide (never a misleading 0 %)."""
     return part / whole if whole else None

@@ -13,7 +13,7 @@ from pbx_recorder.config_reports import SmtpConfig
 from pbx_recorder.errors import ReportMailError
 from pbx_recorder.planner import human
 from pbx_recorder.reports.charts import CONSENT_KEYS
-from pbx_recorder.reports.figures import Figures
+from pbx_recorder.reports.figures import Figures, file_name
 
 TIMEOUT_S = 30.0
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -44,10 +44,11 @@ def message(smtp: SmtpConfig, to: str, fig: Figures, name: str, xlsx: bytes,
     msg = EmailMessage()
     msg["From"] = smtp.sender
     msg["To"] = to
-    msg["Subject"] = f"{t('reports.mail.subject')}: {name} {fig.period}"
+    subject_name = "".join(c if c.isprintable() else " " for c in name)  # never a header break
+    msg["Subject"] = f"{t('reports.mail.subject')}: {subject_name} {fig.period}"
     msg.set_content(body(fig, name, t))
     msg.add_attachment(xlsx, maintype=XLSX_TYPE[0], subtype=XLSX_TYPE[1],
-                       filename=f"report-{fig.period}-{fig.team or 'overall'}.xlsx")
+                       filename=file_name(fig, "xlsx"))
     return msg
 
 

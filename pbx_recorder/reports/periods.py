@@ -15,6 +15,7 @@ KINDS = ("week", "month")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 MAX_DUE = 60  #: periods one run produces for one schedule at most (a schedule idle for years)
+YEARS = range(1970, 9000)  #: years a period may fall in (no date arithmetic overflows near 9999)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,9 @@ def _midnight(day: date, tz: tzinfo) -> float:
 
 
 def _first_day(kind: str, key: str) -> date:
+    m = _WEEK.match(key) or _MONTH.match(key)
+    if m and int(m[1]) not in YEARS:
+        raise ValueError(f"period {key!r}: the year must be {YEARS.start}-{YEARS.stop - 1}")
     if kind == "week":
         m = _WEEK.match(key)
         if not m:
@@ -40,7 +44,7 @@ def _first_day(kind: str, key: str) -> date:
             raise ValueError(f"week {key!r}: no such ISO week") from exc
     if kind == "month":
         m = _MONTH.match(key)
-        if not m or not 1 <= int(m[2]) <= 12 or int(m[1]) < 1:
+        if not m or not 1 <= int(m[2]) <= 12:
             raise ValueError(f"month {key!r}: use YYYY-MM (e.g. 2026-11)")
         return date(int(m[1]), int(m[2]), 1)
     raise ValueError(f"period {kind!r}: use one of {', '.join(KINDS)}")

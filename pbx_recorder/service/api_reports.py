@@ -129,8 +129,8 @@ def _add(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
     if not all(isinstance(v, str) for v in (name, kind, team, mail_to)):
         raise ApiError(400, 'takes {"name", "period": "week"|"month", "team", "mail_to"} (strings)')
     name, team, mail_to = name.strip(), team.strip(), mail_to.strip()
-    if not name or len(name) > store.MAX_NAME:
-        raise ApiError(400, f"name: 1-{store.MAX_NAME} characters")
+    if not name or len(name) > store.MAX_NAME or not name.isprintable():
+        raise ApiError(400, f"name: 1-{store.MAX_NAME} printable characters")
     if kind not in periods.KINDS:
         raise ApiError(400, "period: week or month")
     if mail_to and not is_address(mail_to):

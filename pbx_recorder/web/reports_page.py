@@ -55,7 +55,7 @@ def page(request: Request) -> Response:
 
 
 def _xlsx_response(fig: figures.Figures, t: Any) -> Response:
-    name = f"report-{fig.period}-{fig.team or 'overall'}.xlsx"
+    name = figures.file_name(fig, "xlsx")
     return Response(xlsx.workbook(fig, t), media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -63,7 +63,7 @@ def _xlsx_response(fig: figures.Figures, t: Any) -> Response:
 def _pdf_response(fig: figures.Figures, t: Any) -> Response:
     if not pdf.available():
         raise ApiError(404, "PDF reports need the font of Debian's fonts-noto-cjk; the XLSX is there")
-    name = f"report-{fig.period}-{fig.team or 'overall'}.pdf"
+    name = figures.file_name(fig, "pdf")
     return Response(pdf.document(fig, t), media_type=PDF,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -84,8 +84,10 @@ def _produced(request: Request, action: str) -> tuple[ServiceContext, Actor, sto
     raw = request.path_params["report_id"][:24]
     require(ctx, actor, "reports.read", raw)
     found = store.produced_one(ctx.catalog.connection(), int(raw)) if raw.isdigit() else None
-    mine = found is not None and (found[0].owner == actor.user.name
-                                  or access.sees_every_produced(actor.user.role))
+    # its owner (while they may still read that team: a lead moved off it may not), or admin
+    role, teams = actor.user.role, actor.user.teams
+    mine = found is not None and (access.sees_every_produced(role) or (
+        found[0].owner == actor.user.name and access.may_read(role, teams, found[0].team)))
     if found is None or not mine:
         audit(ctx, actor.user.name, actor.user.role, f"denied:{action}", raw,
               {"client": actor.client, "reason": "not_own_or_absent"})

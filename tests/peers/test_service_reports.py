@@ -181,3 +181,36 @@ def test_pdf_download_follows_the_same_rules(seeded_service) -> None:  # type: i
         client, _ = seeded_service.login(user)
         assert client.get(f"/reports/download.pdf?period={WEEK}&team={team}").status_code == 403, user
     assert "denied:reports.read" in [r["action"] for r in seeded_service.audit_rows("alice")]
+
+
+def test_hostile_team_and_name_never_reach_a_header(seeded_service) -> None:  # type: ignore[no-untyped-def]
+    admin, csrf = seeded_service.login("root-admin")
+    answer = admin.get(f"/reports/download.xlsx?period={WEEK}&team=" + '%22%3B%20x%3D1%0D%0AX-Evil%3A%201')
+    assert answer.status_code == 200 and "x-evil" not in answer.headers
+    name = f"report-{WEEK}-___x_1__X-Evil__1.xlsx"
+    assert answer.headers["content-disposition"] == f'attachment; filename="{name}"'
+    assert admin.get("/api/reports/figures?period=9999-W52").status_code == 400  # no date overflow (500)
+    bad = admin.post("/api/report-schedules", headers={"X-CSRF-Token": csrf},
+                     json={"name": "a\r\nBcc: x@y.example", "period": "week", "team": ""})
+    assert bad.status_code == 400
+
+
+def test_a_lead_moved_off_a_team_no_longer_reads_its_produced_reports(seeded_service) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC
+
+    from pbx_recorder.lifecycle.journal import Tx, open_catalog
+    from pbx_recorder.reports import periods, queries, store
+
+    lead, csrf = seeded_service.login("lead-red")
+    _schedule(lead, csrf, "red")
+    conn = open_catalog(seeded_service.seeded.db)
+    try:
+        schedule = store.schedules(conn, "lead-red")[0]
+        fig = queries.figures(conn, periods.parse("week", WEEK, UTC), "red", 1_800_000_000.0)
+        report_id = store.produce(conn, schedule, "", fig, 1_800_000_000.0)
+        assert lead.get(f"/reports/produced/{report_id}").status_code == 200
+        with Tx(conn):
+            conn.execute("DELETE FROM user_teams WHERE user_name = 'lead-red'")
+    finally:
+        conn.close()
+    assert lead.get(f"/reports/produced/{report_id}").status_code == 404

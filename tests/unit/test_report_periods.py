@@ -54,3 +54,10 @@ def test_month_due_across_the_year_end() -> None:
 def test_a_week_spanning_the_year_end() -> None:
     week = periods.containing("week", ts(2027, 1, 1), UTC)
     assert week.key == "2026-W53" and periods.following(week, UTC).key == "2027-W01"
+
+
+@pytest.mark.parametrize("kind,key", [("week", "9999-W52"), ("month", "9999-12"), ("month", "0001-01"),
+                                      ("week", "1969-W01")])
+def test_years_out_of_range_are_refused_not_overflowing(kind: str, key: str) -> None:
+    with pytest.raises(ValueError, match="the year must be"):
+        periods.parse(kind, key, UTC)
