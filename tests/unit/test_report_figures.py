@@ -82,3 +82,27 @@ def test_top_tags_keeps_ten_most_frequent_ties_by_name() -> None:
     rows = [F.TagRow(f"t{i:02d}", 5) for i in range(12)] + [F.TagRow("zz", 9)]
     top = F.top_tags(rows)
     assert len(top) == 10 and top[0].tag == "zz" and top[-1].tag == "t08"
+
+
+class _Recorder:
+    """A connection that remembers every statement run through it."""
+
+    def __init__(self, conn) -> None:  # type: ignore[no-untyped-def]
+        self.conn, self.seen = conn, []
+
+    def execute(self, sql: str, args=()):  # type: ignore[no-untyped-def]
+        self.seen.append((sql, args))
+        return self.conn.execute(sql, args)
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("team", ["", "red"])
+def test_the_calls_are_read_through_a_time_index_never_scanned(conn, team: str) -> None:  # type: ignore[no-untyped-def]
+    recorder = _Recorder(conn)
+    queries.figures(recorder, periods.parse("week", WEEK, UTC), team, NOW)
+    for sql, args in recorder.seen:
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
+        if " calls c" in sql or "call_tags t" in sql:
+            assert not any(step.startswith(("SCAN c", "SCAN t")) for step in plan), (sql, plan)
+            steps = " ".join(plan)
+            assert any(index in steps for index in ("calls_time", "calls_agent_time", "call_tags_tag")), plan
