@@ -21,7 +21,7 @@ from pbx_recorder.reports import periods, scheduled, store
 from pbx_recorder.service.accounts import Accounts
 from pbx_recorder.web import i18n
 from tests.peers.service_support import CHEAP, PASSWORD
-from tests.peers.smtp_sink import SmtpSink
+from tests.peers.smtp_sink import SmtpSink, tls_pair
 from tests.unit.report_support import WEEK_START, seed_week
 
 SAVED = WEEK_START + 2 * 86400  # Wednesday of 2026-W48: W47 was the last complete week
@@ -88,6 +88,31 @@ def test_due_periods_produced_once_and_mailed(tmp_path: Path) -> None:
     assert [tuple(r) for r in rows] == [(1, "2026-W47", "red"), (1, "2026-W48", "red"), (3, "2026-10", ""),
                                         (3, "2026-11", "")]
     assert actions.count("reports.produce") == 4 and actions.count("reports.mail") == 2
+
+
+def test_credentials_go_only_over_starttls_with_a_checked_certificate(tmp_path: Path) -> None:
+    import functools
+
+    from pbx_recorder.config_secret import Secret
+    from pbx_recorder.reports import mail
+
+    db = _catalog(tmp_path)
+    server_tls, client_tls = tls_pair(tmp_path)
+    with SmtpSink(tls=server_tls) as sink:
+        smtp = SmtpConfig("127.0.0.1", "reports@example.com", sink.port, starttls=True, user="rep",
+                          password=Secret("pw"))
+        untrusted = _run(db, smtp)  # the default context does not trust the self-signed certificate
+        assert [o.note != "" and not o.mailed for o in untrusted if o.schedule_id == 1] == [True, True]
+        assert sink.logins == [] and sink.messages == []
+        db2 = _catalog(tmp_path / "again")
+        conn = open_catalog(db2)
+        try:
+            sent = scheduled.run(conn, UTC, NOW, smtp, T, actor="pbx-recorder", role="host-admin",
+                                 sender=functools.partial(mail.send, context=client_tls))
+        finally:
+            conn.close()
+        assert [o.mailed for o in sent if o.schedule_id == 1] == ["lead@example.com"] * 2
+        assert sink.logins == [("rep", "pw", True)] * 2 and len(sink.messages) == 2
 
 
 def test_a_period_claimed_by_another_run_is_not_produced_twice(tmp_path: Path) -> None:
