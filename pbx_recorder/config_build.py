@@ -33,6 +33,7 @@ from pbx_recorder.config_model import (
 )
 from pbx_recorder.config_qa import MIN_SEED_CHARS, build_qa_sampling
 from pbx_recorder.config_reader import Ctx, Node
+from pbx_recorder.config_reports import build_reports
 from pbx_recorder.config_rules import LANGUAGE_RE, build_rules, check_timezone
 from pbx_recorder.config_storage import build_retention, build_storage
 from pbx_recorder.service.roles import ROLES as SERVICE_ROLES
@@ -269,6 +270,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                     grant_minutes=f.get_int("grant_minutes", 60, lo=1, hi=7 * 1440))),
                 qa_sampling=build_qa_sampling(n),
                 qa_sampling_seed=n.get_secret("qa_sampling_seed"),
+                reports=build_reports(n),
             ),
         ),
         access=AccessConfig(users=MappingProxyType(users), download_dir=download_dir),

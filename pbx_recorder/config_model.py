@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pbx_recorder.config_reports import ReportsConfig
 from pbx_recorder.config_secret import REDACTED, Secret
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -353,6 +354,7 @@ class WebConfig:
     four_eyes: FourEyesConfig = field(default_factory=lambda: FourEyesConfig())
     qa_sampling: tuple[QaSamplingRule, ...] = ()  # pbx-recorder review sample
     qa_sampling_seed: Secret | None = None  # None: a secret the catalog keeps (made on first use)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)  # web.reports (config_reports.py)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ carries the exit code the CLI returns for it.
     │   └── LoginRefused                        wrong name or password, disabled or locked account
     ├── CryptoError                    exit 8   decryption / key problems
     ├── VerifyIncomplete               exit 9   verify found no mismatch but could not reach a tier
+    ├── ReportMailError                exit 1   a produced report could not be mailed (SMTP)
     └── ShutdownRequested              exit 0   cooperative stop (not an error for the CLI)
 """
 
@@ -154,3 +155,7 @@ class VerifyIncomplete(RecorderError):
 
 class ShutdownRequested(RecorderError):
     exit_code = 0
+
+
+class ReportMailError(RecorderError):
+    """A produced report could not be mailed (``web.reports.smtp``); the report itself is kept."""

@@ -74,6 +74,9 @@ COMMANDS: dict[str, LazyCommand] = {
         ("cmd_retention",),
         "Retention review and disposal (holds and protected classes always win).",
     ),
+    "reports": LazyCommand(
+        ("cmd_reports",), "Scheduled reports: produce the due weekly and monthly reports and mail them."
+    ),
     "review": LazyCommand(("cmd_review",), "QA review: sample each agent's calls for the reviewers."),
     "rules": LazyCommand(("cmd_rules",), "Inspect the recording rules."),
     "run": LazyCommand(

@@ -48,6 +48,7 @@ from pbx_recorder.service import (
     api_replay,
     api_retention,
     api_tags,
+    api_reports,
     api_tokens,
     api_totp,
     api_users,
@@ -65,6 +66,8 @@ from pbx_recorder.web import (
     player,
     qa_pages,
     replay_page,
+    reports_page,
+    storage_page,
 )
 from pbx_recorder.web import errors as web_errors
 
@@ -166,6 +169,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += disposal_pages.routes(sync)
     routes += api_qa.routes(sync) + api_qa_scorecards.routes(sync) + api_qa_reviews.routes(sync)
     routes += api_tags.routes(sync) + qa_pages.routes(sync)
+    routes += api_reports.routes(sync) + reports_page.routes(sync) + storage_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,

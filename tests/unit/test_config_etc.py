@@ -51,7 +51,7 @@ def test_timer_units_run_existing_commands():
     from pbx_recorder.cli import cli
 
     for unit in ("pbx-recorder-lifecycle.service", "pbx-recorder-retention.service",
-                 "pbx-recorder-qa-sample.service"):
+                 "pbx-recorder-qa-sample.service", "pbx-recorder-reports.service"):
         lines = (REPO / "etc" / unit).read_text(encoding="utf-8").splitlines()
         execs = [shlex.split(line.split("=", 1)[1]) for line in lines if line.startswith("ExecStart=")]
         assert execs, unit

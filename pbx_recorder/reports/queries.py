@@ -1,0 +1,137 @@
+"""The aggregate SQL behind a report and the storage page (SQLite and PostgreSQL alike).
+
+Every query is a GROUP BY / SUM over a time range on an indexed column (``calls_time``,
+``call_tags_tag`` ... the planner picks), so a month of millions of calls comes back as a handful
+of rows: no call row is ever loaded into Python.  A team's report narrows every query by
+``agent IN (SELECT agent FROM team_agents WHERE team = ?)``.  No query selects a number column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pbx_recorder.reports import figures as F
+from pbx_recorder.reports.periods import Period
+
+_TEAM = " AND c.agent IN (SELECT agent FROM team_agents WHERE team = ?)"
+ASKED = "c.consent_decision NOT IN ('', 'not_required')"
+
+
+def _where(period: Period, team: str) -> tuple[str, tuple[Any, ...]]:
+    sql = "c.started_at >= ? AND c.started_at < ?"
+    args: tuple[Any, ...] = (period.start, period.end)
+    return (sql + _TEAM, args + (team,)) if team else (sql, args)
+
+
+def call_totals(conn: Any, period: Period, team: str) -> F.CallTotals:
+    where, args = _where(period, team)
+    row = conn.execute(
+        "SELECT COUNT(*),"
+        " SUM(CASE WHEN c.status = 'answered' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN c.status = 'answered' THEN COALESCE(c.billsec, 0) ELSE 0 END),"
+        f" SUM(CASE WHEN {ASKED} THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN c.consent_decision = 'notified' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN c.consent_decision = 'granted' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN c.consent_decision = 'refused' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN c.consent_decision = 'timeout' THEN 1 ELSE 0 END),"
+        f" SUM(CASE WHEN {ASKED} AND c.record_decision = 'refused' THEN 1 ELSE 0 END)"
+        f" FROM calls c WHERE {where}", args).fetchone()
+    n = [0 if v is None else v for v in row]
+    return F.CallTotals(int(n[0]), int(n[1]), float(n[2]), int(n[3]), int(n[4]), int(n[5]), int(n[6]),
+                        int(n[7]), int(n[8]))
+
+
+def tiers(conn: Any, period: Period, team: str) -> list[F.TierRow]:
+    where, args = _where(period, team)
+    rows = conn.execute(
+        "SELECT r.tier, COUNT(*), SUM(COALESCE(r.size, 0)) FROM calls c"
+        " JOIN recordings r ON r.call_id = c.call_id"
+        f" WHERE {where} AND r.tier <> '' GROUP BY r.tier", args).fetchall()
+    return [F.TierRow(str(r[0]), int(r[1]), int(r[2] or 0)) for r in rows]
+
+
+def tags(conn: Any, period: Period, team: str) -> list[F.TagRow]:
+    sql = ("SELECT t.tag, COUNT(*) FROM call_tags t JOIN calls c ON c.call_id = t.call_id"
+           " WHERE t.started_at >= ? AND t.started_at < ?")
+    args: tuple[Any, ...] = (period.start, period.end)
+    if team:
+        sql, args = sql + _TEAM, args + (team,)
+    rows = conn.execute(sql + f" GROUP BY t.tag ORDER BY COUNT(*) DESC, t.tag LIMIT {F.TOP_TAGS}",
+                        args).fetchall()
+    return [F.TagRow(str(r[0]), int(r[1])) for r in rows]
+
+
+def qa(conn: Any, period: Period, team: str) -> list[F.QaRow]:
+    sql = ("SELECT q.agent, COUNT(*), AVG(q.score) FROM qa_reviews q"
+           " WHERE q.created_at >= ? AND q.created_at < ? AND q.agent <> ''")
+    args: tuple[Any, ...] = (period.start, period.end)
+    if team:
+        sql, args = sql + " AND q.agent IN (SELECT agent FROM team_agents WHERE team = ?)", args + (team,)
+    rows = conn.execute(sql + " GROUP BY q.agent", args).fetchall()
+    return [F.QaRow(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+
+
+def late_erasures(conn: Any, period: Period, now: float) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM erasure_requests WHERE received_at >= ? AND received_at < ?"
+        " AND ((completed_at IS NOT NULL AND completed_at > deadline)"
+        " OR (completed_at IS NULL AND deadline < ?))", (period.start, period.end, now)).fetchone()
+    return int(row[0])
+
+
+def figures(conn: Any, period: Period, team: str, now: float) -> F.Figures:
+    """The report of ``period`` for ``team`` ('' = overall)."""
+    return F.compute(period.key, team, period.start, period.end, call_totals(conn, period, team),
+                     tiers(conn, period, team), tags(conn, period, team), qa(conn, period, team),
+                     None if team else late_erasures(conn, period, now))
+
+
+def teams(conn: Any) -> list[str]:
+    """Every team that has agents (the page's team picker for admin and auditor)."""
+    return [str(r[0]) for r in conn.execute("SELECT DISTINCT team FROM team_agents ORDER BY team")]
+
+
+def stored_by_month(conn: Any, bounds: list[tuple[str, float, float]]) -> list[tuple[str, str, int, int]]:
+    """(month, tier, recordings, bytes) of the recordings stored now, by the month they were made
+    in (``bounds``: (month key, start, end) in the installation's zone, oldest first): one query,
+    the month picked by a CASE over the bounds (portable; no engine's date functions)."""
+    if not bounds:
+        return []
+    cases = " ".join("WHEN created_at >= ? AND created_at < ? THEN ?" for _ in bounds)
+    args: list[Any] = []
+    for key, start, end in bounds:
+        args += [start, end, key]
+    rows = conn.execute(
+        f"SELECT m, tier, COUNT(*), SUM(COALESCE(size, 0)) FROM (SELECT CASE {cases} END AS m, tier, size"
+        " FROM recordings WHERE created_at >= ? AND created_at < ? AND tier <> '') x"
+        " WHERE m IS NOT NULL GROUP BY m, tier ORDER BY m, tier",
+        (*args, bounds[0][1], bounds[-1][2])).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2]), int(r[3] or 0)) for r in rows]
+
+
+def storage_before(conn: Any, start: float) -> list[tuple[str, int]]:
+    """(tier, bytes) of the recordings made before ``start`` (the stock the months add to)."""
+    rows = conn.execute("SELECT tier, SUM(COALESCE(size, 0)) FROM recordings WHERE created_at < ?"
+                        " AND tier <> '' GROUP BY tier ORDER BY tier", (start,)).fetchall()
+    return [(str(r[0]), int(r[1] or 0)) for r in rows]
+
+
+def recent_rate(conn: Any, start: float, end: float) -> tuple[float, float, str]:
+    """(recorded calls per day, average recorded minutes per call, most stored format) over [start, end):
+    the inputs of the ``plan`` forecast taken from what the installation actually records."""
+    days = max((end - start) / 86400.0, 1.0)
+    rec = conn.execute("SELECT COUNT(DISTINCT call_id), SUM(COALESCE(duration_s, 0)) FROM recordings"
+                       " WHERE created_at >= ? AND created_at < ? AND kind = 'call'", (start, end)).fetchone()
+    fmt = conn.execute("SELECT format, COUNT(*) FROM recordings WHERE created_at >= ? AND created_at < ?"
+                       " GROUP BY format ORDER BY COUNT(*) DESC, format LIMIT 1", (start, end)).fetchone()
+    recorded_calls = int(rec[0] or 0)
+    minutes = float(rec[1] or 0) / 60.0 / recorded_calls if recorded_calls else 0.0
+    return recorded_calls / days, minutes, str(fmt[0]) if fmt else "wav"
+
+
+def class_counts(conn: Any, start: float, end: float) -> dict[str, int]:
+    """Recordings made in [start, end) per retention class (the forecast's class shares)."""
+    rows = conn.execute("SELECT retention_class, COUNT(*) FROM recordings WHERE created_at >= ?"
+                        " AND created_at < ? AND kind = 'call' GROUP BY retention_class",
+                        (start, end)).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
