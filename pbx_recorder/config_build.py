@@ -269,6 +269,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                     grant_minutes=f.get_int("grant_minutes", 60, lo=1, hi=7 * 1440))),
                 qa_sampling=build_qa_sampling(n),
                 qa_sampling_seed=n.get_secret("qa_sampling_seed"),
+                export_dir=n.get_path("export_dir", "./var/exports"),
             ),
         ),
         access=AccessConfig(users=MappingProxyType(users), download_dir=download_dir),

@@ -353,6 +353,7 @@ class WebConfig:
     four_eyes: FourEyesConfig = field(default_factory=lambda: FourEyesConfig())
     qa_sampling: tuple[QaSamplingRule, ...] = ()  # pbx-recorder review sample
     qa_sampling_seed: Secret | None = None  # None: a secret the catalog keeps (made on first use)
+    export_dir: Path | None = None  # private folder of console exports (0700); None: exports off
 
 
 @dataclass(frozen=True)

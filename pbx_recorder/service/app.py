@@ -11,6 +11,7 @@
     POST /api/calls/{call_id}/pause|resume   PCI pause of a live call (api_pause.py)
     GET  /api/audit, /api/audit/export.csv, /api/audit/chain, page /audit   (api_audit.py)
     GET  /api/health, page /health           (api_health.py)
+    POST/GET /api/exports..., page /exports  (api_exports.py, web/exports_page.py)
 
 Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
 keep it out of caches and frames.  On a console page path (anything outside ``/api/``) a 401
@@ -37,6 +38,7 @@ from pbx_recorder.service import (
     api_audio,
     api_audit,
     api_calls,
+    api_exports,
     api_health,
     api_pause,
     api_replay,
@@ -48,7 +50,8 @@ from pbx_recorder.service import (
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.credential_gate import CredentialGate
-from pbx_recorder.web import account_page, admin_users_page, console, pages_ops, player, replay_page
+from pbx_recorder.exports import runner as export_runner
+from pbx_recorder.web import account_page, admin_users_page, console, exports_page, pages_ops, player, replay_page
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
@@ -144,9 +147,11 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += pages_ops.routes(sync)
     routes += replay_page.routes(sync)
     routes += account_page.routes(sync)
+    routes += api_exports.routes(sync) + exports_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
                                         404: _http_error, 405: _http_error})
     app.state.ctx = ctx
+    export_runner.on_start(ctx)  # the export folder checked, jobs of a dead process failed
     return app
