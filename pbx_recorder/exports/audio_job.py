@@ -106,7 +106,8 @@ def _manifest_of(rec: Mapping[str, Any]) -> Any:
         return {}
 
 
-def export(ready: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], int]], pending: Sequence[dict[str, Any]],
+def export(ready: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], int]],
+           pending: Sequence[dict[str, Any]],
            tiers: Mapping[str, Any], keyring: Any, out: BinaryIO, password: str,
            progress: Callable[[int], None], meta: Mapping[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     """Write the archive; (audio bytes written, manifest entries)."""
@@ -116,7 +117,8 @@ def export(ready: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], int]], pe
     with open_zip(out, password) as zf:
         for call, rec, size in ready:
             rid = str(rec["recording_id"])
-            name = entry_name(str(call["call_id"]), call.get("started_at"), str(rec.get("format") or "wav"), taken)
+            fmt = str(rec.get("format") or "wav")
+            name = entry_name(str(call["call_id"]), call.get("started_at"), fmt, taken)
             h = hashlib.sha256()
             tier = tiers[str(rec["tier"])]
             try:

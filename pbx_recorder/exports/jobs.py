@@ -74,15 +74,16 @@ def new_id() -> str:
 def create(conn: sqlite3.Connection, job_id: str, user: str, kind: str, filter_: Mapping[str, Any],
            fields: Sequence[str], file_name: str, now: float) -> None:
     with Tx(conn):
-        conn.execute("INSERT INTO export_jobs (id, user_name, kind, filter, fields, state, file_name, created_at) "
-                     "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+        conn.execute("INSERT INTO export_jobs (id, user_name, kind, filter, fields, state, file_name, "
+                     "created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
                      (job_id, user, kind, json.dumps(dict(filter_), sort_keys=True), json.dumps(list(fields)),
                       file_name, now))
 
 
 def start(conn: sqlite3.Connection, job_id: str, total: int) -> None:
     with Tx(conn):
-        conn.execute("UPDATE export_jobs SET state = 'running', rows_total = ? WHERE id = ? AND state = 'queued'",
+        conn.execute("UPDATE export_jobs SET state = 'running', rows_total = ? "
+                     "WHERE id = ? AND state = 'queued'",
                      (total, job_id))
 
 
@@ -99,7 +100,8 @@ def set_pending(conn: sqlite3.Connection, job_id: str, pending: Sequence[Any]) -
 def finish(conn: sqlite3.Connection, job_id: str, *, done: int, size: int, sha256: str, file_name: str,
            now: float, keep_s: float) -> None:
     with Tx(conn):
-        conn.execute("UPDATE export_jobs SET state = 'done', rows_done = ?, bytes = ?, sha256 = ?, file_name = ?, "
+        conn.execute("UPDATE export_jobs SET state = 'done', rows_done = ?, bytes = ?, sha256 = ?, "
+                     "file_name = ?, "
                      "finished_at = ?, expires_at = ? WHERE id = ?",
                      (done, size, sha256, file_name, now, now + keep_s, job_id))
 

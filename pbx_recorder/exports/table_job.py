@@ -67,7 +67,9 @@ def rows(catalog: Any, spec: TableSpec) -> Iterator[list[str | int | float]]:
             if n >= MAX_ROWS:
                 return
             n += 1
-            yield columns.cells(present_call(row, spec.unmask), spec.fields, spec.tz)
+            # reduced to the columns picked first, exactly as the search API shows a row
+            yield columns.cells(present_call({k: row.get(k) for k in spec.fields}, spec.unmask), spec.fields,
+                                spec.tz)
         after = page.next_cursor
         if not after:
             return
@@ -80,7 +82,10 @@ def open_zip(out: BinaryIO, password: str) -> pyzipper.AESZipFile:
     return zf
 
 
-def _counted(cells: Iterator[list[str | int | float]], progress: Progress) -> Iterator[list[str | int | float]]:
+Row = list[str | int | float]
+
+
+def _counted(cells: Iterator[Row], progress: Progress) -> Iterator[Row]:
     n = 0
     for row in cells:
         yield row

@@ -119,7 +119,8 @@ def _create(request: Request, body: bytes) -> Response:
     part = store.path_of(folder, job_id, "part")
     if kind == "audio":
         work = export_work.audio(ctx, actor, job_id, part, password, filters, data.get("call_ids"))
-        doc = {**doc, **({"call_ids": len(data["call_ids"])} if isinstance(data.get("call_ids"), list) else {})}
+        if isinstance(data.get("call_ids"), list):
+            doc = {**doc, "call_ids": str(len(data["call_ids"]))}
     else:
         work = export_work.table(ctx, actor, job_id, part, password, filters, fields, unmask, str(kind))
     store.create(part).close()  # 0600, O_EXCL: the job's thread writes into it
@@ -142,7 +143,8 @@ def _own(ctx: ServiceContext, actor: Actor, job_id: str, verb: str) -> jobs.Job:
     job = jobs.get(ctx.catalog.connection(), job_id[:64], actor.user.name)
     if job is None:
         owner = jobs.owner_of(ctx.catalog.connection(), job_id[:64])
-        audit(ctx, actor.user.name, actor.user.role, "denied:calls.export" if owner else "calls.export.absent",
+        action = "denied:calls.export" if owner else "calls.export.absent"
+        audit(ctx, actor.user.name, actor.user.role, action,
               job_id[:64], {"client": actor.client, "what": verb,
                             "reason": "not_owner" if owner else "absent"})
         raise ApiError(404, "no such export")
@@ -153,7 +155,8 @@ def listing(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     _checked(ctx, actor, "/api/exports")
-    return JSONResponse({"jobs": [j.public() for j in jobs.listed(ctx.catalog.connection(), actor.user.name)]})
+    mine = jobs.listed(ctx.catalog.connection(), actor.user.name)
+    return JSONResponse({"jobs": [j.public() for j in mine]})
 
 
 def one(request: Request) -> Response:

@@ -101,7 +101,8 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
 
     def work(handle: BinaryIO) -> None:
         conn = ctx.catalog.connection()
-        pairs = [(call, rec) for call in calls for rec in ctx.catalog.recordings_for_call(str(call["call_id"]))]
+        pairs = [(call, rec) for call in calls
+                 for rec in ctx.catalog.recordings_for_call(str(call["call_id"]))]
         ready, pending = audio_job.plan(pairs, ctx.tiers, who)
         jobs.start(conn, job_id, sum(size for _, _, size in ready))
         jobs.set_pending(conn, job_id, pending)
@@ -115,8 +116,8 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
         done, files = audio_job.export(ready, pending, ctx.tiers, ctx.keyring, handle, password, progress,
                                        {"created_by": user, "job": job_id})
         sha, size = _seal(ctx, job_id, handle, part)
-        jobs.finish(conn, job_id, done=done, size=size, sha256=sha, file_name=f"{job_id}.zip", now=ctx.clock(),
-                    keep_s=KEEP_S)
+        jobs.finish(conn, job_id, done=done, size=size, sha256=sha, file_name=f"{job_id}.zip",
+                    now=ctx.clock(), keep_s=KEEP_S)
         audit(ctx, user, role, "calls.export.done", job_id,
               {"kind": "audio", "rows": len(files), "bytes": size, "sha256": sha,
                "recordings": [f["recording_id"] for f in files][:200],

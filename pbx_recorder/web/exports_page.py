@@ -32,7 +32,8 @@ def exports_page(request: Request) -> Response:
         runner.sweep(ctx)
     query = urlencode([(k, v) for k in FILTER_KEYS if (v := request.query_params.get(k))])
     listed = [j.public() for j in jobs.listed(ctx.catalog.connection(), actor.user.name)] if enabled else []
-    return render.page(request, "exports.html", actor, enabled=enabled, query=query, shown=filter_doc(request),
+    return render.page(request, "exports.html", actor, enabled=enabled, query=query,
+                       shown=filter_doc(request),
                        fields=columns.FIELDS, picked=columns.DEFAULT_FIELDS, min_password=MIN_PASSWORD,
                        may_unmask=may(actor.user.role, "calls.unmask"), jobs=listed, max_calls=MAX_CALLS)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pyzipper
 
 from pbx_recorder.exports import runner
-from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.lifecycle.journal import Tx, open_catalog
 from tests.peers.service_support import NOW, Service, make_service
 
 PASSWORD = "a long export password"
@@ -65,7 +65,8 @@ def xlsx_strings(data: bytes) -> list[str]:
         shared: list[str] = []
         if "xl/sharedStrings.xml" in book.namelist():
             root = ElementTree.fromstring(book.read("xl/sharedStrings.xml"))
-            shared = ["".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t")) for si in root.findall("m:si", ns)]
+            shared = ["".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t"))
+                      for si in root.findall("m:si", ns)]
         sheet = ElementTree.fromstring(book.read("xl/worksheets/sheet1.xml"))
         out = []
         for c in sheet.iter(f"{{{ns['m']}}}c"):
@@ -83,12 +84,13 @@ def seed_calls(db: Path, n: int, *, agent: str = "alice", names: tuple[str, ...]
     """``n`` calls written with one executemany (SQLite or PostgreSQL alike)."""
     conn = open_catalog(db)
     try:
-        rows = [(f"bulk-{i:07d}", NOW - 10 * (i + 10), "+86139" + f"{i:08d}", "8001",
+        rows = ((f"bulk-{i:07d}", NOW - 10 * (i + 10), "+86139" + f"{i:08d}", "8001",
                  names[i % len(names)] if names else f"Caller {chr(65 + i % 26)}", agent, "answered", "sales",
                  json.dumps(["bulk"]), 42 + i % 100)
-                for i in range(n)]
-        conn.executemany("INSERT INTO calls (call_id, started_at, caller_num, callee_num, caller_name, agent, status, "
-                         "queue, tags, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.commit()
+                for i in range(n))  # a generator: the seeding itself stays small
+        with Tx(conn):  # one transaction (the catalog connection autocommits otherwise)
+            conn.executemany("INSERT INTO calls (call_id, started_at, caller_num, callee_num, caller_name, "
+                             "agent, status, queue, tags, duration) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     finally:
         conn.close()

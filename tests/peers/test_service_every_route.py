@@ -27,7 +27,7 @@ SAFE = {"GET", "HEAD"}
 VALUES = {"call_id": ("c-red-1", "c-blue-1", "no-such-call"),
           "recording_id": ("r-c-red-1", "r-c-blue-1", "nope"),
           "mark_id": ("1", "999"), "name": ("alice", "nobody"), "token_id": ("1", "999"),
-          "team": ("red",), "grant_id": ("1", "999")}
+          "team": ("red",), "grant_id": ("1", "999"), "job_id": ("0123abcd", "nope")}
 ANSWERS = {200, 201, 204, 302, 303, 400, 401, 403, 404, 405, 409, 413, 415, 416, 422, 429}
 
 

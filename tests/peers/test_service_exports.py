@@ -68,7 +68,8 @@ def test_a_write_without_the_csrf_token_is_refused_and_audited(svc: Service) -> 
     client, _ = svc.login("root-admin")
     answer = client.post("/api/exports", json={"kind": "csv", "password": PASSWORD})
     assert answer.status_code == 403
-    assert any(r["action"] == "denied:csrf" and r["target"] == "/api/exports" for r in svc.audit_rows("root-admin"))
+    assert any(r["action"] == "denied:csrf" and r["target"] == "/api/exports"
+               for r in svc.audit_rows("root-admin"))
     assert jobs.listed(svc.ctx.catalog.connection(), "root-admin") == []  # type: ignore[attr-defined]
 
 
@@ -90,7 +91,8 @@ def test_rows_follow_the_row_scope_and_the_filter(svc: Service) -> None:
     assert rows[0] == ["call_id", "agent"]
     assert sorted(r[0] for r in rows[1:]) == ["c-red-1", "c-red-2"]  # team red only
     _, admin = _done(svc, "root-admin", fields=["call_id"])
-    assert sorted(r[0] for r in csv_rows(admin["calls.csv"])[1:]) == ["c-blue-1", "c-blue-2", "c-red-1", "c-red-2"]
+    every = sorted(r[0] for r in csv_rows(admin["calls.csv"])[1:])
+    assert every == ["c-blue-1", "c-blue-2", "c-red-1", "c-red-2"]
     job, filtered = _done(svc, "root-admin", query="agent=carol", fields=["call_id"])
     assert sorted(r[0] for r in csv_rows(filtered["calls.csv"])[1:]) == ["c-blue-1", "c-blue-2"]
     assert job["filter"] == {"agent": "carol"} and job["rows_total"] == 2 and job["rows_done"] == 2
@@ -101,7 +103,7 @@ def test_numbers_are_masked_as_the_search_page_masks_them(svc: Service) -> None:
     shown = {c["call_id"]: c["caller_num"] for c in client.get("/api/calls").json()["calls"]}
     _, files = _done(svc, "lead-red", fields=["call_id", "caller_num"])
     exported = {r[0]: r[1] for r in csv_rows(files["calls.csv"])[1:]}
-    assert exported == {k: "'" + v for k, v in shown.items()}  # masked alike; '+' neutralised (a formula start)
+    assert exported == {k: "'" + v for k, v in shown.items()}  # masked alike; '+' is a formula start
     assert "+8613812345678" not in files["calls.csv"].decode("utf-8-sig")
     assert all("*" in v for v in exported.values()), exported
 
@@ -122,7 +124,8 @@ def test_the_export_and_its_download_are_audited(svc: Service) -> None:
     data = client.get(f"/api/exports/{job_id}/file").content
     import hashlib
 
-    rows = {r["action"]: json.loads(r["detail"]) for r in svc.audit_rows("root-admin") if r["target"] == job_id}
+    rows = {r["action"]: json.loads(r["detail"]) for r in svc.audit_rows("root-admin")
+            if r["target"] == job_id}
     asked = rows["calls.export"]
     assert asked["kind"] == "csv" and asked["fields"] == ["call_id", "caller_num"]
     assert asked["filter"]["status"] == "answered" and "12345678" not in json.dumps(asked["filter"])
@@ -138,7 +141,8 @@ def test_the_export_and_its_download_are_audited(svc: Service) -> None:
 def test_hostile_caller_names_are_neutralised(svc: Service, kind: str) -> None:
     seed_calls(svc.seeded.db, len(HOSTILE_NAMES), agent="alice", names=HOSTILE_NAMES)
     for unmasked in (False, True):
-        _, files = _done(svc, "lead-red", kind, "tag=bulk", fields=["call_id", "caller_name"], unmasked=unmasked)
+        _, files = _done(svc, "lead-red", kind, "tag=bulk", fields=["call_id", "caller_name"],
+                         unmasked=unmasked)
         if kind == "csv":
             names = [r[1] for r in csv_rows(files["calls.csv"])[1:]]
         else:
