@@ -40,7 +40,7 @@ def test_export_a_search_with_a_password(export_console, browser) -> None:  # ty
     bar = browser.find_element(By.CSS_SELECTOR, "tr[data-state='done'] .job-progress")
     assert bar.get_attribute("value") == "1"
     assert browser.find_element(By.ID, "export-password").get_attribute("value") == ""
-    screenshot(browser, "exports-done")
+    screenshot(browser, "exports-done", full=True)
 
     cookies = "; ".join(f"{c['name']}={c['value']}" for c in browser.get_cookies())
     request = urllib.request.Request(link.get_attribute("href"), headers={"Cookie": cookies})
