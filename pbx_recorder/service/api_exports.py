@@ -124,7 +124,11 @@ def _create(request: Request, body: bytes) -> Response:
     else:
         work = export_work.table(ctx, actor, job_id, part, password, filters, fields, unmask, str(kind))
     store.create(part).close()  # 0600, O_EXCL: the job's thread writes into it
-    jobs.create(conn, job_id, actor.user.name, str(kind), doc, fields, f"{job_id}.zip", ctx.clock())
+    try:
+        jobs.create(conn, job_id, actor.user.name, str(kind), doc, fields, f"{job_id}.zip", ctx.clock())
+    except BaseException:
+        store.remove(part)
+        raise
     detail = {"client": actor.client, "job": job_id, "kind": kind, "filter": doc, "fields": list(fields),
               "unmasked": unmask}
     audit(ctx, actor.user.name, actor.user.role, "calls.export", job_id, detail)

@@ -82,10 +82,28 @@ def _calls(ctx: ServiceContext, actor: Actor, filters: CallFilters, call_ids: An
     return page.rows
 
 
+def _four_eyes(ctx: ServiceContext, actor: Actor, job_id: str, calls: list[dict[str, Any]]) -> set[str]:
+    """Calls whose audio needs a replay grant the actor does not hold (four-eyes): left out of the
+    archive, listed as pending, each refusal audited as the audio endpoint audits it."""
+    from pbx_recorder.service import api_replay, four_eyes
+
+    held: set[str] = set()
+    for call in calls:
+        call_id = str(call["call_id"])
+        if not api_replay.sensitive(ctx, call):
+            continue
+        if four_eyes.open_grant(ctx.catalog.connection(), call_id, actor.user.name, ctx.clock()) is None:
+            held.add(call_id)
+            audit(ctx, actor.user.name, actor.user.role, "denied:calls.download", call_id,
+                  {"client": actor.client, "reason": "four_eyes", "job": job_id})
+    return held
+
+
 def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: str, filters: CallFilters,
           call_ids: Any) -> Work:
     calls = _calls(ctx, actor, filters, call_ids)
     user, role, client = actor.user.name, actor.user.role, actor.client
+    held_back = _four_eyes(ctx, actor, job_id, calls)
 
     def restore(rec: Mapping[str, Any]) -> str:
         from pbx_recorder.lifecycle import access
@@ -103,7 +121,11 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
         conn = ctx.catalog.connection()
         pairs = [(call, rec) for call in calls
                  for rec in ctx.catalog.recordings_for_call(str(call["call_id"]))]
-        ready, pending = audio_job.plan(pairs, ctx.tiers, who)
+        free = [p for p in pairs if p[0]["call_id"] not in held_back]
+        ready, pending = audio_job.plan(free, ctx.tiers, who)
+        pending += [{"call_id": str(c["call_id"]), "recording_id": str(r["recording_id"]),
+                     "reason": "needs a replay grant (four-eyes)"}
+                    for c, r in pairs if c["call_id"] in held_back]
         jobs.start(conn, job_id, sum(size for _, _, size in ready))
         jobs.set_pending(conn, job_id, pending)
         step = {"last": 0}

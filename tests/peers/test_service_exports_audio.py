@@ -77,3 +77,20 @@ def test_a_tampered_recording_fails_the_export(svc: Service) -> None:
     job = finished(client, start(client, csrf, "audio", call_ids=["c-red-1"]).json()["id"])
     assert job["state"] == "failed" and "r-c-red-1" in job["error"]
     assert not list((svc.seeded.db.parent / "exports").iterdir())  # nothing half-written left
+
+
+def test_four_eyes_calls_stay_out_without_a_grant(tmp_path: Path) -> None:
+    from pbx_recorder.config_model import FourEyesConfig
+    from tests.peers.service_support import make_service
+
+    svc = make_service(tmp_path, export_dir=tmp_path / "exports", four_eyes=FourEyesConfig(tags=("vip",)))
+    try:
+        job, files = _archive(svc, "lead-red")  # every seeded call carries the tag vip
+        manifest = json.loads(files.pop("manifest.json"))
+        assert files == {} and manifest["files"] == []
+        assert sorted(p["recording_id"] for p in job["pending"]) == ["r-c-red-1", "r-c-red-2"]
+        assert {p["reason"] for p in job["pending"]} == {"needs a replay grant (four-eyes)"}
+        denied = [r["target"] for r in svc.audit_rows("lead-red") if r["action"] == "denied:calls.download"]
+        assert sorted(denied) == ["c-red-1", "c-red-2"]
+    finally:
+        svc.ctx.catalog.close()  # type: ignore[attr-defined]
