@@ -34,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbx_recorder.errors import CatalogError
+from pbx_recorder.exports import runner as export_runner
 from pbx_recorder.service import (
     api_audio,
     api_audit,
@@ -50,8 +51,15 @@ from pbx_recorder.service import (
 from pbx_recorder.service.auth import ApiError
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.credential_gate import CredentialGate
-from pbx_recorder.exports import runner as export_runner
-from pbx_recorder.web import account_page, admin_users_page, console, exports_page, pages_ops, player, replay_page
+from pbx_recorder.web import (
+    account_page,
+    admin_users_page,
+    console,
+    exports_page,
+    pages_ops,
+    player,
+    replay_page,
+)
 from pbx_recorder.web import errors as web_errors
 
 log = logging.getLogger(__name__)
