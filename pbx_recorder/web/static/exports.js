@@ -47,7 +47,7 @@
       if (j.pending && j.pending.length) {
         var p = document.createElement("span");
         p.className = "job-pending";
-        p.textContent = " pending: " + j.pending.length;
+        p.textContent = " " + table.getAttribute("data-pending") + ": " + j.pending.length;
         result.appendChild(p);
       }
       [when, kind, state, prog, result].forEach(function (td) { tr.appendChild(td); });
