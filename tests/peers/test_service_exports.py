@@ -221,3 +221,26 @@ def test_exports_are_off_without_a_folder(seeded_service: Service) -> None:
     client, csrf = seeded_service.login("root-admin")
     assert start(client, csrf).status_code == 409
     assert "web.export_dir" in client.get("/exports").text
+
+
+def test_a_result_past_the_row_limit_fails_with_a_reason(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pbx_recorder.exports import table_job
+
+    monkeypatch.setattr(table_job, "MAX_ROWS", 3)
+    client, csrf = svc.login("root-admin")
+    job = finished(client, start(client, csrf).json()["id"])
+    assert job["state"] == "failed" and "more than 3 rows" in job["error"]
+    assert not list((svc.seeded.db.parent / "exports").iterdir())
+    assert finished(client, start(client, csrf, query="agent=carol").json()["id"])["state"] == "done"
+
+
+def test_too_many_running_exports_answer_429(svc: Service) -> None:
+    conn = svc.ctx.catalog.connection()  # type: ignore[attr-defined]
+    for n in range(2):
+        jobs.create(conn, f"{n:032x}", "counsel", "csv", {}, ["call_id"], "x.zip", svc.clock.now)
+    client, csrf = svc.login("counsel")
+    assert start(client, csrf).status_code == 429
+    other, other_csrf = svc.login("root-admin")
+    answer = start(other, other_csrf)
+    assert answer.status_code == 202  # the limit is per user first
+    finished(other, answer.json()["id"])
