@@ -223,7 +223,7 @@ def test_exports_are_off_without_a_folder(seeded_service: Service) -> None:
     assert "web.export_dir" in client.get("/exports").text
 
 
-def test_a_result_past_the_row_limit_fails_with_a_reason(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_result_past_the_row_limit_fails(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     from pbx_recorder.exports import table_job
 
     monkeypatch.setattr(table_job, "MAX_ROWS", 3)
