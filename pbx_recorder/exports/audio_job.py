@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import pyzipper
+
 from pbx_recorder import audio_access
 from pbx_recorder.errors import IntegrityError, NotFound, ObjectNotRestored, PolicyRefusal, RecorderError
 from pbx_recorder.exports.table_job import open_zip
@@ -114,7 +116,7 @@ def export(ready: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], int]],
     files: list[dict[str, Any]] = []
     taken: set[str] = set()
     done = 0
-    with open_zip(out, password) as zf:
+    with open_zip(out, password, pyzipper.ZIP_STORED) as zf:
         for call, rec, size in ready:
             rid = str(rec["recording_id"])
             fmt = str(rec.get("format") or "wav")

@@ -75,8 +75,10 @@ def rows(catalog: Any, spec: TableSpec) -> Iterator[list[str | int | float]]:
             return
 
 
-def open_zip(out: BinaryIO, password: str) -> pyzipper.AESZipFile:
-    zf = pyzipper.AESZipFile(out, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES)
+def open_zip(out: BinaryIO, password: str, compression: int = pyzipper.ZIP_DEFLATED) -> pyzipper.AESZipFile:
+    """An AES-256 (WinZip AES) ZIP writer; ``compression`` ZIP_STORED for audio (compressed already,
+    or PCM that deflate barely shrinks at a high CPU cost)."""
+    zf = pyzipper.AESZipFile(out, "w", compression=compression, encryption=pyzipper.WZ_AES)
     zf.setpassword(password.encode("utf-8"))
     zf.setencryption(pyzipper.WZ_AES, nbits=256)
     return zf
