@@ -103,6 +103,9 @@ def on_start(ctx: Any) -> None:
                 jobs.fail(conn, job.id, "the service stopped while the export ran", ctx.clock())
                 store.remove(part)
                 log.warning("export %s: left running by a stopped service, now failed", job.id)
+        for leftover in folder.iterdir():  # an XLSX work file, xlsxwriter's temp files of a dead job
+            if leftover.suffix not in (".zip", ".part") and leftover.is_file() and not LIVE:
+                store.remove(leftover)
         sweep(ctx)
     finally:
         ctx.release()

@@ -199,10 +199,12 @@ def test_a_job_left_running_by_a_dead_process_becomes_failed(svc: Service) -> No
     jobs.create(conn, "deadbeef" * 4, "root-admin", "csv", {}, ["call_id"], "x.zip", svc.clock.now)
     jobs.start(conn, "deadbeef" * 4, 10)
     store.create(folder / f"{'deadbeef' * 4}.part").close()
+    store.create(folder / f"{'deadbeef' * 4}.xlsxpart").close()
+    store.create(folder / "tmpabc123").close()  # xlsxwriter's constant_memory temp file
     build_app(svc.ctx)  # type: ignore[arg-type]  # what `serve` does at start
     job = jobs.get(conn, "deadbeef" * 4, "root-admin")
     assert job is not None and job.state == "failed" and "stopped" in job.error
-    assert not (folder / f"{'deadbeef' * 4}.part").exists()
+    assert not list(folder.iterdir())  # the partial file and the work files of the dead job
 
 
 def test_an_unfit_export_folder_is_refused_naming_the_key(tmp_path: Path) -> None:
