@@ -199,10 +199,6 @@ def file_sha256(path: os.PathLike[str] | str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def may_export(role: str) -> bool:
-    return may(role, "calls.export")
-
-
 def routes(sync: Any) -> list[Route]:
     return [Route("/api/exports", create, methods=["POST"]),
             Route("/api/exports", sync(listing), methods=["GET"]),
