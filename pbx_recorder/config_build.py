@@ -271,6 +271,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 qa_sampling=build_qa_sampling(n),
                 qa_sampling_seed=n.get_secret("qa_sampling_seed"),
                 reports=build_reports(n),
+                export_dir=n.get_path("export_dir", "./var/exports"),
             ),
         ),
         access=AccessConfig(users=MappingProxyType(users), download_dir=download_dir),

@@ -355,6 +355,7 @@ class WebConfig:
     qa_sampling: tuple[QaSamplingRule, ...] = ()  # pbx-recorder review sample
     qa_sampling_seed: Secret | None = None  # None: a secret the catalog keeps (made on first use)
     reports: ReportsConfig = field(default_factory=ReportsConfig)  # web.reports (config_reports.py)
+    export_dir: Path | None = None  # private folder of console exports (0700); None: exports off
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@
     POST /api/calls/{call_id}/pause|resume   PCI pause of a live call (api_pause.py)
     GET  /api/audit, /api/audit/export.csv, /api/audit/chain, page /audit   (api_audit.py)
     GET  /api/health, page /health           (api_health.py)
+    POST/GET /api/exports..., page /exports  (api_exports.py, web/exports_page.py)
 
 Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
 keep it out of caches and frames.  On a console page path (anything outside ``/api/``) a 401
@@ -33,12 +34,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pbx_recorder.errors import CatalogError
+from pbx_recorder.exports import runner as export_runner
 from pbx_recorder.service import (
     api_audio,
     api_audit,
     api_calls,
     api_disposal,
     api_erasure,
+    api_exports,
     api_health,
     api_holds,
     api_pause,
@@ -62,6 +65,7 @@ from pbx_recorder.web import (
     admin_users_page,
     console,
     disposal_pages,
+    exports_page,
     pages_ops,
     player,
     qa_pages,
@@ -170,9 +174,11 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_qa.routes(sync) + api_qa_scorecards.routes(sync) + api_qa_reviews.routes(sync)
     routes += api_tags.routes(sync) + qa_pages.routes(sync)
     routes += api_reports.routes(sync) + reports_page.routes(sync) + storage_page.routes(sync)
+    routes += api_exports.routes(sync) + exports_page.routes(sync)
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
                                         404: _http_error, 405: _http_error})
     app.state.ctx = ctx
+    export_runner.on_start(ctx)  # the export folder checked, jobs of a dead process failed
     return app

@@ -29,7 +29,7 @@ VALUES = {"call_id": ("c-red-1", "c-blue-1", "no-such-call"),
           "recording_id": ("r-c-red-1", "r-c-blue-1", "nope"),
           "mark_id": ("1", "999"), "name": ("alice", "nobody"), "token_id": ("1", "999"),
           "team": ("red",), "grant_id": ("1", "999"), "report_id": ("1", "999"),
-          "schedule_id": ("1", "999"),
+          "schedule_id": ("1", "999"), "job_id": ("0123abcd", "nope"),
           "deletion_id": ("DR-none",), "hold_id": ("H-none",), "erasure_id": ("ER-none",),
           "reviewer": ("qa1", "nobody"), "tag": ("vip", "nope"), "scorecard_id": ("1", "999"),
           "review_id": ("1", "999")}

@@ -1,0 +1,42 @@
+"""``GET /exports``: export the current search result (CSV, XLSX or the recordings) and follow the
+user's export jobs.
+
+The search page links here with its filter in the query string; the form carries that query string
+unchanged to ``POST /api/exports`` (:mod:`pbx_recorder.service.api_exports` reads it with the
+search's own parser).  ``static/exports.js`` sends the form, then polls ``GET /api/exports`` for
+the progress bars while a job runs; a finished job shows its download link (owner only)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from pbx_recorder.exports import columns, jobs, runner
+from pbx_recorder.exports.audio_job import MAX_CALLS
+from pbx_recorder.service.api_exports import FILTER_KEYS, MIN_PASSWORD, filter_doc
+from pbx_recorder.service.auth import actor_of, ctx_of, require
+from pbx_recorder.service.roles import may
+from pbx_recorder.web import render
+
+
+def exports_page(request: Request) -> Response:
+    ctx = ctx_of(request)
+    actor = actor_of(request)
+    require(ctx, actor, "calls.export", "/exports", {"client": actor.client})
+    enabled = runner.folder_of(ctx) is not None
+    if enabled:
+        runner.sweep(ctx)
+    query = urlencode([(k, v) for k in FILTER_KEYS if (v := request.query_params.get(k))])
+    listed = [j.public() for j in jobs.listed(ctx.catalog.connection(), actor.user.name)] if enabled else []
+    return render.page(request, "exports.html", actor, enabled=enabled, query=query,
+                       shown=filter_doc(request),
+                       fields=columns.FIELDS, picked=columns.DEFAULT_FIELDS, min_password=MIN_PASSWORD,
+                       may_unmask=may(actor.user.role, "calls.unmask"), jobs=listed, max_calls=MAX_CALLS)
+
+
+def routes(sync: Any) -> list[BaseRoute]:
+    return [Route("/exports", sync(exports_page), methods=["GET"])]
