@@ -12,7 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from fs_helpers import agent_bridged, hangup_complete, new_caller, record_started, uuid_of, wait_fs_shipped
+from fs_helpers import (
+    AGENT_CALLS,
+    agent_bridged,
+    assert_agent_calls,
+    hangup_complete,
+    new_caller,
+    record_started,
+    uuid_of,
+    wait_fs_shipped,
+)
 from recorder_checks import Recorder, assert_audio, stored_file
 
 from pbx_recorder.sandbox.audio_stats import AudioStats, audio_stats
@@ -28,7 +37,7 @@ def test_queue_call_recorded_once_agent_is_bridged(freeswitch: PrivateFreeSWITCH
                                                    esl: FsProbe, fs_recorder: Recorder,
                                                    tmp_path: Path) -> None:
     caller, since = new_caller(), esl.mark()
-    agent = FsSippUas(tmp_path, fs_agent_port, calls=1, timeout_s=60).start()
+    agent = FsSippUas(tmp_path, fs_agent_port, calls=AGENT_CALLS, timeout_s=90).start()
     try:
         sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8004", hangup_after_s=16, from_user=caller).start()
         member = uuid_of(esl, caller, since)
@@ -36,8 +45,9 @@ def test_queue_call_recorded_once_agent_is_bridged(freeswitch: PrivateFreeSWITCH
         t_rec, _ = record_started(esl, since)
         result = sipp.wait()
     finally:
-        agent_result = agent.wait(timeout=20)
-    assert result.ok and agent_result.ok, (result.errors, agent_result.errors)
+        agent_end = agent.finish(timeout=20)
+    assert result.ok, result.errors
+    assert_agent_calls(agent, agent_end, esl, member, answered=1)
     assert t_rec >= t_bridge - 0.5, (t_rec, t_bridge)  # start_on: bridge, not on answer
     row, recs = wait_fs_shipped(fs_recorder, member)
     assert row["queue"] in ("support", "support@default"), row["queue"]
