@@ -10,12 +10,13 @@ the ACK, so digits never interrupt the stream.  The UAC sends its BYE after
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
 from pbx_recorder.sandbox.freeswitch_pcap import caller_pcap
 from pbx_recorder.sandbox.ports import DEFAULT_ALLOCATOR, PortAllocator
-from pbx_recorder.sandbox.sipp import _SippProcess
+from pbx_recorder.sandbox.sipp import SippResult, _SippProcess
 
 SDP = """v=0
 o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
@@ -184,13 +185,36 @@ class FsSippCall(_SippProcess):
 
 
 class FsSippUas(_SippProcess):
-    """A queue agent on ``sip_port`` that answers up to ``calls`` calls and talks until the BYE."""
+    """A queue agent on ``sip_port`` that answers up to ``calls`` calls and talks until the BYE.
+
+    sipp writes its statistics every second to ``stats.csv`` (``-trace_stat``): :meth:`counts`
+    reads the successful and failed calls from it.  With ``calls`` above what a test needs (a queue
+    may retry its agent after a failed first bridge), end it with :meth:`finish`.
+    """
 
     def __init__(self, workdir: str | Path, sip_port: int, *, calls: int = 1, timeout_s: float = 120.0,
                  answer_after_ms: int = 300, ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
         talk_ms = int(timeout_s * 1000)
         pcap = caller_pcap(Path(workdir) / "pcaps", talk_ms)
         super().__init__(Path(workdir), "fs-uas", fs_uas_scenario(pcap, answer_after_ms, talk_ms),
-                         ["-l", str(calls)], calls, timeout_s, ports)
+                         ["-l", str(calls), "-trace_stat", "-stf", "stats.csv", "-fd", "1"], calls,
+                         timeout_s, ports)
         self.sip_port = sip_port
         self.cmd[self.cmd.index("-p") + 1] = str(sip_port)
+
+    def finish(self, timeout: float = 20.0) -> SippResult:
+        """A soft exit (SIGUSR1: no new call is taken, the calls in progress end normally), then
+        collect.  The return code then says nothing about ``calls``: judge by :meth:`counts`."""
+        if self.running:
+            assert self._proc is not None
+            self._proc.send_signal(signal.SIGUSR1)
+        return self.wait(timeout)
+
+    def counts(self) -> tuple[int, int]:
+        """``(successful, failed)`` calls so far, from sipp's own statistics file."""
+        path = self.workdir / "stats.csv"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        if len(lines) < 2:
+            return 0, 0
+        row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+        return int(row["SuccessfulCall(C)"]), int(row["FailedCall(C)"])

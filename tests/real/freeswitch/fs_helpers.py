@@ -14,11 +14,12 @@ from recorder_checks import SHIP_TIMEOUT, SHIPPED, Recorder
 
 from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
 from pbx_recorder.sandbox.freeswitch_probe import Event, FsProbe
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall
+from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall, FsSippUas
 from pbx_recorder.sandbox.sipp import SippResult
 
-__all__ = ["agent_bridged", "call", "call_row", "custom_event", "hangup_complete", "new_caller",
-           "record_started", "recorded_span", "uuid_of", "wait_fs_call", "wait_fs_shipped"]
+__all__ = ["AGENT_CALLS", "agent_bridged", "assert_agent_calls", "call", "call_row", "custom_event",
+           "hangup_complete", "new_caller", "record_started", "recorded_span", "uuid_of", "wait_fs_call",
+           "wait_fs_shipped"]
 
 
 def call(pbx: PrivateFreeSWITCH, workdir: Path, did: str, **kwargs: Any) -> SippResult:
@@ -44,6 +45,21 @@ def agent_bridged(esl: FsProbe, member: str, since: int, timeout: float = 20.0) 
                            and e.get("CC-Action") == "bridge-agent-start"
                            and e.get("CC-Member-Session-UUID") == member, timeout=timeout, since=since)
     return next(t for t, e in esl.find(lambda e: e is event)), event
+
+
+AGENT_CALLS = 6  # the agent phone answers more calls than a test needs: see assert_agent_calls
+
+
+def assert_agent_calls(agent: FsSippUas, end: SippResult, esl: FsProbe, member: str, answered: int) -> None:
+    """The agent phone (ended with ``finish()``) took exactly ``answered`` calls to the end (each
+    hung up by FreeSWITCH's BYE), and every call it failed is one of mod_callcenter's failed
+    bridges to the agent (``bridge-agent-fail``: under load the queue's first ring can fail, and
+    the queue then rings the agent again).  Nothing else may fail."""
+    ok, failed = agent.counts()
+    bridge_fails = esl.find(lambda e: e.get("Event-Subclass") == "callcenter::info"
+                            and e.get("CC-Action") == "bridge-agent-fail"
+                            and e.get("CC-Member-Session-UUID") == member)
+    assert ok == answered and failed <= len(bridge_fails), (ok, failed, len(bridge_fails), end.errors)
 
 
 def record_started(esl: FsProbe, since: int, timeout: float = 15.0) -> tuple[float, Event]:

@@ -12,7 +12,17 @@ import time
 from pathlib import Path
 
 import pytest
-from fs_helpers import agent_bridged, hangup_complete, new_caller, record_started, uuid_of, wait_fs_shipped
+from fs_helpers import (
+    AGENT_CALLS,
+    agent_bridged,
+    assert_agent_calls,
+    hangup_complete,
+    new_caller,
+    record_started,
+    recorded_span,
+    uuid_of,
+    wait_fs_shipped,
+)
 from recorder_checks import Recorder, assert_audio, stored_file
 
 from pbx_recorder.sandbox.audio_stats import AudioStats, audio_stats
@@ -28,7 +38,7 @@ def test_queue_call_recorded_once_agent_is_bridged(freeswitch: PrivateFreeSWITCH
                                                    esl: FsProbe, fs_recorder: Recorder,
                                                    tmp_path: Path) -> None:
     caller, since = new_caller(), esl.mark()
-    agent = FsSippUas(tmp_path, fs_agent_port, calls=1, timeout_s=60).start()
+    agent = FsSippUas(tmp_path, fs_agent_port, calls=AGENT_CALLS, timeout_s=90).start()
     try:
         sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8004", hangup_after_s=16, from_user=caller).start()
         member = uuid_of(esl, caller, since)
@@ -36,8 +46,9 @@ def test_queue_call_recorded_once_agent_is_bridged(freeswitch: PrivateFreeSWITCH
         t_rec, _ = record_started(esl, since)
         result = sipp.wait()
     finally:
-        agent_result = agent.wait(timeout=20)
-    assert result.ok and agent_result.ok, (result.errors, agent_result.errors)
+        agent_end = agent.finish(timeout=20)
+    assert result.ok, result.errors
+    assert_agent_calls(agent, agent_end, esl, member, answered=1)
     assert t_rec >= t_bridge - 0.5, (t_rec, t_bridge)  # start_on: bridge, not on answer
     row, recs = wait_fs_shipped(fs_recorder, member)
     assert row["queue"] in ("support", "support@default"), row["queue"]
@@ -54,8 +65,9 @@ def _answered_at(esl: FsProbe, uuid: str) -> float:
                                        and e.get("Unique-ID") == uuid))
 
 
-CALL_S = 25.0  # ~2 s + the pause + room for two CLI runs (3-5 s each on a loaded host)
+CALL_S = 90.0  # an upper bound: the test hangs the call up (uuid_kill) AFTER_RESUME_S after resume
 PAUSED_FOR_S = 5.0
+AFTER_RESUME_S = 4.0
 EDGE_S = 0.5
 
 
@@ -85,20 +97,29 @@ def _live_call_id(recorder: Recorder, uuid: str, timeout: float = 15.0) -> str:
 
 def test_pci_pause_masks_and_keeps_the_timeline(freeswitch: PrivateFreeSWITCH, esl: FsProbe,
                                                 fs_recorder: Recorder, tmp_path: Path) -> None:
+    """Times are wall-clock on both sides (FreeSWITCH's ``Event-Date-Timestamp`` and ``time.time``
+    on the same host), so a late event on the test's ESL connection cannot shift the segments;
+    each CLI is bracketed: the mask is on from pause's return to resume's start at least, and
+    the audio runs before pause's start and after resume's return, however long each CLI takes."""
     caller, since = new_caller(), esl.mark()
     sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8001", hangup_after_s=CALL_S, from_user=caller).start()
     try:
         uuid = uuid_of(esl, caller, since)
-        t_start, started = record_started(esl, since)
+        _, started = record_started(esl, since)
+        t_start = int(started["Event-Date-Timestamp"]) / 1e6
         call_id = _live_call_id(fs_recorder, uuid)
-        time.sleep(max(0.0, t_start + 2.0 - time.monotonic()))
+        time.sleep(max(0.0, t_start + 2.0 - time.time()))
+        t_pause_begin = time.time()
         paused = _cli(fs_recorder, "calls", "pause", call_id)
         assert paused.returncode == 0, (paused.stdout, paused.stderr)
-        t_pause = time.monotonic()
+        t_pause = time.time()
         time.sleep(PAUSED_FOR_S)
+        t_resume_begin = time.time()
         resumed = _cli(fs_recorder, "calls", "resume", call_id)
         assert resumed.returncode == 0, (resumed.stdout, resumed.stderr)
-        t_resume = time.monotonic()
+        t_resume = time.time()
+        time.sleep(AFTER_RESUME_S)
+        assert esl.api(f"uuid_kill {uuid}").startswith("+OK")
         result = sipp.wait()
     finally:
         sipp.stop()
@@ -109,14 +130,11 @@ def test_pci_pause_masks_and_keeps_the_timeline(freeswitch: PrivateFreeSWITCH, e
     assert len(main) == 1
     path = stored_file(fs_recorder, main[0])
     whole = audio_stats(path)
-    t_end = next(t for t, e in esl.find(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
-                                        and e.get("Unique-ID") == uuid))
-    assert abs(whole.duration_s - (t_end - t_start)) <= 1.5, (whole, t_end - t_start)  # timeline kept
-    # the CLI returns after the mask is applied: the stretch between its return and resume's start
-    pause_from, pause_to = t_pause - t_start, t_resume - t_start - 1.0
-    during = _segment(path, pause_from + EDGE_S, pause_to - EDGE_S, tmp_path)
+    span = recorded_span(esl, uuid)
+    assert abs(whole.duration_s - span) <= 1.5, (whole, span)  # the timeline is kept
+    during = _segment(path, t_pause - t_start + EDGE_S, t_resume_begin - t_start - EDGE_S, tmp_path)
     assert during.max_amplitude == 0.0, during
-    assert _segment(path, EDGE_S, pause_from - 1.5, tmp_path).rms > 0.01
+    assert _segment(path, EDGE_S, t_pause_begin - t_start - EDGE_S, tmp_path).rms > 0.01
     assert _segment(path, t_resume - t_start + EDGE_S, whole.duration_s - EDGE_S, tmp_path).rms > 0.01
     manifest = json.loads(main[0]["manifest"])
     assert len(manifest["pauses"]) == 1, manifest

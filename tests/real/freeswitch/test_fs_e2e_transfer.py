@@ -1,7 +1,8 @@
 """End-to-end on FreeSWITCH: a recorded queue call is blind- or attended-transferred by the agent;
 it stays one call with one continuous recording, flagged ``transferred``.
 
-Real FreeSWITCH + sipp (caller UAC, agent UAS answering twice: the agent, then the colleague) +
+Real FreeSWITCH + sipp (caller UAC, agent UAS answering twice: the agent, then the colleague; it
+takes more calls than that and is ended gracefully, judged by its own statistics) +
 ``pbx-recorder run``.  The transfer is ``uuid_transfer <agent uuid> -bleg 9001 XML pbxrec-transfer``:
 the same ``switch_ivr_session_transfer`` of the caller's leg that mod_sofia runs on a REFER from the
 agent's phone.  FreeSWITCH 1.11 ends the agent leg with NORMAL_CLEARING (not BLIND_TRANSFER) and
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from fs_helpers import (
+    AGENT_CALLS,
     agent_bridged,
+    assert_agent_calls,
     custom_event,
     new_caller,
     record_started,
@@ -40,7 +43,7 @@ def test_blind_transfer_keeps_one_call_and_one_recording(freeswitch: PrivateFree
     """The agent blind-transfers the caller to 9001 (a colleague: the same UAS answers a second
     call).  ``uuid_transfer <agent> -bleg`` is what FreeSWITCH does on the agent phone's REFER."""
     caller, since = new_caller(), esl.mark()
-    agent = FsSippUas(tmp_path, fs_agent_port, calls=2, timeout_s=90).start()
+    agent = FsSippUas(tmp_path, fs_agent_port, calls=AGENT_CALLS, timeout_s=150).start()
     sipp: FsSippCall | None = None
     try:
         sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8004", hangup_after_s=24, from_user=caller,
@@ -60,10 +63,11 @@ def test_blind_transfer_keeps_one_call_and_one_recording(freeswitch: PrivateFree
                                    timeout=20, since=since)
         result = sipp.wait(timeout=60)
     finally:
-        agent_result = agent.wait(timeout=20)
+        agent_end = agent.finish(timeout=20)
         if sipp is not None and sipp.running:  # a failed step: the caller's sipp must not outlive the test
             sipp.stop()
-    assert result.ok and agent_result.ok, (result.errors, agent_result.errors)
+    assert result.ok, result.errors
+    assert_agent_calls(agent, agent_end, esl, member, answered=2)  # the agent and the colleague
     assert colleague
     t_end = next(t for t, e in esl.find(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
                                         and e.get("Unique-ID") == member))
@@ -90,7 +94,7 @@ def test_attended_transfer_keeps_the_callers_call_and_recording(
     agent, the consultation and the colleague; one recording on the caller's leg from the agent's
     bridge to the caller's hang-up, continuous through the hold; flagged ``transferred``."""
     caller, since = new_caller(), esl.mark()
-    agent = FsSippUas(tmp_path, fs_agent_port, calls=2, timeout_s=90).start()
+    agent = FsSippUas(tmp_path, fs_agent_port, calls=AGENT_CALLS, timeout_s=150).start()
     sipp: FsSippCall | None = None
     try:
         sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8004", hangup_after_s=26, from_user=caller,
@@ -115,10 +119,11 @@ def test_attended_transfer_keeps_the_callers_call_and_recording(
                               timeout=20, since=since)
         result = sipp.wait(timeout=60)
     finally:
-        agent_result = agent.wait(timeout=20)
+        agent_end = agent.finish(timeout=20)
         if sipp is not None and sipp.running:  # a failed step: the caller's sipp must not outlive the test
             sipp.stop()
-    assert result.ok and agent_result.ok, (result.errors, agent_result.errors)
+    assert result.ok, result.errors
+    assert_agent_calls(agent, agent_end, esl, member, answered=2)  # the agent and the colleague
     row, _ = wait_fs_shipped(fs_recorder, member)
     assert fs_recorder.process.terminate() == 0, fs_recorder.process.log_tail()
     calls = fs_recorder.catalog.query("SELECT call_id, uniqueids, flags FROM calls")
