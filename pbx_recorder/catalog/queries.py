@@ -254,19 +254,25 @@ def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
     agents = per_agent(f, scope)
     if agents is None:
         return _page(f, now, tz, cursor, probe, blind, scope)
+    # each agent's page as sort keys only (read off the index), the page's keys picked from them,
+    # then only those rows read: a team of 12 reads 50 rows, not 12 x 50
     params: list[Any] = []
     branches = []
     for k, agent in enumerate(agents):
-        sql, branch_params = _page(f, now, tz, cursor, probe, blind, Scope.of_agents({agent}))
+        sql, branch_params = _page(f, now, tz, cursor, probe, blind, Scope.of_agents({agent}),
+                                   columns="calls.started_at, calls.call_id")
         branches.append(f"SELECT * FROM ({sql}) AS b{k}")
         params.extend(branch_params)
     params.append(max(1, min(int(f.limit), MAX_LIMIT)) + (1 if probe else 0))
-    return (f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS u "
-            f"ORDER BY {_order_by('u', f, cursor)} LIMIT ?", params)
+    keys = (f"SELECT * FROM ({' UNION ALL '.join(branches)}) AS u "
+            f"ORDER BY {_order_by('u', f, cursor)} LIMIT ?")
+    return (f"SELECT calls.* FROM ({keys}) AS k CROSS JOIN calls WHERE calls.call_id = k.call_id "
+            f"ORDER BY {_order_by('k', f, cursor)}", params)
 
 
 def _page(f: CallFilters, now: float, tz: tzinfo | None, cursor: Cursor | None, probe: bool,
-          blind: BlindIndex | None, scope: Scope | None) -> tuple[str, list[Any]]:
+          blind: BlindIndex | None, scope: Scope | None,
+          columns: str = "calls.*") -> tuple[str, list[Any]]:
     params: list[Any] = []
     sql_from, src, where = _source(f, now, tz, params, cursor, blind=blind, scope=scope)
     if cursor is None and time_range(f, now, tz) == (None, None):
@@ -274,7 +280,7 @@ def _page(f: CallFilters, now: float, tz: tzinfo | None, cursor: Cursor | None, 
         # read after them (Catalog._page_rows). PostgreSQL sorts NULL first in DESC order and
         # SQLite last, so ORDER BY alone would put them at opposite ends on the two engines.
         where.append(f"{src}.started_at IS NOT NULL")
-    sql = f"SELECT calls.* FROM {sql_from}"
+    sql = f"SELECT {columns} FROM {sql_from}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {_order_by(src, f, cursor)} LIMIT ?"

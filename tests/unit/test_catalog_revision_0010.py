@@ -25,7 +25,8 @@ def test_0010_adds_the_agent_led_indexes_and_the_tag_agent(tmp_path, fresh: bool
             for index in SCOPE_INDEXES:
                 connection.execute(text(f"DROP INDEX {index.name}"))
             connection.execute(text("ALTER TABLE call_tags DROP COLUMN agent"))
-        connection.execute(text("INSERT INTO calls (call_id, agent, started_at, rowid) VALUES ('c1', 'ann', 5, 1)"))
+        connection.execute(text("INSERT INTO calls (call_id, agent, started_at, rowid) "
+                                "VALUES ('c1', 'ann', 5, 1)"))
         connection.execute(text("INSERT INTO call_tags (call_id, tag, started_at) VALUES ('c1', 'vip', 5)"))
         connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
         connection.execute(text("INSERT INTO alembic_version VALUES ('0009')"))
