@@ -11,8 +11,7 @@ from urllib.parse import urlencode
 
 from bench import console_fill
 from bench.catalog_data import AGENTS, QUEUES
-from pbx_recorder.catalog import CallFilters, Catalog
-from pbx_recorder.catalog import engine
+from pbx_recorder.catalog import CallFilters, Catalog, engine
 from pbx_recorder.catalog.queries import Cursor, build_count, build_search, encode_cursor, preset_range
 from pbx_recorder.catalog.scopes import Scope, scope_clause
 from pbx_recorder.service.accounts import Accounts
