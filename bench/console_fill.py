@@ -47,7 +47,9 @@ CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 TEAM = "bench-team"
 TEAM_AGENTS = tuple(AGENTS[:12])  # a team lead's 12 agents out of 500
 #: account -> (role, teams); the agent account is named after an agent of the calls
-USERS = {"bench-admin": ("admin", ()), "bench-lead": ("supervisor", (TEAM,)), AGENTS[7]: ("agent", ())}
+USERS = {"bench-admin": ("admin", ()), "bench-lead": ("supervisor", (TEAM,)), AGENTS[7]: ("agent", ()),
+         "bench-qa": ("qa", ())}
+QA_CALLS = 500  #: calls assigned to the QA reviewer, spread over the whole catalog
 
 
 def keys(work: Path) -> tuple[bytes, bytes]:
@@ -135,12 +137,23 @@ def fill(catalog: Catalog, key_pair: tuple[bytes, bytes], n: int, now: float, *,
 
 
 def accounts(catalog: Catalog, now: float) -> None:
-    """The bench's accounts (admin, a team lead of 12 agents, one agent), made once."""
+    """The bench's accounts (admin, a team lead of 12 agents, one agent, a QA reviewer with
+    ``QA_CALLS`` assigned calls), made once."""
     acc = Accounts(catalog.connection(), hasher=CHEAP)
     for name, (role, teams) in USERS.items():
         if acc.get(name) is None:
             acc.add(name, role, PASSWORD, teams=teams, actor="bench", actor_role="host-admin", now=now)
     acc.set_team_agents(TEAM, TEAM_AGENTS, actor="bench", actor_role="host-admin", now=now)
+    conn = catalog._conn()
+    if conn.execute("SELECT 1 FROM qa_assignments WHERE reviewer = 'bench-qa' LIMIT 1").fetchone() is None:
+        total = int(conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        step = max(1, total // QA_CALLS)
+        ids = [r[0] for r in conn.execute("SELECT call_id FROM calls WHERE started_at IS NOT NULL "
+                                          "AND rowid % ? = 0 LIMIT ?", (step, QA_CALLS)).fetchall()]
+        with catalog.transaction():
+            conn.executemany("INSERT INTO qa_assignments (call_id, reviewer, assigned_by, assigned_at) "
+                             "VALUES (?, 'bench-qa', 'bench', ?) ON CONFLICT DO NOTHING",
+                             [(i, now) for i in ids])
 
 
 def open_filled(work: Path, n: int, now: float) -> tuple[Catalog, float, str]:

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 from bench import console_fill
 from bench.catalog_data import AGENTS, QUEUES
-from pbx_recorder.catalog import CallFilters, Catalog
-from pbx_recorder.catalog.queries import Cursor, encode_cursor, preset_range
+from pbx_recorder.catalog import CallFilters, Catalog, engine
+from pbx_recorder.catalog.queries import Cursor, build_count, build_search, encode_cursor, preset_range
 from pbx_recorder.catalog.scopes import Scope, scope_clause
 from pbx_recorder.service.accounts import Accounts
 from pbx_recorder.service.roles import may
@@ -85,9 +85,10 @@ def cases(catalog: Catalog, role: str, scope: Scope, agents: list[str], now: flo
 def run(catalog: Catalog, ctx: Any, clients: dict[str, Any], now: float, n: int) -> None:
     accounts = Accounts(catalog.connection(), hasher=console_fill.CHEAP)
     print(f"\nsearch, ms per page of {LIMIT} with its count ({n} samples per cell, one warm-up each; "
-          "direct = Catalog.search_page with the same filters and row scope, interleaved with HTTP)")
+          "direct = Catalog.search_page with the same filters and row scope, interleaved with HTTP; "
+          "direct CPU = the CPU time this process got for it, which a busy host does not stretch)")
     print(f"{'role':11} {'filter':20} {'direct p50':>10} {'direct p95':>10} {'http p50':>9} {'http p95':>9} "
-          f"{'http/direct p95':>15} {'rows':>5}")
+          f"{'http/direct p95':>15} {'rows':>5} {'direct CPU p95':>14}")
     for name, client in clients.items():
         user = accounts.get(name)
         assert user is not None
@@ -97,19 +98,37 @@ def run(catalog: Catalog, ctx: Any, clients: dict[str, Any], now: float, n: int)
             if not queries:
                 print(f"{user.role:11} {family:20} {'-':>10} (throttled for this role by design: not run)")
                 continue
-            direct, http, rows = [], [], 0
+            direct, cpu, http, rows = [], [], [], 0
             for i, q in enumerate([queries[0], *queries]):
                 f = CallFilters(limit=LIMIT, **q)  # type: ignore[arg-type]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 page = catalog.search_page(f, tz=ctx.tz, scope=scope)
-                ms = (time.perf_counter() - t0) * 1000
+                ms, cpu_ms = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
                 took, body = client.get("/api/calls?" + urlencode({**q, "limit": LIMIT}))
                 if i:  # the first is the warm-up
                     direct.append(ms)
+                    cpu.append(cpu_ms)
                     http.append(took)
                     rows += len(page.rows)
                 if body.count(b'"call_id"') != len(page.rows):
                     raise SystemExit(f"{family}: HTTP and direct answers differ")
             print(f"{user.role:11} {family:20} {_pct(direct, 50):10.2f} {_pct(direct, 95):10.2f} "
                   f"{_pct(http, 50):9.2f} {_pct(http, 95):9.2f} "
-                  f"{_pct(http, 95) / max(_pct(direct, 95), 1e-6):14.1f}x {rows // len(queries):5}")
+                  f"{_pct(http, 95) / max(_pct(direct, 95), 1e-6):14.1f}x {rows // len(queries):5} "
+                  f"{_pct(cpu, 95):14.2f}")
+            if engine.is_postgres(catalog._conn()) and _pct(direct, 95) > SLOW_MS:
+                _explain(catalog, CallFilters(limit=LIMIT, **queries[0]), scope, now)  # type: ignore[arg-type]
+
+
+SLOW_MS = 50.0  #: a PostgreSQL cell slower than this (direct p95) prints its plans
+
+
+def _explain(catalog: Catalog, f: CallFilters, scope: Scope, now: float) -> None:
+    """PostgreSQL's EXPLAIN ANALYZE of the cell's page and count (first value), its top lines."""
+    blind = catalog.numbers.index if catalog.numbers is not None else None
+    for what, (sql, params) in (("page", build_search(f, now, probe=True, blind=blind, scope=scope)),
+                                ("count", build_count(f, now, blind=blind, scope=scope))):
+        lines = [str(r[0]) for r in catalog._conn().execute("EXPLAIN ANALYZE " + sql, params).fetchall()]
+        keep = [ln for ln in lines if "Scan" in ln or "Sort" in ln or "Join" in ln or "Execution" in ln]
+        for line in keep[:8]:
+            print(f"{'':11} {what:5} {line.strip()[:150]}")

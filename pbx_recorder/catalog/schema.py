@@ -492,6 +492,41 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX reports_owner ON reports(owner, created_at);
     """,
+    # 10 (scoped searches, pbx_recorder.catalog.scopes): a supervisor's or agent's search reads
+    # its agents' calls first.  Each filter the console offers beside the scope gets an index led
+    # by the agent, in the result's order, and call_tags carries the call's agent (kept in step by
+    # the triggers, now also when a call's agent changes), so a scoped page is a few short index
+    # ranges (queries.py merges one per agent) and a scoped count reads only matching entries.
+    """
+    CREATE INDEX calls_agent_status_time ON calls(agent, status, started_at DESC, call_id);
+    CREATE INDEX calls_agent_consent_time ON calls(agent, consent_decision, started_at DESC, call_id);
+    CREATE INDEX calls_agent_queue_time ON calls(agent, queue, started_at DESC, call_id);
+    ALTER TABLE call_tags ADD COLUMN agent TEXT;  -- copy of calls.agent: the scoped tag index
+    UPDATE call_tags SET agent = (SELECT c.agent FROM calls c WHERE c.call_id = call_tags.call_id);
+    CREATE INDEX call_tags_agent ON call_tags(agent, tag, started_at DESC, call_id);
+    DROP TRIGGER call_tags_insert;
+    DROP TRIGGER call_tags_update;
+    CREATE TRIGGER call_tags_insert AFTER INSERT ON calls BEGIN
+        INSERT OR IGNORE INTO call_tags (call_id, tag, started_at, agent)
+            SELECT NEW.call_id, value, NEW.started_at, NEW.agent
+            FROM json_each(CASE WHEN json_valid(NEW.tags) THEN NEW.tags ELSE '[]' END)
+            WHERE value IS NOT NULL;
+    END;
+    CREATE TRIGGER call_tags_update AFTER UPDATE OF call_id, tags, started_at, agent ON calls BEGIN
+        DELETE FROM call_tags WHERE call_id = OLD.call_id;
+        INSERT OR IGNORE INTO call_tags (call_id, tag, started_at, agent)
+            SELECT NEW.call_id, value, NEW.started_at, NEW.agent
+            FROM json_each(CASE WHEN json_valid(NEW.tags) THEN NEW.tags ELSE '[]' END)
+            WHERE value IS NOT NULL;
+    END;
+    -- seeded like migration 5's: 500 agents, 4 statuses, ~7 consent decisions, 20 queues
+    INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+        ('calls', 'calls_agent_status_time', '10000000 20000 5000 1 1'),
+        ('calls', 'calls_agent_consent_time', '10000000 20000 3000 1 1'),
+        ('calls', 'calls_agent_queue_time', '10000000 20000 1000 1 1'),
+        ('call_tags', 'call_tags_agent', '1000000 2000 100 1 1');
+    ANALYZE sqlite_schema;
+    """,
 ]
 
 

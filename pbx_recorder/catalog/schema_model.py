@@ -140,7 +140,7 @@ hold_recordings = Table(
 call_tags = Table(
     "call_tags", metadata,
     Column("call_id", Text, nullable=False), Column("tag", Text, nullable=False),
-    Column("started_at", REAL),
+    Column("started_at", REAL), Column("agent", Text),
     UniqueConstraint("call_id", "tag"),
 )
 
@@ -344,8 +344,19 @@ WORK_INDEXES = (
     Index("reports_owner", reports.c.owner, reports.c.created_at),
 )
 
+#: what revision 0010 adds (SQLite's migration 10): scoped searches read their agents' calls first
+SCOPE_INDEXES = (
+    Index("calls_agent_status_time", calls.c.agent, calls.c.status, calls.c.started_at.desc(),
+          calls.c.call_id),
+    Index("calls_agent_consent_time", calls.c.agent, calls.c.consent_decision, calls.c.started_at.desc(),
+          calls.c.call_id),
+    Index("calls_agent_queue_time", calls.c.agent, calls.c.queue, calls.c.started_at.desc(), calls.c.call_id),
+    Index("call_tags_agent", call_tags.c.agent, call_tags.c.tag, call_tags.c.started_at.desc(),
+          call_tags.c.call_id),
+)
+
 #: PostgreSQL's form of the SQLite triggers that keep ``call_tags`` in step with ``calls.tags``
-#: (migration 5): every writer, raw SQL included, keeps the tag index right.
+#: (migrations 5 and 10): every writer, raw SQL included, keeps the tag index right.
 POSTGRES_TAG_TRIGGER = """
 CREATE OR REPLACE FUNCTION pbxr_call_tags_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -365,8 +376,8 @@ BEGIN
         DELETE FROM call_tags WHERE call_id = OLD.call_id;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO call_tags (call_id, tag, started_at)
-            SELECT NEW.call_id, t.tag, NEW.started_at
+        INSERT INTO call_tags (call_id, tag, started_at, agent)
+            SELECT NEW.call_id, t.tag, NEW.started_at, NEW.agent
             FROM json_array_elements_text(tags) AS t(tag)
             WHERE t.tag IS NOT NULL
         ON CONFLICT DO NOTHING;
@@ -375,7 +386,7 @@ BEGIN
 END $$;
 CREATE TRIGGER call_tags_insert AFTER INSERT ON calls
     FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();
-CREATE TRIGGER call_tags_update AFTER UPDATE OF call_id, tags, started_at ON calls
+CREATE TRIGGER call_tags_update AFTER UPDATE OF call_id, tags, started_at, agent ON calls
     FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();
 CREATE TRIGGER call_tags_delete AFTER DELETE ON calls
     FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();

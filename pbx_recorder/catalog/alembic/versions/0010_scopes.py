@@ -1,0 +1,36 @@
+"""Scoped searches (SQLite's migration 10): indexes led by the agent for each filter the console
+offers beside a row scope, and ``call_tags.agent`` (a copy of the call's agent kept by the tag
+trigger, now also when a call's agent changes) with its ``(agent, tag, started_at)`` index.
+
+Revision ID: 0010
+Revises: 0009
+
+The baseline creates the model as it stands, so on a catalog created fresh these already exist:
+the column and each index are added only when missing; the trigger is replaced on PostgreSQL.
+"""
+
+from alembic import op
+from sqlalchemy import inspect
+
+from pbx_recorder.catalog.schema_model import POSTGRES_TAG_TRIGGER, SCOPE_INDEXES
+
+revision = "0010"
+down_revision = "0009"
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    if "agent" not in {c["name"] for c in inspect(bind).get_columns("call_tags")}:
+        bind.exec_driver_sql("ALTER TABLE call_tags ADD COLUMN agent TEXT")
+    bind.exec_driver_sql("UPDATE call_tags SET agent = (SELECT c.agent FROM calls c "
+                         "WHERE c.call_id = call_tags.call_id) WHERE agent IS NULL")
+    for index in SCOPE_INDEXES:
+        index.create(bind, checkfirst=True)
+    if bind.dialect.name == "postgresql":
+        for trigger in ("call_tags_insert", "call_tags_update", "call_tags_delete"):
+            bind.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger} ON calls")
+        bind.exec_driver_sql(POSTGRES_TAG_TRIGGER)
+
+
+def downgrade() -> None:
+    raise NotImplementedError("the catalog is never downgraded: restore a backup instead")

@@ -1,0 +1,69 @@
+"""Alembic revision 0010 on a real PostgreSQL catalog at the 0009 layout: ``call_tags.agent`` added
+and filled from the calls, the agent-led indexes built, the tag trigger replaced so that it copies
+the agent (on insert, and when a call's tags or agent change), and a team's tag search finds the
+call (issue 11, scoped searches).  tests/unit/test_catalog_revision_0010.py covers the same
+revision on SQLite through Alembic; this is the path with the PostgreSQL trigger."""
+
+from __future__ import annotations
+
+import pytest
+
+from pbx_recorder.catalog import CallFilters, Catalog, engine
+from pbx_recorder.catalog.schema_model import POSTGRES_TAG_TRIGGER, SCOPE_INDEXES
+from pbx_recorder.catalog.scopes import Scope
+from tests.postgres_server import PostgresServer
+
+pytestmark = pytest.mark.real
+
+NOW = 1_795_000_000.0
+
+
+def _as_0009(catalog: Catalog) -> None:
+    """Take a fresh (0010) catalog back to the 0009 layout: no agent copy, the former trigger."""
+    conn = catalog._conn()
+    for index in SCOPE_INDEXES:
+        conn.execute(f"DROP INDEX {index.name}")
+    for trigger in ("call_tags_insert", "call_tags_update", "call_tags_delete"):
+        conn.execute(f"DROP TRIGGER {trigger} ON calls")
+    conn.execute("ALTER TABLE call_tags DROP COLUMN agent")
+    former = (POSTGRES_TAG_TRIGGER
+              .replace("(call_id, tag, started_at, agent)", "(call_id, tag, started_at)")
+              .replace("NEW.started_at, NEW.agent", "NEW.started_at")
+              .replace("started_at, agent ON", "started_at ON"))
+    function, triggers = former.split("END $$;")
+    conn.execute(function + "END $$;")
+    for statement in triggers.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("UPDATE alembic_version SET version_num = '0009'")
+    conn.commit()
+
+
+def test_0010_upgrades_a_0009_catalog_and_its_tag_trigger(postgres: PostgresServer) -> None:
+    url = postgres.fresh_schema()
+    old = Catalog(url, clock=lambda: NOW)
+    old.upsert_call({"call_id": "c1", "agent": "ann", "tags": ["vip"], "started_at": NOW - 60})
+    _as_0009(old)
+    # written under the former trigger: no agent copy until the migration fills it
+    old.upsert_call({"call_id": "c2", "agent": "bob", "tags": ["vip"], "started_at": NOW - 30})
+    old.close()
+    engine.close_pools()
+    catalog = Catalog(url, clock=lambda: NOW)  # migrates to 0010
+    try:
+        conn = catalog._conn()
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0010"
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes "
+                                            "WHERE schemaname = current_schema()")}
+        assert {i.name for i in SCOPE_INDEXES} <= names
+        agents = dict(conn.execute("SELECT call_id, agent FROM call_tags ORDER BY call_id").fetchall())
+        assert agents == {"c1": "ann", "c2": "bob"}  # filled by the migration
+        catalog.upsert_call({"call_id": "c3", "agent": "cy", "tags": ["vip"], "started_at": NOW - 10})
+        conn.execute("UPDATE calls SET agent = 'dee' WHERE call_id = 'c1'")  # the new trigger follows
+        agents = dict(conn.execute("SELECT call_id, agent FROM call_tags ORDER BY call_id").fetchall())
+        assert agents == {"c1": "dee", "c2": "bob", "c3": "cy"}
+        team = Scope.of_agents({"dee", "cy"})
+        page = catalog.search_page(CallFilters(tag="vip"), now=NOW, scope=team)
+        assert [r["call_id"] for r in page.rows] == ["c3", "c1"]
+        assert page.count is not None and page.count.value == 2
+    finally:
+        catalog.close()

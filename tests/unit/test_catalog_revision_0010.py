@@ -1,0 +1,44 @@
+"""Alembic revision 0010 (scoped searches) brings a catalog at the 0009 layout to the newest one:
+``call_tags.agent`` added and filled from the calls, the agent-led indexes created, the rows kept;
+a no-op on a catalog the baseline created fresh.  Run through Alembic on a SQLite database (plain
+SQLAlchemy DDL); the PostgreSQL trigger is exercised by the PostgreSQL pass of the scoped-search
+tests (tests/unit/test_catalog_scoped_search.py)."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, inspect, text
+
+from pbx_recorder.catalog import pg_schema
+from pbx_recorder.catalog.schema_model import SCOPE_INDEXES, metadata
+
+pytestmark = pytest.mark.sqlite_only  # a SQLAlchemy SQLite database of its own
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_0010_adds_the_agent_led_indexes_and_the_tag_agent(tmp_path, fresh: bool) -> None:  # type: ignore[no-untyped-def]
+    engine = create_engine(f"sqlite:///{tmp_path}/c.db")
+    with engine.connect() as connection:
+        metadata.create_all(connection)
+        if not fresh:  # the 0009 layout: no agent in call_tags, no agent-led indexes
+            for index in SCOPE_INDEXES:
+                connection.execute(text(f"DROP INDEX {index.name}"))
+            connection.execute(text("ALTER TABLE call_tags DROP COLUMN agent"))
+        connection.execute(text("INSERT INTO calls (call_id, agent, started_at, rowid) "
+                                "VALUES ('c1', 'ann', 5, 1)"))
+        connection.execute(text("INSERT INTO call_tags (call_id, tag, started_at) VALUES ('c1', 'vip', 5)"))
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('0009')"))
+        connection.commit()
+        if not fresh:
+            assert "agent" not in {c["name"] for c in inspect(connection).get_columns("call_tags")}
+        command.upgrade(pg_schema._config(connection), "head")
+        connection.commit()
+        insp = inspect(connection)
+        for index in SCOPE_INDEXES:
+            assert index.name in {i["name"] for i in insp.get_indexes(index.table.name)}
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        kept = connection.execute(text("SELECT call_id, tag, agent FROM call_tags")).one()
+    assert tuple(kept) == ("c1", "vip", "ann")
+    assert version == pg_schema.HEAD == "0010"
