@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from pbx_recorder.lifecycle.runtime import Runtime
-from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of
+from pbx_recorder.service import scoped_endpoint
+from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import parse_object
 
@@ -38,23 +38,15 @@ def checkpoint(ctx: ServiceContext) -> None:
 
 
 def with_body(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """An endpoint taking a JSON object body, run in a worker thread that gives its catalog
-    connection back at the end; the session and the CSRF token are checked first."""
+    """An endpoint taking a JSON object body (:func:`scoped_endpoint.with_body`: a worker thread
+    that gives its catalog connection back); the session and the CSRF token are checked first."""
 
-    async def endpoint(request: Request) -> Response:
-        body = await request.body()
+    def run(request: Request, raw: bytes) -> Response:
+        actor = actor_of(request)  # the session and the CSRF token before the body is read
+        return handler(request, actor, parse_object(request.headers.get("content-type", ""), raw))
 
-        def run() -> Response:
-            try:
-                actor = actor_of(request)  # the session and the CSRF token before the body is read
-                return handler(request, actor, parse_object(request.headers.get("content-type", ""), body))
-            finally:
-                ctx_of(request).release()
-
-        return await run_in_threadpool(run)
-
-    endpoint.__name__ = handler.__name__
-    return endpoint
+    run.__name__ = handler.__name__
+    return scoped_endpoint.with_body(run)
 
 
 def call_in_scope(ctx: ServiceContext, actor: Actor, call_id: str, action: str) -> dict[str, Any]:

@@ -21,30 +21,18 @@ from starlette.responses import JSONResponse, Response
 from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import peaks as peak_store
-from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
-from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.json_body import parse_object
+from pbx_recorder.service.scoped_endpoint import scoped_call
 
 MAX_BODY = 8192
-
-
-def _scoped_call(ctx: ServiceContext, actor: Actor, call_id: str, verb: str) -> dict[str, Any]:
-    detail = {"client": actor.client, "what": "marks"}
-    require(ctx, actor, verb, call_id[:200], detail)
-    call = ctx.catalog.get_call(call_id, scope=actor.scope) if len(call_id) <= 200 else None
-    if call is None:
-        absent = len(call_id) > 200 or ctx.catalog.get_call(call_id) is None
-        audit(ctx, actor.user.name, actor.user.role, f"{verb}.absent" if absent else f"denied:{verb}",
-              call_id[:200], {**detail, "reason": "absent" if absent else "out_of_scope"})
-        raise ApiError(404, "no such call")
-    return call
 
 
 def list_marks(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     call_id = request.path_params["call_id"]
-    _scoped_call(ctx, actor, call_id, "calls.view")
+    scoped_call(ctx, actor, call_id, "calls.view", "marks")
     return JSONResponse({"call_id": call_id, "marks": marks.for_call(ctx.catalog.connection(), call_id)})
 
 
@@ -64,7 +52,7 @@ def _add_mark(request: Request, raw: bytes) -> Response:
     try:
         actor = actor_of(request)
         call_id = request.path_params["call_id"]
-        _scoped_call(ctx, actor, call_id, "calls.mark")
+        scoped_call(ctx, actor, call_id, "calls.mark", "marks")
         data = _body(request, raw)
         rid = data.get("recording_id") or ""
         rec = ctx.catalog.get_recording(str(rid)) if isinstance(rid, str) and rid else None

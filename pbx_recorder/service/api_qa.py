@@ -21,9 +21,9 @@ from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import qa_store
-from pbx_recorder.service.api_qa_common import body_of, scoped_call, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.scoped_endpoint import body_of, scoped_call, with_body
 
 MAX_BODY = 4096
 #: roles that see assignments (an agent must not learn which of their calls are sampled)

@@ -26,9 +26,9 @@ from starlette.routing import BaseRoute, Route
 from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import qa_scoring, qa_store
-from pbx_recorder.service.api_qa_common import body_of, int_param, scoped_call, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.scoped_endpoint import body_of, int_param, scoped_call, with_body
 
 MAX_BODY = 64 * 1024
 MAX_COMMENTS = 50

@@ -20,8 +20,8 @@ from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import qa_scoring, qa_store
-from pbx_recorder.service.api_qa_common import body_of, int_param, with_body
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.scoped_endpoint import body_of, int_param, with_body
 
 MAX_BODY = 32 * 1024
 MAX_CARDS = 500

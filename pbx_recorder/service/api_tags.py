@@ -29,9 +29,9 @@ from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.masking import mask_field
 from pbx_recorder.service import tag_store
 from pbx_recorder.service.api_calls import _number_search, filters_of
-from pbx_recorder.service.api_qa_common import body_of, scoped_call, with_body
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.roles import may
+from pbx_recorder.service.scoped_endpoint import body_of, scoped_call, with_body
 from pbx_recorder.service.tag_store import TagRefused
 
 MAX_BODY = 8192

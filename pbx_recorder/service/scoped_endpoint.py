@@ -1,6 +1,6 @@
-"""Pieces shared by the QA review and tag endpoints (``api_qa*.py``, ``api_tags.py``): a call read
+"""Pieces the call endpoints share (marks, QA reviews and assignments, tags, disposal): a call read
 through the actor's row scope (404 like an absent call, the refusal audited), and write endpoints
-that take a JSON body (read in the event loop, handled in a worker thread that gives its catalog
+that take a body (read in the event loop, handled in a worker thread that gives its catalog
 connection back)."""
 
 from __future__ import annotations
