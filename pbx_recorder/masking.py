@@ -86,6 +86,8 @@ _TEXT_NUMBER = re.compile(r"(?<![\w.])(?!(?<=\w-)\d{8}(?!\w))\+?\d{6,}(?![\w]|\.
 # an international number written in groups (``+49 151 1234 5678``, ``tel:+49-151-1234-5678``):
 # no run reaches 6 digits, but the leading ``+`` says what it is
 _GROUPED_NUMBER = re.compile(r"(?<![\w+])\+\d{1,4}(?:[ \-./()]{1,2}\d{1,6}){1,6}(?![\w])")
+# a FreeSWITCH call id is a UUID whose groups can be all digits (``...-988012347883``): not a number
+_UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
 _CHANNEL_NUMBER = re.compile(r"(?<![\w.\-])\+?\d{5,}(?!\w|\.\d)")
 
 
@@ -109,7 +111,11 @@ def mask_channel(value: object) -> str:
 
 def mask_text(text: str) -> str:
     """Free text (a log line, an error): phone-number-like runs of 6+ digits masked; call ids,
-    recording ids, timestamps and extensions are left readable."""
+    recording ids (FreeSWITCH's UUIDs too), timestamps and extensions are left readable."""
+    kept = _UUID.split(text)
+    if len(kept) > 1:  # mask between the UUIDs only
+        uuids = _UUID.findall(text)
+        return "".join(mask_text(part) + (uuids[i] if i < len(uuids) else "") for i, part in enumerate(kept))
     text = _GROUPED_NUMBER.sub(_mask_grouped, text)
     return _TEXT_NUMBER.sub(lambda m: mask_number(m.group(0)), text)
 

@@ -1,4 +1,4 @@
-from pbx_recorder.masking import last4, mask_number, sanitize
+from pbx_recorder.masking import last4, mask_number, mask_text, sanitize
 
 
 def test_mask_mobile_number():
@@ -154,3 +154,16 @@ def test_free_text_keeps_a_channels_sequence_suffix_but_masks_the_number_before_
     assert mask_text("on channel PJSIP/mallory-00000002 from") == "on channel PJSIP/mallory-00000002 from"
     masked = mask_text("hangup on SIP/4915112345678-00000009")
     assert "4915112345678" not in masked and masked.endswith("-00000009")
+
+
+def test_a_freeswitch_call_id_is_not_masked_even_when_a_group_is_all_digits() -> None:
+    """An audit row's target is the call id: a UUID group of 12 digits is not a phone number
+    (found by a FreeSWITCH PCI test whose audit lookup by call id came back empty)."""
+    from pbx_recorder.audit_trail import scrub
+
+    call_id = "sandbox_5185b026-1f2e-4a3b-9c4d-988012347883"
+    assert mask_text(call_id) == call_id
+    assert scrub(call_id) == call_id
+    text = f"call {call_id} from +8613812345678"
+    assert mask_text(text) == f"call {call_id} from " + mask_number("+8613812345678")
+    assert "13812345678" not in mask_text(text)
