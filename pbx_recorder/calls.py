@@ -559,6 +559,8 @@ class CallBook:
         rec = self._find_rec(call, ev.recording_id, "") if call else None
         if rec is not None:
             rec.pbx_ref = ev.pbx_ref or rec.pbx_ref
+            if rec.early and rec.pbx_started_at is None:  # decided while ringing, started at answer
+                rec.started_at = ev.at
             rec.pbx_started_at = ev.at
         return []
 

@@ -69,7 +69,8 @@ def test_early_request_marks_the_call_recording_and_the_snippets_report_adopts_i
     assert isinstance(started, E.RecordingStarted) and started.call_id == make_call_id("pbx1", "1732200000.1")
     assert book.handle(started, 10.2) == []  # adopted: no second MixMonitor
     rec = call.recordings[0]
-    assert rec.pbx_ref == "0x55d0c0ffee" and rec.pbx_started_at is not None and rec.state == "recording"
+    assert rec.pbx_ref == "0x55d0c0ffee" and rec.pbx_started_at == 10.2 and rec.state == "recording"
+    assert rec.started_at == 10.2  # recorded from the answer, not from the decision while ringing
 
 
 def test_only_our_user_event_with_a_clean_id_is_taken() -> None:
