@@ -6,6 +6,7 @@ Version-neutral: MixMonitor's ``i()``, ``r()``/``t()`` and UserEvent are the sam
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import pytest
 from call_helpers import call, cdr_of, linkedid_of, new_caller
 from fake_agi import FakeAgi
-from recorder_checks import Recorder, assert_audio, wait_shipped
+from recorder_checks import Recorder, assert_audio, stored_file, wait_shipped
 
-from pbx_recorder.sandbox import PrivateAsterisk
+from pbx_recorder.sandbox import PrivateAsterisk, SippCall
 from pbx_recorder.sandbox.ami_probe import AmiProbe
 from pbx_recorder.sandbox.recorder import TEST_RULES, CatalogReader, RecorderProcess, write_recorder_config
 
@@ -125,3 +126,38 @@ def test_snippet_runs_the_recorders_mixmonitor_itself(asterisk: PrivateAsterisk,
     assert cdr_of(ami, linkedid)["UserField"] == ""
     target.unlink()
     Path(f"{target}.closed").unlink()
+
+
+def test_pci_pause_of_a_dialplan_started_recording(asterisk: PrivateAsterisk, ami: AmiProbe,
+                                                   early_recorder: Recorder, tmp_path: Path) -> None:
+    """The adopted recording is paused and resumed like any other (MixMonitorMute on its channel)."""
+    from test_asterisk_e2e_pci_pause import cli, live_call_id, mute_events, segment
+
+    caller, since = new_caller(), len(ami.events)
+    t0 = time.monotonic()
+    sipp = SippCall(tmp_path, asterisk.sip_port, "8003", hangup_after_s=20, from_user=caller).start()
+    try:
+        linkedid = linkedid_of(ami, caller, since)
+        started = ami.wait_event(lambda e: e.get("Event") == "MixMonitorStart"
+                                 and e.get("Linkedid") == linkedid, timeout=15, since=since)
+        t_start = next(t for t, e in ami.find(lambda e: e is started))
+        channel = started["Channel"]
+        call_id = live_call_id(early_recorder, linkedid, channel)
+        time.sleep(max(0.0, t_start + 2.0 - time.monotonic()))
+        assert cli(early_recorder, "calls", "pause", call_id).returncode == 0
+        time.sleep(4.0)
+        assert cli(early_recorder, "calls", "resume", call_id).returncode == 0
+        result = sipp.wait()
+    finally:
+        sipp.stop()
+    assert result.ok, result.errors
+    mutes = mute_events(ami, channel, t0)
+    assert [e.get("State") for _, e in mutes] == ["1", "0"], mutes
+    pause_from, pause_to = mutes[0][0] - t_start, mutes[1][0] - t_start
+    row, recs = wait_shipped(early_recorder, linkedid)
+    assert row["consent_decision"] == "not_required" and len(recs) == 1, (row, recs)
+    assert len(_events(ami, linkedid, since, "MixMonitorStart")) == 1
+    path = stored_file(early_recorder, recs[0])
+    during = segment(path, pause_from + 0.5, pause_to - 0.5, tmp_path)
+    assert during.max_amplitude == 0.0, during
+    assert len(json.loads(recs[0]["manifest"])["pauses"]) == 1
