@@ -100,11 +100,26 @@ async def test_consent_none_hands_the_recording_to_the_dialplan(server: Any) -> 
     assert call is not None
     (rec,) = call.recordings
     assert rec.early and rec.pbx_started_at is None  # started by the snippet, adopted on its report
-    assert variables["PBXREC_EARLY_FILE"] == rec.path and variables["PBXREC_EARLY_REC"] == rec.recording_id
-    options = variables["PBXREC_EARLY_OPTIONS"]
+    path, options, command = variables["PBXREC_EARLY_ARGS"].split(",")  # MixMonitor(${PBXREC_EARLY_ARGS})
+    assert path == rec.path and command.startswith("touch ")
     assert options.startswith("i(PBXREC_EARLY_MMID)") and all(f"({p})" in options for p in rec.leg_paths)
-    assert variables["PBXREC_EARLY_COMMAND"].startswith("touch ")
-    assert variables["PBXREC_RECORDING_ID"] == rec.recording_id  # what resync reads after a restart
+    assert variables["PBXREC_RECORDING_ID"] == rec.recording_id  # resync and the snippet's UserEvent
+
+
+async def test_every_variable_is_set_once(server: Any) -> None:
+    """Each SET VARIABLE is a round trip while the call rings: none is sent twice."""
+    srv, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(env_block(["direction=inbound", "dialed=8003", "linkedid=1732200000.2"],
+                           channel="PJSIP/trunk-00000002", uniqueid="1732200000.2", script="decide"))
+    names: list[str] = []
+    try:
+        while line := await reader.readline():
+            names.append(line.decode().split(" ")[2])
+            writer.write(b"200 result=1\n")
+    finally:
+        writer.close()
+    assert len(names) == len(set(names)) == 6, names
 
 
 async def test_a_decision_needing_consent_tells_the_core_nothing(server: Any) -> None:

@@ -100,9 +100,8 @@ def test_snippet_runs_the_recorders_mixmonitor_itself(asterisk: PrivateAsterisk,
 
     def script(env: dict[str, str], agi: Any) -> None:
         assert env["agi_network_script"] == "decide"
-        for name, value in (("PBXREC_EARLY_FILE", str(target)),
-                            ("PBXREC_EARLY_OPTIONS", "i(PBXREC_EARLY_MMID)"),
-                            ("PBXREC_EARLY_COMMAND", f"touch {target}.closed"), ("PBXREC_EARLY_REC", "r1"),
+        for name, value in (("PBXREC_EARLY_ARGS", f"{target},i(PBXREC_EARLY_MMID),touch {target}.closed"),
+                            ("PBXREC_RECORDING_ID", "r1"),
                             ("PBXREC_CONSENT", "not_required"), ("PBXREC_RESULT", "record")):
             agi(f'SET VARIABLE {name} "{value}"')
 
