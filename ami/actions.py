@@ -140,7 +140,9 @@ HANDLED_EVENTS = ("Newchannel", "Newstate", "Hangup", "BridgeEnter", "BridgeLeav
                   "MixMonitorStop", "MixMonitorMute", "QueueCallerJoin", "AgentConnect", "BlindTransfer",
                   "AttendedTransfer", "FullyBooted")
 VARSET_FILTER = "Event: VarSet[[:space:]].*Variable: PBXREC_"
-EVENT_FILTERS = ("Event: (" + "|".join(HANDLED_EVENTS) + ")[[:space:]]",)
+#: the snippet's report of a MixMonitor it started itself (ami/normalize.py ``on_user_event``)
+EARLY_START_FILTER = "Event: UserEvent[[:space:]].*UserEvent: PbxrecEarlyStart[[:space:]]"
+EVENT_FILTERS = ("Event: (" + "|".join(HANDLED_EVENTS) + ")[[:space:]]", EARLY_START_FILTER)
 
 
 def event_filter(regex: str) -> dict[str, str]:

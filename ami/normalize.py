@@ -24,6 +24,7 @@ there is exactly one ``RecordingStarted`` per recording we started.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -350,6 +351,28 @@ def on_mixmonitor_start(n: Normalizer, h: Headers, name: str, now: float) -> lis
     return n._ignore(name, "recording starts are reported from the MixMonitor action response")
 
 
+#: the snippet's report of a MixMonitor it started itself at answer (dialplan/asterisk/pbx-recorder.conf)
+EARLY_START_EVENT = "PbxrecEarlyStart"
+_EARLY_REF = re.compile(r"[A-Za-z0-9_]{1,40}")  # MixMonitorIDs ("0x55d0...")
+_EARLY_REC = re.compile(r"[A-Za-z0-9_.:-]{1,120}")  # our recording ids (naming.make_recording_id)
+
+
+def on_user_event(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
+    """``UserEvent(PbxrecEarlyStart,PbxrecRec: <recording id>,PbxrecMMID: <MixMonitorID>)`` ->
+    RecordingStarted: the core adopts the recording the dialplan started (it finds the recording
+    by id within the channel's own call, so a forged event can only confirm a start)."""
+    if text(h, "userevent") != EARLY_START_EVENT:
+        return n._ignore(name, "not a pbx-recorder user event")
+    rec, ref = text(h, "pbxrecrec").strip(), text(h, "pbxrecmmid").strip()
+    if not _EARLY_REC.fullmatch(rec):
+        return n._ignore(name, "no usable recording id")
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.RecordingStarted(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+                                recording_id=rec, pbx_ref=ref if _EARLY_REF.fullmatch(ref) else "")]
+
+
 def on_mixmonitor_stop(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
     ids = n._identity(h, name)
     if ids is None:
@@ -450,6 +473,7 @@ HANDLERS: dict[str, Handler] = {
     "MixMonitorStop": on_mixmonitor_stop,
     "MixMonitorMute": on_mixmonitor_mute,
     "VarSet": on_varset,
+    "UserEvent": on_user_event,
     "QueueCallerJoin": on_queue_caller_join,
     "AgentConnect": on_agent_connect,
     "BlindTransfer": on_blind_transfer,

@@ -141,11 +141,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--max-sessions", type=int, default=0, help="pbx.agi.max_sessions (default: config)")
     parser.add_argument("--settle", type=float, default=150.0, help="bound for the catalog to settle (s)")
+    parser.add_argument("--decide-first", choices=("yes", "no"), default="yes",
+                        help="PBXREC_DECIDE_FIRST: the snippet's quick decision before answer")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, recordings)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pbxrec-cap-"))
     generate(work / "prompts")
-    pbx = PrivateAsterisk(work / "asterisk")
+    pbx = PrivateAsterisk(work / "asterisk", extra_globals={"PBXREC_DECIDE_FIRST": args.decide_first})
     recorder = probe = None
     ramp_calls = int(args.calls * args.ramp_share)
     try:
@@ -192,7 +194,8 @@ def main() -> int:
         results = _outcomes(probe, catalog, 2, stays)
         print(f"capacity: {total} calls ({ramp_calls} ramp at {args.ramp_rate}/s, then burst at "
               f"{args.burst_rate}/s), {args.seconds:.0f} s each, max_sessions "
-              f"{args.max_sessions or 'default'}; {elapsed:.0f} s; sipp processes failed: {sipp_failed}")
+              f"{args.max_sessions or 'default'}, quick decision {args.decide_first}; {elapsed:.0f} s; "
+              f"sipp processes failed: {sipp_failed}")
         print(f"  {load}")
         overall: Counter[str] = Counter()
         for kind, items in results.items():

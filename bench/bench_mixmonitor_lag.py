@@ -2,11 +2,19 @@
 
     .venv/bin/python bench/bench_mixmonitor_lag.py [--calls 50] [--seconds 6]
 
-Three runs of ``--calls`` concurrent sipp calls, timed on the bench's own AMI connection:
+Four runs of ``--calls`` concurrent sipp calls per round, timed on the bench's own AMI connection:
 
 * baseline  MixMonitor straight from the dialplan (DID 7001): answer -> MixMonitorStart
-* none      recorder rule with ``consent: none``: answer -> MixMonitorStart (AGI + decision + AMI action)
+* dialplan  recorder rule with ``consent: none``, the snippet's quick decision before answer
+            (``PBXREC_DECIDE_FIRST=yes``, the default): answer -> MixMonitorStart, started by the
+            snippet itself with the file the recorder chose
+* none      the same rule without the quick decision (``PBXREC_DECIDE_FIRST=no``): answer -> the
+            consent AGI -> MixMonitor started by the recorder (in band on the AGI socket)
 * notify    recorder rule with ``consent: notify``: end of the notice (AGIExecEnd) -> MixMonitorStart
+
+The quick decision moves the recorder's round trip before the answer: the ``ring`` figure under
+the dialplan and none runs is the first channel event (Newchannel) -> answer, so what the caller
+waits longer for the answer is in view too.
 
 Prints p50 / p99 / max per run and the ratio to the baseline (the target is p99 < 50 ms),
 and under each run the load it ran under: load average, the host's busy share, and the CPU of
@@ -60,6 +68,23 @@ def _lags(probe: AmiProbe, since: int, prefix: str, start_event: str) -> list[fl
     return lags
 
 
+def _ring(probe: AmiProbe, since: int, prefix: str) -> str:
+    """Newchannel -> answer per call: the quick decision runs in this interval."""
+    created: dict[str, float] = {}
+    ms: list[float] = []
+    for at, event in probe.events[since:]:
+        if not event.get("CallerIDNum", "").startswith(prefix):
+            continue
+        uid, name = event.get("Uniqueid", ""), event.get("Event")
+        if name == "Newchannel":
+            created.setdefault(uid, at)
+        elif name == "Newstate" and event.get("ChannelState") == "6" and uid in created:
+            ms.append(1000 * (at - created.pop(uid)))
+    if not ms:
+        return "ring: -"
+    return f"ring (Newchannel->answer) p50 {statistics.median(ms):.1f} p99 {_percentile(ms, 99):.1f} ms"
+
+
 def _phases(probe: AmiProbe, since: int, prefix: str) -> str:
     """Where the time goes, per call, from the PBX's own events: answer -> the dialplan reaches
     AGI() (snippet steps) -> the first AGI command arrives (connect, environment, the recorder's
@@ -103,7 +128,8 @@ def _run(pbx: PrivateAsterisk, probe: AmiProbe, work: Path, did: str, prefix: st
         print(f"  sipp exit {result.returncode}: {result.errors[-300:]}")
     load = sampler.report()
     if did != "7001":
-        load = f"phases: {_phases(probe, since, prefix)}\n          {load}"
+        pad = "\n          "
+        load = f"phases: {_phases(probe, since, prefix)}{pad}{_ring(probe, since, prefix)}{pad}{load}"
     return _lags(probe, since, prefix, start_event), load
 
 
@@ -124,7 +150,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--rounds", type=int, default=1, help="baseline/none/notify rounds in one run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="baseline/dialplan/none/notify rounds in one run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, recordings)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pbxrec-bench-"))
@@ -143,8 +170,13 @@ def main() -> int:
         for _ in range(args.rounds):
             base = _run(pbx, probe, work, "7001", "3001", args.calls, args.seconds, "answer", pids)
             baseline = _report("baseline", base, args.calls, None)
+            pbx.rx("dialplan set global PBXREC_DECIDE_FIRST yes")
+            _report("dialplan", _run(pbx, probe, work, "8003", "3004", args.calls, args.seconds, "answer",
+                                     pids), args.calls, baseline)
+            pbx.rx("dialplan set global PBXREC_DECIDE_FIRST no")
             _report("none", _run(pbx, probe, work, "8003", "3002", args.calls, args.seconds, "answer", pids),
                     args.calls, baseline)
+            pbx.rx("dialplan set global PBXREC_DECIDE_FIRST yes")
             _report("notify", _run(pbx, probe, work, "8001", "3003", args.calls, args.seconds + 4, "notice",
                                    pids), args.calls, baseline)
     finally:

@@ -207,12 +207,18 @@ class AsyncAgiServer:
 
     async def _refuse(self, conn: AsyncAgiConnection, reason: str) -> None:
         self.refused_count += 1
-        log.warning("AGI session refused (%s; %d active, max %d): the snippet takes its fail direction",
-                    "stopping" if reason == "stopping" else "too many sessions", self.active,
-                    self.max_sessions)
         try:
             env = await conn.read_env(REFUSAL_ENV_TIMEOUT_S)
         except (ChannelGone, TimeoutError, AgiProtocolError):
+            env = {}
+        if env.get("agi_network_script", "").split("?", 1)[0].strip("/") == "decide":
+            log.info("AGI quick decision not served (%s; %d active, max %d): the snippet goes on to the "
+                     "consent session", reason, self.active, self.max_sessions)
+        else:
+            log.warning("AGI session refused (%s; %d active, max %d): the snippet takes its fail direction",
+                        "stopping" if reason == "stopping" else "too many sessions", self.active,
+                        self.max_sessions)
+        if not env:
             return
         try:
             await self.refused(env, reason)

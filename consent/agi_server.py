@@ -47,6 +47,7 @@ from pbx_recorder.rules import RuleDecision
 log = logging.getLogger(__name__)
 
 SCRIPT = "consent"
+DECIDE_SCRIPT = "decide"  # the quick decision before answer (consent/early_decide.py)
 ARG_KEYS = ("direction", "dialed", "linkedid", "queue", "region", "lang")
 DIRECTIONS = ("inbound", "outbound", "internal")
 MAX_ARGS = 32

@@ -43,6 +43,7 @@ from consent.agi_protocol import DIGITS, PROMPT_RATE, AgiReply, digit_of
 from consent.agi_server import (
     _LANGUAGE,
     _ROUTE,
+    DECIDE_SCRIPT,
     DIRECTIONS,
     GOODBYE_PROMPT,
     PROMPT_FOR,
@@ -82,6 +83,9 @@ class AsyncConsentBackend(Protocol):
 
     async def resolve(self, event: ev.ConsentResolved, inband: InbandStarter) -> bool | None: ...
     # False: a recording the decision started could not start
+
+    async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None: ...
+    # the decision when it is final at entry (pbx_recorder/early_start.py), else None; no state change
 
 
 class InbandStarter:
@@ -133,11 +137,14 @@ class AsyncConsentSession:
         """Run the session; returns the PBXREC_RESULT set ("" when none was)."""
         env = self.conn.env
         script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
-        if script != SCRIPT:
+        if script not in (SCRIPT, DECIDE_SCRIPT):
             log.warning("FastAGI request for unknown script %r refused", sanitize(script, 40))
             return ""
         event = request_event(env, self.node, self.vip, self.clock, call_id_of=self.call_id_of)
         self.call_id = event.call_id
+        if script == DECIDE_SCRIPT:  # before answer: the dialplan starts the recording itself
+            from consent.early_decide import decide  # it builds on InbandStarter, defined here
+            return await decide(self, event)
         log.info("consent requested call=%s direction=%s caller=%s", self.call_id, event.direction or "-",
                  mask_number(event.caller_num))
         inband = InbandStarter(self.conn, event.channel, event.channel_id, self.clock)
@@ -255,6 +262,12 @@ class AsyncConsentSession:
             except (LookupError, ValueError, OSError) as exc:  # no goodbye prompt: hang up silently
                 log.warning("no goodbye prompt %r for call=%s: %s", prompt, self.call_id, exc)
         return await self._set_result("refused")
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._set(name, value)
+
+    async def set_result(self, result: str) -> str:
+        return await self._set_result(result)
 
     async def _set(self, name: str, value: str) -> None:
         await self.conn.execute("SET VARIABLE", name, value)

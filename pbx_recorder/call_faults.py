@@ -180,3 +180,21 @@ def _recording_call(call: Call) -> bool:
 
 def usable(rec: Recording) -> bool:
     return rec.state not in ("failed", "finalized", "discarded")
+
+
+def settle_never_started(call: Call, at: float) -> list[Command]:
+    """A recording the dialplan was to start at answer (``Recording.early``) on a call that was
+    never answered: the caller left while it rang, the snippet never reached ``MixMonitor``, no
+    file exists.  Not recorded, and the catalog says why (not a "missing" recording).  A call
+    that was answered keeps its recording even if the start report was missed: the file decides."""
+    if call.answered_at is not None:
+        return []
+    for rec in call.recordings:
+        if rec.early and rec.pbx_started_at is None and rec.active:
+            rec.stop(at)
+            rec.state = "failed"
+            rec.flags += ["not_started"]
+            call.result = C.RESULT_NORECORD
+            call.flag("not_answered")
+            log.info("call=%s left before answer: rec=%s never started", call.call_id, rec.recording_id)
+    return []

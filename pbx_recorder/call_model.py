@@ -34,6 +34,7 @@ class Recording:
     pbx_ref: str = ""
     pbx_started_at: float | None = None  # when the PBX confirmed the start (MixMonitor response)
     flags: list[str] = field(default_factory=list)  # this recording only, e.g. "cut"
+    early: bool = False  # the dialplan starts it at answer (pbx_started_at once the PBX says so)
 
     @property
     def active(self) -> bool:

@@ -46,6 +46,7 @@ from pbx_recorder.commands import (
     UpsertCall,
 )
 from pbx_recorder.consent_policy import allows_recording
+from pbx_recorder.early_start import decision_at_entry
 from pbx_recorder.naming import (
     boot_of_call_id,
     make_call_id,
@@ -286,7 +287,19 @@ class CallBook:
             cmds += self._start(call, C.KIND_CONSENT, ev.channel, ev.at, dialogue=True)
         if decision.consent == "none":
             cmds += self._resolve(call, "not_required", {}, ev.at, ev.channel)
+        if ev.early:  # the snippet runs this MixMonitor itself at answer (consent/async_session.py)
+            for rec in call.active_recordings(C.KIND_CALL):
+                rec.early = True
         return cmds
+
+    def decision_at_entry(self, ev: E.ConsentRequested) -> RuleDecision | None:
+        """The rule decision for a call entering the snippet, when nothing learnt later can change
+        it (pbx_recorder/early_start.py); no state changes."""
+        call = self._calls.get(self._cid(ev.call_id))
+        caller = ev.caller_num or (call.caller_num if call else "")
+        ctx = CallContext(direction=ev.direction, dialed=ev.dialed, caller=caller, queue=ev.queue,
+                          agent=ev.agent, vip=ev.vip, region=ev.region, at=ev.at)
+        return decision_at_entry(self.rules, ctx)
 
     def _on_consent_resolved(self, ev: E.ConsentResolved, now: float) -> list[Command]:
         call = self._get(ev, now, create=False)
@@ -472,7 +485,7 @@ class CallBook:
         """Every channel is gone: stop the clocks, wait for the CDR (or finalize now)."""
         call.live.clear()
         call.ended_at = at
-        cmds: list[Command] = []
+        cmds: list[Command] = F.settle_never_started(call, at)
         if call.state == C.STATE_CONSENT_PENDING and call.restored:  # its dialogue died with us
             cmds += F.settle_interrupted(self, call, at)
         elif call.state == C.STATE_CONSENT_PENDING:  # hung up before the dialogue ended
@@ -546,6 +559,8 @@ class CallBook:
         rec = self._find_rec(call, ev.recording_id, "") if call else None
         if rec is not None:
             rec.pbx_ref = ev.pbx_ref or rec.pbx_ref
+            if rec.early and rec.pbx_started_at is None:  # decided while ringing, started at answer
+                rec.started_at = ev.at
             rec.pbx_started_at = ev.at
         return []
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from ami.actions import is_pbx_command
 from consent.agi_async import AsyncAgiServer
-from consent.agi_server import ConsentTicket
+from consent.agi_server import DECIDE_SCRIPT, ConsentTicket
 from consent.async_session import InbandStarter, request_event
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
@@ -44,6 +44,7 @@ from pbx_recorder.errors import AmiActionError, PbxDisconnected, RecorderError
 from pbx_recorder.fault_recovery import FaultRecovery
 from pbx_recorder.metrics import call_outcome
 from pbx_recorder.metrics_sampler import MetricsSampler
+from pbx_recorder.rules import RuleDecision
 from pbx_recorder.tier_probe import check_at_start
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,15 @@ class LoopConsentBackend:
         leaves the snippet to its fail direction)."""
         return await self.daemon.consent_resolved(event, inband)
 
+    async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None:
+        """The decision when it is final at entry (the snippet's quick decision before answer)."""
+        return self.daemon.app.callbook.decision_at_entry(event)
+
     async def refused(self, env: dict[str, str], reason: str) -> None:
-        """A session refused (capacity, stopping): the catalog says "not recorded: <reason>"."""
+        """A session refused (capacity, stopping): the catalog says "not recorded: <reason>".
+        A refused quick decision says nothing: the snippet goes on to the consent session."""
+        if env.get("agi_network_script", "").split("?", 1)[0].strip("/") == DECIDE_SCRIPT:
+            return
         event = request_event(env, self.daemon.app.node, None, self.daemon.clock,
                               call_id_of=self.daemon.app.normalizer.call_id_for)
         await self.daemon.handle(ev.ConsentUnavailable(at=event.at, call_id=event.call_id,

@@ -101,6 +101,7 @@ class ConsentRequested(CallEvent):
     region: str = ""
     language: str = ""
     vip: bool = False  # looked up by the adapter (VIP file / Redis set) before the core sees it
+    early: bool = False  # asked before answer: a call recording is started by the dialplan at answer
 
 
 @dataclass(frozen=True, slots=True)

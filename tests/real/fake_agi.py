@@ -3,6 +3,8 @@
 ``FakeAgi(port, script)`` accepts connections on 127.0.0.1:port; for each, it reads the AGI
 environment, then runs ``script(env, agi)`` where ``agi(command) -> str`` sends one AGI
 command and returns Asterisk's ``200 result=...`` line.  Sessions are recorded in ``sessions``.
+The snippet's quick decision before answer (``.../decide``) is left unanswered (the snippet then
+answers and runs the consent session) unless ``answers_decide``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ Script = Callable[[dict[str, str], Callable[[str], str]], None]
 
 
 class FakeAgi:
-    def __init__(self, port: int, script: Script) -> None:
+    def __init__(self, port: int, script: Script, answers_decide: bool = False) -> None:
         self.sessions: list[dict[str, object]] = []
+        self.decides: list[dict[str, str]] = []  # quick-decision requests left unanswered
+        self.answers_decide = answers_decide  # False: ``script`` sees only the consent sessions
         outer = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -29,6 +33,9 @@ class FakeAgi:
                         break
                     key, _, value = line.partition(": ")
                     env[key] = value
+                if env.get("agi_network_script") == "decide" and not outer.answers_decide:
+                    outer.decides.append(env)  # the snippet's quick decision: not final here
+                    return
                 replies: list[str] = []
 
                 def agi(command: str) -> str:

@@ -161,7 +161,8 @@ def test_event_filter_lets_through_exactly_what_the_normalizer_handles():
     from ami.normalize import HANDLERS
 
     replies_only = {"CoreShowChannel", "CoreShowChannelsComplete"}  # list items of an action's reply
-    assert set(actions.HANDLED_EVENTS) | {"VarSet"} == set(HANDLERS) - replies_only  # VarSet: ours only
+    # VarSet: ours only; UserEvent: only the snippet's PbxrecEarlyStart, through its own filter
+    assert set(actions.HANDLED_EVENTS) | {"VarSet", "UserEvent"} == set(HANDLERS) - replies_only
     # Asterisk matches POSIX extended regexes over the event text ("." matches a newline there)
     whitelist = [re.compile(f.replace("[[:space:]]", r"\s"), re.S) for f in actions.EVENT_FILTERS]
 
@@ -176,4 +177,6 @@ def test_event_filter_lets_through_exactly_what_the_normalizer_handles():
     assert re.compile(actions.VARSET_FILTER.replace("[[:space:]]", r"\s"), re.S).search(varset)
     assert not passes("Event: VarSet\r\nChannel: PJSIP/a\r\nVariable: TEST_TAG\r\nValue: x\r\n")
     assert not passes("Event: Newexten\r\nApplication: Set\r\n")
+    assert passes("Event: UserEvent\r\nChannel: PJSIP/a\r\nUserEvent: PbxrecEarlyStart\r\nPbxrecRec: r\r\n")
+    assert not passes("Event: UserEvent\r\nChannel: PJSIP/a\r\nUserEvent: PbxrecSelftest\r\n")
     assert actions.event_filter(actions.EVENT_FILTERS[0])["Operation"] == "Add"

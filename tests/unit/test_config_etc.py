@@ -38,9 +38,11 @@ def test_manager_snippet_is_least_privilege() -> None:
     for key, value in settings:
         values.setdefault(key.strip(), []).append(value.strip())
     assert values["write"] == ["system,call"]
-    assert values["read"] == ["system,call,cdr,dialplan,agent"]
+    assert values["read"] == ["system,call,cdr,dialplan,agent,user"]  # user: the snippet's UserEvent
     assert values["permit"] == ["127.0.0.1/255.255.255.255"]
-    assert len(values["eventfilter"]) == 2
+    assert len(values["eventfilter"]) == 3
+    from ami.actions import EARLY_START_FILTER
+    assert EARLY_START_FILTER in values["eventfilter"]
 
 
 def test_timer_units_run_existing_commands():
