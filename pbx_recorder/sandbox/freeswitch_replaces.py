@@ -23,6 +23,7 @@ from pbx_recorder.sandbox.freeswitch_pcap import caller_pcap
 from pbx_recorder.sandbox.freeswitch_sipp import SDP
 from pbx_recorder.sandbox.ports import DEFAULT_ALLOCATOR, PortAllocator
 from pbx_recorder.sandbox.sipp import _SippProcess
+from pbx_recorder.sandbox.sipp_scenarios import _in_dialog  # the agent's in-dialog request
 
 _OK_LAST = """<send>
     <![CDATA[
@@ -70,23 +71,6 @@ def _answer(tag: str) -> str:
     ]]>
   </send>
   <recv request="ACK" crlf="true"/>"""
-
-
-def _in_dialog(method: str, cseq: int, extra: str = "") -> str:
-    return f"""<send retrans="500">
-    <![CDATA[
-      {method} [$peer_contact] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From:[$own_to];tag=[pid]SIPpTag01[call_number]
-      To:[$peer_from]
-      Call-ID: [call_id]
-      CSeq: {cseq} {method}
-      Contact: <sip:agent@[local_ip]:[local_port]>
-      {extra}Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>"""
 
 
 def replaces_uas_scenario(pcap: Path, fs_sip_port: int, refer_after_ms: int, talk_ms: int) -> str:
