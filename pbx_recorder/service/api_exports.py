@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -34,7 +33,7 @@ from starlette.routing import Route
 from pbx_recorder.exports import columns, jobs, runner, store
 from pbx_recorder.exports.jobs import KINDS
 from pbx_recorder.masking import mask_field
-from pbx_recorder.service import api_calls, export_work
+from pbx_recorder.service import api_calls, export_work, scoped_endpoint
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import parse_object
@@ -64,18 +63,6 @@ def _checked(ctx: ServiceContext, actor: Actor, target: str) -> None:
     if runner.folder_of(ctx) is None:
         raise ApiError(409, "exports are off: web.export_dir is not set")
     runner.sweep(ctx)
-
-
-async def create(request: Request) -> Response:
-    body = await request.body()
-
-    def run() -> Response:
-        try:
-            return _create(request, body)
-        finally:
-            ctx_of(request).release()
-
-    return await run_in_threadpool(run)
 
 
 def _password(data: dict[str, Any]) -> str:
@@ -200,7 +187,7 @@ def file_sha256(path: os.PathLike[str] | str) -> tuple[str, int]:
 
 
 def routes(sync: Any) -> list[Route]:
-    return [Route("/api/exports", create, methods=["POST"]),
+    return [Route("/api/exports", scoped_endpoint.with_body(_create), methods=["POST"]),
             Route("/api/exports", sync(listing), methods=["GET"]),
             Route("/api/exports/{job_id}", sync(one), methods=["GET"]),
             Route("/api/exports/{job_id}/file", sync(download), methods=["GET"])]
