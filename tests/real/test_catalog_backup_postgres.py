@@ -138,8 +138,9 @@ def test_pg_dump_backup_restores_into_a_fresh_database_rows_equal_erased_subject
     assert schemas(pg, db) == {"public", "restored_catalog"}  # the backup's own name is gone
     restored = Catalog(target)
     assert restored.get_call("c08")["caller_num"] == "+15550000008" and restored.get_call("c07") is None
-    restored.upsert_call(dict(call_id="new", tags='["vip"]', started_at=NOW))  # its triggers work renamed
-    assert rows(target, "call_tags", "call_id") == [("new", "vip", NOW)]
+    restored.upsert_call(dict(call_id="new", agent="alice", tags='["vip"]', started_at=NOW))  # its triggers
+    # work renamed (schema 10: the tag row carries the call's agent)
+    assert rows(target, "call_tags", "call_id") == [("new", "vip", NOW, "alice")]
     restored.close()
     assert any(Path(c[0]).name == "pg_restore" for c in argv)
     assert not any(PASSWORD in " ".join(c) for c in argv)
