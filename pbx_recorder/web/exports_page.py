@@ -1,7 +1,9 @@
 """``GET /exports``: export the current search result (CSV, XLSX or the recordings) and follow the
 user's export jobs.
 
-The search page links here with its filter in the query string; the form carries that query string
+The search page links here with its filter in the query string, or with the calls ticked on it
+(``?calls=a,b``: the recordings of those calls only, each checked against the row scope by the
+API when the export is asked for); the form carries that query string
 unchanged to ``POST /api/exports`` (:mod:`pbx_recorder.service.api_exports` reads it with the
 search's own parser).  ``static/exports.js`` sends the form, then polls ``GET /api/exports`` for
 the progress bars while a job runs; a finished job shows its download link (owner only)."""
@@ -31,11 +33,20 @@ def exports_page(request: Request) -> Response:
     if enabled:
         runner.sweep(ctx)
     query = urlencode([(k, v) for k in FILTER_KEYS if (v := request.query_params.get(k))])
+    selected = selected_calls(request.query_params.get("calls", ""))
     listed = [j.public() for j in jobs.listed(ctx.catalog.connection(), actor.user.name)] if enabled else []
     return render.page(request, "exports.html", actor, enabled=enabled, query=query,
                        shown=filter_doc(request),
                        fields=columns.FIELDS, picked=columns.DEFAULT_FIELDS, min_password=MIN_PASSWORD,
-                       may_unmask=may(actor.user.role, "calls.unmask"), jobs=listed, max_calls=MAX_CALLS)
+                       may_unmask=may(actor.user.role, "calls.unmask"), jobs=listed, max_calls=MAX_CALLS,
+                       selected=selected)
+
+
+def selected_calls(raw: str) -> list[str]:
+    """The call ids ticked on the search page (``a,b,c``): distinct, each at most 128 characters,
+    at most the audio export's limit; anything else in the list is dropped."""
+    ids = [c.strip() for c in raw[:MAX_CALLS * 130].split(",")]
+    return list(dict.fromkeys(c for c in ids if 0 < len(c) <= 128))[:MAX_CALLS]
 
 
 def routes(sync: Any) -> list[BaseRoute]:

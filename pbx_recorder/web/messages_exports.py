@@ -31,6 +31,7 @@ MESSAGES = {
         "exports.download": "Download",
         "exports.pending": "Pending (cold storage)",
         "search.export": "Export this result",
+        "exports.selected": "The recordings of the calls ticked on the search page",
     },
     "zh": {
         "exports.title": "导出",
@@ -61,5 +62,6 @@ MESSAGES = {
         "exports.download": "下载",
         "exports.pending": "待恢复（冷存储）",
         "search.export": "导出此结果",
+        "exports.selected": "搜索页上所勾选通话的录音",
     },
 }

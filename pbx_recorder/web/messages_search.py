@@ -2,6 +2,10 @@
 
 MESSAGES = {
     "en": {
+        "search.selection": "Selected calls",
+        "search.selection.export": "Export the recordings of the ticked calls",
+        "search.selection.delete": "Request deletion of the ticked calls",
+        "search.selection.none": "Tick at least one call.",
         "search.title": "Find calls",
         "search.preset": "Time",
         "search.preset.custom": "Custom range",
@@ -57,6 +61,10 @@ MESSAGES = {
         "search.first": "First page",
     },
     "zh": {
+        "search.selection": "选择通话",
+        "search.selection.export": "导出所选通话的录音",
+        "search.selection.delete": "申请删除所选通话",
+        "search.selection.none": "请至少勾选一个通话。",
         "search.title": "查找通话",
         "search.preset": "时间",
         "search.preset.custom": "自定义范围",

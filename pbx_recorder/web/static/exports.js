@@ -89,6 +89,10 @@
       var unmasked = document.getElementById("export-unmasked");
       var body = {kind: kind.value, password: pw.value, unmasked: !!(unmasked && unmasked.checked)};
       if (kind.value !== "audio") { body.fields = fields; }
+      var ticked = Array.prototype.map.call(document.querySelectorAll(".export-call"), function (li) {
+        return li.getAttribute("data-call-id");
+      });
+      if (ticked.length) { body.call_ids = ticked; }  // the calls ticked on the search page
       var query = form.getAttribute("data-query");
       window.pbxr.send("POST", "/api/exports" + (query ? "?" + query : ""), body).then(function (r) {
         pw.value = "";

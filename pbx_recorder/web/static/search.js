@@ -20,4 +20,14 @@ document.addEventListener("DOMContentLoaded", function () {
       });
     });
   });
+  // the ticked calls of this page, to export their recordings or to ask for their deletion
+  document.querySelectorAll(".selection-go").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var ids = [];
+      document.querySelectorAll(".bulk-call").forEach(function (box) { if (box.checked) { ids.push(box.value); } });
+      var status = document.getElementById("selection-status");
+      if (!ids.length) { status.textContent = status.getAttribute("data-none"); return; }
+      window.location.assign(button.getAttribute("data-href") + "?calls=" + encodeURIComponent(ids.join(",")));
+    });
+  });
 });
