@@ -23,21 +23,7 @@ from pbx_recorder.sandbox.freeswitch_pcap import caller_pcap
 from pbx_recorder.sandbox.freeswitch_sipp import SDP
 from pbx_recorder.sandbox.ports import DEFAULT_ALLOCATOR, PortAllocator
 from pbx_recorder.sandbox.sipp import _SippProcess
-from pbx_recorder.sandbox.sipp_scenarios import _in_dialog  # the agent's in-dialog request
-
-_OK_LAST = """<send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:agent@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>"""
+from pbx_recorder.sandbox.sipp_scenarios import _OK_LAST, _in_dialog  # the agent's 200 OK, requests
 
 
 def _answer(tag: str) -> str:
