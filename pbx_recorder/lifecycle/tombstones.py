@@ -33,6 +33,7 @@ from typing import Any
 from pbx_recorder import call_seal
 from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.marks import forget_call, forget_recording
+from pbx_recorder.catalog.number_protection import lookup_keys
 from pbx_recorder.lifecycle import policy, shared_tombstones
 from storage import atomic
 
@@ -127,8 +128,10 @@ class Tombstones:
 
     def _erased(self, call: sqlite3.Row | tuple[Any, ...], dead: set[str]) -> bool:
         call_id, caller, callee = call[0], call[1], call[2]
-        candidates = [policy.subject_hash(self.hash_key, call_id)]
-        candidates += [policy.number_hash(self.hash_key, n) for n in (caller, callee) if n]
+        candidates = []
+        for key in lookup_keys(self.hash_key):  # both while a blind-index key rotation runs
+            candidates.append(policy.subject_hash(key, call_id))
+            candidates += [policy.number_hash(key, n) for n in (caller, callee) if n]
         return any(c in dead for c in candidates)
 
     @staticmethod
@@ -181,8 +184,11 @@ class Tombstones:
     def _redact_audit(self, conn: sqlite3.Connection, dead: set[str]) -> None:
         def redact(text: str) -> str:
             def one(m: re.Match[str]) -> str:
-                h = policy.number_hash(self.hash_key, m.group(0))
-                return h if h in dead else m.group(0)
+                for key in lookup_keys(self.hash_key):
+                    h = policy.number_hash(key, m.group(0))
+                    if h in dead:
+                        return h
+                return m.group(0)
             return _NUMBER_RUN.sub(one, text)
 
         for row_id, target, detail in conn.execute("SELECT id, target, detail FROM audit_log").fetchall():

@@ -1,0 +1,242 @@
+"""``keys rotate-index``: a new blind-index key, every index re-made in resumable batches; while
+it runs every call is found under either key (once), holds and erasure keep working; at the end
+no old-key index is left and the old key is gone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pbx_recorder.catalog import CallFilters, Catalog
+from pbx_recorder.catalog.index_rotation import IndexRotation, load_state
+from pbx_recorder.catalog.number_keys import KeyFileIndex, protection_for
+from pbx_recorder.catalog.number_migration import protect
+from pbx_recorder.catalog.number_protection import BlindIndex
+from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.cli import main
+from pbx_recorder.config import load_config
+from pbx_recorder.errors import PolicyRefusal
+from pbx_recorder.hash_key import previous_path, read_hash_key
+from pbx_recorder.lifecycle.erasure import Eraser
+from pbx_recorder.lifecycle.holds import HoldManager
+from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
+from storage import atomic
+from storage.local import LocalTier
+
+CALLER = "4915112345678"
+OTHER = "4917000000002"
+TRANSFER = "4930987654321"
+NOW = 1_800_000_000.0
+# call id -> (caller, callee, started_at): sorted by id, a1/a2 are the first batch of 2, z9 the last
+CALLS = {"a1": (CALLER, "200", NOW - 50), "a2": (OTHER, "201", NOW - 40), "b1": ("300", CALLER, NOW - 30),
+         "b2": (OTHER, "202", NOW - 20), "z9": (CALLER, "203", NOW - 10)}
+
+
+@pytest.fixture
+def site(tmp_path: Path):
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "hmac.key").write_text("0123456789abcdef0123456789abcdef")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+catalog: {{path: {tmp_path}/catalog.db}}
+storage:
+  hot: hot
+  tiers:
+    hot: {{type: local, path: {tmp_path}/hot}}
+privacy: {{hash_key_file: {tmp_path}/keys/hmac.key}}
+""")
+    config = load_config(cfg, env={})
+    numbers = protection_for(config)
+    cat = Catalog(config.catalog.path, numbers=numbers)
+    for call_id, (caller, callee, started) in CALLS.items():
+        cdr = {"src": caller, "lastdata": f"PJSIP/{TRANSFER}@trunk"} if call_id == "b2" else {"src": caller}
+        cat.upsert_call({"call_id": call_id, "caller_num": caller, "callee_num": callee, "cdr": cdr,
+                         "started_at": started, "status": "answered"})
+    protect(cat._conn(), numbers)  # (marks the catalog as fully protected)
+    yield config, cat, numbers, str(cfg)
+    cat.close()
+
+
+def ids(rows) -> list[str]:
+    return [r["call_id"] for r in rows]
+
+
+def fresh(config) -> Catalog:
+    """What a process started now sees (``calls search``): both key files read."""
+    return Catalog(config.catalog.path, numbers=protection_for(config))
+
+
+def crash_after_first_batch(state):
+    if state["phase"] == "calls" and state["done"] >= 2:
+        raise KeyboardInterrupt
+
+
+def stored_indexes(conn) -> dict[str, tuple[str, ...]]:
+    return {r[0]: tuple(r[1:]) for r in conn.execute(
+        "SELECT call_id, caller_bi, caller_bi4, callee_bi, callee_bi4 FROM calls ORDER BY call_id")}
+
+
+def test_crash_mid_rotation_every_call_found_once_then_resume_leaves_no_old_index(site):
+    config, cat, numbers, _ = site
+    key_file = config.privacy.hash_key_file
+    old = BlindIndex(read_hash_key(key_file), alone=True)
+    conn = open_catalog(config.catalog.path)
+    daemon = Catalog(config.catalog.path, numbers=numbers)  # started before: its index follows the file
+    rotation = IndexRotation(conn, key_file, numbers.cipher, batch=2, after_batch=crash_after_first_batch)
+    with pytest.raises(KeyboardInterrupt):
+        rotation.run()
+    state = load_state(conn)
+    assert (state["phase"], state["done"], state["cursor"]) == ("calls", 2, "a2")
+    new = BlindIndex(read_hash_key(key_file), alone=True)
+    assert previous_path(key_file).exists() and new.full(CALLER) != old.full(CALLER)
+    by_id = stored_indexes(conn)
+    assert by_id["a1"][0] == new.full(CALLER) and by_id["z9"][0] == old.full(CALLER)  # both keys in use
+
+    daemon.upsert_call({"call_id": "m1", "caller_num": CALLER, "callee_num": "204", "started_at": NOW - 5})
+    assert stored_indexes(conn)["m1"][0] == new.full(CALLER)  # the running daemon writes under the new key
+    # a node that still has the old key as its only key writes under it: found as well
+    stale = Catalog(config.catalog.path, numbers=NumberProtection(numbers.cipher, old))
+    stale.upsert_call({"call_id": "m2", "caller_num": CALLER, "callee_num": "205", "started_at": NOW - 4})
+    stale.close()
+
+    search = fresh(config)
+    assert ids(search.search(CallFilters(caller=CALLER))) == ["m2", "m1", "z9", "a1"]
+    assert ids(search.search(CallFilters(caller=CALLER[-4:]))) == ["m2", "m1", "z9", "a1"]
+    assert ids(search.search(CallFilters(caller="+49 151 12345678"))) == ["m2", "m1", "z9", "a1"]
+    assert ids(search.search(CallFilters(callee=CALLER))) == ["b1"]
+    assert ids(search.search(CallFilters(callee=CALLER[-4:]))) == ["b1"]
+    search.close()
+
+    report = IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    assert report.resumed and report.finished and report.retired == "deleted" and not report.errors
+    assert not previous_path(key_file).exists()
+    assert load_state(conn)["phase"] == "done"
+    final = BlindIndex(read_hash_key(key_file), alone=True)
+    for call_id, (caller, callee, _) in {**CALLS, "m1": (CALLER, "204", 0), "m2": (CALLER, "205", 0)}.items():
+        assert stored_indexes(conn)[call_id] == (final.full(caller), final.last4(caller), final.full(callee),
+                                                 final.last4(callee)), call_id
+    named = {r[0] for r in conn.execute("SELECT bi FROM call_numbers")}
+    assert final.full(TRANSFER) in named and old.full(TRANSFER) not in named
+    assert not any(old.full(n) in named for n in (CALLER, OTHER, TRANSFER))
+    after = fresh(config)
+    assert ids(after.search(CallFilters(caller=CALLER[-4:]))) == ["m2", "m1", "z9", "a1"]
+    assert after.get_call("a1")["caller_num"] == CALLER
+    after.close()
+    daemon.upsert_call({"call_id": "m3", "caller_num": CALLER, "started_at": NOW - 3})
+    assert stored_indexes(conn)["m3"][0] == final.full(CALLER)
+    daemon.close()
+    conn.close()
+
+
+def test_erasure_and_holds_by_number_mid_rotation(site, tmp_path):
+    config, cat, numbers, _ = site
+    key_file = config.privacy.hash_key_file
+    conn = open_catalog(config.catalog.path)
+    tiers = {"hot": LocalTier("hot", tmp_path / "hot")}
+    holds = HoldManager(conn, tiers, hash_key=read_hash_key(key_file), numbers=numbers)
+    held = holds.add("caller", OTHER, "lawsuit", "alice", now=NOW)
+    with pytest.raises(KeyboardInterrupt):
+        IndexRotation(conn, key_file, numbers.cipher, batch=2, after_batch=crash_after_first_batch).run()
+    value = conn.execute("SELECT value FROM holds WHERE hold_id = ?", (held["hold_id"],)).fetchone()[0]
+    assert value.count("|") == 1  # new|old while the rotation runs
+    key = read_hash_key(key_file)
+    mid = HoldManager(conn, tiers, hash_key=key, numbers=numbers)
+    for call_id in ("a2", "b2"):  # a2 re-indexed already, b2 not yet: both under the hold
+        assert mid.hold_for({"recording_id": f"r-{call_id}", "call_id": call_id}) is not None, call_id
+    assert mid.hold_for({"recording_id": "r-a1", "call_id": "a1"}) is None
+
+    tombstones = Tombstones(path_beside(key_file), key)
+    receipt = Eraser(conn, tiers, hash_key=key, holds=mid, tombstones=tombstones, numbers=numbers).erase(
+        caller=CALLER, request_id="RQ1", actor="dpo", now=NOW)
+    assert receipt["status"] == "done" and receipt["calls_matched"] == 3  # a1 (new key), b1 and z9 (old)
+    assert {r[0] for r in conn.execute("SELECT call_id FROM calls")} == {"a2", "b2"}
+    assert len(tombstones.hashes()) >= 2  # the number under both keys (a late copy of either node)
+
+    report = IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    assert report.finished
+    value = conn.execute("SELECT value FROM holds WHERE hold_id = ?", (held["hold_id"],)).fetchone()[0]
+    assert value == BlindIndex(read_hash_key(key_file), alone=True).full(OTHER)
+    after = HoldManager(conn, tiers, hash_key=read_hash_key(key_file), numbers=numbers)
+    assert after.hold_for({"recording_id": "r-b2", "call_id": "b2"}) is not None
+    conn.close()
+
+
+def test_a_hold_on_a_number_no_call_has_keeps_the_old_key_until_it_is_added_again(site, tmp_path):
+    config, cat, numbers, _ = site
+    key_file = config.privacy.hash_key_file
+    conn = open_catalog(config.catalog.path)
+    tiers = {"hot": LocalTier("hot", tmp_path / "hot")}
+    holds = HoldManager(conn, tiers, hash_key=read_hash_key(key_file), numbers=numbers)
+    orphan = holds.add("caller", "4915550000000", "future calls", "alice", now=NOW)
+    with pytest.raises(PolicyRefusal, match=orphan["hold_id"]):
+        IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    assert previous_path(key_file).exists() and load_state(conn)["phase"] == "finish"
+    assert ids(fresh(config).search(CallFilters(caller=CALLER))) == ["z9", "a1"]
+    holds = HoldManager(conn, tiers, hash_key=read_hash_key(key_file), numbers=numbers)
+    holds.add("caller", "4915550000000", "future calls", "alice", now=NOW)  # new|old
+    holds.remove(orphan["hold_id"], "alice", now=NOW)
+    assert IndexRotation(conn, key_file, numbers.cipher, batch=2).run().finished
+    assert not previous_path(key_file).exists()
+    conn.close()
+
+
+def test_the_daemons_index_follows_the_key_file(tmp_path):
+    key_file = tmp_path / "hmac.key"
+    key_file.write_text("0123456789abcdef0123456789abcdef")
+    index = KeyFileIndex(key_file)
+    before = index.full(CALLER)
+    assert index.fulls(CALLER) == (before,)
+    atomic.write_bytes(previous_path(key_file), b"0123456789abcdef0123456789abcdef")
+    atomic.write_bytes(key_file, b"fedcba9876543210fedcba9876543210")
+    assert index.full(CALLER) != before and index.fulls(CALLER) == (index.full(CALLER), before)
+    first = BlindIndex(b"0123456789abcdef0123456789abcdef", alone=True)
+    assert index.last4s(CALLER)[1] == first.last4(CALLER)
+    previous_path(key_file).unlink()
+    assert index.fulls(CALLER) == (index.full(CALLER),)
+
+
+def test_cli_rotate_index_reports_audits_and_keeps_the_old_key_on_request(site, capsys):
+    config, cat, numbers, cfg = site
+    key_file = config.privacy.hash_key_file
+    assert main(["--config", cfg, "keys", "rotate-index", "--status"]) == 0
+    assert "no index key rotation" in capsys.readouterr().out
+    assert main(["--config", cfg, "keys", "rotate-index", "--batch", "2", "--keep-old"]) == 0
+    out = capsys.readouterr().out
+    assert "rotated index key ik-" in out
+    assert "10 call rows read, 5 re-indexed" in out and "kept at" in out  # two passes read every row
+    conn = open_catalog(config.catalog.path)
+    state = load_state(conn)
+    old_id = state["old"]
+    kept = Path(key_file).parent / "retired-index-keys" / f"{old_id}.key"
+    assert kept.exists() and oct(kept.stat().st_mode & 0o777) == "0o600"
+    assert kept.read_bytes().strip() == b"0123456789abcdef0123456789abcdef"
+    detail = json.loads(conn.execute("SELECT detail FROM audit_log WHERE action = 'keys.rotate_index'")
+                        .fetchone()[0])
+    assert detail["finished"] and detail["old_key"] == old_id and detail["calls_reindexed"] == 5
+    assert "0123456789abcdef" not in json.dumps(detail)
+    conn.close()
+    assert main(["--config", cfg, "keys", "rotate-index", "--status"]) == 0
+    assert "done" in capsys.readouterr().out
+    assert ids(fresh(config).search(CallFilters(caller=CALLER[-4:]))) == ["z9", "a1"]
+
+
+@pytest.mark.sqlite_only  # reads the bytes of the SQLite file
+def test_a_copied_catalog_file_yields_no_number_and_no_old_index_after_rotation(site):
+    config, cat, numbers, _ = site
+    key_file = config.privacy.hash_key_file
+    old = BlindIndex(read_hash_key(key_file), alone=True)
+    conn = open_catalog(config.catalog.path)
+    IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("VACUUM")
+    conn.close()
+    cat.close()
+    db = Path(config.catalog.path)
+    data = b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+    for number in (CALLER, OTHER, TRANSFER):
+        assert number[-7:].encode() not in data
+        assert old.full(number).split(":", 1)[1].encode() not in data
+        assert old.last4(number).encode() not in data
