@@ -240,3 +240,55 @@ def test_a_copied_catalog_file_yields_no_number_and_no_old_index_after_rotation(
         assert number[-7:].encode() not in data
         assert old.full(number).split(":", 1)[1].encode() not in data
         assert old.last4(number).encode() not in data
+
+
+def test_late_copy_guard_and_verify_mid_rotation(site, tmp_path):
+    """A daemon's guard made before the rotation: an erasure from before it (old key only) and one
+    made while it runs (both keys) each destroy a late copy; ``verify``'s index check accepts rows
+    under either key while it runs and only the new one after."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from pbx_recorder import call_seal
+    from pbx_recorder.lifecycle.late_copies import LateCopyGuard
+
+    config, cat, numbers, _ = site
+    key_file = config.privacy.hash_key_file
+    conn = open_catalog(config.catalog.path)
+    guard = LateCopyGuard(key_file, clock=lambda: NOW)
+    tiers = {"hot": LocalTier("hot", tmp_path / "hot")}
+    key = read_hash_key(key_file)
+    holds = HoldManager(conn, tiers, hash_key=key, numbers=numbers)
+    Eraser(conn, tiers, hash_key=key, holds=holds, tombstones=Tombstones(path_beside(key_file), key),
+           numbers=numbers).erase(caller=OTHER, request_id="before", actor="dpo", now=NOW)
+    assert guard.verdict(conn, "late-1", {"caller_num": OTHER}, NOW - 60).action == "destroy"
+    with pytest.raises(KeyboardInterrupt):
+        IndexRotation(conn, key_file, numbers.cipher, batch=2, after_batch=crash_after_first_batch).run()
+    assert guard.verdict(conn, "late-2", {"caller_num": OTHER}, NOW - 60).action == "destroy"
+    key = read_hash_key(key_file)
+    Eraser(conn, tiers, hash_key=key, holds=HoldManager(conn, tiers, hash_key=key, numbers=numbers),
+           tombstones=Tombstones(path_beside(key_file), key), numbers=numbers).erase(
+        caller=CALLER, request_id="during", actor="dpo", now=NOW + 10)
+    stale = LateCopyGuard(key_file)  # a guard made mid-rotation (reads both key files)
+    assert stale.verdict(conn, "late-4", {"caller_num": OTHER}, NOW - 60).action == "destroy"  # old key only
+    for g in (guard, stale):
+        assert g.verdict(conn, "late-3", {"caller_num": CALLER}, NOW).action == "destroy"
+        assert g.verdict(conn, "new-call", {"caller_num": CALLER}, NOW + 20).action == "keep"
+
+    signing = Ed25519PrivateKey.generate()
+    first = BlindIndex(b"0123456789abcdef0123456789abcdef", alone=True)  # the key replaced
+    cat.upsert_call({"call_id": "x1", "caller_num": "4915000000009", "started_at": NOW})  # new key
+    stale_writer = Catalog(config.catalog.path, numbers=NumberProtection(numbers.cipher, first))
+    stale_writer.upsert_call({"call_id": "y1", "caller_num": "4915000000008", "started_at": NOW})  # old key
+    stale_writer.close()
+    for call_id in ("x1", "y1"):
+        call_seal.reseal(conn, call_id, signing, reveal=numbers.open_call)
+    mid = protection_for(config)
+    for call_id in ("x1", "y1"):
+        assert call_seal.check_calls(conn, signing.public_key(), numbers=mid, call_id=call_id) == []
+    IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    after = protection_for(config)
+    assert call_seal.check_calls(conn, signing.public_key(), numbers=after, call_id="y1") == []
+    conn.execute("UPDATE calls SET caller_bi = ? WHERE call_id = 'y1'", (first.full("4915000000008"),))
+    found = call_seal.check_calls(conn, signing.public_key(), numbers=after, call_id="y1")
+    assert found and "number index does not match" in found[0][1]  # the retired key's index: reported
+    conn.close()
