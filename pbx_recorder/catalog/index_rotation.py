@@ -40,7 +40,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ NEXT_SUFFIX = ".next"
 RETIRED_DIR = "retired-index-keys"
 PHASES = ("holds", "calls", "sweep", "finish", "done")
 DEFAULT_BATCH = 500
+BY_INDEX = "caller_bi = ? OR callee_bi = ? OR call_id IN (SELECT call_id FROM call_numbers WHERE bi = ?)"
 COLUMNS = ("call_id", "numbers", "caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
 
 
@@ -123,6 +124,8 @@ class IndexRotation:
         self.after_batch = after_batch  # tests: a crash between two batches
         self.clock = clock
         self.report = Report()
+        self._pending: dict[str, str] | None = None  # old subject -> erasure request to re-key
+        self._requests_done: list[str] = []
 
     # -- the key files -----------------------------------------------------------------
     def begin(self) -> dict[str, Any]:
@@ -183,7 +186,7 @@ class IndexRotation:
         state = self.begin()
         if state["phase"] == "holds":
             self._rekey_holds()
-            self._rekey_requests()
+            state = self._rekey_requests(state)
             state = self._next_phase(state, "calls")
         while state["phase"] in ("calls", "sweep"):
             state = self._pass(state)
@@ -202,6 +205,8 @@ class IndexRotation:
         """One batch of the calls pass (or the sweep), read and written in one transaction (a
         writer changing a call meanwhile waits: no index is computed from a stale row); the state
         after it."""
+        if self._pending is None:
+            self._pending = self._pending_requests(state)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             rows = self.conn.execute(
@@ -226,7 +231,8 @@ class IndexRotation:
             for row in rows:
                 self._reindex(dict(zip(COLUMNS, row, strict=True)), manifests.get(str(row[0]), []),
                               named_now.get(str(row[0]), set()))
-            state = {**state, "cursor": ids[-1], "done": int(state["done"]) + len(rows)}
+            state = {**state, "cursor": ids[-1], "done": int(state["done"]) + len(rows),
+                     "requests": self._requests_done}
             _save_state(self.conn, state)
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -254,6 +260,7 @@ class IndexRotation:
             self.report.errors.append(f"call {call_id}: {exc}")
             return
         caller, callee = str(plain["caller_num"] or ""), str(plain["callee_num"] or "")
+        self._apply(self._translate([n for n in (caller, callee) if n], [call_id]))
         want = {"caller_bi": self.new.full(caller), "caller_bi4": self.new.last4(caller),
                 "callee_bi": self.new.full(callee), "callee_bi4": self.new.last4(callee)}
         if any(str(row[c] or "") != v for c, v in want.items()):
@@ -289,10 +296,7 @@ class IndexRotation:
             if len(parts) > 1:
                 continue  # already new|old (an earlier run, or a hold added during the rotation)
             old = parts[0]
-            numbers = self._numbers_of_calls(
-                "caller_bi = ? OR callee_bi = ? OR call_id IN "
-                "(SELECT call_id FROM call_numbers WHERE bi = ?)",
-                [old, old, old])
+            numbers = self._numbers_of_calls(BY_INDEX, [old, old, old])
             number = next((n for n in sorted(numbers) if self.old.full(n) == old), None)
             if number is None:
                 if not any(self.new.full(n) == old for n in numbers):
@@ -304,30 +308,58 @@ class IndexRotation:
             self.conn.execute("COMMIT")
             self.report.holds_rekeyed += 1
 
-    def _rekey_requests(self) -> None:
-        """Erasure requests still to be completed (open, or partial: a re-run once the hold ends
-        must find its own request): their subject under the new key, through a call they withheld."""
-        requests = self.conn.execute("SELECT request_id, subject, receipt FROM erasure_requests WHERE "
-                                     "status <> 'done' ORDER BY request_id").fetchall()
-        for request_id, subject, receipt in requests:
+    def _rekey_requests(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Erasure requests still to be completed (open, or partial: a re-run once the hold ends,
+        or the console's execution of an opened request, must find its own request): their subject
+        under the new key.  Found here through a call they withheld or an index lookup; the rest
+        while the calls pass opens every call (``_translate``)."""
+        self._pending = self._pending_requests(state)
+        pairs: list[tuple[str, str]] = []
+        for request_id, receipt in self.conn.execute("SELECT request_id, receipt FROM erasure_requests WHERE "
+                                                     "status <> 'done' ORDER BY request_id").fetchall():
             call_ids = sorted({str(w.get("call_id")) for w in json.loads(receipt or "{}").get("withheld", [])
                                if w.get("call_id")})
-            new_subject = next((policy.subject_hash(self.new_key, c) for c in call_ids
-                                if policy.subject_hash(self.old_key, c) == subject), None)
-            if new_subject is None and call_ids:
+            if call_ids and request_id not in self._requests_done:
                 marks = ",".join("?" * len(call_ids))
-                for number in sorted(self._numbers_of_calls(f"call_id IN ({marks})", call_ids)):
-                    variant = next((v for v in policy.number_variants(number)
-                                    if policy.number_hash(self.old_key, v) == subject), None)
-                    if variant is not None:
-                        new_subject = policy.number_hash(self.new_key, variant)
-                        break
-            if new_subject is None:
-                continue  # nothing of the subject left to hash again (see the module doc)
-            self.conn.execute("BEGIN IMMEDIATE")
+                pairs += self._translate(self._numbers_of_calls(f"call_id IN ({marks})", call_ids), call_ids)
+        for subject in sorted(self._pending):
+            pairs += self._translate(self._numbers_of_calls(BY_INDEX, [subject] * 3), [])
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._apply(pairs)
+        state = {**state, "requests": self._requests_done}
+        _save_state(self.conn, state)
+        self.conn.execute("COMMIT")
+        return state
+
+    def _pending_requests(self, state: dict[str, Any]) -> dict[str, str]:
+        """Old subject -> request id of the requests to complete not re-keyed yet."""
+        self._requests_done = list(state.get("requests", []))
+        done = set(self._requests_done)
+        rows = self.conn.execute("SELECT request_id, subject FROM erasure_requests WHERE status <> 'done'")
+        return {str(subject): str(request_id) for request_id, subject in rows if request_id not in done}
+
+    def _translate(self, numbers: Iterable[str], call_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """(request id, new subject) of each pending request one of ``numbers`` / ``call_ids`` is."""
+        out: list[tuple[str, str]] = []
+        if not self._pending:
+            return out
+        for call_id in call_ids:
+            request_id = self._pending.pop(policy.subject_hash(self.old_key, call_id), None)
+            if request_id is not None:
+                out.append((request_id, policy.subject_hash(self.new_key, call_id)))
+        for number in sorted(set(numbers)):
+            for variant in sorted(policy.number_variants(number)):
+                request_id = self._pending.pop(policy.number_hash(self.old_key, variant), None)
+                if request_id is not None:
+                    out.append((request_id, policy.number_hash(self.new_key, variant)))
+        return out
+
+    def _apply(self, pairs: list[tuple[str, str]]) -> None:
+        """Write re-keyed request subjects (in the caller's transaction)."""
+        for request_id, subject in pairs:
             self.conn.execute("UPDATE erasure_requests SET subject = ? WHERE request_id = ?",
-                              (new_subject, request_id))
-            self.conn.execute("COMMIT")
+                              (subject, request_id))
+            self._requests_done.append(request_id)
             self.report.requests_rekeyed += 1
 
     # -- the end ---------------------------------------------------------------------------

@@ -292,3 +292,32 @@ def test_late_copy_guard_and_verify_mid_rotation(site, tmp_path):
     found = call_seal.check_calls(conn, signing.public_key(), numbers=after, call_id="y1")
     assert found and "number index does not match" in found[0][1]  # the retired key's index: reported
     conn.close()
+
+
+def test_an_erasure_request_opened_before_the_rotation_is_completed_after_it(site, tmp_path):
+    """The console opens a request (subject: the keyed hash of the number as typed, '+' and all)
+    and executes it later; after a rotation its subject is under the new key, so it matches."""
+    from pbx_recorder.lifecycle.policy import number_hash
+
+    config, cat, numbers, _ = site
+    key_file = config.privacy.hash_key_file
+    conn = open_catalog(config.catalog.path)
+    tiers = {"hot": LocalTier("hot", tmp_path / "hot")}
+
+    def eraser() -> Eraser:
+        key = read_hash_key(key_file)
+        holds = HoldManager(conn, tiers, hash_key=key, numbers=numbers)
+        return Eraser(conn, tiers, hash_key=key, holds=holds,
+                      tombstones=Tombstones(path_beside(key_file), key), numbers=numbers)
+
+    typed = "+" + CALLER
+    before = number_hash(read_hash_key(key_file), typed)
+    opened = eraser().receive(subject_hash=before, request_id=None, now=NOW)
+    report = IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    assert report.finished and report.requests_rekeyed == 1
+    subject = conn.execute("SELECT subject FROM erasure_requests WHERE request_id = ?",
+                           (opened["request_id"],)).fetchone()[0]
+    assert subject == number_hash(read_hash_key(key_file), typed)
+    receipt = eraser().erase(caller=typed, request_id=opened["request_id"], actor="dpo", now=NOW + 1)
+    assert receipt["status"] == "done" and receipt["calls_matched"] == 3
+    conn.close()
