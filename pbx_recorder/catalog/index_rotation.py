@@ -138,13 +138,16 @@ class IndexRotation:
         if not all_protected(self.conn):
             raise CatalogError("the catalog still has numbers in clear: run `pbx-recorder catalog migrate` "
                                "before rotating the index key")
-        previous = previous_path(self.key_file)
+        previous, nxt = previous_path(self.key_file), next_path(self.key_file)
+        if previous.exists() and nxt.exists() and _raw(previous) == _raw(self.key_file):
+            previous.unlink()  # a start interrupted before its state was saved: nothing was done yet
+            nxt.unlink()
         if previous.exists():
             raise CryptoError(f"{previous} exists but no rotation is recorded in this catalog: another "
                               "catalog's rotation, or a kept key; move it away before a new rotation")
         current = read_hash_key(self.key_file)
         new = secrets.token_hex(32).encode()
-        _write_key(next_path(self.key_file), new)
+        _write_key(nxt, new)
         _write_key(previous, current)
         state = {"old": key_id(current), "new": key_id(new), "phase": "holds", "cursor": "", "done": 0,
                  "started_at": self.clock()}
@@ -207,42 +210,59 @@ class IndexRotation:
         after it."""
         if self._pending is None:
             self._pending = self._pending_requests(state)
+        failed = 0
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             rows = self.conn.execute(
                 "SELECT call_id, numbers, caller_bi, caller_bi4, callee_bi, callee_bi4 FROM calls "
                 "WHERE call_id > ? ORDER BY call_id LIMIT ?", (state["cursor"], self.batch)).fetchall()
-            if not rows:
-                state = {**state, "phase": "sweep" if state["phase"] == "calls" else "finish", "cursor": "",
-                         "done": 0}
-                _save_state(self.conn, state)
-                self.conn.execute("COMMIT")
-                return state
-            ids = [str(r[0]) for r in rows]
-            marks = ",".join("?" * len(ids))
-            manifests: dict[str, list[tuple[str, Any]]] = {}
-            sql = f"SELECT recording_id, call_id, manifest FROM recordings WHERE call_id IN ({marks})"
-            for rid, call_id, manifest in self.conn.execute(sql, ids):
-                manifests.setdefault(str(call_id), []).append((str(rid), manifest))
-            named_now: dict[str, set[str]] = {}
-            for call_id, bi in self.conn.execute(
-                    f"SELECT call_id, bi FROM call_numbers WHERE call_id IN ({marks})", ids):
-                named_now.setdefault(str(call_id), set()).add(str(bi))
-            for row in rows:
-                self._reindex(dict(zip(COLUMNS, row, strict=True)), manifests.get(str(row[0]), []),
-                              named_now.get(str(row[0]), set()))
-            state = {**state, "cursor": ids[-1], "done": int(state["done"]) + len(rows),
-                     "requests": self._requests_done}
+            if rows:
+                state = self._batch(state, rows)
+            else:  # the end of this pass
+                failed = int(state.get("errors", 0)) if state["phase"] == "sweep" else 0
+                after = "finish" if state["phase"] == "sweep" and not failed else "sweep"
+                state = {**state, "phase": after, "cursor": "", "done": 0, "errors": 0}
             _save_state(self.conn, state)
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        if not rows:
+            return self._failed(int(failed), state)
         self.report.calls_read += len(rows)
         if self.progress is not None:
             self.progress(state["phase"], len(rows))
         if self.after_batch is not None:
             self.after_batch(state)
+        return state
+
+    def _batch(self, state: dict[str, Any], rows: list[Any]) -> dict[str, Any]:
+        """Re-index ``rows`` (in the caller's transaction); the state after them."""
+        ids = [str(r[0]) for r in rows]
+        marks = ",".join("?" * len(ids))
+        manifests: dict[str, list[tuple[str, Any]]] = {}
+        sql = f"SELECT recording_id, call_id, manifest FROM recordings WHERE call_id IN ({marks})"
+        for rid, call_id, manifest in self.conn.execute(sql, ids):
+            manifests.setdefault(str(call_id), []).append((str(rid), manifest))
+        named_now: dict[str, set[str]] = {}
+        sql = f"SELECT call_id, bi FROM call_numbers WHERE call_id IN ({marks})"
+        for call_id, bi in self.conn.execute(sql, ids):
+            named_now.setdefault(str(call_id), set()).add(str(bi))
+        errors_before = len(self.report.errors)
+        for row in rows:
+            self._reindex(dict(zip(COLUMNS, row, strict=True)), manifests.get(str(row[0]), []),
+                          named_now.get(str(row[0]), set()))
+        return {**state, "cursor": ids[-1], "done": int(state["done"]) + len(rows),
+                "requests": self._requests_done,
+                "errors": int(state.get("errors", 0)) + len(self.report.errors) - errors_before}
+
+    def _failed(self, failed: int, state: dict[str, Any]) -> dict[str, Any]:
+        """After a sweep with rows that could not be opened: refuse to go on (the sweep starts over
+        at the next run; the previous key stays in use)."""
+        if failed:
+            first = self.report.errors[0] if self.report.errors else "see the earlier run"
+            raise CryptoError(f"{failed} call rows could not be re-indexed ({first}); the previous "
+                              "index key is kept: fix them and run `keys rotate-index` again")
         return state
 
     def _reindex(self, row: dict[str, Any], manifests: list[tuple[str, Any]], named_now: set[str]) -> None:

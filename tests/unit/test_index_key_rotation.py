@@ -321,3 +321,41 @@ def test_an_erasure_request_opened_before_the_rotation_is_completed_after_it(sit
     receipt = eraser().erase(caller=typed, request_id=opened["request_id"], actor="dpo", now=NOW + 1)
     assert receipt["status"] == "done" and receipt["calls_matched"] == 3
     conn.close()
+
+
+def test_a_start_interrupted_before_its_state_was_saved_starts_cleanly(site):
+    config, cat, numbers, _ = site
+    key_file = Path(config.privacy.hash_key_file)
+    current = key_file.read_bytes()
+    previous_path(key_file).write_bytes(current)  # what a start leaves before saving its state
+    key_file.with_name(key_file.name + ".next").write_bytes(b"ab" * 32 + b"\n")
+    conn = open_catalog(config.catalog.path)
+    report = IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    assert report.finished and not report.resumed
+    assert key_file.read_bytes() not in (current, b"ab" * 32 + b"\n")
+    assert not key_file.with_name(key_file.name + ".next").exists()
+    conn.close()
+
+
+def test_a_row_that_cannot_be_opened_keeps_the_previous_key_until_it_is_fixed(site):
+    from pbx_recorder.errors import CryptoError
+
+    config, cat, numbers, _ = site
+    key_file = config.privacy.hash_key_file
+    conn = open_catalog(config.catalog.path)
+    good = conn.execute("SELECT numbers FROM calls WHERE call_id = 'b1'").fetchone()[0]
+    moved = conn.execute("SELECT numbers FROM calls WHERE call_id = 'a2'").fetchone()[0]
+    conn.execute("UPDATE calls SET numbers = ? WHERE call_id = 'b1'", (moved,))  # a token from another row
+    with pytest.raises(CryptoError, match="call b1"):
+        IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    assert previous_path(key_file).exists()
+    state = load_state(conn)
+    assert (state["phase"], state["cursor"]) == ("sweep", "")  # the sweep starts over
+    with pytest.raises(CryptoError, match="could not be re-indexed"):  # a re-run without a fix: the same
+        IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    conn.execute("UPDATE calls SET numbers = ? WHERE call_id = 'b1'", (good,))
+    assert ids(fresh(config).search(CallFilters(callee=CALLER))) == ["b1"]  # found under the old key
+    report = IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
+    assert report.finished and not previous_path(key_file).exists()
+    assert ids(fresh(config).search(CallFilters(callee=CALLER))) == ["b1"]
+    conn.close()
