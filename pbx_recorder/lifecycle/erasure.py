@@ -87,7 +87,8 @@ class Eraser:
                         " ORDER BY rowid", chunk)
         return out
 
-    def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
+    def receive(self, *, subject_hash: str, request_id: str | None, now: float,
+                aliases: tuple[str, ...] = ()) -> dict[str, Any]:
         """Register (or find) the request; its 15-day clock starts at the first receipt.
 
         The row is committed as ``open`` before any work (the receipt time is what the deadline
@@ -96,15 +97,17 @@ class Eraser:
         the same subject (with its request id, or without one) completes the same request --
         every step is idempotent (what is already gone is not found again)."""
         if request_id is None:  # an earlier run for this subject that did not finish: complete it
-            unfinished = rows(self.conn, "SELECT * FROM erasure_requests WHERE subject=? AND status='open'"
-                              " ORDER BY received_at LIMIT 1", (subject_hash,))
+            known = (subject_hash, *aliases)  # aliases: the subject under the key a rotation replaces
+            marks = ",".join("?" * len(known))
+            unfinished = rows(self.conn, f"SELECT * FROM erasure_requests WHERE subject IN ({marks}) AND "
+                              "status='open' ORDER BY received_at LIMIT 1", known)
             if unfinished:
                 log.info("erasure %s: completing the open request", unfinished[0]["request_id"])
                 return unfinished[0]
         request_id = request_id or "ER-" + secrets.token_hex(6)
         found = rows(self.conn, "SELECT * FROM erasure_requests WHERE request_id=?", (request_id,))
         if found:
-            if found[0]["subject"] != subject_hash:
+            if found[0]["subject"] not in (subject_hash, *aliases):
                 raise PolicyRefusal(f"request {request_id} exists for another subject")
             return found[0]
         row = {
@@ -138,7 +141,9 @@ class Eraser:
             if caller
             else policy.subject_hash(self.hash_key, call_id or "")
         )
-        req = self.receive(subject_hash=subject, request_id=request_id, now=now)
+        aliases = tuple(policy.number_hash(k, caller) if caller else policy.subject_hash(k, call_id or "")
+                        for k in lookup_keys(self.hash_key)[1:])  # a blind-index key rotation runs
+        req = self.receive(subject_hash=subject, request_id=request_id, now=now, aliases=aliases)
         calls = self._calls(caller, call_id)
         deleted, withheld = [], []
         plan: list[tuple[dict[str, Any], list[dict[str, Any]], bool]] = []

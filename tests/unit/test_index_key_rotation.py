@@ -359,3 +359,25 @@ def test_a_row_that_cannot_be_opened_keeps_the_previous_key_until_it_is_fixed(si
     assert report.finished and not previous_path(key_file).exists()
     assert ids(fresh(config).search(CallFilters(callee=CALLER))) == ["b1"]
     conn.close()
+
+
+def test_an_open_request_is_completed_mid_rotation_under_the_old_subject(site, tmp_path):
+    from pbx_recorder.lifecycle.policy import number_hash
+
+    config, cat, numbers, _ = site
+    key_file = config.privacy.hash_key_file
+    conn = open_catalog(config.catalog.path)
+    tiers = {"hot": LocalTier("hot", tmp_path / "hot")}
+    typed = "+4930111111111"  # no call has it: nothing re-keys its request before it is run
+    key = read_hash_key(key_file)
+    holds = HoldManager(conn, tiers, hash_key=key, numbers=numbers)
+    opened = Eraser(conn, tiers, hash_key=key, holds=holds).receive(
+        subject_hash=number_hash(key, typed), request_id=None, now=NOW)
+    with pytest.raises(KeyboardInterrupt):
+        IndexRotation(conn, key_file, numbers.cipher, batch=2, after_batch=crash_after_first_batch).run()
+    key = read_hash_key(key_file)
+    eraser = Eraser(conn, tiers, hash_key=key, holds=HoldManager(conn, tiers, hash_key=key, numbers=numbers),
+                    tombstones=Tombstones(path_beside(key_file), key), numbers=numbers)
+    receipt = eraser.erase(caller=typed, request_id=opened["request_id"], actor="dpo", now=NOW + 1)
+    assert receipt["status"] == "done" and receipt["request_id"] == opened["request_id"]
+    conn.close()
