@@ -23,7 +23,10 @@ apart from the master-key folder), never from the catalog key:
   16 hex characters (a last-4 value has only 10,000 possibilities: collisions are harmless, a
   longer tag would only cost space).
 
-Numbers are indexed on their digits (a leading '+' or spaces do not matter).  Pure: no I/O.
+Numbers are indexed on their digits (a leading '+' or spaces do not matter).  The index key is
+rotated by ``keys rotate-index`` (``catalog.index_rotation``): writes use the current key, lookups
+(:meth:`BlindIndex.fulls` / :meth:`BlindIndex.last4s`) the previous one as well while it runs.
+Pure: no I/O.
 """
 
 from __future__ import annotations
