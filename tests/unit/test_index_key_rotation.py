@@ -79,7 +79,8 @@ def stored_indexes(conn) -> dict[str, tuple[str, ...]]:
         "SELECT call_id, caller_bi, caller_bi4, callee_bi, callee_bi4 FROM calls ORDER BY call_id")}
 
 
-def test_crash_mid_rotation_every_call_found_once_then_resume_leaves_no_old_index(site):
+def test_crash_mid_rotation_every_call_found_once_then_resume_leaves_no_old_index(site, monkeypatch):
+    monkeypatch.setattr(KeyFileIndex, "CHECK_EVERY", 0.0)  # the daemon looks at its key files at once
     config, cat, numbers, _ = site
     key_file = config.privacy.hash_key_file
     old = BlindIndex(read_hash_key(key_file), alone=True)
@@ -187,6 +188,7 @@ def test_the_daemons_index_follows_the_key_file(tmp_path):
     key_file = tmp_path / "hmac.key"
     key_file.write_text("0123456789abcdef0123456789abcdef")
     index = KeyFileIndex(key_file)
+    index.CHECK_EVERY = 0.0  # (default: at most every 0.5 s)
     before = index.full(CALLER)
     assert index.fulls(CALLER) == (before,)
     atomic.write_bytes(previous_path(key_file), b"0123456789abcdef0123456789abcdef")
