@@ -197,6 +197,34 @@ class IndexRotation:
             self._finish(state, keep_old=keep_old)
         return self.report
 
+    def reindex(self) -> Report:
+        """Every call's indexes under the current key, from its decrypted numbers alone (the key
+        they were made with is not needed): a catalog restored from a backup taken before a
+        rotation.  Resumable like the rotation (phase ``reindex``); caller holds and erasure
+        requests are left as they are (their numbers are not known without the old key)."""
+        state = load_state(self.conn)
+        if state is None or state.get("phase") != "reindex":
+            if state is not None and state.get("phase") not in ("done", None):
+                raise CatalogError(f"an index key rotation is in progress (phase {state['phase']}): finish "
+                                   "it with `keys rotate-index`")
+            self.new_key = read_hash_key(self.key_file)
+            state = {"old": "", "new": key_id(self.new_key), "phase": "reindex", "cursor": "", "done": 0,
+                     "started_at": self.clock()}
+        else:
+            self.report.resumed = True
+            self.new_key = read_hash_key(self.key_file)
+            if key_id(self.new_key) != state["new"]:
+                raise CryptoError(f"{self.key_file} is not the index key this re-index started with "
+                                  f"({state['new']})")
+        self.report.new = state["new"]
+        self.new = BlindIndex(self.new_key, alone=True)
+        self.numbers = NumberProtection(self.cipher, self.new)
+        self._pending = {}
+        while state["phase"] == "reindex":
+            state = self._pass(state)
+        self.report.finished = True
+        return self.report
+
     def _next_phase(self, state: dict[str, Any], phase: str) -> dict[str, Any]:
         state = {**state, "phase": phase, "cursor": "", "done": 0}
         self.conn.execute("BEGIN IMMEDIATE")
@@ -219,8 +247,9 @@ class IndexRotation:
             if rows:
                 state = self._batch(state, rows)
             else:  # the end of this pass
-                failed = int(state.get("errors", 0)) if state["phase"] == "sweep" else 0
-                after = "finish" if state["phase"] == "sweep" and not failed else "sweep"
+                failed = int(state.get("errors", 0)) if state["phase"] in ("sweep", "reindex") else 0
+                after = {"calls": "sweep", "sweep": "finish", "reindex": "done"}[state["phase"]]
+                after = state["phase"] if failed else after
                 state = {**state, "phase": after, "cursor": "", "done": 0, "errors": 0}
             _save_state(self.conn, state)
         except BaseException:

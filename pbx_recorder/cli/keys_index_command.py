@@ -16,11 +16,14 @@ def register_rotate_index(keys: click.Group) -> None:
                   help="Calls re-indexed per transaction.")
     @click.option("--keep-old", is_flag=True,
                   help="Move the old index key to retired-index-keys/<id>.key instead of deleting it.")
+    @click.option("--reindex", "reindex_only", is_flag=True,
+                  help="No new key: re-make every call's indexes under the current key (a catalog "
+                       "restored from a backup taken before a rotation).")
     @click.option("--status", "show_status", is_flag=True, help="Show the rotation's state; change nothing.")
     @click.option("--progress", "show_progress", is_flag=True, help="Progress on stderr (also when piped).")
     @click.pass_context
-    def rotate_index(ctx: click.Context, batch_size: int, keep_old: bool, show_status: bool,
-                     show_progress: bool) -> None:
+    def rotate_index(ctx: click.Context, batch_size: int, keep_old: bool, reindex_only: bool,
+                     show_status: bool, show_progress: bool) -> None:
         """Replace the privacy HMAC key and re-index every number under the new one (an interrupted
         run resumes where it stopped; searches find every call under either key meanwhile)."""
         from pbx_recorder.catalog.index_rotation import IndexRotation, load_state
@@ -50,7 +53,7 @@ def register_rotate_index(keys: click.Group) -> None:
                 rotation = IndexRotation(rt.conn, rt.config.privacy.hash_key_file, rt.numbers.cipher,
                                          batch=batch_size, progress=progress)
                 try:
-                    report = rotation.run(keep_old=keep_old)
+                    report = rotation.reindex() if reindex_only else rotation.run(keep_old=keep_old)
                 finally:
                     for bar in bars.values():
                         bar.close()  # type: ignore[attr-defined]
@@ -62,6 +65,10 @@ def register_rotate_index(keys: click.Group) -> None:
                         "errors": len(r.errors), "retired": r.retired, "at": time.time()})
         finally:
             rt.conn.close()
+        if reindex_only:
+            click.echo(f"re-indexed under index key {report.new}: {report.calls_read} call rows read, "
+                       f"{report.calls_reindexed} re-indexed")
+            return
         verb = "resumed" if report.resumed else "rotated"
         click.echo(f"{verb} index key {report.old} -> {report.new}: {report.calls_read} call rows read, "
                    f"{report.calls_reindexed} re-indexed, {report.holds_rekeyed} caller hold(s) and "
@@ -74,7 +81,7 @@ def _describe(state: dict[str, object] | None) -> str:
     if state is None:
         return "no index key rotation has run on this catalog"
     if state.get("phase") == "done":
-        return f"last rotation {state['old']} -> {state['new']}: done"
+        return f"last rotation {state['old'] or '(re-index)'} -> {state['new']}: done"
     return (f"rotation {state['old']} -> {state['new']} in progress: phase {state['phase']}, "
             f"{state.get('done', 0)} call rows of this phase done (run `keys rotate-index` to resume; "
             "searches find calls under either key meanwhile)")
