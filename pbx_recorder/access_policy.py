@@ -21,7 +21,7 @@ empty role or an unknown action is refused (fail closed).
     hold.list                x        x          x             hold list
     erase.request            x                   x             erase --caller|--call-id
     erase.status             x                   x             erase status
-    keys.manage              x                                 keys generate|rotate|list
+    keys.manage              x                                 keys generate|rotate|rotate-index|list
     verify.run               x        x          x             verify
     ledger.read              x        x          x             ledger root|verify
     ledger.checkpoint        x                                 ledger checkpoint (needs the signing key)

@@ -5,14 +5,36 @@ needs the key for the numbers' blind indexes) does not import the lifecycle jobs
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pbx_recorder.errors import ConfigError
 
 MIN_KEY_BYTES = 16
+_PROTECTION = "pbx_recorder.catalog.number_protection"
+PREVIOUS_SUFFIX = ".previous"  # the key a blind-index key rotation replaces, while it runs
+
+
+def previous_path(path: str | Path) -> Path:
+    """Where the index key a rotation replaced is kept until the rotation ends (beside the key)."""
+    return Path(path).with_name(Path(path).name + PREVIOUS_SUFFIX)
 
 
 def read_hash_key(path: str | Path | None) -> bytes:
+    """The current privacy HMAC key.  While a blind-index key rotation runs, the key it replaced
+    (:func:`previous_path`) is read too and registered, so every lookup by keyed hash also matches
+    rows and hashes not re-keyed yet (``catalog.number_protection.lookup_keys``)."""
+    key = _read(path)
+    assert path
+    previous = previous_path(path)
+    if previous.exists() or _PROTECTION in sys.modules:  # (no rotation ever: nothing to import)
+        from pbx_recorder.catalog.number_protection import register_previous
+
+        register_previous(key, _read(previous) if previous.exists() else None)
+    return key
+
+
+def _read(path: str | Path | None) -> bytes:
     if not path:
         raise ConfigError("a keyed hash needs privacy.hash_key_file", key="privacy.hash_key_file")
     try:

@@ -15,6 +15,7 @@ receive a number in clear because a key file was not made yet.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,61 @@ def protection_for(config: Any) -> NumberProtection:
 
     ensure_hash_key(Path(config.privacy.hash_key_file))
     ring, key_id = cipher_ring(config)
-    index = BlindIndex(read_hash_key(config.privacy.hash_key_file))
+    read_hash_key(config.privacy.hash_key_file)  # a missing or short key fails here, naming it
+    index = KeyFileIndex(config.privacy.hash_key_file)
     return NumberProtection(NumberCipher(ring.get, key_id), index)
+
+
+class KeyFileIndex(BlindIndex):
+    """A blind index that follows its key files: a long-running writer (the daemon) indexes under
+    the new key from the moment ``keys rotate-index`` puts it in place, and looks up under both
+    while the rotation runs (the files are looked at at most every ``CHECK_EVERY`` seconds and
+    re-read on a change; a row written under the old key meanwhile is found under either key and
+    re-indexed by the rotation's sweep)."""
+
+    CHECK_EVERY = 0.5  # seconds between two looks at the files (a bulk write hashes many numbers)
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._stamp: tuple[tuple[int, int, int], ...] = ()
+        self._checked = -1.0
+        self._refresh()
+
+    def _refresh(self) -> None:
+        from pbx_recorder.hash_key import previous_path, read_hash_key
+
+        now = time.monotonic()
+        if self._stamp and now - self._checked < self.CHECK_EVERY:
+            return
+        self._checked = now
+        stamp = tuple(_stamp(p) for p in (self._path, previous_path(self._path)))
+        if stamp != self._stamp:
+            BlindIndex.__init__(self, read_hash_key(self._path))
+            self._stamp = stamp
+
+    def full_of_digits(self, digits: str) -> str:
+        self._refresh()
+        return super().full_of_digits(digits)
+
+    def last4(self, number: str) -> str:
+        self._refresh()
+        return super().last4(number)
+
+    def fulls(self, number: str) -> tuple[str, ...]:
+        self._refresh()
+        return super().fulls(number)
+
+    def last4s(self, number: str) -> tuple[str, ...]:
+        self._refresh()
+        return super().last4s(number)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def protection_under(config: Any, key_id: str) -> NumberProtection:

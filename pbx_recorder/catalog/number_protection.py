@@ -23,7 +23,10 @@ apart from the master-key folder), never from the catalog key:
   16 hex characters (a last-4 value has only 10,000 possibilities: collisions are harmless, a
   longer tag would only cost space).
 
-Numbers are indexed on their digits (a leading '+' or spaces do not matter).  Pure: no I/O.
+Numbers are indexed on their digits (a leading '+' or spaces do not matter).  The index key is
+rotated by ``keys rotate-index`` (``catalog.index_rotation``): writes use the current key, lookups
+(:meth:`BlindIndex.fulls` / :meth:`BlindIndex.last4s`) the previous one as well while it runs.
+Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -110,10 +113,34 @@ class NumberCipher:
                               f"{key_id!r}: the stored value was altered or moved from another row") from exc
 
 
-class BlindIndex:
-    """Keyed indexes of a number: full digits and last 4 digits ('' when there is none)."""
+# current index key -> the previous one, while a blind-index key rotation runs
+# (``catalog.index_rotation``); filled by ``hash_key.read_hash_key``, the one reader of the key files
+_PREVIOUS: dict[bytes, bytes] = {}
 
-    def __init__(self, hash_key: bytes) -> None:
+
+def register_previous(current: bytes, previous: bytes | None) -> None:
+    """Record (or, with None, forget) the key ``current`` replaced and that lookups still use."""
+    if previous and previous != current:
+        _PREVIOUS[current] = previous
+    else:
+        _PREVIOUS.pop(current, None)
+
+
+def lookup_keys(current: bytes) -> tuple[bytes, ...]:
+    """The keys a keyed hash is looked up under: ``current``, then the key it replaced while a
+    rotation runs.  What is written is always under ``current``."""
+    previous = _PREVIOUS.get(current)
+    return (current, previous) if previous else (current,)
+
+
+class BlindIndex:
+    """Keyed indexes of a number: full digits and last 4 digits ('' when there is none).
+
+    :meth:`full` / :meth:`last4` are what is written (the current key); :meth:`fulls` /
+    :meth:`last4s` are what a lookup matches: the same, plus the value under the previous key while
+    a blind-index key rotation runs (a row not re-indexed yet), never twice the same value."""
+
+    def __init__(self, hash_key: bytes, previous: bytes | None = None, *, alone: bool = False) -> None:
         if len(hash_key) < 16:
             raise CryptoError("the blind-index key (privacy HMAC key) is shorter than 16 bytes")
         self._full_key = hash_key
@@ -121,6 +148,14 @@ class BlindIndex:
         # digits -> full index of the numbers seen last: one call names its caller in its row,
         # its CDR and its manifest, so each is hashed once (bounded; never written anywhere)
         self._recent: dict[str, str] = {}
+        if previous is None and not alone:
+            previous = _PREVIOUS.get(hash_key)
+        self._previous = BlindIndex(previous, alone=True) if previous and previous != hash_key else None
+
+    @property
+    def rotating(self) -> bool:
+        """A lookup also matches values under the previous key (a rotation runs)."""
+        return self._previous is not None
 
     def full(self, number: str) -> str:
         return self.full_of_digits(digits_of(number))
@@ -142,3 +177,15 @@ class BlindIndex:
         if len(digits) < 4:
             return ""
         return hmac.digest(self._last4_key, digits[-4:].encode(), "sha256").hex()[:LAST4_HEX]
+
+    def fulls(self, number: str) -> tuple[str, ...]:
+        """The full-number values a lookup of ``number`` matches (current key first)."""
+        return self._both(self.full(number), self._previous.full(number) if self._previous else "")
+
+    def last4s(self, number: str) -> tuple[str, ...]:
+        """The last-4 values a lookup of ``number`` matches (current key first)."""
+        return self._both(self.last4(number), self._previous.last4(number) if self._previous else "")
+
+    @staticmethod
+    def _both(current: str, previous: str) -> tuple[str, ...]:
+        return (current, previous) if previous and previous != current else (current,)

@@ -116,22 +116,30 @@ class NumberProtection:
         return out
 
 
-def search_indexes(index: BlindIndex, value: str) -> tuple[str, str]:
-    """(column suffix, index value) for a search by ``value``: 4 digits -> last-4 index, else full."""
+def search_indexes(index: BlindIndex, value: str) -> tuple[str, tuple[str, ...]]:
+    """(column suffix, index values) for a search by ``value``: 4 digits -> last-4 index, else full.
+    One value, or two while a blind-index key rotation runs (the row may be under either key)."""
     digits = "".join(ch for ch in value if ch.isdigit())
     bare = value.strip().lstrip("+").replace(" ", "")
     if len(digits) == 4 and digits == bare:
-        return "_bi4", index.last4(digits)
-    return "_bi", index.full(value)
+        return "_bi4", index.last4s(digits)
+    return "_bi", index.fulls(value)
+
+
+def equals_any(column: str, values: Iterable[str], params: list[Any]) -> str:
+    """``column = ?`` for one value (the plan the indexes are tuned for), ``column IN (?, ?)`` for
+    the two of a key rotation."""
+    values = list(values)
+    params.extend(values)
+    if len(values) == 1:
+        return f"{column} = ?"
+    return f"{column} IN ({', '.join('?' * len(values))})"
 
 
 def call_ids_clause(index: BlindIndex, number: str, params: list[Any],
                     columns: Iterable[str] = ("caller", "callee")) -> str:
     """SQL clause (over ``calls``) for calls whose caller or callee is ``number`` (full or last 4),
     each alternative an index lookup; for callers that stream calls in batches (erase, hold)."""
-    suffix, value = search_indexes(index, number)
-    parts = []
-    for column in columns:
-        parts.append(f"{column}{suffix} = ?")
-        params.append(value)
+    suffix, values = search_indexes(index, number)
+    parts = [equals_any(f"{column}{suffix}", values, params) for column in columns]
     return "(" + " OR ".join(parts) + ")"

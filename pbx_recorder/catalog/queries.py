@@ -22,7 +22,7 @@ from typing import Any
 
 from pbx_recorder.catalog.marks import keyword_clause
 from pbx_recorder.catalog.number_protection import BlindIndex
-from pbx_recorder.catalog.protected_rows import search_indexes
+from pbx_recorder.catalog.protected_rows import equals_any, search_indexes
 from pbx_recorder.catalog.scopes import Scope, scope_clause
 
 PRESETS = ("today", "yesterday", "7d", "30d")
@@ -127,9 +127,8 @@ def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex
             raise ValueError(f"search by number needs digits, got {value!r}")
         if len(digits) < 4 and len(digits) == len(value.strip()):
             raise ValueError("search by number takes the last 4 digits or the full number")
-        suffix, token = search_indexes(blind, value)
-        params.append(token)
-        return f"{side}{suffix} = ?"
+        suffix, tokens = search_indexes(blind, value)
+        return equals_any(f"{side}{suffix}", tokens, params)
     digits = _digits(value)
     if 0 < len(digits) <= 4 and len(digits) == len(value.strip()):
         params.append(digits)

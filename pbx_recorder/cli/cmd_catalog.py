@@ -54,7 +54,7 @@ def restore_cmd(
     if engine.is_url(to_path) and rt.config.catalog.url and _same_server(to_path, rt.config.catalog.url):
         engine.configure(to_path, password=engine.password_of(rt.config.catalog.url))
     digest, removed = backup.restore(tier, key, to_path, keys=rt.backup_keys(), sha256=sha256,
-                                     scrub=rt.tombstones().apply, work_near=rt.config.catalog.path.parent)
+                                     scrub=rt.restore_scrub(), work_near=rt.config.catalog.path.parent)
     shown = engine.describe(to_path)
     rt.audit("catalog.restore", key, {"to": shown, "sha256": digest, "erased_calls_removed": removed})
     click.echo(f"restored {key} -> {shown} (sha256:{digest} verified; {removed} erased call(s) "

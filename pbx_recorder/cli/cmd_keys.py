@@ -94,6 +94,10 @@ def register(group: click.Group) -> None:
             click.echo(f"now set encryption.master_key_file: {ring.path_for(new_id)} "
                        "so new recordings use it")
 
+    from pbx_recorder.cli.keys_index_command import register_rotate_index
+
+    register_rotate_index(keys)
+
     @keys.command("list")
     @click.pass_context
     def list_keys(ctx: click.Context) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from pbx_recorder import call_seal
 from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.marks import forget_call, forget_recording
-from pbx_recorder.catalog.number_protection import BlindIndex, is_token
+from pbx_recorder.catalog.number_protection import BlindIndex, is_token, lookup_keys
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import destruction, number_lookup, policy, shared_tombstones, spool_erasure
@@ -87,7 +87,8 @@ class Eraser:
                         " ORDER BY rowid", chunk)
         return out
 
-    def receive(self, *, subject_hash: str, request_id: str | None, now: float) -> dict[str, Any]:
+    def receive(self, *, subject_hash: str, request_id: str | None, now: float,
+                aliases: tuple[str, ...] = ()) -> dict[str, Any]:
         """Register (or find) the request; its 15-day clock starts at the first receipt.
 
         The row is committed as ``open`` before any work (the receipt time is what the deadline
@@ -96,15 +97,17 @@ class Eraser:
         the same subject (with its request id, or without one) completes the same request --
         every step is idempotent (what is already gone is not found again)."""
         if request_id is None:  # an earlier run for this subject that did not finish: complete it
-            unfinished = rows(self.conn, "SELECT * FROM erasure_requests WHERE subject=? AND status='open'"
-                              " ORDER BY received_at LIMIT 1", (subject_hash,))
+            known = (subject_hash, *aliases)  # aliases: the subject under the key a rotation replaces
+            marks = ",".join("?" * len(known))
+            unfinished = rows(self.conn, f"SELECT * FROM erasure_requests WHERE subject IN ({marks}) AND "
+                              "status='open' ORDER BY received_at LIMIT 1", known)
             if unfinished:
                 log.info("erasure %s: completing the open request", unfinished[0]["request_id"])
                 return unfinished[0]
         request_id = request_id or "ER-" + secrets.token_hex(6)
         found = rows(self.conn, "SELECT * FROM erasure_requests WHERE request_id=?", (request_id,))
         if found:
-            if found[0]["subject"] != subject_hash:
+            if found[0]["subject"] not in (subject_hash, *aliases):
                 raise PolicyRefusal(f"request {request_id} exists for another subject")
             return found[0]
         row = {
@@ -138,7 +141,9 @@ class Eraser:
             if caller
             else policy.subject_hash(self.hash_key, call_id or "")
         )
-        req = self.receive(subject_hash=subject, request_id=request_id, now=now)
+        aliases = tuple(policy.number_hash(k, caller) if caller else policy.subject_hash(k, call_id or "")
+                        for k in lookup_keys(self.hash_key)[1:])  # a blind-index key rotation runs
+        req = self.receive(subject_hash=subject, request_id=request_id, now=now, aliases=aliases)
         calls = self._calls(caller, call_id)
         deleted, withheld = [], []
         plan: list[tuple[dict[str, Any], list[dict[str, Any]], bool]] = []
@@ -166,7 +171,7 @@ class Eraser:
         spooled = self._purge_spool(plan, caller, call_id, withheld)
         held_calls = {w["call_id"] for w in withheld}
         plan = [(c, erase_now, kept or c["call_id"] in held_calls) for c, erase_now, kept in plan]
-        self._tombstone(subject, caller, plan, bool(withheld), req["request_id"], now)
+        self._tombstone(subject, (caller, call_id), plan, bool(withheld), req["request_id"], now)
         for call, erase_now, kept in plan:
             for rec in erase_now:
                 deleted.append(self._erase_recording(rec, req["request_id"], actor, now))
@@ -262,20 +267,25 @@ class Eraser:
             **_shredding(rec),
         }
 
-    def _tombstone(self, subject: str, caller: str | None, plan: list[tuple[dict[str, Any], list[Any], bool]],
-                   withheld: bool, request_id: str, now: float) -> None:
+    def _tombstone(self, subject: str, named: tuple[str | None, str | None],
+                   plan: list[tuple[dict[str, Any], list[Any], bool]], withheld: bool, request_id: str,
+                   now: float) -> None:
         """Before any row goes: the keyed hashes a restored backup must not bring back.  The
         subject itself only when nothing is withheld (a held call must survive a restore)."""
         if self.tombstones is None:
             return
-        hashes = [("call_id", policy.subject_hash(self.hash_key, c["call_id"]))
-                  for c, _, kept in plan if not kept]
+        keys = lookup_keys(self.hash_key)  # both while a blind-index key rotation runs
+        hashes = [("call_id", policy.subject_hash(k, c["call_id"])) for c, _, kept in plan if not kept
+                  for k in keys]
+        caller, call_id = named
+        kind = "number" if caller else "call_id"
+        subjects = [(kind, subject)] + [(kind, policy.number_hash(k, caller) if caller else
+                                         policy.subject_hash(k, call_id or "")) for k in keys[1:]]
         if not withheld:
-            hashes.append(("number" if caller else "call_id", subject))
+            hashes += subjects
         self._add_tombstones(hashes, request_id=request_id, now=now)
         if withheld:  # not re-applied on a restore, but a call live right now is still caught
-            self._add_tombstones([("number" if caller else "call_id", subject)], request_id=request_id,
-                                 now=now, restore=False)
+            self._add_tombstones(subjects, request_id=request_id, now=now, restore=False)
 
     def _add_tombstones(self, hashes: list[tuple[str, str]], *, request_id: str, now: float,
                         restore: bool = True) -> None:
@@ -294,8 +304,9 @@ class Eraser:
             return []
         kept = {c["call_id"] for c, _, k in plan if k}
         erased = {c["call_id"] for c, _, k in plan if not k} | ({call_id} - kept if call_id else set())
-        callers = {r["value"]: r["hold_id"] for r in rows(
-            self.conn, "SELECT hold_id, value FROM holds WHERE released_at IS NULL AND scope='caller'")}
+        callers = {h: r["hold_id"] for r in rows(
+            self.conn, "SELECT hold_id, value FROM holds WHERE released_at IS NULL AND scope='caller'")
+            for h in number_lookup.subjects_of(r["value"])}
 
         index = BlindIndex(self.hash_key)
 
@@ -304,7 +315,8 @@ class Eraser:
             if found:
                 return found[0]
             named = spool_erasure.numbers_of(manifest)  # a caller hold is the digits' blind index
-            hashes = {policy.number_hash(self.hash_key, n) for n in named} | {index.full(n) for n in named}
+            hashes = ({policy.number_hash(k, n) for n in named for k in lookup_keys(self.hash_key)}
+                      | {h for n in named for h in index.fulls(n)})
             return next((callers[h] for h in hashes if h in callers), None)
 
         return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,
@@ -327,11 +339,12 @@ class Eraser:
         hits = [r["call_id"] for r in found if r["call_id"] not in kept]
         if self.tombstones is not None:  # the call itself, should its next copy name no number
             wanted = policy.number_variants(caller)
-            subject = {policy.number_hash(self.hash_key, caller)}
+            subject = {policy.number_hash(k, caller) for k in lookup_keys(self.hash_key)}
             calls = [r["call_id"] for r in found
                      if r["call_id"] not in kept and wanted & policy.numbers_in(r["state"])
                      and LateCopyGuard.hold(self.conn, r["call_id"], "", subject) is None]
-            self._add_tombstones([("call_id", policy.subject_hash(self.hash_key, c)) for c in calls],
+            self._add_tombstones([("call_id", policy.subject_hash(k, c)) for c in calls
+                                  for k in lookup_keys(self.hash_key)],
                                  request_id=request_id, now=now)
         with Tx(self.conn):
             for cid in hits:

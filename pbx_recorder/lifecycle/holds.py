@@ -101,7 +101,8 @@ class HoldManager:
         if not reason.strip():
             raise PolicyRefusal("a legal hold needs a reason")
         if scope == "caller":  # = the full-number blind index (calls.caller_bi / callee_bi)
-            stored = BlindIndex(self.hash_key).full(value)
+            # ``new|old`` while a blind-index key rotation runs (``number_lookup.subjects_of``)
+            stored = number_lookup.SUBJECT_SEPARATOR.join(BlindIndex(self.hash_key).fulls(value))
         elif scope == "query":
             try:
                 stored = json.dumps(policy.parse_query(value), sort_keys=True)

@@ -33,9 +33,11 @@ from typing import Any
 from pbx_recorder import call_seal
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.catalog.marks import forget_call, forget_recording
+from pbx_recorder.catalog.number_protection import lookup_keys
 from pbx_recorder.ledger import connection_of
 from pbx_recorder.lifecycle import policy, shared_tombstones
 from pbx_recorder.lifecycle.journal import Tx, default_ledger
+from pbx_recorder.lifecycle.number_lookup import SUBJECT_SEPARATOR
 from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
 from pbx_recorder.spool import SpoolEntry
 
@@ -50,6 +52,7 @@ class LateCopyGuard:
         self.clock = clock
         self._tombstones: Tombstones | None = None
         self._key: bytes | None = None
+        self._stamp: tuple[tuple[int, int, int], ...] = ()
 
     def _tomb(self) -> Tombstones | None:
         """None while nothing was ever erased; the key is read once there is a tombstone (an
@@ -72,6 +75,18 @@ class LateCopyGuard:
             self._key = read_hash_key(self.hash_key_file)
         return self._key
 
+    def _lookup_keys(self, tomb: Tombstones | None) -> tuple[bytes, ...]:
+        """The keys hashes are looked up under; the key files are read again when they change
+        (``keys rotate-index`` replaced the key while the daemon runs)."""
+        from pbx_recorder.hash_key import previous_path
+
+        stamp = tuple(_stamp(p) for p in (self.hash_key_file, previous_path(self.hash_key_file)))
+        if stamp != self._stamp:
+            self._stamp, self._key = stamp, None
+            self._tombstones = None
+            tomb = self._tomb()
+        return lookup_keys(self._hash_key(tomb))
+
     def _erasures(self, conn: Any, hashes_of: Callable[[bytes], list[str]]
                   ) -> tuple[list[tuple[float, str, str]], list[str]]:
         """Erasures of the keyed hashes ``hashes_of(key)`` names, from this host's tombstone file
@@ -81,7 +96,8 @@ class LateCopyGuard:
         shared = conn is not None and shared_tombstones.any_recorded(conn)
         if tomb is None and not shared:
             return [], []
-        hashes = hashes_of(self._hash_key(tomb))
+        # under the current key, and the previous one while a blind-index key rotation runs
+        hashes = [h for key in self._lookup_keys(tomb) for h in hashes_of(key)]
         found = set(tomb.erasures(hashes) if tomb is not None else [])
         if shared:
             found.update(shared_tombstones.erasures(conn, hashes))
@@ -116,7 +132,8 @@ class LateCopyGuard:
         for hold_id, scope, value, reason in conn.execute(
                 "SELECT hold_id, scope, value, reason FROM holds WHERE released_at IS NULL"
                 " AND scope IN ('call','caller') ORDER BY created_at"):
-            if (scope == "call" and value == call_id) or (scope == "caller" and value in hashes):
+            if (scope == "call" and value == call_id) or (
+                    scope == "caller" and any(v in hashes for v in value.split(SUBJECT_SEPARATOR))):
                 return str(hold_id), str(reason)
         return None
 
@@ -166,7 +183,7 @@ class LateCopyGuard:
                    recording_id: str = "", sha256: str = "") -> None:
         assert v.erased_at is not None
         tomb = self._tomb() or Tombstones(path_beside(self.hash_key_file), self._hash_key(None))
-        pair = [("call_id", policy.subject_hash(tomb.hash_key, call_id))]
+        pair = [("call_id", policy.subject_hash(key, call_id)) for key in lookup_keys(tomb.hash_key)]
         tomb.add(pair, request_id=v.request_id, now=v.erased_at)  # this host's file (a restore here)
         with Tx(conn):
             shared_tombstones.record(conn, pair, request_id=v.request_id, now=v.erased_at)
@@ -291,3 +308,11 @@ def _float(value: Any) -> float | None:
         return None if value is None or value == "" else float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -25,8 +25,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pbx_recorder.catalog.number_migration import DONE_SETTING
-from pbx_recorder.catalog.number_protection import BlindIndex, digits_of
+from pbx_recorder.catalog.number_protection import BlindIndex, digits_of, lookup_keys
+from pbx_recorder.catalog.protected_rows import equals_any
 from pbx_recorder.lifecycle import policy
+
+SUBJECT_SEPARATOR = "|"
 
 
 def all_protected(conn: sqlite3.Connection) -> bool:
@@ -37,9 +40,8 @@ def all_protected(conn: sqlite3.Connection) -> bool:
 def index_clause(index: BlindIndex, number: str, params: list[Any],
                  sides: tuple[str, ...] = ("caller", "callee")) -> str:
     """SQL over ``calls``: caller or callee is ``number`` (full number only), one index lookup each."""
-    value = index.full(number)
-    params.extend([value] * len(sides))
-    return "(" + " OR ".join(f"{side}_bi = ?" for side in sides) + ")"
+    values = index.fulls(number)  # two while a blind-index key rotation runs
+    return "(" + " OR ".join(equals_any(f"{side}_bi", values, params) for side in sides) + ")"
 
 
 def _clear_matches(row: Mapping[str, Any], want: str, sides: tuple[str, ...], named: bool) -> bool:
@@ -60,8 +62,9 @@ def call_ids_for_number(conn: sqlite3.Connection, hash_key: bytes, number: str, 
     clause = index_clause(index, number, params, sides)
     found = {r[0] for r in conn.execute(f"SELECT call_id FROM calls WHERE {clause}", params)}
     if named:
-        bi = index.full(number)
-        found |= {r[0] for r in conn.execute("SELECT call_id FROM call_numbers WHERE bi = ?", (bi,))}
+        named_params: list[Any] = []
+        where = equals_any("bi", index.fulls(number), named_params)
+        found |= {r[0] for r in conn.execute(f"SELECT call_id FROM call_numbers WHERE {where}", named_params)}
     if not all_protected(conn):
         want = digits_of(number)
         cur = conn.execute("SELECT call_id, caller_num, callee_num, cdr FROM calls WHERE numbers = ''")
@@ -73,11 +76,19 @@ def call_ids_for_number(conn: sqlite3.Connection, hash_key: bytes, number: str, 
 def row_has_number(row: Mapping[str, Any], hash_key: bytes, subject: str) -> bool:
     """Does a calls row (stored form) have ``subject`` (a full-number index / number hash) as its
     caller or callee?  Protected rows by their index, clear rows by hashing their numbers."""
+    subjects = subjects_of(subject)
     if row.get("caller_bi") or row.get("callee_bi"):
-        return subject in (row.get("caller_bi"), row.get("callee_bi"))
-    return any(row.get(f) and subject in (policy.number_hash(hash_key, str(row[f])),
-                                          BlindIndex(hash_key).full(str(row[f])))
+        return any(s in (row.get("caller_bi"), row.get("callee_bi")) for s in subjects)
+    keys = lookup_keys(hash_key)
+    return any(row.get(f) and any(s in {*(policy.number_hash(k, str(row[f])) for k in keys),
+                                        *BlindIndex(hash_key).fulls(str(row[f]))} for s in subjects)
                for f in ("caller_num", "callee_num"))
+
+
+def subjects_of(stored: str) -> list[str]:
+    """The hashes a stored caller-hold value stands for: one, or ``new|old`` while a blind-index
+    key rotation runs (``catalog.index_rotation`` re-keys holds before the calls)."""
+    return [part for part in str(stored).split(SUBJECT_SEPARATOR) if part]
 
 
 Tick = Callable[[int], None] | None  # told how many rows were read (a progress bar)
@@ -88,8 +99,10 @@ def calls_with_number(conn: sqlite3.Connection, hash_key: bytes, subject: str, *
     """Call ids whose caller or callee has the full-number index ``subject`` (what a caller hold
     stores): one index lookup each side; rows still in clear are hashed as the cursor reads them."""
     seen: set[str] = set()
-    for (call_id,) in conn.execute("SELECT call_id FROM calls WHERE caller_bi = ? OR callee_bi = ?",
-                                   (subject, subject)):
+    params: list[Any] = []
+    subjects = subjects_of(subject)
+    where = f"{equals_any('caller_bi', subjects, params)} OR {equals_any('callee_bi', subjects, params)}"
+    for (call_id,) in conn.execute(f"SELECT call_id FROM calls WHERE {where}", params):
         seen.add(str(call_id))
         yield str(call_id)
     read = len(seen)

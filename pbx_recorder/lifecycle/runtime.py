@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -121,6 +121,15 @@ class Runtime:
         from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
 
         return Tombstones(path_beside(self.config.privacy.hash_key_file), self.hash_key)
+
+    def restore_scrub(self) -> Callable[[sqlite3.Connection], int]:
+        """What ``catalog restore`` applies to the restored catalog: the tombstone file of this host
+        and every shared tombstone of the live catalog (an erasure made on another node)."""
+        from pbx_recorder.lifecycle import shared_tombstones
+
+        shared = shared_tombstones.restore_hashes(self.conn)
+        tombstones = self.tombstones()
+        return lambda conn: tombstones.apply(conn, extra=shared)
 
     def backup_keys(self) -> BackupKeys:
         from pbx_recorder.lifecycle.backup_keys import BackupKeys

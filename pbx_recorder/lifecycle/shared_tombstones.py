@@ -6,8 +6,9 @@ several recorder nodes on one PostgreSQL catalog, another node's late-copy guard
 file: a call of the erased subject still live on node B would be stored when it ended.  So each
 tombstone is also written into the shared catalog (``catalog_settings``, one row per keyed hash
 and request: ``tombstone:<hmac>:<request id>`` -> ``{"at", "kind", "restore"}``; keyed hashes
-only, never a number), and the guard asks both.  The file stays the one a restore applies (a
-backup older than the erasure does not hold the newer rows).
+only, never a number), and the guard asks both.  ``catalog restore`` applies both as well: the
+file of the host it runs on and every entry of the live catalog (:func:`restore_hashes`; a backup
+older than the erasure does not hold the newer rows, and the erasure may have run on another node).
 
 Lookups are key ranges on the primary key, the same on both engines.
 """
@@ -60,3 +61,26 @@ def erasures(conn: Any, hashes: Iterable[str]) -> list[tuple[float, str, str]]:
             body = json.loads(value)
             found.add((float(body["at"]), str(name)[len(low):], str(body["kind"])))
     return sorted(found, reverse=True)
+
+
+
+def restore_hashes(conn: Any, *, batch: int = 1000) -> set[str]:
+    """The keyed hashes a restored catalog is scrubbed of: every entry not marked live-only
+    (``restore`` false: the subject of a partial erasure), read in key ranges of ``batch`` rows.
+    A catalog without the table (a backup from before schema 6) has none."""
+    from pbx_recorder.catalog import engine
+
+    found: set[str] = set()
+    if not engine.table_columns(conn, "catalog_settings"):
+        return found
+    low, high = PREFIX, PREFIX[:-1] + ";"
+    while True:
+        rows = conn.execute("SELECT name, value FROM catalog_settings WHERE name > ? AND name < ? "
+                            "ORDER BY name LIMIT ?", (low, high, batch)).fetchall()
+        for name, value in rows:
+            kind, digest, _request = str(name)[len(PREFIX):].split(":", 2)  # hmac-sha256:<hex>:<request>
+            if json.loads(value).get("restore", True):
+                found.add(f"{kind}:{digest}")
+        if len(rows) < batch:
+            return found
+        low = str(rows[-1][0])

@@ -11,10 +11,11 @@ restore) is not applied on restore; it only serves ``erasures``.
 (``lifecycle.late_copies``): a call of an erased subject that started before the erasure is
 destroyed on arrival, one that started after it is a new call.
 
-``apply`` runs on a restored catalog (``catalog restore``): every call whose caller number,
-callee number or call id hashes to a tombstone is removed with its recordings (their data keys
-with them), and audit rows quoting such a number get it replaced by its keyed hash -- so a
-backup older than an erasure never brings the subject back.
+``apply`` runs on a restored catalog (``catalog restore``), with the tombstones of this file and
+those the shared catalog holds (``lifecycle.shared_tombstones``: erasures made on other nodes):
+every call whose caller number, callee number or call id hashes to a tombstone is removed with
+its recordings (their data keys with them), and audit rows quoting such a number get it replaced
+by its keyed hash -- so a backup older than an erasure never brings the subject back.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from typing import Any
 from pbx_recorder import call_seal
 from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.marks import forget_call, forget_recording
-from pbx_recorder.lifecycle import policy
+from pbx_recorder.catalog.number_protection import lookup_keys
+from pbx_recorder.lifecycle import policy, shared_tombstones
 from storage import atomic
 
 FILE_NAME = "erasure-tombstones.jsonl"
@@ -126,8 +128,10 @@ class Tombstones:
 
     def _erased(self, call: sqlite3.Row | tuple[Any, ...], dead: set[str]) -> bool:
         call_id, caller, callee = call[0], call[1], call[2]
-        candidates = [policy.subject_hash(self.hash_key, call_id)]
-        candidates += [policy.number_hash(self.hash_key, n) for n in (caller, callee) if n]
+        candidates = []
+        for key in lookup_keys(self.hash_key):  # both while a blind-index key rotation runs
+            candidates.append(policy.subject_hash(key, call_id))
+            candidates += [policy.number_hash(key, n) for n in (caller, callee) if n]
         return any(c in dead for c in candidates)
 
     @staticmethod
@@ -147,9 +151,11 @@ class Tombstones:
             found |= {r[0] for r in conn.execute(sql, chunk)}
         return found
 
-    def apply(self, conn: sqlite3.Connection) -> int:
-        """Remove tombstoned calls from ``conn`` (a restored catalog); returns how many."""
-        dead = self.hashes()
+    def apply(self, conn: sqlite3.Connection, extra: Iterable[str] = ()) -> int:
+        """Remove tombstoned calls from ``conn`` (a restored catalog); returns how many.  Applied:
+        this file, ``extra`` (the live catalog's shared tombstones: erasures made on any node,
+        ``catalog restore``) and the shared tombstones the restored catalog itself holds."""
+        dead = self.hashes() | set(extra) | shared_tombstones.restore_hashes(conn)
         if not dead:
             return 0
         scan = conn.execute("SELECT call_id, caller_num, callee_num FROM calls")  # call-id tombstones
@@ -178,8 +184,11 @@ class Tombstones:
     def _redact_audit(self, conn: sqlite3.Connection, dead: set[str]) -> None:
         def redact(text: str) -> str:
             def one(m: re.Match[str]) -> str:
-                h = policy.number_hash(self.hash_key, m.group(0))
-                return h if h in dead else m.group(0)
+                for key in lookup_keys(self.hash_key):
+                    h = policy.number_hash(key, m.group(0))
+                    if h in dead:
+                        return h
+                return m.group(0)
             return _NUMBER_RUN.sub(one, text)
 
         for row_id, target, detail in conn.execute("SELECT id, target, detail FROM audit_log").fetchall():

@@ -282,3 +282,47 @@ def test_a_restore_that_fails_after_pg_restore_leaves_no_unscrubbed_catalog(
         conn.close()
     backup.restore(tier, info.key, url_for(pg, same, db), keys=keys, work_near=work)  # and it can be re-run
     assert len(rows(url_for(pg, same, db), "calls", "call_id")) == 40
+
+
+def test_cli_restore_applies_an_erasure_another_node_made_after_the_backup(
+        pg: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The erasure ran on node A (its tombstone file is there); node B restores a backup it took
+    before: the shared tombstones of the live catalog take the erased subject out."""
+    from pbx_recorder.hash_key import read_hash_key
+    from pbx_recorder.lifecycle import shared_tombstones
+
+    live = filled_catalog(pg)
+    (tmp_path / "hmac.key").write_text("0123456789abcdef0123456789abcdef")
+    (tmp_path / "pg.password").write_text(PASSWORD + "\n")
+    (tmp_path / "pg.password").chmod(0o600)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+catalog: {{path: {tmp_path}/var/catalog.db, url: "{live}", password_file: {tmp_path}/pg.password}}
+storage:
+  hot: hot
+  cold: cold
+  tiers:
+    hot: {{type: local, path: {tmp_path}/hot}}
+    cold: {{type: local, path: {tmp_path}/cold}}
+privacy: {{hash_key_file: {tmp_path}/hmac.key}}
+""")
+    engine.close_pools()
+    assert main(["--config", str(cfg), "catalog", "backup"]) == 0
+    key = capsys.readouterr().out.split()[0].split(":", 1)[1]
+    conn = engine.connect(live)
+    try:
+        conn.execute("BEGIN")
+        erased = number_hash(read_hash_key(tmp_path / "hmac.key"), ERASED)
+        shared_tombstones.record(conn, [("number", erased)], request_id="RQ-node-a",
+                                 now=time.time())
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    assert not (tmp_path / "erasure-tombstones.jsonl").exists()  # this node's file: nothing
+    target = url_for(pg, "after_erasure", fresh_database(pg))
+    engine.configure(target)
+    assert main(["--config", str(cfg), "catalog", "restore", "--from", key, "--to", target]) == 0
+    assert "1 erased call(s)" in capsys.readouterr().out
+    engine.configure(target, password=PASSWORD)
+    restored = [r[0] for r in rows(target, "calls", "call_id")]
+    assert "c07" not in restored and len(restored) == 39
