@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pbx_recorder.catalog.number_protection import lookup_keys
 from pbx_recorder.errors import PolicyRefusal
 from pbx_recorder.lifecycle import number_lookup, policy
 from pbx_recorder.lifecycle.runtime import Runtime
@@ -143,7 +144,8 @@ def _execute(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
     req = _find(request, raw)
     number = _number(data)
     rt = runtime_of(ctx, actor)
-    if policy.number_hash(rt.hash_key, number) != req["subject"]:
+    # the subject may still be under the key a blind-index rotation replaces (not re-keyed yet)
+    if req["subject"] not in {policy.number_hash(k, number) for k in lookup_keys(rt.hash_key)}:
         audit(ctx, actor.user.name, actor.user.role, "denied:erase", req["request_id"],
               {"client": actor.client, "reason": "number_is_not_the_subject"})
         raise ApiError(409, "this number is not the subject of the request")

@@ -345,3 +345,22 @@ def test_retention_report_pages_and_apply_records_destruction(svc: Service) -> N
     assert kinds == [("retention", res["run_id"], "")]
     assert svc.seeded.tier.stat("2027/01/c-red-2/r-c-red-2.wav") is None
     assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is not None
+
+
+def test_erasure_opened_before_an_index_key_rotation_executes_from_the_console_mid_rotation(
+        svc: Service, tmp_path: Path) -> None:
+    """The request's subject is under the key a rotation replaces until the rotation re-keys it:
+    the console's execute must still accept the subject's number (it was refused with 409)."""
+    from pbx_recorder.hash_key import previous_path
+
+    counsel, csrf = svc.login("counsel")
+    req = _post(counsel, csrf, "/api/erasure", {"number": NUMBER}).json()
+    key_file = tmp_path / "hmac.key"
+    old = key_file.read_bytes()
+    previous_path(key_file).write_bytes(old)  # what `keys rotate-index` leaves while it runs
+    key_file.write_bytes(b"fedcba9876543210fedcba9876543210")
+    wrong = _post(counsel, csrf, f"/api/erasure/{req['request_id']}/execute", {"number": "+8613900001111"})
+    assert wrong.status_code == 409
+    done = _post(counsel, csrf, f"/api/erasure/{req['request_id']}/execute", {"number": NUMBER})
+    assert done.status_code == 200, done.text
+    assert done.json()["request_id"] == req["request_id"] and done.json()["recordings_erased"] >= 1
