@@ -135,8 +135,15 @@ def _event(name: str, uuid: str, n: int, at: float, a: str, extra: dict[str, str
         ("Caller-Source", "mod_sofia"),
         ("Caller-Context", "public"),
         *_variables(n, a, at),
-        *extra.items(),
     ]
+    # an extra header replaces the one of the same name (FreeSWITCH never repeats a header; a
+    # repeat would also keep its FIRST value, e.g. RECORD_STOP's Channel-State: CS_HANGUP lost)
+    known = {k: i for i, (k, _) in enumerate(headers)}
+    for k, v in extra.items():
+        if k in known:
+            headers[known[k]] = (k, v)
+        else:
+            headers.append((k, v))
     return render_event_plain(headers)
 
 
