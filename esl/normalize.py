@@ -156,16 +156,19 @@ Handler = Callable[[EslNormalizer, Mapping[str, str], float], list[Any]]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CALLER_FIELDS = ("Caller-Caller-ID-Number", "Caller-Caller-ID-Name", "Caller-Destination-Number")
 
 
 def on_create(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
     ids = n._ids(h)
     if ids is None:
         return []
-    number, name, exten = (h.get(k, "") for k in _CALLER_FIELDS)
+    number = h.get("Caller-Caller-ID-Number", "")
+    name = h.get("Caller-Caller-ID-Name", "")
+    exten = h.get("Caller-Destination-Number", "")
     # isprintable() is False for every control character: the regex runs only on suspects
-    if any(not v.isprintable() and _CONTROL.search(v) for v in (number, name, exten)):
+    if not (number.isprintable() and name.isprintable() and exten.isprintable()) and any(
+        _CONTROL.search(v) for v in (number, name, exten)
+    ):
         n.injections += 1
         log.warning("control characters in the caller data of channel %s: removed", ids[1])
     return [
