@@ -33,11 +33,8 @@ class RuleMemo:
         matches = [r.match for r in self.rules]
         self.fields = tuple(f for f in _PATTERN_FIELDS if any(_as_tuple(getattr(m, f, ())) for m in matches))
         self.uses_vip = any(getattr(m, "vip", None) is not None for m in matches)
-        self.zones = tuple(
-            dict.fromkeys(
-                getattr(r, "timezone", "UTC") or "UTC" for r in self.rules if _as_tuple(getattr(r.match, "time", ()))
-            )
-        )
+        timed = [r for r in self.rules if _as_tuple(getattr(r.match, "time", ()))]
+        self.zones = tuple(dict.fromkeys(getattr(r, "timezone", "UTC") or "UTC" for r in timed))
         self._memo: dict[Hashable, RuleDecision] = {}
         self.hits = self.misses = 0
 

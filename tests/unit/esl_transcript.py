@@ -23,7 +23,8 @@ from pbx_recorder.rules import rules_from_dicts
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "esl"
 RULES = [
     {"name": "hr-never", "match": {"dialed": ["_+4930123457XX"]}, "action": {"record": "never"}},
-    {"name": "inbound", "match": {"direction": ["inbound"]}, "action": {"record": "yes", "start_on": "bridge"}},
+    {"name": "inbound", "match": {"direction": ["inbound"]},
+     "action": {"record": "yes", "start_on": "bridge"}},
     {"name": "queue", "match": {"dialed": ["8004"]}, "action": {"record": "yes", "start_on": "bridge"}},
     {"name": "default-record", "match": {}, "action": {"record": "yes"}},
 ]
@@ -58,4 +59,5 @@ def sources() -> dict[str, bytes]:
 
 
 if __name__ == "__main__":
-    print(json.dumps({name: transcript(data) for name, data in sources().items()}, indent=1, ensure_ascii=False))
+    golden = {name: transcript(data) for name, data in sources().items()}
+    print(json.dumps(golden, indent=1, ensure_ascii=False))

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from esl.frames import EslEvent, EslParser, HeaderSet, Headers, decode_value, parse_event_plain, pick
+from esl.frames import EslEvent, EslParser, Headers, HeaderSet, decode_value, parse_event_plain, pick
 from esl.normalize import CDR_VARIABLES, EslNormalizer
 from tests.unit.esl_transcript import FIXTURES, sources, transcript
 
