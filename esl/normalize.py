@@ -68,6 +68,9 @@ class EslNormalizer:
         node_part = make_call_id(node, "x")[:-1]  # "<safe node>_", as make_call_id spells it
         self._prefix = node_part if node_part.endswith("_") else ""
         self._roots: OrderedDict[str, str] = OrderedDict()  # leg uuid -> root uuid
+        # leg uuid -> its call id, for legs already seen by _ids: a known Unique-ID skips the
+        # uuid check and the call id spelling (the root is fixed at first sight, so is the id)
+        self._call_of: dict[str, str] = {}
         self.partners: dict[str, str] = {}  # leg -> the leg it was last bridged with
         self.transfers: dict[str, str] = {}  # leg -> the transfer_source already reported
         self.ignored = 0
@@ -101,11 +104,13 @@ class EslNormalizer:
         if leg in self._roots:
             return
         if len(self._roots) >= self.max_legs:
-            self._roots.popitem(last=False)
+            oldest, _ = self._roots.popitem(last=False)
+            self._call_of.pop(oldest, None)
         self._roots[leg] = root
 
     def forget(self, leg: str) -> None:
         self._roots.pop(leg, None)
+        self._call_of.pop(leg, None)
         self.transfers.pop(leg, None)  # partners stay until the leg's partner is gone too
         partner = self.partners.pop(leg, "")
         if partner and partner not in self._roots:
@@ -142,10 +147,18 @@ class EslNormalizer:
             return []
 
     def _ids(self, h: Mapping[str, str]) -> tuple[str, str] | None:
-        leg = uuid_of(h.get("Unique-ID", ""))
+        """(call id, leg uuid) of the event's leg; None without a valid ``Unique-ID``."""
+        raw = h.get("Unique-ID", "")
+        call_id = self._call_of.get(raw)
+        if call_id is not None:  # a leg seen before: validated then, its root fixed then
+            return call_id, raw
+        leg = uuid_of(raw)
         if not leg:
             return None
-        return self.call_id(self.root_of(h, leg)), leg
+        call_id = self.call_id(self.root_of(h, leg))
+        if leg in self._roots:  # learnt (not evicted at once): remember its id with it
+            self._call_of[leg] = call_id
+        return call_id, leg
 
     @staticmethod
     def at(h: Mapping[str, str], now: float) -> float:

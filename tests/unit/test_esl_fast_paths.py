@@ -121,3 +121,14 @@ def test_hostile_value_never_becomes_another_header_in_the_view() -> None:
     assert headers.get("Unique-ID") == "real"
     assert headers.get("Caller-Caller-ID-Name") == "Eve\nUnique-ID: forged"
     assert pick(headers, HeaderSet(["Unique-ID"])) == {"Unique-ID": "real"}
+
+
+@pytest.mark.parametrize("max_legs", [1, 2, 3, 100_000])
+def test_known_leg_short_cut_equals_deriving_the_call_id_again(max_legs: int) -> None:
+    """A leg's call id remembered by _ids is the one root_of + call_id give, evictions included."""
+    for name in ("queue_attended_transfer", "queue_bridge_blind_transfer", "bench_synthetic_3_calls"):
+        fast, slow = EslNormalizer("pbx1", max_legs=max_legs), EslNormalizer("pbx1", max_legs=max_legs)
+        for event in events_of(sources()[name]):
+            assert fast.normalize(event, 0.0) == slow.normalize(event, 0.0)
+            assert len(fast._call_of) <= len(fast._roots) <= max_legs
+            slow._call_of.clear()  # the slow one derives every id again
