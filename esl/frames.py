@@ -24,6 +24,8 @@ Bounded: a header block over ``max_head`` bytes or a Content-Length over ``max_b
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -43,13 +45,32 @@ RUDE_REJECTION = "text/rude-rejection"
 
 
 def decode_value(raw: str) -> str:
-    return unquote(raw, errors="replace") if "%" in raw else raw
+    """Percent-decoding exactly as ``urllib.parse.unquote(raw, errors="replace")``, ~5x faster.
+
+    FreeSWITCH percent-encodes every value, so the common case is ASCII with ``%XX`` escapes:
+    those become ``\\xXX`` escapes decoded by the ``unicode_escape`` codec in C (each to one
+    latin-1 character, i.e. one byte), then the bytes as UTF-8.  Only ``\\x`` escapes made here
+    can be met: a value with a backslash of its own, a non-ASCII value, or a ``%`` not followed
+    by two hex digits (the codec raises) takes ``unquote``, which keeps such a ``%`` as it is.
+    The result is the same string either way (tests/unit/test_esl_fast_paths.py compares them).
+    """
+    if "%" not in raw:
+        return raw
+    if raw.isascii() and "\\" not in raw:
+        try:
+            octets = raw.replace("%", "\\x").encode("ascii").decode("unicode_escape")
+        except UnicodeDecodeError:  # "%" without two hex digits after it
+            return unquote(raw, errors="replace")
+        return octets.encode("latin-1").decode("utf-8", "replace")
+    return unquote(raw, errors="replace")
 
 
 def parse_head(block: str, *, decode: bool = True) -> dict[str, str]:
     """``Name: value`` lines -> dict (values percent-decoded); lines without ``:`` are ignored."""
     raw = split_head(block)
-    return {k: decode_value(v) for k, v in raw.items()} if decode else raw
+    if decode and "%" in block:  # most blocks (Content-Type, Content-Length) carry no escape
+        return {k: decode_value(v) for k, v in raw.items()}
+    return raw
 
 
 def split_head(block: str) -> dict[str, str]:
@@ -70,33 +91,65 @@ def split_head(block: str) -> dict[str, str]:
     return headers
 
 
-class Headers(Mapping[str, str]):
-    """Event headers, found and percent-decoded on access.
+class HeaderSet:
+    """A fixed set of header names for :meth:`Headers.pick` (e.g. the CDR's ``variable_*``):
+    one compiled pattern ``\\n<prefix>(<rest>|...):( <value>)?`` ending at the line's end."""
 
-    An event carries ~100 headers and the recorder reads ~15: the block is kept as text and a
-    lookup is one ``str.find`` of ``"\n<Name>: "`` (values are percent-encoded, so a raw newline
-    only ever starts a header line; the first occurrence wins).  Iterating (``dict(headers)``)
-    splits the whole block once, and lookups use that split from then on (``dict(headers)`` is
-    one pass, not one scan of the block per header).
+    __slots__ = ("names", "prefix", "pattern")
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = tuple(dict.fromkeys(names))
+        if not self.names or any(not n or "\n" in n or ":" in n for n in self.names):
+            raise ValueError("header names must be non-empty, without ':' or a newline")
+        self.prefix = os.path.commonprefix(list(self.names))
+        rests = sorted((n[len(self.prefix) :] for n in self.names), key=len, reverse=True)
+        self.pattern = re.compile(
+            "\n" + re.escape(self.prefix) + "(" + "|".join(map(re.escape, rests)) + "):(?: ([^\n]*))?(?=\n)"
+        )
+
+
+def pick(headers: Mapping[str, str], names: HeaderSet) -> dict[str, str]:
+    """:meth:`Headers.pick` for any mapping (a plain dict: one look-up per name)."""
+    if isinstance(headers, Headers):
+        return headers.pick(names)
+    return {k: v for k in names.names if (v := headers.get(k)) is not None}
+
+
+class Headers(Mapping[str, str]):
+    """Event headers, found and percent-decoded on access (a lazy view over the event's text).
+
+    An event carries ~80 headers and a handler reads ~5-20: the block is kept as the decoded
+    body text and a lookup is one ``str.find`` of ``"\n<Name>:"`` bounded to the header block
+    (values are percent-encoded, so a raw newline only ever starts a header line; the first
+    occurrence wins; an inner body after the block is never searched).  Only the value found is
+    percent-decoded, once.  Iterating (``dict(headers)``) splits the whole block once, and
+    lookups use that split from then on.
+
+    ``Headers(block)`` takes a bare header block; :func:`parse_event_plain` passes the body text
+    with a leading ``"\n"`` and the index of the blank line instead (no copy of the block).
     """
 
-    __slots__ = ("_text", "_done", "_all")
+    __slots__ = ("_text", "_end", "_done", "_all")
 
-    def __init__(self, block: str) -> None:
-        self._text = "\n" + block + "\n"
+    def __init__(self, block: str, end: int = -1) -> None:
+        if end < 0:  # a bare block: "\n" + block + "\n", searched whole
+            block = "\n" + block + "\n"
+            end = len(block)
+        self._text = block
+        self._end = end  # the block is _text[:end]; _text[end - 1] is the "\n" ending its last line
         self._done: dict[str, str] = {}
         self._all: dict[str, str] | None = None
 
     def _raw(self, key: str) -> str | None:
-        text, needle = self._text, "\n" + key + ":"
-        start = text.find(needle)
+        text, needle, stop = self._text, "\n" + key + ":", self._end
+        start = text.find(needle, 0, stop)
         while start >= 0:  # one scan: "Name: value" or "Name:" with an empty value
             end = start + len(needle)
             if text[end] == " ":
                 return text[end + 1 : text.index("\n", end)]
             if text[end] == "\n":
                 return ""
-            start = text.find(needle, end)  # "Name-Longer:" shares the prefix: keep looking
+            start = text.find(needle, end, stop)  # "Name-Longer:" shares the prefix: keep looking
         return None
 
     def __getitem__(self, key: str) -> str:
@@ -107,22 +160,56 @@ class Headers(Mapping[str, str]):
 
     def get(self, key: str, default: str | None = "") -> str:  # type: ignore[override]
         value = self._done.get(key)
-        if value is None:
-            if self._all is not None:  # split already (iterated): a dict lookup, not a scan
-                raw = self._all.get(key)
+        if value is not None:
+            return value
+        if self._all is not None:  # split already (iterated): a dict lookup, not a scan
+            raw = self._all.get(key)
+        elif "\n" in key:
+            return default  # type: ignore[return-value]
+        else:  # _raw inlined for the common case (the first occurrence is the header itself)
+            text, needle = self._text, "\n" + key + ":"
+            at = text.find(needle, 0, self._end)
+            if at < 0:
+                return default  # type: ignore[return-value]
+            at += len(needle)
+            if text[at] == " ":
+                raw = text[at + 1 : text.index("\n", at)]
             else:
-                raw = self._raw(key) if "\n" not in key else None
+                raw = self._raw(key)
             if raw is None:
                 return default  # type: ignore[return-value]
-            value = self._done[key] = decode_value(raw.strip(" "))
+        if raw is None:
+            return default  # type: ignore[return-value]
+        if " " in raw:
+            raw = raw.strip(" ")
+        value = self._done[key] = decode_value(raw) if "%" in raw else raw
         return value
+
+    def pick(self, names: HeaderSet) -> dict[str, str]:
+        """The headers of ``names`` present in the block, percent-decoded, in ONE pass (one
+        regex search anchored on the names' common prefix) instead of one scan per name: what
+        the CDR's ~17 ``variable_*`` look-ups cost as one.  Same values as :meth:`get`: the first
+        ``Name: value`` or ``Name:`` line of each name; names absent are left out."""
+        if self._all is not None:
+            return {k: v for k in names.names if (v := self.get(k, None)) is not None}
+        found: dict[str, str] = {}
+        done = self._done
+        for match in names.pattern.finditer(self._text, 0, self._end):
+            key = names.prefix + match[1]
+            if key in found:
+                continue  # a repeat never overrides the first value
+            raw = match[2] or ""
+            if " " in raw:
+                raw = raw.strip(" ")
+            found[key] = done[key] = decode_value(raw) if "%" in raw else raw
+        return found
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and "\n" not in key and self._raw(key) is not None
 
     def _split(self) -> dict[str, str]:
         if self._all is None:
-            self._all = split_head(self._text.strip("\n"))
+            self._all = split_head(self._text[: self._end].strip("\n"))
         return self._all
 
     def __iter__(self) -> Iterator[str]:
@@ -172,19 +259,29 @@ class EslEvent:
         return self.headers.get(key, default)
 
 
+_BLANK_LINE = re.compile("\n\n")
+
+
 def parse_event_plain(body: bytes) -> EslEvent:
     """An event-plain body: a percent-encoded header block, then an optional inner body."""
     text = body.decode("utf-8", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    head, _, rest = text.partition("\n\n")
-    headers = Headers(head.strip("\n"))
+    text = "\n" + text  # every header line, the first one too, starts with "\n"
+    # as text.partition("\n\n"): a body opening with one is all body.  The regex engine's
+    # literal search finds the pair ~2x faster than str.find on a 3.6 kB event
+    found = _BLANK_LINE.search(text, 1)
+    blank = found.start() if found is not None else -1
+    if blank < 0:  # no blank line: the whole text is the block
+        text += "\n"
+        blank = len(text) - 1
+    headers = Headers(text, blank + 1)
     inner = ""
     # only a body with something after its header block can carry an inner body: for the
     # others (nearly every event) the Content-Length lookup would scan the whole block for nothing
-    length = headers.get("Content-Length", "") if rest else ""
+    length = headers.get("Content-Length", "") if len(text) > blank + 2 else ""
     if length.isdigit():
-        raw = rest.encode("utf-8")[: int(length)]
+        raw = text[blank + 2 :].encode("utf-8")[: int(length)]
         inner = raw.decode("utf-8", "replace")
     return EslEvent(headers, inner)
 
@@ -241,7 +338,7 @@ class EslParser:
                 if len(buf) - pos > self.max_head:
                     raise EslError(f"ESL header block over {self.max_head} bytes")
                 return None
-            head = parse_head(bytes(buf[pos:end]).decode("utf-8", "replace"))
+            head = parse_head(buf[pos:end].decode("utf-8", "replace"))
             pos = self._pos = end + sep_len
             self._scanned = 0
             length = head.get("Content-Length", "0")

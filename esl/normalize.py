@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from esl.frames import EslEvent
+from esl.frames import EslEvent, HeaderSet, pick
 from pbx_recorder import events as ev
 from pbx_recorder.masking import sanitize as _sanitize
 from pbx_recorder.naming import make_call_id
@@ -65,18 +65,26 @@ class EslNormalizer:
     def __init__(self, node: str, max_legs: int = MAX_LEGS) -> None:
         self.node = node
         self.max_legs = max_legs
+        node_part = make_call_id(node, "x")[:-1]  # "<safe node>_", as make_call_id spells it
+        self._prefix = node_part if node_part.endswith("_") else ""
         self._roots: OrderedDict[str, str] = OrderedDict()  # leg uuid -> root uuid
+        # leg uuid -> its call id, for legs already seen by _ids: a known Unique-ID skips the
+        # uuid check and the call id spelling (the root is fixed at first sight, so is the id)
+        self._call_of: dict[str, str] = {}
         self.partners: dict[str, str] = {}  # leg -> the leg it was last bridged with
         self.transfers: dict[str, str] = {}  # leg -> the transfer_source already reported
         self.ignored = 0
         self.injections = 0  # caller fields that carried control characters (CR/LF ...): counted, cut
 
     # --- identity -------------------------------------------------------------------
-    def root_of(self, h: Mapping[str, str]) -> str:
-        """The root uuid of the event's leg (learned at first sight, never re-derived)."""
-        leg = uuid_of(h.get("Unique-ID", ""))
-        if leg and leg in self._roots:
-            return self._roots[leg]
+    def root_of(self, h: Mapping[str, str], leg: str | None = None) -> str:
+        """The root uuid of the event's leg (learned at first sight, never re-derived).
+        ``leg``: the event's ``uuid_of(Unique-ID)`` when the caller has it already."""
+        if leg is None:
+            leg = uuid_of(h.get("Unique-ID", ""))
+        root = self._roots.get(leg) if leg else None
+        if root is not None:
+            return root
         root = uuid_of(h.get(ID_VAR, ""))
         if not root:
             links = [h.get(k, "") for k in _LINK_HEADERS]
@@ -96,17 +104,23 @@ class EslNormalizer:
         if leg in self._roots:
             return
         if len(self._roots) >= self.max_legs:
-            self._roots.popitem(last=False)
+            oldest, _ = self._roots.popitem(last=False)
+            self._call_of.pop(oldest, None)
         self._roots[leg] = root
 
     def forget(self, leg: str) -> None:
         self._roots.pop(leg, None)
+        self._call_of.pop(leg, None)
         self.transfers.pop(leg, None)  # partners stay until the leg's partner is gone too
         partner = self.partners.pop(leg, "")
         if partner and partner not in self._roots:
             self.partners.pop(partner, None)
 
     def call_id(self, root: str) -> str:
+        # a uuid (uuid_of) opening with a letter or digit and without "--" is already the
+        # path-safe component make_call_id would keep: no regex and no hashing per event
+        if root[:1].isalnum() and "--" not in root and self._prefix:
+            return self._prefix + root
         return make_call_id(self.node, root)
 
     def uniqueid_of(self, channel: str) -> str:
@@ -115,10 +129,12 @@ class EslNormalizer:
 
     # --- dispatch -------------------------------------------------------------------
     def normalize(self, event: EslEvent, now: float) -> list[Any]:
+        """Events no handler wants (RECORD_START, PLAYBACK_*, HEARTBEAT ...) are dropped after
+        one look-up (``Event-Name``); a handler reads only the headers it uses, decoded then."""
         h = event.headers
         name = h.get("Event-Name", "")
         handler = HANDLERS.get(name)
-        if name == "CUSTOM":
+        if handler is None and name == "CUSTOM":
             handler = CUSTOM_HANDLERS.get(h.get("Event-Subclass", ""))
         if handler is None:
             self.ignored += 1
@@ -131,10 +147,18 @@ class EslNormalizer:
             return []
 
     def _ids(self, h: Mapping[str, str]) -> tuple[str, str] | None:
-        leg = uuid_of(h.get("Unique-ID", ""))
+        """(call id, leg uuid) of the event's leg; None without a valid ``Unique-ID``."""
+        raw = h.get("Unique-ID", "")
+        call_id = self._call_of.get(raw)
+        if call_id is not None:  # a leg seen before: validated then, its root fixed then
+            return call_id, raw
+        leg = uuid_of(raw)
         if not leg:
             return None
-        return self.call_id(self.root_of(h)), leg
+        call_id = self.call_id(self.root_of(h, leg))
+        if leg in self._roots:  # learnt (not evicted at once): remember its id with it
+            self._call_of[leg] = call_id
+        return call_id, leg
 
     @staticmethod
     def at(h: Mapping[str, str], now: float) -> float:
@@ -145,14 +169,19 @@ Handler = Callable[[EslNormalizer, Mapping[str, str], float], list[Any]]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CALLER_FIELDS = ("Caller-Caller-ID-Number", "Caller-Caller-ID-Name", "Caller-Destination-Number")
 
 
 def on_create(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
     ids = n._ids(h)
     if ids is None:
         return []
-    if any(_CONTROL.search(h.get(k, "")) for k in _CALLER_FIELDS):
+    number = h.get("Caller-Caller-ID-Number", "")
+    name = h.get("Caller-Caller-ID-Name", "")
+    exten = h.get("Caller-Destination-Number", "")
+    # isprintable() is False for every control character: the regex runs only on suspects
+    if not (number.isprintable() and name.isprintable() and exten.isprintable()) and any(
+        _CONTROL.search(v) for v in (number, name, exten)
+    ):
         n.injections += 1
         log.warning("control characters in the caller data of channel %s: removed", ids[1])
     return [
@@ -161,9 +190,9 @@ def on_create(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
             call_id=ids[0],
             channel_id=ids[1],
             channel=ids[1],
-            caller_num=sanitize(h.get("Caller-Caller-ID-Number", ""), 40),
-            caller_name=sanitize(h.get("Caller-Caller-ID-Name", ""), 80),
-            exten=sanitize(h.get("Caller-Destination-Number", ""), 80),
+            caller_num=sanitize(number, 40),
+            caller_name=sanitize(name, 80),
+            exten=sanitize(exten, 80),
             context=sanitize(h.get("Caller-Context", ""), 80),
             account_code=sanitize(h.get("variable_accountcode", ""), 40),
         )
@@ -185,9 +214,11 @@ def blind_transfer(
     transferer is the leg's previous bridge partner.  FreeSWITCH hangs that partner up with
     BLIND_TRANSFER only for signal bridges; after a media bridge its cause is NORMAL_CLEARING
     (tests/fixtures/esl/queue_bridge_blind_transfer.esl), so the cause alone is not enough."""
-    source = h.get("variable_transfer_source", "")
     previous = n.partners.get(ids[1], "")
-    if ":bl_xfer:" not in source or n.transfers.get(ids[1]) == source or not previous or previous == target:
+    if not previous or previous == target:  # no partner to have transferred (no header scan then)
+        return []
+    source = h.get("variable_transfer_source", "")
+    if ":bl_xfer:" not in source or n.transfers.get(ids[1]) == source:
         return []
     n.transfers[ids[1]] = source
     return [
@@ -229,7 +260,7 @@ def on_bridge(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
     b_leg = uuid_of(h.get("Bridge-B-Unique-ID", "")) or uuid_of(h.get("Other-Leg-Unique-ID", ""))
     out = blind_transfer(n, h, ids, at, b_leg) or attended_transfer(n, ids, at, a_leg, b_leg)
     if b_leg:
-        n.learn(b_leg, n.root_of(h))  # the other leg joins this call if it is new to us
+        n.learn(b_leg, n.root_of(h, ids[1]))  # the other leg joins this call if it is new to us
         n.partners[ids[1]], n.partners[b_leg] = b_leg, ids[1]
     out.append(
         ev.Bridged(
@@ -255,7 +286,7 @@ def on_hangup_complete(n: EslNormalizer, h: Mapping[str, str], now: float) -> li
     ids = n._ids(h)
     if ids is None:
         return []
-    root = n.root_of(h)
+    root = n.root_of(h, ids[1])
     at = n.at(h, now)
     cause_text = sanitize(h.get("Hangup-Cause", "") or h.get("variable_hangup_cause", ""), 40)
     q850 = h.get("variable_hangup_cause_q850", "")
@@ -275,12 +306,24 @@ def on_hangup_complete(n: EslNormalizer, h: Mapping[str, str], now: float) -> li
     return out
 
 
+CDR_VARIABLES = HeaderSet(
+    "variable_" + name
+    for name in (
+        "start_stamp", "answer_stamp", "end_stamp", "start_epoch", "answer_epoch", "end_epoch",
+        "duration", "billsec", "hangup_cause", "accountcode", "last_bridge_to", "last_app",
+        "sip_call_id", "PBXREC_DIALED", "cc_queue", "cc_agent", "PBXREC_UNAVAILABLE",
+    )
+)
+
+
 def cdr_fields(h: Mapping[str, str]) -> dict[str, str]:
     """CHANNEL_HANGUP_COMPLETE ``variable_*`` -> the core's CDR keys (Asterisk spelling where one
     exists, so the catalog and manifests are the same on both PBXs) plus FreeSWITCH extras."""
 
+    found = pick(h, CDR_VARIABLES)  # one pass over the block for all of them
+
     def var(name: str, limit: int = 64) -> str:
-        return sanitize(h.get("variable_" + name, ""), limit)
+        return sanitize(found.get("variable_" + name, ""), limit)
 
     answer_epoch = var("answer_epoch")
     cause = sanitize(h.get("Hangup-Cause", "") or var("hangup_cause"), 40)

@@ -226,6 +226,10 @@ def recording_metadata(call: Call, rec: Recording) -> dict[str, Any]:
     }
 
 
+# json.dumps(x, sort_keys=True) builds a new encoder per call; this is the same encoder, made once
+_dumps_sorted = json.JSONEncoder(sort_keys=True).encode
+
+
 def call_row(call: Call, now: float) -> dict[str, Any]:
     """The ``calls`` table row; JSON columns are JSON text, as the schema stores them."""
     decision = call.decision or {}
@@ -250,8 +254,8 @@ def call_row(call: Call, now: float) -> dict[str, Any]:
         "duration": duration, "billsec": billsec, "disposition": cdr.get("disposition", ""),
         "status": call.status(), "rule": decision.get("rule", ""), "record_decision": record_decision,
         "consent_decision": call.consent_decision,
-        "consent": json.dumps(call.consent_evidence, sort_keys=True),
+        "consent": _dumps_sorted(call.consent_evidence),
         "tags": json.dumps(list(decision.get("tags", []))),
         "retention_class": decision.get("retention_class", ""),
-        "cdr": json.dumps(dict(cdr), sort_keys=True), "flags": json.dumps(call.flags), "updated_at": now,
+        "cdr": _dumps_sorted(dict(cdr)), "flags": json.dumps(call.flags), "updated_at": now,
     }

@@ -56,7 +56,8 @@ from pbx_recorder.naming import (
     safe_component,
     split_call_id,
 )
-from pbx_recorder.rules import CallContext, RuleDecision, RuleLike, evaluate
+from pbx_recorder.rule_memo import RuleMemo
+from pbx_recorder.rules import CallContext, RuleDecision, RuleLike
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class CallBook:
         self.node = node
         self.monitor_dir = monitor_dir
         self.rules = tuple(rules)
+        self._rules = RuleMemo(self.rules)  # evaluate once per distinct input the rules look at
         self.cdr_wait_s = cdr_wait_s
         self.stale_after_s = stale_after_s
         self.gosub_grace_s = gosub_grace_s
@@ -274,7 +276,7 @@ class CallBook:
         call.flags = [f for f in call.flags if f != "no_consent_path"]
         ctx = CallContext(direction=ev.direction, dialed=ev.dialed, caller=call.caller_num, queue=ev.queue,
                           agent=ev.agent, vip=ev.vip, region=ev.region, at=ev.at)
-        decision = evaluate(self.rules, ctx)
+        decision = self._rules.evaluate(ctx)
         self._set_decision(call, decision)
         if not decision.record:
             return self._no_record(call, ev.channel)
@@ -386,7 +388,7 @@ class CallBook:
         if call.consent_requested or call.decision is not None:
             return []
         ctx = CallContext(direction="", dialed=call.exten, caller=call.caller_num, at=at)
-        decision = evaluate(self.rules, ctx)
+        decision = self._rules.evaluate(ctx)
         if decision.record and decision.consent in ("notify", "explicit"):
             why = (f"rule {decision.rule!r} needs {decision.consent} consent but the call never passed "
                    "the consent Gosub: not recorded (fail closed)")
@@ -607,7 +609,7 @@ class CallBook:
         if ev.bridged:
             call.bridged_at = ev.at
         if result == C.RESULT_RECORD:  # consent was given before we lost track; not started yet
-            decision = evaluate(self.rules, CallContext(dialed=call.exten, caller=call.caller_num, at=ev.at))
+            decision = self._rules.evaluate(CallContext(dialed=call.exten, caller=call.caller_num, at=ev.at))
             self._set_decision(call, decision)
             call.result, call.consent_decision = C.RESULT_RECORD, "granted_before_restart"
             call.flag("consent_from_channel_var")
