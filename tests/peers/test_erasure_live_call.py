@@ -67,6 +67,12 @@ async def run_call_erased_midway(tmp_path: Path) -> tuple[Path, dict]:
             assert first["status"] == "done" and first["live_call_snapshots_deleted"] == 1
             await peer.emit({"Event": "Hold", **base})  # the call goes on: its snapshot changes
             await peer.emit({"Event": "Unhold", **base})
+
+            def snapshot_destroyed() -> bool:  # snapshots are written at most 5 times a second,
+                late = receipt(tmp_path, "ER-mid").get("late_copies", [])  # so wait for it before
+                return any(c["copy"] == "live_call_snapshot" for c in late)  # the hang-up ends the call
+
+            await until(snapshot_destroyed, 20)
             for action in mixmonitors:
                 close_like_asterisk(action)
             await peer.emit({"Event": "Hangup", **base, "Cause": "16", "Cause-txt": "Normal Clearing"})
