@@ -26,7 +26,11 @@ And the same call-path rules as the threaded session (issue 10):
   ``ConsentDialog.min_answer_s`` into the question (pressed before it began) does not count,
   and the evidence's ``digit_log`` times every digit against the prompt;
 * a "yes" whose call recording then cannot start leaves ``PBXREC_RESULT`` unset: the snippet
-  takes its fail direction (CDR userfield ``unavailable``), the catalog says not recorded and why.
+  takes its fail direction (CDR userfield ``unavailable``), the catalog says not recorded and why;
+* admission control (pbx_recorder/admission.py): a dialogue whose first prompt would start more
+  than ``max_question_delay_s`` after the snippet's ``t0`` is refused as ``capacity`` (a starved
+  PBX), and the core is told when the first prompt starts (``ConsentAsked``), so a caller who
+  hangs up before it is catalogued ``hangup_before_question``.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ami.actions import mmid_variable_of, start_recording
-from consent.agi_async import AgiCommandFailed, AsyncAgiConnection
+from consent.agi_async import UNAVAILABLE_VAR, AgiCommandFailed, AsyncAgiConnection
 from consent.agi_protocol import DIGITS, PROMPT_RATE, AgiReply, digit_of
 from consent.agi_server import (
     _LANGUAGE,
@@ -60,6 +64,7 @@ from consent.dialogue_runner import MAX_STEPS, ChannelGone, safe_prompt_path
 from pbx_recorder import commands as cmds
 from pbx_recorder import constants as C
 from pbx_recorder import events as ev
+from pbx_recorder.admission import Admission, admit_dialogue, parse_t0
 from pbx_recorder.consent_policy import (
     AskDigit,
     ConsentDialog,
@@ -125,8 +130,12 @@ class AsyncConsentSession:
                  prompts: PromptPaths, vip: VipLookup | None, settings: DialogSettings,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
-                 call_id_of: Callable[[str], str] | None = None) -> None:
+                 call_id_of: Callable[[str], str] | None = None,
+                 max_question_delay_s: float | None = None,
+                 on_asked: Callable[[ev.ConsentAsked], Awaitable[None]] | None = None) -> None:
         self.conn, self.node, self.backend = conn, node, backend
+        self.max_question_delay_s = max_question_delay_s  # admission control (pbx_recorder/admission.py)
+        self.on_asked = on_asked  # the core learns when the first prompt starts
         self.monotonic = monotonic
         self.call_id_of = call_id_of  # the AMI side's id maker (it knows the PBX's start time)
         self.prompts, self.vip, self.settings, self.clock = prompts, vip, settings, clock
@@ -174,6 +183,14 @@ class AsyncConsentSession:
         if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already
             await self._set("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
             return await self._set_result("record")
+        if self.max_question_delay_s is not None:
+            admission = admit_dialogue(parse_t0(parse_args(self.conn.env).get("t0", "")), self.clock(),
+                                       self.max_question_delay_s)
+            if not admission.admitted:
+                return await self._refuse_starved(event, inband, admission)
+        if self.on_asked is not None:
+            await self.on_asked(ev.ConsentAsked(at=self.clock(), call_id=self.call_id,
+                                                channel_id=event.channel_id, channel=event.channel))
         outcome, evidence, failure = await self._dialogue(decision, event.language)
         resolved = ev.ConsentResolved(at=self.clock(), call_id=self.call_id, channel_id=event.channel_id,
                                       channel=event.channel, decision=outcome, evidence=evidence)
@@ -193,6 +210,21 @@ class AsyncConsentSession:
         if outcome in (Decision.GRANTED, Decision.NOTIFIED):
             return await self._set_result("record")
         return await self._refused(decision, event.language)
+
+    async def _refuse_starved(self, event: ev.ConsentRequested, inband: InbandStarter,
+                              admission: Admission) -> str:
+        """The PBX is too slow to ask now: not recorded as ``capacity`` (the core stops and
+        discards the dialogue's recording), ``PBXREC_RESULT`` unset: the snippet's fail direction."""
+        log.warning("consent dialogue refused call=%s: the question would start %.1f s after the AGI "
+                    "call (max %.1f s): capacity", self.call_id, admission.delay_s or 0.0, admission.bound_s)
+        evidence: dict[str, Any] = {"decision": C.CONSENT_CAPACITY, "decided_at": self.clock(),
+                                    **admission.evidence()}
+        self._resolved = True
+        await self.backend.resolve(ev.ConsentResolved(at=self.clock(), call_id=self.call_id,
+                                                      channel_id=event.channel_id, channel=event.channel,
+                                                      decision=C.CONSENT_CAPACITY, evidence=evidence), inband)
+        await self._set(UNAVAILABLE_VAR, C.CONSENT_CAPACITY)
+        return ""
 
     async def _dialogue(self, decision: RuleDecision,
                         asked: str) -> tuple[str, dict[str, Any], AgiCommandFailed | None]:
