@@ -83,6 +83,12 @@ log = logging.getLogger(__name__)
 _MMID = re.compile(r"[A-Za-z0-9_]{1,40}")  # MixMonitor IDs as Asterisk makes them ("0x55d0...")
 
 
+class AskedTooLate(Exception):
+    def __init__(self, admission: Admission) -> None:
+        super().__init__("the question started too late")
+        self.admission = admission
+
+
 class AsyncConsentBackend(Protocol):
     async def request(self, event: ev.ConsentRequested, inband: InbandStarter) -> ConsentTicket: ...
 
@@ -184,8 +190,7 @@ class AsyncConsentSession:
             await self._set("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
             return await self._set_result("record")
         if self.max_question_delay_s is not None:
-            admission = admit_dialogue(parse_t0(parse_args(self.conn.env).get("t0", "")), self.clock(),
-                                       self.max_question_delay_s)
+            admission = admit_dialogue(self._t0(), self.clock(), self.max_question_delay_s)
             if not admission.admitted:
                 return await self._refuse_starved(event, inband, admission)
         if self.on_asked is not None:
@@ -202,6 +207,9 @@ class AsyncConsentSession:
         if failure is not None:
             raise failure
         if outcome == Decision.HANGUP:
+            return ""
+        if outcome == C.CONSENT_CAPACITY:  # asked too late (a starved PBX): the snippet's fail direction
+            await self._set(UNAVAILABLE_VAR, C.CONSENT_CAPACITY)
             return ""
         if started is False and allows_recording(outcome):  # say so: the snippet's fail direction
             await self._set("PBXREC_RESULT", "")  # the core may have set "record" in band already
@@ -236,6 +244,12 @@ class AsyncConsentSession:
                                s.digit_yes, s.digit_no, self.clock(), retry_prompt_id=RETRY_PROMPT)
         try:
             done = await self._steps(dialog, language)
+        except AskedTooLate as late:  # the caller pressed before a question that started too late
+            log.warning("consent question started %.1f s after the AGI call (max %.1f s) call=%s: capacity",
+                        late.admission.delay_s or 0.0, late.admission.bound_s, self.call_id)
+            evidence = dialog.evidence.to_dict()
+            evidence.update(decision=C.CONSENT_CAPACITY, decided_at=self.clock(), **late.admission.evidence())
+            return C.CONSENT_CAPACITY, evidence, None
         except ChannelGone as exc:
             log.info("caller hung up during the consent dialogue call=%s (%s)", self.call_id, exc)
             step = dialog.on_hangup(self.clock())
@@ -262,9 +276,25 @@ class AsyncConsentSession:
                 now = self.clock()
                 step = (dialog.on_digit(digit, now, prompt_offset_s=offset, after_prompt_s=after)
                         if digit else dialog.on_timeout(now))
+                if digit and offset is not None and offset < dialog.min_answer_s \
+                        and dialog.evidence.attempts == 1:  # logged, not counted; the first asking only
+                    self._check_question_start(now - offset)
             else:  # pragma: no cover - the Step union is closed
                 raise TypeError(f"unknown consent step {step!r}")
         raise RuntimeError(f"consent dialogue did not end within {MAX_STEPS} steps (call {self.call_id})")
+
+    def _t0(self) -> float | None:
+        return parse_t0(parse_args(self.conn.env).get("t0", ""))
+
+    def _check_question_start(self, started: float) -> None:
+        """A digit stopped the question as it began: the caller pressed before being asked.  If the
+        question began more than the admission bound after ``t0``, the PBX made them wait: refuse
+        as ``capacity`` instead of asking again a caller who has given up on being asked."""
+        if self.max_question_delay_s is None:
+            return
+        admission = admit_dialogue(self._t0(), started, self.max_question_delay_s)
+        if not admission.admitted:
+            raise AskedTooLate(admission)
 
     async def _ask(self, path: str, timeout_ms: int) -> tuple[str, float | None, float | None]:
         """The question with barge-in, then up to ``timeout_ms`` for one digit: (digit or "",

@@ -174,3 +174,57 @@ async def test_prompt_pbx_asks_and_tells_the_core_when_the_question_starts() -> 
         await srv.close()
     assert any(is_question(c) for c in commands) and results(commands)["PBXREC_RESULT"] == "record"
     assert [r.decision for r in backend.resolved] == ["granted"] and len(backend.asked) == 1
+
+
+async def test_caller_who_pressed_before_a_late_question_is_refused_as_capacity() -> None:
+    """The 6 wrong of the 500-call run after admission: admitted in time, but the question's
+    ``STREAM FILE`` began ~18 s later on the starved PBX; the caller's queued digit stopped it at
+    once (not an answer), the question was asked again, and the caller hung up: ``hangup``."""
+    backend = Backend()
+    srv = make_server(backend, max_sessions=5, delay_bound=1.0)
+    await srv.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(env_block(_with_t0(time.time()), uniqueid="1732200000.1"))
+    commands: list[str] = []
+    try:
+        while line := await asyncio.wait_for(reader.readline(), 10):
+            commands.append(line.decode().rstrip("\n"))
+            reply = "200 result=1"
+            if is_question(commands[-1]):
+                await asyncio.sleep(1.6)  # the PBX starts the question late ...
+                reply = "200 result=49 endpos=160"  # ... and a digit queued before it stops it at 20 ms
+            writer.write((reply + "\n").encode())
+    finally:
+        writer.close()
+        await srv.close()
+    assert sum(is_question(c) for c in commands) == 1  # not asked again
+    assert "PBXREC_RESULT" not in results(commands) and results(commands)["PBXREC_UNAVAILABLE"] == "capacity"
+    (resolved,) = backend.resolved
+    assert resolved.decision == "capacity" and resolved.evidence["question_delay_s"] > 1.0
+    assert resolved.evidence["digit_log"][0]["why"] == "before_question"
+
+
+async def test_early_digit_in_a_later_attempt_is_not_taken_for_a_starved_pbx() -> None:
+    """A retry's question starts long after ``t0`` by design (question, wait, retry prompt)."""
+    backend = Backend()
+    srv = make_server(backend, max_sessions=5, delay_bound=1.0)
+    await srv.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    writer.write(env_block(_with_t0(time.time()), uniqueid="1732200000.1"))
+    questions = ["200 result=0 endpos=40000", "200 result=49 endpos=160", YES]
+    commands: list[str] = []
+    try:
+        while line := await asyncio.wait_for(reader.readline(), 10):
+            commands.append(line.decode().rstrip("\n"))
+            reply = "200 result=1"
+            if is_question(commands[-1]):
+                reply = questions.pop(0)
+            elif commands[-1].startswith("WAIT FOR DIGIT"):
+                await asyncio.sleep(1.2)  # no answer: the retry comes after the bound
+                reply = "200 result=0"
+            writer.write((reply + "\n").encode())
+    finally:
+        writer.close()
+        await srv.close()
+    assert [r.decision for r in backend.resolved] == ["granted"]
+    assert results(commands)["PBXREC_RESULT"] == "record"
