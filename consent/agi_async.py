@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 ENV_TIMEOUT_S = 20.0  # Asterisk writes the environment on connect: a slow read is our backlog, not theirs
 REFUSAL_ENV_TIMEOUT_S = 1.0
 UNAVAILABLE_VAR = "PBXREC_UNAVAILABLE"  # why a session was refused, for the snippet's UserEvent
-MAX_DECISIONS = 50  # quick decisions at once (each is a few SET VARIABLEs while the call rings)
+MAX_DECISIONS = 100  # quick decisions at once (a few SET VARIABLEs each; one skipped costs a second AGI call)
 DECISION_TIMEOUT_S = 5.0  # per reply: a quick decision that cannot be quick is not worth waiting for
 
 
