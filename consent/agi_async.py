@@ -55,7 +55,11 @@ ENV_TIMEOUT_S = 20.0  # Asterisk writes the environment on connect: a slow read 
 REFUSAL_ENV_TIMEOUT_S = 1.0
 UNAVAILABLE_VAR = "PBXREC_UNAVAILABLE"  # why a session was refused, for the snippet's UserEvent
 MAX_DECISIONS = 100  # quick decisions at once (a few SET VARIABLEs each; one skipped costs a second AGI call)
-DECISION_TIMEOUT_S = 5.0  # per reply: a quick decision that cannot be quick is not worth waiting for
+# Per reply of a quick decision (the consent session's is 120 s).  Not shorter: a decision cut
+# after the core was told (its recording handed to the dialplan) but before PBXREC_RESULT is set
+# leaves that recording waiting for a start the snippet never makes; 30 s is far above the
+# replies seen on a starved PBX (none ran out in the 500-call runs).
+DECISION_TIMEOUT_S = 30.0
 
 
 def script_of(env: dict[str, str]) -> str:

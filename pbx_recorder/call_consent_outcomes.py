@@ -2,7 +2,8 @@
 
 * **The dialogue's first prompt starts** (:class:`events.ConsentAsked`): the call keeps when;
   a caller who hangs up before it is catalogued ``hangup`` with the flag and evidence
-  ``hangup_before_question`` (they were never asked), not as one who heard the question and left.
+  ``hangup_before_question`` (they were never asked), not as one who heard the question and left
+  -- once the PBX's consent sessions are seen to report it (Asterisk's do; FreeSWITCH's not yet).
 * **The snippet's fail direction, reported by the dialplan** (``UserEvent(PbxrecUnavailable)``
   -> :class:`events.ConsentUnavailable`): when no consent session told the core anything (a
   session refused before its environment could be read, the recorder unreachable), the call is
@@ -28,6 +29,7 @@ QUESTION_STARTED = "question_started_at"
 
 
 def on_consent_asked(book: CallBook, ev: E.ConsentAsked, now: float) -> list[Command]:
+    book.question_start_reported = True  # this PBX's consent sessions report it (Asterisk's do)
     call = book.find(ev.call_id)
     if call is None or call.state != C.STATE_CONSENT_PENDING:
         return []
@@ -37,11 +39,13 @@ def on_consent_asked(book: CallBook, ev: E.ConsentAsked, now: float) -> list[Com
     return []
 
 
-def hangup_evidence(call: Call, at: float) -> dict[str, Any]:
-    """The evidence for a caller who hung up while the dialogue was pending."""
+def hangup_evidence(call: Call, at: float, reported: bool) -> dict[str, Any]:
+    """The evidence for a caller who hung up while the dialogue was pending.  ``reported``: the
+    consent sessions of this PBX report the first prompt (``ConsentAsked``; FreeSWITCH's do not
+    yet, so there a hang-up is never taken for one before the question)."""
     evidence = dict(call.consent_evidence or {})
     evidence.update(decision="hangup", decided_at=at)
-    if QUESTION_STARTED not in evidence:
+    if reported and QUESTION_STARTED not in evidence:
         evidence[C.FLAG_HANGUP_BEFORE_QUESTION] = True
         call.flag(C.FLAG_HANGUP_BEFORE_QUESTION)
     return evidence

@@ -81,6 +81,7 @@ class CallBook:
         self._calls: dict[str, Call] = {}
         self._prefix = safe_component(node, 32, allow_underscore=False) + "_"
         self.boot = ""  # the PBX run we are connected to (events.PbxBooted)
+        self.question_start_reported = False  # seen a ConsentAsked (call_consent_outcomes.py)
         self.aliases: dict[str, str] = {}  # call id -> id of the newer call that reused its linkedid
         self.link_lost_at: float | None = None  # the AMI link went down then (events.PbxLinkLost)
 
@@ -492,7 +493,8 @@ class CallBook:
         if call.state == C.STATE_CONSENT_PENDING and call.restored:  # its dialogue died with us
             cmds += F.settle_interrupted(self, call, at)
         elif call.state == C.STATE_CONSENT_PENDING:  # hung up before the dialogue ended
-            cmds += self._resolve(call, "hangup", CO.hangup_evidence(call, at), at, "")
+            evidence = CO.hangup_evidence(call, at, self.question_start_reported)
+            cmds += self._resolve(call, "hangup", evidence, at, "")
         for rec in call.active_recordings():
             rec.stop(at)
         call.state = C.STATE_ENDED

@@ -77,11 +77,21 @@ def _pending_call(book) -> None:  # noqa: ANN001
 
 def test_hangup_before_the_question_says_so() -> None:
     book = new_book()
+    book.handle(E.ConsentAsked(at=0.0, call_id="L0", channel_id="L0", channel=CH), 0.0)  # another call's
     _pending_call(book)
     book.handle(E.ChannelHungUp(at=4.0, call_id="L1", channel_id="L1", channel=CH), 4.0)
     snap = book.snapshot("L1")
     assert snap["consent_decision"] == "hangup" and "hangup_before_question" in snap["flags"]
     assert snap["consent_evidence"]["hangup_before_question"] is True
+
+
+def test_no_question_start_reports_no_guess() -> None:
+    """A PBX whose sessions do not report the first prompt (FreeSWITCH for now): plain hangup."""
+    book = new_book()
+    _pending_call(book)
+    book.handle(E.ChannelHungUp(at=4.0, call_id="L1", channel_id="L1", channel=CH), 4.0)
+    snap = book.snapshot("L1")
+    assert snap["consent_decision"] == "hangup" and "hangup_before_question" not in snap["flags"]
 
 
 def test_hangup_after_the_question_started_is_a_plain_hangup() -> None:
