@@ -128,7 +128,10 @@ def _outcomes(probe: AmiProbe, catalog: CatalogReader, phases: int,
                     asked, decided = evidence.get("asked_at"), evidence.get("decided_at")
                     if asked and answered:
                         WAITS.append(float(asked) - float(answered))
-                    held = float(decided) - float(answered) if answered and decided else None
+                    # the catalog's answer time comes from AMI and can lag behind the question on a
+                    # starved host; the caller answered no later than they were asked
+                    start = min(float(answered), float(asked)) if answered and asked else answered
+                    held = float(decided) - float(start) if start and decided else None
                     out[kind].append((observed, _verdict(kind, observed, stays[kind], held)))
     return out
 
