@@ -24,8 +24,9 @@ pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 
 
 def _report(ami: AmiProbe, linkedid: str, since: int = 0) -> dict[str, str]:
-    return ami.wait_event(lambda e: e.get("Event") == "UserEvent" and e.get("UserEvent") == "PbxrecUnavailable"
-                          and e.get("Linkedid") == linkedid, timeout=10, since=since)
+    return ami.wait_event(lambda e: e.get("Event") == "UserEvent"
+                          and e.get("UserEvent") == "PbxrecUnavailable" and e.get("Linkedid") == linkedid,
+                          timeout=10, since=since)
 
 
 def _refuse(env: dict[str, str], agi: Any) -> None:  # as consent/agi_async.py refuses a session
