@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ami.unavailable_event import UNAVAILABLE_FILTER
 from pbx_recorder import commands as cmds
 from pbx_recorder import constants as C
 from pbx_recorder.errors import AmiActionError
@@ -142,7 +143,8 @@ HANDLED_EVENTS = ("Newchannel", "Newstate", "Hangup", "BridgeEnter", "BridgeLeav
 VARSET_FILTER = "Event: VarSet[[:space:]].*Variable: PBXREC_"
 #: the snippet's report of a MixMonitor it started itself (ami/normalize.py ``on_user_event``)
 EARLY_START_FILTER = "Event: UserEvent[[:space:]].*UserEvent: PbxrecEarlyStart[[:space:]]"
-EVENT_FILTERS = ("Event: (" + "|".join(HANDLED_EVENTS) + ")[[:space:]]", EARLY_START_FILTER)
+EVENT_FILTERS = ("Event: (" + "|".join(HANDLED_EVENTS) + ")[[:space:]]", EARLY_START_FILTER,
+                 UNAVAILABLE_FILTER)
 
 
 def event_filter(regex: str) -> dict[str, str]:

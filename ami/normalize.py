@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ami.injection import Resolved, resolve, snapshot_prefixes, values
+from ami.unavailable_event import UNAVAILABLE_EVENT, on_unavailable
 from pbx_recorder import events as ev
 from pbx_recorder.masking import mask_number
 from pbx_recorder.naming import make_call_id
@@ -361,6 +362,8 @@ def on_user_event(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]
     """``UserEvent(PbxrecEarlyStart,PbxrecRec: <recording id>,PbxrecMMID: <MixMonitorID>)`` ->
     RecordingStarted: the core adopts the recording the dialplan started (it finds the recording
     by id within the channel's own call, so a forged event can only confirm a start)."""
+    if text(h, "userevent") == UNAVAILABLE_EVENT:  # the snippet's fail direction, with its reason
+        return on_unavailable(n, h, name, now, text=text, at=_at)
     if text(h, "userevent") != EARLY_START_EVENT:
         return n._ignore(name, "not a pbx-recorder user event")
     rec, ref = text(h, "pbxrecrec").strip(), text(h, "pbxrecmmid").strip()

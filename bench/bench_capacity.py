@@ -16,8 +16,11 @@ interleaved:
 ``--ramp-share`` of them arrive at ``--ramp-rate`` calls/s; once those are up, the rest
 arrive at ``--burst-rate`` calls/s on top (every caller stays ``--seconds``, so at the peak
 all calls are up at once).  Afterwards every caller's catalog row is compared with what the
-caller did: the right outcome, refused for capacity (``consent_decision == "capacity"``,
-the call went on unrecorded), wrong (e.g. ``hangup`` for a caller who stayed), or missing.
+caller did: the right outcome; refused cleanly, i.e. not served but catalogued truthfully
+(``capacity``: refused at ``max_sessions`` or by admission control on a starved PBX;
+``unavailable``: the snippet's fail direction reported by the dialplan; ``unasked``: the caller
+hung up before the question started, flag/evidence ``hangup_before_question``); wrong (e.g. a
+plain ``hangup`` for a caller who stayed and was asked); or missing.
 Prints the table, the daemon's CPU, the load it ran under, and how long it took.  Bounded:
 sipp's own timeouts plus a hard deadline for the catalog to settle.  Nothing asserts.
 """
@@ -54,6 +57,9 @@ KINDS = {  # kind -> (DID, digit pressed or "", expected (consent_decision, reco
 }
 SHIPPED = ("stored", "verified", "migrated")
 CAPACITY = "capacity"
+UNAVAILABLE = "unavailable"
+BEFORE_QUESTION = "hangup_before_question"
+CLEAN = ("capacity", "unavailable", "unasked")  # not served, but refused cleanly and catalogued so
 
 
 def _caller_prefix(phase: int, kind: str) -> str:
@@ -78,8 +84,9 @@ def _observed(row: dict[str, Any] | None, recordings: list[dict[str, Any]]) -> s
     if row is None:
         return "missing"
     shipped = [r for r in recordings if r.get("kind") == "call" and r.get("state") in SHIPPED]
+    unasked = bool(CatalogReader.consent(row).get(BEFORE_QUESTION))
     return f"{row.get('consent_decision') or '-'}/{row.get('record_decision') or '-'}" + \
-        ("+rec" if shipped else "")
+        ("+rec" if shipped else "") + ("+" + BEFORE_QUESTION if unasked else "")
 
 
 WAITS: list[float] = []  # answer -> the question starts, per explicit-consent call (s)
@@ -93,7 +100,11 @@ def _verdict(kind: str, observed: str, stayed_s: float, held_s: float | None) ->
             and held_s >= stayed_s - 3:
         return "left"  # the caller's own timer ran out before the (stretched) dialogue ended
     if observed.startswith(CAPACITY + "/") and "+rec" not in observed:
-        return "capacity"
+        return "capacity"  # refused cleanly (max_sessions, or admission control on a starved PBX)
+    if observed.startswith(UNAVAILABLE + "/") and "+rec" not in observed:
+        return "unavailable"  # the snippet's fail direction, reported by the dialplan: clean too
+    if observed.startswith("hangup/") and observed.endswith("+" + BEFORE_QUESTION):
+        return "unasked"  # hung up before the question started, and the catalog says so
     want = f"{consent or '-'}/{record or '-'}" + ("+rec" if kind == "yes" else "")
     return "right" if observed == want else "WRONG"
 
@@ -117,7 +128,10 @@ def _outcomes(probe: AmiProbe, catalog: CatalogReader, phases: int,
                     asked, decided = evidence.get("asked_at"), evidence.get("decided_at")
                     if asked and answered:
                         WAITS.append(float(asked) - float(answered))
-                    held = float(decided) - float(answered) if answered and decided else None
+                    # the catalog's answer time comes from AMI and can lag behind the question on a
+                    # starved host; the caller answered no later than they were asked
+                    start = min(float(answered), float(asked)) if answered and asked else answered
+                    held = float(decided) - float(start) if start and decided else None
                     out[kind].append((observed, _verdict(kind, observed, stays[kind], held)))
     return out
 
@@ -202,14 +216,18 @@ def main() -> int:
             verdicts = Counter(v for _, v in items)
             overall.update(verdicts)
             wrong = Counter(o for o, v in items if v in ("WRONG", "missing"))
-            columns = ("right", "capacity", "left", "WRONG", "missing")
+            columns = ("right", "capacity", "unavailable", "unasked", "left", "WRONG", "missing")
             print(f"  {kind:8} n={len(items):3}  " + "  ".join(f"{k}={verdicts[k]}" for k in columns)
                   + (f"   wrong as: {dict(wrong.most_common(4))}" if wrong else ""))
         log_text = recorder.log_path.read_text(errors="replace")
         lag = [line.split("event loop lag", 1)[1] for line in log_text.splitlines()
                if "event loop lag" in line]
-        print(f"  all: {dict(overall)}; AGI sessions refused for capacity (log): "
-              f"{log_text.count('too many sessions')}; daemon loop lag{(' ' + lag[-1]) if lag else ': -'}")
+        clean = sum(overall[k] for k in CLEAN)
+        print(f"  all: {dict(overall)}; right {overall['right']}, refused cleanly {clean}, "
+              f"left {overall['left']}, WRONG {overall['WRONG'] + overall['missing']}")
+        print(f"  AGI sessions refused for capacity (log): {log_text.count('too many sessions')}; "
+              f"dialogues refused by admission control (log): {log_text.count('consent dialogue refused')}; "
+              f"daemon loop lag{(' ' + lag[-1]) if lag else ': -'}")
         if WAITS:
             waits = sorted(WAITS)
             print(f"  answer -> consent question starts: p50 {1000 * waits[len(waits) // 2]:.0f} ms, "

@@ -18,10 +18,14 @@ after the -1 count as the caller's hang-up (:class:`ChannelGone`); anything else
 :class:`AgiCommandFailed`, and the session ends as ``failed`` (the snippet's fail direction;
 the catalog says so), never as the caller's ``hangup``.
 
-Capacity: above ``max_sessions`` a session is refused *cleanly*: its environment is read
-(bounded), the core is told (``ConsentUnavailable(reason="capacity")``: the catalog says
-"not recorded: capacity"), and the socket is closed without setting ``PBXREC_RESULT``, so the
-snippet takes its fail direction.
+Capacity: above ``max_sessions`` a consent session is refused *cleanly*: the core is told
+(``ConsentUnavailable(reason="capacity")``: the catalog says "not recorded: capacity"),
+``PBXREC_UNAVAILABLE=capacity`` is set in band, and the socket is closed without setting
+``PBXREC_RESULT``, so the snippet takes its fail direction and reports it with
+``UserEvent(PbxrecUnavailable)`` -- which reaches the catalog even when the environment could not
+be read in time.  Quick decisions (``.../decide``, before answer) play nothing: they do not take
+consent-session slots; they have their own small bound (``max_decisions``) and a short reply
+bound, and one not served sets nothing (the snippet goes on to the consent session).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from consent.agi_protocol import (
     AgiReply,
     format_command,
 )
+from consent.agi_server import DECIDE_SCRIPT as DECIDE
 from consent.dialogue_runner import ChannelGone
 from pbx_recorder.errors import PbxError
 
@@ -48,6 +53,17 @@ log = logging.getLogger(__name__)
 
 ENV_TIMEOUT_S = 20.0  # Asterisk writes the environment on connect: a slow read is our backlog, not theirs
 REFUSAL_ENV_TIMEOUT_S = 1.0
+UNAVAILABLE_VAR = "PBXREC_UNAVAILABLE"  # why a session was refused, for the snippet's UserEvent
+MAX_DECISIONS = 100  # quick decisions at once (a few SET VARIABLEs each; one skipped costs a second AGI call)
+# Per reply of a quick decision (the consent session's is 120 s).  Not shorter: a decision cut
+# after the core was told (its recording handed to the dialplan) but before PBXREC_RESULT is set
+# leaves that recording waiting for a start the snippet never makes; 30 s is far above the
+# replies seen on a starved PBX (none ran out in the 500-call runs).
+DECISION_TIMEOUT_S = 30.0
+
+
+def script_of(env: dict[str, str]) -> str:
+    return env.get("agi_network_script", "").split("?", 1)[0].strip("/")
 
 
 class AgiCommandFailed(PbxError):
@@ -145,10 +161,14 @@ class AsyncAgiServer:
     """``asyncio.start_server`` with a session bound; ``accepting`` False refuses new sessions."""
 
     def __init__(self, host: str, port: int, *, session: SessionHandler, refused: RefusalHandler,
-                 max_sessions: int = 200, session_timeout_s: float = 120.0) -> None:
+                 max_sessions: int = 200, session_timeout_s: float = 120.0,
+                 max_decisions: int = MAX_DECISIONS, decision_timeout_s: float = DECISION_TIMEOUT_S) -> None:
         self.host, self._port = host, port
         self.session, self.refused = session, refused
         self.max_sessions = max_sessions
+        self.max_decisions, self.decision_timeout_s = max_decisions, decision_timeout_s
+        self.decisions_active = 0
+        self.decisions_skipped = 0
         self.session_timeout_s = session_timeout_s
         self.accepting = True
         self.active = 0
@@ -181,47 +201,82 @@ class AsyncAgiServer:
             self._tasks.add(task)
         conn = AsyncAgiConnection(reader, writer, self.session_timeout_s)
         try:
-            if not self.accepting or self.active >= self.max_sessions:
-                await self._refuse(conn, "stopping" if not self.accepting else "capacity")
+            if not self.accepting:
+                await self._refuse(conn, "stopping", read_env=True)
                 return
-            self.active += 1
-            self._idle.clear()
-            try:
+            try:  # which script (a quick decision has its own bound): the environment first
                 await conn.read_env()
-                await self.session(conn)
-                self.served += 1
-            except ChannelGone as exc:
+            except (ChannelGone, TimeoutError, AgiProtocolError) as exc:
                 self.failed += 1
-                log.info("AGI session ended: caller gone (%s)", exc)
-            except Exception:  # fail closed: PBXREC_RESULT stays unset, the call is not recorded
-                self.failed += 1
-                log.exception("AGI consent session failed")
-            finally:
-                self.active -= 1
-                if self.active == 0:
-                    self._idle.set()
+                log.warning("AGI connection without an environment (%s): closed; the snippet's fail "
+                            "direction reports it", exc or type(exc).__name__)
+                return
+            if script_of(conn.env) == DECIDE:
+                await self._quick_decision(conn)
+            elif not self.accepting or self.active >= self.max_sessions:
+                await self._refuse(conn, "stopping" if not self.accepting else "capacity", read_env=False)
+            else:
+                await self._session(conn)
         finally:
             await conn.close()
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _refuse(self, conn: AsyncAgiConnection, reason: str) -> None:
-        self.refused_count += 1
+    async def _session(self, conn: AsyncAgiConnection) -> None:
+        self.active += 1
+        self._idle.clear()
         try:
-            env = await conn.read_env(REFUSAL_ENV_TIMEOUT_S)
-        except (ChannelGone, TimeoutError, AgiProtocolError):
-            env = {}
-        if env.get("agi_network_script", "").split("?", 1)[0].strip("/") == "decide":
-            log.info("AGI quick decision not served (%s; %d active, max %d): the snippet goes on to the "
-                     "consent session", reason, self.active, self.max_sessions)
-        else:
-            log.warning("AGI session refused (%s; %d active, max %d): the snippet takes its fail direction",
-                        "stopping" if reason == "stopping" else "too many sessions", self.active,
-                        self.max_sessions)
-        if not env:
+            await self.session(conn)
+            self.served += 1
+        except ChannelGone as exc:
+            self.failed += 1
+            log.info("AGI session ended: caller gone (%s)", exc)
+        except Exception:  # fail closed: PBXREC_RESULT stays unset, the call is not recorded
+            self.failed += 1
+            log.exception("AGI consent session failed")
+        finally:
+            self.active -= 1
+            if self.active == 0:
+                self._idle.set()
+
+    async def _quick_decision(self, conn: AsyncAgiConnection) -> None:
+        """A quick decision plays nothing and takes no consent-session slot: its own small bound
+        (``max_decisions``) and a short reply bound.  Not served = nothing set: the snippet answers
+        and runs the consent session, whose own bound then applies."""
+        if self.decisions_active >= self.max_decisions:
+            self.decisions_skipped += 1
+            log.info("AGI quick decision not served (%d running, max %d): the snippet goes on to the "
+                     "consent session", self.decisions_active, self.max_decisions)
             return
+        conn.reply_timeout_s = self.decision_timeout_s
+        self.decisions_active += 1
         try:
-            await self.refused(env, reason)
+            await self.session(conn)
+        except ChannelGone as exc:
+            log.info("AGI quick decision ended: caller gone (%s)", exc)
+        except Exception:  # nothing (more) is set: the snippet goes on to the consent session
+            log.exception("AGI quick decision failed")
+        finally:
+            self.decisions_active -= 1
+
+    async def _refuse(self, conn: AsyncAgiConnection, reason: str, *, read_env: bool) -> None:
+        """Refused: ``PBXREC_UNAVAILABLE=<reason>`` in band (best effort, bounded) for the snippet's
+        ``UserEvent(PbxrecUnavailable)``, and the core told when the environment is known."""
+        self.refused_count += 1
+        log.warning("AGI session refused (%s; %d active, max %d): the snippet takes its fail direction",
+                    "stopping" if reason == "stopping" else "too many sessions", self.active,
+                    self.max_sessions)
+        if read_env:
+            with contextlib.suppress(ChannelGone, TimeoutError, AgiProtocolError):
+                await conn.read_env(REFUSAL_ENV_TIMEOUT_S)
+        if conn.env and script_of(conn.env) == DECIDE:
+            return  # not a consent session: the snippet goes on to it (and is told there)
+        with contextlib.suppress(ChannelGone, AgiCommandFailed, AgiProtocolError):
+            await conn.execute("SET VARIABLE", UNAVAILABLE_VAR, reason, timeout=REFUSAL_ENV_TIMEOUT_S)
+        if not conn.env:
+            return  # the dialplan's report carries the reason to the catalog
+        try:
+            await self.refused(conn.env, reason)
         except Exception:  # telling the core must not break the refusal
             log.exception("could not record the refused AGI session")
 

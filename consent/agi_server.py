@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 SCRIPT = "consent"
 DECIDE_SCRIPT = "decide"  # the quick decision before answer (consent/early_decide.py)
-ARG_KEYS = ("direction", "dialed", "linkedid", "queue", "region", "lang")
+ARG_KEYS = ("direction", "dialed", "linkedid", "queue", "region", "lang", "t0")
 DIRECTIONS = ("inbound", "outbound", "internal")
 MAX_ARGS = 32
 MAX_ARG_LEN = 128

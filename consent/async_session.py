@@ -26,7 +26,11 @@ And the same call-path rules as the threaded session (issue 10):
   ``ConsentDialog.min_answer_s`` into the question (pressed before it began) does not count,
   and the evidence's ``digit_log`` times every digit against the prompt;
 * a "yes" whose call recording then cannot start leaves ``PBXREC_RESULT`` unset: the snippet
-  takes its fail direction (CDR userfield ``unavailable``), the catalog says not recorded and why.
+  takes its fail direction (CDR userfield ``unavailable``), the catalog says not recorded and why;
+* admission control (pbx_recorder/admission.py): a dialogue whose first prompt would start more
+  than ``max_question_delay_s`` after the snippet's ``t0`` is refused as ``capacity`` (a starved
+  PBX), and the core is told when the first prompt starts (``ConsentAsked``), so a caller who
+  hangs up before it is catalogued ``hangup_before_question``.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ami.actions import mmid_variable_of, start_recording
-from consent.agi_async import AgiCommandFailed, AsyncAgiConnection
+from consent.agi_async import UNAVAILABLE_VAR, AgiCommandFailed, AsyncAgiConnection
 from consent.agi_protocol import DIGITS, PROMPT_RATE, AgiReply, digit_of
 from consent.agi_server import (
     _LANGUAGE,
@@ -60,6 +64,7 @@ from consent.dialogue_runner import MAX_STEPS, ChannelGone, safe_prompt_path
 from pbx_recorder import commands as cmds
 from pbx_recorder import constants as C
 from pbx_recorder import events as ev
+from pbx_recorder.admission import Admission, admit_dialogue, parse_t0
 from pbx_recorder.consent_policy import (
     AskDigit,
     ConsentDialog,
@@ -76,6 +81,12 @@ from pbx_recorder.rules import RuleDecision
 log = logging.getLogger(__name__)
 
 _MMID = re.compile(r"[A-Za-z0-9_]{1,40}")  # MixMonitor IDs as Asterisk makes them ("0x55d0...")
+
+
+class AskedTooLate(Exception):
+    def __init__(self, admission: Admission) -> None:
+        super().__init__("the question started too late")
+        self.admission = admission
 
 
 class AsyncConsentBackend(Protocol):
@@ -125,8 +136,12 @@ class AsyncConsentSession:
                  prompts: PromptPaths, vip: VipLookup | None, settings: DialogSettings,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
-                 call_id_of: Callable[[str], str] | None = None) -> None:
+                 call_id_of: Callable[[str], str] | None = None,
+                 max_question_delay_s: float | None = None,
+                 on_asked: Callable[[ev.ConsentAsked], Awaitable[None]] | None = None) -> None:
         self.conn, self.node, self.backend = conn, node, backend
+        self.max_question_delay_s = max_question_delay_s  # admission control (pbx_recorder/admission.py)
+        self.on_asked = on_asked  # the core learns when the first prompt starts
         self.monotonic = monotonic
         self.call_id_of = call_id_of  # the AMI side's id maker (it knows the PBX's start time)
         self.prompts, self.vip, self.settings, self.clock = prompts, vip, settings, clock
@@ -174,6 +189,13 @@ class AsyncConsentSession:
         if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already
             await self._set("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
             return await self._set_result("record")
+        if self.max_question_delay_s is not None:
+            admission = admit_dialogue(self._t0(), self.clock(), self.max_question_delay_s)
+            if not admission.admitted:
+                return await self._refuse_starved(event, inband, admission)
+        if self.on_asked is not None:
+            await self.on_asked(ev.ConsentAsked(at=self.clock(), call_id=self.call_id,
+                                                channel_id=event.channel_id, channel=event.channel))
         outcome, evidence, failure = await self._dialogue(decision, event.language)
         resolved = ev.ConsentResolved(at=self.clock(), call_id=self.call_id, channel_id=event.channel_id,
                                       channel=event.channel, decision=outcome, evidence=evidence)
@@ -186,6 +208,9 @@ class AsyncConsentSession:
             raise failure
         if outcome == Decision.HANGUP:
             return ""
+        if outcome == C.CONSENT_CAPACITY:  # asked too late (a starved PBX): the snippet's fail direction
+            await self._set(UNAVAILABLE_VAR, C.CONSENT_CAPACITY)
+            return ""
         if started is False and allows_recording(outcome):  # say so: the snippet's fail direction
             await self._set("PBXREC_RESULT", "")  # the core may have set "record" in band already
             raise RuntimeError("the call recording could not be started after consent")
@@ -193,6 +218,21 @@ class AsyncConsentSession:
         if outcome in (Decision.GRANTED, Decision.NOTIFIED):
             return await self._set_result("record")
         return await self._refused(decision, event.language)
+
+    async def _refuse_starved(self, event: ev.ConsentRequested, inband: InbandStarter,
+                              admission: Admission) -> str:
+        """The PBX is too slow to ask now: not recorded as ``capacity`` (the core stops and
+        discards the dialogue's recording), ``PBXREC_RESULT`` unset: the snippet's fail direction."""
+        log.warning("consent dialogue refused call=%s: the question would start %.1f s after the AGI "
+                    "call (max %.1f s): capacity", self.call_id, admission.delay_s or 0.0, admission.bound_s)
+        evidence: dict[str, Any] = {"decision": C.CONSENT_CAPACITY, "decided_at": self.clock(),
+                                    **admission.evidence()}
+        self._resolved = True
+        await self.backend.resolve(ev.ConsentResolved(at=self.clock(), call_id=self.call_id,
+                                                      channel_id=event.channel_id, channel=event.channel,
+                                                      decision=C.CONSENT_CAPACITY, evidence=evidence), inband)
+        await self._set(UNAVAILABLE_VAR, C.CONSENT_CAPACITY)
+        return ""
 
     async def _dialogue(self, decision: RuleDecision,
                         asked: str) -> tuple[str, dict[str, Any], AgiCommandFailed | None]:
@@ -204,6 +244,12 @@ class AsyncConsentSession:
                                s.digit_yes, s.digit_no, self.clock(), retry_prompt_id=RETRY_PROMPT)
         try:
             done = await self._steps(dialog, language)
+        except AskedTooLate as late:  # the caller pressed before a question that started too late
+            log.warning("consent question started %.1f s after the AGI call (max %.1f s) call=%s: capacity",
+                        late.admission.delay_s or 0.0, late.admission.bound_s, self.call_id)
+            evidence = dialog.evidence.to_dict()
+            evidence.update(decision=C.CONSENT_CAPACITY, decided_at=self.clock(), **late.admission.evidence())
+            return C.CONSENT_CAPACITY, evidence, None
         except ChannelGone as exc:
             log.info("caller hung up during the consent dialogue call=%s (%s)", self.call_id, exc)
             step = dialog.on_hangup(self.clock())
@@ -230,9 +276,25 @@ class AsyncConsentSession:
                 now = self.clock()
                 step = (dialog.on_digit(digit, now, prompt_offset_s=offset, after_prompt_s=after)
                         if digit else dialog.on_timeout(now))
+                if digit and offset is not None and offset < dialog.min_answer_s \
+                        and dialog.evidence.attempts == 1:  # logged, not counted; the first asking only
+                    self._check_question_start(now - offset)
             else:  # pragma: no cover - the Step union is closed
                 raise TypeError(f"unknown consent step {step!r}")
         raise RuntimeError(f"consent dialogue did not end within {MAX_STEPS} steps (call {self.call_id})")
+
+    def _t0(self) -> float | None:
+        return parse_t0(parse_args(self.conn.env).get("t0", ""))
+
+    def _check_question_start(self, started: float) -> None:
+        """A digit stopped the question as it began: the caller pressed before being asked.  If the
+        question began more than the admission bound after ``t0``, the PBX made them wait: refuse
+        as ``capacity`` instead of asking again a caller who has given up on being asked."""
+        if self.max_question_delay_s is None:
+            return
+        admission = admit_dialogue(self._t0(), started, self.max_question_delay_s)
+        if not admission.admitted:
+            raise AskedTooLate(admission)
 
     async def _ask(self, path: str, timeout_ms: int) -> tuple[str, float | None, float | None]:
         """The question with barge-in, then up to ``timeout_ms`` for one digit: (digit or "",

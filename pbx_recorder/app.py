@@ -68,7 +68,9 @@ class App:
         async def session(conn: AsyncAgiConnection) -> None:
             await AsyncConsentSession(conn, node=self.node, backend=backend, prompts=self.prompts,
                                       vip=self.vip, settings=self.settings,
-                                      call_id_of=self.normalizer.call_id_for).run()
+                                      call_id_of=self.normalizer.call_id_for,
+                                      max_question_delay_s=agi_cfg.max_question_delay_s,
+                                      on_asked=getattr(backend, "asked", None)).run()
 
         server = AsyncAgiServer(
             agi_cfg.host, agi_cfg.port, session=session, refused=refused, max_sessions=agi_cfg.max_sessions,

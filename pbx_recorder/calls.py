@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from pbx_recorder import call_consent_outcomes as CO
 from pbx_recorder import call_faults as F
 from pbx_recorder import constants as C
 from pbx_recorder import events as E
@@ -82,6 +83,7 @@ class CallBook:
         self._calls: dict[str, Call] = {}
         self._prefix = safe_component(node, 32, allow_underscore=False) + "_"
         self.boot = ""  # the PBX run we are connected to (events.PbxBooted)
+        self.question_start_reported = False  # seen a ConsentAsked (call_consent_outcomes.py)
         self.aliases: dict[str, str] = {}  # call id -> id of the newer call that reused its linkedid
         self.link_lost_at: float | None = None  # the AMI link went down then (events.PbxLinkLost)
 
@@ -370,9 +372,11 @@ class CallBook:
         reason = ev.reason if ev.reason in C.SYSTEM_CONSENT_OUTCOMES else C.CONSENT_FAILED
         if call.state == C.STATE_CONSENT_PENDING:
             return self._resolve(call, reason, {"decision": reason, "decided_at": ev.at}, ev.at, "")
-        if call.state not in (C.STATE_IDLE, C.STATE_NOT_RECORDED) or call.recordings or call.ended_at:
+        if call.state not in (C.STATE_IDLE, C.STATE_NOT_RECORDED) or call.recordings or call.ended_at \
+                or CO.already_settled(call):
             log.info("consent unavailable (%s) ignored call=%s state=%s", reason, call.call_id, call.state)
             return []
+        CO.replace_no_consent_path(call, reason)
         self._add_leg(call, ev.channel_id, ev.channel)
         call.consent_requested, call.decide_at = True, None  # no decision without the Gosub later
         call.state, call.result = C.STATE_NOT_RECORDED, C.RESULT_NORECORD
@@ -491,7 +495,8 @@ class CallBook:
         if call.state == C.STATE_CONSENT_PENDING and call.restored:  # its dialogue died with us
             cmds += F.settle_interrupted(self, call, at)
         elif call.state == C.STATE_CONSENT_PENDING:  # hung up before the dialogue ended
-            cmds += self._resolve(call, "hangup", call.consent_evidence, at, "")
+            evidence = CO.hangup_evidence(call, at, self.question_start_reported)
+            cmds += self._resolve(call, "hangup", evidence, at, "")
         for rec in call.active_recordings():
             rec.stop(at)
         call.state = C.STATE_ENDED
@@ -637,6 +642,7 @@ _HANDLERS: dict[type, Callable[[CallBook, Any, float], list[Command]]] = {
     E.ConsentRequested: CallBook._on_consent_requested,
     E.ConsentResolved: CallBook._on_consent_resolved,
     E.ConsentUnavailable: CallBook._on_consent_unavailable,
+    E.ConsentAsked: CO.on_consent_asked,
     E.RecordingStarted: CallBook._on_rec_started,
     E.RecordingStopped: CallBook._on_rec_stopped,
     E.RecordingMuted: CallBook._on_muted,

@@ -64,6 +64,7 @@ def _pbx(n: Node) -> PbxConfig:
         host=g.get_str("host", "127.0.0.1", regex=HOST_RE, what="host name or address"),
         port=g.get_port("port", 4573),
         max_sessions=g.get_int("max_sessions", 200, lo=1, hi=10_000),
+        max_question_delay_s=g.get_float("max_question_delay_s", 3.0, lo=0.5, hi=60),
     )
     g.finish()
     esl = _esl(n.child("esl"))

@@ -44,6 +44,7 @@ class AgiConfig:
     host: str = "127.0.0.1"
     port: int = 4573
     max_sessions: int = 200
+    max_question_delay_s: float = 3.0  # admission control: pbx_recorder/admission.py
 
 
 @dataclass(frozen=True)

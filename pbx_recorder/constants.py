@@ -52,4 +52,6 @@ MODES = ("mixed", "dual", "stereo")
 CONSENT_FAILED = "failed"  # the dialogue broke on a live channel (prompt not played, no AGI reply)
 CONSENT_CAPACITY = "capacity"  # the session was refused above pbx.agi.max_sessions
 CONSENT_STOPPING = "stopping"  # the session was refused while the daemon stops
-SYSTEM_CONSENT_OUTCOMES = (CONSENT_FAILED, CONSENT_CAPACITY, CONSENT_STOPPING)
+CONSENT_UNAVAILABLE = "unavailable"  # the snippet's fail direction ran and no session told us why
+SYSTEM_CONSENT_OUTCOMES = (CONSENT_FAILED, CONSENT_CAPACITY, CONSENT_STOPPING, CONSENT_UNAVAILABLE)
+FLAG_HANGUP_BEFORE_QUESTION = "hangup_before_question"  # the caller left before being asked

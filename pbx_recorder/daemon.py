@@ -90,6 +90,10 @@ class LoopConsentBackend:
         """The decision when it is final at entry (the snippet's quick decision before answer)."""
         return self.daemon.app.callbook.decision_at_entry(event)
 
+    async def asked(self, event: ev.ConsentAsked) -> None:
+        """The dialogue's first prompt starts (a hang-up before it is ``hangup_before_question``)."""
+        await self.daemon.handle(event)
+
     async def refused(self, env: dict[str, str], reason: str) -> None:
         """A session refused (capacity, stopping): the catalog says "not recorded: <reason>".
         A refused quick decision says nothing: the snippet goes on to the consent session."""

@@ -116,11 +116,20 @@ class ConsentResolved(CallEvent):
 @dataclass(frozen=True, slots=True)
 class ConsentUnavailable(CallEvent):
     """The recorder could not run the consent session (``reason``: ``capacity`` = refused above
-    ``max_sessions``, ``stopping``): the snippet took its fail direction, the call goes on
+    ``max_sessions`` or by admission control, ``stopping``, ``unavailable``: the dialplan reported
+    its fail direction without a reason): the snippet took its fail direction, the call goes on
     unrecorded, and the catalog says why -- never as the caller's hang-up."""
 
     channel: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentAsked(CallEvent):
+    """The consent dialogue's first prompt (the notice or the question) is about to be played:
+    a hang-up before this is ``hangup_before_question``, not a caller who heard and left."""
+
+    channel: str
 
 
 @dataclass(frozen=True, slots=True)

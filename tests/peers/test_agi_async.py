@@ -161,7 +161,8 @@ async def test_above_max_sessions_refused_cleanly_and_reported(server: Any) -> N
     while not backend.requested:
         await asyncio.sleep(0.02)
     second = await converse(srv.port, script([YES]))
-    assert second == []  # closed without a command: PBXREC_RESULT unset, the snippet's fail direction
+    # only the reason, for the snippet's UserEvent; PBXREC_RESULT unset: the snippet's fail direction
+    assert second == ["SET VARIABLE PBXREC_UNAVAILABLE capacity"]
     (env, reason), = backend.refusals
     assert reason == "capacity" and env["agi_uniqueid"] == "1732200000.1"
     hold.set()

@@ -26,7 +26,8 @@ from pbx_recorder.sandbox.ami_probe import AmiProbe
 pytestmark = pytest.mark.real
 
 AGI_LINE = ("AGI(agi://${PBXREC_AGI_HOST}:${PBXREC_AGI_PORT}/consent,direction=${ARG1},dialed=${ARG2},"
-            "linkedid=${CHANNEL(linkedid)},queue=${ARG3},region=${ARG4},lang=${CHANNEL(language)})")
+            "linkedid=${CHANNEL(linkedid)},queue=${ARG3},region=${ARG4},lang=${CHANNEL(language)},"
+            "t0=${STRFTIME(,,%s.%3q)})")
 
 
 def test_mixmonitor_in_dialplan_records_real_audio(asterisk: PrivateAsterisk, tmp_path: Path) -> None:

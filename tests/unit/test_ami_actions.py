@@ -178,5 +178,6 @@ def test_event_filter_lets_through_exactly_what_the_normalizer_handles():
     assert not passes("Event: VarSet\r\nChannel: PJSIP/a\r\nVariable: TEST_TAG\r\nValue: x\r\n")
     assert not passes("Event: Newexten\r\nApplication: Set\r\n")
     assert passes("Event: UserEvent\r\nChannel: PJSIP/a\r\nUserEvent: PbxrecEarlyStart\r\nPbxrecRec: r\r\n")
+    assert passes("Event: UserEvent\r\nChannel: PJSIP/a\r\nUserEvent: PbxrecUnavailable\r\nPbxrecWhy: x\r\n")
     assert not passes("Event: UserEvent\r\nChannel: PJSIP/a\r\nUserEvent: PbxrecSelftest\r\n")
     assert actions.event_filter(actions.EVENT_FILTERS[0])["Operation"] == "Add"

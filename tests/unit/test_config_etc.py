@@ -40,9 +40,10 @@ def test_manager_snippet_is_least_privilege() -> None:
     assert values["write"] == ["system,call"]
     assert values["read"] == ["system,call,cdr,dialplan,agent,user"]  # user: the snippet's UserEvent
     assert values["permit"] == ["127.0.0.1/255.255.255.255"]
-    assert len(values["eventfilter"]) == 3
-    from ami.actions import EARLY_START_FILTER
+    assert len(values["eventfilter"]) == 4
+    from ami.actions import EARLY_START_FILTER, UNAVAILABLE_FILTER
     assert EARLY_START_FILTER in values["eventfilter"]
+    assert UNAVAILABLE_FILTER in values["eventfilter"]  # the snippet's fail direction and its reason
 
 
 def test_timer_units_run_existing_commands():
