@@ -40,6 +40,7 @@ from consent.agi_server import (
 from consent.dialogue_runner import MAX_STEPS, ChannelGone, as_done, safe_prompt_path
 from consent.prompts import AUDIO_EXTENSIONS
 from esl import commands as esc
+from esl.early_start import may_start_early, start_early
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
 from pbx_recorder import events as ev
@@ -64,7 +65,11 @@ _INPUT = re.compile(r"[A-Za-z0-9_.+*#@-]{0,128}")
 
 
 class AsyncConsentBackend(Protocol):
-    async def request(self, event: ev.ConsentRequested) -> ConsentTicket: ...
+    async def request(self, event: ev.ConsentRequested, inband: Any = None) -> ConsentTicket: ...
+    # inband: a runner for the session's own channel (esl/early_start.EarlyStarter), or None
+
+    async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None: ...
+    # the decision when it is final at entry (pbx_recorder/early_start.py), else None; no state change
 
     async def resolve(self, event: ev.ConsentResolved) -> bool | None: ...
 
@@ -86,6 +91,11 @@ def dialplan_input(headers: dict[str, str], name: str) -> str:
         log.warning("dialplan variable %s refused (unexpected characters or too long)", name)
         return ""
     return value
+
+
+def answered(headers: dict[str, str]) -> bool:
+    """The ``connect`` reply says the channel is answered (the snippet used to answer first)."""
+    return headers.get("Answer-State", "") == "answered"
 
 
 def audio_file(base: str) -> str:
@@ -207,6 +217,11 @@ class EslConsentSession:
             mask_number(caller_num),
         )
         marks.append(time.monotonic())
+        if not answered(headers):
+            early = await start_early(self, event, setup) if may_start_early(headers) else None
+            if early is not None:  # FreeSWITCH starts the recording itself at answer
+                return early
+            await ch.execute("answer")  # the dialogue and the in-band start need the call answered
         ticket = await self.backend.request(event)
         marks.append(time.monotonic())
         await ch.settle(setup)  # a refused myevents/resume fails the session (closed) before any result
@@ -295,6 +310,9 @@ class EslConsentSession:
             log.warning("no goodbye prompt %r for call=%s: %s", prompt, self.call_id, exc)
         await self.channel.hangup()
         return "refused"
+
+    async def set_result(self, result: str) -> str:
+        return await self._set_result(result)
 
     async def _set_result(self, result: str) -> str:
         """Set and WAIT until set: the dialplan reads it as soon as the socket closes."""

@@ -34,6 +34,8 @@ class FakeChannel:
         caller_name: str = "Jane Doe",
         caller_num: str = "5551234",
         api: Callable[[str], str] | None = None,
+        answer_state: str = "answered",
+        refuse_set: str = "",
     ) -> None:
         self.port, self.uuid = port, uuid
         self.variables = {"PBXREC_DIRECTION": "inbound", "PBXREC_DIALED": "4930123456", **(variables or {})}
@@ -46,9 +48,12 @@ class FakeChannel:
         self.hung_up = False
         self.api_body = "+OK Success\n"  # what an ``api ...`` on this socket answers
         self.api = api  # or what this answers (the command line without "api ")
+        self.answer_state = answer_state  # "ringing": handed over before the dialplan answered
+        self.refuse_set = refuse_set  # a variable whose ``set`` FreeSWITCH refuses (-ERR)
 
     def channel_data(self) -> list[tuple[str, str]]:
-        data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0) if k not in self.caller]
+        data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0, {"Answer-State": self.answer_state})
+                if k not in self.caller]
         data += list(self.caller.items())
         data += [(f"variable_{k}", v) for k, v in self.variables.items()]
         return data
@@ -79,8 +84,12 @@ class FakeChannel:
                     body = (self.api(first[4:]) if self.api else self.api_body).encode()
                     writer.write(render_frame([("Content-Type", "api/response")], body))
                 elif first == "sendmsg":
-                    writer.write(_reply("+OK"))
-                    self._sendmsg(parse_head(block), writer)
+                    head = parse_head(block)
+                    if self.refuse_set and head.get("execute-app-arg", "").startswith(self.refuse_set + "="):
+                        writer.write(_reply("-ERR refused"))
+                    else:
+                        writer.write(_reply("+OK"))
+                        self._sendmsg(head, writer)
                 else:
                     writer.write(_reply("-ERR command not found"))
                 await writer.drain()
