@@ -7,9 +7,11 @@ then sets ``transfer_source`` = ``<epoch>:<own uuid>:att_xfer:<user@host>/<user@
 two far ends (the held caller and the colleague), ``uuid_bridge``s them, and hangs the agent's
 two legs up with ``ATTENDED_TRANSFER``.
 
-So a CHANNEL_BRIDGE whose channel carries a new ``att_xfer`` ``transfer_source`` and joins two
-legs of **different** calls is that transfer (an ``att_xfer`` application keeps every leg in
-the caller's call: esl/normalize.attended_transfer).  Both calls get ``Transferred(kind=
+``uuid_bridge`` then overwrites ``transfer_source`` with its own ``<epoch>:<uuid>:uuid_br:<other
+leg>`` (seen on the real 1.11.1), so the mark survives only in ``transfer_history`` (an
+``ARRAY::a|:b`` list).  A CHANNEL_BRIDGE whose channel's ``transfer_history`` holds a new
+``att_xfer`` entry and that joins two legs of **different** calls is that transfer (an
+``att_xfer`` application keeps every leg in the caller's call: esl/normalize.attended_transfer).  Both calls get ``Transferred(kind=
 "attended")`` naming the other (``target_call_id``): the core links them both ways (the
 catalog's ``transfer`` entry, ``calls show``).  The transferer named in each is the agent leg
 that leaves (the bridge partner of each far end), so a recording on the caller's leg runs on.
@@ -17,20 +19,22 @@ that leaves (the bridge partner of each far end), so a recording on the caller's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from pbx_recorder import events as ev
 
-MARK = ":att_xfer:"
+_ATT_XFER = re.compile(r"\d{1,20}:[0-9A-Za-z-]{1,64}:att_xfer:[^|]{0,300}")  # one history entry
 
 
 def replaces_transfer(n: Any, h: Mapping[str, str], ids: tuple[str, str], at: float, a_leg: str,
                       b_leg: str) -> list[Any]:
     """``n``: the EslNormalizer (its roots, bridge partners and transfers already reported)."""
-    source = h.get("variable_transfer_source", "")
+    marks = _ATT_XFER.findall(h.get("variable_transfer_history", "") or h.get("variable_transfer_source", ""))
+    source = marks[-1] if marks else ""
     leg = ids[1]
-    if MARK not in source or not a_leg or not b_leg or a_leg == b_leg or n.transfers.get(leg) == source:
+    if not source or not a_leg or not b_leg or a_leg == b_leg or n.transfers.get(leg) == source:
         return []
     other = b_leg if a_leg == leg else a_leg
     own_root, other_root = n._roots.get(leg, ""), n._roots.get(other, "")

@@ -16,7 +16,10 @@ from tests.unit.test_esl_normalize import normalize_all
 CONSULT = "c0ffee00-0000-4000-8000-00000000000c"  # the agent phone's consultation call, its own root
 COLLEAGUE = "c0ffee00-0000-4000-8000-00000000000d"
 CALLER_CALL, CONSULT_CALL = f"pbx1_{A_LEG}", f"pbx1_{CONSULT}"
-SOURCE = f"1764600020:{A_LEG}:att_xfer:agent@127.0.0.1/sipp@127.0.0.1"
+# as on the real 1.11.1: uuid_bridge overwrote transfer_source; the att_xfer mark is in the history
+XFER = {"variable_transfer_source": f"1764600020:c0ffee00-0000-4000-8000-0000000000aa:uuid_br:{COLLEAGUE}",
+        "variable_transfer_history": f"ARRAY::1764600001:{A_LEG}:uuid_br:{B_LEG}"
+                                     f"|:1764600020:{A_LEG}:att_xfer:agent@127.0.0.1/sipp@127.0.0.1"}
 
 
 def _two_calls(n: EslNormalizer) -> None:
@@ -36,7 +39,7 @@ def test_refer_replaces_bridge_names_each_call_in_the_other() -> None:
     _two_calls(n)
     joined = ev("CHANNEL_BRIDGE", A_LEG, T0 + 20,
                 {"Bridge-A-Unique-ID": A_LEG, "Bridge-B-Unique-ID": COLLEAGUE,
-                 "Other-Leg-Unique-ID": COLLEAGUE, "variable_transfer_source": SOURCE})
+                 "Other-Leg-Unique-ID": COLLEAGUE, **XFER})
     mine, theirs, bridged = normalize_all([joined], n)
     assert isinstance(mine, E.Transferred) and isinstance(theirs, E.Transferred)
     assert (mine.call_id, mine.target_call_id, mine.channel, mine.target_channel) == (
@@ -52,13 +55,14 @@ def test_a_bridge_inside_one_call_or_without_att_xfer_is_no_replaces_transfer() 
     n = EslNormalizer("pbx1")
     _two_calls(n)
     plain = ev("CHANNEL_BRIDGE", A_LEG, T0 + 20,
-               {"Bridge-A-Unique-ID": A_LEG, "Bridge-B-Unique-ID": COLLEAGUE})
+               {"Bridge-A-Unique-ID": A_LEG, "Bridge-B-Unique-ID": COLLEAGUE,
+                "variable_transfer_source": XFER["variable_transfer_source"],
+                "variable_transfer_history": f"ARRAY::1764600001:{A_LEG}:uuid_br:{B_LEG}"})
     assert [type(e).__name__ for e in normalize_all([plain], n)] == ["Bridged"]
     n = EslNormalizer("pbx1")
     normalize_all(inbound_call()[:5], n)
     same_call = ev("CHANNEL_BRIDGE", A_LEG, T0 + 20,
-                   {"Bridge-A-Unique-ID": A_LEG, "Bridge-B-Unique-ID": B_LEG,
-                    "variable_transfer_source": SOURCE})
+                   {"Bridge-A-Unique-ID": A_LEG, "Bridge-B-Unique-ID": B_LEG, **XFER})
     assert [type(e).__name__ for e in normalize_all([same_call], n)] == ["Bridged"]
 
 
