@@ -13,8 +13,9 @@ leg>`` (seen on the real 1.11.1), so the mark survives only in ``transfer_histor
 ``att_xfer`` entry and that joins two legs of **different** calls is that transfer (an
 ``att_xfer`` application keeps every leg in the caller's call: esl/normalize.attended_transfer).
 Both calls get ``Transferred(kind="attended")`` naming the other (``target_call_id``): the core
-links them both ways (the catalog's ``transfer`` entry, ``calls show``).  The transferer named in each is the agent leg
-that leaves (the bridge partner of each far end), so a recording on the caller's leg runs on.
+links them both ways (the catalog's ``transfer`` entry, ``calls show``).  The transferer named
+in each is the agent leg that leaves (the bridge partner of each far end), so a recording on
+the caller's leg runs on.
 """
 
 from __future__ import annotations
