@@ -311,9 +311,6 @@ class EslConsentSession:
         await self.channel.hangup()
         return "refused"
 
-    async def set_result(self, result: str) -> str:
-        return await self._set_result(result)
-
     async def _set_result(self, result: str) -> str:
         """Set and WAIT until set: the dialplan reads it as soon as the socket closes."""
         await self.channel.execute("set", f"PBXREC_RESULT={result}")

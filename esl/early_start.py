@@ -11,8 +11,10 @@ it starts is handed to FreeSWITCH as channel variables instead of a ``uuid_recor
                                    the file, and the two leg files of a dual rule)
 
 plus ``PBXREC_RECORDING_ID`` / ``PBXREC_RECORDING_PATH`` / ``PBXREC_RECORDING_FILE`` /
-``PBXREC_CONSENT`` / ``PBXREC_RESULT``, all written back to back on the call's socket (the
-replies checked before ``PBXREC_RESULT`` is set and waited for).  The snippet then answers,
+``PBXREC_CONSENT`` and, last, ``PBXREC_RESULT``, in ONE ``api uuid_setvar_multi`` on the call's
+socket once the replies to ``myevents`` / ``resume`` / ``set`` are ``+OK`` (FreeSWITCH runs an
+``api`` in the socket's thread at once; each ``sendmsg set`` would wait for a tick of the parked,
+unanswered channel's loop).  The snippet then answers,
 and FreeSWITCH runs every ``execute_on_answer*`` variable in the answering thread itself:
 the recording starts with the answer, no round trip to the recorder after it.  The daemon
 adopts it: the ESL client (``EslClient.expect_start``) turns that path's ``RECORD_START`` into
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +43,7 @@ from pbx_recorder import commands as cmds
 from pbx_recorder import constants as C
 from pbx_recorder import events as ev
 from pbx_recorder.consent_policy import Decision
+from pbx_recorder.errors import EslError
 
 if TYPE_CHECKING:
     from esl.consent_session import EslConsentSession
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ON_ANSWER_VARS = ("execute_on_answer_pbxrec_1", "execute_on_answer_pbxrec_2", "execute_on_answer_pbxrec_3")
+_MULTI_VALUE = re.compile(r"[A-Za-z0-9._/:+@{}=,-]{1,400}( [A-Za-z0-9._/:+@{}=,-]{1,400}){0,3}")
 OPT_OUT_VAR = "PBXREC_EARLY_START"  # "no" in the dialplan: the recorder answers and starts in band
 
 
@@ -79,11 +84,11 @@ def on_answer_values(command: cmds.StartRecording) -> list[str]:
 
 class EarlyStarter:
     """The daemon's ``inband`` runner for the session's own channel: the call recording and the
-    channel variables become ``set`` commands written at once on the socket (``pending``)."""
+    channel variables are collected (``set_vars``) and written by :func:`start_early` in one
+    ``uuid_setvar_multi`` on the socket, ``PBXREC_RESULT`` last."""
 
     def __init__(self, channel: OutboundChannel, leg: str, client: ExpectsStart | None) -> None:
         self.channel, self.leg, self.client = channel, leg, client
-        self.pending: list[tuple[str, asyncio.Future[EslFrame]]] = []
         self.set_vars: dict[str, str] = {}
         self.started: list[str] = []  # recording ids handed to the dialplan
 
@@ -95,10 +100,7 @@ class EarlyStarter:
         return isinstance(command, cmds.SetChannelVar)
 
     def _set(self, name: str, value: str, call_id: str) -> None:
-        self.set_vars[name] = value
-        if name == C.VAR_RESULT:  # held back: the session sets it last, once every reply is +OK
-            return
-        self.pending += self.channel.submit_all([esc.sendmsg_set(name, value, call_id=call_id)])
+        self.set_vars[name] = value  # written all at once by start_early (one api, no park tick)
 
     def consent(self, outcome: str, call_id: str) -> None:
         self._set("PBXREC_CONSENT", outcome, call_id)
@@ -131,7 +133,6 @@ async def start_early(session: EslConsentSession, event: ev.ConsentRequested,
     ch = session.channel
     client = session.routes if hasattr(session.routes, "expect_start") else None
     starter = EarlyStarter(ch, event.channel, client)  # type: ignore[arg-type]
-    starter.pending += setup
     ticket = await session.backend.request(replace(event, early=True), starter)
     final = ticket.decision
     result = "record" if final is not None and final.record else "norecord"
@@ -139,5 +140,24 @@ async def start_early(session: EslConsentSession, event: ev.ConsentRequested,
         if not ticket.recording_ok or not starter.started:
             raise RuntimeError("the call recording could not be handed to the dialplan")
         starter.consent(Decision.NOT_REQUIRED.value, session.call_id)
-    await ch.settle(starter.pending)  # every variable +OK before the result (else: fail closed)
-    return await session.set_result(result)
+    variables = {k: v for k, v in starter.set_vars.items() if k != C.VAR_RESULT}
+    variables[C.VAR_RESULT] = result  # last: FreeSWITCH sets them in order, in one command
+    line = hand_over(event.channel, variables, session.call_id)  # checked before anything is sent
+    await ch.settle(setup)  # myevents / resume / set: +OK before any result (else: fail closed)
+    await ch.api(line)  # -ERR raises: nothing decided, the snippet's fail direction
+    return result
+
+
+def hand_over(uuid: str, variables: dict[str, str], call_id: str) -> str:
+    """``api uuid_setvar_multi <uuid> a=1;b=2`` for the decision's variables.  FreeSWITCH runs it
+    in the socket's listener thread at once; a ``sendmsg set`` would wait for the parked, still
+    unanswered channel's loop (one queued application per 20 ms tick, longer on a busy host).
+    Values keep to a small alphabet with single inner spaces (``record_session <path> {vars}``):
+    no ``;`` (the separator), quotes or backslashes (FreeSWITCH's tokenizer would strip them)."""
+    pairs = []
+    for name, value in variables.items():
+        name = esc.check_name(esc.VAR_NAMES.get(name, name), call_id)
+        if not _MULTI_VALUE.fullmatch(value):
+            raise EslError(f"refused ESL command: unsafe value for {name}", call_id=call_id or None)
+        pairs.append(f"{name}={value}")
+    return esc.api("uuid_setvar_multi", esc.check_uuid(uuid, call_id), ";".join(pairs), call_id=call_id)

@@ -49,7 +49,7 @@ class FakeChannel:
         self.api_body = "+OK Success\n"  # what an ``api ...`` on this socket answers
         self.api = api  # or what this answers (the command line without "api ")
         self.answer_state = answer_state  # "ringing": handed over before the dialplan answered
-        self.refuse_set = refuse_set  # a variable whose ``set`` FreeSWITCH refuses (-ERR)
+        self.refuse_set = refuse_set  # a variable whose ``uuid_setvar_multi`` FreeSWITCH refuses (-ERR)
 
     def channel_data(self) -> list[tuple[str, str]]:
         data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0, {"Answer-State": self.answer_state})
@@ -80,16 +80,19 @@ class FakeChannel:
                     writer.write(render_frame(head))
                 elif first in ("myevents", "resume", "linger"):
                     writer.write(_reply("+OK Events Enabled" if first == "myevents" else "+OK"))
+                elif first.startswith("api uuid_setvar_multi "):
+                    pairs = [p.partition("=") for p in first.split(" ", 3)[3].split(";")]
+                    refused = any(name == self.refuse_set for name, _, _ in pairs)
+                    if not refused:
+                        self.vars_set.update({name: value for name, _, value in pairs})
+                    body = ("-ERR refused\n" if refused else "+OK\n").encode()
+                    writer.write(render_frame([("Content-Type", "api/response")], body))
                 elif first.startswith("api "):
                     body = (self.api(first[4:]) if self.api else self.api_body).encode()
                     writer.write(render_frame([("Content-Type", "api/response")], body))
                 elif first == "sendmsg":
-                    head = parse_head(block)
-                    if self.refuse_set and head.get("execute-app-arg", "").startswith(self.refuse_set + "="):
-                        writer.write(_reply("-ERR refused"))
-                    else:
-                        writer.write(_reply("+OK"))
-                        self._sendmsg(head, writer)
+                    writer.write(_reply("+OK"))
+                    self._sendmsg(parse_head(block), writer)
                 else:
                     writer.write(_reply("-ERR command not found"))
                 await writer.drain()

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from consent.agi_server import ConsentTicket
 from esl.client import EslClient
+from esl.early_start import hand_over
 from esl.frames import EslParser
 from esl.normalize import EslNormalizer
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
+from pbx_recorder.errors import EslError
 from pbx_recorder.rules import RuleDecision
 from tests.peers.esl_outbound_peer import FakeChannel
 from tests.peers.test_esl_consent import CALL, Backend, Serve, apps, call, serve  # noqa: F401
@@ -66,9 +70,11 @@ async def test_decided_while_ringing_the_recording_is_handed_to_the_answer(serve
     assert channel.vars_set["PBXREC_RECORDING_ID"] == f"{CALL}_call001"
     assert (channel.vars_set["PBXREC_CONSENT"], channel.vars_set["PBXREC_RESULT"]) == \
         ("not_required", "record")
-    assert _set_names(channel)[-1] == "PBXREC_RESULT"  # last, once every other variable was accepted
+    (hand_over,) = [c for c in channel.commands if c.startswith("api ")]  # one command, no uuid_record
+    assert hand_over.startswith(f"api uuid_setvar_multi {A_LEG} execute_on_answer_pbxrec_1=record_session ")
+    assert hand_over.endswith(";PBXREC_RESULT=record")  # last: set with the others or not at all
+    assert _set_names(channel) == ["PBXREC_SOCKET"]  # no queued set: the parked channel's loop is slow
     assert "answer" not in apps(channel)  # the dialplan answers: FreeSWITCH starts the file then
-    assert not [c for c in channel.commands if c.startswith("api ")]  # no uuid_record from us
     assert backend.requests[0].early and client._expected["/m/a.wav"].recording_id == f"{CALL}_call001"
     assert client._rec_paths[f"{CALL}_call001"] == ("/m/a.wav",)  # stop and PCI mask know the file
 
@@ -126,3 +132,13 @@ def test_client_adopts_the_record_start_of_a_handed_over_file_only() -> None:
     assert len(started) == 1
     assert (started[0].recording_id, started[0].pbx_ref) == (f"{CALL}_call001", "/m/a.wav")
     assert started[0].at == T0 + 2  # FreeSWITCH's time of the start, the recorded span's beginning
+
+
+def test_hand_over_refuses_what_freeswitch_would_split_or_strip() -> None:
+    line = hand_over(A_LEG, {"execute_on_answer_pbxrec_1": "record_session /m/a.wav {RECORD_STEREO=true}",
+                             "CDR(recordingfile)": "a.wav", "PBXREC_RESULT": "record"}, CALL)
+    assert line == (f"api uuid_setvar_multi {A_LEG} execute_on_answer_pbxrec_1=record_session /m/a.wav "
+                    "{RECORD_STEREO=true};PBXREC_RECORDING_FILE=a.wav;PBXREC_RESULT=record")
+    for bad in ("a;PBXREC_RESULT=record", "it's", "back\\slash", " lead", "two  spaces", "x\ny", ""):
+        with pytest.raises(EslError):
+            hand_over(A_LEG, {"PBXREC_RECORDING_ID": bad}, CALL)
