@@ -15,6 +15,9 @@ its 20 ms timer tick here, too coarse for the target):
 * inband    the same rule with ``PBXREC_EARLY_START=no`` (DID 8009): the recorder answers, then
             ``uuid_record`` on the call's socket (the path before, for comparison in the same run)
 * notify    recorder rule ``consent: notify`` (DID 8001): the notice's PLAYBACK_STOP -> RECORD_START
+* none      once more, last (the spread between two runs of the same path at that load)
+
+Before the measured runs, 10 calls to a never-record DID warm the recorder up (not measured).
 
 For none / inband it also prints the price of deciding first: CHANNEL_CREATE -> CHANNEL_ANSWER
 (how long the caller waits for the answer).
@@ -147,12 +150,15 @@ def main() -> int:
         config = write_fs_recorder_config(work / "recorder", pbx, work / "prompts")
         recorder = FsRecorderProcess(config, pbx, work / "recorder.log", probe_ports=(probe.local_port,))
         recorder.start()
+        _run(pbx, probe, work, "8003", "3000", 10, 2.0, "answer")  # warm-up (never-record rule), not measured
         _report("none", _run(pbx, probe, work, "8008", "3002", args.calls, args.seconds, "answer"),
                 args.calls, baseline)
         _report("inband", _run(pbx, probe, work, "8009", "3004", args.calls, args.seconds, "answer"),
                 args.calls, baseline)
         _report("notify", _run(pbx, probe, work, "8001", "3003", args.calls, args.seconds + 4, "notice"),
                 args.calls, baseline)
+        _report("none", _run(pbx, probe, work, "8008", "3005", args.calls, args.seconds, "answer"),
+                args.calls, baseline)  # again, last: the run-to-run spread at this load
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     finally:

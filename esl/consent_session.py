@@ -221,7 +221,9 @@ class EslConsentSession:
             early = await start_early(self, event, setup) if may_start_early(headers) else None
             if early is not None:  # FreeSWITCH starts the recording itself at answer
                 return early
-            await ch.execute("answer")  # the dialogue and the in-band start need the call answered
+            # the dialogue and the in-band start need the call answered: ``uuid_answer`` runs in the
+            # socket's thread at once (a ``sendmsg`` answer waits for a tick of the parked channel)
+            await ch.api(esc.api("uuid_answer", esc.check_uuid(leg, self.call_id), call_id=self.call_id))
         ticket = await self.backend.request(event)
         marks.append(time.monotonic())
         await ch.settle(setup)  # a refused myevents/resume fails the session (closed) before any result

@@ -93,18 +93,23 @@ async def test_not_final_opted_out_or_answered_keeps_the_in_band_path(serve: Ser
     notify = RuleDecision(record=True, rule="n", consent="notify", prompt="recording-notice")
     backend = EarlyBackend(notify, final=False)
     channel = await call(serve(backend), answer_state="ringing")
-    assert apps(channel)[:2] == ["answer", "playback"] and backend.inband == [None]  # answered, then asked
+    answer = f"api uuid_answer {A_LEG}"
+    assert answer in channel.commands and backend.inband == [None]  # answered, then asked
+    assert channel.commands.index(answer) < [c.split("\n")[0] for c in channel.commands].index("sendmsg", 4)
+    assert apps(channel) == ["playback"]
     backend = EarlyBackend(NONE)
     channel = await call(serve(backend), answer_state="ringing", variables={"PBXREC_EARLY_START": "no"})
-    assert apps(channel) == ["answer"] and backend.inband == [None]
+    assert answer in channel.commands and backend.inband == [None]
     assert "execute_on_answer_pbxrec_1" not in channel.vars_set
     channel = await call(serve(EarlyBackend(NONE)))  # answered before the hand-off (older snippet)
     assert apps(channel) == [] and "execute_on_answer_pbxrec_1" not in channel.vars_set
+    assert answer not in channel.commands
 
 
 async def test_no_record_decided_while_ringing(serve: Serve) -> None:  # noqa: F811
     channel = await call(serve(EarlyBackend(RuleDecision(record=False))), answer_state="ringing")
     assert channel.vars_set["PBXREC_RESULT"] == "norecord" and apps(channel) == []
+    assert f"api uuid_answer {A_LEG}" not in channel.commands  # the snippet answers
 
 
 async def test_a_refused_variable_fails_closed_without_a_result(serve: Serve) -> None:  # noqa: F811
