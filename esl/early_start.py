@@ -22,8 +22,8 @@ adopts it: the ESL client (``EslClient.expect_start``) turns that path's ``RECOR
 stereo are the same as for a recording the recorder started (same paths, same variables).
 
 Not final at entry, a channel already answered, or ``PBXREC_EARLY_START=no`` from the
-dialplan: the session answers the call itself and goes on as before (the in-band start on
-this socket).  A session that fails after the variables were set leaves ``PBXREC_RESULT``
+dialplan: the session answers the call itself (``api uuid_answer``) and goes on as before
+(the in-band start on this socket).  A session that fails after the variables were set leaves ``PBXREC_RESULT``
 empty: the snippet's fail branches unset the ``execute_on_answer_pbxrec_*`` variables before
 they answer, so nothing records (the fail direction, as with the recorder down).
 """
