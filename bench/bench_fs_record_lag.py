@@ -57,12 +57,14 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
-def _lags(probe: FsProbe, since: int, prefix: str, start_event: str) -> list[float]:
-    """Per caller channel of this run: seconds from the start mark to its RECORD_START."""
+def _lags(probe: FsProbe, since: int, prefix: str, start_event: str, stamp: bool = False) -> list[float]:
+    """Per caller channel of this run: seconds from the start mark to its RECORD_START, by arrival
+    on the bench's connection, or (``stamp``) by the events' ``Event-Date-Timestamp``."""
     ours: set[str] = set()
     start: dict[str, float] = {}
     lags: list[float] = []
-    for at, event in probe.events[since:]:
+    for arrived, event in probe.events[since:]:
+        at = int(event.get("Event-Date-Timestamp", "0") or 0) / 1e6 if stamp else arrived
         uid, name = event.get("Unique-ID", ""), event.get("Event-Name")
         if name == "CHANNEL_CREATE" and event.get("Caller-Caller-ID-Number", "").startswith(prefix):
             ours.add(uid)
@@ -112,6 +114,10 @@ def _run(pbx: PrivateFreeSWITCH, probe: FsProbe, work: Path, did: str, prefix: s
     ring_text = (f"create->answer p50={statistics.median(ring):.1f} ms p99={_percentile(ring, 99):.1f} ms"
                  if ring else "create->answer: none measured")
     print(f"  [{did}] host {share:.0f} % busy during the run, load1={os.getloadavg()[0]:.1f}; {ring_text}")
+    fs_clock = [x * 1000 for x in _lags(probe, since, prefix, start_event, stamp=True)]
+    if fs_clock:
+        print(f"  [{did}] the same lag by FreeSWITCH's own Event-Date-Timestamp (20 ms ticks, no event"
+              f" delivery): p50={statistics.median(fs_clock):.0f} ms p99={_percentile(fs_clock, 99):.0f} ms")
     return _lags(probe, since, prefix, start_event)
 
 
