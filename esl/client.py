@@ -280,6 +280,22 @@ class EslClient:
         while len(self._expected) > MAX_EXPECTED:  # calls that were never answered: oldest first
             self._expected.pop(next(iter(self._expected)))
 
+    def _expect_after_restart(self, channel: ev.LiveChannel) -> None:
+        """A ringing channel whose recording was handed to the dialplan before a restart (its
+        PBXREC_RECORDING_ID/PATH are set, FreeSWITCH starts it at answer): adopt its RECORD_START
+        as if this run had handed it over (otherwise the recorded span would start at the
+        decision, while the call still rang)."""
+        path = channel.variables.get(C.VAR_RECORDING_PATH, "")
+        rid = channel.variables.get(C.VAR_RECORDING_ID, "")
+        if channel.state != "ring" or not rid or not self.monitor_dir \
+                or not path.startswith(self.monitor_dir + "/"):
+            return
+        try:
+            esc.check_path(path)
+        except EslError:
+            return
+        self._expected[path] = cmds.StartRecording(channel.call_id, rid, channel.channel, path)
+
     def _adopt_start(self, event: Any) -> None:
         path = event.get("Record-File-Path")
         command = self._expected.get(path)
@@ -471,6 +487,7 @@ class EslClient:
         ]
         for channel in live:
             self._queue.put_nowait(channel)
+            self._expect_after_restart(channel)
         seen, self._seen_in_resync = self._seen_in_resync or set(), None
         self._queue.put_nowait(
             ev.ResyncCompleted(at=self.clock(), live_call_ids=frozenset(c.call_id for c in live) | seen)

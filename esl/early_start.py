@@ -22,10 +22,12 @@ adopts it: the ESL client (``EslClient.expect_start``) turns that path's ``RECOR
 stereo are the same as for a recording the recorder started (same paths, same variables).
 
 Not final at entry, a channel already answered, or ``PBXREC_EARLY_START=no`` from the
-dialplan: the session answers the call itself (``api uuid_answer``) and goes on as before
-(the in-band start on this socket).  A session that fails after the variables were set leaves ``PBXREC_RESULT``
-empty: the snippet's fail branches unset the ``execute_on_answer_pbxrec_*`` variables before
-they answer, so nothing records (the fail direction, as with the recorder down).
+dialplan: the session answers the call itself (``api uuid_answer``) and goes on as before (the
+in-band start on this socket).  A session that fails before ``PBXREC_RESULT`` is set (it is
+set in the same command as the rest) leaves nothing decided: the snippet's fail branches also
+unset any ``execute_on_answer_pbxrec_*`` before they answer (a scripted recorder that died
+half-way, tests/real/freeswitch/test_fs_e2e_early_start.py), so nothing records.  A recorder
+restarted while such a call still rings adopts its start too (``EslClient`` resync).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ is handed over while it rings, and the ESL client's adoption of its RECORD_START
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -147,3 +148,30 @@ def test_hand_over_refuses_what_freeswitch_would_split_or_strip() -> None:
     for bad in ("a;PBXREC_RESULT=record", "it's", "back\\slash", " lead", "two  spaces", "x\ny", ""):
         with pytest.raises(EslError):
             hand_over(A_LEG, {"PBXREC_RECORDING_ID": bad}, CALL)
+
+
+async def test_a_restarted_recorder_adopts_the_start_of_a_call_still_ringing() -> None:
+    client = EslClient(host="127.0.0.1", port=1, password="x", normalizer=EslNormalizer("pbx1"),
+                       monitor_dir="/m")
+    ringing, answered = A_LEG, "c0ffee00-0000-4000-8000-0000000000ee"
+    rows = {"rows": [{"uuid": ringing, "callstate": "RINGING", "call_uuid": ringing},
+                     {"uuid": answered, "callstate": "ACTIVE", "call_uuid": answered}]}
+    values = {"PBXREC_RECORDING_ID": f"{CALL}_call001", "PBXREC_RECORDING_PATH": "/m/a.wav"}
+
+    async def api(line: str, **_: Any) -> str:
+        return json.dumps(rows)
+
+    async def bgapi(command: str, *args: str, **_: Any) -> str:
+        leg, name = args
+        return values[name].replace("a.wav", "b.wav" if leg == answered else "a.wav") if name in values \
+            else "_undef_"
+
+    client.api, client.bgapi = api, bgapi  # type: ignore[method-assign]
+    await client._resync()
+    assert set(client._expected) == {"/m/a.wav"}  # the answered one is recording already (resync adopts it)
+    start = esl_event("RECORD_START", ringing, T0 + 5, {"Record-File-Path": "/m/a.wav"})
+    for frame in EslParser().feed(wire([start])):
+        client._dispatch(frame)
+    started = [e for e in (client._queue.get_nowait() for _ in range(client._queue.qsize()))
+               if isinstance(e, ev.RecordingStarted)]
+    assert [(e.recording_id, e.at) for e in started] == [(f"{CALL}_call001", T0 + 5)]
