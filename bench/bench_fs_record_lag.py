@@ -8,11 +8,22 @@ its 20 ms timer tick here, too coarse for the target):
 
 * baseline  ``record_session`` straight from the dialplan (DID 7001): CHANNEL_ANSWER -> RECORD_START
             (FreeSWITCH's floor: RECORD_START comes with the first media frame the bug reads)
-* none      recorder rule ``consent: none`` (DID 8008): CHANNEL_ANSWER -> RECORD_START
-            (outbound socket connect + decision + ``uuid_record`` on that same socket)
+* none      recorder rule ``consent: none`` (DID 8008): CHANNEL_ANSWER -> RECORD_START; the default
+            path: the snippet hands the call over while it rings, the recorder decides and sets
+            ``execute_on_answer_pbxrec_1=record_session <file>``, the snippet's ``answer`` starts it
+            (esl/early_start.py)
+* inband    the same rule with ``PBXREC_EARLY_START=no`` (DID 8009): the recorder answers, then
+            ``uuid_record`` on the call's socket (the path before, for comparison in the same run)
 * notify    recorder rule ``consent: notify`` (DID 8001): the notice's PLAYBACK_STOP -> RECORD_START
+* none      once more, last (the spread between two runs of the same path at that load)
 
-Prints the load it ran under (CPUs, load average before/after, concurrent calls), then
+Before the measured runs, 10 calls to a never-record DID warm the recorder up (not measured).
+
+For none / inband it also prints the price of deciding first: CHANNEL_CREATE -> CHANNEL_ANSWER
+(how long the caller waits for the answer).
+
+Prints the load it ran under (CPUs, load average before/after, the host's busy share from
+/proc/stat during each run, concurrent calls), then
 p50 / p99 / max per run and the ratio to the baseline; the target is p99 < 50 ms.  With
 ``--keep`` the recorder's log stays: ``event loop lag`` lines (pbx_recorder/daemon.py) and
 ``slow hand-off`` lines (the consent session's steps) say where the time went.
@@ -46,12 +57,14 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
-def _lags(probe: FsProbe, since: int, prefix: str, start_event: str) -> list[float]:
-    """Per caller channel of this run: seconds from the start mark to its RECORD_START."""
+def _lags(probe: FsProbe, since: int, prefix: str, start_event: str, stamp: bool = False) -> list[float]:
+    """Per caller channel of this run: seconds from the start mark to its RECORD_START, by arrival
+    on the bench's connection, or (``stamp``) by the events' ``Event-Date-Timestamp``."""
     ours: set[str] = set()
     start: dict[str, float] = {}
     lags: list[float] = []
-    for at, event in probe.events[since:]:
+    for arrived, event in probe.events[since:]:
+        at = int(event.get("Event-Date-Timestamp", "0") or 0) / 1e6 if stamp else arrived
         uid, name = event.get("Unique-ID", ""), event.get("Event-Name")
         if name == "CHANNEL_CREATE" and event.get("Caller-Caller-ID-Number", "").startswith(prefix):
             ours.add(uid)
@@ -66,14 +79,45 @@ def _lags(probe: FsProbe, since: int, prefix: str, start_event: str) -> list[flo
     return lags
 
 
+def _ring_times(probe: FsProbe, since: int, prefix: str) -> list[float]:
+    """Per caller channel of this run: seconds from CHANNEL_CREATE to CHANNEL_ANSWER."""
+    created: dict[str, float] = {}
+    out: list[float] = []
+    for at, event in probe.events[since:]:
+        uid, name = event.get("Unique-ID", ""), event.get("Event-Name")
+        if name == "CHANNEL_CREATE" and event.get("Caller-Caller-ID-Number", "").startswith(prefix):
+            created[uid] = at
+        elif name == "CHANNEL_ANSWER" and uid in created:
+            out.append(at - created.pop(uid))
+    return out
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole host from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 def _run(pbx: PrivateFreeSWITCH, probe: FsProbe, work: Path, did: str, prefix: str, calls: int,
          seconds: float, start_event: str) -> list[float]:
     since = probe.mark()
+    busy0, total0 = _cpu_times()
     result = FsSippCall(work, pbx.sip_port, did, hangup_after_s=seconds, from_user=f"{prefix}[call_number]",
                         test_tag=f"bench{prefix}", calls=calls, concurrent=calls, rate_per_s=calls,
                         timeout_s=seconds + 60).start().wait()
+    busy1, total1 = _cpu_times()
     if not result.ok:
         print(f"  sipp exit {result.returncode}: {result.errors[-300:]}")
+    share = 100.0 * (busy1 - busy0) / max(1, total1 - total0)
+    ring = [x * 1000 for x in _ring_times(probe, since, prefix)]
+    ring_text = (f"create->answer p50={statistics.median(ring):.1f} ms p99={_percentile(ring, 99):.1f} ms"
+                 if ring else "create->answer: none measured")
+    print(f"  [{did}] host {share:.0f} % busy during the run, load1={os.getloadavg()[0]:.1f}; {ring_text}")
+    fs_clock = [x * 1000 for x in _lags(probe, since, prefix, start_event, stamp=True)]
+    if fs_clock:
+        print(f"  [{did}] the same lag by FreeSWITCH's own Event-Date-Timestamp (20 ms ticks, no event"
+              f" delivery): p50={statistics.median(fs_clock):.0f} ms p99={_percentile(fs_clock, 99):.0f} ms")
     return _lags(probe, since, prefix, start_event)
 
 
@@ -112,10 +156,15 @@ def main() -> int:
         config = write_fs_recorder_config(work / "recorder", pbx, work / "prompts")
         recorder = FsRecorderProcess(config, pbx, work / "recorder.log", probe_ports=(probe.local_port,))
         recorder.start()
+        _run(pbx, probe, work, "8003", "3000", 10, 2.0, "answer")  # warm-up (never-record rule), not measured
         _report("none", _run(pbx, probe, work, "8008", "3002", args.calls, args.seconds, "answer"),
+                args.calls, baseline)
+        _report("inband", _run(pbx, probe, work, "8009", "3004", args.calls, args.seconds, "answer"),
                 args.calls, baseline)
         _report("notify", _run(pbx, probe, work, "8001", "3003", args.calls, args.seconds + 4, "notice"),
                 args.calls, baseline)
+        _report("none", _run(pbx, probe, work, "8008", "3005", args.calls, args.seconds, "answer"),
+                args.calls, baseline)  # again, last: the run-to-run spread at this load
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     finally:

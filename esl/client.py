@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 RESYNC_VARIABLES = (C.VAR_RESULT, C.VAR_RECORDING_ID, C.VAR_RECORDING_PATH, C.VAR_CALL_ID)
 UNDEF = "_undef_"
+MAX_EXPECTED = 4096  # recordings handed to the dialplan whose RECORD_START has not come yet
 RESYNC_CONCURRENCY = 16  # channels whose variables are read at once after a (re)connect
 
 
@@ -111,6 +112,7 @@ class EslClient:
         self._closing = False
         self._lost: asyncio.Future[None] | None = None
         self._rec_paths: dict[str, tuple[str, ...]] = {}  # recording_id -> files written
+        self._expected: dict[str, cmds.StartRecording] = {}  # path -> started by the dialplan at answer
         self._seen_in_resync: set[str] | None = None
         self._resync_slots = asyncio.Semaphore(RESYNC_CONCURRENCY)
         self._vars: dict[str, tuple[dict[str, str], str]] = {}  # channel -> (name -> value, call id)
@@ -269,6 +271,42 @@ class EslClient:
             await self._run_for(command.channel, line, command.call_id)
         return []
 
+    def expect_start(self, command: cmds.StartRecording) -> None:
+        """The dialplan starts this recording at answer (esl/early_start.py): its ``RECORD_START``
+        becomes RecordingStarted (adopted: no ``uuid_record`` from us), and its files are known
+        for the stop and the PCI mask as if we had started it."""
+        self._rec_paths[command.recording_id] = tuple(p for p, _ in esc.recorded_paths(command))
+        self._expected[command.path] = command
+        while len(self._expected) > MAX_EXPECTED:  # calls that were never answered: oldest first
+            self._expected.pop(next(iter(self._expected)))
+
+    def _expect_after_restart(self, channel: ev.LiveChannel) -> None:
+        """A ringing channel whose recording was handed to the dialplan before a restart (its
+        PBXREC_RECORDING_ID/PATH are set, FreeSWITCH starts it at answer): adopt its RECORD_START
+        as if this run had handed it over (otherwise the recorded span would start at the
+        decision, while the call still rang)."""
+        path = channel.variables.get(C.VAR_RECORDING_PATH, "")
+        rid = channel.variables.get(C.VAR_RECORDING_ID, "")
+        if channel.state != "ring" or not rid or not self.monitor_dir \
+                or not path.startswith(self.monitor_dir + "/"):
+            return
+        try:
+            esc.check_path(path)
+        except EslError:
+            return
+        self._expected[path] = cmds.StartRecording(channel.call_id, rid, channel.channel, path)
+
+    def _adopt_start(self, event: Any) -> None:
+        path = event.get("Record-File-Path")
+        command = self._expected.get(path)
+        if command is None or event.get("Unique-ID") != command.channel:
+            return  # another channel's file of that name is not ours to adopt
+        del self._expected[path]
+        self._queue.put_nowait(ev.RecordingStarted(
+            at=self.normalizer.at(event.headers, self.clock()), call_id=command.call_id,
+            channel_id=command.channel, channel=command.channel, recording_id=command.recording_id,
+            pbx_ref=command.path))
+
     def _queue_var(self, command: cmds.SetChannelVar) -> None:
         """Channel variables are batched: the ones the core emits together go out as ONE
         ``uuid_setvar_multi`` per channel at the next loop turn, and nobody waits for them.  The
@@ -404,6 +442,8 @@ class EslClient:
             return
         if event.name == "RECORD_STOP":
             self._mark_closed(event.get("Record-File-Path"))
+        elif event.name == "RECORD_START" and self._expected:
+            self._adopt_start(event)
         try:
             for item in self.normalizer.normalize(event, self.clock()):
                 if self._seen_in_resync is not None and isinstance(item, ev.CallEvent):
@@ -447,6 +487,7 @@ class EslClient:
         ]
         for channel in live:
             self._queue.put_nowait(channel)
+            self._expect_after_restart(channel)
         seen, self._seen_in_resync = self._seen_in_resync or set(), None
         self._queue.put_nowait(
             ev.ResyncCompleted(at=self.clock(), live_call_ids=frozenset(c.call_id for c in live) | seen)

@@ -40,6 +40,7 @@ from consent.agi_server import (
 from consent.dialogue_runner import MAX_STEPS, ChannelGone, as_done, safe_prompt_path
 from consent.prompts import AUDIO_EXTENSIONS
 from esl import commands as esc
+from esl.early_start import may_start_early, start_early
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
 from pbx_recorder import events as ev
@@ -64,7 +65,11 @@ _INPUT = re.compile(r"[A-Za-z0-9_.+*#@-]{0,128}")
 
 
 class AsyncConsentBackend(Protocol):
-    async def request(self, event: ev.ConsentRequested) -> ConsentTicket: ...
+    async def request(self, event: ev.ConsentRequested, inband: Any = None) -> ConsentTicket: ...
+    # inband: a runner for the session's own channel (esl/early_start.EarlyStarter), or None
+
+    async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None: ...
+    # the decision when it is final at entry (pbx_recorder/early_start.py), else None; no state change
 
     async def resolve(self, event: ev.ConsentResolved) -> bool | None: ...
 
@@ -86,6 +91,11 @@ def dialplan_input(headers: dict[str, str], name: str) -> str:
         log.warning("dialplan variable %s refused (unexpected characters or too long)", name)
         return ""
     return value
+
+
+def answered(headers: dict[str, str]) -> bool:
+    """The ``connect`` reply says the channel is answered (the snippet used to answer first)."""
+    return headers.get("Answer-State", "") == "answered"
 
 
 def audio_file(base: str) -> str:
@@ -207,6 +217,13 @@ class EslConsentSession:
             mask_number(caller_num),
         )
         marks.append(time.monotonic())
+        if not answered(headers):
+            early = await start_early(self, event, setup) if may_start_early(headers) else None
+            if early is not None:  # FreeSWITCH starts the recording itself at answer
+                return early
+            # the dialogue and the in-band start need the call answered: ``uuid_answer`` runs in the
+            # socket's thread at once (a ``sendmsg`` answer waits for a tick of the parked channel)
+            await ch.api(esc.api("uuid_answer", esc.check_uuid(leg, self.call_id), call_id=self.call_id))
         ticket = await self.backend.request(event)
         marks.append(time.monotonic())
         await ch.settle(setup)  # a refused myevents/resume fails the session (closed) before any result

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from esl.frames import EslEvent, HeaderSet, pick
+from esl.replaces import replaces_transfer
 from pbx_recorder import events as ev
 from pbx_recorder.masking import sanitize as _sanitize
 from pbx_recorder.naming import make_call_id
@@ -258,7 +259,8 @@ def on_bridge(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
     at = n.at(h, now)
     a_leg = uuid_of(h.get("Bridge-A-Unique-ID", "")) or ids[1]
     b_leg = uuid_of(h.get("Bridge-B-Unique-ID", "")) or uuid_of(h.get("Other-Leg-Unique-ID", ""))
-    out = blind_transfer(n, h, ids, at, b_leg) or attended_transfer(n, ids, at, a_leg, b_leg)
+    out = (blind_transfer(n, h, ids, at, b_leg) or attended_transfer(n, ids, at, a_leg, b_leg)
+           or replaces_transfer(n, h, ids, at, a_leg, b_leg))
     if b_leg:
         n.learn(b_leg, n.root_of(h, ids[1]))  # the other leg joins this call if it is new to us
         n.partners[ids[1]], n.partners[b_leg] = b_leg, ids[1]

@@ -23,6 +23,7 @@ from esl.outbound_server import OutboundServer
 from pbx_recorder import constants as C
 from pbx_recorder import events as ev
 from pbx_recorder.errors import ConfigError
+from pbx_recorder.rules import RuleDecision
 
 #: a call back in the consent socket after the recorder handled it: what PBXREC_RESULT it keeps
 _RESULT_OF_STATE = {
@@ -59,9 +60,16 @@ class DaemonConsentBackend:
     def __init__(self, daemon: Any) -> None:
         self.daemon = daemon
 
-    async def request(self, event: ev.ConsentRequested) -> ConsentTicket:
-        ticket: ConsentTicket = await self.daemon.consent_requested(event)
+    async def request(self, event: ev.ConsentRequested, inband: Any = None) -> ConsentTicket:
+        """``inband``: esl/early_start.EarlyStarter, the runner of the session's own channel when
+        FreeSWITCH is to start the recording itself at answer."""
+        ticket: ConsentTicket = await self.daemon.consent_requested(event, inband)
         return ticket
+
+    async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None:
+        """The decision when it is final before answer (pbx_recorder/early_start.py), else None."""
+        decision: RuleDecision | None = self.daemon.app.callbook.decision_at_entry(event)
+        return decision
 
     async def resolve(self, event: ev.ConsentResolved) -> bool:
         """False when a recording the decision needs could not start (the session then leaves

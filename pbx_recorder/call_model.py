@@ -91,6 +91,7 @@ class Call:
     decide_at: float | None = None  # answered without the Gosub: decide at this time (tick)
     transferred: bool = False
     transfer_target: str = ""
+    transfer_links: list[dict[str, Any]] = field(default_factory=list)  # other calls a transfer joined
     cdrs: list[dict[str, str]] = field(default_factory=list)
     cdr_deadline: float | None = None
     finalized_at: float | None = None
@@ -204,6 +205,16 @@ def callee_and_did(call: Call) -> tuple[str, str]:
     return number, number if call.direction == "inbound" else ""
 
 
+def evidence_with_links(call: Call) -> dict[str, Any]:
+    """The consent evidence as stored, plus ``transfer``: the calls a transfer joined this one with
+    (``[{"kind", "call_id", "at"}]``, e.g. the consultation a phone placed before its REFER with
+    Replaces, and in that call, the customer's call), so each row names the other."""
+    evidence = dict(call.consent_evidence)
+    if call.transfer_links:
+        evidence["transfer"] = [dict(link) for link in call.transfer_links]
+    return evidence
+
+
 def recording_metadata(call: Call, rec: Recording) -> dict[str, Any]:
     """The manifest's call part for one recording (JSON-safe)."""
     decision = call.decision or {}
@@ -215,7 +226,7 @@ def recording_metadata(call: Call, rec: Recording) -> dict[str, Any]:
         "callee_num": callee, "did": did,
         "rule": decision.get("rule", ""), "tags": list(decision.get("tags", [])),
         "retention_class": decision.get("retention_class", ""),
-        "consent_decision": call.consent_decision, "consent": dict(call.consent_evidence),
+        "consent_decision": call.consent_decision, "consent": evidence_with_links(call),
         "started_at": rec.started_at, "stopped_at": rec.stopped_at,
         # Manifest field names (pipeline.manifest_from_metadata keeps only those): the recorded
         # span (from the PBX's confirmation of the start) and the CDR as received (its dst
@@ -254,7 +265,7 @@ def call_row(call: Call, now: float) -> dict[str, Any]:
         "duration": duration, "billsec": billsec, "disposition": cdr.get("disposition", ""),
         "status": call.status(), "rule": decision.get("rule", ""), "record_decision": record_decision,
         "consent_decision": call.consent_decision,
-        "consent": _dumps_sorted(call.consent_evidence),
+        "consent": _dumps_sorted(evidence_with_links(call)),
         "tags": json.dumps(list(decision.get("tags", []))),
         "retention_class": decision.get("retention_class", ""),
         "cdr": _dumps_sorted(dict(cdr)), "flags": json.dumps(call.flags), "updated_at": now,

@@ -456,6 +456,9 @@ class CallBook:
         if call is None:
             return []
         call.flag("transferred")
+        if ev.target_call_id and ev.target_call_id != call.call_id \
+                and all(link["call_id"] != ev.target_call_id for link in call.transfer_links):
+            call.transfer_links.append({"kind": ev.kind, "call_id": ev.target_call_id, "at": ev.at})
         # Only the transferer leaves; a recording on another channel (e.g. the transferee, who stays
         # in the call) is not affected.  Arm "follow the transfer" only when the recorded channel is
         # the one leaving: otherwise that channel's own final hang-up would start a bogus segment.

@@ -198,9 +198,14 @@ def show(ctx: click.Context, call_id: str, as_json: bool, unmask: bool) -> None:
                    f"  state={r.get('state')}  tier={sanitize(r.get('tier'))}  duration={dur}")
         click.echo(f"    key={sanitize(r.get('storage_key'), 200)}")
         click.echo(f"    sha256={r.get('sha256') or '-'}  flags={flags}")
-    click.echo("consent evidence:")
     raw_evidence = call.get("consent")
-    evidence: dict[str, Any] = raw_evidence if isinstance(raw_evidence, dict) else {}
+    evidence: dict[str, Any] = dict(raw_evidence) if isinstance(raw_evidence, dict) else {}
+    links = evidence.pop("transfer", None)  # the calls a transfer joined this one with (call_model)
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict):
+            other = sanitize(link.get("call_id"), 120)
+            click.echo(f"{'transfer':16} {sanitize(link.get('kind'))} with {other}")
+    click.echo("consent evidence:")
     for key in sorted(evidence):
         click.echo(f"  {sanitize(key)}: {sanitize(json.dumps(evidence[key], default=str), 200)}")
 

@@ -169,6 +169,7 @@ def capture_outbound_consent(fs: PrivateFreeSWITCH, out: Path, work: Path) -> No
         session.command("myevents")
         session.command("resume")
         session.execute("set", "PBXREC_SOCKET=connected")
+        session.execute("answer")  # the snippet hands the call over before answering it
         session.execute("play_and_get_digits",
                         "1 1 1 6000 # tone_stream://%(1500,0,600) silence_stream://250 "
                         "pbxrec_digit_1 [0-9*#]")

@@ -17,6 +17,8 @@ DIDs of the sandbox dialplan (context ``public``, where the SIP profile delivers
 8005       like 8002, with PBXREC_FAILMODE=hangup
 8006       like 8002, with PBXREC_LANG=zh
 8008       consent "none" DID   -> hand-off (recorded, nothing played), then echo
+8009       like 8008, with PBXREC_EARLY_START=no (the recorder answers and starts in band)
+8010       consent "none", stereo -> hand-off, then the 1 kHz tone as for 8007
 8007       stereo DID           -> hand-off, then FreeSWITCH plays a 1 kHz tone (channel 2) while the
                                    caller talks (channel 1)
 =========  ===============================================================
@@ -111,6 +113,9 @@ def dialplan(lay: FsLayout) -> str:
                                PBXREC_UNAVAILABLE_PROMPT=lay.unavailable_prompt)),
         _did("8006", _hand_off("8006", PBXREC_LANG="zh")),
         _did("8008", _hand_off("8008")),
+        _did("8009", _hand_off("8009", PBXREC_EARLY_START="no")),
+        _did("8010", _hand_off("8010"),
+             '<action application="playback" data="tone_stream://%(1000,0,1000);loops=-1"/>'),
         _did("8007", _hand_off("8007"),
              '<action application="playback" data="tone_stream://%(1000,0,1000);loops=-1"/>'),
     ])

@@ -159,13 +159,16 @@ class FakeOutboundSocket:
         self._thread.join(timeout=5)
 
 
-def answer_with(result: str, **variables: str) -> Script:
+def answer_with(result: str, answer: bool = True, **variables: str) -> Script:
     """A script that does what the recorder does for a decision: myevents, resume, mark the
-    socket connected, set ``PBXREC_RESULT`` (and ``variables``), close."""
+    socket connected, answer the call (the snippet hands it over unanswered; ``answer=False`` is
+    the recorder's decision before answer), set ``variables`` and ``PBXREC_RESULT``, close."""
     def script(session: OutboundSession) -> None:
         session.command("myevents")
         session.command("resume")
         session.execute("set", "PBXREC_SOCKET=connected")
+        if answer:
+            session.execute("answer")
         for name, value in variables.items():
             session.execute("set", f"{name}={value}")
         if result:

@@ -21,9 +21,12 @@ from storage import atomic, file_modes
 
 # The Asterisk test rules (same DIDs, same refusal route: on FreeSWITCH the goto
 # "pbxrec-unrecorded,s,1" becomes `transfer s XML pbxrec-unrecorded`), plus a stereo DID and
-# a DID recorded without any consent dialogue.
+# DIDs recorded without any consent dialogue (8009: the same, started in band; 8010: stereo).
 FS_TEST_RULES: list[dict[str, Any]] = [
-    {"name": "no-consent-did", "match": {"dialed": ["8008"]}, "action": {"record": "yes", "consent": "none"}},
+    {"name": "no-consent-did", "match": {"dialed": ["8008", "8009"]},
+     "action": {"record": "yes", "consent": "none"}},
+    {"name": "no-consent-stereo", "match": {"dialed": ["8010"]},
+     "action": {"record": "yes", "consent": "none", "mode": "stereo"}},
     {"name": "stereo-did", "match": {"dialed": ["8007"]},
      "action": {"record": "yes", "consent": "notify", "prompt": "recording-notice", "mode": "stereo"}},
     *copy.deepcopy(TEST_RULES),

@@ -34,6 +34,8 @@ class FakeChannel:
         caller_name: str = "Jane Doe",
         caller_num: str = "5551234",
         api: Callable[[str], str] | None = None,
+        answer_state: str = "answered",
+        refuse_set: str = "",
     ) -> None:
         self.port, self.uuid = port, uuid
         self.variables = {"PBXREC_DIRECTION": "inbound", "PBXREC_DIALED": "4930123456", **(variables or {})}
@@ -46,9 +48,12 @@ class FakeChannel:
         self.hung_up = False
         self.api_body = "+OK Success\n"  # what an ``api ...`` on this socket answers
         self.api = api  # or what this answers (the command line without "api ")
+        self.answer_state = answer_state  # "ringing": handed over before the dialplan answered
+        self.refuse_set = refuse_set  # a variable whose ``uuid_setvar_multi`` FreeSWITCH refuses (-ERR)
 
     def channel_data(self) -> list[tuple[str, str]]:
-        data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0) if k not in self.caller]
+        data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0, {"Answer-State": self.answer_state})
+                if k not in self.caller]
         data += list(self.caller.items())
         data += [(f"variable_{k}", v) for k, v in self.variables.items()]
         return data
@@ -75,6 +80,13 @@ class FakeChannel:
                     writer.write(render_frame(head))
                 elif first in ("myevents", "resume", "linger"):
                     writer.write(_reply("+OK Events Enabled" if first == "myevents" else "+OK"))
+                elif first.startswith("api uuid_setvar_multi "):
+                    pairs = [p.partition("=") for p in first.split(" ", 3)[3].split(";")]
+                    refused = any(name == self.refuse_set for name, _, _ in pairs)
+                    if not refused:
+                        self.vars_set.update({name: value for name, _, value in pairs})
+                    body = ("-ERR refused\n" if refused else "+OK\n").encode()
+                    writer.write(render_frame([("Content-Type", "api/response")], body))
                 elif first.startswith("api "):
                     body = (self.api(first[4:]) if self.api else self.api_body).encode()
                     writer.write(render_frame([("Content-Type", "api/response")], body))

@@ -291,7 +291,7 @@ async def test_uuid_record_goes_out_on_the_calls_own_socket_without_waiting(serv
     assert firsts[:4] == ["connect", "myevents", "resume", "sendmsg"]
     assert firsts[4] == f"api uuid_record {A_LEG} start /m/a.wav"
     assert channel.vars_set == {"PBXREC_SOCKET": "connected", "PBXREC_CONSENT": "not_required",
-                                "PBXREC_RESULT": "record"}
+                                "PBXREC_RESULT": "record", "PBXREC_CALL_ID": A_LEG}  # the client's batch
     assert client._direct == {}  # after the session, this call's commands use the inbound connection
     with pytest.raises(PbxDisconnected):
         await client.execute(cmds.StopRecording(CALL, f"{CALL}_call001", A_LEG))

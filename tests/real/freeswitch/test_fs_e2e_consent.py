@@ -151,10 +151,11 @@ def test_no_record_rule_records_nothing(freeswitch: PrivateFreeSWITCH, esl: FsPr
     assert hangup_complete(esl, uuid)["variable_PBXREC_RESULT"] == "norecord"
 
 
+@pytest.mark.parametrize("did", ["8007", "8010"])  # notify: uuid_record; none: started by the dialplan
 def test_stereo_rule_caller_in_channel_one(freeswitch: PrivateFreeSWITCH, esl: FsProbe,
-                                           fs_recorder: Recorder, tmp_path: Path) -> None:
+                                           fs_recorder: Recorder, tmp_path: Path, did: str) -> None:
     caller, since = new_caller(), esl.mark()
-    result = call(freeswitch, tmp_path, "8007", hangup_after_s=12, from_user=caller)
+    result = call(freeswitch, tmp_path, did, hangup_after_s=12, from_user=caller)
     assert result.ok, result.errors
     _, recs = wait_fs_shipped(fs_recorder, uuid_of(esl, caller, since))
     main = [r for r in recs if r["kind"] == "call"]

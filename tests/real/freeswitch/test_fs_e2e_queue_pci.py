@@ -95,14 +95,15 @@ def _live_call_id(recorder: Recorder, uuid: str, timeout: float = 15.0) -> str:
     return str(call_id)
 
 
+@pytest.mark.parametrize("did", ["8001", "8008"])  # notify: uuid_record; none: started by the dialplan
 def test_pci_pause_masks_and_keeps_the_timeline(freeswitch: PrivateFreeSWITCH, esl: FsProbe,
-                                                fs_recorder: Recorder, tmp_path: Path) -> None:
+                                                fs_recorder: Recorder, tmp_path: Path, did: str) -> None:
     """Times are wall-clock on both sides (FreeSWITCH's ``Event-Date-Timestamp`` and ``time.time``
     on the same host), so a late event on the test's ESL connection cannot shift the segments;
     each CLI is bracketed: the mask is on from pause's return to resume's start at least, and
     the audio runs before pause's start and after resume's return, however long each CLI takes."""
     caller, since = new_caller(), esl.mark()
-    sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8001", hangup_after_s=CALL_S, from_user=caller).start()
+    sipp = FsSippCall(tmp_path, freeswitch.sip_port, did, hangup_after_s=CALL_S, from_user=caller).start()
     try:
         uuid = uuid_of(esl, caller, since)
         _, started = record_started(esl, since)

@@ -8,27 +8,39 @@ with a colleague (a second sipp UAS) and then sends, in the queue call's dialog,
 colleague and ends the consultation leg with ATTENDED_TRANSFER.
 
 What this proves: the caller's call keeps ONE continuous recording from the agent's bridge to the
-caller's hang-up, through the REFER, and the consultation records nothing.  Not yet: the
-consultation (a call of its own until the REFER, placed by the phone) stays a second catalog row
-and the caller's row is not flagged ``transferred`` (README, FreeSWITCH "Limits").
+caller's hang-up, through the REFER (the colleague's part of the conversation included), and the
+consultation records nothing.  The consultation (a call of its own until the REFER, placed by
+the phone) stays a second catalog row, but the two rows are linked both ways (esl/replaces.py:
+each row's ``transfer`` entry names the other call, ``calls show`` prints it) and both are
+flagged ``transferred``.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from fs_helpers import agent_bridged, new_caller, record_started, recorded_span, uuid_of, wait_fs_shipped
+from fs_helpers import (
+    agent_bridged,
+    call_row,
+    new_caller,
+    record_started,
+    recorded_span,
+    uuid_of,
+    wait_fs_shipped,
+)
 from recorder_checks import Recorder, stored_file
 
-from pbx_recorder.sandbox.audio_stats import audio_stats
+from pbx_recorder.sandbox.audio_stats import AudioStats, audio_stats
 from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
 from pbx_recorder.sandbox.freeswitch_probe import FsProbe
 from pbx_recorder.sandbox.freeswitch_replaces import FsReplacesAgent
 from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall, FsSippUas
 from pbx_recorder.sandbox.ports import free_udp_port
+from pbx_recorder.sandbox.recorder import recorder_command
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 
@@ -48,7 +60,7 @@ def test_refer_with_replaces_keeps_the_callers_recording_continuous(
         member = uuid_of(esl, caller, since)
         _, bridged = agent_bridged(esl, member, since)
         agent_leg = bridged["CC-Agent-UUID"]
-        record_started(esl, since)
+        _, started = record_started(esl, since)
         time.sleep(2)
         consult = esl.api(f"originate {{sip_h_X-Consult=yes}}sofia/internal/agent1@127.0.0.1:{fs_agent_port} "
                           f"&bridge(sofia/internal/colleague@127.0.0.1:{colleague_port})")
@@ -77,6 +89,29 @@ def test_refer_with_replaces_keeps_the_callers_recording_continuous(
     recs = fs_recorder.catalog.query("SELECT * FROM recordings")  # the consultation records nothing
     assert [(r["kind"], r["state"], r["call_id"]) for r in recs] == [("call", "verified", row["call_id"])], \
         recs
-    stats = audio_stats(stored_file(fs_recorder, recs[0]))
+    path = stored_file(fs_recorder, recs[0])
+    stats = audio_stats(path)
     span = recorded_span(esl, member)  # RECORD_START -> the caller's hang-up, after the colleague talked
     assert stats.rms > 0.01 and abs(stats.duration_s - span) <= 2.5, (stats, span)
+    rec_start = int(started["Event-Date-Timestamp"]) / 1e6
+    after_join = int(joined["Event-Date-Timestamp"]) / 1e6 - rec_start + 0.5
+    assert stats.duration_s - after_join > 5, (stats, after_join)  # the caller talked with the colleague
+    assert _segment(path, after_join, stats.duration_s - 0.5, tmp_path).rms > 0.01  # and it is in the file
+    # one row per call, linked both ways
+    consult_row = call_row(fs_recorder, consult_leg)
+    assert consult_row is not None and consult_row["call_id"] != row["call_id"]
+    for own, other in ((row, consult_row), (consult_row, row)):
+        own = fs_recorder.catalog.query("SELECT * FROM calls WHERE call_id = ?", (own["call_id"],))[0]
+        links = json.loads(own["consent"]).get("transfer")
+        assert [(x["kind"], x["call_id"]) for x in links] == [("attended", other["call_id"])], own["consent"]
+        assert "transferred" in json.loads(own["flags"]), own["flags"]
+    shown = subprocess.run([*recorder_command(), "--config", str(fs_recorder.config_path), "calls", "show",
+                            row["call_id"]], capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0 and f"attended with {consult_row['call_id']}" in shown.stdout, shown
+
+
+def _segment(path: Path, start: float, end: float, workdir: Path) -> AudioStats:
+    out = workdir / f"seg-{start:.2f}-{end:.2f}.wav"
+    subprocess.run(["sox", str(path), str(out), "trim", f"{start:.3f}", f"={end:.3f}"],
+                   capture_output=True, timeout=30, check=True)
+    return audio_stats(out)
