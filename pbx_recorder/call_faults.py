@@ -34,6 +34,8 @@ from pbx_recorder.commands import Command, FlagRecordings, StopRecording, Upsert
 from pbx_recorder.naming import make_call_id
 
 if TYPE_CHECKING:
+    from pbx_recorder.call_book_consent import ConsentSteps
+    from pbx_recorder.call_book_core import CallBookCore
     from pbx_recorder.calls import CallBook
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def is_new_call(call: Call, channel_id: str, *, creating: bool) -> bool:
     return creating and bool(channel_id) and channel_id in call.created
 
 
-def new_generation(book: CallBook, call: Call, at: float) -> Call:
+def new_generation(book: CallBookCore, call: Call, at: float) -> Call:
     """Give the call that reuses ``call``'s id an id of its own and make it the current one."""
     base = call.call_id.rsplit("-r", 1)[0] if book.generation_of(call.call_id) > 1 else call.call_id
     n = book.generation_of(call.call_id) + 1
@@ -126,7 +128,7 @@ def _rekey(book: CallBook, call: Call, boot: str) -> None:
     book.calls[new_id] = call
 
 
-def settle_interrupted(book: CallBook, call: Call, at: float) -> list[Command]:
+def settle_interrupted(book: ConsentSteps, call: Call, at: float) -> list[Command]:
     """A restored call still waiting for its consent dialogue: the dialogue is gone."""
     log.warning("consent dialogue interrupted by a recorder restart call=%s: not recorded", call.call_id)
     call.flag("consent_interrupted")
