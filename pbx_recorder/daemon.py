@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import signal
 import sys
@@ -33,26 +32,23 @@ from typing import Any
 
 from ami.actions import is_pbx_command
 from consent.agi_async import AsyncAgiServer
-from consent.agi_server import DECIDE_SCRIPT, ConsentTicket
-from consent.async_session import InbandStarter, request_event
+from consent.agi_server import ConsentTicket
+from consent.async_session import InbandStarter
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
 from pbx_recorder import heartbeat
 from pbx_recorder.app import App, hot_tiers
-from pbx_recorder.constants import STATE_FINALIZED
+from pbx_recorder.daemon_consent import LoopConsentBackend
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, RecorderError
 from pbx_recorder.fault_recovery import FaultRecovery
-from pbx_recorder.metrics import call_outcome
+from pbx_recorder.live_persistence import LiveCallPersistence
 from pbx_recorder.metrics_sampler import MetricsSampler
-from pbx_recorder.rules import RuleDecision
 from pbx_recorder.tier_probe import check_at_start
 
 log = logging.getLogger(__name__)
 ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orphaned files
 
 SWITCH_INTERVAL_S = 0.001
-PERSIST_BATCH_S = 0.2  # live-call snapshots reach the catalog at most this much later (plus a write)
-SNAPSHOT_SLICE = 16  # live-call snapshots per loop turn
 
 
 @dataclass
@@ -69,44 +65,7 @@ class Summary:
         return ", ".join(f"{k}={v}" for k, v in self.__dict__.items())
 
 
-class LoopConsentBackend:
-    """The FastAGI sessions' way into the core: same loop, no thread hop.  No overall timeout
-    here: cancelling a resolve half-way (a "yes" whose recording then never starts) is worse
-    than waiting, and every step under it is bounded (AMI ``action_timeout``, the AGI reply
-    bound ``session_timeout_s``)."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    async def request(self, event: ev.ConsentRequested, inband: InbandStarter) -> ConsentTicket:
-        return await self.daemon.consent_requested(event, inband)
-
-    async def resolve(self, event: ev.ConsentResolved, inband: InbandStarter) -> bool:
-        """False when a recording the decision started could not start (the session then
-        leaves the snippet to its fail direction)."""
-        return await self.daemon.consent_resolved(event, inband)
-
-    async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None:
-        """The decision when it is final at entry (the snippet's quick decision before answer)."""
-        return self.daemon.app.callbook.decision_at_entry(event)
-
-    async def asked(self, event: ev.ConsentAsked) -> None:
-        """The dialogue's first prompt starts (a hang-up before it is ``hangup_before_question``)."""
-        await self.daemon.handle(event)
-
-    async def refused(self, env: dict[str, str], reason: str) -> None:
-        """A session refused (capacity, stopping): the catalog says "not recorded: <reason>".
-        A refused quick decision says nothing: the snippet goes on to the consent session."""
-        if env.get("agi_network_script", "").split("?", 1)[0].strip("/") == DECIDE_SCRIPT:
-            return
-        event = request_event(env, self.daemon.app.node, None, self.daemon.clock,
-                              call_id_of=self.daemon.app.normalizer.call_id_for)
-        await self.daemon.handle(ev.ConsentUnavailable(at=event.at, call_id=event.call_id,
-                                                       channel_id=event.channel_id, channel=event.channel,
-                                                       reason=reason))
-
-
-class Daemon:
+class Daemon(LiveCallPersistence):
     def __init__(
         self,
         app: App,
@@ -252,73 +211,6 @@ class Daemon:
             await asyncio.wait_for(asyncio.shield(ami_task), 2.0)
         ami_task.cancel()
 
-    # -- restore / persist ---------------------------------------------------------
-    def _restore(self) -> None:
-        for call_id, snapshot in self.app.catalog.load_live_calls().items():
-            try:
-                self.app.callbook.restore(snapshot)
-                self._saved[call_id] = json.dumps(snapshot, sort_keys=True)
-                self.summary.restored_calls += 1
-            except Exception:  # one bad snapshot must not stop the daemon
-                log.exception("could not restore live call=%s", call_id)
-        if self.summary.restored_calls:
-            log.info("restored %d live call(s); resync from AMI follows", self.summary.restored_calls)
-
-    def _persist(self, call_ids: Iterable[str]) -> None:
-        """Mark calls whose live snapshot may have changed; the catalog writer snapshots each of
-        them once per batch (a snapshot is a deep copy of the call: per event it was the
-        daemon's largest cost under load) and writes them off the loop."""
-        self._dirty.update(dict.fromkeys(call_ids))
-        if self._dirty:
-            self._write_wakeup.set()
-
-    async def _snapshot_dirty_in_slices(self) -> None:
-        """Snapshot the dirty calls a slice at a time, yielding in between: 300 calls made dirty
-        by a burst are ~1 s of deep copies, which in one piece stalled every waiting caller."""
-        while self._dirty:
-            self._snapshot_dirty(SNAPSHOT_SLICE)
-            await asyncio.sleep(0)
-
-    def _snapshot_dirty(self, limit: int | None = None) -> None:
-        book = self.app.callbook
-        if limit is None or len(self._dirty) <= limit:
-            dirty, self._dirty = self._dirty, {}
-        else:
-            dirty = dict.fromkeys(list(self._dirty)[:limit])
-            for call_id in dirty:
-                del self._dirty[call_id]
-        for call_id in dirty:
-            try:
-                state = book.state(call_id)
-                if not state or state == STATE_FINALIZED:
-                    was_live = self._saved.pop(call_id, None) is not None
-                    if was_live or not state:
-                        self._live_pending[call_id] = None
-                    if was_live and state:
-                        self._count_finished(call_id)
-                    self._start_failed.discard(call_id)
-                    continue
-                text = json.dumps(book.snapshot(call_id), sort_keys=True)
-                if self._saved.get(call_id) != text:
-                    self._live_pending[call_id] = text
-                    self._saved[call_id] = text
-            except Exception:
-                log.exception("could not persist live call=%s", call_id)
-
-    async def _catalog_writer(self) -> None:
-        """Writes queued live-call snapshots and call rows in a worker thread, in order; while
-        one batch is written the next one collects (a busy second costs one batch, not one
-        fsync per event)."""
-        while True:
-            await self._write_wakeup.wait()
-            self._write_wakeup.clear()
-            await self._snapshot_dirty_in_slices()
-            await asyncio.to_thread(self._write_batch, *self._take_pending())
-            if self._writer_closing:
-                return
-            with contextlib.suppress(TimeoutError):  # let the next batch collect (bounded delay)
-                await asyncio.wait_for(self._stop.wait(), PERSIST_BATCH_S)
-
     async def _watch_loop_lag(self, every_s: float = 0.1, report_s: float = 30.0) -> None:
         """Log how late the loop runs a 100 ms timer (p99 and max per ``report_s``): the time a
         FastAGI session or an AMI reply can wait behind other work (instrumentation for issue 10)."""
@@ -338,35 +230,6 @@ class Daemon:
                          1000 * lags[len(lags) // 2][0], 1000 * lags[int(len(lags) * 0.99)][0],
                          1000 * worst, 1000 * worst_cpu, len(lags))
                 lags, last_report = [], now
-
-    def _take_pending(self) -> tuple[dict[str, str | None], list[dict[str, Any]]]:
-        """Called on the loop: the batch to write; new work collects in fresh containers."""
-        self._snapshot_dirty()
-        live, self._live_pending = self._live_pending, {}
-        rows, self._call_rows = self._call_rows, []
-        return live, rows
-
-    def _write_batch(self, live: dict[str, str | None], rows: list[dict[str, Any]]) -> None:
-        catalog = self.app.catalog
-        for call_id, text in live.items():
-            try:
-                if text is None:
-                    catalog.delete_live_call(call_id)
-                else:
-                    catalog.save_live_call(call_id, text)
-            except Exception:
-                log.exception("could not persist live call=%s", call_id)
-        for row in rows:
-            try:
-                catalog.upsert_call(row)
-            except Exception:
-                log.exception("could not write the call row call=%s", row.get("call_id", "-"))
-
-    def _count_finished(self, call_id: str) -> None:
-        snapshot = self.app.callbook.snapshot(call_id)
-        self.metrics.call_finished(call_outcome(snapshot, call_id in self._start_failed))
-        if snapshot.get("consent_decision"):
-            self.metrics.consent(str(snapshot["consent_decision"]))
 
     async def _sample_metrics(self) -> None:
         app = self.app
