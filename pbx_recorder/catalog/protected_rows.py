@@ -49,16 +49,22 @@ class NumberProtection:
     # -- calls ---------------------------------------------------------------------
     def seal_call(self, call_id: str, plain: Mapping[str, Any]) -> dict[str, Any]:
         """The stored columns for a call whose protected fields are ``plain`` (all of CALL_FIELDS)."""
+        return self.seal_call_opened(call_id, plain)[0]
+
+    def seal_call_opened(self, call_id: str, plain: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`seal_call`, and the protected fields as :meth:`open_call` will give them back
+        (the encrypted text decoded: what the call seal covers, without decrypting it again)."""
         body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
         body["cdr"], body["consent"] = _json_value(body["cdr"]) or {}, _json_value(body["consent"]) or {}
         caller, callee = str(body["caller_num"] or ""), str(body["callee_num"] or "")
         text = json.dumps(body, sort_keys=True, default=list)
+        opened = json.loads(text)
         return {
             **CLEAR_DEFAULTS,
             "numbers": self.cipher.encrypt(text, f"calls/{call_id}"),
             "caller_bi": self.index.full(caller), "caller_bi4": self.index.last4(caller),
             "callee_bi": self.index.full(callee), "callee_bi4": self.index.last4(callee),
-        }
+        }, {f: opened.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
 
     def open_call(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """``row`` with its protected fields back in clear (a row without a token is returned as is)."""
