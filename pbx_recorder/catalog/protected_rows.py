@@ -27,6 +27,8 @@ CLEAR_DEFAULTS: dict[str, Any] = {"caller_num": "", "caller_name": "", "callee_n
                                   "consent": {}}
 MANIFEST_FIELDS = ("cdr", "consent", "callee_num")
 MANIFEST_TOKEN = "protected_numbers"
+#: the JSON columns' cleared values as the text the catalog stores for them (encoded once, here)
+_CLEAR_JSON = {"cdr": "{}", "consent": "{}"}
 INDEX_COLUMNS = ("caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
 _NUMBER_RUN = re.compile(r"\+?\d[\d ()./-]{3,}\d|\d{5,}")
 MIN_NAMED_DIGITS = 5  # shorter runs (extensions, durations) are not indexed as numbers
@@ -60,7 +62,7 @@ class NumberProtection:
         text = json.dumps(body, sort_keys=True, default=list)
         opened = json.loads(text)
         return {
-            **CLEAR_DEFAULTS,
+            **CLEAR_DEFAULTS, **_CLEAR_JSON,
             "numbers": self.cipher.encrypt(text, f"calls/{call_id}"),
             "caller_bi": self.index.full(caller), "caller_bi4": self.index.last4(caller),
             "callee_bi": self.index.full(callee), "callee_bi4": self.index.last4(callee),
