@@ -146,7 +146,8 @@ class CallSealer:
 
         from pbx_recorder import ledger
 
-        ledger.append(conn, SEALED_EVENT, ledger_id(call_id), {"call_id": call_id}, (self.clock or time.time)())
+        now = (self.clock or time.time)()
+        ledger.append(conn, SEALED_EVENT, ledger_id(call_id), {"call_id": call_id}, now)
 
 
 def record_removed(conn: sqlite3.Connection, call_id: str, why: str, now: float) -> None:

@@ -139,8 +139,8 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
             cached = _head(conn)
         last, prev = cached
         seq = last + 1
-        digest = hashlib.sha256(bytes.fromhex(prev) + entry_bytes_of_text(seq, float(now), event, recording_id, text)
-                                ).hexdigest()
+        entry = entry_bytes_of_text(seq, float(now), event, recording_id, text)
+        digest = hashlib.sha256(bytes.fromhex(prev) + entry).hexdigest()
         conn.execute("INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (seq, float(now), event, recording_id, text.decode("utf-8"),

@@ -53,7 +53,8 @@ class NumberProtection:
         """The stored columns for a call whose protected fields are ``plain`` (all of CALL_FIELDS)."""
         return self.seal_call_opened(call_id, plain)[0]
 
-    def seal_call_opened(self, call_id: str, plain: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def seal_call_opened(self, call_id: str,
+                         plain: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """:meth:`seal_call`, and the protected fields as :meth:`open_call` will give them back
         (the encrypted text decoded: what the call seal covers, without decrypting it again)."""
         body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}

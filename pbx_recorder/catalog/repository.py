@@ -237,11 +237,12 @@ class Catalog:
         data = {"updated_at": self.clock(), **row}
         cols = [c for c in allowed if c in data and (existing is None or c in row or c == "updated_at")]
         bound = {c: _encode(c, data[c]) for c in cols}
-        stored = stored_form.read_back(self._sealed_form, bound, dict(existing) if existing is not None else None)
+        base = dict(existing) if existing is not None else None
+        stored = stored_form.read_back(self._sealed_form, bound, base)
         if stored is None:
             return False
         reveal = getattr(self.sealer, "reveal", None)
-        if opened is not None and self.numbers is not None and getattr(reveal, "__self__", None) is self.numbers:
+        if opened is not None and self.numbers is not None and getattr(reveal, "__self__", 0) is self.numbers:
             # the sealer would open the token just made with the same keys: its fields are known
             bound["seal"] = self.sealer.seal_of(stored, opened)  # type: ignore[union-attr]
         else:

@@ -105,7 +105,8 @@ def test_seal_written_with_the_row_is_the_seal_of_the_row_read_back(tmp_path: Pa
     catalog.upsert_call({"call_id": "n1_2.0", "started_at": NOW + 1, "duration": 12.0, "agent": "a2"})
     conn = catalog._conn()
     assert check_calls(conn, KEY.public_key(), numbers=numbers) == []
-    sealed = [r[0] for r in conn.execute("SELECT recording_id FROM ledger WHERE event = 'call_sealed' ORDER BY seq")]
+    sealed = [r[0] for r in
+              conn.execute("SELECT recording_id FROM ledger WHERE event = 'call_sealed' ORDER BY seq")]
     assert sealed == ["call:n1_1.0", "call:n1_2.0"]  # one entry per row's first seal, as before
     assert ledger.verify_chain(conn) == []
     opened = catalog.get_call("n1_1.0")
