@@ -27,6 +27,8 @@ CLEAR_DEFAULTS: dict[str, Any] = {"caller_num": "", "caller_name": "", "callee_n
                                   "consent": {}}
 MANIFEST_FIELDS = ("cdr", "consent", "callee_num")
 MANIFEST_TOKEN = "protected_numbers"
+#: encrypted JSON texts without blanks after separators (smaller tokens; opened with json.loads)
+COMPACT = (",", ":")
 #: the JSON columns' cleared values as the text the catalog stores for them (encoded once, here)
 _CLEAR_JSON = {"cdr": "{}", "consent": "{}"}
 INDEX_COLUMNS = ("caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
@@ -60,7 +62,7 @@ class NumberProtection:
         body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
         body["cdr"], body["consent"] = _json_value(body["cdr"]) or {}, _json_value(body["consent"]) or {}
         caller, callee = str(body["caller_num"] or ""), str(body["callee_num"] or "")
-        text = json.dumps(body, sort_keys=True, default=list)
+        text = json.dumps(body, sort_keys=True, default=list, separators=COMPACT)
         opened = json.loads(text)
         return {
             **CLEAR_DEFAULTS, **_CLEAR_JSON,
@@ -111,7 +113,8 @@ class NumberProtection:
         if not moved:
             return manifest
         rest = {k: v for k, v in m.items() if k not in moved}
-        rest[MANIFEST_TOKEN] = self.cipher.encrypt(json.dumps(moved, sort_keys=True, default=list),
+        rest[MANIFEST_TOKEN] = self.cipher.encrypt(json.dumps(moved, sort_keys=True, default=list,
+                                                              separators=COMPACT),
                                                    f"manifest/{recording_id}")
         return rest
 

@@ -40,13 +40,14 @@ from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
 
+COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
 
 
 def _encode(column: str, value: Any) -> Any:
     if column in JSON_COLUMNS and not isinstance(value, str):
-        return json.dumps(value, sort_keys=True, default=list)
+        return json.dumps(value, sort_keys=True, default=list, separators=COMPACT)
     return value
 
 
