@@ -90,6 +90,7 @@ def _statements(catalog: Catalog, fn: Any) -> list[str]:
 def test_seal_written_with_the_row_is_the_seal_of_the_row_read_back(tmp_path: Path, protected: bool) -> None:
     numbers = _numbers() if protected else None
     catalog = _sealed_catalog(tmp_path / "c.db", numbers)
+    assert catalog._sealed_form is not None  # both engines' column types and defaults are known
     first = {"call_id": "n1_1.0", "caller_num": "+86 139 0000 1234", "callee_num": "4008001234",
              "agent": "a1", "started_at": NOW, "duration": 61, "uniqueids": ["1.0", "1.1"],
              "cdr": {"src": "13900001234", "dst": "4008001234", "billsec": 55},
