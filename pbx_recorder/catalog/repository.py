@@ -230,8 +230,12 @@ class Catalog:
         back); False when that cannot be proved (the caller writes, reads back and seals)."""
         if self._sealed_form is None or "seal" in row or getattr(self.sealer, "seal_of", None) is None:
             return False
-        if existing is not None and engine.is_postgres(conn):
-            return False  # (an update there keeps the read-back: another node's writer is not excluded)
+        if engine.is_postgres(conn):
+            # PostgreSQL keeps the read-back: a writer that does not take the catalog's lock (the
+            # pipeline's stand-in call row, another node) may insert or change the row between the
+            # collision read and this write; SQLite's BEGIN IMMEDIATE excludes every other writer
+            # (tests/peers/test_daemon.py on PostgreSQL: the stand-in row of a recording)
+            return False
         allowed = self._columns["calls"]
         if set(row) - set(allowed):
             raise CatalogError(f"unknown calls columns: {sorted(set(row) - set(allowed))}")
@@ -249,7 +253,7 @@ class Catalog:
         else:
             bound["seal"] = self.sealer.seal_of(stored)  # type: ignore[union-attr]
         names = list(bound)
-        if existing is None:  # a plain INSERT: a row written meanwhile by another is an error, not merged
+        if existing is None:  # (no other writer since the collision read: the write lock is held)
             sql = f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
             conn.execute(sql, [bound[c] for c in names])
         else:
