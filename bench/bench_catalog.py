@@ -102,13 +102,15 @@ class Bench:
         """The same batches into every engine's catalog and the cdr table(s): calls/s of each."""
         rnd, keep = random.Random(5), max(1, self.n // 2000)
         t_cat, t_cdr = dict.fromkeys(self.catalogs, 0.0), 0.0
+        self.fill_cpu = dict.fromkeys(self.catalogs, 0.0)  # CPU seconds of this process per engine
         for start in range(0, self.n, self.batch):
             batch = list(self.gen.calls(start, min(self.batch, self.n - start)))
             self.samples += [g for g in batch if rnd.randrange(keep) == 0]
             for engine, catalog in self.catalogs.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=self.hooks())
                 t_cat[engine] += time.perf_counter() - t0
+                self.fill_cpu[engine] += time.process_time() - c0
             t1 = time.perf_counter()
             self.cdr.execute("BEGIN")
             self.cdr.executemany(f"INSERT INTO cdr VALUES ({','.join('?' * 19)})", [g.cdr for g in batch])
@@ -395,14 +397,17 @@ class Bench:
         gen, base = CallGenerator(self.n, self.now, seed=99), 10**9 + len(label) * 10**7
         try:
             time.sleep(1.0)  # the searcher is up
-            one, _ = self._per_call(catalog, gen, base, seconds / 2)
+            load0 = os.getloadavg()[0]
+            one, one_cpu = self._per_call(catalog, gen, base, seconds / 2)
             bulk, bulk_cpu = self._bulk(catalog, gen, base + 10**6, seconds / 2)
+            load1 = os.getloadavg()[0]
         finally:
             stop.set()
             lat = results.get(timeout=120)
             proc.join()
         print(
-            f"{label:36} per call (one transaction each, as today): {one:8,.0f} calls/s   "
+            f"{label:36} load average {load0:.1f} -> {load1:.1f}   "
+            f"per call (one transaction each, as today): {one:8,.0f} calls/s ({one_cpu:,.0f} per CPU s)   "
             f"bulk (batches of 100): {bulk:8,.0f} calls/s ({bulk_cpu:,.0f} per CPU second of the writer)   "
             f"concurrent searches: {len(lat):,} "
             f"(p50 {pct(lat, 50) if lat else 0:.1f} ms, p95 {pct(lat, 95) if lat else 0:.1f} ms)"
@@ -481,13 +486,17 @@ def main() -> None:
 def run(bench: Bench, a: argparse.Namespace) -> None:
     if bench.pg is not None:
         print(f"postgresql: {bench.pg.describe()}")
+    print(f"load average at the start {os.getloadavg()[0]:.1f} (2-core host shared with other work: "
+          "compare runs with it in view)")
     t0 = time.perf_counter()
     ours, cdr = bench.fill()
-    rates = ", ".join(f"{e} {r:,.0f} calls/s" for e, r in ours.items())
+    rates = ", ".join(f"{e} {r:,.0f} calls/s ({a.calls / max(bench.fill_cpu[e], 1e-9):,.0f} per CPU s)"
+                      for e, r in ours.items())
     print(
         f"filled {a.calls:,} calls in {time.perf_counter() - t0:,.0f} s: "
         f"catalog bulk path {rates} "
-        f"(seal, signed manifest, 2 ledger entries each), cdr executemany {cdr:,.0f} rows/s"
+        f"(seal, signed manifest, 2 ledger entries each), cdr executemany {cdr:,.0f} rows/s; "
+        f"load average now {os.getloadavg()[0]:.1f}"
     )
     if "postgresql" in bench.catalogs:
         t0 = time.perf_counter()

@@ -120,19 +120,34 @@ class CallSealer:
         self.clock = clock
         self.reveal = reveal  # NumberProtection.open_call: seal the plaintext canonical row
 
+    #: what the seal covers: ``Catalog`` seals a row it writes from the values it binds when they
+    #: are provably what is read back (``catalog.stored_form``), in the row's own INSERT/UPDATE
+    #: (and ``numbers``, the token ``reveal`` opens)
+    columns = (*SEALED_COLUMNS, "numbers")
+
     def __call__(self, conn: sqlite3.Connection, call_id: str) -> None:
+        row = _row(conn, call_id)  # the row as stored: what the seal covers (read once)
+        if row is None:
+            return
+        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ?", (self.seal_of(row), call_id))
+        if not row.get("seal"):  # first seal of this row: its existence goes on record
+            self.sealed(conn, call_id)
+
+    def seal_of(self, stored: Mapping[str, Any], opened: Mapping[str, Any] | None = None) -> str:
+        """The seal of a row whose stored values (as read back) are ``stored``; ``opened``: its
+        protected fields as ``reveal`` would open them (the writer just encrypted them)."""
+        if opened is not None:
+            return seal({**stored, **opened}, self.key)
+        return seal(self.reveal(stored) if self.reveal is not None else stored, self.key)
+
+    def sealed(self, conn: sqlite3.Connection, call_id: str) -> None:
+        """The ``call_sealed`` ledger entry of a row sealed for the first time."""
         import time
 
         from pbx_recorder import ledger
 
-        row = _row(conn, call_id)  # the row as stored: what the seal covers (read once)
-        if row is None:
-            return
-        plain = self.reveal(row) if self.reveal is not None else row
-        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ?", (seal(plain, self.key), call_id))
-        if not row.get("seal"):  # first seal of this row: its existence goes on record
-            ledger.append(conn, SEALED_EVENT, ledger_id(call_id), {"call_id": call_id},
-                          (self.clock or time.time)())
+        now = (self.clock or time.time)()
+        ledger.append(conn, SEALED_EVENT, ledger_id(call_id), {"call_id": call_id}, now)
 
 
 def record_removed(conn: sqlite3.Connection, call_id: str, why: str, now: float) -> None:

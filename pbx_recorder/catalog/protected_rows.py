@@ -27,6 +27,10 @@ CLEAR_DEFAULTS: dict[str, Any] = {"caller_num": "", "caller_name": "", "callee_n
                                   "consent": {}}
 MANIFEST_FIELDS = ("cdr", "consent", "callee_num")
 MANIFEST_TOKEN = "protected_numbers"
+#: encrypted JSON texts without blanks after separators (smaller tokens; opened with json.loads)
+COMPACT = (",", ":")
+#: the JSON columns' cleared values as the text the catalog stores for them (encoded once, here)
+_CLEAR_JSON = {"cdr": "{}", "consent": "{}"}
 INDEX_COLUMNS = ("caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
 _NUMBER_RUN = re.compile(r"\+?\d[\d ()./-]{3,}\d|\d{5,}")
 MIN_NAMED_DIGITS = 5  # shorter runs (extensions, durations) are not indexed as numbers
@@ -49,16 +53,23 @@ class NumberProtection:
     # -- calls ---------------------------------------------------------------------
     def seal_call(self, call_id: str, plain: Mapping[str, Any]) -> dict[str, Any]:
         """The stored columns for a call whose protected fields are ``plain`` (all of CALL_FIELDS)."""
+        return self.seal_call_opened(call_id, plain)[0]
+
+    def seal_call_opened(self, call_id: str,
+                         plain: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`seal_call`, and the protected fields as :meth:`open_call` will give them back
+        (the encrypted text decoded: what the call seal covers, without decrypting it again)."""
         body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
         body["cdr"], body["consent"] = _json_value(body["cdr"]) or {}, _json_value(body["consent"]) or {}
         caller, callee = str(body["caller_num"] or ""), str(body["callee_num"] or "")
-        text = json.dumps(body, sort_keys=True, default=list)
+        text = json.dumps(body, sort_keys=True, default=list, separators=COMPACT)
+        opened = json.loads(text)
         return {
-            **CLEAR_DEFAULTS,
+            **CLEAR_DEFAULTS, **_CLEAR_JSON,
             "numbers": self.cipher.encrypt(text, f"calls/{call_id}"),
             "caller_bi": self.index.full(caller), "caller_bi4": self.index.last4(caller),
             "callee_bi": self.index.full(callee), "callee_bi4": self.index.last4(callee),
-        }
+        }, {f: opened.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
 
     def open_call(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """``row`` with its protected fields back in clear (a row without a token is returned as is)."""
@@ -102,7 +113,8 @@ class NumberProtection:
         if not moved:
             return manifest
         rest = {k: v for k, v in m.items() if k not in moved}
-        rest[MANIFEST_TOKEN] = self.cipher.encrypt(json.dumps(moved, sort_keys=True, default=list),
+        rest[MANIFEST_TOKEN] = self.cipher.encrypt(json.dumps(moved, sort_keys=True, default=list,
+                                                              separators=COMPACT),
                                                    f"manifest/{recording_id}")
         return rest
 

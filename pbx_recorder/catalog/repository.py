@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import audit_trail
-from pbx_recorder.catalog import engine
+from pbx_recorder.catalog import engine, stored_form
 from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, NumberProtection
 from pbx_recorder.catalog.queries import (
     COUNT_CAP,
@@ -40,13 +40,14 @@ from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
 
+COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
 
 
 def _encode(column: str, value: Any) -> Any:
     if column in JSON_COLUMNS and not isinstance(value, str):
-        return json.dumps(value, sort_keys=True, default=list)
+        return json.dumps(value, sort_keys=True, default=list, separators=COMPACT)
     return value
 
 
@@ -119,6 +120,12 @@ class Catalog:
             ensure_schema(conn, self.path)
         self._columns = {t: [c for c in engine.table_columns(conn, t) if c != "rowid"]
                          for t in ("calls", "recordings")}
+        # the columns the call seal covers, their kinds and defaults (``_write_sealed``); None: the
+        # sealer cannot seal from values (or an old schema): rows are read back to be sealed
+        self._sealed_form: dict[str, stored_form.Column] | None = None
+        columns = getattr(sealer, "columns", None)
+        if getattr(sealer, "seal_of", None) is not None and columns and "seal" in self._columns["calls"]:
+            self._sealed_form = stored_form.describe(conn, "calls", columns)
 
     # -- connections -------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -200,11 +207,13 @@ class Catalog:
                 raise CallIdCollision(f"call id {row['call_id']} already holds the call that started at "
                                       f"{theirs}; the row of the call that started at {ours} was not "
                                       "written over it")
+            opened = None  # the protected fields in clear, as the stored token opens
             if self.numbers is not None and any(f in row for f in CALL_FIELDS):
-                row = self._protect_call(conn, row, existing)
-            self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
-            if self.sealer is not None:
-                self.sealer(conn, str(row["call_id"]))
+                row, opened = self._protect_call(conn, row, existing)
+            if not self._write_sealed(conn, row, existing, opened):
+                self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
+                if self.sealer is not None:
+                    self.sealer(conn, str(row["call_id"]))
             if own:
                 conn.execute("COMMIT")
         except BaseException as exc:
@@ -214,20 +223,83 @@ class Catalog:
                 raise CatalogError(f"catalog query failed: {exc}") from exc
             raise
 
+    def _write_sealed(self, conn: sqlite3.Connection, row: Mapping[str, Any],
+                      existing: sqlite3.Row | None, opened: Mapping[str, Any] | None = None) -> bool:
+        """Write the call row with its seal in the same statement, the seal computed from the
+        values bound (``catalog.stored_form``: only where they are provably what ``verify`` reads
+        back); False when that cannot be proved (the caller writes, reads back and seals)."""
+        if self._sealed_form is None or "seal" in row or getattr(self.sealer, "seal_of", None) is None:
+            return False
+        if engine.is_postgres(conn):
+            # PostgreSQL keeps the read-back: a writer that does not take the catalog's lock (the
+            # pipeline's stand-in call row, another node) may insert or change the row between the
+            # collision read and this write; SQLite's BEGIN IMMEDIATE excludes every other writer
+            # (tests/peers/test_daemon.py on PostgreSQL: the stand-in row of a recording)
+            return False
+        allowed = self._columns["calls"]
+        if set(row) - set(allowed):
+            raise CatalogError(f"unknown calls columns: {sorted(set(row) - set(allowed))}")
+        data = {"updated_at": self.clock(), **row}
+        cols = [c for c in allowed if c in data and (existing is None or c in row or c == "updated_at")]
+        bound = {c: _encode(c, data[c]) for c in cols}
+        base = dict(existing) if existing is not None else None
+        stored = stored_form.read_back(self._sealed_form, bound, base)
+        if stored is None:
+            return False
+        reveal = getattr(self.sealer, "reveal", None)
+        if opened is not None and self.numbers is not None and getattr(reveal, "__self__", 0) is self.numbers:
+            # the sealer would open the token just made with the same keys: its fields are known
+            bound["seal"] = self.sealer.seal_of(stored, opened)  # type: ignore[union-attr]
+        else:
+            bound["seal"] = self.sealer.seal_of(stored)  # type: ignore[union-attr]
+        names = list(bound)
+        if existing is None:  # (no other writer since the collision read: the write lock is held)
+            sql = f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+            conn.execute(sql, [bound[c] for c in names])
+        else:
+            sql = f"UPDATE calls SET {', '.join(c + '=?' for c in names if c != 'call_id')} WHERE call_id = ?"
+            conn.execute(sql, [*(bound[c] for c in names if c != "call_id"), row["call_id"]])
+        if existing is None or not existing["seal"]:  # first seal of this row: its ledger entry
+            self.sealer.sealed(conn, str(row["call_id"]))  # type: ignore[union-attr]
+        return True
+
     def _protect_call(self, conn: sqlite3.Connection, row: Mapping[str, Any],
-                      existing: sqlite3.Row | None) -> dict[str, Any]:
-        """``row`` with its numbers merged with the stored ones, encrypted and indexed."""
+                      existing: sqlite3.Row | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``row`` with its numbers merged with the stored ones, encrypted and indexed; and
+        those fields as the stored token opens."""
         assert self.numbers is not None
         call_id = str(row["call_id"])
         current = self.numbers.open_call(_decode(existing)) if existing is not None else {}
         plain = {f: row[f] if f in row else current.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
         self._index_named(conn, call_id, plain["caller_num"], plain["callee_num"], plain["cdr"])
-        return {**row, **self.numbers.seal_call(call_id, plain)}
+        stored, opened = self.numbers.seal_call_opened(call_id, plain)
+        return {**row, **stored}, opened
 
     def _index_named(self, conn: sqlite3.Connection, call_id: str, *values: Any) -> None:
         assert self.numbers is not None
-        conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                         [(bi, call_id) for bi in sorted(self.numbers.named_numbers(*values))])
+        seen = getattr(self._local, "named", None)  # (call id, values indexed, indexes written)
+        if seen is not None:  # inside write_calls: a value the call already had indexed is not searched again
+            if seen[0] != call_id:
+                seen[:] = [call_id, [], set()]
+            values = tuple(v for v in values if not any(v == old for old in seen[1]))
+        found = self.numbers.named_numbers(*values)
+        if seen is not None:
+            seen[1].extend(values)
+            found -= seen[2]
+            seen[2].update(found)
+        if found:
+            conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                             [(bi, call_id) for bi in sorted(found)])
+
+    @contextmanager
+    def _naming_once(self) -> Iterator[None]:
+        """Within one transaction (``write_calls``): the numbers a call names in its row, CDR and
+        manifest are found and indexed once (the rows ``call_numbers`` gets are the same)."""
+        self._local.named = [None, [], set()]
+        try:
+            yield
+        finally:
+            self._local.named = None
 
     def _open_call(self, row: dict[str, Any]) -> dict[str, Any]:
         return self.numbers.open_call(row) if self.numbers is not None else row
@@ -410,16 +482,26 @@ class Catalog:
         When every hook says it does not need the recording's row (``before_row``: signing, the
         ledger's ``stored`` entry), the hooks run first (the ledger's order is the same: the call's
         entry, then the recording's) and each recording row is written once, in its final form."""
+        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+
         done = 0
         early = all(getattr(hook, "before_row", False) for hook in after_store)
-        with self.transaction():
+        with self.transaction() as conn, ledger.appending(conn), self._naming_once():
             for call, recordings in calls:
                 self.upsert_call(call)
                 for rec in recordings:
                     rid = str(rec.row["recording_id"])
                     if early:
                         merged = self._run_hooks(after_store, rid, rec)
-                        self.upsert_recording({**rec.row, **merged, "state": "verified"})
+                        final = {**rec.row, **merged, "state": "verified"}
+                        if final.get("call_id") and final["call_id"] == call.get("call_id"):
+                            # its call row was just written: no stand-in row, and the upsert itself
+                            # says whether the recording is new (a retried batch updates it)
+                            self._upsert("recordings", "recording_id",
+                                         self._protect_recording(rid, final),
+                                         {"state": "spooled", "created_at": self.clock()})
+                        else:
+                            self.upsert_recording(final)
                         continue
                     self.upsert_recording({**rec.row, "state": "stored"})
                     merged = self._run_hooks(after_store, rid, rec)

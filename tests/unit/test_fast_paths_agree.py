@@ -83,3 +83,20 @@ def test_ledger_row_stores_the_payload_it_hashed(tmp_path: object) -> None:
     rehashed = ledger.entry_hash(stored[1], seq, 5.0, "stored", "r1", json.loads(stored[0]))
     assert stored[2] == digest == rehashed
     assert ledger.verify_chain(conn) == []
+
+
+@pytest.mark.parametrize("payload", [{}, {"b": [1, 2.0, [3]], "a": "\u4e2d", "n": None, "f": 0.1},
+                                     {"sha256": "ab" * 32, "size": 2**40, "x": -0.0, "q": '"<\\>'},
+                                     {"nested": {"z": 1, "a": {"k": [True, False]}}, "e": 1e-300}])
+@pytest.mark.parametrize(("at", "rid"), [(5.0, "r1"), (1_780_000_000.123456, "call:n1_\u4e2d.0"),
+                                         (-0.0, 'a "quoted"\\ id\n\x01'), (1e300, "r\u2028")])
+def test_ledger_entry_with_its_payload_text_spliced_is_the_entry_encoded_whole(
+        payload: dict[str, object], at: float, rid: str) -> None:
+    text = canonical_json(payload)
+    assert ledger.entry_bytes_of_text(7, at, "stored", rid, text) == \
+        ledger.entry_bytes(7, at, "stored", rid, json.loads(text))
+
+
+def test_ledger_entry_refuses_what_canonical_json_refuses() -> None:
+    with pytest.raises(ValueError):
+        ledger.entry_bytes_of_text(1, float("nan"), "stored", "r1", b"{}")
