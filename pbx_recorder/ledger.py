@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError
@@ -238,12 +238,12 @@ def entries_for(conn: sqlite3.Connection, recording_id: str) -> list[dict[str, A
 def connection_of(catalog: Any) -> sqlite3.Connection:
     """The sqlite3 connection behind a ``Catalog`` (or the connection itself)."""
     if isinstance(catalog, sqlite3.Connection) or engine.is_postgres(catalog):
-        return catalog
+        return cast(sqlite3.Connection, catalog)  # a PostgreSQL connection has the same surface
     public = getattr(catalog, "connection", None)
     conn = public() if callable(public) else catalog._conn()  # until Catalog exposes one publicly
     if not isinstance(conn, sqlite3.Connection) and not engine.is_postgres(conn):
         raise CatalogError("catalog has no database connection")
-    return conn
+    return cast(sqlite3.Connection, conn)
 
 
 def wrapped_key_digest(wrapped: str) -> str:
