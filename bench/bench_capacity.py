@@ -128,11 +128,19 @@ def _outcomes(probe: AmiProbe, catalog: CatalogReader, phases: int,
                     asked, decided = evidence.get("asked_at"), evidence.get("decided_at")
                     if asked and answered:
                         WAITS.append(float(asked) - float(answered))
-                    # the catalog's answer time comes from AMI and can lag behind the question on a
-                    # starved host; the caller answered no later than they were asked
-                    start = min(float(answered), float(asked)) if answered and asked else answered
+                    # the caller's own timer (``stays``) runs from their answer, which the catalog does
+                    # not know exactly on a starved host (its answer time comes from AMI and lagged the
+                    # question by seconds): the call's creation is the earliest it can have been, so a
+                    # hang-up at least ``stays`` (less 3 s) after it may be the caller's own timer
+                    created = (row or {}).get("started_at")
+                    start = created or answered
                     held = float(decided) - float(start) if start and decided else None
                     out[kind].append((observed, _verdict(kind, observed, stays[kind], held)))
+                    if out[kind][-1][1] in ("WRONG", "missing"):  # what a wrong verdict rests on
+                        print(f"  wrong: {kind} call={(row or {}).get('call_id', '-')} observed={observed} "
+                              f"held={held if held is None else round(held, 2)} (from the call's creation) "
+                              f"stays={stays[kind]} created={created} answered={answered} asked={asked} "
+                              f"decided={decided}")
     return out
 
 
