@@ -20,6 +20,20 @@ def previous_path(path: str | Path) -> Path:
     return Path(path).with_name(Path(path).name + PREVIOUS_SUFFIX)
 
 
+def key_files_stamp(path: str | Path) -> tuple[tuple[int, int, int], ...]:
+    """(inode, mtime, size) of the key file and of the key a rotation replaced: changes when
+    ``keys rotate-index`` starts or ends, so a long-running process knows to read them again."""
+    out = []
+    for p in (Path(path), previous_path(path)):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            out.append((0, 0, 0))
+        else:
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 def read_hash_key(path: str | Path | None) -> bytes:
     """The current privacy HMAC key.  While a blind-index key rotation runs, the key it replaced
     (:func:`previous_path`) is read too and registered, so every lookup by keyed hash also matches

@@ -73,13 +73,13 @@ class KeyFileIndex(BlindIndex):
         self._refresh()
 
     def _refresh(self) -> None:
-        from pbx_recorder.hash_key import previous_path, read_hash_key
+        from pbx_recorder.hash_key import key_files_stamp, read_hash_key
 
         now = time.monotonic()
         if self._stamp and now - self._checked < self.CHECK_EVERY:
             return
         self._checked = now
-        stamp = tuple(_stamp(p) for p in (self._path, previous_path(self._path)))
+        stamp = key_files_stamp(self._path)
         if stamp != self._stamp:
             BlindIndex.__init__(self, read_hash_key(self._path))
             self._stamp = stamp
@@ -99,14 +99,6 @@ class KeyFileIndex(BlindIndex):
     def last4s(self, number: str) -> tuple[str, ...]:
         self._refresh()
         return super().last4s(number)
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def protection_under(config: Any, key_id: str) -> NumberProtection:

@@ -78,9 +78,9 @@ class LateCopyGuard:
     def _lookup_keys(self, tomb: Tombstones | None) -> tuple[bytes, ...]:
         """The keys hashes are looked up under; the key files are read again when they change
         (``keys rotate-index`` replaced the key while the daemon runs)."""
-        from pbx_recorder.hash_key import previous_path
+        from pbx_recorder.hash_key import key_files_stamp
 
-        stamp = tuple(_stamp(p) for p in (self.hash_key_file, previous_path(self.hash_key_file)))
+        stamp = key_files_stamp(self.hash_key_file)
         if stamp != self._stamp:
             self._stamp, self._key = stamp, None
             self._tombstones = None
@@ -308,11 +308,3 @@ def _float(value: Any) -> float | None:
         return None if value is None or value == "" else float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
