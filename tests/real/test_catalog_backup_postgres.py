@@ -213,8 +213,8 @@ def test_tampered_foreign_or_wrong_engine_backup_is_refused_and_creates_nothing(
     assert list(work.iterdir()) == []
 
 
-def test_cli_catalog_backup_and_restore_with_the_password_file(
-        pg: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def cli_site(pg: PostgresServer, tmp_path: Path) -> tuple[str, Path]:
+    """A filled live catalog and a config naming it, with its password file and an HMAC key."""
     live = filled_catalog(pg)
     (tmp_path / "hmac.key").write_text("0123456789abcdef0123456789abcdef")
     (tmp_path / "pg.password").write_text(PASSWORD + "\n")
@@ -230,6 +230,12 @@ storage:
     cold: {{type: local, path: {tmp_path}/cold}}
 privacy: {{hash_key_file: {tmp_path}/hmac.key}}
 """)
+    return live, cfg
+
+
+def test_cli_catalog_backup_and_restore_with_the_password_file(
+        pg: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    live, cfg = cli_site(pg, tmp_path)
     engine.close_pools()
     assert main(["--config", str(cfg), "catalog", "backup"]) == 0
     out = capsys.readouterr().out
@@ -291,21 +297,7 @@ def test_cli_restore_applies_an_erasure_another_node_made_after_the_backup(
     from pbx_recorder.hash_key import read_hash_key
     from pbx_recorder.lifecycle import shared_tombstones
 
-    live = filled_catalog(pg)
-    (tmp_path / "hmac.key").write_text("0123456789abcdef0123456789abcdef")
-    (tmp_path / "pg.password").write_text(PASSWORD + "\n")
-    (tmp_path / "pg.password").chmod(0o600)
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"""
-catalog: {{path: {tmp_path}/var/catalog.db, url: "{live}", password_file: {tmp_path}/pg.password}}
-storage:
-  hot: hot
-  cold: cold
-  tiers:
-    hot: {{type: local, path: {tmp_path}/hot}}
-    cold: {{type: local, path: {tmp_path}/cold}}
-privacy: {{hash_key_file: {tmp_path}/hmac.key}}
-""")
+    live, cfg = cli_site(pg, tmp_path)
     engine.close_pools()
     assert main(["--config", str(cfg), "catalog", "backup"]) == 0
     key = capsys.readouterr().out.split()[0].split(":", 1)[1]
