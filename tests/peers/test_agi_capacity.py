@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -134,15 +134,21 @@ def _with_t0(t0: float):  # noqa: ANN202
     return [*test_agi_async.ARGS, f"t0={t0:.3f}"]
 
 
-async def _session_with_t0(srv: AsyncAgiServer, t0: float) -> list[str]:
+async def _session_with_t0(srv: AsyncAgiServer, t0: float,
+                           reply: Callable[[list[str]], Awaitable[str]] | None = None) -> list[str]:
+    """One session entered at ``t0``; ``reply`` answers the commands so far (default: "yes")."""
+    respond = script([YES])
+
+    async def say_yes(commands: list[str]) -> str:
+        return respond(commands[-1]) or "200 result=0"
+
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     writer.write(env_block(_with_t0(t0), uniqueid="1732200000.1"))
-    respond = script([YES])
     commands: list[str] = []
     try:
         while line := await asyncio.wait_for(reader.readline(), 10):
             commands.append(line.decode().rstrip("\n"))
-            writer.write(((respond(commands[-1]) or "200 result=0") + "\n").encode())
+            writer.write((await (reply or say_yes)(commands) + "\n").encode())
     finally:
         writer.close()
     return commands
@@ -182,20 +188,17 @@ async def test_caller_who_pressed_before_a_late_question_is_refused_as_capacity(
     once (not an answer), the question was asked again, and the caller hung up: ``hangup``."""
     backend = Backend()
     srv = make_server(backend, max_sessions=5, delay_bound=1.0)
+
+    async def reply(commands: list[str]) -> str:
+        if is_question(commands[-1]):
+            await asyncio.sleep(1.6)  # the PBX starts the question late ...
+            return "200 result=49 endpos=160"  # ... and a digit queued before it stops it at 20 ms
+        return "200 result=1"
+
     await srv.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-    writer.write(env_block(_with_t0(time.time()), uniqueid="1732200000.1"))
-    commands: list[str] = []
     try:
-        while line := await asyncio.wait_for(reader.readline(), 10):
-            commands.append(line.decode().rstrip("\n"))
-            reply = "200 result=1"
-            if is_question(commands[-1]):
-                await asyncio.sleep(1.6)  # the PBX starts the question late ...
-                reply = "200 result=49 endpos=160"  # ... and a digit queued before it stops it at 20 ms
-            writer.write((reply + "\n").encode())
+        commands = await _session_with_t0(srv, time.time(), reply)
     finally:
-        writer.close()
         await srv.close()
     assert sum(is_question(c) for c in commands) == 1  # not asked again
     assert "PBXREC_RESULT" not in results(commands) and results(commands)["PBXREC_UNAVAILABLE"] == "capacity"
@@ -208,23 +211,20 @@ async def test_early_digit_in_a_later_attempt_is_not_taken_for_a_starved_pbx() -
     """A retry's question starts long after ``t0`` by design (question, wait, retry prompt)."""
     backend = Backend()
     srv = make_server(backend, max_sessions=5, delay_bound=1.0)
-    await srv.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-    writer.write(env_block(_with_t0(time.time()), uniqueid="1732200000.1"))
     questions = ["200 result=0 endpos=40000", "200 result=49 endpos=160", YES]
-    commands: list[str] = []
+
+    async def reply(commands: list[str]) -> str:
+        if is_question(commands[-1]):
+            return questions.pop(0)
+        if commands[-1].startswith("WAIT FOR DIGIT"):
+            await asyncio.sleep(1.2)  # no answer: the retry comes after the bound
+            return "200 result=0"
+        return "200 result=1"
+
+    await srv.start()
     try:
-        while line := await asyncio.wait_for(reader.readline(), 10):
-            commands.append(line.decode().rstrip("\n"))
-            reply = "200 result=1"
-            if is_question(commands[-1]):
-                reply = questions.pop(0)
-            elif commands[-1].startswith("WAIT FOR DIGIT"):
-                await asyncio.sleep(1.2)  # no answer: the retry comes after the bound
-                reply = "200 result=0"
-            writer.write((reply + "\n").encode())
+        commands = await _session_with_t0(srv, time.time(), reply)
     finally:
-        writer.close()
         await srv.close()
     assert [r.decision for r in backend.resolved] == ["granted"]
     assert results(commands)["PBXREC_RESULT"] == "record"
