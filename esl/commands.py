@@ -22,7 +22,7 @@ masked stretch is silence), ``SetChannelVar`` -> ``uuid_setvar``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from pbx_recorder import commands as cmds
 from pbx_recorder import constants as C
@@ -161,15 +161,21 @@ def uuid_setvar(uuid: str, name: str, value: str, call_id: str = "") -> str:
     return api("uuid_setvar", check_uuid(uuid, call_id), check_name(name, call_id), value, call_id=call_id)
 
 
-def uuid_setvar_multi(uuid: str, variables: Mapping[str, str], call_id: str = "") -> str:
-    """Several variables in one api call (``name=value;name=value``): no ``;`` or whitespace in values."""
+def _multi_value(name: str, value: str, call_id: str) -> str:
+    value = check_value(value, what=name, call_id=call_id)
+    if any(ch in value for ch in " \t;"):
+        raise _refuse(f"whitespace or ';' in the value of {name}", call_id)
+    return value
+
+
+def uuid_setvar_multi(uuid: str, variables: Mapping[str, str], call_id: str = "", *,
+                      check: Callable[[str, str, str], str] = _multi_value) -> str:
+    """Several variables in one api call (``name=value;name=value``): no ``;`` or whitespace in
+    values; ``check(name, value, call_id)`` may allow a stricter alphabet with inner spaces."""
     pairs = []
     for name, value in variables.items():
         name = check_name(VAR_NAMES.get(name, name), call_id)
-        value = check_value(value, what=name, call_id=call_id)
-        if any(ch in value for ch in " \t;"):
-            raise _refuse(f"whitespace or ';' in the value of {name}", call_id)
-        pairs.append(f"{name}={value}")
+        pairs.append(f"{name}={check(name, value, call_id)}")
     if not pairs:
         raise _refuse("uuid_setvar_multi without variables", call_id)
     return api("uuid_setvar_multi", check_uuid(uuid, call_id), ";".join(pairs), call_id=call_id)

@@ -156,10 +156,10 @@ def hand_over(uuid: str, variables: dict[str, str], call_id: str) -> str:
     unanswered channel's loop (one queued application per 20 ms tick, longer on a busy host).
     Values keep to a small alphabet with single inner spaces (``record_session <path> {vars}``):
     no ``;`` (the separator), quotes or backslashes (FreeSWITCH's tokenizer would strip them)."""
-    pairs = []
-    for name, value in variables.items():
-        name = esc.check_name(esc.VAR_NAMES.get(name, name), call_id)
-        if not _MULTI_VALUE.fullmatch(value):
-            raise EslError(f"refused ESL command: unsafe value for {name}", call_id=call_id or None)
-        pairs.append(f"{name}={value}")
-    return esc.api("uuid_setvar_multi", esc.check_uuid(uuid, call_id), ";".join(pairs), call_id=call_id)
+    return esc.uuid_setvar_multi(uuid, variables, call_id, check=_spaced_value)
+
+
+def _spaced_value(name: str, value: str, call_id: str) -> str:
+    if not _MULTI_VALUE.fullmatch(value):
+        raise EslError(f"refused ESL command: unsafe value for {name}", call_id=call_id or None)
+    return value
