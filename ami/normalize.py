@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ami.event_time import EventClock
 from ami.injection import Resolved, resolve, snapshot_prefixes, values
 from ami.unavailable_event import UNAVAILABLE_EVENT, on_unavailable
 from pbx_recorder import events as ev
@@ -99,6 +100,7 @@ class Normalizer:
         self.malformed = 0
         self.injections = 0  # frames with repeated identity headers
         self.injections_dropped = 0
+        self.clock = EventClock()  # each event's time: Asterisk's Timestamp header, or arrival
 
     # -- identity -----------------------------------------------------------------
     def call_id_for(self, linkedid: str) -> str:
@@ -261,7 +263,9 @@ class Normalizer:
                 if resolved is None:
                     return []
             h = resolved
-            return handler(self, h, name, now)
+            # a reply to our own action (a CoreShowChannels list) is timed by its arrival
+            at = now if name in REPLY_EVENTS else self.clock.at(h, now)
+            return handler(self, h, name, at)
         except Exception:  # per-frame containment: a bad frame never stops the daemon
             self.malformed += 1
             log.exception("could not normalize AMI %s (linkedid=%r uniqueid=%r)", name,
@@ -270,22 +274,12 @@ class Normalizer:
 
 
 # -- handlers: (normalizer, headers, event name, now) -> [events] ------------------------
-def _at(h: Headers, now: float) -> float:
-    stamp = h.get("timestamp")  # present with timestampevents=yes
-    if stamp:
-        try:
-            return float(stamp)
-        except (TypeError, ValueError):
-            return now
-    return now
-
-
 def on_newchannel(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
     ids = n._identity(h, name)
     if ids is None:
         return []
     n.note_channel_name(text(h, "channel"), ids[1], text(h, "linkedid"))
-    return [ev.ChannelCreated(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.ChannelCreated(at=now, call_id=ids[0], channel_id=ids[1],
                               channel=text(h, "channel"), caller_num=text(h, "calleridnum"),
                               caller_name=text(h, "calleridname"), exten=text(h, "exten"),
                               context=text(h, "context"), account_code=text(h, "accountcode"))]
@@ -297,7 +291,7 @@ def on_newstate(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.ChannelAnswered(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.ChannelAnswered(at=now, call_id=ids[0], channel_id=ids[1],
                                channel=text(h, "channel"))]
 
 
@@ -305,7 +299,7 @@ def on_hangup(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.ChannelHungUp(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.ChannelHungUp(at=now, call_id=ids[0], channel_id=ids[1],
                              channel=text(h, "channel"), cause=n._int(h, "cause", name, ids[0]),
                              cause_text=text(h, "cause-txt"))]
 
@@ -314,7 +308,7 @@ def on_bridge_enter(n: Normalizer, h: Headers, name: str, now: float) -> list[An
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.Bridged(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+    return [ev.Bridged(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
                        bridge_id=text(h, "bridgeuniqueid"),
                        bridge_channels=n._int(h, "bridgenumchannels", name, ids[0]))]
 
@@ -323,7 +317,7 @@ def on_bridge_leave(n: Normalizer, h: Headers, name: str, now: float) -> list[An
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.Unbridged(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+    return [ev.Unbridged(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
                          bridge_id=text(h, "bridgeuniqueid"))]
 
 
@@ -345,7 +339,7 @@ def on_cdr(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
             fields[mapped] = text(h, key)
         elif key.lower() not in ("event", "privilege", "amaflags", "timestamp", "systemname"):
             fields[key.lower()] = text(h, key)  # extra cdr_manager.conf mappings
-    return [ev.CdrPosted(at=_at(h, now), call_id=call_id, channel_id=uniqueid, fields=fields)]
+    return [ev.CdrPosted(at=now, call_id=call_id, channel_id=uniqueid, fields=fields)]
 
 
 def on_mixmonitor_start(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
@@ -363,7 +357,7 @@ def on_user_event(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]
     RecordingStarted: the core adopts the recording the dialplan started (it finds the recording
     by id within the channel's own call, so a forged event can only confirm a start)."""
     if text(h, "userevent") == UNAVAILABLE_EVENT:  # the snippet's fail direction, with its reason
-        return on_unavailable(n, h, name, now, text=text, at=_at)
+        return on_unavailable(n, h, name, now, text=text)
     if text(h, "userevent") != EARLY_START_EVENT:
         return n._ignore(name, "not a pbx-recorder user event")
     rec, ref = text(h, "pbxrecrec").strip(), text(h, "pbxrecmmid").strip()
@@ -372,7 +366,7 @@ def on_user_event(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.RecordingStarted(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+    return [ev.RecordingStarted(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
                                 recording_id=rec, pbx_ref=ref if _EARLY_REF.fullmatch(ref) else "")]
 
 
@@ -380,7 +374,7 @@ def on_mixmonitor_stop(n: Normalizer, h: Headers, name: str, now: float) -> list
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.RecordingStopped(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.RecordingStopped(at=now, call_id=ids[0], channel_id=ids[1],
                                 channel=text(h, "channel"), pbx_ref=text(h, "mixmonitorid"))]
 
 
@@ -389,7 +383,7 @@ def on_mixmonitor_mute(n: Normalizer, h: Headers, name: str, now: float) -> list
     if ids is None:
         return []
     state = text(h, "state").strip().lower()
-    return [ev.RecordingMuted(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.RecordingMuted(at=now, call_id=ids[0], channel_id=ids[1],
                               channel=text(h, "channel"), muted=state in ("1", "yes", "true", "on"),
                               direction=text(h, "direction") or "both")]
 
@@ -401,7 +395,7 @@ def on_varset(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.VariableSet(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+    return [ev.VariableSet(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
                            name=var, value=text(h, "value"))]
 
 
@@ -409,7 +403,7 @@ def on_queue_caller_join(n: Normalizer, h: Headers, name: str, now: float) -> li
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.QueueCallerJoined(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.QueueCallerJoined(at=now, call_id=ids[0], channel_id=ids[1],
                                  channel=text(h, "channel"), queue=text(h, "queue"))]
 
 
@@ -417,7 +411,7 @@ def on_agent_connect(n: Normalizer, h: Headers, name: str, now: float) -> list[A
     ids = n._identity(h, name)  # Channel/Linkedid are the caller's; Dest* the member's
     if ids is None:
         return []
-    return [ev.AgentConnected(at=_at(h, now), call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+    return [ev.AgentConnected(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
                               queue=text(h, "queue"), agent=text(h, "membername") or text(h, "interface"),
                               agent_channel=text(h, "destchannel"))]
 
@@ -429,7 +423,7 @@ def on_blind_transfer(n: Normalizer, h: Headers, name: str, now: float) -> list[
     if ids is None:
         return []
     target_linkedid = text(h, "transfereelinkedid")
-    return [ev.Transferred(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.Transferred(at=now, call_id=ids[0], channel_id=ids[1],
                            channel=text(h, "transfererchannel"), kind="blind",
                            target_call_id=n.call_id_for(target_linkedid) if target_linkedid else "",
                            target_channel=text(h, "transfereechannel"))]
@@ -442,7 +436,7 @@ def on_attended_transfer(n: Normalizer, h: Headers, name: str, now: float) -> li
     if ids is None:
         return []
     target_linkedid = text(h, "secondtransfererlinkedid") or text(h, "transfertargetlinkedid")
-    return [ev.Transferred(at=_at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.Transferred(at=now, call_id=ids[0], channel_id=ids[1],
                            channel=text(h, "origtransfererchannel"), kind="attended",
                            target_call_id=n.call_id_for(target_linkedid) if target_linkedid else "",
                            target_channel=text(h, "transfertargetchannel")
@@ -464,6 +458,9 @@ def on_connection_level(n: Normalizer, h: Headers, name: str, now: float) -> lis
 
 
 Handler = Callable[[Normalizer, Headers, str, float], list[Any]]
+
+#: events Asterisk sends as the reply to an action of ours (no ``Timestamp`` header)
+REPLY_EVENTS = frozenset({"CoreShowChannel"})
 
 HANDLERS: dict[str, Handler] = {
     "Newchannel": on_newchannel,

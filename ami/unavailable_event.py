@@ -35,10 +35,10 @@ def reason_of(why: str, reason: str) -> str:
 
 
 def on_unavailable(n: Normalizer, h: Headers, name: str, now: float, *,
-                   text: Any, at: Any) -> list[Any]:
+                   text: Any) -> list[Any]:
     ids = n._identity(h, name)
     if ids is None:
         return []
     why, reason = text(h, "pbxrecwhy")[:16], text(h, "pbxrecreason")[:16]
-    return [ev.ConsentUnavailable(at=at(h, now), call_id=ids[0], channel_id=ids[1],
+    return [ev.ConsentUnavailable(at=now, call_id=ids[0], channel_id=ids[1],
                                   channel=text(h, "channel"), reason=reason_of(why, reason))]

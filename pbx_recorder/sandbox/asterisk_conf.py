@@ -122,6 +122,7 @@ webenabled = no
 port = {lay.ami_port}
 bindaddr = 127.0.0.1
 displayconnects = no
+timestampevents = yes
 
 [{lay.ami_user}]
 secret = {lay.ami_secret}

@@ -1,4 +1,5 @@
-"""A TCP forwarder the test can open and close: the recorder's AMI link, cut on demand."""
+"""A TCP forwarder the test can open and close: the recorder's AMI link, cut on demand, or
+held (Asterisk's frames wait in the gate, as they wait in a busy recorder's socket) and released."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ class AmiGate:
         self.target_port = target_port
         self.port = free_tcp_port()
         self._open = threading.Event()
+        self._flowing = threading.Event()  # cleared by hold(): Asterisk -> recorder waits
+        self._flowing.set()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
         self._server = socket.create_server(("127.0.0.1", self.port))
@@ -24,6 +27,13 @@ class AmiGate:
 
     def open(self) -> None:
         self._open.set()
+
+    def hold(self) -> None:
+        """Stop passing Asterisk's frames to the recorder (they queue here) until :meth:`release`."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
 
     def close_link(self) -> None:
         """Cut every forwarded connection and refuse new ones until :meth:`open`."""
@@ -60,14 +70,16 @@ class AmiGate:
                 continue
             with self._lock:
                 self._pairs.append((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, gate in ((client, upstream, None), (upstream, client, self._flowing)):
+                threading.Thread(target=self._pump, args=(src, dst, gate), daemon=True).start()
 
     @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(src: socket.socket, dst: socket.socket, gate: threading.Event | None) -> None:
         with contextlib.suppress(OSError):
             src.settimeout(None)
             while data := src.recv(65536):
+                if gate is not None:
+                    gate.wait()
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)

@@ -1,0 +1,63 @@
+"""End-to-end, issue 10: a call's times are Asterisk's, not the time a busy recorder read them.
+
+The sandbox's manager.conf has ``timestampevents = yes`` (as the admin's must: README, "AMI
+user"); the recorder takes each event's time from its ``Timestamp`` header (ami/event_time.py).
+Here the recorder's AMI link is held in a gate for 3 s across the answer, as a starved recorder
+leaves its socket unread: the catalog still says when Asterisk answered.  Version-neutral.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from ami_gate import AmiGate
+from call_helpers import linkedid_of, new_caller
+from recorder_checks import Recorder, wait_call
+
+from pbx_recorder.sandbox import PrivateAsterisk, SippCall
+from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
+
+HOLD_S = 3.0
+
+
+def test_an_answer_read_late_keeps_the_time_asterisk_answered(
+        asterisk: PrivateAsterisk, ami: AmiProbe, prompts_dir: Path, tmp_path: Path) -> None:
+    gate = AmiGate(asterisk.ami_port)
+    gate.open()
+    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
+    data = yaml.safe_load(config.read_text())
+    data["pbx"]["ami"]["port"] = gate.port
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
+    work = tmp_path / "recorder"
+    recorder = Recorder(process, config, work, CatalogReader(work / "catalog.db"))
+    try:
+        caller, since = new_caller(), len(ami.events)
+        gate.hold()  # from here the recorder reads nothing from Asterisk
+        sipp = SippCall(tmp_path, asterisk.sip_port, "8003", hangup_after_s=8, from_user=caller).start()
+        linkedid = linkedid_of(ami, caller, since)
+        answer = ami.wait_event(lambda e: e.get("Event") == "Newstate" and e.get("Uniqueid") == linkedid
+                                and e.get("ChannelStateDesc") == "Up", timeout=15, since=since)
+        created = ami.wait_event(lambda e: e.get("Event") == "Newchannel" and e.get("Uniqueid") == linkedid,
+                                 timeout=5, since=since)
+        time.sleep(HOLD_S)
+        released_at = time.time()
+        gate.release()
+        result = sipp.wait(timeout=40)
+        assert result.ok, result.errors
+        row = wait_call(recorder, linkedid)
+    finally:
+        process.terminate()
+        gate.stop()
+    answered, started = float(answer["Timestamp"]), float(created["Timestamp"])
+    assert released_at - answered > HOLD_S - 0.5  # the recorder really read the answer late
+    assert row["answered_at"] == pytest.approx(answered, abs=0.002), (row["answered_at"], answered)
+    # the call may be opened by its FastAGI session (not held) a few ms after Newchannel
+    assert row["started_at"] == pytest.approx(started, abs=0.5), (row["started_at"], started)
+    assert "no Timestamp" not in process.log_path.read_text()  # the sandbox has timestampevents
