@@ -263,8 +263,8 @@ class Normalizer:
                 if resolved is None:
                     return []
             h = resolved
-            # a reply to our own action (a CoreShowChannels list) is timed by its arrival
-            at = now if name in REPLY_EVENTS else self.clock.at(h, now)
+            # a reply to our own action or a connection-level event (no Timestamp): arrival time
+            at = now if name in ARRIVAL_TIMED else self.clock.at(h, now)
             return handler(self, h, name, at)
         except Exception:  # per-frame containment: a bad frame never stops the daemon
             self.malformed += 1
@@ -459,8 +459,6 @@ def on_connection_level(n: Normalizer, h: Headers, name: str, now: float) -> lis
 
 Handler = Callable[[Normalizer, Headers, str, float], list[Any]]
 
-#: events Asterisk sends as the reply to an action of ours (no ``Timestamp`` header)
-REPLY_EVENTS = frozenset({"CoreShowChannel"})
 
 HANDLERS: dict[str, Handler] = {
     "Newchannel": on_newchannel,
@@ -482,3 +480,6 @@ HANDLERS: dict[str, Handler] = {
     "FullyBooted": on_connection_level,
     "CoreShowChannelsComplete": on_connection_level,
 }
+
+#: replies to our own actions and what Asterisk sends a session at login: no ``Timestamp``
+ARRIVAL_TIMED = frozenset({"CoreShowChannel", *(k for k, v in HANDLERS.items() if v is on_connection_level)})
