@@ -208,12 +208,15 @@ class AmiClient:
             known = self._mmids.get(command.recording_id, "")
             command = dataclasses.replace(command, pbx_ref=known) if known else command
         headers = actions.to_action(command)
+        sent_at = self.clock()
         reply = await self.send(headers, call_id=command.call_id)
         if isinstance(command, cmds.StartRecording):
             mmid = _get(reply, "MixMonitorID")
             if mmid:
                 self._mmids[command.recording_id] = mmid
-            return [ev.RecordingStarted(at=self.clock(), call_id=command.call_id,
+            # the reply is read as late as the events around it, and it cannot precede the action
+            at = max(sent_at, self.normalizer.clock.reply_time(self.clock()))
+            return [ev.RecordingStarted(at=at, call_id=command.call_id,
                                         channel_id=self.normalizer.uniqueid_of(command.channel),
                                         channel=command.channel, recording_id=command.recording_id,
                                         pbx_ref=mmid)]

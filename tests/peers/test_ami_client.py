@@ -325,3 +325,38 @@ async def test_slow_ping_on_a_busy_link_keeps_the_connection() -> None:
         assert client.connects == 1 and client.connected
         await asyncio.sleep(1.0)  # silence and no Ping reply: the link is dead, reconnect
         assert client.connects >= 2
+
+
+class _LateReplyPeer(AmiPeer):
+    """Asterisk answers MixMonitor at once, but the recorder reads the answer 4 s late, behind an
+    event Asterisk stamped just before it (a starved recorder host)."""
+
+    def __init__(self, now: list[float]) -> None:
+        super().__init__()
+        self.now = now
+
+    def _reply(self, name: str, aid: str, frame: dict[str, object]) -> list[list[tuple[str, str]]]:
+        replies = super()._reply(name, aid, frame)
+        if name.lower() != "mixmonitor":
+            return replies
+        started = self.now[0] + 0.2
+        self.now[0] += 4.0  # what the recorder's clock says when it reads these frames
+        event = [("Event", "Newstate"), ("Privilege", "call,all"), ("Timestamp", f"{started:.6f}"),
+                 *CHANNEL.items()]
+        return [event, *replies]
+
+
+async def test_a_start_confirmed_late_is_timed_back_by_the_streams_lag() -> None:
+    now = [1_732_200_000.0]
+    async with _LateReplyPeer(now) as peer:
+        peer.channels = [CHANNEL]
+        async with running(peer, clock=lambda: now[0]) as client:
+            assert await client.wait_ready(5)
+            sent = now[0]
+            out = await client.execute(
+                cmds.StartRecording(call_id=CALL, recording_id=REC, channel="PJSIP/alice-1",
+                                    path="/tmp/a.wav"))
+            (started,) = out
+            assert isinstance(started, ev.RecordingStarted)
+            # not the 4 s late read time: the reply came right after the event stamped sent + 0.2 s
+            assert started.at == pytest.approx(sent + 0.2, abs=0.01), (started.at - sent)

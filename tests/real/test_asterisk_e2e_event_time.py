@@ -8,14 +8,17 @@ leaves its socket unread: the catalog still says when Asterisk answered.  Versio
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from ami_gate import AmiGate
 from call_helpers import linkedid_of, new_caller
-from recorder_checks import Recorder, wait_call
+from recorder_checks import Recorder, wait_call, wait_shipped
 
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall
 from pbx_recorder.sandbox.ami_probe import AmiProbe
@@ -26,8 +29,10 @@ pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 HOLD_S = 3.0
 
 
-def test_an_answer_read_late_keeps_the_time_asterisk_answered(
-        asterisk: PrivateAsterisk, ami: AmiProbe, prompts_dir: Path, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _gated_recorder(asterisk: PrivateAsterisk, prompts_dir: Path,
+                    tmp_path: Path) -> Iterator[tuple[Recorder, AmiGate]]:
+    """A recorder whose AMI link runs through a gate the test can hold."""
     gate = AmiGate(asterisk.ami_port)
     gate.open()
     config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
@@ -36,8 +41,16 @@ def test_an_answer_read_late_keeps_the_time_asterisk_answered(
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
     work = tmp_path / "recorder"
-    recorder = Recorder(process, config, work, CatalogReader(work / "catalog.db"))
     try:
+        yield Recorder(process, config, work, CatalogReader(work / "catalog.db")), gate
+    finally:
+        process.terminate()
+        gate.stop()
+
+
+def test_an_answer_read_late_keeps_the_time_asterisk_answered(
+        asterisk: PrivateAsterisk, ami: AmiProbe, prompts_dir: Path, tmp_path: Path) -> None:
+    with _gated_recorder(asterisk, prompts_dir, tmp_path) as (recorder, gate):
         caller, since = new_caller(), len(ami.events)
         gate.hold()  # from here the recorder reads nothing from Asterisk
         sipp = SippCall(tmp_path, asterisk.sip_port, "8003", hangup_after_s=8, from_user=caller).start()
@@ -52,12 +65,36 @@ def test_an_answer_read_late_keeps_the_time_asterisk_answered(
         result = sipp.wait(timeout=40)
         assert result.ok, result.errors
         row = wait_call(recorder, linkedid)
-    finally:
-        process.terminate()
-        gate.stop()
     answered, started = float(answer["Timestamp"]), float(created["Timestamp"])
     assert released_at - answered > HOLD_S - 0.5  # the recorder really read the answer late
     assert row["answered_at"] == pytest.approx(answered, abs=0.002), (row["answered_at"], answered)
     # the call may be opened by its FastAGI session (not held) a few ms after Newchannel
     assert row["started_at"] == pytest.approx(started, abs=0.5), (row["started_at"], started)
-    assert "no Timestamp" not in process.log_path.read_text()  # the sandbox has timestampevents
+    assert "no Timestamp" not in recorder.process.log_path.read_text()  # the sandbox has timestampevents
+
+
+def test_a_start_confirmed_late_is_not_flagged_as_a_duration_mismatch(
+        asterisk: PrivateAsterisk, ami: AmiProbe, prompts_dir: Path, tmp_path: Path) -> None:
+    """A notify call's recording starts in band (FastAGI EXEC, timed on the AGI socket, which is
+    not held) while every AMI event of the call, its hang-up's included, is read 3 s late: the
+    span runs from that start to the hang-up's own Timestamp, so sound audio is not flagged.
+    (A start confirmed by a late-read AMI reply is timed back by the stream's lag:
+    tests/peers/test_ami_client.py, test_a_start_confirmed_late_is_timed_back_by_the_streams_lag.)"""
+    with _gated_recorder(asterisk, prompts_dir, tmp_path) as (recorder, gate):
+        caller, since = new_caller(), len(ami.events)
+        sipp = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=14, from_user=caller).start()
+        linkedid = linkedid_of(ami, caller, since)
+        gate.hold()  # the call's events and the MixMonitor response after the notice wait in the gate
+        start = ami.wait_event(lambda e: e.get("Event") == "MixMonitorStart"
+                               and e.get("Linkedid") == linkedid, timeout=15, since=since)
+        time.sleep(HOLD_S)
+        gate.release()
+        result = sipp.wait(timeout=40)
+        assert result.ok, result.errors
+        row, recs = wait_shipped(recorder, linkedid)
+    hangup = ami.wait_event(lambda e: e.get("Event") == "Hangup" and e.get("Uniqueid") == linkedid,
+                            timeout=5, since=since)
+    span = float(hangup["Timestamp"]) - float(start["Timestamp"])
+    (main,) = [r for r in recs if r["kind"] == "call"]
+    assert "duration_mismatch" not in json.loads(main["flags"]), (main["flags"], main["duration_s"], span)
+    assert main["duration_s"] == pytest.approx(span, abs=1.0), (main["duration_s"], span)

@@ -84,3 +84,15 @@ def test_a_reply_to_our_own_action_is_timed_by_arrival_and_raises_no_warning(
     (live,) = out
     assert isinstance(live, ev.LiveChannel) and live.at == NOW
     assert n.clock.unstamped == 0 and not caplog.records
+
+
+def test_a_reply_read_late_is_timed_back_by_the_streams_lag() -> None:
+    """The MixMonitor response confirming a start is read as late as the events around it: its
+    time is taken back by the lag of the last stamped event, while that lag is fresh."""
+    clock = EventClock()
+    assert clock.reply_time(NOW) == NOW  # nothing stamped yet
+    assert clock.at({"timestamp": str(NOW - 4.0)}, NOW) == NOW - 4.0  # read 4 s late
+    assert clock.reply_time(NOW + 0.5) == pytest.approx(NOW - 3.5)
+    assert clock.reply_time(NOW + 2.0) == NOW + 2.0  # the lag is stale: the reader caught up
+    clock.at({"timestamp": str(NOW + 3.0)}, NOW + 2.9)  # Asterisk's clock 0.1 s ahead: no lag
+    assert clock.reply_time(NOW + 3.0) == NOW + 3.0
