@@ -1,7 +1,7 @@
 """Capacity: many concurrent consent calls, a ramp then a burst, every outcome checked.
 
     .venv/bin/python bench/bench_capacity.py [--calls 300] [--burst-rate 80] [--ramp-share 0.25]
-        [--ramp-rate 10] [--seconds 30] [--max-sessions N]
+        [--ramp-rate 10] [--seconds 30] [--max-sessions N] [--asterisk 16|22]
 
 A private Asterisk (loopback only) and the recorder daemon with the sandbox rules.  The
 calls are split evenly over four kinds of caller, each kind one sipp process so they arrive
@@ -46,6 +46,7 @@ from load_report import LoadSampler  # noqa: E402
 from consent.generate_prompts import generate  # noqa: E402
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall  # noqa: E402
 from pbx_recorder.sandbox.ami_probe import AmiProbe  # noqa: E402
+from pbx_recorder.sandbox.installs import install_for  # noqa: E402
 from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config  # noqa: E402
 
 PRESS_AT_MS = (5000, 11000, 17000)
@@ -166,10 +167,13 @@ def main() -> int:
     parser.add_argument("--decide-first", choices=("yes", "no"), default="yes",
                         help="PBXREC_DECIDE_FIRST: the snippet's quick decision before answer")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, recordings)")
+    parser.add_argument("--asterisk", choices=("16", "22"), default="16",
+                        help="16: the host's Asterisk; 22: the sid chroot (.ci/install-asterisk22.sh)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pbxrec-cap-"))
     generate(work / "prompts")
-    pbx = PrivateAsterisk(work / "asterisk", extra_globals={"PBXREC_DECIDE_FIRST": args.decide_first})
+    pbx = PrivateAsterisk(work / "asterisk", extra_globals={"PBXREC_DECIDE_FIRST": args.decide_first},
+                          install=install_for(args.asterisk))
     recorder = probe = None
     ramp_calls = int(args.calls * args.ramp_share)
     try:
@@ -214,7 +218,8 @@ def main() -> int:
         load = sampler.report()
         WAITS.clear()
         results = _outcomes(probe, catalog, 2, stays)
-        print(f"capacity: {total} calls ({ramp_calls} ramp at {args.ramp_rate}/s, then burst at "
+        print(f"capacity: Asterisk {pbx.version}, {total} calls ({ramp_calls} ramp at {args.ramp_rate}/s, "
+              f"then burst at "
               f"{args.burst_rate}/s), {args.seconds:.0f} s each, max_sessions "
               f"{args.max_sessions or 'default'}, quick decision {args.decide_first}; {elapsed:.0f} s; "
               f"sipp processes failed: {sipp_failed}")
