@@ -33,6 +33,18 @@ def linkedid_of(ami: AmiProbe, caller: str, since: int = 0, timeout: float = 10.
     return event["Linkedid"]
 
 
+def recorded_span(ami: AmiProbe, linkedid: str, since: int = 0, nth: int = 0) -> float:
+    """Seconds from the call's ``nth`` MixMonitorStart to its caller channel's Hangup, by
+    Asterisk's own clock (the events' ``Timestamp``: the sandbox has ``timestampevents = yes``),
+    so neither the host's load nor AMI delivery stretches what a recording should hold."""
+    starts = [e for _, e in ami.events[since:]
+              if e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid]
+    assert len(starts) > nth, f"{len(starts)} MixMonitorStart for {linkedid}"
+    end = ami.wait_event(lambda e: e.get("Event") == "Hangup" and e.get("Linkedid") == linkedid
+                         and e.get("Channel", "").startswith("PJSIP/caller"), timeout=15, since=since)
+    return float(end["Timestamp"]) - float(starts[nth]["Timestamp"])
+
+
 def cdr_of(ami: AmiProbe, linkedid: str, timeout: float = 10.0) -> Event:
     return ami.wait_event(lambda e: e.get("Event") == "Cdr" and e.get("Linkedid") == linkedid
                           and e.get("Channel", "").startswith("PJSIP/caller"), timeout=timeout)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from call_helpers import call, linkedid_of, new_caller, user_event
+from call_helpers import call, linkedid_of, new_caller, recorded_span, user_event
 from recorder_checks import Recorder, assert_audio, audio_files, wait_call, wait_shipped
 
 from pbx_recorder.sandbox import PrivateAsterisk
@@ -24,7 +24,8 @@ def test_notify_only_call_is_recorded(asterisk: PrivateAsterisk, ami: AmiProbe, 
     caller, since = new_caller(), len(ami.events)
     result = call(asterisk, tmp_path, "8001", hangup_after_s=10, from_user=caller)
     assert result.ok, result.errors
-    row, recs = wait_shipped(recorder, linkedid_of(ami, caller, since))
+    linkedid = linkedid_of(ami, caller, since)
+    row, recs = wait_shipped(recorder, linkedid)
     assert row["consent_decision"] == "notified" and row["record_decision"] == "record"
     # the sandbox dialplan does Goto(did-8001,1,1): the CDR's dst is "1", the row keeps the DID
     assert row["did"] == "8001" and row["callee_num"] == "8001", (row["did"], row["callee_num"])
@@ -33,7 +34,9 @@ def test_notify_only_call_is_recorded(asterisk: PrivateAsterisk, ami: AmiProbe, 
     assert "rn-2026-01" in str(evidence)  # the notice version heard
     main = [r for r in recs if r["kind"] == "call"]
     assert len(main) == 1
-    assert_audio(recorder, main[0], expect_s=10, tolerance_s=5)  # minus the notice (~4 s)
+    span = recorded_span(ami, linkedid, since)  # the call minus the notice, by Asterisk's clock
+    assert 3 < span < 10, span
+    assert_audio(recorder, main[0], expect_s=span, tolerance_s=1.5)
 
 
 def test_explicit_yes_records_call_and_consent_segment(asterisk: PrivateAsterisk, ami: AmiProbe,
@@ -42,14 +45,17 @@ def test_explicit_yes_records_call_and_consent_segment(asterisk: PrivateAsterisk
     result = call(asterisk, tmp_path, "8002", hangup_after_s=12, from_user=caller,
                   dtmf=[(2500, "1")])
     assert result.ok and result.elapsed_s > 11, result.errors
-    row, recs = wait_shipped(recorder, linkedid_of(ami, caller, since), count=2)
+    linkedid = linkedid_of(ami, caller, since)
+    row, recs = wait_shipped(recorder, linkedid, count=2)
     assert row["consent_decision"] == "granted" and row["record_decision"] == "record"
     evidence = recorder.catalog.consent(row)
     assert "cq-2026-01" in str(evidence) and "1" in str(evidence.get("digit", evidence))
     kinds = sorted(r["kind"] for r in recs)
     assert kinds == ["call", "consent"]
     assert all(r["call_id"] == row["call_id"] for r in recs)
-    assert_audio(recorder, next(r for r in recs if r["kind"] == "call"), expect_s=8, tolerance_s=3)
+    span = recorded_span(ami, linkedid, since, nth=1)  # the consent segment's MixMonitor came first
+    assert 5 < span < 12, span
+    assert_audio(recorder, next(r for r in recs if r["kind"] == "call"), expect_s=span, tolerance_s=1.5)
 
 
 def test_explicit_no_routes_unrecorded_and_keeps_nothing(asterisk: PrivateAsterisk, ami: AmiProbe,

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from call_helpers import call, cdr_of, linkedid_of, new_caller
+from call_helpers import call, cdr_of, linkedid_of, new_caller, recorded_span
 from recorder_checks import Recorder, assert_audio, audio_files, stored_file, wait_call, wait_shipped
 
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall, SippUas
@@ -23,17 +22,6 @@ pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 def _mixmonitor_started(ami: AmiProbe, linkedid: str, since: int, timeout: float = 15.0) -> None:
     ami.wait_event(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid,
                    timeout=timeout, since=since)
-
-
-def _recorded_span(ami: AmiProbe, linkedid: str, since: int) -> float:
-    """Seconds from the call's MixMonitorStart to its caller channel's Hangup (AMI arrival times)."""
-    def first(match: Callable[[dict[str, str]], bool]) -> float:
-        ami.wait_event(match, timeout=15, since=since)
-        return next(t for t, e in ami.events[since:] if match(e))
-    start = first(lambda e: e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid)
-    end = first(lambda e: e.get("Event") == "Hangup" and e.get("Linkedid") == linkedid
-                and e.get("Channel", "").startswith("PJSIP/caller"))
-    return end - start
 
 
 def test_queue_call_recorded_once_agent_is_bridged(asterisk: PrivateAsterisk, agent_port: int, ami: AmiProbe,
@@ -72,7 +60,7 @@ def test_twenty_concurrent_calls_all_recorded(asterisk: PrivateAsterisk, ami: Am
         assert len(calls) == 1
         # as long as the PBX recorded it: MixMonitorStart to the caller's hang-up (the notice before
         # it takes longer on a loaded host, so "10 s minus ~4 s" is no fixed figure)
-        assert_audio(recorder, calls[0], expect_s=_recorded_span(ami, linkedid, since), tolerance_s=1.5)
+        assert_audio(recorder, calls[0], expect_s=recorded_span(ami, linkedid, since), tolerance_s=1.5)
 
 
 @pytest.mark.parametrize("how", ["term", "kill"])
