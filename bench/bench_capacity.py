@@ -173,7 +173,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="pbxrec-cap-"))
     generate(work / "prompts")
     pbx = PrivateAsterisk(work / "asterisk", extra_globals={"PBXREC_DECIDE_FIRST": args.decide_first},
-                          install=install_for(args.asterisk))
+                          install=install_for(args.asterisk), shared=(work / "prompts",))  # seen in a chroot
     recorder = probe = None
     ramp_calls = int(args.calls * args.ramp_share)
     try:
