@@ -56,24 +56,6 @@ def decode_value(raw: str) -> str:
     """
     if "%" not in raw:
         return raw
-    value = _DECODED.get(raw)
-    if value is None:
-        value = _decode(raw)
-        if len(raw) <= _DECODED_LONGEST:
-            if len(_DECODED) >= _DECODED_MAX:
-                _DECODED.clear()
-            _DECODED[raw] = value
-    return value
-
-
-#: values decoded lately (raw -> decoded): a call's caller number, name, channel name and paths
-#: come back in each of its legs' events; bounded (emptied when full), values up to 256 characters
-_DECODED: dict[str, str] = {}
-_DECODED_MAX = 4096
-_DECODED_LONGEST = 256
-
-
-def _decode(raw: str) -> str:
     if raw.isascii() and "\\" not in raw:
         try:
             octets = raw.replace("%", "\\x").encode("ascii").decode("unicode_escape")
@@ -147,46 +129,16 @@ class Headers(Mapping[str, str]):
     with a leading ``"\n"`` and the index of the blank line instead (no copy of the block).
     """
 
-    __slots__ = ("_text", "_stop", "_clear", "_done", "_all")
+    __slots__ = ("_text", "_end", "_done", "_all")
 
     def __init__(self, block: str, end: int = -1) -> None:
         if end < 0:  # a bare block: "\n" + block + "\n", searched whole
             block = "\n" + block + "\n"
             end = len(block)
         self._text = block
-        self._stop = end  # the block is _text[:end]; _text[end - 1] is the "\n" ending its last line
-        self._clear = 1  # lazy form: no blank line ("\n\n") starts at an index in [1, _clear)
+        self._end = end  # the block is _text[:end]; _text[end - 1] is the "\n" ending its last line
         self._done: dict[str, str] = {}
         self._all: dict[str, str] | None = None
-
-    @classmethod
-    def of_event_text(cls, text: str) -> Headers:
-        """The view over ``"\n" + body``, a text ending with a blank line: where the FIRST blank
-        line (the block's end) is, is searched only as far as a header found needs it (the
-        search cost as much as the whole parse on a 3-9 kB event whose look-ups stop at line 20).
-        """
-        view = cls.__new__(cls)
-        view._text, view._stop, view._clear, view._done, view._all = text, -1, 1, {}, None
-        return view
-
-    @property
-    def _end(self) -> int:
-        """Where the header block ends (as ``text.partition("\n\n")`` from index 1 would cut)."""
-        if self._stop < 0:
-            found = _BLANK_LINE.search(self._text, self._clear)
-            assert found is not None  # of_event_text: the text ends with one
-            self._stop = found.start() + 1
-        return self._stop
-
-    def _in_block(self, at: int) -> bool:
-        """Whether the header line starting at ``at`` lies before the first blank line (lazy
-        form, that line found in the whole text): the blank line is searched in [_clear, at)."""
-        found = _BLANK_LINE.search(self._text, self._clear, at + 1)
-        if found is None:
-            self._clear = at
-            return True
-        self._stop = found.start() + 1
-        return False
 
     def _raw(self, key: str) -> str | None:
         text, needle, stop = self._text, "\n" + key + ":", self._end
@@ -215,13 +167,8 @@ class Headers(Mapping[str, str]):
         elif "\n" in key:
             return default  # type: ignore[return-value]
         else:  # _raw inlined for the common case (the first occurrence is the header itself)
-            text, needle, stop = self._text, "\n" + key + ":", self._stop
-            if stop >= 0:
-                at = text.find(needle, 0, stop)
-            else:  # the block's end not known yet: found in the whole text, then checked
-                at = text.find(needle)
-                if at > self._clear and not self._in_block(at):
-                    at = -1
+            text, needle = self._text, "\n" + key + ":"
+            at = text.find(needle, 0, self._end)
             if at < 0:
                 return default  # type: ignore[return-value]
             at += len(needle)
@@ -321,28 +268,19 @@ def parse_event_plain(body: bytes) -> EslEvent:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     text = "\n" + text  # every header line, the first one too, starts with "\n"
-    if len(text) > 2 and text.endswith("\n\n"):  # every FreeSWITCH event: a blank line at the end
-        headers = Headers.of_event_text(text)
-        # an inner body needs a Content-Length in the block: absent (nearly every event), the
-        # block's end is never searched; a 16-character needle is found ~5x faster than "\n\n"
-        length = headers.get("Content-Length", "")
-        if not length.isdigit():
-            return EslEvent(headers, "")
-        blank = headers._end - 1
-    else:
-        # as text.partition("\n\n"): a body opening with one is all body.  The regex engine's
-        # literal search finds the pair ~2x faster than str.find on a 3.6 kB event
-        found = _BLANK_LINE.search(text, 1)
-        blank = found.start() if found is not None else -1
-        if blank < 0:  # no blank line: the whole text is the block
-            text += "\n"
-            blank = len(text) - 1
-        headers = Headers(text, blank + 1)
-        # only a body with something after its header block can carry an inner body: for the
-        # others the Content-Length lookup would scan the whole block for nothing
-        length = headers.get("Content-Length", "") if len(text) > blank + 2 else ""
+    # as text.partition("\n\n"): a body opening with one is all body.  The regex engine's
+    # literal search finds the pair ~2x faster than str.find on a 3.6 kB event
+    found = _BLANK_LINE.search(text, 1)
+    blank = found.start() if found is not None else -1
+    if blank < 0:  # no blank line: the whole text is the block
+        text += "\n"
+        blank = len(text) - 1
+    headers = Headers(text, blank + 1)
     inner = ""
-    if length.isdigit() and len(text) > blank + 2:
+    # only a body with something after its header block can carry an inner body: for the
+    # others (nearly every event) the Content-Length lookup would scan the whole block for nothing
+    length = headers.get("Content-Length", "") if len(text) > blank + 2 else ""
+    if length.isdigit():
         raw = text[blank + 2 :].encode("utf-8")[: int(length)]
         inner = raw.decode("utf-8", "replace")
     return EslEvent(headers, inner)
@@ -419,7 +357,7 @@ class EslParser:
 
     def _parse_head(self, raw: bytes) -> tuple[dict[str, str], int]:
         """(headers, body length) of an outer block, remembered: an event stream's blocks differ
-        only by their Content-Length (``Content-Length: 3336\nContent-Type: text/event-plain``)."""
+        only by their Content-Length (``Content-Length: 3336``, ``Content-Type: text/event-plain``)."""
         head = parse_head(raw.decode("utf-8", "replace"))
         length = head.get("Content-Length", "0")
         if not length.isdigit():

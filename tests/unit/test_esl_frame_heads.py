@@ -1,15 +1,11 @@
-"""What esl/frames.py remembers: the framer its parsed outer blocks (``EslParser._parse_head``:
-each frame still gets its own headers, a bad block is refused every time) and ``decode_value``
-its recent values (the same string as ``unquote``, the first time and after); both bounded."""
+"""The framer remembers parsed outer blocks (esl.frames.EslParser._parse_head): each frame still
+gets its own headers, a bad block is refused every time, and the memory stays bounded."""
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 import pytest
 
-from esl import frames
-from esl.frames import EslParser, decode_value
+from esl.frames import EslParser
 from pbx_recorder.errors import EslError
 
 FRAME = b"Content-Type: text/event-plain\nContent-Length: 3\n\nabc"
@@ -40,10 +36,3 @@ def test_remembered_blocks_are_bounded() -> None:
         assert frame.body == body
     assert len(parser._heads) <= 512
 
-
-def test_remembered_values_decode_as_unquote_and_stay_bounded() -> None:
-    values = [f"M%C3%BCller%20{n}%0D%0A%zz" for n in range(frames._DECODED_MAX + 10)]
-    for raw in values + values[-20:] + ["x" * 300 + "%41"] * 2:
-        assert decode_value(raw) == unquote(raw, errors="replace")
-    assert len(frames._DECODED) <= frames._DECODED_MAX
-    assert "x" * 300 + "%41" not in frames._DECODED  # long values are decoded, not kept
