@@ -365,9 +365,10 @@ class EslParser:
         need = int(length)
         if need > self.max_body:
             raise EslError(f"ESL Content-Length {need} over {self.max_body}")
-        if len(self._heads) >= 512:
-            self._heads.clear()
-        self._heads[raw] = head, need
+        if len(raw) <= 256:  # an event's block is ~50 bytes; a long one is not kept
+            if len(self._heads) >= 512:
+                self._heads.clear()
+            self._heads[raw] = head, need
         return head, need
 
     @property

@@ -1,5 +1,6 @@
 """The framer remembers parsed outer blocks (esl.frames.EslParser._parse_head): each frame still
-gets its own headers, a bad block is refused every time, and the memory stays bounded."""
+gets its own headers, a bad block is refused every time, and the memory stays bounded (512
+blocks of up to 256 bytes)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,10 @@ def test_remembered_blocks_are_bounded() -> None:
         assert frame.body == body
     assert len(parser._heads) <= 512
 
+
+
+def test_a_long_block_is_parsed_but_not_kept() -> None:
+    parser = EslParser()
+    block = b"Content-Type: text/event-plain\nX-Pad: " + b"p" * 400 + b"\nContent-Length: 1\n\n"
+    assert [f.body for f in parser.feed(block + b"a" + block + b"b")] == [b"a", b"b"]
+    assert parser._heads == {}
