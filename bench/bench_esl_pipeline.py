@@ -1,12 +1,15 @@
 """ESL ingest benchmark: our parse -> normalize -> rules -> CallBook vs greenswitch's bare parsing.
 
     .venv/bin/python bench/bench_esl_pipeline.py [--calls 5000] [--chunk 65536] [--capture FILE]
+                                                 [--baseline REV] [--repeat 3]
 
 1. Bytes: a synthetic inbound-ESL stream of ``--calls`` calls as FreeSWITCH 1.11 sends them for
    the recorder's subscription (CHANNEL_CREATE x2, CHANNEL_ANSWER x2, CHANNEL_BRIDGE, RECORD_START,
    CHANNEL_UNBRIDGE, RECORD_STOP, CHANNEL_HANGUP_COMPLETE x2: 10 ``text/event-plain`` frames a call,
    each with the channel data, caller profile and ~40 ``variable_*`` headers, percent-encoded).
-   ``--capture FILE``: raw bytes captured from a real FreeSWITCH (tests/fixtures/esl/), repeated.
+   ``--capture FILE``: raw bytes captured from a real FreeSWITCH (tests/fixtures/esl/), its event
+   frames only (the replies to the capture's own commands left out), ``--calls`` times, each time
+   with new uuids (:func:`fresh_calls`): real events (5-9 kB, 130-290 headers), new calls.
 2. Baseline, measured in the same run: greenswitch's own reader, ``ESLProtocol.receive_events``
    (``readline`` per header line, ``_read_socket`` for the Content-Length body,
    ``handle_event`` -> ``ESLEvent.parse_data`` -> its event queue) over the same bytes in memory.
@@ -14,8 +17,13 @@
    ``EslFrame.event`` -> :class:`esl.normalize.EslNormalizer` -> the core's
    :class:`pbx_recorder.calls.CallBook` (rules evaluated inside ``handle``) + a ``tick`` every
    simulated second; commands are produced, not carried out.
+4. The same pipeline as the code of git revision ``--baseline`` has it (default ``124bcb1``, the
+   main branch before the session-17 speed work): its ``esl``/``pbx_recorder``/... packages are
+   extracted with ``git archive`` into a temporary directory.  Each side runs in its own child
+   process (``--worker``, PYTHONPATH set to one tree or the other; the child prints where it
+   imported ``esl.frames`` from), baseline and ours alternately, ``--repeat`` rounds, best of each.
 
-Prints events/s for both, the ratio ours/greenswitch and our per-event p50/p99.  Targets:
+Prints events/s for each, the ratios to greenswitch and to the baseline, per-event p50/p99.  Targets:
 ratio >= 0.5, >= 20,000 events/s on one core (CPU seconds of this process).  Nothing here asserts:
 the numbers are for reading.
 """
@@ -25,15 +33,22 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import json
 import logging
 import os
+import re
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
-from esl.frames import EslParser, render_event_plain
+from esl.frames import EVENT_PLAIN, EslParser, render_event_plain, render_frame
 from esl.normalize import EslNormalizer
 from pbx_recorder.calls import CallBook
 from pbx_recorder.rules import rules_from_dicts
@@ -181,6 +196,34 @@ def generate(calls: int, t0: float = 1_764_600_000.0) -> bytes:
     return b"".join(parts)
 
 
+def events_only(capture: bytes) -> bytes:
+    """A capture's event frames, as they were: its command replies answer commands this bench does
+    not send (greenswitch's reader would pop a command that was never sent for each)."""
+    frames = EslParser().feed(capture)
+    return b"".join(render_frame(f.headers.items(), f.body) for f in frames if f.content_type == EVENT_PLAIN)
+
+
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-([0-9a-f]{12})")
+
+
+def fresh_calls(events: bytes, times: int) -> bytes:
+    """``events`` repeated ``times`` times, each time with new uuids (the last 12 hex digits of
+    every uuid made the repetition's number: the same length, so every Content-Length holds):
+    new calls and legs for the normalizer and the core, not one call seen again and again."""
+    uuids = {m[0] for m in _UUID.finditer(events)}
+    if len({u[:-12] for u in uuids}) != len(uuids):
+        raise SystemExit("two uuids of the capture share their first 24 characters")
+    cuts = [m.span(1) for m in _UUID.finditer(events)]  # where each uuid's last 12 digits are
+    starts, ends = [0] + [end for _, end in cuts], [start for start, _ in cuts] + [len(events)]
+    texts = [events[a:b] for a, b in zip(starts, ends, strict=True)]
+    out: list[bytes] = []
+    for k in range(times):
+        tail = b"%012x" % k
+        out += [piece for text in texts[:-1] for piece in (text, tail)]
+        out.append(texts[-1])
+    return b"".join(out)
+
+
 def chunks(data: bytes, size: int) -> Iterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
@@ -254,37 +297,114 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else 0.0
 
 
+ROOT = Path(__file__).resolve().parents[1]
+#: the code the baseline side imports (everything the pipeline's modules import at that revision)
+PACKAGES = ("esl", "pbx_recorder", "ami", "consent", "storage")
+
+
+def extract(rev: str, into: Path) -> str:
+    """The packages of ``rev`` under ``into`` (git archive | tar); returns the full commit id."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", rev + "^{commit}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, *PACKAGES],
+        check=True, capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return commit
+
+
+def worker(data_file: Path, size: int) -> None:
+    """One side's measurement in this process (the code PYTHONPATH points at): JSON on stdout."""
+    import esl.frames
+
+    data = data_file.read_bytes()
+    gc.collect()
+    events, cpu, per_event, commands = bench_ours(data, size, 1_764_600_000.0)
+    parsed, parse_cpu = bench_parse_only(data, size)
+    result = {
+        "code": str(Path(esl.frames.__file__).resolve().parents[1]),
+        "events": events, "cpu": cpu, "commands": commands,
+        "p50": pct(per_event, 0.5), "p99": pct(per_event, 0.99),
+        "parsed": parsed, "parse_cpu": parse_cpu,
+    }
+    print(json.dumps(result))
+
+
+def run_side(tree: Path, data_file: Path, size: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", str(data_file), "--chunk", str(size)],
+        check=True, capture_output=True, text=True, env=env,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if Path(result["code"]) != tree.resolve():
+        raise SystemExit(f"the worker imported esl from {result['code']}, not {tree}")
+    return result
+
+
+def line(label: str, r: dict[str, Any]) -> str:
+    rate = r["events"] / r["cpu"]
+    return (
+        f"{label:<28}: {r['events']:>8} events in {r['cpu']:6.2f} s = {rate:>9,.0f} events/s, "
+        f"p50 {r['p50'] * 1e6:5.1f} us, p99 {r['p99'] * 1e6:6.1f} us ({r['commands']} commands); "
+        f"parsing alone {r['parsed'] / r['parse_cpu']:>9,.0f} events/s"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--calls", type=int, default=5_000)
     ap.add_argument("--chunk", type=int, default=65_536)
     ap.add_argument("--capture", type=Path, help="raw ESL bytes captured from a real FreeSWITCH")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best is reported")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of each; the best is reported")
+    ap.add_argument("--baseline", default="124bcb1", help="git revision measured side by side ('' = none)")
+    ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
-    data = args.capture.read_bytes() * max(1, args.calls // 100) if args.capture else generate(args.calls)
+    if args.worker:
+        return worker(args.worker, args.chunk)
+    if args.capture:
+        data = fresh_calls(events_only(args.capture.read_bytes()), args.calls)
+    else:
+        data = generate(args.calls)
     print(
         f"input: {len(data) / 1e6:.1f} MB, {f'capture {args.capture}' if args.capture else 'synthetic'}; "
         f"load average {load()} (the machine may be shared: rates are per CPU second of this process)"
     )
-    gc.collect()
-    bare = min((bench_greenswitch(data) for _ in range(args.repeat)), key=lambda r: r[1])
-    ours = min(
-        (bench_ours(data, args.chunk, 1_764_600_000.0) for _ in range(args.repeat)), key=lambda r: r[1]
-    )
-    parse = min((bench_parse_only(data, args.chunk) for _ in range(args.repeat)), key=lambda r: r[1])
-    bare_rate, our_rate = bare[0] / bare[1], ours[0] / ours[1]
-    print(f"greenswitch bare parsing : {bare[0]:>8} events in {bare[1]:6.2f} s = {bare_rate:>9,.0f} events/s")
+    with tempfile.TemporaryDirectory(prefix="bench-esl-") as tmp:
+        data_file = Path(tmp) / "stream.esl"
+        data_file.write_bytes(data)
+        sides = {"ours": ROOT}
+        if args.baseline:
+            base_tree = Path(tmp) / "baseline"
+            commit = extract(args.baseline, base_tree)
+            sides = {f"baseline {commit[:7]}": base_tree, **sides}
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+        bare: list[tuple[int, float]] = []
+        for _ in range(args.repeat):  # alternately, so a busy spell of the host hits both sides
+            bare.append(bench_greenswitch(data))
+            for name, tree in sides.items():
+                results[name].append(run_side(tree, data_file, args.chunk))
+    best_bare = min(bare, key=lambda r: r[1])
+    bare_rate = best_bare[0] / best_bare[1]
     print(
-        f"ours parse+norm+rules+core: {ours[0]:>8} events in {ours[1]:6.2f} s = {our_rate:>9,.0f} events/s "
-        f"({ours[3]} commands)"
+        f"{'greenswitch bare parsing':<28}: {best_bare[0]:>8} events in {best_bare[1]:6.2f} s = "
+        f"{bare_rate:>9,.0f} events/s"
     )
-    print(
-        f"ours parsing only          : {parse[0]:>8} events in {parse[1]:6.2f} s = "
-        f"{parse[0] / parse[1]:>9,.0f} events/s"
-    )
-    print(f"per event (ours): p50 {pct(ours[2], 0.5) * 1e6:.1f} us, p99 {pct(ours[2], 0.99) * 1e6:.1f} us")
+    best = {name: min(runs, key=lambda r: r["cpu"]) for name, runs in results.items()}
+    for name, r in best.items():
+        print(line(f"{name} pipeline", r))
+    ours = best["ours"]
+    our_rate = ours["events"] / ours["cpu"]
     print(f"ratio ours/greenswitch: {our_rate / bare_rate:.2f}  (target >= 0.5; >= 20,000 events/s)")
+    for name, r in best.items():
+        if name != "ours":
+            same = "same" if r["commands"] == ours["commands"] else "DIFFERENT"
+            print(f"ours/{name}: {our_rate / (r['events'] / r['cpu']):.2f}x ({same} number of commands)")
     print(f"load average at the end: {load()}")
 
 

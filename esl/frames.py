@@ -307,6 +307,7 @@ class EslParser:
         self._need = 0
         self._scanned = 0  # bytes of the buffer already searched for the blank line
         self._pos = 0  # read position within the buffer during one feed
+        self._heads: dict[bytes, tuple[dict[str, str], int]] = {}  # outer block -> parsed (bounded)
 
     def feed(self, data: bytes) -> list[EslFrame]:
         """Frames are cut at a read position and the consumed bytes dropped once per feed (not
@@ -338,15 +339,13 @@ class EslParser:
                 if len(buf) - pos > self.max_head:
                     raise EslError(f"ESL header block over {self.max_head} bytes")
                 return None
-            head = parse_head(buf[pos:end].decode("utf-8", "replace"))
+            raw = bytes(buf[pos:end])
+            known = self._heads.get(raw)
+            if known is None:
+                known = self._parse_head(raw)
+            head, self._need = dict(known[0]), known[1]  # each frame its own dict
             pos = self._pos = end + sep_len
             self._scanned = 0
-            length = head.get("Content-Length", "0")
-            if not length.isdigit():
-                raise EslError(f"bad ESL Content-Length {length[:20]!r}")
-            self._need = int(length)
-            if self._need > self.max_body:
-                raise EslError(f"ESL Content-Length {self._need} over {self.max_body}")
             self._head = head
         if len(buf) - pos < self._need:
             return None
@@ -355,6 +354,22 @@ class EslParser:
         frame = EslFrame(self._head, body)
         self._head, self._need = None, 0
         return frame
+
+    def _parse_head(self, raw: bytes) -> tuple[dict[str, str], int]:
+        """(headers, body length) of an outer block, remembered: an event stream's blocks differ
+        only by their Content-Length (``Content-Length: 3336``, ``Content-Type: text/event-plain``)."""
+        head = parse_head(raw.decode("utf-8", "replace"))
+        length = head.get("Content-Length", "0")
+        if not length.isdigit():
+            raise EslError(f"bad ESL Content-Length {length[:20]!r}")
+        need = int(length)
+        if need > self.max_body:
+            raise EslError(f"ESL Content-Length {need} over {self.max_body}")
+        if len(raw) <= 256:  # an event's block is ~50 bytes; a long one is not kept
+            if len(self._heads) >= 512:
+                self._heads.clear()
+            self._heads[raw] = head, need
+        return head, need
 
     @property
     def pending(self) -> int:

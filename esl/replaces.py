@@ -32,14 +32,16 @@ _ATT_XFER = re.compile(r"\d{1,20}:[0-9A-Za-z-]{1,64}:att_xfer:[^|]{0,300}")  # o
 def replaces_transfer(n: Any, h: Mapping[str, str], ids: tuple[str, str], at: float, a_leg: str,
                       b_leg: str) -> list[Any]:
     """``n``: the EslNormalizer (its roots, bridge partners and transfers already reported)."""
-    marks = _ATT_XFER.findall(h.get("variable_transfer_history", "") or h.get("variable_transfer_source", ""))
-    source = marks[-1] if marks else ""
     leg = ids[1]
-    if not source or not a_leg or not b_leg or a_leg == b_leg or n.transfers.get(leg) == source:
+    if not a_leg or not b_leg or a_leg == b_leg:
         return []
     other = b_leg if a_leg == leg else a_leg
     own_root, other_root = n._roots.get(leg, ""), n._roots.get(other, "")
     if not own_root or not other_root or own_root == other_root:
+        return []  # (checked first: a bridge within one call reads no variable, absent ones scan the event)
+    marks = _ATT_XFER.findall(h.get("variable_transfer_history", "") or h.get("variable_transfer_source", ""))
+    source = marks[-1] if marks else ""
+    if not source or n.transfers.get(leg) == source:
         return []
     n.transfers[leg] = source
     own_call, other_call = ids[0], n.call_id(other_root)
