@@ -21,7 +21,12 @@ from typing import Any
 
 from pbx_recorder import audit_trail, manifest_copy
 from pbx_recorder.catalog import engine, stored_form
-from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, MANIFEST_FIELDS, NumberProtection
+from pbx_recorder.catalog.protected_rows import (
+    CALL_FIELDS,
+    CLEAR_DEFAULTS,
+    CLEAR_MANIFEST_FIELDS,
+    NumberProtection,
+)
 from pbx_recorder.catalog.queries import (
     COUNT_CAP,
     MAX_LIMIT,
@@ -41,10 +46,6 @@ from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
 
 COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
-#: what a catalog without number protection keeps of a signed manifest besides the copy: the
-#: numbers erasure finds a call by (``lifecycle.number_lookup.manifest_numbers``), sealed by the
-#: data step (``number_migration``) like the whole copies of before schema 11
-CLEAR_MANIFEST_FIELDS = (*MANIFEST_FIELDS, "did")
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
 

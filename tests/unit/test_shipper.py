@@ -5,7 +5,7 @@ import pytest
 
 from pbx_recorder import manifest_copy, stored_manifest
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.catalog.repository import CLEAR_MANIFEST_FIELDS
+from pbx_recorder.catalog.protected_rows import CLEAR_MANIFEST_FIELDS
 from pbx_recorder.errors import TierUnavailable
 from pbx_recorder.manifest import Manifest, ManifestFile
 from pbx_recorder.shipper import InProcessClaimer, Shipper

@@ -12,7 +12,7 @@ import pytest
 from tamper_support import CALLER, Deployment
 
 from pbx_recorder import manifest_copy, stored_manifest
-from pbx_recorder.catalog.repository import CLEAR_MANIFEST_FIELDS
+from pbx_recorder.catalog.protected_rows import CLEAR_MANIFEST_FIELDS
 from pbx_recorder.errors import IntegrityError, ObjectNotRestored
 from pbx_recorder.manifest import canonical_json
 from pbx_recorder.signing import verify_manifest
