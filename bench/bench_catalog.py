@@ -358,19 +358,23 @@ class Bench:
             f"{cdr_size / self.n:,.0f} bytes per call "
             f"(ratio {size / cdr_size:.1f}x)"
         )
-        try:
+        try:  # every table and index (pages in use: a page's free space counts where it is)
             parts = conn.execute(
-                "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"
+                "SELECT d.name, COALESCE(m.type, 'table'), COALESCE(m.tbl_name, d.name), SUM(d.pgsize) "
+                "FROM dbstat d LEFT JOIN sqlite_schema m ON m.name = d.name GROUP BY d.name ORDER BY 4 DESC"
             ).fetchall()
         except sqlite3.OperationalError:
             parts = []
-        for name, nbytes in parts[:14]:
-            print(f"  {name:32} {nbytes / self.n:8,.0f} B/call")
+        for name, kind, table, nbytes in parts:
+            if nbytes / self.n >= 1:
+                print(f"  {name:32} {kind:5} of {table:14} {nbytes / self.n:8,.0f} B/call")
         print("  stored twice (average bytes per call):")
         for label, sql in (
             ("calls.cdr JSON (also columns)", "SELECT AVG(length(cdr)) FROM calls"),
             ("calls.consent JSON", "SELECT AVG(length(consent)) FROM calls"),
             ("recordings.manifest JSON", "SELECT AVG(length(manifest)) FROM recordings"),
+            ("recordings.signature + hashes", "SELECT AVG(length(signature) + length(sha256) + "
+             "length(audio_sha256)) FROM recordings"),
             (
                 "  of which cdr + consent again",
                 "SELECT AVG(length(json_extract(manifest, '$.cdr')) + "

@@ -110,6 +110,19 @@ def _total_size(conn: Any) -> tuple[int, list[tuple[str, int]]]:
     return sum(size for _, size in parts), parts
 
 
+def _relations(conn: Any) -> list[tuple[str, str, str, int]]:
+    """(name, table | index, its table, bytes) of every table (pg_table_size: heap, TOAST, maps)
+    and index (pg_relation_size) in the connection's schema, largest first."""
+    rows = conn.execute(
+        "SELECT c.relname, CASE c.relkind WHEN 'r' THEN 'table' ELSE 'index' END, "
+        "COALESCE(t.relname, c.relname), CASE c.relkind WHEN 'r' THEN pg_table_size(c.oid) "
+        "ELSE pg_relation_size(c.oid) END FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_index i ON i.indexrelid = c.oid LEFT JOIN pg_class t ON t.oid = i.indrelid "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i') ORDER BY 4 DESC").fetchall()
+    return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+
 def analyze(catalog: Catalog) -> list[str]:
     """ANALYZE every table of the catalog's schema (the statistics the planner needs); their names."""
     conn = catalog._conn()
@@ -150,3 +163,7 @@ def footprint(catalog: Catalog, calls: int, cdr: PgCdr | None) -> None:
     print("\n" + line)
     for name, nbytes in parts[:10]:
         print(f"  {name:32} {nbytes / calls:8,.0f} B/call (with its indexes and TOAST)")
+    print("  each table (heap + TOAST) and index on its own:")
+    for name, kind, table, nbytes in _relations(catalog._conn()):
+        if nbytes > 8192:  # more than the one page an empty table or index takes
+            print(f"    {name:32} {kind:5} of {table:14} {nbytes / calls:8,.0f} B/call")

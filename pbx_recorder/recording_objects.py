@@ -25,6 +25,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from pbx_recorder import manifest_copy
 from pbx_recorder.naming import parse_storage_key, storage_key
 
 AUDIO, MANIFEST, ORIGINAL = "audio", "manifest", "original"
@@ -81,16 +82,6 @@ def is_listed(rec: Mapping[str, Any]) -> bool:
     return bool(listed(rec))
 
 
-def _manifest(rec: Mapping[str, Any]) -> Mapping[str, Any]:
-    raw = rec.get("manifest")
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw or "{}")
-        except ValueError:
-            return {}
-    return raw if isinstance(raw, Mapping) else {}
-
-
 def derived_objects(rec: Mapping[str, Any]) -> list[RecordingObject]:
     """Fallback for rows without ``objects``: primary + naming-derived sidecar and leg keys."""
     key = str(rec.get("storage_key") or "")
@@ -109,7 +100,7 @@ def derived_objects(rec: Mapping[str, Any]) -> list[RecordingObject]:
     def key_for(recording_id: str, ext: str) -> str:
         return storage_key(parsed.call_id, recording_id, parsed.started_at, ext, parsed.region)
 
-    files = _manifest(rec).get("files") or []
+    files = manifest_copy.parse(rec.get("manifest")).get("files") or []
     for i, f in enumerate(files):
         if i == 0 or not isinstance(f, Mapping):
             continue

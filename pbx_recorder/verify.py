@@ -27,23 +27,23 @@ The storage checks are in ``verify_objects``, the catalog reads in ``verify_rows
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder import audit_trail, call_seal, chain_head, ledger
+from pbx_recorder import audit_trail, call_seal, chain_head, ledger, manifest_copy, stored_manifest
 from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
 from pbx_recorder.chain_head import CheckpointStore
-from pbx_recorder.errors import CryptoError, NotFound
+from pbx_recorder.errors import CryptoError, NotFound, ObjectNotRestored, StorageError
 from pbx_recorder.recording_objects import objects_of
 from pbx_recorder.signing import verify_manifest
 from pbx_recorder.verify_bindings import (
     expectation_of,
     hold_binding,
     ledger_entries,
+    manifest_binding,
     row_binding,
     vanished_ids,
 )
@@ -182,12 +182,15 @@ class Verifier(ObjectChecks):
 
     def _check_signature(self, row: dict[str, Any], report: VerifyReport) -> None:
         rid = row["recording_id"]
+        if manifest_copy.is_copy(row):  # schema 11: the signed manifest is the stored object
+            self._check_stored_manifest(row, report)
+            return
         try:
-            manifest = json.loads(row["manifest"] or "{}")
+            manifest: Any = manifest_copy.parse(row["manifest"], strict=True)
         except ValueError:
             report.mismatches.append(Mismatch(rid, "manifest is not valid JSON"))
             return
-        if isinstance(manifest, dict) and MANIFEST_TOKEN in manifest:  # schema 6: numbers encrypted
+        if MANIFEST_TOKEN in manifest:  # schema 6: numbers encrypted
             if self.numbers is None:
                 report.notes.append(f"{rid}: manifest numbers encrypted; signature not checked without the "
                                     "catalog keys")
@@ -201,9 +204,50 @@ class Verifier(ObjectChecks):
         if audio and row["audio_sha256"] and not digests_equal(audio, row["audio_sha256"]):
             report.mismatches.append(Mismatch(rid, "manifest audio hash differs from the catalog",
                                               row["audio_sha256"], audio))
+        self._check_signed(row, manifest, report)
+
+    def _check_signed(self, row: dict[str, Any], manifest: Any, report: VerifyReport) -> None:
         if self.public_key is None:
             return
+        rid = row["recording_id"]
         if not row["signature"]:
             report.mismatches.append(Mismatch(rid, "manifest not signed", "signature", "none"))
         elif not verify_manifest(manifest, row["signature"], self.public_key):
             report.mismatches.append(Mismatch(rid, "manifest signature does not verify", "valid", "invalid"))
+
+    def _check_stored_manifest(self, row: dict[str, Any], report: VerifyReport) -> None:
+        """A schema-11 row: the stored manifest hashes to the row's ``manifest_sha256``, its
+        signature verifies, and the row's fields and the catalog's copy agree with it."""
+        rid, add = row["recording_id"], report.mismatches.append
+        tier = self.tiers.get(row["tier"])
+        if tier is None or tier.name in self._down:
+            return  # _check_object names the unknown tier; an unreachable one is not a mismatch
+        try:
+            signed = stored_manifest.read_signed(row, tier, self.keyring)
+        except ObjectNotRestored:
+            report.notes.append(f"{rid}: manifest in an archive class, not restored: signature not checked")
+            return
+        except stored_manifest.KeyRingNeeded:
+            report.notes.append(f"{rid}: manifest sealed; signature not checked without the key ring")
+            return
+        except (StorageError, NotFound) as exc:
+            if not self._tier_down(tier, exc if isinstance(exc, StorageError) else None):
+                add(Mismatch(rid, f"signed manifest not readable: {exc}", "stored manifest", "unreadable"))
+            return
+        except (CryptoError, ValueError) as exc:
+            add(Mismatch(rid, f"signed manifest not readable: {exc}", "stored manifest", "unreadable"))
+            return
+        digest = manifest_copy.signed_sha256(signed)
+        if not digests_equal(digest, str(row["manifest_sha256"])):
+            add(Mismatch(rid, "stored manifest differs from the catalog's hash of it",
+                         str(row["manifest_sha256"]), digest))
+        for what, want, found in manifest_binding(row, signed):
+            add(Mismatch(rid, what, want, found))
+        audio = _manifest_audio_hash(signed)
+        if audio and row["audio_sha256"] and not digests_equal(audio, row["audio_sha256"]):
+            add(Mismatch(rid, "manifest audio hash differs from the catalog", row["audio_sha256"], audio))
+        differs = manifest_copy.copy_differences(manifest_copy.parse(row["manifest"]), signed)
+        if differs:
+            add(Mismatch(rid, "catalog copy of the manifest differs from the signed one", "as signed",
+                         ", ".join(differs)))
+        self._check_signed(row, signed, report)

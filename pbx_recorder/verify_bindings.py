@@ -14,8 +14,10 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from pbx_recorder import manifest_copy
 from pbx_recorder.catalog import engine
 from pbx_recorder.ledger import wrapped_key_digest
+from pbx_recorder.naming import parse_storage_key
 from storage.hashing import digests_equal
 
 LOCATION_EVENTS = ("stored", "migrated")
@@ -87,20 +89,10 @@ def locations_of(entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     return places
 
 
-def _manifest(row: Mapping[str, Any]) -> Mapping[str, Any]:
-    manifest = row.get("manifest")
-    if isinstance(manifest, str):
-        try:
-            manifest = json.loads(manifest or "{}")
-        except ValueError:
-            return {}
-    return manifest if isinstance(manifest, Mapping) else {}
-
-
-def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(what, expected, found) for every field of ``row`` that its manifest or ledger contradicts."""
+def manifest_binding(row: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(what, expected, found) for every field of ``row`` that ``manifest`` contradicts: the
+    catalog's own copy (rows from before schema 11) or the stored signed manifest."""
     out: list[tuple[str, str, str]] = []
-    manifest = _manifest(row)
     for field in ("recording_id", "call_id"):
         if manifest.get(field) and str(manifest[field]) != str(row.get(field) or ""):
             out.append((f"row {field} differs from its signed manifest", str(manifest[field]),
@@ -110,6 +102,28 @@ def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple
             and bool(processing["encrypted"]) != bool(row.get("encrypted")):
         out.append(("row encryption flag differs from its signed manifest",
                     str(bool(processing["encrypted"])), str(bool(row.get("encrypted")))))
+    return out
+
+
+def key_binding(row: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The row's call and recording ids against its primary storage key, which names both
+    (``naming.storage_key``) and which the ledger binds: what keeps a recording from being moved
+    to another call while its signed manifest cannot be read (an archive class, schema 11)."""
+    try:
+        parsed = parse_storage_key(str(row.get("storage_key") or ""))
+    except ValueError:
+        return []  # a key of another layout (imported, hand-made): nothing to compare
+    out: list[tuple[str, str, str]] = []
+    for field, named in (("call_id", parsed.call_id), ("recording_id", parsed.recording_id)):
+        if named != str(row.get(field) or ""):
+            out.append((f"row {field} differs from its storage key", named, str(row.get(field) or "")))
+    return out
+
+
+def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(what, expected, found) for every field of ``row`` that its manifest, storage key or ledger
+    contradicts."""
+    out = manifest_binding(row, manifest_copy.parse(row.get("manifest"))) + key_binding(row)
     checks = (("tier", "tier"), ("key", "storage_key"), ("sha256", "sha256"), ("size", "size"),
               ("audio_sha256", "audio_sha256"), ("key_id", "key_id"))
     for ledger_field, column in checks:

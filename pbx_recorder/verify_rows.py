@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pbx_recorder import manifest_copy
 from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.recording_objects import objects_of
@@ -19,7 +20,7 @@ LIVE_STATES = ("stored", "verified", "migrated")
 GONE_STATES = ("expired", "erased", "deleted")
 COLUMNS = ("recording_id", "call_id", "state", "size", "sha256", "audio_sha256", "tier", "storage_key",
            "encrypted", "key_id", "wrapped_key", "manifest", "signature")
-OPTIONAL_COLUMNS = ("objects",)  # schema migration 3
+OPTIONAL_COLUMNS = ("objects", "manifest_sha256")  # schema migrations 3 and 11
 
 
 def catalog_connection(path: str | Path, *, read_only: bool = True) -> sqlite3.Connection:
@@ -91,13 +92,7 @@ def vanished_mismatch(rid: str) -> Mismatch:
 def expected_plaintext_sha256(row: Mapping[str, Any]) -> str:
     """What the primary object decrypts to: ``manifest.processing.plaintext_sha256`` (set by
     EncryptStage; differs from ``audio_sha256`` after transcoding), else ``audio_sha256``."""
-    manifest = row.get("manifest")
-    if isinstance(manifest, str):
-        try:
-            manifest = json.loads(manifest or "{}")
-        except ValueError:
-            manifest = {}
-    processing = manifest.get("processing") if isinstance(manifest, Mapping) else None
+    processing = manifest_copy.parse(row.get("manifest")).get("processing")
     if isinstance(processing, Mapping) and processing.get("plaintext_sha256"):
         return str(processing["plaintext_sha256"])
     return str(row.get("audio_sha256") or "")

@@ -19,9 +19,14 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import audit_trail
+from pbx_recorder import audit_trail, manifest_copy
 from pbx_recorder.catalog import engine, stored_form
-from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, NumberProtection
+from pbx_recorder.catalog.protected_rows import (
+    CALL_FIELDS,
+    CLEAR_DEFAULTS,
+    CLEAR_MANIFEST_FIELDS,
+    NumberProtection,
+)
 from pbx_recorder.catalog.queries import (
     COUNT_CAP,
     MAX_LIMIT,
@@ -399,13 +404,22 @@ class Catalog:
             self._upsert("recordings", "recording_id", row, {"state": "spooled", "created_at": self.clock()})
 
     def _protect_recording(self, recording_id: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The manifest's number-bearing fields encrypted; every number it names indexed."""
-        if self.numbers is None or "manifest" not in row:
+        """Every number a signed manifest names indexed; the catalog keeps only its copy
+        (``manifest_copy``: what display reads, the signed bytes' hash), the signed manifest being
+        the object stored beside the audio.  Anything else given as a manifest: numbers sealed."""
+        if "manifest" not in row:
             return row
-        plain = self.numbers.open_manifest(recording_id, row["manifest"])
-        call_id = row.get("call_id") or (plain.get("call_id") if isinstance(plain, Mapping) else None)
-        if call_id and isinstance(plain, Mapping):
-            self._index_named(self._conn(), str(call_id), plain.get("cdr"), plain.get("callee_num"))
+        raw = row["manifest"]
+        plain = self.numbers.open_manifest(recording_id, raw) if self.numbers is not None else raw
+        signed = manifest_copy.parse(plain)
+        call_id = row.get("call_id") or signed.get("call_id")
+        if call_id and self.numbers is not None and signed:
+            self._index_named(self._conn(), str(call_id), signed.get("cdr"), signed.get("callee_num"))
+        if signed.get("recording_id"):  # numbers in clear: erasure reads them here (number_lookup)
+            copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS)
+            return {**row, "manifest": copy, "manifest_sha256": digest}
+        if self.numbers is None:
+            return row
         return {**row, "manifest": self.numbers.seal_manifest(recording_id, plain)}
 
     def _open_recording(self, row: sqlite3.Row) -> dict[str, Any]:

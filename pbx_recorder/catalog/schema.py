@@ -527,6 +527,13 @@ MIGRATIONS: list[str] = [
         ('call_tags', 'call_tags_agent', '1000000 2000 100 1 1');
     ANALYZE sqlite_schema;
     """,
+    # 11 (footprint, issue 11; pbx_recorder.manifest_copy): the signed manifest is the object stored
+    # beside the audio; a row written from now on keeps in ``manifest`` only what display reads and
+    # in ``manifest_sha256`` the hash of the signed bytes, which ``verify`` checks the stored object
+    # against.  Rows written before keep their whole copy ('' here) and are verified as before.
+    """
+    ALTER TABLE recordings ADD COLUMN manifest_sha256 TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

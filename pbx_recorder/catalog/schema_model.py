@@ -75,6 +75,7 @@ recordings = Table(
     Column("created_at", REAL, nullable=False), Column("stored_at", REAL), Column("migrated_at", REAL),
     _text("restore_state"), _text("objects", "[]"),
     Column("rowid", BigInteger, Identity(), nullable=False, unique=True),
+    _text("manifest_sha256"),  # revision 0011 (SQLite's migration 11)
 )
 
 holds = Table(

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from pbx_recorder import masking
+from pbx_recorder import manifest_copy, masking
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.queries import PRESETS, STATUSES
 from pbx_recorder.catalog.repository import SearchPage
@@ -68,8 +68,7 @@ def present_call(row: dict[str, Any], unmask: bool) -> dict[str, Any]:
 
 def present_recording(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("manifest", "wrapped_key")}
-    manifest = row.get("manifest")
-    out["files"] = manifest.get("files", []) if isinstance(manifest, dict) else []
+    out["files"] = manifest_copy.parse(row.get("manifest")).get("files", [])  # kept in the catalog copy
     return out
 
 

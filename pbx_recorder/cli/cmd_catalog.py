@@ -7,7 +7,7 @@ import time
 import click
 
 from pbx_recorder.catalog import engine
-from pbx_recorder.errors import CryptoError
+from pbx_recorder.errors import CryptoError, IntegrityError
 from pbx_recorder.lifecycle import backup
 from pbx_recorder.lifecycle.job_lease import exclusive_job
 from pbx_recorder.lifecycle.runtime import Runtime
@@ -86,7 +86,8 @@ def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
 @click.option("--force", is_flag=True, help="Walk every row even if a full pass already finished.")
 @click.pass_context
 def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
-    """Bring the catalog to the newest schema and encrypt the numbers stored before schema 6.
+    """Bring the catalog to the newest schema, encrypt the numbers stored before schema 6, and keep
+    only the copy and hash of the signed manifests stored before schema 11 (each checked first).
 
     Resumable: batches commit one by one and a new run skips what is done.  Ends with VACUUM so
     no page of the file keeps a clear number (the daemon does the same at start)."""
@@ -103,6 +104,7 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
                                      "live_calls": report.live_calls, "errors": len(report.errors)})
     if report.skipped:
         click.echo(f"numbers already encrypted under key {rt.numbers.cipher.current_key_id}; nothing to do")
+        _shrink_manifests(rt, batch_size)
         return
     click.echo(f"encrypted the numbers of {report.calls} calls, {report.manifests} manifests, "
                f"{report.live_calls} live calls under key {rt.numbers.cipher.current_key_id}"
@@ -111,6 +113,31 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
         click.echo(f"  not encrypted: {line}", err=True)
     if report.errors:
         raise CryptoError(f"{len(report.errors)} rows could not be opened; run again once fixed")
+    _shrink_manifests(rt, batch_size)
+
+
+def _shrink_manifests(rt: Runtime, batch_size: int) -> None:
+    """Schema 11's data step: rows written before keep only the copy and hash of their manifest."""
+    from pbx_recorder.catalog.manifest_shrink import shrink
+    from pbx_recorder.signing import load_public_key, public_key_path
+
+    key_file = rt.config.signing.key_file
+    if not (public_key_path(key_file).is_file() or key_file.is_file()):
+        click.echo("manifest copies of older rows kept whole: no signing key to check them with")
+        return
+    with exclusive_job(rt.config, "catalog-migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        done = shrink(rt.conn, rt.numbers, load_public_key(key_file), batch=batch_size)
+    rt.audit("catalog.migrate", "manifests", {"shrunk": done.shrunk, "kept_whole": len(done.kept)})
+    click.echo(f"kept the copy and hash of {done.shrunk} older rows' signed manifests"
+               + ("; file vacuumed" if done.vacuumed else ""))
+    for line in done.kept:
+        click.echo(f"  kept whole: {line}", err=True)
+    if done.kept:
+        raise IntegrityError(f"{len(done.kept)} manifest copies do not verify against their signature: "
+                             "kept whole, see `pbx-recorder verify`")
 
 
 def register(group: click.Group) -> None:

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import pyzipper
 
-from pbx_recorder import audio_access
+from pbx_recorder import audio_access, manifest_copy, stored_manifest
 from pbx_recorder.errors import IntegrityError, NotFound, ObjectNotRestored, PolicyRefusal, RecorderError
 from pbx_recorder.exports.table_job import open_zip
 from pbx_recorder.service.api_audio import READABLE_STATES, download_name
@@ -100,12 +100,15 @@ def _restore(rec: Mapping[str, Any], who: Who) -> dict[str, Any]:
     return {"reason": "cold storage", "restore": state or "requested"}
 
 
-def _manifest_of(rec: Mapping[str, Any]) -> Any:
-    text = rec.get("manifest") or "{}"
+def _manifest_of(rec: Mapping[str, Any], tier: Any, keyring: Any) -> Any:
+    """The signed manifest the recipient checks the signature of: since schema 11 the stored
+    object (the catalog keeps a copy of what display reads), before it the catalog's copy."""
+    if not manifest_copy.is_copy(rec):
+        return manifest_copy.parse(rec.get("manifest"))
     try:
-        return json.loads(text) if isinstance(text, str) else text
-    except ValueError:
-        return {}
+        return stored_manifest.read_signed(rec, tier, keyring)
+    except (RecorderError, ValueError) as exc:
+        raise ExportFailed(f"recording {rec['recording_id']}: its signed manifest: {exc}") from exc
 
 
 def export(ready: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], int]],
@@ -136,10 +139,11 @@ def export(ready: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], int]],
             expected = expected_plaintext_sha256(rec) if encrypted else str(rec.get("sha256") or "")
             if expected and not digests_equal(h.hexdigest(), expected):
                 raise ExportFailed(f"recording {rid}: its audio does not match the catalog's hash")
+            signed = _manifest_of(rec, tier, keyring)
             files.append({"file": name, "call_id": str(call["call_id"]), "recording_id": rid,
                           "sha256": h.hexdigest(), "size": size, "expected_sha256": expected,
                           "catalog_sha256": str(rec.get("sha256") or ""), "encrypted_at_rest": encrypted,
-                          "manifest": _manifest_of(rec), "signature": str(rec.get("signature") or "")})
+                          "manifest": signed, "signature": str(rec.get("signature") or "")})
         body = {"format": "pbx-recorder audio export 1", **meta, "files": files, "pending": list(pending),
                 "verify": VERIFY}
         zf.writestr(MANIFEST, json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False))

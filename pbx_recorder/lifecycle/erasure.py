@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import call_seal
+from pbx_recorder import call_seal, manifest_copy
 from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token, lookup_keys
@@ -427,13 +427,7 @@ class Eraser:
 
 def _shredding(rec: Mapping[str, Any]) -> dict[str, Any]:
     """Whether deleting the row shreds the copies the recorder could not delete."""
-    manifest = rec.get("manifest")
-    if isinstance(manifest, str):
-        try:
-            manifest = json.loads(manifest or "{}")
-        except ValueError:
-            manifest = {}
-    processing = (manifest or {}).get("processing") or {}
+    processing = manifest_copy.parse(rec.get("manifest")).get("processing") or {}
     if not rec.get("encrypted"):
         return {"shredded": False, "data_key": "none: stored unencrypted, only deleted copies are gone"}
     if processing.get("key_in_header") is False:

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pbx_recorder import audio_access
+from pbx_recorder import audio_access, manifest_copy
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.recording_objects import leg_role, objects_of
@@ -131,14 +131,7 @@ def peaks_of(ctx: ServiceContext, rec: Mapping[str, Any], tier: Tier) -> dict[st
 
 def pauses_of(rec: Mapping[str, Any]) -> list[list[float]]:
     """The PCI-paused stretches as [start, end] seconds from the recording's start."""
-    manifest = rec.get("manifest") or {}
-    if isinstance(manifest, str | bytes):
-        try:
-            manifest = json.loads(manifest)
-        except ValueError:
-            return []
-    if not isinstance(manifest, Mapping):
-        return []
+    manifest = manifest_copy.parse(rec.get("manifest"))  # pauses and span: kept in the catalog copy
     origin = manifest.get("recorded_from")
     out = []
     for pair in manifest.get("pauses") or ():

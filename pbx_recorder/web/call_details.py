@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from pbx_recorder import manifest_copy
 from pbx_recorder.masking import sanitize
 from pbx_recorder.service.context import ServiceContext
 
@@ -33,8 +34,7 @@ def where_stored(rec: Mapping[str, Any]) -> str:
 
 
 def recording_view(rec: Mapping[str, Any]) -> dict[str, Any]:
-    found = rec.get("manifest")
-    manifest: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    manifest = manifest_copy.parse(rec.get("manifest"))  # the catalog copy keeps the pauses
     return {"recording_id": rec["recording_id"], "kind": rec.get("kind") or "call", "mode": rec.get("mode"),
             "format": rec.get("format"), "duration_s": rec.get("duration_s"), "tier": rec.get("tier"),
             "sha256": rec.get("sha256"), "hash_alg": rec.get("hash_alg") or "sha256",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pbx_recorder import ledger
+from pbx_recorder import ledger, manifest_copy
 from pbx_recorder.call_seal import CallSealer, check_calls
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
@@ -75,9 +75,13 @@ def test_bulk_with_numbers_protected_writes_what_the_per_call_path_writes(tmp_pa
     assert conn.execute("SELECT COUNT(*) FROM calls WHERE caller_num != ''").fetchone()[0] == 0  # sealed away
     assert ledger.verify_chain(conn) == []
     assert check_calls(conn, KEY.public_key(), numbers=_numbers()) == []  # seals over the numbers in clear
+    signed = {str(r.row["recording_id"]): r.manifest for _, [r] in (_with_numbers(i) for i in range(5))}
     for rec in b["recordings"]:
         assert rec["state"] == "verified"
-        assert verify_manifest(rec["manifest"], rec["signature"], KEY.public_key())
+        manifest = signed[rec["recording_id"]].to_dict()  # stored beside the audio (schema 11)
+        assert rec["manifest_sha256"] == manifest_copy.signed_sha256(manifest)
+        assert rec["manifest"] == manifest_copy.catalog_copy(manifest)[0]
+        assert verify_manifest(manifest, rec["signature"], KEY.public_key())
 
 
 @pytest.mark.sqlite_only  # reads SQLite's statement trace

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from pbx_recorder import manifest_copy
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, token_key_id
 from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_clause
@@ -159,7 +160,15 @@ def test_live_calls_and_manifests_are_sealed(cat):
     cat.upsert_recording({"recording_id": "r1", "call_id": "c1", "manifest": manifest})
     stored = raw(cat, "SELECT manifest FROM recordings")[0][0]
     assert NUMBER not in stored and '"files"' in stored and '"processing"' in stored
-    assert cat.get_recording("r1")["manifest"] == manifest
+    # schema 11: the catalog keeps what display reads (the signed manifest is stored beside the audio)
+    assert cat.get_recording("r1")["manifest"] == manifest_copy.catalog_copy(manifest)[0]
+    assert cat.get_recording("r1")["manifest_sha256"] == manifest_copy.signed_sha256(manifest)
+    # and indexes every number it names, for erasure
+    assert raw(cat, "SELECT call_id FROM call_numbers WHERE call_id = 'c1'")
+    cat.upsert_recording({"recording_id": "r2", "call_id": "c1", "manifest": {"cdr": {"src": NUMBER}}})
+    assert NUMBER not in raw(cat, "SELECT manifest FROM recordings WHERE recording_id = 'r2'")[0][0]
+    # not a signed manifest (no recording id): sealed as before
+    assert cat.get_recording("r2")["manifest"] == {"cdr": {"src": NUMBER}}
 
 
 @pytest.mark.sqlite_only  # SQLite query plans / raw sqlite3 rows

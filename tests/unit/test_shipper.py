@@ -3,7 +3,9 @@ import hashlib
 
 import pytest
 
+from pbx_recorder import manifest_copy, stored_manifest
 from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog.protected_rows import CLEAR_MANIFEST_FIELDS
 from pbx_recorder.errors import TierUnavailable
 from pbx_recorder.manifest import Manifest, ManifestFile
 from pbx_recorder.shipper import InProcessClaimer, Shipper
@@ -67,7 +69,10 @@ def test_ship_verifies_then_catalogs_then_removes(env):
     assert row["sha256"] == hashlib.sha256(AUDIO).hexdigest() == row["audio_sha256"]
     assert row["storage_key"].startswith("eu/2023/11/14/") and row["storage_key"].endswith(".wav")
     assert row["size"] == len(AUDIO) and row["duration_s"] == 2.0 and row["flags"] == ["cdr_missing"]
-    assert row["manifest"]["recording_id"] == RID
+    # the signed manifest is the object beside the audio; the catalog keeps a copy and its hash
+    signed = stored_manifest.read_signed(row, tier, None)
+    assert signed["recording_id"] == RID and row["manifest_sha256"] == manifest_copy.signed_sha256(signed)
+    assert row["manifest"] == manifest_copy.catalog_copy(signed, CLEAR_MANIFEST_FIELDS)[0]
     # hook ran after the row existed ('stored') and before the spool entry was removed
     assert order == [("stored", True, row["storage_key"])]
     assert tier.verified[0] == row["storage_key"]
@@ -194,7 +199,7 @@ def test_signing_hook_from_crypto_helper_fits(env):
     assert shipper.ship_once().shipped == [RID]
     row = catalog.get_recording(RID)
     assert row["state"] == "verified" and row["signature"]
-    assert verify_manifest(row["manifest"], row["signature"], key.public_key())
+    assert verify_manifest(stored_manifest.read_signed(row, tier, None), row["signature"], key.public_key())
 
 
 class ArchiveTier(LocalTier):

@@ -101,7 +101,7 @@ def test_checkpoint_writer_refuses_to_launder_a_truncation(dep):
 def test_swapped_rows_are_caught_by_plain_and_deep_verify(dep, capsys):
     a, b = "n1_1.1_call001", "n1_2.2_call001"
     cols = ("call_id, size, sha256, audio_sha256, storage_key, key_id, wrapped_key, manifest, signature, "
-            "objects")
+            "objects, manifest_sha256")
     dep.sql("CREATE TEMP TABLE t AS SELECT recording_id, " + cols + " FROM recordings",
             *[f"UPDATE recordings SET {c} = (SELECT {c} FROM t WHERE t.recording_id = "
               f"CASE recordings.recording_id WHEN '{a}' THEN '{b}' ELSE '{a}' END)"
@@ -109,7 +109,8 @@ def test_swapped_rows_are_caught_by_plain_and_deep_verify(dep, capsys):
     for args in (("verify",), ("verify", "--deep")):
         code, out = dep.cli(capsys, *args)
         assert code == IntegrityError.exit_code, out
-        assert f"{a}: row recording_id differs from its signed manifest" in out
+        # the rows' signed manifests are the stored objects: a's row now names b's, sealed for b
+        assert f"{a}: signed manifest not readable: encrypted file belongs to another recording" in out
         assert f"{b}: row storage_key differs from the ledger" in out
 
 
