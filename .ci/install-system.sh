@@ -76,9 +76,12 @@ PREF
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# the fixed list, and whatever else was found missing above (chromium, chromium-driver,
+# fonts-noto-cjk, postgresql-15 were checked but never installed before: a machine without
+# them failed the browser tests)
 $SUDO apt-get install -y -qq --no-install-recommends \
   asterisk asterisk-core-sounds-en-gsm sip-tester redis-server sox espeak-ng opus-tools debootstrap \
-  ceph-mon ceph-osd ceph-base ceph-common radosgw >/dev/null
+  ceph-mon ceph-osd ceph-base ceph-common radosgw "${need[@]}" >/dev/null
 # A freshly installed package starts a system service on the default ports; the tests run
 # private instances.  Stop only what THIS run installed: never an Asterisk or Redis that was
 # already running on this host (a production PBX).
