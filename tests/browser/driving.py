@@ -67,6 +67,31 @@ def wait(driver: webdriver.Chrome, timeout: float = WAIT_S) -> WebDriverWait[web
     return WebDriverWait(driver, timeout)
 
 
+def submit_and_wait(driver: webdriver.Chrome, button_id: str, loaded_id: str) -> None:
+    """Click a form's submit button and wait for the NEXT page's ``loaded_id``: the old page may
+    have the same element, so first wait until the old button is gone (else the test would read
+    the old page's elements and find them stale a moment later)."""
+    button = driver.find_element(By.ID, button_id)
+    button.click()
+    wait(driver).until(EC.staleness_of(button))
+    wait(driver).until(EC.presence_of_element_located((By.ID, loaded_id)))
+
+
+_FINISHED_EXPORT = """
+const row = document.querySelector("tr[data-state='done']");
+const link = row && row.querySelector('.job-download');
+const bar = row && row.querySelector('.job-progress');
+return link && bar ? [link.href, bar.getAttribute('value') || String(bar.value)] : null;
+"""
+
+
+def finished_export(driver: webdriver.Chrome, timeout: float = 120) -> tuple[str, str]:
+    """The first finished export job's download address and progress value, read in one script
+    (the jobs table is re-rendered while any job runs, so elements found earlier go stale)."""
+    href, progress = WebDriverWait(driver, timeout).until(lambda d: d.execute_script(_FINISHED_EXPORT))
+    return str(href), str(progress)
+
+
 def login(driver: webdriver.Chrome, base: str, name: str, password: str, next_path: str = "/calls") -> None:
     """Log in through the login page (as a user would) and wait for ``next_path`` to load."""
     driver.get(f"{base}/login")

@@ -10,7 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.browser.driving import login, screenshot, wait
+from tests.browser.driving import finished_export, login, screenshot, submit_and_wait, wait
 from tests.browser.exports_support import export_console  # noqa: F401  (the module's fixture)
 from tests.peers.exports_support import HOSTILE_NAMES, PASSWORD, csv_rows, unzip
 from tests.peers.service_support import PASSWORD as LOGIN_PASSWORD
@@ -24,8 +24,7 @@ def test_export_a_search_with_a_password(export_console, browser) -> None:  # ty
     field = browser.find_element(By.ID, "f-agent")
     field.clear()
     field.send_keys("alice")
-    browser.find_element(By.ID, "search-submit").click()
-    wait(browser).until(EC.presence_of_element_located((By.ID, "export-result")))
+    submit_and_wait(browser, "search-submit", "export-result")
     browser.find_element(By.ID, "export-result").click()
     wait(browser).until(EC.presence_of_element_located((By.ID, "export-form")))
     assert "agent=alice" in browser.find_element(By.ID, "export-filter").text
@@ -36,14 +35,13 @@ def test_export_a_search_with_a_password(export_console, browser) -> None:  # ty
     browser.find_element(By.ID, "export-password").send_keys(PASSWORD)
     browser.find_element(By.ID, "export-password2").send_keys(PASSWORD)
     browser.find_element(By.ID, "export-submit").click()
-    link = wait(browser, 120).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".job-download")))
-    bar = browser.find_element(By.CSS_SELECTOR, "tr[data-state='done'] .job-progress")
-    assert bar.get_attribute("value") == "1"
+    href, progress = finished_export(browser)
+    assert progress == "1"
     assert browser.find_element(By.ID, "export-password").get_attribute("value") == ""
     screenshot(browser, "exports-done", full=True)
 
     cookies = "; ".join(f"{c['name']}={c['value']}" for c in browser.get_cookies())
-    request = urllib.request.Request(link.get_attribute("href"), headers={"Cookie": cookies})
+    request = urllib.request.Request(href, headers={"Cookie": cookies})
     with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (the test's own server)
         assert answer.headers["Content-Disposition"].startswith("attachment")
         files = unzip(answer.read())

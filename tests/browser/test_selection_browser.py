@@ -12,7 +12,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.browser.driving import login, screenshot, wait
+from tests.browser.driving import finished_export, login, screenshot, submit_and_wait, wait
 from tests.browser.exports_support import export_console  # noqa: F401  (the module's fixture)
 from tests.peers.exports_support import PASSWORD, unzip
 from tests.peers.service_support import PASSWORD as LOGIN_PASSWORD
@@ -24,8 +24,7 @@ def _search_agent(browser, agent: str) -> None:  # type: ignore[no-untyped-def]
     field = browser.find_element(By.ID, "f-agent")
     field.clear()
     field.send_keys(agent)
-    browser.find_element(By.ID, "search-submit").click()
-    wait(browser).until(EC.presence_of_element_located((By.ID, "selection")))
+    submit_and_wait(browser, "search-submit", "selection")
 
 
 def _tick(browser, *call_ids: str) -> None:  # type: ignore[no-untyped-def]
@@ -53,10 +52,10 @@ def test_the_recordings_of_the_ticked_calls_only(export_console, browser) -> Non
     browser.find_element(By.ID, "export-password").send_keys(PASSWORD)
     browser.find_element(By.ID, "export-password2").send_keys(PASSWORD)
     browser.find_element(By.ID, "export-submit").click()
-    link = wait(browser, 120).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".job-download")))
+    href, _ = finished_export(browser)
     screenshot(browser, "selection-export-done", full=True)
     cookies = "; ".join(f"{c['name']}={c['value']}" for c in browser.get_cookies())
-    request = urllib.request.Request(link.get_attribute("href"), headers={"Cookie": cookies})
+    request = urllib.request.Request(href, headers={"Cookie": cookies})
     with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (the test's own server)
         files = unzip(answer.read())
     manifest = json.loads(files.pop("manifest.json"))
