@@ -6,8 +6,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
-from pbx_recorder.sandbox import free_tcp_port
+import yaml
+from recorder_checks import Recorder
+
+from pbx_recorder.sandbox import PrivateAsterisk, free_tcp_port
+from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
 
 
 class AmiGate:
@@ -83,3 +89,22 @@ class AmiGate:
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def gated_recorder(asterisk: PrivateAsterisk, prompts_dir: Path,
+                   tmp_path: Path) -> Iterator[tuple[Recorder, AmiGate]]:
+    """A recorder (sandbox config) whose AMI link runs through a gate the test can cut or hold."""
+    gate = AmiGate(asterisk.ami_port)
+    gate.open()
+    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
+    data = yaml.safe_load(config.read_text())
+    data["pbx"]["ami"]["port"] = gate.port
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
+    work = tmp_path / "recorder"
+    try:
+        yield Recorder(process, config, work, CatalogReader(work / "catalog.db")), gate
+    finally:
+        process.terminate()
+        gate.stop()

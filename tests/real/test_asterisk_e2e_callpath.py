@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from ami_gate import AmiGate
+from ami_gate import gated_recorder
 from call_helpers import cdr_of, linkedid_of, new_caller, spare_asterisk
 from recorder_checks import Recorder, audio_files, wait_call, wait_shipped
 
@@ -205,16 +204,7 @@ def test_call_during_an_ami_outage_is_recorded_in_band_and_catalogued(
     are in the catalog: recorded, never a "missing" recording or a call that says record
     without one.  (A start that fails still says not_recorded and why:
     tests/unit/test_call_faults.py, tests/peers/test_daemon.py.)"""
-    gate = AmiGate(asterisk.ami_port)
-    gate.open()
-    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
-    data = yaml.safe_load(config.read_text())
-    data["pbx"]["ami"]["port"] = gate.port
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
-    work = tmp_path / "recorder"
-    recorder = Recorder(process, config, work, CatalogReader(work / "catalog.db"))
-    try:
+    with gated_recorder(asterisk, prompts_dir, tmp_path) as (recorder, gate):
         gate.close_link()  # the AMI link is down; FastAGI still answers
         caller, since = new_caller(), len(ami.events)
         result = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=8,
@@ -228,9 +218,6 @@ def test_call_during_an_ami_outage_is_recorded_in_band_and_catalogued(
         assert row["record_decision"] == "record", row
         assert all(r["state"] != "missing" for r in recorder.catalog.recordings(row["call_id"]))
         assert recs[0]["duration_s"] is None or recs[0]["duration_s"] > 3, recs[0]
-    finally:
-        process.terminate()
-        gate.stop()
 
 
 def test_recording_of_a_caller_who_sends_no_audio_is_flagged_silent(

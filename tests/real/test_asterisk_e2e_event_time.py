@@ -8,49 +8,26 @@ leaves its socket unread: the catalog still says when Asterisk answered.  Versio
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from ami_gate import AmiGate
+from ami_gate import gated_recorder
 from call_helpers import linkedid_of, new_caller
-from recorder_checks import Recorder, wait_call, wait_shipped
+from recorder_checks import wait_call, wait_shipped
 
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall
 from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 
 HOLD_S = 3.0
 
 
-@contextlib.contextmanager
-def _gated_recorder(asterisk: PrivateAsterisk, prompts_dir: Path,
-                    tmp_path: Path) -> Iterator[tuple[Recorder, AmiGate]]:
-    """A recorder whose AMI link runs through a gate the test can hold."""
-    gate = AmiGate(asterisk.ami_port)
-    gate.open()
-    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
-    data = yaml.safe_load(config.read_text())
-    data["pbx"]["ami"]["port"] = gate.port
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
-    work = tmp_path / "recorder"
-    try:
-        yield Recorder(process, config, work, CatalogReader(work / "catalog.db")), gate
-    finally:
-        process.terminate()
-        gate.stop()
-
-
 def test_an_answer_read_late_keeps_the_time_asterisk_answered(
         asterisk: PrivateAsterisk, ami: AmiProbe, prompts_dir: Path, tmp_path: Path) -> None:
-    with _gated_recorder(asterisk, prompts_dir, tmp_path) as (recorder, gate):
+    with gated_recorder(asterisk, prompts_dir, tmp_path) as (recorder, gate):
         caller, since = new_caller(), len(ami.events)
         gate.hold()  # from here the recorder reads nothing from Asterisk
         sipp = SippCall(tmp_path, asterisk.sip_port, "8003", hangup_after_s=8, from_user=caller).start()
@@ -80,7 +57,7 @@ def test_a_start_confirmed_late_is_not_flagged_as_a_duration_mismatch(
     span runs from that start to the hang-up's own Timestamp, so sound audio is not flagged.
     (A start confirmed by a late-read AMI reply is timed back by the stream's lag:
     tests/peers/test_ami_client.py, test_a_start_confirmed_late_is_timed_back_by_the_streams_lag.)"""
-    with _gated_recorder(asterisk, prompts_dir, tmp_path) as (recorder, gate):
+    with gated_recorder(asterisk, prompts_dir, tmp_path) as (recorder, gate):
         caller, since = new_caller(), len(ami.events)
         sipp = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=14, from_user=caller).start()
         linkedid = linkedid_of(ami, caller, since)
