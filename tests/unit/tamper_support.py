@@ -115,3 +115,13 @@ class Deployment:
 
     def close(self) -> None:
         self.catalog.close()
+
+
+def two_recorded_calls(tmp_path: Path) -> Deployment:
+    """A deployment with two recorded calls, ``n1_1.1`` and ``n1_2.2`` (another caller)."""
+    d = Deployment(tmp_path)
+    d.call("n1_1.1")
+    d.record("n1_1.1")
+    d.call("n1_2.2", caller="4917000000000")
+    d.record("n1_2.2")
+    return d

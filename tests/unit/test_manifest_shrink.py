@@ -6,7 +6,7 @@ reported by the step and by ``verify``, never dropped.  Both engines."""
 from __future__ import annotations
 
 import pytest
-from tamper_support import Deployment
+from tamper_support import Deployment, two_recorded_calls
 
 from pbx_recorder import manifest_copy, stored_manifest
 from pbx_recorder.errors import IntegrityError
@@ -17,11 +17,7 @@ A, B = "n1_1.1_call001", "n1_2.2_call001"
 
 @pytest.fixture()
 def dep(tmp_path):
-    d = Deployment(tmp_path)
-    d.call("n1_1.1")
-    d.record("n1_1.1")
-    d.call("n1_2.2", caller="4917000000000")
-    d.record("n1_2.2")
+    d = two_recorded_calls(tmp_path)
     yield d
     d.close()
 

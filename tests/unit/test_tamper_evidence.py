@@ -9,7 +9,7 @@ import json
 import shutil
 
 import pytest
-from tamper_support import CALLER, NOW, Deployment
+from tamper_support import CALLER, NOW, Deployment, two_recorded_calls
 
 from pbx_recorder import chain_head, ledger
 from pbx_recorder.errors import IntegrityError, TierUnavailable, VerifyIncomplete
@@ -21,11 +21,7 @@ from storage.local import LocalTier
 
 @pytest.fixture()
 def dep(tmp_path):
-    d = Deployment(tmp_path)
-    d.call("n1_1.1")
-    d.record("n1_1.1")
-    d.call("n1_2.2", caller="4917000000000")
-    d.record("n1_2.2")
+    d = two_recorded_calls(tmp_path)
     yield d
     d.close()
 
