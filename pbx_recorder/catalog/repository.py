@@ -486,7 +486,8 @@ class Catalog:
 
         done = 0
         early = all(getattr(hook, "before_row", False) for hook in after_store)
-        with self.transaction() as conn, ledger.appending(conn), self._naming_once():
+        with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
+              self._naming_once()):
             for call, recordings in calls:
                 self.upsert_call(call)
                 for rec in recordings:
