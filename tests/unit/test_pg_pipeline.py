@@ -10,12 +10,13 @@ import psycopg
 import pytest
 
 from pbx_recorder import ledger
-from pbx_recorder.catalog import engine
+from pbx_recorder.call_seal import check_calls
+from pbx_recorder.catalog import engine, stored_form
 from pbx_recorder.errors import CatalogError
-from tests.unit.test_catalog_bulk import _call, _catalog, _dump, _hooks
+from tests.unit.test_catalog_bulk import KEY, _call, _catalog, _dump, _hooks
 
-# the reads of one call in the bulk path: the collision check, the row read back to be sealed,
-# the ledger's entries of the recording (a retry appends no second ``stored`` entry)
+# the reads of one call in the bulk path: the collision check, the new row's INSERT ... RETURNING
+# (did it go in?), the ledger's entries of the recording (a retry appends no second ``stored`` entry)
 READS_PER_CALL = 3
 
 
@@ -49,7 +50,8 @@ def test_a_batch_waits_for_the_server_only_at_its_reads(tmp_path: Path,
     assert catalog.write_calls((_call(i) for i in range(1, calls + 1)), after_store=_hooks()) == calls  # type: ignore[arg-type]
     # (+ BEGIN and its advisory lock, the chain head and issued counter read once, COMMIT)
     assert trips[0] <= READS_PER_CALL * calls + 5
-    assert sent[0] > 2 * trips[0]  # the writes travel with the reads, not one round trip each
+    # the two ledger rows and the recording row of each call travel with the reads
+    assert sent[0] - trips[0] >= 3 * calls
     monkeypatch.undo()
     assert ledger.verify_chain(catalog._conn()) == []
     assert catalog._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0] == calls + 1
@@ -69,3 +71,50 @@ def test_a_statement_failing_inside_the_pipeline_takes_the_batch_back(tmp_path: 
     assert catalog.write_calls([_call(1), _call(3)], after_store=_hooks()) == 2  # type: ignore[arg-type]
     assert ledger.verify_chain(conn) == []
     assert [r[0] for r in conn.execute("SELECT seq FROM ledger ORDER BY seq")] == [1, 2, 3, 4, 5, 6]
+
+
+def _stand_in_after_the_collision_read(monkeypatch: pytest.MonkeyPatch, catalog, call_id: str,  # type: ignore[no-untyped-def]
+                                       **columns: object) -> None:
+    """Another connection (the pipeline's stand-in row of a recording, which takes no lock)
+    inserts ``call_id``'s row after the bulk path has found none and before it writes."""
+    original = stored_form.read_back
+
+    def late_stand_in(*args, **kwargs):  # type: ignore[no-untyped-def]
+        other = engine.connect(catalog.path)
+        names = ["call_id", "updated_at", *columns]
+        other.execute(f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                      "ON CONFLICT DO NOTHING", [call_id, 1.0, *columns.values()])
+        other.close()
+        monkeypatch.setattr(stored_form, "read_back", original)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stored_form, "read_back", late_stand_in)
+
+
+def test_a_stand_in_row_inserted_after_the_collision_read_is_written_over_and_sealed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog = _postgres(tmp_path)
+    call, recs = _call(1)
+    _stand_in_after_the_collision_read(monkeypatch, catalog, str(call["call_id"]))
+    assert catalog.write_calls([(call, recs)], after_store=_hooks()) == 1  # type: ignore[arg-type]
+    conn = catalog._conn()
+    row = conn.execute("SELECT caller_num, agent, started_at FROM calls WHERE call_id = ?",
+                       (call["call_id"],)).fetchone()
+    assert tuple(row) == (call["caller_num"], call["agent"], call["started_at"])
+    assert check_calls(conn, KEY.public_key()) == []  # the seal is over the row as stored
+    assert ledger.verify_chain(conn) == []
+    assert [r[0] for r in conn.execute("SELECT event FROM ledger ORDER BY seq")] == ["call_sealed", "stored"]
+
+
+def test_a_row_that_is_not_a_bare_stand_in_is_read_back_before_it_is_sealed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog = _postgres(tmp_path)
+    call, recs = _call(1)  # (binds no pbx_node: the other writer's value stays, as an upsert keeps it)
+    _stand_in_after_the_collision_read(monkeypatch, catalog, str(call["call_id"]), pbx_node="n9")
+    assert catalog.write_calls([(call, recs)], after_store=_hooks()) == 1  # type: ignore[arg-type]
+    conn = catalog._conn()
+    row = conn.execute("SELECT pbx_node, caller_num FROM calls WHERE call_id = ?",
+                       (call["call_id"],)).fetchone()
+    assert tuple(row) == ("n9", call["caller_num"])
+    assert check_calls(conn, KEY.public_key()) == []
+    assert ledger.verify_chain(conn) == []
