@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -84,12 +85,24 @@ class Row(tuple[Any, ...]):
         return list(self._names)
 
 
+def _has_rows(res: pq.abc.PGresult | None) -> bool:
+    """The result carries rows (what ``cursor.description is not None`` says, without building a
+    ``Column`` for each of a ``calls`` row's 47 columns on every read)."""
+    return res is not None and (res.nfields > 0 or res.status == pq.ExecStatus.TUPLES_OK)
+
+
+@functools.lru_cache(maxsize=256)
+def _names_index(names: tuple[str, ...]) -> dict[str, int]:
+    return {n: i for i, n in enumerate(names)}
+
+
 def _row_factory(cursor: Any) -> Any:
-    desc = cursor.description
-    if desc is None:
+    res = cursor.pgresult
+    if not _has_rows(res):
         return tuple
-    names = tuple(d.name for d in desc)
-    index = {n: i for i, n in enumerate(names)}
+    encoding = cursor.connection.info.encoding
+    names = tuple((res.fname(i) or b"").decode(encoding) for i in range(res.nfields))
+    index = _names_index(names)
 
     def make(values: Sequence[Any]) -> Row:
         return Row(names, index, values)
@@ -100,23 +113,31 @@ def _row_factory(cursor: Any) -> Any:
 class PgCursor:
     """The part of ``sqlite3.Cursor`` the catalog uses."""
 
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+    def __init__(self, cur: psycopg.Cursor[Any], pipeline: psycopg.Pipeline | None = None) -> None:
         self._cur = cur
+        self._pipeline = pipeline  # the statement was queued (:meth:`PgConnection.pipelined`)
+
+    def _result(self) -> bool:
+        """Whether the statement returned rows; a queued statement is waited for first."""
+        if self._pipeline is not None and self._cur.pgresult is None:
+            self._pipeline.sync()  # send what is queued, read every result up to here
+        return _has_rows(self._cur.pgresult)
 
     def fetchone(self) -> Any:
-        return self._cur.fetchone() if self._cur.description is not None else None
+        return self._cur.fetchone() if self._result() else None
 
     def fetchall(self) -> list[Any]:
-        return self._cur.fetchall() if self._cur.description is not None else []
+        return self._cur.fetchall() if self._result() else []
 
     def fetchmany(self, size: int = 1) -> list[Any]:
-        return self._cur.fetchmany(size) if self._cur.description is not None else []
+        return self._cur.fetchmany(size) if self._result() else []
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._cur) if self._cur.description is not None else iter(())
+        return iter(self._cur) if self._result() else iter(())
 
     @property
     def rowcount(self) -> int:
+        self._result()
         return self._cur.rowcount
 
     @property
@@ -140,6 +161,7 @@ class PgConnection:
         self.raw.adapters.register_dumper(bool, _BoolAsInt)
         self._on_close = on_close
         self._released = False
+        self._pipeline: psycopg.Pipeline | None = None
 
     # -- sqlite3.Connection surface -------------------------------------------------
     isolation_level = None
@@ -159,14 +181,34 @@ class PgConnection:
             cur.execute(translate(sql), tuple(params))
         else:
             cur.execute(sql)  # no parameters: psycopg reads no placeholders
-        return PgCursor(cur)
+        return PgCursor(cur, self._pipeline)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> PgCursor:
         cur = self.raw.cursor()
         rows = [tuple(p) for p in seq]
         if rows:
             cur.executemany(translate(sql), rows)
-        return PgCursor(cur)
+        return PgCursor(cur, self._pipeline)
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Inside an explicit transaction: statements are sent without waiting for their results
+        (libpq's pipeline mode), so a run of writes costs one round trip, not one each.  A
+        statement's rows are waited for when they are read (``fetchone`` ...): the writes queued
+        before it travel with it.  An error surfaces at that point or when the block ends, and
+        the transaction can only be rolled back then, as after any failed statement.  Nested
+        blocks join the outer one."""
+        if self._pipeline is not None:
+            yield
+            return
+        if not self.in_transaction:
+            raise psycopg.ProgrammingError("pipelined() needs an open transaction (BEGIN first)")
+        with self.raw.pipeline() as pipeline:
+            self._pipeline = pipeline
+            try:
+                yield
+            finally:
+                self._pipeline = None
 
     def commit(self) -> None:
         if self.in_transaction:

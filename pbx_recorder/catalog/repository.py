@@ -235,11 +235,11 @@ class Catalog:
         back); False when that cannot be proved (the caller writes, reads back and seals)."""
         if self._sealed_form is None or "seal" in row or getattr(self.sealer, "seal_of", None) is None:
             return False
-        if engine.is_postgres(conn):
-            # PostgreSQL keeps the read-back: a writer that does not take the catalog's lock (the
-            # pipeline's stand-in call row, another node) may insert or change the row between the
-            # collision read and this write; SQLite's BEGIN IMMEDIATE excludes every other writer
-            # (tests/peers/test_daemon.py on PostgreSQL: the stand-in row of a recording)
+        postgres = engine.is_postgres(conn)
+        if postgres and existing is not None:
+            # PostgreSQL keeps the read-back for a row that exists: a writer that does not take the
+            # catalog's lock may change it between the collision read and this write; SQLite's
+            # BEGIN IMMEDIATE excludes every other writer
             return False
         allowed = self._columns["calls"]
         if set(row) - set(allowed):
@@ -258,7 +258,10 @@ class Catalog:
         else:
             bound["seal"] = self.sealer.seal_of(stored)  # type: ignore[union-attr]
         names = list(bound)
-        if existing is None:  # (no other writer since the collision read: the write lock is held)
+        if existing is None and postgres:
+            if not self._insert_over_stand_in(conn, bound):
+                return False  # a row that is not a bare stand-in appeared: nothing written, read back
+        elif existing is None:  # (no other writer since the collision read: the write lock is held)
             sql = f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
             conn.execute(sql, [bound[c] for c in names])
         else:
@@ -267,6 +270,23 @@ class Catalog:
         if existing is None or not existing["seal"]:  # first seal of this row: its ledger entry
             self.sealer.sealed(conn, str(row["call_id"]))  # type: ignore[union-attr]
         return True
+
+    def _insert_over_stand_in(self, conn: sqlite3.Connection, bound: Mapping[str, Any]) -> bool:
+        """PostgreSQL: insert a new call row with its seal.  The one writer that does not take the
+        catalog's lock, the pipeline's stand-in row of a recording (``call_id``, ``updated_at``,
+        defaults), may have inserted the row since the collision read; it is written over only
+        while every sealed column this write does not bind still holds its default (the proposed
+        row's value, ``excluded``) and it has no start time, so the row stored is the row sealed.
+        False: another row is there, nothing was written."""
+        assert self._sealed_form is not None
+        names = list(bound)
+        keep = [c for c in self._sealed_form if c not in bound]
+        guard = " AND ".join(["calls.started_at IS NULL",
+                              *(f"calls.{c} IS NOT DISTINCT FROM excluded.{c}" for c in keep)])
+        sets = ", ".join(f"{c}=excluded.{c}" for c in names if c != "call_id")
+        sql = (f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+               f"ON CONFLICT (call_id) DO UPDATE SET {sets} WHERE {guard} RETURNING call_id")
+        return conn.execute(sql, [bound[c] for c in names]).fetchone() is not None
 
     def _protect_call(self, conn: sqlite3.Connection, row: Mapping[str, Any],
                       existing: sqlite3.Row | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -500,7 +520,8 @@ class Catalog:
 
         done = 0
         early = all(getattr(hook, "before_row", False) for hook in after_store)
-        with self.transaction() as conn, ledger.appending(conn), self._naming_once():
+        with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
+              self._naming_once()):
             for call, recordings in calls:
                 self.upsert_call(call)
                 for rec in recordings:

@@ -6,7 +6,9 @@ behind a barrier and append 200 entries each through ``ledger.append`` (autocomm
 each append is its own transaction, serialized by the catalog's advisory write lock).  The
 chain must then verify clean with ``ledger.verify_chain``: 400 rows, seq 1..400 without a gap
 or a fork, every entry of both writers present, and the two writers' entries interleaved (the
-appends really were concurrent, not one process after the other).
+appends really were concurrent, not one process after the other).  The same with the bulk
+write path: two processes writing batches of sealed calls through ``Catalog.write_calls``
+(pipelined on PostgreSQL) leave one chain and a valid seal on every call row.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from pbx_recorder import ledger
+from pbx_recorder.call_seal import CallSealer, check_calls
 from pbx_recorder.catalog import Catalog, engine
 from tests.postgres_server import PostgresServer
 
@@ -72,3 +75,61 @@ def test_two_processes_appending_at_once_keep_one_linear_chain(postgres: Postgre
         assert mine == [f"{writer}-{i:03d}" for i in range(APPENDS)]  # all there, in its own order
     switches = sum(1 for a, b in zip(ids, ids[1:], strict=False) if a[:6] != b[:6])
     assert switches > 1, "the writers never interleaved: the appends were not concurrent"
+
+
+BATCHES, PER_BATCH = 8, 10
+
+
+def _write_batches(url: str, writer: str, barrier: Any, out: Any) -> None:
+    """One node's shipper: batches of sealed calls with their signed, chained recordings
+    (``Catalog.write_calls``, pipelined on PostgreSQL)."""
+    from tests.unit.test_catalog_bulk import KEY, _call, _hooks
+
+    catalog = Catalog(url, sealer=CallSealer(KEY))
+    try:
+        barrier.wait(timeout=60)
+        base = 0 if writer == "node-a" else 10_000
+        for b in range(BATCHES):
+            first = base + b * PER_BATCH
+            catalog.write_calls((_call(i) for i in range(first, first + PER_BATCH)), after_store=_hooks())
+        out.put((writer, "ok"))
+    except Exception as exc:  # reported to the test, which fails naming it
+        out.put((writer, repr(exc)))
+    finally:
+        catalog.close()
+        engine.close_pools()
+
+
+def test_two_nodes_writing_call_batches_at_once_keep_one_chain_and_every_seal(
+        postgres: PostgresServer) -> None:
+    from tests.unit.test_catalog_bulk import KEY
+
+    url = postgres.fresh_schema()
+    Catalog(url).close()
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_write_batches, args=(url, w, barrier, out)) for w in ("node-a", "node-b")]
+    for p in procs:
+        p.start()
+    try:
+        results = dict(out.get(timeout=180) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert results == {"node-a": "ok", "node-b": "ok"}, results
+
+    conn = engine.connect(url, read_only=True)
+    try:
+        assert ledger.verify_chain(conn) == []
+        assert check_calls(conn, KEY.public_key()) == []  # every call row sealed as written
+        calls = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM ledger ORDER BY seq").fetchall()]
+        events = conn.execute("SELECT event, COUNT(*) FROM ledger GROUP BY event ORDER BY 1").fetchall()
+    finally:
+        conn.close()
+    total = 2 * BATCHES * PER_BATCH
+    assert calls == total
+    assert seqs == list(range(1, 2 * total + 1))  # one call_sealed and one stored entry per call
+    assert [tuple(e) for e in events] == [("call_sealed", total), ("stored", total)]
