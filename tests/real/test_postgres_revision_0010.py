@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pbx_recorder.catalog import CallFilters, Catalog, engine
+from pbx_recorder.catalog import CallFilters, Catalog, engine, pg_schema
 from pbx_recorder.catalog.schema_model import POSTGRES_TAG_TRIGGER, SCOPE_INDEXES
 from pbx_recorder.catalog.scopes import Scope
 from tests.postgres_server import PostgresServer
@@ -51,7 +51,7 @@ def test_0010_upgrades_a_0009_catalog_and_its_tag_trigger(postgres: PostgresServ
     catalog = Catalog(url, clock=lambda: NOW)  # migrates to 0010
     try:
         conn = catalog._conn()
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0010"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == pg_schema.HEAD
         names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes "
                                             "WHERE schemaname = current_schema()")}
         assert {i.name for i in SCOPE_INDEXES} <= names
