@@ -51,15 +51,17 @@ def _check_header_value(value: str) -> None:
         raise ValueError("raw CR/LF or ']]>' cannot travel in a SIP header; percent-encode it")
 
 
-def fs_uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: int, pcap: Path,
+def fs_uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: int, pcap: Path | None,
                     headers: dict[str, str] | None = None) -> str:
-    """A UAC: INVITE ``did``, play ``pcap`` from the ACK on, BYE at ``hangup_after_ms``."""
+    """A UAC: INVITE ``did``, play ``pcap`` from the ACK on (none: no RTP at all), BYE at
+    ``hangup_after_ms``."""
     for value in (did, from_user, from_display, *(headers or {}).values()):
         _check_header_value(value)
     extra = "".join(f"{k}: {v}\n      " for k, v in (headers or {}).items())
     display = from_display.replace("\\", "\\\\").replace('"', '\\"')
     uri = f"sip:{from_user}@[local_ip]:[local_port]" if from_user else "sip:[local_ip]:[local_port]"
     from_hdr = f'"{display}" <{uri}>' if from_display else f"<{uri}>"
+    play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' if pcap else ""
     return f"""<?xml version="1.0" encoding="UTF-8" ?>
 <scenario name="pbx-recorder freeswitch uac">
   <send retrans="500">
@@ -96,7 +98,7 @@ def fs_uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms
 
     ]]>
   </send>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  {play}
   <recv request="BYE" timeout="{hangup_after_ms}" ontimeout="1" next="98"/>
   <label id="1"/>
   <send retrans="500">
@@ -168,15 +170,19 @@ def fs_uas_scenario(pcap: Path, answer_after_ms: int = 300, talk_ms: int = 120_0
 class FsSippCall(_SippProcess):
     """UAC: ``calls`` calls (``concurrent`` at once) to ``did`` on FreeSWITCH's SIP port.
 
-    ``dtmf``: ``[(ms_after_answer, digit)]`` sent as RFC 2833 inside the caller's continuous audio.
+    ``dtmf``: ``[(ms_after_answer, digit)]`` sent as RFC 2833 inside the caller's continuous audio;
+    ``mute``: the caller sends no RTP at all.
     """
 
     def __init__(self, workdir: str | Path, sip_port: int, did: str, *, hangup_after_s: float = 5.0,
                  dtmf: Sequence[tuple[int, str]] = (), from_user: str = "5551234", from_display: str = "",
                  test_tag: str = "", calls: int = 1, concurrent: int | None = None, rate_per_s: float = 10.0,
-                 timeout_s: float | None = None, ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
+                 timeout_s: float | None = None, mute: bool = False,
+                 ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
+        if mute and dtmf:
+            raise ValueError("a mute caller sends no RTP, so no RFC 2833 digits either")
         hang_ms = int(hangup_after_s * 1000)
-        pcap = caller_pcap(Path(workdir) / "pcaps", hang_ms + 2000, dtmf)
+        pcap = None if mute else caller_pcap(Path(workdir) / "pcaps", hang_ms + 2000, dtmf)
         headers = {"X-Test-Tag": test_tag} if test_tag else {}
         scenario = fs_uac_scenario(did, from_user, from_display, hang_ms, pcap, headers)
         args = [f"127.0.0.1:{sip_port}", "-l", str(concurrent or calls), "-r", str(rate_per_s)]

@@ -71,13 +71,14 @@ def stored_file(recorder: Recorder, recording: dict[str, Any]) -> Path:
 
 
 def assert_audio(recorder: Recorder, recording: dict[str, Any], expect_s: float,
-                 tolerance_s: float = 2.0) -> None:
-    """Non-silent audio of about ``expect_s`` seconds (skips the check for encrypted objects)."""
+                 tolerance_s: float = 2.0, context: str = "") -> None:
+    """Non-silent audio of about ``expect_s`` seconds (skips the check for encrypted objects).
+    ``context``: what else a failure should show (e.g. the PBX's RTP counters of the call)."""
     path = stored_file(recorder, recording)
     assert not recording.get("encrypted"), "sandbox config stores plaintext"
     stats = audio_stats(path)
-    assert stats.rms > 0.01, stats
-    assert abs(stats.duration_s - expect_s) <= tolerance_s, (stats, expect_s)
+    assert stats.rms > 0.01, (stats, recording.get("flags"), context)
+    assert abs(stats.duration_s - expect_s) <= tolerance_s, (stats, expect_s, context)
 
 
 def audio_files(root: Path) -> set[Path]:

@@ -18,8 +18,8 @@ from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall, FsSippUas
 from pbx_recorder.sandbox.sipp import SippResult
 
 __all__ = ["AGENT_CALLS", "agent_bridged", "assert_agent_calls", "call", "call_row", "custom_event",
-           "hangup_complete", "new_caller", "record_started", "recorded_span", "uuid_of", "wait_fs_call",
-           "wait_fs_shipped"]
+           "hangup_complete", "new_caller", "record_started", "recorded_span", "rtp_in", "uuid_of",
+           "wait_fs_call", "wait_fs_shipped"]
 
 
 def call(pbx: PrivateFreeSWITCH, workdir: Path, did: str, **kwargs: Any) -> SippResult:
@@ -38,6 +38,16 @@ def uuid_of(esl: FsProbe, caller: str, since: int = 0, timeout: float = 15.0) ->
 def hangup_complete(esl: FsProbe, uuid: str, timeout: float = 15.0) -> Event:
     return esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"
                           and e.get("Unique-ID") == uuid, timeout=timeout)
+
+
+def rtp_in(esl: FsProbe, uuid: str) -> str:
+    """FreeSWITCH's own account of the caller's audio on the channel (its ``rtp_audio_in_*``
+    counters, media ports and auto-adjust at hang-up), for the message of an audio assertion: a
+    silent recording with no packets in was never heard by FreeSWITCH at all."""
+    done = hangup_complete(esl, uuid)
+    keys = sorted(k for k in done if k.startswith("variable_rtp_audio_in_") or k in (
+        "variable_local_media_port", "variable_remote_media_port", "variable_rtp_auto_adjust_audio"))
+    return "FreeSWITCH RTP in: " + ", ".join(f"{k.removeprefix('variable_')}={done[k]}" for k in keys)
 
 
 def agent_bridged(esl: FsProbe, member: str, since: int, timeout: float = 20.0) -> tuple[float, Event]:

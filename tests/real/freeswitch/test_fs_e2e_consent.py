@@ -13,7 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from fs_helpers import call, custom_event, hangup_complete, new_caller, uuid_of, wait_fs_call, wait_fs_shipped
+from fs_helpers import (
+    call,
+    custom_event,
+    hangup_complete,
+    new_caller,
+    rtp_in,
+    uuid_of,
+    wait_fs_call,
+    wait_fs_shipped,
+)
 from recorder_checks import Recorder, assert_audio, audio_files, stored_file
 
 from pbx_recorder.sandbox import audio_stats
@@ -38,7 +47,7 @@ def test_consent_none_records_without_a_prompt(freeswitch: PrivateFreeSWITCH, es
     assert not esl.find(lambda e: e.get("Event-Name") == "PLAYBACK_START" and e.get("Unique-ID") == uuid)
     main = [r for r in recs if r["kind"] == "call"]
     assert len(main) == 1
-    assert_audio(fs_recorder, main[0], expect_s=8, tolerance_s=2)
+    assert_audio(fs_recorder, main[0], expect_s=8, tolerance_s=2, context=rtp_in(esl, uuid))
     assert hangup_complete(esl, uuid)["variable_PBXREC_RESULT"] == "record"
 
 
@@ -55,9 +64,25 @@ def test_notify_only_call_is_recorded(freeswitch: PrivateFreeSWITCH, esl: FsProb
     assert "rn-2026-01" in str(fs_recorder.catalog.consent(row))  # the notice version heard
     main = [r for r in recs if r["kind"] == "call"]
     assert len(main) == 1
-    assert_audio(fs_recorder, main[0], expect_s=10, tolerance_s=5)  # minus the notice (~4 s)
+    assert_audio(fs_recorder, main[0], expect_s=10, tolerance_s=5,  # minus the notice (~4 s)
+                 context=rtp_in(esl, uuid))
     done = hangup_complete(esl, uuid)
     assert done.get("variable_PBXREC_RECORDING_ID") == main[0]["recording_id"], done
+
+
+def test_recording_of_a_caller_who_sends_no_audio_is_flagged_silent(
+        freeswitch: PrivateFreeSWITCH, esl: FsProbe, fs_recorder: Recorder, tmp_path: Path) -> None:
+    """A caller's words not in the file is a compliance fault the catalog must show, as on
+    Asterisk (tests/real/test_asterisk_e2e_callpath.py): FreeSWITCH heard no packet, and the
+    recording (FreeSWITCH's filler for the missing audio) is kept but flagged ``silent``."""
+    caller, since = new_caller(), esl.mark()
+    result = call(freeswitch, tmp_path, "8008", hangup_after_s=6, from_user=caller, mute=True)
+    assert result.ok, result.errors
+    uuid = uuid_of(esl, caller, since)
+    _, recs = wait_fs_shipped(fs_recorder, uuid)
+    (main,) = [r for r in recs if r["kind"] == "call"]
+    assert "silent" in json.loads(main["flags"]), (main, rtp_in(esl, uuid))
+    assert hangup_complete(esl, uuid)["variable_rtp_audio_in_media_packet_count"] == "0", rtp_in(esl, uuid)
 
 
 def test_explicit_yes_records_call_and_consent_segment(freeswitch: PrivateFreeSWITCH, esl: FsProbe,

@@ -1,0 +1,78 @@
+"""Port blocks of the test beds are claimed machine-wide (pbx_recorder/sandbox/port_registry.py).
+
+Two pytest-xdist workers each have their own PortAllocator; a FreeSWITCH RTP range is free for
+the kernel until the calls bind it, and FreeSWITCH binds with SO_REUSEADDR, so the later of two
+overlapping FreeSWITCHes took the other's caller audio (a silent recording in CI).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pbx_recorder.sandbox.port_registry import PortRegistry
+from pbx_recorder.sandbox.ports import PortAllocator
+
+
+def _free_window(count: int) -> int:
+    """An even base with ``count`` UDP ports free above it (the window of one block only)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1] & ~1
+        if base + count < 65000 and all(_udp_free(p) for p in range(base, base + count)):
+            return base
+    pytest.skip("no free UDP window")
+
+
+def _udp_free(port: int) -> bool:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
+def test_two_allocators_of_a_machine_never_hand_out_overlapping_blocks(tmp_path: Path) -> None:
+    count = 8
+    base = _free_window(count)
+    registry = tmp_path / "claims.json"
+    worker_a = PortAllocator(base, base + count + 1, registry=PortRegistry(registry))
+    worker_b = PortAllocator(base, base + count + 1, registry=PortRegistry(registry))
+    assert worker_a.udp_range(count) == base  # the only block of the window; nothing binds it yet
+    with pytest.raises(OSError, match="no 8 consecutive free UDP ports"):
+        worker_b.udp_range(count, attempts=20)
+    worker_a.release(base, count)
+    assert worker_b.udp_range(count) == base
+
+
+def test_a_claim_of_a_process_that_is_gone_is_dropped(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True, timeout=30)
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps([[50000, 400, int(gone.stdout)]]))
+    registry = PortRegistry(path)
+    assert registry.claim(50100, 2)
+    assert [(b, n) for b, n, _ in registry.claims()] == [(50100, 2)]
+
+
+def test_overlapping_claims_are_refused_and_released_ones_reused(tmp_path: Path) -> None:
+    registry = PortRegistry(tmp_path / "claims.json")
+    assert registry.claim(41000, 400)
+    assert not registry.claim(41398, 4)  # overlaps the last two ports
+    assert registry.claim(41400, 4)  # adjacent is fine
+    registry.release(41000, 400)
+    assert registry.claim(41398, 2)
+
+
+def test_an_unreadable_claims_file_starts_again(tmp_path: Path) -> None:
+    path = tmp_path / "claims.json"
+    path.write_text("{not json")
+    assert PortRegistry(path).claim(42000, 2)
+    assert json.loads(path.read_text())[0][:2] == [42000, 2]
