@@ -28,7 +28,8 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _udp_free(port: int) -> bool:
+def udp_free(port: int) -> bool:
+    """Whether ``port`` on 127.0.0.1 can be bound for UDP right now."""
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", port))
@@ -57,7 +58,7 @@ class PortAllocator:
                 block = range(base, base + count)
                 if any(p in self._taken for p in block):
                     continue
-                if not all(_udp_free(p) for p in block):
+                if not all(udp_free(p) for p in block):
                     continue
                 if self._registry is not None and not self._registry.claim(base, count):
                     continue  # chosen by another process (maybe not bound yet)

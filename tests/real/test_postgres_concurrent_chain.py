@@ -43,12 +43,12 @@ def _append_many(url: str, writer: str, barrier: Any, out: Any) -> None:
         engine.close_pools()
 
 
-def test_two_processes_appending_at_once_keep_one_linear_chain(postgres: PostgresServer) -> None:
-    url = postgres.fresh_schema()
-    Catalog(url).close()  # the schema, created once before the writers start
+def _run_two_writers(target: Any, url: str) -> None:
+    """``target(url, writer, barrier, out)`` in two spawned processes ("node-a", "node-b") that
+    start together at a barrier; each must report "ok"."""
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_append_many, args=(url, w, barrier, out)) for w in ("node-a", "node-b")]
+    procs = [ctx.Process(target=target, args=(url, w, barrier, out)) for w in ("node-a", "node-b")]
     for p in procs:
         p.start()
     try:
@@ -59,6 +59,12 @@ def test_two_processes_appending_at_once_keep_one_linear_chain(postgres: Postgre
             if p.is_alive():
                 p.kill()
     assert results == {"node-a": "ok", "node-b": "ok"}, results
+
+
+def test_two_processes_appending_at_once_keep_one_linear_chain(postgres: PostgresServer) -> None:
+    url = postgres.fresh_schema()
+    Catalog(url).close()  # the schema, created once before the writers start
+    _run_two_writers(_append_many, url)
 
     conn = engine.connect(url, read_only=True)
     try:
@@ -106,19 +112,7 @@ def test_two_nodes_writing_call_batches_at_once_keep_one_chain_and_every_seal(
 
     url = postgres.fresh_schema()
     Catalog(url).close()
-    ctx = multiprocessing.get_context("spawn")
-    barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_write_batches, args=(url, w, barrier, out)) for w in ("node-a", "node-b")]
-    for p in procs:
-        p.start()
-    try:
-        results = dict(out.get(timeout=180) for _ in procs)
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    assert results == {"node-a": "ok", "node-b": "ok"}, results
+    _run_two_writers(_write_batches, url)
 
     conn = engine.connect(url, read_only=True)
     try:

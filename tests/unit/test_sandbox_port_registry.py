@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pbx_recorder.sandbox.port_registry import PortRegistry
-from pbx_recorder.sandbox.ports import PortAllocator
+from pbx_recorder.sandbox.ports import PortAllocator, udp_free
 
 
 def _free_window(count: int) -> int:
@@ -25,18 +25,9 @@ def _free_window(count: int) -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
             base = probe.getsockname()[1] & ~1
-        if base + count < 65000 and all(_udp_free(p) for p in range(base, base + count)):
+        if base + count < 65000 and all(udp_free(p) for p in range(base, base + count)):
             return base
     pytest.skip("no free UDP window")
-
-
-def _udp_free(port: int) -> bool:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", port))
-    except OSError:
-        return False
-    return True
 
 
 def test_two_allocators_of_a_machine_never_hand_out_overlapping_blocks(tmp_path: Path) -> None:
