@@ -53,6 +53,7 @@ from pbx_recorder.consent_policy import (
     PlayRetry,
     allows_recording,
 )
+from pbx_recorder.errors import EslError
 from pbx_recorder.masking import mask_number, sanitize
 from pbx_recorder.rules import RuleDecision
 
@@ -61,6 +62,25 @@ log = logging.getLogger(__name__)
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?")
 _ROUTE = re.compile(r"([A-Za-z0-9_.+-]{1,80}),([A-Za-z0-9_.+*#-]{1,80}),[A-Za-z0-9_.+-]{1,40}")
 SLOW_HANDOFF_S = 0.05  # a hand-off slower than this is logged with its steps
+ANSWER_RETRIES_S = (0.1, 0.3)  # pauses before answering again after a bare "-ERROR"
+
+
+async def answer_call(ch: OutboundChannel, leg: str, call_id: str) -> None:
+    """``uuid_answer`` the caller's leg.  A bare ``-ERROR`` (FreeSWITCH's answer did not succeed;
+    seen once for one of 20 calls arriving at once, the caller then answered by the dialplan's
+    fail direction and the call unrecorded) is tried again after a short pause: answering is
+    idempotent (an answered channel answers "+OK").  ``-ERR No such channel`` and a third
+    refusal fail the session (closed), as before."""
+    line = esc.api("uuid_answer", esc.check_uuid(leg, call_id), call_id=call_id)
+    for pause in (*ANSWER_RETRIES_S, None):
+        try:
+            await ch.api(line)
+            return
+        except EslError as exc:
+            if pause is None or "no such channel" in str(exc).lower():
+                raise
+            log.warning("uuid_answer refused, answering again in %.1f s call=%s: %s", pause, call_id, exc)
+            await asyncio.sleep(pause)
 _INPUT = re.compile(r"[A-Za-z0-9_.+*#@-]{0,128}")
 
 
@@ -223,7 +243,7 @@ class EslConsentSession:
                 return early
             # the dialogue and the in-band start need the call answered: ``uuid_answer`` runs in the
             # socket's thread at once (a ``sendmsg`` answer waits for a tick of the parked channel)
-            await ch.api(esc.api("uuid_answer", esc.check_uuid(leg, self.call_id), call_id=self.call_id))
+            await answer_call(ch, leg, self.call_id)
         ticket = await self.backend.request(event)
         marks.append(time.monotonic())
         await ch.settle(setup)  # a refused myevents/resume fails the session (closed) before any result

@@ -175,3 +175,26 @@ async def test_a_restarted_recorder_adopts_the_start_of_a_call_still_ringing() -
     started = [e for e in (client._queue.get_nowait() for _ in range(client._queue.qsize()))
                if isinstance(e, ev.RecordingStarted)]
     assert [(e.recording_id, e.at) for e in started] == [(f"{CALL}_call001", T0 + 5)]
+
+
+@pytest.mark.parametrize("refusals, recorded", [(1, True), (2, True), (3, False)])
+async def test_a_refused_answer_is_tried_again_then_fails_closed(serve: Serve, refusals: int,  # noqa: F811
+                                                                 recorded: bool) -> None:
+    """FreeSWITCH answered one ``uuid_answer`` of a 20-call burst with a bare ``-ERROR``: the
+    answer is tried again (twice); a third refusal still fails the session closed (no result)."""
+    answers: list[str] = []
+
+    def api(line: str) -> str:
+        if line.startswith("uuid_answer "):
+            answers.append(line)
+            return "-ERROR\n" if len(answers) <= refusals else "+OK\n"
+        return "+OK\n"
+
+    backend = EarlyBackend(NONE)
+    channel = await call(serve(backend), answer_state="ringing", api=api,
+                         variables={"PBXREC_EARLY_START": "no"})
+    assert answers == [f"uuid_answer {A_LEG}"] * min(refusals + 1, 3)
+    if recorded:
+        assert channel.vars_set.get("PBXREC_RESULT") == "record" and backend.inband == [None]
+    else:
+        assert "PBXREC_RESULT" not in channel.vars_set and backend.inband == []
