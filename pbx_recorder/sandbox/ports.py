@@ -5,6 +5,12 @@ contiguous block of free UDP ports (sipp media: the port and port+2 per process,
 a private FreeSWITCH's RTP range) and claims it machine-wide (:mod:`port_registry`), so the
 blocks of two processes never overlap either: pytest-xdist workers each have their own
 allocator, and a FreeSWITCH binds its range only port by port as calls start.
+
+The blocks lie outside the kernel's ephemeral range (``ip_local_port_range``, 32768-60999 by
+default), where every port that ``free_udp_port``, a UDP client or a server started on "port 0"
+gets comes from: a block inside it could take a port such a process is about to bind, and sipp
+then fails with "Unable to bind main socket, errno = 98" (seen in CI).  Asterisk's fixed RTP
+range (20000-29999, sandbox.asterisk_conf) is avoided too.
 """
 
 from __future__ import annotations
@@ -38,13 +44,40 @@ def udp_free(port: int) -> bool:
     return True
 
 
+ASTERISK_RTP_END = 30000  # the sandbox Asterisks' RTP ports are below this
+MIN_GAP = 2000  # three workers' FreeSWITCH ranges (400 each) and their sipp media blocks
+
+
+def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:
+    """The kernel's ephemeral port range (first, last); Linux's default when it cannot be read."""
+    try:
+        with open(path) as f:
+            first, last = (int(x) for x in f.read().split()[:2])
+    except (OSError, ValueError):
+        return 32768, 60999
+    return first, last
+
+
+def block_range(ephemeral: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``[low, high)`` for the allocator's blocks: the larger gap beside the ephemeral range,
+    above Asterisk's RTP ports; 40000-60000 (inside it, as before) when neither gap holds
+    :data:`MIN_GAP` ports."""
+    first, last = ephemeral or ephemeral_range()
+    below = (ASTERISK_RTP_END, first)
+    above = (last + 1, 65536)
+    best = max((below, above), key=lambda r: r[1] - r[0])
+    return best if best[1] - best[0] >= MIN_GAP else (40000, 60000)
+
+
 class PortAllocator:
     """Hands out disjoint UDP port blocks inside ``[low, high)``; with a ``registry``, disjoint
     from the blocks of every other allocator that claims in the same registry too."""
 
-    def __init__(self, low: int = 40000, high: int = 60000, seed: int | None = None,
+    def __init__(self, low: int | None = None, high: int | None = None, seed: int | None = None,
                  registry: PortRegistry | None = None) -> None:
-        self._low, self._high = low, high
+        default_low, default_high = block_range()
+        self._low = default_low if low is None else low
+        self._high = default_high if high is None else high
         self._taken: set[int] = set()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pbx_recorder.sandbox.port_registry import PortRegistry
-from pbx_recorder.sandbox.ports import PortAllocator, udp_free
+from pbx_recorder.sandbox.ports import PortAllocator, block_range, ephemeral_range, udp_free
 
 
 def _free_window(count: int) -> int:
@@ -67,3 +67,18 @@ def test_an_unreadable_claims_file_starts_again(tmp_path: Path) -> None:
     path.write_text("{not json")
     assert PortRegistry(path).claim(42000, 2)
     assert json.loads(path.read_text())[0][:2] == [42000, 2]
+
+
+def test_blocks_lie_outside_the_kernels_ephemeral_ports() -> None:
+    """A port the kernel hands out (``free_udp_port``, any "port 0" socket) can never fall in a
+    block: CI once saw sipp fail "Unable to bind main socket, errno = 98" inside 40000-60000."""
+    assert block_range((32768, 60999)) == (61000, 65536)  # Linux's default
+    assert block_range((50000, 55000)) == (30000, 50000)  # the larger gap, above Asterisk's RTP
+    assert block_range((1024, 65535)) == (40000, 60000)  # no room outside: as before
+    low, high = block_range()
+    first, last = ephemeral_range()
+    assert high <= first or low > last or (low, high) == (40000, 60000)
+    allocator = PortAllocator(seed=1)
+    base = allocator.udp_range(400)
+    assert low <= base and base + 400 <= high
+    allocator.release(base, 400)
