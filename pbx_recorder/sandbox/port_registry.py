@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from storage import atomic
+
 DEFAULT_PATH = Path(os.environ.get("PBXR_PORT_REGISTRY", f"/tmp/pbxrec-udp-port-claims-{os.getuid()}.json"))
 Claim = tuple[int, int, int]  # base, count, pid
 
@@ -51,14 +53,14 @@ class PortRegistry:
     @contextmanager
     def _locked(self) -> Iterator[list[Claim]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+b") as lock:
+        # never through a link planted in /tmp; the claims written with the project's atomic write
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "r+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 claims = [c for c in self._read() if _alive(c[2])]
                 yield claims
-                tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(claims))
-                os.replace(tmp, self.path)
+                atomic.write_bytes(self.path, json.dumps(claims).encode())
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
