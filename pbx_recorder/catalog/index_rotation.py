@@ -14,8 +14,9 @@ and the caller holds are keyed hashes of numbers under the privacy HMAC key
 2. **holds**: each active caller hold becomes ``new|old`` (its number found through a call that has
    it); open or partial erasure requests get their subject under the new key the same way.
 3. **calls**, then **sweep**: every call in ``call_id`` batches, one transaction each: its numbers
-   are opened with the catalog key, its four indexes and its ``call_numbers`` rows (the CDR's and
-   the manifests' numbers) recomputed under the new key where they differ.  The sweep is the same
+   are opened with the catalog key, its four indexes and its ``call_numbers`` rows (the CDR's, the
+   manifest copies' of rows written before schema 11, and the sealed numbers its row does not hold:
+   ``catalog.extra_numbers``) recomputed under the new key where they differ.  The sweep is the same
    pass again (rows a writer indexed under the old key while the first pass ran); it rewrites
    nothing else.
 4. **finish**: holds back to the new hash alone, the previous key retired (deleted, or moved to
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pbx_recorder.catalog import extra_numbers, manifest_numbers
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, is_token, register_previous
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import CatalogError, CryptoError, PolicyRefusal
@@ -138,6 +140,7 @@ class IndexRotation:
         if not all_protected(self.conn):
             raise CatalogError("the catalog still has numbers in clear: run `pbx-recorder catalog migrate` "
                                "before rotating the index key")
+        _refuse_pending_manifests(self.conn)
         previous, nxt = previous_path(self.key_file), next_path(self.key_file)
         if previous.exists() and nxt.exists() and _raw(previous) == _raw(self.key_file):
             previous.unlink()  # a start interrupted before its state was saved: nothing was done yet
@@ -207,6 +210,7 @@ class IndexRotation:
             if state is not None and state.get("phase") not in ("done", None):
                 raise CatalogError(f"an index key rotation is in progress (phase {state['phase']}): finish "
                                    "it with `keys rotate-index`")
+            _refuse_pending_manifests(self.conn)
             self.new_key = read_hash_key(self.key_file)
             state = {"old": "", "new": key_id(self.new_key), "phase": "reindex", "cursor": "", "done": 0,
                      "started_at": self.clock()}
@@ -277,10 +281,11 @@ class IndexRotation:
         sql = f"SELECT call_id, bi FROM call_numbers WHERE call_id IN ({marks})"
         for call_id, bi in self.conn.execute(sql, ids):
             named_now.setdefault(str(call_id), set()).add(str(bi))
+        extras = extra_numbers.tokens_of(self.conn, ids)
         errors_before = len(self.report.errors)
         for row in rows:
             self._reindex(dict(zip(COLUMNS, row, strict=True)), manifests.get(str(row[0]), []),
-                          named_now.get(str(row[0]), set()))
+                          named_now.get(str(row[0]), set()), extras.get(str(row[0])))
         return {**state, "cursor": ids[-1], "done": int(state["done"]) + len(rows),
                 "requests": self._requests_done,
                 "errors": int(state.get("errors", 0)) + len(self.report.errors) - errors_before}
@@ -294,21 +299,26 @@ class IndexRotation:
                               "index key is kept: fix them and run `keys rotate-index` again")
         return state
 
-    def _reindex(self, row: dict[str, Any], manifests: list[tuple[str, Any]], named_now: set[str]) -> None:
+    def _reindex(self, row: dict[str, Any], manifests: list[tuple[str, Any]], named_now: set[str],
+                 extras: str | None = None) -> None:
         call_id = str(row["call_id"])
-        if not is_token(row["numbers"]):
+        if not is_token(row["numbers"]) and extras is None:
             return  # a row that names no number (nothing was ever indexed for it)
         try:
             plain = self.numbers.open_call(row)
-            named = self.numbers.named_numbers(plain["caller_num"], plain["callee_num"], plain["cdr"])
-            for rid, manifest in manifests:
+            named = self.numbers.named_numbers(plain.get("caller_num"), plain.get("callee_num"),
+                                               plain.get("cdr"))
+            for rid, manifest in manifests:  # rows written before schema 11 keep their manifest's numbers
                 opened = self.numbers.open_manifest(rid, manifest)
                 if isinstance(opened, dict):
                     named |= self.numbers.named_numbers(opened.get("cdr"), opened.get("callee_num"))
+            if extras is not None:  # what the call's own row does not hold (schema 12)
+                named |= {self.new.full_of_digits(d)
+                          for d in extra_numbers.open_token(self.numbers, call_id, extras)}
         except CryptoError as exc:  # one altered row must not stop the others; the key is not retired
             self.report.errors.append(f"call {call_id}: {exc}")
             return
-        caller, callee = str(plain["caller_num"] or ""), str(plain["callee_num"] or "")
+        caller, callee = str(plain.get("caller_num") or ""), str(plain.get("callee_num") or "")
         self._apply(self._translate([n for n in (caller, callee) if n], [call_id]))
         want = {"caller_bi": self.new.full(caller), "caller_bi4": self.new.last4(caller),
                 "callee_bi": self.new.full(callee), "callee_bi4": self.new.last4(callee)}
@@ -323,15 +333,19 @@ class IndexRotation:
 
     # -- holds and erasure requests --------------------------------------------------------
     def _numbers_of_calls(self, where: str, params: list[Any]) -> set[str]:
-        """The numbers (caller, callee, CDR runs) of a few calls, opened (at most 20 calls)."""
+        """The numbers (caller, callee, CDR runs, the sealed numbers its row does not hold) of a few
+        calls, opened (at most 20 calls)."""
         found: set[str] = set()
-        for row in self.conn.execute(f"SELECT call_id, numbers FROM calls WHERE {where} LIMIT 20", params):
-            if not is_token(row[1]):
-                continue
+        sql = f"SELECT call_id, numbers FROM calls WHERE {where} LIMIT 20"
+        rows = self.conn.execute(sql, params).fetchall()
+        for call_id, token in rows:
             try:
-                plain = self.numbers.open_call({"call_id": row[0], "numbers": row[1]})
+                found |= extra_numbers.of_call(self.conn, self.numbers, str(call_id))
+                if not is_token(token):
+                    continue
+                plain = self.numbers.open_call({"call_id": call_id, "numbers": token})
             except CryptoError as exc:
-                self.report.errors.append(f"call {row[0]}: {exc}")
+                self.report.errors.append(f"call {call_id}: {exc}")
                 continue
             found |= {str(plain["caller_num"] or ""), str(plain["callee_num"] or "")}
             found |= policy.numbers_in(plain["cdr"])
@@ -446,6 +460,15 @@ class IndexRotation:
         atomic.fsync_dir(self.key_file.parent)
         register_previous(self.new_key, None)
         self.report.finished = True
+
+
+def _refuse_pending_manifests(conn: Any) -> None:
+    """A catalog with manifests stored under schema 11 whose numbers are not sealed yet: a rotation
+    would drop the index of a number only such a manifest names."""
+    waiting = manifest_numbers.pending(conn)
+    if waiting:
+        raise CatalogError(f"{waiting}: run `pbx-recorder catalog migrate` (it reads those signed "
+                           "manifests back from storage) before rotating or re-making the index")
 
 
 def _raw(path: Path) -> bytes:

@@ -2,15 +2,17 @@
 
 Schema 11 only adds ``recordings.manifest_sha256``; a row written before it holds the whole signed
 manifest in ``recordings.manifest`` (its numbers sealed by schema 6's data step) and is verified
-from that copy.  :func:`shrink` walks the recordings still stored (stored | verified | migrated)
-in key order, in batches of one transaction each (``number_migration``'s walk), and for each row
+from that copy. :func:`shrink` walks the recordings still stored (stored | verified | migrated) in
+key order, in batches of one transaction each (``number_migration``'s walk), and for each row
 whose copy is whole: opens its numbers, checks its Ed25519 signature, and only then keeps the
 short copy and the hash of the signed bytes (``pbx_recorder.manifest_copy``), as the recorder
-writes rows now.  ``verify`` then checks the stored manifest object against that hash, so a copy
-that differed from the stored object is reported there.  A row whose copy does not verify (edited
-in the catalog, unsigned, numbers that do not open) is left whole and reported, never dropped.
-Rows of recordings that are gone keep what they have (their data key was removed from the copy,
-so its signature no longer verifies; ``verify`` does not read them).
+writes rows now; the numbers the copy named that the call's row does not hold are sealed first, in
+the same transaction (``catalog.extra_numbers``), so ``keys rotate-index`` still re-indexes them.
+``verify`` then checks the stored manifest object against that hash, so a copy that differed from
+the stored object is reported there. A row whose copy does not verify (edited in the catalog,
+unsigned, numbers that do not open) is left whole and reported, never dropped. Rows of recordings
+that are gone keep what they have (their data key was removed from the copy, so its signature no
+longer verifies; ``verify`` does not read them).
 
 Run by ``pbx-recorder catalog migrate`` when the signing key is configured.  Resumable: a row
 shrunk has a hash and is skipped by the next run.  SQLite frees the pages; ``VACUUM`` returns them.
@@ -27,9 +29,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pbx_recorder import manifest_copy
-from pbx_recorder.catalog import engine
+from pbx_recorder.catalog import engine, extra_numbers
 from pbx_recorder.catalog.number_migration import DEFAULT_BATCH, _walk
-from pbx_recorder.catalog.protected_rows import CLEAR_MANIFEST_FIELDS, NumberProtection
+from pbx_recorder.catalog.protected_rows import CLEAR_MANIFEST_FIELDS, NumberProtection, named_digits
 from pbx_recorder.errors import CatalogError, CryptoError
 from pbx_recorder.signing import verify_manifest
 
@@ -69,6 +71,11 @@ def shrink(conn: sqlite3.Connection, numbers: NumberProtection | None, public_ke
             return False
         keep = () if numbers is not None else CLEAR_MANIFEST_FIELDS  # as the repository writes them
         copy, digest = manifest_copy.catalog_copy(signed, keep)
+        if numbers is not None:  # the copy's numbers go: those the call's row lacks are sealed first
+            call_id = str(row["call_id"])
+            extra = named_digits(signed.get("cdr"), signed.get("callee_num"))
+            extra -= extra_numbers.row_digits(conn, numbers, call_id)
+            extra_numbers.add(conn, numbers, call_id, extra)
         conn.execute("UPDATE recordings SET manifest = ?, manifest_sha256 = ? WHERE recording_id = ?",
                      (json.dumps(copy, sort_keys=True, separators=(",", ":")), digest, rid))
         report.shrunk += 1

@@ -1,13 +1,13 @@
 """The data step of schema 6: numbers already in the catalog encrypted, their indexes filled.
 
 Schema 6 only adds columns; the rows written before it hold their numbers in clear, and rows
-written under an older catalog key (``keys rotate``) hold tokens of that key.  ``protect``
-walks ``calls``, ``recordings`` (manifest) and ``live_calls`` in key order, in batches of one
-transaction each, and rewrites every row that is clear or under another key than the current
-one; a row already right is only read.  Resumable: an interrupted run leaves whole batches
-done, and the next run skips them.  When something changed it clears what the old values left:
-``secure_delete`` zeroes freed cells, a WAL checkpoint moves the pages into the file, and
-``VACUUM`` rewrites the file so no old page keeps a digit.  Seals stay valid: they are over the
+written under an older catalog key (``keys rotate``) hold tokens of that key. ``protect`` walks
+``calls``, ``recordings`` (manifest), ``live_calls`` and ``call_extra_numbers`` in key order, in
+batches of one transaction each, and rewrites every row that is clear or under another key than
+the current one; a row already right is only read. Resumable: an interrupted run leaves whole
+batches done, and the next run skips them. When something changed it clears what the old values
+left: ``secure_delete`` zeroes freed cells, a WAL checkpoint moves the pages into the file, and
+``VACUUM`` rewrites the file so no old page keeps a digit. Seals stay valid: they are over the
 plaintext canonical row (``pbx_recorder.call_seal``), which the step does not change.
 
 Run at daemon start and by ``pbx-recorder catalog migrate``.  ``catalog_settings`` remembers
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder.catalog import engine
+from pbx_recorder.catalog import engine, extra_numbers
 from pbx_recorder.catalog.number_protection import is_token, token_key_id
 from pbx_recorder.catalog.protected_rows import (
     CALL_FIELDS,
@@ -46,13 +46,14 @@ class ProtectReport:
     calls: int = 0
     manifests: int = 0
     live_calls: int = 0
+    extra_numbers: int = 0
     vacuumed: bool = False
     skipped: bool = False  # a full pass had already finished under the current key
     errors: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
-        return self.calls + self.manifests + self.live_calls
+        return self.calls + self.manifests + self.live_calls + self.extra_numbers
 
 
 def is_done(conn: sqlite3.Connection, numbers: NumberProtection) -> bool:
@@ -147,6 +148,16 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         report.manifests += 1
         return True
 
+    def extra(row: dict[str, Any]) -> bool:  # a call's sealed extra numbers (schema 12)
+        if not _stale(row["numbers"], current):
+            return False
+        call_id = str(row["call_id"])
+        digits = extra_numbers.open_token(numbers, call_id, str(row["numbers"]))
+        conn.execute("UPDATE call_extra_numbers SET numbers = ? WHERE call_id = ?",
+                     (extra_numbers.seal(numbers, call_id, digits), call_id))
+        report.extra_numbers += 1
+        return True
+
     def live(row: dict[str, Any]) -> bool:
         state = str(row["state"])
         if is_token(state) and not _stale(state, current):
@@ -161,6 +172,7 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         _walk(conn, "calls", "call_id", batch, call, report.errors)
         _walk(conn, "recordings", "recording_id", batch, recording, report.errors)
         _walk(conn, "live_calls", "call_id", batch, live, report.errors)
+        _walk(conn, "call_extra_numbers", "call_id", batch, extra, report.errors)
         if report.changed:
             engine.compact(conn)
             conn.execute("VACUUM")  # no page of the file keeps an old clear value

@@ -90,14 +90,15 @@ class NumberProtection:
 
     def named_numbers(self, *values: Any) -> set[str]:
         """Full-number indexes of every number-like run (>= 5 digits) in ``values``."""
-        runs: set[str] = set()  # each number's digits once, however often the values name it
-        for value in values:
-            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-            for run in _NUMBER_RUN.findall(text):
-                digits = digits_of(run)
-                if len(digits) >= MIN_NAMED_DIGITS:
-                    runs.add(digits)
-        return {self.index.full_of_digits(d) for d in runs}
+        return {self.index.full_of_digits(d) for d in named_digits(*values)}
+
+    def named_index(self, *values: Any) -> dict[str, str]:
+        """:meth:`named_numbers` with the number each index is of: digits -> full-number index."""
+        return {d: self.index.full_of_digits(d) for d in named_digits(*values)}
+
+    def row_digits(self, plain: Mapping[str, Any]) -> set[str]:
+        """The numbers (digits) a call's opened fields name, as ``call_numbers`` indexes them."""
+        return named_digits(plain.get("caller_num"), plain.get("callee_num"), plain.get("cdr"))
 
     # -- whole texts (live-call snapshots, manifests) -----------------------------
     def seal_text(self, kind: str, key: str, text: str) -> str:
@@ -130,6 +131,20 @@ class NumberProtection:
         out = {k: v for k, v in m.items() if k != MANIFEST_TOKEN}
         out.update(json.loads(self.cipher.decrypt(str(m[MANIFEST_TOKEN]), f"manifest/{recording_id}")))
         return out
+
+
+def named_digits(*values: Any) -> set[str]:
+    """The digits of every number-like run (>= 5 digits) in ``values`` (texts, or JSON values)."""
+    runs: set[str] = set()  # each number's digits once, however often the values name it
+    for value in values:
+        if value is None or value == "":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        for run in _NUMBER_RUN.findall(text):
+            digits = digits_of(run)
+            if len(digits) >= MIN_NAMED_DIGITS:
+                runs.add(digits)
+    return runs
 
 
 def search_indexes(index: BlindIndex, value: str) -> tuple[str, tuple[str, ...]]:

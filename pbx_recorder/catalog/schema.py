@@ -534,6 +534,22 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE recordings ADD COLUMN manifest_sha256 TEXT NOT NULL DEFAULT '';
     """,
+    # 12 (issue 11, pbx_recorder.catalog.extra_numbers): the numbers call_numbers indexes for a call
+    # that its own sealed row does not hold (named only by a recording's signed manifest, or by an
+    # earlier version of the row), sealed, so `keys rotate-index` can re-make their indexes.  A
+    # catalog with recordings gets the data step's marker: rows stored under schema 11 before it
+    # lost that plaintext, which `catalog migrate` reads back from their stored signed manifests
+    # (pbx_recorder.catalog.manifest_numbers); rows created after ``upto`` need no pass.
+    """
+    CREATE TABLE call_extra_numbers (
+        call_id TEXT PRIMARY KEY,
+        numbers TEXT NOT NULL                -- AES-256-GCM token of the digit strings (pn1:...)
+    ) WITHOUT ROWID;
+    INSERT INTO catalog_settings (name, value)
+        SELECT 'manifest_numbers_pass',
+               '{"cursor":"","upto":' || CAST(strftime('%s', 'now') AS INTEGER) || '}'
+        WHERE EXISTS (SELECT 1 FROM recordings);
+    """,
 ]
 
 

@@ -151,6 +151,13 @@ call_numbers = Table(
     PrimaryKeyConstraint("bi", "call_id"),
 )
 
+#: 12 (pbx_recorder.catalog.extra_numbers): numbers call_numbers indexes that the call's own sealed
+#: row does not hold, one AES-256-GCM token per call that has any
+call_extra_numbers = Table(
+    "call_extra_numbers", metadata,
+    Column("call_id", Text, primary_key=True), Column("numbers", Text, nullable=False),
+)
+
 catalog_settings = Table(
     "catalog_settings", metadata,
     Column("name", Text, primary_key=True), Column("value", Text, nullable=False),
