@@ -13,14 +13,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from pbx_recorder import audit_trail, manifest_copy
-from pbx_recorder.catalog import engine, stored_form
+from pbx_recorder.catalog import engine, extra_numbers, stored_form
 from pbx_recorder.catalog.protected_rows import (
     CALL_FIELDS,
     CLEAR_DEFAULTS,
@@ -297,24 +297,29 @@ class Catalog:
         current = self.numbers.open_call(_decode(existing)) if existing is not None else {}
         plain = {f: row[f] if f in row else current.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
         self._index_named(conn, call_id, plain["caller_num"], plain["callee_num"], plain["cdr"])
+        if existing is not None:  # numbers the stored row named and this one drops stay indexed
+            extra_numbers.after_call_write(conn, self.numbers, call_id, current, plain)
         stored, opened = self.numbers.seal_call_opened(call_id, plain)
         return {**row, **stored}, opened
 
-    def _index_named(self, conn: sqlite3.Connection, call_id: str, *values: Any) -> None:
+    def _index_named(self, conn: sqlite3.Connection, call_id: str, *values: Any) -> set[str]:
+        """Index the numbers ``values`` name; the digits of those indexed (inside ``write_calls``
+        only those the call's values in this transaction did not already name)."""
         assert self.numbers is not None
         seen = getattr(self._local, "named", None)  # (call id, values indexed, indexes written)
         if seen is not None:  # inside write_calls: a value the call already had indexed is not searched again
             if seen[0] != call_id:
                 seen[:] = [call_id, [], set()]
             values = tuple(v for v in values if not any(v == old for old in seen[1]))
-        found = self.numbers.named_numbers(*values)
+        found = self.numbers.named_index(*values)
         if seen is not None:
             seen[1].extend(values)
-            found -= seen[2]
-            seen[2].update(found)
+            found = {d: bi for d, bi in found.items() if bi not in seen[2]}
+            seen[2].update(found.values())
         if found:
             conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                             [(bi, call_id) for bi in sorted(found)])
+                             [(bi, call_id) for bi in sorted(found.values())])
+        return set(found)
 
     @contextmanager
     def _naming_once(self) -> Iterator[None]:
@@ -434,7 +439,13 @@ class Catalog:
         signed = manifest_copy.parse(plain)
         call_id = row.get("call_id") or signed.get("call_id")
         if call_id and self.numbers is not None and signed:
-            self._index_named(self._conn(), str(call_id), signed.get("cdr"), signed.get("callee_num"))
+            seen = getattr(self._local, "named", None)
+            row_named = seen is not None and seen[0] == str(call_id)  # its row indexed in this write_calls
+            conn = self._conn()
+            with nullcontext() if conn.in_transaction else self.transaction():  # index and seal together
+                named = self._index_named(conn, str(call_id), signed.get("cdr"), signed.get("callee_num"))
+                # the catalog keeps no copy of the manifest's numbers: those its call's row lacks are sealed
+                extra_numbers.after_manifest(conn, self.numbers, str(call_id), named, row_named=row_named)
         if signed.get("recording_id"):  # numbers in clear: erasure reads them here (number_lookup)
             copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS)
             return {**row, "manifest": copy, "manifest_sha256": digest}
