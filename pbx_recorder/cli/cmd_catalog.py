@@ -87,7 +87,8 @@ def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
 @click.pass_context
 def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
     """Bring the catalog to the newest schema, encrypt the numbers stored before schema 6, and keep
-    only the copy and hash of the signed manifests stored before schema 11 (each checked first).
+    only the copy and hash of the signed manifests stored before schema 11 (each checked first); read
+    back and seal the numbers of the manifests stored under schema 11 (schema 12, each verified first).
 
     Resumable: batches commit one by one and a new run skips what is done.  Ends with VACUUM so
     no page of the file keeps a clear number (the daemon does the same at start)."""
@@ -104,6 +105,7 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
                                      "live_calls": report.live_calls, "errors": len(report.errors)})
     if report.skipped:
         click.echo(f"numbers already encrypted under key {rt.numbers.cipher.current_key_id}; nothing to do")
+        _manifest_numbers(rt)
         _shrink_manifests(rt, batch_size)
         return
     click.echo(f"encrypted the numbers of {report.calls} calls, {report.manifests} manifests, "
@@ -113,7 +115,40 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
         click.echo(f"  not encrypted: {line}", err=True)
     if report.errors:
         raise CryptoError(f"{len(report.errors)} rows could not be opened; run again once fixed")
+    _manifest_numbers(rt)
     _shrink_manifests(rt, batch_size)
+
+
+def _manifest_numbers(rt: Runtime) -> None:
+    """Schema 12's data step: the numbers of manifests stored under schema 11 before it, read back
+    from storage (each verified first) and sealed, so ``keys rotate-index`` re-indexes them."""
+    from pbx_recorder.catalog import manifest_numbers
+    from pbx_recorder.cli.crypto_setup import keyring_of
+    from pbx_recorder.signing import load_public_key, public_key_path
+
+    if not manifest_numbers.pending(rt.conn):
+        return
+    key_file = rt.config.signing.key_file
+    if not (public_key_path(key_file).is_file() or key_file.is_file()):
+        click.echo("numbers of manifests stored under schema 11 not read back: no signing key to check "
+                   "them with (`keys rotate-index` waits for this step)")
+        return
+    with exclusive_job(rt.config, "catalog-migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        done = manifest_numbers.run(rt.conn, rt.numbers, rt.tiers, keyring_of(rt.config, required=False),
+                                    load_public_key(key_file))
+    rt.audit("catalog.migrate", "manifest-numbers", {"read": done.read, "sealed": done.sealed,
+                                                     "unread": len(done.unread), "done": done.done})
+    click.echo(f"read back {done.read} signed manifests stored under schema 11: {done.sealed} calls got "
+               "sealed numbers their row does not hold" + ("" if done.done else "; not finished"))
+    for line in done.unread[:50]:
+        click.echo(f"  not read: {line}", err=True)
+    if not done.done:
+        raise IntegrityError(f"{len(done.unread)} signed manifests could not be read back or verified "
+                             "(restore archived ones, fix the others: see `pbx-recorder verify`), then run "
+                             "`pbx-recorder catalog migrate` again; `keys rotate-index` waits for this step")
 
 
 def _shrink_manifests(rt: Runtime, batch_size: int) -> None:

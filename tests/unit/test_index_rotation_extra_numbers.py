@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog import Catalog, extra_numbers
 from pbx_recorder.catalog.index_rotation import IndexRotation
 from pbx_recorder.catalog.number_keys import protection_for
 from pbx_recorder.catalog.number_migration import protect
-from pbx_recorder.catalog.number_protection import BlindIndex
+from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
+from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.catalog.repository import StoredRecording
 from pbx_recorder.config import load_config
 from pbx_recorder.hash_key import read_hash_key
 from pbx_recorder.lifecycle import number_lookup
@@ -24,6 +26,7 @@ from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.lifecycle.policy import number_hash
 from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
+from storage.keyring import KeyRing
 from storage.local import LocalTier
 
 CALLER = "4915112345678"
@@ -130,3 +133,58 @@ def test_a_hold_and_an_open_request_on_such_a_number_are_re_keyed(site):
     receipt = eraser.erase(caller=DROPPED, request_id=opened["request_id"], actor="dpo", now=NOW + 1)
     assert receipt["calls_matched"] == 1
     conn.close()
+
+
+def _extras(conn, numbers) -> dict[str, set[str]]:
+    ids = [r[0] for r in conn.execute("SELECT call_id FROM call_extra_numbers ORDER BY call_id")]
+    return {i: extra_numbers.of_call(conn, numbers, i) for i in ids}
+
+
+def test_the_bulk_path_seals_what_the_per_call_path_seals_and_nothing_for_a_usual_call(site):
+    config, cat, numbers, tmp_path = site
+    bulk = Catalog(tmp_path / "bulk.db", numbers=numbers)
+    batch = []
+    for call_id, dst in (("d1", TRANSFER), ("d2", "200")):  # d2: its manifest names what its row names
+        call = {"call_id": call_id, "caller_num": CALLER, "callee_num": "200", "cdr": {"src": CALLER},
+                "started_at": NOW, "status": "answered"}
+        signed = {"recording_id": f"{call_id}r", "call_id": call_id, "callee_num": "200",
+                  "cdr": {"src": CALLER, "dst": dst}, "files": [{"name": "a.wav", "sha256": "ab"}]}
+        row = {"recording_id": f"{call_id}r", "call_id": call_id, "state": "verified", "manifest": signed,
+               "created_at": NOW}
+        cat.upsert_call(call)
+        cat.upsert_recording(row)
+        batch.append((call, [StoredRecording(row, signed)]))
+    assert bulk.write_calls(batch) == 2
+    want = {"c1": {TRANSFER, DIALED}, "c2": {DROPPED}, "d1": {TRANSFER}}
+    assert _extras(cat.connection(), numbers) == want
+    assert _extras(bulk.connection(), numbers) == {"d1": {TRANSFER}}
+    bulk.close()
+
+
+def test_keys_rotate_re_encrypts_them_and_erasure_removes_them(site):
+    config, cat, numbers, tmp_path = site
+    ring = KeyRing(Path(config.privacy.hash_key_file).parent / "catalog-keys")
+    ring.generate("catalog2")
+    rotated = NumberProtection(NumberCipher(ring.get, "catalog2"), numbers.index)
+    conn = open_catalog(config.catalog.path)
+    report = protect(conn, rotated, force=True)
+    assert report.extra_numbers == 2 and not report.errors
+    tokens = [r[0] for r in conn.execute("SELECT numbers FROM call_extra_numbers")]
+    assert all(t.startswith("pn1:catalog2:") for t in tokens)
+    assert _extras(conn, rotated) == {"c1": {TRANSFER, DIALED}, "c2": {DROPPED}}
+    key = read_hash_key(config.privacy.hash_key_file)
+    tiers = {"hot": LocalTier("hot", tmp_path / "hot")}
+    Eraser(conn, tiers, hash_key=key, holds=HoldManager(conn, tiers, hash_key=key, numbers=rotated),
+           tombstones=Tombstones(path_beside(config.privacy.hash_key_file), key), numbers=rotated).erase(
+        caller=TRANSFER, request_id="RQ1", actor="dpo", now=NOW)
+    assert _extras(conn, rotated) == {"c2": {DROPPED}}  # with the call, its sealed numbers went
+    conn.close()
+
+
+@pytest.mark.sqlite_only  # reads the bytes of the SQLite file
+def test_the_catalog_file_holds_none_of_them_in_clear(site):
+    config, cat, _, _ = site
+    cat.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = Path(config.catalog.path).read_bytes()
+    for number in (TRANSFER, DIALED, DROPPED):
+        assert number.encode() not in data and number[-7:].encode() not in data, number

@@ -1,0 +1,110 @@
+"""Schema 12's data step (``catalog.manifest_numbers``, run by ``catalog migrate``): a recording
+stored under schema 11 before schema 12 left no sealed copy of a number only its signed manifest
+names.  The step reads the stored manifest back (checked against ``manifest_sha256`` and its
+signature first), seals such numbers and indexes them again (a rotation run before it had dropped
+them); until it has read every such manifest ``keys rotate-index`` refuses.  Both engines."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from tamper_support import CALLER, NOW, Deployment
+
+from pbx_recorder.call_seal import CallSealer
+from pbx_recorder.catalog import Catalog, manifest_numbers
+from pbx_recorder.catalog.index_rotation import IndexRotation
+from pbx_recorder.catalog.number_keys import protection_for
+from pbx_recorder.config import load_config
+from pbx_recorder.errors import CatalogError, IntegrityError
+from pbx_recorder.hash_key import read_hash_key
+from pbx_recorder.lifecycle import number_lookup
+from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.manifest import Manifest, ManifestFile
+
+TRANSFER = "4930987654321"  # only the signed manifest's CDR names it
+CALL = "n1_1.1"
+RID = f"{CALL}_call001"
+
+
+@pytest.fixture
+def dep(tmp_path):
+    d = Deployment(tmp_path)
+    config = load_config(tmp_path / "cfg.yaml", env={})
+    d.catalog.close()
+    d.catalog = d.shipper.catalog = Catalog(config.catalog.path, clock=lambda: NOW,
+                                             sealer=CallSealer(d.sign_key), numbers=protection_for(config))
+    d.config = config
+    d.call(CALL)
+    src = tmp_path / "mon" / f"{RID}.wav"
+    src.parent.mkdir()
+    src.write_bytes(os.urandom(6000))
+    m = Manifest(recording_id=RID, call_id=CALL, recorded_from=NOW - 50, created_at=NOW - 1,
+                 cdr={"src": CALLER, "dst": TRANSFER}, files=(ManifestFile(src.name, 0, "", 2.0),))
+    d.spool.spool_recording(RID, [src], m)
+    assert RID in d.shipper.ship_once().shipped
+    # the state a recorder of schema 11 left: nothing sealed; and a rotation since dropped the index
+    bi = d.catalog.numbers.index.full(TRANSFER)
+    assert d.catalog.connection().execute("SELECT count(*) FROM call_extra_numbers").fetchone()[0] == 1
+    d.sql("DELETE FROM call_extra_numbers", f"DELETE FROM call_numbers WHERE bi = '{bi}'",
+          "INSERT INTO catalog_settings (name, value) VALUES ('manifest_numbers_pass', "
+          f"'{{\"cursor\":\"\",\"upto\":{NOW + 10}}}')")
+    yield d
+    d.close()
+
+
+def _naming(d, number: str) -> set[str]:
+    conn = open_catalog(d.config.catalog.path)
+    try:
+        return number_lookup.calls_naming(conn, read_hash_key(d.config.privacy.hash_key_file), number)
+    finally:
+        conn.close()
+
+
+def _rotate(d) -> None:
+    conn = open_catalog(d.config.catalog.path)
+    try:
+        assert IndexRotation(conn, d.config.privacy.hash_key_file, d.catalog.numbers.cipher).run().finished
+    finally:
+        conn.close()
+
+
+def test_migrate_reads_the_stored_manifest_back_and_the_rotation_keeps_its_numbers(dep, capsys):
+    assert _naming(dep, TRANSFER) == set()  # lost
+    with pytest.raises(CatalogError, match="catalog migrate"):
+        _rotate(dep)
+    code, out = dep.cli(capsys, "catalog", "migrate")
+    assert code == 0, out
+    assert "read back 1 signed manifests stored under schema 11: 1 calls got sealed numbers" in out
+    assert _naming(dep, TRANSFER) == {CALL}
+    conn = open_catalog(dep.config.catalog.path)
+    assert manifest_numbers.pending(conn) == ""
+    token = conn.execute("SELECT numbers FROM call_extra_numbers WHERE call_id = ?", (CALL,)).fetchone()[0]
+    conn.close()
+    assert token.startswith("pn1:") and TRANSFER not in token and TRANSFER[-7:] not in token
+    _rotate(dep)
+    assert _naming(dep, TRANSFER) == {CALL}
+    code, out = dep.cli(capsys, "catalog", "migrate")  # done: nothing read again
+    assert code == 0 and "read back" not in out
+
+
+def test_an_unreadable_manifest_is_listed_and_the_rotation_waits_for_it(dep, capsys):
+    sidecar = dep.sidecar_of(RID)
+    kept = sidecar.read_bytes()
+    sidecar.unlink()
+    code, out = dep.cli(capsys, "catalog", "migrate")
+    assert code == IntegrityError.exit_code and f"not read: {RID}: not readable" in out
+    conn = open_catalog(dep.config.catalog.path)
+    assert "1 signed manifest(s) stored under schema 11 could not be read" in manifest_numbers.pending(conn)
+    conn.close()
+    with pytest.raises(CatalogError, match="could not be read"):
+        _rotate(dep)
+    sidecar.write_bytes(kept[:-1] + bytes([kept[-1] ^ 1]))  # altered: not taken
+    code, out = dep.cli(capsys, "catalog", "migrate")
+    assert code == IntegrityError.exit_code and f"not read: {RID}:" in out
+    assert _naming(dep, TRANSFER) == set()
+    sidecar.write_bytes(kept)  # restored: the next run reads only the listed one
+    code, out = dep.cli(capsys, "catalog", "migrate")
+    assert code == 0 and "read back 1 signed manifests" in out
+    _rotate(dep)
+    assert _naming(dep, TRANSFER) == {CALL}
