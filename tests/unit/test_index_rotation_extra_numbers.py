@@ -188,3 +188,15 @@ def test_the_catalog_file_holds_none_of_them_in_clear(site):
     data = Path(config.catalog.path).read_bytes()
     for number in (TRANSFER, DIALED, DROPPED):
         assert number.encode() not in data and number[-7:].encode() not in data, number
+
+
+def test_a_recording_stored_before_its_call_row_keeps_nothing_once_the_row_names_its_numbers(site):
+    config, cat, numbers, _ = site
+    signed = {"recording_id": "e1r", "call_id": "e1", "callee_num": "200",
+              "cdr": {"src": CALLER, "dst": TRANSFER}, "files": [{"name": "a.wav", "sha256": "ab"}]}
+    cat.upsert_recording({"recording_id": "e1r", "call_id": "e1", "state": "verified", "manifest": signed})
+    conn = cat.connection()
+    assert extra_numbers.of_call(conn, numbers, "e1") == {CALLER, TRANSFER}  # a stand-in row names nothing
+    cat.upsert_call({"call_id": "e1", "caller_num": CALLER, "callee_num": "200",
+                     "cdr": {"src": CALLER, "dst": TRANSFER}, "started_at": NOW, "status": "answered"})
+    assert conn.execute("SELECT count(*) FROM call_extra_numbers WHERE call_id = 'e1'").fetchone()[0] == 0

@@ -6,13 +6,15 @@ them); until it has read every such manifest ``keys rotate-index`` refuses.  Bot
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 from tamper_support import CALLER, NOW, Deployment
 
+from pbx_recorder import stored_manifest
 from pbx_recorder.call_seal import CallSealer
-from pbx_recorder.catalog import Catalog, manifest_numbers
+from pbx_recorder.catalog import Catalog, extra_numbers, manifest_numbers
 from pbx_recorder.catalog.index_rotation import IndexRotation
 from pbx_recorder.catalog.number_keys import protection_for
 from pbx_recorder.config import load_config
@@ -106,5 +108,20 @@ def test_an_unreadable_manifest_is_listed_and_the_rotation_waits_for_it(dep, cap
     sidecar.write_bytes(kept)  # restored: the next run reads only the listed one
     code, out = dep.cli(capsys, "catalog", "migrate")
     assert code == 0 and "read back 1 signed manifests" in out
+    _rotate(dep)
+    assert _naming(dep, TRANSFER) == {CALL}
+
+
+def test_the_schema_11_shrink_of_an_older_whole_copy_seals_its_numbers_first(dep, capsys):
+    signed = stored_manifest.read_signed(dep.catalog.get_recording(RID), dep.tier, dep.ring)
+    whole = json.dumps(dep.catalog.numbers.seal_manifest(RID, signed), sort_keys=True)  # as before schema 11
+    dep.sql(f"UPDATE recordings SET manifest = '{whole}', manifest_sha256 = '' WHERE recording_id = '{RID}'",
+            "DELETE FROM catalog_settings WHERE name = 'manifest_numbers_pass'")
+    code, out = dep.cli(capsys, "catalog", "migrate")
+    assert code == 0 and "kept the copy and hash of 1 older rows' signed manifests" in out, out
+    conn = open_catalog(dep.config.catalog.path)
+    assert "cdr" not in json.loads(conn.execute("SELECT manifest FROM recordings").fetchone()[0])
+    assert extra_numbers.of_call(conn, dep.catalog.numbers, CALL) == {TRANSFER}
+    conn.close()
     _rotate(dep)
     assert _naming(dep, TRANSFER) == {CALL}
