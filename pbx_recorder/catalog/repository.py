@@ -439,13 +439,17 @@ class Catalog:
         signed = manifest_copy.parse(plain)
         call_id = row.get("call_id") or signed.get("call_id")
         if call_id and self.numbers is not None and signed:
-            seen = getattr(self._local, "named", None)
-            row_named = seen is not None and seen[0] == str(call_id)  # its row indexed in this write_calls
-            conn = self._conn()
-            with nullcontext() if conn.in_transaction else self.transaction():  # index and seal together
-                named = self._index_named(conn, str(call_id), signed.get("cdr"), signed.get("callee_num"))
-                # the catalog keeps no copy of the manifest's numbers: those its call's row lacks are sealed
-                extra_numbers.after_manifest(conn, self.numbers, str(call_id), named, row_named=row_named)
+            # the catalog keeps no copy of the manifest's numbers: those its call's row lacks are
+            # sealed (catalog.extra_numbers) with their index rows, in one transaction
+            conn, cid, seen = self._conn(), str(call_id), getattr(self._local, "named", None)
+            if seen is not None and seen[0] == cid:  # write_calls indexed its row in this transaction
+                named = self._index_named(conn, cid, signed.get("cdr"), signed.get("callee_num"))
+                extra_numbers.add(conn, self.numbers, cid, named)
+            else:
+                extra = extra_numbers.lacking(conn, self.numbers, cid, signed)
+                with self.transaction() if extra and not conn.in_transaction else nullcontext():
+                    self._index_named(conn, cid, signed.get("cdr"), signed.get("callee_num"))
+                    extra_numbers.add(conn, self.numbers, cid, extra)
         if signed.get("recording_id"):  # numbers in clear: erasure reads them here (number_lookup)
             copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS)
             return {**row, "manifest": copy, "manifest_sha256": digest}
