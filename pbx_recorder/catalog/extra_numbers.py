@@ -102,16 +102,6 @@ def lacking(conn: Any, numbers: NumberProtection, call_id: str, manifest: Mappin
     return new - row_digits(conn, numbers, call_id) if new else new
 
 
-def after_manifest(conn: Any, numbers: NumberProtection, call_id: str, digits: set[str], *,
-                   row_named: bool) -> None:
-    """A recording's signed manifest named ``digits`` (indexed in ``call_numbers`` just now): keep
-    those the call's row does not name.  ``row_named``: ``digits`` are already only those (the bulk
-    path indexed the call's row in the same transaction and left out what it named)."""
-    if digits and not row_named:
-        digits = digits - row_digits(conn, numbers, call_id)
-    add(conn, numbers, call_id, digits)
-
-
 def after_call_write(conn: Any, numbers: NumberProtection, call_id: str, before: Mapping[str, Any],
                      after: Mapping[str, Any]) -> None:
     """An existing call row's numbers replaced: what ``before`` (its opened stored row) named and
