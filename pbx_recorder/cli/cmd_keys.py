@@ -140,8 +140,8 @@ def _reencrypt_numbers(config: object, new_id: str) -> None:
         done = protect(conn, protection_under(config, new_id), force=True)
     finally:
         conn.close()
-    click.echo(f"re-encrypted the numbers of {done.calls} calls, {done.manifests} manifests and "
-               f"{done.live_calls} live calls under {new_id}")
+    click.echo(f"re-encrypted the numbers of {done.calls} calls, {done.manifests} manifests, "
+               f"{done.live_calls} live calls and {done.extra_numbers} calls' extra numbers under {new_id}")
     if done.errors:
         raise CryptoError(f"{len(done.errors)} catalog rows could not be re-encrypted ({done.errors[0]}); "
                           "old keys kept")
