@@ -26,6 +26,7 @@ def register_rotate_index(keys: click.Group) -> None:
                      show_status: bool, show_progress: bool) -> None:
         """Replace the privacy HMAC key and re-index every number under the new one (an interrupted
         run resumes where it stopped; searches find every call under either key meanwhile)."""
+        from pbx_recorder.catalog import manifest_numbers
         from pbx_recorder.catalog.index_rotation import IndexRotation, load_state
         from pbx_recorder.lifecycle.job_lease import exclusive_job
         from pbx_recorder.lifecycle.runtime import Runtime
@@ -35,6 +36,9 @@ def register_rotate_index(keys: click.Group) -> None:
             state = load_state(rt.conn)
             if show_status:
                 click.echo(_describe(state))
+                waiting = manifest_numbers.pending(rt.conn)
+                if waiting:  # schema 12's data step: a rotation would drop indexes it has not sealed yet
+                    click.echo(f"{waiting}: run `pbx-recorder catalog migrate` before a rotation")
                 return
             bars: dict[str, object] = {}
 

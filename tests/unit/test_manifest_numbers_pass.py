@@ -125,3 +125,13 @@ def test_the_schema_11_shrink_of_an_older_whole_copy_seals_its_numbers_first(dep
     conn.close()
     _rotate(dep)
     assert _naming(dep, TRANSFER) == {CALL}
+
+
+def test_rotate_index_status_names_the_step_still_to_run(dep, capsys):
+    code, out = dep.cli(capsys, "keys", "rotate-index", "--status")
+    assert code == 0 and "not all been read back yet: run `pbx-recorder catalog migrate`" in out
+    code, out = dep.cli(capsys, "keys", "rotate-index")
+    assert code != 0 and "catalog migrate" in out
+    assert dep.cli(capsys, "catalog", "migrate")[0] == 0
+    code, out = dep.cli(capsys, "keys", "rotate-index", "--status")
+    assert code == 0 and "catalog migrate" not in out
