@@ -166,7 +166,7 @@ def _secret(user: Section, secret: Secret | None) -> Iterator[Finding]:
                       "set `secret = ` to the value of the recorder's pbx.ami.secret_file")
         return
     value, where = found
-    yield from _mode(where, "the Asterisk file holding the AMI secret")
+    yield from _mode(where, "the Asterisk file holding the AMI secret", "0640 root:asterisk")
     if secret is None:
         yield Finding("ami-secret-mismatch", ERROR, str(where),
                       "the recorder has no AMI secret (pbx.ami.secret)",
@@ -184,14 +184,14 @@ def _secret(user: Section, secret: Secret | None) -> Iterator[Finding]:
                       "copy the recorder's secret file content into `secret =`, then `manager reload`")
     path = secret_file(secret)
     if path is not None:
-        yield from _mode(Origin(path, 0), "the recorder's file holding the AMI secret")
+        yield from _mode(Origin(path, 0), "the recorder's file holding the AMI secret", "0600 pbx-recorder")
 
 
-def _mode(where: Origin, what: str) -> Iterator[Finding]:
+def _mode(where: Origin, what: str, wanted: str) -> Iterator[Finding]:
     label = str(where) if where.line else where.file
     readable = world_readable(where.file)
     if readable:
         yield Finding("ami-secret-world-readable", ERROR, label, f"{what} is readable by every local user",
-                      f"chmod o-rwx {Path(where.file)} (0640 root:asterisk, or 0600)")
+                      f"chmod o-rwx {Path(where.file)} (it should be {wanted})")
     elif readable is False:
         yield Finding("ami-secret-file-mode", OK, label, f"{what} is not world-readable")

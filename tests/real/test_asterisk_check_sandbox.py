@@ -24,7 +24,8 @@ def test_the_sandbox_config_has_no_errors(asterisk: PrivateAsterisk, prompts_dir
                                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(privilege, "os_user", lambda: (0, "root"))
     config = write_recorder_config(tmp_path / "rec", asterisk, prompts_dir)
-    code = main(["--config", str(config), "asterisk", "check", "--etc", str(asterisk.workdir / "etc"), "--json"])
+    etc = asterisk.workdir / "etc"
+    code = main(["--config", str(config), "asterisk", "check", "--etc", str(etc), "--json"])
     findings = json.loads(capsys.readouterr().out)["findings"]
     errors = [f for f in findings if f["severity"] == "error"]
     assert code == 0 and errors == []
