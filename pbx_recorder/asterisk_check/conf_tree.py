@@ -17,6 +17,8 @@ here, minimally, before it sees the lines:
   suffix is cut off and kept: ``!`` marks a template (not a real section), a name inherits that
   template's items first, ``+`` adds to an earlier section of the same name.
 - ``;-- ... --;`` block comments: dropped (pyst2 would parse what they hide).
+- ``\\;`` (a literal ``;`` in a value, e.g. a secret): pyst2 would start a comment there, so it is
+  hidden from it and put back in the value.
 
 A file that cannot be read, is larger than :data:`MAX_FILE_BYTES`, holds NUL bytes or does not
 parse raises ``ConfigError`` (exit 2) naming the file and line: unreadable input, never a traceback.
@@ -38,6 +40,7 @@ MAX_TOTAL_LINES = 500_000  #: over every included file (a glob can include many)
 MAX_DEPTH = 8  #: nested #include levels (Debian's stock tree uses 1)
 _HEADER = re.compile(r"^\[([^\]]*)\]\s*\(([^)]*)\)(.*)$")
 _GLOB_CHARS = set("*?[")
+_ESCAPED_SEMICOLON = "\0"  #: stands for ``\;`` while pyst2 parses (no file with a NUL byte is read)
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def read_tree(path: Path, etc: Path) -> ConfTree:
         if match:
             header_options[number] = [o.strip() for o in match.group(2).split(",") if o.strip()]
             text = f"[{match.group(1)}]{match.group(3)}"
-        texts.append(text)
+        texts.append(text.replace("\\;", _ESCAPED_SEMICOLON))
     config_class, parse_error = _config_class()
     try:
         config = config_class(str(path), texts)
@@ -228,8 +231,9 @@ def _sections(path: Path, config: Any, origins: list[Origin], header_options: di
                 section.items.extend(by_name[parent].items)
             else:
                 notes.append(Note("template-missing", section.origin, parent))
-        section.items.extend((item.name.strip().lower(), str(item.value).strip(), origins[item.number - 1])
-                             for item in category.items)
+        section.items.extend((item.name.strip().lower(),
+                              str(item.value).strip().replace(_ESCAPED_SEMICOLON, ";"),
+                              origins[item.number - 1]) for item in category.items)
         earlier = by_name.get(section.name)
         if "+" in options and earlier is not None:
             earlier.items.extend(section.items)

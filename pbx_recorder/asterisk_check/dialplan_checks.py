@@ -36,8 +36,9 @@ def check_dialplan(tree: ConfTree, agi: AgiConfig) -> Iterator[Finding]:
                           f"copy {SNIPPET} to the Asterisk folder and `#include` it in extensions.conf")
             continue
         yield Finding("dialplan-snippet", OK, str(section.origin), f"[{name}] is defined")
+        call = _gosub(name)
         calls = [(s.name, where) for s in tree.sections if s.name not in SUBROUTINES and not s.template
-                 for key, value, where in s.items if key in ("exten", "same") and _gosub(name).search(value)]
+                 for key, value, where in s.items if key in ("exten", "same") and call.search(value)]
         if calls:
             context, where = calls[0]
             yield Finding("dialplan-gosub", OK, str(where),

@@ -123,3 +123,8 @@ def test_unreadable_top_file(tmp_path):
         locked.chmod(0)
         with pytest.raises(ConfigError, match="cannot read"):
             read_tree(locked, tmp_path)
+
+
+def test_escaped_semicolon_stays_in_the_value(tmp_path):
+    conf = write(tmp_path / "m.conf", "[u]\nsecret = ab\\;cd ; a comment\n")
+    assert read_tree(conf, tmp_path).section("u").last("secret")[0] == "ab;cd"
