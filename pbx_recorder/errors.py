@@ -27,6 +27,7 @@ carries the exit code the CLI returns for it.
     ├── CryptoError                    exit 8   decryption / key problems
     ├── VerifyIncomplete               exit 9   verify found no mismatch but could not reach a tier
     ├── ReportMailError                exit 1   a produced report could not be mailed (SMTP)
+    ├── AsteriskCheckFailed            exit 1   `asterisk check` found errors in the Asterisk config
     └── ShutdownRequested              exit 0   cooperative stop (not an error for the CLI)
 """
 
@@ -155,6 +156,10 @@ class VerifyIncomplete(RecorderError):
 
 class ShutdownRequested(RecorderError):
     exit_code = 0
+
+
+class AsteriskCheckFailed(RecorderError):
+    """``pbx-recorder asterisk check`` found errors (printed as findings before this is raised)."""
 
 
 class ReportMailError(RecorderError):

@@ -22,7 +22,7 @@ from pbx_recorder.masking import mask_text
 
 DEFAULT_CONFIG = "/etc/pbx-recorder/pbx-recorder.yaml"
 #: commands that never write the catalog's chains (or must not touch it: check-config, the demo)
-NO_CATALOG_COMMANDS = frozenset({None, "check-config", "demo", "plan", "run", "rules", "prompts"})
+NO_CATALOG_COMMANDS = frozenset({None, "asterisk", "check-config", "demo", "plan", "run", "rules", "prompts"})
 
 
 class GatedGroup(LazyGroup):

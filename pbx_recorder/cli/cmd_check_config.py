@@ -7,8 +7,9 @@ from collections.abc import Mapping
 import click
 import yaml
 
-from pbx_recorder.config import ConfigErrors, TierConfig, load_config
-from pbx_recorder.errors import ConfigError, StorageError
+from pbx_recorder.cli.config_load import load_or_list_errors
+from pbx_recorder.config import TierConfig
+from pbx_recorder.errors import StorageError
 from pbx_recorder.tier_probe import probe_tiers
 
 
@@ -43,13 +44,7 @@ def register(group: click.Group) -> None:
     ) -> None:
         """Validate the config file, conf.d and PBX_RECORDER_* variables; exit 2 on any error."""
         path = config_override or (ctx.obj or {}).get("config_path")
-        try:
-            cfg = load_config(path)
-        except ConfigErrors as exc:
-            for error in exc.errors:
-                click.echo(f"ERROR: {error}", err=True)
-            noun = "error" if len(exc.errors) == 1 else "errors"
-            raise ConfigError(f"{len(exc.errors)} configuration {noun}", file=path) from exc
+        cfg = load_or_list_errors(path)
         if print_config:
             click.echo(yaml.safe_dump(cfg.to_safe_dict(), sort_keys=False, allow_unicode=True), nl=False)
         tiers = cfg.storage.tiers

@@ -32,6 +32,10 @@ class LazyCommand:
 
 #: command name -> where it lives; the modules are registered in this (sorted) order
 COMMANDS: dict[str, LazyCommand] = {
+    "asterisk": LazyCommand(
+        ("cmd_asterisk",),
+        "Check the Asterisk side: AMI user, manager.conf, the dialplan snippet (read-only).",
+    ),
     "audit": LazyCommand(("cmd_audit",), "The audit log: who did what, chained and signed."),
     "calls": LazyCommand(
         ("cmd_calls", "cmd_calls_control", "cmd_calls_live"),

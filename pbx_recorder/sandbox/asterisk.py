@@ -32,6 +32,7 @@ from pbx_recorder.sandbox import asterisk_conf
 from pbx_recorder.sandbox.ami_probe import AmiProbe
 from pbx_recorder.sandbox.installs import AsteriskInstall, InstallError
 from pbx_recorder.sandbox.ports import free_tcp_port, free_udp_port
+from storage import file_modes
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ class PrivateAsterisk:
                 raise SandboxError(f"dialplan snippet missing: {snippet}")
         for name, text in asterisk_conf.all_files(self.layout).items():
             (self.workdir / "etc" / name).write_text(text)
+        # it holds the AMI secrets (`pbx-recorder asterisk check` flags a world-readable one)
+        file_modes.make_private(self.workdir / "etc" / "manager.conf")
         for link in ("documentation", "sounds"):
             target = self.workdir / "data" / link
             if not target.exists():

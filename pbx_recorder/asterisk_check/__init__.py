@@ -1,0 +1,43 @@
+"""``pbx-recorder asterisk check``: read the admin's Asterisk config and say what is wrong.
+
+Read-only.  ``conf_tree`` expands ``#include``s and has pyst2 parse the lines; ``manager_checks``
+and ``dialplan_checks`` turn the parsed tree and the recorder's own config into named findings.
+A file that cannot be read or parsed is one finding ``unreadable`` and makes the exit code 2; the
+other file is still checked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pbx_recorder.asterisk_check.conf_tree import ConfTree, read_tree
+from pbx_recorder.asterisk_check.dialplan_checks import check_dialplan
+from pbx_recorder.asterisk_check.findings import ERROR, Finding, exit_code, from_note
+from pbx_recorder.asterisk_check.manager_checks import check_manager
+from pbx_recorder.config import Config
+from pbx_recorder.errors import ConfigError
+
+__all__ = ["Finding", "exit_code", "run_check"]
+
+
+def _read(path: Path, etc: Path, findings: list[Finding]) -> ConfTree | None:
+    try:
+        tree = read_tree(path, etc)
+    except ConfigError as exc:
+        findings.append(Finding("unreadable", ERROR, str(exc.file or path), exc.message,
+                                "make it a readable Asterisk config file (the check never writes it)"))
+        return None
+    findings.extend(from_note(note) for note in tree.notes)
+    return tree
+
+
+def run_check(etc: Path, config: Config) -> tuple[list[Finding], int]:
+    """Every finding about ``etc``'s manager.conf and extensions.conf, and the exit code (0/1/2)."""
+    findings: list[Finding] = []
+    manager = _read(etc / "manager.conf", etc, findings)
+    if manager is not None:
+        findings.extend(check_manager(manager, config.pbx.ami))
+    extensions = _read(etc / "extensions.conf", etc, findings)
+    if extensions is not None:
+        findings.extend(check_dialplan(extensions, config.pbx.agi))
+    return findings, exit_code(findings, unreadable=manager is None or extensions is None)

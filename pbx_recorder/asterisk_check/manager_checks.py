@@ -1,0 +1,197 @@
+"""Checks of manager.conf (with its includes) against what the recorder needs and its own config.
+
+The classes the recorder's AMI user needs are the ones ``etc/manager.conf.d/pbx-recorder.conf``
+grants, each for a named reason there; ``tests/unit/test_asterisk_check.py`` holds these
+constants to that file.  Secrets are compared with ``hmac.compare_digest`` and never printed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from pbx_recorder.asterisk_check.conf_tree import ConfTree, Origin, Section
+from pbx_recorder.asterisk_check.findings import ERROR, INFO, OK, WARNING, Finding
+from pbx_recorder.config_model import AmiConfig
+from pbx_recorder.config_secret import Secret
+
+REQUIRED_READ = frozenset({"system", "call", "cdr", "dialplan", "agent", "user"})
+REQUIRED_WRITE = frozenset({"system", "call"})
+#: classes that let the account do far more than record (run CLI commands, place calls, edit config)
+DANGEROUS = frozenset({"originate", "command", "config", "all"})
+#: every class manager.c knows (``perms[]``); another word is ignored by Asterisk
+KNOWN_CLASSES = frozenset({"system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
+                           "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test",
+                           "security", "message", "all"})
+PLACEHOLDER_SECRET = "CHANGE-ME-use-openssl-rand"  #: the shipped example's value
+_TRUE = {"yes", "true", "y", "t", "1", "on"}  #: Asterisk's ast_true()
+USER_FILE = "etc/manager.conf.d/pbx-recorder.conf"
+
+
+def is_true(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in _TRUE
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False
+
+
+def classes(value: str) -> set[str]:
+    return {c.strip().lower() for c in value.split(",") if c.strip() and c.strip().lower() != "none"}
+
+
+def check_manager(tree: ConfTree, ami: AmiConfig) -> Iterator[Finding]:
+    general = tree.section("general")
+    where = str(general.origin) if general else str(tree.path)
+    yield from _general(general, where, ami)
+    user = tree.section(ami.username)
+    if user is None:
+        users = sorted(s.name for s in tree.sections if not s.template and s.name != "general")
+        yield Finding("ami-user-missing", ERROR, str(tree.path),
+                      f"no [{ami.username}] user (pbx.ami.username); "
+                      f"users found: {', '.join(users) or 'none'}",
+                      f"add the user from {USER_FILE} (or set pbx.ami.username to the right one)")
+        return
+    yield Finding("ami-user", OK, str(user.origin), f"AMI user [{ami.username}] found")
+    yield from _classes(user, "read", REQUIRED_READ)
+    yield from _classes(user, "write", REQUIRED_WRITE)
+    yield from _acl(user, ami)
+    yield from _secret(user, ami.secret)
+
+
+def _general(general: Section | None, where: str, ami: AmiConfig) -> Iterator[Finding]:
+    def value(name: str) -> tuple[str | None, str]:
+        found = general.last(name) if general else None
+        return (found[0], str(found[1])) if found else (None, where)
+
+    enabled, at = value("enabled")
+    if is_true(enabled):
+        yield Finding("ami-enabled", OK, at, "AMI is enabled")
+    else:
+        yield Finding("ami-enabled", ERROR, at, "[general] enabled is not yes: the AMI is off",
+                      "set `enabled = yes` in [general] of manager.conf, then `manager reload`")
+    stamps, at = value("timestampevents")
+    if is_true(stamps):
+        yield Finding("ami-timestampevents", OK, at, "events carry Asterisk's time")
+    else:
+        yield Finding("ami-timestampevents", WARNING, at,
+                      "timestampevents is not yes: the catalog's call times are the times the recorder "
+                      "read the events (README \"1. The AMI account\")",
+                      "set `timestampevents = yes` in [general] of manager.conf itself")
+    port, at = value("port")
+    if (port or "5038").strip() != str(ami.port):
+        yield Finding("ami-port", ERROR, at, f"AMI listens on port {port or '5038 (default)'}, the recorder "
+                      f"connects to {ami.port} (pbx.ami.port)", "make pbx.ami.port and [general] port agree")
+    bind, at = value("bindaddr")
+    bind = (bind or "0.0.0.0").strip()
+    if is_loopback(ami.host) and not is_loopback(bind):
+        yield Finding("ami-bindaddr", WARNING, at,
+                      f"AMI listens on {bind}, but the recorder connects over loopback ({ami.host})",
+                      "set `bindaddr = 127.0.0.1` in [general] of manager.conf")
+    elif not is_loopback(ami.host) and is_loopback(bind):
+        yield Finding("ami-bindaddr", ERROR, at, f"AMI listens on {bind} only, the recorder connects to "
+                      f"{ami.host} (pbx.ami.host)", "set bindaddr to the address the recorder reaches")
+    else:
+        yield Finding("ami-bindaddr", OK, at, f"AMI listens on {bind}")
+
+
+def _classes(user: Section, kind: str, required: frozenset[str]) -> Iterator[Finding]:
+    found = user.last(kind)
+    at = str(found[1]) if found else str(user.origin)
+    granted = classes(found[0]) if found else set()
+    covered = required if "all" in granted else required & granted
+    missing = sorted(required - covered)
+    if missing:
+        yield Finding(f"ami-{kind}-missing", ERROR, at,
+                      f"{kind} lacks {', '.join(missing)} (needed: {', '.join(sorted(required))})",
+                      f"set `{kind} = {','.join(sorted(required))}` as in {USER_FILE}")
+    else:
+        yield Finding(f"ami-{kind}", OK, at, f"{kind} covers {', '.join(sorted(required))}")
+    dangerous = sorted((granted - required) & DANGEROUS)
+    if dangerous:
+        yield Finding(f"ami-{kind}-dangerous", WARNING, at,
+                      f"{kind} also grants {', '.join(dangerous)}: far more than recording needs",
+                      f"set `{kind} = {','.join(sorted(required))}` as in {USER_FILE}")
+    other = sorted((granted & KNOWN_CLASSES) - required - DANGEROUS)
+    if other:
+        yield Finding(f"ami-{kind}-extra", INFO, at, f"{kind} also grants {', '.join(other)} (not needed)",
+                      f"remove {', '.join(other)} from {kind}")
+    unknown = sorted(granted - KNOWN_CLASSES)
+    if unknown:
+        yield Finding(f"ami-{kind}-unknown", WARNING, at, f"{kind}: {', '.join(unknown)} is not an AMI class "
+                      "(Asterisk ignores it)", "check the spelling against `manager show settings`")
+
+
+def _acl(user: Section, ami: AmiConfig) -> Iterator[Finding]:
+    permits, denies, acls = user.values("permit"), user.values("deny"), user.values("acl")
+    if (permits and denies) or acls:
+        yield Finding("ami-acl", OK, str((permits or acls)[0][1]),
+                      "the user is limited to permitted addresses")
+        return
+    severity = WARNING if is_loopback(ami.host) else ERROR
+    yield Finding("ami-acl", severity, str(user.origin),
+                  "no deny/permit pair: the user may log in from any address AMI listens on",
+                  "add `deny = 0.0.0.0/0.0.0.0` and `permit = <recorder address>/255.255.255.255`")
+
+
+def world_readable(path: str) -> bool | None:
+    """True/False for a file's mode; None when it cannot be looked at."""
+    try:
+        return bool(os.stat(path).st_mode & stat.S_IROTH)
+    except OSError:
+        return None
+
+
+def secret_file(secret: Secret) -> str | None:
+    """The file the recorder read its AMI secret from (a ``*_file`` key or the config file itself)."""
+    source = secret.source
+    if source.startswith("file "):
+        return source[len("file "):]
+    return source if os.path.isabs(source) else None  # "env NAME" / "inline": no file
+
+
+def _secret(user: Section, secret: Secret | None) -> Iterator[Finding]:
+    found = user.last("secret")
+    if found is None:
+        yield Finding("ami-secret-missing", ERROR, str(user.origin), "the user has no secret",
+                      "set `secret = ` to the value of the recorder's pbx.ami.secret_file")
+        return
+    value, where = found
+    yield from _mode(where, "the Asterisk file holding the AMI secret", "0640 root:asterisk")
+    if secret is None:
+        yield Finding("ami-secret-mismatch", ERROR, str(where),
+                      "the recorder has no AMI secret (pbx.ami.secret)",
+                      "set pbx.ami.secret_file to a file holding the user's secret")
+        return
+    if hmac.compare_digest(value.encode(), PLACEHOLDER_SECRET.encode()):
+        yield Finding("ami-secret-placeholder", ERROR, str(where),
+                      "the secret is still the shipped example's",
+                      "generate one (openssl rand -base64 32) and put it in both files")
+    if hmac.compare_digest(value.encode(), secret.reveal().encode()):
+        yield Finding("ami-secret", OK, str(where), "the secret equals the recorder's (not shown)")
+    else:
+        yield Finding("ami-secret-mismatch", ERROR, str(where),
+                      f"the secret differs from the recorder's ({secret.source}); neither is shown",
+                      "copy the recorder's secret file content into `secret =`, then `manager reload`")
+    path = secret_file(secret)
+    if path is not None:
+        yield from _mode(Origin(path, 0), "the recorder's file holding the AMI secret", "0600 pbx-recorder")
+
+
+def _mode(where: Origin, what: str, wanted: str) -> Iterator[Finding]:
+    label = str(where) if where.line else where.file
+    readable = world_readable(where.file)
+    if readable:
+        yield Finding("ami-secret-world-readable", ERROR, label, f"{what} is readable by every local user",
+                      f"chmod o-rwx {Path(where.file)} (it should be {wanted})")
+    elif readable is False:
+        yield Finding("ami-secret-file-mode", OK, label, f"{what} is not world-readable")

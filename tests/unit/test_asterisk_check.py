@@ -1,0 +1,248 @@
+"""``pbx-recorder asterisk check`` over sample Asterisk trees in tmp_path (no Asterisk needed).
+
+The sample starts from the shipped files (etc/manager.conf.d, dialplan/asterisk), so a change to
+them that the check would flag shows up here.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pbx_recorder.asterisk_check.conf_tree import read_tree
+from pbx_recorder.asterisk_check.dialplan_checks import GLOBALS, SUBROUTINES
+from pbx_recorder.asterisk_check.manager_checks import REQUIRED_READ, REQUIRED_WRITE, classes
+from pbx_recorder.cli import main, privilege
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "s3cret-Value-9"
+OTHER = "0ther-Secret-7"
+
+
+def test_required_classes_are_the_shipped_users(tmp_path):
+    tree = read_tree(REPO / "etc" / "manager.conf.d" / "pbx-recorder.conf", tmp_path)
+    user = tree.section("pbx-recorder")
+    assert classes(user.last("read")[0]) == REQUIRED_READ
+    assert classes(user.last("write")[0]) == REQUIRED_WRITE
+
+
+def test_subroutines_and_globals_are_the_shipped_snippets(tmp_path):
+    snippet = read_tree(REPO / "dialplan" / "asterisk" / "pbx-recorder.conf", tmp_path)
+    assert tuple(s.name for s in snippet.sections) == SUBROUTINES
+    text = (REPO / "dialplan" / "asterisk" / "pbx-recorder-globals.conf").read_text()
+    names = tuple(line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith(";"))
+    assert names == GLOBALS
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A correct installation: /etc/asterisk-like folder and the recorder's config."""
+    monkeypatch.setattr(privilege, "os_user", lambda: (0, "root"))
+    etc, rec = tmp_path / "asterisk", tmp_path / "rec"
+    (etc / "manager.d").mkdir(parents=True)
+    rec.mkdir()
+    user = (REPO / "etc" / "manager.conf.d" / "pbx-recorder.conf").read_text()
+    (etc / "manager.d" / "pbx-recorder.conf").write_text(user.replace("CHANGE-ME-use-openssl-rand", SECRET))
+    (etc / "manager.d" / "pbx-recorder.conf").chmod(0o640)
+    (etc / "manager.conf").write_text("[general]\nenabled = yes\nbindaddr = 127.0.0.1\n"
+                                      "timestampevents = yes\n#include \"manager.d/*.conf\"\n")
+    for name in ("pbx-recorder.conf", "pbx-recorder-globals.conf"):
+        shutil.copy(REPO / "dialplan" / "asterisk" / name, etc / name)
+    (etc / "extensions.conf").write_text(
+        "[globals]\n#include \"pbx-recorder-globals.conf\"\n\n#include \"pbx-recorder.conf\"\n\n"
+        "[from-trunk]\nexten => _X.,1,Gosub(pbx-recorder-consent,s,1(inbound,${EXTEN},,cn))\n"
+        " same => n,Dial(PJSIP/${EXTEN}@office,30)\n")
+    (rec / "ami.secret").write_text(SECRET + "\n")
+    (rec / "ami.secret").chmod(0o600)
+    (rec / "r.yaml").write_text(
+        f"timezone: UTC\ncatalog:\n  path: {rec / 'cat.db'}\nstorage:\n  tiers:\n"
+        f"    hot: {{type: local, path: {rec / 'hot'}}}\n  hot: hot\n  cold: null\n"
+        f"pbx:\n  ami:\n    secret_file: {rec / 'ami.secret'}\n")
+    return etc, rec
+
+
+def run(site, capsys, *extra):
+    etc, rec = site
+    code = main(["--config", str(rec / "r.yaml"), "asterisk", "check", "--etc", str(etc), "--json", *extra])
+    out = capsys.readouterr()
+    report = json.loads(out.out) if out.out.strip() else {"findings": []}
+    assert "Traceback" not in out.err
+    return code, {f["code"]: f for f in report["findings"]}, out
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_a_correct_site_passes(site, capsys):
+    code, found, _ = run(site, capsys)
+    assert code == 0
+    assert {f["severity"] for f in found.values()} == {"ok"}
+    assert {"ami-enabled", "ami-timestampevents", "ami-read", "ami-write", "ami-acl", "ami-secret",
+            "dialplan-snippet", "dialplan-gosub", "dialplan-agi"} <= set(found)
+
+
+def test_general_section_findings(site, capsys):
+    etc, _ = site
+    edit(etc / "manager.conf", "enabled = yes\nbindaddr = 127.0.0.1\ntimestampevents = yes\n",
+         "port = 5039\n")
+    code, found, _ = run(site, capsys)
+    assert code == 1
+    assert found["ami-enabled"]["severity"] == "error"
+    assert found["ami-timestampevents"]["severity"] == "warning"
+    assert found["ami-bindaddr"]["severity"] == "warning"  # all interfaces, recorder on loopback
+    assert found["ami-port"]["severity"] == "error"
+    assert all(f["fix"] for f in found.values() if f["severity"] != "ok")
+
+
+def test_remote_recorder_needs_a_reachable_bindaddr(site, capsys):
+    _, rec = site
+    edit(rec / "r.yaml", "  ami:\n", "  ami:\n    host: 10.1.2.3\n")
+    code, found, _ = run(site, capsys)
+    assert code == 1 and found["ami-bindaddr"]["severity"] == "error"
+
+
+def test_classes_missing_and_dangerous(site, capsys):
+    etc, _ = site
+    user = etc / "manager.d" / "pbx-recorder.conf"
+    edit(user, "read = system,call,cdr,dialplan,agent,user", "read = system,call,reporting")
+    edit(user, "write = system,call", "write = system,call,originate,command,bogus")
+    code, found, _ = run(site, capsys)
+    assert code == 1
+    assert found["ami-read-missing"]["severity"] == "error"
+    assert "agent, cdr, dialplan, user" in found["ami-read-missing"]["message"]
+    assert found["ami-read-extra"]["severity"] == "info"
+    assert found["ami-write-dangerous"]["severity"] == "warning"
+    assert "command, originate" in found["ami-write-dangerous"]["message"]
+    assert found["ami-write-unknown"]["severity"] == "warning"
+
+
+def test_all_covers_but_warns(site, capsys):
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", "write = system,call", "write = all")
+    code, found, _ = run(site, capsys)
+    assert code == 0
+    assert found["ami-write"]["severity"] == "ok"
+    assert found["ami-write-dangerous"]["severity"] == "warning"
+
+
+def test_template_user_is_resolved(site, capsys):
+    etc, _ = site
+    user = etc / "manager.d" / "pbx-recorder.conf"
+    edit(user, "[pbx-recorder]\n", "[rec-tpl](!)\nwrite = system,call\n[pbx-recorder](rec-tpl)\n")
+    edit(user, "write = system,call\n\n", "\n")
+    code, found, _ = run(site, capsys)
+    assert code == 0 and found["ami-write"]["severity"] == "ok"
+
+
+def test_acl_missing(site, capsys):
+    etc, _ = site
+    user = etc / "manager.d" / "pbx-recorder.conf"
+    edit(user, "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n", "")
+    code, found, _ = run(site, capsys)
+    assert code == 0 and found["ami-acl"]["severity"] == "warning"  # loopback only: a warning
+
+
+def test_secret_mismatch_prints_neither_secret(site, capsys):
+    _, rec = site
+    (rec / "ami.secret").write_text(OTHER)
+    code, found, out = run(site, capsys)
+    assert code == 1 and found["ami-secret-mismatch"]["severity"] == "error"
+    etc, _ = site
+    code = main(["--config", str(rec / "r.yaml"), "asterisk", "check", "--etc", str(etc)])
+    table = capsys.readouterr()
+    assert code == 1
+    for text in (out.out, out.err, table.out, table.err):
+        assert SECRET not in text and OTHER not in text
+
+
+def test_world_readable_secret_files(site, capsys):
+    etc, rec = site
+    (etc / "manager.d" / "pbx-recorder.conf").chmod(0o644)
+    (rec / "ami.secret").chmod(0o644)
+    code, found, out = run(site, capsys)
+    assert code == 1
+    report = json.loads(out.out)["findings"]
+    flagged = [f["where"] for f in report if f["code"] == "ami-secret-world-readable"]
+    assert len(flagged) == 2 and flagged[1] == str(rec / "ami.secret")
+
+
+def test_user_missing_names_the_users_found(site, capsys):
+    etc, rec = site
+    edit(rec / "r.yaml", "  ami:\n", "  ami:\n    username: other\n")
+    code, found, _ = run(site, capsys)
+    assert code == 1 and "pbx-recorder" in found["ami-user-missing"]["message"]
+
+
+def test_dialplan_not_included_nor_called(site, capsys):
+    etc, _ = site
+    (etc / "extensions.conf").write_text("[globals]\n\n[from-trunk]\nexten => _X.,1,Dial(PJSIP/x)\n")
+    code, found, _ = run(site, capsys)
+    assert code == 1
+    assert found["dialplan-snippet-missing"]["severity"] == "error"
+    assert found["dialplan-globals-missing"]["severity"] == "error"
+
+
+def test_dialplan_included_but_never_called_and_wrong_port(site, capsys):
+    etc, _ = site
+    edit(etc / "extensions.conf", "Gosub(pbx-recorder-consent,s,1(inbound,${EXTEN},,cn))", "NoOp()")
+    edit(etc / "pbx-recorder-globals.conf", "PBXREC_AGI_PORT=4573", "PBXREC_AGI_PORT=4574")
+    code, found, _ = run(site, capsys)
+    assert code == 1
+    assert found["dialplan-gosub-missing"]["severity"] == "error"
+    assert found["dialplan-agi-port"]["severity"] == "error"
+
+
+def test_gosubif_counts_as_a_call(site, capsys):
+    etc, _ = site
+    edit(etc / "extensions.conf", "Gosub(pbx-recorder-consent,",
+         "GosubIf($[${LEN(${X})} > 0]?pbx-recorder-consent,")
+    code, found, _ = run(site, capsys)
+    assert code == 0 and found["dialplan-gosub"]["severity"] == "ok"
+
+
+def test_include_problems_are_findings(site, capsys):
+    etc, _ = site
+    edit(etc / "manager.conf", "#include", "#exec /usr/bin/true\n#include \"nosuch.conf\"\n#include")
+    code, found, _ = run(site, capsys)
+    assert code == 1
+    assert found["include-missing"]["severity"] == "error"
+    assert found["exec-not-followed"]["severity"] == "warning"
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 8, b"[general\n", b"x" * (4 * 1024 * 1024 + 1)])
+def test_unreadable_manager_conf_exits_2_and_still_checks_the_dialplan(site, capsys, content):
+    etc, _ = site
+    (etc / "manager.conf").write_bytes(content)
+    code, found, out = run(site, capsys)
+    assert code == 2
+    assert found["unreadable"]["where"] == str(etc / "manager.conf")
+    assert found["dialplan-gosub"]["severity"] == "ok"
+    assert "error:" in out.err
+
+
+def test_missing_etc_exits_2(site, capsys, tmp_path):
+    _, rec = site
+    code = main(["--config", str(rec / "r.yaml"), "asterisk", "check", "--etc", str(tmp_path / "nosuch")])
+    out = capsys.readouterr()
+    assert code == 2 and "cannot read" in out.out and "Traceback" not in out.err
+
+
+def test_a_bad_recorder_config_exits_2(site, capsys):
+    etc, rec = site
+    (rec / "ami.secret").unlink()
+    code = main(["--config", str(rec / "r.yaml"), "asterisk", "check", "--etc", str(etc)])
+    assert code == 2 and "secret" in capsys.readouterr().err
+
+
+def test_help_does_not_import_pyst2():
+    """README "CLI start time": pyst2 is imported by the check itself, not by the CLI or --help."""
+    import subprocess
+    import sys
+    code = ("import sys; from pbx_recorder.cli import main; main(['asterisk', 'check', '--help']); "
+            "print('pyst2' if 'asterisk.config' in sys.modules else 'clean')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().endswith("clean"), out.stderr
