@@ -1,9 +1,9 @@
 """FastAGI consent server on the daemon's asyncio loop: no threads, one coroutine per session.
 
-Why not the thread-per-session server (consent/agi_server.py): every consent request had to
-hop from a worker thread into the loop and back (``run_coroutine_threadsafe``), and the
-MixMonitor then went out as an AMI action; on a loaded 2-core host that put hundreds of ms
-between the answer and the start of the recording, and a burst of 300 calls held 300 blocked
+Why not a thread per session (the server this one replaced, since removed): every consent
+request had to hop from a worker thread into the loop and back (``run_coroutine_threadsafe``),
+and the MixMonitor then went out as an AMI action; on a loaded 2-core host that put hundreds of
+ms between the answer and the start of the recording, and a burst of 300 calls held 300 blocked
 threads.  Here a session is a coroutine that calls the core directly, and the recording of
 a call whose decision is known is started *in band*: ``EXEC MixMonitor`` on the AGI socket,
 run by the channel's own thread at once (the same as MixMonitor in the dialplan), with the
@@ -36,6 +36,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from consent.agi_dialplan import DECIDE_SCRIPT as DECIDE
 from consent.agi_protocol import (
     AgiEnvironment,
     AgiHangup,
@@ -45,7 +46,6 @@ from consent.agi_protocol import (
     AgiReply,
     format_command,
 )
-from consent.agi_server import DECIDE_SCRIPT as DECIDE
 from consent.dialogue_runner import ChannelGone
 from pbx_recorder.errors import PbxError
 
@@ -162,8 +162,10 @@ class AsyncAgiServer:
 
     def __init__(self, host: str, port: int, *, session: SessionHandler, refused: RefusalHandler,
                  max_sessions: int = 200, session_timeout_s: float = 120.0,
-                 max_decisions: int = MAX_DECISIONS, decision_timeout_s: float = DECISION_TIMEOUT_S) -> None:
+                 max_decisions: int = MAX_DECISIONS, decision_timeout_s: float = DECISION_TIMEOUT_S,
+                 env_timeout_s: float = ENV_TIMEOUT_S) -> None:
         self.host, self._port = host, port
+        self.env_timeout_s = env_timeout_s  # a peer silent for longer before its environment: closed
         self.session, self.refused = session, refused
         self.max_sessions = max_sessions
         self.max_decisions, self.decision_timeout_s = max_decisions, decision_timeout_s
@@ -205,7 +207,7 @@ class AsyncAgiServer:
                 await self._refuse(conn, "stopping", read_env=True)
                 return
             try:  # which script (a quick decision has its own bound): the environment first
-                await conn.read_env()
+                await conn.read_env(self.env_timeout_s)
             except (ChannelGone, TimeoutError, AgiProtocolError) as exc:
                 self.failed += 1
                 log.warning("AGI connection without an environment (%s): closed; the snippet's fail "

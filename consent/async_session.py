@@ -1,8 +1,9 @@
 """One consent session on the asyncio FastAGI server (consent/agi_async.py).
 
-The same contract as :class:`consent.agi_server.ConsentSession` (dialplan variables
-``PBXREC_RESULT`` / ``PBXREC_CONSENT`` / ``PBXREC_ROUTE`` / ``PBXREC_GOODBYE``; any failure
-leaves ``PBXREC_RESULT`` unset so the snippet takes its fail direction), with two changes:
+The snippet's contract is in consent/agi_dialplan.py (dialplan variables ``PBXREC_RESULT`` /
+``PBXREC_CONSENT`` / ``PBXREC_ROUTE`` / ``PBXREC_GOODBYE``; any failure leaves ``PBXREC_RESULT``
+unset so the snippet takes its fail direction).  Compared with the thread-per-session server it
+replaced (removed in session 18):
 
 * the backend is awaited on the loop (no thread hop) and receives an :class:`InbandStarter`:
   commands for this session's own channel (``StartRecording``, ``SetChannelVar``, and
@@ -13,7 +14,7 @@ leaves ``PBXREC_RESULT`` unset so the snippet takes its fail direction), with tw
   played, no reply in time) is resolved as ``failed`` (not recorded, the catalog says why),
   never as the caller's ``hangup``.
 
-And the same call-path rules as the threaded session (issue 10):
+The call-path rules (issue 10):
 
 * the call id comes from ``call_id_of`` (the AMI side's id maker: it knows the PBX's start
   time, so ids stay unique across PBX restarts);
@@ -43,24 +44,20 @@ from typing import Any, Protocol
 
 from ami.actions import mmid_variable_of, start_recording
 from consent.agi_async import UNAVAILABLE_VAR, AgiCommandFailed, AsyncAgiConnection
+from consent.agi_dialplan import DECIDE_SCRIPT, ROUTE, SCRIPT, caller_of, parse_args
 from consent.agi_protocol import DIGITS, PROMPT_RATE, AgiReply, digit_of
-from consent.agi_server import (
-    _LANGUAGE,
-    _ROUTE,
-    DECIDE_SCRIPT,
+from consent.dialogue_runner import MAX_STEPS, ChannelGone, safe_prompt_path
+from consent.session_contract import (
     DIRECTIONS,
     GOODBYE_PROMPT,
+    LANGUAGE,
     PROMPT_FOR,
     RETRY_PROMPT,
-    SCRIPT,
     ConsentTicket,
     DialogSettings,
     PromptPaths,
     VipLookup,
-    caller_of,
-    parse_args,
 )
-from consent.dialogue_runner import MAX_STEPS, ChannelGone, safe_prompt_path
 from pbx_recorder import commands as cmds
 from pbx_recorder import constants as C
 from pbx_recorder import events as ev
@@ -314,7 +311,7 @@ class AsyncConsentSession:
         route = decision.refusal_route
         if route == "continue":
             return await self._set_result("norecord")
-        if _ROUTE.fullmatch(route):
+        if ROUTE.fullmatch(route):
             await self._set("PBXREC_ROUTE", route)
         else:
             prompt = decision.goodbye_prompt or GOODBYE_PROMPT
@@ -363,5 +360,5 @@ def request_event(env: dict[str, str], node: str, vip: VipLookup | None,
         direction=direction if direction in DIRECTIONS else "",
         dialed=args.get("dialed", ""), caller_num=caller_num, caller_name=caller_name,
         queue=args.get("queue", ""), region=args.get("region", ""),
-        language=language if _LANGUAGE.fullmatch(language) else "",
+        language=language if LANGUAGE.fullmatch(language) else "",
         vip=bool(vip and caller_num and vip.is_vip(caller_num)))

@@ -1,11 +1,16 @@
-"""Runs the pure :class:`pbx_recorder.consent_policy.ConsentDialog` over an AGI channel.
+"""Runs the pure :class:`pbx_recorder.consent_policy.ConsentDialog` over a prompt channel.
 
-The dialog decides; this module only plays prompts and collects digits:
+The dialog decides; the runner only plays prompts and collects digits:
 
-    PlayNotice / PlayRetry -> ``STREAM FILE <prompt> ""`` (not skippable), then next_step()
-    AskDigit               -> the question with barge-in, then a wait for one digit (AgiPromptChannel.ask)
-                              -> on_digit (with the digit's time relative to the question) / on_timeout
-    hang-up (HANGUP line, 511, result=-1, EOF) at any point -> on_hangup (fail closed)
+    PlayNotice / PlayRetry -> ``channel.play(prompt)`` (not skippable), then next_step()
+    AskDigit               -> ``channel.ask(question, timeout)``: the question with barge-in, then a
+                              wait for one digit -> on_digit (with the digit's time relative to the
+                              question) / on_timeout
+    ChannelGone at any point -> on_hangup (fail closed)
+
+:func:`run_dialogue` runs the FreeSWITCH dialogue (esl/outbound_channel.py is its channel); the
+Asterisk session (consent/async_session.py) walks the same steps itself, with its admission check
+between them.  Both share :data:`MAX_STEPS`, :class:`ChannelGone` and :func:`safe_prompt_path`.
 """
 
 from __future__ import annotations
@@ -40,9 +45,9 @@ class ChannelGone(Exception):
 
 
 class PromptChannel(Protocol):
-    def play(self, path: str) -> None: ...
+    async def play(self, path: str) -> None: ...
 
-    def ask(self, path: str, timeout_ms: int) -> DigitAnswer | str: ...
+    async def ask(self, path: str, timeout_ms: int) -> DigitAnswer: ...
 
 
 def safe_prompt_path(path: str) -> str:
@@ -52,45 +57,33 @@ def safe_prompt_path(path: str) -> str:
     return path
 
 
-def run_dialogue(
+async def run_dialogue(
     dialog: ConsentDialog,
     channel: PromptChannel,
     prompt_path: Callable[[str], str],
     clock: Callable[[], float],
     call_id: str = "",
 ) -> Done:
+    """Walk ``dialog`` to its end over ``channel``; a hang-up ends it as the dialog says (never as
+    consent); a dialog still going after :data:`MAX_STEPS` steps is a bug (RuntimeError)."""
     step = dialog.next_step(clock())
     try:
         for _ in range(MAX_STEPS):
             if isinstance(step, Done):
                 return step
             if isinstance(step, PlayNotice | PlayRetry):
-                channel.play(safe_prompt_path(prompt_path(step.prompt)))
+                await channel.play(prompt_path(step.prompt))
                 step = dialog.next_step(clock())
             elif isinstance(step, AskDigit):
-                heard = channel.ask(safe_prompt_path(prompt_path(step.prompt)), int(step.timeout_s * 1000))
-                answer = heard if isinstance(heard, DigitAnswer) else DigitAnswer(heard[:1])
-                digits = answer.digit
+                answer = await channel.ask(prompt_path(step.prompt), int(step.timeout_s * 1000))
                 now = clock()
-                step = (dialog.on_digit(digits[0], now, prompt_offset_s=answer.prompt_offset_s,
+                step = (dialog.on_digit(answer.digit, now, prompt_offset_s=answer.prompt_offset_s,
                                         after_prompt_s=answer.after_prompt_s)
-                        if digits else dialog.on_timeout(now))
-                log.debug(
-                    "consent attempt %d call=%s: %s",
-                    step_attempt(dialog),
-                    call_id,
-                    "digit" if digits else "timeout",
-                )
-            else:  # pragma: no cover - the Step union is closed
-                raise TypeError(f"unknown consent step {step!r}")
+                        if answer.digit else dialog.on_timeout(now))
     except ChannelGone:
         log.info("caller hung up during the consent dialogue call=%s", call_id)
         return as_done(dialog.on_hangup(clock()))
     raise RuntimeError(f"consent dialogue did not end within {MAX_STEPS} steps (call {call_id})")
-
-
-def step_attempt(dialog: ConsentDialog) -> int:
-    return dialog.evidence.attempts
 
 
 def as_done(step: object) -> Done:

@@ -32,7 +32,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ami.actions import mmid_variable_of, start_recording
-from consent.agi_server import DECIDE_SCRIPT
+from consent.agi_dialplan import DECIDE_SCRIPT
 from consent.async_session import InbandStarter
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev

@@ -1,6 +1,6 @@
 """The consent dialogue of one FreeSWITCH call, on the outbound socket (CONTRACT.md section 3).
 
-The same decisions and evidence as the Asterisk FastAGI session (consent/agi_server.py): the
+The same decisions and evidence as the Asterisk FastAGI session (consent/async_session.py): the
 pure :class:`ConsentDialog` decides, the core (through ``backend``) evaluates the rules and
 starts any recording the rule needs before the dialogue; this module plays prompts, collects
 the digit and tells the dialplan through channel variables.  Differences, FreeSWITCH-side:
@@ -27,9 +27,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from consent.agi_server import (
+from consent.dialogue_runner import run_dialogue, safe_prompt_path
+from consent.prompts import AUDIO_EXTENSIONS
+from consent.session_contract import (
     DIRECTIONS,
     GOODBYE_PROMPT,
+    LANGUAGE,
     PROMPT_FOR,
     RETRY_PROMPT,
     ConsentTicket,
@@ -37,20 +40,15 @@ from consent.agi_server import (
     PromptPaths,
     VipLookup,
 )
-from consent.dialogue_runner import MAX_STEPS, ChannelGone, as_done, safe_prompt_path
-from consent.prompts import AUDIO_EXTENSIONS
 from esl import commands as esc
 from esl.early_start import may_start_early, start_early
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
 from pbx_recorder import events as ev
 from pbx_recorder.consent_policy import (
-    AskDigit,
     ConsentDialog,
     Decision,
     Done,
-    PlayNotice,
-    PlayRetry,
     allows_recording,
 )
 from pbx_recorder.errors import EslError
@@ -59,7 +57,6 @@ from pbx_recorder.rules import RuleDecision
 
 log = logging.getLogger(__name__)
 
-_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?")
 _ROUTE = re.compile(r"([A-Za-z0-9_.+-]{1,80}),([A-Za-z0-9_.+*#-]{1,80}),[A-Za-z0-9_.+-]{1,40}")
 SLOW_HANDOFF_S = 0.05  # a hand-off slower than this is logged with its steps
 ANSWER_RETRIES_S = (0.1, 0.3)  # pauses before answering again after a bare "-ERROR"
@@ -124,33 +121,6 @@ def audio_file(base: str) -> str:
         if Path(base + ext).is_file():
             return safe_prompt_path(base + ext)
     raise FileNotFoundError(f"no audio file for prompt {Path(base).name}")
-
-
-async def run_dialogue(
-    dialog: ConsentDialog,
-    channel: OutboundChannel,
-    prompt_path: Callable[[str], str],
-    clock: Callable[[], float],
-    call_id: str = "",
-) -> Done:
-    """consent/dialogue_runner.run_dialogue, awaiting the channel (same steps, same fail-closed)."""
-    step = dialog.next_step(clock())
-    try:
-        for _ in range(MAX_STEPS):
-            if isinstance(step, Done):
-                return step
-            if isinstance(step, PlayNotice | PlayRetry):
-                await channel.play(prompt_path(step.prompt))
-                step = dialog.next_step(clock())
-            elif isinstance(step, AskDigit):
-                answer = await channel.ask(prompt_path(step.prompt), int(step.timeout_s * 1000))
-                now = clock()
-                step = (dialog.on_digit(answer.digit, now, prompt_offset_s=answer.prompt_offset_s)
-                        if answer.digit else dialog.on_timeout(now))
-    except ChannelGone:
-        log.info("caller hung up during the consent dialogue call=%s", call_id)
-        return as_done(dialog.on_hangup(clock()))
-    raise RuntimeError(f"consent dialogue did not end within {MAX_STEPS} steps (call {call_id})")
 
 
 class EslConsentSession:
@@ -227,7 +197,7 @@ class EslConsentSession:
             caller_name=caller_name,
             queue=dialplan_input(headers, "PBXREC_QUEUE"),
             region=dialplan_input(headers, "PBXREC_REGION"),
-            language=language if _LANGUAGE.fullmatch(language) else "",
+            language=language if LANGUAGE.fullmatch(language) else "",
             vip=vip,
         )
         log.info(

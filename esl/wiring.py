@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from consent.agi_server import ConsentTicket
+from consent.session_contract import ConsentTicket
 from esl.client import EslClient
 from esl.consent_session import EslConsentSession
 from esl.normalize import EslNormalizer

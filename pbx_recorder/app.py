@@ -15,8 +15,8 @@ from typing import Any
 from ami.client import AmiClient
 from ami.normalize import Normalizer
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer, RefusalHandler
-from consent.agi_server import DialogSettings
 from consent.async_session import AsyncConsentBackend, AsyncConsentSession
+from consent.session_contract import DialogSettings
 from pbx_recorder.calls import CallBook
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import ConfigError, CryptoError

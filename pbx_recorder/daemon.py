@@ -32,8 +32,8 @@ from typing import Any
 
 from ami.actions import is_pbx_command
 from consent.agi_async import AsyncAgiServer
-from consent.agi_server import ConsentTicket
 from consent.async_session import InbandStarter
+from consent.session_contract import ConsentTicket
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
 from pbx_recorder import heartbeat

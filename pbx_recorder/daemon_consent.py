@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from consent.agi_server import DECIDE_SCRIPT, ConsentTicket
+from consent.agi_dialplan import DECIDE_SCRIPT
 from consent.async_session import InbandStarter, request_event
+from consent.session_contract import ConsentTicket
 from pbx_recorder import events as ev
 from pbx_recorder.rules import RuleDecision
 

@@ -23,7 +23,7 @@ from pbx_recorder.errors import ConfigError, NotFound
 log = logging.getLogger(__name__)
 
 KEY = "consent.prompts_dir"
-# What consent/agi_server.py plays when a rule names no prompt of its own.
+# What a consent session plays when a rule names no prompt of its own (consent/session_contract.py).
 DEFAULT_PROMPTS = ("recording-notice", "consent-question", "consent-retry", "refusal-goodbye")
 
 

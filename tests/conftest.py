@@ -5,7 +5,10 @@ private PostgreSQL cluster instead of SQLite files: each catalog path a test ope
 schema of its own in that cluster (the same path, the same schema, for the whole run), through
 the one function everything opens the catalog with (``pbx_recorder.catalog.engine.connect``).
 Tests that inspect or tamper with the SQLite file itself carry the ``sqlite_only`` marker and are
-deselected in that run (``scripts/test`` passes ``-m "not sqlite_only"``).
+deselected in that run (``scripts/test`` passes ``-m "not sqlite_only"``).  Tests of what only the
+PostgreSQL engine does (pipelined batches, plan settings) carry ``postgres_only``: the SQLite pass
+deselects them (``-m "not postgres_only"``) and the PostgreSQL pass runs them; run on SQLite
+anyway, such a test fails saying so (it is never skipped: a skip would read as a pass).
 
 Parallel runs: ``scripts/test`` runs pytest-xdist workers with ``--dist loadgroup``.  A real-server
 test, or one on a module-scoped fixture, is put in a group here: its file, and for a test on the
@@ -31,8 +34,16 @@ ENGINE = os.environ.get("PBXR_TEST_CATALOG", "sqlite")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: reads or alters the SQLite catalog file itself")
+    config.addinivalue_line("markers", "postgres_only: tests what only the PostgreSQL catalog does "
+                                       "(PBXR_TEST_CATALOG=postgresql)")
     # pytest-xdist registers it too; declared here so a run without the plugin (-p no:xdist) works
     config.addinivalue_line("markers", "xdist_group(name): tests that run on one xdist worker")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres_only") is not None and ENGINE != "postgresql":
+        pytest.fail("a postgres_only test: run it with PBXR_TEST_CATALOG=postgresql "
+                    "(or deselect it: -m 'not postgres_only')", pytrace=False)
 
 
 SHARED_SCOPES = ("module", "class", "package")

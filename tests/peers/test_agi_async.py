@@ -15,8 +15,8 @@ from fake_asterisk_agi import env_block
 
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
 from consent.agi_protocol import AgiReply
-from consent.agi_server import ConsentTicket, DialogSettings
 from consent.async_session import AsyncConsentSession, InbandStarter
+from consent.session_contract import ConsentTicket, DialogSettings
 from pbx_recorder import commands as cmds
 from pbx_recorder import events as ev
 from pbx_recorder.rules import RuleDecision
@@ -66,10 +66,12 @@ async def server() -> AsyncIterator[tuple[AsyncAgiServer, Backend]]:
         await srv.close()
 
 
-async def converse(port: int, respond: Responder, gate: asyncio.Event | None = None) -> list[str]:
-    """One FastAGI session as Asterisk runs it; returns the commands received."""
+async def converse(port: int, respond: Responder, gate: asyncio.Event | None = None, *,
+                   env: bytes | None = None) -> list[str]:
+    """One FastAGI session as Asterisk runs it (``env``: its environment block, by default
+    :data:`ARGS`'); returns the commands received."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(env_block(ARGS, uniqueid="1732200000.1"))
+    writer.write(env_block(ARGS, uniqueid="1732200000.1") if env is None else env)
     commands: list[str] = []
     try:
         while line := await reader.readline():

@@ -16,8 +16,8 @@ from test_agi_async import YES, Prompts, converse, is_question, results, script
 from test_agi_early_decide import CoreBackend, decide
 
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
-from consent.agi_server import ConsentTicket, DialogSettings
 from consent.async_session import AsyncConsentSession, InbandStarter
+from consent.session_contract import ConsentTicket, DialogSettings
 from pbx_recorder import events as ev
 from pbx_recorder.rules import RuleDecision
 

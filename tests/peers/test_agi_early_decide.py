@@ -11,8 +11,8 @@ import pytest
 from fake_asterisk_agi import env_block
 
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
-from consent.agi_server import ConsentTicket, DialogSettings
 from consent.async_session import AsyncConsentSession, InbandStarter
+from consent.session_contract import ConsentTicket, DialogSettings
 from pbx_recorder import events as ev
 from pbx_recorder.calls import CallBook
 from pbx_recorder.rules import RuleDecision, rules_from_dicts

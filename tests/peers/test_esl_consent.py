@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from consent.agi_server import ConsentTicket, DialogSettings
+from consent.session_contract import ConsentTicket, DialogSettings
 from esl.client import EslClient
 from esl.consent_session import EslConsentSession
 from esl.normalize import EslNormalizer

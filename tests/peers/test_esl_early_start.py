@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from consent.agi_server import ConsentTicket
+from consent.session_contract import ConsentTicket
 from esl.client import EslClient
 from esl.early_start import hand_over
 from esl.frames import EslParser

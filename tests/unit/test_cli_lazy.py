@@ -27,9 +27,9 @@ pytestmark = pytest.mark.sqlite_only
 
 #: what a catalog-only command must leave alone: S3, the PBX connections, asyncio, the daemon's stacks
 HEAVY = ["boto3", "botocore", "s3transfer", "urllib3", "storage.s3", "storage.s3_build", "panoramisk",
-         "greenswitch", "gevent", "redis", "prometheus_client", "asyncio", "ami.client", "esl.client",
-         "pbx_recorder.daemon", "pbx_recorder.app", "pbx_recorder.metrics", "pbx_recorder.lifecycle.runtime",
-         "pbx_recorder.chain_head", "pbx_recorder.verify"]
+         "greenswitch", "gevent", "redis", "prometheus_client", "asyncio", "ami.client", "esl.connection",
+         "esl.client", "pbx_recorder.daemon", "pbx_recorder.app", "pbx_recorder.metrics",
+         "pbx_recorder.lifecycle.runtime", "pbx_recorder.chain_head", "pbx_recorder.verify"]
 
 #: runs the CLI as ``python -m pbx_recorder.cli`` would, and writes the imported modules at exit
 CHILD = textwrap.dedent("""

@@ -1,6 +1,7 @@
 """The bulk write path on PostgreSQL sends its statements pipelined: a batch waits for the server
 only where it reads a row, and a statement that fails inside the pipeline still takes the whole
-batch back.  PostgreSQL only (``PBXR_TEST_CATALOG=postgresql``): SQLite has no round trips."""
+batch back.  PostgreSQL only (marker ``postgres_only``: ``PBXR_TEST_CATALOG=postgresql``):
+SQLite has no round trips."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from tests.unit.test_catalog_bulk import KEY, _call, _catalog, _dump, _hooks
 READS_PER_CALL = 3
 
 
+pytestmark = pytest.mark.postgres_only
+
+
 def _postgres(tmp_path: Path):  # type: ignore[no-untyped-def]
     catalog = _catalog(tmp_path / "cat.db")
-    if not engine.is_postgres(catalog._conn()):
-        pytest.skip("PostgreSQL only (PBXR_TEST_CATALOG=postgresql)")
+    assert engine.is_postgres(catalog._conn())
     return catalog
 
 

@@ -8,31 +8,34 @@ overlapping FreeSWITCHes took the other's caller audio (a silent recording in CI
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pbx_recorder.sandbox.port_registry import PortRegistry
-from pbx_recorder.sandbox.ports import PortAllocator, block_range, ephemeral_range, udp_free
+from pbx_recorder.sandbox.ports import DEFAULT_ALLOCATOR, PortAllocator, block_range, ephemeral_range
 
 
-def _free_window(count: int) -> int:
-    """An even base with ``count`` UDP ports free above it (the window of one block only)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1] & ~1
-        if base + count < 65000 and all(udp_free(p) for p in range(base, base + count)):
-            return base
-    pytest.skip("no free UDP window")
-
-
-def test_two_allocators_of_a_machine_never_hand_out_overlapping_blocks(tmp_path: Path) -> None:
+@pytest.fixture
+def free_window() -> Iterator[tuple[int, int]]:
+    """(base, count): ``count`` free UDP ports, claimed machine-wide for the test's length by the
+    test beds' own allocator, so no other worker's allocator hands them out meanwhile; they lie
+    outside the kernel's ephemeral range, so no "port 0" socket gets one either.  None free: the
+    allocator's OSError names the range it searched (a failure, never a skip)."""
     count = 8
-    base = _free_window(count)
+    base = DEFAULT_ALLOCATOR.udp_range(count)
+    try:
+        yield base, count
+    finally:
+        DEFAULT_ALLOCATOR.release(base, count)
+
+
+def test_two_allocators_of_a_machine_never_hand_out_overlapping_blocks(tmp_path: Path,
+                                                                      free_window: tuple[int, int]) -> None:
+    base, count = free_window
     registry = tmp_path / "claims.json"
     worker_a = PortAllocator(base, base + count + 1, registry=PortRegistry(registry))
     worker_b = PortAllocator(base, base + count + 1, registry=PortRegistry(registry))

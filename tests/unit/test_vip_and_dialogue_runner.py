@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from consent.dialogue_runner import ChannelGone, run_dialogue, safe_prompt_path
+from consent.dialogue_runner import ChannelGone, DigitAnswer, run_dialogue, safe_prompt_path
 from pbx_recorder.consent_policy import ConsentDialog, Decision
 from pbx_recorder.vip import VipDirectory
 
@@ -49,15 +49,15 @@ class Script:
     def __init__(self, answers: list[str]) -> None:
         self.answers, self.played, self.asked = list(answers), [], []
 
-    def play(self, path: str) -> None:
+    async def play(self, path: str) -> None:
         self.played.append(path)
 
-    def ask(self, path: str, timeout_ms: int) -> str:
+    async def ask(self, path: str, timeout_ms: int) -> DigitAnswer:
         self.asked.append((path, timeout_ms))
         answer = self.answers.pop(0)
         if answer == "H":
             raise ChannelGone("hangup")
-        return answer
+        return DigitAnswer(answer)
 
 
 def dialog(policy: str = "explicit") -> ConsentDialog:
@@ -77,18 +77,18 @@ def dialog(policy: str = "explicit") -> ConsentDialog:
         (["", "H"], Decision.HANGUP, 1),
     ],
 )
-def test_explicit_dialogue_outcomes(answers: list[str], outcome: Decision, retries: int) -> None:
+async def test_explicit_dialogue_outcomes(answers: list[str], outcome: Decision, retries: int) -> None:
     channel = Script(answers)
     ticks = iter(range(100))
-    done = run_dialogue(dialog(), channel, lambda pid: f"/p/en/{pid}", lambda: float(next(ticks)), "c1")
+    done = await run_dialogue(dialog(), channel, lambda pid: f"/p/en/{pid}", lambda: float(next(ticks)), "c1")
     assert done.outcome == outcome
     assert channel.played == ["/p/en/consent-retry"] * retries
     assert channel.asked[0] == ("/p/en/consent-question", 3000)
 
 
-def test_notify_plays_the_notice_once() -> None:
+async def test_notify_plays_the_notice_once() -> None:
     channel = Script([])
-    done = run_dialogue(dialog("notify"), channel, lambda pid: f"/p/{pid}", lambda: 1.0)
+    done = await run_dialogue(dialog("notify"), channel, lambda pid: f"/p/{pid}", lambda: 1.0)
     assert done.outcome == Decision.NOTIFIED and channel.played == ["/p/consent-question"]
 
 
