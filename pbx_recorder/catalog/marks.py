@@ -8,7 +8,8 @@ where it is shown).  Who may read, add or delete marks is the service's business
 
 :func:`forget_recording` / :func:`forget_call` are called by every path that deletes a
 recording or a call row (erasure, late copies, tombstones on restore, retention disposal), so
-neither peaks, marks nor a call's sealed extra numbers outlive what they describe.
+neither peaks, marks, a call's number-index rows nor its sealed extra numbers outlive what they
+describe.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def forget_recording(conn: sqlite3.Connection, recording_id: str) -> None:
 
 
 def forget_call(conn: sqlite3.Connection, call_id: str) -> None:
-    """The call's marks (operators' notes about the conversation) and the sealed numbers its index
-    rows were made from (``catalog.extra_numbers``): with the call they go."""
+    """The call's marks (operators' notes about the conversation), its number-index rows (a keyed
+    hash of each number it named, linked to its id) and the sealed numbers they were made from
+    (``catalog.extra_numbers``): with the call they go."""
     conn.execute("DELETE FROM marks WHERE call_id = ?", (call_id,))
+    conn.execute("DELETE FROM call_numbers WHERE call_id = ?", (call_id,))
     conn.execute("DELETE FROM call_extra_numbers WHERE call_id = ?", (call_id,))

@@ -200,3 +200,19 @@ def test_a_recording_stored_before_its_call_row_keeps_nothing_once_the_row_names
     cat.upsert_call({"call_id": "e1", "caller_num": CALLER, "callee_num": "200",
                      "cdr": {"src": CALLER, "dst": TRANSFER}, "started_at": NOW, "status": "answered"})
     assert conn.execute("SELECT count(*) FROM call_extra_numbers WHERE call_id = 'e1'").fetchone()[0] == 0
+
+
+def test_erasure_leaves_no_index_row_of_the_erased_call(site):
+    """Erasure (and every path through ``marks.forget_call``) removes the call's ``call_numbers``
+    rows: a keyed hash of each number linked to a call id that no longer exists would say, to
+    whoever holds the index key, that the number made a call there."""
+    config, _, numbers, tmp_path = site
+    key = read_hash_key(config.privacy.hash_key_file)
+    conn = open_catalog(config.catalog.path)
+    assert {r[0] for r in conn.execute("SELECT call_id FROM call_numbers")} == {"c1", "c2", "c3"}
+    tiers = {"hot": LocalTier("hot", tmp_path / "hot")}
+    eraser = Eraser(conn, tiers, hash_key=key, holds=HoldManager(conn, tiers, hash_key=key, numbers=numbers),
+                    tombstones=Tombstones(path_beside(config.privacy.hash_key_file), key), numbers=numbers)
+    assert eraser.erase(caller=TRANSFER, request_id="RQ1", actor="dpo", now=NOW)["calls_matched"] == 1
+    assert {r[0] for r in conn.execute("SELECT call_id FROM call_numbers")} == {"c2", "c3"}
+    conn.close()
