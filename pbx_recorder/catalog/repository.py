@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pbx_recorder import audit_trail, manifest_copy
 from pbx_recorder.catalog import engine, stored_form
+from pbx_recorder.catalog.group_commit import GroupCommit
 from pbx_recorder.catalog.protected_rows import (
     CALL_FIELDS,
     CLEAR_DEFAULTS,
@@ -48,6 +49,7 @@ from storage import file_modes
 COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
+T = TypeVar("T")
 
 
 def _encode(column: str, value: Any) -> Any:
@@ -115,6 +117,7 @@ class Catalog:
         # PostgreSQL connections are pooled: held weakly here, so a thread that ends (a server's
         # worker, a test client's portal) gives its connection back to the pool with it
         self._pooled: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.group_commit = GroupCommit(self)  # per-call writes of several threads, one transaction
         if self.path != ":memory:" and not engine.is_url(self.path):
             try:
                 file_modes.prepare_sqlite(self.path)  # 0600 before SQLite creates it (and its WAL)
@@ -504,6 +507,11 @@ class Catalog:
                 raise CatalogError(f"catalog query failed: {exc}") from exc
             raise
 
+    def grouped(self, work: Callable[[], T]) -> T:
+        """``work()`` (one call's or recording's writes, through this catalog) in one transaction
+        that other threads' units may share (``catalog.group_commit``); its result once committed."""
+        return self.group_commit.run(work)
+
     def write_calls(self, calls: Iterable[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
                     after_store: Sequence[AfterStoreHook] = ()) -> int:
         """Bulk write path: many finished calls with their stored recordings in ONE transaction.
@@ -513,12 +521,19 @@ class Catalog:
         the ``after_store`` hooks (manifest signature, the ledger's ``stored`` entry ...) with
         their returned fields merged, then ``verified``.  All or nothing; returns how many calls.
 
+        Hooks marked ``after_commit`` (``ChainHeadHook``: it signs and publishes the ledger head)
+        run for each recording once the transaction has committed, never inside it.
+
         When every hook says it does not need the recording's row (``before_row``: signing, the
         ledger's ``stored`` entry), the hooks run first (the ledger's order is the same: the call's
         entry, then the recording's) and each recording row is written once, in its final form."""
         from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
 
         done = 0
+        # hooks that publish what the transaction wrote (``ChainHeadHook``): after the commit only
+        later = [hook for hook in after_store if getattr(hook, "after_commit", False)]
+        after_store = [hook for hook in after_store if hook not in later]
+        stored: list[tuple[str, StoredRecording]] = []
         early = all(getattr(hook, "before_row", False) for hook in after_store)
         with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
               self._naming_once()):
@@ -526,6 +541,8 @@ class Catalog:
                 self.upsert_call(call)
                 for rec in recordings:
                     rid = str(rec.row["recording_id"])
+                    if later:
+                        stored.append((rid, rec))
                     if early:
                         merged = self._run_hooks(after_store, rid, rec)
                         final = {**rec.row, **merged, "state": "verified"}
@@ -544,6 +561,9 @@ class Catalog:
                     # two: the rows end up the same)
                     self.upsert_recording({"recording_id": rid, **merged, "state": "verified"})
                 done += 1
+        for rid, rec in stored:
+            for hook in later:
+                hook(self, rid, rec.manifest, rec.record)
         return done
 
     def _run_hooks(self, after_store: Sequence[AfterStoreHook], rid: str,
