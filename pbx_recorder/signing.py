@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -169,5 +170,9 @@ class SignAfterStore:
                                   (text, signature, recording_id))
             if cur.rowcount != 1:
                 raise CryptoError(f"cannot sign: no catalog row for recording {recording_id}")
+            log.info("recording %s: manifest signed", recording_id)
+            return {"signature": signature}
         log.info("recording %s: manifest signed", recording_id)
-        return {"signature": signature}
+        # and the hash of the bytes signed (the row's ``manifest_sha256``): the catalog need not
+        # make the manifest's canonical bytes a second time to hash them
+        return {"signature": signature, "manifest_sha256": hashlib.sha256(raw).hexdigest()}

@@ -426,10 +426,12 @@ class Catalog:
         else:
             self._upsert("recordings", "recording_id", row, {"state": "spooled", "created_at": self.clock()})
 
-    def _protect_recording(self, recording_id: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _protect_recording(self, recording_id: str, row: Mapping[str, Any],
+                           signed_sha256: str | None = None) -> Mapping[str, Any]:
         """Every number a signed manifest names indexed; the catalog keeps only its copy
         (``manifest_copy``: what display reads, the signed bytes' hash), the signed manifest being
-        the object stored beside the audio.  Anything else given as a manifest: numbers sealed."""
+        the object stored beside the audio.  Anything else given as a manifest: numbers sealed.
+        ``signed_sha256``: the hash of the signed bytes, from the signing hook that just made them."""
         if "manifest" not in row:
             return row
         raw = row["manifest"]
@@ -439,7 +441,8 @@ class Catalog:
         if call_id and self.numbers is not None and signed:
             self._index_named(self._conn(), str(call_id), signed.get("cdr"), signed.get("callee_num"))
         if signed.get("recording_id"):  # numbers in clear: erasure reads them here (number_lookup)
-            copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS)
+            copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS,
+                                                      signed_sha256)
             return {**row, "manifest": copy, "manifest_sha256": digest}
         if self.numbers is None:
             return row
@@ -550,7 +553,7 @@ class Catalog:
                             # its call row was just written: no stand-in row, and the upsert itself
                             # says whether the recording is new (a retried batch updates it)
                             self._upsert("recordings", "recording_id",
-                                         self._protect_recording(rid, final),
+                                         self._protect_recording(rid, final, merged.get("manifest_sha256")),
                                          {"state": "spooled", "created_at": self.clock()})
                         else:
                             self.upsert_recording(final)
