@@ -179,3 +179,71 @@ def test_a_shipment_whose_commit_fails_publishes_nothing_and_is_retried(tmp_path
     assert shipper.ship_once().shipped == [rid]
     assert publisher.published == [(rid, 1)] and catalog.get_recording(rid)["state"] == "verified"
     catalog.close()
+
+
+THREADS, PER_THREAD = 4, 8
+
+
+def write_grouped(target: str, writer: str, barrier: Any, out: Any) -> None:
+    """One node: THREADS threads writing calls one at a time through group commit (spawned; the
+    two-process tests on SQLite here and on PostgreSQL in tests/real use it)."""
+    from pbx_recorder.catalog import engine
+
+    catalog = _catalog(Path(target)) if not engine.is_url(target) else Catalog(
+        target, clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
+    base = 0 if writer == "node-a" else 10_000
+    errors: list[str] = []
+
+    def thread(t: int) -> None:
+        try:
+            for k in range(PER_THREAD):
+                i = base + t * 100 + k
+                catalog.grouped(lambda i=i: _write_one(catalog, i))
+        except Exception as exc:  # reported to the test, which fails naming it
+            errors.append(repr(exc))
+
+    try:
+        barrier.wait(timeout=60)
+        threads = [threading.Thread(target=thread, args=(t,)) for t in range(THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        out.put((writer, errors[0] if errors else "ok"))
+    finally:
+        catalog.close()
+        engine.close_pools()
+
+
+def check_two_writers(conn: Any) -> None:
+    """One linear chain, every call row sealed as written, every call of both writers there."""
+    from pbx_recorder.call_seal import check_calls
+
+    assert ledger.verify_chain(conn) == []
+    assert check_calls(conn, KEY.public_key()) == []
+    total = 2 * THREADS * PER_THREAD
+    assert conn.execute("SELECT COUNT(*) FROM recordings WHERE state = 'verified'").fetchone()[0] == total
+    seqs = [r[0] for r in conn.execute("SELECT seq FROM ledger ORDER BY seq").fetchall()]
+    assert seqs == list(range(1, 2 * total + 1))  # call_sealed and stored, one each a call
+
+
+@pytest.mark.sqlite_only  # (the same on PostgreSQL: tests/real/test_postgres_concurrent_chain.py)
+def test_two_processes_writing_through_group_commit_keep_one_chain(tmp_path: Path) -> None:
+    import multiprocessing
+
+    target = str(tmp_path / "cat.db")
+    _catalog(Path(target)).close()
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=write_grouped, args=(target, w, barrier, out)) for w in ("node-a", "node-b")]
+    for p in procs:
+        p.start()
+    try:
+        results = dict(out.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+    assert results == {"node-a": "ok", "node-b": "ok"}, results
+    catalog = _catalog(Path(target))
+    check_two_writers(catalog._conn())
+    catalog.close()
