@@ -133,9 +133,13 @@ def _plain(value: Any) -> Any:
     raise _NotPlain(kind.__name__)
 
 
+#: one encoder for every canonical text (``json.dumps`` with options builds a new one per call)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    """Sorted keys, no whitespace, UTF-8, no NaN: what is signed, sealed and chained."""
+    return _CANONICAL.encode(data).encode("utf-8")
 
 
 def cdr_subset(fields_in: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,13 +50,15 @@ from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
 
 COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
+#: the JSON columns' encoder, made once (``json.dumps`` with options makes one per call)
+COLUMN_JSON = json.JSONEncoder(sort_keys=True, default=list, separators=COMPACT)
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
 
 
 def _encode(column: str, value: Any) -> Any:
     if column in JSON_COLUMNS and not isinstance(value, str):
-        return json.dumps(value, sort_keys=True, default=list, separators=COMPACT)
+        return COLUMN_JSON.encode(value)
     return value
 
 
