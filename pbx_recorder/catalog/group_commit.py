@@ -107,14 +107,19 @@ class GroupCommit:
                 self._cond.notify_all()
 
     def _commit(self, group: list[_Unit[Any]]) -> None:
+        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+
         try:
-            with self.catalog.transaction() as conn:
+            # the ledger's head is carried from one append to the next through the group (the
+            # transaction holds the write lock), and read again after a unit is rolled back
+            with self.catalog.transaction() as conn, ledger.appending(conn):
                 for unit in group:
                     conn.execute("SAVEPOINT group_unit")
                     try:
                         unit.result = unit.work()
                     except Exception as exc:  # noqa: BLE001 - the unit's caller gets it; the group goes on
                         conn.execute("ROLLBACK TO SAVEPOINT group_unit")
+                        ledger.reread_head(conn)
                         unit.error = exc
                     conn.execute("RELEASE SAVEPOINT group_unit")
         except BaseException as exc:  # noqa: BLE001 - BEGIN/COMMIT failed, or the leader was interrupted
