@@ -73,7 +73,8 @@ class GroupCommit:
     def run_all(self, works: Sequence[Callable[[], Any]]) -> list[tuple[Any, BaseException | None]]:
         """Several units of one caller (the daemon's batch of call rows) queued at once: each
         one's (result, error), in order, once the transactions holding them have committed."""
-        if self.catalog._conn().in_transaction:  # a unit calling back: it is in this transaction
+        own = getattr(self.catalog._local, "conn", None)  # (a waiting thread takes no connection)
+        if own is not None and own.in_transaction:  # a unit calling back: it is in this transaction
             return [_run_inline(work) for work in works]
         units: list[_Unit[Any]] = [_Unit(work) for work in works]
         with self._cond:
