@@ -100,38 +100,48 @@ class ManyCalls:
         # hooks that publish what the transaction wrote (``ChainHeadHook``): after the commit only
         later = [hook for hook in after_store if getattr(hook, "after_commit", False)]
         after_store = [hook for hook in after_store if hook not in later]
-        stored: list[tuple[str, StoredRecording]] = []
-        early = all(getattr(hook, "before_row", False) for hook in after_store)
+        stored: list[StoredRecording] = []
         with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
               self._naming_once()):
             for call, recordings in calls:
                 self.upsert_call(call)
                 for rec in recordings:
-                    rid = str(rec.row["recording_id"])
                     if later:
-                        stored.append((rid, rec))
-                    if early:
-                        merged = self._run_hooks(after_store, rid, rec)
-                        final = {**rec.row, **merged, "state": "verified"}
-                        if final.get("call_id") and final["call_id"] == call.get("call_id"):
-                            # its call row was just written: no stand-in row, and the upsert itself
-                            # says whether the recording is new (a retried batch updates it)
-                            self._upsert("recordings", "recording_id",
-                                         self._protect_recording(rid, final, merged.get("manifest_sha256")),
-                                         {"state": "spooled", "created_at": self.clock()})
-                        else:
-                            self.upsert_recording(final)
-                        continue
-                    self.upsert_recording({**rec.row, "state": "stored"})
-                    merged = self._run_hooks(after_store, rid, rec)
-                    # the hooks' fields and the final state in one row write (the shipper makes
-                    # two: the rows end up the same)
-                    self.upsert_recording({"recording_id": rid, **merged, "state": "verified"})
+                        stored.append(rec)
+                    self.store_recording(rec, after_store, written_call=call.get("call_id"))
                 done += 1
-        for rid, rec in stored:
+        for rec in stored:
             for hook in later:
-                hook(self, rid, rec.manifest, rec.record)
+                hook(self, str(rec.row["recording_id"]), rec.manifest, rec.record)
         return done
+
+    def store_recording(self, rec: StoredRecording, after_store: Sequence[AfterStoreHook],
+                        written_call: Any = None) -> None:
+        """One stored recording's catalog writes, in the caller's transaction (each recording of
+        :meth:`write_calls`; the shipper's unit of group commit): the row ``stored``, the hooks
+        with their returned fields merged, then ``verified``.  When every hook says it does not
+        need the row (``before_row``: signing, the ledger's ``stored`` entry) the hooks run first
+        and the row is written once, in its final form (the rows end up the same; inside the
+        transaction nobody else sees the ``stored`` state).  ``written_call``: the id of the call
+        row this transaction has just written (no stand-in call row is needed for it)."""
+        rid = str(rec.row["recording_id"])
+        if all(getattr(hook, "before_row", False) for hook in after_store):
+            merged = self._run_hooks(after_store, rid, rec)
+            final = {**rec.row, **merged, "state": "verified"}
+            if final.get("call_id") and final["call_id"] == written_call:
+                # its call row was just written: no stand-in row, and the upsert itself says
+                # whether the recording is new (a retried batch updates it)
+                self._upsert("recordings", "recording_id",
+                             self._protect_recording(rid, final, merged.get("manifest_sha256")),
+                             {"state": "spooled", "created_at": self.clock()})
+            else:
+                self.upsert_recording(final)
+            return
+        self.upsert_recording({**rec.row, "state": "stored"})
+        merged = self._run_hooks(after_store, rid, rec)
+        # the hooks' fields and the final state in one row write (the rows end up the same as
+        # with one write per hook)
+        self.upsert_recording({"recording_id": rid, **merged, "state": "verified"})
 
     def _run_hooks(self, after_store: Sequence[AfterStoreHook], rid: str,
                    rec: StoredRecording) -> dict[str, Any]:

@@ -247,3 +247,35 @@ def test_two_processes_writing_through_group_commit_keep_one_chain(tmp_path: Pat
     catalog = _catalog(Path(target))
     check_two_writers(catalog._conn())
     catalog.close()
+
+
+@pytest.mark.sqlite_only  # reads SQLite's statement trace
+def test_the_shipper_writes_a_recording_row_once_when_its_hooks_need_no_row(tmp_path: Path) -> None:
+    from pbx_recorder import manifest_copy, stored_manifest
+    from pbx_recorder.manifest import Manifest, ManifestFile
+    from pbx_recorder.shipper import Shipper
+    from pbx_recorder.signing import SignAfterStore, verify_manifest
+    from pbx_recorder.spool import Spool
+    from storage.local import LocalTier
+    from tests.unit.catalog_plan_support import traced
+
+    catalog, spool, publisher = _catalog(tmp_path / "cat.db"), Spool(tmp_path / "spool"), Publisher()
+    src = tmp_path / "a.wav"
+    src.write_bytes(b"RIFF" + bytes(4000))
+    rid = "n1_1.0_call001"
+    spool.spool_recording(rid, [src], Manifest(recording_id=rid, call_id="n1_1.0", created_at=NOW,
+                                               files=(ManifestFile("a.wav", 0, "", 1.0),)))
+    tier = LocalTier("hot", tmp_path / "hot")
+    shipper = Shipper(spool, catalog, lambda region: tier,
+                      after_store=[SignAfterStore(KEY), ledger.StoredLedgerHook(lambda: NOW), publisher])
+    with traced(catalog._conn()) as statements:
+        assert shipper.ship_once().shipped == [rid]
+    writes = [s for s in statements if "recordings" in s.split("(")[0]
+              and s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert len(writes) == 1  # written once, 'verified', with the hooks' fields (it was three writes)
+    row = catalog.get_recording(rid)
+    signed = stored_manifest.read_signed(row, tier, None)
+    assert row["state"] == "verified" and verify_manifest(signed, row["signature"], KEY.public_key())
+    assert row["manifest_sha256"] == manifest_copy.signed_sha256(signed)
+    assert publisher.published == [(rid, 1)] and ledger.verify_chain(catalog._conn()) == []
+    catalog.close()
