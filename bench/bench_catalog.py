@@ -21,7 +21,6 @@ reads a table sequentially.  Without ``--pg-url`` a private durable cluster is s
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import random
 import signal
@@ -29,7 +28,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from bench import bench_catalog_pg  # noqa: E402
+from bench import bench_catalog_pg, bench_catalog_writes  # noqa: E402
+from bench.bench_catalog_writes import numbers_for, pct, timed  # noqa: E402
 from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, CallGenerator, Generated, cdr_time  # noqa: E402
 from pbx_recorder.call_seal import CallSealer  # noqa: E402
 from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
 from pbx_recorder.catalog.number_migration import protect  # noqa: E402
-from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher  # noqa: E402
-from pbx_recorder.catalog.protected_rows import NumberProtection  # noqa: E402
 from pbx_recorder.catalog.queries import Cursor, encode_cursor, preset_range  # noqa: E402
 from pbx_recorder.ledger import StoredLedgerHook  # noqa: E402
 from pbx_recorder.signing import SignAfterStore  # noqa: E402
@@ -51,17 +48,6 @@ from pbx_recorder.signing import SignAfterStore  # noqa: E402
 DAY = 86400.0
 SAMPLES = 20
 SHORT = {"sqlite": "sqlite", "postgresql": "pg"}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1000
 
 
 class Bench:
@@ -96,6 +82,9 @@ class Bench:
 
     def hooks(self) -> list[Any]:
         return [SignAfterStore(self.key), StoredLedgerHook()]
+
+    def writes_while_searching(self, catalog: Catalog, label: str, seconds: float) -> None:
+        bench_catalog_writes.writes_while_searching(self, catalog, label, seconds)
 
     # -- fill -------------------------------------------------------------------------
     def fill(self) -> tuple[dict[str, float], float]:
@@ -387,84 +376,6 @@ class Bench:
             ),
         ):
             print(f"    {label:34} {conn.execute(sql).fetchone()[0] or 0:8,.0f}")
-
-    # -- writes while searching -------------------------------------------------------------
-    def writes_while_searching(self, catalog: Catalog, label: str, seconds: float) -> None:
-        """Writes here, an operator's searches in another process (as the console or the CLI runs)."""
-        # the console's mix: every filter but the last-4 scan over all time (blind indexes: issue 11)
-        filters = [f for name, fs, _ in self.cases() if name != "last 4 digits, all time" for f in fs[:2]]
-        ctx = multiprocessing.get_context("spawn")
-        stop, results = ctx.Event(), ctx.Queue()
-        args = (catalog.path, filters, self.now, stop, results, self.keys)
-        proc = ctx.Process(target=search_loop, args=args)
-        proc.start()
-        gen, base = CallGenerator(self.n, self.now, seed=99), 10**9 + len(label) * 10**7
-        try:
-            time.sleep(1.0)  # the searcher is up
-            load0 = os.getloadavg()[0]
-            one, one_cpu = self._per_call(catalog, gen, base, seconds / 2)
-            bulk, bulk_cpu = self._bulk(catalog, gen, base + 10**6, seconds / 2)
-            load1 = os.getloadavg()[0]
-        finally:
-            stop.set()
-            lat = results.get(timeout=120)
-            proc.join()
-        print(
-            f"{label:36} load average {load0:.1f} -> {load1:.1f}   "
-            f"per call (one transaction each, as today): {one:8,.0f} calls/s ({one_cpu:,.0f} per CPU s)   "
-            f"bulk (batches of 100): {bulk:8,.0f} calls/s ({bulk_cpu:,.0f} per CPU second of the writer)   "
-            f"concurrent searches: {len(lat):,} "
-            f"(p50 {pct(lat, 50) if lat else 0:.1f} ms, p95 {pct(lat, 95) if lat else 0:.1f} ms)"
-        )
-
-    def _per_call(self, catalog: Catalog, gen: CallGenerator, base: int,
-                  seconds: float) -> tuple[float, float]:
-        """Calls written per second of writing (making up the calls is not counted), and per
-        second of CPU the writer got (on a shared host it gets what the other processes leave)."""
-        done, spent, cpu, hooks = 0, 0.0, 0.0, self.hooks()
-        while spent < seconds:
-            g = gen.one(base + done, self.now - random.random() * 3600)
-            t0, c0 = time.perf_counter(), time.process_time()
-            catalog.upsert_call(g.call)
-            rid = str(g.recording.row["recording_id"])
-            catalog.upsert_recording({**g.recording.row, "state": "stored"})
-            for hook in hooks:
-                extra = hook(catalog, rid, g.recording.manifest, g.recording.record)
-                if extra:
-                    catalog.upsert_recording({"recording_id": rid, **extra})
-            catalog.mark_state(rid, "verified")
-            spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
-            done += 1
-        return done / spent, done / max(cpu, 1e-9)
-
-    def _bulk(self, catalog: Catalog, gen: CallGenerator, base: int, seconds: float) -> tuple[float, float]:
-        """As :meth:`_per_call`, 100 calls per ``write_calls``."""
-        done, spent, cpu = 0, 0.0, 0.0
-        while spent < seconds:
-            batch = [gen.one(base + done + k, self.now - random.random() * 3600) for k in range(100)]
-            t0, c0 = time.perf_counter(), time.process_time()
-            catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=self.hooks())
-            spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
-            done += len(batch)
-        return done / spent, done / max(cpu, 1e-9)
-
-
-def numbers_for(keys: tuple[bytes, bytes]) -> NumberProtection:
-    master, hmac_key = keys
-    return NumberProtection(NumberCipher(lambda _key_id: master, "bench"), BlindIndex(hmac_key))
-
-
-def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, results: Any,
-                keys: tuple[bytes, bytes]) -> None:
-    """The other process: search round the filters until told to stop, then report latencies."""
-    reader, lat, i = Catalog(path, numbers=numbers_for(keys)), [], 0
-    while not stop.is_set():
-        f = filters[i % len(filters)]
-        lat.append(timed(lambda f=f: reader.search_page(f, now=now)))
-        i += 1
-    reader.close()
-    results.put(lat)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()

@@ -311,6 +311,10 @@ def write_all(conn: sqlite3.Connection, store: CheckpointStore, key: Ed25519Priv
 class ChainHeadHook:
     """Shipper ``after_store`` hook (after the ledger hook): sign both chain heads."""
 
+    #: it publishes the heads the catalog's transaction made: the shipper and ``write_calls`` run
+    #: it once that transaction has committed (a head of a rolled-back entry is never published)
+    after_commit = True
+
     def __init__(self, key: Ed25519PrivateKey, store: CheckpointStore, node: str = "",
                  clock: Any = None) -> None:
         import time

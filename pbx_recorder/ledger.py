@@ -115,6 +115,13 @@ def appending(conn: sqlite3.Connection) -> Iterator[None]:
         _HEADS.pop(key, None)
 
 
+def reread_head(conn: sqlite3.Connection) -> None:
+    """Inside :func:`appending`, after a ``ROLLBACK TO SAVEPOINT``: the head carried may name
+    entries that were rolled back; the next append links to the head as it now is."""
+    if _HEADS.get(id(conn)) is not None:
+        _HEADS[id(conn)] = _head(conn)
+
+
 def _head(conn: sqlite3.Connection) -> tuple[int, str]:
     """(the last seq issued, the hash the next row links to)."""
     head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pbx_recorder.constants import STATE_FINALIZED
@@ -115,20 +116,26 @@ class LiveCallPersistence:
         return live, rows
 
     def _write_batch(self, live: dict[str, str | None], rows: list[dict[str, Any]]) -> None:
+        """One unit of work per snapshot and call row, committed together (``Catalog.grouped``:
+        with the shipper's and pipeline's writes of the moment); a unit that fails is rolled
+        back alone and logged."""
         catalog = self.app.catalog
-        for call_id, text in live.items():
-            try:
-                if text is None:
-                    catalog.delete_live_call(call_id)
-                else:
-                    catalog.save_live_call(call_id, text)
-            except Exception:
-                log.exception("could not persist live call=%s", call_id)
-        for row in rows:
-            try:
-                catalog.upsert_call(row)
-            except Exception:
-                log.exception("could not write the call row call=%s", row.get("call_id", "-"))
+        works: list[Callable[[], None]] = [
+            (partial(catalog.delete_live_call, call_id) if text is None
+             else partial(catalog.save_live_call, call_id, text))
+            for call_id, text in live.items()
+        ]
+        works += [partial(catalog.upsert_call, row) for row in rows]
+        what = [f"persist live call={call_id}" for call_id in live]
+        what += [f"write the call row call={row.get('call_id', '-')}" for row in rows]
+        try:
+            outcomes = catalog.group_commit.run_all(works)
+        except Exception:
+            log.exception("could not write %d live snapshot(s) and %d call row(s)", len(live), len(rows))
+            return
+        for (_, error), label in zip(outcomes, what, strict=True):
+            if error is not None:
+                log.error("could not %s", label, exc_info=error)
 
     def _count_finished(self, call_id: str) -> None:
         snapshot = self.app.callbook.snapshot(call_id)

@@ -83,7 +83,12 @@ class Manifest:
         return data
 
     def to_json(self) -> bytes:
-        return canonical_json(self.to_dict())
+        """``canonical_json(self.to_dict())``, byte for byte, encoded straight from the dataclasses
+        (no copy of the manifest first: the signing hook makes these bytes for every recording)."""
+        try:
+            return _CANONICAL_DATACLASSES.encode(self).encode("utf-8")
+        except TypeError:  # a value of another type: the dict's own path says what it makes of it
+            return canonical_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
@@ -133,9 +138,27 @@ def _plain(value: Any) -> Any:
     raise _NotPlain(kind.__name__)
 
 
+#: one encoder for every canonical text (``json.dumps`` with options builds a new one per call)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _fields_of(value: Any) -> dict[str, Any]:
+    """What ``to_dict`` makes of a manifest or a file of it, one level deep (the encoder goes on)."""
+    kind = type(value)
+    if kind is Manifest:
+        return {name: getattr(value, name) for name in _MANIFEST_FIELDS}
+    if kind is ManifestFile:
+        return {name: getattr(value, name) for name in _FILE_FIELDS}
+    raise TypeError(f"not a manifest value: {kind.__name__}")
+
+
+_CANONICAL_DATACLASSES = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                          allow_nan=False, default=_fields_of)
+
+
 def canonical_json(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    """Sorted keys, no whitespace, UTF-8, no NaN: what is signed, sealed and chained."""
+    return _CANONICAL.encode(data).encode("utf-8")
 
 
 def cdr_subset(fields_in: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,17 +61,36 @@ def signed_sha256(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(dict(manifest))).hexdigest()
 
 
-def catalog_copy(manifest: Mapping[str, Any], keep: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
+def catalog_copy(manifest: Mapping[str, Any], keep: tuple[str, ...] = (),
+                 digest: str | None = None) -> tuple[dict[str, Any], str]:
     """(what the catalog keeps of a signed ``manifest``, the SHA-256 of the signed bytes).
     ``keep``: more top-level keys (a catalog whose numbers are not protected keeps the
-    number-bearing ones, which erasure by number reads until the data step has indexed them)."""
-    copy = {k: manifest[k] for k in (*COPY_KEYS, *keep) if k in manifest}
+    number-bearing ones, which erasure by number reads until the data step has indexed them).
+    ``digest``: that SHA-256 when the caller has it (the signing hook hashed the bytes it signed)."""
+    copy = {k: _as_json(manifest[k]) for k in (*COPY_KEYS, *keep) if k in manifest}
     processing = manifest.get("processing")
     if isinstance(processing, Mapping):
-        kept = {k: processing[k] for k in COPY_PROCESSING if k in processing}
+        kept = {k: _as_json(processing[k]) for k in COPY_PROCESSING if k in processing}
         if kept:
             copy["processing"] = kept
-    return json.loads(canonical_json(copy)), signed_sha256(manifest)
+    return copy, digest or signed_sha256(manifest)
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as JSON gives it back (a fresh copy: tuples as lists, keys as text), without
+    the encoding and parsing (the write path makes one copy per recording)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            canonical_json(value)  # ValueError, as canonical JSON refuses NaN and infinities
+        return value
+    if kind is list or kind is tuple:
+        return [_as_json(v) for v in value]
+    if kind is dict and all(type(k) is str for k in value):
+        return {k: _as_json(v) for k, v in value.items()}
+    return json.loads(canonical_json(value))  # anything else: as before, through JSON
 
 
 def is_copy(row: Mapping[str, Any]) -> bool:

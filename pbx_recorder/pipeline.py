@@ -211,12 +211,14 @@ class Pipeline:
         """Let the catalog show the recording as waiting in the spool (the shipper updates it)."""
         if self.catalog is None:
             return
-        self.catalog.upsert_recording({
+        row = {
             "recording_id": manifest.recording_id, "call_id": manifest.call_id, "kind": manifest.kind,
             "mode": manifest.mode, "state": "spooled", "flags": list(manifest.flags),
             "duration_s": manifest.files[0].duration_s if manifest.files else None,
             "audio_sha256": manifest.audio_sha256, "region": manifest.region,
-            "retention_class": manifest.retention_class, "created_at": manifest.created_at})
+            "retention_class": manifest.retention_class, "created_at": manifest.created_at}
+        catalog = self.catalog
+        catalog.grouped(lambda: catalog.upsert_recording(row))  # its stand-in call row and it: one commit
 
     def _record_missing(self, manifest: Manifest) -> None:
         log.error("call %s recording %s: no audio file at all; flagged file_missing", manifest.call_id,

@@ -20,7 +20,12 @@ Extension points (used by other modules without editing this file):
     copy verified and the row is in the catalog with state 'stored' (e.g.
     ``signing.SignAfterStore``, a ledger append).  A returned mapping is merged into the row.
     Only after every hook succeeded is the row marked 'verified' and the spool entry removed;
-    a hook that raises leaves both for a retry, so hooks must be idempotent.
+    a hook that raises leaves both for a retry, so hooks must be idempotent.  When every hook
+    says it needs no row (``before_row``: signing, the ledger's ``stored`` entry) they run first
+    and the row is written once, ``verified`` (``Catalog.store_recording``).  The row's writes
+    and these hooks are one catalog transaction (``Catalog.grouped``: other threads' writes may
+    share it); a hook marked ``after_commit`` (``chain_head.ChainHeadHook``: it publishes the
+    signed ledger head) runs only once that transaction has committed.
   * ``claimer``: ``claim(recording_id) -> bool`` / ``release(recording_id)``.
   * ``arrival_checks``: ``check(catalog, entry) -> bool`` asked before anything is prepared or
     stored; False: the entry is removed from the spool unstored (outcome ``destroyed``; e.g.
@@ -41,6 +46,7 @@ from typing import Any, Protocol
 
 from pbx_recorder import recording_objects
 from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog.many_calls import StoredRecording
 from pbx_recorder.errors import (
     IntegrityError,
     ObjectNotRestored,
@@ -305,14 +311,16 @@ class Shipper:
                 return "destroyed"
             manifest, tier, stored = self._store(entry)
             row = self._catalog_row(manifest, tier, stored)
-            self.catalog.upsert_recording({**row, "state": "stored"})
             record = ShipRecord(rid, manifest.call_id, manifest, tier, tuple(o for _, o in stored),
                                 tuple(role for role, _ in stored))
-            for hook in self.after_store:
-                extra = hook(self.catalog, rid, manifest, record)
-                if isinstance(extra, Mapping) and extra:
-                    self.catalog.upsert_recording({"recording_id": rid, **extra})
-            self.catalog.mark_state(rid, "verified")
+            later = [hook for hook in self.after_store if getattr(hook, "after_commit", False)]
+            hooks = [hook for hook in self.after_store if hook not in later]
+            stored_rec = StoredRecording(row, manifest, record)
+            # one transaction, shared with other threads' writes (group commit): the row, the hooks,
+            # 'verified' (written once when every hook runs before the row: signing, the ledger)
+            self.catalog.grouped(lambda: self.catalog.store_recording(stored_rec, hooks))
+            for hook in later:  # committed: what they publish (the signed ledger head) stays
+                hook(self.catalog, rid, manifest, record)
             self.spool.remove(rid)
             log.info("recording %s (call %s) stored in %s as %s and verified", rid, manifest.call_id,
                      tier.name, stored[0][1].key)

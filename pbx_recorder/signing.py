@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CryptoError
-from pbx_recorder.manifest import canonical_json
+from pbx_recorder.manifest import Manifest, canonical_json
 from storage import file_modes
 from storage.atomic import create_exclusive
 
@@ -117,6 +118,11 @@ def manifest_bytes(manifest: Any) -> bytes:
     """Canonical bytes of a manifest given as dict, ``Manifest`` (has ``to_dict``) or JSON text."""
     if isinstance(manifest, bytes | str):
         manifest = json.loads(manifest)
+    elif isinstance(manifest, Manifest):
+        try:
+            return manifest.to_json()  # the same bytes as canonical_json(manifest.to_dict())
+        except (TypeError, ValueError) as exc:
+            raise CryptoError(f"manifest is not canonical-JSON serializable: {exc}") from exc
     elif hasattr(manifest, "to_dict"):
         manifest = manifest.to_dict()
     if not isinstance(manifest, Mapping):
@@ -169,5 +175,9 @@ class SignAfterStore:
                                   (text, signature, recording_id))
             if cur.rowcount != 1:
                 raise CryptoError(f"cannot sign: no catalog row for recording {recording_id}")
+            log.info("recording %s: manifest signed", recording_id)
+            return {"signature": signature}
         log.info("recording %s: manifest signed", recording_id)
-        return {"signature": signature}
+        # and the hash of the bytes signed (the row's ``manifest_sha256``): the catalog need not
+        # make the manifest's canonical bytes a second time to hash them
+        return {"signature": signature, "manifest_sha256": hashlib.sha256(raw).hexdigest()}

@@ -33,6 +33,10 @@ MANIFEST_TOKEN = "protected_numbers"
 CLEAR_MANIFEST_FIELDS = (*MANIFEST_FIELDS, "did")
 #: encrypted JSON texts without blanks after separators (smaller tokens; opened with json.loads)
 COMPACT = (",", ":")
+#: encoders made once (``json.dumps`` with options makes one per call): the sealed texts, and the
+#: text the number finder scans
+_SEALED_JSON = json.JSONEncoder(sort_keys=True, default=list, separators=COMPACT)
+_SCANNED_JSON = json.JSONEncoder(sort_keys=True, default=str)
 #: the JSON columns' cleared values as the text the catalog stores for them (encoded once, here)
 _CLEAR_JSON = {"cdr": "{}", "consent": "{}"}
 INDEX_COLUMNS = ("caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
@@ -66,7 +70,7 @@ class NumberProtection:
         body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
         body["cdr"], body["consent"] = _json_value(body["cdr"]) or {}, _json_value(body["consent"]) or {}
         caller, callee = str(body["caller_num"] or ""), str(body["callee_num"] or "")
-        text = json.dumps(body, sort_keys=True, default=list, separators=COMPACT)
+        text = _SEALED_JSON.encode(body)
         opened = json.loads(text)
         return {
             **CLEAR_DEFAULTS, **_CLEAR_JSON,
@@ -118,8 +122,7 @@ class NumberProtection:
         if not moved:
             return manifest
         rest = {k: v for k, v in m.items() if k not in moved}
-        rest[MANIFEST_TOKEN] = self.cipher.encrypt(json.dumps(moved, sort_keys=True, default=list,
-                                                              separators=COMPACT),
+        rest[MANIFEST_TOKEN] = self.cipher.encrypt(_SEALED_JSON.encode(moved),
                                                    f"manifest/{recording_id}")
         return rest
 
@@ -139,7 +142,7 @@ def named_digits(*values: Any) -> set[str]:
     for value in values:
         if value is None or value == "":
             continue
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        text = value if isinstance(value, str) else _SCANNED_JSON.encode(value)
         for run in _NUMBER_RUN.findall(text):
             digits = digits_of(run)
             if len(digits) >= MIN_NAMED_DIGITS:

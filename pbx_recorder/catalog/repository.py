@@ -12,15 +12,20 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import audit_trail, manifest_copy
+from pbx_recorder import manifest_copy
 from pbx_recorder.catalog import engine, extra_numbers, stored_form
+from pbx_recorder.catalog.group_commit import GroupCommit
+from pbx_recorder.catalog.live_calls import LiveCalls
+from pbx_recorder.catalog.many_calls import AfterStoreHook as AfterStoreHook  # (where callers import them)
+from pbx_recorder.catalog.many_calls import ManyCalls
+from pbx_recorder.catalog.many_calls import StoredRecording as StoredRecording
 from pbx_recorder.catalog.protected_rows import (
     CALL_FIELDS,
     CLEAR_DEFAULTS,
@@ -46,13 +51,15 @@ from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from storage import file_modes
 
 COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
+#: the JSON columns' encoder, made once (``json.dumps`` with options makes one per call)
+COLUMN_JSON = json.JSONEncoder(sort_keys=True, default=list, separators=COMPACT)
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 BUSY_TIMEOUT_MS = 5000
 
 
 def _encode(column: str, value: Any) -> Any:
     if column in JSON_COLUMNS and not isinstance(value, str):
-        return json.dumps(value, sort_keys=True, default=list, separators=COMPACT)
+        return COLUMN_JSON.encode(value)
     return value
 
 
@@ -85,21 +92,7 @@ class SearchPage:
     count: Count | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecording:
-    """One recording as the shipper has stored it: its catalog row (as ``Shipper._catalog_row``
-    builds it), and the manifest and ship record its ``after_store`` hooks see."""
-
-    row: Mapping[str, Any]
-    manifest: Any
-    record: Any = None
-
-
-#: an ``after_store`` hook (``pbx_recorder.shipper.AfterStore``): signing, the ledger's ``stored`` entry ...
-AfterStoreHook = Callable[[Any, str, Any, Any], Any]
-
-
-class Catalog:
+class Catalog(ManyCalls, LiveCalls):
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
                  sealer: Callable[[sqlite3.Connection, str], None] | None = None,
                  numbers: NumberProtection | None = None) -> None:
@@ -115,6 +108,7 @@ class Catalog:
         # PostgreSQL connections are pooled: held weakly here, so a thread that ends (a server's
         # worker, a test client's portal) gives its connection back to the pool with it
         self._pooled: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.group_commit = GroupCommit(self)  # per-call writes of several threads, one transaction
         if self.path != ":memory:" and not engine.is_url(self.path):
             try:
                 file_modes.prepare_sqlite(self.path)  # 0600 before SQLite creates it (and its WAL)
@@ -321,16 +315,6 @@ class Catalog:
                              [(bi, call_id) for bi in sorted(found.values())])
         return set(found)
 
-    @contextmanager
-    def _naming_once(self) -> Iterator[None]:
-        """Within one transaction (``write_calls``): the numbers a call names in its row, CDR and
-        manifest are found and indexed once (the rows ``call_numbers`` gets are the same)."""
-        self._local.named = [None, [], set()]
-        try:
-            yield
-        finally:
-            self._local.named = None
-
     def _open_call(self, row: dict[str, Any]) -> dict[str, Any]:
         return self.numbers.open_call(row) if self.numbers is not None else row
 
@@ -428,10 +412,12 @@ class Catalog:
         else:
             self._upsert("recordings", "recording_id", row, {"state": "spooled", "created_at": self.clock()})
 
-    def _protect_recording(self, recording_id: str, row: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _protect_recording(self, recording_id: str, row: Mapping[str, Any],
+                           signed_sha256: str | None = None) -> Mapping[str, Any]:
         """Every number a signed manifest names indexed; the catalog keeps only its copy
         (``manifest_copy``: what display reads, the signed bytes' hash), the signed manifest being
-        the object stored beside the audio.  Anything else given as a manifest: numbers sealed."""
+        the object stored beside the audio.  Anything else given as a manifest: numbers sealed.
+        ``signed_sha256``: the hash of the signed bytes, from the signing hook that just made them."""
         if "manifest" not in row:
             return row
         raw = row["manifest"]
@@ -451,7 +437,8 @@ class Catalog:
                     self._index_named(conn, cid, signed.get("cdr"), signed.get("callee_num"))
                     extra_numbers.add(conn, self.numbers, cid, extra)
         if signed.get("recording_id"):  # numbers in clear: erasure reads them here (number_lookup)
-            copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS)
+            copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS,
+                                                      signed_sha256)
             return {**row, "manifest": copy, "manifest_sha256": digest}
         if self.numbers is None:
             return row
@@ -496,131 +483,3 @@ class Catalog:
 
         with self._lock:
             return protect(self._conn(), self.numbers, **kw)
-
-    # -- many calls at once ---------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction for everything done in the block (this thread's connection):
-        the repository's methods, the sealer and the ledger append inside it, one commit."""
-        conn = self._conn()
-        if conn.in_transaction:
-            raise CatalogError("a catalog transaction is already open on this connection")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except engine.db_errors() as exc:
-            raise CatalogError(f"catalog query failed: {exc}") from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, engine.db_errors()):
-                raise CatalogError(f"catalog query failed: {exc}") from exc
-            raise
-
-    def write_calls(self, calls: Iterable[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
-                    after_store: Sequence[AfterStoreHook] = ()) -> int:
-        """Bulk write path: many finished calls with their stored recordings in ONE transaction.
-
-        Per call exactly what the daemon and the shipper write one call at a time: the call row
-        (collision check, seal, ``call_sealed`` ledger entry), each recording row ``stored``,
-        the ``after_store`` hooks (manifest signature, the ledger's ``stored`` entry ...) with
-        their returned fields merged, then ``verified``.  All or nothing; returns how many calls.
-
-        When every hook says it does not need the recording's row (``before_row``: signing, the
-        ledger's ``stored`` entry), the hooks run first (the ledger's order is the same: the call's
-        entry, then the recording's) and each recording row is written once, in its final form."""
-        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
-
-        done = 0
-        early = all(getattr(hook, "before_row", False) for hook in after_store)
-        with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
-              self._naming_once()):
-            for call, recordings in calls:
-                self.upsert_call(call)
-                for rec in recordings:
-                    rid = str(rec.row["recording_id"])
-                    if early:
-                        merged = self._run_hooks(after_store, rid, rec)
-                        final = {**rec.row, **merged, "state": "verified"}
-                        if final.get("call_id") and final["call_id"] == call.get("call_id"):
-                            # its call row was just written: no stand-in row, and the upsert itself
-                            # says whether the recording is new (a retried batch updates it)
-                            self._upsert("recordings", "recording_id",
-                                         self._protect_recording(rid, final),
-                                         {"state": "spooled", "created_at": self.clock()})
-                        else:
-                            self.upsert_recording(final)
-                        continue
-                    self.upsert_recording({**rec.row, "state": "stored"})
-                    merged = self._run_hooks(after_store, rid, rec)
-                    # the hooks' fields and the final state in one row write (the shipper makes
-                    # two: the rows end up the same)
-                    self.upsert_recording({"recording_id": rid, **merged, "state": "verified"})
-                done += 1
-        return done
-
-    def _run_hooks(self, after_store: Sequence[AfterStoreHook], rid: str,
-                   rec: StoredRecording) -> dict[str, Any]:
-        """The ``after_store`` hooks of one recording, in order; their returned fields merged."""
-        merged: dict[str, Any] = {}
-        for hook in after_store:
-            extra = hook(self, rid, rec.manifest, rec.record)
-            if isinstance(extra, Mapping) and extra:
-                merged.update(extra)
-        return merged
-
-    # -- live calls --------------------------------------------------------------
-    def save_live_call(self, call_id: str, snapshot: Mapping[str, Any] | str) -> None:
-        text = snapshot if isinstance(snapshot, str) else json.dumps(snapshot, sort_keys=True)
-        text = self._seal_live(call_id, text)
-        self._exec("INSERT INTO live_calls (call_id, state, updated_at) VALUES (?, ?, ?) "
-                   "ON CONFLICT(call_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
-                   (call_id, text, self.clock()))
-
-    def load_live_calls(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for row in self._exec("SELECT call_id, state FROM live_calls ORDER BY call_id"):
-            text = row["state"]
-            if self.numbers is not None:
-                text = self.numbers.open_text("live_calls", row["call_id"], text)
-            try:
-                out[row["call_id"]] = json.loads(text)
-            except ValueError:
-                out[row["call_id"]] = text
-        return out
-
-    def _seal_live(self, call_id: str, text: str) -> str:
-        return self.numbers.seal_text("live_calls", call_id, text) if self.numbers is not None else text
-
-    def delete_live_call(self, call_id: str) -> None:
-        self._exec("DELETE FROM live_calls WHERE call_id = ?", (call_id,))
-
-    def write_live_calls(self, changes: Mapping[str, str | None]) -> None:
-        """Many live-call snapshots (None = the call is over) in ONE transaction (one commit)."""
-        conn, now = self._conn(), self.clock()
-        try:
-            with conn:
-                conn.execute("BEGIN IMMEDIATE")
-                for call_id, text in changes.items():
-                    if text is None:
-                        conn.execute("DELETE FROM live_calls WHERE call_id = ?", (call_id,))
-                    else:
-                        conn.execute(
-                            "INSERT INTO live_calls (call_id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT"
-                            "(call_id) DO UPDATE SET state=excluded.state, updated_at=excluded.updated_at",
-                            (call_id, self._seal_live(call_id, text), now),
-                        )
-        except engine.db_errors() as exc:
-            raise CatalogError(f"catalog query failed: {exc}") from exc
-
-    # -- audit -------------------------------------------------------------------
-    def audit(self, actor: str, role: str, action: str, target: str = "",
-              detail: Mapping[str, Any] | None = None) -> None:
-        """One audit row through the one writer (``pbx_recorder.audit_trail``: chained, numbers masked)."""
-        audit_trail.record(self._conn(), actor=actor, role=role, action=action, target=target,
-                           detail=detail, now=self.clock())
-
-    def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
-        return audit_trail.entries(self._conn(), limit=limit)

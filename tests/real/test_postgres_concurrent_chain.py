@@ -8,7 +8,8 @@ chain must then verify clean with ``ledger.verify_chain``: 400 rows, seq 1..400 
 or a fork, every entry of both writers present, and the two writers' entries interleaved (the
 appends really were concurrent, not one process after the other).  The same with the bulk
 write path: two processes writing batches of sealed calls through ``Catalog.write_calls``
-(pipelined on PostgreSQL) leave one chain and a valid seal on every call row.
+(pipelined on PostgreSQL) leave one chain and a valid seal on every call row, and so do two
+processes whose threads write calls one at a time through group commit (``Catalog.grouped``).
 """
 
 from __future__ import annotations
@@ -127,3 +128,19 @@ def test_two_nodes_writing_call_batches_at_once_keep_one_chain_and_every_seal(
     assert calls == total
     assert seqs == list(range(1, 2 * total + 1))  # one call_sealed and one stored entry per call
     assert [tuple(e) for e in events] == [("call_sealed", total), ("stored", total)]
+
+
+def test_two_nodes_writing_calls_through_group_commit_keep_one_chain_and_every_seal(
+        postgres: PostgresServer) -> None:
+    """Each node's threads write calls one at a time through ``Catalog.grouped`` (shared
+    transactions, a savepoint per call)."""
+    from tests.unit.test_catalog_group_commit import check_two_writers, write_grouped
+
+    url = postgres.fresh_schema()
+    Catalog(url).close()
+    _run_two_writers(write_grouped, url)
+    conn = engine.connect(url, read_only=True)
+    try:
+        check_two_writers(conn)
+    finally:
+        conn.close()

@@ -33,7 +33,7 @@ def test_manifest_dict_is_what_asdict_made() -> None:
                  processing={"encrypted": True, "key_id": "k"}, recorded_from=1.0, created_at=2.0)
     fast, ref = m.to_dict(), _reference_dict(m)
     assert fast == ref and repr(fast) == repr(ref)  # same values and the same types (tuples stay tuples)
-    assert canonical_json(fast) == canonical_json(ref)
+    assert canonical_json(fast) == canonical_json(ref) == m.to_json()  # (encoded from the dataclasses)
     fast["cdr"]["nested"]["x"].append(9)  # a copy, as asdict's: the manifest is not changed
     assert m.cdr["nested"]["x"] == [1, 2.5, (3, "4")]
 
@@ -44,6 +44,8 @@ def test_manifest_dict_with_a_value_of_another_type_fails_as_asdict_did() -> Non
         asdict(m)
     with pytest.raises(TypeError):
         m.to_dict()
+    with pytest.raises(TypeError):
+        m.to_json()
 
 
 @pytest.mark.parametrize("number", ["+86 139-1234-5678", "4001", "", "12", "\u0661\u0662\u0663\u0664\u0665",

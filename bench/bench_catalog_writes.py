@@ -1,0 +1,167 @@
+"""bench_catalog's write rates while another process searches: the per-call path as the daemon, the
+pipeline and the shipper write (one call at a time), the same calls through group commit from
+several writer threads (``Catalog.grouped``), and the bulk path (``Catalog.write_calls``).
+
+Each rate is calls written per second of writing (making up the calls is not counted) and per CPU
+second of the writer process (on a shared host it gets what the other processes leave).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bench.catalog_data import CallGenerator, Generated
+from pbx_recorder.catalog import CallFilters, Catalog
+from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
+from pbx_recorder.catalog.protected_rows import NumberProtection
+
+if TYPE_CHECKING:
+    from bench.bench_catalog import Bench
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+def numbers_for(keys: tuple[bytes, bytes]) -> NumberProtection:
+    master, hmac_key = keys
+    return NumberProtection(NumberCipher(lambda _key_id: master, "bench"), BlindIndex(hmac_key))
+
+
+#: writer threads of the group-commit measure (the daemon's writer, the pipeline and the shipper
+#: are three; a node under load runs more shipments at once)
+WRITERS = 8
+
+
+def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: float) -> None:
+    """Writes here, an operator's searches in another process (as the console or the CLI runs)."""
+    # the console's mix: every filter but the last-4 scan over all time (blind indexes: issue 11)
+    filters = [f for name, fs, _ in bench.cases() if name != "last 4 digits, all time" for f in fs[:2]]
+    ctx = multiprocessing.get_context("spawn")
+    stop, results = ctx.Event(), ctx.Queue()
+    args = (catalog.path, filters, bench.now, stop, results, bench.keys)
+    proc = ctx.Process(target=search_loop, args=args)
+    proc.start()
+    gen, base = CallGenerator(bench.n, bench.now, seed=99), 10**9 + len(label) * 10**7
+    try:
+        time.sleep(1.0)  # the searcher is up
+        load0 = os.getloadavg()[0]
+        part = seconds / 3
+        one, one_cpu = per_call(bench, catalog, gen, base, part)
+        grouped, grouped_cpu, per_commit = per_call_grouped(bench, catalog, gen, base + 10**6, part)
+        bulk, bulk_cpu = bulk_calls(bench, catalog, gen, base + 2 * 10**6, part)
+        load1 = os.getloadavg()[0]
+    finally:
+        stop.set()
+        lat = results.get(timeout=120)
+        proc.join()
+    print(
+        f"{label:36} load average {load0:.1f} -> {load1:.1f}   "
+        f"per call (one call at a time, as main writes it): {one:8,.0f} calls/s ({one_cpu:,.0f} per CPU s)   "
+        f"per call, group commit ({WRITERS} writer threads): {grouped:8,.0f} calls/s "
+        f"({grouped_cpu:,.0f} per CPU s, {per_commit:.1f} calls per commit)   "
+        f"bulk (batches of 100): {bulk:8,.0f} calls/s ({bulk_cpu:,.0f} per CPU second of the writer)   "
+        f"concurrent searches: {len(lat):,} "
+        f"(p50 {pct(lat, 50) if lat else 0:.1f} ms, p95 {pct(lat, 95) if lat else 0:.1f} ms)"
+    )
+
+
+def write_one(bench: Bench, catalog: Catalog, g: Generated, hooks: list[Any]) -> None:
+    """One call's writes as the daemon (its row) and the shipper (its recording, the hooks, then
+    'verified') make them."""
+    catalog.upsert_call(g.call)
+    rid = str(g.recording.row["recording_id"])
+    catalog.upsert_recording({**g.recording.row, "state": "stored"})
+    for hook in hooks:
+        extra = hook(catalog, rid, g.recording.manifest, g.recording.record)
+        if extra:
+            catalog.upsert_recording({"recording_id": rid, **extra})
+    catalog.mark_state(rid, "verified")
+
+
+def write_grouped_unit(catalog: Catalog, g: Generated, hooks: list[Any]) -> None:
+    """One call's writes as the daemon (its row) and the shipper write them since group commit
+    (``Catalog.store_recording``: the row written once when the hooks need none)."""
+    catalog.upsert_call(g.call)
+    catalog.store_recording(g.recording, hooks)
+
+
+def per_call(bench: Bench, catalog: Catalog, gen: CallGenerator, base: int,
+             seconds: float) -> tuple[float, float]:
+    """One call at a time, each statement committed on its own (main's per-call path)."""
+    done, spent, cpu, hooks = 0, 0.0, 0.0, bench.hooks()
+    while spent < seconds:
+        g = gen.one(base + done, bench.now - random.random() * 3600)
+        t0, c0 = time.perf_counter(), time.process_time()
+        write_one(bench, catalog, g, hooks)
+        spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
+        done += 1
+    return done / spent, done / max(cpu, 1e-9)
+
+
+def per_call_grouped(bench: Bench, catalog: Catalog, gen: CallGenerator, base: int,
+                     seconds: float) -> tuple[float, float, float]:
+    """The same calls, each one unit of ``Catalog.grouped`` (as the shipper writes it now), from
+    WRITERS threads at once:
+    (calls/s, calls per CPU second of the process, calls per commit)."""
+    made = [gen.one(base + i, bench.now - random.random() * 3600) for i in range(WRITERS * 400)]
+    queue, lock, hooks = iter(made), threading.Lock(), bench.hooks()
+    group = catalog.group_commit
+    commits0, units0 = group.commits, group.units
+    deadline = time.perf_counter() + seconds
+
+    def writer() -> None:
+        while time.perf_counter() < deadline:
+            with lock:
+                g = next(queue, None)
+            if g is None:
+                return
+            catalog.grouped(lambda g=g: write_grouped_unit(catalog, g, hooks))
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    threads = [threading.Thread(target=writer) for _ in range(WRITERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    spent, cpu = time.perf_counter() - t0, time.process_time() - c0
+    done = group.units - units0
+    return done / spent, done / max(cpu, 1e-9), done / max(1, group.commits - commits0)
+
+
+def bulk_calls(bench: Bench, catalog: Catalog, gen: CallGenerator, base: int,
+               seconds: float) -> tuple[float, float]:
+    """As :func:`per_call`, 100 calls per ``write_calls``."""
+    done, spent, cpu = 0, 0.0, 0.0
+    while spent < seconds:
+        batch = [gen.one(base + done + k, bench.now - random.random() * 3600) for k in range(100)]
+        t0, c0 = time.perf_counter(), time.process_time()
+        catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=bench.hooks())
+        spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
+        done += len(batch)
+    return done / spent, done / max(cpu, 1e-9)
+
+
+def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, results: Any,
+                keys: tuple[bytes, bytes]) -> None:
+    """The other process: search round the filters until told to stop, then report latencies."""
+    reader, lat, i = Catalog(path, numbers=numbers_for(keys)), [], 0
+    while not stop.is_set():
+        f = filters[i % len(filters)]
+        lat.append(timed(lambda f=f: reader.search_page(f, now=now)))
+        i += 1
+    reader.close()
+    results.put(lat)

@@ -1,0 +1,164 @@
+"""The catalog's writes of many calls at once: one transaction for a block of work
+(``transaction``), group commit of the per-call writes of several threads (``grouped``), and the
+bulk path (``write_calls``).  A mixin of :class:`~pbx_recorder.catalog.repository.Catalog`: it
+writes through the Catalog's own per-call methods (``upsert_call``, ``_upsert``,
+``_protect_recording`` ...), so the bulk path writes what the per-call path writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pbx_recorder.catalog import engine
+from pbx_recorder.errors import CatalogError
+
+if TYPE_CHECKING:
+    import threading
+
+    from pbx_recorder.catalog.group_commit import GroupCommit
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecording:
+    """One recording as the shipper has stored it: its catalog row (as ``Shipper._catalog_row``
+    builds it), and the manifest and ship record its ``after_store`` hooks see."""
+
+    row: Mapping[str, Any]
+    manifest: Any
+    record: Any = None
+
+
+#: an ``after_store`` hook (``pbx_recorder.shipper.AfterStore``): signing, the ledger's ``stored`` entry ...
+AfterStoreHook = Callable[[Any, str, Any, Any], Any]
+
+
+class ManyCalls:
+    """Catalog methods that write many calls or recordings in one transaction."""
+
+    if TYPE_CHECKING:  # what they use of the Catalog
+        clock: Callable[[], float]
+        group_commit: GroupCommit
+        _local: threading.local
+
+        def _conn(self) -> sqlite3.Connection: ...
+        def upsert_call(self, row: Mapping[str, Any]) -> None: ...
+        def upsert_recording(self, row: Mapping[str, Any]) -> None: ...
+        def _upsert(self, table: str, key: str, row: Mapping[str, Any],
+                    defaults: Mapping[str, Any]) -> None: ...
+        def _protect_recording(self, recording_id: str, row: Mapping[str, Any],
+                               signed_sha256: str | None = None) -> Mapping[str, Any]: ...
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction for everything done in the block (this thread's connection):
+        the repository's methods, the sealer and the ledger append inside it, one commit."""
+        conn = self._conn()
+        if conn.in_transaction:
+            raise CatalogError("a catalog transaction is already open on this connection")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except engine.db_errors() as exc:
+            raise CatalogError(f"catalog query failed: {exc}") from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, engine.db_errors()):
+                raise CatalogError(f"catalog query failed: {exc}") from exc
+            raise
+
+    def grouped(self, work: Callable[[], T]) -> T:
+        """``work()`` (one call's or recording's writes, through this catalog) in one transaction
+        that other threads' units may share (``catalog.group_commit``); its result once committed."""
+        return self.group_commit.run(work)
+
+    def write_calls(self, calls: Iterable[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
+                    after_store: Sequence[AfterStoreHook] = ()) -> int:
+        """Bulk write path: many finished calls with their stored recordings in ONE transaction.
+
+        Per call exactly what the daemon and the shipper write one call at a time: the call row
+        (collision check, seal, ``call_sealed`` ledger entry), each recording row ``stored``,
+        the ``after_store`` hooks (manifest signature, the ledger's ``stored`` entry ...) with
+        their returned fields merged, then ``verified``.  All or nothing; returns how many calls.
+
+        Hooks marked ``after_commit`` (``ChainHeadHook``: it signs and publishes the ledger head)
+        run for each recording once the transaction has committed, never inside it.
+
+        When every hook says it does not need the recording's row (``before_row``: signing, the
+        ledger's ``stored`` entry), the hooks run first (the ledger's order is the same: the call's
+        entry, then the recording's) and each recording row is written once, in its final form."""
+        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+
+        done = 0
+        # hooks that publish what the transaction wrote (``ChainHeadHook``): after the commit only
+        later = [hook for hook in after_store if getattr(hook, "after_commit", False)]
+        after_store = [hook for hook in after_store if hook not in later]
+        stored: list[StoredRecording] = []
+        with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
+              self._naming_once()):
+            for call, recordings in calls:
+                self.upsert_call(call)
+                for rec in recordings:
+                    if later:
+                        stored.append(rec)
+                    self.store_recording(rec, after_store, written_call=call.get("call_id"))
+                done += 1
+        for rec in stored:
+            for hook in later:
+                hook(self, str(rec.row["recording_id"]), rec.manifest, rec.record)
+        return done
+
+    def store_recording(self, rec: StoredRecording, after_store: Sequence[AfterStoreHook],
+                        written_call: Any = None) -> None:
+        """One stored recording's catalog writes, in the caller's transaction (each recording of
+        :meth:`write_calls`; the shipper's unit of group commit): the row ``stored``, the hooks
+        with their returned fields merged, then ``verified``.  When every hook says it does not
+        need the row (``before_row``: signing, the ledger's ``stored`` entry) the hooks run first
+        and the row is written once, in its final form (the rows end up the same; inside the
+        transaction nobody else sees the ``stored`` state).  ``written_call``: the id of the call
+        row this transaction has just written (no stand-in call row is needed for it)."""
+        rid = str(rec.row["recording_id"])
+        if all(getattr(hook, "before_row", False) for hook in after_store):
+            merged = self._run_hooks(after_store, rid, rec)
+            final = {**rec.row, **merged, "state": "verified"}
+            if final.get("call_id") and final["call_id"] == written_call:
+                # its call row was just written: no stand-in row, and the upsert itself says
+                # whether the recording is new (a retried batch updates it)
+                self._upsert("recordings", "recording_id",
+                             self._protect_recording(rid, final, merged.get("manifest_sha256")),
+                             {"state": "spooled", "created_at": self.clock()})
+            else:
+                self.upsert_recording(final)
+            return
+        self.upsert_recording({**rec.row, "state": "stored"})
+        merged = self._run_hooks(after_store, rid, rec)
+        # the hooks' fields and the final state in one row write (the rows end up the same as
+        # with one write per hook)
+        self.upsert_recording({"recording_id": rid, **merged, "state": "verified"})
+
+    def _run_hooks(self, after_store: Sequence[AfterStoreHook], rid: str,
+                   rec: StoredRecording) -> dict[str, Any]:
+        """The ``after_store`` hooks of one recording, in order; their returned fields merged."""
+        merged: dict[str, Any] = {}
+        for hook in after_store:
+            extra = hook(self, rid, rec.manifest, rec.record)
+            if isinstance(extra, Mapping) and extra:
+                merged.update(extra)
+        return merged
+
+    @contextmanager
+    def _naming_once(self) -> Iterator[None]:
+        """Within one transaction (``write_calls``): the numbers a call names in its row, CDR and
+        manifest are found and indexed once (the rows ``call_numbers`` gets are the same)."""
+        self._local.named = [None, [], set()]
+        try:
+            yield
+        finally:
+            self._local.named = None

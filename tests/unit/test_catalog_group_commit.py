@@ -1,0 +1,281 @@
+"""Group commit (``catalog.group_commit``): per-call writes of several threads share transactions;
+a unit that fails is rolled back alone; a failed commit fails every unit of its group and nothing
+is reported stored; the hooks that publish the ledger head run only after a commit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pbx_recorder import ledger
+from pbx_recorder.call_seal import CallSealer
+from pbx_recorder.catalog import Catalog
+from pbx_recorder.chain_head import ChainHeadHook
+from pbx_recorder.errors import CallIdCollision, CatalogError
+from tests.unit.test_catalog_bulk import KEY, NOW, _call, _hooks
+
+WRITERS = 6
+
+
+def _catalog(path: Path) -> Catalog:
+    return Catalog(path, clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
+
+
+def _write_one(catalog: Catalog, i: int) -> str:
+    """The per-call path (as the shipper writes a call): the call row, its recording, the hooks."""
+    call, [rec] = _call(i)
+    catalog.upsert_call(call)
+    rid = str(rec.row["recording_id"])
+    catalog.upsert_recording({**rec.row, "state": "stored"})
+    for hook in _hooks():
+        extra = hook(catalog, rid, rec.manifest, rec.record)
+        if extra:
+            catalog.upsert_recording({"recording_id": rid, **extra})
+    catalog.mark_state(rid, "verified")
+    return rid
+
+
+def _wait_for(predicate: Any) -> None:
+    done = threading.Event()
+    while not predicate():
+        done.wait(0.001)
+
+
+def test_concurrent_writers_share_transactions(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path / "cat.db")
+    group = catalog.group_commit
+    first_started = threading.Event()
+
+    def first() -> str:
+        first_started.set()  # the leader's transaction is open: the others queue behind it
+        _wait_for(lambda: len(group._queue) == WRITERS - 1)
+        return _write_one(catalog, 0)
+
+    results: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda: results.__setitem__(0, catalog.grouped(first)))]
+    threads[0].start()
+    first_started.wait()
+    for i in range(1, WRITERS):
+        t = threading.Thread(target=lambda i=i: results.__setitem__(i, catalog.grouped(
+            lambda: _write_one(catalog, i))))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(WRITERS))
+    assert (group.commits, group.units) == (2, WRITERS)  # the first alone, the other five together
+    conn = catalog._conn()
+    assert conn.execute("SELECT COUNT(*) FROM recordings WHERE state = 'verified'").fetchone()[0] == WRITERS
+    assert ledger.verify_chain(conn) == []
+    catalog.close()
+
+
+def test_a_failing_unit_is_rolled_back_alone(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path / "cat.db")
+    call, _ = _call(1)
+
+    def collides() -> None:
+        _write_one(catalog, 2)  # written, then taken back with its unit
+        catalog.upsert_call({**call, "started_at": NOW + 999})  # another call with the same id
+
+    outcomes = catalog.group_commit.run_all([lambda: _write_one(catalog, 1), collides,
+                                             lambda: _write_one(catalog, 3)])
+    assert outcomes[0] == ("n1_1.0_call001", None) and outcomes[2] == ("n1_3.0_call001", None)
+    assert isinstance(outcomes[1][1], CallIdCollision)
+    assert catalog.group_commit.commits == 1
+    conn = catalog._conn()
+    assert [r[0] for r in conn.execute("SELECT call_id FROM calls ORDER BY 1")] == ["n1_1.0", "n1_3.0"]
+    assert ledger.verify_chain(conn) == []
+    catalog.close()
+
+
+def _failing_commit(catalog: Catalog) -> list[int]:
+    """Make the catalog's next transaction fail at its commit (a disk full, a lost server)."""
+    real, failed = catalog.transaction, []
+
+    @contextmanager
+    def transaction() -> Iterator[Any]:
+        with real() as conn:
+            yield conn
+            if not failed:
+                failed.append(1)
+                raise CatalogError("catalog query failed: disk I/O error")
+
+    catalog.transaction = transaction  # type: ignore[method-assign]
+    return failed
+
+
+def test_a_failed_commit_fails_every_unit_and_stores_nothing(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path / "cat.db")
+    _failing_commit(catalog)
+    outcomes = catalog.group_commit.run_all([lambda i=i: _write_one(catalog, i) for i in range(3)])
+    assert [type(error) for _, error in outcomes] == [CatalogError] * 3
+    assert all(result is None for result, _ in outcomes)  # none is reported stored
+    conn = catalog._conn()
+    assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 0
+    assert catalog.group_commit.run_all([lambda: _write_one(catalog, 0)]) == [("n1_0.0_call001", None)]
+    catalog.close()
+
+
+class Publisher:
+    """An ``after_commit`` hook like ``ChainHeadHook``: notes the ledger head it would publish."""
+
+    after_commit = True
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, int]] = []
+
+    def __call__(self, catalog: Any, recording_id: str, manifest: Any, record: Any = None) -> None:
+        conn = ledger.connection_of(catalog)
+        assert not conn.in_transaction  # never inside the transaction that made the head
+        self.published.append((recording_id, conn.execute("SELECT MAX(seq) FROM ledger").fetchone()[0]))
+
+
+def test_the_chain_head_hook_runs_after_the_commit() -> None:
+    assert ChainHeadHook.after_commit is True
+
+
+def test_a_rolled_back_batch_publishes_no_head(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path / "cat.db")
+    publisher = Publisher()
+    _failing_commit(catalog)
+    with pytest.raises(CatalogError):
+        catalog.write_calls([_call(i) for i in range(3)], after_store=[*_hooks(), publisher])
+    assert publisher.published == []  # the heads of the rolled-back entries were never published
+    catalog.write_calls([_call(i) for i in range(2)], after_store=[*_hooks(), publisher])
+    # after the commit, once per recording, the committed head (2 calls x 2 entries)
+    assert publisher.published == [("n1_0.0_call001", 4), ("n1_1.0_call001", 4)]
+    catalog.close()
+
+
+def test_a_shipment_whose_commit_fails_publishes_nothing_and_is_retried(tmp_path: Path) -> None:
+    from pbx_recorder.manifest import Manifest, ManifestFile
+    from pbx_recorder.shipper import Shipper
+    from pbx_recorder.signing import SignAfterStore
+    from pbx_recorder.spool import Spool
+    from storage.local import LocalTier
+
+    catalog, spool, publisher = _catalog(tmp_path / "cat.db"), Spool(tmp_path / "spool"), Publisher()
+    src = tmp_path / "a.wav"
+    src.write_bytes(b"RIFF" + bytes(4000))
+    rid = "n1_1.0_call001"
+    spool.spool_recording(rid, [src], Manifest(recording_id=rid, call_id="n1_1.0", created_at=NOW,
+                                               files=(ManifestFile("a.wav", 0, "", 1.0),)))
+    now = [NOW]
+    shipper = Shipper(spool, catalog, lambda region: LocalTier("hot", tmp_path / "hot"),
+                      after_store=[SignAfterStore(KEY), ledger.StoredLedgerHook(lambda: NOW), publisher],
+                      clock=lambda: now[0])
+    _failing_commit(catalog)
+    assert shipper.ship_once().retrying == [rid]
+    assert publisher.published == [] and spool.is_complete(rid) and catalog.get_recording(rid) is None
+    assert catalog._conn().execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 0
+    now[0] += 10
+    assert shipper.ship_once().shipped == [rid]
+    assert publisher.published == [(rid, 1)] and catalog.get_recording(rid)["state"] == "verified"
+    catalog.close()
+
+
+THREADS, PER_THREAD = 4, 8
+
+
+def write_grouped(target: str, writer: str, barrier: Any, out: Any) -> None:
+    """One node: THREADS threads writing calls one at a time through group commit (spawned; the
+    two-process tests on SQLite here and on PostgreSQL in tests/real use it)."""
+    from pbx_recorder.catalog import engine
+
+    catalog = _catalog(Path(target)) if not engine.is_url(target) else Catalog(
+        target, clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
+    base = 0 if writer == "node-a" else 10_000
+    errors: list[str] = []
+
+    def thread(t: int) -> None:
+        try:
+            for k in range(PER_THREAD):
+                i = base + t * 100 + k
+                catalog.grouped(lambda i=i: _write_one(catalog, i))
+        except Exception as exc:  # reported to the test, which fails naming it
+            errors.append(repr(exc))
+
+    try:
+        barrier.wait(timeout=60)
+        threads = [threading.Thread(target=thread, args=(t,)) for t in range(THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        out.put((writer, errors[0] if errors else "ok"))
+    finally:
+        catalog.close()
+        engine.close_pools()
+
+
+def check_two_writers(conn: Any) -> None:
+    """One linear chain, every call row sealed as written, every call of both writers there."""
+    from pbx_recorder.call_seal import check_calls
+
+    assert ledger.verify_chain(conn) == []
+    assert check_calls(conn, KEY.public_key()) == []
+    total = 2 * THREADS * PER_THREAD
+    assert conn.execute("SELECT COUNT(*) FROM recordings WHERE state = 'verified'").fetchone()[0] == total
+    seqs = [r[0] for r in conn.execute("SELECT seq FROM ledger ORDER BY seq").fetchall()]
+    assert seqs == list(range(1, 2 * total + 1))  # call_sealed and stored, one each a call
+
+
+@pytest.mark.sqlite_only  # (the same on PostgreSQL: tests/real/test_postgres_concurrent_chain.py)
+def test_two_processes_writing_through_group_commit_keep_one_chain(tmp_path: Path) -> None:
+    import multiprocessing
+
+    target = str(tmp_path / "cat.db")
+    _catalog(Path(target)).close()
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=write_grouped, args=(target, w, barrier, out)) for w in ("node-a", "node-b")]
+    for p in procs:
+        p.start()
+    try:
+        results = dict(out.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+    assert results == {"node-a": "ok", "node-b": "ok"}, results
+    catalog = _catalog(Path(target))
+    check_two_writers(catalog._conn())
+    catalog.close()
+
+
+@pytest.mark.sqlite_only  # reads SQLite's statement trace
+def test_the_shipper_writes_a_recording_row_once_when_its_hooks_need_no_row(tmp_path: Path) -> None:
+    from pbx_recorder import manifest_copy, stored_manifest
+    from pbx_recorder.manifest import Manifest, ManifestFile
+    from pbx_recorder.shipper import Shipper
+    from pbx_recorder.signing import SignAfterStore, verify_manifest
+    from pbx_recorder.spool import Spool
+    from storage.local import LocalTier
+    from tests.unit.catalog_plan_support import traced
+
+    catalog, spool, publisher = _catalog(tmp_path / "cat.db"), Spool(tmp_path / "spool"), Publisher()
+    src = tmp_path / "a.wav"
+    src.write_bytes(b"RIFF" + bytes(4000))
+    rid = "n1_1.0_call001"
+    spool.spool_recording(rid, [src], Manifest(recording_id=rid, call_id="n1_1.0", created_at=NOW,
+                                               files=(ManifestFile("a.wav", 0, "", 1.0),)))
+    tier = LocalTier("hot", tmp_path / "hot")
+    shipper = Shipper(spool, catalog, lambda region: tier,
+                      after_store=[SignAfterStore(KEY), ledger.StoredLedgerHook(lambda: NOW), publisher])
+    with traced(catalog._conn()) as statements:
+        assert shipper.ship_once().shipped == [rid]
+    writes = [s for s in statements if "recordings" in s.split("(")[0]
+              and s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+    assert len(writes) == 1  # written once, 'verified', with the hooks' fields (it was three writes)
+    row = catalog.get_recording(rid)
+    signed = stored_manifest.read_signed(row, tier, None)
+    assert row["state"] == "verified" and verify_manifest(signed, row["signature"], KEY.public_key())
+    assert row["manifest_sha256"] == manifest_copy.signed_sha256(signed)
+    assert publisher.published == [(rid, 1)] and ledger.verify_chain(catalog._conn()) == []
+    catalog.close()
