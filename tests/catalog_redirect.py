@@ -110,8 +110,9 @@ def sqlite_catalog_files(root: Path) -> list[Path]:
                     continue
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
+                # the catalog's own tables (FreeSWITCH's core.db has a 'calls' table too)
                 tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
-                                      "('calls', 'recordings', 'ledger', 'audit_log')").fetchall()
+                                      "('ledger', 'audit_log')").fetchall()
             finally:
                 conn.close()
         except (OSError, sqlite3.Error):
