@@ -1,14 +1,16 @@
 """Suite-wide switches.
 
-``PBXR_TEST_CATALOG=postgresql`` runs the in-process tiers (unit, peers) with every catalog in a
-private PostgreSQL cluster instead of SQLite files: each catalog path a test opens is mapped to a
-schema of its own in that cluster (the same path, the same schema, for the whole run), through
-the one function everything opens the catalog with (``pbx_recorder.catalog.engine.connect``).
-Tests that inspect or tamper with the SQLite file itself carry the ``sqlite_only`` marker and are
-deselected in that run (``scripts/test`` passes ``-m "not sqlite_only"``).  Tests of what only the
-PostgreSQL engine does (pipelined batches, plan settings) carry ``postgres_only``: the SQLite pass
-deselects them (``-m "not postgres_only"``) and the PostgreSQL pass runs them; run on SQLite
-anyway, such a test fails saying so (it is never skipped: a skip would read as a pass).
+``PBXR_TEST_CATALOG=postgresql`` runs the tests with every catalog in a private PostgreSQL
+cluster instead of SQLite files: each catalog path a test opens is mapped to a schema of its own
+in that cluster (the same path, the same schema, for the whole run), through the one function
+everything opens the catalog with (``pbx_recorder.catalog.engine.connect``); a real-server test's
+daemons and CLI calls get that schema's URL as ``catalog.url`` (tests/catalog_redirect.py), and a
+SQLite catalog left in a real test's folder fails it.  Tests that inspect or tamper with the
+SQLite file itself carry the ``sqlite_only`` marker and are deselected in that run
+(``scripts/test`` passes ``-m "not sqlite_only"``).  Tests of what only the PostgreSQL engine
+does (pipelined batches, plan settings) carry ``postgres_only``: the SQLite pass deselects them
+(``-m "not postgres_only"``) and the PostgreSQL pass runs them; run on SQLite anyway, such a test
+fails saying so (it is never skipped: a skip would read as a pass).
 
 Parallel runs: ``scripts/test`` runs pytest-xdist workers with ``--dist loadgroup``.  A real-server
 test, or one on a module-scoped fixture, is put in a group here: its file, and for a test on the
@@ -20,16 +22,12 @@ Real-server tests come first (long, sleep-bound calls).  The servers of a worker
 
 from __future__ import annotations
 
-import hashlib
-import os
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ENGINE = os.environ.get("PBXR_TEST_CATALOG", "sqlite")
+from tests.catalog_redirect import ENGINE
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,48 +100,34 @@ def _postgres_for_catalogs(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     server.stop()
 
 
-_REDIRECT = {"on": True}
-
-
 if ENGINE == "postgresql":
 
     @pytest.fixture(scope="session", autouse=True)
     def _catalogs_on_postgres_session(request: pytest.FixtureRequest) -> Iterator[None]:
-        """One redirect for the whole run, so that catalogs made by module- or session-scoped
-        fixtures go to PostgreSQL too; the same file path always maps to the same schema."""
-        server = request.getfixturevalue("_postgres_for_catalogs")
+        """One redirect for the whole run (tests/catalog_redirect.py), so that catalogs made by
+        module- or session-scoped fixtures go to PostgreSQL too."""
         from pbx_recorder.catalog import engine
+        from tests.catalog_redirect import Redirect, activate
 
-        real_connect = engine.connect
-        schemas: dict[str, str] = {}
-
-        def connect(target: Any, **kwargs: Any) -> Any:
-            if engine.is_url(target) or not _REDIRECT["on"]:
-                return real_connect(target, **kwargs)
-            key = str(target)
-            if key == ":memory:":
-                key = f":memory:{uuid.uuid4().hex}"
-            else:
-                key = str(Path(key).resolve())
-                if key not in schemas:
-                    Path(key).parent.mkdir(parents=True, exist_ok=True)
-                    Path(key).touch(exist_ok=True)  # code that checks the file exists finds it
-            if key not in schemas:
-                name = "t_" + hashlib.sha256(key.encode()).hexdigest()[:20]
-                server.psql(f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")
-                schemas[key] = server.url(name)
-            return real_connect(schemas[key], **kwargs)
-
+        redirect = Redirect(request.getfixturevalue("_postgres_for_catalogs"))
+        activate(redirect)
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(engine, "connect", connect)
+            mp.setattr(engine, "connect", redirect.wrap(engine.connect))
             yield
 
     @pytest.fixture(autouse=True)
     def _catalogs_on_postgres(request: pytest.FixtureRequest) -> Iterator[None]:
-        """Real-server tests keep their daemons' SQLite files: no redirect while they run."""
-        _REDIRECT["on"] = not request.node.get_closest_marker("real")
+        """A real-server test's daemons and CLI calls are given their catalog's schema
+        (``catalog.url``, tests/catalog_redirect.catalog_url): no SQLite catalog may be left in
+        its folder."""
+        real = request.node.get_closest_marker("real") and "tmp_path" in request.fixturenames
+        folder = request.getfixturevalue("tmp_path") if real else None
         yield
-        _REDIRECT["on"] = True
         from pbx_recorder.catalog import engine
 
         engine.close_pools()  # a pool per schema: the cluster's connection limit is not for keeping
+        if folder is not None:
+            from tests.catalog_redirect import sqlite_catalog_files
+
+            left = sqlite_catalog_files(folder)
+            assert not left, f"PBXR_TEST_CATALOG=postgresql, but SQLite catalogs were written: {left}"

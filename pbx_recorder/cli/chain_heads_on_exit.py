@@ -24,9 +24,11 @@ def sign_heads(config_path: str | None) -> None:
         from pbx_recorder.config import load_config
 
         config = load_config(config_path)
-        catalog = Path(config.catalog.path)
+        # a PostgreSQL catalog is its URL (catalog.path then only anchors the node's folder)
+        catalog = config.catalog.target
         key_file = config.signing.key_file
-        if key_file is None or not catalog.is_file() or not os.access(key_file, os.R_OK):
+        if key_file is None or not (config.catalog.url or Path(catalog).is_file()) or \
+                not os.access(key_file, os.R_OK):
             return  # unreadable key: normal for an operator account (checkpoint_if_possible agrees)
         # only now: a command that cannot sign does not import the signing code (cli/lazy_group.py)
         from pbx_recorder.chain_head import checkpoint_if_possible

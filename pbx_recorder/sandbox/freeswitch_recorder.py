@@ -37,7 +37,7 @@ def write_fs_recorder_config(workdir: str | Path, pbx: PrivateFreeSWITCH, prompt
                              redis_url: str | None = None, node: str = "sandbox",
                              rules: list[dict[str, Any]] | None = None,
                              consent_timeout_s: float = 3.0, max_attempts: int = 2,
-                             encryption: bool = False) -> Path:
+                             encryption: bool = False, catalog_url: str | None = None) -> Path:
     """As :func:`pbx_recorder.sandbox.recorder.write_recorder_config`, for ``pbx.type: freeswitch``."""
     work = file_modes.private_dir(workdir)  # catalog, spool, tiers and keys live under it
     config = {
@@ -48,7 +48,7 @@ def write_fs_recorder_config(workdir: str | Path, pbx: PrivateFreeSWITCH, prompt
                         "reconnect_min_s": 0.2, "reconnect_max_s": 2,
                         "outbound": {"host": pbx.socket_host, "port": pbx.socket_port}}},
         "spool": {"dir": str(work / "spool"), "min_free_mb": 1, "closure_timeout_s": 15, "stable_ms": 300},
-        "catalog": {"path": str(work / "catalog.db")},
+        "catalog": {"path": str(work / "catalog.db"), **({"url": catalog_url} if catalog_url else {})},
         "redis": {"url": redis_url},
         "consent": {"prompts_dir": str(prompts_dir), "timeout_s": consent_timeout_s,
                     "max_attempts": max_attempts, "languages": {"cn": "zh", "default": "en"}},

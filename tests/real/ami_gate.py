@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
-from recorder_checks import Recorder
+from recorder_checks import Recorder, catalog_reader, daemon_catalog_url
 
 from pbx_recorder.sandbox import PrivateAsterisk, free_tcp_port
-from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
+from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
 
 
 class AmiGate:
@@ -97,14 +97,15 @@ def gated_recorder(asterisk: PrivateAsterisk, prompts_dir: Path,
     """A recorder (sandbox config) whose AMI link runs through a gate the test can cut or hold."""
     gate = AmiGate(asterisk.ami_port)
     gate.open()
-    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
+    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir,
+                                   catalog_url=daemon_catalog_url(tmp_path / "recorder"))
     data = yaml.safe_load(config.read_text())
     data["pbx"]["ami"]["port"] = gate.port
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
     work = tmp_path / "recorder"
     try:
-        yield Recorder(process, config, work, CatalogReader(work / "catalog.db")), gate
+        yield Recorder(process, config, work, catalog_reader(config)), gate
     finally:
         process.terminate()
         gate.stop()

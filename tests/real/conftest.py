@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recorder_checks import Recorder
+from recorder_checks import Recorder, catalog_reader, daemon_catalog_url
 
 from consent.generate_prompts import generate
 from pbx_recorder.sandbox import PrivateAsterisk, free_tcp_port, free_udp_port
 from pbx_recorder.sandbox.ami_probe import AmiProbe
 from pbx_recorder.sandbox.installs import install_for
-from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
+from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
 from tests.postgres_server import PostgresServer
 
 VERSIONS = ("16", "22")
@@ -161,37 +161,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """A private PostgreSQL cluster (tests/postgres_server.py); a test takes a catalog of its own
+def postgres(_postgres_for_catalogs: PostgresServer) -> PostgresServer:
+    """The session's private PostgreSQL cluster (tests/postgres_server.py, one per worker: the one
+    ``PBXR_TEST_CATALOG=postgresql`` keeps every catalog in); a test takes a catalog of its own
     with ``postgres.fresh_schema()`` (a URL whose search_path is a new, empty schema)."""
-    server = PostgresServer.start(tmp_path_factory.mktemp("postgres"))
-    try:
-        yield server
-    finally:
-        from pbx_recorder.catalog import engine
-
-        engine.close_pools()
-        server.stop()
-
-
-def catalog_url_for_test(request: pytest.FixtureRequest) -> str | None:
-    """With ``PBXR_TEST_CATALOG=postgresql`` the recorder of a real test keeps its catalog in a
-    fresh schema of the session's PostgreSQL cluster (the daemon runs on the multi-node engine);
-    else None: the SQLite file beside its config."""
-    if os.environ.get("PBXR_TEST_CATALOG") != "postgresql":
-        return None
-    return str(request.getfixturevalue("postgres").fresh_schema())
+    return _postgres_for_catalogs
 
 
 @pytest.fixture
 def recorder(asterisk: PrivateAsterisk, prompts_dir: Path, tmp_path: Path,
              request: pytest.FixtureRequest) -> Iterator[Recorder]:
-    url = catalog_url_for_test(request)
-    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir, catalog_url=url)
+    """The daemon (sandbox config); with ``PBXR_TEST_CATALOG=postgresql`` its catalog is the
+    PostgreSQL schema that ``tmp_path/recorder/catalog.db`` maps to (tests/catalog_redirect.py)."""
+    work = tmp_path / "recorder"
+    config = write_recorder_config(work, asterisk, prompts_dir, catalog_url=daemon_catalog_url(work))
     process = RecorderProcess(config, asterisk, tmp_path / "recorder.log")
     try:
         process.start()
-        work = tmp_path / "recorder"
-        yield Recorder(process, config, work, CatalogReader(work / "catalog.db", url))
+        yield Recorder(process, config, work, catalog_reader(config))
     finally:
         process.terminate()

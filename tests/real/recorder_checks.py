@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pbx_recorder.config import load_config
 from pbx_recorder.sandbox import audio_stats
 from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess
+from tests.catalog_redirect import ENGINE, catalog_url
 
 SHIP_TIMEOUT = 45.0
 
@@ -33,6 +35,24 @@ class Recorder:
         else:
             self.process.terminate()
         self.process.start()
+
+
+def daemon_catalog_url(work: Path) -> str | None:
+    """``catalog.url`` for a daemon whose folder is ``work`` (``catalog.path`` is
+    ``work/catalog.db``): under ``PBXR_TEST_CATALOG=postgresql`` the schema the test's own opens of
+    that path reach (tests/catalog_redirect.py), else None (the SQLite file)."""
+    return catalog_url(work / "catalog.db")
+
+
+def catalog_reader(config_path: Path) -> CatalogReader:
+    """A reader of the catalog ``config_path`` names.  On a PostgreSQL run it asserts that the
+    catalog is PostgreSQL: a daemon that silently kept a SQLite file would test the wrong engine."""
+    catalog = load_config(config_path).catalog
+    if ENGINE == "postgresql":
+        assert catalog.url, f"{config_path}: PBXR_TEST_CATALOG=postgresql, but the catalog is {catalog.path}"
+    return CatalogReader(catalog.path, catalog.url)
+
+
 SHIPPED = ("stored", "verified", "migrated")
 
 

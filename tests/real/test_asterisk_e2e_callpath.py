@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from ami_gate import gated_recorder
 from call_helpers import cdr_of, linkedid_of, new_caller, spare_asterisk
-from recorder_checks import Recorder, audio_files, wait_call, wait_shipped
+from recorder_checks import Recorder, audio_files, catalog_reader, daemon_catalog_url, wait_call, wait_shipped
 
 from pbx_recorder.naming import boot_of_call_id
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall
 from pbx_recorder.sandbox.ami_probe import AmiProbe
 from pbx_recorder.sandbox.installs import install_for
-from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
+from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 
@@ -158,9 +158,10 @@ def _wait_restarted(pbx: PrivateAsterisk, timeout: float = 30.0) -> None:
 def test_pbx_restart_call_ids_stay_unique_and_the_cut_recording_is_flagged(
         own_asterisk: PrivateAsterisk, prompts_dir: Path, tmp_path: Path) -> None:
     pbx = own_asterisk
-    config = write_recorder_config(tmp_path / "recorder", pbx, prompts_dir)
+    config = write_recorder_config(tmp_path / "recorder", pbx, prompts_dir,
+                                   catalog_url=daemon_catalog_url(tmp_path / "recorder"))
     process = RecorderProcess(config, pbx, tmp_path / "recorder.log").start()
-    catalog = CatalogReader(tmp_path / "recorder" / "catalog.db")
+    catalog = catalog_reader(config)
     try:
         first = SippCall(tmp_path, pbx.sip_port, "8001", hangup_after_s=30, from_user=new_caller()).start()
         deadline = time.monotonic() + 20

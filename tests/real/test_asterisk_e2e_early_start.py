@@ -14,11 +14,18 @@ from typing import Any
 import pytest
 from call_helpers import call, cdr_of, linkedid_of, new_caller
 from fake_agi import FakeAgi
-from recorder_checks import Recorder, assert_audio, stored_file, wait_shipped
+from recorder_checks import (
+    Recorder,
+    assert_audio,
+    catalog_reader,
+    daemon_catalog_url,
+    stored_file,
+    wait_shipped,
+)
 
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall
 from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import TEST_RULES, CatalogReader, RecorderProcess, write_recorder_config
+from pbx_recorder.sandbox.recorder import TEST_RULES, RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 
@@ -32,11 +39,12 @@ EARLY_RULES: list[dict[str, Any]] = [
 
 @pytest.fixture
 def early_recorder(asterisk: PrivateAsterisk, prompts_dir: Path, tmp_path: Path) -> Any:
-    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir, rules=EARLY_RULES)
+    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir, rules=EARLY_RULES,
+                                   catalog_url=daemon_catalog_url(tmp_path / "recorder"))
     process = RecorderProcess(config, asterisk, tmp_path / "recorder.log").start()
     try:
         work = tmp_path / "recorder"
-        yield Recorder(process, config, work, CatalogReader(work / "catalog.db"))
+        yield Recorder(process, config, work, catalog_reader(config))
     finally:
         process.terminate()
 

@@ -15,10 +15,11 @@ import pytest
 import yaml
 from call_helpers import call, linkedid_of, new_caller
 from fake_agi import FakeAgi
+from recorder_checks import catalog_reader, daemon_catalog_url
 
 from pbx_recorder.sandbox import PrivateAsterisk, SippCall
 from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
+from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 
@@ -58,7 +59,8 @@ def test_recorder_unreachable_is_reported_with_agistatus(asterisk: PrivateAsteri
 
 def test_session_refused_at_max_sessions_is_catalogued_capacity(asterisk: PrivateAsterisk, ami: AmiProbe,
                                                                 prompts_dir: Path, tmp_path: Path) -> None:
-    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir)
+    config = write_recorder_config(tmp_path / "recorder", asterisk, prompts_dir,
+                                   catalog_url=daemon_catalog_url(tmp_path / "recorder"))
     data = yaml.safe_load(config.read_text())
     data["pbx"]["agi"]["max_sessions"] = 1
     config.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -73,7 +75,7 @@ def test_session_refused_at_max_sessions_is_catalogued_capacity(asterisk: Privat
         linkedid = linkedid_of(ami, second, since)
         report = _report(ami, linkedid, since)
         assert report["PbxrecReason"] == "capacity", report  # set in band by the refusal
-        catalog = CatalogReader(tmp_path / "recorder" / "catalog.db")
+        catalog = catalog_reader(config)
         deadline, row = time.monotonic() + 30, None
         while time.monotonic() < deadline:
             row = catalog.call_by_linkedid(linkedid)

@@ -23,11 +23,11 @@ import pytest
 import yaml
 from ami_splitter import SplittingRelay
 from call_helpers import call, linkedid_of, new_caller, wait_file_closed
-from recorder_checks import Recorder, stored_file, wait_call, wait_shipped
+from recorder_checks import Recorder, catalog_reader, daemon_catalog_url, stored_file, wait_call, wait_shipped
 
 from pbx_recorder.sandbox import PrivateAsterisk, audio_stats
 from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config
+from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 
@@ -44,13 +44,14 @@ DUAL_RULES: list[dict[str, Any]] = [
 
 def _start_recorder(pbx: PrivateAsterisk, prompts_dir: Path, work: Path, ami_port: int | None = None,
                     rules: list[dict[str, Any]] | None = None) -> Recorder:
-    config = write_recorder_config(work / "recorder", pbx, prompts_dir, rules=rules)
+    config = write_recorder_config(work / "recorder", pbx, prompts_dir, rules=rules,
+                                   catalog_url=daemon_catalog_url(work / "recorder"))
     if ami_port is not None:
         data = yaml.safe_load(config.read_text())
         data["pbx"]["ami"]["port"] = ami_port
         config.write_text(yaml.safe_dump(data, sort_keys=False))
     process = RecorderProcess(config, pbx, work / "recorder.log").start()
-    return Recorder(process, config, work / "recorder", CatalogReader(work / "recorder" / "catalog.db"))
+    return Recorder(process, config, work / "recorder", catalog_reader(config))
 
 
 @pytest.fixture

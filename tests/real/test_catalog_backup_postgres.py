@@ -21,6 +21,7 @@ from pbx_recorder.lifecycle.backup_keys import BackupKeys
 from pbx_recorder.lifecycle.policy import number_hash
 from pbx_recorder.lifecycle.tombstones import Tombstones
 from storage.local import LocalTier
+from tests.catalog_redirect import sqlite_catalogs
 from tests.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.real
@@ -198,10 +199,11 @@ def test_tampered_foreign_or_wrong_engine_backup_is_refused_and_creates_nothing(
                        work_near=work)
 
     # a SQLite backup is no PostgreSQL restore, and a PostgreSQL backup no SQLite file
-    sqlite_cat = Catalog(tmp_path / "catalog.db")
-    sqlite_cat.upsert_call(dict(call_id="s1", started_at=NOW))
-    sqlite_cat.close()
-    sqlite_info = backup.backup(tmp_path / "catalog.db", tier, NOW + 1, keys=keys)
+    with sqlite_catalogs():  # a SQLite file on purpose, on a PBXR_TEST_CATALOG=postgresql run too
+        sqlite_cat = Catalog(tmp_path / "catalog.db")
+        sqlite_cat.upsert_call(dict(call_id="s1", started_at=NOW))
+        sqlite_cat.close()
+        sqlite_info = backup.backup(tmp_path / "catalog.db", tier, NOW + 1, keys=keys)
     with pytest.raises(CatalogError, match="SQLite backup"):
         backup.restore(tier, sqlite_info.key, target, keys=keys, work_near=work)
     tier.path_for(info.key).write_bytes(good)

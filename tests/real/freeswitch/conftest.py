@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recorder_checks import Recorder
+from recorder_checks import Recorder, catalog_reader, daemon_catalog_url
 
 from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
 from pbx_recorder.sandbox.freeswitch_probe import FsProbe
 from pbx_recorder.sandbox.freeswitch_recorder import FsRecorderProcess, write_fs_recorder_config
 from pbx_recorder.sandbox.ports import free_udp_port
-from pbx_recorder.sandbox.recorder import CatalogReader
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +55,10 @@ def esl(freeswitch: PrivateFreeSWITCH) -> Iterator[FsProbe]:
 def fs_recorder(freeswitch: PrivateFreeSWITCH, esl: FsProbe, prompts_dir: Path,
                 tmp_path: Path) -> Iterator[Recorder]:
     work = tmp_path / "recorder"
-    config = write_fs_recorder_config(work, freeswitch, prompts_dir)
+    config = write_fs_recorder_config(work, freeswitch, prompts_dir, catalog_url=daemon_catalog_url(work))
     process = FsRecorderProcess(config, freeswitch, tmp_path / "recorder.log", probe_ports=(esl.local_port,))
     try:
         process.start()
-        yield Recorder(process, config, work, CatalogReader(work / "catalog.db"))
+        yield Recorder(process, config, work, catalog_reader(config))
     finally:
         process.terminate()
