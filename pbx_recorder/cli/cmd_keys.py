@@ -105,7 +105,8 @@ def register(group: click.Group) -> None:
         config = crypto_setup.load(ctx, "keys.manage")
         ring = crypto_setup.keyring_of(config, required=False)
         counts: dict[str, int] = {}
-        if config.catalog.path.is_file():
+        # a PostgreSQL catalog is its URL (catalog.path then only anchors the node's folder)
+        if config.catalog.url or config.catalog.path.is_file():
             conn = catalog_connection(config.catalog.target)
             try:
                 counts = dict(conn.execute("SELECT key_id, COUNT(*) FROM recordings WHERE encrypted = 1 "
