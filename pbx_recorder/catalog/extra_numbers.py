@@ -89,17 +89,20 @@ def row_digits(conn: Any, numbers: NumberProtection, call_id: str) -> set[str]:
     return numbers.row_digits(numbers.open_call({"call_id": call_id, "numbers": row[0]}))
 
 
-def lacking(conn: Any, numbers: NumberProtection, call_id: str, manifest: Mapping[str, Any]) -> set[str]:
-    """The numbers a recording's signed ``manifest`` names (its CDR, its ``callee_num``) that the
-    call's stored row does not.  A number whose index row the call already has is named by its row
-    or kept here already (every write keeps that so); the call's token is opened only for the
-    others, which are rare (a late CDR; a recording stored before its call's row)."""
+def lacking(conn: Any, numbers: NumberProtection, call_id: str,
+            manifest: Mapping[str, Any]) -> tuple[dict[str, str], set[str]]:
+    """For a recording's signed ``manifest``: the numbers it names (its CDR, its ``callee_num``)
+    that the call has no ``call_numbers`` row for yet (digits -> full-number index: the rows to
+    write), and of those the ones the call's stored row does not name (to keep here).  A number
+    whose index row the call already has is named by its row or kept here already (every write
+    keeps that so); the call's token is opened only when there are new ones, which are rare (a late
+    CDR; a recording stored before its call's row)."""
     index = numbers.named_index(manifest.get("cdr"), manifest.get("callee_num"))
     if not index:
-        return set()
+        return {}, set()
     have = {str(r[0]) for r in conn.execute("SELECT bi FROM call_numbers WHERE call_id = ?", (call_id,))}
-    new = {d for d, bi in index.items() if bi not in have}
-    return new - row_digits(conn, numbers, call_id) if new else new
+    new = {d: bi for d, bi in index.items() if bi not in have}
+    return new, (set(new) - row_digits(conn, numbers, call_id) if new else set())
 
 
 def after_call_write(conn: Any, numbers: NumberProtection, call_id: str, before: Mapping[str, Any],

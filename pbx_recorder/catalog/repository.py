@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -310,9 +310,7 @@ class Catalog(ManyCalls, LiveCalls):
             seen[1].extend(values)
             found = {d: bi for d, bi in found.items() if bi not in seen[2]}
             seen[2].update(found.values())
-        if found:
-            conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                             [(bi, call_id) for bi in sorted(found.values())])
+        _insert_index(conn, call_id, found.values())
         return set(found)
 
     def _open_call(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -431,10 +429,10 @@ class Catalog(ManyCalls, LiveCalls):
             if seen is not None and seen[0] == cid:  # write_calls indexed its row in this transaction
                 named = self._index_named(conn, cid, signed.get("cdr"), signed.get("callee_num"))
                 extra_numbers.add(conn, self.numbers, cid, named)
-            else:
-                extra = extra_numbers.lacking(conn, self.numbers, cid, signed)
+            else:  # the manifest's numbers found and hashed once: new index rows, and what to seal
+                new, extra = extra_numbers.lacking(conn, self.numbers, cid, signed)
                 with self.transaction() if extra and not conn.in_transaction else nullcontext():
-                    self._index_named(conn, cid, signed.get("cdr"), signed.get("callee_num"))
+                    _insert_index(conn, cid, new.values())
                     extra_numbers.add(conn, self.numbers, cid, extra)
         if signed.get("recording_id"):  # numbers in clear: erasure reads them here (number_lookup)
             copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS,
@@ -483,3 +481,10 @@ class Catalog(ManyCalls, LiveCalls):
 
         with self._lock:
             return protect(self._conn(), self.numbers, **kw)
+
+
+def _insert_index(conn: Any, call_id: str, indexes: Iterable[str]) -> None:
+    """``call_numbers`` rows for ``indexes`` (full-number blind indexes) of the call; a row it has stays."""
+    rows = [(bi, call_id) for bi in sorted(indexes)]
+    if rows:
+        conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING", rows)
