@@ -32,7 +32,6 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from ami import actions
-from ami.backoff import backoff_delay
 from ami.block_framer import BlockFramer
 from ami.framing_guard import FramingGuard, block_keys
 from ami.normalize import Normalizer
@@ -41,6 +40,7 @@ from pbx_recorder import constants as C
 from pbx_recorder import events as ev
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, PbxError
 from pbx_recorder.naming import boot_tag
+from pbx_recorder.reconnect import keep_connected
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ HOLD_MAX = 10_000
 
 class AmiLoginFailed(PbxError):
     pass
+
+
+#: a session that ends with one of these is logged and tried again (pbx_recorder.reconnect)
+_SESSION_ERRORS = (OSError, TimeoutError, AmiLoginFailed, PbxDisconnected)
 
 
 class _Protocol(AMIProtocol):
@@ -175,21 +179,9 @@ class AmiClient:
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff until :meth:`close`."""
-        attempt = 0
-        while not self._closing:
-            try:
-                await self._session()
-                attempt = 0
-            except (OSError, TimeoutError, AmiLoginFailed, PbxDisconnected) as exc:
-                log.warning("AMI %s:%s: %s", self.host, self.port, exc or type(exc).__name__)
-            finally:
-                self._drop("connection closed")
-            if self._closing:
-                break
-            delay = backoff_delay(attempt, self.backoff_min, self.backoff_max, self.rnd)
-            attempt += 1
-            log.info("AMI reconnect in %.2fs (attempt %d)", delay, attempt)
-            await asyncio.sleep(delay)
+        await keep_connected(self._session, self._drop, lambda: self._closing, protocol="AMI",
+                             endpoint=f"{self.host}:{self.port}", errors=_SESSION_ERRORS, log=log,
+                             backoff_min=self.backoff_min, backoff_max=self.backoff_max, rnd=self.rnd)
         self._queue.put_nowait(None)
 
     async def close(self) -> None:

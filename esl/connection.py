@@ -15,7 +15,8 @@ What it does (the recorder's side, PBX commands, recordings and resync, is esl/c
 * ``bgapi``: the Job-UUID is ours, the result is matched to its BACKGROUND_JOB event;
 * on disconnect every pending request fails with :class:`PbxDisconnected` (never re-sent:
   re-sending ``uuid_record start`` could record twice);
-* reconnect with exponential back-off and jitter (``ami.backoff``), ``api uptime`` as a ping;
+* reconnect with exponential back-off and jitter (``pbx_recorder.reconnect``, shared with the
+  AMI client), ``api uptime`` as a ping;
 * every other event goes to :meth:`EslConnection._on_event`, and :meth:`_on_connected` runs
   after each (re)connect: the hooks esl/client.py fills in.
 """
@@ -32,7 +33,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from ami.backoff import backoff_delay
 from esl import commands as esc
 from esl.frames import (
     API_RESPONSE,
@@ -44,8 +44,11 @@ from esl.frames import (
     EslParser,
 )
 from pbx_recorder.errors import EslError, PbxDisconnected
+from pbx_recorder.reconnect import keep_connected
 
 log = logging.getLogger(__name__)
+#: a session that ends with one of these is logged and tried again (pbx_recorder.reconnect)
+_SESSION_ERRORS = (OSError, TimeoutError, EslError, PbxDisconnected)
 
 
 class EslAuthFailed(EslError):
@@ -112,21 +115,9 @@ class EslConnection:
             yield item
 
     async def run(self) -> None:
-        attempt = 0
-        while not self._closing:
-            try:
-                await self._session()
-                attempt = 0
-            except (OSError, TimeoutError, EslError, PbxDisconnected) as exc:
-                log.warning("ESL %s:%s: %s", self.host, self.port, exc or type(exc).__name__)
-            finally:
-                self._drop("connection closed")
-            if self._closing:
-                break
-            delay = backoff_delay(attempt, self.backoff_min, self.backoff_max, self.rnd)
-            attempt += 1
-            log.info("ESL reconnect in %.2fs (attempt %d)", delay, attempt)
-            await asyncio.sleep(delay)
+        await keep_connected(self._session, self._drop, lambda: self._closing, protocol="ESL",
+                             endpoint=f"{self.host}:{self.port}", errors=_SESSION_ERRORS, log=log,
+                             backoff_min=self.backoff_min, backoff_max=self.backoff_max, rnd=self.rnd)
         self._queue.put_nowait(None)
 
     async def close(self) -> None:
