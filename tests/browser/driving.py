@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -67,13 +69,33 @@ def wait(driver: webdriver.Chrome, timeout: float = WAIT_S) -> WebDriverWait[web
     return WebDriverWait(driver, timeout)
 
 
+def gone(element: WebElement) -> Any:
+    """A wait condition: ``element``'s page has been replaced.  Selenium's ``staleness_of`` only
+    knows ``StaleElementReferenceException``; while the old document is being torn down chromedriver
+    can answer "Node with given id does not belong to the document" instead (seen once in CI on
+    chromium 156), which means the same thing."""
+
+    def replaced(_driver: Any) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return replaced
+
+
 def submit_and_wait(driver: webdriver.Chrome, button_id: str, loaded_id: str) -> None:
     """Click a form's submit button and wait for the NEXT page's ``loaded_id``: the old page may
     have the same element, so first wait until the old button is gone (else the test would read
     the old page's elements and find them stale a moment later)."""
     button = driver.find_element(By.ID, button_id)
     button.click()
-    wait(driver).until(EC.staleness_of(button))
+    wait(driver).until(gone(button))
     wait(driver).until(EC.presence_of_element_located((By.ID, loaded_id)))
 
 

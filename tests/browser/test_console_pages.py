@@ -10,7 +10,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select
 
 from tests.browser.conftest import HOSTILE
-from tests.browser.driving import login, row_ids, screenshot, wait
+from tests.browser.driving import gone, login, row_ids, screenshot, wait
 from tests.peers.service_support import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -82,7 +82,7 @@ def test_language_switch_to_chinese(browser, console) -> None:  # type: ignore[n
     assert browser.find_element(By.TAG_NAME, "h1").text == "Find calls"
     heading = browser.find_element(By.TAG_NAME, "h1")
     Select(browser.find_element(By.ID, "lang-switch")).select_by_value("zh")
-    wait(browser).until(EC.staleness_of(heading))  # saved, and the page reloaded
+    wait(browser).until(gone(heading))  # saved, and the page reloaded
     wait(browser).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "查找通话"))
     screenshot(browser, "search-zh")
     browser.get(f"{console.base}/calls/c-red-1")  # kept for the user: every page in Chinese
@@ -97,7 +97,7 @@ def test_saved_search_round_trip(browser, console) -> None:  # type: ignore[no-u
     browser.find_element(By.ID, "saved-name").send_keys("red answered")
     listed = browser.find_element(By.ID, "saved-list")
     browser.find_element(By.ID, "saved-save").click()
-    wait(browser).until(EC.staleness_of(listed))
+    wait(browser).until(gone(listed))
     opened = wait(browser).until(EC.element_to_be_clickable((By.LINK_TEXT, "red answered")))
     browser.get(f"{console.base}/calls")
     wait(browser).until(EC.element_to_be_clickable((By.LINK_TEXT, "red answered"))).click()
@@ -105,7 +105,7 @@ def test_saved_search_round_trip(browser, console) -> None:  # type: ignore[no-u
     assert "status=answered" in browser.current_url and row_ids(browser) == expected
     listed = browser.find_element(By.ID, "saved-list")
     browser.find_element(By.CSS_SELECTOR, '.saved-delete[data-name="red answered"]').click()
-    wait(browser).until(EC.staleness_of(listed))  # deleted, and the page reloaded
+    wait(browser).until(gone(listed))  # deleted, and the page reloaded
     wait(browser).until(EC.presence_of_element_located((By.ID, "saved-list")))
     assert not browser.find_elements(By.LINK_TEXT, "red answered")
     assert opened is not None
@@ -125,7 +125,7 @@ def test_deep_paging_with_the_keyset_cursor(browser, console, order) -> None:  #
         if not following:
             break
         following[0].click()
-        wait(browser).until(EC.staleness_of(following[0]))
+        wait(browser).until(gone(following[0]))
     assert seen == (console.bulk if order == "newest" else console.bulk[::-1])  # every call once, in order
     assert pages == -(-len(console.bulk) // 10)
     assert "after=" in browser.current_url and "queue=bulk" in browser.current_url
