@@ -29,6 +29,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,11 @@ class ConfTree:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        with open(path, "rb") as f:
+    try:  # non-blocking open: a FIFO planted in the tree must not hang a check run by root
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError("not a regular file (a device, FIFO or socket): not read", file=str(path))
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc

@@ -115,6 +115,18 @@ def test_hostile_files_are_clear_errors(tmp_path, content, problem):
     assert str(bad) in str(caught.value)
 
 
+@pytest.mark.timeout(10)
+def test_a_fifo_in_place_of_a_conf_file_is_refused_without_waiting_for_a_writer(tmp_path):
+    """A FIFO planted as manager.conf (by whoever can write to /etc/asterisk) would block a plain
+    open() forever in a check that root runs; it is refused as not a regular file.  (Includes are
+    followed only to regular files already; this also closes the race between that test and the
+    open.)"""
+    os.mkfifo(tmp_path / "manager.conf")
+    with pytest.raises(ConfigError, match="not a regular file") as caught:
+        read_tree(tmp_path / "manager.conf", tmp_path)
+    assert str(tmp_path / "manager.conf") in str(caught.value)
+
+
 def test_unreadable_top_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         read_tree(tmp_path / "nosuch.conf", tmp_path)
