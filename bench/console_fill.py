@@ -11,8 +11,8 @@ built by 2 worker processes, one transaction per batch; an interrupted load resu
   numbers sealed by ``NumberProtection.seal_call`` (encrypted token + blind indexes, as in a
   catalog with encryption on), JSON columns encoded by the repository's ``_encode``, the
   repository's ``updated_at`` default; ``call_tags`` rows come from the schema's own trigger;
-* ``call_numbers``: ``NumberProtection.named_numbers`` of the call's numbers, CDR and manifest,
-  as ``_index_named`` writes them;
+* ``call_numbers``: ``NumberProtection.named_numbers`` of the call's numbers, CDR and manifest
+  but its own caller and callee, as ``_index_named`` writes them;
 * the recording row as ``write_calls`` leaves it (``verified``), manifest sealed by
   ``seal_manifest``.
 
@@ -74,12 +74,15 @@ def _rows(numbers: NumberProtection, gen: CallGenerator, start: int, count: int,
     for g in gen.calls(start, count):
         call, cid = g.call, str(g.call["call_id"])
         plain = {f: call.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
+        sealed = numbers.seal_call(cid, plain)
+        own = {sealed["caller_bi"], sealed["callee_bi"]}  # found by the row itself (catalog.named_rows)
         named |= {(bi, cid) for bi in numbers.named_numbers(plain["caller_num"], plain["callee_num"],
-                                                             plain["cdr"])}
-        calls.append({"updated_at": now, **call, **numbers.seal_call(cid, plain)})
+                                                             plain["cdr"]) - own}
+        calls.append({"updated_at": now, **call, **sealed})
         rec = {**g.recording.row, "state": "verified"}
         manifest = rec["manifest"]
-        named |= {(bi, cid) for bi in numbers.named_numbers(manifest.get("cdr"), manifest.get("callee_num"))}
+        named |= {(bi, cid) for bi in
+                  numbers.named_numbers(manifest.get("cdr"), manifest.get("callee_num")) - own}
         rec["manifest"] = numbers.seal_manifest(str(rec["recording_id"]), manifest)
         recordings.append(rec)
     return calls, recordings, named

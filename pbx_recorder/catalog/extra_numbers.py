@@ -1,9 +1,10 @@
 """The numbers ``call_numbers`` indexes for a call that the call's own sealed row does not hold
 (schema 12, table ``call_extra_numbers``).
 
-``call_numbers`` holds the full-number blind index of every number a call names; erasure by number
-finds calls through it.  An index cannot be inverted, so ``keys rotate-index`` re-makes each one
-from a number the catalog can open: the call's sealed numbers (``calls.numbers``: caller, callee,
+``call_numbers`` holds the full-number blind index of every number a call names besides its own
+caller and callee (``named_rows``); erasure by number finds calls through it and the row's own
+two.  An index cannot be inverted, so ``keys rotate-index`` re-makes each one from a number the
+catalog can open: the call's sealed numbers (``calls.numbers``: caller, callee,
 CDR) and, for rows written before schema 11, the manifest copy's sealed numbers.  At write time two
 kinds of numbers reach ``call_numbers`` that neither holds:
 
@@ -29,6 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pbx_recorder.catalog import named_rows
 from pbx_recorder.catalog.number_protection import is_token
 from pbx_recorder.catalog.protected_rows import COMPACT, NumberProtection
 
@@ -92,15 +94,15 @@ def row_digits(conn: Any, numbers: NumberProtection, call_id: str) -> set[str]:
 def lacking(conn: Any, numbers: NumberProtection, call_id: str,
             manifest: Mapping[str, Any]) -> tuple[dict[str, str], set[str]]:
     """For a recording's signed ``manifest``: the numbers it names (its CDR, its ``callee_num``)
-    that the call has no ``call_numbers`` row for yet (digits -> full-number index: the rows to
-    write), and of those the ones the call's stored row does not name (to keep here).  A number
-    whose index row the call already has is named by its row or kept here already (every write
-    keeps that so); the call's token is opened only when there are new ones, which are rare (a late
-    CDR; a recording stored before its call's row)."""
+    that the call is not found by yet (not its own caller or callee, no ``call_numbers`` row:
+    digits -> full-number index, the rows to write), and of those the ones the call's stored row
+    does not name (to keep here).  A number the call is found by already is named by its row or
+    kept here already (every write keeps that so); the call's token is opened only when there are
+    new ones, which are rare (a late CDR; a recording stored before its call's row)."""
     index = numbers.named_index(manifest.get("cdr"), manifest.get("callee_num"))
     if not index:
         return {}, set()
-    have = {str(r[0]) for r in conn.execute("SELECT bi FROM call_numbers WHERE call_id = ?", (call_id,))}
+    have = named_rows.indexed(conn, call_id)  # its own caller and callee, and its index rows
     new = {d: bi for d, bi in index.items() if bi not in have}
     return new, (set(new) - row_digits(conn, numbers, call_id) if new else set())
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.catalog import extra_numbers, manifest_numbers
+from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, is_token, register_previous
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import CatalogError, CryptoError, PolicyRefusal
@@ -326,10 +326,10 @@ class IndexRotation:
             self.conn.execute(f"UPDATE calls SET {', '.join(c + ' = ?' for c in want)} WHERE call_id = ?",
                               [*want.values(), call_id])
             self.report.calls_reindexed += 1
+        named -= {want["caller_bi"], want["callee_bi"]}  # the row's own: found by the row (named_rows)
         if named != named_now:
             self.conn.execute("DELETE FROM call_numbers WHERE call_id = ?", (call_id,))
-            self.conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO "
-                                  "NOTHING", [(bi, call_id) for bi in sorted(named)])
+            named_rows.insert(self.conn, call_id, named, ())
 
     # -- holds and erasure requests --------------------------------------------------------
     def _numbers_of_calls(self, where: str, params: list[Any]) -> set[str]:

@@ -31,7 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pbx_recorder import manifest_copy, stored_manifest
-from pbx_recorder.catalog import extra_numbers
+from pbx_recorder.catalog import extra_numbers, named_rows
 from pbx_recorder.catalog.manifest_shrink import STORED_STATES
 from pbx_recorder.catalog.protected_rows import (
     MANIFEST_FIELDS,
@@ -152,10 +152,8 @@ def _commit(conn: Any, numbers: NumberProtection, found: list[tuple[str, set[str
     conn.execute("BEGIN IMMEDIATE")
     try:
         for call_id, digits in found:
-            index = numbers.named_index(*digits)
-            if index:  # (a rotation run before this step had dropped them)
-                conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO "
-                                 "NOTHING", [(bi, call_id) for bi in sorted(index.values())])
+            # (a rotation run before this step had dropped them; none for the row's own numbers)
+            named_rows.insert(conn, call_id, numbers.named_index(*digits).values())
             extra = digits - extra_numbers.row_digits(conn, numbers, call_id)
             if extra - extra_numbers.of_call(conn, numbers, call_id):
                 report.sealed += 1

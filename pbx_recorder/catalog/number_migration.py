@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder.catalog import engine, extra_numbers
+from pbx_recorder.catalog import engine, extra_numbers, named_rows
 from pbx_recorder.catalog.number_protection import is_token, token_key_id
 from pbx_recorder.catalog.protected_rows import (
     CALL_FIELDS,
@@ -126,9 +126,9 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         stored = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in stored.items()}
         conn.execute(f"UPDATE calls SET {', '.join(c + '=?' for c in stored)} WHERE call_id = ?",
                      [*stored.values(), row["call_id"]])
-        conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                         [(bi, row["call_id"]) for bi in
-                          sorted(numbers.named_numbers(plain["caller_num"], plain["callee_num"], cdr))])
+        named_rows.insert(conn, str(row["call_id"]),
+                          numbers.named_numbers(plain["caller_num"], plain["callee_num"], cdr),
+                          (str(stored["caller_bi"]), str(stored["callee_bi"])))
         report.calls += 1
         if progress:
             progress("calls", report.calls)
@@ -142,9 +142,8 @@ def protect(conn: sqlite3.Connection, numbers: NumberProtection, *, batch: int =
         sealed = numbers.seal_manifest(rid, {k: v for k, v in plain.items()})
         conn.execute("UPDATE recordings SET manifest = ? WHERE recording_id = ?",
                      (json.dumps(sealed, sort_keys=True, default=list), rid))
-        conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                         [(bi, row["call_id"]) for bi in
-                          sorted(numbers.named_numbers(plain.get("cdr"), plain.get("callee_num")))])
+        named_rows.insert(conn, str(row["call_id"]),
+                          numbers.named_numbers(plain.get("cdr"), plain.get("callee_num")))
         report.manifests += 1
         return True
 

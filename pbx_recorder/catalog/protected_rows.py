@@ -4,9 +4,10 @@
 ``cdr`` (src, dst, clid, channel, dstchannel, lastdata, dnid ...) and ``consent`` (evidence) go
 into one encrypted JSON token in ``calls.numbers``; the clear columns keep their empty defaults.
 ``caller_bi``/``caller_bi4`` and ``callee_bi``/``callee_bi4`` are the blind indexes (full number,
-last 4 digits).  ``call_numbers`` holds the full-number index of *every* number a call names
-(CDR transfer targets, the dialed number, the signed manifest's numbers): what erasure by number
-looks up.  Whole texts (a live-call snapshot, a recording's manifest) are one token each.
+last 4 digits).  ``call_numbers`` holds the full-number index of every *other* number a call
+names (CDR transfer targets, the dialed number, the signed manifest's numbers, a caller an earlier
+version of the row had; since schema 13 not the row's own two, ``catalog.named_rows``): erasure by
+number looks up all three.  Whole texts (a live-call snapshot, a recording's manifest) are one token each.
 
 ``did`` stays in clear: it is the operator's own published number (the line that was dialed),
 not a subject's; query holds and searches filter on it.  Pure: no I/O.

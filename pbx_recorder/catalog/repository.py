@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder import manifest_copy
-from pbx_recorder.catalog import engine, extra_numbers, stored_form
+from pbx_recorder.catalog import engine, extra_numbers, named_rows, stored_form
 from pbx_recorder.catalog.group_commit import GroupCommit
 from pbx_recorder.catalog.live_calls import LiveCalls
 from pbx_recorder.catalog.many_calls import AfterStoreHook as AfterStoreHook  # (where callers import them)
@@ -290,27 +290,40 @@ class Catalog(ManyCalls, LiveCalls):
         call_id = str(row["call_id"])
         current = self.numbers.open_call(_decode(existing)) if existing is not None else {}
         plain = {f: row[f] if f in row else current.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
-        self._index_named(conn, call_id, plain["caller_num"], plain["callee_num"], plain["cdr"])
-        if existing is not None:  # numbers the stored row named and this one drops stay indexed
-            extra_numbers.after_call_write(conn, self.numbers, call_id, current, plain)
         stored, opened = self.numbers.seal_call_opened(call_id, plain)
+        own = {str(stored["caller_bi"]), str(stored["callee_bi"])} - {""}
+        # a caller or callee the stored row had and this one does not keeps an index row
+        before = (current.get("caller_num"), current.get("callee_num")) if existing is not None else ()
+        self._index_named(conn, call_id, plain["caller_num"], plain["callee_num"], plain["cdr"], *before,
+                          own=own)
+        if existing is not None:  # numbers the stored row named and this one drops stay indexed
+            named_rows.drop_own(conn, call_id, own)
+            extra_numbers.after_call_write(conn, self.numbers, call_id, current, plain)
         return {**row, **stored}, opened
 
-    def _index_named(self, conn: sqlite3.Connection, call_id: str, *values: Any) -> set[str]:
-        """Index the numbers ``values`` name; the digits of those indexed (inside ``write_calls``
-        only those the call's values in this transaction did not already name)."""
+    def _index_named(self, conn: sqlite3.Connection, call_id: str, *values: Any,
+                     own: set[str] | None = None) -> set[str]:
+        """Index the numbers ``values`` name, but the call's ``own`` caller and callee
+        (``named_rows``; None: the stored row's); the digits of those indexed (inside
+        ``write_calls`` only those the call's values in this transaction did not already name)."""
         assert self.numbers is not None
-        seen = getattr(self._local, "named", None)  # (call id, values indexed, indexes written)
+        seen = getattr(self._local, "named", None)  # (call id, values indexed, indexes written or own)
         if seen is not None:  # inside write_calls: a value the call already had indexed is not searched again
             if seen[0] != call_id:
                 seen[:] = [call_id, [], set()]
             values = tuple(v for v in values if not any(v == old for old in seen[1]))
+            if own is not None:
+                seen[2].update(own)
         found = self.numbers.named_index(*values)
         if seen is not None:
             seen[1].extend(values)
             found = {d: bi for d, bi in found.items() if bi not in seen[2]}
             seen[2].update(found.values())
-        _insert_index(conn, call_id, found.values())
+        if own is not None:
+            found = {d: bi for d, bi in found.items() if bi not in own}
+        elif seen is not None:  # the row written in this transaction put its own indexes in seen[2]
+            own = set()
+        named_rows.insert(conn, call_id, found.values(), own)
         return set(found)
 
     def _open_call(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -432,7 +445,7 @@ class Catalog(ManyCalls, LiveCalls):
             else:  # the manifest's numbers found and hashed once: new index rows, and what to seal
                 new, extra = extra_numbers.lacking(conn, self.numbers, cid, signed)
                 with self.transaction() if extra and not conn.in_transaction else nullcontext():
-                    _insert_index(conn, cid, new.values())
+                    named_rows.insert(conn, cid, new.values(), ())  # (lacking left out the row's own)
                     extra_numbers.add(conn, self.numbers, cid, extra)
         if signed.get("recording_id"):  # numbers in clear: erasure reads them here (number_lookup)
             copy, digest = manifest_copy.catalog_copy(signed, () if self.numbers else CLEAR_MANIFEST_FIELDS,
@@ -482,9 +495,3 @@ class Catalog(ManyCalls, LiveCalls):
         with self._lock:
             return protect(self._conn(), self.numbers, **kw)
 
-
-def _insert_index(conn: Any, call_id: str, indexes: Iterable[str]) -> None:
-    """``call_numbers`` rows for ``indexes`` (full-number blind indexes) of the call; a row it has stays."""
-    rows = [(bi, call_id) for bi in sorted(indexes)]
-    if rows:
-        conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) ON CONFLICT DO NOTHING", rows)

@@ -16,11 +16,15 @@ from typing import Any
 
 from pbx_recorder.catalog.schema_calls import CALLS_AND_LIFECYCLE
 from pbx_recorder.catalog.schema_console import SERVICE_AND_CONSOLE
-from pbx_recorder.catalog.schema_numbers import MANIFEST_COPY_AND_EXTRA_NUMBERS, NUMBERS_PROTECTED
+from pbx_recorder.catalog.schema_numbers import (
+    CALL_NUMBERS_WITHOUT_OWN,
+    MANIFEST_COPY_AND_EXTRA_NUMBERS,
+    NUMBERS_PROTECTED,
+)
 
-#: the shipped ladder, in order: 1-5, 6, 7-10, 11-12 (each file says what its migrations add)
+#: the shipped ladder, in order: 1-5, 6, 7-10, 11-13 (each file says what its migrations add)
 MIGRATIONS: list[str] = [*CALLS_AND_LIFECYCLE, *NUMBERS_PROTECTED, *SERVICE_AND_CONSOLE,
-                         *MANIFEST_COPY_AND_EXTRA_NUMBERS]
+                         *MANIFEST_COPY_AND_EXTRA_NUMBERS, *CALL_NUMBERS_WITHOUT_OWN]
 
 
 def apply_migrations(conn: sqlite3.Connection) -> int:

@@ -1,6 +1,7 @@
 """The catalog's SQLite migrations about the phone numbers it holds: 6 (numbers encrypted, blind
-indexes, ``call_numbers``), 11 (the catalog's copy of the signed manifest keeps no number) and 12
-(the numbers ``call_numbers`` indexes that the call's own row does not hold, sealed).
+indexes, ``call_numbers``), 11 (the catalog's copy of the signed manifest keeps no number), 12
+(the numbers ``call_numbers`` indexes that the call's own row does not hold, sealed) and 13
+(``call_numbers`` no longer repeats a call's own caller and callee).
 
 Part of the shipped ladder (:data:`pbx_recorder.catalog.schema.MIGRATIONS`): never edited.
 """
@@ -70,4 +71,19 @@ MANIFEST_COPY_AND_EXTRA_NUMBERS: list[str] = [
                '{"cursor":"","upto":' || CAST(strftime('%s', 'now') AS INTEGER) || '}'
         WHERE EXISTS (SELECT 1 FROM recordings);
     """,
+]
+
+#: the SQL of migration 13, shared with Alembic revision 0013 (PostgreSQL runs the same statement)
+DROP_OWN_NUMBER_ROWS = """
+    DELETE FROM call_numbers WHERE EXISTS (
+        SELECT 1 FROM calls c
+        WHERE c.call_id = call_numbers.call_id AND call_numbers.bi IN (c.caller_bi, c.callee_bi))
+"""
+
+CALL_NUMBERS_WITHOUT_OWN: list[str] = [
+    # 13 (footprint and write path, issue 11; pbx_recorder.catalog.named_rows): a call is found by
+    # its own caller and callee through calls.caller_bi / callee_bi; call_numbers keeps only the
+    # other numbers it names (two rows and two random-keyed index entries a call fewer).  Every
+    # number lookup already reads all three, so nothing is found differently.
+    DROP_OWN_NUMBER_ROWS + ";",
 ]

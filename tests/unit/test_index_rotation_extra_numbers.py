@@ -87,7 +87,9 @@ def test_numbers_the_call_row_does_not_hold_are_found_after_a_rotation(site):
         assert naming(conn, key_file, number) == {call_id}, number
     new = BlindIndex(read_hash_key(key_file), alone=True)
     stored = {r[0] for r in conn.execute("SELECT bi FROM call_numbers WHERE call_id = 'c1'")}
-    assert stored == {new.full(CALLER), new.full(TRANSFER), new.full(DIALED)}  # no old-key value left
+    # no old-key value left, and none for the row's own caller (found by calls.caller_bi)
+    assert stored == {new.full(TRANSFER), new.full(DIALED)}
+    assert conn.execute("SELECT caller_bi FROM calls WHERE call_id = 'c1'").fetchone()[0] == new.full(CALLER)
     conn.close()
 
 
@@ -209,10 +211,11 @@ def test_erasure_leaves_no_index_row_of_the_erased_call(site):
     config, _, numbers, tmp_path = site
     key = read_hash_key(config.privacy.hash_key_file)
     conn = open_catalog(config.catalog.path)
-    assert {r[0] for r in conn.execute("SELECT call_id FROM call_numbers")} == {"c1", "c2", "c3"}
+    # (c3 names only its own caller and callee: it has no index row, catalog.named_rows)
+    assert {r[0] for r in conn.execute("SELECT call_id FROM call_numbers")} == {"c1", "c2"}
     tiers = {"hot": LocalTier("hot", tmp_path / "hot")}
     eraser = Eraser(conn, tiers, hash_key=key, holds=HoldManager(conn, tiers, hash_key=key, numbers=numbers),
                     tombstones=Tombstones(path_beside(config.privacy.hash_key_file), key), numbers=numbers)
     assert eraser.erase(caller=TRANSFER, request_id="RQ1", actor="dpo", now=NOW)["calls_matched"] == 1
-    assert {r[0] for r in conn.execute("SELECT call_id FROM call_numbers")} == {"c2", "c3"}
+    assert {r[0] for r in conn.execute("SELECT call_id FROM call_numbers")} == {"c2"}
     conn.close()
