@@ -43,6 +43,12 @@ _CLEAR_JSON = {"cdr": "{}", "consent": "{}"}
 INDEX_COLUMNS = ("caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
 _NUMBER_RUN = re.compile(r"\+?\d[\d ()./-]{3,}\d|\d{5,}")
 MIN_NAMED_DIGITS = 5  # shorter runs (extensions, durations) are not indexed as numbers
+#: CDR fields that hold times, durations and the PBX's own ids, never a subject's number (both
+#: adapters' names: ami.normalize.CDR_FIELDS, esl.normalize): their digit runs ("2026-12-01 10",
+#: "1764582000.42") are not indexed as numbers.  Every other field is scanned: src, dst, clid,
+#: channel, dstchannel, lastdata, userfield, a SIP call id and anything a dialplan adds.
+NOT_NUMBER_FIELDS = frozenset({"start", "answer", "end", "start_epoch", "answer_epoch", "end_epoch",
+                               "duration", "billsec", "uniqueid", "linkedid"})
 
 
 def _json_value(value: Any) -> Any:
@@ -137,12 +143,23 @@ class NumberProtection:
         return out
 
 
+def _scanned(value: Any) -> Any:
+    """``value`` without the :data:`NOT_NUMBER_FIELDS` of a CDR (a mapping, or one as JSON text)."""
+    if isinstance(value, str) and value.startswith("{"):
+        value = _json_value(value)
+    if isinstance(value, Mapping) and not NOT_NUMBER_FIELDS.isdisjoint(value):
+        return {k: v for k, v in value.items() if k not in NOT_NUMBER_FIELDS}
+    return value
+
+
 def named_digits(*values: Any) -> set[str]:
-    """The digits of every number-like run (>= 5 digits) in ``values`` (texts, or JSON values)."""
+    """The digits of every number-like run (>= 5 digits) in ``values`` (texts, or JSON values; a
+    CDR's time, duration and id fields are left out)."""
     runs: set[str] = set()  # each number's digits once, however often the values name it
     for value in values:
         if value is None or value == "":
             continue
+        value = _scanned(value)
         text = value if isinstance(value, str) else _SCANNED_JSON.encode(value)
         for run in _NUMBER_RUN.findall(text):
             digits = digits_of(run)

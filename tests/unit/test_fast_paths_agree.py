@@ -65,10 +65,14 @@ def test_blind_indexes_are_the_hmacs_they_always_were(number: str) -> None:
 def test_named_numbers_index_each_run_of_five_digits_or_more() -> None:
     numbers = NumberProtection(None, BlindIndex(KEY))  # type: ignore[arg-type]  # the index alone
     cdr = {"src": "13912345678", "dst": "4001", "start": "2026-12-01 10:00:00",
-           "clid": '"x" <+86 139 1234 5678>'}
+           "answer": "2026-12-01 10:00:09", "end": "2026-12-01 10:04:00", "uniqueid": "1764583200.42", "linkedid": "1764583200.41",
+           "start_epoch": "1764583200", "billsec": 123456, "clid": '"x" <+86 139 1234 5678>',
+           "userfield": "ref 2026-12-01 10"}
     got = numbers.named_numbers("13912345678", cdr)
+    # the times, ids and durations are not numbers; any other field is scanned, a date in it too
     runs = {"13912345678", "86 139 1234 5678", "2026-12-01 10"}
     assert got == {BlindIndex(KEY).full(r) for r in runs} and len(got) == 3  # the clid's +86 form is its own
+    assert numbers.named_numbers("13912345678", json.dumps(cdr)) == got  # a CDR as stored JSON text
 
 
 def test_ledger_row_stores_the_payload_it_hashed(tmp_path: object) -> None:
