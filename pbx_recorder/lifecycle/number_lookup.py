@@ -3,8 +3,9 @@
 Since schema 6 the catalog holds no number in clear (``catalog.protected_rows``); a call is
 found by the keyed index of the full number: ``calls.caller_bi`` / ``callee_bi`` (each an index
 lookup) and ``call_numbers`` (every other number the call names: CDR transfer targets, the
-dialed number, the signed manifest's numbers; ``catalog.named_rows``).  The index key is the privacy HMAC key, the same one
-holds, erasure requests and tombstones hash subjects with, so no catalog key is needed here.
+dialed number, the signed manifest's numbers; ``catalog.named_rows``).  The index key is the
+privacy HMAC key, the same one holds, erasure requests and tombstones hash subjects with, so no
+catalog key is needed here.
 
 Rows still in clear (written before the data step, ``catalog migrate``, has run) are matched as
 before, by their clear columns; once the data step has finished (``catalog_settings``) that

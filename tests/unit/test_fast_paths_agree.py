@@ -65,7 +65,8 @@ def test_blind_indexes_are_the_hmacs_they_always_were(number: str) -> None:
 def test_named_numbers_index_each_run_of_five_digits_or_more() -> None:
     numbers = NumberProtection(None, BlindIndex(KEY))  # type: ignore[arg-type]  # the index alone
     cdr = {"src": "13912345678", "dst": "4001", "start": "2026-12-01 10:00:00",
-           "answer": "2026-12-01 10:00:09", "end": "2026-12-01 10:04:00", "uniqueid": "1764583200.42", "linkedid": "1764583200.41",
+           "answer": "2026-12-01 10:00:09", "end": "2026-12-01 10:04:00",
+           "uniqueid": "1764583200.42", "linkedid": "1764583200.41",
            "start_epoch": "1764583200", "billsec": 123456, "clid": '"x" <+86 139 1234 5678>',
            "userfield": "ref 2026-12-01 10"}
     got = numbers.named_numbers("13912345678", cdr)
