@@ -147,7 +147,8 @@ class CallSealer:
         from pbx_recorder import ledger
 
         now = (self.clock or time.time)()
-        ledger.append(conn, SEALED_EVENT, ledger_id(call_id), {"call_id": call_id}, now)
+        # (no payload: the entry's recording_id, call:<call id>, names the call)
+        ledger.append(conn, SEALED_EVENT, ledger_id(call_id), None, now)
 
 
 def record_removed(conn: sqlite3.Connection, call_id: str, why: str, now: float) -> None:

@@ -214,10 +214,18 @@ class CheckpointStore:
 
 
 def _links(conn: sqlite3.Connection, chain: str, start: int) -> list[HeadProblem]:
-    """Rows after position ``start`` link to each other (prev_hash = previous hash)."""
+    """Rows after position ``start`` link to each other (prev_hash = previous hash).  A ledger row
+    written since schema 13 stores no prev_hash (``ledger.append``): its hash is recomputed over
+    the previous row's, which is the link."""
     table, col = _TABLES[chain]
     prev = hash_at(conn, chain, start) if start else GENESIS
     problems: list[HeadProblem] = []
+    if chain == "ledger":
+        from pbx_recorder import ledger
+
+        found = ledger.verify_chain_from(conn, start, prev or GENESIS)[0]
+        return [HeadProblem(chain, f"row {found[0].seq} does not link to the signed head ({found[0].what})",
+                            found[0].expected, found[0].found)] if found else []
     for pos, prev_hash, digest in conn.execute(
             f"SELECT {col}, prev_hash, hash FROM {table} WHERE {col} > ? AND hash != '' ORDER BY {col}",
             (start,)):

@@ -6,6 +6,10 @@ Each row's hash covers the previous row's hash and the row itself::
     hash  = sha256(bytes.fromhex(prev_hash) || entry)        (hex)
     genesis prev_hash = "0" * 64
 
+The link is the previous row (by seq): a row written since schema 13 stores ``prev_hash`` as ''
+(64 bytes a row it would only repeat; ``verify_chain`` recomputes its hash over the previous
+row's), an older row keeps the value it was written with, which must still be that hash.
+
 ``seq`` is assigned here as one more than the highest ever issued (the row maximum or
 SQLite's AUTOINCREMENT counter, whichever is larger), so a deleted row anywhere, including
 at the tail, leaves a visible gap that ``verify_chain`` names.  ``append`` runs inside the
@@ -149,9 +153,8 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
         entry = entry_bytes_of_text(seq, float(now), event, recording_id, text)
         digest = hashlib.sha256(bytes.fromhex(prev) + entry).hexdigest()
         conn.execute("INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (seq, float(now), event, recording_id, text.decode("utf-8"),
-                      prev, digest))
+                     "VALUES (?, ?, ?, ?, ?, '', ?)",  # (the link is the previous row: no prev_hash)
+                     (seq, float(now), event, recording_id, text.decode("utf-8"), digest))
         if batched:
             _HEADS[id(conn)] = (seq, digest)
         else:
@@ -190,7 +193,7 @@ def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: 
         if seq != expected_seq:
             problems.append(Problem(expected_seq, f"rows missing before seq {seq}",
                                     str(expected_seq), str(seq)))
-        if prev_hash != prev:
+        if prev_hash != "" and prev_hash != prev:  # (a row without one links to the previous row)
             problems.append(Problem(seq, "prev_hash does not link to the previous row", prev, prev_hash, rid))
         try:
             payload = json.loads(payload_text)
@@ -199,7 +202,7 @@ def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: 
             payload = payload_text
         if event not in EVENTS:
             problems.append(Problem(seq, "unknown event", "|".join(sorted(EVENTS)), str(event), rid))
-        link = prev_hash if _is_hex64(prev_hash) else GENESIS
+        link = prev if prev_hash == "" and _is_hex64(prev) else prev_hash if _is_hex64(prev_hash) else GENESIS
         computed = entry_hash(link, seq, float(at), event, rid, payload)
         if computed != stored_hash:
             problems.append(Problem(seq, "row content does not match its hash", computed, stored_hash, rid))

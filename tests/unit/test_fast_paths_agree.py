@@ -87,7 +87,8 @@ def test_ledger_row_stores_the_payload_it_hashed(tmp_path: object) -> None:
     seq, digest = ledger.append(conn, "stored", "r1", payload, 5.0)
     stored = conn.execute("SELECT payload, prev_hash, hash FROM ledger WHERE seq = ?", (seq,)).fetchone()
     assert stored[0] == canonical_json(json.loads(canonical_json(payload))).decode("utf-8")
-    rehashed = ledger.entry_hash(stored[1], seq, 5.0, "stored", "r1", json.loads(stored[0]))
+    assert stored[1] == ""  # the first row links to the genesis hash (not stored, ledger.append)
+    rehashed = ledger.entry_hash(ledger.GENESIS, seq, 5.0, "stored", "r1", json.loads(stored[0]))
     assert stored[2] == digest == rehashed
     assert ledger.verify_chain(conn) == []
 

@@ -33,8 +33,11 @@ def test_append_chains_and_verifies(conn):
     fill(conn)
     rows = conn.execute("SELECT seq, prev_hash, hash FROM ledger ORDER BY seq").fetchall()
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
-    assert rows[0][1] == ledger.GENESIS
-    assert all(rows[i][1] == rows[i - 1][2] for i in range(1, 5))
+    assert {r[1] for r in rows} == {""}  # the link is the previous row: not stored again (schema 13)
+    links = [ledger.GENESIS] + [r[2] for r in rows[:-1]]
+    assert [r[2] for r in rows] == [ledger.entry_hash(link, i + 1, T0 + i, "stored", f"r{i}",
+                                                      {"sha256": f"{i:064x}", "tier": "hot"})
+                                    for i, link in enumerate(links)]
     assert ledger.verify_chain(conn) == []
     with pytest.raises(CatalogError):
         ledger.append(conn, "bogus", "r1", {}, T0)
@@ -61,13 +64,29 @@ def test_tampered_payload_named(conn):
 
 def test_tampered_row_rehashed_breaks_next_link(conn):
     fill(conn)
-    row = conn.execute("SELECT prev_hash FROM ledger WHERE seq = 2").fetchone()
+    row = conn.execute("SELECT hash FROM ledger WHERE seq = 1").fetchone()
     forged = ledger.entry_hash(row[0], 2, T0 + 1, "erased", "r1", {})
     with conn:
         conn.execute("UPDATE ledger SET event='erased', payload='{}', hash=? WHERE seq=2", (forged,))
     problems = ledger.verify_chain(conn)
-    assert [p.seq for p in problems] == [3]
-    assert "prev_hash" in problems[0].what
+    assert [p.seq for p in problems] == [3]  # row 3's hash was made over row 2's true hash
+    assert "does not match its hash" in problems[0].what
+
+
+def test_rows_written_with_a_prev_hash_still_verify_and_a_wrong_one_is_named(conn):
+    """Rows from before schema 13 carry their link; a chain mixing both kinds verifies, and a
+    stored link that is not the previous row's hash is named."""
+    fill(conn)
+    with conn:
+        for seq, prev in conn.execute("SELECT seq, LAG(hash, 1, ?) OVER (ORDER BY seq) FROM ledger",
+                                      (ledger.GENESIS,)).fetchall():
+            if seq % 2:
+                conn.execute("UPDATE ledger SET prev_hash = ? WHERE seq = ?", (prev, seq))
+    assert ledger.verify_chain(conn) == []
+    with conn:
+        conn.execute("UPDATE ledger SET prev_hash = ? WHERE seq = 3", ("ab" * 32,))
+    problems = ledger.verify_chain(conn)
+    assert problems[0].seq == 3 and "prev_hash" in problems[0].what
 
 
 def test_deleted_rows_named(conn):
