@@ -31,7 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pbx_recorder.catalog import engine
+from pbx_recorder.catalog import engine, named_rows_check
 from pbx_recorder.catalog.number_protection import is_token
 from pbx_recorder.catalog.protected_rows import INDEX_COLUMNS, NumberProtection
 from pbx_recorder.errors import CryptoError
@@ -201,7 +201,8 @@ def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
                 params: tuple[Any, ...] = (), batch: int = 500) -> list[tuple[str, str]]:
     """(call id, what) for every call row whose seal is missing or does not verify; the whole
     table is read in keyset batches (``where``: only those rows, for an incremental pass).  Rows
-    whose numbers are encrypted are opened with ``numbers``; their blind indexes are checked too."""
+    whose numbers are encrypted are opened with ``numbers``; their blind indexes are checked too,
+    and that every number they name has an index row (``catalog.named_rows_check``)."""
     from pbx_recorder import scan
 
     names = scan.columns_of(conn, "calls")
@@ -210,17 +211,22 @@ def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
     if call_id is not None:
         where, params = "call_id = ?", (call_id,)
     out = []
-    for stored in scan.rows(conn, "calls", names, where=where, params=params, batch=batch):
-        row, why = _opened(dict(stored), numbers)
-        if row is None:
-            out.append((str(stored["call_id"]), why))
-            continue
-        if not row.get("seal"):
-            if has_metadata(row):
-                out.append((str(row["call_id"]), "call metadata not sealed"))
-        elif not seal_valid(row, public_key):
-            out.append((str(row["call_id"]), "call metadata does not match its seal (numbers, agent, times "
-                                             "or consent changed)"))
+    for chunk in scan.batches(conn, "calls", names, where=where, params=params, batch=batch):
+        opened: list[named_rows_check.Checked] = []
+        for _, stored in chunk:
+            row, why = _opened(stored, numbers)
+            opened.append((str(stored["call_id"]), stored, row if why == "" else None))
+            if row is None:
+                out.append((str(stored["call_id"]), why))
+                continue
+            if not row.get("seal"):
+                if has_metadata(row):
+                    out.append((str(row["call_id"]), "call metadata not sealed"))
+            elif not seal_valid(row, public_key):
+                out.append((str(row["call_id"]), "call metadata does not match its seal (numbers, agent, "
+                                                 "times or consent changed)"))
+        if numbers is not None and "caller_bi" in names:  # every number it names can be found by
+            out += named_rows_check.missing(conn, numbers, opened)
     return out
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pbx_recorder import audit_trail, call_seal, chain_head, ledger, manifest_copy, stored_manifest
+from pbx_recorder.catalog import named_rows_check
 from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
 from pbx_recorder.chain_head import CheckpointStore
 from pbx_recorder.errors import CryptoError, NotFound, ObjectNotRestored, StorageError
@@ -139,6 +140,7 @@ class Verifier(ObjectChecks):
             for cid in call_seal.vanished_calls(self.conn):
                 add(Mismatch(f"call {cid}", "sealed call row removed (or replaced by an unsealed "
                                             "one) without an erasure ledger entry", "calls row", "absent"))
+            report.notes += named_rows_check.orphan_notes(self.conn)
 
     def check_recording(self, row: dict[str, Any], report: VerifyReport) -> None:
         objects = self.prepare(row, report, ledger_entries(self.conn, [row["recording_id"]]))

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pbx_recorder import audit_trail, call_seal, chain_head, ledger, scan
+from pbx_recorder.catalog import named_rows_check
 from pbx_recorder.progress import Progress
 from pbx_recorder.verify import (
     COLUMNS,
@@ -204,6 +205,8 @@ class _Pass:
         for cid in call_seal.vanished_calls(self.conn, after_seq=marks.changes_seq if marks else 0):
             add(Mismatch(f"call {cid}", "sealed call row removed (or replaced by an unsealed one) without an "
                                         "erasure ledger entry", "calls row", "absent"))
+        if marks is None:  # a full pass (call_numbers holds only the numbers calls name besides their own)
+            report.notes += named_rows_check.orphan_notes(self.conn)
         return seq, head, audit_id, audit_hash
 
 

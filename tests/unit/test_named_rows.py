@@ -14,12 +14,15 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
+from pbx_recorder.call_seal import CallSealer, check_calls
 from pbx_recorder.catalog import Catalog, pg_schema
+from pbx_recorder.catalog.named_rows_check import orphan_notes, orphans
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.catalog.schema import MIGRATIONS, apply_migrations
 from pbx_recorder.catalog.schema_model import metadata
 from pbx_recorder.lifecycle.number_lookup import call_ids_for_number
+from tests.unit.test_catalog_bulk import KEY as SEAL_KEY
 
 MASTER, HASH_KEY = os.urandom(32), os.urandom(32)
 NOW = 1_780_000_000.0
@@ -120,3 +123,50 @@ def test_alembic_0013_runs_the_same_step(tmp_path: Path) -> None:
         rows = sorted(tuple(r) for r in connection.execute(text("SELECT bi, call_id FROM call_numbers")))
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert rows == KEPT and version == pg_schema.HEAD == "0013"
+
+
+# -- verify: every number a call names can be found by (catalog.named_rows_check) ------------------
+
+def _sealed_catalog(path: Path) -> tuple[Catalog, NumberProtection]:
+    numbers = NumberProtection(NumberCipher(lambda _key_id: MASTER, "m1"), BlindIndex(HASH_KEY))
+    return Catalog(path, clock=lambda: NOW, numbers=numbers,
+                   sealer=CallSealer(SEAL_KEY, clock=lambda: NOW, reveal=numbers.open_call)), numbers
+
+
+def test_verify_names_a_call_whose_index_row_was_removed(tmp_path: Path) -> None:
+    catalog, numbers = _sealed_catalog(tmp_path / "c.db")
+    catalog.upsert_call(_call("c1", CALLER, cdr={"lastdata": f"PJSIP/{TRANSFER}"}))
+    catalog.upsert_call(_call("c2", CALLER))
+    conn = catalog._conn()
+    assert check_calls(conn, SEAL_KEY.public_key(), numbers=numbers) == []
+    with catalog.transaction():  # a hostile edit: the call would no longer be found by TRANSFER
+        conn.execute("DELETE FROM call_numbers WHERE call_id = 'c1'")
+    found = check_calls(conn, SEAL_KEY.public_key(), numbers=numbers)
+    assert [c for c, _ in found] == ["c1"] and "1 number(s) the call names have no index row" in found[0][1]
+    assert TRANSFER not in found[0][1]  # a finding never carries the number
+
+
+def test_verify_names_sealed_extra_numbers_that_do_not_open(tmp_path: Path) -> None:
+    catalog, numbers = _sealed_catalog(tmp_path / "c.db")
+    catalog.upsert_call(_call("c1", CALLER))
+    catalog.upsert_call(_call("c1", LATER))  # CALLER is kept sealed in call_extra_numbers now
+    conn = catalog._conn()
+    assert check_calls(conn, SEAL_KEY.public_key(), numbers=numbers) == []
+    token = conn.execute("SELECT numbers FROM call_extra_numbers WHERE call_id = 'c1'").fetchone()[0]
+    catalog.upsert_call(_call("c2", CALLER))
+    with catalog.transaction():  # moved onto another call: its associated data no longer matches
+        conn.execute("INSERT INTO call_extra_numbers (call_id, numbers) VALUES ('c2', ?)", (token,))
+    found = check_calls(conn, SEAL_KEY.public_key(), numbers=numbers)
+    assert [c for c, _ in found] == ["c2"] and "do not open" in found[0][1]
+
+
+def test_index_rows_of_calls_that_no_longer_exist_are_noted(tmp_path: Path) -> None:
+    catalog, _ = _sealed_catalog(tmp_path / "c.db")
+    catalog.upsert_call(_call("c1", CALLER, cdr={"lastdata": f"PJSIP/{TRANSFER}"}))
+    conn = catalog._conn()
+    assert orphans(conn) == (0, []) and orphan_notes(conn) == []
+    with catalog.transaction():
+        conn.execute("INSERT INTO call_numbers (bi, call_id) VALUES ('bi-x', 'gone-1')")
+        conn.execute("INSERT INTO call_extra_numbers (call_id, numbers) VALUES ('gone-2', 'pn1:x')")
+    assert orphans(conn) == (2, ["gone-1", "gone-2"])
+    assert "2 call(s) that no longer exist" in orphan_notes(conn)[0]
