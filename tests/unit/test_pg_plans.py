@@ -23,3 +23,14 @@ def test_catalog_connections_plan_with_the_values_they_are_given(tmp_path: Path)
     assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_custom_plan"
     catalog.release()  # back to the pool and out again: the setting belongs to the connection
     assert catalog._conn().execute("SHOW plan_cache_mode").fetchone()[0] == "force_custom_plan"
+
+
+def test_growing_tables_are_vacuumed_after_inserts_not_a_fifth_of_the_table(tmp_path: Path) -> None:
+    """Alembic 0013: counts over ``calls`` and ``call_tags`` stay index-only scans as the catalog
+    grows (autovacuum marks pages all-visible every 10,000 inserted rows plus 1 %)."""
+    conn = Catalog(tmp_path / "cat.db")._conn()
+    for table in ("calls", "call_tags"):
+        sql = "SELECT reloptions FROM pg_class WHERE oid = to_regclass(?)"
+        options = conn.execute(sql, (table,)).fetchone()[0]
+        assert set(options) >= {"autovacuum_vacuum_insert_threshold=10000",
+                                "autovacuum_vacuum_insert_scale_factor=0.01"}, (table, options)
