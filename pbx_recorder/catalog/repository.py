@@ -297,7 +297,8 @@ class Catalog(ManyCalls, LiveCalls):
         self._index_named(conn, call_id, plain["caller_num"], plain["callee_num"], plain["cdr"], *before,
                           own=own)
         if existing is not None:  # numbers the stored row named and this one drops stay indexed
-            named_rows.drop_own(conn, call_id, own)
+            # only a number that just became the row's own can have an index row to drop
+            named_rows.drop_own(conn, call_id, own - {existing["caller_bi"], existing["callee_bi"]})
             extra_numbers.after_call_write(conn, self.numbers, call_id, current, plain)
         return {**row, **stored}, opened
 
