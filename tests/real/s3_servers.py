@@ -223,6 +223,11 @@ keyring = {base}/keyring
 mon data = {base}/mon-$id
 osd data = {base}/osd-$id
 osd objectstore = memstore
+# the test adds the OSD to the CRUSH map itself; an OSD that does it at boot sends mon commands
+# before its MonClient has the monmap, and one CI run saw all three attempts refused with
+# 'wrong fsid' (EPERM: command fsid 0 != the cluster's), which stops the OSD at init
+osd crush update on start = false
+osd class update on start = false
 memstore device bytes = 536870912
 [client.rgw]
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
