@@ -16,6 +16,13 @@ reads a table sequentially.  Without ``--pg-url`` a private durable cluster is s
 
     .venv/bin/python bench/bench_catalog.py [--calls 200000] [--batch 1000] [--write-seconds 10]
         [--engine sqlite|postgresql|both] [--pg-url postgresql://user@host:port/db]
+        [--keep DIR [--fill-only]]
+
+``--keep DIR`` (SQLite): the work directory is kept and a run that stops (killed, host restarted)
+goes on where it stopped when started again with the same arguments (``catalog_resume.py``): a
+10,000,000-call fill can be made in several goes, e.g. at low priority beside other work, with
+``--fill-only``, then measured on a quiet host by one more run. The fill rate then covers the
+batches written by that run only.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from bench import bench_catalog_pg, bench_catalog_writes  # noqa: E402
+from bench import bench_catalog_pg, bench_catalog_writes, catalog_resume  # noqa: E402
 from bench.bench_catalog_writes import numbers_for, pct, timed  # noqa: E402
 from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, CallGenerator, Generated, cdr_time  # noqa: E402
 from pbx_recorder.call_seal import CallSealer  # noqa: E402
@@ -52,13 +59,15 @@ SHORT = {"sqlite": "sqlite", "postgresql": "pg"}
 
 class Bench:
     def __init__(self, root: Path, n: int, batch: int, engines: list[str],
-                 pg: bench_catalog_pg.PgServer | None) -> None:
-        self.root, self.n, self.batch, self.pg = root, n, batch, pg
-        self.now = time.time()
-        self.key = Ed25519PrivateKey.generate()
-        self.keys = (os.urandom(32), os.urandom(32))  # (catalog master key, privacy HMAC key)
+                 pg: bench_catalog_pg.PgServer | None, kept: catalog_resume.KeptRun | None = None) -> None:
+        self.root, self.n, self.batch, self.pg, self.kept = root, n, batch, pg, kept
+        self.now = kept.now if kept else time.time()
+        self.key = kept.key if kept else Ed25519PrivateKey.generate()
+        # (catalog master key, privacy HMAC key)
+        self.keys = kept.keys if kept else (os.urandom(32), os.urandom(32))
         self.gen = CallGenerator(n, self.now)
-        self.samples: list[Generated] = []  # calls kept to draw filter values from
+        # calls kept to draw filter values from
+        self.samples: list[Generated] = catalog_resume.load_samples(root) if kept else []
         self.catalogs = {e: self.open(self.target(e, "catalog")) for e in engines}
         self.catalog = next(iter(self.catalogs.values()))  # draws deep-page cursors (same calls in each)
         self.cdr = sqlite3.connect(root / "cdr.db", isolation_level=None)
@@ -71,7 +80,11 @@ class Bench:
         if engine == "postgresql":
             assert self.pg is not None
             return self.pg.fresh(name)
-        return str(self.root / f"{name}.db")
+        path = self.root / f"{name}.db"
+        if self.kept and name == "empty":  # a kept directory's earlier measuring run wrote there
+            for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                stale.unlink(missing_ok=True)
+        return str(path)
 
     def open(self, target: str) -> Catalog:
         """As the recorder opens it with encryption on: numbers sealed, found by blind index."""
@@ -89,29 +102,47 @@ class Bench:
     # -- fill -------------------------------------------------------------------------
     def fill(self) -> tuple[dict[str, float], float]:
         """The same batches into every engine's catalog and the cdr table(s): calls/s of each."""
-        rnd, keep = random.Random(5), max(1, self.n // 2000)
+        keep = max(1, self.n // 2000)
         t_cat, t_cdr = dict.fromkeys(self.catalogs, 0.0), 0.0
         self.fill_cpu = dict.fromkeys(self.catalogs, 0.0)  # CPU seconds of this process per engine
-        for start in range(0, self.n, self.batch):
-            batch = list(self.gen.calls(start, min(self.batch, self.n - start)))
-            self.samples += [g for g in batch if rnd.randrange(keep) == 0]
+        # a kept run goes on after the last batch committed (0 rows: a fresh run)
+        had = {e: catalog_resume.committed(c._conn(), "calls") if self.kept else 0
+               for e, c in self.catalogs.items()}
+        had_cdr = catalog_resume.committed(self.cdr, "cdr") if self.kept else 0
+        first = min([*had.values(), had_cdr]) // self.batch * self.batch
+        if first:
+            print(f"  resuming the kept fill at {first:,}/{self.n:,} calls", file=sys.stderr)
+        written = dict.fromkeys(self.catalogs, 0)
+        for start in range(first, self.n, self.batch):
+            batch = list(self.gen.calls(start, min(self.batch, self.n - start), batch_seed=True))
+            rnd = random.Random(f"samples:{start}")
+            picked = [g for g in batch if rnd.randrange(keep) == 0]
             for engine, catalog in self.catalogs.items():
+                if had[engine] > start:
+                    continue  # committed by an earlier run
                 t0, c0 = time.perf_counter(), time.process_time()
                 catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=self.hooks())
                 t_cat[engine] += time.perf_counter() - t0
                 self.fill_cpu[engine] += time.process_time() - c0
-            t1 = time.perf_counter()
-            self.cdr.execute("BEGIN")
-            self.cdr.executemany(f"INSERT INTO cdr VALUES ({','.join('?' * 19)})", [g.cdr for g in batch])
-            self.cdr.execute("COMMIT")
-            t_cdr += time.perf_counter() - t1
-            if self.pg_cdr is not None:
-                self.pg_cdr.insert([g.cdr for g in batch])
+                written[engine] += len(batch)
+            if had_cdr <= start:
+                t1 = time.perf_counter()
+                self.cdr.execute("BEGIN")
+                self.cdr.executemany(f"INSERT INTO cdr VALUES ({','.join('?' * 19)})", [g.cdr for g in batch])
+                self.cdr.execute("COMMIT")
+                t_cdr += time.perf_counter() - t1
+                if self.pg_cdr is not None:
+                    self.pg_cdr.insert([g.cdr for g in batch])
+            if all(had[e] <= start for e in had):  # each batch's samples once, in a kept run too
+                self.samples += picked
+                if self.kept:
+                    catalog_resume.append_samples(self.root, picked)
             if (start // self.batch) % 20 == 0:
-                done = start + len(batch)
-                rates = ", ".join(f"{e} {done / t:,.0f} calls/s" for e, t in t_cat.items())
-                print(f"  filled {done:,}/{self.n:,} ({rates})", file=sys.stderr)
-        return {e: self.n / t for e, t in t_cat.items()}, self.n / t_cdr
+                rates = ", ".join(f"{e} {written[e] / max(t, 1e-9):,.0f} calls/s" for e, t in t_cat.items())
+                print(f"  filled {start + len(batch):,}/{self.n:,} ({rates})", file=sys.stderr)
+        self.fill_written = written
+        return ({e: written[e] / max(t, 1e-9) for e, t in t_cat.items()},
+                (self.n - had_cdr) / max(t_cdr, 1e-9))
 
     # -- filters --------------------------------------------------------------------------
     def cases(self) -> list[tuple[str, list[CallFilters], list[tuple[str, list[Any]]]]]:
@@ -386,9 +417,33 @@ def main() -> None:
     ap.add_argument("--pg-url", help="A PostgreSQL database to bench in (its schemas are created and "
                     "dropped; default: a private durable cluster started for the run).")
     ap.add_argument("--dir", help="Work directory (default: a temporary one, removed afterwards).")
+    ap.add_argument("--keep", metavar="DIR", help="SQLite only: keep the work in DIR; a stopped run "
+                    "goes on there when started again with the same arguments (catalog_resume.py).")
+    ap.add_argument("--fill-only", action="store_true", help="with --keep: fill, then stop (measure "
+                    "later, on a quiet host, with the same command without --fill-only).")
     a = ap.parse_args()
     engines = ["sqlite", "postgresql"] if a.engine == "both" else [a.engine]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` stops the private cluster
+    if a.keep:
+        if engines != ["sqlite"]:
+            ap.error("--keep works with --engine sqlite only")
+        root = Path(a.keep)
+        try:
+            kept = catalog_resume.open_state(root, a.calls, a.batch, time.time())
+        except catalog_resume.ResumeError as exc:
+            ap.error(str(exc))
+        bench = Bench(root, a.calls, a.batch, engines, None, kept)
+        if a.fill_only:
+            t0 = time.perf_counter()
+            rates, _ = bench.fill()
+            print(f"filled: {bench.fill_written['sqlite']:,} calls written by this run in "
+                  f"{time.perf_counter() - t0:,.0f} s ({rates['sqlite']:,.0f} calls/s); "
+                  f"kept in {root}")
+            return
+        run(bench, a)
+        return
+    elif a.fill_only:
+        ap.error("--fill-only needs --keep DIR")
     with tempfile.TemporaryDirectory(prefix="bench-catalog-", dir=a.dir) as tmp:
         pg = bench_catalog_pg.PgServer(Path(tmp), a.pg_url) if "postgresql" in engines else None
         try:
@@ -405,10 +460,13 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
           "compare runs with it in view)")
     t0 = time.perf_counter()
     ours, cdr = bench.fill()
-    rates = ", ".join(f"{e} {r:,.0f} calls/s ({a.calls / max(bench.fill_cpu[e], 1e-9):,.0f} per CPU s)"
+    rates = ", ".join(f"{e} {r:,.0f} calls/s "
+                      f"({bench.fill_written[e] / max(bench.fill_cpu[e], 1e-9):,.0f} per CPU s)"
                       for e, r in ours.items())
+    resumed = (f" (this run wrote {min(bench.fill_written.values()):,} of them; the rest a kept "
+               "earlier run)" if min(bench.fill_written.values()) < a.calls else "")
     print(
-        f"filled {a.calls:,} calls in {time.perf_counter() - t0:,.0f} s: "
+        f"filled {a.calls:,} calls{resumed} in {time.perf_counter() - t0:,.0f} s: "
         f"catalog bulk path {rates} "
         f"(seal, signed manifest, 2 ledger entries each), cdr executemany {cdr:,.0f} rows/s; "
         f"load average now {os.getloadavg()[0]:.1f}"

@@ -95,7 +95,7 @@ MOBILE = (
 )
 DIDS = ("4008001234", "4008005678", "02161234567", "01065432100")
 CDR_SCHEMA = """
-CREATE TABLE cdr (
+CREATE TABLE IF NOT EXISTS cdr (
     calldate    TEXT NOT NULL DEFAULT '0000-00-00 00:00:00',
     clid        TEXT NOT NULL DEFAULT '', src TEXT NOT NULL DEFAULT '', dst TEXT NOT NULL DEFAULT '',
     dcontext    TEXT NOT NULL DEFAULT '', channel TEXT NOT NULL DEFAULT '',
@@ -108,7 +108,7 @@ CREATE TABLE cdr (
     linkedid    TEXT NOT NULL DEFAULT '', peeraccount TEXT NOT NULL DEFAULT '',
     sequence    INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX calldate ON cdr(calldate);
+CREATE INDEX IF NOT EXISTS calldate ON cdr(calldate);
 """  # Asterisk's cdr table (contrib MySQL/alembic layout) with its one index, on calldate
 
 
@@ -141,16 +141,20 @@ class CallGenerator:
     def __init__(self, total: int, now: float, seed: int = 1) -> None:
         self.total, self.now = total, now
         self.callers = max(100, total // 5)  # 2M distinct callers per 10M calls
-        self.rnd = random.Random(seed)
+        self.seed, self.rnd = seed, random.Random(seed)
 
     def caller(self, rnd: random.Random) -> str:
         return caller_number(int(self.callers * rnd.random() ** 2))  # heavy callers first
 
     def calls(
-        self, start: int = 0, count: int | None = None, *, at: float | None = None
+        self, start: int = 0, count: int | None = None, *, at: float | None = None, batch_seed: bool = False
     ) -> Iterator[Generated]:
-        """Calls ``start .. start+count`` in time order over 24 months (``at``: all at that time)."""
+        """Calls ``start .. start+count`` in time order over 24 months (``at``: all at that time).
+        ``batch_seed``: the draws seeded by ``start`` (the same calls in every run, whatever came
+        before: a resumed fill makes the batches it did not write yet as a whole run would)."""
         end = self.total if count is None else start + count
+        if batch_seed:
+            self.rnd = random.Random(f"{self.seed}:{start}")
         for i in range(start, end):
             started = at if at is not None else self.now - SPAN + (i + self.rnd.random()) * SPAN / self.total
             yield self.one(i, started)
