@@ -324,6 +324,13 @@ CONSOLE_COLUMNS = {"users": ("lang", "totp_secret", "totp_last_step"), "sessions
 
 Index("recordings_call", recordings.c.call_id)
 Index("recordings_state", recordings.c.state, recordings.c.tier)
+#: what revision 0014 adds (SQLite's migration 14): the ranges retention and migration passes read
+DUE_INDEXES = (
+    Index("recordings_due", recordings.c.state, recordings.c.retention_class, recordings.c.created_at),
+    Index("recordings_retain_until", recordings.c.retain_until,
+          sqlite_where=recordings.c.retain_until.isnot(None),
+          postgresql_where=recordings.c.retain_until.isnot(None)),
+)
 Index("hold_recordings_rec", hold_recordings.c.recording_id)
 Index("ledger_recording", ledger.c.recording_id, ledger.c.seq)
 Index("calls_time", calls.c.started_at.desc(), calls.c.call_id)

@@ -33,6 +33,7 @@ from typing import Any
 
 from pbx_recorder import retention, scan
 from pbx_recorder.errors import IntegrityError, ObjectNotRestored, PolicyRefusal, RecorderError, StorageError
+from pbx_recorder.lifecycle import due_rows
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from pbx_recorder.recording_objects import RecordingObject, objects_of, to_json
 from storage.base import PutOptions, Tier
@@ -125,19 +126,15 @@ class Migrator:
 
     def iter_candidates(self, now: float, *, batch: int | None = None,
                         progress: Callable[[int], None] | None = None) -> Iterator[list[dict[str, Any]]]:
-        """:meth:`candidates` in batches, streamed in keyset order (memory O(batch)).  SQLite skips
-        rows younger than the shortest ``cold_after_days`` of any class (none is due yet), so
-        ``progress`` (rows read per batch) counts only rows that could be due."""
-        days = [c.cold_after_days for c in self.classes.values() if c.cold_after_days is not None]
-        if not days:
-            return
+        """:meth:`candidates` in batches, streamed (memory O(batch)): only the index ranges of
+        recordings on a hot tier old enough for their class's ``cold_after_days`` are read
+        (``due_rows.migration_due``: per state and class, oldest first), so ``progress`` (rows
+        read per batch) counts only rows that could be due and a pass takes seconds at 10 M calls
+        when few are."""
         hot_names = sorted({self.default.hot} | {t.hot for t in self.regions.values()})
-        where = (f"state IN ('stored','verified') AND tier IN ({','.join('?' * len(hot_names))}) "
-                 "AND created_at <= ?")
-        params = (*hot_names, now - min(days) * retention.DAY)
-        for chunk in scan.batches(self.conn, "recordings", scan.columns_of(self.conn, "recordings"),
-                                  where=where, params=params, batch=batch or self.batch_size):
-            hot = [r for _, r in chunk if self.target_for(r).cold and r["tier"] == self.target_for(r).hot]
+        for chunk in due_rows.migration_due(self.conn, scan.columns_of(self.conn, "recordings"), self.classes,
+                                            hot_names, now, batch=batch or self.batch_size):
+            hot = [r for r in chunk if self.target_for(r).cold and r["tier"] == self.target_for(r).hot]
             due = {c.recording_id for c in retention.migration_candidates(hot, self.classes, now)}
             if progress is not None:
                 progress(len(chunk))

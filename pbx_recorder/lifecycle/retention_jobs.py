@@ -23,7 +23,7 @@ from typing import Any
 from pbx_recorder import retention, scan
 from pbx_recorder.catalog.marks import forget_recording
 from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
-from pbx_recorder.lifecycle import destruction, policy
+from pbx_recorder.lifecycle import destruction, due_rows, policy
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
 from pbx_recorder.progress import Progress
@@ -63,17 +63,15 @@ class RetentionJob:
 
     def iter_report(self, now: float, *, batch: int = scan.DEFAULT_BATCH,
                     progress: Progress | None = None) -> Iterator[policy.Disposal]:
-        """:meth:`report`, streamed: recordings are read in keyset batches (memory O(batch)), and
-        SQLite skips those whose explicit ``retain_until`` is still ahead (a row without one is
-        decided from its class by the core).
+        """:meth:`report`, streamed: only recordings that may be due are read, in keyset batches
+        of the index ranges ``due_rows.retention_due`` names (memory O(batch), time O(rows read):
+        seconds at 10 M calls when few are due), grouped by state and class, oldest first.
 
         The core's ``retention.disposal_candidates`` decides expiry, the hold flag and protection;
         ``HoldManager.hold_for`` adds holds placed by call/caller/query (incl. calls after the hold).
         """
-        live = "state IN ('stored','verified','migrated') AND (retain_until IS NULL OR retain_until <= ?)"
-        for chunk in scan.batches(self.conn, "recordings", scan.columns_of(self.conn, "recordings"),
-                                  where=live, params=(now,), batch=batch):
-            recs = [r for _, r in chunk]
+        columns = scan.columns_of(self.conn, "recordings")
+        for recs in due_rows.retention_due(self.conn, columns, self.classes, now, batch=batch):
             by_id = {r["recording_id"]: r for r in recs}
             active = self.holds.active_holds()
             for c in retention.disposal_candidates(recs, [], now, self.classes):
@@ -87,7 +85,7 @@ class RetentionJob:
                     yield policy.Disposal(c.recording_id, c.call_id, "dispose" if c.allowed else "refuse",
                                           c.reason, label)
             if progress is not None:
-                progress.advance(len(chunk))
+                progress.advance(len(recs))
 
     def apply(self, now: float, actor: str, *, batch: int = scan.DEFAULT_BATCH,
               progress: Progress | None = None) -> ApplyResult:

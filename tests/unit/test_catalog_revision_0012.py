@@ -43,7 +43,7 @@ def test_0012_adds_the_table_and_marks_a_catalog_with_recordings(tmp_path, fresh
         marker = connection.execute(text("SELECT value FROM catalog_settings WHERE name = :n"),
                                     {"n": manifest_numbers.STATE}).scalar()
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0013" == pg_schema.HEAD  # (0013 after it, no layout change)
+    assert version == pg_schema.HEAD  # (0013 and later after it)
     if recordings:
         state = json.loads(marker)
         assert state["cursor"] == "" and state["upto"] > 1_700_000_000
@@ -60,7 +60,7 @@ def test_sqlite_migration_12_on_a_catalog_of_schema_11(tmp_path) -> None:  # typ
     conn.execute("INSERT INTO recordings (recording_id, call_id, state, manifest_sha256, created_at) "
                  "VALUES ('r1', 'c1', 'verified', 'ab', 1)")
     conn.commit()
-    assert apply_migrations(conn) == len(MIGRATIONS) == 13
+    assert apply_migrations(conn) == len(MIGRATIONS)  # 12 and the later ones
     assert conn.execute("SELECT count(*) FROM call_extra_numbers").fetchone()[0] == 0
     assert "not all been read back" in manifest_numbers.pending(conn)
     conn.close()

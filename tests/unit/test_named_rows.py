@@ -104,7 +104,7 @@ def test_sqlite_migration_13_deletes_the_rows_of_a_calls_own_numbers(tmp_path: P
     conn = _schema_12(tmp_path / "c.db")
     _old_rows(conn)
     conn.commit()
-    assert apply_migrations(conn) == len(MIGRATIONS) == 13
+    assert apply_migrations(conn) == len(MIGRATIONS)  # 13 and the later ones
     assert sorted(conn.execute("SELECT bi, call_id FROM call_numbers")) == KEPT
     conn.close()
 
@@ -122,7 +122,7 @@ def test_alembic_0013_runs_the_same_step(tmp_path: Path) -> None:
         connection.commit()
         rows = sorted(tuple(r) for r in connection.execute(text("SELECT bi, call_id FROM call_numbers")))
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert rows == KEPT and version == pg_schema.HEAD == "0013"
+    assert rows == KEPT and version == pg_schema.HEAD  # 0013 and the later ones
 
 
 # -- verify: every number a call names can be found by (catalog.named_rows_check) ------------------
