@@ -35,12 +35,12 @@ sys.path.insert(0, str(HERE))
 NOW = 1_800_000_000.0
 MATCHES = 200  # calls of the erased subject, and of the held one, in each catalog
 OPS = ("verify", "verify --since-last", "ledger verify", "retention report", "migrate --dry-run",
-       "retention report, a day due", "migrate --dry-run, a day due", "hold add --caller", "erase --caller")
+       "retention report (a day due)", "migrate --dry-run (a day due)", "hold add --caller", "erase --caller")
 #: the steady state of a daily job: evaluated at a time when only the recordings of about one day
 #: of the fill's 300 (``catalog_fill``: created 100..400 days before NOW, retained 250 days, cold
 #: after 30) are due -- what a nightly ``retention apply`` / ``recordings migrate`` finds
-A_DAY_DUE_AT = {"retention report, a day due": NOW - 149 * 86400.0,
-                "migrate --dry-run, a day due": NOW - 370 * 86400.0}
+A_DAY_DUE_AT = {"retention report (a day due)": NOW - 149 * 86400.0,
+                "migrate --dry-run (a day due)": NOW - 370 * 86400.0}
 
 
 def _ledger_index(conn: sqlite3.Connection) -> None:
