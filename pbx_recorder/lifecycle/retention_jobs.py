@@ -98,6 +98,8 @@ class RetentionJob:
             if not found:
                 continue  # erased meanwhile
             rec = found[0]
+            if rec["state"] not in retention.LIVE_STATES:
+                continue  # disposed, erased or moved out meanwhile (a row the pass met in two ranges)
             if d.action == "refuse":
                 self._log_refusal(rec, d.reason, d.policy, actor, now)
                 result.refused.append(d)

@@ -160,3 +160,21 @@ def test_alembic_0014_adds_the_indexes(tmp_path: Path) -> None:
     assert indexes["recordings_due"] == ["state", "retention_class", "created_at"]
     assert indexes["recordings_retain_until"] == ["retain_until"]
     assert version == pg_schema.HEAD
+
+
+def test_apply_disposes_a_recording_once_if_the_pass_meets_it_twice(tmp_path: Path, monkeypatch: Any) -> None:
+    """A recording whose state changes while the pass runs (stored -> verified by the shipper, a
+    held one migrated) can be met in two ranges; the second meeting finds it no longer live."""
+    from lifecycle_support import add_call, add_recording, ledger_events
+
+    env = make_env(tmp_path)
+    add_call(env, "c1")
+    add_recording(env, "c1", "r1", age_days=200)
+    job = RetentionJob(env.conn, env.tiers, CLASSES, HoldManager(env.conn, env.tiers, hash_key=KEY))
+    once = list(job.iter_report(NOW))
+    assert [d.recording_id for d in once] == ["r1"]
+    monkeypatch.setattr(job, "iter_report", lambda *a, **k: iter(once + once))
+    result = job.apply(NOW, actor="retention-cron")
+    assert result.disposed == ["r1"] and not result.failed
+    assert ledger_events(env, "deleted") == ["r1"]
+    assert env.conn.execute("SELECT COUNT(*) FROM deletion_log").fetchone()[0] == 1
