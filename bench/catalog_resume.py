@@ -40,8 +40,19 @@ class KeptRun:
     resumed: bool
 
 
+def _private(root: Path) -> None:
+    """``root`` made owner-only, or refused: it holds the run's keys, and ``samples.pickle`` is
+    unpickled on resume, so nobody else may be able to plant a file there."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = root.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise ResumeError(f"{root} must belong to this user and not be writable by others "
+                          "(it keeps the run's keys and a pickle it loads)")
+
+
 def open_state(root: Path, calls: int, batch: int, now: float) -> KeptRun:
     """The kept run in ``root`` (made now if there is none); refuses another run's directory."""
+    _private(root)
     path = root / "state.json"
     if path.exists():
         try:
@@ -58,7 +69,6 @@ def open_state(root: Path, calls: int, batch: int, now: float) -> KeptRun:
     key, keys = Ed25519PrivateKey.generate(), (os.urandom(32), os.urandom(32))
     state = {"calls": calls, "batch": batch, "now": now, "ed25519": key.private_bytes_raw().hex(),
              "master_key": keys[0].hex(), "hmac_key": keys[1].hex()}
-    root.mkdir(parents=True, exist_ok=True)
     tmp = root / "state.json.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

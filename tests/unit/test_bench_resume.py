@@ -51,3 +51,14 @@ def test_samples_survive_a_record_cut_short_by_a_kill(tmp_path: Path) -> None:
         f.write(whole[: len(whole) // 2])  # the run was killed while writing this batch's samples
     assert catalog_resume.load_samples(tmp_path) == [1, 2, 3]
     assert catalog_resume.load_samples(tmp_path / "none") == []
+
+
+def test_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone could plant a samples.pickle the resumed run would unpickle
+    with pytest.raises(catalog_resume.ResumeError, match="not be writable by others"):
+        catalog_resume.open_state(shared, 10_000, 500, NOW)
+    made = tmp_path / "new"
+    catalog_resume.open_state(made, 10_000, 500, NOW)
+    assert stat.S_IMODE(os.stat(made).st_mode) == 0o700
