@@ -48,7 +48,7 @@ from typing import Any
 
 from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, is_token, register_previous
-from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.catalog.protected_rows import NumberProtection, stored_side_clause
 from pbx_recorder.errors import CatalogError, CryptoError, PolicyRefusal
 from pbx_recorder.hash_key import previous_path, read_hash_key
 from pbx_recorder.lifecycle import policy
@@ -60,7 +60,19 @@ NEXT_SUFFIX = ".next"
 RETIRED_DIR = "retired-index-keys"
 PHASES = ("holds", "calls", "sweep", "finish", "done")
 DEFAULT_BATCH = 500
-BY_INDEX = "caller_bi = ? OR callee_bi = ? OR call_id IN (SELECT call_id FROM call_numbers WHERE bi = ?)"
+
+
+def by_index(full: str, last4: str = "") -> tuple[str, list[Any]]:
+    """SQL over ``calls`` (and its parameters): the calls that have the full-number index ``full``
+    as caller or callee, or name it (``call_numbers``).  With its last-4 index ``last4`` (a caller
+    hold's ``value4``) each side is one index range (schema 15); without it (an erasure request
+    keeps only its subject) every call is read."""
+    params: list[Any] = []
+    last4s = [last4] if last4 else []
+    sides = [stored_side_clause(side, [full], last4s, params) for side in ("caller", "callee")]
+    params.append(full)
+    return " OR ".join([*sides, "call_id IN (SELECT call_id FROM call_numbers WHERE bi = ?)"]), params
+
 COLUMNS = ("call_id", "numbers", "caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
 
 
@@ -352,22 +364,24 @@ class IndexRotation:
         return {n for n in found if n}
 
     def _rekey_holds(self) -> None:
-        holds = self.conn.execute("SELECT hold_id, value FROM holds WHERE scope = 'caller' AND "
+        holds = self.conn.execute("SELECT hold_id, value, value4 FROM holds WHERE scope = 'caller' AND "
                                   "released_at IS NULL ORDER BY hold_id").fetchall()
-        for hold_id, value in holds:
+        for hold_id, value, value4 in holds:
             parts = subjects_of(str(value))
             if len(parts) > 1:
                 continue  # already new|old (an earlier run, or a hold added during the rotation)
-            old = parts[0]
-            numbers = self._numbers_of_calls(BY_INDEX, [old, old, old])
+            old, old4 = parts[0], (subjects_of(str(value4 or "")) or [""])[0]
+            numbers = self._numbers_of_calls(*by_index(old, old4))
             number = next((n for n in sorted(numbers) if self.old.full(n) == old), None)
             if number is None:
                 if not any(self.new.full(n) == old for n in numbers):
                     self.report.untranslated_holds.append(str(hold_id))
                 continue
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute("UPDATE holds SET value = ? WHERE hold_id = ?",
-                              (SUBJECT_SEPARATOR.join((self.new.full(number), old)), hold_id))
+            self.conn.execute("UPDATE holds SET value = ?, value4 = ? WHERE hold_id = ?",
+                              (SUBJECT_SEPARATOR.join((self.new.full(number), old)),
+                               SUBJECT_SEPARATOR.join((self.new.last4(number), self.old.last4(number))),
+                               hold_id))
             self.conn.execute("COMMIT")
             self.report.holds_rekeyed += 1
 
@@ -386,7 +400,7 @@ class IndexRotation:
                 marks = ",".join("?" * len(call_ids))
                 pairs += self._translate(self._numbers_of_calls(f"call_id IN ({marks})", call_ids), call_ids)
         for subject in sorted(self._pending):
-            pairs += self._translate(self._numbers_of_calls(BY_INDEX, [subject] * 3), [])
+            pairs += self._translate(self._numbers_of_calls(*by_index(subject)), [])
         self.conn.execute("BEGIN IMMEDIATE")
         self._apply(pairs)
         state = {**state, "requests": self._requests_done}
@@ -438,10 +452,12 @@ class IndexRotation:
                 "they cannot be re-keyed; add each again by number (`hold add --caller NUMBER`), release "
                 "the old one, then run `keys rotate-index` again (the previous key stays in use until then)")
         self.conn.execute("BEGIN IMMEDIATE")
-        for hold_id, value in self.conn.execute("SELECT hold_id, value FROM holds WHERE scope = 'caller' AND "
-                                                "value LIKE ?", (f"%{SUBJECT_SEPARATOR}%",)).fetchall():
-            self.conn.execute("UPDATE holds SET value = ? WHERE hold_id = ?",
-                              (subjects_of(str(value))[0], hold_id))
+        for hold_id, value, value4 in self.conn.execute(
+                "SELECT hold_id, value, value4 FROM holds WHERE scope = 'caller' AND value LIKE ?",
+                (f"%{SUBJECT_SEPARATOR}%",)).fetchall():
+            self.conn.execute("UPDATE holds SET value = ?, value4 = ? WHERE hold_id = ?",
+                              (subjects_of(str(value))[0], (subjects_of(str(value4 or "")) or [""])[0],
+                               hold_id))
         _save_state(self.conn, {**state, "phase": "done", "finished_at": self.clock(), "cursor": ""})
         self.conn.execute("COMMIT")
         self._retire(state, keep_old=keep_old)

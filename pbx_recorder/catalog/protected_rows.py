@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,14 +168,34 @@ def named_digits(*values: Any) -> set[str]:
     return runs
 
 
-def search_indexes(index: BlindIndex, value: str) -> tuple[str, tuple[str, ...]]:
-    """(column suffix, index values) for a search by ``value``: 4 digits -> last-4 index, else full.
-    One value, or two while a blind-index key rotation runs (the row may be under either key)."""
+def is_last4(value: str) -> bool:
+    """A search by exactly 4 digits is by the last 4 digits; anything else is a full number."""
     digits = "".join(ch for ch in value if ch.isdigit())
-    bare = value.strip().lstrip("+").replace(" ", "")
-    if len(digits) == 4 and digits == bare:
-        return "_bi4", index.last4s(digits)
-    return "_bi", index.fulls(value)
+    return len(digits) == 4 and digits == value.strip().lstrip("+").replace(" ", "")
+
+
+def side_clause(index: BlindIndex, side: str, value: str, params: list[Any], *,
+                full: bool | None = None) -> str:
+    """SQL over ``calls``: ``side`` (caller or callee) is ``value`` -- its last 4 digits, or the
+    full number (``full``: always the full number, as erasure and holds look a number up; by
+    default a value of exactly 4 digits is the last 4).  One range of the ``calls_<side>_number``
+    index either way (schema 15): the last 4 digits' blind index, the full number's filtered inside
+    it (it is the index's last column).
+    Each value one, or two while a blind-index key rotation runs (a row may be under either key)."""
+    # (a number of fewer than 4 digits has the last-4 index '': the range of such calls)
+    last4 = equals_any(f"{side}_bi4", index.last4s(value), params)
+    if not full and (full is not None or is_last4(value)):
+        return last4
+    return f"({last4} AND {equals_any(f'{side}_bi', index.fulls(value), params)})"
+
+
+def stored_side_clause(side: str, fulls: Sequence[str], last4s: Sequence[str], params: list[Any]) -> str:
+    """:func:`side_clause` for stored index values (a caller hold's ``value`` and ``value4``);
+    without their last-4 values, a clause no index serves (every call is read)."""
+    if not last4s:
+        return equals_any(f"{side}_bi", fulls, params)
+    last4 = equals_any(f"{side}_bi4", last4s, params)  # (the parameters in the order of the text)
+    return f"({last4} AND {equals_any(f'{side}_bi', fulls, params)})"
 
 
 def equals_any(column: str, values: Iterable[str], params: list[Any]) -> str:
@@ -191,7 +211,5 @@ def equals_any(column: str, values: Iterable[str], params: list[Any]) -> str:
 def call_ids_clause(index: BlindIndex, number: str, params: list[Any],
                     columns: Iterable[str] = ("caller", "callee")) -> str:
     """SQL clause (over ``calls``) for calls whose caller or callee is ``number`` (full or last 4),
-    each alternative an index lookup; for callers that stream calls in batches (erase, hold)."""
-    suffix, values = search_indexes(index, number)
-    parts = [equals_any(f"{column}{suffix}", values, params) for column in columns]
-    return "(" + " OR ".join(parts) + ")"
+    each alternative an index range; for callers that stream calls in batches (erase, hold)."""
+    return "(" + " OR ".join(side_clause(index, column, number, params) for column in columns) + ")"

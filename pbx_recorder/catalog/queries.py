@@ -22,7 +22,7 @@ from typing import Any
 
 from pbx_recorder.catalog.marks import keyword_clause
 from pbx_recorder.catalog.number_protection import BlindIndex
-from pbx_recorder.catalog.protected_rows import equals_any, search_indexes
+from pbx_recorder.catalog.protected_rows import side_clause
 from pbx_recorder.catalog.scopes import Scope, scope_clause
 
 PRESETS = ("today", "yesterday", "7d", "30d")
@@ -118,8 +118,8 @@ def _digits(text: str) -> str:
 
 def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex | None = None) -> str:
     """``column`` is ``caller_num`` or ``callee_num``.  With the catalog's blind index (schema 6,
-    numbers encrypted): the last-4 or full-number index of that side, one equality each, so the
-    ``(index, started_at)`` index serves both the lookup and the ORDER BY."""
+    numbers encrypted): one range of that side's ``(last-4 index, started_at, call_id, full-number
+    index)`` index (schema 15), which serves both the lookup and the ORDER BY."""
     if blind is not None:
         side = column.removesuffix("_num")
         digits = _digits(value)
@@ -127,8 +127,7 @@ def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex
             raise ValueError(f"search by number needs digits, got {value!r}")
         if len(digits) < 4 and len(digits) == len(value.strip()):
             raise ValueError("search by number takes the last 4 digits or the full number")
-        suffix, tokens = search_indexes(blind, value)
-        return equals_any(f"{side}{suffix}", tokens, params)
+        return side_clause(blind, side, value, params)
     digits = _digits(value)
     if 0 < len(digits) <= 4 and len(digits) == len(value.strip()):
         params.append(digits)

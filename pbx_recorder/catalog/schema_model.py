@@ -84,6 +84,7 @@ holds = Table(
     Column("scope", Text, nullable=False), Column("value", Text, nullable=False),
     _text("reason"), _text("created_by"), Column("created_at", REAL, nullable=False),
     Column("released_at", REAL), _text("released_by"),
+    _text("value4"),  # a caller hold's last-4 index(es), beside ``value`` (revision 0015)
 )
 
 erasure_requests = Table(
@@ -334,10 +335,15 @@ DUE_INDEXES = (
 Index("hold_recordings_rec", hold_recordings.c.recording_id)
 Index("ledger_recording", ledger.c.recording_id, ledger.c.seq)
 Index("calls_time", calls.c.started_at.desc(), calls.c.call_id)
-for _col in ("status", "consent", "agent", "queue", "caller_bi", "caller_bi4", "callee_bi", "callee_bi4"):
+for _col in ("status", "consent", "agent", "queue"):
     _c = calls.c["consent_decision" if _col == "consent" else _col]
-    Index(f"calls_{_col}" + ("_time" if not _col.endswith(("bi", "bi4")) else ""),
-          _c, calls.c.started_at.desc(), calls.c.call_id)
+    Index(f"calls_{_col}_time", _c, calls.c.started_at.desc(), calls.c.call_id)
+#: what revision 0015 adds (SQLite's migration 15) in place of the four indexes of the numbers:
+#: the last 4 digits' blind index, carrying the full number's (``catalog.schema_last4``)
+NUMBER_INDEXES = tuple(
+    Index(f"calls_{side}_number", calls.c[f"{side}_bi4"], calls.c.started_at.desc(), calls.c.call_id,
+          calls.c[f"{side}_bi"])
+    for side in ("caller", "callee"))
 Index("call_tags_tag", call_tags.c.tag, call_tags.c.started_at.desc(), call_tags.c.call_id)
 Index("call_numbers_call", call_numbers.c.call_id)
 ACCOUNT_INDEXES = (

@@ -50,14 +50,15 @@ class HoldManager:
         self.tick: Callable[[int], None] | None = None  # rows read while matching (progress)
 
     # -- matching ----------------------------------------------------------------------
-    def _matching_call_ids(self, scope: str, stored_value: str) -> builtins.list[str]:
+    def _matching_call_ids(self, scope: str, stored_value: str, value4: str = "") -> builtins.list[str]:
         if scope == "call":
             return [
                 r["call_id"]
                 for r in rows(self.conn, "SELECT call_id FROM calls WHERE call_id=?", (stored_value,))
             ]
         if scope == "caller":  # the stored value is the number's full-number blind index
-            return list(number_lookup.calls_with_number(self.conn, self.hash_key, stored_value))
+            return list(number_lookup.calls_with_number(self.conn, self.hash_key, stored_value,
+                                                        subject4=value4))
         q = policy.parse_query(stored_value)
         return list(self._query_matches(q))
 
@@ -100,9 +101,13 @@ class HoldManager:
             raise PolicyRefusal(f"hold scope must be one of {', '.join(SCOPES)}")
         if not reason.strip():
             raise PolicyRefusal("a legal hold needs a reason")
+        stored4 = ""
         if scope == "caller":  # = the full-number blind index (calls.caller_bi / callee_bi)
-            # ``new|old`` while a blind-index key rotation runs (``number_lookup.subjects_of``)
-            stored = number_lookup.SUBJECT_SEPARATOR.join(BlindIndex(self.hash_key).fulls(value))
+            # ``new|old`` while a blind-index key rotation runs (``number_lookup.subjects_of``);
+            # its last-4 index beside it (``value4``): the index range a lookup reads (schema 15)
+            index = BlindIndex(self.hash_key)
+            stored = number_lookup.SUBJECT_SEPARATOR.join(index.fulls(value))
+            stored4 = number_lookup.SUBJECT_SEPARATOR.join(index.last4s(value))
         elif scope == "query":
             try:
                 stored = json.dumps(policy.parse_query(value), sort_keys=True)
@@ -115,12 +120,12 @@ class HoldManager:
         hold_id = "H-" + secrets.token_hex(6)
         with Tx(self.conn):
             self.conn.execute(
-                "INSERT INTO holds (hold_id, scope, value, reason, created_by, created_at)"
-                " VALUES (?,?,?,?,?,?)",
-                (hold_id, scope, stored, reason, actor, now),
+                "INSERT INTO holds (hold_id, scope, value, value4, reason, created_by, created_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (hold_id, scope, stored, stored4, reason, actor, now),
             )
         held: builtins.list[str] = []
-        for call_ids in self._matching_batches(scope, stored):  # memory O(batch)
+        for call_ids in self._matching_batches(scope, stored, stored4):  # memory O(batch)
             recs = self._recordings_of(call_ids)
             with Tx(self.conn):  # the holds row above already protects call/caller scopes (hold_for)
                 for r in recs:
@@ -150,13 +155,14 @@ class HoldManager:
             "recordings": held,
         }
 
-    def _matching_batches(self, scope: str, stored_value: str,
+    def _matching_batches(self, scope: str, stored_value: str, value4: str = "",
                           batch: int = 500) -> Iterator[builtins.list[str]]:
         """The matching call ids in lists of at most ``batch``, found as the catalog streams by."""
         if scope == "call":
             found: Iterable[str] = self._matching_call_ids(scope, stored_value)
         elif scope == "caller":
-            found = number_lookup.calls_with_number(self.conn, self.hash_key, stored_value, tick=self.tick)
+            found = number_lookup.calls_with_number(self.conn, self.hash_key, stored_value, tick=self.tick,
+                                                    subject4=value4)
         else:
             found = self._query_matches(policy.parse_query(stored_value))
         chunk: builtins.list[str] = []
@@ -197,7 +203,8 @@ class HoldManager:
         if found[0]["released_at"] is not None:
             raise PolicyRefusal(f"hold {hold_id} was already released")
         covered = (
-            self._recordings_of(self._matching_call_ids(found[0]["scope"], found[0]["value"]))
+            self._recordings_of(self._matching_call_ids(found[0]["scope"], found[0]["value"],
+                                                        str(found[0].get("value4") or "")))
             if found[0]["scope"] != "query"
             else []
         )

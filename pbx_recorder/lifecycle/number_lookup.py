@@ -1,9 +1,10 @@
 """Which calls a number belongs to, for erasure and legal holds: blind-index lookups.
 
 Since schema 6 the catalog holds no number in clear (``catalog.protected_rows``); a call is
-found by the keyed index of the full number: ``calls.caller_bi`` / ``callee_bi`` (each an index
-lookup) and ``call_numbers`` (every other number the call names: CDR transfer targets, the
-dialed number, the signed manifest's numbers; ``catalog.named_rows``).  The index key is the
+found by the keyed index of the full number: ``calls.caller_bi`` / ``callee_bi`` (each one range
+of the last 4 digits' index, which carries it: schema 15) and ``call_numbers`` (every other number
+the call names: CDR transfer targets, the dialed number, the signed manifest's numbers;
+``catalog.named_rows``).  The index key is the
 privacy HMAC key, the same one holds, erasure requests and tombstones hash subjects with, so no
 catalog key is needed here.
 
@@ -27,7 +28,7 @@ from typing import Any
 
 from pbx_recorder.catalog.number_migration import DONE_SETTING
 from pbx_recorder.catalog.number_protection import BlindIndex, digits_of, lookup_keys
-from pbx_recorder.catalog.protected_rows import equals_any
+from pbx_recorder.catalog.protected_rows import equals_any, side_clause, stored_side_clause
 from pbx_recorder.lifecycle import policy
 
 SUBJECT_SEPARATOR = "|"
@@ -40,9 +41,9 @@ def all_protected(conn: sqlite3.Connection) -> bool:
 
 def index_clause(index: BlindIndex, number: str, params: list[Any],
                  sides: tuple[str, ...] = ("caller", "callee")) -> str:
-    """SQL over ``calls``: caller or callee is ``number`` (full number only), one index lookup each."""
-    values = index.fulls(number)  # two while a blind-index key rotation runs
-    return "(" + " OR ".join(equals_any(f"{side}_bi", values, params) for side in sides) + ")"
+    """SQL over ``calls``: caller or callee is ``number`` (full number only, even when it is 4
+    digits long), one index range each."""
+    return "(" + " OR ".join(side_clause(index, side, number, params, full=True) for side in sides) + ")"
 
 
 def _clear_matches(row: Mapping[str, Any], want: str, sides: tuple[str, ...], named: bool) -> bool:
@@ -96,13 +97,15 @@ Tick = Callable[[int], None] | None  # told how many rows were read (a progress 
 
 
 def calls_with_number(conn: sqlite3.Connection, hash_key: bytes, subject: str, *,
-                      tick: Tick = None) -> Iterator[str]:
+                      tick: Tick = None, subject4: str = "") -> Iterator[str]:
     """Call ids whose caller or callee has the full-number index ``subject`` (what a caller hold
-    stores): one index lookup each side; rows still in clear are hashed as the cursor reads them."""
+    stores in ``value``, its last-4 index in ``value4``: ``subject4``): one index range each side;
+    without ``subject4`` (a hold whose number no call had when schema 15 came) every call is read.
+    Rows still in clear are hashed as the cursor reads them."""
     seen: set[str] = set()
     params: list[Any] = []
-    subjects = subjects_of(subject)
-    where = f"{equals_any('caller_bi', subjects, params)} OR {equals_any('callee_bi', subjects, params)}"
+    subjects, last4s = subjects_of(subject), subjects_of(subject4)
+    where = " OR ".join(stored_side_clause(side, subjects, last4s, params) for side in ("caller", "callee"))
     for (call_id,) in conn.execute(f"SELECT call_id FROM calls WHERE {where}", params):
         seen.add(str(call_id))
         yield str(call_id)

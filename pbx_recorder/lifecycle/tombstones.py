@@ -135,9 +135,9 @@ class Tombstones:
         return any(c in dead for c in candidates)
 
     @staticmethod
-    def _indexed(conn: sqlite3.Connection, dead: set[str]) -> set[str]:
-        """Calls whose numbers (encrypted since schema 6) a tombstone names: blind-index lookups
-        (a number tombstone is the number's full-number index, ``lifecycle.number_lookup``)."""
+    def _named(conn: sqlite3.Connection, dead: set[str]) -> set[str]:
+        """Calls that name a tombstoned number besides their own caller and callee (``call_numbers``,
+        keyed by the number's full-number index: one lookup each)."""
         if "caller_bi" not in engine.table_columns(conn, "calls"):
             return set()  # a backup from before schema 6: its numbers are in clear
         found: set[str] = set()
@@ -145,8 +145,6 @@ class Tombstones:
         for start in range(0, len(hashes), 300):
             chunk = hashes[start:start + 300]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT call_id FROM calls WHERE caller_bi IN ({marks}) OR callee_bi IN ({marks})"
-            found |= {r[0] for r in conn.execute(sql, chunk * 2)}
             sql = f"SELECT call_id FROM call_numbers WHERE bi IN ({marks})"
             found |= {r[0] for r in conn.execute(sql, chunk)}
         return found
@@ -158,8 +156,14 @@ class Tombstones:
         dead = self.hashes() | set(extra) | shared_tombstones.restore_hashes(conn)
         if not dead:
             return 0
-        scan = conn.execute("SELECT call_id, caller_num, callee_num FROM calls")  # call-id tombstones
-        calls = sorted(self._indexed(conn, dead) | {c[0] for c in scan if self._erased(c, dead)})
+        # every call is read once (call-id tombstones), its own two full-number indexes with it: since
+        # schema 15 no index is keyed by them alone (the number's last 4 digits, which would find
+        # it, are not in a tombstone)
+        indexed = "caller_bi" in engine.table_columns(conn, "calls")
+        scan = conn.execute("SELECT call_id, caller_num, callee_num"
+                            + (", caller_bi, callee_bi" if indexed else "") + " FROM calls")
+        calls = sorted(self._named(conn, dead) | {
+            c[0] for c in scan if self._erased(c, dead) or (indexed and (c[3] in dead or c[4] in dead))})
         conn.execute("BEGIN IMMEDIATE")
         try:
             for call_id in calls:

@@ -132,6 +132,11 @@ def test_crash_mid_rotation_every_call_found_once_then_resume_leaves_no_old_inde
     conn.close()
 
 
+def hold_values(conn, hold_id: str) -> tuple[str, str]:
+    value, value4 = conn.execute("SELECT value, value4 FROM holds WHERE hold_id = ?", (hold_id,)).fetchone()
+    return str(value), str(value4)
+
+
 def test_erasure_and_holds_by_number_mid_rotation(site, tmp_path):
     config, cat, numbers, _ = site
     key_file = config.privacy.hash_key_file
@@ -141,9 +146,13 @@ def test_erasure_and_holds_by_number_mid_rotation(site, tmp_path):
     held = holds.add("caller", OTHER, "lawsuit", "alice", now=NOW)
     with pytest.raises(KeyboardInterrupt):
         IndexRotation(conn, key_file, numbers.cipher, batch=2, after_batch=crash_after_first_batch).run()
-    value = conn.execute("SELECT value FROM holds WHERE hold_id = ?", (held["hold_id"],)).fetchone()[0]
+    value, value4 = hold_values(conn, held["hold_id"])
     assert value.count("|") == 1  # new|old while the rotation runs
     key = read_hash_key(key_file)
+    both = BlindIndex(key, read_hash_key(previous_path(key_file)))
+    assert value4 == "|".join(both.last4s(OTHER)) and value == "|".join(both.fulls(OTHER))  # in step
+    matched = HoldManager(conn, {}, hash_key=key)._matching_call_ids("caller", value, value4)
+    assert sorted(matched) == ["a2", "b2"]  # through the last-4 index under either key (schema 15)
     mid = HoldManager(conn, tiers, hash_key=key, numbers=numbers)
     for call_id in ("a2", "b2"):  # a2 re-indexed already, b2 not yet: both under the hold
         assert mid.hold_for({"recording_id": f"r-{call_id}", "call_id": call_id}) is not None, call_id
@@ -158,8 +167,9 @@ def test_erasure_and_holds_by_number_mid_rotation(site, tmp_path):
 
     report = IndexRotation(conn, key_file, numbers.cipher, batch=2).run()
     assert report.finished
-    value = conn.execute("SELECT value FROM holds WHERE hold_id = ?", (held["hold_id"],)).fetchone()[0]
-    assert value == BlindIndex(read_hash_key(key_file), alone=True).full(OTHER)
+    value, value4 = hold_values(conn, held["hold_id"])
+    final = BlindIndex(read_hash_key(key_file), alone=True)
+    assert (value, value4) == (final.full(OTHER), final.last4(OTHER))
     after = HoldManager(conn, tiers, hash_key=read_hash_key(key_file), numbers=numbers)
     assert after.hold_for({"recording_id": "r-b2", "call_id": "b2"}) is not None
     conn.close()

@@ -141,7 +141,7 @@ def test_erase_and_hold_by_number_use_the_indexes(migrated, capsys):
     clause = number_lookup.index_clause(number_lookup.BlindIndex(hash_key), CALLER, params)
     plan = " ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT call_id FROM calls WHERE {clause}",
                                                params))
-    assert "calls_caller_bi" in plan and "calls_callee_bi" in plan and "SCAN" not in plan, plan
+    assert "calls_caller_number" in plan and "calls_callee_number" in plan and "SCAN" not in plan, plan
     conn.close()
     assert main(["--config", cfg, "hold", "add", "--caller", "+" + CALLER, "--reason", "case 7"]) == 0
     assert "2 recording(s) held" in capsys.readouterr().out

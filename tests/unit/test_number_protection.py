@@ -125,10 +125,10 @@ def plan(cat, sql, params):
     return " ".join(r[3] for r in raw(cat, "EXPLAIN QUERY PLAN " + sql, *params))
 
 
-@pytest.mark.parametrize("kw,index", [({"caller": NUMBER}, "calls_caller_bi "),
-                                      ({"caller": "5678"}, "calls_caller_bi4"),
-                                      ({"callee": NUMBER}, "calls_callee_bi "),
-                                      ({"callee": "5678"}, "calls_callee_bi4")])
+@pytest.mark.parametrize("kw,index", [({"caller": NUMBER}, "calls_caller_number "),
+                                      ({"caller": "5678"}, "calls_caller_number "),
+                                      ({"callee": NUMBER}, "calls_callee_number "),
+                                      ({"callee": "5678"}, "calls_callee_number ")])
 @pytest.mark.sqlite_only  # SQLite query plans / raw sqlite3 rows
 def test_plans_use_the_blind_index_and_its_order(cat, kw, index):
     from pbx_recorder.catalog.queries import build_search
@@ -145,7 +145,7 @@ def test_lookup_clause_for_erasure_and_holds(cat):
     rows = raw(cat, f"SELECT call_id FROM calls WHERE {clause} ORDER BY call_id", *params)
     assert [r[0] for r in rows] == ["c1", "c3"]
     text = plan(cat, f"SELECT call_id FROM calls WHERE {clause}", params)
-    assert "calls_caller_bi" in text and "calls_callee_bi" in text and "SCAN" not in text, text
+    assert "calls_caller_number" in text and "calls_callee_number" in text and "SCAN" not in text, text
     named = {r[0] for r in raw(cat, "SELECT call_id FROM call_numbers WHERE bi=?", cat.numbers.index.full(
         "4930999999"))}
     assert named == {"c1"}  # a number only the CDR names (a transfer target) is indexed too
