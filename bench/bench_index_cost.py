@@ -1,5 +1,7 @@
-"""What the caller's two blind indexes cost the bulk write path at scale, and what one index in
-their place would cost the searches (SQLite, in a kept bench catalog).
+"""What the caller's blind indexes cost the bulk write path at scale, laid out as schema 14 had them
+(two: the full number's and the last 4 digits') or as schema 15 has them (one: the last 4 digits'
+carrying the full number's), and what each layout costs the searches (SQLite, in a kept bench
+catalog).
 
 The write path is not flat between an empty catalog and a large one for batched writes (group
 commit, the bulk path): a batch of calls shares the index pages it dirties while an index is
@@ -8,19 +10,15 @@ number's, 2 million callers here, and the last 4 digits', 10,000 values) has man
 than a batch has calls, every call dirties a page of its own in each such index (written to the
 WAL, then again by the checkpoint).
 
-Measured here, on the catalog of a kept ``bench_catalog.py --keep DIR`` run (the baseline is the
-same catalog as it is, measured in the same run just before):
+Measured here, on the catalog of a kept ``bench_catalog.py --keep DIR`` run, first with the
+layout it has, then with the other one (the catalog's caller indexes dropped and the other
+layout's made), then the catalog is put back (the other layout dropped, its own made again from
+their own SQL; it keeps the calls written here):
 
-1. the bulk path's calls/s (wall) and calls per CPU second, every index in place;
+1. the bulk path's calls/s (wall) and calls per CPU second;
 2. the full-number and last-4 searches (first page of 50, newest first, and the count) of 20
-   sampled callers through today's ``calls_caller_bi`` and ``calls_caller_bi4``;
-3. both dropped and one index made in their place, the last 4 digits' index carrying the full
-   number's as its last column (``calls(caller_bi4, started_at DESC, call_id, caller_bi)``: a
-   full number is then searched as ``caller_bi4 = ? AND caller_bi = ?``, one range of the last
-   4 digits filtered inside the index); the same writes and searches again, and the bytes a call
-   of the indexes before and after;
-4. the catalog put back: the stand-in dropped, the two indexes made again from their own SQL
-   (it keeps the calls written here).
+   sampled callers, with their plans;
+3. the bytes a call of the layout's indexes.
 
     .venv/bin/python bench/bench_index_cost.py DIR [--calls 20000] [--batch 100,1000]
 
@@ -46,8 +44,13 @@ from bench.bench_catalog_writes import pct, timed  # noqa: E402
 from bench.catalog_data import CallGenerator  # noqa: E402
 from pbx_recorder.catalog import Catalog  # noqa: E402
 
-TODAY = ("calls_caller_bi", "calls_caller_bi4")
-STAND_IN = "bench_caller_last4_full"
+#: the caller side's indexes of each layout, and the SQL a full-number search has with it
+TWO = {"calls_caller_bi": "CREATE INDEX calls_caller_bi ON calls(caller_bi, started_at DESC, call_id)",
+       "calls_caller_bi4": "CREATE INDEX calls_caller_bi4 ON calls(caller_bi4, started_at DESC, call_id)"}
+ONE = {"calls_caller_number": "CREATE INDEX calls_caller_number ON calls(caller_bi4, started_at DESC, "
+                              "call_id, caller_bi)"}
+LAYOUTS = {"schema 14, two indexes": (TWO, "caller_bi = ?"),
+           "schema 15, one index": (ONE, "caller_bi4 = ? AND caller_bi = ?")}
 PAGE = "SELECT call_id, started_at FROM calls WHERE {where} ORDER BY started_at DESC, call_id LIMIT 50"
 COUNT = "SELECT COUNT(*) FROM calls WHERE {where}"
 
@@ -83,6 +86,35 @@ def index_bytes(conn: Any, names: tuple[str, ...], calls: int) -> float:
     return float(total or 0) / max(1, calls)
 
 
+def measure(bench: Bench, catalog: Catalog, conn: Any, layout: str, gen: CallGenerator, first: int,
+            a: argparse.Namespace, numbers: list[str]) -> dict[int, tuple[float, float]]:
+    """Writes (per batch size), searches and index bytes with ``layout`` in place."""
+    index = catalog.numbers.index  # type: ignore[union-attr]
+    names, full_where = LAYOUTS[layout]
+    full_params = [(index.last4(n), index.full(n)) if "caller_bi4" in full_where else (index.full(n),)
+                   for n in numbers]
+    got = {}
+    for i, b in enumerate(int(x) for x in a.batch.split(",") if x):
+        got[b] = rate(bench, catalog, gen, first + i * a.calls, a.calls, b)
+        print(f"  {layout}, bulk batch {b:5}: {got[b][0]:8,.0f} calls/s {got[b][1]:8,.0f} per CPU s")
+    print(f"  {layout}, full number: " + searches(conn, full_where, full_params))
+    last4s = [(index.last4(n),) for n in numbers]
+    print(f"  {layout}, last 4:      " + searches(conn, "caller_bi4 = ?", last4s))
+    calls = int(conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+    print(f"  {layout}: {index_bytes(conn, tuple(names), calls):,.0f} B a call in {', '.join(names)}")
+    return got
+
+
+def switch(conn: Any, drop: dict[str, str], make: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    for name in drop:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+    for name, sql in make.items():
+        if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = ?", (name,)).fetchone() is None:
+            conn.execute(sql)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("dir", help="a bench_catalog.py --keep directory")
@@ -92,57 +124,35 @@ def main() -> None:
     root = Path(a.dir)
     state = json.loads((root / "state.json").read_text())
     kept = catalog_resume.open_state(root, state["calls"], state["batch"], time.time())
-    bench = Bench(root, state["calls"], state["batch"], ["sqlite"], None, kept)
+    bench = Bench(root, state["calls"], state["batch"], ["sqlite"], None, kept)  # (migrated on open)
     catalog = bench.catalogs["sqlite"]
-    assert catalog.numbers is not None
     conn = catalog._conn()
-    sql = dict(conn.execute(f"SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND name IN "
-                            f"({','.join('?' * len(TODAY))})", TODAY).fetchall())
-    if sorted(sql) != sorted(TODAY):
-        ap.error(f"{root / 'catalog.db'} has not both of {', '.join(TODAY)}")
-    have = int(conn.execute("SELECT MAX(rowid) FROM calls").fetchone()[0] or 0)
-    # ids past anything a bench run writes (bench_catalog_writes uses 10**9 + ...)
-    gen, first = CallGenerator(bench.n, bench.now, seed=11), 3 * 10**9 + int(time.time()) % 10**6 * 10**3
-    batches = [int(b) for b in a.batch.split(",") if b]
-    index = catalog.numbers.index
+    have = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'index' "
+                                            "AND tbl_name = 'calls'")}
+    own = next((name for name, (idx, _) in LAYOUTS.items() if set(idx) <= set(have)), None)
+    if own is None:
+        ap.error(f"{root / 'catalog.db'} has neither layout's caller indexes")
+    other = next(name for name in LAYOUTS if name != own)
+    own_sql = {name: have[name] for name in LAYOUTS[own][0]}  # put back as they were made
     picked = random.Random(5).sample(bench.samples, min(20, len(bench.samples)))
     numbers = [g.call["caller_num"] for g in picked]
     if not numbers:
         ap.error(f"no samples kept in {root}")
-    print(f"catalog {root / 'catalog.db'}: about {have:,} calls; {a.calls:,} calls written per measure; "
-          f"{len(numbers)} sampled callers")
-    before = {}
-    for b in batches:
-        before[b] = rate(bench, catalog, gen, first, a.calls, b)
-        first += a.calls
-        print(f"  today, bulk batch {b:5}: {before[b][0]:8,.0f} calls/s {before[b][1]:8,.0f} per CPU s")
-    fulls = [(index.full(n),) for n in numbers]
-    last4s = [(index.last4(n),) for n in numbers]
-    pairs = [(index.last4(n), index.full(n)) for n in numbers]
-    print("  today, full number:  " + searches(conn, "caller_bi = ?", fulls))
-    print("  today, last 4:       " + searches(conn, "caller_bi4 = ?", last4s))
-    print(f"  today's two indexes: {index_bytes(conn, TODAY, have):,.0f} B a call")
+    calls = int(conn.execute("SELECT MAX(rowid) FROM calls").fetchone()[0] or 0)
+    # ids past anything a bench run writes (bench_catalog_writes uses 10**9 + ...)
+    gen, first = CallGenerator(bench.n, bench.now, seed=11), 3 * 10**9 + int(time.time()) % 10**6 * 10**3
+    print(f"catalog {root / 'catalog.db'}: about {calls:,} calls, {own}; {a.calls:,} calls written per "
+          f"measure; {len(numbers)} sampled callers")
+    before = measure(bench, catalog, conn, own, gen, first, a, numbers)
+    first += 10 * a.calls
     try:
-        for name in TODAY:
-            conn.execute(f"DROP INDEX {name}")
-        t0 = time.perf_counter()
-        conn.execute(f"CREATE INDEX {STAND_IN} ON calls(caller_bi4, started_at DESC, call_id, caller_bi)")
-        print(f"  {STAND_IN} made in {time.perf_counter() - t0:,.0f} s; "
-              f"{index_bytes(conn, (STAND_IN,), have):,.0f} B a call")
-        for b in batches:
-            wall, cpu = rate(bench, catalog, gen, first, a.calls, b)
-            first += a.calls
-            print(f"  one index, bulk batch {b:5}: {wall:8,.0f} calls/s {cpu:8,.0f} per CPU s "
-                  f"({wall / before[b][0]:.2f}x, {cpu / before[b][1]:.2f}x per CPU s)")
-        print("  one index, full number: " + searches(conn, "caller_bi4 = ? AND caller_bi = ?", pairs))
-        print("  one index, last 4:      " + searches(conn, "caller_bi4 = ?", last4s))
+        print(f"  {other} made in {switch(conn, own_sql, LAYOUTS[other][0]):,.0f} s")
+        after = measure(bench, catalog, conn, other, gen, first, a, numbers)
+        for b, (wall, cpu) in after.items():
+            print(f"  {other} against {own}, batch {b}: {wall / before[b][0]:.2f}x calls/s, "
+                  f"{cpu / before[b][1]:.2f}x per CPU s")
     finally:
-        t0 = time.perf_counter()
-        conn.execute(f"DROP INDEX IF EXISTS {STAND_IN}")
-        for name, made in sql.items():
-            if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = ?", (name,)).fetchone() is None:
-                conn.execute(made)
-        print(f"  the catalog put back (its two indexes made again) in {time.perf_counter() - t0:,.0f} s")
+        print(f"  the catalog put back ({own}) in {switch(conn, LAYOUTS[other][0], own_sql):,.0f} s")
         catalog.close()
 
 
