@@ -76,6 +76,11 @@ def by_index(full: str, last4: str = "") -> tuple[str, list[Any]]:
 COLUMNS = ("call_id", "numbers", "caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
 
 
+def _first(stored: Any) -> str:
+    """The current key's part of a stored ``new|old`` hold value ('' for none)."""
+    return (subjects_of(str(stored or "")) or [""])[0]
+
+
 def key_id(key: bytes) -> str:
     """A name for an index key that reveals nothing of it (audit rows, state, retired file)."""
     return "ik-" + hmac.new(key, b"pbx-recorder index key id", hashlib.sha256).hexdigest()[:12]
@@ -370,7 +375,7 @@ class IndexRotation:
             parts = subjects_of(str(value))
             if len(parts) > 1:
                 continue  # already new|old (an earlier run, or a hold added during the rotation)
-            old, old4 = parts[0], (subjects_of(str(value4 or "")) or [""])[0]
+            old, old4 = parts[0], _first(value4)
             numbers = self._numbers_of_calls(*by_index(old, old4))
             number = next((n for n in sorted(numbers) if self.old.full(n) == old), None)
             if number is None:
@@ -456,8 +461,7 @@ class IndexRotation:
                 "SELECT hold_id, value, value4 FROM holds WHERE scope = 'caller' AND value LIKE ?",
                 (f"%{SUBJECT_SEPARATOR}%",)).fetchall():
             self.conn.execute("UPDATE holds SET value = ?, value4 = ? WHERE hold_id = ?",
-                              (subjects_of(str(value))[0], (subjects_of(str(value4 or "")) or [""])[0],
-                               hold_id))
+                              (_first(value), _first(value4), hold_id))
         _save_state(self.conn, {**state, "phase": "done", "finished_at": self.clock(), "cursor": ""})
         self.conn.execute("COMMIT")
         self._retire(state, keep_old=keep_old)

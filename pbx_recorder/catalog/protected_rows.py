@@ -183,10 +183,9 @@ def side_clause(index: BlindIndex, side: str, value: str, params: list[Any], *,
     it (it is the index's last column).
     Each value one, or two while a blind-index key rotation runs (a row may be under either key)."""
     # (a number of fewer than 4 digits has the last-4 index '': the range of such calls)
-    last4 = equals_any(f"{side}_bi4", index.last4s(value), params)
     if not full and (full is not None or is_last4(value)):
-        return last4
-    return f"({last4} AND {equals_any(f'{side}_bi', index.fulls(value), params)})"
+        return equals_any(f"{side}_bi4", index.last4s(value), params)
+    return stored_side_clause(side, index.fulls(value), index.last4s(value), params)
 
 
 def stored_side_clause(side: str, fulls: Sequence[str], last4s: Sequence[str], params: list[Any]) -> str:

@@ -138,8 +138,6 @@ class Tombstones:
     def _named(conn: sqlite3.Connection, dead: set[str]) -> set[str]:
         """Calls that name a tombstoned number besides their own caller and callee (``call_numbers``,
         keyed by the number's full-number index: one lookup each)."""
-        if "caller_bi" not in engine.table_columns(conn, "calls"):
-            return set()  # a backup from before schema 6: its numbers are in clear
         found: set[str] = set()
         hashes = sorted(dead)
         for start in range(0, len(hashes), 300):
@@ -159,10 +157,10 @@ class Tombstones:
         # every call is read once (call-id tombstones), its own two full-number indexes with it: since
         # schema 15 no index is keyed by them alone (the number's last 4 digits, which would find
         # it, are not in a tombstone)
-        indexed = "caller_bi" in engine.table_columns(conn, "calls")
+        indexed = "caller_bi" in engine.table_columns(conn, "calls")  # (a backup before schema 6: in clear)
         scan = conn.execute("SELECT call_id, caller_num, callee_num"
                             + (", caller_bi, callee_bi" if indexed else "") + " FROM calls")
-        calls = sorted(self._named(conn, dead) | {
+        calls = sorted((self._named(conn, dead) if indexed else set()) | {
             c[0] for c in scan if self._erased(c, dead) or (indexed and (c[3] in dead or c[4] in dead))})
         conn.execute("BEGIN IMMEDIATE")
         try:
