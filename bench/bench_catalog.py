@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from bench import bench_catalog_pg, bench_catalog_writes, catalog_resume  # noqa: E402
 from bench.bench_catalog_writes import numbers_for, pct, timed  # noqa: E402
-from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, CallGenerator, Generated, cdr_time  # noqa: E402
+from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, TAGS, CallGenerator, Generated, cdr_time  # noqa: E402
 from pbx_recorder.call_seal import CallSealer  # noqa: E402
 from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
 from pbx_recorder.catalog.number_migration import protect  # noqa: E402
@@ -276,6 +276,38 @@ class Bench:
                     * SAMPLES,
                 )
             )
+        # filters combined beside a tag and beside an agent, over all time (schema 16 and 17: the
+        # other filters are tested inside the tag's or the agent's index)
+        consents = ["granted", "refused", "not_required", "timeout"]
+        tagged = [(rnd.choice([t for t, _pct in TAGS]), rnd.choice(consents)) for _ in range(SAMPLES)]
+        cases.append(
+            (
+                "tag + answered + consent",
+                [CallFilters(tag=t, status="answered", consent=c) for t, c in tagged],
+                [
+                    (
+                        "SELECT * FROM cdr WHERE disposition = 'ANSWERED' AND userfield LIKE ?" + order,
+                        [f"consent={c};tags=%{t}%"],
+                    )
+                    for t, c in tagged
+                ],
+            )
+        )
+        agents = [(a, rnd.choice(consents)) for a in rnd.sample(AGENTS, SAMPLES)]
+        cases.append(
+            (
+                "agent + answered + consent",
+                [CallFilters(agent=a, status="answered", consent=c) for a, c in agents],
+                [
+                    (
+                        "SELECT * FROM cdr WHERE dstchannel LIKE ? AND disposition = 'ANSWERED' "
+                        "AND userfield LIKE ?" + order,
+                        [f"PJSIP/{a}-%", f"consent={c};%"],
+                    )
+                    for a, c in agents
+                ],
+            )
+        )
         return cases
 
     def deep_pages(self) -> tuple[dict[str, list[float]], list[float], list[CallFilters]]:

@@ -169,13 +169,15 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
             blind: BlindIndex | None = None, scope: Scope | None = None) -> tuple[str, str, list[str]]:
     """(FROM clause, table whose index gives the order, WHERE terms), ``params`` in step.
 
-    A tag on its own is read from ``call_tags`` in its (tag, started_at) order; a tag beside
-    another filter is checked per row of that filter's index (one key lookup each).  ``scope``
+    A tag is read from ``call_tags`` in its (tag, started_at) order, alone or beside the filters
+    whose columns ``call_tags`` keeps a copy of (agent, status, consent, queue: migrations 10 and
+    17), tested inside the tag's index; a page tests the call row's own columns too (the row is
+    the rule: a stale copy could hide a call, never show one).  Beside a number, a call id or a
+    keyword, a tag is checked per row of that filter's index (one key lookup each).  ``scope``
     (the operator's row scope) adds its clause to every read, counts included."""
     where: list[str] = []
     rows = rows or (scope is not None and scope.kind != "all")  # a scoped count reads the call row
-    tag_first = bool(f.tag) and not any((f.status, f.caller, f.callee, f.call_id, f.agent, f.queue,
-                                         f.consent, f.keyword))
+    tag_first = bool(f.tag) and not any((f.caller, f.callee, f.call_id, f.keyword))
     src = "t" if tag_first else "calls"
     sql_from = "calls"
     if tag_first:  # without ``rows`` (a count): call_tags alone, its rows are those of existing calls
@@ -194,18 +196,20 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     if end is not None:
         where.append(f"{src}.started_at < ?")
         params.append(end)
-    if f.status:
-        if f.status not in STATUSES:
-            raise ValueError(f"unknown status {f.status!r} (known: {', '.join(STATUSES)})")
-        where.append("calls.status = ?")
-        params.append(f.status)
+    if f.status and f.status not in STATUSES:
+        raise ValueError(f"unknown status {f.status!r} (known: {', '.join(STATUSES)})")
     if f.caller:
         where.append(_number_clause("caller_num", f.caller, params, blind))
     if f.callee:
         where.append(_number_clause("callee_num", f.callee, params, blind))
-    for column, value in (("call_id", f.call_id), ("agent", f.agent), ("queue", f.queue),
-                          ("consent_decision", f.consent)):
-        if value:
+    for column, value in (("status", f.status), ("call_id", f.call_id), ("agent", f.agent),
+                          ("queue", f.queue), ("consent_decision", f.consent)):
+        if not value:
+            continue
+        if tag_first:  # the tag index's copy (call_id is never one: no tag_first beside it)
+            where.append(f"t.{column} = ?")
+            params.append(value)
+        if rows or not tag_first:
             where.append(f"calls.{column} = ?")
             params.append(value)
     if f.tag and not tag_first:

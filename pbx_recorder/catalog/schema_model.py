@@ -30,6 +30,9 @@ from sqlalchemy import (
     text,
 )
 
+from pbx_recorder.catalog.schema_filters import FILTER_COLUMNS, TAG_COPIES
+from pbx_recorder.catalog.schema_filters import TAG_INDEXES as TAG_INDEX_COLUMNS
+
 metadata = MetaData()
 
 REAL = Float(precision=53)
@@ -143,6 +146,8 @@ call_tags = Table(
     "call_tags", metadata,
     Column("call_id", Text, nullable=False), Column("tag", Text, nullable=False),
     Column("started_at", REAL), Column("agent", Text),
+    # copies of the call's filter columns (revision 0017), kept by the tag trigger
+    Column("status", Text), Column("consent_decision", Text), Column("queue", Text),
     UniqueConstraint("call_id", "tag"),
 )
 
@@ -335,16 +340,19 @@ DUE_INDEXES = (
 Index("hold_recordings_rec", hold_recordings.c.recording_id)
 Index("ledger_recording", ledger.c.recording_id, ledger.c.seq)
 Index("calls_time", calls.c.started_at.desc(), calls.c.call_id)
-for _col in ("status", "consent", "agent", "queue"):
-    _c = calls.c["consent_decision" if _col == "consent" else _col]
-    Index(f"calls_{_col}_time", _c, calls.c.started_at.desc(), calls.c.call_id)
+Index("calls_agent_time", calls.c.agent, calls.c.started_at.desc(), calls.c.call_id)
+#: the filter indexes as revision 0016 (SQLite's migration 16) makes them: each carries the other
+#: filters' columns after ``started_at DESC, call_id`` (``catalog.schema_filters``)
+FILTER_INDEXES = {
+    name: Index(name, *(calls.c[c] for c in lead), calls.c.started_at.desc(), calls.c.call_id,
+                *(calls.c[c] for c in carried))
+    for name, (lead, carried) in FILTER_COLUMNS.items()}
 #: what revision 0015 adds (SQLite's migration 15) in place of the four indexes of the numbers:
 #: the last 4 digits' blind index, carrying the full number's (``catalog.schema_last4``)
 NUMBER_INDEXES = tuple(
     Index(f"calls_{side}_number", calls.c[f"{side}_bi4"], calls.c.started_at.desc(), calls.c.call_id,
           calls.c[f"{side}_bi"])
     for side in ("caller", "callee"))
-Index("call_tags_tag", call_tags.c.tag, call_tags.c.started_at.desc(), call_tags.c.call_id)
 Index("call_numbers_call", call_numbers.c.call_id)
 ACCOUNT_INDEXES = (
     Index("sessions_user", sessions.c.user_name),
@@ -366,19 +374,23 @@ WORK_INDEXES = (
 )
 
 #: what revision 0010 adds (SQLite's migration 10): scoped searches read their agents' calls first
-SCOPE_INDEXES = (
-    Index("calls_agent_status_time", calls.c.agent, calls.c.status, calls.c.started_at.desc(),
-          calls.c.call_id),
-    Index("calls_agent_consent_time", calls.c.agent, calls.c.consent_decision, calls.c.started_at.desc(),
-          calls.c.call_id),
-    Index("calls_agent_queue_time", calls.c.agent, calls.c.queue, calls.c.started_at.desc(), calls.c.call_id),
-    Index("call_tags_agent", call_tags.c.agent, call_tags.c.tag, call_tags.c.started_at.desc(),
-          call_tags.c.call_id),
-)
+SCOPE_INDEXES = tuple(FILTER_INDEXES[f"calls_agent_{_col}_time"] for _col in ("status", "consent", "queue"))
+#: the tag indexes as revision 0017 makes them, carrying the copied filter columns (revision 0010
+#: made ``call_tags_agent`` without them: ``SCOPE_TAG_INDEX_0010``)
+TAG_INDEXES = {
+    name: Index(name, *(call_tags.c.started_at.desc() if c == "started_at" else call_tags.c[c]
+                        for c in columns))
+    for name, columns in TAG_INDEX_COLUMNS.items()}
+SCOPE_TAG_INDEX_0010 = ("CREATE INDEX IF NOT EXISTS call_tags_agent "
+                        "ON call_tags(agent, tag, started_at DESC, call_id)")
 
-#: PostgreSQL's form of the SQLite triggers that keep ``call_tags`` in step with ``calls.tags``
-#: (migrations 5 and 10): every writer, raw SQL included, keeps the tag index right.
-POSTGRES_TAG_TRIGGER = """
+def postgres_tag_trigger(copies: tuple[str, ...]) -> str:
+    """PostgreSQL's form of the SQLite triggers that keep ``call_tags`` in step with ``calls.tags``
+    and the call's ``copies`` (migrations 5, 10 and 17): every writer, raw SQL included, keeps the
+    tag index right."""
+    columns = "".join(f", {c}" for c in copies)
+    values = "".join(f", NEW.{c}" for c in copies)
+    return f"""
 CREATE OR REPLACE FUNCTION pbxr_call_tags_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     tags json := '[]'::json;
@@ -397,8 +409,8 @@ BEGIN
         DELETE FROM call_tags WHERE call_id = OLD.call_id;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO call_tags (call_id, tag, started_at, agent)
-            SELECT NEW.call_id, t.tag, NEW.started_at, NEW.agent
+        INSERT INTO call_tags (call_id, tag, started_at{columns})
+            SELECT NEW.call_id, t.tag, NEW.started_at{values}
             FROM json_array_elements_text(tags) AS t(tag)
             WHERE t.tag IS NOT NULL
         ON CONFLICT DO NOTHING;
@@ -407,8 +419,13 @@ BEGIN
 END $$;
 CREATE TRIGGER call_tags_insert AFTER INSERT ON calls
     FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();
-CREATE TRIGGER call_tags_update AFTER UPDATE OF call_id, tags, started_at, agent ON calls
+CREATE TRIGGER call_tags_update AFTER UPDATE OF call_id, tags, started_at{columns} ON calls
     FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();
 CREATE TRIGGER call_tags_delete AFTER DELETE ON calls
     FOR EACH ROW EXECUTE FUNCTION pbxr_call_tags_sync();
 """
+
+
+#: the trigger as revision 0010 made it (the agent copied), and as the model has it (0017)
+POSTGRES_TAG_TRIGGER_0010 = postgres_tag_trigger(("agent",))
+POSTGRES_TAG_TRIGGER = postgres_tag_trigger(TAG_COPIES)

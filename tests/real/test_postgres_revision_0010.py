@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from pbx_recorder.catalog import CallFilters, Catalog, engine, pg_schema
-from pbx_recorder.catalog.schema_model import POSTGRES_TAG_TRIGGER, SCOPE_INDEXES
+from pbx_recorder.catalog.schema_filters import TAG_COPIES, TAG_INDEXES
+from pbx_recorder.catalog.schema_model import SCOPE_INDEXES, postgres_tag_trigger
 from pbx_recorder.catalog.scopes import Scope
 from tests.postgres_server import PostgresServer
 
@@ -21,20 +22,14 @@ NOW = 1_795_000_000.0
 def _as_0009(catalog: Catalog) -> None:
     """Take a fresh (0010) catalog back to the 0009 layout: no agent copy, the former trigger."""
     conn = catalog._conn()
-    for index in SCOPE_INDEXES:
-        conn.execute(f"DROP INDEX {index.name}")
+    for name in [index.name for index in SCOPE_INDEXES] + list(TAG_INDEXES):
+        conn.execute(f"DROP INDEX {name}")
     for trigger in ("call_tags_insert", "call_tags_update", "call_tags_delete"):
         conn.execute(f"DROP TRIGGER {trigger} ON calls")
-    conn.execute("ALTER TABLE call_tags DROP COLUMN agent")
-    former = (POSTGRES_TAG_TRIGGER
-              .replace("(call_id, tag, started_at, agent)", "(call_id, tag, started_at)")
-              .replace("NEW.started_at, NEW.agent", "NEW.started_at")
-              .replace("started_at, agent ON", "started_at ON"))
-    function, triggers = former.split("END $$;")
-    conn.execute(function + "END $$;")
-    for statement in triggers.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    for column in TAG_COPIES:  # (the agent, and the copies revision 0017 adds)
+        conn.execute(f"ALTER TABLE call_tags DROP COLUMN {column}")
+    conn.execute("CREATE INDEX call_tags_tag ON call_tags(tag, started_at DESC, call_id)")
+    conn.execute(postgres_tag_trigger(()))  # the former trigger: no copy of the call's columns
     conn.execute("UPDATE alembic_version SET version_num = '0009'")
     conn.commit()
 

@@ -11,6 +11,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from pbx_recorder.catalog import pg_schema
+from pbx_recorder.catalog.schema_filters import TAG_COPIES
 from pbx_recorder.catalog.schema_model import SCOPE_INDEXES, metadata
 
 pytestmark = pytest.mark.sqlite_only  # a SQLAlchemy SQLite database of its own
@@ -21,10 +22,12 @@ def test_0010_adds_the_agent_led_indexes_and_the_tag_agent(tmp_path, fresh: bool
     engine = create_engine(f"sqlite:///{tmp_path}/c.db")
     with engine.connect() as connection:
         metadata.create_all(connection)
-        if not fresh:  # the 0009 layout: no agent in call_tags, no agent-led indexes
-            for index in SCOPE_INDEXES:
-                connection.execute(text(f"DROP INDEX {index.name}"))
-            connection.execute(text("ALTER TABLE call_tags DROP COLUMN agent"))
+        if not fresh:  # the 0009 layout: no agent (nor the copies of 0017) in call_tags, no agent-led indexes
+            for name in [index.name for index in SCOPE_INDEXES] + ["call_tags_agent", "call_tags_tag"]:
+                connection.execute(text(f"DROP INDEX {name}"))
+            connection.execute(text("CREATE INDEX call_tags_tag ON call_tags(tag, started_at DESC, call_id)"))
+            for column in TAG_COPIES:
+                connection.execute(text(f"ALTER TABLE call_tags DROP COLUMN {column}"))
         connection.execute(text("INSERT INTO calls (call_id, agent, started_at, rowid) "
                                 "VALUES ('c1', 'ann', 5, 1)"))
         connection.execute(text("INSERT INTO call_tags (call_id, tag, started_at) VALUES ('c1', 'vip', 5)"))
@@ -36,9 +39,10 @@ def test_0010_adds_the_agent_led_indexes_and_the_tag_agent(tmp_path, fresh: bool
         command.upgrade(pg_schema._config(connection), "head")
         connection.commit()
         insp = inspect(connection)
-        for index in SCOPE_INDEXES:
-            assert index.name in {i["name"] for i in insp.get_indexes(index.table.name)}
+        for name in [index.name for index in SCOPE_INDEXES] + ["call_tags_agent"]:
+            assert name in {i["name"] for i in insp.get_indexes("calls")} | {
+                i["name"] for i in insp.get_indexes("call_tags")}
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        kept = connection.execute(text("SELECT call_id, tag, agent FROM call_tags")).one()
-    assert tuple(kept) == ("c1", "vip", "ann")
+        kept = connection.execute(text("SELECT call_id, tag, agent, status FROM call_tags")).one()
+    assert tuple(kept) == ("c1", "vip", "ann", "")  # (the call's status: the column's default)
     assert version == pg_schema.HEAD  # 0010, then the later revisions

@@ -66,7 +66,7 @@ def test_sqlite_migration_15_on_a_catalog_of_schema_14(tmp_path: Path) -> None:
                      [("H1", "caller", INDEX.full(X), NOW),
                       ("H2", "caller", INDEX.full("4915550000000"), NOW), ("H3", "call", "c1", NOW)])
     conn.commit()
-    assert apply_migrations(conn) == len(MIGRATIONS) == 15
+    assert apply_migrations(conn) == len(MIGRATIONS) >= 15
     assert not set(DROPPED_INDEXES) & indexes_of_calls(conn) and NEW_INDEXES <= indexes_of_calls(conn)
     columns = [r[2] for r in conn.execute("PRAGMA index_xinfo(calls_caller_number)") if r[5]]
     assert columns == ["caller_bi4", "started_at", "call_id", "caller_bi"]
@@ -108,7 +108,7 @@ def test_0015_replaces_the_indexes_and_fills_value4(tmp_path: Path, fresh: bool)
         names = {i["name"] for i in inspect(connection).get_indexes("calls")}
         value4 = connection.execute(text("SELECT value4 FROM holds WHERE hold_id = 'H1'")).scalar()
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == pg_schema.HEAD == "0015"
+    assert version == pg_schema.HEAD >= "0015"
     assert NEW_INDEXES <= names and not set(DROPPED_INDEXES) & names
     assert value4 == INDEX.last4(X)  # found through the callee side
 

@@ -12,7 +12,7 @@ the column and each index are added only when missing; the trigger is replaced o
 from alembic import op
 from sqlalchemy import inspect
 
-from pbx_recorder.catalog.schema_model import POSTGRES_TAG_TRIGGER, SCOPE_INDEXES
+from pbx_recorder.catalog.schema_model import POSTGRES_TAG_TRIGGER_0010, SCOPE_INDEXES, SCOPE_TAG_INDEX_0010
 
 revision = "0010"
 down_revision = "0009"
@@ -24,12 +24,13 @@ def upgrade() -> None:
         bind.exec_driver_sql("ALTER TABLE call_tags ADD COLUMN agent TEXT")
     bind.exec_driver_sql("UPDATE call_tags SET agent = (SELECT c.agent FROM calls c "
                          "WHERE c.call_id = call_tags.call_id) WHERE agent IS NULL")
-    for index in SCOPE_INDEXES:
+    for index in SCOPE_INDEXES:  # (revision 0016 makes them again carrying the other filters)
         index.create(bind, checkfirst=True)
+    bind.exec_driver_sql(SCOPE_TAG_INDEX_0010)  # (0017 makes it again carrying the filters)
     if bind.dialect.name == "postgresql":
         for trigger in ("call_tags_insert", "call_tags_update", "call_tags_delete"):
             bind.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger} ON calls")
-        bind.exec_driver_sql(POSTGRES_TAG_TRIGGER)
+        bind.exec_driver_sql(POSTGRES_TAG_TRIGGER_0010)  # (0017 replaces it)
 
 
 def downgrade() -> None:

@@ -1,0 +1,36 @@
+"""Each filter index carries the other filters' columns (SQLite's migration 16,
+``pbx_recorder.catalog.schema_filters``): ``calls_status_time``, ``calls_consent_time``,
+``calls_queue_time`` and the three agent-led ones are made again with status, consent decision and
+queue after ``started_at DESC, call_id``, so a combined filter is tested inside one index range and
+its count reads the index alone.
+
+Revision ID: 0016
+Revises: 0015
+
+The baseline creates the model as it stands (and revision 0010 creates the agent-led indexes from
+it), so an index already in the new form is left alone: each is made again only when its columns
+differ.
+"""
+
+from alembic import op
+from sqlalchemy import inspect
+
+from pbx_recorder.catalog.schema_filters import filter_index_columns
+from pbx_recorder.catalog.schema_model import FILTER_INDEXES
+
+revision = "0016"
+down_revision = "0015"
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    present = {i["name"]: list(i["column_names"]) for i in inspect(bind).get_indexes("calls")}
+    for name, index in FILTER_INDEXES.items():
+        if present.get(name) == filter_index_columns(name):
+            continue
+        op.execute(f"DROP INDEX IF EXISTS {name}")
+        index.create(bind)
+
+
+def downgrade() -> None:
+    raise NotImplementedError("the catalog is never downgraded: restore a backup instead")
