@@ -55,7 +55,10 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
     args = (catalog.path, filters, bench.now, stop, results, bench.keys)
     proc = ctx.Process(target=search_loop, args=args)
     proc.start()
-    gen, base = CallGenerator(bench.n, bench.now, seed=99), 10**9 + len(label) * 10**7
+    # call ids no earlier run wrote: a kept catalog holds the calls of every earlier measuring run
+    # (an id of the same second and number would be refused as a collision)
+    run = time.time_ns() // 10**6 % 10**6
+    gen, base = CallGenerator(bench.n, bench.now, seed=99), 10**9 + len(label) * 10**7 + run * 10**10
     try:
         time.sleep(1.0)  # the searcher is up
         load0 = os.getloadavg()[0]

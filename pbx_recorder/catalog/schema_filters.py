@@ -7,14 +7,16 @@ statistics pick it) in the result's order and, before this migration, read each 
 range to test the other conditions.  At 10 million calls one queue's 30 days are about 20,000
 calls: a first page stops after 50 matches, but the count (up to ``COUNT_CAP`` matches) read all
 20,000 rows, 40 ms from memory and 1.3 s at p95 with the pages on disk (issue 11, session 22).
-With the other low-cardinality filter columns (status, consent decision, queue) as the index's
-last columns, the conditions are tested on the index entry and a row is read only for a match
-that is shown; a count is a covering-index read (``SEARCH ... USING COVERING INDEX``).  The agent
-is not carried: an agent's filters have their own indexes led by the agent (migration 10), which
-carry the others the same way.  A tag is not carried: ``call_tags`` is its own table.
+With the other filter columns a search led by the index can still need (status, consent decision)
+as the index's last columns, the conditions are tested on the index entry and a row is read only
+for a match that is shown; a count is a covering-index read (``SEARCH ... USING COVERING INDEX``).
+The queue's index carries status and consent, the consent's the status (the planner leads with the
+queue when one is given, then the consent: see :data:`FILTER_COLUMNS`), and the agent-led indexes
+of migration 10 the same way; the status's indexes carry nothing (a status leads only alone).  A tag
+is not carried: ``call_tags`` is its own table (migration 17).
 
 The indexes keep their names; their leading columns (what a range is read by) are unchanged, so
-no query changes.  A pass over ``calls`` for each of the six (7 minutes at 10 M calls on SQLite).
+no query changes.  A pass over ``calls`` for each of the four made again.
 
 Migration 17 does the same for a tag: ``call_tags`` keeps a copy of its call's status, consent
 decision and queue (as it keeps the agent since migration 10), the tag triggers keep the copies in
@@ -30,15 +32,22 @@ Part of the shipped ladder (:data:`pbx_recorder.catalog.schema.MIGRATIONS`): nev
 from __future__ import annotations
 
 #: each filter index: (the columns its ranges are read by, the columns it carries after
-#: ``started_at DESC, call_id``); shared with the model (Alembic revision 0016)
+#: ``started_at DESC, call_id``); shared with the model (Alembic revision 0016).  An index carries
+#: only what a search it leads can still need: the planner's figures rank the leading filters
+#: queue (500,000 calls a value), then consent (1.5 M), then status (2.5 M), so the queue's index
+#: leads whenever a queue is given, the consent's when a consent is given without a queue, and
+#: the status's only for a status alone (likewise behind an agent).  Carrying more would cost
+#: bytes on every call and never be read.
 FILTER_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "calls_status_time": (("status",), ("consent_decision", "queue")),
-    "calls_consent_time": (("consent_decision",), ("status", "queue")),
+    "calls_status_time": (("status",), ()),
+    "calls_consent_time": (("consent_decision",), ("status",)),
     "calls_queue_time": (("queue",), ("status", "consent_decision")),
-    "calls_agent_status_time": (("agent", "status"), ("consent_decision", "queue")),
-    "calls_agent_consent_time": (("agent", "consent_decision"), ("status", "queue")),
+    "calls_agent_status_time": (("agent", "status"), ()),
+    "calls_agent_consent_time": (("agent", "consent_decision"), ("status",)),
     "calls_agent_queue_time": (("agent", "queue"), ("status", "consent_decision")),
 }
+#: the indexes migration 16 makes again (the others keep their layout)
+CARRYING = tuple(name for name, (_lead, carried) in FILTER_COLUMNS.items() if carried)
 
 #: the planner's seeded figures (migrations 5 and 10's shape: 10 M calls, 500 agents, 4 statuses,
 #: ~7 consent decisions, 20 queues): rows per value of the leading columns, then 1 per column after
@@ -102,11 +111,11 @@ TAG_TRIGGER_COLUMNS = ("call_id", "tags", "started_at", *TAG_COPIES)
 
 FILTERS_CARRIED: list[str] = [
     # 16 (issue 11, every filter indexed and their combinations): see the module's text
-    "".join(f"DROP INDEX IF EXISTS {name};\n" + _create(name) for name in FILTER_COLUMNS)
+    "".join(f"DROP INDEX IF EXISTS {name};\n" + _create(name) for name in CARRYING)
     + "DELETE FROM sqlite_stat1 WHERE tbl = 'calls' AND idx IN ("
-    + ", ".join(f"'{name}'" for name in FILTER_COLUMNS) + ");\n"
+    + ", ".join(f"'{name}'" for name in CARRYING) + ");\n"
     + "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES\n    "
-    + ",\n    ".join(_stat(name) for name in FILTER_COLUMNS) + ";\n"
+    + ",\n    ".join(_stat(name) for name in CARRYING) + ";\n"
     + "ANALYZE sqlite_schema;\n",
     # 17 (issue 11, a tag combined with other filters): see the module's text
     "".join(f"ALTER TABLE call_tags ADD COLUMN {c} TEXT;\n" for c in TAG_COPIES[1:])

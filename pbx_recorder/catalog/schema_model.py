@@ -342,7 +342,8 @@ Index("ledger_recording", ledger.c.recording_id, ledger.c.seq)
 Index("calls_time", calls.c.started_at.desc(), calls.c.call_id)
 Index("calls_agent_time", calls.c.agent, calls.c.started_at.desc(), calls.c.call_id)
 #: the filter indexes as revision 0016 (SQLite's migration 16) makes them: each carries the other
-#: filters' columns after ``started_at DESC, call_id`` (``catalog.schema_filters``)
+#: filters' columns a search it leads can need, after ``started_at DESC, call_id``
+#: (``catalog.schema_filters``)
 FILTER_INDEXES = {
     name: Index(name, *(calls.c[c] for c in lead), calls.c.started_at.desc(), calls.c.call_id,
                 *(calls.c[c] for c in carried))

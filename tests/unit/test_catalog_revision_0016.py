@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect, text
 from pbx_recorder.catalog import CallFilters, pg_schema
 from pbx_recorder.catalog.queries import build_count, build_search, per_agent
 from pbx_recorder.catalog.schema import MIGRATIONS, apply_migrations
-from pbx_recorder.catalog.schema_filters import FILTER_COLUMNS, filter_index_columns
+from pbx_recorder.catalog.schema_filters import CARRYING, FILTER_COLUMNS, filter_index_columns
 from pbx_recorder.catalog.schema_model import metadata
 from pbx_recorder.catalog.scopes import Scope
 from tests.unit.catalog_plan_support import plan
@@ -84,7 +84,8 @@ def test_sqlite_migration_16_carries_the_filters_and_keeps_the_results(tmp_path:
     assert all(count > 0 for _page, count in before) and any(page for page, _count in before)
     stats = dict(conn.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'calls'").fetchall())
     assert stats["calls_queue_time"] == "10000000 500000 1 1 1 1"
-    assert stats["calls_agent_status_time"] == "10000000 20000 5000 1 1 1 1"
+    assert stats["calls_agent_consent_time"] == "10000000 20000 3000 1 1 1"
+    assert stats["calls_status_time"] == "10000000 2500000 1 1"  # (not made again: carries nothing)
     conn.close()
 
 
@@ -128,4 +129,4 @@ def test_0016_makes_the_filter_indexes_again_only_when_needed(tmp_path: Path, fr
     for name in FILTER_COLUMNS:
         assert found[name] == filter_index_columns(name), name
     changed = {name for name in made_after if made_after[name] != made_before.get(name)}
-    assert changed == (set() if fresh else set(FILTER_COLUMNS))
+    assert changed == (set() if fresh else set(CARRYING))

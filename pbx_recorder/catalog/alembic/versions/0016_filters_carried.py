@@ -1,8 +1,8 @@
-"""Each filter index carries the other filters' columns (SQLite's migration 16,
-``pbx_recorder.catalog.schema_filters``): ``calls_status_time``, ``calls_consent_time``,
-``calls_queue_time`` and the three agent-led ones are made again with status, consent decision and
-queue after ``started_at DESC, call_id``, so a combined filter is tested inside one index range and
-its count reads the index alone.
+"""Each filter index carries the other filters' columns a search it leads can need (SQLite's
+migration 16, ``pbx_recorder.catalog.schema_filters``): ``calls_queue_time`` and
+``calls_agent_queue_time`` are made again with status and consent decision after
+``started_at DESC, call_id``, ``calls_consent_time`` and ``calls_agent_consent_time`` with the
+status, so a combined filter is tested inside one index range and its count reads the index alone.
 
 Revision ID: 0016
 Revises: 0015
