@@ -48,7 +48,7 @@ from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, TAGS, CallGenerator, 
 from pbx_recorder.call_seal import CallSealer  # noqa: E402
 from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
 from pbx_recorder.catalog.number_migration import protect  # noqa: E402
-from pbx_recorder.catalog.queries import Cursor, encode_cursor, preset_range  # noqa: E402
+from pbx_recorder.catalog.queries import COUNT_READ_CAP, Cursor, encode_cursor, preset_range  # noqa: E402
 from pbx_recorder.ledger import StoredLedgerHook  # noqa: E402
 from pbx_recorder.signing import SignAfterStore  # noqa: E402
 
@@ -331,7 +331,7 @@ class Bench:
             f = CallFilters(preset="30d", after=encode_cursor(Cursor(row[0], row[1])))
             filters.append(f)
             for engine, catalog in self.catalogs.items():
-                ours[engine].append(timed(lambda f=f, c=catalog: c.search_page(f, now=self.now)))
+                ours[engine].append(timed(lambda f=f, c=catalog: self.shown(c, f)))
             theirs.append(
                 timed(
                     lambda d=depth: self.cdr.execute(
@@ -342,6 +342,10 @@ class Bench:
             )
         return ours, theirs, filters
 
+    def shown(self, catalog: Catalog, f: CallFilters) -> Any:
+        """A page and its count as the console and the CLI ask for them."""
+        return catalog.search_page(f, now=self.now, count_read_cap=COUNT_READ_CAP)
+
     def run_filters(self) -> None:
         """p50/p95 per filter and engine (ms), the cdr baseline, and PostgreSQL's sequential scans."""
         engines = list(self.catalogs)
@@ -351,7 +355,7 @@ class Bench:
         rows: list[tuple[str, dict[str, list[float]], list[float], list[CallFilters]]] = []
         for name, filters, cdr_queries in self.cases():
             ours = {
-                e: [timed(lambda f=f, c=c: c.search_page(f, now=self.now)) for f in filters]
+                e: [timed(lambda f=f, c=c: self.shown(c, f)) for f in filters]
                 for e, c in self.catalogs.items()
             }
             theirs = [timed(lambda q=q: self.cdr.execute(*q).fetchall()) for q in cdr_queries]

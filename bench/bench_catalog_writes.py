@@ -20,6 +20,7 @@ from bench.catalog_data import CallGenerator, Generated
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
 from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.catalog.queries import COUNT_READ_CAP
 
 if TYPE_CHECKING:
     from bench.bench_catalog import Bench
@@ -164,7 +165,7 @@ def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, re
     reader, lat, i = Catalog(path, numbers=numbers_for(keys)), [], 0
     while not stop.is_set():
         f = filters[i % len(filters)]
-        lat.append(timed(lambda f=f: reader.search_page(f, now=now)))
+        lat.append(timed(lambda f=f: reader.search_page(f, now=now, count_read_cap=COUNT_READ_CAP)))
         i += 1
     reader.close()
     results.put(lat)

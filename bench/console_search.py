@@ -12,7 +12,14 @@ from urllib.parse import urlencode
 from bench import console_fill
 from bench.catalog_data import AGENTS, QUEUES
 from pbx_recorder.catalog import CallFilters, Catalog, engine
-from pbx_recorder.catalog.queries import Cursor, build_count, build_search, encode_cursor, preset_range
+from pbx_recorder.catalog.queries import (
+    COUNT_READ_CAP,
+    Cursor,
+    build_count,
+    build_search,
+    encode_cursor,
+    preset_range,
+)
 from pbx_recorder.catalog.scopes import Scope, scope_clause
 from pbx_recorder.service.accounts import Accounts
 from pbx_recorder.service.roles import may
@@ -102,7 +109,7 @@ def run(catalog: Catalog, ctx: Any, clients: dict[str, Any], now: float, n: int)
             for i, q in enumerate([queries[0], *queries]):
                 f = CallFilters(limit=LIMIT, **q)  # type: ignore[arg-type]
                 t0, c0 = time.perf_counter(), time.process_time()
-                page = catalog.search_page(f, tz=ctx.tz, scope=scope)
+                page = catalog.search_page(f, tz=ctx.tz, scope=scope, count_read_cap=COUNT_READ_CAP)
                 ms, cpu_ms = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
                 took, body = client.get("/api/calls?" + urlencode({**q, "limit": LIMIT}))
                 if i:  # the first is the warm-up

@@ -30,6 +30,9 @@ STATUSES = ("answered", "no_answer", "busy", "failed")
 ORDERS = ("newest", "oldest")
 MAX_LIMIT = 10000
 COUNT_CAP = 10000  # a count stops here: "more than 10,000" is exact enough and never scans
+#: the tag index entries a count of a tag beside status / consent / queue reads at most, where the
+#: search asks for it (:func:`build_bounded_count`): past them the count is a lower bound
+COUNT_READ_CAP = 100_000
 #: a team up to this many agents is paged one agent at a time (SQLite allows 500 UNION terms)
 MAX_MERGED_AGENTS = 100
 _CURSOR_VERSION = 1
@@ -94,9 +97,13 @@ class Count:
 
     value: int
     exact: bool
+    #: False: counting stopped before the matches did (``COUNT_READ_CAP`` entries read): at least ``value``
+    complete: bool = True
 
     def __str__(self) -> str:
-        return f"{self.value:,}" if self.exact else f"more than {self.value:,}"
+        if self.exact:
+            return f"{self.value:,}"
+        return f"more than {self.value:,}" if self.complete else f"at least {self.value:,}"
 
 
 def preset_range(preset: str, now: float, tz: tzinfo | None = None) -> tuple[float, float]:
@@ -299,6 +306,48 @@ def build_count(f: CallFilters, now: float, tz: tzinfo | None = None,
     inner = f"SELECT 1 FROM {sql_from}" + (" WHERE " + " AND ".join(where) if where else "")
     params.append(int(cap) + 1)
     return f"SELECT COUNT(*) FROM ({inner} LIMIT ?) AS capped", params
+
+
+def build_bounded_count(f: CallFilters, now: float, tz: tzinfo | None = None,
+                        read_cap: int = COUNT_READ_CAP, *,
+                        scope: Scope | None = None) -> tuple[str, list[Any]] | None:
+    """(matches, entries read) of a tag beside a status, consent or queue filter, reading at most
+    ``read_cap`` entries of the tag's index (newest first), or None where :func:`build_count` is
+    the count (no such filter, a number, call id or keyword beside the tag, a row scope).
+
+    :func:`build_count` stops after ``COUNT_CAP`` matches; a rare combination inside a tag most
+    calls of a year have (10 % of 10 M calls, the combination on 3 % of them) had it read 350,000
+    entries before reaching them (340 ms with the pages on disk).  Fewer than ``read_cap`` entries
+    read means the whole range was: the count is exact up to the cap as before; else it is a
+    lower bound (:attr:`Count.complete` False).  For what shows a count only: an export's or a bulk
+    action's limit needs the exact one."""
+    if not f.tag or any((f.caller, f.callee, f.call_id, f.keyword)):
+        return None
+    if scope is not None and scope.kind != "all":
+        return None
+    if f.status and f.status not in STATUSES:
+        raise ValueError(f"unknown status {f.status!r} (known: {', '.join(STATUSES)})")
+    tested = [(column, value) for column, value in (("status", f.status), ("consent_decision", f.consent),
+                                                    ("queue", f.queue)) if value]
+    if not tested:
+        return None
+    where: list[str] = ["t.tag = ?"]
+    params: list[Any] = [f.tag]
+    if f.agent:  # (agent, tag) leads call_tags_agent: part of the range read
+        where.append("t.agent = ?")
+        params.append(f.agent)
+    start, end = time_range(f, now, tz)
+    if start is not None:
+        where.append("t.started_at >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("t.started_at < ?")
+        params.append(end)
+    inner = (f"SELECT t.status, t.consent_decision, t.queue FROM call_tags t WHERE {' AND '.join(where)} "
+             "ORDER BY t.started_at DESC, t.call_id LIMIT ?")
+    test = " AND ".join(f"r.{column} = ?" for column, _ in tested)
+    sql = f"SELECT COALESCE(SUM(CASE WHEN {test} THEN 1 ELSE 0 END), 0), COUNT(*) FROM ({inner}) AS r"
+    return sql, [value for _, value in tested] + params + [int(read_cap)]
 
 
 def build_get(call_id: str, scope: Scope | None = None) -> tuple[str, list[Any]]:

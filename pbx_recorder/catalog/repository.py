@@ -38,6 +38,7 @@ from pbx_recorder.catalog.queries import (
     CallFilters,
     Count,
     Cursor,
+    build_bounded_count,
     build_count,
     build_get,
     build_search,
@@ -346,8 +347,14 @@ class Catalog(ManyCalls, LiveCalls):
         return self.search_page(filters, now=now, tz=tz, count=False).rows
 
     def search_page(self, filters: CallFilters, *, now: float | None = None, tz: tzinfo | None = None,
-                    count: bool = True, count_cap: int = COUNT_CAP, scope: Scope | None = None) -> SearchPage:
+                    count: bool = True, count_cap: int = COUNT_CAP, scope: Scope | None = None,
+                    count_read_cap: int | None = None) -> SearchPage:
         """A page of calls, the cursor of the next one, and (``count``) how many match in all.
+
+        ``count_read_cap``: for a count only shown (the console, the API, the CLI), a tag beside
+        other filters reads at most that many entries of the tag's index and is then a lower
+        bound (:func:`~pbx_recorder.catalog.queries.build_bounded_count`); without it the count
+        is exact up to ``count_cap`` (what an export's or a bulk action's limit needs).
 
         Each page is one index range read (keyset, no OFFSET); rows without a start time come
         after all others, paged by call id.  Numbers are matched through their blind indexes;
@@ -371,12 +378,20 @@ class Catalog(ManyCalls, LiveCalls):
                                          else _reversed_text(str(r["call_id"]))))
             total = None
             if count:
-                sql, params = build_count(filters, at, tz, count_cap, blind=blind, scope=scope)
-                n = int(self._exec(sql, params).fetchone()[0])
+                bounded = (build_bounded_count(filters, at, tz, count_read_cap, scope=scope)
+                           if count_read_cap else None)
+                complete = True
+                if bounded is not None and count_read_cap:
+                    matched, read = self._exec(*bounded).fetchone()
+                    n, complete = int(matched), int(read) < count_read_cap
+                else:
+                    sql, params = build_count(filters, at, tz, count_cap, blind=blind, scope=scope)
+                    n = int(self._exec(sql, params).fetchone()[0])
                 if legacy:
                     sql, params = build_count(filters, at, tz, count_cap, scope=scope)
                     n += int(self._exec(sql, params).fetchone()[0])
-                total = Count(min(n, count_cap), exact=n <= count_cap)
+                total = Count(min(n, count_cap), exact=n <= count_cap and complete,
+                              complete=complete or n > count_cap)
         except ValueError as exc:
             raise CatalogError(str(exc)) from exc
         page = [self._open_call(_decode(r)) for r in rows[:limit]]

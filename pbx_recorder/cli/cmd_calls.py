@@ -18,7 +18,7 @@ import click
 
 from pbx_recorder import manifest_copy, masking
 from pbx_recorder.catalog import CallFilters, Catalog
-from pbx_recorder.catalog.queries import PRESETS, STATUSES
+from pbx_recorder.catalog.queries import COUNT_READ_CAP, PRESETS, STATUSES
 from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.cli import number_throttle
 from pbx_recorder.cli.authz import Principal, authorize
@@ -135,7 +135,7 @@ def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | 
     try:
         who = _authorize(catalog, config, "calls.search", unmask)
         number_throttle.admit(catalog, config, who, filters)  # the service's rule (issue 8)
-        page = catalog.search_page(filters, tz=tz)
+        page = catalog.search_page(filters, tz=tz, count_read_cap=COUNT_READ_CAP)
         rows = page.rows
         if unmask:
             detail = {k: v for k, v in vars_of(filters).items() if v not in (None, "")}

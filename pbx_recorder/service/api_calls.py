@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pbx_recorder.catalog.queries import ORDERS, PRESETS, STATUSES, CallFilters
+from pbx_recorder.catalog.queries import COUNT_READ_CAP, ORDERS, PRESETS, STATUSES, CallFilters
 from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.masking import mask_field, present_call
@@ -114,7 +114,7 @@ def scoped_search(request: Request, ctx: ServiceContext, actor: Actor,
     unmask = _unmask(request, ctx, actor, target)
     _number_search(ctx, actor, f, may(actor.user.role, "calls.unmask"))
     try:
-        page = ctx.catalog.search_page(f, tz=ctx.tz, scope=actor.scope)
+        page = ctx.catalog.search_page(f, tz=ctx.tz, scope=actor.scope, count_read_cap=COUNT_READ_CAP)
     except CatalogError as exc:
         raise ApiError(400, str(exc)) from exc
     if unmask:
@@ -149,7 +149,8 @@ def search(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     page, unmask = scoped_search(request, ctx, actor, "/api/calls")
-    count = {"value": page.count.value, "exact": page.count.exact} if page.count else None
+    count = ({"value": page.count.value, "exact": page.count.exact, "complete": page.count.complete}
+             if page.count else None)
     return JSONResponse({"calls": [_shown(r, unmask, LIST_FIELDS) for r in page.rows],
                          "next": page.next_cursor, "count": count})
 

@@ -200,3 +200,16 @@ def test_labels_are_shown_as_text_in_the_users_language(seeded_service) -> None:
     assert send(admin, csrf, "POST", "/api/me/lang", {"lang": "zh"}).status_code == 200
     assert "高意向" in admin.get("/calls").text and "高意向" in admin.get("/calls/c-red-1").text
     assert tag_store.TAG_RE.fullmatch("高意向")  # keys may be written in any script
+
+
+def test_the_api_count_of_a_tag_beside_filters_says_whether_it_read_everything(seeded_service) -> None:  # type: ignore[no-untyped-def]
+    # the search API's count of a tag beside a status reads a bounded part of the tag's index
+    # (catalog.queries.build_bounded_count): its "complete" says whether the whole range was read
+    admin, _ = seeded_service.login("root-admin")
+    found = admin.get("/api/calls", params={"tag": "vip", "status": "answered", "queue": "sales"}).json()
+    assert found["count"] == {"value": 4, "exact": True, "complete": True} and len(found["calls"]) == 4
+    none = admin.get("/api/calls", params={"tag": "vip", "status": "failed"}).json()
+    assert none["count"] == {"value": 0, "exact": True, "complete": True} and none["calls"] == []
+    lead, _ = seeded_service.login("lead-red")  # a team's scope: the exact count, its own calls
+    team = lead.get("/api/calls", params={"tag": "vip", "status": "answered"}).json()
+    assert team["count"] == {"value": 2, "exact": True, "complete": True}

@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from pbx_recorder.catalog import CallFilters, Catalog, pg_schema
-from pbx_recorder.catalog.queries import build_count, build_search
+from pbx_recorder.catalog.queries import Count, build_bounded_count, build_count, build_search
 from pbx_recorder.catalog.schema import MIGRATIONS, apply_migrations
 from pbx_recorder.catalog.schema_filters import TAG_COPIES, TAG_INDEXES
 from pbx_recorder.catalog.schema_model import metadata
@@ -197,3 +197,46 @@ def test_0017_adds_the_copies_and_makes_the_tag_indexes_again_only_when_needed(t
         assert found[name] == list(columns), name
     changed = {name for name in made_after if made_after[name] != made_before.get(name)}
     assert changed == (set() if fresh else set(TAG_INDEXES))
+
+
+def test_a_shown_count_of_a_tag_beside_filters_reads_a_bounded_part_of_the_tag_index(tmp_path: Path) -> None:
+    # a rare combination inside a common tag: with a read cap the count reads that many of the
+    # tag's entries (newest first) and says "at least" when the range goes on; without, it is exact
+    cat = Catalog(tmp_path / "cat.db", clock=lambda: NOW)
+    try:
+        for k in range(60):
+            consent = "timeout" if k % 10 == 0 else "granted"
+            cat.upsert_call({"call_id": f"b{k:02d}", "started_at": NOW - 1000 + k, "tags": ["lead"],
+                             "agent": "a1", "status": "answered", "consent_decision": consent})
+        rare = CallFilters(tag="lead", status="answered", consent="timeout")
+        exact = cat.search_page(rare, now=NOW).count
+        assert exact == Count(6, exact=True)
+        bounded = cat.search_page(rare, now=NOW, count_read_cap=25).count  # the newest 25 of 60: b35-b59
+        assert bounded == Count(2, exact=False, complete=False) and str(bounded) == "at least 2"  # b40, b50
+        whole = cat.search_page(rare, now=NOW, count_read_cap=61).count  # the whole range read
+        assert whole == Count(6, exact=True)
+        many = cat.search_page(CallFilters(tag="lead", status="answered"), now=NOW, count_cap=10,
+                               count_read_cap=25).count  # more matches than the cap: as before
+        assert many == Count(10, exact=False) and str(many) == "more than 10"
+        # the page itself is never bounded, and a scope or a tag alone keeps the exact count
+        assert len(cat.search_page(rare, now=NOW, count_read_cap=25).rows) == 6
+        alone = cat.search_page(CallFilters(tag="lead"), now=NOW, count_read_cap=25).count
+        assert alone == Count(60, exact=True)
+        scoped = cat.search_page(rare, now=NOW, count_read_cap=25, scope=Scope.of_agents({"a1"})).count
+        assert scoped == Count(6, exact=True)
+    finally:
+        cat.close()
+
+
+@pytest.mark.sqlite_only  # reads SQLite's plans
+def test_the_bounded_count_reads_the_tag_index_alone(tmp_path: Path) -> None:
+    conn = ladder(tmp_path, len(MIGRATIONS))
+    for f in (CallFilters(tag="vip", status="answered", consent="refused"),
+              CallFilters(tag="vip", agent="a1", queue="sales", preset="30d")):
+        bounded = build_bounded_count(f, NOW)
+        assert bounded is not None
+        lines = [ln for ln in plan(conn, *bounded) if "SEARCH" in ln or "SCAN" in ln]
+        assert lines[0].startswith("SEARCH t USING COVERING INDEX call_tags_"), lines
+        assert lines[1:] == ["SCAN r"], lines
+    assert build_bounded_count(CallFilters(tag="vip"), NOW) is None  # (build_count's: a tag alone)
+    assert build_bounded_count(CallFilters(tag="vip", status="answered", caller="5678"), NOW) is None
