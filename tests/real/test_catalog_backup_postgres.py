@@ -140,8 +140,9 @@ def test_pg_dump_backup_restores_into_a_fresh_database_rows_equal_erased_subject
     restored = Catalog(target)
     assert restored.get_call("c08")["caller_num"] == "+15550000008" and restored.get_call("c07") is None
     restored.upsert_call(dict(call_id="new", agent="alice", tags='["vip"]', started_at=NOW))  # its triggers
-    # work renamed (schema 10: the tag row carries the call's agent)
-    assert rows(target, "call_tags", "call_id") == [("new", "vip", NOW, "alice")]
+    # work renamed (schema 10: the tag row carries the call's agent; schema 17 its status, consent
+    # decision and queue, here the columns' empty defaults)
+    assert rows(target, "call_tags", "call_id") == [("new", "vip", NOW, "alice", "", "", "")]
     restored.close()
     assert any(Path(c[0]).name == "pg_restore" for c in argv)
     assert not any(PASSWORD in " ".join(c) for c in argv)
