@@ -32,7 +32,7 @@ MAX_LIMIT = 10000
 COUNT_CAP = 10000  # a count stops here: "more than 10,000" is exact enough and never scans
 #: the tag index entries a count of a tag beside status / consent / queue reads at most, where the
 #: search asks for it (:func:`build_bounded_count`): past them the count is a lower bound
-COUNT_READ_CAP = 100_000
+COUNT_READ_CAP = 25_000
 #: a team up to this many agents is paged one agent at a time (SQLite allows 500 UNION terms)
 MAX_MERGED_AGENTS = 100
 _CURSOR_VERSION = 1
@@ -319,8 +319,11 @@ def build_bounded_count(f: CallFilters, now: float, tz: tzinfo | None = None,
     calls of a year have (10 % of 10 M calls, the combination on 3 % of them) had it read 350,000
     entries before reaching them (340 ms with the pages on disk).  Fewer than ``read_cap`` entries
     read means the whole range was: the count is exact up to the cap as before; else it is a
-    lower bound (:attr:`Count.complete` False).  For what shows a count only: an export's or a bulk
-    action's limit needs the exact one."""
+    lower bound (:attr:`Count.complete` False).  All ``read_cap`` entries are read even when the
+    matches pass ``COUNT_CAP`` early (one SQL aggregate): 25,000 keep that at ~8 ms warm and
+    under 40 ms from disk at 10 M calls (100,000 took 26 ms warm, 145 ms cold); a tag on 2,000
+    calls a day is then counted over its newest 12 days or so.  For what shows a count only: an
+    export's or a bulk action's limit needs the exact one."""
     if not f.tag or any((f.caller, f.callee, f.call_id, f.keyword)):
         return None
     if scope is not None and scope.kind != "all":
