@@ -12,8 +12,8 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from pbx_recorder.catalog import CallFilters, pg_schema
-from pbx_recorder.catalog.queries import build_count, build_search, per_agent
+from pbx_recorder.catalog import CallFilters, Catalog, pg_schema
+from pbx_recorder.catalog.queries import Count, build_bounded_count, build_count, build_search, per_agent
 from pbx_recorder.catalog.schema import MIGRATIONS, apply_migrations
 from pbx_recorder.catalog.schema_filters import CARRYING, FILTER_COLUMNS, filter_index_columns
 from pbx_recorder.catalog.schema_model import metadata
@@ -130,3 +130,43 @@ def test_0016_makes_the_filter_indexes_again_only_when_needed(tmp_path: Path, fr
         assert found[name] == filter_index_columns(name), name
     changed = {name for name in made_after if made_after[name] != made_before.get(name)}
     assert changed == (set() if fresh else set(CARRYING))
+
+
+def test_a_shown_count_of_a_combined_filter_reads_a_bounded_part_of_the_leading_index(tmp_path: Path) -> None:
+    # a rare status inside a common consent (and inside a queue): with a read cap the count reads
+    # that many entries of the leading index and says "at least" when the range goes on
+    cat = Catalog(tmp_path / "cat.db", clock=lambda: NOW)
+    try:
+        for k in range(60):
+            status = "failed" if k % 10 == 0 else "answered"
+            cat.upsert_call({"call_id": f"q{k:02d}", "started_at": NOW - 1000 + k, "queue": "sales",
+                             "agent": "a1", "consent_decision": "granted", "status": status})
+        for f in (CallFilters(status="failed", consent="granted"),
+                  CallFilters(queue="sales", status="failed"),
+                  CallFilters(queue="sales", status="failed", consent="granted")):
+            assert cat.search_page(f, now=NOW).count == Count(6, exact=True)
+            bounded = cat.search_page(f, now=NOW, count_read_cap=25).count  # q35-q59: q40, q50
+            assert bounded == Count(2, exact=False, complete=False) and str(bounded) == "at least 2"
+            assert cat.search_page(f, now=NOW, count_read_cap=60 + 1).count == Count(6, exact=True)
+            assert len(cat.search_page(f, now=NOW, count_read_cap=25).rows) == 6  # (the page: whole)
+        # an agent's calls, a status alone: the exact count, the cap not used
+        for f in (CallFilters(agent="a1", status="failed", consent="granted"), CallFilters(status="failed")):
+            assert cat.search_page(f, now=NOW, count_read_cap=25).count == Count(6, exact=True)
+    finally:
+        cat.close()
+
+
+@pytest.mark.sqlite_only  # reads SQLite's plans
+def test_the_bounded_count_reads_the_leading_index_alone(tmp_path: Path) -> None:
+    conn = ladder(tmp_path, len(MIGRATIONS))
+    for f, index in ((CallFilters(status="failed", consent="granted"), "calls_consent_time"),
+                     (CallFilters(queue="sales", consent="refused", preset="30d"), "calls_queue_time"),
+                     (CallFilters(queue="sales", status="answered", consent="refused"), "calls_queue_time")):
+        bounded = build_bounded_count(f, NOW)
+        assert bounded is not None
+        lines = [ln for ln in plan(conn, *bounded) if "SEARCH" in ln or "SCAN" in ln]
+        assert lines[0].startswith(f"SEARCH calls USING COVERING INDEX {index} "), lines
+        assert lines[1:] == ["SCAN r"], lines
+    for f in (CallFilters(status="failed"), CallFilters(agent="a1", status="failed", consent="granted"),
+              CallFilters(queue="sales"), CallFilters(consent="refused", caller="5678")):
+        assert build_bounded_count(f, NOW) is None
