@@ -30,8 +30,8 @@ STATUSES = ("answered", "no_answer", "busy", "failed")
 ORDERS = ("newest", "oldest")
 MAX_LIMIT = 10000
 COUNT_CAP = 10000  # a count stops here: "more than 10,000" is exact enough and never scans
-#: the tag index entries a count of a tag beside status / consent / queue reads at most, where the
-#: search asks for it (:func:`build_bounded_count`): past them the count is a lower bound
+#: the index entries the count of a combined filter tested inside one index reads at most, where
+#: the search asks for it (:func:`build_bounded_count`): past them the count is a lower bound
 COUNT_READ_CAP = 25_000
 #: a team up to this many agents is paged one agent at a time (SQLite allows 500 UNION terms)
 MAX_MERGED_AGENTS = 100
