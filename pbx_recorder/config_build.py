@@ -151,7 +151,11 @@ def _catalog(n: Node) -> CatalogConfig:
                 "(the config is shown and logged; a secret file is not)")
     cfg = CatalogConfig(path=n.get_path("path", "./var/catalog.db"), url=url or None,
                         password=n.get_secret("password"),
-                        pool_size=n.get_int("pool_size", 10, lo=1, hi=500))
+                        pool_size=n.get_int("pool_size", 10, lo=1, hi=500),
+                        writer_cache_mb=n.get_int("writer_cache_mb", 512, lo=8, hi=65536))
+    from pbx_recorder.catalog import engine as catalog_engine
+
+    catalog_engine.configure_writer_cache(cfg.writer_cache_mb * 1024)
     if cfg.url:
         from pbx_recorder.catalog import engine
 

@@ -98,6 +98,8 @@ class CatalogConfig:
     url: str | None = None
     password: Secret | None = None
     pool_size: int = 10
+    #: SQLite: the page cache of the process's one group-commit writer connection, MiB
+    writer_cache_mb: int = 512
 
     @property
     def target(self) -> str:

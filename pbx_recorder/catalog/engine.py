@@ -34,8 +34,18 @@ PAGE_SIZE = 8192  # SQLite page size of a new catalog file
 #: stay in 2 MiB, and every write re-reads them from the OS (bench_catalog: +15 % calls per CPU
 #: second at 60,000 calls).  Memory is taken as pages are read, up to this much per connection.
 CACHE_KIB = 65536
+#: the page cache of a process's one group-commit writer connection, KiB (``GroupCommit``): the
+#: index pages a call's insert touches are one per agent, queue, last-4 digits ... (about 40,000
+#: 8 KiB pages with 500 agents and 20 queues), whatever the catalog's size; kept in this cache
+#: they are read once, not once a group.  Taken as pages are read.
+WRITER_CACHE_KIB = 512 * 1024
 #: what a WAL file is cut back to after a checkpoint (SQLite's journal_size_limit)
 WAL_KEEP_BYTES = 64 * 1024 * 1024
+#: the writer connection's checkpoint: after this many WAL pages its commit copies them into the
+#: file (SQLite's wal_autocheckpoint; 1,000 by default).  A call dirties 10-30 index pages, most of
+#: them pages the next calls dirty again (the newest end of each agent's, queue's ... range): a
+#: longer WAL writes each of them into the file once for many calls
+WRITER_CHECKPOINT_PAGES = 8192
 POOL_WAIT_S = 30.0
 DEFAULT_POOL_SIZE = 10
 
@@ -69,6 +79,12 @@ def is_postgres(conn: Any) -> bool:
 def configure(url: str, *, password: str | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> None:
     """Settings for connections to ``url`` (from the config: the password file, the pool size)."""
     _settings[url] = {"password": password, "pool_size": pool_size}
+
+
+def configure_writer_cache(kib: int) -> None:
+    """The page cache of each process's group-commit writer connection (``catalog.writer_cache_mb``)."""
+    global WRITER_CACHE_KIB
+    WRITER_CACHE_KIB = max(1024, int(kib))
 
 
 def password_of(url: str) -> str | None:
@@ -154,8 +170,10 @@ def _getconn(pool: Any) -> Any:
 
 
 def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TIMEOUT_MS / 1000,
-            legacy: bool = False) -> Any:
+            legacy: bool = False, cache_kib: int | None = None) -> Any:
     """An open connection to the catalog at ``target`` (autocommit: explicit transactions).
+
+    ``cache_kib``: SQLite's page cache of this connection (default :data:`CACHE_KIB`).
 
     ``legacy``: SQLite only, the ``sqlite3`` module's default transaction handling (a write opens
     a transaction that ``commit()`` ends) and plain tuples, as the verify and ledger commands have
@@ -189,7 +207,7 @@ def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TI
             conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB if cache_kib is None else int(cache_kib)}")
         if not read_only:
             # a new file only (an existing catalog keeps its page size): a recording's row is
             # ~2.2 KB, one per 4 KB page, three per 8 KB page (bench: 8,150 -> 6,700 B per call)
@@ -205,6 +223,24 @@ def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TI
     except sqlite3.Error as exc:
         raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
     return conn
+
+
+def tune_writer(conn: Any) -> None:
+    """SQLite: settings of the one connection a process writes calls through (the group-commit
+    writer, ``Catalog.shared_writer``): statement journals in memory (a call's INSERT with its
+    indexes and trigger journals more than SQLite's 64 KiB before it spills them to a temporary
+    file, created, written and deleted for each call), and the longer checkpoint interval
+    :data:`WRITER_CHECKPOINT_PAGES`, with the WAL cut back only beyond twice that."""
+    if is_postgres(conn):
+        return
+    try:
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit={max(WAL_KEEP_BYTES, 2 * WRITER_CHECKPOINT_PAGES * page)}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise CatalogError(f"cannot set up the catalog writer: {exc}") from exc
 
 
 def table_columns(conn: Any, table: str) -> list[str]:

@@ -110,6 +110,26 @@ class GroupCommit:
     def _commit(self, group: list[_Unit[Any]]) -> None:
         from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
 
+        # SQLite: every leader writes through the catalog's one writer connection, whose page
+        # cache outlives the group (Catalog.shared_writer); the units reach it as this thread's
+        # connection while the group runs (one leader at a time)
+        shared = getattr(self.catalog, "shared_writer", None)
+        try:
+            writer = shared() if shared is not None else None
+        except Exception as exc:  # noqa: BLE001 - it could not be opened: the group fails, as at BEGIN
+            _fail(group, exc)
+            return
+        local = self.catalog._local
+        own = getattr(local, "conn", None)
+        if writer is not None:
+            local.conn = writer
+        try:
+            self._commit_on(group, ledger)
+        finally:
+            if writer is not None:
+                local.conn = own
+
+    def _commit_on(self, group: list[_Unit[Any]], ledger: Any) -> None:
         try:
             # the ledger's head is carried from one append to the next through the group (the
             # transaction holds the write lock), and read again after a unit is rolled back
@@ -124,18 +144,24 @@ class GroupCommit:
                         unit.error = exc
                     conn.execute("RELEASE SAVEPOINT group_unit")
         except BaseException as exc:  # noqa: BLE001 - BEGIN/COMMIT failed, or the leader was interrupted
-            failed = exc if isinstance(exc, CatalogError) else CatalogError(f"group commit failed: {exc}")
-            if failed is not exc:
-                failed.__cause__ = exc
-            for unit in group:
-                if unit.error is None:
-                    unit.result, unit.error = None, failed
+            _fail(group, exc)
             if not isinstance(exc, Exception):
                 raise
             return
         with self._cond:
             self.commits += 1
             self.units += len(group)
+
+
+def _fail(group: list[_Unit[Any]], exc: BaseException) -> None:
+    """The group's transaction failed: every unit that has no error of its own gets this one
+    (none of them is reported stored)."""
+    failed = exc if isinstance(exc, CatalogError) else CatalogError(f"group commit failed: {exc}")
+    if failed is not exc:
+        failed.__cause__ = exc
+    for unit in group:
+        if unit.error is None:
+            unit.result, unit.error = None, failed
 
 
 def _run_inline(work: Callable[[], Any]) -> tuple[Any, BaseException | None]:

@@ -46,6 +46,7 @@ class ManyCalls:
         _local: threading.local
 
         def _conn(self) -> sqlite3.Connection: ...
+        def shared_writer(self) -> sqlite3.Connection | None: ...
         def upsert_call(self, row: Mapping[str, Any]) -> None: ...
         def upsert_recording(self, row: Mapping[str, Any]) -> None: ...
         def _upsert(self, table: str, key: str, row: Mapping[str, Any],
@@ -93,16 +94,19 @@ class ManyCalls:
 
         When every hook says it does not need the recording's row (``before_row``: signing, the
         ledger's ``stored`` entry), the hooks run first (the ledger's order is the same: the call's
-        entry, then the recording's) and each recording row is written once, in its final form."""
-        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+        entry, then the recording's) and each recording row is written once, in its final form.
 
-        done = 0
+        On SQLite the batch is one unit of group commit (``grouped``): written in its own savepoint
+        of a transaction that other threads' units may share (inside the caller's transaction when
+        the caller has one open), through the catalog's writer connection (``shared_writer``).
+        On PostgreSQL it is this thread's own transaction, pipelined."""
         # hooks that publish what the transaction wrote (``ChainHeadHook``): after the commit only
         later = [hook for hook in after_store if getattr(hook, "after_commit", False)]
         after_store = [hook for hook in after_store if hook not in later]
         stored: list[StoredRecording] = []
-        with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
-              self._naming_once()):
+
+        def rows() -> int:
+            done = 0
             for call, recordings in calls:
                 self.upsert_call(call)
                 for rec in recordings:
@@ -110,6 +114,22 @@ class ManyCalls:
                         stored.append(rec)
                     self.store_recording(rec, after_store, written_call=call.get("call_id"))
                 done += 1
+            return done
+
+        def unit() -> int:
+            with self._naming_once():
+                return rows()
+
+        if self.shared_writer() is not None:
+            # SQLite: one unit of group commit (its own savepoint: all or nothing), written
+            # through the catalog's one writer connection and its warm page cache
+            done = self.grouped(unit)
+        else:  # PostgreSQL (the cache is the server's): this thread's transaction, pipelined
+            from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+
+            with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
+                  self._naming_once()):
+                done = rows()
         for rec in stored:
             for hook in later:
                 hook(self, str(rec.row["recording_id"]), rec.manifest, rec.record)

@@ -109,6 +109,7 @@ class Catalog(ManyCalls, LiveCalls):
         # PostgreSQL connections are pooled: held weakly here, so a thread that ends (a server's
         # worker, a test client's portal) gives its connection back to the pool with it
         self._pooled: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._writer: sqlite3.Connection | None = None  # the group-commit leaders' (shared_writer)
         self.group_commit = GroupCommit(self)  # per-call writes of several threads, one transaction
         if self.path != ":memory:" and not engine.is_url(self.path):
             try:
@@ -140,6 +141,25 @@ class Catalog(ManyCalls, LiveCalls):
                     self._all.append(conn)
         return conn  # type: ignore[no-any-return]
 
+    def shared_writer(self) -> sqlite3.Connection | None:
+        """SQLite: the one connection every group-commit leader of this process writes through,
+        with the larger page cache :data:`engine.WRITER_CACHE_KIB` and ``engine.tune_writer``'s
+        settings (None on PostgreSQL, whose cache is the server's, and for ``:memory:``).  In WAL mode a commit by another connection
+        empties a connection's whole page cache at its next transaction: leaders writing through
+        their own threads' connections each started from an empty cache, and read every index page
+        a call touches again, one group after the other.  One leader at a time uses it
+        (``GroupCommit``)."""
+        if self.path == ":memory:" or engine.is_postgres(self._conn()):
+            return None
+        with self._lock:
+            if self._writer is None:
+                writer = engine.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                        cache_kib=engine.WRITER_CACHE_KIB)
+                engine.tune_writer(writer)
+                self._writer = writer
+                self._all.append(self._writer)
+            return self._writer
+
     def release(self) -> None:
         """Give this thread's PostgreSQL connection back to its pool (a SQLite connection is kept:
         it holds nothing shared).  For a server whose worker threads outnumber the pool: each
@@ -158,6 +178,7 @@ class Catalog(ManyCalls, LiveCalls):
                 conn.close()
             self._all.clear()
             self._pooled = weakref.WeakSet()
+            self._writer = None
         self._local = threading.local()
 
     def _exec(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:

@@ -94,7 +94,7 @@ def test_bulk_with_numbers_protected_writes_what_the_per_call_path_writes(tmp_pa
 @pytest.mark.sqlite_only  # reads SQLite's statement trace
 def test_each_recording_row_is_written_once(tmp_path: Path) -> None:
     catalog = _catalog(tmp_path / "cat.db")
-    with traced(catalog._conn()) as statements:
+    with traced(catalog.shared_writer()) as statements:
         catalog.write_calls((_with_numbers(i) for i in range(3)), after_store=_hooks())
     writes = [s for s in statements if "recordings" in s.split("(")[0]
               and s.lstrip().upper().startswith(("INSERT", "UPDATE"))]

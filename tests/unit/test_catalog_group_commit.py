@@ -14,7 +14,7 @@ import pytest
 
 from pbx_recorder import ledger
 from pbx_recorder.call_seal import CallSealer
-from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog import Catalog, engine
 from pbx_recorder.chain_head import ChainHeadHook
 from pbx_recorder.errors import CallIdCollision, CatalogError
 from tests.unit.test_catalog_bulk import KEY, NOW, _call, _hooks
@@ -268,7 +268,7 @@ def test_the_shipper_writes_a_recording_row_once_when_its_hooks_need_no_row(tmp_
     tier = LocalTier("hot", tmp_path / "hot")
     shipper = Shipper(spool, catalog, lambda region: tier,
                       after_store=[SignAfterStore(KEY), ledger.StoredLedgerHook(lambda: NOW), publisher])
-    with traced(catalog._conn()) as statements:
+    with traced(catalog.shared_writer()) as statements:  # group commit writes through it
         assert shipper.ship_once().shipped == [rid]
     writes = [s for s in statements if "recordings" in s.split("(")[0]
               and s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
@@ -278,4 +278,69 @@ def test_the_shipper_writes_a_recording_row_once_when_its_hooks_need_no_row(tmp_
     assert row["state"] == "verified" and verify_manifest(signed, row["signature"], KEY.public_key())
     assert row["manifest_sha256"] == manifest_copy.signed_sha256(signed)
     assert publisher.published == [(rid, 1)] and ledger.verify_chain(catalog._conn()) == []
+    catalog.close()
+
+
+@pytest.mark.sqlite_only  # SQLite's per-connection page cache (PostgreSQL's is the server's)
+def test_leaders_on_different_threads_write_through_one_connection(tmp_path: Path) -> None:
+    """A commit by another connection empties a SQLite connection's page cache at its next
+    transaction: every leader writes through the catalog's one writer connection, so the index
+    pages a call touches stay cached from one group to the next whichever thread leads; the
+    leader's own connection is its own again after the group."""
+    catalog = _catalog(tmp_path / "cat.db")
+    used: list[tuple[str, Any]] = []
+
+    def unit(i: int) -> str:
+        used.append((threading.current_thread().name, catalog._conn()))
+        return _write_one(catalog, i)
+
+    mine = catalog._conn()
+    threads = [threading.Thread(target=lambda i=i: catalog.grouped(lambda: unit(i))) for i in range(4)]
+    for t in threads:  # one after the other: each thread leads its own group
+        t.start()
+        t.join()
+    catalog.grouped(lambda: unit(9))  # and this thread too
+    writer = catalog.shared_writer()
+    assert writer is not None and writer is not mine
+    assert len({ident for ident, _ in used}) == 5 and all(conn is writer for _, conn in used)
+    assert catalog.group_commit.commits == 5
+    assert catalog._conn() is mine and not writer.in_transaction
+    assert writer.execute("PRAGMA cache_size").fetchone()[0] == -engine.WRITER_CACHE_KIB
+    assert mine.execute("PRAGMA cache_size").fetchone()[0] == -engine.CACHE_KIB
+    assert mine.execute("SELECT COUNT(*) FROM recordings WHERE state = 'verified'").fetchone()[0] == 5
+    assert ledger.verify_chain(mine) == []
+    catalog.close()
+
+
+@pytest.mark.sqlite_only
+def test_a_writer_connection_that_cannot_be_opened_fails_the_group(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog = _catalog(tmp_path / "cat.db")
+
+    def refuse() -> None:
+        raise CatalogError("cannot open catalog: disk I/O error")
+
+    monkeypatch.setattr(catalog, "shared_writer", refuse)
+    with pytest.raises(CatalogError, match="disk I/O error"):
+        catalog.grouped(lambda: _write_one(catalog, 1))
+    assert catalog._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+    assert catalog.group_commit.commits == 0
+    catalog.close()
+
+
+@pytest.mark.sqlite_only
+def test_the_writer_keeps_statement_journals_in_memory_and_checkpoints_less_often(tmp_path: Path) -> None:
+    """A call's INSERT journals more than SQLite's 64 KiB spill threshold: with the default temp
+    store each call created, wrote and deleted a temporary file.  The writer's checkpoint interval
+    is longer, and its WAL is cut back only beyond twice that."""
+    catalog = _catalog(tmp_path / "cat.db")
+    writer = catalog.shared_writer()
+    assert writer is not None
+    assert writer.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+    assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == engine.WRITER_CHECKPOINT_PAGES
+    page = writer.execute("PRAGMA page_size").fetchone()[0]
+    assert writer.execute("PRAGMA journal_size_limit").fetchone()[0] >= 2 * engine.WRITER_CHECKPOINT_PAGES * page
+    mine = catalog._conn()  # every other connection keeps SQLite's defaults
+    assert mine.execute("PRAGMA temp_store").fetchone()[0] == 0
+    assert mine.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
     catalog.close()

@@ -248,3 +248,18 @@ def test_the_catalog_target_is_the_url_when_one_is_given(tmp_path: Path) -> None
     plain = tmp_path / "plain.yaml"
     plain.write_text("catalog:\n  path: ./c.db\n", encoding="utf-8")
     assert load_config(plain, env={}).catalog.target == str(tmp_path / "c.db")
+
+
+def test_the_catalog_writer_cache_is_configured_and_bounded(tmp_path: Path) -> None:
+    from pbx_recorder.catalog import engine
+
+    before = engine.WRITER_CACHE_KIB
+    try:
+        path = tmp_path / "pbx-recorder.yaml"
+        path.write_text("catalog:\n  path: ./c.db\n  writer_cache_mb: 64\n", encoding="utf-8")
+        assert load_config(path, env={}).catalog.writer_cache_mb == 64
+        assert engine.WRITER_CACHE_KIB == 64 * 1024  # what the writer connection is opened with
+        _, err = only(tmp_path, "catalog:\n  writer_cache_mb: 2\n")
+        assert err.key == "catalog.writer_cache_mb"
+    finally:
+        engine.configure_writer_cache(before)

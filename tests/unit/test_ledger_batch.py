@@ -21,13 +21,14 @@ def test_a_batch_reads_the_chain_head_once_and_links_every_entry(tmp_path: Path)
     catalog = _catalog(tmp_path / "c.db")
     catalog.write_calls((_call(i) for i in range(3)), after_store=_hooks())
     conn = catalog._conn()
+    writer = catalog.shared_writer()  # (SQLite: the batch is written through it)
     seen: list[str] = []
-    traced = hasattr(conn, "set_trace_callback")
-    if traced:
-        conn.set_trace_callback(seen.append)
+    traced = writer is not None
+    if writer is not None:
+        writer.set_trace_callback(seen.append)
     catalog.write_calls((_call(i) for i in range(3, 8)), after_store=_hooks())
-    if traced:
-        conn.set_trace_callback(None)
+    if writer is not None:
+        writer.set_trace_callback(None)
         assert _head_reads(seen) == 1  # 10 entries, one head read (it was one per entry)
     ledger.append(conn, "held", "n1_1.0_call001", {"why": "test"}, 1.0)  # a lone append after it
     rows = conn.execute("SELECT seq, prev_hash, hash FROM ledger ORDER BY seq").fetchall()
