@@ -227,15 +227,14 @@ def connect(target: Target, *, read_only: bool = False, timeout: float = BUSY_TI
 
 def tune_writer(conn: Any) -> None:
     """SQLite: settings of the one connection a process writes calls through (the group-commit
-    writer, ``Catalog.shared_writer``): statement journals in memory (a call's INSERT with its
-    indexes and trigger journals more than SQLite's 64 KiB before it spills them to a temporary
-    file, created, written and deleted for each call), and the longer checkpoint interval
-    :data:`WRITER_CHECKPOINT_PAGES`, with the WAL cut back only beyond twice that."""
+    writer, ``Catalog.shared_writer``): the longer checkpoint interval
+    :data:`WRITER_CHECKPOINT_PAGES`, with the WAL cut back only beyond twice that.  (Statement
+    journals stay where SQLite puts them: held in memory, SQLite's journal is a chunk list walked
+    from its start at every statement's end, which made a long savepoint quadratic.)"""
     if is_postgres(conn):
         return
     try:
         page = int(conn.execute("PRAGMA page_size").fetchone()[0])
-        conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         conn.execute(f"PRAGMA journal_size_limit={max(WAL_KEEP_BYTES, 2 * WRITER_CHECKPOINT_PAGES * page)}")
     except sqlite3.Error as exc:

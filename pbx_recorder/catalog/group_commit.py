@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -107,27 +108,58 @@ class GroupCommit:
                 self._leading = False
                 self._cond.notify_all()
 
-    def _commit(self, group: list[_Unit[Any]]) -> None:
+    def run_alone(self, work: Callable[[], T]) -> T:
+        """``work()`` in a transaction of its own, as the leader (the bulk path: many calls, all or
+        nothing, no savepoint to journal them into), through the writer connection; units queued
+        meanwhile go to the next leader.  Inside a transaction the caller has open, it runs there."""
         from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
 
-        # SQLite: every leader writes through the catalog's one writer connection, whose page
-        # cache outlives the group (Catalog.shared_writer); the units reach it as this thread's
-        # connection while the group runs (one leader at a time)
-        shared = getattr(self.catalog, "shared_writer", None)
+        own = getattr(self.catalog._local, "conn", None)
+        if own is not None and own.in_transaction:
+            return work()
+        with self._cond:
+            while self._leading:
+                self._cond.wait()
+            self._leading = True
         try:
-            writer = shared() if shared is not None else None
-        except Exception as exc:  # noqa: BLE001 - it could not be opened: the group fails, as at BEGIN
-            _fail(group, exc)
-            return
+            with self._on_writer():
+                with self.catalog.transaction() as conn, ledger.appending(conn):
+                    return work()
+        finally:
+            with self._cond:
+                self._leading = False
+                self._cond.notify_all()
+
+    @contextmanager
+    def _on_writer(self) -> Iterator[None]:
+        """SQLite: the leader writes through the catalog's one writer connection, whose page cache
+        outlives the group (Catalog.shared_writer); the work reaches it as this thread's connection
+        meanwhile (one leader at a time).  Elsewhere: this thread's own connection."""
+        shared = getattr(self.catalog, "shared_writer", None)
+        writer = shared() if shared is not None else None
         local = self.catalog._local
         own = getattr(local, "conn", None)
         if writer is not None:
             local.conn = writer
         try:
-            self._commit_on(group, ledger)
+            yield
         finally:
             if writer is not None:
                 local.conn = own
+
+    def _commit(self, group: list[_Unit[Any]]) -> None:
+        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+
+        try:
+            writer = self._on_writer()
+            writer.__enter__()
+        except Exception as exc:  # noqa: BLE001 - it could not be opened: the group fails, as at BEGIN
+            _fail(group, exc)
+            return
+        try:
+            self._commit_on(group, ledger)
+        finally:
+            writer.__exit__(None, None, None)
 
     def _commit_on(self, group: list[_Unit[Any]], ledger: Any) -> None:
         try:

@@ -96,10 +96,10 @@ class ManyCalls:
         ledger's ``stored`` entry), the hooks run first (the ledger's order is the same: the call's
         entry, then the recording's) and each recording row is written once, in its final form.
 
-        On SQLite the batch is one unit of group commit (``grouped``): written in its own savepoint
-        of a transaction that other threads' units may share (inside the caller's transaction when
-        the caller has one open), through the catalog's writer connection (``shared_writer``).
-        On PostgreSQL it is this thread's own transaction, pipelined."""
+        On SQLite the batch is a transaction of its own taken as group commit's leader
+        (``GroupCommit.run_alone``), through the catalog's writer connection (``shared_writer``);
+        inside the caller's transaction when the caller has one open.  On PostgreSQL it is this
+        thread's own transaction, pipelined."""
         # hooks that publish what the transaction wrote (``ChainHeadHook``): after the commit only
         later = [hook for hook in after_store if getattr(hook, "after_commit", False)]
         after_store = [hook for hook in after_store if hook not in later]
@@ -116,14 +116,15 @@ class ManyCalls:
                 done += 1
             return done
 
-        def unit() -> int:
+        def alone() -> int:
             with self._naming_once():
                 return rows()
 
         if self.shared_writer() is not None:
-            # SQLite: one unit of group commit (its own savepoint: all or nothing), written
-            # through the catalog's one writer connection and its warm page cache
-            done = self.grouped(unit)
+            # SQLite: a transaction of its own through the catalog's one writer connection and
+            # its warm page cache, taken as group commit's leader (not a unit: a savepoint would
+            # journal every page the batch writes)
+            done = self.group_commit.run_alone(alone)
         else:  # PostgreSQL (the cache is the server's): this thread's transaction, pipelined
             from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
 

@@ -144,11 +144,11 @@ class Catalog(ManyCalls, LiveCalls):
     def shared_writer(self) -> sqlite3.Connection | None:
         """SQLite: the one connection every group-commit leader of this process writes through,
         with the larger page cache :data:`engine.WRITER_CACHE_KIB` and ``engine.tune_writer``'s
-        settings (None on PostgreSQL, whose cache is the server's, and for ``:memory:``).  In WAL mode a commit by another connection
-        empties a connection's whole page cache at its next transaction: leaders writing through
-        their own threads' connections each started from an empty cache, and read every index page
-        a call touches again, one group after the other.  One leader at a time uses it
-        (``GroupCommit``)."""
+        settings (None on PostgreSQL, whose cache is the server's, and for ``:memory:``).  In WAL
+        mode a commit by another connection empties a connection's whole page cache at its next
+        transaction: leaders writing through their own threads' connections each started from an
+        empty cache, and read every index page a call touches again, one group after the other.
+        One leader at a time uses it (``GroupCommit``)."""
         if self.path == ":memory:" or engine.is_postgres(self._conn()):
             return None
         with self._lock:

@@ -329,18 +329,42 @@ def test_a_writer_connection_that_cannot_be_opened_fails_the_group(tmp_path: Pat
 
 
 @pytest.mark.sqlite_only
-def test_the_writer_keeps_statement_journals_in_memory_and_checkpoints_less_often(tmp_path: Path) -> None:
-    """A call's INSERT journals more than SQLite's 64 KiB spill threshold: with the default temp
-    store each call created, wrote and deleted a temporary file.  The writer's checkpoint interval
-    is longer, and its WAL is cut back only beyond twice that."""
+def test_the_writer_checkpoints_less_often(tmp_path: Path) -> None:
+    """The writer's checkpoint interval is longer (the index pages the next calls dirty again are
+    written into the file once for many calls), and its WAL is cut back only beyond twice that;
+    every other connection keeps SQLite's defaults."""
     catalog = _catalog(tmp_path / "cat.db")
     writer = catalog.shared_writer()
     assert writer is not None
-    assert writer.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
     assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == engine.WRITER_CHECKPOINT_PAGES
     page = writer.execute("PRAGMA page_size").fetchone()[0]
-    assert writer.execute("PRAGMA journal_size_limit").fetchone()[0] >= 2 * engine.WRITER_CHECKPOINT_PAGES * page
-    mine = catalog._conn()  # every other connection keeps SQLite's defaults
-    assert mine.execute("PRAGMA temp_store").fetchone()[0] == 0
-    assert mine.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    limit = writer.execute("PRAGMA journal_size_limit").fetchone()[0]
+    assert limit >= 2 * engine.WRITER_CHECKPOINT_PAGES * page
+    assert catalog._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    catalog.close()
+
+
+@pytest.mark.sqlite_only
+def test_a_bulk_batch_is_written_through_the_writer_without_a_savepoint(tmp_path: Path) -> None:
+    """write_calls takes the writer as group commit's leader in a transaction of its own: no
+    savepoint (it would journal every page of the batch), all or nothing as before."""
+    from tests.unit.catalog_plan_support import traced
+
+    catalog = _catalog(tmp_path / "cat.db")
+    writer = catalog.shared_writer()
+    with traced(writer) as statements:
+        assert catalog.write_calls((_call(i) for i in range(3)), after_store=_hooks()) == 3
+    assert not any("SAVEPOINT" in s.upper() for s in statements)
+    assert sum(s.lstrip().upper().startswith("BEGIN") for s in statements) == 1
+    assert not catalog.group_commit._leading and catalog._conn() is not writer
+    def failing() -> Iterator[Any]:  # the batch's source fails after one call was written
+        yield _call(3)
+        raise RuntimeError("the source of the batch failed")
+
+    with pytest.raises(RuntimeError, match="source of the batch"):
+        catalog.write_calls(failing(), after_store=_hooks())
+    conn = catalog._conn()
+    assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 3  # nothing of the failed batch
+    assert not writer.in_transaction and not catalog.group_commit._leading
+    assert ledger.verify_chain(conn) == []
     catalog.close()
