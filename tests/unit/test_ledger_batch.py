@@ -23,7 +23,6 @@ def test_a_batch_reads_the_chain_head_once_and_links_every_entry(tmp_path: Path)
     conn = catalog._conn()
     writer = catalog.shared_writer()  # (SQLite: the batch is written through it)
     seen: list[str] = []
-    traced = writer is not None
     if writer is not None:
         writer.set_trace_callback(seen.append)
     catalog.write_calls((_call(i) for i in range(3, 8)), after_store=_hooks())
