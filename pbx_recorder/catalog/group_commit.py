@@ -122,7 +122,7 @@ class GroupCommit:
                 self._cond.wait()
             self._leading = True
         try:
-            with self._on_writer():
+            with self._as_thread_conn(self._writer()):
                 with self.catalog.transaction() as conn, ledger.appending(conn):
                     return work()
         finally:
@@ -130,13 +130,16 @@ class GroupCommit:
                 self._leading = False
                 self._cond.notify_all()
 
-    @contextmanager
-    def _on_writer(self) -> Iterator[None]:
-        """SQLite: the leader writes through the catalog's one writer connection, whose page cache
-        outlives the group (Catalog.shared_writer); the work reaches it as this thread's connection
-        meanwhile (one leader at a time).  Elsewhere: this thread's own connection."""
+    def _writer(self) -> Any:
+        """SQLite: the catalog's one writer connection, whose page cache outlives the group
+        (Catalog.shared_writer); None elsewhere (the leader's own connection)."""
         shared = getattr(self.catalog, "shared_writer", None)
-        writer = shared() if shared is not None else None
+        return shared() if shared is not None else None
+
+    @contextmanager
+    def _as_thread_conn(self, writer: Any) -> Iterator[None]:
+        """The leader's work reaches ``writer`` as this thread's connection meanwhile (one leader
+        at a time); None: this thread's own connection."""
         local = self.catalog._local
         own = getattr(local, "conn", None)
         if writer is not None:
@@ -151,15 +154,12 @@ class GroupCommit:
         from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
 
         try:
-            writer = self._on_writer()
-            writer.__enter__()
+            writer = self._writer()
         except Exception as exc:  # noqa: BLE001 - it could not be opened: the group fails, as at BEGIN
             _fail(group, exc)
             return
-        try:
+        with self._as_thread_conn(writer):
             self._commit_on(group, ledger)
-        finally:
-            writer.__exit__(None, None, None)
 
     def _commit_on(self, group: list[_Unit[Any]], ledger: Any) -> None:
         try:

@@ -151,6 +151,18 @@ def time_range(f: CallFilters, now: float, tz: tzinfo | None = None) -> tuple[fl
     return f.start, f.end
 
 
+def _time_clauses(src: str, f: CallFilters, now: float, tz: tzinfo | None, where: list[str],
+                  params: list[Any]) -> None:
+    """The filter's time range as conditions on ``src.started_at`` (none for "all time")."""
+    start, end = time_range(f, now, tz)
+    if start is not None:
+        where.append(f"{src}.started_at >= ?")
+        params.append(start)
+    if end is not None:
+        where.append(f"{src}.started_at < ?")
+        params.append(end)
+
+
 def _keyset(src: str, cursor: Cursor, params: list[Any], oldest: bool = False) -> str:
     """Rows after ``cursor`` in ``started_at DESC, call_id`` order (``oldest``: its reverse), as an
     index range."""
@@ -196,13 +208,7 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
             where.append("calls.call_id = t.call_id")
         where.append("t.tag = ?")
         params.append(f.tag)
-    start, end = time_range(f, now, tz)
-    if start is not None:
-        where.append(f"{src}.started_at >= ?")
-        params.append(start)
-    if end is not None:
-        where.append(f"{src}.started_at < ?")
-        params.append(end)
+    _time_clauses(src, f, now, tz, where, params)
     if f.status and f.status not in STATUSES:
         raise ValueError(f"unknown status {f.status!r} (known: {', '.join(STATUSES)})")
     if f.caller:
@@ -360,13 +366,7 @@ def build_bounded_count(f: CallFilters, now: float, tz: tzinfo | None = None,
         return None
     where = [f"{alias}.{column} = ?" for column, _ in lead]
     params: list[Any] = [value for _, value in lead]
-    start, end = time_range(f, now, tz)
-    if start is not None:
-        where.append(f"{alias}.started_at >= ?")
-        params.append(start)
-    if end is not None:
-        where.append(f"{alias}.started_at < ?")
-        params.append(end)
+    _time_clauses(alias, f, now, tz, where, params)
     columns = ", ".join(f"{alias}.{column}" for column in carried)
     inner = (f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} "
              f"ORDER BY {alias}.started_at DESC, {alias}.call_id LIMIT ?")
