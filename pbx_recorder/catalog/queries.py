@@ -23,6 +23,7 @@ from typing import Any
 from pbx_recorder.catalog.marks import keyword_clause
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import side_clause
+from pbx_recorder.catalog.schema_agent import AGENT_CARRIED
 from pbx_recorder.catalog.scopes import Scope, scope_clause
 
 PRESETS = ("today", "yesterday", "7d", "30d")
@@ -247,7 +248,7 @@ def per_agent(f: CallFilters, scope: Scope | None) -> list[str] | None:
 
     A team's page is the newest rows of several agents: read as one ``agent IN (...)`` range
     under a sort it is every matching call of the team (tens of thousands at 10M calls); read as
-    one short range per agent (``(agent, filter, started_at)`` indexes, migration 10) and merged,
+    one short range per agent (the agent's index, carrying the filters since schema 18) and merged,
     it is at most a page per agent.  Not for one agent (one range already), a scope beyond
     ``MAX_MERGED_AGENTS``, or a filter whose own index is narrower than an agent's calls (a
     number, a call id, one agent)."""
@@ -314,16 +315,19 @@ def build_count(f: CallFilters, now: float, tz: tzinfo | None = None,
     return f"SELECT COUNT(*) FROM ({inner} LIMIT ?) AS capped", params
 
 
-def _bounded_range(f: CallFilters) -> tuple[str, list[tuple[str, str]], tuple[str, ...]] | None:
+def _bounded_range(f: CallFilters, team: bool) -> tuple[str, list[tuple[str, str]], tuple[str, ...]] | None:
     """(table and alias, the columns and values of the index range a combined count reads, the
     columns that index carries) for :func:`build_bounded_count`, or None when no such range leads:
-    a tag's index (schema 17), else the queue's, else the consent's (schema 16: the planner's
-    seeded order; an agent's filters are an agent's calls, a short range, left to build_count)."""
+    a tag's index (schema 17), else the agent's (schema 18: an agent given, or a ``team``'s scope,
+    whose agents' ranges the count reads), else the queue's, else the consent's (schema 16: the
+    planner's seeded order).  A tag inside a team's scope is left to build_count."""
     if f.tag:
+        if team:
+            return None
         lead = [("tag", f.tag)] + ([("agent", f.agent)] if f.agent else [])  # call_tags_agent leads
         return "call_tags t", lead, ("status", "consent_decision", "queue")
-    if f.agent:
-        return None
+    if f.agent or team:
+        return "calls", [("agent", f.agent)] if f.agent else [], AGENT_CARRIED
     if f.queue:
         return "calls", [("queue", f.queue)], ("status", "consent_decision")
     if f.consent:
@@ -335,27 +339,30 @@ def build_bounded_count(f: CallFilters, now: float, tz: tzinfo | None = None,
                         read_cap: int = COUNT_READ_CAP, *,
                         scope: Scope | None = None) -> tuple[str, list[Any]] | None:
     """(matches, entries read) of a combined filter tested inside one index (a tag beside a
-    status, consent or queue; a queue beside a status or consent; a consent beside a status),
-    reading at most ``read_cap`` entries of that index (newest first), or None where
-    :func:`build_count` is the count (nothing tested inside an index; a number, call id, keyword
-    or agent; a row scope).
+    status, consent or queue; an agent's or a team's calls beside one of them; a queue beside a
+    status or consent; a consent beside a status), reading at most ``read_cap`` entries of that
+    index (newest first; a team's agents one after the other), or None where :func:`build_count`
+    is the count (nothing tested inside an index; a number, call id or keyword; a reviewer's
+    scope; a tag inside a team).
 
     :func:`build_count` stops after ``COUNT_CAP`` matches; a rare combination inside a tag most
     calls of a year have (10 % of 10 M calls, the combination on 3 % of them) had it read 350,000
-    entries before reaching them (340 ms with the pages on disk).  Fewer than ``read_cap`` entries
-    read means the whole range was: the count is exact up to the cap as before; else it is a
-    lower bound (:attr:`Count.complete` False).  All ``read_cap`` entries are read even when the
-    matches pass ``COUNT_CAP`` early (one SQL aggregate): 25,000 keep that at ~8 ms warm and
-    under 40 ms from disk at 10 M calls (100,000 took 26 ms warm, 145 ms cold); a tag on 2,000
-    calls a day is then counted over its newest 12 days or so.  For what shows a count only: an
-    export's or a bulk action's limit needs the exact one."""
+    entries before reaching them (340 ms with the pages on disk), and a team of 20 agents with a
+    rare status reads their 400,000 calls at 10 M since one agent index serves them (schema 18).
+    Fewer than ``read_cap`` entries read means the whole range was: the count is exact up to the
+    cap as before; else it is a lower bound (:attr:`Count.complete` False).  All ``read_cap``
+    entries are read even when the matches pass ``COUNT_CAP`` early (one SQL aggregate): 25,000
+    keep that at ~8 ms warm and under 40 ms from disk at 10 M calls (100,000 took 26 ms warm,
+    145 ms cold); a tag on 2,000 calls a day is then counted over its newest 12 days or so.  For
+    what shows a count only: an export's or a bulk action's limit needs the exact one."""
     if any((f.caller, f.callee, f.call_id, f.keyword)):
         return None
-    if scope is not None and scope.kind != "all":
+    if scope is not None and scope.kind not in ("all", "agents"):
         return None
+    team = scope is not None and scope.kind == "agents"
     if f.status and f.status not in STATUSES:
         raise ValueError(f"unknown status {f.status!r} (known: {', '.join(STATUSES)})")
-    ranged = _bounded_range(f)
+    ranged = _bounded_range(f, team)
     if ranged is None:
         return None
     table, lead, carried = ranged
@@ -367,9 +374,14 @@ def build_bounded_count(f: CallFilters, now: float, tz: tzinfo | None = None,
     where = [f"{alias}.{column} = ?" for column, _ in lead]
     params: list[Any] = [value for _, value in lead]
     _time_clauses(alias, f, now, tz, where, params)
+    if team:
+        where.append(scope_clause(scope, params, table=alias) or "1 = 0")
+    # one range is read newest first; a team's several (agent IN (...)) in the index's order, agent
+    # after agent: their newest-first merge would read every entry of the range before the first
+    several = team and not f.agent and scope is not None and len(scope.agents) > 1
+    order = "" if several else f" ORDER BY {alias}.started_at DESC, {alias}.call_id"
     columns = ", ".join(f"{alias}.{column}" for column in carried)
-    inner = (f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} "
-             f"ORDER BY {alias}.started_at DESC, {alias}.call_id LIMIT ?")
+    inner = f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)}{order} LIMIT ?"
     test = " AND ".join(f"r.{column} = ?" for column, _ in tested)
     sql = f"SELECT COALESCE(SUM(CASE WHEN {test} THEN 1 ELSE 0 END), 0), COUNT(*) FROM ({inner}) AS r"
     return sql, [value for _, value in tested] + params + [int(read_cap)]

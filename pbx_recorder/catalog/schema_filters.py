@@ -73,6 +73,15 @@ def _create(name: str) -> str:
     return f"CREATE INDEX {name} ON calls({columns});\n"
 
 
+def create_index_sql(name: str, *, columns_0010: bool = False) -> str:
+    """The index's DDL as this migration makes it (``IF NOT EXISTS``), or as migration 10 made it
+    (``columns_0010``: nothing carried); for the Alembic revisions of indexes no longer in the model
+    (migration 18 dropped the agent-led ones)."""
+    lead, carried = FILTER_COLUMNS[name]
+    columns = ", ".join([*lead, "started_at DESC", "call_id", *(() if columns_0010 else carried)])
+    return f"CREATE INDEX IF NOT EXISTS {name} ON calls({columns})"
+
+
 def _stat(name: str) -> str:
     lead, carried = FILTER_COLUMNS[name]
     figures = ["10000000", *(str(n) for n in _LEADING_ROWS[name]), *(["1"] * (2 + len(carried)))]

@@ -30,7 +30,8 @@ from sqlalchemy import (
     text,
 )
 
-from pbx_recorder.catalog.schema_filters import FILTER_COLUMNS, TAG_COPIES
+from pbx_recorder.catalog.schema_agent import AGENT_CARRIED, AGENT_INDEX, RETIRED
+from pbx_recorder.catalog.schema_filters import FILTER_COLUMNS, TAG_COPIES, create_index_sql
 from pbx_recorder.catalog.schema_filters import TAG_INDEXES as TAG_INDEX_COLUMNS
 
 metadata = MetaData()
@@ -340,14 +341,17 @@ DUE_INDEXES = (
 Index("hold_recordings_rec", hold_recordings.c.recording_id)
 Index("ledger_recording", ledger.c.recording_id, ledger.c.seq)
 Index("calls_time", calls.c.started_at.desc(), calls.c.call_id)
-Index("calls_agent_time", calls.c.agent, calls.c.started_at.desc(), calls.c.call_id)
+#: the agent's index as revision 0018 (SQLite's migration 18) makes it, carrying the other filters'
+#: columns in place of the three agent-led indexes of revision 0010 (``catalog.schema_agent``)
+AGENT_TIME_INDEX = Index(AGENT_INDEX, calls.c.agent, calls.c.started_at.desc(), calls.c.call_id,
+                         *(calls.c[c] for c in AGENT_CARRIED))
 #: the filter indexes as revision 0016 (SQLite's migration 16) makes them: each carries the other
 #: filters' columns a search it leads can need, after ``started_at DESC, call_id``
-#: (``catalog.schema_filters``)
+#: (``catalog.schema_filters``); the agent-led ones of them are gone since revision 0018
 FILTER_INDEXES = {
     name: Index(name, *(calls.c[c] for c in lead), calls.c.started_at.desc(), calls.c.call_id,
                 *(calls.c[c] for c in carried))
-    for name, (lead, carried) in FILTER_COLUMNS.items()}
+    for name, (lead, carried) in FILTER_COLUMNS.items() if name not in RETIRED}
 #: what revision 0015 adds (SQLite's migration 15) in place of the four indexes of the numbers:
 #: the last 4 digits' blind index, carrying the full number's (``catalog.schema_last4``)
 NUMBER_INDEXES = tuple(
@@ -374,8 +378,9 @@ WORK_INDEXES = (
     Index("reports_owner", reports.c.owner, reports.c.created_at),
 )
 
-#: what revision 0010 adds (SQLite's migration 10): scoped searches read their agents' calls first
-SCOPE_INDEXES = tuple(FILTER_INDEXES[f"calls_agent_{_col}_time"] for _col in ("status", "consent", "queue"))
+#: what revision 0010 adds (SQLite's migration 10): scoped searches read their agents' calls first.
+#: Not in the model since revision 0018 dropped them: made from their DDL (name, statement)
+SCOPE_INDEXES_0010 = tuple((name, create_index_sql(name, columns_0010=True)) for name in RETIRED)
 #: the tag indexes as revision 0017 makes them, carrying the copied filter columns (revision 0010
 #: made ``call_tags_agent`` without them: ``SCOPE_TAG_INDEX_0010``)
 TAG_INDEXES = {

@@ -10,6 +10,7 @@ import pytest
 
 from pbx_recorder.catalog import CallFilters, Catalog, engine, pg_schema
 from pbx_recorder.catalog.queries import build_count
+from pbx_recorder.catalog.schema_agent import AGENT_INDEX, AGENT_INDEX_COLUMNS, RETIRED
 from pbx_recorder.catalog.schema_filters import FILTER_COLUMNS, filter_index_columns
 from tests.postgres_server import PostgresServer
 
@@ -24,7 +25,7 @@ def _as_0015(catalog: Catalog) -> None:
     """Take a fresh catalog back to the 0015 layout: the filter indexes without carried columns."""
     conn = catalog._conn()
     for name, (lead, _carried) in FILTER_COLUMNS.items():
-        conn.execute(f"DROP INDEX {name}")
+        conn.execute(f"DROP INDEX IF EXISTS {name}")  # (the agent-led ones: gone since 0018)
         conn.execute(f"CREATE INDEX {name} ON calls({', '.join(lead)}, started_at DESC, call_id)")
     conn.execute("UPDATE alembic_version SET version_num = '0015'")
     conn.commit()
@@ -59,12 +60,13 @@ def test_0016_upgrades_a_0015_catalog_and_counts_inside_the_index(postgres: Post
     before = _searches(old)
     old.close()
     engine.close_pools()
-    catalog = Catalog(url, clock=lambda: NOW)  # migrates to 0016
+    catalog = Catalog(url, clock=lambda: NOW)  # migrates to 0016, then 0017 and 0018
     try:
         conn = catalog._conn()
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == pg_schema.HEAD
-        for name in FILTER_COLUMNS:
-            assert _columns(conn, name) == filter_index_columns(name), name
+        for name in FILTER_COLUMNS:  # (0018 then merged the agent-led ones into the agent's)
+            assert _columns(conn, name) == ([] if name in RETIRED else filter_index_columns(name)), name
+        assert _columns(conn, AGENT_INDEX) == AGENT_INDEX_COLUMNS
         after = _searches(catalog)
         assert after == before and all(page for page, _count in after)
         conn.execute("ANALYZE calls")

@@ -9,14 +9,14 @@ Revises: 0015
 
 The baseline creates the model as it stands (and revision 0010 creates the agent-led indexes from
 it), so an index already in the new form is left alone: each is made again only when its columns
-differ.
+differ.  Each is made from its DDL as this revision shipped it (the agent-led ones are no longer in
+the model: revision 0018 merged them into ``calls_agent_time``).
 """
 
 from alembic import op
 from sqlalchemy import inspect
 
-from pbx_recorder.catalog.schema_filters import filter_index_columns
-from pbx_recorder.catalog.schema_model import FILTER_INDEXES
+from pbx_recorder.catalog.schema_filters import FILTER_COLUMNS, create_index_sql, filter_index_columns
 
 revision = "0016"
 down_revision = "0015"
@@ -25,11 +25,11 @@ down_revision = "0015"
 def upgrade() -> None:
     bind = op.get_bind()
     present = {i["name"]: list(i["column_names"]) for i in inspect(bind).get_indexes("calls")}
-    for name, index in FILTER_INDEXES.items():
+    for name in FILTER_COLUMNS:
         if present.get(name) == filter_index_columns(name):
             continue
         op.execute(f"DROP INDEX IF EXISTS {name}")
-        index.create(bind)
+        op.execute(create_index_sql(name))
 
 
 def downgrade() -> None:
