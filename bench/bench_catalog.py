@@ -49,6 +49,7 @@ from pbx_recorder.call_seal import CallSealer  # noqa: E402
 from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
 from pbx_recorder.catalog.number_migration import protect  # noqa: E402
 from pbx_recorder.catalog.queries import COUNT_READ_CAP, Cursor, encode_cursor, preset_range  # noqa: E402
+from pbx_recorder.catalog.scopes import Scope  # noqa: E402
 from pbx_recorder.ledger import StoredLedgerHook  # noqa: E402
 from pbx_recorder.signing import SignAfterStore  # noqa: E402
 
@@ -310,6 +311,31 @@ class Bench:
         )
         return cases
 
+    def team_searches(self) -> list[tuple[str, dict[str, list[float]], list[float], list[CallFilters]]]:
+        """A team lead's searches over all time (a scope of 20 agents, the console's row scope): a
+        rare status, a rare consent decision; since schema 18 both read the agents' ranges of the
+        one agent index, the count bounded (``COUNT_READ_CAP`` entries).  cdr: the same agents'
+        channels with the same condition."""
+        rnd, out = random.Random(6), []
+        teams = [sorted(rnd.sample(AGENTS, 20)) for _ in range(SAMPLES)]
+        order = " ORDER BY calldate DESC LIMIT 50"
+        searches = (("team of 20 + failed, all time", CallFilters(status="failed"), "disposition = 'FAILED'"),
+                    ("team of 20 + refused, all time", CallFilters(consent="refused"),
+                     "userfield LIKE 'consent=refused;%'"))
+        for name, f, cond in searches:
+            ours = {e: [timed(lambda f=f, c=c, t=t: self.scoped(c, f, t)) for t in teams]
+                    for e, c in self.catalogs.items()}
+            theirs = [timed(lambda t=t, cond=cond: self.cdr.execute(
+                "SELECT * FROM cdr WHERE (" + " OR ".join("dstchannel LIKE ?" for _ in t) + f") AND {cond}"
+                + order, [f"PJSIP/{a}-%" for a in t]).fetchall()) for t in teams]
+            out.append((name, ours, theirs, []))
+        return out
+
+    def scoped(self, catalog: Catalog, f: CallFilters, agents: list[str]) -> Any:
+        """A page and its count inside a team's row scope, as the console asks for them."""
+        return catalog.search_page(f, now=self.now, scope=Scope.of_agents(set(agents)),
+                                   count_read_cap=COUNT_READ_CAP)
+
     def deep_pages(self) -> tuple[dict[str, list[float]], list[float], list[CallFilters]]:
         """30 days, the page up to 10,000 rows down: keyset here, OFFSET (what a cdr console does) there."""
         lo, hi = preset_range("30d", self.now)
@@ -382,6 +408,7 @@ class Bench:
                 [],  # key lookups: no plan to show
             )
         )
+        rows.extend(self.team_searches())
         pg = self.catalogs.get("postgresql")
         for name, ours, theirs, filters in rows:
             if not ours[engines[0]]:
