@@ -63,7 +63,7 @@ def test_sqlite_migration_18_merges_the_agent_indexes_and_keeps_the_results(tmp_
     for name in set(FILTER_COLUMNS) - set(RETIRED):  # the others as migration 16 left them
         assert index_columns(conn, name) == filter_index_columns(name), name
     after = _results(conn)
-    for (page, count, bounded), (page2, count2, bounded2) in zip(before, after, strict=True):
+    for (page, count, _bounded), (page2, count2, bounded2) in zip(before, after, strict=True):
         assert (page, count) == (page2, count2)
         # the count read inside the index: every entry read (fewer than the cap), the same matches
         assert bounded2 is None or bounded2[0] == count
