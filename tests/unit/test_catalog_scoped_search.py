@@ -137,8 +137,7 @@ def conn():  # type: ignore[no-untyped-def]
     catalog.close()
 
 
-AGENT_LED = ("calls_agent_time", "calls_agent_status_time", "calls_agent_consent_time",
-             "calls_agent_queue_time", "call_tags_agent")
+AGENT_LED = ("calls_agent_time", "call_tags_agent")  # (one agent index since schema 18)
 SCOPED = {"7d": CallFilters(preset="7d"), "status": CallFilters(status="failed"),
           "consent": CallFilters(consent="refused"), "queue": CallFilters(queue="q1"),
           "tag": CallFilters(tag="vip"), "30d": CallFilters(preset="30d")}
