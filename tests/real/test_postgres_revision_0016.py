@@ -6,6 +6,8 @@ conditions are index conditions, not a filter over table rows) (issue 11;
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pbx_recorder.catalog import CallFilters, Catalog, engine, pg_schema
@@ -39,6 +41,29 @@ def _columns(conn: object, name: str) -> list[str]:
     return [r[0] for r in conn.execute(sql, (name,))]  # type: ignore[attr-defined]
 
 
+def fill(catalog: Catalog) -> None:
+    """240 calls over 60 days: every status, consent decision, queue and agent a0-a3."""
+    consents = ("granted", "refused", "timeout", "not_required")
+    for k in range(240):
+        catalog.upsert_call({"call_id": f"c{k:03d}", "started_at": NOW - k * 0.25 * DAY,
+                             "status": ("answered", "no_answer", "failed")[k % 3],
+                             "consent_decision": consents[(k // 3) % 4],
+                             "queue": ("sales", "support")[(k // 12) % 2], "agent": f"a{k % 4}"})
+
+
+def count_plan(conn: Any, f: CallFilters) -> str:
+    """PostgreSQL's plan of ``f``'s count, index reads forced (240 rows: the planner would read
+    the table anyway)."""
+    conn.execute("ANALYZE calls")
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET enable_bitmapscan = off")
+    sql, params = build_count(f, NOW)
+    plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
+    conn.execute("RESET enable_seqscan")
+    conn.execute("RESET enable_bitmapscan")
+    return plan
+
+
 def _searches(catalog: Catalog) -> list[object]:
     out: list[object] = []
     for f in (COMBINED, CallFilters(queue="support", consent="timeout"),
@@ -51,11 +76,7 @@ def _searches(catalog: Catalog) -> list[object]:
 def test_0016_upgrades_a_0015_catalog_and_counts_inside_the_index(postgres: PostgresServer) -> None:
     url = postgres.fresh_schema()
     old = Catalog(url, clock=lambda: NOW)
-    for k in range(240):
-        old.upsert_call({"call_id": f"c{k:03d}", "started_at": NOW - k * 0.25 * DAY,
-                         "status": ("answered", "no_answer", "failed")[k % 3],
-                         "consent_decision": ("granted", "refused", "timeout", "not_required")[(k // 3) % 4],
-                         "queue": ("sales", "support")[(k // 12) % 2], "agent": f"a{k % 4}"})
+    fill(old)
     _as_0015(old)
     before = _searches(old)
     old.close()
@@ -69,13 +90,7 @@ def test_0016_upgrades_a_0015_catalog_and_counts_inside_the_index(postgres: Post
         assert _columns(conn, AGENT_INDEX) == AGENT_INDEX_COLUMNS
         after = _searches(catalog)
         assert after == before and all(page for page, _count in after)
-        conn.execute("ANALYZE calls")
-        conn.execute("SET enable_seqscan = off")  # (240 rows: the planner would read the table anyway)
-        conn.execute("SET enable_bitmapscan = off")
-        sql, params = build_count(COMBINED, NOW)
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
-        conn.execute("RESET enable_seqscan")
-        conn.execute("RESET enable_bitmapscan")
+        plan = count_plan(conn, COMBINED)
         assert "calls_queue_time" in plan, plan
         cond = next(ln for ln in plan.splitlines() if "Index Cond" in ln)
         assert "status" in cond and "consent_decision" in cond, plan  # tested on the index entry

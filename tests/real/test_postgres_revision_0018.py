@@ -9,17 +9,14 @@ from __future__ import annotations
 import pytest
 
 from pbx_recorder.catalog import CallFilters, Catalog, engine, pg_schema
-from pbx_recorder.catalog.queries import build_count
 from pbx_recorder.catalog.schema_agent import AGENT_INDEX, AGENT_INDEX_COLUMNS, RETIRED
 from pbx_recorder.catalog.schema_filters import create_index_sql
 from pbx_recorder.catalog.scopes import Scope
 from tests.postgres_server import PostgresServer
-from tests.real.test_postgres_revision_0016 import _columns
+from tests.real.test_postgres_revision_0016 import NOW, _columns, count_plan, fill
 
 pytestmark = pytest.mark.real
 
-NOW = 1_795_000_000.0
-DAY = 86400.0
 AGENT_COMBINED = CallFilters(agent="a1", status="failed", consent="refused")
 SEARCHES = [(AGENT_COMBINED, None), (CallFilters(agent="a2", queue="sales", preset="30d"), None),
             (CallFilters(status="answered", consent="granted"), Scope.of_agents({"a0", "a3"}))]
@@ -48,11 +45,7 @@ def test_0018_upgrades_a_0017_catalog_and_tests_an_agent_s_filters_inside_its_in
         postgres: PostgresServer) -> None:
     url = postgres.fresh_schema()
     old = Catalog(url, clock=lambda: NOW)
-    for k in range(240):
-        old.upsert_call({"call_id": f"c{k:03d}", "started_at": NOW - k * 0.25 * DAY,
-                         "status": ("answered", "no_answer", "failed")[k % 3],
-                         "consent_decision": ("granted", "refused", "timeout", "not_required")[(k // 3) % 4],
-                         "queue": ("sales", "support")[(k // 12) % 2], "agent": f"a{k % 4}"})
+    fill(old)
     _as_0017(old)
     assert set(RETIRED) <= {r[0] for r in old._conn().execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")}
@@ -69,13 +62,7 @@ def test_0018_upgrades_a_0017_catalog_and_tests_an_agent_s_filters_inside_its_in
         assert _columns(conn, AGENT_INDEX) == AGENT_INDEX_COLUMNS
         after = _searches(catalog)
         assert after == before and all(page for page, _count in after)
-        conn.execute("ANALYZE calls")
-        conn.execute("SET enable_seqscan = off")  # (240 rows: the planner would read the table anyway)
-        conn.execute("SET enable_bitmapscan = off")
-        sql, params = build_count(AGENT_COMBINED, NOW)
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
-        conn.execute("RESET enable_seqscan")
-        conn.execute("RESET enable_bitmapscan")
+        plan = count_plan(conn, AGENT_COMBINED)
         assert AGENT_INDEX in plan, plan
         cond = next(ln for ln in plan.splitlines() if "Index Cond" in ln)
         assert "status" in cond and "consent_decision" in cond, plan  # tested on the index entry
