@@ -44,7 +44,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from bench import bench_catalog_pg, bench_catalog_writes, catalog_resume  # noqa: E402
 from bench.bench_catalog_writes import numbers_for, pct, timed  # noqa: E402
-from bench.catalog_data import AGENTS, CDR_SCHEMA, QUEUES, TAGS, CallGenerator, Generated, cdr_time  # noqa: E402
+from bench.catalog_cases import SAMPLES, TEAM_SEARCHES, Case, filter_cases, teams  # noqa: E402
+from bench.catalog_data import CDR_SCHEMA, CallGenerator, Generated, cdr_time  # noqa: E402
+from bench.catalog_footprint import sqlite_footprint  # noqa: E402
 from pbx_recorder.call_seal import CallSealer  # noqa: E402
 from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
 from pbx_recorder.catalog.number_migration import protect  # noqa: E402
@@ -53,10 +55,10 @@ from pbx_recorder.catalog.scopes import Scope  # noqa: E402
 from pbx_recorder.ledger import StoredLedgerHook  # noqa: E402
 from pbx_recorder.signing import SignAfterStore  # noqa: E402
 
-DAY = 86400.0
-SAMPLES = 20
-#: rows the footprint's "stored twice" averages read (the first ones of each table)
-STORED_TWICE_ROWS = 200_000
+#: the p95 every filter should meet (issue 11); a PostgreSQL filter over it shows what it read
+TARGET_MS = 50.0
+#: a row of the filter table: (name, ms per engine, cdr ms, the searches as (filter, scope))
+Row = tuple[str, dict[str, list[float]], list[float], list[tuple[CallFilters, Scope | None]]]
 SHORT = {"sqlite": "sqlite", "postgresql": "pg"}
 
 
@@ -148,200 +150,35 @@ class Bench:
                 (self.n - had_cdr) / max(t_cdr, 1e-9))
 
     # -- filters --------------------------------------------------------------------------
-    def cases(self) -> list[tuple[str, list[CallFilters], list[tuple[str, list[Any]]]]]:
-        """(name, 20 catalog filters, the 20 equivalent cdr queries)."""
-        rnd, now, s = random.Random(9), self.now, self.samples
-        pick = [rnd.choice(s) for _ in range(SAMPLES)]
-        recent = [g for g in s if g.call["started_at"] >= now - 7 * DAY] or s
-        since7, since30 = now - 7 * DAY, now - 30 * DAY
-        order = " ORDER BY calldate DESC LIMIT 50"
-        last4 = [g.call["caller_num"][-4:] for g in pick]
-        cases: list[tuple[str, list[CallFilters], list[tuple[str, list[Any]]]]] = [
-            (
-                "last 4 digits, all time",
-                [CallFilters(caller=d) for d in last4],
-                [("SELECT * FROM cdr WHERE substr(src, -4) = ?" + order, [d]) for d in last4],
-            ),
-            (
-                "last 4 digits, last 7 days",
-                [
-                    CallFilters(caller=g.call["caller_num"][-4:], preset="7d")
-                    for g in (rnd.choice(recent) for _ in range(SAMPLES))
-                ],
-                [],
-            ),
-            ("30 d + queue + answered + consent", [], []),
-            ("agent, all time", [CallFilters(agent=a) for a in rnd.sample(AGENTS, SAMPLES)], []),
-            ("agent, 30 days", [CallFilters(agent=a, preset="30d") for a in rnd.sample(AGENTS, SAMPLES)], []),
-            (
-                "full caller number",
-                [CallFilters(caller=g.call["caller_num"]) for g in pick],
-                [("SELECT * FROM cdr WHERE src = ?" + order, [g.call["caller_num"]]) for g in pick],
-            ),
-            (
-                "call id",
-                [CallFilters(call_id=g.call["call_id"]) for g in pick],
-                [("SELECT * FROM cdr WHERE uniqueid = ?" + order, [g.call["linkedid"]]) for g in pick],
-            ),
-        ]
-        cases[1][2].extend(
-            (
-                "SELECT * FROM cdr WHERE calldate >= ? AND substr(src, -4) = ?" + order,
-                [cdr_time(since7), f.caller],
-            )
-            for f in cases[1][1]
-        )
-        combo = [
-            (rnd.choice(QUEUES), rnd.choice(["granted", "refused", "not_required", "timeout"]))
-            for _ in range(SAMPLES)
-        ]
-        cases[2][1].extend(CallFilters(preset="30d", queue=q, status="answered", consent=c) for q, c in combo)
-        cases[2][2].extend(
-            (
-                "SELECT * FROM cdr WHERE calldate >= ? AND lastdata LIKE ? AND disposition = "
-                "'ANSWERED' AND userfield LIKE ?" + order,
-                [cdr_time(since30), f"{q},%", f"consent={c};%"],
-            )
-            for q, c in combo
-        )
-        for name in ("agent, all time", "agent, 30 days"):
-            case = next(c for c in cases if c[0] == name)
-            case[2].extend(
-                (
-                    "SELECT * FROM cdr WHERE "
-                    + ("calldate >= ? AND " if f.preset else "")
-                    + "dstchannel LIKE ?"
-                    + order,
-                    [*([cdr_time(since30)] if f.preset else []), f"PJSIP/{f.agent}-%"],
-                )
-                for f in case[1]
-            )
-        for preset in ("today", "yesterday", "7d", "30d"):
-            lo, hi = preset_range(preset, now)
-            cases.append(
-                (
-                    f"preset {preset}",
-                    [CallFilters(preset=preset)] * SAMPLES,
-                    [
-                        (
-                            "SELECT * FROM cdr WHERE calldate >= ? AND calldate < ?" + order,
-                            [cdr_time(lo), cdr_time(hi)],
-                        )
-                    ]
-                    * SAMPLES,
-                )
-            )
-        for status, disp in (("answered", "ANSWERED"), ("no_answer", "NO ANSWER"), ("failed", "FAILED")):
-            cases.append(
-                (
-                    f"status {status}",
-                    [CallFilters(status=status)] * SAMPLES,
-                    [("SELECT * FROM cdr WHERE disposition = ?" + order, [disp])] * SAMPLES,
-                )
-            )
-        queues = rnd.sample(QUEUES, SAMPLES)
-        cases.append(
-            (
-                "queue, 30 days",
-                [CallFilters(queue=q, preset="30d") for q in queues],
-                [
-                    (
-                        "SELECT * FROM cdr WHERE calldate >= ? AND lastdata LIKE ?" + order,
-                        [cdr_time(since30), f"{q},%"],
-                    )
-                    for q in queues
-                ],
-            )
-        )
-        for consent in ("refused", "timeout"):
-            cases.append(
-                (
-                    f"consent {consent}",
-                    [CallFilters(consent=consent)] * SAMPLES,
-                    [("SELECT * FROM cdr WHERE userfield LIKE ?" + order, [f"consent={consent};%"])]
-                    * SAMPLES,
-                )
-            )
-        for tag in ("vip", "escalated", "no-such-tag"):
-            cases.append(
-                (
-                    f"tag {tag}",
-                    [CallFilters(tag=tag)] * SAMPLES,
-                    [
-                        (
-                            "SELECT * FROM cdr WHERE ',' || substr(userfield, instr(userfield, 'tags=') + 5) "
-                            "|| ',' LIKE ?" + order,
-                            [f"%,{tag},%"],
-                        )
-                    ]
-                    * SAMPLES,
-                )
-            )
-        # filters combined beside a tag and beside an agent, over all time (schema 16 and 17: the
-        # other filters are tested inside the tag's or the agent's index)
-        consents = ["granted", "refused", "not_required", "timeout"]
-        tagged = [(rnd.choice([t for t, _pct in TAGS]), rnd.choice(consents)) for _ in range(SAMPLES)]
-        cases.append(
-            (
-                "tag + answered + consent",
-                [CallFilters(tag=t, status="answered", consent=c) for t, c in tagged],
-                [
-                    (
-                        "SELECT * FROM cdr WHERE disposition = 'ANSWERED' AND userfield LIKE ?" + order,
-                        [f"consent={c};tags=%{t}%"],
-                    )
-                    for t, c in tagged
-                ],
-            )
-        )
-        agents = [(a, rnd.choice(consents)) for a in rnd.sample(AGENTS, SAMPLES)]
-        cases.append(
-            (
-                "agent + answered + consent",
-                [CallFilters(agent=a, status="answered", consent=c) for a, c in agents],
-                [
-                    (
-                        "SELECT * FROM cdr WHERE dstchannel LIKE ? AND disposition = 'ANSWERED' "
-                        "AND userfield LIKE ?" + order,
-                        [f"PJSIP/{a}-%", f"consent={c};%"],
-                    )
-                    for a, c in agents
-                ],
-            )
-        )
-        return cases
+    def cases(self) -> list[Case]:
+        """(name, 20 catalog filters, the 20 equivalent cdr queries): ``catalog_cases.py``."""
+        return filter_cases(self.samples, self.now)
 
-    def team_searches(self) -> list[tuple[str, dict[str, list[float]], list[float], list[CallFilters]]]:
+    def team_searches(self, engines: list[str]) -> list[Row]:
         """A team lead's searches over all time (a scope of 20 agents, the console's row scope): a
         rare status, a rare consent decision; since schema 18 both read the agents' ranges of the
         one agent index, the count bounded (``COUNT_READ_CAP`` entries).  cdr: the same agents'
         channels with the same condition."""
-        rnd, out = random.Random(6), []
-        teams = [sorted(rnd.sample(AGENTS, 20)) for _ in range(SAMPLES)]
-        order = " ORDER BY calldate DESC LIMIT 50"
-        searches = (("team of 20 + failed, all time", CallFilters(status="failed"), "disposition = 'FAILED'"),
-                    ("team of 20 + refused, all time", CallFilters(consent="refused"),
-                     "userfield LIKE 'consent=refused;%'"))
-        for name, f, cond in searches:
-            ours = {e: [timed(lambda f=f, c=c, t=t: self.scoped(c, f, t)) for t in teams]
-                    for e, c in self.catalogs.items()}
-            theirs = [timed(lambda t=t, cond=cond: self.cdr.execute(
-                "SELECT * FROM cdr WHERE (" + " OR ".join("dstchannel LIKE ?" for _ in t) + f") AND {cond}"
-                + order, [f"PJSIP/{a}-%" for a in t]).fetchall()) for t in teams]
-            out.append((name, ours, theirs, []))
+        out, order = [], " ORDER BY calldate DESC LIMIT 50"
+        scopes = [Scope.of_agents(set(t)) for t in teams()]
+        for name, f, cond in TEAM_SEARCHES:
+            ours = {e: [timed(lambda f=f, c=self.catalogs[e], s=s: self.shown(c, f, s)) for s in scopes]
+                    for e in engines}
+            theirs = []
+            for s in scopes:
+                t = sorted(s.agents)
+                sql = ("SELECT * FROM cdr WHERE (" + " OR ".join("dstchannel LIKE ?" for _ in t)
+                       + f") AND {cond}" + order)
+                theirs.append(timed(lambda sql=sql, t=t: self.cdr.execute(sql, [f"PJSIP/{a}-%" for a in t])
+                                    .fetchall()))
+            out.append((name, ours, theirs, [(f, s) for s in scopes]))
         return out
-
-    def scoped(self, catalog: Catalog, f: CallFilters, agents: list[str]) -> Any:
-        """A page and its count inside a team's row scope, as the console asks for them."""
-        return catalog.search_page(f, now=self.now, scope=Scope.of_agents(set(agents)),
-                                   count_read_cap=COUNT_READ_CAP)
-
-    def deep_pages(self) -> tuple[dict[str, list[float]], list[float], list[CallFilters]]:
+    def deep_pages(self, engines: list[str]) -> Row:
         """30 days, the page up to 10,000 rows down: keyset here, OFFSET (what a cdr console does) there."""
         lo, hi = preset_range("30d", self.now)
         conn = self.catalog._conn()
-        ours: dict[str, list[float]] = {e: [] for e in self.catalogs}
-        theirs, filters = [], []
+        ours: dict[str, list[float]] = {e: [] for e in engines}
+        theirs, probes = [], []
         in_range = conn.execute(
             "SELECT COUNT(*) FROM calls WHERE started_at >= ? AND started_at < ?", (lo, hi)
         ).fetchone()[0]
@@ -355,9 +192,9 @@ class Bench:
             if row is None:
                 continue
             f = CallFilters(preset="30d", after=encode_cursor(Cursor(row[0], row[1])))
-            filters.append(f)
-            for engine, catalog in self.catalogs.items():
-                ours[engine].append(timed(lambda f=f, c=catalog: self.shown(c, f)))
+            probes.append((f, None))
+            for engine in engines:
+                ours[engine].append(timed(lambda f=f, c=self.catalogs[engine]: self.shown(c, f)))
             theirs.append(
                 timed(
                     lambda d=depth: self.cdr.execute(
@@ -366,27 +203,27 @@ class Bench:
                     ).fetchall()
                 )
             )
-        return ours, theirs, filters
+        return "30 d, deep page (<= 10,000 rows down)", ours, theirs, probes
 
-    def shown(self, catalog: Catalog, f: CallFilters) -> Any:
-        """A page and its count as the console and the CLI ask for them."""
-        return catalog.search_page(f, now=self.now, count_read_cap=COUNT_READ_CAP)
+    def shown(self, catalog: Catalog, f: CallFilters, scope: Scope | None = None) -> Any:
+        """A page and its count as the console and the CLI ask for them (in ``scope``: a team's)."""
+        return catalog.search_page(f, now=self.now, scope=scope, count_read_cap=COUNT_READ_CAP)
 
-    def run_filters(self) -> None:
-        """p50/p95 per filter and engine (ms), the cdr baseline, and PostgreSQL's sequential scans."""
-        engines = list(self.catalogs)
+    def run_filters(self, engines: list[str] | None = None) -> None:
+        """p50/p95 per filter and engine (ms), the cdr baseline, and on PostgreSQL the sequential
+        scans of each filter's plans and, for a filter over 50 ms at p95, what its slowest search
+        read (``EXPLAIN (ANALYZE, BUFFERS)``)."""
+        engines = engines or list(self.catalogs)
         heads = "".join(f" {SHORT[e] + ' p50':>10} {SHORT[e] + ' p95':>10}" for e in engines)
         ratios = "".join(f" {'cdr/' + SHORT[e]:>10}" for e in engines)
         print(f"\n{'filter':36}{heads} {'cdr p50':>9} {'cdr p95':>9}{ratios}")
-        rows: list[tuple[str, dict[str, list[float]], list[float], list[CallFilters]]] = []
+        rows: list[Row] = []
         for name, filters, cdr_queries in self.cases():
-            ours = {
-                e: [timed(lambda f=f, c=c: self.shown(c, f)) for f in filters]
-                for e, c in self.catalogs.items()
-            }
+            ours = {e: [timed(lambda f=f, c=self.catalogs[e]: self.shown(c, f)) for f in filters]
+                    for e in engines}
             theirs = [timed(lambda q=q: self.cdr.execute(*q).fetchall()) for q in cdr_queries]
-            rows.append((name, ours, theirs, filters))
-        rows.insert(3, ("30 d, deep page (<= 10,000 rows down)", *self.deep_pages()))
+            rows.append((name, ours, theirs, [(f, None) for f in filters]))
+        rows.insert(3, self.deep_pages(engines))
         shows = [
             g.call["call_id"] for g in random.Random(4).sample(self.samples, min(SAMPLES, len(self.samples)))
         ]
@@ -394,8 +231,9 @@ class Bench:
             (
                 "calls show",
                 {
-                    e: [timed(lambda c=c, k=k: (k.get_call(c), k.recordings_for_call(c))) for c in shows]
-                    for e, k in self.catalogs.items()
+                    e: [timed(lambda c=c, k=self.catalogs[e]: (k.get_call(c), k.recordings_for_call(c)))
+                        for c in shows]
+                    for e in engines
                 },
                 [
                     timed(
@@ -408,9 +246,9 @@ class Bench:
                 [],  # key lookups: no plan to show
             )
         )
-        rows.extend(self.team_searches())
-        pg = self.catalogs.get("postgresql")
-        for name, ours, theirs, filters in rows:
+        rows.extend(self.team_searches(engines))
+        pg = self.catalogs.get("postgresql") if "postgresql" in engines else None
+        for name, ours, theirs, probes in rows:
             if not ours[engines[0]]:
                 print(f"{name:36} (no calls in range at this size)")
                 continue
@@ -421,62 +259,22 @@ class Bench:
                 for p95 in (pct(ours[e], 95) for e in engines)
             )
             print(f"{name:36}{cells} {cdr}{ratios}")
-            if pg is not None and filters:
-                for line in bench_catalog_pg.seq_scans(pg, filters[0], self.now):
+            if pg is not None and probes:
+                for line in bench_catalog_pg.seq_scans(pg, *probes[0], self.now):
                     print(f"    postgresql plan, sequential scan at {self.n:,} calls -- {line}")
+                if pct(ours["postgresql"], 95) > TARGET_MS:
+                    slowest = probes[max(range(len(probes)), key=ours["postgresql"].__getitem__)]
+                    for line in bench_catalog_pg.what_it_read(pg, *slowest, self.now):
+                        print(f"    postgresql, the slowest of these searches again -- {line}")
+
 
     # -- footprint --------------------------------------------------------------------------
     def footprint(self) -> None:
         if "postgresql" in self.catalogs:
             bench_catalog_pg.footprint(self.catalogs["postgresql"], self.n, self.pg_cdr)
-        if "sqlite" not in self.catalogs:
-            return
-        conn = self.catalogs["sqlite"]._conn()
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.cdr.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        size = os.path.getsize(self.root / "catalog.db")
-        cdr_size = os.path.getsize(self.root / "cdr.db")
-        print(
-            f"\nsqlite catalog: {size / self.n:,.0f} bytes per call "
-            f"({size / 2**20:,.0f} MiB for {self.n:,} calls with recording and ledger rows); "
-            "cdr table + calldate index: "
-            f"{cdr_size / self.n:,.0f} bytes per call "
-            f"(ratio {size / cdr_size:.1f}x)"
-        )
-        try:  # every table and index (pages in use: a page's free space counts where it is)
-            parts = conn.execute(
-                "SELECT d.name, COALESCE(m.type, 'table'), COALESCE(m.tbl_name, d.name), SUM(d.pgsize) "
-                "FROM dbstat d LEFT JOIN sqlite_schema m ON m.name = d.name GROUP BY d.name ORDER BY 4 DESC"
-            ).fetchall()
-        except sqlite3.OperationalError:
-            parts = []
-        for name, kind, table, nbytes in parts:
-            if nbytes / self.n >= 1:
-                print(f"  {name:32} {kind:5} of {table:14} {nbytes / self.n:8,.0f} B/call")
-        # averages over the first rows only: each is a read of a whole table, minutes at 10 M calls
-        first = min(self.n, STORED_TWICE_ROWS)
-        print(f"  stored twice (average bytes per call, first {first:,} rows of each table):")
-        calls = f"(SELECT cdr, consent FROM calls ORDER BY rowid LIMIT {first})"
-        recs = f"(SELECT * FROM recordings ORDER BY rowid LIMIT {first})"
-        for label, sql in (
-            ("calls.cdr JSON (also columns)", f"SELECT AVG(length(cdr)) FROM {calls}"),
-            ("calls.consent JSON", f"SELECT AVG(length(consent)) FROM {calls}"),
-            ("recordings.manifest JSON", f"SELECT AVG(length(manifest)) FROM {recs}"),
-            ("recordings.signature + hashes", "SELECT AVG(length(signature) + length(sha256) + "
-             f"length(audio_sha256)) FROM {recs}"),
-            (
-                "  of which cdr + consent again",
-                "SELECT AVG(length(json_extract(manifest, '$.cdr')) + "
-                f"length(json_extract(manifest, '$.consent'))) FROM {recs}",
-            ),
-            ("recordings.objects JSON", f"SELECT AVG(length(objects)) FROM {recs}"),
-            (  # the bench writes 2 ledger entries a call
-                "ledger rows (payload + 2 hashes)",
-                f"SELECT AVG(length(payload) + 128) * 2 FROM (SELECT payload FROM ledger "
-                f"ORDER BY rowid LIMIT {2 * first})",
-            ),
-        ):
-            print(f"    {label:34} {conn.execute(sql).fetchone()[0] or 0:8,.0f}")
+        if "sqlite" in self.catalogs:
+            sqlite_footprint(self.catalogs["sqlite"]._conn(), self.cdr, self.root, self.n)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -548,6 +346,13 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
               f"({time.perf_counter() - t0:,.1f} s), so the planner sees the filled catalog")
     bench.run_filters()
     bench.footprint()
+    if "postgresql" in bench.catalogs:
+        t0 = time.perf_counter()
+        tables = bench_catalog_pg.vacuum_analyze(bench.catalogs["postgresql"])
+        print(f"\npostgresql: VACUUM (ANALYZE) of the catalog's {len(tables)} tables "
+              f"({time.perf_counter() - t0:,.1f} s): the state autovacuum keeps a running catalog in "
+              "(the table above is the one right after a bulk import); its filters again:")
+        bench.run_filters(["postgresql"])
     print()
     for engine, catalog in bench.catalogs.items():
         empty = bench.open(bench.target(engine, "empty"))

@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog import engine as catalog_engine
-from pbx_recorder.catalog.queries import build_count, build_search
+from pbx_recorder.catalog.queries import COUNT_READ_CAP, build_bounded_count, build_count, build_search
+from pbx_recorder.catalog.scopes import Scope
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,21 +133,62 @@ def analyze(catalog: Catalog) -> list[str]:
     return tables
 
 
+def vacuum_analyze(catalog: Catalog) -> list[str]:
+    """VACUUM (ANALYZE) every table of the catalog's schema: the state autovacuum keeps a running
+    catalog in (pages marked all-visible, so an index-only read does not visit the table)."""
+    conn = catalog._conn()
+    tables = _tables(conn)
+    for table in tables:
+        conn.execute(f"VACUUM (ANALYZE) {table}")  # a name read from pg_class just above
+    return tables
+
+
+def _statements(catalog: Catalog, f: CallFilters, scope: Scope | None,
+                now: float) -> list[tuple[str, str, Any]]:
+    """What ``calls search`` runs for ``f`` in ``scope``: (page | count, SQL, parameters)."""
+    blind = catalog.numbers.index if catalog.numbers is not None else None
+    count = (build_bounded_count(f, now, read_cap=COUNT_READ_CAP, scope=scope)
+             or build_count(f, now, blind=blind, scope=scope))
+    return [("page", *build_search(f, now, probe=True, blind=blind, scope=scope)), ("count", *count)]
+
+
 _COST = re.compile(r"\s*\(cost=.*\)$")
 
 
-def seq_scans(catalog: Catalog, f: CallFilters, now: float) -> list[str]:
+def seq_scans(catalog: Catalog, f: CallFilters, scope: Scope | None, now: float) -> list[str]:
     """One line per sequential scan in the plans of what ``calls search`` runs for ``f`` (its page
     and its count), as PostgreSQL's EXPLAIN prints it; empty when every table is read by index."""
-    conn, blind = catalog._conn(), catalog.numbers.index if catalog.numbers is not None else None
-    found = []
-    for what, (sql, params) in (("page", build_search(f, now, probe=True, blind=blind)),
-                                ("count", build_count(f, now, blind=blind))):
+    conn, found = catalog._conn(), []
+    for what, sql, params in _statements(catalog, f, scope, now):
         for row in conn.execute("EXPLAIN " + sql, params).fetchall():
             line = str(row[0])
             if "Seq Scan" in line:
                 found.append(f"{what}: {_COST.sub('', line).strip().removeprefix('-> ').strip()}")
     return found
+
+
+_BUFFERS = re.compile(r"Buffers: shared (.*)")
+_HEAP = re.compile(r"Heap Fetches: (\d+)")
+_TIME = re.compile(r"Execution Time: ([\d.]+) ms")
+_PLANNING = re.compile(r"Planning Time: ([\d.]+) ms")
+
+
+def what_it_read(catalog: Catalog, f: CallFilters, scope: Scope | None, now: float) -> list[str]:
+    """The page's and the count's ``EXPLAIN (ANALYZE, BUFFERS)`` in one line each: planning and
+    execution time, buffers of the whole statement, heap fetches of its index-only reads (the
+    table pages visited because VACUUM has not marked them all-visible)."""
+    conn, out = catalog._conn(), []
+    for what, sql, params in _statements(catalog, f, scope, now):
+        plan = [str(r[0]) for r in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall()]
+        buffers = next((m.group(1) for line in plan if (m := _BUFFERS.search(line))), "-")
+        heap = sum(int(m.group(1)) for line in plan if (m := _HEAP.search(line)))
+        ms = next((m.group(1) for line in plan if (m := _TIME.search(line))), "?")
+        planning = next((m.group(1) for line in plan if (m := _PLANNING.search(line))), "?")
+        nodes = sorted({line.strip().removeprefix("-> ").split("  ")[0].split(" on ")[0]
+                        for line in plan if "->" in line or line == plan[0]})
+        out.append(f"{what}: planned in {planning} ms, ran {ms} ms, buffers {buffers}, "
+                   f"heap fetches {heap:,}; nodes: {', '.join(nodes)}")
+    return out
 
 
 def footprint(catalog: Catalog, calls: int, cdr: PgCdr | None) -> None:
