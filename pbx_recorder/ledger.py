@@ -34,7 +34,7 @@ import math
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -240,9 +240,40 @@ def daily_root(conn: sqlite3.Connection, day: str | date) -> str:
 
 
 def entries_for(conn: sqlite3.Connection, recording_id: str) -> list[dict[str, Any]]:
+    known = _KNOWN_ENTRIES.get(id(conn))
+    if known is not None and recording_id in known:  # read with its batch (entries_known), once
+        return known.pop(recording_id)
     rows = conn.execute("SELECT seq, at, event, payload FROM ledger WHERE recording_id = ? ORDER BY seq",
                         (recording_id,)).fetchall()
     return [{"seq": r[0], "at": r[1], "event": r[2], "payload": r[3]} for r in rows]
+
+
+#: connections (by id) inside :func:`entries_known`: the entries read up front, by recording
+_KNOWN_ENTRIES: dict[int, dict[str, list[dict[str, Any]]]] = {}
+
+
+@contextmanager
+def entries_known(conn: sqlite3.Connection, recording_ids: Iterable[str]) -> Iterator[None]:
+    """Inside a write transaction (``Catalog.write_calls``): the entries of ``recording_ids`` read
+    in one statement per ``batch_reads.CHUNK`` ids, and :func:`entries_for` served from them, once
+    each (a second look at a recording reads the table, so it sees what the batch appended)."""
+    from pbx_recorder.catalog.batch_reads import chunks
+
+    key = id(conn)
+    if key in _KNOWN_ENTRIES or not conn.in_transaction:
+        yield
+        return
+    known: dict[str, list[dict[str, Any]]] = {rid: [] for rid in recording_ids}
+    for chunk in chunks(list(known)):
+        rows = conn.execute("SELECT recording_id, seq, at, event, payload FROM ledger WHERE recording_id "
+                            f"IN ({', '.join('?' * len(chunk))}) ORDER BY seq", list(chunk)).fetchall()
+        for r in rows:
+            known[str(r[0])].append({"seq": r[1], "at": r[2], "event": r[3], "payload": r[4]})
+    _KNOWN_ENTRIES[key] = known
+    try:
+        yield
+    finally:
+        _KNOWN_ENTRIES.pop(key, None)
 
 
 def connection_of(catalog: Any) -> sqlite3.Connection:
@@ -272,6 +303,8 @@ class StoredLedgerHook:
     #: it appends to the ledger only, never touches the recording's row: ``Catalog.write_calls``
     #: may run it before writing that row (the chain's order is the same)
     before_row = True
+    #: it reads the recording's ledger entries: ``Catalog.write_calls`` reads a batch's at once
+    reads_ledger_entries = True
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock

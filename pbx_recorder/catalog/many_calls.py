@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pbx_recorder.catalog import engine
+from pbx_recorder.catalog import batch_reads, engine
 from pbx_recorder.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -99,26 +99,32 @@ class ManyCalls:
         On SQLite the batch is a transaction of its own taken as group commit's leader
         (``GroupCommit.run_alone``), through the catalog's writer connection (``shared_writer``);
         inside the caller's transaction when the caller has one open.  On PostgreSQL it is this
-        thread's own transaction, pipelined."""
+        thread's own transaction, pipelined.  On both, the batch's stored call rows (collision
+        checks) and its recordings' ledger entries are read once for the whole batch
+        (``batch_reads``): on PostgreSQL the batch then waits for the server a fixed number of
+        times, not three times a call."""
         # hooks that publish what the transaction wrote (``ChainHeadHook``): after the commit only
         later = [hook for hook in after_store if getattr(hook, "after_commit", False)]
         after_store = [hook for hook in after_store if hook not in later]
+        batch = list(calls)
         stored: list[StoredRecording] = []
 
-        def rows() -> int:
+        def rows(read_once: bool) -> int:
+            stored.clear()
             done = 0
-            for call, recordings in calls:
-                self.upsert_call(call)
-                for rec in recordings:
-                    if later:
-                        stored.append(rec)
-                    self.store_recording(rec, after_store, written_call=call.get("call_id"))
-                done += 1
+            with self._reads_once(batch, after_store, read_once):
+                for call, recordings in batch:
+                    self.upsert_call(call)
+                    for rec in recordings:
+                        if later:
+                            stored.append(rec)
+                        self.store_recording(rec, after_store, written_call=call.get("call_id"))
+                    done += 1
             return done
 
         def alone() -> int:
             with self._naming_once():
-                return rows()
+                return rows(True)
 
         if self.shared_writer() is not None:
             # SQLite: a transaction of its own through the catalog's one writer connection and
@@ -126,15 +132,54 @@ class ManyCalls:
             # journal every page the batch writes)
             done = self.group_commit.run_alone(alone)
         else:  # PostgreSQL (the cache is the server's): this thread's transaction, pipelined
-            from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
-
-            with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
-                  self._naming_once()):
-                done = rows()
+            done = self._pipelined_batch(rows)
         for rec in stored:
             for hook in later:
                 hook(self, str(rec.row["recording_id"]), rec.manifest, rec.record)
         return done
+
+    def _pipelined_batch(self, rows: Callable[[bool], int]) -> int:
+        """PostgreSQL: ``rows`` in this thread's transaction, pipelined, its reads made once for
+        the batch; again with each call read on its own when a new row did not go in
+        (:class:`~pbx_recorder.catalog.batch_reads.StandInMoved`: the first try is rolled back)."""
+        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+
+        for read_once in (True, False):
+            try:
+                with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
+                      self._naming_once()):
+                    return rows(read_once)
+            except batch_reads.StandInMoved:
+                if not read_once:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _reads_once(self, batch: Sequence[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
+                    hooks: Sequence[AfterStoreHook], read_once: bool) -> Iterator[None]:
+        """Inside the batch's transaction: the call rows of its collision checks and the ledger
+        entries its hooks read, read once for all its calls; on PostgreSQL the new rows'
+        ``RETURNING`` answers read at its end (``batch_reads``).  Off (``read_once`` False) or
+        inside an enclosing batch: each call reads on its own."""
+        from pbx_recorder import ledger
+
+        if not read_once or getattr(self._local, "known", None) is not None:
+            yield
+            return
+        conn = self._conn()
+        known = batch_reads.KnownReads(
+            calls=batch_reads.calls_by_id(conn, (str(c["call_id"]) for c, _ in batch if c.get("call_id"))),
+            inserts=[] if engine.is_postgres(conn) else None)
+        rids = [str(r.row["recording_id"]) for _, recs in batch for r in recs if r.row.get("recording_id")]
+        entries = (ledger.entries_known(conn, rids)
+                   if any(getattr(h, "reads_ledger_entries", False) for h in hooks) else nullcontext())
+        self._local.known = known
+        try:
+            with entries:
+                yield
+                known.check_inserts()
+        finally:
+            self._local.known = None
 
     def store_recording(self, rec: StoredRecording, after_store: Sequence[AfterStoreHook],
                         written_call: Any = None) -> None:

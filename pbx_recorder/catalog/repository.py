@@ -222,7 +222,7 @@ class Catalog(ManyCalls, LiveCalls):
         try:
             if own:
                 conn.execute("BEGIN IMMEDIATE")  # the check, the row and its seal land together
-            existing = conn.execute("SELECT * FROM calls WHERE call_id = ?", (row["call_id"],)).fetchone()
+            existing = self._stored_call(conn, str(row["call_id"]))
             theirs, ours = (existing["started_at"] if existing else None), row.get("started_at")
             if theirs is not None and ours is not None and abs(float(theirs) - float(ours)) > 0.001:
                 raise CallIdCollision(f"call id {row['call_id']} already holds the call that started at "
@@ -293,7 +293,8 @@ class Catalog(ManyCalls, LiveCalls):
         defaults), may have inserted the row since the collision read; it is written over only
         while every sealed column this write does not bind still holds its default (the proposed
         row's value, ``excluded``) and it has no start time, so the row stored is the row sealed.
-        False: another row is there, nothing was written."""
+        False: another row is there, nothing was written.  Inside ``write_calls`` the answer is
+        read with the batch's others at its end (``batch_reads.KnownReads.check_inserts``)."""
         assert self._sealed_form is not None
         names = list(bound)
         keep = [c for c in self._sealed_form if c not in bound]
@@ -302,7 +303,20 @@ class Catalog(ManyCalls, LiveCalls):
         sets = ", ".join(f"{c}=excluded.{c}" for c in names if c != "call_id")
         sql = (f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT (call_id) DO UPDATE SET {sets} WHERE {guard} RETURNING call_id")
-        return conn.execute(sql, [bound[c] for c in names]).fetchone() is not None
+        cursor = conn.execute(sql, [bound[c] for c in names])
+        known = getattr(self._local, "known", None)
+        if known is not None and known.inserts is not None:  # a batch reads every answer at its end
+            known.inserts.append((str(bound["call_id"]), cursor))
+            return True
+        return cursor.fetchone() is not None
+
+    def _stored_call(self, conn: sqlite3.Connection, call_id: str) -> sqlite3.Row | None:
+        """The call's stored row for the collision check (inside ``write_calls``: read for the
+        whole batch at its start, ``batch_reads``)."""
+        known = getattr(self._local, "known", None)
+        if known is not None:
+            return known.stored_call(conn, call_id)  # type: ignore[no-any-return]
+        return conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()  # type: ignore[no-any-return]
 
     def _protect_call(self, conn: sqlite3.Connection, row: Mapping[str, Any],
                       existing: sqlite3.Row | None) -> tuple[dict[str, Any], dict[str, Any]]:

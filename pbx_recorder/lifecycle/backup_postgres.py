@@ -189,9 +189,24 @@ def load(archive: Path, url: str, key: str, *, scrub: Scrub | None, password: st
                 admin.execute("ROLLBACK")
             _undo(admin, source, existed=source == want and held == 0)
             raise
+        vacuum_analyze(admin, want)
         return removed
     finally:
         admin.close()
+
+
+def vacuum_analyze(conn: Any, schema: str) -> None:
+    """``VACUUM (ANALYZE)`` every table of ``schema`` (``conn`` in autocommit): a restored catalog
+    has no planner statistics (``pg_dump`` does not carry them) and no page marked all-visible,
+    so until autovacuum came by its searches would be planned blind and its index-only reads
+    would visit the table for every entry (measured at 1 M calls, ``bench_catalog.py``: a team's
+    rare-status search 41 ms at p50 right after a bulk load, 13 ms after this)."""
+    tables = conn.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                          "WHERE n.nspname = ? AND c.relkind = 'r' ORDER BY 1", (schema,)).fetchall()
+    quoted_schema = '"' + schema.replace('"', '""') + '"'
+    for (name,) in tables:
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        conn.execute(f"VACUUM (ANALYZE) {quoted_schema}.{quoted}")
 
 
 def _undo(conn: Any, schema: str, *, existed: bool) -> None:
