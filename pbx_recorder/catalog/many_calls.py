@@ -144,15 +144,15 @@ class ManyCalls:
         (:class:`~pbx_recorder.catalog.batch_reads.StandInMoved`: the first try is rolled back)."""
         from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
 
-        for read_once in (True, False):
-            try:
-                with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
-                      self._naming_once()):
-                    return rows(read_once)
-            except batch_reads.StandInMoved:
-                if not read_once:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        def attempt(read_once: bool) -> int:
+            with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
+                  self._naming_once()):
+                return rows(read_once)
+
+        try:
+            return attempt(True)
+        except batch_reads.StandInMoved:
+            return attempt(False)
 
     @contextmanager
     def _reads_once(self, batch: Sequence[tuple[Mapping[str, Any], Sequence[StoredRecording]]],

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from pbx_recorder.catalog import CallFilters, Catalog, engine, pg_schema
-from pbx_recorder.catalog.queries import build_count
 from pbx_recorder.catalog.schema_filters import TAG_COPIES, TAG_INDEXES
 from pbx_recorder.catalog.schema_model import POSTGRES_TAG_TRIGGER_0010
 from tests.postgres_server import PostgresServer
+from tests.real.test_postgres_revision_0016 import count_plan
 
 pytestmark = pytest.mark.real
 
@@ -59,13 +59,7 @@ def test_0017_upgrades_a_0016_catalog_and_keeps_the_copies(postgres: PostgresSer
         catalog.upsert_call({"call_id": "c001", "status": "answered"})  # the new trigger copies it
         page = catalog.search_page(VIP_ANSWERED, now=NOW)
         assert page.count is not None and page.count.value == 31 and page.rows[-1]["call_id"] == "c000"
-        conn.execute("ANALYZE call_tags")
-        conn.execute("SET enable_seqscan = off")
-        conn.execute("SET enable_bitmapscan = off")
-        sql, params = build_count(VIP_ANSWERED, NOW)
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
-        conn.execute("RESET enable_seqscan")
-        conn.execute("RESET enable_bitmapscan")
+        plan = count_plan(conn, VIP_ANSWERED, "call_tags")
         assert "call_tags_tag" in plan and " calls" not in plan, plan
         cond = next(ln for ln in plan.splitlines() if "Index Cond" in ln)
         assert "status" in cond and "consent_decision" in cond, plan

@@ -57,18 +57,23 @@ def _dump(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
     return out
 
 
+def one_at_a_time(catalog: Catalog, batch: list[tuple[dict[str, object], list[StoredRecording]]]) -> None:
+    """The per-call path: the daemon's row, then the shipper's store + hooks + verified, call by call."""
+    for call, recs in batch:
+        catalog.upsert_call(call)
+        for rec in recs:
+            rid = str(rec.row["recording_id"])
+            catalog.upsert_recording({**rec.row, "state": "stored"})
+            for hook in _hooks():
+                extra = hook(catalog, rid, rec.manifest, rec.record)  # type: ignore[operator]
+                if extra:
+                    catalog.upsert_recording({"recording_id": rid, **extra})
+            catalog.mark_state(rid, "verified")
+
+
 def test_bulk_writes_what_the_per_call_path_writes(tmp_path: Path) -> None:
     one, bulk = _catalog(tmp_path / "one.db"), _catalog(tmp_path / "bulk.db")
-    for i in range(6):  # the daemon's row, then the shipper's store + hooks + verified, call by call
-        call, [rec] = _call(i)
-        one.upsert_call(call)
-        rid = str(rec.row["recording_id"])
-        one.upsert_recording({**rec.row, "state": "stored"})
-        for hook in _hooks():
-            extra = hook(one, rid, rec.manifest, rec.record)  # type: ignore[operator]
-            if extra:
-                one.upsert_recording({"recording_id": rid, **extra})
-        one.mark_state(rid, "verified")
+    one_at_a_time(one, [_call(i) for i in range(6)])
     assert bulk.write_calls((_call(i) for i in range(6)), after_store=_hooks()) == 6  # type: ignore[arg-type]
     a, b = _dump(one._conn()), _dump(bulk._conn())
     seals = [r[0] for r in one._conn().execute("SELECT seal FROM calls")]

@@ -13,21 +13,7 @@ from pbx_recorder import ledger
 from pbx_recorder.call_seal import check_calls
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import CallIdCollision
-from tests.unit.test_catalog_bulk import KEY, NOW, _call, _catalog, _dump, _hooks
-
-
-def _one_at_a_time(catalog: Catalog, batch: list[tuple[dict[str, object], list]]) -> None:  # type: ignore[type-arg]
-    """The per-call path: each call's row, then its recording stored, hooked and verified."""
-    for call, recs in batch:
-        catalog.upsert_call(call)
-        for rec in recs:
-            rid = str(rec.row["recording_id"])
-            catalog.upsert_recording({**rec.row, "state": "stored"})
-            for hook in _hooks():
-                extra = hook(catalog, rid, rec.manifest, rec.record)  # type: ignore[operator]
-                if extra:
-                    catalog.upsert_recording({"recording_id": rid, **extra})
-            catalog.mark_state(rid, "verified")
+from tests.unit.test_catalog_bulk import KEY, NOW, _call, _catalog, _dump, _hooks, one_at_a_time
 
 
 def _events(catalog: Catalog) -> list[tuple[str, str]]:
@@ -40,7 +26,7 @@ def test_a_call_named_twice_in_a_batch_is_written_as_the_per_call_path_writes_it
     later = ({**first, "status": "failed", "agent": "a2"}, again)  # the same call, its row changed
     batch = [first_pair := (first, again), _call(2), later]
     one, bulk = _catalog(tmp_path / "one.db"), _catalog(tmp_path / "bulk.db")
-    _one_at_a_time(one, batch)
+    one_at_a_time(one, batch)
     assert bulk.write_calls(batch, after_store=_hooks()) == 3  # type: ignore[arg-type]
     assert _dump(bulk._conn()) == _dump(one._conn())
     row = bulk._conn().execute("SELECT status, agent FROM calls WHERE call_id = ?",
