@@ -65,8 +65,31 @@ def serve(app: Any) -> Iterator[str]:
         thread.join(WAIT_S)
 
 
+_BETWEEN_PAGES = ("aborted by navigation", "does not belong to the document")
+
+
+class _PageWait(WebDriverWait[webdriver.Chrome]):
+    """A wait that reads chromedriver's between-pages answers as "not yet".  A page that reloads
+    itself (the reports page after saving a schedule, a form's redirect) can make a lookup issued
+    meanwhile fail with "aborted by navigation: Inspected target navigated or closed" (seen once
+    in CI on chromium 156) instead of finding nothing; Selenium's own wait ignores only
+    ``NoSuchElementException``.  Any other error still ends the wait, and a condition that never
+    comes true still times out."""
+
+    def until(self, method: Any, message: str = "") -> Any:
+        def tolerant(driver: webdriver.Chrome) -> Any:
+            try:
+                return method(driver)
+            except WebDriverException as exc:
+                if any(words in str(exc) for words in _BETWEEN_PAGES):
+                    return False
+                raise
+
+        return super().until(tolerant, message)
+
+
 def wait(driver: webdriver.Chrome, timeout: float = WAIT_S) -> WebDriverWait[webdriver.Chrome]:
-    return WebDriverWait(driver, timeout)
+    return _PageWait(driver, timeout)
 
 
 def gone(element: WebElement) -> Any:
