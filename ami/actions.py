@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ami.unavailable_event import UNAVAILABLE_FILTER
-from pbx_recorder import commands as cmds
-from pbx_recorder import constants as C
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import constants as C
 from pbx_recorder.errors import AmiActionError
 
 CLOSED_SUFFIX = ".closed"

@@ -35,11 +35,11 @@ from ami import actions
 from ami.block_framer import BlockFramer
 from ami.framing_guard import FramingGuard, block_keys
 from ami.normalize import Normalizer
-from pbx_recorder import commands as cmds
-from pbx_recorder import constants as C
-from pbx_recorder import events as ev
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import constants as C
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.naming import boot_tag
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, PbxError
-from pbx_recorder.naming import boot_tag
 from pbx_recorder.reconnect import keep_connected
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Sans-IO: AMI event headers -> PBX-neutral :mod:`pbx_recorder.events`.
+"""Sans-IO: AMI event headers -> PBX-neutral :mod:`pbx_recorder.core.events`.
 
 One visible dispatch table (:data:`HANDLERS`) maps the AMI event name to a handler.
 Input is a panoramisk ``Message`` (case-insensitive) or a dict from :mod:`ami.frames`
@@ -32,9 +32,9 @@ from typing import Any
 from ami.event_time import EventClock
 from ami.injection import Resolved, resolve, snapshot_prefixes, values
 from ami.unavailable_event import UNAVAILABLE_EVENT, on_unavailable
-from pbx_recorder import events as ev
-from pbx_recorder.masking import mask_number
-from pbx_recorder.naming import make_call_id
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.masking import mask_number
+from pbx_recorder.core.naming import make_call_id
 
 log = logging.getLogger(__name__)
 

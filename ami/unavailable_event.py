@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pbx_recorder import constants as C
-from pbx_recorder import events as ev
+from pbx_recorder.core import constants as C
+from pbx_recorder.core import events as ev
 
 if TYPE_CHECKING:
     from ami.normalize import Headers, Normalizer

@@ -9,7 +9,7 @@
    (decode, split on blank lines, ``Message.from_line``, ``handle_message`` -> dispatch to a
    no-op factory), fed the same bytes in ``--chunk``-sized pieces as a socket would.
 3. Ours: :class:`ami.frames.FrameParser` -> :class:`ami.normalize.Normalizer` -> the core's
-   :class:`pbx_recorder.calls.CallBook` (rules evaluated inside ``handle``), plus a ``tick``
+   :class:`pbx_recorder.core.calls.CallBook` (rules evaluated inside ``handle``), plus a ``tick``
    every simulated second; commands are produced but not carried out.
 
 Prints events/s, per-event p50/p99 latency and the ratio ours/bare.  Targets: ratio >= 0.5,
@@ -30,8 +30,8 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from ami.frames import FrameParser
 from ami.normalize import Normalizer
-from pbx_recorder.calls import CallBook
-from pbx_recorder.rules import rules_from_dicts
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.rules import rules_from_dicts
 
 FRAMES_PER_CALL = 18
 

@@ -44,10 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_report import LoadSampler  # noqa: E402
 
 from consent.generate_prompts import generate  # noqa: E402
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall  # noqa: E402
-from pbx_recorder.sandbox.ami_probe import AmiProbe  # noqa: E402
-from pbx_recorder.sandbox.installs import install_for  # noqa: E402
-from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess, write_recorder_config  # noqa: E402
+from pbx_recorder.testbed import PrivateAsterisk, SippCall  # noqa: E402
+from pbx_recorder.testbed.ami_probe import AmiProbe  # noqa: E402
+from pbx_recorder.testbed.installs import install_for  # noqa: E402
+from pbx_recorder.testbed.recorder import CatalogReader, RecorderProcess, write_recorder_config  # noqa: E402
 
 PRESS_AT_MS = (5000, 11000, 17000)
 KINDS = {  # kind -> (DID, digit pressed or "", expected (consent_decision, record_decision))

@@ -47,13 +47,13 @@ from bench.bench_catalog_writes import numbers_for, pct, timed  # noqa: E402
 from bench.catalog_cases import SAMPLES, TEAM_SEARCHES, Case, filter_cases, teams  # noqa: E402
 from bench.catalog_data import CDR_SCHEMA, CallGenerator, Generated, cdr_time  # noqa: E402
 from bench.catalog_footprint import sqlite_footprint  # noqa: E402
-from pbx_recorder.call_seal import CallSealer  # noqa: E402
 from pbx_recorder.catalog import CallFilters, Catalog  # noqa: E402
 from pbx_recorder.catalog.number_migration import protect  # noqa: E402
 from pbx_recorder.catalog.queries import COUNT_READ_CAP, Cursor, encode_cursor, preset_range  # noqa: E402
 from pbx_recorder.catalog.scopes import Scope  # noqa: E402
-from pbx_recorder.ledger import StoredLedgerHook  # noqa: E402
-from pbx_recorder.signing import SignAfterStore  # noqa: E402
+from pbx_recorder.recording.call_seal import CallSealer  # noqa: E402
+from pbx_recorder.recording.ledger import StoredLedgerHook  # noqa: E402
+from pbx_recorder.recording.signing import SignAfterStore  # noqa: E402
 
 #: the p95 every filter should meet (issue 11); a PostgreSQL filter over it shows what it read
 TARGET_MS = 50.0

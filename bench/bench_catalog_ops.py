@@ -69,16 +69,16 @@ def child(op: str, db: Path, jobs: int, batch: int) -> dict[str, float]:
     """Run one operation (in this fresh process) and measure it."""
     from catalog_fill import HELD, SUBJECT, StatTier
 
-    from pbx_recorder.ledger_pass import run_ledger_pass
     from pbx_recorder.lifecycle.erasure import Eraser
     from pbx_recorder.lifecycle.holds import HoldManager
     from pbx_recorder.lifecycle.journal import open_catalog, rows
     from pbx_recorder.lifecycle.migration import Migrator, Target
     from pbx_recorder.lifecycle.policy import RetentionClass
     from pbx_recorder.lifecycle.retention_jobs import RetentionJob
-    from pbx_recorder.verify import Verifier, catalog_connection
-    from pbx_recorder.verify_state import VerifyState
-    from pbx_recorder.verify_stream import PassOptions
+    from pbx_recorder.recording.ledger_pass import run_ledger_pass
+    from pbx_recorder.recording.verify import Verifier, catalog_connection
+    from pbx_recorder.recording.verify_state import VerifyState
+    from pbx_recorder.recording.verify_stream import PassOptions
 
     classes = {"standard": RetentionClass("standard", days=250, cold_after_days=30)}
     key = b"k" * 32

@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pbx_recorder.catalog import Catalog  # noqa: E402
-from pbx_recorder.signing import generate_signing_key  # noqa: E402
+from pbx_recorder.recording.signing import generate_signing_key  # noqa: E402
 
 TARGET_S = 0.3
 

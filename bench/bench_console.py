@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import console_audio, console_fill, console_search  # noqa: E402
 from bench.console_http import Client, LiveServer  # noqa: E402
 from pbx_recorder.catalog import Catalog  # noqa: E402
-from pbx_recorder.config_model import WebConfig  # noqa: E402
+from pbx_recorder.config.model import WebConfig  # noqa: E402
 from pbx_recorder.service.app import build_app  # noqa: E402
 from pbx_recorder.service.context import ServiceContext  # noqa: E402
 

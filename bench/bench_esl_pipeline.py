@@ -15,7 +15,7 @@
    ``handle_event`` -> ``ESLEvent.parse_data`` -> its event queue) over the same bytes in memory.
 3. Ours: :class:`esl.frames.EslParser` fed ``--chunk``-sized pieces as a socket would ->
    ``EslFrame.event`` -> :class:`esl.normalize.EslNormalizer` -> the core's
-   :class:`pbx_recorder.calls.CallBook` (rules evaluated inside ``handle``) + a ``tick`` every
+   :class:`pbx_recorder.core.calls.CallBook` (rules evaluated inside ``handle``) + a ``tick`` every
    simulated second; commands are produced, not carried out.
 4. The same pipeline as the code of git revision ``--baseline`` has it (default ``124bcb1``, the
    main branch before the session-17 speed work): its ``esl``/``pbx_recorder``/... packages are
@@ -50,8 +50,8 @@ from unittest import mock
 
 from esl.frames import EVENT_PLAIN, EslParser, render_event_plain, render_frame
 from esl.normalize import EslNormalizer
-from pbx_recorder.calls import CallBook
-from pbx_recorder.rules import rules_from_dicts
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.rules import rules_from_dicts
 
 EVENTS_PER_CALL = 10
 # Throughput is measured in CPU time of this process (time.process_time): the machine is shared

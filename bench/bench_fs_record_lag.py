@@ -43,13 +43,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from consent.generate_prompts import generate  # noqa: E402
-from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH  # noqa: E402
-from pbx_recorder.sandbox.freeswitch_probe import FsProbe  # noqa: E402
-from pbx_recorder.sandbox.freeswitch_recorder import (  # noqa: E402
+from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH  # noqa: E402
+from pbx_recorder.testbed.freeswitch_probe import FsProbe  # noqa: E402
+from pbx_recorder.testbed.freeswitch_recorder import (  # noqa: E402
     FsRecorderProcess,
     write_fs_recorder_config,
 )
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall  # noqa: E402
+from pbx_recorder.testbed.freeswitch_sipp import FsSippCall  # noqa: E402
 
 
 def _percentile(values: list[float], pct: float) -> float:

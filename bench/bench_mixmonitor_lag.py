@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_report import LoadSampler  # noqa: E402
 
 from consent.generate_prompts import generate  # noqa: E402
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall  # noqa: E402
-from pbx_recorder.sandbox.ami_probe import AmiProbe  # noqa: E402
-from pbx_recorder.sandbox.recorder import TEST_RULES, RecorderProcess, write_recorder_config  # noqa: E402
+from pbx_recorder.testbed import PrivateAsterisk, SippCall  # noqa: E402
+from pbx_recorder.testbed.ami_probe import AmiProbe  # noqa: E402
+from pbx_recorder.testbed.recorder import TEST_RULES, RecorderProcess, write_recorder_config  # noqa: E402
 
 RULES_NONE = [{"name": "bench-none", "match": {"dialed": ["8003"]},
                "action": {"record": "yes", "consent": "none"}}] + TEST_RULES[1:]

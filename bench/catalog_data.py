@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pbx_recorder import naming, recording_objects
 from pbx_recorder.catalog.repository import StoredRecording
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import ShipRecord
+from pbx_recorder.core import naming
+from pbx_recorder.recording import recording_objects
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import ShipRecord
 from storage.base import StoredObject
 
 SPAN = 730 * 86400.0  # 24 months

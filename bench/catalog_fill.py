@@ -16,7 +16,7 @@ import json
 import sqlite3
 from typing import Any
 
-from pbx_recorder import ledger
+from pbx_recorder.recording import ledger
 from storage.base import ObjectInfo, StoredObject
 
 SUBJECT = "+8613800138000"

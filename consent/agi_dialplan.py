@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Mapping
 
-from pbx_recorder.masking import sanitize
+from pbx_recorder.core.masking import sanitize
 
 log = logging.getLogger(__name__)
 

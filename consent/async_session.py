@@ -28,7 +28,7 @@ The call-path rules (issue 10):
   and the evidence's ``digit_log`` times every digit against the prompt;
 * a "yes" whose call recording then cannot start leaves ``PBXREC_RESULT`` unset: the snippet
   takes its fail direction (CDR userfield ``unavailable``), the catalog says not recorded and why;
-* admission control (pbx_recorder/admission.py): a dialogue whose first prompt would start more
+* admission control (pbx_recorder/core/admission.py): a dialogue whose first prompt would start more
   than ``max_question_delay_s`` after the snippet's ``t0`` is refused as ``capacity`` (a starved
   PBX), and the core is told when the first prompt starts (``ConsentAsked``), so a caller who
   hangs up before it is catalogued ``hangup_before_question``.
@@ -58,11 +58,11 @@ from consent.session_contract import (
     PromptPaths,
     VipLookup,
 )
-from pbx_recorder import commands as cmds
-from pbx_recorder import constants as C
-from pbx_recorder import events as ev
-from pbx_recorder.admission import Admission, admit_dialogue, parse_t0
-from pbx_recorder.consent_policy import (
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import constants as C
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.admission import Admission, admit_dialogue, parse_t0
+from pbx_recorder.core.consent_policy import (
     AskDigit,
     ConsentDialog,
     Decision,
@@ -71,9 +71,9 @@ from pbx_recorder.consent_policy import (
     PlayRetry,
     allows_recording,
 )
-from pbx_recorder.masking import mask_number, sanitize
-from pbx_recorder.naming import make_call_id
-from pbx_recorder.rules import RuleDecision
+from pbx_recorder.core.masking import mask_number, sanitize
+from pbx_recorder.core.naming import make_call_id
+from pbx_recorder.core.rules import RuleDecision
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class AsyncConsentBackend(Protocol):
     # False: a recording the decision started could not start
 
     async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None: ...
-    # the decision when it is final at entry (pbx_recorder/early_start.py), else None; no state change
+    # the decision when it is final at entry (pbx_recorder/core/early_start.py), else None; no state change
 
 
 class InbandStarter:
@@ -137,7 +137,7 @@ class AsyncConsentSession:
                  max_question_delay_s: float | None = None,
                  on_asked: Callable[[ev.ConsentAsked], Awaitable[None]] | None = None) -> None:
         self.conn, self.node, self.backend = conn, node, backend
-        self.max_question_delay_s = max_question_delay_s  # admission control (pbx_recorder/admission.py)
+        self.max_question_delay_s = max_question_delay_s  # admission control (pbx_recorder/core/admission.py)
         self.on_asked = on_asked  # the core learns when the first prompt starts
         self.monotonic = monotonic
         self.call_id_of = call_id_of  # the AMI side's id maker (it knows the PBX's start time)

@@ -1,4 +1,4 @@
-"""Runs the pure :class:`pbx_recorder.consent_policy.ConsentDialog` over a prompt channel.
+"""Runs the pure :class:`pbx_recorder.core.consent_policy.ConsentDialog` over a prompt channel.
 
 The dialog decides; the runner only plays prompts and collects digits:
 
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pbx_recorder.consent_policy import AskDigit, ConsentDialog, Done, PlayNotice, PlayRetry
+from pbx_recorder.core.consent_policy import AskDigit, ConsentDialog, Done, PlayNotice, PlayRetry
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Called by dialplan/asterisk/pbx-recorder.conf on a channel that is not answered yet, with the
 same arguments as the consent session.  When the rule decision is final at entry
-(pbx_recorder/early_start.py: ``consent: none`` starting at answer, or not to record, and no
+(pbx_recorder/core/early_start.py: ``consent: none`` starting at answer, or not to record, and no
 rule on a later fact that could override it), the core decides now (``ConsentRequested`` with
 ``early=True``) and the call recording the core starts is handed to the dialplan as channel
 variables instead of being started here::
@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 from ami.actions import mmid_variable_of, start_recording
 from consent.agi_dialplan import DECIDE_SCRIPT
 from consent.async_session import InbandStarter
-from pbx_recorder import commands as cmds
-from pbx_recorder import events as ev
-from pbx_recorder.consent_policy import Decision
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.consent_policy import Decision
 
 if TYPE_CHECKING:
     from consent.async_session import AsyncConsentSession

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from pbx_recorder.rules import RuleDecision
+from pbx_recorder.core.rules import RuleDecision
 
 DIRECTIONS = ("inbound", "outbound", "internal")
 LANGUAGE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?")  # a language tag the prompts may have

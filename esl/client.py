@@ -29,11 +29,11 @@ from esl import commands as esc
 from esl.connection import EslConnection
 from esl.frames import EslEvent
 from esl.normalize import EslNormalizer, live_channel
-from pbx_recorder import commands as cmds
-from pbx_recorder import constants as C
-from pbx_recorder import events as ev
-from pbx_recorder.closure import marker_path
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import constants as C
+from pbx_recorder.core import events as ev
 from pbx_recorder.errors import EslError, PbxDisconnected
+from pbx_recorder.recording.closure import marker_path
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from pbx_recorder import commands as cmds
-from pbx_recorder import constants as C
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import constants as C
 from pbx_recorder.errors import EslError
 
 MAX_VALUE = 1024

@@ -44,16 +44,16 @@ from esl import commands as esc
 from esl.early_start import may_start_early, start_early
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
-from pbx_recorder import events as ev
-from pbx_recorder.consent_policy import (
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.consent_policy import (
     ConsentDialog,
     Decision,
     Done,
     allows_recording,
 )
+from pbx_recorder.core.masking import mask_number, sanitize
+from pbx_recorder.core.rules import RuleDecision
 from pbx_recorder.errors import EslError
-from pbx_recorder.masking import mask_number, sanitize
-from pbx_recorder.rules import RuleDecision
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class AsyncConsentBackend(Protocol):
     # inband: a runner for the session's own channel (esl/early_start.EarlyStarter), or None
 
     async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None: ...
-    # the decision when it is final at entry (pbx_recorder/early_start.py), else None; no state change
+    # the decision when it is final at entry (pbx_recorder/core/early_start.py), else None; no state change
 
     async def resolve(self, event: ev.ConsentResolved) -> bool | None: ...
 

@@ -2,7 +2,7 @@
 
 The Asterisk snippet's quick decision (consent/early_decide.py), on the outbound socket: the
 snippet (dialplan/freeswitch/pbx-recorder.xml) hands the call to the recorder **before** it
-answers.  When the rule decision is final at entry (pbx_recorder/early_start.py: ``consent:
+answers.  When the rule decision is final at entry (pbx_recorder/core/early_start.py: ``consent:
 none`` starting at answer, or not to record, and no rule on a later fact that could override
 it), the core decides at once (``ConsentRequested`` with ``early=True``) and the call recording
 it starts is handed to FreeSWITCH as channel variables instead of a ``uuid_record``::
@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from esl import commands as esc
 from esl.frames import EslFrame
 from esl.outbound_channel import OutboundChannel
-from pbx_recorder import commands as cmds
-from pbx_recorder import constants as C
-from pbx_recorder import events as ev
-from pbx_recorder.consent_policy import Decision
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import constants as C
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.consent_policy import Decision
 from pbx_recorder.errors import EslError
 
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ from typing import Any
 
 from esl.frames import EslEvent, HeaderSet, pick
 from esl.replaces import replaces_transfer
-from pbx_recorder import events as ev
-from pbx_recorder.masking import sanitize as _sanitize
-from pbx_recorder.naming import make_call_id
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.masking import sanitize as _sanitize
+from pbx_recorder.core.naming import make_call_id
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pbx_recorder import events as ev
+from pbx_recorder.core import events as ev
 
 _ATT_XFER = re.compile(r"\d{1,20}:[0-9A-Za-z-]{1,64}:att_xfer:[^|]{0,300}")  # one history entry
 

@@ -20,10 +20,10 @@ from esl.consent_session import EslConsentSession
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
 from esl.outbound_server import OutboundServer
-from pbx_recorder import constants as C
-from pbx_recorder import events as ev
+from pbx_recorder.core import constants as C
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.rules import RuleDecision
 from pbx_recorder.errors import ConfigError
-from pbx_recorder.rules import RuleDecision
 
 #: a call back in the consent socket after the recorder handled it: what PBXREC_RESULT it keeps
 _RESULT_OF_STATE = {
@@ -67,7 +67,7 @@ class DaemonConsentBackend:
         return ticket
 
     async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None:
-        """The decision when it is final before answer (pbx_recorder/early_start.py), else None."""
+        """The decision when it is final before answer (pbx_recorder/core/early_start.py), else None."""
         decision: RuleDecision | None = self.daemon.app.callbook.decision_at_entry(event)
         return decision
 

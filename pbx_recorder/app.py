@@ -17,14 +17,14 @@ from ami.normalize import Normalizer
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer, RefusalHandler
 from consent.async_session import AsyncConsentBackend, AsyncConsentSession
 from consent.session_contract import DialogSettings
-from pbx_recorder.calls import CallBook
 from pbx_recorder.catalog import Catalog
+from pbx_recorder.core.calls import CallBook
 from pbx_recorder.errors import ConfigError, CryptoError
 from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog, LateCopyGuard
 from pbx_recorder.metrics import Metrics, NullMetrics
-from pbx_recorder.pipeline import Pipeline
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.spool import Spool
+from pbx_recorder.recording.pipeline import Pipeline
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.spool import Spool
 from pbx_recorder.vip import VipDirectory
 
 log = logging.getLogger(__name__)
@@ -225,12 +225,12 @@ def _number_protection(config: Any) -> Any:
 
 
 def _call_sealer(config: Any, numbers: Any = None) -> Any:
-    """Seals every call row the recorder writes (``pbx_recorder.call_seal``) with the node's key."""
+    """Seals every call row the recorder writes (``pbx_recorder.recording.call_seal``) with the node's key."""
     key_file = config.signing.key_file
     if key_file is None:
         return None
-    from pbx_recorder.call_seal import CallSealer
-    from pbx_recorder.signing import load_signing_key
+    from pbx_recorder.recording.call_seal import CallSealer
+    from pbx_recorder.recording.signing import load_signing_key
 
     _first_start_keys(config)  # makes the signing key (and the others) on first start
     return CallSealer(load_signing_key(key_file), reveal=numbers.open_call if numbers is not None else None)
@@ -266,7 +266,7 @@ def _build_shipper(
     after: list[Any] = []
     key_file = config.signing.key_file
     if key_file is not None:
-        from pbx_recorder.signing import SignAfterStore, generate_signing_key, load_signing_key
+        from pbx_recorder.recording.signing import SignAfterStore, generate_signing_key, load_signing_key
 
         if not Path(key_file).is_file():
             # First start: make the node's manifest-signing key (0600, public key beside it).
@@ -275,11 +275,11 @@ def _build_shipper(
         after.append(SignAfterStore(load_signing_key(key_file)))
     else:
         log.warning("signing.key_file is not set: manifests will not be signed")
-    from pbx_recorder.ledger import StoredLedgerHook
+    from pbx_recorder.recording.ledger import StoredLedgerHook
 
     after.append(StoredLedgerHook())
     if key_file is not None:  # last: sign the ledger and audit heads the hooks above extended
-        from pbx_recorder.chain_head import ChainHeadHook, store_for
+        from pbx_recorder.recording.chain_head import ChainHeadHook, store_for
 
         heads = ChainHeadHook(load_signing_key(key_file), store_for(config, tiers), node=config.node)
         heads.start(catalog)

@@ -1,6 +1,6 @@
 """Authorized reads of recorded audio: role check, audit row, then decrypt (or copy).
 
-Who may listen is ``pbx_recorder.access_policy`` (action ``recordings.read_audio``: admin,
+Who may listen is ``pbx_recorder.core.access_policy`` (action ``recordings.read_audio``: admin,
 supervisor, auditor).  ``agent`` (and anything unknown) may not: the refusal is itself
 audited, then ``AccessDenied`` is raised.  Every read of recorded audio goes through here.
 The plaintext hash is checked against the catalog (``sha256`` for a plain object; for an
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pbx_recorder import audit_trail
-from pbx_recorder.access_policy import check, roles_for
+from pbx_recorder.core.access_policy import check, roles_for
 from pbx_recorder.errors import AccessDenied, IntegrityError
-from pbx_recorder.verify import expected_plaintext_sha256
+from pbx_recorder.recording.verify import expected_plaintext_sha256
 from storage import atomic, envelope
 from storage.base import Tier
 from storage.envelope import decrypt_chunks

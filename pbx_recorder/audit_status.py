@@ -1,6 +1,6 @@
 """The audit log's check, one implementation for ``pbx-recorder audit verify`` and the console's
 audit page: recompute the chain (:func:`pbx_recorder.audit_trail.verify_chain`) and hold it to
-its signed head (:mod:`pbx_recorder.chain_head`) when a signing key (or its public half) is
+its signed head (:mod:`pbx_recorder.recording.chain_head`) when a signing key (or its public half) is
 configured.  ``ok`` is True only with no problem at all.
 
 ``after_id`` / ``after_hash`` (the ``last_id`` / ``last_hash`` of a clean earlier pass) recompute
@@ -31,8 +31,10 @@ class ChainStatus:
 
 
 def check(conn: Any, config: Any, after_id: int = 0, after_hash: str = "") -> ChainStatus:
-    from pbx_recorder import chain_head  # the signing code only when a check runs (cli/lazy_group.py)
-    from pbx_recorder.signing import load_public_key, public_key_path
+    from pbx_recorder.recording import (
+        chain_head,  # the signing code only when a check runs (cli/lazy_group.py)
+    )
+    from pbx_recorder.recording.signing import load_public_key, public_key_path
 
     problems, legacy, last_id, last_hash = audit_trail.verify_chain_from(conn, after_id, after_hash)
     lines = [str(p) for p in problems]

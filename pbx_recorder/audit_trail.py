@@ -7,11 +7,11 @@ Every audit row goes through :func:`record`.  Rows are hash-chained like the led
 
 ``id`` is one more than the highest ever issued (row maximum or SQLite's AUTOINCREMENT counter),
 so a removed row leaves a gap.  The chain head is signed outside the database by
-``pbx_recorder.chain_head`` (chain ``audit``), so truncation and a recomputed chain are caught
+``pbx_recorder.recording.chain_head`` (chain ``audit``), so truncation and a recomputed chain are caught
 too.  Rows written before the chain existed (hash ``''``) are accepted only as a prefix.
 
 No phone number is ever written in clear: number-bearing detail keys and any value that is a
-bare number are masked (``pbx_recorder.masking``) before hashing, so erasure never has to
+bare number are masked (``pbx_recorder.core.masking``) before hashing, so erasure never has to
 rewrite a chained row.  Appends run in the caller's transaction when there is one (an
 autocommit connection gets its own ``BEGIN IMMEDIATE``, which also keeps two writers from
 forking the chain); on a connection with implicit transactions the row is committed at once,
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pbx_recorder.catalog import engine
+from pbx_recorder.core.masking import NUMBER_KEYS, mask_field, mask_text, mask_value
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.manifest import canonical_json
-from pbx_recorder.masking import NUMBER_KEYS, mask_field, mask_text, mask_value
+from pbx_recorder.recording.manifest import canonical_json
 
 GENESIS = "0" * 64
 _BARE_NUMBER_DIGITS = 5  # a bare value with at least this many digits and nothing else is a number

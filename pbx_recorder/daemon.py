@@ -34,10 +34,10 @@ from ami.actions import is_pbx_command
 from consent.agi_async import AsyncAgiServer
 from consent.async_session import InbandStarter
 from consent.session_contract import ConsentTicket
-from pbx_recorder import commands as cmds
-from pbx_recorder import events as ev
 from pbx_recorder import heartbeat
 from pbx_recorder.app import App, hot_tiers
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import events as ev
 from pbx_recorder.daemon_consent import LoopConsentBackend
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, RecorderError
 from pbx_recorder.fault_recovery import FaultRecovery

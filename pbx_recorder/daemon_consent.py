@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from consent.agi_dialplan import DECIDE_SCRIPT
 from consent.async_session import InbandStarter, request_event
 from consent.session_contract import ConsentTicket
-from pbx_recorder import events as ev
-from pbx_recorder.rules import RuleDecision
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.rules import RuleDecision
 
 if TYPE_CHECKING:
     from pbx_recorder.daemon import Daemon

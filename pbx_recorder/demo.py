@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from consent.generate_prompts import generate
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall
-from pbx_recorder.sandbox.recorder import (
+from pbx_recorder.testbed import PrivateAsterisk, SippCall
+from pbx_recorder.testbed.recorder import (
     CatalogReader,
     RecorderProcess,
     recorder_command,
@@ -55,7 +55,7 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: f
     # of a PBX running as this user), its logs and the raw recordings of the demo calls
     file_modes.private_dir(workdir)
     if pbx == "freeswitch":
-        from pbx_recorder.sandbox.freeswitch_demo import run_freeswitch_demo
+        from pbx_recorder.testbed.freeswitch_demo import run_freeswitch_demo
 
         return run_freeswitch_demo(workdir, DEMO_CALLS, echo, ship_timeout)
     echo(f"work directory: {workdir}")

@@ -1,7 +1,7 @@
 """What the daemon does after a fault, beside the call path: orphaned files and late flags.
 
 * :meth:`FaultRecovery.recover_orphans`: recordings MixMonitor finished that no call or job
-  holds (see :mod:`pbx_recorder.orphans`) are shipped, deleted or held for an operator; run at
+  holds (see :mod:`pbx_recorder.recording.orphans`) are shipped, deleted or held for an operator; run at
   start-up and periodically.
 * :meth:`FaultRecovery.add_flags` / :meth:`apply_flag_patches`: flags the core adds after a
   recording was finalized (``cut`` when ``core restart now`` hung the call up) are merged into
@@ -14,9 +14,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from pbx_recorder import commands as cmds
-from pbx_recorder import orphans
 from pbx_recorder.app import App
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.recording import orphans
 
 log = logging.getLogger(__name__)
 FLAG_PATCH_TTL_S = 600.0

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from pbx_recorder.constants import STATE_FINALIZED
+from pbx_recorder.core.constants import STATE_FINALIZED
 from pbx_recorder.metrics import call_outcome
 
 if TYPE_CHECKING:

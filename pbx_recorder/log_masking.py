@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from pbx_recorder.masking import mask_log_args
+from pbx_recorder.core.masking import mask_log_args
 
 
 class MaskingFilter(logging.Filter):

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.masking import mask_number
+from pbx_recorder.core.masking import mask_number
 
 log = logging.getLogger(__name__)
 _JUNK = re.compile(r"[\s\-.()]")

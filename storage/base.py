@@ -1,6 +1,6 @@
 """The one small interface every storage tier implements (local disk, archive dir, S3).
 
-Keys are produced by ``pbx_recorder.naming.storage_key``: relative, '/'-separated, safe.
+Keys are produced by ``pbx_recorder.core.naming.storage_key``: relative, '/'-separated, safe.
 Tiers never interpret a key.  Every write is verified: ``put`` streams the source once,
 computing SHA-256 on the way, and must raise ``IntegrityError`` if the bytes that landed
 do not hash to ``sha256`` (when given).  Errors are ``pbx_recorder.errors.StorageError``

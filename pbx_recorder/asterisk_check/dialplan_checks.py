@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from pbx_recorder.asterisk_check.conf_tree import ConfTree
 from pbx_recorder.asterisk_check.findings import ERROR, OK, WARNING, Finding
-from pbx_recorder.config_model import AgiConfig
+from pbx_recorder.config.model import AgiConfig
 
 SUBROUTINES = ("pbx-recorder-consent",)
 GLOBALS = ("PBXREC_AGI_HOST", "PBXREC_AGI_PORT", "PBXREC_FAILMODE", "PBXREC_UNAVAILABLE_PROMPT",

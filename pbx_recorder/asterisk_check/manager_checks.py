@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pbx_recorder.asterisk_check.conf_tree import ConfTree, Origin, Section
 from pbx_recorder.asterisk_check.findings import ERROR, INFO, OK, WARNING, Finding
-from pbx_recorder.config_model import AmiConfig
-from pbx_recorder.config_secret import Secret
+from pbx_recorder.config.model import AmiConfig
+from pbx_recorder.config.secret import Secret
 
 REQUIRED_READ = frozenset({"system", "call", "cdr", "dialplan", "agent", "user"})
 REQUIRED_WRITE = frozenset({"system", "call"})

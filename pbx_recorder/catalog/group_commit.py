@@ -112,7 +112,7 @@ class GroupCommit:
         """``work()`` in a transaction of its own, as the leader (the bulk path: many calls, all or
         nothing, no savepoint to journal them into), through the writer connection; units queued
         meanwhile go to the next leader.  Inside a transaction the caller has open, it runs there."""
-        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+        from pbx_recorder.recording import ledger  # (not at import: the ledger imports the catalog package)
 
         own = getattr(self.catalog._local, "conn", None)
         if own is not None and own.in_transaction:
@@ -151,7 +151,7 @@ class GroupCommit:
                 local.conn = own
 
     def _commit(self, group: list[_Unit[Any]]) -> None:
-        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+        from pbx_recorder.recording import ledger  # (not at import: the ledger imports the catalog package)
 
         try:
             writer = self._writer()

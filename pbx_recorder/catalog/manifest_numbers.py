@@ -30,7 +30,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder import manifest_copy, stored_manifest
 from pbx_recorder.catalog import extra_numbers, named_rows
 from pbx_recorder.catalog.manifest_shrink import STORED_STATES
 from pbx_recorder.catalog.protected_rows import (
@@ -40,7 +39,8 @@ from pbx_recorder.catalog.protected_rows import (
     named_digits,
 )
 from pbx_recorder.errors import CryptoError, NotFound, StorageError
-from pbx_recorder.signing import verify_manifest
+from pbx_recorder.recording import manifest_copy, stored_manifest
+from pbx_recorder.recording.signing import verify_manifest
 from storage.base import Tier
 from storage.hashing import digests_equal
 from storage.keyring import KeyRing

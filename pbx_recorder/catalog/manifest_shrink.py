@@ -5,7 +5,7 @@ manifest in ``recordings.manifest`` (its numbers sealed by schema 6's data step)
 from that copy. :func:`shrink` walks the recordings still stored (stored | verified | migrated) in
 key order, in batches of one transaction each (``number_migration``'s walk), and for each row
 whose copy is whole: opens its numbers, checks its Ed25519 signature, and only then keeps the
-short copy and the hash of the signed bytes (``pbx_recorder.manifest_copy``), as the recorder
+short copy and the hash of the signed bytes (``pbx_recorder.recording.manifest_copy``), as the recorder
 writes rows now; the numbers the copy named that the call's row does not hold are sealed first, in
 the same transaction (``catalog.extra_numbers``), so ``keys rotate-index`` still re-indexes them.
 ``verify`` then checks the stored manifest object against that hash, so a copy that differed from
@@ -28,12 +28,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder import manifest_copy
 from pbx_recorder.catalog import engine, extra_numbers
 from pbx_recorder.catalog.number_migration import DEFAULT_BATCH, _walk
 from pbx_recorder.catalog.protected_rows import CLEAR_MANIFEST_FIELDS, NumberProtection, named_digits
 from pbx_recorder.errors import CatalogError, CryptoError
-from pbx_recorder.signing import verify_manifest
+from pbx_recorder.recording import manifest_copy
+from pbx_recorder.recording.signing import verify_manifest
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,8 @@ class StoredRecording:
     record: Any = None
 
 
-#: an ``after_store`` hook (``pbx_recorder.shipper.AfterStore``): signing, the ledger's ``stored`` entry ...
+#: an ``after_store`` hook (``pbx_recorder.recording.shipper.AfterStore``): signing, the ledger's
+#: ``stored`` entry ...
 AfterStoreHook = Callable[[Any, str, Any, Any], Any]
 
 
@@ -142,7 +143,7 @@ class ManyCalls:
         """PostgreSQL: ``rows`` in this thread's transaction, pipelined, its reads made once for
         the batch; again with each call read on its own when a new row did not go in
         (:class:`~pbx_recorder.catalog.batch_reads.StandInMoved`: the first try is rolled back)."""
-        from pbx_recorder import ledger  # (not at import: the ledger imports the catalog package)
+        from pbx_recorder.recording import ledger  # (not at import: the ledger imports the catalog package)
 
         def attempt(read_once: bool) -> int:
             with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
@@ -161,7 +162,7 @@ class ManyCalls:
         entries its hooks read, read once for all its calls; on PostgreSQL the new rows'
         ``RETURNING`` answers read at its end (``batch_reads``).  Off (``read_once`` False) or
         inside an enclosing batch: each call reads on its own."""
-        from pbx_recorder import ledger
+        from pbx_recorder.recording import ledger
 
         if not read_once or getattr(self._local, "known", None) is not None:
             yield

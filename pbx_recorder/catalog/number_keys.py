@@ -7,7 +7,7 @@
   key, so whoever copies that folder has both: configure ``encryption.master_key_file`` (a
   separate folder) to keep the cipher key apart from the index key.
 * Blind indexes: the privacy HMAC key (``privacy.hash_key_file``), never in the master-key folder
-  (``config_keys`` refuses that layout).
+  (``config.keys`` refuses that layout).
 
 Missing keys are created as ``keys init`` would (``cli.crypto_setup``): a catalog must never
 receive a number in clear because a key file was not made yet.

@@ -8,7 +8,7 @@ the current one; a row already right is only read. Resumable: an interrupted run
 batches done, and the next run skips them. When something changed it clears what the old values
 left: ``secure_delete`` zeroes freed cells, a WAL checkpoint moves the pages into the file, and
 ``VACUUM`` rewrites the file so no old page keeps a digit. Seals stay valid: they are over the
-plaintext canonical row (``pbx_recorder.call_seal``), which the step does not change.
+plaintext canonical row (``pbx_recorder.recording.call_seal``), which the step does not change.
 
 Run at daemon start and by ``pbx-recorder catalog migrate``.  ``catalog_settings`` remembers
 the key id a full pass finished under, so a start after that costs one lookup.

@@ -29,7 +29,7 @@ CLEAR_DEFAULTS: dict[str, Any] = {"caller_num": "", "caller_name": "", "callee_n
 MANIFEST_FIELDS = ("cdr", "consent", "callee_num")
 MANIFEST_TOKEN = "protected_numbers"
 #: what a catalog without number protection keeps of a signed manifest besides its copy (schema 11,
-#: ``pbx_recorder.manifest_copy``): the numbers erasure finds a call by
+#: ``pbx_recorder.recording.manifest_copy``): the numbers erasure finds a call by
 #: (``lifecycle.number_lookup.manifest_numbers``), sealed by the data step like older whole copies
 CLEAR_MANIFEST_FIELDS = (*MANIFEST_FIELDS, "did")
 #: encrypted JSON texts without blanks after separators (smaller tokens; opened with json.loads)

@@ -19,7 +19,6 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import manifest_copy
 from pbx_recorder.catalog import engine, extra_numbers, named_rows, stored_form
 from pbx_recorder.catalog.group_commit import GroupCommit
 from pbx_recorder.catalog.live_calls import LiveCalls
@@ -49,6 +48,7 @@ from pbx_recorder.catalog.queries import (
 from pbx_recorder.catalog.schema import ensure_schema
 from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
+from pbx_recorder.recording import manifest_copy
 from storage import file_modes
 
 COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
@@ -99,7 +99,7 @@ class Catalog(ManyCalls, LiveCalls):
                  numbers: NumberProtection | None = None) -> None:
         self.path = str(path)  # a file (SQLite) or a postgresql:// URL (engine.is_url)
         self.clock = clock
-        self.sealer = sealer  # pbx_recorder.call_seal.CallSealer: seals every call row written here
+        self.sealer = sealer  # pbx_recorder.recording.call_seal.CallSealer: seals every call row written here
         # pbx_recorder.catalog.protected_rows: numbers encrypted on write, opened on read (None:
         # a catalog without keys, numbers in clear as before schema 6)
         self.numbers = numbers

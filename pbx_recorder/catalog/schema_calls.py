@@ -156,15 +156,15 @@ CALLS_AND_LIFECYCLE: list[str] = [
     );
     CREATE INDEX hold_recordings_rec ON hold_recordings(recording_id);
     """,
-    # 3 (lifecycle): every object a recording is stored as (pbx_recorder.recording_objects):
+    # 3 (lifecycle): every object a recording is stored as (pbx_recorder.recording.recording_objects):
     # JSON list of {key, role: audio | leg:<role> | original | manifest, sha256, size}.
-    # '[]' (rows shipped before this column) = derive from storage_key with pbx_recorder.naming.
+    # '[]' (rows shipped before this column) = derive from storage_key with pbx_recorder.core.naming.
     """
     ALTER TABLE recordings ADD COLUMN objects TEXT NOT NULL DEFAULT '[]';
     """,
     # 4 (tamper evidence): the audit log is hash-chained like the ledger (pbx_recorder.audit_trail;
     # rows from before have hash ''), and each call row carries an Ed25519 seal over its canonical
-    # metadata (pbx_recorder.call_seal; '' = not sealed).
+    # metadata (pbx_recorder.recording.call_seal; '' = not sealed).
     """
     ALTER TABLE audit_log ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
     ALTER TABLE audit_log ADD COLUMN hash TEXT NOT NULL DEFAULT '';

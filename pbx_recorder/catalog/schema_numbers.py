@@ -48,7 +48,7 @@ NUMBERS_PROTECTED: list[str] = [
 ]
 
 MANIFEST_COPY_AND_EXTRA_NUMBERS: list[str] = [
-    # 11 (footprint, issue 11; pbx_recorder.manifest_copy): the signed manifest is the object stored
+    # 11 (footprint, issue 11; pbx_recorder.recording.manifest_copy): the signed manifest is the object stored
     # beside the audio; a row written from now on keeps in ``manifest`` only what display reads and
     # in ``manifest_sha256`` the hash of the signed bytes, which ``verify`` checks the stored object
     # against.  Rows written before keep their whole copy ('' here) and are verified as before.

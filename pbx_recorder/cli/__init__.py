@@ -17,8 +17,8 @@ import click
 from pbx_recorder import log_masking
 from pbx_recorder.cli import chain_heads_on_exit, privilege
 from pbx_recorder.cli.lazy_group import LazyGroup
+from pbx_recorder.core.masking import mask_text
 from pbx_recorder.errors import RecorderError
-from pbx_recorder.masking import mask_text
 
 DEFAULT_CONFIG = "/etc/pbx-recorder/pbx-recorder.yaml"
 #: commands that never write the catalog's chains (or must not touch it: check-config, the demo)

@@ -2,7 +2,7 @@
 
 The actor is the OS user (``PBX_RECORDER_USER`` only when run as root, see current_actor);
 the role is ``access.users[actor]``.
-``pbx_recorder.access_policy`` decides.  A refusal is written to ``audit_log`` (action
+``pbx_recorder.core.access_policy`` decides.  A refusal is written to ``audit_log`` (action
 ``denied:<action>``) before ``AccessDenied`` (exit 7) is raised.
 
 When ``access.users`` is empty, role-based access is not configured (a sandbox or the demo):
@@ -23,8 +23,9 @@ from typing import Any
 
 import click
 
-from pbx_recorder import access_policy, audit_trail
+from pbx_recorder import audit_trail
 from pbx_recorder.catalog import engine
+from pbx_recorder.core import access_policy
 from pbx_recorder.errors import AccessDenied, CatalogError
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ def sign_heads(config_path: str | None) -> None:
                 not os.access(key_file, os.R_OK):
             return  # unreadable key: normal for an operator account (checkpoint_if_possible agrees)
         # only now: a command that cannot sign does not import the signing code (cli/lazy_group.py)
-        from pbx_recorder.chain_head import checkpoint_if_possible
         from pbx_recorder.lifecycle.journal import open_catalog
+        from pbx_recorder.recording.chain_head import checkpoint_if_possible
 
         conn = open_catalog(catalog)
         try:

@@ -3,7 +3,7 @@
 ``audit.read`` (admin, auditor).  ``list`` filters by actor, action (exact or ``prefix*``),
 target and time; numbers are never stored in clear, and a role that may not unmask sees every
 number-bearing field masked on top of that.  Reading the audit log is itself audited.
-``verify`` recomputes the chain and holds it to its signed head (``pbx_recorder.chain_head``):
+``verify`` recomputes the chain and holds it to its signed head (``pbx_recorder.recording.chain_head``):
 exit 4 on any problem.
 """
 
@@ -15,12 +15,13 @@ from datetime import datetime
 
 import click
 
-from pbx_recorder import access_policy, audit_trail
+from pbx_recorder import audit_trail
 from pbx_recorder.cli.authz import authorize
 from pbx_recorder.cli.cmd_calls import _open, _parse_time
+from pbx_recorder.core import access_policy
+from pbx_recorder.core.masking import present_record, sanitize
 from pbx_recorder.errors import IntegrityError
 from pbx_recorder.lifecycle.journal import open_catalog
-from pbx_recorder.masking import present_record, sanitize
 
 
 @click.group(name="audit")

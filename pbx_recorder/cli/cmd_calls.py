@@ -16,14 +16,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from pbx_recorder import manifest_copy, masking
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.queries import COUNT_READ_CAP, PRESETS, STATUSES
 from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.cli import number_throttle
 from pbx_recorder.cli.authz import Principal, authorize
+from pbx_recorder.core import masking
+from pbx_recorder.core.masking import sanitize
 from pbx_recorder.errors import ConfigError, NotFound
-from pbx_recorder.masking import sanitize
+from pbx_recorder.recording import manifest_copy
 
 TABLE = (("started", 19), ("call id", 28), ("status", 9), ("caller", 15), ("callee", 15),
          ("agent", 12), ("queue", 10), ("consent", 11), ("billsec", 7))

@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 
-from pbx_recorder import access_policy
 from pbx_recorder.cli.authz import authorize
 from pbx_recorder.cli.live_calls import call_on_channel
+from pbx_recorder.core import access_policy
+from pbx_recorder.core.masking import mask_channel
 from pbx_recorder.errors import NotFound, PbxDisconnected
-from pbx_recorder.masking import mask_channel
 
 
 def channels_of(snapshot: dict[str, Any]) -> list[str]:
@@ -37,7 +37,7 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
 
     from ami.client import AmiClient
     from ami.normalize import Normalizer
-    from pbx_recorder.commands import MuteRecording
+    from pbx_recorder.core.commands import MuteRecording
 
     ami_cfg = config.pbx.ami
     client = AmiClient(

@@ -10,7 +10,7 @@ import click
 
 from pbx_recorder.cli.authz import authorize
 from pbx_recorder.cli.live_calls import channel_matches, live_calls
-from pbx_recorder.masking import present_record, sanitize
+from pbx_recorder.core.masking import present_record, sanitize
 
 
 @click.command("live")

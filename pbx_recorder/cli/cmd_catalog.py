@@ -124,7 +124,7 @@ def _manifest_numbers(rt: Runtime) -> None:
     from storage (each verified first) and sealed, so ``keys rotate-index`` re-indexes them."""
     from pbx_recorder.catalog import manifest_numbers
     from pbx_recorder.cli.crypto_setup import keyring_of
-    from pbx_recorder.signing import load_public_key, public_key_path
+    from pbx_recorder.recording.signing import load_public_key, public_key_path
 
     if not manifest_numbers.pending(rt.conn):
         return
@@ -154,7 +154,7 @@ def _manifest_numbers(rt: Runtime) -> None:
 def _shrink_manifests(rt: Runtime, batch_size: int) -> None:
     """Schema 11's data step: rows written before keep only the copy and hash of their manifest."""
     from pbx_recorder.catalog.manifest_shrink import shrink
-    from pbx_recorder.signing import load_public_key, public_key_path
+    from pbx_recorder.recording.signing import load_public_key, public_key_path
 
     key_file = rt.config.signing.key_file
     if not (public_key_path(key_file).is_file() or key_file.is_file()):

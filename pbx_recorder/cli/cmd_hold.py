@@ -7,9 +7,9 @@ import time
 
 import click
 
+from pbx_recorder.core.masking import mask_number
 from pbx_recorder.errors import PolicyRefusal
 from pbx_recorder.lifecycle.runtime import Runtime
-from pbx_recorder.masking import mask_number
 from pbx_recorder.progress import reporter
 
 

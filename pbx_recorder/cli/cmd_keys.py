@@ -16,8 +16,8 @@ import click
 
 from pbx_recorder.cli import crypto_setup
 from pbx_recorder.errors import ConfigError, CryptoError
-from pbx_recorder.signing import generate_signing_key, public_key_path
-from pbx_recorder.verify import catalog_connection
+from pbx_recorder.recording.signing import generate_signing_key, public_key_path
+from pbx_recorder.recording.verify import catalog_connection
 
 
 def register(group: click.Group) -> None:
@@ -66,7 +66,7 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def rotate(ctx: click.Context, new_id: str, batch_size: int, retire_old: bool) -> None:
         """Re-wrap every recording's data key under NEW_ID (audio untouched); ledger 'rekeyed'."""
-        from pbx_recorder.rekey import rotate as do_rotate
+        from pbx_recorder.recording.rekey import rotate as do_rotate
 
         config = crypto_setup.load(ctx, "keys.manage")
         ring = crypto_setup.keyring_of(config, required=True)

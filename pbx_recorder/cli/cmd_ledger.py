@@ -1,6 +1,6 @@
 """``pbx-recorder ledger root --day YYYY-MM-DD``, ``ledger verify`` and ``ledger checkpoint``.
 
-The root is the chain head hash at the end of that UTC day (see ``pbx_recorder.ledger``):
+The root is the chain head hash at the end of that UTC day (see ``pbx_recorder.recording.ledger``):
 publish it somewhere you do not control (mail, RFC 3161 timestamp) to anchor the ledger.
 """
 
@@ -11,11 +11,12 @@ from typing import Any
 
 import click
 
-from pbx_recorder import audit_trail, call_seal, chain_head, ledger
+from pbx_recorder import audit_trail
 from pbx_recorder.cli import crypto_setup
 from pbx_recorder.errors import IntegrityError
-from pbx_recorder.signing import load_public_key, load_signing_key, public_key_path
-from pbx_recorder.verify import catalog_connection
+from pbx_recorder.recording import call_seal, chain_head, ledger
+from pbx_recorder.recording.signing import load_public_key, load_signing_key, public_key_path
+from pbx_recorder.recording.verify import catalog_connection
 
 
 def register(group: click.Group) -> None:
@@ -44,9 +45,9 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def verify_ledger(ctx: click.Context, since_last: bool, resume: bool, show_progress: bool) -> None:
         """Recompute the chain, hold it to its signed head and the catalog; name every problem."""
-        from pbx_recorder.ledger_pass import run_ledger_pass
         from pbx_recorder.progress import reporter
-        from pbx_recorder.verify_state import VerifyState
+        from pbx_recorder.recording.ledger_pass import run_ledger_pass
+        from pbx_recorder.recording.verify_state import VerifyState
 
         config = crypto_setup.load(ctx, "ledger.read")
         public_key = _public_key(config)

@@ -1,10 +1,10 @@
-"""``pbx-recorder plan``: storage sizing per tier per month (see pbx_recorder/planner.py for the figures)."""
+"""``pbx-recorder plan``: storage sizing per tier per month (the figures: pbx_recorder/core/planner.py)."""
 
 from __future__ import annotations
 
 import click
 
-from pbx_recorder import planner
+from pbx_recorder.core import planner
 
 
 @click.command("plan")

@@ -9,8 +9,8 @@ from datetime import datetime
 import click
 
 from pbx_recorder.cli.authz import authorize
+from pbx_recorder.core.rules import CallContext, RuleDecision, evaluate
 from pbx_recorder.errors import ConfigError
-from pbx_recorder.rules import CallContext, RuleDecision, evaluate
 
 
 def _parse_at(text: str | None) -> float | datetime:

@@ -24,11 +24,11 @@ from typing import Any
 
 import click
 
-from pbx_recorder import chain_head
 from pbx_recorder.cli import crypto_setup
 from pbx_recorder.errors import IntegrityError, StorageRefused, VerifyIncomplete
-from pbx_recorder.signing import load_public_key, public_key_path
-from pbx_recorder.verify import Verifier, catalog_connection
+from pbx_recorder.recording import chain_head
+from pbx_recorder.recording.signing import load_public_key, public_key_path
+from pbx_recorder.recording.verify import Verifier, catalog_connection
 from storage.factory import build_tiers
 
 
@@ -39,7 +39,7 @@ def spooled_ids(config: Any) -> tuple[list[str], str]:
     try:
         if not root.is_dir():
             return [], ""
-        from pbx_recorder.spool import Spool
+        from pbx_recorder.recording.spool import Spool
 
         return [e.recording_id for e in Spool(root).pending()], ""
     except OSError as exc:
@@ -85,8 +85,8 @@ def register(group: click.Group) -> None:
             if recording_id is None:
                 from pbx_recorder import scan
                 from pbx_recorder.progress import reporter
-                from pbx_recorder.verify_state import VerifyState
-                from pbx_recorder.verify_stream import PassOptions
+                from pbx_recorder.recording.verify_state import VerifyState
+                from pbx_recorder.recording.verify_stream import PassOptions
 
                 total = None if since_last else scan.count(conn, "recordings")
                 options = PassOptions(batch=batch, jobs=jobs, since_last=since_last, resume=resume,

@@ -3,7 +3,7 @@
 ``load(ctx, action)`` authorizes the command's action (``cli.authz``) before anything is read.
 
 ``encryption.master_key_file`` names the current master key file, ``<ring>/<key id>.key``
-(its name is the current key id, honoured: ``pbx_recorder.config_keys``), or the ring directory
+(its name is the current key id, honoured: ``pbx_recorder.config.keys``), or the ring directory
 with ``encryption.key_id`` saying which key is current.  ``signing.key_file`` is the Ed25519
 private key (public key at ``<file>.pub``).
 
@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from pbx_recorder.cli.authz import authorize
-from pbx_recorder.config_keys import master_key_layout
+from pbx_recorder.config.keys import master_key_layout
 from pbx_recorder.errors import ConfigError
 from storage import file_modes
 from storage.keyring import KeyRing
@@ -88,7 +88,7 @@ def ensure_keys(config: Any, now: float) -> list[str]:
     """Every missing key of the configuration, created owner-only; returns what was made."""
     from pbx_recorder.lifecycle.backup_keys import BackupKeys
     from pbx_recorder.lifecycle.runtime import backup_key_dir
-    from pbx_recorder.signing import generate_signing_key
+    from pbx_recorder.recording.signing import generate_signing_key
 
     made = []
     if config.encryption.enabled or config.encryption.master_key_file is not None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pbx_recorder import access_policy
 from pbx_recorder.catalog.queries import CallFilters
 from pbx_recorder.cli.authz import Principal
+from pbx_recorder.core import access_policy
+from pbx_recorder.core.masking import mask_field
 from pbx_recorder.errors import AccessDenied
-from pbx_recorder.masking import mask_field
 from pbx_recorder.service import throttle
 
 

@@ -21,11 +21,12 @@ from typing import Any, BinaryIO
 
 import pyzipper
 
-from pbx_recorder import audio_access, manifest_copy, stored_manifest
+from pbx_recorder import audio_access
 from pbx_recorder.errors import IntegrityError, NotFound, ObjectNotRestored, PolicyRefusal, RecorderError
 from pbx_recorder.exports.table_job import open_zip
+from pbx_recorder.recording import manifest_copy, stored_manifest
+from pbx_recorder.recording.verify import expected_plaintext_sha256
 from pbx_recorder.service.api_audio import READABLE_STATES, download_name
-from pbx_recorder.verify import expected_plaintext_sha256
 from storage.hashing import digests_equal
 from storage.s3_objects import COLD_CLASSES
 

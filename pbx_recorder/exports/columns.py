@@ -4,7 +4,7 @@ neutralising of cells a spreadsheet would read as a formula.
 A caller name is chosen by the caller (``=HYPERLINK(...)``, ``+cmd|' /C calc'!A0``, ``@SUM(...)``):
 a text cell starting with ``= + - @``, a tab or a carriage return (also after leading blanks) gets
 a leading apostrophe, in CSV and XLSX alike (OWASP "CSV injection").  Numbers stay numbers; only
-text is ever touched.  Masking happens before this, through :func:`pbx_recorder.masking.present_call`.
+text is ever touched.  Masking happens before this, through :func:`pbx_recorder.core.masking.present_call`.
 """
 
 from __future__ import annotations

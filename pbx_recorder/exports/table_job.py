@@ -2,7 +2,7 @@
 
 Rows come page by page from the query layer behind ``GET /api/calls``
 (:meth:`pbx_recorder.catalog.Catalog.search_page` with the actor's row scope and the keyset
-cursor), go through the one masking function (:func:`pbx_recorder.masking.present_call`) and the
+cursor), go through the one masking function (:func:`pbx_recorder.core.masking.present_call`) and the
 formula neutralising of :mod:`pbx_recorder.exports.columns`, and are written straight into the
 encrypted ZIP entry: memory holds one page, whatever the row count.
 
@@ -27,8 +27,8 @@ import pyzipper
 
 from pbx_recorder.catalog.queries import CallFilters
 from pbx_recorder.catalog.scopes import Scope
+from pbx_recorder.core.masking import present_call
 from pbx_recorder.exports import columns, store
-from pbx_recorder.masking import present_call
 
 PAGE = 1000  # rows per catalog read
 PROGRESS_EVERY = 5000  # rows between two progress updates of the job row

@@ -16,7 +16,7 @@ from typing import Any
 from pbx_recorder.audio_access import open_plaintext
 from pbx_recorder.errors import NotFound, ObjectNotRestored, StorageError
 from pbx_recorder.lifecycle.journal import Tx, rows
-from pbx_recorder.recording_objects import version_of
+from pbx_recorder.recording.recording_objects import version_of
 from storage.base import Tier
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pbx_recorder import retention
+from pbx_recorder.core import retention
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.lifecycle.migration import Migrator
 from storage import atomic, file_modes

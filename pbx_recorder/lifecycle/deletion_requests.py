@@ -31,13 +31,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from pbx_recorder.catalog.marks import forget_recording
+from pbx_recorder.core.retention import LIVE_STATES
 from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal, RecorderError, StorageError
 from pbx_recorder.lifecycle import destruction
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.retention_jobs import _without_wrapped_key
-from pbx_recorder.recording_objects import objects_of
-from pbx_recorder.retention import LIVE_STATES
+from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pbx_recorder import retention
+from pbx_recorder.core import retention
 
 #: seconds added to each cutoff: the range is a superset of what the core decides is due
 SLACK_S = 1.0

@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import call_seal, manifest_copy
 from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token, lookup_keys
@@ -40,7 +39,8 @@ from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.late_copies import LateCopyGuard
 from pbx_recorder.lifecycle.tombstones import Tombstones
-from pbx_recorder.recording_objects import objects_of
+from pbx_recorder.recording import call_seal, manifest_copy
+from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_claus
 from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import number_lookup, policy
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
-from pbx_recorder.recording_objects import objects_of
+from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The lifecycle jobs take a plain ``sqlite3.Connection`` (the pipeline helper's Catalog
 exposes one); ``open_catalog`` makes one for the CLI and tests.  Ledger events go
-through the crypto helper's hash-chained ``pbx_recorder.ledger.append``.
+through the crypto helper's hash-chained ``pbx_recorder.recording.ledger.append``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import recording_objects
 from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.schema import ensure_schema
 from pbx_recorder.errors import CatalogError
+from pbx_recorder.recording import recording_objects
 from storage import file_modes
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Tx:
 
 
 def default_ledger() -> LedgerAppend:
-    from pbx_recorder import ledger  # crypto helper's module, imported lazily
+    from pbx_recorder.recording import ledger  # crypto helper's module, imported lazily
 
     return ledger.append  # type: ignore[no-any-return]
 

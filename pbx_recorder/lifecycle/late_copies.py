@@ -30,16 +30,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import call_seal
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import lookup_keys
-from pbx_recorder.ledger import connection_of
 from pbx_recorder.lifecycle import policy, shared_tombstones
 from pbx_recorder.lifecycle.journal import Tx, default_ledger
 from pbx_recorder.lifecycle.number_lookup import SUBJECT_SEPARATOR
 from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
-from pbx_recorder.spool import SpoolEntry
+from pbx_recorder.recording import call_seal
+from pbx_recorder.recording.ledger import connection_of
+from pbx_recorder.recording.spool import SpoolEntry
 
 log = logging.getLogger(__name__)
 ACTOR = "pbx-recorder (late copy)"

@@ -31,11 +31,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder import retention, scan
+from pbx_recorder import scan
+from pbx_recorder.core import retention
 from pbx_recorder.errors import IntegrityError, ObjectNotRestored, PolicyRefusal, RecorderError, StorageError
 from pbx_recorder.lifecycle import due_rows
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
-from pbx_recorder.recording_objects import RecordingObject, objects_of, to_json
+from pbx_recorder.recording.recording_objects import RecordingObject, objects_of, to_json
 from storage.base import PutOptions, Tier
 from storage.hashing import digests_equal, hash_stream
 

@@ -1,4 +1,4 @@
-"""Pure lifecycle decisions missing from ``pbx_recorder.retention`` (no I/O, time passed in).
+"""Pure lifecycle decisions missing from ``pbx_recorder.core.retention`` (no I/O, time passed in).
 
 The core helper's ``retention`` owns retain_until, disposal/migration candidates and
 capacity ranking; this module adds what the jobs need besides: class parsing from the
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pbx_recorder.retention import DAY, LIVE_STATES, ClassPolicy  # noqa: F401 - re-exported for the jobs
+from pbx_recorder.core.retention import DAY, LIVE_STATES, ClassPolicy  # noqa: F401 - re-exported for the jobs
 
 ERASURE_DEADLINE_DAYS = 15
 DELETION_LOG_KEEP_DAYS = 366  # nothing prunes deletion_log earlier (nothing prunes it at all today)

@@ -20,14 +20,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder import retention, scan
+from pbx_recorder import scan
 from pbx_recorder.catalog.marks import forget_recording
+from pbx_recorder.core import retention
 from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
 from pbx_recorder.lifecycle import destruction, due_rows, policy
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
 from pbx_recorder.progress import Progress
-from pbx_recorder.recording_objects import objects_of
+from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)

@@ -187,6 +187,6 @@ class Runtime:
             now=time.time(),
         )
         # every lifecycle command ends here: sign the ledger and audit heads it extended
-        from pbx_recorder.chain_head import checkpoint_if_possible
+        from pbx_recorder.recording.chain_head import checkpoint_if_possible
 
         checkpoint_if_possible(self.config, self.conn, time.time())

@@ -14,8 +14,8 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from pbx_recorder.lifecycle import policy
-from pbx_recorder.manifest import Manifest
-from pbx_recorder.spool import INTENT, MANIFEST, SAFE_ID, Spool
+from pbx_recorder.recording.manifest import Manifest
+from pbx_recorder.recording.spool import INTENT, MANIFEST, SAFE_ID, Spool
 
 log = logging.getLogger(__name__)
 

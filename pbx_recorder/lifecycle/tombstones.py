@@ -30,11 +30,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder import call_seal
 from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import lookup_keys
 from pbx_recorder.lifecycle import policy, shared_tombstones
+from pbx_recorder.recording import call_seal
 from storage import atomic
 
 FILE_NAME = "erasure-tombstones.jsonl"

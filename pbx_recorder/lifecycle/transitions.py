@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from pbx_recorder.errors import StorageError
 from pbx_recorder.lifecycle.journal import Tx, rows
-from pbx_recorder.recording_objects import version_of
+from pbx_recorder.recording.recording_objects import version_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pbx_recorder.planner import human
+from pbx_recorder.core.planner import human
 from pbx_recorder.reports.figures import Figures
 from pbx_recorder.reports.svg import bar_chart, percent
 

@@ -9,9 +9,9 @@ import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
 
-from pbx_recorder.config_reports import SmtpConfig
+from pbx_recorder.config.reports import SmtpConfig
+from pbx_recorder.core.planner import human
 from pbx_recorder.errors import ReportMailError
-from pbx_recorder.planner import human
 from pbx_recorder.reports.charts import CONSENT_KEYS
 from pbx_recorder.reports.figures import Figures, file_name
 

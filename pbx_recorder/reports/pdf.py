@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pbx_recorder.planner import human
+from pbx_recorder.core.planner import human
 from pbx_recorder.reports.charts import CONSENT_KEYS
 from pbx_recorder.reports.figures import Figures
 from pbx_recorder.reports.svg import PALETTE, percent

@@ -16,7 +16,7 @@ from datetime import tzinfo
 from typing import Any
 
 from pbx_recorder import audit_trail
-from pbx_recorder.config_reports import SmtpConfig
+from pbx_recorder.config.reports import SmtpConfig
 from pbx_recorder.errors import ReportMailError
 from pbx_recorder.reports import access, mail, periods, queries, store, xlsx
 from pbx_recorder.service.accounts import Accounts

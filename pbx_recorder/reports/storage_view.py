@@ -1,5 +1,5 @@
 """The storage page's figures (pure): bytes per tier per month as the catalog holds them, beside
-the ``pbx-recorder plan`` forecast (:mod:`pbx_recorder.planner`, reused as is) fed with what the
+the ``pbx-recorder plan`` forecast (:mod:`pbx_recorder.core.planner`, reused as is) fed with what the
 installation actually records (recorded calls per day and minutes per call over the last 30 days,
 the most stored format, the configured retention classes with their shares of recent recordings).
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pbx_recorder import planner
+from pbx_recorder.core import planner
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, Response
 
 from pbx_recorder.catalog.queries import COUNT_READ_CAP, ORDERS, PRESETS, STATUSES, CallFilters
 from pbx_recorder.catalog.repository import SearchPage
+from pbx_recorder.core.masking import mask_field, present_call
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.masking import mask_field, present_call
 from pbx_recorder.service import throttle
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext

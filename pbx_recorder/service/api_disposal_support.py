@@ -31,7 +31,7 @@ def checkpoint(ctx: ServiceContext) -> None:
     """After an action that extended the ledger: sign the chain heads as every lifecycle CLI
     command does at its end (``chain_head.checkpoint_if_possible``: skipped when this process
     cannot read the signing key; the daemon's next checkpoint then covers the rows)."""
-    from pbx_recorder.chain_head import checkpoint_if_possible
+    from pbx_recorder.recording.chain_head import checkpoint_if_possible
 
     if ctx.config is not None:
         checkpoint_if_possible(ctx.config, ctx.catalog.connection(), ctx.clock())

@@ -27,10 +27,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pbx_recorder.catalog.number_protection import lookup_keys
+from pbx_recorder.core.retention import DAY
 from pbx_recorder.errors import PolicyRefusal
 from pbx_recorder.lifecycle import number_lookup, policy
 from pbx_recorder.lifecycle.runtime import Runtime
-from pbx_recorder.retention import DAY
 from pbx_recorder.service.api_disposal_support import checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 

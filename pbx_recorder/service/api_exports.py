@@ -30,9 +30,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from pbx_recorder.core.masking import mask_field
 from pbx_recorder.exports import columns, jobs, runner, store
 from pbx_recorder.exports.jobs import KINDS
-from pbx_recorder.masking import mask_field
 from pbx_recorder.service import api_calls, export_work, scoped_endpoint
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext

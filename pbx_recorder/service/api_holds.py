@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pbx_recorder.core.masking import mask_field, mask_number
 from pbx_recorder.errors import NotFound, PolicyRefusal
 from pbx_recorder.lifecycle.holds import HoldManager
-from pbx_recorder.masking import mask_field, mask_number
 from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext

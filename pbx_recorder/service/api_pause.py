@@ -23,8 +23,8 @@ from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.cli.live_calls import LiveCall
+from pbx_recorder.core.masking import mask_channel
 from pbx_recorder.errors import NotFound, PbxError
-from pbx_recorder.masking import mask_channel
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.roles import may
 

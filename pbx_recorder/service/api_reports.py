@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder.config_reports import is_address
+from pbx_recorder.config.reports import is_address
 from pbx_recorder.reports import access, periods, queries, store
 from pbx_recorder.reports.figures import Figures
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require

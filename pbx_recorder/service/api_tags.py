@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from pbx_recorder.core.masking import mask_field
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.masking import mask_field
 from pbx_recorder.service import tag_store
 from pbx_recorder.service.api_calls import _number_search, filters_of
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require

@@ -12,7 +12,7 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.config_model import WebConfig
+from pbx_recorder.config.model import WebConfig
 from pbx_recorder.service.accounts import Accounts
 from storage.base import Tier
 

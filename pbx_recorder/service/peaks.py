@@ -1,7 +1,7 @@
 """A recording's waveform peaks: computed once from the decrypted audio, kept in ``waveform_peaks``.
 
 The audio is streamed (``audio_access.plaintext_range``: segment by segment, decrypted on the
-fly) into :class:`pbx_recorder.waveform.WavPeaks`; a 1-hour recording is never held whole.
+fly) into :class:`pbx_recorder.recording.waveform.WavPeaks`; a 1-hour recording is never held whole.
 The formats the product stores: ``wav`` (read here), ``flac`` and ``gsm`` (decoded by ``sox``,
 which the transcoder already uses) and ``opus`` (``opusdec``, from opus-tools beside
 ``opusenc``); a decoder reads the stream on its stdin and writes WAV on its stdout.
@@ -20,12 +20,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pbx_recorder import audio_access, manifest_copy
+from pbx_recorder import audio_access
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.recording_objects import leg_role, objects_of
+from pbx_recorder.recording import manifest_copy
+from pbx_recorder.recording.recording_objects import leg_role, objects_of
+from pbx_recorder.recording.waveform import WaveformError, WavPeaks
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.waveform import WaveformError, WavPeaks
 from storage.base import Tier
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from pbx_recorder.config_model import QaSamplingRule
+from pbx_recorder.config.model import QaSamplingRule
 
 SAMPLED_BY = "sampling"  #: qa_assignments.assigned_by of every sampled call
 

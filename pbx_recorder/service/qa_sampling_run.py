@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbx_recorder import audit_trail
-from pbx_recorder.config_model import QaSamplingRule, WebConfig
+from pbx_recorder.config.model import QaSamplingRule, WebConfig
 from pbx_recorder.errors import ConfigError
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service.qa_sampling import SAMPLED_BY, Pick, WeekCall, matches, select

@@ -16,8 +16,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pbx_recorder import manifest_copy
-from pbx_recorder.masking import sanitize
+from pbx_recorder.core.masking import sanitize
+from pbx_recorder.recording import manifest_copy
 from pbx_recorder.service.context import ServiceContext
 
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "COLD", "ARCHIVE"})

@@ -1,6 +1,6 @@
 """The storage page (``storage.read``: admin, it): bytes per tier per month from the catalog (one
 aggregate query, :func:`pbx_recorder.reports.queries.stored_by_month`) beside the ``plan``
-forecast (:mod:`pbx_recorder.reports.storage_view` over :mod:`pbx_recorder.planner`).  No call
+forecast (:mod:`pbx_recorder.reports.storage_view` over :mod:`pbx_recorder.core.planner`).  No call
 data: sums and counts only.  Every view is audited (``storage.view``), a refusal too.
 
     GET /storage
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder import planner
+from pbx_recorder.core import planner
 from pbx_recorder.reports import periods, queries, storage_view
 from pbx_recorder.reports.svg import bar_chart
 from pbx_recorder.service import api_reports

@@ -10,7 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from pbx_recorder.config_model import FourEyesConfig
+from pbx_recorder.config.model import FourEyesConfig
 from tests.browser.driving import login, screenshot, serve, wait
 from tests.peers.service_support import PASSWORD, Service, make_service
 

@@ -117,7 +117,7 @@ class Service:
 def make_service(tmp_path: Path, **web: object) -> Service:
     from starlette.testclient import TestClient
 
-    from pbx_recorder.config_model import WebConfig
+    from pbx_recorder.config.model import WebConfig
     from pbx_recorder.service.app import build_app
     from pbx_recorder.service.context import ServiceContext
 

@@ -17,9 +17,9 @@ from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
 from consent.agi_protocol import AgiReply
 from consent.async_session import AsyncConsentSession, InbandStarter
 from consent.session_contract import ConsentTicket, DialogSettings
-from pbx_recorder import commands as cmds
-from pbx_recorder import events as ev
-from pbx_recorder.rules import RuleDecision
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.rules import RuleDecision
 
 pytestmark = pytest.mark.timeout(30)
 ARGS = ["direction=inbound", "dialed=4930123456", "linkedid=1732200000.1"]

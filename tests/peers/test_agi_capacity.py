@@ -18,8 +18,8 @@ from test_agi_early_decide import CoreBackend, decide
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
 from consent.async_session import AsyncConsentSession, InbandStarter
 from consent.session_contract import ConsentTicket, DialogSettings
-from pbx_recorder import events as ev
-from pbx_recorder.rules import RuleDecision
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.rules import RuleDecision
 
 pytestmark = pytest.mark.timeout(30)
 EXPLICIT = RuleDecision(record=True, consent="explicit", rule="r", reason="rule")

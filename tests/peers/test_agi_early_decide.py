@@ -13,9 +13,9 @@ from fake_asterisk_agi import env_block
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
 from consent.async_session import AsyncConsentSession, InbandStarter
 from consent.session_contract import ConsentTicket, DialogSettings
-from pbx_recorder import events as ev
-from pbx_recorder.calls import CallBook
-from pbx_recorder.rules import RuleDecision, rules_from_dicts
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.rules import RuleDecision, rules_from_dicts
 
 pytestmark = pytest.mark.timeout(30)
 RULES = rules_from_dicts([

@@ -17,9 +17,9 @@ from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
 from consent.agi_protocol import MAX_ENV_LINES, MAX_LINE
 from consent.async_session import AsyncConsentSession, InbandStarter
 from consent.session_contract import ConsentTicket, DialogSettings
-from pbx_recorder import events as ev
-from pbx_recorder.naming import make_call_id
-from pbx_recorder.rules import RuleDecision
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.naming import make_call_id
+from pbx_recorder.core.rules import RuleDecision
 from pbx_recorder.vip import VipDirectory
 
 pytestmark = pytest.mark.timeout(30)

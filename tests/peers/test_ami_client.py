@@ -12,10 +12,10 @@ from ami_peer import AmiPeer
 
 from ami.client import AmiClient
 from ami.normalize import Normalizer
-from pbx_recorder import commands as cmds
-from pbx_recorder import events as ev
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.naming import make_call_id, make_recording_id
 from pbx_recorder.errors import AmiActionError, PbxDisconnected
-from pbx_recorder.naming import make_call_id, make_recording_id
 from pbx_recorder.reconnect import backoff_delay
 
 CALL = make_call_id("pbx1", "100.1")

@@ -8,7 +8,7 @@ import asyncio
 from ami_peer import AmiPeer
 from test_ami_client import CHANNEL, next_events, running
 
-from pbx_recorder import events as ev
+from pbx_recorder.core import events as ev
 
 NAME = "张三"
 

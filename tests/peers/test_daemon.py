@@ -22,8 +22,8 @@ from fake_asterisk_agi import InbandChannel, converse, env_block
 
 from pbx_recorder.app import build_app
 from pbx_recorder.config import load_config
+from pbx_recorder.core.naming import make_call_id
 from pbx_recorder.daemon import Daemon
-from pbx_recorder.naming import make_call_id
 
 CALL = make_call_id("pbx1", "100.1")
 CHANNEL = "PJSIP/alice-00000001"

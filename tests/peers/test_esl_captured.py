@@ -13,10 +13,10 @@ import pytest
 from esl.client import EslClient
 from esl.frames import EslFrame, EslParser
 from esl.normalize import EslNormalizer
-from pbx_recorder import events as E
-from pbx_recorder.calls import CallBook
-from pbx_recorder.commands import FinalizeRecording, StartRecording, UpsertCall
-from pbx_recorder.config_model import RuleAction, RuleConfig, RuleMatch
+from pbx_recorder.config.model import RuleAction, RuleConfig, RuleMatch
+from pbx_recorder.core import events as E
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.commands import FinalizeRecording, StartRecording, UpsertCall
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "esl"
 CAPTURES = [

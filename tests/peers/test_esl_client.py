@@ -12,8 +12,8 @@ import pytest
 
 from esl.client import EslClient
 from esl.normalize import EslNormalizer
-from pbx_recorder import commands as cmds
-from pbx_recorder import events as E
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import events as E
 from pbx_recorder.errors import EslError, PbxDisconnected
 from tests.peers.esl_peer import EslPeer
 from tests.unit.esl_samples import A_LEG, B_LEG, T0, ev, inbound_call

@@ -16,10 +16,10 @@ from esl.consent_session import EslConsentSession
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
 from esl.outbound_server import OutboundServer
-from pbx_recorder import commands as cmds
-from pbx_recorder import events as ev
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.rules import RuleDecision
 from pbx_recorder.errors import EslError, PbxDisconnected
-from pbx_recorder.rules import RuleDecision
 from tests.peers.esl_outbound_peer import FakeChannel
 from tests.unit.esl_samples import A_LEG
 

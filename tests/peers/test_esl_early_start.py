@@ -13,10 +13,10 @@ from esl.client import EslClient
 from esl.early_start import hand_over
 from esl.frames import EslParser
 from esl.normalize import EslNormalizer
-from pbx_recorder import commands as cmds
-from pbx_recorder import events as ev
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.rules import RuleDecision
 from pbx_recorder.errors import EslError
-from pbx_recorder.rules import RuleDecision
 from tests.peers.esl_outbound_peer import FakeChannel
 from tests.peers.test_esl_consent import CALL, Backend, Serve, apps, call, serve  # noqa: F401
 from tests.unit.esl_samples import A_LEG, T0, wire

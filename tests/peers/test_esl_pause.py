@@ -8,9 +8,9 @@ from pathlib import Path
 
 from esl.frames import parse_event_plain
 from esl.normalize import EslNormalizer
-from pbx_recorder import events as E
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.cli import main
+from pbx_recorder.core import events as E
 from tests.peers.esl_peer import EslPeer
 from tests.peers.test_daemon import free_port
 from tests.peers.test_esl_daemon import write_config

@@ -18,7 +18,7 @@ from fake_asterisk_agi import InbandChannel, converse, env_block
 from test_daemon import close_like_asterisk, daemon_running, free_port, until, write_config
 
 from pbx_recorder.cli import cli
-from pbx_recorder.naming import make_call_id
+from pbx_recorder.core.naming import make_call_id
 
 CALLER = "4915112345678"
 DIALED = "4930123456"

@@ -7,11 +7,11 @@ from click.testing import CliRunner
 
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.cli import cli
-from pbx_recorder.closure import marker_path
-from pbx_recorder.commands import FinalizeRecording
-from pbx_recorder.pipeline import Pipeline
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.spool import Spool
+from pbx_recorder.core.commands import FinalizeRecording
+from pbx_recorder.recording.closure import marker_path
+from pbx_recorder.recording.pipeline import Pipeline
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.spool import Spool
 from storage.factory import build_tiers
 from storage.hashing import hash_file
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from pbx_recorder.cli import cli
-from pbx_recorder.config_reports import SmtpConfig
+from pbx_recorder.config.reports import SmtpConfig
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.reports import periods, scheduled, store
 from pbx_recorder.service.accounts import Accounts
@@ -93,7 +93,7 @@ def test_due_periods_produced_once_and_mailed(tmp_path: Path) -> None:
 def test_credentials_go_only_over_starttls_with_a_checked_certificate(tmp_path: Path) -> None:
     import functools
 
-    from pbx_recorder.config_secret import Secret
+    from pbx_recorder.config.secret import Secret
     from pbx_recorder.reports import mail
 
     db = _catalog(tmp_path)

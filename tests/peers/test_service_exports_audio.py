@@ -80,7 +80,7 @@ def test_a_tampered_recording_fails_the_export(svc: Service) -> None:
 
 
 def test_four_eyes_calls_stay_out_without_a_grant(tmp_path: Path) -> None:
-    from pbx_recorder.config_model import FourEyesConfig
+    from pbx_recorder.config.model import FourEyesConfig
     from tests.peers.service_support import make_service
 
     svc = make_service(tmp_path, export_dir=tmp_path / "exports", four_eyes=FourEyesConfig(tags=("vip",)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pbx_recorder.config_model import FourEyesConfig
+from pbx_recorder.config.model import FourEyesConfig
 from pbx_recorder.service.four_eyes import is_sensitive
 from tests.peers.service_support import USERS, make_service
 

@@ -4,7 +4,7 @@ audit log (so across restarts and service instances), 429 with Retry-After, audi
 from __future__ import annotations
 
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.config_model import WebConfig
+from pbx_recorder.config.model import WebConfig
 from pbx_recorder.service.app import build_app
 from pbx_recorder.service.context import ServiceContext
 from tests.peers.authx_support import code, enrol, password_step, service_with_totp

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pbx_recorder.recording.waveform import MAX_BUCKETS, WaveformError, WavPeaks
 from pbx_recorder.service import peaks as peak_store
-from pbx_recorder.waveform import MAX_BUCKETS, WaveformError, WavPeaks
 from storage import envelope, transcode
 from storage.keyring import KeyRing
 from storage.local import LocalTier

@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 from recorder_checks import Recorder, catalog_reader, daemon_catalog_url
 
-from pbx_recorder.sandbox import PrivateAsterisk, free_tcp_port
-from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
+from pbx_recorder.testbed import PrivateAsterisk, free_tcp_port
+from pbx_recorder.testbed.recorder import RecorderProcess, write_recorder_config
 
 
 class AmiGate:

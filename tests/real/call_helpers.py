@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall, SippResult, free_udp_port
-from pbx_recorder.sandbox.ami_probe import AmiProbe, Event
+from pbx_recorder.testbed import PrivateAsterisk, SippCall, SippResult, free_udp_port
+from pbx_recorder.testbed.ami_probe import AmiProbe, Event
 
 _CALLER = itertools.count(1)
 

@@ -3,7 +3,7 @@ prompts rendered once, a private PostgreSQL (``postgres``), and the recorder dae
 subprocess (per test).
 
 Every test that uses ``asterisk`` runs once per Asterisk version: ``16`` (the host's) and
-``22`` (the sid chroot, pbx_recorder/sandbox/installs.py).  ``PBXREC_ASTERISK=16`` (or ``22``)
+``22`` (the sid chroot, pbx_recorder/testbed/installs.py).  ``PBXREC_ASTERISK=16`` (or ``22``)
 limits a run to one.  A test of one version's behaviour says so with
 ``@pytest.mark.asterisk("16")``; it is not collected for the other (never skipped).
 The terminal summary names the versions that ran (under pytest-xdist the workers hand them to
@@ -26,10 +26,10 @@ import pytest
 from recorder_checks import Recorder, catalog_reader, daemon_catalog_url
 
 from consent.generate_prompts import generate
-from pbx_recorder.sandbox import PrivateAsterisk, free_tcp_port, free_udp_port
-from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.installs import install_for
-from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
+from pbx_recorder.testbed import PrivateAsterisk, free_tcp_port, free_udp_port
+from pbx_recorder.testbed.ami_probe import AmiProbe
+from pbx_recorder.testbed.installs import install_for
+from pbx_recorder.testbed.recorder import RecorderProcess, write_recorder_config
 from tests.postgres_server import PostgresServer
 
 VERSIONS = ("16", "22")

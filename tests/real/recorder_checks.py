@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from pbx_recorder.config import load_config
-from pbx_recorder.sandbox import audio_stats
-from pbx_recorder.sandbox.recorder import CatalogReader, RecorderProcess
+from pbx_recorder.testbed import audio_stats
+from pbx_recorder.testbed.recorder import CatalogReader, RecorderProcess
 from tests.catalog_redirect import ENGINE, catalog_url
 
 SHIP_TIMEOUT = 45.0

@@ -18,8 +18,8 @@ import pytest
 from call_helpers import new_caller
 from recorder_checks import Recorder, assert_audio, wait_shipped
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall
-from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.testbed import PrivateAsterisk, SippCall
+from pbx_recorder.testbed.ami_probe import AmiProbe
 
 # Asterisk 16 behaviour: the measured CRLF pass-through; 22 is covered by the hostile caller ID tests.
 pytestmark = [pytest.mark.real, pytest.mark.asterisk("16")]

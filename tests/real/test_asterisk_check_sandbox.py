@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pbx_recorder.cli import main, privilege
-from pbx_recorder.sandbox import PrivateAsterisk
-from pbx_recorder.sandbox.recorder import write_recorder_config
+from pbx_recorder.testbed import PrivateAsterisk
+from pbx_recorder.testbed.recorder import write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
 

@@ -18,11 +18,11 @@ from ami_gate import gated_recorder
 from call_helpers import cdr_of, linkedid_of, new_caller, spare_asterisk
 from recorder_checks import Recorder, audio_files, catalog_reader, daemon_catalog_url, wait_call, wait_shipped
 
-from pbx_recorder.naming import boot_of_call_id
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall
-from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.installs import install_for
-from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
+from pbx_recorder.core.naming import boot_of_call_id
+from pbx_recorder.testbed import PrivateAsterisk, SippCall
+from pbx_recorder.testbed.ami_probe import AmiProbe
+from pbx_recorder.testbed.installs import install_for
+from pbx_recorder.testbed.recorder import RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from recorder_checks import SHIPPED, Recorder, audio_files
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall, audio_stats
-from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.testbed import PrivateAsterisk, SippCall, audio_stats
+from pbx_recorder.testbed.ami_probe import AmiProbe
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(420)]
 

@@ -13,8 +13,8 @@ import pytest
 from call_helpers import call, linkedid_of, new_caller, recorded_span, user_event
 from recorder_checks import Recorder, assert_audio, audio_files, wait_call, wait_shipped
 
-from pbx_recorder.sandbox import PrivateAsterisk
-from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.testbed import PrivateAsterisk
+from pbx_recorder.testbed.ami_probe import AmiProbe
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

@@ -23,9 +23,9 @@ from recorder_checks import (
     wait_shipped,
 )
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall
-from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import TEST_RULES, RecorderProcess, write_recorder_config
+from pbx_recorder.testbed import PrivateAsterisk, SippCall
+from pbx_recorder.testbed.ami_probe import AmiProbe
+from pbx_recorder.testbed.recorder import TEST_RULES, RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 

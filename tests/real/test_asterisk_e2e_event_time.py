@@ -17,8 +17,8 @@ from ami_gate import gated_recorder
 from call_helpers import linkedid_of, new_caller
 from recorder_checks import wait_call, wait_shipped
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall
-from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.testbed import PrivateAsterisk, SippCall
+from pbx_recorder.testbed.ami_probe import AmiProbe
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

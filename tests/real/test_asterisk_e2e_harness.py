@@ -20,8 +20,8 @@ from call_helpers import (
 )
 from fake_agi import FakeAgi
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall, audio_stats
-from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.testbed import PrivateAsterisk, SippCall, audio_stats
+from pbx_recorder.testbed.ami_probe import AmiProbe
 
 pytestmark = pytest.mark.real
 
@@ -170,7 +170,7 @@ def test_hostile_from_headers_reach_agi_as_data_only(asterisk: PrivateAsterisk, 
 
 def test_uas_agent_answers_queue_call(asterisk: PrivateAsterisk, agent_port: int, ami: AmiProbe,
                                       tmp_path: Path) -> None:
-    from pbx_recorder.sandbox import SippUas
+    from pbx_recorder.testbed import SippUas
 
     caller, since = new_caller(), len(ami.events)
     uas = SippUas(tmp_path, agent_port, calls=1, timeout_s=30).start()

@@ -17,9 +17,9 @@ import pytest
 from call_helpers import call, linkedid_of, new_caller
 from recorder_checks import Recorder, wait_shipped
 
-from pbx_recorder.sandbox import PrivateAsterisk
-from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import recorder_command
+from pbx_recorder.testbed import PrivateAsterisk
+from pbx_recorder.testbed.ami_probe import AmiProbe
+from pbx_recorder.testbed.recorder import recorder_command
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

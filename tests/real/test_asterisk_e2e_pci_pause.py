@@ -18,10 +18,10 @@ from call_helpers import linkedid_of, new_caller
 from recorder_checks import Recorder, stored_file, wait_shipped
 
 from pbx_recorder.cli.authz import current_actor
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall
-from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.audio_stats import AudioStats, audio_stats
-from pbx_recorder.sandbox.recorder import recorder_command
+from pbx_recorder.testbed import PrivateAsterisk, SippCall
+from pbx_recorder.testbed.ami_probe import AmiProbe
+from pbx_recorder.testbed.audio_stats import AudioStats, audio_stats
+from pbx_recorder.testbed.recorder import recorder_command
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

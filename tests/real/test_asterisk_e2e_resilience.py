@@ -13,8 +13,8 @@ import pytest
 from call_helpers import call, cdr_of, linkedid_of, new_caller, recorded_span
 from recorder_checks import Recorder, assert_audio, audio_files, stored_file, wait_call, wait_shipped
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall, SippUas
-from pbx_recorder.sandbox.ami_probe import AmiProbe
+from pbx_recorder.testbed import PrivateAsterisk, SippCall, SippUas
+from pbx_recorder.testbed.ami_probe import AmiProbe
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 

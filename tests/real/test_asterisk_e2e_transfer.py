@@ -22,8 +22,8 @@ import pytest
 from call_helpers import linkedid_of, new_caller, user_event
 from recorder_checks import Recorder, stored_file, wait_shipped
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall, SippUas, audio_stats
-from pbx_recorder.sandbox.ami_probe import AmiProbe, Event
+from pbx_recorder.testbed import PrivateAsterisk, SippCall, SippUas, audio_stats
+from pbx_recorder.testbed.ami_probe import AmiProbe, Event
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

@@ -17,9 +17,9 @@ from call_helpers import call, linkedid_of, new_caller
 from fake_agi import FakeAgi
 from recorder_checks import catalog_reader, daemon_catalog_url
 
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall
-from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
+from pbx_recorder.testbed import PrivateAsterisk, SippCall
+from pbx_recorder.testbed.ami_probe import AmiProbe
+from pbx_recorder.testbed.recorder import RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 

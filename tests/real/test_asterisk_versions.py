@@ -25,9 +25,9 @@ from ami_splitter import SplittingRelay
 from call_helpers import call, linkedid_of, new_caller, wait_file_closed
 from recorder_checks import Recorder, catalog_reader, daemon_catalog_url, stored_file, wait_call, wait_shipped
 
-from pbx_recorder.sandbox import PrivateAsterisk, audio_stats
-from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import RecorderProcess, write_recorder_config
+from pbx_recorder.testbed import PrivateAsterisk, audio_stats
+from pbx_recorder.testbed.ami_probe import AmiProbe
+from pbx_recorder.testbed.recorder import RecorderProcess, write_recorder_config
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

@@ -18,11 +18,11 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select
 
 from pbx_recorder.config import load_config
-from pbx_recorder.sandbox import PrivateAsterisk
-from pbx_recorder.sandbox.ami_probe import AmiProbe
 from pbx_recorder.service.accounts import Accounts
 from pbx_recorder.service.app import build_app
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.testbed import PrivateAsterisk
+from pbx_recorder.testbed.ami_probe import AmiProbe
 from tests.browser.driving import login, make_driver, row_ids, screenshot, serve, wait
 from tests.peers.service_support import CHEAP, PASSWORD
 

@@ -32,9 +32,9 @@ from recorder_checks import Recorder, wait_shipped
 from s3_servers import S3Server, seaweedfs  # noqa: F401 - the session's SeaweedFS fixture
 
 from pbx_recorder.catalog import engine
-from pbx_recorder.sandbox import PrivateAsterisk, SippCall
-from pbx_recorder.sandbox.ami_probe import AmiProbe
-from pbx_recorder.sandbox.recorder import (
+from pbx_recorder.testbed import PrivateAsterisk, SippCall
+from pbx_recorder.testbed.ami_probe import AmiProbe
+from pbx_recorder.testbed.recorder import (
     CatalogReader,
     RecorderProcess,
     recorder_command,

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from pbx_recorder import ledger
-from pbx_recorder.call_seal import CallSealer, check_calls
 from pbx_recorder.catalog import Catalog, engine
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.call_seal import CallSealer, check_calls
 from tests.postgres_server import PostgresServer
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]

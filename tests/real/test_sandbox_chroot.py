@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder.sandbox import PrivateAsterisk
-from pbx_recorder.sandbox.installs import install_for
+from pbx_recorder.testbed import PrivateAsterisk
+from pbx_recorder.testbed.installs import install_for
 
 pytestmark = [pytest.mark.real, pytest.mark.asterisk("22"), pytest.mark.timeout(120)]
 
@@ -60,8 +60,8 @@ def test_chroot_mounts_are_seen_by_the_instance_only() -> None:
 CHILD = textwrap.dedent("""
     import sys, tempfile, time
     from pathlib import Path
-    from pbx_recorder.sandbox import PrivateAsterisk
-    from pbx_recorder.sandbox.installs import install_for
+    from pbx_recorder.testbed import PrivateAsterisk
+    from pbx_recorder.testbed.installs import install_for
     pbx = PrivateAsterisk(Path(tempfile.mkdtemp(prefix="pbxrec-ast-")), install=install_for("22")).start()
     print(pbx.pid, pbx.workdir, flush=True)
     time.sleep(120)

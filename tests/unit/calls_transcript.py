@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from pbx_recorder import events as E
-from pbx_recorder.calls import CallBook
-from pbx_recorder.commands import Command
-from pbx_recorder.rules import rules_from_dicts
+from pbx_recorder.core import events as E
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.commands import Command
+from pbx_recorder.core.rules import rules_from_dicts
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "calls"
 NODE = "pbx1"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from esl.frames import EslParser
 from esl.normalize import EslNormalizer
-from pbx_recorder.calls import CallBook
-from pbx_recorder.rules import rules_from_dicts
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.rules import rules_from_dicts
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "esl"
 RULES = [

@@ -8,9 +8,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from pbx_recorder import ledger
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.lifecycle.policy import DAY, RetentionClass
+from pbx_recorder.recording import ledger
 from storage.local import LocalTier
 
 NOW = 1_800_000_000.0

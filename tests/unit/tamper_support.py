@@ -7,15 +7,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pbx_recorder import ledger
-from pbx_recorder.call_seal import CallSealer
 from pbx_recorder.catalog import Catalog, engine
-from pbx_recorder.chain_head import ChainHeadHook, CheckpointStore
 from pbx_recorder.cli import main
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.signing import SignAfterStore, generate_signing_key
-from pbx_recorder.spool import Spool
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.call_seal import CallSealer
+from pbx_recorder.recording.chain_head import ChainHeadHook, CheckpointStore
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.signing import SignAfterStore, generate_signing_key
+from pbx_recorder.recording.spool import Spool
 from storage.envelope import EncryptStage
 from storage.keyring import KeyRing
 from storage.local import LocalTier

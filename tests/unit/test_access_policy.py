@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder import access_policy
-from pbx_recorder.access_policy import ACTIONS, PERMISSIONS, ROLES, check, roles_for
+from pbx_recorder.core import access_policy
+from pbx_recorder.core.access_policy import ACTIONS, PERMISSIONS, ROLES, check, roles_for
 
 SUPERVISOR = {"calls.search", "calls.show", "calls.unmask", "calls.pause", "recordings.read_audio",
               "recordings.restore", "hold.list", "retention.report", "verify.run", "ledger.read",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ami import actions
-from pbx_recorder import commands as cmds
+from pbx_recorder.core import commands as cmds
+from pbx_recorder.core.naming import make_call_id, make_recording_id, recording_paths
 from pbx_recorder.errors import AmiActionError
-from pbx_recorder.naming import make_call_id, make_recording_id, recording_paths
 
 CALL = make_call_id("pbx1", "1732200000.1")
 REC = make_recording_id(CALL, "call", 1)
@@ -171,7 +171,7 @@ def test_event_filter_lets_through_exactly_what_the_normalizer_handles():
 
     assert passes("Event: Hangup\r\nChannel: PJSIP/a\r\n")
     assert not passes("Event: HangupRequest\r\nChannel: PJSIP/a\r\n")
-    from pbx_recorder import calls, events
+    from pbx_recorder.core import calls, events
     varset = "Event: VarSet\r\nChannel: PJSIP/a\r\nVariable: PBXREC_RESULT\r\nValue: record\r\n"
     assert passes(varset) == (events.VariableSet in calls._HANDLERS)  # requested only once the core uses it
     assert re.compile(actions.VARSET_FILTER.replace("[[:space:]]", r"\s"), re.S).search(varset)

@@ -9,7 +9,7 @@ import pytest
 from ami.event_time import MAX_AGE_S, MAX_AHEAD_S, EventClock
 from ami.frames import parse_transcript
 from ami.normalize import Normalizer
-from pbx_recorder import events as ev
+from pbx_recorder.core import events as ev
 
 NOW = 1_732_200_010.0
 

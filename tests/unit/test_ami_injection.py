@@ -18,8 +18,8 @@ from ami.client import message_from_block
 from ami.frames import parse_transcript
 from ami.injection import resolve, sanitize
 from ami.normalize import Normalizer
-from pbx_recorder import events as ev
-from pbx_recorder.naming import make_call_id
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.naming import make_call_id
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 NOW = 1_732_300_100.0

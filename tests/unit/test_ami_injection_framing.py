@@ -19,7 +19,7 @@ from ami.client import message_from_block
 from ami.frames import parse_transcript
 from ami.framing_guard import CDR_TAIL, MAX_DISTRUSTED, SNAPSHOT_TAIL, FramingGuard, block_keys
 from ami.normalize import Normalizer
-from pbx_recorder import events as ev
+from pbx_recorder.core import events as ev
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 NOW = 1_732_300_100.0

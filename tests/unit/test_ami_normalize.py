@@ -9,8 +9,8 @@ import pytest
 
 from ami.frames import parse_transcript
 from ami.normalize import HANDLERS, Normalizer
-from pbx_recorder import events as ev
-from pbx_recorder.naming import make_call_id
+from pbx_recorder.core import events as ev
+from pbx_recorder.core.naming import make_call_id
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "peers" / "transcripts"
 CORE_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"

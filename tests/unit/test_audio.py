@@ -4,7 +4,7 @@ import wave
 
 import pytest
 
-from pbx_recorder.audio import duration_mismatch, probe_duration
+from pbx_recorder.recording.audio import duration_mismatch, probe_duration
 
 
 def make_wav(path, seconds, rate=8000, channels=1):

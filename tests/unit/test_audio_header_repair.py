@@ -7,7 +7,7 @@ import struct
 import wave
 from pathlib import Path
 
-from pbx_recorder.audio import fix_wav_sizes, probe_duration
+from pbx_recorder.recording.audio import fix_wav_sizes, probe_duration
 
 
 def killed_writer_wav(path: Path, seconds: float) -> None:

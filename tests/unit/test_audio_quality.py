@@ -7,8 +7,8 @@ import struct
 import wave
 from pathlib import Path
 
-from pbx_recorder.audio import duration_mismatch
-from pbx_recorder.audio_quality import has_sound, quality_flags
+from pbx_recorder.recording.audio import duration_mismatch
+from pbx_recorder.recording.audio_quality import has_sound, quality_flags
 
 
 def _wav(path: Path, seconds: float, amplitude: int) -> Path:

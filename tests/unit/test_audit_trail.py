@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from tamper_support import NOW, Deployment
 
-from pbx_recorder import audit_trail, chain_head, ledger
+from pbx_recorder import audit_trail
 from pbx_recorder.audio_access import open_plaintext
 from pbx_recorder.errors import AccessDenied, IntegrityError
 from pbx_recorder.lifecycle.journal import audit as journal_audit
+from pbx_recorder.recording import chain_head, ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 

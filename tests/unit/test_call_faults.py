@@ -7,9 +7,9 @@ import json
 import pytest
 from calls_transcript import new_book, play
 
-from pbx_recorder import events as E
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.commands import (
+from pbx_recorder.core import events as E
+from pbx_recorder.core.commands import (
     DiscardRecording,
     FinalizeRecording,
     FlagRecordings,
@@ -17,9 +17,9 @@ from pbx_recorder.commands import (
     StopRecording,
     UpsertCall,
 )
+from pbx_recorder.core.naming import boot_of_call_id, boot_tag, make_call_id
 from pbx_recorder.errors import CallIdCollision
-from pbx_recorder.naming import boot_of_call_id, boot_tag, make_call_id
-from pbx_recorder.pipeline import manifest_from_metadata
+from pbx_recorder.recording.pipeline import manifest_from_metadata
 
 TRUNK = "PJSIP/trunk-01"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from pbx_recorder.call_model import Call, Recording, call_from_dict, call_to_dict
+from pbx_recorder.core.call_model import Call, Recording, call_from_dict, call_to_dict
 
 
 def _busy_call() -> Call:
@@ -45,7 +45,7 @@ def test_no_per_value_deepcopy(monkeypatch) -> None:
     ``asdict`` nor ``copy.deepcopy`` runs for a call of plain JSON-like fields."""
     import copy
 
-    import pbx_recorder.call_model as model
+    import pbx_recorder.core.call_model as model
 
     def refuse(*_a: object, **_k: object) -> None:
         raise AssertionError("slow path taken")

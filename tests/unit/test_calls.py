@@ -2,8 +2,8 @@ import json
 
 from calls_transcript import MONITOR, new_book, play
 
-from pbx_recorder import events as E
-from pbx_recorder.commands import (
+from pbx_recorder.core import events as E
+from pbx_recorder.core.commands import (
     DiscardRecording,
     FinalizeRecording,
     MuteRecording,
@@ -267,8 +267,8 @@ def test_call_ids_are_normalized_once():
 
 
 def _refuse_with(route_action):
-    from pbx_recorder.calls import CallBook
-    from pbx_recorder.rules import rules_from_dicts
+    from pbx_recorder.core.calls import CallBook
+    from pbx_recorder.core.rules import rules_from_dicts
 
     rules = rules_from_dicts([{"name": "x", "action": {"record": "yes", "consent": "explicit",
                                                         "refusal": route_action}}])

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pbx_recorder import ledger
-from pbx_recorder.call_seal import CallSealer, check_calls
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.catalog.repository import StoredRecording
 from pbx_recorder.errors import CallIdCollision
-from pbx_recorder.ledger import StoredLedgerHook
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import ShipRecord
-from pbx_recorder.signing import SignAfterStore
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.call_seal import CallSealer, check_calls
+from pbx_recorder.recording.ledger import StoredLedgerHook
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import ShipRecord
+from pbx_recorder.recording.signing import SignAfterStore
 from storage.base import StoredObject
 
 NOW = 1_780_000_000.0

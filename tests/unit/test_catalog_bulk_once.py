@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from pbx_recorder import ledger, manifest_copy
-from pbx_recorder.call_seal import CallSealer, check_calls
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
 from pbx_recorder.catalog.protected_rows import NumberProtection
-from pbx_recorder.ledger import StoredLedgerHook
-from pbx_recorder.signing import SignAfterStore, verify_manifest
+from pbx_recorder.recording import ledger, manifest_copy
+from pbx_recorder.recording.call_seal import CallSealer, check_calls
+from pbx_recorder.recording.ledger import StoredLedgerHook
+from pbx_recorder.recording.signing import SignAfterStore, verify_manifest
 from tests.unit.catalog_plan_support import traced
 from tests.unit.test_catalog_bulk import KEY, NOW, _call
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder import ledger
-from pbx_recorder.call_seal import check_calls
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import CallIdCollision
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.call_seal import check_calls
 from tests.unit.test_catalog_bulk import KEY, NOW, _call, _catalog, _dump, _hooks, one_at_a_time
 
 

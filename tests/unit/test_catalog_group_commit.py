@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from pbx_recorder import ledger
-from pbx_recorder.call_seal import CallSealer
 from pbx_recorder.catalog import Catalog, engine
-from pbx_recorder.chain_head import ChainHeadHook
 from pbx_recorder.errors import CallIdCollision, CatalogError
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.call_seal import CallSealer
+from pbx_recorder.recording.chain_head import ChainHeadHook
 from tests.unit.test_catalog_bulk import KEY, NOW, _call, _hooks
 
 WRITERS = 6
@@ -155,10 +155,10 @@ def test_a_rolled_back_batch_publishes_no_head(tmp_path: Path) -> None:
 
 
 def test_a_shipment_whose_commit_fails_publishes_nothing_and_is_retried(tmp_path: Path) -> None:
-    from pbx_recorder.manifest import Manifest, ManifestFile
-    from pbx_recorder.shipper import Shipper
-    from pbx_recorder.signing import SignAfterStore
-    from pbx_recorder.spool import Spool
+    from pbx_recorder.recording.manifest import Manifest, ManifestFile
+    from pbx_recorder.recording.shipper import Shipper
+    from pbx_recorder.recording.signing import SignAfterStore
+    from pbx_recorder.recording.spool import Spool
     from storage.local import LocalTier
 
     catalog, spool, publisher = _catalog(tmp_path / "cat.db"), Spool(tmp_path / "spool"), Publisher()
@@ -217,7 +217,7 @@ def write_grouped(target: str, writer: str, barrier: Any, out: Any) -> None:
 
 def check_two_writers(conn: Any) -> None:
     """One linear chain, every call row sealed as written, every call of both writers there."""
-    from pbx_recorder.call_seal import check_calls
+    from pbx_recorder.recording.call_seal import check_calls
 
     assert ledger.verify_chain(conn) == []
     assert check_calls(conn, KEY.public_key()) == []
@@ -251,11 +251,11 @@ def test_two_processes_writing_through_group_commit_keep_one_chain(tmp_path: Pat
 
 @pytest.mark.sqlite_only  # reads SQLite's statement trace
 def test_the_shipper_writes_a_recording_row_once_when_its_hooks_need_no_row(tmp_path: Path) -> None:
-    from pbx_recorder import manifest_copy, stored_manifest
-    from pbx_recorder.manifest import Manifest, ManifestFile
-    from pbx_recorder.shipper import Shipper
-    from pbx_recorder.signing import SignAfterStore, verify_manifest
-    from pbx_recorder.spool import Spool
+    from pbx_recorder.recording import manifest_copy, stored_manifest
+    from pbx_recorder.recording.manifest import Manifest, ManifestFile
+    from pbx_recorder.recording.shipper import Shipper
+    from pbx_recorder.recording.signing import SignAfterStore, verify_manifest
+    from pbx_recorder.recording.spool import Spool
     from storage.local import LocalTier
     from tests.unit.catalog_plan_support import traced
 

@@ -19,14 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from catalog_fill import HELD, SUBJECT, StatTier, fill  # noqa: E402
 from lifecycle_support import CLASSES, KEY  # noqa: E402
 
-from pbx_recorder.ledger_pass import run_ledger_pass  # noqa: E402
 from pbx_recorder.lifecycle.erasure import Eraser  # noqa: E402
 from pbx_recorder.lifecycle.holds import HoldManager  # noqa: E402
 from pbx_recorder.lifecycle.journal import open_catalog  # noqa: E402
 from pbx_recorder.lifecycle.migration import Migrator, Target  # noqa: E402
 from pbx_recorder.lifecycle.retention_jobs import RetentionJob  # noqa: E402
-from pbx_recorder.verify import Verifier  # noqa: E402
-from pbx_recorder.verify_stream import PassOptions  # noqa: E402
+from pbx_recorder.recording.ledger_pass import run_ledger_pass  # noqa: E402
+from pbx_recorder.recording.verify import Verifier  # noqa: E402
+from pbx_recorder.recording.verify_stream import PassOptions  # noqa: E402
 
 NOW = 1_800_000_000.0
 SMALL, BIG, BATCH = 1000, 4000, 100

@@ -1,4 +1,4 @@
-"""Schema 11 (the catalog's copy of the signed manifest, pbx_recorder.manifest_copy) on both
+"""Schema 11 (the catalog's copy of the signed manifest, pbx_recorder.recording.manifest_copy) on both
 engines' migration paths: Alembic revision 0011 adds ``recordings.manifest_sha256`` to a catalog
 at the 0010 layout (a no-op on one the baseline created fresh), SQLite's migration 11 to a
 catalog the previous schema built.  Rows written before keep their whole manifest and verify as
@@ -12,10 +12,10 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from pbx_recorder import manifest_copy
 from pbx_recorder.catalog import Catalog, pg_schema
 from pbx_recorder.catalog.schema import MIGRATIONS, apply_migrations
 from pbx_recorder.catalog.schema_model import metadata
+from pbx_recorder.recording import manifest_copy
 
 pytestmark = pytest.mark.sqlite_only  # SQLite databases of its own
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pbx_recorder.call_seal import CallSealer
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.ledger import StoredLedgerHook, connection_of
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import ShipRecord
-from pbx_recorder.signing import SignAfterStore
+from pbx_recorder.recording.call_seal import CallSealer
+from pbx_recorder.recording.ledger import StoredLedgerHook, connection_of
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import ShipRecord
+from pbx_recorder.recording.signing import SignAfterStore
 from storage.base import StoredObject
 from tests.unit.catalog_plan_support import big_scans, lookups, plan, traced
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from lifecycle_support import Env, add_call, add_recording, make_cli_env, rec
 
-from pbx_recorder import access_policy
 from pbx_recorder.cli import main
+from pbx_recorder.core import access_policy
 
 NUMBER = "+15551112222"
 # named operators without OS accounts download into access.download_dir (pbx_recorder.output_path)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pbx_recorder import chain_head
 from pbx_recorder.cli import chain_heads_on_exit
 from pbx_recorder.lifecycle import journal
+from pbx_recorder.recording import chain_head
 
 URL = "postgresql://pbxrec@127.0.0.1:5432/recordings"
 

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.sqlite_only
 HEAVY = ["boto3", "botocore", "s3transfer", "urllib3", "storage.s3", "storage.s3_build", "panoramisk",
          "greenswitch", "gevent", "redis", "prometheus_client", "asyncio", "ami.client", "esl.connection",
          "esl.client", "pbx_recorder.daemon", "pbx_recorder.app", "pbx_recorder.metrics",
-         "pbx_recorder.lifecycle.runtime", "pbx_recorder.chain_head", "pbx_recorder.verify"]
+         "pbx_recorder.lifecycle.runtime", "pbx_recorder.recording.chain_head",
+         "pbx_recorder.recording.verify"]
 
 #: runs the CLI as ``python -m pbx_recorder.cli`` would, and writes the imported modules at exit
 CHILD = textwrap.dedent("""
@@ -177,7 +178,7 @@ def test_hold_list_builds_no_lifecycle_job_it_does_not_run(tmp_path, local_confi
     assert "0 hold(s)" in proc.stdout and "pbx_recorder.lifecycle.holds" in modules
     jobs = ["pbx_recorder.lifecycle.erasure", "pbx_recorder.lifecycle.backup",
             "pbx_recorder.lifecycle.capacity", "pbx_recorder.lifecycle.migration", "storage.envelope"]
-    assert heavy_in(modules - {"pbx_recorder.lifecycle.runtime", "pbx_recorder.chain_head"}) == []
+    assert heavy_in(modules - {"pbx_recorder.lifecycle.runtime", "pbx_recorder.recording.chain_head"}) == []
     assert sorted(set(jobs) & modules) == []
 
 

@@ -1,6 +1,6 @@
 import asyncio
 
-from pbx_recorder.closure import (
+from pbx_recorder.recording.closure import (
     CLOSED_MARKER,
     CLOSED_STABLE,
     FILE_MISSING,

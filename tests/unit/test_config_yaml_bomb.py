@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from pbx_recorder import config_yaml
 from pbx_recorder.cli import main
-from pbx_recorder.config import load_config
+from pbx_recorder.config import load_config, yaml_load
 
 BOMB = "\n".join(
     ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
@@ -31,15 +30,15 @@ def test_alias_bomb_exits_2_quickly_naming_the_file(tmp_path, capsys):
 
 
 def test_recursive_alias_is_refused():
-    with pytest.raises(config_yaml.ConfigTooLarge):
-        config_yaml.load("a: &a [1, *a]\n")
+    with pytest.raises(yaml_load.ConfigTooLarge):
+        yaml_load.load("a: &a [1, *a]\n")
 
 
 def test_environment_values_are_bounded_too(tmp_path):
     value = "[" + ",".join(["x"] * 400) + "]"
-    assert config_yaml.load(value) == ["x"] * 400
-    with pytest.raises(config_yaml.ConfigTooLarge):
-        config_yaml.load("x", limit=0)
+    assert yaml_load.load(value) == ["x"] * 400
+    with pytest.raises(yaml_load.ConfigTooLarge):
+        yaml_load.load("x", limit=0)
 
 
 def test_ordinary_anchors_and_merge_keys_still_load(tmp_path):
@@ -50,7 +49,7 @@ rules:
   - {name: a, match: {dialed: ["100"]}, action: *notify}
   - {name: b, match: {dialed: ["200"]}, action: {<<: *notify, consent: none}}
 """)
-    data = config_yaml.load(path.read_text())
+    data = yaml_load.load(path.read_text())
     assert data["rules"][1]["action"] == {"record": "yes", "consent": "none", "prompt": "recording-notice"}
     with pytest.raises(Exception) as exc:  # `base` is not a config key: the normal error, not a crash
         load_config(path, env={})

@@ -1,6 +1,6 @@
 """Issue 10, 500 calls on 2 cores: a refused or failed consent session always reaches the catalog
 with its reason; a starved PBX refuses dialogues as ``capacity``; a caller who hangs up before the
-question is catalogued as such (pbx_recorder/admission.py, call_consent_outcomes.py,
+question is catalogued as such (pbx_recorder/core/admission.py, call_consent_outcomes.py,
 ami/unavailable_event.py)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from calls_transcript import new_book
 
 from ami.normalize import Normalizer
-from pbx_recorder import events as E
-from pbx_recorder.admission import admit_dialogue, parse_t0
 from pbx_recorder.cli import main
+from pbx_recorder.core import events as E
+from pbx_recorder.core.admission import admit_dialogue, parse_t0
 
 CH = "PJSIP/t-1"
 

@@ -5,7 +5,7 @@ a digit came, from ``STREAM FILE``'s ``endpos``: tests/peers/test_agi_async.py.)
 from __future__ import annotations
 
 from consent.dialogue_runner import DigitAnswer, run_dialogue
-from pbx_recorder.consent_policy import AskDigit, ConsentDialog, Decision, Done, PlayRetry
+from pbx_recorder.core.consent_policy import AskDigit, ConsentDialog, Decision, Done, PlayRetry
 
 
 def _dialog() -> ConsentDialog:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pbx_recorder.consent_policy import (
+from pbx_recorder.core.consent_policy import (
     AskDigit,
     ConsentDialog,
     Decision,

@@ -68,8 +68,8 @@ def test_a_late_copy_destroyed_on_arrival_takes_its_marks_and_peaks(tmp_path, ca
     from tamper_support import CALLER, Deployment
     from test_erasure_late_copies import spool_live_call
 
-    from pbx_recorder.call_seal import CallSealer
     from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog, LateCopyGuard
+    from pbx_recorder.recording.call_seal import CallSealer
 
     d = Deployment(tmp_path)
     try:

@@ -9,16 +9,16 @@ import os
 
 import pytest
 
-from pbx_recorder import ledger
 from pbx_recorder.audio_access import open_plaintext
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import AccessDenied
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.rekey import rotate
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.signing import SignAfterStore, generate_signing_key
-from pbx_recorder.spool import Spool
-from pbx_recorder.verify import Verifier
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.rekey import rotate
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.signing import SignAfterStore, generate_signing_key
+from pbx_recorder.recording.spool import Spool
+from pbx_recorder.recording.verify import Verifier
 from storage.envelope import EncryptStage
 from storage.keyring import KeyRing
 from storage.local import LocalTier

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pbx_recorder import ledger
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.cli.crypto_setup import current_key_id, ensure_keys, keyring_of
 from pbx_recorder.config import load_config
@@ -22,10 +21,11 @@ from pbx_recorder.errors import CryptoError
 from pbx_recorder.lifecycle import backup
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.lifecycle.runtime import Runtime
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.recording_objects import objects_of
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.spool import Spool
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.recording_objects import objects_of
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.spool import Spool
 from storage.envelope import EncryptStage, decrypt_stream, read_header
 from storage.factory import build_tiers
 from storage.local import LocalTier

@@ -14,10 +14,11 @@ from alembic import command
 from lifecycle_support import CLASSES, KEY, NOW, make_env
 from sqlalchemy import create_engine, inspect, text
 
-from pbx_recorder import retention, scan
+from pbx_recorder import scan
 from pbx_recorder.catalog import pg_schema
 from pbx_recorder.catalog.schema import MIGRATIONS, apply_migrations
 from pbx_recorder.catalog.schema_model import metadata
+from pbx_recorder.core import retention
 from pbx_recorder.lifecycle import due_rows
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.migration import Migrator, Target

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from ami.normalize import Normalizer
-from pbx_recorder import events as E
-from pbx_recorder.calls import CallBook
-from pbx_recorder.commands import SetChannelVar, StartRecording, UpsertCall
-from pbx_recorder.early_start import decision_at_entry
-from pbx_recorder.naming import make_call_id
-from pbx_recorder.rules import CallContext, rules_from_dicts
+from pbx_recorder.core import events as E
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.commands import SetChannelVar, StartRecording, UpsertCall
+from pbx_recorder.core.early_start import decision_at_entry
+from pbx_recorder.core.naming import make_call_id
+from pbx_recorder.core.rules import CallContext, rules_from_dicts
 
 NONE = {"name": "none", "match": {"dialed": ["8003"]}, "action": {"record": "yes", "consent": "none"}}
 NOTIFY = {"name": "notify", "match": {"dialed": ["8001"]},

@@ -206,7 +206,7 @@ def test_decrypt_memory_bounded(ring, tmp_path):
 
 
 def test_encrypt_stage_shares_one_dek_per_recording(ring, tmp_path):
-    from pbx_recorder.manifest import Manifest, ManifestFile
+    from pbx_recorder.recording.manifest import Manifest, ManifestFile
 
     legs = {}
     for name in ("in.wav", "out.wav"):

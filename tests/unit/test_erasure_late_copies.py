@@ -15,12 +15,12 @@ import time
 import pytest
 from tamper_support import CALLER, NOW, Deployment
 
-from pbx_recorder.call_seal import CallSealer
 from pbx_recorder.errors import ConfigError
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog, LateCopyGuard
 from pbx_recorder.lifecycle.tombstones import Tombstones
-from pbx_recorder.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.call_seal import CallSealer
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
 
 
 @pytest.fixture()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from esl import commands as esc
-from pbx_recorder import commands as cmds
+from pbx_recorder.core import commands as cmds
 from pbx_recorder.errors import EslError
 from tests.unit.esl_samples import A_LEG
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from esl.frames import EslParser
 from esl.normalize import EslNormalizer, cdr_fields, live_channel
-from pbx_recorder import events as E
-from pbx_recorder.calls import CallBook
-from pbx_recorder.commands import FinalizeRecording, StartRecording, UpsertCall
-from pbx_recorder.config_model import RuleAction, RuleConfig, RuleMatch
+from pbx_recorder.config.model import RuleAction, RuleConfig, RuleMatch
+from pbx_recorder.core import events as E
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.commands import FinalizeRecording, StartRecording, UpsertCall
 from tests.unit.esl_samples import A_LEG, B_LEG, T0, ev, inbound_call, wire
 
 CALL = f"pbx1_{A_LEG}"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 from esl.normalize import EslNormalizer
-from pbx_recorder import events as E
-from pbx_recorder.call_model import Recording, call_row, recording_metadata
-from pbx_recorder.calls import CallBook
-from pbx_recorder.rules import rules_from_dicts
+from pbx_recorder.core import events as E
+from pbx_recorder.core.call_model import Recording, call_row, recording_metadata
+from pbx_recorder.core.calls import CallBook
+from pbx_recorder.core.rules import rules_from_dicts
 from tests.unit.esl_samples import A_LEG, B_LEG, T0, ev, inbound_call
 from tests.unit.test_esl_normalize import normalize_all
 

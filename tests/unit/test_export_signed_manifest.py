@@ -14,7 +14,7 @@ from tamper_support import CALLER, Deployment
 
 from pbx_recorder import audio_access
 from pbx_recorder.exports.audio_job import ExportFailed, export
-from pbx_recorder.signing import verify_manifest
+from pbx_recorder.recording.signing import verify_manifest
 
 RID = "n1_1.1_call001"
 

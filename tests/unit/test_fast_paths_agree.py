@@ -11,10 +11,10 @@ from types import MappingProxyType
 
 import pytest
 
-from pbx_recorder import ledger
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import NumberProtection
-from pbx_recorder.manifest import Manifest, ManifestFile, canonical_json
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.manifest import Manifest, ManifestFile, canonical_json
 
 KEY = b"h" * 32
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.commands import FlagRecordings
+from pbx_recorder.core.commands import FlagRecordings
+from pbx_recorder.core.naming import make_call_id, make_recording_id, recording_paths
 from pbx_recorder.fault_recovery import FaultRecovery
-from pbx_recorder.naming import make_call_id, make_recording_id, recording_paths
-from pbx_recorder.pipeline import Pipeline
-from pbx_recorder.spool import Spool
+from pbx_recorder.recording.pipeline import Pipeline
+from pbx_recorder.recording.spool import Spool
 
 NODE_CALL = make_call_id("n1", "1700000000.1", "20261201150000")
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder import ledger
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import StorageError
 from pbx_recorder.lifecycle import backup
 from pbx_recorder.lifecycle.backup_keys import BackupKeys
 from pbx_recorder.lifecycle.journal import open_catalog
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.spool import Spool
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.spool import Spool
 from storage import atomic, file_modes
 from storage.envelope import EncryptStage
 from storage.keyring import KeyRing
@@ -133,7 +133,7 @@ def test_under_root_new_files_belong_to_the_owner_of_their_directory(tmp_path):
 def test_wav_wrapped_around_raw_audio_is_owner_only(tmp_path, umask):
     import wave
 
-    from pbx_recorder.audio import wrap_raw_as_wav
+    from pbx_recorder.recording.audio import wrap_raw_as_wav
 
     raw = tmp_path / "leg.raw"
     raw.write_bytes(b"\x01\x00\x02\x00" * 8000)
@@ -162,8 +162,8 @@ def test_checkpoint_and_signing_key_folders_are_private_to_their_parents(tmp_pat
     """Red-team re-try: a configured ``signing.checkpoint_dir`` or ``signing.key_file`` whose
     parent folders did not exist got them with the umask's mode (0777 under umask 000): a
     world-writable folder above the chain heads or the signing key, where anyone could swap them."""
-    from pbx_recorder.chain_head import CheckpointStore
-    from pbx_recorder.signing import generate_signing_key
+    from pbx_recorder.recording.chain_head import CheckpointStore
+    from pbx_recorder.recording.signing import generate_signing_key
 
     key = generate_signing_key(tmp_path / "etc" / "keys" / "sign" / "node.ed25519")
     conn = open_catalog(tmp_path / "cat.db")

@@ -260,8 +260,8 @@ def test_late_copy_guard_and_verify_mid_rotation(site, tmp_path):
     under either key while it runs and only the new one after."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from pbx_recorder import call_seal
     from pbx_recorder.lifecycle.late_copies import LateCopyGuard
+    from pbx_recorder.recording import call_seal
 
     config, cat, numbers, _ = site
     key_file = config.privacy.hash_key_file

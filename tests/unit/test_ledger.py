@@ -1,4 +1,4 @@
-"""pbx_recorder/ledger.py: chaining, verification naming the broken seq, daily roots."""
+"""pbx_recorder/recording/ledger.py: chaining, verification naming the broken seq, daily roots."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pbx_recorder import ledger
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CatalogError
+from pbx_recorder.recording import ledger
 
 DAY = "2026-03-04"
 T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC).timestamp()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder import ledger
 from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError
+from pbx_recorder.recording import ledger
 from tests.unit.test_catalog_bulk import _call, _catalog, _hooks
 
 

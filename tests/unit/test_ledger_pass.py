@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from catalog_fill import fill  # noqa: E402
 
-from pbx_recorder import ledger, ledger_pass  # noqa: E402
 from pbx_recorder.lifecycle.journal import open_catalog  # noqa: E402
-from pbx_recorder.verify_state import VerifyState  # noqa: E402
+from pbx_recorder.recording import ledger, ledger_pass  # noqa: E402
+from pbx_recorder.recording.verify_state import VerifyState  # noqa: E402
 
 NOW = 1_800_000_000.0
 

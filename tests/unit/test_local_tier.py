@@ -117,7 +117,7 @@ def test_build_tiers_mapping_and_errors(tmp_path):
 
 
 def test_build_tiers_from_typed_config(tmp_path):
-    from pbx_recorder.config_model import LocalTierConfig
+    from pbx_recorder.config.model import LocalTierConfig
     cfg = type("S", (), {"tiers": {"hot": LocalTierConfig(name="hot", path=tmp_path / "h")}})()
     tiers = build_tiers(cfg)
     assert tiers["hot"].root == tmp_path / "h"

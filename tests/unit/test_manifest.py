@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pbx_recorder.manifest import SCHEMA_VERSION, Manifest, ManifestFile, cdr_subset
+from pbx_recorder.recording.manifest import SCHEMA_VERSION, Manifest, ManifestFile, cdr_subset
 
 
 def sample():

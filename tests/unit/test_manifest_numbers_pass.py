@@ -12,8 +12,6 @@ import os
 import pytest
 from tamper_support import CALLER, NOW, Deployment
 
-from pbx_recorder import stored_manifest
-from pbx_recorder.call_seal import CallSealer
 from pbx_recorder.catalog import Catalog, extra_numbers, manifest_numbers
 from pbx_recorder.catalog.index_rotation import IndexRotation
 from pbx_recorder.catalog.number_keys import protection_for
@@ -22,7 +20,9 @@ from pbx_recorder.errors import CatalogError, IntegrityError
 from pbx_recorder.hash_key import read_hash_key
 from pbx_recorder.lifecycle import number_lookup
 from pbx_recorder.lifecycle.journal import open_catalog
-from pbx_recorder.manifest import Manifest, ManifestFile
+from pbx_recorder.recording import stored_manifest
+from pbx_recorder.recording.call_seal import CallSealer
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
 
 TRANSFER = "4930987654321"  # only the signed manifest's CDR names it
 CALL = "n1_1.1"

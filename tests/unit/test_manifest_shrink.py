@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from tamper_support import Deployment, two_recorded_calls
 
-from pbx_recorder import manifest_copy, stored_manifest
 from pbx_recorder.errors import IntegrityError
-from pbx_recorder.manifest import canonical_json
+from pbx_recorder.recording import manifest_copy, stored_manifest
+from pbx_recorder.recording.manifest import canonical_json
 
 A, B = "n1_1.1_call001", "n1_2.2_call001"
 

@@ -1,4 +1,4 @@
-from pbx_recorder.masking import last4, mask_number, mask_text, sanitize
+from pbx_recorder.core.masking import last4, mask_number, mask_text, sanitize
 
 
 def test_mask_mobile_number():
@@ -53,7 +53,7 @@ def call_row():
 
 
 def test_present_call_masks_every_number_bearing_field():
-    from pbx_recorder.masking import present_call
+    from pbx_recorder.core.masking import present_call
 
     shown = present_call(call_row(), unmask=False)
     text = repr(shown)
@@ -68,7 +68,7 @@ def test_present_call_masks_every_number_bearing_field():
 
 
 def test_present_record_masks_nested_number_keys():
-    from pbx_recorder.masking import present_record
+    from pbx_recorder.core.masking import present_record
 
     live = {"call_id": "n1_1.1", "caller_num": CALLER, "channels": [f"SIP/{CALLER}-01", "PJSIP/alice-02"]}
     shown = present_record(live, unmask=False)
@@ -77,7 +77,7 @@ def test_present_record_masks_nested_number_keys():
 
 
 def test_mask_text_masks_numbers_in_free_text_but_not_ids():
-    from pbx_recorder.masking import mask_text
+    from pbx_recorder.core.masking import mask_text
 
     line = f"call pbx1_1732200000.42 from {CALLER} (+{DIALED}) at 1732200000.5 ext 1001, 4500 bytes"
     masked = mask_text(line)
@@ -113,7 +113,7 @@ def test_log_lines_and_cli_errors_are_masked(tmp_path, capsys):
 
 
 def test_channel_names_mask_numbers_but_keep_extensions_and_suffixes():
-    from pbx_recorder.masking import mask_channel
+    from pbx_recorder.core.masking import mask_channel
 
     assert mask_channel(f"SIP/{CALLER}-00000001") == "SIP/491******5678-00000001"
     assert mask_channel("PJSIP/1001-0000000a") == "PJSIP/1001-0000000a"
@@ -124,7 +124,7 @@ def test_a_queue_member_named_by_its_number_is_masked_but_extensions_stay_readab
     """Red-team re-try: AgentConnect names the agent by MemberName or, without one, by its
     Interface -- for a remote agent that is their mobile (``Local/<number>@from-queue/n``), and
     it reached every agent's ``calls search`` table and JSON, ``calls live`` and the CDR in clear."""
-    from pbx_recorder.masking import present_call, present_record
+    from pbx_recorder.core.masking import present_call, present_record
 
     remote = "Local/4915112345678@from-queue/n"
     row = {"call_id": "c", "caller_num": "", "callee_num": "", "did": "", "agent": remote,
@@ -140,7 +140,7 @@ def test_a_queue_member_named_by_its_number_is_masked_but_extensions_stay_readab
 def test_free_text_masks_an_international_number_written_in_groups():
     """Red-team re-try: log lines and errors masked runs of 6+ digits only, so a caller name or
     an exception quoting ``+49 151 1234 5678`` / ``tel:+49-151-1234-5678`` kept every digit."""
-    from pbx_recorder.masking import mask_text
+    from pbx_recorder.core.masking import mask_text
 
     assert mask_text("from tel:+49-151-1234-5678 ok") == "from tel:+491******5678 ok"
     assert mask_text("caller '+49 (151) 1234 5678'") == "caller '+491******5678'"
@@ -149,7 +149,7 @@ def test_free_text_masks_an_international_number_written_in_groups():
 
 
 def test_free_text_keeps_a_channels_sequence_suffix_but_masks_the_number_before_it():
-    from pbx_recorder.masking import mask_text
+    from pbx_recorder.core.masking import mask_text
 
     assert mask_text("on channel PJSIP/mallory-00000002 from") == "on channel PJSIP/mallory-00000002 from"
     masked = mask_text("hangup on SIP/4915112345678-00000009")

@@ -14,7 +14,6 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from pbx_recorder.call_seal import CallSealer, check_calls
 from pbx_recorder.catalog import Catalog, pg_schema
 from pbx_recorder.catalog.named_rows_check import orphan_notes, orphans
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
@@ -22,6 +21,7 @@ from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.catalog.schema import MIGRATIONS, apply_migrations
 from pbx_recorder.catalog.schema_model import metadata
 from pbx_recorder.lifecycle.number_lookup import call_ids_for_number
+from pbx_recorder.recording.call_seal import CallSealer, check_calls
 from tests.unit.test_catalog_bulk import KEY as SEAL_KEY
 
 MASTER, HASH_KEY = os.urandom(32), os.urandom(32)

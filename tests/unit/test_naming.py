@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from pbx_recorder.naming import (
+from pbx_recorder.core.naming import (
     make_call_id,
     make_recording_id,
     mixed_path,
@@ -105,7 +105,7 @@ def test_parse_storage_key_rejects(bad):
 
 
 def test_stereo_recordings_are_raw_interleaved_files():
-    from pbx_recorder.naming import make_call_id, make_recording_id, recording_paths
+    from pbx_recorder.core.naming import make_call_id, make_recording_id, recording_paths
 
     cid = make_call_id("pbx1", "1700000000.1")
     rid = make_recording_id(cid, "call", 1)

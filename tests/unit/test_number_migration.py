@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pbx_recorder import call_seal
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.number_keys import protection_for
 from pbx_recorder.catalog.number_migration import protect
@@ -18,6 +17,7 @@ from pbx_recorder.catalog.schema import MIGRATIONS
 from pbx_recorder.cli import main
 from pbx_recorder.config import load_config
 from pbx_recorder.lifecycle import number_lookup
+from pbx_recorder.recording import call_seal
 
 CALLER = "4915112345678"
 TRANSFER = "4930987654321"  # named only by the CDR (the call was transferred there)

@@ -5,12 +5,12 @@ import sqlite3
 
 import pytest
 
-from pbx_recorder import manifest_copy
 from pbx_recorder.catalog import CallFilters, Catalog
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, token_key_id
 from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_clause
 from pbx_recorder.errors import CatalogError, CryptoError
 from pbx_recorder.lifecycle.policy import number_hash
+from pbx_recorder.recording import manifest_copy
 
 HASH_KEY = b"k" * 32
 RING = {"m1": os.urandom(32), "m2": os.urandom(32)}

@@ -10,10 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pbx_recorder import ledger
-from pbx_recorder.call_seal import check_calls
 from pbx_recorder.catalog import batch_reads, engine, stored_form
 from pbx_recorder.errors import CatalogError
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.call_seal import check_calls
 from tests.unit.test_catalog_bulk import KEY, _call, _catalog, _dump, _hooks
 
 # the waits of a batch, however many calls it holds: BEGIN and its advisory lock, the batch's

@@ -3,10 +3,10 @@ import wave
 import pytest
 
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.closure import CLOSED_MARKER, FILE_MISSING, Closure, marker_path
-from pbx_recorder.commands import DiscardRecording, FinalizeRecording
-from pbx_recorder.pipeline import Pipeline, manifest_from_metadata
-from pbx_recorder.spool import Spool
+from pbx_recorder.core.commands import DiscardRecording, FinalizeRecording
+from pbx_recorder.recording.closure import CLOSED_MARKER, FILE_MISSING, Closure, marker_path
+from pbx_recorder.recording.pipeline import Pipeline, manifest_from_metadata
+from pbx_recorder.recording.spool import Spool
 
 CALL = "n1_1700000000.1"
 RID = CALL + "_call001"

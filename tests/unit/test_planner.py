@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from pbx_recorder import planner
 from pbx_recorder.cli import main
+from pbx_recorder.core import planner
 
 
 def test_bytes_per_hour_figures():

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pbx_recorder.config import ConfigErrors, load_config
-from pbx_recorder.config_model import QaSamplingRule
+from pbx_recorder.config.model import QaSamplingRule
 from pbx_recorder.service.qa_sampling import (
     WeekCall,
     last_full_week,

@@ -11,18 +11,18 @@ import pytest
 from lifecycle_support import CLASSES, KEY, NOW
 
 from pbx_recorder.catalog import Catalog
+from pbx_recorder.core.naming import storage_key
 from pbx_recorder.lifecycle.erasure import Eraser
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import copies, open_catalog
 from pbx_recorder.lifecycle.migration import Migrator, Target
 from pbx_recorder.lifecycle.policy import DAY
 from pbx_recorder.lifecycle.retention_jobs import RetentionJob
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.naming import storage_key
-from pbx_recorder.recording_objects import objects_of
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.spool import Spool
-from pbx_recorder.verify import Verifier
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.recording_objects import objects_of
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.spool import Spool
+from pbx_recorder.recording.verify import Verifier
 from storage.envelope import EncryptStage, decrypt_stream
 from storage.keyring import KeyRing
 from storage.local import LocalTier

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pbx_recorder import planner
+from pbx_recorder.core import planner
 from pbx_recorder.reports import storage_view
 from pbx_recorder.reports.svg import bar_chart
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pbx_recorder.retention import (
+from pbx_recorder.core.retention import (
     DAY,
     ClassPolicy,
     Hold,

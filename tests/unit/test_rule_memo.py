@@ -1,12 +1,12 @@
-"""pbx_recorder.rule_memo: the remembered decision is the decision ``rules.evaluate`` makes."""
+"""pbx_recorder.core.rule_memo: the remembered decision is the decision ``rules.evaluate`` makes."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
 
-from pbx_recorder.rule_memo import RuleMemo
-from pbx_recorder.rules import CallContext, evaluate, rules_from_dicts
+from pbx_recorder.core.rule_memo import RuleMemo
+from pbx_recorder.core.rules import CallContext, evaluate, rules_from_dicts
 
 RULES = rules_from_dicts(
     [

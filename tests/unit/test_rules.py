@@ -2,8 +2,8 @@ from datetime import datetime
 
 import pytest
 
+from pbx_recorder.core.rules import CallContext, RuleDecision, evaluate, rules_from_dicts
 from pbx_recorder.errors import ConfigError
-from pbx_recorder.rules import CallContext, RuleDecision, evaluate, rules_from_dicts
 
 # 2026-11-20 is a Friday
 FRI_10_UTC = 1795168800.0  # 2026-11-20T10:00Z
@@ -149,6 +149,6 @@ def test_rules_from_dicts_rejects(bad):
 
 
 def test_works_with_config_dataclasses():
-    from pbx_recorder.config_model import RuleAction, RuleConfig, RuleMatch
+    from pbx_recorder.config.model import RuleAction, RuleConfig, RuleMatch
     rules = [RuleConfig(name="cfg", match=RuleMatch(dialed=("_8XX",)), action=RuleAction(record="yes"))]
     assert evaluate(rules, CallContext(dialed="800")).rule == "cfg"

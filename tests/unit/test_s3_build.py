@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder.config_model import ObjectLockConfig, S3TierConfig
-from pbx_recorder.config_secret import Secret
+from pbx_recorder.config.model import ObjectLockConfig, S3TierConfig
+from pbx_recorder.config.secret import Secret
 from pbx_recorder.errors import ConfigError
 from storage.factory import build_tiers
 from storage.s3 import S3Tier

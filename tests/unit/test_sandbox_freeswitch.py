@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder.sandbox import freeswitch_conf
-from pbx_recorder.sandbox.freeswitch_pcap import PTIME_MS, _pcap_records, caller_pcap, rtp_packets
+from pbx_recorder.testbed import freeswitch_conf
+from pbx_recorder.testbed.freeswitch_pcap import PTIME_MS, _pcap_records, caller_pcap, rtp_packets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,7 +110,7 @@ def test_sip_port_is_free_for_tcp_too(monkeypatch: pytest.MonkeyPatch) -> None:
     ("Error Creating SIP UA") on a machine shared with other test beds."""
     import socket
 
-    from pbx_recorder.sandbox import freeswitch
+    from pbx_recorder.testbed import freeswitch
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", 0))

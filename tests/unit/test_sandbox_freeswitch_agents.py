@@ -6,8 +6,8 @@ from __future__ import annotations
 import xml.dom.minidom
 from pathlib import Path
 
-from pbx_recorder.sandbox.freeswitch_replaces import replaces_uas_scenario
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippUas
+from pbx_recorder.testbed.freeswitch_replaces import replaces_uas_scenario
+from pbx_recorder.testbed.freeswitch_sipp import FsSippUas
 
 HEADER = ("StartTime;LastResetTime;CurrentTime;ElapsedTime(P);ElapsedTime(C);TargetRate;CallRate(P);"
           "CallRate(C);IncomingCall(P);IncomingCall(C);OutgoingCall(P);OutgoingCall(C);TotalCallCreated;"

@@ -1,4 +1,4 @@
-"""pbx_recorder.sandbox.installs and the start-up module check: the test bed finds the module
+"""pbx_recorder.testbed.installs and the start-up module check: the test bed finds the module
 folder (multiarch on Asterisk 22) and refuses an Asterisk that loaded no modules."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder.sandbox import asterisk_conf
-from pbx_recorder.sandbox.asterisk import running_modules
-from pbx_recorder.sandbox.installs import STAMP, AsteriskInstall, InstallError, install_for
+from pbx_recorder.testbed import asterisk_conf
+from pbx_recorder.testbed.asterisk import running_modules
+from pbx_recorder.testbed.installs import STAMP, AsteriskInstall, InstallError, install_for
 
 
 def fake_root(tmp_path: Path, *module_dirs: str) -> Path:

@@ -1,4 +1,4 @@
-"""Port blocks of the test beds are claimed machine-wide (pbx_recorder/sandbox/port_registry.py).
+"""Port blocks of the test beds are claimed machine-wide (pbx_recorder/testbed/port_registry.py).
 
 Two pytest-xdist workers each have their own PortAllocator; a FreeSWITCH RTP range is free for
 the kernel until the calls bind it, and FreeSWITCH binds with SO_REUSEADDR, so the later of two
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder.sandbox.port_registry import PortRegistry
-from pbx_recorder.sandbox.ports import DEFAULT_ALLOCATOR, PortAllocator, block_range, ephemeral_range
+from pbx_recorder.testbed.port_registry import PortRegistry
+from pbx_recorder.testbed.ports import DEFAULT_ALLOCATOR, PortAllocator, block_range, ephemeral_range
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""pbx_recorder.sandbox.rtp_pcap: one continuous RTP stream per call (Asterisk 22 dropped the
+"""pbx_recorder.testbed.rtp_pcap: one continuous RTP stream per call (Asterisk 22 dropped the
 replayed sequence numbers of the looped 7 s pcap and its recordings stopped growing)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from pbx_recorder.sandbox import rtp_pcap
-from pbx_recorder.sandbox.rtp_pcap import (
+from pbx_recorder.testbed import rtp_pcap
+from pbx_recorder.testbed.rtp_pcap import (
     PT_ALAW,
     PT_EVENT,
     SAMPLES,
@@ -16,7 +16,7 @@ from pbx_recorder.sandbox.rtp_pcap import (
     pcap_bytes,
     rtp_stream,
 )
-from pbx_recorder.sandbox.sipp_scenarios import digits_of, uac_scenario, uas_scenario
+from pbx_recorder.testbed.sipp_scenarios import digits_of, uac_scenario, uas_scenario
 
 AUDIO = bytes(range(256)) * 4  # 1024 "samples": not a multiple of 160, so the loop wraps mid-packet
 

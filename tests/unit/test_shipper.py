@@ -3,13 +3,13 @@ import hashlib
 
 import pytest
 
-from pbx_recorder import manifest_copy, stored_manifest
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.catalog.protected_rows import CLEAR_MANIFEST_FIELDS
 from pbx_recorder.errors import TierUnavailable
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import InProcessClaimer, Shipper
-from pbx_recorder.spool import Spool
+from pbx_recorder.recording import manifest_copy, stored_manifest
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import InProcessClaimer, Shipper
+from pbx_recorder.recording.spool import Spool
 from storage.local import LocalTier
 
 CALL = "n1_1700000000.1"
@@ -192,7 +192,7 @@ async def test_run_loop_stops(env):
 def test_signing_hook_from_crypto_helper_fits(env):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from pbx_recorder.signing import SignAfterStore, verify_manifest
+    from pbx_recorder.recording.signing import SignAfterStore, verify_manifest
 
     spool, catalog, tmp = env
     key = Ed25519PrivateKey.generate()

@@ -1,4 +1,4 @@
-"""pbx_recorder/signing.py: key files, canonical signing, tamper detection, after_store hook."""
+"""pbx_recorder/recording/signing.py: key files, canonical signing, tamper detection, after_store hook."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.errors import CryptoError
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.signing import (
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.signing import (
     SignAfterStore,
     generate_signing_key,
     load_public_key,

@@ -4,8 +4,8 @@ import os
 import pytest
 
 from pbx_recorder.errors import SpoolFull, StorageError
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.spool import INTENT, MANIFEST, Spool
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.spool import INTENT, MANIFEST, Spool
 from storage import atomic
 from storage.hashing import hash_file
 

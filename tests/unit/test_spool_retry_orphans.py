@@ -9,13 +9,13 @@ import wave
 from pathlib import Path
 
 from ami.actions import start_recording
-from pbx_recorder import orphans
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.closure import CLOSED_MARKER, Closure
-from pbx_recorder.commands import FinalizeRecording, StartRecording
-from pbx_recorder.naming import make_recording_id, recording_paths
-from pbx_recorder.pipeline import Pipeline, retry_delay
-from pbx_recorder.spool import Spool
+from pbx_recorder.core.commands import FinalizeRecording, StartRecording
+from pbx_recorder.core.naming import make_recording_id, recording_paths
+from pbx_recorder.recording import orphans
+from pbx_recorder.recording.closure import CLOSED_MARKER, Closure
+from pbx_recorder.recording.pipeline import Pipeline, retry_delay
+from pbx_recorder.recording.spool import Spool
 
 CALL = "n1_20261201150000-1700000000.1"
 RID = make_recording_id(CALL, "call", 1)

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pbx_recorder import ledger
-from pbx_recorder.call_seal import SEALED_COLUMNS, CallSealer, check_calls, sealed_bytes
 from pbx_recorder.catalog import Catalog, stored_form
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
 from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.call_seal import SEALED_COLUMNS, CallSealer, check_calls, sealed_bytes
 
 NOW = 1_780_000_000.0
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))

@@ -11,11 +11,11 @@ import shutil
 import pytest
 from tamper_support import CALLER, NOW, Deployment, two_recorded_calls
 
-from pbx_recorder import chain_head, ledger
 from pbx_recorder.errors import IntegrityError, TierUnavailable, VerifyIncomplete
 from pbx_recorder.lifecycle.erasure import Eraser
 from pbx_recorder.lifecycle.holds import HoldManager
-from pbx_recorder.verify import Verifier
+from pbx_recorder.recording import chain_head, ledger
+from pbx_recorder.recording.verify import Verifier
 from storage.local import LocalTier
 
 

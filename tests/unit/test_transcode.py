@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from pbx_recorder.errors import ConfigError, IntegrityError, StorageError
-from pbx_recorder.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
 from storage import ogg_opus, transcode
 
 

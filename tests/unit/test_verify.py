@@ -1,4 +1,4 @@
-"""pbx_recorder/verify.py and the verify / ledger / keys commands over a tmp catalog + LocalTier."""
+"""pbx_recorder/recording/verify.py and the verify / ledger / keys commands over a tmp catalog + LocalTier."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pbx_recorder import chain_head, ledger
 from pbx_recorder.catalog.schema import apply_migrations
 from pbx_recorder.cli import main
 from pbx_recorder.errors import IntegrityError
-from pbx_recorder.signing import generate_signing_key, load_signing_key, sign_manifest
-from pbx_recorder.verify import Verifier
+from pbx_recorder.recording import chain_head, ledger
+from pbx_recorder.recording.signing import generate_signing_key, load_signing_key, sign_manifest
+from pbx_recorder.recording.verify import Verifier
 from storage.envelope import encrypt_stream
 from storage.keyring import KeyRing
 from storage.local import LocalTier

@@ -10,11 +10,11 @@ import re
 import pytest
 from tamper_support import NOW, Deployment
 
-from pbx_recorder import ledger, verify_stream
 from pbx_recorder.errors import IntegrityError
-from pbx_recorder.verify import Verifier
-from pbx_recorder.verify_state import VerifyState
-from pbx_recorder.verify_stream import PassOptions
+from pbx_recorder.recording import ledger, verify_stream
+from pbx_recorder.recording.verify import Verifier
+from pbx_recorder.recording.verify_state import VerifyState
+from pbx_recorder.recording.verify_stream import PassOptions
 from storage.local import LocalTier
 
 

@@ -1,7 +1,7 @@
 """Schema 11: the catalog keeps a copy of what display reads and the signed manifest's hash; the
 signed manifest is the object stored beside the audio.  What ``verify`` detected when the catalog
-held the whole manifest it still detects, now by reading the stored one (pbx_recorder.manifest_copy,
-pbx_recorder.stored_manifest).  Both engines (the attacks' SQL is plain)."""
+held the whole manifest it still detects, now by reading the stored one (pbx_recorder.recording.manifest_copy,
+pbx_recorder.recording.stored_manifest).  Both engines (the attacks' SQL is plain)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import json
 import pytest
 from tamper_support import CALLER, Deployment
 
-from pbx_recorder import manifest_copy, stored_manifest
 from pbx_recorder.catalog.protected_rows import CLEAR_MANIFEST_FIELDS
 from pbx_recorder.errors import IntegrityError, ObjectNotRestored
-from pbx_recorder.manifest import canonical_json
-from pbx_recorder.signing import verify_manifest
+from pbx_recorder.recording import manifest_copy, stored_manifest
+from pbx_recorder.recording.manifest import canonical_json
+from pbx_recorder.recording.signing import verify_manifest
 from storage.local import LocalTier
 
 RID = "n1_1.1_call001"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from consent.dialogue_runner import ChannelGone, DigitAnswer, run_dialogue, safe_prompt_path
-from pbx_recorder.consent_policy import ConsentDialog, Decision
+from pbx_recorder.core.consent_policy import ConsentDialog, Decision
 from pbx_recorder.vip import VipDirectory
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from recorder_checks import Recorder, catalog_reader, daemon_catalog_url
 
-from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
-from pbx_recorder.sandbox.freeswitch_probe import FsProbe
-from pbx_recorder.sandbox.freeswitch_recorder import FsRecorderProcess, write_fs_recorder_config
-from pbx_recorder.sandbox.ports import free_udp_port
+from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.testbed.freeswitch_probe import FsProbe
+from pbx_recorder.testbed.freeswitch_recorder import FsRecorderProcess, write_fs_recorder_config
+from pbx_recorder.testbed.ports import free_udp_port
 
 
 @pytest.fixture(scope="session")

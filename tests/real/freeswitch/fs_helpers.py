@@ -12,10 +12,10 @@ from typing import Any
 from call_helpers import new_caller
 from recorder_checks import SHIP_TIMEOUT, SHIPPED, Recorder
 
-from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
-from pbx_recorder.sandbox.freeswitch_probe import Event, FsProbe
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall, FsSippUas
-from pbx_recorder.sandbox.sipp import SippResult
+from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.testbed.freeswitch_probe import Event, FsProbe
+from pbx_recorder.testbed.freeswitch_sipp import FsSippCall, FsSippUas
+from pbx_recorder.testbed.sipp import SippResult
 
 __all__ = ["AGENT_CALLS", "agent_bridged", "assert_agent_calls", "call", "call_row", "custom_event",
            "hangup_complete", "new_caller", "record_started", "recorded_span", "rtp_in", "uuid_of",

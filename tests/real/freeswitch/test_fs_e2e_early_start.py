@@ -17,10 +17,10 @@ import pytest
 from fs_helpers import call, hangup_complete, new_caller, recorded_span, uuid_of, wait_fs_shipped
 from recorder_checks import Recorder, assert_audio, audio_files, stored_file
 
-from pbx_recorder.sandbox.audio_stats import audio_stats
-from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
-from pbx_recorder.sandbox.freeswitch_fake_socket import FakeOutboundSocket, OutboundSession, answer_with
-from pbx_recorder.sandbox.freeswitch_probe import Event, FsProbe
+from pbx_recorder.testbed.audio_stats import audio_stats
+from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.testbed.freeswitch_fake_socket import FakeOutboundSocket, OutboundSession, answer_with
+from pbx_recorder.testbed.freeswitch_probe import Event, FsProbe
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

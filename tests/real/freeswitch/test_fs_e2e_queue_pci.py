@@ -25,11 +25,11 @@ from fs_helpers import (
 )
 from recorder_checks import Recorder, assert_audio, stored_file
 
-from pbx_recorder.sandbox.audio_stats import AudioStats, audio_stats
-from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
-from pbx_recorder.sandbox.freeswitch_probe import FsProbe
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall, FsSippUas
-from pbx_recorder.sandbox.recorder import recorder_command
+from pbx_recorder.testbed.audio_stats import AudioStats, audio_stats
+from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.testbed.freeswitch_probe import FsProbe
+from pbx_recorder.testbed.freeswitch_sipp import FsSippCall, FsSippUas
+from pbx_recorder.testbed.recorder import recorder_command
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

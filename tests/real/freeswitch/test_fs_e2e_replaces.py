@@ -2,7 +2,7 @@
 Replaces (RFC 3891), not by a FreeSWITCH application.
 
 Real FreeSWITCH + sipp + ``pbx-recorder run``.  The agent phone (one sipp UAS,
-:mod:`pbx_recorder.sandbox.freeswitch_replaces`) holds the queue call, gets its consultation
+:mod:`pbx_recorder.testbed.freeswitch_replaces`) holds the queue call, gets its consultation
 with a colleague (a second sipp UAS) and then sends, in the queue call's dialog, ``REFER`` with
 ``Refer-To: <...?Replaces=<consultation dialog>>``: mod_sofia bridges the caller with the
 colleague and ends the consultation leg with ATTENDED_TRANSFER.
@@ -34,13 +34,13 @@ from fs_helpers import (
 )
 from recorder_checks import Recorder, stored_file
 
-from pbx_recorder.sandbox.audio_stats import AudioStats, audio_stats
-from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
-from pbx_recorder.sandbox.freeswitch_probe import FsProbe
-from pbx_recorder.sandbox.freeswitch_replaces import FsReplacesAgent
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall, FsSippUas
-from pbx_recorder.sandbox.ports import free_udp_port
-from pbx_recorder.sandbox.recorder import recorder_command
+from pbx_recorder.testbed.audio_stats import AudioStats, audio_stats
+from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.testbed.freeswitch_probe import FsProbe
+from pbx_recorder.testbed.freeswitch_replaces import FsReplacesAgent
+from pbx_recorder.testbed.freeswitch_sipp import FsSippCall, FsSippUas
+from pbx_recorder.testbed.ports import free_udp_port
+from pbx_recorder.testbed.recorder import recorder_command
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

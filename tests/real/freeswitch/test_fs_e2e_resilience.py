@@ -26,10 +26,10 @@ from fs_helpers import (
 )
 from recorder_checks import Recorder, assert_audio, audio_files, stored_file
 
-from pbx_recorder.sandbox import audio_stats
-from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
-from pbx_recorder.sandbox.freeswitch_probe import FsProbe
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall
+from pbx_recorder.testbed import audio_stats
+from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.testbed.freeswitch_probe import FsProbe
+from pbx_recorder.testbed.freeswitch_sipp import FsSippCall
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(240)]
 

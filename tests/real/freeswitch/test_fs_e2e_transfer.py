@@ -29,10 +29,10 @@ from fs_helpers import (
 )
 from recorder_checks import Recorder, stored_file
 
-from pbx_recorder.sandbox.audio_stats import audio_stats
-from pbx_recorder.sandbox.freeswitch import PrivateFreeSWITCH
-from pbx_recorder.sandbox.freeswitch_probe import FsProbe
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall, FsSippUas
+from pbx_recorder.testbed.audio_stats import audio_stats
+from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
+from pbx_recorder.testbed.freeswitch_probe import FsProbe
+from pbx_recorder.testbed.freeswitch_sipp import FsSippCall, FsSippUas
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 

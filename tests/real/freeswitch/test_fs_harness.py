@@ -17,11 +17,11 @@ import pytest
 from call_helpers import wait_file_closed
 from fs_helpers import call, custom_event, hangup_complete, new_caller, uuid_of
 
-from pbx_recorder.sandbox import audio_stats
-from pbx_recorder.sandbox.freeswitch import REPO_ROOT, PrivateFreeSWITCH
-from pbx_recorder.sandbox.freeswitch_fake_socket import FakeOutboundSocket, OutboundSession, answer_with
-from pbx_recorder.sandbox.freeswitch_probe import FsProbe
-from pbx_recorder.sandbox.freeswitch_sipp import FsSippCall
+from pbx_recorder.testbed import audio_stats
+from pbx_recorder.testbed.freeswitch import REPO_ROOT, PrivateFreeSWITCH
+from pbx_recorder.testbed.freeswitch_fake_socket import FakeOutboundSocket, OutboundSession, answer_with
+from pbx_recorder.testbed.freeswitch_probe import FsProbe
+from pbx_recorder.testbed.freeswitch_sipp import FsSippCall
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(120)]
 
@@ -267,8 +267,8 @@ def test_start_up_check_names_a_module_that_did_not_load(monkeypatch: pytest.Mon
                                                          tmp_path: Path) -> None:
     """A FreeSWITCH that runs but lacks a module the product needs is refused at start-up, bounded,
     and the process is stopped (a second, short-lived instance on its own ports)."""
-    from pbx_recorder.sandbox import freeswitch_conf
-    from pbx_recorder.sandbox.asterisk import SandboxError
+    from pbx_recorder.testbed import freeswitch_conf
+    from pbx_recorder.testbed.asterisk import SandboxError
 
     monkeypatch.setattr(freeswitch_conf, "MODULES", (*freeswitch_conf.MODULES, "mod_pbxrec_absent"))
     pbx = PrivateFreeSWITCH(tmp_path / "fs", boot_timeout=60)

@@ -13,9 +13,9 @@ from s3_helpers import client_for, new_bucket, write_random
 
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import TierUnavailable
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.spool import Spool
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.spool import Spool
 from storage.claims import Lease, RedisClaimer
 from storage.s3 import S3Tier
 

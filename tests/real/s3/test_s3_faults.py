@@ -18,9 +18,9 @@ from s3_servers import ACCESS_KEY, SECRET_KEY, free_port, seaweedfs_server
 
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.errors import TierUnavailable
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.spool import Spool
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.spool import Spool
 from storage.s3 import S3Tier
 
 pytestmark = pytest.mark.real

@@ -25,7 +25,7 @@ from lifecycle_support import CLASSES, NOW, add_call, add_recording, make_env, r
 from pbx_recorder.errors import NotFound, ObjectNotRestored, StorageRefused  # noqa: E402
 from pbx_recorder.lifecycle import access, transitions  # noqa: E402
 from pbx_recorder.lifecycle.migration import Migrator, Target  # noqa: E402
-from pbx_recorder.recording_objects import version_of  # noqa: E402
+from pbx_recorder.recording.recording_objects import version_of  # noqa: E402
 
 pytestmark = pytest.mark.real
 RULE_CLASS = "COLD-TIER"  # admin-named, like an RGW cloud-tier class: no server here takes a PUT into it

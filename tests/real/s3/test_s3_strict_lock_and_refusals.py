@@ -27,11 +27,11 @@ from pbx_recorder.cli import main  # noqa: E402
 from pbx_recorder.errors import StorageRefused  # noqa: E402
 from pbx_recorder.lifecycle.holds import HoldManager  # noqa: E402
 from pbx_recorder.lifecycle.migration import Migrator, Target  # noqa: E402
-from pbx_recorder.manifest import Manifest, ManifestFile  # noqa: E402
-from pbx_recorder.shipper import Shipper  # noqa: E402
-from pbx_recorder.spool import Spool  # noqa: E402
+from pbx_recorder.recording.manifest import Manifest, ManifestFile  # noqa: E402
+from pbx_recorder.recording.shipper import Shipper  # noqa: E402
+from pbx_recorder.recording.spool import Spool  # noqa: E402
+from pbx_recorder.recording.verify import Verifier, catalog_connection  # noqa: E402
 from pbx_recorder.tier_probe import check_at_start  # noqa: E402
-from pbx_recorder.verify import Verifier, catalog_connection  # noqa: E402
 
 pytestmark = pytest.mark.real
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from s3_servers import free_port
 
-from pbx_recorder import ledger
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.manifest import Manifest, ManifestFile
-from pbx_recorder.shipper import Shipper
-from pbx_recorder.signing import SignAfterStore, generate_signing_key
-from pbx_recorder.spool import Spool
-from pbx_recorder.verify import Verifier
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.manifest import Manifest, ManifestFile
+from pbx_recorder.recording.shipper import Shipper
+from pbx_recorder.recording.signing import SignAfterStore, generate_signing_key
+from pbx_recorder.recording.spool import Spool
+from pbx_recorder.recording.verify import Verifier
 from storage.s3 import S3Tier
 
 pytestmark = pytest.mark.real

@@ -1,4 +1,5 @@
-"""The catalog's copy of the signed manifest (SQLite's migration 11, ``pbx_recorder.manifest_copy``):
+"""The catalog's copy of the signed manifest (SQLite's migration 11,
+``pbx_recorder.recording.manifest_copy``):
 ``recordings.manifest_sha256``, the SHA-256 of the signed manifest's canonical bytes.  A row
 written from now on keeps in ``manifest`` only what display reads; ``verify`` checks the stored
 manifest object against this hash.  Rows written before keep their whole copy ('' here).

@@ -1,0 +1,120 @@
+"""The recording steps of the call state machine: a recording muted, started, stopped, and the
+live-channel resync after a (re)connect.  Pure; part of :class:`pbx_recorder.core.calls.CallBook`."""
+
+from __future__ import annotations
+
+import logging
+
+from pbx_recorder.core import call_faults as F
+from pbx_recorder.core import constants as C
+from pbx_recorder.core import events as E
+from pbx_recorder.core.call_book_consent import ConsentSteps
+from pbx_recorder.core.call_model import (
+    Call,
+    Recording,
+)
+from pbx_recorder.core.commands import (
+    Command,
+)
+from pbx_recorder.core.rules import CallContext
+
+log = logging.getLogger(__name__)
+
+_OPEN = (C.STATE_IDLE, C.STATE_CONSENT_PENDING, C.STATE_WAITING_BRIDGE, C.STATE_RECORDING, C.STATE_PAUSED,
+         C.STATE_STOPPED, C.STATE_REFUSED, C.STATE_NOT_RECORDED)
+
+
+class RecordingSteps(ConsentSteps):
+    """Recording events and the live-channel resync."""
+
+    def _on_muted(self, ev: E.RecordingMuted, now: float) -> list[Command]:
+        call = self._get(ev, now, create=False)
+        if call is None:
+            return []
+        recs = [r for r in call.active_recordings() if r.channel == ev.channel] or call.active_recordings()
+        for rec in recs:
+            if ev.muted and rec.state == "recording":
+                rec.state = "paused"
+                rec.pauses.append([ev.at, None])
+            elif not ev.muted and rec.state == "paused":
+                rec.state = "recording"
+                rec.pauses[-1][1] = ev.at
+        if call.state in (C.STATE_RECORDING, C.STATE_PAUSED) and recs:
+            call.state = C.STATE_PAUSED if ev.muted else C.STATE_RECORDING
+        return []
+
+    def _find_rec(self, call: Call, rid: str, ref: str) -> Recording | None:
+        for rec in call.recordings:
+            if (rid and rec.recording_id == rid) or (ref and rec.pbx_ref == ref):
+                return rec
+        return None
+
+    def _on_rec_started(self, ev: E.RecordingStarted, now: float) -> list[Command]:
+        call = self._get(ev, now, create=False)
+        rec = self._find_rec(call, ev.recording_id, "") if call else None
+        if rec is not None:
+            rec.pbx_ref = ev.pbx_ref or rec.pbx_ref
+            if rec.early and rec.pbx_started_at is None:  # decided while ringing, started at answer
+                rec.started_at = ev.at
+            rec.pbx_started_at = ev.at
+        return []
+
+    def _on_rec_stopped(self, ev: E.RecordingStopped, now: float) -> list[Command]:
+        call = self._get(ev, now, create=False)
+        rec = self._find_rec(call, ev.recording_id, ev.pbx_ref) if call else None
+        if rec is not None:
+            rec.stop(ev.at)
+        return []
+
+    # --- resynchronization -------------------------------------------------------------
+
+    def _on_live_channel(self, ev: E.LiveChannel, now: float) -> list[Command]:
+        known = self._cid(ev.call_id) in self._calls
+        call = self._get(ev, now)
+        assert call is not None
+        if known:
+            if call.state not in (C.STATE_FINALIZED, C.STATE_ENDED):
+                self._add_leg(call, ev.channel_id, ev.channel)
+            if call.state == C.STATE_CONSENT_PENDING and call.restored:
+                return F.settle_interrupted(self, call, ev.at)
+            return []
+        self._add_leg(call, ev.channel_id, ev.channel)
+        call.caller_num = ev.caller_num
+        call.flag("adopted_on_resync")
+        result = ev.variables.get(C.VAR_RESULT, "")
+        rid = ev.variables.get(C.VAR_RECORDING_ID, "")
+        if ev.variables.get(C.VAR_DIALOGUE_MMID) and not result:
+            return F.settle_orphan_dialogue(call, ev)
+        if rid and result == C.RESULT_RECORD:  # already recording: adopt it, never start twice
+            seq = int(rid[-3:]) if rid[-3:].isdigit() else 1
+            call.recordings.append(Recording(rid, C.KIND_CALL, seq, "mixed", ev.channel,
+                                             ev.variables.get(C.VAR_RECORDING_PATH, ""), started_at=ev.at))
+            call.rec_seq, call.result, call.state = seq, C.RESULT_RECORD, C.STATE_RECORDING
+            call.flag("partial_timeline")
+            return []
+        if result in (C.RESULT_REFUSED, C.RESULT_NORECORD):
+            call.result = result
+            call.state = C.STATE_REFUSED if result == C.RESULT_REFUSED else C.STATE_NOT_RECORDED
+            return []
+        if ev.state.lower() != "up":
+            return []
+        call.answered_at = ev.at
+        if ev.bridged:
+            call.bridged_at = ev.at
+        if result == C.RESULT_RECORD:  # consent was given before we lost track; not started yet
+            decision = self._rules.evaluate(CallContext(dialed=call.exten, caller=call.caller_num, at=ev.at))
+            self._set_decision(call, decision)
+            call.result, call.consent_decision = C.RESULT_RECORD, "granted_before_restart"
+            call.flag("consent_from_channel_var")
+            return self._start_main(call, ev.at) if decision.record else []
+        return self._decide_without_gosub(call, ev.at)
+
+    def _on_resync_completed(self, ev: E.ResyncCompleted, now: float) -> list[Command]:
+        live = {self._cid(c) for c in ev.live_call_ids}
+        cmds: list[Command] = []
+        for call in list(self._calls.values()):
+            if call.state in _OPEN and call.call_id not in live:
+                log.info("call ended while we were away call=%s", call.call_id)
+                call.flag("ended_while_disconnected")
+                cmds += self._end(call, ev.at)
+        return cmds

@@ -1,0 +1,336 @@
+"""Append-only, hash-chained ledger of recording lifecycle events (catalog table ``ledger``).
+
+Each row's hash covers the previous row's hash and the row itself::
+
+    entry = canonical_json({"seq", "at", "event", "recording_id", "payload"})
+    hash  = sha256(bytes.fromhex(prev_hash) || entry)        (hex)
+    genesis prev_hash = "0" * 64
+
+The link is the previous row (by seq): a row written since schema 13 stores ``prev_hash`` as ''
+(64 bytes a row it would only repeat; ``verify_chain`` recomputes its hash over the previous
+row's), an older row keeps the value it was written with, which must still be that hash.
+
+``seq`` is assigned here as one more than the highest ever issued (the row maximum or
+SQLite's AUTOINCREMENT counter, whichever is larger), so a deleted row anywhere, including
+at the tail, leaves a visible gap that ``verify_chain`` names.  ``append`` runs inside the
+caller's transaction: the audit trail commits (or rolls back) together with the change it
+records.  SQLite serializes writers, so two appenders cannot fork the chain (on PostgreSQL
+the caller must hold a lock, e.g. ``LOCK TABLE ledger IN EXCLUSIVE MODE``).
+
+Deleting audio never deletes ledger rows; ``deleted``/``erased`` payloads carry hashes and
+reasons only, no personal data.
+
+``daily_root(conn, day)`` is the *chain head* hash at the end of that UTC day: the hash of
+the last row (by seq) whose ``at`` is before the next midnight UTC (genesis zeros if none).
+Because every hash commits to all earlier rows, publishing that one value (e-mail, RFC 3161
+timestamp, a public log) anchors the whole history up to that day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+
+from pbx_recorder.catalog import engine
+from pbx_recorder.errors import CatalogError
+from pbx_recorder.recording.manifest import canonical_json
+
+GENESIS = "0" * 64
+_string = json.encoder.encode_basestring  # (C-accelerated when available, as json.dumps uses it)
+EVENTS = frozenset({"stored", "migrated", "held", "released", "deleted", "erased", "restored", "rekeyed",
+                    "call_sealed", "call_removed"})  # the last two: pbx_recorder.recording.call_seal
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    seq: int
+    what: str
+    expected: str = ""
+    found: str = ""
+    recording_id: str = ""
+
+    def __str__(self) -> str:
+        text = f"ledger seq {self.seq}: {self.what}"
+        if self.expected or self.found:
+            text += f" (expected {self.expected or '-'}, found {self.found or '-'})"
+        return text
+
+
+def entry_bytes(seq: int, at: float, event: str, recording_id: str, payload: Any) -> bytes:
+    return canonical_json({"seq": seq, "at": at, "event": event, "recording_id": recording_id,
+                           "payload": payload})
+
+
+def entry_bytes_of_text(seq: int, at: float, event: str, recording_id: str, payload_text: bytes) -> bytes:
+    """:func:`entry_bytes` for a payload already in canonical JSON (``append`` has it): the
+    entry's canonical JSON with that text spliced in, keys in their sorted order, instead of
+    decoding the payload and encoding it again.  The same bytes (``test_fast_paths_agree``)."""
+    if not math.isfinite(at) or type(seq) is not int:
+        return entry_bytes(seq, at, event, recording_id, json.loads(payload_text))  # (raises as it did)
+    # json's own encoders for these scalars (``canonical_json`` is ensure_ascii=False: the string
+    # encoder without ASCII escaping; a float is its repr; an int its decimal digits)
+    return b"".join((b'{"at":', float.__repr__(float(at)).encode(), b',"event":',
+                     _string(event).encode(), b',"payload":', payload_text, b',"recording_id":',
+                     _string(recording_id).encode(), b',"seq":', str(seq).encode(), b"}"))
+
+
+def entry_hash(prev_hash: str, seq: int, at: float, event: str, recording_id: str, payload: Any) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + entry_bytes(seq, at, event, recording_id, payload)
+                          ).hexdigest()
+
+
+def _issued_max(conn: sqlite3.Connection) -> int:
+    return engine.issued_max(conn, "ledger")
+
+
+#: connections (by id) inside :func:`appending`: the chain head their appends have reached (None:
+#: not read yet in this transaction)
+_HEADS: dict[int, tuple[int, str] | None] = {}
+
+
+@contextmanager
+def appending(conn: sqlite3.Connection) -> Iterator[None]:
+    """Many appends in the caller's write transaction (``Catalog.write_calls``): the chain head is
+    read once, at the first append, and carried from one append to the next, instead of read
+    back before each.  Sound because the transaction holds the catalog's write lock (SQLite's
+    ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock, taken by the first append) and every ledger
+    row of the transaction is written by :func:`append`.  PostgreSQL's issued counter is noted
+    once, as the block ends (in the same transaction)."""
+    key = id(conn)
+    if key in _HEADS or not conn.in_transaction:
+        yield
+        return
+    _HEADS[key] = None
+    try:
+        yield
+        head = _HEADS[key]
+        if head is not None:
+            engine.note_issued(conn, "ledger", head[0])
+    finally:
+        _HEADS.pop(key, None)
+
+
+def reread_head(conn: sqlite3.Connection) -> None:
+    """Inside :func:`appending`, after a ``ROLLBACK TO SAVEPOINT``: the head carried may name
+    entries that were rolled back; the next append links to the head as it now is."""
+    if _HEADS.get(id(conn)) is not None:
+        _HEADS[id(conn)] = _head(conn)
+
+
+def _head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """(the last seq issued, the hash the next row links to)."""
+    head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+    return max(head[0] if head else 0, _issued_max(conn)), head[1] if head else GENESIS
+
+
+def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Mapping[str, Any] | None,
+           now: float) -> tuple[int, str]:
+    """Append one event in the caller's transaction; returns (seq, hash)."""
+    if event not in EVENTS:
+        raise CatalogError(f"unknown ledger event {event!r}")
+    text = canonical_json(dict(payload or {}))  # what is hashed is what is stored
+    own = conn.isolation_level is None and not conn.in_transaction  # autocommit conn: own txn
+    batched = not own and id(conn) in _HEADS
+    try:
+        if own:
+            conn.execute("BEGIN IMMEDIATE")
+        cached = _HEADS.get(id(conn)) if batched else None
+        if cached is None:
+            if not own:
+                engine.lock_writes(conn)
+            cached = _head(conn)
+        last, prev = cached
+        seq = last + 1
+        entry = entry_bytes_of_text(seq, float(now), event, recording_id, text)
+        digest = hashlib.sha256(bytes.fromhex(prev) + entry).hexdigest()
+        conn.execute("INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash) "
+                     "VALUES (?, ?, ?, ?, ?, '', ?)",  # (the link is the previous row: no prev_hash)
+                     (seq, float(now), event, recording_id, text.decode("utf-8"), digest))
+        if batched:
+            _HEADS[id(conn)] = (seq, digest)
+        else:
+            engine.note_issued(conn, "ledger", seq)
+        if own:
+            conn.execute("COMMIT")
+    except engine.db_errors() as exc:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise CatalogError(f"ledger append failed: {exc}") from exc
+    return seq, digest
+
+
+def verify_chain(conn: sqlite3.Connection) -> list[Problem]:
+    """Recompute every hash in seq order; name each broken link (the first one is what counts)."""
+    return verify_chain_from(conn)[0]
+
+
+def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: str = GENESIS,
+                      on_row: Callable[[int, str, list[Problem]], None] | None = None
+                      ) -> tuple[list[Problem], int, str]:
+    """:func:`verify_chain` for the rows after ``after_seq`` (whose hash must be ``after_hash``:
+    an incremental pass starts from the last row a previous pass recomputed); returns the
+    problems and the (seq, hash) of the last row recomputed.  Streams: one row in memory."""
+    problems: list[Problem] = []
+    prev, expected_seq = after_hash, after_seq + 1
+    if after_seq:
+        found = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (after_seq,)).fetchone()
+        if found is None or found[0] != after_hash:
+            problems.append(Problem(after_seq, "row differs from the one the last verified pass recomputed "
+                                    "(chain rewritten or truncated)", after_hash,
+                                    found[0] if found else "absent"))
+    rows = conn.execute("SELECT seq, at, event, recording_id, payload, prev_hash, hash "
+                        "FROM ledger WHERE seq > ? ORDER BY seq", (after_seq,))
+    for seq, at, event, rid, payload_text, prev_hash, stored_hash in rows:
+        if seq != expected_seq:
+            problems.append(Problem(expected_seq, f"rows missing before seq {seq}",
+                                    str(expected_seq), str(seq)))
+        if prev_hash != "" and prev_hash != prev:  # (a row without one links to the previous row)
+            problems.append(Problem(seq, "prev_hash does not link to the previous row", prev, prev_hash, rid))
+        try:
+            payload = json.loads(payload_text)
+        except ValueError:
+            problems.append(Problem(seq, "payload is not JSON", recording_id=rid))
+            payload = payload_text
+        if event not in EVENTS:
+            problems.append(Problem(seq, "unknown event", "|".join(sorted(EVENTS)), str(event), rid))
+        link = prev if prev_hash == "" and _is_hex64(prev) else prev_hash if _is_hex64(prev_hash) else GENESIS
+        computed = entry_hash(link, seq, float(at), event, rid, payload)
+        if computed != stored_hash:
+            problems.append(Problem(seq, "row content does not match its hash", computed, stored_hash, rid))
+        prev, expected_seq = stored_hash, seq + 1
+        if on_row is not None:  # (seq, its hash, the problems so far): progress and resume points
+            on_row(seq, stored_hash, problems)
+    issued = _issued_max(conn)
+    if issued >= expected_seq:
+        problems.append(Problem(expected_seq, "rows removed from the end of the ledger",
+                                f"last seq {issued}", f"last seq {expected_seq - 1}"))
+    return problems, expected_seq - 1, prev
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_hex64(text: str) -> bool:
+    return isinstance(text, str) and _HEX64.fullmatch(text) is not None
+
+
+def day_bounds(day: str | date) -> tuple[float, float]:
+    d = date.fromisoformat(day) if isinstance(day, str) else day
+    start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    return start.timestamp(), (start + timedelta(days=1)).timestamp()
+
+
+def daily_root(conn: sqlite3.Connection, day: str | date) -> str:
+    """Chain head hash at the end of UTC ``day`` (YYYY-MM-DD); genesis zeros if the ledger was empty."""
+    try:
+        _, end = day_bounds(day)
+    except ValueError as exc:
+        raise CatalogError(f"not a YYYY-MM-DD day: {day!r}") from exc
+    row = conn.execute("SELECT hash FROM ledger WHERE at < ? ORDER BY seq DESC LIMIT 1", (end,)).fetchone()
+    return row[0] if row else GENESIS
+
+
+def entries_for(conn: sqlite3.Connection, recording_id: str) -> list[dict[str, Any]]:
+    known = _KNOWN_ENTRIES.get(id(conn))
+    if known is not None and recording_id in known:  # read with its batch (entries_known), once
+        return known.pop(recording_id)
+    rows = conn.execute("SELECT seq, at, event, payload FROM ledger WHERE recording_id = ? ORDER BY seq",
+                        (recording_id,)).fetchall()
+    return [{"seq": r[0], "at": r[1], "event": r[2], "payload": r[3]} for r in rows]
+
+
+#: connections (by id) inside :func:`entries_known`: the entries read up front, by recording
+_KNOWN_ENTRIES: dict[int, dict[str, list[dict[str, Any]]]] = {}
+
+
+@contextmanager
+def entries_known(conn: sqlite3.Connection, recording_ids: Iterable[str]) -> Iterator[None]:
+    """Inside a write transaction (``Catalog.write_calls``): the entries of ``recording_ids`` read
+    in one statement per ``batch_reads.CHUNK`` ids, and :func:`entries_for` served from them, once
+    each (a second look at a recording reads the table, so it sees what the batch appended)."""
+    from pbx_recorder.catalog.batch_reads import chunks
+
+    key = id(conn)
+    if key in _KNOWN_ENTRIES or not conn.in_transaction:
+        yield
+        return
+    known: dict[str, list[dict[str, Any]]] = {rid: [] for rid in recording_ids}
+    for chunk in chunks(list(known)):
+        rows = conn.execute("SELECT recording_id, seq, at, event, payload FROM ledger WHERE recording_id "
+                            f"IN ({', '.join('?' * len(chunk))}) ORDER BY seq", list(chunk)).fetchall()
+        for r in rows:
+            known[str(r[0])].append({"seq": r[1], "at": r[2], "event": r[3], "payload": r[4]})
+    _KNOWN_ENTRIES[key] = known
+    try:
+        yield
+    finally:
+        _KNOWN_ENTRIES.pop(key, None)
+
+
+def connection_of(catalog: Any) -> sqlite3.Connection:
+    """The sqlite3 connection behind a ``Catalog`` (or the connection itself)."""
+    if isinstance(catalog, sqlite3.Connection) or engine.is_postgres(catalog):
+        return cast(sqlite3.Connection, catalog)  # a PostgreSQL connection has the same surface
+    public = getattr(catalog, "connection", None)
+    conn = public() if callable(public) else catalog._conn()  # until Catalog exposes one publicly
+    if not isinstance(conn, sqlite3.Connection) and not engine.is_postgres(conn):
+        raise CatalogError("catalog has no database connection")
+    return cast(sqlite3.Connection, conn)
+
+
+def wrapped_key_digest(wrapped: str) -> str:
+    """What the ledger keeps of a recording's wrapped data key: its SHA-256 (never the key), so
+    ``verify`` notices one recording's wrapped key copied onto another (the audio would become
+    unreadable, which only ``--deep`` used to see)."""
+    return hashlib.sha256(wrapped.encode("ascii", "replace")).hexdigest()
+
+
+class StoredLedgerHook:
+    """Shipper ``after_store`` hook: append a ``stored`` event (idempotent: a retry that finds a
+    ``stored`` entry with the same hash appends nothing).  Payload: tier, key, sha256 of the
+    stored bytes, size, audio_sha256, encrypted, key_id and the S3 version_id when there is one:
+    hashes and locations, no personal data.  ``verify`` holds the catalog row to it."""
+
+    #: it appends to the ledger only, never touches the recording's row: ``Catalog.write_calls``
+    #: may run it before writing that row (the chain's order is the same)
+    before_row = True
+    #: it reads the recording's ledger entries: ``Catalog.write_calls`` reads a batch's at once
+    reads_ledger_entries = True
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+
+    def __call__(self, catalog: Any, recording_id: str, manifest: Any, record: Any = None) -> None:
+        conn = connection_of(catalog)
+        primary = getattr(record, "primary", None)
+        processing = dict(getattr(manifest, "processing", {}) or {})
+        payload = {
+            "tier": getattr(primary, "tier", ""), "key": getattr(primary, "key", ""),
+            "sha256": getattr(primary, "sha256", ""), "size": getattr(primary, "size", 0),
+            "audio_sha256": str(getattr(manifest, "audio_sha256", "")),
+            "encrypted": bool(processing.get("encrypted", False)),
+            "key_id": str(processing.get("key_id", "")),
+        }
+        wrapped = str(processing.get("wrapped_key", "") or "")
+        if wrapped:
+            payload["wrapped_key_sha256"] = wrapped_key_digest(wrapped)
+        version_id = str(getattr(primary, "version_id", "") or "")
+        if version_id:  # S3: what verify compares to notice a re-put object
+            payload["version_id"] = version_id
+        others = {str(o.key): str(o.sha256) for o in tuple(getattr(record, "objects", ()))[1:] if o.sha256}
+        if others:  # legs, kept original, manifest sidecar: their hashes at store time
+            payload["objects"] = others
+        for e in entries_for(conn, recording_id):
+            if e["event"] == "stored" and json.loads(e["payload"]).get("sha256") == payload["sha256"]:
+                return None
+        append(conn, "stored", recording_id, payload, self.clock())
+        return None

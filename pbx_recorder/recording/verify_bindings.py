@@ -1,0 +1,219 @@
+"""What ``verify`` compares a catalog row with besides storage: the ledger and the signed manifest.
+
+A catalog row is only a claim.  The ledger (hash-chained, its head signed outside the
+database: ``pbx_recorder.recording.chain_head``) says where each recording was stored, with which hash,
+size and key; the signed manifest says which recording of which call it is and what the audio
+hashes to.  A row that disagrees with either was edited (or swapped with another row's values).
+Pure functions over rows and ledger entries; the caller reads the database.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from pbx_recorder.catalog import engine
+from pbx_recorder.core.naming import parse_storage_key
+from pbx_recorder.recording import manifest_copy
+from pbx_recorder.recording.ledger import wrapped_key_digest
+from storage.hashing import digests_equal
+
+LOCATION_EVENTS = ("stored", "migrated")
+
+
+def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str, Any]:
+    """What the ledger says the row must hold now: tier, key, sha256 (stored bytes), size,
+    audio_sha256, encrypted, key_id, version_id; only the fields the ledger recorded."""
+    return expectation_of(conn.execute(
+        "SELECT event, payload FROM ledger WHERE recording_id = ? AND event IN "
+        "('stored', 'migrated', 'rekeyed') ORDER BY seq", (recording_id,)))
+
+
+def expectation_of(entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """:func:`ledger_expectation` over one recording's ``(event, payload)`` entries in seq order
+    (other events are ignored): pure, so ``verify`` can read a whole batch's entries at once."""
+    expect: dict[str, Any] = {}
+    for event, text in entries:
+        if event not in ("stored", "migrated", "rekeyed"):
+            continue
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue  # the chain check names the broken row
+        if not isinstance(payload, Mapping):
+            continue
+        if event == "stored":
+            expect = {k: payload[k] for k in ("tier", "key", "sha256", "size", "audio_sha256", "encrypted",
+                                              "key_id", "version_id", "objects", "wrapped_key_sha256")
+                      if k in payload}
+        elif event == "migrated":
+            for src, dst in (("to", "tier"), ("key", "key"), ("sha256", "sha256")):
+                if payload.get(src):
+                    expect[dst] = payload[src]
+            expect.pop("version_id", None)  # a new object on another tier
+        elif payload.get("to_key_id"):
+            expect["key_id"] = payload["to_key_id"]
+            expect["wrapped_key_sha256"] = payload.get("wrapped_key_sha256", "")  # '' (older entry): unknown
+    return {k: v for k, v in expect.items() if v not in (None, "")}
+
+
+def ledger_entries(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """The ledger's (event, payload) for each of ``ids``, in seq order: one statement per batch."""
+    out: dict[str, list[tuple[str, str]]] = {rid: [] for rid in ids}
+    if not ids:
+        return out
+    marks = ",".join("?" * len(ids))
+    for rid, event, payload in conn.execute(f"SELECT recording_id, event, payload FROM ledger WHERE "
+                                            f"recording_id IN ({marks}) ORDER BY seq", tuple(ids)):
+        out[rid].append((str(event), str(payload)))
+    return out
+
+
+def locations_of(entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(tier, key) pairs from ``stored`` {tier, key} and ``migrated`` {to, key} payloads."""
+    places = set()
+    for event, text in entries:
+        if event not in ("stored", "migrated"):
+            continue
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue  # verify_chain reports the broken row
+        if not isinstance(payload, dict):
+            continue
+        tier = payload.get("tier") if event == "stored" else payload.get("to")
+        if tier and payload.get("key"):
+            places.add((str(tier), str(payload["key"])))
+    return places
+
+
+def manifest_binding(row: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(what, expected, found) for every field of ``row`` that ``manifest`` contradicts: the
+    catalog's own copy (rows from before schema 11) or the stored signed manifest."""
+    out: list[tuple[str, str, str]] = []
+    for field in ("recording_id", "call_id"):
+        if manifest.get(field) and str(manifest[field]) != str(row.get(field) or ""):
+            out.append((f"row {field} differs from its signed manifest", str(manifest[field]),
+                        str(row.get(field) or "")))
+    processing = manifest.get("processing")
+    if isinstance(processing, Mapping) and "encrypted" in processing \
+            and bool(processing["encrypted"]) != bool(row.get("encrypted")):
+        out.append(("row encryption flag differs from its signed manifest",
+                    str(bool(processing["encrypted"])), str(bool(row.get("encrypted")))))
+    return out
+
+
+def key_binding(row: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The row's call and recording ids against its primary storage key, which names both
+    (``naming.storage_key``) and which the ledger binds: what keeps a recording from being moved
+    to another call while its signed manifest cannot be read (an archive class, schema 11)."""
+    try:
+        parsed = parse_storage_key(str(row.get("storage_key") or ""))
+    except ValueError:
+        return []  # a key of another layout (imported, hand-made): nothing to compare
+    out: list[tuple[str, str, str]] = []
+    for field, named in (("call_id", parsed.call_id), ("recording_id", parsed.recording_id)):
+        if named != str(row.get(field) or ""):
+            out.append((f"row {field} differs from its storage key", named, str(row.get(field) or "")))
+    return out
+
+
+def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(what, expected, found) for every field of ``row`` that its manifest, storage key or ledger
+    contradicts."""
+    out = manifest_binding(row, manifest_copy.parse(row.get("manifest"))) + key_binding(row)
+    checks = (("tier", "tier"), ("key", "storage_key"), ("sha256", "sha256"), ("size", "size"),
+              ("audio_sha256", "audio_sha256"), ("key_id", "key_id"))
+    for ledger_field, column in checks:
+        if ledger_field not in expect:
+            continue
+        want, have = str(expect[ledger_field]), str(row.get(column) if row.get(column) is not None else "")
+        same = digests_equal(want, have) if ledger_field.endswith("sha256") and have else want == have
+        if not same:
+            out.append((f"row {column} differs from the ledger", want, have))
+    if expect.get("wrapped_key_sha256"):
+        have = wrapped_key_digest(str(row.get("wrapped_key") or ""))
+        if not digests_equal(str(expect["wrapped_key_sha256"]), have):
+            out.append(("row wrapped_key differs from the ledger (another recording's data key?)",
+                        str(expect["wrapped_key_sha256"]), have))
+    listed_hashes = _listed_hashes(row)
+    for key, signed in sorted(dict(expect.get("objects") or {}).items()):
+        listed_hash = listed_hashes.get(str(key), "")
+        if listed_hash and not digests_equal(str(signed), listed_hash):
+            out.append((f"row objects[{key}] hash differs from the ledger", str(signed), listed_hash))
+    if "encrypted" in expect and bool(expect["encrypted"]) != bool(row.get("encrypted")):
+        out.append(("row encryption flag differs from the ledger", str(bool(expect["encrypted"])),
+                    str(bool(row.get("encrypted")))))
+    return out
+
+
+def _listed_hashes(row: Mapping[str, Any]) -> dict[str, str]:
+    raw = row.get("objects")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw or "[]")
+        except ValueError:
+            return {}
+    if not isinstance(raw, list):
+        return {}
+    return {str(o.get("key")): str(o.get("sha256") or "") for o in raw if isinstance(o, Mapping)}
+
+
+def vanished_ids(conn: sqlite3.Connection, present: set[str], only: str | None) -> list[str]:
+    """Recordings the ledger says were stored that have no catalog row and no deletion entry:
+    someone removed the row (and maybe the objects) outside the lifecycle."""
+    sql = ("SELECT DISTINCT recording_id FROM ledger WHERE event = 'stored' AND recording_id NOT IN "
+           "(SELECT recording_id FROM ledger WHERE event IN ('deleted', 'erased')) ORDER BY recording_id")
+    return [rid for (rid,) in conn.execute(sql) if rid not in present and (only is None or rid == only)]
+
+
+def hold_binding(conn: sqlite3.Connection, row: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A recording the ledger says is under legal hold (its last hold event is ``held``) must
+    have an active hold in the catalog: deleting the ``holds`` row (or setting ``released_at``)
+    and clearing ``legal_hold`` by hand would let retention delete evidence without a trace."""
+    last = conn.execute("SELECT event FROM ledger WHERE recording_id=? AND event IN ('held', 'released') "
+                        "ORDER BY seq DESC LIMIT 1", (row["recording_id"],)).fetchone()
+    if last is None or last[0] != "held":
+        return []
+    active = conn.execute("SELECT 1 FROM hold_recordings hr JOIN holds h ON h.hold_id=hr.hold_id "
+                          "WHERE hr.recording_id=? AND h.released_at IS NULL LIMIT 1",
+                          (row["recording_id"],)).fetchone()
+    found = []
+    if active is None:
+        found.append(("legal hold in the ledger has no active hold in the catalog (removed without a "
+                      "release entry)", "active hold", "none"))
+    flag = conn.execute("SELECT legal_hold FROM recordings WHERE recording_id=?",
+                        (row["recording_id"],)).fetchone()
+    if flag is not None and not flag[0]:
+        found.append(("legal hold in the ledger but the row's legal_hold flag is cleared", "1", "0"))
+    return found
+
+
+# -- streaming forms for whole-catalog passes (no Python set of every id) -----------------------
+_GONE = "('deleted', 'erased')"
+
+
+def removed_ids(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
+    """Recordings with a deletion/erasure ledger entry (after ``after_seq``) and no catalog row,
+    streamed from SQLite (the recordings primary key answers each probe; ``NOT INDEXED``: the
+    ledger is walked by ``seq``, never through the recording-id index, so an incremental pass
+    reads only the entries after its marks)."""
+    hint = engine.no_index_hint(conn)
+    yield from (str(r[0]) for r in conn.execute(
+        f"SELECT DISTINCT l.recording_id FROM ledger l {hint} WHERE l.event IN {_GONE} AND l.seq > ? "
+        "AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = l.recording_id) "
+        "ORDER BY l.recording_id", (after_seq,)))
+
+
+def vanished_stream(conn: sqlite3.Connection, after_seq: int = 0) -> Iterator[str]:
+    """:func:`vanished_ids` for the whole catalog, streamed (``after_seq``: only ``stored`` entries
+    after it, for an incremental pass; a deletion entry always follows its recording's ``stored``
+    entry, so only those after it are read too: the cost is that of the changes)."""
+    hint = engine.no_index_hint(conn)
+    yield from (str(r[0]) for r in conn.execute(
+        f"SELECT DISTINCT l.recording_id FROM ledger l {hint} WHERE l.event = 'stored' AND l.seq > ? "
+        f"AND l.recording_id NOT IN (SELECT recording_id FROM ledger {hint} WHERE event IN "
+        f"{_GONE} AND seq > ?) AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.recording_id = "
+        "l.recording_id) ORDER BY l.recording_id", (after_seq, after_seq)))

@@ -1,0 +1,112 @@
+"""Free local ports for private servers (127.0.0.1 only).
+
+``free_tcp_port`` / ``free_udp_port`` ask the kernel; ``PortAllocator.udp_range`` finds a
+contiguous block of free UDP ports (sipp media: the port and port+2 per process, 4 per call;
+a private FreeSWITCH's RTP range) and claims it machine-wide (:mod:`port_registry`), so the
+blocks of two processes never overlap either: pytest-xdist workers each have their own
+allocator, and a FreeSWITCH binds its range only port by port as calls start.
+
+The blocks lie outside the kernel's ephemeral range (``ip_local_port_range``, 32768-60999 by
+default), where every port that ``free_udp_port``, a UDP client or a server started on "port 0"
+gets comes from: a block inside it could take a port such a process is about to bind, and sipp
+then fails with "Unable to bind main socket, errno = 98" (seen in CI).  Asterisk's fixed RTP
+range (20000-29999, sandbox.asterisk_conf) is avoided too.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+
+from pbx_recorder.testbed.port_registry import PortRegistry
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def udp_free(port: int) -> bool:
+    """Whether ``port`` on 127.0.0.1 can be bound for UDP right now."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
+ASTERISK_RTP_END = 30000  # the sandbox Asterisks' RTP ports are below this
+MIN_GAP = 2000  # three workers' FreeSWITCH ranges (400 each) and their sipp media blocks
+
+
+def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:
+    """The kernel's ephemeral port range (first, last); Linux's default when it cannot be read."""
+    try:
+        with open(path) as f:
+            first, last = (int(x) for x in f.read().split()[:2])
+    except (OSError, ValueError):
+        return 32768, 60999
+    return first, last
+
+
+def block_range(ephemeral: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``[low, high)`` for the allocator's blocks: the larger gap beside the ephemeral range,
+    above Asterisk's RTP ports; 40000-60000 (inside it, as before) when neither gap holds
+    :data:`MIN_GAP` ports."""
+    first, last = ephemeral or ephemeral_range()
+    below = (ASTERISK_RTP_END, first)
+    above = (last + 1, 65536)
+    best = max((below, above), key=lambda r: r[1] - r[0])
+    return best if best[1] - best[0] >= MIN_GAP else (40000, 60000)
+
+
+class PortAllocator:
+    """Hands out disjoint UDP port blocks inside ``[low, high)``; with a ``registry``, disjoint
+    from the blocks of every other allocator that claims in the same registry too."""
+
+    def __init__(self, low: int | None = None, high: int | None = None, seed: int | None = None,
+                 registry: PortRegistry | None = None) -> None:
+        default_low, default_high = block_range()
+        self._low = default_low if low is None else low
+        self._high = default_high if high is None else high
+        self._taken: set[int] = set()
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._registry = registry
+
+    def udp_range(self, count: int, attempts: int = 200) -> int:
+        """Return the first port of ``count`` consecutive free UDP ports (even start)."""
+        with self._lock:
+            for _ in range(attempts):
+                base = self._rng.randrange(self._low, self._high - count) & ~1
+                block = range(base, base + count)
+                if any(p in self._taken for p in block):
+                    continue
+                if not all(udp_free(p) for p in block):
+                    continue
+                if self._registry is not None and not self._registry.claim(base, count):
+                    continue  # chosen by another process (maybe not bound yet)
+                self._taken.update(block)
+                return base
+        raise OSError(f"no {count} consecutive free UDP ports in {self._low}-{self._high}")
+
+    def udp_port(self) -> int:
+        return self.udp_range(1)
+
+    def release(self, base: int, count: int) -> None:
+        with self._lock:
+            self._taken.difference_update(range(base, base + count))
+            if self._registry is not None:
+                self._registry.release(base, count)
+
+
+DEFAULT_ALLOCATOR = PortAllocator(registry=PortRegistry())
