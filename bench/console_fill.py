@@ -9,7 +9,7 @@ built by 2 worker processes, one transaction per batch; an interrupted load resu
 
 * the call row from ``bench.catalog_data.CallGenerator`` (the calls bench_catalog.py uses), its
   numbers sealed by ``NumberProtection.seal_call`` (encrypted token + blind indexes, as in a
-  catalog with encryption on), JSON columns encoded by the repository's ``_encode``, the
+  catalog with encryption on), JSON columns encoded by ``catalog.json_columns.encode_column``, the
   repository's ``updated_at`` default; ``call_tags`` rows come from the schema's own trigger;
 * ``call_numbers``: ``NumberProtection.named_numbers`` of the call's numbers, CDR and manifest
   but its own caller and callee, as ``_index_named`` writes them;
@@ -34,10 +34,10 @@ from argon2 import PasswordHasher
 
 from bench.catalog_data import AGENTS, CallGenerator
 from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog.json_columns import encode_column
 from pbx_recorder.catalog.number_migration import DONE_SETTING, protect
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
 from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, NumberProtection
-from pbx_recorder.catalog.repository import _encode
 from pbx_recorder.service.accounts import Accounts
 
 BATCH = 5000
@@ -93,7 +93,7 @@ def _params(table: str, allowed: list[str], rows: list[dict[str, Any]]) -> tuple
     if any(set(r) - set(allowed) for r in rows):
         raise SystemExit(f"bulk loader: unknown {table} columns")
     return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            [[_encode(c, r.get(c)) for c in cols] for r in rows])
+            [[encode_column(c, r.get(c)) for c in cols] for r in rows])
 
 
 Batch = tuple[tuple[str, list[list[Any]]], tuple[str, list[list[Any]]], list[tuple[str, str]]]

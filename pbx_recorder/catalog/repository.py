@@ -1,26 +1,29 @@
-"""The catalog on SQLite: calls, recordings, live-call snapshots, audit log, search.
+"""The catalog (SQLite, or PostgreSQL behind ``engine``): its connections and the per-call writes
+of calls and recordings, sealed and with their numbers protected.  Searching is
+``call_search.CallSearch``, writes of many calls ``many_calls.ManyCalls``, live-call snapshots
+``live_calls.LiveCalls``: mixins of :class:`Catalog`.
 
 One connection per thread (``threading.local``), WAL, ``busy_timeout``, foreign keys.
 Only parameterized SQL; column names come from the schema itself (``PRAGMA
-table_info``), never from input.  JSON columns are encoded/decoded here.
+table_info``), never from input.  JSON columns go through ``json_columns``.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
-from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from pbx_recorder.catalog import engine, extra_numbers, named_rows, stored_form
+from pbx_recorder.catalog.call_search import CallSearch
+from pbx_recorder.catalog.call_search import SearchPage as SearchPage  # (where callers import it)
 from pbx_recorder.catalog.group_commit import GroupCommit
+from pbx_recorder.catalog.json_columns import decode_row, encode_column
 from pbx_recorder.catalog.live_calls import LiveCalls
 from pbx_recorder.catalog.many_calls import AfterStoreHook as AfterStoreHook  # (where callers import them)
 from pbx_recorder.catalog.many_calls import ManyCalls
@@ -31,69 +34,13 @@ from pbx_recorder.catalog.protected_rows import (
     CLEAR_MANIFEST_FIELDS,
     NumberProtection,
 )
-from pbx_recorder.catalog.queries import (
-    COUNT_CAP,
-    MAX_LIMIT,
-    CallFilters,
-    Count,
-    Cursor,
-    build_bounded_count,
-    build_count,
-    build_get,
-    build_search,
-    decode_cursor,
-    encode_cursor,
-    time_range,
-)
 from pbx_recorder.catalog.schema import ensure_schema
-from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from pbx_recorder.recording import manifest_copy
 from storage import file_modes
 
-COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
-#: the JSON columns' encoder, made once (``json.dumps`` with options makes one per call)
-COLUMN_JSON = json.JSONEncoder(sort_keys=True, default=list, separators=COMPACT)
-JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
-BUSY_TIMEOUT_MS = 5000
 
-
-def _encode(column: str, value: Any) -> Any:
-    if column in JSON_COLUMNS and not isinstance(value, str):
-        return COLUMN_JSON.encode(value)
-    return value
-
-
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in row.keys():
-        if key == "rowid":
-            continue  # PostgreSQL's stand-in for SQLite's implicit rowid: not part of a row
-        value = row[key]
-        if key in JSON_COLUMNS and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass  # keep the raw text: a broken JSON cell must not hide the row
-        out[key] = value
-    return out
-
-
-def _reversed_text(text: str) -> tuple[int, ...]:
-    """A sort key ordering strings in reverse (the ``call_id DESC`` tie-break of ``oldest``)."""
-    return tuple(-ord(c) for c in text) + (1,)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchPage:
-    """One page of a search: its rows, the cursor of the next page (None: last page), the count."""
-
-    rows: list[dict[str, Any]]
-    next_cursor: str | None
-    count: Count | None = None
-
-
-class Catalog(ManyCalls, LiveCalls):
+class Catalog(CallSearch, ManyCalls, LiveCalls):
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
                  sealer: Callable[[sqlite3.Connection, str], None] | None = None,
                  numbers: NumberProtection | None = None) -> None:
@@ -132,7 +79,7 @@ class Catalog(ManyCalls, LiveCalls):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = engine.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn = engine.connect(self.path, timeout=engine.BUSY_TIMEOUT_MS / 1000)
             self._local.conn = conn
             with self._lock:
                 if engine.is_postgres(conn):
@@ -153,7 +100,7 @@ class Catalog(ManyCalls, LiveCalls):
             return None
         with self._lock:
             if self._writer is None:
-                writer = engine.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                writer = engine.connect(self.path, timeout=engine.BUSY_TIMEOUT_MS / 1000,
                                         cache_kib=engine.WRITER_CACHE_KIB)
                 engine.tune_writer(writer)
                 self._writer = writer
@@ -194,7 +141,7 @@ class Catalog(ManyCalls, LiveCalls):
             raise CatalogError(f"unknown {table} columns: {sorted(unknown)}")
         data = {**defaults, **row}
         cols = [c for c in allowed if c in data]
-        values = [_encode(c, data[c]) for c in cols]
+        values = [encode_column(c, data[c]) for c in cols]
         updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c != key and (c in row or c == "updated_at"))
         sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
                f"ON CONFLICT({key}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"))
@@ -207,7 +154,7 @@ class Catalog(ManyCalls, LiveCalls):
             raise CatalogError(f"unknown {table} columns: {sorted(set(row) - set(allowed))}")
         if cols:
             self._exec(f"UPDATE {table} SET {', '.join(c + '=?' for c in cols)} WHERE {key} = ?",
-                       [*(_encode(c, row[c]) for c in cols), key_value])
+                       [*(encode_column(c, row[c]) for c in cols), key_value])
 
     # -- calls -------------------------------------------------------------------
     def upsert_call(self, row: Mapping[str, Any]) -> None:
@@ -262,7 +209,7 @@ class Catalog(ManyCalls, LiveCalls):
             raise CatalogError(f"unknown calls columns: {sorted(set(row) - set(allowed))}")
         data = {"updated_at": self.clock(), **row}
         cols = [c for c in allowed if c in data and (existing is None or c in row or c == "updated_at")]
-        bound = {c: _encode(c, data[c]) for c in cols}
+        bound = {c: encode_column(c, data[c]) for c in cols}
         base = dict(existing) if existing is not None else None
         stored = stored_form.read_back(self._sealed_form, bound, base)
         if stored is None:
@@ -324,7 +271,7 @@ class Catalog(ManyCalls, LiveCalls):
         those fields as the stored token opens."""
         assert self.numbers is not None
         call_id = str(row["call_id"])
-        current = self.numbers.open_call(_decode(existing)) if existing is not None else {}
+        current = self.numbers.open_call(decode_row(existing)) if existing is not None else {}
         plain = {f: row[f] if f in row else current.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
         stored, opened = self.numbers.seal_call_opened(call_id, plain)
         own = {str(stored["caller_bi"]), str(stored["callee_bi"])} - {""}
@@ -369,92 +316,6 @@ class Catalog(ManyCalls, LiveCalls):
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (audit appends, the accounts of ``pbx_recorder.service``)."""
         return self._conn()
-
-    def get_call(self, call_id: str, *, scope: Scope | None = None) -> dict[str, Any] | None:
-        """The call, or None when absent or outside ``scope`` (the same answer)."""
-        sql, params = build_get(call_id, scope)
-        row = self._exec(sql, params).fetchone()
-        return self._open_call(_decode(row)) if row else None
-
-    def search(self, filters: CallFilters, *, now: float | None = None,
-               tz: tzinfo | None = None) -> list[dict[str, Any]]:
-        """The first page (or the page after ``filters.after``), newest first."""
-        return self.search_page(filters, now=now, tz=tz, count=False).rows
-
-    def search_page(self, filters: CallFilters, *, now: float | None = None, tz: tzinfo | None = None,
-                    count: bool = True, count_cap: int = COUNT_CAP, scope: Scope | None = None,
-                    count_read_cap: int | None = None) -> SearchPage:
-        """A page of calls, the cursor of the next one, and (``count``) how many match in all.
-
-        ``count_read_cap``: for a count only shown (the console, the API, the CLI), a tag beside
-        other filters reads at most that many entries of the tag's index and is then a lower
-        bound (:func:`~pbx_recorder.catalog.queries.build_bounded_count`); without it the count
-        is exact up to ``count_cap`` (what an export's or a bulk action's limit needs).
-
-        Each page is one index range read (keyset, no OFFSET); rows without a start time come
-        after all others, paged by call id.  Numbers are matched through their blind indexes;
-        until the data step has run (``catalog migrate``) rows still in clear are matched as
-        before and merged in."""
-        at = self.clock() if now is None else now
-        limit = max(1, min(int(filters.limit), MAX_LIMIT))
-        blind = self.numbers.index if self.numbers is not None else None
-        try:
-            cursor = decode_cursor(filters.after) if filters.after else None
-            rows = self._page_rows(filters, at, tz, cursor, limit, blind, scope)
-            legacy = (blind is not None and bool(filters.caller or filters.callee)
-                      and not self._all_protected())
-            if legacy:
-                seen = {r["call_id"] for r in rows}
-                rows += [r for r in self._page_rows(filters, at, tz, cursor, limit, None, scope)
-                         if r["call_id"] not in seen]
-                sign = 1 if filters.order == "oldest" else -1
-                rows.sort(key=lambda r: (r["started_at"] is None, sign * (r["started_at"] or 0),
-                                         str(r["call_id"]) if r["started_at"] is None or sign < 0
-                                         else _reversed_text(str(r["call_id"]))))
-            total = None
-            if count:
-                bounded = (build_bounded_count(filters, at, tz, count_read_cap, scope=scope)
-                           if count_read_cap else None)
-                complete = True
-                if bounded is not None and count_read_cap:
-                    matched, read = self._exec(*bounded).fetchone()
-                    n, complete = int(matched), int(read) < count_read_cap
-                else:
-                    sql, params = build_count(filters, at, tz, count_cap, blind=blind, scope=scope)
-                    n = int(self._exec(sql, params).fetchone()[0])
-                if legacy:
-                    sql, params = build_count(filters, at, tz, count_cap, scope=scope)
-                    n += int(self._exec(sql, params).fetchone()[0])
-                total = Count(min(n, count_cap), exact=n <= count_cap and complete,
-                              complete=complete or n > count_cap)
-        except ValueError as exc:
-            raise CatalogError(str(exc)) from exc
-        page = [self._open_call(_decode(r)) for r in rows[:limit]]
-        more = len(rows) > limit
-        last = page[-1] if page else None
-        next_cursor = (encode_cursor(Cursor(last["started_at"], str(last["call_id"]))) if more and last
-                       else None)
-        return SearchPage(page, next_cursor, total)
-
-    def _page_rows(self, filters: CallFilters, at: float, tz: tzinfo | None, cursor: Cursor | None,
-                   limit: int, blind: Any, scope: Scope | None = None) -> list[sqlite3.Row]:
-        """Up to ``limit + 1`` raw rows after ``cursor`` (the extra one says a page follows)."""
-        sql, params = build_search(filters, at, tz, cursor=cursor, probe=True, blind=blind, scope=scope)
-        rows = self._exec(sql, params).fetchall()
-        unbounded = time_range(filters, at, tz) == (None, None)
-        if len(rows) <= limit and unbounded and (cursor is None or cursor.started_at is not None):
-            # the keyset range (and the first page: build_search) stops at the last timed row:
-            # the untimed ones follow
-            sql, params = build_search(filters, at, tz, cursor=Cursor(None, ""), probe=True, blind=blind,
-                                       scope=scope)
-            rows += self._exec(sql, params).fetchall()[: limit + 1 - len(rows)]
-        return list(rows)
-
-    def _all_protected(self) -> bool:
-        from pbx_recorder.catalog.number_migration import DONE_SETTING
-
-        row = self._exec("SELECT 1 FROM catalog_settings WHERE name = ?", (DONE_SETTING,)).fetchone()
-        return row is not None
 
     # -- recordings --------------------------------------------------------------
     def upsert_recording(self, row: Mapping[str, Any]) -> None:
@@ -507,7 +368,7 @@ class Catalog(ManyCalls, LiveCalls):
         return {**row, "manifest": self.numbers.seal_manifest(recording_id, plain)}
 
     def _open_recording(self, row: sqlite3.Row) -> dict[str, Any]:
-        out = _decode(row)
+        out = decode_row(row)
         if self.numbers is not None:
             out["manifest"] = self.numbers.open_manifest(str(out["recording_id"]), out.get("manifest"))
         return out
