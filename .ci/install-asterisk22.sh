@@ -5,7 +5,7 @@
 # The chroot is complete when its stamp file exists (.pbx-recorder-stamp: the Asterisk version);
 # a half-made chroot (interrupted run) is built again from scratch in "<root>.build" and moved
 # into place only when finished.  The tests run it in a private mount namespace
-# (pbx_recorder/testbed/chroot.py); nothing here stays mounted.
+# (pbx_recorder/testbed/installs.py); nothing here stays mounted.
 # The Debian mirror is derived from this machine's own apt sources (their URIs: lines), as
 # install-system.sh does; no registry host is written here.
 set -euo pipefail

@@ -12,7 +12,7 @@ row written by the recorder holds only what search and display read (:func:`cata
 * ``recordings.manifest_sha256``: SHA-256 of the manifest's canonical bytes, what the Ed25519
   signature (``recordings.signature``) covers.
 
-``verify`` reads the stored manifest (``pbx_recorder.verify_manifest``) and checks that it hashes
+``verify`` reads the stored manifest (``pbx_recorder.recording.stored_manifest``) and checks that it hashes
 to ``manifest_sha256``, that its signature verifies, that the row's fields and this copy agree
 with it.  A row written before keeps its whole copy (``manifest_sha256`` ``''``) and is verified
 as before.  Pure: no I/O here.
