@@ -15,6 +15,7 @@ per engine, ANALYZE after the PostgreSQL fill, a note under each filter whose Po
 reads a table sequentially.  Without ``--pg-url`` a private durable cluster is started.
 
     .venv/bin/python bench/bench_catalog.py [--calls 200000] [--batch 1000] [--write-seconds 10]
+        [--search-rate PER_S ...]
         [--engine sqlite|postgresql|both] [--pg-url postgresql://user@host:port/db]
         [--keep DIR [--fill-only]]
 
@@ -101,8 +102,8 @@ class Bench:
     def hooks(self) -> list[Any]:
         return [SignAfterStore(self.key), StoredLedgerHook()]
 
-    def writes_while_searching(self, catalog: Catalog, label: str, seconds: float) -> None:
-        bench_catalog_writes.writes_while_searching(self, catalog, label, seconds)
+    def writes_while_searching(self, catalog: Catalog, label: str, seconds: float, rate: float = 0.0) -> None:
+        bench_catalog_writes.writes_while_searching(self, catalog, label, seconds, rate)
 
     # -- fill -------------------------------------------------------------------------
     def fill(self) -> tuple[dict[str, float], float]:
@@ -281,6 +282,10 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--write-seconds", type=float, default=10.0)
+    ap.add_argument("--search-rate", type=float, action="append", metavar="PER_S",
+                    help="the searching process's pace while writes are measured: 0 (the default) "
+                    "searches as fast as it can; PER_S searches a second (a console's load, e.g. 20: "
+                    "100 operators each searching every 5 s). Repeat to measure several.")
     ap.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
     ap.add_argument("--pg-url", help="A PostgreSQL database to bench in (its schemas are created and "
                     "dropped; default: a private durable cluster started for the run).")
@@ -356,9 +361,10 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
     print()
     for engine, catalog in bench.catalogs.items():
         empty = bench.open(bench.target(engine, "empty"))
-        bench.writes_while_searching(empty, f"{engine}: empty catalog", a.write_seconds)
+        for rate in a.search_rate or [0.0]:
+            bench.writes_while_searching(empty, f"{engine}: empty catalog", a.write_seconds, rate)
+            bench.writes_while_searching(catalog, f"{engine}: at {a.calls:,} calls", a.write_seconds, rate)
         empty.close()
-        bench.writes_while_searching(catalog, f"{engine}: at {a.calls:,} calls", a.write_seconds)
         catalog.close()
     if bench.pg_cdr is not None:
         bench.pg_cdr.close()

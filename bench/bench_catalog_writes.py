@@ -47,13 +47,19 @@ def numbers_for(keys: tuple[bytes, bytes]) -> NumberProtection:
 WRITERS = 8
 
 
-def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: float) -> None:
-    """Writes here, an operator's searches in another process (as the console or the CLI runs)."""
+def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: float,
+                           rate: float = 0.0) -> None:
+    """Writes here, an operator's searches in another process (as the console or the CLI runs).
+
+    ``rate`` 0: the other process searches as fast as it can, one search after the other (the
+    worst case: it keeps a core busy, hundreds of searches a second); otherwise it searches
+    ``rate`` times a second, paced (a console's load: 100 operators each searching every 5 s
+    is 20 a second)."""
     # the console's mix: every filter but the last-4 scan over all time (blind indexes: issue 11)
     filters = [f for name, fs, _ in bench.cases() if name != "last 4 digits, all time" for f in fs[:2]]
     ctx = multiprocessing.get_context("spawn")
     stop, results = ctx.Event(), ctx.Queue()
-    args = (catalog.path, filters, bench.now, stop, results, bench.keys)
+    args = (catalog.path, filters, bench.now, stop, results, bench.keys, rate)
     proc = ctx.Process(target=search_loop, args=args)
     proc.start()
     # call ids no earlier run wrote: a kept catalog holds the calls of every earlier measuring run
@@ -62,6 +68,7 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
     gen, base = CallGenerator(bench.n, bench.now, seed=99), 10**9 + len(label) * 10**7 + run * 10**10
     try:
         time.sleep(1.0)  # the searcher is up
+        t_search = time.perf_counter()
         load0 = os.getloadavg()[0]
         part = seconds / 3
         one, one_cpu = per_call(bench, catalog, gen, base, part)
@@ -72,14 +79,15 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
         stop.set()
         lat = results.get(timeout=120)
         proc.join()
+    searcher = (f"searcher paced at {rate:g}/s" if rate else "searcher as fast as it can")
     print(
-        f"{label:36} load average {load0:.1f} -> {load1:.1f}   "
+        f"{label:36} {searcher}   load average {load0:.1f} -> {load1:.1f}   "
         f"per call (one call at a time, as main writes it): {one:8,.0f} calls/s ({one_cpu:,.0f} per CPU s)   "
         f"per call, group commit ({WRITERS} writer threads): {grouped:8,.0f} calls/s "
         f"({grouped_cpu:,.0f} per CPU s, {per_commit:.1f} calls per commit)   "
         f"bulk (batches of 100): {bulk:8,.0f} calls/s ({bulk_cpu:,.0f} per CPU second of the writer)   "
-        f"concurrent searches: {len(lat):,} "
-        f"(p50 {pct(lat, 50) if lat else 0:.1f} ms, p95 {pct(lat, 95) if lat else 0:.1f} ms)"
+        f"concurrent searches: {len(lat):,} ({len(lat) / (time.perf_counter() - t_search):,.1f}/s, "
+        f"p50 {pct(lat, 50) if lat else 0:.1f} ms, p95 {pct(lat, 95) if lat else 0:.1f} ms)"
     )
 
 
@@ -160,10 +168,20 @@ def bulk_calls(bench: Bench, catalog: Catalog, gen: CallGenerator, base: int,
 
 
 def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, results: Any,
-                keys: tuple[bytes, bytes]) -> None:
-    """The other process: search round the filters until told to stop, then report latencies."""
+                keys: tuple[bytes, bytes], rate: float = 0.0) -> None:
+    """The other process: search round the filters until told to stop (``rate`` > 0: that many
+    searches a second, each at its time; more than a second behind, it goes on from now rather
+    than catch up in a burst), then report latencies."""
     reader, lat, i = Catalog(path, numbers=numbers_for(keys)), [], 0
+    start = time.perf_counter()
     while not stop.is_set():
+        if rate:
+            due = start + i / rate - time.perf_counter()
+            if due > 0:
+                stop.wait(due)
+                continue
+            if due < -1.0:
+                start = time.perf_counter() - i / rate  # fell behind: go on from now
         f = filters[i % len(filters)]
         lat.append(timed(lambda f=f: reader.search_page(f, now=now, count_read_cap=COUNT_READ_CAP)))
         i += 1
