@@ -31,8 +31,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pbx_recorder.catalog import named_rows
+from pbx_recorder.catalog.json_columns import COMPACT
 from pbx_recorder.catalog.number_protection import is_token
-from pbx_recorder.catalog.protected_rows import COMPACT, NumberProtection
+from pbx_recorder.catalog.protected_rows import NumberProtection
 
 TABLE = "call_extra_numbers"
 

@@ -8,7 +8,9 @@ import json
 import sqlite3
 from typing import Any
 
-COMPACT = (",", ":")  # JSON columns without the blanks after separators (read back with json.loads)
+#: JSON without the blanks after separators (read back with json.loads): the columns here, and the
+#: sealed texts of ``protected_rows`` and ``extra_numbers``
+COMPACT = (",", ":")
 #: the JSON columns' encoder, made once (``json.dumps`` with options makes one per call)
 COLUMN_JSON = json.JSONEncoder(sort_keys=True, default=list, separators=COMPACT)
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}

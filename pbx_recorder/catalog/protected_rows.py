@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pbx_recorder.catalog.json_columns import COMPACT
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, digits_of, is_token
 
 CALL_FIELDS = ("caller_num", "caller_name", "callee_num", "cdr", "consent")
@@ -32,8 +33,6 @@ MANIFEST_TOKEN = "protected_numbers"
 #: ``pbx_recorder.recording.manifest_copy``): the numbers erasure finds a call by
 #: (``lifecycle.number_lookup.manifest_numbers``), sealed by the data step like older whole copies
 CLEAR_MANIFEST_FIELDS = (*MANIFEST_FIELDS, "did")
-#: encrypted JSON texts without blanks after separators (smaller tokens; opened with json.loads)
-COMPACT = (",", ":")
 #: encoders made once (``json.dumps`` with options makes one per call): the sealed texts, and the
 #: text the number finder scans
 _SEALED_JSON = json.JSONEncoder(sort_keys=True, default=list, separators=COMPACT)
