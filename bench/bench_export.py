@@ -33,7 +33,7 @@ FIELDS = ("call_id", "started_at", "caller_num", "callee_num", "caller_name", "a
 
 
 def seed(db: Path, n: int, tier_root: Path, recordings: int, mb: int) -> list[Path]:
-    from pbx_recorder.catalog import Catalog
+    from pbx_recorder.catalog import Catalog, call_tags
     from pbx_recorder.lifecycle.journal import open_catalog
     from storage.local import LocalTier
 
@@ -44,6 +44,7 @@ def seed(db: Path, n: int, tier_root: Path, recordings: int, mb: int) -> list[Pa
              "answered", "sales", json.dumps(["bulk"]), 30 + i % 300) for i in range(n)]
     conn.executemany("INSERT INTO calls (call_id, started_at, caller_num, callee_num, caller_name, agent, "
                      "status, queue, tags, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    call_tags.copy_all(conn)  # raw rows: their tags copied as the catalog's own writes copy them
     tier = LocalTier("hot", tier_root)
     paths = []
     for i in range(recordings):

@@ -10,7 +10,7 @@ built by 2 worker processes, one transaction per batch; an interrupted load resu
 * the call row from ``bench.catalog_data.CallGenerator`` (the calls bench_catalog.py uses), its
   numbers sealed by ``NumberProtection.seal_call`` (encrypted token + blind indexes, as in a
   catalog with encryption on), JSON columns encoded by ``catalog.json_columns.encode_column``, the
-  repository's ``updated_at`` default; ``call_tags`` rows come from the schema's own trigger;
+  repository's ``updated_at`` default; ``call_tags`` rows copied as the catalog's writes copy them;
 * ``call_numbers``: ``NumberProtection.named_numbers`` of the call's numbers, CDR and manifest
   but its own caller and callee, as ``_index_named`` writes them;
 * the recording row as ``write_calls`` leaves it (``verified``), manifest sealed by
@@ -33,7 +33,7 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from bench.catalog_data import AGENTS, CallGenerator
-from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog import Catalog, call_tags
 from pbx_recorder.catalog.json_columns import encode_column
 from pbx_recorder.catalog.number_migration import DONE_SETTING, protect
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
@@ -129,6 +129,8 @@ def fill(catalog: Catalog, key_pair: tuple[bytes, bytes], n: int, now: float, *,
         for k, (calls, recordings, named) in enumerate(pool.imap(_batch, jobs)):
             with catalog.transaction():
                 conn.executemany(*calls)
+                at = calls[0].split("(", 1)[1].split(")", 1)[0].split(", ").index("call_id")
+                call_tags.copy_calls(conn, (row[at] for row in calls[1]))  # (as the catalog's writes)
                 conn.executemany(*recordings)
                 conn.executemany("INSERT INTO call_numbers (bi, call_id) VALUES (?, ?) "
                                  "ON CONFLICT DO NOTHING", named)

@@ -1,7 +1,7 @@
 """The catalog's writes of many calls at once: one transaction for a block of work
 (``transaction``), group commit of the per-call writes of several threads (``grouped``), and the
 bulk path (``write_calls``).  A mixin of :class:`~pbx_recorder.catalog.repository.Catalog`: it
-writes through the Catalog's own per-call methods (``upsert_call``, ``_upsert``,
+writes through the Catalog's own per-call methods (``upsert_call``, ``_insert_new``,
 ``_protect_recording`` ...), so the bulk path writes what the per-call path writes."""
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class ManyCalls:
         def shared_writer(self) -> sqlite3.Connection | None: ...
         def upsert_call(self, row: Mapping[str, Any]) -> None: ...
         def upsert_recording(self, row: Mapping[str, Any]) -> None: ...
-        def _upsert(self, table: str, key: str, row: Mapping[str, Any],
-                    defaults: Mapping[str, Any]) -> None: ...
+        def _insert_new(self, table: str, key: str, row: Mapping[str, Any],
+                        defaults: Mapping[str, Any]) -> None: ...
         def _protect_recording(self, recording_id: str, row: Mapping[str, Any],
                                signed_sha256: str | None = None) -> Mapping[str, Any]: ...
 
@@ -196,9 +196,9 @@ class ManyCalls:
             merged = self._run_hooks(after_store, rid, rec)
             final = {**rec.row, **merged, "state": "verified"}
             if final.get("call_id") and final["call_id"] == written_call:
-                # its call row was just written: no stand-in row, and the upsert itself says
+                # its call row was just written: no stand-in row, and the insert itself says
                 # whether the recording is new (a retried batch updates it)
-                self._upsert("recordings", "recording_id",
+                self._insert_new("recordings", "recording_id",
                              self._protect_recording(rid, final, merged.get("manifest_sha256")),
                              {"state": "spooled", "created_at": self.clock()})
             else:

@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.catalog import engine, extra_numbers, named_rows, stored_form
+from pbx_recorder.catalog import call_tags, engine, extra_numbers, named_rows, stored_form
 from pbx_recorder.catalog.call_search import CallSearch
 from pbx_recorder.catalog.call_search import SearchPage as SearchPage  # (where callers import it)
 from pbx_recorder.catalog.group_commit import GroupCommit
@@ -38,6 +38,9 @@ from pbx_recorder.catalog.schema import ensure_schema
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from pbx_recorder.recording import manifest_copy
 from storage import file_modes
+
+#: SQLite's answer to an INSERT whose primary key is taken
+_KEY_TAKEN = getattr(sqlite3, "SQLITE_CONSTRAINT_PRIMARYKEY", 1555)
 
 
 class Catalog(CallSearch, ManyCalls, LiveCalls):
@@ -135,17 +138,43 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
             raise CatalogError(f"catalog query failed: {exc}") from exc
 
     def _upsert(self, table: str, key: str, row: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+        cols, values = self._bound(table, row, defaults)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c != key and (c in row or c == "updated_at"))
+        sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+               f"ON CONFLICT({key}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"))
+        self._exec(sql, values)
+
+    def _insert_new(self, table: str, key: str, row: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
+        """As :meth:`_upsert`, for a row expected to be new: on SQLite a plain ``INSERT`` (an
+        upsert copies every page it changes to a statement journal first: ``schema_tag_writes``),
+        the upsert when the key turns out to be taken (a retried batch); on PostgreSQL the upsert."""
+        conn = self._conn()
+        if engine.is_postgres(conn):
+            self._upsert(table, key, row, defaults)
+            return
+        cols, values = self._bound(table, row, defaults)
+        try:
+            conn.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                         values)
+        except sqlite3.IntegrityError as exc:
+            # the key taken: nothing was written (SQLite checks a row's constraints before it
+            # changes a page); any other constraint is an error, as from the upsert
+            if getattr(exc, "sqlite_errorcode", None) != _KEY_TAKEN:
+                raise CatalogError(f"catalog query failed: {exc}") from exc
+            self._upsert(table, key, row, defaults)
+        except engine.db_errors() as exc:
+            raise CatalogError(f"catalog query failed: {exc}") from exc
+
+    def _bound(self, table: str, row: Mapping[str, Any],
+               defaults: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+        """The columns of ``row`` over ``defaults`` (unknown ones refused) and their bound values."""
         allowed = self._columns[table]
         unknown = set(row) - set(allowed)
         if unknown:
             raise CatalogError(f"unknown {table} columns: {sorted(unknown)}")
         data = {**defaults, **row}
         cols = [c for c in allowed if c in data]
-        values = [encode_column(c, data[c]) for c in cols]
-        updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c != key and (c in row or c == "updated_at"))
-        sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-               f"ON CONFLICT({key}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"))
-        self._exec(sql, values)
+        return cols, [encode_column(c, data[c]) for c in cols]
 
     def _update(self, table: str, key: str, key_value: str, row: Mapping[str, Any]) -> None:
         allowed = self._columns[table]
@@ -180,6 +209,8 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
                 row, opened = self._protect_call(conn, row, existing)
             if not self._write_sealed(conn, row, existing, opened):
                 self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
+                if not engine.is_postgres(conn) and "tags" in row:  # a new row's tags (schema 19)
+                    call_tags.copy_new_call(conn, str(row["call_id"]), encode_column("tags", row["tags"]))
                 if self.sealer is not None:
                     self.sealer(conn, str(row["call_id"]))
             if own:
@@ -227,6 +258,7 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         elif existing is None:  # (no other writer since the collision read: the write lock is held)
             sql = f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
             conn.execute(sql, [bound[c] for c in names])
+            call_tags.copy_new_call(conn, str(row["call_id"]), bound.get("tags"))  # (schema 19)
         else:
             sql = f"UPDATE calls SET {', '.join(c + '=?' for c in names if c != 'call_id')} WHERE call_id = ?"
             conn.execute(sql, [*(bound[c] for c in names if c != "call_id"), row["call_id"]])
@@ -333,7 +365,8 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         if exists:
             self._update("recordings", "recording_id", str(rid), row)
         else:
-            self._upsert("recordings", "recording_id", row, {"state": "spooled", "created_at": self.clock()})
+            self._insert_new("recordings", "recording_id", row,
+                             {"state": "spooled", "created_at": self.clock()})
 
     def _protect_recording(self, recording_id: str, row: Mapping[str, Any],
                            signed_sha256: str | None = None) -> Mapping[str, Any]:

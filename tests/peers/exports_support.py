@@ -10,6 +10,7 @@ from typing import Any
 
 import pyzipper
 
+from pbx_recorder.catalog import call_tags
 from pbx_recorder.exports import runner
 from pbx_recorder.lifecycle.journal import Tx, open_catalog
 from tests.peers.service_support import NOW, Service, make_service
@@ -92,5 +93,6 @@ def seed_calls(db: Path, n: int, *, agent: str = "alice", names: tuple[str, ...]
             conn.executemany("INSERT INTO calls (call_id, started_at, caller_num, callee_num, caller_name, "
                              "agent, status, queue, tags, duration) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            call_tags.copy_all(conn)  # raw rows: their tags copied as the catalog's own writes copy them
     finally:
         conn.close()
