@@ -11,8 +11,13 @@ its own connection inside one ``BEGIN IMMEDIATE`` transaction, and commits once;
 meanwhile are taken by the next leader.  Alone, a writer commits at once as before; under
 concurrency the flushes are shared.
 
-- Each unit runs inside its own ``SAVEPOINT``: a unit that raises is rolled back alone and its
-  caller gets its exception; the others of the group go on.
+- A unit that raises is rolled back alone and its caller gets its exception; the others of the
+  group go on.  The group runs first without savepoints (a savepoint copies every page a unit
+  changes to SQLite's statement journal, and is a subtransaction on PostgreSQL): when a unit
+  raises, the whole transaction is rolled back and the group runs again with each unit inside
+  its own ``SAVEPOINT`` (a group of one is not run again: its rollback is the unit's).  A unit
+  may therefore run twice, the first time rolled back entirely: it must do nothing but catalog
+  writes through the ``Catalog`` (as every unit does).
 - A failed ``BEGIN`` or ``COMMIT`` (disk full, a lost PostgreSQL connection) fails every unit of
   the group: no caller is told its write is stored, and each retries as it would have after a
   failed transaction of its own (the shipper keeps the entry in its spool).
@@ -163,6 +168,35 @@ class GroupCommit:
 
     def _commit_on(self, group: list[_Unit[Any]], ledger: Any) -> None:
         try:
+            with self.catalog.transaction() as conn, ledger.appending(conn):
+                for unit in group:
+                    try:
+                        unit.result = unit.work()
+                    except Exception as exc:  # noqa: BLE001 - the whole transaction is rolled back
+                        raise _UnitFailed(unit, exc) from exc
+        except _UnitFailed as failed:
+            if len(group) == 1:  # the rollback was the unit's own (nothing was committed)
+                failed.unit.error = failed.error
+                return
+            for unit in group:
+                unit.result = None
+            self._commit_each_alone(group, ledger)
+            return
+        except BaseException as exc:  # noqa: BLE001 - BEGIN/COMMIT failed, or the leader was interrupted
+            _fail(group, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._committed(group)
+
+    def _committed(self, group: list[_Unit[Any]]) -> None:
+        with self._cond:
+            self.commits += 1
+            self.units += len(group)
+
+    def _commit_each_alone(self, group: list[_Unit[Any]], ledger: Any) -> None:
+        """The group again after a unit raised: each unit inside its own savepoint."""
+        try:
             # the ledger's head is carried from one append to the next through the group (the
             # transaction holds the write lock), and read again after a unit is rolled back
             with self.catalog.transaction() as conn, ledger.appending(conn):
@@ -180,9 +214,15 @@ class GroupCommit:
             if not isinstance(exc, Exception):
                 raise
             return
-        with self._cond:
-            self.commits += 1
-            self.units += len(group)
+        self._committed(group)
+
+
+class _UnitFailed(Exception):
+    """A unit raised in a group run without savepoints: the transaction is rolled back."""
+
+    def __init__(self, unit: _Unit[Any], error: Exception) -> None:
+        super().__init__(str(error))
+        self.unit, self.error = unit, error
 
 
 def _fail(group: list[_Unit[Any]], exc: BaseException) -> None:

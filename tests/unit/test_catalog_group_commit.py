@@ -1,6 +1,7 @@
 """Group commit (``catalog.group_commit``): per-call writes of several threads share transactions;
-a unit that fails is rolled back alone; a failed commit fails every unit of its group and nothing
-is reported stored; the hooks that publish the ledger head run only after a commit."""
+a unit that fails is rolled back alone (the group run again with savepoints: none when no unit
+fails); a failed commit fails every unit of its group and nothing is reported stored; the hooks
+that publish the ledger head run only after a commit."""
 
 from __future__ import annotations
 
@@ -366,5 +367,78 @@ def test_a_bulk_batch_is_written_through_the_writer_without_a_savepoint(tmp_path
     conn = catalog._conn()
     assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 3  # nothing of the failed batch
     assert not writer.in_transaction and not catalog.group_commit._leading
+    assert ledger.verify_chain(conn) == []
+    catalog.close()
+
+
+@pytest.mark.sqlite_only  # reads SQLite's statement trace
+def test_a_group_without_a_failing_unit_runs_no_savepoint(tmp_path: Path) -> None:
+    """A savepoint copies every page a unit changes to SQLite's statement journal: a group whose
+    units all succeed runs none, one transaction, each unit once."""
+    from tests.unit.catalog_plan_support import traced
+
+    catalog = _catalog(tmp_path / "cat.db")
+    runs: list[int] = []
+
+    def unit(i: int) -> str:
+        runs.append(i)
+        return _write_one(catalog, i)
+
+    with traced(catalog.shared_writer()) as statements:
+        outcomes = catalog.group_commit.run_all([lambda i=i: unit(i) for i in range(4)])
+    assert [error for _, error in outcomes] == [None] * 4 and runs == [0, 1, 2, 3]
+    assert not any("SAVEPOINT" in s.upper() for s in statements)
+    assert sum(s.lstrip().upper().startswith("BEGIN") for s in statements) == 1
+    assert catalog.group_commit.commits == 1 and catalog.group_commit.units == 4
+    catalog.close()
+
+
+@pytest.mark.sqlite_only  # reads SQLite's statement trace (the same outcome on PostgreSQL: the test above)
+def test_a_failing_unit_makes_the_group_run_again_with_savepoints(tmp_path: Path) -> None:
+    """The first run is rolled back whole; in the second each unit has its savepoint: the others
+    are stored once (no second call row, no doubled ledger entry), the failing one's caller gets
+    its error."""
+    from tests.unit.catalog_plan_support import traced
+
+    catalog = _catalog(tmp_path / "cat.db")
+    runs: list[int] = []
+
+    def unit(i: int) -> str:
+        runs.append(i)
+        if i == 2:
+            raise ValueError("this unit's own failure")
+        return _write_one(catalog, i)
+
+    with traced(catalog.shared_writer()) as statements:
+        outcomes = catalog.group_commit.run_all([lambda i=i: unit(i) for i in range(4)])
+    assert [r for r, _ in outcomes] == ["n1_0.0_call001", "n1_1.0_call001", None, "n1_3.0_call001"]
+    assert isinstance(outcomes[2][1], ValueError)
+    assert [e for i, (_, e) in enumerate(outcomes) if i != 2] == [None] * 3
+    assert runs == [0, 1, 2, 0, 1, 2, 3]  # (the first run stopped at the failure)
+    assert sum(s.upper().startswith("SAVEPOINT") for s in statements) == 4
+    conn = catalog._conn()
+    stored = [r[0] for r in conn.execute("SELECT call_id FROM calls ORDER BY 1")]
+    assert stored == ["n1_0.0", "n1_1.0", "n1_3.0"]
+    assert conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 6  # call_sealed + stored, each once
+    assert ledger.verify_chain(conn) == []
+    assert catalog.group_commit.commits == 1
+    catalog.close()
+
+
+def test_a_failing_unit_alone_is_not_run_again(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path / "cat.db")
+    runs: list[int] = []
+
+    def unit() -> None:
+        runs.append(1)
+        _write_one(catalog, 5)
+        raise ValueError("failed after its writes")
+
+    with pytest.raises(ValueError, match="after its writes"):
+        catalog.group_commit.run(unit)
+    conn = catalog._conn()
+    assert runs == [1] and conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 0
+    assert catalog.group_commit.run(lambda: _write_one(catalog, 6)) == "n1_6.0_call001"
     assert ledger.verify_chain(conn) == []
     catalog.close()
