@@ -166,55 +166,42 @@ class GroupCommit:
         with self._as_thread_conn(writer):
             self._commit_on(group, ledger)
 
-    def _commit_on(self, group: list[_Unit[Any]], ledger: Any) -> None:
+    def _commit_on(self, group: list[_Unit[Any]], ledger: Any, savepoints: bool = False) -> None:
+        """The group in one transaction: first without savepoints; after a unit raised, again
+        with each unit inside its own (``savepoints``)."""
         try:
+            # the ledger's head is carried from one append to the next through the group (the
+            # transaction holds the write lock), and read again after a unit is rolled back
             with self.catalog.transaction() as conn, ledger.appending(conn):
                 for unit in group:
+                    if savepoints:
+                        conn.execute("SAVEPOINT group_unit")
                     try:
                         unit.result = unit.work()
-                    except Exception as exc:  # noqa: BLE001 - the whole transaction is rolled back
-                        raise _UnitFailed(unit, exc) from exc
+                    except Exception as exc:  # noqa: BLE001 - the unit's caller gets it; the group goes on
+                        if not savepoints:
+                            raise _UnitFailed(unit, exc) from exc  # the whole transaction rolls back
+                        conn.execute("ROLLBACK TO SAVEPOINT group_unit")
+                        ledger.reread_head(conn)
+                        unit.error = exc
+                    if savepoints:
+                        conn.execute("RELEASE SAVEPOINT group_unit")
         except _UnitFailed as failed:
             if len(group) == 1:  # the rollback was the unit's own (nothing was committed)
                 failed.unit.error = failed.error
                 return
             for unit in group:
                 unit.result = None
-            self._commit_each_alone(group, ledger)
+            self._commit_on(group, ledger, savepoints=True)
             return
         except BaseException as exc:  # noqa: BLE001 - BEGIN/COMMIT failed, or the leader was interrupted
             _fail(group, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        self._committed(group)
-
-    def _committed(self, group: list[_Unit[Any]]) -> None:
         with self._cond:
             self.commits += 1
             self.units += len(group)
-
-    def _commit_each_alone(self, group: list[_Unit[Any]], ledger: Any) -> None:
-        """The group again after a unit raised: each unit inside its own savepoint."""
-        try:
-            # the ledger's head is carried from one append to the next through the group (the
-            # transaction holds the write lock), and read again after a unit is rolled back
-            with self.catalog.transaction() as conn, ledger.appending(conn):
-                for unit in group:
-                    conn.execute("SAVEPOINT group_unit")
-                    try:
-                        unit.result = unit.work()
-                    except Exception as exc:  # noqa: BLE001 - the unit's caller gets it; the group goes on
-                        conn.execute("ROLLBACK TO SAVEPOINT group_unit")
-                        ledger.reread_head(conn)
-                        unit.error = exc
-                    conn.execute("RELEASE SAVEPOINT group_unit")
-        except BaseException as exc:  # noqa: BLE001 - BEGIN/COMMIT failed, or the leader was interrupted
-            _fail(group, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self._committed(group)
 
 
 class _UnitFailed(Exception):
