@@ -159,3 +159,19 @@ def test_another_constraint_is_an_error_and_writes_nothing(tmp_path: Path) -> No
         assert cat._conn().execute("SELECT COUNT(*) FROM recordings").fetchone()[0] == 0
     finally:
         cat.close()
+
+
+def test_a_call_row_written_over_its_stand_in_gets_its_tags(tmp_path: Path) -> None:
+    # the pipeline may store a recording before the daemon writes its call: the stand-in row
+    # (call id only) is then updated, and the update trigger copies the tags
+    cat = Catalog(tmp_path / "cat.db", clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
+    try:
+        _call_row, [rec] = _call(1)
+        cat.upsert_recording({**rec.row, "state": "stored"})
+        assert cat._conn().execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 1  # the stand-in
+        cat.upsert_call({"call_id": rec.row["call_id"], "started_at": NOW, "agent": "a3",
+                         "tags": ["vip", "complaint"]})
+        conn = cat._conn()
+        assert _tags(conn) == {str(rec.row["call_id"]): ["complaint", "vip"]} == _expected(conn)
+    finally:
+        cat.close()
