@@ -5,11 +5,11 @@ and a new recording row is written by a plain ``INSERT`` (``Catalog._insert_new`
 Why: SQLite runs a statement that fires a trigger, or an ``INSERT ... ON CONFLICT DO UPDATE``,
 inside a statement transaction, and such a statement copies every page it changes to a
 statement journal first (so that it can be undone alone).  The call row's ``INSERT`` changes the
-table and each of its indexes: measured with the bench's calls (issue 11, session 27), 100-150 KB
-journaled per call row (15-19 pages of 8 KB, spilled to a temporary file past 64 KiB) and 44 KB
-per recording row, where a plain ``INSERT`` journals nothing (its constraints are all checked
-before it changes a page).  Without the insert trigger and with the recording's plain insert,
-the bulk writer spends about a tenth less CPU per call.
+table and each of its indexes: measured with the bench's calls (issue 11, session 27), 100-155 KB
+journaled per call row (written to a temporary file) and 44-47 KB per recording row, where a plain
+``INSERT`` journals nothing (its constraints are all checked before it changes a page).  Without
+the insert trigger and with the recording's plain insert, the bulk writer spends about a tenth
+less CPU per call.
 
 What stays: the update and delete triggers (an update that changes a call's tags, time or a
 copied column, and a deleted call, keep ``call_tags`` right for every writer); the tags of the
