@@ -27,9 +27,10 @@ _NO_TAGS = (None, "", "[]")
 
 
 def copy_new_call(conn: Any, call_id: str, tags_cell: Any) -> None:
-    """After the catalog inserted call ``call_id`` on SQLite: its tags into ``call_tags`` (none to
-    copy when ``tags_cell``, the value bound for the row's ``tags``, names none)."""
-    if tags_cell not in _NO_TAGS:
+    """After the catalog inserted call ``call_id``: its tags into ``call_tags`` (none to copy when
+    ``tags_cell``, the value bound for the row's ``tags``, names none; on PostgreSQL the server's
+    trigger copied them)."""
+    if tags_cell not in _NO_TAGS and not engine.is_postgres(conn):
         conn.execute(COPY_ONE, (call_id,))
 
 

@@ -209,7 +209,7 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
                 row, opened = self._protect_call(conn, row, existing)
             if not self._write_sealed(conn, row, existing, opened):
                 self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
-                if not engine.is_postgres(conn) and "tags" in row:  # a new row's tags (schema 19)
+                if "tags" in row:  # a new row's tags (schema 19; an updated row's: the trigger)
                     call_tags.copy_new_call(conn, str(row["call_id"]), encode_column("tags", row["tags"]))
                 if self.sealer is not None:
                     self.sealer(conn, str(row["call_id"]))
