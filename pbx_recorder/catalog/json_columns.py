@@ -8,11 +8,14 @@ import json
 import sqlite3
 from typing import Any
 
+from pbx_recorder.recording.sorted_json import SortedJson
+
 #: JSON without the blanks after separators (read back with json.loads): the columns here, and the
 #: sealed texts of ``protected_rows`` and ``extra_numbers``
 COMPACT = (",", ":")
-#: the JSON columns' encoder, made once (``json.dumps`` with options makes one per call)
-COLUMN_JSON = json.JSONEncoder(sort_keys=True, default=list, separators=COMPACT)
+#: the JSON columns' encoder, made once (``json.dumps`` with options makes one per call): its
+#: text is ``json``'s (``sort_keys``, ``COMPACT``, ``default=list``), made by orjson where the same
+COLUMN_JSON = SortedJson(default=list)
 JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
 
 

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pbx_recorder.catalog.json_columns import COMPACT
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, digits_of, is_token
+from pbx_recorder.recording.sorted_json import SortedJson
 
 CALL_FIELDS = ("caller_num", "caller_name", "callee_num", "cdr", "consent")
 CLEAR_DEFAULTS: dict[str, Any] = {"caller_num": "", "caller_name": "", "callee_num": "", "cdr": {},
@@ -35,7 +35,7 @@ MANIFEST_TOKEN = "protected_numbers"
 CLEAR_MANIFEST_FIELDS = (*MANIFEST_FIELDS, "did")
 #: encoders made once (``json.dumps`` with options makes one per call): the sealed texts, and the
 #: text the number finder scans
-_SEALED_JSON = json.JSONEncoder(sort_keys=True, default=list, separators=COMPACT)
+_SEALED_JSON = SortedJson(default=list)  # (``json``'s compact sorted text, made by orjson)
 _SCANNED_JSON = json.JSONEncoder(sort_keys=True, default=str)
 #: the JSON columns' cleared values as the text the catalog stores for them (encoded once, here)
 _CLEAR_JSON = {"cdr": "{}", "consent": "{}"}

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from pbx_recorder.recording.sorted_json import SortedJson
+
 SCHEMA_VERSION = 1
 
 CDR_FIELDS = ("start", "answer", "end", "duration", "billsec", "src", "dst", "disposition",
@@ -86,7 +88,7 @@ class Manifest:
         """``canonical_json(self.to_dict())``, byte for byte, encoded straight from the dataclasses
         (no copy of the manifest first: the signing hook makes these bytes for every recording)."""
         try:
-            return _CANONICAL_DATACLASSES.encode(self).encode("utf-8")
+            return _CANONICAL_DATACLASSES.encode_bytes(self)
         except TypeError:  # a value of another type: the dict's own path says what it makes of it
             return canonical_json(self.to_dict())
 
@@ -139,7 +141,7 @@ def _plain(value: Any) -> Any:
 
 
 #: one encoder for every canonical text (``json.dumps`` with options builds a new one per call)
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_CANONICAL = SortedJson(ensure_ascii=False, allow_nan=False)
 
 
 def _fields_of(value: Any) -> dict[str, Any]:
@@ -152,13 +154,12 @@ def _fields_of(value: Any) -> dict[str, Any]:
     raise TypeError(f"not a manifest value: {kind.__name__}")
 
 
-_CANONICAL_DATACLASSES = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                                          allow_nan=False, default=_fields_of)
+_CANONICAL_DATACLASSES = SortedJson(ensure_ascii=False, allow_nan=False, default=_fields_of)
 
 
 def canonical_json(data: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8, no NaN: what is signed, sealed and chained."""
-    return _CANONICAL.encode(data).encode("utf-8")
+    return _CANONICAL.encode_bytes(data)
 
 
 def cdr_subset(fields_in: Mapping[str, Any]) -> dict[str, Any]:
