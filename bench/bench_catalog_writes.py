@@ -1,6 +1,7 @@
 """bench_catalog's write rates while another process searches: the per-call path as the daemon, the
 pipeline and the shipper write (one call at a time), the same calls through group commit from
-several writer threads (``Catalog.grouped``), and the bulk path (``Catalog.write_calls``).
+several writer threads (``Catalog.grouped``), and the bulk path (``Catalog.write_calls``), 100 calls
+a transaction and 1,000 (as the fill writes them).
 
 Each rate is calls written per second of writing (making up the calls is not counted) and per CPU
 second of the writer process (on a shared host it gets what the other processes leave).
@@ -70,10 +71,12 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
         time.sleep(1.0)  # the searcher is up
         t_search = time.perf_counter()
         load0 = os.getloadavg()[0]
-        part = seconds / 3
+        part = seconds / 4
         one, one_cpu = per_call(bench, catalog, gen, base, part)
         grouped, grouped_cpu, per_commit = per_call_grouped(bench, catalog, gen, base + 10**6, part)
         bulk, bulk_cpu = bulk_calls(bench, catalog, gen, base + 2 * 10**6, part)
+        # the fill's transactions: the pages a call dirties are shared by ten times the calls
+        big, big_cpu = bulk_calls(bench, catalog, gen, base + 3 * 10**6, part, size=1000)
         load1 = os.getloadavg()[0]
     finally:
         stop.set()
@@ -86,6 +89,7 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
         f"per call, group commit ({WRITERS} writer threads): {grouped:8,.0f} calls/s "
         f"({grouped_cpu:,.0f} per CPU s, {per_commit:.1f} calls per commit)   "
         f"bulk (batches of 100): {bulk:8,.0f} calls/s ({bulk_cpu:,.0f} per CPU second of the writer)   "
+        f"bulk (batches of 1,000): {big:8,.0f} calls/s ({big_cpu:,.0f} per CPU s)   "
         f"concurrent searches: {len(lat):,} ({len(lat) / (time.perf_counter() - t_search):,.1f}/s, "
         f"p50 {pct(lat, 50) if lat else 0:.1f} ms, p95 {pct(lat, 95) if lat else 0:.1f} ms)"
     )
@@ -155,11 +159,11 @@ def per_call_grouped(bench: Bench, catalog: Catalog, gen: CallGenerator, base: i
 
 
 def bulk_calls(bench: Bench, catalog: Catalog, gen: CallGenerator, base: int,
-               seconds: float) -> tuple[float, float]:
-    """As :func:`per_call`, 100 calls per ``write_calls``."""
+               seconds: float, size: int = 100) -> tuple[float, float]:
+    """As :func:`per_call`, ``size`` calls per ``write_calls``."""
     done, spent, cpu = 0, 0.0, 0.0
     while spent < seconds:
-        batch = [gen.one(base + done + k, bench.now - random.random() * 3600) for k in range(100)]
+        batch = [gen.one(base + done + k, bench.now - random.random() * 3600) for k in range(size)]
         t0, c0 = time.perf_counter(), time.process_time()
         catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=bench.hooks())
         spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
