@@ -27,6 +27,7 @@ Strings are escaped alike (``test_sorted_json`` checks every code point).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,32 @@ _EXPONENT = (b"e+", b"e-")
 _SMALL_FLOAT = b"0.0000"
 #: types ``json`` writes itself, subclasses included: never handed to ``default``
 _BUILT_IN = (str, int, float, dict, list, tuple)
+
+
+#: values whose text the two encoders are known to write alike today (each sort of number, the
+#: escapes, key order): an orjson release that writes one of them otherwise is not used at all
+_AGREED: tuple[Any, ...] = (
+    {"b": [1, -1, 2**63, 0.1, -0.0, 344.0, 1733354049.3244855, 0.0001, 1e15, 9.999999999999998e15],
+     "a": {"\u00e9": "\x00\x1f\"\\/\u2028\U0001f600", "Z": True}},
+    [12345678901234567890, 0.5, 1e300], "\ud7ff\ue000",
+)
+
+
+def _orjson_agrees() -> bool:
+    """Whether this orjson writes :data:`_AGREED` byte for byte as ``json`` does (checked once,
+    at import): the guards above are what is known of orjson's text, not a promise of it."""
+    stdlib = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return all(orjson.dumps(v, option=_OPTIONS) == stdlib.encode(v).encode("utf-8") for v in _AGREED)
+    except (TypeError, ValueError):
+        return False
+
+
+_ORJSON_AGREES = _orjson_agrees()
+if not _ORJSON_AGREES:
+    logging.getLogger(__name__).warning(
+        "orjson %s writes JSON unlike the standard library: the catalog's JSON texts are made by json",
+        getattr(orjson, "__version__", "?"))
 
 
 class _NotSame(TypeError):
@@ -63,6 +90,8 @@ class SortedJson:
         return self._user_default(value)
 
     def _fast(self, data: Any) -> bytes | None:
+        if not _ORJSON_AGREES:
+            return None
         try:
             raw = orjson.dumps(data, default=self._default, option=_OPTIONS)
         except TypeError:  # (orjson.JSONEncodeError is one)

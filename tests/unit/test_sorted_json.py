@@ -184,3 +184,22 @@ def test_a_manifest_like_document_takes_the_fast_path() -> None:
            "pauses": [[12.5, 30.25]], "tags": ["vip", "投诉"]}
     assert SortedJson(ensure_ascii=False, allow_nan=False)._fast(doc) == canonical_json(doc)
     assert SortedJson(ensure_ascii=False, allow_nan=False)._fast(doc) is not None
+
+
+def test_an_orjson_that_writes_otherwise_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release of orjson that writes one of the agreed values otherwise (here: a float without
+    its exponent's sign, which the guards would not see) is found at import and left unused."""
+    from pbx_recorder.recording import sorted_json
+
+    assert sorted_json._orjson_agrees()
+    real = sorted_json.orjson.dumps
+
+    def unsigned_exponents(value: Any, **kw: Any) -> bytes:
+        return real(value, **kw).replace(b"e+", b"e")
+
+    monkeypatch.setattr(sorted_json.orjson, "dumps", unsigned_exponents)
+    assert not sorted_json._orjson_agrees()
+    monkeypatch.setattr(sorted_json, "_ORJSON_AGREES", False)
+    encoder = SortedJson(ensure_ascii=False, allow_nan=False)
+    assert encoder._fast({"a": 1}) is None
+    assert encoder.encode_bytes({"at": 1e300, "b": [1.5]}) == b'{"at":1e+300,"b":[1.5]}'
