@@ -72,6 +72,8 @@ class Bench:
         # (catalog master key, privacy HMAC key)
         self.keys = kept.keys if kept else (os.urandom(32), os.urandom(32))
         self.gen = CallGenerator(n, self.now)
+        #: the fill's signatures made ahead by a helper process (``--writer-signs``: by the writer)
+        self.sign_ahead_fill = True
         # calls kept to draw filter values from
         self.samples: list[Generated] = catalog_resume.load_samples(root) if kept else []
         self.catalogs = {e: self.open(self.target(e, "catalog")) for e in engines}
@@ -119,6 +121,8 @@ class Bench:
         if first:
             print(f"  resuming the kept fill at {first:,}/{self.n:,} calls", file=sys.stderr)
         written = dict.fromkeys(self.catalogs, 0)
+        for catalog in self.catalogs.values():  # (the writes beside a searcher measure both ways)
+            catalog.enable_sign_ahead(self.sign_ahead_fill)
         for start in range(first, self.n, self.batch):
             batch = list(self.gen.calls(start, min(self.batch, self.n - start), batch_seed=True))
             rnd = random.Random(f"samples:{start}")
@@ -147,6 +151,8 @@ class Bench:
                 rates = ", ".join(f"{e} {written[e] / max(t, 1e-9):,.0f} calls/s" for e, t in t_cat.items())
                 print(f"  filled {start + len(batch):,}/{self.n:,} ({rates})", file=sys.stderr)
         self.fill_written = written
+        for catalog in self.catalogs.values():
+            catalog.enable_sign_ahead(False)
         return ({e: written[e] / max(t, 1e-9) for e, t in t_cat.items()},
                 (self.n - had_cdr) / max(t_cdr, 1e-9))
 
@@ -294,6 +300,8 @@ def main() -> None:
                     "goes on there when started again with the same arguments (catalog_resume.py).")
     ap.add_argument("--fill-only", action="store_true", help="with --keep: fill, then stop (measure "
                     "later, on a quiet host, with the same command without --fill-only).")
+    ap.add_argument("--writer-signs", action="store_true", help="the fill's writer makes every "
+                    "signature itself (default: a helper process signs ahead, Catalog.enable_sign_ahead)")
     a = ap.parse_args()
     engines = ["sqlite", "postgresql"] if a.engine == "both" else [a.engine]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` stops the private cluster
@@ -306,6 +314,7 @@ def main() -> None:
         except catalog_resume.ResumeError as exc:
             ap.error(str(exc))
         bench = Bench(root, a.calls, a.batch, engines, None, kept)
+        bench.sign_ahead_fill = not a.writer_signs
         if a.fill_only:
             t0 = time.perf_counter()
             rates, _ = bench.fill()
@@ -320,7 +329,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-catalog-", dir=a.dir) as tmp:
         pg = bench_catalog_pg.PgServer(Path(tmp), a.pg_url) if "postgresql" in engines else None
         try:
-            run(Bench(Path(tmp), a.calls, a.batch, engines, pg), a)
+            bench = Bench(Path(tmp), a.calls, a.batch, engines, pg)
+            bench.sign_ahead_fill = not a.writer_signs
+            run(bench, a)
         finally:
             if pg is not None:
                 pg.close()
@@ -341,7 +352,9 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
     print(
         f"filled {a.calls:,} calls{resumed} in {time.perf_counter() - t0:,.0f} s: "
         f"catalog bulk path {rates} "
-        f"(seal, signed manifest, 2 ledger entries each), cdr executemany {cdr:,.0f} rows/s; "
+        f"(seal, signed manifest, 2 ledger entries each; signatures "
+        f"{'made ahead by a helper process' if bench.sign_ahead_fill else 'by the writer'}), "
+        f"cdr executemany {cdr:,.0f} rows/s; "
         f"load average now {os.getloadavg()[0]:.1f}"
     )
     if "postgresql" in bench.catalogs:

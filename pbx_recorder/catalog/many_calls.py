@@ -7,6 +7,7 @@ writes through the Catalog's own per-call methods (``upsert_call``, ``_insert_ne
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -14,10 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pbx_recorder.catalog import batch_reads, engine
 from pbx_recorder.errors import CatalogError
+from pbx_recorder.recording import sign_ahead
 
 if TYPE_CHECKING:
-    import threading
-
     from pbx_recorder.catalog.group_commit import GroupCommit
 
 T = TypeVar("T")
@@ -41,8 +41,16 @@ AfterStoreHook = Callable[[Any, str, Any, Any], Any]
 class ManyCalls:
     """Catalog methods that write many calls or recordings in one transaction."""
 
+    #: ``enable_sign_ahead``: on or off, and the helper (one batch at a time holds it)
+    _sign_ahead_on = False
+    _sign_ahead: sign_ahead.SignAhead | None = None
+
     if TYPE_CHECKING:  # what they use of the Catalog
         clock: Callable[[], float]
+        sealer: Callable[[sqlite3.Connection, str], None] | None
+        _sign_ahead_lock: threading.Lock
+
+        def seal_form(self) -> Any: ...
         group_commit: GroupCommit
         _local: threading.local
 
@@ -82,7 +90,7 @@ class ManyCalls:
         return self.group_commit.run(work)
 
     def write_calls(self, calls: Iterable[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
-                    after_store: Sequence[AfterStoreHook] = ()) -> int:
+                    after_store: Sequence[AfterStoreHook] = (), *, sign_ahead_now: bool | None = None) -> int:
         """Bulk write path: many finished calls with their stored recordings in ONE transaction.
 
         Per call exactly what the daemon and the shipper write one call at a time: the call row
@@ -103,11 +111,19 @@ class ManyCalls:
         thread's own transaction, pipelined.  On both, the batch's stored call rows (collision
         checks) and its recordings' ledger entries are read once for the whole batch
         (``batch_reads``): on PostgreSQL the batch then waits for the server a fixed number of
-        times, not three times a call."""
+        times, not three times a call.
+
+        With ``enable_sign_ahead`` a helper process makes the batch's signatures ahead
+        (``recording.sign_ahead``); ``sign_ahead_now`` False: not for this batch."""
         # hooks that publish what the transaction wrote (``ChainHeadHook``): after the commit only
         later = [hook for hook in after_store if getattr(hook, "after_commit", False)]
         after_store = [hook for hook in after_store if hook not in later]
         batch = list(calls)
+        with self._signed_ahead(batch, after_store, sign_ahead_now is not False):
+            return self._write_batch(batch, after_store, later)
+
+    def _write_batch(self, batch: Sequence[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
+                     after_store: Sequence[AfterStoreHook], later: Sequence[AfterStoreHook]) -> int:
         stored: list[StoredRecording] = []
 
         def rows(read_once: bool) -> int:
@@ -138,6 +154,72 @@ class ManyCalls:
             for hook in later:
                 hook(self, str(rec.row["recording_id"]), rec.manifest, rec.record)
         return done
+
+    def enable_sign_ahead(self, on: bool = True) -> None:
+        """Bulk writes (``write_calls``) of this catalog have their signatures made ahead by a
+        helper process (``recording.sign_ahead``); off: the writer signs (the default)."""
+        self._sign_ahead_on = on
+        if not on:
+            self.close_sign_ahead()
+
+    def close_sign_ahead(self) -> None:
+        helper, self._sign_ahead = getattr(self, "_sign_ahead", None), None
+        if helper is not None:
+            helper.close()
+
+    def presigned(self, kind: str, ident: str, data: bytes) -> str | None:
+        """Inside ``write_calls``: the signature the helper made ahead for ``data`` as job
+        ``(kind, ident)`` (exactly these bytes, by the key the job names), else None."""
+        made = getattr(self._local, "presigned", None)
+        return None if made is None else made.take(kind, ident, data)
+
+    def _presigned_seal(self, call_id: str) -> Callable[[bytes], str | None] | None:
+        made = getattr(self._local, "presigned", None)
+        return None if made is None else made.signer(sign_ahead.SEAL, call_id)
+
+    @contextmanager
+    def _signed_ahead(self, batch: Sequence[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
+                      hooks: Sequence[AfterStoreHook], wanted: bool = True) -> Iterator[None]:
+        """The batch's signatures asked of the helper (when on, and no other batch of this
+        catalog has it), taken by the writer as it comes to them (``presigned``)."""
+        helper = self._helper_for(hooks) if wanted and self._sign_ahead_on else None
+        if helper is None or not self._sign_ahead_lock.acquire(blocking=False):
+            yield
+            return
+        try:
+            jobs: list[sign_ahead.Job] = []
+            for call, recordings in batch:
+                if call.get("call_id"):
+                    jobs.append((sign_ahead.SEAL, str(call["call_id"]), dict(call)))
+                jobs.extend((sign_ahead.MANIFEST, str(r.row["recording_id"]), r.manifest)
+                            for r in recordings if r.row.get("recording_id"))
+            made = helper.batch(jobs)
+            self._local.presigned = made
+            try:
+                yield
+            finally:
+                self._local.presigned = None
+                if made is not None:
+                    made.finish()
+        finally:
+            self._sign_ahead_lock.release()
+
+    def _helper_for(self, hooks: Sequence[AfterStoreHook]) -> sign_ahead.SignAhead | None:
+        """The helper for this catalog's sealer key and the hooks' manifest key (a new one when
+        they changed); None when it failed before or there is nothing it could sign."""
+        seal_key = getattr(self.sealer, "key", None)
+        form = self.seal_form() if seal_key is not None else None
+        manifest_key = sign_ahead.manifest_key_of(hooks)
+        seal_key = seal_key if form is not None else None
+        if seal_key is None and manifest_key is None:
+            return None
+        helper = getattr(self, "_sign_ahead", None)
+        if helper is not None and helper.broken:
+            return None
+        if helper is None or not helper.serves_all(seal_key, manifest_key, form):
+            self.close_sign_ahead()
+            helper = self._sign_ahead = sign_ahead.SignAhead(seal_key, manifest_key, form)
+        return helper
 
     def _pipelined_batch(self, rows: Callable[[bool], int]) -> int:
         """PostgreSQL: ``rows`` in this thread's transaction, pipelined, its reads made once for

@@ -39,6 +39,8 @@ _SEALED_JSON = SortedJson(default=list)  # (``json``'s compact sorted text, made
 _SCANNED_JSON = json.JSONEncoder(sort_keys=True, default=str)
 #: the JSON columns' cleared values as the text the catalog stores for them (encoded once, here)
 _CLEAR_JSON = {"cdr": "{}", "consent": "{}"}
+#: the clear columns of a call whose protected fields are in its token: their empty defaults
+CLEAR_STORED: dict[str, Any] = {**CLEAR_DEFAULTS, **_CLEAR_JSON}
 INDEX_COLUMNS = ("caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
 _NUMBER_RUN = re.compile(r"\+?\d[\d ()./-]{3,}\d|\d{5,}")
 MIN_NAMED_DIGITS = 5  # shorter runs (extensions, durations) are not indexed as numbers
@@ -59,6 +61,17 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def call_token_text(plain: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The text a call's token encrypts for its protected fields ``plain``, and those fields as
+    the token opens (what the call seal covers).  Pure: ``NumberProtection.seal_call_opened`` and
+    the seal made ahead of a write (``catalog.seal_ahead``) both make them here."""
+    body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
+    body["cdr"], body["consent"] = _json_value(body["cdr"]) or {}, _json_value(body["consent"]) or {}
+    text = _SEALED_JSON.encode(body)
+    opened = json.loads(text)
+    return text, {f: opened.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
+
+
 @dataclass
 class NumberProtection:
     cipher: NumberCipher
@@ -73,17 +86,14 @@ class NumberProtection:
                          plain: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """:meth:`seal_call`, and the protected fields as :meth:`open_call` will give them back
         (the encrypted text decoded: what the call seal covers, without decrypting it again)."""
-        body = {f: plain.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
-        body["cdr"], body["consent"] = _json_value(body["cdr"]) or {}, _json_value(body["consent"]) or {}
-        caller, callee = str(body["caller_num"] or ""), str(body["callee_num"] or "")
-        text = _SEALED_JSON.encode(body)
-        opened = json.loads(text)
+        text, opened = call_token_text(plain)
+        caller, callee = str(opened["caller_num"] or ""), str(opened["callee_num"] or "")
         return {
-            **CLEAR_DEFAULTS, **_CLEAR_JSON,
+            **CLEAR_STORED,
             "numbers": self.cipher.encrypt(text, f"calls/{call_id}"),
             "caller_bi": self.index.full(caller), "caller_bi4": self.index.last4(caller),
             "callee_bi": self.index.full(callee), "callee_bi4": self.index.last4(callee),
-        }, {f: opened.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
+        }, opened
 
     def open_call(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """``row`` with its protected fields back in clear (a row without a token is returned as is)."""

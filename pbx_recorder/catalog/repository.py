@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.catalog import call_tags, engine, extra_numbers, named_rows, stored_form
+from pbx_recorder.catalog import call_tags, engine, extra_numbers, named_rows, seal_ahead, stored_form
 from pbx_recorder.catalog.call_search import CallSearch
 from pbx_recorder.catalog.call_search import SearchPage as SearchPage  # (where callers import it)
 from pbx_recorder.catalog.group_commit import GroupCommit
@@ -60,6 +60,7 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         # worker, a test client's portal) gives its connection back to the pool with it
         self._pooled: weakref.WeakSet[Any] = weakref.WeakSet()
         self._writer: sqlite3.Connection | None = None  # the group-commit leaders' (shared_writer)
+        self._sign_ahead_lock = threading.Lock()  # ``enable_sign_ahead``: one batch at a time
         self.group_commit = GroupCommit(self)  # per-call writes of several threads, one transaction
         if self.path != ":memory:" and not engine.is_url(self.path):
             try:
@@ -123,6 +124,7 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         conn.close()
 
     def close(self) -> None:
+        self.close_sign_ahead()
         with self._lock:
             for conn in [*self._all, *self._pooled]:
                 conn.close()
@@ -238,19 +240,18 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         allowed = self._columns["calls"]
         if set(row) - set(allowed):
             raise CatalogError(f"unknown calls columns: {sorted(set(row) - set(allowed))}")
-        data = {"updated_at": self.clock(), **row}
-        cols = [c for c in allowed if c in data and (existing is None or c in row or c == "updated_at")]
-        bound = {c: encode_column(c, data[c]) for c in cols}
+        bound = seal_ahead.bound_columns(allowed, row, existing is not None, self.clock())
         base = dict(existing) if existing is not None else None
         stored = stored_form.read_back(self._sealed_form, bound, base)
         if stored is None:
             return False
-        reveal = getattr(self.sealer, "reveal", None)
-        if opened is not None and self.numbers is not None and getattr(reveal, "__self__", 0) is self.numbers:
+        # a signature a helper made ahead for these very bytes (``write_calls``), else the sealer's
+        made = self._presigned_seal(str(row["call_id"]))
+        if opened is not None and self._opens_as_sealer():
             # the sealer would open the token just made with the same keys: its fields are known
-            bound["seal"] = self.sealer.seal_of(stored, opened)  # type: ignore[union-attr]
+            bound["seal"] = self.sealer.seal_of(stored, opened, made)  # type: ignore[union-attr]
         else:
-            bound["seal"] = self.sealer.seal_of(stored)  # type: ignore[union-attr]
+            bound["seal"] = self.sealer.seal_of(stored, made=made)  # type: ignore[union-attr]
         names = list(bound)
         if existing is None and postgres:
             if not self._insert_over_stand_in(conn, bound):
@@ -265,6 +266,22 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         if existing is None or not existing["seal"]:  # first seal of this row: its ledger entry
             self.sealer.sealed(conn, str(row["call_id"]))  # type: ignore[union-attr]
         return True
+
+    def _opens_as_sealer(self) -> bool:
+        """The sealer opens a row's token with this catalog's own number keys (``reveal`` is
+        ``self.numbers.open_call``): the fields just sealed into it are what it would open."""
+        reveal = getattr(self.sealer, "reveal", None)
+        return self.numbers is not None and getattr(reveal, "__self__", 0) is self.numbers
+
+    def seal_form(self) -> seal_ahead.SealForm | None:
+        """What a new call's seal depends on besides the row (``catalog.seal_ahead``); None when
+        this catalog does not seal from the values it binds."""
+        if self._sealed_form is None or getattr(self.sealer, "seal_of", None) is None:
+            return None
+        protected = self._opens_as_sealer()
+        if not protected and (self.numbers is not None or getattr(self.sealer, "reveal", None) is not None):
+            return None  # a sealer that opens rows some other way: its bytes are not predicted
+        return seal_ahead.SealForm(tuple(self._columns["calls"]), dict(self._sealed_form), protected)
 
     def _insert_over_stand_in(self, conn: sqlite3.Connection, bound: Mapping[str, Any]) -> bool:
         """PostgreSQL: insert a new call row with its seal.  The one writer that does not take the

@@ -68,8 +68,17 @@ def has_metadata(row: Mapping[str, Any]) -> bool:
     return any(row.get(c) not in empty for c in SEALED_COLUMNS if c != "call_id")
 
 
-def seal(row: Mapping[str, Any], key: Ed25519PrivateKey) -> str:
-    return base64.b64encode(key.sign(sealed_bytes(row))).decode("ascii")
+#: a signature made ahead for given bytes, by the key that would sign them here, or None
+#: (``recording.sign_ahead.Presigned``)
+MadeAhead = Callable[[bytes], "str | None"]
+
+
+def seal(row: Mapping[str, Any], key: Ed25519PrivateKey, made: MadeAhead | None = None) -> str:
+    """The base64 seal of ``row``; ``made``: a signature made ahead for exactly these bytes, if
+    one was (Ed25519 is deterministic: the same signature ``key`` makes here)."""
+    data = sealed_bytes(row)
+    ahead = made(data) if made is not None else None
+    return ahead if ahead is not None else base64.b64encode(key.sign(data)).decode("ascii")
 
 
 def seal_valid(row: Mapping[str, Any], public_key: Ed25519PublicKey) -> bool:
@@ -133,12 +142,14 @@ class CallSealer:
         if not row.get("seal"):  # first seal of this row: its existence goes on record
             self.sealed(conn, call_id)
 
-    def seal_of(self, stored: Mapping[str, Any], opened: Mapping[str, Any] | None = None) -> str:
+    def seal_of(self, stored: Mapping[str, Any], opened: Mapping[str, Any] | None = None,
+                made: MadeAhead | None = None) -> str:
         """The seal of a row whose stored values (as read back) are ``stored``; ``opened``: its
-        protected fields as ``reveal`` would open them (the writer just encrypted them)."""
+        protected fields as ``reveal`` would open them (the writer just encrypted them);
+        ``made``: signatures made ahead by this sealer's key (``recording.sign_ahead``)."""
         if opened is not None:
-            return seal({**stored, **opened}, self.key)
-        return seal(self.reveal(stored) if self.reveal is not None else stored, self.key)
+            return seal({**stored, **opened}, self.key, made)
+        return seal(self.reveal(stored) if self.reveal is not None else stored, self.key, made)
 
     def sealed(self, conn: sqlite3.Connection, call_id: str) -> None:
         """The ``call_sealed`` ledger entry of a row sealed for the first time."""
