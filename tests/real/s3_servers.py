@@ -76,10 +76,21 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_start() -> int:
+    """The first port the kernel hands out to outgoing connections (32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_grpc_port() -> int:
-    """A free port P below 55535 with P + 10000 free too (weed puts gRPC on port + 10000)."""
+    """A free port P with P + 10000 free too (weed puts gRPC on port + 10000), both below the
+    kernel's ephemeral range: a port in that range can be taken by any outgoing connection
+    (weed's own, between its servers) between this check and weed's bind, and was once."""
+    top = _ephemeral_start() - 10000  # P + 10000 stays below the range
     for _ in range(200):
-        port = 20000 + secrets.randbelow(25000)
+        port = 10000 + secrets.randbelow(max(top - 10000, 1000))
         if _port_free(port) and _port_free(port + 10000):
             return port
     raise RuntimeError("no free port pair for weed")
