@@ -120,7 +120,8 @@ class Presigned:
     """One batch's signatures made ahead: ``take`` what the writer is about to sign."""
 
     helper: SignAhead
-    chunks: deque[list[str]] = field(default_factory=deque)  # idents of the chunks not read yet
+    chunks: deque[list[tuple[str, str]]] = field(default_factory=deque)  # jobs of the chunks not read yet
+    expected: set[tuple[str, str]] = field(default_factory=set)  # the jobs of those chunks
     ready: dict[tuple[str, str], tuple[bytes | None, str | None]] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
@@ -129,7 +130,8 @@ class Presigned:
     def take(self, kind: str, ident: str, data: bytes) -> str | None:
         """The signature made ahead for ``data`` as job ``(kind, ident)``, or None (sign it yourself)."""
         key = (kind, ident)
-        while key not in self.ready and self.chunks and not self.helper.broken:
+        # (a job sent once and taken already -- the same call twice in a batch -- is not waited for)
+        while key not in self.ready and key in self.expected and not self.helper.broken:
             if not self._read_chunk():
                 break
         made = self.ready.pop(key, None)
@@ -144,7 +146,9 @@ class Presigned:
         return lambda data: self.take(kind, ident, data)
 
     def _read_chunk(self) -> bool:
-        self.chunks.popleft()
+        if not self.chunks:
+            return False
+        self.expected.difference_update(self.chunks.popleft())
         got = self.helper.receive()
         if got is None:
             return False
@@ -158,6 +162,7 @@ class Presigned:
             if not self._read_chunk():
                 break
         self.chunks.clear()
+        self.expected.clear()
         self.ready.clear()
         if self.sender is not None:
             self.sender.join(WAIT_S)  # (a helper that stopped reading is killed: its send ends)
@@ -247,7 +252,8 @@ class SignAhead:
             return None
         presigned = Presigned(self)
         chunks = list(_chunks(jobs))
-        presigned.chunks.extend([ident for _, ident, _ in chunk] for chunk in chunks)
+        presigned.chunks.extend([(kind, ident) for kind, ident, _ in chunk] for chunk in chunks)
+        presigned.expected.update((kind, ident) for kind, ident, _ in jobs)
         presigned.sender = threading.Thread(target=self._send_all, args=(chunks,), daemon=True,
                                             name="sign-ahead-sender")
         presigned.sender.start()

@@ -282,3 +282,36 @@ def test_the_helper_ends_with_its_writer(tmp_path: Path) -> None:
     helper._conn.close()  # as the kernel does for a killed writer (no "end" sent)
     helper._conn = None
     assert proc.wait(timeout=10) is not None
+
+
+def test_the_same_call_twice_in_a_batch_is_signed_by_the_writer_without_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counted: dict[str, int]) -> None:
+    """A call that comes twice in one batch (its row again, now answered): its second seal
+    covers the merged row; the writer signs it at once rather than read the rest of the batch's
+    answers looking for a job it has taken already."""
+    catalog = _catalog(tmp_path / "cat.db")
+    catalog.enable_sign_ahead()
+    batch = _batch(0)
+    call, recs = batch[1]
+    batch[3] = ({**call, "answered_at": NOW + 9.0}, [])  # (call 3's place: its row, no recording)
+    unread: list[int] = []
+    take = sign_ahead.Presigned.take
+
+    def watching(self: sign_ahead.Presigned, kind: str, ident: str, data: bytes) -> str | None:
+        got = take(self, kind, ident, data)
+        if kind == sign_ahead.SEAL and ident == call["call_id"]:
+            unread.append(len(self.chunks))
+        return got
+
+    monkeypatch.setattr(sign_ahead.Presigned, "take", watching)
+    try:
+        assert catalog.write_calls(batch, after_store=_hooks()) == N
+        if engine.is_postgres(catalog._conn()):  # it reads a stored row back to seal it: not asked
+            assert len(unread) == 1
+        else:
+            assert len(unread) == 2 and unread[1] > 0  # the batch's later chunks were not read for it
+        assert counted["misses"] <= 2 and counted["hits"] >= 2 * N - 3
+        assert check_calls(catalog._conn(), KEY.public_key(), numbers=_numbers()) == []
+        assert catalog.get_call(str(call["call_id"]))["answered_at"] == NOW + 9.0
+    finally:
+        catalog.close()
