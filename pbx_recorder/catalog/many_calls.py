@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pbx_recorder.catalog import batch_reads, engine
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.recording import sign_ahead
 
 if TYPE_CHECKING:
     from pbx_recorder.catalog.group_commit import GroupCommit
+    from pbx_recorder.recording import sign_ahead  # (imported when turned on: not at every CLI start)
 
 T = TypeVar("T")
 
@@ -163,7 +163,7 @@ class ManyCalls:
             self.close_sign_ahead()
 
     def close_sign_ahead(self) -> None:
-        helper, self._sign_ahead = getattr(self, "_sign_ahead", None), None
+        helper, self._sign_ahead = self._sign_ahead, None
         if helper is not None:
             helper.close()
 
@@ -175,7 +175,7 @@ class ManyCalls:
 
     def _presigned_seal(self, call_id: str) -> Callable[[bytes], str | None] | None:
         made = getattr(self._local, "presigned", None)
-        return None if made is None else made.signer(sign_ahead.SEAL, call_id)
+        return None if made is None else made.signer("seal", call_id)  # (sign_ahead.SEAL)
 
     @contextmanager
     def _signed_ahead(self, batch: Sequence[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
@@ -186,12 +186,14 @@ class ManyCalls:
         if helper is None or not self._sign_ahead_lock.acquire(blocking=False):
             yield
             return
+        from pbx_recorder.recording.sign_ahead import MANIFEST, SEAL
+
         try:
             jobs: list[sign_ahead.Job] = []
             for call, recordings in batch:
                 if call.get("call_id"):
-                    jobs.append((sign_ahead.SEAL, str(call["call_id"]), dict(call)))
-                jobs.extend((sign_ahead.MANIFEST, str(r.row["recording_id"]), r.manifest)
+                    jobs.append((SEAL, str(call["call_id"]), dict(call)))
+                jobs.extend((MANIFEST, str(r.row["recording_id"]), r.manifest)
                             for r in recordings if r.row.get("recording_id"))
             made = helper.batch(jobs)
             self._local.presigned = made
@@ -207,13 +209,15 @@ class ManyCalls:
     def _helper_for(self, hooks: Sequence[AfterStoreHook]) -> sign_ahead.SignAhead | None:
         """The helper for this catalog's sealer key and the hooks' manifest key (a new one when
         they changed); None when it failed before or there is nothing it could sign."""
+        from pbx_recorder.recording import sign_ahead
+
         seal_key = getattr(self.sealer, "key", None)
         form = self.seal_form() if seal_key is not None else None
         manifest_key = sign_ahead.manifest_key_of(hooks)
         seal_key = seal_key if form is not None else None
         if seal_key is None and manifest_key is None:
             return None
-        helper = getattr(self, "_sign_ahead", None)
+        helper = self._sign_ahead
         if helper is not None and helper.broken:
             return None
         if helper is None or not helper.serves_all(seal_key, manifest_key, form):

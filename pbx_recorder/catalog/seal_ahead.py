@@ -18,7 +18,6 @@ from typing import Any
 from pbx_recorder.catalog import stored_form
 from pbx_recorder.catalog.json_columns import encode_column
 from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS, CLEAR_STORED, call_token_text
-from pbx_recorder.recording.call_seal import sealed_bytes
 
 #: stands for the token and blind indexes a protected row binds: text, as theirs is (what the
 #: seal covers never includes them; ``read_back`` only needs their kind)
@@ -48,6 +47,9 @@ def bound_columns(columns: Sequence[str], row: Mapping[str, Any], existing: bool
 def new_call_sealed_bytes(form: SealForm, row: Mapping[str, Any]) -> bytes | None:
     """The bytes the seal of ``row`` signs when it is written as a new call (no row with its id
     in the catalog); None where ``_write_sealed`` would not seal from the values it binds."""
+    # (the helper's import, not the catalog's: every CLI command imports this module)
+    from pbx_recorder.recording.call_seal import sealed_bytes
+
     if "seal" in row or set(row) - set(form.columns):
         return None
     opened: Mapping[str, Any] = {}

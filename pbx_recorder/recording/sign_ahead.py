@@ -7,7 +7,7 @@ process for the writer's key(s).  At the start of a batch a thread of the writer
 the batch will sign (the calls' rows, the recordings' manifests); the helper makes the bytes
 with the same functions the writer uses (``catalog.seal_ahead``, ``signing.manifest_bytes``),
 signs them, and sends back bytes and signature, chunk by chunk, while the writer works through
-the batch.  Measured (``bench/bench_catalog.py``): the writer spends 45-65 us less CPU a call,
+the batch.  Measured (``bench/bench_catalog.py``): the writer spends 45-100 us less CPU a call,
 the helper ~150 us more; it pays where a core is free, not beside a searcher that keeps one busy.
 
 The writer takes a signature from the helper only for exactly the bytes it has just made itself
@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 if TYPE_CHECKING:
@@ -61,12 +60,11 @@ Job = tuple[str, str, Any]  # (kind, ident, payload)
 
 
 def _raw(key: Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                             serialization.NoEncryption())
+    return key.private_bytes_raw()
 
 
 def _public(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_key().public_bytes_raw()
 
 
 def manifest_key_of(hooks: Sequence[Any]) -> Ed25519PrivateKey | None:
@@ -284,7 +282,7 @@ class SignAhead:
         if conn is not None:
             if not self.broken:
                 try:
-                    conn.send(None)  # (its reader always reads: this does not wait on it)
+                    conn.send(None)  # (between batches it waits to read: this does not block)
                 except OSError:
                     pass
             try:

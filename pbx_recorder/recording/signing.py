@@ -174,7 +174,7 @@ class SignAfterStore:
         raw = manifest_bytes(manifest)  # canonical once: what is signed is what is stored
         text = raw.decode("utf-8")
         made = getattr(catalog, "presigned", None)
-        ahead = made("manifest", recording_id, raw) if made is not None else None
+        ahead = made("manifest", recording_id, raw) if made is not None else None  # (sign_ahead.MANIFEST)
         signature = ahead or base64.b64encode(self.private_key.sign(raw)).decode("ascii")
         if engine.is_connection(catalog):
             cur = catalog.execute("UPDATE recordings SET manifest = ?, signature = ? WHERE recording_id = ?",
