@@ -23,7 +23,7 @@ from pbx_recorder import scan
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_clause
 from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import number_lookup, policy
+from pbx_recorder.lifecycle import number_lookup, policy, query_hold_rows
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
@@ -48,6 +48,7 @@ class HoldManager:
         self.hash_key = hash_key
         self.ledger = ledger or default_ledger()
         self.tick: Callable[[int], None] | None = None  # rows read while matching (progress)
+        self.query_page = 500  # calls read a page by a hold by query (``query_hold_rows``)
 
     # -- matching ----------------------------------------------------------------------
     def _matching_call_ids(self, scope: str, stored_value: str, value4: str = "") -> builtins.list[str]:
@@ -176,16 +177,20 @@ class HoldManager:
 
     def _query_matches(self, q: Mapping[str, Any]) -> Iterator[str]:
         """Calls matching a query hold, numbers opened before matching.  A number filter on a
-        fully protected catalog is one blind-index lookup; otherwise the table streams by in
-        batches (memory O(batch))."""
+        fully protected catalog is one blind-index lookup; a filter the search has an index for
+        reads that index range in pages (``query_hold_rows``); otherwise the table streams by in
+        batches.  Memory O(batch) either way; ``policy.query_matches`` decides every row."""
         sides = {"caller": ("caller",), "callee": ("callee",), "number": ("caller", "callee")}
         wanted = [(k, v) for k, v in q.items() if k in sides]
         parts: Iterable[builtins.list[Mapping[str, Any]]]
+        indexed = query_hold_rows.search_filters(q, self.query_page) if not wanted else None
         if wanted and number_lookup.all_protected(self.conn):
             key, value = wanted[0]
             params: builtins.list[Any] = []
             clause = call_ids_clause(BlindIndex(self.hash_key), str(value), params, sides[key])
             parts = [rows(self.conn, f"SELECT * FROM calls WHERE {clause}", tuple(params))]
+        elif indexed is not None:
+            parts = query_hold_rows.candidate_pages(lambda sql, p: rows(self.conn, sql, p), indexed)
         else:
             parts = ([c for _, c in part]
                      for part in scan.batches(self.conn, "calls", scan.columns_of(self.conn, "calls")))

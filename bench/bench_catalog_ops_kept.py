@@ -1,0 +1,155 @@
+"""The admin's whole-catalog commands on a kept ``bench_catalog.py`` catalog (10 M calls), as run.
+
+``bench_catalog_ops.py`` fills catalogs of its own (plain rows, a fixed subject) to compare N with
+N/10. This one takes the catalog a ``bench_catalog.py --keep DIR --calls N`` run filled through
+the recorder's own write path (numbers sealed, blind indexes, signed manifests, the ledger) and
+runs the real CLI against it, each command in a fresh process, through a config written for it in
+``DIR/ops/``: the kept run's keys as the recorder's key files (the catalog master key ring, the
+privacy HMAC key, the Ed25519 signing key, owner-only) and two empty local tiers. Per command:
+wall time, peak RSS of its process, and what it found (its output's lines or JSON). The catalog
+is changed by the hold and the erasure (run them last; a later filter run still works).
+
+    .venv/bin/python -m bench.bench_catalog_ops_kept --keep DIR --calls N [--batch 1000]
+
+What is run (the calls span the 24 months before the kept run's ``now``; class ``standard`` kept
+540 days, cold after 60 here):
+
+- ``retention report --at T``: T where one day of calls has passed 540 days (the nightly job),
+  and at ``now`` (a backlog: six months of calls due at once);
+- ``recordings migrate --dry-run``: one day past ``cold_after_days`` (a second config whose class
+  moves to cold after 729 days, kept 1,095: the oldest day);
+- ``hold add --caller``: the heaviest caller of the fill (thousands of calls, both sides) and a
+  sampled caller; ``hold add --query``: one queue over one day;
+- ``erase --caller``: the second heaviest caller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from bench import catalog_resume
+from bench.catalog_data import QUEUES, SPAN, caller_number
+
+DAY = 86400.0
+KEEP_DAYS = 540
+
+
+def write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def make_config(root: Path, kept: catalog_resume.KeptRun, name: str, days: int, cold_after_days: int) -> Path:
+    """DIR/ops/<name>.yaml over the kept catalog with the kept run's keys."""
+    ops = root / "ops"
+    ops.mkdir(mode=0o700, exist_ok=True)
+    master, hmac_key = kept.keys
+    if hmac_key.strip() != hmac_key:  # the key file is read with .strip() (a text key from keys init)
+        raise SystemExit("this kept run's HMAC key starts or ends with a whitespace byte: it cannot be "
+                         "written as a privacy.hash_key_file; fill a new kept run")
+    write_private(ops / "keys" / "master" / "bench.key", master)  # (numbers_for: key id 'bench')
+    write_private(ops / "keys" / "subject-hmac.key", hmac_key)
+    write_private(ops / "keys" / "signing.pem", kept.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    for tier in ("hot", "cold"):
+        (ops / "tiers" / tier).mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ops / "spool").mkdir(mode=0o700, parents=True, exist_ok=True)
+    config = {
+        "catalog": {"path": str(root / "catalog.db")},
+        "spool": {"dir": str(ops / "spool")},
+        "retention": {"default_class": "standard",
+                      "classes": {"standard": {"days": days, "cold_after_days": cold_after_days}}},
+        "storage": {"tiers": {t: {"type": "local", "path": str(ops / "tiers" / t)} for t in ("hot", "cold")},
+                    "hot": "hot", "cold": "cold"},
+        "encryption": {"enabled": True, "master_key_file": str(ops / "keys" / "master" / "bench.key"),
+                       "backup_key_dir": str(ops / "keys" / "backup")},
+        "signing": {"key_file": str(ops / "keys" / "signing.pem"),
+                    "checkpoint_dir": str(ops / "chain-heads")},
+        "privacy": {"hash_key_file": str(ops / "keys" / "subject-hmac.key")},
+        "access": {"users": {"root": "admin"}},
+    }
+    path = ops / f"{name}.yaml"
+    write_private(path, json.dumps(config, indent=1).encode())  # (JSON is YAML)
+    return path
+
+
+def run(config: Path, args: list[str]) -> dict[str, float | str]:
+    """One CLI command in a fresh process: wall seconds, its peak RSS, its output's size."""
+    # the console script, as an admin runs it
+    cmd = [str(Path(sys.executable).parent / "pbx-recorder"), "--config", str(config), *args]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as errors:  # (a pipe left unread could fill and stop the command)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+        lines, last = 0, b""
+        assert proc.stdout is not None
+        for line in proc.stdout:  # streamed: a backlog report is millions of lines
+            lines += 1
+            last = line if len(line) < 100_000 else last
+        _, status, usage = os.wait4(proc.pid, 0)
+        errors.seek(0)
+        err = errors.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)}: exit {proc.returncode}\n{err.decode(errors='replace')[-2000:]}")
+    return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024, "lines": float(lines),
+            "last": last.decode(errors="replace").strip()[:300]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep", required=True, metavar="DIR")
+    ap.add_argument("--calls", type=int, required=True)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--skip", default="", help="comma-separated names of steps not to run")
+    a = ap.parse_args()
+    root = Path(a.keep)
+    if not (root / "state.json").exists() or not (root / "catalog.db").exists():
+        ap.error(f"{root} holds no kept bench_catalog run")
+    kept = catalog_resume.open_state(root, a.calls, a.batch, time.time())
+    first = kept.now - SPAN  # the oldest call
+    nightly = make_config(root, kept, "nightly", KEEP_DAYS, 60)
+    oldest_cold = make_config(root, kept, "oldest-cold", 1095, 729)
+    callers = max(100, a.calls // 5)  # as CallGenerator
+    sampled = catalog_resume.load_samples(root)
+    typical = next(str(g.call["caller_num"]) for g in sampled if g.call["direction"] == "inbound")
+    day_query = json.dumps({"queue": QUEUES[3], "start": kept.now - 2 * DAY, "end": kept.now - DAY})
+    steps = [
+        ("retention report, a day due", nightly,
+         ["retention", "report", "--json", "--at", f"{first + (KEEP_DAYS + 1) * DAY:.0f}"]),
+        ("recordings migrate --dry-run, a day due", oldest_cold, ["recordings", "migrate", "--dry-run"]),
+        ("retention report, 6 months due (backlog)", nightly, ["retention", "report", "--json"]),
+        ("hold add --caller, the heaviest caller", nightly,
+         ["hold", "add", "--caller", caller_number(0), "--reason", "bench: heaviest caller"]),
+        ("hold add --caller, a sampled caller", nightly,
+         ["hold", "add", "--caller", typical, "--reason", "bench: sampled caller"]),
+        ("hold add --query, a queue over one day", nightly,
+         ["hold", "add", "--query", day_query, "--reason", "bench: one queue, one day"]),
+        ("erase --caller, the second heaviest caller", nightly, ["erase", "--caller", caller_number(1)]),
+    ]
+    skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    print(f"kept catalog {root / 'catalog.db'}: {a.calls:,} calls, "
+          f"{(root / 'catalog.db').stat().st_size / 2**30:,.1f} GiB; {callers:,} callers; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    for name, config, args in steps:
+        if name in skip:
+            continue
+        got = run(config, args)
+        print(f"{name:45} {got['seconds']:8.2f} s  {got['rss_mb']:7.1f} MB peak RSS  "
+              f"{int(float(got['lines'])):>10,} output lines   last: {got['last']}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
