@@ -107,13 +107,61 @@ def run(config: Path, args: list[str]) -> dict[str, float | str]:
             "last": last.decode(errors="replace").strip()[:300]}
 
 
+def match_child(config: str, query: str, how: str, limit_s: float) -> None:
+    """The calls a hold by ``query`` covers, found as ``hold add`` finds them but nothing held:
+    ``indexed`` (this code) or ``table`` (the code before session 30: every row read), for at
+    most ``limit_s`` seconds. Prints rows read, matches, seconds, whether it finished (JSON)."""
+    from pbx_recorder.lifecycle import policy, query_hold_rows
+    from pbx_recorder.lifecycle.runtime import Runtime
+
+    holds = Runtime.load(config, "hold.add").holds()
+    if how == "table":  # (this bench process only: the baseline)
+        query_hold_rows.search_filters = lambda q, batch: None
+    read = [0]
+    holds.tick = lambda n: read.__setitem__(0, read[0] + n)
+    t0, matched, complete = time.perf_counter(), 0, True
+    for _ in holds._query_matches(policy.parse_query(query)):
+        matched += 1
+        if time.perf_counter() - t0 > limit_s:
+            complete = False
+            break
+    print(json.dumps({"rows": read[0], "matched": matched, "seconds": time.perf_counter() - t0,
+                      "complete": complete}))
+
+
+def baseline(config: Path, query: str, calls: int, limit_s: float) -> None:
+    """The query hold's matching, this code against the code before, in the same run."""
+    for how in ("indexed", "table"):
+        out = subprocess.run([sys.executable, "-m", "bench.bench_catalog_ops_kept", "--match", how,
+                              "--config", str(config), "--query", query, "--seconds", str(limit_s)],
+                             check=True, capture_output=True, text=True)
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        rate = got["rows"] / max(got["seconds"], 1e-9)
+        tail = ("" if got["complete"] else f"; stopped after {limit_s:.0f} s: the whole table at "
+                f"that rate {calls / max(rate, 1e-9):,.0f} s")
+        label = "this code (index range)" if how == "indexed" else "the code before (table read)"
+        print(f"  matching the query, {label:30} {got['seconds']:8.2f} s  {got['rows']:>12,} rows read "
+              f"({rate:,.0f}/s), {got['matched']:,} matches{tail}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--keep", required=True, metavar="DIR")
-    ap.add_argument("--calls", type=int, required=True)
+    ap.add_argument("--keep", metavar="DIR")
+    ap.add_argument("--calls", type=int)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--skip", default="", help="comma-separated names of steps not to run")
+    ap.add_argument("--baseline-seconds", type=float, default=60.0,
+                    help="how long the code before may read the table for the query hold's baseline")
+    ap.add_argument("--match", choices=("indexed", "table"), help=argparse.SUPPRESS)
+    ap.add_argument("--config", help=argparse.SUPPRESS)
+    ap.add_argument("--query", help=argparse.SUPPRESS)
+    ap.add_argument("--seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.match:
+        match_child(a.config, a.query, a.match, a.seconds)
+        return
+    if not a.keep or not a.calls:
+        ap.error("--keep DIR and --calls N are needed")
     root = Path(a.keep)
     if not (root / "state.json").exists() or not (root / "catalog.db").exists():
         ap.error(f"{root} holds no kept bench_catalog run")
@@ -148,6 +196,8 @@ def main() -> None:
         got = run(config, args)
         print(f"{name:45} {got['seconds']:8.2f} s  {got['rss_mb']:7.1f} MB peak RSS  "
               f"{int(float(got['lines'])):>10,} output lines   last: {got['last']}", flush=True)
+        if name.startswith("hold add --query") and "baseline" not in skip:
+            baseline(config, day_query, a.calls, a.baseline_seconds)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
