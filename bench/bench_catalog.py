@@ -300,6 +300,8 @@ def main() -> None:
                     "goes on there when started again with the same arguments (catalog_resume.py).")
     ap.add_argument("--fill-only", action="store_true", help="with --keep: fill, then stop (measure "
                     "later, on a quiet host, with the same command without --fill-only).")
+    ap.add_argument("--no-writes", action="store_true", help="measure the filters and the footprint only "
+                    "(a second, warm pass over a kept catalog)")
     ap.add_argument("--writer-signs", action="store_true", help="the fill's writer makes every "
                     "signature itself (default: a helper process signs ahead, Catalog.enable_sign_ahead)")
     a = ap.parse_args()
@@ -372,6 +374,8 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
               "(the table above is the one right after a bulk import); its filters again:")
         bench.run_filters(["postgresql"])
     print()
+    if a.no_writes:
+        return
     for engine, catalog in bench.catalogs.items():
         empty = bench.open(bench.target(engine, "empty"))
         for rate in a.search_rate or [0.0]:
