@@ -302,6 +302,8 @@ def main() -> None:
                     "later, on a quiet host, with the same command without --fill-only).")
     ap.add_argument("--no-writes", action="store_true", help="measure the filters and the footprint only "
                     "(a second, warm pass over a kept catalog)")
+    ap.add_argument("--writes-only", action="store_true", help="measure the writes beside a searcher only "
+                    "(a longer second run over a kept catalog)")
     ap.add_argument("--writer-signs", action="store_true", help="the fill's writer makes every "
                     "signature itself (default: a helper process signs ahead, Catalog.enable_sign_ahead)")
     a = ap.parse_args()
@@ -364,9 +366,10 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
         tables = bench_catalog_pg.analyze(bench.catalogs["postgresql"])
         print(f"postgresql: ANALYZE of the catalog's {len(tables)} tables after the fill "
               f"({time.perf_counter() - t0:,.1f} s), so the planner sees the filled catalog")
-    bench.run_filters()
-    bench.footprint()
-    if "postgresql" in bench.catalogs:
+    if not a.writes_only:
+        bench.run_filters()
+        bench.footprint()
+    if "postgresql" in bench.catalogs and not a.writes_only:
         t0 = time.perf_counter()
         tables = bench_catalog_pg.vacuum_analyze(bench.catalogs["postgresql"])
         print(f"\npostgresql: VACUUM (ANALYZE) of the catalog's {len(tables)} tables "
