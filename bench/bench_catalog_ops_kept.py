@@ -118,13 +118,22 @@ def match_child(config: str, query: str, how: str, limit_s: float) -> None:
     if how == "table":  # (this bench process only: the baseline)
         query_hold_rows.search_filters = lambda q, batch: None
     read = [0]
-    holds.tick = lambda n: read.__setitem__(0, read[0] + n)
     t0, matched, complete = time.perf_counter(), 0, True
-    for _ in holds._query_matches(policy.parse_query(query)):
-        matched += 1
+
+    class TimeUp(Exception):
+        pass
+
+    def tick(n: int) -> None:  # (called after each batch of rows read, matches or not)
+        read[0] += n
         if time.perf_counter() - t0 > limit_s:
-            complete = False
-            break
+            raise TimeUp
+
+    holds.tick = tick
+    try:
+        for _ in holds._query_matches(policy.parse_query(query)):
+            matched += 1
+    except TimeUp:
+        complete = False
     print(json.dumps({"rows": read[0], "matched": matched, "seconds": time.perf_counter() - t0,
                       "complete": complete}))
 
