@@ -9,11 +9,12 @@ first, then, when no time range is given, the untimed rows by call id). The cand
 superset of the matches, not the decision: :func:`policy.query_matches` still decides every row
 (the filters the search has no index for -- DID, direction, region, retention class -- are
 tested there only). A query with no indexed filter, or one the search refuses (an unknown
-status), reads the table as before.
+status) or a time that is not a finite number (JSON allows NaN), reads the table as before.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,8 @@ def search_filters(q: Mapping[str, Any], batch: int) -> CallFilters | None:
         fields: dict[str, Any] = {
             name: float(v) if name in ("start", "end") else str(v) for name, v in given.items()
         }
+        if not all(math.isfinite(fields[k]) for k in ("start", "end") if k in fields):
+            return None  # NaN or infinity: no index range selects what the row test keeps
         filters = CallFilters(**fields, limit=max(1, min(int(batch), MAX_LIMIT)))
         build_search(filters, 0.0, probe=True)  # an unknown status raises here
     except (TypeError, ValueError, OverflowError):

@@ -110,6 +110,11 @@ def test_values_the_search_refuses_fall_back_to_the_table(filled: Any) -> None:
     catalog, holds, every = filled
     assert query_hold_rows.search_filters({"status": "bogus"}, 7) is None  # unknown status
     assert query_hold_rows.search_filters({"start": "yesterday"}, 7) is None
+    # NaN compares false with every time: the row test keeps every timed call, no index range would
+    assert query_hold_rows.search_filters({"start": float("nan"), "queue": "sales"}, 7) is None
+    assert query_hold_rows.search_filters({"end": float("inf"), "queue": "sales"}, 7) is None
+    nan = holds.add("query", '{"start": NaN, "queue": "sales"}', "audit", "carol", now=NOW)
+    assert set(nan["recordings"]) == _expected(catalog, every, {"start": float("nan"), "queue": "sales"})
     read: list[int] = []
     holds.tick = read.append
     held = holds.add("query", json.dumps({"status": "bogus", "queue": "sales"}), "audit", "carol", now=NOW)
