@@ -21,6 +21,10 @@ What is run (the calls span the 24 months before the kept run's ``now``; class `
 - ``hold add --caller``: the heaviest caller of the fill (thousands of calls, both sides) and a
   sampled caller; ``hold add --query``: one queue over one day;
 - ``erase --caller``: the second heaviest caller.
+
+Baseline in the same run: the query hold's matching as this code does it (the index range) and
+as the code before it did (every row of ``calls`` read, stopped after ``--baseline-seconds``),
+nothing held, in child processes (``--match``).
 """
 
 from __future__ import annotations
