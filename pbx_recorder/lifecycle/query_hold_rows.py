@@ -20,9 +20,8 @@ from typing import Any
 
 from pbx_recorder.catalog.queries import MAX_LIMIT, CallFilters, Cursor, build_search
 
-#: query keys ``build_search`` narrows by, and the ``CallFilters`` field of each
-INDEXED = {"start": "start", "end": "end", "status": "status", "call_id": "call_id", "agent": "agent",
-           "queue": "queue", "tag": "tag", "consent": "consent"}
+#: query keys ``build_search`` narrows by (each the ``CallFilters`` field of that name)
+INDEXED = ("start", "end", "status", "call_id", "agent", "queue", "tag", "consent")
 
 RowsOf = Callable[[str, tuple[Any, ...]], Sequence[Mapping[str, Any]]]
 
@@ -30,7 +29,7 @@ RowsOf = Callable[[str, tuple[Any, ...]], Sequence[Mapping[str, Any]]]
 def search_filters(q: Mapping[str, Any], batch: int) -> CallFilters | None:
     """The search filters for ``q``'s indexed keys (pages of ``batch``), or None: no indexed key,
     or a value the search would refuse (the caller then reads the table)."""
-    given = {INDEXED[k]: v for k, v in q.items() if k in INDEXED}
+    given = {k: v for k, v in q.items() if k in INDEXED}
     if not given:
         return None
     try:
