@@ -18,12 +18,14 @@ from pbx_recorder.catalog.queries import (
     CallFilters,
     Count,
     Cursor,
+    bounded_total,
     build_bounded_count,
     build_count,
     build_get,
     build_search,
     decode_cursor,
     encode_cursor,
+    range_cap,
     time_range,
 )
 from pbx_recorder.catalog.scopes import Scope
@@ -102,18 +104,16 @@ class CallSearch:
             if count:
                 bounded = (build_bounded_count(filters, at, tz, count_read_cap, scope=scope)
                            if count_read_cap else None)
-                complete = True
                 if bounded is not None and count_read_cap:
-                    matched, read = self._exec(*bounded).fetchone()
-                    n, complete = int(matched), int(read) < count_read_cap
+                    ranges = self._exec(*bounded).fetchall()
+                    total = bounded_total(ranges, range_cap(count_read_cap, len(ranges)), count_cap)
                 else:
                     sql, params = build_count(filters, at, tz, count_cap, blind=blind, scope=scope)
                     n = int(self._exec(sql, params).fetchone()[0])
-                if legacy:
-                    sql, params = build_count(filters, at, tz, count_cap, scope=scope)
-                    n += int(self._exec(sql, params).fetchone()[0])
-                total = Count(min(n, count_cap), exact=n <= count_cap and complete,
-                              complete=complete or n > count_cap)
+                    if legacy:
+                        sql, params = build_count(filters, at, tz, count_cap, scope=scope)
+                        n += int(self._exec(sql, params).fetchone()[0])
+                    total = Count(min(n, count_cap), exact=n <= count_cap)
         except ValueError as exc:
             raise CatalogError(str(exc)) from exc
         page = [self._open_call(decode_row(r)) for r in rows[:limit]]

@@ -14,7 +14,13 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from pbx_recorder.catalog import CallFilters, pg_schema
-from pbx_recorder.catalog.queries import build_bounded_count, build_count, build_search
+from pbx_recorder.catalog.queries import (
+    MAX_MERGED_AGENTS,
+    build_bounded_count,
+    build_count,
+    build_search,
+    range_cap,
+)
 from pbx_recorder.catalog.schema import MIGRATIONS, apply_migrations
 from pbx_recorder.catalog.schema_agent import AGENT_INDEX, AGENT_INDEX_COLUMNS, RETIRED
 from pbx_recorder.catalog.schema_filters import FILTER_COLUMNS, filter_index_columns
@@ -36,14 +42,14 @@ AGENT_SEARCHES = [
 ]
 
 
-def _results(conn: sqlite3.Connection) -> list[tuple[list[str], int, tuple[int, int] | None]]:
+def _results(conn: sqlite3.Connection) -> list[tuple[list[str], int, list[tuple[int, int]] | None]]:
     conn.row_factory = sqlite3.Row
     out = []
     for f, scope in AGENT_SEARCHES:
         page = [r["call_id"] for r in conn.execute(*build_search(f, NOW, scope=scope))]
         count = conn.execute(*build_count(f, NOW, scope=scope)).fetchone()[0]
         bounded = build_bounded_count(f, NOW, scope=scope, read_cap=10_000)
-        out.append((page, count, tuple(conn.execute(*bounded).fetchone()) if bounded else None))
+        out.append((page, count, [tuple(r) for r in conn.execute(*bounded)] if bounded else None))
     conn.row_factory = None
     return out
 
@@ -65,8 +71,10 @@ def test_sqlite_migration_18_merges_the_agent_indexes_and_keeps_the_results(tmp_
     after = _results(conn)
     for (page, count, _bounded), (page2, count2, bounded2) in zip(before, after, strict=True):
         assert (page, count) == (page2, count2)
-        # the count read inside the index: every entry read (fewer than the cap), the same matches
-        assert bounded2 is None or bounded2[0] == count
+        # the count read inside the index (a range per agent of a team): every entry read (fewer
+        # than the cap), the same matches
+        assert bounded2 is None or sum(r[0] for r in bounded2) == count
+        assert bounded2 is None or all(r[1] < range_cap(10_000, len(bounded2)) for r in bounded2)
     assert all(count > 0 for _page, count, _b in before) and all(page for page, _c, _b in before)
     stats = dict(conn.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'calls'").fetchall())
     assert stats[AGENT_INDEX] == "10000000 20000 1 1 1 1 1"
@@ -97,14 +105,22 @@ def test_an_agent_s_search_reads_the_agent_index_and_tests_inside_it(tmp_path: P
     conn.close()
 
 
-def test_a_team_s_bounded_count_reads_agent_after_agent_without_a_sort() -> None:
+def test_a_team_s_bounded_count_reads_each_agent_s_newest_entries() -> None:
     team = Scope.of_agents({"b", "a"})
     sql, params = build_bounded_count(CallFilters(status="failed"), NOW, scope=team, read_cap=500) or ("", [])
-    assert "agent IN (?, ?)" in sql and "ORDER BY" not in sql  # (a merge would read every entry first)
-    assert params == ["failed", "a", "b", 500]
+    # one row per agent, each its newest 250 entries: what the team's page has just read
+    assert sql.count(" UNION ALL ") == 1 and sql.count("ORDER BY calls.started_at DESC") == 2
+    assert params == ["failed", "a", 250, "failed", "b", 250]
     one, one_params = build_bounded_count(CallFilters(status="failed"), NOW, scope=Scope.of_agents({"a"})) \
         or ("", [])
-    assert "ORDER BY calls.started_at DESC" in one and one_params[:2] == ["failed", "a"]  # newest first
+    assert "UNION" not in one and "ORDER BY calls.started_at DESC" in one
+    assert one_params[:2] == ["failed", "a"]
+    # a team past MAX_MERGED_AGENTS: agent after agent in the index's order (a newest-first merge
+    # would read every entry first)
+    crowd = Scope.of_agents({f"a{k:03d}" for k in range(MAX_MERGED_AGENTS + 1)})
+    sql, params = build_bounded_count(CallFilters(status="failed"), NOW, scope=crowd, read_cap=500) \
+        or ("", [])
+    assert "UNION" not in sql and "ORDER BY" not in sql and "agent IN (" in sql and params[-1] == 500
     # an agent given inside a team: that agent's range, still limited to the team
     sql, params = build_bounded_count(CallFilters(agent="c", consent="refused"), NOW, scope=team) or ("", [])
     assert "calls.agent = ?" in sql and "calls.agent IN (?, ?)" in sql and params[:2] == ["refused", "c"]
