@@ -20,7 +20,8 @@ What is run (the calls span the 24 months before the kept run's ``now``; class `
   moves to cold after 729 days, kept 1,095: the oldest day);
 - ``hold add --caller``: the heaviest caller of the fill (thousands of calls, both sides) and a
   sampled caller; ``hold add --query``: one queue over one day;
-- ``erase --caller``: the second heaviest caller.
+- ``erase --caller``: the second heaviest caller (``--erase-rank``); its catalog backups are
+  shredded by the next ``catalog backup`` (not run here: a copy of the whole catalog).
 
 Baseline in the same run: the query hold's matching as this code does it (the index range) and
 as the code before it did (every row of ``calls`` read, stopped after ``--baseline-seconds``),
@@ -162,7 +163,13 @@ def main() -> None:
     ap.add_argument("--keep", metavar="DIR")
     ap.add_argument("--calls", type=int)
     ap.add_argument("--batch", type=int, default=1000)
-    ap.add_argument("--skip", default="", help="comma-separated names of steps not to run")
+    ap.add_argument("--skip", action="append", default=[], metavar="NAME",
+                    help="a step not to run, by the start of its name (repeat for several)")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="run only the steps whose names start so (repeat for several)")
+    ap.add_argument("--erase-rank", type=int, default=1, metavar="N",
+                    help="erase the caller of this rank by calls (0: the heaviest; default 1; a kept "
+                    "catalog an earlier run erased from needs the next)")
     ap.add_argument("--baseline-seconds", type=float, default=60.0,
                     help="how long the code before may read the table for the query hold's baseline")
     ap.add_argument("--match", choices=("indexed", "table"), help=argparse.SUPPRESS)
@@ -197,19 +204,20 @@ def main() -> None:
          ["hold", "add", "--caller", typical, "--reason", "bench: sampled caller"]),
         ("hold add --query, a queue over one day", nightly,
          ["hold", "add", "--query", day_query, "--reason", "bench: one queue, one day"]),
-        ("erase --caller, the second heaviest caller", nightly, ["erase", "--caller", caller_number(1)]),
+        (f"erase --caller, the caller of rank {a.erase_rank}", nightly,
+         ["erase", "--caller", caller_number(a.erase_rank)]),
     ]
-    skip = {s.strip() for s in a.skip.split(",") if s.strip()}
     print(f"kept catalog {root / 'catalog.db'}: {a.calls:,} calls, "
           f"{(root / 'catalog.db').stat().st_size / 2**30:,.1f} GiB; {callers:,} callers; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     for name, config, args in steps:
-        if name in skip:
+        skipped = any(name.startswith(k) for k in a.skip)
+        if skipped or (a.only and not any(name.startswith(k) for k in a.only)):
             continue
         got = run(config, args)
         print(f"{name:45} {got['seconds']:8.2f} s  {got['rss_mb']:7.1f} MB peak RSS  "
               f"{int(float(got['lines'])):>10,} output lines   last: {got['last']}", flush=True)
-        if name.startswith("hold add --query") and "baseline" not in skip:
+        if name.startswith("hold add --query") and "baseline" not in a.skip:
             baseline(config, day_query, a.calls, a.baseline_seconds)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 

@@ -8,7 +8,7 @@ import click
 
 from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CryptoError, IntegrityError
-from pbx_recorder.lifecycle import backup
+from pbx_recorder.lifecycle import backup, backup_shred
 from pbx_recorder.lifecycle.job_lease import exclusive_job
 from pbx_recorder.lifecycle.runtime import Runtime
 
@@ -23,12 +23,33 @@ def catalog() -> None:
 @click.option("--tier", "tier_name", help="Tier to store the backup on (default: storage.cold or hot).")
 @click.pass_context
 def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
-    """Consistent backup of the catalog (SQLite backup API, or pg_dump), hashed, stored on a tier."""
+    """Consistent backup of the catalog (SQLite backup API, or pg_dump), hashed, stored on a tier.
+
+    After an erasure (``erase``, the console's): this backup is the fresh one of a new backup-key
+    epoch and every older backup key is destroyed, shredding the backups that still hold the
+    erased calls; the requests it covered get that in their receipts (``backup_shred``)."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     tier = rt.backup_tier(tier_name)
     with exclusive_job(rt.config, "catalog-backup") as busy:
         if busy:
             click.echo(busy)
+            return
+        shredded = backup_shred.backup_then_shred(
+            rt.conn, lambda now: rt.shred_backups(now, tier_name), time.time())
+        if shredded is not None:
+            report, requests = shredded
+            tier_of, key = str(report["fresh_backup"]).split(":", 1)
+            rt.audit("catalog.backup", key, {"tier": tier_of, "sha256": report["fresh_backup_sha256"],
+                                             "size": report["fresh_backup_size"],
+                                             "backup_key": report["backup_key"], "erasures": len(requests)})
+            rt.audit("erase.backups_shredded", ",".join(requests)[:500],
+                     {"requests": requests, "fresh_backup": report["fresh_backup"],
+                      "backup_key": report["backup_key"],
+                      "destroyed_backup_keys": report["destroyed_backup_keys"]})
+            click.echo(f"{report['fresh_backup']} sha256:{report['fresh_backup_sha256']} "
+                       f"({report['fresh_backup_size']} bytes; backup key {report['backup_key']}): older "
+                       f"backup keys destroyed ({len(report['destroyed_backup_keys'])}) for "
+                       f"{len(requests)} erasure request(s): {', '.join(requests)}")
             return
         info = backup.backup(rt.config.catalog.target, tier, time.time(), keys=rt.backup_keys(),
                              work_near=rt.config.catalog.path.parent)

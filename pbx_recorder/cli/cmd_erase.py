@@ -19,16 +19,22 @@ from pbx_recorder.progress import reporter
 @click.option("--request-id", "request_id", help="The data subject's request id (default: generated; "
               "an open request of the same subject is completed).")
 @click.option("--progress", "show_progress", is_flag=True, help="Progress on stderr (also when piped).")
+@click.option("--shred-backups-now", "shred_now", is_flag=True,
+              help="Take the fresh catalog backup that shreds the older ones inside this command (a copy "
+                   "of the whole catalog: its size in free space). Default: the next `catalog backup` "
+                   "does it, once for every erasure since the last.")
 @click.pass_context
 def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_id: str | None,
-          show_progress: bool) -> None:
-    """Right to erasure: delete everywhere and print a proof receipt (JSON)."""
+          show_progress: bool, shred_now: bool) -> None:
+    """Right to erasure: delete everywhere and print a proof receipt (JSON).  The catalog backups
+    taken before it are shredded by the next `catalog backup` (see `erase status`)."""
     if ctx.invoked_subcommand is not None:
         return
     if bool(caller) == bool(call_id):
         raise PolicyRefusal("give exactly one of --caller or --call-id")
     rt = Runtime.load(ctx.obj["config_path"], "erase.request", call_id or "")
     eraser = rt.eraser()
+    eraser.shred_now = shred_now
     bar = reporter("erase: catalog rows read", force=show_progress)
     eraser.tick = bar.advance
     try:
@@ -58,7 +64,15 @@ def status_cmd(ctx: click.Context) -> None:
     done = [r for r in items if r["status"] == "done"]
     items = [r for r in items if r["status"] != "done"]
     rt.audit("erase.status", "", {"open": len(items) - len(partial), "partial": len(partial)})
-    for r in done:  # a call live during the erasure: its copies were destroyed when they arrived
+    for r in done:
+        if r["backup_shred_since"] is not None:
+            asked = datetime.fromtimestamp(r["backup_shred_since"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+            flag = "OVERDUE" if r["overdue"] else f"{r['days_left']} day(s) left"
+            click.echo(f"{r['request_id']}  done  older catalog backups not shredded yet (since {asked}, "
+                       f"{flag}): the next `pbx-recorder catalog backup` shreds them")
+        if not r["late_copies"]:
+            continue
+        # a call live during the erasure: its copies were destroyed when they arrived
         click.echo(f"{r['request_id']}  done  {len(r['late_copies'])} late cop(ies) destroyed on arrival")
         for c in r["late_copies"]:
             what = f"{c['copy']} {c['recording_id']}" if c["recording_id"] else c["copy"]
@@ -70,11 +84,15 @@ def status_cmd(ctx: click.Context) -> None:
             for w in r["withheld"]:
                 click.echo(f"    {w['recording_id']} (call {w['call_id']}): legal hold "
                            f"{w['hold_id'] or '-'}: {w['reason']}")
+            if r["backup_shred_since"] is not None:
+                click.echo("    older catalog backups not shredded yet: the next `pbx-recorder catalog "
+                           "backup` shreds them" + (" (OVERDUE)" if r["overdue"] else ""))
             continue
         flag = "OVERDUE" if r["overdue"] else f"{r['days_left']} day(s) left"
         click.echo(f"{r['request_id']}  due {due}  {flag}")
-    click.echo(f"{len(items) - len(partial)} open, {sum(r['overdue'] for r in items)} overdue, "
-               f"{len(partial)} partial")
+    waiting = [r for r in done if r["backup_shred_since"] is not None]
+    click.echo(f"{len(items) - len(partial)} open, {sum(r['overdue'] for r in items + waiting)} overdue, "
+               f"{len(partial)} partial, {len(waiting)} waiting for a backup shred")
 
 
 def register(group: click.Group) -> None:

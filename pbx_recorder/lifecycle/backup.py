@@ -57,6 +57,18 @@ def backup_key(now: float) -> str:
     return PREFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + SUFFIX
 
 
+def _unused(tier: Tier, key: str, suffix: str) -> str:
+    """``key``, or ``<stamp>_<nn><suffix>`` when a backup of the same second is already there (a
+    backup never replaces another: an erasure's fresh backup right after the hourly one); the
+    names still sort in the order the backups were taken."""
+    stem = key[: -len(suffix)]
+    n = 1
+    while tier.stat(key) is not None:
+        n += 1
+        key = f"{stem}_{n:02d}{suffix}"
+    return key
+
+
 def _workdir(near: Path) -> tempfile.TemporaryDirectory[str]:
     file_modes.private_dir(near, tighten=False)
     return tempfile.TemporaryDirectory(prefix=".catalog-backup-", dir=near)  # 0700
@@ -73,7 +85,7 @@ def backup(db_path: str | Path, tier: Tier, now: float, *, keys: BackupKeys,
     db_path = Path(db_path)
     if not db_path.exists():
         raise NotFound(f"no catalog at {db_path}")
-    key = backup_key(now)
+    key = _unused(tier, backup_key(now), SUFFIX)
     key_id = keys.current(now)
     with _workdir(db_path.parent) as work:
         plain, sealed = Path(work) / "catalog.db", Path(work) / "catalog.db.pbxr"
@@ -93,7 +105,7 @@ def backup(db_path: str | Path, tier: Tier, now: float, *, keys: BackupKeys,
 def _backup_postgres(url: str, tier: Tier, now: float, *, keys: BackupKeys, work_near: Path) -> BackupInfo:
     from pbx_recorder.lifecycle import backup_postgres
 
-    key = backup_key(now)[: -len(SUFFIX)] + PG_SUFFIX
+    key = _unused(tier, backup_key(now)[: -len(SUFFIX)] + PG_SUFFIX, PG_SUFFIX)
     key_id = keys.current(now)
     with _workdir(work_near) as work:
         plain, sealed = Path(work) / "catalog.pgdump", Path(work) / "catalog.pgdump.pbxr"

@@ -14,7 +14,9 @@ lives only in its catalog row (``storage.envelope``: not in the objects' headers
 the row (``secure_delete``, WAL checkpointed) destroys it, and every ciphertext copy the
 recorder cannot see -- a cloud tier's target bucket, an archive, a replica -- is unreadable.
 Catalog backups hold the key too: ``shred_backups`` starts a new backup-key epoch, takes a fresh
-backup and destroys the older backup keys.  Before any row goes, the subject's keyed hashes
+backup and destroys the older backup keys -- by the next ``catalog backup`` (``backup_shred``:
+one fresh backup for every erasure since the last), or inside the erasure (``shred_now``).
+Before any row goes, the subject's keyed hashes
 are added to the tombstones (``lifecycle.tombstones``) that a catalog restore re-applies.
 The receipt says, per recording, which copies were deleted and whether the rest is shredded.
 """
@@ -34,7 +36,14 @@ from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token, lookup_keys
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
-from pbx_recorder.lifecycle import destruction, number_lookup, policy, shared_tombstones, spool_erasure
+from pbx_recorder.lifecycle import (
+    backup_shred,
+    destruction,
+    number_lookup,
+    policy,
+    shared_tombstones,
+    spool_erasure,
+)
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.late_copies import LateCopyGuard
@@ -69,6 +78,9 @@ class Eraser:
         self.deadline_days = deadline_days
         self.tombstones = tombstones
         self.shred_backups = shred_backups
+        #: True: the fresh backup is taken inside the erasure (``erase --shred-backups-now``); else
+        #: by the next catalog backup (``backup_shred``)
+        self.shred_now = False
         self.spool_root = spool_root
         self.numbers = numbers  # opens encrypted live-call snapshots (catalog.protected_rows)
         self.tick: Callable[[int], None] | None = None  # rows read while finding the subject (progress)
@@ -184,7 +196,11 @@ class Eraser:
         live = self._purge_live(plan, caller, req["request_id"], now)
         redacted = self._redact_audit(caller, subject) if caller else 0
         self._checkpoint()
-        backups = dict(self.shred_backups(now)) if self.shred_backups and plan else {}
+        # the catalog backups still holding the subject: shredded now (a whole backup inside the
+        # erasure), or by the next catalog backup (backup_shred); also when an earlier run of the
+        # request erased what this one no longer finds
+        shred = bool(plan) or req["received_at"] < now
+        backups = dict(self.shred_backups(now)) if self.shred_backups and shred and self.shred_now else {}
         status = "refused_partial" if withheld else "done"
         receipt = {
             "request_id": req["request_id"],
@@ -214,6 +230,8 @@ class Eraser:
             "actor": actor,
         }
         with Tx(self.conn):
+            if self.shred_backups and shred and not self.shred_now:
+                receipt["backups"] = backup_shred.schedule(self.conn, req["request_id"], now)
             self.conn.execute(
                 "UPDATE erasure_requests SET completed_at=?, status=?, receipt=? WHERE request_id=?",
                 (now, status, json.dumps(receipt, sort_keys=True), req["request_id"]),
@@ -407,8 +425,9 @@ class Eraser:
     def status(self, now: float) -> list[dict[str, Any]]:
         """Requests not fully done: open ones (flagged overdue past their 15-day deadline) and
         partial ones (``refused_partial``), each partial one with the recordings it withheld and why;
-        and done ones still within their deadline that destroyed copies arriving after the erasure
-        (``late_copies``: a call that was live when it ran)."""
+        done ones still within their deadline that destroyed copies arriving after the erasure
+        (``late_copies``: a call that was live when it ran); and done ones whose older catalog
+        backups wait for the next catalog backup (``backup_shred_since``; overdue past the deadline)."""
         out = [
             r for r in rows(
                 self.conn,
@@ -416,11 +435,19 @@ class Eraser:
                 " WHERE status IN ('open','refused_partial') OR (status='done' AND deadline > ?"
                 " AND receipt LIKE ?) ORDER BY deadline", (now, '%"late_copies"%'))
         ]
+        waiting = backup_shred.pending(self.conn)
+        listed = {r["request_id"] for r in out}
+        for request_id in sorted(set(waiting) - listed):  # done, its backups not shredded yet
+            out += rows(self.conn, "SELECT request_id, subject, received_at, deadline, status, receipt"
+                        " FROM erasure_requests WHERE request_id=?", (request_id,))
         for r in out:
             receipt = json.loads(r.pop("receipt") or "{}")
             r["withheld"] = list(receipt.get("withheld", []))
             r["late_copies"] = list(receipt.get("late_copies", []))
-            r["overdue"] = r["status"] == "open" and now > r["deadline"]
+            r["backup_shred_since"] = waiting.get(r["request_id"])
+            # open past its deadline, or done with the older backups still readable past it
+            waits = r["status"] == "open" or r["backup_shred_since"] is not None
+            r["overdue"] = waits and now > r["deadline"]
             r["days_left"] = round((r["deadline"] - now) / policy.DAY, 1)
         return out
 

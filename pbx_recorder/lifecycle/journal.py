@@ -67,7 +67,7 @@ class Tx:
 def default_ledger() -> LedgerAppend:
     from pbx_recorder.recording import ledger  # crypto helper's module, imported lazily
 
-    return ledger.append  # type: ignore[no-any-return]
+    return ledger.append
 
 
 def rows(

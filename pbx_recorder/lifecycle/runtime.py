@@ -139,13 +139,14 @@ class Runtime:
     def backup_tier(self, name: str | None = None) -> Tier:
         return self.tier(name or self.config.storage.cold or self.config.storage.hot)
 
-    def shred_backups(self, now: float) -> dict[str, Any]:
-        """After an erasure: a new backup-key epoch, a fresh backup under it, then every older
-        backup key destroyed (older backups crypto-shredded wherever they are); plaintext backups
-        from before encryption are deleted where the tier allows it."""
+    def shred_backups(self, now: float, tier_name: str | None = None) -> dict[str, Any]:
+        """After an erasure: a new backup-key epoch, a fresh backup under it (on ``tier_name``,
+        default :meth:`backup_tier`'s), then every older backup key destroyed (older backups
+        crypto-shredded wherever they are); plaintext backups from before encryption are deleted
+        where the tier allows it."""
         from pbx_recorder.lifecycle import backup
 
-        keys, tier = self.backup_keys(), self.backup_tier()
+        keys, tier = self.backup_keys(), self.backup_tier(tier_name)
         new = keys.new_epoch(now)
         info = backup.backup(self.config.catalog.target, tier, now, keys=keys,
                              work_near=self.config.catalog.path.parent)
@@ -159,7 +160,8 @@ class Runtime:
                     deleted.append(f"{name}:{key}")
                 except (PolicyRefusal, StorageError) as exc:
                     left.append(f"{name}:{key} ({exc})")
-        return {"fresh_backup": f"{info.tier}:{info.key}", "backup_key": new,
+        return {"fresh_backup": f"{info.tier}:{info.key}", "fresh_backup_sha256": info.sha256,
+                "fresh_backup_size": info.size, "backup_key": new,
                 "destroyed_backup_keys": destroyed, "plaintext_backups_deleted": deleted,
                 "plaintext_backups_left": left}
 

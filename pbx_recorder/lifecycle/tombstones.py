@@ -134,6 +134,15 @@ class Tombstones:
             candidates += [policy.number_hash(key, n) for n in (caller, callee) if n]
         return any(c in dead for c in candidates)
 
+    def _live_only(self, conn: sqlite3.Connection, dead: set[str]) -> set[str]:
+        """Saved live-call snapshots of an erased call that has no catalog row (an erasure while the
+        call was live tombstones its call id: ``Eraser._purge_live``); a backup taken before the
+        erasure still holds the snapshot, and the number in it."""
+        if not engine.table_columns(conn, "live_calls"):
+            return set()
+        return {r[0] for r in conn.execute("SELECT call_id FROM live_calls")
+                if self._erased((r[0], None, None), dead)}
+
     @staticmethod
     def _named(conn: sqlite3.Connection, dead: set[str]) -> set[str]:
         """Calls that name a tombstoned number besides their own caller and callee (``call_numbers``,
@@ -161,7 +170,8 @@ class Tombstones:
         scan = conn.execute("SELECT call_id, caller_num, callee_num"
                             + (", caller_bi, callee_bi" if indexed else "") + " FROM calls")
         calls = sorted((self._named(conn, dead) if indexed else set()) | {
-            c[0] for c in scan if self._erased(c, dead) or (indexed and (c[3] in dead or c[4] in dead))})
+            c[0] for c in scan if self._erased(c, dead) or (indexed and (c[3] in dead or c[4] in dead))}
+            | self._live_only(conn, dead))
         conn.execute("BEGIN IMMEDIATE")
         try:
             for call_id in calls:

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from pbx_recorder.catalog.number_protection import lookup_keys
 from pbx_recorder.core.retention import DAY
 from pbx_recorder.errors import PolicyRefusal
-from pbx_recorder.lifecycle import number_lookup, policy
+from pbx_recorder.lifecycle import backup_shred, number_lookup, policy
 from pbx_recorder.lifecycle.runtime import Runtime
 from pbx_recorder.service.api_disposal_support import checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
@@ -46,10 +46,21 @@ def _number(data: dict[str, Any]) -> str:
 
 
 def late(row: dict[str, Any], now: float) -> bool:
-    """Past its deadline: still not done, or done after it."""
+    """Past its deadline: still not done, or done after it, or done with the older catalog
+    backups still to shred past it (``backup_shred_pending``)."""
     done = row.get("completed_at")
-    return (now > float(row["deadline"])) if done is None or row["status"] == "open" \
-        else float(done) > float(row["deadline"])
+    if done is None or row["status"] == "open" or row.get("backup_shred_pending"):
+        return now > float(row["deadline"])
+    return float(done) > float(row["deadline"])
+
+
+def with_shreds(conn: Any, items: list[dict[str, Any]], now: float) -> None:
+    """Each request's ``backup_shred_pending`` (its older catalog backups wait for the next catalog
+    backup: ``lifecycle.backup_shred``) and ``late``."""
+    waiting = backup_shred.pending(conn)
+    for r in items:
+        r["backup_shred_pending"] = r["request_id"] in waiting
+        r["late"] = late(r, now)
 
 
 def listing(request: Request) -> Response:
@@ -61,8 +72,8 @@ def listing(request: Request) -> Response:
                                            " LIMIT 500")
     names = [d[0] for d in cur.description]
     items = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    with_shreds(ctx.catalog.connection(), items, now)
     for r in items:
-        r["late"] = late(r, now)
         r["days_left"] = round((float(r["deadline"]) - now) / DAY, 1)
     audit(ctx, actor.user.name, actor.user.role, "erase.status", "",
           {"client": actor.client, "count": len(items), "late": sum(r["late"] for r in items)})

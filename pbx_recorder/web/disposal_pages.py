@@ -49,8 +49,7 @@ def erasure_page(request: Request) -> Response:
                                            " ORDER BY received_at DESC LIMIT 500")
     names = [d[0] for d in cur.description]
     items = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    for r in items:
-        r["late"] = api_erasure.late(r, now)
+    api_erasure.with_shreds(ctx.catalog.connection(), items, now)
     audit(ctx, actor.user.name, actor.user.role, "erase.status", "/erasure",
           {"client": actor.client, "count": len(items)})
     return render.page(request, "erasure.html", actor, requests=items, now=now,

@@ -245,6 +245,8 @@ def test_erasure_preview_open_execute_and_receipt_never_store_the_number(svc: Se
     receipt = done.json()
     assert receipt["status"] == "refused_partial" and receipt["recordings_erased"] == 1
     assert [w["recording_id"] for w in receipt["withheld"]] == ["r-c-blue-2"]
+    # no catalog backup inside the request: the next `catalog backup` shreds the older ones
+    assert receipt["backups"]["shred"] == "pending"
     assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is None
     assert svc.seeded.tier.stat("2027/01/c-blue-2/r-c-blue-2.wav") is not None
     assert _sql(svc, "SELECT kind, request_id, recording_id FROM destruction_records") == [
@@ -253,6 +255,7 @@ def test_erasure_preview_open_execute_and_receipt_never_store_the_number(svc: Se
     comp, _ = svc.login("comp")
     listed = comp.get("/api/erasure").json()["requests"]
     assert [r["request_id"] for r in listed] == [req["request_id"]] and not listed[0]["late"]
+    assert listed[0]["backup_shred_pending"] is True
     download = comp.get(f"/api/erasure/{req['request_id']}/receipt")
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
     assert json.loads(download.text)["request_id"] == req["request_id"]

@@ -18,7 +18,7 @@ from pbx_recorder.catalog import Catalog
 from pbx_recorder.cli.crypto_setup import current_key_id, ensure_keys, keyring_of
 from pbx_recorder.config import load_config
 from pbx_recorder.errors import CryptoError
-from pbx_recorder.lifecycle import backup
+from pbx_recorder.lifecycle import backup, backup_shred
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.lifecycle.runtime import Runtime
 from pbx_recorder.recording import ledger
@@ -95,7 +95,8 @@ def test_sidecar_is_sealed_under_the_recordings_data_key(site):
 
 
 @pytest.mark.sqlite_only  # restores SQLite backup files
-def test_erasure_shreds_copies_it_cannot_see_and_every_older_backup(site):
+@pytest.mark.parametrize("shred_now", [False, True])
+def test_erasure_shreds_copies_it_cannot_see_and_every_older_backup(site, shred_now):
     cfg, rt, ring, tmp = site
     row = dict(rt.conn.execute("SELECT * FROM recordings WHERE recording_id=?", (RID,)).fetchone())
     cloud = tmp / "cloud-target-bucket"  # a cloud tier's transition target: not a configured tier
@@ -110,8 +111,28 @@ def test_erasure_shreds_copies_it_cannot_see_and_every_older_backup(site):
     backup.restore(rt.backup_tier(), old.key, probe, keys=rt.backup_keys())
     assert sqlite3.connect(probe).execute("SELECT COUNT(*) FROM calls").fetchone() == (1,)
 
-    receipt = rt.eraser().erase(caller=NUMBER, request_id="ER-1", actor="dpo", now=T0 + 400)
+    eraser = rt.eraser()
+    eraser.shred_now = shred_now  # erase --shred-backups-now; default: by the next catalog backup
+    receipt = eraser.erase(caller=NUMBER, request_id="ER-1", actor="dpo", now=T0 + 400)
 
+    if not shred_now:
+        assert receipt["backups"]["shred"] == "pending"
+        assert backup_shred.pending(rt.conn) == {"ER-1": T0 + 400}
+        assert [r["request_id"] for r in eraser.status(T0 + 500) if r["backup_shred_since"]] == ["ER-1"]
+        # until then the older backup opens, and a restore from it takes the subject out again
+        _, removed = backup.restore(rt.backup_tier(), old.key, tmp / "early.db", keys=rt.backup_keys(),
+                                    scrub=rt.restore_scrub())
+        assert removed == 1 and NUMBER.encode() not in (tmp / "early.db").read_bytes()
+        shredded = backup_shred.backup_then_shred(rt.conn, rt.shred_backups, T0 + 600)  # catalog backup
+        assert shredded is not None and shredded[1] == ["ER-1"] and backup_shred.pending(rt.conn) == {}
+        assert backup_shred.backup_then_shred(rt.conn, rt.shred_backups, T0 + 700) is None  # nothing waits
+        assert not [r for r in eraser.status(T0 + 800) if r["request_id"] == "ER-1"]
+        stored = json.loads(rt.conn.execute("SELECT receipt FROM erasure_requests WHERE request_id='ER-1'")
+                            .fetchone()[0])
+        assert stored["backups"]["shred"] == "done" and stored["backups"]["asked_at"] == T0 + 400
+        assert {k: v for k, v in stored.items() if k != "backups"} == \
+            {k: v for k, v in receipt.items() if k != "backups"}
+        receipt = stored
     assert receipt["status"] == "done" and receipt["recordings_erased"] == 1
     assert receipt["copies"]["shredded_recordings"] == [RID] and receipt["copies"]["not_shreddable"] == []
     assert {c.split(":", 1)[0] for c in receipt["copies"]["deleted"]} == {"hot"}

@@ -1,6 +1,7 @@
 """Issue 6 re-tried (red team): after ``erase --caller N`` reports ``done``, no file of the
-deployment holds N -- catalog (+ WAL), the fresh catalog backup decrypted with the keys still
-alive, sidecars, spool, tombstones.  Two places still held it: a saved live-call snapshot of a
+deployment holds N -- catalog (+ WAL), a restore of the backup taken before it (readable until the
+next catalog backup shreds it), the fresh one the next catalog backup takes, sidecars, spool,
+tombstones.  Two places still held it: a saved live-call snapshot of a
 call with no catalog row yet, and another call whose CDR alone names the subject (a transfer
 to them: ``lastdata``/``dstchannel``), which neither erasure nor a later restore touched."""
 
@@ -43,5 +44,19 @@ def test_erase_by_caller_leaves_the_number_in_no_file_and_no_readable_backup(tmp
     conn = sqlite3.connect(tmp_path / "restored.db")
     try:
         assert [r[0] for r in conn.execute("SELECT call_id FROM calls")] == ["n1_5.5"]  # another number
+        assert [r[0] for r in conn.execute("SELECT call_id FROM live_calls")] == []
     finally:
         conn.close()
+    # that newest backup was taken before the erasure (it still opens until the next catalog
+    # backup shreds it: lifecycle.backup_shred); the restore took the subject out again, the
+    # live call's snapshot too.  The next catalog backup (the hourly timer's) shreds it.
+    code, out = dep.cli(capsys, "catalog", "backup")
+    assert code == 0 and "for 1 erasure request(s)" in out, out
+    code, out = dep.cli(capsys, "catalog", "restore", "--from", f"catalog-backups/{backups[-1].name}",
+                        "--to", str(tmp_path / "again.db"))
+    assert code != 0 and not (tmp_path / "again.db").exists(), out
+    fresh = sorted((tmp_path / "hot" / "catalog-backups").glob("*.db.pbxr"))[-1]
+    code, out = dep.cli(capsys, "catalog", "restore", "--from", f"catalog-backups/{fresh.name}",
+                        "--to", str(tmp_path / "fresh.db"))
+    assert code == 0 and "0 erased call(s) removed again" in out, out
+    assert CALLER.encode() not in (tmp_path / "fresh.db").read_bytes()
