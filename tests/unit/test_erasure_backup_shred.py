@@ -10,7 +10,7 @@ import json
 import time
 
 import pytest
-from tamper_support import CALLER, Deployment
+from tamper_support import CALLER, Deployment, two_recorded_calls
 
 from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CryptoError, StorageError
@@ -20,11 +20,7 @@ from pbx_recorder.lifecycle.runtime import Runtime
 
 @pytest.fixture()
 def dep(tmp_path):
-    d = Deployment(tmp_path)
-    d.call("n1_1.1")
-    d.record("n1_1.1")
-    d.call("n1_2.2", caller="4915100000002")
-    d.record("n1_2.2")
+    d = two_recorded_calls(tmp_path)  # n1_1.1 of CALLER, n1_2.2 of another caller
     yield d
     d.close()
 
