@@ -9,6 +9,7 @@ import pytest
 
 from pbx_recorder import audit_trail, heartbeat
 from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.service import api_health
 from tests.peers.service_support import CALLS, NOW, USERS
 
 HEALTH_READERS = {"root-admin", "ops"}
@@ -68,6 +69,17 @@ def test_recordings_shipped_and_failed_tiers_and_jobs(seeded_service) -> None:  
     client, _ = seeded_service.login("ops")
     h = client.get("/api/health").json()
     assert h["recordings"]["shipped"] == len(CALLS) - 1 and h["recordings"]["failed"] == 1
+    assert h["recordings"]["capped"] == [] and h["recordings"]["shipped_exact"] is True
+    # each state counted inside its own index range, up to a cap: past it a lower bound, marked
+    conn = _conn(seeded_service)
+    try:
+        capped = api_health.recordings(conn, cap=2)
+    finally:
+        conn.close()
+    assert capped["failed"] == 1 and capped["failed_exact"] is True
+    assert capped["capped"] == [s for s, n in h["recordings"]["by_state"].items() if n > 2] != []
+    assert capped["shipped_exact"] is False and capped["shipped"] < h["recordings"]["shipped"]
+    assert set(capped["by_state"]) == set(h["recordings"]["by_state"])
     jobs = {j["job"]: j for j in h["jobs"]}
     assert jobs["retention.apply"]["result"] == {"deleted": 3, "refused": 0}
     assert jobs["retention.apply"]["by"] == "pbx-recorder" and jobs["catalog.backup"]["last_at"] is None
