@@ -21,7 +21,9 @@ What is run (the calls span the 24 months before the kept run's ``now``; class `
 - ``hold add --caller``: the heaviest caller of the fill (thousands of calls, both sides) and a
   sampled caller; ``hold add --query``: one queue over one day;
 - ``erase --caller``: the second heaviest caller (``--erase-rank``); its catalog backups are
-  shredded by the next ``catalog backup`` (not run here: a copy of the whole catalog).
+  shredded by the next ``catalog backup`` (not run here: a copy of the whole catalog);
+- ``ledger verify``: every ledger entry's hash recomputed (two a call), the chain held to its
+  signed head (the kept run signs none: reported) and to the catalog.
 
 Baseline in the same run: the query hold's matching as this code does it (the index range) and
 as the code before it did (every row of ``calls`` read, stopped after ``--baseline-seconds``),
@@ -89,8 +91,9 @@ def make_config(root: Path, kept: catalog_resume.KeptRun, name: str, days: int, 
     return path
 
 
-def run(config: Path, args: list[str]) -> dict[str, float | str]:
-    """One CLI command in a fresh process: wall seconds, its peak RSS, its output's size."""
+def run(config: Path, args: list[str], checks: bool = False) -> dict[str, float | str]:
+    """One CLI command in a fresh process: wall seconds, its peak RSS, its output's size.  A check
+    (``checks``: ``ledger verify``) may exit non-zero for what it found: its code is reported."""
     # the console script, as an admin runs it
     cmd = [str(Path(sys.executable).parent / "pbx-recorder"), "--config", str(config), *args]
     t0 = time.perf_counter()
@@ -106,6 +109,10 @@ def run(config: Path, args: list[str]) -> dict[str, float | str]:
         err = errors.read()
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t0
+    if proc.returncode != 0 and checks:
+        said = last or (err.strip().splitlines() or [b""])[-1]
+        return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024, "lines": float(lines),
+                "last": f"exit {proc.returncode}: {said.decode(errors='replace').strip()[:300]}"}
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)}: exit {proc.returncode}\n{err.decode(errors='replace')[-2000:]}")
     return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024, "lines": float(lines),
@@ -206,6 +213,7 @@ def main() -> None:
          ["hold", "add", "--query", day_query, "--reason", "bench: one queue, one day"]),
         (f"erase --caller, the caller of rank {a.erase_rank}", nightly,
          ["erase", "--caller", caller_number(a.erase_rank)]),
+        ("ledger verify, every entry", nightly, ["ledger", "verify"]),
     ]
     print(f"kept catalog {root / 'catalog.db'}: {a.calls:,} calls, "
           f"{(root / 'catalog.db').stat().st_size / 2**30:,.1f} GiB; {callers:,} callers; "
@@ -214,7 +222,7 @@ def main() -> None:
         skipped = any(name.startswith(k) for k in a.skip)
         if skipped or (a.only and not any(name.startswith(k) for k in a.only)):
             continue
-        got = run(config, args)
+        got = run(config, args, checks=name.startswith("ledger verify"))
         print(f"{name:45} {got['seconds']:8.2f} s  {got['rss_mb']:7.1f} MB peak RSS  "
               f"{int(float(got['lines'])):>10,} output lines   last: {got['last']}", flush=True)
         if name.startswith("hold add --query") and "baseline" not in a.skip:
