@@ -24,11 +24,14 @@ requests it read before its epoch began, whose rows were gone before its snapsho
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pbx_recorder.lifecycle.journal import Tx
+
+log = logging.getLogger(__name__)
 
 PREFIX = "backup_shred_pending:"
 #: what a request's receipt says about the backups until the next catalog backup
@@ -69,7 +72,14 @@ def complete(conn: sqlite3.Connection, request_ids: list[str], report: Mapping[s
             row = conn.execute("SELECT receipt FROM erasure_requests WHERE request_id = ?",
                                (request_id,)).fetchone()
             if row is not None and row[0]:
-                receipt = json.loads(row[0])
+                try:
+                    receipt = json.loads(row[0])
+                    if not isinstance(receipt, dict):
+                        raise ValueError("not an object")
+                except ValueError as exc:  # an edited receipt: left as it is, the request waits on
+                    log.error("erasure %s: its receipt is not readable JSON (%s): backups shredded, "
+                              "not recorded in it; the request stays listed as waiting", request_id, exc)
+                    continue
                 receipt["backups"] = {**dict(report), "shred": "done", "shredded_at": now,
                                       "asked_at": (receipt.get("backups") or {}).get("since")}
                 conn.execute("UPDATE erasure_requests SET receipt = ? WHERE request_id = ?",

@@ -163,6 +163,18 @@ def test_a_backup_in_the_same_second_never_replaces_another(dep):
     assert rt.backup_tier().hash(first.key) == first.sha256
 
 
+def test_an_edited_receipt_is_left_as_it_is_and_its_request_keeps_waiting(dep, capsys):
+    for request_id, call_id in (("ER-ok", "n1_1.1"), ("ER-edited", "n1_2.2")):
+        code, out = dep.cli(capsys, "erase", "--call-id", call_id, "--request-id", request_id)
+        assert code == 0, out
+    dep.sql("UPDATE erasure_requests SET receipt = '{not json' WHERE request_id = 'ER-edited'")
+    rt = runtime(dep)
+    shredded = backup_shred.backup_then_shred(rt.conn, rt.shred_backups, time.time())
+    assert shredded is not None and shredded[1] == ["ER-ok"]
+    assert set(backup_shred.pending(rt.conn)) == {"ER-edited"}
+    assert stored_receipt(dep, "ER-ok")["backups"]["shred"] == "done"
+
+
 def test_an_erasure_that_finds_nothing_asks_for_no_shred(dep, capsys):
     code, out = dep.cli(capsys, "erase", "--caller", "4915199999999", "--request-id", "ER-none")
     assert code == 0 and json.loads(out)["backups"] == {}, out
