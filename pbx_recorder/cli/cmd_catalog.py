@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import click
 
@@ -30,32 +31,91 @@ def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
     erased calls; the requests it covered get that in their receipts (``backup_shred``)."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.backup")
     tier = rt.backup_tier(tier_name)
+    node = rt.config.node
+    if rt.backup_keys().ids():  # a node with backup keys from before it was listed (an upgrade)
+        backup_shred.register(rt.conn, node, time.time())
+    # this node's part of the erasures another node took the fresh backup for: also when another
+    # node holds the lease (the fresh backup exists; this node's backups under older keys must go)
+    _shred_share(rt, node)
     with exclusive_job(rt.config, "catalog-backup") as busy:
         if busy:
             click.echo(busy)
             return
+        backup_shred.register(rt.conn, node, time.time())  # before its first key is made
         shredded = backup_shred.backup_then_shred(
-            rt.conn, lambda now: rt.shred_backups(now, tier_name), time.time())
+            rt.conn, lambda now: rt.shred_backups(now, tier_name), time.time(), node)
         if shredded is not None:
-            report, requests = shredded
+            report, covered, completed = shredded
             tier_of, key = str(report["fresh_backup"]).split(":", 1)
             rt.audit("catalog.backup", key, {"tier": tier_of, "sha256": report["fresh_backup_sha256"],
                                              "size": report["fresh_backup_size"],
-                                             "backup_key": report["backup_key"], "erasures": len(requests)})
-            rt.audit("erase.backups_shredded", ",".join(requests)[:500],
-                     {"requests": requests, "fresh_backup": report["fresh_backup"],
-                      "backup_key": report["backup_key"],
+                                             "backup_key": report["backup_key"], "erasures": len(covered)})
+            rt.audit("erase.backups_shredded", ",".join(covered)[:500],
+                     {"node": node, "requests": covered, "completed": completed,
+                      "fresh_backup": report["fresh_backup"], "backup_key": report["backup_key"],
                       "destroyed_backup_keys": report["destroyed_backup_keys"]})
             click.echo(f"{report['fresh_backup']} sha256:{report['fresh_backup_sha256']} "
                        f"({report['fresh_backup_size']} bytes; backup key {report['backup_key']}): older "
                        f"backup keys destroyed ({len(report['destroyed_backup_keys'])}) for "
-                       f"{len(requests)} erasure request(s): {', '.join(requests)}")
+                       f"{len(covered)} erasure request(s): {', '.join(covered)}")
+            _still_waiting(rt, covered, completed)
             return
         info = backup.backup(rt.config.catalog.target, tier, time.time(), keys=rt.backup_keys(),
                              work_near=rt.config.catalog.path.parent)
     rt.audit("catalog.backup", info.key, {"tier": info.tier, "sha256": info.sha256, "size": info.size,
                                           "backup_key": info.key_id, "engine": info.engine})
     click.echo(f"{info.tier}:{info.key} sha256:{info.sha256} ({info.size} bytes)")
+
+
+def _shred_share(rt: Runtime, node: str) -> None:
+    """This node's part of the waiting erasures (``backup_shred.share``), audited and shown."""
+    now = time.time()
+    owed = backup_shred.share(rt.conn, node, rt.backup_keys().destroy_all, now)
+    if not owed:
+        return
+    completed = backup_shred.complete_ready(rt.conn, now)
+    rt.audit("erase.backups_shredded", ",".join(owed)[:500],
+             {"node": node, "requests": owed, "completed": completed, "fresh_backup": None})
+    click.echo(f"node {node}: every backup key of this node destroyed for {len(owed)} erasure "
+               f"request(s) another node took the fresh backup for: {', '.join(owed)}")
+    _still_waiting(rt, owed, completed)
+
+
+def _still_waiting(rt: Runtime, covered: list[str], completed: list[str]) -> None:
+    waiting = backup_shred.waiting_nodes(rt.conn)
+    for request_id in covered:
+        if request_id not in completed and waiting.get(request_id):
+            click.echo(f"{request_id}: still waiting for the backup keys of node(s) "
+                       f"{', '.join(waiting[request_id])} (their next `pbx-recorder catalog backup`; "
+                       "`catalog backup-nodes --forget NODE` for a node taken out of service)")
+
+
+@catalog.command("backup-nodes")
+@click.option("--forget", "forget", metavar="NODE",
+              help="Strike NODE off (taken out of service, its backup keys destroyed there): erasures "
+                   "no longer wait for it.")
+@click.pass_context
+def backup_nodes_cmd(ctx: click.Context, forget: str | None) -> None:
+    """The nodes that take catalog backups under keys of their own, and the erasures waiting for
+    their backup keys to be destroyed."""
+    # striking a node off lets erasures complete without it: key management, the admin's
+    rt = Runtime.load(ctx.obj["config_path"], "keys.manage" if forget is not None else "catalog.backup",
+                      forget or "")
+    if forget is not None:
+        if not backup_shred.forget_node(rt.conn, forget):
+            raise click.ClickException(f"node {forget!r} is not listed as taking catalog backups")
+        completed = backup_shred.complete_ready(rt.conn, time.time())
+        rt.audit("catalog.backup_node_forgotten", forget, {"completed": completed})
+        click.echo(f"node {forget} struck off; erasure request(s) completed now: "
+                   f"{', '.join(completed) or 'none'}")
+        return
+    rt.audit("catalog.backup_nodes", "", {})
+    waiting = backup_shred.waiting_nodes(rt.conn)
+    for node, since in sorted(backup_shred.nodes(rt.conn).items()):
+        owed = sorted(r for r, left in waiting.items() if node in left)
+        first = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        owes = f"owes the destruction of its backup keys for: {', '.join(owed)}" if owed else "nothing owed"
+        click.echo(f"{node}  backups since {first}  {owes}")
 
 
 @catalog.command("restore")

@@ -68,8 +68,11 @@ def status_cmd(ctx: click.Context) -> None:
         if r["backup_shred_since"] is not None:
             asked = datetime.fromtimestamp(r["backup_shred_since"], UTC).strftime("%Y-%m-%d %H:%M UTC")
             flag = "OVERDUE" if r["overdue"] else f"{r['days_left']} day(s) left"
+            by = (f"the next `pbx-recorder catalog backup` on node(s) {', '.join(r['backup_shred_nodes'])} "
+                  "shreds them (their own backup keys)" if r["backup_shred_nodes"]
+                  else "the next `pbx-recorder catalog backup` shreds them")
             click.echo(f"{r['request_id']}  done  older catalog backups not shredded yet (since {asked}, "
-                       f"{flag}): the next `pbx-recorder catalog backup` shreds them")
+                       f"{flag}): {by}")
         if not r["late_copies"]:
             continue
         # a call live during the erasure: its copies were destroyed when they arrived

@@ -21,12 +21,13 @@ empty role or an unknown action is refused (fail closed).
     hold.list                x        x          x             hold list
     erase.request            x                   x             erase --caller|--call-id
     erase.status             x                   x             erase status
-    keys.manage              x                                 keys generate|rotate|rotate-index|list
+    keys.manage              x                                 keys generate|rotate|rotate-index|list,
+                                                               catalog backup-nodes --forget
     verify.run               x        x          x             verify
     ledger.read              x        x          x             ledger root|verify
     ledger.checkpoint        x                                 ledger checkpoint (needs the signing key)
     audit.read               x                   x             audit list|verify (the audit log)
-    catalog.backup           x                                   x     catalog backup|backups
+    catalog.backup           x                                   x     catalog backup|backups|backup-nodes
     catalog.restore          x                                 catalog restore
     prompts.generate         x                                 prompts generate|list
     rules.explain            x        x          x             rules explain

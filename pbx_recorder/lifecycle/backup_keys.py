@@ -62,10 +62,16 @@ class BackupKeys:
         taken under them can no longer be decrypted by anyone.  Returns the destroyed ids."""
         if keep not in self.ids():
             raise CryptoError(f"backup key {keep!r} does not exist; refusing to destroy the others")
+        return self._destroy([k for k in self.ids() if k != keep])
+
+    def destroy_all(self) -> list[str]:
+        """Destroy every backup key of this node (its part of an erasure's shred when another node
+        took the fresh backup: ``backup_shred.share``); its next backup starts a new epoch."""
+        return self._destroy(self.ids())
+
+    def _destroy(self, key_ids: list[str]) -> list[str]:
         destroyed = []
-        for key_id in self.ids():
-            if key_id == keep:
-                continue
+        for key_id in key_ids:
             path = self.ring.path_for(key_id)
             try:
                 with open(path, "r+b") as f:

@@ -232,6 +232,14 @@ class Eraser:
         with Tx(self.conn):
             if self.shred_backups and shred and not self.shred_now:
                 receipt["backups"] = backup_shred.schedule(self.conn, req["request_id"], now)
+            elif backups.get("node"):  # shredded here: other nodes' backup keys may still be owed
+                others = sorted(set(backup_shred.nodes(self.conn)) - {str(backups["node"])})
+                if others:
+                    backup_shred.schedule(self.conn, req["request_id"], now)
+                    backup_shred.record_fresh(self.conn, [req["request_id"]], str(backups["node"]),
+                                              backups, now)
+                    receipt["backups"] = {**backups, "shred": backup_shred.PENDING, "since": now,
+                                          "waiting_nodes": others}
             self.conn.execute(
                 "UPDATE erasure_requests SET completed_at=?, status=?, receipt=? WHERE request_id=?",
                 (now, status, json.dumps(receipt, sort_keys=True), req["request_id"]),
@@ -436,6 +444,7 @@ class Eraser:
                 " AND receipt LIKE ?) ORDER BY deadline", (now, '%"late_copies"%'))
         ]
         waiting = backup_shred.pending(self.conn)
+        nodes_left = backup_shred.waiting_nodes(self.conn)
         listed = {r["request_id"] for r in out}
         for request_id in sorted(set(waiting) - listed):  # done, its backups not shredded yet
             out += rows(self.conn, "SELECT request_id, subject, received_at, deadline, status, receipt"
@@ -445,6 +454,8 @@ class Eraser:
             r["withheld"] = list(receipt.get("withheld", []))
             r["late_copies"] = list(receipt.get("late_copies", []))
             r["backup_shred_since"] = waiting.get(r["request_id"])
+            # the fresh backup taken: the nodes whose backup keys are still to destroy
+            r["backup_shred_nodes"] = nodes_left.get(r["request_id"])
             # open past its deadline, or done with the older backups still readable past it
             waits = r["status"] == "open" or r["backup_shred_since"] is not None
             r["overdue"] = waits and now > r["deadline"]

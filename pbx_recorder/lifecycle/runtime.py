@@ -144,9 +144,10 @@ class Runtime:
         default :meth:`backup_tier`'s), then every older backup key destroyed (older backups
         crypto-shredded wherever they are); plaintext backups from before encryption are deleted
         where the tier allows it."""
-        from pbx_recorder.lifecycle import backup
+        from pbx_recorder.lifecycle import backup, backup_shred
 
         keys, tier = self.backup_keys(), self.backup_tier(tier_name)
+        backup_shred.register(self.conn, self.config.node, now)  # (every later erasure waits for it)
         new = keys.new_epoch(now)
         info = backup.backup(self.config.catalog.target, tier, now, keys=keys,
                              work_near=self.config.catalog.path.parent)
@@ -160,7 +161,8 @@ class Runtime:
                     deleted.append(f"{name}:{key}")
                 except (PolicyRefusal, StorageError) as exc:
                     left.append(f"{name}:{key} ({exc})")
-        return {"fresh_backup": f"{info.tier}:{info.key}", "fresh_backup_sha256": info.sha256,
+        return {"node": self.config.node, "fresh_backup": f"{info.tier}:{info.key}",
+                "fresh_backup_sha256": info.sha256,
                 "fresh_backup_size": info.size, "backup_key": new,
                 "destroyed_backup_keys": destroyed, "plaintext_backups_deleted": deleted,
                 "plaintext_backups_left": left}

@@ -56,10 +56,13 @@ def late(row: dict[str, Any], now: float) -> bool:
 
 def with_shreds(conn: Any, items: list[dict[str, Any]], now: float) -> None:
     """Each request's ``backup_shred_pending`` (its older catalog backups wait for the next catalog
-    backup: ``lifecycle.backup_shred``) and ``late``."""
-    waiting = backup_shred.pending(conn)
+    backup: ``lifecycle.backup_shred``), ``backup_shred_nodes`` (the nodes whose backup keys are
+    still to destroy once the fresh backup exists) and ``late``."""
+    waiting, nodes_left = backup_shred.pending(conn), backup_shred.waiting_nodes(conn)
     for r in items:
         r["backup_shred_pending"] = r["request_id"] in waiting
+        # the fresh backup taken: the nodes whose own backup keys are still to destroy
+        r["backup_shred_nodes"] = nodes_left.get(r["request_id"], [])
         r["late"] = late(r, now)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pbx_recorder.lifecycle import backup_shred
 from pbx_recorder.lifecycle.deletion_requests import DeletionRequests
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.service import roles
@@ -256,6 +257,7 @@ def test_erasure_preview_open_execute_and_receipt_never_store_the_number(svc: Se
     listed = comp.get("/api/erasure").json()["requests"]
     assert [r["request_id"] for r in listed] == [req["request_id"]] and not listed[0]["late"]
     assert listed[0]["backup_shred_pending"] is True
+    assert listed[0]["backup_shred_nodes"] == []  # no fresh backup yet: any node's next backup
     download = comp.get(f"/api/erasure/{req['request_id']}/receipt")
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
     assert json.loads(download.text)["request_id"] == req["request_id"]
@@ -266,6 +268,18 @@ def test_erasure_preview_open_execute_and_receipt_never_store_the_number(svc: Se
         [r for r in svc.audit_rows() if r["action"].startswith("erase")])
     assert not _sql(svc, "SELECT 1 FROM erasure_requests WHERE subject LIKE ? OR receipt LIKE ?",
                     (f"%{digits}%", f"%{digits}%"))
+    # several nodes: n1 took the fresh backup, n2 (which took backups under its own keys) has not
+    # destroyed its keys yet: the list and the page name it
+    conn = open_catalog(svc.seeded.db)
+    try:
+        for node in ("n1", "n2"):
+            backup_shred.register(conn, node, NOW)
+        backup_shred.record_fresh(conn, [req["request_id"]], "n1", {"fresh_backup": "hot:b"}, NOW)
+    finally:
+        conn.close()
+    listed = comp.get("/api/erasure").json()["requests"]
+    assert listed[0]["backup_shred_pending"] is True and listed[0]["backup_shred_nodes"] == ["n2"]
+    assert "waiting for the backup keys of node(s): n2" in comp.get("/erasure").text
 
 
 def test_late_erasure_requests_are_flagged(svc: Service) -> None:

@@ -123,9 +123,11 @@ def test_erasure_shreds_copies_it_cannot_see_and_every_older_backup(site, shred_
         _, removed = backup.restore(rt.backup_tier(), old.key, tmp / "early.db", keys=rt.backup_keys(),
                                     scrub=rt.restore_scrub())
         assert removed == 1 and NUMBER.encode() not in (tmp / "early.db").read_bytes()
-        shredded = backup_shred.backup_then_shred(rt.conn, rt.shred_backups, T0 + 600)  # catalog backup
+        shredded = backup_shred.backup_then_shred(rt.conn, rt.shred_backups, T0 + 600,  # catalog backup
+                                                   rt.config.node)
         assert shredded is not None and shredded[1] == ["ER-1"] and backup_shred.pending(rt.conn) == {}
-        assert backup_shred.backup_then_shred(rt.conn, rt.shred_backups, T0 + 700) is None  # nothing waits
+        assert backup_shred.backup_then_shred(rt.conn, rt.shred_backups, T0 + 700,
+                                              rt.config.node) is None  # nothing waits
         assert not [r for r in eraser.status(T0 + 800) if r["request_id"] == "ER-1"]
         stored = json.loads(rt.conn.execute("SELECT receipt FROM erasure_requests WHERE request_id='ER-1'")
                             .fetchone()[0])

@@ -128,7 +128,7 @@ def test_a_failed_backup_keeps_every_request_waiting(dep, capsys):
         raise StorageError("no space left for the catalog backup")
 
     with pytest.raises(StorageError):
-        backup_shred.backup_then_shred(rt.conn, full_disk, time.time())
+        backup_shred.backup_then_shred(rt.conn, full_disk, time.time(), rt.config.node)
     assert set(backup_shred.pending(rt.conn)) == {"ER-x"}
     assert stored_receipt(dep, "ER-x")["backups"]["shred"] == "pending"
 
@@ -145,7 +145,8 @@ def test_an_erasure_finishing_during_the_backup_waits_for_the_next_one(dep, caps
         assert code == 0, out
         return report
 
-    shredded = backup_shred.backup_then_shred(rt.conn, shred_while_another_erasure_ends, time.time())
+    shredded = backup_shred.backup_then_shred(rt.conn, shred_while_another_erasure_ends, time.time(),
+                                               rt.config.node)
     assert shredded is not None and shredded[1] == ["ER-1"]
     assert set(backup_shred.pending(rt.conn)) == {"ER-2"}
     assert stored_receipt(dep, "ER-2")["backups"]["shred"] == "pending"
@@ -169,8 +170,8 @@ def test_an_edited_receipt_is_left_as_it_is_and_its_request_keeps_waiting(dep, c
         assert code == 0, out
     dep.sql("UPDATE erasure_requests SET receipt = '{not json' WHERE request_id = 'ER-edited'")
     rt = runtime(dep)
-    shredded = backup_shred.backup_then_shred(rt.conn, rt.shred_backups, time.time())
-    assert shredded is not None and shredded[1] == ["ER-ok"]
+    shredded = backup_shred.backup_then_shred(rt.conn, rt.shred_backups, time.time(), rt.config.node)
+    assert shredded is not None and shredded[1] == ["ER-edited", "ER-ok"] and shredded[2] == ["ER-ok"]
     assert set(backup_shred.pending(rt.conn)) == {"ER-edited"}
     assert stored_receipt(dep, "ER-ok")["backups"]["shred"] == "done"
 
