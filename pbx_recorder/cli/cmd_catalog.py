@@ -10,7 +10,7 @@ import click
 from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CryptoError, IntegrityError
 from pbx_recorder.lifecycle import backup, backup_shred
-from pbx_recorder.lifecycle.job_lease import exclusive_job
+from pbx_recorder.lifecycle.job_lease import exclusive_job, node_lock
 from pbx_recorder.lifecycle.runtime import Runtime
 
 
@@ -37,9 +37,9 @@ def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
     # this node's part of the erasures another node took the fresh backup for: also when another
     # node holds the lease (the fresh backup exists; this node's backups under older keys must go)
     _shred_share(rt, node)
-    with exclusive_job(rt.config, "catalog-backup") as busy:
-        if busy:
-            click.echo(busy)
+    with exclusive_job(rt.config, "catalog-backup") as busy, node_lock(rt.backup_keys().key_dir) as keys_busy:
+        if busy or keys_busy:
+            click.echo(busy or keys_busy)
             return
         backup_shred.register(rt.conn, node, time.time())  # before its first key is made
         shredded = backup_shred.backup_then_shred(
@@ -70,7 +70,12 @@ def backup_cmd(ctx: click.Context, tier_name: str | None) -> None:
 def _shred_share(rt: Runtime, node: str) -> None:
     """This node's part of the waiting erasures (``backup_shred.share``), audited and shown."""
     now = time.time()
-    owed = backup_shred.share(rt.conn, node, rt.backup_keys().destroy_all, now)
+    keys = rt.backup_keys()
+    with node_lock(keys.key_dir) as busy:  # not while a backup of this node runs under these keys
+        if busy:
+            click.echo(f"node {node}: {busy} (its part of the waiting erasures: at the next run)")
+            return
+        owed = backup_shred.share(rt.conn, node, keys.destroy_all, now)
     if not owed:
         return
     completed = backup_shred.complete_ready(rt.conn, now)

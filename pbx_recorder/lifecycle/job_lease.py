@@ -37,6 +37,15 @@ def exclusive_job(config: Any, job: str, ttl_s: float = DEFAULT_TTL_S) -> Iterat
 
 
 @contextmanager
+def node_lock(key_dir: Path) -> Iterator[str]:
+    """This host's lock on its backup keys (a file in ``key_dir``): a backup taken under a key and
+    the destruction of that key (``backup_shred.share``) never overlap on one node, whichever
+    node holds the cluster's lease.  Yields "" when held, else who holds it."""
+    with _file_lock(Path(key_dir) / ".lock") as busy:
+        yield busy
+
+
+@contextmanager
 def _redis_lease(config: Any, job: str, ttl_s: float) -> Iterator[str]:
     from storage.claims import RedisClaimer  # redis only where it is configured
 

@@ -16,7 +16,7 @@ from tamper_support import CALLER, Deployment, two_recorded_calls
 from pbx_recorder.cli import main
 from pbx_recorder.errors import CryptoError
 from pbx_recorder.lifecycle import backup, backup_shred
-from pbx_recorder.lifecycle.job_lease import exclusive_job
+from pbx_recorder.lifecycle.job_lease import exclusive_job, node_lock
 from pbx_recorder.lifecycle.runtime import Runtime
 
 
@@ -172,3 +172,19 @@ def test_a_node_with_backup_keys_from_before_the_list_is_listed_at_its_next_run(
         assert on(dep, "n2", capsys, "catalog", "backup")[0] == 0
     assert set(backup_shred.nodes(rt.conn)) == {"n2"}  # its keys are waited for from now on
     rt.conn.close()
+
+
+def test_a_nodes_keys_are_not_destroyed_while_a_backup_of_that_node_runs_under_them(dep, capsys):
+    assert on(dep, "n2", capsys, "catalog", "backup")[0] == 0
+    assert on(dep, "n1", capsys, "erase", "--caller", CALLER, "--request-id", "ER-e")[0] == 0
+    assert on(dep, "n1", capsys, "catalog", "backup")[0] == 0  # the fresh backup: n2's part waits
+    rt2 = runtime(dep, "n2")
+    keys = rt2.backup_keys().ids()
+    with node_lock(rt2.backup_keys().key_dir) as busy:  # another run of n2 is taking a backup
+        assert busy == ""
+        code, out = on(dep, "n2", capsys, "catalog", "backup")
+    assert code == 0 and "its part of the waiting erasures: at the next run" in out, out
+    assert rt2.backup_keys().ids() == keys and receipt_of(dep, "ER-e")["backups"]["shred"] == "pending"
+    code, out = on(dep, "n2", capsys, "catalog", "backup")
+    assert code == 0 and receipt_of(dep, "ER-e")["backups"]["shred"] == "done", out
+    rt2.conn.close()
