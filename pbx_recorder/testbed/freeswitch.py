@@ -66,7 +66,10 @@ class PrivateFreeSWITCH:
         self.sip_port = sip_port or free_sip_port()
         self.esl_port = esl_port or free_tcp_port()
         self.socket_host = socket_host
-        self.socket_port = socket_port or free_tcp_port()
+        # each test's recorder listens on it in turn: outside the ephemeral range, where no
+        # outgoing connection takes it between two tests
+        self._own_socket_port = socket_port is None
+        self.socket_port = socket_port or ports.tcp_port()
         self.agent_ports = tuple(agent_ports)
         self.esl_password = secrets.token_hex(16)
         self.password_file = self.workdir / "conf" / "esl.password"
@@ -202,6 +205,8 @@ class PrivateFreeSWITCH:
     def close(self) -> None:
         self.stop()
         self._ports.release(self.layout.rtp_range[0], RTP_PORTS)
+        if self._own_socket_port:
+            self._ports.release(self.socket_port, 1)
 
     def __enter__(self) -> PrivateFreeSWITCH:
         return self.start()

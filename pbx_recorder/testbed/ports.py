@@ -44,6 +44,16 @@ def udp_free(port: int) -> bool:
     return True
 
 
+def tcp_free(port: int) -> bool:
+    """Whether ``port`` on 127.0.0.1 can be bound for TCP right now."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
 ASTERISK_RTP_END = 30000  # the sandbox Asterisks' RTP ports are below this
 MIN_GAP = 2000  # three workers' FreeSWITCH ranges (400 each) and their sipp media blocks
 
@@ -101,6 +111,23 @@ class PortAllocator:
 
     def udp_port(self) -> int:
         return self.udp_range(1)
+
+    def tcp_port(self, attempts: int = 200) -> int:
+        """A free TCP port outside the ephemeral range, claimed like a block: for a port that
+        is bound again and again (a private FreeSWITCH's outbound-socket port, which each
+        test's recorder listens on in turn), where a port from ``free_tcp_port`` could become
+        the local port of any outgoing connection between two tests ("Address already in
+        use", seen in CI).  Give it back with ``release(port, 1)``."""
+        with self._lock:
+            for _ in range(attempts):
+                port = self._rng.randrange(self._low, self._high)
+                if port in self._taken or not tcp_free(port):
+                    continue
+                if self._registry is not None and not self._registry.claim(port, 1):
+                    continue
+                self._taken.add(port)
+                return port
+        raise OSError(f"no free TCP port in {self._low}-{self._high}")
 
     def release(self, base: int, count: int) -> None:
         with self._lock:

@@ -85,3 +85,22 @@ def test_blocks_lie_outside_the_kernels_ephemeral_ports() -> None:
     base = allocator.udp_range(400)
     assert low <= base and base + 400 <= high
     allocator.release(base, 400)
+
+
+def test_a_tcp_port_bound_again_and_again_lies_outside_the_ephemeral_range_and_is_claimed(
+        tmp_path: Path, free_window: tuple[int, int]) -> None:
+    """A private FreeSWITCH's outbound-socket port is listened on by each test's recorder in turn;
+    from ``free_tcp_port`` (the ephemeral range) it became the local port of another worker's
+    outgoing connection between two tests: "Address already in use" (seen in CI)."""
+    base, count = free_window
+    registry = PortRegistry(tmp_path / "claims.json")
+    ours, theirs = (PortAllocator(base, base + count, registry=registry),
+                    PortAllocator(base, base + count, registry=registry))
+    first, last = ephemeral_range()
+    taken = [ours.tcp_port() for _ in range(count // 2)] + [theirs.tcp_port() for _ in range(count // 2)]
+    assert len(set(taken)) == count and all(base <= p < base + count for p in taken)
+    assert not any(first <= p <= last for p in taken) or block_range() == (40000, 60000)
+    with pytest.raises(OSError, match="no free TCP port"):
+        ours.tcp_port(attempts=50)  # every port of the window claimed
+    ours.release(taken[0], 1)
+    assert theirs.tcp_port() == taken[0]
