@@ -41,7 +41,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.lifecycle.journal import Tx, json_object
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +72,12 @@ def _prefixed(conn: sqlite3.Connection, prefix: str) -> list[tuple[str, str]]:
     return [(str(name)[len(prefix):], str(value)) for name, value in rows]
 
 
-def _json(value: str) -> dict[str, Any]:
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def pending(conn: sqlite3.Connection) -> dict[str, float]:
     """Request id -> when its erasure asked, for every request whose backups are not shredded yet."""
     out = {}
     for request_id, value in _prefixed(conn, PREFIX):
         try:
-            since = float(_json(value).get("since", 0.0))
+            since = float(json_object(value).get("since", 0.0))
         except (ValueError, TypeError):
             since = 0.0  # a damaged marker still asks for the shred
         out[request_id] = since
@@ -102,7 +94,8 @@ def register(conn: sqlite3.Connection, node: str, now: float) -> None:
 
 def nodes(conn: sqlite3.Connection) -> dict[str, float]:
     """The nodes listed as taking backups -> since when."""
-    return {node: float(_json(value).get("since") or 0.0) for node, value in _prefixed(conn, NODE_PREFIX)}
+    return {node: float(json_object(value).get("since") or 0.0)
+            for node, value in _prefixed(conn, NODE_PREFIX)}
 
 
 def forget_node(conn: sqlite3.Connection, node: str) -> bool:
@@ -121,7 +114,7 @@ def parts(conn: sqlite3.Connection) -> dict[str, dict[str, dict[str, Any]]]:
             request_id, node = json.loads(name)
         except (ValueError, TypeError):
             continue  # not a row this module wrote
-        out.setdefault(str(request_id), {})[str(node)] = _json(value)
+        out.setdefault(str(request_id), {})[str(node)] = json_object(value)
     return out
 
 

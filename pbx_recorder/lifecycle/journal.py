@@ -7,6 +7,7 @@ through the crypto helper's hash-chained ``pbx_recorder.recording.ledger.append`
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -62,6 +63,15 @@ class Tx:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """``text`` read as a JSON object; {} for anything else (a damaged or edited value)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def default_ledger() -> LedgerAppend:

@@ -34,7 +34,7 @@ from pbx_recorder.catalog import Catalog
 from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import lookup_keys
 from pbx_recorder.lifecycle import policy, shared_tombstones
-from pbx_recorder.lifecycle.journal import Tx, default_ledger
+from pbx_recorder.lifecycle.journal import Tx, default_ledger, json_object
 from pbx_recorder.lifecycle.number_lookup import SUBJECT_SEPARATOR
 from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside
 from pbx_recorder.recording import call_seal
@@ -148,7 +148,7 @@ class LateCopyGuard:
 
     def admit_snapshot(self, conn: sqlite3.Connection, call_id: str,
                        snapshot: Mapping[str, Any] | str) -> bool:
-        data = snapshot if isinstance(snapshot, Mapping) else _json(snapshot)
+        data = snapshot if isinstance(snapshot, Mapping) else json_object(snapshot)
         v = self.verdict(conn, call_id, snapshot, _float(data.get("created_at")))
         if v.action != "destroy":
             return True
@@ -224,7 +224,7 @@ class LateCopyGuard:
                              (request_id,)).fetchone()
         if found is None:  # a catalog restored from before the request: the tombstones still apply
             return False
-        receipt = _json(found[0] or "{}")
+        receipt = json_object(found[0] or "{}")
         late = receipt.setdefault("late_copies", [])
         same = [e for e in late if (e.get("call_id"), e.get("copy"), e.get("recording_id"))
                 == (item["call_id"], item["copy"], item["recording_id"])]
@@ -293,14 +293,6 @@ class ErasureAwareCatalog(Catalog):
 def _logged(conn: sqlite3.Connection, recording_id: str, reason: str, policy_text: str) -> bool:
     return conn.execute("SELECT 1 FROM deletion_log WHERE recording_id=? AND reason=? AND policy=?",
                         (recording_id, reason, policy_text)).fetchone() is not None
-
-
-def _json(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _float(value: Any) -> float | None:

@@ -34,24 +34,23 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def udp_free(port: int) -> bool:
-    """Whether ``port`` on 127.0.0.1 can be bound for UDP right now."""
+def _bindable(port: int, kind: socket.SocketKind) -> bool:
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with socket.socket(socket.AF_INET, kind) as sock:
             sock.bind(("127.0.0.1", port))
     except OSError:
         return False
     return True
+
+
+def udp_free(port: int) -> bool:
+    """Whether ``port`` on 127.0.0.1 can be bound for UDP right now."""
+    return _bindable(port, socket.SOCK_DGRAM)
 
 
 def tcp_free(port: int) -> bool:
     """Whether ``port`` on 127.0.0.1 can be bound for TCP right now."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", port))
-    except OSError:
-        return False
-    return True
+    return _bindable(port, socket.SOCK_STREAM)
 
 
 ASTERISK_RTP_END = 30000  # the sandbox Asterisks' RTP ports are below this
