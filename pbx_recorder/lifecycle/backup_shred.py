@@ -118,6 +118,11 @@ def parts(conn: sqlite3.Connection) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
+def _has_fresh(mine: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether one request's parts (node -> part) include the fresh backup."""
+    return any(p.get("fresh") for p in mine.values())
+
+
 def _record_part(conn: sqlite3.Connection, request_id: str, node: str, part: Mapping[str, Any]) -> None:
     conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
                  (DONE_PREFIX + json.dumps([request_id, node]), json.dumps(dict(part), sort_keys=True)))
@@ -130,7 +135,7 @@ def waiting_nodes(conn: sqlite3.Connection) -> dict[str, list[str]]:
     out = {}
     for request_id in pending(conn):
         mine = done.get(request_id, {})
-        if any(p.get("fresh") for p in mine.values()):
+        if _has_fresh(mine):
             out[request_id] = sorted(set(listed) - set(mine))
     return out
 
@@ -144,7 +149,7 @@ def share(conn: sqlite3.Connection, node: str, destroy_all: Callable[[], list[st
         return []
     done = parts(conn)
     owed = [r for r in sorted(pending(conn))
-            if node not in done.get(r, {}) and any(p.get("fresh") for p in done.get(r, {}).values())]
+            if node not in done.get(r, {}) and _has_fresh(done.get(r, {}))]
     if not owed:
         return []
     destroyed = destroy_all()
@@ -162,6 +167,7 @@ def complete(conn: sqlite3.Connection, reports: Mapping[str, Mapping[str, Any]],
     transaction; returns the requests completed."""
     done = []
     with Tx(conn):
+        nodes_of = {r: list(mine) for r, mine in parts(conn).items()}
         for request_id, report in sorted(reports.items()):
             row = conn.execute("SELECT receipt FROM erasure_requests WHERE request_id = ?",
                                (request_id,)).fetchone()
@@ -179,7 +185,7 @@ def complete(conn: sqlite3.Connection, reports: Mapping[str, Mapping[str, Any]],
                 conn.execute("UPDATE erasure_requests SET receipt = ? WHERE request_id = ?",
                              (json.dumps(receipt, sort_keys=True), request_id))
             conn.execute("DELETE FROM catalog_settings WHERE name = ?", (PREFIX + request_id,))
-            for node in parts(conn).get(request_id, {}):
+            for node in nodes_of.get(request_id, []):
                 conn.execute("DELETE FROM catalog_settings WHERE name = ?",
                              (DONE_PREFIX + json.dumps([request_id, node]),))
             done.append(request_id)
@@ -224,7 +230,7 @@ def backup_then_shred(conn: sqlite3.Connection, shred: Callable[[float], Mapping
     every marker kept."""
     done = parts(conn)
     waiting = sorted(pending(conn))
-    if not any(not any(p.get("fresh") for p in done.get(r, {}).values()) for r in waiting):
+    if all(_has_fresh(done.get(r, {})) for r in waiting):
         return None
     report = shred(now)
     covered = [r for r in waiting if node not in done.get(r, {})]
