@@ -132,6 +132,53 @@ def test_a_new_call_and_recording_are_plain_inserts(tmp_path: Path) -> None:
         cat.close()
 
 
+def test_a_new_calls_tags_are_written_one_row_a_statement(tmp_path: Path) -> None:
+    # an INSERT ... SELECT joined with json_each may write several rows: SQLite copied every page
+    # it changed to a statement journal, which in a 1,000-call batch outgrew memory and went to a
+    # temporary file (8.5 KB a call); each tag is now its own one-row insert by the call's key
+    cat = Catalog(tmp_path / "cat.db", clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
+    seen: list[str] = []
+    try:
+        writer = cat.shared_writer()
+        assert writer is not None
+        writer.set_trace_callback(seen.append)
+        calls = [_call(i) for i in range(4)]
+        calls[1][0]["tags"] = ["vip", "callback", "vip"]
+        assert cat.write_calls(iter(calls), after_store=_hooks()) == 4  # type: ignore[arg-type]
+        writes = [s for s in seen if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+        tag_inserts = [s for s in writes if "INTO call_tags" in s]
+        assert len(tag_inserts) == 4  # n1_1.0: callback, vip (twice, ignored); n1_3.0: vip
+        assert not [s for s in writes if "json_each" in s]
+        assert all(s.rstrip().endswith(f"c.call_id = '{c}'") for s, c in
+                   zip(tag_inserts, ["n1_1.0"] * 3 + ["n1_3.0"], strict=True))
+        assert _tags(cat._conn()) == {"n1_1.0": ["callback", "vip"], "n1_3.0": ["vip"]}
+    finally:
+        cat.close()
+
+
+def test_copy_calls_copies_what_copy_all_copies(tmp_path: Path) -> None:
+    # the per-call copy reads the stored cell as the triggers and copy_all read it: a null element
+    # skipped, a number or a nested list kept as SQLite's json_each gives it (a scalar cell or an
+    # object's values too), a cell that is not JSON tags nothing, a repeated tag once
+    cells = ['["vip", null, "x"]', '[7, 2.5, true]', '[["a", 1], {"k": "v"}]', "not json", '"vip"',
+             '["vip", "vip"]', "[]", '{"a": 1}']
+    rows = [(f"r{i}", NOW + i, "answered", "a1", cell) for i, cell in enumerate(cells)]
+    out = []
+    for name, copy in (("each", lambda c: call_tags.copy_calls(c, [r[0] for r in rows])),
+                       ("all", call_tags.copy_all)):
+        cat = Catalog(tmp_path / f"{name}.db")
+        try:
+            conn = cat._conn()
+            conn.executemany(INSERT, rows)
+            copy(conn)
+            out.append(conn.execute("SELECT call_id, tag, typeof(tag), started_at, agent, status "
+                                    "FROM call_tags ORDER BY call_id, tag").fetchall())
+        finally:
+            cat.close()
+    each, every = ([tuple(r) for r in rows] for rows in out)
+    assert each == every and len(each) == 10, each
+
+
 def test_a_retried_batch_updates_its_recordings(tmp_path: Path) -> None:
     cat = Catalog(tmp_path / "cat.db", clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
     try:
