@@ -104,8 +104,9 @@ class Bench:
     def hooks(self) -> list[Any]:
         return [SignAfterStore(self.key), StoredLedgerHook()]
 
-    def writes_while_searching(self, catalog: Catalog, label: str, seconds: float, rate: float = 0.0) -> None:
-        bench_catalog_writes.writes_while_searching(self, catalog, label, seconds, rate)
+    def writes_while_searching(self, catalog: Catalog, label: str, seconds: float, rate: float = 0.0,
+                               warmup: int = 0) -> None:
+        bench_catalog_writes.writes_while_searching(self, catalog, label, seconds, rate, warmup)
 
     # -- fill -------------------------------------------------------------------------
     def fill(self) -> tuple[dict[str, float], float]:
@@ -288,6 +289,9 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--write-seconds", type=float, default=10.0)
+    ap.add_argument("--write-warmup", type=int, default=50_000, metavar="CALLS",
+                    help="calls the writer writes before the write measures, not counted (a running "
+                    "recorder's page cache; default 50,000; 0: a writer just started)")
     ap.add_argument("--search-rate", type=float, action="append", metavar="PER_S",
                     help="the searching process's pace while writes are measured: 0 (the default) "
                     "searches as fast as it can; PER_S searches a second (a console's load, e.g. 20: "
@@ -382,8 +386,10 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
     for engine, catalog in bench.catalogs.items():
         empty = bench.open(bench.target(engine, "empty"))
         for rate in a.search_rate or [0.0]:
-            bench.writes_while_searching(empty, f"{engine}: empty catalog", a.write_seconds, rate)
-            bench.writes_while_searching(catalog, f"{engine}: at {a.calls:,} calls", a.write_seconds, rate)
+            bench.writes_while_searching(empty, f"{engine}: empty catalog", a.write_seconds, rate,
+                                         a.write_warmup)
+            bench.writes_while_searching(catalog, f"{engine}: at {a.calls:,} calls", a.write_seconds, rate,
+                                         a.write_warmup)
         empty.close()
         catalog.close()
     if bench.pg_cdr is not None:
