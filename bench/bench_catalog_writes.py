@@ -101,7 +101,7 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
     try:
         time.sleep(1.0)  # the searcher is up
         cold, warm = warm_up(bench, catalog, gen, clock, base + 5 * 10**6, warmup)
-        t_search = time.perf_counter()
+        t_search, since = time.perf_counter(), time.time()
         load0 = os.getloadavg()[0]
         part = seconds / 5
         one, one_cpu = per_call(bench, catalog, gen, clock, base, part)
@@ -113,8 +113,9 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
         load1 = os.getloadavg()[0]
     finally:
         stop.set()
-        lat = results.get(timeout=120)
+        timed_lat = results.get(timeout=120)
         proc.join()
+    lat = [ms for at, ms in timed_lat if at >= since]  # the searches beside the measures, not the warm-up
     searcher = (f"searcher paced at {rate:g}/s" if rate else "searcher as fast as it can")
     part = min(warmup, 10_000)
     warmed = (f"writer warmed up by {warmup:,} calls (1,000 a transaction: the first {part:,} "
@@ -276,7 +277,8 @@ def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, re
                 keys: tuple[bytes, bytes], rate: float = 0.0) -> None:
     """The other process: search round the filters until told to stop (``rate`` > 0: that many
     searches a second, each at its time; more than a second behind, it goes on from now rather
-    than catch up in a burst), then report latencies."""
+    than catch up in a burst), then report each search's end (``time.time()``, comparable across
+    processes) and latency in ms."""
     reader, lat, i = Catalog(path, numbers=numbers_for(keys)), [], 0
     start = time.perf_counter()
     while not stop.is_set():
@@ -288,7 +290,8 @@ def search_loop(path: str, filters: list[CallFilters], now: float, stop: Any, re
             if due < -1.0:
                 start = time.perf_counter() - i / rate  # fell behind: go on from now
         f = filters[i % len(filters)]
-        lat.append(timed(lambda f=f: reader.search_page(f, now=now, count_read_cap=COUNT_READ_CAP)))
+        ms = timed(lambda f=f: reader.search_page(f, now=now, count_read_cap=COUNT_READ_CAP))
+        lat.append((time.time(), ms))
         i += 1
     reader.close()
     results.put(lat)

@@ -27,7 +27,9 @@ def _searches(path: Path, rate: float, seconds: float) -> tuple[int, float]:
     time.sleep(seconds)
     stop.set()
     worker.join(30)
-    return len(results.get(timeout=5)), time.perf_counter() - t0
+    done = results.get(timeout=5)
+    assert all(isinstance(at, float) and ms >= 0 for at, ms in done)  # (end time, latency in ms)
+    return len(done), time.perf_counter() - t0
 
 
 def test_a_paced_searcher_keeps_to_its_rate_and_an_unpaced_one_does_not_wait(tmp_path: Path) -> None:
