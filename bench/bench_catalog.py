@@ -292,6 +292,10 @@ def main() -> None:
     ap.add_argument("--write-warmup", type=int, default=50_000, metavar="CALLS",
                     help="calls the writer writes before the write measures, not counted (a running "
                     "recorder's page cache; default 50,000; 0: a writer just started)")
+    ap.add_argument("--turns", type=int, default=8, metavar="ROUNDS",
+                    help="after the measures beside a searcher: the empty and the filled catalog written "
+                    "in turns, 5 batches of 1,000 each way a round, ROUNDS rounds, no searcher (how flat "
+                    "the bulk path is on a host whose speed varies; default 8, 0: not measured)")
     ap.add_argument("--search-rate", type=float, action="append", metavar="PER_S",
                     help="the searching process's pace while writes are measured: 0 (the default) "
                     "searches as fast as it can; PER_S searches a second (a console's load, e.g. 20: "
@@ -390,6 +394,10 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
                                          a.write_warmup)
             bench.writes_while_searching(catalog, f"{engine}: at {a.calls:,} calls", a.write_seconds, rate,
                                          a.write_warmup)
+        if a.turns:
+            bench_catalog_writes.in_turns(bench, {f"{engine}: empty catalog": empty,
+                                                  f"{engine}: at {a.calls:,} calls": catalog},
+                                          a.write_warmup, a.turns)
         empty.close()
         catalog.close()
     if bench.pg_cdr is not None:

@@ -135,6 +135,37 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
     )
 
 
+def in_turns(bench: Bench, catalogs: dict[str, Catalog], warmup: int, rounds: int,
+             per: int = 5, size: int = 1000) -> None:
+    """How flat the bulk path is: each catalog's writer warmed up (``warmup`` calls), then
+    ``per`` batches of ``size`` calls into each catalog in turns, ``rounds`` times, in this one
+    process, so that every catalog sees the same minutes of a host whose speed varies; no searcher.
+    Prints each catalog's calls/s and per CPU second, and each one's rate against the first's."""
+    run = time.time_ns() // 10**6 % 10**6
+    state: dict[str, list[Any]] = {}
+    for i, (label, catalog) in enumerate(catalogs.items()):
+        gen, clock = CallGenerator(bench.n, bench.now, seed=99), StartClock(catalog, bench.now)
+        base = 10**9 + (20 + i) * 10**7 + run * 10**10
+        warm_up(bench, catalog, gen, clock, base, warmup)
+        state[label] = [gen, clock, base + warmup, 0.0, 0.0, 0]  # ..., seconds, CPU seconds, calls
+    for _ in range(rounds):
+        for label, catalog in catalogs.items():
+            gen, clock, base, spent, cpu, done = state[label]
+            for _k in range(per):
+                batch = [gen.one(base + done + j, clock()) for j in range(size)]
+                t0, c0 = time.perf_counter(), time.process_time()
+                catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=bench.hooks())
+                spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
+                done += size
+            state[label][3:] = [spent, cpu, done]
+    first = next(iter(state.values()))
+    for label, (_g, _c, _b, spent, cpu, done) in state.items():
+        print(f"{label:36} bulk (batches of {size:,}) in turns, each writer warmed up by {warmup:,} calls: "
+              f"{done / spent:8,.0f} calls/s ({done / max(cpu, 1e-9):,.0f} per CPU s); against "
+              f"the first: {done / spent / (first[5] / first[3]):.2f} of the rate, "
+              f"{done / max(cpu, 1e-9) / (first[5] / max(first[4], 1e-9)):.2f} per CPU s ({done:,} calls)")
+
+
 def warm_up(bench: Bench, catalog: Catalog, gen: CallGenerator, clock: StartClock, base: int,
             calls: int, size: int = 1000) -> tuple[float, float]:
     """``calls`` calls through the bulk path (the writer connection's page cache filled as a
