@@ -116,44 +116,43 @@ def test_raw_rows_get_their_tags_from_copy_all(tmp_path: Path) -> None:
         cat.close()
 
 
-def test_a_new_call_and_recording_are_plain_inserts(tmp_path: Path) -> None:
-    # what keeps SQLite from journaling every page these statements change: no trigger fires on
-    # the call row's INSERT and the recording row is not an upsert (schema_tag_writes)
+def _bulk_statements(tmp_path: Path, calls: list[tuple[dict[str, object], list[object]]]
+                     ) -> tuple[list[str], dict[str, list[str]]]:
+    """The statements the writer connection ran for a bulk batch of ``calls``, and the tags stored."""
     cat = Catalog(tmp_path / "cat.db", clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
     seen: list[str] = []
     try:
         writer = cat.shared_writer()
         assert writer is not None
         writer.set_trace_callback(seen.append)
-        assert cat.write_calls((_call(i) for i in range(4)), after_store=_hooks()) == 4  # type: ignore[arg-type]
-        inserts = [s for s in seen if s.startswith(("INSERT INTO calls ", "INSERT INTO recordings "))]
-        assert len(inserts) == 8 and not any("ON CONFLICT" in s for s in inserts)
+        assert cat.write_calls(iter(calls), after_store=_hooks()) == len(calls)  # type: ignore[arg-type]
+        return seen, _tags(cat._conn())
     finally:
         cat.close()
+
+
+def test_a_new_call_and_recording_are_plain_inserts(tmp_path: Path) -> None:
+    # what keeps SQLite from journaling every page these statements change: no trigger fires on
+    # the call row's INSERT and the recording row is not an upsert (schema_tag_writes)
+    seen, _ = _bulk_statements(tmp_path, [_call(i) for i in range(4)])  # type: ignore[misc]
+    inserts = [s for s in seen if s.startswith(("INSERT INTO calls ", "INSERT INTO recordings "))]
+    assert len(inserts) == 8 and not any("ON CONFLICT" in s for s in inserts)
 
 
 def test_a_new_calls_tags_are_written_one_row_a_statement(tmp_path: Path) -> None:
     # an INSERT ... SELECT joined with json_each may write several rows: SQLite copied every page
     # it changed to a statement journal, which in a 1,000-call batch outgrew memory and went to a
     # temporary file (8.5 KB a call); each tag is now its own one-row insert by the call's key
-    cat = Catalog(tmp_path / "cat.db", clock=lambda: NOW, sealer=CallSealer(KEY, clock=lambda: NOW))
-    seen: list[str] = []
-    try:
-        writer = cat.shared_writer()
-        assert writer is not None
-        writer.set_trace_callback(seen.append)
-        calls = [_call(i) for i in range(4)]
-        calls[1][0]["tags"] = ["vip", "callback", "vip"]
-        assert cat.write_calls(iter(calls), after_store=_hooks()) == 4  # type: ignore[arg-type]
-        writes = [s for s in seen if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
-        tag_inserts = [s for s in writes if "INTO call_tags" in s]
-        assert len(tag_inserts) == 4  # n1_1.0: callback, vip (twice, ignored); n1_3.0: vip
-        assert not [s for s in writes if "json_each" in s]
-        assert all(s.rstrip().endswith(f"c.call_id = '{c}'") for s, c in
-                   zip(tag_inserts, ["n1_1.0"] * 3 + ["n1_3.0"], strict=True))
-        assert _tags(cat._conn()) == {"n1_1.0": ["callback", "vip"], "n1_3.0": ["vip"]}
-    finally:
-        cat.close()
+    calls = [_call(i) for i in range(4)]
+    calls[1][0]["tags"] = ["vip", "callback", "vip"]
+    seen, tags = _bulk_statements(tmp_path, calls)  # type: ignore[arg-type]
+    writes = [s for s in seen if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    tag_inserts = [s for s in writes if "INTO call_tags" in s]
+    assert len(tag_inserts) == 4  # n1_1.0: callback, vip (twice, ignored); n1_3.0: vip
+    assert not [s for s in writes if "json_each" in s]
+    assert all(s.rstrip().endswith(f"c.call_id = '{c}'") for s, c in
+               zip(tag_inserts, ["n1_1.0"] * 3 + ["n1_3.0"], strict=True))
+    assert tags == {"n1_1.0": ["callback", "vip"], "n1_3.0": ["vip"]}
 
 
 def test_copy_calls_copies_what_copy_all_copies(tmp_path: Path) -> None:
