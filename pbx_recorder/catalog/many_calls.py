@@ -13,7 +13,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pbx_recorder.catalog import batch_reads, engine
+from pbx_recorder.catalog import batch_reads, engine, gc_pause
 from pbx_recorder.errors import CatalogError
 
 if TYPE_CHECKING:
@@ -232,8 +232,9 @@ class ManyCalls:
         from pbx_recorder.recording import ledger  # (not at import: the ledger imports the catalog package)
 
         def attempt(read_once: bool) -> int:
-            with (self.transaction() as conn, engine.pipelined(conn), ledger.appending(conn),
-                  self._naming_once()):
+            # (the collector off: the pipeline keeps the batch's cursors alive, gc_pause says why)
+            with (gc_pause.paused(), self.transaction() as conn, engine.pipelined(conn),
+                  ledger.appending(conn), self._naming_once()):
                 return rows(read_once)
 
         try:
