@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from pbx_recorder.testbed.port_registry import PortRegistry
+
 ACCESS_KEY = "pbxrecorder"
 SECRET_KEY = "pbxrecorder-secret-" + "x" * 16
 REGION = "us-east-1"
@@ -76,24 +78,46 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _ephemeral_start() -> int:
-    """The first port the kernel hands out to outgoing connections (32768 by default)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+#: weed's ports P (P + 10000 its gRPC port): both below Asterisk's sandbox RTP range (20000-29999)
+#: and the kernel's ephemeral range (32768-), where an outgoing connection or an RTP socket could
+#: take one between the check and weed's bind
+WEED_PORTS = (2000, 10000)
 
 
-def free_grpc_port() -> int:
-    """A free port P with P + 10000 free too (weed puts gRPC on port + 10000), both below the
-    kernel's ephemeral range: a port in that range can be taken by any outgoing connection
-    (weed's own, between its servers) between this check and weed's bind, and was once."""
-    top = _ephemeral_start() - 10000  # P + 10000 stays below the range
-    for _ in range(200):
-        port = 10000 + secrets.randbelow(max(top - 10000, 1000))
-        if _port_free(port) and _port_free(port + 10000):
-            return port
-    raise RuntimeError("no free port pair for weed")
+def free_grpc_ports(names: tuple[str, ...], registry: PortRegistry | None = None) -> dict[str, int]:
+    """A free port P for each of weed's servers ``names``, with P + 10000 free too (weed puts gRPC
+    on port + 10000), all of them different (four independent picks once gave the master and
+    the S3 API the same port: "bind: address already in use" in CI) and claimed machine-wide
+    (``PortRegistry``: the servers of parallel test workers never pick the same; give them back
+    with :func:`release_grpc_ports`)."""
+    registry = registry or PortRegistry()
+    chosen: dict[str, int] = {}
+    taken: set[int] = set()
+    for name in names:
+        for _ in range(400):
+            port = WEED_PORTS[0] + secrets.randbelow(WEED_PORTS[1] - WEED_PORTS[0])
+            pair = (port, port + 10000)
+            if taken.intersection(pair) or not all(_port_free(p) for p in pair):
+                continue
+            if not registry.claim(port, 1):
+                continue
+            if not registry.claim(port + 10000, 1):
+                registry.release(port, 1)
+                continue
+            chosen[name] = port
+            taken.update(pair)
+            break
+        else:
+            release_grpc_ports(chosen, registry)
+            raise RuntimeError("no free port pair for weed")
+    return chosen
+
+
+def release_grpc_ports(chosen: dict[str, int], registry: PortRegistry | None = None) -> None:
+    registry = registry or PortRegistry()
+    for port in chosen.values():
+        registry.release(port, 1)
+        registry.release(port + 10000, 1)
 
 
 def _port_open(port: int) -> bool:
@@ -167,7 +191,8 @@ def seaweedfs_server(workdir: Path | None = None, timeout: float = 60.0,
     data.mkdir(parents=True, exist_ok=True)
     conf = base / "s3.json"
     conf.write_text(json.dumps(seaweed_config()))
-    chosen = dict(ports) or {name: free_grpc_port() for name in ("s3", "master", "volume", "filer")}
+    chosen = dict(ports) or free_grpc_ports(("s3", "master", "volume", "filer"))
+    claimed = chosen if not ports else {}  # (a restart reuses the ports its first start claimed)
     s3_port = chosen["s3"]
     args = [weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={chosen['master']}", f"-volume.port={chosen['volume']}", "-filer",
@@ -190,6 +215,7 @@ def seaweedfs_server(workdir: Path | None = None, timeout: float = 60.0,
         yield S3Server("seaweedfs", endpoint, ACCESS_KEY, SECRET_KEY, REGION, proc.pid, tuple(chosen.items()))
     finally:
         _kill(proc)
+        release_grpc_ports(claimed)
         if own:
             shutil.rmtree(base, ignore_errors=True)
 

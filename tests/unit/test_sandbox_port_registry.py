@@ -104,3 +104,20 @@ def test_a_tcp_port_bound_again_and_again_lies_outside_the_ephemeral_range_and_i
         ours.tcp_port(attempts=50)  # every port of the window claimed
     ours.release(taken[0], 1)
     assert theirs.tcp_port() == taken[0]
+
+
+def test_weeds_four_port_pairs_are_all_different_and_claimed(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # four independent picks once gave SeaweedFS's master and S3 API the same port (CI): picks
+    # that repeat themselves must still come out as four different pairs
+    from tests.real import s3_servers
+
+    picks = iter([7, 7, 7, 12, 12, 7, 300, 12, 4000] * 10)
+    monkeypatch.setattr(s3_servers.secrets, "randbelow", lambda _n: next(picks))
+    registry = PortRegistry(tmp_path / "claims.json")
+    chosen = s3_servers.free_grpc_ports(("s3", "master", "volume", "filer"), registry)
+    ports = [p for port in chosen.values() for p in (port, port + 10000)]
+    assert len(set(ports)) == 8 and all(2000 <= p < 20000 for p in ports), chosen
+    assert sorted(b for b, _n, _pid in registry.claims()) == sorted(ports)
+    s3_servers.release_grpc_ports(chosen, registry)
+    assert registry.claims() == []
