@@ -12,6 +12,13 @@ the digit and tells the dialplan through channel variables.  Differences, FreeSW
 * any failure sets ``PBXREC_SOCKET=failed:<reason>`` and leaves ``PBXREC_RESULT`` empty: the
   dialplan takes its fail direction (fail closed); so does a "yes" whose call recording then
   cannot start (the catalog says not recorded and why);
+* a failure of ours after the core was asked (a prompt missing, an ``EslError``, the session's
+  time limit: :meth:`EslConsentSession.fail`) is resolved as ``failed``, as on Asterisk: the
+  core stops the dialogue's recording and discards it with that evidence, never leaving it to
+  run on and be blamed on the caller's ``hangup``;
+* the files of a recording started before the dialogue are kept in
+  ``PBXREC_DIALOGUE_PATH_<n>`` (n = 1..3; Asterisk's ``PBXREC_DIALOGUE_MMID``): the snippet's
+  fail direction stops them with ``stop_record_session``, even with the recorder dead;
 * a digit is timed against its question from FreeSWITCH's own ``DTMF`` and ``CHANNEL_EXECUTE``
   timestamps (esl/outbound_channel.py): one pressed before the question (``min_answer_s``) does
   not count, and the evidence's ``digit_log`` times every digit, as on Asterisk.
@@ -27,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from consent.dialogue_runner import run_dialogue, safe_prompt_path
+from consent.dialogue_runner import ChannelGone, run_dialogue, safe_prompt_path
 from consent.prompts import AUDIO_EXTENSIONS
 from consent.session_contract import (
     DIRECTIONS,
@@ -44,6 +51,7 @@ from esl import commands as esc
 from esl.early_start import may_start_early, start_early
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
+from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as ev
 from pbx_recorder.core.consent_policy import (
     ConsentDialog,
@@ -79,6 +87,7 @@ async def answer_call(ch: OutboundChannel, leg: str, call_id: str) -> None:
             log.warning("uuid_answer refused, answering again in %.1f s call=%s: %s", pause, call_id, exc)
             await asyncio.sleep(pause)
 _INPUT = re.compile(r"[A-Za-z0-9_.+*#@-]{0,128}")
+DIALOGUE_PATH_VARS = ("PBXREC_DIALOGUE_PATH_1", "PBXREC_DIALOGUE_PATH_2", "PBXREC_DIALOGUE_PATH_3")
 
 
 class AsyncConsentBackend(Protocol):
@@ -148,14 +157,50 @@ class EslConsentSession:
         self.routes = routes
         self.call_id = ""
         self.leg = ""
+        self._requested: ev.ConsentRequested | None = None  # the core was asked (a recording may run)
+        self._resolved = False  # the core was told the outcome (never twice)
+        self._started: list[str] = []  # files of this leg's uuid_record starts on this socket
 
     async def run(self) -> str:
-        """The session; returns the PBXREC_RESULT set ("" when none was)."""
+        """The session; returns the PBXREC_RESULT set ("" when none was).  A failure of ours
+        (not the caller's hang-up) is resolved as ``failed`` before it propagates."""
         try:
             return await self._run()
+        except ChannelGone:
+            raise  # the caller hung up: the core learns it from FreeSWITCH's CHANNEL_HANGUP
+        except Exception as exc:
+            await self.fail(str(exc)[:200] or type(exc).__name__)
+            raise
         finally:
             if self.routes is not None and self.leg:
                 self.routes.unroute(self.leg)
+
+    async def fail(self, why: str) -> None:
+        """Tell the core the dialogue failed (``ConsentResolved(failed)``, as the Asterisk session
+        does), once, and only when it was asked: it stops the recording it started for the
+        dialogue and discards it with that evidence.  Also called by the server when the
+        session's time limit cancelled it.  Never raises: the session is failing already."""
+        event = self._requested
+        if event is None or self._resolved:
+            return
+        self._resolved = True
+        log.warning("consent session failed call=%s: %s", self.call_id, why)
+        evidence = {"decision": C.CONSENT_FAILED, "decided_at": self.clock(), "failure": why}
+        failed = ev.ConsentResolved(at=self.clock(), call_id=self.call_id, channel_id=event.channel_id,
+                                    channel=event.channel, decision=C.CONSENT_FAILED, evidence=evidence)
+        try:
+            await self.backend.resolve(failed)
+        except Exception:  # contained: logged with the call id, the server still fails the call closed
+            log.exception("consent failure not recorded by the core call=%s", self.call_id)
+
+    async def _api(self, line: str) -> str:
+        """The core's ``api`` lines for this leg, on this socket; the files of each
+        ``uuid_record <leg> start`` are noted (``PBXREC_DIALOGUE_PATH_<n>``)."""
+        body = await self.channel.api(line)
+        words = line.split(" ", 5)
+        if words[:2] == ["api", "uuid_record"] and len(words) > 4 and words[2:4] == [self.leg, "start"]:
+            self._started.append(words[4])
+        return body
 
     async def _run(self) -> str:
         ch = self.channel
@@ -168,7 +213,7 @@ class EslConsentSession:
         self.call_id = ch.call_id = self.normalizer.call_id(self.normalizer.root_of(headers))
         if self.routes is not None:  # this call's uuid_record goes out on this socket from now on
             self.leg = leg
-            self.routes.route_via(leg, ch.api)
+            self.routes.route_via(leg, self._api)
         # written at once, and the decision is taken without waiting for their replies: FreeSWITCH
         # runs them in order on this socket, before the uuid_record of a rule that records (which
         # goes out on this same socket, see EslClient.route_via); the replies are checked below.
@@ -214,6 +259,7 @@ class EslConsentSession:
             # the dialogue and the in-band start need the call answered: ``uuid_answer`` runs in the
             # socket's thread at once (a ``sendmsg`` answer waits for a tick of the parked channel)
             await answer_call(ch, leg, self.call_id)
+        self._requested = event
         ticket = await self.backend.request(event)
         marks.append(time.monotonic())
         await ch.settle(setup)  # a refused myevents/resume fails the session (closed) before any result
@@ -226,9 +272,13 @@ class EslConsentSession:
         if not ticket.recording_ok:
             raise RuntimeError("the recording the consent dialogue needs could not be started")
         if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already
+            self._resolved = True
             await ch.set_var("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
             return await self._set_result("record")
+        for name, path in zip(DIALOGUE_PATH_VARS, self._started, strict=False):  # for the fail direction
+            await ch.set_var(name, path)
         done = await self._dialogue(decision, event.language)
+        self._resolved = True
         started = await self.backend.resolve(
             ev.ConsentResolved(
                 at=self.clock(),

@@ -8,7 +8,10 @@ counter or hand the close to the loop.
 The listening socket is bound when the server is built: a port clash fails at start-up.
 Sessions are bounded (``max_sessions``) and timed (``session_timeout_s``); a session refused
 (too many, stopping) or failing marks ``PBXREC_SOCKET=failed:<reason>`` when it can and closes:
-the dialplan takes its fail direction and the call is not recorded (fail closed).
+the dialplan takes its fail direction and the call is not recorded (fail closed).  A session
+that failed or timed out after the core was asked is resolved as ``failed``
+(``EslConsentSession.fail``): the core stops the recording it started for the dialogue and
+discards it with that evidence, as on Asterisk.
 """
 
 from __future__ import annotations
@@ -129,8 +132,10 @@ class OutboundServer:
         except TimeoutError:
             self.failed += 1
             log.error("outbound consent session timed out call=%s", session.call_id or "-")
+            await session.fail("the consent session's time limit passed")  # cancelled: the core is told here
             await self._fail(channel, "timeout")
         except Exception as exc:  # fail closed: PBXREC_RESULT stays unset, the call is not recorded
+            # (the session resolved it as ``failed`` already: the core stops the dialogue's recording)
             self.failed += 1
             log.exception("outbound consent session failed call=%s", session.call_id or "-")
             await self._fail(channel, "error" if not isinstance(exc, EslError) else "esl_error")
