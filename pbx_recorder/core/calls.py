@@ -205,16 +205,30 @@ class CallBook(RecordingSteps):
         for rec in call.active_recordings(C.KIND_CALL):
             if rec.channel != ev.channel:
                 continue
+            was_paused = rec.state == "paused"
             rec.stop(ev.at)  # the PBX stopped it with the channel
             if call.transferred:  # same call, same series: continue on a surviving channel (once)
                 call.transferred = False
                 live = call.live_channels()
                 target = call.transfer_target if call.transfer_target in live else live[0]
                 log.info("recording follows transfer call=%s rec=%s", call.call_id, rec.recording_id)
-                cmds += self._start(call, C.KIND_CALL, target, ev.at)
+                started = self._start(call, C.KIND_CALL, target, ev.at)
+                cmds += self._keep_paused(call, started, ev.at) if was_paused else started
             else:
                 call.state = C.STATE_STOPPED
         return cmds
+
+    def _keep_paused(self, call: Call, started: list[Command], at: float) -> list[Command]:
+        """A PCI pause survives the transfer: the segment that follows it starts muted (the
+        MuteRecording right after its start, before its channel variables), stays ``paused`` with
+        its pause open from its first second, until an explicit resume.  Otherwise card data
+        spoken after the transfer would be recorded while the operator believes the call paused."""
+        rec = call.recordings[-1]
+        rec.state = "paused"
+        rec.pauses.append([at, None])
+        call.state = C.STATE_PAUSED
+        log.info("transferred recording starts paused (PCI) call=%s rec=%s", call.call_id, rec.recording_id)
+        return [started[0], MuteRecording(call.call_id, rec.channel, True), *started[1:]]
 
     def _on_cdr(self, ev: E.CdrPosted, now: float) -> list[Command]:
         call = self._get(ev, now, create=False)
