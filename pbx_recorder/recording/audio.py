@@ -5,17 +5,28 @@ for the header Asterisk leaves when killed (data size 0 or larger than the file)
 duration then comes from the file size.  ``.raw``/``.sln`` are signed 16-bit 8 kHz
 (``.sln16`` 16 kHz).  Other formats via ``soxi -D`` when sox is installed.
 Never raises for bad audio: :class:`AudioInfo` carries an ``error`` instead.
+
+The two functions that rewrite or copy a PBX file (:func:`fix_wav_sizes`,
+:func:`wrap_raw_as_wav`) open it once without following a symlink, check with ``fstat`` that it
+is a regular file, and use that one descriptor throughout (as ``storage.atomic.move_file``
+does): the PBX account owns its drop folder and could plant ``<rid>_...Z.raw`` as a link to a
+key or the catalog, whose bytes would otherwise end up in a stored, playable WAV (or, for a
+``.wav``, be overwritten).  They raise :class:`StorageError` naming the file instead.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+
+from pbx_recorder.errors import StorageError
 
 RAW_RATES = {".raw": 8000, ".sln": 8000, ".sl": 8000, ".sln16": 16000}
 SOXI_TIMEOUT_S = 10
@@ -64,13 +75,33 @@ def _riff_duration(path: Path) -> tuple[float, bool]:
                 f.seek(size + (size % 2), 1)
 
 
+def open_regular(path: Path, flags: int) -> int:
+    """A descriptor on ``path`` itself: never through a symlink, and only for a regular file
+    (checked on the descriptor: no check-then-open race).  :class:`StorageError` otherwise."""
+    try:  # O_NONBLOCK: a FIFO planted in its place must not hang the worker (no effect on files)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StorageError(f"{path.name} is a symbolic link: refused (a recording file must be "
+                               "a regular file)") from exc
+        raise StorageError(f"cannot open {path.name}: {exc.strerror}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"{path.name} is not a regular file: refused")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def fix_wav_sizes(path: str | Path) -> bool:
     """Write the RIFF and data sizes a killed writer never wrote (FreeSWITCH/libsndfile writes
     them on close only: after a PBX crash the header says 0 bytes and players show nothing).
-    The samples are untouched; the sizes become what the file holds.  True when changed."""
+    The samples are untouched; the sizes become what the file holds.  True when changed.
+    A symlink or non-regular file raises :class:`StorageError` (nothing written)."""
     p = Path(path)
-    file_size = p.stat().st_size
-    with open(p, "r+b") as f:
+    with os.fdopen(open_regular(p, os.O_RDWR), "r+b") as f:
+        file_size = os.fstat(f.fileno()).st_size
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return False
@@ -176,17 +207,18 @@ def duration_mismatch(audio_s: float | None, recorded_span_s: float | None, paus
 def wrap_raw_as_wav(src: str | Path, *, channels: int, rate: int = 8000, chunk: int = 1 << 16) -> Path:
     """Give a headerless signed 16-bit file (MixMonitor ``D`` writes interleaved stereo ``.raw``)
     a WAV header, streaming: ``<stem>.wav`` beside it, written to a temp name then renamed.
-    The ``.raw`` is left for the caller to remove once the WAV is safely spooled."""
-    import os
-
+    The ``.raw`` is left for the caller to remove once the WAV is safely spooled.  A ``.raw``
+    that is a symlink or not a regular file raises :class:`StorageError` before anything is
+    written (its target's bytes never reach a WAV)."""
     from storage import file_modes
     from storage.atomic import fsync_dir, temp_path_for
 
     src = Path(src)
     dst = src.with_suffix(".wav")
+    source = open_regular(src, os.O_RDONLY)  # before the temp file exists: nothing to clean up
     tmp = temp_path_for(dst)
     try:
-        with open(src, "rb") as inp, os.fdopen(file_modes.open_new(tmp), "wb") as raw, \
+        with os.fdopen(source, "rb") as inp, os.fdopen(file_modes.open_new(tmp), "wb") as raw, \
                 wave.open(raw, "wb") as out:  # owner-only from the first byte
             out.setnchannels(channels)
             out.setsampwidth(2)
