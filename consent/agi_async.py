@@ -10,7 +10,9 @@ run by the channel's own thread at once (the same as MixMonitor in the dialplan)
 file name and ``i()`` variable the core chose; the core adopts it (``RecordingStarted`` with
 the MixMonitorID read back by ``GET VARIABLE``).
 
-Parsing is sans-IO (consent/agi_protocol.py); this module only moves bytes.
+Parsing is sans-IO (consent/agi_protocol.py); this module only moves bytes.  The first bytes
+it sends are the parser's resync command (``GET FULL VARIABLE <nonce>``): the environment ends
+at its reply, not at a blank line a caller can inject (consent/agi_environment.py).
 
 Hang-up vs failure: ``200 result=-1`` means "hung up" *or* "failed" (a prompt that could not
 be streamed, ...).  Only a ``HANGUP`` line, ``511``, EOF, or a ``CHANNEL STATUS`` that fails
@@ -47,6 +49,7 @@ from consent.agi_protocol import (
     format_command,
 )
 from consent.dialogue_runner import ChannelGone
+from pbx_recorder.core.masking import mask_number, sanitize
 from pbx_recorder.errors import PbxError
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ class AsyncAgiConnection:
         self.reply_timeout_s = reply_timeout_s
         self.parser = AgiParser()
         self.env: dict[str, str] = {}
+        self.env_tampered = False  # the environment held lines Asterisk did not write as such
         self.hung_up = False
         self._items: deque[AgiItem] = deque()
 
@@ -96,10 +100,22 @@ class AsyncAgiConnection:
         return self._items.popleft()
 
     async def read_env(self, timeout: float = ENV_TIMEOUT_S) -> dict[str, str]:
+        """The environment, ended by the reply to the parser's resync command (sent first: Asterisk
+        answers it right after the environment, so it costs no extra round trip).  One tampered
+        with by the caller is logged once (no values) and kept in :attr:`env_tampered`."""
+        try:
+            self.writer.write(self.parser.sync_command())
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise ChannelGone(f"AGI write failed: {exc}") from exc
         item = await self._next(timeout)
         if not isinstance(item, AgiEnvironment):
             raise AgiProtocolError("AGI peer sent something before its environment")
-        self.env = item.env
+        self.env, self.env_tampered = item.env, item.tampered
+        if item.tampered:
+            log.warning("AGI environment tampered with (channel id %s, caller %s): %s; the genuine "
+                        "lines are used", sanitize(self.env.get("agi_uniqueid", "?"), 64),
+                        mask_number(self.env.get("agi_callerid", "")), ", ".join(item.anomalies[:8]))
         return self.env
 
     async def execute(self, command: str, *args: object, timeout: float | None = None) -> AgiReply:

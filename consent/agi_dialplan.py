@@ -6,7 +6,10 @@ calls, the arguments it passes, the variables the session sets for it.
     AGI(agi://HOST:PORT/decide,...)     the quick decision before answer (consent/early_decide.py)
 
 Each argument arrives as ``agi_arg_N = key=value``; unknown keys, repeated keys, control
-characters and over-long values are dropped (the caller controls some of them).  Caller number
+characters and over-long values are dropped (the caller controls some of them).  The
+environment these functions read holds only the lines Asterisk wrote as such: a caller who
+writes ``\nagi_arg_1: direction=internal`` (or a blank line) into the caller id does not reach
+them (consent/agi_environment.py).  Caller number
 and name come from ``agi_callerid`` / ``agi_calleridname``, the channel from ``agi_channel`` /
 ``agi_uniqueid``.  The session answers with channel variables:
 

@@ -1,9 +1,17 @@
 """FastAGI, sans-IO: bytes in -> the environment, replies and hang-up notices out; commands -> bytes.
 
     parser = AgiParser()
+    send(parser.sync_command())         # at connect, before anything is read (see below)
     for item in parser.feed(data):      # AgiEnvironment once, then AgiReply / AgiHangup
         ...
     wire = format_command("GET DATA", "/prompts/q", 3000, 1)
+
+The environment does not end at the first blank line: a caller can put one (or whole forged
+``agi_arg_N`` lines) into the caller id, which Asterisk writes raw.  The parser ends it at the
+reply to its own ``GET FULL VARIABLE <nonce>`` (``200 result=1 (<nonce>)``, which the caller
+cannot guess; Asterisk reads that command only after writing the whole environment, so sending
+it at connect costs no round trip) and reads the lines before it with
+:func:`consent.agi_environment.parse_environment` (which lines are genuine, ``tampered``).
 
 The connection code only moves bytes (consent/agi_async.py).  Lines are framed on ``\\n``
 first and decoded afterwards (a multi-byte character split across two reads stays whole);
@@ -19,9 +27,14 @@ come before the reply of the command in flight).
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field
 
+from consent.agi_environment import AgiEnvironment, parse_environment
 from pbx_recorder.errors import PbxError
+
+__all__ = ["DIGITS", "MAX_ENV_LINES", "MAX_LINE", "PROMPT_RATE", "AgiEnvironment", "AgiHangup", "AgiItem",
+           "AgiParser", "AgiProtocolError", "AgiReply", "digit_of", "format_command", "parse_reply"]
 
 MAX_LINE = 4096
 DIGITS = "0123456789*#"
@@ -34,11 +47,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 class AgiProtocolError(PbxError):
     """The peer broke the FastAGI protocol (over-long line or environment, unparsable reply)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgiEnvironment:
-    env: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +92,24 @@ def parse_reply(line: str) -> AgiReply:
 
 
 class AgiParser:
-    def __init__(self) -> None:
+    """``nonce``: for tests only (default: 128 random bits, new for every connection)."""
+
+    SYNC = "GET FULL VARIABLE"
+
+    def __init__(self, nonce: str | None = None) -> None:
         self._buffer = bytearray()
-        self._env: dict[str, str] | None = {}  # None once the environment has been delivered
-        self._env_lines = 0
+        self._nonce = nonce or "pbxrsync" + secrets.token_hex(16)
+        self._sync_reply = f"200 result=1 ({self._nonce})"
+        self._env: list[str] | None = []  # the environment's lines; None once it has been delivered
         self._usage: list[str] | None = None  # collecting a multi-line 520 reply
 
     @property
     def in_environment(self) -> bool:
         return self._env is not None
+
+    def sync_command(self) -> bytes:
+        """The command whose reply ends the environment: send it once, at connect."""
+        return format_command(self.SYNC, self._nonce)
 
     def feed(self, data: bytes) -> list[AgiItem]:
         self._buffer += data
@@ -107,22 +124,28 @@ class AgiParser:
                 raise AgiProtocolError(f"AGI line longer than {MAX_LINE} bytes")
             raw = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
-            item = self._line(raw.decode("utf-8", "replace").rstrip("\r"))
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if self._env is not None:
+                items += self._env_line(line, self._env)
+                continue
+            item = self._line(line)
             if item is not None:
                 items.append(item)
 
-    def _line(self, line: str) -> AgiItem | None:
-        if self._env is not None:
-            if not line.strip():
-                env, self._env = self._env, None
-                return AgiEnvironment(env)
-            self._env_lines += 1
-            if self._env_lines > MAX_ENV_LINES:
+    def _env_line(self, line: str, lines: list[str]) -> list[AgiItem]:
+        if line != self._sync_reply:
+            if len(lines) >= MAX_ENV_LINES:
                 raise AgiProtocolError(f"AGI environment longer than {MAX_ENV_LINES} lines")
-            key, sep, value = line.partition(":")
-            if sep and key.strip():
-                self._env.setdefault(key.strip(), value.strip())
-            return None
+            lines.append(line)
+            return []
+        self._env = None
+        # a real HANGUP comes after the final blank line and before our reply; one injected
+        # into a value is followed by more environment (at least Asterisk's own blank line)
+        hangup = len(lines) >= 2 and lines[-1].strip() == "HANGUP" and not lines[-2].strip()
+        environment = parse_environment(lines[:-1] if hangup else lines)
+        return [environment, AgiHangup()] if hangup else [environment]
+
+    def _line(self, line: str) -> AgiItem | None:
         if self._usage is not None:
             self._usage.append(line)
             if line.startswith("520 "):

@@ -168,8 +168,8 @@ class AsyncConsentSession:
             if not self._resolved:
                 log.warning("consent session failed call=%s: %s", self.call_id, exc or type(exc).__name__)
                 inband.open = False
-                evidence = {"decision": C.CONSENT_FAILED, "decided_at": self.clock(),
-                            "failure": str(exc)[:200] or type(exc).__name__}
+                evidence = self._flagged({"decision": C.CONSENT_FAILED, "decided_at": self.clock(),
+                                          "failure": str(exc)[:200] or type(exc).__name__})
                 failed = ev.ConsentResolved(at=self.clock(), call_id=self.call_id,
                                             channel_id=event.channel_id, channel=event.channel,
                                             decision=C.CONSENT_FAILED, evidence=evidence)
@@ -194,6 +194,7 @@ class AsyncConsentSession:
             await self.on_asked(ev.ConsentAsked(at=self.clock(), call_id=self.call_id,
                                                 channel_id=event.channel_id, channel=event.channel))
         outcome, evidence, failure = await self._dialogue(decision, event.language)
+        evidence = self._flagged(evidence)
         resolved = ev.ConsentResolved(at=self.clock(), call_id=self.call_id, channel_id=event.channel_id,
                                       channel=event.channel, decision=outcome, evidence=evidence)
         if failure is not None:
@@ -222,8 +223,8 @@ class AsyncConsentSession:
         discards the dialogue's recording), ``PBXREC_RESULT`` unset: the snippet's fail direction."""
         log.warning("consent dialogue refused call=%s: the question would start %.1f s after the AGI "
                     "call (max %.1f s): capacity", self.call_id, admission.delay_s or 0.0, admission.bound_s)
-        evidence: dict[str, Any] = {"decision": C.CONSENT_CAPACITY, "decided_at": self.clock(),
-                                    **admission.evidence()}
+        evidence = self._flagged({"decision": C.CONSENT_CAPACITY, "decided_at": self.clock(),
+                                  **admission.evidence()})
         self._resolved = True
         await self.backend.resolve(ev.ConsentResolved(at=self.clock(), call_id=self.call_id,
                                                       channel_id=event.channel_id, channel=event.channel,
@@ -279,6 +280,11 @@ class AsyncConsentSession:
             else:  # pragma: no cover - the Step union is closed
                 raise TypeError(f"unknown consent step {step!r}")
         raise RuntimeError(f"consent dialogue did not end within {MAX_STEPS} steps (call {self.call_id})")
+
+    def _flagged(self, evidence: dict[str, Any]) -> dict[str, Any]:
+        """The evidence, saying so when the caller tampered with the AGI environment (the genuine
+        arguments were used: consent/agi_environment.py)."""
+        return {**evidence, "agi_env_tampered": True} if self.conn.env_tampered else evidence
 
     def _t0(self) -> float | None:
         return parse_t0(parse_args(self.conn.env).get("t0", ""))

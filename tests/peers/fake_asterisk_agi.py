@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 
 Responder = Callable[[str], "str | None"]  # command line -> reply line (None: hang up the socket)
+SYNC = "GET FULL VARIABLE "  # the recorder's resync command, sent at connect (consent/agi_protocol.py)
+
+
+def sync_reply(command: str) -> str | None:
+    """Asterisk's reply to the recorder's resync command (``GET FULL VARIABLE <text>`` -> the text,
+    as Asterisk substitutes it); None for any other command."""
+    return f"200 result=1 ({command[len(SYNC):]})" if command.startswith(SYNC) else None
+
+
+async def open_agi(port: int, env: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect as Asterisk does: write the environment, answer the resync command."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(env)
+    await answer_sync(reader, writer)
+    return reader, writer
+
+
+async def answer_sync(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    reply = sync_reply((await asyncio.wait_for(reader.readline(), 10)).decode().rstrip("\n"))
+    assert reply is not None, "the recorder did not start with its resync command"
+    writer.write(reply.encode() + b"\n")
 
 
 def env_block(
@@ -48,6 +70,9 @@ def converse(port: int, env: bytes, respond: Responder, timeout: float = 10.0) -
             if not line:
                 break
             command = line.decode().rstrip("\n")
+            if (synced := sync_reply(command)) is not None:  # Asterisk's own business
+                sock.sendall(synced.encode() + b"\n")
+                continue
             commands.append(command)
             reply = respond(command)
             if reply is None:
@@ -72,6 +97,8 @@ class InbandChannel:
         self.variables: dict[str, str] = {}
 
     def __call__(self, command: str) -> str | None:
+        if (synced := sync_reply(command)) is not None:
+            return synced
         if command.startswith("STREAM FILE ") and command.endswith(" 0123456789*#"):  # the question
             code = ord(self.digit) if self.digit else 0
             return f"200 result={code} endpos={self.endpos if self.digit else 40000}"

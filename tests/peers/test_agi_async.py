@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from fake_asterisk_agi import env_block
+from fake_asterisk_agi import env_block, sync_reply
 
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
 from consent.agi_protocol import AgiReply
@@ -76,6 +76,9 @@ async def converse(port: int, respond: Responder, gate: asyncio.Event | None = N
     try:
         while line := await reader.readline():
             command = line.decode().rstrip("\n")
+            if (synced := sync_reply(command)) is not None:  # Asterisk's own business
+                writer.write(synced.encode() + b"\n")
+                continue
             commands.append(command)
             if gate is not None and is_question(command):
                 await gate.wait()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from fake_asterisk_agi import env_block
+from fake_asterisk_agi import answer_sync, env_block, open_agi
 from test_agi_async import YES, Prompts, converse, is_question, results, script
 from test_agi_early_decide import CoreBackend, decide
 
@@ -92,9 +92,9 @@ async def test_quick_decisions_have_their_own_bound_and_take_no_slot() -> None:
     srv = make_server(backend, max_sessions=5, max_decisions=1)
     await srv.start()
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)  # a decision left hanging
-        writer.write(env_block(["direction=inbound", "dialed=8003", "linkedid=1732200000.7"],
-                               uniqueid="1732200000.7", script="decide"))
+        reader, writer = await open_agi(srv.port, env_block(  # a decision left hanging
+            ["direction=inbound", "dialed=8003", "linkedid=1732200000.7"], uniqueid="1732200000.7",
+            script="decide"))
         assert (await reader.readline()).startswith(b"SET VARIABLE")
         assert srv.decisions_active == 1 and srv.active == 0
         assert await decide(srv.port, "8003") == {}  # above the bound: nothing set, the snippet goes on
@@ -120,6 +120,7 @@ async def test_refusal_whose_environment_comes_late_still_tells_the_core(busy: A
     await asyncio.sleep(1.5)  # a starved PBX: the environment arrives after the old 1 s bound
     writer.write(env_block(["direction=inbound", "dialed=8002", "linkedid=1732200000.9"],
                            uniqueid="1732200000.9"))
+    await answer_sync(reader, writer)
     line = await asyncio.wait_for(reader.readline(), 5)
     writer.write(b"200 result=1\n")
     await asyncio.wait_for(reader.read(), 5)  # closed
@@ -142,8 +143,7 @@ async def _session_with_t0(srv: AsyncAgiServer, t0: float,
     async def say_yes(commands: list[str]) -> str:
         return respond(commands[-1]) or "200 result=0"
 
-    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-    writer.write(env_block(_with_t0(t0), uniqueid="1732200000.1"))
+    reader, writer = await open_agi(srv.port, env_block(_with_t0(t0), uniqueid="1732200000.1"))
     commands: list[str] = []
     try:
         while line := await asyncio.wait_for(reader.readline(), 10):

@@ -3,12 +3,11 @@ before answer hands the call recording to the dialplan, or leaves the call to th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fake_asterisk_agi import env_block
+from fake_asterisk_agi import env_block, open_agi
 
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
 from consent.async_session import AsyncConsentSession, InbandStarter
@@ -74,9 +73,9 @@ async def server() -> AsyncIterator[tuple[AsyncAgiServer, CoreBackend]]:
 
 async def decide(port: int, dialed: str) -> dict[str, str]:
     """One ``.../decide`` session as Asterisk runs it on a ringing channel; the variables set."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(env_block(["direction=inbound", f"dialed={dialed}", "linkedid=1732200000.1"],
-                           channel="PJSIP/trunk-00000001", script="decide"))
+    reader, writer = await open_agi(port, env_block(["direction=inbound", f"dialed={dialed}",
+                                                     "linkedid=1732200000.1"],
+                                                    channel="PJSIP/trunk-00000001", script="decide"))
     variables: dict[str, str] = {}
     try:
         while line := await reader.readline():
@@ -109,9 +108,10 @@ async def test_consent_none_hands_the_recording_to_the_dialplan(server: Any) -> 
 async def test_every_variable_is_set_once(server: Any) -> None:
     """Each SET VARIABLE is a round trip while the call rings: none is sent twice."""
     srv, _ = server
-    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-    writer.write(env_block(["direction=inbound", "dialed=8003", "linkedid=1732200000.2"],
-                           channel="PJSIP/trunk-00000002", uniqueid="1732200000.2", script="decide"))
+    reader, writer = await open_agi(srv.port, env_block(["direction=inbound", "dialed=8003",
+                                                         "linkedid=1732200000.2"],
+                                                        channel="PJSIP/trunk-00000002",
+                                                        uniqueid="1732200000.2", script="decide"))
     names: list[str] = []
     try:
         while line := await reader.readline():

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from fake_asterisk_agi import env_block
+from fake_asterisk_agi import SYNC, env_block, open_agi
 from test_agi_async import converse, results
 
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
@@ -270,8 +270,7 @@ async def test_broken_reply_to_the_question_fails_the_dialogue(serve: Serve, rep
 
 async def talk_bytes(server: AsyncAgiServer, respond: Callable[[str], str | None]) -> list[str]:
     """:func:`talk`, but replies may carry any bytes (``surrogateescape``: "\\udcff" is 0xff)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(ENV)
+    reader, writer = await open_agi(server.port, ENV)
     commands: list[str] = []
     try:
         while line := await reader.readline():
@@ -299,6 +298,7 @@ async def test_peer_silent_before_its_environment_is_closed(serve: Serve) -> Non
     server = await serve(backend, env_timeout_s=0.5)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"agi_network: yes\n")  # and then nothing: no end of the environment
-    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server, nothing asked
+    sent = await asyncio.wait_for(reader.read(), 5)  # closed by the server, nothing asked
+    assert sent.startswith(SYNC.encode()) and sent.count(b"\n") == 1  # but the resync command
     writer.close()
     assert server.failed == 1 and backend.requested == [] and backend.refusals == []

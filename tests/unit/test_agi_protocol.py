@@ -15,8 +15,10 @@ from consent.agi_protocol import (
     parse_reply,
 )
 
+NONCE = "n0nce"
+SYNCED = f"200 result=1 ({NONCE})\n".encode()  # Asterisk's reply to the parser's resync command
 ENV = ("agi_network: yes\nagi_network_script: consent\nagi_channel: PJSIP/caller-00000001\n"
-       "agi_calleridname: 张三\nagi_arg_1: direction=inbound\n\n").encode()
+       "agi_calleridname: 张三\nagi_arg_1: direction=inbound\n\n").encode() + SYNCED
 REPLIES = b"200 result=1 (0x55d0) endpos=1234\nHANGUP\n511 Command Not Permitted on a dead channel\n"
 
 
@@ -26,7 +28,7 @@ def feed_all(parser: AgiParser, data: bytes, split: int) -> list[object]:
 
 @pytest.mark.parametrize("split", range(len(ENV + REPLIES) + 1))
 def test_every_split_point_gives_the_same_items(split: int) -> None:
-    items = feed_all(AgiParser(), ENV + REPLIES, split)
+    items = feed_all(AgiParser(NONCE), ENV + REPLIES, split)
     assert items[0] == AgiEnvironment({
         "agi_network": "yes", "agi_network_script": "consent", "agi_channel": "PJSIP/caller-00000001",
         "agi_calleridname": "张三", "agi_arg_1": "direction=inbound"})  # a split UTF-8 character stays whole
@@ -49,8 +51,8 @@ def test_reply_kinds() -> None:
 
 
 def test_multi_line_usage_is_one_reply() -> None:
-    parser = AgiParser()
-    parser.feed(b"\n")  # empty environment
+    parser = AgiParser(NONCE)
+    parser.feed(b"\n" + SYNCED)  # empty environment
     items = parser.feed(b"520-Invalid command syntax.  Proper usage follows:\nUsage: GET DATA\n"
                         b"520 End of proper usage.\n200 result=0\n")
     assert [getattr(i, "code", None) for i in items] == [520, 200]
