@@ -3,8 +3,9 @@
 Passwords are hashed with argon2id through ``argon2-cffi`` (its RFC 9106 low-memory profile by
 default); only the PHC string is stored.  A login that fails :data:`MAX_FAILURES` times in a row
 locks the account for :data:`LOCK_SECONDS`; while locked even the right password is refused.  An
-unknown name costs the same hash work as a known one, and every refusal says the same thing to
-the client (``LoginRefused.reason`` goes to the audit log only).
+unknown name costs the same hash work as a known one (one verify against :func:`dummy_hash`, a
+hash made once per process, never per request), and every refusal says the same thing to the
+client (``LoginRefused.reason`` goes to the audit log only).
 
 Every change and every login (success or failure) is written through
 :func:`pbx_recorder.audit_trail.record`, in the same transaction as the change.
@@ -13,6 +14,7 @@ Every change and every login (success or failure) is written through
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,21 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  #: longer is refused before hashing (no hashing of megabytes)
 MAX_NAME = 64
 _REFUSED = "wrong user name or password, or the account is disabled or locked"
+_DUMMY_PASSWORD = "not a password of anyone"
+_dummies: dict[tuple[Any, ...], str] = {}
+_dummies_lock = threading.Lock()
+
+
+def dummy_hash(hasher: PasswordHasher) -> str:
+    """The hash an unknown name's password is verified against, made once per process for each
+    hasher and its parameters.  Made per request, it would cost an unknown name a hash on top of
+    the verify, and that difference in time tells a guesser which names exist."""
+    key = (type(hasher), *(getattr(hasher, attr, None) for attr in
+                           ("time_cost", "memory_cost", "parallelism", "hash_len", "salt_len", "type")))
+    with _dummies_lock:  # parallel first logins make it once
+        if key not in _dummies:
+            _dummies[key] = hasher.hash(_DUMMY_PASSWORD)
+        return _dummies[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +83,11 @@ class Accounts:
         self.hasher = hasher or PasswordHasher()
         self.max_failures = max_failures
         self.lock_seconds = lock_seconds
-        self._dummy_hash = ""
 
     @property
     def _dummy(self) -> str:
-        """A hash to verify against for an unknown name (made on first use)."""
-        if not self._dummy_hash:
-            self._dummy_hash = self.hasher.hash("not a password of anyone")
-        return self._dummy_hash
+        """A hash to verify against for an unknown name (:func:`dummy_hash`)."""
+        return dummy_hash(self.hasher)
 
     # -- reads -------------------------------------------------------------------
     def get(self, name: str) -> User | None:

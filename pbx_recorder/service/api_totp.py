@@ -34,17 +34,20 @@ from pbx_recorder.service.auth import (
     session_response,
 )
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.json_body import read_capped
 from pbx_recorder.service.totp import TotpStore
 
 ENROL_STAGES = frozenset({"ok", "enrol"})
+MAX_BODY = 1024  #: {"code": "123456"} with room to spare
 
 
 async def _code(request: Request) -> str | None:
     """The body's code, or None when there is none (answered 400 only after the session and its
-    CSRF token were checked: an anonymous or cross-site request learns nothing from the body)."""
-    body = await request.body()
+    CSRF token were checked: an anonymous or cross-site request learns nothing from the body).
+    A body past :data:`MAX_BODY` is refused (413) as soon as it passes it."""
+    body = await read_capped(request, MAX_BODY)
     try:
-        code = json.loads(body)["code"] if len(body) < 1024 else None
+        code = json.loads(body)["code"]
     except (ValueError, KeyError, TypeError):
         code = None
     return code if isinstance(code, str) else None

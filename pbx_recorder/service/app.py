@@ -14,7 +14,8 @@
     POST/GET /api/exports..., page /exports  (api_exports.py, web/exports_page.py)
 
 Every answer is JSON (``{"error": ...}`` on failure) except the audio, and carries headers that
-keep it out of caches and frames.  On a console page path (anything outside ``/api/``) a 401
+keep it out of caches and frames.  A request body past its route's limit is refused (413) before
+anything else runs (``body_limit.py``).  On a console page path (anything outside ``/api/``) a 401
 becomes a redirect to ``/login?next=...`` and other refusals an error page.
 """
 
@@ -57,7 +58,9 @@ from pbx_recorder.service import (
     api_users,
     auth,
 )
+from pbx_recorder.service.accounts import dummy_hash
 from pbx_recorder.service.auth import ApiError
+from pbx_recorder.service.body_limit import BodyLimit
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.credential_gate import CredentialGate
 from pbx_recorder.web import (
@@ -175,10 +178,14 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_tags.routes(sync) + qa_pages.routes(sync)
     routes += api_reports.routes(sync) + reports_page.routes(sync) + storage_page.routes(sync)
     routes += api_exports.routes(sync) + exports_page.routes(sync)
+    # BodyLimit is the first to see the body: SecurityHeaders, outside it, only adds headers to
+    # the answers (the 413 too); the credential gate and every endpoint come after it
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
+                                               Middleware(BodyLimit),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,
                                         404: _http_error, 405: _http_error})
     app.state.ctx = ctx
+    dummy_hash(ctx.hasher)  # made now: the first unknown name costs no more than a known one
     export_runner.on_start(ctx)  # the export folder checked, jobs of a dead process failed
     return app

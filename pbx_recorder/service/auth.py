@@ -29,6 +29,7 @@ from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.errors import LoginRefused
 from pbx_recorder.service import api_token_store, login_limit, request_tag, sessions, totp
 from pbx_recorder.service.accounts import User
+from pbx_recorder.service.body_limit import LOGIN_BODY
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
 
@@ -36,7 +37,7 @@ CSRF_HEADER = "x-csrf-token"
 OK_STAGE = frozenset({"ok"})
 ANY_STAGE = frozenset({"ok", "totp", "enrol"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
-MAX_LOGIN_BODY = 4096
+MAX_LOGIN_BODY = LOGIN_BODY
 
 
 class ApiError(Exception):
@@ -143,9 +144,9 @@ async def login(request: Request) -> Response:
     ctx = ctx_of(request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise ApiError(415, "login takes a JSON body")
-    body = await request.body()
-    if len(body) > MAX_LOGIN_BODY:
-        raise ApiError(413, "login body too large")
+    from pbx_recorder.service.json_body import read_capped  # json_body imports this module
+
+    body = await read_capped(request, MAX_LOGIN_BODY)  # 413 past it, never read to the end first
     try:
         data = json.loads(body)
         name, password = data["name"], data["password"]

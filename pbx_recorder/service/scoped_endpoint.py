@@ -1,7 +1,7 @@
 """Pieces the call endpoints share (marks, QA reviews and assignments, tags, disposal): a call read
 through the actor's row scope (404 like an absent call, the refusal audited), and write endpoints
-that take a body (read in the event loop, handled in a worker thread that gives its catalog
-connection back)."""
+that take a body (read in the event loop, at most its route's limit, handled in a worker thread
+that gives its catalog connection back)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pbx_recorder.service.auth import Actor, ApiError, audit, ctx_of, require
+from pbx_recorder.service.body_limit import limit_for, route_path
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.service.json_body import parse_object
+from pbx_recorder.service.json_body import parse_object, read_capped
 
 MAX_ID = 200
 
@@ -43,11 +44,13 @@ def int_param(request: Request, name: str) -> int | None:
 
 
 def with_body(handler: Callable[[Request, bytes], Response]) -> Callable[[Request], Awaitable[Response]]:
-    """An async endpoint reading the body, then running ``handler(request, body)`` in a worker
-    thread that releases its catalog connection."""
+    """An async endpoint reading the body (413 past the route's limit,
+    :func:`pbx_recorder.service.body_limit.limit_for`: the handler applies its own after the
+    session check), then running ``handler(request, body)`` in a worker thread that releases its
+    catalog connection."""
 
     async def endpoint(request: Request) -> Response:
-        raw = await request.body()
+        raw = await read_capped(request, limit_for(request.method, route_path(request.scope)))
 
         def run() -> Response:
             try:

@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.service.json_body import parse_object
+from pbx_recorder.service.json_body import parse_object, read_capped
 from pbx_recorder.web import i18n
 
 MAX_BODY = 1024
@@ -27,8 +27,8 @@ def set_lang(ctx: ServiceContext, user: str, lang: str) -> None:
 
 async def save_lang(request: Request) -> Response:
     """JSON ``{"lang": "zh"}``; the session and its CSRF token are checked (``actor_of``) before
-    the body is looked at."""
-    body = await request.body()
+    the body is parsed (it is read first, at most :data:`MAX_BODY` bytes: 413 past them)."""
+    body = await read_capped(request, MAX_BODY)
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(_save, request, body)

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.service.json_body import parse_object
+from pbx_recorder.service.json_body import parse_object, read_capped
 
 MAX_NAME = 80
 MAX_QUERY = 2048
@@ -53,8 +53,9 @@ def list_searches(request: Request) -> Response:
 
 
 async def save_search(request: Request) -> Response:
-    """JSON ``{"name", "query"}``; the session and its CSRF token are checked first."""
-    body = await request.body()
+    """JSON ``{"name", "query"}`` (413 past :data:`MAX_BODY`, never read to the end first); the
+    session and its CSRF token are checked before it is parsed."""
+    body = await read_capped(request, MAX_BODY)
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(_save, request, body)
