@@ -9,8 +9,9 @@
                                 (``audit_chain_watch.py``); ``?full=1`` forces a full pass
 
 Numbers in details stay masked (:func:`pbx_recorder.audit_trail.scrub`).  A CSV cell that a
-spreadsheet would run as a formula (``= + - @``, tab, CR) is prefixed with ``'``: actors, targets
-and details can carry hostile text.
+spreadsheet would run as a formula (``= + - @``, tab, CR, also after leading blanks) is prefixed
+with ``'``: actors, targets and details can carry hostile text.  The guard is the calls export's
+(:func:`pbx_recorder.exports.columns.neutralise`), so both exports refuse the same cells.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from pbx_recorder.exports.columns import neutralise
 from pbx_recorder.service import audit_query
 from pbx_recorder.service.api_calls import _time
 from pbx_recorder.service.audit_chain_watch import watch_of
@@ -34,7 +36,6 @@ from pbx_recorder.service.context import ServiceContext
 
 VERB = "audit.read"
 CSV_COLUMNS = ("id", "at", "time_utc", "actor", "role", "action", "target", "detail")
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def filters(request: Request, ctx: ServiceContext) -> audit_query.AuditFilters:
@@ -62,7 +63,7 @@ def listing(request: Request) -> Response:
 
 def cell(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return "'" + text if text.startswith(_FORMULA) else text
+    return neutralise(text)
 
 
 def _csv_lines(ctx: ServiceContext, f: audit_query.AuditFilters) -> Iterator[str]:
