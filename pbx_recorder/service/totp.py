@@ -9,7 +9,9 @@
 
 A code is accepted for the current 30-second step or one step either side, and only for a step
 later than ``users.totp_last_step`` (the last one accepted): a code seen once, by a shoulder or
-a proxy log, never logs in again.
+a proxy log, never logs in again.  A code is :data:`DIGITS` ASCII digits (spaces around or inside
+are dropped); anything else is simply a wrong code (no error: it is counted and audited like
+one).
 """
 
 from __future__ import annotations
@@ -27,16 +29,17 @@ STEP_S = 30
 WINDOW = 1  #: steps accepted either side of the current one
 PENDING = "pending:"
 ISSUER = "pbx-recorder"
-MAX_CODE = 16
+DIGITS = 6  #: pyotp's default, what authenticator apps show
 
 
 def matching_step(secret: str, code: str, now: float, last_step: int) -> int | None:
     """The time step ``code`` belongs to (current +/- :data:`WINDOW`), if later than
     ``last_step``; else None.  Pure."""
     code = code.strip().replace(" ", "")
-    if not code.isdigit() or len(code) > MAX_CODE:
+    # isascii first: '１２３４５６' passes isdigit, and compare_digest refuses non-ASCII text
+    if not (code.isascii() and code.isdigit() and len(code) == DIGITS):
         return None
-    totp = pyotp.TOTP(secret, interval=STEP_S)
+    totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_S)
     current = int(now) // STEP_S
     found = None
     for step in range(current - WINDOW, current + WINDOW + 1):  # no early exit: same work for all
@@ -77,7 +80,8 @@ class TotpStore:
         sealed = self._sealer().seal(secret, name)
         with Tx(self.conn):
             self.conn.execute("UPDATE users SET totp_secret = ? WHERE name = ?", (PENDING + sealed, name))
-        return secret, pyotp.TOTP(secret, interval=STEP_S).provisioning_uri(name=name, issuer_name=ISSUER)
+        return secret, pyotp.TOTP(secret, digits=DIGITS, interval=STEP_S).provisioning_uri(
+            name=name, issuer_name=ISSUER)
 
     def check(self, name: str, code: str, now: float, *, pending: bool = False) -> bool:
         """True (and the step remembered, so the code is spent) when ``code`` is right for the
