@@ -9,16 +9,20 @@
                                         409 with the count until ``expect`` equals it; at most 5,000)
 
 A call is tagged only within the actor's row scope (an agent their own calls; a call outside it
-answers 404 like an absent one) and only with vocabulary tags that are not retired; removing
-any tag is allowed.  A call carries at most 20 tags.  Every change and refusal is audited; a
-bulk change as one row with its filter (numbers masked) and count.  ``calls.tags`` is written and
-the catalog's triggers keep the ``call_tags`` search index in step.
+answers 404 like an absent one) and only with vocabulary tags that are not retired.  Removing a
+tag is allowed, except a *guarded* one (:func:`four_eyes.guarded_tags`): a tag of
+``web.four_eyes.tags`` or one the call's recording rule set is removed only by a role holding
+``calls.replay_approve``; anyone else gets 403 (audited ``denied:calls.tag`` /
+``denied:tags.bulk`` with reason ``guarded_tag``) and nothing changes, since removing it would
+let them play the call without a second person's grant.  A call carries at most 20 tags.  Every
+change and refusal is audited; a bulk change as one row with its filter (numbers masked) and count.
+``calls.tags`` is written and the catalog's triggers keep the ``call_tags`` search index in step.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,9 +31,10 @@ from starlette.routing import BaseRoute, Route
 from pbx_recorder.core.masking import mask_field
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import tag_store
+from pbx_recorder.service import four_eyes, tag_store
 from pbx_recorder.service.api_calls import _number_search, filters_of
-from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
 from pbx_recorder.service.scoped_endpoint import body_of, scoped_call, with_body
 from pbx_recorder.service.tag_store import TagRefused
@@ -37,6 +42,34 @@ from pbx_recorder.service.tag_store import TagRefused
 MAX_BODY = 8192
 MAX_BULK = 5000
 MAX_SELECTED = 500
+
+
+class _GuardedRemoval(Exception):
+    """A bulk change would remove a guarded tag from ``call_id`` (rolls the whole change back)."""
+
+    def __init__(self, call_id: str, tags: list[str]) -> None:
+        super().__init__(call_id)
+        self.call_id, self.tags = call_id, tags
+
+
+def _guarded(ctx: ServiceContext, rule: object) -> frozenset[str]:
+    """The tags of a call recorded under ``rule`` that only an approver removes."""
+    set_by_rule = four_eyes.rule_tags(getattr(ctx.config, "rules", None) or (), rule)
+    return four_eyes.guarded_tags(ctx.web.four_eyes.tags, set_by_rule)
+
+
+def _blocked(actor: Actor, removing: list[str], guarded: frozenset[str]) -> list[str]:
+    """The guarded tags of ``removing`` that ``actor`` may not remove."""
+    return [] if may(actor.user.role, four_eyes.APPROVE) else sorted(set(removing) & guarded)
+
+
+def _refuse(ctx: ServiceContext, actor: Actor, action: str, target: str, blocked: list[str],
+            detail: dict[str, Any]) -> NoReturn:
+    """403, audited as refused."""
+    audit(ctx, actor.user.name, actor.user.role, f"denied:{action}", target,
+          {"client": actor.client, "reason": "guarded_tag", "remove": blocked, **detail})
+    raise ApiError(403, f"remove: {blocked[0]!r} makes calls need a replay grant or was set by the "
+                        f"recording rule; only a role holding {four_eyes.APPROVE} removes it")
 
 
 def list_tags(request: Request) -> Response:
@@ -101,11 +134,14 @@ def _tag_call(request: Request, raw: bytes) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     call_id = request.path_params["call_id"]
-    scoped_call(ctx, actor, call_id, "calls.tag", "tags")
+    call = scoped_call(ctx, actor, call_id, "calls.tag", "tags")
     data = body_of(request, raw, MAX_BODY)
     conn = ctx.catalog.connection()
     try:
         adding, removing = tag_store.check_change(conn, data.get("add"), data.get("remove"))
+        blocked = _blocked(actor, removing, _guarded(ctx, call.get("rule")))
+        if blocked:
+            _refuse(ctx, actor, "calls.tag", call_id, blocked, {"add": adding})
         with Tx(conn):
             after = tag_store.apply(conn, call_id, adding, removing)
             audit(
@@ -180,6 +216,9 @@ def _bulk(request: Request, raw: bytes) -> Response:
         adding, removing = tag_store.check_change(conn, data.get("add"), data.get("remove"))
     except TagRefused as exc:
         raise ApiError(400, str(exc)) from exc
+    blocked = _blocked(actor, removing, _guarded(ctx, None))  # the four-eyes tags: whatever the calls
+    if blocked:
+        _refuse(ctx, actor, "tags.bulk", "/api/tags/bulk", blocked, {"add": adding})
     ids, how = _bulk_targets(request, data)
     if not ids and "count" in how and "filter" not in how:
         return JSONResponse(
@@ -190,7 +229,10 @@ def _bulk(request: Request, raw: bytes) -> Response:
     try:
         with Tx(conn):
             for call_id in ids:
-                before = conn.execute("SELECT tags FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+                before = conn.execute("SELECT tags, rule FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+                blocked = _blocked(actor, removing, _guarded(ctx, before[1] if before else None))
+                if blocked:
+                    raise _GuardedRemoval(call_id, blocked)
                 try:
                     after = tag_store.apply(conn, call_id, adding, removing)
                 except TagRefused as exc:
@@ -208,6 +250,8 @@ def _bulk(request: Request, raw: bytes) -> Response:
             )
     except TagRefused as exc:
         raise ApiError(400, str(exc)) from exc
+    except _GuardedRemoval as exc:  # rolled back: nothing was changed
+        _refuse(ctx, actor, "tags.bulk", "/api/tags/bulk", exc.tags, {**how, "call_id": exc.call_id})
     return JSONResponse({"count": len(ids), "changed": changed, "add": adding, "remove": removing})
 
 

@@ -1,17 +1,23 @@
 """Four-eyes replay (table ``replay_grants``): a sensitive call is played or downloaded only with
 a grant that a second person gave.
 
-A call is sensitive when it carries one of ``web.four_eyes.tags`` or was recorded under one of
-``web.four_eyes.rules`` (:func:`is_sensitive`, pure).  The listener asks (a request with a reason);
-an approver (a role with ``calls.replay_approve``: admin, auditor), never the requester, grants or
-refuses; a grant opens that one call to that one requester for ``web.four_eyes.grant_minutes``.
+A call is sensitive when it carries one of ``web.four_eyes.tags``, or its recording rule set one
+of them, or it was recorded under one of ``web.four_eyes.rules`` (:func:`is_sensitive`, pure).
+``calls.tags`` is editable through the tag API, so it is not trusted alone: the rule's own tags
+come from the call's ``rule`` column (written by the recorder, sealed, never written by the tag
+API) and the configured rules (:func:`rule_tags`), and the tags that make a call sensitive are
+removed only by an approver (:func:`guarded_tags`, checked by ``api_tags``).
+
+The listener asks (a request with a reason); an approver (a role with ``calls.replay_approve``:
+admin, auditor), never the requester, grants or refuses; a grant opens that one call to that one
+requester for ``web.four_eyes.grant_minutes``.
 Decisions are compare-and-set on the row's state, so two approvers cannot both decide.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +43,33 @@ class Grant:
 _COLUMNS = "id, call_id, requester, reason, requested_at, state, approver, decided_at, expires_at"
 
 
-def is_sensitive(call: Mapping[str, Any], tags: tuple[str, ...], rules: tuple[str, ...]) -> bool:
-    return bool(set(call.get("tags") or ()) & set(tags)) or (bool(call.get("rule")) and call["rule"] in rules)
+#: the verb that may decide replay requests, and so may also remove a tag that makes a call sensitive
+APPROVE = "calls.replay_approve"
+
+
+def rule_tags(rules: Iterable[Any], rule_name: object) -> frozenset[str]:
+    """The tags the recording rule ``rule_name`` sets (``rules``: the config's rules, each with a
+    ``name`` and an ``action.tags``); empty for the default decision or a rule no longer configured."""
+    if not rule_name:
+        return frozenset()
+    for rule in rules:
+        if getattr(rule, "name", None) == rule_name:
+            return frozenset(str(t) for t in (getattr(getattr(rule, "action", None), "tags", None) or ()))
+    return frozenset()
+
+
+def is_sensitive(call: Mapping[str, Any], tags: tuple[str, ...], rules: tuple[str, ...],
+                 set_by_rule: Iterable[str] = ()) -> bool:
+    """``set_by_rule``: the tags the call's recording rule set (:func:`rule_tags`); they count even
+    when someone removed them from ``calls.tags``."""
+    carried = set(call.get("tags") or ()) | set(set_by_rule)
+    return bool(carried & set(tags)) or (bool(call.get("rule")) and call["rule"] in rules)
+
+
+def guarded_tags(sensitive_tags: Iterable[str], set_by_rule: Iterable[str]) -> frozenset[str]:
+    """The tags of a call that only a role holding :data:`APPROVE` may remove: the four-eyes tags
+    (removing one would open the call without a grant) and the tags its recording rule set."""
+    return frozenset(sensitive_tags) | frozenset(set_by_rule)
 
 
 def _grant(row: Any) -> Grant:

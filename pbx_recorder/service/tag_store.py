@@ -92,7 +92,8 @@ def usable(conn: sqlite3.Connection, tags: Iterable[str]) -> set[str]:
 
 
 def check_change(conn: sqlite3.Connection, add_tags: Any, remove_tags: Any) -> tuple[list[str], list[str]]:
-    """The tags to add (vocabulary, not retired) and to remove (any key), validated."""
+    """The tags to add (vocabulary, not retired) and to remove (any key), validated.  Whether the
+    actor may remove them (a four-eyes or rule-set tag needs an approver) is ``api_tags``' check."""
     lists = []
     for where, value in (("add", add_tags), ("remove", remove_tags)):
         if value is None:
