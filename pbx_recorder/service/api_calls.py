@@ -6,7 +6,9 @@ queue, tag, consent, limit, after), ``keyword`` (in the marks' labels and notes)
 query layer adds it).  Numbers are masked unless ``unmask=1`` is asked for by a role holding
 ``calls.unmask`` (audited); asking without that verb is a 403.  Number-valued searches are
 audited; a role without unmask is throttled (:mod:`pbx_recorder.service.throttle`).  A call outside
-the scope answers 404 exactly like an absent one; the audit row tells the two apart.
+the scope answers 404 exactly like an absent one; the audit row tells the two apart.  A call's
+consent evidence names the calls a transfer joined it with (``consent.transfer``); only those in
+the actor's scope are listed (:func:`linked_in_scope`), so the links reveal no other call's id.
 """
 
 from __future__ import annotations
@@ -145,6 +147,18 @@ def shown(row: dict[str, Any], unmask: bool, fields: tuple[str, ...]) -> dict[st
     return _shown(row, unmask, fields)
 
 
+def linked_in_scope(ctx: ServiceContext, actor: Actor, consent: Any) -> Any:
+    """``consent`` with its ``transfer`` links reduced to the calls ``actor`` may see."""
+    if not isinstance(consent, dict) or not isinstance(consent.get("transfer"), list):
+        return consent
+    if actor.scope.kind == "all":
+        return consent
+    kept = [link for link in consent["transfer"] if isinstance(link, dict)
+            and isinstance(link.get("call_id"), str) and link["call_id"]
+            and ctx.catalog.get_call(link["call_id"], scope=actor.scope) is not None]
+    return {**consent, "transfer": kept}
+
+
 def search(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
@@ -161,6 +175,7 @@ def show(request: Request) -> Response:
     call_id = request.path_params["call_id"]
     row, unmask = scoped_call(request, ctx, actor, call_id)
     out = _shown(row, unmask, DETAIL_FIELDS)
+    out["consent"] = linked_in_scope(ctx, actor, out.get("consent"))
     out["recordings"] = [{k: r.get(k) for k in RECORDING_FIELDS}
                          for r in ctx.catalog.recordings_for_call(call_id)]
     return JSONResponse(out)

@@ -6,7 +6,9 @@
   recording's span and PCI pauses (from its manifest, where the recorder keeps them), the
   ledger's entries (stored, migrated, held, ...); legs are the call's channel ids, a transfer
   is the call's ``transferred`` flag (the catalog keeps no time for it);
-* holds on the call or its recordings;
+* holds on the call or its recordings: their reason and creator only to roles holding
+  ``holds.read`` (a hold's reason can name an investigation of the very agent looking; the hold
+  pages and API refuse that agent too); anyone else sees that the call is held, nothing more;
 * who viewed, played or downloaded it: the audit log's rows naming the call or a recording.
 """
 
@@ -89,6 +91,11 @@ def holds_of(ctx: ServiceContext, call_id: str, recording_ids: list[str]) -> lis
         f"WHERE recording_id IN ({marks})) ORDER BY created_at", params).fetchall()
     return [{"hold_id": str(r[0]), "reason": str(r[1]), "created_by": str(r[2]), "created_at": r[3],
              "released_at": r[4]} for r in rows]
+
+
+def holds_shown(holds: list[dict[str, Any]], may_read: bool) -> tuple[bool, list[dict[str, Any]] | None]:
+    """(whether a hold is in force, the holds to list: None for a role without ``holds.read``)."""
+    return any(h["released_at"] is None for h in holds), (holds if may_read else None)
 
 
 def access_of(ctx: ServiceContext, call_id: str, recording_ids: list[str]) -> list[dict[str, Any]]:

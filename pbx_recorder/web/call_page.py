@@ -5,7 +5,8 @@ absent, both audited as the API does; ``?unmask=1`` only for a role holding ``ca
 audited).  The same customer's other calls are a search by the caller's number through the query
 layer (its blind index when numbers are encrypted), in the actor's scope, masked like the rest.
 Who viewed, played or downloaded the call is shown to roles holding ``audit.read`` (admin,
-auditor): the log of who looked is itself audit data.
+auditor): the log of who looked is itself audit data.  A hold's reason and creator are shown to
+roles holding ``holds.read``; the others see only that the call is held.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from pbx_recorder.catalog import marks as call_marks
 from pbx_recorder.catalog.queries import CallFilters
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.service.api_calls import DETAIL_FIELDS, LIST_FIELDS, scoped_call, shown
+from pbx_recorder.service.api_calls import DETAIL_FIELDS, LIST_FIELDS, linked_in_scope, scoped_call, shown
 from pbx_recorder.service.auth import Actor, actor_of, ctx_of
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
@@ -47,12 +48,15 @@ def call(request: Request) -> Response:
     call_id = request.path_params["call_id"]
     row, unmask = scoped_call(request, ctx, actor, call_id)
     data = shown(row, unmask, DETAIL_FIELDS)
+    data["consent"] = linked_in_scope(ctx, actor, data.get("consent"))
     recordings = [call_details.recording_view(r) for r in ctx.catalog.recordings_for_call(call_id)]
     ids = [str(r["recording_id"]) for r in recordings]
     consent = data.get("consent") if isinstance(data.get("consent"), dict) else {}
+    held, holds = call_details.holds_shown(call_details.holds_of(ctx, call_id, ids),
+                                           may(actor.user.role, "holds.read"))
     return page(request, "call.html", actor, call=data, consent=consent, recordings=recordings,
                 timeline=call_details.timeline(data, recordings, call_details.ledger_of(ctx, ids)),
-                holds=call_details.holds_of(ctx, call_id, ids),
+                held=held, holds=holds,
                 marks=call_marks.for_call(ctx.catalog.connection(), call_id),
                 others=other_calls(ctx, actor, row, unmask),
                 access=(call_details.access_of(ctx, call_id, ids) if may(actor.user.role, "audit.read")

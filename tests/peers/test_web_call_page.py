@@ -42,8 +42,11 @@ def test_the_call_page_shows_evidence_recordings_timeline_and_holds(seeded_servi
     assert "cold (archive)" in text and "restoring" in text and "signed (Ed25519)" in text
     assert "recording paused (PCI)" in text and "r-c-red-1 (30 s)" in text
     assert "1700000000.1, 1700000000.2" in text and "transferred" in text
-    assert html.escape("<b>case 42</b>") in text and "<b>case 42</b>" not in text
+    assert 'id="held"' in text and "case 42" not in text  # a supervisor: held, not why (holds.read)
     assert "+8613812345678" not in text  # a supervisor's page stays masked until asked
+    counsel, _ = seeded_service.login("counsel")
+    text = counsel.get("/calls/c-red-1").text
+    assert html.escape("<b>case 42</b>") in text and "<b>case 42</b>" not in text
 
 
 def test_other_calls_stay_in_scope_and_the_access_list_is_for_audit_roles(seeded_service) -> None:
