@@ -1,7 +1,14 @@
 """The rows of QA review: scorecards, reviews and manual assignments (portable SQL: SQLite and
 PostgreSQL, ``?`` placeholders, booleans as 0/1).  Who may do what is the API's business
 (:mod:`pbx_recorder.service.api_qa` and friends); this module reads and writes, inside the
-caller's transaction where it writes."""
+caller's transaction where it writes.
+
+The agent of a review or an assignment is the call's ``agent`` column: for a remote agent reached
+through a queue that is a dial string carrying their mobile number (``Local/4915112345678@...``).
+Every reader here whose rows go to an operator masks it as the call API does (``mask_channel``:
+``Local/491******5678@...``; an account name such as ``carol`` is left as it is), unless the
+caller asks for ``unmask``; no QA output asks, as ``/api/calls`` shows the clear value only on an
+explicit, audited ``?unmask=1`` by a role holding ``calls.unmask``."""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import sqlite3
 from typing import Any
 
 from pbx_recorder.catalog.scopes import Scope, scope_clause
+from pbx_recorder.core.masking import mask_channel
 
 CARD_FIELDS = ("id", "name", "criteria", "created_by", "created_at", "retired")
 REVIEW_FIELDS = (
@@ -73,12 +81,19 @@ def retire_scorecard(conn: sqlite3.Connection, card_id: int) -> None:
     conn.execute("UPDATE qa_scorecards SET retired = 1 WHERE id = ?", (card_id,))
 
 
+def _agent_shown(item: dict[str, Any], unmask: bool) -> dict[str, Any]:
+    """``item`` with its ``agent`` masked like the call API's (numbers in a dial string)."""
+    if not unmask and isinstance(item.get("agent"), str):
+        item["agent"] = mask_channel(item["agent"])
+    return item
+
+
 # -- reviews -------------------------------------------------------------------------------
-def review(conn: sqlite3.Connection, review_id: int) -> dict[str, Any] | None:
+def review(conn: sqlite3.Connection, review_id: int, *, unmask: bool = False) -> dict[str, Any] | None:
     row = conn.execute(
         f"SELECT {', '.join(REVIEW_FIELDS)} FROM qa_reviews WHERE id = ?", (review_id,)
     ).fetchone()
-    return _row(REVIEW_FIELDS, row) if row else None
+    return _agent_shown(_row(REVIEW_FIELDS, row), unmask) if row else None
 
 
 def review_by(conn: sqlite3.Connection, call_id: str, reviewer: str, card_id: int) -> dict[str, Any] | None:
@@ -107,7 +122,8 @@ def readable_clause(role: str, name: str, scope: Scope, params: list[Any]) -> st
 
 
 def reviews(
-    conn: sqlite3.Connection, role: str, name: str, scope: Scope, *, call_id: str | None = None
+    conn: sqlite3.Connection, role: str, name: str, scope: Scope, *, call_id: str | None = None,
+    unmask: bool = False,
 ) -> list[dict[str, Any]]:
     """The reviews the actor may read (of one call, or the newest :data:`MAX_LISTED`), with the
     scorecard's name."""
@@ -125,7 +141,7 @@ def reviews(
     ).fetchall()
     out = []
     for r in rows:
-        item = _row(REVIEW_FIELDS, r[:-1])
+        item = _agent_shown(_row(REVIEW_FIELDS, r[:-1]), unmask)
         item["scorecard"] = r[-1] or ""
         out.append(item)
     return out
@@ -193,7 +209,7 @@ def unassign(conn: sqlite3.Connection, call_id: str, reviewer: str) -> bool:
 
 
 def assignments(
-    conn: sqlite3.Connection, scope: Scope, *, reviewer: str | None = None
+    conn: sqlite3.Connection, scope: Scope, *, reviewer: str | None = None, unmask: bool = False
 ) -> list[dict[str, Any]]:
     """Assignments of calls in ``scope`` (of one reviewer), newest call first, each with the call's
     agent and start and whether the reviewer has reviewed it."""
@@ -216,6 +232,7 @@ def assignments(
     out = [dict(zip(keys, r, strict=True)) for r in conn.execute(sql, params).fetchall()]
     for item in out:
         item["reviewed"] = int(item.pop("reviews") or 0) > 0
+        _agent_shown(item, unmask)
     return out
 
 
