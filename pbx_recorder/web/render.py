@@ -12,7 +12,7 @@ from datetime import datetime, tzinfo
 from functools import cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -27,7 +27,8 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 
 
 def _when(value: Any, tz: tzinfo | None = None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    if value is None or value == "":
+    # (Undefined: a key the evidence does not have, e.g. a consent that was never asked)
+    if value is None or value == "" or isinstance(value, Undefined):
         return ""
     try:
         moment = datetime.fromtimestamp(float(value), tz) if tz else datetime.fromtimestamp(float(value))

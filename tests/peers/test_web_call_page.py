@@ -60,3 +60,13 @@ def test_other_calls_stay_in_scope_and_the_access_list_is_for_audit_roles(seeded
     auditor, _ = seeded_service.login("comp")
     page = auditor.get("/calls/c-red-1").text
     assert 'id="access"' in page and "lead-red (supervisor)" in page and "root-admin (admin)" in page
+
+
+def test_consent_evidence_without_its_times_renders(seeded_service) -> None:
+    # evidence written without asked_at / decided_at keys (a consent never asked, an older row):
+    # the page shows empty times instead of failing
+    seeded_service.ctx.catalog.upsert_call({"call_id": "c-red-1", "consent": {"decision": "none"},
+                                            "consent_decision": "none"})
+    client, _ = seeded_service.login("lead-red")
+    answer = client.get("/calls/c-red-1")
+    assert answer.status_code == 200 and 'id="consent-decision">none<' in answer.text
