@@ -22,7 +22,7 @@ from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import peaks as peak_store
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
-from pbx_recorder.service.json_body import parse_object
+from pbx_recorder.service.json_body import parse_object, read_capped
 from pbx_recorder.service.scoped_endpoint import scoped_call
 
 MAX_BODY = 8192
@@ -39,7 +39,7 @@ def list_marks(request: Request) -> Response:
 async def add_mark(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
-    body = await request.body()
+    body = await read_capped(request, MAX_BODY)  # (413 past it, before it is all read)
     return await run_in_threadpool(_add_mark, request, body)
 
 

@@ -198,3 +198,11 @@ def test_uvicorn_answers_413_and_closes_the_connection(served: int, chunked: boo
             sock.sendall((head + f"Content-Length: {TEN_MIB}\r\n\r\n").encode())
         answer = _answer_and_close(sock)
     assert answer.startswith(b"HTTP/1.1 413 ") and b"connection: close" in answer.lower()
+
+
+def test_a_mark_body_past_its_own_cap_is_refused(seeded_service) -> None:  # type: ignore[no-untyped-def]
+    # the marks endpoint reads through read_capped (8 KiB, below the route's 16 KiB)
+    client, _ = seeded_service.login("lead-red")
+    answer = client.post("/api/calls/c-red-1/marks", content=b"{" + b" " * 12_000 + b"}",
+                         headers={"content-type": "application/json", "x-csrf-token": "x"})
+    assert answer.status_code == 413
