@@ -76,6 +76,14 @@ def by_index(full: str, last4: str = "") -> tuple[str, list[Any]]:
 COLUMNS = ("call_id", "numbers", "caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
 
 
+def note_rekeyed(conn: Any, hold_id: str, value: str, value4: str, now: float) -> None:
+    """A caller hold re-keyed: its ledger entry (``lifecycle.holds.note_rekeyed``, imported here
+    lazily: the lifecycle package imports the catalog's)."""
+    from pbx_recorder.lifecycle.holds import note_rekeyed as note
+
+    note(conn, hold_id, value, value4, now)
+
+
 def _first(stored: Any) -> str:
     """The current key's part of a stored ``new|old`` hold value ('' for none)."""
     return (subjects_of(str(stored or "")) or [""])[0]
@@ -382,11 +390,11 @@ class IndexRotation:
                 if not any(self.new.full(n) == old for n in numbers):
                     self.report.untranslated_holds.append(str(hold_id))
                 continue
+            both = (SUBJECT_SEPARATOR.join((self.new.full(number), old)),
+                    SUBJECT_SEPARATOR.join((self.new.last4(number), self.old.last4(number))))
             self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute("UPDATE holds SET value = ?, value4 = ? WHERE hold_id = ?",
-                              (SUBJECT_SEPARATOR.join((self.new.full(number), old)),
-                               SUBJECT_SEPARATOR.join((self.new.last4(number), self.old.last4(number))),
-                               hold_id))
+            self.conn.execute("UPDATE holds SET value = ?, value4 = ? WHERE hold_id = ?", (*both, hold_id))
+            note_rekeyed(self.conn, str(hold_id), *both, self.clock())  # the hold's ledger entry follows
             self.conn.execute("COMMIT")
             self.report.holds_rekeyed += 1
 
@@ -462,6 +470,7 @@ class IndexRotation:
                 (f"%{SUBJECT_SEPARATOR}%",)).fetchall():
             self.conn.execute("UPDATE holds SET value = ?, value4 = ? WHERE hold_id = ?",
                               (_first(value), _first(value4), hold_id))
+            note_rekeyed(self.conn, str(hold_id), _first(value), _first(value4), self.clock())
         _save_state(self.conn, {**state, "phase": "done", "finished_at": self.clock(), "cursor": ""})
         self.conn.execute("COMMIT")
         self._retire(state, keep_old=keep_old)

@@ -43,7 +43,7 @@ def add_cmd(
         h = holds.add(scope, value, reason, rt.actor, now=time.time())
     finally:
         bar.close()
-    shown = mask_number(value) if scope == "caller" else value
+    shown = mask_number(value) if scope == "caller" else h.get("shown") or value  # (a query: numbers masked)
     rt.audit(
         "hold.add",
         h["hold_id"],

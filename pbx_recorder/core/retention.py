@@ -7,7 +7,11 @@ Rules, in the order they win:
   * a legal hold (active ``Hold`` matching the recording, or the ``legal_hold`` flag) forbids
     deletion - never migration;
   * ``protected`` (recording or class) forbids deletion;
-  * otherwise a recording whose ``retain_until`` has passed may be disposed of.
+  * otherwise a recording whose retention has ended may be disposed of.  The end is never
+    earlier than ``created_at`` + its class's days (an unknown class: :data:`MIN_RETENTION_DAYS`,
+    the floor the configuration holds every class to unless it says ``allow_short``): an
+    explicit ``retain_until`` can only extend it, so one edited column (``UPDATE recordings SET
+    retain_until=1``) cannot make a recording due early.
 Holds fail safe: a query hold that cannot be read, or names a field we do not know, holds
 everything it could mean (over-holding is recoverable, deleting evidence is not).
 Refusals are returned with a reason string, not raised.
@@ -23,6 +27,9 @@ from typing import Any
 DAY = 86400.0
 LIVE_STATES = ("stored", "verified", "migrated")  # bytes sit on a tier
 VALUABLE_TAGS = frozenset({"vip", "complaint", "dispute"})
+#: the shortest retention a class may have without ``allow_short`` (``config.storage`` validates
+#: classes against the same figure; ``test_retention_floor`` keeps the two equal)
+MIN_RETENTION_DAYS = 180
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +106,31 @@ def retain_until(started_at: float, class_days: int | None, now: float) -> float
 
 
 def _until(rec: Any, classes: Mapping[str, ClassPolicy] | None, now: float) -> float | None:
+    """The effective end of retention (None: keep forever): the class's period from ``created_at``,
+    which an explicit ``retain_until`` may extend but never shorten (it is a plain column; its one
+    legitimate writer, ``set-class``, writes exactly that period of the new class)."""
     explicit = _get(rec, "retain_until")
-    if explicit is not None:
-        return float(explicit)
+    days = minimum_days(rec, classes, explicit is not None)
+    if days is None:  # a class that keeps forever, or an unknown class and no explicit end
+        return None
+    floor = float(retain_until(float(_get(rec, "created_at", 0) or 0), days, now) or 0.0)
+    return floor if explicit is None else max(float(explicit), floor)
+
+
+def minimum_days(rec: Any, classes: Mapping[str, ClassPolicy] | None, explicit: bool = True) -> int | None:
+    """The fewest days ``rec`` is kept (None: forever): its class's days (``config.storage`` has
+    refused a class below :data:`MIN_RETENTION_DAYS` without ``allow_short``); a recording of an
+    unknown class with an explicit end keeps that minimum (without one it is kept forever, as
+    before)."""
     cls = (classes or {}).get(str(_get(rec, "retention_class", "") or ""))
-    return retain_until(float(_get(rec, "created_at", 0) or 0), cls.days if cls else None, now)
+    if cls is None:
+        return MIN_RETENTION_DAYS if explicit else None
+    return cls.days if cls.days > 0 else None
+
+
+def effective_until(rec: Any, classes: Mapping[str, ClassPolicy] | None, now: float) -> float | None:
+    """Public form of the end of retention the disposal decision uses (reports, tests)."""
+    return _until(rec, classes, now)
 
 
 def hold_reason(hold: Hold | Mapping[str, Any], rec: Any, now: float) -> str | None:

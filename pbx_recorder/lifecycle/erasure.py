@@ -186,6 +186,13 @@ class Eraser:
         self._tombstone(subject, (caller, call_id), plan, bool(withheld), req["request_id"], now)
         for call, erase_now, kept in plan:
             for rec in erase_now:
+                late = self.holds.hold_now(rec)  # a hold placed since the plan was made wins
+                if late is not None:
+                    withheld.append({"recording_id": rec["recording_id"], "call_id": rec["call_id"],
+                                     "hold_id": late[0], "reason": late[1]})
+                    self._log_withheld(rec, withheld[-1], req["request_id"], actor, now)
+                    kept = True  # the call row stays with its held recording
+                    continue
                 deleted.append(self._erase_recording(rec, req["request_id"], actor, now))
             if not kept:
                 with Tx(self.conn):

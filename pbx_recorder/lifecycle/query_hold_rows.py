@@ -10,6 +10,13 @@ superset of the matches, not the decision: :func:`policy.query_matches` still de
 (the filters the search has no index for -- DID, direction, region, retention class -- are
 tested there only). A query with no indexed filter, or one the search refuses (an unknown
 status) or a time that is not a finite number (JSON allows NaN), reads the table as before.
+
+A query hold's number filters (``caller``, ``callee``, ``number``) are stored as blind indexes,
+never in clear (:func:`protect_numbers`): ``{"index": "full"|"last4", "bi": [...], "bi4": [...],
+"key": ...}``, the full number's (or last 4 digits') index under the privacy HMAC key -- what a
+caller hold stores -- and ``key``, the index of a fixed probe number, which tells a hold written
+under a key that has since been rotated away: its filter then matches every call (a hold fails
+safe). :func:`number_filters_match` decides a calls row (stored form) against them.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from pbx_recorder.catalog.number_protection import BlindIndex
+from pbx_recorder.catalog.protected_rows import equals_any, is_last4, stored_side_clause
 from pbx_recorder.catalog.queries import MAX_LIMIT, CallFilters, Cursor, build_search
+from pbx_recorder.core.masking import mask_number
 
 #: query keys ``build_search`` narrows by (each the ``CallFilters`` field of that name)
 INDEXED = ("start", "end", "status", "call_id", "agent", "queue", "tag", "consent")
@@ -63,3 +73,81 @@ def candidate_pages(rows_of: RowsOf, filters: CallFilters) -> Iterator[list[Mapp
             cursor = Cursor(None, "")  # the timed rows are done: the untimed ones, by call id
         else:
             return
+
+
+#: a query hold's number filters and the sides of a call each one names
+NUMBER_SIDES = {"caller": ("caller",), "callee": ("callee",), "number": ("caller", "callee")}
+KEY_PROBE = "0000000000"  # a meaningless number: its full index fingerprints the index key
+
+
+def protect_numbers(q: Mapping[str, Any], index: BlindIndex) -> dict[str, Any]:
+    """``q`` with each number filter replaced by its blind indexes (what the hold stores)."""
+    out = dict(q)
+    for key in NUMBER_SIDES:
+        if key not in out or isinstance(out[key], Mapping):
+            continue
+        value = str(out[key])
+        last4 = is_last4(value)
+        out[key] = {"index": "last4" if last4 else "full",
+                    "bi": list(index.last4s(value) if last4 else index.fulls(value)),
+                    "bi4": list(index.last4s(value)), "key": index.full(KEY_PROBE)}
+    return out
+
+
+def shown(q: Mapping[str, Any]) -> dict[str, Any]:
+    """``q`` for output: a number filter given in clear masked, a stored one named by its kind."""
+    out: dict[str, Any] = dict(q)
+    for key in NUMBER_SIDES:
+        if key in out:
+            out[key] = (f"<{out[key].get('index', 'number')} index>" if isinstance(out[key], Mapping)
+                        else mask_number(out[key]))
+    return out
+
+
+def indexed_number_filters(q: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The number filters of a stored query that are blind indexes (a hold from before they were
+    stored so keeps its clear filter: the caller decides those on the opened row)."""
+    return {k: v for k, v in q.items() if k in NUMBER_SIDES and isinstance(v, Mapping)}
+
+
+def _stale(spec: Mapping[str, Any], index: BlindIndex | None) -> bool:
+    return index is not None and str(spec.get("key") or "") not in index.fulls(KEY_PROBE)
+
+
+def number_filters_match(call: Mapping[str, Any], q: Mapping[str, Any], index: BlindIndex | None) -> bool:
+    """Does a calls row (stored form: ``<side>_bi``/``_bi4``, or clear ``<side>_num`` hashed with
+    ``index``) match every indexed number filter of ``q``?  A filter under a retired key matches."""
+    for key, spec in indexed_number_filters(q).items():
+        if _stale(spec, index):
+            continue  # written under a key no lookup uses any more: fail safe, hold
+        wanted = {str(v) for v in spec.get("bi") or ()}
+        last4 = spec.get("index") == "last4"
+        if not any(_side_has(call, side, wanted, last4, index) for side in NUMBER_SIDES[key]):
+            return False
+    return True
+
+
+def _side_has(call: Mapping[str, Any], side: str, wanted: set[str], last4: bool,
+              index: BlindIndex | None) -> bool:
+    column = f"{side}_bi4" if last4 else f"{side}_bi"
+    if call.get(f"{side}_bi") or call.get(f"{side}_bi4"):  # a protected row: its stored index
+        return str(call.get(column) or "") in wanted
+    number = str(call.get(f"{side}_num") or "")
+    if not number or index is None:
+        return False
+    return bool(wanted & set(index.last4s(number) if last4 else index.fulls(number)))
+
+
+def number_clause(q: Mapping[str, Any], params: list[Any], index: BlindIndex | None) -> str | None:
+    """SQL over ``calls`` narrowing to the first indexed number filter of ``q`` (one index range
+    per side), or None (none, or one under a retired key: the caller reads the table)."""
+    for key, spec in indexed_number_filters(q).items():
+        if _stale(spec, index):
+            return None
+        bi, bi4 = [str(v) for v in spec.get("bi") or ()], [str(v) for v in spec.get("bi4") or ()]
+        if spec.get("index") == "last4":
+            parts = [equals_any(f"{side}_bi4", bi, params) for side in NUMBER_SIDES[key]]
+        else:
+            parts = [stored_side_clause(side, bi, bi4, params) for side in NUMBER_SIDES[key]]
+        return "(" + " OR ".join(parts) + ")"
+    return None

@@ -107,6 +107,12 @@ class RetentionJob:
                 continue
             if d.action != "dispose":
                 continue
+            late = self.holds.hold_now(rec)  # a hold placed since the batch was read stops it here
+            if late is not None:
+                why = f"legal hold: {late[0]} ({late[1]})"
+                self._log_refusal(rec, why, d.policy, actor, now)
+                result.refused.append(policy.Disposal(d.recording_id, d.call_id, "refuse", why, d.policy))
+                continue
             try:
                 self._dispose(rec, d, actor, now)
                 result.disposed.append(d.recording_id)
@@ -192,7 +198,9 @@ class RetentionJob:
     def set_class(
         self, call_id: str, class_name: str, *, actor: str, role: str, now: float
     ) -> list[dict[str, Any]]:
-        """Change a call's retention class; recompute retain_until of its recordings; audit row."""
+        """Change a call's retention class; recompute retain_until of its recordings; audit row and,
+        per recording, a ledger ``reclassed`` entry (class and retain_until: ``verify`` holds the row
+        to the last one, so a class or end edited by hand is reported)."""
         cls = self.classes.get(class_name)
         if cls is None:
             raise PolicyRefusal(
@@ -213,6 +221,9 @@ class RetentionJob:
                     " WHERE recording_id=?",
                     (class_name, until, int(cls.protected), r["recording_id"]),
                 )
+                self.ledger(self.conn, "reclassed", r["recording_id"],
+                            {"call_id": call_id, "from": r["retention_class"] or "", "to": class_name,
+                             "retain_until": until}, now)
                 changes.append(
                     {
                         "recording_id": r["recording_id"],

@@ -47,7 +47,10 @@ from pbx_recorder.recording.manifest import canonical_json
 GENESIS = "0" * 64
 _string = json.encoder.encode_basestring  # (C-accelerated when available, as json.dumps uses it)
 EVENTS = frozenset({"stored", "migrated", "held", "released", "deleted", "erased", "restored", "rekeyed",
-                    "call_sealed", "call_removed"})  # the last two: pbx_recorder.recording.call_seal
+                    "call_sealed", "call_removed",  # these two: pbx_recorder.recording.call_seal
+                    "reclassed",  # retention set-class: the new class and retain_until
+                    # legal holds themselves (lifecycle.holds: id, scope, a hash of the value)
+                    "hold_added", "hold_rekeyed", "hold_released"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +322,8 @@ class StoredLedgerHook:
             "audio_sha256": str(getattr(manifest, "audio_sha256", "")),
             "encrypted": bool(processing.get("encrypted", False)),
             "key_id": str(processing.get("key_id", "")),
+            # the class it was stored with: verify holds the row's class to it (and set-class's entries)
+            "retention_class": str(getattr(manifest, "retention_class", "") or ""),
         }
         wrapped = str(processing.get("wrapped_key", "") or "")
         if wrapped:

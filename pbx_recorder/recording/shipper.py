@@ -175,6 +175,10 @@ class Shipper:
         self.tier_for_region = tier_for_region
         self.prepare_stages = list(prepare_stages)
         self.after_store = list(after_store)
+        if self.after_store:  # a recording stored under an active legal hold is held at once
+            from pbx_recorder.lifecycle.holds import HoldOnStore
+
+            self.after_store.append(HoldOnStore(clock))
         self.claimer = claimer or InProcessClaimer()
         self.clock = clock
         self.backoff_base_s = backoff_base_s

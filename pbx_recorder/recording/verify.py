@@ -44,6 +44,7 @@ from pbx_recorder.recording.signing import verify_manifest
 from pbx_recorder.recording.verify_bindings import (
     expectation_of,
     hold_binding,
+    holds_mismatches,
     ledger_entries,
     manifest_binding,
     row_binding,
@@ -126,6 +127,9 @@ class Verifier(ObjectChecks):
             add(Mismatch("", str(a), a.expected, a.found))
         if legacy:
             report.notes.append(f"{legacy} audit row(s) predate the audit chain (not covered)")
+        held, notes = holds_mismatches(self.conn)  # the holds table against its ledger entries
+        report.mismatches += [Mismatch(f"hold {hid}", what, want, found) for hid, what, want, found in held]
+        report.notes += notes
         if self.public_key is None:
             return
         if self.checkpoints is not None:

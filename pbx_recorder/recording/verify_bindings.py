@@ -9,6 +9,7 @@ Pure functions over rows and ledger entries; the caller reads the database.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -18,6 +19,7 @@ from pbx_recorder.catalog import engine
 from pbx_recorder.core.naming import parse_storage_key
 from pbx_recorder.recording import manifest_copy
 from pbx_recorder.recording.ledger import wrapped_key_digest
+from pbx_recorder.recording.manifest import canonical_json
 from storage.hashing import digests_equal
 
 LOCATION_EVENTS = ("stored", "migrated")
@@ -28,15 +30,16 @@ def ledger_expectation(conn: sqlite3.Connection, recording_id: str) -> dict[str,
     audio_sha256, encrypted, key_id, version_id; only the fields the ledger recorded."""
     return expectation_of(conn.execute(
         "SELECT event, payload FROM ledger WHERE recording_id = ? AND event IN "
-        "('stored', 'migrated', 'rekeyed') ORDER BY seq", (recording_id,)))
+        "('stored', 'migrated', 'rekeyed', 'reclassed') ORDER BY seq", (recording_id,)))
 
 
 def expectation_of(entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """:func:`ledger_expectation` over one recording's ``(event, payload)`` entries in seq order
     (other events are ignored): pure, so ``verify`` can read a whole batch's entries at once."""
     expect: dict[str, Any] = {}
+    retention: dict[str, Any] | None = None  # class and retain_until, once the ledger has said them
     for event, text in entries:
-        if event not in ("stored", "migrated", "rekeyed"):
+        if event not in ("stored", "migrated", "rekeyed", "reclassed"):
             continue
         try:
             payload = json.loads(text)
@@ -48,6 +51,13 @@ def expectation_of(entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
             expect = {k: payload[k] for k in ("tier", "key", "sha256", "size", "audio_sha256", "encrypted",
                                               "key_id", "version_id", "objects", "wrapped_key_sha256")
                       if k in payload}
+            # stored since the class is in the payload: that class, no explicit end (the shipper
+            # writes none); an older entry says nothing about either
+            retention = ({"retention_class": str(payload["retention_class"]), "retain_until": None}
+                         if "retention_class" in payload else None)
+        elif event == "reclassed":
+            retention = {"retention_class": str(payload.get("to", "")),
+                         "retain_until": payload.get("retain_until")}
         elif event == "migrated":
             for src, dst in (("to", "tier"), ("key", "key"), ("sha256", "sha256")):
                 if payload.get(src):
@@ -56,7 +66,10 @@ def expectation_of(entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
         elif payload.get("to_key_id"):
             expect["key_id"] = payload["to_key_id"]
             expect["wrapped_key_sha256"] = payload.get("wrapped_key_sha256", "")  # '' (older entry): unknown
-    return {k: v for k, v in expect.items() if v not in (None, "")}
+    out = {k: v for k, v in expect.items() if v not in (None, "")}
+    if retention is not None:  # ('' and None are values here: no class, no explicit end)
+        out["retention"] = retention
+    return out
 
 
 def ledger_entries(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
@@ -146,7 +159,37 @@ def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple
     if "encrypted" in expect and bool(expect["encrypted"]) != bool(row.get("encrypted")):
         out.append(("row encryption flag differs from the ledger", str(bool(expect["encrypted"])),
                     str(bool(row.get("encrypted")))))
+    return out + retention_binding(row, expect.get("retention"))
+
+
+def retention_binding(row: Mapping[str, Any], said: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The row's retention class and explicit end against the ledger's last word on them (the
+    ``stored`` entry, then ``reclassed`` ones): a class or ``retain_until`` edited by hand would
+    change when retention may dispose of the recording.  Rows read without these columns, or
+    stored before the ledger recorded the class, are not compared."""
+    if said is None or "retention_class" not in row:
+        return []
+    out: list[tuple[str, str, str]] = []
+    want_class, have_class = str(said.get("retention_class") or ""), str(row.get("retention_class") or "")
+    if want_class != have_class:
+        out.append(("row retention_class differs from the ledger", want_class, have_class))
+    want, have = said.get("retain_until"), row.get("retain_until")
+    if "retain_until" in row and not _same_time(want, have):
+        out.append(("row retain_until differs from the ledger", _time_text(want), _time_text(have)))
     return out
+
+
+def _same_time(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    try:
+        return abs(float(a) - float(b)) < 1e-3
+    except (TypeError, ValueError):
+        return False
+
+
+def _time_text(value: Any) -> str:
+    return "none" if value is None else str(value)
 
 
 def _listed_hashes(row: Mapping[str, Any]) -> dict[str, str]:
@@ -189,6 +232,101 @@ def hold_binding(conn: sqlite3.Connection, row: Mapping[str, Any]) -> list[tuple
     if flag is not None and not flag[0]:
         found.append(("legal hold in the ledger but the row's legal_hold flag is cleared", "1", "0"))
     return found
+
+
+# -- the holds table against the ledger --------------------------------------------------------
+#: the ledger's ``recording_id`` of every hold event (one index range: ``ledger_recording``)
+HOLDS_LEDGER = "legal-holds"
+HOLD_EVENTS = ("hold_added", "hold_rekeyed", "hold_released")
+#: ``catalog_settings`` row written once the holds that predate hold entries got theirs
+HOLDS_LEDGERED = "holds_ledgered"
+
+
+def hold_value_digest(value: Any, value4: Any) -> str:
+    """What the ledger keeps of a hold's value (call id, blind index, query): its SHA-256 with the
+    last-4 index beside it, never the value (a query may name a number)."""
+    return hashlib.sha256(canonical_json([str(value or ""), str(value4 or "")])).hexdigest()
+
+
+def hold_ledger_of(entries: Iterable[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Each hold the ledger knows (``hold_id`` -> scope, value digest, released), from its hold
+    events in seq order: pure."""
+    said: dict[str, dict[str, Any]] = {}
+    for event, text in entries:
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue  # the chain check names the broken row
+        if not isinstance(payload, Mapping) or not payload.get("hold_id"):
+            continue
+        hid = str(payload["hold_id"])
+        if event == "hold_added":
+            said[hid] = {"scope": str(payload.get("scope", "")),
+                         "value_sha256": str(payload.get("value_sha256", "")), "released": False}
+        elif event == "hold_rekeyed" and hid in said:
+            said[hid]["value_sha256"] = str(payload.get("value_sha256", ""))
+        elif event == "hold_released" and hid in said:
+            said[hid]["released"] = True
+    return said
+
+
+def hold_ledger(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """:func:`hold_ledger_of` over the catalog's hold entries (one index range)."""
+    return hold_ledger_of((str(e), str(p)) for e, p in conn.execute(
+        "SELECT event, payload FROM ledger WHERE recording_id = ? ORDER BY seq", (HOLDS_LEDGER,)))
+
+
+def holds_binding(holds: Iterable[Mapping[str, Any]], said: Mapping[str, Mapping[str, Any]],
+                  ledgered: bool) -> list[tuple[str, str, str, str]]:
+    """(hold id, what, expected, found) for every ``holds`` row the ledger contradicts: a hold
+    removed, its scope or value edited, released without a release entry, or made active again;
+    and (``ledgered``: every older hold has its entries) a row no ``hold add`` wrote.  A hold
+    protects recordings stored after it by its row alone: an edited row unprotects them."""
+    out: list[tuple[str, str, str, str]] = []
+    seen: set[str] = set()
+    for row in holds:
+        hid = str(row["hold_id"])
+        seen.add(hid)
+        entry = said.get(hid)
+        if entry is None:
+            if ledgered:
+                out.append((hid, "hold has no ledger entry (not written by hold add)", "hold_added", "none"))
+            continue
+        if str(row.get("scope") or "") != entry["scope"]:
+            out.append((hid, "hold scope differs from the ledger", entry["scope"], str(row.get("scope"))))
+        found = hold_value_digest(row.get("value"), row.get("value4"))
+        if found != entry["value_sha256"]:
+            out.append((hid, "hold value differs from the ledger (edited)", entry["value_sha256"], found))
+        released = row.get("released_at") is not None
+        if released and not entry["released"]:
+            out.append((hid, "hold released in the catalog without a hold_released ledger entry",
+                        "active", "released"))
+        elif entry["released"] and not released:
+            out.append((hid, "hold active in the catalog but released in the ledger", "released", "active"))
+    for hid in sorted(set(said) - seen):
+        if not said[hid]["released"]:
+            out.append((hid, "active legal hold in the ledger has no holds row (removed)", "holds row",
+                        "absent"))
+    return out
+
+
+def holds_mismatches(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+    """:func:`holds_binding` over the catalog (the whole holds table: a small one), and a note for
+    holds from before hold entries that no hold, erasure or retention command has recorded yet."""
+    if "value4" not in engine.table_columns(conn, "holds"):
+        return [], []  # a catalog from before schema 15 (verify reads old catalogs as they are)
+    holds = [dict(zip(("hold_id", "scope", "value", "value4", "released_at"), r, strict=True))
+             for r in conn.execute("SELECT hold_id, scope, value, value4, released_at FROM holds")]
+    ledgered = conn.execute("SELECT 1 FROM catalog_settings WHERE name = ?",
+                            (HOLDS_LEDGERED,)).fetchone() is not None
+    said = hold_ledger(conn)
+    notes = []
+    if not ledgered:
+        old = sum(1 for h in holds if str(h["hold_id"]) not in said)
+        if old:
+            notes.append(f"{old} legal hold(s) predate hold ledger entries (not covered until the next "
+                         "hold, erase or retention command records them)")
+    return holds_binding(holds, said, ledgered), notes
 
 
 # -- streaming forms for whole-catalog passes (no Python set of every id) -----------------------

@@ -19,7 +19,8 @@ from pbx_recorder.recording.verify_report import Mismatch
 LIVE_STATES = ("stored", "verified", "migrated")
 GONE_STATES = ("expired", "erased", "deleted")
 COLUMNS = ("recording_id", "call_id", "state", "size", "sha256", "audio_sha256", "tier", "storage_key",
-           "encrypted", "key_id", "wrapped_key", "manifest", "signature")
+           "encrypted", "key_id", "wrapped_key", "manifest", "signature",
+           "retention_class", "retain_until")  # (the last two: verify_bindings.retention_binding)
 OPTIONAL_COLUMNS = ("objects", "manifest_sha256")  # schema migrations 3 and 11
 
 

@@ -40,7 +40,12 @@ from pbx_recorder.recording.verify import (
     _refused,
     vanished_mismatch,
 )
-from pbx_recorder.recording.verify_bindings import ledger_entries, removed_ids, vanished_stream
+from pbx_recorder.recording.verify_bindings import (
+    holds_mismatches,
+    ledger_entries,
+    removed_ids,
+    vanished_stream,
+)
 from pbx_recorder.recording.verify_state import Marks, VerifyState
 
 SAVE_EVERY_S = 5.0
@@ -190,6 +195,9 @@ class _Pass:
             add(Mismatch("", str(a), a.expected, a.found))
         if legacy:
             report.notes.append(f"{legacy} audit row(s) predate the audit chain (not covered)")
+        held, notes = holds_mismatches(self.conn)  # the holds table against its ledger entries
+        report.mismatches += [Mismatch(f"hold {hid}", what, want, found) for hid, what, want, found in held]
+        report.notes += notes
         if self.v.public_key is None:
             return seq, head, audit_id, audit_hash
         if self.v.checkpoints is not None:

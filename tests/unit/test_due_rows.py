@@ -98,8 +98,8 @@ def test_a_pass_reads_only_what_may_be_due(tmp_path: Path) -> None:
             "created": NOW - 200 * DAY},
            {"id": "cool", "state": "stored", "tier": "hot", "cls": "standard", "until": None,
             "created": NOW - 100 * DAY},
-           {"id": "set", "state": "verified", "tier": "hot", "cls": "finance", "until": NOW - DAY,
-            "created": NOW - 5 * DAY}]
+           {"id": "set", "state": "verified", "tier": "hot", "cls": "short", "until": NOW - DAY,
+            "created": NOW - 20 * DAY}]  # an explicit end can only extend its class period
     _insert(env.conn, young + old)
     job = RetentionJob(env.conn, env.tiers, CLASSES, HoldManager(env.conn, env.tiers, hash_key=KEY))
     read = Counted()

@@ -68,7 +68,7 @@ def test_disposal_refusals_carry_reasons():
 
 def test_disposal_only_for_live_states_and_explicit_retain_until():
     gone = rec("gone", state="erased")
-    explicit = rec("explicit", 1, retain_until=NOW - 5)
+    explicit = rec("explicit", 40, retain_until=NOW - 5)  # (past its class period: an end only extends it)
     out = disposal_candidates([gone, explicit], [], NOW, CLASSES)
     assert [c.recording_id for c in out] == ["explicit"]
 
