@@ -23,13 +23,13 @@ from starlette.routing import Route
 
 from pbx_recorder.core.masking import mask_field, mask_number
 from pbx_recorder.errors import NotFound, PolicyRefusal
+from pbx_recorder.lifecycle import query_hold_rows
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 
 MAX_REASON = 500
-NUMBER_KEYS = ("caller", "callee", "number")
 #: saved-search field -> hold query filter (``lifecycle.policy.QUERY_KEYS``)
 SEARCH_TO_QUERY = {"status": "status", "consent": "consent", "tag": "tag", "caller": "number",
                    "call_id": "call_id", "agent": "agent", "queue": "queue"}
@@ -45,8 +45,10 @@ def shown(hold: dict[str, Any]) -> dict[str, Any]:
     elif out.get("scope") == "query":
         try:
             q = json.loads(str(out.get("value") or "{}"))
-            out["value"] = json.dumps({k: mask_number(v) if k in NUMBER_KEYS else v for k, v in q.items()},
-                                      sort_keys=True)
+            if not isinstance(q, dict):
+                raise ValueError("not a query object")
+            # (a number filter stored as a blind index named by its kind, one in clear masked)
+            out["value"] = json.dumps(query_hold_rows.shown(q), sort_keys=True)
         except ValueError:
             out["value"] = mask_field(out.get("value"))
     return out

@@ -381,3 +381,18 @@ def test_erasure_opened_before_an_index_key_rotation_executes_from_the_console_m
     done = _post(counsel, csrf, f"/api/erasure/{req['request_id']}/execute", {"number": NUMBER})
     assert done.status_code == 200, done.text
     assert done.json()["request_id"] == req["request_id"] and done.json()["recordings_erased"] >= 1
+
+
+def test_a_held_saved_search_by_number_lists_its_filter_by_kind(svc: Service) -> None:
+    # the hold stores the number filter as a blind index: the list names it, shows no number
+    # and no index value
+    admin, csrf = svc.login("root-admin")
+    saved = admin.post("/api/searches", json={"name": "cust", "query": "caller=2222"},  # (last 4 kept)
+                       headers={"X-CSRF-Token": csrf})
+    assert saved.status_code in (200, 201), saved.text
+    held = _post(admin, csrf, "/api/holds", {"scope": "saved_search", "value": "cust", "reason": "case 9"})
+    assert held.status_code == 201, held.text
+    listed = [h for h in admin.get("/api/holds").json()["holds"] if h["scope"] == "query"]
+    value = json.loads(listed[0]["value"])
+    assert value["number"].startswith("<") and value["number"].endswith("index>")
+    assert "2222" not in listed[0]["value"]
