@@ -12,7 +12,10 @@ by ActionID (``Action`` is its own future).  What this module adds:
 * reconnect with exponential backoff and jitter (``backoff_min`` .. ``backoff_max``);
 * after every (re)connect a resync: ``CoreShowChannels`` -> one ``LiveChannel`` per channel
   (with its PBXREC_* variables read by ``Getvar``) then ``ResyncCompleted``;
-* normalized events come out of :meth:`AmiClient.events` (an async iterator).
+* normalized events come out of :meth:`AmiClient.events` (an async iterator);
+* every block is contained: the envelope a caller ID may have repeated (``Event``, ``ActionID``
+  ...) is repaired before panoramisk reads it (:mod:`ami.envelope`), and a block that still fails
+  is logged with its call's ids and skipped; nothing a caller sends can close the connection.
 """
 
 from __future__ import annotations
@@ -25,29 +28,33 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
-from urllib.parse import unquote
 
 from panoramisk import actions as pactions
 from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.message import Message
 
 from ami import actions
 from ami.block_framer import BlockFramer
+from ami.envelope import block_context, message_from_block, parse_message
+from ami.frames import parse_block
 from ami.framing_guard import FramingGuard, block_keys
 from ami.normalize import Normalizer
 from pbx_recorder.core import commands as cmds
 from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as ev
 from pbx_recorder.core.naming import boot_tag
+from pbx_recorder.core.recording_refs import RecordingRefs
 from pbx_recorder.errors import AmiActionError, PbxDisconnected, PbxError
 from pbx_recorder.reconnect import keep_connected
 
 log = logging.getLogger(__name__)
 
+__all__ = ["AmiClient", "AmiLoginFailed", "message_from_block", "parse_message"]
+
 #: what the core reads from a live channel on resync (calls.CallBook._on_live_channel)
 DEFAULT_RESYNC_VARIABLES = (C.VAR_RESULT, C.VAR_RECORDING_ID, C.VAR_RECORDING_PATH, C.VAR_CALL_ID,
                             "PBXREC_CONSENT", C.VAR_DIALOGUE_MMID)
 HOLD_MAX = 10_000
+WARNED_MAX = 10_000  # channels already reported for a repaired envelope (then debug lines)
 
 
 class AmiLoginFailed(PbxError):
@@ -74,51 +81,30 @@ class _Protocol(AMIProtocol):
 
     def data_received(self, data: bytes) -> None:
         """panoramisk's framing, on bytes (:mod:`ami.block_framer`: a character split between
-        two reads survives), with :func:`message_from_block` as the parser."""
+        two reads survives), with :func:`parse_message` as the parser.
+
+        Each block is handled on its own: an exception out of here would make asyncio close the
+        transport (the other blocks of this read lost, every pending action failed), so a block
+        that fails is logged with its call's ids and skipped."""
         self._client.last_data_at = time.monotonic()
         blocks = self._framer.feed(data)
         if self.version is None:
             self.version = self._framer.version
         for block in blocks:
-            if not self._client.framing.accept(block_keys(block)):
-                continue  # the caller's bytes after a cut-short event (ami.framing_guard)
-            message = message_from_block(block.strip())
-            if message is not None:
-                self.handle_message(message)
+            try:
+                self._handle_block(block)
+            except Exception:  # per-block containment: the connection serves every other call
+                self._client.block_failed(block)
 
-
-BANNER = "Asterisk Call Manager/"
-EOL = "\r\n"
-
-
-def message_from_block(block: str) -> Message | None:
-    """Like panoramisk's ``Message.from_line``, but a header repeated in another letter case
-    (``Channel`` then an injected ``channel``) becomes a list in occurrence order instead of
-    silently replacing the first one, so :mod:`ami.injection` sees the repeat."""
-    lines = block.split(EOL)
-    content = ""
-    if lines[0].startswith(("Response: Follows", "Response: Fail")):
-        content = lines.pop()
-        while not content and lines:
-            content = lines.pop()
-    headers: dict[str, Any] = {}
-    spelling: dict[str, str] = {}  # lower-case -> first spelling seen
-    for line in lines:
-        if ": " not in line:
-            continue
-        key, value = line.split(": ", 1)
-        lower = key.lower()
-        if lower in Message.quoted_keys:
-            value = unquote(value).strip()
-        first = spelling.setdefault(lower, key)
-        if first in headers:
-            old = headers[first]
-            headers[first] = [*old, value] if isinstance(old, list) else [old, value]
-        else:
-            headers[first] = value
-    if "event" in spelling or "response" in spelling:
-        return Message(headers, content)
-    return None
+    def _handle_block(self, block: str) -> None:
+        if not self._client.framing.accept(block_keys(block)):
+            return  # the caller's bytes after a cut-short event (ami.framing_guard)
+        message, repaired = parse_message(block.strip())
+        if message is None:
+            return
+        if repaired:
+            self._client.envelope_repaired(message, repaired)
+        self.handle_message(message)
 
 
 class AmiClient:
@@ -146,7 +132,7 @@ class AmiClient:
         self._booted = asyncio.Event()
         self._lost: asyncio.Future[None] | None = None
         self._closing = False
-        self._mmids: dict[str, str] = {}  # recording_id -> MixMonitorID
+        self._mmids: RecordingRefs[str] = RecordingRefs(what="MixMonitorID")  # recording_id -> ID
         self._seen_in_resync: set[str] | None = None  # call ids of events that arrived during a resync
         self._held: list[tuple[Any, float]] | None = None  # events between login and CoreStatus
         self.connects = 0
@@ -155,6 +141,9 @@ class AmiClient:
         self.confirm_hangups = confirm_hangups
         self.hangups_refuted = 0
         self.last_data_at = 0.0  # monotonic time of the last bytes from Asterisk
+        self.envelopes_repaired = 0  # messages whose Event/Response/ActionID... a caller repeated
+        self.blocks_failed = 0  # blocks skipped because handling them raised
+        self._envelope_warned: dict[str, None] = {}
 
     # -- public API ---------------------------------------------------------------
     @property
@@ -197,15 +186,16 @@ class AmiClient:
     async def execute(self, command: cmds.Command) -> list[Any]:
         """Carry out a PBX command; events it produces (RecordingStarted with the MixMonitorID)."""
         if isinstance(command, cmds.StopRecording) and not command.pbx_ref:
-            known = self._mmids.get(command.recording_id, "")
+            known = self._mmids.get(command.recording_id) or ""
             command = dataclasses.replace(command, pbx_ref=known) if known else command
         headers = actions.to_action(command)
         sent_at = self.clock()
         reply = await self.send(headers, call_id=command.call_id)
         if isinstance(command, cmds.StartRecording):
             mmid = _get(reply, "MixMonitorID")
-            if mmid:
-                self._mmids[command.recording_id] = mmid
+            if mmid:  # until the recording ends: a stop, its channel's hang-up, a resync without it
+                self._mmids.add(command.recording_id, command.call_id,
+                                (command.channel, self.normalizer.uniqueid_of(command.channel)), mmid)
             # the reply is read as late as the events around it, and it cannot precede the action
             at = max(sent_at, self.normalizer.clock.reply_time(self.clock()))
             return [ev.RecordingStarted(at=at, call_id=command.call_id,
@@ -213,7 +203,7 @@ class AmiClient:
                                         channel=command.channel, recording_id=command.recording_id,
                                         pbx_ref=mmid)]
         if isinstance(command, cmds.StopRecording):
-            self._mmids.pop(command.recording_id, None)
+            self._mmids.pop(command.recording_id)
         return []
 
     # -- panoramisk factory hooks -------------------------------------------------
@@ -235,10 +225,42 @@ class AmiClient:
                     self._seen_in_resync.add(item.call_id)
                 if isinstance(item, ev.ChannelHungUp) and self.confirm_hangups and self._ready.is_set():
                     self._queue.put_nowait(asyncio.ensure_future(self._confirm_hangup(item)))
-                else:
-                    self._queue.put_nowait(item)
+                    continue
+                if isinstance(item, ev.ChannelHungUp):
+                    self._channel_gone(item)
+                self._queue.put_nowait(item)
         except Exception:  # never let one frame break panoramisk's data_received
             log.exception("AMI event dispatch failed for %r", message.get("Event", ""))
+
+    def envelope_repaired(self, message: Any, repaired: tuple[str, ...]) -> None:
+        """A caller ID repeated envelope headers (ami.envelope); the message goes on with the
+        genuine ones.  WARNING once per channel (bounded), then debug."""
+        self.envelopes_repaired += 1
+        where = self._context(message)
+        channel = str(_get(message, "Channel"))[:80]
+        if channel not in self._envelope_warned:
+            if len(self._envelope_warned) >= WARNED_MAX:
+                self._envelope_warned.pop(next(iter(self._envelope_warned)))
+            self._envelope_warned[channel] = None
+            log.warning("AMI header injection: %s repeated or out of place (%s); Asterisk's first "
+                        "value kept, the message handled", ",".join(repaired), where)
+        else:
+            log.debug("AMI header injection again: %s (%s)", ",".join(repaired), where)
+
+    def block_failed(self, block: str) -> None:
+        """Handling one block raised: log it with its call's ids (numbers masked), skip it."""
+        self.blocks_failed += 1
+        try:
+            where = self._context(parse_block(block.strip()) or {})
+        except Exception:  # the log line must not fail in its turn
+            where = "unparsable block"
+        log.exception("AMI block skipped, the connection goes on (%s)", where)
+
+    def _context(self, headers: Any) -> str:
+        try:
+            return block_context(headers, self.normalizer.node, self.normalizer.boot)
+        except Exception:  # a log line's context only: never fails the line itself
+            return "ids unreadable"
 
     def connection_lost(self, exc: Any) -> None:
         log.warning("AMI connection lost (%s)", exc if isinstance(exc, Exception) else "closed")
@@ -339,6 +361,7 @@ class AmiClient:
         except (AmiActionError, PbxDisconnected, OSError, RuntimeError) as exc:
             log.debug("Hangup of %s not confirmed (%s); taken as genuine (call %s)", item.channel_id, exc,
                       item.call_id)
+            self._channel_gone(item)
             return [item]
         if _get(reply, "Response") == "Success" and _get(reply, "Value") == item.channel_id:
             self.hangups_refuted += 1
@@ -346,10 +369,19 @@ class AmiClient:
                         "still has that channel; forged event dropped", item.channel[:80], item.channel_id,
                         item.call_id)
             return []
+        self._channel_gone(item)
         return [item]
+
+    def _channel_gone(self, item: ev.ChannelHungUp) -> None:
+        """A genuine Hangup: the MixMonitors on that channel ended with it."""
+        ended = self._mmids.end_channel(item.channel, item.channel_id)
+        if ended:
+            log.debug("MixMonitorIDs of %s forgotten at its hang-up (call %s)", ",".join(ended),
+                      item.call_id)
 
     async def _resync(self) -> None:
         self._seen_in_resync = set()
+        known = self._mmids.ids()  # recordings started before the list was asked for
         try:
             reply = await self._send(actions.core_show_channels(), call_id="")
         except (AmiActionError, PbxDisconnected) as exc:
@@ -362,6 +394,12 @@ class AmiClient:
             if message.get("Event") == "CoreShowChannel":
                 live.extend(e for e in self.normalizer.normalize(message, self.clock())
                             if isinstance(e, ev.LiveChannel))
+        if _list_complete(items):  # a channel missing from a cut list may still be recording
+            names = {c.channel for c in live} | {c.channel_id for c in live}
+            gone = self._mmids.prune(names, known)
+            if gone:
+                log.info("AMI resync: %d recording(s) ended while the link was down; their "
+                         "MixMonitorIDs forgotten", len(gone))
         results = await asyncio.gather(*(self._variables(ch) for ch in live))
         for channel, variables in zip(live, results, strict=True):
             self._queue.put_nowait(dataclasses.replace(channel, variables=variables))
@@ -430,10 +468,22 @@ class AmiClient:
 
 
 def _get(reply: Any, key: str) -> str:
+    """One header of a reply as text; a repeated one (a caller's data in a ``Value``) is its first
+    value, the one Asterisk wrote before the caller's line break."""
     if isinstance(reply, list):
         reply = reply[0] if reply else {}
     try:
         value = reply.get(key, "")
     except AttributeError:
         return ""
+    if isinstance(value, list):
+        value = value[0] if value else ""
     return "" if value is None else str(value)
+
+
+def _list_complete(items: list[Any]) -> bool:
+    """A CoreShowChannels reply that ended with its ``CoreShowChannelsComplete`` and holds as many
+    channels as that says."""
+    last = items[-1] if items else {}
+    count = sum(1 for m in items if _get(m, "Event") == "CoreShowChannel")
+    return _get(last, "Event") == "CoreShowChannelsComplete" and _get(last, "ListItems") == str(count)

@@ -17,6 +17,22 @@ them (take the FIRST value) and before the genuine fields after them (take the L
 Bridge fields (BridgeEnter/Leave) and the event envelope come before the snapshot; the
 event's own extras (Cause, Variable/Value, MixMonitorID, Queue ...) come after it.
 
+Checked again in the 16.28 and 22 sources (main/manager_channels.c): the order above is the
+same; the 18-22 branches append ``Tenantid`` after ``Linkedid``; ``ChanVariable`` lines follow
+(their values C-escaped).  CallerIDName and ConnectedLineName are C-escaped too
+(``ast_escape_c_alloc``), so a raw CR/LF comes in through CallerIDNum or ConnectedLineNum.
+Hence, for a caller who repeats them: ``Channel`` (before the caller fields) -> FIRST;
+``CallerIDNum`` -> FIRST (the genuine value, cut at the caller's line break);
+``Uniqueid``/``Linkedid`` (after) -> LAST.  Through the caller ID a caller cannot steer which
+call a one-snapshot event is attributed to.  The envelope (``Event``, ``Response``, ``ActionID``
+...) is made scalar before this module, by :mod:`ami.envelope` (first value: Asterisk writes it
+before the body).
+Limits of LAST: an event field after the snapshot that itself carries caller data (VarSet
+``Value``, Newexten ``AppData`` when the dialplan copies caller data there) puts the caller's
+copies after the genuine ones.  Such a frame is tainted as soon as it repeats an identity
+header, and ``Normalizer._untaint`` drops it when its Uniqueid/Linkedid contradict the channel
+registry; the AMI filter keeps VarSet and Newexten out, and the core ignores VariableSet.
+
 Events with several snapshots (AgentConnect, transfers) and ``Cdr`` (its own layout with
 LastData, which can also carry caller data, after Channel) have no such guarantee: if any
 identity header is repeated they are *tainted*: identity comes from the normalizer's
@@ -107,6 +123,9 @@ class Resolved(dict[str, Any]):
 
 
 def _single_rule(key: str) -> str:
+    """One-snapshot events: FIRST for what Asterisk writes before or in the caller fields
+    (envelope, bridge, Channel/ChannelState, the caller fields), LAST for what it writes after
+    them (Language .. Uniqueid, Linkedid, the event's own fields)."""
     if key in FIRST_FIELDS or key in CALLER_FIELDS:
         return "first"
     return "last"

@@ -34,7 +34,8 @@ class MetricsSampler:
         m.live_calls(len(self.callbook.live_call_ids()))
         m.ami_reconnects(max(0, ami.connects - 1) - max(0, self._connects - 1))
         self._connects = ami.connects
-        total = ami.normalizer.injections + ami.hangups_refuted
+        # (envelopes_repaired: a caller ID that repeated Event/Response/ActionID ..., ami.envelope)
+        total = ami.normalizer.injections + ami.hangups_refuted + ami.envelopes_repaired
         m.injection_attempts(total - self._injections + self._framing_cuts())
         self._injections = total
 

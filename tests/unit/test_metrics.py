@@ -85,7 +85,7 @@ def test_ship_failure_reasons_are_bounded() -> None:
 
 def _ami(connects: int, guard: SimpleNamespace) -> SimpleNamespace:
     return SimpleNamespace(connected=True, connects=connects, hangups_refuted=0, framing=guard,
-                           normalizer=SimpleNamespace(injections=0))
+                           normalizer=SimpleNamespace(injections=0), envelopes_repaired=0)
 
 
 def test_sampler_turns_running_totals_into_increments_across_reconnects() -> None:
@@ -100,12 +100,13 @@ def test_sampler_turns_running_totals_into_increments_across_reconnects() -> Non
     first.cuts = 1  # a framing cut, then the connection drops before the next sample
     ami.normalizer.injections = 2
     ami.hangups_refuted = 1
+    ami.envelopes_repaired = 2  # a caller ID that repeated envelope headers (ami.envelope)
     ami.framing = SimpleNamespace(cuts=1)  # the new connection's guard saw one too
     ami.connects = 2
     sampler.sample_loop_state()
     sampler.sample_loop_state()  # nothing new: no increments
     assert metrics.value("pbxrec_ami_reconnects_total") == 1
-    assert metrics.value("pbxrec_ami_injection_attempts_total") == 5
+    assert metrics.value("pbxrec_ami_injection_attempts_total") == 7
 
 
 def test_sampler_reads_spool_age_and_bounded_hot_tiers() -> None:
