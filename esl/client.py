@@ -10,7 +10,9 @@ needs of FreeSWITCH.
   channel with its PBXREC_* variables (``uuid_getvar`` through bgapi, in parallel), then
   ``ResyncCompleted``; calls whose events arrived meanwhile count as live;
 * RECORD_STOP of a file we (or a previous run) started under ``monitor_dir``: the
-  ``<file>.closed`` marker is written, which tells the pipeline the file is complete.
+  ``<file>.closed`` marker is written, which tells the pipeline the file is complete;
+* the files of each recording are known until it ends (its stop, its channel's hang-up, or a
+  resync without its channel: pbx_recorder/core/recording_refs.py), so the table stays bounded.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from esl.normalize import EslNormalizer, live_channel
 from pbx_recorder.core import commands as cmds
 from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as ev
+from pbx_recorder.core.recording_refs import RecordingRefs
 from pbx_recorder.errors import EslError, PbxDisconnected
 from pbx_recorder.recording.closure import marker_path
 
@@ -77,7 +80,7 @@ class EslClient(EslConnection):
         self.normalizer = normalizer
         self.monitor_dir = monitor_dir.rstrip("/")
         self.resync = resync
-        self._rec_paths: dict[str, tuple[str, ...]] = {}  # recording_id -> files written
+        self._rec_paths: RecordingRefs[tuple[str, ...]] = RecordingRefs(what="recording files")
         self._expected: dict[str, cmds.StartRecording] = {}  # path -> started by the dialplan at answer
         self._seen_in_resync: set[str] | None = None
         self._resync_slots = asyncio.Semaphore(RESYNC_CONCURRENCY)
@@ -113,7 +116,7 @@ class EslClient(EslConnection):
             written = tuple(p for p, _ in esc.recorded_paths(command))
             for line in esc.api_lines(command):
                 await self._run_for(command.channel, line, command.call_id)
-            self._rec_paths[command.recording_id] = written
+            self._rec_paths.add(command.recording_id, command.call_id, (command.channel,), written)
             root = self.normalizer.root_of({"Unique-ID": command.channel})
             self._queue_var(cmds.SetChannelVar(command.call_id, command.channel, C.VAR_CALL_ID, root))
             return [
@@ -140,7 +143,8 @@ class EslClient(EslConnection):
         """The dialplan starts this recording at answer (esl/early_start.py): its ``RECORD_START``
         becomes RecordingStarted (adopted: no ``uuid_record`` from us), and its files are known
         for the stop and the PCI mask as if we had started it."""
-        self._rec_paths[command.recording_id] = tuple(p for p, _ in esc.recorded_paths(command))
+        self._rec_paths.add(command.recording_id, command.call_id, (command.channel,),
+                            tuple(p for p, _ in esc.recorded_paths(command)))
         self._expected[command.path] = command
         while len(self._expected) > MAX_EXPECTED:  # calls that were never answered: oldest first
             self._expected.pop(next(iter(self._expected)))
@@ -202,11 +206,9 @@ class EslClient(EslConnection):
 
     def _paths_of(self, command: cmds.StopRecording | cmds.MuteRecording) -> tuple[str, ...]:
         if isinstance(command, cmds.StopRecording):
-            known = self._rec_paths.pop(command.recording_id, ())
+            known = self._rec_paths.pop(command.recording_id) or ()
             return known or ((command.pbx_ref,) if command.pbx_ref.startswith("/") else ())
-        found = [
-            p for rid, ps in self._rec_paths.items() if rid.startswith(command.call_id + "_") for p in ps
-        ]
+        found = [p for ps in self._rec_paths.of_call(command.call_id) for p in ps]
         if not found:
             raise EslError(
                 "no recording of this call is known to the ESL client (mask needs its path)",
@@ -228,6 +230,8 @@ class EslClient(EslConnection):
             for item in self.normalizer.normalize(event, self.clock()):
                 if self._seen_in_resync is not None and isinstance(item, ev.CallEvent):
                     self._seen_in_resync.add(item.call_id)
+                if isinstance(item, ev.ChannelHungUp):  # its recordings ended with it
+                    self._rec_paths.end_channel(item.channel_id, item.channel)
                 self._queue.put_nowait(item)
         except Exception:  # one bad event must not end the connection
             log.exception("ESL event %s could not be normalized", event.name[:40])
@@ -248,14 +252,21 @@ class EslClient(EslConnection):
     # -- resync ------------------------------------------------------------------
     async def _resync(self) -> None:
         self._seen_in_resync = set()
+        known = self._rec_paths.ids()  # recordings started before the list was asked for
         try:
             body = await self.api(esc.show_channels_json())
-            rows = json.loads(body or "{}").get("rows", []) if body.startswith("{") else []
+            listing = json.loads(body or "{}") if body.startswith("{") else {}
+            rows = listing.get("rows", [])
         except (EslError, PbxDisconnected, ValueError, AttributeError) as exc:
             log.warning("ESL resync: show channels failed: %s", exc)
             self._seen_in_resync = None
             return
-        rows = [r for r in rows if isinstance(r, dict)]
+        rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        if body.startswith("{") and str(listing.get("row_count", len(rows))) == str(len(rows)):
+            gone = self._rec_paths.prune({str(r.get("uuid", "")) for r in rows}, known)
+            if gone:
+                log.info("ESL resync: %d recording(s) ended while the link was down; their files "
+                         "forgotten", len(gone))
         variables = await asyncio.gather(*(self._variables(str(r.get("uuid", ""))) for r in rows))
         live = [
             c
