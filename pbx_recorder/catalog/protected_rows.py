@@ -34,15 +34,21 @@ MANIFEST_TOKEN = "protected_numbers"
 #: (``lifecycle.number_lookup.manifest_numbers``), sealed by the data step like older whole copies
 CLEAR_MANIFEST_FIELDS = (*MANIFEST_FIELDS, "did")
 #: encoders made once (``json.dumps`` with options makes one per call): the sealed texts, and the
-#: text the number finder scans
+#: text the number finder scans (non-ASCII kept as it is: an escape such as ``\u6237`` ends in
+#: digits, which would be glued to a number written right after a CJK character)
 _SEALED_JSON = SortedJson(default=list)  # (``json``'s compact sorted text, made by orjson)
-_SCANNED_JSON = json.JSONEncoder(sort_keys=True, default=str)
+_SCANNED_JSON = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
 #: the JSON columns' cleared values as the text the catalog stores for them (encoded once, here)
 _CLEAR_JSON = {"cdr": "{}", "consent": "{}"}
 #: the clear columns of a call whose protected fields are in its token: their empty defaults
 CLEAR_STORED: dict[str, Any] = {**CLEAR_DEFAULTS, **_CLEAR_JSON}
 INDEX_COLUMNS = ("caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
+#: a number as people and PBXs write it: digits that ``-``, ``/``, ``.``, spaces and brackets may
+#: split into groups (``+49 (151) 1234-5678``), or a plain run
 _NUMBER_RUN = re.compile(r"\+?\d[\d ()./-]{3,}\d|\d{5,}")
+#: the plain digit runs inside one: ``SIP/4915199999999-00000001``, ``cb 4915199999999 12345`` or
+#: ``SIP/4915199999999/30`` is one run of the pattern above, and the number in it a run of these
+_PLAIN_RUN = re.compile(r"\d{5,}")
 MIN_NAMED_DIGITS = 5  # shorter runs (extensions, durations) are not indexed as numbers
 #: CDR fields that hold times, durations and the PBX's own ids, never a subject's number (both
 #: adapters' names: ami.normalize.CDR_FIELDS, esl.normalize): their digit runs ("2026-12-01 10",
@@ -162,8 +168,14 @@ def _scanned(value: Any) -> Any:
 
 
 def named_digits(*values: Any) -> set[str]:
-    """The digits of every number-like run (>= 5 digits) in ``values`` (texts, or JSON values; a
-    CDR's time, duration and id fields are left out)."""
+    """The numbers (digits) ``values`` name, as ``call_numbers`` indexes them and erasure, holds and
+    the late-copy guard look them up (texts, or JSON values; a CDR's time, duration and id fields
+    are left out).
+
+    Each number-like run (>= 5 digits) gives its digits, and so does each plain run of >= 5 digits
+    inside it: a channel name's number (``SIP/<number>-00000001``), a dial string's (``SIP/<number>/30``)
+    or a note's (``<number> 12345``) is found by itself, not only glued to what follows it.  Naming
+    one number too many makes an erasure or a hold match more, never less; each number once."""
     runs: set[str] = set()  # each number's digits once, however often the values name it
     for value in values:
         if value is None or value == "":
@@ -174,6 +186,8 @@ def named_digits(*values: Any) -> set[str]:
             digits = digits_of(run)
             if len(digits) >= MIN_NAMED_DIGITS:
                 runs.add(digits)
+            if digits != run:  # (a plain run holds no other)
+                runs.update(_PLAIN_RUN.findall(run))
     return runs
 
 

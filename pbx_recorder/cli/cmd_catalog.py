@@ -174,7 +174,8 @@ def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
 def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
     """Bring the catalog to the newest schema, encrypt the numbers stored before schema 6, and keep
     only the copy and hash of the signed manifests stored before schema 11 (each checked first); read
-    back and seal the numbers of the manifests stored under schema 11 (schema 12, each verified first).
+    back and seal the numbers of the manifests stored under schema 11 (schema 12, each verified first);
+    index the numbers older versions left out of a call's number index (once).
 
     Resumable: batches commit one by one and a new run skips what is done.  Ends with VACUUM so
     no page of the file keeps a clear number (the daemon does the same at start)."""
@@ -191,6 +192,7 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
                                      "live_calls": report.live_calls, "errors": len(report.errors)})
     if report.skipped:
         click.echo(f"numbers already encrypted under key {rt.numbers.cipher.current_key_id}; nothing to do")
+        _named_numbers(rt, batch_size, force)
         _manifest_numbers(rt)
         _shrink_manifests(rt, batch_size)
         return
@@ -201,8 +203,34 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
         click.echo(f"  not encrypted: {line}", err=True)
     if report.errors:
         raise CryptoError(f"{len(report.errors)} rows could not be opened; run again once fixed")
+    _named_numbers(rt, batch_size, force)
     _manifest_numbers(rt)
     _shrink_manifests(rt, batch_size)
+
+
+def _named_numbers(rt: Runtime, batch_size: int, force: bool) -> None:
+    """The index rows of the numbers older versions left out of ``call_numbers`` (a number inside
+    a channel name or a dial string), re-derived from each call's sealed numbers, once."""
+    from pbx_recorder.catalog import named_numbers_pass
+
+    if not force and not named_numbers_pass.pending(rt.conn):
+        return
+    with exclusive_job(rt.config, "catalog-migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        done = named_numbers_pass.run(rt.conn, rt.numbers, batch=batch_size, force=force,
+                                      progress=lambda what, n: n % 10000 == 0 and click.echo(f"{what}: {n}",
+                                                                                             err=True))
+    rt.audit("catalog.migrate", "call-numbers", {"calls": done.calls, "indexed": done.indexed,
+                                                 "rows": done.rows, "failed": done.failed, "done": done.done})
+    click.echo(f"re-derived the numbers of {done.calls} calls: {done.indexed} calls got {done.rows} index "
+               "rows they lacked" + ("" if done.done else "; not finished"))
+    for line in done.errors:
+        click.echo(f"  not opened: {line}", err=True)
+    if not done.done:
+        raise CryptoError(f"{done.failed} calls could not be opened; fix them (see `pbx-recorder verify`) "
+                          "and run `pbx-recorder catalog migrate` again")
 
 
 def _manifest_numbers(rt: Runtime) -> None:

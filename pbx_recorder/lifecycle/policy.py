@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pbx_recorder.catalog.protected_rows import named_digits
 from pbx_recorder.core.retention import DAY, LIVE_STATES, ClassPolicy  # noqa: F401 - re-exported for the jobs
 
 ERASURE_DEADLINE_DAYS = 15
@@ -160,13 +161,18 @@ def number_variants(number: str) -> set[str]:
 
 def numbers_in(*values: Any) -> set[str]:
     """Every number-like run in ``values`` (fields, CDR text, channel names, JSON), in the forms
-    :func:`number_variants` gives; what a late copy is matched against the tombstones by."""
+    :func:`number_variants` gives; what a late copy is matched against the tombstones by.  Every
+    number the catalog indexes a call by (``catalog.protected_rows.named_digits``, what erasure and
+    holds look up) is among them: a copy is never missed where the catalog's row would be found."""
     found: set[str] = set()
     for value in values:
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str,
+                                                                ensure_ascii=False)
         for pattern in _NUMBER_RUNS:
             for run in pattern.findall(text):
                 found |= number_variants(run)
+    for digits in named_digits(*values):
+        found |= number_variants(digits)
     return found
 
 
