@@ -8,20 +8,28 @@ where it is shown).  Who may read, add or delete marks is the service's business
 
 :func:`forget_recording` / :func:`forget_call` are called by every path that deletes a
 recording or a call row (erasure, late copies, tombstones on restore, retention disposal), so
-neither peaks, marks, a call's number-index rows nor its sealed extra numbers outlive what they
+neither peaks, marks, a call's number-index rows, its sealed extra numbers nor what people wrote
+about it (QA review comments, replay-request reasons: they may quote the caller) outlive what they
 describe.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+from pbx_recorder.core.masking import mask_text
 
 MAX_LABEL = 80
 MAX_NOTE = 2000
 MAX_MARKS_PER_CALL = 1000
 _FIELDS = ("id", "call_id", "recording_id", "position_s", "label", "note", "author", "created_at")
+#: what stands in a free text about a call once the call is gone: who wrote what when stays (the
+#: QA score, the four-eyes decision), the words do not (they may quote the caller's number)
+ERASED_TEXT = "[removed with the call]"
+_ERASED_COMMENTS = json.dumps([{"mark_id": None, "text": ERASED_TEXT}], separators=(",", ":"))
 
 
 class MarkRefused(ValueError):
@@ -101,7 +109,28 @@ def forget_recording(conn: sqlite3.Connection, recording_id: str) -> None:
 def forget_call(conn: sqlite3.Connection, call_id: str) -> None:
     """The call's marks (operators' notes about the conversation), its number-index rows (a keyed
     hash of each number it named, linked to its id) and the sealed numbers they were made from
-    (``catalog.extra_numbers``): with the call they go."""
+    (``catalog.extra_numbers``): with the call they go.  What people wrote about the call is
+    replaced by :data:`ERASED_TEXT` (QA review comments, replay-request reasons: the score, who
+    asked, who decided and when stay); a two-person deletion request that names the call, and the
+    ``deletion_log`` rows that quote its reason, keep the reason with every number masked (it may
+    cover other calls too)."""
     conn.execute("DELETE FROM marks WHERE call_id = ?", (call_id,))
     conn.execute("DELETE FROM call_numbers WHERE call_id = ?", (call_id,))
     conn.execute("DELETE FROM call_extra_numbers WHERE call_id = ?", (call_id,))
+    conn.execute("UPDATE qa_reviews SET comments = ? WHERE call_id = ? AND comments <> '[]'",
+                 (_ERASED_COMMENTS, call_id))
+    conn.execute("UPDATE replay_grants SET reason = ? WHERE call_id = ? AND reason <> ''",
+                 (ERASED_TEXT, call_id))
+    _mask_column(conn, "deletion_log", "id", "policy", "call_id = ? AND reason = 'deletion'", [call_id])
+    escaped = json.dumps(call_id).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    _mask_column(conn, "deletion_requests", "id", "reason", "scope LIKE ? ESCAPE '\\'", [f"%{escaped}%"])
+
+
+def _mask_column(conn: sqlite3.Connection, table: str, key: str, column: str, where: str,
+                 params: list[Any]) -> None:
+    """``column`` of the rows of ``table`` that ``where`` selects, with every number masked."""
+    rows = conn.execute(f"SELECT {key}, {column} FROM {table} WHERE {where}", params).fetchall()
+    for row_key, text in rows:
+        masked = mask_text(str(text or ""))
+        if masked != (text or ""):
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (masked, row_key))
