@@ -78,16 +78,44 @@ CHANNEL_KEYS = frozenset({"channel", "channels", "dstchannel", "lastdata",
 
 _WHOLE_NUMBER = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
 _DIGIT_RUN = re.compile(r"\d{3,}")
-# in free text (log lines, errors): a run of 6+ digits that is not part of an id such as
-# ``pbx1_1732200000.42`` (after ``_``/``.``/a letter, or followed by ``.<digit>``)
-# an Asterisk channel's own sequence suffix (``PJSIP/mallory-00000002``: 8 hex digits after the
-# name's ``-``) is not a number: left readable in log lines, as ``mask_channel`` leaves it
-_TEXT_NUMBER = re.compile(r"(?<![\w.])(?!(?<=\w-)\d{8}(?!\w))\+?\d{6,}(?![\w]|\.\d)")
+# -- free text (log lines, errors, audit details, reasons typed by people) -------------------
+# A number is masked wherever it stands: between letters or CJK characters (``客户13800138000投诉``),
+# after a dot (``Tel.13800138000``), or written in groups (``138-0013-8000``, ``0151 1234 5678``).
+# What is kept readable is named, and cut out of the text before the numbers are looked for:
+# (each starts a word and with a hex digit: the guard lets every other position fail at once)
+_KEPT_IN_TEXT = re.compile("(?<![0-9A-Za-z])(?=[0-9A-Fa-f])(?:" + "|".join((
+    # a FreeSWITCH call id: a UUID whose groups can be all digits (``...-988012347883``)
+    r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])",
+    # a date, with its time (``2026-12-01 15:59:47``, ``2026-12-01T10:00``, ``01.12.2026``)
+    r"(?<![\d.\-/])\d{4}([-/.])\d{1,2}\1\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?(?![\d\-/])",
+    r"(?<![\d.\-/])\d{1,2}([-/.])\d{1,2}\2\d{4}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?(?![\d\-/])",
+    # an IPv4 address (``10.0.0.1``)
+    r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])",
+    # an epoch time or an Asterisk uniqueid/linkedid (``1732200000.42``), the part of an id after
+    # ``_`` (``pbx1_1732200000.42``, a PBX boot tag ``pbx1_20261201123456-...``)
+    r"(?<![\d.])\d{10}\.\d+(?![\d.])",
+    r"(?<=_)\d+",
+    # an HTTP byte range as a play's audit row records it (``bytes=10000-99999999``)
+    r"(?<![\w])bytes=\d*-\d*(?:, ?\d*-\d*)*(?![\d\-])",
+    # a hex word with a letter in it: a hash, a key id, a request id (``H-3a1234567b9c``)
+    r"(?<![0-9A-Za-z])(?=[0-9A-Za-z]*[A-Fa-f])[0-9A-Fa-f]{8,}(?![0-9A-Za-z])",
+)) + ")")
+#: digits, or groups of digits each joined to the next by one ``-``, ``.``, ``/`` or space (six
+#: characters at least: a shorter one holds fewer than six digits, and is kept without a look)
+_DIGIT_GROUPS = re.compile(r"(?=[\d \-./]{6})\d+(?:[ \-./]\d+)*")
+_ANY_DIGIT = re.compile(r"\d")
+_SEPARATOR = re.compile(r"[ \-./]")
+_SEPARATOR_KEPT = re.compile(r"([ \-./])")
+_TEXT_RUN_DIGITS = 6  # a run of this many digits is a number wherever it stands
+_TEXT_GROUPED_DIGITS = 7  # groups of digits totalling this many are a number written in groups
+# an Asterisk channel's own sequence suffix (``PJSIP/mallory-00000002``, 8 hex digits after the
+# name's ``-``) is not a number: left readable, as ``mask_channel`` leaves it
+_CHANNEL_SUFFIX = re.compile(r"-\d{8}$")
+_CHANNEL_NAME = re.compile(r"[A-Za-z]+/[^/]*-$")  # what precedes a suffix: ``PJSIP/mallory-``
+_CHANNEL_TECH = re.compile(r"[A-Za-z]+/$")  # what precedes a number and its suffix: ``SIP/``
 # an international number written in groups (``+49 151 1234 5678``, ``tel:+49-151-1234-5678``):
 # no run reaches 6 digits, but the leading ``+`` says what it is
 _GROUPED_NUMBER = re.compile(r"(?<![\w+])\+\d{1,4}(?:[ \-./()]{1,2}\d{1,6}){1,6}(?![\w])")
-# a FreeSWITCH call id is a UUID whose groups can be all digits (``...-988012347883``): not a number
-_UUID = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])")
 _CHANNEL_NUMBER = re.compile(r"(?<![\w.\-])\+?\d{5,}(?!\w|\.\d)")
 
 
@@ -110,14 +138,53 @@ def mask_channel(value: object) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Free text (a log line, an error): phone-number-like runs of 6+ digits masked; call ids,
-    recording ids (FreeSWITCH's UUIDs too), timestamps and extensions are left readable."""
-    kept = _UUID.split(text)
-    if len(kept) > 1:  # mask between the UUIDs only
-        uuids = _UUID.findall(text)
-        return "".join(mask_text(part) + (uuids[i] if i < len(uuids) else "") for i, part in enumerate(kept))
+    """Free text (a log line, an error, an audit detail, a reason someone typed): every run of 6+
+    digits masked wherever it stands (between letters or CJK characters, after a dot), and every
+    number written in groups (``138-0013-8000``, ``0151 1234 5678``, ``+49 151 1234 5678``: groups
+    joined by ``-``, ``.``, ``/`` or a space, 7+ digits in all).  Left readable: call ids and
+    recording ids (FreeSWITCH's UUIDs, Asterisk's ``1732200000.42``, what follows ``_``), dates and
+    times, IPv4 addresses, an HTTP byte range, hex words (hashes, key and request ids), a channel's
+    sequence suffix, and anything shorter (extensions, durations, sizes)."""
+    out: list[str] = []
+    at = 0
+    for kept in _KEPT_IN_TEXT.finditer(text):
+        out.append(_mask_numbers(text[at:kept.start()]))
+        out.append(kept.group(0))
+        at = kept.end()
+    out.append(_mask_numbers(text[at:]))
+    return "".join(out)
+
+
+def _mask_numbers(text: str) -> str:
+    """:func:`mask_text` over a piece of text that holds nothing to keep."""
+    if _ANY_DIGIT.search(text) is None:
+        return text
     text = _GROUPED_NUMBER.sub(_mask_grouped, text)
-    return _TEXT_NUMBER.sub(lambda m: mask_number(m.group(0)), text)
+    # (a ``+`` before a run stays where it is: ``+4930123456`` -> ``+493***3456``, as mask_number)
+    return _DIGIT_GROUPS.sub(lambda m: _mask_digit_groups(m, text), text)
+
+
+def _mask_digit_groups(match: re.Match[str], text: str) -> str:
+    found = match.group(0)
+    head, suffix = found, ""
+    if len(found) > 9 and found[-9] == "-" and _CHANNEL_SUFFIX.search(found) \
+            and _CHANNEL_TECH.search(_word_before(text, match.start())):
+        head, suffix = found[:-9], found[-9:]  # ``SIP/<number>-00000009``: the number, then the suffix
+    elif len(found) == 8 and _CHANNEL_NAME.search(_word_before(text, match.start())):
+        return found  # ``PJSIP/mallory-00000002``
+    groups = _SEPARATOR.split(head)
+    digits = "".join(groups)
+    if len(groups) > 1 and len(digits) >= _TEXT_GROUPED_DIGITS:
+        return mask_number(digits) + suffix
+    return "".join(mask_number(part) if len(part) >= _TEXT_RUN_DIGITS else part
+                   for part in _SEPARATOR_KEPT.split(head)) + suffix
+
+
+def _word_before(text: str, end: int) -> str:
+    """The characters before ``end`` back to the last space (where a channel's name starts)."""
+    start = max(0, end - 80)
+    space = text.rfind(" ", start, end)
+    return text[space + 1 if space >= 0 else start:end]
 
 
 def _mask_grouped(match: re.Match[str]) -> str:
