@@ -32,6 +32,7 @@ from typing import Any
 from pbx_recorder import scan
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_clause
+from pbx_recorder.core.masking import mask_text
 from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import number_lookup, policy, query_hold_rows
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
@@ -169,6 +170,9 @@ class HoldManager:
             raise PolicyRefusal(f"hold scope must be one of {', '.join(SCOPES)}")
         if not reason.strip():
             raise PolicyRefusal("a legal hold needs a reason")
+        # (kept as long as the catalog: no number in it, however it is written; the hold itself
+        # names its subject through a blind index)
+        reason = mask_text(reason)
         stored4 = ""
         shown = value if scope == "call" else ""
         if scope == "caller":  # = the full-number blind index (calls.caller_bi / callee_bi)

@@ -77,3 +77,20 @@ def test_hold_add_writes_the_reason_masked_into_the_audit_log(tmp_path, capsys):
     text = json.dumps(details[0], ensure_ascii=False)
     assert SUBJECT not in text and "0013" not in text and "1234 5678" not in text
     assert "客户138****8000投诉" in details[0]["reason"]
+
+
+def test_hold_add_stores_the_reason_masked_in_the_holds_table(tmp_path, capsys):
+    # the reason outlives the hold (and an erasure after its release): no number is kept in it
+    dep = Deployment(tmp_path)
+    dep.call("n1_1.1", caller=SUBJECT)
+    dep.record("n1_1.1")
+    dep.close()
+    code, out = dep.cli(capsys, "hold", "add", "--call", "n1_1.1", "--reason", f"客户{SUBJECT}投诉, case 42")
+    assert code == 0, out
+    assert SUBJECT not in out
+    conn = open_catalog(tmp_path / "cat.db")
+    try:
+        (reason,) = conn.execute("SELECT reason FROM holds").fetchone()
+    finally:
+        conn.close()
+    assert reason == "客户138****8000投诉, case 42"
