@@ -39,6 +39,7 @@ from storage import atomic
 
 FILE_NAME = "erasure-tombstones.jsonl"
 _NUMBER_RUN = re.compile(r"\+?\d[\d ()./-]{3,}\d")
+_DIGITS = re.compile(r"\d{5,}")  # (protected_rows.MIN_NAMED_DIGITS: what erasure indexes as a number)
 _TABLES_BY_RECORDING = ("lifecycle_moves", "hold_recordings", "recordings")
 
 
@@ -194,13 +195,24 @@ class Tombstones:
         return len(calls)
 
     def _redact_audit(self, conn: sqlite3.Connection, dead: set[str]) -> None:
-        def redact(text: str) -> str:
-            def one(m: re.Match[str]) -> str:
-                for key in lookup_keys(self.hash_key):
-                    h = policy.number_hash(key, m.group(0))
+        keys = lookup_keys(self.hash_key)
+
+        def erased(number: str) -> str | None:
+            for key in keys:
+                for form in (number, "+" + number.lstrip("+")):  # (written with or without its +)
+                    h = policy.number_hash(key, form)
                     if h in dead:
                         return h
-                return m.group(0)
+            return None
+
+        def redact(text: str) -> str:
+            def one(m: re.Match[str]) -> str:
+                # the whole run, else each plain run of digits inside it (a number glued to a
+                # channel's suffix or another number: SIP/<number>-00000001, '<number> 12345')
+                whole = erased(m.group(0))
+                if whole is not None:
+                    return whole
+                return _DIGITS.sub(lambda d: erased(d.group(0)) or d.group(0), m.group(0))
             return _NUMBER_RUN.sub(one, text)
 
         for row_id, target, detail in conn.execute("SELECT id, target, detail FROM audit_log").fetchall():
