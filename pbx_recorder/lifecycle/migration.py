@@ -86,6 +86,10 @@ def same_location(a: Tier, b: Tier) -> bool:
     return where(a) is not None and where(a) == where(b)
 
 
+class _RowGone(Exception):
+    """The recording's catalog row disappeared during its migration (an erasure or a deletion)."""
+
+
 class Migrator:
     def __init__(
         self,
@@ -202,10 +206,17 @@ class Migrator:
                 copied.append((rec, t, *self._copy(rec, t)))
             except RecorderError as exc:
                 self._fail(prog, rec, exc)
+        gone = []
         with Tx(self.conn):  # committed before any source is deleted
             for rec, t, cls, objs in copied:
-                self._switch(rec, t.cold or "", rec["storage_key"], cls, now, same_tier=False, objects=objs)
-        for rec, _t, _cls, objs in copied:
+                try:
+                    self._switch(rec, t.cold or "", rec["storage_key"], cls, now, same_tier=False,
+                                 objects=objs)
+                except _RowGone:  # (nothing of it written: the other switches stand)
+                    gone.append((rec, t, cls, objs))
+        for rec, t, _cls, objs in gone:
+            self._drop_copies(rec, t.cold or "", objs)
+        for rec, _t, _cls, objs in (c for c in copied if c not in gone):
             self._delete_source(
                 {"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": rec["storage_key"]},
                 prog,
@@ -250,9 +261,35 @@ class Migrator:
         with Tx(self.conn):
             self._journal(rec, t, now)
         cls, objs = self._copy(rec, t)
-        self._switch(rec, t.cold, key, cls, now, same_tier=False, objects=objs)
+        try:
+            self._switch(rec, t.cold, key, cls, now, same_tier=False, objects=objs)
+        except _RowGone:
+            self._drop_copies(rec, t.cold, objs)
+            return False
         self._delete_source({"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": key})
         return True
+
+    def _drop_copies(self, rec: Mapping[str, Any], tier: str, objects: list[dict[str, Any]]) -> None:
+        """The recording was erased or deleted while its objects were being copied (the erasure
+        removed both ends it saw; this copy finished after it): remove what this run put on the
+        destination, so no copy of erased audio outlives its row (in a deployment without
+        encryption it would stay readable), and the journal row."""
+        rid = rec["recording_id"]
+        dst = self._tier(tier)
+        left = []
+        for obj in objects:
+            try:
+                dst.delete(str(obj["key"]))
+            except (PolicyRefusal, StorageError) as exc:  # (Object Lock in compliance mode ...)
+                left.append(f"{obj['key']}: {exc}")
+        with Tx(self.conn):
+            self.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id=?", (rid,))
+        if left:
+            log.error("rec=%s was erased or deleted during its migration; copies left on %s: %s",
+                      rid, tier, "; ".join(left))
+        else:
+            log.warning("rec=%s was erased or deleted during its migration: its copies on %s removed",
+                        rid, tier)
 
     def _journal(self, rec: Mapping[str, Any], t: Target, now: float) -> None:
         self.conn.execute(
@@ -343,12 +380,14 @@ class Migrator:
     ) -> None:
         rid = rec["recording_id"]
         with Tx(self.conn):
-            self.conn.execute(
+            switched = self.conn.execute(
                 "UPDATE recordings SET tier=?, storage_key=?, storage_class=?, migrated_at=?,"
                 " state='migrated'"
                 " WHERE recording_id=?",
                 (tier, key, storage_class, now, rid),
             )
+            if switched.rowcount == 0:  # erased or deleted meanwhile: no `migrated` entry for it
+                raise _RowGone(rid)
             if objects is not None:  # the copied objects, as verified on the destination (same keys)
                 self.conn.execute(
                     "UPDATE recordings SET objects=? WHERE recording_id=?",

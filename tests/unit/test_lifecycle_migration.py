@@ -144,3 +144,54 @@ def test_same_bucket_uses_change_storage_class(tmp_path):
     assert (r["tier"], r["storage_class"], r["state"]) == ("cold", "GLACIER", "migrated")
     assert hot.stat(key) is not None  # nothing deleted: it is the same object
     assert ledger_events(env, "migrated") == ["r"]
+
+
+def test_a_recording_erased_while_it_is_copied_leaves_no_copy_behind(tmp_path, monkeypatch):
+    # an erasure runs while the objects are being copied: it removes the row and both ends it
+    # sees; the copy that finishes after it must not stay on the cold tier (readable audio of an
+    # erased subject where nothing is encrypted), and no `migrated` entry is written
+    env = make_env(tmp_path)
+    add_call(env, "c")
+    key = add_recording(env, "c", "r", age_days=40)
+    m = migrator(env)
+    copy = m._copy
+
+    def copy_then_erased(rec_row, target):
+        placed = copy(rec_row, target)
+        env.conn.execute("DELETE FROM recordings WHERE recording_id='r'")  # (the erasure's part)
+        env.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id='r'")
+        env.tiers["hot"].delete(key)
+        return placed
+
+    monkeypatch.setattr(m, "_copy", copy_then_erased)
+    prog = m.run(NOW)
+    assert prog.done == 0 and prog.failed == 0
+    assert env.tiers["cold"].stat(key) is None
+    assert ledger_events(env, "migrated") == []
+    assert env.conn.execute("SELECT COUNT(*) FROM lifecycle_moves").fetchone()[0] == 0
+    assert chain_ok(env)
+
+
+def test_in_a_batch_only_the_erased_recordings_copy_is_dropped(tmp_path, monkeypatch):
+    env = make_env(tmp_path)
+    keys = {}
+    for name in ("a", "b"):
+        add_call(env, f"c{name}")
+        keys[name] = add_recording(env, f"c{name}", f"r{name}", age_days=40)
+    m = migrator(env)
+    copy = m._copy
+
+    def copy_then_erased(rec_row, target):
+        placed = copy(rec_row, target)
+        if rec_row["recording_id"] == "ra":
+            env.conn.execute("DELETE FROM recordings WHERE recording_id='ra'")
+            env.conn.execute("DELETE FROM lifecycle_moves WHERE recording_id='ra'")
+        return placed
+
+    monkeypatch.setattr(m, "_copy", copy_then_erased)
+    prog = m.run(NOW)
+    assert prog.done == 1
+    assert env.tiers["cold"].stat(keys["a"]) is None
+    assert rec(env, "rb")["tier"] == "cold" and env.tiers["cold"].stat(keys["b"]) is not None
+    assert ledger_events(env, "migrated") == ["rb"]
+    assert chain_ok(env)
