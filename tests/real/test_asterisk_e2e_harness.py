@@ -6,6 +6,7 @@ snippet's branches are checked, so these pass before the daemon is integrated.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,26 @@ def test_snippet_refused_routes_to_unrecorded_destination(asterisk: PrivateAster
         result = call(asterisk, tmp_path, "8002", hangup_after_s=4, test_tag="refused_route")
     assert result.ok, result.errors
     assert user_event(ami, "PbxrecUnrecorded", "refused_route", since=since)
+
+
+def test_snippet_refused_stops_the_dialogue_recording(asterisk: PrivateAsterisk, tmp_path: Path) -> None:
+    # the recorder stops the dialogue's MixMonitor itself; the snippet's refused branch stops it
+    # too (StopMixMonitor(${PBXREC_DIALOGUE_MMID})), so a refusing caller routed to the unrecorded
+    # path is not recorded there even when the recorder's own stop did not happen
+    target = asterisk.monitor_dir / "refused_dialogue.wav"
+
+    def script(env: dict[str, str], agi) -> None:  # noqa: ANN001
+        agi(f"EXEC MixMonitor {target},i(PBXREC_DIALOGUE_MMID)")
+        agi("SET VARIABLE PBXREC_RESULT refused")
+        agi('SET VARIABLE PBXREC_ROUTE "pbxrec-unrecorded,s,1"')
+
+    with FakeAgi(asterisk.agi_port, script) as agi:
+        result = call(asterisk, tmp_path, "8002", hangup_after_s=7, test_tag="refused_stop")
+    assert result.ok, result.errors
+    assert agi.sessions[0]["replies"][0] == "200 result=0"  # the MixMonitor started
+    time.sleep(1.0)  # (the call is over: a MixMonitor still running would close at the hang-up)
+    audio_bytes = target.stat().st_size - 44  # 8 kHz, 16 bit: 16,000 bytes a second
+    assert audio_bytes < 3 * 16_000, audio_bytes  # stopped at the refusal, not at the hang-up 7 s later
 
 
 def test_snippet_refused_with_goodbye_hangs_up(asterisk: PrivateAsterisk, prompts_dir: Path,
