@@ -68,3 +68,31 @@ def test_wrong_totp_codes_count_toward_the_address_limit(tmp_path) -> None:  # t
         assert right.status_code == 429
     finally:
         svc.ctx.catalog.close()  # type: ignore[attr-defined]
+
+
+def test_an_ipv6_host_changing_its_address_within_its_64_is_counted_as_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from starlette.testclient import TestClient
+
+    svc = make_service(tmp_path, login_failures_per_ip=4)
+    try:
+        app = build_app(svc.ctx)
+        names = sorted(USERS)
+        for n in range(4):  # a new address of the same /64 for every try
+            client = TestClient(app, client=(f"2001:db8:1:2::{n + 1:x}", 4000))  # type: ignore[arg-type]
+            assert _fail(client, names[n % len(names)]) == 401
+        again = TestClient(app, client=("2001:db8:1:2:ffff::9", 4000))  # type: ignore[arg-type]
+        assert again.post("/api/login", json={"name": "alice", "password": PASSWORD}).status_code == 429
+        assert svc.audit_rows("client:2001:db8:1:2::/64")[-1]["action"] == "throttled:login"
+        other_net = TestClient(app, client=("2001:db8:1:3::1", 4000))  # type: ignore[arg-type]
+        assert other_net.post("/api/login", json={"name": "alice", "password": PASSWORD}).status_code == 200
+    finally:
+        svc.ctx.catalog.close()  # type: ignore[attr-defined]
+
+
+def test_addresses_are_counted_by_host_for_ipv4_and_by_64_for_ipv6() -> None:
+    from pbx_recorder.service.login_limit import actor_of_client
+
+    assert actor_of_client("192.0.2.7") == "client:192.0.2.7"
+    assert actor_of_client("2001:db8::1") == actor_of_client("2001:db8::ffff:1") == "client:2001:db8::/64"
+    assert actor_of_client("::ffff:192.0.2.7") == "client:192.0.2.7"  # an IPv4 client on a v6 socket
+    assert actor_of_client("testclient") == "client:testclient"
