@@ -123,7 +123,8 @@ def move_file(src: str | Path, dst: str | Path) -> str:
     The destination is always an owner-only file of this process's user
     (:mod:`storage.file_modes`).  The source must be a regular file: it is opened without
     following a symlink (a PBX account could plant one pointing at the catalog or a key), and
-    the bytes hashed are the bytes moved.  A source we own (or any, as root) on the same
+    the bytes hashed are the bytes moved; a FIFO or a file with a second hard link is
+    refused.  A source we own (or any, as root) on the same
     filesystem is renamed and narrowed -- after checking that the renamed entry is still the
     inode hashed; a source another account owns (a PBX file in its drop folder) or one on
     another filesystem is copied from that same descriptor into a new file, re-read and
@@ -131,7 +132,9 @@ def move_file(src: str | Path, dst: str | Path) -> str:
     """
     src, dst = Path(src), Path(dst)
     try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # (O_NONBLOCK: a FIFO planted in its place opens at once and is refused below, instead
+        # of hanging the worker; no effect on a regular file)
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StorageError(f"{src.name} is a symbolic link: refused") from exc
@@ -140,6 +143,8 @@ def move_file(src: str | Path, dst: str | Path) -> str:
         st = os.fstat(source.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise StorageError(f"{src.name} is not a regular file: refused")
+        if st.st_nlink != 1:  # a hard link to another file (a key, the catalog): never a recording
+            raise StorageError(f"{src.name} has {st.st_nlink} links: refused (a recording file has one)")
         source_hash, _ = hash_stream(source)
         if os.geteuid() == 0 or st.st_uid == os.geteuid():
             try:

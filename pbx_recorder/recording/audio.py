@@ -86,8 +86,11 @@ def open_regular(path: Path, flags: int) -> int:
                                "a regular file)") from exc
         raise StorageError(f"cannot open {path.name}: {exc.strerror}") from exc
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise StorageError(f"{path.name} is not a regular file: refused")
+        if st.st_nlink != 1:  # a hard link to another file (a key, the catalog): never a recording
+            raise StorageError(f"{path.name} has {st.st_nlink} links: refused (a recording file has one)")
     except BaseException:
         os.close(fd)
         raise

@@ -111,3 +111,13 @@ async def test_pipeline_keeps_a_symlinked_raw_out_and_goes_on(tmp_path: Path,
     assert not any(b"SECRET-KEY" in data for data in _all_bytes(tmp_path / "spool"))
     assert not any(b"SECRET-KEY" in data for data in _all_bytes(drop))
     assert secret.read_bytes() == SECRET
+
+
+def test_a_hard_link_to_another_file_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "master.key"
+    secret.write_bytes(SECRET)
+    linked = tmp_path / "pbx1_L1_call001_20260101T000000Z.raw"
+    os.link(secret, linked)
+    with pytest.raises(StorageError, match="2 links: refused"):
+        wrap_raw_as_wav(linked, channels=2)
+    assert not linked.with_suffix(".wav").exists() and secret.read_bytes() == SECRET

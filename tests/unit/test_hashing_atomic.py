@@ -128,3 +128,21 @@ def test_move_cross_filesystem_copies_verifies_then_unlinks(tmp_path, monkeypatc
     monkeypatch.setattr(atomic.os, "replace", fake_replace)
     assert atomic.move_file(src, dst) == HEX
     assert not src.exists() and dst.read_bytes() == DATA
+
+
+def test_move_refuses_a_fifo_without_blocking_and_a_second_hard_link(tmp_path):
+    # the PBX account owns the drop folder: a FIFO in place of a finished file must not hang the
+    # worker, and a hard link to a file of ours (a key) must never be moved in as a recording
+    from pbx_recorder.errors import StorageError
+
+    fifo = tmp_path / "call.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError, match="not a regular file"):
+        atomic.move_file(fifo, tmp_path / "moved.wav")
+    key = tmp_path / "master.key"
+    key.write_bytes(DATA)
+    linked = tmp_path / "call2.wav"
+    os.link(key, linked)
+    with pytest.raises(StorageError, match="2 links: refused"):
+        atomic.move_file(linked, tmp_path / "moved2.wav")
+    assert key.read_bytes() == DATA and linked.exists() and not (tmp_path / "moved2.wav").exists()
