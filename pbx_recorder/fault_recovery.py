@@ -2,7 +2,10 @@
 
 * :meth:`FaultRecovery.recover_orphans`: recordings MixMonitor finished that no call or job
   holds (see :mod:`pbx_recorder.recording.orphans`) are shipped, deleted or held for an operator; run at
-  start-up and periodically.
+  start-up and periodically.  A file whose recording is already spooled or stored (a leg a
+  crash left behind, or the PBX's copy of a file whose unlink was cut short) is an ALERT and
+  is settled, never skipped as "already done": moved into the spool entry that lacks it, or
+  removed once its SHA-256 equals the copy spooled/shipped; otherwise kept for an operator.
 * :meth:`FaultRecovery.add_flags` / :meth:`apply_flag_patches`: flags the core adds after a
   recording was finalized (``cut`` when ``core restart now`` hung the call up) are merged into
   the catalog row once the shipper has written it (it writes the manifest's flags on store).
@@ -13,14 +16,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from pbx_recorder.app import App
 from pbx_recorder.core import commands as cmds
-from pbx_recorder.recording import orphans
+from pbx_recorder.errors import IntegrityError, RecorderError, StorageError
+from pbx_recorder.recording import manifest_copy, orphans
+from pbx_recorder.recording.pipeline import file_role
+from pbx_recorder.recording.spool import remove_proven_copy
 
 log = logging.getLogger(__name__)
 FLAG_PATCH_TTL_S = 600.0
 FLAGGABLE = ("stored", "verified", "migrated", "missing")
+WITH_AUDIO = ("spooled", "stored", "verified", "migrated")  # a leftover file is a duplicate or a lost leg
 
 
 class FaultRecovery:
@@ -73,6 +82,8 @@ class FaultRecovery:
     async def _settle_orphan(self, orphan: orphans.Orphan) -> int:
         catalog = self.app.catalog
         row = catalog.get_recording(orphan.recording_id)
+        if self.app.pipeline.spool.is_complete(orphan.recording_id) or (row or {}).get("state") in WITH_AUDIO:
+            return await asyncio.to_thread(self._settle_leftovers, orphan, row)
         if row is not None and row.get("state") in orphans.PAST_SPOOL:
             return 0  # already settled (held for an operator, or a leftover after spooling)
         call_row = catalog.get_call(orphan.call_id)
@@ -99,3 +110,62 @@ class FaultRecovery:
                                   "created_at": self.clock()})
         return 1
 
+
+    def _settle_leftovers(self, orphan: orphans.Orphan, row: dict[str, Any] | None) -> int:
+        """Files left in the monitor folder of a recording already spooled or stored.
+
+        Each is an ALERT (call and recording ids; file names hold no numbers) and is settled
+        under the shipper's claim, so the entry is not shipped while it changes."""
+        rid, call_id = orphan.recording_id, orphan.call_id
+        claimer = self.app.shipper.claimer
+        if not claimer.claim(rid):
+            log.info("call %s recording %s is being shipped: its leftover files wait for the next scan",
+                     call_id, rid)
+            return 0
+        settled = 0
+        try:
+            for path in orphan.paths:
+                log.error("ALERT call %s recording %s: %s still in the monitor folder although the "
+                          "recording is %s", call_id, rid, path.name,
+                          (row or {}).get("state") or "in the spool")
+                try:
+                    self._settle_leftover(orphan, row, path)
+                    settled += 1
+                except (RecorderError, OSError) as exc:
+                    log.error("ALERT call %s recording %s: %s kept in %s for an operator: %s", call_id, rid,
+                              path.name, path.parent, exc)
+                    self._flag_unsettled(rid, row)
+        finally:
+            claimer.release(rid)
+        return settled
+
+    def _settle_leftover(self, orphan: orphans.Orphan, row: dict[str, Any] | None, path: Path) -> None:
+        spool = self.app.pipeline.spool
+        entry = spool.entry(orphan.recording_id)
+        if entry is not None:
+            known = {f.name: f.sha256 for f in entry.manifest.files}
+            if path.name in known:
+                spool.drop_source_copy(path, entry.file_path(path.name), orphan.call_id)
+                return
+            if path.suffix == ".raw" and path.with_suffix(".wav").name in known:
+                raise StorageError("the .raw original of a spooled WAV: not byte-comparable")
+            spool.add_file(orphan.recording_id, path, file_role(str(path), entry.manifest.mode))
+            log.warning("call %s recording %s: leftover %s moved into its spool entry", orphan.call_id,
+                        orphan.recording_id, path.name)
+            return
+        files = manifest_copy.parse((row or {}).get("manifest")).get("files") or []
+        shipped = {str(f.get("name")): str(f.get("sha256") or "") for f in files if isinstance(f, dict)}
+        if path.name not in shipped:
+            raise IntegrityError(f"{path.name} is not in the stored recording (a lost leg): not shipped",
+                                 call_id=orphan.call_id)
+        remove_proven_copy(path, shipped[path.name], orphan.call_id)
+
+    def _flag_unsettled(self, rid: str, row: dict[str, Any] | None) -> None:
+        """Mark the row so the console shows the recording needs an operator (flag ``leftover_file``)."""
+        if row is None or row.get("state") not in FLAGGABLE or "leftover_file" in (row.get("flags") or []):
+            return
+        try:
+            self.app.catalog.upsert_recording({"recording_id": rid,
+                                               "flags": [*(row.get("flags") or []), "leftover_file"]})
+        except RecorderError as exc:
+            log.error("ALERT recording %s: flag leftover_file not written: %s", rid, exc)

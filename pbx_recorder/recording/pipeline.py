@@ -144,7 +144,12 @@ class Pipeline:
     async def _finalize(self, cmd: FinalizeRecording) -> SpoolEntry | None:
         rid, call_id = cmd.recording_id, cmd.call_id
         if self.spool.is_complete(rid) or await asyncio.to_thread(self._already_shipped, rid):
-            log.info("call %s recording %s already finalized: duplicate ignored", call_id, rid)
+            left = [Path(p).name for p in cmd.paths if Path(p).exists()]
+            if left:  # never silent: the orphan scan settles them (fault_recovery)
+                log.error("ALERT call %s recording %s already finalized but %s still in the monitor "
+                          "folder: left for the orphan scan", call_id, rid, ", ".join(left))
+            else:
+                log.info("call %s recording %s already finalized: duplicate ignored", call_id, rid)
             return None
         manifest = manifest_from_metadata(call_id, rid, cmd.metadata, self.clock())
         closures = await asyncio.gather(*(self._wait(p) for p in cmd.paths))

@@ -6,6 +6,15 @@ is what makes an entry complete).  On start-up :meth:`Spool.recover` completes e
 that have an intent but no manifest (hashing what is there) and reports entries with
 neither; nothing is silently dropped.
 
+The intent also names the planned source paths (key ``spool_sources``, ignored by
+:meth:`Manifest.from_json`): a process killed between two moves (leg 1 of a dual recording
+spooled, leg 2 not) or between publishing a copy and unlinking the PBX's file (a file owned
+by the PBX account is copied, never renamed) would otherwise leave plaintext audio in the
+PBX's drop folder that no later pass ships -- the entry is complete, so the orphan scan sees a
+duplicate.  :meth:`Spool.recover` therefore first settles every planned source still present:
+moved in through the same safe move when the entry lacks it, or removed when the entry
+already holds a copy whose hash equals the source's (a differing copy keeps both, ALERT).
+
 Any failure while writing an entry rolls it back (the PBX's files are put back where they
 were, other entries are untouched); a full disk (ENOSPC) raises SpoolFull, anything else is
 re-raised; the pipeline retries both with back-off.
@@ -14,23 +23,26 @@ re-raised; the pipeline retries both with back-off.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pbx_recorder.errors import SpoolFull, StorageError
+from pbx_recorder.errors import IntegrityError, SpoolFull, StorageError
 from pbx_recorder.recording.manifest import Manifest, ManifestFile
 from storage import atomic, file_modes
-from storage.hashing import hash_file
+from storage.hashing import digests_equal, hash_file, hash_stream
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 INTENT = "intent.json"
+SOURCES_KEY = "spool_sources"  # in intent.json: where each planned file was before the move
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MIB = 1024 * 1024
 
@@ -43,6 +55,44 @@ class SpoolEntry:
 
     def file_path(self, name: str) -> Path:
         return self.directory / name
+
+
+def intent_bytes(manifest: Manifest, sources: Sequence[Path]) -> bytes:
+    """The intent: the planned manifest plus the absolute source paths it is moved from."""
+    data = json.loads(manifest.to_json())
+    data[SOURCES_KEY] = [os.path.abspath(p) for p in sources]
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def intent_sources(raw: bytes) -> list[Path]:
+    """Source paths an intent names ([] for an intent written before they were recorded)."""
+    data = json.loads(raw)
+    listed = data.get(SOURCES_KEY) if isinstance(data, dict) else None
+    return [Path(p) for p in listed if isinstance(p, str) and p] if isinstance(listed, list) else []
+
+
+def _source_hash(src: Path) -> str:
+    """SHA-256 of the PBX's file itself: never through a symlink, only a regular file."""
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise StorageError(f"cannot open {src.name}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise StorageError(f"{src.name} is not a regular file: refused")
+        return hash_stream(fh)[0]
+
+
+def remove_proven_copy(src: Path, expected_sha256: str, call_id: str) -> None:
+    """Unlink ``src`` (a file left in the PBX's folder) only if it hashes as ``expected_sha256``
+    (the copy spooled or shipped); :class:`IntegrityError` and nothing removed otherwise."""
+    if not expected_sha256 or not digests_equal(_source_hash(src), expected_sha256):
+        raise IntegrityError(f"{src.name} is not byte-identical to the copy kept: left in place",
+                             call_id=call_id)
+    src.unlink()
+    atomic.fsync_dir(src.parent)
+    log.warning("call %s: %s was already spooled (same SHA-256): removed from %s", call_id,
+                src.name, src.parent)
 
 
 def _is_enospc(exc: BaseException) -> bool:
@@ -100,7 +150,7 @@ class Spool:
         moved: list[tuple[Path, Path]] = []
         try:
             file_modes.private_dir(directory)
-            self._write(directory / INTENT, manifest.to_json())
+            self._write(directory / INTENT, intent_bytes(manifest, sources))  # before any move
             for src in sources:
                 dst = directory / src.name
                 if src.exists():
@@ -158,6 +208,11 @@ class Spool:
         manifest = Manifest.from_json((directory / MANIFEST).read_bytes())
         return SpoolEntry(directory.name, directory, manifest)
 
+    def entry(self, recording_id: str) -> SpoolEntry | None:
+        """The complete entry of ``recording_id``, or None when there is none."""
+        directory = self.entry_dir(recording_id)
+        return self._load(directory) if (directory / MANIFEST).is_file() else None
+
     def pending(self) -> list[SpoolEntry]:
         """Complete entries, oldest first.  Unreadable manifests are logged and skipped."""
         entries = []
@@ -181,7 +236,12 @@ class Spool:
         atomic.fsync_dir(self.root)
 
     def recover(self) -> tuple[list[str], list[str]]:
-        """Start-up repair.  Returns (repaired ids, incomplete ids that need an operator)."""
+        """Start-up repair.  Returns (repaired ids, incomplete ids that need an operator).
+
+        An entry with an intent but no manifest was cut short by a crash: its planned sources
+        still in the drop folder are settled first (:meth:`_settle_sources`), then it is
+        completed from what it holds (flag ``spool_repaired``; ``file_missing`` only when a
+        planned file is really nowhere)."""
         repaired, incomplete = [], []
         for d in sorted(self.root.iterdir()):
             if not d.is_dir():
@@ -191,7 +251,9 @@ class Spool:
                 continue
             if (d / INTENT).is_file():
                 try:
-                    planned = Manifest.from_json((d / INTENT).read_bytes())
+                    raw = (d / INTENT).read_bytes()
+                    planned = Manifest.from_json(raw)
+                    self._settle_sources(d, planned, intent_sources(raw))
                     self._complete(d, planned.with_flags("spool_repaired"))
                     repaired.append(d.name)
                     log.warning("spool entry %s (call %s) completed after a crash", d.name, planned.call_id)
@@ -202,3 +264,71 @@ class Spool:
                 log.error("spool entry %s has no manifest and no intent: left for an operator", d.name)
             incomplete.append(d.name)
         return repaired, incomplete
+
+    def _settle_sources(self, directory: Path, planned: Manifest, sources: Sequence[Path]) -> None:
+        """Planned sources a crash left in the PBX's folder: none may stay there, none be lost.
+
+        * not in the entry -> moved in through the same mover as the normal path (regular
+          file, no symlink, one link, hash verified), so the entry gets every leg;
+        * already in the entry -> the crash came after the copy was published and before the
+          PBX's file was unlinked: the source is removed once its hash equals the copy's;
+          if they differ both are kept and an ALERT names them (an operator decides).
+        A source that cannot be moved is logged as an ALERT and left in place: the entry is
+        completed without it (``file_missing``) and the orphan scan retries it later."""
+        planned_names = {f.name for f in planned.files}
+        for src in sources:
+            if src.name in (MANIFEST, INTENT) or (planned_names and src.name not in planned_names) \
+                    or not os.path.lexists(src):
+                continue
+            dst = directory / src.name
+            try:
+                if os.path.lexists(dst):
+                    self.drop_source_copy(src, dst, planned.call_id)
+                else:
+                    self._move(src, dst)
+                    log.warning("call %s recording %s: %s moved into the spool after a crash",
+                                planned.call_id, planned.recording_id, src.name)
+            except (OSError, StorageError) as exc:
+                log.error("ALERT call %s recording %s: %s left in %s after a crash: %s", planned.call_id,
+                          planned.recording_id, src.name, src.parent, exc)
+
+    def drop_source_copy(self, src: Path, spooled: Path, call_id: str) -> None:
+        """Remove the PBX's ``src`` once its bytes are proven equal to the spooled copy's.
+
+        Raises :class:`IntegrityError` (both kept) when they differ: deleting either could lose
+        audio."""
+        remove_proven_copy(src, hash_file(spooled), call_id)
+
+    def add_file(self, recording_id: str, src: Path, role: str) -> Manifest:
+        """Move a file the complete entry lacks (a leg a crash left behind) into it.
+
+        Crash-safe by reusing the intent: the intent (existing files + the new one, with its
+        source) is written, the manifest removed, the file moved, the manifest written again;
+        a crash anywhere is finished by :meth:`recover`.  The existing files must still hash as
+        their manifest says (nothing in the entry is re-hashed blindly).  The caller holds the
+        shipper's claim on ``recording_id`` so the entry is not shipped meanwhile."""
+        directory = self.entry_dir(recording_id)
+        current = self._load(directory).manifest
+        if src.name in {f.name for f in current.files} or src.name in (MANIFEST, INTENT):
+            raise StorageError(f"recording {recording_id} already holds {src.name}")
+        for f in current.files:
+            if not digests_equal(hash_file(directory / f.name), f.sha256):
+                raise IntegrityError(f"recording {recording_id}: {f.name} no longer hashes as spooled",
+                                     call_id=current.call_id)
+        files = (*current.files, ManifestFile(name=src.name, size=0, sha256="", role=role))
+        flags = tuple(f for f in current.flags if f != "file_missing" or
+                      not (current.mode == "dual" and {"read", "write"} <= {x.role for x in files}))
+        planned = replace(current, files=files, flags=flags).with_flags("leg_recovered")
+        self._write(directory / INTENT, intent_bytes(planned, [src]))
+        (directory / MANIFEST).unlink()
+        atomic.fsync_dir(directory)
+        try:
+            self._move(src, directory / src.name)
+        except (OSError, StorageError):  # refused or failed: the entry is shippable again as it was
+            self._write(directory / MANIFEST, current.to_json())
+            (directory / INTENT).unlink(missing_ok=True)
+            raise
+        final = self._complete(directory, planned)
+        log.warning("call %s recording %s: %s added to its spool entry", current.call_id, recording_id,
+                    src.name)
+        return final
