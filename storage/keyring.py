@@ -93,3 +93,17 @@ class KeyRing:
         fsync_dir(self.key_dir)
         fsync_dir(dest_dir)
         return dest
+
+    def unretire(self, key_id: str) -> Path:
+        """Move a retired key back into the ring (a retirement found unsafe); returns its path."""
+        dest = self.path_for(key_id)
+        src = self.key_dir / RETIRED / dest.name
+        if dest.exists():
+            raise CryptoError(f"master key {key_id!r} is already in the ring")
+        try:
+            os.replace(src, dest)
+        except FileNotFoundError as exc:
+            raise CryptoError(f"master key {key_id!r} is not in {src.parent}") from exc
+        fsync_dir(self.key_dir)
+        fsync_dir(src.parent)
+        return dest

@@ -10,6 +10,9 @@ The key id names the ring key the token was written under (rotation: ``keys rota
 new current key; old tokens still open while the old key is in the ring; ``catalog migrate``
 re-encrypts them under the current one).  The key check (8 hex of an HMAC of the derived key)
 tells "wrong key under that id" (a restored or swapped key file) from "the row was altered".
+Writing fails closed: the current key is looked up in the ring again at most every second, and a
+key retired meanwhile (``keys rotate --retire-old``) makes :meth:`NumberCipher.encrypt` raise
+``CryptoError`` instead of writing a token under it.
 The associated data binds a token to its row and field (``calls/<call id>``): a token copied
 onto another call fails.
 
@@ -26,7 +29,7 @@ apart from the master-key folder), never from the catalog key:
 Numbers are indexed on their digits (a leading '+' or spaces do not matter).  The index key is
 rotated by ``keys rotate-index`` (``catalog.index_rotation``): writes use the current key, lookups
 (:meth:`BlindIndex.fulls` / :meth:`BlindIndex.last4s`) the previous one as well while it runs.
-Pure: no I/O.
+Pure: no I/O (the ring lookup and the clock are injected).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,6 +56,7 @@ CIPHER_INFO = b"pbx-recorder catalog numbers v1"
 LAST4_INFO = b"pbx-recorder blind index last4 v1"
 CHECK_LABEL = b"pbx-recorder catalog key check"
 LAST4_HEX = 16
+RECHECK_S = 1.0  # NumberCipher.recheck_s: at most one key-file read a second while writing
 RECENT_NUMBERS = 64  # full indexes kept for numbers hashed moments ago (BlindIndex._recent)
 
 
@@ -78,18 +83,40 @@ class NumberCipher:
 
     master_key: Callable[[str], bytes]
     current_key_id: str
+    #: how often (seconds) :meth:`encrypt` asks ``master_key`` again whether the current key is
+    #: still in the ring: ``keys rotate --retire-old`` moves it out while a daemon runs, and a
+    #: cached derived key would go on writing tokens nothing can open once ``retired/`` is gone
+    recheck_s: float = RECHECK_S
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     # key id -> (AES-GCM under the derived key, key check): derived once per key id
     _derived: dict[str, tuple[AESGCM, str]] = field(default_factory=dict, repr=False)
+    _checked_at: float | None = field(default=None, repr=False)
 
     def _key(self, key_id: str) -> tuple[AESGCM, str]:
         if key_id not in self._derived:
-            key = _hkdf(self.master_key(key_id), CIPHER_INFO)
-            check = hmac.new(key, CHECK_LABEL, hashlib.sha256).hexdigest()[:8]
-            self._derived[key_id] = (AESGCM(key), check)
+            self._derived[key_id] = self._derive(key_id)
         return self._derived[key_id]
 
+    def _derive(self, key_id: str) -> tuple[AESGCM, str]:
+        key = _hkdf(self.master_key(key_id), CIPHER_INFO)  # a missing key: the ring's CryptoError
+        return AESGCM(key), hmac.new(key, CHECK_LABEL, hashlib.sha256).hexdigest()[:8]
+
+    def _current_key(self) -> tuple[AESGCM, str]:
+        """The current key, looked up again at most every ``recheck_s``: fails closed
+        (``CryptoError``) once the key left the ring; follows a replaced key file."""
+        now = self.clock()
+        if self._checked_at is None or now - self._checked_at >= self.recheck_s or now < self._checked_at:
+            try:
+                self._derived[self.current_key_id] = self._derive(self.current_key_id)
+            except CryptoError:
+                self._derived.pop(self.current_key_id, None)
+                self._checked_at = None
+                raise
+            self._checked_at = now
+        return self._key(self.current_key_id)
+
     def encrypt(self, plaintext: str, aad: str) -> str:
-        aead, check = self._key(self.current_key_id)
+        aead, check = self._current_key()
         nonce = os.urandom(NONCE_LEN)  # a fresh random nonce per value, as ever
         sealed = aead.encrypt(nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
         return f"{PREFIX}:{self.current_key_id}:{check}:" + base64.b64encode(nonce + sealed).decode("ascii")

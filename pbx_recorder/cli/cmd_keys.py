@@ -5,12 +5,17 @@ the configuration, owner-only: the master key, the signing key, the privacy HMAC
 first backup key.
 
 Key bytes are never printed.  ``rotate`` re-wraps data keys in the catalog only; the stored
-audio objects are not read or rewritten.
+audio objects are not read or rewritten.  ``rotate --retire-old`` is the second step of a
+rotation: it is refused until the configuration names NEW as the current key (else the recorders
+would go on writing under a key just retired), runs under the ``keys-rotate`` job lease, and
+retires the other keys only when a fresh count finds no recording or number token left under them.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +23,7 @@ from pbx_recorder.cli import crypto_setup
 from pbx_recorder.errors import ConfigError, CryptoError
 from pbx_recorder.recording.signing import generate_signing_key, public_key_path
 from pbx_recorder.recording.verify import catalog_connection
+from storage.keyring import KeyRing
 
 
 def register(group: click.Group) -> None:
@@ -66,30 +72,18 @@ def register(group: click.Group) -> None:
     @click.pass_context
     def rotate(ctx: click.Context, new_id: str, batch_size: int, retire_old: bool) -> None:
         """Re-wrap every recording's data key under NEW_ID (audio untouched); ledger 'rekeyed'."""
-        from pbx_recorder.recording.rekey import rotate as do_rotate
+        from pbx_recorder.lifecycle.job_lease import exclusive_job
 
         config = crypto_setup.load(ctx, "keys.manage")
         ring = crypto_setup.keyring_of(config, required=True)
         assert ring is not None
-        conn = catalog_connection(config.catalog.target, read_only=False)
-        try:
-            report = do_rotate(conn, ring, new_id, now=time.time(), batch_size=batch_size)
-        finally:
-            conn.close()
-        if report.generated:
-            click.echo(f"generated master key {new_id}")
-        olds = ", ".join(f"{k}: {n}" for k, n in sorted(report.by_old_key.items())) or "none"
-        click.echo(f"re-wrapped {report.rewrapped} data keys (from {olds}); "
-                   f"{report.already} already under {new_id}; {len(report.failed)} failed")
-        for rid, reason in report.failed:
-            click.echo(f"  {rid}: {reason}", err=True)
-        if report.failed:
-            raise CryptoError(f"{len(report.failed)} recordings could not be re-wrapped; old keys kept")
-        _reencrypt_numbers(config, new_id)
         if retire_old:
-            for kid in ring.ids():
-                if kid != new_id:
-                    click.echo(f"retired master key {kid} -> {ring.retire(kid)}")
+            _require_configured(config, ring.path_for(new_id), new_id)
+        with exclusive_job(config, "keys-rotate") as busy:
+            if busy:
+                click.echo(busy)
+                return
+            _rotate(config, ring, new_id, batch_size, retire_old)
         if crypto_setup.current_key_id(config) != new_id:
             click.echo(f"now set encryption.master_key_file: {ring.path_for(new_id)} "
                        "so new recordings use it")
@@ -127,6 +121,84 @@ def register(group: click.Group) -> None:
             click.echo("no master keys")
         signing = config.signing.key_file
         click.echo(f"signing key: {signing} ({'present' if signing.is_file() else 'missing'})")
+
+
+def _require_configured(config: Any, new_path: Path, new_id: str) -> None:
+    """Retiring the keys but the one the daemons write under is safe only when that one is NEW:
+    otherwise every new recording and number would be written under a key just retired."""
+    try:
+        current = crypto_setup.current_key_id(config)
+    except ConfigError:
+        current = ""
+    if current != new_id:
+        raise ConfigError(f"--retire-old refused: the configuration's current master key is "
+                          f"{current or 'unset'}, not {new_id}; set encryption.master_key_file: "
+                          f"{new_path}, restart the recorders, then run keys rotate --to {new_id} "
+                          "--retire-old again",
+                          key="encryption.master_key_file")
+
+
+def _rotate(config: Any, ring: KeyRing, new_id: str, batch_size: int, retire_old: bool) -> None:
+    """Re-wrap, re-encrypt the numbers, and (``retire_old``) retire the other keys only when a
+    fresh count finds no value left under them: rows another node stored during the pass can
+    sort behind its cursor."""
+    from pbx_recorder.recording.rekey import rotate as do_rotate
+    from pbx_recorder.recording.rekey import still_under_other_keys
+
+    conn = catalog_connection(config.catalog.target, read_only=False)
+    try:
+        report = do_rotate(conn, ring, new_id, now=time.time(), batch_size=batch_size)
+    finally:
+        conn.close()
+    if report.generated:
+        click.echo(f"generated master key {new_id}")
+    olds = ", ".join(f"{k}: {n}" for k, n in sorted(report.by_old_key.items())) or "none"
+    click.echo(f"re-wrapped {report.rewrapped} data keys (from {olds}); "
+               f"{report.already} already under {new_id}; {len(report.failed)} failed")
+    for rid, reason in report.failed:
+        click.echo(f"  {rid}: {reason}", err=True)
+    if report.failed:
+        raise CryptoError(f"{len(report.failed)} recordings could not be re-wrapped; old keys kept")
+    _reencrypt_numbers(config, new_id)
+    if not retire_old:
+        return
+    conn = catalog_connection(config.catalog.target, read_only=False)
+    try:
+        left = still_under_other_keys(conn, new_id)
+    finally:
+        conn.close()
+    if left:
+        what = ", ".join(f"{n} {kind}" for kind, n in sorted(left.items()))
+        raise CryptoError(f"{sum(left.values())} catalog values are still under other keys than {new_id} "
+                          f"({what}), written while the rotation ran; old keys kept: run keys rotate "
+                          f"--to {new_id} --retire-old again")
+    retired = [kid for kid in ring.ids() if kid != new_id]
+    for kid in retired:
+        click.echo(f"retired master key {kid} -> {ring.retire(kid)}")
+    if retired:
+        _recount_after_retiring(config, ring, new_id, retired)
+
+
+def _recount_after_retiring(config: Any, ring: KeyRing, new_id: str, retired: list[str]) -> None:
+    """A recorder that has not reloaded its configuration notices a retired key within
+    ``RECHECK_S`` (its number cipher fails closed); a value it wrote between the count and that
+    moment would be stranded, so wait that long, count again, and put the keys back if any."""
+    from pbx_recorder.catalog.number_protection import RECHECK_S
+    from pbx_recorder.recording.rekey import still_under_other_keys
+
+    time.sleep(2 * RECHECK_S)
+    conn = catalog_connection(config.catalog.target, read_only=False)
+    try:
+        left = still_under_other_keys(conn, new_id)
+    finally:
+        conn.close()
+    if not left:
+        return
+    for kid in retired:
+        ring.unretire(kid)
+    raise CryptoError(f"{sum(left.values())} catalog values were written under other keys than {new_id} "
+                      f"while retiring; {', '.join(retired)} put back in the ring: restart the recorders "
+                      f"with {new_id} configured and run keys rotate --to {new_id} --retire-old again")
 
 
 def _reencrypt_numbers(config: object, new_id: str) -> None:

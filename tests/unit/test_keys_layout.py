@@ -72,11 +72,17 @@ def test_keys_init_honours_the_file_name_and_rotation_keeps_the_privacy_key(tmp_
     assert {p: p.read_bytes() for p in made} == before  # never overwritten
 
     open_catalog(tmp_path / "catalog.db").close()
+    # retiring while the configuration still names k2026-01 would strand every new write: refused
+    code, out = run(config, "keys", "rotate", "--to", "k2027-01", "--retire-old")
+    assert code == 2 and "set encryption.master_key_file: " + str(keys / "master" / "k2027-01.key") in out
+    code, out = run(config, "keys", "rotate", "--to", "k2027-01")
+    assert code == 0, out
+    assert "master_key_file: " + str(keys / "master" / "k2027-01.key") in out
+    config.write_text(config.read_text().replace("k2026-01.key", "k2027-01.key"))
     code, out = run(config, "keys", "rotate", "--to", "k2027-01", "--retire-old")
     assert code == 0, out
     assert sorted(p.name for p in (keys / "master").glob("*.key")) == ["k2027-01.key"]
     assert (keys / "subject-hmac.key").read_bytes() == before[keys / "subject-hmac.key"]
-    assert "master_key_file: " + str(keys / "master" / "k2027-01.key") in out
     code, out = run(config, "hold", "add", "--caller", NUMBER, "--reason", "litigation")
     assert code == 0, out
     code, out = run(config, "erase", "--caller", NUMBER)

@@ -226,8 +226,15 @@ def test_keys_cli(env, capsys):
     code, out = cli(env, capsys, "keys", "generate")
     assert code == 8 and "already exists" in out  # never overwrites
     code, out = cli(env, capsys, "keys", "rotate", "--to", "k2", "--retire-old")
+    assert code == 2 and "set encryption.master_key_file" in out  # the config still names k1
+    assert env.ring.ids() == ["k1"]
+    code, out = cli(env, capsys, "keys", "rotate", "--to", "k2")
     assert code == 0, out
     assert "generated master key k2" in out and "re-wrapped 1 data keys (from k1: 1)" in out
+    cfg = env.root / "cfg.yaml"
+    cfg.write_text(cfg.read_text().replace("keys/k1.key, key_id: k1", "keys/k2.key, key_id: k2"))
+    code, out = cli(env, capsys, "keys", "rotate", "--to", "k2", "--retire-old")
+    assert code == 0, out
     assert "retired master key k1" in out and env.ring.ids() == ["k2"]
     assert hashlib.sha256(env.path("r1").read_bytes()).hexdigest() == hashed
     assert cli(env, capsys, "verify", "--deep")[0] == 0  # decrypts with k2 via the catalog's wrapped key
