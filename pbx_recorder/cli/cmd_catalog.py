@@ -130,9 +130,12 @@ def backup_nodes_cmd(ctx: click.Context, forget: str | None) -> None:
                    "schema (password: catalog.password_file when it is the catalog's server)")
 @click.option("--tier", "tier_name", help="Tier holding the backup (default: storage.cold or hot).")
 @click.option("--sha256", help="Expected hash (default: the .sha256 sidecar stored with it).")
+@click.option("--legacy-plaintext", is_flag=True,
+              help="Accept an unauthenticated plaintext .db backup (needs --sha256 obtained elsewhere).")
 @click.pass_context
 def restore_cmd(
-    ctx: click.Context, key: str, to_path: str, tier_name: str | None, sha256: str | None
+    ctx: click.Context, key: str, to_path: str, tier_name: str | None, sha256: str | None,
+    legacy_plaintext: bool,
 ) -> None:
     """Fetch a backup, verify, decrypt, re-apply erasures, write it to a new PATH (never over a file)."""
     rt = Runtime.load(ctx.obj["config_path"], "catalog.restore", key)
@@ -140,7 +143,8 @@ def restore_cmd(
     if engine.is_url(to_path) and rt.config.catalog.url and _same_server(to_path, rt.config.catalog.url):
         engine.configure(to_path, password=engine.password_of(rt.config.catalog.url))
     digest, removed = backup.restore(tier, key, to_path, keys=rt.backup_keys(), sha256=sha256,
-                                     scrub=rt.restore_scrub(), work_near=rt.config.catalog.path.parent)
+                                     scrub=rt.restore_scrub(), work_near=rt.config.catalog.path.parent,
+                                     legacy_plaintext=legacy_plaintext)
     shown = engine.describe(to_path)
     rt.audit("catalog.restore", key, {"to": shown, "sha256": digest, "erased_calls_removed": removed})
     click.echo(f"restored {key} -> {shown} (sha256:{digest} verified; {removed} erased call(s) "
@@ -164,7 +168,8 @@ def list_cmd(ctx: click.Context, tier_name: str | None) -> None:
     keys = backup.list_backups(rt.backup_tier(tier_name))
     rt.audit("catalog.backups", "", {"count": len(keys)})
     for key in keys:
-        click.echo(key)
+        click.echo(f"{key}  (UNAUTHENTICATED plaintext: restore needs --legacy-plaintext --sha256)"
+                   if backup.is_unauthenticated(key) else key)
 
 
 @catalog.command("migrate")

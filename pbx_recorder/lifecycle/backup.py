@@ -11,7 +11,12 @@ ciphertext and puts it to a tier as ``catalog-backups/<UTC timestamp>.db.pbxr`` 
 an erasure destroyed is refused: it was crypto-shredded), checks ``PRAGMA integrity_check``,
 re-applies the erasure tombstones (:mod:`pbx_recorder.lifecycle.tombstones`) so no erased
 subject comes back, and atomically publishes it, owner-only, at the target path.
-Backups written before encryption (``.db``) are still restored, tombstones applied.
+Backups written before encryption (``.db``) are unauthenticated: anyone who can write the
+backup tier can plant one, with a matching ``.sha256`` beside it.  ``restore`` refuses them unless
+the caller says ``legacy_plaintext`` and gives the hash it obtained elsewhere (never the
+sidecar); ``catalog backups`` marks them.  Every restored SQLite file, encrypted or not, must hold
+only objects the schema defines (:mod:`pbx_recorder.lifecycle.backup_schema`): a trigger or view
+planted in it is refused before the scrub's first write could fire it.
 """
 
 from __future__ import annotations
@@ -134,12 +139,18 @@ def expected_hash(tier: Tier, key: str) -> str:
 
 
 def _check_and_scrub(path: Path, key: str, scrub: Scrub | None) -> int:
+    from pbx_recorder.lifecycle.backup_schema import unexpected_objects
+
     try:
         conn = sqlite3.connect(str(path), isolation_level=None)
         try:
             ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
             if ok != "ok":
                 raise IntegrityError(f"backup {key} fails integrity_check: {ok}")
+            foreign = unexpected_objects(conn)  # before any write: a planted trigger would fire
+            if foreign:
+                raise IntegrityError(f"backup {key} holds objects the catalog schema does not define "
+                                     f"({', '.join(foreign[:5])}); refused, nothing restored")
             removed = 0
             if scrub is not None:
                 conn.execute("PRAGMA secure_delete=ON")
@@ -153,11 +164,15 @@ def _check_and_scrub(path: Path, key: str, scrub: Scrub | None) -> int:
 
 
 def restore(tier: Tier, key: str, to_path: str | Path, *, keys: BackupKeys, sha256: str | None = None,
-            scrub: Scrub | None = None, work_near: str | Path | None = None) -> tuple[str, int]:
+            scrub: Scrub | None = None, work_near: str | Path | None = None,
+            legacy_plaintext: bool = False) -> tuple[str, int]:
     """Fetch ``key``, verify, decrypt, scrub erased subjects, publish at ``to_path`` (a new
     SQLite file; for a PostgreSQL backup, the URL of an empty schema, see ``backup_postgres``).
+    A plaintext ``.db`` needs ``legacy_plaintext`` and ``sha256`` (see the module doc).
 
     Returns (the verified hex digest of the stored bytes, calls removed by the tombstones)."""
+    if is_unauthenticated(key):
+        _allow_plaintext(key, legacy_plaintext, sha256)
     want = untag(sha256) if sha256 else expected_hash(tier, key)
     if engine.is_url(to_path) or key.endswith(PG_SUFFIX):
         return _restore_postgres(tier, key, str(to_path), keys=keys, want=want, scrub=scrub,
@@ -176,6 +191,21 @@ def restore(tier: Tier, key: str, to_path: str | Path, *, keys: BackupKeys, sha2
             raise CatalogError(f"{to_path} exists: restore writes a new file only") from exc
         atomic.fsync_dir(to_path.parent)
     return digest, removed
+
+
+def is_unauthenticated(key: str) -> bool:
+    """A plaintext backup from before encryption: nothing proves who wrote it."""
+    return key.endswith(LEGACY_SUFFIX)
+
+
+def _allow_plaintext(key: str, legacy_plaintext: bool, sha256: str | None) -> None:
+    if not legacy_plaintext:
+        raise IntegrityError(f"{key} is an unauthenticated plaintext backup (.db): anyone who can write "
+                             "the backup tier can plant one, its .sha256 sidecar included; restore it only "
+                             "with --legacy-plaintext --sha256 <its hash, from records kept off that tier>")
+    if not sha256:
+        raise IntegrityError(f"--legacy-plaintext needs --sha256 <hash of {key} from records kept off the "
+                             "backup tier>: the .sha256 sidecar sits on the same tier and proves nothing")
 
 
 def _fetch_and_open(tier: Tier, key: str, want: str, fetched: Path, plain: Path, keys: BackupKeys) -> str:

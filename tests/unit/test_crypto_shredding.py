@@ -164,7 +164,8 @@ def test_erasure_shreds_copies_it_cannot_see_and_every_older_backup(site, shred_
     # an old plaintext backup restored later: the tombstones take the subject out again
     restored = tmp / "from-legacy.db"
     _, removed = backup.restore(legacy, "catalog-backups/old.db", restored, keys=rt.backup_keys(),
-                                sha256=legacy.hash("catalog-backups/old.db"), scrub=rt.tombstones().apply)
+                                sha256=legacy.hash("catalog-backups/old.db"), scrub=rt.tombstones().apply,
+                                legacy_plaintext=True)  # its hash from the off-site records: trusted
     assert removed == 1
     conn = sqlite3.connect(restored)
     assert conn.execute("SELECT COUNT(*) FROM calls").fetchone() == (0,)
