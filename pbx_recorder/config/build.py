@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from pbx_recorder.config.keys import check_drop_folder, check_key_layout
 from pbx_recorder.config.model import (
@@ -149,6 +150,11 @@ def _catalog(n: Node) -> CatalogConfig:
     if url and re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", url):
         n.error("url", "the URL carries a password: give it in catalog.password_file instead "
                 "(the config is shown and logged; a secret file is not)")
+    elif url and any(k.lower() == "password"
+                     for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)):
+        n.error("url", "the URL carries a password (its 'password' query parameter): give it in "
+                "catalog.password_file instead (the config is shown and logged, and the URL reaches "
+                "pg_dump's command line; a secret file does not)")
     cfg = CatalogConfig(path=n.get_path("path", "./var/catalog.db"), url=url or None,
                         password=n.get_secret("password"),
                         pool_size=n.get_int("pool_size", 10, lo=1, hi=500),

@@ -88,7 +88,9 @@ def with_schema(url: str, schema: str) -> str:
 
 
 def _child(url: str, password: str | None) -> tuple[str, dict[str, str]]:
-    """The URL to give a client (without any password) and the environment carrying it."""
+    """The URL to give a client (without any password, in its user part or its ``password``
+    query parameter: a child's argv is readable by every local user) and the environment
+    carrying it."""
     parts = urlsplit(url)
     env = dict(os.environ)
     secret = password if password is not None else engine.password_of(url)
@@ -96,6 +98,11 @@ def _child(url: str, password: str | None) -> tuple[str, dict[str, str]]:
         secret = secret if secret is not None else parts.password
         netloc = (quote(parts.username or "") + "@" if parts.username else "") + (parts.hostname or "")
         parts = parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else ""))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k == "password" for k, _ in query):  # the config refuses it too: argv is readable in ps
+        secret = secret if secret is not None else next(v for k, v in query if k == "password")
+        parts = parts._replace(query=urlencode([(k, v) for k, v in query if k != "password"],
+                                               quote_via=quote))
     if secret is not None:
         env["PGPASSWORD"] = secret
     return urlunsplit(parts), env
