@@ -13,9 +13,10 @@ import logging
 import sys
 
 import click
+from click.core import ParameterSource
 
 from pbx_recorder import log_masking
-from pbx_recorder.cli import chain_heads_on_exit, privilege
+from pbx_recorder.cli import chain_heads_on_exit, operator_gate, privilege
 from pbx_recorder.cli.lazy_group import LazyGroup
 from pbx_recorder.core.masking import mask_text
 from pbx_recorder.errors import RecorderError
@@ -27,23 +28,29 @@ NO_CATALOG_COMMANDS = frozenset({None, "asterisk", "check-config", "demo", "plan
 
 class GatedGroup(LazyGroup):
     """The top-level group: a command that opens the catalog, the keys or the AMI connection runs
-    for root or the service user only (``cli/privilege.py``)."""
+    for root or the service user only (``cli/privilege.py``); a root front end acting for a named
+    operator runs only the commands that authorize an action (``cli/operator_gate.py``)."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        return None if command is None else privilege.gate(cmd_name, command)
+        return None if command is None else operator_gate.gate(cmd_name, privilege.gate(cmd_name, command))
 
 
 @click.group(cls=GatedGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", envvar="PBX_RECORDER_CONFIG", default=DEFAULT_CONFIG,
-              show_default=True, help="YAML config file (conf.d beside it is layered on top).")
+@click.option("--config", "config_path", envvar="PBX_RECORDER_CONFIG", default=None,
+              show_default=DEFAULT_CONFIG, help="YAML config file (conf.d beside it is layered on top); "
+              "refused when root acts for a named operator (PBX_RECORDER_USER).")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, verbose: int) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """Compliant call recording for Asterisk: consent, rules, tiered storage, catalog."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log_masking.install()  # no log line shows a phone number
+    # root acting for a named operator: the default config only (no --config, no PBX_RECORDER_* key)
+    given = config_path if ctx.get_parameter_source("config_path") is ParameterSource.COMMANDLINE else None
+    operator_gate.check_config(given, DEFAULT_CONFIG)
+    config_path = config_path or DEFAULT_CONFIG  # read here, so a test may point it at a sandbox
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     # audit rows it wrote: under a signed head (an unprivileged user's refused command reads no config)

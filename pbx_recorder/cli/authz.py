@@ -31,6 +31,7 @@ from pbx_recorder.errors import AccessDenied, CatalogError
 log = logging.getLogger(__name__)
 
 UNCONFIGURED_ROLE = "admin"
+HOST_ADMIN = "host-admin"  #: the role audited for root or the service user acting themselves
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,21 @@ class Principal:
     role: str
 
 
+def named_operator() -> str | None:
+    """The operator a root front end acts for (``PBX_RECORDER_USER`` while the effective uid is
+    0), else None.  Such a run takes roles and paths from the root-owned default config only
+    (``cli/operator_gate.py``), and every command it runs must authorize an action."""
+    named = os.environ.get("PBX_RECORDER_USER")
+    return named if named and os.geteuid() == 0 else None
+
+
 def current_actor() -> str:
     """The OS user of this process (from the uid, not from $USER/$LOGNAME, which anyone can
     set).  ``PBX_RECORDER_USER`` names the operator only when the process runs as root: a
     trusted front end or sudo wrapper acting for a named person.  For anyone else it is
     ignored, so a user cannot claim another user's role by setting a variable."""
-    named = os.environ.get("PBX_RECORDER_USER")
-    if named and os.geteuid() == 0:
+    named = named_operator()
+    if named:
         return named
     try:
         return pwd.getpwuid(os.getuid()).pw_name
@@ -85,6 +94,29 @@ def authorize(config: Any, catalog_or_conn: Any, action: str, target: str = "", 
             raise AccessDenied(f"{who} is not in access.users (no role) and may not {wanted}")
         raise AccessDenied(f"{who} (role {principal.role}) may not {wanted}")
     return principal
+
+
+def host_admin_or_authorize(config: Any, catalog_or_conn: Any, action: str, target: str = "") -> Principal:
+    """For the host administrator's commands (``users``, ``review sample``, ``reports run``,
+    ``asterisk check``): root or the service user acting themselves is ``host-admin`` (the
+    privilege gate already let only them in); a root front end acting for a named operator is
+    that operator, held to ``action`` like any operator command (refusals audited)."""
+    if named_operator() is None:
+        from pbx_recorder.cli.privilege import require_privileged
+
+        return Principal(require_privileged(), HOST_ADMIN)
+    return authorize(config, catalog_or_conn, action, target)
+
+
+def refuse(config: Any, catalog_or_conn: Any, action: str, target: str, message: str) -> None:
+    """Audit ``denied:<action>`` for the current actor (role from ``config`` when there is one) and
+    raise ``AccessDenied(message)``.  ``config`` None: nothing could be loaded, nothing is audited."""
+    if config is None:
+        click.echo("warning: the refusal could not be audited: the default config could not be read",
+                   err=True)
+    else:
+        _record_denial(config, catalog_or_conn, resolve(config), action, target)
+    raise AccessDenied(message)
 
 
 def _insert(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:

@@ -1,6 +1,8 @@
 """``pbx-recorder asterisk check``: a read-only preflight of the Asterisk side (manager.conf, dialplan).
 
-pyst2 (the .conf parser) is imported only when the check runs (README "CLI start time").
+pyst2 (the .conf parser) is imported only when the check runs (README "CLI start time").  Root or
+the service user run it as ``host-admin``; a root front end acting for a named operator needs
+``asterisk.check`` (admin) and may not name another config.
 """
 
 from __future__ import annotations
@@ -35,8 +37,13 @@ def register(group: click.Group) -> None:
         """
         from pbx_recorder.asterisk_check import run_check
         from pbx_recorder.asterisk_check.findings import table
+        from pbx_recorder.cli import authz, operator_gate
 
-        cfg = load_or_list_errors(config_override or (ctx.obj or {}).get("config_path"))
+        default = (ctx.obj or {}).get("config_path")
+        if config_override is not None:  # a named operator: the default config only, like the group's
+            operator_gate.check_config(config_override, default or "")
+        cfg = load_or_list_errors(config_override or default)
+        authz.host_admin_or_authorize(cfg, None, "asterisk.check")  # it compares the AMI secret
         if cfg.pbx.type != "asterisk":
             raise click.UsageError(f"pbx.type is {cfg.pbx.type!r}: this checks an Asterisk configuration")
         findings, code = run_check(etc, cfg)

@@ -2,7 +2,8 @@
 periods not yet produced into the console (``reports``), and mail them where ``web.reports.smtp``
 is configured (:mod:`pbx_recorder.reports.scheduled`).  Idempotent: a period is produced once, so
 the systemd timer may run it daily.  Root or the service user only (``cli/privilege.py``): it
-writes the catalog, which no one else can open.
+writes the catalog, which no one else can open; a root front end acting for a named operator needs
+``reports.run`` (admin).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 
 import click
 
-from pbx_recorder.cli.cmd_users import ACTOR_ROLE
+from pbx_recorder.cli import authz
 from pbx_recorder.cli.privilege import require_privileged
 
 
@@ -32,8 +33,9 @@ def run_cmd(ctx: click.Context, dry_run: bool) -> None:
     from pbx_recorder.reports import periods, scheduled, store
     from pbx_recorder.web import i18n
 
-    actor = require_privileged("'pbx-recorder reports run'")
+    require_privileged("'pbx-recorder reports run'")
     config = load_config(ctx.obj["config_path"])
+    who = authz.host_admin_or_authorize(config, None, "reports.run")
     tz, now = ZoneInfo(config.timezone), time.time()
     conn = open_catalog(config.catalog.target)
     try:
@@ -44,7 +46,7 @@ def run_cmd(ctx: click.Context, dry_run: bool) -> None:
                            f"{', '.join(p.key for p in due) or 'nothing due'}")
             return
         outcomes = scheduled.run(conn, tz, now, config.web.reports.smtp, i18n.translator("en"),
-                                 actor=actor, role=ACTOR_ROLE)
+                                 actor=who.actor, role=who.role)
     finally:
         conn.close()
     failed = 0

@@ -1,7 +1,9 @@
 """``pbx-recorder review sample [--week YYYY-Www] [--dry-run]``: run the QA sampling rules
 (``web.qa_sampling``) over one ISO week and assign the picked calls to the QA reviewers
 (:mod:`pbx_recorder.service.qa_sampling_run`).  Root or the service user only, like ``users``:
-it writes the catalog, which no one else can open.  The default week is the last full one.
+it writes the catalog, which no one else can open; a root front end acting for a named operator
+needs ``qa.assign`` (admin).  The default week is the last full one.  The agent is printed through
+``mask_channel``: a remote agent is a dial string holding their mobile number.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import time
 
 import click
 
-from pbx_recorder.cli.cmd_users import ACTOR_ROLE, _require_privileged
+from pbx_recorder.cli import authz
+from pbx_recorder.cli.privilege import require_privileged
+from pbx_recorder.core.masking import mask_channel
 
 
 @click.group(name="review")
@@ -32,8 +36,9 @@ def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
     from pbx_recorder.lifecycle.journal import open_catalog
     from pbx_recorder.service import qa_sampling, qa_sampling_run
 
-    actor = _require_privileged()
+    require_privileged("'pbx-recorder review sample'")
     config = load_config(ctx.obj["config_path"])
+    who = authz.host_admin_or_authorize(config, None, "qa.assign")
     rules = config.web.qa_sampling
     if not rules:
         raise ConfigError("web.qa_sampling: no sampling rule is configured")
@@ -46,13 +51,14 @@ def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
     conn = open_catalog(config.catalog.target)
     try:
         seed = qa_sampling_run.seed_of(conn, config.web)
-        results = qa_sampling_run.run(conn, rules, seed, week, bounds, actor=actor, role=ACTOR_ROLE,
+        results = qa_sampling_run.run(conn, rules, seed, week, bounds, actor=who.actor, role=who.role,
                                       now=now, dry_run=dry_run)
     finally:
         conn.close()
     for result in results:
         for pick in result.picks:
-            click.echo(f"{week}  {result.rule:<16} {pick.agent:<16} {pick.call_id:<40} -> {pick.reviewer}")
+            agent = mask_channel(pick.agent)  # a remote agent's dial string holds their mobile
+            click.echo(f"{week}  {result.rule:<16} {agent:<16} {pick.call_id:<40} -> {pick.reviewer}")
         verb = "would assign" if dry_run else f"assigned {result.new} new of"
         click.echo(f"rule {result.rule}: {verb} {len(result.picks)} call(s) picked for {week}")
 

@@ -3,9 +3,11 @@ the operator service's local accounts, through the same functions as the admin A
 (``pbx_recorder.service.user_admin``).
 
 Only root or the service user (``pbx-recorder``) may run these: they write the catalog, which no
-one else can open.  Passwords are read from a prompt (typed twice) or, with ``--password-stdin``,
-from the first line of stdin; never from the command line, where ``ps`` and shell history would
-keep them.  Every change is audited with the OS user as actor and role ``host-admin``.
+one else can open.  A root front end acting for a named operator (``PBX_RECORDER_USER``) needs a
+role that allows ``users.manage`` (admin), and the audit names that operator.  Passwords are read
+from a prompt (typed twice) or, with ``--password-stdin``, from the first line of stdin; never from
+the command line, where ``ps`` and shell history would keep them.  Every change is audited with
+the OS user as actor and role ``host-admin`` (or the named operator and their role).
 """
 
 from __future__ import annotations
@@ -13,50 +15,57 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from pbx_recorder.cli import privilege
+from pbx_recorder.cli import authz, privilege
 from pbx_recorder.service import user_admin
 from pbx_recorder.service.roles import ROLES
 
-ACTOR_ROLE = "host-admin"
+ACTOR_ROLE = authz.HOST_ADMIN
+ACTION = "users.manage"  #: what a named operator's role must allow (``core/access_policy.py``)
 
 
 def _require_privileged() -> str:
-    """The one check of ``cli/privilege.py`` (also run by the gate before this callback)."""
-    return privilege.require_privileged("managing accounts")
+    """The one check of ``cli/privilege.py`` (also run by the gate before this callback); the
+    actor: the named operator when a root front end acts for one, else the OS account."""
+    privilege.require_privileged("managing accounts")
+    return authz.current_actor()
 
 
-def admin_change(ctx: click.Context, operation: Any, *args: Any, **kwargs: Any) -> Any:
-    """``user_admin.<operation>(accounts, *args)`` as the privileged OS user (refused otherwise),
-    audited by ``user_admin`` with that user as the actor, the catalog closed afterwards."""
-    actor = _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        return operation(accounts, *args, actor=actor, actor_role=ACTOR_ROLE, now=time.time(), **kwargs)
-    finally:
-        accounts.conn.close()
-
-
-def admin_read(ctx: click.Context, query: Any, *args: Any) -> Any:
-    """``user_admin.<query>(accounts, *args)`` as the privileged OS user, the catalog closed afterwards."""
-    _require_privileged()
-    accounts = _accounts(ctx)
-    try:
-        return query(accounts, *args)
-    finally:
-        accounts.conn.close()
-
-
-def _accounts(ctx: click.Context) -> Any:
+@contextmanager
+def admin_session(ctx: click.Context) -> Iterator[tuple[Any, authz.Principal]]:
+    """The accounts (catalog closed afterwards) and who acts: root or the service user as
+    ``host-admin``; a named operator only when their role allows ``users.manage`` (a refusal is
+    audited in the catalog, AccessDenied, exit 7).  Nothing else (no password prompt) comes first."""
     from pbx_recorder.config import load_config
     from pbx_recorder.lifecycle.journal import open_catalog
     from pbx_recorder.service.accounts import Accounts
 
+    _require_privileged()
     config = load_config(ctx.obj["config_path"])
-    return Accounts(open_catalog(config.catalog.target))
+    conn = open_catalog(config.catalog.target)
+    try:
+        who = authz.host_admin_or_authorize(config, conn, ACTION)
+        yield Accounts(conn), who
+    finally:
+        conn.close()
+
+
+def admin_change(ctx: click.Context, operation: Any, *args: Any, **kwargs: Any) -> Any:
+    """``user_admin.<operation>(accounts, *args)`` in an ``admin_session``, audited by ``user_admin``
+    with the session's actor and role."""
+    with admin_session(ctx) as (accounts, who):
+        return operation(accounts, *args, actor=who.actor, actor_role=who.role, now=time.time(), **kwargs)
+
+
+def admin_read(ctx: click.Context, query: Any, *args: Any) -> Any:
+    """``user_admin.<query>(accounts, *args)`` in an ``admin_session``."""
+    with admin_session(ctx) as (accounts, _who):
+        return query(accounts, *args)
 
 
 def _password(from_stdin: bool) -> str:
@@ -79,7 +88,9 @@ def users_group() -> None:
 @click.pass_context
 def add_cmd(ctx: click.Context, name: str, role: str, teams: tuple[str, ...], password_stdin: bool) -> None:
     """Create an account (the password is asked for, never given as an argument)."""
-    admin_change(ctx, user_admin.add, name, role, _password(password_stdin), teams)
+    with admin_session(ctx) as (accounts, who):  # authorized before the password is read
+        user_admin.add(accounts, name, role, _password(password_stdin), teams, actor=who.actor,
+                       actor_role=who.role, now=time.time())
     click.echo(f"user {name} added (role {role})")
 
 
@@ -98,7 +109,9 @@ def disable_cmd(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def reset_cmd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Set a new password; clears the lock and ends the user's sessions."""
-    admin_change(ctx, user_admin.reset_password, name, _password(password_stdin))
+    with admin_session(ctx) as (accounts, who):  # authorized before the password is read
+        user_admin.reset_password(accounts, name, _password(password_stdin), actor=who.actor,
+                                  actor_role=who.role, now=time.time())
     click.echo(f"password of {name} reset")
 
 

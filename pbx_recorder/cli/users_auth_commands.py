@@ -1,5 +1,6 @@
 """``pbx-recorder users totp-key init | reset-totp NAME | token create|list|revoke``: the second
-factor's sealing key and API tokens (root or the service user only, like ``users``).
+factor's sealing key and API tokens (root or the service user only, like ``users``; a named
+operator of a root front end needs ``users.manage``).
 
 ``totp-key init`` creates ``web.secret_key_file`` (32 random bytes, 0600, never overwritten).
 ``token create`` prints the token once; the catalog keeps its SHA-256 only.
@@ -12,7 +13,7 @@ import time
 
 import click
 
-from pbx_recorder.cli import cmd_users
+from pbx_recorder.cli import authz, cmd_users
 from pbx_recorder.errors import ConfigError
 
 
@@ -30,6 +31,7 @@ def totp_key_init(ctx: click.Context) -> None:
 
     cmd_users._require_privileged()
     config = load_config(ctx.obj["config_path"])
+    authz.host_admin_or_authorize(config, None, cmd_users.ACTION)  # a named operator: admin only
     if config.web.secret_key_file is None:
         raise ConfigError("web.secret_key_file: is required to seal TOTP secrets (set it, then run this)")
     click.echo(f"created {create_key_file(config.web.secret_key_file)}")

@@ -91,11 +91,15 @@ def merge(
             _record(ctx.origins, path, value, origin)
 
 
+def override_variables(env: Mapping[str, str]) -> list[str]:
+    """The names of the variables that override config keys (sorted).  The one definition: the
+    CLI refuses every one of them when root acts for a named operator (``cli/operator_gate.py``)."""
+    return sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in ENV_NOT_CONFIG)
+
+
 def env_layer(env: Mapping[str, str], ctx: Ctx, data: dict[Any, Any], base_dir: Path) -> None:
     """Apply ``PBX_RECORDER_*`` variables (sorted, so the result does not depend on order)."""
-    for name in sorted(env):
-        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_CONFIG:
-            continue
+    for name in override_variables(env):
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         if not all(parts):
             ctx.errors.append(

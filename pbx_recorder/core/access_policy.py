@@ -31,13 +31,20 @@ empty role or an unknown action is refused (fail closed).
     catalog.restore          x                                 catalog restore
     prompts.generate         x                                 prompts generate|list
     rules.explain            x        x          x             rules explain
+    users.manage             x                                 users ... (accounts, tokens, second factor)
+    qa.assign                x                                 review sample (assigns calls to QA reviewers)
+    reports.run              x                                 reports run (every schedule's due reports)
+    asterisk.check           x                                 asterisk check (compares the AMI secret)
 
 ``auditor`` is the compliance officer: holds, erasure requests and retention classes are
 theirs; the ``supervisor`` listens and reviews; an ``agent`` sees masked calls and pauses
 recording while a card number is read.  ``service`` is the account the shipped lifecycle and
 retention timers run as (``pbx-recorder``): the unattended jobs, nothing that reveals data.
 ``run``, ``demo``, ``check-config`` and ``plan`` are
-not operator commands and are not in the table.
+not operator commands and are not in the table.  The last four rows are the host administrator's
+commands: root or the service user run them as ``host-admin``; when a root front end runs them for
+a named operator (``PBX_RECORDER_USER``) the operator's role must allow them (admin only: sampling
+and scheduled reports span every team, the service scopes a supervisor to theirs).
 """
 
 from __future__ import annotations
@@ -72,6 +79,10 @@ ACTIONS: tuple[str, ...] = (
     "catalog.restore",
     "prompts.generate",
     "rules.explain",
+    "users.manage",
+    "qa.assign",
+    "reports.run",
+    "asterisk.check",
 )
 
 PERMISSIONS: Mapping[str, frozenset[str]] = {

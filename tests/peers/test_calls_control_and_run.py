@@ -133,10 +133,12 @@ async def test_pause_by_an_agent_does_not_echo_a_number_in_a_channel_name(tmp_pa
         catalog.close()
         capsys.readouterr()
         monkeypatch.setenv("PBX_RECORDER_USER", "adam")
+        monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
         assert await asyncio.to_thread(main, ["--config", str(cfg), "calls", "pause", CALL]) == 0
         out = capsys.readouterr()
         assert number not in out.out + out.err and "SIP/491******5678-00000007" in out.out
         assert [m["channel"] for m in peer.actions("MixMonitorMute")] == [channel]  # the PBX gets it whole
         monkeypatch.setenv("PBX_RECORDER_USER", "sue")  # a role that may see numbers
+        monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
         assert await asyncio.to_thread(main, ["--config", str(cfg), "calls", "resume", CALL]) == 0
         assert channel in capsys.readouterr().out

@@ -41,6 +41,7 @@ def _actions(tmp_path: Path, actor: str) -> list[str]:
 
 def test_root_cli_number_searches_are_throttled_like_the_service(cfg, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PBX_RECORDER_USER", "agent1")  # root acting for a named agent
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     for _ in range(2):
         assert _search(cfg, "--caller", FULL).exit_code == 0
     refused = _search(cfg, "--caller", FULL)
@@ -58,6 +59,7 @@ def test_root_cli_number_searches_are_throttled_like_the_service(cfg, tmp_path, 
 
 def test_a_role_with_unmask_is_audited_but_not_throttled(cfg, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PBX_RECORDER_USER", "boss")
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     for _ in range(4):
         assert _search(cfg, "--callee", FULL).exit_code == 0
     assert _actions(tmp_path, "boss") == [throttle.FULL_ACTION] * 4
@@ -69,6 +71,7 @@ def test_the_cli_and_the_console_share_one_counter(cfg, tmp_path, monkeypatch) -
     from pbx_recorder import audit_trail
 
     monkeypatch.setenv("PBX_RECORDER_USER", "agent1")
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     assert _search(cfg).exit_code == 0  # creates the catalog; no number: nothing audited
     conn = open_catalog(tmp_path / "catalog.db")
     try:  # two searches the same user ran in the console a moment ago
@@ -78,4 +81,5 @@ def test_the_cli_and_the_console_share_one_counter(cfg, tmp_path, monkeypatch) -
     finally:
         conn.close()
     monkeypatch.setenv("PBX_RECORDER_USER", "agent1")
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     assert main(["--config", cfg, "calls", "search", "--caller", FULL]) == AccessDenied.exit_code

@@ -75,6 +75,7 @@ def test_no_output_an_agent_can_get_and_no_log_line_shows_the_number(tmp_path, c
                                                         if digits_in(r.getMessage())]
     cfg.write_text(cfg.read_text() + "\naccess:\n  users: {adam: agent, sue: supervisor}\n")
     monkeypatch.setenv("PBX_RECORDER_USER", "adam")
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     runner = CliRunner()
     outputs = {}
     for args in (["calls", "search", "--json"], ["calls", "search"], ["calls", "show", CALL, "--json"],
@@ -94,6 +95,7 @@ def test_no_output_an_agent_can_get_and_no_log_line_shows_the_number(tmp_path, c
     names = [p.name for folder in ("hot", "spool") for p in (tmp_path / folder).rglob("*")]
     assert names and digits_in(" ".join(names)) == []  # storage keys and spool entries carry no number
     monkeypatch.setenv("PBX_RECORDER_USER", "sue")  # a role that may unmask does see it, audited
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     result = runner.invoke(cli, ["--config", str(cfg), "calls", "show", CALL, "--json", "--unmask"])
     assert json.loads(result.output)["call"]["cdr"]["pbxrecdnid"] == DIALED
     # what the daemon wrote is sealed and its chain heads signed: a clean verify, call seals included

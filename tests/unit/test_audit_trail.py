@@ -50,6 +50,7 @@ access:
   users: {root: admin, dora: auditor, adam: agent}
 """)
     monkeypatch.setenv("PBX_RECORDER_USER", "dora")
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(tmp_path / "cfg.yaml"))  # installed config
     yield d
     d.close()
 

@@ -41,6 +41,7 @@ def open_access(tmp_path):
 
 def run(monkeypatch, capsys, cfg: str, user: str, *args: str) -> tuple[int, str, str]:
     monkeypatch.setenv("PBX_RECORDER_USER", user)
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     code = main(["--config", cfg, *args])
     out = capsys.readouterr()
     return code, out.out, out.err

@@ -28,6 +28,7 @@ def setup(tmp_path, monkeypatch):
                           "manifest": {"files": [{"name": "a.wav"}]}})
     cat.close()
     monkeypatch.setenv("PBX_RECORDER_USER", "auditor1")
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     return cfg, db
 
 

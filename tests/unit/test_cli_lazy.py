@@ -36,6 +36,9 @@ HEAVY = ["boto3", "botocore", "s3transfer", "urllib3", "storage.s3", "storage.s3
 CHILD = textwrap.dedent("""
     import atexit, json, runpy, sys
     out, sys.argv = sys.argv[1], ["pbx-recorder", *sys.argv[2:]]
+    if sys.argv[1:2] == ["--config"]:  # root acting for an operator: that file must be the default
+        import pbx_recorder.cli
+        pbx_recorder.cli.DEFAULT_CONFIG = sys.argv[2]
     atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
     runpy.run_module("pbx_recorder.cli", run_name="__main__", alter_sys=True)
 """)

@@ -21,7 +21,9 @@ NUMBER = "+15551112222"
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
     monkeypatch.setenv("PBX_RECORDER_USER", "auditor")  # no OS account: downloads go to download_dir
-    return make_cli_env(tmp_path, f"access: {{download_dir: {tmp_path}}}\n")
+    env, cfg = make_cli_env(tmp_path, f"access: {{download_dir: {tmp_path}}}\n")
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
+    return env, cfg
 
 
 def run(cfg, *args, capsys):

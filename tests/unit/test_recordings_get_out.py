@@ -73,6 +73,7 @@ def test_a_named_operator_is_confined_to_the_download_dir(tmp_path, monkeypatch,
     add_recording(env, "c1", "r1")
     (tmp_path / "dl").mkdir()
     monkeypatch.setenv("PBX_RECORDER_USER", "sup1")
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     monkeypatch.setattr(os, "geteuid", lambda: 0)  # a privileged front end acting for sup1
     code, out = get(cfg, tmp_path / "etc-cron.d-evil", capsys)
     assert code == 7 and "download_dir" in out and not (tmp_path / "etc-cron.d-evil").exists()
