@@ -12,7 +12,9 @@ Definitions (README "Reports and the storage page"):
 * recordings stored per tier: count and bytes of the period's calls' recordings, by tier;
 * top tags: the 10 most frequent tags of the period's calls (ties by name);
 * QA: reviews written in the period, per agent: average score, count, rank (best average first;
-  ties share a rank);
+  ties share a rank).  The agent is shown masked as the call API shows it (``mask_channel``): a
+  remote agent is named by its dial string (``Local/4915112345678@from-queue/n``), a mobile number,
+  and a report is mailed to any address a supervisor types;
 * late erasure requests (overall only: a request names a number, not a team): requests received
   in the period and completed after their deadline, or still open past it.
 """
@@ -22,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from pbx_recorder.core.masking import mask_channel
 
 TOP_TAGS = 10
 
@@ -104,12 +108,13 @@ def ratio(part: float, whole: float) -> float | None:
 
 
 def rank_qa(rows: Iterable[QaRow]) -> tuple[QaRow, ...]:
-    """Best average first (then more reviews, then name); equal averages share a rank."""
+    """Best average first (then more reviews, then name); equal averages share a rank.  The agent
+    leaves here masked (every output: JSON, XLSX, PDF, charts, mail is built from these rows)."""
     ordered = sorted(rows, key=lambda r: (-round(r.average, 6), -r.reviews, r.agent))
     out: list[QaRow] = []
     for i, row in enumerate(ordered):
         same = out and round(out[-1].average, 6) == round(row.average, 6)
-        out.append(QaRow(row.agent, row.reviews, row.average, out[-1].rank if same else i + 1))
+        out.append(QaRow(mask_channel(row.agent), row.reviews, row.average, out[-1].rank if same else i + 1))
     return tuple(out)
 
 
@@ -130,9 +135,12 @@ def compute(period: str, team: str, start: float, end: float, totals: CallTotals
 
 
 def from_dict(data: Mapping[str, Any]) -> Figures:
-    """A stored report's figures back (``reports.data``), as :meth:`Figures.to_dict` wrote them."""
+    """A stored report's figures back (``reports.data``), as :meth:`Figures.to_dict` wrote them
+    (the agent masked again: a report stored before agents were masked shows no number either;
+    masking is idempotent)."""
     return Figures(str(data["period"]), str(data["team"]), float(data["start"]), float(data["end"]),
                    CallTotals(**data["totals"]), data["answer_rate"], data["talk_avg_s"],
                    dict(data["consent_rates"]), tuple(TierRow(**t) for t in data["tiers"]),
-                   tuple(TagRow(**t) for t in data["tags"]), tuple(QaRow(**q) for q in data["qa"]),
+                   tuple(TagRow(**t) for t in data["tags"]),
+                   tuple(QaRow(**{**q, "agent": mask_channel(q["agent"])}) for q in data["qa"]),
                    data["late_erasures"], dict(data.get("extra") or {}))
