@@ -83,14 +83,17 @@ _DIGIT_RUN = re.compile(r"\d{3,}")
 # after a dot (``Tel.13800138000``), or written in groups (``138-0013-8000``, ``0151 1234 5678``).
 # What is kept readable is named, and cut out of the text before the numbers are looked for:
 # (each starts a word and with a hex digit: the guard lets every other position fail at once)
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _KEPT_IN_TEXT = re.compile("(?<![0-9A-Za-z])(?=[0-9A-Fa-f])(?:" + "|".join((
     # a FreeSWITCH call id: a UUID whose groups can be all digits (``...-988012347883``)
     r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])",
     # a date, with its time (``2026-12-01 15:59:47``, ``2026-12-01T10:00``, ``01.12.2026``)
     r"(?<![\d.\-/])\d{4}([-/.])\d{1,2}\1\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?(?![\d\-/])",
     r"(?<![\d.\-/])\d{1,2}([-/.])\d{1,2}\2\d{4}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?(?![\d\-/])",
-    # an IPv4 address (``10.0.0.1``)
-    r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])",
+    # an IPv4 address (``10.0.0.1``, ``10.0.0.1:5038``, ``10.0.0.0/8``, one ending a sentence): a
+    # valid dotted quad only (four groups, each 0-255 without a leading zero), so a number written
+    # in dotted groups (``030.123.456.78``) is not taken for one
+    r"(?<![\d.])" + _OCTET + r"(?:\." + _OCTET + r"){3}(?!\d|\.\d)",
     # an epoch time or an Asterisk uniqueid/linkedid (``1732200000.42``), the part of an id after
     # ``_`` (``pbx1_1732200000.42``, a PBX boot tag ``pbx1_20261201123456-...``)
     r"(?<![\d.])\d{10}\.\d+(?![\d.])",
@@ -100,12 +103,15 @@ _KEPT_IN_TEXT = re.compile("(?<![0-9A-Za-z])(?=[0-9A-Fa-f])(?:" + "|".join((
     # a hex word with a letter in it: a hash, a key id, a request id (``H-3a1234567b9c``)
     r"(?<![0-9A-Za-z])(?=[0-9A-Za-z]*[A-Fa-f])[0-9A-Fa-f]{8,}(?![0-9A-Za-z])",
 )) + ")")
-#: digits, or groups of digits each joined to the next by one ``-``, ``.``, ``/`` or space (six
-#: characters at least: a shorter one holds fewer than six digits, and is kept without a look)
-_DIGIT_GROUPS = re.compile(r"(?=[\d \-./]{6})\d+(?:[ \-./]\d+)*")
+#: digits, or groups of digits each joined to the next by one ``-``, ``.``, ``/`` or space, or
+#: by a bracket around an area code (``(021) 5555-1234``, ``(0151)1234-5678``, ``0151 (123) 45``;
+#: the opening bracket is taken with the number) (six characters at least: a shorter one holds
+#: fewer than six digits, and is kept without a look)
+_GROUP_JOIN = r"(?:\) ?| ?\(|[ \-./])"
+_DIGIT_GROUPS = re.compile(r"(?=[\d \-./()]{6})\(?\d+(?:" + _GROUP_JOIN + r"\d+)*")
 _ANY_DIGIT = re.compile(r"\d")
-_SEPARATOR = re.compile(r"[ \-./]")
-_SEPARATOR_KEPT = re.compile(r"([ \-./])")
+_SEPARATOR = re.compile(r"[ \-./()]+")
+_SEPARATOR_KEPT = re.compile(r"([ \-./()]+)")
 _TEXT_RUN_DIGITS = 6  # a run of this many digits is a number wherever it stands
 _TEXT_GROUPED_DIGITS = 7  # groups of digits totalling this many are a number written in groups
 # an Asterisk channel's own sequence suffix (``PJSIP/mallory-00000002``, 8 hex digits after the
