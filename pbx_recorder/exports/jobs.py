@@ -20,6 +20,7 @@ from pbx_recorder.lifecycle.journal import Tx
 
 KINDS = ("csv", "xlsx", "audio")
 ACTIVE = ("queued", "running")
+KEEP_S = 24 * 3600  #: an export's file is kept this long (README: at most 24 hours), then removed
 _COLUMNS = ("id, user_name, kind, filter, fields, state, rows_total, rows_done, bytes, file_name, sha256, "
             "pending, error, created_at, finished_at, expires_at")
 
@@ -143,7 +144,8 @@ def active(conn: sqlite3.Connection) -> list[Job]:
 
 
 def due(conn: sqlite3.Connection, now: float) -> list[Job]:
-    """Finished jobs whose file outlived ``expires_at`` (and failed ones whose file may linger)."""
+    """Finished jobs past ``expires_at`` (to be marked ``expired``; the sweep removes the files of
+    these, of failed jobs and of absent ones: :func:`pbx_recorder.exports.runner.sweep`)."""
     rows = conn.execute(f"SELECT {_COLUMNS} FROM export_jobs WHERE state = 'done' AND expires_at <= ?",
                         (now,)).fetchall()
     return [_job(r) for r in rows]
@@ -152,3 +154,17 @@ def due(conn: sqlite3.Connection, now: float) -> list[Job]:
 def expire(conn: sqlite3.Connection, job_id: str) -> None:
     with Tx(conn):
         conn.execute("UPDATE export_jobs SET state = 'expired' WHERE id = ? AND state = 'done'", (job_id,))
+
+
+def states(conn: sqlite3.Connection, job_ids: Sequence[str]) -> dict[str, tuple[str, float | None]]:
+    """(state, expires_at) of each of ``job_ids`` that has a row (the sweep's view of the files in
+    the export folder; an id without a row is absent from the answer)."""
+    out: dict[str, tuple[str, float | None]] = {}
+    ids = list(job_ids)
+    for at in range(0, len(ids), 500):
+        chunk = ids[at:at + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for row in conn.execute(f"SELECT id, state, expires_at FROM export_jobs WHERE id IN ({marks})",
+                                chunk).fetchall():
+            out[str(row[0])] = (str(row[1]), None if row[2] is None else float(row[2]))
+    return out

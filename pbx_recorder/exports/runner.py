@@ -5,13 +5,19 @@ job that raises is marked ``failed`` and its partial file removed.  A process th
 leaves a ``<id>.part`` file in this service's export folder and a ``running`` row: at the next
 start (:func:`on_start`) such rows become ``failed`` ("the service stopped") and the files go.
 Only jobs whose partial file lies in *this* folder are touched, so a second service node sharing
-a PostgreSQL catalog (with its own folder) keeps its running jobs.  Expired files are removed at
-start and on every request to the export API (:func:`sweep`).
+a PostgreSQL catalog (with its own folder) keeps its running jobs.
+
+An export is kept at most 24 hours whatever happened to its job: a job that fails after its file
+was published (the ``done`` row or its audit row could not be written) removes ``<id>.zip`` too,
+and at start and on every request to the export API (:func:`sweep`) every file in the folder that
+no job still needs goes: the file of an expired, failed or absent job, and any other file older
+than the keeping time (a work file of a dead process).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +49,7 @@ def launch(ctx: Any, job_id: str, part: Path, work: Callable[[], None]) -> threa
             except Exception as inner:  # the catalog itself is gone: the start-up pass fails it
                 log.error("export %s: cannot mark it failed: %s", job_id, inner)
             store.remove(part)
+            store.remove(part.with_suffix(".zip"))  # published before the failure: never kept
         finally:
             ctx.release()
             with _LOCK:
@@ -69,20 +76,54 @@ def wait(job_id: str, timeout: float) -> None:
 
 
 def sweep(ctx: Any) -> int:
-    """Remove the files of jobs past ``expires_at`` (state ``expired``); how many."""
+    """Mark the jobs past ``expires_at`` ``expired`` and remove every file in the export folder that
+    no job needs any more (:func:`_unneeded`); how many files went."""
     folder = folder_of(ctx)
     if folder is None:
         return 0
     conn = ctx.catalog.connection()
-    gone = 0
-    for job in jobs.due(conn, ctx.clock()):
-        try:
-            store.remove(store.path_of(folder, job.id, "zip"))
-        except ValueError:
-            pass  # an id this service never makes: nothing of ours to remove
+    now = ctx.clock()
+    for job in jobs.due(conn, now):
         jobs.expire(conn, job.id)
-        gone += 1
+    gone = 0
+    with os.scandir(folder) as entries:
+        files = [e for e in entries if e.is_file(follow_symlinks=False) or e.is_symlink()]
+    stems = {e.name.split(".", 1)[0] for e in files}
+    owned = jobs.states(conn, [s for s in stems if _is_job_id(s)])
+    for entry in files:
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        if _unneeded(entry.name, owned, age, now):
+            store.remove(folder / entry.name)
+            gone += 1
+            log.info("export folder: removed %s", entry.name)
     return gone
+
+
+def _unneeded(name: str, owned: dict[str, tuple[str, float | None]], age: float, now: float) -> bool:
+    """Whether the file ``name`` (``age`` seconds old) may go: the file of a job that is failed,
+    expired or past ``expires_at``; a job's file that no row owns, or any other file, once older
+    than the keeping time (a job's row is written just after its file is created).  The files of a
+    job that runs, or of a ``done`` one before it expires, stay."""
+    stem, _, suffix = name.partition(".")
+    if stem in LIVE:
+        return False
+    if stem in owned:
+        state, expires_at = owned[stem]
+        if state in jobs.ACTIVE:
+            return False  # running (a dead process's part file is failed by on_start)
+        if state == "done" and suffix == "zip":
+            return expires_at is not None and expires_at <= now
+        return True  # failed or expired, or a done job's stray work file
+    # (a job's work files carry its id; xlsxwriter's temp files do not, so those wait for no job
+    # to be running)
+    return age > jobs.KEEP_S and (_is_job_id(stem) or not LIVE)
+
+
+def _is_job_id(stem: str) -> bool:
+    return len(stem) == 32 and all(c in "0123456789abcdef" for c in stem)
 
 
 def on_start(ctx: Any) -> None:
@@ -106,6 +147,6 @@ def on_start(ctx: Any) -> None:
         for leftover in folder.iterdir():  # an XLSX work file, xlsxwriter's temp files of a dead job
             if leftover.suffix not in (".zip", ".part") and leftover.is_file() and not LIVE:
                 store.remove(leftover)
-        sweep(ctx)
+        sweep(ctx)  # the files of expired, failed and absent jobs
     finally:
         ctx.release()

@@ -20,7 +20,7 @@ from pbx_recorder.service.auth import Actor, ApiError, audit
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
 
-KEEP_S = 24 * 3600
+KEEP_S = jobs.KEEP_S
 Work = Callable[[BinaryIO], None]
 
 
