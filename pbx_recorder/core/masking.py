@@ -90,6 +90,8 @@ _KEPT_IN_TEXT = re.compile("(?<![0-9A-Za-z])(?=[0-9A-Fa-f])(?:" + "|".join((
     # a date, with its time (``2026-12-01 15:59:47``, ``2026-12-01T10:00``, ``01.12.2026``)
     r"(?<![\d.\-/])\d{4}([-/.])\d{1,2}\1\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?(?![\d\-/])",
     r"(?<![\d.\-/])\d{1,2}([-/.])\d{1,2}\2\d{4}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?(?![\d\-/])",
+    # a compact UTC time as recording file names carry it (``..._call001_20251201T150000Z.wav``)
+    r"(?<!\d)\d{8}T\d{6}Z(?![\dA-Za-z])",
     # an IPv4 address (``10.0.0.1``, ``10.0.0.1:5038``, ``10.0.0.0/8``, one ending a sentence): a
     # valid dotted quad only (four groups, each 0-255 without a leading zero), so a number written
     # in dotted groups (``030.123.456.78``) is not taken for one

@@ -203,7 +203,9 @@ def test_a_command_module_missing_from_the_table_still_works(monkeypatch):
 
     def register(group):
         group.add_command(zz_fake)
-        group.commands["calls"].add_command(zz_sub)  # the pattern of cmd_calls_live
+        calls = group.commands["calls"]  # (the real calls group: its table restored at teardown)
+        monkeypatch.setattr(calls, "commands", dict(calls.commands))
+        calls.add_command(zz_sub)  # the pattern of cmd_calls_live
 
     fake.register = register
     monkeypatch.setitem(sys.modules, fake.__name__, fake)

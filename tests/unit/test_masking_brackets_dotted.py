@@ -44,3 +44,11 @@ def test_the_bracketed_number_of_the_review_reads_masked() -> None:
 ])
 def test_addresses_and_short_bracketed_figures_stay_readable(text: str) -> None:
     assert mask_text(text) == text
+
+
+def test_a_recording_file_names_compact_utc_time_stays_readable() -> None:
+    # log lines name recording files (``<call id>_call001_20251201T150000Z-tx.wav``): the time is
+    # not a number; a number glued to such a tail still is
+    name = "n1_20261201150000-1700000000.1_call001_20251201T150000Z-tx.wav"
+    assert mask_text(f"{name} kept for an operator") == f"{name} kept for an operator"
+    assert "13800138000" not in mask_text("ref 13800138000T123456Z")
