@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from pbx_recorder.cli import authz
+from pbx_recorder.cli import authz, privilege
 
 GATE_MARK = "pbxr_operator_gate"  #: set on every wrapped callback (wrapped once)
 CONFIG_ACTION = "config.override"  #: audited as ``denied:config.override``
@@ -154,22 +154,9 @@ def _checked(path: str, callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _wrap(path: str, cmd: click.Command) -> None:
-    if cmd.callback is not None and not getattr(cmd.callback, GATE_MARK, False):
-        cmd.callback = _checked(path, cmd.callback)
-
-
 def gate(name: str, command: click.Command) -> click.Command:
     """``command`` (top-level ``name``, open commands included) with each leaf callback (and that of
     a group run without a sub-command) refusing a named operator when its path is not in
     ``OPERATOR_COMMANDS``.  Walked on every lookup; a callback is wrapped once."""
-    stack: list[tuple[str, click.Command]] = [(name, command)]
-    while stack:
-        path, cmd = stack.pop()
-        if isinstance(cmd, click.Group):
-            if cmd.invoke_without_command:
-                _wrap(path, cmd)
-            stack.extend((f"{path} {sub}", c) for sub, c in cmd.commands.items())
-        else:
-            _wrap(path, cmd)
+    privilege.wrap_callbacks(name, command, GATE_MARK, _checked)
     return command

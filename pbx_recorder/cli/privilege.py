@@ -74,24 +74,26 @@ def _guarded(name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def _guard(path: str, cmd: click.Command) -> None:
-    if cmd.callback is not None and not getattr(cmd.callback, GUARD_MARK, False):
-        cmd.callback = _guarded(path, cmd.callback)
-
-
-def gate(name: str, command: click.Command) -> click.Command:
-    """``command`` (top-level ``name``) with its callbacks refusing unprivileged users.  Walked on
-    every lookup (cheap), so a sub-command added to a group later is gated too; a callback is
-    wrapped once."""
-    if name in OPEN_COMMANDS:
-        return command
+def wrap_callbacks(name: str, command: click.Command, mark: str,
+                   wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Replace each leaf callback of ``command`` (top-level ``name``), and that of a group run
+    without a sub-command, by ``wrap(path, callback)``, skipping a callback that carries ``mark``
+    (``wrap`` sets it): the walk both gates share, so a sub-command added to a group later is
+    gated on the next lookup and a callback is wrapped once."""
     stack: list[tuple[str, click.Command]] = [(name, command)]
     while stack:
         path, cmd = stack.pop()
         if isinstance(cmd, click.Group):
-            if cmd.invoke_without_command:
-                _guard(path, cmd)
             stack.extend((f"{path} {sub}", c) for sub, c in cmd.commands.items())
-        else:
-            _guard(path, cmd)
+            if not cmd.invoke_without_command:
+                continue
+        if cmd.callback is not None and not getattr(cmd.callback, mark, False):
+            cmd.callback = wrap(path, cmd.callback)
+
+
+def gate(name: str, command: click.Command) -> click.Command:
+    """``command`` (top-level ``name``) with its callbacks refusing unprivileged users (an open
+    command as it is).  Walked on every lookup (cheap, ``wrap_callbacks``)."""
+    if name not in OPEN_COMMANDS:
+        wrap_callbacks(name, command, GUARD_MARK, _guarded)
     return command

@@ -1,10 +1,17 @@
-"""Speaks FastAGI as Asterisk does: sends the agi_ environment, answers each command line."""
+"""Speaks FastAGI as Asterisk does: sends the agi_ environment, answers each command line; and
+``consent_server``, the recorder's side those tests talk to."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
+from consent.async_session import AsyncConsentSession
+from consent.session_contract import DialogSettings
 
 Responder = Callable[[str], "str | None"]  # command line -> reply line (None: hang up the socket)
 SYNC = "GET FULL VARIABLE "  # the recorder's resync command, sent at connect (consent/agi_protocol.py)
@@ -120,3 +127,30 @@ class InbandChannel:
             value = self.variables.get(command.split(" ", 2)[2].strip('"'))
             return f"200 result=1 ({value})" if value is not None else "200 result=0"
         return "200 result=0"
+
+
+class Prompts:
+    """Every prompt at a fixed path, version ``v1``: the session only names the file to play."""
+
+    def path(self, prompt_id: str, language: str) -> tuple[str, str]:
+        return f"/prompts/{language}/{prompt_id}", "v1"
+
+
+@contextlib.asynccontextmanager
+async def consent_server(backend: Any, settings: DialogSettings,
+                         **options: Any) -> AsyncIterator[AsyncAgiServer]:
+    """An ``AsyncAgiServer`` on a free port running an ``AsyncConsentSession`` (node ``pbx1``,
+    ``Prompts``, no VIP list) against ``backend`` for each connection, refusals to
+    ``backend.refused``; closed on leaving.  ``options`` go to the server (``max_sessions``,
+    ``session_timeout_s``)."""
+
+    async def session(conn: AsyncAgiConnection) -> None:
+        await AsyncConsentSession(conn, node="pbx1", backend=backend, prompts=Prompts(), vip=None,
+                                  settings=settings).run()
+
+    srv = AsyncAgiServer("127.0.0.1", 0, session=session, refused=backend.refused, **options)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.close()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from fake_asterisk_agi import env_block, sync_reply
+from fake_asterisk_agi import Prompts, consent_server, env_block, sync_reply
 
 from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
 from consent.agi_protocol import AgiReply
@@ -44,26 +44,12 @@ class Backend:
         self.refusals.append((env, reason))
 
 
-class Prompts:
-    def path(self, prompt_id: str, language: str) -> tuple[str, str]:
-        return f"/prompts/{language}/{prompt_id}", "v1"
-
-
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[AsyncAgiServer, Backend]]:
     backend = Backend()
-
-    async def session(conn: AsyncAgiConnection) -> None:
-        await AsyncConsentSession(conn, node="pbx1", backend=backend, prompts=Prompts(), vip=None,
-                                  settings=DialogSettings(timeout_s=1.0, max_attempts=2)).run()
-
-    srv = AsyncAgiServer("127.0.0.1", 0, session=session, refused=backend.refused, max_sessions=1,
-                         session_timeout_s=1.5)
-    await srv.start()
-    try:
+    async with consent_server(backend, DialogSettings(timeout_s=1.0, max_attempts=2), max_sessions=1,
+                              session_timeout_s=1.5) as srv:
         yield srv, backend
-    finally:
-        await srv.close()
 
 
 async def converse(port: int, respond: Responder, gate: asyncio.Event | None = None, *,

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fake_asterisk_agi import env_block, open_agi
+from fake_asterisk_agi import consent_server, env_block, open_agi
 
-from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
-from consent.async_session import AsyncConsentSession, InbandStarter
+from consent.agi_async import AsyncAgiServer
+from consent.async_session import InbandStarter
 from consent.session_contract import ConsentTicket, DialogSettings
 from pbx_recorder.core import events as ev
 from pbx_recorder.core.calls import CallBook
@@ -50,25 +50,11 @@ class CoreBackend:
         self.refusals.append(reason)
 
 
-class Prompts:
-    def path(self, prompt_id: str, language: str) -> tuple[str, str]:
-        return f"/prompts/{language}/{prompt_id}", "v1"
-
-
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[AsyncAgiServer, CoreBackend]]:
     backend = CoreBackend()
-
-    async def session(conn: AsyncAgiConnection) -> None:
-        await AsyncConsentSession(conn, node="pbx1", backend=backend, prompts=Prompts(), vip=None,
-                                  settings=DialogSettings()).run()
-
-    srv = AsyncAgiServer("127.0.0.1", 0, session=session, refused=backend.refused, max_sessions=4)
-    await srv.start()
-    try:
+    async with consent_server(backend, DialogSettings(), max_sessions=4) as srv:
         yield srv, backend
-    finally:
-        await srv.close()
 
 
 async def decide(port: int, dialed: str) -> dict[str, str]:

@@ -13,10 +13,10 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from fake_asterisk_agi import SYNC, env_block, open_agi
+from fake_asterisk_agi import SYNC, consent_server, env_block, open_agi
 
-from consent.agi_async import AsyncAgiConnection, AsyncAgiServer
-from consent.async_session import AsyncConsentSession, InbandStarter
+from consent.agi_async import AsyncAgiServer
+from consent.async_session import InbandStarter
 from consent.session_contract import ConsentTicket, DialogSettings
 from pbx_recorder.core import events as ev
 from pbx_recorder.core.rules import RuleDecision
@@ -48,25 +48,12 @@ class RuleBackend:
         raise AssertionError(f"refused: {reason}")
 
 
-class Prompts:
-    def path(self, prompt_id: str, language: str) -> tuple[str, str]:
-        return f"/prompts/{language}/{prompt_id}", "v1"
-
-
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[AsyncAgiServer, RuleBackend]]:
     backend = RuleBackend()
-
-    async def session(conn: AsyncAgiConnection) -> None:
-        await AsyncConsentSession(conn, node="pbx1", backend=backend, prompts=Prompts(), vip=None,
-                                  settings=DialogSettings(timeout_s=1.0, max_attempts=2)).run()
-
-    srv = AsyncAgiServer("127.0.0.1", 0, session=session, refused=backend.refused, session_timeout_s=5.0)
-    await srv.start()
-    try:
+    async with consent_server(backend, DialogSettings(timeout_s=1.0, max_attempts=2),
+                              session_timeout_s=5.0) as srv:
         yield srv, backend
-    finally:
-        await srv.close()
 
 
 async def say_yes(srv: AsyncAgiServer, callerid: str) -> list[str]:

@@ -21,8 +21,9 @@ from tests.unit.esl_samples import A_LEG, B_LEG, T0, ev, inbound_call
 CALL = f"pbx1_{A_LEG}"
 
 
-@pytest.fixture
-async def peer() -> AsyncIterator[EslPeer]:
+@pytest.fixture(name="peer")
+async def peer_fixture() -> AsyncIterator[EslPeer]:
+    """The in-process FreeSWITCH peer, started (also the fixture of test_esl_recording_table.py)."""
     p = EslPeer()
     await p.start()
     try:

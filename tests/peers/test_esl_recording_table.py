@@ -12,28 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-
-import pytest
+from collections.abc import Callable
 
 from esl.client import EslClient
 from pbx_recorder.core import commands as cmds
 from tests.peers.esl_peer import EslPeer
-from tests.peers.test_esl_client import client_for, running, stop
+from tests.peers.test_esl_client import client_for, peer_fixture, running, stop  # noqa: F401  (the peer fixture)
 from tests.unit.esl_samples import T0, ev
 
 HANGUP = {"Channel-State": "CS_REPORTING", "Answer-State": "hangup", "Hangup-Cause": "NORMAL_CLEARING",
           "variable_hangup_cause_q850": "16"}
-
-
-@pytest.fixture
-async def peer() -> AsyncIterator[EslPeer]:
-    p = EslPeer()
-    await p.start()
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:

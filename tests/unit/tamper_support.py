@@ -8,7 +8,12 @@ import os
 from pathlib import Path
 
 from pbx_recorder.catalog import Catalog, engine
+from pbx_recorder.catalog.number_keys import protection_for
 from pbx_recorder.cli import main
+from pbx_recorder.config import load_config
+from pbx_recorder.hash_key import read_hash_key
+from pbx_recorder.lifecycle import number_lookup
+from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.recording import ledger
 from pbx_recorder.recording.call_seal import CallSealer
 from pbx_recorder.recording.chain_head import ChainHeadHook, CheckpointStore
@@ -125,3 +130,25 @@ def two_recorded_calls(tmp_path: Path) -> Deployment:
     d.call("n1_2.2", caller="4917000000000")
     d.record("n1_2.2")
     return d
+
+
+def indexing_deployment(tmp_path: Path) -> Deployment:
+    """A deployment whose catalog seals and indexes call numbers as the daemon's does (the number
+    protection of its config, kept as ``d.config``): what the erasure and migration tests search."""
+    d = Deployment(tmp_path)
+    config = load_config(tmp_path / "cfg.yaml", env={})
+    d.catalog.close()
+    d.catalog = d.shipper.catalog = Catalog(config.catalog.path, clock=lambda: NOW,
+                                             sealer=CallSealer(d.sign_key), numbers=protection_for(config))
+    d.config = config  # type: ignore[attr-defined]
+    return d
+
+
+def calls_naming(d: Deployment, number: str) -> set[str]:
+    """The calls an erasure of ``number`` finds in ``d``'s catalog (through the number index)."""
+    config = d.config  # type: ignore[attr-defined]
+    conn = open_catalog(config.catalog.path)
+    try:
+        return number_lookup.calls_naming(conn, read_hash_key(config.privacy.hash_key_file), number)
+    finally:
+        conn.close()

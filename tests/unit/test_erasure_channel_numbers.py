@@ -12,17 +12,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from tamper_support import NOW, Deployment
+from tamper_support import calls_naming, indexing_deployment
 
-from pbx_recorder.catalog import Catalog, named_numbers_pass
-from pbx_recorder.catalog.number_keys import protection_for
+from pbx_recorder.catalog import named_numbers_pass
 from pbx_recorder.catalog.protected_rows import named_digits
-from pbx_recorder.config import load_config
 from pbx_recorder.errors import CryptoError
-from pbx_recorder.hash_key import read_hash_key
-from pbx_recorder.lifecycle import number_lookup, policy
+from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.journal import open_catalog
-from pbx_recorder.recording.call_seal import CallSealer
 
 SUBJECT = "4915199999999"
 OTHER = "4917000000001"
@@ -32,22 +28,9 @@ FORMS = {"dstchannel": f"SIP/{SUBJECT}-00000001", "userfield": f"{SUBJECT} 12345
 
 @pytest.fixture
 def dep(tmp_path):
-    d = Deployment(tmp_path)
-    config = load_config(tmp_path / "cfg.yaml", env={})
-    d.catalog.close()
-    d.catalog = d.shipper.catalog = Catalog(config.catalog.path, clock=lambda: NOW,
-                                             sealer=CallSealer(d.sign_key), numbers=protection_for(config))
-    d.config = config
+    d = indexing_deployment(tmp_path)
     yield d
     d.close()
-
-
-def _naming(d, number: str) -> set[str]:
-    conn = open_catalog(d.config.catalog.path)
-    try:
-        return number_lookup.calls_naming(conn, read_hash_key(d.config.privacy.hash_key_file), number)
-    finally:
-        conn.close()
 
 
 def _rows_of(d, call_id: str) -> dict[str, int]:
@@ -78,7 +61,7 @@ def test_erase_by_caller_finds_a_call_whose_cdr_names_the_subject_in_a_channel(d
     dep.call("n1_3.3", caller=OTHER, cdr=json.dumps({"src": OTHER, field: FORMS[field]}))
     dep.record("n1_3.3")
     dep.call("n1_4.4", caller=OTHER, cdr=json.dumps({"src": OTHER, "dstchannel": "SIP/4930123456-00000002"}))
-    assert _naming(dep, SUBJECT) == {"n1_3.3"}
+    assert calls_naming(dep, SUBJECT) == {"n1_3.3"}
     code, out = dep.cli(capsys, "erase", "--caller", SUBJECT)
     assert code == 0, out
     receipt = json.loads(out[out.index("{"):])
@@ -114,13 +97,13 @@ def _written_the_old_way(d) -> None:
 
 def test_catalog_migrate_indexes_the_numbers_older_versions_left_out_once(dep, capsys):
     _written_the_old_way(dep)
-    assert _naming(dep, SUBJECT) == set()  # what an erasure found before the fix
+    assert calls_naming(dep, SUBJECT) == set()  # what an erasure found before the fix
     code, out = dep.cli(capsys, "verify")
     assert "no index row" in out  # verify names the calls an erasure would miss
     code, out = dep.cli(capsys, "catalog", "migrate")
     assert code == 0, out
     assert "re-derived the numbers of 3 calls: 2 calls got 2 index rows they lacked" in out
-    assert _naming(dep, SUBJECT) == {"n1_3.3", "n1_5.5"}
+    assert calls_naming(dep, SUBJECT) == {"n1_3.3", "n1_5.5"}
     conn = open_catalog(dep.config.catalog.path)
     assert not named_numbers_pass.pending(conn)
     conn.close()
@@ -146,7 +129,7 @@ def test_the_pass_resumes_after_a_crash_between_batches(dep):
         assert named_numbers_pass.run(conn, dep.catalog.numbers).skipped
     finally:
         conn.close()
-    assert _naming(dep, SUBJECT) == {"n1_3.3", "n1_5.5"}
+    assert calls_naming(dep, SUBJECT) == {"n1_3.3", "n1_5.5"}
 
 
 def test_a_call_that_does_not_open_keeps_the_pass_from_being_marked_done(dep, capsys):
@@ -158,7 +141,7 @@ def test_a_call_that_does_not_open_keeps_the_pass_from_being_marked_done(dep, ca
     dep.sql(f"UPDATE calls SET numbers = '{altered}' WHERE call_id = 'n1_6.6'")
     code, out = dep.cli(capsys, "catalog", "migrate")
     assert code == CryptoError.exit_code and "not opened: n1_6.6" in out, out
-    assert _naming(dep, SUBJECT) == {"n1_3.3", "n1_5.5"}  # the others are indexed all the same
+    assert calls_naming(dep, SUBJECT) == {"n1_3.3", "n1_5.5"}  # the others are indexed all the same
     dep.sql(f"UPDATE calls SET numbers = '{token}' WHERE call_id = 'n1_6.6'")
     code, out = dep.cli(capsys, "catalog", "migrate")
     assert code == 0 and "re-derived the numbers of 3 calls: 0 calls got 0 index rows" in out, out

@@ -48,6 +48,17 @@ def _tables(conn) -> list[str]:
     return sorted(str(r[0]) for r in conn.execute(sql))
 
 
+def _recorded_with_texts(tmp_path) -> Deployment:
+    """A recorded call with every free text that may quote the caller (``_texts``), the catalog
+    closed for the CLI's erasure."""
+    dep = Deployment(tmp_path)
+    dep.call(CALL)
+    dep.record(CALL)
+    _texts(dep, dep.catalog.connection())
+    dep.close()
+    return dep
+
+
 def _erase(dep, capsys) -> dict:
     code, out = dep.cli(capsys, "erase", "--caller", CALLER)
     assert code == 0, out
@@ -55,11 +66,7 @@ def _erase(dep, capsys) -> dict:
 
 
 def test_erasure_leaves_no_column_holding_the_number(tmp_path, capsys):
-    dep = Deployment(tmp_path)
-    dep.call(CALL)
-    dep.record(CALL)
-    _texts(dep, dep.catalog.connection())
-    dep.close()
+    dep = _recorded_with_texts(tmp_path)
     receipt = _erase(dep, capsys)
     assert receipt["status"] == "done" and receipt["calls_matched"] == 1
     conn = open_catalog(tmp_path / "cat.db")
@@ -103,11 +110,7 @@ def test_texts_about_another_call_are_left_as_they_are(tmp_path, capsys):
 
 @pytest.mark.sqlite_only  # reads the SQLite file's bytes
 def test_erasure_leaves_no_byte_of_the_number_in_any_file(tmp_path, capsys):
-    dep = Deployment(tmp_path)
-    dep.call(CALL)
-    dep.record(CALL)
-    _texts(dep, dep.catalog.connection())
-    dep.close()
+    dep = _recorded_with_texts(tmp_path)
     assert _erase(dep, capsys)["calls_matched"] == 1
     leaks = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
              if p.is_file() and CALLER.encode() in p.read_bytes()]

@@ -33,8 +33,10 @@ def _config(tmp_path: Path, **encryption) -> Path:
     return path
 
 
-@pytest.fixture()
-def run(capsys):
+@pytest.fixture(name="run")
+def run_fixture(capsys):
+    """``run(config, *args)``: the CLI's exit code and its output (also test_keys_retire_guard.py's)."""
+
     def go(config: Path, *args: str) -> tuple[int, str]:
         code = main(["--config", str(config), *args])
         out = capsys.readouterr()

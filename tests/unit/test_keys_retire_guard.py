@@ -13,7 +13,7 @@ from pbx_recorder.config import load_config
 from pbx_recorder.errors import CryptoError
 from pbx_recorder.lifecycle.journal import open_catalog
 from storage.keyring import KeyRing
-from tests.unit.test_keys_layout import _config
+from tests.unit.test_keys_layout import _config, run_fixture  # noqa: F401  (the run fixture)
 
 OLD, NEW = "k2026-01", "k2027-01"
 
@@ -46,18 +46,6 @@ def rotated(tmp_path, run, monkeypatch):
     assert run(config, "keys", "rotate", "--to", NEW)[0] == 0
     config.write_text(config.read_text().replace(f"{OLD}.key", f"{NEW}.key"))
     return config, KeyRing(tmp_path / "keys" / "master")
-
-
-@pytest.fixture()
-def run(capsys):
-    from pbx_recorder.cli import main
-
-    def go(config: Path, *args: str) -> tuple[int, str]:
-        code = main(["--config", str(config), *args])
-        out = capsys.readouterr()
-        return code, out.out + out.err
-
-    return go
 
 
 def test_retire_old_is_refused_while_the_configuration_names_another_key(tmp_path, run):

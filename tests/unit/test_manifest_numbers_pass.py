@@ -10,18 +10,13 @@ import json
 import os
 
 import pytest
-from tamper_support import CALLER, NOW, Deployment
+from tamper_support import CALLER, NOW, calls_naming, indexing_deployment
 
-from pbx_recorder.catalog import Catalog, extra_numbers, manifest_numbers
+from pbx_recorder.catalog import extra_numbers, manifest_numbers
 from pbx_recorder.catalog.index_rotation import IndexRotation
-from pbx_recorder.catalog.number_keys import protection_for
-from pbx_recorder.config import load_config
 from pbx_recorder.errors import CatalogError, IntegrityError
-from pbx_recorder.hash_key import read_hash_key
-from pbx_recorder.lifecycle import number_lookup
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.recording import stored_manifest
-from pbx_recorder.recording.call_seal import CallSealer
 from pbx_recorder.recording.manifest import Manifest, ManifestFile
 
 TRANSFER = "4930987654321"  # only the signed manifest's CDR names it
@@ -31,12 +26,7 @@ RID = f"{CALL}_call001"
 
 @pytest.fixture
 def dep(tmp_path):
-    d = Deployment(tmp_path)
-    config = load_config(tmp_path / "cfg.yaml", env={})
-    d.catalog.close()
-    d.catalog = d.shipper.catalog = Catalog(config.catalog.path, clock=lambda: NOW,
-                                             sealer=CallSealer(d.sign_key), numbers=protection_for(config))
-    d.config = config
+    d = indexing_deployment(tmp_path)
     d.call(CALL)
     src = tmp_path / "mon" / f"{RID}.wav"
     src.parent.mkdir()
@@ -55,14 +45,6 @@ def dep(tmp_path):
     d.close()
 
 
-def _naming(d, number: str) -> set[str]:
-    conn = open_catalog(d.config.catalog.path)
-    try:
-        return number_lookup.calls_naming(conn, read_hash_key(d.config.privacy.hash_key_file), number)
-    finally:
-        conn.close()
-
-
 def _rotate(d) -> None:
     conn = open_catalog(d.config.catalog.path)
     try:
@@ -72,20 +54,20 @@ def _rotate(d) -> None:
 
 
 def test_migrate_reads_the_stored_manifest_back_and_the_rotation_keeps_its_numbers(dep, capsys):
-    assert _naming(dep, TRANSFER) == set()  # lost
+    assert calls_naming(dep, TRANSFER) == set()  # lost
     with pytest.raises(CatalogError, match="catalog migrate"):
         _rotate(dep)
     code, out = dep.cli(capsys, "catalog", "migrate")
     assert code == 0, out
     assert "read back 1 signed manifests stored under schema 11: 1 calls got sealed numbers" in out
-    assert _naming(dep, TRANSFER) == {CALL}
+    assert calls_naming(dep, TRANSFER) == {CALL}
     conn = open_catalog(dep.config.catalog.path)
     assert manifest_numbers.pending(conn) == ""
     token = conn.execute("SELECT numbers FROM call_extra_numbers WHERE call_id = ?", (CALL,)).fetchone()[0]
     conn.close()
     assert token.startswith("pn1:") and TRANSFER not in token and TRANSFER[-7:] not in token
     _rotate(dep)
-    assert _naming(dep, TRANSFER) == {CALL}
+    assert calls_naming(dep, TRANSFER) == {CALL}
     code, out = dep.cli(capsys, "catalog", "migrate")  # done: nothing read again
     assert code == 0 and "read back" not in out
 
@@ -104,12 +86,12 @@ def test_an_unreadable_manifest_is_listed_and_the_rotation_waits_for_it(dep, cap
     sidecar.write_bytes(kept[:-1] + bytes([kept[-1] ^ 1]))  # altered: not taken
     code, out = dep.cli(capsys, "catalog", "migrate")
     assert code == IntegrityError.exit_code and f"not read: {RID}:" in out
-    assert _naming(dep, TRANSFER) == set()
+    assert calls_naming(dep, TRANSFER) == set()
     sidecar.write_bytes(kept)  # restored: the next run reads only the listed one
     code, out = dep.cli(capsys, "catalog", "migrate")
     assert code == 0 and "read back 1 signed manifests" in out
     _rotate(dep)
-    assert _naming(dep, TRANSFER) == {CALL}
+    assert calls_naming(dep, TRANSFER) == {CALL}
 
 
 def test_the_schema_11_shrink_of_an_older_whole_copy_seals_its_numbers_first(dep, capsys):
@@ -124,7 +106,7 @@ def test_the_schema_11_shrink_of_an_older_whole_copy_seals_its_numbers_first(dep
     assert extra_numbers.of_call(conn, dep.catalog.numbers, CALL) == {TRANSFER}
     conn.close()
     _rotate(dep)
-    assert _naming(dep, TRANSFER) == {CALL}
+    assert calls_naming(dep, TRANSFER) == {CALL}
 
 
 def test_rotate_index_status_names_the_step_still_to_run(dep, capsys):

@@ -95,10 +95,10 @@ async def test_killed_between_legs_recover_spools_both_and_empties_the_drop_fold
         catalog.close()
 
 
-def test_killed_after_the_copy_before_the_unlink_recover_removes_the_pbx_copy(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monitor = tmp_path / "monitor"
-    monitor.mkdir()
+def _killed_after_the_copy(tmp_path: Path, monitor: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """A PBX-owned recording (so copied, not moved) spooled by a process killed after its copy was
+    published, before the source's unlink; (the source, its SHA-256 before the spooling)."""
     (src,) = [Path(p) for p in recording_paths(str(monitor), CALL, RID, 1764601680, "mixed")]
     src.write_bytes(os.urandom(4096))
     digest = hash_file(src)
@@ -116,6 +116,14 @@ def test_killed_after_the_copy_before_the_unlink_recover_removes_the_pbx_copy(
     with pytest.raises(Killed):
         Spool(tmp_path / "spool").spool_recording(RID, [src], manifest)
     monkeypatch.undo()
+    return src, digest
+
+
+def test_killed_after_the_copy_before_the_unlink_recover_removes_the_pbx_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monitor = tmp_path / "monitor"
+    monitor.mkdir()
+    src, digest = _killed_after_the_copy(tmp_path, monitor, monkeypatch)
     assert src.exists() and (tmp_path / "spool" / RID / src.name).exists()  # the crash window
     spool = Spool(tmp_path / "spool")
     assert spool.recover() == ([RID], [])
@@ -129,22 +137,7 @@ def test_a_source_that_differs_from_its_published_copy_is_kept_with_an_alert(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monitor = tmp_path / "monitor"
     monitor.mkdir()
-    (src,) = [Path(p) for p in recording_paths(str(monitor), CALL, RID, 1764601680, "mixed")]
-    src.write_bytes(os.urandom(4096))
-    real_uid = os.geteuid()
-    monkeypatch.setattr(atomic.os, "geteuid", lambda: real_uid + 4242)
-    real_unlink = Path.unlink
-
-    def unlink(self: Path, missing_ok: bool = False) -> None:
-        if self == src:
-            raise Killed("killed after the copy was published")
-        real_unlink(self, missing_ok=missing_ok)
-    monkeypatch.setattr(Path, "unlink", unlink)
-    manifest = Manifest(recording_id=RID, call_id=CALL,
-                        files=(ManifestFile(name=src.name, size=0, sha256=""),))
-    with pytest.raises(Killed):
-        Spool(tmp_path / "spool").spool_recording(RID, [src], manifest)
-    monkeypatch.undo()
+    src, _ = _killed_after_the_copy(tmp_path, monitor, monkeypatch)
     src.write_bytes(b"other bytes")  # not what was copied: deleting either could lose audio
     spool = Spool(tmp_path / "spool")
     with caplog.at_level(logging.ERROR):
