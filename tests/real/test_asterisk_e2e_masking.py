@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,14 +20,22 @@ from recorder_checks import Recorder, wait_shipped
 
 from pbx_recorder.testbed import PrivateAsterisk
 from pbx_recorder.testbed.ami_probe import AmiProbe
-from pbx_recorder.testbed.recorder import recorder_command
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(180)]
 
 
+#: the CLI as a root front end runs it for a named operator; such a run loads only the default
+#: configuration (no --config), so the sandbox's takes the place of /etc/pbx-recorder's
+FRONT_END = ("import runpy, sys\n"
+             "import pbx_recorder.cli\n"
+             "pbx_recorder.cli.DEFAULT_CONFIG = sys.argv.pop(1)\n"
+             "sys.argv[0] = 'pbx-recorder'\n"
+             "runpy.run_module('pbx_recorder.cli', run_name='__main__', alter_sys=True)\n")
+
+
 def cli_as(recorder: Recorder, config: Path, user: str, *args: str) -> str:
     env = {"PATH": "/usr/bin:/bin", "PBX_RECORDER_USER": user}  # honoured: the tests run as root
-    done = subprocess.run([*recorder_command(), "--config", str(config), *args], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", FRONT_END, str(config), *args], capture_output=True,
                           text=True, timeout=60, check=False, env=env)
     return done.stdout + done.stderr
 
