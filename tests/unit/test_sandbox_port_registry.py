@@ -121,3 +121,15 @@ def test_weeds_four_port_pairs_are_all_different_and_claimed(tmp_path: Path,
     assert sorted(b for b, _n, _pid in registry.claims()) == sorted(ports)
     s3_servers.release_grpc_ports(chosen, registry)
     assert registry.claims() == []
+
+
+def test_a_free_block_is_found_when_random_starts_keep_hitting_taken_ones(tmp_path: Path) -> None:
+    # a range of 40 ports where only the last 8 are free: random starts may never land there, the
+    # scan in order after them does
+    from pbx_recorder.testbed.ports import udp_free
+
+    low = next(b for b in range(62000, 64000, 2) if all(udp_free(p) for p in range(b, b + 40)))
+    allocator = PortAllocator(low, low + 41, seed=1, registry=PortRegistry(tmp_path / "claims.json"))
+    allocator._taken.update(range(low, low + 32))  # (held by this worker's other beds)
+    assert allocator.udp_range(8, attempts=0) == low + 32
+    allocator.release(low + 32, 8)
