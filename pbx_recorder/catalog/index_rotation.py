@@ -12,7 +12,8 @@ and the caller holds are keyed hashes of numbers under the privacy HMAC key
    (``number_protection.lookup_keys``): a row not re-indexed yet is found, and, one value per
    column, never twice.
 2. **holds**: each active caller hold becomes ``new|old`` (its number found through a call that has
-   it); open or partial erasure requests get their subject under the new key the same way.
+   it); open or partial erasure requests get their subject under the new key the same way
+   (:mod:`pbx_recorder.catalog.index_rotation_subjects`).
 3. **calls**, then **sweep**: every call in ``call_id`` batches, one transaction each: its numbers
    are opened with the catalog key, its four indexes and its ``call_numbers`` rows (the CDR's, the
    manifest copies' of rows written before schema 11, and the sealed numbers its row does not hold:
@@ -41,18 +42,18 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows
+from pbx_recorder.catalog.index_rotation_subjects import SubjectRekey
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, is_token, register_previous
-from pbx_recorder.catalog.protected_rows import NumberProtection, stored_side_clause
+from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import CatalogError, CryptoError, PolicyRefusal
 from pbx_recorder.hash_key import previous_path, read_hash_key
-from pbx_recorder.lifecycle import policy
-from pbx_recorder.lifecycle.number_lookup import SUBJECT_SEPARATOR, all_protected, subjects_of
+from pbx_recorder.lifecycle.number_lookup import all_protected
 from storage import atomic, file_modes
 
 STATE = "index_key_rotation"
@@ -62,31 +63,7 @@ PHASES = ("holds", "calls", "sweep", "finish", "done")
 DEFAULT_BATCH = 500
 
 
-def by_index(full: str, last4: str = "") -> tuple[str, list[Any]]:
-    """SQL over ``calls`` (and its parameters): the calls that have the full-number index ``full``
-    as caller or callee, or name it (``call_numbers``).  With its last-4 index ``last4`` (a caller
-    hold's ``value4``) each side is one index range (schema 15); without it (an erasure request
-    keeps only its subject) every call is read."""
-    params: list[Any] = []
-    last4s = [last4] if last4 else []
-    sides = [stored_side_clause(side, [full], last4s, params) for side in ("caller", "callee")]
-    params.append(full)
-    return " OR ".join([*sides, "call_id IN (SELECT call_id FROM call_numbers WHERE bi = ?)"]), params
-
 COLUMNS = ("call_id", "numbers", "caller_bi", "caller_bi4", "callee_bi", "callee_bi4")
-
-
-def note_rekeyed(conn: Any, hold_id: str, value: str, value4: str, now: float) -> None:
-    """A caller hold re-keyed: its ledger entry (``lifecycle.holds.note_rekeyed``, imported here
-    lazily: the lifecycle package imports the catalog's)."""
-    from pbx_recorder.lifecycle.holds import note_rekeyed as note
-
-    note(conn, hold_id, value, value4, now)
-
-
-def _first(stored: Any) -> str:
-    """The current key's part of a stored ``new|old`` hold value ('' for none)."""
-    return (subjects_of(str(stored or "")) or [""])[0]
 
 
 def key_id(key: bytes) -> str:
@@ -151,8 +128,7 @@ class IndexRotation:
         self.after_batch = after_batch  # tests: a crash between two batches
         self.clock = clock
         self.report = Report()
-        self._pending: dict[str, str] | None = None  # old subject -> erasure request to re-key
-        self._requests_done: list[str] = []
+        self.subjects: SubjectRekey | None = None  # holds and erasure requests (once the keys are read)
 
     # -- the key files -----------------------------------------------------------------
     def begin(self) -> dict[str, Any]:
@@ -203,6 +179,8 @@ class IndexRotation:
         self.new = BlindIndex(self.new_key, alone=True)
         self.old = BlindIndex(self.old_key, alone=True)
         self.numbers = NumberProtection(self.cipher, self.new)
+        self.subjects = SubjectRekey(self.conn, self.numbers, self.report, new=self.new, new_key=self.new_key,
+                                     old=self.old, old_key=self.old_key, clock=self.clock)
 
     # -- the run -----------------------------------------------------------------------
     def run(self, *, keep_old: bool = False) -> Report:
@@ -216,7 +194,7 @@ class IndexRotation:
             return self.report
         state = self.begin()
         if state["phase"] == "holds":
-            self._rekey_holds()
+            self._subjects().rekey_holds()
             state = self._rekey_requests(state)
             state = self._next_phase(state, "calls")
         while state["phase"] in ("calls", "sweep"):
@@ -248,7 +226,8 @@ class IndexRotation:
         self.report.new = state["new"]
         self.new = BlindIndex(self.new_key, alone=True)
         self.numbers = NumberProtection(self.cipher, self.new)
-        self._pending = {}
+        self.subjects = SubjectRekey(self.conn, self.numbers, self.report, new=self.new, new_key=self.new_key,
+                                     clock=self.clock)
         while state["phase"] == "reindex":
             state = self._pass(state)
         self.report.finished = True
@@ -261,12 +240,27 @@ class IndexRotation:
         self.conn.execute("COMMIT")
         return state
 
+    def _subjects(self) -> SubjectRekey:
+        assert self.subjects is not None, "the keys are read first (begin, reindex)"
+        return self.subjects
+
+    def _rekey_requests(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Erasure requests still to be completed: their subject under the new key, as far as a
+        call they withheld or an index lookup finds them (the rest during the calls pass)."""
+        pairs = self._subjects().request_pairs(state)
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._subjects().apply(pairs)
+        state = {**state, "requests": self._subjects().requests_done}
+        _save_state(self.conn, state)
+        self.conn.execute("COMMIT")
+        return state
+
     def _pass(self, state: dict[str, Any]) -> dict[str, Any]:
         """One batch of the calls pass (or the sweep), read and written in one transaction (a
         writer changing a call meanwhile waits: no index is computed from a stale row); the state
         after it."""
-        if self._pending is None:
-            self._pending = self._pending_requests(state)
+        if self._subjects().pending is None:
+            self._subjects().load_pending(state)
         failed = 0
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -312,7 +306,7 @@ class IndexRotation:
             self._reindex(dict(zip(COLUMNS, row, strict=True)), manifests.get(str(row[0]), []),
                           named_now.get(str(row[0]), set()), extras.get(str(row[0])))
         return {**state, "cursor": ids[-1], "done": int(state["done"]) + len(rows),
-                "requests": self._requests_done,
+                "requests": self._subjects().requests_done,
                 "errors": int(state.get("errors", 0)) + len(self.report.errors) - errors_before}
 
     def _failed(self, failed: int, state: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +338,8 @@ class IndexRotation:
             self.report.errors.append(f"call {call_id}: {exc}")
             return
         caller, callee = str(plain.get("caller_num") or ""), str(plain.get("callee_num") or "")
-        self._apply(self._translate([n for n in (caller, callee) if n], [call_id]))
+        subjects = self._subjects()
+        subjects.apply(subjects.translate([n for n in (caller, callee) if n], [call_id]))
         want = {"caller_bi": self.new.full(caller), "caller_bi4": self.new.last4(caller),
                 "callee_bi": self.new.full(callee), "callee_bi4": self.new.last4(callee)}
         if any(str(row[c] or "") != v for c, v in want.items()):
@@ -356,121 +351,20 @@ class IndexRotation:
             self.conn.execute("DELETE FROM call_numbers WHERE call_id = ?", (call_id,))
             named_rows.insert(self.conn, call_id, named, ())
 
-    # -- holds and erasure requests --------------------------------------------------------
-    def _numbers_of_calls(self, where: str, params: list[Any]) -> set[str]:
-        """The numbers (caller, callee, CDR runs, the sealed numbers its row does not hold) of a few
-        calls, opened (at most 20 calls)."""
-        found: set[str] = set()
-        sql = f"SELECT call_id, numbers FROM calls WHERE {where} LIMIT 20"
-        rows = self.conn.execute(sql, params).fetchall()
-        for call_id, token in rows:
-            try:
-                found |= extra_numbers.of_call(self.conn, self.numbers, str(call_id))
-                if not is_token(token):
-                    continue
-                plain = self.numbers.open_call({"call_id": call_id, "numbers": token})
-            except CryptoError as exc:
-                self.report.errors.append(f"call {call_id}: {exc}")
-                continue
-            found |= {str(plain["caller_num"] or ""), str(plain["callee_num"] or "")}
-            found |= policy.numbers_in(plain["cdr"])
-        return {n for n in found if n}
-
-    def _rekey_holds(self) -> None:
-        holds = self.conn.execute("SELECT hold_id, value, value4 FROM holds WHERE scope = 'caller' AND "
-                                  "released_at IS NULL ORDER BY hold_id").fetchall()
-        for hold_id, value, value4 in holds:
-            parts = subjects_of(str(value))
-            if len(parts) > 1:
-                continue  # already new|old (an earlier run, or a hold added during the rotation)
-            old, old4 = parts[0], _first(value4)
-            numbers = self._numbers_of_calls(*by_index(old, old4))
-            number = next((n for n in sorted(numbers) if self.old.full(n) == old), None)
-            if number is None:
-                if not any(self.new.full(n) == old for n in numbers):
-                    self.report.untranslated_holds.append(str(hold_id))
-                continue
-            both = (SUBJECT_SEPARATOR.join((self.new.full(number), old)),
-                    SUBJECT_SEPARATOR.join((self.new.last4(number), self.old.last4(number))))
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.execute("UPDATE holds SET value = ?, value4 = ? WHERE hold_id = ?", (*both, hold_id))
-            note_rekeyed(self.conn, str(hold_id), *both, self.clock())  # the hold's ledger entry follows
-            self.conn.execute("COMMIT")
-            self.report.holds_rekeyed += 1
-
-    def _rekey_requests(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Erasure requests still to be completed (open, or partial: a re-run once the hold ends,
-        or the console's execution of an opened request, must find its own request): their subject
-        under the new key.  Found here through a call they withheld or an index lookup; the rest
-        while the calls pass opens every call (``_translate``)."""
-        self._pending = self._pending_requests(state)
-        pairs: list[tuple[str, str]] = []
-        for request_id, receipt in self.conn.execute("SELECT request_id, receipt FROM erasure_requests WHERE "
-                                                     "status <> 'done' ORDER BY request_id").fetchall():
-            call_ids = sorted({str(w.get("call_id")) for w in json.loads(receipt or "{}").get("withheld", [])
-                               if w.get("call_id")})
-            if call_ids and request_id not in self._requests_done:
-                marks = ",".join("?" * len(call_ids))
-                pairs += self._translate(self._numbers_of_calls(f"call_id IN ({marks})", call_ids), call_ids)
-        for subject in sorted(self._pending):
-            pairs += self._translate(self._numbers_of_calls(*by_index(subject)), [])
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._apply(pairs)
-        state = {**state, "requests": self._requests_done}
-        _save_state(self.conn, state)
-        self.conn.execute("COMMIT")
-        return state
-
-    def _pending_requests(self, state: dict[str, Any]) -> dict[str, str]:
-        """Old subject -> request id of the requests to complete not re-keyed yet."""
-        self._requests_done = list(state.get("requests", []))
-        done = set(self._requests_done)
-        rows = self.conn.execute("SELECT request_id, subject FROM erasure_requests WHERE status <> 'done'")
-        return {str(subject): str(request_id) for request_id, subject in rows if request_id not in done}
-
-    def _translate(self, numbers: Iterable[str], call_ids: Iterable[str]) -> list[tuple[str, str]]:
-        """(request id, new subject) of each pending request one of ``numbers`` / ``call_ids`` is."""
-        out: list[tuple[str, str]] = []
-        if not self._pending:
-            return out
-        for call_id in call_ids:
-            request_id = self._pending.pop(policy.subject_hash(self.old_key, call_id), None)
-            if request_id is not None:
-                out.append((request_id, policy.subject_hash(self.new_key, call_id)))
-        for number in sorted(set(numbers)):
-            for variant in sorted(policy.number_variants(number)):
-                request_id = self._pending.pop(policy.number_hash(self.old_key, variant), None)
-                if request_id is not None:
-                    out.append((request_id, policy.number_hash(self.new_key, variant)))
-        return out
-
-    def _apply(self, pairs: list[tuple[str, str]]) -> None:
-        """Write re-keyed request subjects (in the caller's transaction)."""
-        for request_id, subject in pairs:
-            self.conn.execute("UPDATE erasure_requests SET subject = ? WHERE request_id = ?",
-                              (subject, request_id))
-            self._requests_done.append(request_id)
-            self.report.requests_rekeyed += 1
-
     # -- the end ---------------------------------------------------------------------------
     def _finish(self, state: dict[str, Any], *, keep_old: bool) -> None:
         if self.report.errors:
             raise CryptoError(f"{len(self.report.errors)} rows could not be re-indexed "
                               f"({self.report.errors[0]}); the previous index key is kept: fix them "
                               "and run `keys rotate-index` again")
-        self._rekey_holds()  # a hold added by an older process during the rotation
+        self._subjects().rekey_holds()  # a hold added by an older process during the rotation
         if self.report.untranslated_holds:
             raise PolicyRefusal(
                 f"caller hold(s) {', '.join(self.report.untranslated_holds)} name a number no call has: "
                 "they cannot be re-keyed; add each again by number (`hold add --caller NUMBER`), release "
                 "the old one, then run `keys rotate-index` again (the previous key stays in use until then)")
         self.conn.execute("BEGIN IMMEDIATE")
-        for hold_id, value, value4 in self.conn.execute(
-                "SELECT hold_id, value, value4 FROM holds WHERE scope = 'caller' AND value LIKE ?",
-                (f"%{SUBJECT_SEPARATOR}%",)).fetchall():
-            self.conn.execute("UPDATE holds SET value = ?, value4 = ? WHERE hold_id = ?",
-                              (_first(value), _first(value4), hold_id))
-            note_rekeyed(self.conn, str(hold_id), _first(value), _first(value4), self.clock())
+        self._subjects().collapse_holds()
         _save_state(self.conn, {**state, "phase": "done", "finished_at": self.clock(), "cursor": ""})
         self.conn.execute("COMMIT")
         self._retire(state, keep_old=keep_old)
