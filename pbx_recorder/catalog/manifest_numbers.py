@@ -121,10 +121,11 @@ def _listed(conn: Any, rids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _gather(rows: list[dict[str, Any]], tiers: Mapping[str, Tier], keyring: KeyRing | None,
-            public_key: Ed25519PublicKey, report: Report) -> tuple[list[tuple[str, set[str]]], list[str]]:
+def gather(rows: list[dict[str, Any]], tiers: Mapping[str, Tier], keyring: KeyRing | None,
+           public_key: Ed25519PublicKey, report: Report) -> tuple[list[tuple[str, set[str]]], list[str]]:
     """Read and verify the manifests of ``rows`` (no transaction open): (call id, the numbers its
-    manifest names) of each, and the ids left unread."""
+    manifest names) of each, and the ids left unread.  (``catalog.manifest_named_pass`` reads
+    those of the calls that keep extra numbers with it.)"""
     found: list[tuple[str, set[str]]] = []
     unread: list[str] = []
     states = set(STORED_STATES)
@@ -175,8 +176,8 @@ def run(conn: Any, numbers: NumberProtection, tiers: Mapping[str, Tier], keyring
         report.done = True
         return report
     if state.get("walked") and not state.get("overflow"):  # the walk ended: the listed ones again
-        found, unread = _gather(_listed(conn, [str(r) for r in state.get("unread", [])]), tiers, keyring,
-                                public_key, report)
+        found, unread = gather(_listed(conn, [str(r) for r in state.get("unread", [])]), tiers, keyring,
+                               public_key, report)
         state = {**state, "unread": unread, "done": not unread}
         _commit(conn, numbers, found, state, report)
     else:
@@ -185,7 +186,7 @@ def run(conn: Any, numbers: NumberProtection, tiers: Mapping[str, Tier], keyring
         unread = [str(r) for r in state.get("unread", [])]
         overflow = bool(state.get("overflow"))
         while rows := _rows(conn, state, batch):
-            found, more = _gather(rows, tiers, keyring, public_key, report)
+            found, more = gather(rows, tiers, keyring, public_key, report)
             unread += more
             overflow = overflow or len(unread) > MAX_LISTED
             state = {**state, "cursor": str(rows[-1]["recording_id"]), "unread": unread[:MAX_LISTED],

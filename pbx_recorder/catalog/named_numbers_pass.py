@@ -20,8 +20,10 @@ Resumable: the cursor is saved in ``catalog_settings`` (``named_numbers_pass``) 
 Memory: one batch.  A call whose tokens do not open (altered, or under a key no longer in the
 ring) is counted and named (its id only); the walk goes on, and the step is marked done only when
 a walk ended with none (the next run walks again).  Once done it is not run again, unless
-``--force``.  A number that only a recording's signed manifest in storage names (never in the
-catalog) is indexed as its digits were found when it was stored.  Nothing here logs a number.
+``--force``.  A number that only a recording's signed manifest in storage names is kept in the
+catalog (``call_extra_numbers``) as the digits the finder of its day found: they are indexed as
+kept, and ``catalog.manifest_named_pass`` (run next) reads those manifests back and indexes what
+today's finder names in them.  Nothing here logs a number.
 """
 
 from __future__ import annotations

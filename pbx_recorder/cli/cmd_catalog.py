@@ -180,7 +180,9 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
     """Bring the catalog to the newest schema, encrypt the numbers stored before schema 6, and keep
     only the copy and hash of the signed manifests stored before schema 11 (each checked first); read
     back and seal the numbers of the manifests stored under schema 11 (schema 12, each verified first);
-    index the numbers older versions left out of a call's number index (once).
+    index the numbers older versions left out of a call's number index, also those only a signed
+    manifest names (read back from storage for the calls that keep extra numbers); mask the export
+    and report filters and stored reports older versions kept in clear (each once).
 
     Resumable: batches commit one by one and a new run skips what is done.  Ends with VACUUM so
     no page of the file keeps a clear number (the daemon does the same at start)."""
@@ -197,9 +199,7 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
                                      "live_calls": report.live_calls, "errors": len(report.errors)})
     if report.skipped:
         click.echo(f"numbers already encrypted under key {rt.numbers.cipher.current_key_id}; nothing to do")
-        _named_numbers(rt, batch_size, force)
-        _manifest_numbers(rt)
-        _shrink_manifests(rt, batch_size)
+        _data_steps(rt, batch_size, force)
         return
     click.echo(f"encrypted the numbers of {report.calls} calls, {report.manifests} manifests, "
                f"{report.live_calls} live calls under key {rt.numbers.cipher.current_key_id}"
@@ -208,9 +208,38 @@ def migrate_cmd(ctx: click.Context, batch_size: int, force: bool) -> None:
         click.echo(f"  not encrypted: {line}", err=True)
     if report.errors:
         raise CryptoError(f"{len(report.errors)} rows could not be opened; run again once fixed")
+    _data_steps(rt, batch_size, force)
+
+
+def _data_steps(rt: Runtime, batch_size: int, force: bool) -> None:
+    """The data steps after the numbers are sealed, in order (each skips itself once done; one
+    that cannot finish raises, and the next run of ``catalog migrate`` goes on from it)."""
+    _stored_filters(rt, batch_size, force)
     _named_numbers(rt, batch_size, force)
     _manifest_numbers(rt)
+    _manifest_named(rt, force)
     _shrink_manifests(rt, batch_size)
+
+
+def _stored_filters(rt: Runtime, batch_size: int, force: bool) -> None:
+    """Export jobs' and report schedules' stored filters, and stored reports' QA agents, written
+    before every field was masked: masked as they are masked when written now, once."""
+    from pbx_recorder.catalog import stored_filters_pass
+
+    if not force and not stored_filters_pass.pending(rt.conn):
+        return
+    with exclusive_job(rt.config, "catalog-migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        done = stored_filters_pass.run(rt.conn, batch=batch_size, force=force,
+                                       progress=lambda what, n: n % 10000 == 0 and click.echo(f"{what}: {n}",
+                                                                                              err=True))
+    rt.audit("catalog.migrate", "stored-filters", {"read": done.read, "masked": done.masked,
+                                                   "done": done.done})
+    click.echo("masked the stored filters and reports older versions kept in clear: "
+               + ", ".join(f"{table} {done.masked.get(table, 0)} of {done.read.get(table, 0)}"
+                           for table in ("export_jobs", "report_schedules", "reports")))
 
 
 def _named_numbers(rt: Runtime, batch_size: int, force: bool) -> None:
@@ -268,6 +297,42 @@ def _manifest_numbers(rt: Runtime) -> None:
         raise IntegrityError(f"{len(done.unread)} signed manifests could not be read back or verified "
                              "(restore archived ones, fix the others: see `pbx-recorder verify`), then run "
                              "`pbx-recorder catalog migrate` again; `keys rotate-index` waits for this step")
+
+
+def _manifest_named(rt: Runtime, force: bool) -> None:
+    """The numbers only a signed manifest names, re-derived from the manifests of the calls that
+    keep extra numbers (read back from storage, each verified first), once."""
+    from pbx_recorder.catalog import manifest_named_pass
+    from pbx_recorder.cli.crypto_setup import keyring_of
+    from pbx_recorder.recording.signing import load_public_key, public_key_path
+
+    if not force and not manifest_named_pass.pending(rt.conn):
+        return
+    key_file = rt.config.signing.key_file
+    if not (public_key_path(key_file).is_file() or key_file.is_file()):
+        click.echo("numbers only a signed manifest names not re-derived: no signing key to check the "
+                   "manifests with")
+        return
+    with exclusive_job(rt.config, "catalog-migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        done = manifest_named_pass.run(rt.conn, rt.numbers, rt.tiers, keyring_of(rt.config, required=False),
+                                       load_public_key(key_file), force=force)
+    rt.audit("catalog.migrate", "manifest-named-numbers", {"calls": done.calls, "read": done.read,
+                                                           "indexed": done.indexed, "rows": done.rows,
+                                                           "unread": done.unread, "failed": done.failed,
+                                                           "done": done.done})
+    click.echo(f"read back {done.read} signed manifests of {done.calls} calls that keep extra numbers: "
+               f"{done.indexed} calls got {done.rows} index rows they lacked"
+               + ("" if done.done else "; not finished"))
+    for line in done.errors:
+        click.echo(f"  not read: {line}", err=True)
+    if not done.done:
+        raise IntegrityError(f"{done.unread} signed manifests could not be read back or verified and "
+                             f"{done.failed} calls could not be opened (restore archived ones, fix the "
+                             "others: see `pbx-recorder verify`), then run `pbx-recorder catalog migrate` "
+                             "again")
 
 
 def _shrink_manifests(rt: Runtime, batch_size: int) -> None:

@@ -144,3 +144,15 @@ def from_dict(data: Mapping[str, Any]) -> Figures:
                    tuple(TagRow(**t) for t in data["tags"]),
                    tuple(QaRow(**{**q, "agent": mask_channel(q["agent"])}) for q in data["qa"]),
                    data["late_erasures"], dict(data.get("extra") or {}))
+
+
+def masked_at_rest(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored report's data (``reports.data``) with every QA agent masked as :func:`rank_qa` masks
+    it now: what ``catalog migrate`` rewrites a report stored before agents were masked with
+    (``catalog.stored_filters_pass``; :func:`from_dict` only masks what it reads, the row kept
+    the number).  ``mask_channel`` of a masked agent is that agent: a second run changes nothing."""
+    qa = data.get("qa")
+    if not isinstance(qa, list):
+        return dict(data)
+    return {**data, "qa": [{**q, "agent": mask_channel(q["agent"])}
+                           if isinstance(q, Mapping) and isinstance(q.get("agent"), str) else q for q in qa]}

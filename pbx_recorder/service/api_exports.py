@@ -30,8 +30,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from pbx_recorder.core.masking import mask_channel, mask_field, mask_text
-from pbx_recorder.exports import columns, jobs, runner, store
+from pbx_recorder.exports import columns, jobs, runner, store, stored_filter
 from pbx_recorder.exports.jobs import KINDS
 from pbx_recorder.service import api_calls, export_work, scoped_endpoint
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
@@ -43,28 +42,14 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 256
 MAX_ACTIVE_PER_USER = 2
 MAX_ACTIVE = 6
-FILTER_KEYS = ("from", "to", "preset", "status", "caller", "callee", "call_id", "agent", "queue", "tag",
-               "consent", "keyword", "sort")
-NUMBER_KEYS = ("caller", "callee")
-CHANNEL_KEYS = ("agent",)  # a remote agent is named by its dial string (``Local/4915112345678@...``)
 
 
 def filter_doc(request: Request) -> dict[str, str]:
     """The filter as kept on the job and in the audit: every value masked (never a number at rest:
-    the row outlives an erasure).  A number can be typed in any field (a keyword, an agent's dial
-    string, a call id), so each field is masked: numbers as numbers, the agent as a channel, the
-    rest as free text.  This copy is only shown; the job runs on the filter parsed from the
-    request (:func:`pbx_recorder.service.api_calls.filters_of`), held in memory by its thread."""
-    out = {}
-    for key in FILTER_KEYS:
-        value = request.query_params.get(key)
-        if value:
-            value = value[:256]
-            if key in NUMBER_KEYS:
-                out[key] = mask_field(value)
-            else:  # (a dial string's number in groups, ``Local/0151 1234 5678@x``, by mask_text)
-                out[key] = mask_text(mask_channel(value) if key in CHANNEL_KEYS else value)
-    return out
+    the row outlives an erasure; :func:`pbx_recorder.exports.stored_filter.masked`).  This copy is
+    only shown; the job runs on the filter parsed from the request
+    (:func:`pbx_recorder.service.api_calls.filters_of`), held in memory by its thread."""
+    return stored_filter.masked(request.query_params)
 
 
 def _checked(ctx: ServiceContext, actor: Actor, target: str) -> None:

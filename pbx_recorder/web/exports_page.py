@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.exports import columns, jobs, runner
 from pbx_recorder.exports.audio_job import MAX_CALLS
-from pbx_recorder.service.api_exports import FILTER_KEYS, MIN_PASSWORD, filter_doc
+from pbx_recorder.exports.stored_filter import FILTER_KEYS
+from pbx_recorder.service.api_exports import MIN_PASSWORD, filter_doc
 from pbx_recorder.service.auth import actor_of, ctx_of, require
 from pbx_recorder.service.roles import may
 from pbx_recorder.web import render

@@ -1,0 +1,150 @@
+"""The data step that masks the stored filters and report figures older versions kept in clear.
+
+Since this version every field of an export job's stored filter is masked when it is written
+(``exports.stored_filter.masked``): a keyword typed as a number (``keyword=13800138000``), an
+agent's dial string.  Before, only ``caller`` and ``callee`` were: the others stayed in clear in
+``export_jobs.filter``, a row that outlives an erasure.  Likewise a report stored before QA agents
+were masked keeps a remote agent's dial string (a mobile number) in ``reports.data``; it is masked
+when read, not at rest.  :func:`run` (``pbx-recorder catalog migrate``) rewrites those rows
+through the same masking:
+
+* ``export_jobs.filter`` and ``report_schedules.filter`` by ``stored_filter.masked_again`` (a value
+  that shows no number, masked already or a date, is kept as it is);
+* ``reports.data`` by ``reports.figures.masked_at_rest`` (each QA agent by ``mask_channel``).
+
+Masking, not a blind index, because nothing runs on these copies: an export runs on the filter
+parsed from its request and held in memory by its thread (a row left ``queued`` or ``running`` by a
+stopped service is failed at start-up, never resumed from the row); a report schedule's
+``filter`` is written ``{}`` and never read (``reports run`` computes a period's figures from the
+schedule's period and team); a stored report is only shown.
+
+Idempotent: a row is written only when its masked form differs, and masking a masked value gives
+that value.  Resumable and bounded: each table is walked by its key in batches, one transaction
+each (read and written together), the cursor saved in ``catalog_settings`` (``stored_filters_pass``)
+with each batch.  Once done it is not run again, unless ``--force``.  On SQLite the replaced cells
+are zeroed (``secure_delete``) and the WAL is checkpointed at the end, so no page keeps the value
+written before.  Nothing here logs a value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pbx_recorder.catalog import engine
+from pbx_recorder.exports import stored_filter
+from pbx_recorder.reports import figures
+
+log = logging.getLogger(__name__)
+
+STATE = "stored_filters_pass"
+DEFAULT_BATCH = 500
+
+Masker = Callable[[Mapping[str, Any]], dict[str, Any]]
+#: (table, key column, JSON column, how its object is masked), walked in this order
+TABLES: tuple[tuple[str, str, str, Masker], ...] = (
+    ("export_jobs", "id", "filter", stored_filter.masked_again),
+    ("report_schedules", "id", "filter", stored_filter.masked_again),
+    ("reports", "id", "data", figures.masked_at_rest),
+)
+
+
+@dataclass
+class Report:
+    read: dict[str, int] = field(default_factory=dict)  # table -> rows read
+    masked: dict[str, int] = field(default_factory=dict)  # table -> rows rewritten
+    done: bool = False
+    skipped: bool = False  # done by an earlier run
+
+
+def load_state(conn: Any) -> dict[str, Any] | None:
+    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (STATE,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def pending(conn: Any) -> bool:
+    """Has this step still to run over this catalog?"""
+    state = load_state(conn)
+    return state is None or not state.get("done")
+
+
+def _save(conn: Any, state: dict[str, Any]) -> None:
+    conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                 "SET value = excluded.value", (STATE, json.dumps(state, sort_keys=True)))
+
+
+def rewritten(raw: Any, mask: Masker) -> str | None:
+    """The cell's new text, or None when it is to stay as it is.  A cell that is not a JSON object
+    is read by nothing as one (an export job's filter reads as ``{}``): it becomes ``{}`` when it
+    shows a number."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw or "")
+    try:
+        doc = json.loads(text or "{}")
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        new = mask(doc)
+        return json.dumps(new, sort_keys=True) if new != doc else None
+    return "{}" if stored_filter.shows_a_number(text) else None
+
+
+def _batch(conn: Any, table: str, key: str, column: str, mask: Masker, cursor: Any,
+           batch: int) -> tuple[list[Any], int]:
+    """One batch of ``table`` after ``cursor`` (None: from the start) rewritten in the caller's
+    transaction: (the keys read, how many rows were rewritten)."""
+    if cursor is None:
+        rows = conn.execute(f"SELECT {key}, {column} FROM {table} ORDER BY {key} LIMIT ?",
+                            (batch,)).fetchall()
+    else:
+        rows = conn.execute(f"SELECT {key}, {column} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                            (cursor, batch)).fetchall()
+    changed = [(new, row[0]) for row in rows if (new := rewritten(row[1], mask)) is not None]
+    if changed:
+        conn.executemany(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", changed)
+    return [row[0] for row in rows], len(changed)
+
+
+def run(conn: Any, *, batch: int = DEFAULT_BATCH, force: bool = False,
+        progress: Callable[[str, int], None] | None = None) -> Report:
+    """Mask what older versions kept in clear in stored filters and reports; see the module doc."""
+    report = Report()
+    state = load_state(conn)
+    if state is not None and state.get("done") and not force:
+        report.done = report.skipped = True
+        return report
+    if state is None or state.get("done"):  # a new walk
+        state = {"table": TABLES[0][0], "cursor": None, "done": False}
+    names = [t[0] for t in TABLES]
+    for table, key, column, mask in TABLES[names.index(state["table"]):]:
+        cursor = state["cursor"] if state["table"] == table else None
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                keys, changed = _batch(conn, table, key, column, mask, cursor, batch)
+                if keys:
+                    cursor = keys[-1]
+                    state = {"table": table, "cursor": cursor, "done": False}
+                else:  # this table walked: the next one, or done
+                    after = names.index(table) + 1
+                    state = ({"table": names[after], "cursor": None, "done": False} if after < len(names)
+                             else {"table": table, "cursor": None, "done": True})
+                _save(conn, state)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            if not keys:
+                break
+            report.read[table] = report.read.get(table, 0) + len(keys)
+            report.masked[table] = report.masked.get(table, 0) + changed
+            if progress is not None:
+                progress(table, report.read[table])
+    report.done = True
+    if any(report.masked.values()):
+        engine.compact(conn)  # (SQLite: the WAL loses the pages before; secure_delete zeroed the cells)
+    log.info("stored filters data step: rows read %s, rows masked %s",
+             json.dumps(report.read, sort_keys=True), json.dumps(report.masked, sort_keys=True))
+    return report
