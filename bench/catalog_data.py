@@ -220,6 +220,7 @@ class CallGenerator:
             "consent_decision": consent,
             "consent": evidence,
             "tags": tags,
+            "rule_tags": tags,  # as the recorder writes it (core.call_model.call_row): sealed
             "retention_class": "standard",
             "cdr": cdr,
             "flags": [],

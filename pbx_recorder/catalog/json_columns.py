@@ -16,7 +16,7 @@ COMPACT = (",", ":")
 #: the JSON columns' encoder, made once (``json.dumps`` with options makes one per call): its
 #: text is ``json``'s (``sort_keys``, ``COMPACT``, ``default=list``), made by orjson where the same
 COLUMN_JSON = SortedJson(default=list)
-JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects"}
+JSON_COLUMNS = {"uniqueids", "consent", "tags", "cdr", "flags", "manifest", "detail", "objects", "rule_tags"}
 
 
 def encode_column(column: str, value: Any) -> Any:

@@ -4,8 +4,8 @@ SQLite by default (PostgreSQL-compatible types where it costs nothing).  Migrati
 an ordered list; ``apply_migrations`` runs the missing ones inside a transaction and
 records them in ``schema_version``.  The scripts live by subject in ``schema_calls``,
 ``schema_numbers``, ``schema_console``, ``schema_due``, ``schema_last4`` and
-``schema_filters``, ``schema_agent`` and ``schema_tag_writes``; :data:`MIGRATIONS` puts them in
-their shipped order.
+``schema_filters``, ``schema_agent``, ``schema_tag_writes`` and ``schema_rule_tags``;
+:data:`MIGRATIONS` puts them in their shipped order.
 Add a new migration at the end (in the list :data:`MIGRATIONS` ends with, or a new one appended
 after it), and as an Alembic revision for PostgreSQL: never edit one that has shipped.
 """
@@ -27,14 +27,15 @@ from pbx_recorder.catalog.schema_numbers import (
     MANIFEST_COPY_AND_EXTRA_NUMBERS,
     NUMBERS_PROTECTED,
 )
+from pbx_recorder.catalog.schema_rule_tags import RULE_TAGS_RECORDED
 from pbx_recorder.catalog.schema_tag_writes import TAGS_WRITTEN_WITH_THE_ROW
 
-#: the shipped ladder, in order: 1-5, 6, 7-10, 11-13, 14, 15, 16-17, 18, 19 (each file says what
-#: its migrations add)
+#: the shipped ladder, in order: 1-5, 6, 7-10, 11-13, 14, 15, 16-17, 18, 19, 20 (each file says
+#: what its migrations add)
 MIGRATIONS: list[str] = [*CALLS_AND_LIFECYCLE, *NUMBERS_PROTECTED, *SERVICE_AND_CONSOLE,
                          *MANIFEST_COPY_AND_EXTRA_NUMBERS, *CALL_NUMBERS_WITHOUT_OWN, *RECORDINGS_DUE,
                          *NUMBERS_BY_LAST4, *FILTERS_CARRIED, *AGENT_INDEX_MERGED,
-                         *TAGS_WRITTEN_WITH_THE_ROW]
+                         *TAGS_WRITTEN_WITH_THE_ROW, *RULE_TAGS_RECORDED]
 
 
 def apply_migrations(conn: sqlite3.Connection) -> int:

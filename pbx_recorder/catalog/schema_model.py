@@ -59,6 +59,7 @@ calls = Table(
     Column("updated_at", REAL, nullable=False, server_default=text("0")),
     _text("seal"), _text("numbers"), _text("caller_bi"), _text("caller_bi4"), _text("callee_bi"),
     _text("callee_bi4"),
+    _text("rule_tags"),  # (revision 0019: the tags the call's rule set, sealed; '' = not recorded)
     Column("rowid", BigInteger, Identity(), nullable=False, unique=True),
 )
 

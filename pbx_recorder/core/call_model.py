@@ -267,6 +267,9 @@ def call_row(call: Call, now: float) -> dict[str, Any]:
         "consent_decision": call.consent_decision,
         "consent": _dumps_sorted(evidence_with_links(call)),
         "tags": json.dumps(list(decision.get("tags", []))),
+        # the rule's tags again, sealed (``calls.tags`` is edited by the tag API): four-eyes reads
+        # these, not the rule as configured today (``service.four_eyes.set_by_rule``)
+        "rule_tags": json.dumps(list(decision.get("tags", []))),
         "retention_class": decision.get("retention_class", ""),
         "cdr": _dumps_sorted(dict(cdr)), "flags": json.dumps(call.flags), "updated_at": now,
     }

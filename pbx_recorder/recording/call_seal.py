@@ -14,6 +14,16 @@ reports the rows it cannot open instead of calling them altered.  A check with t
 recomputes the blind indexes: an index edited to hide a call from an erasure or a hold by number
 is a mismatch too (the token itself is bound to its call id by AES-GCM).
 
+Two versions (schema 20): a row whose ``rule_tags`` records the tags its recording rule set
+(JSON, written by the recorder with the row: ``core.call_model.call_row``) is sealed as
+:data:`SEALED_COLUMNS_V2` under the domain ``... v2``; a row without them (``''``: written before
+schema 20, or by a writer that does not record them) as :data:`SEALED_COLUMNS` under ``... v1``,
+byte for byte as before, so every older seal still verifies.  The version is read from the row,
+but the domain is signed: blanking a recorded ``rule_tags`` makes ``verify`` recompute v1 bytes,
+which the v2 signature does not match.  Four-eyes replay reads the recorded tags
+(``service.four_eyes.set_by_rule``): a later edit of the rule in the configuration does not change
+which older calls need a grant, and an edit of the catalog cell is a broken seal.
+
 Not sealed: ``tags``, ``flags``, ``retention_class`` and
 ``updated_at``, which lifecycle jobs change without the signing key (retention set-class);
 the numbers that matter for a recording are also in its signed manifest.
@@ -42,8 +52,13 @@ SEALED_COLUMNS = (
     "did", "queue", "agent", "region", "accountcode", "started_at", "answered_at", "ended_at", "duration",
     "billsec", "disposition", "status", "rule", "record_decision", "consent_decision", "consent", "cdr",
 )
-_JSON_COLUMNS = ("uniqueids", "consent", "cdr")
+#: the tags the call's recording rule set, recorded with the row (JSON list; '' = not recorded)
+RULE_TAGS = "rule_tags"
+#: sealed since schema 20, when the row records its rule's tags
+SEALED_COLUMNS_V2 = (*SEALED_COLUMNS, RULE_TAGS)
+_JSON_COLUMNS = ("uniqueids", "consent", "cdr", RULE_TAGS)
 _DOMAIN = "pbx-recorder call seal v1"
+_DOMAIN_V2 = "pbx-recorder call seal v2"
 
 
 def _value(column: str, value: Any) -> Any:
@@ -57,15 +72,21 @@ def _value(column: str, value: Any) -> Any:
     return value
 
 
+def records_rule_tags(row: Mapping[str, Any]) -> bool:
+    """The row records its rule's tags (sealed as v2); False for a row written before schema 20."""
+    return row.get(RULE_TAGS) not in (None, "")
+
+
 def sealed_bytes(row: Mapping[str, Any]) -> bytes:
-    body = {c: _value(c, row.get(c)) for c in SEALED_COLUMNS}
-    return canonical_json({"domain": _DOMAIN, "call": body})
+    columns, domain = (SEALED_COLUMNS_V2, _DOMAIN_V2) if records_rule_tags(row) else (SEALED_COLUMNS, _DOMAIN)
+    body = {c: _value(c, row.get(c)) for c in columns}
+    return canonical_json({"domain": domain, "call": body})
 
 
 def has_metadata(row: Mapping[str, Any]) -> bool:
     """False for a placeholder row (only the call id, as ``upsert_recording`` creates one)."""
     empty: tuple[Any, ...] = (None, "", "[]", "{}", [], {})
-    return any(row.get(c) not in empty for c in SEALED_COLUMNS if c != "call_id")
+    return any(row.get(c) not in empty for c in SEALED_COLUMNS_V2 if c != "call_id")
 
 
 #: a signature made ahead for given bytes, by the key that would sign them here, or None
@@ -132,7 +153,7 @@ class CallSealer:
     #: what the seal covers: ``Catalog`` seals a row it writes from the values it binds when they
     #: are provably what is read back (``catalog.stored_form``), in the row's own INSERT/UPDATE
     #: (and ``numbers``, the token ``reveal`` opens)
-    columns = (*SEALED_COLUMNS, "numbers")
+    columns = (*SEALED_COLUMNS_V2, "numbers")
 
     def __call__(self, conn: sqlite3.Connection, call_id: str) -> None:
         row = _row(conn, call_id)  # the row as stored: what the seal covers (read once)
@@ -235,7 +256,7 @@ def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
                     out.append((str(row["call_id"]), "call metadata not sealed"))
             elif not seal_valid(row, public_key):
                 out.append((str(row["call_id"]), "call metadata does not match its seal (numbers, agent, "
-                                                 "times or consent changed)"))
+                                                 "times, consent or its rule's recorded tags changed)"))
         if numbers is not None and "caller_bi" in names:  # every number it names can be found by
             out += named_rows_check.missing(conn, numbers, opened)
     return out

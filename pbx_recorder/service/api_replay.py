@@ -27,9 +27,10 @@ from pbx_recorder.service.json_body import read_json
 
 
 def sensitive(ctx: ServiceContext, call: dict[str, Any]) -> bool:
-    """The call's current tags, the tags its recording rule set (not editable by operators) and its rule."""
+    """The call's current tags, the tags its recording rule set when it was recorded (sealed, not
+    editable by operators; :func:`four_eyes.set_by_rule`) and its rule."""
     rules = ctx.web.four_eyes
-    set_by_rule = four_eyes.rule_tags(getattr(ctx.config, "rules", None) or (), call.get("rule"))
+    set_by_rule = four_eyes.set_by_rule(call, getattr(ctx.config, "rules", None) or ())
     return rules.enabled and four_eyes.is_sensitive(call, rules.tags, rules.rules, set_by_rule)
 
 

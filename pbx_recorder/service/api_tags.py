@@ -11,7 +11,8 @@
 A call is tagged only within the actor's row scope (an agent their own calls; a call outside it
 answers 404 like an absent one) and only with vocabulary tags that are not retired.  Removing a
 tag is allowed, except a *guarded* one (:func:`four_eyes.guarded_tags`): a tag of
-``web.four_eyes.tags`` or one the call's recording rule set is removed only by a role holding
+``web.four_eyes.tags`` or one the call's recording rule set (as recorded with the call:
+:func:`four_eyes.set_by_rule`) is removed only by a role holding
 ``calls.replay_approve``; anyone else gets 403 (audited ``denied:calls.tag`` /
 ``denied:tags.bulk`` with reason ``guarded_tag``) and nothing changes, since removing it would
 let them play the call without a second person's grant.  A call carries at most 20 tags.  Every
@@ -21,6 +22,7 @@ change and refusal is audited; a bulk change as one row with its filter (numbers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, NoReturn
 
@@ -52,9 +54,11 @@ class _GuardedRemoval(Exception):
         self.call_id, self.tags = call_id, tags
 
 
-def _guarded(ctx: ServiceContext, rule: object) -> frozenset[str]:
-    """The tags of a call recorded under ``rule`` that only an approver removes."""
-    set_by_rule = four_eyes.rule_tags(getattr(ctx.config, "rules", None) or (), rule)
+def _guarded(ctx: ServiceContext, call: Mapping[str, Any] | None) -> frozenset[str]:
+    """The tags of ``call`` (its ``rule`` and ``rule_tags``; None: the four-eyes tags alone) that
+    only an approver removes."""
+    rules = getattr(ctx.config, "rules", None) or ()
+    set_by_rule = four_eyes.set_by_rule(call, rules) if call is not None else frozenset()
     return four_eyes.guarded_tags(ctx.web.four_eyes.tags, set_by_rule)
 
 
@@ -139,7 +143,7 @@ def _tag_call(request: Request, raw: bytes) -> Response:
     conn = ctx.catalog.connection()
     try:
         adding, removing = tag_store.check_change(conn, data.get("add"), data.get("remove"))
-        blocked = _blocked(actor, removing, _guarded(ctx, call.get("rule")))
+        blocked = _blocked(actor, removing, _guarded(ctx, call))
         if blocked:
             _refuse(ctx, actor, "calls.tag", call_id, blocked, {"add": adding})
         with Tx(conn):
@@ -229,8 +233,10 @@ def _bulk(request: Request, raw: bytes) -> Response:
     try:
         with Tx(conn):
             for call_id in ids:
-                before = conn.execute("SELECT tags, rule FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-                blocked = _blocked(actor, removing, _guarded(ctx, before[1] if before else None))
+                before = conn.execute("SELECT tags, rule, rule_tags FROM calls WHERE call_id = ?",
+                                      (call_id,)).fetchone()
+                recorded = {"rule": before[1], "rule_tags": before[2]} if before else None
+                blocked = _blocked(actor, removing, _guarded(ctx, recorded))
                 if blocked:
                     raise _GuardedRemoval(call_id, blocked)
                 try:

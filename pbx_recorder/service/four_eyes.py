@@ -4,9 +4,12 @@ a grant that a second person gave.
 A call is sensitive when it carries one of ``web.four_eyes.tags``, or its recording rule set one
 of them, or it was recorded under one of ``web.four_eyes.rules`` (:func:`is_sensitive`, pure).
 ``calls.tags`` is editable through the tag API, so it is not trusted alone: the rule's own tags
-come from the call's ``rule`` column (written by the recorder, sealed, never written by the tag
-API) and the configured rules (:func:`rule_tags`), and the tags that make a call sensitive are
-removed only by an approver (:func:`guarded_tags`, checked by ``api_tags``).
+come from the call's ``rule_tags`` column, the tags the rule set *when the call was recorded*
+(written by the recorder, sealed, never written by the tag API; :func:`set_by_rule`), so editing,
+renaming or removing a rule in the configuration changes no older call's sensitivity.  A row
+written before schema 20 has none recorded: for it the rule's tags still come from its ``rule``
+column and the rule as configured now (:func:`rule_tags`), as before.  The tags that make a call
+sensitive are removed only by an approver (:func:`guarded_tags`, checked by ``api_tags``).
 
 The listener asks (a request with a reason); an approver (a role with ``calls.replay_approve``:
 admin, auditor), never the requester, grants or refuses; a grant opens that one call to that one
@@ -16,6 +19,7 @@ Decisions are compare-and-set on the row's state, so two approvers cannot both d
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -58,10 +62,36 @@ def rule_tags(rules: Iterable[Any], rule_name: object) -> frozenset[str]:
     return frozenset()
 
 
+def recorded_rule_tags(call: Mapping[str, Any]) -> frozenset[str] | None:
+    """The tags the call's recording rule set, as recorded (and sealed) with the call: its
+    ``rule_tags`` column, decoded (a list) or as stored (JSON text).  None when the row records
+    none (written before schema 20: ``''``) or the cell is not a JSON list (``verify`` reports
+    that row's seal broken)."""
+    value = call.get("rule_tags")
+    if isinstance(value, str):
+        if not value:
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, list):
+        return None
+    return frozenset(str(t) for t in value)
+
+
+def set_by_rule(call: Mapping[str, Any], rules: Iterable[Any]) -> frozenset[str]:
+    """The tags the call's recording rule set: those recorded with the call; for a call that
+    records none (written before schema 20), those its rule sets in the configuration ``rules``
+    today (:func:`rule_tags`)."""
+    recorded = recorded_rule_tags(call)
+    return recorded if recorded is not None else rule_tags(rules, call.get("rule"))
+
+
 def is_sensitive(call: Mapping[str, Any], tags: tuple[str, ...], rules: tuple[str, ...],
                  set_by_rule: Iterable[str] = ()) -> bool:
-    """``set_by_rule``: the tags the call's recording rule set (:func:`rule_tags`); they count even
-    when someone removed them from ``calls.tags``."""
+    """``set_by_rule``: the tags the call's recording rule set (:func:`set_by_rule`); they count
+    even when someone removed them from ``calls.tags``."""
     carried = set(call.get("tags") or ()) | set(set_by_rule)
     return bool(carried & set(tags)) or (bool(call.get("rule")) and call["rule"] in rules)
 
