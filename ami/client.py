@@ -15,7 +15,11 @@ by ActionID (``Action`` is its own future).  What this module adds:
 * normalized events come out of :meth:`AmiClient.events` (an async iterator);
 * every block is contained: the envelope a caller ID may have repeated (``Event``, ``ActionID``
   ...) is repaired before panoramisk reads it (:mod:`ami.envelope`), and a block that still fails
-  is logged with its call's ids and skipped; nothing a caller sends can close the connection.
+  is logged with its call's ids and skipped; nothing a caller sends can close the connection;
+* every read's blocks pass the framing guard first (:meth:`ami.framing_guard.FramingGuard.filter`):
+  the blocks a caller forged with a blank line in its caller ID are dropped and counted, and when
+  the guard may have dropped genuine events with them it asks for a resync (CoreShowChannels
+  again, one at a time).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from ami import actions
 from ami.block_framer import BlockFramer
 from ami.envelope import block_context, message_from_block, parse_message
 from ami.frames import parse_block
-from ami.framing_guard import FramingGuard, block_keys
+from ami.framing_guard import FramingGuard
+from ami.genuine_envelope import AsteriskEnvelope
 from ami.normalize import Normalizer
 from pbx_recorder.core import commands as cmds
 from pbx_recorder.core import constants as C
@@ -90,15 +95,18 @@ class _Protocol(AMIProtocol):
         blocks = self._framer.feed(data)
         if self.version is None:
             self.version = self._framer.version
+        guard = self._client.framing
+        # the caller's blocks after a cut-short event or without Asterisk's envelope go no further
+        blocks = guard.filter(blocks, more=self._framer.pending > 0, failed=self._client.block_failed)
         for block in blocks:
             try:
                 self._handle_block(block)
             except Exception:  # per-block containment: the connection serves every other call
                 self._client.block_failed(block)
+        if guard.take_resync():
+            self._client.request_resync()
 
     def _handle_block(self, block: str) -> None:
-        if not self._client.framing.accept(block_keys(block)):
-            return  # the caller's bytes after a cut-short event (ami.framing_guard)
         message, repaired = parse_message(block.strip())
         if message is None:
             return
@@ -137,7 +145,11 @@ class AmiClient:
         self._held: list[tuple[Any, float]] | None = None  # events between login and CoreStatus
         self.connects = 0
         self.version: str | None = None
-        self.framing = FramingGuard()  # per connection: reset in _session
+        self.framing = self._new_guard()  # per connection: reset in _session
+        self._resync_task: asyncio.Task[None] | None = None
+        self._resync_lock = asyncio.Lock()
+        self._resync_again = False
+        self.resyncs_asked = 0  # resyncs the framing guard asked for (genuine events may have been dropped)
         self.confirm_hangups = confirm_hangups
         self.hangups_refuted = 0
         self.last_data_at = 0.0  # monotonic time of the last bytes from Asterisk
@@ -247,6 +259,34 @@ class AmiClient:
         else:
             log.debug("AMI header injection again: %s (%s)", ",".join(repaired), where)
 
+    def _new_guard(self) -> FramingGuard:
+        """A framing guard that also checks each event's envelope; an event without Privilege is
+        Asterisk's only as an item of a list answering an action we are waiting for."""
+        return FramingGuard(envelope=AsteriskEnvelope(ours=self._pending.__contains__))
+
+    def request_resync(self) -> None:
+        """The framing guard dropped blocks that may have held genuine events (a caller forged a
+        remainder, or a cut's remainder never came): read the live channels again
+        (CoreShowChannels), as after a reconnect.  One at a time; asked again meanwhile, once more."""
+        self.resyncs_asked += 1
+        if not self._ready.is_set():
+            return  # the (re)connect's own resync follows
+        if self._resync_task is not None and not self._resync_task.done():
+            self._resync_again = True
+            return
+        log.warning("AMI: resynchronizing the live channels after a framing injection")
+        self._resync_task = asyncio.ensure_future(self._resync_after_injection())
+
+    async def _resync_after_injection(self) -> None:
+        while True:
+            self._resync_again = False
+            try:
+                await self._resync()
+            except Exception:  # a failed resync must not end the session; the next ask retries
+                log.exception("AMI resync after a framing injection failed")
+            if not self._resync_again or not self._ready.is_set():
+                return
+
     def block_failed(self, block: str) -> None:
         """Handling one block raised: log it with its call's ids (numbers masked), skip it."""
         self.blocks_failed += 1
@@ -276,7 +316,7 @@ class AmiClient:
         self._booted.clear()
         self._held = []
         self._lost = loop.create_future()
-        self.framing = FramingGuard()  # a new stream: a cut never spans connections
+        self.framing = self._new_guard()  # a new stream: a cut never spans connections
         _, protocol = await asyncio.wait_for(
             loop.create_connection(lambda: _Protocol(self), self.host, self.port), self.connect_timeout)
         self._protocol = protocol
@@ -380,6 +420,10 @@ class AmiClient:
                       item.call_id)
 
     async def _resync(self) -> None:
+        async with self._resync_lock:  # the connect's resync and one asked by the framing guard
+            await self._resync_now()
+
+    async def _resync_now(self) -> None:
         self._seen_in_resync = set()
         known = self._mmids.ids()  # recordings started before the list was asked for
         try:

@@ -25,19 +25,42 @@ guard trusts again and logs an ERROR.
 It relies on Asterisk always sending the whole snapshot (16 to 22 do): hand-written
 transcripts with abbreviated snapshots count as cut.
 
-What this cannot see: a blank line in a value AFTER a complete snapshot (VarSet ``Value``,
-Newexten ``AppData``, UserEvent fields) when the dialplan copies caller data (e.g. a SIP
-header) there without the caller ID carrying it too; caller IDs that reach Asterisk without
-the 79-byte bound (dialplan ``Set(CALLERID(num)=${PJSIP_HEADER(...)})``), which could spell a
-fake remainder; and forged blocks that make the guard drop up to MAX_DISTRUSTED genuine
-events after a cut (denial of service, bounded).
+Probation (:meth:`FramingGuard.filter`, the client's path): the remainder closes the window, but
+the caller's bytes are not over for sure: the same caller ID may come again in a later field of
+the same event (a VarSet ``Value``, a Newexten ``AppData``), and a caller with room (a caller ID
+set from a SIP header, no 79-byte bound) can spell a fake remainder and put forged blocks after
+it.  So the blocks after a remainder are held until the read ends (or the next one, while a
+partial block is pending; at most :data:`MAX_HELD`):
+
+* an event the recorder acts on that names a channel without Asterisk's whole snapshot (or a
+  Cdr without all its fields) is dropped: Asterisk writes every snapshot whole, the caller's 79
+  bytes hold ``Event: MixMonitorMute / Uniqueid: <victim> / State: 1``, never a snapshot;
+* a second block without Event/Response carrying the cut's missing fields proves the first
+  remainder was the caller's: the held blocks between are dropped (except heads of the cut
+  channel that name no Uniqueid: its own next events, cut again), counted in :attr:`forged`,
+  and a resync is asked (:attr:`resync_wanted`), since genuine events may have been among them.
+  Found after the held blocks were released, it is an ERROR and a resync.
+
+Every event block also has to carry Asterisk's envelope (:mod:`ami.genuine_envelope`, when the
+guard has one: the client's does).  Block keys are read as panoramisk reads them (``\\r\\n``
+lines): a caller's lone ``\\n``/``\\x1c`` in a value must not show the guard a snapshot tail the
+parser never sees.  :attr:`attempts` (cuts + forged) is ``pbxrec_ami_injection_attempts_total``.
+
+What this cannot see: a blank line in a value AFTER a complete snapshot outside any cut window
+(no cut, no remainder: only the envelope check applies there), a whole forged snapshot and
+envelope from a caller without the byte bound, and forged blocks that make the guard drop up to
+MAX_DISTRUSTED genuine events after a cut (denial of service, bounded, then a resync).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from ami.genuine_envelope import AsteriskEnvelope
+from ami.injection import SNAPSHOT_PREFIXES
+from ami.normalize import HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +71,12 @@ SNAPSHOT_TAIL = ("calleridname", "connectedlinenum", "connectedlinename", "langu
 CDR_TAIL = ("destination", "destinationcontext", "callerid", "channel", "destinationchannel",
             "lastapplication", "lastdata", "starttime", "answertime", "endtime", "duration",
             "billableseconds", "disposition", "amaflags", "uniqueid", "userfield")
+#: a whole snapshot, as Asterisk writes every one (head, then the tail above)
+SNAPSHOT_FIELDS = ("channel", "channelstate", "channelstatedesc", "calleridnum", *SNAPSHOT_TAIL)
+CDR_FIELDS = ("accountcode", "source", *CDR_TAIL)
 MAX_DISTRUSTED = 8
+#: blocks held after a cut's remainder while the read that may bring a second one is incomplete
+MAX_HELD = 64
 _HEAD = "channelstatedesc"
 
 
@@ -65,31 +93,76 @@ def missing_fields(keys: Mapping[str, Any], event: str) -> set[str]:
     return missing
 
 
+def incomplete_snapshot(keys: Mapping[str, Any], event: str) -> str:
+    """The first field an event the recorder acts on lacks of a snapshot it names (or of a Cdr),
+    "" when whole.
+
+    Asterisk writes every snapshot whole (a cut one is caught by :func:`missing_fields`), so a
+    block naming a channel (``Uniqueid``, ``Channel``, ``Linkedid``, or a prefixed one) without
+    the rest of that snapshot was written by someone else: in the window after a cut's
+    remainder, the caller's short forged block (``Event: MixMonitorStop / Uniqueid: <victim>``)."""
+    if event not in HANDLERS:
+        return ""  # the recorder does not act on it (e.g. TestEvent names a Channel without a snapshot)
+    if event == "Cdr":
+        return next((f for f in CDR_FIELDS if f not in keys), "")
+    for prefix in SNAPSHOT_PREFIXES:
+        if any(prefix + f in keys for f in ("uniqueid", "linkedid", "channel")):
+            lacking = next((prefix + f for f in SNAPSHOT_FIELDS if prefix + f not in keys), "")
+            if lacking:
+                return lacking
+    return ""
+
+
 def block_keys(block: str) -> dict[str, str]:
-    """Lower-case header name -> first value of one raw block (``\\r\\n`` or ``\\n`` lines)."""
+    """Lower-case header name -> first value of one raw block, read as the client's parser reads
+    it (:func:`ami.envelope.parse_message`: ``\\r\\n`` lines, ``Key: value``).  Not
+    ``splitlines``: a caller's ``\\n``, ``\\x1c`` or ``\\u2028`` in a value would show the guard
+    field names that the parser (and Asterisk) never see, e.g. a snapshot's missing tail, and
+    hide a cut."""
     keys: dict[str, str] = {}
-    for line in block.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key and " " not in key:
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep and key:
             keys.setdefault(key.lower(), value.strip())
     return keys
 
 
 class FramingGuard:
-    """Feed every block in order (:meth:`accept`); False means drop it."""
+    """Feed every block in order: :meth:`filter` (the client: a read's blocks at once, with the
+    probation below) or :meth:`accept` (one block; False means drop it)."""
 
-    def __init__(self, max_distrusted: int = MAX_DISTRUSTED) -> None:
+    def __init__(self, max_distrusted: int = MAX_DISTRUSTED, *, envelope: AsteriskEnvelope | None = None,
+                 max_held: int = MAX_HELD) -> None:
         self.max_distrusted = max_distrusted
+        self.envelope = envelope  # None: the envelope is not checked (hand-written transcripts)
+        self.max_held = max_held
         self._missing: set[str] = set()
         self._dropped_run = 0
         self._cut_event = ""
+        self._cut_channel = ""
+        self._cut_tail: frozenset[str] = frozenset()  # every field the current cut lacked
+        self._tail: frozenset[str] = frozenset()  # probation: the fields a later remainder would carry
+        self._tail_channel = ""
+        self._last_tail: frozenset[str] = frozenset()  # of the last probation, for a late remainder
+        self._held: list[tuple[str, dict[str, str]]] = []
         self.cuts = 0  # blocks that ended inside their caller fields
         self.dropped = 0  # blocks dropped as the caller's
         self.strays = 0  # blocks without Event/Response outside a cut (a cut we could not see)
+        self.forged = 0  # blocks found to be the caller's outside a cut window (envelope, 2nd remainder)
+        self.resync_wanted = False  # genuine events may have been dropped: ask the PBX for its state
 
     @property
     def distrusting(self) -> bool:
         return bool(self._missing)
+
+    @property
+    def attempts(self) -> int:
+        """Injection attempts seen (pbxrec_ami_injection_attempts_total): cuts and forged blocks."""
+        return self.cuts + self.forged
+
+    def take_resync(self) -> bool:
+        wanted, self.resync_wanted = self.resync_wanted, False
+        return wanted
 
     def accept(self, keys: Mapping[str, Any]) -> bool:
         """``keys``: lower-case header -> value of one block (a frames dict works as is)."""
@@ -99,17 +172,107 @@ class FramingGuard:
             return self._distrusted(keys, event)
         missing = missing_fields(keys, event)
         if missing:
+            if not self._envelope_ok(keys, event):
+                return False
             self.cuts += 1
             self._missing, self._dropped_run, self._cut_event = missing, 0, event
+            self._cut_tail, self._cut_channel = frozenset(missing), _text(keys.get("channel"))
             log.warning("AMI framing injection: %s event ends inside its caller fields (%s missing); "
                         "distrusting the blocks that follow until its remainder", event or "?",
                         ",".join(sorted(missing))[:160])
             return True  # the head is genuine; the normalizer's own checks still apply
         if "event" not in keys and "response" not in keys:
+            if self._last_tail and self._last_tail <= keys.keys():
+                self._late_remainder()
+                return False
             self.strays += 1
             log.warning("AMI framing: a block without Event/Response (%s): an event was cut where "
                         "this guard cannot see it", ",".join(list(keys)[:6])[:120])
-        return True
+        return self._envelope_ok(keys, event)
+
+    def filter(self, blocks: list[str], more: bool = False,
+               failed: Callable[[str], None] | None = None) -> list[str]:
+        """The blocks of one read that may be handled, in order.
+
+        After a cut's remainder, the blocks that follow are held (probation) until the read
+        ends: a caller with room to spell a fake remainder puts forged blocks after it and the
+        genuine remainder after those.  A second block without Event/Response carrying the same
+        missing fields proves it; the held blocks are then dropped (counted, resync wanted), but
+        a head of the cut channel that names no Uniqueid/Linkedid (a genuine next event of the
+        caller's channel, cut again) goes on.  ``more``: a partial block is pending (the
+        remainder may still come), so the held blocks wait for the next read (at most
+        :data:`MAX_HELD` of them).  ``failed(block)``: a block whose checks raised is dropped and
+        reported there; the others go on."""
+        out: list[str] = []
+        for block in blocks:
+            try:
+                self._one(block, out)
+            except Exception:  # per-block containment (the caller logs it with the block's ids)
+                if failed is None:
+                    raise
+                failed(block)
+        if self._tail and (not more or len(self._held) >= self.max_held):
+            out.extend(block for block, _ in self._held)
+            self._held, self._last_tail, self._tail = [], self._tail, frozenset()
+        return out
+
+    def _one(self, block: str, out: list[str]) -> None:
+        keys = block_keys(block)
+        if self._tail and "event" not in keys and "response" not in keys and self._tail <= keys.keys():
+            out.extend(self._second_remainder())
+            if not self._missing:
+                return  # the remainder itself carries no event; a nested cut's is read below
+        holding = bool(self._tail)
+        if not self.accept(keys):
+            return
+        if not holding:
+            out.append(block)
+            return
+        event = _text(keys.get("event"))
+        lacking = incomplete_snapshot(keys, event) if event and not self._missing else ""
+        if lacking and not missing_fields(keys, event):
+            self.forged += 1
+            log.warning("AMI framing injection: %s block after the remainder of a cut on channel %.80s names "
+                        "a channel without Asterisk's whole snapshot (no %s); dropped (uniqueid %.64s)",
+                        event[:40], self._tail_channel, lacking, _text(keys.get("uniqueid")))
+            return
+        self._held.append((block, keys))
+
+    def _envelope_ok(self, keys: Mapping[str, Any], event: str) -> bool:
+        why = self.envelope.verdict(keys) if self.envelope is not None and event else ""
+        if why:
+            self.forged += 1
+            log.warning("AMI framing injection: %s block is not Asterisk's (%s); dropped (channel %.80s "
+                        "uniqueid %.64s)", event[:40], why, _text(keys.get("channel")),
+                        _text(keys.get("uniqueid")))
+        return not why
+
+    def _second_remainder(self) -> list[str]:
+        """A second remainder of the probation's cut: the first one was the caller's, and the held
+        blocks after it are the caller's too, except identity-less heads of the cut channel."""
+        kept, dropped = [], 0
+        for block, keys in self._held:
+            cut_head = bool(missing_fields(keys, _text(keys.get("event"))))
+            if cut_head and not {"uniqueid", "linkedid"} & keys.keys() \
+                    and _text(keys.get("channel")) == self._tail_channel:
+                kept.append(block)
+            else:
+                dropped += 1
+        self._held = []
+        if not dropped:  # only heads of the same channel between: its next events, each cut again
+            return kept
+        self.forged += dropped
+        self.resync_wanted = True
+        log.warning("AMI framing injection: a second remainder of the cut on channel %.80s: the first was "
+                    "forged; %d block(s) after it dropped, resync asked", self._tail_channel, dropped)
+        return kept
+
+    def _late_remainder(self) -> None:
+        self.forged += 1
+        self.resync_wanted = True
+        self._last_tail = frozenset()
+        log.error("AMI framing injection: a remainder of the cut on channel %.80s came after its probation "
+                  "ended: events before it may have been forged; resync asked", self._tail_channel)
 
     def _distrusted(self, keys: Mapping[str, Any], event: str) -> bool:
         self.dropped += 1
@@ -122,9 +285,17 @@ class FramingGuard:
         if not self._missing:
             log.info("AMI framing: remainder of the cut %s seen after %d block(s); trusting again",
                      self._cut_event, self._dropped_run)
+            self._tail, self._tail_channel = self._cut_tail, self._cut_channel  # probation (filter)
         elif self._dropped_run >= self.max_distrusted:
             log.error("AMI framing injection: remainder of the cut %s not seen within %d blocks "
                       "(still missing %s); trusting again, genuine events may have been dropped",
                       self._cut_event, self._dropped_run, ",".join(sorted(self._missing))[:160])
             self._missing = set()
+            self.resync_wanted = True
         return False
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return "" if value is None else str(value)

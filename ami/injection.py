@@ -42,23 +42,35 @@ A DOUBLE CRLF goes further (measured on 16.28, tests/real/test_asterisk_ami_fram
 event ends at the injected blank line and the caller's bytes are read as whole events of their
 own, e.g. ``Event: Hangup / Uniqueid: <a live call's>`` (46-70 bytes: it fits the 79 decoded
 bytes PJSIP keeps of the From user; the display name is not decoded).  Nothing here can see that,
-since each forged block is well-formed.  Two defenses sit before this module:
+since each forged block is well-formed.  The defenses sit before this module, in the client's
+block loop (:meth:`ami.framing_guard.FramingGuard.filter`):
 
-* :mod:`ami.framing_guard` (in the client's block loop): an event whose channel snapshot or Cdr
-  ends inside its caller fields is *cut*; the blocks after it are dropped until its remainder
-  (every missing field name, more than 79 bytes) is seen, bounded to 8 blocks.
+* a cut: an event whose channel snapshot or Cdr ends inside its caller fields; the blocks after it
+  are dropped until its remainder (every missing field name, more than 79 bytes) is seen, bounded
+  to 8 blocks; the guard reads lines as panoramisk does (``\\r\\n`` only), so a lone ``\\n`` or
+  ``\\x1c`` in a value cannot show it a tail the parser never sees;
+* probation after the remainder: the caller's bytes may come again (a VarSet ``Value`` or Newexten
+  ``AppData`` copying the caller ID after the snapshot), or the remainder may have been the
+  caller's own (a caller ID without the 79-byte bound).  Until the read ends, an event naming a
+  channel without Asterisk's whole snapshot is dropped, and a second remainder drops what came
+  after the first (resync asked, as blocks of other calls may be among them);
+* the envelope (:mod:`ami.genuine_envelope`): every block claiming to be an event must carry
+  ``Privilege`` (or be an item of a list we asked for), and the ``Timestamp``/``SystemName`` this
+  connection's events carry; a forged block after a complete snapshot (a BlindTransfer
+  ``Extension``) no longer fits the 79 bytes with a timestamp;
 * :meth:`ami.client.AmiClient._confirm_hangup`: before a ``Hangup`` is passed on, ``Getvar
   UNIQUEID`` by its Uniqueid; a channel Asterisk still has was not hung up (a genuine Hangup
   is published after the channel is unlinked: "No such channel").
 
-What remains possible: blank lines in values after a complete snapshot (VarSet ``Value``,
-Newexten ``AppData``, UserEvent) when the dialplan copies caller data there that the caller ID
-does not carry; caller data without the 79-byte bound (``Set(CALLERID(num)=${PJSIP_HEADER(..)})``)
-that can spell a fake remainder (then a forged VarSet/Newstate/MixMonitorMute/Cdr is believed;
-only Hangup is confirmed); up to 8 genuine events dropped after a cut by a caller who fakes
-further cuts; the cut event itself reaches the normalizer as a head without Uniqueid/Linkedid
-and is dropped as malformed (the attacker's own call loses those events, e.g. its Hangup).
-Asterisk itself should refuse CR/LF in caller IDs; until then, refuse them at the SBC/proxy.
+What remains possible: without ``timestampevents`` a caller with 70+ bytes after a complete
+snapshot and OUTSIDE any cut window (a field written only there, never in the snapshot) can still
+spell ``Privilege`` and a short event; a caller without the byte bound can spell a whole snapshot
+and envelope after a complete one (no cut, no remainder, nothing to compare); a second remainder
+arriving in a later read than :data:`ami.framing_guard.MAX_HELD` blocks is found after the fact
+(ERROR, resync); genuine events dropped in a window (a caller faking cuts) are recovered only as
+far as a resync recovers them (live channels, ended calls); the cut event itself reaches the
+normalizer as a head without Uniqueid/Linkedid and is dropped as malformed.  Asterisk itself
+should refuse CR/LF in caller IDs; until then, refuse them at the SBC/proxy.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@
   crash left behind, or the PBX's copy of a file whose unlink was cut short) is an ALERT and
   is settled, never skipped as "already done": moved into the spool entry that lacks it, or
   removed once its SHA-256 equals the copy spooled/shipped; otherwise kept for an operator.
+  The ``.raw`` original of a spooled stereo WAV (not byte-comparable with it) is moved into the
+  spool's quarantine with a note (:meth:`Spool.quarantine`): one ALERT, the PBX account can no
+  longer read it, and later scans do not find it again.
 * :meth:`FaultRecovery.add_flags` / :meth:`apply_flag_patches`: flags the core adds after a
   recording was finalized (``cut`` when ``core restart now`` hung the call up) are merged into
   the catalog row once the shipper has written it (it writes the manifest's flags on store).
@@ -21,7 +24,7 @@ from typing import Any
 
 from pbx_recorder.app import App
 from pbx_recorder.core import commands as cmds
-from pbx_recorder.errors import IntegrityError, RecorderError, StorageError
+from pbx_recorder.errors import IntegrityError, RecorderError
 from pbx_recorder.recording import manifest_copy, orphans
 from pbx_recorder.recording.pipeline import file_role
 from pbx_recorder.recording.spool import remove_proven_copy
@@ -123,42 +126,51 @@ class FaultRecovery:
                      call_id, rid)
             return 0
         settled = 0
+        state = (row or {}).get("state") or "in the spool"
         try:
-            for path in orphan.paths:
-                log.error("ALERT call %s recording %s: %s still in the monitor folder although the "
-                          "recording is %s", call_id, rid, path.name,
-                          (row or {}).get("state") or "in the spool")
+            for path in orphan.paths:  # one ALERT per file and scan, saying what was done
                 try:
-                    self._settle_leftover(orphan, row, path)
+                    done = self._settle_leftover(orphan, row, path)
                     settled += 1
                 except (RecorderError, OSError) as exc:
-                    log.error("ALERT call %s recording %s: %s kept in %s for an operator: %s", call_id, rid,
-                              path.name, path.parent, exc)
+                    log.error("ALERT call %s recording %s: %s still in the monitor folder although the "
+                              "recording is %s; kept in %s for an operator: %s", call_id, rid, path.name,
+                              state, path.parent, exc)
+                    self._flag_unsettled(rid, row)
+                    continue
+                log.error("ALERT call %s recording %s: %s was still in the monitor folder although the "
+                          "recording is %s: %s", call_id, rid, path.name, state, done)
+                if done.startswith("quarantined"):
                     self._flag_unsettled(rid, row)
         finally:
             claimer.release(rid)
         return settled
 
-    def _settle_leftover(self, orphan: orphans.Orphan, row: dict[str, Any] | None, path: Path) -> None:
+    def _settle_leftover(self, orphan: orphans.Orphan, row: dict[str, Any] | None, path: Path) -> str:
+        """Settle one leftover; what was done (for the ALERT), or raise and leave it in place."""
         spool = self.app.pipeline.spool
         entry = spool.entry(orphan.recording_id)
         if entry is not None:
             known = {f.name: f.sha256 for f in entry.manifest.files}
             if path.name in known:
                 spool.drop_source_copy(path, entry.file_path(path.name), orphan.call_id)
-                return
+                return "removed (byte-identical to the spooled copy)"
             if path.suffix == ".raw" and path.with_suffix(".wav").name in known:
-                raise StorageError("the .raw original of a spooled WAV: not byte-comparable")
+                # the WAV was converted from it: nothing proves them equal, so neither deleting nor
+                # shipping it is safe; kept for an operator, out of the PBX account's reach
+                kept = spool.quarantine(orphan.recording_id, orphan.call_id, path,
+                                        "the .raw original of a spooled stereo WAV: not byte-comparable",
+                                        self.clock())
+                return f"quarantined as {kept} with a note, for an operator (never deleted by the recorder)"
             spool.add_file(orphan.recording_id, path, file_role(str(path), entry.manifest.mode))
-            log.warning("call %s recording %s: leftover %s moved into its spool entry", orphan.call_id,
-                        orphan.recording_id, path.name)
-            return
+            return "moved into its spool entry"
         files = manifest_copy.parse((row or {}).get("manifest")).get("files") or []
         shipped = {str(f.get("name")): str(f.get("sha256") or "") for f in files if isinstance(f, dict)}
         if path.name not in shipped:
             raise IntegrityError(f"{path.name} is not in the stored recording (a lost leg): not shipped",
                                  call_id=orphan.call_id)
         remove_proven_copy(path, shipped[path.name], orphan.call_id)
+        return "removed (byte-identical to the stored copy)"
 
     def _flag_unsettled(self, rid: str, row: dict[str, Any] | None) -> None:
         """Mark the row so the console shows the recording needs an operator (flag ``leftover_file``)."""

@@ -58,6 +58,7 @@ class NullMetrics:
     def live_calls(self, count: int) -> None: ...
     def ami_connected(self, up: bool) -> None: ...
     def spool(self, pending: int, oldest_age_s: float) -> None: ...
+    def spool_quarantined(self, count: int) -> None: ...
     def hot_tier_used(self, tier: str, ratio: float) -> None: ...
 
 
@@ -87,6 +88,8 @@ class Metrics(NullMetrics):
         self.spool_pending = Gauge("pbxrec_spool_pending", "Recordings waiting in the spool", registry=r)
         self.spool_oldest = Gauge("pbxrec_spool_oldest_age_seconds", "Age of the oldest spooled recording "
                                   "(0 when empty)", registry=r)
+        self.quarantined = Gauge("pbxrec_spool_quarantined", "Leftover files kept in the spool's quarantine "
+                                 "for an operator (never deleted by the recorder)", registry=r)
         self.connected = Gauge("pbxrec_ami_connected", "1 while logged in to AMI", registry=r)
         self.hot_used = Gauge("pbxrec_hot_tier_used_ratio", "Used fraction of a bounded hot tier", ["tier"],
                               registry=r)
@@ -155,6 +158,9 @@ class Metrics(NullMetrics):
     def spool(self, pending: int, oldest_age_s: float) -> None:
         self.spool_pending.set(pending)
         self.spool_oldest.set(max(0.0, oldest_age_s))
+
+    def spool_quarantined(self, count: int) -> None:
+        self.quarantined.set(count)
 
     def hot_tier_used(self, tier: str, ratio: float) -> None:
         self.hot_used.labels(tier=tier).set(ratio)

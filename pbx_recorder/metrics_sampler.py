@@ -42,12 +42,12 @@ class MetricsSampler:
     def _framing_cuts(self) -> int:
         new = 0
         if self._guard is not None and self._guard is not self.ami.framing:
-            new += self._guard.cuts - self._guard_seen  # what the old connection saw last
+            new += _attempts(self._guard) - self._guard_seen  # what the old connection saw last
             self._guard, self._guard_seen = None, 0
         if self._guard is None:
             self._guard = self.ami.framing
-        new += self._guard.cuts - self._guard_seen
-        self._guard_seen = self._guard.cuts
+        new += _attempts(self._guard) - self._guard_seen
+        self._guard_seen = _attempts(self._guard)
         return new
 
     def sample_storage(self) -> None:
@@ -59,6 +59,12 @@ class MetricsSampler:
         else:
             ages = [self.clock() - float(e.manifest.created_at) for e in entries if e.manifest.created_at]
             self.metrics.spool(len(entries), max(ages, default=0.0))
+        quarantined = getattr(self.spool, "quarantined", None)  # leftovers kept for an operator
+        if quarantined is not None:
+            try:
+                self.metrics.spool_quarantined(len(quarantined()))
+            except OSError as exc:
+                log.warning("metrics: cannot read the spool's quarantine: %s", exc)
         for name, tier in self.hot_tiers.items():
             try:
                 usage = tier.usage()
@@ -67,3 +73,8 @@ class MetricsSampler:
                 continue
             if usage is not None and usage[1] > 0:
                 self.metrics.hot_tier_used(name, usage[0] / usage[1])
+
+
+def _attempts(guard: Any) -> int:
+    """A framing guard's injection attempts: cut-short events and forged blocks (ami.framing_guard)."""
+    return int(getattr(guard, "attempts", guard.cuts))

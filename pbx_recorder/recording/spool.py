@@ -15,6 +15,14 @@ duplicate.  :meth:`Spool.recover` therefore first settles every planned source s
 moved in through the same safe move when the entry lacks it, or removed when the entry
 already holds a copy whose hash equals the source's (a differing copy keeps both, ALERT).
 
+A leftover no pass can settle safely (the ``.raw`` original MixMonitor left beside a spooled
+stereo WAV after a crash: the WAV is a conversion, the two cannot be compared byte for byte) is
+moved into ``<root>/_quarantine/<recording_id>/`` by :meth:`Spool.quarantine`, through the same
+mover as every spooled file (no symlink, FIFO or hard link; the recorder's own owner-only copy,
+the PBX's file removed), with a JSON note naming the recording beside it.  The product never
+deletes it: an operator decides.  ``_quarantine`` cannot be a recording id (:data:`SAFE_ID`), so
+no entry, recovery or erasure pass takes it for one.
+
 Any failure while writing an entry rolls it back (the PBX's files are put back where they
 were, other entries are untouched); a full disk (ENOSPC) raises SpoolFull, anything else is
 re-raised; the pipeline retries both with back-off.
@@ -44,6 +52,9 @@ MANIFEST = "manifest.json"
 INTENT = "intent.json"
 SOURCES_KEY = "spool_sources"  # in intent.json: where each planned file was before the move
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+#: leftovers kept for an operator (never a recording id: SAFE_ID starts with a letter or digit)
+QUARANTINE_DIR = "_quarantine"
+NOTE_SUFFIX = ".note.json"
 MIB = 1024 * 1024
 
 
@@ -244,7 +255,7 @@ class Spool:
         planned file is really nowhere)."""
         repaired, incomplete = [], []
         for d in sorted(self.root.iterdir()):
-            if not d.is_dir():
+            if not d.is_dir() or d.name == QUARANTINE_DIR:
                 continue
             atomic.clean_temp_files(d)
             if (d / MANIFEST).is_file():
@@ -332,3 +343,33 @@ class Spool:
         log.warning("call %s recording %s: %s added to its spool entry", current.call_id, recording_id,
                     src.name)
         return final
+
+    # -- quarantine ----------------------------------------------------------------
+    def quarantine(self, recording_id: str, call_id: str, src: Path, reason: str, at: float) -> Path:
+        """Move a leftover no pass can settle into ``_quarantine/<recording_id>/``; return its path.
+
+        The mover refuses a symlink, FIFO or hard link (StorageError, nothing moved) and gives the
+        copy the recorder's owner-only mode, so the PBX account can no longer read it; an existing
+        quarantined file is never replaced (a second leftover of the same name gets ``.1`` ...).
+        The note (written after the move: a crash between leaves the file, named by its folder)
+        holds ids, the reason and the SHA-256, no number."""
+        folder = file_modes.private_dir(file_modes.private_dir(self.root / QUARANTINE_DIR)
+                                        / self.entry_dir(recording_id).name)
+        dst, n = folder / src.name, 0
+        while os.path.lexists(dst) or os.path.lexists(dst.with_name(dst.name + NOTE_SUFFIX)):
+            n += 1
+            dst = folder / f"{src.name}.{n}"
+        sha256 = self._move(src, dst)
+        note = {"recording_id": recording_id, "call_id": call_id, "file": src.name, "kept_as": dst.name,
+                "from": str(src.parent), "sha256": sha256, "size": dst.stat().st_size, "reason": reason,
+                "quarantined_at": at}
+        self._write(dst.with_name(dst.name + NOTE_SUFFIX),
+                    json.dumps(note, sort_keys=True, indent=1).encode())
+        return dst
+
+    def quarantined(self) -> list[Path]:
+        """The files kept in quarantine (not their notes), for health and metrics."""
+        root = self.root / QUARANTINE_DIR
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.glob("*/*") if p.is_file() and not p.name.endswith(NOTE_SUFFIX))

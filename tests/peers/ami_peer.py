@@ -68,7 +68,10 @@ class AmiPeer:
         return self.actions(name)
 
     async def emit(self, headers: Iterable[tuple[str, str]] | dict[str, str]) -> None:
+        """Send an event as Asterisk writes it: ``Privilege`` after ``Event`` (added when absent)."""
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+        if pairs and pairs[0][0].lower() == "event" and not any(k.lower() == "privilege" for k, _ in pairs):
+            pairs.insert(1, ("Privilege", "call,all"))
         await self.send_raw(render_frame(pairs))
 
     async def send_raw(self, data: bytes) -> None:

@@ -15,7 +15,8 @@ NAME = "张三"
 
 def newchannel(uniqueid: str) -> bytes:
     fields = {**CHANNEL, "CallerIDName": NAME, "Uniqueid": uniqueid, "Linkedid": uniqueid}
-    return ("Event: Newchannel\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode()
+    head = "Event: Newchannel\r\nPrivilege: call,all\r\n"  # as Asterisk writes every event
+    return (head + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode()
 
 
 async def test_caller_name_split_at_every_byte_arrives_whole() -> None:
