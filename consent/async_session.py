@@ -19,9 +19,14 @@ The call-path rules (issue 10):
 * the call id comes from ``call_id_of`` (the AMI side's id maker: it knows the PBX's start
   time, so ids stay unique across PBX restarts);
 * a recording started before the dialogue (consent segment, or the call recording before a
-  notice) keeps its MixMonitorID in ``PBXREC_DIALOGUE_MMID`` (the same ``i()`` option in band
-  as over AMI): the snippet's fail direction stops it in the dialplan, even with the
-  recorder dead;
+  notice) or before the result (a ``consent: none`` call recording) keeps its MixMonitorID in
+  ``PBXREC_DIALOGUE_MMID`` (the same ``i()`` option in band as over AMI; Asterisk sets it
+  itself): the snippet's fail direction stops it in the dialplan, even with the recorder dead;
+* after a ``consent: none`` start the call is lawfully recorded: a later failure of the session
+  ends it as "record" when ``PBXREC_RESULT=record`` reached the channel (the core's in-band set
+  or one more try); otherwise the call is resolved ``failed`` (the core stops the MixMonitor over
+  AMI and discards the recording) and the snippet's fail direction ("unrecorded") is true;
+* after an in-band start that failed, the core's ``PBXREC_RESULT=record`` is not set;
 * the question is ``STREAM FILE <q> 0123456789*#`` (barge-in; ``endpos`` says where in the
   question the digit came) then ``WAIT FOR DIGIT``: a digit less than
   ``ConsentDialog.min_answer_s`` into the question (pressed before it began) does not count,
@@ -40,12 +45,13 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from ami.actions import mmid_variable_of, start_recording
 from consent.agi_async import UNAVAILABLE_VAR, AgiCommandFailed, AsyncAgiConnection
 from consent.agi_dialplan import DECIDE_SCRIPT, ROUTE, SCRIPT, caller_of, parse_args
-from consent.agi_protocol import DIGITS, PROMPT_RATE, AgiReply, digit_of
+from consent.agi_protocol import DIGITS, PROMPT_RATE, AgiProtocolError, AgiReply, digit_of
 from consent.dialogue_runner import MAX_STEPS, ChannelGone, safe_prompt_path
 from consent.session_contract import (
     DIRECTIONS,
@@ -77,6 +83,7 @@ from pbx_recorder.core.rules import RuleDecision
 
 log = logging.getLogger(__name__)
 
+CONFIRM_TIMEOUT_S = 5.0  # one more try to tell the dialplan "record" after a failure (AGI reply bound)
 _MMID = re.compile(r"[A-Za-z0-9_]{1,40}")  # MixMonitor IDs as Asterisk makes them ("0x55d0...")
 
 
@@ -103,6 +110,9 @@ class InbandStarter:
                  clock: Callable[[], float] = time.time) -> None:
         self.conn, self.channel, self.channel_id, self.clock = conn, channel, channel_id, clock
         self.open = True
+        self.guard_starts = False  # a call recording started now keeps its ID in PBXREC_DIALOGUE_MMID
+        self.start_failed = False  # a start in band failed: "record" is never set after it
+        self.result_set = ""  # the PBXREC_RESULT Asterisk confirmed setting (in band)
 
     def takes(self, command: cmds.Command) -> bool:
         if not self.open or self.conn.hung_up or getattr(command, "channel", None) != self.channel:
@@ -112,6 +122,24 @@ class InbandStarter:
         return isinstance(command, cmds.StartRecording | cmds.SetChannelVar)
 
     async def execute(self, command: cmds.Command) -> list[Any]:
+        """Carry out ``command`` in band.  After a start that failed, the core's
+        ``PBXREC_RESULT=record`` is not set: the snippet takes its fail direction (the catalog says
+        why), never "recorded" while no (or an unknown) MixMonitor runs."""
+        if isinstance(command, cmds.SetChannelVar) and command.name == C.VAR_RESULT \
+                and command.value == C.RESULT_RECORD and self.start_failed:
+            log.warning("PBXREC_RESULT=record not set call=%s: the recording did not start", command.call_id)
+            return []
+        try:
+            produced = await self._execute(command)
+        except Exception:
+            if isinstance(command, cmds.StartRecording):
+                self.start_failed = True
+            raise
+        if isinstance(command, cmds.SetChannelVar) and command.name == C.VAR_RESULT:
+            self.result_set = command.value
+        return produced
+
+    async def _execute(self, command: cmds.Command) -> list[Any]:
         if isinstance(command, cmds.SetChannelVar):
             await self.conn.execute("SET VARIABLE", command.name, command.value)
             return []
@@ -119,6 +147,8 @@ class InbandStarter:
             await self.conn.execute("EXEC", "StopMixMonitor", command.pbx_ref)  # stops at once
             return []
         assert isinstance(command, cmds.StartRecording)
+        if self.guard_starts and not command.dialogue:  # the snippet's fail direction stops it too
+            command = replace(command, dialogue=True)
         action = start_recording(command)  # the same checked File / Options / Command as over AMI
         arguments = f"{action['File']},{action['Options']},{action['Command']}"
         await self.conn.execute("EXEC", "MixMonitor", arguments)
@@ -144,6 +174,7 @@ class AsyncConsentSession:
         self.prompts, self.vip, self.settings, self.clock = prompts, vip, settings, clock
         self.call_id = ""
         self._resolved = False
+        self._none_started = False  # consent none: the core started (or waits to start) the recording
 
     async def run(self) -> str:
         """Run the session; returns the PBXREC_RESULT set ("" when none was)."""
@@ -165,6 +196,8 @@ class AsyncConsentSession:
         except ChannelGone:
             raise  # the caller hung up: the core learns it from the PBX's Hangup
         except Exception as exc:  # ours, not the caller's: never left to look like a hang-up later
+            if not self._resolved and await self._still_recorded(inband, exc):
+                return C.RESULT_RECORD  # consent none: the dialplan hears "record", and it is true
             if not self._resolved:
                 log.warning("consent session failed call=%s: %s", self.call_id, exc or type(exc).__name__)
                 inband.open = False
@@ -177,13 +210,16 @@ class AsyncConsentSession:
             raise
 
     async def _consent(self, event: ev.ConsentRequested, inband: InbandStarter) -> str:
+        inband.guard_starts = True  # a start before the result: the snippet's fail direction stops it
         ticket = await self.backend.request(event, inband)
+        inband.guard_starts = False  # the call recording after a "yes" keeps its own MixMonitor ID
         decision = ticket.decision
         if decision is None or not decision.record:
             return await self._set_result("norecord")
         if not ticket.recording_ok:
             raise RuntimeError("the recording the consent dialogue needs could not be started")
         if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already
+            self._none_started = True  # a failure from here on: _still_recorded
             await self._set("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
             return await self._set_result("record")
         if self.max_question_delay_s is not None:
@@ -216,6 +252,29 @@ class AsyncConsentSession:
         if outcome in (Decision.GRANTED, Decision.NOTIFIED):
             return await self._set_result("record")
         return await self._refused(decision, event.language)
+
+    async def _still_recorded(self, inband: InbandStarter, exc: Exception) -> bool:
+        """After a ``consent: none`` start the call is lawfully recorded: a failure of the session
+        must not make the dialplan say "unrecorded" while it records.  True when
+        ``PBXREC_RESULT=record`` reached the channel (the core's in-band set, or one more try
+        here, bounded): the session ends as "record".  False: not confirmed; the caller resolves
+        the call ``failed``, so the core stops (over AMI) and discards the recording, and the
+        snippet's fail direction stops its MixMonitor (``PBXREC_DIALOGUE_MMID``): "unrecorded"
+        is then true."""
+        confirmed = inband.result_set == C.RESULT_RECORD
+        if not confirmed and self._none_started:
+            try:
+                await self.conn.execute("SET VARIABLE", C.VAR_RESULT, C.RESULT_RECORD,
+                                        timeout=CONFIRM_TIMEOUT_S)
+                confirmed = True
+            except (ChannelGone, AgiCommandFailed, AgiProtocolError) as again:
+                log.warning("PBXREC_RESULT=record not confirmed call=%s: %s", self.call_id, again)
+        if confirmed:
+            self._resolved = True
+            log.warning("consent session failed after the consent-none recording started call=%s: %s; "
+                        "PBXREC_RESULT=record is set: the call is recorded", self.call_id,
+                        exc or type(exc).__name__)
+        return confirmed
 
     async def _refuse_starved(self, event: ev.ConsentRequested, inband: InbandStarter,
                               admission: Admission) -> str:

@@ -56,11 +56,11 @@ class EarlyStarter(InbandStarter):
         super().__init__(*args, **kwargs)
         self.set_vars: dict[str, str] = {}  # what the core set on the channel in band
 
-    async def execute(self, command: cmds.Command) -> list[Any]:
+    async def _execute(self, command: cmds.Command) -> list[Any]:
         if isinstance(command, cmds.SetChannelVar):
             self.set_vars[command.name] = command.value
         if not isinstance(command, cmds.StartRecording) or command.dialogue:
-            return await super().execute(command)
+            return await super()._execute(command)
         action = start_recording(command)  # the same checked File / Options / Command as over AMI
         own = f"i({mmid_variable_of(command)})"
         if not action["Options"].startswith(own):
@@ -87,6 +87,6 @@ async def decide(session: AsyncConsentSession, event: ev.ConsentRequested) -> st
     if not ticket.recording_ok:
         raise RuntimeError("the call recording could not be handed to the dialplan")
     await session.set_variable("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
-    if inband.set_vars.get("PBXREC_RESULT") == "record":  # the core set it in band already
+    if inband.result_set == "record":  # the core set it in band already (Asterisk confirmed it)
         return "record"
     return await session.set_result("record")

@@ -16,6 +16,11 @@ the digit and tells the dialplan through channel variables.  Differences, FreeSW
   time limit: :meth:`EslConsentSession.fail`) is resolved as ``failed``, as on Asterisk: the
   core stops the dialogue's recording and discards it with that evidence, never leaving it to
   run on and be blamed on the caller's ``hangup``;
+* after a ``consent: none`` start the call is lawfully recorded: a later failure (an error, the
+  time limit) leaves the call recorded when ``PBXREC_RESULT=record`` reached the channel (the
+  core's ``uuid_setvar_multi``, or one more, run at once); otherwise the core is told ``failed``
+  and stops (over the inbound connection) and discards the recording: the fail branch's
+  "unrecorded" is then true;
 * the files of a recording started before the dialogue are kept in
   ``PBXREC_DIALOGUE_PATH_<n>`` (n = 1..3; Asterisk's ``PBXREC_DIALOGUE_MMID``): the snippet's
   fail direction stops them with ``stop_record_session``, even with the recorder dead;
@@ -160,6 +165,11 @@ class EslConsentSession:
         self._requested: ev.ConsentRequested | None = None  # the core was asked (a recording may run)
         self._resolved = False  # the core was told the outcome (never twice)
         self._started: list[str] = []  # files of this leg's uuid_record starts on this socket
+        self._uuid = ""  # the caller's leg (Unique-ID of the connect reply)
+        self.ticket: ConsentTicket | None = None  # the core's answer to the request
+        self.result_set = ""  # the PBXREC_RESULT FreeSWITCH confirmed setting
+        self.handover = ""  # the decision before answer, as sent (esl/early_start.py)
+        self._early = False  # the decision before answer: only its own hand-over may say "record"
 
     async def run(self) -> str:
         """The session; returns the PBXREC_RESULT set ("" when none was).  A failure of ours
@@ -169,21 +179,32 @@ class EslConsentSession:
         except ChannelGone:
             raise  # the caller hung up: the core learns it from FreeSWITCH's CHANNEL_HANGUP
         except Exception as exc:
-            await self.fail(str(exc)[:200] or type(exc).__name__)
+            if await self.fail(str(exc)[:200] or type(exc).__name__):
+                return C.RESULT_RECORD  # consent none: the dialplan hears "record", and it is true
             raise
         finally:
             if self.routes is not None and self.leg:
                 self.routes.unroute(self.leg)
 
-    async def fail(self, why: str) -> None:
+    async def fail(self, why: str) -> bool:
         """Tell the core the dialogue failed (``ConsentResolved(failed)``, as the Asterisk session
         does), once, and only when it was asked: it stops the recording it started for the
         dialogue and discards it with that evidence.  Also called by the server when the
-        session's time limit cancelled it.  Never raises: the session is failing already."""
+        session's time limit cancelled it.  Never raises: the session is failing already.
+
+        After a ``consent: none`` start the call is lawfully recorded: True (nothing failed for
+        the call) when ``PBXREC_RESULT=record`` reached the channel (:meth:`_still_recorded`).
+        Otherwise the dialplan takes its fail branch ("unrecorded"), so the core is told
+        ``failed`` too: it stops that recording (over the inbound connection: this socket is
+        failing) and discards it."""
         event = self._requested
         if event is None or self._resolved:
-            return
+            return False
         self._resolved = True
+        if await self._still_recorded(why):
+            return True
+        if self._none_started() and self.routes is not None and self.leg:
+            self.routes.unroute(self.leg)
         log.warning("consent session failed call=%s: %s", self.call_id, why)
         evidence = {"decision": C.CONSENT_FAILED, "decided_at": self.clock(), "failure": why}
         failed = ev.ConsentResolved(at=self.clock(), call_id=self.call_id, channel_id=event.channel_id,
@@ -192,6 +213,40 @@ class EslConsentSession:
             await self.backend.resolve(failed)
         except Exception:  # contained: logged with the call id, the server still fails the call closed
             log.exception("consent failure not recorded by the core call=%s", self.call_id)
+        return False
+
+    def hand_over_pending(self, event: ev.ConsentRequested) -> None:
+        """The core is asked before answer (esl/early_start.py): a failure from now on is the core's
+        to know, and only the hand-over line itself (with its ``execute_on_answer_pbxrec_*``) may
+        tell the dialplan "record"."""
+        self._requested, self._early = event, True
+
+    def _none_started(self) -> bool:
+        """The core decided ``consent: none`` and started (or waits at the bridge to start) the call
+        recording: no dialogue follows, the result is "record" unless something fails."""
+        ticket = self.ticket
+        decision = ticket.decision if ticket is not None else None
+        return bool(ticket is not None and ticket.recording_ok and decision is not None and decision.record
+                    and decision.consent not in PROMPT_FOR)
+
+    async def _still_recorded(self, why: str) -> bool:
+        """``PBXREC_RESULT=record`` reached the channel (the core's batch), or does now: one
+        ``api uuid_setvar_multi`` on this socket, run by FreeSWITCH at once (a ``set`` would wait
+        behind whatever application is stuck on the channel)."""
+        confirmed = self.result_set == C.RESULT_RECORD
+        if not confirmed and self._none_started() and not self.channel.gone \
+                and (self.handover or not self._early):
+            variables = {"PBXREC_CONSENT": Decision.NOT_REQUIRED.value, C.VAR_RESULT: C.RESULT_RECORD}
+            try:
+                await self.channel.api(self.handover if self._early
+                                       else esc.uuid_setvar_multi(self._uuid, variables, self.call_id))
+                confirmed = True
+            except (ChannelGone, EslError) as exc:
+                log.warning("PBXREC_RESULT=record not confirmed call=%s: %s", self.call_id, exc)
+        if confirmed:
+            log.warning("consent session failed after the consent-none recording started call=%s: %s; "
+                        "PBXREC_RESULT=record is set: the call is recorded", self.call_id, why)
+        return confirmed
 
     async def _api(self, line: str) -> str:
         """The core's ``api`` lines for this leg, on this socket; the files of each
@@ -200,6 +255,11 @@ class EslConsentSession:
         words = line.split(" ", 5)
         if words[:2] == ["api", "uuid_record"] and len(words) > 4 and words[2:4] == [self.leg, "start"]:
             self._started.append(words[4])
+        if words[:3] == ["api", "uuid_setvar_multi", self.leg] and len(words) > 3:  # the core's variables
+            for pair in line.split(" ", 3)[3].split(";"):
+                name, _, value = pair.partition("=")
+                if name == C.VAR_RESULT:
+                    self.result_set = value
         return body
 
     async def _run(self) -> str:
@@ -210,6 +270,7 @@ class EslConsentSession:
         leg = headers.get("Unique-ID", "")
         if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", leg):
             raise ValueError("outbound connect without a usable Unique-ID")
+        self._uuid = leg
         self.call_id = ch.call_id = self.normalizer.call_id(self.normalizer.root_of(headers))
         if self.routes is not None:  # this call's uuid_record goes out on this socket from now on
             self.leg = leg
@@ -260,7 +321,7 @@ class EslConsentSession:
             # socket's thread at once (a ``sendmsg`` answer waits for a tick of the parked channel)
             await answer_call(ch, leg, self.call_id)
         self._requested = event
-        ticket = await self.backend.request(event)
+        ticket = self.ticket = await self.backend.request(event)
         marks.append(time.monotonic())
         await ch.settle(setup)  # a refused myevents/resume fails the session (closed) before any result
         if marks[-1] - marks[0] > SLOW_HANDOFF_S:  # where the time went: the daemon's loop or FreeSWITCH
@@ -271,9 +332,8 @@ class EslConsentSession:
             return await self._set_result("norecord")
         if not ticket.recording_ok:
             raise RuntimeError("the recording the consent dialogue needs could not be started")
-        if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already
-            self._resolved = True
-            await ch.set_var("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)
+        if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already (a failure
+            await ch.set_var("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)  # from here: fail())
             return await self._set_result("record")
         for name, path in zip(DIALOGUE_PATH_VARS, self._started, strict=False):  # for the fail direction
             await ch.set_var(name, path)
@@ -356,6 +416,7 @@ class EslConsentSession:
     async def _set_result(self, result: str) -> str:
         """Set and WAIT until set: the dialplan reads it as soon as the socket closes."""
         await self.channel.execute("set", f"PBXREC_RESULT={result}")
+        self.result_set = result
         return result
 
 

@@ -21,6 +21,11 @@ adopts it: the ESL client (``EslClient.expect_start``) turns that path's ``RECOR
 ``RecordingStarted``; it never sends a second ``uuid_record``.  Stop, PCI mask/unmask and
 stereo are the same as for a recording the recorder started (same paths, same variables).
 
+A failure after the core was asked (the hand-over refused or unanswered, the time limit) is
+told to the core as ``failed`` (esl/consent_session.py ``EslConsentSession.fail``), after one more
+try of the same hand-over: the core discards the recording it expected, so the catalog agrees with
+the snippet's fail branch (nothing records: it unsets the ``execute_on_answer_pbxrec_*``).
+
 Not final at entry, a channel already answered, or ``PBXREC_EARLY_START=no`` from the
 dialplan: the session answers the call itself (``api uuid_answer``) and goes on as before (the
 in-band start on this socket).  A session that fails before ``PBXREC_RESULT`` is set (it is
@@ -135,7 +140,8 @@ async def start_early(session: EslConsentSession, event: ev.ConsentRequested,
     ch = session.channel
     client = session.routes if hasattr(session.routes, "expect_start") else None
     starter = EarlyStarter(ch, event.channel, client)  # type: ignore[arg-type]
-    ticket = await session.backend.request(replace(event, early=True), starter)
+    session.hand_over_pending(event)  # a failure from here on is told to the core (session.fail)
+    ticket = session.ticket = await session.backend.request(replace(event, early=True), starter)
     final = ticket.decision
     result = "record" if final is not None and final.record else "norecord"
     if result == "record":
@@ -146,7 +152,9 @@ async def start_early(session: EslConsentSession, event: ev.ConsentRequested,
     variables[C.VAR_RESULT] = result  # last: FreeSWITCH sets them in order, in one command
     line = hand_over(event.channel, variables, session.call_id)  # checked before anything is sent
     await ch.settle(setup)  # myevents / resume / set: +OK before any result (else: fail closed)
+    session.handover = line  # sent again once by session.fail() when its reply is missing
     await ch.api(line)  # -ERR raises: nothing decided, the snippet's fail direction
+    session.result_set = result
     return result
 
 

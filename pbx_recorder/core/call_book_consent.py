@@ -89,10 +89,24 @@ class ConsentSteps(CallBookCore):
 
     def _on_consent_resolved(self, ev: E.ConsentResolved, now: float) -> list[Command]:
         call = self._get(ev, now, create=False)
+        if call is not None and ev.decision == C.CONSENT_FAILED and self._none_start_withdrawn(call, ev):
+            log.warning("consent session failed before the dialplan heard 'record' call=%s: the consent-none "
+                        "recording is stopped and discarded", call.call_id)
+            return self._resolve(call, ev.decision, dict(ev.evidence), ev.at, "")
         if call is None or call.state != C.STATE_CONSENT_PENDING:
             log.debug("consent result ignored call=%s", ev.call_id)
             return []
         return self._resolve(call, ev.decision, dict(ev.evidence), ev.at, ev.channel)
+
+    @staticmethod
+    def _none_start_withdrawn(call: Call, ev: E.ConsentResolved) -> bool:
+        """A consent session that decided ``consent: none`` (the core started, or waits at the
+        bridge to start, the call recording) and then failed before ``PBXREC_RESULT=record``
+        reached the channel sends ``failed``: the dialplan takes its fail direction ("unrecorded"),
+        so the recording must not go on (consent/async_session.py, esl/consent_session.py)."""
+        return (call.consent_decision == "not_required" and call.consent_channel == ev.channel != ""
+                and call.ended_at is None
+                and call.state in (C.STATE_RECORDING, C.STATE_PAUSED, C.STATE_WAITING_BRIDGE))
 
     def _resolve(self, call: Call, decision: str, evidence: dict[str, Any], at: float,
                  channel: str) -> list[Command]:
