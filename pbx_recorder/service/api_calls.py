@@ -4,9 +4,12 @@ Filters are those of ``calls search`` (from, to, preset, status, caller, callee,
 queue, tag, consent, limit, after), ``keyword`` (in the marks' labels and notes) and ``sort``
 (newest, oldest), read from the query string.  Rows come only from the actor's row scope (the
 query layer adds it).  Numbers are masked unless ``unmask=1`` is asked for by a role holding
-``calls.unmask`` (audited); asking without that verb is a 403.  Number-valued searches are
-audited; a role without unmask is throttled (:mod:`pbx_recorder.service.throttle`).  A call outside
-the scope answers 404 exactly like an absent one; the audit row tells the two apart.  A call's
+``calls.unmask`` (audited); asking without that verb is a 403.  Every search writes one audit row
+(``calls.search[.unmask]``: actor, filter with numbers masked, rows returned); a number-valued one
+also writes its throttle row first (``calls.search.number``/``.last4``: the throttle counts those
+before the search runs), and a role without unmask is throttled
+(:mod:`pbx_recorder.service.throttle`).  A call outside the scope answers 404 exactly like an
+absent one; the audit row tells the two apart.  A call's
 consent evidence names the calls a transfer joined it with (``consent.transfer``); only those in
 the actor's scope are listed (:func:`linked_in_scope`), so the links reveal no other call's id.
 """
@@ -24,7 +27,7 @@ from pbx_recorder.catalog.queries import COUNT_READ_CAP, ORDERS, PRESETS, STATUS
 from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.core.masking import mask_field, present_call
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.service import throttle
+from pbx_recorder.service import list_audit, throttle
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
@@ -109,8 +112,9 @@ def _number_search(ctx: ServiceContext, actor: Actor, f: CallFilters, unmasked_r
 def scoped_search(request: Request, ctx: ServiceContext, actor: Actor,
                   target: str) -> tuple[SearchPage, bool]:
     """The page of calls the query string asks for, from the actor's scope only; whether numbers
-    are unmasked.  Checks the verbs, audits and throttles number searches (the API and the
-    console's search page both come through here)."""
+    are unmasked.  Checks the verbs, audits and throttles number searches, and writes the search's
+    one list row (``calls.search`` or ``calls.search.unmask``: :mod:`list_audit`); the API and the
+    console's search page both come through here."""
     require(ctx, actor, "calls.view", target)
     f = filters_of(request, ctx)
     unmask = _unmask(request, ctx, actor, target)
@@ -119,16 +123,22 @@ def scoped_search(request: Request, ctx: ServiceContext, actor: Actor,
         page = ctx.catalog.search_page(f, tz=ctx.tz, scope=actor.scope, count_read_cap=COUNT_READ_CAP)
     except CatalogError as exc:
         raise ApiError(400, str(exc)) from exc
-    if unmask:
-        audit(ctx, actor.user.name, actor.user.role, "calls.search.unmask", "",
-              {"client": actor.client, "results": len(page.rows)})
+    shown = list_audit.search_filter(f)
+    if page.count is not None:
+        shown["matched"] = page.count.value
+    if not target.startswith("/api/"):
+        shown["page"] = target  # the console's search page (as audit.list marks the /audit page)
+    list_audit.listed(ctx, actor, list_audit.CALLS_UNMASKED if unmask else list_audit.CALLS, "",
+                      len(page.rows), shown)
     return page, unmask
 
 
-def scoped_call(request: Request, ctx: ServiceContext, actor: Actor,
-                call_id: str) -> tuple[dict[str, Any], bool]:
+def scoped_call(request: Request, ctx: ServiceContext, actor: Actor, call_id: str,
+                audit_view: bool = True) -> tuple[dict[str, Any], bool]:
     """The call's row when it lies in the actor's scope (else a 404 like an absent call, the
-    audit row telling the two apart); whether numbers are unmasked.  The view is audited."""
+    audit row telling the two apart); whether numbers are unmasked.  The view is audited here,
+    unless ``audit_view`` is False: then the caller writes it with :func:`audit_call_view` once it
+    knows what else the answer shows (the call page: the caller's other calls)."""
     require(ctx, actor, "calls.view", call_id)
     unmask = _unmask(request, ctx, actor, call_id)
     row = ctx.catalog.get_call(call_id, scope=actor.scope)
@@ -137,9 +147,21 @@ def scoped_call(request: Request, ctx: ServiceContext, actor: Actor,
         audit(ctx, actor.user.name, actor.user.role, "denied:calls.view" if reason == "out_of_scope"
               else "calls.view.absent", call_id, {"client": actor.client, "reason": reason})
         raise ApiError(404, "no such call")
-    audit(ctx, actor.user.name, actor.user.role, "calls.view.unmask" if unmask else "calls.view", call_id,
-          {"client": actor.client})
+    if audit_view:
+        audit_call_view(ctx, actor, call_id, unmask)
     return row, unmask
+
+
+def audit_call_view(ctx: ServiceContext, actor: Actor, call_id: str, unmask: bool,
+                    others: list[str] | None = None) -> None:
+    """The one audit row of a call read (``calls.view[.unmask]``); ``others``: the ids of the other
+    calls the answer lists with it (the call page's same-caller calls), so the row names every
+    call whose metadata the request showed."""
+    detail: dict[str, Any] = {"client": actor.client}
+    if others is not None:
+        detail["others"] = others
+    audit(ctx, actor.user.name, actor.user.role, "calls.view.unmask" if unmask else "calls.view", call_id,
+          detail)
 
 
 def shown(row: dict[str, Any], unmask: bool, fields: tuple[str, ...]) -> dict[str, Any]:

@@ -6,9 +6,10 @@ may see the call.
     DELETE /api/marks/{mark_id}         calls.mark; the author, or an admin
 
 A call (or a mark's call) outside the actor's row scope answers 404 exactly like an absent one.
-Every add, delete and refusal is audited (the audit keeps the label's length, not its text: a
-note may quote the caller).  Text is stored as typed and returned as JSON; pages show it as text
-(autoescaped templates, ``textContent`` in the player's script).
+Every list (``marks.list``, one row per request), add, delete and refusal is audited (the audit
+keeps the label's length, not its text: a note may quote the caller).  Text is stored as typed
+and returned as JSON; pages show it as text (autoescaped templates, ``textContent`` in the
+player's script).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import list_audit
 from pbx_recorder.service import peaks as peak_store
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.json_body import parse_object, read_capped
@@ -33,7 +35,9 @@ def list_marks(request: Request) -> Response:
     actor = actor_of(request)
     call_id = request.path_params["call_id"]
     scoped_call(ctx, actor, call_id, "calls.view", "marks")
-    return JSONResponse({"call_id": call_id, "marks": marks.for_call(ctx.catalog.connection(), call_id)})
+    rows = marks.for_call(ctx.catalog.connection(), call_id)
+    list_audit.listed(ctx, actor, list_audit.MARKS, call_id, len(rows))
+    return JSONResponse({"call_id": call_id, "marks": rows})
 
 
 async def add_mark(request: Request) -> Response:

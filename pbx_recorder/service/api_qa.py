@@ -8,7 +8,8 @@
 A lead assigns only calls of their own row scope (another team's call answers 404 like an
 absent one), and only to an active account whose role is ``qa``; admin any call.  An agent holds
 ``qa.read`` for their reviews but never sees which of their calls are sampled (403).  Every
-assignment, removal and refusal is audited (``qa.assign`` like the sampling's, ``qa.unassign``).
+list, assignment, removal and refusal is audited (``qa.assignments.list``, one row per request;
+``qa.assign`` like the sampling's, ``qa.unassign``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import qa_store
+from pbx_recorder.service import list_audit, qa_store
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.scoped_endpoint import body_of, scoped_call, with_body
@@ -50,7 +51,10 @@ def visible_assignments(ctx: ServiceContext, actor: Actor) -> list[dict[str, Any
 def list_assignments(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
-    return JSONResponse({"assignments": visible_assignments(ctx, actor)})
+    rows = visible_assignments(ctx, actor)
+    shown = {"reviewer": actor.user.name} if actor.user.role == "qa" else {}
+    list_audit.listed(ctx, actor, list_audit.ASSIGNMENTS, "", len(rows), shown)
+    return JSONResponse({"assignments": rows})
 
 
 def _reviewer_ok(ctx: ServiceContext, name: Any) -> bool:

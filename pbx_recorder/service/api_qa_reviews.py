@@ -11,8 +11,9 @@ an absent one); admin any call.  A retired scorecard takes no new review.  The a
 checked against the criteria and the score (weighted, 0..100) is computed here
 (:mod:`pbx_recorder.service.qa_scoring`).  A comment is ``{text, mark_id}`` (a mark of this call)
 or ``{text, recording_id, position_s}`` (a recording of this call: a mark labelled ``QA`` is made
-there, audited as ``marks.add``).  Creating and editing are audited (an edit with the answers and
-score before and after; comment texts only by length: they may quote the caller).
+there, audited as ``marks.add``).  Listing is audited (``qa.review.list``, one row per request),
+creating and editing too (an edit with the answers and score before and after; comment texts only
+by length: they may quote the caller).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import qa_scoring, qa_store
+from pbx_recorder.service import list_audit, qa_scoring, qa_store
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.scoped_endpoint import body_of, int_param, scoped_call, with_body
@@ -42,7 +43,9 @@ def list_reviews(request: Request) -> Response:
     actor = actor_of(request)
     call_id = request.path_params["call_id"]
     scoped_call(ctx, actor, call_id, "qa.read", "reviews")
-    return JSONResponse({"call_id": call_id, "reviews": readable(ctx, actor, call_id)})
+    rows = readable(ctx, actor, call_id)
+    list_audit.listed(ctx, actor, list_audit.REVIEWS, call_id, len(rows))
+    return JSONResponse({"call_id": call_id, "reviews": rows})
 
 
 def readable(ctx: ServiceContext, actor: Actor, call_id: str | None) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 The row comes from :func:`pbx_recorder.service.api_calls.scoped_call` (404 page out of scope or
 absent, both audited as the API does; ``?unmask=1`` only for a role holding ``calls.unmask``,
 audited).  The same customer's other calls are a search by the caller's number through the query
-layer (its blind index when numbers are encrypted), in the actor's scope, masked like the rest.
+layer (its blind index when numbers are encrypted), in the actor's scope, masked like the rest;
+the page's one ``calls.view`` audit row names them (``others``).
 Who viewed, played or downloaded the call is shown to roles holding ``audit.read`` (admin,
 auditor): the log of who looked is itself audit data.  A hold's reason and creator are shown to
 roles holding ``holds.read``; the others see only that the call is held.
@@ -19,7 +20,14 @@ from starlette.responses import Response
 from pbx_recorder.catalog import marks as call_marks
 from pbx_recorder.catalog.queries import CallFilters
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.service.api_calls import DETAIL_FIELDS, LIST_FIELDS, linked_in_scope, scoped_call, shown
+from pbx_recorder.service.api_calls import (
+    DETAIL_FIELDS,
+    LIST_FIELDS,
+    audit_call_view,
+    linked_in_scope,
+    scoped_call,
+    shown,
+)
 from pbx_recorder.service.auth import Actor, actor_of, ctx_of
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
@@ -46,7 +54,9 @@ def call(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     call_id = request.path_params["call_id"]
-    row, unmask = scoped_call(request, ctx, actor, call_id)
+    row, unmask = scoped_call(request, ctx, actor, call_id, audit_view=False)
+    others = other_calls(ctx, actor, row, unmask)
+    audit_call_view(ctx, actor, call_id, unmask, [str(o["call_id"]) for o in others])  # one row
     data = shown(row, unmask, DETAIL_FIELDS)
     data["consent"] = linked_in_scope(ctx, actor, data.get("consent"))
     recordings = [call_details.recording_view(r) for r in ctx.catalog.recordings_for_call(call_id)]
@@ -58,7 +68,7 @@ def call(request: Request) -> Response:
                 timeline=call_details.timeline(data, recordings, call_details.ledger_of(ctx, ids)),
                 held=held, holds=holds,
                 marks=call_marks.for_call(ctx.catalog.connection(), call_id),
-                others=other_calls(ctx, actor, row, unmask),
+                others=others,
                 access=(call_details.access_of(ctx, call_id, ids) if may(actor.user.role, "audit.read")
                         else None),
                 may_play=may(actor.user.role, "calls.play"), may_unmask=may(actor.user.role, "calls.unmask"),

@@ -10,7 +10,9 @@
 
 The call page's last block (:func:`call_block`) shows the call's tags with their labels, the tag
 form (calls.tag) and the call's reviews (qa.read).  Forms post through ``static/qa.js``; the API
-decides and audits.  Every text (tag labels, criteria, comments) is shown as text.
+decides and audits.  The /qa page writes one ``qa.list`` audit row (how many assignments and
+reviews it showed); the call and review pages are audited as the call's ``calls.view``.  Every
+text (tag labels, criteria, comments) is shown as text.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.catalog import marks as call_marks
-from pbx_recorder.service import api_calls, api_qa, qa_store, tag_store
+from pbx_recorder.service import api_calls, api_qa, list_audit, qa_store, tag_store
 from pbx_recorder.service.api_qa_reviews import readable
 from pbx_recorder.service.auth import Actor, actor_of, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
@@ -36,6 +38,9 @@ def qa_page(request: Request) -> Response:
     require(ctx, actor, "qa.read", "/qa", {"client": actor.client})
     role = actor.user.role
     rows = api_qa.visible_assignments(ctx, actor) if role in api_qa.ASSIGNMENT_READERS else []
+    reviews = readable(ctx, actor, None)
+    list_audit.listed(ctx, actor, list_audit.QA_PAGE, "", len(rows) + len(reviews),
+                      {"page": "/qa", "assignments": len(rows), "reviews": len(reviews)})
     return render.page(
         request,
         "qa.html",
@@ -45,7 +50,7 @@ def qa_page(request: Request) -> Response:
         shows_assignments=role in api_qa.ASSIGNMENT_READERS,
         may_assign=may(role, "qa.assign"),
         reviewers=qa_store.qa_accounts(ctx.catalog.connection()) if may(role, "qa.assign") else [],
-        reviews=readable(ctx, actor, None),
+        reviews=reviews,
     )
 
 
