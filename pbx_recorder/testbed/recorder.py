@@ -196,14 +196,22 @@ class CatalogReader:
             return self._query_url(sql, params)
         if not self.path.exists():
             return []
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
-        try:
-            conn.row_factory = sqlite3.Row
-            return [self._open(dict(row)) for row in conn.execute(sql, params)]
-        except sqlite3.OperationalError:
-            return []  # schema not created yet
-        finally:
-            conn.close()
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+            try:
+                conn.row_factory = sqlite3.Row
+                return [self._open(dict(row)) for row in conn.execute(sql, params)]
+            except sqlite3.OperationalError as exc:
+                if _schema_missing(exc):
+                    return []  # schema not created yet
+                # a read-only reader can be told 'locked' / 'busy' while the daemon checkpoints:
+                # that is no answer, never "no rows" (an assertion on the audit log once read [])
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+            finally:
+                conn.close()
+            time.sleep(0.05)
 
     def _query_url(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         from pbx_recorder.catalog import engine
@@ -212,8 +220,10 @@ class CatalogReader:
         conn = engine.connect(self.url, read_only=True)
         try:
             return [self._open(dict(row)) for row in conn.execute(sql, params)]
-        except engine.db_errors():
-            return []  # schema not created yet
+        except engine.db_errors() as exc:
+            if _schema_missing(exc):
+                return []  # schema not created yet
+            raise
         finally:
             conn.close()
 
@@ -251,3 +261,18 @@ class CatalogReader:
             return dict(json.loads(call.get("consent") or "{}"))
         except ValueError:
             return {}
+
+
+#: how long a catalog read of the test bed retries while SQLite says the file is locked or busy
+BUSY_WAIT_S = 10.0
+
+
+def _schema_missing(exc: BaseException) -> bool:
+    """The recorder has not made the table (or the schema) yet: no rows, not an error."""
+    text = str(exc).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+def _busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text or "unable to open" in text
