@@ -60,7 +60,8 @@ def prepare(work: Path, catalog: Catalog, now: float, seconds: int = 3600) -> Ho
             ring.generate("bench")
         _write_wav(plain, seconds)
         blob = io.BytesIO()
-        info = envelope.encrypt_stream(plain, blob, ring, "bench", HOUR_RID, key_in_header=False)
+        info = envelope.encrypt_stream(plain, blob, ring, "bench", HOUR_RID, key_in_header=False,
+                                       role="audio")
         tier.put(key, io.BytesIO(blob.getvalue()), sha256=info.ciphertext_sha256)
         meta.write_text(json.dumps({"size": len(blob.getvalue()), "sha256": info.ciphertext_sha256,
                                     "key_id": info.key_id, "wrapped_key": info.wrapped_key,

@@ -5,7 +5,9 @@ supervisor, auditor).  ``agent`` (and anything unknown) may not: the refusal is 
 audited, then ``AccessDenied`` is raised.  Every read of recorded audio goes through here.
 The plaintext hash is checked against the catalog (``sha256`` for a plain object; for an
 encrypted one the manifest's ``processing.plaintext_sha256``, else ``audio_sha256``) before
-a path is published.
+a path is published.  The object read must be the recording's ``audio`` object: an envelope of
+another of its objects (a leg, a kept original, the manifest) put in its place is refused
+(``ObjectRoleMismatch``) from its header, before any audio is released.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, BinaryIO
 from pbx_recorder import audit_trail
 from pbx_recorder.core.access_policy import check, roles_for
 from pbx_recorder.errors import AccessDenied, IntegrityError
+from pbx_recorder.recording.recording_objects import AUDIO
 from pbx_recorder.recording.verify import expected_plaintext_sha256
 from storage import atomic, envelope
 from storage.base import Tier
@@ -70,7 +73,8 @@ def open_plaintext(conn: sqlite3.Connection, recording: Mapping[str, Any], tier:
         if encrypted:
             assert keyring is not None
             blocks = decrypt_chunks(src, keyring, wrapped_key=recording.get("wrapped_key") or None,
-                                    key_id=recording.get("key_id") or None, expected_aad=rid)
+                                    key_id=recording.get("key_id") or None, expected_aad=rid,
+                                    expected_role=AUDIO)
         else:
             blocks = atomic.read_chunks(src)  # type: ignore[assignment]
         if isinstance(dst, str | Path):
@@ -81,23 +85,29 @@ def open_plaintext(conn: sqlite3.Connection, recording: Mapping[str, Any], tier:
     return h.hexdigest(), size
 
 
-def plaintext_size(recording: Mapping[str, Any], tier: Tier) -> int:
-    """How many bytes of audio the recording holds (decrypted, when it is encrypted)."""
+def plaintext_size(recording: Mapping[str, Any], tier: Tier, *, role: str = AUDIO) -> int:
+    """How many bytes of audio the recording holds (decrypted, when it is encrypted).  The
+    player asks this first: an envelope that is not this recording's object ``role`` (its
+    ``audio``; the waveform reads a leg as ``leg:<role>``) is refused here (``CryptoError``),
+    before any header or byte of the answer."""
     key = str(recording["storage_key"])
     info = tier.stat(key)
     stored = int(info.size) if info is not None else int(recording.get("size") or 0)
     if not recording.get("encrypted"):
         return stored
     with tier.open(key) as src:
-        return envelope.plaintext_size(envelope.read_header(src), stored)
+        header = envelope.read_header(src)
+    envelope.check_binding(header, expected_aad=str(recording["recording_id"]), expected_role=role)
+    return envelope.plaintext_size(header, stored)
 
 
 def plaintext_range(recording: Mapping[str, Any], tier: Tier, keyring: KeyRing | None,
-                    start: int, stop: int) -> Iterator[bytes]:
+                    start: int, stop: int, *, role: str = AUDIO) -> Iterator[bytes]:
     """Audio bytes ``[start, stop)`` of the recording, decrypted on the fly, for a reader whose
     right to listen was already checked and audited (the operator service,
-    ``pbx_recorder.service.api_audio``).  Encrypted segments are authenticated one by one; a
-    plain object read whole is checked against the catalog's hash at its end."""
+    ``pbx_recorder.service.api_audio``).  Encrypted segments are authenticated one by one, and
+    the envelope must be the recording's object ``role`` (``audio`` unless the caller reads a
+    leg); a plain object read whole is checked against the catalog's hash at its end."""
     rid = str(recording["recording_id"])
     if recording.get("encrypted") and keyring is None:
         raise AccessDenied(f"recording {rid} is encrypted and no key ring is configured")
@@ -106,7 +116,8 @@ def plaintext_range(recording: Mapping[str, Any], tier: Tier, keyring: KeyRing |
             assert keyring is not None
             yield from envelope.decrypt_range(src, keyring, start, stop,
                                               wrapped_key=recording.get("wrapped_key") or None,
-                                              key_id=recording.get("key_id") or None, expected_aad=rid)
+                                              key_id=recording.get("key_id") or None, expected_aad=rid,
+                                              expected_role=role)
             return
         whole = start == 0 and stop >= int(recording.get("size") or 0) > 0
         h = hashlib.sha256()

@@ -25,6 +25,7 @@ carries the exit code the CLI returns for it.
     ├── AccessDenied                   exit 7   the role may not do this
     │   └── LoginRefused                        wrong name or password, disabled or locked account
     ├── CryptoError                    exit 8   decryption / key problems
+    │   └── ObjectRoleMismatch                  an envelope of another object of the recording (swapped in)
     ├── VerifyIncomplete               exit 9   verify found no mismatch but could not reach a tier
     ├── ReportMailError                exit 1   a produced report could not be mailed (SMTP)
     ├── AsteriskCheckFailed            exit 1   `asterisk check` found errors in the Asterisk config
@@ -145,6 +146,12 @@ class LoginRefused(AccessDenied):
 
 class CryptoError(RecorderError):
     exit_code = 8
+
+
+class ObjectRoleMismatch(CryptoError):
+    """An envelope that belongs to this recording but to another of its objects (a leg, the
+    manifest, a kept original) than the one the reader asked for: an object swapped in its
+    place.  Never played, reported as tampering by ``verify``."""
 
 
 class VerifyIncomplete(RecorderError):

@@ -15,7 +15,9 @@ Extension points (used by other modules without editing this file):
     ``format``, ``encrypted``, ``key_id``, ``wrapped_key``, ``storage_class`` go to the catalog).
     A stage that leaves the input in place and says so (``storage.transcode.Transcoder`` with
     ``keep_original``: ``processing.transcode[<file>].original_kept``) gets that original stored
-    too, under ``<rid>-original`` (after the stages that follow it, e.g. encryption).
+    too, under ``<rid>-original`` (after the stages that follow it, e.g. encryption).  A stage
+    with ``takes_role = True`` (``storage.envelope.EncryptStage``) is also told which object of
+    the recording the file becomes (``role=``, a ``recording_objects`` role) and binds it in.
   * ``after_store``: ``hook(catalog, recording_id, manifest, record)`` called once the stored
     copy verified and the row is in the catalog with state 'stored' (e.g.
     ``signing.SignAfterStore``, a ledger append).  A returned mapping is merged into the row.
@@ -163,6 +165,20 @@ def _ext(path: Path) -> str:
     return path.suffix.lstrip(".").lower() or "bin"
 
 
+def _run_stage(stage: PrepareStage, path: Path, manifest: Manifest, role: str) -> tuple[Path, Manifest]:
+    """Apply one prepare stage; one that binds the object's role (encryption) is told it."""
+    if getattr(stage, "takes_role", False):
+        return stage(path, manifest, role=role)  # type: ignore[call-arg]
+    return stage(path, manifest)
+
+
+def object_role(manifest: Manifest, index: int) -> str:
+    """The ``recording_objects`` role of audio file ``index``: the primary, else a leg."""
+    if index == 0:
+        return recording_objects.AUDIO
+    return recording_objects.leg_role(index, manifest.files[index].role)
+
+
 class Shipper:
     def __init__(self, spool: Spool, catalog: Catalog, tier_for_region: Callable[[str], Tier], *,
                  prepare_stages: Sequence[PrepareStage] = (), after_store: Sequence[AfterStore] = (),
@@ -211,8 +227,9 @@ class Shipper:
             path = entry.file_path(f.name)
             original = path
             kept_after: int | None = None
+            role = object_role(manifest, index)
             for n, stage in enumerate(self.prepare_stages):
-                path, manifest = stage(path, manifest)
+                path, manifest = _run_stage(stage, path, manifest, role)
                 if kept_after is None and path != original and _original_kept(manifest, f.name):
                     kept_after = n
             # untouched file: it must still hash as spooled; a stage output is hashed here
@@ -227,8 +244,9 @@ class Shipper:
                 raise IntegrityError(f"recording {manifest.recording_id}: kept original {f.name} no longer "
                                      "hashes as spooled", call_id=manifest.call_id)
             kept = original
+            kept_role = recording_objects.original_role(index, f.role)
             for stage in self.prepare_stages[kept_after + 1:]:  # e.g. encryption: the original too
-                kept, manifest = stage(kept, manifest)
+                kept, manifest = _run_stage(stage, kept, manifest, kept_role)
             originals.append((index, kept, f.sha256 if kept == original else hash_file(kept)))
         return manifest, prepared, originals
 
@@ -238,8 +256,7 @@ class Shipper:
         manifest, prepared, originals = self._prepare(entry)
         tier = self.tier_for_region(manifest.region)
         keys = object_keys(manifest, [_ext(p) for p, _ in prepared])
-        roles = [recording_objects.AUDIO if i == 0 else recording_objects.leg_role(i, f.role)
-                 for i, f in enumerate(manifest.files)]
+        roles = [object_role(manifest, i) for i in range(len(manifest.files))]
         plan: list[tuple[str, str, Path, str | None]] = [
             (role, key, path, expected)
             for role, key, (path, expected) in zip(roles, keys, prepared, strict=False)]
@@ -252,7 +269,7 @@ class Shipper:
         for stage in self.prepare_stages:  # the encryption stage seals the sidecar (it holds numbers)
             seal = getattr(stage, "seal_sidecar", None)
             if seal is not None and manifest.processing.get("encrypted"):
-                manifest_file = seal(manifest_file, manifest)
+                manifest_file = seal(manifest_file, manifest, role=recording_objects.MANIFEST)
                 manifest_key = manifest_key[: -len("json")] + SEALED_MANIFEST_EXT
         plan.append((recording_objects.MANIFEST, manifest_key, manifest_file, None))
         meta = {"call_id": manifest.call_id, "recording_id": manifest.recording_id}

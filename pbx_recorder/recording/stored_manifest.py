@@ -36,7 +36,8 @@ def read_signed(row: Mapping[str, Any], tier: Tier, keyring: KeyRing | None) -> 
 
     Raises ``NotFound``/``StorageError`` (``ObjectNotRestored`` in an archive class) from the tier,
     :class:`KeyRingNeeded`, ``CryptoError`` when the envelope does not open for this recording
-    (another recording's sidecar, edited bytes), ``ValueError`` when it is not a JSON object."""
+    (another recording's sidecar, edited bytes; ``ObjectRoleMismatch``: another object of the
+    recording in the sidecar's place), ``ValueError`` when it is not a JSON object."""
     rid, key = str(row["recording_id"]), manifest_key(row)
     if not key:
         raise ValueError("the row lists no manifest object")
@@ -49,7 +50,7 @@ def read_signed(row: Mapping[str, Any], tier: Tier, keyring: KeyRing | None) -> 
             raise KeyRingNeeded(f"manifest object {key} is sealed; no key ring to open it")
         data = b"".join(decrypt_chunks(io.BytesIO(data), keyring, wrapped_key=row.get("wrapped_key") or None,
                                        key_id=row.get("key_id") or None,
-                                       expected_aad=rid + EncryptStage.SIDECAR_AAD))
+                                       expected_aad=rid + EncryptStage.SIDECAR_AAD, expected_role=MANIFEST))
     found = json.loads(data.decode("utf-8"))
     if not isinstance(found, dict):
         raise ValueError(f"manifest object {key} is not a JSON object")

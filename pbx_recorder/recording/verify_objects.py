@@ -1,7 +1,9 @@
 """The storage side of ``verify``: every object a row names is present with its size and
 hash (the server's checksum, or the bytes re-read), nothing is left where a recording is gone,
-and ``deep`` decrypts.  A tier that cannot be reached is remembered as unreachable, never
-reported as a mismatch.  Mixed into :class:`pbx_recorder.recording.verify.Verifier`."""
+and ``deep`` decrypts (the primary as the ``audio`` object, every other encrypted object as the
+object its role names: one put in another's place fails).  A tier that cannot be reached is
+remembered as unreachable, never reported as a mismatch.  Mixed into
+:class:`pbx_recorder.recording.verify.Verifier`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from pbx_recorder.errors import CryptoError, ObjectNotRestored, StorageError, TierUnavailable
-from pbx_recorder.recording.recording_objects import RecordingObject, is_listed, listed, objects_of
+from pbx_recorder.recording.recording_objects import (
+    AUDIO,
+    MANIFEST,
+    RecordingObject,
+    is_listed,
+    listed,
+    objects_of,
+)
 from pbx_recorder.recording.verify_report import Mismatch, VerifyReport
 from pbx_recorder.recording.verify_rows import expected_plaintext_sha256
 from storage.base import ObjectInfo, Tier
@@ -69,10 +78,10 @@ class ObjectChecks:
                 continue
             if signed.get(obj.key):
                 obj = obj._replace(sha256=str(signed[obj.key]))
-            self._check_one(tier, rid, obj, sizes.get(obj.key), strict, report)
+            self._check_one(tier, rid, obj, sizes.get(obj.key), strict, report, row)
 
     def _check_one(self, tier: Tier, rid: str, obj: RecordingObject, size: Any, strict: bool,
-                   report: VerifyReport) -> None:
+                   report: VerifyReport, row: Mapping[str, Any] | None = None) -> None:
         add, where = report.mismatches.append, f"{tier.name}:{obj.key}"
         info = self._stat(tier, obj.key, rid, f"{obj.role} object", report)
         if info is False:
@@ -93,14 +102,24 @@ class ObjectChecks:
                 add(Mismatch(rid, f"{obj.role} server checksum differs from the catalog", obj.sha256,
                              info.server_sha256))
             return
-        digest = self._read_hash(tier, obj.key, rid, obj.role, report)
+        # deep: an encrypted leg / kept original is decrypted as the object its role names (the
+        # manifest sidecar is opened by stored_manifest, which names its role itself)
+        opened = row if (self.deep and row is not None and row.get("encrypted") and self.keyring is not None
+                         and obj.role != MANIFEST) else None
+        digest = self._read_hash(tier, obj.key, rid, obj.role, report, opened)
         if digest and not digests_equal(digest, obj.sha256):
             add(Mismatch(rid, f"{obj.role} stored bytes hash differs from the catalog", obj.sha256, digest))
 
-    def _read_hash(self, tier: Tier, key: str, rid: str, role: str, report: VerifyReport) -> str:
+    def _read_hash(self, tier: Tier, key: str, rid: str, role: str, report: VerifyReport,
+                   decrypt_row: Mapping[str, Any] | None = None) -> str:
+        """SHA-256 of the stored bytes; with ``decrypt_row`` also decrypted in the same pass as
+        the object ``role`` of that row (a failure is a mismatch)."""
         try:
             with tier.open(key) as raw:
-                digest, _ = hash_stream(raw)
+                if decrypt_row is None:
+                    digest, _ = hash_stream(raw)
+                else:
+                    digest = self._decrypt_hash(raw, decrypt_row, role, report)
         except ObjectNotRestored:
             report.notes.append(f"{rid}: {role} in an archive class, not restored: bytes not re-read")
             return ""
@@ -176,16 +195,34 @@ class ObjectChecks:
             report.mismatches.append(Mismatch(rid, "stored bytes hash differs from the catalog", want,
                                               digest))
 
+    def _decrypt_hash(self, raw: Any, row: Mapping[str, Any], role: str, report: VerifyReport) -> str:
+        """Decrypt ``raw`` as the row's object ``role`` (authenticity only: the plaintext hash of a
+        leg is not in the catalog); returns the SHA-256 of the stored bytes."""
+        assert self.keyring is not None
+        rid, reader = str(row["recording_id"]), HashingReader(raw)
+        stream = cast(BinaryIO, reader)  # only .read() is used
+        try:
+            for _ in decrypt_chunks(stream, self.keyring, wrapped_key=row.get("wrapped_key") or None,
+                                    key_id=row.get("key_id") or None, expected_aad=rid, expected_role=role):
+                pass
+        except CryptoError as exc:
+            report.mismatches.append(Mismatch(rid, f"{role} object decryption failed: {exc}",
+                                              "authentic ciphertext"))
+        hash_stream(stream)  # the rest, if any: the stored-bytes hash covers every byte
+        return reader.hexdigest()
+
     def _deep_decrypt(self, raw: Any, row: dict[str, Any], want: str, report: VerifyReport) -> None:
         """One read pass: hash the ciphertext as it is decrypted, hash the plaintext out.  The
-        envelope's associated data must name this recording (a swapped object fails here)."""
+        envelope's associated data must name this recording and its header the ``audio`` object
+        (another recording's object, or a leg of this one, put in its place fails here)."""
         rid, add = row["recording_id"], report.mismatches.append
         assert self.keyring is not None
         reader, plain, authentic = HashingReader(raw), hashlib.sha256(), True
         stream = cast(BinaryIO, reader)  # only .read() is used
         try:
             for block in decrypt_chunks(stream, self.keyring, wrapped_key=row["wrapped_key"] or None,
-                                        key_id=row["key_id"] or None, expected_aad=rid):
+                                        key_id=row["key_id"] or None, expected_aad=rid,
+                                        expected_role=AUDIO):
                 plain.update(block)
         except CryptoError as exc:
             add(Mismatch(rid, f"decryption failed: {exc}", "authentic ciphertext"))

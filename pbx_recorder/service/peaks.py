@@ -24,7 +24,7 @@ from pbx_recorder import audio_access
 from pbx_recorder.errors import RecorderError
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.recording import manifest_copy
-from pbx_recorder.recording.recording_objects import leg_role, objects_of
+from pbx_recorder.recording.recording_objects import AUDIO, leg_role, objects_of
 from pbx_recorder.recording.waveform import WaveformError, WavPeaks
 from pbx_recorder.service.context import ServiceContext
 from storage.base import Tier
@@ -79,11 +79,12 @@ def _decoded(fmt: str, blocks: Iterator[bytes]) -> Iterator[bytes]:
         raise WaveformError(f"decoding {fmt}: {failure[0]}") from failure[0]
 
 
-def _peaks_of_object(rec: Mapping[str, Any], tier: Tier, keyring: Any) -> dict[str, Any]:
-    size = audio_access.plaintext_size(rec, tier)
+def _peaks_of_object(rec: Mapping[str, Any], tier: Tier, keyring: Any, role: str = AUDIO) -> dict[str, Any]:
+    """Peaks of the object at ``rec["storage_key"]``, opened as the recording's object ``role``."""
+    size = audio_access.plaintext_size(rec, tier, role=role)
     fmt = str(rec.get("format") or "wav").lower()
     acc = WavPeaks(float(rec["duration_s"]) if rec.get("duration_s") else None)
-    for block in _decoded(fmt, audio_access.plaintext_range(rec, tier, keyring, 0, size)):
+    for block in _decoded(fmt, audio_access.plaintext_range(rec, tier, keyring, 0, size, role=role)):
         acc.feed(block)
     return acc.result()
 
@@ -101,10 +102,10 @@ def compute(rec: Mapping[str, Any], tier: Tier, keyring: Any) -> dict[str, Any]:
     result = _peaks_of_object(rec, tier, keyring)
     if rec.get("mode") == "dual":
         legs = {o.role: o for o in objects_of(rec)}
-        if LEG_READ in legs and LEG_WRITE in legs:  # same data key and AAD as the main file
+        if LEG_READ in legs and LEG_WRITE in legs:  # same data key and AAD as the main file: opened by role
             result["channel_peaks"] = [
-                _peaks_of_object(_leg(rec, tier, legs[role].key, legs[role].sha256), tier, keyring)["peaks"]
-                for role in (LEG_READ, LEG_WRITE)]
+                _peaks_of_object(_leg(rec, tier, legs[r].key, legs[r].sha256), tier, keyring, r)["peaks"]
+                for r in (LEG_READ, LEG_WRITE)]
     return result
 
 

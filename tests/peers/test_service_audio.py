@@ -107,7 +107,7 @@ def _encrypted_recording(service, tmp_path):  # type: ignore[no-untyped-def]
     plain = os.urandom(10_000)
     blob = io.BytesIO()
     info = envelope.encrypt_stream(io.BytesIO(plain), blob, ring, "k1", "r-enc", chunk_size=1024,
-                                   key_in_header=False)
+                                   key_in_header=False, role="audio")
     key = "2027/01/c-red-2/r-enc.wav.pbxr"
     service.seeded.tier.put(key, io.BytesIO(blob.getvalue()), sha256=info.ciphertext_sha256)
     catalog = Catalog(service.seeded.db)

@@ -46,7 +46,7 @@ def test_one_hour_encrypted_recording_peaks_in_bounded_memory(tmp_path: Path) ->
     ring.generate("k1")
     enc = tmp_path / "r-hour.wav.pbxr"
     src = io.BufferedReader(_Blocks(tone_blocks(HOUR, 1, caller_from=1800, block_s=60)), 1 << 16)
-    info = envelope.encrypt_stream(src, enc, ring, "k1", "r-hour", key_in_header=False)
+    info = envelope.encrypt_stream(src, enc, ring, "k1", "r-hour", key_in_header=False, role="audio")
     tier = LocalTier("hot", tmp_path / "hot")
     tier.put("r-hour.wav.pbxr", enc, sha256=info.ciphertext_sha256)
     enc.unlink()

@@ -42,7 +42,7 @@ def roundtrip(ring, data: bytes, **kw) -> tuple[bytes, envelope.EnvelopeInfo]:
 def test_round_trip_sizes(ring, size):
     data = os.urandom(size)
     blob, info = roundtrip(ring, data)
-    assert blob.startswith(b"PBXR\x01")
+    assert blob.startswith(b"PBXR\x02")
     assert size < 32 or data[:32] not in blob  # ciphertext, not the audio
     assert info.key_id == "k1"
     assert info.aad == b"rec-1"
@@ -215,11 +215,11 @@ def test_encrypt_stage_shares_one_dek_per_recording(ring, tmp_path):
     m = Manifest(recording_id="rec-1", call_id="c1",
                  files=(ManifestFile("in.wav", 3000, ""), ManifestFile("out.wav", 3000, "")))
     stage = envelope.EncryptStage(ring, "k1", chunk_size=CHUNK)
-    out1, m = stage(tmp_path / "in.wav", m)
-    out2, m = stage(tmp_path / "out.wav", m)
+    out1, m = stage(tmp_path / "in.wav", m, role="audio")
+    out2, m = stage(tmp_path / "out.wav", m, role="leg:2")
     assert out1.name == "in.wav.pbxr" and out2.name == "out.wav.pbxr"
     p = m.processing
-    assert p["encrypted"] is True and p["key_id"] == "k1" and p["envelope"] == "PBXR1"
+    assert p["encrypted"] is True and p["key_id"] == "k1" and p["envelope"] == "PBXR2"
     assert set(p["encrypted_files"]) == {"in.wav", "out.wav"}
     for out, name in ((out1, "in.wav"), (out2, "out.wav")):  # both open with the catalog's one key
         plain = io.BytesIO()

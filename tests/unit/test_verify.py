@@ -55,7 +55,7 @@ class Env:
         data = audio
         if encrypted:
             out = io.BytesIO()
-            info = encrypt_stream(io.BytesIO(audio), out, self.ring, "k1", rid, chunk_size=1024)
+            info = encrypt_stream(io.BytesIO(audio), out, self.ring, "k1", rid, chunk_size=1024, role="audio")
             data, row["key_id"], row["wrapped_key"] = out.getvalue(), info.key_id, info.wrapped_key
         stored = self.tier.put(key, io.BytesIO(data))
         files = [{"name": "a.wav", "sha256": row["audio_sha256"], "size": len(audio)}]
