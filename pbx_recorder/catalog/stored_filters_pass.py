@@ -18,6 +18,11 @@ stopped service is failed at start-up, never resumed from the row); a report sch
 ``filter`` is written ``{}`` and never read (``reports run`` computes a period's figures from the
 schedule's period and team); a stored report is only shown.
 
+A saved search is run again, so it is not masked but encrypted under the catalog key
+(``catalog.saved_search_rows``): given the catalog's number protection, :func:`run` also seals
+every ``saved_searches.query`` still in clear (state ``saved_searches_sealed``, its own: a catalog
+that ran the masking before runs only this); without keys it leaves them.
+
 Idempotent: a row is written only when its masked form differs, and masking a masked value gives
 that value.  Resumable and bounded: each table is walked by its key in batches, one transaction
 each (read and written together), the cursor saved in ``catalog_settings`` (``stored_filters_pass``)
@@ -34,13 +39,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder.catalog import engine
+from pbx_recorder.catalog import engine, saved_search_rows
+from pbx_recorder.catalog.number_protection import is_token
+from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.exports import stored_filter
 from pbx_recorder.reports import figures
 
 log = logging.getLogger(__name__)
 
 STATE = "stored_filters_pass"
+SAVED_STATE = "saved_searches_sealed"
+SAVED = "saved_searches"
 DEFAULT_BATCH = 500
 
 Masker = Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -60,20 +69,21 @@ class Report:
     skipped: bool = False  # done by an earlier run
 
 
-def load_state(conn: Any) -> dict[str, Any] | None:
-    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (STATE,)).fetchone()
+def load_state(conn: Any, name: str = STATE) -> dict[str, Any] | None:
+    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (name,)).fetchone()
     return json.loads(row[0]) if row else None
 
 
-def pending(conn: Any) -> bool:
-    """Has this step still to run over this catalog?"""
-    state = load_state(conn)
-    return state is None or not state.get("done")
+def pending(conn: Any, numbers: NumberProtection | None = None) -> bool:
+    """Has this step still to run over this catalog (with ``numbers``: or the sealing of the
+    saved searches, which needs them)?"""
+    names = (STATE, SAVED_STATE) if numbers is not None else (STATE,)
+    return any(state is None or not state.get("done") for state in (load_state(conn, n) for n in names))
 
 
-def _save(conn: Any, state: dict[str, Any]) -> None:
+def _save(conn: Any, state: dict[str, Any], name: str = STATE) -> None:
     conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
-                 "SET value = excluded.value", (STATE, json.dumps(state, sort_keys=True)))
+                 "SET value = excluded.value", (name, json.dumps(state, sort_keys=True)))
 
 
 def rewritten(raw: Any, mask: Masker) -> str | None:
@@ -108,13 +118,62 @@ def _batch(conn: Any, table: str, key: str, column: str, mask: Masker, cursor: A
 
 
 def run(conn: Any, *, batch: int = DEFAULT_BATCH, force: bool = False,
-        progress: Callable[[str, int], None] | None = None) -> Report:
-    """Mask what older versions kept in clear in stored filters and reports; see the module doc."""
+        progress: Callable[[str, int], None] | None = None,
+        numbers: NumberProtection | None = None) -> Report:
+    """Mask what older versions kept in clear in stored filters and reports, and seal the saved
+    searches in clear when ``numbers`` is given; see the module doc."""
     report = Report()
     state = load_state(conn)
     if state is not None and state.get("done") and not force:
         report.done = report.skipped = True
-        return report
+    else:
+        _mask_tables(conn, state, batch, progress, report)
+    saved = load_state(conn, SAVED_STATE)
+    if numbers is not None and (force or saved is None or not saved.get("done")):
+        report.skipped = False
+        _seal_saved_searches(conn, numbers, batch, report)
+    if any(report.masked.values()):
+        engine.compact(conn)  # (SQLite: the WAL loses the pages before; secure_delete zeroed the cells)
+    log.info("stored filters data step: rows read %s, rows masked %s",
+             json.dumps(report.read, sort_keys=True), json.dumps(report.masked, sort_keys=True))
+    return report
+
+
+def _seal_saved_searches(conn: Any, numbers: NumberProtection, batch: int, report: Report) -> None:
+    """Every ``saved_searches.query`` still in clear, sealed; walked by its key (owner, name) in
+    batches, one transaction each (a token is left as it is: a stopped run is simply run again)."""
+    cursor: tuple[str, str] | None = None
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if cursor is None:
+                rows = conn.execute("SELECT user_name, name, query FROM saved_searches "
+                                    "ORDER BY user_name, name LIMIT ?", (batch,)).fetchall()
+            else:
+                rows = conn.execute("SELECT user_name, name, query FROM saved_searches WHERE user_name > ? "
+                                    "OR (user_name = ? AND name > ?) ORDER BY user_name, name LIMIT ?",
+                                    (cursor[0], cursor[0], cursor[1], batch)).fetchall()
+            changed = [(saved_search_rows.sealed(numbers, str(r[0]), str(r[1]), str(r[2])), r[0], r[1])
+                       for r in rows if not is_token(str(r[2]))]
+            if changed:
+                conn.executemany("UPDATE saved_searches SET query = ? WHERE user_name = ? AND name = ?",
+                                 changed)
+            if not rows:
+                _save(conn, {"done": True}, SAVED_STATE)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if not rows:
+            return
+        cursor = (str(rows[-1][0]), str(rows[-1][1]))
+        report.read[SAVED] = report.read.get(SAVED, 0) + len(rows)
+        report.masked[SAVED] = report.masked.get(SAVED, 0) + len(changed)
+
+
+def _mask_tables(conn: Any, state: dict[str, Any] | None, batch: int,
+                 progress: Callable[[str, int], None] | None, report: Report) -> None:
+    """The export and report tables masked, resumed from ``state`` (see the module doc)."""
     if state is None or state.get("done"):  # a new walk
         state = {"table": TABLES[0][0], "cursor": None, "done": False}
     names = [t[0] for t in TABLES]
@@ -143,8 +202,3 @@ def run(conn: Any, *, batch: int = DEFAULT_BATCH, force: bool = False,
             if progress is not None:
                 progress(table, report.read[table])
     report.done = True
-    if any(report.masked.values()):
-        engine.compact(conn)  # (SQLite: the WAL loses the pages before; secure_delete zeroed the cells)
-    log.info("stored filters data step: rows read %s, rows masked %s",
-             json.dumps(report.read, sort_keys=True), json.dumps(report.masked, sort_keys=True))
-    return report

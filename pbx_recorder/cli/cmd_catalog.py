@@ -226,20 +226,22 @@ def _stored_filters(rt: Runtime, batch_size: int, force: bool) -> None:
     before every field was masked: masked as they are masked when written now, once."""
     from pbx_recorder.catalog import stored_filters_pass
 
-    if not force and not stored_filters_pass.pending(rt.conn):
+    if not force and not stored_filters_pass.pending(rt.conn, rt.numbers):
         return
     with exclusive_job(rt.config, "catalog-migrate") as busy:
         if busy:
             click.echo(busy)
             return
-        done = stored_filters_pass.run(rt.conn, batch=batch_size, force=force,
+        done = stored_filters_pass.run(rt.conn, batch=batch_size, force=force, numbers=rt.numbers,
                                        progress=lambda what, n: n % 10000 == 0 and click.echo(f"{what}: {n}",
                                                                                               err=True))
     rt.audit("catalog.migrate", "stored-filters", {"read": done.read, "masked": done.masked,
                                                    "done": done.done})
     click.echo("masked the stored filters and reports older versions kept in clear: "
                + ", ".join(f"{table} {done.masked.get(table, 0)} of {done.read.get(table, 0)}"
-                           for table in ("export_jobs", "report_schedules", "reports")))
+                           for table in ("export_jobs", "report_schedules", "reports"))
+               + f"; saved searches sealed {done.masked.get('saved_searches', 0)} of "
+                 f"{done.read.get('saved_searches', 0)}")
 
 
 def _named_numbers(rt: Runtime, batch_size: int, force: bool) -> None:

@@ -64,10 +64,13 @@ def apply_cmd(ctx: click.Context, yes: bool, show_progress: bool) -> None:
     rt.audit(
         "retention.apply",
         "",
-        {"disposed": len(res.disposed), "refused": len(res.refused), "failed": len(res.failed)},
+        {"disposed": len(res.disposed), "refused": len(res.refused), "failed": len(res.failed),
+         "quarantine_deleted": len(res.quarantine_deleted)},
     )
     for d in res.refused:
         click.echo(f"refused  {d.recording_id}: {d.reason}")
+    for q in res.quarantine_deleted:
+        click.echo(f"removed  spool quarantine {q} (a leftover of a disposed recording)")
     click.echo(f"disposed {len(res.disposed)}, refused {len(res.refused)}, failed {len(res.failed)}")
 
 

@@ -31,11 +31,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.catalog import engine
+from pbx_recorder.catalog import engine, saved_search_rows
 from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token, lookup_keys
 from pbx_recorder.catalog.protected_rows import NumberProtection
-from pbx_recorder.errors import PolicyRefusal, StorageError
+from pbx_recorder.errors import CryptoError, PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import (
     backup_shred,
     destruction,
@@ -180,7 +180,7 @@ class Eraser:
             plan.append((call, erase_now, kept))
         # the spool first: a held recording still waiting there makes the request partial before
         # the tombstones are written (a subject tombstone would drop the held call on a restore)
-        spooled = self._purge_spool(plan, caller, call_id, withheld)
+        spooled, quarantined = self._purge_spool(plan, caller, call_id, withheld)
         held_calls = {w["call_id"] for w in withheld}
         plan = [(c, erase_now, kept or c["call_id"] in held_calls) for c, erase_now, kept in plan]
         self._tombstone(subject, (caller, call_id), plan, bool(withheld), req["request_id"], now)
@@ -201,6 +201,7 @@ class Eraser:
                     forget_call(self.conn, call["call_id"])
                     call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
         live = self._purge_live(plan, caller, req["request_id"], now)
+        searches = self._purge_saved_searches(caller) if caller else 0
         redacted = self._redact_audit(caller, subject) if caller else 0
         self._checkpoint()
         # the catalog backups still holding the subject: shredded now (a whole backup inside the
@@ -226,10 +227,13 @@ class Eraser:
             "withheld": withheld,
             "audit_rows_redacted": redacted,
             "spool_entries_deleted": spooled,
+            "spool_quarantine_deleted": quarantined,
             "live_call_snapshots_deleted": live,
+            "saved_searches_deleted": searches,
             "copies": {
                 "deleted": sorted([c for d in deleted for c in d["deleted"]]
-                                  + [f"spool:{r}" for r in spooled]),
+                                  + [f"spool:{r}" for r in spooled]
+                                  + [f"spool-quarantine:{q}" for q in quarantined]),
                 "shredded_recordings": sorted(d["recording_id"] for d in deleted if d["shredded"]),
                 "not_shreddable": sorted(d["recording_id"] for d in deleted if not d["shredded"]),
             },
@@ -330,11 +334,14 @@ class Eraser:
             shared_tombstones.record(self.conn, hashes, request_id=request_id, now=now, restore=restore)
 
     def _purge_spool(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
-                     call_id: str | None, withheld: list[dict[str, Any]]) -> list[str]:
+                     call_id: str | None, withheld: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         """Recordings of the subject still waiting in the spool (not yet in any tier); those a
-        legal hold covers (by call, or by a number the manifest names) are withheld."""
+        legal hold covers (by call, or by a number the manifest names) are withheld.  Then the
+        leftovers of those calls kept in the spool's quarantine (a crash's ``.raw`` original):
+        found by call id and recording id (their note names no number), kept for a held call.
+        Returns (removed recording ids, removed ``<recording id>/<file>`` of the quarantine)."""
         if self.spool_root is None:
-            return []
+            return [], []
         kept = {c["call_id"] for c, _, k in plan if k}
         erased = {c["call_id"] for c, _, k in plan if not k} | ({call_id} - kept if call_id else set())
         callers = {h: r["hold_id"] for r in rows(
@@ -352,8 +359,22 @@ class Eraser:
                       | {h for n in named for h in index.fulls(n)})
             return next((callers[h] for h in hashes if h in callers), None)
 
-        return spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,
-                                   held=held, withheld=withheld)
+        spooled: dict[str, str] = {}
+        removed = spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,
+                                      held=held, withheld=withheld, removed_calls=spooled)
+        kept |= {str(w["call_id"]) for w in withheld}  # (a held spooled entry keeps its call's leftovers)
+        recordings = {r["recording_id"]: c["call_id"] for c, erase_now, k in plan if not k for r in erase_now}
+        recordings.update(spooled)
+
+        def holding(rid: str, cid: str) -> str | None:
+            found = self.holds.hold_for({"recording_id": rid, "call_id": cid})
+            return found[0] if found else None
+
+        # kept calls too: their leftovers stay, and the receipt says so
+        quarantined = spool_erasure.purge_quarantine(
+            self.spool_root, call_ids=erased | kept | set(spooled.values()), recordings=recordings,
+            keep_call_ids=kept, held=holding, withheld=withheld)
+        return removed, quarantined
 
     def _purge_live(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
                     request_id: str, now: float) -> int:
@@ -383,6 +404,29 @@ class Eraser:
             for cid in hits:
                 self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (cid,))
         return len(hits)
+
+    def _purge_saved_searches(self, caller: str) -> int:
+        """Saved searches naming the number (typed into ``keyword``, an agent's dial string): kept
+        encrypted under the catalog key, which is not the subject's, so crypto-shredding does not
+        reach them; opened and deleted here (the table is bounded: MAX_PER_USER per user).  One
+        that cannot be opened is kept and logged: nothing can read it without its key either."""
+        gone = []
+        for r in rows(self.conn, "SELECT user_name, name, query FROM saved_searches"):
+            try:
+                query = saved_search_rows.opened(self.numbers, str(r["user_name"]), str(r["name"]),
+                                                 str(r["query"]))
+            except CryptoError as exc:
+                log.error("erasure: saved search %r of %s cannot be opened, kept: %s", r["name"],
+                          r["user_name"], exc)
+                continue
+            if saved_search_rows.names_number(query, caller):
+                gone.append((r["user_name"], r["name"]))
+        with Tx(self.conn):
+            for user, name in gone:
+                self.conn.execute("DELETE FROM saved_searches WHERE user_name=? AND name=?", (user, name))
+        if gone:
+            log.info("erasure: %d saved search(es) naming the subject deleted", len(gone))
+        return len(gone)
 
     def _live_text(self, row: Mapping[str, Any]) -> str:
         """A saved snapshot in clear (encrypted since schema 6: opened with the catalog keys)."""

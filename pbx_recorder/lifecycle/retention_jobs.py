@@ -6,6 +6,11 @@ destroy its data key (so every copy no tier lists is shredded), write
 ``deletion_log`` (what, when, why, policy, hash, actor), append ledger ``deleted``.
 Holds and protection always win: such a recording is refused, and the refusal is
 written to ``deletion_log`` (reason 'refused', once per recording and cause).
+A recording's leftover kept in the spool's quarantine (``recording.spool.Spool.quarantine``: a
+crash's ``.raw`` original, the same voice in clear) goes with it when the job is given the spool
+(``spool_root``: the node's own spool), and is listed in ``ApplyResult.quarantine_deleted``: it
+was kept for an operator to settle while the recording lived, and must not outlive the disposal
+that the destruction record certifies.  A refused (held) recording keeps its leftover.
 deletion_log rows are kept at least a year (policy.DELETION_LOG_KEEP_DAYS); nothing in
 this code base prunes that table.
 """
@@ -18,13 +23,14 @@ import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pbx_recorder import scan
 from pbx_recorder.catalog.marks import forget_recording
 from pbx_recorder.core import retention
 from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
-from pbx_recorder.lifecycle import destruction, due_rows, policy
+from pbx_recorder.lifecycle import destruction, due_rows, policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
 from pbx_recorder.progress import Progress
@@ -40,6 +46,8 @@ class ApplyResult:
     refused: list[policy.Disposal] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     run_id: str = ""  # the destruction records' request id of this run
+    #: ``<recording id>/<file>`` removed from the spool's quarantine with their disposed recording
+    quarantine_deleted: list[str] = field(default_factory=list)
 
 
 class RetentionJob:
@@ -50,12 +58,14 @@ class RetentionJob:
         classes: Mapping[str, retention.ClassPolicy],
         holds: HoldManager,
         ledger: LedgerAppend | None = None,
+        spool_root: str | Path | None = None,
     ) -> None:
         self.conn = conn
         self.tiers = tiers
         self.classes = classes
         self.holds = holds
         self.ledger = ledger or default_ledger()
+        self.spool_root = spool_root  # its quarantined leftovers go with a disposed recording
         self._run_id = ""  # set by apply: the destruction records' request id
 
     def report(self, now: float) -> list[policy.Disposal]:
@@ -116,6 +126,9 @@ class RetentionJob:
             try:
                 self._dispose(rec, d, actor, now)
                 result.disposed.append(d.recording_id)
+                if self.spool_root is not None:  # (only the folder of this recording, this call)
+                    result.quarantine_deleted += spool_erasure.purge_quarantine(
+                        self.spool_root, call_ids=(), recordings={d.recording_id: d.call_id})
             except PolicyRefusal as exc:  # the tier itself (Object Lock) said no
                 self._log_refusal(rec, f"tier refused: {exc}", d.policy, actor, now)
                 result.refused.append(

@@ -108,7 +108,8 @@ class Runtime:
     def retention(self) -> RetentionJob:
         from pbx_recorder.lifecycle.retention_jobs import RetentionJob
 
-        return RetentionJob(self.conn, self.tiers, self.classes, self.holds())
+        return RetentionJob(self.conn, self.tiers, self.classes, self.holds(),
+                            spool_root=self.config.spool.dir)  # its quarantined leftovers go too
 
     def eraser(self) -> Eraser:
         from pbx_recorder.lifecycle.erasure import Eraser

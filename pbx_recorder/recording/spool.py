@@ -20,8 +20,10 @@ stereo WAV after a crash: the WAV is a conversion, the two cannot be compared by
 moved into ``<root>/_quarantine/<recording_id>/`` by :meth:`Spool.quarantine`, through the same
 mover as every spooled file (no symlink, FIFO or hard link; the recorder's own owner-only copy,
 the PBX's file removed), with a JSON note naming the recording beside it.  The product never
-deletes it: an operator decides.  ``_quarantine`` cannot be a recording id (:data:`SAFE_ID`), so
-no entry, recovery or erasure pass takes it for one.
+deletes it on its own: an operator decides; only the erasure of its call removes it
+(:meth:`Spool.drop_quarantined`, ``lifecycle.spool_erasure.purge_quarantine``, which finds it by
+its note's call id and its folder).  ``_quarantine`` cannot be a recording id (:data:`SAFE_ID`),
+so no entry, recovery or erasure pass takes it for one.
 
 Any failure while writing an entry rolls it back (the PBX's files are put back where they
 were, other entries are untouched); a full disk (ENOSPC) raises SpoolFull, anything else is
@@ -56,6 +58,15 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 QUARANTINE_DIR = "_quarantine"
 NOTE_SUFFIX = ".note.json"
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedFile:
+    """A file kept in ``_quarantine/<recording_id>/`` and the call its note names."""
+
+    path: Path
+    recording_id: str  # the folder: the recording it was left beside
+    call_id: str | None  # from its note; None when the note is missing (a crash) or unreadable
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,3 +384,36 @@ class Spool:
         if not root.is_dir():
             return []
         return sorted(p for p in root.glob("*/*") if p.is_file() and not p.name.endswith(NOTE_SUFFIX))
+
+    def quarantined_files(self) -> list[QuarantinedFile]:
+        """:meth:`quarantined`, each with its recording (folder) and call (note): what erasure
+        matches a call's leftovers by (the note holds no number)."""
+        out = []
+        for path in self.quarantined():
+            if not SAFE_ID.match(path.parent.name):
+                continue
+            call_id = None
+            try:
+                note = json.loads(path.with_name(path.name + NOTE_SUFFIX).read_bytes())
+                found = note.get("call_id") if isinstance(note, dict) else None
+                call_id = found if isinstance(found, str) and found else None
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError) as exc:
+                log.error("quarantined %s/%s: unreadable note: %s", path.parent.name, path.name, exc)
+            out.append(QuarantinedFile(path, path.parent.name, call_id))
+        return out
+
+    def drop_quarantined(self, item: QuarantinedFile) -> None:
+        """Erasure only: delete a quarantined file and its note as :meth:`remove` deletes an entry
+        (unlinked, the directory fsynced; no overwrite, which a journaling file system or an SSD
+        would not honour anyway), and the recording's folder once empty."""
+        folder = item.path.parent
+        item.path.unlink(missing_ok=True)
+        item.path.with_name(item.path.name + NOTE_SUFFIX).unlink(missing_ok=True)
+        atomic.fsync_dir(folder)
+        try:
+            folder.rmdir()
+        except OSError:  # another leftover of the recording is still there
+            return
+        atomic.fsync_dir(folder.parent)

@@ -21,8 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pbx_recorder.catalog import saved_search_rows
 from pbx_recorder.core.masking import mask_field, mask_number
-from pbx_recorder.errors import NotFound, PolicyRefusal
+from pbx_recorder.errors import CryptoError, NotFound, PolicyRefusal
 from pbx_recorder.lifecycle import query_hold_rows
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
@@ -72,8 +73,12 @@ def query_of_saved(ctx: ServiceContext, actor: Actor, name: str) -> str:
         (actor.user.name, name)).fetchone()
     if row is None:
         raise ApiError(404, "no saved search of that name")
+    try:  # stored encrypted under the catalog key (catalog.saved_search_rows)
+        query = saved_search_rows.opened(ctx.catalog.numbers, actor.user.name, name, str(row[0]))
+    except CryptoError as exc:
+        raise ApiError(400, f"saved search {name!r} cannot be opened: {exc}") from exc
     q: dict[str, Any] = {}
-    for key, value in parse_qsl(str(row[0])):
+    for key, value in parse_qsl(query):
         if key in SEARCH_TO_QUERY:
             q[SEARCH_TO_QUERY[key]] = value
         elif key in ("from", "to"):

@@ -1,8 +1,12 @@
 """Saved searches, by name, per user (table ``saved_searches``): the search page's query string
-kept under a name the user chose (a full number is dropped from it: the catalog keeps no number
-in clear; a last-4 filter is kept).  Only the owner lists, opens or deletes them; a saved query is
-only ever used as the query string of ``/calls`` (the search runs through the same scoped,
-audited path as any other).
+kept under a name the user chose (a full ``caller`` is dropped from it; a last-4 filter is kept).
+Only the owner lists, opens or deletes them; a saved query is only ever used as the query string
+of ``/calls`` (the search runs through the same scoped, audited path as any other).
+
+A number typed into ``keyword`` or a remote agent's dial string in ``agent`` must be kept, or the
+search would find other calls when run again: the query is stored encrypted under the catalog key
+(``catalog.saved_search_rows``), opened for its owner here; a catalog without number keys refuses
+to save a query naming a number.  Erasure by number deletes the saved searches naming it.
 
     GET    /api/searches          [{"name", "query", "created_at"}] of the caller
     POST   /api/searches          JSON {"name", "query"} (CSRF): saved, or replaced under that name
@@ -11,16 +15,22 @@ audited path as any other).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pbx_recorder.catalog import saved_search_rows
+from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.errors import CryptoError, PolicyRefusal
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import parse_object, read_capped
+
+log = logging.getLogger(__name__)
 
 MAX_NAME = 80
 MAX_QUERY = 2048
@@ -38,11 +48,33 @@ def clean_query(query: str) -> str:
     return urlencode([(k, v) for k, v in pairs if k != "caller" or sum(c.isdigit() for c in v) <= 4])
 
 
+def _numbers(ctx: ServiceContext) -> NumberProtection | None:
+    """The catalog's number protection (None: a catalog without number keys)."""
+    return ctx.catalog.numbers
+
+
+def _opened(ctx: ServiceContext, user: str, name: str, stored: str) -> str:
+    """The owner's query in clear; '' (logged, no value) when its token cannot be opened."""
+    try:
+        return saved_search_rows.opened(_numbers(ctx), user, name, stored)
+    except CryptoError as exc:
+        log.error("saved search %r of %s cannot be opened: %s", name, user, exc)
+        return ""
+
+
 def listed(ctx: ServiceContext, user: str) -> list[dict[str, Any]]:
     rows = ctx.catalog.connection().execute(
         "SELECT name, query, created_at FROM saved_searches WHERE user_name = ? ORDER BY name",
         (user,)).fetchall()
-    return [{"name": str(r[0]), "query": str(r[1]), "created_at": float(r[2])} for r in rows]
+    return [{"name": str(r[0]), "query": _opened(ctx, user, str(r[0]), str(r[1])), "created_at": float(r[2])}
+            for r in rows]
+
+
+def query_of(ctx: ServiceContext, user: str, name: str) -> str | None:
+    """The query of ``user``'s saved search ``name`` in clear (None: they have none of that name)."""
+    row = ctx.catalog.connection().execute(
+        "SELECT query FROM saved_searches WHERE user_name = ? AND name = ?", (user, name)).fetchone()
+    return None if row is None else _opened(ctx, user, name, str(row[0]))
 
 
 def list_searches(request: Request) -> Response:
@@ -80,6 +112,10 @@ def _save(request: Request, body: bytes) -> Response:
         actor = actor_of(request)
         require(ctx, actor, "calls.view", "/api/searches")
         name, query = _search_in(request.headers.get("content-type", ""), body)
+        try:
+            stored = saved_search_rows.sealed(_numbers(ctx), actor.user.name, name, query)
+        except PolicyRefusal as exc:
+            raise ApiError(400, str(exc)) from exc
         conn = ctx.catalog.connection()
         with Tx(conn):
             count = conn.execute("SELECT COUNT(*) FROM saved_searches WHERE user_name = ? "
@@ -89,7 +125,7 @@ def _save(request: Request, body: bytes) -> Response:
             conn.execute("INSERT INTO saved_searches (user_name, name, query, created_at) "
                          "VALUES (?, ?, ?, ?) "
                          "ON CONFLICT (user_name, name) DO UPDATE SET query = excluded.query, "
-                         "created_at = excluded.created_at", (actor.user.name, name, query, ctx.clock()))
+                         "created_at = excluded.created_at", (actor.user.name, name, stored, ctx.clock()))
         audit(ctx, actor.user.name, actor.user.role, "searches.save", name, {"client": actor.client})
         return JSONResponse({"name": name, "query": query})
     finally:
