@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import time
@@ -47,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows
+from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows, step_state
 from pbx_recorder.catalog.index_rotation_subjects import SubjectRekey
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, is_token, register_previous
 from pbx_recorder.catalog.protected_rows import NumberProtection
@@ -76,13 +75,11 @@ def next_path(key_file: Path) -> Path:
 
 
 def load_state(conn: Any) -> dict[str, Any] | None:
-    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (STATE,)).fetchone()
-    return json.loads(row[0]) if row else None
+    return step_state.load(conn, STATE)
 
 
 def _save_state(conn: Any, state: dict[str, Any]) -> None:
-    conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
-                 "SET value = excluded.value", (STATE, json.dumps(state, sort_keys=True)))
+    step_state.save(conn, STATE, state)
 
 
 def in_progress(conn: Any) -> bool:

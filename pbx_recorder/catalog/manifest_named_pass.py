@@ -36,7 +36,6 @@ here logs a number.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows
+from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows, step_state
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import CryptoError
 from storage.base import Tier
@@ -71,8 +70,7 @@ class Report:
 
 
 def load_state(conn: Any) -> dict[str, Any] | None:
-    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (STATE,)).fetchone()
-    return json.loads(row[0]) if row else None
+    return step_state.load(conn, STATE)
 
 
 def pending(conn: Any) -> bool:
@@ -82,8 +80,7 @@ def pending(conn: Any) -> bool:
 
 
 def _save(conn: Any, state: dict[str, Any]) -> None:
-    conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
-                 "SET value = excluded.value", (STATE, json.dumps(state, sort_keys=True)))
+    step_state.save(conn, STATE, state)
 
 
 def _name(report: Report, line: str) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder.catalog import extra_numbers, named_rows
+from pbx_recorder.catalog import extra_numbers, named_rows, step_state
 from pbx_recorder.catalog.manifest_shrink import STORED_STATES
 from pbx_recorder.catalog.protected_rows import (
     MANIFEST_FIELDS,
@@ -62,8 +62,7 @@ class Report:
 
 
 def load_state(conn: Any) -> dict[str, Any] | None:
-    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (STATE,)).fetchone()
-    return json.loads(row[0]) if row else None
+    return step_state.load(conn, STATE)
 
 
 def pending(conn: Any) -> str:

@@ -28,13 +28,12 @@ today's finder names in them.  Nothing here logs a number.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder.catalog import extra_numbers, named_rows
+from pbx_recorder.catalog import extra_numbers, named_rows, step_state
 from pbx_recorder.catalog.number_protection import is_token
 from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection, named_digits
 from pbx_recorder.errors import CryptoError
@@ -58,8 +57,7 @@ class Report:
 
 
 def load_state(conn: Any) -> dict[str, Any] | None:
-    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (STATE,)).fetchone()
-    return json.loads(row[0]) if row else None
+    return step_state.load(conn, STATE)
 
 
 def pending(conn: Any) -> bool:
@@ -69,8 +67,7 @@ def pending(conn: Any) -> bool:
 
 
 def _save(conn: Any, state: dict[str, Any]) -> None:
-    conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
-                 "SET value = excluded.value", (STATE, json.dumps(state, sort_keys=True)))
+    step_state.save(conn, STATE, state)
 
 
 def _grouped(conn: Any, sql: str, ids: list[str]) -> dict[str, list[tuple[Any, ...]]]:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbx_recorder.catalog import engine, saved_search_rows
+from pbx_recorder.catalog import engine, saved_search_rows, step_state
 from pbx_recorder.catalog.number_protection import is_token
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.exports import stored_filter
@@ -70,8 +70,7 @@ class Report:
 
 
 def load_state(conn: Any, name: str = STATE) -> dict[str, Any] | None:
-    row = conn.execute("SELECT value FROM catalog_settings WHERE name = ?", (name,)).fetchone()
-    return json.loads(row[0]) if row else None
+    return step_state.load(conn, name)
 
 
 def pending(conn: Any, numbers: NumberProtection | None = None) -> bool:
@@ -82,8 +81,7 @@ def pending(conn: Any, numbers: NumberProtection | None = None) -> bool:
 
 
 def _save(conn: Any, state: dict[str, Any], name: str = STATE) -> None:
-    conn.execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
-                 "SET value = excluded.value", (name, json.dumps(state, sort_keys=True)))
+    step_state.save(conn, name, state)
 
 
 def rewritten(raw: Any, mask: Masker) -> str | None:
