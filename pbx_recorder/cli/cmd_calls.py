@@ -2,8 +2,13 @@
 
 Both need ``calls.search`` / ``calls.show``; ``--unmask`` also needs ``calls.unmask`` (not
 agents), shows full numbers and is written to the audit log with the actor and role
-(``cli.authz``: ``PBX_RECORDER_USER`` or the OS user).  Other modules add sub-commands to the same
-``calls`` group (``cmd_calls_control.py``: pause/resume) via ``register``.
+(``cli.authz``: ``PBX_RECORDER_USER`` or the OS user).  Every search writes one audit row, as the
+service's does (``calls.search``, or ``calls.search.unmask``: the filter with numbers masked and
+the rows returned, ``client`` ``cli``), whoever runs it: an operator named by the root front end,
+and the host administrator or the recorder's own account running the CLI directly (they read the
+same personal data).  A number search writes its throttle row first, as in the service.  Other
+modules add sub-commands to the same ``calls`` group (``cmd_calls_control.py``: pause/resume) via
+``register``.
 """
 
 from __future__ import annotations
@@ -138,10 +143,9 @@ def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | 
         number_throttle.admit(catalog, config, who, filters)  # the service's rule (issue 8)
         page = catalog.search_page(filters, tz=tz, count_read_cap=COUNT_READ_CAP)
         rows = page.rows
-        if unmask:
-            detail = {k: v for k, v in vars_of(filters).items() if v not in (None, "")}
-            detail["results"] = len(rows)
-            catalog.audit(who.actor, who.role, "calls.search.unmask", "", detail)
+        # the search's one list row, before anything is shown (no row, no output)
+        catalog.audit(who.actor, who.role, "calls.search.unmask" if unmask else "calls.search", "",
+                      search_detail(filters, len(rows)))
     finally:
         catalog.close()
     shown = [present_call(r, unmask) for r in rows]
@@ -155,6 +159,14 @@ def search(ctx: click.Context, from_: str | None, to: str | None, preset: str | 
 
 def vars_of(filters: CallFilters) -> dict[str, Any]:
     return {f.name: getattr(filters, f.name) for f in dataclasses.fields(filters)}
+
+
+def search_detail(filters: CallFilters, results: int) -> dict[str, Any]:
+    """The audit detail of one search, as the service writes it (``service.list_audit``, not
+    imported: it would bring the web stack into the CLI): ``client`` ``cli``, the filter's set
+    fields (numbers masked by the audit writer, times as epoch seconds) and the rows returned."""
+    return {"client": "cli", **{k: v for k, v in vars_of(filters).items() if v not in (None, "")},
+            "results": int(results)}
 
 
 @calls_group.command("show")

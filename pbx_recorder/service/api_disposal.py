@@ -12,7 +12,8 @@
                                              failed tier): idempotent by recording
 
 The requester is compared by name, whatever verbs a role holds.  Every request, decision and
-denial is audited.
+denial is audited, and so is every read: the list (``deletion.list``, one row per request, with
+its ``state`` filter and the rows returned) and one request (``deletion.view``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal
 from pbx_recorder.lifecycle import destruction
 from pbx_recorder.lifecycle.deletion_requests import MAX_CALLS, MAX_REASON, DeletionRequests
+from pbx_recorder.service import list_audit
 from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
@@ -68,6 +70,18 @@ def _may_see(ctx: ServiceContext, actor: Actor, target: str) -> None:
     require(ctx, actor, "calls.delete", target, {"what": "deletion.read"})
 
 
+def listed(ctx: ServiceContext, actor: Actor, state: str | None = None,
+           page: str = "") -> list[dict[str, Any]]:
+    """The deletion requests (of ``state`` when given), newest first, and the read's one
+    ``deletion.list`` audit row: each request names its calls, its requester and their reason."""
+    rows = store(ctx, actor).listing(state=state)
+    shown: dict[str, Any] = {"state": state} if state else {}
+    if page:
+        shown["page"] = page
+    list_audit.listed(ctx, actor, list_audit.DELETIONS, "", len(rows), shown)
+    return rows
+
+
 def listing(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
@@ -75,7 +89,7 @@ def listing(request: Request) -> Response:
     state = request.query_params.get("state") or None
     if state not in (None, "requested", "refused", "executed", "failed"):
         raise ApiError(400, "state: requested, refused, executed or failed")
-    return JSONResponse({"requests": store(ctx, actor).listing(state=state)})
+    return JSONResponse({"requests": listed(ctx, actor, state)})
 
 
 def _found(ctx: ServiceContext, actor: Actor, raw: str) -> tuple[DeletionRequests, dict[str, Any]]:
@@ -93,6 +107,8 @@ def show(request: Request) -> Response:
     _may_see(ctx, actor, raw[:64])
     _, req = _found(ctx, actor, raw)
     req["destroyed"] = destruction.of_request(ctx.catalog.connection(), req["id"])
+    audit(ctx, actor.user.name, actor.user.role, "deletion.view", req["id"],
+          {"client": actor.client, "calls": len((req.get("scope") or {}).get("call_ids") or [])})
     return JSONResponse(req)
 
 

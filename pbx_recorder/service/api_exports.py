@@ -3,7 +3,9 @@ team's through the row scope, legal); the auditor and agents get 403 (audited).
 
     POST /api/exports?<search filter>   {"kind": csv|xlsx|audio, "fields": [...], "password": ...,
                                          "unmasked": bool, "call_ids": [...] (audio, optional)}
-    GET  /api/exports                   the user's own jobs (the page polls it for progress)
+    GET  /api/exports                   the user's own jobs (audited ``exports.list``);
+                                        ``?progress=1``: states and counts only (the page's
+                                        poll; no audit row: :func:`progress_view`)
     GET  /api/exports/{job_id}          one of them (anyone else's: 404 like an absent one)
     GET  /api/exports/{job_id}/file     the encrypted ZIP, to its owner only, until it expires
 
@@ -32,7 +34,7 @@ from starlette.routing import Route
 
 from pbx_recorder.exports import columns, jobs, runner, store, stored_filter
 from pbx_recorder.exports.jobs import KINDS
-from pbx_recorder.service import api_calls, export_work, scoped_endpoint
+from pbx_recorder.service import api_calls, export_work, list_audit, scoped_endpoint
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import parse_object
@@ -136,12 +138,35 @@ def _own(ctx: ServiceContext, actor: Actor, job_id: str, verb: str) -> jobs.Job:
     return job
 
 
+#: what the export page's progress poll shows of a job: no filter, no field list, no call
+PROGRESS_FIELDS = ("id", "kind", "state", "rows_total", "rows_done", "progress", "error", "created_at",
+                   "finished_at", "expires_at")
+
+
+def progress_view(job: jobs.Job) -> dict[str, Any]:
+    """A job as the page's poll sees it (``?progress=1``): its state, counts and failure message,
+    and how many recordings it waits for (not which): nothing of a call's data, so the poll, sent
+    every second while a job runs, writes no audit row."""
+    public = job.public()
+    return {**{k: public[k] for k in PROGRESS_FIELDS}, "pending_count": len(job.pending)}
+
+
+def own_jobs(ctx: ServiceContext, actor: Actor, page: str = "") -> list[jobs.Job]:
+    """The actor's export jobs, newest first, and the read's one ``exports.list`` audit row (a job
+    shows its masked filter and the calls an audio export still waits for)."""
+    mine = jobs.listed(ctx.catalog.connection(), actor.user.name)
+    list_audit.listed(ctx, actor, list_audit.EXPORTS, "", len(mine), {"page": page} if page else None)
+    return mine
+
+
 def listing(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     _checked(ctx, actor, "/api/exports")
-    mine = jobs.listed(ctx.catalog.connection(), actor.user.name)
-    return JSONResponse({"jobs": [j.public() for j in mine]})
+    if request.query_params.get("progress") in ("1", "true"):  # the page's poll: not audited
+        return JSONResponse({"jobs": [progress_view(j) for j in
+                                      jobs.listed(ctx.catalog.connection(), actor.user.name)]})
+    return JSONResponse({"jobs": [j.public() for j in own_jobs(ctx, actor)]})
 
 
 def one(request: Request) -> Response:

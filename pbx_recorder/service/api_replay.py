@@ -8,7 +8,8 @@ names tags or rules).
 
 The audio endpoint calls :func:`check` after the row scope: a sensitive call without a live grant
 of the actor answers 403 (audited ``denied:calls.play`` / ``denied:calls.download`` with reason
-``four_eyes``).  Every request, grant and refusal is audited.
+``four_eyes``).  Every request, grant and refusal is audited, and so is every read of the
+pending list (``replay.list``, one row per request: :mod:`pbx_recorder.service.list_audit`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pbx_recorder.errors import AccessDenied, NotFound
-from pbx_recorder.service import four_eyes
+from pbx_recorder.service import four_eyes, list_audit
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import read_json
+from pbx_recorder.service.roles import may
 
 
 def sensitive(ctx: ServiceContext, call: dict[str, Any]) -> bool:
@@ -82,13 +84,21 @@ def _ask(request: Request, data: dict[str, Any]) -> Response:
     return JSONResponse({"id": grant_id, "state": "requested"}, status_code=201)
 
 
-def listing(request: Request) -> Response:
-    ctx = ctx_of(request)
-    actor = actor_of(request)
-    from pbx_recorder.service.roles import may
+def pending_for(ctx: ServiceContext, actor: Actor, page: str = "") -> tuple[list[four_eyes.Grant], bool]:
+    """The pending requests ``actor`` may read (an approver: every one; anyone else: their own) and
+    whether they are an approver; writes the read's one ``replay.list`` row (``page``: the console
+    page that shows them).  A request names a call, its requester and their free-text reason."""
+    approver = may(actor.user.role, four_eyes.APPROVE)
+    rows = four_eyes.pending(ctx.catalog.connection(), None if approver else actor.user.name)
+    shown: dict[str, Any] = {} if approver else {"requester": actor.user.name}
+    if page:
+        shown["page"] = page
+    list_audit.listed(ctx, actor, list_audit.REPLAY, "", len(rows), shown)
+    return rows, approver
 
-    mine = None if may(actor.user.role, "calls.replay_approve") else actor.user.name
-    rows = four_eyes.pending(ctx.catalog.connection(), mine)
+
+def listing(request: Request) -> Response:
+    rows, _ = pending_for(ctx_of(request), actor_of(request))
     return JSONResponse({"requests": [{"id": g.id, "call_id": g.call_id, "requester": g.requester,
                                        "reason": g.reason, "requested_at": g.requested_at} for g in rows]})
 

@@ -1,7 +1,8 @@
 """Reports over HTTP (:mod:`pbx_recorder.reports`); the pages are :mod:`pbx_recorder.web.reports_page`.
 
     GET  /api/reports/figures?period=2026-W48&team=red   the figures as JSON (reports.read)
-    GET  /api/report-schedules                           the actor's schedules (admin: all)
+    GET  /api/report-schedules                           the actor's schedules (admin: all;
+                                                         audited ``reports.schedule.list``)
     POST /api/report-schedules  {name, period: week|month, team, mail_to}   (reports.schedule)
     POST /api/report-schedules/{schedule_id}/delete      the owner's own (admin: any)
 
@@ -24,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 from pbx_recorder.config.reports import is_address
 from pbx_recorder.reports import access, periods, queries, store
 from pbx_recorder.reports.figures import Figures
+from pbx_recorder.service import list_audit
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import parse_object
@@ -95,6 +97,9 @@ def schedule_list(request: Request) -> Response:
     require(ctx, actor, "reports.schedule", "/api/report-schedules")
     owner = None if access.sees_every_produced(actor.user.role) else actor.user.name
     rows = store.schedules(ctx.catalog.connection(), owner)
+    # owners and mail addresses: the read's one reports.schedule.list row
+    list_audit.listed(ctx, actor, list_audit.SCHEDULES, "", len(rows),
+                      None if owner is None else {"owner": owner})
     return JSONResponse({"schedules": [{"id": s.id, "owner": s.owner, "name": s.name, "period": s.period,
                                         "team": s.team, "mail_to": s.mail_to, "last_period": s.last_period}
                                        for s in rows]})

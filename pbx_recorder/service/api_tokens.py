@@ -3,6 +3,7 @@
 
     POST   /api/tokens        {"user", "role", "days", "label"} -> {"token", "id", ...} (token once)
     GET    /api/tokens        [{"id", "user", "role", "label", "expires_at", "last_used", "revoked"}]
+                              (audited ``tokens.list``)
     DELETE /api/tokens/{id}   revoke (id: at least 12 hex digits of the listed id)
 
 A request made with a token cannot create tokens (a leaked automation token must not mint
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pbx_recorder.errors import ConfigError, NotFound
-from pbx_recorder.service import user_admin
+from pbx_recorder.service import list_audit, user_admin
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.json_body import read_json
 
@@ -66,7 +67,9 @@ def listing(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     require(ctx, actor, "tokens.manage", "tokens", {"client": actor.client})
-    return JSONResponse({"tokens": user_admin.token_rows(ctx.accounts())})
+    rows = user_admin.token_rows(ctx.accounts())
+    list_audit.listed(ctx, actor, list_audit.TOKENS, "", len(rows))  # every account's tokens
+    return JSONResponse({"tokens": rows})
 
 
 def revoke(request: Request) -> Response:

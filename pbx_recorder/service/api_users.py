@@ -1,7 +1,8 @@
 """Account management over HTTP, for admins (verb ``users.manage``); the same operations as
 ``pbx-recorder users`` (:mod:`pbx_recorder.service.user_admin`), each audited as an admin change.
 
-    GET  /api/users                         the accounts (never a hash or a secret)
+    GET  /api/users                         the accounts (never a hash or a secret; audited
+                                            ``users.list``)
     POST /api/users                         {"name", "role", "password", "teams"}
     POST /api/users/{name}/disable
     POST /api/users/{name}/password         {"password"}  (unlocks, ends the user's sessions)
@@ -27,8 +28,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pbx_recorder.errors import AccessDenied, ConfigError, NotFound
-from pbx_recorder.service import user_admin
+from pbx_recorder.service import list_audit, user_admin
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import read_json
 
 Change = Callable[[Any, Actor, dict[str, Any], dict[str, str]], None]
@@ -48,11 +50,17 @@ def _names(data: dict[str, Any], key: str) -> list[str]:
     return value
 
 
+def accounts_read(ctx: ServiceContext, actor: Actor, target: str, page: str = "") -> list[dict[str, Any]]:
+    """Every account's row (``users.manage``; a refusal audited ``denied:users.manage``) and the
+    read's one ``users.list`` audit row: names, roles, teams and lock states are staff data."""
+    require(ctx, actor, "users.manage", target, {"client": actor.client})
+    rows = user_admin.user_rows(ctx.accounts(), ctx.clock())
+    list_audit.listed(ctx, actor, list_audit.USERS, "", len(rows), {"page": page} if page else None)
+    return rows
+
+
 def listing(request: Request) -> Response:
-    ctx = ctx_of(request)
-    actor = actor_of(request)
-    require(ctx, actor, "users.manage", "users", {"client": actor.client})
-    return JSONResponse({"users": user_admin.user_rows(ctx.accounts(), ctx.clock())})
+    return JSONResponse({"users": accounts_read(ctx_of(request), actor_of(request), "users")})
 
 
 def _change(action: str, apply: Change) -> Callable[[Request], Any]:

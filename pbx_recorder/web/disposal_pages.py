@@ -11,7 +11,9 @@
 * ``/retention`` (``retention.read``): one page of the disposal report; with ``retention.apply``
   the apply button and its result.
 
-Buttons post through ``static/disposal.js`` with the page's CSRF token; the service decides."""
+Buttons post through ``static/disposal.js`` with the page's CSRF token; the service decides.  Each
+page's read is audited as its API's (``deletion.list``, ``erase.status``, ``hold.list``,
+``retention.report``), one row per page."""
 
 from __future__ import annotations
 
@@ -21,9 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder.lifecycle.deletion_requests import DeletionRequests
 from pbx_recorder.lifecycle.holds import HoldManager
-from pbx_recorder.service import api_erasure, api_holds, api_retention
+from pbx_recorder.service import api_disposal, api_erasure, api_holds, api_retention
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.roles import may
 from pbx_recorder.web import render, saved_searches
@@ -35,8 +36,9 @@ def deletions_page(request: Request) -> Response:
     if not may(actor.user.role, "calls.delete_approve"):
         require(ctx, actor, "calls.delete", "/deletions")
     prefill = "\n".join(c for c in request.query_params.get("calls", "").split(",") if c)[:4000]
-    return render.page(request, "deletions.html", actor, requests=DeletionRequests(ctx.catalog.connection())
-                       .listing(), prefill=prefill, may_ask=may(actor.user.role, "calls.delete"),
+    return render.page(request, "deletions.html", actor,
+                       requests=api_disposal.listed(ctx, actor, page="/deletions"),  # audited
+                       prefill=prefill, may_ask=may(actor.user.role, "calls.delete"),
                        approver=may(actor.user.role, "calls.delete_approve"))
 
 

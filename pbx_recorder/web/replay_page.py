@@ -2,7 +2,8 @@
 API): the player of a call that needs a grant shows a request form instead of the audio, and
 ``/replay-requests`` lists the pending requests (every one, with grant / refuse buttons, for a
 role holding ``calls.replay_approve``; a user's own otherwise).  The buttons post through
-``static/replay.js`` with the page's CSRF token; the API decides (never the requester, audited)."""
+``static/replay.js`` with the page's CSRF token; the API decides (never the requester, audited).
+Reading the list is audited like the API's (``replay.list`` with ``page``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from starlette.routing import BaseRoute, Route
 from pbx_recorder.service import api_replay, four_eyes
 from pbx_recorder.service.auth import Actor, actor_of, ctx_of
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.service.roles import may
 from pbx_recorder.web import render
 
 
@@ -31,10 +31,8 @@ def grant_state(ctx: ServiceContext, actor: Actor, call: dict[str, object]) -> s
 
 
 def requests_page(request: Request) -> Response:
-    ctx = ctx_of(request)
     actor = actor_of(request)
-    approver = may(actor.user.role, "calls.replay_approve")
-    rows = four_eyes.pending(ctx.catalog.connection(), None if approver else actor.user.name)
+    rows, approver = api_replay.pending_for(ctx_of(request), actor, "/replay-requests")  # audited
     return render.page(request, "replay_requests.html", actor, requests=rows, approver=approver)
 
 

@@ -47,8 +47,10 @@ def test_root_cli_number_searches_are_throttled_like_the_service(cfg, tmp_path, 
     refused = _search(cfg, "--caller", FULL)
     assert isinstance(refused.exception, AccessDenied) and "too many searches" in str(refused.exception)
     assert _search(cfg, "--caller", "5678").exit_code == 0  # last 4: audited, never throttled
-    assert _actions(tmp_path, "agent1") == [throttle.FULL_ACTION, throttle.FULL_ACTION,
-                                            "throttled:" + throttle.FULL_ACTION, throttle.LAST4_ACTION]
+    # each search that ran also writes its one calls.search row, after its throttle row
+    assert _actions(tmp_path, "agent1") == [throttle.FULL_ACTION, "calls.search", throttle.FULL_ACTION,
+                                            "calls.search", "throttled:" + throttle.FULL_ACTION,
+                                            throttle.LAST4_ACTION, "calls.search"]
     conn = open_catalog(tmp_path / "catalog.db")
     try:
         details = [r[0] for r in conn.execute("SELECT detail FROM audit_log WHERE actor = 'agent1'")]
@@ -62,7 +64,7 @@ def test_a_role_with_unmask_is_audited_but_not_throttled(cfg, tmp_path, monkeypa
     monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
     for _ in range(4):
         assert _search(cfg, "--callee", FULL).exit_code == 0
-    assert _actions(tmp_path, "boss") == [throttle.FULL_ACTION] * 4
+    assert _actions(tmp_path, "boss") == [throttle.FULL_ACTION, "calls.search"] * 4
 
 
 def test_the_cli_and_the_console_share_one_counter(cfg, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -72,7 +74,7 @@ def test_the_cli_and_the_console_share_one_counter(cfg, tmp_path, monkeypatch) -
 
     monkeypatch.setenv("PBX_RECORDER_USER", "agent1")
     monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
-    assert _search(cfg).exit_code == 0  # creates the catalog; no number: nothing audited
+    assert _search(cfg).exit_code == 0  # creates the catalog; no number: its calls.search row only
     conn = open_catalog(tmp_path / "catalog.db")
     try:  # two searches the same user ran in the console a moment ago
         for _ in range(2):

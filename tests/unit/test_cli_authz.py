@@ -83,7 +83,7 @@ def test_agent_may_search_masked(rbac, monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, cfg, "agent1", "calls", "search", "--call-id", "c1", "--json")
     assert code == 0, err
     assert json.loads(out)[0]["caller_num"] != NUMBER and NUMBER not in out
-    assert audit(env) == [] and WARNING not in err
+    assert audit(env) == [("agent1", "agent", "calls.search", "")] and WARNING not in err  # read: audited
 
 
 def test_unknown_user_is_refused_and_audited(rbac, monkeypatch, capsys):

@@ -52,7 +52,10 @@ def test_search_table_masks_numbers(setup):
     assert "138****5678" in r.output and "13812345678" not in r.output
     assert "n1_1.1" in r.output and "n1_2.2" in r.output and "2 call(s)" in r.output
     assert "\x1b" not in r.output
-    assert audit_rows(db) == []
+    # every search is audited, masked or not: one row, the filter and the rows returned
+    (entry,) = audit_rows(db)
+    assert (entry["actor"], entry["action"]) == ("auditor1", "calls.search")
+    assert entry["detail"]["preset"] == "7d" and entry["detail"]["results"] == 2
 
 
 def test_search_filters_and_json(setup):
