@@ -35,6 +35,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}(\([A-Za-z0-9_]{1,40}\))?")  # VAR or FUNC(arg)
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_]")
+_MMID = re.compile(r"[A-Za-z0-9_]{1,40}")  # MixMonitor IDs as Asterisk makes them ("0x55d0...")
 MAX_VALUE = 1024
 
 
@@ -110,9 +111,33 @@ def start_recording(c: cmds.StartRecording) -> dict[str, str]:
     return _headers(action, c.call_id, Channel=c.channel, File=path, Options=options, Command=command)
 
 
+def mixmonitor_id(value: object) -> str:
+    """``value`` if it looks like an ID Asterisk makes for a MixMonitor (``0x55d0...``), else ""."""
+    text = str(value).strip()
+    return text if _MMID.fullmatch(text) else ""
+
+
 def stop_recording(c: cmds.StopRecording) -> dict[str, str]:
-    extra = {"MixMonitorID": c.pbx_ref} if c.pbx_ref else {}
-    return _headers("StopMixMonitor", c.call_id, Channel=c.channel, **extra)
+    """``StopMixMonitor`` of exactly one MixMonitor.  Without ``MixMonitorID`` Asterisk stops
+    whichever MixMonitor of the channel it finds first (another recording of the same channel, an
+    admin's own): refused, as is an ID Asterisk would not have made."""
+    mmid = mixmonitor_id(c.pbx_ref)
+    if not mmid:
+        raise AmiActionError("refused StopMixMonitor: no usable MixMonitorID (it would stop any "
+                             "MixMonitor of the channel)", action="StopMixMonitor", call_id=c.call_id)
+    return _headers("StopMixMonitor", c.call_id, Channel=c.channel, MixMonitorID=mmid)
+
+
+def stop_lookup_variables(c: cmds.StopRecording) -> tuple[str, ...]:
+    """The channel variables (``Getvar``) that may hold the MixMonitorID of a recording whose ID the
+    recorder does not know: the recording's own ``i(PBXREC_MMID_<n>)`` (no other MixMonitor ever
+    sets it), then, for one the snippet was to start itself, ``PBXREC_EARLY_MMID`` (cleared on
+    entry to the snippet).  Never ``PBXREC_DIALOGUE_MMID``: any dialogue recording of the channel
+    sets it; the snippet's fail direction stops that one itself."""
+    if not c.recording_id:
+        return ()
+    own = (mmid_variable(c.recording_id),)
+    return (*own, C.VAR_EARLY_MMID) if c.handed_over else own
 
 
 def mute_recording(c: cmds.MuteRecording) -> dict[str, str]:

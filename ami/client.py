@@ -198,8 +198,11 @@ class AmiClient:
     async def execute(self, command: cmds.Command) -> list[Any]:
         """Carry out a PBX command; events it produces (RecordingStarted with the MixMonitorID)."""
         if isinstance(command, cmds.StopRecording) and not command.pbx_ref:
-            known = self._mmids.get(command.recording_id) or ""
-            command = dataclasses.replace(command, pbx_ref=known) if known else command
+            known = self._mmids.get(command.recording_id) or await self._find_mmid(command)
+            if not known:  # never an ID-less StopMixMonitor: it stops whichever MixMonitor comes first
+                self._mmids.pop(command.recording_id)
+                return []
+            command = dataclasses.replace(command, pbx_ref=known)
         headers = actions.to_action(command)
         sent_at = self.clock()
         reply = await self.send(headers, call_id=command.call_id)
@@ -217,6 +220,31 @@ class AmiClient:
         if isinstance(command, cmds.StopRecording):
             self._mmids.pop(command.recording_id)
         return []
+
+    async def _find_mmid(self, command: cmds.StopRecording) -> str:
+        """The MixMonitorID of a recording the client has none for, read (``Getvar``) from the
+        variable its MixMonitor was started with (``actions.stop_lookup_variables``); "" when
+        none holds one: the stop is skipped, and why is logged (a start never confirmed: nothing
+        to stop; a confirmed one: the snippet's fail direction is what stops it)."""
+        mine = set(self._mmids.of_call(command.call_id))  # the other recordings' IDs are not this one's
+        for name in actions.stop_lookup_variables(command):
+            try:
+                reply = await self._send(actions.getvar(command.channel, name, call_id=command.call_id),
+                                         call_id=command.call_id, check=False)
+            except (AmiActionError, PbxDisconnected) as exc:
+                log.warning("StopMixMonitor not sent call=%s rec=%s: Getvar %s failed: %s", command.call_id,
+                            command.recording_id, name, exc)
+                return ""
+            mmid = actions.mixmonitor_id(_get(reply, "Value")) if _get(reply, "Response") == "Success" else ""
+            if mmid and mmid not in mine:
+                log.info("MixMonitorID of call=%s rec=%s read from %s", command.call_id,
+                         command.recording_id, name)
+                return mmid
+        level = logging.WARNING if command.pbx_started else logging.INFO
+        log.log(level, "StopMixMonitor not sent call=%s rec=%s: no MixMonitorID known or found on the "
+                "channel (%s)", command.call_id, command.recording_id or "-",
+                "started, not confirmed by ID" if command.pbx_started else "its start was never confirmed")
+        return ""
 
     # -- panoramisk factory hooks -------------------------------------------------
     def dispatch(self, message: Any) -> None:

@@ -102,6 +102,9 @@ class AsyncConsentBackend(Protocol):
     async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None: ...
     # the decision when it is final at entry (pbx_recorder/core/early_start.py), else None; no state change
 
+    def existing_result(self, call_id: str) -> str: ...
+    # the result of a call the core settled already (core: CallBook.settled_result), else ""
+
 
 class InbandStarter:
     """Carries out the core's commands for the session's own channel over the AGI socket."""
@@ -185,6 +188,10 @@ class AsyncConsentSession:
             return ""
         event = request_event(env, self.node, self.vip, self.clock, call_id_of=self.call_id_of)
         self.call_id = event.call_id
+        existing = getattr(self.backend, "existing_result", None)  # the daemon's has it (daemon_consent.py)
+        settled = existing(self.call_id) if existing is not None else ""
+        if settled:  # the call passed the recorder before (the snippet again, a failed quick decision)
+            return await self._settled(event, settled)
         if script == DECIDE_SCRIPT:  # before answer: the dialplan starts the recording itself
             from consent.early_decide import decide  # it builds on InbandStarter, defined here
             return await decide(self, event)
@@ -199,15 +206,40 @@ class AsyncConsentSession:
             if not self._resolved and await self._still_recorded(inband, exc):
                 return C.RESULT_RECORD  # consent none: the dialplan hears "record", and it is true
             if not self._resolved:
-                log.warning("consent session failed call=%s: %s", self.call_id, exc or type(exc).__name__)
-                inband.open = False
-                evidence = self._flagged({"decision": C.CONSENT_FAILED, "decided_at": self.clock(),
-                                          "failure": str(exc)[:200] or type(exc).__name__})
-                failed = ev.ConsentResolved(at=self.clock(), call_id=self.call_id,
-                                            channel_id=event.channel_id, channel=event.channel,
-                                            decision=C.CONSENT_FAILED, evidence=evidence)
-                await self.backend.resolve(failed, inband)
+                await self._fail(event, inband, exc)
             raise
+
+    async def _settled(self, event: ev.ConsentRequested, result: str) -> str:
+        """A request for a call the core settled: its result again, as on FreeSWITCH
+        (esl/consent_session.py ``existing_result``); nothing decided, started or played: the core
+        would ignore this request and its dialogue's outcome.  "record" (e.g. the consent AGI after
+        a quick decision that handed over ``PBXREC_EARLY_ARGS`` and then failed: the snippet's
+        "decided" block starts it) gets one more try after a failure, as a ``consent: none`` start
+        does; if it cannot be set, the session fails (the core is told: ``failed``)."""
+        log.info("consent already settled call=%s result=%s: no new decision", self.call_id, result)
+        inband = InbandStarter(self.conn, event.channel, event.channel_id, self.clock)
+        self._none_started = result == C.RESULT_RECORD
+        try:
+            return await self._set_result(result)
+        except ChannelGone:
+            raise
+        except Exception as exc:
+            if await self._still_recorded(inband, exc):
+                return C.RESULT_RECORD
+            await self._fail(event, inband, exc)
+            raise
+
+    async def _fail(self, event: ev.ConsentRequested, inband: InbandStarter, exc: Exception) -> None:
+        """Tell the core the session failed (``ConsentResolved(failed)``): the snippet takes its
+        fail direction, so a recording the core keeps for this channel must not run on."""
+        log.warning("consent session failed call=%s: %s", self.call_id, exc or type(exc).__name__)
+        inband.open = False
+        evidence = self._flagged({"decision": C.CONSENT_FAILED, "decided_at": self.clock(),
+                                  "failure": str(exc)[:200] or type(exc).__name__})
+        failed = ev.ConsentResolved(at=self.clock(), call_id=self.call_id,
+                                    channel_id=event.channel_id, channel=event.channel,
+                                    decision=C.CONSENT_FAILED, evidence=evidence)
+        await self.backend.resolve(failed, inband)
 
     async def _consent(self, event: ev.ConsentRequested, inband: InbandStarter) -> str:
         inband.guard_starts = True  # a start before the result: the snippet's fail direction stops it

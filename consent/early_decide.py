@@ -35,6 +35,7 @@ from ami.actions import mmid_variable_of, start_recording
 from consent.agi_dialplan import DECIDE_SCRIPT
 from consent.async_session import InbandStarter
 from pbx_recorder.core import commands as cmds
+from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as ev
 from pbx_recorder.core.consent_policy import Decision
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DECIDE_SCRIPT", "VAR_ARGS", "EarlyStarter", "decide"]
 
-EARLY_MMID = "PBXREC_EARLY_MMID"
+EARLY_MMID = C.VAR_EARLY_MMID  # the snippet clears it on entry (a stop may read it: ami/actions.py)
 VAR_ARGS = "PBXREC_EARLY_ARGS"
 
 

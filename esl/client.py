@@ -46,6 +46,12 @@ MAX_EXPECTED = 4096  # recordings handed to the dialplan whose RECORD_START has 
 RESYNC_CONCURRENCY = 16  # channels whose variables are read at once after a (re)connect
 
 
+def _not_recording(exc: EslError) -> bool:
+    """FreeSWITCH's answer to a stop of a file it is not recording, or on a channel that is gone."""
+    text = str(exc).lower()
+    return "cannot stop record session" in text or "cannot locate session" in text
+
+
 class NoFramingCuts:
     """metrics_sampler reads ``client.framing.cuts`` (AMI's framing guard); ESL framing is
     length-prefixed, so a caller's bytes can never cut a frame short: always 0."""
@@ -132,12 +138,35 @@ class EslClient(EslConnection):
         if isinstance(command, cmds.SetChannelVar):
             self._queue_var(command)
             return []
+        if isinstance(command, cmds.StopRecording):
+            await self._stop(command)
+            return []
         paths: tuple[str, ...] = ()
-        if isinstance(command, cmds.StopRecording | cmds.MuteRecording):
+        if isinstance(command, cmds.MuteRecording):
             paths = self._paths_of(command)
         for line in esc.api_lines(command, paths):
             await self._run_for(command.channel, line, command.call_id)
         return []
+
+    async def _stop(self, command: cmds.StopRecording) -> None:
+        """``uuid_record <uuid> stop <path>`` for each file of exactly this recording, never
+        ``stop all`` (it would stop every recording of the channel, an admin's own too); no file
+        known: nothing is sent, and why is logged.  FreeSWITCH's ``-ERR Cannot stop record
+        session!`` (or a channel already gone) for a recording whose start it never confirmed
+        (handed to the dialplan, not started) is the expected answer; for any other it is an error."""
+        paths = self._paths_of(command)
+        if not paths:
+            log.warning("uuid_record stop not sent call=%s rec=%s: none of its files is known",
+                        command.call_id, command.recording_id or "-")
+            return
+        for line in esc.api_lines(command, paths):
+            try:
+                await self._run_for(command.channel, line, command.call_id)
+            except EslError as exc:
+                if command.pbx_started or not _not_recording(exc):
+                    raise
+                log.info("recording not running, nothing to stop call=%s rec=%s (its start was never "
+                         "confirmed): %s", command.call_id, command.recording_id, exc)
 
     def expect_start(self, command: cmds.StartRecording) -> None:
         """The dialplan starts this recording at answer (esl/early_start.py): its ``RECORD_START``
@@ -207,7 +236,9 @@ class EslClient(EslConnection):
     def _paths_of(self, command: cmds.StopRecording | cmds.MuteRecording) -> tuple[str, ...]:
         if isinstance(command, cmds.StopRecording):
             known = self._rec_paths.pop(command.recording_id) or ()
-            return known or ((command.pbx_ref,) if command.pbx_ref.startswith("/") else ())
+            if known or command.paths:  # the files this recording wrote (dual: all three)
+                return known or command.paths
+            return (command.pbx_ref,) if command.pbx_ref.startswith("/") else ()
         found = [p for ps in self._rec_paths.of_call(command.call_id) for p in ps]
         if not found:
             raise EslError(

@@ -21,9 +21,11 @@ the digit and tells the dialplan through channel variables.  Differences, FreeSW
   core's ``uuid_setvar_multi``, or one more, run at once); otherwise the core is told ``failed``
   and stops (over the inbound connection) and discards the recording: the fail branch's
   "unrecorded" is then true;
-* the files of a recording started before the dialogue are kept in
-  ``PBXREC_DIALOGUE_PATH_<n>`` (n = 1..3; Asterisk's ``PBXREC_DIALOGUE_MMID``): the snippet's
-  fail direction stops them with ``stop_record_session``, even with the recorder dead;
+* the files of a recording started before the result (the dialogue's, or a ``consent: none``
+  call recording) are kept in ``PBXREC_DIALOGUE_PATH_<n>`` (n = 1..3; Asterisk's
+  ``PBXREC_DIALOGUE_MMID``), each set by an ``api uuid_setvar_multi`` written on this socket
+  just before its ``uuid_record start`` (FreeSWITCH runs them in order): the snippet's fail
+  direction stops them with ``stop_record_session``, even with the recorder killed mid-start;
 * a digit is timed against its question from FreeSWITCH's own ``DTMF`` and ``CHANNEL_EXECUTE``
   timestamps (esl/outbound_channel.py): one pressed before the question (``min_answer_s``) does
   not count, and the evidence's ``digit_log`` times every digit, as on Asterisk.
@@ -170,6 +172,7 @@ class EslConsentSession:
         self.result_set = ""  # the PBXREC_RESULT FreeSWITCH confirmed setting
         self.handover = ""  # the decision before answer, as sent (esl/early_start.py)
         self._early = False  # the decision before answer: only its own hand-over may say "record"
+        self._guarding = False  # the core is asked: its starts are guarded (PBXREC_DIALOGUE_PATH_<n>)
 
     async def run(self) -> str:
         """The session; returns the PBXREC_RESULT set ("" when none was).  A failure of ours
@@ -249,11 +252,17 @@ class EslConsentSession:
         return confirmed
 
     async def _api(self, line: str) -> str:
-        """The core's ``api`` lines for this leg, on this socket; the files of each
-        ``uuid_record <leg> start`` are noted (``PBXREC_DIALOGUE_PATH_<n>``)."""
-        body = await self.channel.api(line)
+        """The core's ``api`` lines for this leg, on this socket.  A ``uuid_record <leg> start`` the
+        core sends before the result (a dialogue's recording, or a ``consent: none`` call
+        recording) is preceded, on this socket, by the ``uuid_setvar_multi`` of its
+        ``PBXREC_DIALOGUE_PATH_<n>`` (:meth:`_guard_start`)."""
         words = line.split(" ", 5)
-        if words[:2] == ["api", "uuid_record"] and len(words) > 4 and words[2:4] == [self.leg, "start"]:
+        starts = words[:2] == ["api", "uuid_record"] and len(words) > 4 and words[2:4] == [self.leg, "start"]
+        guard = self._guard_start(words[4]) if starts and self._guarding else None
+        body = await self.channel.api(line)
+        if guard is not None:
+            await self._guarded(*guard)
+        if starts:
             self._started.append(words[4])
         if words[:3] == ["api", "uuid_setvar_multi", self.leg] and len(words) > 3:  # the core's variables
             for pair in line.split(" ", 3)[3].split(";"):
@@ -261,6 +270,31 @@ class EslConsentSession:
                 if name == C.VAR_RESULT:
                     self.result_set = value
         return body
+
+    def _guard_start(self, path: str) -> tuple[str, Any] | None:
+        """Write ``api uuid_setvar_multi <leg> PBXREC_DIALOGUE_PATH_<n>=<path>`` now, before the
+        start it guards: FreeSWITCH runs this socket's ``api`` commands in order, so the variable
+        exists whenever the recording does, and the snippet's fail branch (``stop_record_session``)
+        stops it even when the recorder dies between the start and the result.  Its reply is read
+        after the start's (no extra round trip before the recording starts)."""
+        n = len(self._started)
+        if n >= len(DIALOGUE_PATH_VARS):
+            log.warning("more than %d files before the result call=%s: %s is not in a "
+                        "PBXREC_DIALOGUE_PATH variable", len(DIALOGUE_PATH_VARS), self.call_id, path)
+            return None
+        line = esc.uuid_setvar_multi(self.leg, {DIALOGUE_PATH_VARS[n]: path}, self.call_id)
+        return line, self.channel.submit(line)
+
+    async def _guarded(self, line: str, future: Any) -> None:
+        """The guard's reply (it came before the start's).  Refused: the recording runs and this
+        session goes on (the recorder still stops it on a failure); only a recorder that dies
+        before the result leaves it to run: logged."""
+        try:
+            answer = (await self.channel.reply(line, future)).text().strip()
+        except (EslError, ChannelGone) as exc:
+            answer = f"-ERR {exc}"
+        if answer.startswith("-ERR"):
+            log.warning("PBXREC_DIALOGUE_PATH not set call=%s: %s", self.call_id, answer[:160])
 
     async def _run(self) -> str:
         ch = self.channel
@@ -321,7 +355,11 @@ class EslConsentSession:
             # socket's thread at once (a ``sendmsg`` answer waits for a tick of the parked channel)
             await answer_call(ch, leg, self.call_id)
         self._requested = event
-        ticket = self.ticket = await self.backend.request(event)
+        self._guarding = True  # a start before the result keeps its file in PBXREC_DIALOGUE_PATH_<n>
+        try:
+            ticket = self.ticket = await self.backend.request(event)
+        finally:
+            self._guarding = False
         marks.append(time.monotonic())
         await ch.settle(setup)  # a refused myevents/resume fails the session (closed) before any result
         if marks[-1] - marks[0] > SLOW_HANDOFF_S:  # where the time went: the daemon's loop or FreeSWITCH
@@ -335,8 +373,6 @@ class EslConsentSession:
         if decision.consent not in PROMPT_FOR:  # "none": the core resolved it already (a failure
             await ch.set_var("PBXREC_CONSENT", Decision.NOT_REQUIRED.value)  # from here: fail())
             return await self._set_result("record")
-        for name, path in zip(DIALOGUE_PATH_VARS, self._started, strict=False):  # for the fail direction
-            await ch.set_var(name, path)
         done = await self._dialogue(decision, event.language)
         self._resolved = True
         started = await self.backend.resolve(

@@ -20,19 +20,9 @@ from esl.consent_session import EslConsentSession
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
 from esl.outbound_server import OutboundServer
-from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as ev
 from pbx_recorder.core.rules import RuleDecision
 from pbx_recorder.errors import ConfigError
-
-#: a call back in the consent socket after the recorder handled it: what PBXREC_RESULT it keeps
-_RESULT_OF_STATE = {
-    C.STATE_RECORDING: C.RESULT_RECORD,
-    C.STATE_PAUSED: C.RESULT_RECORD,
-    C.STATE_WAITING_BRIDGE: C.RESULT_RECORD,
-    C.STATE_STOPPED: C.RESULT_RECORD,
-    C.STATE_REFUSED: C.RESULT_NORECORD,
-}
 
 
 def build_esl_client(config: Any) -> tuple[EslNormalizer, EslClient]:
@@ -78,7 +68,10 @@ class DaemonConsentBackend:
         return started
 
     def existing_result(self, call_id: str) -> str:
-        return _RESULT_OF_STATE.get(self.daemon.app.callbook.state(call_id), "")
+        """A call back in the consent socket after the core settled it: the PBXREC_RESULT it keeps
+        (pbx_recorder/core/call_book_consent.settled_result, as on Asterisk), else ""."""
+        result: str = self.daemon.app.callbook.settled_result(call_id)
+        return result
 
 
 def make_outbound_server(app: Any, backend: Any) -> OutboundServer:

@@ -15,6 +15,7 @@ from pbx_recorder.core import events as E
 from pbx_recorder.core.call_book_core import CallBookCore
 from pbx_recorder.core.call_model import (
     Call,
+    Recording,
     call_row,
     recording_metadata,
 )
@@ -35,6 +36,42 @@ from pbx_recorder.core.rules import CallContext, RuleDecision
 
 log = logging.getLogger(__name__)
 
+#: a call back in a consent session after the core settled it: the result the dialplan hears
+_SETTLED_RESULT = {
+    C.STATE_RECORDING: C.RESULT_RECORD,
+    C.STATE_PAUSED: C.RESULT_RECORD,
+    C.STATE_WAITING_BRIDGE: C.RESULT_RECORD,
+    C.STATE_STOPPED: C.RESULT_RECORD,
+    C.STATE_REFUSED: C.RESULT_NORECORD,  # the refusal was carried out on the first pass
+    C.STATE_NOT_RECORDED: C.RESULT_NORECORD,  # failed, capacity, ...: a recording was withdrawn
+}
+
+
+def takes_request(call: Call) -> bool:
+    """A consent request decides this call (again): nothing was decided yet, or it was not
+    recorded and nothing was ever started for it (e.g. ``no_consent_path`` after the grace)."""
+    return call.state in (C.STATE_IDLE, C.STATE_NOT_RECORDED) and not call.recordings and not call.ended_at
+
+
+def settled_result(call: Call | None) -> str:
+    """What a consent request for ``call`` answers when the core ignores it (it was settled):
+    the settled result, never "record" for a call that is not recorded, and no dialogue played
+    again (its outcome would be ignored).  "" when the request is the core's to decide: an
+    unknown or ended call (a reused linkedid is a new call), a call it takes, or one whose
+    dialogue is still pending (not settled)."""
+    if call is None or call.ended_at is not None or takes_request(call):
+        return ""
+    return _SETTLED_RESULT.get(call.state, "")
+
+
+def stop_command(call: Call, rec: Recording) -> StopRecording:
+    """The stop of exactly ``rec``: its MixMonitorID / file as the PBX reported it, the files the
+    core chose (FreeSWITCH stops by path), and whether the PBX ever confirmed its start."""
+    return StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref, paths=rec.paths,
+                         pbx_started=rec.pbx_started_at is not None or not rec.early,
+                         handed_over=rec.early)
+
+
 class ConsentSteps(CallBookCore):
     """Consent and the end of a call."""
 
@@ -48,7 +85,7 @@ class ConsentSteps(CallBookCore):
         assert call is not None
         if call.ended_at is not None:  # the linkedid came back: this is another call
             call = F.new_generation(self, call, ev.at)
-        if call.state not in (C.STATE_IDLE, C.STATE_NOT_RECORDED) or call.recordings or call.ended_at:
+        if not takes_request(call):
             log.info("duplicate consent request ignored call=%s state=%s", call.call_id, call.state)
             return []
         self._add_leg(call, ev.channel_id, ev.channel)
@@ -77,6 +114,11 @@ class ConsentSteps(CallBookCore):
             for rec in call.active_recordings(C.KIND_CALL):
                 rec.early = True
         return cmds
+
+    def settled_result(self, call_id: str) -> str:
+        """The ``PBXREC_RESULT`` a consent request for this call must get without a new decision,
+        or "" when the core takes the request (see :func:`settled_result`)."""
+        return settled_result(self._calls.get(self._cid(call_id)))
 
     def decision_at_entry(self, ev: E.ConsentRequested) -> RuleDecision | None:
         """The rule decision for a call entering the snippet, when nothing learnt later can change
@@ -122,7 +164,7 @@ class ConsentSteps(CallBookCore):
                 cmds += self._start_main(call, at)
             for rec in consent_segments:
                 rec.stop(at)  # finalized with the call, once its CDR is in (linked, not cdr_missing)
-                cmds.append(StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref))
+                cmds.append(stop_command(call, rec))
             cmds.append(SetChannelVar(call.call_id, channel, C.VAR_RESULT, C.RESULT_RECORD))
             return cmds
         log.info("consent not given call=%s decision=%s: discarding", call.call_id, decision[:32])
@@ -132,7 +174,7 @@ class ConsentSteps(CallBookCore):
             call.flag(decision)
         for rec in call.active_recordings():
             rec.stop(at)
-            cmds.append(StopRecording(call.call_id, rec.recording_id, rec.channel, rec.pbx_ref))
+            cmds.append(stop_command(call, rec))
         if decision != "hangup" and decision not in C.SYSTEM_CONSENT_OUTCOMES and channel:
             cmds += self._refusal_vars(call, channel)
         cmds += self._discard_all(call, f"consent_{safe_component(decision, 24)}")

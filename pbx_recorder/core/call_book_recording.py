@@ -53,7 +53,9 @@ class RecordingSteps(ConsentSteps):
         call = self._get(ev, now, create=False)
         rec = self._find_rec(call, ev.recording_id, "") if call else None
         if rec is not None:
-            rec.pbx_ref = ev.pbx_ref or rec.pbx_ref
+            # the first report names the PBX's recording for good: a later (or forged) report of
+            # the same recording id never redirects its stop to another MixMonitor of the channel
+            rec.pbx_ref = rec.pbx_ref or ev.pbx_ref
             if rec.early and rec.pbx_started_at is None:  # decided while ringing, started at answer
                 rec.started_at = ev.at
             rec.pbx_started_at = ev.at

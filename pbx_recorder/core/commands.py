@@ -29,9 +29,15 @@ class StartRecording(Command):
 
 @dataclass(frozen=True, slots=True)
 class StopRecording(Command):
+    """Stop exactly this recording, never "a" recording of the channel: an edge that cannot name
+    it (AMI: no MixMonitorID known or found; ESL: no file) skips the stop and logs why."""
+
     recording_id: str
     channel: str
-    pbx_ref: str = ""  # MixMonitorID when known
+    pbx_ref: str = ""  # MixMonitorID (AMI) / file (ESL) when known
+    paths: tuple[str, ...] = ()  # the files the core chose for it (ESL stops each by its path)
+    pbx_started: bool = True  # the PBX confirmed the start; False: "no such recording" is expected
+    handed_over: bool = False  # the dialplan was to start it itself (Recording.early)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ VAR_CALL_ID = "PBXREC_CALL_ID"
 # MixMonitorID (option i()) of the recording started before the consent dialogue: the snippet's
 # fail direction stops it by this id in the dialplan itself (the recorder may be dead)
 VAR_DIALOGUE_MMID = "PBXREC_DIALOGUE_MMID"
+# MixMonitorID (option i()) of the call recording the snippet itself started after a quick
+# decision (consent/early_decide.py); the snippet clears it on entry, so it never names the
+# MixMonitor of an earlier pass
+VAR_EARLY_MMID = "PBXREC_EARLY_MMID"
 VAR_CDR_RECORDINGFILE = "CDR(recordingfile)"
 
 RESULT_RECORD = "record"

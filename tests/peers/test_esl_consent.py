@@ -289,9 +289,12 @@ async def test_uuid_record_goes_out_on_the_calls_own_socket_without_waiting(serv
     channel = await call(serve(backend, routes=client))
     firsts = [c.split("\n", 1)[0] for c in channel.commands]
     assert firsts[:4] == ["connect", "myevents", "resume", "sendmsg"]
-    assert firsts[4] == f"api uuid_record {A_LEG} start /m/a.wav"
-    assert channel.vars_set == {"PBXREC_SOCKET": "connected", "PBXREC_CONSENT": "not_required",
-                                "PBXREC_RESULT": "record", "PBXREC_CALL_ID": A_LEG}  # the client's batch
+    # the start's file goes into PBXREC_DIALOGUE_PATH_1 first (the fail branch stops it, recorder dead)
+    assert firsts[4:6] == [f"api uuid_setvar_multi {A_LEG} PBXREC_DIALOGUE_PATH_1=/m/a.wav",
+                           f"api uuid_record {A_LEG} start /m/a.wav"]
+    assert channel.vars_set == {"PBXREC_SOCKET": "connected", "PBXREC_DIALOGUE_PATH_1": "/m/a.wav",
+                                "PBXREC_CONSENT": "not_required", "PBXREC_RESULT": "record",
+                                "PBXREC_CALL_ID": A_LEG}  # and the client's batch
     assert client._direct == {}  # after the session, this call's commands use the inbound connection
     with pytest.raises(PbxDisconnected):
         await client.execute(cmds.StopRecording(CALL, f"{CALL}_call001", A_LEG))

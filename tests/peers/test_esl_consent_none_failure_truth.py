@@ -107,7 +107,8 @@ async def test_result_set_by_the_core_then_a_failure_stays_recorded(serve: Serve
     failed: the dialplan hears "record" and the call is recorded; nothing is stopped or resolved."""
     channel, backend, inbound = await stuck_call(serve, refuse_set="")
     start = _start(backend)
-    multis = [c.split("\n", 1)[0] for c in channel.commands if c.startswith("api uuid_setvar_multi ")]
+    multis = [c.split("\n", 1)[0] for c in channel.commands
+              if c.startswith("api uuid_setvar_multi ") and "PBXREC_RESULT=" in c]
     assert len(multis) == 1 and "PBXREC_RESULT=record" in multis[0]  # the core's, not sent again
     assert channel.vars_set["PBXREC_RESULT"] == "record"
     assert not any(" stop " in line for line in inbound) and backend.resolved == []

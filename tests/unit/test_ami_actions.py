@@ -53,9 +53,8 @@ def test_stop_mute_setvar() -> None:
     assert actions.to_action(
         cmds.StopRecording(call_id=CALL, recording_id=REC, channel="PJSIP/a-1", pbx_ref="0x1")
     ) == {"Action": "StopMixMonitor", "Channel": "PJSIP/a-1", "MixMonitorID": "0x1"}
-    assert "MixMonitorID" not in actions.to_action(
-        cmds.StopRecording(call_id=CALL, recording_id=REC, channel="PJSIP/a-1")
-    )
+    with pytest.raises(AmiActionError, match="MixMonitorID"):  # it would stop any MixMonitor of the channel
+        actions.to_action(cmds.StopRecording(call_id=CALL, recording_id=REC, channel="PJSIP/a-1"))
     assert actions.to_action(cmds.MuteRecording(call_id=CALL, channel="PJSIP/a-1", muted=True)) == {
         "Action": "MixMonitorMute",
         "Channel": "PJSIP/a-1",
