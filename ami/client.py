@@ -34,15 +34,15 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from panoramisk import actions as pactions
-from panoramisk.ami_protocol import AMIProtocol
 
 from ami import actions
-from ami.block_framer import BlockFramer
 from ami.envelope import block_context, message_from_block, parse_message
 from ami.frames import parse_block
 from ami.framing_guard import FramingGuard
 from ami.genuine_envelope import AsteriskEnvelope
 from ami.normalize import Normalizer
+from ami.protocol import GuardedProtocol
+from ami.replies import header, list_complete
 from pbx_recorder.core import commands as cmds
 from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as ev
@@ -70,51 +70,6 @@ class AmiLoginFailed(PbxError):
 _SESSION_ERRORS = (OSError, TimeoutError, AmiLoginFailed, PbxDisconnected)
 
 
-class _Protocol(AMIProtocol):
-    """panoramisk's protocol, wired to our client before the first byte is read."""
-
-    def __init__(self, client: AmiClient) -> None:
-        super().__init__()
-        self._client = client
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        self.factory = self._client
-        self.encoding = "utf8"
-        self.log = log
-        self._framer = BlockFramer(self.encoding)
-
-    def data_received(self, data: bytes) -> None:
-        """panoramisk's framing, on bytes (:mod:`ami.block_framer`: a character split between
-        two reads survives), with :func:`parse_message` as the parser.
-
-        Each block is handled on its own: an exception out of here would make asyncio close the
-        transport (the other blocks of this read lost, every pending action failed), so a block
-        that fails is logged with its call's ids and skipped."""
-        self._client.last_data_at = time.monotonic()
-        blocks = self._framer.feed(data)
-        if self.version is None:
-            self.version = self._framer.version
-        guard = self._client.framing
-        # the caller's blocks after a cut-short event or without Asterisk's envelope go no further
-        blocks = guard.filter(blocks, more=self._framer.pending > 0, failed=self._client.block_failed)
-        for block in blocks:
-            try:
-                self._handle_block(block)
-            except Exception:  # per-block containment: the connection serves every other call
-                self._client.block_failed(block)
-        if guard.take_resync():
-            self._client.request_resync()
-
-    def _handle_block(self, block: str) -> None:
-        message, repaired = parse_message(block.strip())
-        if message is None:
-            return
-        if repaired:
-            self._client.envelope_repaired(message, repaired)
-        self.handle_message(message)
-
-
 class AmiClient:
     # attributes panoramisk's AMIProtocol.close() reads on its factory
     forgetable_actions: tuple[str, ...] = ()
@@ -133,7 +88,7 @@ class AmiClient:
         self.resync_variables = tuple(resync_variables)
         self.clock, self.rnd = clock, rnd
         self.awaiting_actions: list[Any] = []  # filled by AMIProtocol.close(); we fail them
-        self._protocol: _Protocol | None = None
+        self._protocol: GuardedProtocol | None = None
         self._pending: dict[str, pactions.Action] = {}  # ActionID -> action
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._ready = asyncio.Event()
@@ -207,7 +162,7 @@ class AmiClient:
         sent_at = self.clock()
         reply = await self.send(headers, call_id=command.call_id)
         if isinstance(command, cmds.StartRecording):
-            mmid = _get(reply, "MixMonitorID")
+            mmid = header(reply, "MixMonitorID")
             if mmid:  # until the recording ends: a stop, its channel's hang-up, a resync without it
                 self._mmids.add(command.recording_id, command.call_id,
                                 (command.channel, self.normalizer.uniqueid_of(command.channel)), mmid)
@@ -235,7 +190,8 @@ class AmiClient:
                 log.warning("StopMixMonitor not sent call=%s rec=%s: Getvar %s failed: %s", command.call_id,
                             command.recording_id, name, exc)
                 return ""
-            mmid = actions.mixmonitor_id(_get(reply, "Value")) if _get(reply, "Response") == "Success" else ""
+            found = header(reply, "Value") if header(reply, "Response") == "Success" else ""
+            mmid = actions.mixmonitor_id(found) if found else ""
             if mmid and mmid not in mine:
                 log.info("MixMonitorID of call=%s rec=%s read from %s", command.call_id,
                          command.recording_id, name)
@@ -277,7 +233,7 @@ class AmiClient:
         genuine ones.  WARNING once per channel (bounded), then debug."""
         self.envelopes_repaired += 1
         where = self._context(message)
-        channel = str(_get(message, "Channel"))[:80]
+        channel = str(header(message, "Channel"))[:80]
         if channel not in self._envelope_warned:
             if len(self._envelope_warned) >= WARNED_MAX:
                 self._envelope_warned.pop(next(iter(self._envelope_warned)))
@@ -346,12 +302,12 @@ class AmiClient:
         self._lost = loop.create_future()
         self.framing = self._new_guard()  # a new stream: a cut never spans connections
         _, protocol = await asyncio.wait_for(
-            loop.create_connection(lambda: _Protocol(self), self.host, self.port), self.connect_timeout)
+            loop.create_connection(lambda: GuardedProtocol(self), self.host, self.port), self.connect_timeout)
         self._protocol = protocol
         reply = await self._send({"Action": "Login", "Username": self._username, "Secret": self._secret,
                                   "Events": "on"}, call_id="", check=False)
-        if _get(reply, "Response") != "Success":
-            raise AmiLoginFailed(f"AMI login refused for user {self._username!r}: {_get(reply, 'Message')}")
+        if header(reply, "Response") != "Success":
+            raise AmiLoginFailed(f"AMI login refused for user {self._username!r}: {header(reply, 'Message')}")
         self.version = protocol.version
         await self._filter_events()
         try:
@@ -403,7 +359,7 @@ class AmiClient:
         try:
             reply = await self._send({"Action": "CoreStatus"}, call_id="",
                                      timeout=min(self.action_timeout, 5.0))
-            boot = boot_tag(_get(reply, "CoreStartupDate"), _get(reply, "CoreStartupTime"))
+            boot = boot_tag(header(reply, "CoreStartupDate"), header(reply, "CoreStartupTime"))
         except (AmiActionError, PbxDisconnected) as exc:
             log.warning("AMI CoreStatus failed (%s): call ids without the PBX start time", exc)
             boot = ""
@@ -431,7 +387,7 @@ class AmiClient:
                       item.call_id)
             self._channel_gone(item)
             return [item]
-        if _get(reply, "Response") == "Success" and _get(reply, "Value") == item.channel_id:
+        if header(reply, "Response") == "Success" and header(reply, "Value") == item.channel_id:
             self.hangups_refuted += 1
             log.warning("AMI framing injection: Hangup for channel %s (uniqueid %s, call %s) but Asterisk "
                         "still has that channel; forged event dropped", item.channel[:80], item.channel_id,
@@ -466,7 +422,7 @@ class AmiClient:
             if message.get("Event") == "CoreShowChannel":
                 live.extend(e for e in self.normalizer.normalize(message, self.clock())
                             if isinstance(e, ev.LiveChannel))
-        if _list_complete(items):  # a channel missing from a cut list may still be recording
+        if list_complete(items):  # a channel missing from a cut list may still be recording
             names = {c.channel for c in live} | {c.channel_id for c in live}
             gone = self._mmids.prune(names, known)
             if gone:
@@ -490,7 +446,7 @@ class AmiClient:
             except (AmiActionError, PbxDisconnected) as exc:
                 log.debug("Getvar %s failed (call %s): %s", name, channel.call_id, exc)
                 continue
-            value = _get(reply, "Value")
+            value = header(reply, "Value")
             if value:
                 found[name] = value
         return found
@@ -516,8 +472,8 @@ class AmiClient:
         finally:
             self._pending.pop(action.id, None)
         first = reply[0] if isinstance(reply, list) and reply else reply
-        if check and _get(first, "Response") in ("Error", "Fail", "Failure"):
-            raise AmiActionError(f"{name} refused by Asterisk: {_get(first, 'Message')}", action=name,
+        if check and header(first, "Response") in ("Error", "Fail", "Failure"):
+            raise AmiActionError(f"{name} refused by Asterisk: {header(first, 'Message')}", action=name,
                                  call_id=call_id)
         return reply
 
@@ -537,25 +493,3 @@ class AmiClient:
         self._fail_pending(why)
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
-
-
-def _get(reply: Any, key: str) -> str:
-    """One header of a reply as text; a repeated one (a caller's data in a ``Value``) is its first
-    value, the one Asterisk wrote before the caller's line break."""
-    if isinstance(reply, list):
-        reply = reply[0] if reply else {}
-    try:
-        value = reply.get(key, "")
-    except AttributeError:
-        return ""
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return "" if value is None else str(value)
-
-
-def _list_complete(items: list[Any]) -> bool:
-    """A CoreShowChannels reply that ended with its ``CoreShowChannelsComplete`` and holds as many
-    channels as that says."""
-    last = items[-1] if items else {}
-    count = sum(1 for m in items if _get(m, "Event") == "CoreShowChannel")
-    return _get(last, "Event") == "CoreShowChannelsComplete" and _get(last, "ListItems") == str(count)

@@ -1,5 +1,5 @@
 """Forged AMI blocks the framing guard let through before, fed as raw bytes to the live client's
-parsing path (``ami.client._Protocol.data_received`` -> guard -> panoramisk -> normalizer).
+parsing path (``ami.protocol.GuardedProtocol.data_received`` -> guard -> panoramisk -> normalizer).
 
 A caller whose number reaches AMI with ``\\r\\n\\r\\n`` in it (PJSIP decodes ``%0d%0a``) ends an
 event early; the guard distrusted the blocks after a cut until the genuine remainder came.  What
@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from ami.client import AmiClient, _Protocol, message_from_block
+from ami.client import AmiClient, message_from_block
 from ami.framing_guard import FramingGuard, block_keys
 from ami.genuine_envelope import AsteriskEnvelope
 from ami.normalize import Normalizer
+from ami.protocol import GuardedProtocol
 from pbx_recorder.core import events as ev
 from pbx_recorder.metrics import Metrics
 from pbx_recorder.metrics_sampler import MetricsSampler
@@ -66,7 +67,7 @@ class Harness:
     def __init__(self) -> None:
         self.client = AmiClient(host="127.0.0.1", port=0, username="u", secret="s",
                                 normalizer=Normalizer("pbx1"), confirm_hangups=False)
-        self.protocol = _Protocol(self.client)
+        self.protocol = GuardedProtocol(self.client)
         self.protocol.connection_made(None)
 
     def feed(self, *reads: bytes) -> list[Any]:
