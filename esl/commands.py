@@ -15,7 +15,8 @@ Core commands -> api lines (:func:`api_lines`): ``StartRecording`` -> ``uuid_rec
 <path> 0 {vars}`` (stereo: ``RECORD_STEREO=true`` and ``record_sample_rate=8000`` so the ``.raw``
 file is interleaved 16-bit 8 kHz like Asterisk's; dual: two more recordings with
 ``RECORD_READ_ONLY`` / ``RECORD_WRITE_ONLY`` to the leg paths), ``StopRecording`` -> ``stop``
-of each path, ``MuteRecording`` -> ``mask`` / ``unmask`` of each path (the timeline is kept, the
+of each path (refused without one: no ``stop all``, which would stop every recording of the
+channel), ``MuteRecording`` -> ``mask`` / ``unmask`` of each path (the timeline is kept, the
 masked stretch is silence), ``SetChannelVar`` -> ``uuid_setvar``.
 """
 
@@ -184,12 +185,16 @@ def uuid_setvar_multi(uuid: str, variables: Mapping[str, str], call_id: str = ""
 def uuid_record(
     uuid: str, action: str, path: str, variables: Mapping[str, str] | None = None, call_id: str = ""
 ) -> str:
-    """``uuid_record``; ``path`` may be ``all`` only to stop every recording of the channel (a
-    recording adopted after a restart, whose files the client never knew)."""
+    """``uuid_record`` of one file, named by its absolute path.  Never ``stop all`` (nor an empty
+    path): it would stop every recording of the channel, another recording's (an admin's own, a
+    second recorder's) too, so ``all`` is refused like any path that is not a checked file path;
+    a recording whose files are not known is not stopped from here (``EslClient._stop`` logs why)."""
     if action not in ("start", "stop", "mask", "unmask"):
         raise _refuse(f"bad uuid_record action {action[:20]!r}", call_id)
-    target = "all" if (action == "stop" and path == "all") else check_path(path, call_id)
-    args = [check_uuid(uuid, call_id), action, target]
+    if not str(path or "").strip() or str(path).strip().lower() == "all":
+        raise _refuse(f"uuid_record {action} needs the recording's own file path, not {str(path)[:20]!r} "
+                      "(it would reach every recording of the channel)", call_id)
+    args = [check_uuid(uuid, call_id), action, check_path(path, call_id)]
     if variables:
         args += ["0", var_block(variables, call_id)]
     return api("uuid_record", *args, call_id=call_id)
@@ -223,7 +228,9 @@ def api_lines(command: cmds.Command, paths: tuple[str, ...] = ()) -> list[str]:
             uuid_record(command.channel, "start", p, v, command.call_id) for p, v in recorded_paths(command)
         ]
     if isinstance(command, cmds.StopRecording):
-        return [uuid_record(command.channel, "stop", p, call_id=command.call_id) for p in paths or ("all",)]
+        if not paths:  # never a stop of every recording of the channel: a stop names its files
+            raise _refuse("uuid_record stop without the recording's file paths", command.call_id)
+        return [uuid_record(command.channel, "stop", p, call_id=command.call_id) for p in paths]
     if isinstance(command, cmds.MuteRecording):
         action = "mask" if command.muted else "unmask"
         return [uuid_record(command.channel, action, p, call_id=command.call_id) for p in paths]

@@ -6,9 +6,12 @@ agents), shows full numbers and is written to the audit log with the actor and r
 service's does (``calls.search``, or ``calls.search.unmask``: the filter with numbers masked and
 the rows returned, ``client`` ``cli``), whoever runs it: an operator named by the root front end,
 and the host administrator or the recorder's own account running the CLI directly (they read the
-same personal data).  A number search writes its throttle row first, as in the service.  Other
-modules add sub-commands to the same ``calls`` group (``cmd_calls_control.py``: pause/resume) via
-``register``.
+same personal data).  A number search writes its throttle row first, as in the service.  ``show``
+writes one row too, as the service's GET /api/calls/{id} does: ``calls.view`` (``calls.show.unmask``
+with ``--unmask``; ``calls.view.absent`` for a call id not in the catalog), target the call.  Each
+row is written before anything is printed: when the audit log cannot be written, nothing is shown.
+Other modules add sub-commands to the same ``calls`` group (``cmd_calls_control.py``:
+pause/resume) via ``register``.
 """
 
 from __future__ import annotations
@@ -180,11 +183,14 @@ def show(ctx: click.Context, call_id: str, as_json: bool, unmask: bool) -> None:
     try:
         who = _authorize(catalog, config, "calls.show", unmask, call_id)
         row = catalog.get_call(call_id)
-        if row is None:
+        if row is None:  # as the service's GET /api/calls/{id}: the probe is kept too
+            catalog.audit(who.actor, who.role, "calls.view.absent", call_id,
+                          {"client": "cli", "reason": "absent"})
             raise NotFound(f"no call {sanitize(call_id)!r} in the catalog")
         recordings = catalog.recordings_for_call(call_id)
-        if unmask:
-            catalog.audit(who.actor, who.role, "calls.show.unmask", call_id, {})
+        # the read's one row, before anything is shown (no row, no output)
+        catalog.audit(who.actor, who.role, "calls.show.unmask" if unmask else "calls.view", call_id,
+                      {"client": "cli"})
     finally:
         catalog.close()
     call = present_call(row, unmask)

@@ -1,5 +1,9 @@
 """``pbx-recorder calls live``: calls going on now (from the daemon's saved live-call state),
-with their channels and whether they are being recorded, so an operator can pause one."""
+with their channels and whether they are being recorded, so an operator can pause one.
+
+Every run writes one audit row before it prints anything (``calls.live``, ``calls.live.unmask``
+with ``--unmask``: the call ids listed, the ``--channel`` asked for, ``client`` ``cli``): who
+watched which calls is personal data read, masked numbers or not."""
 
 from __future__ import annotations
 
@@ -32,8 +36,10 @@ def live_command(ctx: click.Context, channel: str | None, as_json: bool, unmask:
         calls = live_calls(catalog.load_live_calls())
         if channel:
             calls = [c for c in calls if any(channel_matches(ch, channel) for ch in c.channels)]
-        if unmask:
-            catalog.audit(who.actor, who.role, "calls.live.unmask", "", {"calls": [c.call_id for c in calls]})
+        # the read's one row (the calls it lists), before anything is shown (no row, no output)
+        detail = {"client": "cli", **({"channel": channel} if channel else {}),
+                  "calls": [c.call_id for c in calls]}
+        catalog.audit(who.actor, who.role, "calls.live.unmask" if unmask else "calls.live", "", detail)
     finally:
         catalog.close()
     shown = [present_record({"call_id": c.call_id, "started_at": c.started_at, "state": c.state,

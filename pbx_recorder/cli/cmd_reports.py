@@ -3,7 +3,8 @@ periods not yet produced into the console (``reports``), and mail them where ``w
 is configured (:mod:`pbx_recorder.reports.scheduled`).  Idempotent: a period is produced once, so
 the systemd timer may run it daily.  Root or the service user only (``cli/privilege.py``): it
 writes the catalog, which no one else can open; a root front end acting for a named operator needs
-``reports.run`` (admin).
+``reports.run`` (admin).  ``--dry-run`` lists the schedules (owners, teams): it writes one
+``reports.schedule.list`` row before printing, as the service's list of them does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 
 import click
 
+from pbx_recorder import audit_trail
 from pbx_recorder.cli import authz
 from pbx_recorder.cli.privilege import require_privileged
 
@@ -40,7 +42,12 @@ def run_cmd(ctx: click.Context, dry_run: bool) -> None:
     conn = open_catalog(config.catalog.target)
     try:
         if dry_run:
-            for s in store.schedules(conn):
+            schedules = store.schedules(conn)
+            # the list's one row, as GET /api/report-schedules writes it, before anything is shown
+            audit_trail.record(conn, actor=who.actor, role=who.role, action="reports.schedule.list",
+                               target="", detail={"client": "cli", "dry_run": True,
+                                                  "results": len(schedules)}, now=now)
+            for s in schedules:
                 due = periods.due(s.period, s.last_period, s.created_at, now, tz)
                 click.echo(f"schedule {s.id} ({s.owner}, {s.team or 'overall'}): "
                            f"{', '.join(p.key for p in due) or 'nothing due'}")

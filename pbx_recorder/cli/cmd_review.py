@@ -3,7 +3,9 @@
 (:mod:`pbx_recorder.service.qa_sampling_run`).  Root or the service user only, like ``users``:
 it writes the catalog, which no one else can open; a root front end acting for a named operator
 needs ``qa.assign`` (admin).  The default week is the last full one.  The agent is printed through
-``mask_channel``: a remote agent is a dial string holding their mobile number.
+``mask_channel``: a remote agent is a dial string holding their mobile number.  A ``--dry-run``
+assigns nothing but prints the same calls and agents, so it writes one ``qa.sample.dry_run`` row
+(target: the week; picks per rule) before printing, as a run writes its ``qa.assign`` rows.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import time
 
 import click
 
+from pbx_recorder import audit_trail
 from pbx_recorder.cli import authz
 from pbx_recorder.cli.privilege import require_privileged
 from pbx_recorder.core.masking import mask_channel
+
+DRY_RUN_ACTION = "qa.sample.dry_run"  #: the audit row of a dry run (the calls and agents it shows)
 
 
 @click.group(name="review")
@@ -53,6 +58,10 @@ def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
         seed = qa_sampling_run.seed_of(conn, config.web)
         results = qa_sampling_run.run(conn, rules, seed, week, bounds, actor=who.actor, role=who.role,
                                       now=now, dry_run=dry_run)
+        if dry_run:  # a run writes its qa.assign and qa.sample rows; a dry run shows the same picks
+            audit_trail.record(conn, actor=who.actor, role=who.role, action=DRY_RUN_ACTION, target=week,
+                               detail={"client": "cli", "rules": {r.rule: len(r.picks) for r in results},
+                                       "results": sum(len(r.picks) for r in results)}, now=now)
     finally:
         conn.close()
     for result in results:

@@ -7,7 +7,9 @@ one else can open.  A root front end acting for a named operator (``PBX_RECORDER
 role that allows ``users.manage`` (admin), and the audit names that operator.  Passwords are read
 from a prompt (typed twice) or, with ``--password-stdin``, from the first line of stdin; never from
 the command line, where ``ps`` and shell history would keep them.  Every change is audited with
-the OS user as actor and role ``host-admin`` (or the named operator and their role).
+the OS user as actor and role ``host-admin`` (or the named operator and their role), and so is
+every read (``users list``: ``users.list``; ``users token list``: ``tokens.list``, one row per run,
+before anything is printed), as the service's account and token lists are.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import click
 
+from pbx_recorder import audit_trail
 from pbx_recorder.cli import authz, privilege
 from pbx_recorder.service import user_admin
 from pbx_recorder.service.roles import ROLES
@@ -62,10 +65,16 @@ def admin_change(ctx: click.Context, operation: Any, *args: Any, **kwargs: Any) 
         return operation(accounts, *args, actor=who.actor, actor_role=who.role, now=time.time(), **kwargs)
 
 
-def admin_read(ctx: click.Context, query: Any, *args: Any) -> Any:
-    """``user_admin.<query>(accounts, *args)`` in an ``admin_session``."""
-    with admin_session(ctx) as (accounts, _who):
-        return query(accounts, *args)
+def admin_read(ctx: click.Context, action: str, query: Any, *args: Any,
+               shown: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``user_admin.<query>(accounts, *args)`` in an ``admin_session``, and the read's one audit row
+    (``action``, as the service's list of the same rows: ``client`` ``cli``, ``shown`` (the filter)
+    and the rows returned), written before the caller prints anything: no row, no output."""
+    with admin_session(ctx) as (accounts, who):
+        rows: list[dict[str, Any]] = query(accounts, *args)
+        audit_trail.record(accounts.conn, actor=who.actor, role=who.role, action=action, target="",
+                           detail={"client": "cli", **(shown or {}), "results": len(rows)}, now=time.time())
+        return rows
 
 
 def _password(from_stdin: bool) -> str:
@@ -140,7 +149,7 @@ def set_teams_cmd(ctx: click.Context, name: str, teams: tuple[str, ...]) -> None
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """The accounts, their roles, teams and state (never a hash)."""
-    rows = admin_read(ctx, user_admin.user_rows, time.time())
+    rows = admin_read(ctx, "users.list", user_admin.user_rows, time.time())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

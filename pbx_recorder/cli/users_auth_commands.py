@@ -80,7 +80,8 @@ def token_list(ctx: click.Context, owner: str | None, as_json: bool) -> None:
     """The tokens (id prefix, owner, role, label, expiry, last use; never the token)."""
     from pbx_recorder.service import user_admin
 
-    rows = cmd_users.admin_read(ctx, user_admin.token_rows, owner)
+    rows = cmd_users.admin_read(ctx, "tokens.list", user_admin.token_rows, owner,
+                                shown={"user": owner} if owner else None)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

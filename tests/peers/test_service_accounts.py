@@ -110,7 +110,7 @@ def test_users_cli_reads_the_password_from_stdin_and_audits(tmp_path, monkeypatc
         actions = [r[0] for r in conn.execute("SELECT action FROM audit_log ORDER BY id").fetchall()]
     finally:
         conn.close()
-    assert actions == ["users.add", "users.disable"]
+    assert actions == ["users.add", "users.list", "users.disable"]  # the list read is audited too
 
 
 def test_users_cli_refuses_anyone_but_root_and_the_service_user(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

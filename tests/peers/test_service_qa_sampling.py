@@ -1,5 +1,5 @@
 """``pbx-recorder review sample`` on a catalog (both engines): the week's answered, recorded calls
-sampled per agent, spread over the rule's reviewers, written once (a second run and a dry run write
+sampled per agent, spread over the rule's reviewers, written once (a second run and a dry run assign
 nothing), audited; and a QA reviewer then sees exactly their calls through the service."""
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ def test_review_sample_assigns_once_and_the_reviewer_sees_exactly_those_calls(
     dry = _sample(cfg, "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert _rows(db, sampled_sql) == []
-    assert not _rows(db, "SELECT 1 FROM audit_log WHERE action LIKE 'qa.sa%'")
+    # a dry run assigns nothing; it writes its one read row (the picks it showed), no qa.sample
+    assert _rows(db, "SELECT action, target FROM audit_log WHERE action LIKE 'qa.sa%'") == [
+        ("qa.sample.dry_run", WEEK)]
     first = _sample(cfg)
     assert first.exit_code == 0, first.output
     picks = PICK.findall(first.output)

@@ -90,10 +90,14 @@ def test_show_masks_and_lists_recordings(setup):
     assert "digit" in r.output  # consent evidence
     data = json.loads(run(cfg, "show", "n1_1.1", "--json").stdout)
     assert data["recordings"][0]["files"] == [{"name": "a.wav"}] and "manifest" not in data["recordings"][0]
-    assert audit_rows(db) == []
+    # every show is audited, masked or not: one calls.view row per run (as GET /api/calls/{id})
+    assert [(e["actor"], e["action"], e["target"]) for e in audit_rows(db)] == \
+        [("auditor1", "calls.view", "n1_1.1")] * 2
     r = run(cfg, "show", "n1_1.1", "--unmask")
     assert "13812345678" in r.output
-    assert audit_rows(db)[0]["target"] == "n1_1.1"
+    newest = audit_rows(db)[0]
+    assert (newest["action"], newest["target"]) == ("calls.show.unmask", "n1_1.1")
+    assert len(audit_rows(db)) == 3
 
 
 def test_show_unknown_call_exit_code(setup, capsys):

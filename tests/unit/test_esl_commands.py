@@ -39,7 +39,8 @@ def test_dual_is_mixed_plus_read_only_and_write_only() -> None:
 def test_stop_and_mask_address_the_files() -> None:
     stop = cmds.StopRecording(CID, "pbx1_x_call001", A_LEG)
     assert esc.api_lines(stop, (PATH,)) == [f"api uuid_record {A_LEG} stop {PATH}"]
-    assert esc.api_lines(stop) == [f"api uuid_record {A_LEG} stop all"]  # files unknown (adopted)
+    with pytest.raises(EslError, match="without the recording's file paths"):  # never `stop all`
+        esc.api_lines(stop)
     mute = cmds.MuteRecording(CID, A_LEG, True)
     assert esc.api_lines(mute, (PATH,)) == [f"api uuid_record {A_LEG} mask {PATH}"]
     unmute = cmds.MuteRecording(CID, A_LEG, False)
