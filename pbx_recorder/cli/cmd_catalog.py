@@ -215,6 +215,7 @@ def _data_steps(rt: Runtime, batch_size: int, force: bool) -> None:
     """The data steps after the numbers are sealed, in order (each skips itself once done; one
     that cannot finish raises, and the next run of ``catalog migrate`` goes on from it)."""
     _stored_filters(rt, batch_size, force)
+    _query_holds_sealed(rt)
     _named_numbers(rt, batch_size, force)
     _manifest_numbers(rt)
     _manifest_named(rt, force)
@@ -242,6 +243,24 @@ def _stored_filters(rt: Runtime, batch_size: int, force: bool) -> None:
                            for table in ("export_jobs", "report_schedules", "reports"))
                + f"; saved searches sealed {done.masked.get('saved_searches', 0)} of "
                  f"{done.read.get('saved_searches', 0)}")
+
+
+def _query_holds_sealed(rt: Runtime) -> None:
+    """Query holds kept in clear by older versions sealed under the catalog key, each with its
+    ``hold_rekeyed`` ledger entry (``catalog.query_holds_sealed_pass``), once."""
+    from pbx_recorder.catalog import query_holds_sealed_pass as p
+
+    if not p.pending(rt.conn, rt.numbers):
+        return
+    with exclusive_job(rt.config, "catalog-migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        done = p.run(rt.conn, rt.numbers)
+    rt.audit("catalog.migrate", "query-holds", {"read": done.read, "sealed": done.sealed,
+                                                "resealed": done.resealed, "left": done.left})
+    click.echo(f"query holds sealed {done.sealed + done.resealed} of {done.read}"
+               + "".join(f"\n  left as it is: {why}" for why in done.left))
 
 
 def _named_numbers(rt: Runtime, batch_size: int, force: bool) -> None:

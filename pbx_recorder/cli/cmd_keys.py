@@ -204,6 +204,7 @@ def _recount_after_retiring(config: Any, ring: KeyRing, new_id: str, retired: li
 def _reencrypt_numbers(config: object, new_id: str) -> None:
     """The catalog's encrypted numbers (``catalog.protected_rows``) under ``new_id`` before any old
     key may be retired.  The blind-index key (privacy HMAC key) is not rotated here."""
+    from pbx_recorder.catalog import query_holds_sealed_pass
     from pbx_recorder.catalog.number_keys import protection_under
     from pbx_recorder.catalog.number_migration import protect
     from pbx_recorder.lifecycle.journal import open_catalog
@@ -211,10 +212,12 @@ def _reencrypt_numbers(config: object, new_id: str) -> None:
     conn = open_catalog(config.catalog.target)  # type: ignore[attr-defined]
     try:
         done = protect(conn, protection_under(config, new_id), force=True)
+        holds = query_holds_sealed_pass.run(conn, protection_under(config, new_id))  # + hold_rekeyed
     finally:
         conn.close()
     click.echo(f"re-encrypted the numbers of {done.calls} calls, {done.manifests} manifests, "
-               f"{done.live_calls} live calls and {done.extra_numbers} calls' extra numbers under {new_id}")
+               f"{done.live_calls} live calls and {done.extra_numbers} calls' extra numbers under {new_id}"
+               f"; query holds sealed again {holds.sealed + holds.resealed} of {holds.read}")
     if done.errors:
         raise CryptoError(f"{len(done.errors)} catalog rows could not be re-encrypted ({done.errors[0]}); "
                           "old keys kept")

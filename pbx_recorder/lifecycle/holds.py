@@ -15,7 +15,10 @@ every deletion while an active hold of the ledger is missing or altered in the t
 catalog from before these entries get theirs once, at the first use of a ``HoldManager`` that
 writes (``catalog_settings`` ``holds_ledgered``).  A recording stored while an active hold covers
 it is held at once (:class:`HoldOnStore`, the shipper's hook): its own row and ``held`` entry.
-A query hold's number filters are stored as blind indexes (``query_hold_rows.protect_numbers``).
+A query hold's number filters are stored as blind indexes (``query_hold_rows.protect_numbers``),
+and the whole query as one token under the catalog key bound to the hold id
+(``query_hold_rows.sealed``): ``holds.value`` and the ledger's digest are of the token, and every
+reader that decides what the hold covers opens it (a token that does not open holds everything).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pbx_recorder import scan
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import NumberProtection, call_ids_clause
 from pbx_recorder.core.masking import mask_text
-from pbx_recorder.errors import NotFound, PolicyRefusal, StorageError
+from pbx_recorder.errors import CryptoError, NotFound, PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import number_lookup, policy, query_hold_rows
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
 from pbx_recorder.recording.recording_objects import objects_of
@@ -71,6 +74,8 @@ class HoldManager:
         self.index: BlindIndex | None = (BlindIndex(hash_key) if hash_key
                                          else numbers.index if numbers is not None else None)
         self._ledgered = False  # the older holds' ledger entries checked (``_ledger_old_holds``)
+        #: (hold id, stored value) -> its opened query (None: unreadable): one decryption a hold
+        self._queries: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     # -- matching ----------------------------------------------------------------------
     def _matching_call_ids(self, scope: str, stored_value: str, value4: str = "") -> builtins.list[str]:
@@ -143,7 +148,7 @@ class HoldManager:
                 return h["hold_id"], h["reason"]
             if h["scope"] == "caller" and call and self._call_has_number_hash(call[0], h["value"]):
                 return h["hold_id"], h["reason"]
-            if h["scope"] == "query" and call and self._call_matches_query(call[0], _query_of(h["value"])):
+            if h["scope"] == "query" and call and self._call_matches_query(call[0], self._query_of(h)):
                 return h["hold_id"], h["reason"]
             if h["scope"] not in SCOPES:
                 return h["hold_id"], f"{h['reason']} (unknown scope: holds everything)"
@@ -161,6 +166,19 @@ class HoldManager:
         indexed = query_hold_rows.indexed_number_filters(q)
         return policy.query_matches(opened, {k: v for k, v in q.items() if k not in indexed})
 
+    def _query_of(self, hold: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A query hold's stored filters, opened (``query_hold_rows.opened``), or None when they
+        cannot be read -- a token that does not open (moved from another hold, no keys) or a
+        value that is no query: the hold then holds everything it could mean."""
+        key = (str(hold["hold_id"]), str(hold["value"]))
+        if key not in self._queries:
+            try:
+                self._queries[key] = policy.parse_query(query_hold_rows.opened(self.numbers, *key))
+            except (ValueError, CryptoError) as exc:
+                log.warning("query hold %s cannot be read (%s): it holds every recording", key[0], exc)
+                self._queries[key] = None
+        return self._queries[key]
+
     # -- operations --------------------------------------------------------------------
     def add(
         self, scope: str, value: str, reason: str, actor: str, now: float | None = None
@@ -175,6 +193,8 @@ class HoldManager:
         reason = mask_text(reason)
         stored4 = ""
         shown = value if scope == "call" else ""
+        hold_id = "H-" + secrets.token_hex(6)  # (a query hold's token is bound to it)
+        query = ""  # a query hold's filters as matched (number filters as blind indexes)
         if scope == "caller":  # = the full-number blind index (calls.caller_bi / callee_bi)
             # ``new|old`` while a blind-index key rotation runs (``number_lookup.subjects_of``);
             # its last-4 index beside it (``value4``): the index range a lookup reads (schema 15)
@@ -186,16 +206,17 @@ class HoldManager:
                 parsed = policy.parse_query(value)
             except ValueError as exc:
                 raise PolicyRefusal(f"bad hold query: {exc}") from exc
-            # number filters as blind indexes, as a caller hold stores its number (never in clear)
-            stored = json.dumps(query_hold_rows.protect_numbers(parsed, BlindIndex(self.hash_key)),
-                                sort_keys=True)
+            # number filters as blind indexes, as a caller hold stores its number (never in clear),
+            # then the whole query one token bound to the hold (its free fields may name a number)
+            protected = query_hold_rows.protect_numbers(parsed, BlindIndex(self.hash_key))
+            query = json.dumps(protected, sort_keys=True)
+            stored = query_hold_rows.sealed(self.numbers, hold_id, protected)
             shown = json.dumps(query_hold_rows.shown(parsed), sort_keys=True)
         else:
             stored = value
         if scope == "call" and not self._matching_call_ids(scope, stored):
             raise NotFound(f"no call {value}")
         self._ledger_old_holds()
-        hold_id = "H-" + secrets.token_hex(6)
         with Tx(self.conn):
             self.conn.execute(
                 "INSERT INTO holds (hold_id, scope, value, value4, reason, created_by, created_at)"
@@ -204,7 +225,7 @@ class HoldManager:
             )
             self._ledger_hold(hold_id, scope, stored, stored4, now)
         held: builtins.list[str] = []
-        for call_ids in self._matching_batches(scope, stored, stored4):  # memory O(batch)
+        for call_ids in self._matching_batches(scope, query or stored, stored4):  # memory O(batch)
             recs = self._recordings_of(call_ids)
             with Tx(self.conn):  # the holds row above already protects call/caller scopes (hold_for)
                 for r in recs:
@@ -237,7 +258,8 @@ class HoldManager:
 
     def _matching_batches(self, scope: str, stored_value: str, value4: str = "",
                           batch: int = 500) -> Iterator[builtins.list[str]]:
-        """The matching call ids in lists of at most ``batch``, found as the catalog streams by."""
+        """The matching call ids in lists of at most ``batch``, found as the catalog streams by
+        (``stored_value``: a query hold's query JSON as opened, never its token)."""
         if scope == "call":
             found: Iterable[str] = self._matching_call_ids(scope, stored_value)
         elif scope == "caller":
@@ -319,12 +341,27 @@ class HoldManager:
         return {"hold_id": hold_id, "released": [r["recording_id"] for r in released]}
 
     def list(self, include_released: bool = False) -> builtins.list[dict[str, Any]]:
+        """The holds for display: a query hold's ``value`` opened (its JSON, number filters as
+        blind indexes, as before it was sealed; the caller masks it), a token that does not open
+        left as it is."""
         where = "" if include_released else " WHERE h.released_at IS NULL"
-        return rows(
+        found = rows(
             self.conn,
             "SELECT h.*, (SELECT COUNT(*) FROM hold_recordings hr WHERE hr.hold_id=h.hold_id)"
             f" AS recordings FROM holds h{where} ORDER BY h.created_at",
         )
+        for h in found:
+            if h["scope"] == "query":
+                try:
+                    h["value"] = query_hold_rows.opened(self.numbers, str(h["hold_id"]), str(h["value"]))
+                except CryptoError as exc:
+                    log.warning("query hold %s cannot be opened for display: %s", h["hold_id"], exc)
+        return found
+
+    def record_old_holds(self) -> None:
+        """The ledger entries of holds from before holds had them, written now if not yet (what
+        a pass that rewrites ``holds.value`` runs first, so its ``hold_rekeyed`` follows them)."""
+        self._ledger_old_holds()
 
     # -- the holds' own ledger entries ---------------------------------------------------
     def _ledger_hold(self, hold_id: str, scope: str, value: str, value4: str, now: float,
@@ -382,21 +419,15 @@ class HoldManager:
                           rec["recording_id"], obj.role, exc)
 
 
-def _query_of(stored_value: str) -> dict[str, Any] | None:
-    """A query hold's stored filters, or None when they cannot be read (the hold then holds
-    everything it could mean)."""
-    try:
-        return policy.parse_query(stored_value)
-    except ValueError:
-        return None
-
-
-def note_rekeyed(conn: sqlite3.Connection, hold_id: str, value: str, value4: str, now: float) -> None:
-    """``hold_rekeyed`` for a caller hold whose blind indexes a key rotation rewrote (the one
-    other legitimate writer of ``holds.value``: ``catalog.index_rotation``), in the caller's
-    transaction: ``verify`` then holds the row to its new value."""
+def note_rekeyed(conn: sqlite3.Connection, hold_id: str, value: str, value4: str, now: float,
+                 **extra: Any) -> None:
+    """``hold_rekeyed`` for a hold whose stored value was rewritten by one of the other legitimate
+    writers of ``holds.value`` -- a caller hold's blind indexes by a key rotation
+    (``catalog.index_rotation``), a query hold sealed or sealed again under the current catalog
+    key (``catalog.query_holds_sealed_pass``) -- in the caller's transaction: ``verify`` then holds
+    the row to its new value."""
     default_ledger()(conn, "hold_rekeyed", HOLDS_LEDGER,
-                     {"hold_id": hold_id, "value_sha256": hold_value_digest(value, value4)}, now)
+                     {"hold_id": hold_id, "value_sha256": hold_value_digest(value, value4), **extra}, now)
 
 
 class HoldOnStore:

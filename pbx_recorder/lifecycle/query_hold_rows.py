@@ -17,18 +17,37 @@ never in clear (:func:`protect_numbers`): ``{"index": "full"|"last4", "bi": [...
 caller hold stores -- and ``key``, the index of a fixed probe number, which tells a hold written
 under a key that has since been rotated away: its filter then matches every call (a hold fails
 safe). :func:`number_filters_match` decides a calls row (stored form) against them.
+
+The other filters are free text a number can hide in (``agent`` as a remote agent's dial string
+``Local/4915112345678@from-internal``, a DID, anything the legal team typed), and a hold's
+``value`` outlives every call it covers.  So the stored query (blind indexes included) is one
+token of the catalog's number protection (:func:`sealed`, ``NumberProtection.seal_text``,
+AES-256-GCM; associated data ``query_holds/<hold id>``: a token copied onto another hold does not
+open), as saved searches are (``catalog.saved_search_rows``).  The token is what ``holds.value``
+holds and what the ledger's ``value_sha256`` is the digest of, so ``verify`` compares it as it
+compares any hold.  A catalog without number keys keeps the query in clear and refuses one whose
+free fields name a number (a 5+ digit run).  Rows in clear from before are sealed by ``catalog
+migrate`` (``catalog.query_holds_sealed_pass``); :func:`opened` reads both.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from pbx_recorder.catalog.number_protection import BlindIndex
-from pbx_recorder.catalog.protected_rows import equals_any, is_last4, stored_side_clause
+from pbx_recorder.catalog.number_protection import BlindIndex, is_token
+from pbx_recorder.catalog.protected_rows import (
+    NumberProtection,
+    equals_any,
+    is_last4,
+    named_digits,
+    stored_side_clause,
+)
 from pbx_recorder.catalog.queries import MAX_LIMIT, CallFilters, Cursor, build_search
 from pbx_recorder.core.masking import mask_number
+from pbx_recorder.errors import CryptoError, PolicyRefusal
 
 #: query keys ``build_search`` narrows by (each the ``CallFilters`` field of that name)
 INDEXED = ("start", "end", "status", "call_id", "agent", "queue", "tag", "consent")
@@ -151,3 +170,44 @@ def number_clause(q: Mapping[str, Any], params: list[Any], index: BlindIndex | N
             parts = [stored_side_clause(side, bi, bi4, params) for side in NUMBER_SIDES[key]]
         return "(" + " OR ".join(parts) + ")"
     return None
+
+
+# -- the stored query at rest: one token under the catalog key, bound to its hold ----------------
+KIND = "query_holds"
+#: filters that are no free text: the number filters (blind indexes), times, the call id (an id
+#: every calls row keeps in clear; Asterisk's ``1767225600.42`` is a digit run, not a number)
+NOT_FREE = (*NUMBER_SIDES, "start", "end", "call_id")
+
+
+def free_fields_name_a_number(q: Mapping[str, Any]) -> bool:
+    """Does a free field of ``q`` hold a number-like run (>= 5 digits, as the catalog indexes)?"""
+    return bool(named_digits(*(str(v) for k, v in q.items() if k not in NOT_FREE)))
+
+
+def sealed(numbers: NumberProtection | None, hold_id: str, q: Mapping[str, Any]) -> str:
+    """What ``holds.value`` keeps of the query ``q`` (number filters already blind indexes): one
+    token bound to ``hold_id``; without keys the JSON in clear when no free field names a number,
+    else :class:`PolicyRefusal`."""
+    text = json.dumps(dict(q), sort_keys=True)
+    if numbers is None:
+        if free_fields_name_a_number(q):
+            raise PolicyRefusal("a query hold cannot name a phone number in agent, did or another free "
+                                "field in a catalog without number protection: hold by --caller, or by "
+                                "caller/callee/number in the query (stored as blind indexes)")
+        return text
+    return seal_text(numbers, hold_id, text)
+
+
+def seal_text(numbers: NumberProtection, hold_id: str, text: str) -> str:
+    """``text`` (a stored query, as JSON) as the token of hold ``hold_id`` (under the current key)."""
+    return numbers.seal_text(KIND, hold_id, text)
+
+
+def opened(numbers: NumberProtection | None, hold_id: str, stored: str) -> str:
+    """The query JSON a stored value gives back (clear JSON, from before, as it is);
+    :class:`CryptoError` for a token that does not open (no keys, another hold's token)."""
+    if not is_token(stored):
+        return stored
+    if numbers is None:
+        raise CryptoError(f"query hold {hold_id} is encrypted and this catalog has no number keys")
+    return numbers.open_text(KIND, hold_id, stored)

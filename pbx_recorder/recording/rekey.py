@@ -105,7 +105,8 @@ def _rekey_one(conn: sqlite3.Connection, keyring: KeyRing, report: RotationRepor
 
 #: (table, key column, token column) of the catalog values that hold one number token each
 _TOKEN_COLUMNS = (("calls", "call_id", "numbers"), ("live_calls", "call_id", "state"),
-                  ("call_extra_numbers", "call_id", "numbers"))
+                  ("call_extra_numbers", "call_id", "numbers"),
+                  ("holds", "hold_id", "value"))  # a query hold's query (caller holds: no token)
 
 
 def still_under_other_keys(conn: sqlite3.Connection, key_id: str, *,

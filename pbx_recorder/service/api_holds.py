@@ -5,7 +5,8 @@
                                      ``holds.manage``; a call outside the row scope answers 404
     POST /api/holds/{hold_id}/release   {"reason"} (required); ``holds.manage``
 
-A caller hold is stored as the number's blind index (never in clear; the audit row masks it).  A
+A caller hold is stored as the number's blind index (never in clear; the audit row masks it); a
+query hold as one token under the catalog key (``query_hold_rows.sealed``), opened for the list.  A
 ``saved_search`` hold takes the name of one of the user's saved searches and holds what its filters
 match, as ``hold add --query`` does (a relative preset or a keyword cannot be a hold: 400).
 """
@@ -55,12 +56,20 @@ def shown(hold: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def listed(ctx: ServiceContext, actor: Actor, include_released: bool) -> list[dict[str, Any]]:
+    """The holds (``HoldManager.list``), query holds opened with the number keys that sealed them:
+    the recorder's (its config), as ``hold add`` here used; else the catalog's (the caller masks)."""
+    if ctx.config is not None:
+        return runtime_of(ctx, actor).holds().list(include_released)
+    return HoldManager(ctx.catalog.connection(), ctx.tiers, hash_key=b"",
+                       numbers=ctx.catalog.numbers).list(include_released)
+
+
 def listing(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     require(ctx, actor, "holds.read", "", {"what": "holds.list"})
-    rows = HoldManager(ctx.catalog.connection(), ctx.tiers, hash_key=b"").list(
-        request.query_params.get("all") in ("1", "true"))
+    rows = listed(ctx, actor, request.query_params.get("all") in ("1", "true"))
     audit(ctx, actor.user.name, actor.user.role, "hold.list", "",
           {"client": actor.client, "count": len(rows)})
     return JSONResponse({"holds": [shown(h) for h in rows]})
@@ -121,7 +130,7 @@ def _add(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
         raise ApiError(400, str(exc)) from exc
     audit(ctx, actor.user.name, actor.user.role, "hold.add", hold["hold_id"],
           {"client": actor.client, "scope": scope, "value": shown_value if scope != "query" else
-           shown({"scope": "query", "value": hold["value"]})["value"], "reason": reason[:200],
+           hold["shown"], "reason": reason[:200],  # (the stored query is a token: its shown form)
            "recordings": len(hold["recordings"])})
     checkpoint(ctx)
     return JSONResponse({"hold_id": hold["hold_id"], "scope": scope, "recordings": hold["recordings"]},
@@ -133,8 +142,8 @@ def _release(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
     hold_id = request.path_params["hold_id"][:64]
     require(ctx, actor, "holds.manage", hold_id, {"what": "hold.remove"})
     reason = text(data, "reason", MAX_REASON)
-    manager = HoldManager(ctx.catalog.connection(), ctx.tiers, hash_key=b"")
-    if not [h for h in manager.list(True) if h["hold_id"] == hold_id]:
+    conn = ctx.catalog.connection()
+    if conn.execute("SELECT 1 FROM holds WHERE hold_id = ?", (hold_id,)).fetchone() is None:
         raise ApiError(404, "no such hold")
     try:
         out = runtime_of(ctx, actor).holds().remove(hold_id, actor.user.name, now=ctx.clock())

@@ -23,7 +23,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.service import api_disposal, api_erasure, api_holds, api_retention
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.roles import may
@@ -63,8 +62,7 @@ def holds_page(request: Request) -> Response:
     actor = actor_of(request)
     require(ctx, actor, "holds.read", "/holds")
     include = request.query_params.get("all") in ("1", "true")
-    items = [api_holds.shown(h) for h in
-             HoldManager(ctx.catalog.connection(), ctx.tiers, hash_key=b"").list(include)]
+    items = [api_holds.shown(h) for h in api_holds.listed(ctx, actor, include)]  # (query holds opened)
     audit(ctx, actor.user.name, actor.user.role, "hold.list", "/holds",
           {"client": actor.client, "count": len(items)})
     return render.page(request, "holds.html", actor, holds=items, include_released=include,
