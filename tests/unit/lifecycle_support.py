@@ -7,6 +7,7 @@ import io
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.lifecycle.policy import DAY, RetentionClass
@@ -114,3 +115,18 @@ privacy: {{hash_key_file: {tmp_path}/hmac.key}}
 {extra}""")
     tiers = {n: LocalTier(n, tmp_path / n) for n in ("hot", "cold")}
     return Env(open_catalog(tmp_path / "catalog.db"), tiers, tmp_path / "catalog.db"), str(cfg)
+
+
+def run_cli_as(monkeypatch: Any, capsys: Any, cfg: str, user: str | None, *argv: str) -> tuple[int, str]:
+    """Run the CLI on the installation's configuration ``cfg`` as a root front end acting for
+    ``user`` (``PBX_RECORDER_USER``), or as the host account itself (``user`` None); exit code and
+    what it printed."""
+    from pbx_recorder.cli import main
+
+    if user is None:
+        monkeypatch.delenv("PBX_RECORDER_USER", raising=False)
+    else:
+        monkeypatch.setenv("PBX_RECORDER_USER", user)
+    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
+    code = main(["--config", cfg, *argv])
+    return code, capsys.readouterr().out

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import Env, add_call, make_cli_env
-
-from pbx_recorder.cli import main
+from lifecycle_support import Env, add_call, make_cli_env, run_cli_as
 
 NUMBER = "+15551112222"
 USERS = "access: {users: {agent1: agent, audit1: auditor}}\n"
@@ -44,13 +42,7 @@ def open_access(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _search(monkeypatch: Any, capsys: Any, cfg: str, user: str | None, *args: str) -> tuple[int, str]:
-    if user is None:
-        monkeypatch.delenv("PBX_RECORDER_USER", raising=False)
-    else:
-        monkeypatch.setenv("PBX_RECORDER_USER", user)
-    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
-    code = main(["--config", cfg, "calls", "search", "--json", *args])
-    return code, capsys.readouterr().out
+    return run_cli_as(monkeypatch, capsys, cfg, user, "calls", "search", "--json", *args)
 
 
 def _rows(env: Env) -> list[dict[str, Any]]:

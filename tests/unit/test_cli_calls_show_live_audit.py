@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import Env, add_call, make_cli_env
+from lifecycle_support import Env, add_call, make_cli_env, run_cli_as
 
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.cli import main
 from pbx_recorder.errors import CatalogError
 
 NUMBER = "+15551112222"
@@ -57,13 +56,7 @@ def open_access(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _run(monkeypatch: Any, capsys: Any, cfg: str, user: str | None, *args: str) -> tuple[int, str]:
-    if user is None:
-        monkeypatch.delenv("PBX_RECORDER_USER", raising=False)
-    else:
-        monkeypatch.setenv("PBX_RECORDER_USER", user)
-    monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
-    code = main(["--config", cfg, "calls", *args])
-    return code, capsys.readouterr().out
+    return run_cli_as(monkeypatch, capsys, cfg, user, "calls", *args)
 
 
 def _rows(env: Env) -> list[dict[str, Any]]:
