@@ -40,8 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbx_recorder.catalog import engine, saved_search_rows, step_state
-from pbx_recorder.catalog.number_protection import is_token
+from pbx_recorder.catalog.number_protection import is_token, token_key_id
 from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.errors import CryptoError
 from pbx_recorder.exports import stored_filter
 from pbx_recorder.reports import figures
 
@@ -65,6 +66,7 @@ TABLES: tuple[tuple[str, str, str, Masker], ...] = (
 class Report:
     read: dict[str, int] = field(default_factory=dict)  # table -> rows read
     masked: dict[str, int] = field(default_factory=dict)  # table -> rows rewritten
+    errors: list[str] = field(default_factory=list)  # saved searches whose token did not open
     done: bool = False
     skipped: bool = False  # done by an earlier run
 
@@ -137,9 +139,32 @@ def run(conn: Any, *, batch: int = DEFAULT_BATCH, force: bool = False,
     return report
 
 
+def seal_saved_searches(conn: Any, numbers: NumberProtection, *, batch: int = DEFAULT_BATCH) -> Report:
+    """Every saved search under the current catalog key: ``keys rotate`` runs this before an old
+    key may be retired (``recording.rekey`` counts ``saved_searches.query`` tokens under other keys)."""
+    report = Report()
+    _seal_saved_searches(conn, numbers, batch, report)
+    return report
+
+
+def _sealed_now(numbers: NumberProtection, user: str, name: str, stored: str, report: Report) -> str | None:
+    """What to store instead of ``stored``: the query sealed under the current key; None when it
+    already is (or when its token does not open: named in ``report.errors``, left as it is, and an
+    old key it needs is then never retired)."""
+    if is_token(stored) and token_key_id(stored) == numbers.cipher.current_key_id:
+        return None
+    try:
+        query = saved_search_rows.opened(numbers, user, name, stored)
+    except CryptoError as exc:
+        report.errors.append(f"saved search of {user!r}: {exc}")
+        return None
+    return saved_search_rows.sealed(numbers, user, name, query)
+
+
 def _seal_saved_searches(conn: Any, numbers: NumberProtection, batch: int, report: Report) -> None:
-    """Every ``saved_searches.query`` still in clear, sealed; walked by its key (owner, name) in
-    batches, one transaction each (a token is left as it is: a stopped run is simply run again)."""
+    """Every ``saved_searches.query`` in clear, or sealed under another catalog key than the
+    current one, sealed under it; walked by its key (owner, name) in batches, one transaction each
+    (a stopped run is simply run again)."""
     cursor: tuple[str, str] | None = None
     while True:
         conn.execute("BEGIN IMMEDIATE")
@@ -151,8 +176,8 @@ def _seal_saved_searches(conn: Any, numbers: NumberProtection, batch: int, repor
                 rows = conn.execute("SELECT user_name, name, query FROM saved_searches WHERE user_name > ? "
                                     "OR (user_name = ? AND name > ?) ORDER BY user_name, name LIMIT ?",
                                     (cursor[0], cursor[0], cursor[1], batch)).fetchall()
-            changed = [(saved_search_rows.sealed(numbers, str(r[0]), str(r[1]), str(r[2])), r[0], r[1])
-                       for r in rows if not is_token(str(r[2]))]
+            changed = [(new, r[0], r[1]) for r in rows
+                       if (new := _sealed_now(numbers, str(r[0]), str(r[1]), str(r[2]), report)) is not None]
             if changed:
                 conn.executemany("UPDATE saved_searches SET query = ? WHERE user_name = ? AND name = ?",
                                  changed)

@@ -204,7 +204,7 @@ def _recount_after_retiring(config: Any, ring: KeyRing, new_id: str, retired: li
 def _reencrypt_numbers(config: object, new_id: str) -> None:
     """The catalog's encrypted numbers (``catalog.protected_rows``) under ``new_id`` before any old
     key may be retired.  The blind-index key (privacy HMAC key) is not rotated here."""
-    from pbx_recorder.catalog import query_holds_sealed_pass
+    from pbx_recorder.catalog import query_holds_sealed_pass, stored_filters_pass
     from pbx_recorder.catalog.number_keys import protection_under
     from pbx_recorder.catalog.number_migration import protect
     from pbx_recorder.lifecycle.journal import open_catalog
@@ -213,11 +213,17 @@ def _reencrypt_numbers(config: object, new_id: str) -> None:
     try:
         done = protect(conn, protection_under(config, new_id), force=True)
         holds = query_holds_sealed_pass.run(conn, protection_under(config, new_id))  # + hold_rekeyed
+        searches = stored_filters_pass.seal_saved_searches(conn, protection_under(config, new_id))
     finally:
         conn.close()
+    saved = stored_filters_pass.SAVED
     click.echo(f"re-encrypted the numbers of {done.calls} calls, {done.manifests} manifests, "
                f"{done.live_calls} live calls and {done.extra_numbers} calls' extra numbers under {new_id}"
-               f"; query holds sealed again {holds.sealed + holds.resealed} of {holds.read}")
+               f"; query holds sealed again {holds.sealed + holds.resealed} of {holds.read}; saved searches "
+               f"{searches.masked.get(saved, 0)} of {searches.read.get(saved, 0)}")
     if done.errors:
         raise CryptoError(f"{len(done.errors)} catalog rows could not be re-encrypted ({done.errors[0]}); "
                           "old keys kept")
+    if searches.errors:
+        raise CryptoError(f"{len(searches.errors)} saved searches could not be sealed again "
+                          f"({searches.errors[0]}); old keys kept")

@@ -106,7 +106,8 @@ def _rekey_one(conn: sqlite3.Connection, keyring: KeyRing, report: RotationRepor
 #: (table, key column, token column) of the catalog values that hold one number token each
 _TOKEN_COLUMNS = (("calls", "call_id", "numbers"), ("live_calls", "call_id", "state"),
                   ("call_extra_numbers", "call_id", "numbers"),
-                  ("holds", "hold_id", "value"))  # a query hold's query (caller holds: no token)
+                  ("holds", "hold_id", "value"),  # a query hold's query (caller holds: no token)
+                  ("saved_searches", "name", "query"))
 
 
 def still_under_other_keys(conn: sqlite3.Connection, key_id: str, *,
