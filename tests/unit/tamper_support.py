@@ -138,8 +138,11 @@ def indexing_deployment(tmp_path: Path) -> Deployment:
     d = Deployment(tmp_path)
     config = load_config(tmp_path / "cfg.yaml", env={})
     d.catalog.close()
+    numbers = protection_for(config)
+    # the daemon's sealer (app.py): it seals what a row's encrypted numbers open to, so verify agrees
     d.catalog = d.shipper.catalog = Catalog(config.catalog.path, clock=lambda: NOW,
-                                             sealer=CallSealer(d.sign_key), numbers=protection_for(config))
+                                             sealer=CallSealer(d.sign_key, reveal=numbers.open_call),
+                                             numbers=numbers)
     d.config = config  # type: ignore[attr-defined]
     return d
 

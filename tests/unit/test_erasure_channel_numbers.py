@@ -145,3 +145,13 @@ def test_a_call_that_does_not_open_keeps_the_pass_from_being_marked_done(dep, ca
     dep.sql(f"UPDATE calls SET numbers = '{token}' WHERE call_id = 'n1_6.6'")
     code, out = dep.cli(capsys, "catalog", "migrate")
     assert code == 0 and "re-derived the numbers of 3 calls: 0 calls got 0 index rows" in out, out
+
+
+def test_the_indexing_deployment_writes_calls_verify_accepts(tmp_path, capsys):
+    """The fixture seals as the daemon does (its sealer opens the row's encrypted numbers): a call
+    it writes verifies clean, so tests built on it can assert that verify stays clean."""
+    d = indexing_deployment(tmp_path)
+    d.call("n1_9.9")
+    d.record("n1_9.9")
+    code, out = d.cli(capsys, "verify")
+    assert code == 0, out
