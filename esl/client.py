@@ -159,14 +159,18 @@ class EslClient(EslConnection):
             log.warning("uuid_record stop not sent call=%s rec=%s: none of its files is known",
                         command.call_id, command.recording_id or "-")
             return
-        for line in esc.api_lines(command, paths):
+        failed: EslError | None = None
+        for line in esc.api_lines(command, paths):  # every file is tried: one refusal stops no other
             try:
                 await self._run_for(command.channel, line, command.call_id)
             except EslError as exc:
                 if command.pbx_started or not _not_recording(exc):
-                    raise
+                    failed = failed or exc
+                    continue
                 log.info("recording not running, nothing to stop call=%s rec=%s (its start was never "
                          "confirmed): %s", command.call_id, command.recording_id, exc)
+        if failed is not None:
+            raise failed
 
     def expect_start(self, command: cmds.StartRecording) -> None:
         """The dialplan starts this recording at answer (esl/early_start.py): its ``RECORD_START``

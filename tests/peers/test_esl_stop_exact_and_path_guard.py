@@ -128,3 +128,23 @@ async def test_stop_with_no_file_known_sends_nothing(caplog: pytest.LogCaptureFi
         await client.execute(cmds.StopRecording(CALL, f"{CALL}_call001", A_LEG))
     assert lines == []  # not "stop all": it would stop every recording of the channel
     assert any("not sent" in r.getMessage() for r in caplog.records)
+
+
+async def test_one_file_s_refused_stop_does_not_leave_the_other_files_recording() -> None:
+    """A dual-leg recording whose first file's stop FreeSWITCH refuses: every file is still asked to
+    stop, and the refusal is raised once at the end (found by review: the loop stopped at the first)."""
+    lines: list[str] = []
+    client = EslClient(host="127.0.0.1", port=1, password="x", normalizer=EslNormalizer("pbx1"))
+
+    async def run_line(line: str, *, call_id: str = "") -> str:
+        lines.append(line)
+        if line.endswith("/m/a.wav"):
+            raise EslError("uuid_record refused by FreeSWITCH: -ERR file busy", call_id=call_id)
+        return "+OK"
+
+    client.run_line = run_line  # type: ignore[method-assign]
+    dual = ("/m/a.wav", "/m/a-in.wav", "/m/a-out.wav")
+    with pytest.raises(EslError, match="file busy"):
+        await client.execute(cmds.StopRecording(CALL, f"{CALL}_call001", A_LEG, paths=dual,
+                                                pbx_started=True))
+    assert lines == [f"api uuid_record {A_LEG} stop {p}" for p in dual]
