@@ -14,6 +14,7 @@ pending list (``replay.list``, one row per request: :mod:`pbx_recorder.service.l
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -28,12 +29,35 @@ from pbx_recorder.service.json_body import read_json
 from pbx_recorder.service.roles import may
 
 
-def sensitive(ctx: ServiceContext, call: dict[str, Any]) -> bool:
+def sensitive(ctx: ServiceContext, call: dict[str, Any],
+              known: Mapping[str, frozenset[str] | None] | None = None) -> bool:
     """The call's current tags, the tags its recording rule set when it was recorded (sealed, not
-    editable by operators; :func:`four_eyes.set_by_rule`) and its rule."""
+    editable by operators; :func:`set_by_rule`) and its rule.  ``known``: its manifests' tags from a
+    batch of :func:`four_eyes.manifest_tags_of` (an export checks many calls)."""
     rules = ctx.web.four_eyes
-    set_by_rule = four_eyes.set_by_rule(call, getattr(ctx.config, "rules", None) or ())
-    return rules.enabled and four_eyes.is_sensitive(call, rules.tags, rules.rules, set_by_rule)
+    if not rules.enabled:
+        return False  # (no query)
+    return four_eyes.is_sensitive(call, rules.tags, rules.rules, set_by_rule(ctx, call, known))
+
+
+def set_by_rule(ctx: ServiceContext, call: Mapping[str, Any],
+                known: Mapping[str, frozenset[str] | None] | None = None) -> frozenset[str]:
+    """:func:`four_eyes.call_set_by_rule` against the service's catalog (a row from before schema
+    20: one query for its recordings' manifest copies, unless ``known`` holds them) and rules."""
+    return four_eyes.call_set_by_rule(ctx.catalog.connection(), getattr(ctx.catalog, "numbers", None), call,
+                                      getattr(ctx.config, "rules", None) or (), known)
+
+
+def manifest_tags(ctx: ServiceContext,
+                  calls: Iterable[Mapping[str, Any]]) -> dict[str, frozenset[str] | None]:
+    """The manifests' tags of those ``calls`` that record no rule tags, in one query per 500 calls
+    (none when four-eyes is off): the ``known`` of :func:`sensitive` for a batch."""
+    if not ctx.web.four_eyes.enabled:
+        return {}
+    wanted = [str(c["call_id"]) for c in calls if four_eyes.needs_manifests(c)]
+    if not wanted:
+        return {}
+    return four_eyes.manifest_tags_of(ctx.catalog.connection(), wanted, getattr(ctx.catalog, "numbers", None))
 
 
 def check(ctx: ServiceContext, actor: Actor, call: dict[str, Any], verb: str, target: str,

@@ -54,12 +54,22 @@ class _GuardedRemoval(Exception):
         self.call_id, self.tags = call_id, tags
 
 
-def _guarded(ctx: ServiceContext, call: Mapping[str, Any] | None) -> frozenset[str]:
-    """The tags of ``call`` (its ``rule`` and ``rule_tags``; None: the four-eyes tags alone) that
-    only an approver removes."""
-    rules = getattr(ctx.config, "rules", None) or ()
-    set_by_rule = four_eyes.set_by_rule(call, rules) if call is not None else frozenset()
+def _guarded(ctx: ServiceContext, call: Mapping[str, Any] | None,
+             known: Mapping[str, frozenset[str] | None] | None = None) -> frozenset[str]:
+    """The tags of ``call`` (its ``call_id``, ``rule`` and ``rule_tags``; None: the four-eyes tags
+    alone) that only an approver removes.  ``known``: the manifests' tags of a batch of calls
+    (:func:`four_eyes.manifest_tags_of`), else one query for a call from before schema 20."""
+    if call is None:
+        return four_eyes.guarded_tags(ctx.web.four_eyes.tags, frozenset())
+    set_by_rule = four_eyes.call_set_by_rule(ctx.catalog.connection(), getattr(ctx.catalog, "numbers", None),
+                                             call, getattr(ctx.config, "rules", None) or (), known)
     return four_eyes.guarded_tags(ctx.web.four_eyes.tags, set_by_rule)
+
+
+def _checks(actor: Actor, removing: list[str]) -> bool:
+    """Whether a change by ``actor`` that removes ``removing`` is checked for guarded tags (an
+    approver's is not, nor one that removes nothing: no query for it)."""
+    return bool(removing) and not may(actor.user.role, four_eyes.APPROVE)
 
 
 def _blocked(actor: Actor, removing: list[str], guarded: frozenset[str]) -> list[str]:
@@ -143,7 +153,8 @@ def _tag_call(request: Request, raw: bytes) -> Response:
     conn = ctx.catalog.connection()
     try:
         adding, removing = tag_store.check_change(conn, data.get("add"), data.get("remove"))
-        blocked = _blocked(actor, removing, _guarded(ctx, call))
+        guarded = _guarded(ctx, call) if _checks(actor, removing) else frozenset()
+        blocked = _blocked(actor, removing, guarded)
         if blocked:
             _refuse(ctx, actor, "calls.tag", call_id, blocked, {"add": adding})
         with Tx(conn):
@@ -230,13 +241,16 @@ def _bulk(request: Request, raw: bytes) -> Response:
             status_code=409,
         )
     changed = 0
+    checks = _checks(actor, removing)
+    # the manifests' tags of the calls from before schema 20, for all of them at once
+    known = four_eyes.manifest_tags_of(conn, ids, getattr(ctx.catalog, "numbers", None)) if checks else {}
     try:
         with Tx(conn):
             for call_id in ids:
                 before = conn.execute("SELECT tags, rule, rule_tags FROM calls WHERE call_id = ?",
                                       (call_id,)).fetchone()
-                recorded = {"rule": before[1], "rule_tags": before[2]} if before else None
-                blocked = _blocked(actor, removing, _guarded(ctx, recorded))
+                recorded = {"call_id": call_id, "rule": before[1], "rule_tags": before[2]} if before else None
+                blocked = _blocked(actor, removing, _guarded(ctx, recorded, known) if checks else frozenset())
                 if blocked:
                     raise _GuardedRemoval(call_id, blocked)
                 try:

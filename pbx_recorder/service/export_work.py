@@ -84,13 +84,15 @@ def _calls(ctx: ServiceContext, actor: Actor, filters: CallFilters, call_ids: An
 
 def _four_eyes(ctx: ServiceContext, actor: Actor, job_id: str, calls: list[dict[str, Any]]) -> set[str]:
     """Calls whose audio needs a replay grant the actor does not hold (four-eyes): left out of the
-    archive, listed as pending, each refusal audited as the audio endpoint audits it."""
+    archive, listed as pending, each refusal audited as the audio endpoint audits it.  The manifests'
+    tags of calls from before schema 20 are read for all the calls at once (``api_replay.manifest_tags``)."""
     from pbx_recorder.service import api_replay, four_eyes
 
     held: set[str] = set()
+    known = api_replay.manifest_tags(ctx, calls)
     for call in calls:
         call_id = str(call["call_id"])
-        if not api_replay.sensitive(ctx, call):
+        if not api_replay.sensitive(ctx, call, known):
             continue
         if four_eyes.open_grant(ctx.catalog.connection(), call_id, actor.user.name, ctx.clock()) is None:
             held.add(call_id)

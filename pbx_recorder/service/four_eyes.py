@@ -7,9 +7,11 @@ of them, or it was recorded under one of ``web.four_eyes.rules`` (:func:`is_sens
 come from the call's ``rule_tags`` column, the tags the rule set *when the call was recorded*
 (written by the recorder, sealed, never written by the tag API; :func:`set_by_rule`), so editing,
 renaming or removing a rule in the configuration changes no older call's sensitivity.  A row
-written before schema 20 has none recorded: for it the rule's tags still come from its ``rule``
-column and the rule as configured now (:func:`rule_tags`), as before.  The tags that make a call
-sensitive are removed only by an approver (:func:`guarded_tags`, checked by ``api_tags``).
+written before schema 20 has none recorded: for it they come from the signed manifests of its
+recordings, as the catalog holds them (:func:`manifest_tags_of`: a manifest's ``tags`` are the
+rule's tags when it was recorded), and only when no copy holds any, from its ``rule`` column and
+the rule as configured now (:func:`rule_tags`).  The tags that make a call sensitive are removed
+only by an approver (:func:`guarded_tags`, checked by ``api_tags``).
 
 The listener asks (a request with a reason); an approver (a role with ``calls.replay_approve``:
 admin, auditor), never the requester, grants or refuses; a grant opens that one call to that one
@@ -25,10 +27,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pbx_recorder.errors import AccessDenied, NotFound
+from pbx_recorder.catalog.number_protection import is_token
+from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
+from pbx_recorder.errors import AccessDenied, CryptoError, NotFound
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.recording import manifest_copy
 
 MAX_REASON = 500
+#: call ids per ``IN (...)`` of :func:`manifest_tags_of` (SQLite's default limit is 999 parameters)
+_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +87,82 @@ def recorded_rule_tags(call: Mapping[str, Any]) -> frozenset[str] | None:
     return frozenset(str(t) for t in value)
 
 
-def set_by_rule(call: Mapping[str, Any], rules: Iterable[Any]) -> frozenset[str]:
-    """The tags the call's recording rule set: those recorded with the call; for a call that
-    records none (written before schema 20), those its rule sets in the configuration ``rules``
-    today (:func:`rule_tags`)."""
+def set_by_rule(call: Mapping[str, Any], rules: Iterable[Any],
+                from_manifests: frozenset[str] | None = None) -> frozenset[str]:
+    """The tags the call's recording rule set: those recorded with the call (schema 20 on); for a
+    call that records none, ``from_manifests``, the tags its recordings' manifests record
+    (:func:`manifest_tags_of`; the rule's tags when they were recorded, so a tag a rule gained
+    since does not count either, as for a call that records them); and only when no manifest copy
+    holds tags, those its rule sets in the configuration ``rules`` today (:func:`rule_tags`).
+
+    That last fallback is harmless for a call without recordings (nothing to play, download or
+    export; only the tags a non-approver may remove follow the configuration).  It is NOT for a
+    call whose recordings were written from schema 11 to 19: their catalog copies keep no tags
+    (``manifest_copy.COPY_KEYS``), only the signed manifest in storage does, and an admin who edits
+    the rule still changes whether such a call needs a grant until its tags are recorded."""
     recorded = recorded_rule_tags(call)
-    return recorded if recorded is not None else rule_tags(rules, call.get("rule"))
+    if recorded is not None:
+        return recorded
+    return from_manifests if from_manifests is not None else rule_tags(rules, call.get("rule"))
+
+
+def needs_manifests(call: Mapping[str, Any]) -> bool:
+    """True when the call records no rule tags: :func:`set_by_rule` wants its manifests' tags."""
+    return recorded_rule_tags(call) is None
+
+
+def tags_in_copies(copies: Iterable[tuple[str, Any]], numbers: NumberProtection | None = None
+                   ) -> frozenset[str] | None:
+    """The union of the ``tags`` of the manifest copies ``(recording_id, cell)`` that hold them;
+    None when none does.  A copy written before schema 11 is the whole signed manifest (``verify``
+    checks it against its signature), its ``tags`` in clear even when its numbers are sealed
+    (:data:`MANIFEST_TOKEN` holds only ``protected_rows.MANIFEST_FIELDS``); a token is opened with
+    ``numbers`` only for a copy that shows no tags.  A copy from schema 11 on keeps no tags (a copy
+    edited to show some contradicts the signed manifest: ``verify`` reports it)."""
+    found: frozenset[str] | None = None
+    for recording_id, cell in copies:
+        copy = manifest_copy.parse(cell)
+        if "tags" not in copy and numbers is not None and is_token(copy.get(MANIFEST_TOKEN)):
+            try:
+                copy = manifest_copy.parse(numbers.open_manifest(recording_id, copy))
+            except (CryptoError, ValueError):
+                continue  # a token that does not open (verify reports it): no tags from it
+        tags = copy.get("tags")
+        if isinstance(tags, list):
+            found = (found or frozenset()) | frozenset(str(t) for t in tags if t is not None)
+    return found
+
+
+def manifest_tags_of(conn: sqlite3.Connection, call_ids: Iterable[str],
+                     numbers: NumberProtection | None = None) -> dict[str, frozenset[str] | None]:
+    """Each call's :func:`tags_in_copies` over its recordings' manifest copies in the catalog (None:
+    no recording, or no copy holds tags).  One query per 500 calls, no storage read: four-eyes is
+    checked on every play, download and export."""
+    ids = list(dict.fromkeys(str(c) for c in call_ids))
+    copies: dict[str, list[tuple[str, Any]]] = {c: [] for c in ids}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        sql = ("SELECT call_id, recording_id, manifest FROM recordings "
+               f"WHERE call_id IN ({marks}) ORDER BY call_id, recording_id")
+        for row in conn.execute(sql, tuple(chunk)).fetchall():
+            copies[str(row[0])].append((str(row[1]), row[2]))
+    return {c: tags_in_copies(copies[c], numbers) for c in ids}
+
+
+def call_set_by_rule(conn: sqlite3.Connection, numbers: NumberProtection | None, call: Mapping[str, Any],
+                     rules: Iterable[Any], known: Mapping[str, frozenset[str] | None] | None = None
+                     ) -> frozenset[str]:
+    """:func:`set_by_rule` for one stored call; its manifests' tags from ``known`` (a batch of
+    :func:`manifest_tags_of`) or one query, and only for a call that records no rule tags."""
+    found: frozenset[str] | None = None
+    if needs_manifests(call):
+        call_id = str(call.get("call_id") or "")
+        if known is not None and call_id in known:
+            found = known[call_id]
+        else:
+            found = manifest_tags_of(conn, [call_id], numbers).get(call_id)
+    return set_by_rule(call, rules, found)
 
 
 def is_sensitive(call: Mapping[str, Any], tags: tuple[str, ...], rules: tuple[str, ...],
