@@ -23,6 +23,14 @@ A saved search is run again, so it is not masked but encrypted under the catalog
 every ``saved_searches.query`` still in clear (state ``saved_searches_sealed``, its own: a catalog
 that ran the masking before runs only this); without keys it leaves them.
 
+A saved search's name is its key, in clear; older versions accepted one holding a number
+(``complaint 4915112345678``).  :func:`run` renames each such row to its masked form
+(``saved_search_rows.masked_name``, `` (2)`` ... added when the owner has that name already), its
+query sealed again under the new name (the token's associated data), with one audit row
+(``searches.rename``: the owner and the new name) each, and logs the count per owner, never a
+name (state ``saved_search_names_masked``, with or without keys).  A row whose query token does
+not open is left as it is and counted per owner (``Report.names_unreadable``): delete it by hand.
+
 Idempotent: a row is written only when its masked form differs, and masking a masked value gives
 that value.  Resumable and bounded: each table is walked by its key in batches, one transaction
 each (read and written together), the cursor saved in ``catalog_settings`` (``stored_filters_pass``)
@@ -35,10 +43,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pbx_recorder import audit_trail
 from pbx_recorder.catalog import engine, saved_search_rows, step_state
 from pbx_recorder.catalog.number_protection import is_token, token_key_id
 from pbx_recorder.catalog.protected_rows import NumberProtection
@@ -51,6 +61,8 @@ log = logging.getLogger(__name__)
 STATE = "stored_filters_pass"
 SAVED_STATE = "saved_searches_sealed"
 SAVED = "saved_searches"
+NAMES_STATE = "saved_search_names_masked"
+RENAME_ACTION = "searches.rename"
 DEFAULT_BATCH = 500
 
 Masker = Callable[[Mapping[str, Any]], dict[str, Any]]
@@ -67,6 +79,10 @@ class Report:
     read: dict[str, int] = field(default_factory=dict)  # table -> rows read
     masked: dict[str, int] = field(default_factory=dict)  # table -> rows rewritten
     errors: list[str] = field(default_factory=list)  # saved searches whose token did not open
+    #: owner -> saved searches renamed (their name held a number)
+    renamed: dict[str, int] = field(default_factory=dict)
+    #: owner -> such rows left as they are (their query token did not open)
+    names_unreadable: dict[str, int] = field(default_factory=dict)
     done: bool = False
     skipped: bool = False  # done by an earlier run
 
@@ -78,7 +94,7 @@ def load_state(conn: Any, name: str = STATE) -> dict[str, Any] | None:
 def pending(conn: Any, numbers: NumberProtection | None = None) -> bool:
     """Has this step still to run over this catalog (with ``numbers``: or the sealing of the
     saved searches, which needs them)?"""
-    names = (STATE, SAVED_STATE) if numbers is not None else (STATE,)
+    names = (STATE, SAVED_STATE, NAMES_STATE) if numbers is not None else (STATE, NAMES_STATE)
     return any(state is None or not state.get("done") for state in (load_state(conn, n) for n in names))
 
 
@@ -119,7 +135,7 @@ def _batch(conn: Any, table: str, key: str, column: str, mask: Masker, cursor: A
 
 def run(conn: Any, *, batch: int = DEFAULT_BATCH, force: bool = False,
         progress: Callable[[str, int], None] | None = None,
-        numbers: NumberProtection | None = None) -> Report:
+        numbers: NumberProtection | None = None, actor: str = "catalog-migrate", role: str = "") -> Report:
     """Mask what older versions kept in clear in stored filters and reports, and seal the saved
     searches in clear when ``numbers`` is given; see the module doc."""
     report = Report()
@@ -132,7 +148,11 @@ def run(conn: Any, *, batch: int = DEFAULT_BATCH, force: bool = False,
     if numbers is not None and (force or saved is None or not saved.get("done")):
         report.skipped = False
         _seal_saved_searches(conn, numbers, batch, report)
-    if any(report.masked.values()):
+    names = load_state(conn, NAMES_STATE)
+    if force or names is None or not names.get("done"):
+        report.skipped = False
+        _mask_saved_names(conn, numbers, batch, report, actor, role)
+    if any(report.masked.values()) or report.renamed:
         engine.compact(conn)  # (SQLite: the WAL loses the pages before; secure_delete zeroed the cells)
     log.info("stored filters data step: rows read %s, rows masked %s",
              json.dumps(report.read, sort_keys=True), json.dumps(report.masked, sort_keys=True))
@@ -192,6 +212,61 @@ def _seal_saved_searches(conn: Any, numbers: NumberProtection, batch: int, repor
         cursor = (str(rows[-1][0]), str(rows[-1][1]))
         report.read[SAVED] = report.read.get(SAVED, 0) + len(rows)
         report.masked[SAVED] = report.masked.get(SAVED, 0) + len(changed)
+
+
+def _mask_saved_names(conn: Any, numbers: NumberProtection | None, batch: int, report: Report, actor: str,
+                      role: str) -> None:
+    """Every saved search whose name holds a number renamed to its masked form (see the module
+    doc); walked by (owner, name) in batches, one transaction each, the renames audited in it."""
+    cursor: tuple[str, str] | None = None
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if cursor is None:
+                rows = conn.execute("SELECT user_name, name, query FROM saved_searches "
+                                    "ORDER BY user_name, name LIMIT ?", (batch,)).fetchall()
+            else:
+                rows = conn.execute("SELECT user_name, name, query FROM saved_searches WHERE user_name > ? "
+                                    "OR (user_name = ? AND name > ?) ORDER BY user_name, name LIMIT ?",
+                                    (cursor[0], cursor[0], cursor[1], batch)).fetchall()
+            for user, name, stored in ((str(r[0]), str(r[1]), str(r[2])) for r in rows):
+                if saved_search_rows.name_names_a_number(name):
+                    _rename(conn, numbers, user, name, stored, report, actor, role)
+            if not rows:
+                _save(conn, {"done": True}, NAMES_STATE)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if not rows:
+            break
+        cursor = (str(rows[-1][0]), str(rows[-1][1]))
+    for user, count in sorted(report.renamed.items()):
+        log.warning("saved searches of %s: %d name(s) held a number, renamed to the masked form", user, count)
+    for user, count in sorted(report.names_unreadable.items()):
+        log.error("saved searches of %s: %d name(s) hold a number and the query does not open: left as they "
+                  "are (delete them)", user, count)
+
+
+def _rename(conn: Any, numbers: NumberProtection | None, user: str, name: str, stored: str, report: Report,
+            actor: str, role: str) -> None:
+    """One saved search renamed to its masked name, its query sealed under the new name (in the
+    caller's transaction)."""
+    try:
+        query = saved_search_rows.opened(numbers, user, name, stored)
+    except CryptoError:
+        report.names_unreadable[user] = report.names_unreadable.get(user, 0) + 1
+        return
+    taken = [str(r[0]) for r in conn.execute("SELECT name FROM saved_searches WHERE user_name = ?", (user,))]
+    new = saved_search_rows.unique_name(saved_search_rows.masked_name(name), taken)
+    # without keys the query stays as it was stored (in clear: sealing it would refuse a number)
+    kept = stored if numbers is None else saved_search_rows.sealed(numbers, user, new, query)
+    conn.execute("UPDATE saved_searches SET name = ?, query = ? WHERE user_name = ? AND name = ?",
+                 (new, kept, user, name))
+    audit_trail.record(conn, actor=actor, role=role, action=RENAME_ACTION, target=user,
+                       detail={"renamed_to": new, "why": "the name held a number (catalog migrate)"},
+                       now=time.time())
+    report.renamed[user] = report.renamed.get(user, 0) + 1
 
 
 def _mask_tables(conn: Any, state: dict[str, Any] | None, batch: int,

@@ -234,15 +234,22 @@ def _stored_filters(rt: Runtime, batch_size: int, force: bool) -> None:
             click.echo(busy)
             return
         done = stored_filters_pass.run(rt.conn, batch=batch_size, force=force, numbers=rt.numbers,
+                                       actor=rt.actor, role=rt.role,
                                        progress=lambda what, n: n % 10000 == 0 and click.echo(f"{what}: {n}",
                                                                                               err=True))
     rt.audit("catalog.migrate", "stored-filters", {"read": done.read, "masked": done.masked,
-                                                   "done": done.done})
+                                                   "done": done.done, "saved_searches_renamed": done.renamed,
+                                                   "saved_search_names_unreadable": done.names_unreadable})
     click.echo("masked the stored filters and reports older versions kept in clear: "
                + ", ".join(f"{table} {done.masked.get(table, 0)} of {done.read.get(table, 0)}"
                            for table in ("export_jobs", "report_schedules", "reports"))
                + f"; saved searches sealed {done.masked.get('saved_searches', 0)} of "
                  f"{done.read.get('saved_searches', 0)}")
+    for what, counts in (("renamed to their masked form", done.renamed),
+                         ("left (the query does not open: delete them)", done.names_unreadable)):
+        if counts:
+            click.echo(f"saved searches whose name held a number, {what}: "
+                       + ", ".join(f"{user} {n}" for user, n in sorted(counts.items())))
 
 
 def _query_holds_sealed(rt: Runtime) -> None:

@@ -87,6 +87,13 @@ def status_cmd(ctx: click.Context) -> None:
             for w in r["withheld"]:
                 click.echo(f"    {w['recording_id']} (call {w['call_id']}): legal hold "
                            f"{w['hold_id'] or '-'}: {w['reason']}")
+            if r["saved_searches_unreadable"]:
+                click.echo(f"    {r['saved_searches_unreadable']} saved search(es) could not be opened: "
+                           "not checked")
+            for key, why in (("held_by_query_holds", "names the subject: kept"),
+                             ("query_holds_unreadable", "could not be opened: not checked")):
+                for hold_id in r[key]:
+                    click.echo(f"    query hold {hold_id} {why}")
             if r["backup_shred_since"] is not None:
                 click.echo("    older catalog backups not shredded yet: the next `pbx-recorder catalog "
                            "backup` shreds them" + (" (OVERDUE)" if r["overdue"] else ""))

@@ -19,6 +19,13 @@ one fresh backup for every erasure since the last), or inside the erasure (``shr
 Before any row goes, the subject's keyed hashes
 are added to the tombstones (``lifecycle.tombstones``) that a catalog restore re-applies.
 The receipt says, per recording, which copies were deleted and whether the rest is shredded.
+
+Saved searches naming the subject (by number, or by call id: the call's own numbers, read before
+its row goes) are deleted; one that cannot be opened is counted (``saved_searches_unreadable``)
+and query holds naming the subject are kept and listed (``held_by_query_holds``,
+``query_holds_unreadable``): ``lifecycle.erasure_mentions``.  Any of these, like a withheld
+recording, makes the request ``refused_partial``: something of the subject was kept or could not
+be checked, and the receipt says what.
 """
 
 from __future__ import annotations
@@ -31,14 +38,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.catalog import engine, saved_search_rows
+from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token, lookup_keys
 from pbx_recorder.catalog.protected_rows import NumberProtection
-from pbx_recorder.errors import CryptoError, PolicyRefusal, StorageError
+from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import (
     backup_shred,
     destruction,
+    erasure_mentions,
     number_lookup,
     policy,
     shared_tombstones,
@@ -157,6 +165,8 @@ class Eraser:
                         for k in lookup_keys(self.hash_key)[1:])  # a blind-index key rotation runs
         req = self.receive(subject_hash=subject, request_id=request_id, now=now, aliases=aliases)
         calls = self._calls(caller, call_id)
+        # the numbers saved searches and query holds are looked for by: read before any row goes
+        named = [caller] if caller else erasure_mentions.numbers_of_calls(self.numbers, calls)
         deleted, withheld = [], []
         plan: list[tuple[dict[str, Any], list[dict[str, Any]], bool]] = []
         for call in calls:
@@ -184,6 +194,9 @@ class Eraser:
         held_calls = {w["call_id"] for w in withheld}
         plan = [(c, erase_now, kept or c["call_id"] in held_calls) for c, erase_now, kept in plan]
         self._tombstone(subject, (caller, call_id), plan, bool(withheld), req["request_id"], now)
+        searches = erasure_mentions.purge_saved_searches(self.conn, self.numbers, named)
+        query_holds = erasure_mentions.query_holds_naming(self.conn, self.numbers, BlindIndex(self.hash_key),
+                                                          named, call_id)
         for call, erase_now, kept in plan:
             for rec in erase_now:
                 late = self.holds.hold_now(rec)  # a hold placed since the plan was made wins
@@ -201,7 +214,6 @@ class Eraser:
                     forget_call(self.conn, call["call_id"])
                     call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
         live = self._purge_live(plan, caller, req["request_id"], now)
-        searches = self._purge_saved_searches(caller) if caller else 0
         redacted = self._redact_audit(caller, subject) if caller else 0
         self._checkpoint()
         # the catalog backups still holding the subject: shredded now (a whole backup inside the
@@ -209,7 +221,10 @@ class Eraser:
         # request erased what this one no longer finds
         shred = bool(plan) or req["received_at"] < now
         backups = dict(self.shred_backups(now)) if self.shred_backups and shred and self.shred_now else {}
-        status = "refused_partial" if withheld else "done"
+        # kept, or not checked: a recording under hold, a saved search that does not open, a query
+        # hold naming the subject (legal hold wins) or one that does not open
+        kept_some = withheld or searches.unreadable or query_holds.held_by or query_holds.unreadable
+        status = "refused_partial" if kept_some else "done"
         receipt = {
             "request_id": req["request_id"],
             "subject": subject,
@@ -229,7 +244,10 @@ class Eraser:
             "spool_entries_deleted": spooled,
             "spool_quarantine_deleted": quarantined,
             "live_call_snapshots_deleted": live,
-            "saved_searches_deleted": searches,
+            "saved_searches_deleted": searches.deleted,
+            "saved_searches_unreadable": searches.unreadable,
+            "held_by_query_holds": query_holds.held_by,
+            "query_holds_unreadable": query_holds.unreadable,
             "copies": {
                 "deleted": sorted([c for d in deleted for c in d["deleted"]]
                                   + [f"spool:{r}" for r in spooled]
@@ -405,29 +423,6 @@ class Eraser:
                 self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (cid,))
         return len(hits)
 
-    def _purge_saved_searches(self, caller: str) -> int:
-        """Saved searches naming the number (typed into ``keyword``, an agent's dial string): kept
-        encrypted under the catalog key, which is not the subject's, so crypto-shredding does not
-        reach them; opened and deleted here (the table is bounded: MAX_PER_USER per user).  One
-        that cannot be opened is kept and logged: nothing can read it without its key either."""
-        gone = []
-        for r in rows(self.conn, "SELECT user_name, name, query FROM saved_searches"):
-            try:
-                query = saved_search_rows.opened(self.numbers, str(r["user_name"]), str(r["name"]),
-                                                 str(r["query"]))
-            except CryptoError as exc:
-                log.error("erasure: saved search %r of %s cannot be opened, kept: %s", r["name"],
-                          r["user_name"], exc)
-                continue
-            if saved_search_rows.names_number(query, caller):
-                gone.append((r["user_name"], r["name"]))
-        with Tx(self.conn):
-            for user, name in gone:
-                self.conn.execute("DELETE FROM saved_searches WHERE user_name=? AND name=?", (user, name))
-        if gone:
-            log.info("erasure: %d saved search(es) naming the subject deleted", len(gone))
-        return len(gone)
-
     def _live_text(self, row: Mapping[str, Any]) -> str:
         """A saved snapshot in clear (encrypted since schema 6: opened with the catalog keys)."""
         state = str(row["state"])
@@ -504,6 +499,9 @@ class Eraser:
             receipt = json.loads(r.pop("receipt") or "{}")
             r["withheld"] = list(receipt.get("withheld", []))
             r["late_copies"] = list(receipt.get("late_copies", []))
+            r["saved_searches_unreadable"] = int(receipt.get("saved_searches_unreadable", 0))
+            r["held_by_query_holds"] = list(receipt.get("held_by_query_holds", []))
+            r["query_holds_unreadable"] = list(receipt.get("query_holds_unreadable", []))
             r["backup_shred_since"] = waiting.get(r["request_id"])
             # the fresh backup taken: the nodes whose backup keys are still to destroy
             r["backup_shred_nodes"] = nodes_left.get(r["request_id"])

@@ -8,6 +8,10 @@ search would find other calls when run again: the query is stored encrypted unde
 (``catalog.saved_search_rows``), opened for its owner here; a catalog without number keys refuses
 to save a query naming a number.  Erasure by number deletes the saved searches naming it.
 
+The name is the row's key and is kept in clear, so a name with a number-like run (5+ digits, in
+groups or not: ``complaint 4915112345678``, also a date ``2026-12-05``) is refused with a 400: a
+number there would outlive the erasure's reach into the sealed query.
+
     GET    /api/searches          [{"name", "query", "created_at"}] of the caller
     POST   /api/searches          JSON {"name", "query"} (CSRF): saved, or replaced under that name
     DELETE /api/searches/{name}   (CSRF)
@@ -101,6 +105,10 @@ def _search_in(content_type: str, body: bytes) -> tuple[str, str]:
     name = name.strip()
     if not name or len(name) > MAX_NAME or any(ord(c) < 0x20 for c in name):
         raise ApiError(400, f"name: 1-{MAX_NAME} printable characters")
+    if saved_search_rows.name_names_a_number(name):
+        raise ApiError(400, "name: no phone number or other run of 5 or more digits (a date such as "
+                            "2026-12-05 counts too): the name is stored in clear; put the number in the "
+                            "search itself, where it is kept encrypted")
     if len(query) > MAX_QUERY:
         raise ApiError(400, "query: too long")
     return name, clean_query(query)
