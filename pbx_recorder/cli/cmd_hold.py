@@ -9,6 +9,7 @@ import click
 
 from pbx_recorder.core.masking import mask_number
 from pbx_recorder.errors import PolicyRefusal
+from pbx_recorder.lifecycle import query_hold_rows
 from pbx_recorder.lifecycle.runtime import Runtime
 from pbx_recorder.progress import reporter
 
@@ -43,11 +44,14 @@ def add_cmd(
         h = holds.add(scope, value, reason, rt.actor, now=time.time())
     finally:
         bar.close()
-    shown = mask_number(value) if scope == "caller" else h.get("shown") or value  # (a query: numbers masked)
+    # (a query: every filter masked, ``query_hold_rows.shown``; its audit row keeps that form, as
+    # the API's does, not the stored token)
+    shown = mask_number(value) if scope == "caller" else h.get("shown") or value
     rt.audit(
         "hold.add",
         h["hold_id"],
-        {"scope": scope, "value": h["value"], "reason": reason, "recordings": len(h["recordings"])},
+        {"scope": scope, "value": shown if scope == "query" else h["value"], "reason": reason,
+         "recordings": len(h["recordings"])},
     )
     click.echo(f"{h['hold_id']}: {scope} {shown}, {len(h['recordings'])} recording(s) held")
 
@@ -68,9 +72,10 @@ def remove_cmd(ctx: click.Context, hold_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def list_cmd(ctx: click.Context, include_released: bool, as_json: bool) -> None:
-    """Active holds (with --all, released ones too) and how many recordings each covers."""
+    """Active holds (with --all, released ones too) and how many recordings each covers; a query
+    masked, a hold that cannot be read marked UNREADABLE (it holds every recording)."""
     rt = Runtime.load(ctx.obj["config_path"], "hold.list")
-    items = rt.holds().list(include_released)
+    items = [query_hold_rows.displayed(h) for h in rt.holds().list(include_released)]
     rt.audit("hold.list", "", {"count": len(items)})
     if as_json:
         click.echo(json.dumps(items, indent=2))
@@ -79,7 +84,7 @@ def list_cmd(ctx: click.Context, include_released: bool, as_json: bool) -> None:
         state = "released" if h["released_at"] else "active"
         click.echo(
             f"{h['hold_id']}  {state:8} {h['scope']:6} {h['recordings']:5} rec  by {h['created_by']}: "
-            f"{h['reason']}"
+            f"{h['reason']}" + (f"  [{query_hold_rows.UNREADABLE}]" if h["unreadable"] else "")
         )
     click.echo(f"{len(items)} hold(s)")
 

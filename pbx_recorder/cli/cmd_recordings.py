@@ -91,6 +91,9 @@ def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None, show_progr
     if dry_run:  # streamed: printed as found, memory O(batch) at any catalog size
         from pbx_recorder.progress import reporter
 
+        # audited before the first recording id is printed (a row that cannot be written prints
+        # nothing); the count is on the last line
+        rt.audit("recordings.migrate", "", {"dry_run": True, "started": True, "at": now, "limit": limit})
         bar, due = reporter("migrate --dry-run", force=show_progress), 0
         for chunk in m.iter_candidates(now, progress=bar.advance):
             for r in chunk[: None if limit is None else limit - due]:
@@ -102,7 +105,6 @@ def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None, show_progr
                 break
         bar.close()
         click.echo(f"{due} recording(s) due")
-        rt.audit("recordings.migrate", "", {"dry_run": True, "due": due})
         return
     with exclusive_job(rt.config, "migrate") as busy:
         if busy:

@@ -24,13 +24,19 @@ def retention() -> None:
 @click.option("--progress", "show_progress", is_flag=True, help="Progress on stderr (also when piped).")
 @click.pass_context
 def report_cmd(ctx: click.Context, as_json: bool, at: float | None, show_progress: bool) -> None:
-    """What would be disposed of now, and why; what is refused, and why (streamed as found)."""
+    """What would be disposed of now, and why; what is refused, and why (streamed as found).
+
+    The read is audited before the first line is printed (call ids, recording ids, the reasons
+    holds give): a row that cannot be written prints nothing.  The row keeps the evaluation time,
+    from which the same report can be produced again; the counts are on the last line."""
     rt = Runtime.load(ctx.obj["config_path"], "retention.report")
+    at = at or time.time()
+    rt.audit("retention.report", "", {"started": True, "at": at})
     bar = reporter("retention report", force=show_progress)
     n = refused = 0
     if as_json:
         click.echo("[")
-    for d in rt.retention().iter_report(at or time.time(), progress=bar):
+    for d in rt.retention().iter_report(at, progress=bar):
         if as_json:  # one object per line, a JSON array as a whole: nothing is held back
             click.echo(("," if n + refused else "") + json.dumps(asdict(d), sort_keys=True))
         else:
@@ -38,7 +44,6 @@ def report_cmd(ctx: click.Context, as_json: bool, at: float | None, show_progres
         n, refused = (n + 1, refused) if d.action == "dispose" else (n, refused + 1)
         bar.extra = f"{n} to dispose, {refused} refused"
     bar.close()
-    rt.audit("retention.report", "", {"items": n + refused})
     if as_json:
         click.echo("]")
         return

@@ -18,7 +18,10 @@ it is held at once (:class:`HoldOnStore`, the shipper's hook): its own row and `
 A query hold's number filters are stored as blind indexes (``query_hold_rows.protect_numbers``),
 and the whole query as one token under the catalog key bound to the hold id
 (``query_hold_rows.sealed``): ``holds.value`` and the ledger's digest are of the token, and every
-reader that decides what the hold covers opens it (a token that does not open holds everything).
+reader that decides what the hold covers opens it.  A token that does not open (or a value that
+is no query) holds everything, and says so: ``hold list`` and the console mark the hold
+``UNREADABLE: holds everything``, a recording it withholds is given the reason "<reason>
+(unreadable: holds everything)", and ``verify`` names it in a note.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from storage.base import Tier
 
 log = logging.getLogger(__name__)
 SCOPES = ("call", "caller", "query")
+#: what the reason of a recording held by an unreadable query hold adds (``HoldManager._reason_of``)
+UNREADABLE_REASON = "unreadable: holds everything"
 
 
 class HoldManager:
@@ -116,13 +121,12 @@ class HoldManager:
                  active: builtins.list[dict[str, Any]] | None = None) -> tuple[str, str] | None:
         """(hold_id, reason) of an active hold covering the recording, else None (``active``:
         :meth:`active_holds` already read)."""
-        hit = self.conn.execute(
-            "SELECT h.hold_id, h.reason FROM hold_recordings hr JOIN holds h ON h.hold_id=hr.hold_id"
-            " WHERE hr.recording_id=? AND h.released_at IS NULL LIMIT 1",
-            (rec["recording_id"],),
-        ).fetchone()
+        hit = rows(self.conn,
+                   "SELECT h.hold_id, h.reason, h.scope, h.value FROM hold_recordings hr JOIN holds h"
+                   " ON h.hold_id=hr.hold_id WHERE hr.recording_id=? AND h.released_at IS NULL LIMIT 1",
+                   (rec["recording_id"],))
         if hit:
-            return str(hit[0]), str(hit[1])
+            return str(hit[0]["hold_id"]), self._reason_of(hit[0])
         if active is None:
             active = self.active_holds()
         if not active:
@@ -148,8 +152,9 @@ class HoldManager:
                 return h["hold_id"], h["reason"]
             if h["scope"] == "caller" and call and self._call_has_number_hash(call[0], h["value"]):
                 return h["hold_id"], h["reason"]
-            if h["scope"] == "query" and call and self._call_matches_query(call[0], self._query_of(h)):
-                return h["hold_id"], h["reason"]
+            if h["scope"] == "query" and (self._query_of(h) is None  # unreadable: even without a call row
+                                          or (call and self._call_matches_query(call[0], self._query_of(h)))):
+                return h["hold_id"], self._reason_of(h)
             if h["scope"] not in SCOPES:
                 return h["hold_id"], f"{h['reason']} (unknown scope: holds everything)"
         return None
@@ -167,17 +172,26 @@ class HoldManager:
         return policy.query_matches(opened, {k: v for k, v in q.items() if k not in indexed})
 
     def _query_of(self, hold: Mapping[str, Any]) -> dict[str, Any] | None:
-        """A query hold's stored filters, opened (``query_hold_rows.opened``), or None when they
+        """A query hold's stored filters, opened (``query_hold_rows.query_of``), or None when they
         cannot be read -- a token that does not open (moved from another hold, no keys) or a
-        value that is no query: the hold then holds everything it could mean."""
+        value that is no query: the hold then holds everything it could mean, and says so where
+        it is shown (``hold list``, the console: ``query_hold_rows.displayed``), in the reason a
+        withheld recording is given (:meth:`_reason_of`) and in a ``verify`` note."""
         key = (str(hold["hold_id"]), str(hold["value"]))
         if key not in self._queries:
             try:
-                self._queries[key] = policy.parse_query(query_hold_rows.opened(self.numbers, *key))
+                self._queries[key] = query_hold_rows.query_of(self.numbers, *key)
             except (ValueError, CryptoError) as exc:
                 log.warning("query hold %s cannot be read (%s): it holds every recording", key[0], exc)
                 self._queries[key] = None
         return self._queries[key]
+
+    def _reason_of(self, hold: Mapping[str, Any]) -> str:
+        """The reason a recording held by ``hold`` is given (erasure's withheld entries, retention's
+        refusals): an unreadable query hold's says that it holds everything."""
+        if hold["scope"] == "query" and self._query_of(hold) is None:
+            return f"{hold['reason']} ({UNREADABLE_REASON})"
+        return str(hold["reason"])
 
     # -- operations --------------------------------------------------------------------
     def add(
@@ -342,8 +356,10 @@ class HoldManager:
 
     def list(self, include_released: bool = False) -> builtins.list[dict[str, Any]]:
         """The holds for display: a query hold's ``value`` opened (its JSON, number filters as
-        blind indexes, as before it was sealed; the caller masks it), a token that does not open
-        left as it is."""
+        blind indexes, as before it was sealed), a token that does not open left as it is, and
+        ``unreadable`` for a hold that holds everything because its query cannot be read (or its
+        scope is unknown).  Every output shows them through ``query_hold_rows.displayed`` (it
+        masks the query's free fields; never the value as it is here)."""
         where = "" if include_released else " WHERE h.released_at IS NULL"
         found = rows(
             self.conn,
@@ -351,11 +367,11 @@ class HoldManager:
             f" AS recordings FROM holds h{where} ORDER BY h.created_at",
         )
         for h in found:
+            h["unreadable"] = h["scope"] not in SCOPES
             if h["scope"] == "query":
-                try:
+                h["unreadable"] = self._query_of(h) is None  # (logs why)
+                if not h["unreadable"]:
                     h["value"] = query_hold_rows.opened(self.numbers, str(h["hold_id"]), str(h["value"]))
-                except CryptoError as exc:
-                    log.warning("query hold %s cannot be opened for display: %s", h["hold_id"], exc)
         return found
 
     def record_old_holds(self) -> None:

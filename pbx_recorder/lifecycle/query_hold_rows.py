@@ -46,8 +46,10 @@ from pbx_recorder.catalog.protected_rows import (
     stored_side_clause,
 )
 from pbx_recorder.catalog.queries import MAX_LIMIT, CallFilters, Cursor, build_search
-from pbx_recorder.core.masking import mask_number
+from pbx_recorder.core.masking import mask_number, mask_text, sanitize
 from pbx_recorder.errors import CryptoError, PolicyRefusal
+from pbx_recorder.exports import stored_filter
+from pbx_recorder.lifecycle.policy import parse_query
 
 #: query keys ``build_search`` narrows by (each the ``CallFilters`` field of that name)
 INDEXED = ("start", "end", "status", "call_id", "agent", "queue", "tag", "consent")
@@ -114,12 +116,57 @@ def protect_numbers(q: Mapping[str, Any], index: BlindIndex) -> dict[str, Any]:
 
 
 def shown(q: Mapping[str, Any]) -> dict[str, Any]:
-    """``q`` for output: a number filter given in clear masked, a stored one named by its kind."""
-    out: dict[str, Any] = dict(q)
-    for key in NUMBER_SIDES:
-        if key in out:
-            out[key] = (f"<{out[key].get('index', 'number')} index>" if isinstance(out[key], Mapping)
-                        else mask_number(out[key]))
+    """``q`` for output (what ``hold add`` echoes and audits, and, through :func:`displayed`, every
+    listing): a number filter given in clear masked, a stored one named by its kind; a time as it
+    is; every other filter masked as an export's stored filter is (``exports.stored_filter``:
+    ``agent`` as a dial string, ``Local/491******5678@from-internal``, the rest as free text).
+    Never unmasked, whatever the role: the number filters are blind indexes no one can show, and
+    what a hold covers is read through ``calls search``, whose ``--unmask`` is checked and audited."""
+    out: dict[str, Any] = {}
+    for key, value in q.items():
+        key = sanitize(key)
+        if key in NUMBER_SIDES:
+            out[key] = (f"<{value.get('index', 'number')} index>" if isinstance(value, Mapping)
+                        else mask_number(value))
+        elif key in ("start", "end") and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = value
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            out[key] = stored_filter.masked_value(key, sanitize(text, limit=stored_filter.MAX_VALUE))
+    return out
+
+
+#: what every listing shows of a hold that holds everything because it cannot be read
+UNREADABLE = "UNREADABLE: holds everything"
+
+
+def displayed(hold: Mapping[str, Any]) -> dict[str, Any]:
+    """A holds row (``HoldManager.list``: a query hold's value opened, ``unreadable`` set) as every
+    output shows it -- ``hold list`` and its ``--json``, ``GET /api/holds``, the console's holds
+    page: a query masked (:func:`shown`), a caller hold's blind indexes left out, the reason masked
+    as free text, and ``unreadable`` (with the value :data:`UNREADABLE`) for a hold whose stored
+    query does not open or is no query, or whose scope is unknown: it holds every recording
+    (``HoldManager.hold_for``) until it is released."""
+    out = dict(hold)
+    scope = str(out.get("scope") or "")
+    unreadable = bool(out.get("unreadable")) or scope not in ("call", "caller", "query")
+    if scope == "caller":
+        out["value"] = ""
+    elif scope == "call":
+        out["value"] = sanitize(out.get("value"), limit=128)
+    elif scope == "query" and not unreadable:
+        try:
+            q = json.loads(str(out.get("value") or ""))
+            if not isinstance(q, dict) or not q:
+                raise ValueError("not a query object")
+            out["value"] = json.dumps(shown(q), sort_keys=True)
+        except ValueError:
+            unreadable = True
+    if unreadable:
+        out["value"] = UNREADABLE
+    out["value4"] = ""  # (a caller hold's last-4 blind index: stays inside)
+    out["reason"] = mask_text(str(out.get("reason") or ""))
+    out["unreadable"] = unreadable
     return out
 
 
@@ -211,3 +258,20 @@ def opened(numbers: NumberProtection | None, hold_id: str, stored: str) -> str:
     if numbers is None:
         raise CryptoError(f"query hold {hold_id} is encrypted and this catalog has no number keys")
     return numbers.open_text(KIND, hold_id, stored)
+
+
+def query_of(numbers: NumberProtection | None, hold_id: str, stored: str) -> dict[str, Any]:
+    """The filters a query hold's stored value gives (:func:`opened`, then
+    ``policy.parse_query``): :class:`CryptoError` for a token that does not open, ``ValueError``
+    for a value that is no query.  What the hold covers, what ``hold list`` marks unreadable and
+    what ``verify`` notes are decided here, alike."""
+    return parse_query(opened(numbers, hold_id, stored))
+
+
+def unreadable_because(numbers: NumberProtection | None, hold_id: str, stored: str) -> str:
+    """Why a query hold's stored value gives no query ('' when it gives one)."""
+    try:
+        query_of(numbers, hold_id, stored)
+    except (CryptoError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return ""

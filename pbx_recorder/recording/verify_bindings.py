@@ -310,9 +310,13 @@ def holds_binding(holds: Iterable[Mapping[str, Any]], said: Mapping[str, Mapping
     return out
 
 
-def holds_mismatches(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, str, str]], list[str]]:
+def holds_mismatches(conn: sqlite3.Connection, numbers: Any = None
+                     ) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """:func:`holds_binding` over the catalog (the whole holds table: a small one), and a note for
-    holds from before hold entries that no hold, erasure or retention command has recorded yet."""
+    holds from before hold entries that no hold, erasure or retention command has recorded yet,
+    and (given the catalog's number keys) one for each active query hold whose stored query does
+    not open: it holds every recording (``HoldManager.hold_for``) -- a note, not a mismatch, unless
+    the ledger disagrees with the row too (then that is reported above it)."""
     if "value4" not in engine.table_columns(conn, "holds"):
         return [], []  # a catalog from before schema 15 (verify reads old catalogs as they are)
     holds = [dict(zip(("hold_id", "scope", "value", "value4", "released_at"), r, strict=True))
@@ -326,7 +330,26 @@ def holds_mismatches(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, str
         if old:
             notes.append(f"{old} legal hold(s) predate hold ledger entries (not covered until the next "
                          "hold, erase or retention command records them)")
+    if numbers is not None:
+        notes += unreadable_hold_notes(holds, numbers)
     return holds_binding(holds, said, ledgered), notes
+
+
+def unreadable_hold_notes(holds: Iterable[Mapping[str, Any]], numbers: Any) -> list[str]:
+    """A note naming each active query hold whose stored query cannot be read with ``numbers``
+    (``query_hold_rows.unreadable_because``: what hold_for and ``hold list`` decide by)."""
+    from pbx_recorder.lifecycle.query_hold_rows import UNREADABLE, unreadable_because
+
+    notes = []
+    for h in holds:
+        if h.get("scope") != "query" or h.get("released_at") is not None:
+            continue
+        why = unreadable_because(numbers, str(h["hold_id"]), str(h.get("value") or ""))
+        if why:
+            notes.append(f"legal hold {h['hold_id']} {UNREADABLE} (its stored query cannot be read: {why}; "
+                         "it is kept until released: release it and place it again, or restore the key "
+                         "it was sealed under)")
+    return notes
 
 
 # -- streaming forms for whole-catalog passes (no Python set of every id) -----------------------

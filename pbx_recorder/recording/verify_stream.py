@@ -195,7 +195,7 @@ class _Pass:
             add(Mismatch("", str(a), a.expected, a.found))
         if legacy:
             report.notes.append(f"{legacy} audit row(s) predate the audit chain (not covered)")
-        held, notes = holds_mismatches(self.conn)  # the holds table against its ledger entries
+        held, notes = holds_mismatches(self.conn, self.v.numbers)  # the holds table against its ledger
         report.mismatches += [Mismatch(f"hold {hid}", what, want, found) for hid, what, want, found in held]
         report.notes += notes
         if self.v.public_key is None:

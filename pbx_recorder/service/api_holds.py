@@ -6,7 +6,9 @@
     POST /api/holds/{hold_id}/release   {"reason"} (required); ``holds.manage``
 
 A caller hold is stored as the number's blind index (never in clear; the audit row masks it); a
-query hold as one token under the catalog key (``query_hold_rows.sealed``), opened for the list.  A
+query hold as one token under the catalog key (``query_hold_rows.sealed``), opened for the list and
+shown masked (``agent`` as a dial string, the rest as free text), or ``"unreadable": true`` with
+the value ``UNREADABLE: holds everything`` when it does not open.  A
 ``saved_search`` hold takes the name of one of the user's saved searches and holds what its filters
 match, as ``hold add --query`` does (a relative preset or a keyword cannot be a hold: 400).
 """
@@ -23,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pbx_recorder.catalog import saved_search_rows
-from pbx_recorder.core.masking import mask_field, mask_number
+from pbx_recorder.core.masking import mask_number
 from pbx_recorder.errors import CryptoError, NotFound, PolicyRefusal
 from pbx_recorder.lifecycle import query_hold_rows
 from pbx_recorder.lifecycle.holds import HoldManager
@@ -39,21 +41,10 @@ IGNORED = ("sort",)
 
 
 def shown(hold: dict[str, Any]) -> dict[str, Any]:
-    """A hold as the console shows it: a query's number filters masked, a caller hold's value
-    (a blind index) left out."""
-    out = dict(hold)
-    if out.get("scope") == "caller":
-        out["value"] = ""
-    elif out.get("scope") == "query":
-        try:
-            q = json.loads(str(out.get("value") or "{}"))
-            if not isinstance(q, dict):
-                raise ValueError("not a query object")
-            # (a number filter stored as a blind index named by its kind, one in clear masked)
-            out["value"] = json.dumps(query_hold_rows.shown(q), sort_keys=True)
-        except ValueError:
-            out["value"] = mask_field(out.get("value"))
-    return out
+    """A hold as the API and the console show it (``query_hold_rows.displayed``, as ``hold list``
+    does): a query's filters masked (never unmasked, whatever the role), a caller hold's value (a
+    blind index) left out, ``unreadable`` for a hold that holds everything."""
+    return query_hold_rows.displayed(hold)
 
 
 def listed(ctx: ServiceContext, actor: Actor, include_released: bool) -> list[dict[str, Any]]:
