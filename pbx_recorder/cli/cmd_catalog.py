@@ -220,6 +220,7 @@ def _data_steps(rt: Runtime, batch_size: int, force: bool) -> None:
     _manifest_numbers(rt)
     _manifest_named(rt, force)
     _shrink_manifests(rt, batch_size)
+    _rule_tags(rt, batch_size, force)  # (after the shrink: every stored manifest is read back)
 
 
 def _stored_filters(rt: Runtime, batch_size: int, force: bool) -> None:
@@ -385,6 +386,47 @@ def _shrink_manifests(rt: Runtime, batch_size: int) -> None:
     if done.kept:
         raise IntegrityError(f"{len(done.kept)} manifest copies do not verify against their signature: "
                              "kept whole, see `pbx-recorder verify`")
+
+
+def _rule_tags(rt: Runtime, batch_size: int, force: bool) -> None:
+    """The tags older calls' recording rules set, read back from their signed manifests (each
+    verified first), recorded in ``calls.rule_tags`` and sealed (v2), once."""
+    from pbx_recorder.catalog import rule_tags_pass
+    from pbx_recorder.cli.crypto_setup import keyring_of
+    from pbx_recorder.recording.call_seal import CallSealer
+    from pbx_recorder.recording.signing import load_public_key, load_signing_key
+
+    if not force and not rule_tags_pass.pending(rt.conn):
+        return
+    key_file = rt.config.signing.key_file
+    if key_file is None or not key_file.is_file():
+        click.echo("rule tags of older calls not recorded: no signing key to check their manifests and "
+                   "seal their rows with (four-eyes replay follows today's rules for them)")
+        return
+    with exclusive_job(rt.config, "catalog-migrate") as busy:
+        if busy:
+            click.echo(busy)
+            return
+        key = load_signing_key(key_file)
+        sealer = CallSealer(key, reveal=rt.numbers.open_call)  # as the daemon seals (app.py)
+        done = rule_tags_pass.run(rt.conn, rt.numbers, sealer, rt.tiers,
+                                  keyring_of(rt.config, required=False), load_public_key(key),
+                                  batch=batch_size, force=force)
+    rt.audit("catalog.migrate", "rule-tags", {"calls": done.calls, "read": done.read,
+                                              "recorded": done.recorded, "bare": done.bare,
+                                              "unread": done.unread, "broken": done.broken,
+                                              "changed": done.changed, "done": done.done})
+    click.echo(f"recorded the rule tags of {done.recorded} of {done.calls} older calls from {done.read} "
+               f"signed manifests ({done.bare} without a stored recording left as they are)"
+               + ("" if done.done else "; not finished"))
+    for line in done.errors:
+        click.echo(f"  not recorded: {line}", err=True)
+    if not done.done:
+        raise IntegrityError(f"{done.unread} calls' manifests could not be read back or verified, "
+                             f"{done.broken} calls' seals do not verify and {done.changed} changed during "
+                             "the walk (restore archived ones, fix the others: see `pbx-recorder verify`), "
+                             "then run `pbx-recorder catalog migrate` again; until then four-eyes replay "
+                             "follows today's rules for them")
 
 
 def register(group: click.Group) -> None:
