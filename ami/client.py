@@ -19,7 +19,7 @@ by ActionID (``Action`` is its own future).  What this module adds:
 * every read's blocks pass the framing guard first (:meth:`ami.framing_guard.FramingGuard.filter`):
   the blocks a caller forged with a blank line in its caller ID are dropped and counted, and when
   the guard may have dropped genuine events with them it asks for a resync (CoreShowChannels
-  again, one at a time).
+  again; paced and coalesced by :mod:`ami.resync_pacer`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from ami.genuine_envelope import AsteriskEnvelope
 from ami.normalize import Normalizer
 from ami.protocol import GuardedProtocol
 from ami.replies import header, list_complete
+from ami.resync_pacer import ResyncPacer
 from pbx_recorder.core import commands as cmds
 from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as ev
@@ -101,9 +102,8 @@ class AmiClient:
         self.connects = 0
         self.version: str | None = None
         self.framing = self._new_guard()  # per connection: reset in _session
-        self._resync_task: asyncio.Task[None] | None = None
         self._resync_lock = asyncio.Lock()
-        self._resync_again = False
+        self.resync_pacer = ResyncPacer(self._resync, self._ready.is_set)  # coalesced, one per interval
         self.resyncs_asked = 0  # resyncs the framing guard asked for (genuine events may have been dropped)
         self.confirm_hangups = confirm_hangups
         self.hangups_refuted = 0
@@ -250,26 +250,11 @@ class AmiClient:
 
     def request_resync(self) -> None:
         """The framing guard dropped blocks that may have held genuine events (a caller forged a
-        remainder, or a cut's remainder never came): read the live channels again
-        (CoreShowChannels), as after a reconnect.  One at a time; asked again meanwhile, once more."""
+        remainder, a cut's remainder never came, an event had no Timestamp): read the live channels
+        again (CoreShowChannels), as after a reconnect.  Paced (:mod:`ami.resync_pacer`): a caller
+        decides when this is asked, so asks are coalesced, at most one resync per interval."""
         self.resyncs_asked += 1
-        if not self._ready.is_set():
-            return  # the (re)connect's own resync follows
-        if self._resync_task is not None and not self._resync_task.done():
-            self._resync_again = True
-            return
-        log.warning("AMI: resynchronizing the live channels after a framing injection")
-        self._resync_task = asyncio.ensure_future(self._resync_after_injection())
-
-    async def _resync_after_injection(self) -> None:
-        while True:
-            self._resync_again = False
-            try:
-                await self._resync()
-            except Exception:  # a failed resync must not end the session; the next ask retries
-                log.exception("AMI resync after a framing injection failed")
-            if not self._resync_again or not self._ready.is_set():
-                return
+        self.resync_pacer.ask()
 
     def block_failed(self, block: str) -> None:
         """Handling one block raised: log it with its call's ids (numbers masked), skip it."""
@@ -405,6 +390,7 @@ class AmiClient:
 
     async def _resync(self) -> None:
         async with self._resync_lock:  # the connect's resync and one asked by the framing guard
+            self.resync_pacer.covered()  # asks before now are served by this one
             await self._resync_now()
 
     async def _resync_now(self) -> None:
@@ -415,6 +401,7 @@ class AmiClient:
         except (AmiActionError, PbxDisconnected) as exc:
             log.warning("AMI resync: CoreShowChannels failed: %s", exc)
             self._seen_in_resync = None
+            self.resync_pacer.ask()  # not done: asked again (paced; a reconnect's resync covers it)
             return
         items = reply if isinstance(reply, list) else [reply]
         live: list[ev.LiveChannel] = []

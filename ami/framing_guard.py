@@ -35,11 +35,21 @@ partial block is pending; at most :data:`MAX_HELD`):
 * an event the recorder acts on that names a channel without Asterisk's whole snapshot (or a
   Cdr without all its fields) is dropped: Asterisk writes every snapshot whole, the caller's 79
   bytes hold ``Event: MixMonitorMute / Uniqueid: <victim> / State: 1``, never a snapshot;
-* a second block without Event/Response carrying the cut's missing fields proves the first
-  remainder was the caller's: the held blocks between are dropped (except heads of the cut
-  channel that name no Uniqueid: its own next events, cut again), counted in :attr:`forged`,
-  and a resync is asked (:attr:`resync_wanted`), since genuine events may have been among them.
-  Found after the held blocks were released, it is an ERROR and a resync.
+* a second block without Event/Response carrying the cut's missing fields, with NO cut opened
+  since the first remainder, proves the first remainder was the caller's: the held blocks
+  between are dropped (except heads of the cut channel that name no Uniqueid), counted in
+  :attr:`forged`, and a resync is asked (:attr:`resync_wanted`), since genuine events may have
+  been among them.  Found after the held blocks were released, it is an ERROR and a resync;
+* a cut that opens in probation (the caller's channel's next event, cut again by the same caller
+  ID; or another caller's) is decided by its own remainder (:meth:`FramingGuard._cut_closed`):
+  if it names another Uniqueid for that channel than the remainder before it did, one of the two
+  was forged (a caller with room can spell a cut head of its own channel after a fake remainder,
+  so that Asterisk's genuine remainder looks like the new cut's): the held blocks are dropped as
+  above.  The same Uniqueid: the channel's next event; the held blocks (other calls' genuine
+  events) go on at the read's end.  While such a cut is open they are held across reads (bounded
+  by :data:`MAX_HELD` and :data:`MAX_DISTRUSTED`).  Before, its remainder counted as a second
+  remainder: a 5-byte caller ID (``1\r\n\r\n``) made every other call's events read between
+  two of its events vanish, and asked for a resync per pair.
 
 Every event block also has to carry Asterisk's envelope (:mod:`ami.genuine_envelope`, when the
 guard has one: the client's does).  Block keys are read as panoramisk reads them (``\\r\\n``
@@ -48,8 +58,13 @@ parser never sees.  :attr:`attempts` (cuts + forged) is ``pbxrec_ami_injection_a
 
 What this cannot see: a blank line in a value AFTER a complete snapshot outside any cut window
 (no cut, no remainder: only the envelope check applies there), a whole forged snapshot and
-envelope from a caller without the byte bound, and forged blocks that make the guard drop up to
-MAX_DISTRUSTED genuine events after a cut (denial of service, bounded, then a resync).
+envelope from a caller without the byte bound (including, after a fake remainder, a forged cut
+head of ANOTHER channel than its own, whose closing remainder no earlier one contradicts, or a
+head of its own channel without a blank line after it, which absorbs Asterisk's remainder into a
+whole event so that no bare second remainder is seen: 43e13ed had the same gap), and
+forged blocks that make the guard drop up to MAX_DISTRUSTED genuine events after a cut (denial
+of service, bounded, then a resync).  The resyncs asked here are paced by the client
+(:mod:`ami.resync_pacer`): a caller decides when they are asked.
 """
 
 from __future__ import annotations
@@ -140,11 +155,15 @@ class FramingGuard:
         self._dropped_run = 0
         self._cut_event = ""
         self._cut_channel = ""
+        self._cut_ident = ""  # the channel(s) of the snapshot(s) cut, as the remainder's Uniqueid names them
         self._cut_tail: frozenset[str] = frozenset()  # every field the current cut lacked
         self._tail: frozenset[str] = frozenset()  # probation: the fields a later remainder would carry
         self._tail_channel = ""
         self._last_tail: frozenset[str] = frozenset()  # of the last probation, for a late remainder
         self._held: list[tuple[str, dict[str, str]]] = []
+        self._recut = False  # probation: a cut opened since the remainder (its remainder is not a 2nd one)
+        self._closed = False  # the last block closed a cut with its remainder
+        self._uids: dict[str, str] = {}  # probation: channel -> Uniqueid its remainders carried
         self.cuts = 0  # blocks that ended inside their caller fields
         self.dropped = 0  # blocks dropped as the caller's
         self.strays = 0  # blocks without Event/Response outside a cut (a cut we could not see)
@@ -161,7 +180,11 @@ class FramingGuard:
         return self.cuts + self.forged
 
     def take_resync(self) -> bool:
-        wanted, self.resync_wanted = self.resync_wanted, False
+        """A resync is wanted: this guard dropped blocks that may have been genuine events, or the
+        envelope dropped an event for a missing Timestamp (Asterisk's own after a reload that
+        turned timestampevents off, until it is learned again).  The client paces them."""
+        envelope = self.envelope is not None and self.envelope.take_resync()
+        wanted, self.resync_wanted = self.resync_wanted or envelope, False
         return wanted
 
     def accept(self, keys: Mapping[str, Any]) -> bool:
@@ -177,6 +200,7 @@ class FramingGuard:
             self.cuts += 1
             self._missing, self._dropped_run, self._cut_event = missing, 0, event
             self._cut_tail, self._cut_channel = frozenset(missing), _text(keys.get("channel"))
+            self._cut_ident = "|".join(_text(keys.get(p + "channel")) for p in _uid_prefixes(missing))
             log.warning("AMI framing injection: %s event ends inside its caller fields (%s missing); "
                         "distrusting the blocks that follow until its remainder", event or "?",
                         ",".join(sorted(missing))[:160])
@@ -197,12 +221,12 @@ class FramingGuard:
         After a cut's remainder, the blocks that follow are held (probation) until the read
         ends: a caller with room to spell a fake remainder puts forged blocks after it and the
         genuine remainder after those.  A second block without Event/Response carrying the same
-        missing fields proves it; the held blocks are then dropped (counted, resync wanted), but
-        a head of the cut channel that names no Uniqueid/Linkedid (a genuine next event of the
-        caller's channel, cut again) goes on.  ``more``: a partial block is pending (the
-        remainder may still come), so the held blocks wait for the next read (at most
-        :data:`MAX_HELD` of them).  ``failed(block)``: a block whose checks raised is dropped and
-        reported there; the others go on."""
+        missing fields, with no cut opened since, proves it; the held blocks are then dropped
+        (counted, resync wanted).  A cut opened meanwhile is decided by the Uniqueid its remainder
+        names (:meth:`_cut_closed`).  ``more``: a partial block is pending (the remainder may
+        still come), so the held blocks wait for the next read, as they do while a cut opened in
+        probation is still open (at most :data:`MAX_HELD` of them).  ``failed(block)``: a block
+        whose checks raised is dropped and reported there; the others go on."""
         out: list[str] = []
         for block in blocks:
             try:
@@ -211,19 +235,27 @@ class FramingGuard:
                 if failed is None:
                     raise
                 failed(block)
-        if self._tail and (not more or len(self._held) >= self.max_held):
+        # a cut opened in probation holds on across reads until its remainder decides (bounded)
+        if self._tail and (not (more or self._recut) or len(self._held) >= self.max_held):
             out.extend(block for block, _ in self._held)
             self._held, self._last_tail, self._tail = [], self._tail, frozenset()
+            self._recut, self._uids = False, {}
         return out
 
     def _one(self, block: str, out: list[str]) -> None:
         keys = block_keys(block)
-        if self._tail and "event" not in keys and "response" not in keys and self._tail <= keys.keys():
-            out.extend(self._second_remainder())
-            if not self._missing:
-                return  # the remainder itself carries no event; a nested cut's is read below
-        holding = bool(self._tail)
-        if not self.accept(keys):
+        if self._tail and not self._missing and "event" not in keys and "response" not in keys \
+                and self._tail <= keys.keys():
+            out.extend(self._second_remainder())  # no cut open since the first remainder
+            return  # the remainder itself carries no event
+        holding, was_open = bool(self._tail), bool(self._missing)
+        self._closed = False
+        accepted = self.accept(keys)
+        if was_open and not self._missing:
+            self._cut_closed(block, out)
+        elif holding and not was_open and self._missing:
+            self._recut = True  # a new cut: its remainder is decided in _cut_closed, not a 2nd remainder
+        if not accepted:
             return
         if not holding:
             out.append(block)
@@ -267,6 +299,36 @@ class FramingGuard:
                     "forged; %d block(s) after it dropped, resync asked", self._tail_channel, dropped)
         return kept
 
+    def _cut_closed(self, block: str, out: list[str]) -> None:
+        """A cut window just ended.  Its remainder names the cut channel's Uniqueid (Asterisk's,
+        or a caller's guess in a fake remainder).  In probation, a cut of the same channel whose
+        remainder names another Uniqueid than the one before means one of the two was forged, and
+        the genuine one came last (Asterisk writes the remainder after the caller's bytes): the
+        held blocks go as after a second remainder; so do they when it names the Uniqueid an
+        earlier remainder gave another channel (no two channels share one).  Same Uniqueid: the
+        channel's next event, cut again; the held blocks wait for the read's end as before (other
+        calls' genuine events)."""
+        recut, self._recut = self._recut, False
+        if not self._closed:  # past MAX_DISTRUSTED: no remainder to decide with
+            if recut and self._held:
+                out.extend(self._second_remainder())
+            return
+        # Asterisk's Uniqueid comes after the caller's bytes that merged into its remainder: the
+        # last one (a caller's Uniqueid line before its first blank line is in the cut head too,
+        # and leaves this field out of the cut: "" never matches)
+        prefixes = _uid_prefixes(self._cut_tail)
+        uid = "|".join(_last_value(block, p + "uniqueid") for p in prefixes)
+        channel = self._cut_ident if self._cut_ident.strip("|") else \
+            "|".join(_last_value(block, p + "channel") for p in prefixes)  # a Cdr: Channel in its tail
+        if recut and (self._uids.get(channel, uid) != uid
+                      or any(c != channel and u == uid for c, u in self._uids.items())):
+            self._tail_channel = channel
+            out.extend(self._second_remainder())
+            self._uids = {}
+        if not uid.strip("|"):
+            uid = "\x00"  # a remainder without a Uniqueid matches none (never Asterisk's)
+        self._uids[channel] = uid
+
     def _late_remainder(self) -> None:
         self.forged += 1
         self.resync_wanted = True
@@ -286,6 +348,7 @@ class FramingGuard:
             log.info("AMI framing: remainder of the cut %s seen after %d block(s); trusting again",
                      self._cut_event, self._dropped_run)
             self._tail, self._tail_channel = self._cut_tail, self._cut_channel  # probation (filter)
+            self._closed = True
         elif self._dropped_run >= self.max_distrusted:
             log.error("AMI framing injection: remainder of the cut %s not seen within %d blocks "
                       "(still missing %s); trusting again, genuine events may have been dropped",
@@ -293,6 +356,21 @@ class FramingGuard:
             self._missing = set()
             self.resync_wanted = True
         return False
+
+
+def _uid_prefixes(fields: frozenset[str] | set[str]) -> list[str]:
+    """The snapshot prefixes whose Uniqueid a cut lacks (in a stable order)."""
+    return sorted(f[: -len("uniqueid")] for f in fields if f.endswith("uniqueid"))
+
+
+def _last_value(block: str, key: str) -> str:
+    """The last value of ``key`` (lower case) in a raw block, read as :func:`block_keys` reads it."""
+    found = ""
+    for line in block.split("\r\n"):
+        name, sep, value = line.partition(": ")
+        if sep and name.lower() == key:
+            found = value.strip()
+    return found
 
 
 def _text(value: Any) -> str:

@@ -53,11 +53,14 @@ block loop (:meth:`ami.framing_guard.FramingGuard.filter`):
   ``AppData`` copying the caller ID after the snapshot), or the remainder may have been the
   caller's own (a caller ID without the 79-byte bound).  Until the read ends, an event naming a
   channel without Asterisk's whole snapshot is dropped, and a second remainder drops what came
-  after the first (resync asked, as blocks of other calls may be among them);
+  after the first (resync asked, as blocks of other calls may be among them).  The caller's
+  channel's next event, cut again, is not a second remainder: its remainder names the same
+  Uniqueid, and the other calls' events read in between go on;
 * the envelope (:mod:`ami.genuine_envelope`): every block claiming to be an event must carry
-  ``Privilege`` (or be an item of a list we asked for), and the ``Timestamp``/``SystemName`` this
-  connection's events carry; a forged block after a complete snapshot (a BlindTransfer
-  ``Extension``) no longer fits the 79 bytes with a timestamp;
+  ``Privilege`` (or be an item of a list we asked for), and a ``Timestamp`` once this connection's
+  events (of that ``SystemName``, when they carry one) are stamped; ``SystemName`` itself is not
+  required.  A forged block after a complete snapshot (a BlindTransfer ``Extension``) no longer
+  fits the 79 bytes with a timestamp;
 * :meth:`ami.client.AmiClient._confirm_hangup`: before a ``Hangup`` is passed on, ``Getvar
   UNIQUEID`` by its Uniqueid; a channel Asterisk still has was not hung up (a genuine Hangup
   is published after the channel is unlinked: "No such channel").
