@@ -20,6 +20,11 @@ after the -1 count as the caller's hang-up (:class:`ChannelGone`); anything else
 :class:`AgiCommandFailed`, and the session ends as ``failed`` (the snippet's fail direction;
 the catalog says so), never as the caller's ``hangup``.
 
+Replies after a timeout: Asterisk runs a socket's commands in order, also those whose reply the
+recorder gave up on, so a late reply is never the next command's.  The connection counts the
+replies still owed (:attr:`AsyncAgiConnection.owed`) and skips them; a session that fails with
+replies owed ends with ``SET VARIABLE PBXREC_RESULT ""`` (consent/async_session.py).
+
 Capacity: above ``max_sessions`` a consent session is refused *cleanly*: the core is told
 (``ConsentUnavailable(reason="capacity")``: the catalog says "not recorded: capacity"),
 ``PBXREC_UNAVAILABLE=capacity`` is set in band, and the socket is closed without setting
@@ -84,6 +89,7 @@ class AsyncAgiConnection:
         self.env: dict[str, str] = {}
         self.env_tampered = False  # the environment held lines Asterisk did not write as such
         self.hung_up = False
+        self.owed = 0  # replies still due to commands that timed out (Asterisk may yet run them)
         self._items: deque[AgiItem] = deque()
 
     async def _next(self, timeout: float) -> AgiItem:
@@ -134,11 +140,12 @@ class AsyncAgiConnection:
             await self.writer.drain()
         except (ConnectionError, OSError) as exc:
             raise ChannelGone(f"AGI write failed: {exc}") from exc
+        bound = timeout or self.reply_timeout_s
         try:
-            item = await self._next(timeout or self.reply_timeout_s)
+            item = await asyncio.wait_for(self._reply(command, bound), bound)
         except TimeoutError as exc:
-            raise AgiCommandFailed(f"AGI {command}: no reply within {timeout or self.reply_timeout_s:.0f}s") \
-                from exc
+            self.owed += 1  # its reply, if it ever comes, is not the next command's
+            raise AgiCommandFailed(f"AGI {command}: no reply within {bound:.0f}s") from exc
         if isinstance(item, AgiHangup):
             self.hung_up = True
             raise ChannelGone("HANGUP from Asterisk")
@@ -150,6 +157,19 @@ class AsyncAgiConnection:
         if item.code != 200:
             raise AgiCommandFailed(f"AGI {command} answered {item.text[:120]!r}")
         return item
+
+    async def _reply(self, command: str, bound: float) -> AgiItem:
+        """The next item that answers ``command``: Asterisk runs a socket's commands in order, so
+        the late replies of commands that timed out come first and are skipped (never taken as
+        this command's).  A ``511`` among them: the channel is dead."""
+        while True:
+            item = await self._next(bound)  # the caller bounds the whole wait
+            if not isinstance(item, AgiReply) or self.owed == 0:
+                return item
+            self.owed -= 1
+            log.info("AGI late reply skipped before %s's: %r", command, item.text[:80])
+            if item.code == 511:
+                return item
 
     async def _hung_up_or_failed(self, command: str, reply: AgiReply) -> None:
         """``result=-1``: ask Asterisk whether the channel is still there before blaming the caller."""

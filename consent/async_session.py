@@ -25,7 +25,11 @@ The call-path rules (issue 10):
 * after a ``consent: none`` start the call is lawfully recorded: a later failure of the session
   ends it as "record" when ``PBXREC_RESULT=record`` reached the channel (the core's in-band set
   or one more try); otherwise the call is resolved ``failed`` (the core stops the MixMonitor over
-  AMI and discards the recording) and the snippet's fail direction ("unrecorded") is true;
+  AMI and discards the recording) and the snippet's fail direction ("unrecorded") is true; a
+  ``SET VARIABLE PBXREC_RESULT record`` whose reply never came may still run after that (Asterisk
+  runs the socket's commands in order), so the session's last command then resets it to "";
+* a consent request from another channel of a call whose dialogue is pending (an agent's leg)
+  gets "norecord" and no dialogue: only the caller's own channel answers the caller's consent;
 * after an in-band start that failed, the core's ``PBXREC_RESULT=record`` is not set;
 * the question is ``STREAM FILE <q> 0123456789*#`` (barge-in; ``endpos`` says where in the
   question the digit came) then ``WAIT FOR DIGIT``: a digit less than
@@ -102,8 +106,9 @@ class AsyncConsentBackend(Protocol):
     async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None: ...
     # the decision when it is final at entry (pbx_recorder/core/early_start.py), else None; no state change
 
-    def existing_result(self, call_id: str) -> str: ...
-    # the result of a call the core settled already (core: CallBook.settled_result), else ""
+    def existing_result(self, call_id: str, channel: str = "") -> str: ...
+    # the result of a call the core settled already, or "norecord" when another channel's dialogue
+    # decides it (core: CallBook.settled_result), else ""
 
 
 class InbandStarter:
@@ -189,7 +194,7 @@ class AsyncConsentSession:
         event = request_event(env, self.node, self.vip, self.clock, call_id_of=self.call_id_of)
         self.call_id = event.call_id
         existing = getattr(self.backend, "existing_result", None)  # the daemon's has it (daemon_consent.py)
-        settled = existing(self.call_id) if existing is not None else ""
+        settled = existing(self.call_id, event.channel) if existing is not None else ""
         if settled:  # the call passed the recorder before (the snippet again, a failed quick decision)
             return await self._settled(event, settled)
         if script == DECIDE_SCRIPT:  # before answer: the dialplan starts the recording itself
@@ -240,6 +245,23 @@ class AsyncConsentSession:
                                     channel_id=event.channel_id, channel=event.channel,
                                     decision=C.CONSENT_FAILED, evidence=evidence)
         await self.backend.resolve(failed, inband)
+        if self.conn.owed:  # a command whose reply never came may still run: undo its result
+            await self._withdraw_result()
+
+    async def _withdraw_result(self) -> None:
+        """The last command of a failed session whose connection has commands without a reply:
+        Asterisk runs a socket's commands in order, even after the recorder gave up on their
+        replies, so a queued ``SET VARIABLE PBXREC_RESULT record`` would still make the dialplan
+        say "record" for the recording the core just stopped and discarded (AGISTATUS is SUCCESS
+        when the socket closes: a FastAGI server cannot end with a failure status).
+        ``PBXREC_RESULT=""`` queued behind it is the snippet's fail direction ("unavailable", which
+        also stops ``PBXREC_DIALOGUE_MMID``).  Its reply is awaited (bounded), so the socket is
+        not closed while Asterisk still answers; without one it was written all the same."""
+        try:
+            await self.conn.execute("SET VARIABLE", C.VAR_RESULT, "", timeout=CONFIRM_TIMEOUT_S)
+        except (ChannelGone, AgiCommandFailed, AgiProtocolError) as exc:
+            log.warning("PBXREC_RESULT reset not confirmed call=%s: %s (written after every command "
+                        "of the session: Asterisk runs it last)", self.call_id, exc)
 
     async def _consent(self, event: ev.ConsentRequested, inband: InbandStarter) -> str:
         inband.guard_starts = True  # a start before the result: the snippet's fail direction stops it

@@ -69,7 +69,9 @@ class DaemonConsentBackend:
 
     def existing_result(self, call_id: str) -> str:
         """A call back in the consent socket after the core settled it: the PBXREC_RESULT it keeps
-        (pbx_recorder/core/call_book_consent.settled_result, as on Asterisk), else ""."""
+        (pbx_recorder/core/call_book_consent.settled_result, as on Asterisk), else "".  A second
+        leg of a call whose dialogue is pending gets "" here and "norecord" from the request
+        (Daemon.consent_requested: the core's ``owns_consent``), with no dialogue."""
         result: str = self.daemon.app.callbook.settled_result(call_id)
         return result
 

@@ -307,6 +307,10 @@ class Daemon(LiveCallPersistence):
         ok = await self.execute(commands, origin_at=event.at, inband=inband)
         self._persist([event.call_id])
         self.summary.events += 1
+        if not self.app.callbook.owns_consent(event.call_id, event.channel):  # the core ignored it:
+            log.info("consent request from another channel of call=%s: norecord, the caller's own "
+                     "dialogue decides", event.call_id)  # no dialogue here (its outcome is ignored)
+            return ConsentTicket(None, recording_ok=ok)
         return ConsentTicket(self.app.callbook.decision(event.call_id), recording_ok=ok)
 
     async def execute(self, commands: Iterable[cmds.Command], origin_at: float | None = None,

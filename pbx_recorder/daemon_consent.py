@@ -35,11 +35,12 @@ class LoopConsentBackend:
         """The decision when it is final at entry (the snippet's quick decision before answer)."""
         return self.daemon.app.callbook.decision_at_entry(event)
 
-    def existing_result(self, call_id: str) -> str:
-        """The result of a call the core settled already (a consent request for it answers that,
-        with no new decision and no dialogue: pbx_recorder/core/call_book_consent.settled_result),
-        or "" when the request is the core's to decide."""
-        return self.daemon.app.callbook.settled_result(call_id)
+    def existing_result(self, call_id: str, channel: str = "") -> str:
+        """The result of a call the core settled already, or whose dialogue runs on another
+        channel (a consent request for it answers that, with no new decision and no dialogue:
+        pbx_recorder/core/call_book_consent.settled_result), or "" when the request from
+        ``channel`` is the core's to decide."""
+        return self.daemon.app.callbook.settled_result(call_id, channel)
 
     async def asked(self, event: ev.ConsentAsked) -> None:
         """The dialogue's first prompt starts (a hang-up before it is ``hangup_before_question``)."""

@@ -53,15 +53,26 @@ def takes_request(call: Call) -> bool:
     return call.state in (C.STATE_IDLE, C.STATE_NOT_RECORDED) and not call.recordings and not call.ended_at
 
 
-def settled_result(call: Call | None) -> str:
-    """What a consent request for ``call`` answers when the core ignores it (it was settled):
-    the settled result, never "record" for a call that is not recorded, and no dialogue played
-    again (its outcome would be ignored).  "" when the request is the core's to decide: an
-    unknown or ended call (a reused linkedid is a new call), a call it takes, or one whose
-    dialogue is still pending (not settled)."""
+def settled_result(call: Call | None, channel: str = "") -> str:
+    """What a consent request for ``call`` from ``channel`` answers when the core ignores it (it
+    was settled): the settled result, never "record" for a call that is not recorded, and no
+    dialogue played again (its outcome would be ignored).  "" when the request is the core's to
+    decide: an unknown or ended call (a reused linkedid is a new call), a call it takes, or one
+    whose dialogue is still pending on the same channel.
+
+    A pending dialogue belongs to the caller's channel (``consent_channel``): another channel of
+    the same call (an agent's ``Local/...;2`` leg running the snippet too) gets "norecord" and no
+    dialogue of its own, so nobody but the caller answers the caller's question."""
     if call is None or call.ended_at is not None or takes_request(call):
         return ""
+    if call.state == C.STATE_CONSENT_PENDING:
+        return C.RESULT_NORECORD if not owns_consent(call, channel) else ""
     return _SETTLED_RESULT.get(call.state, "")
+
+
+def owns_consent(call: Call, channel: str) -> bool:
+    """``channel`` is the one whose dialogue decides ``call``'s consent (or none was named)."""
+    return not channel or not call.consent_channel or channel == call.consent_channel
 
 
 def stop_command(call: Call, rec: Recording) -> StopRecording:
@@ -115,10 +126,16 @@ class ConsentSteps(CallBookCore):
                 rec.early = True
         return cmds
 
-    def settled_result(self, call_id: str) -> str:
-        """The ``PBXREC_RESULT`` a consent request for this call must get without a new decision,
-        or "" when the core takes the request (see :func:`settled_result`)."""
-        return settled_result(self._calls.get(self._cid(call_id)))
+    def settled_result(self, call_id: str, channel: str = "") -> str:
+        """The ``PBXREC_RESULT`` a consent request for this call from ``channel`` must get without
+        a new decision, or "" when the core takes the request (see :func:`settled_result`)."""
+        return settled_result(self._calls.get(self._cid(call_id)), channel)
+
+    def owns_consent(self, call_id: str, channel: str) -> bool:
+        """False when another channel's dialogue decides this call's consent: a request from
+        ``channel`` gets no decision (and so no dialogue) of its own."""
+        call = self._calls.get(self._cid(call_id))
+        return call is None or owns_consent(call, channel)
 
     def decision_at_entry(self, ev: E.ConsentRequested) -> RuleDecision | None:
         """The rule decision for a call entering the snippet, when nothing learnt later can change
@@ -137,6 +154,10 @@ class ConsentSteps(CallBookCore):
             return self._resolve(call, ev.decision, dict(ev.evidence), ev.at, "")
         if call is None or call.state != C.STATE_CONSENT_PENDING:
             log.debug("consent result ignored call=%s", ev.call_id)
+            return []
+        if not owns_consent(call, ev.channel):  # only the caller's own dialogue answers the caller
+            log.warning("consent result %s from another channel of the call ignored call=%s: the "
+                        "dialogue runs on the caller's channel", ev.decision[:32], call.call_id)
             return []
         return self._resolve(call, ev.decision, dict(ev.evidence), ev.at, ev.channel)
 
@@ -208,6 +229,10 @@ class ConsentSteps(CallBookCore):
         call = self._get(ev, now)
         assert call is not None
         reason = ev.reason if ev.reason in C.SYSTEM_CONSENT_OUTCOMES else C.CONSENT_FAILED
+        if call.state == C.STATE_CONSENT_PENDING and not owns_consent(call, ev.channel):
+            log.info("consent unavailable (%s) on another channel ignored call=%s: the caller's "
+                     "dialogue is pending", reason, call.call_id)
+            return []
         if call.state == C.STATE_CONSENT_PENDING:
             return self._resolve(call, reason, {"decision": reason, "decided_at": ev.at}, ev.at, "")
         if call.state not in (C.STATE_IDLE, C.STATE_NOT_RECORDED) or call.recordings or call.ended_at \
