@@ -167,6 +167,16 @@ def seal_saved_searches(conn: Any, numbers: NumberProtection, *, batch: int = DE
     return report
 
 
+def _saved_after(conn: Any, cursor: tuple[str, str] | None, batch: int) -> list[Any]:
+    """The next ``batch`` saved searches (owner, name, stored query) after ``cursor`` in key order."""
+    if cursor is None:
+        return list(conn.execute("SELECT user_name, name, query FROM saved_searches "
+                                 "ORDER BY user_name, name LIMIT ?", (batch,)).fetchall())
+    return list(conn.execute("SELECT user_name, name, query FROM saved_searches WHERE user_name > ? "
+                             "OR (user_name = ? AND name > ?) ORDER BY user_name, name LIMIT ?",
+                             (cursor[0], cursor[0], cursor[1], batch)).fetchall())
+
+
 def _sealed_now(numbers: NumberProtection, user: str, name: str, stored: str, report: Report) -> str | None:
     """What to store instead of ``stored``: the query sealed under the current key; None when it
     already is (or when its token does not open: named in ``report.errors``, left as it is, and an
@@ -189,13 +199,7 @@ def _seal_saved_searches(conn: Any, numbers: NumberProtection, batch: int, repor
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if cursor is None:
-                rows = conn.execute("SELECT user_name, name, query FROM saved_searches "
-                                    "ORDER BY user_name, name LIMIT ?", (batch,)).fetchall()
-            else:
-                rows = conn.execute("SELECT user_name, name, query FROM saved_searches WHERE user_name > ? "
-                                    "OR (user_name = ? AND name > ?) ORDER BY user_name, name LIMIT ?",
-                                    (cursor[0], cursor[0], cursor[1], batch)).fetchall()
+            rows = _saved_after(conn, cursor, batch)
             changed = [(new, r[0], r[1]) for r in rows
                        if (new := _sealed_now(numbers, str(r[0]), str(r[1]), str(r[2]), report)) is not None]
             if changed:
@@ -222,13 +226,7 @@ def _mask_saved_names(conn: Any, numbers: NumberProtection | None, batch: int, r
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if cursor is None:
-                rows = conn.execute("SELECT user_name, name, query FROM saved_searches "
-                                    "ORDER BY user_name, name LIMIT ?", (batch,)).fetchall()
-            else:
-                rows = conn.execute("SELECT user_name, name, query FROM saved_searches WHERE user_name > ? "
-                                    "OR (user_name = ? AND name > ?) ORDER BY user_name, name LIMIT ?",
-                                    (cursor[0], cursor[0], cursor[1], batch)).fetchall()
+            rows = _saved_after(conn, cursor, batch)
             for user, name, stored in ((str(r[0]), str(r[1]), str(r[2])) for r in rows):
                 if saved_search_rows.name_names_a_number(name):
                     _rename(conn, numbers, user, name, stored, report, actor, role)
