@@ -107,3 +107,6 @@ class AmiProbe:
             pass
         self._sock.close()
         self._reader.join(timeout=2)
+        # The line reader holds a reference to the socket: without closing it too the descriptor
+        # stays open until the garbage collector finds it (a ResourceWarning in whichever test runs).
+        self._file.close()

@@ -69,9 +69,8 @@ def env_block(
 def converse(port: int, env: bytes, respond: Responder, timeout: float = 10.0) -> list[str]:
     """Run one session; returns the command lines the server sent."""
     commands: list[str] = []
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock, sock.makefile("rb") as buf:
         sock.sendall(env)
-        buf = sock.makefile("rb")
         while True:
             line = buf.readline()
             if not line:

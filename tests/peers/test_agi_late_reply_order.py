@@ -119,9 +119,8 @@ def slow_asterisk(port: int, variables: dict[str, str], slow_s: list[float]) -> 
     the commands are run in order, also those read after the recorder closed its end (they are in
     the socket already; a reply that cannot be written any more changes nothing)."""
     commands: list[str] = []
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock, sock.makefile("rb") as lines:
         sock.sendall(ENV)
-        lines = sock.makefile("rb")
         while line := _line(lines):
             command = line.decode().rstrip("\n")
             if (synced := sync_reply(command)) is not None:
