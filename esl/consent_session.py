@@ -26,6 +26,9 @@ the digit and tells the dialplan through channel variables.  Differences, FreeSW
   ``PBXREC_DIALOGUE_MMID``), each set by an ``api uuid_setvar_multi`` written on this socket
   just before its ``uuid_record start`` (FreeSWITCH runs them in order): the snippet's fail
   direction stops them with ``stop_record_session``, even with the recorder killed mid-start;
+* a failed session (the core told ``failed``) empties ``PBXREC_RESULT`` behind every command it
+  wrote, by ``api`` and by a queued ``set`` (:meth:`EslConsentSession._withdraw_result`): a
+  command whose reply never came still runs, in order, after the session gave up on it;
 * a digit is timed against its question from FreeSWITCH's own ``DTMF`` and ``CHANNEL_EXECUTE``
   timestamps (esl/outbound_channel.py): one pressed before the question (``min_answer_s``) does
   not count, and the evidence's ``digit_log`` times every digit, as on Asterisk.
@@ -216,7 +219,28 @@ class EslConsentSession:
             await self.backend.resolve(failed)
         except Exception:  # contained: logged with the call id, the server still fails the call closed
             log.exception("consent failure not recorded by the core call=%s", self.call_id)
+        await self._withdraw_result()
         return False
+
+    async def _withdraw_result(self) -> None:
+        """After the core was told ``failed``: ``PBXREC_RESULT`` emptied behind every command of
+        this session, so none whose reply never came can still tell the dialplan a result.
+        FreeSWITCH runs this socket's ``api`` commands in order (a late ``uuid_setvar_multi`` with
+        the core's "record", or an early hand-over, ran before this one) and the channel's queued
+        applications in order (a stuck ``set PBXREC_RESULT=record`` runs before this ``set``): the
+        ``api`` empties it now, the ``sendmsg`` again after whatever still waits in the queue.  The
+        snippet then takes its fail direction, which also unsets ``execute_on_answer_pbxrec_*``.
+        The replies are awaited (bounded), so the socket is not closed while FreeSWITCH still
+        answers; the lines were written all the same."""
+        if self.channel.gone or not self._uuid:
+            return
+        lines = [esc.uuid_setvar_multi(self._uuid, {C.VAR_RESULT: ""}, self.call_id),
+                 esc.sendmsg_set(C.VAR_RESULT, "", call_id=self.call_id)]
+        try:
+            await self.channel.settle(self.channel.submit_all(lines))
+        except (ChannelGone, EslError) as exc:
+            log.warning("PBXREC_RESULT reset not confirmed call=%s: %s (written after every command "
+                        "of the session: FreeSWITCH runs it last)", self.call_id, exc)
 
     def hand_over_pending(self, event: ev.ConsentRequested) -> None:
         """The core is asked before answer (esl/early_start.py): a failure from now on is the core's

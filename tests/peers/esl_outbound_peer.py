@@ -70,37 +70,42 @@ class FakeChannel:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 self.commands.append(block.strip())
-                first = block.split("\n", 1)[0]
-                if first == "connect":
-                    head = [
-                        ("Content-Type", "command/reply"),
-                        ("Reply-Text", "+OK"),
-                        *((k, quote(v, safe="")) for k, v in self.channel_data()),
-                    ]
-                    writer.write(render_frame(head))
-                elif first in ("myevents", "resume", "linger"):
-                    writer.write(_reply("+OK Events Enabled" if first == "myevents" else "+OK"))
-                elif first.startswith("api uuid_setvar_multi "):
-                    pairs = [p.partition("=") for p in first.split(" ", 3)[3].split(";")]
-                    refused = any(name == self.refuse_set for name, _, _ in pairs)
-                    if not refused:
-                        self.vars_set.update({name: value for name, _, value in pairs})
-                    body = ("-ERR refused\n" if refused else "+OK\n").encode()
-                    writer.write(render_frame([("Content-Type", "api/response")], body))
-                elif first.startswith("api "):
-                    body = (self.api(first[4:]) if self.api else self.api_body).encode()
-                    writer.write(render_frame([("Content-Type", "api/response")], body))
-                elif first == "sendmsg":
-                    writer.write(_reply("+OK"))
-                    self._sendmsg(parse_head(block), writer)
-                else:
-                    writer.write(_reply("-ERR command not found"))
+                self._answer(block, writer)
                 await writer.drain()
                 if self.hung_up:
                     writer.close()
                     return
         finally:
             writer.close()
+
+    def _answer(self, block: str, writer: asyncio.StreamWriter) -> None:
+        """FreeSWITCH's answer to one command block (its reply, and any events it causes)."""
+        first = block.split("\n", 1)[0]
+        if first == "connect":
+            head = [
+                ("Content-Type", "command/reply"),
+                ("Reply-Text", "+OK"),
+                *((k, quote(v, safe="")) for k, v in self.channel_data()),
+            ]
+            writer.write(render_frame(head))
+        elif first in ("myevents", "resume", "linger"):
+            writer.write(_reply("+OK Events Enabled" if first == "myevents" else "+OK"))
+        elif first.startswith("api uuid_setvar_multi "):
+            pairs = [p.partition("=") for p in first.split(" ", 3)[3].split(";")]
+            refused = any(name == self.refuse_set for name, _, _ in pairs)
+            if not refused:
+                for name, _, value in pairs:
+                    self.set_variable(name, value)
+            body = ("-ERR refused\n" if refused else "+OK\n").encode()
+            writer.write(render_frame([("Content-Type", "api/response")], body))
+        elif first.startswith("api "):
+            body = (self.api(first[4:]) if self.api else self.api_body).encode()
+            writer.write(render_frame([("Content-Type", "api/response")], body))
+        elif first == "sendmsg":
+            writer.write(_reply("+OK"))
+            self._sendmsg(parse_head(block), writer)
+        else:
+            writer.write(_reply("-ERR command not found"))
 
     def _sendmsg(self, h: dict[str, str], writer: asyncio.StreamWriter) -> None:
         if h.get("call-command") == "hangup":
@@ -114,8 +119,7 @@ class FakeChannel:
         self.apps.append((app, arg))
         extra = {"Application": app, "Application-Data": arg, "Application-UUID": h.get("Event-UUID", "")}
         if app == "set":
-            name, _, value = arg.partition("=")
-            self.vars_set[name] = value
+            self.set_variable(*arg.partition("=")[::2])
         if app == "play_and_get_digits":
             var = arg.split(" ")[7]
             scripted = self.digits.pop(0) if self.digits else ""
@@ -128,6 +132,14 @@ class FakeChannel:
             extra[f"variable_{var}"] = digit
             extra["Application-Response"] = digit or "_invalid_"
         writer.write(render_event_plain(ev("CHANNEL_EXECUTE_COMPLETE", self.uuid, T0, extra)))
+
+    def set_variable(self, name: str, value: str) -> None:
+        """FreeSWITCH's channel variables: an empty value unsets (``set X=``, ``X=`` in
+        ``uuid_setvar_multi``)."""
+        if value:
+            self.vars_set[name] = value
+        else:
+            self.vars_set.pop(name, None)
 
     def _hangup(self, writer: asyncio.StreamWriter) -> None:
         self.hung_up = True

@@ -64,9 +64,12 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
     prompts = Prompts(tmp_path / "prompts")
 
     def start(
-        backend: Backend, max_sessions: int = 4, timeout_s: float = 10.0, routes: Any = None
+        backend: Backend, max_sessions: int = 4, timeout_s: float = 10.0, routes: Any = None,
+        reply_timeout: float | None = None,
     ) -> OutboundServer:
         def session(channel: OutboundChannel) -> EslConsentSession:
+            if reply_timeout is not None:
+                channel.reply_timeout = reply_timeout
             return EslConsentSession(
                 channel,
                 normalizer=EslNormalizer("pbx1"),

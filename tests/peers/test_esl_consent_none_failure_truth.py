@@ -175,7 +175,8 @@ async def test_early_hand_over_refused_is_discarded_by_the_core(serve: Serve) ->
     to keep a recording it expected at answer, never told of the failure)."""
     channel, backend, inbound = await early_call(serve, refuse_set="PBXREC_RESULT")
     start = _start(backend)
-    handovers = [c for c in channel.commands if c.startswith("api uuid_setvar_multi ")]
+    handovers = [c for c in channel.commands
+                 if c.startswith("api uuid_setvar_multi ") and "execute_on_answer_pbxrec_1=" in c]
     assert len(handovers) == 2 and "execute_on_answer_pbxrec_1=record_session" in handovers[1]
     assert "PBXREC_RESULT" not in channel.vars_set and "execute_on_answer_pbxrec_1" not in channel.vars_set
     (failed,) = backend.resolved
