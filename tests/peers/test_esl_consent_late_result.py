@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import asyncio
 
-from esl.client import EslClient
 from esl.frames import parse_head, render_frame
-from esl.normalize import EslNormalizer
 from pbx_recorder.core import commands as cmds
 from tests.peers import test_esl_consent as harness
 from tests.peers.esl_outbound_peer import FakeChannel
 from tests.peers.test_esl_consent import Serve
 from tests.peers.test_esl_consent_failure_resolves import CoreBackend
-from tests.peers.test_esl_consent_none_failure_truth import EARLY_NONE, NONE_RULE, EarlyCore, _start
+from tests.peers.test_esl_consent_none_failure_truth import (
+    EARLY_NONE,
+    NONE_RULE,
+    EarlyCore,
+    _start,
+    core_with_client,
+)
 
 serve = harness.serve
 
@@ -99,18 +103,6 @@ async def _run(serve: Serve, backend: CoreBackend, channel_args: dict[str, objec
     return channel
 
 
-def _backend(kind: type[CoreBackend]) -> tuple[CoreBackend, list[str]]:
-    client = EslClient(host="127.0.0.1", port=1, password="x", normalizer=EslNormalizer("pbx1"))
-    inbound: list[str] = []
-
-    async def run_line(line: str, *, call_id: str = "") -> str:
-        inbound.append(line)
-        return "+OK"
-
-    client.run_line = run_line  # type: ignore[method-assign]
-    return kind(client), inbound
-
-
 def _discarded(backend: CoreBackend) -> cmds.StartRecording:
     start = _start(backend)
     (failed,) = backend.resolved
@@ -126,7 +118,7 @@ async def test_a_stuck_result_set_that_runs_late_is_emptied_behind_it(serve: Ser
     is stuck in the channel's queue, the time limit passes, the one more try is refused: the core
     stops and discards.  When the channel moves again the stuck ``set`` runs, and the empty one
     written behind it runs after: the snippet's fail direction, as the catalog says."""
-    backend, inbound = _backend(CoreBackend)
+    backend, inbound = core_with_client(CoreBackend)
     channel = await _run(serve, backend, {"variables": NONE_RULE, "stuck": "app", "refuse_record": True})
     start = _discarded(backend)
     assert any(f"uuid_record {channel.uuid} stop {start.path}" in line for line in inbound), inbound
@@ -141,7 +133,7 @@ async def test_a_hand_over_stuck_in_the_socket_is_emptied_behind_it(serve: Serve
     recording it expected at answer.  The hand-over runs late, then the session's empty result:
     the snippet takes its fail branch (which unsets ``execute_on_answer_pbxrec_*``), nothing
     records."""
-    backend, _ = _backend(EarlyCore)
+    backend, _ = core_with_client(EarlyCore)
     channel = await _run(serve, backend, {"variables": EARLY_NONE, "answer_state": "ringing",
                                           "stuck": "socket"})
     start = _discarded(backend)
@@ -153,7 +145,7 @@ async def test_a_hand_over_stuck_in_the_socket_is_emptied_behind_it(serve: Serve
 async def test_a_confirmed_consent_none_result_is_not_withdrawn(serve: Serve) -> None:
     """The core's "record" reached the channel, then the session's own ``set`` got stuck and the
     time limit passed: the call is lawfully recorded and stays so (nothing is emptied)."""
-    backend, inbound = _backend(CoreBackend)
+    backend, inbound = core_with_client(CoreBackend)
     channel = await _run(serve, backend, {"variables": NONE_RULE, "stuck": "app"})
     start = _start(backend)
     assert backend.resolved == [] and backend.book.snapshot(start.call_id)["state"] == "recording"

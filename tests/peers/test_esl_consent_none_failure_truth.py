@@ -17,6 +17,7 @@ tests/peers/test_esl_consent_failure_resolves.py; the client's inbound commands 
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
 from consent.session_contract import ConsentTicket
 from esl.client import EslClient
@@ -29,6 +30,7 @@ from tests.peers.test_esl_consent_failure_resolves import CoreBackend
 from tests.unit.esl_samples import A_LEG
 
 serve = harness.serve  # the outbound server fixture of the consent harness
+B = TypeVar("B", bound=CoreBackend)
 NONE_RULE = {"PBXREC_DIALED": "101"}  # tests/fixtures/calls/rules.yaml "extensions": consent none
 
 
@@ -43,10 +45,10 @@ class StuckResult(FakeChannel):
         super()._sendmsg(h, writer)
 
 
-async def stuck_call(serve: Serve, refuse_set: str) -> tuple[FakeChannel, CoreBackend, list[str]]:
-    """A ``consent: none`` call whose result set gets stuck; ``uuid_setvar_multi`` batches
-    naming ``refuse_set`` are answered ``-ERR``.  Returns the channel, the backend and the lines
-    the ESL client sent over its inbound connection."""
+
+def core_with_client(kind: type[B]) -> tuple[B, list[str]]:
+    """The core behind ``kind`` with an unconnected ESL client whose inbound lines are collected
+    (returned) and answered ``+OK``."""
     client = EslClient(host="127.0.0.1", port=1, password="x", normalizer=EslNormalizer("pbx1"))
     inbound: list[str] = []
 
@@ -55,7 +57,15 @@ async def stuck_call(serve: Serve, refuse_set: str) -> tuple[FakeChannel, CoreBa
         return "+OK"
 
     client.run_line = run_line  # type: ignore[method-assign]
-    backend = CoreBackend(client)
+    return kind(client), inbound
+
+
+async def stuck_call(serve: Serve, refuse_set: str) -> tuple[FakeChannel, CoreBackend, list[str]]:
+    """A ``consent: none`` call whose result set gets stuck; ``uuid_setvar_multi`` batches
+    naming ``refuse_set`` are answered ``-ERR``.  Returns the channel, the backend and the lines
+    the ESL client sent over its inbound connection."""
+    backend, inbound = core_with_client(CoreBackend)
+    client = backend.client
     server = serve(backend, timeout_s=0.5, routes=client)
     await asyncio.sleep(0.05)  # the server task binds its asyncio.Server
     channel = StuckResult(server.port, variables=NONE_RULE, refuse_set=refuse_set)
@@ -152,15 +162,8 @@ class RefusedOnce(str):
 
 
 async def early_call(serve: Serve, refuse_set: str) -> tuple[FakeChannel, EarlyCore, list[str]]:
-    client = EslClient(host="127.0.0.1", port=1, password="x", normalizer=EslNormalizer("pbx1"))
-    inbound: list[str] = []
-
-    async def run_line(line: str, *, call_id: str = "") -> str:
-        inbound.append(line)
-        return "+OK"
-
-    client.run_line = run_line  # type: ignore[method-assign]
-    backend = EarlyCore(client)
+    backend, inbound = core_with_client(EarlyCore)
+    client = backend.client
     server = serve(backend, timeout_s=2.0, routes=client)
     await asyncio.sleep(0.05)
     channel = FakeChannel(server.port, variables=EARLY_NONE, answer_state="ringing", refuse_set=refuse_set)
