@@ -9,6 +9,9 @@
   The ``.raw`` original of a spooled stereo WAV (not byte-comparable with it) is moved into the
   spool's quarantine with a note (:meth:`Spool.quarantine`): one ALERT, the PBX account can no
   longer read it, and later scans do not find it again.
+* the same scan deletes this node's leftovers of erased calls (an orphan, a quarantined
+  original), also when the erasure ran on another node sharing the catalog
+  (:meth:`FaultRecovery.sweep_erased_quarantine`, ``LateCopyGuard.erased_leftover``).
 * :meth:`FaultRecovery.add_flags` / :meth:`apply_flag_patches`: flags the core adds after a
   recording was finalized (``cut`` when ``core restart now`` hung the call up) are merged into
   the catalog row once the shipper has written it (it writes the manifest's flags on store).
@@ -25,7 +28,9 @@ from typing import Any
 from pbx_recorder.app import App
 from pbx_recorder.core import commands as cmds
 from pbx_recorder.errors import IntegrityError, RecorderError
+from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog
 from pbx_recorder.recording import manifest_copy, orphans
+from pbx_recorder.recording.ledger import connection_of
 from pbx_recorder.recording.pipeline import file_role
 from pbx_recorder.recording.spool import remove_proven_copy
 
@@ -80,7 +85,33 @@ class FaultRecovery:
             except Exception:
                 log.exception("orphan %s of call=%s could not be settled", orphan.recording_id,
                               orphan.call_id)
+        try:
+            settled += await asyncio.to_thread(self.sweep_erased_quarantine)
+        except Exception:  # the sweep must never stop the recorder
+            log.exception("erased leftovers in the spool's quarantine could not be swept")
         return settled
+
+    def _erased(self, call_id: str, recording_id: str, copy: str) -> bool:
+        """The call was erased (on this node or another sharing the catalog): its leftover
+        ``copy`` on this node's disk is deleted now (:meth:`LateCopyGuard.erased_leftover`)."""
+        catalog = self.app.catalog
+        if not isinstance(catalog, ErasureAwareCatalog):
+            return False
+        return catalog.guard.erased_leftover(connection_of(catalog), call_id, recording_id, copy)
+
+    def sweep_erased_quarantine(self) -> int:
+        """Quarantined leftovers (a crash's ``.raw`` original, kept for an operator) of calls an
+        erasure removed: ``erase`` deletes those of the node it runs on; with several nodes on one
+        catalog each node's daemon deletes its own here, at each orphan scan.  A leftover whose
+        note is lost is tied to its call by its recording's catalog row, while there is one."""
+        spool, deleted = self.app.pipeline.spool, 0
+        for item in spool.quarantined_files():
+            call_id = item.call_id or str((self.app.catalog.get_recording(item.recording_id) or {})
+                                          .get("call_id") or "")
+            if self._erased(call_id, item.recording_id, "spool_quarantine"):
+                spool.drop_quarantined(item)
+                deleted += 1
+        return deleted
 
     async def _settle_orphan(self, orphan: orphans.Orphan) -> int:
         catalog = self.app.catalog
@@ -89,9 +120,13 @@ class FaultRecovery:
             return await asyncio.to_thread(self._settle_leftovers, orphan, row)
         if row is not None and row.get("state") in orphans.PAST_SPOOL:
             return 0  # already settled (held for an operator, or a leftover after spooling)
+        paths = tuple(str(p) for p in orphan.paths)
+        if await asyncio.to_thread(self._erased, orphan.call_id, orphan.recording_id, "orphan"):
+            await self.app.pipeline.discard(cmds.DiscardRecording(orphan.call_id, orphan.recording_id, paths,
+                                                                  "erased"))
+            return 1
         call_row = catalog.get_call(orphan.call_id)
         action = orphans.decide(orphan.kind, call_row)
-        paths = tuple(str(p) for p in orphan.paths)
         if action == orphans.SHIP and call_row is not None:
             log.warning("orphaned recording %s of call=%s found in the monitor folder: spooling it",
                         orphan.recording_id, orphan.call_id)

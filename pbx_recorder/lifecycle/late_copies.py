@@ -17,6 +17,11 @@ tombstones, which carry the erasure time (``lifecycle.tombstones``), and decides
   the copy is written, the request becomes ``refused_partial`` with the recording in ``withheld``;
 * the call started after every erasure of the subject: a new call (a new consent), kept.
 
+Leftover files on a node's own disk (:meth:`LateCopyGuard.erased_leftover`, asked by the daemon's
+orphan scan, ``fault_recovery``): a quarantined original or an orphaned file of a call whose call
+id an erasure tombstoned -- on this node or on another sharing the catalog, which ``erase`` could
+not reach -- is deleted and listed in the receipt's ``late_copies``.
+
 Nothing here logs or stores a number: call ids, recording ids and request ids only.
 """
 
@@ -44,6 +49,10 @@ from pbx_recorder.recording.spool import SpoolEntry
 log = logging.getLogger(__name__)
 ACTOR = "pbx-recorder (late copy)"
 KEEP = policy.LateCopyVerdict("keep")
+
+
+#: how a receipt's ``copies.deleted`` names a late copy's place (as ``erase`` names its own)
+_COPY_LABELS = {"spool": "spool", "spool_quarantine": "spool-quarantine", "orphan": "monitor"}
 
 
 class LateCopyGuard:
@@ -178,6 +187,28 @@ class LateCopyGuard:
         self._destroyed(conn, v, m.call_id, "spool", rid, m.audio_sha256)
         return False
 
+    def erased_leftover(self, conn: sqlite3.Connection, call_id: str, recording_id: str, copy: str) -> bool:
+        """A leftover file on this node (``copy``: an ``orphan`` in the monitor folder, a
+        ``spool_quarantine`` original) of a call that was erased, here or by another node sharing
+        the catalog (its call id is tombstoned: an erasure by call id, or one of the calls an
+        erasure by number removed): True when it must be deleted now; the caller deletes it.  The
+        erasure request's receipt lists it under ``late_copies``.  A legal hold on the call or the
+        recording keeps it (False), as ``erase`` does."""
+        if not call_id:
+            return False
+        erasures, hashes = self._erasures(conn, lambda key: [policy.subject_hash(key, call_id)])
+        if not erasures or self.hold(conn, call_id, recording_id, set(hashes)) is not None:
+            return False
+        _, request_id, _ = erasures[0]
+        item = {"call_id": call_id, "copy": copy, "recording_id": recording_id, "at": self.clock(),
+                "action": "destroyed", "data_key": "none: a file on this node's disk, never stored"}
+        with Tx(conn):
+            new = self._update_receipt(conn, request_id, item)
+        if new:
+            log.warning("erasure %s: leftover of call=%s rec=%s (%s) on this node deleted: "
+                        "the call was erased", request_id, call_id, recording_id or "-", copy)
+        return True
+
     # -- what is recorded ------------------------------------------------------------------
     def _destroyed(self, conn: sqlite3.Connection, v: policy.LateCopyVerdict, call_id: str, copy: str,
                    recording_id: str = "", sha256: str = "") -> None:
@@ -233,8 +264,10 @@ class LateCopyGuard:
         late.append(dict(item))
         copies = receipt.setdefault("copies", {})
         if item["recording_id"] and item["action"] == "destroyed":
-            copies["deleted"] = sorted([*copies.get("deleted", []), f"spool:{item['recording_id']}"])
-            receipt["late_recordings_destroyed"] = int(receipt.get("late_recordings_destroyed", 0)) + 1
+            where = _COPY_LABELS.get(str(item["copy"]), str(item["copy"]))
+            copies["deleted"] = sorted([*copies.get("deleted", []), f"{where}:{item['recording_id']}"])
+            counter = "late_recordings_destroyed" if item["copy"] == "spool" else "late_leftovers_deleted"
+            receipt[counter] = int(receipt.get(counter, 0)) + 1
         if withheld is not None:
             receipt.setdefault("withheld", []).append(dict(withheld))
             receipt["status"] = "refused_partial"
