@@ -13,7 +13,8 @@ import os
 import pytest
 from tamper_support import NOW, indexing_deployment
 
-from pbx_recorder.catalog import rule_tags_pass
+from pbx_recorder.catalog import engine, pg_schema, rule_tags_pass
+from pbx_recorder.catalog.schema import MIGRATIONS
 from pbx_recorder.core.rules import rules_from_dicts
 from pbx_recorder.errors import IntegrityError
 from pbx_recorder.lifecycle.journal import open_catalog
@@ -160,3 +161,45 @@ def test_a_row_changed_between_the_read_and_the_write_is_left_for_the_next_run(d
     finally:
         conn.close()
     assert _row(dep, OLD)["rule_tags"] == "" and _row(dep, OLD)["agent"] == "bob"
+
+
+def _back_to_schema_19(d) -> None:
+    """The catalog as schema 19 (Alembic 0018) left it: no ``rule_tags`` column at all."""
+    conn = engine.connect(d.root / "cat.db")
+    try:
+        conn.execute("BEGIN")
+        conn.execute("ALTER TABLE calls DROP COLUMN rule_tags")
+        if engine.is_postgres(conn):
+            conn.execute("UPDATE alembic_version SET version_num = '0018'")
+        else:
+            conn.execute("DELETE FROM schema_version WHERE version >= 20")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def test_an_upgrade_from_schema_19_with_calls_verifies_and_records_their_tags(dep, capsys):
+    """A schema-19 catalog with sealed calls and a stored recording, upgraded by the new version:
+    the column comes with ``''`` for every older row, every v1 seal still verifies, and
+    ``catalog migrate`` records the older call's tags from its signed manifest and re-seals it."""
+    sealed_v1 = _row(dep, OLD)["seal"]
+    _back_to_schema_19(dep)
+    conn = open_catalog(dep.config.catalog.path)  # the new version opens it: migrations run
+    try:
+        assert "rule_tags" in engine.table_columns(conn, "calls")
+        if engine.is_postgres(conn):
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == pg_schema.HEAD
+        else:
+            assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+        assert rule_tags_pass.pending(conn)
+    finally:
+        conn.close()
+    assert _row(dep, OLD)["rule_tags"] == "" and _row(dep, OLD)["seal"] == sealed_v1
+    code, out = dep.cli(capsys, "verify")
+    assert code == 0, out  # every older seal (v1) verifies on the new schema
+    code, out = dep.cli(capsys, "catalog", "migrate")
+    assert code == 0 and "recorded the rule tags of 1 of 2 older calls" in out, out
+    assert _row(dep, OLD)["rule_tags"] == '["vip"]'
+    code, out = dep.cli(capsys, "verify")
+    assert code == 0, out
+    assert _needs_grant(dep, OLD, _rules())
