@@ -57,6 +57,9 @@ RULE_TAGS = "rule_tags"
 #: sealed since schema 20, when the row records its rule's tags
 SEALED_COLUMNS_V2 = (*SEALED_COLUMNS, RULE_TAGS)
 _JSON_COLUMNS = ("uniqueids", "consent", "cdr", RULE_TAGS)
+#: what ``verify`` (and four-eyes replay) says of a row whose seal does not verify
+SEAL_MISMATCH = ("call metadata does not match its seal (numbers, agent, times, consent or its rule's "
+                 "recorded tags changed)")
 _DOMAIN = "pbx-recorder call seal v1"
 _DOMAIN_V2 = "pbx-recorder call seal v2"
 
@@ -246,20 +249,39 @@ def check_calls(conn: sqlite3.Connection, public_key: Ed25519PublicKey,
     for chunk in scan.batches(conn, "calls", names, where=where, params=params, batch=batch):
         opened: list[named_rows_check.Checked] = []
         for _, stored in chunk:
-            row, why = _opened(stored, numbers)
-            opened.append((str(stored["call_id"]), stored, row if why == "" else None))
-            if row is None:
+            row, why = seal_problem(stored, public_key, numbers)
+            opened.append((str(stored["call_id"]), stored, row))
+            if why:
                 out.append((str(stored["call_id"]), why))
-                continue
-            if not row.get("seal"):
-                if has_metadata(row):
-                    out.append((str(row["call_id"]), "call metadata not sealed"))
-            elif not seal_valid(row, public_key):
-                out.append((str(row["call_id"]), "call metadata does not match its seal (numbers, agent, "
-                                                 "times, consent or its rule's recorded tags changed)"))
         if numbers is not None and "caller_bi" in names:  # every number it names can be found by
             out += named_rows_check.missing(conn, numbers, opened)
     return out
+
+
+def seal_problem(stored: Mapping[str, Any], public_key: Ed25519PublicKey, numbers: NumberProtection | None
+                 ) -> tuple[Mapping[str, Any] | None, str]:
+    """(the row opened, or None when it cannot be, and what is wrong with its seal: '' when
+    nothing) for one stored call row: its numbers do not open or do not match their blind
+    indexes, it has metadata but no seal, or the seal does not verify."""
+    row, why = _opened(dict(stored), numbers)
+    if row is None:
+        return None, why
+    if not row.get("seal"):
+        return row, "call metadata not sealed" if has_metadata(row) else ""
+    if not seal_valid(row, public_key):
+        return row, SEAL_MISMATCH
+    return row, ""
+
+
+def call_seal_problem(conn: Any, call_id: str, public_key: Ed25519PublicKey,
+                      numbers: NumberProtection | None) -> str:
+    """:func:`seal_problem` of the call's stored row ('' also when there is no row)."""
+    cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+    found = cur.fetchone()
+    if found is None:
+        return ""
+    names = [c[0] for c in cur.description]
+    return seal_problem(dict(zip(names, found, strict=True)), public_key, numbers)[1]
 
 
 def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey, reveal: Reveal | None = None) -> int:

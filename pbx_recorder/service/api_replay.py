@@ -14,6 +14,7 @@ pending list (``replay.list``, one row per request: :mod:`pbx_recorder.service.l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,6 +29,8 @@ from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import read_json
 from pbx_recorder.service.roles import may
 
+log = logging.getLogger(__name__)
+
 
 def sensitive(ctx: ServiceContext, call: dict[str, Any],
               known: Mapping[str, frozenset[str] | None] | None = None) -> bool:
@@ -37,7 +40,27 @@ def sensitive(ctx: ServiceContext, call: dict[str, Any],
     rules = ctx.web.four_eyes
     if not rules.enabled:
         return False  # (no query)
-    return four_eyes.is_sensitive(call, rules.tags, rules.rules, set_by_rule(ctx, call, known))
+    if four_eyes.is_sensitive(call, rules.tags, rules.rules, set_by_rule(ctx, call, known)):
+        return True
+    return bool(seal_problem(ctx, call))
+
+
+def seal_problem(ctx: ServiceContext, call: Mapping[str, Any]) -> str:
+    """What is wrong with the seal of the call's stored row ('' when nothing, or no key to check
+    it with).  Its rule, its recorded rule tags and its numbers are what decide four-eyes replay:
+    an insider who edits them in the catalog (no signing key) breaks the seal, and such a call
+    needs a grant, as if sensitive (fail closed), until ``verify`` has been answered."""
+    if ctx.seal_key is None:
+        return ""
+    from pbx_recorder.recording.call_seal import call_seal_problem
+
+    call_id = str(call.get("call_id") or "")
+    numbers = getattr(ctx.catalog, "numbers", None)
+    why = call_seal_problem(ctx.catalog.connection(), call_id, ctx.seal_key, numbers)
+    if why:
+        log.error("ALERT call=%s: %s; four-eyes replay asks for a grant (see `pbx-recorder verify`)",
+                  call_id, why)
+    return why
 
 
 def set_by_rule(ctx: ServiceContext, call: Mapping[str, Any],

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pbx_recorder.config.model import WebConfig
 from pbx_recorder.service.accounts import Accounts
 from storage.base import Tier
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ServiceContext:
@@ -28,6 +31,9 @@ class ServiceContext:
     tz: tzinfo | None = None
     secret_box: Any = None  # service.secret_box.SecretBox from web.secret_key_file (TOTP)
     config: Any = None  # the recorder's config (the AMI account of ``api_pause``); None in some tests
+    #: the signing key's public half: four-eyes replay checks a call row's seal before it trusts the
+    #: row's rule and rule tags (``api_replay.sensitive``); None without one (not checked)
+    seal_key: Any = None
 
     def release(self) -> None:
         """End of a request: on PostgreSQL this worker thread's connection goes back to the pool
@@ -58,4 +64,22 @@ class ServiceContext:
             box = SecretBox.from_file(config.web.secret_key_file)
         catalog = Catalog(config.catalog.target, numbers=protection_for(config))
         return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone),
-                   secret_box=box, config=config)
+                   secret_box=box, config=config, seal_key=_seal_key(config))
+
+
+def _seal_key(config: Any) -> Any:
+    """The public half of ``signing.key_file`` (its ``.pub`` file, else derived from the key if this
+    account may read it); None when neither is there (a warning: seals are not checked on replay)."""
+    from pbx_recorder.recording.signing import load_public_key, public_key_path
+
+    key_file = getattr(getattr(config, "signing", None), "key_file", None)
+    if key_file is None:
+        return None
+    for source in (public_key_path(key_file), key_file):
+        try:
+            if source.is_file():
+                return load_public_key(source)
+        except (OSError, ValueError) as exc:
+            log.warning("signing key %s not usable for seal checks: %s", source, exc)
+    log.warning("no signing key (%s): four-eyes replay does not check call seals", key_file)
+    return None

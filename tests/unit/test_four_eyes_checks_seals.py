@@ -1,0 +1,82 @@
+"""Four-eyes replay checks the call row's seal before it trusts the row.
+
+Whether a call needs a second person's grant is read from its row: its rule and the tags its rule
+set (``calls.rule``, ``calls.rule_tags``, both sealed).  An insider who can write the catalog but
+not sign (the threat ``verify`` is built for) could blank them and play, download or export the
+call without a grant; ``verify`` reported the broken seal, but only when it ran.  Now the service
+checks the stored row's seal whenever a call does not look sensitive: a broken seal, a removed
+one or numbers that no longer match their blind indexes make it need a grant (fail closed), with
+an ALERT.  An intact call is not affected, and without a signing key nothing changes.  Both engines.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pytest
+from tamper_support import indexing_deployment
+
+from pbx_recorder.config.model import FourEyesConfig
+from pbx_recorder.core.rules import rules_from_dicts
+from pbx_recorder.recording.signing import load_public_key, public_key_path
+from pbx_recorder.service import api_replay
+from pbx_recorder.service.context import ServiceContext
+
+TAGGED, BOARD, PLAIN = "n1_1.1", "n1_2.2", "n1_3.3"
+
+
+@pytest.fixture
+def dep(tmp_path):
+    d = indexing_deployment(tmp_path)
+    d.call(TAGGED, rule="vip-line", queue="sales", rule_tags='["vip"]')  # sensitive by its rule's tags
+    d.call(BOARD, caller="4917000000002", rule="board", rule_tags="[]")  # sensitive by its rule
+    d.call(PLAIN, caller="4917000000003", rule="", rule_tags="[]")
+    yield d
+    d.close()
+
+
+def _ctx(d, *, key: bool = True) -> ServiceContext:
+    config = replace(d.config, rules=rules_from_dicts([
+        {"name": "vip-line", "match": {"queue": "sales"}, "action": {"record": "yes", "tags": ["vip"]}}]))
+    ctx = ServiceContext(d.catalog, {}, web=replace(d.config.web, four_eyes=FourEyesConfig(
+        tags=("vip",), rules=("board",))), config=config)
+    if key:
+        ctx.seal_key = load_public_key(d.sign_key)
+    return ctx
+
+
+def _sensitive(d, ctx: ServiceContext, call_id: str) -> bool:
+    return api_replay.sensitive(ctx, dict(d.catalog.get_call(call_id)))
+
+
+def test_intact_calls_are_judged_by_their_rows(dep) -> None:
+    ctx = _ctx(dep)
+    assert _sensitive(dep, ctx, TAGGED) and _sensitive(dep, ctx, BOARD)
+    assert not _sensitive(dep, ctx, PLAIN)
+
+
+@pytest.mark.parametrize("call_id, edits", [
+    (TAGGED, ["rule_tags = '[]'"]),  # the rule's tags blanked ...
+    (TAGGED, ["rule = '', rule_tags = ''"]),  # ... or the row made to look written before schema 20
+    (BOARD, ["rule = 'other'"]),  # the four-eyes rule renamed away
+    (BOARD, ["rule = 'other'", "seal = ''"]),  # and the seal removed as well
+], ids=["tags-blanked", "tags-unrecorded", "rule-renamed", "seal-removed"])
+def test_an_insiders_edit_of_the_row_still_needs_a_grant(dep, call_id, edits, caplog) -> None:
+    dep.sql(*(f"UPDATE calls SET {e} WHERE call_id = '{call_id}'" for e in edits))
+    assert not _sensitive(dep, _ctx(dep, key=False), call_id)  # what the row alone says now
+    with caplog.at_level(logging.ERROR):
+        assert _sensitive(dep, _ctx(dep), call_id)
+    assert any("ALERT" in r.getMessage() and call_id in r.getMessage() for r in caplog.records)
+
+
+def test_the_service_loads_the_public_key_of_the_signing_key(dep, tmp_path) -> None:
+    ctx = ServiceContext.from_config(dep.config)
+    try:
+        assert ctx.seal_key is not None
+        assert ctx.seal_key.public_bytes_raw() == load_public_key(dep.sign_key).public_bytes_raw()
+    finally:
+        ctx.catalog.close()
+    # the service's account may not read the private key: the .pub file is enough
+    pub = public_key_path(dep.config.signing.key_file)
+    assert pub.is_file()
