@@ -84,7 +84,13 @@ _DIGIT_RUN = re.compile(r"\d{3,}")
 # What is kept readable is named, and cut out of the text before the numbers are looked for:
 # (each starts a word and with a hex digit: the guard lets every other position fail at once)
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_KEPT_IN_TEXT = re.compile("(?<![0-9A-Za-z])(?=[0-9A-Fa-f])(?:" + "|".join((
+_KEPT_IN_TEXT = re.compile(
+    # a call id whose Asterisk uniqueid carries the PBX's ``systemname`` (``pbx1_<systemname>-
+    # 1732200000.42``): the system name is the admin's (it may hold a run of digits, as the test
+    # bed's ``20261205155221-sbx17705x682886`` does); taken first, or the audit row of a call (its
+    # target) and the log lines naming it would show another id than the call's
+    r"(?<=_)[0-9A-Za-z][0-9A-Za-z.-]*-\d{10}\.\d+(?![\d.])|"
+    "(?<![0-9A-Za-z])(?=[0-9A-Fa-f])(?:" + "|".join((
     # a FreeSWITCH call id: a UUID whose groups can be all digits (``...-988012347883``)
     r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])",
     # a date, with its time (``2026-12-01 15:59:47``, ``2026-12-01T10:00``, ``01.12.2026``)

@@ -47,6 +47,9 @@ def test_the_hold_reason_of_the_review_is_masked_in_every_part():
     "hold H-123456789abc, request ER-0a1b2c3d4e5f on pbx1_20261201123456-1732200000.42_call001",
     "sha256:" + "0123456789abcdef" * 4,
     "sandbox_5185b026-1f2e-4a3b-9c4d-988012347883",
+    # an Asterisk uniqueid with a system name holding digit runs (the test bed's, a real CI case: the
+    # audit rows of a pause named another call id than the call's)
+    "paused sandbox_20261205155221-sbx17705x682886-1796486059.179 and pbx-a_node123456-1796486059.1",
     "took 12 s, 3 of 40 calls, v1.2.3, retry +5 s",
     "客户投诉 12 次",
 ])
@@ -94,3 +97,19 @@ def test_hold_add_stores_the_reason_masked_in_the_holds_table(tmp_path, capsys):
     finally:
         conn.close()
     assert reason == "客户138****8000投诉, case 42"
+
+
+def test_a_call_id_with_a_system_name_is_an_audit_target_as_it_is(tmp_path):
+    """``calls pause`` / ``resume`` / ``show`` write the call id as the audit row's target: the row
+    must be found by that id (``audit_log WHERE target = <call id>``)."""
+    call_id = "sandbox_20261205155221-sbx17705x682886-1796486059.179"
+    dep = Deployment(tmp_path)
+    try:
+        dep.catalog.audit("root", "admin", "pause", call_id, {"channels": ["PJSIP/1001-00000001"]})
+        rows = dep.catalog._conn().execute("SELECT action FROM audit_log WHERE target = ?",
+                                           (call_id,)).fetchall()
+        assert [r[0] for r in rows] == ["pause"]
+    finally:
+        dep.close()
+    # a number typed right after it is still masked
+    assert mask_text(f"{call_id} caller {SUBJECT}") == f"{call_id} caller {mask_number(SUBJECT)}"
