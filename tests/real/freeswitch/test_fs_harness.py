@@ -278,3 +278,76 @@ def test_start_up_check_names_a_module_that_did_not_load(monkeypatch: pytest.Mon
         assert not pbx.running
     finally:
         pbx.close()
+
+
+def _execute(session: OutboundSession, app: str, arg: str) -> None:
+    """``sendmsg`` an application without waiting for it to run (queued on the channel)."""
+    session.command("sendmsg", {"call-command": "execute", "execute-app-name": app, "execute-app-arg": arg})
+
+
+def test_hand_off_dying_after_a_guarded_start_stops_that_recording(freeswitch: PrivateFreeSWITCH,
+                                                                   esl: FsProbe, tmp_path: Path) -> None:
+    """The recorder names its file in ``PBXREC_DIALOGUE_PATH_1`` before the ``uuid_record start``
+    (as esl/consent_session.py does for a dialogue's or a consent-none recording), then dies
+    without a result: the snippet's ``pbx-recorder-stop-dialogue`` stops that recording at once,
+    and the call goes on unrecorded."""
+    caller, since = new_caller(), esl.mark()
+    path = freeswitch.selftest_dir / f"guarded-{caller}.wav"
+
+    def start_then_die(session: OutboundSession) -> None:
+        answer_with("")(session)
+        uuid = session.channel["Unique-ID"]
+        session.command(f"api uuid_setvar_multi {uuid} PBXREC_DIALOGUE_PATH_1={path}")
+        session.command(f"api uuid_record {uuid} start {path}")
+
+    with FakeOutboundSocket(freeswitch.socket_port, start_then_die) as server:
+        result = call(freeswitch, tmp_path, "8001", hangup_after_s=6, from_user=caller)
+    assert result.ok and result.elapsed_s >= 5.5, result.errors
+    assert server.sessions[0].error == "", server.sessions[0].error
+    uuid = uuid_of(esl, caller, since)
+    done = hangup_complete(esl, uuid)
+    assert done["variable_PBXREC_UNAVAILABLE"] == "connected"
+
+    def stamp(name: str) -> float:
+        event = esl.wait_event(lambda e: e.get("Event-Name") == name and e.get("Unique-ID") == uuid
+                               and e.get("Record-File-Path", str(path)) == str(path), timeout=5, since=since)
+        return int(event["Event-Date-Timestamp"]) / 1e6
+
+    started, stopped = stamp("RECORD_START"), stamp("RECORD_STOP")
+    # stopped by the snippet right after the socket closed, not by the hang-up 6 s into the call
+    assert stopped - started < 2.0 and stamp("CHANNEL_HANGUP_COMPLETE") - stopped > 3.0
+    assert wait_file_closed(path).stat().st_size > 44
+
+
+@pytest.mark.parametrize("queued_reset", [True, False], ids=["reset queued too", "reset by api only"])
+def test_a_result_set_late_in_the_queue_is_emptied_behind_it(freeswitch: PrivateFreeSWITCH, esl: FsProbe,
+                                                            tmp_path: Path, queued_reset: bool) -> None:
+    """FreeSWITCH's order, which esl/consent_session.py ``_withdraw_result`` relies on: a
+    ``set PBXREC_RESULT=record`` queued behind a playing prompt (the session gave up waiting for it),
+    then ``api uuid_setvar_multi <uuid> PBXREC_RESULT=`` (run at once: an empty value unsets) and
+    a queued ``set PBXREC_RESULT=`` behind it, then the socket closes.  The queued ``set`` still
+    runs after the socket closed, before the snippet looks at the result: only the reset queued
+    behind it takes the call to the unavailable branch."""
+    caller, since = new_caller(), esl.mark()
+
+    def give_up(session: OutboundSession) -> None:
+        answer_with("")(session)
+        uuid = session.channel["Unique-ID"]
+        _execute(session, "playback", "silence_stream://1500")
+        _execute(session, "set", "PBXREC_RESULT=record")  # waits behind the prompt
+        reply = session.command(f"api uuid_setvar_multi {uuid} PBXREC_RESULT=")
+        assert reply.get("Content-Type") == "api/response"
+        if queued_reset:
+            _execute(session, "set", "PBXREC_RESULT=")
+        _execute(session, "set", "PBXREC_SOCKET=failed:timeout")
+
+    with FakeOutboundSocket(freeswitch.socket_port, give_up) as server:
+        result = call(freeswitch, tmp_path, "8001", hangup_after_s=6, from_user=caller)
+    assert result.ok, result.errors
+    assert server.sessions[0].error == "", server.sessions[0].error
+    done = hangup_complete(esl, uuid_of(esl, caller, since))
+    if queued_reset:
+        assert "variable_PBXREC_RESULT" not in done, done.get("variable_PBXREC_RESULT")
+        assert done["variable_PBXREC_UNAVAILABLE"] == "failed:timeout"
+    else:  # the late "record" won: the reason the reset is queued as well
+        assert done.get("variable_PBXREC_RESULT") == "record", done.get("variable_PBXREC_UNAVAILABLE")
