@@ -91,27 +91,55 @@ class FaultRecovery:
             log.exception("erased leftovers in the spool's quarantine could not be swept")
         return settled
 
-    def _erased(self, call_id: str, recording_id: str, copy: str) -> bool:
-        """The call was erased (on this node or another sharing the catalog): its leftover
-        ``copy`` on this node's disk is deleted now (:meth:`LateCopyGuard.erased_leftover`)."""
+    def _erasure_of(self, call_id: str, recording_id: str) -> str:
+        """The erasure that removed the call of this node's leftover ('' to keep it):
+        :meth:`LateCopyGuard.erasure_of_leftover` (on this node or another sharing the catalog)."""
         catalog = self.app.catalog
         if not isinstance(catalog, ErasureAwareCatalog):
-            return False
-        return catalog.guard.erased_leftover(connection_of(catalog), call_id, recording_id, copy)
+            return ""
+        return catalog.guard.erasure_of_leftover(connection_of(catalog), call_id, recording_id)
+
+    def _leftover_deleted(self, request_id: str, call_id: str, recording_id: str, copy: str) -> None:
+        catalog = self.app.catalog
+        assert isinstance(catalog, ErasureAwareCatalog)
+        catalog.guard.leftover_deleted(connection_of(catalog), request_id, call_id, recording_id, copy)
 
     def sweep_erased_quarantine(self) -> int:
         """Quarantined leftovers (a crash's ``.raw`` original, kept for an operator) of calls an
         erasure removed: ``erase`` deletes those of the node it runs on; with several nodes on one
-        catalog each node's daemon deletes its own here, at each orphan scan.  A leftover whose
-        note is lost is tied to its call by its recording's catalog row, while there is one."""
+        catalog each node's daemon deletes its own here, at each orphan scan (deleted first, then
+        named in the receipt).  A leftover whose note is lost is tied to its call by its
+        recording's catalog row, while there is one."""
         spool, deleted = self.app.pipeline.spool, 0
         for item in spool.quarantined_files():
-            call_id = item.call_id or str((self.app.catalog.get_recording(item.recording_id) or {})
-                                          .get("call_id") or "")
-            if self._erased(call_id, item.recording_id, "spool_quarantine"):
+            try:
+                call_id = item.call_id or str((self.app.catalog.get_recording(item.recording_id) or {})
+                                              .get("call_id") or "")
+                request_id = self._erasure_of(call_id, item.recording_id)
+                if not request_id:
+                    continue
                 spool.drop_quarantined(item)
+                self._leftover_deleted(request_id, call_id, item.recording_id, "spool_quarantine")
                 deleted += 1
+            except Exception:  # one leftover must not keep the others
+                log.exception("quarantined %s of recording %s: erased leftover not deleted", item.path.name,
+                              item.recording_id)
         return deleted
+
+    async def _discard_erased(self, orphan: orphans.Orphan, paths: tuple[str, ...]) -> bool:
+        """An orphan of an erased call: its files deleted, then named in the erasure's receipt."""
+        request_id = await asyncio.to_thread(self._erasure_of, orphan.call_id, orphan.recording_id)
+        if not request_id:
+            return False
+        await self.app.pipeline.discard(cmds.DiscardRecording(orphan.call_id, orphan.recording_id, paths,
+                                                              "erased"))
+        if any(Path(p).exists() for p in paths):
+            log.error("ALERT orphaned recording %s of erased call=%s: could not be deleted; the next scan "
+                      "tries again", orphan.recording_id, orphan.call_id)
+            return True
+        await asyncio.to_thread(self._leftover_deleted, request_id, orphan.call_id, orphan.recording_id,
+                                "orphan")
+        return True
 
     async def _settle_orphan(self, orphan: orphans.Orphan) -> int:
         catalog = self.app.catalog
@@ -121,9 +149,7 @@ class FaultRecovery:
         if row is not None and row.get("state") in orphans.PAST_SPOOL:
             return 0  # already settled (held for an operator, or a leftover after spooling)
         paths = tuple(str(p) for p in orphan.paths)
-        if await asyncio.to_thread(self._erased, orphan.call_id, orphan.recording_id, "orphan"):
-            await self.app.pipeline.discard(cmds.DiscardRecording(orphan.call_id, orphan.recording_id, paths,
-                                                                  "erased"))
+        if await self._discard_erased(orphan, paths):
             return 1
         call_row = catalog.get_call(orphan.call_id)
         action = orphans.decide(orphan.kind, call_row)

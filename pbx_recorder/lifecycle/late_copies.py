@@ -17,7 +17,7 @@ tombstones, which carry the erasure time (``lifecycle.tombstones``), and decides
   the copy is written, the request becomes ``refused_partial`` with the recording in ``withheld``;
 * the call started after every erasure of the subject: a new call (a new consent), kept.
 
-Leftover files on a node's own disk (:meth:`LateCopyGuard.erased_leftover`, asked by the daemon's
+Leftover files on a node's own disk (:meth:`LateCopyGuard.erasure_of_leftover`, asked by the daemon's
 orphan scan, ``fault_recovery``): a quarantined original or an orphaned file of a call whose call
 id an erasure tombstoned -- on this node or on another sharing the catalog, which ``erase`` could
 not reach -- is deleted and listed in the receipt's ``late_copies``.
@@ -187,19 +187,33 @@ class LateCopyGuard:
         self._destroyed(conn, v, m.call_id, "spool", rid, m.audio_sha256)
         return False
 
-    def erased_leftover(self, conn: sqlite3.Connection, call_id: str, recording_id: str, copy: str) -> bool:
-        """A leftover file on this node (``copy``: an ``orphan`` in the monitor folder, a
-        ``spool_quarantine`` original) of a call that was erased, here or by another node sharing
-        the catalog (its call id is tombstoned: an erasure by call id, or one of the calls an
-        erasure by number removed): True when it must be deleted now; the caller deletes it.  The
-        erasure request's receipt lists it under ``late_copies``.  A legal hold on the call or the
-        recording keeps it (False), as ``erase`` does."""
+    def erasure_of_leftover(self, conn: sqlite3.Connection, call_id: str, recording_id: str) -> str:
+        """The erasure request that removed the call a leftover file on this node belongs to (an
+        orphan in the monitor folder, a quarantined original), run here or on another node sharing
+        the catalog; '' when the file must be kept.  Only a call the erasure really removed: its
+        call id is tombstoned (an erasure by call id, or one of the calls an erasure by number
+        removed), no row of the call is left, and no row of the recording but an erased one.  A
+        call ``erase`` withheld keeps its rows (a legal hold of any kind, the flag), and so its
+        leftovers; a hold on the call or the recording found now keeps them too.  An erasure by
+        call id names that very call (``policy.late_copy_verdict``): never a new one."""
         if not call_id:
-            return False
+            return ""
+        if conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)).fetchone() is not None:
+            return ""
+        if recording_id:
+            row = conn.execute("SELECT state FROM recordings WHERE recording_id = ?",
+                               (recording_id,)).fetchone()
+            if row is not None and row[0] not in ("erased", "deleted"):
+                return ""
         erasures, hashes = self._erasures(conn, lambda key: [policy.subject_hash(key, call_id)])
         if not erasures or self.hold(conn, call_id, recording_id, set(hashes)) is not None:
-            return False
-        _, request_id, _ = erasures[0]
+            return ""
+        return str(erasures[0][1])
+
+    def leftover_deleted(self, conn: sqlite3.Connection, request_id: str, call_id: str, recording_id: str,
+                         copy: str) -> None:
+        """After the file is gone: the erasure request's receipt lists it under ``late_copies``
+        (``copy``: ``orphan`` or ``spool_quarantine``), once."""
         item = {"call_id": call_id, "copy": copy, "recording_id": recording_id, "at": self.clock(),
                 "action": "destroyed", "data_key": "none: a file on this node's disk, never stored"}
         with Tx(conn):
@@ -207,7 +221,6 @@ class LateCopyGuard:
         if new:
             log.warning("erasure %s: leftover of call=%s rec=%s (%s) on this node deleted: "
                         "the call was erased", request_id, call_id, recording_id or "-", copy)
-        return True
 
     # -- what is recorded ------------------------------------------------------------------
     def _destroyed(self, conn: sqlite3.Connection, v: policy.LateCopyVerdict, call_id: str, copy: str,

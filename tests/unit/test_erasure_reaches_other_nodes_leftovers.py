@@ -121,3 +121,42 @@ async def test_nothing_erased_nothing_deleted(nodes) -> None:
     kept = _quarantined(b, spool_b, ERASED)
     await recovery_b.recover_orphans()
     assert kept.exists()
+
+
+async def test_a_call_the_erasure_withheld_keeps_its_leftovers_on_every_node(nodes, capsys) -> None:
+    """A legal hold on the caller, then ``erase --call-id``: the recording is withheld and the call
+    row stays (the request is partial); the call id is tombstoned for live copies only.  Node B's
+    sweep must keep that call's quarantined original (``erase`` itself keeps it)."""
+    a, b, spool_b, recovery_b = nodes
+    src = b / "monitor" / f"{ERASED}_call002.raw"  # a leftover of a recording the catalog never had
+    src.write_bytes(os.urandom(4000))
+    kept = spool_b.quarantine(f"{ERASED}_call002", ERASED, src, "the .raw original", NOW)
+    code, out = a.cli(capsys, "hold", "add", "--caller", CALLER, "--reason", "subpoena")
+    assert code == 0, out
+    code, out = a.cli(capsys, "erase", "--call-id", ERASED, "--request-id", "ER-3")
+    assert code == 0 and json.loads(out)["status"] == "refused_partial", out
+    assert await recovery_b.recover_orphans() == 0
+    assert kept.exists()
+    assert "late_copies" not in _receipt(a, "ER-3")
+
+
+async def test_one_leftover_that_cannot_be_deleted_keeps_no_other(nodes, capsys, monkeypatch) -> None:
+    a, b, spool_b, recovery_b = nodes
+    first = _quarantined(b, spool_b, ERASED)
+    src = b / "monitor" / f"{ERASED}_call002.raw"
+    src.write_bytes(os.urandom(4000))
+    second = spool_b.quarantine(f"{ERASED}_call002", ERASED, src, "another leftover", NOW)
+    code, out = a.cli(capsys, "erase", "--call-id", ERASED, "--request-id", "ER-4")
+    assert code == 0, out
+    drop = Spool.drop_quarantined
+
+    def refuse_first(self, item):  # type: ignore[no-untyped-def]
+        if item.path == first:
+            raise PermissionError("read-only file system")
+        drop(self, item)
+
+    monkeypatch.setattr(Spool, "drop_quarantined", refuse_first)
+    assert await recovery_b.recover_orphans() == 1
+    assert first.exists() and not second.exists()
+    late = _receipt(a, "ER-4")["late_copies"]  # only what is gone is named
+    assert [(c["recording_id"], c["copy"]) for c in late] == [(f"{ERASED}_call002", "spool_quarantine")]
