@@ -275,13 +275,27 @@ def seal_problem(stored: Mapping[str, Any], public_key: Ed25519PublicKey, number
 
 def call_seal_problem(conn: Any, call_id: str, public_key: Ed25519PublicKey,
                       numbers: NumberProtection | None) -> str:
-    """:func:`seal_problem` of the call's stored row ('' also when there is no row)."""
+    """:func:`seal_problem` of the call's stored row ('' also when there is no row), and for a
+    row without a seal, whether the ledger says it was sealed (a sealed row replaced by a bare
+    stand-in that names nothing: ``verify``'s :func:`vanished_calls`, for one call, by the
+    ledger's index).  A row with a cell no writer of ours makes (a BLOB) is a problem too."""
     cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
     found = cur.fetchone()
     if found is None:
         return ""
     names = [c[0] for c in cur.description]
-    return seal_problem(dict(zip(names, found, strict=True)), public_key, numbers)[1]
+    try:
+        row, why = seal_problem(dict(zip(names, found, strict=True)), public_key, numbers)
+    except (TypeError, ValueError) as exc:  # a cell no writer of ours makes (a BLOB, a NaN)
+        return f"call row cannot be checked: {type(exc).__name__}"
+    if why or (row is not None and row.get("seal")):
+        return why
+    last = conn.execute("SELECT event FROM ledger WHERE recording_id = ? AND event IN (?, ?) "
+                        "ORDER BY seq DESC LIMIT 1",
+                        (ledger_id(call_id), SEALED_EVENT, REMOVED_EVENT)).fetchone()
+    if last is not None and last[0] == SEALED_EVENT:
+        return "sealed call row replaced by an unsealed one (the ledger recorded its seal)"
+    return ""
 
 
 def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey, reveal: Reveal | None = None) -> int:

@@ -118,6 +118,30 @@ def manifest_binding(row: Mapping[str, Any], manifest: Mapping[str, Any]) -> lis
     return out
 
 
+def call_binding_problem(conn: Any, row: Mapping[str, Any]) -> str:
+    """What says a recording row was moved to another call ('' when nothing): its storage key or its
+    catalog manifest copy names another call or recording, or the ledger never recorded the row's
+    storage key for it (a key rewritten to match the new call).  The service asks it before it serves
+    audio: the call a row names decides the row scope and four-eyes replay, and ``call_id`` is not
+    sealed in the row (``verify`` compares all of it; this is its cheap part: one indexed read)."""
+    found = [f for f in manifest_binding(row, manifest_copy.parse(row.get("manifest"))) + key_binding(row)
+             if "call_id" in f[0] or "recording_id" in f[0]]
+    if found:
+        return f"{found[0][0]} (expected {found[0][1]})"
+    keys: set[str] = set()
+    for (text,) in conn.execute("SELECT payload FROM ledger WHERE recording_id = ? AND event IN "
+                                "('stored', 'migrated')", (str(row.get("recording_id") or ""),)):
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(payload, Mapping) and payload.get("key"):
+            keys.add(str(payload["key"]))
+    if keys and str(row.get("storage_key") or "") not in keys:
+        return "row storage_key is not one the ledger recorded for this recording"
+    return ""
+
+
 def key_binding(row: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """The row's call and recording ids against its primary storage key, which names both
     (``naming.storage_key``) and which the ledger binds: what keeps a recording from being moved

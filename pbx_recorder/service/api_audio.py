@@ -55,6 +55,7 @@ def audio(request: Request) -> Response:
         audit(ctx, actor.user.name, actor.user.role, f"denied:{verb}" if rec else f"{verb}.absent", rid,
               {**detail, "reason": reason})
         raise ApiError(404, "no such recording")
+    api_replay.check_recording(ctx, actor, rec, verb, rid, detail)  # the row is the call's it names
     api_replay.check(ctx, actor, call, verb, rid, detail)  # four-eyes: a sensitive call needs a grant
     tier = ctx.tiers.get(str(rec["tier"]))
     if tier is None or rec["state"] not in READABLE_STATES:

@@ -39,6 +39,7 @@ def scoped_recording(ctx: ServiceContext, actor: Actor, rid: str, verb: str,
         audit(ctx, actor.user.name, actor.user.role, f"denied:{verb}" if rec else f"{verb}.absent",
               rid[:200], {**detail, "reason": reason})
         raise ApiError(404, "no such recording")
+    api_replay.check_recording(ctx, actor, rec, verb, rid, detail)  # the row is the call's it names
     return rec, call
 
 

@@ -71,6 +71,30 @@ def set_by_rule(ctx: ServiceContext, call: Mapping[str, Any],
                                       getattr(ctx.config, "rules", None) or (), known)
 
 
+def recording_binding(ctx: ServiceContext, rec: Mapping[str, Any]) -> str:
+    """'' when the recording row is the call's it names; else what says it was moved to another
+    call (``verify_bindings.call_binding_problem``), with an ALERT: such a row is served to nobody
+    (the call it names would decide the row scope and four-eyes replay) until ``verify`` is answered."""
+    from pbx_recorder.recording.verify_bindings import call_binding_problem
+
+    why = call_binding_problem(ctx.catalog.connection(), rec)
+    if why:
+        log.error("ALERT recording %s (row names call=%s): %s; not served (see `pbx-recorder verify`)",
+                  rec.get("recording_id"), rec.get("call_id"), why)
+    return why
+
+
+def check_recording(ctx: ServiceContext, actor: Actor, rec: Mapping[str, Any], verb: str, target: str,
+                    detail: dict[str, Any]) -> None:
+    """409 (audited ``denied:<verb>``, reason ``binding``) for a row moved to another call."""
+    why = recording_binding(ctx, rec)
+    if why:
+        audit(ctx, actor.user.name, actor.user.role, f"denied:{verb}", target,
+              {**detail, "reason": "binding", "call_id": rec.get("call_id")})
+        raise ApiError(409, "this recording's catalog row does not match its ledger or manifest: "
+                            "see `pbx-recorder verify`")
+
+
 def manifest_tags(ctx: ServiceContext,
                   calls: Iterable[Mapping[str, Any]]) -> dict[str, frozenset[str] | None]:
     """The manifests' tags of those ``calls`` that record no rule tags, in one query per 500 calls

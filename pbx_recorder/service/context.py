@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,8 +15,6 @@ from pbx_recorder.catalog import Catalog
 from pbx_recorder.config.model import WebConfig
 from pbx_recorder.service.accounts import Accounts
 from storage.base import Tier
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,24 +59,31 @@ class ServiceContext:
             from pbx_recorder.service.secret_box import SecretBox
 
             box = SecretBox.from_file(config.web.secret_key_file)
+        seal_key = _seal_key(config)  # (before the catalog is opened: a missing key fails start-up)
         catalog = Catalog(config.catalog.target, numbers=protection_for(config))
         return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone),
-                   secret_box=box, config=config, seal_key=_seal_key(config))
+                   secret_box=box, config=config, seal_key=seal_key)
 
 
 def _seal_key(config: Any) -> Any:
     """The public half of ``signing.key_file`` (its ``.pub`` file, else derived from the key if this
-    account may read it); None when neither is there (a warning: seals are not checked on replay)."""
+    account may read it).  Without one, four-eyes replay could not check the rows it trusts: with
+    ``web.four_eyes`` on that is a configuration error (fail closed, the key named); otherwise
+    None."""
+    from pbx_recorder.errors import ConfigError
     from pbx_recorder.recording.signing import load_public_key, public_key_path
 
     key_file = getattr(getattr(config, "signing", None), "key_file", None)
-    if key_file is None:
-        return None
-    for source in (public_key_path(key_file), key_file):
+    problems = []
+    for source in ((public_key_path(key_file), key_file) if key_file is not None else ()):
         try:
             if source.is_file():
                 return load_public_key(source)
         except (OSError, ValueError) as exc:
-            log.warning("signing key %s not usable for seal checks: %s", source, exc)
-    log.warning("no signing key (%s): four-eyes replay does not check call seals", key_file)
+            problems.append(f"{source}: {exc}")
+    if config.web.four_eyes.enabled:
+        raise ConfigError("four-eyes replay checks call seals with the signing key's public half, and the "
+                          f"service cannot read it ({'; '.join(problems) or f'no {key_file} or .pub file'}); "
+                          "run `pbx-recorder keys init` or give this account read access to the .pub file",
+                          key="signing.key_file")
     return None

@@ -103,6 +103,8 @@ def _four_eyes(ctx: ServiceContext, actor: Actor, job_id: str, calls: list[dict[
 
 def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: str, filters: CallFilters,
           call_ids: Any) -> Work:
+    from pbx_recorder.service import api_replay
+
     calls = _calls(ctx, actor, filters, call_ids)
     user, role, client = actor.user.name, actor.user.role, actor.client
     held_back = _four_eyes(ctx, actor, job_id, calls)
@@ -123,8 +125,13 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
         conn = ctx.catalog.connection()
         pairs = [(call, rec) for call in calls
                  for rec in ctx.catalog.recordings_for_call(str(call["call_id"]))]
-        free = [p for p in pairs if p[0]["call_id"] not in held_back]
+        moved = {str(r["recording_id"]) for _, r in pairs if api_replay.recording_binding(ctx, r)}
+        free = [p for p in pairs
+                if p[0]["call_id"] not in held_back and str(p[1]["recording_id"]) not in moved]
         ready, pending = audio_job.plan(free, ctx.tiers, who)
+        pending += [{"call_id": str(c["call_id"]), "recording_id": str(r["recording_id"]),
+                     "reason": "its catalog row does not match its ledger or manifest (see verify)"}
+                    for c, r in pairs if str(r["recording_id"]) in moved]
         pending += [{"call_id": str(c["call_id"]), "recording_id": str(r["recording_id"]),
                      "reason": "needs a replay grant (four-eyes)"}
                     for c, r in pairs if c["call_id"] in held_back]

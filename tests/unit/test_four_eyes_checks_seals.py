@@ -80,3 +80,51 @@ def test_the_service_loads_the_public_key_of_the_signing_key(dep, tmp_path) -> N
     # the service's account may not read the private key: the .pub file is enough
     pub = public_key_path(dep.config.signing.key_file)
     assert pub.is_file()
+
+
+def test_a_sealed_row_replaced_by_a_bare_stand_in_still_needs_a_grant(dep, caplog) -> None:
+    """The row deleted and a row naming only the call id put in its place (no metadata, no seal:
+    nothing to verify in it); the ledger says the call was sealed."""
+    dep.sql(f"DELETE FROM calls WHERE call_id = '{TAGGED}'",
+            f"INSERT INTO calls (call_id) VALUES ('{TAGGED}')")
+    assert not _sensitive(dep, _ctx(dep, key=False), TAGGED)
+    with caplog.at_level(logging.ERROR):
+        assert _sensitive(dep, _ctx(dep), TAGGED)
+    assert any("replaced by an unsealed one" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("edits", [
+    ["call_id = '{plain}'"],  # the recording moved to an ordinary call ...
+    ["call_id = '{plain}'", "storage_key = replace(storage_key, '{tagged}', '{plain}')"],  # ... and its key
+    ["call_id = '{plain}'", "manifest = ''"],  # ... with the catalog's manifest copy dropped
+], ids=["call-id", "call-id-and-key", "call-id-no-copy"])
+def test_a_recording_moved_to_another_call_is_served_to_nobody(dep, edits, caplog) -> None:
+    rid = dep.record(TAGGED)
+    ctx = _ctx(dep)
+    assert api_replay.recording_binding(ctx, dep.catalog.get_recording(rid)) == ""
+    dep.sql(*(f"UPDATE recordings SET {e.format(plain=PLAIN, tagged=TAGGED)} WHERE recording_id = '{rid}'"
+              for e in edits))
+    rec = dep.catalog.get_recording(rid)
+    assert rec["call_id"] == PLAIN and not _sensitive(dep, ctx, PLAIN)  # what the rows alone say
+    with caplog.at_level(logging.ERROR):
+        assert api_replay.recording_binding(ctx, rec)
+    assert any("ALERT" in r.getMessage() and rid in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.sqlite_only  # PostgreSQL's typed columns refuse the bytes an insider can put in SQLite's
+def test_a_cell_no_writer_makes_is_a_problem_not_an_error(dep) -> None:
+    dep.sql(f"UPDATE calls SET agent = X'00ff' WHERE call_id = '{PLAIN}'")
+    assert _sensitive(dep, _ctx(dep), PLAIN)  # fail closed, not a 500
+
+
+def test_four_eyes_without_a_readable_public_key_refuses_to_start(dep) -> None:
+    from pbx_recorder.errors import ConfigError
+
+    key_file = dep.config.signing.key_file
+    public_key_path(key_file).unlink()
+    key_file.rename(key_file.with_name("elsewhere.pem"))  # the service's account cannot read it
+    config = replace(dep.config, web=replace(dep.config.web, four_eyes=FourEyesConfig(tags=("vip",))))
+    with pytest.raises(ConfigError) as err:
+        ServiceContext.from_config(config)
+    assert err.value.key == "signing.key_file"
+    ServiceContext.from_config(dep.config).catalog.close()  # four-eyes off: starts (nothing to check)
