@@ -18,20 +18,23 @@ Event = dict[str, str]
 class AmiProbe:
     def __init__(self, host: str, port: int, username: str, secret: str, timeout: float = 10.0) -> None:
         self._sock = socket.create_connection((host, port), timeout=timeout)
-        self._sock.settimeout(None)
         self._file = self._sock.makefile("rb")
-        self._file.readline()  # banner: "Asterisk Call Manager/x.y"
         self._cond = threading.Condition()
         self.events: list[tuple[float, Event]] = []
         self._responses: dict[str, Event] = {}
         self._ids = itertools.count(1)
         self._closed = False
         self._reader = threading.Thread(target=self._read_loop, name="ami-probe", daemon=True)
-        self._reader.start()
-        reply = self.action({"Action": "Login", "Username": username, "Secret": secret}, timeout)
-        if reply.get("Response") != "Success":
+        try:  # (Asterisk still booting: a refused or silent login must not leave the socket open)
+            self._file.readline()  # banner: "Asterisk Call Manager/x.y", within ``timeout``
+            self._sock.settimeout(None)
+            self._reader.start()
+            reply = self.action({"Action": "Login", "Username": username, "Secret": secret}, timeout)
+            if reply.get("Response") != "Success":
+                raise ConnectionError(f"AMI login refused: {reply.get('Message', '')}")
+        except BaseException:
             self.close()
-            raise ConnectionError(f"AMI login refused: {reply.get('Message', '')}")
+            raise
 
     def _read_loop(self) -> None:
         frame: Event = {}
@@ -106,7 +109,8 @@ class AmiProbe:
         except OSError:
             pass
         self._sock.close()
-        self._reader.join(timeout=2)
+        if self._reader.is_alive():
+            self._reader.join(timeout=2)
         # The line reader holds a reference to the socket: without closing it too the descriptor
         # stays open until the garbage collector finds it (a ResourceWarning in whichever test runs).
         self._file.close()

@@ -37,3 +37,33 @@ def test_close_releases_the_socket_descriptor() -> None:
         peer.join(timeout=5)
     assert probe.closed
     assert sock.fileno() == -1, "the socket is still open behind the probe's line reader"
+
+
+def _silent_ami(server: socket.socket) -> None:
+    conn, _ = server.accept()
+    with conn:
+        conn.sendall(b"Asterisk Call Manager/5.0.0\r\n")
+        while conn.recv(4096):  # reads the login, never answers it (a PBX still booting)
+            pass
+
+
+def test_a_login_without_answer_releases_the_socket(monkeypatch) -> None:
+    made: list[socket.socket] = []
+    connect = socket.create_connection
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        made.append(connect(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(socket, "create_connection", recording)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        peer = threading.Thread(target=_silent_ami, args=(server,), daemon=True)
+        peer.start()
+        try:
+            AmiProbe("127.0.0.1", server.getsockname()[1], "u", "s", timeout=0.3)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("a login without an answer was taken for a login")
+        peer.join(timeout=5)
+    assert made and made[0].fileno() == -1, "the socket of a failed login is still open"
