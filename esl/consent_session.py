@@ -176,6 +176,7 @@ class EslConsentSession:
         self.handover = ""  # the decision before answer, as sent (esl/early_start.py)
         self._early = False  # the decision before answer: only its own hand-over may say "record"
         self._guarding = False  # the core is asked: its starts are guarded (PBXREC_DIALOGUE_PATH_<n>)
+        self._failing: asyncio.Future[bool] | None = None  # the one run of :meth:`fail`
 
     async def run(self) -> str:
         """The session; returns the PBXREC_RESULT set ("" when none was).  A failure of ours
@@ -202,11 +203,20 @@ class EslConsentSession:
         the call) when ``PBXREC_RESULT=record`` reached the channel (:meth:`_still_recorded`).
         Otherwise the dialplan takes its fail branch ("unrecorded"), so the core is told
         ``failed`` too: it stops that recording (over the inbound connection: this socket is
-        failing) and discards it."""
-        event = self._requested
-        if event is None or self._resolved:
-            return False
-        self._resolved = True
+        failing) and discards it.
+
+        Run once, as a task of its own: the session's time limit may cancel the session while
+        this runs, and the server's own call then waits for the same run (it used to find the
+        session resolved and return at once, with neither the core told nor the result withdrawn)."""
+        if self._failing is None:
+            event = self._requested
+            if event is None or self._resolved:
+                return False
+            self._resolved = True
+            self._failing = asyncio.ensure_future(self._fail_once(event, why))
+        return await asyncio.shield(self._failing)
+
+    async def _fail_once(self, event: ev.ConsentRequested, why: str) -> bool:
         if await self._still_recorded(why):
             return True
         if self._none_started() and self.routes is not None and self.leg:

@@ -152,3 +152,26 @@ async def test_a_confirmed_consent_none_result_is_not_withdrawn(serve: Serve) ->
     assert not any(" stop " in line for line in inbound)
     assert channel.unstick()["PBXREC_RESULT"] == "record"
     assert not any(c.endswith("PBXREC_RESULT=") or "PBXREC_RESULT=\n" in c for c in channel.commands)
+
+
+class SlowCore(CoreBackend):
+    """The core's answer fails just before the session's time limit, and telling it ``failed``
+    takes longer than what is left of the limit."""
+
+    async def request(self, event: object) -> object:  # type: ignore[override]
+        await asyncio.sleep(0.7)
+        raise RuntimeError("the core did not answer")
+
+    async def resolve(self, event: object) -> bool:  # type: ignore[override]
+        await asyncio.sleep(0.6)
+        return await super().resolve(event)  # type: ignore[arg-type]
+
+
+async def test_a_failure_at_the_time_limit_still_tells_the_core_and_withdraws(serve: Serve) -> None:
+    """The time limit cancelled the session while it was telling the core: the server's own call
+    used to find it resolved and return at once (the core never told, nothing withdrawn)."""
+    backend, _ = core_with_client(SlowCore)
+    channel = await _run(serve, backend, {"variables": NONE_RULE, "stuck": ""})
+    (failed,) = backend.resolved
+    assert failed.decision == "failed"
+    assert any("PBXREC_RESULT=" in c and "PBXREC_RESULT=record" not in c for c in channel.commands)
