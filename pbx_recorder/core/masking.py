@@ -88,8 +88,10 @@ _KEPT_IN_TEXT = re.compile(
     # a call id whose Asterisk uniqueid carries the PBX's ``systemname`` (``pbx1_<systemname>-
     # 1732200000.42``): the system name is the admin's (it may hold a run of digits, as the test
     # bed's ``20261205155221-sbx17705x682886`` does); taken first, or the audit row of a call (its
-    # target) and the log lines naming it would show another id than the call's
-    r"(?<=_)[0-9A-Za-z][0-9A-Za-z.-]*-\d{10}\.\d+(?![\d.])|"
+    # target) and the log lines naming it would show another id than the call's.  Only a name
+    # whose parts joined by ``-`` each hold a letter (the first may be all digits, as after any
+    # ``_``): a number written in groups (``_0151-1234-5678-1732200000.1``) is still masked
+    r"(?<=_)(?:\d+-)?(?:[0-9A-Za-z]*[A-Za-z][0-9A-Za-z]*-)+\d{10}\.\d+(?![\d.])|"
     "(?<![0-9A-Za-z])(?=[0-9A-Fa-f])(?:" + "|".join((
     # a FreeSWITCH call id: a UUID whose groups can be all digits (``...-988012347883``)
     r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])",

@@ -99,6 +99,15 @@ def test_hold_add_stores_the_reason_masked_in_the_holds_table(tmp_path, capsys):
     assert reason == "客户138****8000投诉, case 42"
 
 
+@pytest.mark.parametrize("text, number", [
+    ("see_0151-1234-5678-1732200000.1", "015112345678"),  # a number in groups, shaped like a call id
+    ("note_Kunde.015112345678.bitte-1732200000.1", "015112345678"),
+    ("foo_x-4111-1111-1111-1111-1234567890.1", "4111111111111111"),  # a card number
+])
+def test_a_number_shaped_like_a_call_id_with_a_system_name_is_still_masked(text, number):
+    assert number not in "".join(ch for ch in mask_text(text) if ch.isdigit())
+
+
 def test_a_call_id_with_a_system_name_is_an_audit_target_as_it_is(tmp_path):
     """``calls pause`` / ``resume`` / ``show`` write the call id as the audit row's target: the row
     must be found by that id (``audit_log WHERE target = <call id>``)."""
