@@ -7,13 +7,13 @@ run of ``catalog migrate`` goes on from it.  Every step runs holding the catalog
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from pbx_recorder.errors import CryptoError, IntegrityError
+from pbx_recorder.errors import CryptoError, IntegrityError, RecorderError
 from pbx_recorder.lifecycle.job_lease import exclusive_job
 from pbx_recorder.lifecycle.runtime import Runtime
 
@@ -45,6 +45,18 @@ def _signing_key(rt: Runtime, missing: str, *, private: bool = False) -> Path | 
         click.echo(missing)
         return None
     return Path(key_file)
+
+
+def _finish(rt: Runtime, target: str, detail: dict[str, Any], said: str, label: str, problems: Iterable[str],
+            failure: RecorderError | None) -> None:
+    """The end of a step: its audit row, what it did, each problem (``label: line``, on stderr),
+    then ``failure`` raised (the step is not done: the next ``catalog migrate`` goes on from it)."""
+    rt.audit("catalog.migrate", target, detail)
+    click.echo(said)
+    for line in problems:
+        click.echo(f"  {label}: {line}", err=True)
+    if failure is not None:
+        raise failure
 
 
 def data_steps(rt: Runtime, batch_size: int, force: bool) -> None:
@@ -113,15 +125,13 @@ def _named_numbers(rt: Runtime, batch_size: int, force: bool) -> None:
                                                           progress=progress))
     if done is None:
         return
-    rt.audit("catalog.migrate", "call-numbers", {"calls": done.calls, "indexed": done.indexed,
-                                                 "rows": done.rows, "failed": done.failed, "done": done.done})
-    click.echo(f"re-derived the numbers of {done.calls} calls: {done.indexed} calls got {done.rows} index "
-               "rows they lacked" + ("" if done.done else "; not finished"))
-    for line in done.errors:
-        click.echo(f"  not opened: {line}", err=True)
-    if not done.done:
-        raise CryptoError(f"{done.failed} calls could not be opened; fix them (see `pbx-recorder verify`) "
-                          "and run `pbx-recorder catalog migrate` again")
+    _finish(rt, "call-numbers", {"calls": done.calls, "indexed": done.indexed, "rows": done.rows,
+                                 "failed": done.failed, "done": done.done},
+            f"re-derived the numbers of {done.calls} calls: {done.indexed} calls got {done.rows} index "
+            "rows they lacked" + ("" if done.done else "; not finished"), "not opened", done.errors,
+            None if done.done else CryptoError(
+                f"{done.failed} calls could not be opened; fix them (see `pbx-recorder verify`) and run "
+                "`pbx-recorder catalog migrate` again"))
 
 
 def _manifest_numbers(rt: Runtime) -> None:
@@ -142,16 +152,15 @@ def _manifest_numbers(rt: Runtime) -> None:
                                                         load_public_key(key_file)))
     if done is None:
         return
-    rt.audit("catalog.migrate", "manifest-numbers", {"read": done.read, "sealed": done.sealed,
-                                                     "unread": len(done.unread), "done": done.done})
-    click.echo(f"read back {done.read} signed manifests stored under schema 11: {done.sealed} calls got "
-               "sealed numbers their row does not hold" + ("" if done.done else "; not finished"))
-    for line in done.unread[:50]:
-        click.echo(f"  not read: {line}", err=True)
-    if not done.done:
-        raise IntegrityError(f"{len(done.unread)} signed manifests could not be read back or verified "
-                             "(restore archived ones, fix the others: see `pbx-recorder verify`), then run "
-                             "`pbx-recorder catalog migrate` again; `keys rotate-index` waits for this step")
+    _finish(rt, "manifest-numbers", {"read": done.read, "sealed": done.sealed, "unread": len(done.unread),
+                                     "done": done.done},
+            f"read back {done.read} signed manifests stored under schema 11: {done.sealed} calls got "
+            "sealed numbers their row does not hold" + ("" if done.done else "; not finished"),
+            "not read", done.unread[:50],
+            None if done.done else IntegrityError(
+                f"{len(done.unread)} signed manifests could not be read back or verified (restore archived "
+                "ones, fix the others: see `pbx-recorder verify`), then run `pbx-recorder catalog migrate` "
+                "again; `keys rotate-index` waits for this step"))
 
 
 def _manifest_named(rt: Runtime, force: bool) -> None:
@@ -172,20 +181,17 @@ def _manifest_named(rt: Runtime, force: bool) -> None:
                                                            load_public_key(key_file), force=force))
     if done is None:
         return
-    rt.audit("catalog.migrate", "manifest-named-numbers", {"calls": done.calls, "read": done.read,
-                                                           "indexed": done.indexed, "rows": done.rows,
-                                                           "unread": done.unread, "failed": done.failed,
-                                                           "done": done.done})
-    click.echo(f"read back {done.read} signed manifests of {done.calls} calls that keep extra numbers: "
-               f"{done.indexed} calls got {done.rows} index rows they lacked"
-               + ("" if done.done else "; not finished"))
-    for line in done.errors:
-        click.echo(f"  not read: {line}", err=True)
-    if not done.done:
-        raise IntegrityError(f"{done.unread} signed manifests could not be read back or verified and "
-                             f"{done.failed} calls could not be opened (restore archived ones, fix the "
-                             "others: see `pbx-recorder verify`), then run `pbx-recorder catalog migrate` "
-                             "again")
+    _finish(rt, "manifest-named-numbers", {"calls": done.calls, "read": done.read, "indexed": done.indexed,
+                                           "rows": done.rows, "unread": done.unread, "failed": done.failed,
+                                           "done": done.done},
+            f"read back {done.read} signed manifests of {done.calls} calls that keep extra numbers: "
+            f"{done.indexed} calls got {done.rows} index rows they lacked"
+            + ("" if done.done else "; not finished"),
+            "not read", done.errors,
+            None if done.done else IntegrityError(
+                f"{done.unread} signed manifests could not be read back or verified and {done.failed} calls "
+                "could not be opened (restore archived ones, fix the others: see `pbx-recorder verify`), "
+                "then run `pbx-recorder catalog migrate` again"))
 
 
 def _shrink_manifests(rt: Runtime, batch_size: int) -> None:
@@ -199,14 +205,11 @@ def _shrink_manifests(rt: Runtime, batch_size: int) -> None:
     done = _exclusively(rt, lambda: shrink(rt.conn, rt.numbers, load_public_key(key_file), batch=batch_size))
     if done is None:
         return
-    rt.audit("catalog.migrate", "manifests", {"shrunk": done.shrunk, "kept_whole": len(done.kept)})
-    click.echo(f"kept the copy and hash of {done.shrunk} older rows' signed manifests"
-               + ("; file vacuumed" if done.vacuumed else ""))
-    for line in done.kept:
-        click.echo(f"  kept whole: {line}", err=True)
-    if done.kept:
-        raise IntegrityError(f"{len(done.kept)} manifest copies do not verify against their signature: "
-                             "kept whole, see `pbx-recorder verify`")
+    _finish(rt, "manifests", {"shrunk": done.shrunk, "kept_whole": len(done.kept)},
+            f"kept the copy and hash of {done.shrunk} older rows' signed manifests"
+            + ("; file vacuumed" if done.vacuumed else ""), "kept whole", done.kept,
+            IntegrityError(f"{len(done.kept)} manifest copies do not verify against their signature: kept "
+                           "whole, see `pbx-recorder verify`") if done.kept else None)
 
 
 def _rule_tags(rt: Runtime, batch_size: int, force: bool) -> None:
@@ -231,18 +234,14 @@ def _rule_tags(rt: Runtime, batch_size: int, force: bool) -> None:
                                                       load_public_key(key), batch=batch_size, force=force))
     if done is None:
         return
-    rt.audit("catalog.migrate", "rule-tags", {"calls": done.calls, "read": done.read,
-                                              "recorded": done.recorded, "bare": done.bare,
-                                              "unread": done.unread, "broken": done.broken,
-                                              "changed": done.changed, "done": done.done})
-    click.echo(f"recorded the rule tags of {done.recorded} of {done.calls} older calls from {done.read} "
-               f"signed manifests ({done.bare} without a stored recording left as they are)"
-               + ("" if done.done else "; not finished"))
-    for line in done.errors:
-        click.echo(f"  not recorded: {line}", err=True)
-    if not done.done:
-        raise IntegrityError(f"{done.unread} calls' manifests could not be read back or verified, "
-                             f"{done.broken} calls' seals do not verify and {done.changed} changed during "
-                             "the walk (restore archived ones, fix the others: see `pbx-recorder verify`), "
-                             "then run `pbx-recorder catalog migrate` again; until then four-eyes replay "
-                             "follows today's rules for them")
+    _finish(rt, "rule-tags", {"calls": done.calls, "read": done.read, "recorded": done.recorded,
+                              "bare": done.bare, "unread": done.unread, "broken": done.broken,
+                              "changed": done.changed, "done": done.done},
+            f"recorded the rule tags of {done.recorded} of {done.calls} older calls from {done.read} "
+            f"signed manifests ({done.bare} without a stored recording left as they are)"
+            + ("" if done.done else "; not finished"), "not recorded", done.errors,
+            None if done.done else IntegrityError(
+                f"{done.unread} calls' manifests could not be read back or verified, {done.broken} calls' "
+                f"seals do not verify and {done.changed} changed during the walk (restore archived ones, fix "
+                "the others: see `pbx-recorder verify`), then run `pbx-recorder catalog migrate` again; "
+                "until then four-eyes replay follows today's rules for them"))
