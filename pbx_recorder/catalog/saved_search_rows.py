@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from urllib.parse import parse_qsl
 
 from pbx_recorder.catalog.number_protection import digits_of, is_token
@@ -66,6 +66,12 @@ def names_number(query: str, number: str) -> bool:
     is the number without its country code (trunk zeros dropped, at least 7 digits).  Naming a
     number too many makes an erasure delete one saved search more, never keep one too many."""
     return text_names_number(number, *_values(query))
+
+
+def filters_call(query: str, call_ids: Collection[str]) -> bool:
+    """Does ``query`` filter on one of ``call_ids`` (its ``call_id`` field)?"""
+    return any(k == "call_id" and v.strip() in call_ids
+               for k, v in parse_qsl(query.lstrip("?"), keep_blank_values=False))
 
 
 def text_names_number(number: str, *values: str) -> bool:

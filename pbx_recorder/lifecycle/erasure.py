@@ -195,7 +195,11 @@ class Eraser:
         held_calls = {w["call_id"] for w in withheld}
         plan = [(c, erase_now, kept or c["call_id"] in held_calls) for c, erase_now, kept in plan]
         self._tombstone(subject, (caller, call_id), plan, bool(withheld), req["request_id"], now)
-        searches = erasure_mentions.purge_saved_searches(self.conn, self.numbers, named)
+        # the calls erased, and the erased call id itself once its rows are gone (a run again)
+        erased_ids = {str(c["call_id"]) for c, _, kept in plan if not kept}
+        if call_id and not any(kept for _, _, kept in plan):
+            erased_ids.add(call_id)
+        searches = erasure_mentions.purge_saved_searches(self.conn, self.numbers, named, erased_ids)
         query_holds = erasure_mentions.query_holds_naming(self.conn, self.numbers, BlindIndex(self.hash_key),
                                                           named, call_id)
         for call, erase_now, kept in plan:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,12 +71,14 @@ def names_any(subjects: Sequence[str], *texts: str) -> bool:
     return any(saved_search_rows.text_names_number(s, *texts) for s in subjects)
 
 
-def purge_saved_searches(conn: Any, numbers: NumberProtection | None,
-                         subjects: Sequence[str]) -> SavedSearchPurge:
-    """Delete the saved searches whose name or query names one of ``subjects`` (numbers); the
-    table is bounded (``MAX_PER_USER`` per user), so it is read whole.  Nothing here logs a name."""
+def purge_saved_searches(conn: Any, numbers: NumberProtection | None, subjects: Sequence[str],
+                         call_ids: Collection[str] = ()) -> SavedSearchPurge:
+    """Delete the saved searches whose name or query names one of ``subjects`` (numbers), or whose
+    query filters on one of the erased ``call_ids`` (a search that would find an erased call, or
+    none any more, and that an auditor could read as "someone looked for this call"); the table is
+    bounded (``MAX_PER_USER`` per user), so it is read whole.  Nothing here logs a name."""
     out = SavedSearchPurge()
-    if not subjects:
+    if not subjects and not call_ids:
         return out
     gone = []
     for r in rows(conn, "SELECT user_name, name, query FROM saved_searches"):
@@ -90,7 +92,8 @@ def purge_saved_searches(conn: Any, numbers: NumberProtection | None,
             log.error("erasure: a saved search of %s cannot be opened, kept: %s", user, exc)
             out.unreadable += 1
             continue
-        if any(saved_search_rows.names_number(query, s) for s in subjects):
+        if any(saved_search_rows.names_number(query, s) for s in subjects) \
+                or saved_search_rows.filters_call(query, call_ids):
             gone.append((user, name))
     with Tx(conn):
         for user, name in gone:

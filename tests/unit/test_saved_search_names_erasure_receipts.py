@@ -165,3 +165,28 @@ def test_masked_name_leaves_no_number_run(name, masked):
     assert saved_search_rows.masked_name(name) == masked
     assert not saved_search_rows.name_names_a_number(masked)
     assert not saved_search_rows.name_names_a_number(saved_search_rows.unique_name(masked, [masked]))
+
+
+def test_a_saved_search_filtering_on_an_erased_call_id_is_deleted_also_on_a_second_run(dep, capsys):
+    """A search for the erased call by its id goes with the call (by caller and by call id); run
+    again once the call's rows are gone, ``erase --call-id`` still finds it; another call's stays."""
+    _insert(dep, "lead", "that call", "call_id=n1_1.1")
+    _insert(dep, "lead", "another call", "call_id=n1_9.9")
+    code, out = dep.cli(capsys, "erase", "--caller", CALLER)
+    assert code == 0, out
+    assert json.loads(out)["saved_searches_deleted"] == 1
+    assert _names(dep) == {("lead", "another call")}
+    _insert(dep, "alice", "again", "call_id=n1_1.1&queue=sales")  # saved after the erasure
+    code, out = dep.cli(capsys, "erase", "--call-id", "n1_1.1")
+    assert code == 0, out
+    assert json.loads(out)["saved_searches_deleted"] == 1
+    assert _names(dep) == {("lead", "another call")}
+
+
+def test_a_held_call_keeps_the_saved_search_filtering_on_it(dep, capsys):
+    _insert(dep, "lead", "that call", "call_id=n1_1.1")
+    code, out = dep.cli(capsys, "hold", "add", "--call", "n1_1.1", "--reason", "dispute")
+    assert code == 0, out
+    code, out = dep.cli(capsys, "erase", "--call-id", "n1_1.1")
+    assert json.loads(out)["status"] == "refused_partial", out
+    assert _names(dep) == {("lead", "that call")}
