@@ -70,7 +70,7 @@ def _seal_key(config: Any) -> Any:
     account may read it).  Without one, four-eyes replay could not check the rows it trusts: with
     ``web.four_eyes`` on that is a configuration error (fail closed, the key named); otherwise
     None."""
-    from pbx_recorder.errors import ConfigError
+    from pbx_recorder.errors import ConfigError, CryptoError
     from pbx_recorder.recording.signing import load_public_key, public_key_path
 
     key_file = getattr(getattr(config, "signing", None), "key_file", None)
@@ -79,7 +79,7 @@ def _seal_key(config: Any) -> Any:
         try:
             if source.is_file():
                 return load_public_key(source)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, CryptoError) as exc:  # unreadable, corrupt: the next, or none
             problems.append(f"{source}: {exc}")
     if config.web.four_eyes.enabled:
         raise ConfigError("four-eyes replay checks call seals with the signing key's public half, and the "

@@ -129,9 +129,13 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
         free = [p for p in pairs
                 if p[0]["call_id"] not in held_back and str(p[1]["recording_id"]) not in moved]
         ready, pending = audio_job.plan(free, ctx.tiers, who)
-        pending += [{"call_id": str(c["call_id"]), "recording_id": str(r["recording_id"]),
-                     "reason": "its catalog row does not match its ledger or manifest (see verify)"}
-                    for c, r in pairs if str(r["recording_id"]) in moved]
+        for c, r in pairs:  # (one held back for four-eyes is listed once, below)
+            if str(r["recording_id"]) in moved and c["call_id"] not in held_back:
+                pending.append({"call_id": str(c["call_id"]), "recording_id": str(r["recording_id"]),
+                                "reason": "its catalog row does not match its ledger or manifest "
+                                          "(see verify)"})
+                audit(ctx, user, role, "denied:calls.download", str(r["recording_id"]),
+                      {"client": client, "reason": "binding", "call_id": c["call_id"], "job": job_id})
         pending += [{"call_id": str(c["call_id"]), "recording_id": str(r["recording_id"]),
                      "reason": "needs a replay grant (four-eyes)"}
                     for c, r in pairs if c["call_id"] in held_back]

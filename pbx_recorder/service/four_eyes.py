@@ -217,9 +217,11 @@ def decide(conn: sqlite3.Connection, grant_id: int, approver: str, grant: bool, 
 
 
 def open_grant(conn: sqlite3.Connection, call_id: str, user: str, now: float) -> Grant | None:
-    """The live grant of ``user`` for ``call_id``, if any."""
+    """The live grant of ``user`` for ``call_id``, if any: given by someone else (a row that names
+    no approver, or the requester as approver, was not written by :func:`decide`: never honoured)."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM replay_grants WHERE call_id = ? AND requester = ? "
-                       "AND state = 'granted' AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+                       "AND state = 'granted' AND expires_at > ? AND approver != '' "
+                       "AND approver != requester ORDER BY expires_at DESC LIMIT 1",
                        (call_id, user, now)).fetchone()
     return None if row is None else _grant(row)
 

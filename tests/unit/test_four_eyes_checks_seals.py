@@ -15,7 +15,7 @@ import logging
 from dataclasses import replace
 
 import pytest
-from tamper_support import indexing_deployment
+from tamper_support import NOW, indexing_deployment
 
 from pbx_recorder.config.model import FourEyesConfig
 from pbx_recorder.core.rules import rules_from_dicts
@@ -128,3 +128,35 @@ def test_four_eyes_without_a_readable_public_key_refuses_to_start(dep) -> None:
         ServiceContext.from_config(config)
     assert err.value.key == "signing.key_file"
     ServiceContext.from_config(dep.config).catalog.close()  # four-eyes off: starts (nothing to check)
+
+
+def test_a_grant_row_written_by_hand_without_a_second_person_is_not_honoured(dep) -> None:
+    from pbx_recorder.service import four_eyes
+
+    conn = dep.catalog.connection()
+    insert = ("INSERT INTO replay_grants (call_id, requester, reason, requested_at, state, approver, "
+              "decided_at, expires_at) VALUES ('{call}', '{who}', 'x', {at}, 'granted', '{by}', {at}, {end})")
+    dep.sql(insert.format(call=TAGGED, who="mallory", by="mallory", at=NOW, end=NOW + 3600),
+            insert.format(call=TAGGED, who="eve", by="", at=NOW, end=NOW + 3600))
+    assert four_eyes.open_grant(conn, TAGGED, "mallory", NOW) is None
+    assert four_eyes.open_grant(conn, TAGGED, "eve", NOW) is None
+    granted = four_eyes.ask(conn, TAGGED, "alice", "complaint", NOW)
+    four_eyes.decide(conn, granted, "auditor", True, NOW, 30)  # the way a grant is made
+    assert four_eyes.open_grant(conn, TAGGED, "alice", NOW + 1) is not None
+
+
+@pytest.mark.parametrize("four_eyes_on", [True, False])
+def test_a_corrupt_public_key_file_is_a_config_error_only_with_four_eyes(dep, four_eyes_on) -> None:
+    from pbx_recorder.errors import ConfigError
+
+    public_key_path(dep.config.signing.key_file).write_text("not a key\n")
+    dep.config.signing.key_file.rename(dep.config.signing.key_file.with_name("elsewhere.pem"))
+    web = replace(dep.config.web, four_eyes=FourEyesConfig(tags=("vip",) if four_eyes_on else ()))
+    config = replace(dep.config, web=web)
+    if four_eyes_on:
+        with pytest.raises(ConfigError):
+            ServiceContext.from_config(config)
+    else:
+        ctx = ServiceContext.from_config(config)
+        assert ctx.seal_key is None
+        ctx.catalog.close()
