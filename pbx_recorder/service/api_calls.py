@@ -27,7 +27,7 @@ from pbx_recorder.catalog.queries import COUNT_READ_CAP, ORDERS, PRESETS, STATUS
 from pbx_recorder.catalog.repository import SearchPage
 from pbx_recorder.core.masking import mask_field, present_call
 from pbx_recorder.errors import CatalogError
-from pbx_recorder.service import list_audit, throttle
+from pbx_recorder.service import api_replay, list_audit, throttle
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
@@ -198,6 +198,6 @@ def show(request: Request) -> Response:
     row, unmask = scoped_call(request, ctx, actor, call_id)
     out = _shown(row, unmask, DETAIL_FIELDS)
     out["consent"] = linked_in_scope(ctx, actor, out.get("consent"))
-    out["recordings"] = [{k: r.get(k) for k in RECORDING_FIELDS}
-                         for r in ctx.catalog.recordings_for_call(call_id)]
+    listed = api_replay.bound_recordings(ctx, ctx.catalog.recordings_for_call(call_id))
+    out["recordings"] = [{k: r.get(k) for k in RECORDING_FIELDS} for r in listed]
     return JSONResponse(out)

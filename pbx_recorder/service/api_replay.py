@@ -84,6 +84,12 @@ def recording_binding(ctx: ServiceContext, rec: Mapping[str, Any]) -> str:
     return why
 
 
+def bound_recordings(ctx: ServiceContext, recs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``recs`` (a call's recordings, as a page lists them) without those whose row was moved to
+    this call from another (:func:`recording_binding`, with its ALERT): not listed under it."""
+    return [r for r in recs if not recording_binding(ctx, r)]
+
+
 def check_recording(ctx: ServiceContext, actor: Actor, rec: Mapping[str, Any], verb: str, target: str,
                     detail: dict[str, Any]) -> None:
     """409 (audited ``denied:<verb>``, reason ``binding``) for a row moved to another call."""

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from pbx_recorder.catalog import marks as call_marks
 from pbx_recorder.catalog.queries import CallFilters
 from pbx_recorder.errors import CatalogError
+from pbx_recorder.service import api_replay
 from pbx_recorder.service.api_calls import (
     DETAIL_FIELDS,
     LIST_FIELDS,
@@ -59,7 +60,8 @@ def call(request: Request) -> Response:
     audit_call_view(ctx, actor, call_id, unmask, [str(o["call_id"]) for o in others])  # one row
     data = shown(row, unmask, DETAIL_FIELDS)
     data["consent"] = linked_in_scope(ctx, actor, data.get("consent"))
-    recordings = [call_details.recording_view(r) for r in ctx.catalog.recordings_for_call(call_id)]
+    recordings = [call_details.recording_view(r)
+                  for r in api_replay.bound_recordings(ctx, ctx.catalog.recordings_for_call(call_id))]
     ids = [str(r["recording_id"]) for r in recordings]
     consent = data.get("consent") if isinstance(data.get("consent"), dict) else {}
     held, holds = call_details.holds_shown(call_details.holds_of(ctx, call_id, ids),

@@ -102,6 +102,8 @@ def test_a_recording_moved_to_another_call_is_served_to_nobody(dep, edits, caplo
     rid = dep.record(TAGGED)
     ctx = _ctx(dep)
     assert api_replay.recording_binding(ctx, dep.catalog.get_recording(rid)) == ""
+    listed = api_replay.bound_recordings(ctx, dep.catalog.recordings_for_call(TAGGED))
+    assert [r["recording_id"] for r in listed] == [rid]
     dep.sql(*(f"UPDATE recordings SET {e.format(plain=PLAIN, tagged=TAGGED)} WHERE recording_id = '{rid}'"
               for e in edits))
     rec = dep.catalog.get_recording(rid)
@@ -109,6 +111,8 @@ def test_a_recording_moved_to_another_call_is_served_to_nobody(dep, edits, caplo
     with caplog.at_level(logging.ERROR):
         assert api_replay.recording_binding(ctx, rec)
     assert any("ALERT" in r.getMessage() and rid in r.getMessage() for r in caplog.records)
+    # the call page and GET /api/calls/{id} do not list it under the call it was moved to
+    assert api_replay.bound_recordings(ctx, dep.catalog.recordings_for_call(PLAIN)) == []
 
 
 @pytest.mark.sqlite_only  # PostgreSQL's typed columns refuse the bytes an insider can put in SQLite's
