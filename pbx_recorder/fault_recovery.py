@@ -108,8 +108,8 @@ class FaultRecovery:
         """Quarantined leftovers (a crash's ``.raw`` original, kept for an operator) of calls an
         erasure removed: ``erase`` deletes those of the node it runs on; with several nodes on one
         catalog each node's daemon deletes its own here, at each orphan scan (deleted first, then
-        named in the receipt).  A leftover whose note is lost is tied to its call by its
-        recording's catalog row, while there is one."""
+        named in the receipt).  A leftover whose note is lost is tied to its call only by its
+        recording's catalog row, which an erasure removes: such a leftover stays for an operator."""
         spool, deleted = self.app.pipeline.spool, 0
         for item in spool.quarantined_files():
             try:
