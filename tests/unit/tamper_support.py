@@ -5,6 +5,7 @@ written by a sealing Catalog, and the CLI run against it."""
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from pbx_recorder.catalog import Catalog, engine
@@ -52,7 +53,10 @@ class Deployment:
             config = config.replace("signing: {key_file: ./sign.pem}",
                                     "signing: {key_file: ./sign.pem, checkpoint_tier: vault}")
         (root / "cfg.yaml").write_text(config)
-        (root / "hash.key").write_bytes(os.urandom(32))
+        # as ``keys init`` writes it (64 hex characters): read back with ``read_hash_key`` (which
+        # strips whitespace), never raw; random bytes were stripped when they began or ended with a
+        # whitespace byte, so a raw read gave another key one run in twenty
+        (root / "hash.key").write_bytes(secrets.token_hex(32).encode() + b"\n")
         self.ring = KeyRing(root / "keys")
         self.ring.generate("k1")
         self.sign_key = generate_signing_key(root / "sign.pem")

@@ -26,6 +26,7 @@ from pbx_recorder.config import load_config
 from pbx_recorder.config.storage import MIN_RETENTION_DAYS
 from pbx_recorder.core import retention
 from pbx_recorder.errors import PolicyRefusal
+from pbx_recorder.hash_key import read_hash_key
 from pbx_recorder.lifecycle import policy
 from pbx_recorder.lifecycle.erasure import Eraser
 from pbx_recorder.lifecycle.holds import HoldManager
@@ -69,7 +70,7 @@ class Protected(Deployment):
         return open_catalog(self.root / "cat.db")
 
     def hash_key(self) -> bytes:
-        return (self.root / "hash.key").read_bytes()
+        return read_hash_key(self.root / "hash.key")
 
     def classes(self):
         return policy.classes_from_config(load_config(self.root / "cfg.yaml", env={}).retention.classes)

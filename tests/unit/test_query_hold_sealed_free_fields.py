@@ -20,6 +20,7 @@ from pbx_recorder.catalog.number_migration import protect
 from pbx_recorder.catalog.number_protection import is_token, token_key_id
 from pbx_recorder.config import load_config
 from pbx_recorder.errors import CryptoError, PolicyRefusal
+from pbx_recorder.hash_key import read_hash_key
 from pbx_recorder.lifecycle import query_hold_rows
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import Tx, default_ledger, open_catalog
@@ -51,7 +52,7 @@ class Protected(Deployment):
         return open_catalog(self.root / "cat.db")
 
     def holds(self, conn, numbers=None) -> HoldManager:
-        return HoldManager(conn, {"hot": self.tier}, hash_key=(self.root / "hash.key").read_bytes(),
+        return HoldManager(conn, {"hot": self.tier}, hash_key=read_hash_key(self.root / "hash.key"),
                            numbers=numbers)
 
     def stored(self) -> dict[str, str]:

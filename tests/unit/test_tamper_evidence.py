@@ -12,6 +12,7 @@ import pytest
 from tamper_support import CALLER, NOW, Deployment, two_recorded_calls
 
 from pbx_recorder.errors import IntegrityError, TierUnavailable, VerifyIncomplete
+from pbx_recorder.hash_key import read_hash_key
 from pbx_recorder.lifecycle.erasure import Eraser
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.recording import chain_head, ledger
@@ -125,7 +126,7 @@ def test_changed_caller_number_is_caught_and_cannot_escape_erasure(dep, capsys):
 def test_erasure_finds_a_call_whose_number_was_edited_through_its_signed_manifest(dep):
     dep.sql("UPDATE calls SET caller_num = '4900000000000' WHERE call_id = 'n1_1.1'")
     conn = ledger.connection_of(dep.catalog)
-    key = (dep.root / "hash.key").read_bytes()
+    key = read_hash_key(dep.root / "hash.key")
     holds = HoldManager(conn, {"hot": dep.tier}, hash_key=key)
     eraser = Eraser(conn, {"hot": dep.tier}, hash_key=key, holds=holds)
     receipt = eraser.erase(caller=CALLER, actor="dpo", now=NOW + 10)
