@@ -11,7 +11,7 @@
   longer read it, and later scans do not find it again.
 * the same scan deletes this node's leftovers of erased calls (an orphan, a quarantined
   original), also when the erasure ran on another node sharing the catalog
-  (:meth:`FaultRecovery.sweep_erased_quarantine`, ``LateCopyGuard.erased_leftover``).
+  (:meth:`FaultRecovery.sweep_erased_quarantine`, ``LateCopyGuard.erasure_of_leftover``).
 * :meth:`FaultRecovery.add_flags` / :meth:`apply_flag_patches`: flags the core adds after a
   recording was finalized (``cut`` when ``core restart now`` hung the call up) are merged into
   the catalog row once the shipper has written it (it writes the manifest's flags on store).
