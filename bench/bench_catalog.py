@@ -19,11 +19,12 @@ reads a table sequentially.  Without ``--pg-url`` a private durable cluster is s
         [--engine sqlite|postgresql|both] [--pg-url postgresql://user@host:port/db]
         [--keep DIR [--fill-only]]
 
-``--keep DIR`` (SQLite): the work directory is kept and a run that stops (killed, host restarted)
-goes on where it stopped when started again with the same arguments (``catalog_resume.py``): a
-10,000,000-call fill can be made in several goes, e.g. at low priority beside other work, with
-``--fill-only``, then measured on a quiet host by one more run. The fill rate then covers the
-batches written by that run only.
+``--keep DIR``: the work directory is kept (with PostgreSQL, ``--pg-url`` too: the catalog and the
+``cdr`` table stay in that server's schemas ``bench_kept_catalog`` and ``bench_kept_cdr``) and a
+run that stops (killed, host restarted) goes on where it stopped when started again with the
+same arguments (``catalog_resume.py``): a 10,000,000-call fill can be made in several goes, e.g.
+at low priority beside other work, with ``--fill-only``, then measured on a quiet host by one more
+run. The fill rate then covers the batches written by that run only.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ class Bench:
         # a kept run goes on after the last batch committed (0 rows: a fresh run)
         had = {e: catalog_resume.committed(c._conn(), "calls") if self.kept else 0
                for e, c in self.catalogs.items()}
-        had_cdr = catalog_resume.committed(self.cdr, "cdr") if self.kept else 0
+        had_cdr = had_sqlite_cdr = catalog_resume.committed(self.cdr, "cdr") if self.kept else 0
+        if self.kept and self.pg_cdr is not None:  # the PostgreSQL cdr table goes on with the rest
+            had_cdr = min(had_cdr, self.pg_cdr.committed())
         first = min([*had.values(), had_cdr]) // self.batch * self.batch
         if first:
             print(f"  resuming the kept fill at {first:,}/{self.n:,} calls", file=sys.stderr)
@@ -137,11 +140,13 @@ class Bench:
                 self.fill_cpu[engine] += time.process_time() - c0
                 written[engine] += len(batch)
             if had_cdr <= start:
-                t1 = time.perf_counter()
-                self.cdr.execute("BEGIN")
-                self.cdr.executemany(f"INSERT INTO cdr VALUES ({','.join('?' * 19)})", [g.cdr for g in batch])
-                self.cdr.execute("COMMIT")
-                t_cdr += time.perf_counter() - t1
+                if had_sqlite_cdr <= start:
+                    t1 = time.perf_counter()
+                    self.cdr.execute("BEGIN")
+                    self.cdr.executemany(f"INSERT INTO cdr VALUES ({','.join('?' * 19)})",
+                                         [g.cdr for g in batch])
+                    self.cdr.execute("COMMIT")
+                    t_cdr += time.perf_counter() - t1
                 if self.pg_cdr is not None:
                     self.pg_cdr.insert([g.cdr for g in batch])
             if all(had[e] <= start for e in had):  # each batch's samples once, in a kept run too
@@ -304,8 +309,9 @@ def main() -> None:
     ap.add_argument("--pg-url", help="A PostgreSQL database to bench in (its schemas are created and "
                     "dropped; default: a private durable cluster started for the run).")
     ap.add_argument("--dir", help="Work directory (default: a temporary one, removed afterwards).")
-    ap.add_argument("--keep", metavar="DIR", help="SQLite only: keep the work in DIR; a stopped run "
-                    "goes on there when started again with the same arguments (catalog_resume.py).")
+    ap.add_argument("--keep", metavar="DIR", help="keep the work in DIR (with PostgreSQL: and in the "
+                    "--pg-url server's bench_kept_* schemas); a stopped run goes on there when started "
+                    "again with the same arguments (catalog_resume.py).")
     ap.add_argument("--fill-only", action="store_true", help="with --keep: fill, then stop (measure "
                     "later, on a quiet host, with the same command without --fill-only).")
     ap.add_argument("--no-writes", action="store_true", help="measure the filters and the footprint only "
@@ -318,23 +324,29 @@ def main() -> None:
     engines = ["sqlite", "postgresql"] if a.engine == "both" else [a.engine]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` stops the private cluster
     if a.keep:
-        if engines != ["sqlite"]:
-            ap.error("--keep works with --engine sqlite only")
+        if "postgresql" in engines and not a.pg_url:
+            ap.error("--keep with PostgreSQL needs --pg-url (a server that outlives the run)")
         root = Path(a.keep)
         try:
             kept = catalog_resume.open_state(root, a.calls, a.batch, time.time())
         except catalog_resume.ResumeError as exc:
             ap.error(str(exc))
-        bench = Bench(root, a.calls, a.batch, engines, None, kept)
-        bench.sign_ahead_fill = not a.writer_signs
-        if a.fill_only:
-            t0 = time.perf_counter()
-            rates, _ = bench.fill()
-            print(f"filled: {bench.fill_written['sqlite']:,} calls written by this run in "
-                  f"{time.perf_counter() - t0:,.0f} s ({rates['sqlite']:,.0f} calls/s); "
-                  f"kept in {root}")
-            return
-        run(bench, a)
+        pg = bench_catalog_pg.PgServer(root, a.pg_url, kept=True) if "postgresql" in engines else None
+        try:
+            bench = Bench(root, a.calls, a.batch, engines, pg, kept)
+            bench.sign_ahead_fill = not a.writer_signs
+            if a.fill_only:
+                t0 = time.perf_counter()
+                rates, _ = bench.fill()
+                for engine in engines:
+                    print(f"filled ({engine}): {bench.fill_written[engine]:,} calls written by this run "
+                          f"in {time.perf_counter() - t0:,.0f} s ({rates[engine]:,.0f} calls/s); kept in "
+                          f"{root}{' and the bench_kept_* schemas' if engine == 'postgresql' else ''}")
+                return
+            run(bench, a)
+        finally:
+            if pg is not None:
+                pg.close()
         return
     elif a.fill_only:
         ap.error("--fill-only needs --keep DIR")

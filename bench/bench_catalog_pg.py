@@ -1,7 +1,9 @@
 """The PostgreSQL side of bench_catalog.py: a server, fresh schemas, ANALYZE, plans, footprint.
 
 The server is either one the operator names (``--pg-url``, a database URL without ``options``;
-the bench creates its schemas there and drops them at the end) or a private cluster started
+the bench creates its schemas there and drops them at the end -- with ``--keep`` it keeps them under
+fixed names, ``bench_kept_catalog`` and ``bench_kept_cdr``, so that a stopped fill goes on) or a
+private cluster started
 from ``tests/postgres_server.py`` (imported by path: the bench does not need pytest), run
 *durable* -- fsync, full-page writes and synchronous commit on, as a production server runs --
 so that its write rates compare with SQLite's, which syncs every commit too.
@@ -38,8 +40,14 @@ def _postgres_server_class() -> Any:
 class PgServer:
     """Where the PostgreSQL catalogs of one bench run live, and how they are cleaned up."""
 
-    def __init__(self, root: Path, url: str | None) -> None:
+    #: the schemas of a kept run (``--keep``): fixed names, left in place at the end
+    KEPT_PREFIX = "bench_kept_"
+
+    def __init__(self, root: Path, url: str | None, *, kept: bool = False) -> None:
         self.private = None
+        self.kept = kept
+        if kept and url is None:
+            raise SystemExit("--keep with PostgreSQL needs --pg-url (a server that outlives the run)")
         if url is None:
             self.private = _postgres_server_class().start(root / "pg", durable=True)
             url = self.private.url()
@@ -52,12 +60,20 @@ class PgServer:
         if self.private is not None:
             return ("a private PostgreSQL cluster started for this run (tests/postgres_server.py, "
                     "fsync, full_page_writes and synchronous_commit on, other settings default)")
-        return f"{catalog_engine.describe(self.url)} (given with --pg-url)"
+        kept = "; kept schemas bench_kept_*" if self.kept else ""
+        return f"{catalog_engine.describe(self.url)} (given with --pg-url{kept})"
 
     def fresh(self, purpose: str) -> str:
         """The URL of a new empty schema (its name says which bench made it, for ``--pg-url``)."""
         import psycopg
 
+        if self.kept:  # the same schema in every run; the empty catalog is made anew each time
+            name = self.KEPT_PREFIX + purpose
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                if purpose == "empty":
+                    conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")  # type: ignore[arg-type]
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")  # type: ignore[arg-type]
+            return self.url + "?options=" + quote(f"-csearch_path={name}")
         name = f"bench_{purpose}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {name}")  # type: ignore[arg-type]  # name made above
@@ -72,7 +88,9 @@ class PgServer:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
-            for name in self.schemas:
+            if self.kept:  # the measuring run's empty catalog; the filled one stays
+                conn.execute(f"DROP SCHEMA IF EXISTS {self.KEPT_PREFIX}empty CASCADE")  # type: ignore[arg-type]
+            for name in self.schemas:  # (none in a kept run)
                 conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")  # type: ignore[arg-type]
 
 
@@ -88,6 +106,9 @@ class PgCdr:
     def insert(self, rows: list[tuple[Any, ...]]) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(f"INSERT INTO cdr VALUES ({','.join(['%s'] * 19)})", rows)
+
+    def committed(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM cdr").fetchone()[0])  # type: ignore[index]
 
     def bytes_used(self) -> int:
         return _total_size(self.conn)[0]

@@ -1,4 +1,4 @@
-"""A kept, resumable work directory for ``bench_catalog.py --keep DIR`` (SQLite only).
+"""A kept, resumable work directory for ``bench_catalog.py --keep DIR`` (PostgreSQL: with ``--pg-url``).
 
 A 10,000,000-call fill takes hours on a 2-core host; with ``--keep`` it can be stopped at any
 moment (each batch is one committed transaction in the catalog and one in the ``cdr`` table) and
