@@ -69,6 +69,7 @@ def data_steps(rt: Runtime, batch_size: int, force: bool) -> None:
     _manifest_named(rt, force)
     _shrink_manifests(rt, batch_size)
     _rule_tags(rt, batch_size, force)  # (after the shrink: every stored manifest is read back)
+    _sealed_entries(rt, batch_size, force)
 
 
 def _stored_filters(rt: Runtime, batch_size: int, force: bool) -> None:
@@ -245,3 +246,31 @@ def _rule_tags(rt: Runtime, batch_size: int, force: bool) -> None:
                 f"seals do not verify and {done.changed} changed during the walk (restore archived ones, fix "
                 "the others: see `pbx-recorder verify`), then run `pbx-recorder catalog migrate` again; "
                 "until then four-eyes replay follows today's rules for them"))
+
+
+def _sealed_entries(rt: Runtime, batch_size: int, force: bool) -> None:
+    """The ``call_sealed`` ledger entry of each sealed call row older versions wrote without one
+    (each row's seal verified first), once: the service's stand-in check and ``verify``'s check of
+    deleted rows stand on it."""
+    from pbx_recorder.catalog import sealed_entries_pass
+    from pbx_recorder.recording.signing import load_public_key
+
+    if not force and not sealed_entries_pass.pending(rt.conn):
+        return
+    key_file = _signing_key(rt, "older sealed calls not entered in the ledger: no signing key to check "
+                                "their seals with (a bare row put in place of one is not told from a call "
+                                "that was never sealed)")
+    if key_file is None:
+        return
+    done = _exclusively(rt, lambda: sealed_entries_pass.run(rt.conn, rt.numbers, load_public_key(key_file),
+                                                           batch=batch_size, force=force, progress=progress))
+    if done is None:
+        return
+    _finish(rt, "call-sealed-entries", {"calls": done.calls, "recorded": done.recorded, "broken": done.broken,
+                                        "changed": done.changed, "done": done.done},
+            f"entered {done.recorded} of {done.calls} sealed calls in the ledger as sealed (older rows "
+            "sealed before the ledger recorded seals)" + ("" if done.done else "; not finished"),
+            "not entered", done.errors,
+            None if done.done else IntegrityError(
+                f"{done.broken} calls' seals do not verify and {done.changed} changed during the walk (see "
+                "`pbx-recorder verify`), then run `pbx-recorder catalog migrate` again"))

@@ -1,0 +1,177 @@
+"""The data step that gives each sealed call row older versions wrote without one its
+``call_sealed`` ledger entry.
+
+Why: the ledger records a call's first seal (``recording.call_seal.SEALED_EVENT``) since the seal's
+ledger entry exists; rows sealed before that have none.  Two checks stand on that entry: the
+operator service's four-eyes check (``call_seal.call_seal_problem``) takes a bare unsealed row
+for a sealed row replaced by an insider only when the ledger says the call was sealed, and
+``verify`` (``call_seal.vanished_calls``) finds a sealed row deleted by hand only through it.  So
+for an older call an insider with catalog write could put an unsealed stand-in (no rule, no tags)
+in place of the sealed row and the service would play it without a grant; or delete the row and
+nothing would say so.
+
+:func:`run` (``pbx-recorder catalog migrate``) walks the calls that have a seal in ``call_id``
+batches.  For each batch it reads which of them the ledger does not name as sealed (their last
+``call_sealed`` / ``call_removed`` entry is not a ``call_sealed`` one), checks each such row's
+current seal with the signing key's public half (its numbers opened and matched against their
+blind indexes, as ``verify`` does), and in one transaction per batch re-reads those rows and the
+ledger and appends a ``call_sealed`` entry (payload ``{"by": "catalog migrate"}``) for each row
+whose seal verified and did not change since.  A row whose seal does not verify gets no entry (its
+seal is reported by ``verify``; the service already asks for a grant for it): it is counted and
+named (ids only, at most :data:`MAX_NAMED`), and the step stays open until a walk ends without
+one.  Resumable: the cursor is saved with each batch.  Nothing here logs a number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from pbx_recorder.catalog import engine, step_state
+from pbx_recorder.catalog.protected_rows import NumberProtection
+from pbx_recorder.recording import ledger
+from pbx_recorder.recording.call_seal import REMOVED_EVENT, SEALED_EVENT, ledger_id, seal_problem
+
+log = logging.getLogger(__name__)
+
+STATE = "sealed_entries_pass"
+DEFAULT_BATCH = 500
+MAX_NAMED = 50
+#: the payload of the entries this step writes (a call sealed by the recorder has none)
+PAYLOAD = {"by": "catalog migrate"}
+
+
+@dataclass
+class Report:
+    calls: int = 0  # sealed call rows walked
+    recorded: int = 0  # of them given their call_sealed entry
+    broken: int = 0  # without an entry whose seal does not verify (or whose numbers do not open)
+    changed: int = 0  # changed by another writer during the walk (tried again next run)
+    errors: list[str] = field(default_factory=list)  # "<id>: why" (at most MAX_NAMED)
+    done: bool = False
+    skipped: bool = False  # done by an earlier run
+
+    @property
+    def left(self) -> int:
+        return self.broken + self.changed
+
+
+def pending(conn: Any) -> bool:
+    """Has this step still to run over this catalog?"""
+    state = step_state.load(conn, STATE)
+    return state is None or not state.get("done")
+
+
+def _name(report: Report, line: str) -> None:
+    if len(report.errors) < MAX_NAMED:
+        report.errors.append(line)
+
+
+def unrecorded(conn: Any, ids: list[str]) -> set[str]:
+    """Those of ``ids`` whose last seal entry in the ledger is not ``call_sealed`` (none at all, or a
+    removal: a row written again after the recorder removed it)."""
+    if not ids:
+        return set()
+    keys = [ledger_id(c) for c in ids]
+    last: dict[str, str] = {}
+    cur = conn.execute(f"SELECT recording_id, event FROM ledger WHERE recording_id IN "
+                       f"({','.join('?' * len(keys))}) AND event IN (?, ?) ORDER BY seq",
+                       (*keys, SEALED_EVENT, REMOVED_EVENT))
+    for key, event in cur.fetchall():
+        last[str(key)] = str(event)
+    return {c for c, k in zip(ids, keys, strict=True) if last.get(k) != SEALED_EVENT}
+
+
+def _rows(conn: Any, ids: list[str], *, lock: bool = False) -> dict[str, dict[str, Any]]:
+    """The rows of ``ids`` (``lock``: on PostgreSQL locked until the transaction ends)."""
+    if not ids:
+        return {}
+    locked = " FOR UPDATE" if lock and engine.is_postgres(conn) else ""
+    cur = conn.execute(f"SELECT * FROM calls WHERE call_id IN ({','.join('?' * len(ids))}){locked}", ids)
+    names = [d[0] for d in cur.description]
+    rows = (dict(zip(names, r, strict=True)) for r in cur.fetchall())
+    return {str(row["call_id"]): row for row in rows}
+
+
+def _intact(rows: dict[str, dict[str, Any]], public_key: Ed25519PublicKey,
+            numbers: NumberProtection | None, report: Report) -> dict[str, str]:
+    """Call id -> its seal, for the rows whose seal verifies; the others counted and named."""
+    out = {}
+    for call_id, row in sorted(rows.items()):
+        try:
+            _, why = seal_problem(row, public_key, numbers)
+        except (TypeError, ValueError) as exc:  # a cell no writer of ours makes
+            why = f"the row cannot be checked ({type(exc).__name__})"
+        if why:
+            report.broken += 1
+            _name(report, f"{call_id}: {why}; no ledger entry written (see `pbx-recorder verify`)")
+        else:
+            out[call_id] = str(row["seal"])
+    return out
+
+
+def _write(conn: Any, checked: dict[str, str], now: float, report: Report) -> None:
+    """The entries of the ``checked`` rows still as they were read (in the caller's transaction)."""
+    ids = sorted(checked)
+    still = _rows(conn, ids, lock=True)
+    missing = unrecorded(conn, ids)
+    with ledger.appending(conn):
+        for call_id in ids:
+            row = still.get(call_id)
+            if row is None or call_id not in missing:
+                continue  # erased since, or sealed by the recorder meanwhile (its entry is there)
+            if str(row.get("seal") or "") != checked[call_id]:
+                report.changed += 1
+                _name(report, f"{call_id}: changed while it was read (tried again by the next run)")
+                continue
+            ledger.append(conn, SEALED_EVENT, ledger_id(call_id), PAYLOAD, now)
+            report.recorded += 1
+
+
+def run(conn: Any, numbers: NumberProtection | None, public_key: Ed25519PublicKey, *,
+        batch: int = DEFAULT_BATCH, force: bool = False, clock: Callable[[], float] = time.time,
+        progress: Callable[[str, int], None] | None = None) -> Report:
+    """Give older sealed rows their ``call_sealed`` entry; see the module's text."""
+    report = Report()
+    state = step_state.load(conn, STATE)
+    if state is not None and state.get("done") and not force:
+        report.done = report.skipped = True
+        return report
+    if state is None or state.get("done") or state.get("walked"):  # a new walk
+        state = {"cursor": "", "left": 0, "done": False}
+    while True:
+        ids = [str(r[0]) for r in conn.execute(
+            "SELECT call_id FROM calls WHERE call_id > ? AND seal != '' ORDER BY call_id LIMIT ?",
+            (state["cursor"], batch)).fetchall()]
+        left_before = report.left
+        lacking = sorted(unrecorded(conn, ids))
+        checked = _intact(_rows(conn, lacking), public_key, numbers, report)  # (outside the write)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if checked:
+                _write(conn, checked, clock(), report)
+            left = int(state.get("left", 0)) + report.left - left_before
+            state = ({**state, "cursor": ids[-1], "left": left} if ids
+                     else {"cursor": "", "left": left, "walked": True, "done": not left})
+            step_state.save(conn, STATE, state)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if not ids:
+            break
+        report.calls += len(ids)
+        if progress is not None:
+            progress("sealed calls' ledger entries", report.calls)
+    report.done = bool(state["done"])
+    for line in report.errors:
+        log.warning("call_sealed entry not written: %s", line)
+    log.info("sealed-entries data step: %d sealed calls walked, %d given their call_sealed entry, %d with a "
+             "broken seal, %d changed, done=%s", report.calls, report.recorded, report.broken, report.changed,
+             report.done)
+    return report
