@@ -43,7 +43,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows, step_state
+from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows, step_state, step_walk
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import CryptoError
 from storage.base import Tier
@@ -77,10 +77,6 @@ def pending(conn: Any) -> bool:
     """Has this step still to run over this catalog?"""
     state = load_state(conn)
     return state is None or not state.get("done")
-
-
-def _save(conn: Any, state: dict[str, Any]) -> None:
-    step_state.save(conn, STATE, state)
 
 
 def _name(report: Report, line: str) -> None:
@@ -137,36 +133,15 @@ def run(conn: Any, numbers: NumberProtection, tiers: Mapping[str, Tier], keyring
         progress: Callable[[str, int], None] | None = None) -> Report:
     """Index the numbers only a signed manifest names, read from storage; see the module doc."""
     report = Report()
-    state = load_state(conn)
-    if state is not None and state.get("done") and not force:
-        report.done = report.skipped = True
-        return report
-    if state is None or state.get("done") or state.get("walked"):  # a new walk
-        state = {"cursor": "", "left": 0, "done": False}
-    while True:
-        ids = [str(r[0]) for r in conn.execute(
+    # (storage is read before the batch's transaction, never inside one)
+    step_walk.run(
+        conn, STATE, report, force=force, label="manifest numbers", progress=progress,
+        ids=lambda cursor: [str(r[0]) for r in conn.execute(
             "SELECT call_id FROM call_extra_numbers WHERE call_id > ? ORDER BY call_id LIMIT ?",
-            (state["cursor"], batch)).fetchall()]
-        left_before = report.unread + report.failed
-        # (storage is read before the batch's transaction, never inside one)
-        named = _read(conn, ids, tiers, keyring, public_key, report) if ids else {}
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            _write(conn, numbers, named, report)
-            left = int(state.get("left", 0)) + report.unread + report.failed - left_before
-            state = ({**state, "cursor": ids[-1], "left": left} if ids
-                     else {"cursor": "", "left": left, "walked": True, "done": not left})
-            _save(conn, state)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        if not ids:
-            break
-        report.calls += len(ids)
-        if progress is not None:
-            progress("manifest numbers", report.calls)
-    report.done = bool(state["done"])
+            (cursor, batch)).fetchall()],
+        read=lambda ids: _read(conn, ids, tiers, keyring, public_key, report) if ids else {},
+        write=lambda named: _write(conn, numbers, named, report),
+        left=lambda: report.unread + report.failed)
     for line in report.errors:
         log.warning("manifest numbers not re-derived: %s", line)
     log.info("manifest numbers data step: %d calls, %d manifests read, %d calls got %d index rows, "

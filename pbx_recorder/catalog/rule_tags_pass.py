@@ -38,7 +38,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder.catalog import engine, manifest_numbers, step_state
+from pbx_recorder.catalog import engine, manifest_numbers, step_state, step_walk
 from pbx_recorder.catalog.manifest_shrink import STORED_STATES
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import CryptoError
@@ -208,39 +208,22 @@ def run(conn: Any, numbers: NumberProtection, sealer: CallSealer, tiers: Mapping
         force: bool = False, progress: Callable[[str, int], None] | None = None) -> Report:
     """Record the tags older calls' rules set, from their signed manifests; see the module doc."""
     report = Report()
-    state = load_state(conn)
-    if state is not None and state.get("done") and not force:
-        report.done = report.skipped = True
-        return report
-    if state is None or state.get("done") or state.get("walked"):  # a new walk
-        state = {"cursor": "", "left": 0, "done": False}
-    while True:
-        ids = [str(r[0]) for r in conn.execute(
-            "SELECT call_id FROM calls WHERE rule_tags = '' AND call_id > ? ORDER BY call_id LIMIT ?",
-            (state["cursor"], batch)).fetchall()]
-        left_before = report.left
-        # (storage is read before the batch's transaction, never inside one)
+
+    def read(ids: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+        """The batch's rows, stored recordings and verified manifests' tags (storage is read
+        before the batch's transaction, never inside one)."""
         seen = _calls(conn, ids) if ids else {}
         recordings = _stored(conn, ids) if ids else {}
         report.bare += sum(1 for c in ids if c in seen and c not in recordings)
-        tags = _read(recordings, numbers, tiers, keyring, public_key, report)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            _write(conn, sealer, numbers, public_key, seen, recordings, tags, report)
-            left = int(state.get("left", 0)) + report.left - left_before
-            state = ({**state, "cursor": ids[-1], "left": left} if ids
-                     else {"cursor": "", "left": left, "walked": True, "done": not left})
-            step_state.save(conn, STATE, state)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        if not ids:
-            break
-        report.calls += len(ids)
-        if progress is not None:
-            progress("rule tags", report.calls)
-    report.done = bool(state["done"])
+        return seen, recordings, _read(recordings, numbers, tiers, keyring, public_key, report)
+
+    step_walk.run(
+        conn, STATE, report, force=force, label="rule tags", progress=progress,
+        ids=lambda cursor: [str(r[0]) for r in conn.execute(
+            "SELECT call_id FROM calls WHERE rule_tags = '' AND call_id > ? ORDER BY call_id LIMIT ?",
+            (cursor, batch)).fetchall()],
+        read=read, write=lambda found: _write(conn, sealer, numbers, public_key, *found, report),
+        left=lambda: report.left)
     for line in report.errors:
         log.warning("rule tags not recorded: %s", line)
     log.info("rule tags data step: %d calls, %d manifests read, %d calls recorded and re-sealed, %d without "

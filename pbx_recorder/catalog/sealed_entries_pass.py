@@ -32,7 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder.catalog import engine, step_state
+from pbx_recorder.catalog import engine, step_state, step_walk
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.recording import ledger
 from pbx_recorder.recording.call_seal import REMOVED_EVENT, SEALED_EVENT, ledger_id, seal_problem
@@ -138,37 +138,14 @@ def run(conn: Any, numbers: NumberProtection | None, public_key: Ed25519PublicKe
         progress: Callable[[str, int], None] | None = None) -> Report:
     """Give older sealed rows their ``call_sealed`` entry; see the module's text."""
     report = Report()
-    state = step_state.load(conn, STATE)
-    if state is not None and state.get("done") and not force:
-        report.done = report.skipped = True
-        return report
-    if state is None or state.get("done") or state.get("walked"):  # a new walk
-        state = {"cursor": "", "left": 0, "done": False}
-    while True:
-        ids = [str(r[0]) for r in conn.execute(
+    step_walk.run(
+        conn, STATE, report, force=force, label="sealed calls' ledger entries", progress=progress,
+        ids=lambda cursor: [str(r[0]) for r in conn.execute(
             "SELECT call_id FROM calls WHERE call_id > ? AND seal != '' ORDER BY call_id LIMIT ?",
-            (state["cursor"], batch)).fetchall()]
-        left_before = report.left
-        lacking = sorted(unrecorded(conn, ids))
-        checked = _intact(_rows(conn, lacking), public_key, numbers, report)  # (outside the write)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if checked:
-                _write(conn, checked, clock(), report)
-            left = int(state.get("left", 0)) + report.left - left_before
-            state = ({**state, "cursor": ids[-1], "left": left} if ids
-                     else {"cursor": "", "left": left, "walked": True, "done": not left})
-            step_state.save(conn, STATE, state)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        if not ids:
-            break
-        report.calls += len(ids)
-        if progress is not None:
-            progress("sealed calls' ledger entries", report.calls)
-    report.done = bool(state["done"])
+            (cursor, batch)).fetchall()],
+        read=lambda ids: _intact(_rows(conn, sorted(unrecorded(conn, ids))), public_key, numbers, report),
+        write=lambda checked: _write(conn, checked, clock(), report) if checked else None,
+        left=lambda: report.left)
     for line in report.errors:
         log.warning("call_sealed entry not written: %s", line)
     log.info("sealed-entries data step: %d sealed calls walked, %d given their call_sealed entry, %d with a "

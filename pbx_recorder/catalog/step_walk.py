@@ -1,0 +1,79 @@
+"""The resumable walk of a ``catalog migrate`` data step over ids in keyset batches.
+
+Each batch is read outside any transaction (storage reads, seal checks: never inside the write
+lock) and written in one transaction together with the walk's state (``step_state``): the cursor
+and how many items were left undone so far.  A crash loses at most the batch under way; the next
+run goes on after the last batch committed.  A walk that reaches the end is done when it left
+nothing undone; otherwise the next run walks everything again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from pbx_recorder.catalog import step_state
+
+T = TypeVar("T")
+
+
+class StepReport(Protocol):
+    calls: int  # items walked
+    done: bool
+    skipped: bool  # done by an earlier run
+
+
+def start(conn: Any, name: str, force: bool) -> dict[str, Any] | None:
+    """The state to walk from; None when an earlier walk finished the step (unless ``force``)."""
+    state = step_state.load(conn, name)
+    if state is not None and state.get("done") and not force:
+        return None
+    if state is None or state.get("done") or state.get("walked"):  # a new walk
+        return {"cursor": "", "left": 0, "done": False}
+    return state
+
+
+def walk(conn: Any, name: str, state: dict[str, Any], *, ids: Callable[[str], list[str]],
+         read: Callable[[list[str]], T], write: Callable[[T], None], left: Callable[[], int],
+         walked: Callable[[int], None]) -> bool:
+    """Walk from ``state`` to the end: ``ids(cursor)`` the next batch (empty at the end),
+    ``read(batch)`` what to write (no transaction), ``write(read)`` in the batch's transaction,
+    ``left()`` the items left undone so far in this run, ``walked(n)`` after each batch committed.
+    Returns whether the step is done."""
+    while True:
+        batch = ids(str(state["cursor"]))
+        left_before = left()
+        found = read(batch)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            write(found)
+            undone = int(state.get("left", 0)) + left() - left_before
+            state = ({**state, "cursor": batch[-1], "left": undone} if batch
+                     else {"cursor": "", "left": undone, "walked": True, "done": not undone})
+            step_state.save(conn, name, state)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        if not batch:
+            return bool(state["done"])
+        walked(len(batch))
+
+
+def run(conn: Any, name: str, report: StepReport, *, force: bool, label: str,
+        progress: Callable[[str, int], None] | None, ids: Callable[[str], list[str]],
+        read: Callable[[list[str]], T], write: Callable[[T], None], left: Callable[[], int]) -> None:
+    """A data step's whole run: skipped when an earlier walk finished it (unless ``force``), else
+    :func:`walk` from where the last run stopped, ``report.calls`` counting the items walked
+    (``progress(label, calls)`` after each batch) and ``report.done`` set at the end."""
+    state = start(conn, name, force)
+    if state is None:
+        report.done = report.skipped = True
+        return
+
+    def walked(n: int) -> None:
+        report.calls += n
+        if progress is not None:
+            progress(label, report.calls)
+
+    report.done = walk(conn, name, state, ids=ids, read=read, write=write, left=left, walked=walked)
