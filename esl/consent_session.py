@@ -213,6 +213,7 @@ class EslConsentSession:
             if event is None or self._resolved:
                 return False
             self._resolved = True
+            self.channel.wind_down()  # its waits for FreeSWITCH share one reply timeout from here
             self._failing = asyncio.ensure_future(self._fail_once(event, why))
         return await asyncio.shield(self._failing)
 

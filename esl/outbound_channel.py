@@ -60,6 +60,7 @@ class OutboundChannel:
         self._attempt = 0
         self._started: dict[str, float] = {}  # Application-UUID -> CHANNEL_EXECUTE timestamp (s)
         self._dtmf: deque[tuple[str, float]] = deque(maxlen=64)  # (digit, DTMF timestamp s), unread
+        self._winding_down_until: float | None = None  # loop time: see :meth:`wind_down`
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -74,6 +75,20 @@ class OutboundChannel:
         assert self._connect is not None
         reply = await self.reply("connect", self._connect)
         return dict(reply.headers)
+
+    def wind_down(self) -> None:
+        """The session is failing: from now on every wait for a reply on this socket shares what is
+        left of ONE reply timeout (the failure's last commands -- the one more try, the result
+        withdrawn, ``PBXREC_SOCKET`` -- are still written; only the waits for FreeSWITCH's answers
+        are cut short).  A stuck socket used to hold the call in the snippet for a reply timeout
+        per command, three or four of them, before the socket closed."""
+        if self._winding_down_until is None:
+            self._winding_down_until = asyncio.get_running_loop().time() + self.reply_timeout
+
+    def _wait_limit(self) -> float:
+        if self._winding_down_until is None:
+            return self.reply_timeout
+        return max(0.0, self._winding_down_until - asyncio.get_running_loop().time())
 
     async def close(self) -> None:
         if not self.writer.is_closing():
@@ -91,7 +106,7 @@ class OutboundChannel:
 
     async def reply(self, line: str, future: asyncio.Future[EslFrame]) -> EslFrame:
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.reply_timeout)
+            return await asyncio.wait_for(asyncio.shield(future), self._wait_limit())
         except TimeoutError as exc:
             raise EslError(
                 f"no reply to {line.split(chr(10), 1)[0][:40]!r} on the outbound socket",

@@ -145,7 +145,9 @@ class OutboundServer:
 
     @staticmethod
     async def _fail(channel: OutboundChannel, reason: str, *, connect: bool = False) -> None:
-        """Best effort: say why on the channel before closing (the dialplan reads PBXREC_SOCKET)."""
+        """Best effort: say why on the channel before closing (the dialplan reads PBXREC_SOCKET);
+        its waits share what is left of one reply timeout with the session's own failure."""
+        channel.wind_down()
         with contextlib.suppress(Exception):
             if connect:
                 await channel.connect()

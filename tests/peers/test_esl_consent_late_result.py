@@ -94,8 +94,9 @@ def _api_reply(body: str) -> bytes:
     return render_frame([("Content-Type", "api/response")], body.encode())
 
 
-async def _run(serve: Serve, backend: CoreBackend, channel_args: dict[str, object]) -> LateChannel:
-    server = serve(backend, timeout_s=1.0, routes=backend.client, reply_timeout=0.3)
+async def _run(serve: Serve, backend: CoreBackend, channel_args: dict[str, object],
+               reply_timeout: float = 0.3) -> LateChannel:
+    server = serve(backend, timeout_s=1.0, routes=backend.client, reply_timeout=reply_timeout)
     await asyncio.sleep(0.05)  # the server task binds its asyncio.Server
     channel = LateChannel(server.port, **channel_args)  # type: ignore[arg-type]
     await channel.run()
@@ -140,6 +141,30 @@ async def test_a_hand_over_stuck_in_the_socket_is_emptied_behind_it(serve: Serve
     late = channel.unstick()
     assert late["execute_on_answer_pbxrec_1"].startswith(f"record_session {start.path}")  # it did run
     assert "PBXREC_RESULT" not in late
+
+
+async def test_a_stuck_socket_holds_the_failing_session_one_reply_timeout_not_one_per_command(
+        serve: Serve) -> None:
+    """README "Still open" (session 36): a session failing at its time limit on a socket whose
+    thread is stuck waited a reply timeout for each of its last commands (the one more try, the
+    two lines withdrawing the result, ``PBXREC_SOCKET``): four here, 4 s with a 1 s reply timeout,
+    while the call sat in the snippet.  Now they share one (``OutboundChannel.wind_down``); every
+    line is still written, in order, and runs when the socket moves again."""
+    backend, _ = core_with_client(EarlyCore)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    channel = await _run(serve, backend, {"variables": EARLY_NONE, "answer_state": "ringing",
+                                          "stuck": "socket"}, reply_timeout=1.0)
+    took = loop.time() - began
+    # the time limit (1 s), then at most one reply timeout (1 s), against 4 s before
+    assert took < 3.2, took
+    _discarded(backend)
+    firsts = [block.split("\n", 1)[0] for block in channel.backlog]
+    assert any(f.startswith("api uuid_setvar_multi ") and f.endswith("PBXREC_RESULT=")
+               for f in firsts), firsts
+    sets = [parse_head(b).get("execute-app-arg", "") for b in channel.backlog if b.startswith("sendmsg")]
+    assert sets[-2:] == ["PBXREC_RESULT=", "PBXREC_SOCKET=failed:timeout"], sets
+    assert "PBXREC_RESULT" not in channel.unstick()
 
 
 async def test_a_confirmed_consent_none_result_is_not_withdrawn(serve: Serve) -> None:
