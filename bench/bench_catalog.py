@@ -124,7 +124,7 @@ class Bench:
         first = min([*had.values(), had_cdr]) // self.batch * self.batch
         if first:
             print(f"  resuming the kept fill at {first:,}/{self.n:,} calls", file=sys.stderr)
-        written = dict.fromkeys(self.catalogs, 0)
+        written, cdr_written = dict.fromkeys(self.catalogs, 0), 0
         for catalog in self.catalogs.values():  # (the writes beside a searcher measure both ways)
             catalog.enable_sign_ahead(self.sign_ahead_fill)
         for start in range(first, self.n, self.batch):
@@ -147,6 +147,7 @@ class Bench:
                                          [g.cdr for g in batch])
                     self.cdr.execute("COMMIT")
                     t_cdr += time.perf_counter() - t1
+                    cdr_written += len(batch)
                 if self.pg_cdr is not None:
                     self.pg_cdr.insert([g.cdr for g in batch])
             if all(had[e] <= start for e in had):  # each batch's samples once, in a kept run too
@@ -160,7 +161,7 @@ class Bench:
         for catalog in self.catalogs.values():
             catalog.enable_sign_ahead(False)
         return ({e: written[e] / max(t, 1e-9) for e, t in t_cat.items()},
-                (self.n - had_cdr) / max(t_cdr, 1e-9))
+                cdr_written / max(t_cdr, 1e-9))
 
     # -- filters --------------------------------------------------------------------------
     def cases(self) -> list[Case]:
@@ -331,7 +332,7 @@ def main() -> None:
             kept = catalog_resume.open_state(root, a.calls, a.batch, time.time())
         except catalog_resume.ResumeError as exc:
             ap.error(str(exc))
-        pg = bench_catalog_pg.PgServer(root, a.pg_url, kept=True) if "postgresql" in engines else None
+        pg = bench_catalog_pg.PgServer(root, a.pg_url, kept=kept.run_id) if "postgresql" in engines else None
         try:
             bench = Bench(root, a.calls, a.batch, engines, pg, kept)
             bench.sign_ahead_fill = not a.writer_signs

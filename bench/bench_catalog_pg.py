@@ -43,7 +43,9 @@ class PgServer:
     #: the schemas of a kept run (``--keep``): fixed names, left in place at the end
     KEPT_PREFIX = "bench_kept_"
 
-    def __init__(self, root: Path, url: str | None, *, kept: bool = False) -> None:
+    def __init__(self, root: Path, url: str | None, *, kept: str = "") -> None:
+        """``kept``: the kept run's id (``--keep``), written into each kept schema it fills (a
+        schema another kept run filled is refused: its calls and keys are not this run's)."""
         self.private = None
         self.kept = kept
         if kept and url is None:
@@ -73,6 +75,13 @@ class PgServer:
                 if purpose == "empty":
                     conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")  # type: ignore[arg-type]
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")  # type: ignore[arg-type]
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {name}.bench_run (id TEXT NOT NULL)")  # type: ignore[arg-type]
+                owners = {str(r[0]) for r in conn.execute(f"SELECT id FROM {name}.bench_run")}  # type: ignore[arg-type]
+                if owners - {self.kept}:
+                    raise SystemExit(f"schema {name} holds another kept run's data (--keep with another "
+                                     "directory): drop it, or bench in another database")
+                if not owners:
+                    conn.execute(f"INSERT INTO {name}.bench_run VALUES (%s)", (self.kept,))  # type: ignore[arg-type]
             return self.url + "?options=" + quote(f"-csearch_path={name}")
         name = f"bench_{purpose}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.url, autocommit=True) as conn:

@@ -17,6 +17,7 @@ The generated calls themselves are not kept: each batch's random draws are seede
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -38,6 +39,12 @@ class KeptRun:
     key: Ed25519PrivateKey
     keys: tuple[bytes, bytes]
     resumed: bool
+
+    @property
+    def run_id(self) -> str:
+        """Names this kept run (its signing key's public half, hashed) where its data lives
+        outside the directory (PostgreSQL's kept schemas)."""
+        return hashlib.sha256(self.key.public_key().public_bytes_raw()).hexdigest()[:16]
 
 
 def _private(root: Path) -> None:

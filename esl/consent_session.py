@@ -213,7 +213,7 @@ class EslConsentSession:
             if event is None or self._resolved:
                 return False
             self._resolved = True
-            self.channel.wind_down()  # its waits for FreeSWITCH share one reply timeout from here
+            self.channel.wind_down()  # a stuck socket is waited for once from here, not per command
             self._failing = asyncio.ensure_future(self._fail_once(event, why))
         return await asyncio.shield(self._failing)
 

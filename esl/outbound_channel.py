@@ -60,7 +60,8 @@ class OutboundChannel:
         self._attempt = 0
         self._started: dict[str, float] = {}  # Application-UUID -> CHANNEL_EXECUTE timestamp (s)
         self._dtmf: deque[tuple[str, float]] = deque(maxlen=64)  # (digit, DTMF timestamp s), unread
-        self._winding_down_until: float | None = None  # loop time: see :meth:`wind_down`
+        self._winding_down = False  # see :meth:`wind_down`
+        self._stuck = False  # a reply timed out while winding down: no more waits
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -77,18 +78,16 @@ class OutboundChannel:
         return dict(reply.headers)
 
     def wind_down(self) -> None:
-        """The session is failing: from now on every wait for a reply on this socket shares what is
-        left of ONE reply timeout (the failure's last commands -- the one more try, the result
-        withdrawn, ``PBXREC_SOCKET`` -- are still written; only the waits for FreeSWITCH's answers
-        are cut short).  A stuck socket used to hold the call in the snippet for a reply timeout
-        per command, three or four of them, before the socket closed."""
-        if self._winding_down_until is None:
-            self._winding_down_until = asyncio.get_running_loop().time() + self.reply_timeout
+        """The session is failing: from now on, once one wait for a reply on this socket has timed
+        out (the socket is stuck), no later wait waits any more: the failure's last commands -- the
+        one more try, the result withdrawn, ``PBXREC_SOCKET`` -- are still written, in order, but
+        their answers are taken only if already there.  A stuck socket used to hold the call in the
+        snippet a reply timeout per command, three or four of them, before the socket closed; a
+        socket that answers is waited for as before (a slow core does not cut its replies short)."""
+        self._winding_down = True
 
     def _wait_limit(self) -> float:
-        if self._winding_down_until is None:
-            return self.reply_timeout
-        return max(0.0, self._winding_down_until - asyncio.get_running_loop().time())
+        return 0.0 if self._stuck else self.reply_timeout
 
     async def close(self) -> None:
         if not self.writer.is_closing():
@@ -108,6 +107,8 @@ class OutboundChannel:
         try:
             return await asyncio.wait_for(asyncio.shield(future), self._wait_limit())
         except TimeoutError as exc:
+            if self._winding_down:
+                self._stuck = True
             raise EslError(
                 f"no reply to {line.split(chr(10), 1)[0][:40]!r} on the outbound socket",
                 call_id=self.call_id or None,

@@ -146,7 +146,7 @@ class OutboundServer:
     @staticmethod
     async def _fail(channel: OutboundChannel, reason: str, *, connect: bool = False) -> None:
         """Best effort: say why on the channel before closing (the dialplan reads PBXREC_SOCKET);
-        its waits share what is left of one reply timeout with the session's own failure."""
+        once a reply timed out in the failure, its waits take only answers already there."""
         channel.wind_down()
         with contextlib.suppress(Exception):
             if connect:

@@ -11,15 +11,20 @@ in place of the sealed row and the service would play it without a grant; or del
 nothing would say so.
 
 :func:`run` (``pbx-recorder catalog migrate``) walks the calls that have a seal in ``call_id``
-batches.  For each batch it reads which of them the ledger does not name as sealed (their last
-``call_sealed`` / ``call_removed`` entry is not a ``call_sealed`` one), checks each such row's
-current seal with the signing key's public half (its numbers opened and matched against their
-blind indexes, as ``verify`` does), and in one transaction per batch re-reads those rows and the
-ledger and appends a ``call_sealed`` entry (payload ``{"by": "catalog migrate"}``) for each row
-whose seal verified and did not change since.  A row whose seal does not verify gets no entry (its
-seal is reported by ``verify``; the service already asks for a grant for it): it is counted and
-named (ids only, at most :data:`MAX_NAMED`), and the step stays open until a walk ends without
-one.  Resumable: the cursor is saved with each batch.  Nothing here logs a number.
+batches.  For each batch it reads which of them the ledger names in no ``call_sealed`` or
+``call_removed`` entry, checks each such row's current seal with the signing key's public half
+(its numbers opened and matched against their blind indexes, as ``verify`` does), and in one
+transaction per batch re-reads those rows and the ledger and appends a ``call_sealed`` entry
+(payload ``{"by": "catalog migrate"}``) for each row that is still as it was checked and still
+has no entry.  Never entered, counted and named (ids only, at most :data:`MAX_NAMED`), and the
+step stays open until a walk ends without one: a row whose seal does not verify (``verify``
+reports it; the service already asks for a grant for it), and a sealed row whose last entry is
+its removal (the recorder writes ``call_sealed`` with every row it seals anew, so that is an
+erased or removed call's old row put back by hand; ``verify`` reports it too).  Resumable: the
+cursor is saved with each batch.  Nothing here logs a number.
+
+A stand-in put in place of an older sealed row, or an older sealed row deleted, BEFORE this step
+ran stays as undetectable as it was: the step enters the rows it finds sealed.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class Report:
     calls: int = 0  # sealed call rows walked
     recorded: int = 0  # of them given their call_sealed entry
     broken: int = 0  # without an entry whose seal does not verify (or whose numbers do not open)
+    resurrected: int = 0  # sealed rows whose last entry is their removal: not entered
     changed: int = 0  # changed by another writer during the walk (tried again next run)
     errors: list[str] = field(default_factory=list)  # "<id>: why" (at most MAX_NAMED)
     done: bool = False
@@ -58,7 +64,7 @@ class Report:
 
     @property
     def left(self) -> int:
-        return self.broken + self.changed
+        return self.broken + self.resurrected + self.changed
 
 
 def pending(conn: Any) -> bool:
@@ -72,19 +78,19 @@ def _name(report: Report, line: str) -> None:
         report.errors.append(line)
 
 
-def unrecorded(conn: Any, ids: list[str]) -> set[str]:
-    """Those of ``ids`` whose last seal entry in the ledger is not ``call_sealed`` (none at all, or a
-    removal: a row written again after the recorder removed it)."""
+def last_entries(conn: Any, ids: list[str]) -> dict[str, str]:
+    """Call id -> the event of its last ``call_sealed`` / ``call_removed`` ledger entry (absent:
+    none), for ``ids`` (the ledger's recording index, one query)."""
     if not ids:
-        return set()
-    keys = [ledger_id(c) for c in ids]
+        return {}
+    keys = {ledger_id(c): c for c in ids}
     last: dict[str, str] = {}
     cur = conn.execute(f"SELECT recording_id, event FROM ledger WHERE recording_id IN "
                        f"({','.join('?' * len(keys))}) AND event IN (?, ?) ORDER BY seq",
                        (*keys, SEALED_EVENT, REMOVED_EVENT))
     for key, event in cur.fetchall():
-        last[str(key)] = str(event)
-    return {c for c, k in zip(ids, keys, strict=True) if last.get(k) != SEALED_EVENT}
+        last[keys[str(key)]] = str(event)
+    return last
 
 
 def _rows(conn: Any, ids: list[str], *, lock: bool = False) -> dict[str, dict[str, Any]]:
@@ -98,11 +104,17 @@ def _rows(conn: Any, ids: list[str], *, lock: bool = False) -> dict[str, dict[st
     return {str(row["call_id"]): row for row in rows}
 
 
-def _intact(rows: dict[str, dict[str, Any]], public_key: Ed25519PublicKey,
-            numbers: NumberProtection | None, report: Report) -> dict[str, str]:
-    """Call id -> its seal, for the rows whose seal verifies; the others counted and named."""
+def _read(conn: Any, ids: list[str], public_key: Ed25519PublicKey, numbers: NumberProtection | None,
+          report: Report) -> dict[str, dict[str, Any]]:
+    """The rows of ``ids`` that the ledger names in no seal entry and whose seal verifies (outside
+    any transaction); the others that cannot be entered counted and named."""
+    last = last_entries(conn, ids)
+    for call_id in sorted(c for c, event in last.items() if event == REMOVED_EVENT):
+        report.resurrected += 1
+        _name(report, f"{call_id}: sealed row present after the ledger recorded its removal; no ledger "
+                      "entry written (see `pbx-recorder verify`)")
     out = {}
-    for call_id, row in sorted(rows.items()):
+    for call_id, row in sorted(_rows(conn, [c for c in ids if c not in last]).items()):
         try:
             _, why = seal_problem(row, public_key, numbers)
         except (TypeError, ValueError) as exc:  # a cell no writer of ours makes
@@ -111,21 +123,22 @@ def _intact(rows: dict[str, dict[str, Any]], public_key: Ed25519PublicKey,
             report.broken += 1
             _name(report, f"{call_id}: {why}; no ledger entry written (see `pbx-recorder verify`)")
         else:
-            out[call_id] = str(row["seal"])
+            out[call_id] = row
     return out
 
 
-def _write(conn: Any, checked: dict[str, str], now: float, report: Report) -> None:
-    """The entries of the ``checked`` rows still as they were read (in the caller's transaction)."""
+def _write(conn: Any, checked: dict[str, dict[str, Any]], now: float, report: Report) -> None:
+    """The entries of the ``checked`` rows still as they were read and still without a seal entry
+    (in the caller's transaction)."""
     ids = sorted(checked)
     still = _rows(conn, ids, lock=True)
-    missing = unrecorded(conn, ids)
+    entered = last_entries(conn, ids)
     with ledger.appending(conn):
         for call_id in ids:
             row = still.get(call_id)
-            if row is None or call_id not in missing:
+            if row is None or call_id in entered:
                 continue  # erased since, or sealed by the recorder meanwhile (its entry is there)
-            if str(row.get("seal") or "") != checked[call_id]:
+            if row != checked[call_id]:
                 report.changed += 1
                 _name(report, f"{call_id}: changed while it was read (tried again by the next run)")
                 continue
@@ -143,12 +156,12 @@ def run(conn: Any, numbers: NumberProtection | None, public_key: Ed25519PublicKe
         ids=lambda cursor: [str(r[0]) for r in conn.execute(
             "SELECT call_id FROM calls WHERE call_id > ? AND seal != '' ORDER BY call_id LIMIT ?",
             (cursor, batch)).fetchall()],
-        read=lambda ids: _intact(_rows(conn, sorted(unrecorded(conn, ids))), public_key, numbers, report),
+        read=lambda ids: _read(conn, ids, public_key, numbers, report),
         write=lambda checked: _write(conn, checked, clock(), report) if checked else None,
         left=lambda: report.left)
     for line in report.errors:
         log.warning("call_sealed entry not written: %s", line)
     log.info("sealed-entries data step: %d sealed calls walked, %d given their call_sealed entry, %d with a "
-             "broken seal, %d changed, done=%s", report.calls, report.recorded, report.broken, report.changed,
-             report.done)
+             "broken seal, %d present after their removal, %d changed, done=%s", report.calls,
+             report.recorded, report.broken, report.resurrected, report.changed, report.done)
     return report

@@ -62,6 +62,7 @@ def _finish(rt: Runtime, target: str, detail: dict[str, Any], said: str, label: 
 def data_steps(rt: Runtime, batch_size: int, force: bool) -> None:
     """The data steps after the numbers are sealed, in order (each skips itself once done; one
     that cannot finish raises, and the next run of ``catalog migrate`` goes on from it)."""
+    _sealed_entries(rt, batch_size, force)  # (first: it needs no other step, and guards replay)
     _stored_filters(rt, batch_size, force)
     _query_holds_sealed(rt)
     _named_numbers(rt, batch_size, force)
@@ -69,7 +70,6 @@ def data_steps(rt: Runtime, batch_size: int, force: bool) -> None:
     _manifest_named(rt, force)
     _shrink_manifests(rt, batch_size)
     _rule_tags(rt, batch_size, force)  # (after the shrink: every stored manifest is read back)
-    _sealed_entries(rt, batch_size, force)
 
 
 def _stored_filters(rt: Runtime, batch_size: int, force: bool) -> None:
@@ -267,10 +267,12 @@ def _sealed_entries(rt: Runtime, batch_size: int, force: bool) -> None:
     if done is None:
         return
     _finish(rt, "call-sealed-entries", {"calls": done.calls, "recorded": done.recorded, "broken": done.broken,
-                                        "changed": done.changed, "done": done.done},
+                                        "resurrected": done.resurrected, "changed": done.changed,
+                                        "done": done.done},
             f"entered {done.recorded} of {done.calls} sealed calls in the ledger as sealed (older rows "
             "sealed before the ledger recorded seals)" + ("" if done.done else "; not finished"),
             "not entered", done.errors,
             None if done.done else IntegrityError(
-                f"{done.broken} calls' seals do not verify and {done.changed} changed during the walk (see "
+                f"{done.broken} calls' seals do not verify, {done.resurrected} sealed rows are present after "
+                f"the ledger recorded their removal and {done.changed} changed during the walk (see "
                 "`pbx-recorder verify`), then run `pbx-recorder catalog migrate` again"))

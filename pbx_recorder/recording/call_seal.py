@@ -210,6 +210,23 @@ def vanished_calls(conn: sqlite3.Connection, call_id: str | None = None,
     return [c for c in gone if call_id is None or c == call_id]
 
 
+RESURRECTED = ("sealed call row present after the ledger recorded its removal (an erased or removed call "
+               "put back?)")
+
+
+def resurrected_calls(conn: sqlite3.Connection) -> list[str]:
+    """Calls with a sealed row whose last seal entry in the ledger is their removal: the recorder
+    removed the row (erasure, a restore's tombstone) and it is back, sealed, without the
+    ``call_sealed`` entry the recorder writes with every row it seals anew -- an erased call's old
+    row put back from a backup by hand.  Reads every removal entry (erasures: few) and probes the
+    ledger's recording index for each; a full pass only (``verify`` without ``--since-last``)."""
+    sql = ("SELECT DISTINCT r.recording_id FROM ledger r WHERE r.event = ? AND NOT EXISTS (SELECT 1 FROM "
+           "ledger s WHERE s.recording_id = r.recording_id AND s.event = ? AND s.seq > r.seq) AND EXISTS "
+           "(SELECT 1 FROM calls c WHERE c.call_id = substr(r.recording_id, 6) AND c.seal != '') "
+           "ORDER BY r.recording_id")
+    return [str(r[0])[len("call:"):] for r in conn.execute(sql, (REMOVED_EVENT, SEALED_EVENT))]
+
+
 def _opened(row: dict[str, Any], numbers: NumberProtection | None) -> tuple[Mapping[str, Any] | None, str]:
     """(the plaintext row, '') or (None, why it cannot be checked)."""
     if not is_token(row.get("numbers")):
@@ -299,15 +316,22 @@ def call_seal_problem(conn: Any, call_id: str, public_key: Ed25519PublicKey,
 
 
 def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey, reveal: Reveal | None = None) -> int:
-    """Seal every call row that has metadata and no seal (rows written before sealing existed);
-    returns how many.  Only for ``ledger checkpoint --init``: a deliberate act after checking."""
+    """Seal every call row that has metadata and no seal (rows written before sealing existed),
+    each with its ``call_sealed`` ledger entry, as the recorder seals a row; returns how many.
+    Only for ``ledger checkpoint --init``: a deliberate act after checking."""
+    import time
+
+    from pbx_recorder.recording import ledger
+
     cur = conn.execute("SELECT * FROM calls WHERE seal = ''")
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
     todo = [r for r in rows if has_metadata(r)]
     for row in todo:
-        conn.execute("UPDATE calls SET seal = ? WHERE call_id = ? AND seal = ''",
-                     (seal(reveal(row) if reveal is not None else row, key), row["call_id"]))
+        done = conn.execute("UPDATE calls SET seal = ? WHERE call_id = ? AND seal = ''",
+                            (seal(reveal(row) if reveal is not None else row, key), row["call_id"]))
+        if done.rowcount == 1:
+            ledger.append(conn, SEALED_EVENT, ledger_id(str(row["call_id"])), None, time.time())
     if todo and conn.in_transaction:
         conn.commit()
     return len(todo)

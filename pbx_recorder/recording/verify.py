@@ -145,6 +145,8 @@ class Verifier(ObjectChecks):
             for cid in call_seal.vanished_calls(self.conn):
                 add(Mismatch(f"call {cid}", "sealed call row removed (or replaced by an unsealed "
                                             "one) without an erasure ledger entry", "calls row", "absent"))
+            for cid in call_seal.resurrected_calls(self.conn):
+                add(Mismatch(f"call {cid}", call_seal.RESURRECTED, "absent", "calls row"))
             report.notes += named_rows_check.orphan_notes(self.conn)
 
     def check_recording(self, row: dict[str, Any], report: VerifyReport) -> None:

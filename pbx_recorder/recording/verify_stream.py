@@ -216,6 +216,8 @@ class _Pass:
                                         "erasure ledger entry", "calls row", "absent"))
         if marks is None:  # a full pass (call_numbers holds only the numbers calls name besides their own)
             report.notes += named_rows_check.orphan_notes(self.conn)
+            for cid in call_seal.resurrected_calls(self.conn):
+                add(Mismatch(f"call {cid}", call_seal.RESURRECTED, "absent", "calls row"))
         return seq, head, audit_id, audit_hash
 
 

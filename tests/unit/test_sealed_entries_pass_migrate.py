@@ -94,7 +94,8 @@ def test_migrate_enters_older_sealed_rows_and_then_a_stand_in_or_a_deletion_is_c
         (audit,) = [json.loads(r[0]) for r in conn.execute(
             "SELECT detail FROM audit_log WHERE action = 'catalog.migrate' "
             "AND target = 'call-sealed-entries'")]
-        assert audit == {"calls": 2, "recorded": 1, "broken": 0, "changed": 0, "done": True}
+        assert audit == {"calls": 2, "recorded": 1, "broken": 0, "resurrected": 0, "changed": 0,
+                         "done": True}
     finally:
         conn.close()
     code, out = dep.cli(capsys, "verify")
@@ -124,12 +125,15 @@ def test_an_older_row_whose_seal_is_broken_gets_no_entry_and_keeps_the_step_open
         conn.close()
 
 
-def test_a_row_resealed_between_the_check_and_the_write_is_left_for_the_next_run(dep):
+def test_a_row_changed_between_the_check_and_the_write_is_left_for_the_next_run(dep):
     conn = open_catalog(dep.config.catalog.path)
     try:
+        cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (OLD,))
+        seen = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
         report = sealed_entries_pass.Report()
         conn.execute("BEGIN IMMEDIATE")
-        sealed_entries_pass._write(conn, {OLD: "a seal read before another writer changed it"}, NOW, report)
+        # its seal unchanged, another column edited since it was checked
+        sealed_entries_pass._write(conn, {OLD: {**seen, "agent": "bob"}}, NOW, report)
         conn.execute("COMMIT")
         assert (report.recorded, report.changed) == (0, 1)
         assert _entries(dep, OLD) == []
@@ -137,16 +141,61 @@ def test_a_row_resealed_between_the_check_and_the_write_is_left_for_the_next_run
         conn.close()
 
 
-def test_a_row_written_again_after_the_recorder_removed_it_counts_as_unentered(dep):
+def test_an_erased_calls_old_row_put_back_is_named_not_entered_and_verify_reports_it(dep, capsys):
+    """The recorder writes ``call_sealed`` with every row it seals anew; a sealed row whose last
+    entry is its removal is an erased call's old row put back by hand (here: removed with its
+    ledger entry, as an erasure does, then inserted again as it was)."""
+    conn = open_catalog(dep.config.catalog.path)
+    try:
+        cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (OLD,))
+        names, values = [c[0] for c in cur.description], cur.fetchone()
+        conn.execute("BEGIN IMMEDIATE")
+        ledger.append(conn, "call_removed", ledger_id(OLD), {"call_id": OLD, "why": "erased"}, NOW)
+        conn.execute("DELETE FROM calls WHERE call_id = ?", (OLD,))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    code, out = dep.cli(capsys, "verify")
+    assert code == 0, out
+    marks = ",".join("?" * len(names))
+    conn = open_catalog(dep.config.catalog.path)
+    try:  # the insider puts the old sealed row back
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"INSERT INTO calls ({','.join(names)}) VALUES ({marks})", values)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    code, out = dep.cli(capsys, "catalog", "migrate")
+    assert code == IntegrityError.exit_code, out
+    assert f"not entered: {OLD}: sealed row present after the ledger recorded its removal" in out
+    assert _entries(dep, OLD) == [("call_removed", {"call_id": OLD, "why": "erased"})]
+    code, out = dep.cli(capsys, "verify")
+    assert code == IntegrityError.exit_code, out
+    assert f"call {OLD}: sealed call row present after the ledger recorded its removal" in out
+
+
+def test_sealing_older_rows_at_checkpoint_init_enters_them_in_the_ledger(dep, capsys):
+    """``ledger checkpoint --init`` seals rows written before sealing existed: as the recorder
+    seals a row, each gets its ``call_sealed`` entry (the migrate step may have run already)."""
+    assert dep.cli(capsys, "catalog", "migrate")[0] == 0
+    dep.sql("INSERT INTO calls (call_id, agent, status, started_at) VALUES ('n1_8.8', 'carol', 'answered', "
+            f"{NOW - 30})")
+    assert _entries(dep, "n1_8.8") == []
+    code, out = dep.cli(capsys, "ledger", "checkpoint", "--init")
+    assert "sealed 1 call row(s) written before sealing" in out, out
+    assert _entries(dep, "n1_8.8") == [("call_sealed", {})]
+
+
+def test_a_row_written_again_after_the_recorder_removed_it_is_told_apart(dep):
     conn = open_catalog(dep.config.catalog.path)
     try:
         conn.execute("BEGIN IMMEDIATE")
         ledger.append(conn, "call_removed", ledger_id(NEW), {"call_id": NEW, "why": "test"}, NOW)
         conn.execute("COMMIT")
-        assert sealed_entries_pass.unrecorded(conn, [OLD, NEW, "n1_7.7"]) == {OLD, NEW, "n1_7.7"}
+        assert sealed_entries_pass.last_entries(conn, [OLD, NEW, "n1_7.7"]) == {NEW: "call_removed"}
         conn.execute("BEGIN IMMEDIATE")
         ledger.append(conn, "call_sealed", ledger_id(NEW), None, NOW)
         conn.execute("COMMIT")
-        assert sealed_entries_pass.unrecorded(conn, [OLD, NEW]) == {OLD}
+        assert sealed_entries_pass.last_entries(conn, [OLD, NEW]) == {NEW: "call_sealed"}
     finally:
         conn.close()
