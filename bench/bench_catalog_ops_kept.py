@@ -10,6 +10,10 @@ wall time, peak RSS of its process, and what it found (its output's lines or JSO
 is changed by the hold and the erasure (run them last; a later filter run still works).
 
     .venv/bin/python -m bench.bench_catalog_ops_kept --keep DIR --calls N [--batch 1000]
+        [--pg-url postgresql://user@host:port/db]
+
+``--pg-url``: the kept run filled PostgreSQL (``bench_catalog.py --engine postgresql --pg-url URL
+--keep DIR``): the commands run against its schema ``bench_kept_catalog`` on that server.
 
 What is run (the calls span the 24 months before the kept run's ``now``; class ``standard`` kept
 540 days, cold after 60 here):
@@ -40,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives import serialization
 
@@ -57,8 +62,10 @@ def write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def make_config(root: Path, kept: catalog_resume.KeptRun, name: str, days: int, cold_after_days: int) -> Path:
-    """DIR/ops/<name>.yaml over the kept catalog with the kept run's keys."""
+def make_config(root: Path, kept: catalog_resume.KeptRun, name: str, days: int, cold_after_days: int,
+                pg_url: str | None = None) -> Path:
+    """DIR/ops/<name>.yaml over the kept catalog (``pg_url``: its PostgreSQL schema) with the kept
+    run's keys."""
     ops = root / "ops"
     ops.mkdir(mode=0o700, exist_ok=True)
     master, hmac_key = kept.keys
@@ -73,7 +80,8 @@ def make_config(root: Path, kept: catalog_resume.KeptRun, name: str, days: int, 
         (ops / "tiers" / tier).mkdir(mode=0o700, parents=True, exist_ok=True)
     (ops / "spool").mkdir(mode=0o700, parents=True, exist_ok=True)
     config = {
-        "catalog": {"path": str(root / "catalog.db")},
+        "catalog": {"path": str(root / "catalog.db"),
+                    **({"url": kept_catalog_url(pg_url)} if pg_url else {})},
         "spool": {"dir": str(ops / "spool")},
         "retention": {"default_class": "standard",
                       "classes": {"standard": {"days": days, "cold_after_days": cold_after_days}}},
@@ -89,6 +97,26 @@ def make_config(root: Path, kept: catalog_resume.KeptRun, name: str, days: int, 
     path = ops / f"{name}.yaml"
     write_private(path, json.dumps(config, indent=1).encode())  # (JSON is YAML)
     return path
+
+
+def kept_catalog_url(pg_url: str) -> str:
+    """The kept PostgreSQL catalog (``bench_catalog_pg.PgServer``'s kept schema) at ``pg_url``."""
+    from bench.bench_catalog_pg import PgServer
+
+    return pg_url + "?options=" + quote(f"-csearch_path={PgServer.KEPT_PREFIX}catalog")
+
+
+def describe(root: Path, pg_url: str | None) -> str:
+    """Where the kept catalog is and how large."""
+    if not pg_url:
+        return f"kept catalog {root / 'catalog.db'}: {(root / 'catalog.db').stat().st_size / 2**30:,.1f} GiB"
+    import psycopg
+
+    with psycopg.connect(kept_catalog_url(pg_url)) as conn:
+        size = conn.execute("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                            "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                            ).fetchone()
+    return f"kept PostgreSQL catalog (schema on {pg_url}): {float(size[0] if size else 0) / 2**30:,.1f} GiB"
 
 
 def run(config: Path, args: list[str], checks: bool = False) -> dict[str, float | str]:
@@ -179,6 +207,8 @@ def main() -> None:
                     "catalog an earlier run erased from needs the next)")
     ap.add_argument("--baseline-seconds", type=float, default=60.0,
                     help="how long the code before may read the table for the query hold's baseline")
+    ap.add_argument("--pg-url", help="the PostgreSQL server a kept run filled (bench_catalog.py --engine "
+                    "postgresql --pg-url URL --keep DIR)")
     ap.add_argument("--match", choices=("indexed", "table"), help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--query", help=argparse.SUPPRESS)
@@ -190,12 +220,12 @@ def main() -> None:
     if not a.keep or not a.calls:
         ap.error("--keep DIR and --calls N are needed")
     root = Path(a.keep)
-    if not (root / "state.json").exists() or not (root / "catalog.db").exists():
+    if not (root / "state.json").exists() or not (a.pg_url or (root / "catalog.db").exists()):
         ap.error(f"{root} holds no kept bench_catalog run")
     kept = catalog_resume.open_state(root, a.calls, a.batch, time.time())
     first = kept.now - SPAN  # the oldest call
-    nightly = make_config(root, kept, "nightly", KEEP_DAYS, 60)
-    oldest_cold = make_config(root, kept, "oldest-cold", 1095, 729)
+    nightly = make_config(root, kept, "nightly", KEEP_DAYS, 60, a.pg_url)
+    oldest_cold = make_config(root, kept, "oldest-cold", 1095, 729, a.pg_url)
     callers = max(100, a.calls // 5)  # as CallGenerator
     sampled = catalog_resume.load_samples(root)
     typical = next(str(g.call["caller_num"]) for g in sampled if g.call["direction"] == "inbound")
@@ -215,8 +245,7 @@ def main() -> None:
          ["erase", "--caller", caller_number(a.erase_rank)]),
         ("ledger verify, every entry", nightly, ["ledger", "verify"]),
     ]
-    print(f"kept catalog {root / 'catalog.db'}: {a.calls:,} calls, "
-          f"{(root / 'catalog.db').stat().st_size / 2**30:,.1f} GiB; {callers:,} callers; "
+    print(f"{describe(root, a.pg_url)}; {a.calls:,} calls; {callers:,} callers; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     for name, config, args in steps:
         skipped = any(name.startswith(k) for k in a.skip)
