@@ -17,6 +17,7 @@ from pathlib import Path
 from pbx_recorder.testbed.freeswitch_pcap import caller_pcap
 from pbx_recorder.testbed.ports import DEFAULT_ALLOCATOR, PortAllocator
 from pbx_recorder.testbed.sipp import SippResult, _SippProcess
+from pbx_recorder.testbed.sipp_scenarios import uac_scenario
 
 SDP = """v=0
 o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
@@ -46,82 +47,12 @@ _OK_TO_BYE = """<send>
   </send>"""
 
 
-def _check_header_value(value: str) -> None:
-    if "\r" in value or "\n" in value or "]]>" in value:
-        raise ValueError("raw CR/LF or ']]>' cannot travel in a SIP header; percent-encode it")
-
-
 def fs_uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: int, pcap: Path | None,
                     headers: dict[str, str] | None = None) -> str:
     """A UAC: INVITE ``did``, play ``pcap`` from the ACK on (none: no RTP at all), BYE at
-    ``hangup_after_ms``."""
-    for value in (did, from_user, from_display, *(headers or {}).values()):
-        _check_header_value(value)
-    extra = "".join(f"{k}: {v}\n      " for k, v in (headers or {}).items())
-    display = from_display.replace("\\", "\\\\").replace('"', '\\"')
-    uri = f"sip:{from_user}@[local_ip]:[local_port]" if from_user else "sip:[local_ip]:[local_port]"
-    from_hdr = f'"{display}" <{uri}>' if from_display else f"<{uri}>"
-    play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' if pcap else ""
-    return f"""<?xml version="1.0" encoding="UTF-8" ?>
-<scenario name="pbx-recorder freeswitch uac">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:{did}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: {from_hdr};tag=[pid]SIPpTag00[call_number]
-      To: <sip:{did}@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      {extra}Content-Type: application/sdp
-      Content-Length: [len]
-
-{SDP}
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:{did}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: {from_hdr};tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  {play}
-  <recv request="BYE" timeout="{hangup_after_ms}" ontimeout="1" next="98"/>
-  <label id="1"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:{did}@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: {from_hdr};tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200" crlf="true" next="99"/>
-  <label id="98"/>
-  {_OK_TO_BYE.format(user="sipp")}
-  <label id="99"/>
-  <timewait milliseconds="200"/>
-</scenario>
-"""
+    ``hangup_after_ms``: the Asterisk tests' scenario with FreeSWITCH's offer (ptime 30)."""
+    return uac_scenario(did, from_user, from_display, hangup_after_ms, str(pcap) if pcap else "", headers,
+                        sdp=SDP, name="pbx-recorder freeswitch uac")
 
 
 def fs_uas_scenario(pcap: Path, answer_after_ms: int = 300, talk_ms: int = 120_000) -> str:

@@ -41,9 +41,11 @@ def _play(pcap: str) -> str:
 
 
 def uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: int, pcap: str,
-                 headers: dict[str, str] | None = None) -> str:
+                 headers: dict[str, str] | None = None, *, sdp: str = SDP,
+                 name: str = "pbx-recorder uac") -> str:
     """The XML of a one-call UAC scenario (use ``-m N`` for N such calls) playing ``pcap``
-    (``""``: the caller sends no RTP at all)."""
+    (``""``: the caller sends no RTP at all); ``sdp``: the offer (FreeSWITCH's has its own
+    ptime, ``freeswitch_sipp``)."""
     for value in (did, from_user, from_display, *(headers or {}).values()):
         if "\r" in value or "\n" in value or "]]>" in value:
             raise ValueError("raw CR/LF or ']]>' cannot travel in a SIP header; percent-encode it")
@@ -56,7 +58,7 @@ def uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: i
         body.append(f'<recv request="BYE" timeout="{hangup_after_ms}" ontimeout="1" next="98"/>\n'
                     '<label id="1"/>\n')
     return f"""<?xml version="1.0" encoding="UTF-8" ?>
-<scenario name="pbx-recorder uac">
+<scenario name="{name}">
   <send retrans="500">
     <![CDATA[
       INVITE sip:{did}@[remote_ip]:[remote_port] SIP/2.0
@@ -70,7 +72,7 @@ def uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: i
       {extra}Content-Type: application/sdp
       Content-Length: [len]
 
-{SDP}
+{sdp}
     ]]>
   </send>
   <recv response="100" optional="true"/>
