@@ -84,6 +84,14 @@ class Bench:
         self.cdr.executescript(CDR_SCHEMA)
         self.pg_cdr = bench_catalog_pg.PgCdr(pg.fresh("cdr"), CDR_SCHEMA) if pg is not None else None
 
+    def close(self) -> None:
+        """The catalogs and the cdr tables' connections (a run that measures closes them as it ends)."""
+        for catalog in self.catalogs.values():
+            catalog.close()
+        self.cdr.close()
+        if self.pg_cdr is not None:
+            self.pg_cdr.close()
+
     def target(self, engine: str, name: str) -> str:
         """Where a new catalog goes: a file here, or a fresh schema on the PostgreSQL server."""
         if engine == "postgresql":
@@ -339,6 +347,7 @@ def main() -> None:
             if a.fill_only:
                 t0 = time.perf_counter()
                 rates, _ = bench.fill()
+                bench.close()
                 for engine in engines:
                     print(f"filled ({engine}): {bench.fill_written[engine]:,} calls written by this run "
                           f"in {time.perf_counter() - t0:,.0f} s ({rates[engine]:,.0f} calls/s); kept in "
