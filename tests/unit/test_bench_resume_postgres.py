@@ -44,8 +44,8 @@ def _count(url: str, table: str) -> int:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # type: ignore[index]
 
 
-def test_a_stopped_fill_goes_on_with_the_same_calls_and_the_kept_schemas_stay(tmp_path: Path, database: str,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopped_fill_goes_on_with_the_same_calls_and_the_kept_schemas_stay(
+        tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     bench, pg = _bench(tmp_path, database)
     bench.sign_ahead_fill = False
     real = Catalog.write_calls
