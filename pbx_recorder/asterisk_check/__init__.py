@@ -1,13 +1,16 @@
 """``pbx-recorder asterisk check``: read the admin's Asterisk config and say what is wrong.
 
 Read-only.  ``conf_tree`` expands ``#include``s and has pyst2 parse the lines; ``manager_checks``
-and ``dialplan_checks`` turn the parsed tree and the recorder's own config into named findings.
+(with ``acl_rules``: the AMI user's permit/deny/acl applied as Asterisk applies them, acl.conf's
+named ACLs included) and ``dialplan_checks`` turn the parsed tree and the recorder's own config
+into named findings.
 A file that cannot be read or parsed is one finding ``unreadable`` and makes the exit code 2; the
 other file is still checked.
 """
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pbx_recorder.asterisk_check.conf_tree import ConfTree, read_tree
@@ -31,12 +34,28 @@ def _read(path: Path, etc: Path, findings: list[Finding]) -> ConfTree | None:
     return tree
 
 
+def recorder_address(host: str, port: int) -> str | None:
+    """The address the recorder's AMI connection to ``host`` comes from, as the PBX sees it: the
+    local end of a UDP socket connected there (no packet is sent); None when it cannot be told."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, _, _, _, target = infos[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(target)
+            return str(probe.getsockname()[0])
+    except (OSError, IndexError, UnicodeError):
+        return None
+
+
 def run_check(etc: Path, config: Config) -> tuple[list[Finding], int]:
-    """Every finding about ``etc``'s manager.conf and extensions.conf, and the exit code (0/1/2)."""
+    """Every finding about ``etc``'s manager.conf (with acl.conf's named ACLs) and extensions.conf,
+    and the exit code (0/1/2)."""
     findings: list[Finding] = []
     manager = _read(etc / "manager.conf", etc, findings)
     if manager is not None:
-        findings.extend(check_manager(manager, config.pbx.ami))
+        acl_conf = _read(etc / "acl.conf", etc, findings) if (etc / "acl.conf").exists() else None
+        ami = config.pbx.ami
+        findings.extend(check_manager(manager, ami, acl_conf, recorder_address(ami.host, ami.port)))
     extensions = _read(etc / "extensions.conf", etc, findings)
     if extensions is not None:
         findings.extend(check_dialplan(extensions, config.pbx.agi))

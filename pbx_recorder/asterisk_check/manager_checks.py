@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from pbx_recorder.asterisk_check import acl_rules
 from pbx_recorder.asterisk_check.conf_tree import ConfTree, Origin, Section
 from pbx_recorder.asterisk_check.findings import ERROR, INFO, OK, WARNING, Finding
 from pbx_recorder.config.model import AmiConfig
@@ -49,7 +50,14 @@ def classes(value: str) -> set[str]:
     return {c.strip().lower() for c in value.split(",") if c.strip() and c.strip().lower() != "none"}
 
 
-def check_manager(tree: ConfTree, ami: AmiConfig) -> Iterator[Finding]:
+#: addresses that stand for "anybody else" when an ACL is tried (documentation ranges, RFC 5737 / 3849)
+OTHER_V4, OTHER_V6 = "203.0.113.7", "2001:db8::7"
+
+
+def check_manager(tree: ConfTree, ami: AmiConfig, acl_conf: ConfTree | None = None,
+                  recorder_address: str | None = None) -> Iterator[Finding]:
+    """``acl_conf``: acl.conf (its named ACLs), None when there is none; ``recorder_address``: the
+    address the recorder's AMI connection comes from, None when it could not be told."""
     general = tree.section("general")
     where = str(general.origin) if general else str(tree.path)
     yield from _general(general, where, ami)
@@ -64,7 +72,8 @@ def check_manager(tree: ConfTree, ami: AmiConfig) -> Iterator[Finding]:
     yield Finding("ami-user", OK, str(user.origin), f"AMI user [{ami.username}] found")
     yield from _classes(user, "read", REQUIRED_READ)
     yield from _classes(user, "write", REQUIRED_WRITE)
-    yield from _acl(user, ami)
+    bind = general.last("bindaddr") if general else None
+    yield from _acl(user, ami, acl_conf, recorder_address, (bind[0] if bind else "0.0.0.0").strip())
     yield from _secret(user, ami.secret)
 
 
@@ -131,16 +140,51 @@ def _classes(user: Section, kind: str, required: frozenset[str]) -> Iterator[Fin
                       "(Asterisk ignores it)", "check the spelling against `manager show settings`")
 
 
-def _acl(user: Section, ami: AmiConfig) -> Iterator[Finding]:
-    permits, denies, acls = user.values("permit"), user.values("deny"), user.values("acl")
-    if (permits and denies) or acls:
-        yield Finding("ami-acl", OK, str((permits or acls)[0][1]),
-                      "the user is limited to permitted addresses")
+def _acl(user: Section, ami: AmiConfig, acl_conf: ConfTree | None, recorder: str | None,
+         bind: str) -> Iterator[Finding]:
+    """The user's ACLs applied as Asterisk applies them (``acl_rules``): to the recorder's address
+    (refused: it cannot log in), and to an address of nobody's (let in: anybody may log in)."""
+    lines = [(key, value) for key, value, _ in user.items if key in ("permit", "deny", "acl")]
+    at = str(next((where for key, _, where in user.items if key in ("permit", "deny", "acl")), user.origin))
+    named = {s.name: [(k, v) for k, v, _ in s.items] for s in (acl_conf.sections if acl_conf else [])
+             if not s.template}
+    try:
+        acls = acl_rules.user_acls(lines, named)
+    except acl_rules.AclSyntaxError as exc:
+        yield Finding("ami-acl-invalid", ERROR, at, f"{exc}: Asterisk does not accept this rule",
+                      "write each rule as `address[/mask]` (mask: a prefix length or 255.255.255.0)")
         return
-    severity = WARNING if is_loopback(ami.host) else ERROR
-    yield Finding("ami-acl", severity, str(user.origin),
-                  "no deny/permit pair: the user may log in from any address AMI listens on",
-                  "add `deny = 0.0.0.0/0.0.0.0` and `permit = <recorder address>/255.255.255.255`")
+    for acl in acls:
+        if not acl.found:
+            yield Finding("ami-acl-unknown", ERROR, at,
+                          f"acl = {acl.name}: acl.conf has no [{acl.name}], so Asterisk refuses every "
+                          "address to this user (unless the ACL comes from realtime)",
+                          f"add [{acl.name}] with its permit/deny lines to acl.conf, or remove it")
+    if recorder is not None:
+        refusing = acl_rules.refused_by(acls, recorder)
+        if refusing is not None:
+            which = f"ACL [{refusing.name}]" if refusing.name else "its permit/deny lines"
+            yield Finding("ami-acl-recorder", ERROR, at,
+                          f"the recorder's address {recorder} is refused by {which}: it cannot log in",
+                          f"add `permit = {recorder}/255.255.255.255` after the deny line (or to that ACL)")
+        else:
+            yield Finding("ami-acl-recorder", OK, at, f"the recorder's address {recorder} may log in")
+    else:
+        yield Finding("ami-acl-recorder", INFO, at, f"could not tell the address the recorder connects to "
+                      f"{ami.host} from", "check that a permit line covers the recorder's address")
+    if acl_rules.refused_by(acls, OTHER_V4) is None:
+        severity = WARNING if is_loopback(ami.host) else ERROR
+        yield Finding("ami-acl", severity, at,
+                      "the user may log in from any address AMI listens on (its ACL lets "
+                      f"{OTHER_V4} in)" if acls else
+                      "no deny/permit pair: the user may log in from any address AMI listens on",
+                      "add `deny = 0.0.0.0/0.0.0.0` and `permit = <recorder address>/255.255.255.255`")
+    elif ":" in bind and acl_rules.refused_by(acls, OTHER_V6) is None:
+        yield Finding("ami-acl", WARNING, at, f"AMI listens on IPv6 ({bind}) and the user's ACL lets any "
+                      f"IPv6 address in ({OTHER_V6}): IPv4 rules do not apply to IPv6 clients",
+                      "add `deny = ::/0` (and a permit for the recorder's IPv6 address if it uses one)")
+    else:
+        yield Finding("ami-acl", OK, at, "the user is limited to permitted addresses")
 
 
 def world_readable(path: str) -> bool | None:

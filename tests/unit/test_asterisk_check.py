@@ -6,6 +6,7 @@ them that the check would flag shows up here.
 
 import json
 import shutil
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,80 @@ def test_help_does_not_import_pyst2():
             "print('pyst2' if 'asterisk.config' in sys.modules else 'clean')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().endswith("clean"), out.stderr
+
+
+# -- the AMI user's ACL applied as Asterisk applies it (asterisk_check/acl_rules.py) -----------
+ACL_LINES = "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
+
+
+def test_a_permit_that_leaves_out_the_recorder_is_an_error(site, capsys):
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES, "deny = 0.0.0.0/0\npermit = 10.9.9.9\n")
+    code, found, _ = run(site, capsys)
+    assert code == 1
+    assert found["ami-acl-recorder"]["severity"] == "error"
+    assert "127.0.0.1 is refused by its permit/deny lines" in found["ami-acl-recorder"]["message"]
+    assert found["ami-acl"]["severity"] == "ok"  # nobody else gets in either
+
+
+def test_a_deny_permit_pair_that_lets_everybody_in_is_not_taken_for_a_limit(site, capsys):
+    """Before, any deny line beside a permit line passed as "limited"; the last matching rule wins."""
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES,
+         "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\npermit = 0.0.0.0/0\n")
+    code, found, _ = run(site, capsys)
+    assert found["ami-acl"]["severity"] == "warning" and "203.0.113.7" in found["ami-acl"]["message"]
+    assert found["ami-acl-recorder"]["severity"] == "ok"
+
+
+def test_named_acls_are_read_from_acl_conf(site, capsys):
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES, "acl = recorder-only\n")
+    (etc / "acl.conf").write_text("[recorder-only]\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.0/8\n")
+    code, found, _ = run(site, capsys)
+    assert code == 0 and found["ami-acl"]["severity"] == "ok"
+    assert found["ami-acl-recorder"]["severity"] == "ok"
+    (etc / "acl.conf").write_text("[other]\ndeny = 0.0.0.0/0.0.0.0\n")  # the named one is missing
+    code, found, _ = run(site, capsys)
+    assert code == 1
+    assert found["ami-acl-unknown"]["severity"] == "error"
+    assert "acl.conf has no [recorder-only]" in found["ami-acl-unknown"]["message"]
+    assert found["ami-acl-recorder"]["severity"] == "error"  # Asterisk refuses every address then
+
+
+def test_a_rule_asterisk_does_not_accept_is_an_error(site, capsys):
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES, "deny = 0.0.0.0/0\npermit = 127.0.0.1/33\n")
+    code, found, _ = run(site, capsys)
+    assert code == 1 and found["ami-acl-invalid"]["severity"] == "error"
+
+
+def test_ipv4_rules_do_not_limit_ipv6_clients(site, capsys):
+    etc, _ = site
+    edit(etc / "manager.conf", "bindaddr = 127.0.0.1", "bindaddr = ::")
+    code, found, _ = run(site, capsys)
+    assert found["ami-acl"]["severity"] == "warning" and "IPv6" in found["ami-acl"]["message"]
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES, ACL_LINES + "deny = ::/0\n")
+    code, found, _ = run(site, capsys)
+    assert found["ami-acl"]["severity"] == "ok"
+
+
+def test_acl_rules_as_asterisk_applies_them():
+    from pbx_recorder.asterisk_check.acl_rules import Acl, AclSyntaxError, parse_rules, passes, user_acls
+
+    acl = Acl("", tuple(parse_rules("deny", "0.0.0.0/0")
+                        + parse_rules("permit", "10.0.0.0/255.0.0.0, 192.0.2.5")
+                        + parse_rules("deny", "10.1.0.0/16")))
+    ok = [a for a in ("10.2.3.4", "192.0.2.5", "::ffff:10.2.3.4") if passes(acl, ip_address(a))]
+    assert ok == ["10.2.3.4", "192.0.2.5", "::ffff:10.2.3.4"]  # an IPv4-mapped address takes IPv4 rules
+    assert not passes(acl, ip_address("10.1.9.9"))  # the last matching rule wins
+    assert not passes(acl, ip_address("192.0.2.6"))
+    assert passes(acl, ip_address("2001:db8::1"))  # no IPv6 rule: IPv6 is let in
+    inverted = Acl("", tuple(parse_rules("permit", "!10.0.0.0/8")))
+    assert not passes(inverted, ip_address("10.0.0.1")) and passes(inverted, ip_address("11.0.0.1"))
+    assert not passes(Acl("x", (), found=False), ip_address("127.0.0.1"))  # a missing named ACL
+    both = user_acls([("acl", "a, b"), ("permit", "127.0.0.1")], {"a": [("deny", "0.0.0.0/0")], "b": []})
+    assert [a.name for a in both] == ["", "a", "b"]
+    for bad in ("10.0.0.0/33", "10.0.0.300", "10.0.0.0/ffff::", "host.example"):
+        with pytest.raises(AclSyntaxError):
+            parse_rules("permit", bad)
