@@ -99,6 +99,12 @@ class FaultRecovery:
             return ""
         return catalog.guard.erasure_of_leftover(connection_of(catalog), call_id, recording_id)
 
+    def _erased_call_of(self, recording_id: str) -> str:
+        catalog = self.app.catalog
+        if not isinstance(catalog, ErasureAwareCatalog):
+            return ""
+        return catalog.guard.erased_call_of(connection_of(catalog), recording_id)
+
     def _leftover_deleted(self, request_id: str, call_id: str, recording_id: str, copy: str) -> None:
         catalog = self.app.catalog
         assert isinstance(catalog, ErasureAwareCatalog)
@@ -108,13 +114,16 @@ class FaultRecovery:
         """Quarantined leftovers (a crash's ``.raw`` original, kept for an operator) of calls an
         erasure removed: ``erase`` deletes those of the node it runs on; with several nodes on one
         catalog each node's daemon deletes its own here, at each orphan scan (deleted first, then
-        named in the receipt).  A leftover whose note is lost is tied to its call only by its
-        recording's catalog row, which an erasure removes: such a leftover stays for an operator."""
+        named in the receipt).  A leftover whose note is lost is tied to its call by its
+        recording's catalog row, or once an erasure removed that, by the ledger's ``erased`` entry
+        of the recording (its folder's name); one of a recording the catalog never had stays for
+        an operator."""
         spool, deleted = self.app.pipeline.spool, 0
         for item in spool.quarantined_files():
             try:
-                call_id = item.call_id or str((self.app.catalog.get_recording(item.recording_id) or {})
-                                              .get("call_id") or "")
+                row = self.app.catalog.get_recording(item.recording_id) or {}
+                call_id = (item.call_id or str(row.get("call_id") or "")
+                           or self._erased_call_of(item.recording_id))
                 request_id = self._erasure_of(call_id, item.recording_id)
                 if not request_id:
                     continue

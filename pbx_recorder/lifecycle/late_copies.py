@@ -210,6 +210,17 @@ class LateCopyGuard:
             return ""
         return str(erasures[0][1])
 
+    @staticmethod
+    def erased_call_of(conn: sqlite3.Connection, recording_id: str) -> str:
+        """The call of an erased recording, from the ledger's ``erased`` entry (its payload names
+        the call): what ties a leftover whose note is lost to its call once the erasure removed
+        the recording's row.  '' when the ledger names none."""
+        row = conn.execute("SELECT payload FROM ledger WHERE recording_id = ? AND event = 'erased' "
+                           "ORDER BY seq DESC LIMIT 1", (recording_id,)).fetchone()
+        payload = json_object(str(row[0] or "")) if row is not None else {}
+        found = payload.get("call_id")
+        return found if isinstance(found, str) else ""
+
     def leftover_deleted(self, conn: sqlite3.Connection, request_id: str, call_id: str, recording_id: str,
                          copy: str) -> None:
         """After the file is gone: the erasure request's receipt lists it under ``late_copies``

@@ -160,3 +160,21 @@ async def test_one_leftover_that_cannot_be_deleted_keeps_no_other(nodes, capsys,
     assert first.exists() and not second.exists()
     late = _receipt(a, "ER-4")["late_copies"]  # only what is gone is named
     assert [(c["recording_id"], c["copy"]) for c in late] == [(f"{ERASED}_call002", "spool_quarantine")]
+
+
+async def test_a_leftover_whose_note_is_lost_is_tied_to_its_erased_call_by_the_ledger(nodes, capsys) -> None:
+    """README "Still open" (session 36): a quarantined original whose note was lost (a crash
+    between the move and the note) was tied to its call only by its recording's catalog row,
+    which the erasure removes: it stayed, the erased caller's voice in clear.  The ledger's
+    ``erased`` entry of the recording (the folder's name) names the call."""
+    a, b, spool_b, recovery_b = nodes
+    erased = _quarantined(b, spool_b, ERASED)
+    kept = _quarantined(b, spool_b, KEPT)
+    for path in (erased, kept):
+        path.with_name(path.name + ".note.json").unlink()
+    code, out = a.cli(capsys, "erase", "--caller", CALLER, "--request-id", "ER-5")
+    assert code == 0, out
+    assert await recovery_b.recover_orphans() == 1
+    assert not erased.exists() and kept.exists()
+    assert [(c["call_id"], c["copy"]) for c in _receipt(a, "ER-5")["late_copies"]] == [
+        (ERASED, "spool_quarantine")]
