@@ -12,6 +12,7 @@ import ipaddress
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pbx_recorder.asterisk_check import acl_rules
@@ -54,10 +55,20 @@ def classes(value: str) -> set[str]:
 OTHER_V4, OTHER_V6 = "203.0.113.7", "2001:db8::7"
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where Asterisk sees the recorder's AMI connection come from: the addresses it may use (the
+    connection tries ``pbx.ami.host``'s addresses in order), and whether the admin gave it
+    (``--recorder-address``) or this host worked it out (NAT or a proxy may show Asterisk another)."""
+
+    addresses: list[str] = field(default_factory=list)
+    given: bool = False
+
+
 def check_manager(tree: ConfTree, ami: AmiConfig, acl_conf: ConfTree | None = None,
-                  recorder_address: str | None = None) -> Iterator[Finding]:
-    """``acl_conf``: acl.conf (its named ACLs), None when there is none; ``recorder_address``: the
-    address the recorder's AMI connection comes from, None when it could not be told."""
+                  source: Source | None = None) -> Iterator[Finding]:
+    """``acl_conf``: acl.conf (its named ACLs), None when there is none; ``source``: the addresses
+    the recorder's AMI connection may come from."""
     general = tree.section("general")
     where = str(general.origin) if general else str(tree.path)
     yield from _general(general, where, ami)
@@ -73,7 +84,7 @@ def check_manager(tree: ConfTree, ami: AmiConfig, acl_conf: ConfTree | None = No
     yield from _classes(user, "read", REQUIRED_READ)
     yield from _classes(user, "write", REQUIRED_WRITE)
     bind = general.last("bindaddr") if general else None
-    yield from _acl(user, ami, acl_conf, recorder_address, (bind[0] if bind else "0.0.0.0").strip())
+    yield from _acl(user, ami, acl_conf, source or Source(), (bind[0] if bind else "0.0.0.0").strip())
     yield from _secret(user, ami.secret)
 
 
@@ -140,38 +151,50 @@ def _classes(user: Section, kind: str, required: frozenset[str]) -> Iterator[Fin
                       "(Asterisk ignores it)", "check the spelling against `manager show settings`")
 
 
-def _acl(user: Section, ami: AmiConfig, acl_conf: ConfTree | None, recorder: str | None,
+def _named(acl_conf: ConfTree | None) -> tuple[dict[str, tuple[acl_rules.Rule, ...]] | None, str, str]:
+    """acl.conf's named ACLs, or None (with why and where) when Asterisk would not load it."""
+    if acl_conf is None:
+        return None, "there is no acl.conf", ""
+    try:
+        return acl_rules.named_acls((s.name, s.items) for s in acl_conf.sections if not s.template), "", ""
+    except acl_rules.AclSyntaxError as exc:
+        return None, f"acl.conf is refused whole ({exc})", str(exc.where or acl_conf.path)
+
+
+def _permit_fix(address: str) -> str:
+    return f"add `permit = {address}/{128 if ':' in address else 32}` after the deny line (or to that ACL)"
+
+
+def _acl(user: Section, ami: AmiConfig, acl_conf: ConfTree | None, source: Source,
          bind: str) -> Iterator[Finding]:
     """The user's ACLs applied as Asterisk applies them (``acl_rules``): to the recorder's address
     (refused: it cannot log in), and to an address of nobody's (let in: anybody may log in)."""
-    lines = [(key, value) for key, value, _ in user.items if key in ("permit", "deny", "acl")]
-    at = str(next((where for key, _, where in user.items if key in ("permit", "deny", "acl")), user.origin))
-    named = {s.name: [(k, v) for k, v, _ in s.items] for s in (acl_conf.sections if acl_conf else [])
-             if not s.template}
+    lines = [(key, value, where) for key, value, where in user.items if key in ("permit", "deny", "acl")]
+    at = str(lines[0][2] if lines else user.origin)
+    for key, value, where in lines:
+        if key in ("permit", "deny") and acl_rules.blanks_after_commas(value):
+            yield Finding("ami-acl-blank", WARNING, str(where), f"`{key} = {value}`: a blank after a comma "
+                          "reaches the C library, which refuses that address (and manager.c the user)",
+                          "write the list without blanks: `permit = 10.0.0.0/8,192.168.0.0/16`")
+    named, why_not, where_not = _named(acl_conf)
+    if named is None and any(key == "acl" for key, _, _ in lines):
+        yield Finding("ami-acl-conf", ERROR, where_not or at,
+                      f"{why_not}: after a restart Asterisk has no named ACL, and every `acl =` of this "
+                      "user lets any address in", "fix acl.conf (every section's rules), then `acl reload`")
     try:
         acls = acl_rules.user_acls(lines, named)
     except acl_rules.AclSyntaxError as exc:
-        yield Finding("ami-acl-invalid", ERROR, at, f"{exc}: Asterisk does not accept this rule",
-                      "write each rule as `address[/mask]` (mask: a prefix length or 255.255.255.0)")
+        yield Finding("ami-acl-invalid", ERROR, str(exc.where or at), f"{exc}: Asterisk does not accept this "
+                      "and drops the user", "write each rule as `address[/mask]` (mask: a prefix length "
+                      "or 255.255.255.0), each named ACL once")
         return
     for acl in acls:
         if not acl.found:
             yield Finding("ami-acl-unknown", ERROR, at,
-                          f"acl = {acl.name}: acl.conf has no [{acl.name}], so Asterisk refuses every "
-                          "address to this user (unless the ACL comes from realtime)",
+                          f"acl = {acl.name}: acl.conf has no [{acl.name}] (names are case-sensitive), so "
+                          "Asterisk refuses every address to this user (unless it comes from realtime)",
                           f"add [{acl.name}] with its permit/deny lines to acl.conf, or remove it")
-    if recorder is not None:
-        refusing = acl_rules.refused_by(acls, recorder)
-        if refusing is not None:
-            which = f"ACL [{refusing.name}]" if refusing.name else "its permit/deny lines"
-            yield Finding("ami-acl-recorder", ERROR, at,
-                          f"the recorder's address {recorder} is refused by {which}: it cannot log in",
-                          f"add `permit = {recorder}/255.255.255.255` after the deny line (or to that ACL)")
-        else:
-            yield Finding("ami-acl-recorder", OK, at, f"the recorder's address {recorder} may log in")
-    else:
-        yield Finding("ami-acl-recorder", INFO, at, f"could not tell the address the recorder connects to "
-                      f"{ami.host} from", "check that a permit line covers the recorder's address")
+    yield from _recorder_passes(acls, source, ami, at)
     if acl_rules.refused_by(acls, OTHER_V4) is None:
         severity = WARNING if is_loopback(ami.host) else ERROR
         yield Finding("ami-acl", severity, at,
@@ -185,6 +208,33 @@ def _acl(user: Section, ami: AmiConfig, acl_conf: ConfTree | None, recorder: str
                       "add `deny = ::/0` (and a permit for the recorder's IPv6 address if it uses one)")
     else:
         yield Finding("ami-acl", OK, at, "the user is limited to permitted addresses")
+
+
+def _recorder_passes(acls: list[acl_rules.Acl], source: Source, ami: AmiConfig, at: str) -> Iterator[Finding]:
+    """Does one of the addresses the recorder's connection may come from pass every ACL?  An error
+    when the admin gave the address or the recorder connects over loopback (no NAT between);
+    otherwise a warning: this host's view may not be what Asterisk sees."""
+    if not source.addresses:
+        yield Finding("ami-acl-recorder", INFO, at, f"could not tell the address the recorder connects to "
+                      f"{ami.host} from", "run the check with --recorder-address IP")
+        return
+    passing = [a for a in source.addresses if acl_rules.refused_by(acls, a) is None]
+    if passing:
+        yield Finding("ami-acl-recorder", OK, at, f"the recorder's address {passing[0]} may log in")
+        return
+    first = source.addresses[0]
+    refusing = acl_rules.refused_by(acls, first)
+    which = f"ACL [{refusing.name}]" if refusing is not None and refusing.name else "its permit/deny lines"
+    shown = ", ".join(source.addresses)
+    if source.given or is_loopback(ami.host):
+        yield Finding("ami-acl-recorder", ERROR, at,
+                      f"the recorder's address {shown} is refused by {which}: it cannot log in",
+                      _permit_fix(first))
+    else:
+        yield Finding("ami-acl-recorder", WARNING, at,
+                      f"this host's address toward {ami.host} ({shown}) is refused by {which}; if Asterisk "
+                      "sees the recorder so, it cannot log in (NAT or a proxy may show it another)",
+                      _permit_fix(first) + ", or run the check with --recorder-address IP")
 
 
 def world_readable(path: str) -> bool | None:

@@ -28,8 +28,13 @@ def register(group: click.Group) -> None:
     @click.option("--config", "config_override", default=None, metavar="FILE",
                   help="The recorder's config file (default: the group's --config).")
     @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+    @click.option("--recorder-address", default=None, metavar="IP",
+                  help="The address Asterisk sees the recorder's AMI connection come from, to hold the "
+                  "AMI user's ACL to (default: this host's address toward pbx.ami.host; give it when "
+                  "the check runs elsewhere than the recorder, or across NAT or a proxy).")
     @click.pass_context
-    def check(ctx: click.Context, etc: Path, config_override: str | None, as_json: bool) -> None:
+    def check(ctx: click.Context, etc: Path, config_override: str | None, as_json: bool,
+              recorder_address: str | None) -> None:
         """Read manager.conf and extensions.conf (with their #includes) and say what is wrong.
 
         Exit 0: no errors (warnings may remain); 1: errors; 2: a file could not be read or parsed,
@@ -46,7 +51,14 @@ def register(group: click.Group) -> None:
         authz.host_admin_or_authorize(cfg, None, "asterisk.check")  # it compares the AMI secret
         if cfg.pbx.type != "asterisk":
             raise click.UsageError(f"pbx.type is {cfg.pbx.type!r}: this checks an Asterisk configuration")
-        findings, code = run_check(etc, cfg)
+        if recorder_address is not None:
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(recorder_address)
+            except ValueError as exc:
+                raise click.BadParameter("an IPv4 or IPv6 address", param_hint="--recorder-address") from exc
+        findings, code = run_check(etc, cfg, recorder_address)
         if as_json:
             click.echo(json.dumps({"etc": str(etc), "exit": code,
                                    "findings": [f.to_dict() for f in findings]}, indent=2))

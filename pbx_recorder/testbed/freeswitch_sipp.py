@@ -50,7 +50,9 @@ _OK_TO_BYE = """<send>
 def fs_uac_scenario(did: str, from_user: str, from_display: str, hangup_after_ms: int, pcap: Path | None,
                     headers: dict[str, str] | None = None) -> str:
     """A UAC: INVITE ``did``, play ``pcap`` from the ACK on (none: no RTP at all), BYE at
-    ``hangup_after_ms``: the Asterisk tests' scenario with FreeSWITCH's offer (ptime 30)."""
+    ``hangup_after_ms`` (> 0): the Asterisk tests' scenario with FreeSWITCH's offer (ptime 30)."""
+    if hangup_after_ms <= 0:
+        raise ValueError("hangup_after_ms must be > 0 (the caller hangs up then unless FreeSWITCH did)")
     return uac_scenario(did, from_user, from_display, hangup_after_ms, str(pcap) if pcap else "", headers,
                         sdp=SDP, name="pbx-recorder freeswitch uac")
 

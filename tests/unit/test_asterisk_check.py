@@ -280,12 +280,68 @@ def test_named_acls_are_read_from_acl_conf(site, capsys):
     code, found, _ = run(site, capsys)
     assert code == 0 and found["ami-acl"]["severity"] == "ok"
     assert found["ami-acl-recorder"]["severity"] == "ok"
-    (etc / "acl.conf").write_text("[other]\ndeny = 0.0.0.0/0.0.0.0\n")  # the named one is missing
+    (etc / "acl.conf").write_text("[Recorder-Only]\ndeny = 0.0.0.0/0.0.0.0\n")  # names are case-sensitive
     code, found, _ = run(site, capsys)
     assert code == 1
     assert found["ami-acl-unknown"]["severity"] == "error"
     assert "acl.conf has no [recorder-only]" in found["ami-acl-unknown"]["message"]
     assert found["ami-acl-recorder"]["severity"] == "error"  # Asterisk refuses every address then
+
+
+def test_a_named_acl_without_a_loadable_acl_conf_lets_everybody_in(site, capsys):
+    """Asterisk loads acl.conf whole or not at all; not loaded, a named ACL holds no rule."""
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES, "acl = recorder-only\n")
+    code, found, _ = run(site, capsys)  # no acl.conf at all
+    assert code == 1 and found["ami-acl-conf"]["severity"] == "error"
+    assert found["ami-acl"]["severity"] == "warning"  # anybody gets in
+    (etc / "acl.conf").write_text("[recorder-only]\ndeny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1\n"
+                                  "[office]\npermit = 10.0.0.0/33\n")  # another section's bad rule
+    code, found, _ = run(site, capsys)
+    assert code == 1 and "acl.conf is refused whole" in found["ami-acl-conf"]["message"]
+    assert found["ami-acl-conf"]["where"].endswith("acl.conf:5")
+
+
+def test_the_recorder_address_can_be_given(site, capsys):
+    code, found, _ = run(site, capsys, "--recorder-address", "10.9.9.9")
+    assert code == 1 and found["ami-acl-recorder"]["severity"] == "error"
+    assert "permit = 10.9.9.9/32" in found["ami-acl-recorder"]["fix"]
+    code, found, _ = run(site, capsys, "--recorder-address", "::1")
+    assert found["ami-acl-recorder"]["severity"] == "ok"  # IPv4 rules do not apply to IPv6
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES, ACL_LINES + "deny = ::/0\n")
+    code, found, _ = run(site, capsys, "--recorder-address", "::1")
+    assert "permit = ::1/128" in found["ami-acl-recorder"]["fix"]
+    assert run(site, capsys, "--recorder-address", "no-address")[0] == 2  # a usage error
+
+
+def test_a_remote_recorder_refused_as_this_host_sees_it_is_a_warning(site, capsys, monkeypatch):
+    """Across NAT or a proxy Asterisk may see another address than this host's: an error only when
+    the address is given or the connection is over loopback."""
+    import pbx_recorder.asterisk_check as check
+
+    _, rec = site
+    edit(rec / "r.yaml", "  ami:\n", "  ami:\n    host: 10.1.2.3\n")
+    monkeypatch.setattr(check, "recorder_addresses", lambda host, port: ["10.1.2.50"])
+    code, found, _ = run(site, capsys)
+    assert found["ami-acl-recorder"]["severity"] == "warning"
+    assert "--recorder-address" in found["ami-acl-recorder"]["fix"]
+    monkeypatch.setattr(check, "recorder_addresses", lambda host, port: ["::1", "127.0.0.1"])
+    edit(rec / "r.yaml", "    host: 10.1.2.3\n", "    host: localhost\n")
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES, ACL_LINES + "deny = ::/0\n")
+    code, found, _ = run(site, capsys)  # localhost resolves to ::1 first; the connection falls back
+    assert found["ami-acl-recorder"]["severity"] == "ok"
+    assert "127.0.0.1" in found["ami-acl-recorder"]["message"]
+
+
+def test_a_list_with_blanks_after_commas_is_warned_and_still_read(site, capsys):
+    etc, _ = site
+    edit(etc / "manager.d" / "pbx-recorder.conf", ACL_LINES,
+         "deny = 0.0.0.0/0\npermit = 10.0.0.1, 127.0.0.1\n")
+    code, found, _ = run(site, capsys)
+    assert found["ami-acl-blank"]["severity"] == "warning"
+    assert found["ami-acl-recorder"]["severity"] == "ok"
 
 
 def test_a_rule_asterisk_does_not_accept_is_an_error(site, capsys):
@@ -319,8 +375,15 @@ def test_acl_rules_as_asterisk_applies_them():
     inverted = Acl("", tuple(parse_rules("permit", "!10.0.0.0/8")))
     assert not passes(inverted, ip_address("10.0.0.1")) and passes(inverted, ip_address("11.0.0.1"))
     assert not passes(Acl("x", (), found=False), ip_address("127.0.0.1"))  # a missing named ACL
-    both = user_acls([("acl", "a, b"), ("permit", "127.0.0.1")], {"a": [("deny", "0.0.0.0/0")], "b": []})
+    both = user_acls([("acl", "a, b", None), ("permit", "127.0.0.1", None)],
+                     {"a": tuple(parse_rules("deny", "0.0.0.0/0")), "b": ()})
     assert [a.name for a in both] == ["", "a", "b"]
-    for bad in ("10.0.0.0/33", "10.0.0.300", "10.0.0.0/ffff::", "host.example"):
+    for bad in ("10.0.0.0/33", "10.0.0.300", "10.0.0.0/ffff::", "host.example", "10.0.0.0/\u00b2",
+                "!!10.0.0.1"):
         with pytest.raises(AclSyntaxError):
             parse_rules("permit", bad)
+    for good, net in (("[2001:db8::]/32", "2001:db8::5"), ("192.168.001.0/24", "192.168.1.9")):
+        assert passes(Acl("", tuple(parse_rules("deny", "0.0.0.0/0,::/0") + parse_rules("permit", good))),
+                      ip_address(net))
+    with pytest.raises(AclSyntaxError, match="given twice"):
+        user_acls([("acl", "a,a", None)], {"a": ()})

@@ -23,6 +23,7 @@ from tamper_support import CALLER, NOW, Deployment
 from pbx_recorder.core.naming import recording_paths
 from pbx_recorder.fault_recovery import FaultRecovery
 from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog, LateCopyGuard
+from pbx_recorder.recording import ledger
 from pbx_recorder.recording.call_seal import CallSealer
 from pbx_recorder.recording.pipeline import Pipeline
 from pbx_recorder.recording.shipper import InProcessClaimer
@@ -178,3 +179,20 @@ async def test_a_leftover_whose_note_is_lost_is_tied_to_its_erased_call_by_the_l
     assert not erased.exists() and kept.exists()
     assert [(c["call_id"], c["copy"]) for c in _receipt(a, "ER-5")["late_copies"]] == [
         (ERASED, "spool_quarantine")]
+
+
+async def test_a_ledger_entry_naming_another_call_never_ties_a_leftover(nodes, capsys) -> None:
+    """The ledger's ``erased`` entry is read for the folder's recording id; a call id there that the
+    recording id does not start with (another call's, written by mistake or by hand) is ignored."""
+    a, b, spool_b, recovery_b = nodes
+    kept = _quarantined(b, spool_b, KEPT)
+    kept.with_name(kept.name + ".note.json").unlink()
+    code, out = a.cli(capsys, "erase", "--call-id", ERASED, "--request-id", "ER-6")
+    assert code == 0, out
+    conn = a.catalog._conn()
+    conn.execute("BEGIN IMMEDIATE")
+    ledger.append(conn, "erased", f"{KEPT}_call001", {"request_id": "ER-6", "call_id": ERASED}, NOW)
+    conn.execute("COMMIT")
+    a.sql(f"DELETE FROM recordings WHERE recording_id = '{KEPT}_call001'")  # no row to tell it apart
+    assert await recovery_b.recover_orphans() == 0
+    assert kept.exists()
