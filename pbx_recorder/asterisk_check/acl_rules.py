@@ -147,15 +147,17 @@ def named_acls(sections: Iterable[tuple[str, Iterable[tuple[str, str, Any]]]]) -
     for name, items in sections:
         if name == "general":
             continue
-        rules: list[Rule] = []
-        for key, value, where in items:
-            if key in ("permit", "deny"):
-                try:
-                    rules += parse_rules(key, value)
-                except AclSyntaxError as exc:
-                    raise AclSyntaxError(str(exc), where) from exc
-        out[name] = tuple(rules)
+        out[name] = tuple(r for key, value, where in items if key in ("permit", "deny")
+                          for r in _rules_at(key, value, where))
     return out
+
+
+def _rules_at(key: str, value: str, where: Any) -> list[Rule]:
+    """:func:`parse_rules`, an error naming the rule's line."""
+    try:
+        return parse_rules(key, value)
+    except AclSyntaxError as exc:
+        raise AclSyntaxError(str(exc), where) from exc
 
 
 def user_acls(lines: Iterable[tuple[str, str, Any]], named: dict[str, tuple[Rule, ...]] | None) -> list[Acl]:
@@ -166,10 +168,7 @@ def user_acls(lines: Iterable[tuple[str, str, Any]], named: dict[str, tuple[Rule
     acls: list[Acl] = []
     for key, value, where in lines:
         if key in ("permit", "deny"):
-            try:
-                own += parse_rules(key, value)
-            except AclSyntaxError as exc:
-                raise AclSyntaxError(str(exc), where) from exc
+            own += _rules_at(key, value, where)
         elif key == "acl":
             for name in (n.lstrip(" \t") for n in value.split(",")):
                 if any(a.name == name for a in acls):
