@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +35,7 @@ from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal, RecorderE
 from pbx_recorder.lifecycle import destruction
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
+from pbx_recorder.lifecycle.request_ids import new_id
 from pbx_recorder.lifecycle.retention_jobs import _without_wrapped_key
 from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
@@ -84,7 +84,7 @@ class DeletionRequests:
                 for r in recs if r["state"] in LIVE_STATES]
         if not recs:
             raise PolicyRefusal("these calls have no stored recording to delete")
-        request_id = "DR-" + secrets.token_hex(6)
+        request_id = new_id("DR")
         with Tx(self.conn):
             self.conn.execute(
                 "INSERT INTO deletion_requests (id, requested_by, reason, scope, recordings, state,"

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -56,6 +55,7 @@ from pbx_recorder.lifecycle import (
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
 from pbx_recorder.lifecycle.late_copies import LateCopyGuard
+from pbx_recorder.lifecycle.request_ids import new_id
 from pbx_recorder.lifecycle.tombstones import Tombstones
 from pbx_recorder.recording import call_seal, manifest_copy
 from pbx_recorder.recording.recording_objects import objects_of
@@ -125,7 +125,7 @@ class Eraser:
             if unfinished:
                 log.info("erasure %s: completing the open request", unfinished[0]["request_id"])
                 return unfinished[0]
-        request_id = request_id or "ER-" + secrets.token_hex(6)
+        request_id = request_id or new_id("ER")
         found = rows(self.conn, "SELECT * FROM erasure_requests WHERE request_id=?", (request_id,))
         if found:
             if found[0]["subject"] not in (subject_hash, *aliases):

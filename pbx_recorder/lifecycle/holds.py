@@ -29,7 +29,6 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -42,6 +41,7 @@ from pbx_recorder.core.masking import mask_text
 from pbx_recorder.errors import CryptoError, NotFound, PolicyRefusal, StorageError
 from pbx_recorder.lifecycle import number_lookup, policy, query_hold_rows
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, default_ledger, rows
+from pbx_recorder.lifecycle.request_ids import new_id
 from pbx_recorder.recording.recording_objects import objects_of
 from pbx_recorder.recording.verify_bindings import (
     HOLDS_LEDGER,
@@ -207,7 +207,7 @@ class HoldManager:
         reason = mask_text(reason)
         stored4 = ""
         shown = value if scope == "call" else ""
-        hold_id = "H-" + secrets.token_hex(6)  # (a query hold's token is bound to it)
+        hold_id = new_id("H")  # (a query hold's token is bound to it)
         query = ""  # a query hold's filters as matched (number filters as blind indexes)
         if scope == "caller":  # = the full-number blind index (calls.caller_bi / callee_bi)
             # ``new|old`` while a blind-index key rotation runs (``number_lookup.subjects_of``);

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from pbx_recorder.errors import NotFound, PolicyRefusal, RecorderError
 from pbx_recorder.lifecycle import destruction, due_rows, policy, spool_erasure
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
+from pbx_recorder.lifecycle.request_ids import new_id
 from pbx_recorder.progress import Progress
 from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
@@ -102,7 +102,7 @@ class RetentionJob:
               progress: Progress | None = None) -> ApplyResult:
         """Dispose of what :meth:`iter_report` finds, as it finds it (a batch is read before any
         of it is deleted; a crash leaves the rest for the next run)."""
-        result = ApplyResult(run_id="RT-" + secrets.token_hex(6))
+        result = ApplyResult(run_id=new_id("RT"))
         self._run_id = result.run_id
         for d in self.iter_report(now, batch=batch, progress=progress):
             found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (d.recording_id,))
