@@ -29,7 +29,7 @@ rotate-index`` re-makes them).  A call erased between the read and the write get
 
 Resumable: the cursor is saved with each batch.  A manifest that cannot be read now (an archive
 class not restored, a tier down) or does not verify, or a call whose tokens do not open, is
-counted and named (ids only, at most :data:`MAX_NAMED`); the step is done only when a walk ended
+counted and named (ids only, at most :data:`step_walk.MAX_NAMED`); the step is done only when a walk ended
 with none (the next run walks again).  Once done it is not run again, unless ``--force``.  Nothing
 here logs a number.
 """
@@ -43,7 +43,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows, step_state, step_walk
+from pbx_recorder.catalog import extra_numbers, manifest_numbers, named_rows, step_walk
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import CryptoError
 from storage.base import Tier
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 STATE = "manifest_named_pass"
 DEFAULT_BATCH = 200
-MAX_NAMED = 50
 
 
 @dataclass
@@ -64,24 +63,16 @@ class Report:
     rows: int = 0  # index rows added
     unread: int = 0  # manifests not read or not verified (tried again by the next run)
     failed: int = 0  # calls whose tokens did not open
-    errors: list[str] = field(default_factory=list)  # "<id>: why" (at most MAX_NAMED)
+    errors: list[str] = field(default_factory=list)  # "<id>: why" (at most step_walk.MAX_NAMED)
     done: bool = False
     skipped: bool = False  # done by an earlier run
 
 
-def load_state(conn: Any) -> dict[str, Any] | None:
-    return step_state.load(conn, STATE)
-
 
 def pending(conn: Any) -> bool:
     """Has this step still to run over this catalog?"""
-    state = load_state(conn)
-    return state is None or not state.get("done")
+    return step_walk.pending(conn, STATE)
 
-
-def _name(report: Report, line: str) -> None:
-    if len(report.errors) < MAX_NAMED:
-        report.errors.append(line)
 
 
 def _recordings(conn: Any, call_ids: list[str]) -> list[dict[str, Any]]:
@@ -101,7 +92,7 @@ def _read(conn: Any, call_ids: list[str], tiers: Mapping[str, Tier], keyring: Ke
     report.read += seen.read
     report.unread += len(seen.unread)
     for line in seen.unread:
-        _name(report, line)
+        step_walk.name(report.errors, line)
     named: dict[str, set[str]] = {}
     for call_id, digits in found:
         named.setdefault(call_id, set()).update(digits)
@@ -120,7 +111,7 @@ def _write(conn: Any, numbers: NumberProtection, named: dict[str, set[str]], rep
             extra_numbers.add(conn, numbers, call_id, kept)
         except CryptoError as exc:  # one altered row must not stop the others
             report.failed += 1
-            _name(report, f"{call_id}: {exc}")
+            step_walk.name(report.errors, f"{call_id}: {exc}")
             continue
         if lacking:
             named_rows.insert(conn, call_id, lacking)

@@ -24,7 +24,7 @@ A call without a stored recording is left as it is (``''``): nothing to play, do
 so nothing to re-seal for.  Resumable: the cursor is saved with each batch.  A call whose manifests
 cannot all be read now (an archive class not restored, a tier down) or do not verify, whose row
 does not open, whose seal is broken or that changed under the walk, is counted and named (ids only,
-at most :data:`MAX_NAMED`); the step is done only when a walk ended with none (the next run walks
+at most :data:`step_walk.MAX_NAMED`); the step is done only when a walk ended with none (the next run walks
 again).  Nothing here logs a number.
 """
 
@@ -38,7 +38,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder.catalog import engine, manifest_numbers, step_state, step_walk
+from pbx_recorder.catalog import manifest_numbers, step_walk
 from pbx_recorder.catalog.manifest_shrink import STORED_STATES
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import CryptoError
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 STATE = "rule_tags_pass"
 DEFAULT_BATCH = 200
-MAX_NAMED = 50
 
 
 @dataclass
@@ -64,7 +63,7 @@ class Report:
     unread: int = 0  # calls whose manifests could not all be read or verified
     broken: int = 0  # calls whose current seal does not verify (or whose row does not open): not re-sealed
     changed: int = 0  # calls changed by another writer during the walk (tried again next run)
-    errors: list[str] = field(default_factory=list)  # "<id>: why" (at most MAX_NAMED)
+    errors: list[str] = field(default_factory=list)  # "<id>: why" (at most step_walk.MAX_NAMED)
     done: bool = False
     skipped: bool = False  # done by an earlier run
 
@@ -73,34 +72,16 @@ class Report:
         return self.unread + self.broken + self.changed
 
 
-def load_state(conn: Any) -> dict[str, Any] | None:
-    return step_state.load(conn, STATE)
-
 
 def pending(conn: Any) -> bool:
     """Has this step still to run over this catalog?"""
-    state = load_state(conn)
-    return state is None or not state.get("done")
+    return step_walk.pending(conn, STATE)
 
-
-def _name(report: Report, line: str) -> None:
-    if len(report.errors) < MAX_NAMED:
-        report.errors.append(line)
 
 
 def _dicts(cur: Any) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description]
     return [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
-
-
-def _calls(conn: Any, ids: list[str], *, lock: bool = False) -> dict[str, dict[str, Any]]:
-    """The rows of ``ids``; ``lock`` (inside the write's transaction): on PostgreSQL locked until
-    it ends, so no column changes between the seal check and the re-seal (SQLite's BEGIN IMMEDIATE
-    already excludes every other writer)."""
-    marks = ",".join("?" * len(ids))
-    locked = " FOR UPDATE" if lock and engine.is_postgres(conn) else ""
-    cur = conn.execute(f"SELECT * FROM calls WHERE call_id IN ({marks}){locked}", ids)
-    return {str(r["call_id"]): r for r in _dicts(cur)}
 
 
 def _stored(conn: Any, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -153,7 +134,7 @@ def _read(recordings: dict[str, list[dict[str, Any]]], numbers: NumberProtection
                 manifests.append(_signed(row, numbers, tiers, keyring, public_key))
             except ValueError as exc:
                 report.unread += 1
-                _name(report, f"{call_id}: recording {row['recording_id']}: {exc}")
+                step_walk.name(report.errors, f"{call_id}: recording {row['recording_id']}: {exc}")
                 break
         else:
             report.read += len(manifests)
@@ -172,7 +153,7 @@ def _write(conn: Any, sealer: CallSealer, numbers: NumberProtection, public_key:
     """Record and seal each call's tags (in the caller's transaction)."""
     if not tags:
         return
-    now = _calls(conn, sorted(tags), lock=True)
+    now = step_walk.call_rows(conn, sorted(tags), lock=True)
     again = _stored(conn, sorted(tags))
     for call_id, found in sorted(tags.items()):
         row = now.get(call_id)
@@ -180,17 +161,19 @@ def _write(conn: Any, sealer: CallSealer, numbers: NumberProtection, public_key:
             continue  # erased since it was read: nothing to record
         if row != seen.get(call_id) or _key(again.get(call_id, [])) != _key(recordings.get(call_id, [])):
             report.changed += 1
-            _name(report, f"{call_id}: changed while it was read (tried again by the next run)")
+            step_walk.name(report.errors,
+                           f"{call_id}: changed while it was read (tried again by the next run)")
             continue
         try:
             intact = seal_valid(numbers.open_call(row), public_key)
         except CryptoError as exc:
             report.broken += 1
-            _name(report, f"{call_id}: its numbers do not open ({exc}); not re-sealed")
+            step_walk.name(report.errors, f"{call_id}: its numbers do not open ({exc}); not re-sealed")
             continue
         if not intact:
             report.broken += 1
-            _name(report, f"{call_id}: its seal does not verify (see `pbx-recorder verify`); not re-sealed")
+            step_walk.name(report.errors,
+                           f"{call_id}: its seal does not verify (see `pbx-recorder verify`); not re-sealed")
             continue
         recorded = json.dumps(found)
         sealed = sealer.seal_of({**row, "rule_tags": recorded})
@@ -200,7 +183,8 @@ def _write(conn: Any, sealer: CallSealer, numbers: NumberProtection, public_key:
             report.recorded += 1
         else:
             report.changed += 1
-            _name(report, f"{call_id}: changed while it was written (tried again by the next run)")
+            step_walk.name(report.errors,
+                           f"{call_id}: changed while it was written (tried again by the next run)")
 
 
 def run(conn: Any, numbers: NumberProtection, sealer: CallSealer, tiers: Mapping[str, Tier],
@@ -212,7 +196,7 @@ def run(conn: Any, numbers: NumberProtection, sealer: CallSealer, tiers: Mapping
     def read(ids: list[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
         """The batch's rows, stored recordings and verified manifests' tags (storage is read
         before the batch's transaction, never inside one)."""
-        seen = _calls(conn, ids) if ids else {}
+        seen = step_walk.call_rows(conn, ids)
         recordings = _stored(conn, ids) if ids else {}
         report.bare += sum(1 for c in ids if c in seen and c not in recordings)
         return seen, recordings, _read(recordings, numbers, tiers, keyring, public_key, report)

@@ -16,7 +16,7 @@ batches.  For each batch it reads which of them the ledger names in no ``call_se
 (its numbers opened and matched against their blind indexes, as ``verify`` does), and in one
 transaction per batch re-reads those rows and the ledger and appends a ``call_sealed`` entry
 (payload ``{"by": "catalog migrate"}``) for each row that is still as it was checked and still
-has no entry.  Never entered, counted and named (ids only, at most :data:`MAX_NAMED`), and the
+has no entry.  Never entered, counted and named (ids only, at most :data:`step_walk.MAX_NAMED`), and the
 step stays open until a walk ends without one: a row whose seal does not verify (``verify``
 reports it; the service already asks for a grant for it), and a sealed row whose last entry is
 its removal (the recorder writes ``call_sealed`` with every row it seals anew, so that is an
@@ -37,7 +37,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pbx_recorder.catalog import engine, step_state, step_walk
+from pbx_recorder.catalog import step_walk
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.recording import ledger
 from pbx_recorder.recording.call_seal import REMOVED_EVENT, SEALED_EVENT, ledger_id, seal_problem
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 STATE = "sealed_entries_pass"
 DEFAULT_BATCH = 500
-MAX_NAMED = 50
 #: the payload of the entries this step writes (a call sealed by the recorder has none)
 PAYLOAD = {"by": "catalog migrate"}
 
@@ -58,7 +57,7 @@ class Report:
     broken: int = 0  # without an entry whose seal does not verify (or whose numbers do not open)
     resurrected: int = 0  # sealed rows whose last entry is their removal: not entered
     changed: int = 0  # changed by another writer during the walk (tried again next run)
-    errors: list[str] = field(default_factory=list)  # "<id>: why" (at most MAX_NAMED)
+    errors: list[str] = field(default_factory=list)  # "<id>: why" (at most step_walk.MAX_NAMED)
     done: bool = False
     skipped: bool = False  # done by an earlier run
 
@@ -69,13 +68,8 @@ class Report:
 
 def pending(conn: Any) -> bool:
     """Has this step still to run over this catalog?"""
-    state = step_state.load(conn, STATE)
-    return state is None or not state.get("done")
+    return step_walk.pending(conn, STATE)
 
-
-def _name(report: Report, line: str) -> None:
-    if len(report.errors) < MAX_NAMED:
-        report.errors.append(line)
 
 
 def last_entries(conn: Any, ids: list[str]) -> dict[str, str]:
@@ -93,17 +87,6 @@ def last_entries(conn: Any, ids: list[str]) -> dict[str, str]:
     return last
 
 
-def _rows(conn: Any, ids: list[str], *, lock: bool = False) -> dict[str, dict[str, Any]]:
-    """The rows of ``ids`` (``lock``: on PostgreSQL locked until the transaction ends)."""
-    if not ids:
-        return {}
-    locked = " FOR UPDATE" if lock and engine.is_postgres(conn) else ""
-    cur = conn.execute(f"SELECT * FROM calls WHERE call_id IN ({','.join('?' * len(ids))}){locked}", ids)
-    names = [d[0] for d in cur.description]
-    rows = (dict(zip(names, r, strict=True)) for r in cur.fetchall())
-    return {str(row["call_id"]): row for row in rows}
-
-
 def _read(conn: Any, ids: list[str], public_key: Ed25519PublicKey, numbers: NumberProtection | None,
           report: Report) -> dict[str, dict[str, Any]]:
     """The rows of ``ids`` that the ledger names in no seal entry and whose seal verifies (outside
@@ -111,17 +94,19 @@ def _read(conn: Any, ids: list[str], public_key: Ed25519PublicKey, numbers: Numb
     last = last_entries(conn, ids)
     for call_id in sorted(c for c, event in last.items() if event == REMOVED_EVENT):
         report.resurrected += 1
-        _name(report, f"{call_id}: sealed row present after the ledger recorded its removal; no ledger "
-                      "entry written (see `pbx-recorder verify`)")
+        step_walk.name(report.errors,
+                       f"{call_id}: sealed row present after the ledger recorded its removal; no ledger "
+                       "entry written (see `pbx-recorder verify`)")
     out = {}
-    for call_id, row in sorted(_rows(conn, [c for c in ids if c not in last]).items()):
+    for call_id, row in sorted(step_walk.call_rows(conn, [c for c in ids if c not in last]).items()):
         try:
             _, why = seal_problem(row, public_key, numbers)
         except (TypeError, ValueError) as exc:  # a cell no writer of ours makes
             why = f"the row cannot be checked ({type(exc).__name__})"
         if why:
             report.broken += 1
-            _name(report, f"{call_id}: {why}; no ledger entry written (see `pbx-recorder verify`)")
+            step_walk.name(report.errors,
+                           f"{call_id}: {why}; no ledger entry written (see `pbx-recorder verify`)")
         else:
             out[call_id] = row
     return out
@@ -131,7 +116,7 @@ def _write(conn: Any, checked: dict[str, dict[str, Any]], now: float, report: Re
     """The entries of the ``checked`` rows still as they were read and still without a seal entry
     (in the caller's transaction)."""
     ids = sorted(checked)
-    still = _rows(conn, ids, lock=True)
+    still = step_walk.call_rows(conn, ids, lock=True)
     entered = last_entries(conn, ids)
     with ledger.appending(conn):
         for call_id in ids:
@@ -140,7 +125,8 @@ def _write(conn: Any, checked: dict[str, dict[str, Any]], now: float, report: Re
                 continue  # erased since, or sealed by the recorder meanwhile (its entry is there)
             if row != checked[call_id]:
                 report.changed += 1
-                _name(report, f"{call_id}: changed while it was read (tried again by the next run)")
+                step_walk.name(report.errors,
+                               f"{call_id}: changed while it was read (tried again by the next run)")
                 continue
             ledger.append(conn, SEALED_EVENT, ledger_id(call_id), PAYLOAD, now)
             report.recorded += 1

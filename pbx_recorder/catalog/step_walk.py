@@ -12,15 +12,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from pbx_recorder.catalog import step_state
+from pbx_recorder.catalog import engine, step_state
 
 T = TypeVar("T")
+MAX_NAMED = 50  #: items a step names in its report (ids only); the rest are counted
 
 
 class StepReport(Protocol):
     calls: int  # items walked
     done: bool
     skipped: bool  # done by an earlier run
+
+
+def pending(conn: Any, name: str) -> bool:
+    """Has the step still to run over this catalog (no walk of it ended with nothing left)?"""
+    state = step_state.load(conn, name)
+    return state is None or not state.get("done")
+
+
+def name(errors: list[str], line: str) -> None:
+    """One more item the step could not do, named in its report (at most :data:`MAX_NAMED`)."""
+    if len(errors) < MAX_NAMED:
+        errors.append(line)
+
+
+def call_rows(conn: Any, ids: list[str], *, lock: bool = False) -> dict[str, dict[str, Any]]:
+    """Call id -> its ``calls`` row, for ``ids``; ``lock`` (inside the batch's write transaction):
+    on PostgreSQL locked until it ends, so no column changes between the step's check and its
+    write (SQLite's BEGIN IMMEDIATE already excludes every other writer)."""
+    if not ids:
+        return {}
+    locked = " FOR UPDATE" if lock and engine.is_postgres(conn) else ""
+    cur = conn.execute(f"SELECT * FROM calls WHERE call_id IN ({','.join('?' * len(ids))}){locked}", ids)
+    names = [d[0] for d in cur.description]
+    rows = (dict(zip(names, r, strict=True)) for r in cur.fetchall())
+    return {str(row["call_id"]): row for row in rows}
 
 
 def start(conn: Any, name: str, force: bool) -> dict[str, Any] | None:

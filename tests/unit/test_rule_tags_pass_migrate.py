@@ -13,7 +13,7 @@ import os
 import pytest
 from tamper_support import NOW, indexing_deployment
 
-from pbx_recorder.catalog import engine, pg_schema, rule_tags_pass
+from pbx_recorder.catalog import engine, pg_schema, rule_tags_pass, step_walk
 from pbx_recorder.catalog.schema import MIGRATIONS
 from pbx_recorder.core.rules import rules_from_dicts
 from pbx_recorder.errors import IntegrityError
@@ -147,7 +147,7 @@ def test_a_manifest_that_does_not_verify_records_nothing(dep, capsys):
 def test_a_row_changed_between_the_read_and_the_write_is_left_for_the_next_run(dep):
     conn = open_catalog(dep.config.catalog.path)
     try:
-        seen = rule_tags_pass._calls(conn, [OLD])
+        seen = step_walk.call_rows(conn, [OLD])
         recordings = rule_tags_pass._stored(conn, [OLD])
         dep.call(OLD, rule="vip-line", queue="sales", agent="bob")  # the recorder rewrites the row meanwhile
         report = rule_tags_pass.Report()
