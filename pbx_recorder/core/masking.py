@@ -114,8 +114,7 @@ _KEPT_IN_TEXT = re.compile(
     r"(?<![0-9A-Za-z])(?=[0-9A-Za-z]*[A-Fa-f])[0-9A-Fa-f]{8,}(?![0-9A-Za-z])",
     # the recorder's own request ids whose 12 hex digits hold no letter (one in 280 of those made
     # before session 37: ``DR-136386146023``): deletion, erasure, retention run, hold
-    r"(?<=\bDR-)[0-9a-f]{12}(?![0-9A-Za-z])|(?<=\bER-)[0-9a-f]{12}(?![0-9A-Za-z])|"
-    r"(?<=\bRT-)[0-9a-f]{12}(?![0-9A-Za-z])|(?<=\bH-)[0-9a-f]{12}(?![0-9A-Za-z])",
+    r"(?:(?<=\b(?:DR|ER|RT)-)|(?<=\bH-))[0-9a-f]{12}(?![0-9A-Za-z])",
 )) + ")")
 #: digits, or groups of digits each joined to the next by one ``-``, ``.``, ``/`` or space, or
 #: by a bracket around an area code (``(021) 5555-1234``, ``(0151)1234-5678``, ``0151 (123) 45``;
