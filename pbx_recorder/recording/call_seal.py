@@ -318,20 +318,25 @@ def call_seal_problem(conn: Any, call_id: str, public_key: Ed25519PublicKey,
 def seal_unsealed(conn: sqlite3.Connection, key: Ed25519PrivateKey, reveal: Reveal | None = None) -> int:
     """Seal every call row that has metadata and no seal (rows written before sealing existed),
     each with its ``call_sealed`` ledger entry, as the recorder seals a row; returns how many.
-    Only for ``ledger checkpoint --init``: a deliberate act after checking."""
+    Only for ``ledger checkpoint --init``: a deliberate act after checking.  One transaction: a
+    crash leaves no row sealed without its entry (on PostgreSQL each statement would commit alone)."""
     import time
 
+    from pbx_recorder.lifecycle.journal import Tx
     from pbx_recorder.recording import ledger
 
     cur = conn.execute("SELECT * FROM calls WHERE seal = ''")
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
     todo = [r for r in rows if has_metadata(r)]
-    for row in todo:
-        done = conn.execute("UPDATE calls SET seal = ? WHERE call_id = ? AND seal = ''",
-                            (seal(reveal(row) if reveal is not None else row, key), row["call_id"]))
-        if done.rowcount == 1:
-            ledger.append(conn, SEALED_EVENT, ledger_id(str(row["call_id"])), None, time.time())
-    if todo and conn.in_transaction:
+    if not todo:
+        return 0
+    if conn.in_transaction:  # (a legacy connection's implicit read transaction)
         conn.commit()
+    with Tx(conn):
+        for row in todo:
+            done = conn.execute("UPDATE calls SET seal = ? WHERE call_id = ? AND seal = ''",
+                                (seal(reveal(row) if reveal is not None else row, key), row["call_id"]))
+            if done.rowcount == 1:
+                ledger.append(conn, SEALED_EVENT, ledger_id(str(row["call_id"])), None, time.time())
     return len(todo)
