@@ -100,13 +100,10 @@ class FaultRecovery:
         return catalog.guard.erasure_of_leftover(connection_of(catalog), call_id, recording_id)
 
     def _erased_call_of(self, recording_id: str) -> str:
-        """The erased call the ledger names for ``recording_id``, if the id is one of that call's
-        recordings (``<call_id>_<kind><seq>``): a ledger entry of another call never ties a file."""
         catalog = self.app.catalog
         if not isinstance(catalog, ErasureAwareCatalog):
             return ""
-        call_id = catalog.guard.erased_call_of(connection_of(catalog), recording_id)
-        return call_id if call_id and recording_id.startswith(call_id + "_") else ""
+        return catalog.guard.erased_call_of(connection_of(catalog), recording_id)
 
     def _leftover_deleted(self, request_id: str, call_id: str, recording_id: str, copy: str) -> None:
         catalog = self.app.catalog

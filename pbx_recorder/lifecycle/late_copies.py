@@ -214,12 +214,14 @@ class LateCopyGuard:
     def erased_call_of(conn: sqlite3.Connection, recording_id: str) -> str:
         """The call of an erased recording, from the ledger's ``erased`` entry (its payload names
         the call): what ties a leftover whose note is lost to its call once the erasure removed
-        the recording's row.  '' when the ledger names none."""
+        the recording's row.  '' when the ledger names none, or names a call ``recording_id`` is
+        not one of the recordings of (``<call_id>_<kind><seq>``): an entry of another call never
+        ties a file."""
         row = conn.execute("SELECT payload FROM ledger WHERE recording_id = ? AND event = 'erased' "
                            "ORDER BY seq DESC LIMIT 1", (recording_id,)).fetchone()
         payload = json_object(str(row[0] or "")) if row is not None else {}
         found = payload.get("call_id")
-        return found if isinstance(found, str) else ""
+        return found if isinstance(found, str) and found and recording_id.startswith(found + "_") else ""
 
     def leftover_deleted(self, conn: sqlite3.Connection, request_id: str, call_id: str, recording_id: str,
                          copy: str) -> None:
