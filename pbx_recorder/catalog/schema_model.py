@@ -182,17 +182,18 @@ users = Table(
     Column("created_at", REAL, nullable=False), Column("updated_at", REAL, nullable=False),
     _text("lang", "en"), _text("totp_secret"),
     Column("totp_last_step", BigInteger, nullable=False, server_default=text("0")),
+    _text("seal"),  # (revision 0020: service.access_seal; '' = not sealed)
 )
 
 user_teams = Table(
     "user_teams", metadata,
-    Column("user_name", Text, nullable=False), Column("team", Text, nullable=False),
+    Column("user_name", Text, nullable=False), Column("team", Text, nullable=False), _text("seal"),
     PrimaryKeyConstraint("user_name", "team"),
 )
 
 team_agents = Table(
     "team_agents", metadata,
-    Column("team", Text, nullable=False), Column("agent", Text, nullable=False),
+    Column("team", Text, nullable=False), Column("agent", Text, nullable=False), _text("seal"),
     PrimaryKeyConstraint("team", "agent"),
 )
 
@@ -201,13 +202,13 @@ sessions = Table(
     Column("id_hash", Text, primary_key=True), Column("user_name", Text, nullable=False),
     Column("csrf_hash", Text, nullable=False),
     Column("created_at", REAL, nullable=False), Column("last_seen", REAL, nullable=False),
-    _text("client"), _text("stage", "ok"),
+    _text("client"), _text("stage", "ok"), _text("seal"),
 )
 
 qa_assignments = Table(
     "qa_assignments", metadata,
     Column("call_id", Text, nullable=False), Column("reviewer", Text, nullable=False),
-    _text("assigned_by"), Column("assigned_at", REAL, nullable=False),
+    _text("assigned_by"), Column("assigned_at", REAL, nullable=False), _text("seal"),
     PrimaryKeyConstraint("call_id", "reviewer"),
 )
 
@@ -221,6 +222,7 @@ api_tokens = Table(
     Column("role", Text, nullable=False), _text("label"),
     Column("created_at", REAL, nullable=False), Column("expires_at", REAL, nullable=False),
     Column("last_used", REAL), Column("revoked", BigInteger, nullable=False, server_default=text("0")),
+    _text("seal"),
 )
 
 marks = Table(
@@ -243,7 +245,7 @@ replay_grants = Table(
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("call_id", Text, nullable=False), Column("requester", Text, nullable=False), _text("reason"),
     Column("requested_at", REAL, nullable=False), _text("state", "requested"), _text("approver"),
-    Column("decided_at", REAL), Column("expires_at", REAL),
+    Column("decided_at", REAL), Column("expires_at", REAL), _text("seal"),
 )
 
 waveform_peaks = Table(

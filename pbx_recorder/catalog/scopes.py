@@ -11,6 +11,8 @@ neither be shown nor hinted at.
     agents     calls.agent IN (?, ...)     (empty set: nothing)             agent (own), supervisor (teams)
     reviewer   calls.call_id IN (SELECT call_id FROM qa_assignments          qa
                                  WHERE reviewer = ?)
+               or, with sealed access rows, calls.call_id IN (?, ...): the
+               assignments whose seal held (service.access_seal)
     nothing    1 = 0                                                         it, unknown roles
 """
 
@@ -22,6 +24,8 @@ from typing import Any, Literal
 ScopeKind = Literal["all", "agents", "reviewer", "nothing"]
 #: more agents than this in one IN list is a configuration mistake, not a team
 MAX_AGENTS = 5000
+#: a reviewer's scope lists at most this many assigned calls (their newest assignments)
+MAX_ASSIGNED = 20000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,8 @@ class Scope:
     kind: ScopeKind
     agents: frozenset[str] = frozenset()
     reviewer: str = ""
+    #: a reviewer's assigned calls as read and checked by the service (None: the subquery)
+    calls: frozenset[str] | None = None
 
     @classmethod
     def everything(cls) -> Scope:
@@ -39,8 +45,8 @@ class Scope:
         return cls("agents", agents=frozenset(a for a in agents if a))
 
     @classmethod
-    def of_reviewer(cls, reviewer: str) -> Scope:
-        return cls("reviewer", reviewer=reviewer) if reviewer else cls("nothing")
+    def of_reviewer(cls, reviewer: str, calls: frozenset[str] | None = None) -> Scope:
+        return cls("reviewer", reviewer=reviewer, calls=calls) if reviewer else cls("nothing")
 
     @classmethod
     def nothing(cls) -> Scope:
@@ -51,6 +57,8 @@ class Scope:
             raise ValueError(f"unknown scope kind {self.kind!r}")
         if len(self.agents) > MAX_AGENTS:
             raise ValueError(f"a scope of more than {MAX_AGENTS} agents")
+        if self.calls is not None and len(self.calls) > MAX_ASSIGNED:
+            raise ValueError(f"a scope of more than {MAX_ASSIGNED} assigned calls")
 
 
 def scope_clause(scope: Scope | None, params: list[Any], table: str = "calls") -> str | None:
@@ -62,7 +70,11 @@ def scope_clause(scope: Scope | None, params: list[Any], table: str = "calls") -
         agents = sorted(scope.agents)
         params.extend(agents)
         return f"{table}.agent IN ({', '.join('?' for _ in agents)})"
-    if scope.kind == "reviewer" and scope.reviewer:
+    if scope.kind == "reviewer" and scope.reviewer and scope.calls:
+        calls = sorted(scope.calls)
+        params.extend(calls)
+        return f"{table}.call_id IN ({', '.join('?' for _ in calls)})"
+    if scope.kind == "reviewer" and scope.reviewer and scope.calls is None:
         params.append(scope.reviewer)
         return f"{table}.call_id IN (SELECT q.call_id FROM qa_assignments q WHERE q.reviewer = ?)"
     return "1 = 0"  # nothing, an empty team, a reviewer without a name: fail closed

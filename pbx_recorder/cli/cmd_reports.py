@@ -33,6 +33,7 @@ def run_cmd(ctx: click.Context, dry_run: bool) -> None:
     from pbx_recorder.config import load_config
     from pbx_recorder.lifecycle.journal import open_catalog
     from pbx_recorder.reports import periods, scheduled, store
+    from pbx_recorder.service import access_seal
     from pbx_recorder.web import i18n
 
     require_privileged("'pbx-recorder reports run'")
@@ -53,7 +54,7 @@ def run_cmd(ctx: click.Context, dry_run: bool) -> None:
                            f"{', '.join(p.key for p in due) or 'nothing due'}")
             return
         outcomes = scheduled.run(conn, tz, now, config.web.reports.smtp, i18n.translator("en"),
-                                 actor=who.actor, role=who.role)
+                                 actor=who.actor, role=who.role, seal=access_seal.of_config(config))
     finally:
         conn.close()
     failed = 0

@@ -39,7 +39,7 @@ def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
     from pbx_recorder.config import load_config
     from pbx_recorder.errors import ConfigError
     from pbx_recorder.lifecycle.journal import open_catalog
-    from pbx_recorder.service import qa_sampling, qa_sampling_run
+    from pbx_recorder.service import access_seal, qa_sampling, qa_sampling_run
 
     require_privileged("'pbx-recorder review sample'")
     config = load_config(ctx.obj["config_path"])
@@ -57,7 +57,7 @@ def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
     try:
         seed = qa_sampling_run.seed_of(conn, config.web)
         results = qa_sampling_run.run(conn, rules, seed, week, bounds, actor=who.actor, role=who.role,
-                                      now=now, dry_run=dry_run)
+                                      now=now, dry_run=dry_run, seal=access_seal.of_config(config))
         if dry_run:  # a run writes its qa.assign and qa.sample rows; a dry run shows the same picks
             audit_trail.record(conn, actor=who.actor, role=who.role, action=DRY_RUN_ACTION, target=week,
                                detail={"client": "cli", "rules": {r.rule: len(r.picks) for r in results},

@@ -46,6 +46,7 @@ def admin_session(ctx: click.Context) -> Iterator[tuple[Any, authz.Principal]]:
     audited in the catalog, AccessDenied, exit 7).  Nothing else (no password prompt) comes first."""
     from pbx_recorder.config import load_config
     from pbx_recorder.lifecycle.journal import open_catalog
+    from pbx_recorder.service import access_seal
     from pbx_recorder.service.accounts import Accounts
 
     _require_privileged()
@@ -53,7 +54,7 @@ def admin_session(ctx: click.Context) -> Iterator[tuple[Any, authz.Principal]]:
     conn = open_catalog(config.catalog.target)
     try:
         who = authz.host_admin_or_authorize(config, conn, ACTION)
-        yield Accounts(conn), who
+        yield Accounts(conn, seal=access_seal.of_config(config)), who
     finally:
         conn.close()
 

@@ -85,6 +85,7 @@ OPERATOR_COMMANDS: Mapping[str, str] = {
     "users team-agents": "users.manage",
     "users assign-review": "users.manage",
     "users totp-key init": "users.manage",
+    "users seal": "users.manage",
     "users reset-totp": "users.manage",
     "users token create": "users.manage",
     "users token list": "users.manage",

@@ -102,6 +102,9 @@ def token_revoke(ctx: click.Context, token_id: str) -> None:
 
 
 def attach(group: click.Group) -> None:
+    from pbx_recorder.cli.users_seal_command import seal_cmd
+
+    group.add_command(seal_cmd)
     group.add_command(totp_key_group)
     group.add_command(reset_totp_cmd)
     group.add_command(token_group)

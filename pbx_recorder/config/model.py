@@ -349,7 +349,7 @@ class WebConfig:
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For names the client
     # second factor, API tokens, login rate limit, four-eyes replay (README "Operator service")
     totp_required_roles: tuple[str, ...] = ()  # roles that must log in with TOTP (default: none)
-    secret_key_file: Path | None = None  # AES-256 key sealing TOTP secrets (users totp-key init)
+    secret_key_file: Path | None = None  # seals TOTP secrets and the access rows (service.access_seal)
     token_max_days: int = 365  # an API token lives at most this long
     token_touch_s: int = 60  # a token's last_used is rewritten at most this often
     login_failures_per_ip: int = 20  # failed logins per window from one client address, then 429

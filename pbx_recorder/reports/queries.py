@@ -3,7 +3,9 @@
 Every query is a GROUP BY / SUM over a time range on an indexed column (``calls_time``,
 ``call_tags_tag`` ... the planner picks), so a month of millions of calls comes back as a handful
 of rows: no call row is ever loaded into Python.  A team's report narrows every query by
-``agent IN (SELECT agent FROM team_agents WHERE team = ?)``.  No query selects a number column.
+``agent IN (SELECT agent FROM team_agents WHERE team = ?)``, or, with sealed access rows, by the
+list of the team's agents whose rows hold their seal (:func:`team_narrowing`).  No query selects a
+number column.
 """
 
 from __future__ import annotations
@@ -13,17 +15,38 @@ from typing import Any
 from pbx_recorder.reports import figures as F
 from pbx_recorder.reports.periods import Period
 
-_TEAM = " AND c.agent IN (SELECT agent FROM team_agents WHERE team = ?)"
 ASKED = "c.consent_decision NOT IN ('', 'not_required')"
+#: a report's team narrowing: (SQL with ``{col}`` for the agent column, its arguments)
+Team = tuple[str, tuple[Any, ...]]
+EVERYONE: Team = ("", ())
 
 
-def _where(period: Period, team: str) -> tuple[str, tuple[Any, ...]]:
-    sql = "c.started_at >= ? AND c.started_at < ?"
-    args: tuple[Any, ...] = (period.start, period.end)
-    return (sql + _TEAM, args + (team,)) if team else (sql, args)
+def team_narrowing(conn: Any, team: str, seal: Any = None) -> Team:
+    """How a report of ``team`` ('' = overall) narrows its queries.  ``seal``: the access rows'
+    seal (``service.access_seal``): the team's agents are then read and checked here, and a row
+    that fails its seal is not one of them."""
+    if not team:
+        return EVERYONE
+    if seal is None:
+        return " AND {col} IN (SELECT agent FROM team_agents WHERE team = ?)", (team,)
+    from pbx_recorder.service.accounts import Accounts
+
+    agents = sorted(Accounts(conn, seal=seal).agents_of([team]))
+    if not agents:
+        return " AND 1 = 0", ()
+    return " AND {col} IN (" + ", ".join("?" for _ in agents) + ")", tuple(agents)
 
 
-def call_totals(conn: Any, period: Period, team: str) -> F.CallTotals:
+def _narrow(team: Team, col: str) -> Team:
+    return team[0].replace("{col}", col), team[1]
+
+
+def _where(period: Period, team: Team) -> tuple[str, tuple[Any, ...]]:
+    sql, args = _narrow(team, "c.agent")
+    return "c.started_at >= ? AND c.started_at < ?" + sql, (period.start, period.end, *args)
+
+
+def call_totals(conn: Any, period: Period, team: Team) -> F.CallTotals:
     where, args = _where(period, team)
     row = conn.execute(
         "SELECT COUNT(*),"
@@ -41,7 +64,7 @@ def call_totals(conn: Any, period: Period, team: str) -> F.CallTotals:
                         int(n[7]), int(n[8]))
 
 
-def tiers(conn: Any, period: Period, team: str) -> list[F.TierRow]:
+def tiers(conn: Any, period: Period, team: Team) -> list[F.TierRow]:
     where, args = _where(period, team)
     rows = conn.execute(
         "SELECT r.tier, COUNT(*), SUM(COALESCE(r.size, 0)) FROM calls c"
@@ -50,23 +73,21 @@ def tiers(conn: Any, period: Period, team: str) -> list[F.TierRow]:
     return [F.TierRow(str(r[0]), int(r[1]), int(r[2] or 0)) for r in rows]
 
 
-def tags(conn: Any, period: Period, team: str) -> list[F.TagRow]:
+def tags(conn: Any, period: Period, team: Team) -> list[F.TagRow]:
+    narrow, extra = _narrow(team, "c.agent")
     sql = ("SELECT t.tag, COUNT(*) FROM call_tags t JOIN calls c ON c.call_id = t.call_id"
-           " WHERE t.started_at >= ? AND t.started_at < ?")
-    args: tuple[Any, ...] = (period.start, period.end)
-    if team:
-        sql, args = sql + _TEAM, args + (team,)
+           " WHERE t.started_at >= ? AND t.started_at < ?" + narrow)
+    args: tuple[Any, ...] = (period.start, period.end, *extra)
     rows = conn.execute(sql + f" GROUP BY t.tag ORDER BY COUNT(*) DESC, t.tag LIMIT {F.TOP_TAGS}",
                         args).fetchall()
     return [F.TagRow(str(r[0]), int(r[1])) for r in rows]
 
 
-def qa(conn: Any, period: Period, team: str) -> list[F.QaRow]:
+def qa(conn: Any, period: Period, team: Team) -> list[F.QaRow]:
+    narrow, extra = _narrow(team, "q.agent")
     sql = ("SELECT q.agent, COUNT(*), AVG(q.score) FROM qa_reviews q"
-           " WHERE q.created_at >= ? AND q.created_at < ? AND q.agent <> ''")
-    args: tuple[Any, ...] = (period.start, period.end)
-    if team:
-        sql, args = sql + " AND q.agent IN (SELECT agent FROM team_agents WHERE team = ?)", args + (team,)
+           " WHERE q.created_at >= ? AND q.created_at < ? AND q.agent <> ''" + narrow)
+    args: tuple[Any, ...] = (period.start, period.end, *extra)
     rows = conn.execute(sql + " GROUP BY q.agent", args).fetchall()
     return [F.QaRow(str(r[0]), int(r[1]), float(r[2])) for r in rows]
 
@@ -79,10 +100,12 @@ def late_erasures(conn: Any, period: Period, now: float) -> int:
     return int(row[0])
 
 
-def figures(conn: Any, period: Period, team: str, now: float) -> F.Figures:
-    """The report of ``period`` for ``team`` ('' = overall)."""
-    return F.compute(period.key, team, period.start, period.end, call_totals(conn, period, team),
-                     tiers(conn, period, team), tags(conn, period, team), qa(conn, period, team),
+def figures(conn: Any, period: Period, team: str, now: float, seal: Any = None) -> F.Figures:
+    """The report of ``period`` for ``team`` ('' = overall); ``seal``: see :func:`team_narrowing`."""
+    narrowing = team_narrowing(conn, team, seal)
+    return F.compute(period.key, team, period.start, period.end, call_totals(conn, period, narrowing),
+                     tiers(conn, period, narrowing), tags(conn, period, narrowing),
+                     qa(conn, period, narrowing),
                      None if team else late_erasures(conn, period, now))
 
 

@@ -34,9 +34,11 @@ class Outcome:
 
 
 def run(conn: Any, tz: tzinfo, now: float, smtp: SmtpConfig | None, t: Callable[[str], str], *,
-        actor: str, role: str, sender: Callable[[SmtpConfig, Any], None] = mail.send) -> list[Outcome]:
+        actor: str, role: str, sender: Callable[[SmtpConfig, Any], None] = mail.send,
+        seal: Any = None) -> list[Outcome]:
+    """``seal``: the access rows' seal (``service.access_seal``) when the service has one."""
     out: list[Outcome] = []
-    accounts = Accounts(conn)
+    accounts = Accounts(conn, seal=seal)
     for schedule in store.schedules(conn):
         owner = accounts.get(schedule.owner)
         if owner is None or owner.disabled or not access.may_read(owner.role, owner.teams, schedule.team):
@@ -45,7 +47,7 @@ def run(conn: Any, tz: tzinfo, now: float, smtp: SmtpConfig | None, t: Callable[
             continue
         before = schedule.last_period
         for period in periods.due(schedule.period, before, schedule.created_at, now, tz):
-            fig = queries.figures(conn, period, schedule.team, now)
+            fig = queries.figures(conn, period, schedule.team, now, seal)
             report_id = store.produce(conn, schedule, before, fig, now)
             if report_id is None:
                 out.append(Outcome(schedule.id, period.key, None, note="already produced by another run"))

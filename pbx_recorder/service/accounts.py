@@ -23,9 +23,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from pbx_recorder import audit_trail
+from pbx_recorder.catalog.scopes import MAX_ASSIGNED
 from pbx_recorder.errors import CatalogError, ConfigError, LoginRefused, NotFound
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import request_tag
+from pbx_recorder.service import access_seal, qa_store, request_tag
+from pbx_recorder.service.access_seal import AccessSeal
 from pbx_recorder.service.roles import ROLES, scope_for
 
 MAX_FAILURES = 5  #: consecutive failed logins that lock an account
@@ -75,11 +77,16 @@ def check_password(password: str) -> str:
 
 class Accounts:
     """The account tables of one catalog connection (``users``, ``user_teams``, ``team_agents``,
-    ``qa_assignments``).  ``hasher``: an ``argon2.PasswordHasher`` (tests pass a cheaper one)."""
+    ``qa_assignments``).  ``hasher``: an ``argon2.PasswordHasher`` (tests pass a cheaper one).
+    ``seal``: the access rows' seal (:mod:`~pbx_recorder.service.access_seal`) when
+    ``web.secret_key_file`` is set: rows are written sealed, and a row that fails its seal is
+    read as absent."""
 
     def __init__(self, conn: sqlite3.Connection, *, hasher: PasswordHasher | None = None,
-                 max_failures: int = MAX_FAILURES, lock_seconds: float = LOCK_SECONDS) -> None:
+                 max_failures: int = MAX_FAILURES, lock_seconds: float = LOCK_SECONDS,
+                 seal: AccessSeal | None = None) -> None:
         self.conn = conn
+        self.seal = seal
         self.hasher = hasher or PasswordHasher()
         self.max_failures = max_failures
         self.lock_seconds = lock_seconds
@@ -90,33 +97,62 @@ class Accounts:
         return dummy_hash(self.hasher)
 
     # -- reads -------------------------------------------------------------------
-    def get(self, name: str) -> User | None:
-        row = self.conn.execute("SELECT name, role, disabled, failed_logins, locked_until FROM users "
-                                "WHERE name = ?", (name,)).fetchone()
+    def _user_row(self, name: str) -> dict[str, Any] | None:
+        """``name``'s row (its sealed columns, failures and lock), None when absent or when it fails
+        its seal."""
+        row = self.conn.execute(f"SELECT {access_seal.columns('users')}, failed_logins, locked_until "
+                                "FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
-        return User(str(row[0]), str(row[1]), bool(row[2]), int(row[3]),
-                    None if row[4] is None else float(row[4]), self.teams_of(name))
+        found = access_seal.as_row("users", row[:-2])
+        if not access_seal.valid(self.seal, "users", found):
+            return None
+        return {**found, "failed_logins": row[-2], "locked_until": row[-1]}
+
+    def get(self, name: str) -> User | None:
+        """The account ``name``; None when there is none or its row fails its seal."""
+        row = self._user_row(name)
+        if row is None:
+            return None
+        return User(str(row["name"]), str(row["role"]), bool(row["disabled"]), int(row["failed_logins"]),
+                    None if row["locked_until"] is None else float(row["locked_until"]), self.teams_of(name))
 
     def list(self) -> list[User]:
         names = [str(r[0]) for r in self.conn.execute("SELECT name FROM users ORDER BY name").fetchall()]
         return [u for u in (self.get(n) for n in names) if u is not None]
 
     def teams_of(self, name: str) -> tuple[str, ...]:
-        rows = self.conn.execute("SELECT team FROM user_teams WHERE user_name = ? ORDER BY team",
-                                 (name,)).fetchall()
-        return tuple(str(r[0]) for r in rows)
+        rows = self.conn.execute(f"SELECT {access_seal.columns('user_teams')} FROM user_teams "
+                                 "WHERE user_name = ? ORDER BY team", (name,)).fetchall()
+        found = (access_seal.as_row("user_teams", r) for r in rows)
+        return tuple(str(r["team"]) for r in found if access_seal.valid(self.seal, "user_teams", r))
 
     def agents_of(self, teams: Iterable[str]) -> frozenset[str]:
+        """The agents of ``teams`` (a row that fails its seal is not one of them)."""
         agents: set[str] = set()
         for team in teams:
-            rows = self.conn.execute("SELECT agent FROM team_agents WHERE team = ?", (team,)).fetchall()
-            agents.update(str(r[0]) for r in rows)
+            rows = self.conn.execute(f"SELECT {access_seal.columns('team_agents')} FROM team_agents "
+                                     "WHERE team = ?", (team,)).fetchall()
+            found = (access_seal.as_row("team_agents", r) for r in rows)
+            agents.update(str(r["agent"]) for r in found if access_seal.valid(self.seal, "team_agents", r))
         return frozenset(agents)
 
+    def assigned_calls(self, reviewer: str) -> frozenset[str]:
+        """The calls assigned to ``reviewer`` whose assignment holds its seal (the newest
+        :data:`~pbx_recorder.catalog.scopes.MAX_ASSIGNED`)."""
+        rows = self.conn.execute(f"SELECT {access_seal.columns('qa_assignments')} FROM qa_assignments "
+                                 "WHERE reviewer = ? ORDER BY assigned_at DESC, call_id LIMIT ?",
+                                 (reviewer, MAX_ASSIGNED)).fetchall()
+        found = (access_seal.as_row("qa_assignments", r) for r in rows)
+        return frozenset(str(r["call_id"]) for r in found
+                         if access_seal.valid(self.seal, "qa_assignments", r))
+
     def scope(self, user: User) -> Any:
-        """The user's row scope (:class:`pbx_recorder.catalog.scopes.Scope`), read fresh."""
+        """The user's row scope (:class:`pbx_recorder.catalog.scopes.Scope`), read fresh.  With
+        sealed rows a reviewer's scope is the calls of their assignments that hold their seal."""
         agents = self.agents_of(user.teams) if user.role == "supervisor" else frozenset()
+        if user.role == "qa" and self.seal is not None:
+            return scope_for(user.role, user.name, agents, assigned=self.assigned_calls(user.name))
         return scope_for(user.role, user.name, agents)
 
     # -- changes (each audited in its own transaction) ------------------------------
@@ -135,11 +171,11 @@ class Accounts:
         with Tx(self.conn):
             if self.get(name) is not None:
                 raise CatalogError(f"user {name!r} exists")
-            self.conn.execute(
-                "INSERT INTO users (name, role, password_hash, created_at, updated_at) VALUES (?,?,?,?,?)",
-                (name, role, digest, now, now))
+            access_seal.insert(self.conn, self.seal, "users", {
+                "name": name, "role": role, "password_hash": digest, "disabled": 0, "totp_secret": "",
+                "totp_last_step": 0, "created_at": now, "updated_at": now})
             for team in teams:
-                self.conn.execute("INSERT INTO user_teams (user_name, team) VALUES (?, ?)", (name, team))
+                access_seal.insert(self.conn, self.seal, "user_teams", {"user_name": name, "team": team})
             self._audit(actor, actor_role, "users.add", name, {"role": role, "teams": teams}, now)
         user = self.get(name)
         assert user is not None
@@ -155,7 +191,8 @@ class Accounts:
         """Disable the account and end its sessions."""
         self._existing(name)
         with Tx(self.conn):
-            self.conn.execute("UPDATE users SET disabled = 1, updated_at = ? WHERE name = ?", (now, name))
+            access_seal.update(self.conn, self.seal, "users", {"name": name},
+                               {"disabled": 1, "updated_at": now})
             self.conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
             self._audit(actor, actor_role, "users.disable", name, {}, now)
 
@@ -165,8 +202,8 @@ class Accounts:
         self._existing(name)
         digest = self.hasher.hash(check_password(password))
         with Tx(self.conn):
-            self.conn.execute("UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL, "
-                              "updated_at = ? WHERE name = ?", (digest, now, name))
+            access_seal.update(self.conn, self.seal, "users", {"name": name}, {
+                "password_hash": digest, "failed_logins": 0, "locked_until": None, "updated_at": now})
             self.conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
             self._audit(actor, actor_role, "users.reset_password", name, {}, now)
 
@@ -176,14 +213,13 @@ class Accounts:
         with Tx(self.conn):
             self.conn.execute("DELETE FROM team_agents WHERE team = ?", (team,))
             for agent in agents:
-                self.conn.execute("INSERT INTO team_agents (team, agent) VALUES (?, ?)", (team, agent))
+                access_seal.insert(self.conn, self.seal, "team_agents", {"team": team, "agent": agent})
             self._audit(actor, actor_role, "teams.set_agents", team, {"agents": agents}, now)
 
     def assign_review(self, call_id: str, reviewer: str, *, actor: str, actor_role: str,
                       now: float) -> None:
         with Tx(self.conn):
-            self.conn.execute("INSERT INTO qa_assignments (call_id, reviewer, assigned_by, assigned_at) "
-                              "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (call_id, reviewer, actor, now))
+            qa_store.assign(self.conn, call_id, reviewer, actor, now, self.seal)  # (replaces a forged row)
             self._audit(actor, actor_role, "qa.assign", call_id, {"reviewer": reviewer}, now)
 
     # -- login -------------------------------------------------------------------------
@@ -195,12 +231,13 @@ class Accounts:
         count is left as it is (a right password between wrong codes does not reset it)."""
         if len(password) > MAX_PASSWORD or len(name) > MAX_NAME:
             self._refuse(name[:MAX_NAME], "", "too_long", client, now)
-        row = self.conn.execute("SELECT role, password_hash, disabled, failed_logins, locked_until "
-                                "FROM users WHERE name = ?", (name,)).fetchone()
+        exists = self.conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is not None
+        row = self._user_row(name) if exists else None
         if row is None:
             self._verify(self._dummy, password)  # the same work as for a real account
-            self._refuse(name, "", "unknown", client, now)
-        role, digest, disabled, locked_until = str(row[0]), str(row[1]), bool(row[2]), row[4]
+            return self._refuse(name, "", "seal" if exists else "unknown", client, now)  # (raises)
+        role, digest = str(row["role"]), str(row["password_hash"])
+        disabled, locked_until = bool(row["disabled"]), row["locked_until"]
         good = self._verify(digest or self._dummy, password) and bool(digest)  # '' never logs in
         if locked_until is not None and float(locked_until) > now:
             self._refuse(name, role, "locked", client, now)
@@ -214,8 +251,8 @@ class Accounts:
                 self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?",
                                   (name,))
             if self.hasher.check_needs_rehash(digest):
-                self.conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
-                                  (self.hasher.hash(password), name))
+                access_seal.update(self.conn, self.seal, "users", {"name": name},
+                                   {"password_hash": self.hasher.hash(password)})
             self._audit(name, role, "login.password" if second_factor else "login", name,
                         {"client": client}, now)
         user = self.get(name)

@@ -45,7 +45,8 @@ def visible_assignments(ctx: ServiceContext, actor: Actor) -> list[dict[str, Any
         )
         raise ApiError(403, f"role {actor.user.role} does not see QA assignments")
     reviewer = actor.user.name if actor.user.role == "qa" else None
-    return qa_store.assignments(ctx.catalog.connection(), actor.scope, reviewer=reviewer)
+    return qa_store.assignments(ctx.catalog.connection(), actor.scope, reviewer=reviewer,
+                                seal=ctx.access_seal)
 
 
 def list_assignments(request: Request) -> Response:
@@ -82,7 +83,7 @@ def _assign(request: Request, raw: bytes) -> Response:
         raise ApiError(400, "reviewer: an active account whose role is qa")
     conn = ctx.catalog.connection()
     with Tx(conn):
-        new = qa_store.assign(conn, call_id, str(reviewer), actor.user.name, ctx.clock())
+        new = qa_store.assign(conn, call_id, str(reviewer), actor.user.name, ctx.clock(), ctx.access_seal)
         if new:
             audit(
                 ctx,

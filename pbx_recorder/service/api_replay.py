@@ -118,7 +118,8 @@ def check(ctx: ServiceContext, actor: Actor, call: dict[str, Any], verb: str, ta
     """403 (audited) when ``call`` needs a grant and ``actor`` holds no live one for it."""
     if not sensitive(ctx, call):
         return
-    grant = four_eyes.open_grant(ctx.catalog.connection(), str(call["call_id"]), actor.user.name, ctx.clock())
+    grant = four_eyes.open_grant(ctx.catalog.connection(), str(call["call_id"]), actor.user.name, ctx.clock(),
+                                 ctx.access_seal)
     if grant is not None:
         detail["grant"] = grant.id
         return
@@ -155,7 +156,8 @@ def _ask(request: Request, data: dict[str, Any]) -> Response:
         raise ApiError(400, f'takes {{"reason": ...}} (1-{four_eyes.MAX_REASON} characters)')
     if not sensitive(ctx, call):
         raise ApiError(409, "this call needs no replay grant")
-    grant_id = four_eyes.ask(ctx.catalog.connection(), call_id, actor.user.name, reason.strip(), ctx.clock())
+    grant_id = four_eyes.ask(ctx.catalog.connection(), call_id, actor.user.name, reason.strip(), ctx.clock(),
+                             ctx.access_seal)
     audit(ctx, actor.user.name, actor.user.role, "replay.request", call_id,
           {"client": actor.client, "request": grant_id, "reason": reason.strip()[:200]})
     return JSONResponse({"id": grant_id, "state": "requested"}, status_code=201)
@@ -166,7 +168,8 @@ def pending_for(ctx: ServiceContext, actor: Actor, page: str = "") -> tuple[list
     whether they are an approver; writes the read's one ``replay.list`` row (``page``: the console
     page that shows them).  A request names a call, its requester and their free-text reason."""
     approver = may(actor.user.role, four_eyes.APPROVE)
-    rows = four_eyes.pending(ctx.catalog.connection(), None if approver else actor.user.name)
+    rows = four_eyes.pending(ctx.catalog.connection(), None if approver else actor.user.name,
+                             seal=ctx.access_seal)
     shown: dict[str, Any] = {} if approver else {"requester": actor.user.name}
     if page:
         shown["page"] = page
@@ -192,7 +195,7 @@ def _decide(grant: bool) -> Any:
             raise ApiError(404, "no such replay request")
         try:
             decided = four_eyes.decide(ctx.catalog.connection(), int(raw), actor.user.name, grant,
-                                       ctx.clock(), ctx.web.four_eyes.grant_minutes)
+                                       ctx.clock(), ctx.web.four_eyes.grant_minutes, ctx.access_seal)
         except NotFound as exc:
             raise ApiError(404, "no such replay request") from exc
         except AccessDenied as exc:

@@ -80,7 +80,7 @@ def figures_for(request: Request, target: str, action: str) -> tuple[ServiceCont
     require(ctx, actor, "reports.read", target)
     want = asked(request, ctx, actor)
     check_read(ctx, actor, want.team, target)
-    fig = queries.figures(ctx.catalog.connection(), want.period, want.team, ctx.clock())
+    fig = queries.figures(ctx.catalog.connection(), want.period, want.team, ctx.clock(), ctx.access_seal)
     audit(ctx, actor.user.name, actor.user.role, action, target,
           {"client": actor.client, "period": want.period.key, "team": want.team})
     return ctx, actor, fig

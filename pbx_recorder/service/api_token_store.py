@@ -4,7 +4,10 @@ A token is ``pbxr_`` + 256 random bits (``secrets``), shown once at creation; th
 its SHA-256 only.  Each token carries a role whose verbs are a subset of its owner's (checked at
 creation and again at every use, so demoting the owner narrows or voids their tokens) and an
 expiry (at most ``web.token_max_days``).  A revoked or expired token, or one whose owner is
-disabled, answers 401.  ``last_used`` is rewritten at most every ``web.token_touch_s`` seconds.
+disabled, answers 401.  ``last_used`` is rewritten at most every ``web.token_touch_s`` seconds.  With
+``web.secret_key_file`` the row is sealed (:mod:`~pbx_recorder.service.access_seal`): a row
+written by hand (the SHA-256 of a token someone chose, a wider role, a later expiry, a revocation
+undone) is no token.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 
 from pbx_recorder.errors import ConfigError, NotFound
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import access_seal
+from pbx_recorder.service.access_seal import AccessSeal
 from pbx_recorder.service.roles import PERMISSIONS, ROLES
 
 PREFIX = "pbxr_"
@@ -46,7 +51,7 @@ def within(role: str, owner_role: str) -> bool:
     return PERMISSIONS[role] <= PERMISSIONS[owner_role]
 
 
-_COLUMNS = "id_hash, user_name, role, label, created_at, expires_at, last_used, revoked"
+_COLUMNS = "id_hash, user_name, role, label, created_at, expires_at, last_used, revoked, seal"
 
 
 def _token(row: tuple) -> ApiToken:  # type: ignore[type-arg]
@@ -54,8 +59,15 @@ def _token(row: tuple) -> ApiToken:  # type: ignore[type-arg]
                     None if row[6] is None else float(row[6]), bool(row[7]))
 
 
+def _sealed(row: tuple, seal: AccessSeal | None) -> bool:  # type: ignore[type-arg]
+    """True when the token row (read with :data:`_COLUMNS`) holds its seal (or none is configured)."""
+    return access_seal.valid(seal, "api_tokens", {"id_hash": row[0], "user_name": row[1], "role": row[2],
+                                                  "created_at": row[4], "expires_at": row[5],
+                                                  "revoked": row[7], "seal": row[8]})
+
+
 def create(conn: sqlite3.Connection, owner: str, owner_role: str, role: str, days: int, label: str,
-           now: float, *, max_days: int) -> tuple[str, ApiToken]:
+           now: float, *, max_days: int, seal: AccessSeal | None = None) -> tuple[str, ApiToken]:
     """A new token of ``owner``: (the token, shown once; its record).  ConfigError when the role
     is wider than the owner's, the lifetime is not 1..``max_days`` days or the label is too long."""
     if role not in ROLES:
@@ -69,17 +81,19 @@ def create(conn: sqlite3.Connection, owner: str, owner_role: str, role: str, day
     token = PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(digest(token), owner, role, label, now, now + days * 86400.0, None, False)
     with Tx(conn):
-        conn.execute(f"INSERT INTO api_tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     (record.id_hash, owner, role, label, now, record.expires_at, None, 0))
+        access_seal.insert(conn, seal, "api_tokens", {
+            "id_hash": record.id_hash, "user_name": owner, "role": role, "label": label, "created_at": now,
+            "expires_at": record.expires_at, "last_used": None, "revoked": 0})
     return token, record
 
 
-def resolve(conn: sqlite3.Connection, token: str, now: float, *, touch_s: float) -> ApiToken | None:
-    """The live token ``token`` is, else None (unknown, revoked or expired)."""
+def resolve(conn: sqlite3.Connection, token: str, now: float, *, touch_s: float,
+            seal: AccessSeal | None = None) -> ApiToken | None:
+    """The live token ``token`` is, else None (unknown, revoked, expired, or its row fails its seal)."""
     if not token.startswith(PREFIX) or len(token) > MAX_TOKEN_CHARS:
         return None
     row = conn.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE id_hash = ?", (digest(token),)).fetchone()
-    if row is None:
+    if row is None or not _sealed(row, seal):
         return None
     found = _token(row)
     if found.revoked or found.expires_at <= now:
@@ -90,13 +104,15 @@ def resolve(conn: sqlite3.Connection, token: str, now: float, *, touch_s: float)
     return found
 
 
-def listing(conn: sqlite3.Connection, owner: str | None = None) -> list[ApiToken]:
+def listing(conn: sqlite3.Connection, owner: str | None = None,
+            seal: AccessSeal | None = None) -> list[ApiToken]:
+    """The tokens (of ``owner``), oldest first; a row that fails its seal is none."""
     sql = f"SELECT {_COLUMNS} FROM api_tokens" + (" WHERE user_name = ?" if owner else "")
     rows = conn.execute(sql + " ORDER BY created_at, id_hash", (owner,) if owner else ()).fetchall()
-    return [_token(r) for r in rows]
+    return [_token(r) for r in rows if _sealed(r, seal)]
 
 
-def revoke(conn: sqlite3.Connection, id_prefix: str) -> ApiToken:
+def revoke(conn: sqlite3.Connection, id_prefix: str, seal: AccessSeal | None = None) -> ApiToken:
     """Revoke the token whose hash starts with ``id_prefix`` (at least 12 hex digits, unique)."""
     id_prefix = id_prefix.lower()
     if len(id_prefix) < 12 or any(c not in "0123456789abcdef" for c in id_prefix):
@@ -106,5 +122,8 @@ def revoke(conn: sqlite3.Connection, id_prefix: str) -> ApiToken:
     if len(rows) != 1:
         raise NotFound(f"no single token with id {id_prefix}")
     with Tx(conn):
-        conn.execute("UPDATE api_tokens SET revoked = 1 WHERE id_hash = ?", (rows[0][0],))
+        if _sealed(rows[0], seal):
+            access_seal.update(conn, seal, "api_tokens", {"id_hash": rows[0][0]}, {"revoked": 1})
+        else:  # a forged row: it was never a token; revoking it removes it
+            conn.execute("DELETE FROM api_tokens WHERE id_hash = ?", (rows[0][0],))
     return _token(rows[0])

@@ -60,7 +60,7 @@ def _given(code: str | None) -> str:
 
 
 def _store(ctx: ServiceContext) -> TotpStore:
-    return TotpStore(ctx.catalog.connection(), ctx.secret_box)
+    return TotpStore(ctx.catalog.connection(), ctx.secret_box, ctx.access_seal)
 
 
 def _personal(request: Request, stages: frozenset[str]) -> Actor:

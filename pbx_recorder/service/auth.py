@@ -99,7 +99,8 @@ def actor_of(request: Request, stages: frozenset[str] = OK_STAGE) -> Actor:
     if "authorization" in request.headers:
         return _bearer_actor(ctx, request.headers["authorization"], client)
     session = sessions.lookup(conn, request.cookies.get(cookie_name(ctx)), ctx.clock(),
-                              idle=ctx.web.idle_timeout_s, absolute=ctx.web.absolute_timeout_s)
+                              idle=ctx.web.idle_timeout_s, absolute=ctx.web.absolute_timeout_s,
+                              seal=ctx.access_seal)
     if session is None:
         raise ApiError(401, "not logged in (or the session ended)")
     if session.stage not in stages:
@@ -120,7 +121,8 @@ def actor_of(request: Request, stages: frozenset[str] = OK_STAGE) -> Actor:
 def _bearer_actor(ctx: ServiceContext, header: str, client: str) -> Actor:
     kind, _, token = header.partition(" ")
     found = api_token_store.resolve(ctx.catalog.connection(), token.strip(), ctx.clock(),
-                                    touch_s=ctx.web.token_touch_s) if kind.lower() == "bearer" else None
+                                    touch_s=ctx.web.token_touch_s,
+                                    seal=ctx.access_seal) if kind.lower() == "bearer" else None
     owner = ctx.accounts().get(found.user) if found else None
     if found is None or owner is None or owner.disabled or not api_token_store.within(found.role, owner.role):
         raise ApiError(401, "no valid API token", headers={"WWW-Authenticate": "Bearer"})
@@ -171,7 +173,7 @@ def _login_checked(request: Request, ctx: ServiceContext, name: str, password: s
     conn = ctx.catalog.connection()
     sessions.end(conn, request.cookies.get(cookie_name(ctx)))  # whatever was presented: never reused
     check_client_limit(ctx, client, name)
-    enrolled = totp.TotpStore(conn, None).state(name) == "enrolled"
+    enrolled = totp.TotpStore(conn, None, ctx.access_seal).state(name) == "enrolled"
     try:
         user = ctx.accounts().authenticate(name, password, client=client, now=ctx.clock(),
                                            second_factor=enrolled)
@@ -195,7 +197,7 @@ def session_response(ctx: ServiceContext, user: User, client: str, stage: str) -
     """A new session of ``user`` at ``stage``, its cookie and (once) its CSRF token."""
     token, csrf = sessions.create(ctx.catalog.connection(), user.name, client, ctx.clock(),
                                   idle=ctx.web.idle_timeout_s, absolute=ctx.web.absolute_timeout_s,
-                                  stage=stage)
+                                  stage=stage, seal=ctx.access_seal)
     response = JSONResponse({"user": user.name, "role": user.role, "teams": list(user.teams),
                              "csrf_token": csrf, "stage": stage})
     response.set_cookie(cookie_name(ctx), token, max_age=ctx.web.absolute_timeout_s, path="/",

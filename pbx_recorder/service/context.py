@@ -31,6 +31,8 @@ class ServiceContext:
     #: the signing key's public half: four-eyes replay checks a call row's seal before it trusts the
     #: row's rule and rule tags (``api_replay.sensitive``); None without one (not checked)
     seal_key: Any = None
+    #: the access rows' seal (service.access_seal) from web.secret_key_file; None without one
+    access_seal: Any = None
 
     def release(self) -> None:
         """End of a request: on PostgreSQL this worker thread's connection goes back to the pool
@@ -38,7 +40,7 @@ class ServiceContext:
         self.catalog.release()
 
     def accounts(self) -> Accounts:
-        return Accounts(self.catalog.connection(), hasher=self.hasher)
+        return Accounts(self.catalog.connection(), hasher=self.hasher, seal=self.access_seal)
 
     @classmethod
     def from_config(cls, config: Any) -> ServiceContext:
@@ -54,15 +56,47 @@ class ServiceContext:
             from storage.keyring import KeyRing
 
             keyring = KeyRing.from_config_path(enc.master_key_file)
-        box = None
+        box = seal = None
         if config.web.secret_key_file is not None:
+            from pbx_recorder.service import access_seal
             from pbx_recorder.service.secret_box import SecretBox
 
             box = SecretBox.from_file(config.web.secret_key_file)
+            seal = access_seal.from_file(config.web.secret_key_file)
         seal_key = _seal_key(config)  # (before the catalog is opened: a missing key fails start-up)
         catalog = Catalog(config.catalog.target, numbers=protection_for(config))
+        if seal is not None:
+            _refuse_unsealed_rows(catalog, seal)
         return cls(catalog, build_tiers(config.storage), keyring, config.web, tz=ZoneInfo(config.timezone),
-                   secret_box=box, config=config, seal_key=seal_key)
+                   secret_box=box, config=config, seal_key=seal_key, access_seal=seal)
+
+
+def _refuse_unsealed_rows(catalog: Catalog, seal: Any) -> None:
+    """With a secret key, a catalog never sealed with it must be sealed before the service starts:
+    its rows were written before schema 21 (or without the key) and an admin checks them and runs
+    ``pbx-recorder users seal`` (fail closed, named, never sealed silently).  Once it was sealed, a
+    row without a seal was not written by the recorder: the service starts and does not honour it
+    (logged here, and at each read)."""
+    import logging
+
+    from pbx_recorder.errors import ConfigError
+    from pbx_recorder.service.access_rows import count_unsealed, sealed_before
+
+    try:
+        conn = catalog.connection()
+        unsealed = count_unsealed(conn)
+        before = bool(unsealed) and sealed_before(conn, seal)
+    finally:
+        catalog.release()
+    if unsealed and before:
+        logging.getLogger(__name__).error(
+            "%d access row(s) have no seal in a catalog sealed before: not written by the recorder, not "
+            "honoured (pbx-recorder users seal --check)", unsealed)
+    elif unsealed:
+        catalog.close()
+        raise ConfigError(f"{unsealed} access row(s) (accounts, teams, sessions, tokens, QA assignments, "
+                          "replay grants) have no seal: check them with `pbx-recorder users seal --check`, "
+                          "then run `pbx-recorder users seal`", key="web.secret_key_file")
 
 
 def _seal_key(config: Any) -> Any:

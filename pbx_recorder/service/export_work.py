@@ -94,7 +94,8 @@ def _four_eyes(ctx: ServiceContext, actor: Actor, job_id: str, calls: list[dict[
         call_id = str(call["call_id"])
         if not api_replay.sensitive(ctx, call, known):
             continue
-        if four_eyes.open_grant(ctx.catalog.connection(), call_id, actor.user.name, ctx.clock()) is None:
+        if four_eyes.open_grant(ctx.catalog.connection(), call_id, actor.user.name, ctx.clock(),
+                                  ctx.access_seal) is None:
             held.add(call_id)
             audit(ctx, actor.user.name, actor.user.role, "denied:calls.download", call_id,
                   {"client": actor.client, "reason": "four_eyes", "job": job_id})

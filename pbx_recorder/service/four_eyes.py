@@ -16,7 +16,9 @@ only by an approver (:func:`guarded_tags`, checked by ``api_tags``).
 The listener asks (a request with a reason); an approver (a role with ``calls.replay_approve``:
 admin, auditor), never the requester, grants or refuses; a grant opens that one call to that one
 requester for ``web.four_eyes.grant_minutes``.
-Decisions are compare-and-set on the row's state, so two approvers cannot both decide.
+Decisions are compare-and-set on the row's state, so two approvers cannot both decide.  With
+``web.secret_key_file`` each request and decision is sealed (:mod:`~pbx_recorder.service.access_seal`):
+a grant written into the catalog by hand is never honoured, whoever it names as approver.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
 from pbx_recorder.errors import AccessDenied, CryptoError, NotFound
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.recording import manifest_copy
+from pbx_recorder.service import access_seal
+from pbx_recorder.service.access_seal import AccessSeal
 
 MAX_REASON = 500
 #: call ids per ``IN (...)`` of :func:`manifest_tags_of` (SQLite's default limit is 999 parameters)
@@ -51,7 +55,7 @@ class Grant:
     expires_at: float | None
 
 
-_COLUMNS = "id, call_id, requester, reason, requested_at, state, approver, decided_at, expires_at"
+_COLUMNS = "id, call_id, requester, reason, requested_at, state, approver, decided_at, expires_at, seal"
 
 
 #: the verb that may decide replay requests, and so may also remove a tag that makes a call sensitive
@@ -184,53 +188,68 @@ def _grant(row: Any) -> Grant:
                  None if row[7] is None else float(row[7]), None if row[8] is None else float(row[8]))
 
 
-def ask(conn: sqlite3.Connection, call_id: str, requester: str, reason: str, now: float) -> int:
+def _sealed(row: Any, seal: AccessSeal | None) -> bool:
+    """True when the row (read with :data:`_COLUMNS`) holds its seal, or none is configured."""
+    return access_seal.valid(seal, "replay_grants", {
+        "id": row[0], "call_id": row[1], "requester": row[2], "state": row[5], "approver": row[6],
+        "decided_at": row[7], "expires_at": row[8], "seal": row[9]})
+
+
+def ask(conn: sqlite3.Connection, call_id: str, requester: str, reason: str, now: float,
+        seal: AccessSeal | None = None) -> int:
     with Tx(conn):
-        row = conn.execute("INSERT INTO replay_grants (call_id, requester, reason, requested_at, state) "
-                           "VALUES (?, ?, ?, ?, 'requested') RETURNING id",
-                           (call_id, requester, reason[:MAX_REASON], now)).fetchone()
+        row = access_seal.insert(conn, seal, "replay_grants", {
+            "call_id": call_id, "requester": requester, "reason": reason[:MAX_REASON], "requested_at": now,
+            "state": "requested", "approver": "", "decided_at": None, "expires_at": None},
+            suffix="RETURNING id")
     return int(row[0])
 
 
-def get(conn: sqlite3.Connection, grant_id: int) -> Grant:
+def get(conn: sqlite3.Connection, grant_id: int, seal: AccessSeal | None = None) -> Grant:
+    """The request ``grant_id``; NotFound when there is none or its row fails its seal."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM replay_grants WHERE id = ?", (grant_id,)).fetchone()
-    if row is None:
+    if row is None or not _sealed(row, seal):
         raise NotFound(f"no replay request {grant_id}")
     return _grant(row)
 
 
 def decide(conn: sqlite3.Connection, grant_id: int, approver: str, grant: bool, now: float,
-           minutes: int) -> Grant:
+           minutes: int, seal: AccessSeal | None = None) -> Grant:
     """Grant (for ``minutes``) or refuse the pending request ``grant_id``; AccessDenied for the
     requester themself or a request already decided."""
-    found = get(conn, grant_id)
+    found = get(conn, grant_id, seal)
     if found.requester == approver:
         raise AccessDenied("a replay request is decided by someone other than its requester")
     with Tx(conn):
-        cur = conn.execute("UPDATE replay_grants SET state = ?, approver = ?, decided_at = ?, expires_at = ? "
-                           "WHERE id = ? AND state = 'requested' AND requester <> ?",
-                           ("granted" if grant else "refused", approver, now,
-                            now + minutes * 60.0 if grant else None, grant_id, approver))
-        if cur.rowcount != 1:
+        changed = access_seal.update(
+            conn, seal, "replay_grants", {"id": grant_id},
+            {"state": "granted" if grant else "refused", "approver": approver, "decided_at": now,
+             "expires_at": now + minutes * 60.0 if grant else None},
+            where="state = 'requested' AND requester <> ?", params=(approver,))
+        if changed != 1:
             raise AccessDenied(f"replay request {grant_id} is already {found.state}")
-    return get(conn, grant_id)
+    return get(conn, grant_id, seal)
 
 
-def open_grant(conn: sqlite3.Connection, call_id: str, user: str, now: float) -> Grant | None:
+def open_grant(conn: sqlite3.Connection, call_id: str, user: str, now: float,
+               seal: AccessSeal | None = None) -> Grant | None:
     """The live grant of ``user`` for ``call_id``, if any: given by someone else (a row that names
-    no approver, or the requester as approver, was not written by :func:`decide`: never honoured)."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM replay_grants WHERE call_id = ? AND requester = ? "
-                       "AND state = 'granted' AND expires_at > ? AND approver != '' "
-                       "AND approver != requester ORDER BY expires_at DESC LIMIT 1",
-                       (call_id, user, now)).fetchone()
-    return None if row is None else _grant(row)
+    no approver, or the requester as approver, was not written by :func:`decide`: never honoured;
+    with ``seal``, neither is a row that fails its seal)."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM replay_grants WHERE call_id = ? AND requester = ? "
+                        "AND state = 'granted' AND expires_at > ? AND approver != '' "
+                        "AND approver != requester ORDER BY expires_at DESC LIMIT 20",
+                        (call_id, user, now)).fetchall()
+    return next((_grant(r) for r in rows if _sealed(r, seal)), None)
 
 
-def pending(conn: sqlite3.Connection, requester: str | None = None, limit: int = 200) -> list[Grant]:
-    """Requests awaiting a decision (of ``requester`` only, when given), oldest first."""
+def pending(conn: sqlite3.Connection, requester: str | None = None, limit: int = 200,
+            seal: AccessSeal | None = None) -> list[Grant]:
+    """Requests awaiting a decision (of ``requester`` only, when given), oldest first (a row that
+    fails its seal is none)."""
     sql = f"SELECT {_COLUMNS} FROM replay_grants WHERE state = 'requested'"
     params: tuple[Any, ...] = ()
     if requester is not None:
         sql, params = sql + " AND requester = ?", (requester,)
     rows = conn.execute(sql + " ORDER BY requested_at, id LIMIT ?", (*params, limit)).fetchall()
-    return [_grant(r) for r in rows]
+    return [_grant(r) for r in rows if _sealed(r, seal)]

@@ -24,6 +24,8 @@ from pbx_recorder import audit_trail
 from pbx_recorder.config.model import QaSamplingRule, WebConfig
 from pbx_recorder.errors import ConfigError
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import qa_store
+from pbx_recorder.service.accounts import Accounts
 from pbx_recorder.service.qa_sampling import SAMPLED_BY, Pick, WeekCall, matches, select
 
 SEED_SETTING = "qa_sampling_seed"
@@ -71,19 +73,24 @@ def _sampled(conn: sqlite3.Connection, start: float, end: float) -> list[tuple[W
     return [(WeekCall(str(r[0]), str(r[1] or ""), str(r[2] or ""), _tags(r[3])), str(r[4])) for r in rows]
 
 
-def check_reviewers(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule]) -> None:
+def check_reviewers(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule], seal: Any = None) -> None:
+    """ConfigError unless every reviewer the rules name is an enabled QA account (whose row holds
+    its seal, with ``seal``)."""
+    accounts = Accounts(conn, seal=seal)
     for i, rule in enumerate(rules):
         for reviewer in rule.reviewers:
-            row = conn.execute("SELECT role, disabled FROM users WHERE name = ?", (reviewer,)).fetchone()
-            if row is None or row[0] != "qa" or row[1]:
+            user = accounts.get(reviewer)
+            if user is None or user.role != "qa" or user.disabled:
                 raise ConfigError(f"web.qa_sampling[{i}].reviewers: {reviewer!r} is not an active QA "
                                   "account (pbx-recorder users add NAME --role qa)")
 
 
 def run(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule], seed: bytes, week: str,
         bounds: tuple[float, float], *, actor: str, role: str, now: float,
-        dry_run: bool = False) -> list[RuleResult]:
-    check_reviewers(conn, rules)
+        dry_run: bool = False, seal: Any = None) -> list[RuleResult]:
+    """``seal``: the access rows' seal (``service.access_seal``): assignments are written sealed
+    (a row there that fails its seal is replaced)."""
+    check_reviewers(conn, rules, seal)
     start, end = bounds
     calls, results = week_calls(conn, start, end), []
     with Tx(conn):  # the catalog's write lock: two runs at once cannot both top a quota up
@@ -99,11 +106,8 @@ def run(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule], seed: bytes, 
             if dry_run:
                 continue
             for pick in picks:
-                if conn.execute("SELECT 1 FROM qa_assignments WHERE call_id = ? AND reviewer = ?",
-                                (pick.call_id, pick.reviewer)).fetchone():
+                if not qa_store.assign(conn, pick.call_id, pick.reviewer, SAMPLED_BY, now, seal):
                     continue
-                conn.execute("INSERT INTO qa_assignments (call_id, reviewer, assigned_by, assigned_at) "
-                             "VALUES (?, ?, ?, ?)", (pick.call_id, pick.reviewer, SAMPLED_BY, now))
                 audit_trail.record(conn, actor=actor, role=role, action="qa.assign", target=pick.call_id,
                                    detail={"reviewer": pick.reviewer, "assigned_by": SAMPLED_BY,
                                            "rule": rule.name, "week": week}, now=now)

@@ -18,6 +18,8 @@ from typing import Any
 
 from pbx_recorder.catalog.scopes import Scope, scope_clause
 from pbx_recorder.core.masking import mask_channel
+from pbx_recorder.service import access_seal
+from pbx_recorder.service.access_seal import AccessSeal
 
 CARD_FIELDS = ("id", "name", "criteria", "created_by", "created_at", "retired")
 REVIEW_FIELDS = (
@@ -181,24 +183,24 @@ def update_review(
 
 
 # -- assignments ---------------------------------------------------------------------------
-def assigned(conn: sqlite3.Connection, call_id: str, reviewer: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM qa_assignments WHERE call_id = ? AND reviewer = ?", (call_id, reviewer)
-        ).fetchone()
-        is not None
-    )
+def assigned(conn: sqlite3.Connection, call_id: str, reviewer: str, seal: AccessSeal | None = None) -> bool:
+    """True when ``call_id`` is assigned to ``reviewer`` by a row that holds its seal."""
+    table = "qa_assignments"
+    row = conn.execute(
+        f"SELECT {access_seal.columns(table)} FROM {table} WHERE call_id = ? AND reviewer = ?",
+        (call_id, reviewer),
+    ).fetchone()
+    return row is not None and access_seal.valid(seal, table, access_seal.as_row(table, row))
 
 
-def assign(conn: sqlite3.Connection, call_id: str, reviewer: str, by: str, now: float) -> bool:
-    """True when the assignment is new."""
-    if assigned(conn, call_id, reviewer):
+def assign(conn: sqlite3.Connection, call_id: str, reviewer: str, by: str, now: float,
+           seal: AccessSeal | None = None) -> bool:
+    """True when the assignment is new (a row there that fails its seal is replaced by this one)."""
+    if assigned(conn, call_id, reviewer, seal):
         return False
-    conn.execute(
-        "INSERT INTO qa_assignments (call_id, reviewer, assigned_by, assigned_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
-        (call_id, reviewer, by, now),
-    )
+    conn.execute("DELETE FROM qa_assignments WHERE call_id = ? AND reviewer = ?", (call_id, reviewer))
+    access_seal.insert(conn, seal, "qa_assignments",
+                       {"call_id": call_id, "reviewer": reviewer, "assigned_by": by, "assigned_at": now})
     return True
 
 
@@ -209,10 +211,12 @@ def unassign(conn: sqlite3.Connection, call_id: str, reviewer: str) -> bool:
 
 
 def assignments(
-    conn: sqlite3.Connection, scope: Scope, *, reviewer: str | None = None, unmask: bool = False
+    conn: sqlite3.Connection, scope: Scope, *, reviewer: str | None = None, unmask: bool = False,
+    seal: AccessSeal | None = None,
 ) -> list[dict[str, Any]]:
     """Assignments of calls in ``scope`` (of one reviewer), newest call first, each with the call's
-    agent and start and whether the reviewer has reviewed it."""
+    agent and start and whether the reviewer has reviewed it (an assignment whose row fails its
+    seal is not one)."""
     params: list[Any] = []
     where = []
     clause = scope_clause(scope, params, "c")
@@ -223,14 +227,16 @@ def assignments(
         params.append(reviewer)
     sql = (
         "SELECT q.call_id, q.reviewer, q.assigned_by, q.assigned_at, c.agent, c.started_at, "
-        "(SELECT COUNT(*) FROM qa_reviews v WHERE v.call_id = q.call_id AND v.reviewer = q.reviewer) "
+        "(SELECT COUNT(*) FROM qa_reviews v WHERE v.call_id = q.call_id AND v.reviewer = q.reviewer), q.seal "
         "FROM qa_assignments q JOIN calls c ON c.call_id = q.call_id"
         + (f" WHERE {' AND '.join(where)}" if where else "")
         + f" ORDER BY c.started_at DESC, q.call_id LIMIT {MAX_LISTED}"
     )
-    keys = ("call_id", "reviewer", "assigned_by", "assigned_at", "agent", "started_at", "reviews")
+    keys = ("call_id", "reviewer", "assigned_by", "assigned_at", "agent", "started_at", "reviews", "seal")
     out = [dict(zip(keys, r, strict=True)) for r in conn.execute(sql, params).fetchall()]
+    out = [item for item in out if access_seal.valid(seal, "qa_assignments", item)]
     for item in out:
+        item.pop("seal")
         item["reviewed"] = int(item.pop("reviews") or 0) > 0
         _agent_shown(item, unmask)
     return out

@@ -91,8 +91,10 @@ def may(role: str | None, verb: str) -> bool:
     return bool(role) and verb in VERBS and verb in PERMISSIONS.get(str(role), frozenset())
 
 
-def scope_for(role: str, name: str, team_agents: frozenset[str] = frozenset()) -> Scope:
-    """The rows ``name`` (with ``role``) may see; ``team_agents``: the agents of their teams."""
+def scope_for(role: str, name: str, team_agents: frozenset[str] = frozenset(),
+              assigned: frozenset[str] | None = None) -> Scope:
+    """The rows ``name`` (with ``role``) may see; ``team_agents``: the agents of their teams;
+    ``assigned``: a reviewer's assigned calls as checked by the service (None: read by the query)."""
     if role in ("admin", "auditor", "legal"):
         return Scope.everything()
     if role == "supervisor":
@@ -100,5 +102,5 @@ def scope_for(role: str, name: str, team_agents: frozenset[str] = frozenset()) -
     if role == "agent":
         return Scope.of_agents(frozenset({name}))
     if role == "qa":
-        return Scope.of_reviewer(name)
+        return Scope.of_reviewer(name, assigned)
     return Scope.nothing()

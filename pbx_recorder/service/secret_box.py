@@ -41,6 +41,18 @@ def create_key_file(path: str | Path) -> Path:
     return path
 
 
+def read_key(path: str | Path) -> bytes:
+    """The key in ``path``; CryptoError when others may read the file or it cannot be read."""
+    try:
+        st = os.stat(path)
+        if st.st_mode & 0o077:
+            raise CryptoError(f"secret key {path} is readable by others (mode {st.st_mode & 0o777:o});"
+                              " chmod 600")
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CryptoError(f"secret key {path} unreadable: {exc.strerror}") from exc
+
+
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
@@ -49,14 +61,7 @@ class SecretBox:
 
     @classmethod
     def from_file(cls, path: str | Path) -> SecretBox:
-        try:
-            st = os.stat(path)
-            if st.st_mode & 0o077:
-                raise CryptoError(f"secret key {path} is readable by others (mode {st.st_mode & 0o777:o});"
-                                  " chmod 600")
-            return cls(Path(path).read_bytes())
-        except OSError as exc:
-            raise CryptoError(f"secret key {path} unreadable: {exc.strerror}") from exc
+        return cls(read_key(path))
 
     def seal(self, plaintext: str, context: str) -> str:
         nonce = secrets.token_bytes(NONCE_BYTES)

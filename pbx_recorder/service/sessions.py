@@ -12,6 +12,10 @@ hashes only; a cross-site page cannot derive it (it never sees the HttpOnly cook
 A session ends after ``idle`` seconds without a request and ``absolute`` seconds after login,
 whichever comes first; an expired session is deleted when it is next presented.  Login always
 creates a new session (a token presented at login is ended first: no fixation).
+
+With ``web.secret_key_file`` the row is sealed (:mod:`~pbx_recorder.service.access_seal`): a row
+written by hand into the catalog (the SHA-256 of a token someone chose, another user's name on
+one's own session, a stage moved past the second factor) is not a session.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import access_seal
+from pbx_recorder.service.access_seal import AccessSeal
 
 TOKEN_BYTES = 32
 TOUCH_EVERY_S = 15.0  #: last_seen is rewritten at most this often (not on every request)
@@ -52,7 +58,7 @@ def csrf_for(token: str) -> str:
 
 
 def create(conn: sqlite3.Connection, user: str, client: str, now: float, *, idle: float,
-           absolute: float, stage: str = "ok") -> tuple[str, str]:
+           absolute: float, stage: str = "ok", seal: AccessSeal | None = None) -> tuple[str, str]:
     """A new session of ``user``: (session token, CSRF token), both shown to the client once.
     Sessions of anyone that have expired are deleted on the way (the table does not grow with
     sessions never presented again)."""
@@ -61,23 +67,28 @@ def create(conn: sqlite3.Connection, user: str, client: str, now: float, *, idle
     with Tx(conn):
         conn.execute("DELETE FROM sessions WHERE last_seen <= ? OR created_at <= ?",
                      (now - idle, now - absolute))
-        conn.execute("INSERT INTO sessions (id_hash, user_name, csrf_hash, created_at, last_seen, client, "
-                     "stage) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (digest(token), user, digest(csrf), now, now, client[:200], stage))
+        access_seal.insert(conn, seal, "sessions", {
+            "id_hash": digest(token), "user_name": user, "csrf_hash": digest(csrf), "created_at": now,
+            "last_seen": now, "client": client[:200], "stage": stage})
     return token, csrf
 
 
 def lookup(conn: sqlite3.Connection, token: str | None, now: float, *, idle: float,
-           absolute: float) -> Session | None:
-    """The live session ``token`` names (its last_seen refreshed), else None (expired ones deleted)."""
+           absolute: float, seal: AccessSeal | None = None) -> Session | None:
+    """The live session ``token`` names (its last_seen refreshed), else None (expired ones deleted;
+    with ``seal``, a row that fails its seal is none)."""
     if not token or len(token) > MAX_TOKEN_CHARS:
         return None
     id_hash = digest(token)
-    row = conn.execute("SELECT id_hash, user_name, csrf_hash, created_at, last_seen, stage FROM sessions "
-                       "WHERE id_hash = ?", (id_hash,)).fetchone()
+    row = conn.execute(f"SELECT {access_seal.columns('sessions')}, last_seen FROM sessions WHERE id_hash = ?",
+                       (id_hash,)).fetchone()
     if row is None:
         return None
-    session = Session(str(row[0]), str(row[1]), str(row[2]), float(row[3]), float(row[4]), str(row[5]))
+    found = access_seal.as_row("sessions", row[:-1])
+    if not access_seal.valid(seal, "sessions", found):
+        return None
+    session = Session(str(found["id_hash"]), str(found["user_name"]), str(found["csrf_hash"]),
+                      float(found["created_at"]), float(row[-1]), str(found["stage"]))
     if now - session.last_seen >= idle or now - session.created_at >= absolute:
         end_hash(conn, id_hash)
         return None

@@ -23,6 +23,8 @@ import pyotp
 
 from pbx_recorder.errors import ConfigError, CryptoError
 from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import access_seal
+from pbx_recorder.service.access_seal import AccessSeal
 from pbx_recorder.service.secret_box import PREFIX, SecretBox
 
 STEP_S = 30
@@ -58,28 +60,39 @@ def state_of(stored: str) -> str:
 class TotpStore:
     """The TOTP columns of ``users`` on one catalog connection; ``box`` None = not configured."""
 
-    def __init__(self, conn: sqlite3.Connection, box: SecretBox | None) -> None:
-        self.conn, self.box = conn, box
+    def __init__(self, conn: sqlite3.Connection, box: SecretBox | None,
+                 seal: AccessSeal | None = None) -> None:
+        self.conn, self.box, self.seal = conn, box, seal  # seal: the users row's (service.access_seal)
 
     def _sealer(self) -> SecretBox:
         if self.box is None:
             raise ConfigError("TOTP needs web.secret_key_file (pbx-recorder users totp-key init)")
         return self.box
 
-    def _row(self, name: str) -> tuple[str, int]:
-        row = self.conn.execute("SELECT totp_secret, totp_last_step FROM users WHERE name = ?",
+    def _row(self, name: str) -> tuple[str, int] | None:
+        """(secret as stored, last step); None when the row fails its seal (``seal`` given)."""
+        row = self.conn.execute(f"SELECT {access_seal.columns('users')} FROM users WHERE name = ?",
                                 (name,)).fetchone()
-        return ("", 0) if row is None else (str(row[0] or ""), int(row[1] or 0))
+        if row is None:
+            return ("", 0)
+        found = access_seal.as_row("users", row)
+        if not access_seal.valid(self.seal, "users", found):
+            return None
+        return str(found["totp_secret"] or ""), int(found["totp_last_step"] or 0)
 
     def state(self, name: str) -> str:
-        return state_of(self._row(name)[0])
+        """'none', 'pending' or 'enrolled'; 'enrolled' for a row that fails its seal (fail closed:
+        a code is due, and none can be right)."""
+        row = self._row(name)
+        return "enrolled" if row is None else state_of(row[0])
 
     def start(self, name: str) -> tuple[str, str]:
         """A new secret for ``name`` stored pending: (secret, otpauth URI), shown once."""
         secret = pyotp.random_base32()
         sealed = self._sealer().seal(secret, name)
         with Tx(self.conn):
-            self.conn.execute("UPDATE users SET totp_secret = ? WHERE name = ?", (PENDING + sealed, name))
+            access_seal.update(self.conn, self.seal, "users", {"name": name},
+                               {"totp_secret": PENDING + sealed})
         return secret, pyotp.TOTP(secret, digits=DIGITS, interval=STEP_S).provisioning_uri(
             name=name, issuer_name=ISSUER)
 
@@ -87,7 +100,10 @@ class TotpStore:
         """True (and the step remembered, so the code is spent) when ``code`` is right for the
         enrolled secret (``pending``: for the secret awaiting confirmation, which then becomes
         the enrolled one)."""
-        stored, last_step = self._row(name)
+        row = self._row(name)
+        if row is None:
+            return False
+        stored, last_step = row
         if state_of(stored) != ("pending" if pending else "enrolled"):
             return False
         try:
@@ -98,11 +114,12 @@ class TotpStore:
         if step is None:
             return False
         with Tx(self.conn):  # the step moves forward only: a parallel use of the same code loses
-            cur = self.conn.execute(
-                "UPDATE users SET totp_last_step = ?, totp_secret = ? WHERE name = ? AND totp_last_step < ? "
-                "AND totp_secret = ?", (step, stored.removeprefix(PENDING), name, step, stored))
-            return cur.rowcount == 1
+            changed = access_seal.update(
+                self.conn, self.seal, "users", {"name": name},
+                {"totp_last_step": step, "totp_secret": stored.removeprefix(PENDING)},
+                where="totp_last_step < ? AND totp_secret = ?", params=(step, stored))
+            return changed == 1
 
     def reset(self, name: str) -> None:
         with Tx(self.conn):
-            self.conn.execute("UPDATE users SET totp_secret = '' WHERE name = ?", (name,))
+            access_seal.update(self.conn, self.seal, "users", {"name": name}, {"totp_secret": ""})

@@ -14,7 +14,7 @@ from typing import Any
 from pbx_recorder import audit_trail
 from pbx_recorder.errors import AccessDenied, ConfigError
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import api_token_store, request_tag
+from pbx_recorder.service import access_seal, api_token_store, request_tag
 from pbx_recorder.service.accounts import Accounts, User, check_name
 from pbx_recorder.service.roles import ROLES
 from pbx_recorder.service.totp import TotpStore
@@ -37,10 +37,11 @@ def user_rows(acc: Accounts, now: float) -> list[dict[str, Any]]:
 
 
 def _keep_an_admin(acc: Accounts, name: str) -> None:
-    row = acc.conn.execute("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND name <> ?",
-                           (name,)).fetchone()
+    """AccessDenied when ``name`` is the last enabled admin (an admin row that fails its seal is
+    not one)."""
+    others = sum(1 for u in acc.list() if u.role == "admin" and not u.disabled and u.name != name)
     target = acc.get(name)
-    if target is not None and target.role == "admin" and not target.disabled and int(row[0]) == 0:
+    if target is not None and target.role == "admin" and not target.disabled and others == 0:
         raise AccessDenied(f"{name} is the last enabled admin")
 
 
@@ -76,7 +77,7 @@ def set_role(acc: Accounts, name: str, role: str, *, actor: str, actor_role: str
     with Tx(acc.conn):
         if role != "admin":
             _keep_an_admin(acc, name)
-        acc.conn.execute("UPDATE users SET role = ?, updated_at = ? WHERE name = ?", (role, now, name))
+        access_seal.update(acc.conn, acc.seal, "users", {"name": name}, {"role": role, "updated_at": now})
         acc.conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
         _audit(acc, actor, actor_role, "users.set_role", name, {"role": role}, now)
 
@@ -88,7 +89,7 @@ def set_teams(acc: Accounts, name: str, teams: Iterable[str], *, actor: str, act
     with Tx(acc.conn):
         acc.conn.execute("DELETE FROM user_teams WHERE user_name = ?", (name,))
         for team in teams:
-            acc.conn.execute("INSERT INTO user_teams (user_name, team) VALUES (?, ?)", (name, team))
+            access_seal.insert(acc.conn, acc.seal, "user_teams", {"user_name": name, "team": team})
         _audit(acc, actor, actor_role, "users.set_teams", name, {"teams": teams}, now)
 
 
@@ -109,7 +110,7 @@ def assign_review(acc: Accounts, call_id: str, reviewer: str, *, actor: str, act
 def reset_totp(acc: Accounts, name: str, *, actor: str, actor_role: str, now: float) -> None:
     acc._existing(name)
     with Tx(acc.conn):
-        TotpStore(acc.conn, None).reset(name)
+        TotpStore(acc.conn, None, acc.seal).reset(name)
         acc.conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
         _audit(acc, actor, actor_role, "users.reset_totp", name, {}, now)
 
@@ -121,7 +122,7 @@ def create_token(acc: Accounts, owner: str, role: str, days: int, label: str, *,
         raise ConfigError(f"{owner} is disabled")
     with Tx(acc.conn):
         token, record = api_token_store.create(acc.conn, owner, user.role, role, days, label, now,
-                                               max_days=max_days)
+                                               max_days=max_days, seal=acc.seal)
         _audit(acc, actor, actor_role, "tokens.create", owner,
                {"id": record.id_hash[:16], "role": role, "days": days, "label": label}, now)
     return token, record
@@ -131,10 +132,10 @@ def token_rows(acc: Accounts, owner: str | None = None) -> list[dict[str, Any]]:
     return [{"id": t.id_hash[:16], "user": t.user, "role": t.role, "label": t.label,
              "created_at": t.created_at, "expires_at": t.expires_at, "last_used": t.last_used,
              "revoked": t.revoked}
-            for t in api_token_store.listing(acc.conn, owner)]
+            for t in api_token_store.listing(acc.conn, owner, acc.seal)]
 
 
 def revoke_token(acc: Accounts, token_id: str, *, actor: str, actor_role: str, now: float) -> None:
     with Tx(acc.conn):
-        record = api_token_store.revoke(acc.conn, token_id)
+        record = api_token_store.revoke(acc.conn, token_id, acc.seal)
         _audit(acc, actor, actor_role, "tokens.revoke", record.user, {"id": record.id_hash[:16]}, now)

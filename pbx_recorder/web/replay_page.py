@@ -24,9 +24,9 @@ def grant_state(ctx: ServiceContext, actor: Actor, call: dict[str, object]) -> s
     if not api_replay.sensitive(ctx, dict(call)):
         return ""
     conn, call_id = ctx.catalog.connection(), str(call["call_id"])
-    if four_eyes.open_grant(conn, call_id, actor.user.name, ctx.clock()) is not None:
+    if four_eyes.open_grant(conn, call_id, actor.user.name, ctx.clock(), ctx.access_seal) is not None:
         return ""
-    mine = four_eyes.pending(conn, actor.user.name)
+    mine = four_eyes.pending(conn, actor.user.name, seal=ctx.access_seal)
     return "asked" if any(g.call_id == call_id for g in mine) else "needed"
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pbx_recorder.lifecycle.journal import open_catalog
-from pbx_recorder.service.accounts import Accounts
-from tests.peers.service_support import CHEAP, NOW, PASSWORD
+from tests.peers.service_support import NOW, PASSWORD
 
 #: greeting (yes/no, weight 3) and empathy (scale 1..5, weight 1)
 CRITERIA = [{"key": "greeting", "label": "Greets the caller", "kind": "yesno", "weight": 3},
@@ -18,7 +17,7 @@ def add_accounts(service: Any) -> None:
     """qa2 (another QA reviewer, assigned c-blue-1 too) and carol (the agent of the blue calls)."""
     conn = open_catalog(service.seeded.db)
     try:
-        accounts = Accounts(conn, hasher=CHEAP)
+        accounts = service.accounts(conn)
         accounts.add("qa2", "qa", PASSWORD, actor="root", actor_role="host-admin", now=NOW)
         accounts.add("carol", "agent", PASSWORD, actor="root", actor_role="host-admin", now=NOW)
         accounts.assign_review("c-blue-1", "qa2", actor="root-admin", actor_role="admin", now=NOW)

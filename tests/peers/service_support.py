@@ -12,7 +12,10 @@ from argon2 import PasswordHasher
 
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.service import access_seal
+from pbx_recorder.service.access_seal import AccessSeal
 from pbx_recorder.service.accounts import Accounts
+from pbx_recorder.service.secret_box import create_key_file
 from storage.local import LocalTier
 
 NOW = 1_800_000_000.0
@@ -46,7 +49,9 @@ class Seeded:
     audio: dict[str, bytes]  # recording id -> audio bytes
 
 
-def seed(tmp_path: Path) -> Seeded:
+def seed(tmp_path: Path, seal: AccessSeal | None = None) -> Seeded:
+    """The catalog of every service test; ``seal``: the access rows' seal its accounts are written
+    with (the service of :func:`make_service` has one, as a service with ``web.secret_key_file``)."""
     db = tmp_path / "catalog.db"
     catalog = Catalog(db, clock=lambda: NOW)
     tier = LocalTier("hot", tmp_path / "hot")
@@ -66,7 +71,7 @@ def seed(tmp_path: Path) -> Seeded:
         audio[rid] = data
     catalog.close()
     conn = open_catalog(db)
-    accounts = Accounts(conn, hasher=CHEAP)
+    accounts = Accounts(conn, hasher=CHEAP, seal=seal)
     for name, (role, teams) in USERS.items():
         accounts.add(name, role, PASSWORD, teams=teams, actor="root", actor_role="host-admin", now=NOW)
     accounts.set_team_agents("red", ["alice", "bob"], actor="root", actor_role="host-admin", now=NOW)
@@ -92,6 +97,11 @@ class Service:
     ctx: object  # pbx_recorder.service.context.ServiceContext
     clock: Clock
     client_factory: object
+    key_file: Path | None = None  #: web.secret_key_file of the service (its access rows' seal)
+
+    def accounts(self, conn):  # type: ignore[no-untyped-def]
+        """The accounts of ``conn`` as this service writes them (sealed with its key)."""
+        return Accounts(conn, hasher=CHEAP, seal=self.ctx.access_seal)  # type: ignore[attr-defined]
 
     def client(self):  # type: ignore[no-untyped-def]
         return self.client_factory()  # type: ignore[operator]
@@ -121,10 +131,12 @@ def make_service(tmp_path: Path, **web: object) -> Service:
     from pbx_recorder.service.app import build_app
     from pbx_recorder.service.context import ServiceContext
 
-    seeded = seed(tmp_path)
+    key_file = create_key_file(tmp_path / "keys" / "web.key")  # web.secret_key_file, for the CLI too
+    seal = access_seal.from_file(key_file)
+    seeded = seed(tmp_path, seal)
     clock = Clock()
     ctx = ServiceContext(Catalog(seeded.db, clock=clock), {"hot": seeded.tier}, web=WebConfig(**web),
-                         hasher=CHEAP, clock=clock)
+                         hasher=CHEAP, clock=clock, access_seal=seal)
     app = build_app(ctx)
-    return Service(seeded, ctx, clock, lambda: TestClient(app, client=("192.0.2.7", 50000)))
+    return Service(seeded, ctx, clock, lambda: TestClient(app, client=("192.0.2.7", 50000)), key_file)
 

@@ -122,6 +122,7 @@ def test_asterisk_check_may_not_name_another_config_either(site, capsys, monkeyp
     (("users", "set-role", "agent1", "admin"), "users.manage"),
     (("users", "list"), "users.manage"),
     (("users", "totp-key", "init"), "users.manage"),
+    (("users", "seal"), "users.manage"),
     (("review", "sample", "--week", WEEK), "qa.assign"),
     (("reports", "run"), "reports.run"),
     (("asterisk", "check", "--etc", "/nonexistent"), "asterisk.check"),

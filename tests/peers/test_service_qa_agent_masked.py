@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 
 from pbx_recorder.lifecycle.journal import open_catalog
-from pbx_recorder.service.accounts import Accounts
 from tests.peers.qa_support import make_card, send
-from tests.peers.service_support import CHEAP, NOW
+from tests.peers.service_support import NOW
 
 AGENT = "Local/4915112345678@from-queue/n"
 CLEAR = "4915112345678"
@@ -23,8 +22,8 @@ def service(seeded_service):  # type: ignore[no-untyped-def]
     seeded_service.ctx.catalog.upsert_call(call)
     conn = open_catalog(seeded_service.seeded.db)
     try:
-        Accounts(conn, hasher=CHEAP).assign_review("c-remote", "qa1", actor="root-admin", actor_role="admin",
-                                                   now=NOW)
+        seeded_service.accounts(conn).assign_review("c-remote", "qa1", actor="root-admin", actor_role="admin",
+                                                    now=NOW)
     finally:
         conn.close()
     return seeded_service

@@ -13,15 +13,15 @@ from pbx_recorder.catalog import Catalog
 from pbx_recorder.cli import cli, privilege
 from pbx_recorder.errors import AccessDenied, ConfigError
 from pbx_recorder.lifecycle.journal import open_catalog
-from pbx_recorder.service.accounts import Accounts
-from tests.peers.service_support import CHEAP, NOW, PASSWORD
+from tests.peers.service_support import NOW, PASSWORD
 
 WEEK = "2027-W02"  # NOW is Friday 2027-01-15 08:00 UTC
 PICK = re.compile(r"^2027-W02\s+(\S+)\s+(\S+)\s+(\S+)\s+-> (\S+)$", re.M)
 
 
-def _add_calls(db) -> set[str]:  # type: ignore[no-untyped-def]
+def _add_calls(service) -> set[str]:  # type: ignore[no-untyped-def]
     """More calls of the seeded agents in the week, and calls no rule may pick; the pickable ids."""
+    db = service.seeded.db
     catalog = Catalog(db, clock=lambda: NOW)
     pickable = {"c-red-1", "c-red-2", "c-blue-1", "c-blue-2"}
     extra = [(f"a{i}", "alice", "answered", True, NOW - 7200 * (i + 3)) for i in range(6)]
@@ -40,15 +40,17 @@ def _add_calls(db) -> set[str]:  # type: ignore[no-untyped-def]
             pickable.add(call_id)
     catalog.close()
     conn = open_catalog(db)
-    Accounts(conn, hasher=CHEAP).add("qa2", "qa", PASSWORD, actor="root", actor_role="host-admin", now=NOW)
+    service.accounts(conn).add("qa2", "qa", PASSWORD, actor="root", actor_role="host-admin", now=NOW)
     conn.close()
     return pickable
 
 
-def _config(tmp_path, db, reviewers: str = "[qa1, qa2]") -> str:  # type: ignore[no-untyped-def]
+def _config(tmp_path, db, reviewers: str = "[qa1, qa2]", key=None) -> str:  # type: ignore[no-untyped-def]
+    """The CLI's config; ``key``: the service's web.secret_key_file (its assignments are sealed)."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"catalog: {{path: {db}}}\ntimezone: UTC\n"
-                   f"web:\n  qa_sampling:\n    - {{name: weekly, count: 2, reviewers: {reviewers}}}\n")
+                   f"web:\n  qa_sampling:\n    - {{name: weekly, count: 2, reviewers: {reviewers}}}\n"
+                   + (f"  secret_key_file: {key}\n" if key else ""))
     return str(cfg)
 
 
@@ -68,8 +70,8 @@ def test_review_sample_assigns_once_and_the_reviewer_sees_exactly_those_calls(
         seeded_service, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(privilege, "os_user", lambda: (0, "root"))
     db = seeded_service.seeded.db
-    pickable = _add_calls(db)
-    cfg = _config(tmp_path, db)
+    pickable = _add_calls(seeded_service)
+    cfg = _config(tmp_path, db, key=seeded_service.key_file)
     sampled_sql = "SELECT call_id, reviewer FROM qa_assignments WHERE assigned_by = 'sampling'"
 
     dry = _sample(cfg, "--dry-run")
@@ -113,8 +115,8 @@ def test_review_sample_assigns_once_and_the_reviewer_sees_exactly_those_calls(
 def test_a_reviewer_that_is_not_a_qa_account_stops_the_run(seeded_service, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(privilege, "os_user", lambda: (0, "root"))
     db = seeded_service.seeded.db
-    _add_calls(db)
-    result = _sample(_config(tmp_path, db, "[qa1, alice]"))
+    _add_calls(seeded_service)
+    result = _sample(_config(tmp_path, db, "[qa1, alice]", seeded_service.key_file))
     assert isinstance(result.exception, ConfigError)
     assert "web.qa_sampling[0].reviewers" in str(result.exception) and "'alice'" in str(result.exception)
     assert _rows(db, "SELECT 1 FROM qa_assignments WHERE assigned_by = 'sampling'") == []

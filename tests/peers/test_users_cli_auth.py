@@ -8,19 +8,25 @@ import json
 from click.testing import CliRunner
 
 from pbx_recorder.cli import cli, privilege
+from pbx_recorder.errors import CatalogError
 from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.service import access_seal
 from pbx_recorder.service.accounts import Accounts
 from pbx_recorder.service.api_token_store import digest, resolve
+from pbx_recorder.service.secret_box import create_key_file
 from tests.peers.service_support import CHEAP, NOW, PASSWORD
 
 
-def _setup(tmp_path, monkeypatch, uid: int = 0, name: str = "root") -> str:  # type: ignore[no-untyped-def]
+def _setup(tmp_path, monkeypatch, uid: int = 0, name: str = "root",  # type: ignore[no-untyped-def]
+           keyed: bool = True) -> str:
+    """A config naming a secret key (made and sealing alice's rows when ``keyed``)."""
     monkeypatch.setattr(privilege, "os_user", lambda: (uid, name))
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"catalog: {{path: {tmp_path}/catalog.db}}\n"
                    f"web: {{secret_key_file: {tmp_path}/k/web.key}}\n")
     conn = open_catalog(tmp_path / "catalog.db")
-    acc = Accounts(conn, hasher=CHEAP)
+    seal = access_seal.from_file(create_key_file(tmp_path / "k" / "web.key")) if keyed else None
+    acc = Accounts(conn, hasher=CHEAP, seal=seal)
     acc.add("alice", "agent", PASSWORD, actor="root", actor_role="host-admin", now=NOW)
     conn.close()
     return str(cfg)
@@ -60,7 +66,9 @@ def test_token_create_list_revoke(tmp_path, monkeypatch) -> None:  # type: ignor
 
 
 def test_totp_key_init_and_reset_totp(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    cfg = _setup(tmp_path, monkeypatch)
+    """The key made after accounts exist: their rows have no seal until an admin runs ``users seal``
+    (until then the account is not one: reset-totp does not find it)."""
+    cfg = _setup(tmp_path, monkeypatch, keyed=False)
     runner = CliRunner()
     made = runner.invoke(cli, ["--config", cfg, "users", "totp-key", "init"])
     assert made.exit_code == 0, made.output
@@ -69,6 +77,13 @@ def test_totp_key_init_and_reset_totp(tmp_path, monkeypatch) -> None:  # type: i
     before = key.read_bytes()
     again = runner.invoke(cli, ["--config", cfg, "users", "totp-key", "init"])
     assert again.exit_code != 0 and key.read_bytes() == before
+    unsealed = runner.invoke(cli, ["--config", cfg, "users", "reset-totp", "alice"])
+    assert unsealed.exit_code != 0 and "no user 'alice'" in str(unsealed.exception)
+    check = runner.invoke(cli, ["--config", cfg, "users", "seal", "--check"])
+    assert isinstance(check.exception, CatalogError) and "without a seal: users: 1: alice" in check.output
+    sealed = runner.invoke(cli, ["--config", cfg, "users", "seal"])
+    assert sealed.exit_code == 0 and "sealed users: 1" in sealed.output, sealed.output
+    assert runner.invoke(cli, ["--config", cfg, "users", "seal", "--check"]).exit_code == 0
     reset = runner.invoke(cli, ["--config", cfg, "users", "reset-totp", "alice"])
     assert reset.exit_code == 0, reset.output
 

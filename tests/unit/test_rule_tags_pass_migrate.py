@@ -13,7 +13,7 @@ import os
 import pytest
 from tamper_support import NOW, indexing_deployment
 
-from pbx_recorder.catalog import engine, pg_schema, rule_tags_pass, step_walk
+from pbx_recorder.catalog import engine, pg_schema, rule_tags_pass, schema_access_seal, step_walk
 from pbx_recorder.catalog.schema import MIGRATIONS
 from pbx_recorder.core.rules import rules_from_dicts
 from pbx_recorder.errors import IntegrityError
@@ -164,11 +164,14 @@ def test_a_row_changed_between_the_read_and_the_write_is_left_for_the_next_run(d
 
 
 def _back_to_schema_19(d) -> None:
-    """The catalog as schema 19 (Alembic 0018) left it: no ``rule_tags`` column at all."""
+    """The catalog as schema 19 (Alembic 0018) left it: no ``rule_tags`` column at all (and no
+    access-row seals, schema 21)."""
     conn = engine.connect(d.root / "cat.db")
     try:
         conn.execute("BEGIN")
         conn.execute("ALTER TABLE calls DROP COLUMN rule_tags")
+        for table in schema_access_seal.TABLES:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN seal")
         if engine.is_postgres(conn):
             conn.execute("UPDATE alembic_version SET version_num = '0018'")
         else:

@@ -1,0 +1,66 @@
+"""``pbx-recorder users seal [--check] [--include-broken]``: seal the operator service's access rows
+(accounts, teams, tokens, QA assignments, replay grants) with ``web.secret_key_file``, once an
+admin has checked them (after the upgrade to schema 21, or after turning the key on), and list
+the rows that have no seal or fail it (``--check`` only lists).  See ``service/access_rows.py``.
+
+Exit 0 when every row holds its seal afterwards; 6 (CatalogError) when rows stay unsealed
+(``--check``); 4 (IntegrityError) when a row fails its seal and ``--include-broken`` was not given.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from pbx_recorder.cli import cmd_users
+from pbx_recorder.errors import CatalogError, ConfigError, IntegrityError
+
+_SHOWN = 50  #: rows named per table on the terminal (all are counted)
+
+
+def _print(title: str, rows: dict[str, list[str]]) -> None:
+    for table, names in sorted(rows.items()):
+        if names:
+            more = f" (+{len(names) - _SHOWN} more)" if len(names) > _SHOWN else ""
+            click.echo(f"{title} {table}: {len(names)}: {', '.join(names[:_SHOWN])}{more}")
+
+
+@click.command("seal")
+@click.option("--check", is_flag=True, help="Only list the rows without a seal or failing it.")
+@click.option("--include-broken", is_flag=True,
+              help="Also re-seal rows whose seal fails (after checking them: they were changed outside "
+                   "the recorder).")
+@click.pass_context
+def seal_cmd(ctx: click.Context, check: bool, include_broken: bool) -> None:
+    """Seal the access rows with web.secret_key_file (rows an admin has checked)."""
+    from pbx_recorder.service import access_rows
+
+    with cmd_users.admin_session(ctx) as (accounts, who):
+        if accounts.seal is None:
+            raise ConfigError("is required to seal access rows (set it, run "
+                              "`pbx-recorder users totp-key init`, then this)", key="web.secret_key_file")
+        if check:
+            report = access_rows.survey(accounts.conn, accounts.seal)
+        else:
+            report = access_rows.seal_rows(accounts.conn, accounts.seal, include_broken=include_broken,
+                                           actor=who.actor, role=who.role, now=time.time())
+    _print("without a seal (written after the catalog was sealed: not by the recorder):"
+           if report.sealed_before else "without a seal:", report.unsealed)
+    _print("failing their seal:", report.broken)
+    for table, count in sorted(report.sealed.items()):
+        click.echo(f"sealed {table}: {count}")
+    if report.sessions_ended:
+        click.echo(f"sessions ended: {report.sessions_ended} (their users log in again)")
+    left = {t: report.broken.get(t, []) + (report.unsealed.get(t, []) if report.sealed_before else [])
+            for t in {*report.broken, *report.unsealed}}
+    if check and not report.clean:
+        if any(left.values()):
+            raise IntegrityError("access rows fail their seal or have none in a sealed catalog: they were "
+                                 "written outside the recorder")
+        raise CatalogError("access rows have no seal: check them, then run `pbx-recorder users seal`")
+    kept = any(names for table, names in left.items() if table != "sessions")
+    if not check and not include_broken and kept:
+        raise IntegrityError("access rows fail their seal and were left as they are (not honoured by the "
+                             "service): check them, then `pbx-recorder users seal --include-broken`")
+    click.echo("every access row holds its seal" if check else "done")

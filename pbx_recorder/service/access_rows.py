@@ -1,0 +1,136 @@
+"""The access rows as a whole (``pbx-recorder users seal``, the service's start-up check): which
+rows have no seal, which fail theirs, and sealing them once an admin has checked them.
+
+A row with no seal (``''``) was written before schema 21, or by a recorder without
+``web.secret_key_file``, or by hand; one whose seal does not hold was changed outside the
+recorder.  :func:`seal_rows` seals the rows that have none (and, asked to, those that fail): it
+is an admin's statement that the rows as they stand are right, so it is audited, names every row
+it sealed with what it grants, and never runs by itself.  Once the catalog has been sealed with
+the key (:func:`sealed_before`: an account row holds its seal, which no insider can make), a row
+without a seal was not written by the recorder and is treated like one that fails its seal: it is
+sealed only when asked to (``include_broken``), and the service starts without honouring it.
+Sessions are not sealed after the fact: an unsealed or failing session is ended (its user logs
+in again).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pbx_recorder import audit_trail
+from pbx_recorder.lifecycle.journal import Tx
+from pbx_recorder.service import access_seal
+from pbx_recorder.service.access_seal import FIELDS, KEYS, AccessSeal
+
+#: how a row is named in a report: sessions and tokens by a prefix of their hash, never in full
+_HASH_SHOWN = 16
+_AUDITED = 200  #: rows named per table in the ``users.seal`` audit row (all are counted)
+
+
+@dataclass
+class RowReport:
+    """Per table, the rows without a seal and those failing theirs (each named by its key)."""
+
+    unsealed: dict[str, list[str]] = field(default_factory=dict)
+    broken: dict[str, list[str]] = field(default_factory=dict)
+    sealed: dict[str, int] = field(default_factory=dict)  #: rows sealed by :func:`seal_rows`
+    sessions_ended: int = 0
+    sealed_before: bool = False  #: the catalog was sealed with this key before (:func:`sealed_before`)
+
+    @property
+    def clean(self) -> bool:
+        return not any(self.unsealed.values()) and not any(self.broken.values())
+
+
+def _name(table: str, row: dict[str, Any]) -> str:
+    """The row's key and what it grants (never a hash in full or a secret), for the admin's check."""
+    parts = [str(row[k]) for k in KEYS[table]]
+    if table in ("sessions", "api_tokens"):
+        parts = [parts[0][:_HASH_SHOWN]]
+    name = "/".join(parts)
+    if table == "users":
+        return (f"{name} (role {row['role']}{', disabled' if row['disabled'] else ''}"
+                f"{', no password' if not row['password_hash'] else ''})")
+    if table == "api_tokens":
+        return (f"{name} (user {row['user_name']}, role {row['role']}, expires {_day(row['expires_at'])}"
+                f"{', revoked' if row['revoked'] else ''})")
+    if table == "sessions":
+        return f"{name} (user {row['user_name']}, stage {row['stage']})"
+    if table == "replay_grants":
+        by = f" by {row['approver']}" if row["approver"] else ""
+        return f"{name} (call {row['call_id']}, requester {row['requester']}, {row['state']}{by})"
+    return name
+
+
+def _day(at: Any) -> str:
+    return datetime.fromtimestamp(float(at), UTC).strftime("%Y-%m-%d") if at is not None else "-"
+
+
+def _named(rows: dict[str, list[str]]) -> dict[str, Any]:
+    """An audit row's list of rows: the first :data:`_AUDITED` names of each table, and the count."""
+    return {t: {"count": len(names), "rows": names[:_AUDITED]} for t, names in rows.items()
+            if t != "sessions" and names}
+
+
+def _rows(conn: sqlite3.Connection, table: str) -> list[dict[str, Any]]:
+    order = ", ".join(KEYS[table])
+    return [access_seal.as_row(table, r) for r in
+            conn.execute(f"SELECT {access_seal.columns(table)} FROM {table} ORDER BY {order}").fetchall()]
+
+
+def sealed_before(conn: sqlite3.Connection, seal: AccessSeal) -> bool:
+    """True when the catalog was sealed with this key: an account row holds its seal (a catalog
+    never sealed has none, and no one without the key can make one)."""
+    rows = conn.execute(f"SELECT {access_seal.columns('users')} FROM users WHERE seal <> ''").fetchall()
+    return any(seal.check("users", access_seal.as_row("users", r)) for r in rows)
+
+
+def survey(conn: sqlite3.Connection, seal: AccessSeal) -> RowReport:
+    """Every access row without a seal, or failing it."""
+    report = RowReport(sealed_before=sealed_before(conn, seal))
+    for table in FIELDS:
+        for row in _rows(conn, table):
+            if not row["seal"]:
+                report.unsealed.setdefault(table, []).append(_name(table, row))
+            elif not seal.check(table, row):
+                report.broken.setdefault(table, []).append(_name(table, row))
+    return report
+
+
+def count_unsealed(conn: sqlite3.Connection) -> int:
+    """How many access rows have no seal at all (one query per table)."""
+    return sum(int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE seal = ''").fetchone()[0])
+               for table in FIELDS)
+
+
+def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: bool, actor: str, role: str,
+              now: float) -> RowReport:
+    """Seal every unsealed row (and every failing one with ``include_broken``), end every session
+    that is neither sealed nor holding its seal, in one transaction, audited as ``users.seal``
+    (the rows named).  The report says what was found before."""
+    with Tx(conn):
+        report = survey(conn, seal)
+        for table in FIELDS:
+            count = 0
+            for row in _rows(conn, table):
+                if row["seal"] and seal.check(table, row):
+                    continue
+                where = " AND ".join(f"{k} = ?" for k in KEYS[table])
+                key = [row[k] for k in KEYS[table]]
+                if table == "sessions":  # never sealed after the fact: its user logs in again
+                    conn.execute(f"DELETE FROM sessions WHERE {where}", key)
+                    report.sessions_ended += 1
+                elif (not row["seal"] and not report.sealed_before) or include_broken:
+                    conn.execute(f"UPDATE {table} SET seal = ? WHERE {where} AND seal = ?",
+                                 (seal.mac(table, row), *key, row["seal"]))
+                    count += 1
+            if count:
+                report.sealed[table] = count
+        audit_trail.record(conn, actor=actor, role=role, action="users.seal", target="", now=now, detail={
+            "client": "cli", "sealed": report.sealed, "sessions_ended": report.sessions_ended,
+            "unsealed": _named(report.unsealed), "broken": _named(report.broken),
+            "include_broken": include_broken})
+    return report
