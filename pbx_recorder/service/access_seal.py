@@ -17,8 +17,11 @@ session or token is not one, the agent or the call is not in the scope, the gran
 honoured), logging the row.  Columns outside the seal (failed logins, last use, language) change
 nothing a reader could widen.
 
-What a seal cannot tell: a row put back to a value it once had, with the seal it had then (a
-demoted admin's older row restored by hand); the audit log keeps every change for that question.
+What a seal cannot tell (no freshness: nothing outside the catalog counts versions): a row put
+back to a value it once had, with the seal it had then (a demoted admin's older row, a token's
+row before its revocation), or a row the recorder deleted put back with its seal (an ended
+session until its absolute timeout, an agent removed from a team, an assignment withdrawn); the
+audit log keeps every change for that question.
 Without ``web.secret_key_file`` no row is sealed or checked (as before).
 """
 

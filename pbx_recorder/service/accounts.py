@@ -13,6 +13,7 @@ Every change and every login (success or failure) is written through
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -29,6 +30,8 @@ from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import access_seal, qa_store, request_tag
 from pbx_recorder.service.access_seal import AccessSeal
 from pbx_recorder.service.roles import ROLES, scope_for
+
+log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5  #: consecutive failed logins that lock an account
 LOCK_SECONDS = 15 * 60  #: how long a locked account stays locked
@@ -143,6 +146,9 @@ class Accounts:
         rows = self.conn.execute(f"SELECT {access_seal.columns('qa_assignments')} FROM qa_assignments "
                                  "WHERE reviewer = ? ORDER BY assigned_at DESC, call_id LIMIT ?",
                                  (reviewer, MAX_ASSIGNED)).fetchall()
+        if len(rows) == MAX_ASSIGNED:
+            log.warning("reviewer %s has more than %d assignments: only the newest are in their scope",
+                        reviewer, MAX_ASSIGNED)
         found = (access_seal.as_row("qa_assignments", r) for r in rows)
         return frozenset(str(r["call_id"]) for r in found
                          if access_seal.valid(self.seal, "qa_assignments", r))

@@ -6,8 +6,9 @@ creation and again at every use, so demoting the owner narrows or voids their to
 expiry (at most ``web.token_max_days``).  A revoked or expired token, or one whose owner is
 disabled, answers 401.  ``last_used`` is rewritten at most every ``web.token_touch_s`` seconds.  With
 ``web.secret_key_file`` the row is sealed (:mod:`~pbx_recorder.service.access_seal`): a row
-written by hand (the SHA-256 of a token someone chose, a wider role, a later expiry, a revocation
-undone) is no token.
+written by hand (the SHA-256 of a token someone chose, a wider role, a later expiry, a revoked flag
+cleared) is no token; the row as it was before its revocation, put back with its seal of then,
+still is until it expires (``access_seal``: no freshness).
 """
 
 from __future__ import annotations
