@@ -105,7 +105,7 @@ def unassign(request: Request) -> Response:
     scoped_call(ctx, actor, call_id, "qa.assign", "qa.unassign")
     conn = ctx.catalog.connection()
     with Tx(conn):
-        found = qa_store.unassign(conn, call_id, reviewer)
+        found = qa_store.unassign(conn, call_id, reviewer, ctx.access_seal)
         if found:
             audit(
                 ctx,

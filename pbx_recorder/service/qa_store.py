@@ -204,8 +204,9 @@ def assign(conn: sqlite3.Connection, call_id: str, reviewer: str, by: str, now: 
     return True
 
 
-def unassign(conn: sqlite3.Connection, call_id: str, reviewer: str) -> bool:
-    found = assigned(conn, call_id, reviewer)
+def unassign(conn: sqlite3.Connection, call_id: str, reviewer: str, seal: AccessSeal | None = None) -> bool:
+    """True when there was an assignment (a row failing its seal was none; it goes all the same)."""
+    found = assigned(conn, call_id, reviewer, seal)
     conn.execute("DELETE FROM qa_assignments WHERE call_id = ? AND reviewer = ?", (call_id, reviewer))
     return found
 

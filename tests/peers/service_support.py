@@ -140,3 +140,24 @@ def make_service(tmp_path: Path, **web: object) -> Service:
     app = build_app(ctx)
     return Service(seeded, ctx, clock, lambda: TestClient(app, client=("192.0.2.7", 50000)), key_file)
 
+
+
+def login_from_config(config: object, name: str, password: str = PASSWORD,
+                      paths: tuple[str, ...] = ()) -> int:
+    """The status of ``name``'s login to the service ``pbx-recorder serve`` builds from ``config``
+    (``ServiceContext.from_config``, the cheap hasher); each of ``paths`` must then answer 200."""
+    from starlette.testclient import TestClient
+
+    from pbx_recorder.service.app import build_app
+    from pbx_recorder.service.context import ServiceContext
+
+    ctx = ServiceContext.from_config(config)
+    ctx.hasher = CHEAP
+    try:
+        client = TestClient(build_app(ctx))
+        status = int(client.post("/api/login", json={"name": name, "password": password}).status_code)
+        for path in paths:
+            assert client.get(path).status_code == 200, path
+        return status
+    finally:
+        ctx.catalog.close()

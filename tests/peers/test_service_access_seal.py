@@ -186,7 +186,7 @@ def test_the_service_does_not_start_on_rows_without_a_seal(tmp_path) -> None:  #
     from pbx_recorder.errors import ConfigError
     from pbx_recorder.service.context import ServiceContext
     from pbx_recorder.service.secret_box import create_key_file
-    from tests.peers.service_support import CHEAP, seed
+    from tests.peers.service_support import login_from_config, seed
 
     seeded = seed(tmp_path)  # written without a key: no row sealed
     key = create_key_file(tmp_path / "keys" / "web.key")
@@ -202,14 +202,4 @@ def test_the_service_does_not_start_on_rows_without_a_seal(tmp_path) -> None:  #
                               role="host-admin", now=NOW)
     finally:
         conn.close()
-    ctx = ServiceContext.from_config(config)
-    ctx.hasher = CHEAP
-    try:
-        from starlette.testclient import TestClient
-
-        from pbx_recorder.service.app import build_app
-
-        client = TestClient(build_app(ctx))
-        assert client.post("/api/login", json={"name": "alice", "password": PASSWORD}).status_code == 200
-    finally:
-        ctx.catalog.close()
+    assert login_from_config(config, "alice") == 200
