@@ -23,7 +23,9 @@ def pacer(ready: bool = True, interval: float = 0.2, fail: int = 0) -> tuple[Res
 
     async def run() -> None:
         p.covered()
-        runs.append(asyncio.get_running_loop().time())
+        # the moment the pacer started this run (what it spaces): a busy host may switch away
+        # between that moment and this line, so the loop's clock here would shorten the gap
+        runs.append(p._last if p._last is not None else asyncio.get_running_loop().time())
         if left[0]:
             left[0] -= 1
             raise RuntimeError("CoreShowChannels failed")
