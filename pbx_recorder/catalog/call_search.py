@@ -5,8 +5,9 @@ opens the numbers with its :class:`~pbx_recorder.catalog.protected_rows.NumberPr
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,12 @@ from pbx_recorder.errors import CatalogError
 if TYPE_CHECKING:
     from pbx_recorder.catalog.protected_rows import NumberProtection
 
+log = logging.getLogger(__name__)
+
+#: what is wrong with a stored call row's seal ('' when nothing), given the connection it was read
+#: through (``recording.call_seal.stored_call_problem`` with the signing key's public half)
+ScopeGuard = Callable[[Any, Mapping[str, Any]], str]
+
 
 def _reversed_text(text: str) -> tuple[int, ...]:
     """A sort key ordering strings in reverse (the ``call_id DESC`` tie-break of ``oldest``)."""
@@ -52,18 +59,36 @@ class SearchPage:
 class CallSearch:
     """Catalog methods that find calls."""
 
+    #: set by the operator service when it holds the signing key's public half: a row read through
+    #: a scope its own ``agent`` column decides (``Scope.reads_agent``: own calls, a team's) is in
+    #: that scope only when its seal holds -- an insider who writes another agent's name into
+    #: ``calls.agent`` (no signing key) does not move the call into that agent's or team's view
+    scope_guard: ScopeGuard | None = None
+
     if TYPE_CHECKING:  # what they use of the Catalog
         clock: Callable[[], float]
         numbers: NumberProtection | None
 
         def _exec(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor: ...
         def _open_call(self, row: dict[str, Any]) -> dict[str, Any]: ...
+        def connection(self) -> sqlite3.Connection: ...
 
     def get_call(self, call_id: str, *, scope: Scope | None = None) -> dict[str, Any] | None:
         """The call, or None when absent or outside ``scope`` (the same answer)."""
         sql, params = build_get(call_id, scope)
         row = self._exec(sql, params).fetchone()
-        return self._open_call(decode_row(row)) if row else None
+        return self._open_call(decode_row(row)) if row and self._admitted(row, scope) else None
+
+    def _admitted(self, row: sqlite3.Row, scope: Scope | None) -> bool:
+        """False for a row whose scope depends on its agent column and whose seal fails."""
+        guard = self.scope_guard
+        if guard is None or scope is None or not scope.reads_agent:
+            return True
+        why = guard(self.connection(), {k: row[k] for k in row.keys() if k != "rowid"})
+        if why:
+            log.error("ALERT call=%s: %s; kept out of the agents' and teams' views that its agent "
+                      "column would put it in (see `pbx-recorder verify`)", row["call_id"], why)
+        return not why
 
     def search(self, filters: CallFilters, *, now: float | None = None,
                tz: tzinfo | None = None) -> list[dict[str, Any]]:
@@ -116,9 +141,10 @@ class CallSearch:
                     total = Count(min(n, count_cap), exact=n <= count_cap)
         except ValueError as exc:
             raise CatalogError(str(exc)) from exc
-        page = [self._open_call(decode_row(r)) for r in rows[:limit]]
+        # the cursor follows the rows read (a row kept out of the scope is skipped, not re-read)
+        page = [self._open_call(decode_row(r)) for r in rows[:limit] if self._admitted(r, scope)]
         more = len(rows) > limit
-        last = page[-1] if page else None
+        last = decode_row(rows[limit - 1]) if more else None
         next_cursor = (encode_cursor(Cursor(last["started_at"], str(last["call_id"]))) if more and last
                        else None)
         return SearchPage(page, next_cursor, total)

@@ -36,6 +36,12 @@ class Scope:
     #: a reviewer's assigned calls as read and checked by the service (None: the subquery)
     calls: frozenset[str] | None = None
 
+    @property
+    def reads_agent(self) -> bool:
+        """The scope is decided by the call row's own ``agent`` column (own calls, a team's), so a
+        reader that can check the row's seal must (``CallSearch.scope_guard``)."""
+        return self.kind == "agents"
+
     @classmethod
     def everything(cls) -> Scope:
         return cls("all")

@@ -292,24 +292,30 @@ def seal_problem(stored: Mapping[str, Any], public_key: Ed25519PublicKey, number
 
 def call_seal_problem(conn: Any, call_id: str, public_key: Ed25519PublicKey,
                       numbers: NumberProtection | None) -> str:
-    """:func:`seal_problem` of the call's stored row ('' also when there is no row), and for a
-    row without a seal, whether the ledger says it was sealed (a sealed row replaced by a bare
-    stand-in that names nothing: ``verify``'s :func:`vanished_calls`, for one call, by the
-    ledger's index).  A row with a cell no writer of ours makes (a BLOB) is a problem too."""
+    """:func:`stored_call_problem` of the call's stored row ('' also when there is no row)."""
     cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
     found = cur.fetchone()
     if found is None:
         return ""
-    names = [c[0] for c in cur.description]
+    return stored_call_problem(conn, dict(zip([c[0] for c in cur.description], found, strict=True)),
+                               public_key, numbers)
+
+
+def stored_call_problem(conn: Any, stored: Mapping[str, Any], public_key: Ed25519PublicKey,
+                        numbers: NumberProtection | None) -> str:
+    """:func:`seal_problem` of a call row as stored ('' when nothing), and for a row without a
+    seal, whether the ledger says it was sealed (a sealed row replaced by a bare stand-in that names
+    nothing: ``verify``'s :func:`vanished_calls`, for one call, by the ledger's index).  A row with
+    a cell no writer of ours makes (a BLOB) is a problem too."""
     try:
-        row, why = seal_problem(dict(zip(names, found, strict=True)), public_key, numbers)
+        row, why = seal_problem(stored, public_key, numbers)
     except (TypeError, ValueError) as exc:  # a cell no writer of ours makes (a BLOB, a NaN)
         return f"call row cannot be checked: {type(exc).__name__}"
     if why or (row is not None and row.get("seal")):
         return why
     last = conn.execute("SELECT event FROM ledger WHERE recording_id = ? AND event IN (?, ?) "
                         "ORDER BY seq DESC LIMIT 1",
-                        (ledger_id(call_id), SEALED_EVENT, REMOVED_EVENT)).fetchone()
+                        (ledger_id(str(stored.get("call_id") or "")), SEALED_EVENT, REMOVED_EVENT)).fetchone()
     if last is not None and last[0] == SEALED_EVENT:
         return "sealed call row replaced by an unsealed one (the ledger recorded its seal)"
     return ""

@@ -24,7 +24,7 @@ from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import list_audit, qa_store
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.service.scoped_endpoint import body_of, scoped_call, with_body
+from pbx_recorder.service.scoped_endpoint import body_of, scoped_call, sealed_in_scope, with_body
 
 MAX_BODY = 4096
 #: roles that see assignments (an agent must not learn which of their calls are sampled)
@@ -45,8 +45,9 @@ def visible_assignments(ctx: ServiceContext, actor: Actor) -> list[dict[str, Any
         )
         raise ApiError(403, f"role {actor.user.role} does not see QA assignments")
     reviewer = actor.user.name if actor.user.role == "qa" else None
-    return qa_store.assignments(ctx.catalog.connection(), actor.scope, reviewer=reviewer,
+    rows = qa_store.assignments(ctx.catalog.connection(), actor.scope, reviewer=reviewer,
                                 seal=ctx.access_seal)
+    return sealed_in_scope(ctx, actor, rows)
 
 
 def list_assignments(request: Request) -> Response:

@@ -29,7 +29,7 @@ from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import list_audit, qa_scoring, qa_store
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
-from pbx_recorder.service.scoped_endpoint import body_of, int_param, scoped_call, with_body
+from pbx_recorder.service.scoped_endpoint import body_of, int_param, scoped_call, sealed_in_scope, with_body
 
 MAX_BODY = 64 * 1024
 MAX_COMMENTS = 50
@@ -49,9 +49,10 @@ def list_reviews(request: Request) -> Response:
 
 
 def readable(ctx: ServiceContext, actor: Actor, call_id: str | None) -> list[dict[str, Any]]:
-    return qa_store.reviews(
+    rows = qa_store.reviews(
         ctx.catalog.connection(), actor.user.role, actor.user.name, actor.scope, call_id=call_id
     )
+    return sealed_in_scope(ctx, actor, rows)
 
 
 def _comments(ctx: ServiceContext, actor: Actor, call_id: str, raw: Any) -> list[Comment]:

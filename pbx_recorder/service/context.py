@@ -34,6 +34,18 @@ class ServiceContext:
     #: the access rows' seal (service.access_seal) from web.secret_key_file; None without one
     access_seal: Any = None
 
+    def __post_init__(self) -> None:
+        # an agent's and a team's scope read the call row's agent column: trusted only under its
+        # seal, while this service holds the key to check it (``seal_key`` may be set later)
+        self.catalog.scope_guard = self._call_row_problem
+
+    def _call_row_problem(self, conn: Any, stored: Mapping[str, Any]) -> str:
+        if self.seal_key is None:
+            return ""
+        from pbx_recorder.recording.call_seal import stored_call_problem
+
+        return stored_call_problem(conn, stored, self.seal_key, getattr(self.catalog, "numbers", None))
+
     def release(self) -> None:
         """End of a request: on PostgreSQL this worker thread's connection goes back to the pool
         (the server has more worker threads than the pool has connections)."""

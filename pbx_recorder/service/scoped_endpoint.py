@@ -34,6 +34,18 @@ def scoped_call(ctx: ServiceContext, actor: Actor, call_id: str, verb: str, what
     return call
 
 
+def sealed_in_scope(ctx: ServiceContext, actor: Actor, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (each naming a ``call_id``) whose call lies in the actor's scope as its sealed row
+    says, for a scope its calls' agent column decides (an agent's, a team's) while the service
+    holds the signing key's public half: the QA lists select by the agent a row names (the call's
+    ``agent``, a review's copy of it) in SQL, which an insider can rewrite without the key."""
+    if ctx.seal_key is None or not actor.scope.reads_agent:
+        return rows
+    kept = {cid for cid in {str(r.get("call_id") or "") for r in rows}
+            if ctx.catalog.get_call(cid, scope=actor.scope) is not None}
+    return [r for r in rows if str(r.get("call_id") or "") in kept]
+
+
 def body_of(request: Request, raw: bytes, limit: int) -> dict[str, Any]:
     return parse_object(request.headers.get("content-type", ""), raw, limit)
 
