@@ -29,6 +29,7 @@ from pbx_recorder.app import App
 from pbx_recorder.core import commands as cmds
 from pbx_recorder.errors import IntegrityError, RecorderError
 from pbx_recorder.lifecycle.late_copies import ErasureAwareCatalog
+from pbx_recorder.lifecycle.receipt_backlog import ReceiptBacklog
 from pbx_recorder.recording import manifest_copy, orphans
 from pbx_recorder.recording.ledger import connection_of
 from pbx_recorder.recording.pipeline import file_role
@@ -89,6 +90,10 @@ class FaultRecovery:
             settled += await asyncio.to_thread(self.sweep_erased_quarantine)
         except Exception:  # the sweep must never stop the recorder
             log.exception("erased leftovers in the spool's quarantine could not be swept")
+        try:
+            await asyncio.to_thread(self.write_late_receipt_lines)
+        except Exception:  # an unreadable backlog is an ALERT of its own; the scan goes on
+            log.exception("erasure receipt lines kept beside the spool could not be written")
         return settled
 
     def _erasure_of(self, call_id: str, recording_id: str) -> str:
@@ -106,9 +111,29 @@ class FaultRecovery:
         return catalog.guard.erased_call_of(connection_of(catalog), recording_id)
 
     def _leftover_deleted(self, request_id: str, call_id: str, recording_id: str, copy: str) -> None:
+        """Name a leftover just deleted in its erasure's receipt; when the catalog cannot take the
+        line now, it waits beside the spool for the next scan (``lifecycle.receipt_backlog``)."""
+        at = self.clock()
+        try:
+            self._write_receipt_line({"request_id": request_id, "call_id": call_id,
+                                      "recording_id": recording_id, "copy": copy, "at": at})
+        except Exception:
+            ReceiptBacklog(self.app.pipeline.spool.root).add(request_id, call_id, recording_id, copy, at)
+            log.exception("erasure %s: leftover of call=%s rec=%s (%s) deleted; its receipt line could not "
+                          "be written now: kept beside the spool for the next scan", request_id, call_id,
+                          recording_id or "-", copy)
+
+    def _write_receipt_line(self, line: dict[str, Any]) -> None:
         catalog = self.app.catalog
         assert isinstance(catalog, ErasureAwareCatalog)
-        catalog.guard.leftover_deleted(connection_of(catalog), request_id, call_id, recording_id, copy)
+        catalog.guard.leftover_deleted(connection_of(catalog), line["request_id"], line["call_id"],
+                                       line["recording_id"], line["copy"], at=float(line["at"]))
+
+    def write_late_receipt_lines(self) -> int:
+        """The receipt lines of leftovers deleted while the catalog was away (each once)."""
+        if not isinstance(self.app.catalog, ErasureAwareCatalog):
+            return 0
+        return ReceiptBacklog(self.app.pipeline.spool.root).flush(self._write_receipt_line)
 
     def sweep_erased_quarantine(self) -> int:
         """Quarantined leftovers (a crash's ``.raw`` original, kept for an operator) of calls an

@@ -224,10 +224,12 @@ class LateCopyGuard:
         return found if isinstance(found, str) and found and recording_id.startswith(found + "_") else ""
 
     def leftover_deleted(self, conn: sqlite3.Connection, request_id: str, call_id: str, recording_id: str,
-                         copy: str) -> None:
+                         copy: str, at: float | None = None) -> None:
         """After the file is gone: the erasure request's receipt lists it under ``late_copies``
-        (``copy``: ``orphan`` or ``spool_quarantine``), once."""
-        item = {"call_id": call_id, "copy": copy, "recording_id": recording_id, "at": self.clock(),
+        (``copy``: ``orphan`` or ``spool_quarantine``), once; ``at``: when it was deleted (a line
+        written late, ``lifecycle.receipt_backlog``), else now."""
+        item = {"call_id": call_id, "copy": copy, "recording_id": recording_id,
+                "at": self.clock() if at is None else at,
                 "action": "destroyed", "data_key": "none: a file on this node's disk, never stored"}
         with Tx(conn):
             new = self._update_receipt(conn, request_id, item)
