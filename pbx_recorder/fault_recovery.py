@@ -110,18 +110,46 @@ class FaultRecovery:
             return ""
         return catalog.guard.erased_call_of(connection_of(catalog), recording_id)
 
-    def _leftover_deleted(self, request_id: str, call_id: str, recording_id: str, copy: str) -> None:
-        """Name a leftover just deleted in its erasure's receipt; when the catalog cannot take the
-        line now, it waits beside the spool for the next scan (``lifecycle.receipt_backlog``)."""
-        at = self.clock()
+    def _deleting(self, request_id: str, call_id: str, recording_id: str, copy: str) -> dict[str, Any]:
+        """The receipt line of a leftover about to be deleted, kept beside the spool first
+        (``lifecycle.receipt_backlog``: a crash after the deletion loses no line).  When it cannot
+        be kept (disk full) the file is deleted all the same (an erased caller's voice does not
+        wait) and the line is written after it, as before: ALERT."""
+        line = {"request_id": request_id, "call_id": call_id, "recording_id": recording_id, "copy": copy,
+                "at": self.clock(), "kept": True}
         try:
-            self._write_receipt_line({"request_id": request_id, "call_id": call_id,
-                                      "recording_id": recording_id, "copy": copy, "at": at})
+            self._backlog().add(_line(line))
         except Exception:
-            ReceiptBacklog(self.app.pipeline.spool.root).add(request_id, call_id, recording_id, copy, at)
-            log.exception("erasure %s: leftover of call=%s rec=%s (%s) deleted; its receipt line could not "
-                          "be written now: kept beside the spool for the next scan", request_id, call_id,
-                          recording_id or "-", copy)
+            line["kept"] = False
+            log.exception("ALERT erasure %s: the receipt line of call=%s rec=%s (%s) could not be kept "
+                          "beside the spool before its deletion", request_id, call_id, recording_id or "-",
+                          copy)
+        return line
+
+    def _deleted(self, line: dict[str, Any]) -> None:
+        """The leftover is gone: its erasure's receipt names it, and the kept line goes."""
+        try:
+            self._write_receipt_line(_line(line))
+        except Exception:
+            if line["kept"]:
+                log.exception("erasure %s: leftover of call=%s rec=%s (%s) deleted; its receipt line "
+                              "could not be written now: it waits beside the spool for the next scan",
+                              line["request_id"], line["call_id"], line["recording_id"] or "-", line["copy"])
+            else:
+                log.exception("ALERT erasure %s: leftover of call=%s rec=%s (%s) deleted and not named in "
+                              "the receipt: complete it by hand", line["request_id"], line["call_id"],
+                              line["recording_id"] or "-", line["copy"])
+            return
+        if line["kept"]:
+            self._backlog().discard(_line(line))
+
+    def _not_deleted(self, line: dict[str, Any]) -> None:
+        """The deletion failed: the file is there, the next scan tries again; no line claims it."""
+        if line["kept"]:
+            self._backlog().discard(_line(line))
+
+    def _backlog(self) -> ReceiptBacklog:
+        return ReceiptBacklog(self.app.pipeline.spool.root)
 
     def _write_receipt_line(self, line: dict[str, Any]) -> None:
         catalog = self.app.catalog
@@ -133,16 +161,16 @@ class FaultRecovery:
         """The receipt lines of leftovers deleted while the catalog was away (each once)."""
         if not isinstance(self.app.catalog, ErasureAwareCatalog):
             return 0
-        return ReceiptBacklog(self.app.pipeline.spool.root).flush(self._write_receipt_line)
+        return self._backlog().flush(self._write_receipt_line)
 
     def sweep_erased_quarantine(self) -> int:
         """Quarantined leftovers (a crash's ``.raw`` original, kept for an operator) of calls an
         erasure removed: ``erase`` deletes those of the node it runs on; with several nodes on one
-        catalog each node's daemon deletes its own here, at each orphan scan (deleted first, then
-        named in the receipt).  A leftover whose note is lost is tied to its call by its
-        recording's catalog row, or once an erasure removed that, by the ledger's ``erased`` entry
-        of the recording (its folder's name); one of a recording the catalog never had stays for
-        an operator."""
+        catalog each node's daemon deletes its own here, at each orphan scan (its receipt line kept
+        beside the spool, the file deleted, then named in the receipt).  A leftover whose note is
+        lost is tied to its call by its recording's catalog row, or once an erasure removed that,
+        by the ledger's ``erased`` entry of the recording (its folder's name); one of a recording
+        the catalog never had stays for an operator."""
         spool, deleted = self.app.pipeline.spool, 0
         for item in spool.quarantined_files():
             try:
@@ -152,8 +180,13 @@ class FaultRecovery:
                 request_id = self._erasure_of(call_id, item.recording_id)
                 if not request_id:
                     continue
-                spool.drop_quarantined(item)
-                self._leftover_deleted(request_id, call_id, item.recording_id, "spool_quarantine")
+                line = self._deleting(request_id, call_id, item.recording_id, "spool_quarantine")
+                try:
+                    spool.drop_quarantined(item)
+                except Exception:
+                    self._not_deleted(line)
+                    raise
+                self._deleted(line)
                 deleted += 1
             except Exception:  # one leftover must not keep the others
                 log.exception("quarantined %s of recording %s: erased leftover not deleted", item.path.name,
@@ -165,14 +198,20 @@ class FaultRecovery:
         request_id = await asyncio.to_thread(self._erasure_of, orphan.call_id, orphan.recording_id)
         if not request_id:
             return False
-        await self.app.pipeline.discard(cmds.DiscardRecording(orphan.call_id, orphan.recording_id, paths,
-                                                              "erased"))
+        line = await asyncio.to_thread(self._deleting, request_id, orphan.call_id, orphan.recording_id,
+                                       "orphan")
+        try:
+            await self.app.pipeline.discard(cmds.DiscardRecording(orphan.call_id, orphan.recording_id, paths,
+                                                                  "erased"))
+        except Exception:
+            await asyncio.to_thread(self._not_deleted, line)
+            raise
         if any(Path(p).exists() for p in paths):
+            await asyncio.to_thread(self._not_deleted, line)
             log.error("ALERT orphaned recording %s of erased call=%s: could not be deleted; the next scan "
                       "tries again", orphan.recording_id, orphan.call_id)
             return True
-        await asyncio.to_thread(self._leftover_deleted, request_id, orphan.call_id, orphan.recording_id,
-                                "orphan")
+        await asyncio.to_thread(self._deleted, line)
         return True
 
     async def _settle_orphan(self, orphan: orphans.Orphan) -> int:
@@ -276,3 +315,8 @@ class FaultRecovery:
                                                "flags": [*(row.get("flags") or []), "leftover_file"]})
         except RecorderError as exc:
             log.error("ALERT recording %s: flag leftover_file not written: %s", rid, exc)
+
+
+def _line(line: dict[str, Any]) -> dict[str, Any]:
+    """The receipt line as kept beside the spool (without this process's ``kept`` mark)."""
+    return {k: v for k, v in line.items() if k != "kept"}

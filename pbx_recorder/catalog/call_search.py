@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -36,6 +37,24 @@ if TYPE_CHECKING:
     from pbx_recorder.catalog.protected_rows import NumberProtection
 
 log = logging.getLogger(__name__)
+
+#: a row kept out of a scope is named in the log once per call in this time (each read would
+#: otherwise log it again: a page of forged rows at every keystroke of a search)
+ALERT_EVERY_S = 600.0
+_ALERTED: dict[str, float] = {}
+_ALERTED_MAX = 10_000
+
+
+def _alert_due(call_id: str) -> bool:
+    now = time.monotonic()
+    last = _ALERTED.get(call_id)
+    if last is not None and now - last < ALERT_EVERY_S:
+        return False
+    if len(_ALERTED) >= _ALERTED_MAX:
+        _ALERTED.clear()
+    _ALERTED[call_id] = now
+    return True
+
 
 #: what is wrong with a stored call row's seal ('' when nothing), given the connection it was read
 #: through (``recording.call_seal.stored_call_problem`` with the signing key's public half)
@@ -85,7 +104,7 @@ class CallSearch:
         if guard is None or scope is None or not scope.reads_agent:
             return True
         why = guard(self.connection(), {k: row[k] for k in row.keys() if k != "rowid"})
-        if why:
+        if why and _alert_due(str(row["call_id"])):
             log.error("ALERT call=%s: %s; kept out of the agents' and teams' views that its agent "
                       "column would put it in (see `pbx-recorder verify`)", row["call_id"], why)
         return not why

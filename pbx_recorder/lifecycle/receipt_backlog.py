@@ -2,12 +2,14 @@
 them: kept beside the spool and written at the next sweep, so an erasure's receipt never misses a
 file this node deleted.
 
-The daemon deletes a leftover of an erased call first (the erased caller's voice must not wait for
-the catalog), then names it in the erasure request's receipt (``LateCopyGuard.leftover_deleted``).
-When that write fails (the catalog down, a PostgreSQL failover), the line goes into
-``<spool>/_erasure_receipts.json`` (atomic, in the owner-only spool; it names call, recording and
-request ids, never a number) with the time of the deletion; each orphan scan writes the lines it
-holds first and keeps those that fail again.  ``_`` cannot begin a recording id: no spool pass
+Before the daemon deletes a leftover of an erased call it keeps the receipt line in
+``<spool>/_erasure_receipts.json`` (atomic, in the owner-only spool; call, recording and request
+ids and the time, never a number); after the deletion it names the leftover in the erasure
+request's receipt (``LateCopyGuard.leftover_deleted``) and drops the line.  A crash between the
+deletion and the receipt, or a receipt write that fails (the catalog down, a PostgreSQL
+failover), leaves the line, and each orphan scan writes what waits; a deletion that fails drops
+it (the file is still there: the next scan deletes it).  One daemon per spool (the spool is the
+node's own).  ``_`` cannot begin a recording id: no spool pass
 takes the file for an entry.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ class ReceiptBacklog:
         self.path = Path(spool_root) / FILE_NAME
 
     def lines(self) -> list[dict[str, Any]]:
-        """The lines waiting; an unreadable file is kept (renamed aside, ALERT) and reads as none."""
+        """The lines waiting; an unreadable file is kept (moved aside, ALERT) and reads as none."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -41,24 +44,35 @@ class ReceiptBacklog:
             found = json.loads(raw)
             if not isinstance(found, list):
                 raise ValueError("not a list")
-            return [line for line in found if _valid(line)]
         except ValueError as exc:
-            aside = self.path.with_name(self.path.name + ".unreadable")
+            aside = self.path.with_name(f"{self.path.name}.unreadable-{time.time_ns()}")
             self.path.replace(aside)
             log.error("ALERT %s unreadable (%s): moved to %s; the erasure receipts it named must be "
                       "completed by hand", self.path, exc, aside.name)
             return []
+        good = [line for line in found if _valid(line)]
+        if len(good) < len(found):
+            log.error("ALERT %s: %d line(s) not understood, dropped (%s): the erasure receipts they "
+                      "named must be completed by hand", self.path, len(found) - len(good),
+                      json.dumps([line for line in found if not _valid(line)])[:500])
+        return good
 
-    def add(self, request_id: str, call_id: str, recording_id: str, copy: str, at: float) -> None:
-        line = {"request_id": request_id, "call_id": call_id, "recording_id": recording_id, "copy": copy,
-                "at": at}
+    def add(self, line: dict[str, Any]) -> None:
+        """Keep ``line`` (its ids and ``at``); a line of the same leftover is kept once."""
         lines = self.lines()
-        if line not in lines:
+        if not any(_key(old) == _key(line) for old in lines):
             self._write([*lines, line])
+
+    def discard(self, line: dict[str, Any]) -> None:
+        lines = self.lines()
+        kept = [old for old in lines if _key(old) != _key(line)]
+        if len(kept) < len(lines):
+            self._write(kept)
 
     def flush(self, write: Callable[[dict[str, Any]], None]) -> int:
         """``write`` each line (the receipt update); those that fail stay.  Returns how many were written."""
-        lines = self.lines()
+        atomic.clean_temp_files(self.path.parent)  # a crash's half-written copy of this file (the
+        lines = self.lines()                       # spool's root holds only entry folders besides)
         if not lines:
             return 0
         kept = []
@@ -78,6 +92,10 @@ class ReceiptBacklog:
         else:
             self.path.unlink(missing_ok=True)
         atomic.fsync_dir(self.path.parent)
+
+
+def _key(line: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(line.get(k) for k in FIELDS)
 
 
 def _valid(line: Any) -> bool:

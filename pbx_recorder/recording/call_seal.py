@@ -303,19 +303,22 @@ def call_seal_problem(conn: Any, call_id: str, public_key: Ed25519PublicKey,
 
 def stored_call_problem(conn: Any, stored: Mapping[str, Any], public_key: Ed25519PublicKey,
                         numbers: NumberProtection | None) -> str:
-    """:func:`seal_problem` of a call row as stored ('' when nothing), and for a row without a
-    seal, whether the ledger says it was sealed (a sealed row replaced by a bare stand-in that names
-    nothing: ``verify``'s :func:`vanished_calls`, for one call, by the ledger's index).  A row with
-    a cell no writer of ours makes (a BLOB) is a problem too."""
+    """:func:`seal_problem` of a call row as stored ('' when nothing); for a row without a seal,
+    whether the ledger says it was sealed (a sealed row replaced by a bare stand-in that names
+    nothing: ``verify``'s :func:`vanished_calls`, for one call, by the ledger's index); for a sealed
+    row, whether the ledger's last word on it is its removal (:data:`RESURRECTED`: an erased call's
+    row put back).  A row with a cell no writer of ours makes (a BLOB) is a problem too."""
     try:
         row, why = seal_problem(stored, public_key, numbers)
     except (TypeError, ValueError) as exc:  # a cell no writer of ours makes (a BLOB, a NaN)
         return f"call row cannot be checked: {type(exc).__name__}"
-    if why or (row is not None and row.get("seal")):
+    if why or row is None:
         return why
     last = conn.execute("SELECT event FROM ledger WHERE recording_id = ? AND event IN (?, ?) "
                         "ORDER BY seq DESC LIMIT 1",
                         (ledger_id(str(stored.get("call_id") or "")), SEALED_EVENT, REMOVED_EVENT)).fetchone()
+    if row.get("seal"):  # a valid seal: unless the recorder removed this row (put back from a backup)
+        return RESURRECTED if last is not None and last[0] == REMOVED_EVENT else ""
     if last is not None and last[0] == SEALED_EVENT:
         return "sealed call row replaced by an unsealed one (the ledger recorded its seal)"
     return ""

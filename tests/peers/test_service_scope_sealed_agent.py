@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pbx_recorder.catalog import Catalog
+from pbx_recorder.catalog import Catalog, call_search
 from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.recording import call_seal
 from pbx_recorder.recording.call_seal import CallSealer, check_calls
 from tests.peers.service_support import NOW, make_service
 from tests.unit.test_call_seal_rule_tags import recorded_call
@@ -37,6 +38,7 @@ def svc(tmp_path):  # type: ignore[no-untyped-def]
     finally:
         recorder.close()
     service.ctx.seal_key = KEY.public_key()  # type: ignore[attr-defined]
+    call_search._ALERTED.clear()  # (the ALERT of a row is logged once per call in ALERT_EVERY_S)
     yield service
     service.ctx.catalog.close()  # type: ignore[attr-defined]
 
@@ -97,6 +99,28 @@ def test_an_agent_written_into_a_call_by_hand_does_not_move_it_into_a_scope(svc,
         assert [cid for cid, _ in check_calls(conn, KEY.public_key(), OTHER)] == [OTHER]
     finally:
         conn.close()
+
+
+def test_the_forged_row_is_named_once_not_at_every_read(svc, caplog) -> None:  # type: ignore[no-untyped-def]
+    _forge(svc, FORGERIES["agent rewritten"])
+    client, _ = svc.login("alice")
+    for _ in range(3):
+        assert OTHER not in _listed(client)
+    alerts = [r for r in caplog.records if "ALERT" in r.getMessage() and OTHER in r.getMessage()]
+    assert len(alerts) == 1 and "verify" in alerts[0].getMessage()
+
+
+def test_a_sealed_row_put_back_after_the_recorder_removed_it_is_out_of_the_scope(svc) -> None:  # type: ignore[no-untyped-def]
+    """An erased call's row (sealed, the ledger's last word on it ``call_removed``) restored from a
+    backup by hand: its seal still verifies, but the agent does not get it back."""
+    conn = open_catalog(svc.seeded.db)
+    try:
+        call_seal.record_removed(conn, OWN, "erasure ER-1", NOW)
+        conn.commit()
+    finally:
+        conn.close()
+    client, _ = svc.login("alice")
+    assert OWN not in _listed(client) and client.get(f"/api/calls/{OWN}").status_code == 404
 
 
 def test_without_the_signing_key_the_agent_column_decides_alone(svc) -> None:  # type: ignore[no-untyped-def]
