@@ -241,6 +241,13 @@ class SignAhead:
         except (EOFError, OSError) as exc:
             self._fail(f"stopped ({exc.__class__.__name__})")
             return None
+        except BaseException:
+            # interrupted inside a message (a signal's SystemExit, KeyboardInterrupt): the stream is
+            # out of step -- reading on would take the rest of the message for the next one's length
+            # and wait forever -- so nothing more is read from this helper
+            self.broken = True
+            self.close()
+            raise
 
     def batch(self, jobs: Sequence[Job]) -> Presigned | None:
         """Send a batch's jobs (chunked, from a thread: the writer goes on with its first calls

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,44 @@ def test_a_helper_killed_in_a_batch_leaves_the_writer_signing(tmp_path: Path,
         assert catalog.write_calls(_batch(2 * N), after_store=_hooks()) == N  # no new helper
         assert catalog._sign_ahead is helper
         _check(catalog, 3 * N)
+    finally:
+        catalog.close()
+
+
+def test_an_interrupt_inside_a_message_ends_the_batch_without_waiting(tmp_path: Path) -> None:
+    """A signal's SystemExit (the bench's SIGTERM) or a KeyboardInterrupt raised while the writer
+    reads a helper's answer: the batch ends (rolled back) at once instead of reading the rest of the
+    interrupted message as the next one's length and waiting forever; the helper is not used again."""
+    catalog = _catalog(tmp_path / "cat.db")
+    catalog.enable_sign_ahead()
+    try:
+        catalog.write_calls(_batch(0), after_store=_hooks())  # the helper is up
+        helper = catalog._sign_ahead
+        assert helper is not None and helper._conn is not None
+        real = helper._conn
+
+        class InterruptedOnce:
+            """The signal lands inside a message (its length and half of it read), once."""
+
+            landed = False
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def recv(self) -> Any:
+                if not InterruptedOnce.landed:
+                    InterruptedOnce.landed = True
+                    (size,) = struct.unpack("!i", real._recv(4).getvalue())  # multiprocessing's header
+                    real._recv(size // 2)
+                    raise KeyboardInterrupt
+                return real.recv()
+
+        helper._conn = InterruptedOnce()  # type: ignore[assignment]
+        with pytest.raises(KeyboardInterrupt):
+            catalog.write_calls(_batch(N), after_store=_hooks())
+        assert InterruptedOnce.landed and helper.broken and helper._conn is None
+        assert catalog.write_calls(_batch(N), after_store=_hooks()) == N  # the writer signs
+        _check(catalog, 2 * N)
     finally:
         catalog.close()
 
