@@ -18,12 +18,18 @@ from pbx_recorder.lifecycle.receipt_backlog import FILE_NAME, ReceiptBacklog
 from pbx_recorder.recording.spool import Spool
 
 
+def _erased_leftover(a, b, spool_b, capsys, request_id: str):  # type: ignore[no-untyped-def]
+    """Node B's quarantined leftover of the call node A's ``erase`` has just erased."""
+    erased = _quarantined(b, spool_b, ERASED)
+    code, out = a.cli(capsys, "erase", "--call-id", ERASED, "--request-id", request_id)
+    assert code == 0, out
+    return erased
+
+
 async def test_a_receipt_line_the_catalog_refused_is_written_at_the_next_scan(
         nodes, capsys, monkeypatch) -> None:  # noqa: F811
     a, b, spool_b, recovery_b = nodes
-    erased = _quarantined(b, spool_b, ERASED)
-    code, out = a.cli(capsys, "erase", "--call-id", ERASED, "--request-id", "ER-7")
-    assert code == 0, out
+    erased = _erased_leftover(a, b, spool_b, capsys, "ER-7")
     real = LateCopyGuard.leftover_deleted
 
     def catalog_away(*_a, **_k):  # type: ignore[no-untyped-def]
@@ -59,9 +65,7 @@ class Crash(BaseException):
 async def test_a_crash_between_the_deletion_and_the_receipt_loses_no_line(
         nodes, capsys, monkeypatch) -> None:  # noqa: F811
     a, b, spool_b, recovery_b = nodes
-    erased = _quarantined(b, spool_b, ERASED)
-    code, out = a.cli(capsys, "erase", "--call-id", ERASED, "--request-id", "ER-8")
-    assert code == 0, out
+    erased = _erased_leftover(a, b, spool_b, capsys, "ER-8")
 
     def killed(self, line):  # type: ignore[no-untyped-def]
         raise Crash
@@ -80,9 +84,7 @@ async def test_a_crash_between_the_deletion_and_the_receipt_loses_no_line(
 
 async def test_a_deletion_that_fails_leaves_no_line_claiming_it(nodes, capsys, monkeypatch) -> None:  # noqa: F811
     a, b, spool_b, recovery_b = nodes
-    erased = _quarantined(b, spool_b, ERASED)
-    code, out = a.cli(capsys, "erase", "--call-id", ERASED, "--request-id", "ER-9")
-    assert code == 0, out
+    erased = _erased_leftover(a, b, spool_b, capsys, "ER-9")
 
     def refused(self, item):  # type: ignore[no-untyped-def]
         raise PermissionError("read-only file system")
