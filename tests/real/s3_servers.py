@@ -17,6 +17,7 @@ Everything binds 127.0.0.1 on free ports and is always stopped (context managers
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -252,6 +253,11 @@ osd pool default pg num = 8
 osd pool default pgp num = 8
 mon max pg per osd = 1000
 mon warn on pool no redundancy = false
+# a throwaway test cluster keeps its few MB on whatever disk /tmp is; a ceph-mon refuses to start
+# (exit ENOSPC, 'monitor data filesystem reached concerning levels') when that disk has 5 % or less
+# free, which a stop's CI met on a 252 GB disk with 12 GB free: every RGW test failed on it
+mon data avail crit = 0
+mon data avail warn = 0
 public addr = 127.0.0.1
 run dir = {base}/run
 log file = {base}/log/$name.log
@@ -283,10 +289,11 @@ def _run(args: list[str], timeout: float = 60) -> str:
     return done.stdout
 
 
-def _rgw_diagnostics(base: Path, c: list[str]) -> str:
-    """What the cluster said about itself, for the error of a start that hung."""
+def _rgw_diagnostics(base: Path, c: list[str], ask_cluster: bool = True) -> str:
+    """What the cluster said about itself, for the error of a start that hung (without asking a
+    cluster whose mon is gone: each question would wait for its timeout)."""
     parts = []
-    for args in (["-s"], ["osd", "tree"], ["health", "detail"]):
+    for args in (["-s"], ["osd", "tree"], ["health", "detail"]) if ask_cluster else ():
         try:
             parts.append(_run(["ceph", *c, "--connect-timeout", "10", *args], timeout=20))
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -295,6 +302,20 @@ def _rgw_diagnostics(base: Path, c: list[str]) -> str:
         lines = log.read_text(errors="replace").splitlines()
         parts.append(f"--- {log.name} (last 40 of {len(lines)} lines)\n" + "\n".join(lines[-40:]))
     return "\n".join(parts)
+
+
+def _exit_status(code: int) -> str:
+    """28 -> 'exit 28 (ENOSPC)': a ceph daemon's exit code is an errno (its log line about it may
+    be lost: the daemon exits before its log thread writes)."""
+    return f"exit {code}" + (f" ({errno.errorcode[code]})" if code in errno.errorcode else "")
+
+
+def _step(base: Path, c: list[str], args: list[str]) -> str:
+    """A start-up command whose failure carries what the cluster and its daemons said."""
+    try:
+        return _run(args)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"{exc}\n{_rgw_diagnostics(base, c)}") from exc
 
 
 def _rgw_osd_up(c: list[str]) -> bool:
@@ -317,14 +338,19 @@ def _rgw_start(base: Path, attempt_timeout: float) -> tuple[list[subprocess.Pope
     conf.write_text(RGW_CONF.format(fsid=fsid, mon_port=mon_port, rgw_port=rgw_port, base=base))
     c = ["-c", str(conf)]
     procs: list[subprocess.Popen[bytes]] = []
+    names: list[str] = []
 
     def daemon(args: list[str], name: str) -> None:
         with open(base / "log" / f"{name}.out", "wb") as out:
             procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        names.append(name)
 
     def check(step: str) -> None:
-        if any(p.poll() is not None for p in procs):
-            raise RuntimeError(f"Ceph RGW: a daemon exited during {step}\n{_rgw_diagnostics(base, c)}")
+        gone = [(name, p.returncode) for name, p in zip(names, procs, strict=True) if p.poll() is not None]
+        if gone:
+            said = ", ".join(f"{name}: {_exit_status(code)}" for name, code in gone)
+            raise RuntimeError(f"Ceph RGW: a daemon exited during {step} ({said})\n"
+                               f"{_rgw_diagnostics(base, c, ask_cluster='mon' not in dict(gone))}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"Ceph RGW: {step} did not finish in {attempt_timeout:.0f} s\n"
                                 f"{_rgw_diagnostics(base, c)}")
@@ -337,9 +363,13 @@ def _rgw_start(base: Path, attempt_timeout: float) -> tuple[list[subprocess.Pope
               str(base / "monmap")])
         _run(["ceph-mon", *c, "--mkfs", "-i", "a", "--monmap", str(base / "monmap")])
         daemon(["ceph-mon", *c, "-f", "-i", "a"], "mon")
-        osd_id = _run(["ceph", *c, "--connect-timeout", "30", "osd", "create"]).strip()
-        _run(["ceph-osd", *c, "-i", osd_id, "--mkfs"])
-        _run(["ceph", *c, "osd", "crush", "add", f"osd.{osd_id}", "1.0", "host=localhost", "root=default"])
+        while not _port_open(mon_port):  # a mon that exits at start fails here with its log, at once
+            check("the mon coming up")
+            time.sleep(0.2)
+        osd_id = _step(base, c, ["ceph", *c, "--connect-timeout", "30", "osd", "create"]).strip()
+        _step(base, c, ["ceph-osd", *c, "-i", osd_id, "--mkfs"])
+        _step(base, c, ["ceph", *c, "osd", "crush", "add", f"osd.{osd_id}", "1.0", "host=localhost",
+                        "root=default"])
         daemon(["ceph-osd", *c, "-f", "-i", osd_id], "osd")
         while not _rgw_osd_up(c):  # RGW's pools need a PG on an OSD that is up
             check("the OSD coming up")
