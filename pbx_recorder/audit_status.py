@@ -36,9 +36,12 @@ def check(conn: Any, config: Any, after_id: int = 0, after_hash: str = "") -> Ch
     )
     from pbx_recorder.recording.signing import load_public_key, public_key_path
 
-    problems, legacy, last_id, last_hash = audit_trail.verify_chain_from(conn, after_id, after_hash)
+    stats: dict[str, int] = {}
+    problems, legacy, last_id, last_hash = audit_trail.verify_chain_from(conn, after_id, after_hash,
+                                                                         stats=stats)
     lines = [str(p) for p in problems]
     notes = [f"{legacy} audit row(s) predate the audit chain (not covered)"] if legacy else []
+    notes += [n for n in [audit_trail.key_note(stats)] if n]
     key_file = config.signing.key_file if config is not None else None
     checked = False
     if key_file is not None and (public_key_path(key_file).is_file() or key_file.is_file()):

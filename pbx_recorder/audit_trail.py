@@ -5,6 +5,11 @@ Every audit row goes through :func:`record`.  Rows are hash-chained like the led
     entry = canonical_json({"id", "at", "actor", "role", "action", "target", "detail"})
     hash  = sha256(bytes.fromhex(prev_hash) || entry)        genesis prev_hash = "0" * 64
 
+A row written by a process holding ``web.secret_key_file`` is *keyed*: its entry also holds
+``"keyed": true`` and its ``mac`` column the HMAC of its hash (:mod:`pbx_recorder.audit_key`), so
+a row written by hand after the last signed head is told apart (its MAC does not verify, or it is
+not keyed after keyed rows), and removing a MAC breaks the row's hash.
+
 ``id`` is one more than the highest ever issued (row maximum or SQLite's AUTOINCREMENT counter),
 so a removed row leaves a gap.  The chain head is signed outside the database by
 ``pbx_recorder.recording.chain_head`` (chain ``audit``), so truncation and a recomputed chain are caught
@@ -27,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pbx_recorder import audit_key
 from pbx_recorder.catalog import engine
 from pbx_recorder.core.masking import NUMBER_KEYS, mask_field, mask_text, mask_value
 from pbx_recorder.errors import CatalogError
@@ -70,15 +76,18 @@ def scrub(value: Any, key: str = "") -> Any:
 
 
 def entry_bytes(row_id: int, at: float, actor: str, role: str, action: str, target: str,
-                detail: Any) -> bytes:
-    return canonical_json({"id": row_id, "at": at, "actor": actor, "role": role, "action": action,
-                           "target": target, "detail": detail})
+                detail: Any, keyed: bool = False) -> bytes:
+    entry = {"id": row_id, "at": at, "actor": actor, "role": role, "action": action, "target": target,
+             "detail": detail}
+    if keyed:  # (rows before keying hash as they always did)
+        entry["keyed"] = True
+    return canonical_json(entry)
 
 
 def entry_hash(prev: str, row_id: int, at: float, actor: str, role: str, action: str, target: str,
-               detail: Any) -> str:
-    return hashlib.sha256(bytes.fromhex(prev) + entry_bytes(row_id, at, actor, role, action, target, detail)
-                          ).hexdigest()
+               detail: Any, keyed: bool = False) -> str:
+    return hashlib.sha256(bytes.fromhex(prev) + entry_bytes(row_id, at, actor, role, action, target, detail,
+                                                            keyed)).hexdigest()
 
 
 def _issued_max(conn: sqlite3.Connection) -> int:
@@ -99,11 +108,14 @@ def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, targ
         head = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
         prev = head[1] if head and head[1] else GENESIS
         row_id = max(head[0] if head else 0, _issued_max(conn)) + 1
-        digest = entry_hash(prev, row_id, float(now), actor, role, action, clean_target, body)
-        conn.execute("INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, hash) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        key = audit_key.for_connection(conn)
+        keyed = key is not None
+        digest = entry_hash(prev, row_id, float(now), actor, role, action, clean_target, body, keyed)
+        conn.execute("INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, hash, "
+                     "mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (row_id, float(now), actor, role, action, clean_target,
-                      canonical_json(body).decode("utf-8"), prev, digest))
+                      canonical_json(body).decode("utf-8"), prev, digest,
+                      audit_key.mac(key, digest) if key is not None else ""))
         engine.note_issued(conn, "audit_log", row_id)
         if own:
             conn.execute("COMMIT")
@@ -114,35 +126,57 @@ def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, targ
     return row_id, digest
 
 
-def verify_chain(conn: sqlite3.Connection) -> tuple[list[AuditProblem], int]:
+def verify_chain(conn: sqlite3.Connection, *,
+                 stats: dict[str, int] | None = None) -> tuple[list[AuditProblem], int]:
     """Problems of the audit chain, and how many unchained rows precede it (written before it)."""
-    problems, legacy, _, _ = verify_chain_from(conn)
+    problems, legacy, _, _ = verify_chain_from(conn, stats=stats)
     return problems, legacy
 
 
-def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0,
-                      after_hash: str = "") -> tuple[list[AuditProblem], int, int, str]:
+def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: str = "", *,
+                      stats: dict[str, int] | None = None) -> tuple[list[AuditProblem], int, int, str]:
     """:func:`verify_chain` for the rows after ``after_id`` (a chained row whose hash a previous
     pass recomputed as ``after_hash``); also returns the (id, hash) of the last chained row
-    recomputed, where the next incremental pass starts.  Streams: one row in memory."""
+    recomputed, where the next incremental pass starts.  Streams: one row in memory.
+
+    Keyed rows' MACs are checked with the key registered for this catalog
+    (:func:`pbx_recorder.audit_key.for_connection`); ``stats`` (when given) gets ``keyed`` (keyed
+    rows read) and ``unchecked`` (keyed rows whose MAC this process has no key to check)."""
     problems: list[AuditProblem] = []
-    prev, expected_id, legacy, chained = GENESIS, None, 0, False
+    prev, expected_id, legacy, chained, keyed_seen = GENESIS, None, 0, False, False
+    key = audit_key.for_connection(conn)
+    counts = stats if stats is not None else {}
+    counts.setdefault("keyed", 0)
+    counts.setdefault("unchecked", 0)
     if after_id:
-        found = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (after_id,)).fetchone()
+        found = conn.execute("SELECT hash, mac FROM audit_log WHERE id = ?", (after_id,)).fetchone()
         if found is None or found[0] != after_hash:
             problems.append(AuditProblem(after_id, "row differs from the one the last verified pass "
                                          "recomputed (chain rewritten or truncated)", after_hash,
                                          str(found[0]) if found else "absent"))
         prev, expected_id, chained = after_hash, after_id + 1, True
-    rows = conn.execute("SELECT id, at, actor, role, action, target, detail, prev_hash, hash "
+        keyed_seen = bool(found and found[1])
+    rows = conn.execute("SELECT id, at, actor, role, action, target, detail, prev_hash, hash, mac "
                         "FROM audit_log WHERE id > ? ORDER BY id", (after_id,))
-    for row_id, at, actor, role, action, target, detail_text, prev_hash, stored in rows:
+    for row_id, at, actor, role, action, target, detail_text, prev_hash, stored, row_mac in rows:
         if not stored and not chained:
             legacy += 1
             continue
         if not stored:
             problems.append(AuditProblem(row_id, "row outside the chain (not written by the audit writer)"))
             continue
+        keyed = bool(row_mac)
+        if keyed:
+            counts["keyed"] += 1
+            if key is None:
+                counts["unchecked"] += 1
+            elif not audit_key.holds(key, str(stored), str(row_mac)):
+                problems.append(AuditProblem(row_id, "row's MAC does not verify (not written by the "
+                                             "recorder with web.secret_key_file: by hand?)"))
+        elif keyed_seen:
+            problems.append(AuditProblem(row_id, "row without a MAC after keyed rows (written by hand, "
+                                         "or by a process that could not read web.secret_key_file)"))
+        keyed_seen = keyed_seen or keyed
         if chained and row_id != expected_id:
             problems.append(AuditProblem(int(expected_id or 0), f"rows missing before row {row_id}",
                                          str(expected_id), str(row_id)))
@@ -157,7 +191,7 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0,
             detail = detail_text
         link = prev_hash if isinstance(prev_hash, str) and len(prev_hash) == 64 else GENESIS
         try:
-            computed = entry_hash(link, row_id, float(at), actor, role, action, target, detail)
+            computed = entry_hash(link, row_id, float(at), actor, role, action, target, detail, keyed)
         except ValueError:
             computed = ""
         if computed != stored:
@@ -169,6 +203,14 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0,
                                      f"last id {_issued_max(conn)}", f"last id {(expected_id or 1) - 1}"))
     last_id = int(expected_id) - 1 if chained and expected_id else 0
     return problems, legacy, last_id, (prev if chained else "")
+
+
+def key_note(stats: dict[str, int]) -> str | None:
+    """The note of a pass that read keyed rows it could not check (no key in this process)."""
+    if not stats.get("unchecked"):
+        return None
+    return (f"{stats['unchecked']} keyed audit row(s) not checked: this process has no "
+            "web.secret_key_file for the catalog (run it as the recorder's account)")
 
 
 def entries(conn: sqlite3.Connection, *, actor: str | None = None, action: str | None = None,

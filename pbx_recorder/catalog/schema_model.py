@@ -122,6 +122,7 @@ audit_log = Table(
     Column("at", REAL, nullable=False), Column("actor", Text, nullable=False), _text("role"),
     Column("action", Text, nullable=False), _text("target"), _text("detail", "{}"),
     _text("prev_hash"), _text("hash"),
+    _text("mac"),  # (revision 0021: pbx_recorder.audit_key; '' = not keyed)
 )
 
 live_calls = Table(

@@ -141,4 +141,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
     config = build_config(ctx, data)
     if ctx.errors:
         raise ConfigErrors(ctx.errors, file=ctx.main_label)
+    from pbx_recorder import audit_key  # every process of the recorder keys its audit rows
+
+    audit_key.register_for(config)
     return dataclasses.replace(config, config_file=file, sources=tuple(sources))

@@ -252,8 +252,19 @@ def _at_position(conn: sqlite3.Connection, chain: str, cp: Checkpoint, seq: int)
 
 
 def _extends(conn: sqlite3.Connection, chain: str, cp: Checkpoint) -> list[HeadProblem]:
-    """The database's chain continues the checkpoint (for the writer: links after it re-checked)."""
-    return _at_position(conn, chain, cp, db_head(conn, chain)[0]) or _links(conn, chain, cp.seq)
+    """The database's chain continues the checkpoint (for the writer: links after it re-checked;
+    the audit rows' content and MACs too, so a row written by hand is never signed over)."""
+    return (_at_position(conn, chain, cp, db_head(conn, chain)[0]) or _links(conn, chain, cp.seq)
+            or (_audit_rows_after(conn, cp.seq) if chain == "audit" else []))
+
+
+def _audit_rows_after(conn: sqlite3.Connection, start: int) -> list[HeadProblem]:
+    from pbx_recorder import audit_trail
+
+    prev = hash_at(conn, "audit", start) if start else ""
+    bad = audit_trail.verify_chain_from(conn, start, prev or "")[0]
+    return [HeadProblem("audit", f"audit row {bad[0].id} after the signed head: {bad[0].what}",
+                        bad[0].expected, bad[0].found)] if bad else []
 
 
 def check(conn: sqlite3.Connection, chain: str, store: CheckpointStore,

@@ -122,11 +122,13 @@ class Verifier(ObjectChecks):
         add = report.mismatches.append
         for p in ledger.verify_chain(self.conn):
             add(Mismatch(p.recording_id, f"ledger seq {p.seq}: {p.what}", p.expected, p.found))
-        audit_problems, legacy = audit_trail.verify_chain(self.conn)
+        stats: dict[str, int] = {}
+        audit_problems, legacy = audit_trail.verify_chain(self.conn, stats=stats)
         for a in audit_problems:
             add(Mismatch("", str(a), a.expected, a.found))
         if legacy:
             report.notes.append(f"{legacy} audit row(s) predate the audit chain (not covered)")
+        report.notes += [n for n in [audit_trail.key_note(stats)] if n]
         held, notes = holds_mismatches(self.conn, self.numbers)  # the holds table against its ledger entries
         report.mismatches += [Mismatch(f"hold {hid}", what, want, found) for hid, what, want, found in held]
         report.notes += notes

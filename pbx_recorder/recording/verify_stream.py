@@ -189,12 +189,14 @@ class _Pass:
                                                        marks.ledger_hash if marks else ledger.GENESIS)
         for p in problems:
             add(Mismatch(p.recording_id, f"ledger seq {p.seq}: {p.what}", p.expected, p.found))
+        stats: dict[str, int] = {}
         audit_problems, legacy, audit_id, audit_hash = audit_trail.verify_chain_from(
-            self.conn, marks.audit_id if marks else 0, marks.audit_hash if marks else "")
+            self.conn, marks.audit_id if marks else 0, marks.audit_hash if marks else "", stats=stats)
         for a in audit_problems:
             add(Mismatch("", str(a), a.expected, a.found))
         if legacy:
             report.notes.append(f"{legacy} audit row(s) predate the audit chain (not covered)")
+        report.notes += [n for n in [audit_trail.key_note(stats)] if n]
         held, notes = holds_mismatches(self.conn, self.v.numbers)  # the holds table against its ledger
         report.mismatches += [Mismatch(f"hold {hid}", what, want, found) for hid, what, want, found in held]
         report.notes += notes

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
+from pbx_recorder import audit_key
 from pbx_recorder.catalog import Catalog
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.service import access_seal
 from pbx_recorder.service.access_seal import AccessSeal
 from pbx_recorder.service.accounts import Accounts
-from pbx_recorder.service.secret_box import create_key_file
+from pbx_recorder.service.secret_box import create_key_file, read_key
 from storage.local import LocalTier
 
 NOW = 1_800_000_000.0
@@ -134,6 +135,8 @@ def make_service(tmp_path: Path, **web: object) -> Service:
     key_file = create_key_file(tmp_path / "keys" / "web.key")  # web.secret_key_file, for the CLI too
     seal = access_seal.from_file(key_file)
     seeded = seed(tmp_path, seal)
+    # as `serve` loading a config that names the key: the service's audit rows are keyed
+    audit_key.register(seeded.db, audit_key.derive(read_key(key_file)))
     clock = Clock()
     ctx = ServiceContext(Catalog(seeded.db, clock=clock), {"hot": seeded.tier}, web=WebConfig(**web),
                          hasher=CHEAP, clock=clock, access_seal=seal)

@@ -165,13 +165,14 @@ def test_a_row_changed_between_the_read_and_the_write_is_left_for_the_next_run(d
 
 def _back_to_schema_19(d) -> None:
     """The catalog as schema 19 (Alembic 0018) left it: no ``rule_tags`` column at all (and no
-    access-row seals, schema 21)."""
+    access-row seals, schema 21, nor audit MACs, schema 22)."""
     conn = engine.connect(d.root / "cat.db")
     try:
         conn.execute("BEGIN")
         conn.execute("ALTER TABLE calls DROP COLUMN rule_tags")
         for table in schema_access_seal.TABLES:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN seal")
+        conn.execute("ALTER TABLE audit_log DROP COLUMN mac")  # (schema 22)
         if engine.is_postgres(conn):
             conn.execute("UPDATE alembic_version SET version_num = '0018'")
         else:
