@@ -12,7 +12,7 @@ the hash, and once one keyed row is in the chain every later row must be keyed.
 The key is registered per catalog when a process loads its config (:func:`register_for`, called
 by ``load_config``): every process of the recorder (daemon, service, CLI, timers) that loads the
 config writes keyed rows for the catalog that config names, and no other.  A process that cannot
-read the file writes rows without a MAC, which ``audit verify`` reports (fail visible).
+read the file may not append to a keyed chain (fail closed: ``audit_trail.record`` refuses).
 """
 
 from __future__ import annotations
@@ -60,11 +60,12 @@ def register(target: Any, key: bytes | None) -> None:
 def register_for(config: Any) -> None:
     """Register the key ``config`` names (``web.secret_key_file``) for its catalog.  A file not
     there yet (``users totp-key init`` creates it) or unreadable by this process leaves the catalog
-    unkeyed in this process: the rows it writes have no MAC and ``audit verify`` names them."""
+    unkeyed in this process: once the chain is keyed, its audit rows are refused (fail closed).
+    A config without the setting changes nothing registered (a check of the default config with
+    an empty environment, ``cli/operator_gate.py``, must not drop a key the environment gave)."""
     path = config.web.secret_key_file
     target = config.catalog.target
     if path is None:
-        register(target, None)
         return
     from pbx_recorder.service.secret_box import read_key
 

@@ -105,11 +105,16 @@ def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, targ
             conn.execute("BEGIN IMMEDIATE")
         else:
             engine.lock_writes(conn)
-        head = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+        head = conn.execute("SELECT id, hash, mac FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
         prev = head[1] if head and head[1] else GENESIS
         row_id = max(head[0] if head else 0, _issued_max(conn)) + 1
         key = audit_key.for_connection(conn)
         keyed = key is not None
+        if not keyed and head is not None and head[2]:
+            # fail closed: an unkeyed row after keyed ones is what a forged row looks like
+            raise CatalogError("audit log append refused: the audit rows are keyed and this process "
+                               "has no key (web.secret_key_file unreadable or not configured here: "
+                               "run as the recorder's account with its configuration)")
         digest = entry_hash(prev, row_id, float(now), actor, role, action, clean_target, body, keyed)
         conn.execute("INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, hash, "
                      "mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -133,15 +138,44 @@ def verify_chain(conn: sqlite3.Connection, *,
     return problems, legacy
 
 
+def _anchor_keyed(conn: sqlite3.Connection, after_id: int, after_hash: str, key: bytes | None,
+                  problems: list[AuditProblem]) -> bool:
+    """Whether the row a pass starts after is keyed, read from what its pinned hash covers (its
+    ``mac`` column is not: a MAC cleared on it must not let the next rows pass unkeyed)."""
+    row = conn.execute("SELECT at, actor, role, action, target, detail, prev_hash, mac FROM audit_log "
+                       "WHERE id = ?", (after_id,)).fetchone()
+    if row is None:
+        return False
+    at, actor, role, action, target, detail_text, prev_hash, row_mac = row
+    try:
+        detail = json.loads(detail_text)
+        link = prev_hash if isinstance(prev_hash, str) and len(prev_hash) == 64 else GENESIS
+        hashes = {keyed: entry_hash(link, after_id, float(at), actor, role, action, target, detail, keyed)
+                  for keyed in (True, False)}
+    except ValueError:
+        hashes = {}
+    keyed = hashes.get(True) == after_hash
+    if not keyed and hashes.get(False) != after_hash:
+        problems.append(AuditProblem(after_id, "row content does not match the hash the last pass "
+                                     "recomputed", after_hash, ""))
+    elif keyed and key is not None and not audit_key.holds(key, after_hash, str(row_mac or "")):
+        problems.append(AuditProblem(after_id, "row's MAC does not verify (not written by the "
+                                     "recorder with web.secret_key_file: by hand?)"))
+    return keyed
+
+
 def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: str = "", *,
-                      stats: dict[str, int] | None = None) -> tuple[list[AuditProblem], int, int, str]:
+                      stats: dict[str, int] | None = None,
+                      tail: bool = True) -> tuple[list[AuditProblem], int, int, str]:
     """:func:`verify_chain` for the rows after ``after_id`` (a chained row whose hash a previous
     pass recomputed as ``after_hash``); also returns the (id, hash) of the last chained row
     recomputed, where the next incremental pass starts.  Streams: one row in memory.
 
     Keyed rows' MACs are checked with the key registered for this catalog
     (:func:`pbx_recorder.audit_key.for_connection`); ``stats`` (when given) gets ``keyed`` (keyed
-    rows read) and ``unchecked`` (keyed rows whose MAC this process has no key to check)."""
+    rows read) and ``unchecked`` (keyed rows whose MAC this process has no key to check).
+    ``tail=False`` leaves out the check that no row was removed from the end (the chain-head
+    signer: a row appended by another process between its scan and that check is no removal)."""
     problems: list[AuditProblem] = []
     prev, expected_id, legacy, chained, keyed_seen = GENESIS, None, 0, False, False
     key = audit_key.for_connection(conn)
@@ -149,13 +183,14 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: s
     counts.setdefault("keyed", 0)
     counts.setdefault("unchecked", 0)
     if after_id:
-        found = conn.execute("SELECT hash, mac FROM audit_log WHERE id = ?", (after_id,)).fetchone()
+        found = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (after_id,)).fetchone()
         if found is None or found[0] != after_hash:
             problems.append(AuditProblem(after_id, "row differs from the one the last verified pass "
                                          "recomputed (chain rewritten or truncated)", after_hash,
                                          str(found[0]) if found else "absent"))
+        else:
+            keyed_seen = _anchor_keyed(conn, after_id, after_hash, key, problems)
         prev, expected_id, chained = after_hash, after_id + 1, True
-        keyed_seen = bool(found and found[1])
     rows = conn.execute("SELECT id, at, actor, role, action, target, detail, prev_hash, hash, mac "
                         "FROM audit_log WHERE id > ? ORDER BY id", (after_id,))
     for row_id, at, actor, role, action, target, detail_text, prev_hash, stored, row_mac in rows:
@@ -198,7 +233,7 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: s
             problems.append(AuditProblem(row_id, "row content does not match its hash", computed,
                                          str(stored)))
         prev, expected_id = stored, row_id + 1
-    if chained and _issued_max(conn) >= (expected_id or 0):
+    if tail and chained and _issued_max(conn) >= (expected_id or 0):
         problems.append(AuditProblem(int(expected_id or 0), "rows removed from the end of the audit log",
                                      f"last id {_issued_max(conn)}", f"last id {(expected_id or 1) - 1}"))
     last_id = int(expected_id) - 1 if chained and expected_id else 0

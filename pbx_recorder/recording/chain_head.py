@@ -252,19 +252,24 @@ def _at_position(conn: sqlite3.Connection, chain: str, cp: Checkpoint, seq: int)
 
 
 def _extends(conn: sqlite3.Connection, chain: str, cp: Checkpoint) -> list[HeadProblem]:
-    """The database's chain continues the checkpoint (for the writer: links after it re-checked;
-    the audit rows' content and MACs too, so a row written by hand is never signed over)."""
-    return (_at_position(conn, chain, cp, db_head(conn, chain)[0]) or _links(conn, chain, cp.seq)
-            or (_audit_rows_after(conn, cp.seq) if chain == "audit" else []))
+    """The database's chain continues the checkpoint (for the writer: links after it re-checked)."""
+    problems = _at_position(conn, chain, cp, db_head(conn, chain)[0]) or _links(conn, chain, cp.seq)
+    if not problems and chain == "audit":
+        _alert_audit_rows_after(conn, cp.seq)
+    return problems
 
 
-def _audit_rows_after(conn: sqlite3.Connection, start: int) -> list[HeadProblem]:
+def _alert_audit_rows_after(conn: sqlite3.Connection, start: int) -> None:
+    """An ALERT for each audit row after the signed head whose content or MAC fails, before the
+    head is signed over it.  The head is still signed: those findings do not depend on the heads
+    (every full ``audit verify`` reports them), and a head withheld for good would leave every
+    later row without truncation evidence."""
     from pbx_recorder import audit_trail
 
     prev = hash_at(conn, "audit", start) if start else ""
-    bad = audit_trail.verify_chain_from(conn, start, prev or "")[0]
-    return [HeadProblem("audit", f"audit row {bad[0].id} after the signed head: {bad[0].what}",
-                        bad[0].expected, bad[0].found)] if bad else []
+    for bad in audit_trail.verify_chain_from(conn, start, prev or "", tail=False)[0]:
+        log.error("ALERT audit chain: %s (signing the head over it; `pbx-recorder audit verify` "
+                  "reports it until the incident is settled)", bad)
 
 
 def check(conn: sqlite3.Connection, chain: str, store: CheckpointStore,

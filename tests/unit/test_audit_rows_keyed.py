@@ -1,17 +1,19 @@
 """The audit rows keyed with ``web.secret_key_file`` (pbx_recorder.audit_key): an insider who can
 write the catalog but not read the key cannot append an audit row that passes, nor strip the MAC
-of one, nor have the daemon sign a chain head over a row written by hand."""
+of one (also not the one an incremental pass starts after), and the daemon's signer raises an
+ALERT before it signs a head over such a row, which every full check still reports."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pytest
 from tamper_support import NOW, Deployment
 
 from pbx_recorder import audit_key, audit_trail
-from pbx_recorder.errors import IntegrityError
+from pbx_recorder.errors import CatalogError, IntegrityError
 from pbx_recorder.recording import chain_head, ledger
 from pbx_recorder.service.secret_box import create_key_file
 
@@ -69,17 +71,20 @@ def test_rows_are_keyed_and_verify(dep, capsys):
     ("", False, "row without a MAC after keyed rows"),
     ("m1." + "0" * 64, True, "MAC does not verify"),
 ])
-def test_a_row_appended_by_hand_is_caught(dep, capsys, mac, keyed, said):
+def test_a_row_appended_by_hand_is_caught(dep, capsys, caplog, mac, keyed, said):
     _forge(dep, mac=mac, keyed=keyed)
     for args in (("audit", "verify"), ("verify",)):
         code, out = dep.cli(capsys, *args)
         assert code == IntegrityError.exit_code and said in out, (args, out)
-    # the daemon does not sign a head over it (the refusal is itself the alarm)
+    # the signer raises an ALERT before it signs over the row; signed over, the row is still found
     conn = ledger.connection_of(dep.catalog)
-    before = dep.heads.latest("audit", dep.sign_key.public_key())
-    failed = chain_head.write_all(conn, dep.heads, dep.sign_key, now=NOW + 9)
-    assert len(failed) == 1 and failed[0].startswith("audit:") and said in failed[0]
-    assert dep.heads.latest("audit", dep.sign_key.public_key()) == before
+    with caplog.at_level(logging.ERROR, logger="pbx_recorder.recording.chain_head"):
+        assert chain_head.write_all(conn, dep.heads, dep.sign_key, now=NOW + 9) == []
+    assert any("ALERT audit chain" in r.getMessage() and said in r.getMessage() for r in caplog.records)
+    head = dep.heads.latest("audit", dep.sign_key.public_key())
+    assert head is not None and head.seq == _rows(dep)[-1][0]
+    code, out = dep.cli(capsys, "audit", "verify")
+    assert code == IntegrityError.exit_code and said in out, out
 
 
 def test_a_mac_stripped_breaks_the_rows_hash(dep, capsys):
@@ -103,28 +108,50 @@ def test_every_mac_stripped_and_the_chain_recomputed_is_caught_by_the_signed_hea
     assert code == IntegrityError.exit_code and "chain rewritten" in out, out
 
 
-def test_a_process_without_the_key_checks_the_chain_and_says_what_it_could_not(dep, capsys):
+def test_a_process_without_the_key_checks_the_chain_and_may_not_extend_it(dep, capsys):
     conn = ledger.connection_of(dep.catalog)
     audit_key.register(dep.root / "cat.db", None)
     stats: dict[str, int] = {}
     assert audit_trail.verify_chain(conn, stats=stats) == ([], 0)
     assert stats == {"keyed": 2, "unchecked": 2}
     assert "2 keyed audit row(s) not checked" in (audit_trail.key_note(stats) or "")
-    # and what it writes has no MAC: a keyed verifier names it
-    audit_trail.record(conn, actor="cron", role="admin", action="reports.produce", now=NOW + 3)
-    assert _rows(dep)[-1][9] == ""
-    with open(dep.root / "web.key", "rb") as handle:
-        audit_key.register(dep.root / "cat.db", audit_key.derive(handle.read()))
-    problems = audit_trail.verify_chain(conn)[0]
-    assert [p.what for p in problems] == ["row without a MAC after keyed rows (written by hand, or by a "
-                                          "process that could not read web.secret_key_file)"]
+    # an unkeyed row after keyed ones is what a forged one looks like: refused, nothing written
+    with pytest.raises(CatalogError, match="audit rows are keyed and this process has no key"):
+        audit_trail.record(conn, actor="cron", role="admin", action="reports.produce", now=NOW + 3)
+    assert len(_rows(dep)) == 2
 
 
-def test_a_key_file_this_process_cannot_read_leaves_its_rows_unkeyed(dep, tmp_path, capsys):
+def test_a_key_file_this_process_cannot_read_refuses_the_command_and_writes_nothing(dep, tmp_path,
+                                                                                    capsys):
     os.chmod(tmp_path / "web.key", 0o644)  # refused: readable by others
     code, out = dep.cli(capsys, "audit", "list")
-    assert code == 0
-    assert _rows(dep)[-1][4] == "audit.list" and _rows(dep)[-1][9] == ""
+    assert code != 0 and "web.secret_key_file" in out, out
+    assert [r[4] for r in _rows(dep)] == ["calls.search.unmask", "read_audio"]
     os.chmod(tmp_path / "web.key", 0o600)
-    code, out = dep.cli(capsys, "audit", "verify")
-    assert code == IntegrityError.exit_code and "row without a MAC after keyed rows" in out, out
+    assert dep.cli(capsys, "audit", "verify")[0] == 0
+
+
+def test_a_mac_cleared_on_the_row_an_incremental_pass_starts_after_does_not_let_a_row_in(dep):
+    """``verify --since-last`` and the signer start after a row whose hash they pinned: whether it
+    is keyed comes from that hash, not from its ``mac`` column."""
+    conn = ledger.connection_of(dep.catalog)
+    anchor = _rows(dep)[-1]
+    dep.sql(f"UPDATE audit_log SET mac = '' WHERE id = {anchor[0]}")
+    _forge(dep, mac="", keyed=False)
+    problems = audit_trail.verify_chain_from(conn, int(anchor[0]), str(anchor[8]))[0]
+    whats = [p.what for p in problems]
+    assert any("MAC does not verify" in w for w in whats), whats  # the anchor's cleared MAC
+    assert any("row without a MAC after keyed rows" in w for w in whats), whats  # the forged row
+
+
+def test_a_config_without_the_key_does_not_drop_one_registered(dep, tmp_path):
+    """cli/operator_gate.py checks the default config with an empty environment: a key that came
+    from the environment must stay registered."""
+    from pbx_recorder.config import load_config
+
+    bare = tmp_path / "bare.yaml"
+    bare.write_text((tmp_path / "cfg.yaml").read_text().replace("web: {secret_key_file:", "#"))
+    load_config(bare)
+    audit_trail.record(ledger.connection_of(dep.catalog), actor="ops", role="admin", action="x.y",
+                       now=NOW + 3)
+    assert str(_rows(dep)[-1][9]).startswith(audit_key.PREFIX)
