@@ -36,10 +36,12 @@ def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
     """Assign each agent's sampled calls of the week to the rules' reviewers (idempotent)."""
     from zoneinfo import ZoneInfo
 
+    from pbx_recorder.catalog.number_keys import protection_for
     from pbx_recorder.config import load_config
     from pbx_recorder.errors import ConfigError
     from pbx_recorder.lifecycle.journal import open_catalog
     from pbx_recorder.service import access_seal, qa_sampling, qa_sampling_run
+    from pbx_recorder.service.context import seal_key_of
 
     require_privileged("'pbx-recorder review sample'")
     config = load_config(ctx.obj["config_path"])
@@ -53,11 +55,15 @@ def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
         bounds = qa_sampling.week_bounds(week, tz)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--week") from exc
+    public_key = seal_key_of(config)  # with it, a pick whose call row fails its seal is not assigned
+    check = (qa_sampling_run.sealed_row_check(public_key, protection_for(config))
+             if public_key is not None else None)
     conn = open_catalog(config.catalog.target)
     try:
         seed = qa_sampling_run.seed_of(conn, config.web)
         results = qa_sampling_run.run(conn, rules, seed, week, bounds, actor=who.actor, role=who.role,
-                                      now=now, dry_run=dry_run, seal=access_seal.of_config(config))
+                                      now=now, dry_run=dry_run, seal=access_seal.of_config(config),
+                                      row_problem=check)
         if dry_run:  # a run writes its qa.assign and qa.sample rows; a dry run shows the same picks
             audit_trail.record(conn, actor=who.actor, role=who.role, action=DRY_RUN_ACTION, target=week,
                                detail={"client": "cli", "rules": {r.rule: len(r.picks) for r in results},
@@ -70,6 +76,9 @@ def sample_cmd(ctx: click.Context, week: str | None, dry_run: bool) -> None:
             click.echo(f"{week}  {result.rule:<16} {agent:<16} {pick.call_id:<40} -> {pick.reviewer}")
         verb = "would assign" if dry_run else f"assigned {result.new} new of"
         click.echo(f"rule {result.rule}: {verb} {len(result.picks)} call(s) picked for {week}")
+        if result.refused:
+            click.echo(f"rule {result.rule}: ALERT {len(result.refused)} picked call(s) not assigned, their "
+                       f"row fails its seal (see `pbx-recorder verify`): {', '.join(result.refused)}")
 
 
 def register(group: click.Group) -> None:

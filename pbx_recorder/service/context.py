@@ -75,7 +75,7 @@ class ServiceContext:
 
             box = SecretBox.from_file(config.web.secret_key_file)
             seal = access_seal.from_file(config.web.secret_key_file)
-        seal_key = _seal_key(config)  # (before the catalog is opened: a missing key fails start-up)
+        seal_key = seal_key_of(config)  # (before the catalog is opened: a missing key fails start-up)
         catalog = Catalog(config.catalog.target, numbers=protection_for(config))
         if seal is not None:
             _refuse_unsealed_rows(catalog, seal)
@@ -111,7 +111,7 @@ def _refuse_unsealed_rows(catalog: Catalog, seal: Any) -> None:
                           "then run `pbx-recorder users seal`", key="web.secret_key_file")
 
 
-def _seal_key(config: Any) -> Any:
+def seal_key_of(config: Any) -> Any:
     """The public half of ``signing.key_file`` (its ``.pub`` file, else derived from the key if this
     account may read it).  Without one, four-eyes replay could not check the rows it trusts: with
     ``web.four_eyes`` on that is a configuration error (fail closed, the key named); otherwise

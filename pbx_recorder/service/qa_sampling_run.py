@@ -9,14 +9,21 @@ like a manual assignment, plus one ``qa.sample`` row per run; a pick already ass
 written again, so running twice assigns nothing new.  The seed is ``web.qa_sampling_seed`` or,
 without it, a random secret made once and kept in the catalog (``catalog_settings``), which only
 the service user and root can read; it is never printed, logged or audited.
+
+With the signing key's public half, each pick's call row must hold its seal (``row_problem``,
+:func:`sealed_row_check`): the pick's agent, and so the own-call rule and whose calls a reviewer
+gets, come from the row's ``agent`` column, which an insider who can write the catalog could
+rewrite.  A pick whose row fails is not assigned (an ALERT, and the call named in the run's
+``qa.sample`` row); the quotas are still counted over the rows as stored.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +36,9 @@ from pbx_recorder.service.accounts import Accounts
 from pbx_recorder.service.qa_sampling import SAMPLED_BY, Pick, WeekCall, matches, select
 
 SEED_SETTING = "qa_sampling_seed"
+log = logging.getLogger(__name__)
+#: (connection, call id) -> why the call's row may not be trusted ('' when it may)
+RowProblem = Callable[[sqlite3.Connection, str], str]
 
 
 @dataclass
@@ -36,6 +46,7 @@ class RuleResult:
     rule: str
     picks: list[Pick] = field(default_factory=list)  # what the rule picked this run
     new: int = 0  # of which written now (0 on a dry run)
+    refused: list[str] = field(default_factory=list)  # picked, but the call's row fails its seal
 
 
 def seed_of(conn: sqlite3.Connection, web: WebConfig) -> bytes:
@@ -54,6 +65,22 @@ def _tags(value: Any) -> tuple[str, ...]:
     except ValueError:
         return ()
     return tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+
+
+def sealed_row_check(public_key: Any, numbers: Any = None) -> RowProblem:
+    """The check of a picked call's row: its seal under ``public_key``, and the ledger's word on it
+    (``recording.call_seal.stored_call_problem``)."""
+    from pbx_recorder.recording.call_seal import stored_call_problem
+
+    def problem(conn: sqlite3.Connection, call_id: str) -> str:
+        cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+        row = cur.fetchone()
+        if row is None:
+            return "call row gone"
+        names = [d[0] for d in cur.description]
+        return stored_call_problem(conn, dict(zip(names, row, strict=True)), public_key, numbers)
+
+    return problem
 
 
 def week_calls(conn: sqlite3.Connection, start: float, end: float) -> list[WeekCall]:
@@ -87,9 +114,10 @@ def check_reviewers(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule], s
 
 def run(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule], seed: bytes, week: str,
         bounds: tuple[float, float], *, actor: str, role: str, now: float,
-        dry_run: bool = False, seal: Any = None) -> list[RuleResult]:
+        dry_run: bool = False, seal: Any = None, row_problem: RowProblem | None = None) -> list[RuleResult]:
     """``seal``: the access rows' seal (``service.access_seal``): assignments are written sealed
-    (a row there that fails its seal is replaced)."""
+    (a row there that fails its seal is replaced).  ``row_problem``: each pick's call row is
+    checked (:func:`sealed_row_check`); one that fails is not assigned."""
     check_reviewers(conn, rules, seal)
     start, end = bounds
     calls, results = week_calls(conn, start, end), []
@@ -101,11 +129,19 @@ def run(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule], seed: bytes, 
                 if reviewer in rule.reviewers and matches(call, rule):
                     already.setdefault(call.agent, set()).add(call.call_id)
             picks = select(calls, rule, seed, week, {a: frozenset(c) for a, c in already.items()})
-            result = RuleResult(rule.name, picks)
+            result = RuleResult(rule.name)
+            for pick in picks:
+                why = row_problem(conn, pick.call_id) if row_problem is not None else ""
+                if why:
+                    log.error("ALERT call=%s: %s; not assigned for QA review (its agent column is not "
+                              "trusted; see `pbx-recorder verify`)", pick.call_id, why)
+                    result.refused.append(pick.call_id)
+                else:
+                    result.picks.append(pick)
             results.append(result)
             if dry_run:
                 continue
-            for pick in picks:
+            for pick in result.picks:
                 if not qa_store.assign(conn, pick.call_id, pick.reviewer, SAMPLED_BY, now, seal):
                     continue
                 audit_trail.record(conn, actor=actor, role=role, action="qa.assign", target=pick.call_id,
@@ -114,6 +150,8 @@ def run(conn: sqlite3.Connection, rules: Sequence[QaSamplingRule], seed: bytes, 
                 result.new += 1
         if not dry_run:
             audit_trail.record(conn, actor=actor, role=role, action="qa.sample", target=week,
-                               detail={"calls": len(calls), "rules": {r.rule: r.new for r in results}},
+                               detail={"calls": len(calls), "rules": {r.rule: r.new for r in results},
+                                       **({"refused": {r.rule: r.refused for r in results if r.refused}}
+                                          if any(r.refused for r in results) else {})},
                                now=now)
     return results
