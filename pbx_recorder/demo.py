@@ -81,7 +81,7 @@ def run_demo(workdir: Path, echo: Callable[[str], None] = print, ship_timeout: f
     finally:
         if recorder is not None:
             recorder.terminate()
-        pbx.stop()
+        pbx.close()
         echo("stopped recorder and Asterisk")
 
 

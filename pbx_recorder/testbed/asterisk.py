@@ -31,7 +31,7 @@ from pbx_recorder.errors import RecorderError
 from pbx_recorder.testbed import asterisk_conf
 from pbx_recorder.testbed.ami_probe import AmiProbe
 from pbx_recorder.testbed.installs import AsteriskInstall, InstallError
-from pbx_recorder.testbed.ports import free_tcp_port, free_udp_port
+from pbx_recorder.testbed.ports import DEFAULT_ALLOCATOR, PortAllocator, free_tcp_port, free_udp_port
 from storage import file_modes
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class PrivateAsterisk:
                  agi_host: str = "127.0.0.1", agi_port: int | None = None,
                  agent_ports: tuple[int, ...] = (), extra_globals: dict[str, str] | None = None,
                  boot_timeout: float = 30.0, install: AsteriskInstall | None = None,
-                 shared: tuple[Path, ...] = ()) -> None:
+                 shared: tuple[Path, ...] = (), ports: PortAllocator = DEFAULT_ALLOCATOR) -> None:
         self.workdir = Path(workdir).resolve()
         self.install = install or AsteriskInstall()
         self.shared = tuple(Path(p).resolve() for p in shared)
@@ -85,7 +85,12 @@ class PrivateAsterisk:
         self.ami_port = ami_port or free_tcp_port()
         self.sip_port = sip_port or free_udp_port()
         self.agi_host = agi_host
-        self.agi_port = agi_port or free_tcp_port()
+        # each test's recorder listens on it in turn: outside the ephemeral range, where no
+        # outgoing connection takes it between two tests (a CI run saw every test of one bed fail
+        # with "cannot listen on 127.0.0.1:<agi port>: address already in use")
+        self._ports = ports
+        self._own_agi_port = agi_port is None
+        self.agi_port = agi_port or ports.tcp_port()
         self.agent_ports = tuple(agent_ports)
         self.ami_user = "pbxrec"
         self.ami_secret = secrets.token_hex(12)
@@ -243,9 +248,16 @@ class PrivateAsterisk:
     def __enter__(self) -> PrivateAsterisk:
         return self.start()
 
+    def close(self) -> None:
+        """Stop, and give the AGI port back (``stop`` alone keeps it for a ``start`` again)."""
+        self.stop()
+        if self._own_agi_port:
+            self._own_agi_port = False
+            self._ports.release(self.agi_port, 1)
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        self.close()
 
     def drop_ami_connections(self, keep_local_ports: tuple[int, ...] = ()) -> str:
         """Cut every AMI TCP connection (both ends, kernel SOCK_DESTROY via ``ss -K``) except

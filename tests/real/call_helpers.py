@@ -83,5 +83,5 @@ def spare_asterisk(install: Any, prompts_dir: Path, prefix: str) -> Iterator[Pri
         pbx.start()
         yield pbx
     finally:
-        pbx.stop()
+        pbx.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -119,7 +119,7 @@ def asterisk(request: pytest.FixtureRequest, agent_port: int, prompts_dir: Path)
         TESTED[request.param] = pbx.version
         yield pbx
     finally:
-        pbx.stop()
+        pbx.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
