@@ -23,9 +23,6 @@ import logging
 import os
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from pbx_recorder.errors import CryptoError
 
 log = logging.getLogger(__name__)
@@ -37,9 +34,9 @@ _keys: dict[str, bytes] = {}
 
 
 def derive(secret: bytes) -> bytes:
-    if len(secret) != 32:
-        raise CryptoError(f"a secret key has 32 bytes, not {len(secret)}")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret)
+    from pbx_recorder.service.secret_box import subkey
+
+    return subkey(secret, _INFO)
 
 
 def _identity(target: Any) -> str:

@@ -35,10 +35,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from pbx_recorder.errors import CatalogError, CryptoError
+from pbx_recorder.errors import CatalogError
+from pbx_recorder.service.secret_box import subkey
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +81,7 @@ class AccessSeal:
     """The HMAC key of the access rows (derived from the 32 bytes of ``web.secret_key_file``)."""
 
     def __init__(self, secret: bytes) -> None:
-        if len(secret) != 32:
-            raise CryptoError(f"a secret key has 32 bytes, not {len(secret)}")
-        self._key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret)
+        self._key = subkey(secret, _INFO)
 
     def mac(self, table: str, row: Mapping[str, Any]) -> str:
         digest = hmac.new(self._key, _canonical(table, [row[c] for c in FIELDS[table]]), hashlib.sha256)

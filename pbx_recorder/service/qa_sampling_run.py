@@ -69,16 +69,15 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 def sealed_row_check(public_key: Any, numbers: Any = None) -> RowProblem:
     """The check of a picked call's row: its seal under ``public_key``, and the ledger's word on it
-    (``recording.call_seal.stored_call_problem``)."""
-    from pbx_recorder.recording.call_seal import stored_call_problem
+    (``recording.call_seal.call_seal_problem``); a row gone since the week's calls were read is
+    not trusted either."""
+    from pbx_recorder.recording.call_seal import call_seal_problem
 
     def problem(conn: sqlite3.Connection, call_id: str) -> str:
-        cur = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,))
-        row = cur.fetchone()
-        if row is None:
-            return "call row gone"
-        names = [d[0] for d in cur.description]
-        return stored_call_problem(conn, dict(zip(names, row, strict=True)), public_key, numbers)
+        why = call_seal_problem(conn, call_id, public_key, numbers)
+        if why or conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)).fetchone():
+            return why
+        return "call row gone"
 
     return problem
 

@@ -41,6 +41,17 @@ def create_key_file(path: str | Path) -> Path:
     return path
 
 
+def subkey(secret: bytes, info: bytes) -> bytes:
+    """A 32-byte key for one use (``info``) derived (HKDF-SHA256) from the 32 bytes of
+    ``web.secret_key_file``: the access rows' seal, the audit rows' MACs."""
+    if len(secret) != KEY_BYTES:
+        raise CryptoError(f"a secret key has {KEY_BYTES} bytes, not {len(secret)}")
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+
+
 def read_key(path: str | Path) -> bytes:
     """The key in ``path``; CryptoError when others may read the file or it cannot be read."""
     try:
