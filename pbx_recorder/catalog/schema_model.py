@@ -298,6 +298,7 @@ qa_scorecards = Table(
     Column("criteria", Text, nullable=False), Column("created_by", Text, nullable=False),
     Column("created_at", REAL, nullable=False),
     Column("retired", BigInteger, nullable=False, server_default=text("0")),
+    _text("seal"),  # (revision 0022: service.access_seal; '' = not sealed)
 )
 
 qa_reviews = Table(
@@ -307,6 +308,7 @@ qa_reviews = Table(
     Column("scorecard_id", BigInteger, nullable=False), Column("answers", Text, nullable=False),
     Column("score", REAL, nullable=False), _text("comments", "[]"),
     Column("created_at", REAL, nullable=False), Column("updated_at", REAL, nullable=False),
+    _text("seal"),  # (revision 0022: service.access_seal; '' = not sealed)
     UniqueConstraint("call_id", "reviewer", "scorecard_id"),
 )
 

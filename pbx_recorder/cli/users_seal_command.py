@@ -1,6 +1,7 @@
 """``pbx-recorder users seal [--check] [--include-broken]``: seal the operator service's access rows
-(accounts, teams, tokens, QA assignments, replay grants) with ``web.secret_key_file``, once an
-admin has checked them (after the upgrade to schema 21, or after turning the key on), and list
+(accounts, teams, tokens, QA assignments, replay grants) and the QA rows that grade people
+(scorecards, reviews) with ``web.secret_key_file``, once an admin has checked them (after the
+upgrade to schema 21 or 23, or after turning the key on), and list
 the rows that have no seal or fail it (``--check`` only lists).  See ``service/access_rows.py``.
 
 Exit 0 when every row holds its seal afterwards; 6 (CatalogError) when rows stay unsealed
@@ -45,14 +46,16 @@ def seal_cmd(ctx: click.Context, check: bool, include_broken: bool) -> None:
         else:
             report = access_rows.seal_rows(accounts.conn, accounts.seal, include_broken=include_broken,
                                            actor=who.actor, role=who.role, now=time.time())
-    _print("without a seal (written after the catalog was sealed: not by the recorder):"
-           if report.sealed_before else "without a seal:", report.unsealed)
+    after = report.sealed_tables
+    _print("without a seal (written after the table was sealed: not by the recorder):",
+           {t: names for t, names in report.unsealed.items() if t in after})
+    _print("without a seal:", {t: names for t, names in report.unsealed.items() if t not in after})
     _print("failing their seal:", report.broken)
     for table, count in sorted(report.sealed.items()):
         click.echo(f"sealed {table}: {count}")
     if report.sessions_ended:
         click.echo(f"sessions ended: {report.sessions_ended} (their users log in again)")
-    left = {t: report.broken.get(t, []) + (report.unsealed.get(t, []) if report.sealed_before else [])
+    left = {t: report.broken.get(t, []) + (report.unsealed.get(t, []) if t in after else [])
             for t in {*report.broken, *report.unsealed}}
     if check and not report.clean:
         if any(left.values()):

@@ -4,12 +4,13 @@ Every query is a GROUP BY / SUM over a time range on an indexed column (``calls_
 ``call_tags_tag`` ... the planner picks), so a month of millions of calls comes back as a handful
 of rows: no call row is ever loaded into Python.  A team's report narrows every query by
 ``agent IN (SELECT agent FROM team_agents WHERE team = ?)``, or, with sealed access rows, by the
-list of the team's agents whose rows hold their seal (:func:`team_narrowing`).  No query selects a
-number column.
+list of the team's agents whose rows hold their seal (:func:`team_narrowing`); with sealed QA rows
+the reviews are checked one by one (:func:`qa`).  No query selects a number column.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pbx_recorder.reports import figures as F
@@ -83,13 +84,33 @@ def tags(conn: Any, period: Period, team: Team) -> list[F.TagRow]:
     return [F.TagRow(str(r[0]), int(r[1])) for r in rows]
 
 
-def qa(conn: Any, period: Period, team: Team) -> list[F.QaRow]:
+def qa(conn: Any, period: Period, team: Team, seal: Any = None) -> tuple[list[F.QaRow], int]:
+    """Reviews by agent, and how many reviews of the period were left out because they fail their
+    seal (``seal``: the service's, schema 23; without one nothing is checked and the database
+    averages).  With a seal each review of the period is read (its sealed columns only: a few
+    hundred bytes; reviews are a sample of the calls) and checked here."""
     narrow, extra = _narrow(team, "q.agent")
-    sql = ("SELECT q.agent, COUNT(*), AVG(q.score) FROM qa_reviews q"
-           " WHERE q.created_at >= ? AND q.created_at < ? AND q.agent <> ''" + narrow)
+    where = " WHERE q.created_at >= ? AND q.created_at < ? AND q.agent <> ''" + narrow
     args: tuple[Any, ...] = (period.start, period.end, *extra)
-    rows = conn.execute(sql + " GROUP BY q.agent", args).fetchall()
-    return [F.QaRow(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+    if seal is None:
+        rows = conn.execute("SELECT q.agent, COUNT(*), AVG(q.score) FROM qa_reviews q" + where
+                            + " GROUP BY q.agent", args).fetchall()
+        return [F.QaRow(str(r[0]), int(r[1]), float(r[2])) for r in rows], 0
+    from pbx_recorder.service import access_seal
+
+    table = "qa_reviews"
+    cols = ", ".join(f"q.{c}" for c in (*access_seal.FIELDS[table], "seal"))
+    sums: dict[str, list[float]] = {}
+    refused = 0
+    for values in conn.execute(f"SELECT {cols} FROM qa_reviews q" + where, args):
+        row = access_seal.as_row(table, values)
+        if not access_seal.valid(seal, table, row):
+            refused += 1
+            continue
+        total = sums.setdefault(str(row["agent"]), [0, 0.0])
+        total[0] += 1
+        total[1] += float(row["score"])
+    return [F.QaRow(agent, int(n), total / n) for agent, (n, total) in sums.items()], refused
 
 
 def late_erasures(conn: Any, period: Period, now: float) -> int:
@@ -103,10 +124,11 @@ def late_erasures(conn: Any, period: Period, now: float) -> int:
 def figures(conn: Any, period: Period, team: str, now: float, seal: Any = None) -> F.Figures:
     """The report of ``period`` for ``team`` ('' = overall); ``seal``: see :func:`team_narrowing`."""
     narrowing = team_narrowing(conn, team, seal)
-    return F.compute(period.key, team, period.start, period.end, call_totals(conn, period, narrowing),
-                     tiers(conn, period, narrowing), tags(conn, period, narrowing),
-                     qa(conn, period, narrowing),
-                     None if team else late_erasures(conn, period, now))
+    reviews, refused = qa(conn, period, narrowing, seal)
+    fig = F.compute(period.key, team, period.start, period.end, call_totals(conn, period, narrowing),
+                    tiers(conn, period, narrowing), tags(conn, period, narrowing), reviews,
+                    None if team else late_erasures(conn, period, now))
+    return replace(fig, extra={**fig.extra, "qa_refused": refused}) if refused else fig
 
 
 def teams(conn: Any) -> list[str]:

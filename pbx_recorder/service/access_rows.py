@@ -11,6 +11,11 @@ without a seal was not written by the recorder and is treated like one that fail
 sealed only when asked to (``include_broken``), and the service starts without honouring it.
 Sessions are not sealed after the fact: an unsealed or failing session is ended (its user logs
 in again).
+
+The QA tables (scorecards, reviews) were sealed from schema 23 on, after the access rows: each
+counts as sealed before only once one of its own rows holds its seal
+(:func:`tables_sealed_before`), so the rows a catalog sealed at schema 21 already held in them are
+sealed by a plain ``users seal`` after the upgrade, like the access rows were at schema 21.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pbx_recorder import audit_trail
+from pbx_recorder.core.masking import mask_channel
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import access_seal
-from pbx_recorder.service.access_seal import FIELDS, KEYS, AccessSeal
+from pbx_recorder.service.access_seal import ACCESS_TABLES, FIELDS, KEYS, AccessSeal
 
 #: how a row is named in a report: sessions and tokens by a prefix of their hash, never in full
 _HASH_SHOWN = 16
@@ -39,6 +45,8 @@ class RowReport:
     sealed: dict[str, int] = field(default_factory=dict)  #: rows sealed by :func:`seal_rows`
     sessions_ended: int = 0
     sealed_before: bool = False  #: the catalog was sealed with this key before (:func:`sealed_before`)
+    #: the tables whose rows without a seal were not written by the recorder (:func:`tables_sealed_before`)
+    sealed_tables: frozenset[str] = frozenset()
 
     @property
     def clean(self) -> bool:
@@ -59,6 +67,11 @@ def _name(table: str, row: dict[str, Any]) -> str:
                 f"{', revoked' if row['revoked'] else ''})")
     if table == "sessions":
         return f"{name} (user {row['user_name']}, stage {row['stage']})"
+    if table == "qa_reviews":
+        return (f"{name} (call {row['call_id']}, reviewer {row['reviewer']}, agent "
+                f"{mask_channel(str(row['agent']))}, scorecard {row['scorecard_id']}, score {row['score']})")
+    if table == "qa_scorecards":
+        return f"{name} ({row['name']}{', retired' if row['retired'] else ''})"
     if table == "replay_grants":
         by = f" by {row['approver']}" if row["approver"] else ""
         return f"{name} (call {row['call_id']}, requester {row['requester']}, {row['state']}{by})"
@@ -88,9 +101,26 @@ def sealed_before(conn: sqlite3.Connection, seal: AccessSeal) -> bool:
     return any(seal.check("users", access_seal.as_row("users", r)) for r in rows)
 
 
+def tables_sealed_before(conn: sqlite3.Connection, seal: AccessSeal) -> frozenset[str]:
+    """The tables sealed with this key before: none in a catalog never sealed; every access table
+    once an account row holds its seal (:func:`sealed_before`); a QA table (schema 23) only once one
+    of its own rows holds its seal too (the first that does ends the read)."""
+    if not sealed_before(conn, seal):
+        return frozenset()
+    found = set(ACCESS_TABLES)
+    for table in FIELDS:
+        if table in found:
+            continue
+        cur = conn.execute(f"SELECT {access_seal.columns(table)} FROM {table} WHERE seal <> ''")
+        if any(seal.check(table, access_seal.as_row(table, r)) for r in cur):
+            found.add(table)
+    return frozenset(found)
+
+
 def survey(conn: sqlite3.Connection, seal: AccessSeal) -> RowReport:
     """Every access row without a seal, or failing it."""
-    report = RowReport(sealed_before=sealed_before(conn, seal))
+    tables = tables_sealed_before(conn, seal)
+    report = RowReport(sealed_before=bool(tables), sealed_tables=tables)
     for table in FIELDS:
         for row in _rows(conn, table):
             if not row["seal"]:
@@ -100,10 +130,11 @@ def survey(conn: sqlite3.Connection, seal: AccessSeal) -> RowReport:
     return report
 
 
-def count_unsealed(conn: sqlite3.Connection) -> int:
-    """How many access rows have no seal at all (one query per table)."""
-    return sum(int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE seal = ''").fetchone()[0])
-               for table in FIELDS)
+def count_unsealed(conn: sqlite3.Connection) -> dict[str, int]:
+    """Per table, how many rows have no seal at all (one query per table; tables with none left out)."""
+    counts = {table: int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE seal = ''").fetchone()[0])
+              for table in FIELDS}
+    return {table: n for table, n in counts.items() if n}
 
 
 def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: bool, actor: str, role: str,
@@ -123,7 +154,7 @@ def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: boo
                 if table == "sessions":  # never sealed after the fact: its user logs in again
                     conn.execute(f"DELETE FROM sessions WHERE {where}", key)
                     report.sessions_ended += 1
-                elif (not row["seal"] and not report.sealed_before) or include_broken:
+                elif (not row["seal"] and table not in report.sealed_tables) or include_broken:
                     conn.execute(f"UPDATE {table} SET seal = ? WHERE {where} AND seal = ?",
                                  (seal.mac(table, row), *key, row["seal"]))
                     count += 1

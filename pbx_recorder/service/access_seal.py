@@ -2,9 +2,11 @@
 
 The service's access control lives in the catalog: accounts and roles (``users``), teams
 (``user_teams``, ``team_agents``), sessions, API tokens, QA assignments and four-eyes replay
-grants.  Without a seal, anyone who can write the catalog (a PostgreSQL DBA, a stolen database
-password) could make themselves an admin, mint a session or an API token by writing the SHA-256 of
-a token they chose, add an agent to their team, or write a replay grant.
+grants; and since schema 23 the QA rows that grade people (scorecards, reviews: a row that fails
+its seal is not shown, counted in a report or edited).  Without a seal, anyone who can write the
+catalog (a PostgreSQL DBA, a stolen database password) could make themselves an admin, mint a
+session or an API token by writing the SHA-256 of a token they chose, add an agent to their team,
+write a replay grant, or change an agent's grade.
 
 With ``web.secret_key_file`` set, every such row carries ``seal``: HMAC-SHA256 over the table's
 name and the row's security columns (:data:`FIELDS`), keyed by a key derived (HKDF-SHA256) from
@@ -35,6 +37,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pbx_recorder.catalog import schema_access_seal
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.service.secret_box import subkey
 
@@ -52,15 +55,29 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "api_tokens": ("id_hash", "user_name", "role", "created_at", "expires_at", "revoked"),
     "qa_assignments": ("call_id", "reviewer"),
     "replay_grants": ("id", "call_id", "requester", "state", "approver", "decided_at", "expires_at"),
+    # the QA rows that grade people (schema 23): a scorecard's criteria weigh its reviews; a review's
+    # answers and score are the agent's grade.  Not its comments: free text that an erasure of the
+    # call replaces (``marks.forget_call``), as a replay grant's reason is not sealed either.
+    "qa_scorecards": ("id", "name", "criteria", "created_by", "created_at", "retired"),
+    "qa_reviews": ("id", "call_id", "reviewer", "agent", "scorecard_id", "answers", "score", "created_at",
+                   "updated_at"),
 }
 #: each sealed table's key columns (how one row is named)
 KEYS: dict[str, tuple[str, ...]] = {
     "users": ("name",), "user_teams": ("user_name", "team"), "team_agents": ("team", "agent"),
     "sessions": ("id_hash",), "api_tokens": ("id_hash",), "qa_assignments": ("call_id", "reviewer"),
-    "replay_grants": ("id",),
+    "replay_grants": ("id",), "qa_scorecards": ("id",), "qa_reviews": ("id",),
 }
 #: tables whose key the database assigns (the seal is written once the row has it)
-_ASSIGNED_KEY = {"replay_grants"}
+_ASSIGNED_KEY = {"replay_grants", "qa_scorecards", "qa_reviews"}
+#: the tables sealed since schema 21, with the accounts; the QA tables came with schema 23
+#: (``access_rows.tables_sealed_before`` asks each of those on its own)
+ACCESS_TABLES = schema_access_seal.TABLES
+
+
+class RowFailsSeal(CatalogError):
+    """A sealed row that is there but fails its seal (changed outside the recorder): not changed
+    (and, where one row is asked for by its key, not shown) until an admin has checked it."""
 
 
 def _canonical(table: str, values: Sequence[Any]) -> bytes:
@@ -140,9 +157,9 @@ def update(conn: sqlite3.Connection, seal: AccessSeal | None, table: str, key: M
            changes: Mapping[str, Any], *, where: str = "", params: Sequence[Any] = ()) -> int:
     """``UPDATE table SET changes`` of the row ``key`` names (``AND where`` with ``params``
     appended); the number of rows changed.  When a sealed column changes and a seal is configured,
-    the row's current seal is checked first (a row that fails it is refused: CatalogError, never
-    re-sealed) and the new seal is written with the change, compare-and-set on the old seal and
-    every sealed value as checked (a value changed in between is never sealed)."""
+    the row's current seal is checked first (a row that fails it is refused, :class:`RowFailsSeal`,
+    never re-sealed) and the new seal is written with the change, compare-and-set on the old seal
+    and every sealed value as checked (a value changed in between is never sealed)."""
     cond = " AND ".join(f"{k} = ?" for k in key) + (f" AND {where}" if where else "")
     sets = ", ".join(f"{c} = ?" for c in changes)
     if seal is None or not set(changes) & set(FIELDS[table]):
@@ -156,7 +173,7 @@ def update(conn: sqlite3.Connection, seal: AccessSeal | None, table: str, key: M
     row = as_row(table, found)
     if not seal.check(table, row):
         valid(seal, table, row)  # logged
-        raise CatalogError(f"{table} row {'/'.join(str(v) for v in key.values())} fails its seal (written "
+        raise RowFailsSeal(f"{table} row {'/'.join(str(v) for v in key.values())} fails its seal (written "
                            "outside the recorder?): not changed; check it, then `pbx-recorder users seal`")
     new_seal = seal.mac(table, {**row, **changes})
     same = [f"{c} IS NULL" if row[c] is None else f"{c} = ?" for c in FIELDS[table]]

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import list_audit, qa_scoring, qa_store
+from pbx_recorder.service.api_qa_scorecards import sealed_card
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.scoped_endpoint import body_of, int_param, scoped_call, sealed_in_scope, with_body
@@ -50,7 +51,8 @@ def list_reviews(request: Request) -> Response:
 
 def readable(ctx: ServiceContext, actor: Actor, call_id: str | None) -> list[dict[str, Any]]:
     rows = qa_store.reviews(
-        ctx.catalog.connection(), actor.user.role, actor.user.name, actor.scope, call_id=call_id
+        ctx.catalog.connection(), actor.user.role, actor.user.name, actor.scope, call_id=call_id,
+        seal=ctx.access_seal,
     )
     return sealed_in_scope(ctx, actor, rows)
 
@@ -155,7 +157,7 @@ def _create(request: Request, raw: bytes) -> Response:
     conn = ctx.catalog.connection()
     card_id = data.get("scorecard_id")
     card = (
-        qa_store.scorecard(conn, card_id)
+        sealed_card(ctx, card_id)
         if isinstance(card_id, int) and not isinstance(card_id, bool) and 0 < card_id < 2**62
         else None
     )
@@ -164,8 +166,10 @@ def _create(request: Request, raw: bytes) -> Response:
     answers, score = _scored(card, data.get("answers"))
     parsed = _comments(ctx, actor, call_id, data.get("comments"))
     with Tx(conn):
-        if qa_store.review_by(conn, call_id, actor.user.name, int(card["id"])) is not None:
-            raise ApiError(409, "scorecard_id: you reviewed this call with this scorecard; edit that review")
+        done = qa_store.review_by(conn, call_id, actor.user.name, int(card["id"]))
+        if done is not None:
+            raise ApiError(409, "scorecard_id: you reviewed this call with this scorecard; edit that review"
+                           f" ({done['id']})")
         comments = _stored_comments(ctx, actor, call_id, parsed)
         review_id = qa_store.add_review(
             conn,
@@ -179,6 +183,7 @@ def _create(request: Request, raw: bytes) -> Response:
                 "comments": comments,
             },
             ctx.clock(),
+            ctx.access_seal,
         )
         audit(
             ctx,
@@ -195,7 +200,7 @@ def _create(request: Request, raw: bytes) -> Response:
                 "comments": _summary(comments),
             },
         )
-    return JSONResponse(qa_store.review(conn, review_id), status_code=201)
+    return JSONResponse(qa_store.review(conn, review_id, seal=ctx.access_seal), status_code=201)
 
 
 def _edit(request: Request, raw: bytes) -> Response:
@@ -205,7 +210,7 @@ def _edit(request: Request, raw: bytes) -> Response:
     target = f"review:{request.path_params['review_id'][:20]}"
     require(ctx, actor, "qa.review", target, {"client": actor.client})
     conn = ctx.catalog.connection()
-    before = qa_store.review(conn, review_id) if review_id is not None else None
+    before = _sealed_review(ctx, review_id) if review_id is not None else None
     if before is None:
         raise ApiError(404, "no such review")
     scoped_call(ctx, actor, str(before["call_id"]), "qa.review", "review.edit")
@@ -220,7 +225,7 @@ def _edit(request: Request, raw: bytes) -> Response:
         )
         raise ApiError(403, "only the review's author edits it")
     data = body_of(request, raw, MAX_BODY)
-    card = qa_store.scorecard(conn, int(before["scorecard_id"]))
+    card = sealed_card(ctx, int(before["scorecard_id"]))
     if card is None:
         raise ApiError(409, "the review's scorecard is missing")
     answers, score = _scored(card, data.get("answers"))
@@ -228,7 +233,14 @@ def _edit(request: Request, raw: bytes) -> Response:
     parsed = _comments(ctx, actor, call_id, data.get("comments"))
     with Tx(conn):
         comments = _stored_comments(ctx, actor, call_id, parsed)
-        qa_store.update_review(conn, int(before["id"]), answers, score, comments, ctx.clock())
+        try:
+            changed = qa_store.update_review(conn, int(before["id"]), answers, score, comments, ctx.clock(),
+                                             ctx.access_seal)
+        except qa_store.RowFailsSeal as exc:  # (failed its seal since the read above)
+            raise ApiError(409, f"review {before['id']} fails its seal (changed outside the recorder): an "
+                           "admin checks it (pbx-recorder users seal --check)") from exc
+        if not changed:
+            raise ApiError(409, "the review changed meanwhile: load it again")
         audit(
             ctx,
             actor.user.name,
@@ -246,7 +258,15 @@ def _edit(request: Request, raw: bytes) -> Response:
                 "after": {"answers": answers, "score": score, "comments": _summary(comments)},
             },
         )
-    return JSONResponse(qa_store.review(conn, int(before["id"])))
+    return JSONResponse(qa_store.review(conn, int(before["id"]), seal=ctx.access_seal))
+
+
+def _sealed_review(ctx: ServiceContext, review_id: int) -> dict[str, Any] | None:
+    """The review (None: there is none); 409 when it fails its seal."""
+    try:
+        return qa_store.review(ctx.catalog.connection(), review_id, seal=ctx.access_seal)
+    except qa_store.RowFailsSeal as exc:
+        raise ApiError(409, f"{exc}: an admin checks it (pbx-recorder users seal --check)") from exc
 
 
 def routes(sync: Any) -> list[BaseRoute]:

@@ -7,7 +7,9 @@
 
 A scorecard is never deleted nor changed once made (reviews refer to it and to its criteria):
 retired, it is offered for no new review.  The criteria are checked strictly
-(:mod:`pbx_recorder.service.qa_scoring`); a refusal names the field.  Audited.
+(:mod:`pbx_recorder.service.qa_scoring`); a refusal names the field.  Audited.  With the
+service's seal a scorecard is a sealed row (``qa_store``): one that fails its seal is not listed
+and answers 409.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import qa_scoring, qa_store
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.scoped_endpoint import body_of, int_param, with_body
 
 MAX_BODY = 32 * 1024
@@ -31,7 +34,7 @@ def list_cards(request: Request) -> Response:
     ctx = ctx_of(request)
     actor = actor_of(request)
     require(ctx, actor, "qa.read", "/api/qa/scorecards", {"client": actor.client})
-    return JSONResponse({"scorecards": qa_store.scorecards(ctx.catalog.connection())})
+    return JSONResponse({"scorecards": qa_store.scorecards(ctx.catalog.connection(), seal=ctx.access_seal)})
 
 
 def _create(request: Request, raw: bytes) -> Response:
@@ -51,12 +54,12 @@ def _create(request: Request, raw: bytes) -> Response:
     with Tx(conn):
         if qa_store.name_taken(conn, name):
             raise ApiError(409, f"name: a scorecard {name!r} exists (retired ones keep their name)")
-        if len(qa_store.scorecards(conn)) >= MAX_CARDS:
+        if qa_store.count_scorecards(conn) >= MAX_CARDS:
             raise ApiError(409, f"name: at most {MAX_CARDS} scorecards")
-        card_id = qa_store.add_scorecard(conn, name, criteria, actor.user.name, ctx.clock())
+        card_id = qa_store.add_scorecard(conn, name, criteria, actor.user.name, ctx.clock(), ctx.access_seal)
         audit(ctx, actor.user.name, actor.user.role, "qa.scorecards.add", f"scorecard:{card_id}",
               {"client": actor.client, "name": name, "criteria": criteria})
-    return JSONResponse(qa_store.scorecard(conn, card_id), status_code=201)
+    return JSONResponse(qa_store.scorecard(conn, card_id, ctx.access_seal), status_code=201)
 
 
 def retire(request: Request) -> Response:
@@ -66,14 +69,26 @@ def retire(request: Request) -> Response:
     target = f"scorecard:{request.path_params['scorecard_id'][:20]}"
     require(ctx, actor, "qa.scorecards", target, {"client": actor.client})
     conn = ctx.catalog.connection()
-    card = qa_store.scorecard(conn, card_id) if card_id is not None else None
+    card = sealed_card(ctx, card_id) if card_id is not None else None
     if card is None:
         raise ApiError(404, "no such scorecard")
     with Tx(conn):
-        qa_store.retire_scorecard(conn, int(card["id"]))
+        try:
+            qa_store.retire_scorecard(conn, int(card["id"]), ctx.access_seal)
+        except qa_store.RowFailsSeal as exc:  # (failed its seal since the read above)
+            raise ApiError(409, f"{exc}: an admin checks it (pbx-recorder users seal --check)") from exc
         audit(ctx, actor.user.name, actor.user.role, "qa.scorecards.retire", target,
               {"client": actor.client, "name": card["name"], "was_retired": card["retired"]})
-    return JSONResponse(qa_store.scorecard(conn, int(card["id"])))
+    return JSONResponse(qa_store.scorecard(conn, int(card["id"]), ctx.access_seal))
+
+
+def sealed_card(ctx: ServiceContext, card_id: int) -> dict[str, Any] | None:
+    """The scorecard (None: there is none); 409 when it fails its seal (changed outside the
+    recorder: an admin checks it, ``pbx-recorder users seal --check``)."""
+    try:
+        return qa_store.scorecard(ctx.catalog.connection(), card_id, ctx.access_seal)
+    except qa_store.RowFailsSeal as exc:
+        raise ApiError(409, f"{exc}: an admin checks it (pbx-recorder users seal --check)") from exc
 
 
 def routes(sync: Any) -> list[BaseRoute]:

@@ -84,31 +84,34 @@ class ServiceContext:
 
 
 def _refuse_unsealed_rows(catalog: Catalog, seal: Any) -> None:
-    """With a secret key, a catalog never sealed with it must be sealed before the service starts:
-    its rows were written before schema 21 (or without the key) and an admin checks them and runs
-    ``pbx-recorder users seal`` (fail closed, named, never sealed silently).  Once it was sealed, a
-    row without a seal was not written by the recorder: the service starts and does not honour it
-    (logged here, and at each read)."""
+    """With a secret key, a table never sealed with it must be sealed before the service starts:
+    its rows were written before schema 21 (the QA rows: 23) or without the key, and an admin checks
+    them and runs ``pbx-recorder users seal`` (fail closed, named, never sealed silently).  Once a
+    table was sealed, a row of it without a seal was not written by the recorder: the service
+    starts and does not honour it (logged here, and at each read)."""
     import logging
 
     from pbx_recorder.errors import ConfigError
-    from pbx_recorder.service.access_rows import count_unsealed, sealed_before
+    from pbx_recorder.service.access_rows import count_unsealed, tables_sealed_before
 
     try:
         conn = catalog.connection()
         unsealed = count_unsealed(conn)
-        before = bool(unsealed) and sealed_before(conn, seal)
+        before = tables_sealed_before(conn, seal) if unsealed else frozenset()
     finally:
         catalog.release()
-    if unsealed and before:
+    late = sum(n for table, n in unsealed.items() if table in before)
+    never = {table: n for table, n in unsealed.items() if table not in before}
+    if late:
         logging.getLogger(__name__).error(
-            "%d access row(s) have no seal in a catalog sealed before: not written by the recorder, not "
-            "honoured (pbx-recorder users seal --check)", unsealed)
-    elif unsealed:
+            "%d access row(s) have no seal in tables sealed before: not written by the recorder, not "
+            "honoured (pbx-recorder users seal --check)", late)
+    if never:
         catalog.close()
-        raise ConfigError(f"{unsealed} access row(s) (accounts, teams, sessions, tokens, QA assignments, "
-                          "replay grants) have no seal: check them with `pbx-recorder users seal --check`, "
-                          "then run `pbx-recorder users seal`", key="web.secret_key_file")
+        named = ", ".join(f"{table} {n}" for table, n in sorted(never.items()))
+        raise ConfigError(f"{sum(never.values())} access row(s) have no seal ({named}): check them with "
+                          "`pbx-recorder users seal --check`, then run `pbx-recorder users seal`",
+                          key="web.secret_key_file")
 
 
 def seal_key_of(config: Any) -> Any:

@@ -8,7 +8,12 @@ through a queue that is a dial string carrying their mobile number (``Local/4915
 Every reader here whose rows go to an operator masks it as the call API does (``mask_channel``:
 ``Local/491******5678@...``; an account name such as ``carol`` is left as it is), unless the
 caller asks for ``unmask``; no QA output asks, as ``/api/calls`` shows the clear value only on an
-explicit, audited ``?unmask=1`` by a role holding ``calls.unmask``."""
+explicit, audited ``?unmask=1`` by a role holding ``calls.unmask``.
+
+With the service's seal (``web.secret_key_file``) scorecards and reviews are sealed rows
+(:mod:`pbx_recorder.service.access_seal`, schema 23): written with their seal, changed
+compare-and-set on it, and a row that fails it is not listed, counted or changed (one asked for by
+its id raises :class:`RowFailsSeal`)."""
 
 from __future__ import annotations
 
@@ -39,7 +44,10 @@ MAX_LISTED = 500
 
 
 def _row(fields: tuple[str, ...], row: Any) -> dict[str, Any]:
-    out = dict(zip(fields, row, strict=True))
+    return _parsed(dict(zip(fields, row, strict=True)))
+
+
+def _parsed(out: dict[str, Any]) -> dict[str, Any]:
     for key in _JSON & set(out):
         try:
             out[key] = json.loads(out[key]) if isinstance(out[key], str) else out[key]
@@ -50,18 +58,56 @@ def _row(fields: tuple[str, ...], row: Any) -> dict[str, Any]:
     return out
 
 
+def _sealed(table: str, fields: tuple[str, ...], rows: Any, seal: AccessSeal | None) -> list[dict[str, Any]]:
+    """The rows (``fields`` then ``seal``, as stored) that hold their seal, parsed; a row that fails
+    it is left out (and logged by ``access_seal.valid``): it was written outside the recorder."""
+    out = []
+    for values in rows:
+        raw = dict(zip((*fields, "seal"), values, strict=True))
+        if access_seal.valid(seal, table, raw):
+            raw.pop("seal")
+            out.append(_parsed(raw))
+    return out
+
+
+#: a QA row that is there but fails its seal: not shown, not changed, until an admin has checked
+#: it (``pbx-recorder users seal --check``)
+RowFailsSeal = access_seal.RowFailsSeal
+
+
 # -- scorecards ----------------------------------------------------------------------------
-def scorecards(conn: sqlite3.Connection, *, include_retired: bool = True) -> list[dict[str, Any]]:
-    sql = f"SELECT {', '.join(CARD_FIELDS)} FROM qa_scorecards"
+_CARD_COLS = ", ".join((*CARD_FIELDS, "seal"))
+_REVIEW_COLS = ", ".join((*REVIEW_FIELDS, "seal"))
+
+
+def scorecards(conn: sqlite3.Connection, *, include_retired: bool = True,
+               seal: AccessSeal | None = None) -> list[dict[str, Any]]:
+    """The scorecards that hold their seal (``seal``: the service's, None when it has none)."""
+    sql = f"SELECT {_CARD_COLS} FROM qa_scorecards"
     rows = conn.execute(sql + ("" if include_retired else " WHERE retired = 0") + " ORDER BY name").fetchall()
-    return [_row(CARD_FIELDS, r) for r in rows]
+    return _sealed("qa_scorecards", CARD_FIELDS, rows, seal)
 
 
-def scorecard(conn: sqlite3.Connection, card_id: int) -> dict[str, Any] | None:
-    row = conn.execute(
-        f"SELECT {', '.join(CARD_FIELDS)} FROM qa_scorecards WHERE id = ?", (card_id,)
-    ).fetchone()
-    return _row(CARD_FIELDS, row) if row else None
+def count_scorecards(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM qa_scorecards").fetchone()[0])
+
+
+def scorecard(conn: sqlite3.Connection, card_id: int,
+              seal: AccessSeal | None = None) -> dict[str, Any] | None:
+    """The scorecard, None when there is none; :class:`RowFailsSeal` when it fails its seal."""
+    return _by_id(conn, "qa_scorecards", CARD_FIELDS, card_id, seal, "scorecard")
+
+
+def _by_id(conn: sqlite3.Connection, table: str, fields: tuple[str, ...], row_id: int,
+           seal: AccessSeal | None, what: str) -> dict[str, Any] | None:
+    cols = ", ".join((*fields, "seal"))
+    row = conn.execute(f"SELECT {cols} FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    if row is None:
+        return None
+    found = _sealed(table, fields, [row], seal)
+    if not found:
+        raise RowFailsSeal(f"{what} {row_id} fails its seal (changed outside the recorder)")
+    return found[0]
 
 
 def name_taken(conn: sqlite3.Connection, name: str) -> bool:
@@ -69,18 +115,18 @@ def name_taken(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def add_scorecard(
-    conn: sqlite3.Connection, name: str, criteria: list[dict[str, Any]], by: str, now: float
+    conn: sqlite3.Connection, name: str, criteria: list[dict[str, Any]], by: str, now: float,
+    seal: AccessSeal | None = None,
 ) -> int:
-    row = conn.execute(
-        "INSERT INTO qa_scorecards (name, criteria, created_by, created_at, retired) "
-        "VALUES (?, ?, ?, ?, 0) RETURNING id",
-        (name, json.dumps(criteria, ensure_ascii=False), by, now),
-    ).fetchone()
+    row = access_seal.insert(conn, seal, "qa_scorecards", {
+        "name": name, "criteria": json.dumps(criteria, ensure_ascii=False), "created_by": by,
+        "created_at": float(now), "retired": 0}, suffix="RETURNING id")
     return int(row[0])
 
 
-def retire_scorecard(conn: sqlite3.Connection, card_id: int) -> None:
-    conn.execute("UPDATE qa_scorecards SET retired = 1 WHERE id = ?", (card_id,))
+def retire_scorecard(conn: sqlite3.Connection, card_id: int, seal: AccessSeal | None = None) -> None:
+    """Retired, compare-and-set on its sealed values (:class:`RowFailsSeal` when it fails its seal)."""
+    access_seal.update(conn, seal, "qa_scorecards", {"id": card_id}, {"retired": 1})
 
 
 def _agent_shown(item: dict[str, Any], unmask: bool) -> dict[str, Any]:
@@ -91,14 +137,16 @@ def _agent_shown(item: dict[str, Any], unmask: bool) -> dict[str, Any]:
 
 
 # -- reviews -------------------------------------------------------------------------------
-def review(conn: sqlite3.Connection, review_id: int, *, unmask: bool = False) -> dict[str, Any] | None:
-    row = conn.execute(
-        f"SELECT {', '.join(REVIEW_FIELDS)} FROM qa_reviews WHERE id = ?", (review_id,)
-    ).fetchone()
-    return _agent_shown(_row(REVIEW_FIELDS, row), unmask) if row else None
+def review(conn: sqlite3.Connection, review_id: int, *, unmask: bool = False,
+           seal: AccessSeal | None = None) -> dict[str, Any] | None:
+    """The review, None when there is none; :class:`RowFailsSeal` when it fails its seal."""
+    found = _by_id(conn, "qa_reviews", REVIEW_FIELDS, review_id, seal, "review")
+    return None if found is None else _agent_shown(found, unmask)
 
 
 def review_by(conn: sqlite3.Connection, call_id: str, reviewer: str, card_id: int) -> dict[str, Any] | None:
+    """The review ``reviewer`` wrote of the call with the scorecard, sealed or not (whether there
+    is one: a second would break the table's unique key)."""
     row = conn.execute(
         f"SELECT {', '.join(REVIEW_FIELDS)} FROM qa_reviews WHERE call_id = ? "
         "AND reviewer = ? AND scorecard_id = ?",
@@ -125,46 +173,43 @@ def readable_clause(role: str, name: str, scope: Scope, params: list[Any]) -> st
 
 def reviews(
     conn: sqlite3.Connection, role: str, name: str, scope: Scope, *, call_id: str | None = None,
-    unmask: bool = False,
+    unmask: bool = False, seal: AccessSeal | None = None,
 ) -> list[dict[str, Any]]:
     """The reviews the actor may read (of one call, or the newest :data:`MAX_LISTED`), with the
-    scorecard's name."""
+    scorecard's name ('' when the scorecard fails its seal); a review that fails its seal is left
+    out."""
     params: list[Any] = []
     where = [readable_clause(role, name, scope, params)]
     if call_id is not None:
         where.append("v.call_id = ?")
         params.append(call_id)
-    cols = ", ".join(f"v.{f}" for f in REVIEW_FIELDS)
+    cols = ", ".join(f"v.{f}" for f in (*REVIEW_FIELDS, "seal"))
     rows = conn.execute(
-        f"SELECT {cols}, s.name FROM qa_reviews v LEFT JOIN qa_scorecards s "
-        f"ON s.id = v.scorecard_id WHERE {' AND '.join(where)} "
+        f"SELECT {cols} FROM qa_reviews v WHERE {' AND '.join(where)} "
         f"ORDER BY v.updated_at DESC, v.id DESC LIMIT {MAX_LISTED}",
         params,
     ).fetchall()
-    out = []
-    for r in rows:
-        item = _agent_shown(_row(REVIEW_FIELDS, r[:-1]), unmask)
-        item["scorecard"] = r[-1] or ""
-        out.append(item)
+    out = _sealed("qa_reviews", REVIEW_FIELDS, rows, seal)
+    names = {int(c["id"]): str(c["name"]) for c in scorecards(conn, seal=seal)} if out else {}
+    for item in out:
+        _agent_shown(item, unmask)
+        item["scorecard"] = names.get(int(item["scorecard_id"]), "")
     return out
 
 
-def add_review(conn: sqlite3.Connection, values: dict[str, Any], now: float) -> int:
-    row = conn.execute(
-        "INSERT INTO qa_reviews (call_id, reviewer, agent, scorecard_id, answers, score, comments, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (
-            values["call_id"],
-            values["reviewer"],
-            values["agent"],
-            values["scorecard_id"],
-            json.dumps(values["answers"]),
-            float(values["score"]),
-            json.dumps(values["comments"], ensure_ascii=False),
-            now,
-            now,
-        ),
-    ).fetchone()
+def add_review(conn: sqlite3.Connection, values: dict[str, Any], now: float,
+               seal: AccessSeal | None = None) -> int:
+    row = access_seal.insert(conn, seal, "qa_reviews", {
+        "call_id": values["call_id"],
+        "reviewer": values["reviewer"],
+        "agent": values["agent"],
+        "scorecard_id": int(values["scorecard_id"]),
+        "answers": json.dumps(values["answers"]),
+        "score": float(values["score"]),
+        "comments": json.dumps(values["comments"], ensure_ascii=False),
+        "created_at": float(now),
+        "updated_at": float(now),
+    }, suffix="RETURNING id")
     return int(row[0])
 
 
@@ -175,11 +220,27 @@ def update_review(
     score: float,
     comments: list[dict[str, Any]],
     now: float,
-) -> None:
-    conn.execute(
-        "UPDATE qa_reviews SET answers = ?, score = ?, comments = ?, updated_at = ? WHERE id = ?",
-        (json.dumps(answers), float(score), json.dumps(comments, ensure_ascii=False), now, review_id),
-    )
+    seal: AccessSeal | None = None,
+) -> bool:
+    """The review's answers, score and comments changed, compare-and-set on its sealed values as
+    read (False when it changed meanwhile; :class:`RowFailsSeal` when it fails its seal)."""
+    return access_seal.update(conn, seal, "qa_reviews", {"id": review_id}, {
+        "answers": json.dumps(answers), "score": float(score),
+        "comments": json.dumps(comments, ensure_ascii=False), "updated_at": float(now)}) == 1
+
+
+def reviewed(conn: sqlite3.Connection, pairs: list[tuple[str, str]], seal: AccessSeal | None = None) -> set[
+        tuple[str, str]]:
+    """Of the (call id, reviewer) pairs, those with a review that holds its seal."""
+    found: set[tuple[str, str]] = set()
+    calls = sorted({call for call, _ in pairs})
+    for start in range(0, len(calls), MAX_LISTED):
+        part = calls[start:start + MAX_LISTED]
+        rows = conn.execute(f"SELECT {_REVIEW_COLS} FROM qa_reviews WHERE call_id IN "
+                            f"({', '.join('?' for _ in part)})", part).fetchall()
+        sealed = _sealed("qa_reviews", REVIEW_FIELDS, rows, seal)
+        found |= {(str(r["call_id"]), str(r["reviewer"])) for r in sealed}
+    return found & set(pairs)
 
 
 # -- assignments ---------------------------------------------------------------------------
@@ -227,18 +288,18 @@ def assignments(
         where.append("q.reviewer = ?")
         params.append(reviewer)
     sql = (
-        "SELECT q.call_id, q.reviewer, q.assigned_by, q.assigned_at, c.agent, c.started_at, "
-        "(SELECT COUNT(*) FROM qa_reviews v WHERE v.call_id = q.call_id AND v.reviewer = q.reviewer), q.seal "
+        "SELECT q.call_id, q.reviewer, q.assigned_by, q.assigned_at, c.agent, c.started_at, q.seal "
         "FROM qa_assignments q JOIN calls c ON c.call_id = q.call_id"
         + (f" WHERE {' AND '.join(where)}" if where else "")
         + f" ORDER BY c.started_at DESC, q.call_id LIMIT {MAX_LISTED}"
     )
-    keys = ("call_id", "reviewer", "assigned_by", "assigned_at", "agent", "started_at", "reviews", "seal")
+    keys = ("call_id", "reviewer", "assigned_by", "assigned_at", "agent", "started_at", "seal")
     out = [dict(zip(keys, r, strict=True)) for r in conn.execute(sql, params).fetchall()]
     out = [item for item in out if access_seal.valid(seal, "qa_assignments", item)]
+    done = reviewed(conn, [(str(i["call_id"]), str(i["reviewer"])) for i in out], seal) if out else set()
     for item in out:
         item.pop("seal")
-        item["reviewed"] = int(item.pop("reviews") or 0) > 0
+        item["reviewed"] = (str(item["call_id"]), str(item["reviewer"])) in done  # by a sealed review
         _agent_shown(item, unmask)
     return out
 

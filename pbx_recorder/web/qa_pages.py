@@ -59,7 +59,8 @@ def scorecards_page(request: Request) -> Response:
     actor = actor_of(request)
     require(ctx, actor, "qa.scorecards", "/admin/scorecards", {"client": actor.client})
     return render.page(
-        request, "admin_scorecards.html", actor, cards=qa_store.scorecards(ctx.catalog.connection())
+        request, "admin_scorecards.html", actor,
+        cards=qa_store.scorecards(ctx.catalog.connection(), seal=ctx.access_seal),
     )
 
 
@@ -86,7 +87,8 @@ def review_page(request: Request) -> Response:
     reviews = readable(ctx, actor, call_id)
     mine = {int(r["scorecard_id"]): r for r in reviews if r["reviewer"] == actor.user.name}
     cards = (
-        [c for c in qa_store.scorecards(conn) if not c["retired"] or int(c["id"]) in mine]
+        [c for c in qa_store.scorecards(conn, seal=ctx.access_seal)
+         if not c["retired"] or int(c["id"]) in mine]
         if may(actor.user.role, "qa.review")
         else []
     )

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 
 from pbx_recorder import audit_key
 from pbx_recorder.catalog import Catalog
-from pbx_recorder.lifecycle.journal import open_catalog
+from pbx_recorder.lifecycle.journal import Tx, open_catalog
 from pbx_recorder.service import access_seal
 from pbx_recorder.service.access_seal import AccessSeal
 from pbx_recorder.service.accounts import Accounts
@@ -164,3 +164,25 @@ def login_from_config(config: object, name: str, password: str = PASSWORD,
         return status
     finally:
         ctx.catalog.close()
+
+
+def insider_sql(service: Service, sql: str, params: tuple[object, ...] = ()) -> None:
+    """What an insider who can write the catalog (not read the service's key) does: a statement on
+    the catalog, outside the recorder."""
+    conn = open_catalog(service.seeded.db)
+    try:
+        with Tx(conn):
+            conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+def service_config(tmp_path: Path, db: Path, key_file: Path) -> object:
+    """The loaded configuration of a service over ``db`` with ``key_file`` as web.secret_key_file
+    (what ``pbx-recorder serve`` reads)."""
+    from pbx_recorder.config import load_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"catalog: {{path: {db}}}\nstorage:\n  tiers:\n    hot: {{type: local, "
+                   f"path: {tmp_path / 'hot'}}}\nweb: {{secret_key_file: {key_file}}}\n")
+    return load_config(cfg)

@@ -13,7 +13,7 @@ from pbx_recorder.config.model import FourEyesConfig
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.lifecycle.journal import Tx, open_catalog
 from pbx_recorder.service import access_rows, access_seal, api_token_store, sessions
-from tests.peers.service_support import NOW, PASSWORD, make_service
+from tests.peers.service_support import NOW, PASSWORD, insider_sql, make_service
 
 CHOSEN = "a token the insider chose, long enough"
 
@@ -25,16 +25,6 @@ def svc(tmp_path):  # type: ignore[no-untyped-def]
     service.ctx.catalog.close()  # type: ignore[attr-defined]
 
 
-def _sql(svc, sql: str, params: tuple = ()) -> None:  # type: ignore[no-untyped-def, type-arg]
-    """What the insider does: a statement on the catalog, outside the recorder."""
-    conn = open_catalog(svc.seeded.db)
-    try:
-        with Tx(conn):
-            conn.execute(sql, params)
-    finally:
-        conn.close()
-
-
 def _login(svc, name: str) -> int:  # type: ignore[no-untyped-def]
     return int(svc.client().post("/api/login", json={"name": name, "password": PASSWORD}).status_code)
 
@@ -42,7 +32,7 @@ def _login(svc, name: str) -> int:  # type: ignore[no-untyped-def]
 def test_a_role_written_by_hand_makes_no_admin_and_ends_the_account(svc) -> None:  # type: ignore[no-untyped-def]
     alice, _ = svc.login("alice")
     assert alice.get("/api/calls/c-blue-1").status_code == 404  # an agent: her own calls only
-    _sql(svc, "UPDATE users SET role = 'admin' WHERE name = 'alice'")
+    insider_sql(svc, "UPDATE users SET role = 'admin' WHERE name = 'alice'")
     assert alice.get("/api/calls/c-blue-1").status_code == 401  # her session's account is none now
     assert alice.get("/api/users").status_code == 401
     assert _login(svc, "alice") == 401
@@ -51,7 +41,7 @@ def test_a_role_written_by_hand_makes_no_admin_and_ends_the_account(svc) -> None
 
 
 def test_a_legitimate_change_does_not_launder_a_forged_row(svc) -> None:  # type: ignore[no-untyped-def]
-    _sql(svc, "UPDATE users SET role = 'admin' WHERE name = 'alice'")
+    insider_sql(svc, "UPDATE users SET role = 'admin' WHERE name = 'alice'")
     admin, csrf = svc.login("root-admin")
     answer = admin.post("/api/users/alice/password", json={"password": "another long password"},
                         headers={"X-CSRF-Token": csrf})
@@ -67,15 +57,15 @@ def test_a_legitimate_change_does_not_launder_a_forged_row(svc) -> None:  # type
 
 
 def test_a_session_or_token_written_by_hand_is_none(svc) -> None:  # type: ignore[no-untyped-def]
-    _sql(svc, "INSERT INTO sessions (id_hash, user_name, csrf_hash, created_at, last_seen, client, stage) "
-              "VALUES (?, 'root-admin', ?, ?, ?, '', 'ok')",
-         (sessions.digest(CHOSEN), sessions.digest(sessions.csrf_for(CHOSEN)), NOW, NOW))
+    insider_sql(svc, "INSERT INTO sessions (id_hash, user_name, csrf_hash, created_at, last_seen, client, "
+                "stage) VALUES (?, 'root-admin', ?, ?, ?, '', 'ok')",
+                (sessions.digest(CHOSEN), sessions.digest(sessions.csrf_for(CHOSEN)), NOW, NOW))
     client = svc.client()
     client.cookies.set("pbxr_session", CHOSEN)
     assert client.get("/api/users").status_code == 401
-    _sql(svc, "INSERT INTO api_tokens (id_hash, user_name, role, label, created_at, expires_at, revoked) "
-              "VALUES (?, 'root-admin', 'admin', 'x', ?, ?, 0)",
-         (api_token_store.digest("pbxr_" + CHOSEN), NOW, NOW + 86400))
+    insider_sql(svc, "INSERT INTO api_tokens (id_hash, user_name, role, label, created_at, expires_at, "
+                "revoked) VALUES (?, 'root-admin', 'admin', 'x', ?, ?, 0)",
+                (api_token_store.digest("pbxr_" + CHOSEN), NOW, NOW + 86400))
     bearer = {"Authorization": "Bearer pbxr_" + CHOSEN}
     assert svc.client().get("/api/users", headers=bearer).status_code == 401
 
@@ -83,7 +73,7 @@ def test_a_session_or_token_written_by_hand_is_none(svc) -> None:  # type: ignor
 def test_ones_own_session_moved_to_another_user_is_none(svc) -> None:  # type: ignore[no-untyped-def]
     alice, _ = svc.login("alice")
     assert alice.get("/api/calls/c-red-1").status_code == 200
-    _sql(svc, "UPDATE sessions SET user_name = 'root-admin'")
+    insider_sql(svc, "UPDATE sessions SET user_name = 'root-admin'")
     assert alice.get("/api/users").status_code == 401
 
 
@@ -95,12 +85,12 @@ def test_a_revoked_token_revived_by_hand_stays_revoked(svc) -> None:  # type: ig
     bearer = {"Authorization": "Bearer " + made.json()["token"]}
     assert svc.client().get("/api/calls").status_code == 401
     assert svc.client().get("/api/calls", headers=bearer).status_code == 200
-    _sql(svc, "UPDATE api_tokens SET role = 'admin'")  # wider than issued
+    insider_sql(svc, "UPDATE api_tokens SET role = 'admin'")  # wider than issued
     assert svc.client().get("/api/calls", headers=bearer).status_code == 401
-    _sql(svc, "UPDATE api_tokens SET role = 'agent'")  # back as issued: the seal holds again
+    insider_sql(svc, "UPDATE api_tokens SET role = 'agent'")  # back as issued: the seal holds again
     assert svc.client().get("/api/calls", headers=bearer).status_code == 200
     assert admin.delete(f"/api/tokens/{made.json()['id']}", headers={"X-CSRF-Token": csrf}).status_code == 200
-    _sql(svc, "UPDATE api_tokens SET revoked = 0")
+    insider_sql(svc, "UPDATE api_tokens SET revoked = 0")
     assert svc.client().get("/api/calls", headers=bearer).status_code == 401
 
 
@@ -108,8 +98,8 @@ def test_an_agent_added_to_a_team_by_hand_widens_neither_scope_nor_report(svc) -
     lead, _ = svc.login("lead-red")
     assert lead.get("/api/calls/c-blue-1").status_code == 404
     before = lead.get("/api/reports/figures?period=2027-01&team=red").json()
-    _sql(svc, "INSERT INTO team_agents (team, agent) VALUES ('red', 'carol')")
-    _sql(svc, "INSERT INTO user_teams (user_name, team) VALUES ('lead-red', 'blue')")
+    insider_sql(svc, "INSERT INTO team_agents (team, agent) VALUES ('red', 'carol')")
+    insider_sql(svc, "INSERT INTO user_teams (user_name, team) VALUES ('lead-red', 'blue')")
     assert lead.get("/api/calls/c-blue-1").status_code == 404
     assert {c["call_id"] for c in lead.get("/api/calls").json()["calls"]} == {"c-red-1", "c-red-2"}
     assert lead.get("/api/reports/figures?period=2027-01&team=red").json() == before
@@ -119,8 +109,8 @@ def test_an_agent_added_to_a_team_by_hand_widens_neither_scope_nor_report(svc) -
 def test_a_qa_assignment_written_by_hand_opens_no_call(svc) -> None:  # type: ignore[no-untyped-def]
     qa, _ = svc.login("qa1")
     assert qa.get("/api/calls/c-red-1").status_code == 404
-    _sql(svc, "INSERT INTO qa_assignments (call_id, reviewer, assigned_by, assigned_at) "
-              "VALUES ('c-red-1', 'qa1', 'root-admin', ?)", (NOW,))
+    insider_sql(svc, "INSERT INTO qa_assignments (call_id, reviewer, assigned_by, assigned_at) "
+                "VALUES ('c-red-1', 'qa1', 'root-admin', ?)", (NOW,))
     assert qa.get("/api/calls/c-red-1").status_code == 404
     assert {c["call_id"] for c in qa.get("/api/calls").json()["calls"]} == {"c-blue-1"}
     assert {a["call_id"] for a in qa.get("/api/qa/assignments").json()["assignments"]} == {"c-blue-1"}
@@ -134,15 +124,15 @@ def test_a_qa_assignment_written_by_hand_opens_no_call(svc) -> None:  # type: ig
 def test_a_replay_grant_written_by_hand_is_not_honoured(svc) -> None:  # type: ignore[no-untyped-def]
     lead, csrf = svc.login("lead-red")
     assert lead.get("/api/recordings/r-c-red-1/audio").status_code == 403  # vip: four-eyes
-    _sql(svc, "INSERT INTO replay_grants (call_id, requester, reason, requested_at, state, approver, "
-              "decided_at, expires_at) VALUES ('c-red-1', 'lead-red', 'x', ?, 'granted', 'comp', ?, ?)",
-         (NOW, NOW, NOW + 3600))
+    insider_sql(svc, "INSERT INTO replay_grants (call_id, requester, reason, requested_at, state, approver, "
+                "decided_at, expires_at) VALUES ('c-red-1', 'lead-red', 'x', ?, 'granted', 'comp', ?, ?)",
+                (NOW, NOW, NOW + 3600))
     assert lead.get("/api/recordings/r-c-red-1/audio").status_code == 403
     asked = lead.post("/api/calls/c-red-1/replay-requests", json={"reason": "complaint #7"},
                       headers={"X-CSRF-Token": csrf})
     assert asked.status_code == 201
-    _sql(svc, "UPDATE replay_grants SET state = 'granted', approver = 'comp', decided_at = ?, expires_at = ? "
-              "WHERE id = ?", (NOW, NOW + 3600, asked.json()["id"]))
+    insider_sql(svc, "UPDATE replay_grants SET state = 'granted', approver = 'comp', decided_at = ?, "
+                "expires_at = ? WHERE id = ?", (NOW, NOW + 3600, asked.json()["id"]))
     assert lead.get("/api/recordings/r-c-red-1/audio").status_code == 403
     comp, comp_csrf = svc.login("comp")
     assert asked.json()["id"] not in [r["id"] for r in comp.get("/api/replay-requests").json()["requests"]]
@@ -151,10 +141,10 @@ def test_a_replay_grant_written_by_hand_is_not_honoured(svc) -> None:  # type: i
 def test_the_admins_check_names_the_rows_and_seal_repairs_only_when_asked(svc) -> None:  # type: ignore[no-untyped-def]
     """In a catalog sealed before, a row without a seal was not written by the recorder: ``users
     seal`` leaves it (like a row failing its seal) unless asked, and names what each grants."""
-    _sql(svc, "UPDATE users SET role = 'admin' WHERE name = 'alice'")
-    _sql(svc, "INSERT INTO team_agents (team, agent) VALUES ('red', 'carol')")
-    _sql(svc, "INSERT INTO users (name, role, password_hash, created_at, updated_at) "
-              "VALUES ('mallory', 'admin', 'x', 1, 1)")
+    insider_sql(svc, "UPDATE users SET role = 'admin' WHERE name = 'alice'")
+    insider_sql(svc, "INSERT INTO team_agents (team, agent) VALUES ('red', 'carol')")
+    insider_sql(svc, "INSERT INTO users (name, role, password_hash, created_at, updated_at) "
+                "VALUES ('mallory', 'admin', 'x', 1, 1)")
     conn = open_catalog(svc.seeded.db)
     try:
         seal = svc.ctx.access_seal
@@ -182,18 +172,14 @@ def test_the_admins_check_names_the_rows_and_seal_repairs_only_when_asked(svc) -
 def test_the_service_does_not_start_on_rows_without_a_seal(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A catalog upgraded to schema 21, or a key turned on later: its rows have no seal, and the
     service refuses to start (naming the command) rather than lock everyone out or seal them."""
-    from pbx_recorder.config import load_config
     from pbx_recorder.errors import ConfigError
     from pbx_recorder.service.context import ServiceContext
     from pbx_recorder.service.secret_box import create_key_file
-    from tests.peers.service_support import login_from_config, seed
+    from tests.peers.service_support import login_from_config, seed, service_config
 
     seeded = seed(tmp_path)  # written without a key: no row sealed
     key = create_key_file(tmp_path / "keys" / "web.key")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"catalog: {{path: {seeded.db}}}\nstorage:\n  tiers:\n    hot: {{type: local, "
-                   f"path: {tmp_path / 'hot'}}}\nweb: {{secret_key_file: {key}}}\n")
-    config = load_config(cfg)
+    config = service_config(tmp_path, seeded.db, key)
     with pytest.raises(ConfigError, match=r"users seal --check"):
         ServiceContext.from_config(config)
     conn = open_catalog(seeded.db)

@@ -13,7 +13,14 @@ import os
 import pytest
 from tamper_support import NOW, indexing_deployment
 
-from pbx_recorder.catalog import engine, pg_schema, rule_tags_pass, schema_access_seal, step_walk
+from pbx_recorder.catalog import (
+    engine,
+    pg_schema,
+    rule_tags_pass,
+    schema_access_seal,
+    schema_qa_seal,
+    step_walk,
+)
 from pbx_recorder.catalog.schema import MIGRATIONS
 from pbx_recorder.core.rules import rules_from_dicts
 from pbx_recorder.errors import IntegrityError
@@ -165,7 +172,7 @@ def test_a_row_changed_between_the_read_and_the_write_is_left_for_the_next_run(d
 
 def _back_to_schema_19(d) -> None:
     """The catalog as schema 19 (Alembic 0018) left it: no ``rule_tags`` column at all (and no
-    access-row seals, schema 21, nor audit MACs, schema 22)."""
+    access-row seals, schema 21, nor audit MACs, schema 22, nor QA seals, schema 23)."""
     conn = engine.connect(d.root / "cat.db")
     try:
         conn.execute("BEGIN")
@@ -173,6 +180,8 @@ def _back_to_schema_19(d) -> None:
         for table in schema_access_seal.TABLES:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN seal")
         conn.execute("ALTER TABLE audit_log DROP COLUMN mac")  # (schema 22)
+        for table in schema_qa_seal.TABLES:  # (schema 23)
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN seal")
         if engine.is_postgres(conn):
             conn.execute("UPDATE alembic_version SET version_num = '0018'")
         else:
