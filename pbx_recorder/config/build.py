@@ -272,6 +272,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 trusted_proxies=n.get_str_list("trusted_proxies"),
                 totp_required_roles=n.get_str_list("totp_required_roles", choices=SERVICE_ROLES),
                 secret_key_file=n.get_path("secret_key_file", None, optional=True),
+                allow_unsealed=n.get_bool("allow_unsealed", False),
                 token_max_days=n.get_int("token_max_days", 365, lo=1, hi=3650),
                 token_touch_s=n.get_int("token_touch_s", 60, lo=1, hi=86400),
                 login_failures_per_ip=n.get_int("login_failures_per_ip", 20, lo=1, hi=100000),

@@ -350,6 +350,9 @@ class WebConfig:
     # second factor, API tokens, login rate limit, four-eyes replay (README "Operator service")
     totp_required_roles: tuple[str, ...] = ()  # roles that must log in with TOTP (default: none)
     secret_key_file: Path | None = None  # seals TOTP secrets and the access rows (service.access_seal)
+    # `serve` without secret_key_file (no sealed access or QA rows, no keyed audit rows): only when
+    # this is true (a test bench, a demo); a production service refuses to start without the key
+    allow_unsealed: bool = False
     token_max_days: int = 365  # an API token lives at most this long
     token_touch_s: int = 60  # a token's last_used is rewritten at most this often
     login_failures_per_ip: int = 20  # failed logins per window from one client address, then 429

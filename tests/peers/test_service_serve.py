@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -16,6 +17,8 @@ from pbx_recorder.cli import cli
 from pbx_recorder.cli.cmd_serve import build_server
 from pbx_recorder.config import load_config
 from pbx_recorder.errors import AccessDenied, ConfigError
+from pbx_recorder.service import access_seal
+from pbx_recorder.service.secret_box import create_key_file
 from tests.peers.service_support import PASSWORD, seed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,10 +30,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(tmp_path: Path, port: int | None) -> str:
+def _config(tmp_path: Path, port: int | None, web_extra: str = "") -> str:
+    """A service on ``port`` whose web.secret_key_file is ``keys/web.key`` (made by :func:`_keyed`),
+    or what ``web_extra`` says instead."""
     (tmp_path / "hmac.key").write_text("0123456789abcdef0123456789abcdef")
     cfg = tmp_path / "c.yaml"
-    web = f"web: {{host: 127.0.0.1, port: {port}}}\n" if port else ""
+    extra = web_extra or f"secret_key_file: {tmp_path}/keys/web.key"
+    web = f"web: {{host: 127.0.0.1, port: {port}, {extra}}}\n" if port else ""
     cfg.write_text(f"""
 catalog: {{path: {tmp_path}/catalog.db}}
 storage:
@@ -42,8 +48,14 @@ privacy: {{hash_key_file: {tmp_path}/hmac.key}}
     return str(cfg)
 
 
+def _keyed(tmp_path: Path) -> Any:
+    """The catalog of the service tests, its access rows sealed with ``keys/web.key`` (made here)."""
+    key = create_key_file(tmp_path / "keys" / "web.key")
+    return seed(tmp_path, access_seal.from_file(key))
+
+
 def test_serve_answers_over_tcp_with_the_configured_catalog(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    seeded = seed(tmp_path)
+    seeded = _keyed(tmp_path)
     port = _free_port()
     server = build_server(load_config(_config(tmp_path, port)))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -63,6 +75,18 @@ def test_serve_answers_over_tcp_with_the_configured_catalog(tmp_path) -> None:  
         server.should_exit = True
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_serve_refuses_to_run_without_a_secret_key_unless_told(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Without web.secret_key_file no access row is sealed and no audit row keyed: a production
+    service refuses; ``web.allow_unsealed: true`` (a bench, a demo) runs, warning at each start."""
+    seed(tmp_path)
+    port = _free_port()
+    with pytest.raises(ConfigError, match=r"web\.secret_key_file.*allow_unsealed"):
+        build_server(load_config(_config(tmp_path, port, "allow_unsealed: false")))
+    server = build_server(load_config(_config(tmp_path, port, "allow_unsealed: true")))
+    assert server.config.port == port
+    assert any("WITHOUT web.secret_key_file" in r.getMessage() for r in caplog.records)
 
 
 def test_serve_needs_a_port(tmp_path) -> None:  # type: ignore[no-untyped-def]
