@@ -57,6 +57,12 @@ def register(group: click.Group) -> None:
             click.echo("warning: encryption.enabled is false: audio and manifest sidecars (numbers) are "
                        "stored in clear on every tier and erasure cannot shred copies it does not see "
                        "(README, Security)", err=True)
+        if cfg.web.secret_key_file is None:
+            click.echo("warning: web.secret_key_file is not set: the service's accounts, roles, sessions, "
+                       "tokens, teams and QA rows are not sealed nor its audit rows keyed, and `serve` "
+                       "refuses to start" + (" (web.allow_unsealed: it starts all the same)"
+                                             if cfg.web.allow_unsealed else "")
+                       + " (README, \"The operator service's access rows\")", err=True)
         if probe:
             reports = probe_tiers(cfg.storage)
             for r in reports:

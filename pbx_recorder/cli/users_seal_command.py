@@ -5,7 +5,8 @@ upgrade to schema 21 or 23, or after turning the key on), and list
 the rows that have no seal or fail it (``--check`` only lists).  See ``service/access_rows.py``.
 
 Exit 0 when every row holds its seal afterwards; 6 (CatalogError) when rows stay unsealed
-(``--check``); 4 (IntegrityError) when a row fails its seal and ``--include-broken`` was not given.
+(``--check``); 4 (IntegrityError) when a row fails its seal, or a QA row without one is not what
+the audit log wrote (``service/qa_evidence.py``), and ``--include-broken`` was not given.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ def seal_cmd(ctx: click.Context, check: bool, include_broken: bool) -> None:
            {t: names for t, names in report.unsealed.items() if t in after})
     _print("without a seal:", {t: names for t, names in report.unsealed.items() if t not in after})
     _print("failing their seal:", report.broken)
+    _print("without a seal and not what the audit log wrote (changed outside the recorder?):", report.differs)
     for table, count in sorted(report.sealed.items()):
         click.echo(f"sealed {table}: {count}")
     if report.sessions_ended:
         click.echo(f"sessions ended: {report.sessions_ended} (their users log in again)")
-    left = {t: report.broken.get(t, []) + (report.unsealed.get(t, []) if t in after else [])
-            for t in {*report.broken, *report.unsealed}}
+    left = {t: report.broken.get(t, []) + report.differs.get(t, [])
+            + (report.unsealed.get(t, []) if t in after else [])
+            for t in {*report.broken, *report.unsealed, *report.differs}}
     if check and not report.clean:
         if any(left.values()):
             raise IntegrityError("access rows fail their seal or have none in a sealed catalog: they were "

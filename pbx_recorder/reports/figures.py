@@ -87,6 +87,11 @@ class Figures:
         return data
 
     @property
+    def qa_refused(self) -> int:
+        """Reviews of the period left out because they fail their seal (``queries.qa``)."""
+        return int(self.extra.get("qa_refused", 0) or 0)
+
+    @property
     def recordings(self) -> int:
         return sum(t.recordings for t in self.tiers)
 

@@ -34,6 +34,8 @@ def body(fig: Figures, name: str, t: Callable[[str], str]) -> str:
     lines += [f"{t('reports.tier')} {row.tier}: {row.recordings} / {human(row.bytes)}" for row in fig.tiers]
     lines += [f"{t('reports.tag')} {row.tag}: {row.calls}" for row in fig.tags]
     lines += [f"#{row.rank} {row.agent}: {row.average:.1f} ({row.reviews})" for row in fig.qa]
+    if fig.qa_refused:
+        lines.append(f"{t('reports.qa_refused')}: {fig.qa_refused}")
     if fig.late_erasures is not None:
         lines.append(f"{t('reports.late_erasures')}: {fig.late_erasures}")
     return "\n".join(lines) + "\n"

@@ -61,6 +61,8 @@ def document(fig: Figures, t: Callable[[str], str], font: Path = FONT) -> bytes:
             (t("reports.recordings"), str(fig.recordings)), (t("reports.bytes"), human(fig.bytes))]
     if fig.late_erasures is not None:
         rows.append((t("reports.late_erasures"), str(fig.late_erasures)))
+    if fig.qa_refused:
+        rows.append((t("reports.qa_refused"), str(fig.qa_refused)))
     with pdf.table(col_widths=(70, 40), width=110, align="LEFT", first_row_as_headings=False) as table:
         for label, value in rows:
             row = table.row()

@@ -40,6 +40,8 @@ def workbook(fig: Figures, t: Callable[[str], str]) -> bytes:
     ]
     if fig.late_erasures is not None:
         rows.append((t("reports.late_erasures"), fig.late_erasures, None))
+    if fig.qa_refused:
+        rows.append((t("reports.qa_refused"), fig.qa_refused, None))
     for i, (label, value, style) in enumerate(rows):
         summary.write_string(i, 0, label, bold)
         if isinstance(value, str):

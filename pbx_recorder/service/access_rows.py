@@ -15,7 +15,10 @@ in again).
 The QA tables (scorecards, reviews) were sealed from schema 23 on, after the access rows: each
 counts as sealed before only once one of its own rows holds its seal
 (:func:`tables_sealed_before`), so the rows a catalog sealed at schema 21 already held in them are
-sealed by a plain ``users seal`` after the upgrade, like the access rows were at schema 21.
+sealed by a plain ``users seal`` after the upgrade, like the access rows were at schema 21; but
+only those that are what the audit log wrote (:mod:`~pbx_recorder.service.qa_evidence`): a table
+whose seals an insider blanked after changing a score looks just upgraded, and the changed row is
+then refused like one failing its seal (``differs``).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from typing import Any
 
 from pbx_recorder import audit_trail
 from pbx_recorder.core.masking import mask_channel
+from pbx_recorder.errors import CatalogError
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import access_seal
+from pbx_recorder.service import access_seal, qa_evidence
 from pbx_recorder.service.access_seal import ACCESS_TABLES, FIELDS, KEYS, AccessSeal
 
 #: how a row is named in a report: sessions and tokens by a prefix of their hash, never in full
@@ -42,6 +46,10 @@ class RowReport:
 
     unsealed: dict[str, list[str]] = field(default_factory=dict)
     broken: dict[str, list[str]] = field(default_factory=dict)
+    #: QA rows without a seal that are not what the audit log wrote (``qa_evidence``): sealed only
+    #: with ``include_broken``, like a row failing its seal
+    differs: dict[str, list[str]] = field(default_factory=dict)
+    _differing: set[tuple[str, tuple[Any, ...]]] = field(default_factory=set)
     sealed: dict[str, int] = field(default_factory=dict)  #: rows sealed by :func:`seal_rows`
     sessions_ended: int = 0
     sealed_before: bool = False  #: the catalog was sealed with this key before (:func:`sealed_before`)
@@ -50,7 +58,10 @@ class RowReport:
 
     @property
     def clean(self) -> bool:
-        return not any(self.unsealed.values()) and not any(self.broken.values())
+        return not any((*self.unsealed.values(), *self.broken.values(), *self.differs.values()))
+
+    def differing(self, table: str, row: dict[str, Any]) -> bool:
+        return (table, tuple(row[k] for k in KEYS[table])) in self._differing
 
 
 def _name(table: str, row: dict[str, Any]) -> str:
@@ -122,9 +133,15 @@ def survey(conn: sqlite3.Connection, seal: AccessSeal) -> RowReport:
     tables = tables_sealed_before(conn, seal)
     report = RowReport(sealed_before=bool(tables), sealed_tables=tables)
     for table in FIELDS:
+        check = qa_evidence.CHECKS.get(table) if table not in tables else None
         for row in _rows(conn, table):
             if not row["seal"]:
-                report.unsealed.setdefault(table, []).append(_name(table, row))
+                problem = check(conn, row) if check is not None else None
+                if problem is None:
+                    report.unsealed.setdefault(table, []).append(_name(table, row))
+                else:
+                    report.differs.setdefault(table, []).append(f"{_name(table, row)}: {problem}")
+                    report._differing.add((table, tuple(row[k] for k in KEYS[table])))
             elif not seal.check(table, row):
                 report.broken.setdefault(table, []).append(_name(table, row))
     return report
@@ -154,14 +171,20 @@ def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: boo
                 if table == "sessions":  # never sealed after the fact: its user logs in again
                     conn.execute(f"DELETE FROM sessions WHERE {where}", key)
                     report.sessions_ended += 1
-                elif (not row["seal"] and table not in report.sealed_tables) or include_broken:
+                elif include_broken or (not row["seal"] and table not in report.sealed_tables
+                                        and not report.differing(table, row)):
+                    try:
+                        new_seal = seal.mac(table, row)
+                    except CatalogError:  # a value the recorder never writes (bytes): never sealed
+                        continue
                     conn.execute(f"UPDATE {table} SET seal = ? WHERE {where} AND seal = ?",
-                                 (seal.mac(table, row), *key, row["seal"]))
+                                 (new_seal, *key, row["seal"]))
                     count += 1
             if count:
                 report.sealed[table] = count
         audit_trail.record(conn, actor=actor, role=role, action="users.seal", target="", now=now, detail={
             "client": "cli", "sealed": report.sealed, "sessions_ended": report.sessions_ended,
             "unsealed": _named(report.unsealed), "broken": _named(report.broken),
+            "differs": _named(report.differs),
             "include_broken": include_broken})
     return report

@@ -59,7 +59,7 @@ def _create(request: Request, raw: bytes) -> Response:
         card_id = qa_store.add_scorecard(conn, name, criteria, actor.user.name, ctx.clock(), ctx.access_seal)
         audit(ctx, actor.user.name, actor.user.role, "qa.scorecards.add", f"scorecard:{card_id}",
               {"client": actor.client, "name": name, "criteria": criteria})
-    return JSONResponse(qa_store.scorecard(conn, card_id, ctx.access_seal), status_code=201)
+    return JSONResponse(sealed_card(ctx, card_id), status_code=201)
 
 
 def retire(request: Request) -> Response:
@@ -74,12 +74,14 @@ def retire(request: Request) -> Response:
         raise ApiError(404, "no such scorecard")
     with Tx(conn):
         try:
-            qa_store.retire_scorecard(conn, int(card["id"]), ctx.access_seal)
+            retired = qa_store.retire_scorecard(conn, int(card["id"]), ctx.access_seal)
         except qa_store.RowFailsSeal as exc:  # (failed its seal since the read above)
             raise ApiError(409, f"{exc}: an admin checks it (pbx-recorder users seal --check)") from exc
+        if not retired:
+            raise ApiError(409, "the scorecard changed meanwhile: load it again")
         audit(ctx, actor.user.name, actor.user.role, "qa.scorecards.retire", target,
               {"client": actor.client, "name": card["name"], "was_retired": card["retired"]})
-    return JSONResponse(qa_store.scorecard(conn, int(card["id"]), ctx.access_seal))
+    return JSONResponse(sealed_card(ctx, int(card["id"])))
 
 
 def sealed_card(ctx: ServiceContext, card_id: int) -> dict[str, Any] | None:

@@ -104,12 +104,13 @@ def _refuse_unsealed_rows(catalog: Catalog, seal: Any) -> None:
     never = {table: n for table, n in unsealed.items() if table not in before}
     if late:
         logging.getLogger(__name__).error(
-            "%d access row(s) have no seal in tables sealed before: not written by the recorder, not "
+            "%d access or QA row(s) have no seal in tables sealed before: not written by the recorder, not "
             "honoured (pbx-recorder users seal --check)", late)
     if never:
         catalog.close()
         named = ", ".join(f"{table} {n}" for table, n in sorted(never.items()))
-        raise ConfigError(f"{sum(never.values())} access row(s) have no seal ({named}): check them with "
+        raise ConfigError(f"{sum(never.values())} sealed row(s) (access and QA rows) have no seal ({named}): "
+                          "check them with "
                           "`pbx-recorder users seal --check`, then run `pbx-recorder users seal`",
                           key="web.secret_key_file")
 

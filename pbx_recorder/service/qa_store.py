@@ -41,6 +41,9 @@ REVIEW_FIELDS = (
 )
 _JSON = {"criteria", "answers", "comments"}
 MAX_LISTED = 500
+#: pages of :data:`MAX_LISTED` a reviews list reads at most to find that many rows holding their
+#: seal (rows written by hand past the newest do not hide the genuine ones behind them)
+_PAGES_READ = 20
 
 
 def _row(fields: tuple[str, ...], row: Any) -> dict[str, Any]:
@@ -124,9 +127,10 @@ def add_scorecard(
     return int(row[0])
 
 
-def retire_scorecard(conn: sqlite3.Connection, card_id: int, seal: AccessSeal | None = None) -> None:
-    """Retired, compare-and-set on its sealed values (:class:`RowFailsSeal` when it fails its seal)."""
-    access_seal.update(conn, seal, "qa_scorecards", {"id": card_id}, {"retired": 1})
+def retire_scorecard(conn: sqlite3.Connection, card_id: int, seal: AccessSeal | None = None) -> bool:
+    """Retired, compare-and-set on its sealed values (False when it changed meanwhile;
+    :class:`RowFailsSeal` when it fails its seal)."""
+    return access_seal.update(conn, seal, "qa_scorecards", {"id": card_id}, {"retired": 1}) == 1
 
 
 def _agent_shown(item: dict[str, Any], unmask: bool) -> dict[str, Any]:
@@ -177,19 +181,28 @@ def reviews(
 ) -> list[dict[str, Any]]:
     """The reviews the actor may read (of one call, or the newest :data:`MAX_LISTED`), with the
     scorecard's name ('' when the scorecard fails its seal); a review that fails its seal is left
-    out."""
+    out (and read past: at most :data:`_PAGES_READ` pages)."""
     params: list[Any] = []
     where = [readable_clause(role, name, scope, params)]
     if call_id is not None:
         where.append("v.call_id = ?")
         params.append(call_id)
     cols = ", ".join(f"v.{f}" for f in (*REVIEW_FIELDS, "seal"))
-    rows = conn.execute(
-        f"SELECT {cols} FROM qa_reviews v WHERE {' AND '.join(where)} "
-        f"ORDER BY v.updated_at DESC, v.id DESC LIMIT {MAX_LISTED}",
-        params,
-    ).fetchall()
-    out = _sealed("qa_reviews", REVIEW_FIELDS, rows, seal)
+    out: list[dict[str, Any]] = []
+    after: list[Any] = []
+    for _page in range(_PAGES_READ):  # (rows failing their seal read past, up to a bound)
+        rows = conn.execute(
+            f"SELECT {cols} FROM qa_reviews v WHERE {' AND '.join(where)}"
+            + (" AND (v.updated_at < ? OR (v.updated_at = ? AND v.id < ?))" if after else "")
+            + f" ORDER BY v.updated_at DESC, v.id DESC LIMIT {MAX_LISTED}",
+            [*params, *after],
+        ).fetchall()
+        out += _sealed("qa_reviews", REVIEW_FIELDS, rows, seal)
+        if len(rows) < MAX_LISTED or len(out) >= MAX_LISTED:
+            break
+        last = dict(zip(REVIEW_FIELDS, rows[-1][:len(REVIEW_FIELDS)], strict=True))
+        after = [last["updated_at"], last["updated_at"], last["id"]]
+    out = out[:MAX_LISTED]
     names = {int(c["id"]): str(c["name"]) for c in scorecards(conn, seal=seal)} if out else {}
     for item in out:
         _agent_shown(item, unmask)
