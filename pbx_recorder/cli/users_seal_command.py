@@ -12,6 +12,7 @@ the audit log wrote (``service/qa_evidence.py``), and ``--include-broken`` was n
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
@@ -28,6 +29,18 @@ def _print(title: str, rows: dict[str, list[str]]) -> None:
             click.echo(f"{title} {table}: {len(names)}: {', '.join(names[:_SHOWN])}{more}")
 
 
+def _evidence(ctx: click.Context) -> Any:
+    """What QA rows without a seal are checked against: the audit chain with its signed head, and
+    the call seal's public key (``service/qa_evidence.py``)."""
+    from pbx_recorder.catalog.number_keys import protection_for
+    from pbx_recorder.config import load_config
+    from pbx_recorder.service import qa_evidence
+    from pbx_recorder.service.context import seal_key_of
+
+    config = load_config(ctx.obj["config_path"])
+    return lambda conn: qa_evidence.gather(conn, config, seal_key_of(config), protection_for(config))
+
+
 @click.command("seal")
 @click.option("--check", is_flag=True, help="Only list the rows without a seal or failing it.")
 @click.option("--include-broken", is_flag=True,
@@ -42,11 +55,12 @@ def seal_cmd(ctx: click.Context, check: bool, include_broken: bool) -> None:
         if accounts.seal is None:
             raise ConfigError("is required to seal access rows (set it, run "
                               "`pbx-recorder users totp-key init`, then this)", key="web.secret_key_file")
+        evidence = _evidence(ctx)
         if check:
-            report = access_rows.survey(accounts.conn, accounts.seal)
+            report = access_rows.survey(accounts.conn, accounts.seal, evidence)
         else:
             report = access_rows.seal_rows(accounts.conn, accounts.seal, include_broken=include_broken,
-                                           actor=who.actor, role=who.role, now=time.time())
+                                           actor=who.actor, role=who.role, now=time.time(), evidence=evidence)
     after = report.sealed_tables
     _print("without a seal (written after the table was sealed: not by the recorder):",
            {t: names for t, names in report.unsealed.items() if t in after})
@@ -65,6 +79,10 @@ def seal_cmd(ctx: click.Context, check: bool, include_broken: bool) -> None:
             raise IntegrityError("access rows fail their seal or have none in a sealed catalog: they were "
                                  "written outside the recorder")
         raise CatalogError("access rows have no seal: check them, then run `pbx-recorder users seal`")
+    _print("left failing their seal (values the recorder never writes: delete them):", report.unsealable)
+    if any(report.unsealable.values()):
+        raise IntegrityError("rows hold values the recorder never writes and cannot be sealed: check and "
+                             "delete them")
     kept = any(names for table, names in left.items() if table != "sessions")
     if not check and not include_broken and kept:
         raise IntegrityError("access rows fail their seal and were left as they are (not honoured by the "

@@ -89,7 +89,10 @@ class Figures:
     @property
     def qa_refused(self) -> int:
         """Reviews of the period left out because they fail their seal (``queries.qa``)."""
-        return int(self.extra.get("qa_refused", 0) or 0)
+        try:
+            return int(self.extra.get("qa_refused", 0) or 0)
+        except (TypeError, ValueError):  # a stored report edited by hand
+            return 0
 
     @property
     def recordings(self) -> int:

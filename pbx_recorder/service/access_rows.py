@@ -24,6 +24,7 @@ then refused like one failing its seal (``differs``).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,7 @@ class RowReport:
     #: with ``include_broken``, like a row failing its seal
     differs: dict[str, list[str]] = field(default_factory=dict)
     _differing: set[tuple[str, tuple[Any, ...]]] = field(default_factory=set)
+    unsealable: dict[str, list[str]] = field(default_factory=dict)  #: left failing by :func:`seal_rows`
     sealed: dict[str, int] = field(default_factory=dict)  #: rows sealed by :func:`seal_rows`
     sessions_ended: int = 0
     sealed_before: bool = False  #: the catalog was sealed with this key before (:func:`sealed_before`)
@@ -128,15 +130,28 @@ def tables_sealed_before(conn: sqlite3.Connection, seal: AccessSeal) -> frozense
     return frozenset(found)
 
 
-def survey(conn: sqlite3.Connection, seal: AccessSeal) -> RowReport:
-    """Every access row without a seal, or failing it."""
+#: how ``users seal`` gathers what the QA rows are checked against (``qa_evidence.gather`` with the
+#: configuration's signing key and number protection); by default the audit chain alone
+EvidenceSource = Callable[[sqlite3.Connection], qa_evidence.Evidence]
+
+
+def survey(conn: sqlite3.Connection, seal: AccessSeal, evidence: EvidenceSource | None = None) -> RowReport:
+    """Every access row without a seal, or failing it; a QA row without one in a table never
+    sealed is checked against the audit log (``evidence``, gathered once, when one is)."""
     tables = tables_sealed_before(conn, seal)
     report = RowReport(sealed_before=bool(tables), sealed_tables=tables)
+    gathered: list[qa_evidence.Evidence] = []
+
+    def problem_of(table: str, row: dict[str, Any]) -> str | None:
+        if not gathered:
+            gathered.append((evidence or qa_evidence.gather)(conn))
+        return qa_evidence.CHECKS[table](conn, row, gathered[0])
+
     for table in FIELDS:
-        check = qa_evidence.CHECKS.get(table) if table not in tables else None
+        check = table in qa_evidence.CHECKS and table not in tables
         for row in _rows(conn, table):
             if not row["seal"]:
-                problem = check(conn, row) if check is not None else None
+                problem = problem_of(table, row) if check else None
                 if problem is None:
                     report.unsealed.setdefault(table, []).append(_name(table, row))
                 else:
@@ -155,12 +170,13 @@ def count_unsealed(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: bool, actor: str, role: str,
-              now: float) -> RowReport:
+              now: float, evidence: EvidenceSource | None = None) -> RowReport:
     """Seal every unsealed row (and every failing one with ``include_broken``), end every session
     that is neither sealed nor holding its seal, in one transaction, audited as ``users.seal``
-    (the rows named).  The report says what was found before."""
+    (the rows named).  The report says what was found before (``unsealable``: rows left failing
+    because they hold what the recorder never writes)."""
     with Tx(conn):
-        report = survey(conn, seal)
+        report = survey(conn, seal, evidence)
         for table in FIELDS:
             count = 0
             for row in _rows(conn, table):
@@ -176,6 +192,7 @@ def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: boo
                     try:
                         new_seal = seal.mac(table, row)
                     except CatalogError:  # a value the recorder never writes (bytes): never sealed
+                        report.unsealable.setdefault(table, []).append(_name(table, row))
                         continue
                     conn.execute(f"UPDATE {table} SET seal = ? WHERE {where} AND seal = ?",
                                  (new_seal, *key, row["seal"]))

@@ -195,6 +195,7 @@ def _create(request: Request, raw: bytes) -> Response:
             {
                 "client": actor.client,
                 "review_id": review_id,
+                "agent": str(call.get("agent") or ""),  # (masked as numbers are: qa_evidence reads it)
                 "scorecard_id": card["id"],
                 "score": score,
                 "answers": answers,

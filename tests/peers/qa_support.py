@@ -39,3 +39,37 @@ def make_card(service: Any, name: str = "basic", criteria: list[dict[str, Any]] 
 def audited(service: Any, user: str, action: str, target: str | None = None) -> list[dict[str, Any]]:
     return [r for r in service.audit_rows(user)
             if r["action"] == action and (target is None or r["target"] == target)]
+
+
+#: the answers the sealed-row tests review with (87.5)
+ANSWERS = {"greeting": True, "empathy": 3}
+
+
+def review_as(service: Any, card: int, call: str = "c-blue-1", user: str = "qa1") -> int:
+    """``user`` reviews ``call`` with ``card`` over HTTP (:data:`ANSWERS`); the review's id."""
+    client, csrf = service.login(user)
+    body = {"scorecard_id": card, "answers": ANSWERS}
+    answer = send(client, csrf, "POST", f"/api/calls/{call}/reviews", body)
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["id"])
+
+
+def seal_all(service: Any, include_broken: bool = False) -> Any:
+    """``pbx-recorder users seal`` on the service's catalog (the audit chain checked without a
+    signing key: the service tests have none); its report."""
+    from pbx_recorder.service import access_rows
+
+    conn = open_catalog(service.seeded.db)
+    try:
+        return access_rows.seal_rows(conn, service.ctx.access_seal, include_broken=include_broken,
+                                     actor="root", role="host-admin", now=NOW)
+    finally:
+        conn.close()
+
+
+def listed_reviews(service: Any, call: str = "c-blue-1") -> list[int]:
+    """The ids of the call's reviews an admin is shown."""
+    admin, _ = service.login("root-admin")
+    answer = admin.get(f"/api/calls/{call}/reviews")
+    assert answer.status_code == 200, answer.text
+    return [int(r["id"]) for r in answer.json()["reviews"]]

@@ -3,9 +3,11 @@ can write the catalog but cannot read ``web.secret_key_file``:
 
 - change a score and blank the table's seals, so that it looks just upgraded and a plain
   ``users seal`` seals the forgery; or insert a review into a table that has no sealed row yet;
-  or add an audit row of their own that says the forged score was written.  ``users seal``
-  checks each unsealed QA row against the audit rows that wrote it (``service/qa_evidence.py``)
-  and seals only what they say;
+  or add an audit row of their own that says the forged score was written, rewrite an old one
+  into that, strip the MACs first, hide the newest edit, move the review's agent (and the call's)
+  or its dates.  ``users seal`` verifies the whole audit chain once, then checks each unsealed QA
+  row against the audit rows that wrote it (``service/qa_evidence.py``) and seals only what they
+  say (tests/peers/test_qa_evidence_chain.py has the chain attacks);
 - write a value the recorder never writes (a blob) into a sealed column: the readers answered 503
   and ``users seal`` could not even name the row;
 - flood the review list with rows written by hand, newer than the genuine ones;
@@ -24,13 +26,11 @@ import pytest
 from pbx_recorder.lifecycle.journal import Tx, open_catalog
 from pbx_recorder.reports import figures as F
 from pbx_recorder.reports import mail, pdf, xlsx
-from pbx_recorder.service import access_rows
 from pbx_recorder.web import i18n
 from tests.peers.player_support import put_wav
-from tests.peers.qa_support import add_accounts, make_card, send
+from tests.peers.qa_support import ANSWERS, add_accounts, listed_reviews, make_card, review_as, seal_all, send
 from tests.peers.service_support import NOW, insider_sql
 
-ANSWERS = {"greeting": True, "empathy": 3}  # 87.5
 WEEK = "2027-W02"
 INSERT = ("INSERT INTO qa_reviews (call_id, reviewer, agent, scorecard_id, answers, score, comments, "
           "created_at, updated_at) VALUES (?, ?, ?, ?, '{}', ?, '[]', ?, ?)")
@@ -43,60 +43,36 @@ def service(seeded_service):  # type: ignore[no-untyped-def]
     return seeded_service
 
 
-def _review(svc, card: int, call: str = "c-blue-1", user: str = "qa1") -> int:  # type: ignore[no-untyped-def]
-    client, csrf = svc.login(user)
-    body = {"scorecard_id": card, "answers": ANSWERS}
-    answer = send(client, csrf, "POST", f"/api/calls/{call}/reviews", body)
-    assert answer.status_code == 201, answer.text
-    return int(answer.json()["id"])
-
-
-def _seal(svc, include_broken: bool = False) -> access_rows.RowReport:  # type: ignore[no-untyped-def]
-    conn = open_catalog(svc.seeded.db)
-    try:
-        return access_rows.seal_rows(conn, svc.ctx.access_seal, include_broken=include_broken, actor="root",
-                                     role="host-admin", now=NOW)
-    finally:
-        conn.close()
-
-
-def _listed(svc, call: str = "c-blue-1") -> list[int]:  # type: ignore[no-untyped-def]
-    admin, _ = svc.login("root-admin")
-    answer = admin.get(f"/api/calls/{call}/reviews")
-    assert answer.status_code == 200, answer.text
-    return [int(r["id"]) for r in answer.json()["reviews"]]
-
-
-def test_a_score_changed_and_the_seals_blanked_is_not_sealed_by_a_plain_users_seal(service) -> None:  # type: ignore[no-untyped-def]
+def test_a_score_changed_and_the_seals_blanked_is_not_sealed_by_a_plain_usersseal_all(service) -> None:  # type: ignore[no-untyped-def]
     card = make_card(service)
-    genuine = _review(service, card)
-    forged = _review(service, card, user="root-admin")
+    genuine = review_as(service, card)
+    forged = review_as(service, card, user="root-admin")
     better = '{"greeting": true, "empathy": 5}'
     insider_sql(service, "UPDATE qa_reviews SET score = 100, answers = ? WHERE id = ?", (better, forged))
     insider_sql(service, "UPDATE qa_reviews SET seal = ''")  # the table now looks just upgraded
-    done = _seal(service)
+    done = seal_all(service)
     assert done.sealed == {"qa_reviews": 1}  # the genuine one, as its audit row wrote it
     assert [n.split(" ")[0] for n in done.differs["qa_reviews"]] == [str(forged)]
     assert "score or answers are not the newest audit row's" in done.differs["qa_reviews"][0]
-    assert _listed(service) == [genuine]
-    again = _seal(service)  # the table holds a sealed row now: one without was not the recorder's
+    assert listed_reviews(service) == [genuine]
+    again = seal_all(service)  # the table holds a sealed row now: one without was not the recorder's
     assert "qa_reviews" in again.sealed_tables and again.sealed == {}
     assert len(again.unsealed["qa_reviews"]) == 1
-    assert _seal(service, include_broken=True).sealed == {"qa_reviews": 1}  # an admin who checked it
+    assert seal_all(service, include_broken=True).sealed == {"qa_reviews": 1}  # an admin who checked it
 
 
-def test_a_review_inserted_into_an_empty_table_is_not_sealed_by_a_plain_users_seal(service) -> None:  # type: ignore[no-untyped-def]
+def test_a_review_inserted_into_an_empty_table_is_not_sealed_by_a_plain_usersseal_all(service) -> None:  # type: ignore[no-untyped-def]
     card = make_card(service)
     insider_sql(service, INSERT, ("c-blue-1", "qa1", "carol", card, 100, NOW, NOW))
-    done = _seal(service)
+    done = seal_all(service)
     assert "qa_reviews" not in done.sealed
     assert done.differs["qa_reviews"][0].endswith("no audit row wrote it")
-    assert _listed(service) == []
+    assert listed_reviews(service) == []
 
 
 def test_an_audit_row_written_by_hand_is_no_evidence(service) -> None:  # type: ignore[no-untyped-def]
     """The insider also appends the ``qa.review`` audit row their forgery needs: without the key it
-    holds no MAC after keyed rows, and it is refused."""
+    holds no MAC after keyed rows, the chain does not verify, and no audit row is evidence."""
     card = make_card(service)
     insider_sql(service, INSERT, ("c-blue-1", "qa1", "carol", card, 100, NOW, NOW))
     conn = open_catalog(service.seeded.db)
@@ -114,29 +90,29 @@ def test_an_audit_row_written_by_hand_is_no_evidence(service) -> None:  # type: 
                          (last_id + 1, NOW, audit_trail.canonical_json(detail).decode(), last_hash, digest))
     finally:
         conn.close()
-    done = _seal(service)
+    done = seal_all(service)
     assert "qa_reviews" not in done.sealed
-    assert done.differs["qa_reviews"][0].endswith(f"audit row {last_id + 1} has no MAC after keyed rows")
+    assert "the audit log does not verify" in done.differs["qa_reviews"][0]
 
 
 @pytest.mark.sqlite_only  # (a blob in a text column: PostgreSQL refuses it)
 def test_a_blob_in_a_sealed_column_fails_its_seal_and_breaks_no_reader(service) -> None:  # type: ignore[no-untyped-def]
     card = make_card(service)
-    genuine = _review(service, card)
+    genuine = review_as(service, card)
     insider_sql(service, "INSERT INTO qa_reviews (call_id, reviewer, agent, scorecard_id, answers, score, "
                 "comments, created_at, updated_at, seal) VALUES ('c-blue-1', 'qa2', X'00ff', ?, '{}', 1, "
                 "'[]', ?, ?, 'a1.x')", (card, NOW, NOW))
-    assert _listed(service) == [genuine]
+    assert listed_reviews(service) == [genuine]
     admin, _ = service.login("root-admin")
     figures = admin.get(f"/api/reports/figures?period={WEEK}")
     assert figures.status_code == 200 and figures.json()["extra"] == {"qa_refused": 1}
-    done = _seal(service, include_broken=True)  # names it, cannot seal it, does not fail
+    done = seal_all(service, include_broken=True)  # names it, cannot seal it, does not fail
     assert len(done.broken["qa_reviews"]) == 1 and "qa_reviews" not in done.sealed
 
 
 def test_reviews_written_by_hand_do_not_hide_the_genuine_ones(service) -> None:  # type: ignore[no-untyped-def]
     card = make_card(service)
-    genuine = _review(service, card)
+    genuine = review_as(service, card)
     conn = open_catalog(service.seeded.db)
     try:
         with Tx(conn):
@@ -144,12 +120,12 @@ def test_reviews_written_by_hand_do_not_hide_the_genuine_ones(service) -> None: 
                                       for i in range(600)])
     finally:
         conn.close()
-    assert _listed(service) == [genuine]
+    assert listed_reviews(service) == [genuine]
 
 
-def test_an_operator_who_may_not_edit_a_review_learns_nothing_of_its_seal(service) -> None:  # type: ignore[no-untyped-def]
+def test_an_operator_who_may_not_edit_a_review_learns_nothing_of_itsseal_all(service) -> None:  # type: ignore[no-untyped-def]
     card = make_card(service)
-    other = _review(service, card, call="c-red-1", user="root-admin")  # not a call assigned to qa1
+    other = review_as(service, card, call="c-red-1", user="root-admin")  # not a call assigned to qa1
     qa, csrf = service.login("qa1")
 
     def edit() -> tuple[int, str]:

@@ -111,3 +111,24 @@ def test_users_cli_shares_the_admin_rules(tmp_path, monkeypatch) -> None:  # typ
     rows = {r["name"]: r for r in json.loads(listed)}
     assert rows["alice"]["role"] == "supervisor" and rows["alice"]["teams"] == ["red"]
     assert rows["boss"]["role"] == "admin" and not rows["boss"]["disabled"] and rows["boss"]["totp"] == "none"
+
+
+def test_users_seal_checks_qa_rows_against_the_audit_log(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``users seal`` from the command line (its configuration's signing key and number protection
+    gathered for the QA rows' check, service/qa_evidence.py): a scorecard that no audit row wrote
+    (an insider's, in a table never sealed) is named and left, exit 4; ``--include-broken`` seals it."""
+    from pbx_recorder.errors import IntegrityError
+
+    cfg = _setup(tmp_path, monkeypatch)
+    conn = open_catalog(tmp_path / "catalog.db")
+    try:
+        conn.execute("INSERT INTO qa_scorecards (name, criteria, created_by, created_at) "
+                     "VALUES ('weights', '[]', 'mallory', ?)", (NOW,))
+    finally:
+        conn.close()
+    runner = CliRunner()
+    kept = runner.invoke(cli, ["--config", cfg, "users", "seal"])
+    assert isinstance(kept.exception, IntegrityError), kept.output
+    assert "not what the audit log wrote" in kept.output and "(weights): no audit row wrote it" in kept.output
+    sealed = runner.invoke(cli, ["--config", cfg, "users", "seal", "--include-broken"])
+    assert sealed.exit_code == 0 and "sealed qa_scorecards: 1" in sealed.output, sealed.output
