@@ -1,12 +1,14 @@
-"""``pbx-recorder users seal [--check] [--include-broken]``: seal the operator service's access rows
-(accounts, teams, tokens, QA assignments, replay grants) and the QA rows that grade people
-(scorecards, reviews) with ``web.secret_key_file``, once an admin has checked them (after the
-upgrade to schema 21 or 23, or after turning the key on), and list
-the rows that have no seal or fail it (``--check`` only lists).  See ``service/access_rows.py``.
+"""``pbx-recorder users seal [--check] [--include-broken [--table NAME ...]]``: seal the operator
+service's access rows (accounts, teams, tokens, QA assignments, replay grants) and the QA rows
+that grade people (scorecards, reviews) with ``web.secret_key_file``, once an admin has checked
+them (after the upgrade to schema 21 or 23, or after turning the key on), and list the rows that
+have no seal or fail it (``--check`` only lists).  See ``service/access_rows.py``.
 
 Exit 0 when every row holds its seal afterwards; 6 (CatalogError) when rows stay unsealed
 (``--check``); 4 (IntegrityError) when a row fails its seal, or a QA row without one is not what
-the audit log wrote (``service/qa_evidence.py``), and ``--include-broken`` was not given.
+the audit log wrote (``service/qa_evidence.py``), and ``--include-broken`` was not given for its
+table (``--table`` narrows it to the tables named), or when a row holds what the recorder never
+writes and cannot be sealed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import click
 
 from pbx_recorder.cli import cmd_users
 from pbx_recorder.errors import CatalogError, ConfigError, IntegrityError
+from pbx_recorder.service.access_seal import FIELDS
 
 _SHOWN = 50  #: rows named per table on the terminal (all are counted)
 
@@ -46,10 +49,17 @@ def _evidence(ctx: click.Context) -> Any:
 @click.option("--include-broken", is_flag=True,
               help="Also re-seal rows whose seal fails (after checking them: they were changed outside "
                    "the recorder).")
+@click.option("--table", "tables", multiple=True, type=click.Choice(sorted(FIELDS)),
+              help="With --include-broken: re-seal failing rows of this table only (repeat for more); "
+                   "the others stay as they are.")
 @click.pass_context
-def seal_cmd(ctx: click.Context, check: bool, include_broken: bool) -> None:
+def seal_cmd(ctx: click.Context, check: bool, include_broken: bool, tables: tuple[str, ...]) -> None:
     """Seal the access rows with web.secret_key_file (rows an admin has checked)."""
     from pbx_recorder.service import access_rows
+
+    if tables and not include_broken:
+        raise click.UsageError("--table narrows --include-broken: give both")
+    chosen = frozenset(tables) if tables else None
 
     with cmd_users.admin_session(ctx) as (accounts, who):
         if accounts.seal is None:
@@ -60,7 +70,8 @@ def seal_cmd(ctx: click.Context, check: bool, include_broken: bool) -> None:
             report = access_rows.survey(accounts.conn, accounts.seal, evidence)
         else:
             report = access_rows.seal_rows(accounts.conn, accounts.seal, include_broken=include_broken,
-                                           actor=who.actor, role=who.role, now=time.time(), evidence=evidence)
+                                           actor=who.actor, role=who.role, now=time.time(), evidence=evidence,
+                                           broken_tables=chosen)
     after = report.sealed_tables
     _print("without a seal (written after the table was sealed: not by the recorder):",
            {t: names for t, names in report.unsealed.items() if t in after})
@@ -83,8 +94,9 @@ def seal_cmd(ctx: click.Context, check: bool, include_broken: bool) -> None:
     if any(report.unsealable.values()):
         raise IntegrityError("rows hold values the recorder never writes and cannot be sealed: check and "
                              "delete them")
-    kept = any(names for table, names in left.items() if table != "sessions")
-    if not check and not include_broken and kept:
+    resealed = {t for t in left if include_broken and (chosen is None or t in chosen)}
+    kept = any(names for table, names in left.items() if table not in ("sessions", *resealed))
+    if not check and kept:
         raise IntegrityError("access rows fail their seal and were left as they are (not honoured by the "
                              "service): check them, then `pbx-recorder users seal --include-broken`")
     click.echo("every access row holds its seal" if check else "done")

@@ -170,8 +170,10 @@ def count_unsealed(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: bool, actor: str, role: str,
-              now: float, evidence: EvidenceSource | None = None) -> RowReport:
-    """Seal every unsealed row (and every failing one with ``include_broken``), end every session
+              now: float, evidence: EvidenceSource | None = None,
+              broken_tables: frozenset[str] | None = None) -> RowReport:
+    """Seal every unsealed row (and every failing one with ``include_broken``: of ``broken_tables``
+    only, when named), end every session
     that is neither sealed nor holding its seal, in one transaction, audited as ``users.seal``
     (the rows named).  The report says what was found before (``unsealable``: rows left failing
     because they hold what the recorder never writes)."""
@@ -187,8 +189,9 @@ def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: boo
                 if table == "sessions":  # never sealed after the fact: its user logs in again
                     conn.execute(f"DELETE FROM sessions WHERE {where}", key)
                     report.sessions_ended += 1
-                elif include_broken or (not row["seal"] and table not in report.sealed_tables
-                                        and not report.differing(table, row)):
+                elif ((include_broken and (broken_tables is None or table in broken_tables))
+                      or (not row["seal"] and table not in report.sealed_tables
+                          and not report.differing(table, row))):
                     try:
                         new_seal = seal.mac(table, row)
                     except CatalogError:  # a value the recorder never writes (bytes): never sealed
@@ -203,5 +206,6 @@ def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: boo
             "client": "cli", "sealed": report.sealed, "sessions_ended": report.sessions_ended,
             "unsealed": _named(report.unsealed), "broken": _named(report.broken),
             "differs": _named(report.differs),
-            "include_broken": include_broken})
+            "include_broken": include_broken,
+            "broken_tables": sorted(broken_tables) if broken_tables is not None else None})
     return report

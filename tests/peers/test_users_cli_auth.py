@@ -132,3 +132,30 @@ def test_users_seal_checks_qa_rows_against_the_audit_log(tmp_path, monkeypatch) 
     assert "not what the audit log wrote" in kept.output and "(weights): no audit row wrote it" in kept.output
     sealed = runner.invoke(cli, ["--config", cfg, "users", "seal", "--include-broken"])
     assert sealed.exit_code == 0 and "sealed qa_scorecards: 1" in sealed.output, sealed.output
+
+
+def test_include_broken_narrowed_to_one_table(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``--include-broken --table qa_scorecards`` re-seals that table's failing rows only: an account
+    row changed by hand stays failing (not honoured), and the command says so (exit 4)."""
+    from pbx_recorder.errors import IntegrityError
+
+    cfg = _setup(tmp_path, monkeypatch)
+    conn = open_catalog(tmp_path / "catalog.db")
+    try:
+        conn.execute("INSERT INTO qa_scorecards (name, criteria, created_by, created_at) "
+                     "VALUES ('weights', '[]', 'mallory', ?)", (NOW,))
+        conn.execute("UPDATE users SET role = 'admin' WHERE name = 'alice'")
+    finally:
+        conn.close()
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--config", cfg, "users", "seal", "--table", "qa_scorecards"]).exit_code == 2
+    narrowed = runner.invoke(cli, ["--config", cfg, "users", "seal", "--include-broken", "--table",
+                                   "qa_scorecards"])
+    assert isinstance(narrowed.exception, IntegrityError), narrowed.output
+    assert "sealed qa_scorecards: 1" in narrowed.output and "sealed users" not in narrowed.output
+    conn = open_catalog(tmp_path / "catalog.db")
+    try:
+        acc = Accounts(conn, hasher=CHEAP, seal=access_seal.from_file(tmp_path / "k" / "web.key"))
+        assert acc.get("alice") is None  # still failing its seal: not an account
+    finally:
+        conn.close()
