@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import list_audit, qa_scoring, qa_store
+from pbx_recorder.service import list_audit, qa_evidence, qa_scoring, qa_store
 from pbx_recorder.service.api_qa_scorecards import sealed_card
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
@@ -195,7 +195,8 @@ def _create(request: Request, raw: bytes) -> Response:
             {
                 "client": actor.client,
                 "review_id": review_id,
-                "agent": str(call.get("agent") or ""),  # (masked as numbers are: qa_evidence reads it)
+                # (masked as numbers are, and a keyed digest of it as written: qa_evidence reads them)
+                **qa_evidence.agent_fields(conn, str(call.get("agent") or "")),
                 "scorecard_id": card["id"],
                 "score": score,
                 "answers": answers,

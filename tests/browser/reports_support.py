@@ -18,6 +18,7 @@ HOSTILE_TAG = "<b>x</b>"
 def _enrich(svc: Service) -> None:
     from pbx_recorder.catalog import Catalog
     from pbx_recorder.lifecycle.journal import Tx, open_catalog
+    from pbx_recorder.service import qa_store
 
     catalog = Catalog(svc.seeded.db, clock=lambda: NOW)
     for n, (call_id, agent, billsec, consent, tags) in enumerate((
@@ -40,9 +41,9 @@ def _enrich(svc: Service) -> None:
             for call_id, reviewer, agent, score in (("c-red-1", "qa1", "alice", 92.5),
                                                     ("c-red-2", "qa1", "bob", 71),
                                                     ("c-blue-1", "qa1", "carol", 64)):
-                conn.execute("INSERT INTO qa_reviews (call_id, reviewer, agent, scorecard_id, answers, score,"
-                             " created_at, updated_at) VALUES (?, ?, ?, 1, '{}', ?, ?, ?)",
-                             (call_id, reviewer, agent, score, NOW - 600, NOW - 600))
+                qa_store.add_review(conn, {"call_id": call_id, "reviewer": reviewer, "agent": agent,
+                                           "scorecard_id": 1, "answers": {}, "score": score, "comments": []},
+                                    NOW - 600, svc.ctx.access_seal)  # (sealed as the service writes them)
     finally:
         conn.close()
 

@@ -163,10 +163,74 @@ def test_a_value_no_writer_makes_is_a_problem_never_an_error(service) -> None:  
         row = dict(zip((*qa_store.REVIEW_FIELDS, "seal"),
                        conn.execute(f"SELECT {cols} FROM qa_reviews WHERE id = ?", (review_id,)).fetchone(),
                        strict=True))
-        trusted = qa_evidence.Evidence(None)
+        trusted = qa_evidence.gather(conn)
+        assert trusted.chain_problem is None
         assert qa_evidence.review_problem(conn, row, trusted) is None  # as written
-        for broken in ({"created_at": "x"}, {"score": "1e999999"}, {"answers": "{"}, {"id": 10 ** 400}):
+        nested = "[" * 200_000 + "]" * 200_000  # (json.loads: RecursionError)
+        for broken in ({"created_at": "x"}, {"score": "1e999999"}, {"answers": "{"}, {"id": 10 ** 400},
+                       {"answers": nested}):
             problem = qa_evidence.review_problem(conn, {**row, **broken}, trusted)
             assert problem, broken
+    finally:
+        conn.close()
+
+
+def test_a_row_before_the_chain_is_no_evidence(service) -> None:  # type: ignore[no-untyped-def]
+    """A row with no hash counts as written before the audit chain existed: the chain verifies
+    around it (a note), and it vouches for nothing."""
+    card = make_card(service)
+    forged = _forged_review(service, card, "qa2", 0.0)
+    detail = {"review_id": forged, "scorecard_id": card, "score": 0.0, "answers": {}, "agent": "carol"}
+    insider_sql(service, "INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, "
+                "hash, mac) VALUES (-1, ?, 'qa2', 'qa', 'qa.review', 'c-blue-1', ?, '', '', '')",
+                (NOW, audit_trail.canonical_json(detail).decode()))
+    _refused(service, forged, "no audit row wrote it")
+
+
+def test_a_chain_rewritten_without_its_macs_is_no_evidence_without_a_head(service) -> None:  # type: ignore[no-untyped-def]
+    """Every MAC stripped and every hash recomputed from genesis as unkeyed, the forged review's
+    ``qa.review`` row appended: the chain verifies on its own; with no signed head over that row it
+    is no evidence."""
+    card = make_card(service)
+    forged = _forged_review(service, card, "qa1", 100.0)
+    conn = open_catalog(service.seeded.db)
+    try:
+        with Tx(conn):
+            cols = "id, at, actor, role, action, target, detail"
+            rows = conn.execute(f"SELECT {cols} FROM audit_log ORDER BY id").fetchall()
+            last_id = rows[-1][0]
+            detail = {"review_id": forged, "scorecard_id": card, "score": 100.0, "answers": {},
+                      "agent": "carol"}
+            conn.execute("INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, "
+                         "hash, mac) VALUES (?, ?, 'qa1', 'qa', 'qa.review', 'c-blue-1', ?, '', '', '')",
+                         (last_id + 1, NOW, audit_trail.canonical_json(detail).decode()))
+            prev = audit_trail.GENESIS
+            for row in conn.execute(f"SELECT {cols} FROM audit_log ORDER BY id").fetchall():
+                digest = audit_trail.entry_hash(prev, row[0], row[1], row[2], row[3], row[4], row[5],
+                                                json.loads(row[6]))
+                conn.execute("UPDATE audit_log SET prev_hash = ?, hash = ?, mac = '' WHERE id = ?",
+                             (prev, digest, row[0]))
+                prev = digest
+        assert audit_trail.verify_chain_from(conn)[0] == []  # the rewrite verifies on its own
+    finally:
+        conn.close()
+    _refused(service, forged, "is not keyed and no signed head covers it")
+
+
+def test_agents_that_mask_alike_are_told_apart_by_the_keyed_digest(service) -> None:  # type: ignore[no-untyped-def]
+    """A remote agent's dial string and another's that masks the same (the audit row keeps agents
+    masked): the digest the ``qa.review`` row holds since schema 23 tells them apart."""
+    card = make_card(service)
+    review_id = review_as(service, card)
+    conn = open_catalog(service.seeded.db)
+    try:
+        evidence = qa_evidence.gather(conn)
+        mine, other = "Local/4915112345678@agents", "Local/4915100005678@agents"
+        assert qa_evidence._as_audited("agent", mine) == qa_evidence._as_audited("agent", other)
+        first = {"agent": qa_evidence._as_audited("agent", mine),
+                 **{k: v for k, v in qa_evidence.agent_fields(conn, mine).items() if k == "agent_digest"}}
+        row = {"id": review_id, "call_id": "c-blue-1", "agent": other}
+        assert qa_evidence._agent_problem(conn, {**row, "agent": mine}, first, evidence) is None
+        assert qa_evidence._agent_problem(conn, row, first, evidence) == "its agent is not the audit row's"
     finally:
         conn.close()
