@@ -165,8 +165,9 @@ def _anchor_keyed(conn: sqlite3.Connection, after_id: int, after_hash: str, key:
 
 
 def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: str = "", *,
-                      stats: dict[str, int] | None = None,
-                      tail: bool = True) -> tuple[list[AuditProblem], int, int, str]:
+                      stats: dict[str, int] | None = None, tail: bool = True,
+                      seen: dict[int, str] | None = None,
+                      seen_actions: frozenset[str] = frozenset()) -> tuple[list[AuditProblem], int, int, str]:
     """:func:`verify_chain` for the rows after ``after_id`` (a chained row whose hash a previous
     pass recomputed as ``after_hash``); also returns the (id, hash) of the last chained row
     recomputed, where the next incremental pass starts.  Streams: one row in memory.
@@ -175,7 +176,9 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: s
     (:func:`pbx_recorder.audit_key.for_connection`); ``stats`` (when given) gets ``keyed`` (keyed
     rows read) and ``unchecked`` (keyed rows whose MAC this process has no key to check).
     ``tail=False`` leaves out the check that no row was removed from the end (the chain-head
-    signer: a row appended by another process between its scan and that check is no removal)."""
+    signer: a row appended by another process between its scan and that check is no removal).
+    ``seen`` (when given) gets the hash the pass verified of each chained row whose action is in
+    ``seen_actions`` (``service.qa_evidence``: a row used later must still be that one)."""
     problems: list[AuditProblem] = []
     prev, expected_id, legacy, chained, keyed_seen = GENESIS, None, 0, False, False
     key = audit_key.for_connection(conn)
@@ -191,6 +194,10 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: s
         else:
             keyed_seen = _anchor_keyed(conn, after_id, after_hash, key, problems)
         prev, expected_id, chained = after_hash, after_id + 1, True
+    else:  # a whole pass: a row below the first id is outside what the stream below reads
+        problems += [AuditProblem(int(row_id), "row outside the chain (an id the audit writer never gives)")
+                     for (row_id,) in conn.execute("SELECT id FROM audit_log WHERE id <= 0 ORDER BY id "
+                                                   "LIMIT 20").fetchall()]
     rows = conn.execute("SELECT id, at, actor, role, action, target, detail, prev_hash, hash, mac "
                         "FROM audit_log WHERE id > ? ORDER BY id", (after_id,))
     for row_id, at, actor, role, action, target, detail_text, prev_hash, stored, row_mac in rows:
@@ -233,6 +240,8 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: s
             problems.append(AuditProblem(row_id, "row content does not match its hash", computed,
                                          str(stored)))
         prev, expected_id = stored, row_id + 1
+        if seen is not None and action in seen_actions:
+            seen[int(row_id)] = str(stored)
     if tail and chained and _issued_max(conn) >= (expected_id or 0):
         problems.append(AuditProblem(int(expected_id or 0), "rows removed from the end of the audit log",
                                      f"last id {_issued_max(conn)}", f"last id {(expected_id or 1) - 1}"))

@@ -101,6 +101,10 @@ def seal_cmd(ctx: click.Context, check: bool, include_broken: bool, tables: tupl
                                  "written outside the recorder")
         raise CatalogError("access rows have no seal: check them, then run `pbx-recorder users seal`")
     _print("left failing their seal (values the recorder never writes: delete them):", report.unsealable)
+    _print("left as they were (added or changed while this ran: run it again):", report.moved)
+    if any(report.moved.values()):
+        raise IntegrityError("rows were added or changed while users seal ran (not by the recorder?): "
+                             "check them with `pbx-recorder users seal --check`")
     if any(report.unsealable.values()):
         raise IntegrityError("rows hold values the recorder never writes and cannot be sealed: check and "
                              "delete them")

@@ -51,6 +51,10 @@ class RowReport:
     #: with ``include_broken``, like a row failing its seal
     differs: dict[str, list[str]] = field(default_factory=dict)
     _differing: set[tuple[str, tuple[Any, ...]]] = field(default_factory=set)
+    #: every row the survey listed, by (table, key): its sealed values and seal as read then
+    #: (:func:`seal_rows` seals a row only as listed: one added or changed since is left)
+    _listed: dict[tuple[str, tuple[Any, ...]], tuple[Any, ...]] = field(default_factory=dict)
+    moved: dict[str, list[str]] = field(default_factory=dict)  #: changed while :func:`seal_rows` ran
     unsealable: dict[str, list[str]] = field(default_factory=dict)  #: left failing by :func:`seal_rows`
     sealed: dict[str, int] = field(default_factory=dict)  #: rows sealed by :func:`seal_rows`
     sessions_ended: int = 0
@@ -64,6 +68,17 @@ class RowReport:
 
     def differing(self, table: str, row: dict[str, Any]) -> bool:
         return (table, tuple(row[k] for k in KEYS[table])) in self._differing
+
+    def list_row(self, table: str, row: dict[str, Any]) -> None:
+        self._listed[(table, tuple(row[k] for k in KEYS[table]))] = _as_listed(table, row)
+
+    def as_listed(self, table: str, row: dict[str, Any]) -> bool:
+        """True when ``row`` is what the survey listed (not added nor changed since)."""
+        return self._listed.get((table, tuple(row[k] for k in KEYS[table]))) == _as_listed(table, row)
+
+
+def _as_listed(table: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[c] for c in (*FIELDS[table], "seal"))
 
 
 def _name(table: str, row: dict[str, Any]) -> str:
@@ -150,6 +165,8 @@ def survey(conn: sqlite3.Connection, seal: AccessSeal, evidence: EvidenceSource 
     for table in FIELDS:
         check = table in qa_evidence.CHECKS and table not in tables
         for row in _rows(conn, table):
+            if not row["seal"] or not seal.check(table, row):
+                report.list_row(table, row)
             if not row["seal"]:
                 problem = problem_of(table, row) if check else None
                 if problem is None:
@@ -192,20 +209,31 @@ def seal_rows(conn: sqlite3.Connection, seal: AccessSeal, *, include_broken: boo
                 elif ((include_broken and (broken_tables is None or table in broken_tables))
                       or (not row["seal"] and table not in report.sealed_tables
                           and not report.differing(table, row))):
+                    if not report.as_listed(table, row):  # added or changed since the survey
+                        report.moved.setdefault(table, []).append(_name(table, row))
+                        continue
                     try:
                         new_seal = seal.mac(table, row)
                     except CatalogError:  # a value the recorder never writes (bytes): never sealed
                         report.unsealable.setdefault(table, []).append(_name(table, row))
                         continue
-                    conn.execute(f"UPDATE {table} SET seal = ? WHERE {where} AND seal = ?",
-                                 (new_seal, *key, row["seal"]))
+                    # compare-and-set on every sealed value as listed: one changed meanwhile (on
+                    # PostgreSQL an insider's statement does not wait for the catalog's lock) is left
+                    same = [f"{c} IS NULL" if row[c] is None else f"{c} = ?" for c in FIELDS[table]]
+                    done = conn.execute(f"UPDATE {table} SET seal = ? WHERE {where} AND seal = ? AND "
+                                        + " AND ".join(same),
+                                        (new_seal, *key, row["seal"],
+                                         *(row[c] for c in FIELDS[table] if row[c] is not None))).rowcount
+                    if done != 1:
+                        report.moved.setdefault(table, []).append(_name(table, row))
+                        continue
                     count += 1
             if count:
                 report.sealed[table] = count
         audit_trail.record(conn, actor=actor, role=role, action="users.seal", target="", now=now, detail={
             "client": "cli", "sealed": report.sealed, "sessions_ended": report.sessions_ended,
             "unsealed": _named(report.unsealed), "broken": _named(report.broken),
-            "differs": _named(report.differs),
+            "differs": _named(report.differs), "moved": _named(report.moved),
             "include_broken": include_broken,
             "broken_tables": sorted(broken_tables) if broken_tables is not None else None})
     return report

@@ -38,11 +38,13 @@ import hmac
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pbx_recorder import audit_key, audit_trail
 
+#: the audit actions a QA row's evidence is read from
+_ACTIONS = frozenset({"qa.review", "qa.review.edit", "qa.scorecards.add", "qa.scorecards.retire"})
 #: seconds between a row's own clock and its audit row's (both read in the same request)
 CLOCK_SLACK_S = 60.0
 _COLS = "id, at, actor, action, detail, role, target, prev_hash, hash, mac"
@@ -66,6 +68,9 @@ class Evidence:
     last_id: int = 0
     head_seq: int = 0
     key: bytes | None = None
+    #: the hash the pass verified of each ``qa.*`` audit row (a row used must still be that one:
+    #: PostgreSQL's isolation does not keep out a change made after the pass)
+    hashes: Mapping[int, str] = field(default_factory=dict)
 
 
 def agent_digest(key: bytes, agent: str) -> str:
@@ -96,7 +101,9 @@ def gather(conn: sqlite3.Connection, config: Any = None, public_key: Any = None,
 def _gather(conn: sqlite3.Connection, config: Any, public_key: Any,
             numbers: Callable[[], Any] | None) -> Evidence:
     stats: dict[str, int] = {}
-    problems, _legacy, last_id, _ = audit_trail.verify_chain_from(conn, stats=stats)
+    hashes: dict[int, str] = {}
+    problems, _legacy, last_id, _ = audit_trail.verify_chain_from(conn, stats=stats, seen=hashes,
+                                                                  seen_actions=_ACTIONS)
     if problems:
         return Evidence(f"the audit log does not verify ({problems[0]}): pbx-recorder audit verify")
     if stats.get("unchecked"):
@@ -113,9 +120,9 @@ def _gather(conn: sqlite3.Connection, config: Any, public_key: Any,
                             "pbx-recorder audit verify")
         latest = store.latest("audit", public_key)
         head_seq = latest.seq if latest is not None else 0
-    first = conn.execute("SELECT MIN(id) FROM audit_log WHERE hash <> ''").fetchone()[0]
+    first = min(hashes, default=0)
     return Evidence(None, public_key, numbers() if numbers is not None and public_key is not None else None,
-                    int(first or 0), last_id, head_seq, audit_key.for_connection(conn))
+                    first, last_id, head_seq, audit_key.for_connection(conn), hashes)
 
 
 def _audited(conn: sqlite3.Connection, target: str, actions: tuple[str, ...],
@@ -129,17 +136,16 @@ def _audited(conn: sqlite3.Connection, target: str, actions: tuple[str, ...],
 
 
 def _unusable(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], evidence: Evidence) -> str | None:
-    """Why one of the audit rows a check uses is no evidence (None: all are): each must still be
-    what the pass verified (its hash, its next row's link, its MAC: a change since then, which
-    PostgreSQL's isolation does not keep out, breaks one), and one without a MAC must lie under a
-    signed head (a chain rewritten without its MACs verifies, but not against the head)."""
+    """Why one of the audit rows a check uses is no evidence (None: all are): each must be a row the
+    pass verified, still with the hash it had then and a content that makes that hash (a change
+    since, which PostgreSQL's isolation does not keep out, breaks one or the other), its MAC
+    holding; one without a MAC must lie under a signed head (a chain rewritten without its MACs
+    verifies, but not against the head)."""
     for row_id, at, actor, action, detail, role, target, prev, digest, mac in rows:
-        if audit_trail.entry_hash(prev, int(row_id), float(at), actor, role, action, target,
-                                  json.loads(detail), bool(mac)) != digest:
-            return f"audit row {row_id} changed since the audit log was verified"
-        after = conn.execute("SELECT prev_hash FROM audit_log WHERE id = ?", (int(row_id) + 1,)).fetchone()
-        if after is not None and after[0] != digest:
-            return f"audit row {row_id} changed since the audit log was verified"
+        if evidence.hashes.get(int(row_id)) != digest or audit_trail.entry_hash(
+                prev, int(row_id), float(at), actor, role, action, target, json.loads(detail),
+                bool(mac)) != digest:
+            return f"audit row {row_id} is not the row the audit log's check verified"
         if mac:
             if evidence.key is None or not audit_key.holds(evidence.key, digest, mac):
                 return f"audit row {row_id}'s MAC does not verify"

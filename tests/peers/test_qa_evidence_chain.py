@@ -176,15 +176,17 @@ def test_a_value_no_writer_makes_is_a_problem_never_an_error(service) -> None:  
 
 
 def test_a_row_before_the_chain_is_no_evidence(service) -> None:  # type: ignore[no-untyped-def]
-    """A row with no hash counts as written before the audit chain existed: the chain verifies
-    around it (a note), and it vouches for nothing."""
+    """A row with no hash counts as written before the audit chain existed (a note): it vouches for
+    nothing; at an id below the first it is outside the chain altogether."""
     card = make_card(service)
     forged = _forged_review(service, card, "qa2", 0.0)
     detail = {"review_id": forged, "scorecard_id": card, "score": 0.0, "answers": {}, "agent": "carol"}
     insider_sql(service, "INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, "
                 "hash, mac) VALUES (-1, ?, 'qa2', 'qa', 'qa.review', 'c-blue-1', ?, '', '', '')",
                 (NOW, audit_trail.canonical_json(detail).decode()))
-    _refused(service, forged, "no audit row wrote it")
+    _refused(service, forged, "row outside the chain")
+    insider_sql(service, "UPDATE audit_log SET id = (SELECT MAX(id) FROM audit_log) + 1 WHERE id = -1")
+    _refused(service, forged, "row outside the chain (not written by the audit writer)")
 
 
 def test_a_chain_rewritten_without_its_macs_is_no_evidence_without_a_head(service) -> None:  # type: ignore[no-untyped-def]
@@ -234,3 +236,69 @@ def test_agents_that_mask_alike_are_told_apart_by_the_keyed_digest(service) -> N
         assert qa_evidence._agent_problem(conn, row, first, evidence) == "its agent is not the audit row's"
     finally:
         conn.close()
+
+
+def test_an_audit_row_below_the_first_id_is_outside_the_chain(service) -> None:  # type: ignore[no-untyped-def]
+    """A self-consistent row at id -1 (the full pass streamed ids above 0 only: neither ``audit
+    verify`` nor the evidence saw it, and it vouched) breaks the chain; so does a ledger row at a
+    position below 1."""
+    from pbx_recorder.recording import ledger
+
+    card = make_card(service)
+    forged = _forged_review(service, card, "qa2", 0.0)
+    detail = {"review_id": forged, "scorecard_id": card, "score": 0.0, "answers": {}, "agent": "carol"}
+    digest = audit_trail.entry_hash(audit_trail.GENESIS, -1, NOW, "qa2", "qa", "qa.review", "c-blue-1",
+                                    detail)
+    insider_sql(service, "INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, "
+                "hash, mac) VALUES (-1, ?, 'qa2', 'qa', 'qa.review', 'c-blue-1', ?, ?, ?, '')",
+                (NOW, audit_trail.canonical_json(detail).decode(), audit_trail.GENESIS, digest))
+    conn = open_catalog(service.seeded.db)
+    try:
+        assert [p.id for p in audit_trail.verify_chain(conn)[0]] == [-1]
+        insider_sql(service, "INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash) "
+                    "VALUES (0, ?, 'stored', 'r-x', '{}', '', '')", (NOW,))
+        assert "row outside the chain" in str(ledger.verify_chain_from(conn)[0][0])
+    finally:
+        conn.close()
+    _refused(service, forged, "row outside the chain")
+
+
+def test_what_changes_while_users_seal_runs_is_left(service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL an insider's statements do not wait for the catalog's lock: a review changed
+    after the survey listed it, and an audit row rewritten after the pass verified it, are left
+    (the race is played here in the gaps ``users seal`` leaves)."""
+    from pbx_recorder.service import access_rows
+
+    card = make_card(service)
+    changed = review_as(service, card)
+    later = review_as(service, card, call="c-red-1", user="root-admin")
+    insider_sql(service, "UPDATE qa_reviews SET seal = ''")
+    surveyed = access_rows.survey
+
+    def survey_then_change(conn, seal, evidence=None):  # type: ignore[no-untyped-def]
+        report = surveyed(conn, seal, evidence)
+        conn.execute("UPDATE qa_reviews SET score = 100 WHERE id = ?", (changed,))  # (the insider)
+        return report
+
+    def gather_then_rewrite(conn):  # type: ignore[no-untyped-def]
+        evidence = qa_evidence.gather(conn)
+        row = conn.execute("SELECT id, at, actor, role, action, target, detail, prev_hash, mac "
+                           "FROM audit_log WHERE action = 'qa.review' AND target = 'c-red-1'").fetchone()
+        detail = {**json.loads(row[6]), "score": 0.0}
+        digest = audit_trail.entry_hash(row[7], row[0], row[1], row[2], row[3], row[4], row[5], detail, True)
+        conn.execute("UPDATE audit_log SET detail = ?, hash = ? WHERE id = ?",
+                     (audit_trail.canonical_json(detail).decode(), digest, row[0]))
+        conn.execute("UPDATE qa_reviews SET score = 0 WHERE id = ?", (later,))
+        return evidence
+
+    monkeypatch.setattr(access_rows, "survey", survey_then_change)
+    conn = open_catalog(service.seeded.db)
+    try:
+        done = access_rows.seal_rows(conn, service.ctx.access_seal, include_broken=False, actor="root",
+                                     role="host-admin", now=NOW, evidence=gather_then_rewrite)
+    finally:
+        conn.close()
+    assert [n.split(" ")[0] for n in done.moved["qa_reviews"]] == [str(changed)]
+    assert [n for n in done.differs["qa_reviews"] if n.startswith(f"{later} ")][0].endswith(
+        "is not the row the audit log's check verified")
+    assert done.sealed.get("qa_reviews", 0) == 0
