@@ -100,26 +100,39 @@ def gather(conn: sqlite3.Connection, config: Any = None, public_key: Any = None,
 
 def _gather(conn: sqlite3.Connection, config: Any, public_key: Any,
             numbers: Callable[[], Any] | None) -> Evidence:
+    signed: list[Any] = []  # the valid signed heads, read before the pass
+    store = None
+    if config is not None and public_key is not None:
+        from pbx_recorder.recording import chain_head
+
+        store = chain_head.store_for(config)
+        signed = [cp for cp in store.read_all("audit")[0] if cp.valid(public_key) and cp.chain == "audit"]
     stats: dict[str, int] = {}
     hashes: dict[int, str] = {}
-    problems, _legacy, last_id, _ = audit_trail.verify_chain_from(conn, stats=stats, seen=hashes,
-                                                                  seen_actions=_ACTIONS)
+    at_heads: dict[int, str] = {}
+    problems, _legacy, last_id, _ = audit_trail.verify_chain_from(
+        conn, stats=stats, seen=hashes, seen_actions=_ACTIONS, seen_at=at_heads,
+        seen_ids=frozenset(cp.seq for cp in signed))
     if problems:
         return Evidence(f"the audit log does not verify ({problems[0]}): pbx-recorder audit verify")
     if stats.get("unchecked"):
         return Evidence(f"{stats['unchecked']} keyed audit row(s) this process has no key to check "
                         "(web.secret_key_file)")
     head_seq = 0
-    if config is not None and public_key is not None:
+    if store is not None:
         from pbx_recorder.recording import chain_head
 
-        store = chain_head.store_for(config)
-        head_problems, _notes = chain_head.check(conn, "audit", store, public_key)
+        # every signed head held to the hash the pass itself read at its position (a second read
+        # could see another state: on PostgreSQL an insider's statements do not wait for our lock)
+        for cp in signed:
+            if cp.seq > 0 and at_heads.get(cp.seq) != cp.head:  # (position 0: an empty chain signed)
+                return Evidence(f"audit row {cp.seq} differs from the signed head (chain rewritten): "
+                                "pbx-recorder audit verify")
+        head_problems, _notes = chain_head.check(conn, "audit", store, public_key)  # (its other findings)
         if head_problems:
             return Evidence(f"the audit log does not hold to its signed head ({head_problems[0]}): "
                             "pbx-recorder audit verify")
-        latest = store.latest("audit", public_key)
-        head_seq = latest.seq if latest is not None else 0
+        head_seq = max((cp.seq for cp in signed), default=0)
     first = min(hashes, default=0)
     return Evidence(None, public_key, numbers() if numbers is not None and public_key is not None else None,
                     first, last_id, head_seq, audit_key.for_connection(conn), hashes)

@@ -32,13 +32,18 @@ def _reviewed(conn) -> dict:  # type: ignore[no-untyped-def, type-arg]
     return dict(zip(cols, conn.execute(f"SELECT {', '.join(cols)} FROM qa_reviews").fetchone(), strict=True))
 
 
+def _signing(tmp_path) -> tuple[Ed25519PrivateKey, SimpleNamespace]:  # type: ignore[no-untyped-def]
+    """A signing key and the configuration of its checkpoint folder (``chain_head.store_for``)."""
+    signing = SimpleNamespace(checkpoint_dir=tmp_path / "heads", checkpoint_tier=None)
+    return Ed25519PrivateKey.generate(), SimpleNamespace(signing=signing, node="",
+                                                          catalog=SimpleNamespace(path=tmp_path / "cat.db"))
+
+
 def test_an_unkeyed_audit_row_vouches_only_under_a_signed_head(tmp_path) -> None:  # type: ignore[no-untyped-def]
     conn = open_catalog(tmp_path / "cat.db")
     try:
         row = _reviewed(conn)
-        key = Ed25519PrivateKey.generate()
-        signing = SimpleNamespace(checkpoint_dir=tmp_path / "heads", checkpoint_tier=None)
-        config = SimpleNamespace(signing=signing, catalog=SimpleNamespace(path=tmp_path / "cat.db"), node="")
+        key, config = _signing(tmp_path)
         no_head = qa_evidence.gather(conn, config, key.public_key())
         assert no_head.chain_problem is not None and "no signed checkpoint" in no_head.chain_problem
         assert qa_evidence.gather(conn).head_seq == 0
@@ -66,5 +71,48 @@ def test_an_unkeyed_audit_row_vouches_only_under_a_signed_head(tmp_path) -> None
         rewritten = qa_evidence.gather(conn, config, key.public_key())
         assert rewritten.chain_problem is not None and "signed head" in rewritten.chain_problem
         assert qa_evidence.review_problem(conn, {**row, "score": 0.0}, rewritten) == rewritten.chain_problem
+    finally:
+        conn.close()
+
+
+def test_the_signed_head_is_held_to_what_the_pass_read(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL an insider's statements do not wait for the catalog's lock: the forged chain
+    during the pass, the genuine one while the heads are read back, the forged one again.  The heads
+    are held to the hashes the pass itself read, so the forged chain never passes for signed."""
+    conn = open_catalog(tmp_path / "cat.db")
+    try:
+        row = _reviewed(conn)
+        key, config = _signing(tmp_path)
+        assert chain_head.write_all(conn, chain_head.store_for(config), key, now=NOW, init=True) == []
+        cols = "id, at, actor, role, action, target, detail, prev_hash, hash"
+        genuine = conn.execute(f"SELECT {cols} FROM audit_log ORDER BY id").fetchall()
+        forged, prev = [], audit_trail.GENESIS
+        for r in genuine:
+            detail = json.loads(r[6])
+            if r[4] == "qa.review":
+                detail["score"] = 0.0
+            digest = audit_trail.entry_hash(prev, r[0], r[1], r[2], r[3], r[4], r[5], detail)
+            forged.append((audit_trail.canonical_json(detail).decode(), prev, digest, r[0]))
+            prev = digest
+
+        def put(rows: list) -> None:  # type: ignore[type-arg]
+            with Tx(conn):
+                conn.executemany("UPDATE audit_log SET detail = ?, prev_hash = ?, hash = ? WHERE id = ?",
+                                 rows)
+
+        put(forged)
+        checked = chain_head.check
+
+        def genuine_while_checked(*args, **kwargs):  # type: ignore[no-untyped-def]
+            put([(r[6], r[7], r[8], r[0]) for r in genuine])
+            try:
+                return checked(*args, **kwargs)
+            finally:
+                put(forged)
+
+        monkeypatch.setattr(chain_head, "check", genuine_while_checked)
+        evidence = qa_evidence.gather(conn, config, key.public_key())
+        assert evidence.chain_problem is not None and "differs from the signed head" in evidence.chain_problem
+        assert qa_evidence.review_problem(conn, {**row, "score": 0.0}, evidence) == evidence.chain_problem
     finally:
         conn.close()
