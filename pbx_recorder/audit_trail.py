@@ -197,10 +197,10 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: s
         else:
             keyed_seen = _anchor_keyed(conn, after_id, after_hash, key, problems)
         prev, expected_id, chained = after_hash, after_id + 1, True
-    else:  # a whole pass: a row below the first id is outside what the stream below reads
-        problems += [AuditProblem(int(row_id), "row outside the chain (an id the audit writer never gives)")
-                     for (row_id,) in conn.execute("SELECT id FROM audit_log WHERE id <= 0 ORDER BY id "
-                                                   "LIMIT 20").fetchall()]
+    # a row below the first id is outside what the stream below reads (every pass, incremental too)
+    problems += [AuditProblem(int(row_id), "row outside the chain (an id the audit writer never gives)")
+                 for (row_id,) in conn.execute("SELECT id FROM audit_log WHERE id <= 0 ORDER BY id "
+                                               "LIMIT 20").fetchall()]
     rows = conn.execute("SELECT id, at, actor, role, action, target, detail, prev_hash, hash, mac "
                         "FROM audit_log WHERE id > ? ORDER BY id", (after_id,))
     for row_id, at, actor, role, action, target, detail_text, prev_hash, stored, row_mac in rows:

@@ -190,11 +190,11 @@ def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: 
             problems.append(Problem(after_seq, "row differs from the one the last verified pass recomputed "
                                     "(chain rewritten or truncated)", after_hash,
                                     found[0] if found else "absent"))
-    else:  # a whole pass: a row below the first position is outside what the stream below reads
-        problems += [Problem(int(seq), "row outside the chain (a position the ledger never gives)", "", "",
-                             str(rid))
-                     for seq, rid in conn.execute("SELECT seq, recording_id FROM ledger WHERE seq <= 0 "
-                                                  "ORDER BY seq LIMIT 20").fetchall()]
+    # a row below the first position is outside what the stream below reads (every pass)
+    problems += [Problem(int(seq), "row outside the chain (a position the ledger never gives)", "", "",
+                         str(rid))
+                 for seq, rid in conn.execute("SELECT seq, recording_id FROM ledger WHERE seq <= 0 "
+                                              "ORDER BY seq LIMIT 20").fetchall()]
     rows = conn.execute("SELECT seq, at, event, recording_id, payload, prev_hash, hash "
                         "FROM ledger WHERE seq > ? ORDER BY seq", (after_seq,))
     for seq, at, event, rid, payload_text, prev_hash, stored_hash in rows:

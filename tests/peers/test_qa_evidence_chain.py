@@ -255,9 +255,14 @@ def test_an_audit_row_below_the_first_id_is_outside_the_chain(service) -> None: 
     conn = open_catalog(service.seeded.db)
     try:
         assert [p.id for p in audit_trail.verify_chain(conn)[0]] == [-1]
+        last_id, last_hash = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC").fetchone()
+        incremental = audit_trail.verify_chain_from(conn, last_id, last_hash)[0]  # (the console's pass)
+        assert [p.id for p in incremental] == [-1]
         insider_sql(service, "INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash) "
                     "VALUES (0, ?, 'stored', 'r-x', '{}', '', '')", (NOW,))
         assert "row outside the chain" in str(ledger.verify_chain_from(conn)[0][0])
+        seq, head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC").fetchone()
+        assert "row outside the chain" in str(ledger.verify_chain_from(conn, seq, head)[0][0])
     finally:
         conn.close()
     _refused(service, forged, "row outside the chain")
