@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,9 +166,8 @@ def _anchor_keyed(conn: sqlite3.Connection, after_id: int, after_hash: str, key:
 
 def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: str = "", *,
                       stats: dict[str, int] | None = None, tail: bool = True,
-                      seen: dict[int, str] | None = None, seen_actions: frozenset[str] = frozenset(),
-                      seen_at: dict[int, str] | None = None,
-                      seen_ids: frozenset[int] = frozenset()) -> tuple[list[AuditProblem], int, int, str]:
+                      on_row: Callable[[int, str, str], None] | None = None
+                      ) -> tuple[list[AuditProblem], int, int, str]:
     """:func:`verify_chain` for the rows after ``after_id`` (a chained row whose hash a previous
     pass recomputed as ``after_hash``); also returns the (id, hash) of the last chained row
     recomputed, where the next incremental pass starts.  Streams: one row in memory.
@@ -178,10 +177,8 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: s
     rows read) and ``unchecked`` (keyed rows whose MAC this process has no key to check).
     ``tail=False`` leaves out the check that no row was removed from the end (the chain-head
     signer: a row appended by another process between its scan and that check is no removal).
-    ``seen`` (when given) gets the hash the pass verified of each chained row whose action is in
-    ``seen_actions`` (``service.qa_evidence``: a row used later must still be that one), and
-    ``seen_at`` the hash of each chained row whose id is in ``seen_ids`` (the positions of signed
-    heads, held to what this one pass read)."""
+    ``on_row(id, action, hash)`` (when given) is called for each chained row with the hash this pass
+    verified (``service.qa_evidence`` holds later reads, and the signed heads, to what it read)."""
     problems: list[AuditProblem] = []
     prev, expected_id, legacy, chained, keyed_seen = GENESIS, None, 0, False, False
     key = audit_key.for_connection(conn)
@@ -243,10 +240,8 @@ def verify_chain_from(conn: sqlite3.Connection, after_id: int = 0, after_hash: s
             problems.append(AuditProblem(row_id, "row content does not match its hash", computed,
                                          str(stored)))
         prev, expected_id = stored, row_id + 1
-        if seen is not None and action in seen_actions:
-            seen[int(row_id)] = str(stored)
-        if seen_at is not None and row_id in seen_ids:
-            seen_at[int(row_id)] = str(stored)
+        if on_row is not None:
+            on_row(int(row_id), str(action), str(stored))
     if tail and chained and _issued_max(conn) >= (expected_id or 0):
         problems.append(AuditProblem(int(expected_id or 0), "rows removed from the end of the audit log",
                                      f"last id {_issued_max(conn)}", f"last id {(expected_id or 1) - 1}"))

@@ -165,7 +165,8 @@ def survey(conn: sqlite3.Connection, seal: AccessSeal, evidence: EvidenceSource 
     for table in FIELDS:
         check = table in qa_evidence.CHECKS and table not in tables
         for row in _rows(conn, table):
-            if not row["seal"] or not seal.check(table, row):
+            holds = bool(row["seal"]) and seal.check(table, row)
+            if not holds:
                 report.list_row(table, row)
             if not row["seal"]:
                 problem = problem_of(table, row) if check else None
@@ -174,7 +175,7 @@ def survey(conn: sqlite3.Connection, seal: AccessSeal, evidence: EvidenceSource 
                 else:
                     report.differs.setdefault(table, []).append(f"{_name(table, row)}: {problem}")
                     report._differing.add((table, tuple(row[k] for k in KEYS[table])))
-            elif not seal.check(table, row):
+            elif not holds:
                 report.broken.setdefault(table, []).append(_name(table, row))
     return report
 

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from pbx_recorder.catalog import marks
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import list_audit, qa_evidence, qa_scoring, qa_store
-from pbx_recorder.service.api_qa_scorecards import sealed_card
+from pbx_recorder.service.api_qa_scorecards import seal_refused, sealed_card
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.scoped_endpoint import body_of, int_param, scoped_call, sealed_in_scope, with_body
@@ -241,12 +241,9 @@ def _edit(request: Request, raw: bytes) -> Response:
     parsed = _comments(ctx, actor, call_id, data.get("comments"))
     with Tx(conn):
         comments = _stored_comments(ctx, actor, call_id, parsed)
-        try:
+        with seal_refused(f"review {before['id']} fails its seal (changed outside the recorder)"):
             changed = qa_store.update_review(conn, int(before["id"]), answers, score, comments, ctx.clock(),
-                                             ctx.access_seal)
-        except qa_store.RowFailsSeal as exc:  # (failed its seal since the read above)
-            raise ApiError(409, f"review {before['id']} fails its seal (changed outside the recorder): an "
-                           "admin checks it (pbx-recorder users seal --check)") from exc
+                                             ctx.access_seal)  # (may have failed its seal since the read)
         if not changed:
             raise ApiError(409, "the review changed meanwhile: load it again")
         audit(
@@ -271,10 +268,8 @@ def _edit(request: Request, raw: bytes) -> Response:
 
 def _sealed_review(ctx: ServiceContext, review_id: int) -> dict[str, Any] | None:
     """The review (None: there is none); 409 when it fails its seal."""
-    try:
+    with seal_refused():
         return qa_store.review(ctx.catalog.connection(), review_id, seal=ctx.access_seal)
-    except qa_store.RowFailsSeal as exc:
-        raise ApiError(409, f"{exc}: an admin checks it (pbx-recorder users seal --check)") from exc
 
 
 def routes(sync: Any) -> list[BaseRoute]:

@@ -14,6 +14,8 @@ and answers 409.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.requests import Request
@@ -73,10 +75,8 @@ def retire(request: Request) -> Response:
     if card is None:
         raise ApiError(404, "no such scorecard")
     with Tx(conn):
-        try:
+        with seal_refused():  # (failed its seal since the read above)
             retired = qa_store.retire_scorecard(conn, int(card["id"]), ctx.access_seal)
-        except qa_store.RowFailsSeal as exc:  # (failed its seal since the read above)
-            raise ApiError(409, f"{exc}: an admin checks it (pbx-recorder users seal --check)") from exc
         if not retired:
             raise ApiError(409, "the scorecard changed meanwhile: load it again")
         audit(ctx, actor.user.name, actor.user.role, "qa.scorecards.retire", target,
@@ -84,13 +84,20 @@ def retire(request: Request) -> Response:
     return JSONResponse(sealed_card(ctx, int(card["id"])))
 
 
-def sealed_card(ctx: ServiceContext, card_id: int) -> dict[str, Any] | None:
-    """The scorecard (None: there is none); 409 when it fails its seal (changed outside the
-    recorder: an admin checks it, ``pbx-recorder users seal --check``)."""
+@contextmanager
+def seal_refused(what: str | None = None) -> Iterator[None]:
+    """A QA row failing its seal inside the block (changed outside the recorder) as a 409 that
+    says so (``what``, else the refusal's own text) and what to do."""
     try:
-        return qa_store.scorecard(ctx.catalog.connection(), card_id, ctx.access_seal)
+        yield
     except qa_store.RowFailsSeal as exc:
-        raise ApiError(409, f"{exc}: an admin checks it (pbx-recorder users seal --check)") from exc
+        raise ApiError(409, f"{what or exc}: an admin checks it (pbx-recorder users seal --check)") from exc
+
+
+def sealed_card(ctx: ServiceContext, card_id: int) -> dict[str, Any] | None:
+    """The scorecard (None: there is none); 409 when it fails its seal."""
+    with seal_refused():
+        return qa_store.scorecard(ctx.catalog.connection(), card_id, ctx.access_seal)
 
 
 def routes(sync: Any) -> list[BaseRoute]:

@@ -108,11 +108,17 @@ def _gather(conn: sqlite3.Connection, config: Any, public_key: Any,
         store = chain_head.store_for(config)
         signed = [cp for cp in store.read_all("audit")[0] if cp.valid(public_key) and cp.chain == "audit"]
     stats: dict[str, int] = {}
-    hashes: dict[int, str] = {}
-    at_heads: dict[int, str] = {}
-    problems, _legacy, last_id, _ = audit_trail.verify_chain_from(
-        conn, stats=stats, seen=hashes, seen_actions=_ACTIONS, seen_at=at_heads,
-        seen_ids=frozenset(cp.seq for cp in signed))
+    hashes: dict[int, str] = {}  # the qa.* rows' hashes as verified
+    at_heads: dict[int, str] = {}  # the hashes at the signed heads' positions, as verified
+    positions = {cp.seq for cp in signed}
+
+    def note(row_id: int, action: str, digest: str) -> None:
+        if action in _ACTIONS:
+            hashes[row_id] = digest
+        if row_id in positions:
+            at_heads[row_id] = digest
+
+    problems, _legacy, last_id, _ = audit_trail.verify_chain_from(conn, stats=stats, on_row=note)
     if problems:
         return Evidence(f"the audit log does not verify ({problems[0]}): pbx-recorder audit verify")
     if stats.get("unchecked"):
