@@ -44,6 +44,13 @@ def admin_session(ctx: click.Context) -> Iterator[tuple[Any, authz.Principal]]:
     """The accounts (catalog closed afterwards) and who acts: root or the service user as
     ``host-admin``; a named operator only when their role allows ``users.manage`` (a refusal is
     audited in the catalog, AccessDenied, exit 7).  Nothing else (no password prompt) comes first."""
+    with admin_session_config(ctx) as (_config, accounts, who):
+        yield accounts, who
+
+
+@contextmanager
+def admin_session_config(ctx: click.Context) -> Iterator[tuple[Any, Any, authz.Principal]]:
+    """``admin_session`` with the configuration it loaded (read once per command)."""
     from pbx_recorder.config import load_config
     from pbx_recorder.lifecycle.journal import open_catalog
     from pbx_recorder.service import access_seal
@@ -54,7 +61,7 @@ def admin_session(ctx: click.Context) -> Iterator[tuple[Any, authz.Principal]]:
     conn = open_catalog(config.catalog.target)
     try:
         who = authz.host_admin_or_authorize(config, conn, ACTION)
-        yield Accounts(conn, seal=access_seal.of_config(config)), who
+        yield config, Accounts(conn, seal=access_seal.of_config(config)), who
     finally:
         conn.close()
 

@@ -32,15 +32,12 @@ def _print(title: str, rows: dict[str, list[str]]) -> None:
             click.echo(f"{title} {table}: {len(names)}: {', '.join(names[:_SHOWN])}{more}")
 
 
-def _evidence(ctx: click.Context) -> Any:
+def _evidence(config: Any) -> Any:
     """What QA rows without a seal are checked against: the audit chain with its signed head, and
     the call seal's public key (``service/qa_evidence.py``)."""
     from pbx_recorder.catalog.number_keys import protection_for
-    from pbx_recorder.config import load_config
     from pbx_recorder.service import qa_evidence
     from pbx_recorder.service.context import seal_key_of
-
-    config = load_config(ctx.obj["config_path"])
 
     def gathered(conn: Any) -> Any:
         try:
@@ -71,11 +68,11 @@ def seal_cmd(ctx: click.Context, check: bool, include_broken: bool, tables: tupl
         raise click.UsageError("--check only lists: it seals nothing (leave out --include-broken)")
     chosen = frozenset(tables) if tables else None
 
-    with cmd_users.admin_session(ctx) as (accounts, who):
+    with cmd_users.admin_session_config(ctx) as (config, accounts, who):
         if accounts.seal is None:
             raise ConfigError("is required to seal access rows (set it, run "
                               "`pbx-recorder users totp-key init`, then this)", key="web.secret_key_file")
-        evidence = _evidence(ctx)
+        evidence = _evidence(config)
         if check:
             report = access_rows.survey(accounts.conn, accounts.seal, evidence)
         else:
