@@ -40,6 +40,7 @@ MAX_PASSWORD = 1024  #: longer is refused before hashing (no hashing of megabyte
 MAX_NAME = 64
 _REFUSED = "wrong user name or password, or the account is disabled or locked"
 _DUMMY_PASSWORD = "not a password of anyone"
+_UNLOCKED = "(locked_until IS NULL OR locked_until <= ?)"  #: a users row's lock passed (bound: now)
 _dummies: dict[tuple[Any, ...], str] = {}
 _dummies_lock = threading.Lock()
 
@@ -243,9 +244,10 @@ class Accounts:
             self._verify(self._dummy, password)  # the same work as for a real account
             return self._refuse(name, "", "seal" if exists else "unknown", client, now)  # (raises)
         role, digest = str(row["role"]), str(row["password_hash"])
-        disabled, locked_until = bool(row["disabled"]), row["locked_until"]
+        disabled = bool(row["disabled"])
+        allowed = self.begin_attempt(name, role, client, now)  # counted before it is checked
         good = self._verify(digest or self._dummy, password) and bool(digest)  # '' never logs in
-        if locked_until is not None and float(locked_until) > now:
+        if not allowed:
             self._refuse(name, role, "locked", client, now)
         if disabled:
             self._refuse(name, role, "disabled", client, now)
@@ -253,40 +255,81 @@ class Accounts:
             self.count_failure(name, role, client, now)
             self._refuse(name, role, "password", client, now)
         with Tx(self.conn):
-            if not second_factor:
-                self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?",
-                                  (name,))
-            if self.hasher.check_needs_rehash(digest):
-                access_seal.update(self.conn, self.seal, "users", {"name": name},
-                                   {"password_hash": self.hasher.hash(password)})
-            self._audit(name, role, "login.password" if second_factor else "login", name,
-                        {"client": client}, now)
+            # the attempt counted in begin_attempt was good: with a second factor still due only it
+            # is taken back (a right password between wrong codes resets nothing); refused when a
+            # guess in flight beside this one locked the account meanwhile
+            if second_factor:
+                locked = not self.attempt_passed(name, now)
+            else:
+                locked = self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL "
+                                           f"WHERE name = ? AND {_UNLOCKED}", (name, now)).rowcount != 1
+            if not locked:
+                if self.hasher.check_needs_rehash(digest):
+                    access_seal.update(self.conn, self.seal, "users", {"name": name},
+                                       {"password_hash": self.hasher.hash(password)})
+                self._audit(name, role, "login.password" if second_factor else "login", name,
+                            {"client": client}, now)
+        if locked:
+            self._refuse(name, role, "locked", client, now)
         user = self.get(name)
         assert user is not None
         return user
 
-    def count_failure(self, name: str, role: str, client: str, now: float) -> bool:
-        """One more failed login (password or second factor) of ``name``; True when it locks."""
-        with Tx(self.conn):  # counted in the database: parallel guesses are all counted
-            self.conn.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE name = ?", (name,))
-            failed = int(self.conn.execute("SELECT failed_logins FROM users WHERE name = ?",
-                                           (name,)).fetchone()[0])
-            if failed < self.max_failures:
+    def begin_attempt(self, name: str, role: str, client: str, now: float) -> bool:
+        """Count one login attempt (password or second factor) of ``name`` *before* it is checked;
+        False when the account is locked, or when the attempts in flight have already spent what
+        the lockout allows (then it locks).  A lock test made before any failure was counted let
+        every request sent at once through it (up to the thread pool's 40 guesses per lock)."""
+        with Tx(self.conn):
+            counted = self.conn.execute("UPDATE users SET failed_logins = failed_logins + 1 "
+                                        f"WHERE name = ? AND {_UNLOCKED}", (name, now)).rowcount
+            if counted != 1:
                 return False
-            lock = now + self.lock_seconds
-            self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = ? WHERE name = ?",
-                              (lock, name))
-            self.conn.execute("DELETE FROM sessions WHERE user_name = ? AND stage <> 'ok'", (name,))
-            self._audit(name, role, "login.locked", name,
-                        {"client": client, "failures": failed, "until": lock}, now)
+            attempts = self._failed_logins(name)
+            if attempts <= self.max_failures:
+                return True
+            self._lock(name, role, client, attempts, now)
+        return False
+
+    def attempt_passed(self, name: str, now: float) -> bool:
+        """The attempt counted by ``begin_attempt`` was right and clears nothing else: taken back
+        (the failures before it stay counted); False when the account locked meanwhile."""
+        with Tx(self.conn):
+            return self.conn.execute(
+                "UPDATE users SET failed_logins = CASE WHEN failed_logins > 0 THEN failed_logins - 1 "
+                f"ELSE 0 END WHERE name = ? AND {_UNLOCKED}", (name, now)).rowcount == 1
+
+    def count_failure(self, name: str, role: str, client: str, now: float) -> bool:
+        """The attempt counted by ``begin_attempt`` failed; True when the account locks (the
+        attempts counted, failed or still in flight, reached ``max_failures``)."""
+        with Tx(self.conn):
+            failed = self._failed_logins(name)
+            return failed >= self.max_failures and self._lock(name, role, client, failed, now)
+
+    def _failed_logins(self, name: str) -> int:
+        row = self.conn.execute("SELECT failed_logins FROM users WHERE name = ?", (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _lock(self, name: str, role: str, client: str, failures: int, now: float) -> bool:
+        """Lock ``name`` unless it is locked already (by a guess in flight beside this one)."""
+        lock = now + self.lock_seconds
+        if self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = ? "
+                             f"WHERE name = ? AND {_UNLOCKED}", (lock, name, now)).rowcount != 1:
+            return False
+        self.conn.execute("DELETE FROM sessions WHERE user_name = ? AND stage <> 'ok'", (name,))
+        self._audit(name, role, "login.locked", name,
+                    {"client": client, "failures": failures, "until": lock}, now)
         return True
 
-    def login_done(self, name: str, role: str, client: str, now: float) -> None:
-        """The second factor passed: failures cleared, the login audited."""
+    def login_done(self, name: str, role: str, client: str, now: float) -> bool:
+        """The second factor passed: failures cleared, the login audited; False (nothing changed)
+        when the account locked meanwhile (a guess sent beside this one)."""
         with Tx(self.conn):
-            self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = ?",
-                              (name,))
+            if self.conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL "
+                                 f"WHERE name = ? AND {_UNLOCKED}", (name, now)).rowcount != 1:
+                return False
             self._audit(name, role, "login", name, {"client": client, "factor": "totp"}, now)
+        return True
 
     def _verify(self, digest: str, password: str) -> bool:
         try:

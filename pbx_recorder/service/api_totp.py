@@ -48,7 +48,7 @@ async def _code(request: Request) -> str | None:
     body = await read_capped(request, MAX_BODY)
     try:
         code = json.loads(body)["code"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         code = None
     return code if isinstance(code, str) else None
 
@@ -102,13 +102,22 @@ def _confirm(request: Request, given: str | None) -> Response:
     actor = _personal(request, ENROL_STAGES)
     code = _given(given)
     name, role = actor.user.name, actor.user.role
+    _begin(ctx, name, role, actor.client)
     if not _store(ctx).check(name, code, ctx.clock(), pending=True):
         _failed(ctx, name, role, actor.client, "totp.confirm.failed")
         raise ApiError(400, "wrong code (or no enrolment started)")
     audit(ctx, name, role, "totp.enrol", name, {"client": actor.client})
     if actor.session.stage == "ok":
+        ctx.accounts().attempt_passed(name, ctx.clock())
         return JSONResponse({"ok": True, "stage": "ok"})
     return _logged_in(ctx, actor, actor.user)
+
+
+def _begin(ctx: ServiceContext, name: str, role: str, client: str) -> None:
+    """Count this code guess before it is checked (``Accounts.begin_attempt``): guesses sent at once
+    cannot all pass a lock test made before any of them was counted."""
+    if not ctx.accounts().begin_attempt(name, role, client, ctx.clock()):
+        raise ApiError(401, "not logged in (or the session ended)")
 
 
 async def login_totp(request: Request) -> Response:
@@ -125,8 +134,9 @@ def _login_totp(request: Request, given: str | None) -> Response:
     name, role = actor.user.name, actor.user.role
     check_client_limit(ctx, actor.client, name)
     user = ctx.accounts().get(name)
-    if user is None or (user.locked_until is not None and user.locked_until > ctx.clock()):
+    if user is None:
         raise ApiError(401, "not logged in (or the session ended)")
+    _begin(ctx, name, role, actor.client)
     if not _store(ctx).check(name, code, ctx.clock()):
         _failed(ctx, name, role, actor.client, "login.failed")
         raise ApiError(401, "wrong code")
@@ -136,7 +146,8 @@ def _login_totp(request: Request, given: str | None) -> Response:
 def _logged_in(ctx: ServiceContext, actor: Actor, user: Any) -> Response:
     """The pending session (stage 'totp' or 'enrol') ended and a full one issued in its place."""
     sessions.end_hash(ctx.catalog.connection(), actor.session.id_hash)
-    ctx.accounts().login_done(user.name, user.role, actor.client, ctx.clock())
+    if not ctx.accounts().login_done(user.name, user.role, actor.client, ctx.clock()):
+        raise ApiError(401, "not logged in (or the session ended)")  # locked by a guess beside this one
     return session_response(ctx, user, actor.client, "ok")
 
 

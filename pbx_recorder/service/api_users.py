@@ -13,7 +13,9 @@
     POST /api/qa-assignments                {"call_id", "reviewer"}
 
 Refusals: 400 (invalid value), 404 (no such user), 409 (the name exists; the last enabled admin
-cannot be disabled or demoted; the refusal is audited).
+cannot be disabled or demoted; the refusal is audited), 403 for an API token asking to add an
+account or to change a password, a role or a second factor (``PERSONAL_ONLY``; audited, reason
+``bearer``): those a person makes, logged in.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import read_json
 
 Change = Callable[[Any, Actor, dict[str, Any], dict[str, str]], None]
+
+#: changes only a person logged in (with their second factor) makes: an API token doing them would
+#: outlive its own revocation (an admin account it made, a password it set) or take over an admin
+PERSONAL_ONLY = frozenset({"users.add", "users.reset_password", "users.set_role", "users.reset_totp"})
 
 
 def _str(data: dict[str, Any], key: str) -> str:
@@ -77,6 +83,11 @@ def _change(action: str, apply: Change) -> Callable[[Request], Any]:
                 actor = actor_of(request)
                 target = str(next(iter(request.path_params.values()), "") or data.get("name", ""))[:64]
                 require(ctx, actor, "users.manage", target, {"client": actor.client, "change": action})
+                if actor.via == "token" and action in PERSONAL_ONLY:
+                    audit(ctx, actor.user.name, actor.user.role, f"denied:{action}", target,
+                          {"client": actor.client, "reason": "bearer"})
+                    raise ApiError(403, "an API token cannot create accounts or change a password, "
+                                        "a role or a second factor")
                 kw = {"actor": actor.user.name, "actor_role": actor.user.role, "now": ctx.clock()}
                 try:
                     apply(ctx.accounts(), actor, data, {**request.path_params, **kw})

@@ -110,7 +110,23 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, sending)
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await sending(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            # Starlette's own 500 is sent outside every middleware, without these headers: the
+            # 500 is sent here (the error goes on to the server, which logs it)
+            if not started:
+                await sending({"type": "http.response.start", "status": 500,
+                               "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                await sending({"type": "http.response.body", "body": b"Internal Server Error"})
+            raise
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

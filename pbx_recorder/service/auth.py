@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, replace
 from typing import Any
@@ -75,11 +76,22 @@ def client_ip(request: Request, trusted: tuple[str, ...] = ()) -> str:
     peer = request.client.host if request.client else ""
     if peer not in trusted:
         return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    # every header line: a proxy that adds its own line after the client's (HAProxy's `option
+    # forwardfor`) left the first line -- the client's own words -- as the one read
+    hops = [h.strip() for line in request.headers.getlist("x-forwarded-for") for h in line.split(",")
+            if h.strip()]
     for hop in reversed(hops):
         if hop not in trusted:
-            return hop[:64]
+            return hop if _is_address(hop) else peer  # not an address: nothing a proxy wrote
     return peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def audit(ctx: ServiceContext, actor: str, role: str, action: str, target: str,
@@ -154,7 +166,7 @@ async def login(request: Request) -> Response:
         name, password = data["name"], data["password"]
         if not isinstance(name, str) or not isinstance(password, str):
             raise TypeError
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # (nesting past the stack)
         raise ApiError(400, 'login takes {"name": ..., "password": ...}') from exc
     from starlette.concurrency import run_in_threadpool
 

@@ -30,7 +30,7 @@ def parse_object(content_type: str, body: bytes, limit: int = MAX_BODY) -> dict[
         raise too_large()
     try:
         data = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested past the stack
         raise ApiError(400, "body is not JSON") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "body is not a JSON object")
