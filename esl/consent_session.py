@@ -37,6 +37,7 @@ the digit and tells the dialplan through channel variables.  Differences, FreeSW
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -76,6 +77,8 @@ from pbx_recorder.errors import EslError
 log = logging.getLogger(__name__)
 
 _ROUTE = re.compile(r"([A-Za-z0-9_.+-]{1,80}),([A-Za-z0-9_.+*#-]{1,80}),[A-Za-z0-9_.+-]{1,40}")
+TERMINATORS_VAR = "playback_terminators"  #: the digits that stop a playback ("*" when unset)
+_TERMINATORS = re.compile(r"[0-9*#]{0,12}|any|none", re.IGNORECASE)  #: a value worth putting back
 SLOW_HANDOFF_S = 0.05  # a hand-off slower than this is logged with its steps
 ANSWER_RETRIES_S = (0.1, 0.3)  # pauses before answering again after a bare "-ERROR"
 
@@ -171,6 +174,7 @@ class EslConsentSession:
         self._resolved = False  # the core was told the outcome (never twice)
         self._started: list[str] = []  # files of this leg's uuid_record starts on this socket
         self._uuid = ""  # the caller's leg (Unique-ID of the connect reply)
+        self._terminators = ""  # the channel's playback_terminators before the dialogue
         self.ticket: ConsentTicket | None = None  # the core's answer to the request
         self.result_set = ""  # the PBXREC_RESULT FreeSWITCH confirmed setting
         self.handover = ""  # the decision before answer, as sent (esl/early_start.py)
@@ -340,6 +344,8 @@ class EslConsentSession:
         if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", leg):
             raise ValueError("outbound connect without a usable Unique-ID")
         self._uuid = leg
+        terminators = headers.get(f"variable_{TERMINATORS_VAR}", "")
+        self._terminators = terminators if _TERMINATORS.fullmatch(terminators) else ""
         self.call_id = ch.call_id = self.normalizer.call_id(self.normalizer.root_of(headers))
         if self.routes is not None:  # this call's uuid_record goes out on this socket from now on
             self.leg = leg
@@ -460,9 +466,17 @@ class EslConsentSession:
             self.clock(),
             retry_prompt_id=RETRY_PROMPT,
         )
-        return await run_dialogue(
+        # FreeSWITCH's playback stops on "*" unless told otherwise: the notice could be cut short
+        # and the evidence still say "notified" (Asterisk's STREAM FILE without escape digits
+        # cannot be); the channel's own setting is put back after the dialogue
+        with contextlib.suppress(ChannelGone):  # (the dialogue's first prompt finds the hang-up)
+            await self.channel.set_var(TERMINATORS_VAR, "none")
+        done = await run_dialogue(
             dialog, self.channel, lambda pid: self._prompt(pid, language), self.clock, self.call_id
         )
+        if done.outcome != Decision.HANGUP:
+            await self.channel.set_var(TERMINATORS_VAR, self._terminators)  # ("" unsets it)
+        return done
 
     async def _refused(self, decision: RuleDecision, asked_language: str) -> str:
         route = decision.refusal_route

@@ -169,7 +169,17 @@ class OutboundChannel:
 
     # -- prompt channel (consent.dialogue_runner's PromptChannel, async) ----------------
     async def play(self, path: str) -> None:
-        await self.execute("playback", path)
+        done = await self.execute("playback", path)
+        self._forget_dtmf_until(_timestamp(done.get("Event-Date-Timestamp", "")))
+
+    def _forget_dtmf_until(self, ended: float | None) -> None:
+        """``playback`` takes the digits pressed while it plays off the channel's queue (its own
+        DTMF callback), so their events name no digit a later question reads: forgotten (all of
+        them when the end's timestamp is missing).  Kept, a "1" pressed during the retry prompt
+        was taken as the next question's answer, pressed before it, and so was every later "1"."""
+        kept = [(digit, at) for digit, at in self._dtmf if ended is not None and at > ended]
+        self._dtmf.clear()
+        self._dtmf.extend(kept)
 
     async def ask(self, path: str, timeout_ms: int) -> DigitAnswer:
         """One attempt: the prompt, then up to ``timeout_ms`` for one digit ("" on timeout), with

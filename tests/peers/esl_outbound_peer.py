@@ -8,8 +8,9 @@ It connects to the recorder's outbound server and behaves as freeswitch-facts.md
 CHANNEL_EXECUTE and a DTMF event timed as scripted: ``("1", -0.4)`` is a "1" that arrived 0.4 s
 before the question started, a plain ``"1"`` one that came 1.5 s into it); ``hangup`` ->
 CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE, ``text/disconnect-notice``.  ``hangup_at`` makes the
-caller hang up when that application starts (the n-th, 0-based).  ``api <cmd>`` ->
-``api/response`` with ``api_body`` (or what the ``api`` callable returns).
+caller hang up when that application starts (the n-th, 0-based); ``during_playback`` presses a
+digit 2 s into each ``playback`` (only its DTMF event is seen: playback takes the digit itself).
+``api <cmd>`` -> ``api/response`` with ``api_body`` (or what the ``api`` callable returns).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class FakeChannel:
         api: Callable[[str], str] | None = None,
         answer_state: str = "answered",
         refuse_set: str = "",
+        during_playback: list[str] | None = None,
     ) -> None:
         self.port, self.uuid = port, uuid
         self.variables = {"PBXREC_DIRECTION": "inbound", "PBXREC_DIALED": "4930123456", **(variables or {})}
@@ -50,6 +52,9 @@ class FakeChannel:
         self.api = api  # or what this answers (the command line without "api ")
         self.answer_state = answer_state  # "ringing": handed over before the dialplan answered
         self.refuse_set = refuse_set  # a variable whose ``uuid_setvar_multi`` FreeSWITCH refuses (-ERR)
+        # a digit the caller presses 2 s into each ``playback`` ("" none), which playback's own DTMF
+        # callback takes off the channel's queue: only its DTMF event is seen (the playback lasts 5 s)
+        self.during_playback = list(during_playback or [])
 
     def channel_data(self) -> list[tuple[str, str]]:
         data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0, {"Answer-State": self.answer_state})
@@ -131,7 +136,15 @@ class FakeChannel:
                                                    {"DTMF-Digit": digit, "DTMF-Source": "RTP"})))
             extra[f"variable_{var}"] = digit
             extra["Application-Response"] = digit or "_invalid_"
-        writer.write(render_event_plain(ev("CHANNEL_EXECUTE_COMPLETE", self.uuid, T0, extra)))
+        completed = T0
+        if app == "playback":
+            started = T0 + 10.0 * len(self.apps)
+            pressed = self.during_playback.pop(0) if self.during_playback else ""
+            if pressed:
+                writer.write(render_event_plain(ev("DTMF", self.uuid, started + 2.0,
+                                                   {"DTMF-Digit": pressed, "DTMF-Source": "RTP"})))
+            completed = started + 5.0
+        writer.write(render_event_plain(ev("CHANNEL_EXECUTE_COMPLETE", self.uuid, completed, extra)))
 
     def set_variable(self, name: str, value: str) -> None:
         """FreeSWITCH's channel variables: an empty value unsets (``set X=``, ``X=`` in

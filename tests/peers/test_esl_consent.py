@@ -113,7 +113,11 @@ async def test_explicit_yes_records_with_evidence(serve: Serve) -> None:
         "PBXREC_RESULT": "record",
     }
     assert apps(channel) == ["play_and_get_digits"]
-    arg = channel.apps[1][1].split(" ")
+    sets = [arg for app, arg in channel.apps if app == "set"]
+    # playback stops on "*" unless told otherwise: none during the dialogue, then put back (unset)
+    assert sets.index("playback_terminators=none") < [a for a, _ in channel.apps].index("play_and_get_digits")
+    assert "playback_terminators=" in sets
+    arg = [a for n, a in channel.apps if n == "play_and_get_digits"][0].split(" ")
     assert arg[:5] == ["1", "1", "1", "2000", "#"] and arg[5].endswith("/en/consent-question.wav")
     assert channel.commands[:3] == ["connect", "myevents", "resume"]
     request = backend.requests[0]
@@ -144,6 +148,20 @@ async def test_a_digit_pressed_before_the_question_is_not_an_answer(serve: Serve
     assert log[0]["prompt_offset_s"] == -0.4 and log[1]["prompt_offset_s"] == 1.5
 
 
+async def test_a_digit_pressed_during_the_retry_prompt_is_not_taken_for_the_next_answer(serve: Serve) -> None:
+    """The first question times out, the caller presses "1" during the retry prompt (playback
+    takes that digit itself; only its DTMF event is seen), then "1" 1.5 s into the question asked
+    again: that "1" counts.  Before, the retry prompt's DTMF event was matched with it (offset
+    about -8 s: "before the question"), and every later "1" with the one before it."""
+    backend = Backend(RuleDecision(record=True, consent="explicit"))
+    channel = await call(serve(backend), digits=["", "1"], during_playback=["1"])
+    assert apps(channel) == ["play_and_get_digits", "playback", "play_and_get_digits"]
+    (resolved,) = backend.resolved
+    assert resolved.decision == "granted" and channel.vars_set["PBXREC_RESULT"] == "record"
+    log = resolved.evidence["digit_log"]
+    assert [(e["digit"], e["counted"], e["prompt_offset_s"]) for e in log][-1] == ("1", True, 1.5), log
+
+
 async def test_yes_whose_recording_cannot_start_takes_the_fail_direction(serve: Serve) -> None:
     class NoStart(Backend):
         async def resolve(self, event: ev.ConsentResolved) -> bool:
@@ -161,7 +179,10 @@ async def test_yes_whose_recording_cannot_start_takes_the_fail_direction(serve: 
 async def test_notify_plays_the_notice(serve: Serve) -> None:
     backend = Backend(RuleDecision(record=True, consent="notify", language="zh"))
     channel = await call(serve(backend))
-    assert apps(channel) == ["playback"] and channel.apps[1][1].endswith("/zh/recording-notice.wav")
+    assert apps(channel) == ["playback"]
+    assert [a for n, a in channel.apps if n == "playback"][0].endswith("/zh/recording-notice.wav")
+    order = [a if n == "set" else n for n, a in channel.apps]  # "*" cannot cut the notice short
+    assert order.index("playback_terminators=none") < order.index("playback")
     assert channel.vars_set["PBXREC_RESULT"] == "record" and channel.vars_set["PBXREC_CONSENT"] == "notified"
 
 
@@ -193,10 +214,12 @@ async def test_refusal_hangup_plays_goodbye_then_hangs_up(serve: Serve) -> None:
     assert channel.hung_up and "call-command: hangup" in channel.commands[-1]
 
 
-async def test_hangup_during_the_prompt_is_not_consent(serve: Serve) -> None:
+@pytest.mark.parametrize("at", [1, 2])  # while playback_terminators is set; while play_and_get_digits runs
+async def test_hangup_during_the_prompt_is_not_consent(serve: Serve, at: int) -> None:
     backend = Backend(RuleDecision(record=True, consent="explicit"))
-    channel = await call(serve(backend), hangup_at=1)  # while play_and_get_digits runs
-    assert backend.resolved[0].decision == "hangup"
+    channel = await call(serve(backend), hangup_at=at)
+    assert [a for a, _ in channel.apps][at] == ("set", "play_and_get_digits")[at - 1]
+    assert [r.decision for r in backend.resolved] == ["hangup"]
     assert "PBXREC_RESULT" not in channel.vars_set
 
 
