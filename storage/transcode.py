@@ -146,6 +146,8 @@ def encode(src: Path, dst: Path, fmt: str, *, complexity: int = OPUS_COMPLEXITY)
 
 class Transcoder:
     """A prepare stage.  ``Transcoder("opus", keep_original=False)``; ``format='none'`` passes through.
+    The input is never deleted (a shipper's retry starts from it); ``keep_original`` says whether
+    the shipper stores it too (``processing.transcode[<file>].original_kept``).
 
     The encoder is looked up here, when the daemon builds its pipeline (the config only
     checks the name), so a machine without sox / opusenc fails at start with a ConfigError.
@@ -197,8 +199,10 @@ class Transcoder:
             "duration_out_s": d_out,
             "original_kept": self.keep_original,
         }
-        if not self.keep_original:
-            src.unlink()
+        # keep_original=False: the original is not *stored*; it stays in the spool entry (removed
+        # with it once the recording is stored): a retry after any later failure (a tier down,
+        # a kill) transcodes it again.  Deleted here, the retry found neither it nor a manifest
+        # naming the output, and the recording stayed in the spool for good.
         log.info(
             "transcoded rec=%s %s -> %s (%d -> %d bytes)",
             getattr(manifest, "recording_id", None) or _dict_get(manifest, "recording_id"),

@@ -191,6 +191,42 @@ def test_keep_original_is_stored_and_listed(tmp_path):
     assert s.keys("hot") == sorted(o["key"] for o in row["objects"])
 
 
+def test_an_original_not_kept_is_transcoded_again_when_the_first_ship_fails(tmp_path):
+    """``keep_original: false``: the tier is down at the first try; the retry finds the original
+    still in the spool entry (the stage deleted it: the retry failed in sox for good) and stores
+    the FLAC and the manifest only."""
+    from pbx_recorder.errors import TierUnavailable
+
+    s = Setup(tmp_path, stages=[Transcoder("flac", keep_original=False)])
+    s.shipper.backoff_base_s = 0.0
+    mon = tmp_path / "mon"
+    mon.mkdir()
+    wav = mon / "a.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(wav), "synth", "1.5", "sine",
+                    "440"], check=True)
+    sha = hashlib.sha256(wav.read_bytes()).hexdigest()
+    m = Manifest(recording_id=RID, call_id=CALL, recorded_from=1700000000.0, created_at=1700000100.0,
+                 files=(ManifestFile("a.wav", 0, "", 1.5),))
+    s.spool.spool_recording(RID, [wav], m)
+    hot = s.tiers["hot"]
+    real_put = hot.put
+    calls = []
+
+    def down_once(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise TierUnavailable("tier down")
+        return real_put(*args, **kwargs)
+
+    hot.put = down_once  # type: ignore[method-assign]
+    assert s.shipper.ship_once().retrying == [RID]
+    assert s.shipper.ship_once().shipped == [RID]
+    row = s.catalog.get_recording(RID)
+    assert sorted(o["role"] for o in row["objects"]) == ["audio", "manifest"]  # the original not stored
+    assert row["storage_key"].endswith(".flac") and row["audio_sha256"] == sha
+    assert s.spool.pending() == []  # the entry (the original with it) removed once stored
+
+
 def test_verify_names_a_missing_leg(tmp_path):
     s = Setup(tmp_path)
     row = s.ship_dual()
