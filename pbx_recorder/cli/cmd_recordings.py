@@ -132,7 +132,7 @@ def migrate_cmd(ctx: click.Context, dry_run: bool, limit: int | None, show_progr
 def capacity_cmd(ctx: click.Context, dry_run: bool) -> None:
     """Relieve hot-tier pressure: migrate lowest-ranked recordings until below low water."""
     rt = _rt(ctx, "recordings.capacity")
-    with exclusive_job(rt.config, "capacity") as busy:
+    with exclusive_job(rt.config, "migrate") as busy:  # both move recordings: never two at once
         if busy:
             click.echo(busy)
             return

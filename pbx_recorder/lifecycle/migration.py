@@ -87,7 +87,13 @@ def same_location(a: Tier, b: Tier) -> bool:
 
 
 class _RowGone(Exception):
-    """The recording's catalog row disappeared during its migration (an erasure or a deletion)."""
+    """The recording's catalog row disappeared or changed during its migration (an erasure, a deletion,
+    a disposal by retention, another run's move)."""
+
+
+class _MovedAlready(Exception):
+    """Another run moved the recording to the same place meanwhile: the copy there is its copy
+    (same keys), neither dropped nor switched again; the other run deletes the source."""
 
 
 class Migrator:
@@ -206,7 +212,8 @@ class Migrator:
                 copied.append((rec, t, *self._copy(rec, t)))
             except RecorderError as exc:
                 self._fail(prog, rec, exc)
-        gone = []
+        gone: list[Any] = []
+        elsewhere: list[Any] = []
         with Tx(self.conn):  # committed before any source is deleted
             for rec, t, cls, objs in copied:
                 try:
@@ -214,9 +221,11 @@ class Migrator:
                                  objects=objs)
                 except _RowGone:  # (nothing of it written: the other switches stand)
                     gone.append((rec, t, cls, objs))
+                except _MovedAlready:
+                    elsewhere.append((rec, t, cls, objs))
         for rec, t, _cls, objs in gone:
             self._drop_copies(rec, t.cold or "", objs)
-        for rec, _t, _cls, objs in (c for c in copied if c not in gone):
+        for rec, _t, _cls, objs in (c for c in copied if c not in gone and c not in elsewhere):
             self._delete_source(
                 {"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": rec["storage_key"]},
                 prog,
@@ -251,13 +260,11 @@ class Migrator:
             if getattr(self._tier(t.cold), "class_transition", "direct") == "lifecycle":
                 # the bucket's rule moves the objects; the catalog follows (transitions.follow)
                 info = src.stat(key)
-                self._switch(rec, t.cold, key, info.storage_class if info else "", now, same_tier=True)
-                return True
+                return self._switched(rec, t.cold, key, info.storage_class if info else "", now)
             for obj in objects_of(rec):  # every object of the recording changes class
                 if obj.sha256 or src.stat(obj.key) is not None:  # (skip derived keys never stored)
                     src.change_storage_class(obj.key, cls)  # type: ignore[attr-defined]
-            self._switch(rec, t.cold, key, cls, now, same_tier=True)
-            return True
+            return self._switched(rec, t.cold, key, cls, now)
         with Tx(self.conn):
             self._journal(rec, t, now)
         cls, objs = self._copy(rec, t)
@@ -266,7 +273,18 @@ class Migrator:
         except _RowGone:
             self._drop_copies(rec, t.cold, objs)
             return False
+        except _MovedAlready:
+            return False
         self._delete_source({"recording_id": rec["recording_id"], "src_tier": rec["tier"], "src_key": key})
+        return True
+
+    def _switched(self, rec: Mapping[str, Any], tier: str, key: str, storage_class: str, now: float) -> bool:
+        """The catalog follows a class change in place (same bucket); False when the row changed
+        meanwhile (erased, disposed of, moved): nothing to follow."""
+        try:
+            self._switch(rec, tier, key, storage_class, now, same_tier=True)
+        except (_RowGone, _MovedAlready):
+            return False
         return True
 
     def _drop_copies(self, rec: Mapping[str, Any], tier: str, objects: list[dict[str, Any]]) -> None:
@@ -380,13 +398,21 @@ class Migrator:
     ) -> None:
         rid = rec["recording_id"]
         with Tx(self.conn):
+            # compare-and-set on what this run read: a row disposed of by retention meanwhile (kept
+            # as 'expired', its objects deleted) or moved by another run is not brought back to
+            # life as 'migrated' on this copy, which would outlive a certified disposal
             switched = self.conn.execute(
                 "UPDATE recordings SET tier=?, storage_key=?, storage_class=?, migrated_at=?,"
                 " state='migrated'"
-                " WHERE recording_id=?",
-                (tier, key, storage_class, now, rid),
+                " WHERE recording_id=? AND state=? AND tier=? AND storage_key=?",
+                (tier, key, storage_class, now, rid,
+                 rec.get("state"), rec.get("tier"), rec.get("storage_key")),
             )
-            if switched.rowcount == 0:  # erased or deleted meanwhile: no `migrated` entry for it
+            if switched.rowcount == 0:  # erased, deleted, disposed of or moved meanwhile: no `migrated` entry
+                now_at = self.conn.execute("SELECT tier, storage_key FROM recordings WHERE recording_id=?",
+                                           (rid,)).fetchone()
+                if now_at is not None and (now_at[0], now_at[1]) == (tier, key):
+                    raise _MovedAlready(rid)  # the same move finished by another run: its copy stands
                 raise _RowGone(rid)
             if objects is not None:  # the copied objects, as verified on the destination (same keys)
                 self.conn.execute(

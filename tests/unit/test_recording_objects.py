@@ -128,6 +128,64 @@ def test_migration_moves_all_objects_and_updates_the_list(tmp_path):
     assert all(s.tiers["cold"].verify(o["key"], o["sha256"]) for o in row["objects"])
 
 
+@pytest.mark.parametrize("batch", [False, True])  # capacity relief's migrate_one; the batched run
+def test_a_recording_disposed_of_while_it_is_copied_is_not_brought_back(tmp_path, batch):
+    """Retention disposes of the recording (hot objects deleted, row kept 'expired') while a
+    migration copies it to cold: the copy is dropped, the row stays expired.  Before, the switch
+    set it 'migrated' on the cold tier, a copy outliving a certified disposal."""
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
+    real_copy = m._copy
+
+    def copy_while_retention_runs(rec, t):
+        copied = real_copy(rec, t)
+        other = s.conn()
+        other.execute("UPDATE recordings SET retention_class='short', retain_until=?", (NOW - 90 * DAY,))
+        assert RetentionJob(other, s.tiers, CLASSES, HoldManager(other, s.tiers, hash_key=KEY)
+                            ).apply(NOW, "cron").disposed == [RID]
+        return copied
+
+    m._copy = copy_while_retention_runs  # type: ignore[method-assign]
+    if batch:
+        assert m.run(NOW).done == 0
+    else:
+        assert m.migrate_one(s.catalog.get_recording(RID), NOW) is False
+    row = s.catalog.get_recording(RID)
+    assert row["state"] == "expired" and row["tier"] == "hot"
+    assert s.keys("cold") == [] and s.keys("hot") == []
+    events = [r[0] for r in conn.execute("SELECT event FROM ledger WHERE recording_id=? ORDER BY seq",
+                                         (RID,))]
+    assert "migrated" not in events
+
+
+def test_the_same_move_finished_by_another_run_keeps_its_copy(tmp_path):
+    """Two runs copy the same recording to cold; the other switches first: this run's switch
+    fails its compare-and-set and must not drop the objects (they are the other run's copy)."""
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
+    real_copy = m._copy
+    rec = s.catalog.get_recording(RID)
+
+    def copy_while_another_run_moves_it(r, t):
+        copied = real_copy(r, t)
+        other = s.conn()
+        assert Migrator(other, s.tiers, default=Target("hot", "cold"), classes=CLASSES).run(NOW).done == 1
+        return copied
+
+    m._copy = copy_while_another_run_moves_it  # type: ignore[method-assign]
+    assert m.migrate_one(rec, NOW) is False
+    row = s.catalog.get_recording(RID)
+    assert row["state"] == "migrated" and row["tier"] == "cold"
+    assert s.keys("cold") == sorted(o["key"] for o in row["objects"]) and s.keys("hot") == []
+    assert all(s.tiers["cold"].verify(o["key"], o["sha256"]) for o in row["objects"])
+
+
 def test_migration_crash_between_copies_resumes(tmp_path, monkeypatch):
     s = Setup(tmp_path)
     row = s.ship_dual()
