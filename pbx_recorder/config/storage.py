@@ -142,7 +142,20 @@ def _tiers(node: Node) -> dict[str, TierConfig]:
         tiers[name] = _s3_tier(name, t) if kind == "s3" else _local_tier(name, t)
     if not tiers:
         node.error("tiers", "at least one tier is required")
+    _distinct_local_roots(tiers_node, tiers)
     return tiers
+
+
+def _distinct_local_roots(tiers_node: Node, tiers: dict[str, TierConfig]) -> None:
+    """Two local tiers on one folder (or one inside the other, a symlink resolved): a migration
+    between them copies a file onto itself, then deletes the source -- the only copy."""
+    local = [(name, t.path.resolve()) for name, t in tiers.items() if isinstance(t, LocalTierConfig)]
+    for i, (name, root) in enumerate(local):
+        for other, other_root in local[:i]:
+            if root == other_root or root.is_relative_to(other_root) or other_root.is_relative_to(root):
+                Node(tiers_node.ctx, tiers_node.key(name), {}).error(
+                    "path", f"{root} is tier {other!r}'s folder or overlaps it ({other_root}): each local "
+                            "tier needs a folder of its own")
 
 
 def build_storage(node: Node) -> StorageConfig:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -83,7 +84,15 @@ def same_location(a: Tier, b: Tier) -> bool:
         meta = getattr(getattr(t, "client", None), "meta", None)
         return type(t), bucket, getattr(t, "prefix", ""), getattr(meta, "endpoint_url", None)
 
-    return where(a) is not None and where(a) == where(b)
+    if where(a) is not None and where(a) == where(b):
+        return True
+    roots = getattr(a, "root", None), getattr(b, "root", None)
+    if roots[0] is None or roots[1] is None:
+        return False
+    try:  # two local tiers on one folder (a bind mount, a symlink the config did not see)
+        return os.path.samefile(roots[0], roots[1])
+    except OSError:
+        return False
 
 
 class _RowGone(Exception):
@@ -331,6 +340,9 @@ class Migrator:
         stored storage class and the ``objects`` list for the catalog switch."""
         rid, cid = rec["recording_id"], rec["call_id"]
         src, dst = self._tier(rec["tier"]), self._tier(t.cold or "")
+        if same_location(src, dst):  # the copy would be the source itself, deleted after the switch
+            raise StorageError(f"tiers {src.name} and {t.cold} are one location: moving {rid} there would "
+                               "delete its only copy", call_id=cid)
         cls, out = "", []
         for obj in objects_of(rec):
             placed = self._copy_object(rec, obj, src, dst, t)

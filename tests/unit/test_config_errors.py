@@ -80,6 +80,21 @@ def test_unknown_tier_reference(tmp_path: Path) -> None:
     assert "unknown tier 'glacier'" in by_key["storage.regions.cn.cold"]
 
 
+@pytest.mark.parametrize("cold", ["/srv/rec/hot", "/srv/rec/hot/cold", "/srv/rec/hot/../hot/", "/srv/rec"])
+def test_local_tiers_on_one_folder_are_refused(tmp_path: Path, cold: str) -> None:
+    """A migration between them copies each file onto itself, then deletes the source."""
+    _, err = only(tmp_path, "storage:\n  tiers:\n    hot: {type: local, path: /srv/rec/hot}\n"
+                            f"    cold: {{type: local, path: {cold}}}\n")
+    assert err.key == "storage.tiers.cold.path" and "tier 'hot'" in str(err)
+
+
+def test_local_tiers_side_by_side_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "pbx-recorder.yaml"
+    path.write_text("storage:\n  tiers:\n    hot: {type: local, path: /srv/rec/hot}\n"
+                    "    cold: {type: local, path: /srv/rec/hot-cold}\n", encoding="utf-8")
+    assert load_config(path, env={}).storage.cold == "cold"
+
+
 def test_bad_time_window_and_timezone(tmp_path: Path) -> None:
     _, errors = errors_for(
         tmp_path,

@@ -186,6 +186,24 @@ def test_the_same_move_finished_by_another_run_keeps_its_copy(tmp_path):
     assert all(s.tiers["cold"].verify(o["key"], o["sha256"]) for o in row["objects"])
 
 
+def test_a_cold_tier_that_is_the_hot_folder_is_refused_and_nothing_is_deleted(tmp_path):
+    """The cold tier's folder is a symlink to the hot one (a bind mount alike; the config check
+    compares the paths it was given): the copy would be the source itself, deleted after the
+    switch.  The move is refused and the recording stays where it was."""
+    s = Setup(tmp_path)
+    before = s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    alias = tmp_path / "alias-of-hot"
+    alias.symlink_to(s.tiers["hot"].root)
+    s.tiers["cold"] = LocalTier("cold", alias)
+    prog = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES).run(NOW)
+    assert prog.done == 0 and prog.failed == 1 and "one location" in prog.errors[0]
+    row = s.catalog.get_recording(RID)
+    assert row["tier"] == "hot" and row["state"] == before["state"]
+    assert all(s.tiers["hot"].verify(o["key"], o["sha256"]) for o in row["objects"])
+
+
 def test_migration_crash_between_copies_resumes(tmp_path, monkeypatch):
     s = Setup(tmp_path)
     row = s.ship_dual()
