@@ -10,6 +10,7 @@ it), so a catalog command does not pay for boto3 or asyncio.  Only the CLI turns
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -78,5 +79,13 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def run_main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.  SIGTERM (``systemctl stop``, a shutdown) ends a command the way
+    an error does: its context managers run (a transaction rolled back, a catalog backup's plaintext
+    work copy removed) instead of the process vanishing; ``run`` and ``serve`` install their own."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
     sys.exit(main())
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -21,12 +21,16 @@ planted in it is refused before the scrub's first write could fire it.
 
 from __future__ import annotations
 
+import fcntl
 import io
+import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,8 @@ from storage import atomic, file_modes
 from storage.base import PutOptions, Tier
 from storage.envelope import decrypt_stream, encrypt_stream
 from storage.hashing import digests_equal, hash_file, untag
+
+log = logging.getLogger(__name__)
 
 PREFIX = "catalog-backups/"
 SUFFIX = ".db.pbxr"
@@ -74,9 +80,60 @@ def _unused(tier: Tier, key: str, suffix: str) -> str:
     return key
 
 
-def _workdir(near: Path) -> tempfile.TemporaryDirectory[str]:
+WORK_PREFIX = ".catalog-backup-"  #: a backup's or restore's owner-only work folder beside the catalog
+_IN_USE = ".in-use"  #: the lock file a live run holds (flock) in its work folder
+_UNLOCKED_GRACE_S = 60.0  #: a work folder without its lock file yet is left alone this long
+
+
+@contextmanager
+def _workdir(near: Path) -> Iterator[str]:
+    """An owner-only (0700) work folder in ``near``, removed afterwards; its run holds the lock
+    of ``.in-use`` in it, so that :func:`sweep_leftovers` tells it from a killed run's."""
     file_modes.private_dir(near, tighten=False)
-    return tempfile.TemporaryDirectory(prefix=".catalog-backup-", dir=near)  # 0700
+    sweep_leftovers(near)
+    with tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=near) as work:
+        fd = os.open(Path(work) / _IN_USE, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield work
+        finally:
+            os.close(fd)
+
+
+def sweep_leftovers(near: Path, now: float | None = None) -> list[Path]:
+    """Remove the work folders of backups and restores that were killed (SIGKILL, power loss,
+    a stop that outwaited the unit's timeout): each may hold a plaintext copy of the catalog
+    (every wrapped data key, the numbers under the catalog key), which would still open an
+    erased subject's audio in an archive after the erasure said its keys were shredded.  Run
+    before every backup and restore (an erasure's shredding takes a fresh backup, so it runs
+    there too).  A folder whose lock a live run holds stays; the removed ones are returned."""
+    removed: list[Path] = []
+    now = time.time() if now is None else now
+    for folder in sorted(near.glob(WORK_PREFIX + "*")):
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            fd = os.open(folder / _IN_USE, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:  # made, not locked yet (a run starting), or killed right then
+            if now - folder.stat().st_mtime < _UNLOCKED_GRACE_S:
+                continue
+            fd = -1
+        except OSError:
+            continue
+        try:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live run's
+            shutil.rmtree(folder)
+            removed.append(folder)
+            log.warning("removed %s: the work folder of a catalog backup or restore that was killed "
+                        "(it may have held a plaintext copy of the catalog)", folder)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    return removed
 
 
 def backup(db_path: str | Path, tier: Tier, now: float, *, keys: BackupKeys,
