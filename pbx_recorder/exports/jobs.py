@@ -1,7 +1,10 @@
 """The ``export_jobs`` rows (schema 9): one per export, owned by the user who asked.
 
 States: ``queued`` (row written, thread not yet started) -> ``running`` -> ``done`` | ``failed``;
-``done`` -> ``expired`` once its file is removed at ``expires_at``.  ``rows_total`` is counted
+``done`` -> ``expired`` once its file is removed at ``expires_at``.  An erasure withdraws every
+export made before it (:func:`withdraw_before`: ``failed``, "withdrawn"; the service's sweep
+removes the files, and a job still running cannot become ``done``: :func:`finish` is a
+compare-and-set on ``running``).  ``rows_total`` is counted
 first, ``rows_done`` advances every few thousand rows (for audio both count bytes, so the page's
 progress bar moves with the data).  A job is only ever read by its owner: :func:`get` takes the
 user and answers None for anyone else's job, exactly as for an absent one.
@@ -16,10 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pbx_recorder.errors import RecorderError
 from pbx_recorder.lifecycle.journal import Tx
 
 KINDS = ("csv", "xlsx", "audio")
 ACTIVE = ("queued", "running")
+WITHDRAWN = "withdrawn: data in it was erased after it was made (run the export again)"
 KEEP_S = 24 * 3600  #: an export's file is kept this long (README: at most 24 hours), then removed
 _COLUMNS = ("id, user_name, kind, filter, fields, state, rows_total, rows_done, bytes, file_name, sha256, "
             "pending, error, created_at, finished_at, expires_at")
@@ -98,13 +103,38 @@ def set_pending(conn: sqlite3.Connection, job_id: str, pending: Sequence[Any]) -
         conn.execute("UPDATE export_jobs SET pending = ? WHERE id = ?", (json.dumps(list(pending)), job_id))
 
 
+class Withdrawn(RecorderError):
+    """The job was withdrawn while it ran (an erasure): its file must not be kept."""
+
+
 def finish(conn: sqlite3.Connection, job_id: str, *, done: int, size: int, sha256: str, file_name: str,
            now: float, keep_s: float) -> None:
+    """``running`` -> ``done``; :class:`Withdrawn` when the job is no longer running (withdrawn by
+    an erasure meanwhile: the runner then removes the published file)."""
     with Tx(conn):
-        conn.execute("UPDATE export_jobs SET state = 'done', rows_done = ?, bytes = ?, sha256 = ?, "
-                     "file_name = ?, "
-                     "finished_at = ?, expires_at = ? WHERE id = ?",
-                     (done, size, sha256, file_name, now, now + keep_s, job_id))
+        finished = conn.execute(
+            "UPDATE export_jobs SET state = 'done', rows_done = ?, bytes = ?, sha256 = ?, file_name = ?, "
+            "finished_at = ?, expires_at = ? WHERE id = ? AND state = 'running'",
+            (done, size, sha256, file_name, now, now + keep_s, job_id)).rowcount
+    if finished != 1:
+        raise Withdrawn(WITHDRAWN)
+
+
+def withdraw_before(conn: sqlite3.Connection, at: float, now: float) -> list[str]:
+    """Every export made at or before ``at`` that is queued, running or done becomes ``failed``
+    (withdrawn): an erasure's data may be in it.  Its file goes at the service's next sweep (on
+    every node, each in its own folder); its download is refused from now on.  The ids withdrawn
+    (call inside the erasure's transaction or after it commits)."""
+    with Tx(conn):
+        ids = [str(r[0]) for r in conn.execute(
+            "SELECT id FROM export_jobs WHERE created_at <= ? AND state IN ('queued', 'running', 'done')",
+            (at,)).fetchall()]
+        for at_most in range(0, len(ids), 500):
+            chunk = ids[at_most:at_most + 500]
+            conn.execute("UPDATE export_jobs SET state = 'failed', error = ?, finished_at = ? "
+                         f"WHERE id IN ({','.join('?' * len(chunk))}) "
+                         "AND state IN ('queued', 'running', 'done')", (WITHDRAWN, now, *chunk))
+    return ids
 
 
 def fail(conn: sqlite3.Connection, job_id: str, error: str, now: float) -> None:

@@ -9,8 +9,9 @@ a PostgreSQL catalog (with its own folder) keeps its running jobs.
 
 An export is kept at most 24 hours whatever happened to its job: a job that fails after its file
 was published (the ``done`` row or its audit row could not be written) removes ``<id>.zip`` too,
-and at start and on every request to the export API (:func:`sweep`) every file in the folder that
-no job still needs goes: the file of an expired, failed or absent job, and any other file older
+and at start, on every request to the export API and every ``SWEEP_EVERY_S`` while the service
+runs (:func:`sweep_every`: a quiet service too) every file in the folder that no job still
+needs goes: the file of an expired, failed or absent job, and any other file older
 than the keeping time (a work file of a dead process).
 """
 
@@ -100,6 +101,30 @@ def sweep(ctx: Any) -> int:
             gone += 1
             log.info("export folder: removed %s", entry.name)
     return gone
+
+
+SWEEP_EVERY_S = 600.0  #: the running service's own sweep (an expired or withdrawn export's file)
+
+
+async def sweep_every(ctx: Any, interval_s: float | None = None) -> None:
+    """Run :func:`sweep` every ``interval_s`` (default :data:`SWEEP_EVERY_S`) in a worker thread
+    until cancelled (the service's lifespan); a failing sweep is logged and tried again later."""
+    import asyncio
+
+    from starlette.concurrency import run_in_threadpool
+
+    def once() -> None:
+        try:
+            sweep(ctx)
+        finally:
+            ctx.release()
+
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_S if interval_s is None else interval_s)
+        try:
+            await run_in_threadpool(once)
+        except Exception as exc:  # contain: the next round tries again
+            log.error("export folder sweep failed: %s", exc)
 
 
 def _unneeded(name: str, owned: dict[str, tuple[str, float | None]], age: float, now: float) -> bool:

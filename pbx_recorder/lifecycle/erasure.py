@@ -42,6 +42,7 @@ from pbx_recorder.catalog.marks import forget_call, forget_recording
 from pbx_recorder.catalog.number_protection import BlindIndex, is_token, lookup_keys
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
+from pbx_recorder.exports import jobs
 from pbx_recorder.lifecycle import (
     backup_shred,
     destruction,
@@ -220,6 +221,9 @@ class Eraser:
                     call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
         live = self._purge_live(plan, caller, req["request_id"], now)
         redacted = self._redact_audit(caller, subject) if caller else 0
+        # exports made before now may hold the subject's audio or numbers (an audio export, or a
+        # list with full numbers): withdrawn, their files removed by each service's next sweep
+        exports = jobs.withdraw_before(self.conn, now, now) if (plan or spooled or quarantined) else []
         self._checkpoint()
         # the catalog backups still holding the subject: shredded now (a whole backup inside the
         # erasure), or by the next catalog backup (backup_shred); also when an earlier run of the
@@ -249,6 +253,7 @@ class Eraser:
             "spool_entries_deleted": spooled,
             "spool_quarantine_deleted": quarantined,
             "live_call_snapshots_deleted": live,
+            "exports_withdrawn": exports,
             "saved_searches_deleted": searches.deleted,
             "saved_searches_unreadable": searches.unreadable,
             "held_by_query_holds": query_holds.held_by,

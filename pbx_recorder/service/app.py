@@ -21,9 +21,11 @@ becomes a redirect to ``/login?next=...`` and other refusals an error page.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -166,6 +168,20 @@ def _releasing(ctx: ServiceContext, endpoint: Callable[[Request], Response]) -> 
     return run
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(ctx: ServiceContext, app: Starlette) -> AsyncIterator[None]:
+    """While the service runs: the export folder swept every ``runner.SWEEP_EVERY_S`` (the file of
+    an expired export, or one an erasure withdrew, goes on a quiet service too)."""
+    task = asyncio.create_task(export_runner.sweep_every(ctx)) if export_runner.folder_of(ctx) else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 def build_app(ctx: ServiceContext) -> Starlette:
     sync = functools.partial(_releasing, ctx)
     routes = [
@@ -196,7 +212,8 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_exports.routes(sync) + exports_page.routes(sync)
     # BodyLimit is the first to see the body: SecurityHeaders, outside it, only adds headers to
     # the answers (the 413 too); the credential gate and every endpoint come after it
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
+    app = Starlette(routes=routes, lifespan=functools.partial(_lifespan, ctx),
+                    middleware=[Middleware(SecurityHeaders, tls=auth.over_tls(ctx)),
                                                Middleware(BodyLimit),
                                                Middleware(CredentialGate, cookie=auth.cookie_name(ctx))],
                     exception_handlers={ApiError: _api_error, CatalogError: _catalog_error,

@@ -38,6 +38,7 @@ def _job(env: Any, state: str = "queued") -> str:
     job_id = jobs.new_id()
     jobs.create(env.conn, job_id, "lead", "csv", {}, ["call_id"], f"{job_id}.zip", env.clock[0])
     if state == "done":
+        jobs.start(env.conn, job_id, 1)
         jobs.finish(env.conn, job_id, done=1, size=3, sha256="0" * 64, file_name=f"{job_id}.zip",
                     now=env.clock[0], keep_s=export_work.KEEP_S)
     elif state == "failed":
@@ -59,6 +60,7 @@ def test_a_job_failing_after_its_file_was_published_leaves_no_file(env: Any) -> 
         with open(part, "r+b") as h:
             h.write(b"PK...secret rows...")
             sha, size = export_work._seal(env.ctx, job_id, h, part)
+            jobs.start(env.conn, job_id, 1)
             jobs.finish(env.conn, job_id, done=1, size=size, sha256=sha, file_name=f"{job_id}.zip",
                         now=env.clock[0], keep_s=export_work.KEEP_S)
             raise RuntimeError("database is locked")  # the calls.export.done audit write fails
