@@ -156,7 +156,15 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
                     now=ctx.clock(), keep_s=KEEP_S)
         audit(ctx, user, role, "calls.export.done", job_id,
               {"kind": "audio", "rows": len(files), "bytes": size, "sha256": sha,
-               "recordings": [f["recording_id"] for f in files][:200],
-               "pending": [p["recording_id"] for p in pending][:200]})
+               "recordings": [f["recording_id"] for f in files],
+               "pending": [p["recording_id"] for p in pending]})
+        # one row per call whose audio left in the archive, under the call's id: the call page's
+        # "who viewed, played, downloaded or exported" list and an audit search by call find it
+        by_call: dict[str, list[str]] = {}
+        for f in files:
+            by_call.setdefault(str(f["call_id"]), []).append(str(f["recording_id"]))
+        for call_id, recordings in by_call.items():
+            audit(ctx, user, role, "calls.export.item", call_id,
+                  {"client": client, "job": job_id, "recordings": recordings})
 
     return work

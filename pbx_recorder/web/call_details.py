@@ -24,7 +24,8 @@ from pbx_recorder.service.context import ServiceContext
 
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "COLD", "ARCHIVE"})
 RESTORING = frozenset({"requested", "in_progress"})
-ACCESS_ACTIONS = ("calls.view", "calls.view.unmask", "calls.play", "calls.download", "calls.export")
+ACCESS_ACTIONS = ("calls.view", "calls.view.unmask", "calls.play", "calls.download", "calls.export",
+                  "calls.export.item")
 MAX_ACCESS_ROWS = 200
 
 

@@ -94,3 +94,22 @@ def test_four_eyes_calls_stay_out_without_a_grant(tmp_path: Path) -> None:
         assert sorted(denied) == ["c-red-1", "c-red-2"]
     finally:
         svc.ctx.catalog.close()  # type: ignore[attr-defined]
+
+
+def test_each_exported_call_has_its_own_audit_row_on_its_access_list(svc: Service) -> None:
+    """An auditor asking who took a copy of a call's audio finds the export under the call's id
+    (every export row used to target the job only) and the done row names every recording."""
+    from pbx_recorder.web.call_details import access_of
+
+    job, _ = _archive(svc, "root-admin", call_ids=["c-red-1", "c-blue-2"])
+    items = {r["target"]: json.loads(r["detail"]) for r in svc.audit_rows("root-admin")
+             if r["action"] == "calls.export.item"}
+    assert sorted(items) == ["c-blue-2", "c-red-1"]
+    assert items["c-red-1"]["job"] == job["id"] and items["c-red-1"]["recordings"] == ["r-c-red-1"]
+    listed = access_of(svc.ctx, "c-red-1", ["r-c-red-1"])  # type: ignore[arg-type]
+    assert [(a["actor"], a["action"]) for a in listed if a["action"] == "calls.export.item"] == [
+        ("root-admin", "calls.export.item")]
+    svc.ctx.release()  # type: ignore[attr-defined]
+    done = [json.loads(r["detail"]) for r in svc.audit_rows("root-admin")
+            if r["action"] == "calls.export.done"]
+    assert sorted(done[-1]["recordings"]) == ["r-c-blue-2", "r-c-red-1"]
