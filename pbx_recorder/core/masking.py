@@ -26,7 +26,9 @@ def sanitize(value: object, limit: int = MAX_SHOWN) -> str:
 def mask_number(number: object) -> str:
     """``"13812345678" -> "138****5678"``; short numbers keep less in clear.
 
-    * 8+ characters: first 3 and last 4 shown, the middle masked.
+    * 11+ characters: first 3 and last 4 shown, the middle (4 or more) masked.
+    * 8-10 characters: last 4 shown (first 3 as well would leave 1-3 digits hidden: a handful of
+      throttled full-number searches would find the number).
     * 5-7 characters: last 2 shown.
     * 1-4 characters (extensions, short codes): first one shown.
     A leading ``+`` is kept.  Non-digit junk is masked like digits.
@@ -38,8 +40,10 @@ def mask_number(number: object) -> str:
     if text.startswith("+"):
         prefix, text = "+", text[1:]
     n = len(text)
-    if n >= 8:
+    if n >= 11:
         shown = text[:3] + "*" * (n - 7) + text[-4:]
+    elif n >= 8:
+        shown = "*" * (n - 4) + text[-4:]
     elif n >= 5:
         shown = "*" * (n - 2) + text[-2:]
     else:
@@ -179,7 +183,7 @@ def _mask_numbers(text: str) -> str:
     if _ANY_DIGIT.search(text) is None:
         return text
     text = _GROUPED_NUMBER.sub(_mask_grouped, text)
-    # (a ``+`` before a run stays where it is: ``+4930123456`` -> ``+493***3456``, as mask_number)
+    # (a ``+`` before a run stays where it is: ``+4930123456`` -> ``+******3456``, as mask_number)
     return _DIGIT_GROUPS.sub(lambda m: _mask_digit_groups(m, text), text)
 
 

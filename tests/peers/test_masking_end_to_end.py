@@ -87,10 +87,10 @@ def test_no_output_an_agent_can_get_and_no_log_line_shows_the_number(tmp_path, c
     assert [k for k, v in outputs.items() if digits_in(v)] == []
     found = json.loads(outputs["calls search --json"])
     assert [c["call_id"] for c in found] == [CALL]
-    assert found[0]["caller_num"] == "491******5678" and found[0]["cdr"]["pbxrecdnid"] == "493***3456"
+    assert found[0]["caller_num"] == "491******5678" and found[0]["cdr"]["pbxrecdnid"] == "******3456"
     assert found[0]["cdr"]["clid"] == '"491******5678" <491******5678>'
     shown = json.loads(outputs[f"calls show {CALL} --json"])
-    assert shown["call"]["cdr"]["lastdata"] == "PJSIP/493***3456@trunk,30,tT"
+    assert shown["call"]["cdr"]["lastdata"] == "PJSIP/******3456@trunk,30,tT"
     assert "may not calls.unmask" in outputs["calls search --unmask"]
     names = [p.name for folder in ("hot", "spool") for p in (tmp_path / folder).rglob("*")]
     assert names and digits_in(" ".join(names)) == []  # storage keys and spool entries carry no number

@@ -9,6 +9,15 @@ def test_mask_keeps_plus_and_masks_middle():
     assert mask_number("+8613812345678") == "+861******5678"
 
 
+def test_mask_hides_at_least_four_digits_of_every_number_of_eight_or_more():
+    """An 8-digit number showed 3 + 4 digits: one hidden digit, found by 10 throttled searches."""
+    assert mask_number("62345678") == "****5678"
+    assert mask_number("0215551234") == "******1234"
+    for n in range(8, 16):
+        number = "9" * (n - 4) + "1234"
+        assert sum(ch == "*" for ch in mask_number(number)) >= 4, number
+
+
 def test_mask_short_numbers():
     assert mask_number("1234567") == "*****67"
     assert mask_number("12345") == "***45"
@@ -59,8 +68,8 @@ def test_present_call_masks_every_number_bearing_field():
     text = repr(shown)
     assert CALLER not in text and DIALED not in text
     assert shown["cdr"]["clid"] == '"Caller" <491******5678>'
-    assert shown["cdr"]["pbxrecdnid"] == "493***3456" and shown["did"] == "493***3456"
-    assert shown["cdr"]["lastdata"] == "PJSIP/493***3456@trunk,30"
+    assert shown["cdr"]["pbxrecdnid"] == "******3456" and shown["did"] == "******3456"
+    assert shown["cdr"]["lastdata"] == "PJSIP/******3456@trunk,30"
     assert shown["cdr"]["some_custom_mapping"] == "+491******5678"  # unknown CDR fields: default deny
     assert shown["cdr"]["disposition"] == "ANSWERED" and shown["cdr"]["uniqueid"] == "1732200000.42"
     assert shown["caller_name"] == "Mobile 491******5678"
@@ -117,7 +126,7 @@ def test_channel_names_mask_numbers_but_keep_extensions_and_suffixes():
 
     assert mask_channel(f"SIP/{CALLER}-00000001") == "SIP/491******5678-00000001"
     assert mask_channel("PJSIP/1001-0000000a") == "PJSIP/1001-0000000a"
-    assert mask_channel(f"PJSIP/{DIALED}@trunk,30,tT") == "PJSIP/493***3456@trunk,30,tT"
+    assert mask_channel(f"PJSIP/{DIALED}@trunk,30,tT") == "PJSIP/******3456@trunk,30,tT"
 
 
 def test_a_queue_member_named_by_its_number_is_masked_but_extensions_stay_readable():
