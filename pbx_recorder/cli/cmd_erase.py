@@ -1,4 +1,5 @@
-"""``pbx-recorder erase --caller N | --call-id ID [--request-id R]`` and ``erase status``."""
+"""``pbx-recorder erase --caller N | --call-id ID [--request-id R] [--include-protected]`` and
+``erase status``."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ from pbx_recorder.progress import reporter
               help="Take the fresh catalog backup that shreds the older ones inside this command (a copy "
                    "of the whole catalog: its size in free space). Default: the next `catalog backup` "
                    "does it, once for every erasure since the last.")
+@click.option("--include-protected", "include_protected", is_flag=True,
+              help="Also erase recordings of protected retention classes (kept by default: a legal "
+                   "obligation to keep them outweighs erasure, GDPR art. 17(3)(b)); audited.")
 @click.pass_context
 def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_id: str | None,
-          show_progress: bool, shred_now: bool) -> None:
+          show_progress: bool, shred_now: bool, include_protected: bool) -> None:
     """Right to erasure: delete everywhere and print a proof receipt (JSON).  The catalog backups
     taken before it are shredded by the next `catalog backup` (see `erase status`)."""
     if ctx.invoked_subcommand is not None:
@@ -35,6 +39,7 @@ def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_i
     rt = Runtime.load(ctx.obj["config_path"], "erase.request", call_id or "")
     eraser = rt.eraser()
     eraser.shred_now = shred_now
+    eraser.include_protected = include_protected
     bar = reporter("erase: catalog rows read", force=show_progress)
     eraser.tick = bar.advance
     try:
@@ -49,6 +54,7 @@ def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_i
             "subject": receipt["subject"],
             "status": receipt["status"],
             "recordings_erased": receipt["recordings_erased"],
+            "include_protected": include_protected,
         },
     )
     click.echo(json.dumps(receipt, indent=2, sort_keys=True))
@@ -85,7 +91,8 @@ def status_cmd(ctx: click.Context) -> None:
         if r["status"] == "refused_partial":
             click.echo(f"{r['request_id']}  due {due}  PARTIAL: {len(r['withheld'])} recording(s) withheld")
             for w in r["withheld"]:
-                click.echo(f"    {w['recording_id']} (call {w['call_id']}): legal hold "
+                kind = "kept" if str(w["hold_id"]).startswith("retention:") else "legal hold"
+                click.echo(f"    {w['recording_id']} (call {w['call_id']}): {kind} "
                            f"{w['hold_id'] or '-'}: {w['reason']}")
             if r["saved_searches_unreadable"]:
                 click.echo(f"    {r['saved_searches_unreadable']} saved search(es) could not be opened: "

@@ -79,8 +79,14 @@ class Eraser:
         shred_backups: Callable[[float], Mapping[str, Any]] | None = None,
         spool_root: str | Path | None = None,
         numbers: NumberProtection | None = None,
+        protected_classes: frozenset[str] = frozenset(),
     ) -> None:
         self.conn = conn
+        #: retention classes marked ``protected`` (a legal obligation to keep: complaints, MiFID
+        #: records): their recordings are withheld from an erasure unless ``include_protected``
+        #: (GDPR art. 17(3)(b)); a recording flagged ``protected`` alike
+        self.protected_classes = protected_classes
+        self.include_protected = False
         self.tiers = tiers
         self.hash_key = hash_key
         self.holds = holds
@@ -94,6 +100,17 @@ class Eraser:
         self.spool_root = spool_root
         self.numbers = numbers  # opens encrypted live-call snapshots (catalog.protected_rows)
         self.tick: Callable[[int], None] | None = None  # rows read while finding the subject (progress)
+
+    def _protected(self, retention_class: object, flagged: object) -> tuple[str, str] | None:
+        """(hold id, reason) withholding a recording of a protected class (or flagged protected)
+        from this erasure; None when it may go (``include_protected``: the override, audited)."""
+        if self.include_protected or not (flagged or retention_class in self.protected_classes):
+            return None
+        name = str(retention_class or "")
+        return (f"retention:{name}" if name else "retention:protected",
+                f"protected retention class {name!r}: a legal obligation to keep it (erase "
+                "--include-protected overrides, audited)" if name else
+                "recording marked protected (erase --include-protected overrides, audited)")
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
         """The subject's call rows.  By number: ``number_lookup.calls_naming`` streams the catalog
@@ -174,7 +191,8 @@ class Eraser:
         for call in calls:
             erase_now, kept = [], False
             for rec in rows(self.conn, "SELECT * FROM recordings WHERE call_id=?", (call["call_id"],)):
-                hold = self.holds.hold_for(rec)
+                hold = (self.holds.hold_for(rec)
+                        or self._protected(rec.get("retention_class"), rec.get("protected")))
                 if hold or rec["legal_hold"]:
                     hid, why = hold or ("", "legal hold flag set")
                     withheld.append(
@@ -254,6 +272,7 @@ class Eraser:
             "spool_quarantine_deleted": quarantined,
             "live_call_snapshots_deleted": live,
             "exports_withdrawn": exports,
+            "protected_included": self.include_protected,
             "saved_searches_deleted": searches.deleted,
             "saved_searches_unreadable": searches.unreadable,
             "held_by_query_holds": query_holds.held_by,
@@ -379,7 +398,8 @@ class Eraser:
         index = BlindIndex(self.hash_key)
 
         def held(manifest: Any) -> str | None:
-            found = self.holds.hold_for({"recording_id": manifest.recording_id, "call_id": manifest.call_id})
+            found = (self.holds.hold_for({"recording_id": manifest.recording_id, "call_id": manifest.call_id})
+                     or self._protected(getattr(manifest, "retention_class", ""), False))
             if found:
                 return found[0]
             named = spool_erasure.numbers_of(manifest)  # a caller hold is the digits' blind index

@@ -116,7 +116,8 @@ class Runtime:
 
         return Eraser(self.conn, self.tiers, hash_key=self.hash_key, holds=self.holds(),
                       tombstones=self.tombstones(), shred_backups=self.shred_backups,
-                      spool_root=self.config.spool.dir, numbers=self.numbers)
+                      spool_root=self.config.spool.dir, numbers=self.numbers,
+                      protected_classes=frozenset(n for n, c in self.classes.items() if c.protected))
 
     def tombstones(self) -> Tombstones:
         from pbx_recorder.lifecycle.tombstones import Tombstones, path_beside

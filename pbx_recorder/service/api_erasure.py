@@ -163,14 +163,20 @@ def _execute(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
         audit(ctx, actor.user.name, actor.user.role, "denied:erase", req["request_id"],
               {"client": actor.client, "reason": "number_is_not_the_subject"})
         raise ApiError(409, "this number is not the subject of the request")
+    include_protected = data.get("include_protected", False)
+    if not isinstance(include_protected, bool):
+        raise ApiError(400, "include_protected must be true or false")
+    eraser = rt.eraser()
+    eraser.include_protected = include_protected  # protected classes are withheld unless asked
     try:
-        receipt = rt.eraser().erase(caller=number, request_id=req["request_id"], actor=actor.user.name,
-                                    now=ctx.clock())
+        receipt = eraser.erase(caller=number, request_id=req["request_id"], actor=actor.user.name,
+                               now=ctx.clock())
     except PolicyRefusal as exc:
         raise ApiError(409, str(exc)) from exc
     audit(ctx, actor.user.name, actor.user.role, "erase", receipt["request_id"],
           {"client": actor.client, "subject": receipt["subject"], "status": receipt["status"],
-           "recordings_erased": receipt["recordings_erased"], "withheld": len(receipt["withheld"])})
+           "recordings_erased": receipt["recordings_erased"], "withheld": len(receipt["withheld"]),
+           "include_protected": include_protected})
     checkpoint(ctx)
     return JSONResponse(receipt)
 

@@ -48,6 +48,8 @@ MESSAGES = {
         "erasure.preview": "Preview",
         "erasure.open": "Open request",
         "erasure.execute": "Erase now",
+        "erasure.include_protected": "Also erase recordings of protected retention classes (kept by default: "
+                                     "a legal obligation to keep them)",
         "erasure.receipt": "Receipt",
         "erasure.id": "Request",
         "erasure.received": "Received",
@@ -141,6 +143,7 @@ MESSAGES = {
         "erasure.preview": "预览",
         "erasure.open": "登记请求",
         "erasure.execute": "立即删除",
+        "erasure.include_protected": "同时删除受保护保留类别的录音（默认保留：依法须保存）",
         "erasure.receipt": "回执",
         "erasure.id": "请求",
         "erasure.received": "收到时间",

@@ -30,6 +30,7 @@ retention:
   default_class: standard
   classes:
     standard: {{days: 1, allow_short: true, cold_after_days: null}}
+    complaints: {{days: 1825, protected: true}}
 """)
     return load_config(str(cfg))
 

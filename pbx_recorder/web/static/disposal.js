@@ -55,7 +55,8 @@
     });
     form.addEventListener("submit", function (event) { event.preventDefault(); });
     $("erasure-preview").addEventListener("click", function () {
-      window.pbxr.send("POST", "/api/erasure/preview", {number: number()}).then(function (r) {
+      window.pbxr.send("POST", "/api/erasure/preview", {number: number(),
+        include_protected: $("erasure-include-protected").checked}).then(function (r) {
         if (!r.ok) { return failed(r); }
         return r.json().then(function (p) {
           var box = $("erasure-covered");
@@ -79,7 +80,8 @@
       });
     });
     $("erasure-open").addEventListener("click", function () {
-      window.pbxr.send("POST", "/api/erasure", {number: number()}).then(function (r) {
+      window.pbxr.send("POST", "/api/erasure", {number: number(),
+        include_protected: $("erasure-include-protected").checked}).then(function (r) {
         if (!r.ok) { return failed(r); }
         return r.json().then(function (row) {
           request = row.request_id;
@@ -93,7 +95,8 @@
     $("erasure-execute").addEventListener("click", function () {
       if (!request) { return; }
       $("erasure-execute").disabled = true;
-      window.pbxr.send("POST", "/api/erasure/" + encodeURIComponent(request) + "/execute", {number: number()})
+      window.pbxr.send("POST", "/api/erasure/" + encodeURIComponent(request) + "/execute", {number: number(),
+        include_protected: $("erasure-include-protected").checked})
         .then(function (r) {
           if (!r.ok) { return failed(r); }
           return r.json().then(function (receipt) {

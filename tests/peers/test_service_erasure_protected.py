@@ -1,0 +1,63 @@
+"""The console's erasure withholds recordings of a protected retention class unless the request
+says ``include_protected`` (a legal obligation to keep them outweighs erasure); the override is
+named in the receipt and the audit row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pbx_recorder.lifecycle.journal import open_catalog
+from tests.peers.disposal_support import disposal_service
+from tests.peers.service_support import Service
+
+NUMBER = "+8613812345678"  # the caller of c-red-1 and c-blue-2
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Service]:
+    service = disposal_service(tmp_path)
+    conn = open_catalog(service.seeded.db)
+    conn.execute("UPDATE recordings SET retention_class='complaints' WHERE recording_id='r-c-red-1'")
+    conn.close()
+    yield service
+    service.ctx.catalog.close()  # type: ignore[attr-defined]
+
+
+def _execute(svc: Service, body: dict) -> dict:
+    counsel, csrf = svc.login("counsel")
+    headers = {"X-CSRF-Token": csrf}
+    opened = counsel.post("/api/erasure", json={"number": NUMBER}, headers=headers)
+    assert opened.status_code == 201, opened.text
+    done = counsel.post(f"/api/erasure/{opened.json()['request_id']}/execute",
+                        json={"number": NUMBER, **body}, headers=headers)
+    assert done.status_code == 200, done.text
+    return dict(done.json())
+
+
+def test_a_protected_recording_is_withheld_by_default(svc: Service) -> None:
+    receipt = _execute(svc, {})
+    assert receipt["status"] == "refused_partial" and receipt["recordings_erased"] == 1  # r-c-blue-2
+    assert [(w["recording_id"], w["hold_id"]) for w in receipt["withheld"]] == [
+        ("r-c-red-1", "retention:complaints")]
+    assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is not None
+
+
+def test_the_override_erases_it_and_is_audited(svc: Service) -> None:
+    receipt = _execute(svc, {"include_protected": True})
+    assert receipt["status"] == "done" and receipt["recordings_erased"] == 2
+    assert receipt["protected_included"] is True
+    assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is None
+    erased = [json.loads(r["detail"]) for r in svc.audit_rows("counsel") if r["action"] == "erase"]
+    assert erased[-1]["include_protected"] is True
+
+
+def test_an_override_that_is_not_a_boolean_is_refused(svc: Service) -> None:
+    counsel, csrf = svc.login("counsel")
+    opened = counsel.post("/api/erasure", json={"number": NUMBER}, headers={"X-CSRF-Token": csrf})
+    answer = counsel.post(f"/api/erasure/{opened.json()['request_id']}/execute",
+                          json={"number": NUMBER, "include_protected": "yes"}, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 400
