@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orphaned files
 
 SWITCH_INTERVAL_S = 0.001
+STALE_UPLOAD_S = 6 * 3600.0  #: a multipart upload older than this is nobody's any more
+UPLOAD_SWEEP_S = 3600.0  #: how often the running daemon aborts such uploads
 
 
 @dataclass
@@ -145,6 +147,7 @@ class Daemon(LiveCallPersistence):
                 writer = group.create_task(self._catalog_writer(), name="catalog-writer")
                 group.create_task(self._watch_loop_lag(), name="loop-lag")
                 group.create_task(heartbeat.run(self, self._stop), name="heartbeat")  # the health page
+                group.create_task(self._sweep_uploads(), name="upload-sweep")
                 await self._stop.wait()
                 await self._shutdown(ami_task, pump, ticker, shipper)
                 self._writer_closing = True
@@ -164,11 +167,23 @@ class Daemon(LiveCallPersistence):
         log.info("pbx-recorder stopped: %s", self.summary.line())
         return self.summary
 
+    async def _sweep_uploads(self) -> None:
+        """Stale multipart uploads aborted every ``UPLOAD_SWEEP_S`` while the daemon runs (not only
+        at start: a killed ``recordings migrate`` or ``catalog backup`` left its uploads billed
+        until the daemon's next restart)."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), UPLOAD_SWEEP_S)
+            if not self._stop.is_set():
+                await asyncio.to_thread(self._abort_stale_uploads)
+
     def _abort_stale_uploads(self) -> None:
-        """A shipper killed mid-upload leaves multipart uploads behind: abort them.  A single
-        node (no Redis) owns every upload under its prefix; with Redis, other nodes may be
-        uploading right now, so only uploads older than an hour are aborted."""
-        older_than_s = 3600.0 if self.app.config.redis.url else 0.0
+        """Multipart uploads that nobody will finish (a shipper, a migration or a catalog backup
+        killed mid-upload) are aborted once older than ``STALE_UPLOAD_S``, on one node as on many:
+        the lifecycle commands upload beside the daemon (a catalog backup of 42 GB takes minutes
+        to an hour), so a younger upload may be one in progress; at start it aborted every upload
+        of a single node, a running backup's included."""
+        older_than_s = STALE_UPLOAD_S
         for name, tier in self.app.tiers.items():
             abort = getattr(tier, "abort_stale_uploads", None)
             if abort is None:

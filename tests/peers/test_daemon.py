@@ -317,3 +317,27 @@ async def test_refusal_stops_the_consent_segment_in_band_even_with_ami_stuck(tmp
             assert agi_vars(commands)["PBXREC_RESULT"] == "refused"
             assert not peer.actions("StopMixMonitor")
             await until(lambda: daemon.app.callbook.state(CALL) == "refused")
+
+
+async def test_stale_uploads_are_aborted_every_sweep(tmp_path: Path, monkeypatch: Any) -> None:
+    """A killed migration or catalog backup left multipart uploads billed until the daemon's next
+    restart, and a single node's start aborted every upload (a running backup's too): now only
+    those older than STALE_UPLOAD_S go, at start and every UPLOAD_SWEEP_S."""
+    from pbx_recorder import daemon as daemon_module
+
+    class UploadsTier:
+        def __init__(self) -> None:
+            self.asked: list[float] = []
+
+        def abort_stale_uploads(self, older_than_s: float) -> int:
+            self.asked.append(older_than_s)
+            return 0
+
+    monkeypatch.setattr(daemon_module, "UPLOAD_SWEEP_S", 0.05)
+    tier = UploadsTier()
+    async with AmiPeer() as peer:
+        cfg = write_config(tmp_path, peer.port, free_port())
+        async with daemon_running(cfg) as daemon:
+            daemon.app.tiers["s3"] = tier  # type: ignore[index]
+            await until(lambda: len(tier.asked) >= 2)
+    assert set(tier.asked) == {daemon_module.STALE_UPLOAD_S} and daemon_module.STALE_UPLOAD_S >= 3600
