@@ -2,7 +2,7 @@
 
 States: ``queued`` (row written, thread not yet started) -> ``running`` -> ``done`` | ``failed``;
 ``done`` -> ``expired`` once its file is removed at ``expires_at``.  An erasure withdraws every
-export made before it (:func:`withdraw_before`: ``failed``, "withdrawn"; the service's sweep
+export there is when it ends (:func:`withdraw_all`: ``failed``, "withdrawn"; the service's sweep
 removes the files, and a job still running cannot become ``done``: :func:`finish` is a
 compare-and-set on ``running``).  ``rows_total`` is counted
 first, ``rows_done`` advances every few thousand rows (for audio both count bytes, so the page's
@@ -120,17 +120,16 @@ def finish(conn: sqlite3.Connection, job_id: str, *, done: int, size: int, sha25
         raise Withdrawn(WITHDRAWN)
 
 
-def withdraw_before(conn: sqlite3.Connection, at: float, now: float) -> list[str]:
-    """Every export made at or before ``at`` that is queued, running or done becomes ``failed``
-    (withdrawn): an erasure's data may be in it.  Its file goes at the service's next sweep (on
-    every node, each in its own folder); its download is refused from now on.  The ids withdrawn
-    (call inside the erasure's transaction or after it commits)."""
+def withdraw_all(conn: sqlite3.Connection, now: float) -> list[str]:
+    """Every export that is queued, running or done becomes ``failed`` (withdrawn): an erasure's
+    data may be in it.  Its file goes at the service's next sweep (on every node, each in its own
+    folder); its download is refused from now on; a running one cannot become ``done``.  The ids
+    withdrawn."""
     with Tx(conn):
         ids = [str(r[0]) for r in conn.execute(
-            "SELECT id FROM export_jobs WHERE created_at <= ? AND state IN ('queued', 'running', 'done')",
-            (at,)).fetchall()]
-        for at_most in range(0, len(ids), 500):
-            chunk = ids[at_most:at_most + 500]
+            "SELECT id FROM export_jobs WHERE state IN ('queued', 'running', 'done')").fetchall()]
+        for at in range(0, len(ids), 500):
+            chunk = ids[at:at + 500]
             conn.execute("UPDATE export_jobs SET state = 'failed', error = ?, finished_at = ? "
                          f"WHERE id IN ({','.join('?' * len(chunk))}) "
                          "AND state IN ('queued', 'running', 'done')", (WITHDRAWN, now, *chunk))

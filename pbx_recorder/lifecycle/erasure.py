@@ -101,7 +101,7 @@ class Eraser:
         self.numbers = numbers  # opens encrypted live-call snapshots (catalog.protected_rows)
         self.tick: Callable[[int], None] | None = None  # rows read while finding the subject (progress)
 
-    def _protected(self, retention_class: object, flagged: object) -> tuple[str, str] | None:
+    def protected_reason(self, retention_class: object, flagged: object) -> tuple[str, str] | None:
         """(hold id, reason) withholding a recording of a protected class (or flagged protected)
         from this erasure; None when it may go (``include_protected``: the override, audited)."""
         if self.include_protected or not (flagged or retention_class in self.protected_classes):
@@ -192,7 +192,7 @@ class Eraser:
             erase_now, kept = [], False
             for rec in rows(self.conn, "SELECT * FROM recordings WHERE call_id=?", (call["call_id"],)):
                 hold = (self.holds.hold_for(rec)
-                        or self._protected(rec.get("retention_class"), rec.get("protected")))
+                        or self.protected_reason(rec.get("retention_class"), rec.get("protected")))
                 if hold or rec["legal_hold"]:
                     hid, why = hold or ("", "legal hold flag set")
                     withheld.append(
@@ -241,7 +241,11 @@ class Eraser:
         redacted = self._redact_audit(caller, subject) if caller else 0
         # exports made before now may hold the subject's audio or numbers (an audio export, or a
         # list with full numbers): withdrawn, their files removed by each service's next sweep
-        exports = jobs.withdraw_before(self.conn, now, now) if (plan or spooled or quarantined) else []
+        # every export there is now (one started while this ran read the rows before they went;
+        # one made later holds nothing of the subject: withdrawing it costs a re-run), also when a
+        # re-run finds nothing left (the run before it died before this step)
+        exports = (jobs.withdraw_all(self.conn, now)
+                   if plan or spooled or quarantined or req["received_at"] < now else [])
         self._checkpoint()
         # the catalog backups still holding the subject: shredded now (a whole backup inside the
         # erasure), or by the next catalog backup (backup_shred); also when an earlier run of the
@@ -399,7 +403,7 @@ class Eraser:
 
         def held(manifest: Any) -> str | None:
             found = (self.holds.hold_for({"recording_id": manifest.recording_id, "call_id": manifest.call_id})
-                     or self._protected(getattr(manifest, "retention_class", ""), False))
+                     or self.protected_reason(getattr(manifest, "retention_class", ""), False))
             if found:
                 return found[0]
             named = spool_erasure.numbers_of(manifest)  # a caller hold is the digits' blind index

@@ -250,6 +250,7 @@ class Accounts:
         if not allowed:
             self._refuse(name, role, "locked", client, now)
         if disabled:
+            self.attempt_passed(name, now)  # not a guess at the password: nothing to count
             self._refuse(name, role, "disabled", client, now)
         if not good:
             self.count_failure(name, role, client, now)

@@ -95,6 +95,7 @@ def preview(rt: Runtime, number: str) -> dict[str, Any]:
     ids = sorted(number_lookup.calls_naming(rt.conn, rt.hash_key, number))
     holds = rt.holds()
     active = holds.active_holds()
+    eraser = rt.eraser()  # (what its execution withholds by default: protected retention classes too)
     calls: list[dict[str, Any]] = []
     recordings = held = 0
     for call_id in ids[:MAX_PREVIEW_CALLS]:
@@ -103,8 +104,9 @@ def preview(rt: Runtime, number: str) -> dict[str, Any]:
         names = [d[0] for d in cur.description]
         recs = []
         for row in (dict(zip(names, r, strict=True)) for r in cur.fetchall()):
-            hold = holds.hold_for(row, active=active) or (("", "legal hold flag set") if row["legal_hold"]
-                                                          else None)
+            hold = (holds.hold_for(row, active=active)
+                    or (("", "legal hold flag set") if row["legal_hold"] else None)
+                    or eraser.protected_reason(row.get("retention_class"), row.get("protected")))
             recs.append({"recording_id": row["recording_id"], "tier": row["tier"], "state": row["state"],
                          "where": _tier_kind(rt, str(row["tier"])), "storage_class": row.get("storage_class"),
                          "hold_id": hold[0] if hold else "", "hold_reason": hold[1] if hold else ""})

@@ -82,16 +82,22 @@ def client_ip(request: Request, trusted: tuple[str, ...] = ()) -> str:
             if h.strip()]
     for hop in reversed(hops):
         if hop not in trusted:
-            return hop if _is_address(hop) else peer  # not an address: nothing a proxy wrote
+            return _address(hop) or peer  # not an address: nothing a proxy wrote
     return peer
 
 
-def _is_address(text: str) -> bool:
+def _address(hop: str) -> str:
+    """The IP address of one hop ('' when it is none): ``1.2.3.4``, ``1.2.3.4:5678``,
+    ``2001:db8::1``, ``[2001:db8::1]:443`` (some proxies append the client's port)."""
+    text = hop
+    if text.startswith("[") and "]" in text:
+        text = text[1:text.index("]")]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
     try:
-        ipaddress.ip_address(text)
+        return str(ipaddress.ip_address(text))
     except ValueError:
-        return False
-    return True
+        return ""
 
 
 def audit(ctx: ServiceContext, actor: str, role: str, action: str, target: str,

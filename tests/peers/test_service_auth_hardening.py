@@ -198,3 +198,29 @@ def test_an_unexpected_error_answers_500_with_the_security_headers(tmp_path) -> 
     assert answer.headers["content-security-policy"].startswith("default-src 'none'")
     assert answer.headers["cache-control"] == "no-store"
     assert "a bug" not in answer.text
+
+
+@pytest.mark.parametrize(("hop", "seen"), [("203.0.113.9:51234", "203.0.113.9"),
+                                           ("[2001:db8::1]:443", "2001:db8::1"),
+                                           ("2001:db8::2", "2001:db8::2")])
+def test_a_forwarded_for_hop_with_a_port_is_its_address(tmp_path, hop, seen) -> None:
+    """Some proxies append the client's port: the address is still the client's, not the proxy's."""
+    svc = make_service(tmp_path, trusted_proxies=("192.0.2.7",))
+    svc.client().post("/api/login", json={"name": "alice", "password": "wrong password!!"},
+                      headers={"X-Forwarded-For": hop})
+    assert _clients(svc, "alice") == {seen}
+
+
+def test_a_disabled_accounts_attempts_do_not_count_against_it(tmp_path) -> None:
+    from pbx_recorder.lifecycle.journal import open_catalog
+
+    svc = make_service(tmp_path)
+    conn = open_catalog(svc.seeded.db)
+    svc.accounts(conn).disable("alice", actor="root-admin", actor_role="admin", now=svc.clock.now)
+    conn.close()
+    for _ in range(3):
+        svc.client().post("/api/login", json={"name": "alice", "password": PASSWORD})
+    conn = open_catalog(svc.seeded.db)
+    failed = conn.execute("SELECT failed_logins FROM users WHERE name = 'alice'").fetchone()[0]
+    conn.close()
+    assert _reasons(svc, "alice")[-3:] == ["disabled"] * 3 and failed == 0

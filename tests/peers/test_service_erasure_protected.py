@@ -61,3 +61,13 @@ def test_an_override_that_is_not_a_boolean_is_refused(svc: Service) -> None:
     answer = counsel.post(f"/api/erasure/{opened.json()['request_id']}/execute",
                           json={"number": NUMBER, "include_protected": "yes"}, headers={"X-CSRF-Token": csrf})
     assert answer.status_code == 400
+
+
+def test_the_preview_shows_the_protected_recording_as_kept(svc: Service) -> None:
+    counsel, csrf = svc.login("counsel")
+    preview = counsel.post("/api/erasure/preview", json={"number": NUMBER}, headers={"X-CSRF-Token": csrf})
+    assert preview.status_code == 200, preview.text
+    body = preview.json()
+    assert body["held"] == 1  # before: 0, then the execution answered refused_partial
+    kept = [r for c in body["calls"] for r in c["recordings"] if r["hold_id"]]
+    assert [(r["recording_id"], r["hold_id"]) for r in kept] == [("r-c-red-1", "retention:complaints")]
