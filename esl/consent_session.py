@@ -37,7 +37,6 @@ the digit and tells the dialplan through channel variables.  Differences, FreeSW
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -429,6 +428,7 @@ class EslConsentSession:
         log.info("consent resolved call=%s decision=%s", self.call_id, done.outcome.value)
         if done.outcome == Decision.HANGUP:
             return ""
+        await self._restore_terminators()
         if started is False and allows_recording(done.outcome.value):  # the fail direction, as on Asterisk
             raise RuntimeError("the call recording could not be started after consent")
         await ch.set_var("PBXREC_CONSENT", done.outcome.value)
@@ -469,14 +469,23 @@ class EslConsentSession:
         # FreeSWITCH's playback stops on "*" unless told otherwise: the notice could be cut short
         # and the evidence still say "notified" (Asterisk's STREAM FILE without escape digits
         # cannot be); the channel's own setting is put back after the dialogue
-        with contextlib.suppress(ChannelGone):  # (the dialogue's first prompt finds the hang-up)
+        try:
             await self.channel.set_var(TERMINATORS_VAR, "none")
-        done = await run_dialogue(
+        except ChannelGone:  # (the dialogue's first prompt finds the hang-up)
+            pass
+        except EslError as exc:  # refused: the notice can be cut short with "*"; the dialogue goes on
+            log.warning("playback_terminators not set call=%s: %s", self.call_id, exc)
+        return await run_dialogue(
             dialog, self.channel, lambda pid: self._prompt(pid, language), self.clock, self.call_id
         )
-        if done.outcome != Decision.HANGUP:
-            await self.channel.set_var(TERMINATORS_VAR, self._terminators)  # ("" unsets it)
-        return done
+
+    async def _restore_terminators(self) -> None:
+        """The channel's own ``playback_terminators`` put back ("" unsets it), once the dialogue's
+        outcome is with the core: a hang-up or a refused ``set`` here loses nothing decided."""
+        try:
+            await self.channel.set_var(TERMINATORS_VAR, self._terminators)
+        except (ChannelGone, EslError) as exc:
+            log.info("playback_terminators not put back call=%s: %s", self.call_id, exc)
 
     async def _refused(self, decision: RuleDecision, asked_language: str) -> str:
         route = decision.refusal_route

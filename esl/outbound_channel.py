@@ -8,10 +8,12 @@ is the ``Event-UUID`` we sent) and for the caller leaving (``CHANNEL_HANGUP``,
 
 Implements the dialogue runner's prompt channel (``play`` / ``ask``) over ``playback`` and
 ``play_and_get_digits``.  ``myevents`` also brings the channel's ``DTMF`` events (fired when a
-digit arrives, before an application reads it from the channel's queue) and the
-``CHANNEL_EXECUTE`` of each application we run: ``ask`` times the digit it got against the start
-of its question from these two FreeSWITCH timestamps, so a digit pressed before the question
-(queued, then read at once by ``play_and_get_digits``) is told from an answer.
+digit is taken off the channel's queue: by the application that reads it, by ``playback``, or
+by the park between two applications) and the ``CHANNEL_EXECUTE`` of each application we run:
+``ask`` times the digit it got against the start of its question from these two FreeSWITCH
+timestamps (events stamped before the question started are someone else's and dropped), so a
+digit pressed before the question (queued, then read at once by ``play_and_get_digits``, stamped
+just after its start) is told from an answer by the early-digit rule.
 """
 
 from __future__ import annotations
@@ -198,6 +200,12 @@ class OutboundChannel:
             self._started.pop(event_uuid, None)
         if not digit:
             return DigitAnswer("")
+        if started is not None:
+            # FreeSWITCH fires DTMF when a digit leaves the channel's queue: one stamped before this
+            # question started was taken by something else (a playback, the park between two
+            # applications), never by this question; a digit queued before it and read by it at
+            # once is stamped just after its start (the early-digit rule's first 0.5 s)
+            self._forget_dtmf_until(started - 1e-6)
         at = self._take_dtmf(digit)
         offset = round(at - started, 3) if at is not None and started is not None else None
         return DigitAnswer(digit, prompt_offset_s=offset)

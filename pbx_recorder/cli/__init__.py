@@ -10,6 +10,7 @@ it), so a catalog command does not pay for boto3 or asyncio.  Only the CLI turns
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
@@ -81,11 +82,23 @@ if __name__ == "__main__":  # pragma: no cover
 def run_main() -> None:
     """Console-script entry point.  SIGTERM (``systemctl stop``, a shutdown) ends a command the way
     an error does: its context managers run (a transaction rolled back, a catalog backup's plaintext
-    work copy removed) instead of the process vanishing; ``run`` and ``serve`` install their own."""
+    work copy removed) instead of the process vanishing; then the process ends by SIGTERM all the
+    same (systemd counts that as a clean stop: an exit status 143 would mark the unit failed).
+    ``run`` and ``serve`` handle SIGTERM themselves (uvicorn raises it again once it has stopped)."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminated)
-    sys.exit(main())
+    try:
+        code = main()
+    except Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
+    sys.exit(code)
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised where the main thread was (see :func:`run_main`)."""
 
 
 def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    raise Terminated(128 + signum)

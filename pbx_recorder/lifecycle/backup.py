@@ -115,7 +115,10 @@ def sweep_leftovers(near: Path, now: float | None = None) -> list[Path]:
         try:
             fd = os.open(folder / _IN_USE, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:  # made, not locked yet (a run starting), or killed right then
-            if now - folder.stat().st_mtime < _UNLOCKED_GRACE_S:
+            try:
+                if now - folder.stat().st_mtime < _UNLOCKED_GRACE_S:
+                    continue
+            except OSError:  # removed meanwhile by another sweep
                 continue
             fd = -1
         except OSError:
@@ -130,6 +133,10 @@ def sweep_leftovers(near: Path, now: float | None = None) -> list[Path]:
             removed.append(folder)
             log.warning("removed %s: the work folder of a catalog backup or restore that was killed "
                         "(it may have held a plaintext copy of the catalog)", folder)
+        except OSError as exc:  # another sweep removed it first; one this user cannot remove
+            if folder.exists():
+                log.error("cannot remove %s, the work folder of a killed catalog backup or restore "
+                          "(it may hold a plaintext copy of the catalog): %s", folder, exc)
         finally:
             if fd >= 0:
                 os.close(fd)

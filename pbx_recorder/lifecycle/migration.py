@@ -82,7 +82,8 @@ def same_location(a: Tier, b: Tier) -> bool:
         if bucket is None:
             return None
         meta = getattr(getattr(t, "client", None), "meta", None)
-        return type(t), bucket, getattr(t, "prefix", ""), getattr(meta, "endpoint_url", None)
+        endpoint = str(getattr(meta, "endpoint_url", None) or "").rstrip("/").lower()
+        return type(t), bucket, getattr(t, "prefix", ""), endpoint
 
     if where(a) is not None and where(a) == where(b):
         return True
@@ -93,6 +94,15 @@ def same_location(a: Tier, b: Tier) -> bool:
         return os.path.samefile(roots[0], roots[1])
     except OSError:
         return False
+
+
+def may_be_one_location(a: Tier, b: Tier) -> bool:
+    """Two S3 tiers naming one bucket and prefix, whatever their endpoints say (``http://minio:9000``
+    and ``http://minio:9000/``, a region given or taken by default: one server, or two): a copy
+    between them may be the object itself, and the source delete after it every version of it."""
+    bucket = getattr(a, "bucket", None)
+    return (bucket is not None and bucket == getattr(b, "bucket", None)
+            and getattr(a, "prefix", "") == getattr(b, "prefix", ""))
 
 
 class _RowGone(Exception):
@@ -340,9 +350,10 @@ class Migrator:
         stored storage class and the ``objects`` list for the catalog switch."""
         rid, cid = rec["recording_id"], rec["call_id"]
         src, dst = self._tier(rec["tier"]), self._tier(t.cold or "")
-        if same_location(src, dst):  # the copy would be the source itself, deleted after the switch
-            raise StorageError(f"tiers {src.name} and {t.cold} are one location: moving {rid} there would "
-                               "delete its only copy", call_id=cid)
+        if same_location(src, dst) or may_be_one_location(src, dst):  # the copy would be the source
+            raise StorageError(f"tiers {src.name} and {t.cold} are (or may be) one location: moving {rid} "
+                               "there would delete its only copy (a storage-class change on one bucket "
+                               "needs the same endpoint on both tiers)", call_id=cid)
         cls, out = "", []
         for obj in objects_of(rec):
             placed = self._copy_object(rec, obj, src, dst, t)
@@ -412,13 +423,16 @@ class Migrator:
         with Tx(self.conn):
             # compare-and-set on what this run read: a row disposed of by retention meanwhile (kept
             # as 'expired', its objects deleted) or moved by another run is not brought back to
-            # life as 'migrated' on this copy, which would outlive a certified disposal
+            # life as 'migrated' on this copy, which would outlive a certified disposal; a legal
+            # hold placed or released meanwhile: the copy carries the old one (the next run copies
+            # with the hold as it is then)
             switched = self.conn.execute(
                 "UPDATE recordings SET tier=?, storage_key=?, storage_class=?, migrated_at=?,"
                 " state='migrated'"
-                " WHERE recording_id=? AND state=? AND tier=? AND storage_key=?",
+                " WHERE recording_id=? AND state=? AND tier=? AND storage_key=?"
+                " AND COALESCE(legal_hold, 0)=?",
                 (tier, key, storage_class, now, rid,
-                 rec.get("state"), rec.get("tier"), rec.get("storage_key")),
+                 rec.get("state"), rec.get("tier"), rec.get("storage_key"), int(rec.get("legal_hold") or 0)),
             )
             if switched.rowcount == 0:  # erased, deleted, disposed of or moved meanwhile: no `migrated` entry
                 now_at = self.conn.execute("SELECT tier, storage_key FROM recordings WHERE recording_id=?",

@@ -9,7 +9,8 @@ CHANNEL_EXECUTE and a DTMF event timed as scripted: ``("1", -0.4)`` is a "1" tha
 before the question started, a plain ``"1"`` one that came 1.5 s into it); ``hangup`` ->
 CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE, ``text/disconnect-notice``.  ``hangup_at`` makes the
 caller hang up when that application starts (the n-th, 0-based); ``during_playback`` presses a
-digit 2 s into each ``playback`` (only its DTMF event is seen: playback takes the digit itself).
+digit 2 s into each ``playback`` (only its DTMF event is seen: playback takes the digit itself);
+``parked_digits``: digits the park took before the first question (their DTMF events only).
 ``api <cmd>`` -> ``api/response`` with ``api_body`` (or what the ``api`` callable returns).
 """
 
@@ -38,6 +39,8 @@ class FakeChannel:
         answer_state: str = "answered",
         refuse_set: str = "",
         during_playback: list[str] | None = None,
+        parked_digits: list[str] | None = None,
+        refuse_set_app: str = "",
     ) -> None:
         self.port, self.uuid = port, uuid
         self.variables = {"PBXREC_DIRECTION": "inbound", "PBXREC_DIALED": "4930123456", **(variables or {})}
@@ -55,6 +58,10 @@ class FakeChannel:
         # a digit the caller presses 2 s into each ``playback`` ("" none), which playback's own DTMF
         # callback takes off the channel's queue: only its DTMF event is seen (the playback lasts 5 s)
         self.during_playback = list(during_playback or [])
+        # digits the park between applications took off the queue before the first question: their
+        # DTMF events only (stamped 1 s before that question starts)
+        self.parked_digits = list(parked_digits or [])
+        self.refuse_set_app = refuse_set_app  # a variable whose ``sendmsg`` ``set`` FreeSWITCH refuses
 
     def channel_data(self) -> list[tuple[str, str]]:
         data = [(k, v) for k, v in ev("CHANNEL_DATA", self.uuid, T0, {"Answer-State": self.answer_state})
@@ -107,8 +114,13 @@ class FakeChannel:
             body = (self.api(first[4:]) if self.api else self.api_body).encode()
             writer.write(render_frame([("Content-Type", "api/response")], body))
         elif first == "sendmsg":
+            head = parse_head(block)
+            if (self.refuse_set_app and head.get("execute-app-name") == "set"
+                    and head.get("execute-app-arg", "").startswith(self.refuse_set_app + "=")):
+                writer.write(_reply("-ERR refused"))
+                return
             writer.write(_reply("+OK"))
-            self._sendmsg(parse_head(block), writer)
+            self._sendmsg(head, writer)
         else:
             writer.write(_reply("-ERR command not found"))
 
@@ -130,6 +142,10 @@ class FakeChannel:
             scripted = self.digits.pop(0) if self.digits else ""
             digit, offset = scripted if isinstance(scripted, tuple) else (scripted, 1.5)
             asked_at = T0 + 10.0 * len(self.apps)  # each question starts 10 s after the last
+            while self.parked_digits:
+                writer.write(render_event_plain(ev("DTMF", self.uuid, asked_at - 1.0,
+                                                   {"DTMF-Digit": self.parked_digits.pop(0),
+                                                    "DTMF-Source": "RTP"})))
             writer.write(render_event_plain(ev("CHANNEL_EXECUTE", self.uuid, asked_at, dict(extra))))
             if digit:
                 writer.write(render_event_plain(ev("DTMF", self.uuid, asked_at + offset,

@@ -135,17 +135,31 @@ async def test_explicit_yes_records_with_evidence(serve: Serve) -> None:
 
 
 async def test_a_digit_pressed_before_the_question_is_not_an_answer(serve: Serve) -> None:
-    """The "1" that waited in the channel's queue (0.4 s before the question began, by
-    FreeSWITCH's DTMF timestamp) is logged and not counted; the question is asked again and the
+    """The "1" that waited in the channel's queue is read by the question at once: FreeSWITCH
+    stamps its DTMF event when the digit leaves the queue, 0.1 s into the question (inside the
+    early-digit rule's first 0.5 s): logged and not counted; the question is asked again and the
     answer given 1.5 s into it counts."""
     backend = Backend(RuleDecision(record=True, consent="explicit"))
-    channel = await call(serve(backend), digits=[("1", -0.4), ("2", 1.5)])
+    channel = await call(serve(backend), digits=[("1", 0.1), ("2", 1.5)])
     assert [a for a in apps(channel)] == ["play_and_get_digits", "play_and_get_digits"]
     (resolved,) = backend.resolved
     assert resolved.decision == "refused" and channel.vars_set["PBXREC_CONSENT"] == "refused"
     log = resolved.evidence["digit_log"]
     assert [(e["digit"], e["counted"]) for e in log] == [("1", False), ("2", True)], log
-    assert log[0]["prompt_offset_s"] == -0.4 and log[1]["prompt_offset_s"] == 1.5
+    assert log[0]["prompt_offset_s"] == 0.1 and log[1]["prompt_offset_s"] == 1.5
+
+
+async def test_a_digit_the_park_took_before_the_question_is_not_matched_with_the_answer(serve: Serve) -> None:
+    """A "1" pressed before the first question is taken off the queue by the park between two
+    applications (its DTMF event stamped before the question): the answer "1" given 1.5 s into the
+    question is matched with its own event, not with that one (which made it "before the
+    question", and every later "1" with the one before it)."""
+    backend = Backend(RuleDecision(record=True, consent="explicit"))
+    channel = await call(serve(backend), digits=["1"], parked_digits=["1"])
+    (resolved,) = backend.resolved
+    assert resolved.decision == "granted" and channel.vars_set["PBXREC_CONSENT"] == "granted"
+    log = resolved.evidence["digit_log"]
+    assert [(e["digit"], e["counted"], e["prompt_offset_s"]) for e in log] == [("1", True, 1.5)], log
 
 
 async def test_a_digit_pressed_during_the_retry_prompt_is_not_taken_for_the_next_answer(serve: Serve) -> None:
@@ -160,6 +174,16 @@ async def test_a_digit_pressed_during_the_retry_prompt_is_not_taken_for_the_next
     assert resolved.decision == "granted" and channel.vars_set["PBXREC_RESULT"] == "record"
     log = resolved.evidence["digit_log"]
     assert [(e["digit"], e["counted"], e["prompt_offset_s"]) for e in log][-1] == ("1", True, 1.5), log
+
+
+async def test_a_refused_put_back_of_the_terminators_keeps_the_decision(serve: Serve) -> None:
+    """The caller said yes; FreeSWITCH refuses the ``set`` that puts playback_terminators back: the
+    core has the "granted" with its evidence and the call is recorded (the put-back ran before the
+    outcome was resolved: its failure failed the session and lost the decision)."""
+    backend = Backend(RuleDecision(record=True, consent="explicit"))
+    channel = await call(serve(backend), digits=["1"], refuse_set_app="playback_terminators")
+    assert [r.decision for r in backend.resolved] == ["granted"]
+    assert channel.vars_set["PBXREC_RESULT"] == "record"
 
 
 async def test_yes_whose_recording_cannot_start_takes_the_fail_direction(serve: Serve) -> None:

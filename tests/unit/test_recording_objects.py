@@ -204,6 +204,56 @@ def test_a_cold_tier_that_is_the_hot_folder_is_refused_and_nothing_is_deleted(tm
     assert all(s.tiers["hot"].verify(o["key"], o["sha256"]) for o in row["objects"])
 
 
+def test_a_hold_placed_while_a_recording_is_copied_leaves_it_where_it_was(tmp_path):
+    """The copy carries the hold flag read before it; a hold placed meanwhile fails the switch's
+    compare-and-set: the copy is dropped and the next run copies it with the hold."""
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
+    real_copy = m._copy
+
+    def copy_while_a_hold_is_placed(rec, t):
+        copied = real_copy(rec, t)
+        other = s.conn()
+        HoldManager(other, s.tiers, hash_key=KEY).add("call", CALL, "counsel", "court order", now=NOW)
+        return copied
+
+    m._copy = copy_while_a_hold_is_placed  # type: ignore[method-assign]
+    assert m.migrate_one(s.catalog.get_recording(RID), NOW) is False
+    row = s.catalog.get_recording(RID)
+    assert row["tier"] == "hot" and row["legal_hold"] and s.keys("cold") == []
+    assert all(s.tiers["hot"].verify(o["key"], o["sha256"]) for o in row["objects"])
+
+
+def test_two_s3_tiers_on_one_bucket_under_other_endpoint_spellings_are_refused(tmp_path):
+    """``http://minio:9000`` and ``http://minio:9000/`` (or a region given on one only) may be one
+    bucket: a copy onto itself, then the source delete of every version: refused."""
+    from types import SimpleNamespace
+
+    from pbx_recorder.lifecycle.migration import may_be_one_location, same_location
+
+    def s3(name, endpoint):
+        return SimpleNamespace(name=name, bucket="recordings", prefix="pbx/",
+                               client=SimpleNamespace(meta=SimpleNamespace(endpoint_url=endpoint)))
+
+    a, b = s3("hot", "http://minio:9000"), s3("cold", "http://MINIO:9000/")
+    assert same_location(a, b)  # the same endpoint written two ways: a storage-class change
+    c = s3("cold", "https://s3.eu-west-1.amazonaws.com")
+    assert not same_location(a, c) and may_be_one_location(a, c)
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    tiers = {"hot": s.tiers["hot"], "cold": c}
+    m = Migrator(conn, tiers, default=Target("hot", "cold"), classes=CLASSES)
+    m._tier = lambda name: a if name == "hot" else c  # type: ignore[method-assign]
+    prog = m.run(NOW)
+    assert prog.done == 0 and prog.failed == 1 and "may be) one location" in prog.errors[0]
+    assert s.catalog.get_recording(RID)["tier"] == "hot"
+
+
 def test_migration_crash_between_copies_resumes(tmp_path, monkeypatch):
     s = Setup(tmp_path)
     row = s.ship_dual()
