@@ -113,6 +113,25 @@ def make_due(conn):
     conn.execute("UPDATE recordings SET retention_class='standard', created_at=?", (NOW - 40 * DAY,))
 
 
+def copying_while(tmp_path, meanwhile):
+    """A shipped recording due for cold and a migrator whose copy runs ``meanwhile(setup)`` once
+    its objects are on cold, before the switch: (setup, its connection, the migrator)."""
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    make_due(conn)
+    m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
+    real_copy = m._copy
+
+    def copy_then(rec, t):
+        copied = real_copy(rec, t)
+        meanwhile(s)
+        return copied
+
+    m._copy = copy_then  # type: ignore[method-assign]
+    return s, conn, m
+
+
 def test_migration_moves_all_objects_and_updates_the_list(tmp_path):
     s = Setup(tmp_path)
     before = s.ship_dual()
@@ -133,22 +152,14 @@ def test_a_recording_disposed_of_while_it_is_copied_is_not_brought_back(tmp_path
     """Retention disposes of the recording (hot objects deleted, row kept 'expired') while a
     migration copies it to cold: the copy is dropped, the row stays expired.  Before, the switch
     set it 'migrated' on the cold tier, a copy outliving a certified disposal."""
-    s = Setup(tmp_path)
-    s.ship_dual()
-    conn = s.conn()
-    make_due(conn)
-    m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
-    real_copy = m._copy
 
-    def copy_while_retention_runs(rec, t):
-        copied = real_copy(rec, t)
+    def retention_runs(s):
         other = s.conn()
         other.execute("UPDATE recordings SET retention_class='short', retain_until=?", (NOW - 90 * DAY,))
         assert RetentionJob(other, s.tiers, CLASSES, HoldManager(other, s.tiers, hash_key=KEY)
                             ).apply(NOW, "cron").disposed == [RID]
-        return copied
 
-    m._copy = copy_while_retention_runs  # type: ignore[method-assign]
+    s, conn, m = copying_while(tmp_path, retention_runs)
     if batch:
         assert m.run(NOW).done == 0
     else:
@@ -164,21 +175,13 @@ def test_a_recording_disposed_of_while_it_is_copied_is_not_brought_back(tmp_path
 def test_the_same_move_finished_by_another_run_keeps_its_copy(tmp_path):
     """Two runs copy the same recording to cold; the other switches first: this run's switch
     fails its compare-and-set and must not drop the objects (they are the other run's copy)."""
-    s = Setup(tmp_path)
-    s.ship_dual()
-    conn = s.conn()
-    make_due(conn)
-    m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
-    real_copy = m._copy
-    rec = s.catalog.get_recording(RID)
 
-    def copy_while_another_run_moves_it(r, t):
-        copied = real_copy(r, t)
+    def another_run_moves_it(s):
         other = s.conn()
         assert Migrator(other, s.tiers, default=Target("hot", "cold"), classes=CLASSES).run(NOW).done == 1
-        return copied
 
-    m._copy = copy_while_another_run_moves_it  # type: ignore[method-assign]
+    s, _, m = copying_while(tmp_path, another_run_moves_it)
+    rec = s.catalog.get_recording(RID)
     assert m.migrate_one(rec, NOW) is False
     row = s.catalog.get_recording(RID)
     assert row["state"] == "migrated" and row["tier"] == "cold"
@@ -207,20 +210,8 @@ def test_a_cold_tier_that_is_the_hot_folder_is_refused_and_nothing_is_deleted(tm
 def test_a_hold_placed_while_a_recording_is_copied_leaves_it_where_it_was(tmp_path):
     """The copy carries the hold flag read before it; a hold placed meanwhile fails the switch's
     compare-and-set: the copy is dropped and the next run copies it with the hold."""
-    s = Setup(tmp_path)
-    s.ship_dual()
-    conn = s.conn()
-    make_due(conn)
-    m = Migrator(conn, s.tiers, default=Target("hot", "cold"), classes=CLASSES)
-    real_copy = m._copy
-
-    def copy_while_a_hold_is_placed(rec, t):
-        copied = real_copy(rec, t)
-        other = s.conn()
-        HoldManager(other, s.tiers, hash_key=KEY).add("call", CALL, "counsel", "court order", now=NOW)
-        return copied
-
-    m._copy = copy_while_a_hold_is_placed  # type: ignore[method-assign]
+    s, _, m = copying_while(tmp_path, lambda s: HoldManager(s.conn(), s.tiers, hash_key=KEY).add(
+        "call", CALL, "counsel", "court order", now=NOW))
     assert m.migrate_one(s.catalog.get_recording(RID), NOW) is False
     row = s.catalog.get_recording(RID)
     assert row["tier"] == "hot" and row["legal_hold"] and s.keys("cold") == []
