@@ -10,6 +10,7 @@ forged ``Hangup`` end the recording of another, live call.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -110,7 +111,14 @@ def test_forged_hangup_does_not_end_a_live_recording(asterisk: PrivateAsterisk, 
     _, recs = wait_shipped(recorder, chan["Linkedid"])
     calls = [r for r in recs if r["kind"] == "call"]
     assert len(calls) == 1
-    assert_audio(recorder, calls[0], expect_s=14, tolerance_s=4)  # not cut at the forged Hangup (~5 s)
+    # not ended at the forged Hangup (under 3 s into the recording): the recorded span runs to the
+    # victim's own hang-up.  The audio is only checked to outlast the forgery: on a starved CI host
+    # sipp hung up 4 s late and Asterisk 16's MixMonitor wrote 8.4 s of the 15.8 s span (flagged
+    # duration_mismatch by the recorder), which is not this test's subject.
+    manifest = json.loads(calls[0]["manifest"])
+    span = manifest["recorded_to"] - manifest["recorded_from"]
+    assert span > 10, manifest  # 11.5 s: 16 s of call less the 4.5 s notice
+    assert_audio(recorder, calls[0], expect_s=11, tolerance_s=5)
     log = recorder.process.log_path.read_text(errors="replace")
     assert "AMI framing injection" in log
     assert recorder.process.running
