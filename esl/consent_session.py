@@ -41,11 +41,9 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from consent.dialogue_runner import ChannelGone, run_dialogue, safe_prompt_path
-from consent.prompts import AUDIO_EXTENSIONS
+from consent.dialogue_runner import ChannelGone, run_dialogue
 from consent.session_contract import (
     DIRECTIONS,
     GOODBYE_PROMPT,
@@ -58,6 +56,8 @@ from consent.session_contract import (
     VipLookup,
 )
 from esl import commands as esc
+from esl.consent_connect import answer_call, answered, audio_file, dialplan_input
+from esl.consent_ports import AsyncConsentBackend, CommandRoutes
 from esl.early_start import may_start_early, start_early
 from esl.normalize import EslNormalizer
 from esl.outbound_channel import OutboundChannel
@@ -79,69 +79,7 @@ _ROUTE = re.compile(r"([A-Za-z0-9_.+-]{1,80}),([A-Za-z0-9_.+*#-]{1,80}),[A-Za-z0
 TERMINATORS_VAR = "playback_terminators"  #: the digits that stop a playback ("*" when unset)
 _TERMINATORS = re.compile(r"[0-9*#]{0,12}|any|none", re.IGNORECASE)  #: a value worth putting back
 SLOW_HANDOFF_S = 0.05  # a hand-off slower than this is logged with its steps
-ANSWER_RETRIES_S = (0.1, 0.3)  # pauses before answering again after a bare "-ERROR"
-
-
-async def answer_call(ch: OutboundChannel, leg: str, call_id: str) -> None:
-    """``uuid_answer`` the caller's leg.  A bare ``-ERROR`` (FreeSWITCH's answer did not succeed;
-    seen once for one of 20 calls arriving at once, the caller then answered by the dialplan's
-    fail direction and the call unrecorded) is tried again after a short pause: answering is
-    idempotent (an answered channel answers "+OK").  ``-ERR No such channel`` and a third
-    refusal fail the session (closed), as before."""
-    line = esc.api("uuid_answer", esc.check_uuid(leg, call_id), call_id=call_id)
-    for pause in (*ANSWER_RETRIES_S, None):
-        try:
-            await ch.api(line)
-            return
-        except EslError as exc:
-            if pause is None or "no such channel" in str(exc).lower():
-                raise
-            log.warning("uuid_answer refused, answering again in %.1f s call=%s: %s", pause, call_id, exc)
-            await asyncio.sleep(pause)
-_INPUT = re.compile(r"[A-Za-z0-9_.+*#@-]{0,128}")
 DIALOGUE_PATH_VARS = ("PBXREC_DIALOGUE_PATH_1", "PBXREC_DIALOGUE_PATH_2", "PBXREC_DIALOGUE_PATH_3")
-
-
-class AsyncConsentBackend(Protocol):
-    async def request(self, event: ev.ConsentRequested, inband: Any = None) -> ConsentTicket: ...
-    # inband: a runner for the session's own channel (esl/early_start.EarlyStarter), or None
-
-    async def decide(self, event: ev.ConsentRequested) -> RuleDecision | None: ...
-    # the decision when it is final at entry (pbx_recorder/core/early_start.py), else None; no state change
-
-    async def resolve(self, event: ev.ConsentResolved) -> bool | None: ...
-
-    def existing_result(self, call_id: str) -> str: ...
-
-
-class CommandRoutes(Protocol):
-    """The inbound ESL client: a call's PBX commands go out on its consent socket meanwhile."""
-
-    def route_via(self, channel: str, api: Callable[[str], Awaitable[str]]) -> None: ...
-
-    def unroute(self, channel: str) -> None: ...
-
-
-def dialplan_input(headers: dict[str, str], name: str) -> str:
-    """A ``PBXREC_*`` input the dialplan set: kept only when it is plain (else dropped, logged)."""
-    value = headers.get(f"variable_{name}", "").strip()
-    if not _INPUT.fullmatch(value):
-        log.warning("dialplan variable %s refused (unexpected characters or too long)", name)
-        return ""
-    return value
-
-
-def answered(headers: dict[str, str]) -> bool:
-    """The ``connect`` reply says the channel is answered (the snippet used to answer first)."""
-    return headers.get("Answer-State", "") == "answered"
-
-
-def audio_file(base: str) -> str:
-    """FreeSWITCH's playback needs the extension: the first audio file beside ``base``."""
-    for ext in AUDIO_EXTENSIONS:
-        if Path(base + ext).is_file():
-            return safe_prompt_path(base + ext)
-    raise FileNotFoundError(f"no audio file for prompt {Path(base).name}")
 
 
 class EslConsentSession:
