@@ -39,23 +39,23 @@ from typing import Any
 
 from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.marks import forget_call, forget_recording
-from pbx_recorder.catalog.number_protection import BlindIndex, is_token, lookup_keys
+from pbx_recorder.catalog.number_protection import BlindIndex, lookup_keys
 from pbx_recorder.catalog.protected_rows import NumberProtection
 from pbx_recorder.errors import PolicyRefusal, StorageError
 from pbx_recorder.exports import jobs
 from pbx_recorder.lifecycle import (
     backup_shred,
     destruction,
+    erasure_leftovers,
     erasure_mentions,
     erasure_status,
     number_lookup,
     policy,
     shared_tombstones,
-    spool_erasure,
 )
+from pbx_recorder.lifecycle.erasure_leftovers import Plan
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
-from pbx_recorder.lifecycle.late_copies import LateCopyGuard
 from pbx_recorder.lifecycle.request_ids import new_id
 from pbx_recorder.lifecycle.tombstones import Tombstones
 from pbx_recorder.recording import call_seal, manifest_copy
@@ -384,85 +384,12 @@ class Eraser:
         with Tx(self.conn):
             shared_tombstones.record(self.conn, hashes, request_id=request_id, now=now, restore=restore)
 
-    def _purge_spool(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
-                     call_id: str | None, withheld: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-        """Recordings of the subject still waiting in the spool (not yet in any tier); those a
-        legal hold covers (by call, or by a number the manifest names) are withheld.  Then the
-        leftovers of those calls kept in the spool's quarantine (a crash's ``.raw`` original):
-        found by call id and recording id (their note names no number), kept for a held call.
-        Returns (removed recording ids, removed ``<recording id>/<file>`` of the quarantine)."""
-        if self.spool_root is None:
-            return [], []
-        kept = {c["call_id"] for c, _, k in plan if k}
-        erased = {c["call_id"] for c, _, k in plan if not k} | ({call_id} - kept if call_id else set())
-        callers = {h: r["hold_id"] for r in rows(
-            self.conn, "SELECT hold_id, value FROM holds WHERE released_at IS NULL AND scope='caller'")
-            for h in number_lookup.subjects_of(r["value"])}
+    def _purge_spool(self, plan: Plan, caller: str | None, call_id: str | None,
+                     withheld: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+        return erasure_leftovers.purge_spool(self, plan, caller, call_id, withheld)
 
-        index = BlindIndex(self.hash_key)
-
-        def held(manifest: Any) -> str | None:
-            found = (self.holds.hold_for({"recording_id": manifest.recording_id, "call_id": manifest.call_id})
-                     or self.protected_reason(getattr(manifest, "retention_class", ""), False))
-            if found:
-                return found[0]
-            named = spool_erasure.numbers_of(manifest)  # a caller hold is the digits' blind index
-            hashes = ({policy.number_hash(k, n) for n in named for k in lookup_keys(self.hash_key)}
-                      | {h for n in named for h in index.fulls(n)})
-            return next((callers[h] for h in hashes if h in callers), None)
-
-        spooled: dict[str, str] = {}
-        removed = spool_erasure.purge(self.spool_root, call_ids=erased, number=caller, keep_call_ids=kept,
-                                      held=held, withheld=withheld, removed_calls=spooled)
-        kept |= {str(w["call_id"]) for w in withheld}  # (a held spooled entry keeps its call's leftovers)
-        recordings = {r["recording_id"]: c["call_id"] for c, erase_now, k in plan if not k for r in erase_now}
-        recordings.update(spooled)
-
-        def holding(rid: str, cid: str) -> str | None:
-            found = self.holds.hold_for({"recording_id": rid, "call_id": cid})
-            return found[0] if found else None
-
-        # kept calls too: their leftovers stay, and the receipt says so
-        quarantined = spool_erasure.purge_quarantine(
-            self.spool_root, call_ids=erased | kept | set(spooled.values()), recordings=recordings,
-            keep_call_ids=kept, held=holding, withheld=withheld)
-        return removed, quarantined
-
-    def _purge_live(self, plan: list[tuple[dict[str, Any], list[Any], bool]], caller: str | None,
-                    request_id: str, now: float) -> int:
-        """Saved live-call snapshots naming the number (a call without a catalog row yet, a stale
-        snapshot left by a crash): they hold it in clear and would outlive the erasure.  The
-        daemon does not store the rest of such a call (``lifecycle.late_copies``)."""
-        if not caller:
-            return 0
-        digits = "".join(ch for ch in caller if ch.isdigit())
-        kept = {c["call_id"] for c, _, k in plan if k}
-        if len(digits) < 3:
-            return 0
-        found = [r for r in ({"call_id": r["call_id"], "state": self._live_text(r)}
-                             for r in rows(self.conn, "SELECT call_id, state FROM live_calls"))
-                 if digits in r["state"]]
-        hits = [r["call_id"] for r in found if r["call_id"] not in kept]
-        if self.tombstones is not None:  # the call itself, should its next copy name no number
-            wanted = policy.number_variants(caller)
-            subject = {policy.number_hash(k, caller) for k in lookup_keys(self.hash_key)}
-            calls = [r["call_id"] for r in found
-                     if r["call_id"] not in kept and wanted & policy.numbers_in(r["state"])
-                     and LateCopyGuard.hold(self.conn, r["call_id"], "", subject) is None]
-            self._add_tombstones([("call_id", policy.subject_hash(k, c)) for c in calls
-                                  for k in lookup_keys(self.hash_key)],
-                                 request_id=request_id, now=now)
-        with Tx(self.conn):
-            for cid in hits:
-                self.conn.execute("DELETE FROM live_calls WHERE call_id=?", (cid,))
-        return len(hits)
-
-    def _live_text(self, row: Mapping[str, Any]) -> str:
-        """A saved snapshot in clear (encrypted since schema 6: opened with the catalog keys)."""
-        state = str(row["state"])
-        if self.numbers is None or not is_token(state):
-            return state
-        return self.numbers.open_text("live_calls", str(row["call_id"]), state)
+    def _purge_live(self, plan: Plan, caller: str | None, request_id: str, now: float) -> int:
+        return erasure_leftovers.purge_live(self, plan, caller, request_id, now)
 
     def _checkpoint(self) -> None:
         """Move the WAL into the database and truncate it: the deleted rows' old page images
