@@ -101,6 +101,7 @@ class AmiClient:
         self._held: list[tuple[Any, float]] | None = None  # events between login and CoreStatus
         self.connects = 0
         self.version: str | None = None
+        self.asterisk_version = ""  # CoreSettings' AsteriskVersion after a connect ("" unknown)
         self.framing = self._new_guard()  # per connection: reset in _session
         self._resync_lock = asyncio.Lock()
         self.resync_pacer = ResyncPacer(self._resync, self._ready.is_set)  # coalesced, one per interval
@@ -342,20 +343,36 @@ class AmiClient:
         """CoreStatus -> the PBX's start time, part of every call id (linkedids restart with
         Asterisk).  Events that arrived since login were held; they are normalized after it."""
         try:
-            reply = await self._send({"Action": "CoreStatus"}, call_id="",
-                                     timeout=min(self.action_timeout, 5.0))
-            boot = boot_tag(header(reply, "CoreStartupDate"), header(reply, "CoreStartupTime"))
-        except (AmiActionError, PbxDisconnected) as exc:
-            log.warning("AMI CoreStatus failed (%s): call ids without the PBX start time", exc)
-            boot = ""
+            boot = await self._ask_boot()
+            self.asterisk_version = await self._ask_version()
         finally:
             held, self._held = self._held or [], None
         if boot:
             if self.normalizer.set_boot(boot):
                 log.warning("AMI: the PBX restarted (started %s); calls of its previous run are over", boot)
-            self._queue.put_nowait(ev.PbxBooted(at=self.clock(), boot=boot))
+            self._queue.put_nowait(ev.PbxBooted(at=self.clock(), boot=boot, version=self.asterisk_version))
         for message, at in held:
             self._normalize(message, at)
+
+    async def _ask_boot(self) -> str:
+        try:
+            reply = await self._send({"Action": "CoreStatus"}, call_id="",
+                                     timeout=min(self.action_timeout, 5.0))
+            return boot_tag(header(reply, "CoreStartupDate"), header(reply, "CoreStartupTime"))
+        except (AmiActionError, PbxDisconnected) as exc:
+            log.warning("AMI CoreStatus failed (%s): call ids without the PBX start time", exc)
+            return ""
+
+    async def _ask_version(self) -> str:
+        """Asterisk's version: which MixMonitor a ``MixMonitorMute`` without an ID mutes
+        (pbx_recorder/core/mixmonitor_order.py); "" when not known."""
+        try:
+            reply = await self._send({"Action": "CoreSettings"}, call_id="",
+                                     timeout=min(self.action_timeout, 5.0))
+            return header(reply, "AsteriskVersion")[:80]
+        except (AmiActionError, PbxDisconnected) as exc:
+            log.warning("AMI CoreSettings failed (%s): the Asterisk version is not known", exc)
+            return ""
 
     async def _confirm_hangup(self, item: ev.ChannelHungUp) -> list[Any]:
         """[item], or [] when Asterisk still has a live channel with that Uniqueid (a forged Hangup).

@@ -18,7 +18,9 @@ identity from the registry or is dropped.
 
 Recording starts are not taken from ``MixMonitorStart``: the ``MixMonitor`` action
 response (it carries the ``MixMonitorID``) is where the client reports them, so
-there is exactly one ``RecordingStarted`` per recording we started.
+there is exactly one ``RecordingStarted`` per recording we started.  ``MixMonitorStart`` becomes
+``MixMonitorStarted``: the core counts every MixMonitor on a channel, the PBX's own included, to
+know which one a pause would mute (pbx_recorder/core/mixmonitor_order.py).
 """
 
 from __future__ import annotations
@@ -343,7 +345,10 @@ def on_cdr(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
 
 
 def on_mixmonitor_start(n: Normalizer, h: Headers, name: str, now: float) -> list[Any]:
-    return n._ignore(name, "recording starts are reported from the MixMonitor action response")
+    ids = n._identity(h, name)
+    if ids is None:
+        return []
+    return [ev.MixMonitorStarted(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"))]
 
 
 #: the snippet's report of a MixMonitor it started itself at answer (dialplan/asterisk/pbx-recorder.conf)

@@ -18,7 +18,8 @@ from pbx_recorder.cli.authz import authorize
 from pbx_recorder.cli.live_calls import call_on_channel
 from pbx_recorder.core import access_policy
 from pbx_recorder.core.masking import mask_channel
-from pbx_recorder.errors import NotFound, PbxDisconnected
+from pbx_recorder.core.mixmonitor_order import foreign_first_channels, mutes_every_mixmonitor
+from pbx_recorder.errors import NotFound, PbxDisconnected, PolicyRefusal
 
 
 def channels_of(snapshot: dict[str, Any]) -> list[str]:
@@ -32,7 +33,23 @@ def channels_of(snapshot: dict[str, Any]) -> list[str]:
     return [c for c in dict.fromkeys(recording or live) if c]
 
 
-async def mute_channels(config: Any, call_id: str, channels: list[str], muted: bool) -> list[str]:
+def refuse_foreign_first(version: str, snapshot: dict[str, Any], channels: list[str], call_id: str) -> None:
+    """On an Asterisk whose ``MixMonitorMute`` mutes only a channel's first MixMonitor, a channel
+    whose first is the PBX's own (core/mixmonitor_order.py) cannot be paused: refused, before any
+    action, so the operator knows the card number would be recorded."""
+    if mutes_every_mixmonitor(version) is True:
+        return
+    blocked = [c for c in foreign_first_channels(snapshot) if c in channels]
+    if blocked:
+        raise PolicyRefusal(
+            f"pause refused: {mask_channel(blocked[0])} carries a MixMonitor of the PBX's own started "
+            f"before the recorder's, and Asterisk {version or '(version unknown)'} would mute that one: "
+            "the recording would go on (take no card data on this call; Asterisk 18.18, 20.3 or later "
+            "mutes every MixMonitor)", call_id=call_id)
+
+
+async def mute_channels(config: Any, call_id: str, channels: list[str], muted: bool,
+                        snapshot: dict[str, Any] | None = None) -> list[str]:
     import asyncio  # here, not at the top: ``calls search`` imports this module too (cli/lazy_group.py)
 
     from ami.client import AmiClient
@@ -56,6 +73,7 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
     try:
         if not await client.wait_ready(ami_cfg.connect_timeout + 10):
             raise PbxDisconnected(f"AMI {ami_cfg.host}:{ami_cfg.port} not reachable", call_id=call_id)
+        refuse_foreign_first(client.asterisk_version, snapshot or {}, channels, call_id)
         done = []
         for channel in channels:
             await client.execute(MuteRecording(call_id=call_id, channel=channel, muted=muted))
@@ -79,7 +97,7 @@ async def mute_live_call(config: Any, call_id: str, snapshot: dict[str, Any], mu
     channels = channels_of(snapshot)
     if not channels:
         raise NotFound("the call has no live channel to mute", call_id=call_id)
-    return await mute_channels(config, call_id, channels, muted)
+    return await mute_channels(config, call_id, channels, muted, snapshot)
 
 
 def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted: bool) -> None:
@@ -103,7 +121,12 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
         snapshot = live.get(call_id)
         if not isinstance(snapshot, dict):
             raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
-        done = asyncio.run(mute_live_call(config, call_id, snapshot, muted))
+        try:
+            done = asyncio.run(mute_live_call(config, call_id, snapshot, muted))
+        except PolicyRefusal as exc:
+            catalog.audit(who.actor, who.role, f"denied:{'pause' if muted else 'resume'}", call_id,
+                          {"reason": "pbx_own_mixmonitor_first", "message": str(exc)})
+            raise
         catalog.audit(
             who.actor,
             who.role,

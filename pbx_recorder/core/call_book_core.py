@@ -50,6 +50,9 @@ class CallBookCore:
         self._calls: dict[str, Call] = {}
         self._prefix = safe_component(node, 32, allow_underscore=False) + "_"
         self.boot = ""  # the PBX run we are connected to (events.PbxBooted)
+        # a MixMonitorMute without an ID mutes every MixMonitor of the channel (events.PbxBooted;
+        # None: not known, taken as "only the first", core/mixmonitor_order.py)
+        self.mute_all: bool | None = None
         self.question_start_reported = False  # seen a ConsentAsked (call_consent_outcomes.py)
         self.aliases: dict[str, str] = {}  # call id -> id of the newer call that reused its linkedid
         self.link_lost_at: float | None = None  # the AMI link went down then (events.PbxLinkLost)

@@ -8,6 +8,7 @@ import logging
 from pbx_recorder.core import call_faults as F
 from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as E
+from pbx_recorder.core import mixmonitor_order as MO
 from pbx_recorder.core.call_book_consent import ConsentSteps
 from pbx_recorder.core.call_model import (
     Call,
@@ -32,6 +33,9 @@ class RecordingSteps(ConsentSteps):
         if call is None:
             return []
         recs = [r for r in call.active_recordings() if r.channel == ev.channel] or call.active_recordings()
+        if self.mute_all is not True and MO.foreign_first(call.mixmonitors.get(ev.channel, []),
+                                                          [r.recording_id for r in recs]):
+            return self._mute_missed(call, recs, ev)
         for rec in recs:
             if ev.muted and rec.state == "recording":
                 rec.state = "paused"
@@ -41,6 +45,25 @@ class RecordingSteps(ConsentSteps):
                 rec.pauses[-1][1] = ev.at
         if call.state in (C.STATE_RECORDING, C.STATE_PAUSED) and recs:
             call.state = C.STATE_PAUSED if ev.muted else C.STATE_RECORDING
+        return []
+
+    def _mute_missed(self, call: Call, recs: list[Recording], ev: E.RecordingMuted) -> list[Command]:
+        """A ``MixMonitorMute`` on a channel whose first MixMonitor is the PBX's own, on an Asterisk
+        that mutes only the first: that one was muted, not ours.  No pause is claimed for our
+        recordings (their audio goes on); a mute flags them ``pause_missed`` for review."""
+        if ev.muted:
+            for rec in recs:
+                if "pause_missed" not in rec.flags:
+                    rec.flags.append("pause_missed")
+            log.error("ALERT: a MixMonitorMute on %s muted the PBX's own MixMonitor (started before the "
+                      "recorder's), not the recording call=%s rec=%s: NOT paused, flagged pause_missed",
+                      ev.channel, call.call_id, ",".join(r.recording_id for r in recs))
+        return []
+
+    def _on_mixmonitor_started(self, ev: E.MixMonitorStarted, now: float) -> list[Command]:
+        call = self._get(ev, now, create=False)
+        if call is not None:
+            MO.note_started(call, ev.channel)
         return []
 
     def _find_rec(self, call: Call, rid: str, ref: str) -> Recording | None:
@@ -66,6 +89,8 @@ class RecordingSteps(ConsentSteps):
         rec = self._find_rec(call, ev.recording_id, ev.pbx_ref) if call else None
         if rec is not None:
             rec.stop(ev.at)
+        if call is not None and ev.channel:
+            MO.note_stopped(call, ev.channel, rec.recording_id if rec is not None else "")
         return []
 
     # --- resynchronization -------------------------------------------------------------

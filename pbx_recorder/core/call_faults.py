@@ -31,6 +31,7 @@ from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as E
 from pbx_recorder.core.call_model import Call, Recording, call_row
 from pbx_recorder.core.commands import Command, FlagRecordings, StopRecording, UpsertCall
+from pbx_recorder.core.mixmonitor_order import mutes_every_mixmonitor
 from pbx_recorder.core.naming import make_call_id
 
 if TYPE_CHECKING:
@@ -79,6 +80,11 @@ def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]
 
 
 def on_pbx_booted(book: CallBook, ev: E.PbxBooted, now: float) -> list[Command]:
+    mute_all = mutes_every_mixmonitor(ev.version)
+    if mute_all is not True and book.mute_all is not mute_all:
+        log.info("PBX %s: a MixMonitorMute mutes a channel's first MixMonitor only; a pause on a channel "
+                 "whose first is the PBX's own is refused", ev.version or "(version unknown)")
+    book.mute_all = mute_all
     previous, lost_at = book.boot, book.link_lost_at
     book.boot, book.link_lost_at = ev.boot, None
     cmds: list[Command] = []

@@ -35,6 +35,7 @@ class Recording:
     pbx_started_at: float | None = None  # when the PBX confirmed the start (MixMonitor response)
     flags: list[str] = field(default_factory=list)  # this recording only, e.g. "cut"
     early: bool = False  # the dialplan starts it at answer (pbx_started_at once the PBX says so)
+    start_seen: bool = False  # matched to the PBX's MixMonitorStart (core/mixmonitor_order.py)
 
     @property
     def active(self) -> bool:
@@ -98,6 +99,9 @@ class Call:
     flags: list[str] = field(default_factory=list)
     boot: str = ""  # the PBX run the call belongs to (naming.boot_tag); "" when unknown
     restored: bool = False  # restored from a snapshot by a restarted recorder
+    # channel -> the MixMonitors running on it, in start order: our recording id, or "" for one
+    # the recorder did not start (core/mixmonitor_order.py)
+    mixmonitors: dict[str, list[str]] = field(default_factory=dict)
 
     def flag(self, name: str) -> None:
         if name not in self.flags:

@@ -26,6 +26,7 @@ from pbx_recorder.core import call_consent_outcomes as CO
 from pbx_recorder.core import call_faults as F
 from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as E
+from pbx_recorder.core import mixmonitor_order as MO
 from pbx_recorder.core.call_book_recording import RecordingSteps
 from pbx_recorder.core.call_model import (
     Call,
@@ -199,6 +200,7 @@ class CallBook(RecordingSteps):
             return []
         if ev.channel_id in call.live:
             call.live.remove(ev.channel_id)
+        MO.channel_gone(call, ev.channel)
         if not call.live:
             return self._end(call, ev.at)
         cmds: list[Command] = []
@@ -259,6 +261,7 @@ _HANDLERS: dict[type, Callable[[CallBook, Any, float], list[Command]]] = {
     E.RecordingStarted: CallBook._on_rec_started,
     E.RecordingStopped: CallBook._on_rec_stopped,
     E.RecordingMuted: CallBook._on_muted,
+    E.MixMonitorStarted: CallBook._on_mixmonitor_started,
     E.CdrPosted: CallBook._on_cdr,
     E.LiveChannel: CallBook._on_live_channel,
     E.RecordingFailed: F.on_rec_failed,

@@ -147,6 +147,14 @@ class RecordingStopped(CallEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class MixMonitorStarted(CallEvent):
+    """The PBX's ``MixMonitorStart``: any MixMonitor on the channel, ours or the PBX's own
+    (core/mixmonitor_order.py).  Our recordings' starts come from the action's response."""
+
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingMuted(CallEvent):
     channel: str
     muted: bool
@@ -192,10 +200,13 @@ class ResyncCompleted:
 @dataclass(frozen=True, slots=True)
 class PbxBooted:
     """The PBX's start time (``naming.boot_tag``), learned after every (re)connect.  A change
-    means the PBX restarted: every call of its previous run is over."""
+    means the PBX restarted: every call of its previous run is over.  ``version``: Asterisk's
+    (``CoreSettings``; "" when not known): which MixMonitor a ``MixMonitorMute`` without an ID
+    mutes (core/mixmonitor_order.py)."""
 
     at: float
     boot: str
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

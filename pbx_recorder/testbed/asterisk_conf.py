@@ -11,6 +11,7 @@ DIDs the sandbox dialplan answers (``from-sipp`` context):
 8004       queue DID           -> Gosub with queue=support, then Queue(support)
 8005       like 8002, but with PBXREC_FAILMODE=hangup on the channel
 8006       like 8002, with the channel language set to ``zh``
+8007       like 8001, after a MixMonitor of the PBX's own to ``<selftest_dir>/pbx_own_<tag>.wav``
 =========  ===============================================================
 
 ``pbxrec-unrecorded,s,1`` is the unrecorded destination a refusal routes to.
@@ -260,6 +261,11 @@ exten => 1,1,Set(PBXREC_FAILMODE=hangup)
 [did-8006]
 exten => 1,1,Set(CHANNEL(language)=zh)
  same => n,{gosub.replace("${EXTEN}", "8006").format(queue="")}
+ same => n,Echo()
+
+[did-8007]
+exten => 1,1,MixMonitor(${{SANDBOX_SELFTEST_DIR}}/pbx_own_${{TEST_TAG}}.wav)
+ same => n,{gosub.replace("${EXTEN}", "8007").format(queue="")}
  same => n,Echo()
 
 [pbxrec-unrecorded]

@@ -31,6 +31,7 @@ class AmiPeer:
         self.username, self.secret = username, secret
         self.send_fully_booted = True
         self.startup: tuple[str, str] | None = None  # CoreStatus (date, time); None: unknown command
+        self.asterisk_version: str | None = None  # CoreSettings' AsteriskVersion; None: unknown command
         self.channels: list[dict[str, str]] = []
         self.variables: dict[str, dict[str, str]] = {}
         self.errors: dict[str, str] = {}
@@ -185,6 +186,8 @@ class AmiPeer:
         if lname == "corestatus" and self.startup is not None:
             return [ok + [("CoreStartupDate", self.startup[0]), ("CoreStartupTime", self.startup[1]),
                           ("CoreCurrentCalls", str(len(self.channels)))]]
+        if lname == "coresettings" and self.asterisk_version is not None:
+            return [ok + [("AMIversion", "5.0.1"), ("AsteriskVersion", self.asterisk_version)]]
         if lname == "getvar":
             value = self.variables.get(str(frame.get("channel")), {}).get(str(frame.get("variable")), "")
             return [ok + [("Variable", str(frame.get("variable"))), ("Value", value)]]

@@ -100,3 +100,29 @@ def test_the_pause_scope_is_the_row_scope_of_the_live_call() -> None:
     assert not may_pause(Scope.of_reviewer("qa1"), call) and not may_pause(Scope.nothing(), call)
     # a caller cannot become "an agent's endpoint" by a name that only starts like it
     assert not may_pause(Scope.of_agents({"bo"}), call)
+
+
+@pytest.mark.parametrize(("version", "refused"), [("16.28.0", True), ("", True), ("22.10.1", False)])
+async def test_a_pause_the_pbx_would_give_to_its_own_mixmonitor_is_refused(  # type: ignore[no-untyped-def]
+        seeded_service, tmp_path, version, refused) -> None:
+    """The snapshot says the channel's first MixMonitor is the PBX's own (core/mixmonitor_order.py):
+    on an Asterisk that mutes only the first (16; unknown counts as such) the console refuses with
+    409 and nothing reaches the PBX; on one that mutes every MixMonitor (22) the pause goes out."""
+    async with AmiPeer() as peer:
+        peer.asterisk_version = version or None
+        _prepare(seeded_service, peer.port, tmp_path)
+        snapshot = _snapshot("L-alice", *LIVE["L-alice"])
+        snapshot["mixmonitors"] = {LIVE["L-alice"][1]: ["", "L-alice_call001"]}
+        seeded_service.ctx.catalog.save_live_call("L-alice", snapshot)
+        client, csrf = await asyncio.to_thread(seeded_service.login, "alice")
+        answer = await asyncio.to_thread(client.post, "/api/calls/L-alice/pause", headers={"X-CSRF-Token": csrf})
+        last = seeded_service.audit_rows("alice")[-1]
+        if refused:
+            assert answer.status_code == 409, answer.text
+            assert "MixMonitor of the PBX's own" in answer.json()["error"], answer.text
+            assert peer.actions("MixMonitorMute") == []
+            assert last["action"] == "denied:calls.pause" and "pbx_own_mixmonitor_first" in last["detail"]
+        else:
+            assert answer.status_code == 200, answer.text
+            assert [m["channel"] for m in peer.actions("MixMonitorMute")] == [LIVE["L-alice"][1]]
+            assert last["action"] == "pause"

@@ -144,3 +144,69 @@ def test_pci_pause_writes_silence_and_keeps_the_timeline(asterisk: PrivateAsteri
     assert [a["action"] for a in audit] == ["pause", "resume"], audit
     assert all(a["actor"] == current_actor() and a["role"] for a in audit), audit
     assert all(json.loads(a["detail"])["channels"] == [channel] for a in audit), audit
+
+
+
+def test_a_pause_beside_a_mixmonitor_of_the_pbxs_own_silences_the_recording_or_is_refused(
+        asterisk: PrivateAsterisk, ami: AmiProbe, recorder: Recorder, tmp_path: Path) -> None:
+    """DID 8007 starts a MixMonitor of the PBX's own before the snippet: the recorder's, started
+    after the notice, is the channel's second.  Asterisk 22 mutes every MixMonitor: the pause
+    silences the recorder's file.  Asterisk 16 mutes the first one only (measured: the PBX's own,
+    and the card stretch stayed in the recorder's file while its manifest said paused): ``calls
+    pause`` is refused, and a mute sent by another tool is no pause of the recording
+    (flagged ``pause_missed``, its audio goes on)."""
+    caller, since, tag = new_caller(), len(ami.events), f"pbxown_{new_caller()}"
+    sipp = SippCall(tmp_path, asterisk.sip_port, "8007", hangup_after_s=CALL_S, from_user=caller,
+                    test_tag=tag).start()
+    try:
+        linkedid = linkedid_of(ami, caller, since)
+
+        def mixmonitor_start(e: dict[str, str]) -> bool:
+            return e.get("Event") == "MixMonitorStart" and e.get("Linkedid") == linkedid
+        own = ami.wait_event(mixmonitor_start, timeout=15, since=since)  # the PBX's, at priority 1
+        started = ami.wait_event(lambda e: mixmonitor_start(e) and e is not own, timeout=15, since=since)
+        t_start = next(t for t, e in ami.find(lambda e: e is started))  # the recorder's, after the notice
+        channel = started["Channel"]
+        call_id = live_call_id(recorder, linkedid, channel)
+        time.sleep(max(0.0, t_start + PAUSE_AFTER_START_S - time.monotonic()))
+        paused = cli(recorder, "calls", "pause", call_id)
+        if asterisk.major >= 21:
+            assert paused.returncode == 0, (paused.stdout, paused.stderr)
+        else:
+            assert paused.returncode == 5, (paused.stdout, paused.stderr)
+            assert "MixMonitor of the PBX's own" in paused.stderr, paused.stderr
+            assert not mute_events(ami, channel, t_start), "refused before any action"
+            reply = ami.action({"Action": "MixMonitorMute", "Channel": channel, "Direction": "both",
+                                "State": "1"})  # another tool's pause: it mutes the PBX's own
+            assert reply.get("Response") == "Success", reply
+        time.sleep(PAUSED_FOR_S)
+        if asterisk.major >= 21:
+            resumed = cli(recorder, "calls", "resume", call_id)
+            assert resumed.returncode == 0, (resumed.stdout, resumed.stderr)
+        else:
+            ami.action({"Action": "MixMonitorMute", "Channel": channel, "Direction": "both", "State": "0"})
+        result = sipp.wait()
+    finally:
+        sipp.stop()
+    assert result.ok, result.errors
+    mutes = mute_events(ami, channel, t_start)
+    assert [e.get("State") for _, e in mutes] == ["1", "0"], mutes
+    pause_from, pause_to = mutes[0][0] - t_start, mutes[1][0] - t_start
+
+    _, recs = wait_shipped(recorder, linkedid)
+    main = [r for r in recs if r["kind"] == "call"]
+    assert len(main) == 1, recs
+    path = stored_file(recorder, main[0])
+    during = segment(path, pause_from + EDGE_S, pause_to - EDGE_S, tmp_path)
+    manifest = json.loads(main[0]["manifest"])
+    flags = json.loads(main[0]["flags"] or "[]")
+    if asterisk.major >= 21:
+        assert during.max_amplitude == 0.0 and during.rms == 0.0, during
+        assert len(manifest["pauses"]) == 1 and "pause_missed" not in flags, (manifest, flags)
+    else:  # the recording was never paused, and says so
+        assert during.rms > 0.01, during
+        assert manifest["pauses"] == [] and "pause_missed" in flags, (manifest, flags)
+        audit = recorder.catalog.query("SELECT action, detail FROM audit_log WHERE target = ? "
+                                       "AND action LIKE '%pause%'", (call_id,))
+        assert [a["action"] for a in audit] == ["denied:pause"], audit
+        assert json.loads(audit[0]["detail"])["reason"] == "pbx_own_mixmonitor_first", audit

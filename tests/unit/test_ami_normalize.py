@@ -35,6 +35,7 @@ def test_basic_call_events() -> None:
         "VariableSet",
         "ChannelCreated",
         "Bridged",
+        "MixMonitorStarted",  # every MixMonitor of the channel is counted (core/mixmonitor_order.py)
         "RecordingMuted",
         "RecordingMuted",
         "Unbridged",
@@ -66,7 +67,9 @@ def test_basic_call_events() -> None:
         and bridged.bridge_id == "5e1c-bridge"
     )
     assert [e.muted for e in out if isinstance(e, ev.RecordingMuted)] == [True, False]
-    cdr = out[8]
+    started = out[5]
+    assert isinstance(started, ev.MixMonitorStarted) and started.channel == "PJSIP/alice-00000001"
+    cdr = out[9]
     assert isinstance(cdr, ev.CdrPosted)
     assert cdr.fields["billsec"] == "60" and cdr.fields["duration"] == "62"
     assert cdr.fields["src"] == "4915112345678" and cdr.fields["dst"] == "4930123456"
