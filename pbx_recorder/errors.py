@@ -119,6 +119,15 @@ class PolicyRefusal(RecorderError):
     exit_code = 5
 
 
+class PauseRefused(PolicyRefusal):
+    """A PCI pause or resume the PBX may not carry out on the recorder's MixMonitor
+    (core/mixmonitor_order.py); ``reason`` names why."""
+
+    def __init__(self, message: str, *, reason: str, call_id: str | None = None) -> None:
+        super().__init__(message, call_id=call_id)
+        self.reason = reason
+
+
 class CatalogError(RecorderError):
     exit_code = 6
 

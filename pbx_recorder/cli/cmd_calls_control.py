@@ -18,8 +18,8 @@ from pbx_recorder.cli.authz import authorize
 from pbx_recorder.cli.live_calls import call_on_channel
 from pbx_recorder.core import access_policy
 from pbx_recorder.core.masking import mask_channel
-from pbx_recorder.core.mixmonitor_order import foreign_first_channels, mutes_every_mixmonitor
-from pbx_recorder.errors import NotFound, PbxDisconnected, PolicyRefusal
+from pbx_recorder.core.mixmonitor_order import NO_EVENTS, PBX_OWN, UNKNOWN, pause_doubt, short_version
+from pbx_recorder.errors import NotFound, PauseRefused, PbxDisconnected
 
 
 def channels_of(snapshot: dict[str, Any]) -> list[str]:
@@ -33,19 +33,29 @@ def channels_of(snapshot: dict[str, Any]) -> list[str]:
     return [c for c in dict.fromkeys(recording or live) if c]
 
 
-def refuse_foreign_first(version: str, snapshot: dict[str, Any], channels: list[str], call_id: str) -> None:
+_DOUBTS = {
+    PBX_OWN: "a MixMonitor the recorder did not start (the PBX's own) runs on {channel}",
+    UNKNOWN: "the recorder did not see every MixMonitor of {channel} start (a restart, a lost AMI "
+             "link, or a start not reported yet)",
+    NO_EVENTS: "this Asterisk reports no MixMonitor events (before 16.17 / 18.3)",
+}
+
+
+def refuse_doubtful(version: str, snapshot: dict[str, Any], channels: list[str], call_id: str,
+                    muted: bool) -> None:
     """On an Asterisk whose ``MixMonitorMute`` mutes only a channel's first MixMonitor, a channel
-    whose first is the PBX's own (core/mixmonitor_order.py) cannot be paused: refused, before any
-    action, so the operator knows the card number would be recorded."""
-    if mutes_every_mixmonitor(version) is True:
-        return
-    blocked = [c for c in foreign_first_channels(snapshot) if c in channels]
-    if blocked:
-        raise PolicyRefusal(
-            f"pause refused: {mask_channel(blocked[0])} carries a MixMonitor of the PBX's own started "
-            f"before the recorder's, and Asterisk {version or '(version unknown)'} would mute that one: "
-            "the recording would go on (take no card data on this call; Asterisk 18.18, 20.3 or later "
-            "mutes every MixMonitor)", call_id=call_id)
+    where that may not be the recorder's (core/mixmonitor_order.py ``pause_doubt``) is not paused
+    or resumed: refused before any action, so the operator knows the card number would be
+    recorded.  The reason is in the exception's ``reason``."""
+    for channel in channels:
+        doubt = pause_doubt(version, snapshot, channel)
+        if doubt is not None:
+            what = "pause" if muted else "resume"
+            raise PauseRefused(
+                f"{what} refused: {_DOUBTS[doubt].format(channel=mask_channel(channel))}, and Asterisk "
+                f"{short_version(version)} mutes only a channel's first MixMonitor, which may not be the "
+                "recorder's: the recording would go on (take no card data on this call; Asterisk 18.18, "
+                "20.3 or later mutes every MixMonitor)", reason=doubt, call_id=call_id)
 
 
 async def mute_channels(config: Any, call_id: str, channels: list[str], muted: bool,
@@ -73,7 +83,7 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
     try:
         if not await client.wait_ready(ami_cfg.connect_timeout + 10):
             raise PbxDisconnected(f"AMI {ami_cfg.host}:{ami_cfg.port} not reachable", call_id=call_id)
-        refuse_foreign_first(client.asterisk_version, snapshot or {}, channels, call_id)
+        refuse_doubtful(client.asterisk_version, snapshot or {}, channels, call_id, muted)
         done = []
         for channel in channels:
             await client.execute(MuteRecording(call_id=call_id, channel=channel, muted=muted))
@@ -123,9 +133,9 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
             raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
         try:
             done = asyncio.run(mute_live_call(config, call_id, snapshot, muted))
-        except PolicyRefusal as exc:
-            catalog.audit(who.actor, who.role, f"denied:{'pause' if muted else 'resume'}", call_id,
-                          {"reason": "pbx_own_mixmonitor_first", "message": str(exc)})
+        except PauseRefused as exc:
+            catalog.audit(who.actor, who.role, "denied:calls.pause", call_id,
+                          {"reason": exc.reason, "muted": muted})
             raise
         catalog.audit(
             who.actor,

@@ -29,13 +29,21 @@ class RecordingSteps(ConsentSteps):
     """Recording events and the live-channel resync."""
 
     def _on_muted(self, ev: E.RecordingMuted, now: float) -> list[Command]:
+        """A ``MixMonitorMute`` silences the MixMonitors of its channel only: a pause of our
+        recordings on that channel (never of those on another one), unless the PBX mutes only a
+        channel's first MixMonitor and that may not be ours (core/mixmonitor_order.py)."""
         call = self._get(ev, now, create=False)
         if call is None:
             return []
-        recs = [r for r in call.active_recordings() if r.channel == ev.channel] or call.active_recordings()
-        if self.mute_all is not True and MO.foreign_first(call.mixmonitors.get(ev.channel, []),
-                                                          [r.recording_id for r in recs]):
-            return self._mute_missed(call, recs, ev)
+        names = {ev.channel, call.legs.get(ev.channel_id, "")} - {""}
+        recs = [r for r in call.active_recordings() if r.channel in names]
+        if not recs:
+            return []
+        doubt = None if self.mute_all is True else MO.mute_doubt(
+            [e for n in names for e in call.mixmonitors.get(n, [])],
+            [(r.recording_id, r.start_seen) for r in recs], call.mixmonitors_known)
+        if doubt is not None:
+            return self._mute_missed(call, recs, ev, doubt)
         for rec in recs:
             if ev.muted and rec.state == "recording":
                 rec.state = "paused"
@@ -43,21 +51,28 @@ class RecordingSteps(ConsentSteps):
             elif not ev.muted and rec.state == "paused":
                 rec.state = "recording"
                 rec.pauses[-1][1] = ev.at
-        if call.state in (C.STATE_RECORDING, C.STATE_PAUSED) and recs:
+        if call.state in (C.STATE_RECORDING, C.STATE_PAUSED):
             call.state = C.STATE_PAUSED if ev.muted else C.STATE_RECORDING
         return []
 
-    def _mute_missed(self, call: Call, recs: list[Recording], ev: E.RecordingMuted) -> list[Command]:
-        """A ``MixMonitorMute`` on a channel whose first MixMonitor is the PBX's own, on an Asterisk
-        that mutes only the first: that one was muted, not ours.  No pause is claimed for our
-        recordings (their audio goes on); a mute flags them ``pause_missed`` for review."""
-        if ev.muted:
-            for rec in recs:
-                if "pause_missed" not in rec.flags:
-                    rec.flags.append("pause_missed")
-            log.error("ALERT: a MixMonitorMute on %s muted the PBX's own MixMonitor (started before the "
-                      "recorder's), not the recording call=%s rec=%s: NOT paused, flagged pause_missed",
-                      ev.channel, call.call_id, ",".join(r.recording_id for r in recs))
+    def _mute_missed(self, call: Call, recs: list[Recording], ev: E.RecordingMuted,
+                     doubt: str) -> list[Command]:
+        """A mute that may have silenced another MixMonitor of the channel, not ours: no pause is
+        claimed for our recordings (one the core opened itself, a transfer's segment started
+        paused, is taken back); a mute flags them ``pause_missed`` for review."""
+        if not ev.muted:
+            return []
+        for rec in recs:
+            if rec.state == "paused" and rec.pauses and rec.pauses[-1][1] is None:
+                rec.pauses.pop()
+                rec.state = "recording"
+            if "pause_missed" not in rec.flags:
+                rec.flags.append("pause_missed")
+        if call.state == C.STATE_PAUSED and not any(r.state == "paused" for r in call.active_recordings()):
+            call.state = C.STATE_RECORDING
+        log.error("ALERT: a MixMonitorMute on %s may have muted another MixMonitor of the channel, not the "
+                  "recording (%s; this Asterisk mutes only the first) call=%s rec=%s: NOT paused, flagged "
+                  "pause_missed", ev.channel, doubt, call.call_id, ",".join(r.recording_id for r in recs))
         return []
 
     def _on_mixmonitor_started(self, ev: E.MixMonitorStarted, now: float) -> list[Command]:
@@ -90,7 +105,7 @@ class RecordingSteps(ConsentSteps):
         if rec is not None:
             rec.stop(ev.at)
         if call is not None and ev.channel:
-            MO.note_stopped(call, ev.channel, rec.recording_id if rec is not None else "")
+            MO.note_stopped(call, ev.channel, rec.recording_id if rec is not None else "", ev.pbx_ref)
         return []
 
     # --- resynchronization -------------------------------------------------------------
@@ -108,6 +123,7 @@ class RecordingSteps(ConsentSteps):
         self._add_leg(call, ev.channel_id, ev.channel)
         call.caller_num = ev.caller_num
         call.flag("adopted_on_resync")
+        call.mixmonitors_known = False  # its MixMonitors started before the recorder saw it
         result = ev.variables.get(C.VAR_RESULT, "")
         rid = ev.variables.get(C.VAR_RECORDING_ID, "")
         if ev.variables.get(C.VAR_DIALOGUE_MMID) and not result:

@@ -76,15 +76,22 @@ def new_generation(book: CallBookCore, call: Call, at: float) -> Call:
 def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]:
     if book.link_lost_at is None:
         book.link_lost_at = ev.at
+    book.mute_all = None  # the PBX that answers next may be another one (a failover, a downgrade)
+    for call in book.calls.values():  # their MixMonitor events while the link is down are missed
+        if call.state not in (C.STATE_FINALIZED, C.STATE_ENDED):
+            call.mixmonitors_known = False
     return []
 
 
-def on_pbx_booted(book: CallBook, ev: E.PbxBooted, now: float) -> list[Command]:
-    mute_all = mutes_every_mixmonitor(ev.version)
-    if mute_all is not True and book.mute_all is not mute_all:
+def _learn_mute_all(book: CallBook, version: str) -> None:
+    """Which MixMonitor a MixMonitorMute without an ID mutes on this PBX (core/mixmonitor_order.py)."""
+    book.mute_all = mutes_every_mixmonitor(version)
+    if book.mute_all is not True:
         log.info("PBX %s: a MixMonitorMute mutes a channel's first MixMonitor only; a pause on a channel "
-                 "whose first is the PBX's own is refused", ev.version or "(version unknown)")
-    book.mute_all = mute_all
+                 "where another MixMonitor runs is refused", version or "(version unknown)")
+
+
+def on_pbx_booted(book: CallBook, ev: E.PbxBooted, now: float) -> list[Command]:
     previous, lost_at = book.boot, book.link_lost_at
     book.boot, book.link_lost_at = ev.boot, None
     cmds: list[Command] = []
@@ -104,6 +111,7 @@ def on_pbx_booted(book: CallBook, ev: E.PbxBooted, now: float) -> list[Command]:
         elif lost_at is not None and call.ended_at is not None and call.ended_at >= lost_at - CUT_WINDOW_S \
                 and "pbx_restarted" not in call.flags:
             cmds += _cut_at_shutdown(call, now)
+    _learn_mute_all(book, ev.version)
     return cmds
 
 

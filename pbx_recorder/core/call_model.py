@@ -102,6 +102,7 @@ class Call:
     # channel -> the MixMonitors running on it, in start order: our recording id, or "" for one
     # the recorder did not start (core/mixmonitor_order.py)
     mixmonitors: dict[str, list[str]] = field(default_factory=dict)
+    mixmonitors_known: bool = True  # every MixMonitor event of the call seen (not after a gap)
 
     def flag(self, name: str) -> None:
         if name not in self.flags:

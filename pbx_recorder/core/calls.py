@@ -94,6 +94,7 @@ class CallBook(RecordingSteps):
     def restore(self, data: dict[str, Any]) -> None:
         call = call_from_dict(data)
         call.restored = True
+        call.mixmonitors_known = False  # events while the recorder was down were missed
         self._calls[call.call_id] = call
         if self.generation_of(call.call_id) > 1:
             base = call.call_id.rsplit("-r", 1)[0]

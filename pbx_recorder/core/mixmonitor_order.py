@@ -1,24 +1,29 @@
-"""Which MixMonitor a ``MixMonitorMute`` without an ID mutes, and whether it is the recorder's.
+"""Whether a ``MixMonitorMute`` without an ID can be trusted to mute the recorder's MixMonitor.
 
 Asterisk mutes the *first* MixMonitor on the channel (the oldest still running) when the action
 names no ``MixMonitorID``, up to 18.17 and 20.2 (16.28 measured: tests/real/
 test_asterisk_e2e_pci_pause.py); from 18.18, 20.3 and 21 on it mutes every MixMonitor of the
 channel (ASTERISK-30464).  So on an older PBX a PCI pause on a channel that also carries a
 MixMonitor of the PBX's own, started before the recorder's, silences that one and leaves the
-card number in the recorder's file.
+card number in the recorder's file.  Before 16.17, in 17 and before 18.3 Asterisk sends no
+MixMonitor events at all (ASTERISK-29244): nothing can be known there.
 
-The core keeps, per channel of a call, the MixMonitors running on it in start order
-(``Call.mixmonitors``: our recording id, or ``""`` for one the recorder did not start), from the
-PBX's ``MixMonitorStart`` / ``MixMonitorStop`` events.  A start is ours when a recording of ours on
-that channel has not been matched to a start yet; a stop without an ID (Asterisk 16) is ours when
-a recording of ours in the list has stopped, else the newest foreign one goes (when in doubt the
-older foreign one stays: a pause is refused rather than lost).  No I/O.
+The core keeps, per channel of a call, the MixMonitors running on it (``Call.mixmonitors``: our
+recording id, or ``""`` for one the recorder did not start), from the PBX's ``MixMonitorStart``
+and ``MixMonitorStop`` events.  Which start is ours cannot be told on Asterisk 16 (no ID in the
+event, and the AMI stream and the consent sessions are not ordered), so the rule counts, it does
+not order: on a PBX that mutes only the first, a mute is trusted on a channel only when **no**
+MixMonitor the recorder did not start runs there, every recording of ours there was seen to
+start, and the call's events were all seen (``Call.mixmonitors_known``: not after a lost AMI
+link, a restart's restore or a resync's adoption).  A stop without an ID removes a recording of
+ours we stopped, never a foreign one (only the channel's hang-up clears those).  When in doubt a
+pause is refused, never claimed.  No I/O.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pbx_recorder.core.call_model import Call
@@ -26,20 +31,48 @@ from pbx_recorder.core.call_model import Call
 FOREIGN = ""  #: an entry for a MixMonitor the recorder did not start
 _VERSION = re.compile(r"(?:certified[/-])?(\d+)\.(\d+)")
 
+# why a mute on a channel is not a pause of the recorder's recording (None: it is)
+PBX_OWN = "pbx_own_mixmonitor"  #: a MixMonitor the recorder did not start runs on the channel
+UNKNOWN = "mixmonitors_unknown"  #: events were missed, or a start of ours was not seen yet
+NO_EVENTS = "no_mixmonitor_events"  #: this Asterisk sends no MixMonitor events
+
+
+def _major_minor(version: str) -> tuple[int, int] | None:
+    match = _VERSION.match(version.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
 
 def mutes_every_mixmonitor(version: str) -> bool | None:
     """Whether this Asterisk version's ``MixMonitorMute`` without an ID mutes every MixMonitor of
     the channel (True), only the first (False), or the version is unknown (None)."""
-    match = _VERSION.match(version.strip())
-    if match is None:
+    mm = _major_minor(version)
+    if mm is None:
         return None
-    major, minor = int(match.group(1)), int(match.group(2))
+    major, minor = mm
     return major >= 21 or (major == 20 and minor >= 3) or (major == 18 and minor >= 18)
 
 
+def reports_mixmonitor_events(version: str) -> bool:
+    """Whether this Asterisk sends ``MixMonitorStart/Stop/Mute`` (16.17, 18.3, 19 and later).
+    An unknown version is assumed to (its refusals then rest on what was seen)."""
+    mm = _major_minor(version)
+    if mm is None:
+        return True
+    major, minor = mm
+    return major >= 19 or (major == 18 and minor >= 3) or (major == 16 and minor >= 17)
+
+
+def short_version(version: str) -> str:
+    """``major.minor`` only (the distribution's patch level is nobody's business)."""
+    mm = _major_minor(version)
+    return f"{mm[0]}.{mm[1]}" if mm else "(version unknown)"
+
+
 def note_started(call: Call, channel: str) -> None:
-    """A ``MixMonitorStart`` on ``channel``: ours (the first recording of ours on the channel not
-    yet matched to a start) or foreign."""
+    """A ``MixMonitorStart`` on ``channel``: taken as ours when a recording of ours on the channel
+    waits for its start (one the core stopped already included: a short dialogue recording), else
+    foreign.  (Mistaking the PBX's late start for ours leaves our own start counted as foreign:
+    the count of foreign ones is right either way.)"""
     entries = call.mixmonitors.setdefault(channel, [])
     for rec in call.recordings:
         if rec.channel == channel and not rec.start_seen and rec.state != "failed":
@@ -49,20 +82,23 @@ def note_started(call: Call, channel: str) -> None:
     entries.append(FOREIGN)
 
 
-def note_stopped(call: Call, channel: str, recording_id: str = "") -> None:
-    """A ``MixMonitorStop`` on ``channel``; ``recording_id`` when its ID named one of ours."""
+def note_stopped(call: Call, channel: str, recording_id: str = "", pbx_ref: str = "") -> None:
+    """A ``MixMonitorStop`` on ``channel``: ``recording_id`` when its MixMonitorID named one of
+    ours; another ID (Asterisk 22) is a foreign one; no ID (Asterisk 16) removes a recording of
+    ours the core stopped, never a foreign one."""
     entries = call.mixmonitors.get(channel)
     if not entries:
         return
-    if recording_id in entries and recording_id:
+    if recording_id and recording_id in entries:
         entries.remove(recording_id)
+    elif pbx_ref and not recording_id:
+        if FOREIGN in entries:
+            entries.remove(FOREIGN)
     else:
         active = {r.recording_id for r in call.recordings if r.active}
-        stopped = next((e for e in entries if e and e not in active), None)  # one we stopped
+        stopped = next((e for e in entries if e and e not in active), None)
         if stopped is not None:
             entries.remove(stopped)
-        elif FOREIGN in entries:  # the newest foreign one: an older one keeps refusing pauses
-            del entries[len(entries) - 1 - entries[::-1].index(FOREIGN)]
     if not entries:
         del call.mixmonitors[channel]
 
@@ -72,17 +108,28 @@ def channel_gone(call: Call, channel: str) -> None:
     call.mixmonitors.pop(channel, None)
 
 
-def foreign_first(entries: Sequence[str], ours: Sequence[str]) -> bool:
-    """The channel's first running MixMonitor is not the recorder's while one of ``ours`` runs
-    there: a ``MixMonitorMute`` without an ID on an older Asterisk would mute that one."""
-    return bool(entries) and entries[0] == FOREIGN and any(e in ours for e in entries)
+def mute_doubt(entries: Sequence[str], ours: Iterable[tuple[str, bool]], known: bool) -> str | None:
+    """Why a mute without an ID on a channel may have missed the recorder's MixMonitor there, on
+    an Asterisk that mutes only the first; None when it cannot have.  ``ours``: (recording id,
+    start seen) of our active recordings on the channel."""
+    if FOREIGN in entries:
+        return PBX_OWN
+    if not known or any(not seen for _, seen in ours):
+        return UNKNOWN
+    return None
 
 
-def foreign_first_channels(snapshot: Mapping[str, Any]) -> list[str]:
-    """The channels of a live-call snapshot (``live_calls``) where a pause would mute the PBX's
-    own MixMonitor instead of the recorder's, on an Asterisk that mutes only the first."""
-    ours = [str(r.get("recording_id", "")) for r in snapshot.get("recordings", [])
-            if r.get("state") in ("recording", "paused")]
+def pause_doubt(version: str, snapshot: Mapping[str, Any], channel: str) -> str | None:
+    """Why pausing ``channel`` of a live call (its ``live_calls`` snapshot) would not be sure to
+    silence the recorder's file on this Asterisk; None when it would."""
+    if mutes_every_mixmonitor(version) is True:
+        return None
+    if not reports_mixmonitor_events(version):
+        return NO_EVENTS
     table = snapshot.get("mixmonitors") or {}
-    return [str(ch) for ch, entries in table.items()
-            if isinstance(entries, list) and foreign_first([str(e) for e in entries], ours)]
+    entries = table.get(channel) if isinstance(table, Mapping) else None
+    ours = [(str(r.get("recording_id", "")), bool(r.get("start_seen")))
+            for r in snapshot.get("recordings", [])
+            if r.get("state") in ("recording", "paused") and r.get("channel") == channel]
+    known = bool(snapshot.get("mixmonitors_known", False))
+    return mute_doubt([str(e) for e in entries] if isinstance(entries, list) else [], ours, known)

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from pbx_recorder.catalog.scopes import Scope
 from pbx_recorder.cli.live_calls import LiveCall
 from pbx_recorder.core.masking import mask_channel
-from pbx_recorder.errors import NotFound, PbxError, PolicyRefusal
+from pbx_recorder.errors import NotFound, PauseRefused, PbxError
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.roles import may
 
@@ -70,9 +70,9 @@ def _control(request: Request, muted: bool) -> Response:
         done = asyncio.run(mute_live_call(ctx.config, call_id, snapshot, muted))
     except NotFound as exc:
         raise ApiError(409, str(exc)) from exc
-    except PolicyRefusal as exc:  # the PBX would mute its own MixMonitor, not the recorder's
+    except PauseRefused as exc:  # the PBX might mute another MixMonitor, not the recorder's
         audit(ctx, actor.user.name, actor.user.role, f"denied:{VERB}", call_id,
-              {"client": actor.client, "reason": "pbx_own_mixmonitor_first", "muted": muted})
+              {"client": actor.client, "reason": exc.reason, "muted": muted})
         raise ApiError(409, str(exc)) from exc
     except PbxError as exc:
         log.warning("call %s: %s failed: %s", call_id, "pause" if muted else "resume", exc)

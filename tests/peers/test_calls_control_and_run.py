@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+import pytest
 from ami_peer import AmiPeer
 from test_daemon import CALL, CHANNEL, free_port, write_config
 
@@ -17,15 +18,18 @@ from pbx_recorder.cli import main
 
 
 def snapshot(channel: str) -> dict[str, object]:
+    """As the daemon writes it: the recording's MixMonitorStart seen, the only one on the channel."""
     return {
         "call_id": CALL,
         "state": "recording",
         "legs": {"100.1": channel},
         "live": ["100.1"],
         "recordings": [
-            {"recording_id": f"{CALL}_call001", "channel": channel, "state": "recording"},
+            {"recording_id": f"{CALL}_call001", "channel": channel, "state": "recording", "start_seen": True},
             {"recording_id": f"{CALL}_consent001", "channel": "PJSIP/old-1", "state": "finalized"},
         ],
+        "mixmonitors": {channel: [f"{CALL}_call001"]},
+        "mixmonitors_known": True,
     }
 
 
@@ -142,3 +146,32 @@ async def test_pause_by_an_agent_does_not_echo_a_number_in_a_channel_name(tmp_pa
         monkeypatch.setattr("pbx_recorder.cli.DEFAULT_CONFIG", str(cfg))  # the installation's config
         assert await asyncio.to_thread(main, ["--config", str(cfg), "calls", "resume", CALL]) == 0
         assert channel in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("version", "doubt"), [
+    ("16.28.0", "pbx_own_mixmonitor"), ("16.16.0", "no_mixmonitor_events"), ("22.10.1", None)])
+async def test_a_pause_beside_a_mixmonitor_of_the_pbxs_own_is_refused_on_an_asterisk_that_mutes_the_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], version: str, doubt: str | None) -> None:
+    """core/mixmonitor_order.py: on 16.28 the mute would silence the PBX's own MixMonitor, so
+    ``calls pause`` exits 5 before sending anything, says why (version major.minor only) and audits
+    the refusal; before 16.17 nothing can be known; 22 mutes every MixMonitor: paused."""
+    snap = snapshot(CHANNEL)
+    snap["mixmonitors"] = {CHANNEL: ["", f"{CALL}_call001"]}
+    async with AmiPeer() as peer:
+        peer.asterisk_version = f"{version}~dfsg-0+deb11u4"
+        cfg = write_config(tmp_path, peer.port, free_port())
+        catalog = Catalog(tmp_path / "catalog.db")
+        catalog.save_live_call(CALL, snap)
+        catalog.close()
+        code = await asyncio.to_thread(main, ["--config", str(cfg), "calls", "pause", CALL])
+        catalog = Catalog(tmp_path / "catalog.db")
+        entries = catalog.audit_entries()
+        catalog.close()
+        if doubt is None:
+            assert code == 0 and [m["channel"] for m in peer.actions("MixMonitorMute")] == [CHANNEL]
+            return
+        assert code == 5 and peer.actions("MixMonitorMute") == []
+        err = capsys.readouterr().err
+        assert "pause refused" in err and "dfsg" not in err, err
+        assert [(e["action"], e["detail"]["reason"]) for e in entries] == [
+            ("denied:calls.pause", doubt)]

@@ -51,8 +51,13 @@ class Run:
         return [c for c in self.commands if isinstance(c, kind)]
 
 
-def new_book(**kwargs: Any) -> CallBook:
-    return CallBook(NODE, MONITOR, load_rules(), **kwargs)
+def new_book(mute_all: bool | None = True, **kwargs: Any) -> CallBook:
+    """A call book on a PBX whose MixMonitorMute reaches every MixMonitor of a channel (Asterisk
+    22), unless ``mute_all`` says otherwise; a ``PbxBooted`` with a version sets it as the daemon's
+    does (which MixMonitor a pause mutes: tests/unit/test_mixmonitor_order.py)."""
+    book = CallBook(NODE, MONITOR, load_rules(), **kwargs)
+    book.mute_all = mute_all
+    return book
 
 
 def play(name: str, **kwargs: Any) -> Run:

@@ -1,8 +1,9 @@
 """Which MixMonitor a pause mutes (pbx_recorder/core/mixmonitor_order.py): on an Asterisk whose
 ``MixMonitorMute`` without an ID mutes only a channel's first MixMonitor (16.28 measured in
-tests/real/test_asterisk_e2e_pci_pause.py), a channel whose first is the PBX's own is not paused
-by a mute: the core claims no pause for the recorder's recording and flags it ``pause_missed``;
-the live-call snapshot tells ``calls pause`` and the console to refuse."""
+tests/real/test_asterisk_e2e_pci_pause.py), a mute on a channel where a MixMonitor the recorder did
+not start runs, or where not every start was seen, is no pause of the recorder's recording: the
+core claims none and flags it ``pause_missed``; the live-call snapshot tells ``calls pause`` and
+the console to refuse.  Without such a MixMonitor the pause works as before."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import pytest
 from pbx_recorder.core import events as E
 from pbx_recorder.core.calls import CallBook
 from pbx_recorder.core.commands import StartRecording
-from pbx_recorder.core.mixmonitor_order import foreign_first_channels, mutes_every_mixmonitor
+from pbx_recorder.core.mixmonitor_order import (
+    NO_EVENTS,
+    PBX_OWN,
+    UNKNOWN,
+    mutes_every_mixmonitor,
+    pause_doubt,
+    reports_mixmonitor_events,
+    short_version,
+)
 from tests.unit.calls_transcript import new_book
 
 AGENT = "PJSIP/agent-01"
@@ -25,8 +34,22 @@ OURS = "pbx1_L1_call001"
     ("20.2.1", False), ("20.3.0", True), ("21.0.0", True), ("22.10.1", True),
     ("certified/18.9-cert5", False), ("", None), ("GIT-master-abc", None),
 ])
-def test_the_version_says_whether_a_mute_reaches_every_mixmonitor(version: str, mutes_all: bool | None) -> None:
+def test_the_version_says_whether_a_mute_reaches_every_mixmonitor(version: str,
+                                                                  mutes_all: bool | None) -> None:
     assert mutes_every_mixmonitor(version) is mutes_all
+
+
+@pytest.mark.parametrize(("version", "reports"), [
+    ("16.16.2", False), ("16.17.0", True), ("16.28.0~dfsg-0+deb11u4", True), ("17.9.4", False),
+    ("18.2.2", False), ("18.3.0", True), ("19.0.0", True), ("22.10.1", True), ("", True),
+])
+def test_mixmonitor_events_exist_from_16_17_and_18_3(version: str, reports: bool) -> None:
+    assert reports_mixmonitor_events(version) is reports
+
+
+def test_only_major_and_minor_of_the_version_are_shown() -> None:
+    assert short_version("16.28.0~dfsg-0+deb11u4") == "16.28"
+    assert short_version("GIT-x") == "(version unknown)"
 
 
 def recorded_call(version: str, *, foreign_before: bool, foreign_after: bool = False) -> CallBook:
@@ -53,67 +76,140 @@ def ours(book: CallBook) -> dict[str, Any]:
     return rec
 
 
-def test_on_asterisk_16_a_mute_with_the_pbxs_own_mixmonitor_first_is_not_a_pause() -> None:
+def mute(book: CallBook, at: float, muted: bool = True, channel: str = AGENT, uniqueid: str = "A") -> None:
+    book.handle(E.RecordingMuted(at, "L1", uniqueid, channel, muted), at)
+
+
+def test_on_asterisk_16_without_a_mixmonitor_of_the_pbxs_own_the_pause_works() -> None:
+    book = recorded_call("16.28.0", foreign_before=False)
+    snapshot = book.snapshot("L1")
+    assert snapshot["mixmonitors"] == {AGENT: [OURS]} and pause_doubt("16.28.0", snapshot, AGENT) is None
+    mute(book, 30)
+    mute(book, 40, muted=False)
+    assert ours(book)["pauses"] == [[30, 40]] and ours(book)["flags"] == []
+
+
+def test_on_asterisk_16_a_mute_beside_the_pbxs_own_mixmonitor_is_not_a_pause() -> None:
     book = recorded_call("16.28.0", foreign_before=True)
     snapshot = book.snapshot("L1")
     assert snapshot["mixmonitors"] == {AGENT: ["", OURS]}
-    assert foreign_first_channels(snapshot) == [AGENT]  # calls pause refuses
-    book.handle(E.RecordingMuted(30, "L1", "A", AGENT, True), 30)
+    assert pause_doubt("16.28.0", snapshot, AGENT) == PBX_OWN  # calls pause refuses
+    mute(book, 30)
     rec = ours(book)
     assert (rec["state"], rec["pauses"], rec["flags"]) == ("recording", [], ["pause_missed"])
     assert book.state("L1") == "recording"
-    book.handle(E.RecordingMuted(40, "L1", "A", AGENT, False), 40)
+    mute(book, 40, muted=False)
     assert ours(book)["pauses"] == []
+
+
+def test_the_pbxs_own_mixmonitor_started_after_the_recorders_is_refused_too() -> None:
+    """Which start is whose cannot be told on Asterisk 16 (no ID, and the AMI stream and the
+    consent session are not ordered): any other MixMonitor on the channel is a doubt."""
+    book = recorded_call("16.28.0", foreign_before=False, foreign_after=True)
+    assert pause_doubt("16.28.0", book.snapshot("L1"), AGENT) == PBX_OWN
+    mute(book, 30)
+    assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
 
 
 def test_an_unknown_version_is_taken_as_muting_the_first_only() -> None:
     book = recorded_call("", foreign_before=True)
-    book.handle(E.RecordingMuted(30, "L1", "A", AGENT, True), 30)
+    mute(book, 30)
     assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
+    assert pause_doubt("", book.snapshot("L1"), AGENT) == PBX_OWN
 
 
 def test_on_asterisk_22_the_mute_reaches_every_mixmonitor_and_is_a_pause() -> None:
     book = recorded_call("22.10.1", foreign_before=True)
-    book.handle(E.RecordingMuted(30, "L1", "A", AGENT, True), 30)
-    book.handle(E.RecordingMuted(40, "L1", "A", AGENT, False), 40)
+    mute(book, 30)
+    mute(book, 40, muted=False)
     assert ours(book)["pauses"] == [[30, 40]] and ours(book)["flags"] == []
+    assert pause_doubt("22.10.1", book.snapshot("L1"), AGENT) is None
 
 
-def test_the_pbxs_own_mixmonitor_started_after_the_recorders_leaves_the_pause_working() -> None:
-    book = recorded_call("16.28.0", foreign_before=False, foreign_after=True)
-    snapshot = book.snapshot("L1")
-    assert snapshot["mixmonitors"] == {AGENT: [OURS, ""]} and foreign_first_channels(snapshot) == []
-    book.handle(E.RecordingMuted(30, "L1", "A", AGENT, True), 30)
-    assert ours(book)["pauses"] == [[30, None]] and ours(book)["state"] == "paused"
+def test_an_asterisk_without_mixmonitor_events_cannot_be_paused_with_certainty() -> None:
+    book = recorded_call("16.16.0", foreign_before=False)
+    assert pause_doubt("16.16.0", book.snapshot("L1"), AGENT) == NO_EVENTS
 
 
-def test_the_pbxs_own_mixmonitor_stopped_before_the_pause_leaves_it_working() -> None:
+def test_a_stop_without_an_id_never_clears_a_foreign_mixmonitor() -> None:
+    """Asterisk 16 names no MixMonitorID in MixMonitorStop: a stop that is not one of ours the core
+    stopped leaves every foreign entry (only the hang-up clears them): refused, never missed."""
     book = recorded_call("16.28.0", foreign_before=True)
-    book.handle(E.RecordingStopped(20, "L1", "A", AGENT), 20)  # Asterisk 16: a stop without an ID
-    assert book.snapshot("L1")["mixmonitors"] == {AGENT: [OURS]}
-    assert ours(book)["state"] == "recording"  # not ours: ours runs on
-    book.handle(E.RecordingMuted(30, "L1", "A", AGENT, True), 30)
-    assert ours(book)["pauses"] == [[30, None]]
-
-
-def test_when_in_doubt_the_older_foreign_mixmonitor_stays() -> None:
-    """Two of the PBX's own, one before and one after ours; a stop without an ID takes the newest:
-    pauses stay refused rather than silently missed."""
-    book = recorded_call("16.28.0", foreign_before=True, foreign_after=True)
     book.handle(E.RecordingStopped(20, "L1", "A", AGENT), 20)
-    snapshot = book.snapshot("L1")
-    assert snapshot["mixmonitors"] == {AGENT: ["", OURS]} and foreign_first_channels(snapshot) == [AGENT]
+    assert book.snapshot("L1")["mixmonitors"] == {AGENT: ["", OURS]}
+    assert ours(book)["state"] == "recording"  # not ours: ours runs on
+    mute(book, 30)
+    assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
 
 
-def test_our_recording_stopped_by_its_id_leaves_nothing_to_refuse() -> None:
-    book = recorded_call("16.28.0", foreign_before=True)
-    book.handle(E.RecordingStopped(20, "L1", "A", AGENT, pbx_ref="0x1"), 20)
-    snapshot = book.snapshot("L1")
-    assert snapshot["mixmonitors"] == {AGENT: [""]} and foreign_first_channels(snapshot) == []
+def test_our_own_stop_without_an_id_is_counted_off() -> None:
+    """A recording of ours the core stopped, then an ID-less MixMonitorStop: that one goes."""
+    book = recorded_call("16.28.0", foreign_before=False)
+    call = book.find("L1")
+    assert call is not None
+    call.recordings[0].stop(20)
+    book.handle(E.RecordingStopped(20.1, "L1", "A", AGENT), 20.1)
+    assert book.snapshot("L1")["mixmonitors"] == {}
+
+
+@pytest.mark.parametrize("gap", ["restored", "link_lost", "start_not_seen"])
+def test_a_gap_in_the_events_is_a_doubt(gap: str) -> None:
+    book = recorded_call("16.28.0", foreign_before=False)
+    if gap == "restored":  # a restarted recorder missed the events while it was down
+        again = new_book()
+        again.handle(E.PbxBooted(0, "20261206120000", version="16.28.0"), 0)
+        again.restore(book.snapshot("L1"))
+        book = again
+    elif gap == "link_lost":
+        book.handle(E.PbxLinkLost(10), 10)
+        book.handle(E.PbxBooted(12, "20261206120000", version="16.28.0"), 12)
+    else:
+        call = book.find("L1")
+        assert call is not None
+        call.recordings[0].start_seen = False
+        call.mixmonitors.clear()
+    assert pause_doubt("16.28.0", book.snapshot("L1"), AGENT) == UNKNOWN
+    mute(book, 30)
+    assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
+
+
+def test_a_lost_link_forgets_the_version_until_the_next_connect() -> None:
+    book = recorded_call("22.10.1", foreign_before=True)
+    book.handle(E.PbxLinkLost(10), 10)
+    assert book.mute_all is None
+    book.handle(E.PbxBooted(12, "20261206120000", version="22.10.1"), 12)
+    assert book.mute_all is True
+
+
+def test_a_mute_on_a_channel_without_a_recording_of_ours_pauses_nothing() -> None:
+    book = recorded_call("22.10.1", foreign_before=False)
+    mute(book, 30, channel="PJSIP/trunk-02", uniqueid="C")
+    assert ours(book)["pauses"] == [] and book.state("L1") == "recording"
+
+
+def test_a_transfers_segment_started_paused_beside_the_pbxs_own_mixmonitor_is_taken_back() -> None:
+    """Paused, then a blind transfer: segment 2 starts muted on the target, where the PBX's own
+    MixMonitor already runs; on Asterisk 16 that mute silences the PBX's file, so the pause the
+    core opened for segment 2 is taken back and flagged (the ALERT says NOT paused, and it is not)."""
+    book = recorded_call("16.28.0", foreign_before=False)
+    mute(book, 30)
+    assert ours(book)["state"] == "paused"
+    book.handle(E.ChannelCreated(40, "L1", "D", "PJSIP/agent-03"), 40)
+    book.handle(E.MixMonitorStarted(40.5, "L1", "D", "PJSIP/agent-03"), 40.5)  # the PBX's own
+    transfer = E.Transferred(41, "L1", "A", AGENT, kind="blind", target_channel="PJSIP/agent-03")
+    book.handle(transfer, 41)
+    book.handle(E.ChannelHungUp(41, "L1", "A", AGENT), 41)
+    second = book.snapshot("L1")["recordings"][1]
+    assert (second["state"], second["pauses"]) == ("paused", [[41, None]])
+    book.handle(E.MixMonitorStarted(41.1, "L1", "D", "PJSIP/agent-03"), 41.1)  # segment 2's
+    book.handle(E.RecordingMuted(41.2, "L1", "D", "PJSIP/agent-03", True), 41.2)
+    second = book.snapshot("L1")["recordings"][1]
+    assert (second["state"], second["pauses"], second["flags"]) == ("recording", [], ["pause_missed"])
+    assert book.state("L1") == "recording"
 
 
 def test_a_restored_call_keeps_what_runs_on_its_channels() -> None:
     book = recorded_call("16.28.0", foreign_before=True)
     again = new_book()
     again.restore(book.snapshot("L1"))
-    assert foreign_first_channels(again.snapshot("L1")) == [AGENT]
+    assert again.snapshot("L1")["mixmonitors"] == {AGENT: ["", OURS]}
