@@ -42,24 +42,26 @@ def _major_minor(version: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def mutes_every_mixmonitor(version: str) -> bool | None:
-    """Whether this Asterisk version's ``MixMonitorMute`` without an ID mutes every MixMonitor of
-    the channel (True), only the first (False), or the version is unknown (None)."""
+def _since(version: str, minors: Mapping[int, int], every_from: int) -> bool | None:
+    """The version is ``every_from`` or later, or at least ``minors[major]`` in its major line;
+    None when it cannot be read."""
     mm = _major_minor(version)
     if mm is None:
         return None
     major, minor = mm
-    return major >= 21 or (major == 20 and minor >= 3) or (major == 18 and minor >= 18)
+    return major >= every_from or minor >= minors.get(major, 1_000)
+
+
+def mutes_every_mixmonitor(version: str) -> bool | None:
+    """Whether this Asterisk version's ``MixMonitorMute`` without an ID mutes every MixMonitor of
+    the channel (True), only the first (False), or the version is unknown (None)."""
+    return _since(version, {18: 18, 20: 3}, 21)
 
 
 def reports_mixmonitor_events(version: str) -> bool:
     """Whether this Asterisk sends ``MixMonitorStart/Stop/Mute`` (16.17, 18.3, 19 and later).
     An unknown version is assumed to (its refusals then rest on what was seen)."""
-    mm = _major_minor(version)
-    if mm is None:
-        return True
-    major, minor = mm
-    return major >= 19 or (major == 18 and minor >= 3) or (major == 16 and minor >= 17)
+    return _since(version, {16: 17, 18: 3}, 19) is not False
 
 
 def short_version(version: str) -> str:
