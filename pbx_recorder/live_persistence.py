@@ -76,7 +76,9 @@ class LiveCallPersistence:
             dirty = dict.fromkeys(list(self._dirty)[:limit])
             for call_id in dirty:
                 del self._dirty[call_id]
-        for call_id in dirty:
+        for raw_id in dirty:
+            found = book.find(raw_id)  # an event names a reused linkedid's call by its base id
+            call_id = found.call_id if found is not None else raw_id
             try:
                 state = book.state(call_id)
                 if not state or state == STATE_FINALIZED:

@@ -44,15 +44,17 @@ _DOUBTS = {
 def refuse_doubtful(version: str, snapshot: dict[str, Any], channels: list[str], call_id: str,
                     muted: bool) -> None:
     """On an Asterisk whose ``MixMonitorMute`` mutes only a channel's first MixMonitor, a channel
-    where that may not be the recorder's (core/mixmonitor_order.py ``pause_doubt``) is not paused
-    or resumed: refused before any action, so the operator knows the card number would be
-    recorded.  The reason is in the exception's ``reason``."""
+    where that may not be the recorder's (core/mixmonitor_order.py ``pause_doubt``) is not
+    paused: refused before any action, so the operator knows the card number would be recorded.
+    A resume is never refused (an unmute cannot record a card number; the daemon records what it
+    did).  The reason is in the exception's ``reason``."""
+    if not muted:
+        return
     for channel in channels:
         doubt = pause_doubt(version, snapshot, channel)
         if doubt is not None:
-            what = "pause" if muted else "resume"
             raise PauseRefused(
-                f"{what} refused: {_DOUBTS[doubt].format(channel=mask_channel(channel))}, and Asterisk "
+                f"pause refused: {_DOUBTS[doubt].format(channel=mask_channel(channel))}, and Asterisk "
                 f"{short_version(version)} mutes only a channel's first MixMonitor, which may not be the "
                 "recorder's: the recording would go on (take no card data on this call; Asterisk 18.18, "
                 "20.3 or later mutes every MixMonitor)", reason=doubt, call_id=call_id)

@@ -53,6 +53,10 @@ class CallBookCore:
         # a MixMonitorMute without an ID mutes every MixMonitor of the channel (events.PbxBooted;
         # None: not known, taken as "only the first", core/mixmonitor_order.py)
         self.mute_all: bool | None = None
+        # the AMI link is up and its events reach the core (PbxBooted / ResyncCompleted after a
+        # connect; not before the first, nor after a PbxLinkLost): a call created meanwhile may
+        # have missed MixMonitor events (Call.mixmonitors_known)
+        self.events_seen = False
         self.question_start_reported = False  # seen a ConsentAsked (call_consent_outcomes.py)
         self.aliases: dict[str, str] = {}  # call id -> id of the newer call that reused its linkedid
         self.link_lost_at: float | None = None  # the AMI link went down then (events.PbxLinkLost)
@@ -80,7 +84,7 @@ class CallBookCore:
             linked = ev.call_id if not ev.call_id.startswith(self._prefix) else split_call_id(cid)[1]
             linked = linked[len(boot) + 1:] if boot and linked.startswith(boot + "-") else linked
             call = Call(call_id=cid, node=self.node, linkedid=linked, created_at=ev.at, updated_at=now,
-                        boot=boot)
+                        boot=boot, mixmonitors_known=self.events_seen)
             self._calls[cid] = call
         if call is not None and call.state != C.STATE_FINALIZED:
             call.updated_at = now

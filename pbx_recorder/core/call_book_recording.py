@@ -42,6 +42,8 @@ class RecordingSteps(ConsentSteps):
         doubt = None if self.mute_all is True else MO.mute_doubt(
             [e for n in names for e in call.mixmonitors.get(n, [])],
             [(r.recording_id, r.start_seen) for r in recs], call.mixmonitors_known)
+        if doubt is None and ev.direction.lower() != "both":
+            doubt = "one_direction"  # the other direction is still recorded: no pause
         if doubt is not None:
             return self._mute_missed(call, recs, ev, doubt)
         for rec in recs:
@@ -57,22 +59,27 @@ class RecordingSteps(ConsentSteps):
 
     def _mute_missed(self, call: Call, recs: list[Recording], ev: E.RecordingMuted,
                      doubt: str) -> list[Command]:
-        """A mute that may have silenced another MixMonitor of the channel, not ours: no pause is
-        claimed for our recordings (one the core opened itself, a transfer's segment started
-        paused, is taken back); a mute flags them ``pause_missed`` for review."""
-        if not ev.muted:
-            return []
+        """A mute or unmute that may have reached another MixMonitor of the channel, not ours (or
+        one direction only): no pause is claimed from it.  A mute flags our recordings
+        ``pause_missed``; the pause the core opened itself for a transfer's next segment (started
+        paused) is taken back.  An unmute closes an open pause of ours at its time (from then on
+        its silence is not known), flagged too.  A pause of ours that was carried out stays."""
         for rec in recs:
-            if rec.state == "paused" and rec.pauses and rec.pauses[-1][1] is None:
-                rec.pauses.pop()
+            open_pause = rec.state == "paused" and bool(rec.pauses) and rec.pauses[-1][1] is None
+            if ev.muted and open_pause and rec.pauses[-1][0] == rec.started_at:
+                rec.pauses.pop()  # opened by _keep_paused with the segment's start: never carried out
+                rec.state = "recording"
+            elif not ev.muted and open_pause:
+                rec.pauses[-1][1] = ev.at
                 rec.state = "recording"
             if "pause_missed" not in rec.flags:
                 rec.flags.append("pause_missed")
         if call.state == C.STATE_PAUSED and not any(r.state == "paused" for r in call.active_recordings()):
             call.state = C.STATE_RECORDING
-        log.error("ALERT: a MixMonitorMute on %s may have muted another MixMonitor of the channel, not the "
-                  "recording (%s; this Asterisk mutes only the first) call=%s rec=%s: NOT paused, flagged "
-                  "pause_missed", ev.channel, doubt, call.call_id, ",".join(r.recording_id for r in recs))
+        log.error("ALERT: a MixMonitorMute (%s) on %s may have reached another MixMonitor of the channel, "
+                  "not the recording (%s; this Asterisk mutes only the first) call=%s rec=%s: no pause "
+                  "claimed from it, flagged pause_missed", "mute" if ev.muted else "unmute", ev.channel,
+                  doubt, call.call_id, ",".join(r.recording_id for r in recs))
         return []
 
     def _on_mixmonitor_started(self, ev: E.MixMonitorStarted, now: float) -> list[Command]:
@@ -105,7 +112,7 @@ class RecordingSteps(ConsentSteps):
         if rec is not None:
             rec.stop(ev.at)
         if call is not None and ev.channel:
-            MO.note_stopped(call, ev.channel, rec.recording_id if rec is not None else "", ev.pbx_ref)
+            MO.note_stopped(call, ev.channel, rec.recording_id if rec is not None else "")
         return []
 
     # --- resynchronization -------------------------------------------------------------
@@ -153,6 +160,7 @@ class RecordingSteps(ConsentSteps):
         return self._decide_without_gosub(call, ev.at)
 
     def _on_resync_completed(self, ev: E.ResyncCompleted, now: float) -> list[Command]:
+        self.events_seen = True  # (also when the PBX's start time could not be read)
         live = {self._cid(c) for c in ev.live_call_ids}
         cmds: list[Command] = []
         for call in list(self._calls.values()):

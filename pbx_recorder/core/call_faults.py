@@ -77,6 +77,7 @@ def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]
     if book.link_lost_at is None:
         book.link_lost_at = ev.at
     book.mute_all = None  # the PBX that answers next may be another one (a failover, a downgrade)
+    book.events_seen = False
     for call in book.calls.values():  # their MixMonitor events while the link is down are missed
         if call.state not in (C.STATE_FINALIZED, C.STATE_ENDED):
             call.mixmonitors_known = False
@@ -86,6 +87,7 @@ def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]
 def _learn_mute_all(book: CallBook, version: str) -> None:
     """Which MixMonitor a MixMonitorMute without an ID mutes on this PBX (core/mixmonitor_order.py)."""
     book.mute_all = mutes_every_mixmonitor(version)
+    book.events_seen = True
     if book.mute_all is not True:
         log.info("PBX %s: a MixMonitorMute mutes a channel's first MixMonitor only; a pause on a channel "
                  "where another MixMonitor runs is refused", version or "(version unknown)")

@@ -84,18 +84,16 @@ def note_started(call: Call, channel: str) -> None:
     entries.append(FOREIGN)
 
 
-def note_stopped(call: Call, channel: str, recording_id: str = "", pbx_ref: str = "") -> None:
+def note_stopped(call: Call, channel: str, recording_id: str = "") -> None:
     """A ``MixMonitorStop`` on ``channel``: ``recording_id`` when its MixMonitorID named one of
-    ours; another ID (Asterisk 22) is a foreign one; no ID (Asterisk 16) removes a recording of
-    ours the core stopped, never a foreign one."""
+    ours; else (Asterisk 16 names none) a recording of ours the core stopped goes, never a foreign
+    one: only the channel's hang-up clears those (on an Asterisk that mutes every MixMonitor the
+    count is not used)."""
     entries = call.mixmonitors.get(channel)
     if not entries:
         return
     if recording_id and recording_id in entries:
         entries.remove(recording_id)
-    elif pbx_ref and not recording_id:
-        if FOREIGN in entries:
-            entries.remove(FOREIGN)
     else:
         active = {r.recording_id for r in call.recordings if r.active}
         stopped = next((e for e in entries if e and e not in active), None)
@@ -112,11 +110,15 @@ def channel_gone(call: Call, channel: str) -> None:
 
 def mute_doubt(entries: Sequence[str], ours: Iterable[tuple[str, bool]], known: bool) -> str | None:
     """Why a mute without an ID on a channel may have missed the recorder's MixMonitor there, on
-    an Asterisk that mutes only the first; None when it cannot have.  ``ours``: (recording id,
-    start seen) of our active recordings on the channel."""
+    an Asterisk that mutes only the first; None when it cannot have.  ``entries``: the MixMonitors
+    counted on the channel; ``ours``: (recording id, start seen) of our active recordings there.
+    A recording of ours the core stopped but whose stop was not seen yet (or never went out) may
+    still run, and be the first: a doubt too."""
+    ours = list(ours)
+    active = {rid for rid, _ in ours}
     if FOREIGN in entries:
         return PBX_OWN
-    if not known or any(not seen for _, seen in ours):
+    if not known or any(not seen for _, seen in ours) or any(e not in active for e in entries):
         return UNKNOWN
     return None
 

@@ -175,3 +175,6 @@ async def test_a_pause_beside_a_mixmonitor_of_the_pbxs_own_is_refused_on_an_aste
         assert "pause refused" in err and "dfsg" not in err, err
         assert [(e["action"], e["detail"]["reason"]) for e in entries] == [
             ("denied:calls.pause", doubt)]
+        # a resume is never refused: an unmute cannot record a card number
+        assert await asyncio.to_thread(main, ["--config", str(cfg), "calls", "resume", CALL]) == 0
+        assert [(m["channel"], m["state"]) for m in peer.actions("MixMonitorMute")] == [(CHANNEL, "0")]

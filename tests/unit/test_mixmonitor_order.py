@@ -80,6 +80,12 @@ def mute(book: CallBook, at: float, muted: bool = True, channel: str = AGENT, un
     book.handle(E.RecordingMuted(at, "L1", uniqueid, channel, muted), at)
 
 
+def mute_is_missed(book: CallBook, at: float = 30) -> bool:
+    """A mute at ``at`` is no pause of ours: none claimed, flagged ``pause_missed``."""
+    mute(book, at)
+    return ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
+
+
 def test_on_asterisk_16_without_a_mixmonitor_of_the_pbxs_own_the_pause_works() -> None:
     book = recorded_call("16.28.0", foreign_before=False)
     snapshot = book.snapshot("L1")
@@ -107,14 +113,12 @@ def test_the_pbxs_own_mixmonitor_started_after_the_recorders_is_refused_too() ->
     consent session are not ordered): any other MixMonitor on the channel is a doubt."""
     book = recorded_call("16.28.0", foreign_before=False, foreign_after=True)
     assert pause_doubt("16.28.0", book.snapshot("L1"), AGENT) == PBX_OWN
-    mute(book, 30)
-    assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
+    assert mute_is_missed(book)
 
 
 def test_an_unknown_version_is_taken_as_muting_the_first_only() -> None:
     book = recorded_call("", foreign_before=True)
-    mute(book, 30)
-    assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
+    assert mute_is_missed(book)
     assert pause_doubt("", book.snapshot("L1"), AGENT) == PBX_OWN
 
 
@@ -138,8 +142,7 @@ def test_a_stop_without_an_id_never_clears_a_foreign_mixmonitor() -> None:
     book.handle(E.RecordingStopped(20, "L1", "A", AGENT), 20)
     assert book.snapshot("L1")["mixmonitors"] == {AGENT: ["", OURS]}
     assert ours(book)["state"] == "recording"  # not ours: ours runs on
-    mute(book, 30)
-    assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
+    assert mute_is_missed(book)
 
 
 def test_our_own_stop_without_an_id_is_counted_off() -> None:
@@ -169,8 +172,7 @@ def test_a_gap_in_the_events_is_a_doubt(gap: str) -> None:
         call.recordings[0].start_seen = False
         call.mixmonitors.clear()
     assert pause_doubt("16.28.0", book.snapshot("L1"), AGENT) == UNKNOWN
-    mute(book, 30)
-    assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
+    assert mute_is_missed(book)
 
 
 def test_a_lost_link_forgets_the_version_until_the_next_connect() -> None:
@@ -213,3 +215,48 @@ def test_a_restored_call_keeps_what_runs_on_its_channels() -> None:
     again = new_book()
     again.restore(book.snapshot("L1"))
     assert again.snapshot("L1")["mixmonitors"] == {AGENT: ["", OURS]}
+
+
+def test_a_call_begun_while_the_ami_link_was_down_is_a_doubt() -> None:
+    """Its MixMonitorStart events (the PBX's own included) may have been missed: a later resync
+    knows the call and changes nothing, so it was marked when it began."""
+    book = new_book(mute_all=None)
+    book.handle(E.PbxBooted(0, "20261206120000", version="16.28.0"), 0)
+    book.handle(E.PbxLinkLost(0.01), 0.01)
+    book.handle(E.ConsentRequested(0.1, "L1", "A", AGENT, "outbound", "00441234"), 0.1)  # over AGI
+    book.handle(E.PbxBooted(3, "20261206120000", version="16.28.0"), 3)
+    book.handle(E.ChannelCreated(3.1, "L1", "C", "PJSIP/trunk-02"), 3.1)
+    book.handle(E.ChannelAnswered(5, "L1", "C", "PJSIP/trunk-02"), 5)
+    book.handle(E.MixMonitorStarted(5.1, "L1", "A", AGENT), 5.1)
+    assert pause_doubt("16.28.0", book.snapshot("L1"), AGENT) == UNKNOWN
+    assert mute_is_missed(book)
+
+
+def test_a_recording_of_ours_stopped_but_not_seen_stopping_is_a_doubt() -> None:
+    """Its StopMixMonitor may not have gone out (or not yet): it may still run, and be first."""
+    book = recorded_call("16.28.0", foreign_before=False)
+    call = book.find("L1")
+    assert call is not None
+    call.mixmonitors[AGENT].insert(0, "pbx1_L1_consent001")  # a dialogue recording, stopped in the core
+    assert pause_doubt("16.28.0", book.snapshot("L1"), AGENT) == UNKNOWN
+    mute(book, 30)
+    assert ours(book)["pauses"] == []
+
+
+def test_a_doubtful_unmute_ends_a_pause_of_ours_and_a_doubtful_mute_keeps_it() -> None:
+    """Paused while ours was the only MixMonitor; then the PBX starts its own.  Another mute does not
+    take the real pause back; an unmute (which may have reached ours, the first) closes it."""
+    book = recorded_call("16.28.0", foreign_before=False)
+    mute(book, 30)
+    book.handle(E.MixMonitorStarted(31, "L1", "A", AGENT), 31)  # the PBX's own, after ours
+    mute(book, 32)
+    assert ours(book)["pauses"] == [[30, None]] and ours(book)["state"] == "paused"
+    mute(book, 40, muted=False)
+    rec = ours(book)
+    assert (rec["state"], rec["pauses"], rec["flags"]) == ("recording", [[30, 40]], ["pause_missed"])
+
+
+def test_a_mute_of_one_direction_is_no_pause() -> None:
+    book = recorded_call("22.10.1", foreign_before=False)
+    book.handle(E.RecordingMuted(30, "L1", "A", AGENT, True, direction="read"), 30)
+    assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
