@@ -420,7 +420,8 @@ def on_mask(n: EslNormalizer, h: Mapping[str, str], now: float) -> list[Any]:
     root = n.root_of({"Unique-ID": leg})
     return [
         ev.RecordingMuted(
-            at=n.at(h, now), call_id=n.call_id(root), channel_id=leg, channel=leg, muted=muted == "true"
+            at=n.at(h, now), call_id=n.call_id(root), channel_id=leg, channel=leg, muted=muted == "true",
+            exact=True,  # uuid_record mask names the file: no other recording is touched
         )
     ]
 

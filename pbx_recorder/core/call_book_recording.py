@@ -31,15 +31,18 @@ class RecordingSteps(ConsentSteps):
     def _on_muted(self, ev: E.RecordingMuted, now: float) -> list[Command]:
         """A ``MixMonitorMute`` silences the MixMonitors of its channel only: a pause of our
         recordings on that channel (never of those on another one), unless the PBX mutes only a
-        channel's first MixMonitor and that may not be ours (core/mixmonitor_order.py)."""
+        channel's first MixMonitor and that may not be ours (core/mixmonitor_order.py).  An exact
+        mute (FreeSWITCH's mask of the recording's file) is a pause of the call's recordings."""
         call = self._get(ev, now, create=False)
         if call is None:
             return []
         names = {ev.channel, call.legs.get(ev.channel_id, "")} - {""}
         recs = [r for r in call.active_recordings() if r.channel in names]
+        if not recs and ev.exact:  # FreeSWITCH names the leg of the call, not always the recording's
+            recs = call.active_recordings()
         if not recs:
             return []
-        doubt = None if self.mute_all is True else MO.mute_doubt(
+        doubt = None if self.mute_all is True or ev.exact else MO.mute_doubt(
             [e for n in names for e in call.mixmonitors.get(n, [])],
             [(r.recording_id, r.start_seen) for r in recs], call.mixmonitors_known)
         if doubt is None and ev.direction.lower() != "both":

@@ -159,6 +159,9 @@ class RecordingMuted(CallEvent):
     channel: str
     muted: bool
     direction: str = "both"
+    # the PBX muted the recorder's own recording by name (FreeSWITCH's uuid_record mask of its
+    # file), not "the channel's MixMonitor" (Asterisk's MixMonitorMute: core/mixmonitor_order.py)
+    exact: bool = False
 
 
 @dataclass(frozen=True, slots=True)

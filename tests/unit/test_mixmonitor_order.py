@@ -260,3 +260,16 @@ def test_a_mute_of_one_direction_is_no_pause() -> None:
     book = recorded_call("22.10.1", foreign_before=False)
     book.handle(E.RecordingMuted(30, "L1", "A", AGENT, True, direction="read"), 30)
     assert ours(book)["pauses"] == [] and ours(book)["flags"] == ["pause_missed"]
+
+
+def test_freeswitchs_mask_of_the_recordings_file_is_always_a_pause() -> None:
+    """``uuid_record mask`` names the file (esl/normalize.py ``on_mask``: exact): no version, no
+    MixMonitor events, no doubt (the CI run on 1275d70 failed here: FreeSWITCH pauses were dropped)."""
+    book = recorded_call("", foreign_before=False)
+    book.mute_all = None
+    call = book.find("L1")
+    assert call is not None
+    call.recordings[0].start_seen, call.mixmonitors, call.mixmonitors_known = False, {}, False
+    book.handle(E.RecordingMuted(30, "L1", "A", "A", True, exact=True), 30)  # the leg's uuid
+    book.handle(E.RecordingMuted(40, "L1", "A", "A", False, exact=True), 40)
+    assert ours(book)["pauses"] == [[30, 40]] and ours(book)["flags"] == []
