@@ -17,6 +17,7 @@ from pbx_recorder.core.call_model import (
 from pbx_recorder.core.commands import (
     Command,
 )
+from pbx_recorder.core.masking import mask_channel
 from pbx_recorder.core.rules import CallContext
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,9 @@ class RecordingSteps(ConsentSteps):
                 rec.flags.append("pause_missed")
         if call.state == C.STATE_PAUSED and not any(r.state == "paused" for r in call.active_recordings()):
             call.state = C.STATE_RECORDING
-        log.error("ALERT: a MixMonitorMute (%s) on %s may have reached another MixMonitor of the channel, "
-                  "not the recording (%s; this Asterisk mutes only the first) call=%s rec=%s: no pause "
-                  "claimed from it, flagged pause_missed", "mute" if ev.muted else "unmute", ev.channel,
-                  doubt, call.call_id, ",".join(r.recording_id for r in recs))
+        log.error("ALERT: a %s on %s is no sure pause of the recording (%s) call=%s rec=%s: no pause "
+                  "claimed from it, flagged pause_missed", "mute" if ev.muted else "unmute",
+                  mask_channel(ev.channel), doubt, call.call_id, ",".join(r.recording_id for r in recs))
         return []
 
     def _on_mixmonitor_started(self, ev: E.MixMonitorStarted, now: float) -> list[Command]:

@@ -87,7 +87,6 @@ def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]
 def _learn_mute_all(book: CallBook, version: str) -> None:
     """Which MixMonitor a MixMonitorMute without an ID mutes on this PBX (core/mixmonitor_order.py)."""
     book.mute_all = mutes_every_mixmonitor(version)
-    book.events_seen = True
     if book.mute_all is not True:
         log.info("PBX %s: a MixMonitorMute mutes a channel's first MixMonitor only; a pause on a channel "
                  "where another MixMonitor runs is refused", version or "(version unknown)")
@@ -114,6 +113,7 @@ def on_pbx_booted(book: CallBook, ev: E.PbxBooted, now: float) -> list[Command]:
                 and "pbx_restarted" not in call.flags:
             cmds += _cut_at_shutdown(call, now)
     _learn_mute_all(book, ev.version)
+    book.events_seen = True  # connected: the PBX's events reach the core again
     return cmds
 
 

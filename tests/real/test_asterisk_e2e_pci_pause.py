@@ -67,6 +67,15 @@ def mute_events(ami: AmiProbe, channel: str, since: float) -> list[tuple[float, 
                                         and e.get("Channel") == channel) if t >= since]
 
 
+def pause_stretch(ami: AmiProbe, channel: str, since: float,
+                  t_start: float) -> tuple[float, float, list[tuple[float, dict[str, str]]]]:
+    """The one mute and unmute of ``channel`` seen since ``since``: their times from ``t_start``
+    (the recording's MixMonitorStart), and the events."""
+    mutes = mute_events(ami, channel, since)
+    assert [e.get("State") for _, e in mutes] == ["1", "0"], mutes
+    return mutes[0][0] - t_start, mutes[1][0] - t_start, mutes
+
+
 def test_pci_pause_writes_silence_and_keeps_the_timeline(asterisk: PrivateAsterisk, ami: AmiProbe,
                                                          recorder: Recorder, tmp_path: Path) -> None:
     caller, since = new_caller(), len(ami.events)
@@ -98,14 +107,12 @@ def test_pci_pause_writes_silence_and_keeps_the_timeline(asterisk: PrivateAsteri
     assert result.ok and result.elapsed_s > CALL_S - 0.5, result.errors
 
     # AMI: Asterisk muted, then unmuted, the recorded channel (both directions)
-    mutes = mute_events(ami, channel, t0)
-    assert [e.get("State") for _, e in mutes] == ["1", "0"], mutes
+    pause_from, pause_to, mutes = pause_stretch(ami, channel, t0, t_start)
     assert all(e.get("Direction") == "both" for _, e in mutes), mutes
     hangup = ami.wait_event(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == channel,
                             timeout=10, since=since)
     t_hangup = next(t for t, e in ami.find(lambda e: e is hangup))
     recorded_s = t_hangup - t_start
-    pause_from, pause_to = mutes[0][0] - t_start, mutes[1][0] - t_start
     # each change comes from its command while that command ran (plus the probe's delivery): the
     # start-up of the CLI, seconds on a loaded host, only stretches the pause by as much
     for (at, _), (ran_from, ran_to) in zip(mutes, (pause_ran, resume_ran), strict=True):
@@ -189,9 +196,7 @@ def test_a_pause_beside_a_mixmonitor_of_the_pbxs_own_silences_the_recording_or_i
     finally:
         sipp.stop()
     assert result.ok, result.errors
-    mutes = mute_events(ami, channel, t_start)
-    assert [e.get("State") for _, e in mutes] == ["1", "0"], mutes
-    pause_from, pause_to = mutes[0][0] - t_start, mutes[1][0] - t_start
+    pause_from, pause_to, _ = pause_stretch(ami, channel, t_start, t_start)
 
     _, recs = wait_shipped(recorder, linkedid)
     main = [r for r in recs if r["kind"] == "call"]

@@ -192,7 +192,7 @@ def test_a_mute_on_a_channel_without_a_recording_of_ours_pauses_nothing() -> Non
 def test_a_transfers_segment_started_paused_beside_the_pbxs_own_mixmonitor_is_taken_back() -> None:
     """Paused, then a blind transfer: segment 2 starts muted on the target, where the PBX's own
     MixMonitor already runs; on Asterisk 16 that mute silences the PBX's file, so the pause the
-    core opened for segment 2 is taken back and flagged (the ALERT says NOT paused, and it is not)."""
+    core opened for segment 2 is taken back and flagged (ALERT: no pause claimed, and none was)."""
     book = recorded_call("16.28.0", foreign_before=False)
     mute(book, 30)
     assert ours(book)["state"] == "paused"
