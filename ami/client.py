@@ -111,6 +111,8 @@ class AmiClient:
         self.last_data_at = 0.0  # monotonic time of the last bytes from Asterisk
         self.envelopes_repaired = 0  # messages whose Event/Response/ActionID... a caller repeated
         self.blocks_failed = 0  # blocks skipped because handling them raised
+        self.events_lost = 0  # times events may have been lost inside the client (PbxEventsLost)
+        self._held_dropped = 0  # events past HOLD_MAX while connecting
         self._envelope_warned: dict[str, None] = {}
 
     # -- public API ---------------------------------------------------------------
@@ -211,6 +213,7 @@ class AmiClient:
             if len(self._held) < HOLD_MAX:
                 self._held.append((message, self.clock()))
             else:
+                self._held_dropped += 1
                 log.error("AMI: %d events held before CoreStatus answered; event dropped", HOLD_MAX)
             return
         self._normalize(message, self.clock())
@@ -228,6 +231,7 @@ class AmiClient:
                 self._queue.put_nowait(item)
         except Exception:  # never let one frame break panoramisk's data_received
             log.exception("AMI event dispatch failed for %r", message.get("Event", ""))
+            self.lost_events("an event failed to normalize")
 
     def envelope_repaired(self, message: Any, repaired: tuple[str, ...]) -> None:
         """A caller ID repeated envelope headers (ami.envelope); the message goes on with the
@@ -255,16 +259,29 @@ class AmiClient:
         again (CoreShowChannels), as after a reconnect.  Paced (:mod:`ami.resync_pacer`): a caller
         decides when this is asked, so asks are coalesced, at most one resync per interval."""
         self.resyncs_asked += 1
+        self.lost_events("the framing guard dropped blocks", resync=False)
         self.resync_pacer.ask()
 
+    def lost_events(self, reason: str, *, resync: bool = True) -> None:
+        """Events may have been lost on their way to the core (the link stayed up): tell the core
+        where in the stream (:class:`events.PbxEventsLost`: a MixMonitorStart among them would
+        leave its MixMonitor count wrong) and ask for a resync (paced), whose completion makes the
+        core's view whole again for the calls that begin after it."""
+        self.events_lost += 1
+        self._queue.put_nowait(ev.PbxEventsLost(at=self.clock(), reason=reason))
+        if resync:
+            self.resync_pacer.ask()
+
     def block_failed(self, block: str) -> None:
-        """Handling one block raised: log it with its call's ids (numbers masked), skip it."""
+        """Handling one block raised: log it with its call's ids (numbers masked), skip it; it may
+        have been an event (:meth:`lost_events`)."""
         self.blocks_failed += 1
         try:
             where = self._context(parse_block(block.strip()) or {})
         except Exception:  # the log line must not fail in its turn
             where = "unparsable block"
         log.exception("AMI block skipped, the connection goes on (%s)", where)
+        self.lost_events("a block failed to parse")
 
     def _context(self, headers: Any) -> str:
         try:
@@ -284,7 +301,7 @@ class AmiClient:
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
         self._booted.clear()
-        self._held = []
+        self._held, self._held_dropped = [], 0
         self._lost = loop.create_future()
         self.framing = self._new_guard()  # a new stream: a cut never spans connections
         _, protocol = await asyncio.wait_for(
@@ -353,6 +370,9 @@ class AmiClient:
             self._queue.put_nowait(ev.PbxBooted(at=self.clock(), boot=boot, version=self.asterisk_version))
         for message, at in held:
             self._normalize(message, at)
+        if self._held_dropped:
+            self._held_dropped = 0
+            self.lost_events(f"more than {HOLD_MAX} events while connecting")
 
     async def _ask_boot(self) -> str:
         try:
@@ -412,6 +432,7 @@ class AmiClient:
 
     async def _resync_now(self) -> None:
         self._seen_in_resync = set()
+        lost_before = self.events_lost  # a loss while the list is read: the core's view stays partial
         known = self._mmids.ids()  # recordings started before the list was asked for
         try:
             reply = await self._send(actions.core_show_channels(), call_id="")
@@ -438,7 +459,8 @@ class AmiClient:
         # a call whose events arrived while the list was being built is live too (it began meanwhile)
         seen, self._seen_in_resync = self._seen_in_resync or set(), None
         self._queue.put_nowait(ev.ResyncCompleted(at=self.clock(),
-                                                  live_call_ids=frozenset(c.call_id for c in live) | seen))
+                                                  live_call_ids=frozenset(c.call_id for c in live) | seen,
+                                                  complete=self.events_lost == lost_before))
         log.info("AMI resync: %d live channel(s) in %d call(s)", len(live), len({c.call_id for c in live}))
 
     async def _variables(self, channel: ev.LiveChannel) -> dict[str, str]:

@@ -51,6 +51,10 @@ ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orph
 SWITCH_INTERVAL_S = 0.001
 STALE_UPLOAD_S = 6 * 3600.0  #: a multipart upload older than this is nobody's any more
 UPLOAD_SWEEP_S = 3600.0  #: how often the running daemon aborts such uploads
+#: events about the PBX link that change what the core knows of every live call (whether its
+#: MixMonitor count can be trusted): every live call's snapshot is written again, since
+#: ``calls pause`` and the console decide on it
+LINK_EVENTS = (ev.PbxLinkLost, ev.PbxEventsLost, ev.PbxBooted, ev.ResyncCompleted)
 
 
 @dataclass
@@ -299,6 +303,8 @@ class Daemon(LiveCallPersistence):
             return []
         if call_id:
             self._persist([call_id, *(c.call_id for c in commands)])
+        elif isinstance(event, LINK_EVENTS):  # what the core knows of every live call changed
+            self._persist([*self.app.callbook.live_call_ids(), *(c.call_id for c in commands)])
         elif commands:
             self._persist(c.call_id for c in commands)
         return commands
@@ -337,6 +343,7 @@ class Daemon(LiveCallPersistence):
         for command in commands:
             self.summary.commands += 1
             failed: cmds.StartRecording | None = None
+            mute_failed: cmds.MuteRecording | None = None
             reason = ""
             try:
                 if is_pbx_command(command):
@@ -365,6 +372,8 @@ class Daemon(LiveCallPersistence):
                     failed = command
                     reason = start_failure_reason(exc)
                     self._start_failed.add(command.call_id)
+                if isinstance(command, cmds.MuteRecording):
+                    mute_failed = command
                 rid = getattr(command, "recording_id", "-")
                 if isinstance(exc, RecorderError):
                     log.error(
@@ -383,6 +392,11 @@ class Daemon(LiveCallPersistence):
                         reason=reason,
                     )
                 )
+            if mute_failed is not None:  # a pause the core counts on (a transfer's segment) did not happen
+                await self.handle(ev.RecordingMuteFailed(
+                    at=self.clock(), call_id=mute_failed.call_id,
+                    channel_id=self.app.normalizer.uniqueid_of(mute_failed.channel),
+                    channel=mute_failed.channel, muted=mute_failed.muted))
         return all_started
 
     def _spawn(self, coro: Any, command: cmds.Command) -> None:

@@ -85,6 +85,30 @@ class RecordingSteps(ConsentSteps):
                   mask_channel(ev.channel), doubt, call.call_id, ",".join(r.recording_id for r in recs))
         return []
 
+    def _on_mute_failed(self, ev: E.RecordingMuteFailed, now: float) -> list[Command]:
+        """A mute the core asked for (a transfer's next segment starting paused) did not happen:
+        the pause it opened with the segment's start is taken back, never claimed; flagged
+        ``pause_missed`` with an ALERT (the card may be in the audio from then on).  A failed
+        unmute leaves the recording silent: its open pause stays what the file holds."""
+        call = self._get(ev, now, create=False)
+        if call is None or not ev.muted:
+            return []
+        recs = [r for r in call.active_recordings() if r.channel == ev.channel and r.state == "paused"
+                and r.pauses and r.pauses[-1] == [r.started_at, None]]  # opened by _keep_paused
+        if not recs:
+            return []
+        for rec in recs:
+            rec.pauses.pop()  # the segment was never silenced
+            rec.state = "recording"
+            if "pause_missed" not in rec.flags:
+                rec.flags.append("pause_missed")
+        if call.state == C.STATE_PAUSED and not any(r.state == "paused" for r in call.active_recordings()):
+            call.state = C.STATE_RECORDING
+        log.error("ALERT: the mute of %s failed: the recording is not paused, no pause claimed, flagged "
+                  "pause_missed call=%s rec=%s", mask_channel(ev.channel), call.call_id,
+                  ",".join(r.recording_id for r in recs))
+        return []
+
     def _on_mixmonitor_started(self, ev: E.MixMonitorStarted, now: float) -> list[Command]:
         call = self._get(ev, now, create=False)
         if call is not None:
@@ -163,7 +187,9 @@ class RecordingSteps(ConsentSteps):
         return self._decide_without_gosub(call, ev.at)
 
     def _on_resync_completed(self, ev: E.ResyncCompleted, now: float) -> list[Command]:
-        self.events_seen = True  # (also when the PBX's start time could not be read)
+        # (also when the PBX's start time could not be read); not when events were lost while
+        # the list was read: a call that began then may be in neither (another resync follows)
+        self.events_seen = ev.complete
         live = {self._cid(c) for c in ev.live_call_ids}
         cmds: list[Command] = []
         for call in list(self._calls.values()):

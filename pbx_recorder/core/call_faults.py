@@ -66,7 +66,7 @@ def new_generation(book: CallBookCore, call: Call, at: float) -> Call:
     new_id = f"{base}-r{n}"
     log.warning("linkedid reused call=%s: the new call is %s (the PBX restarted?)", call.call_id, new_id)
     fresh = Call(call_id=new_id, node=call.node, linkedid=call.linkedid, created_at=at, updated_at=at,
-                 boot=book.boot)
+                 boot=book.boot, mixmonitors_known=book.events_seen)
     fresh.flag("linkedid_reused")
     book.calls[new_id] = fresh
     book.aliases[base] = new_id
@@ -77,11 +77,29 @@ def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]
     if book.link_lost_at is None:
         book.link_lost_at = ev.at
     book.mute_all = None  # the PBX that answers next may be another one (a failover, a downgrade)
+    _events_missed(book)  # their MixMonitor events while the link is down are missed
+    return []
+
+
+def on_events_lost(book: CallBook, ev: E.PbxEventsLost, now: float) -> list[Command]:
+    """Events may have been lost inside the AMI client while the link stayed up (a resync
+    follows): a MixMonitorStart among them would leave a channel's count wrong, so every open
+    call's count is no longer trusted, nor that of a call that begins before the resync."""
+    open_calls = _events_missed(book)
+    log.warning("PBX events may have been lost (%s): a pause is refused on an Asterisk that mutes only "
+                "a channel's first MixMonitor, for the %d open call(s) and until a resync completes",
+                ev.reason or "unknown", open_calls)
+    return []
+
+
+def _events_missed(book: CallBook) -> int:
     book.events_seen = False
-    for call in book.calls.values():  # their MixMonitor events while the link is down are missed
+    missed = 0
+    for call in book.calls.values():
         if call.state not in (C.STATE_FINALIZED, C.STATE_ENDED):
             call.mixmonitors_known = False
-    return []
+            missed += 1
+    return missed
 
 
 def _learn_mute_all(book: CallBook, version: str) -> None:
@@ -113,7 +131,9 @@ def on_pbx_booted(book: CallBook, ev: E.PbxBooted, now: float) -> list[Command]:
                 and "pbx_restarted" not in call.flags:
             cmds += _cut_at_shutdown(call, now)
     _learn_mute_all(book, ev.version)
-    book.events_seen = True  # connected: the PBX's events reach the core again
+    # not book.events_seen: a call that began while the link was down and is first seen now (not
+    # by its first channel's creation) missed its MixMonitor events; the resync that follows
+    # every connect (ResyncCompleted) says when the core's view is whole again
     return cmds
 
 

@@ -262,11 +262,13 @@ _HANDLERS: dict[type, Callable[[CallBook, Any, float], list[Command]]] = {
     E.RecordingStarted: CallBook._on_rec_started,
     E.RecordingStopped: CallBook._on_rec_stopped,
     E.RecordingMuted: CallBook._on_muted,
+    E.RecordingMuteFailed: CallBook._on_mute_failed,
     E.MixMonitorStarted: CallBook._on_mixmonitor_started,
     E.CdrPosted: CallBook._on_cdr,
     E.LiveChannel: CallBook._on_live_channel,
     E.RecordingFailed: F.on_rec_failed,
     E.PbxBooted: F.on_pbx_booted,
     E.PbxLinkLost: F.on_link_lost,
+    E.PbxEventsLost: F.on_events_lost,
     E.ResyncCompleted: CallBook._on_resync_completed,
 }

@@ -194,10 +194,13 @@ class LiveChannel(CallEvent):
 @dataclass(frozen=True, slots=True)
 class ResyncCompleted:
     """All live channels were reported; any call we track that is not among
-    ``live_call_ids`` ended while we were away."""
+    ``live_call_ids`` ended while we were away.  ``complete``: no event was lost inside the
+    client while the list was read (:class:`PbxEventsLost`); when one was, calls that began
+    meanwhile may be missing from both the list and the events, and another resync follows."""
 
     at: float
     live_call_ids: frozenset[str] = frozenset()
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,27 @@ class RecordingFailed(CallEvent):
     channel: str
     recording_id: str
     reason: str = ""  # e.g. "ami_unavailable", "pbx_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingMuteFailed(CallEvent):
+    """A ``MuteRecording`` the core asked for was not carried out (the action failed or was not
+    sent): the channel's recordings were not muted (or not unmuted) by it."""
+
+    channel: str
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PbxEventsLost:
+    """The PBX link stayed up but events may have been lost on the way to the core: blocks the
+    framing guard dropped (a caller forged a cut), a block that failed to parse or normalize,
+    events past the cap held while connecting.  ``reason`` names which (for the log).  A resync
+    follows; until it completes, and for every call open now, the core no longer knows which
+    MixMonitors run on a channel (core/mixmonitor_order.py)."""
+
+    at: float
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ def recorded_call(version: str, *, foreign_before: bool, foreign_after: bool = F
     MixMonitor of the PBX's own started before or after the recorder's."""
     book = new_book()
     book.handle(E.PbxBooted(0, "20261206120000", version=version), 0)
+    book.handle(E.ResyncCompleted(0), 0)
     book.handle(E.ChannelCreated(0, "L1", "A", AGENT, exten="00441234"), 0)
     if foreign_before:
         book.handle(E.MixMonitorStarted(0.05, "L1", "A", AGENT), 0.05)

@@ -1,0 +1,92 @@
+"""The daemon over an in-process AMI peer, where a PCI pause can go wrong without a word from the
+PBX: the mute the core sends for a transfer's next segment (which starts paused) is refused by
+Asterisk; events are lost inside the AMI client.  In both, what ``calls pause`` and the console
+read (the live-call snapshot in the catalog) must say so: no pause claimed for a segment that was
+never muted, and a MixMonitor count no longer trusted on an Asterisk that mutes only the first."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ami_peer import AmiPeer
+from test_daemon import daemon_running, free_port, until, write_config
+
+from pbx_recorder.core import events as E
+from pbx_recorder.core.mixmonitor_order import UNKNOWN, pause_doubt
+from pbx_recorder.core.naming import make_call_id
+from pbx_recorder.daemon import Daemon
+from pbx_recorder.live_persistence import PERSIST_BATCH_S
+
+CALL = make_call_id("pbx1", "300.1")
+AGENT, TARGET = "PJSIP/agent-01", "PJSIP/agent-03"
+
+
+def record_every_call(tmp: Path, ami_port: int, agi_port: int) -> Path:
+    path = write_config(tmp, ami_port, agi_port)
+    text = path.read_text()
+    rules = text[text.index("rules:"):]
+    path.write_text(text.replace(rules, """rules:
+  - name: record-all
+    match: {direction: [inbound, outbound]}
+    action: {record: yes, consent: none}
+"""))
+    return path
+
+
+async def recorded_and_paused(daemon: Daemon) -> None:
+    """An outbound call recorded on the agent's channel and paused (the PBX's mute event seen),
+    every event of it seen since the daemon's connect and resync."""
+    await until(lambda: daemon.app.callbook.events_seen)  # the connect's resync completed
+    assert daemon.app.callbook.mute_all is None  # the peer does not say its version: "the first only"
+    for event in (E.ChannelCreated(1, "300.1", "300.1", AGENT, exten="00441234"),
+                  E.ConsentRequested(1.1, "300.1", "300.1", AGENT, "outbound", "00441234"),
+                  E.ChannelCreated(1.2, "300.1", "300.2", "PJSIP/trunk-02"),
+                  E.ChannelAnswered(5, "300.1", "300.2", "PJSIP/trunk-02")):
+        await daemon.handle(event)
+    call = daemon.app.callbook.find(CALL)
+    assert call is not None and [r.state for r in call.recordings] == ["recording"]
+    await daemon.handle(E.MixMonitorStarted(5.1, "300.1", "300.1", AGENT))
+    await daemon.handle(E.RecordingMuted(30, "300.1", "300.1", AGENT, True))
+    assert daemon.app.callbook.state(CALL) == "paused"
+
+
+def snapshot(daemon: Daemon) -> dict[str, Any]:
+    return dict(daemon.app.catalog.load_live_calls().get(CALL, {}))
+
+
+async def test_a_refused_mute_of_a_transfers_segment_is_no_pause_in_the_snapshot(tmp_path: Path) -> None:
+    async with AmiPeer() as peer:
+        peer.errors["MixMonitorMute"] = "Cannot set mute flag"
+        async with daemon_running(record_every_call(tmp_path, peer.port, free_port())) as daemon:
+            await recorded_and_paused(daemon)
+            await daemon.handle(E.ChannelCreated(40, "300.1", "300.3", TARGET))
+            await daemon.handle(E.Transferred(41, "300.1", "300.1", AGENT, kind="blind",
+                                              target_channel=TARGET))
+            await daemon.handle(E.ChannelHungUp(41, "300.1", "300.1", AGENT))
+            assert [a["channel"] for a in peer.actions("MixMonitor")][-1] == TARGET
+            assert [a["channel"] for a in peer.actions("MixMonitorMute")] == [TARGET]  # sent, refused
+
+            def second() -> dict[str, Any]:
+                recs = snapshot(daemon).get("recordings", [])
+                return dict(recs[1]) if len(recs) > 1 else {}
+
+            await until(lambda: second().get("flags") == ["pause_missed"])
+            rec = second()
+            assert (rec["state"], rec["pauses"]) == ("recording", [])  # before: paused [[41, None]]
+            assert snapshot(daemon)["state"] == "recording"
+            assert snapshot(daemon)["recordings"][0]["pauses"] == [[30, 41]]
+
+
+async def test_events_lost_reach_the_snapshot_that_calls_pause_reads(tmp_path: Path) -> None:
+    async with AmiPeer() as peer, \
+            daemon_running(record_every_call(tmp_path, peer.port, free_port())) as daemon:
+        await recorded_and_paused(daemon)
+        await until(lambda: snapshot(daemon).get("state") == "paused")
+        await asyncio.sleep(3 * PERSIST_BATCH_S)  # nothing of the call left to write
+        assert not daemon._dirty and snapshot(daemon)["mixmonitors_known"] is True
+        # the framing guard dropped blocks: no event names the call, its snapshot is written again
+        await daemon.handle(E.PbxEventsLost(31, reason="the framing guard dropped blocks"))
+        await until(lambda: snapshot(daemon).get("mixmonitors_known") is False)
+        assert pause_doubt("16.28.0", snapshot(daemon), AGENT) == UNKNOWN
