@@ -46,6 +46,19 @@ class LiveCalls:
                 out[row["call_id"]] = text
         return out
 
+    def load_live_call(self, call_id: str) -> dict[str, Any] | None:
+        """One call's snapshot (None when it is not live)."""
+        for row in self._exec("SELECT call_id, state FROM live_calls WHERE call_id = ?", (call_id,)):
+            text = row["state"]
+            if self.numbers is not None:
+                text = self.numbers.open_text("live_calls", row["call_id"], text)
+            try:
+                found = json.loads(text)
+            except ValueError:
+                return None
+            return found if isinstance(found, dict) else None
+        return None
+
     def _seal_live(self, call_id: str, text: str) -> str:
         return self.numbers.seal_text("live_calls", call_id, text) if self.numbers is not None else text
 

@@ -10,16 +10,23 @@ log with the actor and role.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import click
 
 from pbx_recorder.cli.authz import authorize
 from pbx_recorder.cli.live_calls import call_on_channel
+from pbx_recorder.cli.pause_confirm import CONFIRMED, MISSED, UNCONFIRMED, MuteMark, await_verdict
 from pbx_recorder.core import access_policy
 from pbx_recorder.core.masking import mask_channel
 from pbx_recorder.core.mixmonitor_order import NO_EVENTS, PBX_OWN, UNKNOWN, pause_doubt, short_version
 from pbx_recorder.errors import NotFound, PauseRefused, PbxDisconnected
+
+log = logging.getLogger(__name__)
 
 
 def channels_of(snapshot: dict[str, Any]) -> list[str]:
@@ -60,8 +67,22 @@ def refuse_doubtful(version: str, snapshot: dict[str, Any], channels: list[str],
                 "20.3 or later mutes every MixMonitor)", reason=doubt, call_id=call_id)
 
 
+#: the call's live snapshot read again (None: the call is over); see cli/pause_confirm.py
+Reread = Callable[[], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class PauseDone:
+    """What a pause or resume did: the channels (or FreeSWITCH legs) done, and whether the daemon
+    recorded the PBX's mute event as asked (``confirmed``) or had not within
+    ``pbx.pause_confirm_s`` (``unconfirmed``)."""
+
+    channels: list[str]
+    status: str
+
+
 async def mute_channels(config: Any, call_id: str, channels: list[str], muted: bool,
-                        snapshot: dict[str, Any] | None = None) -> list[str]:
+                        snapshot: dict[str, Any] | None = None, reread: Reread | None = None) -> PauseDone:
     import asyncio  # here, not at the top: ``calls search`` imports this module too (cli/lazy_group.py)
 
     from ami.client import AmiClient
@@ -85,31 +106,74 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
     try:
         if not await client.wait_ready(ami_cfg.connect_timeout + 10):
             raise PbxDisconnected(f"AMI {ami_cfg.host}:{ami_cfg.port} not reachable", call_id=call_id)
-        refuse_doubtful(client.asterisk_version, snapshot or {}, channels, call_id, muted)
+        current = _fresh(reread, call_id) or snapshot or {}  # the snapshot may be seconds old
+        refuse_doubtful(client.asterisk_version, current, channels, call_id, muted)
+        mark = MuteMark.of(current)
         done = []
         for channel in channels:
             await client.execute(MuteRecording(call_id=call_id, channel=channel, muted=muted))
             done.append(channel)
-        return done
+        status, doubt = await _verdict(config, reread, mark, muted)
+        if status == MISSED and muted:  # the mute reached another MixMonitor: give it back its sound
+            await _unmute_again(client, call_id, done)
+            raise PauseRefused(
+                f"pause not carried out: the recorder could not be sure the mute reached its recording "
+                f"({_DOUBTS.get(doubt, doubt).format(channel='the channel')}); the channel was unmuted "
+                "again: take no card data on this call", reason=f"{doubt or 'unknown'}_after_mute",
+                call_id=call_id)
+        return PauseDone(done, status)
     finally:
         await client.close()
         await asyncio.wait_for(task, 5)
 
 
-async def mute_live_call(config: Any, call_id: str, snapshot: dict[str, Any], muted: bool) -> list[str]:
-    """Mute (or unmute) the live call's recording with the recorder's own PBX account; the
-    channels (or files) done.  Shared by this command and the console (``service/api_pause.py``)."""
+def _fresh(reread: Reread | None, call_id: str) -> dict[str, Any] | None:
+    if reread is None:
+        return None
+    found = reread()
+    if found is None:
+        raise NotFound(f"no live call {call_id!r} (it is over)", call_id=call_id)
+    return found
+
+
+async def _verdict(config: Any, reread: Reread | None, mark: MuteMark, muted: bool) -> tuple[str, str]:
+    timeout = float(getattr(config.pbx, "pause_confirm_s", 0.0))
+    if reread is None or timeout <= 0:
+        return UNCONFIRMED, ""
+    return await await_verdict(reread, mark, muted, timeout)
+
+
+async def _unmute_again(client: Any, call_id: str, channels: list[str]) -> None:
+    from pbx_recorder.core.commands import MuteRecording
+    from pbx_recorder.errors import PbxError
+
+    for channel in channels:
+        try:
+            await client.execute(MuteRecording(call_id=call_id, channel=channel, muted=False))
+        except PbxError as exc:
+            log.error("ALERT: call=%s: the unmute after a pause in doubt failed on %s: %s", call_id,
+                      mask_channel(channel), exc)
+
+
+async def mute_live_call(config: Any, call_id: str, snapshot: dict[str, Any], muted: bool,
+                         reread: Reread | None = None) -> PauseDone:
+    """Mute (or unmute) the live call's recording with the recorder's own PBX account, then wait
+    for the daemon's verdict (cli/pause_confirm.py; ``reread`` reads the call's snapshot again).
+    Shared by this command and the console (``service/api_pause.py``)."""
     if config.pbx.type == "freeswitch":  # uuid_record mask|unmask per file (esl/pause.py)
         from esl.pause import mask_call
 
-        done: list[str] = await mask_call(config, call_id, snapshot, muted)
+        current = _fresh(reread, call_id) or snapshot
+        mark = MuteMark.of(current)
+        done: list[str] = await mask_call(config, call_id, current, muted)
         if not done:
             raise NotFound("the call has no active recording to mask", call_id=call_id)
-        return done
+        status, _ = await _verdict(config, reread, mark, muted)  # a mask names its file: never missed
+        return PauseDone(done, status)
     channels = channels_of(snapshot)
     if not channels:
         raise NotFound("the call has no live channel to mute", call_id=call_id)
-    return await mute_channels(config, call_id, channels, muted, snapshot)
+    return await mute_channels(config, call_id, channels, muted, snapshot, reread)
 
 
 def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted: bool) -> None:
@@ -134,7 +198,8 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
         if not isinstance(snapshot, dict):
             raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
         try:
-            done = asyncio.run(mute_live_call(config, call_id, snapshot, muted))
+            result = asyncio.run(mute_live_call(config, call_id, snapshot, muted,
+                                                partial(catalog.load_live_call, call_id)))
         except PauseRefused as exc:
             catalog.audit(who.actor, who.role, "denied:calls.pause", call_id,
                           {"reason": exc.reason, "muted": muted})
@@ -144,13 +209,25 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
             who.role,
             "pause" if muted else "resume",
             call_id,
-            {"channels": done},
+            {"channels": result.channels, "recorder": result.status},
         )
     finally:
         catalog.close()
     # chan_sip names a channel after the peer, often the caller's number: an agent sees it masked
+    done = result.channels
     shown = done if access_policy.check(who.role, "calls.unmask") else [mask_channel(c) for c in done]
     click.echo(f"{'paused' if muted else 'resumed'} {call_id}: {', '.join(shown)}")
+    if result.status != CONFIRMED:
+        click.echo(STATUS_NOTES[result.status].format(s=config.pbx.pause_confirm_s), err=True)
+
+
+#: what the operator is told when the daemon did not confirm the pause or resume as asked
+STATUS_NOTES = {
+    UNCONFIRMED: "warning: sent and accepted by the PBX, but the recorder did not record it within {s:g} s "
+                 "(is the daemon running?): check `calls show` before taking card data",
+    MISSED: "warning: the recorder could not be sure the unmute reached its recording (flagged "
+            "pause_missed): the pause is closed in its record from now on",
+}
 
 
 CHANNEL_HELP = "Instead of CALL_ID: the live call on this channel / endpoint (e.g. PJSIP/1001)."

@@ -75,6 +75,7 @@ def _pbx(n: Node) -> PbxConfig:
         agi=agi,
         monitor_dir=n.get_path("monitor_dir", "./var/monitor"),
         esl=esl,
+        pause_confirm_s=n.get_float("pause_confirm_s", 3.0, lo=0, hi=60),
     )
     n.finish()
     if pbx.type == "freeswitch" and esl.password is None:

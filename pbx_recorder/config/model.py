@@ -76,6 +76,9 @@ class PbxConfig:
     agi: AgiConfig
     monitor_dir: Path
     esl: EslConfig
+    #: how long ``calls pause|resume`` and the console wait for the daemon to record the PBX's
+    #: mute event before answering "sent, not confirmed" (0: do not wait)
+    pause_confirm_s: float = 3.0
 
 
 # --- pipeline --------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class RecordingSteps(ConsentSteps):
             [(r.recording_id, r.start_seen) for r in recs], call.mixmonitors_known)
         if doubt is None and ev.direction.lower() != "both":
             doubt = "one_direction"  # the other direction is still recorded: no pause
+        MO.note_mute(call, doubt)
         if doubt is not None:
             return self._mute_missed(call, recs, ev, doubt)
         for rec in recs:

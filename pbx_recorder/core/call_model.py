@@ -103,6 +103,9 @@ class Call:
     # the recorder did not start (core/mixmonitor_order.py)
     mixmonitors: dict[str, list[str]] = field(default_factory=dict)
     mixmonitors_known: bool = True  # every MixMonitor event of the call seen (not after a gap)
+    # the PBX's mute events on recordings of ours: how many ("n"), how many were no sure pause
+    # ("missed", with the last "doubt"); ``calls pause`` waits for its own (cli/pause_confirm.py)
+    mute_events: dict[str, Any] = field(default_factory=dict)
 
     def flag(self, name: str) -> None:
         if name not in self.flags:

@@ -103,6 +103,16 @@ def note_stopped(call: Call, channel: str, recording_id: str = "") -> None:
         del call.mixmonitors[channel]
 
 
+def note_mute(call: Call, doubt: str | None) -> None:
+    """A mute event on a recording of ours, and whether it was a sure pause (``Call.mute_events``:
+    what ``calls pause`` waits for after its action, cli/pause_confirm.py)."""
+    seen = call.mute_events
+    seen["n"] = int(seen.get("n", 0)) + 1
+    if doubt is not None:
+        seen["missed"] = int(seen.get("missed", 0)) + 1
+        seen["doubt"] = doubt
+
+
 def channel_gone(call: Call, channel: str) -> None:
     """The channel hung up: every MixMonitor on it ended with it."""
     call.mixmonitors.pop(channel, None)

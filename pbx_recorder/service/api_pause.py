@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -67,7 +68,8 @@ def _control(request: Request, muted: bool) -> Response:
     from pbx_recorder.cli.cmd_calls_control import mute_live_call
 
     try:
-        done = asyncio.run(mute_live_call(ctx.config, call_id, snapshot, muted))
+        result = asyncio.run(mute_live_call(ctx.config, call_id, snapshot, muted,
+                                            partial(ctx.catalog.load_live_call, call_id)))
     except NotFound as exc:
         raise ApiError(409, str(exc)) from exc
     except PauseRefused as exc:  # the PBX might mute another MixMonitor, not the recorder's
@@ -77,10 +79,14 @@ def _control(request: Request, muted: bool) -> Response:
     except PbxError as exc:
         log.warning("call %s: %s failed: %s", call_id, "pause" if muted else "resume", exc)
         raise ApiError(502, "the PBX did not carry out the action") from exc
+    done = result.channels
     audit(ctx, actor.user.name, actor.user.role, "pause" if muted else "resume", call_id,
-          {"client": actor.client, "channels": done})
+          {"client": actor.client, "channels": done, "recorder": result.status})
     shown = done if may(actor.user.role, "calls.unmask") else [mask_channel(c) for c in done]
-    return JSONResponse({"call_id": call_id, "paused": muted, "channels": shown})
+    # "confirmed": the daemon recorded the PBX's mute event as asked; "unconfirmed": not within
+    # pbx.pause_confirm_s; "missed" (a resume only): the unmute was flagged pause_missed
+    return JSONResponse({"call_id": call_id, "paused": muted, "channels": shown,
+                         "recorder": result.status})
 
 
 def pause(request: Request) -> Response:

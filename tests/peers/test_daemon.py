@@ -43,6 +43,7 @@ def write_config(tmp: Path, ami_port: int, agi_port: int) -> Path:
 node: pbx1
 pbx:
   type: asterisk
+  pause_confirm_s: 0.3
   ami: {{host: 127.0.0.1, port: {ami_port}, username: recorder, secret: s3cret,
         reconnect_min_s: 0.05, reconnect_max_s: 0.2}}
   agi: {{host: 127.0.0.1, port: {agi_port}, max_sessions: 4}}

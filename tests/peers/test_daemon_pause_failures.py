@@ -90,3 +90,78 @@ async def test_events_lost_reach_the_snapshot_that_calls_pause_reads(tmp_path: P
         await daemon.handle(E.PbxEventsLost(31, reason="the framing guard dropped blocks"))
         await until(lambda: snapshot(daemon).get("mixmonitors_known") is False)
         assert pause_doubt("16.28.0", snapshot(daemon), AGENT) == UNKNOWN
+
+
+async def recorded(daemon: Daemon) -> None:
+    """As :func:`recorded_and_paused`, without the pause; its snapshot written."""
+    await until(lambda: daemon.app.callbook.events_seen)
+    for event in (E.ChannelCreated(1, "300.1", "300.1", AGENT, exten="00441234"),
+                  E.ConsentRequested(1.1, "300.1", "300.1", AGENT, "outbound", "00441234"),
+                  E.ChannelCreated(1.2, "300.1", "300.2", "PJSIP/trunk-02"),
+                  E.ChannelAnswered(5, "300.1", "300.2", "PJSIP/trunk-02"),
+                  E.MixMonitorStarted(5.1, "300.1", "300.1", AGENT)):
+        await daemon.handle(event)
+    await until(lambda: snapshot(daemon).get("mixmonitors") == {AGENT: [f"{CALL}_call001"]})
+
+
+def pbx_event(name: str, **more: str) -> dict[str, str]:
+    return {"Event": name, "Channel": AGENT, "Uniqueid": "300.1", "Linkedid": "300.1", **more}
+
+
+async def cli(config: Path, *args: str) -> int:
+    from pbx_recorder.cli import main
+
+    return int(await asyncio.to_thread(main, ["--config", str(config), *args]))
+
+
+def with_confirm(path: Path, seconds: float) -> Path:
+    path.write_text(path.read_text().replace("pause_confirm_s: 0.3", f"pause_confirm_s: {seconds}"))
+    return path
+
+
+async def test_calls_pause_waits_for_the_daemon_to_record_the_pause(tmp_path: Path, capsys: Any) -> None:
+    async with AmiPeer() as peer:
+        config = with_confirm(record_every_call(tmp_path, peer.port, free_port()), 10)
+        async with daemon_running(config) as daemon:
+            await recorded(daemon)
+            command = asyncio.create_task(cli(config, "calls", "pause", CALL))
+            await peer.wait_action("MixMonitorMute")
+            assert not command.done()  # it waits for the daemon's verdict
+            await peer.emit(pbx_event("MixMonitorMute", State="1", Direction="both"))
+            assert await asyncio.wait_for(command, 15) == 0
+            assert "not record" not in capsys.readouterr().err  # no "not confirmed" warning
+            assert snapshot(daemon)["recordings"][0]["state"] == "paused"
+            (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "pause"]
+            assert row["detail"]["recorder"] == "confirmed"
+
+
+async def test_a_pause_the_daemon_finds_in_doubt_is_undone_and_refused(tmp_path: Path) -> None:
+    """The PBX starts a MixMonitor of its own between the command's check and its mute: on an
+    Asterisk that mutes only the first, the mute may have silenced that one.  The daemon flags it,
+    the command unmutes the channel again and exits 5 (refused), audited with the reason."""
+    async with AmiPeer() as peer:
+        config = with_confirm(record_every_call(tmp_path, peer.port, free_port()), 10)
+        async with daemon_running(config) as daemon:
+            await recorded(daemon)
+            command = asyncio.create_task(cli(config, "calls", "pause", CALL))
+            await peer.wait_action("MixMonitorMute")
+            await peer.emit(pbx_event("MixMonitorStart"))  # the PBX's own, counted after ours
+            await peer.emit(pbx_event("MixMonitorMute", State="1", Direction="both"))
+            assert await asyncio.wait_for(command, 15) == 5
+            mutes = [(m["channel"], m["state"]) for m in peer.actions("MixMonitorMute")]
+            assert mutes == [(AGENT, "1"), (AGENT, "0")]  # unmuted again
+            rec = snapshot(daemon)["recordings"][0]
+            assert (rec["state"], rec["pauses"], rec["flags"]) == ("recording", [], ["pause_missed"])
+            (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "denied:calls.pause"]
+            assert row["detail"]["reason"] == "pbx_own_mixmonitor_after_mute"
+
+
+async def test_a_pause_nobody_records_is_reported_sent_and_not_confirmed(tmp_path: Path, capsys: Any) -> None:
+    async with AmiPeer() as peer:
+        config = with_confirm(record_every_call(tmp_path, peer.port, free_port()), 0.5)
+        async with daemon_running(config) as daemon:
+            await recorded(daemon)
+            assert await cli(config, "calls", "pause", CALL) == 0  # no mute event from this PBX
+            assert "did not record it within 0.5 s" in capsys.readouterr().err
+            (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "pause"]
+            assert row["detail"]["recorder"] == "unconfirmed"
