@@ -88,18 +88,21 @@ class RecordingSteps(ConsentSteps):
 
     def _on_mute_failed(self, ev: E.RecordingMuteFailed, now: float) -> list[Command]:
         """A mute the core asked for (a transfer's next segment starting paused) did not happen:
-        the pause it opened with the segment's start is taken back, never claimed; flagged
-        ``pause_missed`` with an ALERT (the card may be in the audio from then on).  A failed
-        unmute leaves the recording silent: its open pause stays what the file holds."""
+        the pause it opened with the segment's start is taken back, never claimed (on an Asterisk
+        that mutes only the first none was opened); flagged ``pause_missed`` with an ALERT (the
+        card may be in the audio from then on).  A pause the PBX's mute event showed is left as
+        it is; a failed unmute leaves the recording silent: its open pause stays what the file
+        holds."""
         call = self._get(ev, now, create=False)
         if call is None or not ev.muted:
             return []
-        recs = [r for r in call.active_recordings() if r.channel == ev.channel and r.state == "paused"
-                and r.pauses and r.pauses[-1] == [r.started_at, None]]  # opened by _keep_paused
+        recs = [r for r in call.active_recordings() if r.channel == ev.channel and (
+            r.state == "recording" or r.pauses[-1:] == [[r.started_at, None]])]  # opened by _keep_paused
         if not recs:
             return []
         for rec in recs:
-            rec.pauses.pop()  # the segment was never silenced
+            if rec.state == "paused":
+                rec.pauses.pop()  # the segment was never silenced
             rec.state = "recording"
             if "pause_missed" not in rec.flags:
                 rec.flags.append("pause_missed")

@@ -225,11 +225,16 @@ class CallBook(RecordingSteps):
         """A PCI pause survives the transfer: the segment that follows it starts muted (the
         MuteRecording right after its start, before its channel variables), stays ``paused`` with
         its pause open from its first second, until an explicit resume.  Otherwise card data
-        spoken after the transfer would be recorded while the operator believes the call paused."""
+        spoken after the transfer would be recorded while the operator believes the call paused.
+        On an Asterisk that mutes only a channel's first MixMonitor (or one whose version is not
+        known) the pause is claimed only when the PBX's mute event shows it was the segment's
+        (``_on_muted``): a mute that reached a MixMonitor of the PBX's own, or whose event was
+        lost with the link, then claims nothing."""
         rec = call.recordings[-1]
-        rec.state = "paused"
-        rec.pauses.append([at, None])
-        call.state = C.STATE_PAUSED
+        if self.mute_all is True:
+            rec.state = "paused"
+            rec.pauses.append([at, None])
+            call.state = C.STATE_PAUSED
         log.info("transferred recording starts paused (PCI) call=%s rec=%s", call.call_id, rec.recording_id)
         return [started[0], MuteRecording(call.call_id, rec.channel, True), *started[1:]]
 

@@ -9,6 +9,8 @@ call that begins before the next complete resync too; a call first seen between 
 
 from __future__ import annotations
 
+import pytest
+
 from pbx_recorder.core import events as E
 from pbx_recorder.core.calls import CallBook
 from pbx_recorder.core.commands import MuteRecording, StartRecording
@@ -105,20 +107,32 @@ def paused_then_transferred(version: str = V16) -> tuple[CallBook, list[object]]
     return book, list(book.handle(E.ChannelHungUp(41, "L1", "A", AGENT), 41))
 
 
-def test_a_failed_mute_of_a_transfers_segment_takes_its_pause_back() -> None:
-    """The segment after the transfer starts paused (the core opens its pause with the start and
-    sends the mute); the mute action fails: the card would be in the file from then on, so no
-    pause is claimed for it and it is flagged (ALERT)."""
-    book, cmds = paused_then_transferred()
+@pytest.mark.parametrize("version", [V16, "22.10.1"])
+def test_a_failed_mute_of_a_transfers_segment_claims_no_pause(version: str) -> None:
+    """The segment after the transfer starts paused (the core sends the mute right after its
+    start; on 22.10 it also opens the pause with the start, on 16.28 it waits for the PBX's mute
+    event); the mute action fails: the card would be in the file from then on, so no pause is
+    claimed for it and it is flagged (ALERT)."""
+    book, cmds = paused_then_transferred(version)
     assert MuteRecording("pbx1_L1", "PJSIP/agent-03", True) in cmds
     second = book.snapshot("L1")["recordings"][1]
-    assert (second["state"], second["pauses"]) == ("paused", [[41, None]])
+    opened = [[41, None]] if version != V16 else []
+    assert second["pauses"] == opened
     book.handle(E.RecordingMuteFailed(41.2, "L1", "D", "PJSIP/agent-03", muted=True), 41.2)
     second = book.snapshot("L1")["recordings"][1]
     assert (second["state"], second["pauses"], second["flags"]) == ("recording", [], ["pause_missed"])
     assert book.state("L1") == "recording"
     first = book.snapshot("L1")["recordings"][0]
     assert first["pauses"] == [[30, 41]] and first["flags"] == []  # the first segment's pause was real
+
+
+def test_on_asterisk_16_a_transfers_segment_is_paused_from_the_pbxs_mute_event() -> None:
+    book, _ = paused_then_transferred(V16)
+    book.handle(E.MixMonitorStarted(41.1, "L1", "D", "PJSIP/agent-03"), 41.1)  # the segment's own
+    book.handle(E.RecordingMuted(41.2, "L1", "D", "PJSIP/agent-03", True), 41.2)
+    second = book.snapshot("L1")["recordings"][1]
+    assert (second["state"], second["pauses"], second["flags"]) == ("paused", [[41.2, None]], [])
+    assert book.state("L1") == "paused"
 
 
 def test_a_failed_mute_leaves_a_pause_the_pbx_confirmed_and_a_failed_unmute_changes_nothing() -> None:
