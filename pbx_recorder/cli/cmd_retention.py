@@ -70,12 +70,14 @@ def apply_cmd(ctx: click.Context, yes: bool, show_progress: bool) -> None:
         "retention.apply",
         "",
         {"disposed": len(res.disposed), "refused": len(res.refused), "failed": len(res.failed),
-         "quarantine_deleted": len(res.quarantine_deleted)},
+         "quarantine_deleted": len(res.quarantine_deleted), "exports_withdrawn": res.exports_withdrawn},
     )
     for d in res.refused:
         click.echo(f"refused  {d.recording_id}: {d.reason}")
     for q in res.quarantine_deleted:
         click.echo(f"removed  spool quarantine {q} (a leftover of a disposed recording)")
+    for job in res.exports_withdrawn:
+        click.echo(f"withdrawn audio export {job} (a disposed recording was in it)")
     click.echo(f"disposed {len(res.disposed)}, refused {len(res.refused)}, failed {len(res.failed)}")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +134,45 @@ def withdraw_all(conn: sqlite3.Connection, now: float) -> list[str]:
                          f"WHERE id IN ({','.join('?' * len(chunk))}) "
                          "AND state IN ('queued', 'running', 'done')", (WITHDRAWN, now, *chunk))
     return ids
+
+
+#: why an export holding a recording a retention run or a two-person deletion destroyed is gone
+DISPOSED = "withdrawn: a recording in it was deleted after it was made (retention or a deletion request)"
+
+
+def withdraw_holding(conn: sqlite3.Connection, holding: Mapping[str, Collection[str]], now: float,
+                     *, since: float | None = None) -> list[str]:
+    """The audio exports whose archive holds a recording of ``holding`` (call id -> recording
+    ids destroyed; their ``calls.export.item`` audit rows name what left in which export, and
+    only exports made within :data:`KEEP_S` can still be there) become ``failed`` (withdrawn,
+    :data:`DISPOSED`).  With ``since`` (when the run began destroying) also every audio export
+    still queued or running (its archive may be reading one now; it names nothing yet) and every
+    one that finished since (its rows may not be written yet).  CSV and XLSX exports hold the
+    call rows, which stay.  The ids withdrawn."""
+    found: set[str] = set()
+    for call_id, recording_ids in holding.items():
+        wanted = set(recording_ids)
+        recent = (call_id, "calls.export.item", now - KEEP_S - 3600)
+        for (detail,) in conn.execute("SELECT detail FROM audit_log WHERE target = ? AND action = ? "
+                                      "AND at >= ?", recent).fetchall():
+            try:
+                item = json.loads(detail) if isinstance(detail, str) else detail
+            except ValueError:
+                continue
+            if isinstance(item, dict) and wanted & {str(r) for r in item.get("recordings") or []}:
+                found.add(str(item.get("job", "")))
+    if since is not None:
+        found |= {str(r[0]) for r in conn.execute(
+            "SELECT id FROM export_jobs WHERE kind = 'audio' AND (state IN ('queued', 'running') "
+            "OR (state = 'done' AND finished_at >= ?))", (since,)).fetchall()}
+    found.discard("")
+    withdrawn: list[str] = []
+    if found:
+        with Tx(conn):
+            withdrawn = [job for job in sorted(found) if conn.execute(
+                "UPDATE export_jobs SET state = 'failed', error = ?, finished_at = ? "
+                "WHERE id = ? AND state IN ('queued', 'running', 'done')", (DISPOSED, now, job)).rowcount]
+    return withdrawn
 
 
 def fail(conn: sqlite3.Connection, job_id: str, error: str, now: float) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 from pbx_recorder.catalog.marks import forget_recording
 from pbx_recorder.core.retention import LIVE_STATES
 from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal, RecorderError, StorageError
+from pbx_recorder.exports import jobs
 from pbx_recorder.lifecycle import destruction
 from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, copies, default_ledger, rows
@@ -137,10 +138,13 @@ class DeletionRequests:
                                 + ("" if req["approver"] else " and not approved"))
         done = {r["recording_id"] for r in destruction.of_request(self.conn, request_id)}
         deleted, withheld, gone, failed = [], [], [], []
+        withdrawn: list[str] = []  # audio exports holding a recording destroyed here
+        destroyed: dict[str, list[str]] = {}
         for fixed in req["recordings"]:
             rid = fixed["recording_id"]
-            if rid in done:
+            if rid in done:  # (a run that stopped after it: its exports are looked at again below)
                 deleted.append(rid)
+                destroyed.setdefault(str(fixed.get("call_id", "")), []).append(rid)
                 continue
             found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id = ?", (rid,))
             if not found or found[0]["state"] not in LIVE_STATES:
@@ -162,10 +166,16 @@ class DeletionRequests:
                         requested_by=req["requested_by"], approved_by=req["approver"],
                         reason=req["reason"], now=now)
                 deleted.append(rid)
+                destroyed.setdefault(str(rec["call_id"]), []).append(rid)
+                withdrawn += jobs.withdraw_holding(self.conn, {str(rec["call_id"]): (rid,)}, now,
+                                                   since=now if len(deleted) == 1 else None)
             except RecorderError as exc:
                 log.error("deletion %s rec=%s failed: %s", request_id, rid, exc)
                 failed.append({"recording_id": rid, "error": str(exc)[:300]})
-        result = {"deleted": deleted, "withheld": withheld, "gone": gone, "failed": failed}
+        if destroyed:  # and again: an export that ran meanwhile may have read one of them
+            withdrawn += jobs.withdraw_holding(self.conn, destroyed, now, since=now)
+        result = {"deleted": deleted, "withheld": withheld, "gone": gone, "failed": failed,
+                  "exports_withdrawn": withdrawn}
         with Tx(self.conn):
             self.conn.execute("UPDATE deletion_requests SET state = ?, executed_at = ?, result = ?"
                               " WHERE id = ?",

@@ -73,11 +73,11 @@ def _apply(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
         res = rt.retention().apply(ctx.clock(), actor.user.name)
     audit(ctx, actor.user.name, actor.user.role, "retention.apply", res.run_id,
           {"client": actor.client, "disposed": len(res.disposed), "refused": len(res.refused),
-           "failed": len(res.failed)})
+           "failed": len(res.failed), "exports_withdrawn": res.exports_withdrawn})
     checkpoint(ctx)
     return JSONResponse({"run_id": res.run_id, "disposed": res.disposed, "failed": res.failed,
                          "refused": [asdict(d) for d in res.refused[:SHOWN_REFUSED]],
-                         "refused_total": len(res.refused)})
+                         "refused_total": len(res.refused), "exports_withdrawn": len(res.exports_withdrawn)})
 
 
 def routes(sync: Any) -> list[Route]:
