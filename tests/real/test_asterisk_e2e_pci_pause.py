@@ -151,6 +151,8 @@ def test_pci_pause_writes_silence_and_keeps_the_timeline(asterisk: PrivateAsteri
     assert [a["action"] for a in audit] == ["pause", "resume"], audit
     assert all(a["actor"] == current_actor() and a["role"] for a in audit), audit
     assert all(json.loads(a["detail"])["channels"] == [channel] for a in audit), audit
+    # the command waited for the daemon to record Asterisk's MixMonitorMute event (cli/pause_confirm.py)
+    assert all(json.loads(a["detail"])["recorder"] == "confirmed" for a in audit), audit
 
 
 

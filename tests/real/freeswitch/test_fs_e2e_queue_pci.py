@@ -139,7 +139,9 @@ def test_pci_pause_masks_and_keeps_the_timeline(freeswitch: PrivateFreeSWITCH, e
     assert _segment(path, t_resume - t_start + EDGE_S, whole.duration_s - EDGE_S, tmp_path).rms > 0.01
     manifest = json.loads(main[0]["manifest"])
     assert len(manifest["pauses"]) == 1, manifest
-    audit = fs_recorder.catalog.query("SELECT action FROM audit_log WHERE target = ? AND action IN "
+    audit = fs_recorder.catalog.query("SELECT action, detail FROM audit_log WHERE target = ? AND action IN "
                                       "('pause', 'resume') ORDER BY at", (call_id,))
     assert [a["action"] for a in audit] == ["pause", "resume"], audit
+    # the command waited for the daemon to record its pbxrec::mask event (cli/pause_confirm.py)
+    assert [json.loads(a["detail"])["recorder"] for a in audit] == ["confirmed", "confirmed"], audit
     assert started["Record-File-Path"]
