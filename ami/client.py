@@ -36,14 +36,14 @@ from typing import Any
 from panoramisk import actions as pactions
 
 from ami import actions
-from ami.envelope import block_context, message_from_block, parse_message
-from ami.frames import parse_block
+from ami.envelope import message_from_block, parse_message
 from ami.framing_guard import FramingGuard
 from ami.genuine_envelope import AsteriskEnvelope
 from ami.normalize import Normalizer
 from ami.protocol import GuardedProtocol
 from ami.replies import header, list_complete
 from ami.resync_pacer import ResyncPacer
+from ami.stream_faults import StreamFaults
 from pbx_recorder.core import commands as cmds
 from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as ev
@@ -60,7 +60,6 @@ __all__ = ["AmiClient", "AmiLoginFailed", "message_from_block", "parse_message"]
 DEFAULT_RESYNC_VARIABLES = (C.VAR_RESULT, C.VAR_RECORDING_ID, C.VAR_RECORDING_PATH, C.VAR_CALL_ID,
                             "PBXREC_CONSENT", C.VAR_DIALOGUE_MMID)
 HOLD_MAX = 10_000
-WARNED_MAX = 10_000  # channels already reported for a repaired envelope (then debug lines)
 
 
 class AmiLoginFailed(PbxError):
@@ -71,7 +70,7 @@ class AmiLoginFailed(PbxError):
 _SESSION_ERRORS = (OSError, TimeoutError, AmiLoginFailed, PbxDisconnected)
 
 
-class AmiClient:
+class AmiClient(StreamFaults):
     # attributes panoramisk's AMIProtocol.close() reads on its factory
     forgetable_actions: tuple[str, ...] = ()
 
@@ -233,61 +232,10 @@ class AmiClient:
             log.exception("AMI event dispatch failed for %r", message.get("Event", ""))
             self.lost_events("an event failed to normalize")
 
-    def envelope_repaired(self, message: Any, repaired: tuple[str, ...]) -> None:
-        """A caller ID repeated envelope headers (ami.envelope); the message goes on with the
-        genuine ones.  WARNING once per channel (bounded), then debug."""
-        self.envelopes_repaired += 1
-        where = self._context(message)
-        channel = str(header(message, "Channel"))[:80]
-        if channel not in self._envelope_warned:
-            if len(self._envelope_warned) >= WARNED_MAX:
-                self._envelope_warned.pop(next(iter(self._envelope_warned)))
-            self._envelope_warned[channel] = None
-            log.warning("AMI header injection: %s repeated or out of place (%s); Asterisk's first "
-                        "value kept, the message handled", ",".join(repaired), where)
-        else:
-            log.debug("AMI header injection again: %s (%s)", ",".join(repaired), where)
-
     def _new_guard(self) -> FramingGuard:
         """A framing guard that also checks each event's envelope; an event without Privilege is
         Asterisk's only as an item of a list answering an action we are waiting for."""
         return FramingGuard(envelope=AsteriskEnvelope(ours=self._pending.__contains__))
-
-    def request_resync(self) -> None:
-        """The framing guard dropped blocks that may have held genuine events (a caller forged a
-        remainder, a cut's remainder never came, an event had no Timestamp): read the live channels
-        again (CoreShowChannels), as after a reconnect.  Paced (:mod:`ami.resync_pacer`): a caller
-        decides when this is asked, so asks are coalesced, at most one resync per interval."""
-        self.resyncs_asked += 1
-        self.lost_events("the framing guard dropped blocks", resync=False)
-        self.resync_pacer.ask()
-
-    def lost_events(self, reason: str, *, resync: bool = True) -> None:
-        """Events may have been lost on their way to the core (the link stayed up): tell the core
-        where in the stream (:class:`events.PbxEventsLost`: a MixMonitorStart among them would
-        leave its MixMonitor count wrong) and ask for a resync (paced), whose completion makes the
-        core's view whole again for the calls that begin after it."""
-        self.events_lost += 1
-        self._queue.put_nowait(ev.PbxEventsLost(at=self.clock(), reason=reason))
-        if resync:
-            self.resync_pacer.ask()
-
-    def block_failed(self, block: str) -> None:
-        """Handling one block raised: log it with its call's ids (numbers masked), skip it; it may
-        have been an event (:meth:`lost_events`)."""
-        self.blocks_failed += 1
-        try:
-            where = self._context(parse_block(block.strip()) or {})
-        except Exception:  # the log line must not fail in its turn
-            where = "unparsable block"
-        log.exception("AMI block skipped, the connection goes on (%s)", where)
-        self.lost_events("a block failed to parse")
-
-    def _context(self, headers: Any) -> str:
-        try:
-            return block_context(headers, self.normalizer.node, self.normalizer.boot)
-        except Exception:  # a log line's context only: never fails the line itself
-            return "ids unreadable"
 
     def connection_lost(self, exc: Any) -> None:
         log.warning("AMI connection lost (%s)", exc if isinstance(exc, Exception) else "closed")
