@@ -51,10 +51,11 @@ ORPHAN_SCAN_BEATS = 60  # ticks between two scans of the monitor folder for orph
 SWITCH_INTERVAL_S = 0.001
 STALE_UPLOAD_S = 6 * 3600.0  #: a multipart upload older than this is nobody's any more
 UPLOAD_SWEEP_S = 3600.0  #: how often the running daemon aborts such uploads
-#: events about the PBX link that change what the core knows of every live call (whether its
-#: MixMonitor count can be trusted): every live call's snapshot is written again, since
-#: ``calls pause`` and the console decide on it
-LINK_EVENTS = (ev.PbxLinkLost, ev.PbxEventsLost, ev.PbxBooted, ev.ResyncCompleted)
+#: events about the PBX link that may make the core stop trusting live calls' MixMonitor counts:
+#: those calls' snapshots are written again, since ``calls pause`` and the console decide on them
+#: (only those that changed: a caller who makes the framing guard drop blocks again and again
+#: must not make the daemon copy every live call each time)
+LINK_EVENTS = (ev.PbxLinkLost, ev.PbxEventsLost)
 
 
 @dataclass
@@ -303,8 +304,8 @@ class Daemon(LiveCallPersistence):
             return []
         if call_id:
             self._persist([call_id, *(c.call_id for c in commands)])
-        elif isinstance(event, LINK_EVENTS):  # what the core knows of every live call changed
-            self._persist([*self.app.callbook.live_call_ids(), *(c.call_id for c in commands)])
+        elif isinstance(event, LINK_EVENTS):  # calls whose MixMonitor count is no longer trusted
+            self._persist([*self.app.callbook.take_count_untrusted(), *(c.call_id for c in commands)])
         elif commands:
             self._persist(c.call_id for c in commands)
         return commands

@@ -57,6 +57,9 @@ class CallBookCore:
         # connect; not before the first, nor after a PbxLinkLost): a call created meanwhile may
         # have missed MixMonitor events (Call.mixmonitors_known)
         self.events_seen = False
+        # calls whose MixMonitor count a lost link or lost events made untrusted since the caller
+        # last took them (:meth:`take_count_untrusted`): their live snapshots must be written again
+        self.count_untrusted: list[str] = []
         self.question_start_reported = False  # seen a ConsentAsked (call_consent_outcomes.py)
         self.aliases: dict[str, str] = {}  # call id -> id of the newer call that reused its linkedid
         self.link_lost_at: float | None = None  # the AMI link went down then (events.PbxLinkLost)
@@ -64,6 +67,11 @@ class CallBookCore:
     @property
     def calls(self) -> dict[str, Call]:
         return self._calls
+
+    def take_count_untrusted(self) -> list[str]:
+        """The calls noted in :attr:`count_untrusted`, forgotten here."""
+        taken, self.count_untrusted = self.count_untrusted, []
+        return taken
 
     @staticmethod
     def generation_of(call_id: str) -> int:

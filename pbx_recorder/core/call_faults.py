@@ -93,10 +93,14 @@ def on_events_lost(book: CallBook, ev: E.PbxEventsLost, now: float) -> list[Comm
 
 
 def _events_missed(book: CallBook) -> int:
+    """Every open call's count untrusted; those whose count was trusted until now are noted in
+    ``book.count_untrusted`` (their live snapshots change; a loss repeated changes none)."""
     book.events_seen = False
     missed = 0
     for call in book.calls.values():
         if call.state not in (C.STATE_FINALIZED, C.STATE_ENDED):
+            if call.mixmonitors_known:
+                book.count_untrusted.append(call.call_id)
             call.mixmonitors_known = False
             missed += 1
     return missed

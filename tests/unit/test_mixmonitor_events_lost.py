@@ -156,3 +156,17 @@ def test_a_linkedid_reused_after_a_loss_starts_in_doubt() -> None:
     book.handle(E.ChannelCreated(4, "L9", "L9b", "PJSIP/agent-09"), 4)
     again = book.find("L9")
     assert again is not None and again.call_id.endswith("-r2") and not again.mixmonitors_known
+
+
+def test_only_calls_whose_count_was_trusted_are_noted_for_a_new_snapshot() -> None:
+    """The daemon writes those calls' snapshots again; a caller who makes the framing guard drop
+    blocks again and again must not make it copy every live call each time."""
+    book = recorded_call(V16, foreign_before=False)
+    second_call(book, 10)
+    assert book.take_count_untrusted() == []
+    book.handle(E.PbxEventsLost(20, reason="the framing guard dropped blocks"), 20)
+    assert sorted(book.take_count_untrusted()) == ["pbx1_L1", "pbx1_L2"]
+    for at in range(21, 30):
+        book.handle(E.PbxEventsLost(at, reason="the framing guard dropped blocks"), at)
+    book.handle(E.PbxLinkLost(30), 30)
+    assert book.take_count_untrusted() == []
