@@ -85,10 +85,13 @@ def on_events_lost(book: CallBook, ev: E.PbxEventsLost, now: float) -> list[Comm
     """Events may have been lost inside the AMI client while the link stayed up (a resync
     follows): a MixMonitorStart among them would leave a channel's count wrong, so every open
     call's count is no longer trusted, nor that of a call that begins before the resync."""
+    was_whole, flipped = book.events_seen, len(book.count_untrusted)
     open_calls = _events_missed(book)
-    log.warning("PBX events may have been lost (%s): a pause is refused on an Asterisk that mutes only "
-                "a channel's first MixMonitor, for the %d open call(s) and until a resync completes",
-                ev.reason or "unknown", open_calls)
+    # (once per loss that changes something: a caller repeating a forgery must not flood the log)
+    level = logging.WARNING if was_whole or len(book.count_untrusted) > flipped else logging.DEBUG
+    log.log(level, "PBX events may have been lost (%s): a pause is refused on an Asterisk that mutes "
+            "only a channel's first MixMonitor, for the %d open call(s) and until a resync completes",
+            ev.reason or "unknown", open_calls)
     return []
 
 
