@@ -235,6 +235,8 @@ class CallBook(RecordingSteps):
             rec.state = "paused"
             rec.pauses.append([at, None])
             call.state = C.STATE_PAUSED
+        else:  # (not "paused" before the PBX says so: the operator's view is the recording's)
+            call.state = C.STATE_RECORDING
         log.info("transferred recording starts paused (PCI) call=%s rec=%s", call.call_id, rec.recording_id)
         return [started[0], MuteRecording(call.call_id, rec.channel, True), *started[1:]]
 

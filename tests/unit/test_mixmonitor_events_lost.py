@@ -118,6 +118,7 @@ def test_a_failed_mute_of_a_transfers_segment_claims_no_pause(version: str) -> N
     second = book.snapshot("L1")["recordings"][1]
     opened = [[41, None]] if version != V16 else []
     assert second["pauses"] == opened
+    assert book.state("L1") == ("paused" if opened else "recording")  # on 16.28 not before the event
     book.handle(E.RecordingMuteFailed(41.2, "L1", "D", "PJSIP/agent-03", muted=True), 41.2)
     second = book.snapshot("L1")["recordings"][1]
     assert (second["state"], second["pauses"], second["flags"]) == ("recording", [], ["pause_missed"])
