@@ -97,7 +97,8 @@ def build_app(config: Any) -> App:
         normalizer, ami = build_esl_client(config)
     else:
         normalizer, ami = _build_ami(config, node)
-    callbook = CallBook(node, str(config.pbx.monitor_dir), config.rules)
+    callbook = CallBook(node, str(config.pbx.monitor_dir), config.rules,
+                        exact_mutes=config.pbx.type == "freeswitch")  # uuid_record mask names the file
     guard = _late_copy_guard(config)
     numbers = _number_protection(config)
     sealer = _call_sealer(config, numbers)

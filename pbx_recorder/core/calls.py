@@ -231,7 +231,7 @@ class CallBook(RecordingSteps):
         (``_on_muted``): a mute that reached a MixMonitor of the PBX's own, or whose event was
         lost with the link, then claims nothing."""
         rec = call.recordings[-1]
-        if self.mute_all is True:
+        if self.mute_all is True or self.exact_mutes:
             rec.state = "paused"
             rec.pauses.append([at, None])
             call.state = C.STATE_PAUSED

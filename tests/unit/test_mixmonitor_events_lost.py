@@ -171,3 +171,21 @@ def test_only_calls_whose_count_was_trusted_are_noted_for_a_new_snapshot() -> No
         book.handle(E.PbxEventsLost(at, reason="the framing guard dropped blocks"), at)
     book.handle(E.PbxLinkLost(30), 30)
     assert book.take_count_untrusted() == []
+
+
+def test_on_freeswitch_a_transfers_segment_is_paused_from_its_start() -> None:
+    """FreeSWITCH's mask names the recording's file (no MixMonitor order, no Asterisk version, and
+    the daemon's own mask sends no event): the segment counts as paused from its first second."""
+    book = new_book(mute_all=None, exact_mutes=True)
+    book.handle(E.ResyncCompleted(0), 0)
+    book.handle(E.ChannelCreated(0, "L1", "A", AGENT, exten="00441234"), 0)
+    book.handle(E.ConsentRequested(0.1, "L1", "A", AGENT, "outbound", "00441234"), 0.1)
+    book.handle(E.ChannelCreated(0.2, "L1", "C", "PJSIP/trunk-02"), 0.2)
+    book.handle(E.ChannelAnswered(5, "L1", "C", "PJSIP/trunk-02"), 5)
+    book.handle(E.RecordingMuted(30, "L1", "A", AGENT, True, exact=True), 30)
+    book.handle(E.ChannelCreated(40, "L1", "D", "PJSIP/agent-03"), 40)
+    book.handle(E.Transferred(41, "L1", "A", AGENT, kind="blind", target_channel="PJSIP/agent-03"), 41)
+    cmds = book.handle(E.ChannelHungUp(41, "L1", "A", AGENT), 41)
+    assert MuteRecording("pbx1_L1", "PJSIP/agent-03", True) in cmds
+    second = book.snapshot("L1")["recordings"][1]
+    assert (second["state"], second["pauses"]) == ("paused", [[41, None]]) and book.state("L1") == "paused"
