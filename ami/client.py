@@ -108,10 +108,13 @@ class AmiClient(StreamFaults):
         self.confirm_hangups = confirm_hangups
         self.hangups_refuted = 0
         self.last_data_at = 0.0  # monotonic time of the last bytes from Asterisk
+        self.last_data_wall = 0.0  # the same, by the client's clock (a lost link loses what came after)
+        self.cut_since: float | None = None  # the read a cut the framing guard still holds opened in
         self.envelopes_repaired = 0  # messages whose Event/Response/ActionID... a caller repeated
         self.blocks_failed = 0  # blocks skipped because handling them raised
         self.events_lost = 0  # times events may have been lost inside the client (PbxEventsLost)
         self._held_dropped = 0  # events past HOLD_MAX while connecting
+        self._held_dropped_since = 0.0
         self._envelope_warned: dict[str, None] = {}
 
     # -- public API ---------------------------------------------------------------
@@ -213,6 +216,7 @@ class AmiClient(StreamFaults):
                 self._held.append((message, self.clock()))
             else:
                 self._held_dropped += 1
+                self._held_dropped_since = self._held_dropped_since or self.clock()
                 log.error("AMI: %d events held before CoreStatus answered; event dropped", HOLD_MAX)
             return
         self._normalize(message, self.clock())
@@ -230,7 +234,7 @@ class AmiClient(StreamFaults):
                 self._queue.put_nowait(item)
         except Exception:  # never let one frame break panoramisk's data_received
             log.exception("AMI event dispatch failed for %r", message.get("Event", ""))
-            self.lost_events("an event failed to normalize")
+            self.lost_events("an event failed to normalize", since=now)
 
     def _new_guard(self) -> FramingGuard:
         """A framing guard that also checks each event's envelope; an event without Privilege is
@@ -241,7 +245,8 @@ class AmiClient(StreamFaults):
         log.warning("AMI connection lost (%s)", exc if isinstance(exc, Exception) else "closed")
         self._fail_pending("AMI connection lost")
         self._ready.clear()
-        self._queue.put_nowait(ev.PbxLinkLost(at=self.clock()))  # the core: was it a PBX restart?
+        # the core: was it a PBX restart?  (events sent after the last bytes read are lost)
+        self._queue.put_nowait(ev.PbxLinkLost(at=self.clock(), since=self.last_data_wall or None))
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 
@@ -249,7 +254,8 @@ class AmiClient(StreamFaults):
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
         self._booted.clear()
-        self._held, self._held_dropped = [], 0
+        self._held, self._held_dropped, self._held_dropped_since = [], 0, 0.0
+        self.cut_since = None
         self._lost = loop.create_future()
         self.framing = self._new_guard()  # a new stream: a cut never spans connections
         _, protocol = await asyncio.wait_for(
@@ -320,7 +326,7 @@ class AmiClient(StreamFaults):
             self._normalize(message, at)
         if self._held_dropped:
             self._held_dropped = 0
-            self.lost_events(f"more than {HOLD_MAX} events while connecting")
+            self.lost_events(f"more than {HOLD_MAX} events while connecting", since=self._held_dropped_since)
 
     async def _ask_boot(self) -> str:
         try:

@@ -175,6 +175,11 @@ class FramingGuard:
         return bool(self._missing)
 
     @property
+    def quiet(self) -> bool:
+        """No cut open, no block held in probation: nothing received so far can still be dropped."""
+        return not self._missing and not self._tail and not self._held
+
+    @property
     def attempts(self) -> int:
         """Injection attempts seen (pbxrec_ami_injection_attempts_total): cuts and forged blocks."""
         return self.cuts + self.forged

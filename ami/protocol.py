@@ -46,12 +46,16 @@ class GuardedProtocol(AMIProtocol):
         transport (the other blocks of this read lost, every pending action failed), so a block
         that fails is logged with its call's ids and skipped."""
         self._client.last_data_at = time.monotonic()
+        self._client.last_data_wall = now = self._client.clock()
         blocks = self._framer.feed(data)
         if self.version is None:
             self.version = self._framer.version
         guard = self._client.framing
+        cuts = guard.cuts
         # the caller's blocks after a cut-short event or without Asterisk's envelope go no further
         blocks = guard.filter(blocks, more=self._framer.pending > 0, failed=self._client.block_failed)
+        if guard.cuts > cuts and self._client.cut_since is None:
+            self._client.cut_since = now  # what the guard may drop from now on arrived from here
         for block in blocks:
             try:
                 self._handle_block(block)
@@ -59,6 +63,8 @@ class GuardedProtocol(AMIProtocol):
                 self._client.block_failed(block)
         if guard.take_resync():
             self._client.request_resync()
+        if guard.quiet:
+            self._client.cut_since = None
 
     def _handle_block(self, block: str) -> None:
         message, repaired = parse_message(block.strip())

@@ -38,6 +38,7 @@ class StreamFaults:
         resyncs_asked: int
         events_lost: int
         blocks_failed: int
+        cut_since: float | None
 
     def envelope_repaired(self, message: Any, repaired: tuple[str, ...]) -> None:
         """A caller ID repeated envelope headers (ami.envelope); the message goes on with the
@@ -63,13 +64,16 @@ class StreamFaults:
         self.lost_events("the framing guard dropped blocks", resync=False)
         self.resync_pacer.ask()
 
-    def lost_events(self, reason: str, *, resync: bool = True) -> None:
+    def lost_events(self, reason: str, *, resync: bool = True, since: float | None = None) -> None:
         """Events may have been lost on their way to the core (the link stayed up): tell the core
         where in the stream (:class:`events.PbxEventsLost`: a MixMonitorStart among them would
-        leave its MixMonitor count wrong) and ask for a resync (paced), whose completion makes the
-        core's view whole again for the calls that begin after it."""
+        leave its MixMonitor count wrong) and from when (the read a cut the framing guard still
+        holds opened in, else now or ``since``), and ask for a resync (paced), whose completion
+        makes the core's view whole again for the calls that begin after it."""
         self.events_lost += 1
-        self._queue.put_nowait(ev.PbxEventsLost(at=self.clock(), reason=reason))
+        now = self.clock()
+        earliest = min(t for t in (now, since, self.cut_since) if t is not None)
+        self._queue.put_nowait(ev.PbxEventsLost(at=now, reason=reason, since=earliest))
         if resync:
             self.resync_pacer.ask()
 

@@ -114,6 +114,8 @@ class CallBookCore:
         decision = call.decision or {}
         mode = decision.get("mode", "mixed") if kind == C.KIND_CALL else "mixed"
         call.rec_seq += 1
+        if call.mixmonitors_gap:  # events were lost since the call's count was last whole
+            call.mixmonitors_known = False
         rid = make_recording_id(call.call_id, kind, call.rec_seq)
         legs: tuple[str, ...] = ()
         if mode == "dual":

@@ -116,7 +116,7 @@ class RecordingSteps(ConsentSteps):
     def _on_mixmonitor_started(self, ev: E.MixMonitorStarted, now: float) -> list[Command]:
         call = self._get(ev, now, create=False)
         if call is not None:
-            MO.note_started(call, ev.channel)
+            MO.note_started(call, ev.channel, ev.at)
         return []
 
     def _find_rec(self, call: Call, rid: str, ref: str) -> Recording | None:

@@ -31,7 +31,7 @@ from pbx_recorder.core import constants as C
 from pbx_recorder.core import events as E
 from pbx_recorder.core.call_model import Call, Recording, call_row
 from pbx_recorder.core.commands import Command, FlagRecordings, StopRecording, UpsertCall
-from pbx_recorder.core.mixmonitor_order import mutes_every_mixmonitor
+from pbx_recorder.core.mixmonitor_order import mutes_every_mixmonitor, survives_gap
 from pbx_recorder.core.naming import make_call_id
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]
     if book.link_lost_at is None:
         book.link_lost_at = ev.at
     book.mute_all = None  # the PBX that answers next may be another one (a failover, a downgrade)
-    _events_missed(book)  # their MixMonitor events while the link is down are missed
+    # their MixMonitor events while the link is down are missed (from its last bytes read on)
+    _events_missed(book, ev.at if ev.since is None else min(ev.since, ev.at))
     return []
 
 
@@ -86,26 +87,33 @@ def on_events_lost(book: CallBook, ev: E.PbxEventsLost, now: float) -> list[Comm
     follows): a MixMonitorStart among them would leave a channel's count wrong, so every open
     call's count is no longer trusted, nor that of a call that begins before the resync."""
     was_whole, flipped = book.events_seen, len(book.count_untrusted)
-    open_calls = _events_missed(book)
+    open_calls = _events_missed(book, ev.at if ev.since is None else min(ev.since, ev.at))
     # (once per loss that changes something: a caller repeating a forgery must not flood the log)
     level = logging.WARNING if was_whole or len(book.count_untrusted) > flipped else logging.DEBUG
-    log.log(level, "PBX events may have been lost (%s): a pause is refused on an Asterisk that mutes "
-            "only a channel's first MixMonitor, for the %d open call(s) and until a resync completes",
-            ev.reason or "unknown", open_calls)
+    log.log(level, "PBX events may have been lost (%s): on an Asterisk that mutes only a channel's first "
+            "MixMonitor a pause is refused for %d of the %d open call(s) (those not recording since well "
+            "before) and for calls that begin before a resync completes", ev.reason or "unknown",
+            len(book.count_untrusted) - flipped, open_calls)
     return []
 
 
-def _events_missed(book: CallBook) -> int:
-    """Every open call's count untrusted; those whose count was trusted until now are noted in
-    ``book.count_untrusted`` (their live snapshots change; a loss repeated changes none)."""
+def _events_missed(book: CallBook, since: float) -> int:
+    """Events received from ``since`` on may be missing: every open call's count is untrusted
+    unless it survives the gap (core/mixmonitor_order.py ``survives_gap``: every recording of ours
+    seen to start well before; a recording of ours started later is not trusted).  Those whose
+    count was trusted until now are noted in ``book.count_untrusted`` (their live snapshots
+    change; a loss repeated changes none)."""
     book.events_seen = False
     missed = 0
     for call in book.calls.values():
         if call.state not in (C.STATE_FINALIZED, C.STATE_ENDED):
+            missed += 1
+            if survives_gap(call, since):
+                call.mixmonitors_gap = True
+                continue
             if call.mixmonitors_known:
                 book.count_untrusted.append(call.call_id)
             call.mixmonitors_known = False
-            missed += 1
     return missed
 
 

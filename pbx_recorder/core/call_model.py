@@ -36,6 +36,7 @@ class Recording:
     flags: list[str] = field(default_factory=list)  # this recording only, e.g. "cut"
     early: bool = False  # the dialplan starts it at answer (pbx_started_at once the PBX says so)
     start_seen: bool = False  # matched to the PBX's MixMonitorStart (core/mixmonitor_order.py)
+    start_seen_at: float | None = None  # when that MixMonitorStart arrived
 
     @property
     def active(self) -> bool:
@@ -103,6 +104,9 @@ class Call:
     # the recorder did not start (core/mixmonitor_order.py)
     mixmonitors: dict[str, list[str]] = field(default_factory=dict)
     mixmonitors_known: bool = True  # every MixMonitor event of the call seen (not after a gap)
+    # events were lost after every recording of ours had started (their count stays trusted): a
+    # recording of ours that starts from now on is not (core/mixmonitor_order.py survives_gap)
+    mixmonitors_gap: bool = False
     # the PBX's mute events on recordings of ours: how many ("n"), how many were no sure pause
     # ("missed", with the last "doubt"); ``calls pause`` waits for its own (cli/pause_confirm.py)
     mute_events: dict[str, Any] = field(default_factory=dict)

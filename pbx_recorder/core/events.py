@@ -243,10 +243,13 @@ class PbxEventsLost:
 
     at: float
     reason: str = ""
+    since: float | None = None  # the earliest any lost event can have arrived (None: ``at``)
 
 
 @dataclass(frozen=True, slots=True)
 class PbxLinkLost:
-    """The AMI connection went away (the PBX may be restarting)."""
+    """The AMI connection went away (the PBX may be restarting).  ``since``: when its last bytes
+    were read (what was sent after is lost; None: ``at``)."""
 
     at: float
+    since: float | None = None

@@ -70,7 +70,7 @@ def short_version(version: str) -> str:
     return f"{mm[0]}.{mm[1]}" if mm else "(version unknown)"
 
 
-def note_started(call: Call, channel: str) -> None:
+def note_started(call: Call, channel: str, at: float | None = None) -> None:
     """A ``MixMonitorStart`` on ``channel``: taken as ours when a recording of ours on the channel
     waits for its start (one the core stopped already included: a short dialogue recording), else
     foreign.  (Mistaking the PBX's late start for ours leaves our own start counted as foreign:
@@ -78,7 +78,7 @@ def note_started(call: Call, channel: str) -> None:
     entries = call.mixmonitors.setdefault(channel, [])
     for rec in call.recordings:
         if rec.channel == channel and not rec.start_seen and rec.state != "failed":
-            rec.start_seen = True
+            rec.start_seen, rec.start_seen_at = True, at
             entries.append(rec.recording_id)
             return
     entries.append(FOREIGN)
@@ -101,6 +101,31 @@ def note_stopped(call: Call, channel: str, recording_id: str = "") -> None:
             entries.remove(stopped)
     if not entries:
         del call.mixmonitors[channel]
+
+
+#: a MixMonitorStart of the PBX's own attached before the recorder's but published after it (two
+#: threads) arrives within this many seconds of the recorder's: a loss later than that cannot hide it
+GAP_MARGIN_S = 10.0
+
+
+def survives_gap(call: Call, since: float) -> bool:
+    """Whether the call's count stays trusted when events received from ``since`` on may have
+    been lost.  A MixMonitorStart lost then is of a MixMonitor started after every one of ours
+    that was counted well before it, and a ``MixMonitorMute`` without an ID mutes the first: ours.
+    So: trusted until now, at least one recording of ours running, every one of them seen to start
+    :data:`GAP_MARGIN_S` before ``since``, and no doubt on their channels.  (A recording of ours
+    that starts later is not covered: ``Call.mixmonitors_gap``.)"""
+    recs = [r for r in call.recordings if r.active]
+    if not call.mixmonitors_known or not recs:
+        return False
+    if any(not r.start_seen or r.start_seen_at is None or r.start_seen_at > since - GAP_MARGIN_S
+           for r in recs):
+        return False
+    for channel in {r.channel for r in recs}:
+        ours = [(r.recording_id, r.start_seen) for r in recs if r.channel == channel]
+        if mute_doubt(call.mixmonitors.get(channel, []), ours, True) is not None:
+            return False
+    return True
 
 
 def note_mute(call: Call, doubt: str | None) -> None:

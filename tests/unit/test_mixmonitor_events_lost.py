@@ -37,17 +37,19 @@ def doubt_of_l2(book: CallBook) -> str | None:
     return pause_doubt(V16, book.snapshot("L2"), "PJSIP/agent-02")
 
 
-def test_events_lost_make_every_open_calls_pause_a_doubt() -> None:
+def test_events_lost_soon_after_the_recording_started_make_its_pause_a_doubt() -> None:
+    """Recording since 5.1 s; what arrived from 12 s on may be lost: a MixMonitorStart of the PBX's
+    own attached before the recorder's may be published (and arrive) up to GAP_MARGIN_S later."""
     book = recorded_call(V16, foreign_before=False)
     assert pause_doubt(V16, book.snapshot("L1"), AGENT) is None
-    book.handle(E.PbxEventsLost(20, reason="the framing guard dropped blocks"), 20)
+    book.handle(E.PbxEventsLost(20, reason="the framing guard dropped blocks", since=12), 20)
     assert pause_doubt(V16, book.snapshot("L1"), AGENT) == UNKNOWN  # calls pause / console refuse
     assert mute_is_missed(book)  # and a mute by another tool is not claimed as a pause
 
 
 def test_a_call_begun_after_the_loss_is_a_doubt_until_a_complete_resync() -> None:
     book = recorded_call(V16, foreign_before=False)
-    book.handle(E.PbxEventsLost(20, reason="a block failed to parse"), 20)
+    book.handle(E.PbxEventsLost(20, reason="a block failed to parse", since=12), 20)
     second_call(book, 21)  # its first channel's Newchannel may follow a lost MixMonitorStart of its own
     assert doubt_of_l2(book) == UNKNOWN
     book.handle(E.ResyncCompleted(30, frozenset({"L1", "L2"}), complete=False), 30)  # lost again meanwhile
@@ -61,7 +63,7 @@ def test_a_call_begun_after_the_loss_is_a_doubt_until_a_complete_resync() -> Non
 
 def test_after_a_complete_resync_new_calls_are_counted_again() -> None:
     book = recorded_call(V16, foreign_before=False)
-    book.handle(E.PbxEventsLost(20, reason="a block failed to parse"), 20)
+    book.handle(E.PbxEventsLost(20, reason="a block failed to parse", since=12), 20)
     book.handle(E.ResyncCompleted(22, frozenset({"L1"})), 22)
     second_call(book, 23)
     assert doubt_of_l2(book) is None
@@ -166,7 +168,8 @@ def test_only_calls_whose_count_was_trusted_are_noted_for_a_new_snapshot() -> No
     second_call(book, 10)
     assert book.take_count_untrusted() == []
     book.handle(E.PbxEventsLost(20, reason="the framing guard dropped blocks"), 20)
-    assert sorted(book.take_count_untrusted()) == ["pbx1_L1", "pbx1_L2"]
+    # L1 recording since 5.1 s survives the gap (GAP_MARGIN_S), L2 since 11.1 s does not
+    assert book.take_count_untrusted() == ["pbx1_L2"]
     for at in range(21, 30):
         book.handle(E.PbxEventsLost(at, reason="the framing guard dropped blocks"), at)
     book.handle(E.PbxLinkLost(30), 30)
@@ -189,3 +192,53 @@ def test_on_freeswitch_a_transfers_segment_is_paused_from_its_start() -> None:
     assert MuteRecording("pbx1_L1", "PJSIP/agent-03", True) in cmds
     second = book.snapshot("L1")["recordings"][1]
     assert (second["state"], second["pauses"]) == ("paused", [[41, None]]) and book.state("L1") == "paused"
+
+
+def test_a_call_recording_since_well_before_the_loss_keeps_its_pause() -> None:
+    """What was lost arrived after every recording of the call had been seen to start (and no
+    other MixMonitor was counted on its channel): a MixMonitor started then is started after the
+    recorder's, and a mute without an ID mutes the first.  A hostile caller who makes the framing
+    guard drop blocks does not make such calls' pauses refused."""
+    book = recorded_call(V16, foreign_before=False)
+    book.handle(E.PbxEventsLost(20, reason="the framing guard dropped blocks", since=16), 20)
+    assert pause_doubt(V16, book.snapshot("L1"), AGENT) is None
+    mute(book, 30)
+    assert ours(book)["pauses"] == [[30, None]] and ours(book)["flags"] == []
+
+
+def test_a_recording_of_the_call_started_after_the_loss_is_a_doubt() -> None:
+    """The lost events may hold the start of the PBX's own MixMonitor on the channel the next
+    segment starts on (here after a transfer): that segment's pause is not trusted."""
+    book = recorded_call(V16, foreign_before=False)
+    book.handle(E.PbxEventsLost(20, reason="the framing guard dropped blocks", since=16), 20)
+    book.handle(E.ChannelCreated(40, "L1", "D", "PJSIP/agent-03"), 40)
+    book.handle(E.Transferred(41, "L1", "A", AGENT, kind="blind", target_channel="PJSIP/agent-03"), 41)
+    book.handle(E.ChannelHungUp(41, "L1", "A", AGENT), 41)
+    book.handle(E.MixMonitorStarted(41.1, "L1", "D", "PJSIP/agent-03"), 41.1)  # the segment's
+    assert pause_doubt(V16, book.snapshot("L1"), "PJSIP/agent-03") == UNKNOWN
+
+
+@pytest.mark.parametrize(("foreign", "started"), [(True, 5.1), (False, None)])
+def test_a_call_in_doubt_or_without_a_recording_does_not_survive_a_gap(foreign: bool,
+                                                                       started: float | None) -> None:
+    book = recorded_call(V16, foreign_before=foreign)
+    call = book.find("L1")
+    assert call is not None
+    if started is None:  # its start event seen, but when is not known (a snapshot of an older version)
+        call.recordings[0].start_seen_at = None
+    book.handle(E.PbxEventsLost(60, reason="x", since=60), 60)
+    assert not call.mixmonitors_known
+
+
+def test_a_lost_link_keeps_the_pause_of_a_call_recording_since_well_before() -> None:
+    """Before, every call open across a lost AMI link had its pauses refused for the rest of the
+    call on such an Asterisk; one whose recording was seen to start well before the link's last
+    bytes keeps them (a MixMonitor started while the link was down runs after the recorder's)."""
+    book = recorded_call(V16, foreign_before=False)
+    book.handle(E.PbxLinkLost(40, since=30), 40)  # last bytes read at 30 s, recording since 5.1 s
+    book.handle(E.PbxBooted(45, "20261206120000", version=V16), 45)
+    book.handle(E.ResyncCompleted(46, frozenset({"L1"})), 46)
+    assert pause_doubt(V16, book.snapshot("L1"), AGENT) is None
+    again = recorded_call(V16, foreign_before=False)  # a link that went quiet soon after the start
+    again.handle(E.PbxLinkLost(50, since=12), 50)
+    assert pause_doubt(V16, again.snapshot("L1"), AGENT) == UNKNOWN
