@@ -103,6 +103,7 @@ class Normalizer:
         self.injections = 0  # frames with repeated identity headers
         self.injections_dropped = 0
         self.clock = EventClock()  # each event's time: Asterisk's Timestamp header, or arrival
+        self.arrived_at = 0.0  # when the event being normalized was read (the client's clock)
 
     # -- identity -----------------------------------------------------------------
     def call_id_for(self, linkedid: str) -> str:
@@ -265,6 +266,7 @@ class Normalizer:
                 if resolved is None:
                     return []
             h = resolved
+            self.arrived_at = now
             # a reply to our own action or a connection-level event (no Timestamp): arrival time
             at = now if name in ARRIVAL_TIMED else self.clock.at(h, now)
             return handler(self, h, name, at)
@@ -348,7 +350,8 @@ def on_mixmonitor_start(n: Normalizer, h: Headers, name: str, now: float) -> lis
     ids = n._identity(h, name)
     if ids is None:
         return []
-    return [ev.MixMonitorStarted(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"))]
+    return [ev.MixMonitorStarted(at=now, call_id=ids[0], channel_id=ids[1], channel=text(h, "channel"),
+                                 arrived_at=n.arrived_at)]
 
 
 #: the snippet's report of a MixMonitor it started itself at answer (dialplan/asterisk/pbx-recorder.conf)

@@ -116,7 +116,7 @@ class RecordingSteps(ConsentSteps):
     def _on_mixmonitor_started(self, ev: E.MixMonitorStarted, now: float) -> list[Command]:
         call = self._get(ev, now, create=False)
         if call is not None:
-            MO.note_started(call, ev.channel, ev.at)
+            MO.note_started(call, ev.channel, ev.at if ev.arrived_at is None else ev.arrived_at)
         return []
 
     def _find_rec(self, call: Call, rid: str, ref: str) -> Recording | None:

@@ -36,7 +36,7 @@ class Recording:
     flags: list[str] = field(default_factory=list)  # this recording only, e.g. "cut"
     early: bool = False  # the dialplan starts it at answer (pbx_started_at once the PBX says so)
     start_seen: bool = False  # matched to the PBX's MixMonitorStart (core/mixmonitor_order.py)
-    start_seen_at: float | None = None  # when that MixMonitorStart arrived
+    start_seen_at: float | None = None  # when that MixMonitorStart was read (the recorder's clock)
 
     @property
     def active(self) -> bool:

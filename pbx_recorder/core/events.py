@@ -149,9 +149,12 @@ class RecordingStopped(CallEvent):
 @dataclass(frozen=True, slots=True)
 class MixMonitorStarted(CallEvent):
     """The PBX's ``MixMonitorStart``: any MixMonitor on the channel, ours or the PBX's own
-    (core/mixmonitor_order.py).  Our recordings' starts come from the action's response."""
+    (core/mixmonitor_order.py).  Our recordings' starts come from the action's response.
+    ``arrived_at``: when the recorder read it (by its own clock; ``at`` is Asterisk's Timestamp):
+    what a later loss of events is compared with (``survives_gap``)."""
 
     channel: str
+    arrived_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,3 +52,18 @@ def test_a_lost_link_loses_what_came_after_its_last_bytes() -> None:
     h.client.connection_lost(None)
     (gone,) = [e for e in h.feed() if isinstance(e, ev.PbxLinkLost)]
     assert (gone.at, gone.since) == (80.0, 50.0)
+
+
+def test_a_mixmonitor_start_is_dated_by_when_it_was_read_for_the_gap_rule() -> None:
+    """Asterisk's Timestamp is trusted for a call's times up to an hour behind this host's clock
+    (a late reader, a slow clock): a start dated by it could look older than a loss that began
+    right after it was read, and the call would wrongly survive the gap.  ``arrived_at`` is the
+    reading time, on the clock the loss is dated by."""
+    from ami.normalize import Normalizer
+
+    n = Normalizer("pbx1")
+    frame = {"Event": "MixMonitorStart", "Privilege": "call,all", "Timestamp": "1000.000000",
+             "Channel": "PJSIP/agent-01", "Uniqueid": "1.1", "Linkedid": "1.1"}
+    (started,) = n.normalize(frame, 1030.0)  # read 30 s after Asterisk stamped it
+    assert isinstance(started, ev.MixMonitorStarted)
+    assert (started.at, started.arrived_at) == (1000.0, 1030.0)

@@ -242,3 +242,16 @@ def test_a_lost_link_keeps_the_pause_of_a_call_recording_since_well_before() -> 
     again = recorded_call(V16, foreign_before=False)  # a link that went quiet soon after the start
     again.handle(E.PbxLinkLost(50, since=12), 50)
     assert pause_doubt(V16, again.snapshot("L1"), AGENT) == UNKNOWN
+
+
+def test_the_gap_rule_reads_when_the_start_was_read_not_asterisks_timestamp() -> None:
+    book = new_book(mute_all=None)
+    book.handle(E.PbxBooted(0, "20261206120000", version=V16), 0)
+    book.handle(E.ResyncCompleted(0), 0)
+    book.handle(E.ChannelCreated(0, "L1", "A", AGENT, exten="00441234"), 0)
+    book.handle(E.ConsentRequested(0.1, "L1", "A", AGENT, "outbound", "00441234"), 0.1)
+    book.handle(E.ChannelCreated(0.2, "L1", "C", "PJSIP/trunk-02"), 0.2)
+    book.handle(E.ChannelAnswered(5, "L1", "C", "PJSIP/trunk-02"), 5)
+    book.handle(E.MixMonitorStarted(5.1, "L1", "A", AGENT, arrived_at=19.0), 19)  # read 14 s late
+    book.handle(E.PbxEventsLost(21, reason="x", since=20), 21)
+    assert pause_doubt(V16, book.snapshot("L1"), AGENT) == UNKNOWN
