@@ -35,29 +35,24 @@ class LiveCalls:
                    (call_id, text, self.clock()))
 
     def load_live_calls(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for row in self._exec("SELECT call_id, state FROM live_calls ORDER BY call_id"):
-            text = row["state"]
-            if self.numbers is not None:
-                text = self.numbers.open_text("live_calls", row["call_id"], text)
-            try:
-                out[row["call_id"]] = json.loads(text)
-            except ValueError:
-                out[row["call_id"]] = text
-        return out
+        rows = self._exec("SELECT call_id, state FROM live_calls ORDER BY call_id")
+        return {row["call_id"]: self._live_snapshot(row["call_id"], row["state"]) for row in rows}
 
     def load_live_call(self, call_id: str) -> dict[str, Any] | None:
-        """One call's snapshot (None when it is not live)."""
+        """One call's snapshot (None when it is not live, or not a snapshot)."""
         for row in self._exec("SELECT call_id, state FROM live_calls WHERE call_id = ?", (call_id,)):
-            text = row["state"]
-            if self.numbers is not None:
-                text = self.numbers.open_text("live_calls", row["call_id"], text)
-            try:
-                found = json.loads(text)
-            except ValueError:
-                return None
+            found = self._live_snapshot(row["call_id"], row["state"])
             return found if isinstance(found, dict) else None
         return None
+
+    def _live_snapshot(self, call_id: str, text: str) -> Any:
+        """A stored snapshot opened and parsed (its text when it is not JSON)."""
+        if self.numbers is not None:
+            text = self.numbers.open_text("live_calls", call_id, text)
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
 
     def _seal_live(self, call_id: str, text: str) -> str:
         return self.numbers.seal_text("live_calls", call_id, text) if self.numbers is not None else text

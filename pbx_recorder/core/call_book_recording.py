@@ -77,10 +77,7 @@ class RecordingSteps(ConsentSteps):
             elif not ev.muted and open_pause:
                 rec.pauses[-1][1] = ev.at
                 rec.state = "recording"
-            if "pause_missed" not in rec.flags:
-                rec.flags.append("pause_missed")
-        if call.state == C.STATE_PAUSED and not any(r.state == "paused" for r in call.active_recordings()):
-            call.state = C.STATE_RECORDING
+        _flag_pause_missed(call, recs)
         log.error("ALERT: a %s on %s is no sure pause of the recording (%s) call=%s rec=%s: no pause "
                   "claimed from it, flagged pause_missed", "mute" if ev.muted else "unmute",
                   mask_channel(ev.channel), doubt, call.call_id, ",".join(r.recording_id for r in recs))
@@ -104,10 +101,7 @@ class RecordingSteps(ConsentSteps):
             if rec.state == "paused":
                 rec.pauses.pop()  # the segment was never silenced
             rec.state = "recording"
-            if "pause_missed" not in rec.flags:
-                rec.flags.append("pause_missed")
-        if call.state == C.STATE_PAUSED and not any(r.state == "paused" for r in call.active_recordings()):
-            call.state = C.STATE_RECORDING
+        _flag_pause_missed(call, recs)
         log.error("ALERT: the mute of %s failed: the recording is not paused, no pause claimed, flagged "
                   "pause_missed call=%s rec=%s", mask_channel(ev.channel), call.call_id,
                   ",".join(r.recording_id for r in recs))
@@ -202,3 +196,13 @@ class RecordingSteps(ConsentSteps):
                 call.flag("ended_while_disconnected")
                 cmds += self._end(call, ev.at)
         return cmds
+
+
+def _flag_pause_missed(call: Call, recs: list[Recording]) -> None:
+    """``recs`` flagged ``pause_missed``; the call no longer shows paused once none of its
+    recordings is."""
+    for rec in recs:
+        if "pause_missed" not in rec.flags:
+            rec.flags.append("pause_missed")
+    if call.state == C.STATE_PAUSED and not any(r.state == "paused" for r in call.active_recordings()):
+        call.state = C.STATE_RECORDING

@@ -78,7 +78,7 @@ def on_link_lost(book: CallBook, ev: E.PbxLinkLost, now: float) -> list[Command]
         book.link_lost_at = ev.at
     book.mute_all = None  # the PBX that answers next may be another one (a failover, a downgrade)
     # their MixMonitor events while the link is down are missed (from its last bytes read on)
-    _events_missed(book, ev.at if ev.since is None else min(ev.since, ev.at))
+    _events_missed(book, _gap_start(ev))
     return []
 
 
@@ -87,7 +87,7 @@ def on_events_lost(book: CallBook, ev: E.PbxEventsLost, now: float) -> list[Comm
     follows): a MixMonitorStart among them would leave a channel's count wrong, so every open
     call's count is no longer trusted, nor that of a call that begins before the resync."""
     was_whole, flipped = book.events_seen, len(book.count_untrusted)
-    open_calls = _events_missed(book, ev.at if ev.since is None else min(ev.since, ev.at))
+    open_calls = _events_missed(book, _gap_start(ev))
     # (once per loss that changes something: a caller repeating a forgery must not flood the log)
     level = logging.WARNING if was_whole or len(book.count_untrusted) > flipped else logging.DEBUG
     log.log(level, "PBX events may have been lost (%s): on an Asterisk that mutes only a channel's first "
@@ -95,6 +95,11 @@ def on_events_lost(book: CallBook, ev: E.PbxEventsLost, now: float) -> list[Comm
             "before) and for calls that begin before a resync completes", ev.reason or "unknown",
             len(book.count_untrusted) - flipped, open_calls)
     return []
+
+
+def _gap_start(ev: E.PbxLinkLost | E.PbxEventsLost) -> float:
+    """The earliest moment an event lost with ``ev`` can have arrived (never after ``ev`` itself)."""
+    return ev.at if ev.since is None else min(ev.since, ev.at)
 
 
 def _events_missed(book: CallBook, since: float) -> int:
