@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class ApplyResult:
     disposed: list[str] = field(default_factory=list)
-    disposed_calls: list[str] = field(default_factory=list)  # the call of each disposed recording
     refused: list[policy.Disposal] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     run_id: str = ""  # the destruction records' request id of this run
@@ -107,7 +106,7 @@ class RetentionJob:
         """Dispose of what :meth:`iter_report` finds, as it finds it (a batch is read before any
         of it is deleted; a crash leaves the rest for the next run)."""
         result = ApplyResult(run_id=new_id("RT"))
-        started: float | None = None  # the first disposal's time
+        disposed: dict[str, list[str]] = {}  # call id -> its recordings disposed of in this run
         self._run_id = result.run_id
         for d in self.iter_report(now, batch=batch, progress=progress):
             found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (d.recording_id,))
@@ -131,11 +130,10 @@ class RetentionJob:
             try:
                 self._dispose(rec, d, actor, now)
                 result.disposed.append(d.recording_id)
-                result.disposed_calls.append(d.call_id)
-                started = started if started is not None else now
+                disposed.setdefault(d.call_id, []).append(d.recording_id)
+                first = len(result.disposed) == 1  # (then the running ones too: they may be reading it)
                 result.exports_withdrawn += jobs.withdraw_holding(  # at once: not at the run's end only
-                    self.conn, {d.call_id: (d.recording_id,)}, now,
-                    since=started if len(result.disposed) == 1 else None)
+                    self.conn, {d.call_id: (d.recording_id,)}, now, since=now if first else None)
                 if self.spool_root is not None:  # (only the folder of this recording, this call)
                     result.quarantine_deleted += spool_erasure.purge_quarantine(
                         self.spool_root, call_ids=(), recordings={d.recording_id: d.call_id})
@@ -147,11 +145,8 @@ class RetentionJob:
             except RecorderError as exc:
                 log.error("retention delete failed call=%s rec=%s: %s", d.call_id, d.recording_id, exc)
                 result.failed.append(d.recording_id)
-        if result.disposed:  # and again: an export that ran meanwhile may have read one of them
-            disposed: dict[str, list[str]] = {}
-            for rid, cid in zip(result.disposed, result.disposed_calls, strict=True):
-                disposed.setdefault(cid, []).append(rid)
-            result.exports_withdrawn += jobs.withdraw_holding(self.conn, disposed, now, since=started)
+        if disposed:  # and again: an export that ran meanwhile may have read one of them (its rows late)
+            result.exports_withdrawn += jobs.withdraw_holding(self.conn, disposed, now, since=now)
         return result
 
     def _dispose(self, rec: Mapping[str, Any], d: policy.Disposal, actor: str, now: float) -> None:
