@@ -7,6 +7,8 @@ never muted, and a MixMonitor count no longer trusted on an Asterisk that mutes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -120,41 +122,44 @@ def with_confirm(path: Path, seconds: float) -> Path:
     return path
 
 
-async def test_calls_pause_waits_for_the_daemon_to_record_the_pause(tmp_path: Path, capsys: Any) -> None:
+@contextlib.asynccontextmanager
+async def pausing(tmp_path: Path,
+                  confirm_s: float) -> AsyncIterator[tuple[AmiPeer, Daemon, asyncio.Task[int]]]:
+    """A recorded call and ``calls pause`` run on it, once its mute has reached the PBX."""
     async with AmiPeer() as peer:
-        config = with_confirm(record_every_call(tmp_path, peer.port, free_port()), 10)
+        config = with_confirm(record_every_call(tmp_path, peer.port, free_port()), confirm_s)
         async with daemon_running(config) as daemon:
             await recorded(daemon)
             command = asyncio.create_task(cli(config, "calls", "pause", CALL))
             await peer.wait_action("MixMonitorMute")
-            assert not command.done()  # it waits for the daemon's verdict
-            await peer.emit(pbx_event("MixMonitorMute", State="1", Direction="both"))
-            assert await asyncio.wait_for(command, 15) == 0
-            assert "not record" not in capsys.readouterr().err  # no "not confirmed" warning
-            assert snapshot(daemon)["recordings"][0]["state"] == "paused"
-            (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "pause"]
-            assert row["detail"]["recorder"] == "confirmed"
+            yield peer, daemon, command
+
+
+async def test_calls_pause_waits_for_the_daemon_to_record_the_pause(tmp_path: Path, capsys: Any) -> None:
+    async with pausing(tmp_path, 10) as (peer, daemon, command):
+        assert not command.done()  # it waits for the daemon's verdict
+        await peer.emit(pbx_event("MixMonitorMute", State="1", Direction="both"))
+        assert await asyncio.wait_for(command, 15) == 0
+        assert "not record" not in capsys.readouterr().err  # no "not confirmed" warning
+        assert snapshot(daemon)["recordings"][0]["state"] == "paused"
+        (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "pause"]
+        assert row["detail"]["recorder"] == "confirmed"
 
 
 async def test_a_pause_the_daemon_finds_in_doubt_is_undone_and_refused(tmp_path: Path) -> None:
     """The PBX starts a MixMonitor of its own between the command's check and its mute: on an
     Asterisk that mutes only the first, the mute may have silenced that one.  The daemon flags it,
     the command unmutes the channel again and exits 5 (refused), audited with the reason."""
-    async with AmiPeer() as peer:
-        config = with_confirm(record_every_call(tmp_path, peer.port, free_port()), 10)
-        async with daemon_running(config) as daemon:
-            await recorded(daemon)
-            command = asyncio.create_task(cli(config, "calls", "pause", CALL))
-            await peer.wait_action("MixMonitorMute")
-            await peer.emit(pbx_event("MixMonitorStart"))  # the PBX's own, counted after ours
-            await peer.emit(pbx_event("MixMonitorMute", State="1", Direction="both"))
-            assert await asyncio.wait_for(command, 15) == 5
-            mutes = [(m["channel"], m["state"]) for m in peer.actions("MixMonitorMute")]
-            assert mutes == [(AGENT, "1"), (AGENT, "0")]  # unmuted again
-            rec = snapshot(daemon)["recordings"][0]
-            assert (rec["state"], rec["pauses"], rec["flags"]) == ("recording", [], ["pause_missed"])
-            (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "denied:calls.pause"]
-            assert row["detail"]["reason"] == "pbx_own_mixmonitor_after_mute"
+    async with pausing(tmp_path, 10) as (peer, daemon, command):
+        await peer.emit(pbx_event("MixMonitorStart"))  # the PBX's own, counted after ours
+        await peer.emit(pbx_event("MixMonitorMute", State="1", Direction="both"))
+        assert await asyncio.wait_for(command, 15) == 5
+        mutes = [(m["channel"], m["state"]) for m in peer.actions("MixMonitorMute")]
+        assert mutes == [(AGENT, "1"), (AGENT, "0")]  # unmuted again
+        rec = snapshot(daemon)["recordings"][0]
+        assert (rec["state"], rec["pauses"], rec["flags"]) == ("recording", [], ["pause_missed"])
+        (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "denied:calls.pause"]
+        assert row["detail"]["reason"] == "pbx_own_mixmonitor_after_mute"
 
 
 async def test_a_pause_nobody_records_is_reported_sent_and_not_confirmed(tmp_path: Path, capsys: Any) -> None:
