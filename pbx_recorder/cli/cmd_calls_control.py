@@ -137,7 +137,7 @@ def _fresh(reread: Reread | None, call_id: str) -> dict[str, Any] | None:
 
 
 async def _verdict(config: Any, reread: Reread | None, mark: MuteMark, muted: bool) -> tuple[str, str]:
-    timeout = float(getattr(config.pbx, "pause_confirm_s", 0.0))
+    timeout = float(config.pbx.pause_confirm_s)
     if reread is None or timeout <= 0:
         return UNCONFIRMED, ""
     return await await_verdict(reread, mark, muted, timeout)
