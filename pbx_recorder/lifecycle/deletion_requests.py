@@ -140,6 +140,7 @@ class DeletionRequests:
         deleted, withheld, gone, failed = [], [], [], []
         withdrawn: list[str] = []  # audio exports holding a recording destroyed here
         destroyed: dict[str, list[str]] = {}
+        running_swept = False  # the audio exports running when the destroying began: withdrawn
         for fixed in req["recordings"]:
             rid = fixed["recording_id"]
             if rid in done:  # (a run that stopped after it: its exports are looked at again below)
@@ -162,13 +163,15 @@ class DeletionRequests:
                                  "reason": "its SHA-256 changed since the request"})
                 continue
             try:
+                # its exports go first: a run killed after the destroying leaves none downloadable
+                withdrawn += jobs.withdraw_holding(self.conn, {str(rec["call_id"]): (rid,)}, now,
+                                                   since=None if running_swept else now)
+                running_swept = True
                 destroy(self.conn, self.tiers, rec, ledger=self.ledger, request_id=request_id,
                         requested_by=req["requested_by"], approved_by=req["approver"],
                         reason=req["reason"], now=now)
                 deleted.append(rid)
                 destroyed.setdefault(str(rec["call_id"]), []).append(rid)
-                withdrawn += jobs.withdraw_holding(self.conn, {str(rec["call_id"]): (rid,)}, now,
-                                                   since=now if len(deleted) == 1 else None)
             except RecorderError as exc:
                 log.error("deletion %s rec=%s failed: %s", request_id, rid, exc)
                 failed.append({"recording_id": rid, "error": str(exc)[:300]})

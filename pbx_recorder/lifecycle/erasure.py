@@ -208,6 +208,10 @@ class Eraser:
                     continue
                 erase_now.append(rec)
             plan.append((call, erase_now, kept))
+        # exports made before now may hold the subject's audio or numbers (an audio export, or a
+        # list with full numbers): every export there is is withdrawn before anything of the
+        # subject goes (a run killed half-way must leave none downloadable), and again at the end
+        exports = jobs.withdraw_all(self.conn, now) if plan or req["received_at"] < now else []
         # the spool first: a held recording still waiting there makes the request partial before
         # the tombstones are written (a subject tombstone would drop the held call on a restore)
         spooled, quarantined = self._purge_spool(plan, caller, call_id, withheld)
@@ -239,13 +243,11 @@ class Eraser:
                     call_seal.record_removed(self.conn, call["call_id"], f"erasure {req['request_id']}", now)
         live = self._purge_live(plan, caller, req["request_id"], now)
         redacted = self._redact_audit(caller, subject) if caller else 0
-        # exports made before now may hold the subject's audio or numbers (an audio export, or a
-        # list with full numbers): withdrawn, their files removed by each service's next sweep
-        # every export there is now (one started while this ran read the rows before they went;
-        # one made later holds nothing of the subject: withdrawing it costs a re-run), also when a
-        # re-run finds nothing left (the run before it died before this step)
-        exports = (jobs.withdraw_all(self.conn, now)
-                   if plan or spooled or quarantined or req["received_at"] < now else [])
+        # and every export there is now (one started while this ran read the rows before they
+        # went; one made later holds nothing of the subject: withdrawing it costs a re-run), also
+        # when a re-run finds nothing left; their files go at each service's next sweep
+        exports += (jobs.withdraw_all(self.conn, now)
+                    if plan or spooled or quarantined or req["received_at"] < now else [])
         self._checkpoint()
         # the catalog backups still holding the subject: shredded now (a whole backup inside the
         # erasure), or by the next catalog backup (backup_shred); also when an earlier run of the

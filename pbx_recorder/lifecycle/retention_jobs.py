@@ -107,6 +107,7 @@ class RetentionJob:
         of it is deleted; a crash leaves the rest for the next run)."""
         result = ApplyResult(run_id=new_id("RT"))
         disposed: dict[str, list[str]] = {}  # call id -> its recordings disposed of in this run
+        running_swept = False  # the audio exports running when the destroying began: withdrawn
         self._run_id = result.run_id
         for d in self.iter_report(now, batch=batch, progress=progress):
             found = rows(self.conn, "SELECT * FROM recordings WHERE recording_id=?", (d.recording_id,))
@@ -128,12 +129,16 @@ class RetentionJob:
                 result.refused.append(policy.Disposal(d.recording_id, d.call_id, "refuse", why, d.policy))
                 continue
             try:
+                # the exports holding it are withdrawn before anything is destroyed (a run killed
+                # after the destroying must not leave one downloadable; one withdrawn for a
+                # recording the tier then refuses to delete is made again by its owner); at the
+                # first, the running ones too: they may be reading it
+                result.exports_withdrawn += jobs.withdraw_holding(
+                    self.conn, {d.call_id: (d.recording_id,)}, now, since=None if running_swept else now)
+                running_swept = True
                 self._dispose(rec, d, actor, now)
                 result.disposed.append(d.recording_id)
                 disposed.setdefault(d.call_id, []).append(d.recording_id)
-                first = len(result.disposed) == 1  # (then the running ones too: they may be reading it)
-                result.exports_withdrawn += jobs.withdraw_holding(  # at once: not at the run's end only
-                    self.conn, {d.call_id: (d.recording_id,)}, now, since=now if first else None)
                 if self.spool_root is not None:  # (only the folder of this recording, this call)
                     result.quarantine_deleted += spool_erasure.purge_quarantine(
                         self.spool_root, call_ids=(), recordings={d.recording_id: d.call_id})

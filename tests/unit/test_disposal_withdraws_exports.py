@@ -11,6 +11,7 @@ from lifecycle_support import CLASSES, KEY, NOW
 from test_recording_objects import CALL, RID, Setup
 
 from pbx_recorder import audit_trail
+from pbx_recorder.core.retention import LIVE_STATES
 from pbx_recorder.exports import jobs
 from pbx_recorder.lifecycle.deletion_requests import DeletionRequests
 from pbx_recorder.lifecycle.holds import HoldManager
@@ -114,3 +115,93 @@ def test_an_export_that_finished_while_the_recordings_went_is_withdrawn(tmp_path
     finally:
         jobs.withdraw_holding = real  # type: ignore[assignment]
     assert len(calls) == 2 and result.exports_withdrawn == [late] and state(conn, late) == "failed"
+
+
+def rec_state(conn) -> str:
+    return str(conn.execute("SELECT state FROM recordings WHERE recording_id = ?", (RID,)).fetchone()[0])
+
+
+class Killed(BaseException):
+    """The process killed right after the destroying was committed (nothing after it runs)."""
+
+
+def test_a_retention_run_killed_right_after_the_destroying_leaves_no_export_downloadable(
+        tmp_path, monkeypatch) -> None:
+    """Before, the exports were withdrawn after the disposal's commit: a run killed between the
+    two left the disposed audio downloadable in an export for up to 24 hours (no later run looks
+    at a recording it already disposed of)."""
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    made = exports(conn)
+    conn.execute("UPDATE recordings SET retention_class='short', created_at=?, retain_until=?",
+                 (NOW - 100 * DAY, NOW - 90 * DAY))
+    job = RetentionJob(conn, s.tiers, CLASSES, HoldManager(conn, s.tiers, hash_key=KEY))
+    real = RetentionJob._dispose
+
+    def then_killed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real(self, *args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(RetentionJob, "_dispose", then_killed)
+    try:
+        job.apply(NOW, "cron")
+    except Killed:
+        pass
+    else:
+        raise AssertionError("the run was not killed")
+    assert rec_state(conn) == "expired"
+    assert state(conn, made["holds_it"]) == "failed" and state(conn, made["running"]) == "failed"
+    assert state(conn, made["other_call"]) == "done" and state(conn, made["csv"]) == "done"
+
+
+def test_a_deletion_killed_right_after_the_destroying_leaves_no_export_downloadable(
+        tmp_path, monkeypatch) -> None:
+    from pbx_recorder.lifecycle import deletion_requests
+
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    made = exports(conn)
+    requests = DeletionRequests(conn, s.tiers, HoldManager(conn, s.tiers, hash_key=KEY))
+    asked = requests.ask(requester="lead", reason="recorded by mistake", call_ids=[CALL], now=NOW)
+    requests.decide(asked["id"], approver="dpo", approve=True, now=NOW + 1)
+    real = deletion_requests.destroy
+
+    def then_killed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        real(*args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(deletion_requests, "destroy", then_killed)
+    try:
+        requests.execute(asked["id"], now=NOW + 2)
+    except Killed:
+        pass
+    else:
+        raise AssertionError("the deletion was not killed")
+    assert rec_state(conn) not in LIVE_STATES
+    assert state(conn, made["holds_it"]) == "failed" and state(conn, made["running"]) == "failed"
+    assert state(conn, made["other_call"]) == "done"
+
+
+def test_a_recording_the_tier_refuses_to_delete_has_its_exports_withdrawn_all_the_same(
+        tmp_path, monkeypatch) -> None:
+    """Withdrawn first, destroyed second: when the destroying then fails, the export stays
+    withdrawn (its owner makes it again); failing the other way would leave audio out."""
+    from pbx_recorder.errors import PolicyRefusal
+
+    s = Setup(tmp_path)
+    s.ship_dual()
+    conn = s.conn()
+    made = exports(conn)
+    conn.execute("UPDATE recordings SET retention_class='short', created_at=?, retain_until=?",
+                 (NOW - 100 * DAY, NOW - 90 * DAY))
+
+    def locked(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PolicyRefusal("object locked until 2030")
+
+    monkeypatch.setattr(RetentionJob, "_dispose", locked)
+    result = RetentionJob(conn, s.tiers, CLASSES, HoldManager(conn, s.tiers, hash_key=KEY)).apply(NOW, "cron")
+    assert result.disposed == [] and [d.recording_id for d in result.refused] == [RID]
+    assert sorted(result.exports_withdrawn) == sorted([made["holds_it"], made["running"]])
+    assert rec_state(conn) in LIVE_STATES

@@ -1,6 +1,6 @@
-"""An erasure withdraws every export there is when it ends: one started while the erasure ran
-(it read the subject's rows before they went) as well as older ones, also when the request is
-run again after a run that died before that step."""
+"""An erasure withdraws every export there is before anything of the subject goes and again when
+it ends: one started while the erasure ran (it read the subject's rows before they went) as well
+as older ones, also when the request is run again after a run that died half-way."""
 
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ def test_an_export_made_while_the_erasure_ran_is_withdrawn(tmp_path):
     assert _state(conn, made[0]) == "failed"  # before: created after NOW, left done
 
 
-def test_a_rerun_after_a_run_that_died_withdraws_the_exports(tmp_path, monkeypatch):
+def test_a_run_that_dies_half_way_has_withdrawn_the_exports_already(tmp_path, monkeypatch):
+    """Every export is withdrawn before anything of the subject goes (before, only at the end: a
+    run killed after the recordings went left the exports downloadable until a re-run); a re-run
+    withdraws what was made since."""
     s = Setup(tmp_path)
     s.ship_dual()
     conn = s.conn()
@@ -48,12 +51,14 @@ def test_a_rerun_after_a_run_that_died_withdraws_the_exports(tmp_path, monkeypat
     def dies(*args, **kwargs):
         raise OSError("killed")
 
-    monkeypatch.setattr(eraser, "_purge_live", dies)
+    monkeypatch.setattr(eraser, "_purge_live", dies)  # after the recordings and call rows went
     with pytest.raises(OSError):
         eraser.erase(caller=NUMBER, actor="dpo", now=NOW, request_id="ER-1")
-    assert _state(conn, older) == "done"  # the run died before the withdrawal
+    assert conn.execute("SELECT count(*) FROM calls").fetchone()[0] == 0  # the subject's rows went
+    assert _state(conn, older) == "failed"
     monkeypatch.undo()
+    between = _job(conn, NOW + 2)
     again = Eraser(conn, s.tiers, hash_key=KEY, holds=HoldManager(conn, s.tiers, hash_key=KEY))
     receipt = again.erase(caller=NUMBER, actor="dpo", now=NOW + 5, request_id="ER-1")
-    assert receipt["status"] == "done" and receipt["exports_withdrawn"] == [older]
-    assert _state(conn, older) == "failed"
+    assert receipt["status"] == "done" and receipt["exports_withdrawn"] == [between]
+    assert _state(conn, between) == "failed"
