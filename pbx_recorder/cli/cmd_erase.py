@@ -26,7 +26,8 @@ from pbx_recorder.progress import reporter
                    "does it, once for every erasure since the last.")
 @click.option("--include-protected", "include_protected", is_flag=True,
               help="Also erase recordings of protected retention classes (kept by default: a legal "
-                   "obligation to keep them outweighs erasure, GDPR art. 17(3)(b)); audited.")
+                   "obligation to keep them outweighs erasure, GDPR art. 17(3)(b)); the host admin's "
+                   "one-person override, audited (in the console a second person approves it).")
 @click.pass_context
 def erase(ctx: click.Context, caller: str | None, call_id: str | None, request_id: str | None,
           show_progress: bool, shred_now: bool, include_protected: bool) -> None:

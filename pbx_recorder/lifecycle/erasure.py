@@ -63,6 +63,8 @@ from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
 
 log = logging.getLogger(__name__)
+#: a recording row whose audio a retention run or an approved deletion destroyed (the row stays)
+DESTROYED_STATE = "expired"
 
 
 class Eraser:
@@ -101,16 +103,22 @@ class Eraser:
         self.numbers = numbers  # opens encrypted live-call snapshots (catalog.protected_rows)
         self.tick: Callable[[int], None] | None = None  # rows read while finding the subject (progress)
 
-    def protected_reason(self, retention_class: object, flagged: object) -> tuple[str, str] | None:
+    def protected_reason(self, retention_class: object, flagged: object,
+                         state: object = None) -> tuple[str, str] | None:
         """(hold id, reason) withholding a recording of a protected class (or flagged protected)
-        from this erasure; None when it may go (``include_protected``: the override, audited)."""
-        if self.include_protected or not (flagged or retention_class in self.protected_classes):
+        from this erasure; None when it may go (``include_protected``: the override, audited) or
+        when its audio is destroyed already (``state`` ``expired``: a retention run or an approved
+        deletion request took it; its row keeps ids and hashes, nothing left to keep)."""
+        if self.include_protected or state == DESTROYED_STATE:
+            return None
+        if not (flagged or retention_class in self.protected_classes):
             return None
         name = str(retention_class or "")
+        override = ("the console opens a deletion request for it, which a second person approves; "
+                    "erase --include-protected on the host overrides, audited")
         return (f"retention:{name}" if name else "retention:protected",
-                f"protected retention class {name!r}: a legal obligation to keep it (erase "
-                "--include-protected overrides, audited)" if name else
-                "recording marked protected (erase --include-protected overrides, audited)")
+                f"protected retention class {name!r}: a legal obligation to keep it ({override})"
+                if name else f"recording marked protected ({override})")
 
     def _calls(self, caller: str | None, call_id: str | None) -> list[dict[str, Any]]:
         """The subject's call rows.  By number: ``number_lookup.calls_naming`` streams the catalog
@@ -192,7 +200,8 @@ class Eraser:
             erase_now, kept = [], False
             for rec in rows(self.conn, "SELECT * FROM recordings WHERE call_id=?", (call["call_id"],)):
                 hold = (self.holds.hold_for(rec)
-                        or self.protected_reason(rec.get("retention_class"), rec.get("protected")))
+                        or self.protected_reason(rec.get("retention_class"), rec.get("protected"),
+                                                 rec.get("state")))
                 if hold or rec["legal_hold"]:
                     hid, why = hold or ("", "legal hold flag set")
                     withheld.append(

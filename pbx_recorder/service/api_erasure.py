@@ -9,7 +9,10 @@
     POST /api/erasure                            {"number"}: open a request (or find the open one
                                                  of the same subject); the deadline starts now
     POST /api/erasure/{erasure_id}/execute       {"number"}: erase (the number is typed again: it
-                                                 is never stored; it must be the request's subject)
+                                                 is never stored; it must be the request's subject);
+                                                 ``include_protected``: also open a two-person
+                                                 deletion request for what a protected retention
+                                                 class withheld (lifecycle/protected_override.py)
     GET  /api/erasure/{erasure_id}/receipt       the receipt (JSON download; ``erasure.read``)
 
 The number is sent in a JSON body only (never a URL, so no access log holds it), used to compute
@@ -29,7 +32,7 @@ from starlette.routing import Route
 from pbx_recorder.catalog.number_protection import lookup_keys
 from pbx_recorder.core.retention import DAY
 from pbx_recorder.errors import PolicyRefusal
-from pbx_recorder.lifecycle import backup_shred, number_lookup, policy
+from pbx_recorder.lifecycle import backup_shred, number_lookup, policy, protected_override
 from pbx_recorder.lifecycle.runtime import Runtime
 from pbx_recorder.service.api_disposal_support import checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
@@ -106,7 +109,8 @@ def preview(rt: Runtime, number: str) -> dict[str, Any]:
         for row in (dict(zip(names, r, strict=True)) for r in cur.fetchall()):
             hold = (holds.hold_for(row, active=active)
                     or (("", "legal hold flag set") if row["legal_hold"] else None)
-                    or eraser.protected_reason(row.get("retention_class"), row.get("protected")))
+                    or eraser.protected_reason(row.get("retention_class"), row.get("protected"),
+                                               row.get("state")))
             recs.append({"recording_id": row["recording_id"], "tier": row["tier"], "state": row["state"],
                          "where": _tier_kind(rt, str(row["tier"])), "storage_class": row.get("storage_class"),
                          "hold_id": hold[0] if hold else "", "hold_reason": hold[1] if hold else ""})
@@ -168,19 +172,24 @@ def _execute(request: Request, actor: Actor, data: dict[str, Any]) -> Response:
     include_protected = data.get("include_protected", False)
     if not isinstance(include_protected, bool):
         raise ApiError(400, "include_protected must be true or false")
-    eraser = rt.eraser()
-    eraser.include_protected = include_protected  # protected classes are withheld unless asked
+    eraser = rt.eraser()  # protected classes withheld: their override is a second person's decision
     try:
         receipt = eraser.erase(caller=number, request_id=req["request_id"], actor=actor.user.name,
                                now=ctx.clock())
     except PolicyRefusal as exc:
         raise ApiError(409, str(exc)) from exc
+    # asked for: a two-person deletion request for what the erasure withheld as protected
+    asked = (protected_override.ask_deletion(rt.conn, receipt, requester=actor.user.name, now=ctx.clock())
+             if include_protected else [])
+    for deletion_id in asked:  # as POST /api/deletions writes it
+        audit(ctx, actor.user.name, actor.user.role, "deletion.request", deletion_id,
+              {"client": actor.client, "erasure": receipt["request_id"], "protected_override": True})
     audit(ctx, actor.user.name, actor.user.role, "erase", receipt["request_id"],
           {"client": actor.client, "subject": receipt["subject"], "status": receipt["status"],
            "recordings_erased": receipt["recordings_erased"], "withheld": len(receipt["withheld"]),
-           "include_protected": include_protected})
+           "include_protected": include_protected, "protected_deletion_requests": asked})
     checkpoint(ctx)
-    return JSONResponse(receipt)
+    return JSONResponse({**receipt, "protected_deletion_requests": asked})
 
 
 def receipt(request: Request) -> Response:

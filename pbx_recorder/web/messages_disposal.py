@@ -48,8 +48,11 @@ MESSAGES = {
         "erasure.preview": "Preview",
         "erasure.open": "Open request",
         "erasure.execute": "Erase now",
-        "erasure.include_protected": "Also erase recordings of protected retention classes (kept by default: "
-                                     "a legal obligation to keep them)",
+        "erasure.include_protected": "Also ask for the deletion of recordings of protected retention classes "
+                                     "(kept by default: a legal obligation to keep them; a second person "
+                                     "approves the deletion, then run the erasure again)",
+        "erasure.protected_asked": "Deletion request for the protected recordings, waiting for a second "
+                                   "person's approval",
         "erasure.receipt": "Receipt",
         "erasure.id": "Request",
         "erasure.received": "Received",
@@ -143,7 +146,9 @@ MESSAGES = {
         "erasure.preview": "预览",
         "erasure.open": "登记请求",
         "erasure.execute": "立即删除",
-        "erasure.include_protected": "同时删除受保护保留类别的录音（默认保留：依法须保存）",
+        "erasure.include_protected": "同时申请删除受保护保留类别的录音（默认保留：依法须保存；"
+                                     "须由另一人批准删除，之后再次执行删除权请求）",
+        "erasure.protected_asked": "受保护录音的删除申请，等待另一人批准",
         "erasure.receipt": "回执",
         "erasure.id": "请求",
         "erasure.received": "收到时间",

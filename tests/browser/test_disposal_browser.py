@@ -92,6 +92,42 @@ def test_erasure_with_receipt_downloaded(disposal_console, browser, tmp_path: Pa
     assert receipt["request_id"] in row.text and "done" in row.text
 
 
+def test_protected_recordings_erased_only_by_a_second_person(disposal_console, browser) -> None:  # type: ignore[no-untyped-def]
+    """The erasure withholds a protected class's recording; its checkbox opens a deletion request
+    that counsel (who ran the erasure) cannot approve and the compliance role can."""
+    svc, base = disposal_console
+    key = "2027/01/c-blue-2/r-c-blue-2.wav"
+    from pbx_recorder.lifecycle.journal import open_catalog
+
+    conn = open_catalog(svc.seeded.db)
+    conn.execute("UPDATE recordings SET retention_class='complaints' WHERE recording_id='r-c-blue-2'")
+    conn.close()
+    login(browser, base, "counsel", PASSWORD, next_path="/erasure")
+    browser.find_element(By.ID, "erasure-number").send_keys("+8613812345678")  # c-red-1, c-blue-2
+    browser.find_element(By.ID, "erasure-preview").click()
+    wait(browser).until(EC.element_to_be_clickable((By.ID, "erasure-open"))).click()
+    wait(browser).until(EC.element_to_be_clickable((By.ID, "erasure-execute")))
+    browser.find_element(By.ID, "erasure-include-protected").click()
+    browser.find_element(By.ID, "erasure-execute").click()
+    asked = wait(browser).until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, "#erasure-done .protected-asked")))
+    assert "refused_partial" in browser.find_element(By.ID, "erasure-done").text
+    screenshot(browser, "disposal-erasure-protected-asked")
+    deletion_id = asked.text.rsplit(": ", 1)[1]
+    assert svc.seeded.tier.stat(key) is not None  # (counsel may not decide deletions at all)
+
+    login(browser, base, "comp", PASSWORD, next_path="/deletions")
+    row = f'tr.deletion-row[data-request="{deletion_id}"]'
+    button = wait(browser).until(EC.element_to_be_clickable(
+        (By.CSS_SELECTOR, f'{row} .deletion-decide[data-decision="approve"]')))
+    button.click()
+    wait(browser).until(EC.presence_of_element_located(
+        (By.CSS_SELECTOR, f'tr.deletion-row.state-executed[data-request="{deletion_id}"]')))
+    assert svc.seeded.tier.stat(key) is None
+    assert _rows(svc, "SELECT requested_by, approved_by FROM destruction_records WHERE recording_id = ?",
+                 ("r-c-blue-2",)) == [("counsel", "comp")]
+
+
 def test_hold_added_shown_and_released(disposal_console, browser) -> None:  # type: ignore[no-untyped-def]
     svc, base = disposal_console
     login(browser, base, "root-admin", PASSWORD, next_path="/calls/c-blue-1")

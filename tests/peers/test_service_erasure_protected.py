@@ -1,6 +1,6 @@
-"""The console's erasure withholds recordings of a protected retention class unless the request
-says ``include_protected`` (a legal obligation to keep them outweighs erasure); the override is
-named in the receipt and the audit row."""
+"""The console's erasure withholds recordings of a protected retention class (a legal obligation to
+keep them outweighs erasure); ``include_protected`` opens a two-person deletion request for them
+(lifecycle/protected_override.py), named in the answer and the audit rows."""
 
 from __future__ import annotations
 
@@ -46,13 +46,50 @@ def test_a_protected_recording_is_withheld_by_default(svc: Service) -> None:
     assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is not None
 
 
-def test_the_override_erases_it_and_is_audited(svc: Service) -> None:
+def test_the_override_is_a_deletion_request_a_second_person_decides(svc: Service) -> None:
+    """Before, ``include_protected`` erased the protected recording on one person's word.  Now the
+    erasure withholds it and opens a deletion request, which its requester cannot approve; the
+    compliance role's approval destroys it, and the erasure run again removes the call."""
     receipt = _execute(svc, {"include_protected": True})
-    assert receipt["status"] == "done" and receipt["recordings_erased"] == 2
-    assert receipt["protected_included"] is True
-    assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is None
+    assert receipt["status"] == "refused_partial" and receipt["recordings_erased"] == 1
+    assert receipt["protected_included"] is False
+    (asked,) = receipt["protected_deletion_requests"]
+    assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is not None
     erased = [json.loads(r["detail"]) for r in svc.audit_rows("counsel") if r["action"] == "erase"]
-    assert erased[-1]["include_protected"] is True
+    assert erased[-1]["include_protected"] is True and erased[-1]["protected_deletion_requests"] == [asked]
+    requested = [r for r in svc.audit_rows("counsel") if r["action"] == "deletion.request"]
+    assert [r["target"] for r in requested] == [asked]
+    assert json.loads(requested[0]["detail"])["erasure"] == receipt["request_id"]
+
+    counsel, csrf = svc.login("counsel")  # legal: may erase, holds no approval; and it is theirs
+    assert counsel.post(f"/api/deletions/{asked}/approve", json={},
+                        headers={"X-CSRF-Token": csrf}).status_code == 403
+    comp, ccsrf = svc.login("comp")
+    shown = comp.get(f"/api/deletions/{asked}").json()
+    assert shown["requested_by"] == "counsel" and receipt["request_id"] in shown["reason"]
+    assert [r["recording_id"] for r in shown["recordings"]] == ["r-c-red-1"]
+    done = comp.post(f"/api/deletions/{asked}/approve", json={}, headers={"X-CSRF-Token": ccsrf})
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "executed" and done.json()["result"]["deleted"] == ["r-c-red-1"]
+    assert svc.seeded.tier.stat("2027/01/c-red-1/r-c-red-1.wav") is None
+
+    again = _execute(svc, {})  # the erasure run again: nothing protected is left to keep
+    assert again["status"] == "done" and again["withheld"] == []
+    assert not _sql_one(svc, "SELECT count(*) FROM calls WHERE call_id IN ('c-red-1', 'c-blue-2')")
+
+
+def test_without_the_override_no_deletion_request_is_opened(svc: Service) -> None:
+    receipt = _execute(svc, {})
+    assert receipt["status"] == "refused_partial" and receipt["protected_deletion_requests"] == []
+    assert not _sql_one(svc, "SELECT count(*) FROM deletion_requests")
+
+
+def _sql_one(svc: Service, sql: str) -> object:
+    conn = open_catalog(svc.seeded.db)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
 
 
 def test_an_override_that_is_not_a_boolean_is_refused(svc: Service) -> None:

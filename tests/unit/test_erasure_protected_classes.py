@@ -66,3 +66,30 @@ def test_a_protected_recording_waiting_in_the_spool_stays(tmp_path):
     assert receipt["spool_entries_deleted"] == []
     assert [w["hold_id"] for w in receipt["withheld"]] == ["retention:finance"]
     assert [e.recording_id for e in s.spool.pending()] == [RID]
+
+
+def test_a_protected_recording_destroyed_already_no_longer_keeps_its_call(tmp_path):
+    """A retention run or an approved two-person deletion (the console's override,
+    lifecycle/protected_override.py) left the row ``expired``: nothing is left to keep, so the
+    erasure run again removes the call (before, the row withheld it for ever)."""
+    s = Setup(tmp_path)
+    s.ship_dual()
+    s.conn().execute("UPDATE recordings SET retention_class='finance'")
+    first = _eraser(s).erase(caller=NUMBER, actor="dpo", now=NOW)
+    assert first["status"] == "refused_partial"
+    s.conn().execute("UPDATE recordings SET state='expired', wrapped_key=''")
+    receipt = _eraser(s).erase(caller=NUMBER, actor="dpo", now=NOW + 10, request_id=first["request_id"])
+    assert receipt["status"] == "done" and receipt["withheld"] == []
+    assert s.conn().execute("SELECT count(*) FROM calls").fetchone()[0] == 0
+
+
+def test_the_override_asks_a_deletion_only_for_what_a_protected_class_withheld(tmp_path):
+    from pbx_recorder.lifecycle import protected_override
+
+    withheld = [{"recording_id": "r1", "call_id": "c1", "hold_id": "retention:finance"},
+                {"recording_id": "r2", "call_id": "c2", "hold_id": "H-7"},  # a legal hold: not this
+                {"recording_id": "r3", "call_id": "c1", "hold_id": "retention:protected"}]
+    assert protected_override.protected_calls(withheld) == ["c1"]
+    s = Setup(tmp_path)  # no stored recording for these calls (still in the spool): nothing asked
+    assert protected_override.ask_deletion(s.conn(), {"request_id": "ER-1", "withheld": withheld},
+                                           requester="counsel", now=NOW) == []

@@ -109,6 +109,10 @@
             link.href = "/api/erasure/" + encodeURIComponent(receipt.request_id) + "/receipt";
             link.setAttribute("download", "");
             done.appendChild(link);
+            (receipt.protected_deletion_requests || []).forEach(function (id) {
+              done.appendChild(document.createTextNode(" · "));  // (decided on the deletions page, by another)
+              done.appendChild(el("span", msg("protected-asked") + ": " + id, "protected-asked"));
+            });
             say(true);
           });
         });
