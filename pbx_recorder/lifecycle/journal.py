@@ -18,6 +18,7 @@ from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.schema import ensure_schema
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.recording import recording_objects
+from pbx_recorder.recording.verify_bindings import ledger_object_keys, locations_of
 from storage import file_modes
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,12 @@ def copies(
     """Every (tier, key) that may hold any of a recording's objects (``recording_objects.objects_of``:
     primary audio, legs, kept original, manifest sidecar): the catalog's tier, both ends of an
     unfinished move (``lifecycle_moves``; a move keeps every key), and the same keys on any other
-    configured tier."""
-    keys = recording_objects.keys_of(rec)
+    configured tier.  The keys are the row's and those the ledger recorded for it (``stored`` and
+    ``migrated`` entries: a leg struck off the row by hand is deleted all the same)."""
+    entries = conn.execute("SELECT event, payload FROM ledger WHERE recording_id = ? AND event IN "
+                           "('stored', 'migrated') ORDER BY seq", (rec["recording_id"],)).fetchall()
+    keys = list(dict.fromkeys([*recording_objects.keys_of(rec), *sorted(ledger_object_keys(entries)),
+                               *sorted(k for _, k in locations_of(entries))]))
     places = {(rec["tier"], k) for k in keys}
     for m in rows(conn, "SELECT * FROM lifecycle_moves WHERE recording_id=?", (rec["recording_id"],)):
         places |= {(m["src_tier"], m["src_key"]), (m["dst_tier"], m["dst_key"])}

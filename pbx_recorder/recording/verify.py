@@ -53,6 +53,7 @@ from pbx_recorder.recording.verify_bindings import (
 from pbx_recorder.recording.verify_objects import ObjectChecks
 from pbx_recorder.recording.verify_report import Mismatch, ObjectCheck, VerifyReport
 from pbx_recorder.recording.verify_rows import (
+    BEFORE_STORE_STATES,
     COLUMNS,
     GONE_STATES,
     LIVE_STATES,
@@ -171,7 +172,12 @@ class Verifier(ObjectChecks):
             places = {(row["tier"], o.key) for o in objects_of(row)} | _gone_places(rid, mine)
             return lambda out: self._check_gone(rid, state, places, out)
         if state not in LIVE_STATES:
-            if rid in self.spooled or state in ("spooled", "stopped", "recording", "paused"):
+            if "stored" in events:  # a state edited to hide that its objects were deleted
+                add(Mismatch(rid, f"the ledger records it stored but the catalog says {state!r} "
+                                  "(neither stored nor deleted/erased)", "stored|expired|erased", str(state)))
+            elif state not in BEFORE_STORE_STATES:
+                add(Mismatch(rid, f"unknown recording state {state!r}", "a known state", str(state)))
+            elif rid in self.spooled or state in ("spooled", "stopped", "recording", "paused"):
                 report.pending.append(f"{rid}: {state}, not stored yet")
             return None
         if "stored" not in events:

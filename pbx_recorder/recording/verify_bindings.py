@@ -102,6 +102,22 @@ def locations_of(entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     return places
 
 
+def ledger_object_keys(entries: Iterable[tuple[str, str]]) -> set[str]:
+    """The keys of the objects besides the primary (legs, kept original, manifest sidecar) that
+    ``stored`` entries recorded: they keep their keys on every tier the recording moves to."""
+    keys: set[str] = set()
+    for event, text in entries:
+        if event != "stored":
+            continue
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            continue  # verify_chain reports the broken row
+        if isinstance(payload, dict) and isinstance(payload.get("objects"), dict):
+            keys |= {str(k) for k in payload["objects"]}
+    return keys
+
+
 def manifest_binding(row: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(what, expected, found) for every field of ``row`` that ``manifest`` contradicts: the
     catalog's own copy (rows from before schema 11) or the stored signed manifest."""
@@ -176,7 +192,12 @@ def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple
             out.append(("row wrapped_key differs from the ledger (another recording's data key?)",
                         str(expect["wrapped_key_sha256"]), have))
     listed_hashes = _listed_hashes(row)
+    lists_objects = _lists_objects(row)
     for key, signed in sorted(dict(expect.get("objects") or {}).items()):
+        if lists_objects and str(key) not in listed_hashes:  # a leg or original struck off the row
+            out.append((f"row objects no longer list {key}, which the ledger recorded stored", str(key),
+                        "absent"))
+            continue
         listed_hash = listed_hashes.get(str(key), "")
         if listed_hash and not digests_equal(str(signed), listed_hash):
             out.append((f"row objects[{key}] hash differs from the ledger", str(signed), listed_hash))
@@ -214,6 +235,17 @@ def _same_time(a: Any, b: Any) -> bool:
 
 def _time_text(value: Any) -> str:
     return "none" if value is None else str(value)
+
+
+def _lists_objects(row: Mapping[str, Any]) -> bool:
+    """The row has an ``objects`` list (schema 3 on; a catalog read without the column: no)."""
+    raw = row.get("objects")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw or "[]")
+        except ValueError:
+            return True  # a broken list lists nothing the ledger recorded
+    return isinstance(raw, list) and bool(raw)
 
 
 def _listed_hashes(row: Mapping[str, Any]) -> dict[str, str]:

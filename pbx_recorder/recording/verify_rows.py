@@ -13,11 +13,14 @@ from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.recording import manifest_copy
 from pbx_recorder.recording.recording_objects import objects_of
-from pbx_recorder.recording.verify_bindings import locations_of
+from pbx_recorder.recording.verify_bindings import ledger_object_keys, locations_of
 from pbx_recorder.recording.verify_report import Mismatch
 
 LIVE_STATES = ("stored", "verified", "migrated")
 GONE_STATES = ("expired", "erased", "deleted")
+#: a row before its audio is stored (recording, spool, a file the PBX never wrote, an orphan
+#: adopted, a refusal parked): no tier holds it yet, so no ``stored`` ledger entry names it
+BEFORE_STORE_STATES = ("recording", "paused", "stopped", "spooled", "missing", "orphaned", "ship_failed")
 COLUMNS = ("recording_id", "call_id", "state", "size", "sha256", "audio_sha256", "tier", "storage_key",
            "encrypted", "key_id", "wrapped_key", "manifest", "signature",
            "retention_class", "retain_until")  # (the last two: verify_bindings.retention_binding)
@@ -42,25 +45,23 @@ def recording_rows(conn: sqlite3.Connection, recording_id: str | None = None) ->
         yield dict(zip(columns, row, strict=True))
 
 
-def _ledger_locations(conn: sqlite3.Connection, recording_id: str) -> set[tuple[str, str]]:
-    """(tier, key) pairs from ``stored`` {tier, key} and ``migrated`` {to, key} payloads."""
-    return locations_of(conn.execute("SELECT event, payload FROM ledger WHERE recording_id = ? "
-                                     "AND event IN ('stored', 'migrated')", (recording_id,)))
-
-
 def _gone_locations(conn: sqlite3.Connection, recording_id: str) -> set[tuple[str, str]]:
-    """Ledger locations plus the objects derived from each (manifest sidecar, legs) by naming."""
-    places = set()
-    for tier, key in _ledger_locations(conn, recording_id):
-        places |= {(tier, o.key) for o in objects_of({"recording_id": recording_id, "storage_key": key})}
-    return places
+    """Ledger locations plus, on each of their tiers, the objects derived from the key (manifest
+    sidecar, legs) by naming and those the ``stored`` entry recorded (legs, kept original, the
+    sealed sidecar: named by the ledger, not guessed)."""
+    return _gone_places(recording_id, conn.execute(
+        "SELECT event, payload FROM ledger WHERE recording_id = ? AND event IN ('stored', 'migrated')"
+        " ORDER BY seq", (recording_id,)).fetchall())
 
 
 def _gone_places(recording_id: str, entries: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """:func:`_gone_locations` from entries already read."""
+    entries = list(entries)
+    recorded = ledger_object_keys(entries)
     places = set()
     for tier, key in locations_of(entries):
         places |= {(tier, o.key) for o in objects_of({"recording_id": recording_id, "storage_key": key})}
+        places |= {(tier, other) for other in recorded}
     return places
 
 
