@@ -29,7 +29,7 @@ from pbx_recorder.lifecycle import destruction
 from pbx_recorder.lifecycle.deletion_requests import MAX_CALLS, MAX_REASON, DeletionRequests
 from pbx_recorder.service import list_audit
 from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
-from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require, require_person
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
 
@@ -117,6 +117,7 @@ def _decision(action: str) -> Any:
         ctx = ctx_of(request)
         raw = request.path_params["deletion_id"]
         require(ctx, actor, "calls.delete_approve", raw[:64], {"what": f"deletion.{action}"})
+        require_person(ctx, actor, "calls.delete_approve", raw[:64])
         _, req = _found(ctx, actor, raw)
         if req["requested_by"] == actor.user.name:  # by name: whatever verbs the role holds
             audit(ctx, actor.user.name, actor.user.role, f"denied:deletion.{action}", req["id"],

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from pbx_recorder.errors import AccessDenied, NotFound
 from pbx_recorder.service import four_eyes, list_audit
-from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require, require_person
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import read_json
 from pbx_recorder.service.roles import may
@@ -191,6 +191,7 @@ def _decide(grant: bool) -> Any:
         actor = actor_of(request)
         raw = request.path_params["grant_id"]
         require(ctx, actor, "calls.replay_approve", raw[:32], {"client": actor.client})
+        require_person(ctx, actor, "calls.replay_approve", raw[:32])
         if not raw.isdigit():
             raise ApiError(404, "no such replay request")
         try:

@@ -160,6 +160,18 @@ def require(ctx: ServiceContext, actor: Actor, verb: str, target: str,
     raise ApiError(403, f"role {actor.user.role} may not {verb}")
 
 
+def require_person(ctx: ServiceContext, actor: Actor, verb: str, target: str) -> None:
+    """403 (audited, reason ``bearer``) for an API token: a second person's decision (a replay
+    grant, a deletion's approval or execution) is made by that person logged in.  An account
+    holding ``tokens.manage`` mints tokens for other accounts: a token of the compliance
+    officer's would let an admin approve their own request under that officer's name."""
+    if actor.via != "token":
+        return
+    audit(ctx, actor.user.name, actor.user.role, f"denied:{verb}", target,
+          {"client": actor.client, "reason": "bearer"})
+    raise ApiError(403, "a second person's decision is made logged in, never with an API token")
+
+
 async def login(request: Request) -> Response:
     ctx = ctx_of(request)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
