@@ -35,6 +35,7 @@ from pbx_recorder.lifecycle.holds import HoldManager
 from pbx_recorder.lifecycle.journal import LedgerAppend, Tx, audit, copies, default_ledger, rows
 from pbx_recorder.lifecycle.request_ids import new_id
 from pbx_recorder.progress import Progress
+from pbx_recorder.recording import ledger
 from pbx_recorder.recording.recording_objects import objects_of
 from storage.base import Tier
 
@@ -123,8 +124,13 @@ class RetentionJob:
             if d.action != "dispose":
                 continue
             late = self.holds.hold_now(rec)  # a hold placed since the batch was read stops it here
-            if late is not None:
-                why = f"legal hold: {late[0]} ({late[1]})"
+            why = "" if late is None else f"legal hold: {late[0]} ({late[1]})"
+            recorded = ledger.stored_created_at(self.conn, d.recording_id)
+            if late is None and recorded is not None and float(rec.get("created_at") or 0) < recorded - 0.001:
+                # the row's start moved earlier than the ledger recorded (by hand, to make it due)
+                why = ("created_at is earlier than the ledger recorded it stored with (the row was "
+                       "edited; retention counts from the ledger's)")
+            if why:
                 self._log_refusal(rec, why, d.policy, actor, now)
                 result.refused.append(policy.Disposal(d.recording_id, d.call_id, "refuse", why, d.policy))
                 continue

@@ -247,6 +247,19 @@ def daily_root(conn: sqlite3.Connection, day: str | date) -> str:
     return row[0] if row else GENESIS
 
 
+def stored_created_at(conn: sqlite3.Connection, recording_id: str) -> float | None:
+    """The ``created_at`` the recording's first ``stored`` entry recorded (None: an entry written
+    before session 45, or none): retention holds the row's own to it."""
+    for event, text in conn.execute("SELECT event, payload FROM ledger WHERE recording_id = ? AND "
+                                    "event = 'stored' ORDER BY seq LIMIT 1", (recording_id,)).fetchall():
+        try:
+            value = json.loads(text).get("created_at") if event == "stored" else None
+        except (ValueError, AttributeError):
+            return None
+        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    return None
+
+
 def entries_for(conn: sqlite3.Connection, recording_id: str) -> list[dict[str, Any]]:
     known = _KNOWN_ENTRIES.get(id(conn))
     if known is not None and recording_id in known:  # read with its batch (entries_known), once
@@ -305,8 +318,9 @@ def wrapped_key_digest(wrapped: str) -> str:
 class StoredLedgerHook:
     """Shipper ``after_store`` hook: append a ``stored`` event (idempotent: a retry that finds a
     ``stored`` entry with the same hash appends nothing).  Payload: tier, key, sha256 of the
-    stored bytes, size, audio_sha256, encrypted, key_id and the S3 version_id when there is one:
-    hashes and locations, no personal data.  ``verify`` holds the catalog row to it."""
+    stored bytes, size, audio_sha256, encrypted, key_id, the S3 version_id when there is one, the
+    retention class and the recording's ``created_at`` (since session 45): hashes, locations and
+    times, no personal data.  ``verify`` holds the catalog row to it."""
 
     #: it appends to the ledger only, never touches the recording's row: ``Catalog.write_calls``
     #: may run it before writing that row (the chain's order is the same)
@@ -330,6 +344,9 @@ class StoredLedgerHook:
             # the class it was stored with: verify holds the row's class to it (and set-class's entries)
             "retention_class": str(getattr(manifest, "retention_class", "") or ""),
         }
+        created = float(getattr(manifest, "created_at", 0) or 0)
+        if created > 0:  # what retention counts the class's period from (the row's copy is a plain column)
+            payload["created_at"] = created
         wrapped = str(processing.get("wrapped_key", "") or "")
         if wrapped:
             payload["wrapped_key_sha256"] = wrapped_key_digest(wrapped)

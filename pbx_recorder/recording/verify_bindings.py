@@ -49,7 +49,8 @@ def expectation_of(entries: Iterable[tuple[str, str]]) -> dict[str, Any]:
             continue
         if event == "stored":
             expect = {k: payload[k] for k in ("tier", "key", "sha256", "size", "audio_sha256", "encrypted",
-                                              "key_id", "version_id", "objects", "wrapped_key_sha256")
+                                              "key_id", "version_id", "objects", "wrapped_key_sha256",
+                                              "created_at")
                       if k in payload}
             # stored since the class is in the payload: that class, no explicit end (the shipper
             # writes none); an older entry says nothing about either
@@ -126,6 +127,11 @@ def manifest_binding(row: Mapping[str, Any], manifest: Mapping[str, Any]) -> lis
         if manifest.get(field) and str(manifest[field]) != str(row.get(field) or ""):
             out.append((f"row {field} differs from its signed manifest", str(manifest[field]),
                         str(row.get(field) or "")))
+    signed_at = manifest.get("created_at")
+    if isinstance(signed_at, (int, float)) and signed_at > 0 and "created_at" in row \
+            and not _same_time(signed_at, row["created_at"]):
+        out.append(("row created_at differs from its signed manifest (retention counts its period "
+                    "from it)", str(signed_at), str(row["created_at"])))
     processing = manifest.get("processing")
     if isinstance(processing, Mapping) and "encrypted" in processing \
             and bool(processing["encrypted"]) != bool(row.get("encrypted")):
@@ -201,6 +207,10 @@ def row_binding(row: Mapping[str, Any], expect: Mapping[str, Any]) -> list[tuple
         listed_hash = listed_hashes.get(str(key), "")
         if listed_hash and not digests_equal(str(signed), listed_hash):
             out.append((f"row objects[{key}] hash differs from the ledger", str(signed), listed_hash))
+    if "created_at" in expect and "created_at" in row \
+            and not _same_time(expect["created_at"], row["created_at"]):
+        out.append(("row created_at differs from the ledger (retention counts its period from it)",
+                    str(expect["created_at"]), str(row["created_at"])))
     if "encrypted" in expect and bool(expect["encrypted"]) != bool(row.get("encrypted")):
         out.append(("row encryption flag differs from the ledger", str(bool(expect["encrypted"])),
                     str(bool(row.get("encrypted")))))

@@ -23,7 +23,8 @@ GONE_STATES = ("expired", "erased", "deleted")
 BEFORE_STORE_STATES = ("recording", "paused", "stopped", "spooled", "missing", "orphaned", "ship_failed")
 COLUMNS = ("recording_id", "call_id", "state", "size", "sha256", "audio_sha256", "tier", "storage_key",
            "encrypted", "key_id", "wrapped_key", "manifest", "signature",
-           "retention_class", "retain_until")  # (the last two: verify_bindings.retention_binding)
+           "retention_class", "retain_until",  # (these two: verify_bindings.retention_binding)
+           "created_at")  # (what retention counts from: bound to the ledger and the signed manifest)
 OPTIONAL_COLUMNS = ("objects", "manifest_sha256")  # schema migrations 3 and 11
 
 

@@ -248,7 +248,7 @@ def test_retention_disposal_destroys_the_data_key_too(site):
     whole = json.loads(row["manifest"])
     whole["processing"]["wrapped_key"] = row["wrapped_key"]
     rt.conn.execute("UPDATE recordings SET manifest=?, manifest_sha256=''", (json.dumps(whole),))
-    rt.conn.execute("UPDATE recordings SET retention_class='short', created_at=1, retain_until=1")
+    rt.conn.execute("UPDATE recordings SET retention_class='short', retain_until=1")  # due 10 days on
     job = RetentionJob(rt.conn, rt.tiers, {"short": ClassPolicy("short", days=1)}, rt.holds())
     assert job.apply(T0 + 10 * 86400, "cron").disposed == [RID]
     row = dict(rt.conn.execute("SELECT * FROM recordings WHERE recording_id=?", (RID,)).fetchone())

@@ -124,6 +124,38 @@ def test_an_edited_retain_until_does_not_dispose_early_and_verify_reports_it(dep
     conn.close()
 
 
+def test_an_edited_created_at_does_not_dispose_early_and_verify_reports_it(dep, capsys):
+    """The class's period counts from ``created_at``, a plain column: moved two thousand days back,
+    the hourly ``retention apply`` destroyed a finance recording a day after it was stored, and
+    verify said nothing (session-45 review).  The ``stored`` ledger entry and the signed manifest
+    now record it: retention refuses the disposal, verify names the row."""
+    dep.call("n1_1.1", retention_class="finance")
+    rid = dep.record_class("n1_1.1", "finance", created_at=NOW)
+    assert dep.cli(capsys, "verify")[0] == 0
+    dep.sql(f"UPDATE recordings SET created_at={NOW - 2000 * DAY}")  # the insider's one edit
+    code, out = dep.cli(capsys, "verify")
+    assert code != 0 and "row created_at differs from the ledger" in out
+    assert "row created_at differs from its signed manifest" in out
+    conn = dep.conn()
+    job = RetentionJob(conn, {"hot": dep.tier}, dep.classes(), dep.holds(conn))
+    result = job.apply(NOW + DAY, "cron")
+    assert result.disposed == [] and dep.row(rid)["state"] == "verified"
+    assert [d.recording_id for d in result.refused] == [rid] and "created_at" in result.refused[0].reason
+    conn.close()
+
+
+def test_a_created_at_moved_later_only_keeps_the_recording_longer(dep, capsys):
+    dep.call("n1_1.1", retention_class="finance")
+    rid = dep.record_class("n1_1.1", "finance", created_at=NOW)
+    dep.sql(f"UPDATE recordings SET created_at={NOW + 10 * DAY}")
+    assert "row created_at differs from the ledger" in dep.cli(capsys, "verify")[1]
+    conn = dep.conn()
+    job = RetentionJob(conn, {"hot": dep.tier}, dep.classes(), dep.holds(conn))
+    assert job.apply(NOW + 1096 * DAY, "cron").disposed == []  # (its period counts from the later time)
+    assert job.apply(NOW + 1106 * DAY, "cron").disposed == [rid]
+    conn.close()
+
+
 def test_a_class_edited_by_hand_is_reported_by_verify(dep, capsys):
     dep.call("n1_1.1")
     dep.record_class("n1_1.1", "finance", created_at=NOW)

@@ -57,7 +57,8 @@ def _delete_all_objects(dep: Deployment) -> None:
 
 
 def test_the_untouched_deployment_verifies(dep, capsys):
-    assert dep.cli(capsys, "verify")[0] == 0
+    code, out = dep.cli(capsys, "verify")
+    assert code == 0, out
 
 
 @pytest.mark.parametrize("state", ["missing", "orphaned", "stopped", "spooled", "made-up"])
