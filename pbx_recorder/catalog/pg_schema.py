@@ -21,7 +21,7 @@ SCRIPT_LOCATION = Path(__file__).with_name("alembic")
 MIGRATION_LOCK = 0x70627873  # "pbxs"
 #: the newest revision in ``alembic/versions`` (a unit test holds the two equal): a node whose
 #: catalog is at it starts without importing Alembic
-HEAD = "0022"
+HEAD = "0023"
 
 
 def _engine(url: str, password: str | None) -> Any:

@@ -114,6 +114,7 @@ ledger = Table(
     Column("at", REAL, nullable=False), Column("event", Text, nullable=False),
     _text("recording_id"), _text("payload", "{}"),
     Column("prev_hash", Text, nullable=False), Column("hash", Text, nullable=False),
+    _text("mac"),  # (revision 0023: recording.ledger; '' = not keyed)
 )
 
 audit_log = Table(

@@ -29,6 +29,7 @@ timestamp, a public log) anchors the whole history up to that day.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
+from pbx_recorder import audit_key
 from pbx_recorder.catalog import engine
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.recording.manifest import canonical_json
@@ -68,36 +70,62 @@ class Problem:
         return text
 
 
-def entry_bytes(seq: int, at: float, event: str, recording_id: str, payload: Any) -> bytes:
-    return canonical_json({"seq": seq, "at": at, "event": event, "recording_id": recording_id,
-                           "payload": payload})
+def entry_bytes(seq: int, at: float, event: str, recording_id: str, payload: Any,
+                keyed: bool = False) -> bytes:
+    """The bytes a row's hash covers; a keyed row's say so (``"keyed": true``: its MAC removed
+    later breaks the hash), an unkeyed row's are those of every row before keying."""
+    entry = {"seq": seq, "at": at, "event": event, "recording_id": recording_id, "payload": payload}
+    if keyed:
+        entry["keyed"] = True
+    return canonical_json(entry)
 
 
-def entry_bytes_of_text(seq: int, at: float, event: str, recording_id: str, payload_text: bytes) -> bytes:
+def entry_bytes_of_text(seq: int, at: float, event: str, recording_id: str, payload_text: bytes,
+                        keyed: bool = False) -> bytes:
     """:func:`entry_bytes` for a payload already in canonical JSON (``append`` has it): the
     entry's canonical JSON with that text spliced in, keys in their sorted order, instead of
     decoding the payload and encoding it again.  The same bytes (``test_fast_paths_agree``)."""
     if not math.isfinite(at) or type(seq) is not int:
-        return entry_bytes(seq, at, event, recording_id, json.loads(payload_text))  # (raises as it did)
+        # (raises as it did)
+        return entry_bytes(seq, at, event, recording_id, json.loads(payload_text), keyed)
     # json's own encoders for these scalars (``canonical_json`` is ensure_ascii=False: the string
     # encoder without ASCII escaping; a float is its repr; an int its decimal digits)
-    return b"".join((b'{"at":', float.__repr__(float(at)).encode(), b',"event":',
-                     _string(event).encode(), b',"payload":', payload_text, b',"recording_id":',
+    return b"".join((b'{"at":', float.__repr__(float(at)).encode(), b',"event":', _string(event).encode(),
+                     b',"keyed":true' if keyed else b"", b',"payload":', payload_text, b',"recording_id":',
                      _string(recording_id).encode(), b',"seq":', str(seq).encode(), b"}"))
 
 
-def entry_hash(prev_hash: str, seq: int, at: float, event: str, recording_id: str, payload: Any) -> str:
-    return hashlib.sha256(bytes.fromhex(prev_hash) + entry_bytes(seq, at, event, recording_id, payload)
+def entry_hash(prev_hash: str, seq: int, at: float, event: str, recording_id: str, payload: Any,
+               keyed: bool = False) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + entry_bytes(seq, at, event, recording_id, payload, keyed)
                           ).hexdigest()
+
+
+#: a ledger row's MAC (``mac`` column, schema 24): HMAC-SHA256 over the row's hash under the
+#: catalog's key (:mod:`pbx_recorder.audit_key`: derived from ``web.secret_key_file``), this domain
+#: first so that no audit row's MAC is one
+MAC_PREFIX = "l1."
+_MAC_DOMAIN = b"pbx-recorder ledger row v1\x00"
+
+
+def row_mac(key: bytes, row_hash: str) -> str:
+    return MAC_PREFIX + hmac.new(key, _MAC_DOMAIN + bytes.fromhex(row_hash), hashlib.sha256).hexdigest()
+
+
+def mac_holds(key: bytes, row_hash: str, stored: str) -> bool:
+    try:
+        return hmac.compare_digest(row_mac(key, row_hash), str(stored or ""))
+    except ValueError:  # a hash that is not hex
+        return False
 
 
 def _issued_max(conn: sqlite3.Connection) -> int:
     return engine.issued_max(conn, "ledger")
 
 
-#: connections (by id) inside :func:`appending`: the chain head their appends have reached (None:
-#: not read yet in this transaction)
-_HEADS: dict[int, tuple[int, str] | None] = {}
+#: connections (by id) inside :func:`appending`: the chain head their appends have reached (its
+#: position, hash and whether it is keyed; None: not read yet in this transaction)
+_HEADS: dict[int, tuple[int, str, bool] | None] = {}
 
 
 @contextmanager
@@ -129,10 +157,11 @@ def reread_head(conn: sqlite3.Connection) -> None:
         _HEADS[id(conn)] = _head(conn)
 
 
-def _head(conn: sqlite3.Connection) -> tuple[int, str]:
-    """(the last seq issued, the hash the next row links to)."""
-    head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
-    return max(head[0] if head else 0, _issued_max(conn)), head[1] if head else GENESIS
+def _head(conn: sqlite3.Connection) -> tuple[int, str, bool]:
+    """(the last seq issued, the hash the next row links to, whether that row is keyed)."""
+    head = conn.execute("SELECT seq, hash, mac FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+    return (max(head[0] if head else 0, _issued_max(conn)), head[1] if head else GENESIS,
+            bool(head[2]) if head else False)
 
 
 def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Mapping[str, Any] | None,
@@ -151,15 +180,20 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
             if not own:
                 engine.lock_writes(conn)
             cached = _head(conn)
-        last, prev = cached
+        last, prev, head_keyed = cached
+        key = audit_key.for_connection(conn)
+        if key is None and head_keyed:  # fail closed: an unkeyed row after keyed ones is a forgery's mark
+            raise CatalogError("the ledger's rows are keyed and this process has no key for them "
+                               "(web.secret_key_file unreadable or not set here): nothing appended")
         seq = last + 1
-        entry = entry_bytes_of_text(seq, float(now), event, recording_id, text)
+        entry = entry_bytes_of_text(seq, float(now), event, recording_id, text, key is not None)
         digest = hashlib.sha256(bytes.fromhex(prev) + entry).hexdigest()
-        conn.execute("INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash) "
-                     "VALUES (?, ?, ?, ?, ?, '', ?)",  # (the link is the previous row: no prev_hash)
-                     (seq, float(now), event, recording_id, text.decode("utf-8"), digest))
+        conn.execute("INSERT INTO ledger (seq, at, event, recording_id, payload, prev_hash, hash, mac) "
+                     "VALUES (?, ?, ?, ?, ?, '', ?, ?)",  # (the link is the previous row: no prev_hash)
+                     (seq, float(now), event, recording_id, text.decode("utf-8"), digest,
+                      row_mac(key, digest) if key is not None else ""))
         if batched:
-            _HEADS[id(conn)] = (seq, digest)
+            _HEADS[id(conn)] = (seq, digest, key is not None)
         else:
             engine.note_issued(conn, "ledger", seq)
         if own:
@@ -184,20 +218,31 @@ def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: 
     problems and the (seq, hash) of the last row recomputed.  Streams: one row in memory."""
     problems: list[Problem] = []
     prev, expected_seq = after_hash, after_seq + 1
+    key = audit_key.for_connection(conn)
+    keyed_before = False  # a keyed row met: every later one must be keyed
     if after_seq:
-        found = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (after_seq,)).fetchone()
+        found = conn.execute("SELECT hash, mac FROM ledger WHERE seq = ?", (after_seq,)).fetchone()
         if found is None or found[0] != after_hash:
             problems.append(Problem(after_seq, "row differs from the one the last verified pass recomputed "
                                     "(chain rewritten or truncated)", after_hash,
                                     found[0] if found else "absent"))
+        keyed_before = bool(found[1]) if found is not None else False
     # a row below the first position is outside what the stream below reads (every pass)
     problems += [Problem(int(seq), "row outside the chain (a position the ledger never gives)", "", "",
                          str(rid))
                  for seq, rid in conn.execute("SELECT seq, recording_id FROM ledger WHERE seq <= 0 "
                                               "ORDER BY seq LIMIT 20").fetchall()]
-    rows = conn.execute("SELECT seq, at, event, recording_id, payload, prev_hash, hash "
+    rows = conn.execute("SELECT seq, at, event, recording_id, payload, prev_hash, hash, mac "
                         "FROM ledger WHERE seq > ? ORDER BY seq", (after_seq,))
-    for seq, at, event, rid, payload_text, prev_hash, stored_hash in rows:
+    for seq, at, event, rid, payload_text, prev_hash, stored_hash, stored_mac in rows:
+        keyed = bool(stored_mac)
+        if keyed and key is not None and not mac_holds(key, str(stored_hash), str(stored_mac)):
+            problems.append(Problem(seq, "row's MAC does not verify (not written by the recorder: an "
+                                    "entry made by hand)", "", "", rid))
+        elif keyed_before and not keyed:
+            problems.append(Problem(seq, "row without a MAC after keyed rows (written by hand, or by a "
+                                    "process without the key)", "", "", rid))
+        keyed_before = keyed_before or keyed
         if seq != expected_seq:
             problems.append(Problem(expected_seq, f"rows missing before seq {seq}",
                                     str(expected_seq), str(seq)))
@@ -211,7 +256,7 @@ def verify_chain_from(conn: sqlite3.Connection, after_seq: int = 0, after_hash: 
         if event not in EVENTS:
             problems.append(Problem(seq, "unknown event", "|".join(sorted(EVENTS)), str(event), rid))
         link = prev if prev_hash == "" and _is_hex64(prev) else prev_hash if _is_hex64(prev_hash) else GENESIS
-        computed = entry_hash(link, seq, float(at), event, rid, payload)
+        computed = entry_hash(link, seq, float(at), event, rid, payload, keyed)
         if computed != stored_hash:
             problems.append(Problem(seq, "row content does not match its hash", computed, stored_hash, rid))
         prev, expected_seq = stored_hash, seq + 1

@@ -103,6 +103,8 @@ def test_ledger_entry_with_its_payload_text_spliced_is_the_entry_encoded_whole(
     text = canonical_json(payload)
     assert ledger.entry_bytes_of_text(7, at, "stored", rid, text) == \
         ledger.entry_bytes(7, at, "stored", rid, json.loads(text))
+    assert ledger.entry_bytes_of_text(7, at, "stored", rid, text, keyed=True) == \
+        ledger.entry_bytes(7, at, "stored", rid, json.loads(text), keyed=True)  # (a keyed row, schema 24)
 
 
 def test_ledger_entry_refuses_what_canonical_json_refuses() -> None:

@@ -14,7 +14,7 @@ from tests.unit.test_catalog_bulk import _call, _catalog, _hooks
 
 
 def _head_reads(statements: list[str]) -> int:
-    return sum(s.startswith("SELECT seq, hash FROM ledger ORDER BY seq DESC") for s in statements)
+    return sum(s.startswith("SELECT seq, hash, mac FROM ledger ORDER BY seq DESC") for s in statements)
 
 
 def test_a_batch_reads_the_chain_head_once_and_links_every_entry(tmp_path: Path) -> None:

@@ -182,6 +182,7 @@ def _back_to_schema_19(d) -> None:
         conn.execute("ALTER TABLE audit_log DROP COLUMN mac")  # (schema 22)
         for table in schema_qa_seal.TABLES:  # (schema 23)
             conn.execute(f"ALTER TABLE {table} DROP COLUMN seal")
+        conn.execute("ALTER TABLE ledger DROP COLUMN mac")  # (schema 24)
         if engine.is_postgres(conn):
             conn.execute("UPDATE alembic_version SET version_num = '0018'")
         else:
