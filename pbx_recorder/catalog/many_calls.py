@@ -182,13 +182,18 @@ class ManyCalls:
                       hooks: Sequence[AfterStoreHook], wanted: bool = True) -> Iterator[None]:
         """The batch's signatures asked of the helper (when on, and no other batch of this
         catalog has it), taken by the writer as it comes to them (``presigned``)."""
-        helper = self._helper_for(hooks) if wanted and self._sign_ahead_on else None
-        if helper is None or not self._sign_ahead_lock.acquire(blocking=False):
+        if not (wanted and self._sign_ahead_on) or not self._sign_ahead_lock.acquire(blocking=False):
             yield
             return
         from pbx_recorder.recording.sign_ahead import MANIFEST, SEAL
 
         try:
+            # chosen (or made) under the lock: writers in several threads once each made a helper
+            # at the same time, and the ones the catalog did not keep ran on unwaited for
+            helper = self._helper_for(hooks)
+            if helper is None:
+                yield
+                return
             jobs: list[sign_ahead.Job] = []
             for call, recordings in batch:
                 if call.get("call_id"):

@@ -294,6 +294,40 @@ def test_two_threads_share_one_helper_by_turns(tmp_path: Path, counted: dict[str
         catalog.close()
 
 
+def test_writers_in_several_threads_never_make_a_helper_each(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper was chosen before the catalog's lock was taken: threads arriving together each
+    made one, and those the catalog did not keep ran on, never waited for (a ResourceWarning in
+    CI, a helper process left behind).  Now it is chosen under the lock: one helper."""
+    made: list[Any] = []
+    real_init = sign_ahead.SignAhead.__init__
+
+    def slow_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+        threading.Event().wait(0.2)  # the window the other writers arrived in
+
+    monkeypatch.setattr(sign_ahead.SignAhead, "__init__", slow_init)
+    catalog = _catalog(tmp_path / "cat.db")
+    catalog.enable_sign_ahead()
+    start = threading.Barrier(3)
+
+    def write(first: int) -> None:
+        start.wait()
+        catalog.write_calls(_batch(first), after_store=_hooks())
+
+    try:
+        threads = [threading.Thread(target=write, args=(k * N,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(made) == 1  # before: 3
+        _check(catalog, 3 * N)
+    finally:
+        catalog.close()
+
+
 def test_small_batches_and_a_catalog_without_it_start_no_helper(tmp_path: Path) -> None:
     catalog = _catalog(tmp_path / "cat.db")
     try:
