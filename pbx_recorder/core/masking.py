@@ -66,7 +66,7 @@ NUMBER_COLUMNS = ("caller_num", "callee_num", "did")
 #: pbxrecdnid, cdr_manager.conf extras ...) may carry a number and is masked: default deny.
 CDR_PLAIN_FIELDS = frozenset({
     "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
-    "lastapp", "uniqueid", "linkedid", "sequence", "accountcode", "queue",
+    "lastapp", "uniqueid", "linkedid", "sequence", "queue",  # (accountcode: a PBX may bill by number)
 })
 #: fields of other records (audit details, live calls) that hold numbers
 NUMBER_KEYS = frozenset({*NUMBER_COLUMNS, "caller", "callee", "number", "src", "dst", "clid",
@@ -139,7 +139,12 @@ _CHANNEL_TECH = re.compile(r"[A-Za-z]+/$")  # what precedes a number and its suf
 # an international number written in groups (``+49 151 1234 5678``, ``tel:+49-151-1234-5678``):
 # no run reaches 6 digits, but the leading ``+`` says what it is
 _GROUPED_NUMBER = re.compile(r"(?<![\w+])\+\d{1,4}(?:[ \-./()]{1,2}\d{1,6}){1,6}(?![\w])")
-_CHANNEL_NUMBER = re.compile(r"(?<![\w.\-])\+?\d{5,}(?!\w|\.\d)")
+#: a channel's own sequence suffix (``-0000000a``; a Local channel's ``;1`` or ``;2`` after it)
+_CHANNEL_TAIL = re.compile(r"(?:-[0-9a-fA-F]{8})?(?:;\d)?$")
+#: digits in a channel name, groups joined by ``-``, ``.`` or a space counted as one number
+_CHANNEL_DIGITS = re.compile(r"\+?\d+(?:[\-. ]\d+)*")
+#: digit groups that are no number: an Asterisk unique id (``1764583200.42``), an ISO date
+_CHANNEL_KEPT = re.compile(r"\d{9,10}\.\d{1,6}|\d{4}-\d{2}-\d{2}")
 
 
 def mask_field(value: object) -> str:
@@ -156,8 +161,23 @@ def mask_field(value: object) -> str:
 
 def mask_channel(value: object) -> str:
     """A channel name or dial string: ``SIP/4915112345678-00000001`` -> ``SIP/491******5678-00000001``;
-    ``PJSIP/1001-0000000a`` is left as it is (an extension, the channel's own suffix)."""
-    return _CHANNEL_NUMBER.sub(lambda m: mask_number(m.group(0)), sanitize(value, limit=MAX_SHOWN * 2))
+    ``PJSIP/1001-0000000a`` is left as it is (an extension, the channel's own suffix).  A number
+    wherever it stands in the name (``PJSIP/trunk_13812345678-00000001``, after a ``_``, ``-`` or
+    ``.``) and one written in groups (``Local/0049-151-12345678@x``: 5+ digits in all) is masked
+    whole; only the channel's own sequence suffix (``-0000000a``, ``;1`` of a Local channel) stays
+    readable.  (Before session 45 a number after ``_``, ``-`` or ``.`` was left in clear.)"""
+    text = sanitize(value, limit=MAX_SHOWN * 2)
+    tail = _CHANNEL_TAIL.search(text)
+    head, end = (text[:tail.start()], tail.group(0)) if tail else (text, "")
+    return _CHANNEL_DIGITS.sub(_masked_group, head) + end
+
+
+def _masked_group(found: re.Match[str]) -> str:
+    group = found.group(0)
+    if _CHANNEL_KEPT.fullmatch(group):  # an Asterisk unique id, a date: not a number
+        return group
+    number = "".join(ch for ch in group if ch.isdigit() or ch == "+")
+    return mask_number(number) if sum(ch.isdigit() for ch in number) >= 5 else group
 
 
 def mask_text(text: str) -> str:

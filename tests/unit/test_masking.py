@@ -176,3 +176,19 @@ def test_a_freeswitch_call_id_is_not_masked_even_when_a_group_is_all_digits() ->
     text = f"call {call_id} from +8613812345678"
     assert mask_text(text) == f"call {call_id} from " + mask_number("+8613812345678")
     assert "13812345678" not in mask_text(text)
+
+
+def test_a_number_anywhere_in_a_channel_name_is_masked_and_the_accountcode_too():
+    """Session-45 review: a number after ``_``, ``-`` or ``.`` in a channel name (a trunk named with
+    the caller's number, a Local channel dialled in groups) and the CDR's ``accountcode`` (which a
+    PBX may set to the customer's number) reached operators without ``calls.unmask`` in clear."""
+    from pbx_recorder.core.masking import mask_channel, present_call
+
+    for name in (f"PJSIP/trunk_{CALLER}-00000001", "Local/0049-151-12345678@from-internal",
+                 f"SIP/out.{CALLER}-0000000b", f"Local/{CALLER}@from-queue-0000001a;1"):
+        shown = mask_channel(name)
+        assert CALLER not in shown and "12345678" not in shown and "5112345" not in shown, shown
+    assert mask_channel(f"PJSIP/trunk_{CALLER}-00000001").endswith("-00000001")  # its own suffix
+    assert mask_channel("Local/1001@from-queue-0000001a;2") == "Local/1001@from-queue-0000001a;2"
+    shown = present_call({"call_id": "c1", "cdr": {"accountcode": CALLER, "disposition": "ANSWERED"}}, False)
+    assert CALLER not in str(shown) and shown["cdr"]["disposition"] == "ANSWERED"
