@@ -14,7 +14,7 @@ from typing import Any
 from pbx_recorder.catalog.queries import CallFilters
 from pbx_recorder.cli.authz import Principal
 from pbx_recorder.core import access_policy
-from pbx_recorder.core.masking import mask_field
+from pbx_recorder.core.masking import mask_channel, mask_field
 from pbx_recorder.errors import AccessDenied
 from pbx_recorder.service import throttle
 
@@ -26,6 +26,8 @@ def admit(catalog: Any, config: Any, who: Principal, filters: CallFilters) -> No
         return
     detail = {"client": "cli", "caller": mask_field(filters.caller or ""),
               "callee": mask_field(filters.callee or "")}
+    if filters.agent:
+        detail["agent"] = mask_channel(filters.agent)
     retry = throttle.admit(catalog.connection(), actor=who.actor, role=who.role, kind=kind, detail=detail,
                            now=time.time(), limit=config.web.number_searches,
                            window_s=config.web.number_search_window_s,

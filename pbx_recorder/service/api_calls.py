@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 
 from pbx_recorder.catalog.queries import COUNT_READ_CAP, ORDERS, PRESETS, STATUSES, CallFilters
 from pbx_recorder.catalog.repository import SearchPage
-from pbx_recorder.core.masking import mask_field, present_call
+from pbx_recorder.core.masking import mask_channel, mask_field, present_call
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.service import api_replay, list_audit, throttle
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
@@ -101,6 +101,8 @@ def _number_search(ctx: ServiceContext, actor: Actor, f: CallFilters, unmasked_r
         return
     detail = {"client": actor.client, "caller": mask_field(f.caller or ""),
               "callee": mask_field(f.callee or "")}
+    if f.agent:
+        detail["agent"] = mask_channel(f.agent)
     retry = throttle.admit(ctx.catalog.connection(), actor=actor.user.name, role=actor.user.role, kind=kind,
                            detail=detail, now=ctx.clock(), limit=ctx.web.number_searches,
                            window_s=ctx.web.number_search_window_s, exempt=unmasked_role)

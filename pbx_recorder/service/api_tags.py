@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder.core.masking import mask_field
+from pbx_recorder.core.masking import mask_channel, mask_field
 from pbx_recorder.errors import CatalogError
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import four_eyes, tag_store
@@ -178,7 +178,8 @@ def _filter_detail(request: Request) -> dict[str, str]:
     for key, value in request.query_params.items():
         if key in ("after", "limit", "unmask"):
             continue
-        out[key[:40]] = mask_field(value) if key in ("caller", "callee") else value[:256]
+        out[key[:40]] = (mask_field(value) if key in ("caller", "callee")
+                         else mask_channel(value[:256]) if key == "agent" else value[:256])
     return out
 
 
@@ -216,8 +217,10 @@ def _bulk_targets(request: Request, data: dict[str, Any]) -> tuple[list[str], di
     if count > MAX_BULK:
         raise ApiError(400, f"expect: the filter matches more than {MAX_BULK} calls; narrow it")
     expect = data.get("expect")
-    if isinstance(expect, bool) or expect != count:
-        return [], {"count": count}  # the count to confirm
+    if isinstance(expect, bool) or expect != count:  # the count to confirm: a search's answer, audited
+        audit(ctx, actor.user.name, actor.user.role, "tags.bulk.count", "",
+              {"client": actor.client, "filter": _filter_detail(request), "count": count})
+        return [], {"count": count}
     return [str(r["call_id"]) for r in page.rows], {"filter": _filter_detail(request), "count": count}
 
 

@@ -29,8 +29,13 @@ LAST4_ACTION = "calls.search.last4"
 
 
 def number_kind(f: CallFilters) -> str | None:
-    """'full', 'last4' or None: what kind of number the search names (full wins)."""
+    """'full', 'last4' or None: what kind of number the search names (full wins).  An agent named
+    by a dial string with more than 4 digits (a remote agent's mobile, ``Local/<number>@...``:
+    masked in every list) is a full number too: its exact match was an unthrottled oracle for
+    the digits the mask hides (session-45 review)."""
     kinds = [("full" if sum(c.isdigit() for c in v) > 4 else "last4") for v in (f.caller, f.callee) if v]
+    if f.agent and sum(c.isdigit() for c in f.agent) > 4:
+        kinds.append("full")
     if not kinds:
         return None
     return "full" if "full" in kinds else "last4"
