@@ -16,6 +16,7 @@ call is never touched.  A legal hold keeps them as it keeps a spooled entry.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def _numbers(manifest: Manifest) -> set[str]:
 def numbers_of(manifest: Manifest) -> set[str]:
     """The normalized numbers a spooled manifest names (CDR src/dst, callee, DID)."""
     return _numbers(manifest)
+
+
+#: a recording id (``core.naming``: ``<call id>_<kind>NNN``), the name of its spool folder
+_LEFTOVER_ID = re.compile(
+    r"(?P<call>[A-Za-z0-9][A-Za-z0-9.-]*_[A-Za-z0-9][A-Za-z0-9.-]*)_[a-z]{1,16}[0-9]{3}")
 
 
 def _manifest_of(directory: Path) -> Manifest | None:
@@ -67,7 +73,21 @@ def purge(spool_root: str | Path, *, call_ids: Collection[str], number: str | No
         if not directory.is_dir() or not SAFE_ID.match(directory.name):
             continue
         manifest = _manifest_of(directory)
-        if manifest is None or manifest.call_id in keep_call_ids:
+        if manifest is None:
+            # no manifest and no intent: a removal an older version's crash cut short (the audio
+            # stayed behind); its folder is named by the recording id, which names the call
+            leftover = _LEFTOVER_ID.fullmatch(directory.name)
+            call = leftover["call"] if leftover else ""
+            if call and call in call_ids and call not in keep_call_ids \
+                    and not (directory / MANIFEST).exists() and not (directory / INTENT).exists():
+                spool.remove(directory.name)
+                removed.append(directory.name)
+                if removed_calls is not None:
+                    removed_calls[directory.name] = call
+                log.warning("erasure: spool folder %s (call %s) without a manifest removed", directory.name,
+                            call)
+            continue
+        if manifest.call_id in keep_call_ids:
             continue
         if manifest.call_id in call_ids or (want and want in _numbers(manifest)):
             hold_id = held(manifest)

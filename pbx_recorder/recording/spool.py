@@ -54,6 +54,8 @@ MANIFEST = "manifest.json"
 INTENT = "intent.json"
 SOURCES_KEY = "spool_sources"  # in intent.json: where each planned file was before the move
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+#: a folder being removed (:meth:`Spool.remove`): out of every scan; :meth:`Spool.recover` ends it
+REMOVING_PREFIX = ".removing-"
 #: leftovers kept for an operator (never a recording id: SAFE_ID starts with a letter or digit)
 QUARANTINE_DIR = "_quarantine"
 NOTE_SUFFIX = ".note.json"
@@ -239,7 +241,7 @@ class Spool:
         """Complete entries, oldest first.  Unreadable manifests are logged and skipped."""
         entries = []
         for d in sorted(self.root.iterdir()):
-            if not d.is_dir() or not (d / MANIFEST).is_file():
+            if not d.is_dir() or d.name.startswith(REMOVING_PREFIX) or not (d / MANIFEST).is_file():
                 continue
             try:
                 entries.append(self._load(d))
@@ -249,12 +251,23 @@ class Spool:
         return entries
 
     def remove(self, recording_id: str) -> None:
-        """Delete a shipped entry (only after the stored copy verified)."""
+        """Delete a shipped entry (only after the stored copy verified), an erased one, a late copy.
+
+        The folder is first renamed out of every scan (``.removing-<id>``: one atomic step), then
+        deleted.  Before session 45 the manifest went first and the folder after: a crash in
+        between left the audio (in clear without the envelope) in a folder with neither manifest
+        nor intent, which recovery left "for an operator", erasure did not see and retention never
+        touches, while the receipt said the subject's audio was destroyed.  A crash now leaves
+        only the renamed folder, which :meth:`recover` finishes deleting at the next start."""
         directory = self.entry_dir(recording_id)
         if not directory.exists():
             return
-        (directory / MANIFEST).unlink(missing_ok=True)  # first: the entry is no longer "complete"
-        shutil.rmtree(directory)
+        doomed = self.root / f"{REMOVING_PREFIX}{recording_id}"
+        if doomed.exists():  # a removal of the same id cut short before
+            shutil.rmtree(doomed)
+        os.rename(directory, doomed)
+        atomic.fsync_dir(self.root)
+        shutil.rmtree(doomed)
         atomic.fsync_dir(self.root)
 
     def recover(self) -> tuple[list[str], list[str]]:
@@ -267,6 +280,12 @@ class Spool:
         repaired, incomplete = [], []
         for d in sorted(self.root.iterdir()):
             if not d.is_dir() or d.name == QUARANTINE_DIR:
+                continue
+            if d.name.startswith(REMOVING_PREFIX):  # a removal a crash cut short: finished now
+                shutil.rmtree(d, ignore_errors=True)
+                atomic.fsync_dir(self.root)
+                log.warning("spool entry %s: its removal was cut short by a crash; finished",
+                            d.name[len(REMOVING_PREFIX):])
                 continue
             atomic.clean_temp_files(d)
             if (d / MANIFEST).is_file():
