@@ -4,7 +4,9 @@ subprocess (per test).
 
 Every test that uses ``asterisk`` runs once per Asterisk version: ``16`` (the host's) and
 ``22`` (the sid chroot, pbx_recorder/testbed/installs.py).  ``PBXREC_ASTERISK=16`` (or ``22``)
-limits a run to one.  A test of one version's behaviour says so with
+limits a run to one; ``PBXREC_ASTERISK=newest`` runs each test once, on the newest version it
+supports (the real tier's second pass on PostgreSQL: what it tests is the catalog engine, and the
+first pass has run every test on both versions).  A test of one version's behaviour says so with
 ``@pytest.mark.asterisk("16")``; it is not collected for the other (never skipped).
 The terminal summary names the versions that ran (under pytest-xdist the workers hand them to
 the controller: tests/conftest.py).
@@ -33,16 +35,29 @@ from pbx_recorder.testbed.recorder import RecorderProcess, write_recorder_config
 from tests.postgres_server import PostgresServer
 
 VERSIONS = ("16", "22")
+NEWEST = "newest"  # PBXREC_ASTERISK=newest: each test once, on the newest version it supports
 TESTED: dict[str, str] = {}  # label -> full version of the Asterisk that ran
 
 
 def wanted_versions() -> list[str]:
-    names = os.environ.get("PBXREC_ASTERISK", ",".join(VERSIONS)).split(",")
-    chosen = [v.strip() for v in names if v.strip()]
+    spec = os.environ.get("PBXREC_ASTERISK", ",".join(VERSIONS))
+    if spec.strip() == NEWEST:
+        return list(VERSIONS)
+    chosen = [v.strip() for v in spec.split(",") if v.strip()]
     unknown = sorted(set(chosen) - set(VERSIONS))
     if unknown or not chosen:
-        raise pytest.UsageError(f"PBXREC_ASTERISK: unknown version(s) {unknown}; use {', '.join(VERSIONS)}")
+        raise pytest.UsageError(f"PBXREC_ASTERISK: unknown version(s) {unknown}; "
+                                f"use {', '.join(VERSIONS)} or {NEWEST}")
     return chosen
+
+
+def versions_for(supported: tuple[str, ...] | None) -> list[str]:
+    """The versions a test runs on: those wanted that it supports (all when it names none),
+    only the newest of them under ``PBXREC_ASTERISK=newest``."""
+    versions = [v for v in wanted_versions() if supported is None or v in supported]
+    if os.environ.get("PBXREC_ASTERISK", "").strip() == NEWEST:
+        return versions[-1:]
+    return versions
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,10 +70,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for name in ("asterisk", "asterisk_version"):
         if name not in metafunc.fixturenames:
             continue
-        versions = wanted_versions()
         marker = metafunc.definition.get_closest_marker("asterisk")
-        if marker is not None:
-            versions = [v for v in versions if v in marker.args]
+        versions = versions_for(None if marker is None else tuple(marker.args))
         # an empty list would make pytest skip the test: a test of one version's behaviour is
         # simply not collected when that version is not run (see pytest_collection_modifyitems)
         metafunc.parametrize(name, versions or ["none"], indirect=name == "asterisk",
