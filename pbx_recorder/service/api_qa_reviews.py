@@ -216,9 +216,16 @@ def _edit(request: Request, raw: bytes) -> Response:
     # who may edit it is asked first, of the row as stored (its seal is checked after: an operator
     # who may not edit it learns nothing of its seal)
     stored = qa_store.review(conn, review_id) if review_id is not None else None
-    if stored is None:
+    if stored is None:  # audited, and answered as a review on a call out of scope is (no oracle)
+        audit(ctx, actor.user.name, actor.user.role, "qa.review.absent", target,
+              {"client": actor.client, "what": "review.edit", "reason": "absent"})
         raise ApiError(404, "no such review")
-    scoped_call(ctx, actor, str(stored["call_id"]), "qa.review", "review.edit")
+    try:
+        scoped_call(ctx, actor, str(stored["call_id"]), "qa.review", "review.edit")
+    except ApiError as exc:  # (audited there) the same answer as an absent review
+        if exc.status == 404:
+            raise ApiError(404, "no such review") from exc
+        raise
     if stored["reviewer"] != actor.user.name:
         audit(
             ctx,

@@ -238,3 +238,18 @@ def test_the_qa_page_shows_a_reviewer_their_sample(service) -> None:  # type: ig
     assert "c-red-1" in lead.get("/qa").text and "c-blue-1" not in lead.get("/qa").text
     agent, _ = service.login("carol")
     assert 'id="qa-todo"' not in agent.get("/qa").text  # an agent never sees the sample
+
+
+def test_a_review_out_of_scope_answers_as_an_absent_one(service) -> None:  # type: ignore[no-untyped-def]
+    """Session-45 review: an absent review id answered "no such review" (not audited), a review on
+    a call out of scope "no such call": anyone holding qa.review could list which ids exist."""
+    card = make_card(service)
+    admin, acsrf = service.login("root-admin")
+    other = _review(admin, acsrf, card, call="c-red-1")
+    assert other.status_code == 201, other.text
+    qa, csrf = service.login("qa1")  # c-red-1 is not assigned to qa1
+    hidden = send(qa, csrf, "PUT", f"/api/qa/reviews/{other.json()['id']}", {"answers": ANSWERS})
+    absent = send(qa, csrf, "PUT", "/api/qa/reviews/99999", {"answers": ANSWERS})
+    assert (hidden.status_code, hidden.json()) == (absent.status_code, absent.json()) == (
+        404, {"error": "no such review"})
+    assert audited(service, "qa1", "qa.review.absent") and audited(service, "qa1", "denied:qa.review")
