@@ -126,6 +126,8 @@ def _issued_max(conn: sqlite3.Connection) -> int:
 #: connections (by id) inside :func:`appending`: the chain head their appends have reached (its
 #: position, hash and whether it is keyed; None: not read yet in this transaction)
 _HEADS: dict[int, tuple[int, str, bool] | None] = {}
+#: connections (by id) inside :func:`appending`: the rows' key, looked up once for the batch
+_ROW_KEYS: dict[int, bytes | None] = {}
 
 
 @contextmanager
@@ -141,6 +143,7 @@ def appending(conn: sqlite3.Connection) -> Iterator[None]:
         yield
         return
     _HEADS[key] = None
+    _ROW_KEYS[key] = audit_key.for_connection(conn)  # once for the batch, not per append
     try:
         yield
         head = _HEADS[key]
@@ -148,6 +151,7 @@ def appending(conn: sqlite3.Connection) -> Iterator[None]:
             engine.note_issued(conn, "ledger", head[0])
     finally:
         _HEADS.pop(key, None)
+        _ROW_KEYS.pop(key, None)
 
 
 def reread_head(conn: sqlite3.Connection) -> None:
@@ -181,7 +185,7 @@ def append(conn: sqlite3.Connection, event: str, recording_id: str, payload: Map
                 engine.lock_writes(conn)
             cached = _head(conn)
         last, prev, head_keyed = cached
-        key = audit_key.for_connection(conn)
+        key = _ROW_KEYS[id(conn)] if batched else audit_key.for_connection(conn)
         if key is None and head_keyed:  # fail closed: an unkeyed row after keyed ones is a forgery's mark
             raise CatalogError("the ledger's rows are keyed and this process has no key for them "
                                "(web.secret_key_file unreadable or not set here): nothing appended")

@@ -63,3 +63,30 @@ def test_outside_a_transaction_appending_changes_nothing(tmp_path: Path) -> None
         ledger.append(conn, "held", "r1", {}, 1.0)
         ledger.append(conn, "released", "r1", {}, 2.0)
     assert ledger.verify_chain(conn) == []
+
+
+def test_a_batch_keys_every_row_with_the_key_looked_up_once(tmp_path: Path) -> None:
+    """With the catalog's key registered (schema 24) the bulk path's rows are keyed like single
+    appends, the key looked up once for the batch, and the chain verifies."""
+    import os
+
+    from pbx_recorder import audit_key
+
+    catalog = _catalog(tmp_path / "c.db")
+    audit_key.register(tmp_path / "c.db", os.urandom(32))
+    try:
+        writer = catalog.shared_writer()  # (SQLite: the batch is written through it)
+        seen: list[str] = []
+        if writer is not None:
+            writer.set_trace_callback(seen.append)
+        catalog.write_calls((_call(i) for i in range(3)), after_store=_hooks())
+        if writer is not None:
+            writer.set_trace_callback(None)
+            assert sum(s.startswith("PRAGMA database_list") for s in seen) == 1  # (6 entries)
+        conn = catalog._conn()
+        macs = [r[0] for r in conn.execute("SELECT mac FROM ledger ORDER BY seq").fetchall()]
+        assert len(macs) == 6 and all(m.startswith(ledger.MAC_PREFIX) for m in macs)
+        assert ledger.verify_chain(conn) == []
+    finally:
+        audit_key.register(tmp_path / "c.db", None)
+        catalog.close()
