@@ -92,6 +92,23 @@ class Deployment:
             assert rid in self.shipper.ship_once().shipped
         return rid
 
+    def record_two_legs(self, call_id: str) -> str:
+        """A two-leg recording (``read`` and ``write``) of ``call_id``, spooled and shipped."""
+        rid = f"{call_id}_call001"
+        mon = self.root / "mon"
+        mon.mkdir(exist_ok=True)
+        legs = []
+        for name in (f"{rid}-in.wav", f"{rid}-out.wav"):
+            (mon / name).write_bytes(os.urandom(5000))
+            legs.append(mon / name)
+        m = Manifest(recording_id=rid, call_id=call_id, recorded_from=NOW - 50, created_at=NOW - 1,
+                     cdr={"src": "4915112345678", "dst": "4930123456"},
+                     files=(ManifestFile(legs[0].name, 0, "", 2.0, role="read"),
+                            ManifestFile(legs[1].name, 0, "", 2.0, role="write")))
+        self.spool.spool_recording(rid, legs, m)
+        assert rid in self.shipper.ship_once().shipped
+        return rid
+
     def key_of(self, rid: str) -> str:
         return str(self.catalog.get_recording(rid)["storage_key"])
 

@@ -37,6 +37,11 @@ def state(conn, job_id: str) -> str:
     return str(conn.execute("SELECT state FROM export_jobs WHERE id = ?", (job_id,)).fetchone()[0])
 
 
+def make_due(conn) -> None:
+    conn.execute("UPDATE recordings SET retention_class='short', created_at=?, retain_until=?",
+                 (NOW - 100 * DAY, NOW - 90 * DAY))
+
+
 def exports(conn) -> dict[str, str]:
     return {
         "holds_it": export(conn, "audio", {CALL: [RID]}),
@@ -52,8 +57,7 @@ def test_a_retention_run_withdraws_the_audio_exports_holding_what_it_disposed(tm
     s.ship_dual()
     conn = s.conn()
     made = exports(conn)
-    conn.execute("UPDATE recordings SET retention_class='short', created_at=?, retain_until=?",
-                 (NOW - 100 * DAY, NOW - 90 * DAY))
+    make_due(conn)
     result = RetentionJob(conn, s.tiers, CLASSES, HoldManager(conn, s.tiers, hash_key=KEY)).apply(NOW, "cron")
     assert result.disposed == [RID]
     assert sorted(result.exports_withdrawn) == sorted([made["holds_it"], made["running"]])
@@ -95,8 +99,7 @@ def test_an_export_that_finished_while_the_recordings_went_is_withdrawn(tmp_path
     s.ship_dual()
     conn = s.conn()
     late = export(conn, "audio", {}, finished=False)
-    conn.execute("UPDATE recordings SET retention_class='short', created_at=?, retain_until=?",
-                 (NOW - 100 * DAY, NOW - 90 * DAY))
+    make_due(conn)
     job = RetentionJob(conn, s.tiers, CLASSES, HoldManager(conn, s.tiers, hash_key=KEY))
     real = jobs.withdraw_holding
     calls: list[int] = []
@@ -134,8 +137,7 @@ def test_a_retention_run_killed_right_after_the_destroying_leaves_no_export_down
     s.ship_dual()
     conn = s.conn()
     made = exports(conn)
-    conn.execute("UPDATE recordings SET retention_class='short', created_at=?, retain_until=?",
-                 (NOW - 100 * DAY, NOW - 90 * DAY))
+    make_due(conn)
     job = RetentionJob(conn, s.tiers, CLASSES, HoldManager(conn, s.tiers, hash_key=KEY))
     real = RetentionJob._dispose
 
@@ -194,8 +196,7 @@ def test_a_recording_the_tier_refuses_to_delete_has_its_exports_withdrawn_all_th
     s.ship_dual()
     conn = s.conn()
     made = exports(conn)
-    conn.execute("UPDATE recordings SET retention_class='short', created_at=?, retain_until=?",
-                 (NOW - 100 * DAY, NOW - 90 * DAY))
+    make_due(conn)
 
     def locked(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise PolicyRefusal("object locked until 2030")

@@ -7,7 +7,6 @@ audio, ``verify --deep`` names it, plain ``verify`` still sees it by the ledger'
 from __future__ import annotations
 
 import io
-import os
 import shutil
 
 import pytest
@@ -16,7 +15,6 @@ from tamper_support import NOW, Deployment
 from pbx_recorder import audio_access
 from pbx_recorder.errors import IntegrityError, ObjectRoleMismatch
 from pbx_recorder.recording import ledger
-from pbx_recorder.recording.manifest import Manifest, ManifestFile
 from pbx_recorder.recording.recording_objects import objects_of
 from storage import envelope
 
@@ -28,18 +26,7 @@ RID = f"{CALL}_call001"
 def dep(tmp_path):
     d = Deployment(tmp_path)
     d.call(CALL)
-    mon = tmp_path / "mon"
-    mon.mkdir()
-    legs = []
-    for name in (f"{RID}-in.wav", f"{RID}-out.wav"):
-        (mon / name).write_bytes(os.urandom(5000))
-        legs.append(mon / name)
-    m = Manifest(recording_id=RID, call_id=CALL, recorded_from=NOW - 50, created_at=NOW - 1,
-                 cdr={"src": "4915112345678", "dst": "4930123456"},
-                 files=(ManifestFile(legs[0].name, 0, "", 2.0, role="read"),
-                        ManifestFile(legs[1].name, 0, "", 2.0, role="write")))
-    d.spool.spool_recording(RID, legs, m)
-    assert RID in d.shipper.ship_once().shipped
+    assert d.record_two_legs(CALL) == RID
     yield d
     d.close()
 
