@@ -12,6 +12,7 @@ not migrate never load them.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pbx_recorder.errors import CatalogError
 
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
 MIGRATION_LOCK = 0x70627873  # "pbxs"
+VERSION_TABLE = "alembic_version"  # Alembic's default name
 #: the newest revision in ``alembic/versions`` (a unit test holds the two equal): a node whose
 #: catalog is at it starts without importing Alembic
 HEAD = "0023"
@@ -69,6 +71,45 @@ def ensure(conn: Any, url: str, *, password: str | None = None) -> str:
     return upgrade(url, password=password)
 
 
+def _empty(connection: Any) -> bool:
+    """No table in the catalog's schema yet (nor Alembic's version table): a new catalog."""
+    from sqlalchemy import text
+
+    found = connection.execute(text("SELECT count(*) FROM pg_catalog.pg_tables "
+                                    "WHERE schemaname = current_schema()")).scalar_one()
+    return int(found) == 0
+
+
+def _create_at_head(connection: Any) -> None:
+    """A new catalog made as the newest revision leaves it, in one transaction, and stamped at
+    ``HEAD``: the model's tables and indexes, the tag trigger and the tables' storage settings
+    (what the baseline and every later revision leave on an empty schema; a test holds the two
+    layouts equal, statement for statement), without replaying the revisions one by one."""
+    connection.exec_driver_sql(_head_ddl())
+
+
+@functools.cache
+def _head_ddl() -> str:
+    """The statements of :func:`_create_at_head` as one script (compiled once per process)."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from pbx_recorder.catalog.schema_model import POSTGRES_TAG_TRIGGER, STORAGE_SETTINGS, metadata
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    statements = []
+    for table in metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements += [str(CreateIndex(index).compile(dialect=dialect))
+                       for index in sorted(table.indexes, key=lambda i: str(i.name))]
+    statements += [f"ALTER TABLE {table} SET ({settings})" for table, settings in STORAGE_SETTINGS.items()]
+    # Alembic's version table as its stamp makes it (the test compares the two layouts)
+    statements += [f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+                   f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))",
+                   f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{HEAD}')"]
+    return ";\n".join(statements) + ";\n" + POSTGRES_TAG_TRIGGER
+
+
 def upgrade(url: str, *, password: str | None = None) -> str:
     """Bring the catalog at ``url`` to the newest revision; return it."""
     from alembic import command
@@ -80,7 +121,10 @@ def upgrade(url: str, *, password: str | None = None) -> str:
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
             try:
                 connection.commit()
-                command.upgrade(_config(connection), "head")
+                if _empty(connection):
+                    _create_at_head(connection)
+                else:
+                    command.upgrade(_config(connection), "head")
                 connection.commit()
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
@@ -91,4 +135,4 @@ def upgrade(url: str, *, password: str | None = None) -> str:
         raise CatalogError(f"catalog migration failed: {exc}") from exc
     finally:
         engine.dispose()
-    return head_revision()
+    return HEAD
