@@ -31,7 +31,7 @@ from pbx_recorder.errors import AccessDenied, CatalogError
 log = logging.getLogger(__name__)
 
 UNCONFIGURED_ROLE = "admin"
-HOST_ADMIN = "host-admin"  #: the role audited for root or the service user acting themselves
+HOST_ADMIN = access_policy.HOST_ADMIN  #: the role audited for root or the service user acting themselves
 
 
 @dataclass(frozen=True)

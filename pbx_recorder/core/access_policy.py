@@ -51,6 +51,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+#: the role audited for root or the service user acting on the host themselves (no account)
+HOST_ADMIN = "host-admin"
+
 ROLES: tuple[str, ...] = ("admin", "supervisor", "auditor", "agent", "service")
 
 ACTIONS: tuple[str, ...] = (

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal
 from pbx_recorder.lifecycle import destruction
 from pbx_recorder.lifecycle.deletion_requests import MAX_CALLS, MAX_REASON, DeletionRequests
-from pbx_recorder.service import list_audit
+from pbx_recorder.service import list_audit, provisioning
 from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint, runtime_of, text, with_body
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require, require_person
 from pbx_recorder.service.context import ServiceContext
@@ -119,10 +119,14 @@ def _decision(action: str) -> Any:
         require(ctx, actor, "calls.delete_approve", raw[:64], {"what": f"deletion.{action}"})
         require_person(ctx, actor, "calls.delete_approve", raw[:64])
         _, req = _found(ctx, actor, raw)
-        if req["requested_by"] == actor.user.name:  # by name: whatever verbs the role holds
+        try:  # by name: whatever verbs the role holds; nor an account either of them holds
+            provisioning.require_independent(ctx.catalog.connection(), req["requested_by"], actor.user.name,
+                                             "a deletion request")
+        except AccessDenied as exc:
+            own = req["requested_by"] == actor.user.name
             audit(ctx, actor.user.name, actor.user.role, f"denied:deletion.{action}", req["id"],
-                  {"client": actor.client, "reason": "own_request"})
-            raise ApiError(403, "a deletion request is decided by someone other than its requester")
+                  {"client": actor.client, "reason": "own_request" if own else "account_holder"})
+            raise ApiError(403, str(exc)) from exc
         note = text(data, "reason", MAX_REASON, required=False)
         requests = store(ctx, actor, acting=action != "refuse")
         try:

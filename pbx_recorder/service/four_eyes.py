@@ -34,7 +34,7 @@ from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
 from pbx_recorder.errors import AccessDenied, CryptoError, NotFound
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.recording import manifest_copy
-from pbx_recorder.service import access_seal
+from pbx_recorder.service import access_seal, provisioning
 from pbx_recorder.service.access_seal import AccessSeal
 
 MAX_REASON = 500
@@ -216,10 +216,10 @@ def get(conn: sqlite3.Connection, grant_id: int, seal: AccessSeal | None = None)
 def decide(conn: sqlite3.Connection, grant_id: int, approver: str, grant: bool, now: float,
            minutes: int, seal: AccessSeal | None = None) -> Grant:
     """Grant (for ``minutes``) or refuse the pending request ``grant_id``; AccessDenied for the
-    requester themself or a request already decided."""
+    requester themself, an account either holds (:mod:`pbx_recorder.service.provisioning`) or a
+    request already decided."""
     found = get(conn, grant_id, seal)
-    if found.requester == approver:
-        raise AccessDenied("a replay request is decided by someone other than its requester")
+    provisioning.require_independent(conn, found.requester, approver, "a replay request")
     with Tx(conn):
         changed = access_seal.update(
             conn, seal, "replay_grants", {"id": grant_id},

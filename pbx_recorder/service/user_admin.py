@@ -2,7 +2,9 @@
 (``/api/users``, ``/api/tokens``, the ``/admin/users`` page).
 
 Every change is audited as an admin change (actor, the actor's role, the target) in the same
-transaction as the change.  The last enabled admin can be neither disabled nor demoted (checked
+transaction as the change.  An approver's account (admin, auditor) is made, given its role, a new
+password or a new second factor on the host only (:mod:`pbx_recorder.service.provisioning`).
+The last enabled admin can be neither disabled nor demoted (checked
 in that transaction, so two admins demoting each other at once cannot both win).
 """
 
@@ -14,7 +16,7 @@ from typing import Any
 from pbx_recorder import audit_trail
 from pbx_recorder.errors import AccessDenied, ConfigError
 from pbx_recorder.lifecycle.journal import Tx
-from pbx_recorder.service import access_seal, api_token_store, request_tag
+from pbx_recorder.service import access_seal, api_token_store, provisioning, request_tag
 from pbx_recorder.service.accounts import Accounts, User, check_name
 from pbx_recorder.service.roles import ROLES
 from pbx_recorder.service.totp import TotpStore
@@ -54,6 +56,7 @@ def _teams(teams: Iterable[str]) -> list[str]:
 
 def add(acc: Accounts, name: str, role: str, password: str, teams: Iterable[str], *, actor: str,
         actor_role: str, now: float) -> User:
+    provisioning.require_host_for_approver(actor_role, role, name, "the account")
     return acc.add(name, role, password, teams=_teams(teams), actor=actor, actor_role=actor_role, now=now)
 
 
@@ -65,6 +68,7 @@ def disable(acc: Accounts, name: str, *, actor: str, actor_role: str, now: float
 
 def reset_password(acc: Accounts, name: str, password: str, *, actor: str, actor_role: str,
                    now: float) -> None:
+    provisioning.require_host_for_approver(actor_role, acc._existing(name).role, name, "a new password")
     acc.reset_password(name, password, actor=actor, actor_role=actor_role, now=now)
 
 
@@ -74,6 +78,7 @@ def set_role(acc: Accounts, name: str, role: str, *, actor: str, actor_role: str
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
     acc._existing(name)
+    provisioning.require_host_for_approver(actor_role, role, name, "the role")
     with Tx(acc.conn):
         if role != "admin":
             _keep_an_admin(acc, name)
@@ -108,7 +113,8 @@ def assign_review(acc: Accounts, call_id: str, reviewer: str, *, actor: str, act
 
 
 def reset_totp(acc: Accounts, name: str, *, actor: str, actor_role: str, now: float) -> None:
-    acc._existing(name)
+    role = acc._existing(name).role
+    provisioning.require_host_for_approver(actor_role, role, name, "a second factor reset")
     with Tx(acc.conn):
         TotpStore(acc.conn, None, acc.seal).reset(name)
         acc.conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))

@@ -30,6 +30,9 @@ MESSAGES = {
         "admin.users.save": "Save",
         "admin.users.done": "Saved.",
         "admin.users.failed": "Refused:",
+        "admin.users.approvers_on_host": "Admin and auditor accounts (they decide for a second person) are "
+                                         "made, given their role, a new password or a new second factor on "
+                                         "the host: pbx-recorder users.",
     },
     "zh": {
         "admin.users.title": "用户",
@@ -60,5 +63,7 @@ MESSAGES = {
         "admin.users.save": "保存",
         "admin.users.done": "已保存。",
         "admin.users.failed": "被拒绝：",
+        "admin.users.approvers_on_host": "管理员和审计员账户（可作为第二人审批）只能在主机上创建、授予角色、"
+                                         "重置密码或第二因素：pbx-recorder users。",
     },
 }

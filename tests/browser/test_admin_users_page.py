@@ -23,6 +23,7 @@ def test_an_admin_adds_a_user_and_is_refused_demoting_the_last_admin(admin_conso
     assert api_login(driver, base, "root-admin", PASSWORD) == 200
     driver.get(f"{base}/admin/users")
     wait(driver).until(EC.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-user="alice"]')))
+    assert "on the host" in driver.find_element(By.CSS_SELECTOR, "p.approvers-on-host").text
     form = driver.find_element(By.CSS_SELECTOR, 'form.js-admin-new[data-url="/api/users"]')
     form.find_element(By.NAME, "name").send_keys("newlead")
     form.find_element(By.NAME, "role").send_keys("supervisor")
@@ -34,9 +35,15 @@ def test_an_admin_adds_a_user_and_is_refused_demoting_the_last_admin(admin_conso
     # the last admin cannot be demoted: the refusal is shown as text
     admin_row = driver.find_element(By.CSS_SELECTOR, 'tr[data-user="root-admin"]')
     role_form = admin_row.find_element(By.CSS_SELECTOR, 'form[data-action="role"]')
-    role_form.find_element(By.NAME, "role").send_keys("auditor")
+    role_form.find_element(By.NAME, "role").send_keys("legal")
     role_form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(driver).until(EC.text_to_be_present_in_element((By.ID, "admin-status"), "last enabled admin"))
+    # an approver's role is given on the host: the page says so
+    alice_row = driver.find_element(By.CSS_SELECTOR, 'tr[data-user="alice"]')
+    alice_role = alice_row.find_element(By.CSS_SELECTOR, 'form[data-action="role"]')
+    alice_role.find_element(By.NAME, "role").send_keys("auditor")
+    alice_role.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver).until(EC.text_to_be_present_in_element((By.ID, "admin-status"), "on the host"))
 
 
 def test_a_non_admin_gets_no_page(admin_console, admin_browser) -> None:  # type: ignore[no-untyped-def]

@@ -213,3 +213,22 @@ def test_config_overrides_is_pure_and_names_no_values() -> None:
     assert operator_gate.config_overrides(None, {"PBX_RECORDER_CONFIG": "/tmp/x.yaml"}, "/etc/p.yaml") == [
         "PBX_RECORDER_CONFIG"]
     assert operator_gate.config_overrides("/tmp/x.yaml", {}, "/etc/p.yaml") == ["--config /tmp/x.yaml"]
+
+
+def test_a_named_admin_does_not_provision_an_approver_account(site, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An approver's account (admin, auditor) is the host's to make (service/provisioning.py): root
+    acting for a named admin may make a supervisor, not an auditor, nor give one that role."""
+    default, _, tmp_path = site
+    monkeypatch.setenv("PBX_RECORDER_USER", "boss")
+    code, out, err = _run(capsys, "--config", default, "users", "add", "stooge", "--role", "auditor",
+                          "--password-stdin", stdin=PASSWORD + "\n")
+    assert code != 0 and "on the host" in err, (out, err)
+    code, out, err = _run(capsys, "--config", default, "users", "add", "lead2", "--role", "supervisor",
+                          "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 0, (out, err)
+    code, out, err = _run(capsys, "--config", default, "users", "set-role", "lead2", "admin")
+    assert code != 0 and "on the host" in err, (out, err)
+    assert _users(tmp_path) == {"qa.wang", "lead2"}
+    monkeypatch.delenv("PBX_RECORDER_USER")  # root itself: the host admin
+    code, out, err = _run(capsys, "--config", default, "users", "set-role", "lead2", "auditor")
+    assert code == 0, (out, err)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pbx_recorder.core.access_policy import HOST_ADMIN
+from pbx_recorder.service import user_admin
 from tests.peers.service_support import PASSWORD, USERS
 
 NEW_PASSWORD = "another long passphrase"
@@ -73,8 +75,9 @@ def test_the_last_enabled_admin_can_be_neither_disabled_nor_demoted(svc) -> None
     assert client.post("/api/users/root-admin/role", json={"role": "auditor"}, headers=hdr).status_code == 409
     assert [r["action"] for r in svc.audit_rows("root-admin")][-2:] == ["denied:users.disable",
                                                                          "denied:users.set_role"]
-    assert client.post("/api/users", json={"name": "admin2", "role": "admin", "password": PASSWORD},
-                       headers=hdr).status_code == 200
+    # a second admin is made on the host (an approver's account: service/provisioning.py)
+    user_admin.add(svc.ctx.accounts(), "admin2", "admin", PASSWORD, [], actor="root", actor_role=HOST_ADMIN,
+                   now=svc.clock.now)
     assert client.post("/api/users/admin2/disable", headers=hdr).status_code == 200
     assert client.post("/api/users/root-admin/role", json={"role": "it"}, headers=hdr).status_code == 409
     other, _ = svc.login("root-admin")
@@ -97,10 +100,10 @@ def test_changes_take_effect(svc) -> None:  # type: ignore[no-untyped-def]
     assert "c-red-1" in _calls(svc, "lead-red")
     admin.post("/api/qa-assignments", json={"call_id": "c-red-2", "reviewer": "qa1"}, headers=hdr)
     assert _calls(svc, "qa1") == {"c-blue-1", "c-red-2"}
-    admin.post("/api/users/qa1/role", json={"role": "auditor"}, headers=hdr)
+    admin.post("/api/users/qa1/role", json={"role": "legal"}, headers=hdr)
     assert _calls(svc, "qa1") == {c for c in ("c-red-1", "c-red-2", "c-blue-1", "c-blue-2")}
     admin.post("/api/users/qa1/disable", headers=hdr)
     assert svc.client().post("/api/login", json={"name": "qa1", "password": PASSWORD}).status_code == 401
     rows = {u["name"]: u for u in admin.get("/api/users").json()["users"]}
-    assert rows["qa1"]["disabled"] and rows["qa1"]["role"] == "auditor"
+    assert rows["qa1"]["disabled"] and rows["qa1"]["role"] == "legal"
     assert rows["lead-red"]["teams"] == ["blue"]

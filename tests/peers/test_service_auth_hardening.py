@@ -144,7 +144,7 @@ def test_a_forwarded_for_hop_that_is_no_address_falls_back_to_the_peer(tmp_path)
 @pytest.mark.parametrize(("path", "body"), [
     ("/api/users", {"name": "persist", "role": "admin", "password": "long enough password", "teams": []}),
     ("/api/users/root-admin/password", {"password": "attacker chosen pw"}),
-    ("/api/users/alice/role", {"role": "admin"}),
+    ("/api/users/alice/role", {"role": "supervisor"}),
     ("/api/users/root-admin/reset-totp", {}),
 ])
 def test_an_api_token_cannot_make_accounts_or_take_one_over(tmp_path, path, body) -> None:
