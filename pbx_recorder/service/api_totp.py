@@ -86,9 +86,13 @@ def enrol(request: Request) -> Response:
     return JSONResponse({"secret": secret, "uri": uri})
 
 
-def _failed(ctx: ServiceContext, actor_name: str, role: str, client: str, action: str) -> None:
+def _failed(ctx: ServiceContext, actor_name: str, role: str, client: str, action: str, *,
+            address_counted: bool = False) -> None:
+    """A wrong code: audited, counted against the account and (unless the attempt was counted
+    before the check, ``login_limit.begin``) against the client address."""
     audit(ctx, actor_name, role, action, actor_name, {"client": client, "reason": "totp"})
-    login_limit.record(ctx.catalog.connection(), client, ctx.clock())
+    if not address_counted:
+        login_limit.record(ctx.catalog.connection(), client, ctx.clock())
     ctx.accounts().count_failure(actor_name, role, client, ctx.clock())
 
 
@@ -138,8 +142,9 @@ def _login_totp(request: Request, given: str | None) -> Response:
         raise ApiError(401, "not logged in (or the session ended)")
     _begin(ctx, name, role, actor.client)
     if not _store(ctx).check(name, code, ctx.clock()):
-        _failed(ctx, name, role, actor.client, "login.failed")
+        _failed(ctx, name, role, actor.client, "login.failed", address_counted=True)
         raise ApiError(401, "wrong code")
+    login_limit.passed(ctx.catalog.connection(), actor.client, ctx.clock())
     return _logged_in(ctx, actor, user)
 
 

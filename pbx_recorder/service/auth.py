@@ -202,21 +202,23 @@ def _login_checked(request: Request, ctx: ServiceContext, name: str, password: s
     client = client_ip(request, ctx.web.trusted_proxies)
     conn = ctx.catalog.connection()
     sessions.end(conn, request.cookies.get(cookie_name(ctx)))  # whatever was presented: never reused
-    check_client_limit(ctx, client, name)
+    check_client_limit(ctx, client, name)  # (the attempt counted from here on)
     enrolled = totp.TotpStore(conn, None, ctx.access_seal).state(name) == "enrolled"
     try:
         user = ctx.accounts().authenticate(name, password, client=client, now=ctx.clock(),
                                            second_factor=enrolled)
     except LoginRefused as exc:
-        login_limit.record(conn, client, ctx.clock())
         raise ApiError(401, str(exc)) from exc
+    login_limit.passed(conn, client, ctx.clock())
     stage = "totp" if enrolled else "enrol" if user.role in ctx.web.totp_required_roles else "ok"
     return session_response(ctx, user, client, stage)
 
 
 def check_client_limit(ctx: ServiceContext, client: str, name: str) -> None:
-    """429 (audited) once the client address has failed too many logins in the window."""
-    retry = login_limit.retry_after(ctx.catalog.connection(), client, ctx.clock(), ctx.web)
+    """429 (audited) once the client address has failed too many logins in the window; else the
+    attempt is counted (``login_limit.begin``) and the caller writes ``login_limit.passed`` once
+    its password or code is right."""
+    retry = login_limit.begin(ctx.catalog.connection(), client, ctx.clock(), ctx.web)
     if retry is not None:
         audit(ctx, login_limit.actor_of_client(client), "", "throttled:login", name[:64], {"client": client})
         raise ApiError(429, "too many failed logins from this address; try again later",

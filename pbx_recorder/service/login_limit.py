@@ -7,10 +7,19 @@ lockout stops guessing one account's password; this stops one address trying one
 many accounts (spraying).  An IPv6 client is counted by its /64 network (one host can change its
 address within it at will).
 
-Like the number-search rule (:mod:`pbx_recorder.service.throttle`) the memory is the audit log:
-each failure writes a row ``login.failed.client`` whose actor is ``client:<address>``, counted
-through the ``(actor, action, at)`` index, so the limit holds across restarts and across every
-node on one catalog.  Behind a proxy the address is the one ``web.trusted_proxies`` lets through.
+Like the number-search rule (:mod:`pbx_recorder.service.throttle`) the memory is the audit log,
+rows whose actor is ``client:<address>``, counted through the ``(actor, action, at)`` index, so
+the limit holds across restarts and across every node on one catalog.  Behind a proxy the
+address is the one ``web.trusted_proxies`` lets through.
+
+An attempt is counted *before* its password or code is checked (:func:`begin`: the count and a
+``login.attempt.client`` row in one transaction under the catalog's write lock), and a login that
+passes writes ``login.passed.client``: the failures are the attempts that did not pass, those
+still in flight included.  Before (session 45) a failure was written after the check, so logins
+sent at once all passed the test made before any of them failed: a spray got the limit plus the
+service's worker threads per window.  A process that dies mid-check leaves its attempt counted
+(fail closed).  ``login.failed.client`` rows (failures counted one by one: a second-factor
+confirmation by a logged-in user, and rows of older versions) count too.
 """
 
 from __future__ import annotations
@@ -21,8 +30,11 @@ import sqlite3
 from typing import Any
 
 from pbx_recorder import audit_trail
+from pbx_recorder.lifecycle.journal import Tx
 
-ACTION = "login.failed.client"
+ACTION = "login.failed.client"  #: a failure counted on its own
+ATTEMPT = "login.attempt.client"  #: an attempt counted before its check
+PASSED = "login.passed.client"  #: ... that passed
 
 
 def actor_of_client(client: str) -> str:
@@ -43,20 +55,39 @@ def limited_network(client: str) -> str:
     return str(address)
 
 
-def record(conn: sqlite3.Connection, client: str, now: float) -> None:
-    audit_trail.record(conn, actor=actor_of_client(client), role="", action=ACTION, target=client[:64],
+def record(conn: sqlite3.Connection, client: str, now: float, action: str = ACTION) -> None:
+    audit_trail.record(conn, actor=actor_of_client(client), role="", action=action, target=client[:64],
                        detail={"client": client[:64]}, now=now)
+
+
+def begin(conn: sqlite3.Connection, client: str, now: float, web: Any) -> int | None:
+    """Count an attempt from ``client`` before it is checked: None (counted as a failure until
+    :func:`passed`), or the seconds until the address may try again (nothing counted)."""
+    with Tx(conn):
+        retry = retry_after(conn, client, now, web)
+        if retry is None:
+            record(conn, client, now, ATTEMPT)
+    return retry
+
+
+def passed(conn: sqlite3.Connection, client: str, now: float) -> None:
+    """The attempt :func:`begin` counted passed its check."""
+    record(conn, client, now, PASSED)
 
 
 def retry_after(conn: sqlite3.Connection, client: str, now: float, web: Any) -> int | None:
     """Seconds until the address may try again, or None while it is under the limit."""
-    window = float(web.login_ip_window_s)
-    row = conn.execute("SELECT COUNT(*), MIN(at) FROM audit_log WHERE actor = ? AND action = ? AND at > ?",
-                       (actor_of_client(client), ACTION, now - window)).fetchone()
-    if int(row[0]) < int(web.login_failures_per_ip):
+    window, limit = float(web.login_ip_window_s), int(web.login_failures_per_ip)
+    actor, since = actor_of_client(client), now - window
+    counts = dict(conn.execute("SELECT action, COUNT(*) FROM audit_log WHERE actor = ? "
+                               "AND action IN (?, ?, ?) AND at > ? GROUP BY action",
+                               (actor, ACTION, ATTEMPT, PASSED, since)).fetchall())
+    failures = int(counts.get(ACTION, 0)) + max(0, int(counts.get(ATTEMPT, 0)) - int(counts.get(PASSED, 0)))
+    if failures < limit:
         return None
-    # the count drops below the limit once enough of the oldest failures leave the window
-    rows = conn.execute("SELECT at FROM audit_log WHERE actor = ? AND action = ? AND at > ? ORDER BY at "
-                        "LIMIT ?", (actor_of_client(client), ACTION, now - window,
-                                    int(row[0]) - int(web.login_failures_per_ip) + 1)).fetchall()
+    # the count drops below the limit once enough of the oldest failures leave the window (an
+    # attempt that passed among them: the answer is early, and the next try is told again)
+    rows = conn.execute("SELECT at FROM audit_log WHERE actor = ? AND action IN (?, ?) AND at > ? "
+                        "ORDER BY at LIMIT ?",
+                        (actor, ACTION, ATTEMPT, since, failures - limit + 1)).fetchall()
     return max(1, math.ceil(float(rows[-1][0]) + window - now))

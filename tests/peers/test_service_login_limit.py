@@ -96,3 +96,48 @@ def test_addresses_are_counted_by_host_for_ipv4_and_by_64_for_ipv6() -> None:
     assert actor_of_client("2001:db8::1") == actor_of_client("2001:db8::ffff:1") == "client:2001:db8::/64"
     assert actor_of_client("::ffff:192.0.2.7") == "client:192.0.2.7"  # an IPv4 client on a v6 socket
     assert actor_of_client("testclient") == "client:testclient"
+
+
+def test_logins_sent_at_once_get_no_more_tries_than_the_limit(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Each attempt is counted before its password is checked: eight wrong logins sent at once
+    from one address with the limit at 3 get three 401s and five 429s (before, every one of them
+    passed the test made before any had failed, and all eight were checked)."""
+    import threading
+    import time
+
+    from pbx_recorder.service.accounts import Accounts
+
+    slow = Accounts.authenticate
+
+    def authenticate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)  # a real password hash takes this long; the others arrive meanwhile
+        return slow(self, *args, **kwargs)
+
+    monkeypatch.setattr(Accounts, "authenticate", authenticate)
+    svc = make_service(tmp_path, login_failures_per_ip=3)
+    try:
+        answers: list[int] = []
+        start = threading.Barrier(8)
+
+        def one(n: int) -> None:
+            client = svc.client()
+            start.wait()
+            answers.append(_fail(client, sorted(USERS)[n % len(USERS)]))
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(answers) == [401] * 3 + [429] * 5
+        actions = [r["action"] for r in svc.audit_rows("client:192.0.2.7")]
+        assert actions.count("login.attempt.client") == 3 and actions.count("throttled:login") == 5
+        # a right password from the address now waits too; after the window it passes and is noted
+        right = {"name": "alice", "password": PASSWORD}
+        assert svc.client().post("/api/login", json=right).status_code == 429
+        svc.clock.now += 601
+        assert svc.client().post("/api/login", json=right).status_code == 200
+        assert [r["action"] for r in svc.audit_rows("client:192.0.2.7")][-2:] == ["login.attempt.client",
+                                                                                   "login.passed.client"]
+    finally:
+        svc.ctx.catalog.close()  # type: ignore[attr-defined]
