@@ -2,9 +2,10 @@
 that go when the recording or its call goes (portable SQL: SQLite and PostgreSQL).
 
 A mark is a label (<= 80 characters) and a note (<= 2000) at a position in one recording of a
-call, by an author.  Text is stored exactly as typed (no stripping of markup: it is escaped
-where it is shown).  Who may read, add or delete marks is the service's business
-(``pbx_recorder.service.api_marks``); this module only validates and stores.
+call, by an author.  Text is stored as typed (no stripping of markup: it is escaped where it is
+shown) but for a payment card number, redacted for good; it is shown with numbers masked
+(:func:`shown`) but to its author or a reader who unmasks.  Who may read, add or delete marks is
+the service's business (``pbx_recorder.service.api_marks``); this module validates and stores.
 
 :func:`forget_recording` / :func:`forget_call` are called by every path that deletes a
 recording or a call row (erasure, late copies, tombstones on restore, retention disposal), so
@@ -20,7 +21,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from pbx_recorder.core.masking import mask_text
+from pbx_recorder.core.masking import mask_text, redact_card_numbers, shown_text
 
 MAX_LABEL = 80
 MAX_NOTE = 2000
@@ -63,15 +64,16 @@ def validate(mark: NewMark, duration_s: float | None) -> None:
 
 
 def add(conn: sqlite3.Connection, mark: NewMark, now: float) -> int:
-    """Store ``mark`` (validated by the caller); its id."""
+    """Store ``mark`` (validated by the caller), a card number in its text redacted for good
+    (``core.masking.redact_card_numbers``); its id."""
     count = conn.execute("SELECT COUNT(*) FROM marks WHERE call_id = ?", (mark.call_id,)).fetchone()[0]
     if count >= MAX_MARKS_PER_CALL:
         raise MarkRefused(f"a call holds at most {MAX_MARKS_PER_CALL} marks")
     row = conn.execute(
         "INSERT INTO marks (call_id, recording_id, position_s, label, note, author, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (mark.call_id, mark.recording_id, float(mark.position_s), mark.label, mark.note, mark.author,
-         now)).fetchone()
+        (mark.call_id, mark.recording_id, float(mark.position_s), redact_card_numbers(mark.label),
+         redact_card_numbers(mark.note), mark.author, now)).fetchone()
     return int(row[0])
 
 
@@ -79,6 +81,13 @@ def for_call(conn: sqlite3.Connection, call_id: str) -> list[dict[str, Any]]:
     rows = conn.execute(f"SELECT {', '.join(_FIELDS)} FROM marks WHERE call_id = ? "
                         "ORDER BY position_s, id", (call_id,)).fetchall()
     return [dict(zip(_FIELDS, r, strict=True)) for r in rows]
+
+
+def shown(rows: list[dict[str, Any]], reader: str, unmask: bool) -> list[dict[str, Any]]:
+    """Marks as ``reader`` sees them: numbers in label and note masked like free text, unless
+    ``unmask`` or the reader wrote the mark."""
+    return [{**r, "label": shown_text(r["label"], unmask or r["author"] == reader),
+             "note": shown_text(r["note"], unmask or r["author"] == reader)} for r in rows]
 
 
 def get(conn: sqlite3.Connection, mark_id: int) -> dict[str, Any] | None:

@@ -279,3 +279,35 @@ def mask_log_args(msg: object, args: Any) -> tuple[str, tuple[()]]:
     """A log record's final message with :func:`mask_text` applied (args folded in)."""
     text = str(msg) % args if args else str(msg)
     return mask_text(text), ()
+
+
+#: a card number as people type it: 13-19 digits, in groups joined by a space or a ``-``
+_CARD_LIKE = re.compile(r"(?<![\d+])\d(?:[ \-]?\d){12,18}(?!\d)")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def redact_card_numbers(text: str) -> str:
+    """Free text as it may be *stored*: a payment card number (13-19 digits that pass the Luhn
+    check, grouped or not) replaced for good by ``[card ****1234]``, its last 4 digits kept (PCI
+    DSS: a primary account number is never stored in clear).  Anything else is left as typed."""
+    def redact(found: re.Match[str]) -> str:
+        digits = "".join(ch for ch in found.group(0) if ch.isdigit())
+        return f"[card ****{digits[-4:]}]" if _luhn_ok(digits) else found.group(0)
+
+    return _CARD_LIKE.sub(redact, text) if _ANY_DIGIT.search(text) else text
+
+
+def shown_text(text: object, unmask: bool) -> str:
+    """Free text staff typed (a mark's label or note, a QA comment) as shown: numbers masked like
+    any free text (:func:`mask_text`) unless ``unmask``."""
+    value = "" if text is None else str(text)
+    return value if unmask else mask_text(value)

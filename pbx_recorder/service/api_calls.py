@@ -103,6 +103,8 @@ def _number_search(ctx: ServiceContext, actor: Actor, f: CallFilters, unmasked_r
               "callee": mask_field(f.callee or "")}
     if f.agent:
         detail["agent"] = mask_channel(f.agent)
+    if f.keyword:
+        detail["keyword"] = mask_field(f.keyword)
     retry = throttle.admit(ctx.catalog.connection(), actor=actor.user.name, role=actor.user.role, kind=kind,
                            detail=detail, now=ctx.clock(), limit=ctx.web.number_searches,
                            window_s=ctx.web.number_search_window_s, exempt=unmasked_role)

@@ -6,10 +6,12 @@ may see the call.
     DELETE /api/marks/{mark_id}         calls.mark; the author, or an admin
 
 A call (or a mark's call) outside the actor's row scope answers 404 exactly like an absent one.
-Every list (``marks.list``, one row per request), add, delete and refusal is audited (the audit
-keeps the label's length, not its text: a note may quote the caller).  Text is stored as typed
-and returned as JSON; pages show it as text (autoescaped templates, ``textContent`` in the
-player's script).
+Every list (``marks.list``, one row per request; ``"unmask": true`` when asked), add, delete and
+refusal is audited (the audit keeps the label's length, not its text: a note may quote the
+caller).  Text is stored as typed but for a payment card number (redacted for good) and returned
+with its numbers masked like free text, unless its author reads it or a reader holding
+``calls.unmask`` asks ``?unmask=1``; pages show it as text (autoescaped templates,
+``textContent`` in the player's script).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pbx_recorder.service import list_audit
 from pbx_recorder.service import peaks as peak_store
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.json_body import parse_object, read_capped
+from pbx_recorder.service.roles import may
 from pbx_recorder.service.scoped_endpoint import scoped_call
 
 MAX_BODY = 8192
@@ -35,8 +38,9 @@ def list_marks(request: Request) -> Response:
     actor = actor_of(request)
     call_id = request.path_params["call_id"]
     scoped_call(ctx, actor, call_id, "calls.view", "marks")
-    rows = marks.for_call(ctx.catalog.connection(), call_id)
-    list_audit.listed(ctx, actor, list_audit.MARKS, call_id, len(rows))
+    unmask = request.query_params.get("unmask") == "1" and may(actor.user.role, "calls.unmask")
+    rows = marks.shown(marks.for_call(ctx.catalog.connection(), call_id), actor.user.name, unmask)
+    list_audit.listed(ctx, actor, list_audit.MARKS, call_id, len(rows), {"unmask": True} if unmask else None)
     return JSONResponse({"call_id": call_id, "marks": rows})
 
 

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pbx_recorder.catalog import marks
+from pbx_recorder.core.masking import redact_card_numbers
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.service import list_audit, qa_evidence, qa_scoring, qa_store
 from pbx_recorder.service.api_qa_scorecards import seal_refused, sealed_card
@@ -131,7 +132,7 @@ def _stored_comments(
                     "for": "qa.review",
                 },
             )
-        out.append({"mark_id": mark_id, "text": text})
+        out.append({"mark_id": mark_id, "text": redact_card_numbers(text)})  # (PCI: never stored)
     return out
 
 

@@ -22,7 +22,7 @@ import sqlite3
 from typing import Any
 
 from pbx_recorder.catalog.scopes import Scope, scope_clause
-from pbx_recorder.core.masking import mask_channel
+from pbx_recorder.core.masking import mask_channel, shown_text
 from pbx_recorder.service import access_seal
 from pbx_recorder.service.access_seal import AccessSeal
 
@@ -140,6 +140,16 @@ def _agent_shown(item: dict[str, Any], unmask: bool) -> dict[str, Any]:
     return item
 
 
+def _comments_shown(item: dict[str, Any], unmask: bool) -> dict[str, Any]:
+    """``item`` with its comments' numbers masked like free text (the reviewer reads their own
+    as typed: ``unmask``)."""
+    comments = item.get("comments")
+    if isinstance(comments, list):
+        item["comments"] = [{**c, "text": shown_text(c.get("text"), unmask)} if isinstance(c, dict) else c
+                            for c in comments]
+    return item
+
+
 # -- reviews -------------------------------------------------------------------------------
 def review(conn: sqlite3.Connection, review_id: int, *, unmask: bool = False,
            seal: AccessSeal | None = None) -> dict[str, Any] | None:
@@ -206,6 +216,7 @@ def reviews(
     names = {int(c["id"]): str(c["name"]) for c in scorecards(conn, seal=seal)} if out else {}
     for item in out:
         _agent_shown(item, unmask)
+        _comments_shown(item, unmask or item.get("reviewer") == name)
         item["scorecard"] = names.get(int(item["scorecard_id"]), "")
     return out
 

@@ -32,10 +32,17 @@ def number_kind(f: CallFilters) -> str | None:
     """'full', 'last4' or None: what kind of number the search names (full wins).  An agent named
     by a dial string with more than 4 digits (a remote agent's mobile, ``Local/<number>@...``:
     masked in every list) is a full number too: its exact match was an unthrottled oracle for
-    the digits the mask hides (session-45 review)."""
+    the digits the mask hides (session-45 review).  So is a keyword with more than 4 digits (the
+    marks' text is searched as stored; shown, its numbers are masked); one with 1-4 is audited as
+    a last-4 search."""
     kinds = [("full" if sum(c.isdigit() for c in v) > 4 else "last4") for v in (f.caller, f.callee) if v]
     if f.agent and sum(c.isdigit() for c in f.agent) > 4:
         kinds.append("full")
+    # a keyword is looked for in the marks' text as stored, where a number typed into a note is
+    # whole (shown masked): digits in it probe those numbers (since session 46)
+    digits = sum(c.isdigit() for c in f.keyword or "")
+    if digits:
+        kinds.append("full" if digits > 4 else "last4")
     if not kinds:
         return None
     return "full" if "full" in kinds else "last4"

@@ -69,7 +69,8 @@ def call(request: Request) -> Response:
     return page(request, "call.html", actor, call=data, consent=consent, recordings=recordings,
                 timeline=call_details.timeline(data, recordings, call_details.ledger_of(ctx, ids)),
                 held=held, holds=holds,
-                marks=call_marks.for_call(ctx.catalog.connection(), call_id),
+                marks=call_marks.shown(call_marks.for_call(ctx.catalog.connection(), call_id),
+                                       actor.user.name, unmask),
                 others=others,
                 access=(call_details.access_of(ctx, call_id, ids) if may(actor.user.role, "audit.read")
                         else None),

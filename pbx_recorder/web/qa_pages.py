@@ -101,7 +101,7 @@ def review_page(request: Request) -> Response:
         reviews=reviews,
         cards=cards,
         mine=mine,
-        marks=call_marks.for_call(conn, call_id),
+        marks=call_marks.shown(call_marks.for_call(conn, call_id), actor.user.name, False),
         recordings=recordings,
         may_mark=may(actor.user.role, "calls.mark"),
     )

@@ -17,3 +17,16 @@ def seeded_service(tmp_path: Path) -> Iterator[Service]:
     svc = make_service(tmp_path)
     yield svc
     svc.ctx.catalog.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def marked_service(seeded_service: Service) -> Service:
+    """The seeded service with the QA accounts and a recording with audio on c-red-1 (2 channels)
+    and on c-blue-1 (1), to mark and review."""
+    from tests.peers.player_support import put_wav
+    from tests.peers.qa_support import add_accounts
+
+    add_accounts(seeded_service)
+    put_wav(seeded_service, "c-red-1", "r-wav", 30, 2)
+    put_wav(seeded_service, "c-blue-1", "r-blue", 30, 1)
+    return seeded_service
