@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pbx_recorder.catalog.marks import forget_recording
+from pbx_recorder.core.masking import redact_card_numbers
 from pbx_recorder.core.retention import LIVE_STATES
 from pbx_recorder.errors import AccessDenied, NotFound, PolicyRefusal, RecorderError, StorageError
 from pbx_recorder.exports import jobs
@@ -75,6 +76,7 @@ class DeletionRequests:
         reason = reason.strip()
         if not reason or len(reason) > MAX_REASON:
             raise PolicyRefusal(f"a deletion request needs a reason (1-{MAX_REASON} characters)")
+        reason = redact_card_numbers(reason)  # (kept 3 years in its destruction records)
         wanted = sorted(set(call_ids))
         if not wanted or len(wanted) > MAX_CALLS:
             raise PolicyRefusal(f"a deletion request names 1-{MAX_CALLS} calls")

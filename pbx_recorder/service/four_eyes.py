@@ -31,6 +31,7 @@ from typing import Any
 
 from pbx_recorder.catalog.number_protection import is_token
 from pbx_recorder.catalog.protected_rows import MANIFEST_TOKEN, NumberProtection
+from pbx_recorder.core.masking import redact_card_numbers
 from pbx_recorder.errors import AccessDenied, CryptoError, NotFound
 from pbx_recorder.lifecycle.journal import Tx
 from pbx_recorder.recording import manifest_copy
@@ -199,8 +200,9 @@ def ask(conn: sqlite3.Connection, call_id: str, requester: str, reason: str, now
         seal: AccessSeal | None = None) -> int:
     with Tx(conn):
         row = access_seal.insert(conn, seal, "replay_grants", {
-            "call_id": call_id, "requester": requester, "reason": reason[:MAX_REASON], "requested_at": now,
-            "state": "requested", "approver": "", "decided_at": None, "expires_at": None},
+            "call_id": call_id, "requester": requester, "reason": redact_card_numbers(reason[:MAX_REASON]),
+            "requested_at": now, "state": "requested", "approver": "", "decided_at": None,
+            "expires_at": None},
             suffix="RETURNING id")
     return int(row[0])
 

@@ -1,4 +1,5 @@
-"""Free text staff type about a call (mark labels and notes, QA review comments):
+"""Free text staff type about a call (mark labels and notes, QA review comments; replay and
+deletion reasons for the first point):
 
 * a payment card number in it is redacted for good before it is stored (``[card ****1111]``:
   PCI DSS, a primary account number is never stored in clear);
@@ -15,8 +16,11 @@ import json
 
 import pytest
 
+from pbx_recorder.config.model import FourEyesConfig
 from pbx_recorder.lifecycle.journal import open_catalog
+from tests.peers.disposal_support import disposal_service
 from tests.peers.qa_support import make_card, send
+from tests.peers.service_support import make_service
 
 NOTE = "card 4111 1111 1111 1111, wants a call back on 13812345678"
 
@@ -94,3 +98,29 @@ def test_a_keyword_with_a_number_is_a_throttled_number_search(service) -> None: 
     # a short keyword is a last-4 search (audited, not throttled)
     assert alice.get("/api/calls?keyword=5678").status_code == 200
     assert service.audit_rows("alice")[-2]["action"] == "calls.search.last4"
+
+
+def test_a_card_number_in_a_replay_reason_is_never_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    service = make_service(tmp_path, four_eyes=FourEyesConfig(tags=("vip",), grant_minutes=30))
+    try:
+        lead, csrf = service.login("lead-red")
+        asked = lead.post("/api/calls/c-red-1/replay-requests", headers={"X-CSRF-Token": csrf},
+                          json={"reason": "dispute on card 4111-1111-1111-1111"})
+        assert asked.status_code == 201, asked.text
+        assert _stored(service, "SELECT reason FROM replay_grants") == [("dispute on card [card ****1111]",)]
+    finally:
+        service.ctx.catalog.close()  # type: ignore[attr-defined]
+
+
+def test_a_card_number_in_a_deletion_reason_is_never_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    service = disposal_service(tmp_path)
+    try:
+        admin, csrf = service.login("root-admin")
+        made = admin.post("/api/deletions", headers={"X-CSRF-Token": csrf},
+                          json={"reason": "told us 5500 0055 5555 5559 on the line", "call_ids": ["c-red-1"]})
+        assert made.status_code == 201, made.text
+        stored = "told us [card ****5559] on the line"
+        assert made.json()["reason"] == stored
+        assert _stored(service, "SELECT reason FROM deletion_requests") == [(stored,)]
+    finally:
+        service.ctx.catalog.close()  # type: ignore[attr-defined]
