@@ -63,7 +63,22 @@ def xdist_group_of(item: pytest.Item) -> str | None:
     return group
 
 
+#: the folder of the real-server tests; every other test runs in process (scripts/test collects
+#: each tier from its own folders, so a test marked otherwise than its folder would never run)
+REAL_FOLDERS = ("tests/real/",)
+
+
+def misplaced(items: list[pytest.Item]) -> list[str]:
+    """The tests whose ``real`` marker does not match their folder."""
+    return [item.nodeid for item in items
+            if (item.get_closest_marker("real") is not None) != item.nodeid.startswith(REAL_FOLDERS)]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wrong = misplaced(items)
+    if wrong:
+        raise pytest.UsageError("a real-server test outside tests/real, or an in-process test inside it "
+                                "(scripts/test would not run it): " + ", ".join(wrong[:5]))
     # the same order on every worker (xdist checks it): real-server tests first, stable otherwise
     # (pytest already orders them by Asterisk version, so a worker restarts its PBX rarely)
     items.sort(key=lambda item: item.get_closest_marker("real") is None)
