@@ -333,7 +333,9 @@ def test_a_result_set_late_in_the_queue_is_emptied_behind_it(freeswitch: Private
     def give_up(session: OutboundSession) -> None:
         answer_with("")(session)
         uuid = session.channel["Unique-ID"]
-        _execute(session, "playback", "silence_stream://1500")
+        # (long enough that the api reset below surely runs while the prompt plays, however
+        # busy the host: at 1.5 s the queued set ran first once, on 4 test workers)
+        _execute(session, "playback", "silence_stream://4000")
         _execute(session, "set", "PBXREC_RESULT=record")  # waits behind the prompt
         reply = session.command(f"api uuid_setvar_multi {uuid} PBXREC_RESULT=")
         assert reply.get("Content-Type") == "api/response"
@@ -342,7 +344,7 @@ def test_a_result_set_late_in_the_queue_is_emptied_behind_it(freeswitch: Private
         _execute(session, "set", "PBXREC_SOCKET=failed:timeout")
 
     with FakeOutboundSocket(freeswitch.socket_port, give_up) as server:
-        result = call(freeswitch, tmp_path, "8001", hangup_after_s=6, from_user=caller)
+        result = call(freeswitch, tmp_path, "8001", hangup_after_s=9, from_user=caller)
     assert result.ok, result.errors
     assert server.sessions[0].error == "", server.sessions[0].error
     done = hangup_complete(esl, uuid_of(esl, caller, since))
