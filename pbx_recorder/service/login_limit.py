@@ -75,19 +75,25 @@ def passed(conn: sqlite3.Connection, client: str, now: float) -> None:
     record(conn, client, now, PASSED)
 
 
+def failures(conn: sqlite3.Connection, client: str, since: float) -> int:
+    """The failed logins of ``client``'s address after ``since``: the failures counted one by one
+    plus the attempts that did not pass (those in flight included)."""
+    counts = dict(conn.execute("SELECT action, COUNT(*) FROM audit_log WHERE actor = ? "
+                               "AND action IN (?, ?, ?) AND at > ? GROUP BY action",
+                               (actor_of_client(client), ACTION, ATTEMPT, PASSED, since)).fetchall())
+    return int(counts.get(ACTION, 0)) + max(0, int(counts.get(ATTEMPT, 0)) - int(counts.get(PASSED, 0)))
+
+
 def retry_after(conn: sqlite3.Connection, client: str, now: float, web: Any) -> int | None:
     """Seconds until the address may try again, or None while it is under the limit."""
     window, limit = float(web.login_ip_window_s), int(web.login_failures_per_ip)
     actor, since = actor_of_client(client), now - window
-    counts = dict(conn.execute("SELECT action, COUNT(*) FROM audit_log WHERE actor = ? "
-                               "AND action IN (?, ?, ?) AND at > ? GROUP BY action",
-                               (actor, ACTION, ATTEMPT, PASSED, since)).fetchall())
-    failures = int(counts.get(ACTION, 0)) + max(0, int(counts.get(ATTEMPT, 0)) - int(counts.get(PASSED, 0)))
-    if failures < limit:
+    failed = failures(conn, client, since)
+    if failed < limit:
         return None
     # the count drops below the limit once enough of the oldest failures leave the window (an
     # attempt that passed among them: the answer is early, and the next try is told again)
     rows = conn.execute("SELECT at FROM audit_log WHERE actor = ? AND action IN (?, ?) AND at > ? "
                         "ORDER BY at LIMIT ?",
-                        (actor, ACTION, ATTEMPT, since, failures - limit + 1)).fetchall()
+                        (actor, ACTION, ATTEMPT, since, failed - limit + 1)).fetchall()
     return max(1, math.ceil(float(rows[-1][0]) + window - now))

@@ -40,9 +40,12 @@ def _failures(svc, name: str) -> int:  # type: ignore[no-untyped-def]
 
 
 def _client_failures(svc) -> int:  # type: ignore[no-untyped-def]
+    """What the per-address limit counts (an attempt counted before its code is checked, a
+    confirmation's failure after it)."""
     conn = svc.ctx.catalog.connection()
-    return int(conn.execute("SELECT COUNT(*) FROM audit_log WHERE action = ?",
-                            (login_limit.ACTION,)).fetchone()[0])
+    clients = [r[0] for r in conn.execute("SELECT DISTINCT target FROM audit_log WHERE action IN (?, ?)",
+                                          (login_limit.ACTION, login_limit.ATTEMPT))]
+    return sum(login_limit.failures(conn, client, 0.0) for client in clients)
 
 
 def test_a_full_width_login_code_is_counted_and_audited(svc) -> None:  # type: ignore[no-untyped-def]
