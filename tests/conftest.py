@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "(PBXR_TEST_CATALOG=postgresql)")
     # pytest-xdist registers it too; declared here so a run without the plugin (-p no:xdist) works
     config.addinivalue_line("markers", "xdist_group(name): tests that run on one xdist worker")
+    config.addinivalue_line("markers", "slow: a long in-process test, handed out first")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -79,9 +80,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if wrong:
         raise pytest.UsageError("a real-server test outside tests/real, or an in-process test inside it "
                                 "(scripts/test would not run it): " + ", ".join(wrong[:5]))
-    # the same order on every worker (xdist checks it): real-server tests first, stable otherwise
-    # (pytest already orders them by Asterisk version, so a worker restarts its PBX rarely)
-    items.sort(key=lambda item: item.get_closest_marker("real") is None)
+    # the same order on every worker (xdist checks it): real-server tests first, then the long
+    # in-process ones (``slow``: started first, they do not end a pass alone on one worker while
+    # the other waits), stable otherwise (pytest already orders them by Asterisk version, so a
+    # worker restarts its PBX rarely)
+    items.sort(key=lambda item: (item.get_closest_marker("real") is None,
+                                 item.get_closest_marker("slow") is None))
     for item in items:
         group = xdist_group_of(item)
         if group is not None:

@@ -62,6 +62,7 @@ def _export(svc: Service, client: object, csrf: str, kind: str) -> None:
                 assert entry.read(2) == b"PK"  # an OOXML package (its cells: test_service_exports)
 
 
+@pytest.mark.slow  # (about 100 s: handed out first, tests/conftest.py)
 @pytest.mark.timeout(1200)
 def test_200000_rows_in_bounded_memory_as_csv_and_as_xlsx(svc: Service) -> None:
     """Both formats from one seeded catalog (seeding 200,000 calls is most of the cost), each

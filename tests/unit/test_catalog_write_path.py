@@ -87,6 +87,7 @@ def _vm_steps(conn: sqlite3.Connection, work: object) -> int:
     return steps[0]
 
 
+@pytest.mark.slow  # (about 15 s: handed out first, tests/conftest.py)
 @pytest.mark.sqlite_only  # SQLite query plans and statement counters
 def test_one_call_costs_the_same_in_a_small_and_a_ten_times_larger_catalog(tmp_path: Path) -> None:
     costs = []
