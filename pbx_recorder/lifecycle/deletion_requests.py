@@ -123,7 +123,8 @@ class DeletionRequests:
                 "UPDATE deletion_requests SET approver = ?, decided_at = ?, state = ?, result = ?"
                 " WHERE id = ? AND state = 'requested' AND approver = '' AND requested_by <> ?",
                 (approver, now, "requested" if approve else "refused",
-                 json.dumps({} if approve else {"refused": note[:MAX_REASON]}), request_id, approver))
+                 json.dumps({} if approve else {"refused": redact_card_numbers(note[:MAX_REASON])}),
+                 request_id, approver))
             if cur.rowcount != 1:
                 raise AccessDenied(f"deletion request {request_id} was already decided")
         return self.get(request_id)

@@ -32,6 +32,7 @@ from pbx_recorder.service.api_disposal_support import call_in_scope, checkpoint,
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require, require_person
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
+from pbx_recorder.service.typed_reasons import deletion_shown, unmask_asked
 
 
 def store(ctx: ServiceContext, actor: Actor, *, acting: bool = False) -> DeletionRequests:
@@ -71,13 +72,16 @@ def _may_see(ctx: ServiceContext, actor: Actor, target: str) -> None:
 
 
 def listed(ctx: ServiceContext, actor: Actor, state: str | None = None,
-           page: str = "") -> list[dict[str, Any]]:
+           page: str = "", unmask: bool = False) -> list[dict[str, Any]]:
     """The deletion requests (of ``state`` when given), newest first, and the read's one
-    ``deletion.list`` audit row: each request names its calls, its requester and their reason."""
-    rows = store(ctx, actor).listing(state=state)
+    ``deletion.list`` audit row: each request names its calls, its requester and their reason
+    (numbers masked but for their author, or ``unmask``: ``service.typed_reasons``)."""
+    rows = [deletion_shown(r, actor.user.name, unmask) for r in store(ctx, actor).listing(state=state)]
     shown: dict[str, Any] = {"state": state} if state else {}
     if page:
         shown["page"] = page
+    if unmask:
+        shown["unmask"] = True
     list_audit.listed(ctx, actor, list_audit.DELETIONS, "", len(rows), shown)
     return rows
 
@@ -89,7 +93,8 @@ def listing(request: Request) -> Response:
     state = request.query_params.get("state") or None
     if state not in (None, "requested", "refused", "executed", "failed"):
         raise ApiError(400, "state: requested, refused, executed or failed")
-    return JSONResponse({"requests": listed(ctx, actor, state)})
+    unmask = unmask_asked(request, actor.user.role)
+    return JSONResponse({"requests": listed(ctx, actor, state, unmask=unmask)})
 
 
 def _found(ctx: ServiceContext, actor: Actor, raw: str) -> tuple[DeletionRequests, dict[str, Any]]:
@@ -106,9 +111,14 @@ def show(request: Request) -> Response:
     raw = request.path_params["deletion_id"]
     _may_see(ctx, actor, raw[:64])
     _, req = _found(ctx, actor, raw)
+    unmask = unmask_asked(request, actor.user.role)
+    req = deletion_shown(req, actor.user.name, unmask)
     req["destroyed"] = destruction.of_request(ctx.catalog.connection(), req["id"])
-    audit(ctx, actor.user.name, actor.user.role, "deletion.view", req["id"],
-          {"client": actor.client, "calls": len((req.get("scope") or {}).get("call_ids") or [])})
+    detail: dict[str, Any] = {"client": actor.client,
+                              "calls": len((req.get("scope") or {}).get("call_ids") or [])}
+    if unmask:
+        detail["unmask"] = True
+    audit(ctx, actor.user.name, actor.user.role, "deletion.view", req["id"], detail)
     return JSONResponse(req)
 
 
@@ -150,7 +160,7 @@ def _decision(action: str) -> Any:
             audit(ctx, actor.user.name, actor.user.role, f"denied:deletion.{action}", req["id"],
                   {"client": actor.client, "reason": str(exc)[:200]})
             raise ApiError(409, str(exc)) from exc
-        return JSONResponse(req)
+        return JSONResponse(deletion_shown(req, actor.user.name, False))
 
     handler.__name__ = f"deletion_{action}"
     return with_body(handler)

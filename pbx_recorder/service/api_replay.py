@@ -14,6 +14,7 @@ pending list (``replay.list``, one row per request: :mod:`pbx_recorder.service.l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,6 +29,7 @@ from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, 
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import read_json
 from pbx_recorder.service.roles import may
+from pbx_recorder.service.typed_reasons import reason_shown, unmask_asked
 
 log = logging.getLogger(__name__)
 
@@ -163,22 +165,28 @@ def _ask(request: Request, data: dict[str, Any]) -> Response:
     return JSONResponse({"id": grant_id, "state": "requested"}, status_code=201)
 
 
-def pending_for(ctx: ServiceContext, actor: Actor, page: str = "") -> tuple[list[four_eyes.Grant], bool]:
+def pending_for(ctx: ServiceContext, actor: Actor, page: str = "",
+                unmask: bool = False) -> tuple[list[four_eyes.Grant], bool]:
     """The pending requests ``actor`` may read (an approver: every one; anyone else: their own) and
     whether they are an approver; writes the read's one ``replay.list`` row (``page``: the console
-    page that shows them).  A request names a call, its requester and their free-text reason."""
+    page that shows them).  A request names a call, its requester and their free-text reason
+    (numbers masked but for its requester, or ``unmask``: ``service.typed_reasons``)."""
     approver = may(actor.user.role, four_eyes.APPROVE)
-    rows = four_eyes.pending(ctx.catalog.connection(), None if approver else actor.user.name,
-                             seal=ctx.access_seal)
+    rows = [dataclasses.replace(g, reason=reason_shown(g.reason, g.requester, actor.user.name, unmask))
+            for g in four_eyes.pending(ctx.catalog.connection(), None if approver else actor.user.name,
+                                       seal=ctx.access_seal)]
     shown: dict[str, Any] = {} if approver else {"requester": actor.user.name}
     if page:
         shown["page"] = page
+    if unmask:
+        shown["unmask"] = True
     list_audit.listed(ctx, actor, list_audit.REPLAY, "", len(rows), shown)
     return rows, approver
 
 
 def listing(request: Request) -> Response:
-    rows, _ = pending_for(ctx_of(request), actor_of(request))
+    actor = actor_of(request)
+    rows, _ = pending_for(ctx_of(request), actor, unmask=unmask_asked(request, actor.user.role))
     return JSONResponse({"requests": [{"id": g.id, "call_id": g.call_id, "requester": g.requester,
                                        "reason": g.reason, "requested_at": g.requested_at} for g in rows]})
 

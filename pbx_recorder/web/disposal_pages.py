@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder.service import api_disposal, api_erasure, api_holds, api_retention
+from pbx_recorder.service import api_disposal, api_erasure, api_holds, api_retention, typed_reasons
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.roles import may
 from pbx_recorder.web import render, saved_searches
@@ -35,8 +35,10 @@ def deletions_page(request: Request) -> Response:
     if not may(actor.user.role, "calls.delete_approve"):
         require(ctx, actor, "calls.delete", "/deletions")
     prefill = "\n".join(c for c in request.query_params.get("calls", "").split(",") if c)[:4000]
+    unmask = typed_reasons.unmask_asked(request, actor.user.role)
     return render.page(request, "deletions.html", actor,
-                       requests=api_disposal.listed(ctx, actor, page="/deletions"),  # audited
+                       requests=api_disposal.listed(ctx, actor, page="/deletions", unmask=unmask),  # audited
+                       may_unmask=may(actor.user.role, "calls.unmask"), unmasked=unmask,
                        prefill=prefill, may_ask=may(actor.user.role, "calls.delete"),
                        approver=may(actor.user.role, "calls.delete_approve"))
 

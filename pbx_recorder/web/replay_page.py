@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder.service import api_replay, four_eyes
+from pbx_recorder.service import api_replay, four_eyes, typed_reasons
 from pbx_recorder.service.auth import Actor, actor_of, ctx_of
 from pbx_recorder.service.context import ServiceContext
+from pbx_recorder.service.roles import may
 from pbx_recorder.web import render
 
 
@@ -32,8 +33,10 @@ def grant_state(ctx: ServiceContext, actor: Actor, call: dict[str, object]) -> s
 
 def requests_page(request: Request) -> Response:
     actor = actor_of(request)
-    rows, approver = api_replay.pending_for(ctx_of(request), actor, "/replay-requests")  # audited
-    return render.page(request, "replay_requests.html", actor, requests=rows, approver=approver)
+    unmask = typed_reasons.unmask_asked(request, actor.user.role)
+    rows, approver = api_replay.pending_for(ctx_of(request), actor, "/replay-requests", unmask)  # audited
+    return render.page(request, "replay_requests.html", actor, requests=rows, approver=approver,
+                       may_unmask=may(actor.user.role, "calls.unmask"), unmasked=unmask)
 
 
 def routes(sync: Any) -> list[BaseRoute]:

@@ -30,6 +30,20 @@ def service(marked_service):  # type: ignore[no-untyped-def]
     return marked_service
 
 
+@pytest.fixture
+def replay_service(tmp_path):  # type: ignore[no-untyped-def]
+    service = make_service(tmp_path, four_eyes=FourEyesConfig(tags=("vip",), grant_minutes=30))
+    yield service
+    service.ctx.catalog.close()
+
+
+@pytest.fixture
+def deletions_service(tmp_path):  # type: ignore[no-untyped-def]
+    service = disposal_service(tmp_path)
+    yield service
+    service.ctx.catalog.close()
+
+
 def _stored(service, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
     conn = open_catalog(service.seeded.db)
     try:
@@ -100,27 +114,88 @@ def test_a_keyword_with_a_number_is_a_throttled_number_search(service) -> None: 
     assert service.audit_rows("alice")[-2]["action"] == "calls.search.last4"
 
 
-def test_a_card_number_in_a_replay_reason_is_never_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    service = make_service(tmp_path, four_eyes=FourEyesConfig(tags=("vip",), grant_minutes=30))
-    try:
-        lead, csrf = service.login("lead-red")
-        asked = lead.post("/api/calls/c-red-1/replay-requests", headers={"X-CSRF-Token": csrf},
-                          json={"reason": "dispute on card 4111-1111-1111-1111"})
-        assert asked.status_code == 201, asked.text
-        assert _stored(service, "SELECT reason FROM replay_grants") == [("dispute on card [card ****1111]",)]
-    finally:
-        service.ctx.catalog.close()  # type: ignore[attr-defined]
+def test_a_card_number_in_a_replay_reason_is_never_stored(replay_service) -> None:  # type: ignore[no-untyped-def]
+    service = replay_service
+    lead, csrf = service.login("lead-red")
+    asked = lead.post("/api/calls/c-red-1/replay-requests", headers={"X-CSRF-Token": csrf},
+                      json={"reason": "dispute on card 4111-1111-1111-1111"})
+    assert asked.status_code == 201, asked.text
+    assert _stored(service, "SELECT reason FROM replay_grants") == [("dispute on card [card ****1111]",)]
 
 
-def test_a_card_number_in_a_deletion_reason_is_never_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    service = disposal_service(tmp_path)
-    try:
-        admin, csrf = service.login("root-admin")
-        made = admin.post("/api/deletions", headers={"X-CSRF-Token": csrf},
-                          json={"reason": "told us 5500 0055 5555 5559 on the line", "call_ids": ["c-red-1"]})
-        assert made.status_code == 201, made.text
-        stored = "told us [card ****5559] on the line"
-        assert made.json()["reason"] == stored
-        assert _stored(service, "SELECT reason FROM deletion_requests") == [(stored,)]
-    finally:
-        service.ctx.catalog.close()  # type: ignore[attr-defined]
+def test_a_card_number_in_a_deletion_reason_is_never_stored(deletions_service) -> None:  # type: ignore[no-untyped-def]
+    service = deletions_service
+    admin, csrf = service.login("root-admin")
+    made = admin.post("/api/deletions", headers={"X-CSRF-Token": csrf},
+                      json={"reason": "told us 5500 0055 5555 5559 on the line", "call_ids": ["c-red-1"]})
+    assert made.status_code == 201, made.text
+    stored = "told us [card ****5559] on the line"
+    assert made.json()["reason"] == stored
+    assert _stored(service, "SELECT reason FROM deletion_requests") == [(stored,)]
+
+
+def _unmask_flags(service, user: str, action: str) -> list[bool]:  # type: ignore[no-untyped-def]
+    return [json.loads(r["detail"]).get("unmask", False) for r in service.audit_rows(user)
+            if r["action"] == action]
+
+
+REASON = "caller 13812345678 disputes the charge"
+
+
+def _unmask_flags(service, user: str, action: str) -> list[bool]:  # type: ignore[no-untyped-def]
+    return [json.loads(r["detail"]).get("unmask", False) for r in service.audit_rows(user)
+            if r["action"] == action]
+
+
+def test_a_replay_reason_is_shown_as_typed_to_its_requester_and_masked_to_approvers(replay_service) -> None:  # type: ignore[no-untyped-def]
+    service = replay_service
+    lead, csrf = service.login("lead-red")
+    asked = lead.post("/api/calls/c-red-1/replay-requests", headers={"X-CSRF-Token": csrf},
+                      json={"reason": REASON})
+    assert asked.status_code == 201, asked.text
+    assert lead.get("/api/replay-requests").json()["requests"][0]["reason"] == REASON  # the author
+    comp, _ = service.login("comp")  # an approver (auditor, holds calls.unmask)
+    shown = comp.get("/api/replay-requests").json()["requests"][0]["reason"]
+    assert "13812345678" not in shown and "138****5678" in shown
+    page = comp.get("/replay-requests").text
+    assert "13812345678" not in page and "138****5678" in page and 'id="unmask-link"' in page
+    assert comp.get("/api/replay-requests?unmask=1").json()["requests"][0]["reason"] == REASON
+    assert REASON in comp.get("/replay-requests?unmask=1").text
+    assert _unmask_flags(service, "comp", "replay.list") == [False, False, True, True]
+    # a requester reads only their own requests, each as typed
+    alice, a_csrf = service.login("alice")
+    assert alice.post("/api/calls/c-red-1/replay-requests", headers={"X-CSRF-Token": a_csrf},
+                      json={"reason": "for QA 0151 1234 5678"}).status_code == 201
+    assert [g["reason"] for g in alice.get("/api/replay-requests").json()["requests"]] == [
+        "for QA 0151 1234 5678"]
+
+
+def test_deletion_reasons_and_refusal_notes_are_masked_but_to_their_authors(deletions_service) -> None:  # type: ignore[no-untyped-def]
+    service = deletions_service
+    admin, csrf = service.login("root-admin")
+    made = admin.post("/api/deletions", headers={"X-CSRF-Token": csrf},
+                      json={"reason": REASON, "call_ids": ["c-red-1"]})
+    assert made.status_code == 201, made.text
+    req = made.json()["id"]
+    assert made.json()["reason"] == REASON  # the requester's own answer
+    comp, c_csrf = service.login("comp")
+    listed = comp.get("/api/deletions").json()["requests"][0]["reason"]
+    assert "13812345678" not in listed and "138****5678" in listed
+    assert "13812345678" not in comp.get(f"/api/deletions/{req}").text
+    page = comp.get("/deletions").text
+    assert "13812345678" not in page and 'id="unmask-link"' in page
+    assert REASON in comp.get("/deletions?unmask=1").text
+    assert comp.get(f"/api/deletions/{req}?unmask=1").json()["reason"] == REASON
+    assert _unmask_flags(service, "comp", "deletion.list") == [False, False, True]
+    assert _unmask_flags(service, "comp", "deletion.view") == [False, True]
+    note = "called back on 0151 1234 5678, card 4111111111111111, no dispute"
+    refused = comp.post(f"/api/deletions/{req}/refuse", headers={"X-CSRF-Token": c_csrf},
+                        json={"reason": note})
+    assert refused.status_code == 200, refused.text
+    assert "4111111111111111" not in json.dumps(_stored(service, "SELECT result FROM deletion_requests"))
+    # the refusal's author reads their note (card redacted for good), the requester masked
+    assert "0151 1234 5678" in refused.json()["result"]["refused"]
+    theirs = admin.get("/api/deletions").json()["requests"][0]
+    assert theirs["reason"] == REASON and "0151 1234 5678" not in theirs["result"]["refused"]
+    assert "[card ****1111]" in theirs["result"]["refused"]
+    assert "0151 1234 5678" in admin.get("/api/deletions?unmask=1").text  # admin holds calls.unmask
