@@ -37,7 +37,12 @@ VERIFY = ("sha256 each file and compare it with files[].sha256 (the bytes in thi
           "sha256, or for a recording encrypted at rest the plaintext hash of its signed manifest): the "
           "two are equal.  files[].signature is an Ed25519 signature (base64) over the canonical JSON of "
           "files[].manifest (keys sorted, no whitespace, UTF-8); check it with the recorder's public "
-          "signing key (signing.ed25519.pub beside signing.key_file), e.g. `pbx-recorder verify`.")
+          "signing key (signing.ed25519.pub beside signing.key_file), e.g. `pbx-recorder verify`.  An entry "
+          "with signature_withheld has no signature: its signed manifest names a call outside the exporter's "
+          "row scope (a transfer's linked call), so the manifest is given without that link and its audio is "
+          "checked by expected_sha256 only; an export by a role that sees every call carries the signed one.")
+WITHHELD = ("the signed manifest names a call outside the exporter's row scope (a transfer's linked call): "
+            "that link is left out and the signature with it")
 _DOTS = re.compile(r"\.{2,}")
 
 
@@ -112,11 +117,31 @@ def _manifest_of(rec: Mapping[str, Any], tier: Any, keyring: Any) -> Any:
         raise ExportFailed(f"recording {rec['recording_id']}: its signed manifest: {exc}") from exc
 
 
+def linked_calls(manifest: Any) -> list[str]:
+    """The call ids a signed manifest's consent evidence links the call with (``transfer``)."""
+    consent = manifest.get("consent") if isinstance(manifest, Mapping) else None
+    links = consent.get("transfer") if isinstance(consent, Mapping) else None
+    if not isinstance(links, list):
+        return []
+    return [str(link["call_id"]) for link in links if isinstance(link, Mapping) and link.get("call_id")]
+
+
+def without_links(manifest: Mapping[str, Any], dropped: Sequence[str]) -> dict[str, Any]:
+    """``manifest`` with its ``transfer`` links to the ``dropped`` calls left out (no longer the
+    signed bytes: the entry carries no signature then)."""
+    consent = dict(manifest["consent"])
+    consent["transfer"] = [link for link in consent["transfer"]
+                           if not (isinstance(link, Mapping) and str(link.get("call_id")) in dropped)]
+    return {**manifest, "consent": consent}
+
+
 def export(ready: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], int]],
            pending: Sequence[dict[str, Any]],
            tiers: Mapping[str, Any], keyring: Any, out: BinaryIO, password: str,
-           progress: Callable[[int], None], meta: Mapping[str, Any]) -> tuple[int, list[dict[str, Any]]]:
-    """Write the archive; (audio bytes written, manifest entries)."""
+           progress: Callable[[int], None], meta: Mapping[str, Any],
+           outside: Callable[[list[str]], list[str]] = lambda ids: []) -> tuple[int, list[dict[str, Any]]]:
+    """Write the archive; (audio bytes written, manifest entries).  ``outside``: which of a signed
+    manifest's linked calls the exporter may not see (their ids never reach the archive)."""
     files: list[dict[str, Any]] = []
     taken: set[str] = set()
     done = 0
@@ -141,10 +166,15 @@ def export(ready: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], int]],
             if expected and not digests_equal(h.hexdigest(), expected):
                 raise ExportFailed(f"recording {rid}: its audio does not match the catalog's hash")
             signed = _manifest_of(rec, tier, keyring)
-            files.append({"file": name, "call_id": str(call["call_id"]), "recording_id": rid,
-                          "sha256": h.hexdigest(), "size": size, "expected_sha256": expected,
-                          "catalog_sha256": str(rec.get("sha256") or ""), "encrypted_at_rest": encrypted,
-                          "manifest": signed, "signature": str(rec.get("signature") or "")})
+            entry = {"file": name, "call_id": str(call["call_id"]), "recording_id": rid,
+                     "sha256": h.hexdigest(), "size": size, "expected_sha256": expected,
+                     "catalog_sha256": str(rec.get("sha256") or ""), "encrypted_at_rest": encrypted,
+                     "manifest": signed, "signature": str(rec.get("signature") or "")}
+            hidden = outside(linked_calls(signed))
+            if hidden:
+                entry.update(manifest=without_links(signed, hidden), signature="",
+                             signature_withheld=WITHHELD)
+            files.append(entry)
         body = {"format": "pbx-recorder audio export 1", **meta, "files": files, "pending": list(pending),
                 "verify": VERIFY}
         zf.writestr(MANIFEST, json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False))

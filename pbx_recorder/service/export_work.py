@@ -149,15 +149,21 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
                 step["last"] = done
                 jobs.progress(conn, job_id, done, done)
 
+        def outside(call_ids: list[str]) -> list[str]:  # (a transfer's linked calls: the call page's rule)
+            if actor.scope.kind == "all":
+                return []
+            return [c for c in call_ids if ctx.catalog.get_call(c, scope=actor.scope) is None]
+
         done, files = audio_job.export(ready, pending, ctx.tiers, ctx.keyring, handle, password, progress,
-                                       {"created_by": user, "job": job_id})
+                                       {"created_by": user, "job": job_id}, outside)
         sha, size = _seal(ctx, job_id, handle, part)
         jobs.finish(conn, job_id, done=done, size=size, sha256=sha, file_name=f"{job_id}.zip",
                     now=ctx.clock(), keep_s=KEEP_S)
         audit(ctx, user, role, "calls.export.done", job_id,
               {"kind": "audio", "rows": len(files), "bytes": size, "sha256": sha,
                "recordings": [f["recording_id"] for f in files],
-               "pending": [p["recording_id"] for p in pending]})
+               "pending": [p["recording_id"] for p in pending],
+               "signature_withheld": [f["recording_id"] for f in files if "signature_withheld" in f]})
         # one row per call whose audio left in the archive, under the call's id: the call page's
         # "who viewed, played, downloaded or exported" list and an audit search by call find it
         by_call: dict[str, list[str]] = {}

@@ -113,3 +113,33 @@ def test_each_exported_call_has_its_own_audit_row_on_its_access_list(svc: Servic
     done = [json.loads(r["detail"]) for r in svc.audit_rows("root-admin")
             if r["action"] == "calls.export.done"]
     assert sorted(done[-1]["recordings"]) == ["r-c-blue-2", "r-c-red-1"]
+
+
+def _link_red_1_with_blue_2(svc: Service) -> None:
+    """r-c-red-1's signed manifest (as a catalog before schema 11 kept it) names c-blue-2 and c-red-2
+    as the calls a transfer joined c-red-1 with."""
+    links = [{"kind": "replaces", "call_id": "c-blue-2"}, {"kind": "replaces", "call_id": "c-red-2"}]
+    signed = {"recording_id": "r-c-red-1", "call_id": "c-red-1", "files": [],
+              "consent": {"decision": "granted", "transfer": links}}
+    conn = open_catalog(svc.seeded.db)
+    conn.execute("UPDATE recordings SET manifest = ?, signature = 'c2lnbmVk'"
+                 " WHERE recording_id = 'r-c-red-1'", (json.dumps(signed),))
+    conn.commit()
+    conn.close()
+
+
+def test_an_export_names_no_linked_call_outside_the_exporters_scope(svc: Service) -> None:
+    _link_red_1_with_blue_2(svc)
+    _, files = _archive(svc, "lead-red", call_ids=["c-red-1"])
+    assert b"c-blue-2" not in files["manifest.json"]
+    entry = json.loads(files["manifest.json"])["files"][0]
+    assert [link["call_id"] for link in entry["manifest"]["consent"]["transfer"]] == ["c-red-2"]
+    assert entry["signature"] == "" and "outside the exporter's row scope" in entry["signature_withheld"]
+    assert entry["sha256"] == entry["expected_sha256"]  # the audio is still checked
+    done = [json.loads(r["detail"]) for r in svc.audit_rows("lead-red") if r["action"] == "calls.export.done"]
+    assert done[-1]["signature_withheld"] == ["r-c-red-1"]
+    # a role that sees every call gets the signed manifest and its signature
+    _, files = _archive(svc, "root-admin", call_ids=["c-red-1"])
+    entry = json.loads(files["manifest.json"])["files"][0]
+    assert entry["signature"] == "c2lnbmVk" and "signature_withheld" not in entry
+    assert [link["call_id"] for link in entry["manifest"]["consent"]["transfer"]] == ["c-blue-2", "c-red-2"]
