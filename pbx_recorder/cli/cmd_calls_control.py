@@ -5,16 +5,18 @@ snapshot (the channels of its active recordings, else its live legs) and sends
 ``MixMonitorMute`` (State 1 / 0, Direction both).  The daemon sees the resulting
 ``MixMonitorMute`` events and records the pause interval; this command does not touch the
 core's state.  Needs ``calls.pause`` (agents, supervisors, admins); written to the audit
-log with the actor and role.
+log with the actor and role.  A pause stopped (Ctrl-C, SIGTERM) after its mute went out and
+before the recorder confirmed it unmutes the channel again and is refused (``aborted``): a
+stopped command leaves no mute behind (a SIGKILL still can; the daemon flags a mute in doubt).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -27,6 +29,7 @@ from pbx_recorder.core.mixmonitor_order import NO_EVENTS, PBX_OWN, UNKNOWN, paus
 from pbx_recorder.errors import NotFound, PauseRefused, PbxDisconnected
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def channels_of(snapshot: dict[str, Any]) -> list[str]:
@@ -109,11 +112,22 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
         current = _fresh(reread, call_id) or snapshot or {}  # the snapshot may be seconds old
         refuse_doubtful(client.asterisk_version, current, channels, call_id, muted)
         mark = MuteMark.of(current)
-        done = []
-        for channel in channels:
-            await client.execute(MuteRecording(call_id=call_id, channel=channel, muted=muted))
-            done.append(channel)
-        status, doubt = await _verdict(config, reread, mark, muted)
+        done: list[str] = []
+        try:
+            for channel in channels:
+                done.append(channel)  # (before: a mute stopped in flight may have gone out)
+                await client.execute(MuteRecording(call_id=call_id, channel=channel, muted=muted))
+                _raise_if_stopped()
+            status, doubt = await _verdict(config, reread, mark, muted)
+        except asyncio.CancelledError:
+            if not (muted and done):
+                raise
+            # stopped (Ctrl-C, SIGTERM) before the recorder confirmed the pause: the operator is
+            # told nothing, so no mute is left behind, on whichever MixMonitor it reached
+            await _unmute_again(client, call_id, done)
+            raise PauseRefused("pause aborted before the recorder confirmed it; the channel was unmuted "
+                               "again: take no card data on this call", reason="aborted",
+                               call_id=call_id) from None
         if status == MISSED and muted:  # the mute reached another MixMonitor: give it back its sound
             await _unmute_again(client, call_id, done)
             raise PauseRefused(
@@ -125,6 +139,16 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
     finally:
         await client.close()
         await asyncio.wait_for(task, 5)
+
+
+def _raise_if_stopped() -> None:
+    """CancelledError when this task was asked to stop: ``asyncio.wait_for`` (Python 3.11) returns
+    an action's reply that came in together with the cancellation and drops the cancellation."""
+    import asyncio
+
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
 
 
 def _fresh(reread: Reread | None, call_id: str) -> dict[str, Any] | None:
@@ -176,6 +200,24 @@ async def mute_live_call(config: Any, call_id: str, snapshot: dict[str, Any], mu
     return await mute_channels(config, call_id, channels, muted, snapshot, reread)
 
 
+async def cancelled_on_sigterm(action: Awaitable[T]) -> T:
+    """``action``, cancelled by SIGTERM as asyncio.run cancels it on Ctrl-C (``kill`` or a
+    stopping service manager lets a pause in flight undo its mute: :func:`mute_channels`)."""
+    import asyncio
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # (signals reach the main one only)
+        return await action
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await action
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted: bool) -> None:
     import asyncio
 
@@ -198,8 +240,9 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
         if not isinstance(snapshot, dict):
             raise NotFound(f"no live call {call_id!r} (is it over?)", call_id=call_id)
         try:
-            result = asyncio.run(mute_live_call(config, call_id, snapshot, muted,
-                                                partial(catalog.load_live_call, call_id)))
+            reread = partial(catalog.load_live_call, call_id)
+            action = mute_live_call(config, call_id, snapshot, muted, reread)
+            result = asyncio.run(cancelled_on_sigterm(action))
         except PauseRefused as exc:
             catalog.audit(who.actor, who.role, "denied:calls.pause", call_id,
                           {"reason": exc.reason, "muted": muted})

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ami_peer import AmiPeer
 from test_daemon import daemon_running, free_port, until, write_config
 
@@ -171,3 +174,31 @@ async def test_a_pause_nobody_records_is_reported_sent_and_not_confirmed(tmp_pat
             assert "did not record it within 0.5 s" in capsys.readouterr().err
             (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "pause"]
             assert row["detail"]["recorder"] == "unconfirmed"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+async def test_a_pause_stopped_before_its_verdict_leaves_no_mute_behind(tmp_path: Path, stop: int) -> None:
+    """``calls pause`` stopped (Ctrl-C, ``kill``) after its mute reached the PBX and before the
+    daemon's verdict: the operator is told nothing, so the channel is unmuted again and the pause
+    refused (``aborted``, audited).  Before, the mute stayed, on whichever MixMonitor it reached."""
+    async with AmiPeer() as peer:
+        config = with_confirm(record_every_call(tmp_path, peer.port, free_port()), 30)
+        async with daemon_running(config) as daemon:
+            await recorded(daemon)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pbx_recorder.cli", "--config", str(config), "calls", "pause", CALL,
+                stderr=asyncio.subprocess.PIPE)
+            await peer.wait_action("MixMonitorMute")
+            proc.send_signal(stop)
+            try:
+                _, err = await asyncio.wait_for(proc.communicate(), 10)
+            except TimeoutError:
+                proc.kill()
+                _, err = await proc.communicate()
+                raise AssertionError(err.decode()) from None
+            assert proc.returncode == 5, err.decode()
+            assert "unmuted again" in err.decode()
+            mutes = [(m["channel"], m["state"]) for m in peer.actions("MixMonitorMute")]
+            assert mutes == [(AGENT, "1"), (AGENT, "0")]
+            (row,) = [e for e in daemon.app.catalog.audit_entries() if e["action"] == "denied:calls.pause"]
+            assert row["detail"]["reason"] == "aborted"
