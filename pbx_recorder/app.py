@@ -109,7 +109,8 @@ def build_app(config: Any) -> App:
     spool_cfg = config.spool
     spool = Spool(spool_cfg.dir, min_free_mb=spool_cfg.min_free_mb)
     pipeline = Pipeline(
-        spool, catalog=catalog, stable_ms=spool_cfg.stable_ms, closure_timeout_s=spool_cfg.closure_timeout_s
+        spool, catalog=catalog, stable_ms=spool_cfg.stable_ms, closure_timeout_s=spool_cfg.closure_timeout_s,
+        discard_timeout_s=spool_cfg.discard_timeout_s,
     )
     metrics_cfg = config.metrics
     metrics = NullMetrics() if metrics_cfg.port is None else Metrics(metrics_cfg.host, metrics_cfg.port)

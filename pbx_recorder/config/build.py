@@ -209,6 +209,7 @@ def build_config(ctx: Ctx, data: dict[str, Any]) -> Config:
                 min_free_mb=n.get_int("min_free_mb", 200, lo=0),
                 closure_timeout_s=n.get_float("closure_timeout_s", 30.0, lo=1, hi=3600),
                 stable_ms=n.get_int("stable_ms", 500, lo=50, hi=60_000),
+                discard_timeout_s=n.get_float("discard_timeout_s", 10.0, lo=0.5, hi=3600),
             ),
         ),
         catalog=_simple(root.child("catalog"), _catalog),

@@ -90,6 +90,9 @@ class SpoolConfig:
     min_free_mb: int = 200
     closure_timeout_s: float = 30.0
     stable_ms: int = 500
+    #: a recording the recorder withdraws (consent refused, a failed start): how long to wait for
+    #: the PBX to close its file before deleting it (a file closed later is the orphan sweep's)
+    discard_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ pbx:
         reconnect_min_s: 0.05, reconnect_max_s: 0.2}}
   agi: {{host: 127.0.0.1, port: {agi_port}, max_sessions: 4}}
   monitor_dir: {tmp}/monitor
-spool: {{dir: {tmp}/spool, min_free_mb: 0, closure_timeout_s: 3, stable_ms: 100}}
+spool: {{dir: {tmp}/spool, min_free_mb: 0, closure_timeout_s: 3, stable_ms: 100, discard_timeout_s: 1}}
 catalog: {{path: {tmp}/catalog.db}}
 signing: {{key_file: {tmp}/keys/signing.ed25519}}
 privacy: {{hash_key_file: {tmp}/keys/hash.key}}

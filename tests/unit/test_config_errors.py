@@ -278,3 +278,11 @@ def test_the_catalog_writer_cache_is_configured_and_bounded(tmp_path: Path) -> N
         assert err.key == "catalog.writer_cache_mb"
     finally:
         engine.configure_writer_cache(before)
+
+
+def test_discard_timeout_is_read_and_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("spool:\n  discard_timeout_s: 2.5\n", encoding="utf-8")
+    assert load_config(path, env={}).spool.discard_timeout_s == 2.5
+    _, err = only(tmp_path, "spool:\n  discard_timeout_s: 0\n")
+    assert err.key == "spool.discard_timeout_s"

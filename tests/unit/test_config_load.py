@@ -41,6 +41,7 @@ def test_defaults_are_a_local_sandbox(tmp_path: Path, monkeypatch: pytest.Monkey
     assert cfg.pbx.monitor_dir == tmp_path / "var" / "monitor"
     assert cfg.spool.dir == tmp_path / "var" / "spool"
     assert cfg.spool.min_free_mb == 200 and cfg.spool.closure_timeout_s == 30.0 and cfg.spool.stable_ms == 500
+    assert cfg.spool.discard_timeout_s == 10.0
     assert cfg.catalog.path == tmp_path / "var" / "catalog.db"
     assert cfg.redis.url is None
     assert cfg.storage.hot == "hot" and cfg.storage.cold == "cold"
