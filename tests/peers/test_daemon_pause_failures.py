@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from pbx_recorder.core.mixmonitor_order import UNKNOWN, pause_doubt
 from pbx_recorder.core.naming import make_call_id
 from pbx_recorder.daemon import Daemon
 from pbx_recorder.live_persistence import PERSIST_BATCH_S
+from tests.catalog_redirect import catalog_url
 
 CALL = make_call_id("pbx1", "300.1")
 AGENT, TARGET = "PJSIP/agent-01", "PJSIP/agent-03"
@@ -183,6 +185,12 @@ async def test_a_pause_stopped_before_its_verdict_leaves_no_mute_behind(tmp_path
     refused (``aborted``, audited).  Before, the mute stayed, on whichever MixMonitor it reached."""
     async with AmiPeer() as peer:
         config = with_confirm(record_every_call(tmp_path, peer.port, free_port()), 30)
+        url = catalog_url(tmp_path / "catalog.db")  # (a PostgreSQL run: the schema the daemon writes)
+        if url is not None:
+            text, db = config.read_text(), tmp_path / "catalog.db"
+            config.write_text(text.replace(f"catalog: {{path: {db}}}",
+                                           f"catalog: {{path: {db}, url: {json.dumps(url)}}}"))
+            assert url in config.read_text()
         async with daemon_running(config) as daemon:
             await recorded(daemon)
             proc = await asyncio.create_subprocess_exec(
