@@ -211,11 +211,14 @@ async def cancelled_on_sigterm(action: Awaitable[T]) -> T:
         return await action
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     assert task is not None
+    before = signal.getsignal(signal.SIGTERM)  # (run_main's: SIGTERM unwinds the command)
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         return await action
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGTERM)  # (which sets SIG_DFL)
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted: bool) -> None:
