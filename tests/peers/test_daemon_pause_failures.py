@@ -178,6 +178,12 @@ async def test_a_pause_nobody_records_is_reported_sent_and_not_confirmed(tmp_pat
             assert row["detail"]["recorder"] == "unconfirmed"
 
 
+#: the CLI's entry point with Ctrl-C in effect, as in a terminal (a test run started in the
+#: background of a non-interactive shell ignores SIGINT, and its children inherit that)
+AS_FROM_A_TERMINAL = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                      "sys.argv[0] = 'pbx-recorder'; from pbx_recorder.cli import run_main; run_main()")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 async def test_a_pause_stopped_before_its_verdict_leaves_no_mute_behind(tmp_path: Path, stop: int) -> None:
     """``calls pause`` stopped (Ctrl-C, ``kill``) after its mute reached the PBX and before the
@@ -194,7 +200,7 @@ async def test_a_pause_stopped_before_its_verdict_leaves_no_mute_behind(tmp_path
         async with daemon_running(config) as daemon:
             await recorded(daemon)
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pbx_recorder.cli", "--config", str(config), "calls", "pause", CALL,
+                sys.executable, "-c", AS_FROM_A_TERMINAL, "--config", str(config), "calls", "pause", CALL,
                 stderr=asyncio.subprocess.PIPE)
             await peer.wait_action("MixMonitorMute")
             proc.send_signal(stop)
