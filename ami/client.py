@@ -442,7 +442,10 @@ class AmiClient(StreamFaults):
         try:
             # as_list=None lets panoramisk detect lists (EventList: start); False would cut them short
             future = protocol.send(action, as_list=True if name == "CoreShowChannels" else None)
-            reply = await asyncio.wait_for(asyncio.shield(future), timeout or self.action_timeout)
+            # (not wait_for: on Python 3.11 it returns a reply that came in together with a
+            # cancellation of the caller and drops the cancellation, so a stopped task ran on)
+            async with asyncio.timeout(timeout or self.action_timeout):
+                reply = await asyncio.shield(future)
         except PbxDisconnected as exc:
             raise PbxDisconnected(str(exc), call_id=call_id) from exc
         except TimeoutError as exc:

@@ -117,7 +117,6 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
             for channel in channels:
                 done.append(channel)  # (before: a mute stopped in flight may have gone out)
                 await client.execute(MuteRecording(call_id=call_id, channel=channel, muted=muted))
-                _raise_if_stopped()
             status, doubt = await _verdict(config, reread, mark, muted)
         except asyncio.CancelledError:
             if not (muted and done):
@@ -139,16 +138,6 @@ async def mute_channels(config: Any, call_id: str, channels: list[str], muted: b
     finally:
         await client.close()
         await asyncio.wait_for(task, 5)
-
-
-def _raise_if_stopped() -> None:
-    """CancelledError when this task was asked to stop: ``asyncio.wait_for`` (Python 3.11) returns
-    an action's reply that came in together with the cancellation and drops the cancellation."""
-    import asyncio
-
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError()
 
 
 def _fresh(reread: Reread | None, call_id: str) -> dict[str, Any] | None:
