@@ -27,8 +27,8 @@ from pbx_recorder.service import list_audit
 from pbx_recorder.service import peaks as peak_store
 from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.json_body import parse_object, read_capped
-from pbx_recorder.service.roles import may
 from pbx_recorder.service.scoped_endpoint import scoped_call
+from pbx_recorder.service.typed_reasons import unmask_asked
 
 MAX_BODY = 8192
 
@@ -38,7 +38,7 @@ def list_marks(request: Request) -> Response:
     actor = actor_of(request)
     call_id = request.path_params["call_id"]
     scoped_call(ctx, actor, call_id, "calls.view", "marks")
-    unmask = request.query_params.get("unmask") == "1" and may(actor.user.role, "calls.unmask")
+    unmask = unmask_asked(request, actor.user.role)
     rows = marks.shown(marks.for_call(ctx.catalog.connection(), call_id), actor.user.name, unmask)
     list_audit.listed(ctx, actor, list_audit.MARKS, call_id, len(rows), {"unmask": True} if unmask else None)
     return JSONResponse({"call_id": call_id, "marks": rows})
