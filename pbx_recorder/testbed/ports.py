@@ -15,7 +15,6 @@ range (20000-29999, sandbox.asterisk_conf) is avoided too.
 
 from __future__ import annotations
 
-import random
 import socket
 import threading
 
@@ -54,6 +53,7 @@ def tcp_free(port: int) -> bool:
 
 
 ASTERISK_RTP_END = 30000  # the sandbox Asterisks' RTP ports are below this
+LARGE_BLOCK = 64  # this many ports or more: packed from the low end of the window, fewer from the high end
 MIN_GAP = 2000  # three workers' FreeSWITCH ranges (400 each) and their sipp media blocks
 
 
@@ -82,50 +82,89 @@ class PortAllocator:
     """Hands out disjoint UDP port blocks inside ``[low, high)``; with a ``registry``, disjoint
     from the blocks of every other allocator that claims in the same registry too."""
 
-    def __init__(self, low: int | None = None, high: int | None = None, seed: int | None = None,
+    def __init__(self, low: int | None = None, high: int | None = None,
                  registry: PortRegistry | None = None) -> None:
         default_low, default_high = block_range()
         self._low = default_low if low is None else low
         self._high = default_high if high is None else high
         self._taken: set[int] = set()
         self._lock = threading.Lock()
-        self._rng = random.Random(seed)
         self._registry = registry
 
-    def udp_range(self, count: int, attempts: int = 200) -> int:
-        """Return the first port of ``count`` consecutive free UDP ports (even start): random
-        starts first (workers rarely pick the same), then every even start in order, so that the
-        error means the range is really full, not that random starts kept hitting taken blocks
-        (three workers' Asterisk and FreeSWITCH beds fragment 4,500 ports into few free gaps)."""
+    def udp_range(self, count: int) -> int:
+        """Return the first port of ``count`` consecutive free UDP ports (even start), packed:
+        a large block (:data:`LARGE_BLOCK` ports or more: a FreeSWITCH's RTP range) is the lowest
+        free one of the window, a small one (a sipp media block) the highest.  Blocks placed at
+        random fragmented the window: four workers' beds once left no 400 free ports in a row
+        (CI: "no 400 consecutive free UDP ports in 61000-65536") although most of it was free.
+        The scan skips past each port found in use, so a full window is known after one pass;
+        the error then names the live claims and the largest free gap."""
         with self._lock:
-            tries = [self._rng.randrange(self._low, self._high - count) & ~1 for _ in range(attempts)]
-            for base in [*tries, *range(self._low + (self._low & 1), self._high - count, 2)]:
-                if self._take(base, count):
-                    return base
-        raise OSError(f"no {count} consecutive free UDP ports in {self._low}-{self._high}")
+            claimed = self._claimed_elsewhere()
+            base = self._first_start(count, upward=count >= LARGE_BLOCK)
+            while base is not None:
+                busy = self._busy_in(base, count, claimed, upward=count >= LARGE_BLOCK)
+                if busy is None:
+                    if self._registry is None or self._registry.claim(base, count):
+                        self._taken.update(range(base, base + count))
+                        return base
+                    claimed = self._claimed_elsewhere()  # claimed meanwhile by another process
+                    continue
+                base = self._next_start(busy, count, upward=count >= LARGE_BLOCK)
+            raise OSError(f"no {count} consecutive free UDP ports in {self._low}-{self._high} "
+                          f"(largest unclaimed gap {self._largest_gap(claimed)}; claims {sorted(claimed)})")
 
-    def _take(self, base: int, count: int) -> bool:
-        block = range(base, base + count)
-        if any(p in self._taken for p in block) or not all(udp_free(p) for p in block):
-            return False
-        if self._registry is not None and not self._registry.claim(base, count):
-            return False  # chosen by another process (maybe not bound yet)
-        self._taken.update(block)
-        return True
+    def _claimed_elsewhere(self) -> list[tuple[int, int]]:
+        if self._registry is None:
+            return []
+        return [(b, n) for b, n, _pid in self._registry.claims()]
+
+    def _first_start(self, count: int, *, upward: bool) -> int | None:
+        lowest = self._low + (self._low & 1)
+        highest = (self._high - count) & ~1
+        if highest < lowest:
+            return None
+        return lowest if upward else highest
+
+    def _next_start(self, busy: int, count: int, *, upward: bool) -> int | None:
+        """The next even start that leaves out the busy port ``busy``, or None past the window."""
+        if upward:
+            base = busy + 1 + ((busy + 1) & 1)
+            return base if base + count <= self._high else None
+        base = (busy - count) & ~1
+        return base if base >= self._low else None
+
+    def _busy_in(self, base: int, count: int, claimed: list[tuple[int, int]], *, upward: bool) -> int | None:
+        """A port of the block in use (the one farthest along the scan), or None when all are free."""
+        ports = range(base, base + count) if upward else range(base + count - 1, base - 1, -1)
+        busy = None
+        for port in ports:
+            if port in self._taken or any(b <= port < b + n for b, n in claimed) or not udp_free(port):
+                busy = port
+        return busy
+
+    def _largest_gap(self, claimed: list[tuple[int, int]]) -> int:
+        best = run = 0
+        for port in range(self._low, self._high):
+            free = port not in self._taken and not any(b <= port < b + n for b, n in claimed)
+            run = run + 1 if free else 0
+            best = max(best, run)
+        return best
 
     def udp_port(self) -> int:
         return self.udp_range(1)
 
-    def tcp_port(self, attempts: int = 200) -> int:
+    def tcp_port(self) -> int:
         """A free TCP port outside the ephemeral range, claimed like a block: for a port that
         is bound again and again (a private FreeSWITCH's outbound-socket port, which each
         test's recorder listens on in turn), where a port from ``free_tcp_port`` could become
         the local port of any outgoing connection between two tests ("Address already in
-        use", seen in CI).  Give it back with ``release(port, 1)``."""
+        use", seen in CI).  The highest free one, beside the small UDP blocks, so that it never
+        splits the room the large ones need.  Give it back with ``release(port, 1)``."""
         with self._lock:
-            for _ in range(attempts):
-                port = self._rng.randrange(self._low, self._high)
-                if port in self._taken or not tcp_free(port):
+            claimed = self._claimed_elsewhere()
+            for port in range(self._high - 1, self._low - 1, -1):
+                if port in self._taken or any(b <= port < b + n for b, n in claimed) or not tcp_free(port):
                     continue
                 if self._registry is not None and not self._registry.claim(port, 1):
                     continue

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from s3_helpers import write_random
+from s3_helpers import overwrite, write_random
 
 from pbx_recorder.errors import IntegrityError, NotFound, PolicyRefusal, StorageError
 from storage.base import PutOptions, Tier
@@ -151,7 +151,7 @@ def test_integrity_failures_are_detected(weed_tier) -> None:
         tier.put("bad-big.wav", io.BytesIO(big), sha256=sha(b"something else"))
     assert tier.stat("bad-big.wav") is None  # uploaded, then removed again
     stored = tier.put("good.wav", io.BytesIO(data), sha256=sha(data))
-    tier.client.put_object(Bucket=tier.bucket, Key="rec/good.wav", Body=data[:-1] + b"\x00")  # tamper
+    overwrite(tier.client, tier.bucket, "rec/good.wav", Body=data[:-1] + b"\x00")  # tamper
     assert not tier.verify("good.wav", stored.sha256)
     assert tier.verify("good.wav", sha(data[:-1] + b"\x00"))
 

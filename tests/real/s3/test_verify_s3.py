@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from s3_helpers import overwrite
 from s3_servers import free_port
 
 from pbx_recorder.catalog import Catalog
@@ -48,8 +49,8 @@ def test_clean_then_reput_with_copied_metadata_is_a_mismatch(shipped) -> None:
     full = tier.prefix + row["storage_key"]
     head = tier.client.head_object(Bucket=tier.bucket, Key=full)
     forged = os.urandom(int(head["ContentLength"]))  # same size, metadata (sha256 included) copied
-    tier.client.put_object(Bucket=tier.bucket, Key=full, Body=forged, Metadata=head["Metadata"],
-                           ChecksumAlgorithm="SHA256")
+    overwrite(tier.client, tier.bucket, full, Body=forged, Metadata=head["Metadata"],
+              ChecksumAlgorithm="SHA256")
     assert tier.stat(row["storage_key"]).sha256 == row["sha256"]  # what the old verify trusted
     found = [str(m) for m in Verifier(conn, {"s3": tier}, public_key=key.public_key()).run().mismatches]
     assert any(RID in f and ("replaced after it was stored" in f or "checksum differs" in f
