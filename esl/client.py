@@ -117,7 +117,10 @@ class EslClient(EslConnection):
         return await self.run_line(line, call_id=call_id)
 
     async def execute(self, command: cmds.Command) -> list[Any]:
-        """Carry out a PBX command; RecordingStarted (pbx_ref = the file) after a start."""
+        """Carry out a PBX command; RecordingStarted (pbx_ref = the file) after a start,
+        RecordingMuted after a mask or unmask (FreeSWITCH sends no event for them: without it the
+        core's own unmask of a pause over ``pbx.pause_max_s`` would leave the pause open in the
+        manifest while the file records again)."""
         if isinstance(command, cmds.StartRecording):
             written = tuple(p for p, _ in esc.recorded_paths(command))
             for line in esc.api_lines(command):
@@ -146,6 +149,9 @@ class EslClient(EslConnection):
             paths = self._paths_of(command)
         for line in esc.api_lines(command, paths):
             await self._run_for(command.channel, line, command.call_id)
+        if isinstance(command, cmds.MuteRecording):
+            return [ev.RecordingMuted(at=self.clock(), call_id=command.call_id, channel_id=command.channel,
+                                      channel=command.channel, muted=command.muted, exact=True)]
         return []
 
     async def _stop(self, command: cmds.StopRecording) -> None:

@@ -98,7 +98,8 @@ def build_app(config: Any) -> App:
     else:
         normalizer, ami = _build_ami(config, node)
     callbook = CallBook(node, str(config.pbx.monitor_dir), config.rules,
-                        exact_mutes=config.pbx.type == "freeswitch")  # uuid_record mask names the file
+                        exact_mutes=config.pbx.type == "freeswitch",  # uuid_record mask names the file
+                        pause_max_s=config.pbx.pause_max_s)
     guard = _late_copy_guard(config)
     numbers = _number_protection(config)
     sealer = _call_sealer(config, numbers)

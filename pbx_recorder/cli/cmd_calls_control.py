@@ -252,6 +252,9 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
     done = result.channels
     shown = done if access_policy.check(who.role, "calls.unmask") else [mask_channel(c) for c in done]
     click.echo(f"{'paused' if muted else 'resumed'} {call_id}: {', '.join(shown)}")
+    if muted and config.pbx.pause_max_s > 0:
+        click.echo(f"the recorder resumes the recording by itself after {config.pbx.pause_max_s:g} s "
+                   "(pbx.pause_max_s) unless it is resumed before")
     if result.status != CONFIRMED:
         click.echo(STATUS_NOTES[result.status].format(s=config.pbx.pause_confirm_s), err=True)
 

@@ -76,7 +76,11 @@ def _pbx(n: Node) -> PbxConfig:
         monitor_dir=n.get_path("monitor_dir", "./var/monitor"),
         esl=esl,
         pause_confirm_s=n.get_float("pause_confirm_s", 3.0, lo=0, hi=60),
+        pause_max_s=n.get_float("pause_max_s", 300.0, lo=0, hi=86_400),
     )
+    if 0 < pbx.pause_max_s < 10:
+        n.error("pause_max_s", f"{pbx.pause_max_s:g} s would end a pause before a card number "
+                    "is read out: 0 (no limit) or at least 10")
     n.finish()
     if pbx.type == "freeswitch" and esl.password is None:
         n.ctx.error(n.path + ("esl", "password"), "FreeSWITCH needs the event socket password "

@@ -38,8 +38,10 @@ class CallBookCore:
 
     def __init__(self, node: str, monitor_dir: str, rules: Sequence[RuleLike], cdr_wait_s: float = 10.0,
                  stale_after_s: float = 4 * 3600.0, gosub_grace_s: float = 3.0,
-                 keep_finished_s: float = 120.0, exact_mutes: bool = False) -> None:
+                 keep_finished_s: float = 120.0, exact_mutes: bool = False, pause_max_s: float = 0.0) -> None:
         self.node = node
+        # a pause (PCI) open this long is ended by the core itself (0: never); call_book_recording
+        self.pause_max_s = pause_max_s
         # the PBX's mute names the recording's own file (FreeSWITCH's uuid_record mask): the
         # MixMonitor order never matters (core/mixmonitor_order.py concerns Asterisk only)
         self.exact_mutes = exact_mutes

@@ -16,11 +16,14 @@ from pbx_recorder.core.call_model import (
 )
 from pbx_recorder.core.commands import (
     Command,
+    MuteRecording,
 )
 from pbx_recorder.core.masking import mask_channel
 from pbx_recorder.core.rules import CallContext
 
 log = logging.getLogger(__name__)
+
+AUTO_RESUME_RETRY_S = 10.0  # an unmute for a pause over pause_max_s, again while it stays open
 
 _OPEN = (C.STATE_IDLE, C.STATE_CONSENT_PENDING, C.STATE_WAITING_BRIDGE, C.STATE_RECORDING, C.STATE_PAUSED,
          C.STATE_STOPPED, C.STATE_REFUSED, C.STATE_NOT_RECORDED)
@@ -82,6 +85,45 @@ class RecordingSteps(ConsentSteps):
                   "claimed from it, flagged pause_missed", "mute" if ev.muted else "unmute",
                   mask_channel(ev.channel), doubt, call.call_id, ",".join(r.recording_id for r in recs))
         return []
+
+    def _auto_resume(self, call: Call, now: float) -> list[Command]:
+        """A pause open for ``pause_max_s`` is ended by the core: an unmute of the channel, again
+        every :data:`AUTO_RESUME_RETRY_S` until the PBX's unmute event closes the pause.  A pause
+        is for a card number; one left open (a ``calls pause`` killed before its verdict, a
+        console or agent who never resumed, a hostile one kept open) would leave the rest of the
+        call unrecorded.  The recording is flagged ``pause_auto_resumed`` (its manifest says so).
+        On an Asterisk that unmutes only a channel's first MixMonitor, a channel where that may
+        not be ours is left alone (the PBX's own recording would get its sound back during its
+        own pause) and ALERTed: it needs ``calls resume`` or the operator."""
+        due = [r for r in call.active_recordings() if r.state == "paused" and r.pauses
+               and r.pauses[-1][1] is None and now - float(r.pauses[-1][0] or 0.0) >= self.pause_max_s
+               and (r.auto_resume_at is None or now - r.auto_resume_at >= AUTO_RESUME_RETRY_S)]
+        groups: dict[str, list[Recording]] = {}
+        for rec in due:  # an exact unmute (FreeSWITCH: every file of the call) goes out once
+            groups.setdefault(due[0].channel if self.exact_mutes else rec.channel, []).append(rec)
+        cmds: list[Command] = []
+        for channel, recs in groups.items():
+            first = all(r.auto_resume_at is None for r in recs)
+            for rec in recs:
+                rec.auto_resume_at = now
+            doubt = None if self.mute_all is True or self.exact_mutes else MO.mute_doubt(
+                call.mixmonitors.get(channel, []), [(r.recording_id, r.start_seen) for r in recs],
+                call.mixmonitors_known)
+            ids = ",".join(r.recording_id for r in recs)
+            if doubt is not None:
+                if not first:
+                    continue
+                log.error("ALERT: a pause of %s is open beyond pause_max_s (%g s) and the unmute may not "
+                          "reach the recorder's MixMonitor (%s): not sent; resume it (calls resume) "
+                          "call=%s rec=%s", mask_channel(channel), self.pause_max_s, doubt, call.call_id, ids)
+                continue
+            for rec in recs:
+                if "pause_auto_resumed" not in rec.flags:
+                    rec.flags.append("pause_auto_resumed")
+            log.warning("pause of %s open beyond pause_max_s (%g s): resuming the recording call=%s rec=%s",
+                        mask_channel(channel), self.pause_max_s, call.call_id, ids)
+            cmds.append(MuteRecording(call.call_id, channel, False))
+        return cmds
 
     def _on_mute_failed(self, ev: E.RecordingMuteFailed, now: float) -> list[Command]:
         """A mute the core asked for (a transfer's next segment starting paused) did not happen:

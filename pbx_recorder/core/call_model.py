@@ -37,6 +37,7 @@ class Recording:
     early: bool = False  # the dialplan starts it at answer (pbx_started_at once the PBX says so)
     start_seen: bool = False  # matched to the PBX's MixMonitorStart (core/mixmonitor_order.py)
     start_seen_at: float | None = None  # when that MixMonitorStart was read (the recorder's clock)
+    auto_resume_at: float | None = None  # the core last asked the PBX to end a pause over pause_max_s
 
     @property
     def active(self) -> bool:

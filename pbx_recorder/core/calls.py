@@ -77,6 +77,8 @@ class CallBook(RecordingSteps):
                 continue
             if call.decide_at is not None and now >= call.decide_at:
                 cmds += self._decide_without_gosub(call, now)
+            if self.pause_max_s > 0:
+                cmds += self._auto_resume(call, now)
             if now >= call.updated_at + self.stale_after_s:
                 log.warning("stale call=%s: no event for %.0f s, ending it", call.call_id,
                             now - call.updated_at)

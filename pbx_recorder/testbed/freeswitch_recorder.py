@@ -37,7 +37,8 @@ def write_fs_recorder_config(workdir: str | Path, pbx: PrivateFreeSWITCH, prompt
                              redis_url: str | None = None, node: str = "sandbox",
                              rules: list[dict[str, Any]] | None = None,
                              consent_timeout_s: float = 3.0, max_attempts: int = 2,
-                             encryption: bool = False, catalog_url: str | None = None) -> Path:
+                             encryption: bool = False, catalog_url: str | None = None,
+                             pause_max_s: float | None = None) -> Path:
     """As :func:`pbx_recorder.testbed.recorder.write_recorder_config`, for ``pbx.type: freeswitch``."""
     work = file_modes.private_dir(workdir)  # catalog, spool, tiers and keys live under it
     config = {
@@ -46,7 +47,8 @@ def write_fs_recorder_config(workdir: str | Path, pbx: PrivateFreeSWITCH, prompt
         "pbx": {"type": "freeswitch", "monitor_dir": str(pbx.recordings_dir),
                 "esl": {"host": "127.0.0.1", "port": pbx.esl_port, "password_file": str(pbx.password_file),
                         "reconnect_min_s": 0.2, "reconnect_max_s": 2,
-                        "outbound": {"host": pbx.socket_host, "port": pbx.socket_port}}},
+                        "outbound": {"host": pbx.socket_host, "port": pbx.socket_port}},
+                **({} if pause_max_s is None else {"pause_max_s": pause_max_s})},
         "spool": {"dir": str(work / "spool"), "min_free_mb": 1, "closure_timeout_s": 15, "stable_ms": 300},
         "catalog": {"path": str(work / "catalog.db"), **({"url": catalog_url} if catalog_url else {})},
         "redis": {"url": redis_url},

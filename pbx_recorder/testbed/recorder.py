@@ -42,7 +42,8 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
                           redis_url: str | None = None, node: str = "sandbox",
                           rules: list[dict[str, Any]] | None = None,
                           consent_timeout_s: float = 3.0, max_attempts: int = 2,
-                          encryption: bool = False, catalog_url: str | None = None) -> Path:
+                          encryption: bool = False, catalog_url: str | None = None,
+                          pause_max_s: float | None = None) -> Path:
     """``encryption``: the envelope with keys under ``<workdir>/keys`` (made at the daemon's first
     start).  Off by default for the real-server tests, which analyse the stored audio directly;
     the demo turns it on, as the example config does."""
@@ -53,7 +54,8 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
         "pbx": {"type": "asterisk", "monitor_dir": str(pbx.monitor_dir),
                 "ami": {"host": "127.0.0.1", "port": pbx.ami_port, "username": pbx.daemon_ami_user,
                         "secret": pbx.daemon_ami_secret, "reconnect_min_s": 0.2, "reconnect_max_s": 2},
-                "agi": {"host": pbx.agi_host, "port": pbx.agi_port}},
+                "agi": {"host": pbx.agi_host, "port": pbx.agi_port},
+                **({} if pause_max_s is None else {"pause_max_s": pause_max_s})},
         "spool": {"dir": str(work / "spool"), "min_free_mb": 1, "closure_timeout_s": 15, "stable_ms": 300},
         "catalog": {"path": str(work / "catalog.db"), **({"url": catalog_url} if catalog_url else {})},
         "redis": {"url": redis_url},

@@ -153,7 +153,11 @@ async def test_start_recording_then_stop_and_mask_by_path(peer: EslPeer) -> None
     start = cmds.StartRecording(CALL, f"{CALL}_call001", A_LEG, "/m/a.wav", "stereo")
     (started,) = await client.execute(start)
     assert isinstance(started, E.RecordingStarted) and started.pbx_ref == "/m/a.wav"
-    await client.execute(cmds.MuteRecording(CALL, A_LEG, True))
+    (masked,) = await client.execute(cmds.MuteRecording(CALL, A_LEG, True))
+    # FreeSWITCH sends no event for a mask: the client tells the core (the core's own unmask of a
+    # pause over pbx.pause_max_s must close the pause it shows)
+    assert isinstance(masked, E.RecordingMuted) and masked.muted and masked.exact
+    assert (masked.call_id, masked.channel) == (CALL, A_LEG)
     await client.execute(cmds.StopRecording(CALL, f"{CALL}_call001", A_LEG))
     assert peer.commands("api uuid_record") == [
         f"api uuid_record {A_LEG} start /m/a.wav 0 {{RECORD_STEREO=true,record_sample_rate=8000}}",

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recorder_checks import Recorder, catalog_reader, daemon_catalog_url
+from recorder_checks import Recorder, catalog_reader, daemon_catalog_url, recorder_settings
 
 from consent.generate_prompts import generate
 from pbx_recorder.testbed import PrivateAsterisk, free_tcp_port, free_udp_port
@@ -185,9 +185,11 @@ def postgres(_postgres_for_catalogs: PostgresServer) -> PostgresServer:
 def recorder(asterisk: PrivateAsterisk, prompts_dir: Path, tmp_path: Path,
              request: pytest.FixtureRequest) -> Iterator[Recorder]:
     """The daemon (sandbox config); with ``PBXR_TEST_CATALOG=postgresql`` its catalog is the
-    PostgreSQL schema that ``tmp_path/recorder/catalog.db`` maps to (tests/catalog_redirect.py)."""
+    PostgreSQL schema that ``tmp_path/recorder/catalog.db`` maps to (tests/catalog_redirect.py).
+    ``@pytest.mark.recorder_config(pause_max_s=10)``: more settings for the config writer."""
     work = tmp_path / "recorder"
-    config = write_recorder_config(work, asterisk, prompts_dir, catalog_url=daemon_catalog_url(work))
+    config = write_recorder_config(work, asterisk, prompts_dir, catalog_url=daemon_catalog_url(work),
+                                   **recorder_settings(request))
     process = RecorderProcess(config, asterisk, tmp_path / "recorder.log")
     try:
         process.start()

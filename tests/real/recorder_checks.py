@@ -105,3 +105,10 @@ def audio_files(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file() and p.suffix in (".wav", ".raw", ".gsm", ".flac",
                                                                        ".opus", ".enc")} \
         if root.exists() else set()
+
+
+def recorder_settings(request: Any) -> dict[str, object]:
+    """The test's ``recorder_config`` marker's keyword arguments for the recorder fixtures' config
+    writer, e.g. ``@pytest.mark.recorder_config(pause_max_s=10)`` (none: the writer's defaults)."""
+    marker = request.node.get_closest_marker("recorder_config")
+    return dict(marker.kwargs) if marker else {}

@@ -76,20 +76,25 @@ def pause_stretch(ami: AmiProbe, channel: str, since: float,
     return mutes[0][0] - t_start, mutes[1][0] - t_start, mutes
 
 
+def recording_started(ami: AmiProbe, recorder: Recorder, caller: str,
+                      since: int) -> tuple[str, float, str, str]:
+    """(linkedid, the MixMonitorStart's time, the recorded channel, the live call's id) of the
+    caller's notify call (8001) once the recorder records it."""
+    linkedid = linkedid_of(ami, caller, since)
+    started = ami.wait_event(lambda e: e.get("Event") == "MixMonitorStart"
+                             and e.get("Linkedid") == linkedid, timeout=15, since=since)
+    t_start = next(t for t, e in ami.find(lambda e: e is started))
+    # the calls row is written when the call ends: a live call is found in live_calls
+    return linkedid, t_start, started["Channel"], live_call_id(recorder, linkedid, started["Channel"])
+
+
 def test_pci_pause_writes_silence_and_keeps_the_timeline(asterisk: PrivateAsterisk, ami: AmiProbe,
                                                          recorder: Recorder, tmp_path: Path) -> None:
     caller, since = new_caller(), len(ami.events)
     t0 = time.monotonic()
     sipp = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=CALL_S, from_user=caller).start()
     try:
-        linkedid = linkedid_of(ami, caller, since)
-        started = ami.wait_event(lambda e: e.get("Event") == "MixMonitorStart"
-                                 and e.get("Linkedid") == linkedid, timeout=15, since=since)
-        t_start = next(t for t, e in ami.find(lambda e: e is started))
-        channel = started["Channel"]
-        # the calls row is written when the call ends: a live call is found in live_calls
-        call_id = live_call_id(recorder, linkedid, channel)
-
+        linkedid, t_start, channel, call_id = recording_started(ami, recorder, caller, since)
         time.sleep(max(0.0, t_start + PAUSE_AFTER_START_S - time.monotonic()))
         issued = time.monotonic()
         paused = cli(recorder, "calls", "pause", call_id)
@@ -217,3 +222,45 @@ def test_a_pause_beside_a_mixmonitor_of_the_pbxs_own_silences_the_recording_or_i
                                        "AND action LIKE '%pause%'", (call_id,))
         assert [a["action"] for a in audit] == ["denied:calls.pause"], audit
         assert json.loads(audit[0]["detail"])["reason"] == "pbx_own_mixmonitor", audit
+
+
+PAUSE_MAX_S = 10.0
+
+
+@pytest.mark.recorder_config(pause_max_s=PAUSE_MAX_S)  # (the product's default is 300 s)
+def test_a_pause_nobody_resumes_is_ended_by_the_recorder_after_pause_max_s(
+        asterisk: PrivateAsterisk, ami: AmiProbe, recorder: Recorder, tmp_path: Path) -> None:
+    """The agent pauses for the card number and never resumes (or ``calls pause`` was killed
+    before its verdict): after ``pbx.pause_max_s`` the recorder unmutes the channel itself, the
+    file has silence for that stretch only and sound after it, and the manifest keeps the pause
+    and the flag ``pause_auto_resumed``."""
+    caller, since = new_caller(), len(ami.events)
+    sipp = SippCall(tmp_path, asterisk.sip_port, "8001", hangup_after_s=CALL_S, from_user=caller).start()
+    try:
+        linkedid, t_start, channel, call_id = recording_started(ami, recorder, caller, since)
+        time.sleep(max(0.0, t_start + PAUSE_AFTER_START_S - time.monotonic()))
+        paused = cli(recorder, "calls", "pause", call_id)
+        assert paused.returncode == 0, (paused.stdout, paused.stderr)
+        assert f"by itself after {PAUSE_MAX_S:g} s" in paused.stdout, paused.stdout
+        result = sipp.wait()  # nobody resumes
+    finally:
+        sipp.stop()
+    assert result.ok, result.errors
+    pause_from, pause_to, _ = pause_stretch(ami, channel, t_start, t_start)
+    # the daemon's tick (1 s) sends the unmute once the pause is 10 s old, by its own clock
+    assert PAUSE_MAX_S - 0.5 <= pause_to - pause_from <= PAUSE_MAX_S + 3.0, (pause_from, pause_to)
+
+    _, recs = wait_shipped(recorder, linkedid)
+    main = [r for r in recs if r["kind"] == "call"]
+    assert len(main) == 1, recs
+    path = stored_file(recorder, main[0])
+    whole = audio_stats(path)
+    during = segment(path, pause_from + EDGE_S, pause_to - EDGE_S, tmp_path)
+    after = segment(path, pause_to + EDGE_S, whole.duration_s - EDGE_S, tmp_path)
+    assert during.max_amplitude == 0.0 and during.rms == 0.0, during
+    assert after.rms > 0.01, after  # recorded again for the rest of the call
+    manifest = json.loads(main[0]["manifest"])
+    flags = json.loads(main[0]["flags"] or "[]")
+    assert len(manifest["pauses"]) == 1 and "pause_auto_resumed" in flags, (manifest, flags)
+    start, end = manifest["pauses"][0]
+    assert abs((end - start) - (pause_to - pause_from)) < 1.0, (manifest, pause_from, pause_to)

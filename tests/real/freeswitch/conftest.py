@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recorder_checks import Recorder, catalog_reader, daemon_catalog_url
+from recorder_checks import Recorder, catalog_reader, daemon_catalog_url, recorder_settings
 
 from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
 from pbx_recorder.testbed.freeswitch_probe import FsProbe
@@ -52,10 +52,12 @@ def esl(freeswitch: PrivateFreeSWITCH) -> Iterator[FsProbe]:
 
 
 @pytest.fixture
-def fs_recorder(freeswitch: PrivateFreeSWITCH, esl: FsProbe, prompts_dir: Path,
-                tmp_path: Path) -> Iterator[Recorder]:
+def fs_recorder(freeswitch: PrivateFreeSWITCH, esl: FsProbe, prompts_dir: Path, tmp_path: Path,
+                request: pytest.FixtureRequest) -> Iterator[Recorder]:
+    """The daemon on the private FreeSWITCH (``recorder_config`` marker: as the Asterisk one's)."""
     work = tmp_path / "recorder"
-    config = write_fs_recorder_config(work, freeswitch, prompts_dir, catalog_url=daemon_catalog_url(work))
+    config = write_fs_recorder_config(work, freeswitch, prompts_dir, catalog_url=daemon_catalog_url(work),
+                                      **recorder_settings(request))
     process = FsRecorderProcess(config, freeswitch, tmp_path / "recorder.log", probe_ports=(esl.local_port,))
     try:
         process.start()

@@ -95,6 +95,17 @@ def _live_call_id(recorder: Recorder, uuid: str, timeout: float = 15.0) -> str:
     return str(call_id)
 
 
+def _recording(esl: FsProbe, recorder: Recorder, caller: str, since: int) -> tuple[str, dict, float, str]:
+    """(the caller's leg, its RECORD_START, that event's time, the live call's id), 2 s into the
+    recording."""
+    uuid = uuid_of(esl, caller, since)
+    _, started = record_started(esl, since)
+    t_start = int(started["Event-Date-Timestamp"]) / 1e6
+    call_id = _live_call_id(recorder, uuid)
+    time.sleep(max(0.0, t_start + 2.0 - time.time()))
+    return uuid, started, t_start, call_id
+
+
 @pytest.mark.parametrize("did", ["8001", "8008"])  # notify: uuid_record; none: started by the dialplan
 def test_pci_pause_masks_and_keeps_the_timeline(freeswitch: PrivateFreeSWITCH, esl: FsProbe,
                                                 fs_recorder: Recorder, tmp_path: Path, did: str) -> None:
@@ -105,11 +116,7 @@ def test_pci_pause_masks_and_keeps_the_timeline(freeswitch: PrivateFreeSWITCH, e
     caller, since = new_caller(), esl.mark()
     sipp = FsSippCall(tmp_path, freeswitch.sip_port, did, hangup_after_s=CALL_S, from_user=caller).start()
     try:
-        uuid = uuid_of(esl, caller, since)
-        _, started = record_started(esl, since)
-        t_start = int(started["Event-Date-Timestamp"]) / 1e6
-        call_id = _live_call_id(fs_recorder, uuid)
-        time.sleep(max(0.0, t_start + 2.0 - time.time()))
+        uuid, started, t_start, call_id = _recording(esl, fs_recorder, caller, since)
         t_pause_begin = time.time()
         paused = _cli(fs_recorder, "calls", "pause", call_id)
         assert paused.returncode == 0, (paused.stdout, paused.stderr)
@@ -145,3 +152,38 @@ def test_pci_pause_masks_and_keeps_the_timeline(freeswitch: PrivateFreeSWITCH, e
     # the command waited for the daemon to record its pbxrec::mask event (cli/pause_confirm.py)
     assert [json.loads(a["detail"])["recorder"] for a in audit] == ["confirmed", "confirmed"], audit
     assert started["Record-File-Path"]
+
+
+PAUSE_MAX_S = 10.0
+
+
+@pytest.mark.recorder_config(pause_max_s=PAUSE_MAX_S)  # (the product's default is 300 s)
+def test_a_mask_nobody_lifts_is_lifted_by_the_recorder_after_pause_max_s(
+        freeswitch: PrivateFreeSWITCH, esl: FsProbe, fs_recorder: Recorder, tmp_path: Path) -> None:
+    """``calls pause`` and no resume: after ``pbx.pause_max_s`` the daemon sends ``uuid_record
+    unmask`` itself; silence for that stretch only, sound after, the pause (closed when the
+    unmask went out: FreeSWITCH sends no event for it) and ``pause_auto_resumed`` in the manifest."""
+    caller, since = new_caller(), esl.mark()
+    sipp = FsSippCall(tmp_path, freeswitch.sip_port, "8001", hangup_after_s=CALL_S, from_user=caller).start()
+    try:
+        uuid, _, t_start, call_id = _recording(esl, fs_recorder, caller, since)
+        paused = _cli(fs_recorder, "calls", "pause", call_id)
+        assert paused.returncode == 0, (paused.stdout, paused.stderr)
+        t_pause = time.time()
+        assert f"by itself after {PAUSE_MAX_S:g} s" in paused.stdout, paused.stdout
+        time.sleep(PAUSE_MAX_S + 3.0 + AFTER_RESUME_S)  # nobody resumes
+        assert esl.api(f"uuid_kill {uuid}").startswith("+OK")
+        result = sipp.wait()
+    finally:
+        sipp.stop()
+    assert result.ok, result.errors
+    _, recs = wait_fs_shipped(fs_recorder, uuid)
+    (main,) = [r for r in recs if r["kind"] == "call"]
+    manifest, flags = json.loads(main["manifest"]), json.loads(main["flags"] or "[]")
+    assert len(manifest["pauses"]) == 1 and "pause_auto_resumed" in flags, (manifest, flags)
+    start, end = manifest["pauses"][0]
+    assert PAUSE_MAX_S - 0.5 <= end - start <= PAUSE_MAX_S + 3.0, manifest  # the daemon's 1 s tick
+    path = stored_file(fs_recorder, main)
+    whole = audio_stats(path)
+    assert _segment(path, t_pause - t_start + EDGE_S, end - t_start - EDGE_S, tmp_path).max_amplitude == 0.0
+    assert _segment(path, end - t_start + EDGE_S, whole.duration_s - EDGE_S, tmp_path).rms > 0.01
