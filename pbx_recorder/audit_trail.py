@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,38 +97,107 @@ def _issued_max(conn: sqlite3.Connection) -> int:
 def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, target: str = "",
            detail: Mapping[str, Any] | None = None, now: float) -> tuple[int, str]:
     """Append one audit row; returns (id, hash)."""
-    clean_target = str(scrub(str(target or "")))
-    body = json.loads(json.dumps(scrub(dict(detail or {})), sort_keys=True, default=str))
     own = not conn.in_transaction
     try:
         if own:
             conn.execute("BEGIN IMMEDIATE")
         else:
             engine.lock_writes(conn)
-        head = conn.execute("SELECT id, hash, mac FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-        prev = head[1] if head and head[1] else GENESIS
-        row_id = max(head[0] if head else 0, _issued_max(conn)) + 1
-        key = audit_key.for_connection(conn)
-        keyed = key is not None
-        if not keyed and head is not None and head[2]:
-            # fail closed: an unkeyed row after keyed ones is what a forged row looks like
-            raise CatalogError("audit log append refused: the audit rows are keyed and this process "
-                               "has no key (web.secret_key_file unreadable or not configured here: "
-                               "run as the recorder's account with its configuration)")
-        digest = entry_hash(prev, row_id, float(now), actor, role, action, clean_target, body, keyed)
-        conn.execute("INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, hash, "
-                     "mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (row_id, float(now), actor, role, action, clean_target,
-                      canonical_json(body).decode("utf-8"), prev, digest,
-                      audit_key.mac(key, digest) if key is not None else ""))
+        row_id, prev, key = _next_link(conn)
+        values = _entry(row_id, prev, key, now, actor, role, action, target, detail)
+        conn.execute(INSERT, values)
         engine.note_issued(conn, "audit_log", row_id)
         if own:
             conn.execute("COMMIT")
-    except engine.db_errors() as exc:
+    except BaseException as exc:  # (a refused append too: never a transaction of its own left open)
         if own and conn.in_transaction:
             conn.execute("ROLLBACK")
-        raise CatalogError(f"audit log append failed: {exc}") from exc
-    return row_id, digest
+        if isinstance(exc, engine.db_errors()):
+            raise CatalogError(f"audit log append failed: {exc}") from exc
+        raise
+    return row_id, str(values[8])
+
+
+INSERT = ("INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, hash, mac) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _next_link(conn: sqlite3.Connection) -> tuple[int, str, bytes | None]:
+    """Inside the write transaction: the next row's id, the hash it links to, and the audit key
+    (None: this process has none; refused when the rows are keyed already)."""
+    head = conn.execute("SELECT id, hash, mac FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    prev = head[1] if head and head[1] else GENESIS
+    row_id = max(head[0] if head else 0, _issued_max(conn)) + 1
+    key = audit_key.for_connection(conn)
+    if key is None and head is not None and head[2]:
+        # fail closed: an unkeyed row after keyed ones is what a forged row looks like
+        raise CatalogError("audit log append refused: the audit rows are keyed and this process "
+                           "has no key (web.secret_key_file unreadable or not configured here: "
+                           "run as the recorder's account with its configuration)")
+    return row_id, prev, key
+
+
+def _body(detail: Mapping[str, Any] | None) -> Any:
+    """A row's detail as stored: numbers scrubbed, through JSON (what is hashed is what is read)."""
+    return json.loads(json.dumps(scrub(dict(detail or {})), sort_keys=True, default=str))
+
+
+def _entry(row_id: int, prev: str, key: bytes | None, now: float, actor: str, role: str, action: str,
+           target: str, detail: Mapping[str, Any] | None, body: Any = None) -> tuple[Any, ...]:
+    """The values of one row (:data:`INSERT`'s order), numbers scrubbed, linked to ``prev``
+    (``body``: the detail through :func:`_body` already)."""
+    clean_target = str(scrub(str(target or "")))
+    body = _body(detail) if body is None else body
+    digest = entry_hash(prev, row_id, float(now), actor, role, action, clean_target, body, key is not None)
+    return (row_id, float(now), actor, role, action, clean_target, canonical_json(body).decode("utf-8"), prev,
+            digest, audit_key.mac(key, digest) if key is not None else "")
+
+
+BATCH_ROWS = 500  # rows of record_many a transaction: the writers of the catalog wait for no longer
+
+
+def record_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Mapping[str, Any]]], *, actor: str,
+                role: str, action: str, now: float, after_batch: Callable[[int], None] | None = None) -> int:
+    """One audit row per (target, detail) of ``entries``, each chained exactly as :func:`record`
+    chains one, :data:`BATCH_ROWS` rows a transaction (an export's hundreds of thousands of
+    per-call rows neither hold the write lock for long nor take a transaction each); the count.
+    A batch that fails is rolled back whole (the ones before it stay).  ``after_batch`` gets the
+    count so far after each committed batch."""
+    n = 0
+    batch: list[tuple[str, Mapping[str, Any]]] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) >= BATCH_ROWS:
+            n += _record_batch(conn, batch, actor, role, action, now)
+            batch = []
+            if after_batch is not None:
+                after_batch(n)
+    return n + (_record_batch(conn, batch, actor, role, action, now) if batch else 0)
+
+
+def _record_batch(conn: sqlite3.Connection, batch: list[tuple[str, Mapping[str, Any]]], actor: str,
+                  role: str, action: str, now: float) -> int:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        row_id, prev, key = _next_link(conn)
+        rows = []
+        bodies: dict[int, Any] = {}  # one scrub for a detail the rows share (an export's)
+        for target, detail in batch:
+            body = bodies.get(id(detail))
+            if body is None:
+                body = bodies[id(detail)] = _body(detail)
+            rows.append(_entry(row_id, prev, key, now, actor, role, action, target, detail, body))
+            prev, row_id = rows[-1][8], row_id + 1
+        conn.executemany(INSERT, rows)
+        engine.note_issued(conn, "audit_log", row_id - 1)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, engine.db_errors()):
+            raise CatalogError(f"audit log append failed: {exc}") from exc
+        raise
+    return len(batch)
 
 
 def verify_chain(conn: sqlite3.Connection, *,

@@ -324,6 +324,14 @@ def pipelined(conn: Any) -> Iterator[None]:
         yield
 
 
+def release_memory(conn: Any) -> None:
+    """Give back what the connection caches (SQLite's page cache: a long write of rows nobody
+    reads again, an export's audit rows, would otherwise fill it to ``cache_size`` on top of the
+    job's bounded memory).  PostgreSQL's cache is the server's: nothing to do here."""
+    if not is_postgres(conn):
+        conn.execute("PRAGMA shrink_memory")
+
+
 def is_connection(obj: Any) -> bool:
     """``obj`` is a catalog connection (either engine), not a ``Catalog``."""
     return isinstance(obj, sqlite3.Connection) or is_postgres(obj)

@@ -43,7 +43,7 @@ def path_of(folder: Path, job_id: str, suffix: str) -> Path:
 
 def create(path: Path) -> BinaryIO:
     """A new file, 0600, never following a link nor reusing an existing name."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     return os.fdopen(fd, "w+b")
 
 

@@ -56,8 +56,10 @@ def count(catalog: Any, spec: TableSpec) -> tuple[int, bool]:
     return n, n <= MAX_ROWS
 
 
-def rows(catalog: Any, spec: TableSpec) -> Iterator[list[str | int | float]]:
-    """The export's cells, row by row, one catalog page at a time (keyset: never OFFSET)."""
+def rows(catalog: Any, spec: TableSpec,
+         seen: Callable[[str], None] | None = None) -> Iterator[list[str | int | float]]:
+    """The export's cells, row by row, one catalog page at a time (keyset: never OFFSET);
+    ``seen`` gets each row's call id (the job's ``calls.export.item`` audit rows)."""
     after: str | None = None
     n = 0
     while True:
@@ -67,6 +69,8 @@ def rows(catalog: Any, spec: TableSpec) -> Iterator[list[str | int | float]]:
             if n >= MAX_ROWS:
                 return
             n += 1
+            if seen is not None:
+                seen(str(row.get("call_id") or ""))
             # reduced to the columns picked first, exactly as the search API shows a row
             yield columns.cells(present_call({k: row.get(k) for k in spec.fields}, spec.unmask), spec.fields,
                                 spec.tz)
@@ -142,9 +146,9 @@ def write_xlsx(zf: pyzipper.AESZipFile, name: str, fields: Sequence[str],
 
 
 def export(catalog: Any, spec: TableSpec, out: BinaryIO, password: str, work: Path, progress: Progress,
-           inner_name: str) -> int:
-    """Write the encrypted ZIP to ``out``; the number of rows written."""
-    cells = _counted(rows(catalog, spec), progress)
+           inner_name: str, seen: Callable[[str], None] | None = None) -> int:
+    """Write the encrypted ZIP to ``out``; the number of rows written (``seen``: see :func:`rows`)."""
+    cells = _counted(rows(catalog, spec, seen), progress)
     with open_zip(out, password) as zf:
         if spec.kind == "csv":
             return write_csv(zf, inner_name, spec.fields, cells)

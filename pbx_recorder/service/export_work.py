@@ -9,13 +9,17 @@ job's ``.part`` file (already created 0600) and publishing it as ``<id>.zip`` wh
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pbx_recorder.audit_trail import BATCH_ROWS as record_many_batch
+from pbx_recorder.audit_trail import record_many
+from pbx_recorder.catalog import engine
 from pbx_recorder.catalog.queries import CallFilters
 from pbx_recorder.exports import audio_job, jobs, store, table_job
+from pbx_recorder.service import request_tag
 from pbx_recorder.service.auth import Actor, ApiError, audit
 from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.roles import may
@@ -40,7 +44,7 @@ def table(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
           fields: tuple[str, ...], unmask: bool, kind: str) -> Work:
     spec = table_job.TableSpec(filters=filters, scope=actor.scope, tz=ctx.tz, now=ctx.clock(), fields=fields,
                                unmask=unmask, kind=kind)
-    user, role = actor.user.name, actor.user.role
+    user, role, client = actor.user.name, actor.user.role, actor.client
 
     def work(handle: BinaryIO) -> None:
         conn = ctx.catalog.connection()
@@ -48,15 +52,43 @@ def table(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
         if not within:
             raise audio_job.ExportFailed(f"more than {table_job.MAX_ROWS} rows: narrow the filter")
         jobs.start(conn, job_id, total)
-        n = table_job.export(ctx.catalog, spec, handle, password, part,
-                             lambda done: jobs.progress(conn, job_id, done), f"calls.{kind}")
-        sha, size = _seal(ctx, job_id, handle, part)
-        jobs.finish(conn, job_id, done=n, size=size, sha256=sha, file_name=f"{job_id}.zip", now=ctx.clock(),
-                    keep_s=KEEP_S)
-        audit(ctx, user, role, "calls.export.done", job_id,
-              {"kind": kind, "rows": n, "bytes": size, "sha256": sha, "unmasked": unmask})
+        # the calls whose rows go into the file, one id a line in a 0600 file beside it (memory
+        # stays one page whatever the row count): their calls.export.item rows once it is sealed
+        ids_path = part.with_suffix(".ids")
+        with store.create(ids_path) as ids:
+            try:
+                def seen(call_id: str) -> None:
+                    ids.write(call_id.encode("utf-8") + b"\n")
+
+                n = table_job.export(ctx.catalog, spec, handle, password, part,
+                                     lambda done: jobs.progress(conn, job_id, done), f"calls.{kind}", seen)
+                sha, size = _seal(ctx, job_id, handle, part)
+                jobs.finish(conn, job_id, done=n, size=size, sha256=sha, file_name=f"{job_id}.zip",
+                            now=ctx.clock(), keep_s=KEEP_S)
+                audit(ctx, user, role, "calls.export.done", job_id,
+                      {"kind": kind, "rows": n, "bytes": size, "sha256": sha, "unmasked": unmask})
+                ids.seek(0)
+                _audit_items(ctx, user, role, (line.rstrip(b"\n").decode("utf-8") for line in ids),
+                             {"client": client, "job": job_id, "kind": kind, "unmasked": unmask})
+            finally:
+                store.remove(ids_path)
 
     return work
+
+
+def _audit_items(ctx: ServiceContext, user: str, role: str, call_ids: Iterator[str],
+                 detail: dict[str, Any]) -> None:
+    """One ``calls.export.item`` row per call whose data left in the export, under the call's id
+    (the call page's "who viewed, played, downloaded or exported" list and an audit search by
+    call find it), as the audio export writes them; chained in batches (audit_trail.record_many)."""
+    tagged, conn = request_tag.tagged(detail), ctx.catalog.connection()
+
+    def bounded(n: int) -> None:  # (the job's memory stays bounded: its connection's page cache too)
+        if n % (20 * record_many_batch) == 0:
+            engine.release_memory(conn)
+
+    record_many(conn, ((c, tagged) for c in call_ids if c),  # (a call is one row of the result)
+                actor=user, role=role, action="calls.export.item", now=ctx.clock(), after_batch=bounded)
 
 
 def _calls(ctx: ServiceContext, actor: Actor, filters: CallFilters, call_ids: Any) -> list[dict[str, Any]]:

@@ -246,3 +246,25 @@ def test_too_many_running_exports_answer_429(svc: Service) -> None:
     answer = start(other, other_csrf)
     assert answer.status_code == 202  # the limit is per user first
     finished(other, answer.json()["id"])
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_each_call_in_a_list_export_has_its_own_audit_row_on_its_access_list(svc: Service, kind: str) -> None:
+    """Who took a call's data out in a list: found under the call's id, as for an audio export
+    (a CSV/XLSX export was named by its filter only, on the job's rows); only the calls in the
+    file, whether the numbers left unmasked, and the job."""
+    from pbx_recorder.web.call_details import access_of
+
+    job, _ = _done(svc, "lead-red", kind, fields=["call_id", "caller_num"], unmasked=True)
+    items = {r["target"]: json.loads(r["detail"]) for r in svc.audit_rows("lead-red")
+             if r["action"] == "calls.export.item"}
+    assert sorted(items) == ["c-red-1", "c-red-2"]  # team red's rows only: what the file holds
+    assert all(i["job"] == job["id"] and i["kind"] == kind and i["unmasked"] is True for i in items.values())
+    listed = access_of(svc.ctx, "c-red-1", [])  # type: ignore[arg-type]
+    assert ("lead-red", "calls.export.item") in [(a["actor"], a["action"]) for a in listed]
+    assert access_of(svc.ctx, "c-blue-1", []) == []  # type: ignore[arg-type]
+    from pbx_recorder import audit_trail
+
+    problems, _ = audit_trail.verify_chain(svc.ctx.catalog.connection())  # type: ignore[attr-defined]
+    assert problems == []  # written in batches, yet chained row by row
+    svc.ctx.release()  # type: ignore[attr-defined]

@@ -118,6 +118,10 @@ def test_a_process_without_the_key_checks_the_chain_and_may_not_extend_it(dep, c
     # an unkeyed row after keyed ones is what a forged one looks like: refused, nothing written
     with pytest.raises(CatalogError, match="audit rows are keyed and this process has no key"):
         audit_trail.record(conn, actor="cron", role="admin", action="reports.produce", now=NOW + 3)
+    assert not conn.in_transaction  # (its own transaction was left open, holding the write lock)
+    with pytest.raises(CatalogError, match="audit rows are keyed and this process has no key"):
+        audit_trail.record_many(conn, [("c-1", {})], actor="cron", role="admin", action="x", now=NOW + 3)
+    assert not conn.in_transaction
     assert len(_rows(dep)) == 2
 
 

@@ -134,3 +134,31 @@ def test_agents_may_not_read_the_audit_log(dep, capsys, monkeypatch):
     code, out = dep.cli(capsys, "audit", "list")
     assert code == AccessDenied.exit_code and "may not audit.read" in out
     assert dep.catalog.audit_entries(limit=1)[0]["action"] == "denied:audit.read"
+
+
+def test_many_rows_are_written_in_batches_chained_row_by_row_and_a_failed_batch_leaves_none(
+        tmp_path, monkeypatch) -> None:
+    """``record_many`` (an export's per-call rows): BATCH_ROWS a transaction; a batch that fails
+    half-way is rolled back whole, the batches before it stay, and the chain verifies."""
+    d = Deployment(tmp_path)
+    conn = ledger.connection_of(d.catalog)
+    before = conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0]
+    n = audit_trail.record_many(conn, ((f"c-{i}", {"job": "j1"}) for i in range(1203)), actor="lead",
+                                role="supervisor", action="calls.export.item", now=NOW)
+    assert n == 1203 and not conn.in_transaction
+    assert conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0] == before + 1203
+    real = audit_trail._entry
+
+    def fails_at(*args):
+        if args[7] == "d-700":  # (the target)
+            raise audit_trail.CatalogError("disk full")
+        return real(*args)
+
+    monkeypatch.setattr(audit_trail, "_entry", fails_at)
+    with pytest.raises(audit_trail.CatalogError, match="disk full"):
+        audit_trail.record_many(conn, ((f"d-{i}", {"job": "j2"}) for i in range(1000)), actor="lead",
+                                role="supervisor", action="calls.export.item", now=NOW)
+    assert not conn.in_transaction
+    targets = [t for (t,) in conn.execute("SELECT target FROM audit_log WHERE target LIKE 'd-%'")]
+    assert len(targets) == audit_trail.BATCH_ROWS and "d-499" in targets  # the first batch only
+    assert audit_trail.verify_chain(conn)[0] == []
