@@ -249,6 +249,8 @@ class EslClient(EslConnection):
             if known or command.paths:  # the files this recording wrote (dual: all three)
                 return known or command.paths
             return (command.pbx_ref,) if command.pbx_ref.startswith("/") else ()
+        if command.paths:  # the core named the recordings' files (a restart empties the table below)
+            return command.paths
         found = [p for ps in self._rec_paths.of_call(command.call_id) for p in ps]
         if not found:
             raise EslError(

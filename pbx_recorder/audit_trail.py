@@ -162,7 +162,10 @@ def record_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Mapping[s
     chains one, :data:`BATCH_ROWS` rows a transaction (an export's hundreds of thousands of
     per-call rows neither hold the write lock for long nor take a transaction each); the count.
     A batch that fails is rolled back whole (the ones before it stay).  ``after_batch`` gets the
-    count so far after each committed batch."""
+    count so far after each committed batch.  Never inside a caller's transaction (its batches
+    are their own: a failure would roll the caller's work back with them)."""
+    if conn.in_transaction:
+        raise CatalogError("audit record_many inside an open transaction")
     n = 0
     batch: list[tuple[str, Mapping[str, Any]]] = []
     for entry in entries:

@@ -82,6 +82,26 @@ class PauseDone:
 
     channels: list[str]
     status: str
+    resumes_after_s: float | None = None  # a pause: when the recorder ends it itself (pbx.pause_max_s)
+
+
+def pause_time_left(config: Any, snapshot: dict[str, Any], call_id: str) -> float | None:
+    """Seconds of pause the call has left (``pbx.pause_max_s`` is for all of its pauses
+    together, core/call_book_recording.py); None: no limit.  None left: refused before any
+    action, so the operator knows a card number would be recorded (the recorder would end the
+    pause at once)."""
+    limit = float(config.pbx.pause_max_s)
+    if limit <= 0:
+        return None
+    try:
+        spent = float(snapshot.get("pause_spent") or 0.0)
+    except (TypeError, ValueError):
+        spent = 0.0
+    left = limit - spent
+    if left < 1.0:
+        raise PauseRefused(f"this call has used its pause time ({limit:g} s, pbx.pause_max_s): take no "
+                           "card data on it", reason="pause_time_spent", call_id=call_id)
+    return left
 
 
 async def mute_channels(config: Any, call_id: str, channels: list[str], muted: bool,
@@ -173,6 +193,13 @@ async def mute_live_call(config: Any, call_id: str, snapshot: dict[str, Any], mu
     """Mute (or unmute) the live call's recording with the recorder's own PBX account, then wait
     for the daemon's verdict (cli/pause_confirm.py; ``reread`` reads the call's snapshot again).
     Shared by this command and the console (``service/api_pause.py``)."""
+    left = pause_time_left(config, _fresh(reread, call_id) or snapshot, call_id) if muted else None
+    done = await _mute_live_call(config, call_id, snapshot, muted, reread)
+    return PauseDone(done.channels, done.status, left)
+
+
+async def _mute_live_call(config: Any, call_id: str, snapshot: dict[str, Any], muted: bool,
+                          reread: Reread | None) -> PauseDone:
     if config.pbx.type == "freeswitch":  # uuid_record mask|unmask per file (esl/pause.py)
         from esl.pause import mask_call
 
@@ -252,9 +279,9 @@ def _control(ctx: click.Context, call_id: str | None, channel: str | None, muted
     done = result.channels
     shown = done if access_policy.check(who.role, "calls.unmask") else [mask_channel(c) for c in done]
     click.echo(f"{'paused' if muted else 'resumed'} {call_id}: {', '.join(shown)}")
-    if muted and config.pbx.pause_max_s > 0:
-        click.echo(f"the recorder resumes the recording by itself after {config.pbx.pause_max_s:g} s "
-                   "(pbx.pause_max_s) unless it is resumed before")
+    if result.resumes_after_s is not None:
+        click.echo(f"the recorder resumes the recording by itself after {result.resumes_after_s:.0f} s "
+                   "(pbx.pause_max_s, for all of the call's pauses) unless it is resumed before")
     if result.status != CONFIRMED:
         click.echo(STATUS_NOTES[result.status].format(s=config.pbx.pause_confirm_s), err=True)
 

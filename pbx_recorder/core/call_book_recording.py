@@ -53,7 +53,7 @@ class RecordingSteps(ConsentSteps):
             doubt = "one_direction"  # the other direction is still recorded: no pause
         MO.note_mute(call, doubt)
         if doubt is not None:
-            return self._mute_missed(call, recs, ev, doubt)
+            return self._mute_missed(call, recs, ev, doubt, now)
         for rec in recs:
             if ev.muted and rec.state == "recording":
                 rec.state = "paused"
@@ -61,12 +61,14 @@ class RecordingSteps(ConsentSteps):
             elif not ev.muted and rec.state == "paused":
                 rec.state = "recording"
                 rec.pauses[-1][1] = ev.at
+                _note_auto_resumed(rec)
         if call.state in (C.STATE_RECORDING, C.STATE_PAUSED):
             call.state = C.STATE_PAUSED if ev.muted else C.STATE_RECORDING
+        self._pause_clock(call, now)
         return []
 
     def _mute_missed(self, call: Call, recs: list[Recording], ev: E.RecordingMuted,
-                     doubt: str) -> list[Command]:
+                     doubt: str, now: float) -> list[Command]:
         """A mute or unmute that may have reached another MixMonitor of the channel, not ours (or
         one direction only): no pause is claimed from it.  A mute flags our recordings
         ``pause_missed``; the pause the core opened itself for a transfer's next segment (started
@@ -80,27 +82,46 @@ class RecordingSteps(ConsentSteps):
             elif not ev.muted and open_pause:
                 rec.pauses[-1][1] = ev.at
                 rec.state = "recording"
+                _note_auto_resumed(rec)
         _flag_pause_missed(call, recs)
         log.error("ALERT: a %s on %s is no sure pause of the recording (%s) call=%s rec=%s: no pause "
                   "claimed from it, flagged pause_missed", "mute" if ev.muted else "unmute",
                   mask_channel(ev.channel), doubt, call.call_id, ",".join(r.recording_id for r in recs))
+        self._pause_clock(call, now)
         return []
 
+    def _pause_clock(self, call: Call, now: float) -> None:
+        """Keep the call's pause time on the recorder's clock (``now``: the handler's, never the
+        PBX's event time, whose host clock may be behind): the call counts as paused while any
+        active recording of it is; a pause carried over a transfer stays one pause."""
+        paused = any(r.state == "paused" for r in call.active_recordings())
+        if paused and call.paused_since is None:
+            call.paused_since = now
+        elif not paused and call.paused_since is not None:
+            call.pause_spent += max(0.0, now - call.paused_since)
+            call.paused_since = None
+            for rec in call.recordings:
+                rec.auto_resume_at = None  # a later pause is asked to end (and ALERTed) afresh
+
     def _auto_resume(self, call: Call, now: float) -> list[Command]:
-        """A pause open for ``pause_max_s`` is ended by the core: an unmute of the channel, again
-        every :data:`AUTO_RESUME_RETRY_S` until the PBX's unmute event closes the pause.  A pause
-        is for a card number; one left open (a ``calls pause`` killed before its verdict, a
-        console or agent who never resumed, a hostile one kept open) would leave the rest of the
-        call unrecorded.  The recording is flagged ``pause_auto_resumed`` (its manifest says so).
-        On an Asterisk that unmutes only a channel's first MixMonitor, a channel where that may
-        not be ours is left alone (the PBX's own recording would get its sound back during its
-        own pause) and ALERTed: it needs ``calls resume`` or the operator."""
-        due = [r for r in call.active_recordings() if r.state == "paused" and r.pauses
-               and r.pauses[-1][1] is None and now - float(r.pauses[-1][0] or 0.0) >= self.pause_max_s
+        """A call's pauses together may last ``pause_max_s``: past it the core ends the open one
+        with an unmute of each channel (naming the recordings' files), again every
+        :data:`AUTO_RESUME_RETRY_S` until the PBX's unmute event closes it; a pause opened once
+        the time is spent is ended at the next tick.  A pause is for a card number; one left open
+        (a ``calls pause`` killed before its verdict, an agent who forgot, one who pauses again
+        and again) would leave the rest of the call unrecorded.  The recording is flagged
+        ``pause_auto_resumed`` when the unmute closes its pause, ``pause_auto_resume_failed``
+        when the PBX refuses it.  On an Asterisk that unmutes only a channel's first MixMonitor,
+        a channel where that may not be ours is left alone (the PBX's own recording would get its
+        sound back during its own pause) and ALERTed once: it needs ``calls resume``."""
+        self._pause_clock(call, now)
+        if call.paused_since is None or call.pause_spent + now - call.paused_since < self.pause_max_s:
+            return []
+        due = [r for r in call.active_recordings() if r.state == "paused"
                and (r.auto_resume_at is None or now - r.auto_resume_at >= AUTO_RESUME_RETRY_S)]
         groups: dict[str, list[Recording]] = {}
-        for rec in due:  # an exact unmute (FreeSWITCH: every file of the call) goes out once
-            groups.setdefault(due[0].channel if self.exact_mutes else rec.channel, []).append(rec)
+        for rec in due:
+            groups.setdefault(rec.channel, []).append(rec)
         cmds: list[Command] = []
         for channel, recs in groups.items():
             first = all(r.auto_resume_at is None for r in recs)
@@ -111,18 +132,16 @@ class RecordingSteps(ConsentSteps):
                 call.mixmonitors_known)
             ids = ",".join(r.recording_id for r in recs)
             if doubt is not None:
-                if not first:
-                    continue
-                log.error("ALERT: a pause of %s is open beyond pause_max_s (%g s) and the unmute may not "
-                          "reach the recorder's MixMonitor (%s): not sent; resume it (calls resume) "
-                          "call=%s rec=%s", mask_channel(channel), self.pause_max_s, doubt, call.call_id, ids)
+                if first:
+                    log.error("ALERT: the call's pauses passed pause_max_s (%g s) and the unmute of %s may "
+                              "not reach the recorder's MixMonitor (%s): not sent; resume it (calls resume) "
+                              "call=%s rec=%s", self.pause_max_s, mask_channel(channel), doubt,
+                              call.call_id, ids)
                 continue
-            for rec in recs:
-                if "pause_auto_resumed" not in rec.flags:
-                    rec.flags.append("pause_auto_resumed")
-            log.warning("pause of %s open beyond pause_max_s (%g s): resuming the recording call=%s rec=%s",
-                        mask_channel(channel), self.pause_max_s, call.call_id, ids)
-            cmds.append(MuteRecording(call.call_id, channel, False))
+            log.warning("the call's pauses passed pause_max_s (%g s): resuming the recording on %s call=%s "
+                        "rec=%s", self.pause_max_s, mask_channel(channel), call.call_id, ids)
+            cmds.append(MuteRecording(call.call_id, channel, False,
+                                      paths=tuple(p for r in recs for p in r.paths)))
         return cmds
 
     def _on_mute_failed(self, ev: E.RecordingMuteFailed, now: float) -> list[Command]:
@@ -133,8 +152,10 @@ class RecordingSteps(ConsentSteps):
         it is; a failed unmute leaves the recording silent: its open pause stays what the file
         holds."""
         call = self._get(ev, now, create=False)
-        if call is None or not ev.muted:
+        if call is None:
             return []
+        if not ev.muted:
+            return self._auto_resume_failed(call, ev)
         recs = [r for r in call.active_recordings() if r.channel == ev.channel and (
             r.state == "recording" or r.pauses[-1:] == [[r.started_at, None]])]  # opened by _keep_paused
         if not recs:
@@ -147,6 +168,21 @@ class RecordingSteps(ConsentSteps):
         log.error("ALERT: the mute of %s failed: the recording is not paused, no pause claimed, flagged "
                   "pause_missed call=%s rec=%s", mask_channel(ev.channel), call.call_id,
                   ",".join(r.recording_id for r in recs))
+        return []
+
+    def _auto_resume_failed(self, call: Call, ev: E.RecordingMuteFailed) -> list[Command]:
+        """The unmute the core sent for a pause over ``pause_max_s`` was not carried out: the
+        recording stays silent (its open pause is what the file holds), flagged
+        ``pause_auto_resume_failed``, ALERT; the next try follows :data:`AUTO_RESUME_RETRY_S` on."""
+        recs = [r for r in call.active_recordings() if r.channel == ev.channel and r.state == "paused"
+                and r.auto_resume_at is not None]
+        for rec in recs:
+            if "pause_auto_resume_failed" not in rec.flags:
+                rec.flags.append("pause_auto_resume_failed")
+        if recs:
+            log.error("ALERT: the unmute of %s after pause_max_s failed: the recording is still paused "
+                      "call=%s rec=%s", mask_channel(ev.channel), call.call_id,
+                      ",".join(r.recording_id for r in recs))
         return []
 
     def _on_mixmonitor_started(self, ev: E.MixMonitorStarted, now: float) -> list[Command]:
@@ -238,6 +274,12 @@ class RecordingSteps(ConsentSteps):
                 call.flag("ended_while_disconnected")
                 cmds += self._end(call, ev.at)
         return cmds
+
+
+def _note_auto_resumed(rec: Recording) -> None:
+    """The pause just closed was one the core asked the PBX to end (``pause_max_s``)."""
+    if rec.auto_resume_at is not None and "pause_auto_resumed" not in rec.flags:
+        rec.flags.append("pause_auto_resumed")
 
 
 def _flag_pause_missed(call: Call, recs: list[Recording]) -> None:

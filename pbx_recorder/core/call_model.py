@@ -37,7 +37,7 @@ class Recording:
     early: bool = False  # the dialplan starts it at answer (pbx_started_at once the PBX says so)
     start_seen: bool = False  # matched to the PBX's MixMonitorStart (core/mixmonitor_order.py)
     start_seen_at: float | None = None  # when that MixMonitorStart was read (the recorder's clock)
-    auto_resume_at: float | None = None  # the core last asked the PBX to end a pause over pause_max_s
+    auto_resume_at: float | None = None  # the core last asked the PBX to end this pause (pause_max_s)
 
     @property
     def active(self) -> bool:
@@ -111,6 +111,10 @@ class Call:
     # the PBX's mute events on recordings of ours: how many ("n"), how many were no sure pause
     # ("missed", with the last "doubt"); ``calls pause`` waits for its own (cli/pause_confirm.py)
     mute_events: dict[str, Any] = field(default_factory=dict)
+    # the call's PCI pauses on the recorder's own clock (pbx.pause_max_s is a budget for all of
+    # them together): seconds paused and over, and since when it is paused now (None: it is not)
+    pause_spent: float = 0.0
+    paused_since: float | None = None
 
     def flag(self, name: str) -> None:
         if name not in self.flags:

@@ -45,6 +45,9 @@ class MuteRecording(Command):
     channel: str
     muted: bool
     direction: str = "both"
+    # the files of the recordings meant (ESL masks each by its path; AMI mutes the channel): the
+    # core names them, so a restarted ESL client that lost its table of files can still unmask
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

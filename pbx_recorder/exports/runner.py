@@ -17,6 +17,7 @@ than the keeping time (a work file of a dead process).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -56,7 +57,10 @@ def launch(ctx: Any, job_id: str, part: Path, work: Callable[[], None]) -> threa
             with _LOCK:
                 LIVE.pop(job_id, None)
 
-    thread = threading.Thread(target=run, name=f"export-{job_id[:8]}", daemon=True)
+    # the request's context goes with the job: an export asked with an API token names the
+    # token in every audit row its thread writes, as the request's own rows do (request_tag)
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(run,), name=f"export-{job_id[:8]}", daemon=True)
     with _LOCK:
         LIVE[job_id] = thread
     thread.start()

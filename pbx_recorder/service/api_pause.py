@@ -85,10 +85,10 @@ def _control(request: Request, muted: bool) -> Response:
     shown = done if may(actor.user.role, "calls.unmask") else [mask_channel(c) for c in done]
     # "confirmed": the daemon recorded the PBX's mute event as asked; "unconfirmed": not within
     # pbx.pause_confirm_s; "missed" (a resume only): the unmute was flagged pause_missed
-    # a pause the recorder ends itself after pbx.pause_max_s (0: never): the agent's screen says when
-    limit = float(ctx.config.pbx.pause_max_s) if muted else 0.0
+    # a pause the recorder ends itself (pbx.pause_max_s, for the call's pauses together; None:
+    # never, or a resume): the agent's screen says when
     return JSONResponse({"call_id": call_id, "paused": muted, "channels": shown,
-                         "recorder": result.status, "resumes_after_s": limit or None})
+                         "recorder": result.status, "resumes_after_s": result.resumes_after_s})
 
 
 def pause(request: Request) -> Response:

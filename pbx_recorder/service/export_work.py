@@ -62,14 +62,14 @@ def table(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
 
                 n = table_job.export(ctx.catalog, spec, handle, password, part,
                                      lambda done: jobs.progress(conn, job_id, done), f"calls.{kind}", seen)
+                ids.seek(0)  # (before the file can be downloaded: a stop after it leaves no row out)
+                _audit_items(ctx, user, role, (line.rstrip(b"\n").decode("utf-8") for line in ids),
+                             {"client": client, "job": job_id, "kind": kind, "unmasked": unmask})
                 sha, size = _seal(ctx, job_id, handle, part)
                 jobs.finish(conn, job_id, done=n, size=size, sha256=sha, file_name=f"{job_id}.zip",
                             now=ctx.clock(), keep_s=KEEP_S)
                 audit(ctx, user, role, "calls.export.done", job_id,
                       {"kind": kind, "rows": n, "bytes": size, "sha256": sha, "unmasked": unmask})
-                ids.seek(0)
-                _audit_items(ctx, user, role, (line.rstrip(b"\n").decode("utf-8") for line in ids),
-                             {"client": client, "job": job_id, "kind": kind, "unmasked": unmask})
             finally:
                 store.remove(ids_path)
 
@@ -188,6 +188,15 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
 
         done, files = audio_job.export(ready, pending, ctx.tiers, ctx.keyring, handle, password, progress,
                                        {"created_by": user, "job": job_id}, outside)
+        # one row per call whose audio is in the archive, under the call's id: the call page's
+        # "who viewed, played, downloaded or exported" list and an audit search by call find it
+        # (written before the file can be downloaded: a stop after it leaves no row out)
+        by_call: dict[str, list[str]] = {}
+        for f in files:
+            by_call.setdefault(str(f["call_id"]), []).append(str(f["recording_id"]))
+        for call_id, recordings in by_call.items():
+            audit(ctx, user, role, "calls.export.item", call_id,
+                  {"client": client, "job": job_id, "recordings": recordings})
         sha, size = _seal(ctx, job_id, handle, part)
         jobs.finish(conn, job_id, done=done, size=size, sha256=sha, file_name=f"{job_id}.zip",
                     now=ctx.clock(), keep_s=KEEP_S)
@@ -196,13 +205,5 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
                "recordings": [f["recording_id"] for f in files],
                "pending": [p["recording_id"] for p in pending],
                "signature_withheld": [f["recording_id"] for f in files if "signature_withheld" in f]})
-        # one row per call whose audio left in the archive, under the call's id: the call page's
-        # "who viewed, played, downloaded or exported" list and an audit search by call find it
-        by_call: dict[str, list[str]] = {}
-        for f in files:
-            by_call.setdefault(str(f["call_id"]), []).append(str(f["recording_id"]))
-        for call_id, recordings in by_call.items():
-            audit(ctx, user, role, "calls.export.item", call_id,
-                  {"client": client, "job": job_id, "recordings": recordings})
 
     return work

@@ -117,7 +117,7 @@ class PortAllocator:
     def _claimed_elsewhere(self) -> list[tuple[int, int]]:
         if self._registry is None:
             return []
-        return [(b, n) for b, n, _pid in self._registry.claims()]
+        return self._registry.taken()  # (blocks cooling too: the registry would refuse them)
 
     def _first_start(self, count: int, *, upward: bool) -> int | None:
         lowest = self._low + (self._low & 1)

@@ -268,3 +268,20 @@ def test_each_call_in_a_list_export_has_its_own_audit_row_on_its_access_list(svc
     problems, _ = audit_trail.verify_chain(svc.ctx.catalog.connection())  # type: ignore[attr-defined]
     assert problems == []  # written in batches, yet chained row by row
     svc.ctx.release()  # type: ignore[attr-defined]
+
+
+def test_an_export_asked_with_a_token_names_it_in_the_rows_its_thread_writes(svc: Service) -> None:
+    """The job's thread writes calls.export.item and calls.export.done: with the request's
+    context, as the request's own calls.export row (they carried no token before)."""
+    admin, csrf = svc.login("root-admin")
+    made = admin.post("/api/tokens", json={"user": "lead-red", "role": "supervisor", "days": 5,
+                                           "label": "robot"}, headers={"X-CSRF-Token": csrf})
+    assert made.status_code in (200, 201), made.text
+    robot = svc.client()
+    robot.headers["Authorization"] = f"Bearer {made.json()['token']}"
+    answer = robot.post("/api/exports", json={"kind": "csv", "fields": ["call_id"], "password": PASSWORD})
+    assert answer.status_code == 202, answer.text
+    assert finished(robot, answer.json()["id"])["state"] == "done"
+    rows = [r for r in svc.audit_rows("lead-red") if r["action"].startswith("calls.export")]
+    assert {r["action"] for r in rows} == {"calls.export", "calls.export.item", "calls.export.done"}
+    assert all(json.loads(r["detail"]).get("token") == "robot" for r in rows), rows

@@ -131,3 +131,29 @@ async def test_a_pause_the_pbx_would_give_to_its_own_mixmonitor_is_refused(  # t
             assert answer.status_code == 200, answer.text
             assert [m["channel"] for m in peer.actions("MixMonitorMute")] == [LIVE["L-alice"][1]]
             assert last["action"] == "pause"
+
+
+async def test_the_answer_says_when_the_pause_ends_and_a_call_whose_pause_time_is_spent_is_refused(  # type: ignore[no-untyped-def]
+        seeded_service, tmp_path) -> None:
+    """``pbx.pause_max_s`` (300 s by default) is for all of a call's pauses together
+    (core/call_book_recording.py): the answer carries what is left, and a call that has used it
+    is refused with 409 before anything reaches the PBX (the recorder would end the pause at once
+    and the card number be recorded)."""
+    async with AmiPeer() as peer:
+        _prepare(seeded_service, peer.port, tmp_path)
+        client, csrf = await asyncio.to_thread(seeded_service.login, "alice")
+        hdr = {"X-CSRF-Token": csrf}
+        snapshot = _snapshot("L-alice", *LIVE["L-alice"])
+        snapshot["pause_spent"] = 100.0
+        seeded_service.ctx.catalog.save_live_call("L-alice", snapshot)
+        paused = await asyncio.to_thread(client.post, "/api/calls/L-alice/pause", headers=hdr)
+        assert paused.status_code == 200 and paused.json()["resumes_after_s"] == 200.0, paused.text
+        resumed = await asyncio.to_thread(client.post, "/api/calls/L-alice/resume", headers=hdr)
+        assert resumed.json()["resumes_after_s"] is None
+        snapshot["pause_spent"] = 300.0
+        seeded_service.ctx.catalog.save_live_call("L-alice", snapshot)
+        spent = await asyncio.to_thread(client.post, "/api/calls/L-alice/pause", headers=hdr)
+        assert spent.status_code == 409 and "pause time" in spent.json()["error"], spent.text
+        assert [m["state"] for m in peer.actions("MixMonitorMute")] == ["1", "0"]  # not a third
+        last = seeded_service.audit_rows("alice")[-1]
+        assert last["action"] == "denied:calls.pause" and '"pause_time_spent"' in last["detail"]

@@ -162,3 +162,8 @@ def test_many_rows_are_written_in_batches_chained_row_by_row_and_a_failed_batch_
     targets = [t for (t,) in conn.execute("SELECT target FROM audit_log WHERE target LIKE 'd-%'")]
     assert len(targets) == audit_trail.BATCH_ROWS and "d-499" in targets  # the first batch only
     assert audit_trail.verify_chain(conn)[0] == []
+    conn.execute("BEGIN IMMEDIATE")  # a caller's own transaction: refused, and left as it was
+    with pytest.raises(audit_trail.CatalogError, match="inside an open transaction"):
+        audit_trail.record_many(conn, [("e-1", {})], actor="lead", role="supervisor", action="x", now=NOW)
+    assert conn.in_transaction
+    conn.execute("ROLLBACK")

@@ -8,8 +8,10 @@ overlapping FreeSWITCHes took the other's caller audio (a silent recording in CI
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,8 +39,8 @@ def test_two_allocators_of_a_machine_never_hand_out_overlapping_blocks(tmp_path:
                                                                       free_window: tuple[int, int]) -> None:
     base, count = free_window
     registry = tmp_path / "claims.json"
-    worker_a = PortAllocator(base, base + count + 1, registry=PortRegistry(registry))
-    worker_b = PortAllocator(base, base + count + 1, registry=PortRegistry(registry))
+    worker_a = PortAllocator(base, base + count + 1, registry=PortRegistry(registry, cool_s=0))
+    worker_b = PortAllocator(base, base + count + 1, registry=PortRegistry(registry, cool_s=0))
     assert worker_a.udp_range(count) == base  # the only block of the window; nothing binds it yet
     with pytest.raises(OSError, match="no 8 consecutive free UDP ports"):
         worker_b.udp_range(count)
@@ -57,7 +59,7 @@ def test_a_claim_of_a_process_that_is_gone_is_dropped(tmp_path: Path) -> None:
 
 
 def test_overlapping_claims_are_refused_and_released_ones_reused(tmp_path: Path) -> None:
-    registry = PortRegistry(tmp_path / "claims.json")
+    registry = PortRegistry(tmp_path / "claims.json", cool_s=0)
     assert registry.claim(41000, 400)
     assert not registry.claim(41398, 4)  # overlaps the last two ports
     assert registry.claim(41400, 4)  # adjacent is fine
@@ -87,13 +89,32 @@ def test_blocks_lie_outside_the_kernels_ephemeral_ports() -> None:
     allocator.release(base, 400)
 
 
+@pytest.fixture
+def free_tcp_window() -> Iterator[tuple[int, int]]:
+    """As ``free_window``, where every port is free for TCP too (the beds' TCP ports are packed
+    at the top of the same window: a real-server test may listen on one of them right now)."""
+    from pbx_recorder.testbed.ports import tcp_free
+
+    count, held = 8, []
+    try:
+        while True:
+            base = DEFAULT_ALLOCATOR.udp_range(count)
+            held.append(base)
+            if all(tcp_free(p) for p in range(base, base + count)):
+                break
+        yield base, count
+    finally:
+        for block in held:
+            DEFAULT_ALLOCATOR.release(block, count)
+
+
 def test_a_tcp_port_bound_again_and_again_lies_outside_the_ephemeral_range_and_is_claimed(
-        tmp_path: Path, free_window: tuple[int, int]) -> None:
+        tmp_path: Path, free_tcp_window: tuple[int, int]) -> None:
     """A private FreeSWITCH's outbound-socket port is listened on by each test's recorder in turn;
     from ``free_tcp_port`` (the ephemeral range) it became the local port of another worker's
     outgoing connection between two tests: "Address already in use" (seen in CI)."""
-    base, count = free_window
-    registry = PortRegistry(tmp_path / "claims.json")
+    base, count = free_tcp_window
+    registry = PortRegistry(tmp_path / "claims.json", cool_s=0)
     ours, theirs = (PortAllocator(base, base + count, registry=registry),
                     PortAllocator(base, base + count, registry=registry))
     first, last = ephemeral_range()
@@ -141,7 +162,7 @@ def test_small_blocks_never_split_the_room_a_large_one_needs(tmp_path: Path,
     61000-65536 although most of it was free.  Packed (large from the bottom, small and TCP from
     the top), a window with room for the sum of the blocks takes them in any order."""
     low, high = wide_window
-    registry = PortRegistry(tmp_path / "claims.json")
+    registry = PortRegistry(tmp_path / "claims.json", cool_s=0)
     workers = [PortAllocator(low, high, registry=registry) for _ in range(3)]
     small, large = [], []
     for i in range(20):
@@ -163,3 +184,23 @@ def test_a_large_block_is_found_past_ports_in_use(tmp_path: Path, wide_window: t
     allocator._taken.update(range(low, low + 32))  # (held by this worker's other beds)
     assert allocator.udp_range(64) == low + 32
     allocator.release(low + 32, 64)
+
+
+def test_a_block_given_back_cools_before_anyone_gets_it_again(tmp_path: Path,
+                                                             wide_window: tuple[int, int]) -> None:
+    """Packed blocks are reused at once: a PBX still sending a finished test's media for a moment
+    would reach the next test's sipp.  A released block waits ``cool_s`` (10 s by default) in the
+    registry, for every process; then it is free again."""
+    low, high = wide_window
+    path = tmp_path / "claims.json"
+    ours = PortAllocator(low, high, registry=PortRegistry(path, cool_s=0.5))
+    theirs = PortAllocator(low, high, registry=PortRegistry(path, cool_s=0.5))
+    first = ours.udp_range(400)
+    ours.release(first, 400)
+    assert theirs.udp_range(400) == first + 400  # not the block still cooling
+    assert PortRegistry(path).claims() == [(first + 400, 400, os.getpid())]  # (live claims only)
+    time.sleep(0.6)
+    assert theirs.udp_range(400) == first  # cooled: free again
+    theirs.release(first, 400)
+    theirs.release(first + 400, 400)
+    assert PortRegistry().cool_s == 10.0
