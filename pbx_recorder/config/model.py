@@ -79,8 +79,8 @@ class PbxConfig:
     #: how long ``calls pause|resume`` and the console wait for the daemon to record the PBX's
     #: mute event before answering "sent, not confirmed" (0: do not wait)
     pause_confirm_s: float = 3.0
-    #: a pause (PCI) still open after this long is ended by the recorder itself, so a pause
-    #: nobody resumed never leaves the rest of a call unrecorded (0: pauses have no limit)
+    #: how long a call's PCI pauses may last together: the recorder then ends the open one itself
+    #: and refuses more, so no pause leaves the rest of a call unrecorded (0: no limit)
     pause_max_s: float = 300.0
 
 
