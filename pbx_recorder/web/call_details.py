@@ -44,7 +44,19 @@ def recording_view(rec: Mapping[str, Any]) -> dict[str, Any]:
             "signed": bool(rec.get("signature")), "encrypted": bool(rec.get("encrypted")),
             "state": rec.get("state"), "where": where_stored(rec), "retain_until": rec.get("retain_until"),
             "retention_class": rec.get("retention_class"), "legal_hold": bool(rec.get("legal_hold")),
-            "pauses": [list(p) for p in manifest.get("pauses", ()) if isinstance(p, list | tuple)]}
+            "pauses": [list(p) for p in manifest.get("pauses", ()) if isinstance(p, list | tuple)],
+            "flags": recording_flags(rec.get("flags"))}
+
+
+def recording_flags(value: Any) -> list[str]:
+    """The recording's flags (``cut``, ``pause_missed``, ``pause_auto_resumed`` ...): what QA must
+    know when judging its audio; the catalog column's JSON list, decoded or not yet."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value or "[]")
+        except ValueError:
+            return []
+    return [str(f) for f in value] if isinstance(value, list) else []
 
 
 def timeline(row: Mapping[str, Any], recordings: list[dict[str, Any]],

@@ -21,7 +21,8 @@ def _enrich(svc) -> None:  # type: ignore[no-untyped-def]
     catalog.upsert_recording({"recording_id": "r-c-red-1", "call_id": "c-red-1",
                               "manifest": {"recording_id": "r-c-red-1", "call_id": "c-red-1",
                                            "pauses": [[NOW - 3500, NOW - 3470]]},
-                              "storage_class": "DEEP_ARCHIVE", "signature": "c2ln"})
+                              "storage_class": "DEEP_ARCHIVE", "signature": "c2ln",
+                              "flags": ["pause_auto_resumed"]})
     catalog.upsert_recording({"recording_id": "r-consent-1", "call_id": "c-red-1", "kind": "consent",
                               "state": "stored", "tier": "hot", "restore_state": "in_progress",
                               "created_at": NOW})
@@ -41,6 +42,8 @@ def test_the_call_page_shows_evidence_recordings_timeline_and_holds(seeded_servi
     assert 'href="/recordings/r-consent-1/play"' in text  # the archived answer is playable
     assert "cold (archive)" in text and "restoring" in text and "signed (Ed25519)" in text
     assert "recording paused (PCI)" in text and "r-c-red-1 (30 s)" in text
+    # the recording's flags: here the recorder ended a pause (pbx.pause_max_s), QA must know
+    assert '<span class="rec-flags">(pause_auto_resumed)</span>' in text
     assert "1700000000.1, 1700000000.2" in text and "transferred" in text
     assert 'id="held"' in text and "case 42" not in text  # a supervisor: held, not why (holds.read)
     assert "+8613812345678" not in text  # a supervisor's page stays masked until asked
