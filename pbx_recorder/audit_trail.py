@@ -96,26 +96,27 @@ def _issued_max(conn: sqlite3.Connection) -> int:
 
 def record(conn: sqlite3.Connection, *, actor: str, role: str, action: str, target: str = "",
            detail: Mapping[str, Any] | None = None, now: float) -> tuple[int, str]:
-    """Append one audit row; returns (id, hash)."""
-    own = not conn.in_transaction
-    try:
-        if own:
-            conn.execute("BEGIN IMMEDIATE")
-        else:
-            engine.lock_writes(conn)
+    """Append one audit row; returns (id, hash).  In a transaction of its own unless the caller
+    has one open (a refused append rolls its own back: never left holding the write lock)."""
+
+    def append() -> tuple[int, str]:
         row_id, prev, key = _next_link(conn)
         values = _entry(row_id, prev, key, now, actor, role, action, target, detail)
         conn.execute(INSERT, values)
         engine.note_issued(conn, "audit_log", row_id)
-        if own:
-            conn.execute("COMMIT")
-    except BaseException as exc:  # (a refused append too: never a transaction of its own left open)
-        if own and conn.in_transaction:
-            conn.execute("ROLLBACK")
-        if isinstance(exc, engine.db_errors()):
-            raise CatalogError(f"audit log append failed: {exc}") from exc
-        raise
-    return row_id, str(values[8])
+        return row_id, str(values[8])
+
+    if not conn.in_transaction:
+        with engine.write_transaction(conn, APPEND_FAILED):
+            return append()
+    try:
+        engine.lock_writes(conn)
+        return append()
+    except engine.db_errors() as exc:
+        raise CatalogError(f"{APPEND_FAILED}: {exc}") from exc
+
+
+APPEND_FAILED = "audit log append failed"
 
 
 INSERT = ("INSERT INTO audit_log (id, at, actor, role, action, target, detail, prev_hash, hash, mac) "
@@ -180,8 +181,7 @@ def record_many(conn: sqlite3.Connection, entries: Iterable[tuple[str, Mapping[s
 
 def _record_batch(conn: sqlite3.Connection, batch: list[tuple[str, Mapping[str, Any]]], actor: str,
                   role: str, action: str, now: float) -> int:
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with engine.write_transaction(conn, APPEND_FAILED):
         row_id, prev, key = _next_link(conn)
         rows = []
         bodies: dict[int, Any] = {}  # one scrub for a detail the rows share (an export's)
@@ -193,13 +193,6 @@ def _record_batch(conn: sqlite3.Connection, batch: list[tuple[str, Mapping[str, 
             prev, row_id = rows[-1][8], row_id + 1
         conn.executemany(INSERT, rows)
         engine.note_issued(conn, "audit_log", row_id - 1)
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        if isinstance(exc, engine.db_errors()):
-            raise CatalogError(f"audit log append failed: {exc}") from exc
-        raise
     return len(batch)
 
 

@@ -324,6 +324,23 @@ def pipelined(conn: Any) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def write_transaction(conn: Any, failed: str = "catalog query failed") -> Iterator[Any]:
+    """One write transaction (``BEGIN IMMEDIATE``: the writers' lock on either engine) for the
+    block: committed when it ends, rolled back on any exception (a refusal too, never left open);
+    a statement's error comes out as :class:`CatalogError` ``"<failed>: <error>"``."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, db_errors()):
+            raise CatalogError(f"{failed}: {exc}") from exc
+        raise
+
+
 def release_memory(conn: Any) -> None:
     """Give back what the connection caches (SQLite's page cache: a long write of rows nobody
     reads again, an export's audit rows, would otherwise fill it to ``cache_size`` on top of the

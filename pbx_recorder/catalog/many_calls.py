@@ -70,19 +70,8 @@ class ManyCalls:
         conn = self._conn()
         if conn.in_transaction:
             raise CatalogError("a catalog transaction is already open on this connection")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except engine.db_errors() as exc:
-            raise CatalogError(f"catalog query failed: {exc}") from exc
-        try:
+        with engine.write_transaction(conn):
             yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, engine.db_errors()):
-                raise CatalogError(f"catalog query failed: {exc}") from exc
-            raise
 
     def grouped(self, work: Callable[[], T]) -> T:
         """``work()`` (one call's or recording's writes, through this catalog) in one transaction

@@ -63,8 +63,9 @@ def table(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
                 n = table_job.export(ctx.catalog, spec, handle, password, part,
                                      lambda done: jobs.progress(conn, job_id, done), f"calls.{kind}", seen)
                 ids.seek(0)  # (before the file can be downloaded: a stop after it leaves no row out)
-                _audit_items(ctx, user, role, (line.rstrip(b"\n").decode("utf-8") for line in ids),
-                             {"client": client, "job": job_id, "kind": kind, "unmasked": unmask})
+                item = request_tag.tagged({"client": client, "job": job_id, "kind": kind,
+                                           "unmasked": unmask})
+                _audit_items(ctx, user, role, ((line.rstrip(b"\n").decode("utf-8"), item) for line in ids))
                 sha, size = _seal(ctx, job_id, handle, part)
                 jobs.finish(conn, job_id, done=n, size=size, sha256=sha, file_name=f"{job_id}.zip",
                             now=ctx.clock(), keep_s=KEEP_S)
@@ -76,18 +77,19 @@ def table(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
     return work
 
 
-def _audit_items(ctx: ServiceContext, user: str, role: str, call_ids: Iterator[str],
-                 detail: dict[str, Any]) -> None:
-    """One ``calls.export.item`` row per call whose data left in the export, under the call's id
-    (the call page's "who viewed, played, downloaded or exported" list and an audit search by
-    call find it), as the audio export writes them; chained in batches (audit_trail.record_many)."""
-    tagged, conn = request_tag.tagged(detail), ctx.catalog.connection()
+def _audit_items(ctx: ServiceContext, user: str, role: str,
+                 items: Iterator[tuple[str, dict[str, Any]]]) -> None:
+    """One ``calls.export.item`` row per (call id, detail): a call whose data is in the export,
+    under its id (the call page's "who viewed, played, downloaded or exported" list and an audit
+    search by call find it); written before the file is published (a stop after it leaves no
+    row out), chained in batches (audit_trail.record_many)."""
+    conn = ctx.catalog.connection()
 
     def bounded(n: int) -> None:  # (the job's memory stays bounded: its connection's page cache too)
         if n % (20 * record_many_batch) == 0:
             engine.release_memory(conn)
 
-    record_many(conn, ((c, tagged) for c in call_ids if c),  # (a call is one row of the result)
+    record_many(conn, ((c, d) for c, d in items if c),  # (a call is one row of a list's result)
                 actor=user, role=role, action="calls.export.item", now=ctx.clock(), after_batch=bounded)
 
 
@@ -188,15 +190,12 @@ def audio(ctx: ServiceContext, actor: Actor, job_id: str, part: Path, password: 
 
         done, files = audio_job.export(ready, pending, ctx.tiers, ctx.keyring, handle, password, progress,
                                        {"created_by": user, "job": job_id}, outside)
-        # one row per call whose audio is in the archive, under the call's id: the call page's
-        # "who viewed, played, downloaded or exported" list and an audit search by call find it
-        # (written before the file can be downloaded: a stop after it leaves no row out)
-        by_call: dict[str, list[str]] = {}
+        by_call: dict[str, list[str]] = {}  # each call with its recordings in the archive
         for f in files:
             by_call.setdefault(str(f["call_id"]), []).append(str(f["recording_id"]))
-        for call_id, recordings in by_call.items():
-            audit(ctx, user, role, "calls.export.item", call_id,
-                  {"client": client, "job": job_id, "recordings": recordings})
+        _audit_items(ctx, user, role, ((call_id, request_tag.tagged({"client": client, "job": job_id,
+                                                                     "recordings": recordings}))
+                                       for call_id, recordings in by_call.items()))
         sha, size = _seal(ctx, job_id, handle, part)
         jobs.finish(conn, job_id, done=done, size=size, sha256=sha, file_name=f"{job_id}.zip",
                     now=ctx.clock(), keep_s=KEEP_S)
