@@ -103,10 +103,15 @@ class Bench:
                 stale.unlink(missing_ok=True)
         return str(path)
 
+    #: new calls' number entries staged in the fresh indexes and settled in batches, as the recorder
+    #: writes them (``--unstaged``: straight into the big indexes, as before schema 25: the baseline)
+    staged = True
+
     def open(self, target: str) -> Catalog:
         """As the recorder opens it with encryption on: numbers sealed, found by blind index."""
         numbers = numbers_for(self.keys)  # as app.py: the seal covers the numbers in clear
         catalog = Catalog(target, sealer=CallSealer(self.key, reveal=numbers.open_call), numbers=numbers)
+        catalog.fresh.enabled = catalog.fresh.enabled and self.staged
         protect(catalog._conn(), numbers_for(self.keys))  # marks a new catalog as fully protected
         return catalog
 
@@ -327,9 +332,13 @@ def main() -> None:
                     "(a second, warm pass over a kept catalog)")
     ap.add_argument("--writes-only", action="store_true", help="measure the writes beside a searcher only "
                     "(a longer second run over a kept catalog)")
+    ap.add_argument("--unstaged", action="store_true", help="write every new call's number entries "
+                    "straight into the big number indexes, as before schema 25 (the baseline of "
+                    "catalog.fresh_numbers: run the same measures with and without it)")
     ap.add_argument("--writer-signs", action="store_true", help="the fill's writer makes every "
                     "signature itself (default: a helper process signs ahead, Catalog.enable_sign_ahead)")
     a = ap.parse_args()
+    Bench.staged = not a.unstaged
     engines = ["sqlite", "postgresql"] if a.engine == "both" else [a.engine]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` stops the private cluster
     if a.keep:

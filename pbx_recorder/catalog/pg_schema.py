@@ -23,7 +23,7 @@ MIGRATION_LOCK = 0x70627873  # "pbxs"
 VERSION_TABLE = "alembic_version"  # Alembic's default name
 #: the newest revision in ``alembic/versions`` (a unit test holds the two equal): a node whose
 #: catalog is at it starts without importing Alembic
-HEAD = "0023"
+HEAD = "0024"
 
 
 def _engine(url: str, password: str | None) -> Any:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher, digits_of, is_token
+from pbx_recorder.catalog.schema_fresh_numbers import FRESH, SETTLED
 from pbx_recorder.recording.sorted_json import SortedJson
 
 CALL_FIELDS = ("caller_num", "caller_name", "callee_num", "cdr", "consent")
@@ -198,26 +199,44 @@ def is_last4(value: str) -> bool:
 
 
 def side_clause(index: BlindIndex, side: str, value: str, params: list[Any], *,
-                full: bool | None = None) -> str:
+                full: bool | None = None, part: str | None = None) -> str:
     """SQL over ``calls``: ``side`` (caller or callee) is ``value`` -- its last 4 digits, or the
     full number (``full``: always the full number, as erasure and holds look a number up; by
     default a value of exactly 4 digits is the last 4).  One range of the ``calls_<side>_number``
     index either way (schema 15): the last 4 digits' blind index, the full number's filtered inside
-    it (it is the index's last column).
+    it (it is the index's last column).  Since schema 25 a new call waits in the side's fresh index
+    (``schema_fresh_numbers``): the lookup is two ranges, one of each (:func:`in_both_parts`), or
+    the range of ``part`` (``SETTLED`` or ``FRESH``) alone for a caller that reads the parts apart.
     Each value one, or two while a blind-index key rotation runs (a row may be under either key)."""
     # (a number of fewer than 4 digits has the last-4 index '': the range of such calls)
     if not full and (full is not None or is_last4(value)):
-        return equals_any(f"{side}_bi4", index.last4s(value), params)
-    return stored_side_clause(side, index.fulls(value), index.last4s(value), params)
+        return in_both_parts(lambda p: equals_any(f"{side}_bi4", index.last4s(value), p), params, part)
+    return stored_side_clause(side, index.fulls(value), index.last4s(value), params, part=part)
 
 
-def stored_side_clause(side: str, fulls: Sequence[str], last4s: Sequence[str], params: list[Any]) -> str:
+def stored_side_clause(side: str, fulls: Sequence[str], last4s: Sequence[str], params: list[Any], *,
+                       part: str | None = None) -> str:
     """:func:`side_clause` for stored index values (a caller hold's ``value`` and ``value4``);
     without their last-4 values, a clause no index serves (every call is read)."""
     if not last4s:
         return equals_any(f"{side}_bi", fulls, params)
-    last4 = equals_any(f"{side}_bi4", last4s, params)  # (the parameters in the order of the text)
-    return f"({last4} AND {equals_any(f'{side}_bi', fulls, params)})"
+
+    def lookup(p: list[Any]) -> str:
+        last4 = equals_any(f"{side}_bi4", last4s, p)  # (the parameters in the order of the text)
+        return f"({last4} AND {equals_any(f'{side}_bi', fulls, p)})"
+    return in_both_parts(lookup, params, part)
+
+
+def in_both_parts(lookup: Callable[[list[Any]], str], params: list[Any], part: str | None = None) -> str:
+    """A number index lookup (``lookup`` writes its text and its parameters) over the settled and
+    the fresh calls: ``(fresh = 0 AND x) OR (fresh <> 0 AND x)``, each arm a range of its own
+    partial index (SQLite and PostgreSQL use a partial index only where the query repeats its
+    condition), together every row whatever its mark; ``part``: that arm alone."""
+    if part is not None:
+        if part not in (SETTLED, FRESH):
+            raise ValueError(f"unknown part of the number indexes: {part!r}")
+        return f"({part} AND {lookup(params)})"
+    return f"(({SETTLED} AND {lookup(params)}) OR ({FRESH} AND {lookup(params)}))"
 
 
 def equals_any(column: str, values: Iterable[str], params: list[Any]) -> str:

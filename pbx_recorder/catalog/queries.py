@@ -24,6 +24,7 @@ from pbx_recorder.catalog.marks import keyword_clause
 from pbx_recorder.catalog.number_protection import BlindIndex
 from pbx_recorder.catalog.protected_rows import side_clause
 from pbx_recorder.catalog.schema_agent import AGENT_CARRIED
+from pbx_recorder.catalog.schema_fresh_numbers import FRESH, SETTLED
 from pbx_recorder.catalog.scopes import Scope, scope_clause
 
 PRESETS = ("today", "yesterday", "7d", "30d")
@@ -124,10 +125,12 @@ def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
-def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex | None = None) -> str:
+def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex | None = None,
+                   part: str | None = None) -> str:
     """``column`` is ``caller_num`` or ``callee_num``.  With the catalog's blind index (schema 6,
     numbers encrypted): one range of that side's ``(last-4 index, started_at, call_id, full-number
-    index)`` index (schema 15), which serves both the lookup and the ORDER BY."""
+    index)`` index (schema 15), which serves both the lookup and the ORDER BY; of its settled and
+    its fresh part (schema 25), or of ``part`` alone (a page's arm: :func:`_page`)."""
     if blind is not None:
         side = column.removesuffix("_num")
         digits = _digits(value)
@@ -135,7 +138,7 @@ def _number_clause(column: str, value: str, params: list[Any], blind: BlindIndex
             raise ValueError(f"search by number needs digits, got {value!r}")
         if len(digits) < 4 and len(digits) == len(value.strip()):
             raise ValueError("search by number takes the last 4 digits or the full number")
-        return side_clause(blind, side, value, params)
+        return side_clause(blind, side, value, params, part=part)
     digits = _digits(value)
     if 0 < len(digits) <= 4 and len(digits) == len(value.strip()):
         params.append(digits)
@@ -186,7 +189,8 @@ def _order_by(src: str, f: CallFilters, cursor: Cursor | None) -> str:
 
 def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
             cursor: Cursor | None, rows: bool = True,
-            blind: BlindIndex | None = None, scope: Scope | None = None) -> tuple[str, str, list[str]]:
+            blind: BlindIndex | None = None, scope: Scope | None = None,
+            part: str | None = None) -> tuple[str, str, list[str]]:
     """(FROM clause, table whose index gives the order, WHERE terms), ``params`` in step.
 
     A tag is read from ``call_tags`` in its (tag, started_at) order, alone or beside the filters
@@ -194,11 +198,12 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     17), tested inside the tag's index; a page tests the call row's own columns too (the row is
     the rule: a stale copy could hide a call, never show one).  Beside a number, a call id or a
     keyword, a tag is checked per row of that filter's index (one key lookup each).  ``scope``
-    (the operator's row scope) adds its clause to every read, counts included."""
+    (the operator's row scope) adds its clause to every read, counts included.  ``part``: the
+    number filters read that part of the number indexes alone (``schema_fresh_numbers``)."""
     where: list[str] = []
     rows = rows or (scope is not None and scope.kind != "all")  # a scoped count reads the call row
-    tag_first = bool(f.tag) and not any((f.caller, f.callee, f.call_id, f.keyword))
-    src = "t" if tag_first else "calls"
+    src = _source_table(f)
+    tag_first = src == "t"
     sql_from = "calls"
     if tag_first:  # without ``rows`` (a count): call_tags alone, its rows are those of existing calls
         # CROSS JOIN keeps SQLite from reordering the join (the tag index leads); both engines
@@ -213,9 +218,9 @@ def _source(f: CallFilters, now: float, tz: tzinfo | None, params: list[Any],
     if f.status and f.status not in STATUSES:
         raise ValueError(f"unknown status {f.status!r} (known: {', '.join(STATUSES)})")
     if f.caller:
-        where.append(_number_clause("caller_num", f.caller, params, blind))
+        where.append(_number_clause("caller_num", f.caller, params, blind, part))
     if f.callee:
-        where.append(_number_clause("callee_num", f.callee, params, blind))
+        where.append(_number_clause("callee_num", f.callee, params, blind, part))
     for column, value in (("status", f.status), ("call_id", f.call_id), ("agent", f.agent),
                           ("queue", f.queue), ("consent_decision", f.consent)):
         if not value:
@@ -289,19 +294,43 @@ def build_search(f: CallFilters, now: float, tz: tzinfo | None = None, *,
 def _page(f: CallFilters, now: float, tz: tzinfo | None, cursor: Cursor | None, probe: bool,
           blind: BlindIndex | None, scope: Scope | None,
           columns: str = "calls.*") -> tuple[str, list[Any]]:
+    """One page.  By number on a protected catalog: the page of the settled calls and the page of
+    the fresh ones (``schema_fresh_numbers``), each one ordered range of its own partial index read
+    up to the page's size, merged in the page's order (PostgreSQL: ``Merge Append``; SQLite:
+    ``MERGE (UNION ALL)``, sorting each arm's page of at most ``limit + 1`` rows on the way)."""
+    n = max(1, min(int(f.limit), MAX_LIMIT)) + (1 if probe else 0)
     params: list[Any] = []
-    sql_from, src, where = _source(f, now, tz, params, cursor, blind=blind, scope=scope)
+    if blind is None or not (f.caller or f.callee):
+        sql = _page_rows(f, now, tz, cursor, blind, scope, columns, params)
+        params.append(n)
+        return f"{sql} ORDER BY {_order_by(_source_table(f), f, cursor)} LIMIT ?", params
+    arms = []
+    for k, part in enumerate((SETTLED, FRESH)):
+        sql = _page_rows(f, now, tz, cursor, blind, scope, columns, params, part)
+        params.append(n)
+        arms.append(f"SELECT * FROM ({sql} ORDER BY {_order_by('calls', f, cursor)} LIMIT ?) AS a{k}")
+    params.append(n)
+    return (f"SELECT * FROM ({' UNION ALL '.join(arms)}) AS u ORDER BY {_order_by('u', f, cursor)} LIMIT ?",
+            params)
+
+
+def _source_table(f: CallFilters) -> str:
+    """The table whose index gives a page its order (``_source``'s second answer)."""
+    return "t" if f.tag and not any((f.caller, f.callee, f.call_id, f.keyword)) else "calls"
+
+
+def _page_rows(f: CallFilters, now: float, tz: tzinfo | None, cursor: Cursor | None,
+               blind: BlindIndex | None, scope: Scope | None, columns: str, params: list[Any],
+               part: str | None = None) -> str:
+    """A page's SELECT before its ORDER BY and LIMIT; ``params`` in step."""
+    sql_from, src, where = _source(f, now, tz, params, cursor, blind=blind, scope=scope, part=part)
     if cursor is None and time_range(f, now, tz) == (None, None):
         # the first page of an unbounded search reads the timed rows only; the untimed ones are
         # read after them (Catalog._page_rows). PostgreSQL sorts NULL first in DESC order and
         # SQLite last, so ORDER BY alone would put them at opposite ends on the two engines.
         where.append(f"{src}.started_at IS NOT NULL")
     sql = f"SELECT {columns} FROM {sql_from}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {_order_by(src, f, cursor)} LIMIT ?"
-    params.append(max(1, min(int(f.limit), MAX_LIMIT)) + (1 if probe else 0))
-    return sql, params
+    return sql + (" WHERE " + " AND ".join(where) if where else "")
 
 
 def build_count(f: CallFilters, now: float, tz: tzinfo | None = None,

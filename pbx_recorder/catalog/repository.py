@@ -19,7 +19,15 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from pbx_recorder.catalog import call_tags, engine, extra_numbers, named_rows, seal_ahead, stored_form
+from pbx_recorder.catalog import (
+    call_tags,
+    engine,
+    extra_numbers,
+    fresh_numbers,
+    named_rows,
+    seal_ahead,
+    stored_form,
+)
 from pbx_recorder.catalog.call_search import CallSearch
 from pbx_recorder.catalog.call_search import SearchPage as SearchPage  # (where callers import it)
 from pbx_recorder.catalog.group_commit import GroupCommit
@@ -72,6 +80,8 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
             ensure_schema(conn, self.path)
         self._columns = {t: [c for c in engine.table_columns(conn, t) if c != "rowid"]
                          for t in ("calls", "recordings")}
+        #: new calls inserted fresh and settled in batches (SQLite, schema 25: ``fresh_numbers``)
+        self.fresh = fresh_numbers.Settler(self._columns["calls"], engine.is_postgres(conn))
         # the columns the call seal covers, their kinds and defaults (``_write_sealed``); None: the
         # sealer cannot seal from values (or an old schema): rows are read back to be sealed
         self._sealed_form: dict[str, stored_form.Column] | None = None
@@ -257,9 +267,14 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
             if not self._insert_over_stand_in(conn, bound):
                 return False  # a row that is not a bare stand-in appeared: nothing written, read back
         elif existing is None:  # (no other writer since the collision read: the write lock is held)
+            # (not sealed: where the call's number entries wait)
+            mark = {c: v for c, v in self.fresh.column().items() if c not in bound}
+            names += list(mark)
             sql = f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-            conn.execute(sql, [bound[c] for c in names])
+            conn.execute(sql, [{**bound, **mark}[c] for c in names])
             call_tags.copy_new_call(conn, str(row["call_id"]), bound.get("tags"))  # (schema 19)
+            if mark:
+                self.fresh.inserted(conn)
         else:
             sql = f"UPDATE calls SET {', '.join(c + '=?' for c in names if c != 'call_id')} WHERE call_id = ?"
             conn.execute(sql, [*(bound[c] for c in names if c != "call_id"), row["call_id"]])

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from pbx_recorder.catalog.schema_agent import AGENT_CARRIED, AGENT_INDEX, RETIRED
 from pbx_recorder.catalog.schema_filters import FILTER_COLUMNS, TAG_COPIES, create_index_sql
 from pbx_recorder.catalog.schema_filters import TAG_INDEXES as TAG_INDEX_COLUMNS
+from pbx_recorder.catalog.schema_fresh_numbers import FRESH, SETTLED, SIDES, fresh_index, settled_index
 
 metadata = MetaData()
 
@@ -61,6 +63,8 @@ calls = Table(
     _text("callee_bi4"),
     _text("rule_tags"),  # (revision 0019: the tags the call's rule set, sealed; '' = not recorded)
     Column("rowid", BigInteger, Identity(), nullable=False, unique=True),
+    # (revision 0024: the call's number entries still in the fresh indexes; not sealed)
+    Column("fresh", Integer, nullable=False, server_default=text("0")),
 )
 
 recordings = Table(
@@ -359,12 +363,14 @@ FILTER_INDEXES = {
     name: Index(name, *(calls.c[c] for c in lead), calls.c.started_at.desc(), calls.c.call_id,
                 *(calls.c[c] for c in carried))
     for name, (lead, carried) in FILTER_COLUMNS.items() if name not in RETIRED}
-#: what revision 0015 adds (SQLite's migration 15) in place of the four indexes of the numbers:
-#: the last 4 digits' blind index, carrying the full number's (``catalog.schema_last4``)
+#: the number indexes as revision 0024 (SQLite's migration 25) makes them: revision 0015's last 4
+#: digits' blind index carrying the full number's (``catalog.schema_last4``), now a partial index of
+#: the settled calls, and the same columns for the fresh ones (``catalog.schema_fresh_numbers``)
 NUMBER_INDEXES = tuple(
-    Index(f"calls_{side}_number", calls.c[f"{side}_bi4"], calls.c.started_at.desc(), calls.c.call_id,
-          calls.c[f"{side}_bi"])
-    for side in ("caller", "callee"))
+    Index(fresh_index(side) if fresh else settled_index(side), calls.c[f"{side}_bi4"],
+          calls.c.started_at.desc(), calls.c.call_id, calls.c[f"{side}_bi"], calls.c.fresh,
+          sqlite_where=text(FRESH if fresh else SETTLED), postgresql_where=text(FRESH if fresh else SETTLED))
+    for fresh in (False, True) for side in SIDES)
 Index("call_numbers_call", call_numbers.c.call_id)
 ACCOUNT_INDEXES = (
     Index("sessions_user", sessions.c.user_name),

@@ -41,6 +41,7 @@ from pbx_recorder.catalog.number_protection import BlindIndex, is_token
 from pbx_recorder.catalog.protected_rows import (
     NumberProtection,
     equals_any,
+    in_both_parts,
     is_last4,
     named_digits,
     stored_side_clause,
@@ -204,6 +205,11 @@ def _side_has(call: Mapping[str, Any], side: str, wanted: set[str], last4: bool,
     return bool(wanted & set(index.last4s(number) if last4 else index.fulls(number)))
 
 
+def _last4_lookup(side: str, bi4: list[str]) -> Callable[[list[Any]], str]:
+    """The last-4 lookup of one side, for :func:`in_both_parts`."""
+    return lambda p: equals_any(f"{side}_bi4", bi4, p)
+
+
 def number_clause(q: Mapping[str, Any], params: list[Any], index: BlindIndex | None) -> str | None:
     """SQL over ``calls`` narrowing to the first indexed number filter of ``q`` (one index range
     per side), or None (none, or one under a retired key: the caller reads the table)."""
@@ -212,7 +218,7 @@ def number_clause(q: Mapping[str, Any], params: list[Any], index: BlindIndex | N
             return None
         bi, bi4 = [str(v) for v in spec.get("bi") or ()], [str(v) for v in spec.get("bi4") or ()]
         if spec.get("index") == "last4":
-            parts = [equals_any(f"{side}_bi4", bi, params) for side in NUMBER_SIDES[key]]
+            parts = [in_both_parts(_last4_lookup(side, bi), params) for side in NUMBER_SIDES[key]]
         else:
             parts = [stored_side_clause(side, bi, bi4, params) for side in NUMBER_SIDES[key]]
         return "(" + " OR ".join(parts) + ")"

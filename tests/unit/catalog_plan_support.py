@@ -44,3 +44,11 @@ def lookups(statements: list[str]) -> list[str]:
     """The statements of a trace that look rows up (SELECT / UPDATE / DELETE), trigger comments left out."""
     keep = ("SELECT", "UPDATE", "DELETE")
     return [s for s in statements if s.lstrip().upper().startswith(keep)]
+
+
+def range_sorts(lines: list[str]) -> list[str]:
+    """Sorts in a plan other than of a number page's arm (``SCAN a0`` / ``SCAN a1``, each at most a
+    page of rows: ``queries._page``): what would sort a whole index range."""
+    arm_sort = "USE TEMP B-TREE FOR ORDER BY"
+    return [ln for prev, ln in zip(["", *lines[:-1]], lines, strict=True)
+            if "TEMP B-TREE" in ln and not (prev.startswith("SCAN a") and ln == arm_sort)]
