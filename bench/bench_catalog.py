@@ -171,6 +171,8 @@ class Bench:
                 rates = ", ".join(f"{e} {written[e] / max(t, 1e-9):,.0f} calls/s" for e, t in t_cat.items())
                 print(f"  filled {start + len(batch):,}/{self.n:,} ({rates})", file=sys.stderr)
         self.fill_written = written
+        #: where the fill put new calls' number entries (``catalog.fresh_numbers``), per engine
+        self.staging = {e: bench_catalog_writes.staging_note(c) for e, c in self.catalogs.items()}
         for catalog in self.catalogs.values():
             catalog.enable_sign_ahead(False)
         return ({e: written[e] / max(t, 1e-9) for e, t in t_cat.items()},
@@ -360,7 +362,8 @@ def main() -> None:
                 for engine in engines:
                     print(f"filled ({engine}): {bench.fill_written[engine]:,} calls written by this run "
                           f"in {time.perf_counter() - t0:,.0f} s ({rates[engine]:,.0f} calls/s); kept in "
-                          f"{root}{' and the bench_kept_* schemas' if engine == 'postgresql' else ''}")
+                          f"{root}{' and the bench_kept_* schemas' if engine == 'postgresql' else ''}; "
+                          f"{bench.staging[engine]}")
                 return
             run(bench, a)
         finally:
@@ -397,7 +400,7 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
         f"catalog bulk path {rates} "
         f"(seal, signed manifest, 2 ledger entries each; signatures "
         f"{'made ahead by a helper process' if bench.sign_ahead_fill else 'by the writer'}), "
-        f"cdr executemany {cdr:,.0f} rows/s; "
+        f"cdr executemany {cdr:,.0f} rows/s; {'; '.join(f'{e}: {n}' for e, n in bench.staging.items())}; "
         f"load average now {os.getloadavg()[0]:.1f}"
     )
     if "postgresql" in bench.catalogs:

@@ -164,16 +164,16 @@ def in_turns(bench: Bench, catalogs: dict[str, Catalog], warmup: int, rounds: in
               f"{done / spent:8,.0f} calls/s ({done / max(cpu, 1e-9):,.0f} per CPU s); against "
               f"the first: {done / spent / (first[5] / first[3]):.2f} of the rate, "
               f"{done / max(cpu, 1e-9) / (first[5] / max(first[4], 1e-9)):.2f} per CPU s ({done:,} calls; "
-              f"{_staging(catalogs[label])})")
+              f"{staging_note(catalogs[label])})")
 
 
-def _staging(catalog: Catalog) -> str:
+def staging_note(catalog: Catalog) -> str:
     """How the writer placed new calls' number entries (``catalog.fresh_numbers``)."""
     fresh = catalog.fresh
     if not fresh.enabled:
         return "number entries written straight into the big indexes"
     return (f"number entries staged: {fresh.settles:,} settles of {fresh.settled:,} calls since the "
-            "catalog opened")
+            f"catalog opened, {fresh.seconds:,.1f} s")
 
 
 def warm_up(bench: Bench, catalog: Catalog, gen: CallGenerator, clock: StartClock, base: int,

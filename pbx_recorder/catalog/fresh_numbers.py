@@ -16,6 +16,7 @@ Searches cost the same either way: each part is one range of its own index.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from pbx_recorder.catalog import engine
@@ -54,9 +55,10 @@ class Settler:
         self.enabled = COLUMN in columns and not postgres
         self._since_check = 0
         self._lock = threading.Lock()
-        #: settles run and calls they settled (the bench and the tests read them)
+        #: settles run, calls they settled and the seconds they took (the bench and the tests read them)
         self.settles = 0
         self.settled = 0
+        self.seconds = 0.0
 
     def column(self) -> dict[str, int]:
         """What a new call's insert binds besides its row: the fresh mark, or nothing."""
@@ -70,8 +72,10 @@ class Settler:
             if self._since_check < CHECK_EVERY:
                 return
             self._since_check = 0
+        started = time.perf_counter()
         if fresh_count(conn) >= SETTLE_AT:
             moved = settle(conn)
             with self._lock:
                 self.settles += 1
                 self.settled += moved
+                self.seconds += time.perf_counter() - started

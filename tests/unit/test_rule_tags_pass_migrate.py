@@ -183,6 +183,12 @@ def _back_to_schema_19(d) -> None:
         for table in schema_qa_seal.TABLES:  # (schema 23)
             conn.execute(f"ALTER TABLE {table} DROP COLUMN seal")
         conn.execute("ALTER TABLE ledger DROP COLUMN mac")  # (schema 24)
+        for side in ("caller", "callee"):  # (schema 25: whole number indexes, no fresh mark)
+            conn.execute(f"DROP INDEX calls_{side}_fresh")
+            conn.execute(f"DROP INDEX calls_{side}_number")
+            conn.execute(f"CREATE INDEX calls_{side}_number ON calls({side}_bi4, started_at DESC, call_id, "
+                         f"{side}_bi)")
+        conn.execute("ALTER TABLE calls DROP COLUMN fresh")
         if engine.is_postgres(conn):
             conn.execute("UPDATE alembic_version SET version_num = '0018'")
         else:
