@@ -305,13 +305,14 @@ def _page(f: CallFilters, now: float, tz: tzinfo | None, cursor: Cursor | None, 
         params.append(n)
         return f"{sql} ORDER BY {_order_by(_source_table(f), f, cursor)} LIMIT ?", params
     arms = []
-    for k, part in enumerate((SETTLED, FRESH)):
-        sql = _page_rows(f, now, tz, cursor, blind, scope, columns, params, part)
+    for k, part in enumerate((SETTLED, FRESH)):  # (each arm's keys off its index, the rows read once)
+        sql = _page_rows(f, now, tz, cursor, blind, scope, "calls.started_at, calls.call_id", params, part)
         params.append(n)
         arms.append(f"SELECT * FROM ({sql} ORDER BY {_order_by('calls', f, cursor)} LIMIT ?) AS a{k}")
     params.append(n)
-    return (f"SELECT * FROM ({' UNION ALL '.join(arms)}) AS u ORDER BY {_order_by('u', f, cursor)} LIMIT ?",
-            params)
+    keys = f"SELECT * FROM ({' UNION ALL '.join(arms)}) AS u ORDER BY {_order_by('u', f, cursor)} LIMIT ?"
+    return (f"SELECT {columns} FROM ({keys}) AS k CROSS JOIN calls WHERE calls.call_id = k.call_id "
+            f"ORDER BY {_order_by('k', f, cursor)}", params)
 
 
 def _source_table(f: CallFilters) -> str:

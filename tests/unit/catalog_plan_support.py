@@ -46,9 +46,14 @@ def lookups(statements: list[str]) -> list[str]:
     return [s for s in statements if s.lstrip().upper().startswith(keep)]
 
 
+#: what a number page's plan sorts, each at most a page of rows (``queries._page``): an arm's keys
+#: (``SCAN a0`` / ``SCAN a1``) and the page's own rows, read by their keys
+PAGE_SORTED = ("SCAN a", "SEARCH calls USING INDEX sqlite_autoindex_calls_1 (call_id=?)")
+
+
 def range_sorts(lines: list[str]) -> list[str]:
-    """Sorts in a plan other than of a number page's arm (``SCAN a0`` / ``SCAN a1``, each at most a
-    page of rows: ``queries._page``): what would sort a whole index range."""
-    arm_sort = "USE TEMP B-TREE FOR ORDER BY"
+    """Sorts in a plan other than of a number page's arms or its rows (:data:`PAGE_SORTED`): what
+    would sort a whole index range."""
+    page_sort = "USE TEMP B-TREE FOR ORDER BY"
     return [ln for prev, ln in zip(["", *lines[:-1]], lines, strict=True)
-            if "TEMP B-TREE" in ln and not (prev.startswith("SCAN a") and ln == arm_sort)]
+            if "TEMP B-TREE" in ln and not (prev.startswith(PAGE_SORTED) and ln == page_sort)]
