@@ -334,6 +334,9 @@ def main() -> None:
                     "(a second, warm pass over a kept catalog)")
     ap.add_argument("--writes-only", action="store_true", help="measure the writes beside a searcher only "
                     "(a longer second run over a kept catalog)")
+    ap.add_argument("--turns-both", action="store_true", help="--turns: write each catalog both ways in "
+                    "turns, new calls' number entries staged and straight into the big indexes "
+                    "(catalog.fresh_numbers; SQLite), with the same connection")
     ap.add_argument("--unstaged", action="store_true", help="write every new call's number entries "
                     "straight into the big number indexes, as before schema 25 (the baseline of "
                     "catalog.fresh_numbers: run the same measures with and without it)")
@@ -431,7 +434,8 @@ def run(bench: Bench, a: argparse.Namespace) -> None:
         if a.turns:
             bench_catalog_writes.in_turns(bench, {f"{engine}: empty catalog": empty,
                                                   f"{engine}: at {a.calls:,} calls": catalog},
-                                          a.write_warmup, a.turns)
+                                          a.write_warmup, a.turns,
+                                          modes=(True, False) if a.turns_both else ())
         empty.close()
         catalog.close()
     if bench.pg_cdr is not None:

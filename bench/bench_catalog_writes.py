@@ -136,35 +136,55 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
 
 
 def in_turns(bench: Bench, catalogs: dict[str, Catalog], warmup: int, rounds: int,
-             per: int = 5, size: int = 1000) -> None:
+             per: int = 5, size: int = 1000, modes: tuple[bool, ...] = ()) -> None:
     """How flat the bulk path is: each catalog's writer warmed up (``warmup`` calls), then
     ``per`` batches of ``size`` calls into each catalog in turns, ``rounds`` times, in this one
     process, so that every catalog sees the same minutes of a host whose speed varies; no searcher.
-    Prints each catalog's calls/s and per CPU second, and each one's rate against the first's."""
+    ``modes``: each catalog is written in each of these ways in turns too (True: new calls' number
+    entries staged, ``catalog.fresh_numbers``; False: straight into the big indexes), the same
+    connection and page cache for both; default: the way each catalog was opened.
+    Prints each catalog's calls/s and per CPU second, and each one's rate against the first's (in
+    the same way)."""
     run = time.time_ns() // 10**6 % 10**6
-    state: dict[str, list[Any]] = {}
+    ways = modes or (None,)
+    state: dict[tuple[str, bool | None], list[Any]] = {}
     for i, (label, catalog) in enumerate(catalogs.items()):
         gen, clock = CallGenerator(bench.n, bench.now, seed=99), StartClock(catalog, bench.now)
         base = 10**9 + (20 + i) * 10**7 + run * 10**10
+        opened = catalog.fresh.enabled
         warm_up(bench, catalog, gen, clock, base, warmup)
-        state[label] = [gen, clock, base + warmup, 0.0, 0.0, 0]  # ..., seconds, CPU seconds, calls
+        for way in ways:
+            state[(label, way)] = [gen, clock, 0.0, 0.0, 0, opened if way is None else opened and way]
+        state[(label, ways[0])].append(base + warmup)  # the catalog's next call number, shared
     for _ in range(rounds):
         for label, catalog in catalogs.items():
-            gen, clock, base, spent, cpu, done = state[label]
-            for _k in range(per):
-                batch = [gen.one(base + done + j, clock()) for j in range(size)]
-                t0, c0 = time.perf_counter(), time.process_time()
-                catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=bench.hooks())
-                spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
-                done += size
-            state[label][3:] = [spent, cpu, done]
-    first = next(iter(state.values()))
-    for label, (_g, _c, _b, spent, cpu, done) in state.items():
-        print(f"{label:36} bulk (batches of {size:,}) in turns, each writer warmed up by {warmup:,} calls: "
-              f"{done / spent:8,.0f} calls/s ({done / max(cpu, 1e-9):,.0f} per CPU s); against "
-              f"the first: {done / spent / (first[5] / first[3]):.2f} of the rate, "
-              f"{done / max(cpu, 1e-9) / (first[5] / max(first[4], 1e-9)):.2f} per CPU s ({done:,} calls; "
-              f"{staging_note(catalogs[label])})")
+            shared = state[(label, ways[0])]
+            for way in ways:
+                gen, clock, spent, cpu, done, staged = state[(label, way)][:6]
+                catalog.fresh.enabled = staged
+                for _k in range(per):
+                    batch = [gen.one(shared[6] + j, clock()) for j in range(size)]
+                    shared[6] += size
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=bench.hooks())
+                    spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
+                    done += size
+                state[(label, way)][2:5] = [spent, cpu, done]
+    for way in ways:
+        first = state[(next(iter(catalogs)), way)]
+        for label in catalogs:
+            _g, _c, spent, cpu, done, staged = state[(label, way)][:6]
+            how = ("" if way is None else
+                   " [staged]" if staged else " [unstaged]")
+            print(f"{label + how:36} bulk (batches of {size:,}) in turns, each writer warmed up by "
+                  f"{warmup:,} calls: {done / spent:8,.0f} calls/s ({done / max(cpu, 1e-9):,.0f} per CPU s); "
+                  f"against the first: {done / spent / (first[4] / first[2]):.2f} of the rate, "
+                  f"{done / max(cpu, 1e-9) / (first[4] / max(first[3], 1e-9)):.2f} per CPU s "
+                  f"({done:,} calls)")
+    for label, catalog in catalogs.items():
+        if modes:  # (back to how it was opened)
+            catalog.fresh.enabled = any(state[(label, way)][5] for way in ways)
+        print(f"{label:36} {staging_note(catalog)}")
 
 
 def staging_note(catalog: Catalog) -> str:
