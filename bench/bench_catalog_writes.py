@@ -147,43 +147,42 @@ def in_turns(bench: Bench, catalogs: dict[str, Catalog], warmup: int, rounds: in
     the same way)."""
     run = time.time_ns() // 10**6 % 10**6
     ways = modes or (None,)
-    state: dict[tuple[str, bool | None], list[Any]] = {}
+    writers: dict[str, tuple[CallGenerator, StartClock]] = {}
+    next_call: dict[str, int] = {}  # each catalog's next call number, whichever way it is written
+    opened: dict[str, bool] = {}
     for i, (label, catalog) in enumerate(catalogs.items()):
         gen, clock = CallGenerator(bench.n, bench.now, seed=99), StartClock(catalog, bench.now)
         base = 10**9 + (20 + i) * 10**7 + run * 10**10
-        opened = catalog.fresh.enabled
+        opened[label] = catalog.fresh.enabled
         warm_up(bench, catalog, gen, clock, base, warmup)
-        for way in ways:
-            state[(label, way)] = [gen, clock, 0.0, 0.0, 0, opened if way is None else opened and way]
-        state[(label, ways[0])].append(base + warmup)  # the catalog's next call number, shared
+        writers[label], next_call[label] = (gen, clock), base + warmup
+    tally = {(label, way): [0.0, 0.0, 0] for label in catalogs for way in ways}  # seconds, CPU s, calls
     for _ in range(rounds):
         for label, catalog in catalogs.items():
-            shared = state[(label, ways[0])]
+            gen, clock = writers[label]
             for way in ways:
-                gen, clock, spent, cpu, done, staged = state[(label, way)][:6]
-                catalog.fresh.enabled = staged
+                catalog.fresh.enabled = opened[label] if way is None else opened[label] and way
+                counts = tally[(label, way)]
                 for _k in range(per):
-                    batch = [gen.one(shared[6] + j, clock()) for j in range(size)]
-                    shared[6] += size
+                    batch = [gen.one(next_call[label] + j, clock()) for j in range(size)]
+                    next_call[label] += size
                     t0, c0 = time.perf_counter(), time.process_time()
                     catalog.write_calls(((g.call, [g.recording]) for g in batch), after_store=bench.hooks())
-                    spent, cpu = spent + time.perf_counter() - t0, cpu + time.process_time() - c0
-                    done += size
-                state[(label, way)][2:5] = [spent, cpu, done]
+                    counts[0] += time.perf_counter() - t0
+                    counts[1] += time.process_time() - c0
+                    counts[2] += size
+            catalog.fresh.enabled = opened[label]  # (back to how it was opened)
     for way in ways:
-        first = state[(next(iter(catalogs)), way)]
+        first_spent, first_cpu, first_done = tally[(next(iter(catalogs)), way)]
         for label in catalogs:
-            _g, _c, spent, cpu, done, staged = state[(label, way)][:6]
-            how = ("" if way is None else
-                   " [staged]" if staged else " [unstaged]")
+            spent, cpu, done = tally[(label, way)]
+            how = "" if way is None else " [staged]" if opened[label] and way else " [unstaged]"
             print(f"{label + how:36} bulk (batches of {size:,}) in turns, each writer warmed up by "
                   f"{warmup:,} calls: {done / spent:8,.0f} calls/s ({done / max(cpu, 1e-9):,.0f} per CPU s); "
-                  f"against the first: {done / spent / (first[4] / first[2]):.2f} of the rate, "
-                  f"{done / max(cpu, 1e-9) / (first[4] / max(first[3], 1e-9)):.2f} per CPU s "
+                  f"against the first: {done / spent / (first_done / first_spent):.2f} of the rate, "
+                  f"{done / max(cpu, 1e-9) / (first_done / max(first_cpu, 1e-9)):.2f} per CPU s "
                   f"({done:,} calls)")
     for label, catalog in catalogs.items():
-        if modes:  # (back to how it was opened)
-            catalog.fresh.enabled = any(state[(label, way)][5] for way in ways)
         print(f"{label:36} {staging_note(catalog)}")
 
 

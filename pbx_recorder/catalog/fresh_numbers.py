@@ -31,18 +31,21 @@ CHECK_EVERY = 2_000
 _WALK = fresh_index("caller")
 
 
+def _calls(conn: Any) -> str:
+    """``calls``, on SQLite read through the fresh index (PostgreSQL has no ``INDEXED BY``)."""
+    return "calls" if engine.is_postgres(conn) else f"calls INDEXED BY {_WALK}"
+
+
 def fresh_count(conn: Any, cap: int = SETTLE_AT) -> int:
     """How many calls are fresh, counted up to ``cap`` (SQLite: a walk of the fresh index)."""
-    hint = f" INDEXED BY {_WALK}" if not engine.is_postgres(conn) else ""
-    row = conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM calls{hint} WHERE {FRESH} LIMIT ?) AS f",
+    row = conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {_calls(conn)} WHERE {FRESH} LIMIT ?) AS f",
                        (int(cap),)).fetchone()
     return int(row[0])
 
 
 def settle(conn: Any) -> int:
     """Mark every fresh call settled (inside the caller's transaction); how many were."""
-    hint = f" INDEXED BY {_WALK}" if not engine.is_postgres(conn) else ""
-    cursor = conn.execute(f"UPDATE calls{hint} SET {SETTLED} WHERE {FRESH}")
+    cursor = conn.execute(f"UPDATE {_calls(conn)} SET {SETTLED} WHERE {FRESH}")
     return max(0, int(getattr(cursor, "rowcount", 0) or 0))
 
 

@@ -209,9 +209,10 @@ def side_clause(index: BlindIndex, side: str, value: str, params: list[Any], *,
     the range of ``part`` (``SETTLED`` or ``FRESH``) alone for a caller that reads the parts apart.
     Each value one, or two while a blind-index key rotation runs (a row may be under either key)."""
     # (a number of fewer than 4 digits has the last-4 index '': the range of such calls)
+    last4s = index.last4s(value)  # (once: both parts' lookups bind the same values)
     if not full and (full is not None or is_last4(value)):
-        return in_both_parts(lambda p: equals_any(f"{side}_bi4", index.last4s(value), p), params, part)
-    return stored_side_clause(side, index.fulls(value), index.last4s(value), params, part=part)
+        return in_both_parts(lambda p: equals_any(f"{side}_bi4", last4s, p), params, part)
+    return stored_side_clause(side, index.fulls(value), last4s, params, part=part)
 
 
 def stored_side_clause(side: str, fulls: Sequence[str], last4s: Sequence[str], params: list[Any], *,
