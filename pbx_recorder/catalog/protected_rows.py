@@ -36,9 +36,11 @@ MANIFEST_TOKEN = "protected_numbers"
 CLEAR_MANIFEST_FIELDS = (*MANIFEST_FIELDS, "did")
 #: encoders made once (``json.dumps`` with options makes one per call): the sealed texts, and the
 #: text the number finder scans (non-ASCII kept as it is: an escape such as ``\u6237`` ends in
-#: digits, which would be glued to a number written right after a CJK character)
+#: digits, which would be glued to a number written right after a CJK character).  The scanned
+#: text is compact: a run never holds the space ``json`` writes after a ``,`` or ``:`` (a run starts
+#: with a digit or ``+`` and holds neither), so it finds the runs the spaced text did
 _SEALED_JSON = SortedJson(default=list)  # (``json``'s compact sorted text, made by orjson)
-_SCANNED_JSON = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
+_SCANNED_JSON = SortedJson(default=str, ensure_ascii=False)
 #: the JSON columns' cleared values as the text the catalog stores for them (encoded once, here)
 _CLEAR_JSON = {"cdr": "{}", "consent": "{}"}
 #: the clear columns of a call whose protected fields are in its token: their empty defaults

@@ -271,7 +271,8 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
             mark = {c: v for c, v in self.fresh.column().items() if c not in bound}
             names += list(mark)
             sql = f"INSERT INTO calls ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-            conn.execute(sql, [{**bound, **mark}[c] for c in names])
+            values = {**bound, **mark}
+            conn.execute(sql, [values[c] for c in names])
             call_tags.copy_new_call(conn, str(row["call_id"]), bound.get("tags"))  # (schema 19)
             if mark:
                 self.fresh.inserted(conn)

@@ -9,8 +9,9 @@ so orjson's text is used only where it cannot differ.  The two differ on:
 - a float ``json`` writes with an exponent, as ``repr`` does (``1e-05``, ``1e-07``, ``1e+16``):
   orjson writes ``0.00001``, ``1e-7``; any text with ``e+``, ``e-`` (orjson's exponents are
   signed) or ``0.0000`` in it goes to ``json``;
-- NaN and the infinities (orjson writes ``null``; ``json`` refuses them, or writes ``NaN``): any
-  ``null`` goes to ``json`` (a None and a NaN look the same in orjson's text);
+- NaN and the infinities (orjson writes ``null``; ``json`` refuses them, or writes ``NaN``): a text
+  with ``null`` in it is orjson's only when the value holds no float that is not finite
+  (``_all_finite``: a None and a NaN look the same in orjson's text);
 - ``ensure_ascii`` (orjson writes UTF-8; ``json`` escapes all but printable ASCII): any other
   byte goes to ``json``;
 - integers beyond 64 bits, keys that are not text, recursion past orjson's depth, subclasses of
@@ -70,6 +71,29 @@ if not _ORJSON_AGREES:
         getattr(orjson, "__version__", "?"))
 
 
+_PLAIN = (str, int, bool)
+
+
+def _all_finite(data: Any) -> bool:
+    """Every float in ``data`` is finite, and it holds only what orjson writes as ``json`` does
+    (dicts, lists, tuples, text, numbers, booleans, None); False when unsure (a set, a subclass,
+    anything ``default`` would be asked for: its values are not looked into)."""
+    todo = [data]
+    while todo:
+        value = todo.pop()
+        kind = type(value)
+        if kind is dict:
+            todo.extend(value.values())
+        elif kind is list or kind is tuple:
+            todo.extend(value)
+        elif kind is float:
+            if value - value != 0.0:  # NaN and the infinities (inf - inf is NaN)
+                return False
+        elif value is not None and kind not in _PLAIN:
+            return False
+    return True
+
+
 class _NotSame(TypeError):
     """Raised inside orjson's ``default``: this value is ``json``'s to write."""
 
@@ -96,7 +120,9 @@ class SortedJson:
             raw = orjson.dumps(data, default=self._default, option=_OPTIONS)
         except TypeError:  # (orjson.JSONEncodeError is one)
             return None
-        if b"null" in raw or _SMALL_FLOAT in raw or _EXPONENT[0] in raw or _EXPONENT[1] in raw:
+        if _SMALL_FLOAT in raw or _EXPONENT[0] in raw or _EXPONENT[1] in raw:
+            return None
+        if b"null" in raw and not _all_finite(data):
             return None
         if self._ensure_ascii and (not raw.isascii() or b"\x7f" in raw):
             return None

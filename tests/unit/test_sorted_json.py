@@ -203,3 +203,20 @@ def test_an_orjson_that_writes_otherwise_is_not_used(monkeypatch: pytest.MonkeyP
     encoder = SortedJson(ensure_ascii=False, allow_nan=False)
     assert encoder._fast({"a": 1}) is None
     assert encoder.encode_bytes({"at": 1e300, "b": [1.5]}) == b'{"at":1e+300,"b":[1.5]}'
+
+
+def test_a_none_takes_the_fast_path_where_no_float_is_nan_or_infinite() -> None:
+    """A None (orjson's ``null``) no longer sends the text to ``json``: only a float that is not
+    finite does, wherever it sits (nested, in a tuple, behind ``default``)."""
+    doc = {"agent": None, "cdr": {"dst": "100", "userfield": None, "billsec": 12.5}, "pauses": [(1.0, None)]}
+    for ensure_ascii, allow_nan, default in MODES:
+        ours = SortedJson(ensure_ascii=ensure_ascii, allow_nan=allow_nan, default=default)
+        assert ours._fast(doc) == stdlib(ensure_ascii, allow_nan, default).encode(doc).encode()
+    for bad in (math.nan, math.inf, -math.inf):
+        for hidden in ({"a": None, "b": {"c": [(bad,)]}}, {"a": None, "s": {bad}}, [None, Real(bad)],
+                       {"a": None, "o": OrderedDict(x=bad)}):
+            for ensure_ascii, allow_nan, default in MODES:
+                ours = SortedJson(ensure_ascii=ensure_ascii, allow_nan=allow_nan, default=default)
+                assert ours._fast(hidden) is None
+                same(hidden, ensure_ascii, allow_nan, default)
+
