@@ -20,7 +20,8 @@ from starlette.routing import Route
 
 from pbx_recorder.errors import ConfigError, NotFound
 from pbx_recorder.service import list_audit, user_admin
-from pbx_recorder.service.auth import ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
+from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.json_body import read_json
 
 
@@ -63,13 +64,17 @@ def _create(request: Request, data: dict[str, Any]) -> Response:
                          "expires_at": record.expires_at, "label": label}, status_code=201)
 
 
-def listing(request: Request) -> Response:
-    ctx = ctx_of(request)
-    actor = actor_of(request)
+def tokens_read(ctx: ServiceContext, actor: Actor, page: str = "") -> list[dict[str, Any]]:
+    """Every account's tokens (``tokens.manage``; a refusal audited ``denied:tokens.manage``) and
+    the read's one ``tokens.list`` audit row (the API and the ``/admin/tokens`` page)."""
     require(ctx, actor, "tokens.manage", "tokens", {"client": actor.client})
     rows = user_admin.token_rows(ctx.accounts())
-    list_audit.listed(ctx, actor, list_audit.TOKENS, "", len(rows))  # every account's tokens
-    return JSONResponse({"tokens": rows})
+    list_audit.listed(ctx, actor, list_audit.TOKENS, "", len(rows), {"page": page} if page else None)
+    return rows
+
+
+def listing(request: Request) -> Response:
+    return JSONResponse({"tokens": tokens_read(ctx_of(request), actor_of(request))})
 
 
 def revoke(request: Request) -> Response:

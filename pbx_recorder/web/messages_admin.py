@@ -1,4 +1,4 @@
-"""Texts of the admin pages (``/admin/users``)."""
+"""Texts of the admin pages (``/admin/users``, ``/admin/tokens``)."""
 
 MESSAGES = {
     "en": {
@@ -33,6 +33,30 @@ MESSAGES = {
         "admin.users.approvers_on_host": "Admin and auditor accounts (they decide for a second person) are "
                                          "made, given their role, a new password or a new second factor on "
                                          "the host: pbx-recorder users.",
+        "admin.tokens.title": "API tokens",
+        "admin.tokens.about": "A token lets a program call the service's API as an account "
+                              "(Authorization: Bearer). Every use is audited under the token's owner.",
+        "admin.tokens.id": "Id",
+        "admin.tokens.label": "Label",
+        "admin.tokens.created": "Created",
+        "admin.tokens.expires": "Expires",
+        "admin.tokens.last_used": "Last used",
+        "admin.tokens.never": "never",
+        "admin.tokens.revoked": "revoked",
+        "admin.tokens.expired": "expired",
+        "admin.tokens.revoke": "Revoke",
+        "admin.tokens.confirm_revoke": "Revoke this token now? Programs using it stop working:",
+        "admin.tokens.none": "No API tokens.",
+        "admin.tokens.add": "Create a token",
+        "admin.tokens.days": "Days valid",
+        "admin.tokens.create": "Create",
+        "admin.tokens.role_hint": "The token's role may do nothing its owner's role may not. A token never "
+                                  "makes a second person's decision (a replay grant, a deletion's approval): "
+                                  "those are made logged in.",
+        "admin.tokens.shown_once": "The new token is shown this once: copy it now, it cannot be shown again.",
+        "admin.tokens.copied": "I have copied it",
+        "admin.tokens.not_with_a_token": "A request made with an API token cannot create tokens: sign in "
+                                         "with your password and second factor.",
     },
     "zh": {
         "admin.users.title": "用户",
@@ -65,5 +89,27 @@ MESSAGES = {
         "admin.users.failed": "被拒绝：",
         "admin.users.approvers_on_host": "管理员和审计员账户（可作为第二人审批）只能在主机上创建、授予角色、"
                                          "重置密码或第二因素：pbx-recorder users。",
+        "admin.tokens.title": "API 令牌",
+        "admin.tokens.about": "令牌让程序以某个账户的身份调用本服务的 API（Authorization: Bearer）。"
+                              "每次使用都以令牌所有者的名义记入审计日志。",
+        "admin.tokens.id": "编号",
+        "admin.tokens.label": "标签",
+        "admin.tokens.created": "创建时间",
+        "admin.tokens.expires": "到期时间",
+        "admin.tokens.last_used": "最近使用",
+        "admin.tokens.never": "从未",
+        "admin.tokens.revoked": "已吊销",
+        "admin.tokens.expired": "已过期",
+        "admin.tokens.revoke": "吊销",
+        "admin.tokens.confirm_revoke": "现在吊销此令牌？使用它的程序将停止工作：",
+        "admin.tokens.none": "没有 API 令牌。",
+        "admin.tokens.add": "创建令牌",
+        "admin.tokens.days": "有效天数",
+        "admin.tokens.create": "创建",
+        "admin.tokens.role_hint": "令牌的角色不能拥有其所有者角色没有的权限。令牌永远不能作出第二人的决定"
+                                  "（批准回放、批准删除）：这些决定须登录后作出。",
+        "admin.tokens.shown_once": "新令牌只显示这一次：请立即复制，之后无法再次显示。",
+        "admin.tokens.copied": "我已复制",
+        "admin.tokens.not_with_a_token": "使用 API 令牌发出的请求不能创建令牌：请用密码和第二因素登录。",
     },
 }

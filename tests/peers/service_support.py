@@ -114,6 +114,15 @@ class Service:
         assert answer.status_code == 200, answer.text
         return client, answer.json()["csrf_token"]
 
+    def set_lang(self, name: str, lang: str) -> None:
+        """``name``'s console language, as the language switch stores it."""
+        conn = open_catalog(self.seeded.db)
+        try:
+            conn.execute("UPDATE users SET lang = ? WHERE name = ?", (lang, name))
+            conn.commit()
+        finally:
+            conn.close()
+
     def audit_rows(self, actor: str | None = None) -> list[dict]:
         conn = open_catalog(self.seeded.db)
         try:

@@ -142,12 +142,7 @@ def _tamper(service, which: str) -> None:  # type: ignore[no-untyped-def]
 def test_the_page_escapes_hostile_text_and_speaks_the_users_language(seeded_service) -> None:  # type: ignore[no-untyped-def]
     _record(seeded_service, actor="alice", role="agent", action="mark.add",
             target="<script>alert(1)</script>", detail={"label": "<img src=x onerror=alert(2)>"})
-    conn = open_catalog(seeded_service.seeded.db)
-    try:
-        conn.execute("UPDATE users SET lang = 'zh' WHERE name = 'comp'")
-        conn.commit()
-    finally:
-        conn.close()
+    seeded_service.set_lang("comp", "zh")
     client, _ = seeded_service.login("comp")
     page = client.get("/audit", params={"actor": "alice"})
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]

@@ -148,6 +148,9 @@ def test_the_accounts_tokens_and_schedules_lists_write_one_row_each(svc: Service
     answer, rows = _rows_of(svc, admin, "/api/tokens")
     assert answer.status_code == 200 and [r["action"] for r in rows] == ["tokens.list"]
     assert rows[0]["detail"]["results"] == len(answer.json()["tokens"])
+    page, rows = _rows_of(svc, admin, "/admin/tokens")
+    assert page.status_code == 200 and [r["action"] for r in rows] == ["tokens.list"]
+    assert rows[0]["detail"]["page"] == "/admin/tokens"
     lead, lcsrf = svc.login("lead-red")
     assert _post(lead, lcsrf, "/api/report-schedules",
                  {"name": "weekly", "period": "week", "team": "red", "mail_to": "lead@bank.example"}
@@ -169,6 +172,7 @@ def test_the_accounts_tokens_and_schedules_lists_write_one_row_each(svc: Service
     ("lead-red", "/api/users", 403, "denied:users.manage"),
     ("lead-red", "/admin/users", 403, "denied:users.manage"),
     ("comp", "/api/tokens", 403, "denied:tokens.manage"),
+    ("comp", "/admin/tokens", 403, "denied:tokens.manage"),
     ("alice", "/api/report-schedules", 403, "denied:reports.schedule"),
 ])
 def test_a_refused_list_writes_only_its_refusal(svc: Service, user: str, url: str, status: int,

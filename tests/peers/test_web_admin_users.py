@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.web.messages_admin import MESSAGES
 from tests.peers.service_support import USERS
 
@@ -43,12 +42,7 @@ def test_the_pages_csrf_token_drives_its_forms(svc) -> None:  # type: ignore[no-
 
 def test_the_page_speaks_the_users_language(svc) -> None:  # type: ignore[no-untyped-def]
     assert set(MESSAGES["en"]) == set(MESSAGES["zh"])
-    conn = open_catalog(svc.seeded.db)
-    try:
-        conn.execute("UPDATE users SET lang = 'zh' WHERE name = 'root-admin'")
-        conn.commit()
-    finally:
-        conn.close()
+    svc.set_lang("root-admin", "zh")
     client, _ = svc.login("root-admin")
     page = client.get("/admin/users").text
     assert MESSAGES["zh"]["admin.users.add"] in page and MESSAGES["en"]["admin.users.add"] not in page

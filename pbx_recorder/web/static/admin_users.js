@@ -2,10 +2,7 @@
 // pbxr.send); the answer is shown as text, the page reloads after a change.
 "use strict";
 (function () {
-  function status(ok, text) {
-    var el = document.getElementById("admin-status");
-    el.textContent = ok ? el.getAttribute("data-done") : el.getAttribute("data-failed") + " " + text;
-  }
+  function status(ok, text) { window.pbxr.status("admin-status", ok, text); }
   function value(input) {
     if (input.getAttribute("data-list") || (input.form && input.form.getAttribute("data-list"))) {
       return input.value.split(",").map(function (s) { return s.trim(); }).filter(Boolean);

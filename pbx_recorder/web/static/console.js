@@ -15,7 +15,12 @@
     }
     return fetch(url, init);
   }
-  window.pbxr = {send: send, csrf: csrf};
+  // an admin page's status line (its data-done / data-failed texts, the refusal's reason)
+  function status(id, ok, text) {
+    var el = document.getElementById(id);
+    el.textContent = ok ? el.getAttribute("data-done") : el.getAttribute("data-failed") + " " + text;
+  }
+  window.pbxr = {send: send, csrf: csrf, status: status};
   document.addEventListener("DOMContentLoaded", function () {
     var lang = document.getElementById("lang-switch");
     if (lang) {
