@@ -10,10 +10,11 @@ deletion request) is only worth its name when no one person holds both accounts.
   console or by a named operator: no console account ever knows an approver's credentials.
   Taking such a role away, disabling the account and the other changes stay the admins'.
 * **The one who holds an account does not decide its requests.**  The accounts that *control*
-  an account are those that made it or set its password, role or second factor (the audit
-  log's ``users.add``, ``users.reset_password``, ``users.set_role``, ``users.reset_totp`` rows
-  written by an account), and theirs, and so on.  A requester and an approver where either
-  controls the other are one person as far as the decision goes: refused.  An admin who made
+  an account are those that made it, set its password, role or second factor, or minted an API
+  token of it (the audit log's ``users.add``, ``users.reset_password``, ``users.set_role``,
+  ``users.reset_totp``, ``tokens.create`` rows written by an account), and theirs, and so on.
+  A requester and an approver where either controls the other are one person as far as the
+  decision goes: refused.  An admin who made
   an agent account cannot grant that agent's replay requests (they could log in as it).
 
 The audit log is the record (its rows are chained and keyed): a change of an account's holder
@@ -28,8 +29,10 @@ from pbx_recorder.core.access_policy import HOST_ADMIN
 from pbx_recorder.errors import AccessDenied
 from pbx_recorder.service.roles import may
 
-#: the admin changes that hand the actor an account: its credentials or its role
-CONTROLLING = ("users.add", "users.reset_password", "users.set_role", "users.reset_totp")
+#: the admin changes that hand the actor an account: its credentials or its role, or an API token
+#: of it (whoever minted a token for an account acts as that account until it expires: before
+#: session 51 an admin could mint a supervisor's token, ask a replay with it and grant it)
+CONTROLLING = ("users.add", "users.reset_password", "users.set_role", "users.reset_totp", "tokens.create")
 #: the verbs of a second person's decision
 APPROVER_VERBS = ("calls.replay_approve", "calls.delete_approve")
 #: how far up the chain of holders is followed (each step one indexed audit read)

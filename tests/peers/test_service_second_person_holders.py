@@ -24,6 +24,7 @@ from pbx_recorder.core.access_policy import HOST_ADMIN
 from pbx_recorder.errors import AccessDenied
 from pbx_recorder.lifecycle.journal import open_catalog
 from pbx_recorder.service import provisioning, user_admin
+from tests.peers.authx_support import bearer
 from tests.peers.disposal_support import disposal_service
 from tests.peers.service_support import NOW, PASSWORD, Service, make_service
 
@@ -89,6 +90,32 @@ def test_an_admin_does_not_grant_the_replay_request_of_an_account_they_made(svc:
     comp, ccsrf = svc.login("comp")  # an approver the host made: a second person
     assert _post(comp, ccsrf, f"/api/replay-requests/{grant_id}/grant").status_code == 200
     assert stooge.get("/api/recordings/r-c-red-1/audio").status_code == 200
+
+
+def test_an_admin_does_not_grant_the_replay_request_made_with_a_token_they_minted(svc: Service) -> None:
+    """A token is the account for as long as it lives: its minter holds the account.  Before,
+    one admin asked a replay with a supervisor's token they had minted and granted it themselves."""
+    admin, csrf = svc.login("root-admin")
+    minted = _post(admin, csrf, "/api/tokens", {"user": "lead-red", "role": "supervisor", "days": 1,
+                                                "label": "wallboard"})
+    assert minted.status_code == 201, minted.text
+    as_lead = bearer(minted.json()["token"])
+    client = svc.client()
+    asked = client.post("/api/calls/c-red-1/replay-requests", json={"reason": "complaint #42"},
+                        headers=as_lead)
+    assert asked.status_code == 201, asked.text
+    grant_id = asked.json()["id"]
+    refused = _post(admin, csrf, f"/api/replay-requests/{grant_id}/grant")
+    assert refused.status_code == 403 and "made or set" in refused.json()["error"]
+    assert client.get("/api/recordings/r-c-red-1/audio", headers=as_lead).status_code == 403  # no grant
+    conn = open_catalog(svc.seeded.db)
+    try:
+        assert "root-admin" in provisioning.holders(conn, "lead-red")
+    finally:
+        conn.close()
+    comp, ccsrf = svc.login("comp")  # a second person
+    assert _post(comp, ccsrf, f"/api/replay-requests/{grant_id}/grant").status_code == 200
+    assert client.get("/api/recordings/r-c-red-1/audio", headers=as_lead).status_code == 200
 
 
 def test_holders_follow_the_chain_and_ignore_the_host(tmp_path: Path) -> None:
