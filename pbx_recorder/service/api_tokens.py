@@ -7,7 +7,9 @@
     DELETE /api/tokens/{id}   revoke (id: at least 12 hex digits of the listed id)
 
 A request made with a token cannot create tokens (a leaked automation token must not mint
-longer-lived ones); it may list and revoke if its role allows.
+longer-lived ones); it may list and revoke if its role allows.  A token of an approver's account
+(admin, auditor) other than one's own is made on the host (409, audited): a token is a
+credential, and no console account knows an approver's (``service.provisioning``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pbx_recorder.errors import ConfigError, NotFound
+from pbx_recorder.errors import AccessDenied, ConfigError, NotFound
 from pbx_recorder.service import list_audit, user_admin
 from pbx_recorder.service.auth import Actor, ApiError, actor_of, audit, ctx_of, require
 from pbx_recorder.service.context import ServiceContext
@@ -56,10 +58,10 @@ def _create(request: Request, data: dict[str, Any]) -> Response:
                                                 actor_role=actor.user.role, now=ctx.clock())
     except NotFound as exc:
         raise ApiError(404, str(exc)) from exc
-    except ConfigError as exc:
+    except (ConfigError, AccessDenied) as exc:
         audit(ctx, actor.user.name, actor.user.role, "denied:tokens.create", user[:64],
               {"client": actor.client, "reason": str(exc)})
-        raise ApiError(400, str(exc)) from exc
+        raise ApiError(409 if isinstance(exc, AccessDenied) else 400, str(exc)) from exc
     return JSONResponse({"token": token, "id": record.id_hash[:16], "user": user, "role": role,
                          "expires_at": record.expires_at, "label": label}, status_code=201)
 

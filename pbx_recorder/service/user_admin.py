@@ -126,6 +126,8 @@ def create_token(acc: Accounts, owner: str, role: str, days: int, label: str, *,
     user = acc._existing(owner)
     if user.disabled:
         raise ConfigError(f"{owner} is disabled")
+    if owner != actor:  # a token is a credential: another approver's is made on the host
+        provisioning.require_host_for_approver(actor_role, user.role, owner, "an API token")
     with Tx(acc.conn):
         token, record = api_token_store.create(acc.conn, owner, user.role, role, days, label, now,
                                                max_days=max_days, seal=acc.seal)

@@ -50,9 +50,10 @@ MESSAGES = {
         "admin.tokens.add": "Create a token",
         "admin.tokens.days": "Days valid",
         "admin.tokens.create": "Create",
-        "admin.tokens.role_hint": "The token's role may do nothing its owner's role may not. A token never "
-                                  "makes a second person's decision (a replay grant, a deletion's approval): "
-                                  "those are made logged in.",
+        "admin.tokens.role_hint": "The token's role may do nothing its owner's role may not. A token of "
+                                  "another admin's or an auditor's account is made on the host (pbx-recorder "
+                                  "users token create). A token never makes a second person's decision (a "
+                                  "replay grant, a deletion's approval): those are made logged in.",
         "admin.tokens.shown_once": "The new token is shown this once: copy it now, it cannot be shown again.",
         "admin.tokens.copied": "I have copied it",
         "admin.tokens.not_with_a_token": "A request made with an API token cannot create tokens: sign in "
@@ -106,7 +107,9 @@ MESSAGES = {
         "admin.tokens.add": "创建令牌",
         "admin.tokens.days": "有效天数",
         "admin.tokens.create": "创建",
-        "admin.tokens.role_hint": "令牌的角色不能拥有其所有者角色没有的权限。令牌永远不能作出第二人的决定"
+        "admin.tokens.role_hint": "令牌的角色不能拥有其所有者角色没有的权限。"
+                                  "其他管理员或审计员账户的令牌须在主机上创建"
+                                  "（pbx-recorder users token create）。令牌永远不能作出第二人的决定"
                                   "（批准回放、批准删除）：这些决定须登录后作出。",
         "admin.tokens.shown_once": "新令牌只显示这一次：请立即复制，之后无法再次显示。",
         "admin.tokens.copied": "我已复制",

@@ -118,6 +118,22 @@ def test_an_admin_does_not_grant_the_replay_request_made_with_a_token_they_minte
     assert client.get("/api/recordings/r-c-red-1/audio", headers=as_lead).status_code == 200
 
 
+def test_an_approvers_token_is_minted_on_the_host_only(svc: Service) -> None:
+    """A token is a credential: an admin does not mint one of the compliance officer's account
+    (or another admin's) from the console; their own, and a non-approver's, they do."""
+    admin, csrf = svc.login("root-admin")
+    for owner, role in (("comp", "auditor"), ("comp", "agent")):
+        refused = _post(admin, csrf, "/api/tokens", {"user": owner, "role": role, "days": 1, "label": "x"})
+        assert refused.status_code == 409 and "on the host" in refused.json()["error"], refused.text
+    assert len([r for r in _reasons(svc, "root-admin", "denied:tokens.create") if "on the host" in r]) == 2
+    own = _post(admin, csrf, "/api/tokens", {"user": "root-admin", "role": "agent", "days": 1, "label": "me"})
+    assert own.status_code == 201, own.text
+    assert _post(admin, csrf, "/api/tokens", {"user": "alice", "role": "agent", "days": 1}).status_code == 201
+    token, _ = user_admin.create_token(svc.ctx.accounts(), "comp", "auditor", 1, "host", max_days=365,
+                                       actor="root", actor_role=HOST_ADMIN, now=NOW)
+    assert svc.client().get("/api/calls", headers=bearer(token)).status_code == 200
+
+
 def test_holders_follow_the_chain_and_ignore_the_host(tmp_path: Path) -> None:
     svc = make_service(tmp_path)
     try:
