@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pbx_recorder.service import api_tokens
+from pbx_recorder.service import api_token_store, api_tokens
 from pbx_recorder.service.auth import actor_of, ctx_of
 from pbx_recorder.service.roles import ROLES
 from pbx_recorder.web import render
@@ -29,7 +29,8 @@ def tokens_page(request: Request) -> Response:
     tokens = api_tokens.tokens_read(ctx, actor, "/admin/tokens")  # audited, refused without tokens.manage
     tokens.sort(key=lambda t: (bool(t["revoked"]), -float(t["created_at"] or 0)))
     return render.page(request, "admin_tokens.html", actor, tokens=tokens, roles=ROLES,
-                       may_create=actor.via != "token", max_days=ctx.web.token_max_days, now=ctx.clock())
+                       may_create=actor.via != "token", max_days=ctx.web.token_max_days,
+                       max_label=api_token_store.MAX_LABEL, now=ctx.clock())
 
 
 def routes(sync: Any) -> list[BaseRoute]:
