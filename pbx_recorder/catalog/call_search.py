@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
 
-from pbx_recorder.catalog.json_columns import decode_row
+from pbx_recorder.catalog.json_columns import decode_row, row_dict
 from pbx_recorder.catalog.queries import (
     COUNT_CAP,
     MAX_LIMIT,
@@ -103,7 +103,7 @@ class CallSearch:
         guard = self.scope_guard
         if guard is None or scope is None or not scope.reads_agent:
             return True
-        why = guard(self.connection(), {k: row[k] for k in row.keys() if k != "rowid"})
+        why = guard(self.connection(), row_dict(row))
         if why and _alert_due(str(row["call_id"])):
             log.error("ALERT call=%s: %s; kept out of the agents' and teams' views that its agent "
                       "column would put it in (see `pbx-recorder verify`)", row["call_id"], why)
@@ -163,7 +163,7 @@ class CallSearch:
         # the cursor follows the rows read (a row kept out of the scope is skipped, not re-read)
         page = [self._open_call(decode_row(r)) for r in rows[:limit] if self._admitted(r, scope)]
         more = len(rows) > limit
-        last = decode_row(rows[limit - 1]) if more else None
+        last = row_dict(rows[limit - 1]) if more else None
         next_cursor = (encode_cursor(Cursor(last["started_at"], str(last["call_id"]))) if more and last
                        else None)
         return SearchPage(page, next_cursor, total)

@@ -27,16 +27,33 @@ def encode_column(column: str, value: Any) -> Any:
 
 
 def decode_row(row: sqlite3.Row) -> dict[str, Any]:
-    """A stored row as a dict, its JSON columns decoded (PostgreSQL's ``rowid`` stand-in left out)."""
-    out: dict[str, Any] = {}
-    for key in row.keys():
-        if key == "rowid":
-            continue  # PostgreSQL's stand-in for SQLite's implicit rowid: not part of a row
-        value = row[key]
-        if key in JSON_COLUMNS and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass  # keep the raw text: a broken JSON cell must not hide the row
-        out[key] = value
+    """A stored row as a dict, its JSON columns decoded (PostgreSQL's ``rowid`` stand-in left out).
+
+    The names are read once and zipped with the values: ``sqlite3.Row`` finds a value by name with
+    a scan of its column names, which made a 47-column ``calls`` row cost ~35 us here."""
+    out = row_dict(row)
+    for key in JSON_COLUMNS:
+        value = out.get(key)
+        if isinstance(value, str):
+            out[key] = decode_json(value)
     return out
+
+
+def row_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A stored row as a dict of its columns as stored (PostgreSQL's ``rowid`` stand-in left out)."""
+    out = dict(zip(row.keys(), row, strict=True))
+    out.pop("rowid", None)  # PostgreSQL's stand-in for SQLite's implicit rowid: not part of a row
+    return out
+
+
+def decode_json(text: str) -> Any:
+    """A JSON cell's value, or its text when it is not JSON (a broken cell must not hide its row);
+    the empty object and list that most cells hold are made without the parser."""
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
