@@ -1,4 +1,4 @@
-"""``pbx-recorder users add|disable|reset-password|set-role|set-teams|list|team-agents|assign-review``:
+"""``pbx-recorder users add|disable|reset-password|set-role|set-teams|list|teams|team-agents|assign-review``:
 the operator service's local accounts, through the same functions as the admin API
 (``pbx_recorder.service.user_admin``).
 
@@ -164,6 +164,23 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         state = "disabled" if r["disabled"] else "locked" if r["locked"] else "active"
         click.echo(f"{r['name']:<24} {r['role']:<11} {state:<9} {','.join(r['teams'])}")
+
+
+@users_group.command("teams")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def teams_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Every team: its accounts and the PBX agents it covers (audited ``teams.list``)."""
+    rows = admin_read(ctx, "teams.list", user_admin.team_rows)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        members = ",".join(f"{m['name']}({m['role']}{', disabled' if m['disabled'] else ''})"
+                           for m in r["members"])
+        click.echo(f"{r['team']:<24} accounts: {members or '-'}")
+        agents = ",".join(r["agents"]) or "- (its supervisors see no calls through it)"
+        click.echo(f"{'':<24} agents:   {agents}")
 
 
 @users_group.command("team-agents")

@@ -82,6 +82,7 @@ OPERATOR_COMMANDS: Mapping[str, str] = {
     "users set-role": "users.manage",
     "users set-teams": "users.manage",
     "users list": "users.manage",
+    "users teams": "users.manage",
     "users team-agents": "users.manage",
     "users assign-review": "users.manage",
     "users totp-key init": "users.manage",

@@ -68,9 +68,9 @@ class User:
     teams: tuple[str, ...] = ()
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, what: str = "user name") -> str:
     if not name or len(name) > MAX_NAME or not all(c.isalnum() or c in "._-@" for c in name):
-        raise ConfigError(f"user name {name[:MAX_NAME]!r}: 1-{MAX_NAME} letters, digits, . _ - @")
+        raise ConfigError(f"{what} {name[:MAX_NAME]!r}: 1-{MAX_NAME} letters, digits, . _ - @")
     return name
 
 
@@ -131,6 +131,15 @@ class Accounts:
                                  "WHERE user_name = ? ORDER BY team", (name,)).fetchall()
         found = (access_seal.as_row("user_teams", r) for r in rows)
         return tuple(str(r["team"]) for r in found if access_seal.valid(self.seal, "user_teams", r))
+
+    def team_names(self) -> list[str]:
+        """Every team an account belongs to or that covers agents (rows that pass their seal)."""
+        names: set[str] = set()
+        for table in ("user_teams", "team_agents"):
+            rows = self.conn.execute(f"SELECT {access_seal.columns(table)} FROM {table}").fetchall()
+            found = (access_seal.as_row(table, r) for r in rows)
+            names.update(str(r["team"]) for r in found if access_seal.valid(self.seal, table, r))
+        return sorted(names)
 
     def agents_of(self, teams: Iterable[str]) -> frozenset[str]:
         """The agents of ``teams`` (a row that fails its seal is not one of them)."""

@@ -3,6 +3,8 @@
 
     GET  /api/users                         the accounts (never a hash or a secret; audited
                                             ``users.list``)
+    GET  /api/teams                         every team: its accounts and its agents (audited
+                                            ``teams.list``)
     POST /api/users                         {"name", "role", "password", "teams"}
     POST /api/users/{name}/disable
     POST /api/users/{name}/password         {"password"}  (unlocks, ends the user's sessions)
@@ -63,6 +65,19 @@ def accounts_read(ctx: ServiceContext, actor: Actor, target: str, page: str = ""
     rows = user_admin.user_rows(ctx.accounts(), ctx.clock())
     list_audit.listed(ctx, actor, list_audit.USERS, "", len(rows), {"page": page} if page else None)
     return rows
+
+
+def teams_read(ctx: ServiceContext, actor: Actor, target: str, page: str = "") -> list[dict[str, Any]]:
+    """Every team's row (``users.manage``, refused and audited as :func:`accounts_read`) and the
+    read's one ``teams.list`` audit row: who leads a team and whose calls it sees is staff data."""
+    require(ctx, actor, "users.manage", target, {"client": actor.client})
+    rows = user_admin.team_rows(ctx.accounts())
+    list_audit.listed(ctx, actor, list_audit.TEAMS, "", len(rows), {"page": page} if page else None)
+    return rows
+
+
+def team_listing(request: Request) -> Response:
+    return JSONResponse({"teams": teams_read(ctx_of(request), actor_of(request), "teams")})
 
 
 def listing(request: Request) -> Response:
@@ -139,5 +154,6 @@ ROUTES: tuple[tuple[str, str, Change], ...] = (
 
 
 def routes(sync: Any) -> list[Route]:
-    return [Route("/api/users", sync(listing), methods=["GET"])] + [
+    return [Route("/api/users", sync(listing), methods=["GET"]),
+            Route("/api/teams", sync(team_listing), methods=["GET"])] + [
         Route(path, _change(action, apply), methods=["POST"]) for path, action, apply in ROUTES]

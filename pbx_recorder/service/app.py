@@ -67,6 +67,7 @@ from pbx_recorder.service.context import ServiceContext
 from pbx_recorder.service.credential_gate import CredentialGate
 from pbx_recorder.web import (
     account_page,
+    admin_teams_page,
     admin_tokens_page,
     admin_users_page,
     console,
@@ -200,6 +201,7 @@ def build_app(ctx: ServiceContext) -> Starlette:
     routes += api_users.routes(sync)
     routes += api_replay.routes(sync)
     routes += admin_users_page.routes(sync)
+    routes += admin_teams_page.routes(sync)
     routes += admin_tokens_page.routes(sync)
     routes += api_pause.routes(sync) + api_audit.routes(sync) + api_health.routes(sync)
     routes += pages_ops.routes(sync)

@@ -59,6 +59,7 @@ EXPORTS = "exports.list"
 SAVED_SEARCHES = "searches.list"
 USERS = "users.list"
 TOKENS = "tokens.list"
+TEAMS = "teams.list"
 SCHEDULES = "reports.schedule.list"
 
 

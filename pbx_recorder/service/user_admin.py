@@ -38,6 +38,17 @@ def user_rows(acc: Accounts, now: float) -> list[dict[str, Any]]:
              "totp": totp.state(u.name)} for u in acc.list()]
 
 
+def team_rows(acc: Accounts) -> list[dict[str, Any]]:
+    """Every team: its accounts (name, role, disabled) and the PBX agents it covers, whose calls
+    its supervisors see.  Only rows that pass their seal count, as in the row scopes they make."""
+    users = acc.list()
+    return [{"team": team,
+             "members": [{"name": u.name, "role": u.role, "disabled": u.disabled}
+                         for u in users if team in u.teams],
+             "agents": sorted(acc.agents_of([team]))}
+            for team in acc.team_names()]
+
+
 def _keep_an_admin(acc: Accounts, name: str) -> None:
     """AccessDenied when ``name`` is the last enabled admin (an admin row that fails its seal is
     not one)."""
@@ -50,7 +61,7 @@ def _keep_an_admin(acc: Accounts, name: str) -> None:
 def _teams(teams: Iterable[str]) -> list[str]:
     out = sorted({t.strip() for t in teams if t.strip()})
     for team in out:
-        check_name(team)
+        check_name(team, "team name")
     return out
 
 
@@ -100,8 +111,9 @@ def set_teams(acc: Accounts, name: str, teams: Iterable[str], *, actor: str, act
 
 def set_team_agents(acc: Accounts, team: str, agents: Iterable[str], *, actor: str, actor_role: str,
                     now: float) -> None:
-    check_name(team)
-    acc.set_team_agents(team, [check_name(a) for a in agents], actor=actor, actor_role=actor_role, now=now)
+    check_name(team, "team name")
+    named = [check_name(a, "agent name") for a in agents]
+    acc.set_team_agents(team, named, actor=actor, actor_role=actor_role, now=now)
 
 
 def assign_review(acc: Accounts, call_id: str, reviewer: str, *, actor: str, actor_role: str,

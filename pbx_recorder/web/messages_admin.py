@@ -1,4 +1,4 @@
-"""Texts of the admin pages (``/admin/users``, ``/admin/tokens``)."""
+"""Texts of the admin pages (``/admin/users``, ``/admin/teams``, ``/admin/tokens``)."""
 
 MESSAGES = {
     "en": {
@@ -22,7 +22,7 @@ MESSAGES = {
         "admin.users.password": "Initial password",
         "admin.users.teams_hint": "comma separated",
         "admin.users.team_agents": "Agents of a team",
-        "admin.users.team": "Team",
+        "admin.users.team_agents_page": "The agents of each team are listed and set on the Teams page.",
         "admin.users.agents": "Agent names",
         "admin.users.qa": "Assign a call for review",
         "admin.users.call_id": "Call id",
@@ -33,6 +33,17 @@ MESSAGES = {
         "admin.users.approvers_on_host": "Admin and auditor accounts (they decide for a second person) are "
                                          "made, given their role, a new password or a new second factor on "
                                          "the host: pbx-recorder users.",
+        "admin.teams.title": "Teams",
+        "admin.teams.about": "A supervisor sees the calls of the agents their teams cover; set a "
+                             "person's teams on the Users page, a team's agents here.",
+        "admin.teams.team": "Team",
+        "admin.teams.members": "Accounts",
+        "admin.teams.agents": "Agents it covers",
+        "admin.teams.no_agents": "no agents: its supervisors see no calls through it",
+        "admin.teams.none": "No teams yet.",
+        "admin.teams.set_agents": "Set agents",
+        "admin.teams.add": "Agents of a new team",
+        "admin.teams.hint": "PBX agent names, comma separated; saving replaces the list",
         "admin.tokens.title": "API tokens",
         "admin.tokens.about": "A token lets a program call the service's API as an account "
                               "(Authorization: Bearer). Every use is audited under the token's owner.",
@@ -60,6 +71,17 @@ MESSAGES = {
                                          "with your password and second factor.",
     },
     "zh": {
+        "admin.teams.title": "团队",
+        "admin.teams.about": "主管可查看其团队所含坐席的通话；"
+                             "在用户页设置人员所属团队，在此设置团队包含的坐席。",
+        "admin.teams.team": "团队",
+        "admin.teams.members": "账户",
+        "admin.teams.agents": "包含的坐席",
+        "admin.teams.no_agents": "无坐席：其主管通过该团队看不到任何通话",
+        "admin.teams.none": "尚无团队。",
+        "admin.teams.set_agents": "设置坐席",
+        "admin.teams.add": "新团队的坐席",
+        "admin.teams.hint": "PBX 坐席名，以逗号分隔；保存后替换原列表",
         "admin.users.title": "用户",
         "admin.users.name": "用户名",
         "admin.users.role": "角色",
@@ -80,7 +102,7 @@ MESSAGES = {
         "admin.users.password": "初始密码",
         "admin.users.teams_hint": "以逗号分隔",
         "admin.users.team_agents": "团队的坐席",
-        "admin.users.team": "团队",
+        "admin.users.team_agents_page": "团队的坐席在团队页查看和设置。",
         "admin.users.agents": "坐席名称",
         "admin.users.qa": "分配通话给质检",
         "admin.users.call_id": "通话编号",

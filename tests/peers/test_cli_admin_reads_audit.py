@@ -1,7 +1,8 @@
 """The host administrator's CLI reads write one audit row per run, before anything is printed, as
-the service's lists of the same rows do: ``users list`` (``users.list``), ``users token list``
-(``tokens.list``), ``review sample --dry-run`` (``qa.sample.dry_run``: the calls and agents it
-would assign) and ``reports run --dry-run`` (``reports.schedule.list``: owners and teams).  Root
+the service's lists of the same rows do: ``users list`` (``users.list``), ``users teams``
+(``teams.list``), ``users token list`` (``tokens.list``), ``review sample --dry-run``
+(``qa.sample.dry_run``: the calls and agents it would assign) and ``reports run --dry-run``
+(``reports.schedule.list``: owners and teams).  Root
 or the service account acting themselves is audited as ``host-admin``; an operator named by a
 root front end as themselves.  A refusal keeps its ``denied:*`` row only; no row, no output.
 Both catalog engines."""
@@ -88,6 +89,33 @@ def test_users_list_by_a_named_operator_is_theirs(tmp_path, monkeypatch) -> None
     assert [r[:4] for r in _rows(db)] == [("boss", "admin", "users.list", "")]
 
 
+def test_users_teams_lists_each_team_after_one_teams_list_row(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    db, cfg = _setup(tmp_path, monkeypatch)
+    conn = open_catalog(db)
+    try:
+        acc = Accounts(conn, hasher=CHEAP)
+        acc.add("lead", "supervisor", PASSWORD, teams=("red",), actor="root", actor_role="host-admin",
+                now=NOW)
+        acc.set_team_agents("red", ["alice", "bob"], actor="root", actor_role="host-admin", now=NOW)
+        acc.set_team_agents("blue", ["carol"], actor="root", actor_role="host-admin", now=NOW)
+        conn.execute("DELETE FROM audit_log")
+    finally:
+        conn.close()
+    listed = _cli(cfg, "users", "teams", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout) == [
+        {"team": "blue", "members": [], "agents": ["carol"]},
+        {"team": "red", "members": [{"name": "lead", "role": "supervisor", "disabled": False}],
+         "agents": ["alice", "bob"]}]
+    text = _cli(cfg, "users", "teams")
+    assert text.exit_code == 0 and "lead(supervisor)" in text.stdout and "alice,bob" in text.stdout
+    assert _rows(db) == [("root", "host-admin", "teams.list", "", {"client": "cli", "results": 2})] * 2
+    _as(monkeypatch, "agent1")
+    refused = _cli(cfg, "users", "teams")
+    assert isinstance(refused.exception, AccessDenied) and "carol" not in refused.stdout
+    assert _rows(db)[-1][:3] == ("agent1", "agent", "denied:users.manage")
+
+
 def test_a_refused_users_list_writes_only_its_refusal(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     db, cfg = _setup(tmp_path, monkeypatch)
     _as(monkeypatch, "agent1")
@@ -99,9 +127,8 @@ def test_a_refused_users_list_writes_only_its_refusal(tmp_path, monkeypatch) -> 
 def test_no_audit_row_no_account_shown(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     db, cfg = _setup(tmp_path, monkeypatch)
     _failing_audit(monkeypatch)
-    for args in (("users", "list"), ("users", "token", "list"), ("review", "sample", "--week", WEEK,
-                                                                  "--dry-run"),
-                 ("reports", "run", "--dry-run")):
+    for args in (("users", "list"), ("users", "teams"), ("users", "token", "list"),
+                 ("review", "sample", "--week", WEEK, "--dry-run"), ("reports", "run", "--dry-run")):
         result = _cli(cfg, *args)
         assert isinstance(result.exception, CatalogError) and result.stdout == "", args
     assert _rows(db) == []

@@ -1,4 +1,4 @@
-// /admin/users: each form posts JSON to the admin API with the page's CSRF token (console.js's
+// /admin/users and /admin/teams: each form posts JSON to the admin API with the page's CSRF token (console.js's
 // pbxr.send); the answer is shown as text, the page reloads after a change.
 "use strict";
 (function () {
