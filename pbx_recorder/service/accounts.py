@@ -132,14 +132,18 @@ class Accounts:
         found = (access_seal.as_row("user_teams", r) for r in rows)
         return tuple(str(r["team"]) for r in found if access_seal.valid(self.seal, "user_teams", r))
 
-    def team_names(self) -> list[str]:
-        """Every team an account belongs to or that covers agents (rows that pass their seal)."""
-        names: set[str] = set()
+    def team_map(self) -> dict[str, list[str]]:
+        """Every team an account belongs to or that covers agents, with its agents (sorted): each
+        access table read once; only rows that pass their seal count."""
+        teams: dict[str, set[str]] = {}
         for table in ("user_teams", "team_agents"):
             rows = self.conn.execute(f"SELECT {access_seal.columns(table)} FROM {table}").fetchall()
-            found = (access_seal.as_row(table, r) for r in rows)
-            names.update(str(r["team"]) for r in found if access_seal.valid(self.seal, table, r))
-        return sorted(names)
+            for r in (access_seal.as_row(table, row) for row in rows):
+                if access_seal.valid(self.seal, table, r):
+                    agents = teams.setdefault(str(r["team"]), set())
+                    if table == "team_agents":
+                        agents.add(str(r["agent"]))
+        return {team: sorted(teams[team]) for team in sorted(teams)}
 
     def agents_of(self, teams: Iterable[str]) -> frozenset[str]:
         """The agents of ``teams`` (a row that fails its seal is not one of them)."""

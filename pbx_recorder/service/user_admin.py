@@ -45,8 +45,8 @@ def team_rows(acc: Accounts) -> list[dict[str, Any]]:
     return [{"team": team,
              "members": [{"name": u.name, "role": u.role, "disabled": u.disabled}
                          for u in users if team in u.teams],
-             "agents": sorted(acc.agents_of([team]))}
-            for team in acc.team_names()]
+             "agents": agents}
+            for team, agents in acc.team_map().items()]
 
 
 def _keep_an_admin(acc: Accounts, name: str) -> None:

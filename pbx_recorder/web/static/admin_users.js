@@ -1,5 +1,5 @@
-// /admin/users and /admin/teams: each form posts JSON to the admin API with the page's CSRF token (console.js's
-// pbxr.send); the answer is shown as text, the page reloads after a change.
+// /admin/users and /admin/teams: each form posts JSON to the admin API with the page's CSRF token
+// (console.js's pbxr.send); the answer is shown as text, the page reloads after a change.
 "use strict";
 (function () {
   function status(ok, text) { window.pbxr.status("admin-status", ok, text); }
