@@ -163,6 +163,7 @@ def _catalog(n: Node) -> CatalogConfig:
     cfg = CatalogConfig(path=n.get_path("path", "./var/catalog.db"), url=url or None,
                         password=n.get_secret("password"),
                         pool_size=n.get_int("pool_size", 10, lo=1, hi=500),
+                        parallel_workers=n.get_int("parallel_workers", 0, lo=0, hi=64),
                         writer_cache_mb=n.get_int("writer_cache_mb", 512, lo=8, hi=65536))
     from pbx_recorder.catalog import engine as catalog_engine
 
@@ -171,7 +172,7 @@ def _catalog(n: Node) -> CatalogConfig:
         from pbx_recorder.catalog import engine
 
         engine.configure(cfg.url, password=cfg.password.reveal() if cfg.password else None,
-                         pool_size=cfg.pool_size)
+                         pool_size=cfg.pool_size, parallel_workers=cfg.parallel_workers)
     return cfg
 
 

@@ -107,6 +107,10 @@ class CatalogConfig:
     url: str | None = None
     password: Secret | None = None
     pool_size: int = 10
+    #: PostgreSQL: parallel workers a catalog statement may use (``max_parallel_workers_per_gather``
+    #: of the recorder's own connections); 0, the default: none (a search reads one page of 50 rows,
+    #: and starting workers for it cost more than they saved: docs/catalog-at-scale.md, session 53)
+    parallel_workers: int = 0
     #: SQLite: the page cache of the process's one group-commit writer connection, MiB
     writer_cache_mb: int = 512
 

@@ -259,10 +259,27 @@ def test_the_catalog_target_is_the_url_when_one_is_given(tmp_path: Path) -> None
                     "  pool_size: 4\n", encoding="utf-8")
     cfg = load_config(path, env={}).catalog
     assert cfg.target == "postgresql://rec@db:5432/catalog" and cfg.pool_size == 4
+    assert cfg.parallel_workers == 0  # (the default: a search's page starts no parallel workers)
     assert cfg.password is not None and cfg.password.reveal() == "s3cret" and "s3cret" not in repr(cfg)
     plain = tmp_path / "plain.yaml"
     plain.write_text("catalog:\n  path: ./c.db\n", encoding="utf-8")
     assert load_config(plain, env={}).catalog.target == str(tmp_path / "c.db")
+
+
+def test_the_catalog_parallel_workers_are_configured_and_bounded(tmp_path: Path) -> None:
+    from pbx_recorder.catalog import engine
+
+    url = "postgresql://rec@db:5432/catalog"
+    try:
+        path = tmp_path / "pbx-recorder.yaml"
+        path.write_text(f"catalog:\n  url: {url}\n  parallel_workers: 2\n", encoding="utf-8")
+        assert load_config(path, env={}).catalog.parallel_workers == 2
+        assert engine._settings[url]["parallel_workers"] == 2  # what the pool's connections set
+        for bad in ("-1", "65", "two"):
+            _, err = only(tmp_path, f"catalog:\n  url: {url}\n  parallel_workers: {bad}\n")
+            assert err.key == "catalog.parallel_workers", bad
+    finally:
+        engine._settings.pop(url, None)
 
 
 def test_the_catalog_writer_cache_is_configured_and_bounded(tmp_path: Path) -> None:

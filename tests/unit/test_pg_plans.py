@@ -34,3 +34,30 @@ def test_growing_tables_are_vacuumed_after_inserts_not_a_fifth_of_the_table(tmp_
         options = conn.execute(sql, (table,)).fetchone()[0]
         assert set(options) >= {"autovacuum_vacuum_insert_threshold=10000",
                                 "autovacuum_vacuum_insert_scale_factor=0.01"}, (table, options)
+
+
+def test_catalog_statements_start_no_parallel_workers_unless_configured(tmp_path: Path) -> None:
+    """A search reads one page and a bounded count: parallel workers cost more than they save
+    there (bench_catalog at 1 M calls), so the catalog's connections start none
+    (``max_parallel_workers_per_gather`` 0); ``catalog.parallel_workers`` gives them back."""
+    from tests.catalog_redirect import catalog_url
+
+    path = tmp_path / "cat.db"
+    catalog = Catalog(path)
+    assert catalog._conn().execute("SHOW max_parallel_workers_per_gather").fetchone()[0] == "0"
+    catalog.release()
+    assert catalog._conn().execute("SHOW max_parallel_workers_per_gather").fetchone()[0] == "0"
+    catalog.close()
+    url = catalog_url(path)
+    assert url is not None
+    engine.close_pools()
+    engine.configure(url, parallel_workers=2)
+    try:
+        again = Catalog(path)
+        conn = again._conn()
+        assert conn.execute("SHOW max_parallel_workers_per_gather").fetchone()[0] == "2"
+        assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_custom_plan"
+        again.close()
+    finally:
+        engine.close_pools()
+        engine._settings.pop(url, None)
