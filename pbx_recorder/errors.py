@@ -140,6 +140,12 @@ class CallIdCollision(CatalogError):
     """Another call already holds this call id: its row is kept, the newer one refused."""
 
 
+class PreparedMismatch(CatalogError):
+    """A result a helper process prepared for a bulk write (``recording.sign_ahead``) is not what
+    the writer makes of the same call when it checks one: the batch is rolled back and written
+    again by the writer alone."""
+
+
 class AccessDenied(RecorderError):
     exit_code = 7
 

@@ -6,6 +6,7 @@ writes through the Catalog's own per-call methods (``upsert_call``, ``_insert_ne
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pbx_recorder.catalog import batch_reads, engine, gc_pause
-from pbx_recorder.errors import CatalogError
+from pbx_recorder.errors import CatalogError, PreparedMismatch
 
 if TYPE_CHECKING:
     from pbx_recorder.catalog.group_commit import GroupCommit
     from pbx_recorder.recording import sign_ahead  # (imported when turned on: not at every CLI start)
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class ManyCalls:
     if TYPE_CHECKING:  # what they use of the Catalog
         clock: Callable[[], float]
         sealer: Callable[[sqlite3.Connection, str], None] | None
+        numbers: Any
         _sign_ahead_lock: threading.Lock
 
         def seal_form(self) -> Any: ...
@@ -108,7 +111,16 @@ class ManyCalls:
         later = [hook for hook in after_store if getattr(hook, "after_commit", False)]
         after_store = [hook for hook in after_store if hook not in later]
         batch = list(calls)
-        with self._signed_ahead(batch, after_store, sign_ahead_now is not False):
+        try:
+            with self._signed_ahead(batch, after_store, sign_ahead_now is not False):
+                return self._write_batch(batch, after_store, later)
+        except PreparedMismatch as exc:
+            # a checked result of the helper was not the writer's own: nothing of the batch was
+            # committed (one transaction); the helper is dropped and the writer writes it alone
+            log.error("bulk write: %s; the helper is stopped and the batch written again without it", exc)
+            with self._sign_ahead_lock:
+                if self._sign_ahead is not None:  # (kept, broken: no new helper is started)
+                    self._sign_ahead.give_up(str(exc))
             return self._write_batch(batch, after_store, later)
 
     def _write_batch(self, batch: Sequence[tuple[Mapping[str, Any], Sequence[StoredRecording]]],
@@ -162,6 +174,18 @@ class ManyCalls:
         made = getattr(self._local, "presigned", None)
         return None if made is None else made.take(kind, ident, data)
 
+    def premade_manifest(self, recording_id: str, manifest: Any) -> sign_ahead.PreparedManifest | None:
+        """Inside ``write_calls``: the helper's signature and bytes' hash of this very manifest
+        object, sent as ``recording_id`` (``SignAfterStore`` takes them), else None."""
+        made = getattr(self._local, "presigned", None)
+        return None if made is None else made.take_manifest(recording_id, manifest)
+
+    def _prepared_call(self, row: Mapping[str, Any]) -> sign_ahead.PreparedCall | None:
+        """Inside ``write_calls``: what the helper made of this very call row as a new call (its
+        token columns, opened fields and seal), else None."""
+        made = getattr(self._local, "presigned", None)
+        return None if made is None else made.take_call(str(row["call_id"]), row)
+
     def _presigned_seal(self, call_id: str) -> Callable[[bytes], str | None] | None:
         made = getattr(self._local, "presigned", None)
         return None if made is None else made.signer("seal", call_id)  # (sign_ahead.SEAL)
@@ -214,10 +238,21 @@ class ManyCalls:
         helper = self._sign_ahead
         if helper is not None and helper.broken:
             return None
-        if helper is None or not helper.serves_all(seal_key, manifest_key, form):
+        # the number keys as they are now (the ring asked again: a retired key fails here, closed)
+        number_keys = self._number_keys() if form is not None and form.protected else None
+        if helper is None or not helper.serves_all(seal_key, manifest_key, form, number_keys):
             self.close_sign_ahead()
-            helper = self._sign_ahead = sign_ahead.SignAhead(seal_key, manifest_key, form)
+            helper = self._sign_ahead = sign_ahead.SignAhead(seal_key, manifest_key, form, number_keys,
+                                                             self.numbers)
         return helper
+
+    def _number_keys(self) -> sign_ahead.NumberKeys | None:
+        """What a helper needs to make new calls' tokens and blind indexes as this catalog does."""
+        numbers = self.numbers
+        if numbers is None:
+            return None
+        key_id, aes_key, check = numbers.cipher.current_key_material()
+        return key_id, aes_key, check, numbers.index.write_key()
 
     def _pipelined_batch(self, rows: Callable[[bool], int]) -> int:
         """PostgreSQL: ``rows`` in this thread's transaction, pipelined, its reads made once for

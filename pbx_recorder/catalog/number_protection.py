@@ -38,6 +38,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import os
 import time
 from collections.abc import Callable
@@ -115,6 +116,24 @@ class NumberCipher:
             self._checked_at = now
         return self._key(self.current_key_id)
 
+    def current_key_material(self) -> tuple[str, bytes, str]:
+        """The current key id, its derived AES-GCM key and its check value, looked up in the ring
+        now (a key ``keys rotate --retire-old`` took out fails closed, as :meth:`encrypt` does):
+        what a helper process encrypting for this cipher is given (``recording.sign_ahead``)."""
+        _, check = self._current_key()
+        return self.current_key_id, _hkdf(self.master_key(self.current_key_id), CIPHER_INFO), check
+
+    @classmethod
+    def fixed(cls, key_id: str, key: bytes, check: str) -> NumberCipher:
+        """A cipher that encrypts under one derived key (:meth:`current_key_material`) and never
+        asks a ring: a helper process's copy, for as long as its writer says the key is current."""
+
+        def no_ring(asked: str) -> bytes:
+            raise CryptoError(f"catalog key {asked!r}: this cipher holds only key {key_id!r}")
+
+        return cls(no_ring, key_id, recheck_s=math.inf, _derived={key_id: (AESGCM(key), check)},
+                   _checked_at=time.monotonic())
+
     def encrypt(self, plaintext: str, aad: str) -> str:
         aead, check = self._current_key()
         nonce = os.urandom(NONCE_LEN)  # a fresh random nonce per value, as ever
@@ -178,6 +197,10 @@ class BlindIndex:
         if previous is None and not alone:
             previous = _PREVIOUS.get(hash_key)
         self._previous = BlindIndex(previous, alone=True) if previous and previous != hash_key else None
+
+    def write_key(self) -> bytes:
+        """The key new index values are made with (a helper process's copy: ``recording.sign_ahead``)."""
+        return self._full_key
 
     @property
     def rotating(self) -> bool:

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pbx_recorder.catalog import (
     call_tags,
@@ -41,11 +41,15 @@ from pbx_recorder.catalog.protected_rows import (
     CLEAR_DEFAULTS,
     CLEAR_MANIFEST_FIELDS,
     NumberProtection,
+    call_token_text,
 )
 from pbx_recorder.catalog.schema import ensure_schema
 from pbx_recorder.errors import CallIdCollision, CatalogError, NotFound
 from pbx_recorder.recording import manifest_copy
 from storage import file_modes
+
+if TYPE_CHECKING:
+    from pbx_recorder.recording import sign_ahead
 
 #: SQLite's answer to an INSERT whose primary key is taken
 _KEY_TAKEN = getattr(sqlite3, "SQLITE_CONSTRAINT_PRIMARYKEY", 1555)
@@ -217,9 +221,13 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
                                       f"{theirs}; the row of the call that started at {ours} was not "
                                       "written over it")
             opened = None  # the protected fields in clear, as the stored token opens
+            # inside write_calls with a helper: what it made of this very row as a new call
+            prepared = self._prepared_call(row) if existing is None else None
             if self.numbers is not None and any(f in row for f in CALL_FIELDS):
-                row, opened = self._protect_call(conn, row, existing)
-            if not self._write_sealed(conn, row, existing, opened):
+                row, opened = self._protect_call(conn, row, existing, prepared)
+            elif prepared is not None:  # (it makes a call's seal only beside its numbers)
+                prepared = None
+            if not self._write_sealed(conn, row, existing, opened, prepared):
                 self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
                 if "tags" in row:  # a new row's tags (schema 19; an updated row's: the trigger)
                     call_tags.copy_new_call(conn, str(row["call_id"]), encode_column("tags", row["tags"]))
@@ -235,10 +243,14 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
             raise
 
     def _write_sealed(self, conn: sqlite3.Connection, row: Mapping[str, Any],
-                      existing: sqlite3.Row | None, opened: Mapping[str, Any] | None = None) -> bool:
+                      existing: sqlite3.Row | None, opened: Mapping[str, Any] | None = None,
+                      prepared: sign_ahead.PreparedCall | None = None) -> bool:
         """Write the call row with its seal in the same statement, the seal computed from the
         values bound (``catalog.stored_form``: only where they are provably what ``verify`` reads
-        back); False when that cannot be proved (the caller writes, reads back and seals)."""
+        back); False when that cannot be proved (the caller writes, reads back and seals).
+        ``prepared``: the seal a helper made of this very row as a new call
+        (``seal_ahead.new_call_sealed_bytes``: the same values, so the same bytes), taken as it
+        is unless it is one the writer checks."""
         if self._sealed_form is None or "seal" in row or getattr(self.sealer, "seal_of", None) is None:
             return False
         postgres = engine.is_postgres(conn)
@@ -251,17 +263,22 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         if set(row) - set(allowed):
             raise CatalogError(f"unknown calls columns: {sorted(set(row) - set(allowed))}")
         bound = seal_ahead.bound_columns(allowed, row, existing is not None, self.clock())
-        base = dict(existing) if existing is not None else None
-        stored = stored_form.read_back(self._sealed_form, bound, base)
-        if stored is None:
-            return False
-        # a signature a helper made ahead for these very bytes (``write_calls``), else the sealer's
-        made = self._presigned_seal(str(row["call_id"]))
-        if opened is not None and self._opens_as_sealer():
-            # the sealer would open the token just made with the same keys: its fields are known
-            bound["seal"] = self.sealer.seal_of(stored, opened, made)  # type: ignore[union-attr]
+        if prepared is not None and not prepared.check and opened is not None and self._opens_as_sealer():
+            bound["seal"] = prepared.seal
         else:
-            bound["seal"] = self.sealer.seal_of(stored, made=made)  # type: ignore[union-attr]
+            base = dict(existing) if existing is not None else None
+            stored = stored_form.read_back(self._sealed_form, bound, base)
+            if stored is None:
+                return False
+            # a signature a helper made ahead for these very bytes (``write_calls``), else the sealer's
+            made = None if prepared is not None else self._presigned_seal(str(row["call_id"]))
+            if opened is not None and self._opens_as_sealer():
+                # the sealer would open the token just made with the same keys: its fields are known
+                bound["seal"] = self.sealer.seal_of(stored, opened, made)  # type: ignore[union-attr]
+            else:
+                bound["seal"] = self.sealer.seal_of(stored, made=made)  # type: ignore[union-attr]
+            if prepared is not None:  # a checked one: the writer's own seal must be the helper's
+                prepared.compare_seal(str(row["call_id"]), str(bound["seal"]))
         names = list(bound)
         if existing is None and postgres:
             if not self._insert_over_stand_in(conn, bound):
@@ -330,15 +347,23 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
             return known.stored_call(conn, call_id)  # type: ignore[no-any-return]
         return conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()  # type: ignore[no-any-return]
 
-    def _protect_call(self, conn: sqlite3.Connection, row: Mapping[str, Any],
-                      existing: sqlite3.Row | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _protect_call(self, conn: sqlite3.Connection, row: Mapping[str, Any], existing: sqlite3.Row | None,
+                      prepared: sign_ahead.PreparedCall | None = None,
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
         """``row`` with its numbers merged with the stored ones, encrypted and indexed; and
-        those fields as the stored token opens."""
+        those fields as the stored token opens.  ``prepared``: a new call's token columns and
+        opened fields a helper made of this very row (the same fields: no stored row to merge),
+        taken as they are unless it is one the writer checks."""
         assert self.numbers is not None
         call_id = str(row["call_id"])
         current = self.numbers.open_call(decode_row(existing)) if existing is not None else {}
         plain = {f: row[f] if f in row else current.get(f, CLEAR_DEFAULTS[f]) for f in CALL_FIELDS}
-        stored, opened = self.numbers.seal_call_opened(call_id, plain)
+        if prepared is not None and existing is None and not prepared.check:
+            stored, opened = prepared.stored, prepared.opened
+        else:
+            stored, opened = self.numbers.seal_call_opened(call_id, plain)
+            if prepared is not None:
+                prepared.compare(self.numbers, call_id, call_token_text(plain)[0], stored, opened)
         own = {str(stored["caller_bi"]), str(stored["callee_bi"])} - {""}
         # a caller or callee the stored row had and this one does not keeps an index row
         before = (current.get("caller_num"), current.get("callee_num")) if existing is not None else ()

@@ -13,6 +13,20 @@ the helper ~150 us more; it pays where a core is free, not beside a searcher tha
 The writer takes a signature from the helper only for exactly the bytes it has just made itself
 (Ed25519 is deterministic: it is the signature the writer would have made); otherwise (a call
 already stored, a payload that does not pickle, a helper that died or is late) it signs itself.
+
+Where the catalog seals the numbers it protects (``SealForm.protected``) the helper is also given
+the catalog cipher's current derived key and the blind-index key (``NumberKeys``), and *prepares*:
+for a new call it makes the token columns and opened fields (``seal_call_opened``) besides the
+seal, for a manifest the hash of its bytes.  The writer then takes them without making them
+again (:meth:`Presigned.take_call`, :meth:`Presigned.take_manifest`: only for the very row it
+sent, as a call with no stored row, and the very manifest object), which is the work saved.  It
+makes every ``CHECK_EVERY``-th of each kind itself too, the first of each batch among them, and
+compares (the token opened with its own keys); a difference (a helper started from other files
+than the writer's, during an upgrade) raises ``PreparedMismatch``: the batch, one transaction, is
+rolled back, the helper stopped for good, and the writer writes the batch alone.  The helper's
+first answer holds a probe token and index values the writer checks against its own keys; a
+rotated catalog key gets a new helper (``serves_all``), and the writer asks its key ring again
+at every batch (a retired key fails closed there).
 The private key goes to the helper once, over a socket pair of the process started for it
 (``python -m pbx_recorder.recording.sign_ahead FD``: never a file, an argument or the
 environment), and the helper's first signature is checked against the public key before any
@@ -23,6 +37,7 @@ closes.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import pickle
@@ -41,6 +56,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 if TYPE_CHECKING:
+    from pbx_recorder.catalog.protected_rows import NumberProtection
     from pbx_recorder.catalog.seal_ahead import SealForm
 
 log = logging.getLogger(__name__)
@@ -57,6 +73,64 @@ WAIT_S = 10.0
 _PROBE = b"pbx-recorder sign-ahead probe"
 
 Job = tuple[str, str, Any]  # (kind, ident, payload)
+#: what the helper is given to make a new call's numbers token and blind indexes: the catalog
+#: cipher's current key id, its derived AES-GCM key and check value, the blind-index key
+NumberKeys = tuple[str, bytes, str, bytes]
+#: of the results taken without making them again, the writer makes every CHECK_EVERY-th itself
+#: too (the first of each batch among them) and compares: a helper that makes anything else
+#: (started from other files than the writer's, during an upgrade) fails the batch, which is
+#: then written by the writer alone
+CHECK_EVERY = 32
+_PROBE_NUMBER = "+86 138 0013 8000"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """A new call's results made by the helper: its token and blind-index columns, its protected
+    fields as the token opens, its seal and the bytes signed; ``check``: the writer makes them
+    itself too and compares (:meth:`compare`)."""
+
+    stored: dict[str, Any]
+    opened: dict[str, Any]
+    seal: str
+    data: bytes
+    check: bool
+
+    def compare(self, numbers: NumberProtection, call_id: str, text: str, stored: Any, opened: Any) -> None:
+        """The writer's own token text, columns and opened fields against the helper's (the
+        token opened with the writer's keys: its nonce is its own)."""
+        from pbx_recorder.errors import CryptoError, PreparedMismatch
+
+        try:
+            same_text = numbers.cipher.decrypt(str(self.stored.get("numbers")), f"calls/{call_id}") == text
+        except CryptoError:
+            same_text = False
+        others = {k: v for k, v in stored.items() if k != "numbers"}
+        if not same_text or others != {k: v for k, v in self.stored.items() if k != "numbers"} \
+                or dict(opened) != self.opened:
+            raise PreparedMismatch(f"the helper's numbers of call {call_id} are not the writer's")
+
+    def compare_seal(self, call_id: str, seal: str) -> None:
+        from pbx_recorder.errors import PreparedMismatch
+
+        if seal != self.seal:
+            raise PreparedMismatch(f"the helper's seal of call {call_id} is not the writer's")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedManifest:
+    """A manifest's signature and the hash of its canonical bytes, made by the helper."""
+
+    signature: str
+    sha256: str
+    data: bytes
+    check: bool
+
+    def compare(self, recording_id: str, data: bytes, signature: str) -> None:
+        from pbx_recorder.errors import PreparedMismatch
+
+        if data != self.data or signature != self.signature:
+            raise PreparedMismatch(f"the helper's manifest signature of {recording_id} is not the writer's")
 
 
 def _raw(key: Ed25519PrivateKey) -> bytes:
@@ -76,26 +150,49 @@ def manifest_key_of(hooks: Sequence[Any]) -> Ed25519PrivateKey | None:
     return None
 
 
-def _sign_jobs(keys: dict[str, Ed25519PrivateKey], form: SealForm | None,
-               jobs: Sequence[Job]) -> list[tuple[str, str, bytes | None, str | None]]:
-    """The helper's work for one chunk: (kind, ident, bytes, signature), None where it cannot say."""
+Answer = tuple[str, str, bytes | None, str | None, Any]  # (kind, ident, bytes, signature, extra)
+
+
+def _sign_jobs(keys: dict[str, Ed25519PrivateKey], form: SealForm | None, numbers: NumberProtection | None,
+               jobs: Sequence[Job]) -> list[Answer]:
+    """The helper's work for one chunk: (kind, ident, bytes, signature, extra), None where it
+    cannot say.  ``extra``: for a new call with protected fields, given ``numbers``, its token
+    columns and opened fields (``NumberProtection.seal_call_opened`` of the fields
+    ``Catalog._protect_call`` takes for a new call); for a manifest, the hash of its bytes."""
+    from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS
     from pbx_recorder.catalog.seal_ahead import new_call_sealed_bytes
     from pbx_recorder.recording.signing import manifest_bytes
 
-    out: list[tuple[str, str, bytes | None, str | None]] = []
+    out: list[Answer] = []
     for kind, ident, payload in jobs:
         data: bytes | None = None
+        extra: Any = None
         try:
             if kind == SEAL and form is not None:
                 data = new_call_sealed_bytes(form, payload)
+                if data is not None and numbers is not None and any(f in payload for f in CALL_FIELDS):
+                    plain = {f: payload[f] if f in payload else CLEAR_DEFAULTS[f] for f in CALL_FIELDS}
+                    extra = numbers.seal_call_opened(ident, plain)
             elif kind == MANIFEST:
                 data = manifest_bytes(payload)
+                extra = hashlib.sha256(data).hexdigest()
         except Exception:  # noqa: BLE001 -- the writer makes and signs these itself, with its errors
-            data = None
+            data, extra = None, None
         key = keys.get(kind)
         sig = base64.b64encode(key.sign(data)).decode("ascii") if data is not None and key else None
-        out.append((kind, ident, data, sig))
+        out.append((kind, ident, data, sig, extra))
     return out
+
+
+def _numbers_of(keys: NumberKeys | None) -> NumberProtection | None:
+    """The helper's copy of the catalog's number protection (writes only: one key each)."""
+    if keys is None:
+        return None
+    from pbx_recorder.catalog.number_protection import BlindIndex, NumberCipher
+    from pbx_recorder.catalog.protected_rows import NumberProtection
+
+    key_id, aes_key, check, index_key = keys
+    return NumberProtection(NumberCipher.fixed(key_id, aes_key, check), BlindIndex(index_key, alone=True))
 
 
 def serve(conn: Connection) -> None:
@@ -104,11 +201,17 @@ def serve(conn: Connection) -> None:
     sends from a thread of its own and reads the answers as it needs them, so a full socket
     either way only makes one side wait for the other to read, never both."""
     try:
-        raw_keys, form = conn.recv()
+        raw_keys, form, number_keys = conn.recv()
         keys = {kind: Ed25519PrivateKey.from_private_bytes(raw) for kind, raw in raw_keys.items()}
-        conn.send({kind: base64.b64encode(k.sign(_PROBE)).decode("ascii") for kind, k in keys.items()})
+        numbers = _numbers_of(number_keys)
+        probe: dict[str, Any] = {kind: base64.b64encode(k.sign(_PROBE)).decode("ascii")
+                                 for kind, k in keys.items()}
+        if numbers is not None:  # the writer opens the token and compares the index with its own
+            probe["numbers"] = (numbers.cipher.encrypt(_PROBE.decode(), "probe"),
+                                numbers.index.full(_PROBE_NUMBER), numbers.index.last4(_PROBE_NUMBER))
+        conn.send(probe)
         while (jobs := conn.recv()) is not None:
-            conn.send(_sign_jobs(keys, form, jobs))
+            conn.send(_sign_jobs(keys, form, numbers, jobs))
     except (EOFError, OSError):
         return  # the writer is gone
 
@@ -120,24 +223,66 @@ class Presigned:
     helper: SignAhead
     chunks: deque[list[tuple[str, str]]] = field(default_factory=deque)  # jobs of the chunks not read yet
     expected: set[tuple[str, str]] = field(default_factory=set)  # the jobs of those chunks
-    ready: dict[tuple[str, str], tuple[bytes | None, str | None]] = field(default_factory=dict)
+    ready: dict[tuple[str, str], tuple[bytes | None, str | None, Any]] = field(default_factory=dict)
+    #: what each job was sent (a call row's copy; the manifest object itself): a result is taken
+    #: without being made again only for exactly that input
+    sent: dict[tuple[str, str], Any] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
+    taken: int = 0  # results taken without the bytes made again, checked ones included
+    checked: int = 0
+    #: of those, per kind (calls, manifests): each kind's 1st, 33rd ... is checked
+    _taken_of: dict[str, int] = field(default_factory=dict)
     sender: threading.Thread | None = None
 
-    def take(self, kind: str, ident: str, data: bytes) -> str | None:
-        """The signature made ahead for ``data`` as job ``(kind, ident)``, or None (sign it yourself)."""
-        key = (kind, ident)
+    def _answer(self, key: tuple[str, str]) -> tuple[bytes | None, str | None, Any] | None:
         # (a job sent once and taken already -- the same call twice in a batch -- is not waited for)
         while key not in self.ready and key in self.expected and not self.helper.broken:
             if not self._read_chunk():
                 break
-        made = self.ready.pop(key, None)
+        return self.ready.pop(key, None)
+
+    def take(self, kind: str, ident: str, data: bytes) -> str | None:
+        """The signature made ahead for ``data`` as job ``(kind, ident)``, or None (sign it yourself)."""
+        made = self._answer((kind, ident))
         if made is not None and made[0] == data and made[1] is not None:
             self.hits += 1
             return made[1]
         self.misses += 1
         return None
+
+    def _check_next(self, kind: str) -> bool:
+        n = self._taken_of.get(kind, 0)
+        self._taken_of[kind] = n + 1
+        check = n % CHECK_EVERY == 0
+        self.taken += 1
+        self.checked += check
+        return check
+
+    def take_call(self, call_id: str, row: Any) -> PreparedCall | None:
+        """A new call's token columns, opened fields and seal made by the helper, when ``row`` is
+        the row it was sent and it made all three; None: the writer makes them (and signs)."""
+        key = (SEAL, call_id)
+        if key not in self.sent or self.sent[key] != row:
+            return None
+        made = self._answer(key)
+        if made is None or made[0] is None or made[1] is None or made[2] is None:
+            return None  # (the writer signs: ``take`` then counts the miss)
+        self.hits += 1
+        stored, opened = made[2]
+        return PreparedCall(dict(stored), dict(opened), made[1], made[0], self._check_next(SEAL))
+
+    def take_manifest(self, recording_id: str, manifest: Any) -> PreparedManifest | None:
+        """The signature and bytes' hash of the manifest the helper was sent as ``recording_id``,
+        when ``manifest`` is that very object; None: the writer makes them."""
+        key = (MANIFEST, recording_id)
+        if self.sent.get(key) is not manifest:
+            return None
+        made = self._answer(key)
+        if made is None or made[0] is None or made[1] is None or not isinstance(made[2], str):
+            return None  # (the writer signs: ``take`` then counts the miss)
+        self.hits += 1
+        return PreparedManifest(made[1], made[2], made[0], self._check_next(MANIFEST))
 
     def signer(self, kind: str, ident: str) -> Any:
         """``take`` for one job, as ``call_seal.seal`` asks for it: ``made(data)``."""
@@ -150,8 +295,8 @@ class Presigned:
         got = self.helper.receive()
         if got is None:
             return False
-        for kind, ident, data, sig in got:
-            self.ready[(kind, ident)] = (data, sig)
+        for kind, ident, data, sig, extra in got:
+            self.ready[(kind, ident)] = (data, sig, extra)
         return True
 
     def finish(self) -> None:
@@ -162,6 +307,7 @@ class Presigned:
         self.chunks.clear()
         self.expected.clear()
         self.ready.clear()
+        self.sent.clear()
         if self.sender is not None:
             self.sender.join(WAIT_S)  # (a helper that stopped reading is killed: its send ends)
 
@@ -172,10 +318,15 @@ class SignAhead:
     after a failure it is ``broken`` and the writer signs everything itself."""
 
     def __init__(self, seal_key: Ed25519PrivateKey | None, manifest_key: Ed25519PrivateKey | None,
-                 form: SealForm | None) -> None:
+                 form: SealForm | None, numbers: NumberKeys | None = None,
+                 writer_numbers: NumberProtection | None = None) -> None:
         self.keys = {k: v for k, v in ((SEAL, seal_key), (MANIFEST, manifest_key)) if v is not None}
         self.publics = {kind: _public(key) for kind, key in self.keys.items()}
         self.form = form
+        #: with ``numbers`` (and the seal key and form) it also makes new calls' tokens and blind
+        #: indexes, checked at its start against ``writer_numbers``, the writer's own
+        self.numbers = numbers if form is not None and form.protected and SEAL in self.keys else None
+        self._writer_numbers = writer_numbers
         self.broken = False
         self._conn: Connection | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -185,11 +336,20 @@ class SignAhead:
         mine = self.publics.get(kind)
         return mine is not None and isinstance(key, Ed25519PrivateKey) and _public(key) == mine
 
-    def serves_all(self, seal_key: Any, manifest_key: Any, form: SealForm | None) -> bool:
-        """This helper is the one for these keys and this seal form."""
+    def serves_all(self, seal_key: Any, manifest_key: Any, form: SealForm | None,
+                   numbers: NumberKeys | None = None) -> bool:
+        """This helper is the one for these keys, this seal form and these number keys (a
+        rotated catalog key or index key: another helper)."""
         wanted = {k: v for k, v in ((SEAL, seal_key), (MANIFEST, manifest_key)) if v is not None}
+        numbers = numbers if form is not None and form.protected and SEAL in wanted else None
         return (set(self.keys) == set(wanted) and all(self.serves(k, v) for k, v in wanted.items())
-                and self.form == form)
+                and self.form == form and self.numbers == numbers)
+
+    @property
+    def prepares(self) -> bool:
+        """It makes new calls' tokens and seals and manifests' hashes (the writer takes them
+        without making them again, :meth:`Presigned.take_call`), not only signatures."""
+        return self.numbers is not None
 
     def _start(self) -> bool:
         if self._conn is not None or self.broken:
@@ -209,7 +369,7 @@ class SignAhead:
             theirs.close()
         self._conn, self._proc = Connection(ours.detach()), proc
         try:
-            self._conn.send(({kind: _raw(key) for kind, key in self.keys.items()}, self.form))
+            self._conn.send(({kind: _raw(key) for kind, key in self.keys.items()}, self.form, self.numbers))
         except OSError as exc:
             return self._fail(f"cannot be sent its keys: {exc}")
         probe = self.receive()
@@ -220,7 +380,29 @@ class SignAhead:
                 key.public_key().verify(base64.b64decode(str(probe.get(kind, ""))), _PROBE)
             except (InvalidSignature, ValueError):
                 return self._fail(f"its {kind} signature does not verify")
+        if self.numbers is not None and not self._numbers_agree(probe.get("numbers")):
+            return self._fail("its numbers token or blind index is not the writer's")
         return True
+
+    def _numbers_agree(self, made: Any) -> bool:
+        """The helper's probe token opens with the writer's keys, and its index values are the
+        writer's own."""
+        from pbx_recorder.errors import CryptoError
+
+        mine = self._writer_numbers
+        if mine is None or not isinstance(made, tuple) or len(made) != 3:
+            return False
+        token, full, last4 = made
+        try:
+            opened = mine.cipher.decrypt(str(token), "probe")
+        except CryptoError:
+            return False
+        return (opened == _PROBE.decode() and full == mine.index.full(_PROBE_NUMBER)
+                and last4 == mine.index.last4(_PROBE_NUMBER))
+
+    def give_up(self, why: str) -> None:
+        """Stop it for good (the writer found a result of it that is not its own)."""
+        self._fail(why)
 
     def _fail(self, why: str) -> bool:
         if not self.broken:
@@ -256,6 +438,7 @@ class SignAhead:
         if len(jobs) < MIN_BATCH or not self._start():
             return None
         presigned = Presigned(self)
+        presigned.sent.update(((kind, ident), payload) for kind, ident, payload in jobs)
         chunks = list(_chunks(jobs))
         presigned.chunks.extend([(kind, ident) for kind, ident, _ in chunk] for chunk in chunks)
         presigned.expected.update((kind, ident) for kind, ident, _ in jobs)

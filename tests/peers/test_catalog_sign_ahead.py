@@ -211,17 +211,19 @@ def test_a_helper_killed_in_a_batch_leaves_the_writer_signing(tmp_path: Path,
         catalog.write_calls(_batch(0), after_store=_hooks())  # the helper is up
         helper = catalog._sign_ahead
         assert helper is not None and helper._proc is not None
-        take = sign_ahead.Presigned.take
+        answer = sign_ahead.Presigned._answer
         killed: list[int] = []
 
-        def kill_then_take(self: sign_ahead.Presigned, kind: str, ident: str, data: bytes) -> str | None:
+        def kill_then_answer(self: sign_ahead.Presigned, key: tuple[str, str]) -> Any:
+            # (every result the writer takes comes through here: a signature, a prepared call or
+            # manifest)
             if not killed and helper._proc is not None:
                 helper._proc.kill()
                 helper._proc.wait()
                 killed.append(1)
-            return take(self, kind, ident, data)
+            return answer(self, key)
 
-        monkeypatch.setattr(sign_ahead.Presigned, "take", kill_then_take)
+        monkeypatch.setattr(sign_ahead.Presigned, "_answer", kill_then_answer)
         with caplog.at_level(logging.WARNING, logger="pbx_recorder.recording.sign_ahead"):
             assert catalog.write_calls(_batch(N), after_store=_hooks()) == N
         assert helper.broken and "the writer signs itself" in caplog.text
