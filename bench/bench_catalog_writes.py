@@ -127,7 +127,8 @@ def writes_while_searching(bench: Bench, catalog: Catalog, label: str, seconds: 
         f"({grouped_cpu:,.0f} per CPU s, {per_commit:.1f} calls per commit)   "
         f"bulk (batches of 100): {bulk:8,.0f} calls/s ({bulk_cpu:,.0f} per CPU second of the writer)   "
         f"bulk (batches of 1,000): {paired.alone:8,.0f} calls/s ({paired.alone_cpu:,.0f} per CPU s)   "
-        f"bulk (batches of 1,000, signatures made ahead by a helper process): {paired.ahead:8,.0f} calls/s "
+        f"bulk (batches of 1,000, new calls' tokens and seals and the signatures made ahead by a helper "
+        f"process): {paired.ahead:8,.0f} calls/s "
         f"({paired.ahead_cpu:,.0f} per CPU s of the writer, {paired.helper_cpu_ms:.0f} ms of the helper's "
         f"CPU per 1,000 calls; {paired.rounds} batches each way, in turns)   "
         f"concurrent searches: {len(lat):,} ({len(lat) / (time.perf_counter() - t_search):,.1f}/s, "
@@ -305,8 +306,9 @@ def process_cpu_s(pid: int) -> float:
 
 def bulk_paired(bench: Bench, catalog: Catalog, gen: CallGenerator, clock: StartClock, base: int,
                 seconds: float, size: int = 1000) -> Paired:
-    """1,000-call ``write_calls`` batches, the writer signing and a helper process signing ahead
-    (``Catalog.enable_sign_ahead``) in turns, so both see the same host and the same catalog."""
+    """1,000-call ``write_calls`` batches, the writer alone and with a helper process making new
+    calls' tokens and seals and the manifests' signatures ahead (``Catalog.enable_sign_ahead``)
+    in turns, so both see the same host and the same catalog."""
     catalog.enable_sign_ahead()
     spent, cpu, done = [0.0, 0.0], [0.0, 0.0], [0, 0]
     helper_cpu, k = 0.0, 0
