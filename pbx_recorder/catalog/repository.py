@@ -221,12 +221,10 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
                                       f"{theirs}; the row of the call that started at {ours} was not "
                                       "written over it")
             opened = None  # the protected fields in clear, as the stored token opens
-            # inside write_calls with a helper: what it made of this very row as a new call
-            prepared = self._prepared_call(row) if existing is None else None
+            prepared = None  # inside write_calls with a helper: what it made of this very row, new
             if self.numbers is not None and any(f in row for f in CALL_FIELDS):
+                prepared = self._prepared_call(row) if existing is None else None
                 row, opened = self._protect_call(conn, row, existing, prepared)
-            elif prepared is not None:  # (it makes a call's seal only beside its numbers)
-                prepared = None
             if not self._write_sealed(conn, row, existing, opened, prepared):
                 self._upsert("calls", "call_id", row, {"updated_at": self.clock()})
                 if "tags" in row:  # a new row's tags (schema 19; an updated row's: the trigger)

@@ -87,13 +87,12 @@ _PROBE_NUMBER = "+86 138 0013 8000"
 @dataclass(frozen=True, slots=True)
 class PreparedCall:
     """A new call's results made by the helper: its token and blind-index columns, its protected
-    fields as the token opens, its seal and the bytes signed; ``check``: the writer makes them
-    itself too and compares (:meth:`compare`)."""
+    fields as the token opens and its seal; ``check``: the writer makes them itself too and
+    compares (:meth:`compare`, :meth:`compare_seal`)."""
 
     stored: dict[str, Any]
     opened: dict[str, Any]
     seal: str
-    data: bytes
     check: bool
 
     def compare(self, numbers: NumberProtection, call_id: str, text: str, stored: Any, opened: Any) -> None:
@@ -235,12 +234,15 @@ class Presigned:
     _taken_of: dict[str, int] = field(default_factory=dict)
     sender: threading.Thread | None = None
 
-    def _answer(self, key: tuple[str, str]) -> tuple[bytes | None, str | None, Any] | None:
+    def _answer(self, key: tuple[str, str], *,
+                take: bool = True) -> tuple[bytes | None, str | None, Any] | None:
+        """The helper's answer to job ``key``, waited for while it is on its way; ``take`` False:
+        left in place (for ``take``, the signature alone)."""
         # (a job sent once and taken already -- the same call twice in a batch -- is not waited for)
         while key not in self.ready and key in self.expected and not self.helper.broken:
             if not self._read_chunk():
                 break
-        return self.ready.pop(key, None)
+        return self.ready.pop(key, None) if take else self.ready.get(key)
 
     def take(self, kind: str, ident: str, data: bytes) -> str | None:
         """The signature made ahead for ``data`` as job ``(kind, ident)``, or None (sign it yourself)."""
@@ -265,12 +267,13 @@ class Presigned:
         key = (SEAL, call_id)
         if key not in self.sent or self.sent[key] != row:
             return None
-        made = self._answer(key)
+        made = self._answer(key, take=False)
         if made is None or made[0] is None or made[1] is None or made[2] is None:
-            return None  # (the writer signs: ``take`` then counts the miss)
+            return None  # (left for ``take``: a signature without the rest is still the writer's)
+        del self.ready[key]
         self.hits += 1
-        stored, opened = made[2]
-        return PreparedCall(dict(stored), dict(opened), made[1], made[0], self._check_next(SEAL))
+        stored, opened = made[2]  # (fresh from the helper's message: nobody else holds them)
+        return PreparedCall(stored, opened, made[1], self._check_next(SEAL))
 
     def take_manifest(self, recording_id: str, manifest: Any) -> PreparedManifest | None:
         """The signature and bytes' hash of the manifest the helper was sent as ``recording_id``,

@@ -91,11 +91,11 @@ def _forging(monkeypatch: pytest.MonkeyPatch, what: str) -> list[str]:
             return got
         forged.append(call_id)
         if what == "seal":
-            return sign_ahead.PreparedCall(got.stored, got.opened, "Zm9yZ2Vk", got.data, True)
+            return sign_ahead.PreparedCall(got.stored, got.opened, "Zm9yZ2Vk", True)
         other = NumberProtection(NumberCipher(lambda _key_id: bytes(32), "m1"), _catalog_numbers_index())
         stored, opened = other.seal_call_opened(call_id, {**got.opened})
         return sign_ahead.PreparedCall({**got.stored, "numbers": stored["numbers"]}, got.opened, got.seal,
-                                       got.data, True)
+                                       True)
 
     def forge_manifest(self: sign_ahead.Presigned, recording_id: str, manifest: Any) -> Any:
         got = take_manifest(self, recording_id, manifest)

@@ -214,14 +214,14 @@ def test_a_helper_killed_in_a_batch_leaves_the_writer_signing(tmp_path: Path,
         answer = sign_ahead.Presigned._answer
         killed: list[int] = []
 
-        def kill_then_answer(self: sign_ahead.Presigned, key: tuple[str, str]) -> Any:
+        def kill_then_answer(self: sign_ahead.Presigned, key: tuple[str, str], **kw: Any) -> Any:
             # (every result the writer takes comes through here: a signature, a prepared call or
             # manifest)
             if not killed and helper._proc is not None:
                 helper._proc.kill()
                 helper._proc.wait()
                 killed.append(1)
-            return answer(self, key)
+            return answer(self, key, **kw)
 
         monkeypatch.setattr(sign_ahead.Presigned, "_answer", kill_then_answer)
         with caplog.at_level(logging.WARNING, logger="pbx_recorder.recording.sign_ahead"):
