@@ -33,6 +33,32 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
+
+
+def tcp_listening(host: str, port: int, table: str = "/proc/net/tcp") -> bool:
+    """Whether a socket LISTENs on ``host:port`` (IPv4; a wildcard listener counts), read from
+    the kernel's socket table: a readiness probe must not touch the port.  The probe it replaces
+    bound the port itself, without ``SO_REUSEADDR``, every 0.2 s while the recorder started: when
+    the recorder's own bind fell inside one of those moments it exited with "cannot listen on
+    127.0.0.1:<port>: Address already in use" (seen in CI).  Connecting is no probe either: it
+    would open a consent session."""
+    wanted = {socket.inet_aton(host)[::-1].hex().upper(), "00000000"}
+    try:
+        with open(table) as f:
+            next(f, None)  # the header
+            for line in f:
+                fields = line.split()
+                if len(fields) < 4 or fields[3] != TCP_LISTEN:
+                    continue
+                address, _, hex_port = fields[1].partition(":")
+                if address in wanted and int(hex_port, 16) == port:
+                    return True
+    except OSError as exc:
+        raise OSError(f"cannot read the socket table {table}: {exc}") from exc
+    return False
+
+
 def _bindable(port: int, kind: socket.SocketKind) -> bool:
     try:
         with socket.socket(socket.AF_INET, kind) as sock:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 import yaml
 
 from pbx_recorder.testbed.asterisk import PrivateAsterisk, SandboxError
+from pbx_recorder.testbed.ports import tcp_listening
 from storage import atomic, file_modes
 
 # DIDs of the sandbox dialplan (see asterisk_conf) -> what the recorder's rules say.
@@ -76,13 +76,9 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
 
 
 def _port_listening(host: str, port: int) -> bool:
-    """True when something listens on host:port (probe by bind, never by connecting)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
+    """True when something listens on host:port: read from the kernel's socket table, never by
+    binding the port (that raced the recorder's own bind) nor by connecting (a session)."""
+    return tcp_listening(host, port)
 
 
 def recorder_command() -> list[str]:
