@@ -366,7 +366,7 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         # a caller or callee the stored row had and this one does not keeps an index row
         before = (current.get("caller_num"), current.get("callee_num")) if existing is not None else ()
         self._index_named(conn, call_id, plain["caller_num"], plain["callee_num"], plain["cdr"], *before,
-                          own=own)
+                          own=own, prepared=prepared if existing is None else None)
         if existing is not None:  # numbers the stored row named and this one drops stay indexed
             # only a number that just became the row's own can have an index row to drop
             named_rows.drop_own(conn, call_id, own - {existing["caller_bi"], existing["callee_bi"]})
@@ -374,19 +374,30 @@ class Catalog(CallSearch, ManyCalls, LiveCalls):
         return {**row, **stored}, opened
 
     def _index_named(self, conn: sqlite3.Connection, call_id: str, *values: Any,
-                     own: set[str] | None = None) -> set[str]:
+                     own: set[str] | None = None,
+                     prepared: sign_ahead.PreparedCall | None = None) -> set[str]:
         """Index the numbers ``values`` name, but the call's ``own`` caller and callee
         (``named_rows``; None: the stored row's); the digits of those indexed (inside
-        ``write_calls`` only those the call's values in this transaction did not already name)."""
+        ``write_calls`` only those the call's values in this transaction did not already name).
+        ``prepared``: a new call's results made by the sign-ahead helper, whose ``named`` is the
+        ``named_index`` of these very values: taken when none of them was indexed before in this
+        transaction (made again and compared when it is one the writer checks)."""
         assert self.numbers is not None
         seen = getattr(self._local, "named", None)  # (call id, values indexed, indexes written or own)
+        whole = True
         if seen is not None:  # inside write_calls: a value the call already had indexed is not searched again
             if seen[0] != call_id:
                 seen[:] = [call_id, [], set()]
-            values = tuple(v for v in values if not any(v == old for old in seen[1]))
+            kept = tuple(v for v in values if not any(v == old for old in seen[1]))
+            whole, values = len(kept) == len(values), kept
             if own is not None:
                 seen[2].update(own)
-        found = self.numbers.named_index(*values)
+        if prepared is not None and whole and not prepared.check:
+            found = prepared.named
+        else:
+            found = self.numbers.named_index(*values)
+            if prepared is not None and whole:
+                prepared.compare_named(call_id, found)
         if seen is not None:
             seen[1].extend(values)
             found = {d: bi for d, bi in found.items() if bi not in seen[2]}

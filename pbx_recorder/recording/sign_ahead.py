@@ -87,12 +87,15 @@ _PROBE_NUMBER = "+86 138 0013 8000"
 @dataclass(frozen=True, slots=True)
 class PreparedCall:
     """A new call's results made by the helper: its token and blind-index columns, its protected
-    fields as the token opens and its seal; ``check``: the writer makes them itself too and
-    compares (:meth:`compare`, :meth:`compare_seal`)."""
+    fields as the token opens, its seal, and the full-number index of every number its caller,
+    callee and CDR name (``named``: ``NumberProtection.named_index``, what ``call_numbers`` is
+    given); ``check``: the writer makes them itself too and compares (:meth:`compare`,
+    :meth:`compare_named`, :meth:`compare_seal`)."""
 
     stored: dict[str, Any]
     opened: dict[str, Any]
     seal: str
+    named: dict[str, str]
     check: bool
 
     def compare(self, numbers: NumberProtection, call_id: str, text: str, stored: Any, opened: Any) -> None:
@@ -108,6 +111,12 @@ class PreparedCall:
         if not same_text or others != {k: v for k, v in self.stored.items() if k != "numbers"} \
                 or dict(opened) != self.opened:
             raise PreparedMismatch(f"the helper's numbers of call {call_id} are not the writer's")
+
+    def compare_named(self, call_id: str, named: dict[str, str]) -> None:
+        from pbx_recorder.errors import PreparedMismatch
+
+        if named != self.named:
+            raise PreparedMismatch(f"the helper's number index rows of call {call_id} are not the writer's")
 
     def compare_seal(self, call_id: str, seal: str) -> None:
         from pbx_recorder.errors import PreparedMismatch
@@ -157,7 +166,8 @@ def _sign_jobs(keys: dict[str, Ed25519PrivateKey], form: SealForm | None, number
     """The helper's work for one chunk: (kind, ident, bytes, signature, extra), None where it
     cannot say.  ``extra``: for a new call with protected fields, given ``numbers``, its token
     columns and opened fields (``NumberProtection.seal_call_opened`` of the fields
-    ``Catalog._protect_call`` takes for a new call); for a manifest, the hash of its bytes."""
+    ``Catalog._protect_call`` takes for a new call) and the index of the numbers they name
+    (``NumberProtection.named_index``); for a manifest, the hash of its bytes."""
     from pbx_recorder.catalog.protected_rows import CALL_FIELDS, CLEAR_DEFAULTS
     from pbx_recorder.catalog.seal_ahead import new_call_sealed_bytes
     from pbx_recorder.recording.signing import manifest_bytes
@@ -171,7 +181,9 @@ def _sign_jobs(keys: dict[str, Ed25519PrivateKey], form: SealForm | None, number
                 data = new_call_sealed_bytes(form, payload)
                 if data is not None and numbers is not None and any(f in payload for f in CALL_FIELDS):
                     plain = {f: payload[f] if f in payload else CLEAR_DEFAULTS[f] for f in CALL_FIELDS}
-                    extra = numbers.seal_call_opened(ident, plain)
+                    stored, opened = numbers.seal_call_opened(ident, plain)
+                    named = numbers.named_index(plain["caller_num"], plain["callee_num"], plain["cdr"])
+                    extra = (stored, opened, named)
             elif kind == MANIFEST:
                 data = manifest_bytes(payload)
                 extra = hashlib.sha256(data).hexdigest()
@@ -262,8 +274,8 @@ class Presigned:
         return check
 
     def take_call(self, call_id: str, row: Any) -> PreparedCall | None:
-        """A new call's token columns, opened fields and seal made by the helper, when ``row`` is
-        the row it was sent and it made all three; None: the writer makes them (and signs)."""
+        """A new call's token columns, opened fields, number index and seal made by the helper, when
+        ``row`` is the row it was sent and it made them all; None: the writer makes them (and signs)."""
         key = (SEAL, call_id)
         if key not in self.sent or self.sent[key] != row:
             return None
@@ -272,8 +284,8 @@ class Presigned:
             return None  # (left for ``take``: a signature without the rest is still the writer's)
         del self.ready[key]
         self.hits += 1
-        stored, opened = made[2]  # (fresh from the helper's message: nobody else holds them)
-        return PreparedCall(stored, opened, made[1], self._check_next(SEAL))
+        stored, opened, named = made[2]  # (fresh from the helper's message: nobody else holds them)
+        return PreparedCall(stored, opened, made[1], named, self._check_next(SEAL))
 
     def take_manifest(self, recording_id: str, manifest: Any) -> PreparedManifest | None:
         """The signature and bytes' hash of the manifest the helper was sent as ``recording_id``,

@@ -27,14 +27,19 @@ OTHER_KEY = Ed25519PrivateKey.generate()
 def made(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """What the writer's process made itself: tokens (``seal_call_opened``) and manifests'
     canonical bytes (``manifest_bytes``); and the takes of each batch, added up as it finishes."""
-    seen = {"tokens": 0, "manifest_bytes": 0, "taken": 0, "checked": 0}
+    seen = {"tokens": 0, "manifest_bytes": 0, "taken": 0, "checked": 0, "named": 0}
     seal_call_opened = NumberProtection.seal_call_opened
+    named_index = NumberProtection.named_index
     manifest_bytes = signing.manifest_bytes
     finish = sign_ahead.Presigned.finish
 
     def counting_tokens(self: NumberProtection, *args: Any) -> Any:
         seen["tokens"] += 1
         return seal_call_opened(self, *args)
+
+    def counting_named(self: NumberProtection, *values: Any) -> Any:
+        seen["named"] += any(v not in (None, "", {}) for v in values)  # (a manifest names none new here)
+        return named_index(self, *values)
 
     def counting_bytes(manifest: Any) -> bytes:
         seen["manifest_bytes"] += 1
@@ -46,6 +51,7 @@ def made(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         finish(self)
 
     monkeypatch.setattr(NumberProtection, "seal_call_opened", counting_tokens)
+    monkeypatch.setattr(NumberProtection, "named_index", counting_named)
     monkeypatch.setattr(signing, "manifest_bytes", counting_bytes)
     monkeypatch.setattr(sign_ahead.Presigned, "finish", counting_finish)
     return seen
@@ -56,7 +62,7 @@ def test_new_calls_are_written_with_what_the_helper_made_and_the_rows_are_the_wr
     alone, ahead = _catalog(tmp_path / "alone.db"), _catalog(tmp_path / "ahead.db")
     for first in (0, N):
         assert alone.write_calls(_batch(first), after_store=_hooks()) == N
-    made.update(tokens=0, manifest_bytes=0)
+    made.update(tokens=0, manifest_bytes=0, named=0)
     ahead.enable_sign_ahead()
     try:
         for first in (0, N):
@@ -69,6 +75,7 @@ def test_new_calls_are_written_with_what_the_helper_made_and_the_rows_are_the_wr
         assert made["checked"] == 2 * 2 * per_kind
         assert made["tokens"] + made["manifest_bytes"] == made["checked"]
         assert made["tokens"] == made["manifest_bytes"] == 2 * per_kind
+        assert made["named"] == made["tokens"]  # the numbers a call names: indexed by the helper too
         # the same rows as the writer alone writes: fields opened, blind indexes, seals,
         # signatures, the ledger, the named numbers
         assert _opened(alone) == _opened(ahead)
@@ -91,11 +98,16 @@ def _forging(monkeypatch: pytest.MonkeyPatch, what: str) -> list[str]:
             return got
         forged.append(call_id)
         if what == "seal":
-            return sign_ahead.PreparedCall(got.stored, got.opened, "Zm9yZ2Vk", True)
+            return sign_ahead.PreparedCall(got.stored, got.opened, "Zm9yZ2Vk", got.named, True)
+        if what == "named":  # one number of the CDR indexed under another number's index
+            named = dict(got.named)
+            first, second = sorted(named)[:2]
+            named[first] = named[second]
+            return sign_ahead.PreparedCall(got.stored, got.opened, got.seal, named, True)
         other = NumberProtection(NumberCipher(lambda _key_id: bytes(32), "m1"), _catalog_numbers_index())
         stored, opened = other.seal_call_opened(call_id, {**got.opened})
         return sign_ahead.PreparedCall({**got.stored, "numbers": stored["numbers"]}, got.opened, got.seal,
-                                       True)
+                                       got.named, True)
 
     def forge_manifest(self: sign_ahead.Presigned, recording_id: str, manifest: Any) -> Any:
         got = take_manifest(self, recording_id, manifest)
@@ -116,7 +128,7 @@ def _catalog_numbers_index() -> Any:
     return _numbers().index
 
 
-@pytest.mark.parametrize("what", ["seal", "token", "manifest"])
+@pytest.mark.parametrize("what", ["seal", "token", "named", "manifest"])
 def test_a_helper_result_that_is_not_the_writers_fails_the_batch_which_is_written_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, what: str) -> None:
     alone, ahead = _catalog(tmp_path / "alone.db"), _catalog(tmp_path / "ahead.db")
