@@ -16,10 +16,11 @@ already stored, a payload that does not pickle, a helper that died or is late) i
 
 Where the catalog seals the numbers it protects (``SealForm.protected``) the helper is also given
 the catalog cipher's current derived key and the blind-index key (``NumberKeys``), and *prepares*:
-for a new call it makes the token columns and opened fields (``seal_call_opened``) besides the
-seal, for a manifest the hash of its bytes.  The writer then takes them without making them
-again (:meth:`Presigned.take_call`, :meth:`Presigned.take_manifest`: only for the very row it
-sent, as a call with no stored row, and the very manifest object), which is the work saved.  It
+for a new call it makes the token columns and opened fields (``seal_call_opened``) and the index
+of the numbers it names (``named_index``) besides the seal, for a manifest the hash of its bytes.
+The writer then takes them without making them again (:meth:`Presigned.take_call`,
+:meth:`Presigned.take_manifest`: only for the very row it sent, as a call with no stored row, and
+the very manifest object), which is the work saved.  It
 makes every ``CHECK_EVERY``-th of each kind itself too, the first of each batch among them, and
 compares (the token opened with its own keys); a difference (a helper started from other files
 than the writer's, during an upgrade) raises ``PreparedMismatch``: the batch, one transaction, is
