@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from pbx_recorder.testbed.freeswitch import PrivateFreeSWITCH
-from pbx_recorder.testbed.recorder import TEST_RULES, RecorderProcess, _port_listening
+from pbx_recorder.testbed.ports import tcp_listening
+from pbx_recorder.testbed.recorder import TEST_RULES, RecorderProcess
 from storage import atomic, file_modes
 
 # The Asterisk test rules (same DIDs, same refusal route: on FreeSWITCH the goto
@@ -76,5 +77,5 @@ class FsRecorderProcess(RecorderProcess):
         self.probe_ports = probe_ports  # the test's own ESL connections, not the daemon's
 
     def ready(self) -> bool:
-        return _port_listening(self.fs.socket_host, self.fs.socket_port) and \
+        return tcp_listening(self.fs.socket_host, self.fs.socket_port) and \
             self.fs.esl_clients(exclude_local_ports=self.probe_ports) > 0

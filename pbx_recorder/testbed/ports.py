@@ -16,6 +16,7 @@ range (20000-29999, sandbox.asterisk_conf) is avoided too.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 
 from pbx_recorder.testbed.port_registry import PortRegistry
@@ -43,19 +44,17 @@ def tcp_listening(host: str, port: int, table: str = "/proc/net/tcp") -> bool:
     the recorder's own bind fell inside one of those moments it exited with "cannot listen on
     127.0.0.1:<port>: Address already in use" (seen in CI).  Connecting is no probe either: it
     would open a consent session."""
-    wanted = {socket.inet_aton(host)[::-1].hex().upper(), "00000000"}
-    try:
-        with open(table) as f:
-            next(f, None)  # the header
-            for line in f:
-                fields = line.split()
-                if len(fields) < 4 or fields[3] != TCP_LISTEN:
-                    continue
-                address, _, hex_port = fields[1].partition(":")
-                if address in wanted and int(hex_port, 16) == port:
-                    return True
-    except OSError as exc:
-        raise OSError(f"cannot read the socket table {table}: {exc}") from exc
+    # (the table prints the address as the host's own reading of its 4 bytes, in hex)
+    wanted = {f"{int.from_bytes(socket.inet_aton(host), sys.byteorder):08X}", "00000000"}
+    with open(table) as f:
+        next(f, None)  # the header
+        for line in f:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != TCP_LISTEN:
+                continue
+            address, _, hex_port = fields[1].partition(":")
+            if address in wanted and int(hex_port, 16) == port:
+                return True
     return False
 
 

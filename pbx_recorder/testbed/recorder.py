@@ -75,12 +75,6 @@ def write_recorder_config(workdir: str | Path, pbx: PrivateAsterisk, prompts_dir
     return path
 
 
-def _port_listening(host: str, port: int) -> bool:
-    """True when something listens on host:port: read from the kernel's socket table, never by
-    binding the port (that raced the recorder's own bind) nor by connecting (a session)."""
-    return tcp_listening(host, port)
-
-
 def recorder_command() -> list[str]:
     venv_bin = Path(sys.executable).parent / "pbx-recorder"
     return [str(venv_bin)] if venv_bin.exists() else [sys.executable, "-m", "pbx_recorder.cli"]
@@ -115,7 +109,7 @@ class RecorderProcess:
 
     def ready(self) -> bool:
         """The daemon serves FastAGI and has its AMI session (a FreeSWITCH variant overrides this)."""
-        return _port_listening(self.pbx.agi_host, self.pbx.agi_port) and \
+        return tcp_listening(self.pbx.agi_host, self.pbx.agi_port) and \
             self.pbx.ami_sessions(self.pbx.daemon_ami_user) > 0
 
     @property

@@ -10,17 +10,16 @@ import threading
 from pathlib import Path
 
 from pbx_recorder.testbed.ports import tcp_listening
-from pbx_recorder.testbed.recorder import _port_listening
 
 
 def test_a_listening_socket_is_seen_and_a_bound_or_closed_one_is_not() -> None:
     with socket.socket() as bound:
         bound.bind(("127.0.0.1", 0))
         port = bound.getsockname()[1]
-        assert not _port_listening("127.0.0.1", port)  # the bind probe said True here
+        assert not tcp_listening("127.0.0.1", port)  # the bind probe said True here
         bound.listen()
-        assert _port_listening("127.0.0.1", port)
-    assert not _port_listening("127.0.0.1", port)
+        assert tcp_listening("127.0.0.1", port)
+    assert not tcp_listening("127.0.0.1", port)
 
 
 def test_a_wildcard_listener_counts_for_the_loopback_address() -> None:
@@ -40,7 +39,7 @@ def test_the_probe_never_takes_the_port_from_a_server_starting_on_it() -> None:
     def poll() -> None:
         nonlocal polls
         while not stop.is_set():
-            _port_listening("127.0.0.1", port)
+            tcp_listening("127.0.0.1", port)
             polls += 1
 
     prober = threading.Thread(target=poll, daemon=True)
